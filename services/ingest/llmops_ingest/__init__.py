@@ -1,0 +1,1 @@
+"""Ingest API: authenticated, validated, durable intake of interaction events into Kafka."""

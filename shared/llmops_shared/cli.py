@@ -1,0 +1,208 @@
+"""`llmops`: one command-line tool for the whole suite.
+
+    llmops up | down | status          the local stack (Kafka, Postgres, Redis) and every installed service
+    llmops migrate                     apply pending SQL migrations
+    llmops topics                      create the suite's Kafka topics
+    llmops keys create --tenant T --scopes ingest:write,...   (prints the key once, as the last word)
+    llmops keys list [--tenant T] | keys revoke KEY_ID
+    llmops run SERVICE                 run one service in the foreground (ingest-api, ...)
+    llmops demo                        send realistic demo traffic through the SDK
+    llmops schema                      print the interaction event's JSON Schema
+
+Service-specific commands are imported only when used, so a deployment carries only what it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import runpy
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import orjson
+
+from llmops_shared.settings import CommonSettings
+
+
+def _cmd_up(args: argparse.Namespace, settings: CommonSettings) -> int:
+    if _use_docker(args.mode):
+        return subprocess.call(["docker", "compose", "up", "-d", "--wait"])
+    from llmops_shared.stack import local
+
+    stack = local.infrastructure_up(settings)
+    if not args.no_services:
+        local.services_up(stack)
+    print("the stack is up; `llmops status` shows it, `llmops down` stops it")
+    return 0
+
+
+def _cmd_down(args: argparse.Namespace, settings: CommonSettings) -> int:
+    if _use_docker(args.mode):
+        return subprocess.call(["docker", "compose", "down"])
+    from llmops_shared.stack import local
+
+    local.down(settings)
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace, settings: CommonSettings) -> int:
+    from llmops_shared.stack import local
+
+    for name, state in local.status(settings).items():
+        print(f"{name:<20} {state}")
+    return 0
+
+
+def _use_docker(mode: str) -> bool:
+    if mode == "docker":
+        return True
+    if mode == "native" or shutil.which("docker") is None:
+        return False
+    return subprocess.call(["docker", "info"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
+
+
+def _cmd_migrate(args: argparse.Namespace, settings: CommonSettings) -> int:
+    from llmops_shared import db, migrations
+
+    async def run() -> list[migrations.Migration]:
+        await db.ensure_database(settings.database_url)
+        return await migrations.migrate(settings.database_url)
+
+    applied = asyncio.run(run())
+    for m in applied:
+        print(f"applied {m.component}/{m.version}_{m.name}")
+    print(f"{len(applied)} migration(s) applied")
+    return 0
+
+
+def _cmd_topics(args: argparse.Namespace, settings: CommonSettings) -> int:
+    from llmops_shared import kafka
+
+    created = asyncio.run(kafka.ensure_topics(settings.kafka_bootstrap))
+    print(f"created: {', '.join(created)}" if created else "all topics exist")
+    return 0
+
+
+def _cmd_keys(args: argparse.Namespace, settings: CommonSettings) -> int:
+    import redis.asyncio as aioredis
+
+    from llmops_shared import apikeys, db
+
+    async def run() -> int:
+        pool = await db.create_pool(settings.database_url, max_size=2)
+        try:
+            if args.keys_command == "create":
+                try:
+                    scopes = apikeys.parse_scopes([s.strip() for s in args.scopes.split(",") if s.strip()])
+                except ValueError as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    return 2
+                new = await apikeys.create_key(pool, tenant_id=args.tenant, scopes=scopes, name=args.name,
+                                               rate_limit_per_s=args.rate_limit)
+                print(f"created key {new.key_id} for tenant {new.tenant_id} with scopes {','.join(scopes)}")
+                print("store it now; it is not shown again:")
+                print(new.secret)
+                return 0
+            if args.keys_command == "list":
+                for row in await apikeys.list_keys(pool, args.tenant):
+                    state = "revoked" if row["revoked_at"] else "active"
+                    print(f"{row['key_id']}  {row['tenant_id']:<20} {state:<8} {','.join(row['scopes'])}  {row['name']}")
+                return 0
+            redis = aioredis.from_url(settings.redis_url)
+            try:
+                revoked = await apikeys.revoke_key(pool, args.key_id, redis)
+            finally:
+                await redis.aclose()
+            print(f"revoked {args.key_id}" if revoked else f"no active key {args.key_id}")
+            return 0 if revoked else 1
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
+def _cmd_run(args: argparse.Namespace, settings: CommonSettings) -> int:
+    from llmops_shared.stack.services import SERVICES
+
+    by_name = {s.name: s for s in SERVICES}
+    service = by_name.get(args.service)
+    if service is None:
+        print(f"unknown service {args.service!r}; known: {', '.join(by_name)}", file=sys.stderr)
+        return 2
+    sys.argv = [service.module]
+    runpy.run_module(service.module, run_name="__main__", alter_sys=True)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace, settings: CommonSettings) -> int:
+    from llmops_shared.demo import run_demo
+
+    return run_demo(settings, events_target=args.traces, ingest_url=args.ingest_url)
+
+
+def _cmd_schema(args: argparse.Namespace, settings: CommonSettings) -> int:
+    from llmops_shared.contract import interaction_json_schema
+
+    sys.stdout.write(orjson.dumps(interaction_json_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmops", description="The LLMOps event-streaming suite")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    for name, helptext in (("up", "start the local stack and every installed service"),
+                           ("down", "stop what `up` started")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--mode", choices=["auto", "docker", "native"], default="auto",
+                       help="docker compose when a Docker engine answers (auto), or native processes")
+        if name == "up":
+            p.add_argument("--no-services", action="store_true", help="only Kafka, Postgres and Redis")
+    sub.add_parser("status", help="what is running")
+    sub.add_parser("migrate", help="apply pending SQL migrations")
+    sub.add_parser("topics", help="create the suite's Kafka topics")
+
+    keys = sub.add_parser("keys", help="API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key; prints it once, as the last word")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--scopes", required=True, help="comma-separated, e.g. ingest:write,billing:read")
+    create.add_argument("--name", default="")
+    create.add_argument("--rate-limit", type=int, default=None, help="events per second (default: the service's)")
+    lst = keys_sub.add_parser("list", help="list keys (never their secrets)")
+    lst.add_argument("--tenant")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+
+    run = sub.add_parser("run", help="run one service in the foreground")
+    run.add_argument("service")
+
+    demo = sub.add_parser("demo", help="send realistic demo traffic through the SDK")
+    demo.add_argument("--traces", type=int, default=60, help="number of traces (each several events)")
+    demo.add_argument("--ingest-url", default=os.environ.get("LLMOPS_INGEST_URL", "http://127.0.0.1:8080"))
+
+    sub.add_parser("schema", help="print the interaction event's JSON Schema")
+    return parser
+
+
+_COMMANDS = {
+    "up": _cmd_up, "down": _cmd_down, "status": _cmd_status, "migrate": _cmd_migrate, "topics": _cmd_topics,
+    "keys": _cmd_keys, "run": _cmd_run, "demo": _cmd_demo, "schema": _cmd_schema,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = CommonSettings()
+    try:
+        return _COMMANDS[args.command](args, settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

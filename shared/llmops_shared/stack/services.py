@@ -1,0 +1,69 @@
+"""The suite's own processes, as `llmops up` starts them: one entry per worker or API.
+
+A service is started only when its package is installed, so the list can name services that a
+deployment does not carry.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmops_shared.stack.processes import StackError, port_open, read_pid, spawn, stop_pid, tail, wait_for
+
+
+@dataclass(frozen=True)
+class ServiceProcess:
+    name: str
+    module: str  # run as `python -m <module>`
+    port: int | None = None  # APIs answer GET /healthz here
+
+    def installed(self) -> bool:
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except ModuleNotFoundError:
+            return False
+
+
+SERVICES: tuple[ServiceProcess, ...] = (
+    ServiceProcess("ingest-api", "llmops_ingest.api", 8080),
+)
+
+
+def _paths(home: Path, service: ServiceProcess) -> tuple[Path, Path]:
+    return home / f"{service.name}.pid", home / f"{service.name}.log"
+
+
+def start_service(home: Path, service: ServiceProcess, env: dict[str, str] | None = None,
+                  timeout_s: float = 60) -> bool:
+    pid_file, log_file = _paths(home, service)
+    if read_pid(pid_file) is not None:
+        return False
+    if service.port is not None and port_open(service.port):
+        raise StackError(f"{service.name}: port {service.port} is taken by a process this stack did not start")
+    spawn([sys.executable, "-m", service.module], pid_file=pid_file, log_file=log_file, env=env)
+    if service.port is not None and not wait_for(lambda: _healthy(service.port), timeout_s, 0.2):
+        stop_pid(pid_file, timeout_s=5)
+        raise StackError(f"{service.name} did not become healthy:\n{tail(log_file)}")
+    return True
+
+
+def stop_service(home: Path, service: ServiceProcess) -> bool:
+    pid_file, _ = _paths(home, service)
+    return stop_pid(pid_file, timeout_s=20)
+
+
+def service_running(home: Path, service: ServiceProcess) -> bool:
+    pid_file, _ = _paths(home, service)
+    return read_pid(pid_file) is not None
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:  # noqa: S310
+            return bool(resp.status == 200)
+    except OSError:
+        return False

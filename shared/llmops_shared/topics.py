@@ -1,0 +1,35 @@
+"""Kafka topic names: one place, imported by every producer and consumer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+INTERACTIONS_RAW = "llm.interactions.raw"
+INTERACTIONS_CLEAN = "llm.interactions.clean"
+GUARDRAILS_ALERTS = "guardrails.alerts"
+EVALUATION_SCORES = "evaluations.scores"
+DEAD_LETTERS = "llm.dead-letters"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    retention_ms: int | None  # None: the broker's default
+
+    @property
+    def config(self) -> dict[str, str]:
+        return {} if self.retention_ms is None else {"retention.ms": str(self.retention_ms)}
+
+
+_HOUR = 3_600_000
+
+# Raw text lives only in Kafka, and only briefly: 72 hours on the raw topic, enough to ride out a
+# weekend outage of a consumer. Partitions are the unit of parallelism for every stream worker.
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(INTERACTIONS_RAW, partitions=6, retention_ms=72 * _HOUR),
+    TopicSpec(INTERACTIONS_CLEAN, partitions=6, retention_ms=7 * 24 * _HOUR),
+    TopicSpec(GUARDRAILS_ALERTS, partitions=3, retention_ms=7 * 24 * _HOUR),
+    TopicSpec(EVALUATION_SCORES, partitions=3, retention_ms=7 * 24 * _HOUR),
+    TopicSpec(DEAD_LETTERS, partitions=3, retention_ms=14 * 24 * _HOUR),
+)
