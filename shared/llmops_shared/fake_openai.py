@@ -1,0 +1,269 @@
+"""A small local OpenAI-compatible HTTP server: the one fake in the suite's tests, benchmarks and demo.
+
+It answers `POST /v1/chat/completions` (plain and streaming, with usage) and `GET /v1/models`, and can
+misbehave on demand: answer slowly, with 429 + Retry-After, 500, or malformed JSON. It counts requests
+and the peak number of concurrent ones, so tests can assert exact call counts and concurrency caps.
+
+Behaviour is set by a `FakeLLMConfig` (changeable while running) or per request by the header
+`x-fake-mode` (`ok`, `429`, `500`, `malformed`) and `x-fake-latency-ms`. A `script` is a queue of modes
+that the next requests take in order, e.g. `["429", "500", "ok"]`. Replies are deterministic: the content
+is `reply_text` if set, otherwise a JSON object if the request asks for JSON (`response_format`), else
+an echo of the last user message's length.
+
+Run it alone: `python -m llmops_shared.fake_openai --port 8099 --latency-ms 200`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class FakeLLMConfig:
+    latency_ms: float = 0.0
+    error_rate: float = 0.0  # share of requests answered with a random 429 or 500
+    retry_after_s: float = 1.0
+    reply_text: str | None = None
+    json_reply: dict[str, Any] | None = None  # returned as the content when the request asks for JSON
+    script: collections.deque[str] = field(default_factory=collections.deque)
+    seed: int = 7
+
+
+@dataclass
+class FakeLLMStats:
+    requests: int = 0
+    by_status: collections.Counter[int] = field(default_factory=collections.Counter)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FakeLLMServer:
+    """Start with `start()` (a background thread) or as a context manager; `url` is the base URL."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, config: FakeLLMConfig | None = None) -> None:
+        self.config = config or FakeLLMConfig()
+        self.stats = FakeLLMStats()
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.config.seed)
+        server = self
+
+        class Handler(_Handler):
+            fake = server
+
+        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.request_queue_size = 256
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL for the openai client (`base_url=`), ending in /v1."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> FakeLLMServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-openai", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> FakeLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.stats = FakeLLMStats()
+            self.config.script.clear()
+
+    # -- used by the handler ------------------------------------------------------------------------
+    def _enter(self, body: dict[str, Any]) -> None:
+        with self._lock:
+            self.stats.requests += 1
+            self.stats.in_flight += 1
+            self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+            self.stats.bodies.append(body)
+
+    def _leave(self, status: int) -> None:
+        with self._lock:
+            self.stats.in_flight -= 1
+            self.stats.by_status[status] += 1
+
+    def _next_mode(self, header_mode: str | None) -> str:
+        if header_mode:
+            return header_mode
+        with self._lock:
+            if self.config.script:
+                return self.config.script.popleft()
+            if self.config.error_rate and self._rng.random() < self.config.error_rate:
+                return self._rng.choice(["429", "500"])
+        return "ok"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeLLMServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        return  # quiet: tests read stats, not logs
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "test"}]})
+        else:
+            self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b"{}"
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError:
+            self._json(400, {"error": {"message": "invalid JSON body", "type": "invalid_request_error"}})
+            return
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+            return
+        fake = self.fake
+        fake._enter(body)
+        # Stats are settled before the reply is written, so a client that has its answer sees them.
+        try:
+            latency = float(self.headers.get("x-fake-latency-ms") or fake.config.latency_ms)
+            if latency:
+                time.sleep(latency / 1000)
+            mode = fake._next_mode(self.headers.get("x-fake-mode"))
+        except BaseException:
+            fake._leave(500)
+            raise
+        status = {"429": 429, "500": 500}.get(mode, 200)
+        fake._leave(status)
+        if mode == "429":
+            self._json(429, {"error": {"message": "rate limited", "type": "rate_limit_error",
+                                       "code": "rate_limit_exceeded"}},
+                       headers={"retry-after": f"{fake.config.retry_after_s:g}"})
+        elif mode == "500":
+            self._json(500, {"error": {"message": "internal error", "type": "server_error"}})
+        elif mode == "malformed":
+            self._send(200, b'{"id": "chatcmpl-broken", "choices": [', "application/json")
+        elif mode == "bad_content":
+            self._json(200, _completion(body, "this is not JSON at all"))
+        elif body.get("stream"):
+            self._stream(body)
+        else:
+            self._json(200, _completion(body, _content(fake.config, body)))
+
+    def _stream(self, body: dict[str, Any]) -> None:
+        content = _content(self.fake.config, body)
+        model = body.get("model", "fake-model")
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        pieces = [content[i : i + 8] for i in range(0, len(content), 8)] or [""]
+        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+        self._chunk({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
+        for piece in pieces:
+            self._chunk({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+        self._chunk({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            self._chunk({**base, "choices": [], "usage": _usage(body, content)})
+        self._write_chunk(b"data: [DONE]\n\n")
+        self._write_chunk(b"")
+
+    def _chunk(self, obj: dict[str, Any]) -> None:
+        self._write_chunk(b"data: " + json.dumps(obj).encode() + b"\n\n")
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _json(self, status: int, obj: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(obj).encode(), "application/json", headers)
+
+    def _send(self, status: int, data: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("content-type", ctype)
+        self.send_header("content-length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _prompt_text(body: dict[str, Any]) -> str:
+    parts = []
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(p.get("text", "") for p in content if isinstance(p, dict))
+    return "\n".join(parts)
+
+
+def _content(config: FakeLLMConfig, body: dict[str, Any]) -> str:
+    if config.reply_text is not None:
+        return config.reply_text
+    wants_json = (body.get("response_format") or {}).get("type") in {"json_object", "json_schema"}
+    if wants_json:
+        return json.dumps(config.json_reply or {"score": 4, "label": "good", "reasoning": "fake judge"})
+    words = len(_prompt_text(body).split())
+    return f"This is a fake answer to a prompt of {words} words."
+
+
+def _usage(body: dict[str, Any], content: str) -> dict[str, Any]:
+    prompt_tokens = max(1, len(_prompt_text(body)) // 4)
+    completion_tokens = max(1, len(content) // 4)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+
+
+def _completion(body: dict[str, Any], content: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "fake-model"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": _usage(body, content),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="A local OpenAI-compatible test server")
+    parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument("--latency-ms", type=float, default=0)
+    parser.add_argument("--error-rate", type=float, default=0)
+    args = parser.parse_args()
+    server = FakeLLMServer(port=args.port, config=FakeLLMConfig(latency_ms=args.latency_ms, error_rate=args.error_rate))
+    print(f"fake OpenAI-compatible server on {server.url}", flush=True)
+    try:
+        server._httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
