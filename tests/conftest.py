@@ -1,0 +1,78 @@
+"""Test fixtures. Unit tests need nothing; integration tests get the real local stack.
+
+The stack (Kafka, Postgres, Redis) is started by the same code as `llmops up` when it is not already
+running, and stopped at the end if the tests started it. Each test session gets a database of its own,
+migrated from scratch and dropped at the end; Kafka topics are shared, so tests tell their events apart
+by unique ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+
+from llmops_shared import apikeys, db, migrations
+from llmops_shared.settings import CommonSettings
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[CommonSettings]:
+    """The local stack up, and settings pointing at a fresh, migrated database of this session's own."""
+    from llmops_shared.stack import local
+
+    base = CommonSettings()
+    before = local.status(base)
+    local.infrastructure_up(base, say=lambda _msg: None)
+    test_db = db.with_database(base.database_url, f"llmops_test_{uuid.uuid4().hex[:8]}")
+
+    async def prepare() -> None:
+        await db.ensure_database(test_db)
+        await migrations.migrate(test_db)
+
+    asyncio.run(prepare())
+    settings = base.model_copy(update={"database_url": test_db})
+    os.environ["LLMOPS_DATABASE_URL"] = test_db
+    yield settings
+    asyncio.run(db.drop_database(test_db))
+    if all(state == "stopped" for name, state in before.items() if name in {"kafka", "postgres", "redis"}):
+        if os.environ.get("LLMOPS_KEEP_STACK") != "1":
+            local.down(base, say=lambda _msg: None)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def pg_pool(stack: CommonSettings) -> AsyncIterator[object]:
+    pool = await db.create_pool(stack.database_url, max_size=5)
+    yield pool
+    await pool.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def redis_client(stack: CommonSettings) -> AsyncIterator[object]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(stack.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def tenant() -> str:
+    """A tenant id of this test's own."""
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest_asyncio.fixture
+async def make_key(pg_pool: object):  # type: ignore[no-untyped-def]
+    """`await make_key(tenant, ["ingest:write"])` -> the key's secret."""
+
+    async def make(tenant_id: str, scopes: list[str], rate_limit_per_s: int | None = None) -> str:
+        new = await apikeys.create_key(pg_pool, tenant_id=tenant_id, scopes=scopes,  # type: ignore[arg-type]
+                                       rate_limit_per_s=rate_limit_per_s)
+        return new.secret
+
+    return make
