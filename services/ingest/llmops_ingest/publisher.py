@@ -65,10 +65,14 @@ class EventPublisher:
             raise KafkaUnavailable(f"Kafka refused the events: {type(exc).__name__}") from exc
 
     async def check(self) -> None:
+        """Readiness: a fresh metadata round trip to the cluster (not the producer's cached view)."""
         producer = await self._ready_producer()
-        partitions = await asyncio.wait_for(producer.partitions_for(self.topic), self.timeout_s)
-        if not partitions:
-            raise KafkaUnavailable(f"topic {self.topic} has no partitions")
+        try:
+            metadata = await asyncio.wait_for(producer.client.fetch_all_metadata(), self.timeout_s)
+        except (KafkaError, TimeoutError) as exc:
+            raise KafkaUnavailable(f"no metadata from Kafka: {type(exc).__name__}") from exc
+        if not metadata.partitions_for_topic(self.topic):
+            raise KafkaUnavailable(f"topic {self.topic} does not exist")
 
     async def _reset(self) -> None:
         async with self._lock:

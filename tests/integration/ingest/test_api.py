@@ -1,0 +1,159 @@
+"""The ingest API on real Kafka, Postgres and Redis."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+
+from llmops_ingest.api import create_app
+from llmops_ingest.settings import IngestSettings
+from llmops_shared import apikeys
+from llmops_shared.contract import Interaction, decode_interaction
+from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import INTERACTIONS_RAW
+from tests.support.events import collect, end_offsets, make_event
+from tests.support.servers import serve
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def ingest_url(stack: CommonSettings) -> Iterator[str]:
+    settings = IngestSettings(**stack.model_dump(), rate_limit_per_s=1000, rate_limit_burst=2000,
+                              max_body_bytes=512 * 1024)
+    with serve(create_app(settings)) as url:
+        yield url
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_a_batch_arrives_in_kafka_intact_and_keyed_by_trace_id(
+        stack: CommonSettings, ingest_url: str, tenant: str, make_key) -> None:
+    key = await make_key(tenant, ["ingest:write"])
+    trace_a, trace_b = f"tr-{uuid.uuid4().hex}", f"tr-{uuid.uuid4().hex}"
+    events = [make_event(trace_id=trace_a), make_event(trace_id=trace_a), make_event(trace_id=trace_b)]
+    since = await end_offsets(stack.kafka_bootstrap, INTERACTIONS_RAW)
+    async with httpx.AsyncClient() as client:
+        resp = await client.post(f"{ingest_url}/v1/interactions", json={"interactions": events}, headers=auth(key))
+    assert resp.status_code == 202, resp.text
+    assert resp.json() == {"accepted": 3, "rejected": 0}
+
+    ids = {e["event_id"] for e in events}
+    records = await collect(stack.kafka_bootstrap, INTERACTIONS_RAW, since,
+                            keep=lambda r: orjson.loads(r.value)["event_id"] in ids,
+                            until=lambda found: len(found) >= 3)
+    assert len(records) == 3
+    by_id = {orjson.loads(r.value)["event_id"]: r for r in records}
+    for sent in events:
+        record = by_id[sent["event_id"]]
+        assert record.key == sent["trace_id"].encode()
+        # intact: exactly the event that was sent, with the key's tenant and nothing else changed
+        assert decode_interaction(record.value) == Interaction.model_validate({**sent, "tenant_id": tenant})
+    # one trace, one partition: its events stay in order for every consumer
+    assert len({r.partition for r in records if r.key == trace_a.encode()}) == 1
+
+
+async def test_some_invalid_events_give_207_with_per_index_errors(ingest_url: str, tenant: str, make_key) -> None:
+    key = await make_key(tenant, ["ingest:write"])
+    body = {"interactions": [make_event(), make_event(usage={"input_tokens": -3}), make_event(bogus=True)]}
+    async with httpx.AsyncClient() as client:
+        resp = await client.post(f"{ingest_url}/v1/interactions", json=body, headers=auth(key))
+    assert resp.status_code == 207
+    data = resp.json()
+    assert data["accepted"] == 1 and data["rejected"] == 2
+    assert data["errors"] == [
+        {"index": 1, "errors": [{"field": "usage.input_tokens", "message": "Input should be greater than or equal to 0"}]},
+        {"index": 2, "errors": [{"field": "bogus", "message": "unknown field"}]},
+    ]
+
+
+async def test_no_valid_event_is_422_naming_the_field(ingest_url: str, tenant: str, make_key) -> None:
+    key = await make_key(tenant, ["ingest:write"])
+    async with httpx.AsyncClient() as client:
+        resp = await client.post(f"{ingest_url}/v1/interactions", json=make_event(occurred_at="yesterday"),
+                                 headers=auth(key))
+    assert resp.status_code == 422
+    assert resp.json()["errors"][0]["errors"][0]["field"] == "occurred_at"
+
+
+async def test_an_unparseable_body_is_400(ingest_url: str, tenant: str, make_key) -> None:
+    key = await make_key(tenant, ["ingest:write"])
+    async with httpx.AsyncClient() as client:
+        resp = await client.post(f"{ingest_url}/v1/interactions", content=b'{"interactions": [',
+                                 headers={**auth(key), "content-type": "application/json"})
+    assert resp.status_code == 400
+    assert "not valid JSON" in resp.json()["error"]
+
+
+async def test_auth_errors(ingest_url: str, tenant: str, make_key, pg_pool, redis_client) -> None:
+    url = f"{ingest_url}/v1/interactions"
+    body = {"interactions": [make_event()]}
+    reader = await make_key(tenant, ["billing:read"])
+    writer = await make_key(tenant, ["ingest:write"])
+    async with httpx.AsyncClient() as client:
+        assert (await client.post(url, json=body)).status_code == 401
+        assert (await client.post(url, json=body, headers=auth("lk_nope"))).status_code == 401
+        forged = writer[:-4] + ("AAAA" if not writer.endswith("AAAA") else "BBBB")
+        assert (await client.post(url, json=body, headers=auth(forged))).status_code == 401
+        resp = await client.post(url, json=body, headers=auth(reader))
+        assert resp.status_code == 403 and "ingest:write" in resp.json()["detail"]
+        assert (await client.post(url, json=body, headers=auth(writer))).status_code == 202
+        # revocation takes effect at once: the cached look-up is dropped with it
+        key_id = writer.split("_")[1]
+        assert await apikeys.revoke_key(pg_pool, key_id, redis_client)
+        assert (await client.post(url, json={"interactions": [make_event()]}, headers=auth(writer))).status_code == 401
+
+
+async def test_too_large_is_413(ingest_url: str, tenant: str, make_key) -> None:
+    key = await make_key(tenant, ["ingest:write"])
+    async with httpx.AsyncClient() as client:
+        many = {"interactions": [make_event() for _ in range(1001)]}
+        resp = await client.post(f"{ingest_url}/v1/interactions", content=orjson.dumps(many),
+                                 headers={**auth(key), "content-type": "application/json"})
+        assert resp.status_code == 413  # body limit (512 KiB in this test) or event count, whichever first
+        few_big = {"interactions": [make_event(output="x" * 400_000), make_event(output="y" * 400_000)]}
+        resp = await client.post(f"{ingest_url}/v1/interactions", json=few_big, headers=auth(key))
+        assert resp.status_code == 413
+        assert "limit" in resp.json()["error"]
+
+
+async def test_too_many_events_in_one_request_is_413(stack: CommonSettings, tenant: str, make_key) -> None:
+    settings = IngestSettings(**stack.model_dump())
+    key = await make_key(tenant, ["ingest:write"])
+    with serve(create_app(settings)) as url:
+        async with httpx.AsyncClient() as client:
+            resp = await client.post(f"{url}/v1/interactions", json={"interactions": [make_event()] * 1001},
+                                     headers=auth(key))
+    assert resp.status_code == 413
+    assert "1001 events" in resp.json()["error"]
+
+
+async def test_past_the_rate_limit_is_429_with_retry_after(stack: CommonSettings, tenant: str, make_key) -> None:
+    settings = IngestSettings(**stack.model_dump(), rate_limit_per_s=2, rate_limit_burst=5)
+    key = await make_key(tenant, ["ingest:write"])
+    with serve(create_app(settings)) as url:
+        async with httpx.AsyncClient() as client:
+            first = await client.post(f"{url}/v1/interactions", json={"interactions": [make_event()] * 5},
+                                      headers=auth(key))
+            second = await client.post(f"{url}/v1/interactions", json={"interactions": [make_event()] * 3},
+                                       headers=auth(key))
+    assert first.status_code == 202
+    assert second.status_code == 429
+    assert int(second.headers["retry-after"]) >= 1
+
+
+async def test_health_readiness_metrics_and_openapi(ingest_url: str) -> None:
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"{ingest_url}/healthz")).json() == {"status": "ok"}
+        ready = await client.get(f"{ingest_url}/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "kafka": "ok"}
+        metrics = (await client.get(f"{ingest_url}/metrics")).text
+        assert "llmops_ingest_events_total" in metrics
+        spec = (await client.get(f"{ingest_url}/openapi.json")).json()
+        assert "/v1/interactions" in spec["paths"]

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from llmops_ingest.intake import BodyError, parse_body, validate_items
+from tests.support.events import make_event
+
+
+def test_a_single_event_body_is_one_item() -> None:
+    items, batch = parse_body(orjson.dumps(make_event()), max_events=10)
+    assert len(items) == 1 and not batch
+
+
+def test_a_batch_body_gives_its_items() -> None:
+    items, batch = parse_body(orjson.dumps({"interactions": [make_event(), make_event()]}), max_events=10)
+    assert len(items) == 2 and batch
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (b"", 400, "empty body"),
+        (b"{oops", 400, "not valid JSON"),
+        (b"[]", 400, "must be a JSON object"),
+        (b'{"interactions": {}}', 400, "must be a list"),
+        (b'{"interactions": []}', 400, "is empty"),
+        (b'{"interactions": [], "extra": 1}', 400, "extra"),
+    ],
+)
+def test_unusable_bodies_are_refused(body: bytes, status: int, words: str) -> None:
+    with pytest.raises(BodyError) as info:
+        parse_body(body, max_events=10)
+    assert info.value.status == status
+    assert words in info.value.message
+
+
+def test_too_many_events_is_413() -> None:
+    with pytest.raises(BodyError) as info:
+        parse_body(orjson.dumps({"interactions": [{}] * 11}), max_events=10)
+    assert info.value.status == 413
+
+
+def test_each_item_is_validated_on_its_own_and_tenant_comes_from_the_key() -> None:
+    good = make_event()
+    bad = make_event(usage={"input_tokens": -1})
+    intake = validate_items([good, bad, "nope"], tenant_id="acme")
+    assert [e.event_id for e in intake.accepted] == [__import__("uuid").UUID(good["event_id"])]
+    assert intake.accepted[0].tenant_id == "acme"
+    assert orjson.loads(intake.payloads[0])["tenant_id"] == "acme"
+    assert [r["index"] for r in intake.rejected] == [1, 2]
+    assert intake.rejected[0]["errors"][0]["field"] == "usage.input_tokens"
+
+
+def test_a_body_claiming_another_tenant_is_rejected() -> None:
+    intake = validate_items([make_event(tenant_id="someone-else")], tenant_id="acme")
+    assert not intake.accepted
+    assert intake.rejected[0]["errors"][0]["field"] == "tenant_id"
+
+
+def test_the_same_tenant_in_the_body_is_accepted() -> None:
+    assert validate_items([make_event(tenant_id="acme")], tenant_id="acme").accepted
