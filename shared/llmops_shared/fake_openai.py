@@ -5,8 +5,12 @@ misbehave on demand: answer slowly, with 429 + Retry-After, 500, or malformed JS
 and the peak number of concurrent ones, so tests can assert exact call counts and concurrency caps.
 
 Behaviour is set by a `FakeLLMConfig` (changeable while running) or per request by the header
-`x-fake-mode` (`ok`, `429`, `500`, `malformed`) and `x-fake-latency-ms`. A `script` is a queue of modes
-that the next requests take in order, e.g. `["429", "500", "ok"]`. Replies are deterministic: the content
+`x-fake-mode` (`ok`, `429`, `500`, `malformed`, `bad_content`; also any other HTTP error status such as
+`400`, `401`, `403`, `404`, `408`, `409`, `503` with an OpenAI-style error body, and `quota`: a 429 for an
+exhausted quota, `insufficient_quota`, without Retry-After) and `x-fake-latency-ms`. A `script` is a queue of
+modes that the next requests take in order, e.g. `["429", "500", "ok"]`. With `reject_json_schema` set, a
+request asking for `response_format` `json_schema` gets a 400 naming `response_format` (as endpoints without
+structured outputs answer), before any scripted mode is taken. Replies are deterministic: the content
 is `reply_text` if set, otherwise a JSON object if the request asks for JSON (`response_format`), else
 an echo of the last user message's length.
 
@@ -35,6 +39,7 @@ class FakeLLMConfig:
     json_reply: dict[str, Any] | None = None  # returned as the content when the request asks for JSON
     script: collections.deque[str] = field(default_factory=collections.deque)
     seed: int = 7
+    reject_json_schema: bool = False  # answer 400 to `response_format: json_schema` (no structured outputs)
 
 
 @dataclass
@@ -148,13 +153,25 @@ class _Handler(BaseHTTPRequestHandler):
             latency = float(self.headers.get("x-fake-latency-ms") or fake.config.latency_ms)
             if latency:
                 time.sleep(latency / 1000)
-            mode = fake._next_mode(self.headers.get("x-fake-mode"))
+            rejected = fake.config.reject_json_schema and _format_type(body) == "json_schema"
+            mode = "reject_json_schema" if rejected else fake._next_mode(self.headers.get("x-fake-mode"))
         except BaseException:
             fake._leave(500)
             raise
-        status = {"429": 429, "500": 500}.get(mode, 200)
+        status = _mode_status(mode)
         fake._leave(status)
-        if mode == "429":
+        if mode == "reject_json_schema":
+            self._json(400, {"error": {"message": "Invalid parameter: 'response_format' of type 'json_schema' is "
+                                                  "not supported with this model.",
+                                       "type": "invalid_request_error", "param": "response_format",
+                                       "code": None}})
+        elif mode == "quota":
+            self._json(429, {"error": {"message": "You exceeded your current quota.", "type": "insufficient_quota",
+                                       "code": "insufficient_quota"}})
+        elif mode in _ERROR_TYPES:
+            self._json(status, {"error": {"message": f"fake error {status}", "type": _ERROR_TYPES[mode],
+                                          "code": None}})
+        elif mode == "429":
             self._json(429, {"error": {"message": "rate limited", "type": "rate_limit_error",
                                        "code": "rate_limit_exceeded"}},
                        headers={"retry-after": f"{fake.config.retry_after_s:g}"})
@@ -205,6 +222,36 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
+
+
+# Error modes beyond the original 429 and 500, answered with an OpenAI-style error body.
+_ERROR_TYPES = {
+    "400": "invalid_request_error",
+    "401": "authentication_error",
+    "403": "permission_denied_error",
+    "404": "not_found_error",
+    "408": "timeout_error",
+    "409": "conflict_error",
+    "422": "invalid_request_error",
+    "502": "server_error",
+    "503": "server_error",
+    "504": "server_error",
+}
+
+
+def _mode_status(mode: str) -> int:
+    if mode == "reject_json_schema":
+        return 400
+    if mode == "quota":
+        return 429
+    if mode in _ERROR_TYPES:
+        return int(mode)
+    return {"429": 429, "500": 500}.get(mode, 200)
+
+
+def _format_type(body: dict[str, Any]) -> str | None:
+    response_format = body.get("response_format")
+    return response_format.get("type") if isinstance(response_format, dict) else None
 
 
 def _prompt_text(body: dict[str, Any]) -> str:

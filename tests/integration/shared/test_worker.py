@@ -1,0 +1,93 @@
+"""The stream worker on real Kafka and Postgres: checkpoint order, dead letters, poison isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from llmops_shared.contract import Interaction, decode_interaction
+from llmops_shared.kafka import durable_producer, ensure_topics
+from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import DEAD_LETTERS, TopicSpec
+from llmops_shared.worker import Message, StreamWorker, WorkerSettings
+from tests.support.events import collect, end_offsets, make_event
+
+pytestmark = pytest.mark.integration
+
+
+class RowWriter:
+    """A minimal handler: one row per event, idempotent; an event tagged 'explode' crashes the write."""
+
+    def __init__(self, topic: str) -> None:
+        self.name = f"test-worker-{uuid.uuid4().hex[:6]}"
+        self.topics = (topic,)
+        self.published: list[int] = []
+
+    def decode(self, message: Message) -> Interaction:
+        return decode_interaction(message.value)
+
+    async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[str]:
+        if any("explode" in e.tags for _, e in items):
+            raise ValueError("scanner crashed")
+        rows = await conn.fetch(
+            "INSERT INTO worker_test_rows (event_id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id",
+            [e.event_id for _, e in items])
+        return [str(r["event_id"]) for r in rows]
+
+    async def publish(self, producer: AIOKafkaProducer, result: list[str]) -> None:
+        self.published.append(len(result or []))
+
+
+async def test_poison_goes_to_the_dead_letter_topic_and_table_and_the_worker_keeps_going(
+        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str) -> None:
+    await pg_pool.execute("CREATE TABLE IF NOT EXISTS worker_test_rows (event_id uuid PRIMARY KEY)")
+    topic = f"test.worker.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(stack.kafka_bootstrap, (TopicSpec(topic, partitions=2, retention_ms=None),))
+    good = [{**make_event(), "tenant_id": tenant} for _ in range(30)]
+    crashing = {**make_event(tags=["explode"]), "tenant_id": tenant}
+    dlq_since = await end_offsets(stack.kafka_bootstrap, DEAD_LETTERS)
+
+    producer = durable_producer(stack.kafka_bootstrap, client_id="test")
+    await producer.start()
+    for event in good[:15]:
+        await producer.send_and_wait(topic, orjson.dumps(event), key=event["trace_id"].encode())
+    await producer.send_and_wait(topic, b"{not json", key=b"k")
+    await producer.send_and_wait(topic, orjson.dumps(crashing), key=b"k")
+    await producer.send_and_wait(topic, orjson.dumps({**good[0], "schema_version": 99}), key=b"k")
+    for event in good[15:] + good[:5]:  # five events delivered twice
+        await producer.send_and_wait(topic, orjson.dumps(event), key=event["trace_id"].encode())
+
+    handler = RowWriter(topic)
+    settings = WorkerSettings(**stack.model_dump(), batch_max_events=10, batch_max_wait_ms=50)
+    worker = StreamWorker(handler, settings, pool=pg_pool, producer=producer)
+    task = asyncio.create_task(worker.run())
+    try:
+        ids = [e["event_id"] for e in good]
+        for _ in range(200):
+            count = await pg_pool.fetchval("SELECT count(*) FROM worker_test_rows WHERE event_id = ANY($1::uuid[])", ids)
+            dead = await pg_pool.fetch("SELECT reason, error FROM dead_letters WHERE consumer = $1 ORDER BY \"offset\"",
+                                       handler.name)
+            if count == 30 and len(dead) == 3:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        worker.stopping.set()
+        await asyncio.wait_for(task, 10)
+    assert count == 30
+    assert [d["reason"] for d in dead] == ["bad_json", "processing_error", "unsupported_schema_version"]
+    assert "scanner crashed" in dead[1]["error"]
+    assert sum(handler.published) == 30  # duplicates inserted nothing, so published nothing
+
+    records = await collect(stack.kafka_bootstrap, DEAD_LETTERS, dlq_since,
+                            keep=lambda r: dict(r.headers).get("llmops.consumer") == handler.name.encode(),
+                            until=lambda found: len(found) >= 3)
+    assert sorted(dict(r.headers)["llmops.reason"].decode() for r in records) == [
+        "bad_json", "processing_error", "unsupported_schema_version"]
+    assert {dict(r.headers)["llmops.topic"].decode() for r in records} == {topic}
+
+    await producer.stop()

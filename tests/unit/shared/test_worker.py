@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pytest
+
+from llmops_shared.contract import BadEvent, decode_interaction
+from llmops_shared.worker import DeadLetterFlood, FloodGuard, Message, decode_batch
+
+
+class Decoder:
+    name = "test"
+    topics = ("t",)
+
+    def decode(self, message: Message):  # type: ignore[no-untyped-def]
+        return decode_interaction(message.value)
+
+
+def msg(offset: int, value: bytes | None) -> Message:
+    return Message("t", 0, offset, None, value, 0)
+
+
+def test_decode_batch_splits_good_items_from_dead_letters() -> None:
+    import orjson
+
+    from tests.support.events import make_event
+
+    good = orjson.dumps({**make_event(), "tenant_id": "acme"})
+    batch = decode_batch(Decoder(), [msg(0, good), msg(1, b"{bad"), msg(2, None), msg(3, good)])
+    assert [m.offset for m, _ in batch.items] == [0, 3]
+    assert [(d.message.offset, d.reason) for d in batch.dead] == [(1, "bad_json"), (2, "empty")]
+
+
+def test_flood_guard_stops_on_consecutive_bad_messages() -> None:
+    guard = FloodGuard(max_consecutive=3, max_ratio=1.0, window=100)
+    guard.observe([True, True, False, True, True])
+    with pytest.raises(DeadLetterFlood, match="3 bad messages in a row"):
+        guard.observe([True])
+
+
+def test_flood_guard_stops_on_a_high_ratio_once_the_window_is_full() -> None:
+    guard = FloodGuard(max_consecutive=1000, max_ratio=0.5, window=10)
+    guard.observe([True, False] * 3)  # window not full yet: no verdict
+    with pytest.raises(DeadLetterFlood, match="of the last 10"):
+        guard.observe([True, True, True, False])
+
+
+def test_flood_guard_tolerates_occasional_bad_messages() -> None:
+    guard = FloodGuard(max_consecutive=5, max_ratio=0.2, window=50)
+    for _ in range(20):
+        guard.observe([False] * 9 + [True])
+
+
+def test_bad_event_carries_reason_and_detail() -> None:
+    err = BadEvent("schema_violation", "usage.input_tokens: must be >= 0")
+    assert err.reason == "schema_violation" and "usage" in str(err)
