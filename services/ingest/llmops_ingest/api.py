@@ -79,7 +79,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url, max_size=8)
         redis = aioredis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
-        publisher = EventPublisher(settings.kafka_bootstrap, timeout_s=settings.kafka_timeout_s)
+        publisher = EventPublisher(settings.kafka_bootstrap, timeout_s=settings.kafka_timeout_s, topic=settings.topic)
         app.state.keystore = KeyStore(pool, redis, cache_ttl_s=settings.key_cache_ttl_s)
         app.state.limiter = RateLimiter(redis, rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst)
         app.state.publisher = publisher

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import INTERACTIONS_RAW
 
 
 class IngestSettings(CommonSettings):
@@ -17,3 +18,5 @@ class IngestSettings(CommonSettings):
     # How long a request waits for Kafka to confirm its events before answering 503.
     kafka_timeout_s: float = 5.0
     key_cache_ttl_s: int = 30
+    # Where accepted events go; only benchmarks and tests change it.
+    topic: str = INTERACTIONS_RAW

@@ -1,0 +1,15 @@
+# One image per service, built from the repository root:
+#   docker build -f deploy/docker/service.Dockerfile --build-arg SERVICE=ingest -t llmops-ingest .
+# Each image installs the shared package and its own service only (ingest carries no spaCy).
+# Not exercised by CI (no Docker engine there); kept in step with the native stack.
+FROM python:3.11-slim
+ARG SERVICE
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    LLMOPS_MIGRATIONS_DIR=/app/deploy/migrations LLMOPS_HOST=0.0.0.0
+WORKDIR /app
+COPY shared/ shared/
+COPY services/${SERVICE}/ services/${SERVICE}/
+COPY deploy/migrations/ deploy/migrations/
+RUN pip install ./shared ./services/${SERVICE}
+RUN useradd --system --uid 10001 llmops
+USER llmops
