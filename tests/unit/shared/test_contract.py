@@ -117,3 +117,11 @@ def test_json_schema_is_exported_for_other_languages() -> None:
     schema = interaction_json_schema()
     assert schema["additionalProperties"] is False
     assert {"event_id", "occurred_at", "trace_id", "span_id", "app_id"} <= set(schema["required"])
+
+
+def test_the_published_json_schema_is_in_step_with_the_model() -> None:
+    from pathlib import Path
+
+    published = Path(__file__).resolve().parents[3] / "docs" / "interaction.schema.json"
+    assert orjson.loads(published.read_bytes()) == interaction_json_schema(), (
+        "docs/interaction.schema.json is stale: run `llmops schema > docs/interaction.schema.json`")
