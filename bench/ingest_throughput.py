@@ -120,7 +120,7 @@ async def main_async(args: argparse.Namespace) -> None:
     port = free_port()
     env = {**os.environ, "LLMOPS_PORT": str(port), "LLMOPS_TOPIC": TOPIC, "LLMOPS_LOG_LEVEL": "WARNING",
            "LLMOPS_RATE_LIMIT_BURST": "10000000"}
-    server = subprocess.Popen([sys.executable, "-m", "llmops_ingest.api"], env=env)
+    server = subprocess.Popen([sys.executable, "-m", "llmops_ingest.api"], env=env)  # noqa: ASYNC220
     try:
         if not wait_for(lambda: port_open(port), 30):
             raise RuntimeError("ingest API did not start")

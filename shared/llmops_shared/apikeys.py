@@ -8,6 +8,7 @@ most the TTL otherwise. When Redis is unreachable, look-ups go to Postgres.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -155,7 +156,8 @@ class KeyStore:
         if self.redis is None:
             return None
         try:
-            return await self.redis.get(_cache_key(key_hash))
+            cached: bytes | None = await self.redis.get(_cache_key(key_hash))
+            return cached
         except RedisError:
             return None
 
@@ -170,10 +172,8 @@ class KeyStore:
         )
         # Unknown keys are cached briefly too, so a flood of bad keys does not reach Postgres.
         ttl = self.cache_ttl_s if principal else min(5, self.cache_ttl_s)
-        try:
+        with contextlib.suppress(RedisError):  # the cache is an optimisation; Postgres answered
             await self.redis.set(_cache_key(key_hash), value, ex=ttl)
-        except RedisError:
-            pass  # the cache is an optimisation; Postgres answered
 
 
 def _principal_from_cache(raw: bytes) -> Principal | None:

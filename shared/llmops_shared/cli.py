@@ -110,7 +110,8 @@ def _cmd_keys(args: argparse.Namespace, settings: CommonSettings) -> int:
             if args.keys_command == "list":
                 for row in await apikeys.list_keys(pool, args.tenant):
                     state = "revoked" if row["revoked_at"] else "active"
-                    print(f"{row['key_id']}  {row['tenant_id']:<20} {state:<8} {','.join(row['scopes'])}  {row['name']}")
+                    scope_list = ",".join(row["scopes"])
+                    print(f"{row['key_id']}  {row['tenant_id']:<20} {state:<8} {scope_list}  {row['name']}")
                 return 0
             redis = aioredis.from_url(settings.redis_url)
             try:

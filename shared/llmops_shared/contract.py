@@ -181,7 +181,8 @@ class Interaction(_Model):
     @classmethod
     def _known_version(cls, value: int) -> int:
         if value not in SUPPORTED_SCHEMA_VERSIONS:
-            raise ValueError(f"unsupported schema_version {value}; this build knows {sorted(SUPPORTED_SCHEMA_VERSIONS)}")
+            known = sorted(SUPPORTED_SCHEMA_VERSIONS)
+            raise ValueError(f"unsupported schema_version {value}; this build knows {known}")
         return value
 
     @field_validator("metadata")

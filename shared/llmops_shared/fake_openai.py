@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import random
 import threading
@@ -126,7 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
     fake: FakeLLMServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         return  # quiet: tests read stats, not logs
 
     def do_GET(self) -> None:
@@ -195,7 +196,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         pieces = [content[i : i + 8] for i in range(0, len(content), 8)] or [""]
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
-        self._chunk({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
+        first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+        self._chunk({**base, "choices": [first]})
         for piece in pieces:
             self._chunk({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
         self._chunk({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
@@ -306,10 +308,8 @@ def main() -> None:
     args = parser.parse_args()
     server = FakeLLMServer(port=args.port, config=FakeLLMConfig(latency_ms=args.latency_ms, error_rate=args.error_rate))
     print(f"fake OpenAI-compatible server on {server.url}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server._httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

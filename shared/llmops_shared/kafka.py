@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaProducer
@@ -38,13 +39,11 @@ async def ensure_topics(bootstrap: str, topics: tuple[TopicSpec, ...] = TOPICS, 
         missing = [t for t in topics if t.name not in existing]
         if not missing:
             return []
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator won
             await admin.create_topics(
                 [NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, topic_configs=t.config)
                  for t in missing]
             )
-        except TopicAlreadyExistsError:
-            pass  # a concurrent creator won
         return [t.name for t in missing]
     finally:
         await admin.close()

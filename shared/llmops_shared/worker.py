@@ -173,7 +173,8 @@ async def insert_dead_letters(conn: asyncpg.Connection, consumer: str, dead: Seq
     if not dead:
         return
     await conn.executemany(
-        """INSERT INTO dead_letters (consumer, topic, partition, "offset", message_key, reason, error, event_id, tenant_id)
+        """INSERT INTO dead_letters
+               (consumer, topic, partition, "offset", message_key, reason, error, event_id, tenant_id)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8::uuid, $9)
            ON CONFLICT (consumer, topic, partition, "offset") DO NOTHING""",
         [(consumer, d.message.topic, d.message.partition, d.message.offset, d.message.key, d.reason,

@@ -20,14 +20,14 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 
-from llmops_shared.apikeys import KeyStore, Principal, Scope
-from llmops_shared.db import create_pool
-from llmops_shared.http import ops_router, require_scope
-from llmops_shared.logging import configure_logging
 from llmops_ingest.intake import BodyError, parse_body, validate_items
 from llmops_ingest.publisher import EventPublisher, KafkaUnavailable
 from llmops_ingest.ratelimit import RateLimiter
 from llmops_ingest.settings import IngestSettings
+from llmops_shared.apikeys import KeyStore, Principal, Scope
+from llmops_shared.db import create_pool
+from llmops_shared.http import ops_router, require_scope
+from llmops_shared.logging import configure_logging
 
 log = logging.getLogger("llmops_ingest")
 

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 # KEYS[1] bucket; ARGV: rate per second, capacity, cost. Returns {allowed (0/1), seconds to wait}.
-_TOKEN_BUCKET = """
+_BUCKET_SCRIPT = """
 local rate = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
@@ -52,7 +52,7 @@ class RateLimiter:
         self.redis = redis
         self.rate_per_s = rate_per_s
         self.burst = burst
-        self._script = redis.register_script(_TOKEN_BUCKET)
+        self._script = redis.register_script(_BUCKET_SCRIPT)
 
     async def take(self, key_id: str, cost: int, rate_per_s: int | None = None) -> Decision:
         rate = rate_per_s or self.rate_per_s

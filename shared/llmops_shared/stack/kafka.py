@@ -120,7 +120,7 @@ class KafkaBroker:
             )
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         spawn(
-            ["java", f"-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
+            ["java", "-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
              *self._java("kafka.Kafka", str(config))[1:]],
             pid_file=self.pid_file, log_file=self.log_file,
         )

@@ -30,7 +30,7 @@ class LocalStack:
     @classmethod
     def from_settings(cls, settings: CommonSettings, home: Path | None = None) -> LocalStack:
         home = home or stack_dir()
-        kafka_host, _, kafka_port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
+        _host, _, kafka_port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
         pg = urlsplit(settings.database_url)
         rd = urlsplit(settings.redis_url)
         return cls(

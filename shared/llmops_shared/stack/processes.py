@@ -40,10 +40,9 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     # A zombie child still "exists"; treat it as gone.
-    with contextlib.suppress(FileNotFoundError, PermissionError):
-        with open(f"/proc/{pid}/stat") as stat:
-            if stat.read().split(") ", 1)[1].startswith("Z"):
-                return False
+    with contextlib.suppress(FileNotFoundError, PermissionError), open(f"/proc/{pid}/stat") as stat:
+        if stat.read().split(") ", 1)[1].startswith("Z"):
+            return False
     return True
 
 

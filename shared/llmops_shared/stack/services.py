@@ -45,7 +45,8 @@ def start_service(home: Path, service: ServiceProcess, env: dict[str, str] | Non
     if service.port is not None and port_open(service.port):
         raise StackError(f"{service.name}: port {service.port} is taken by a process this stack did not start")
     spawn([sys.executable, "-m", service.module], pid_file=pid_file, log_file=log_file, env=env)
-    if service.port is not None and not wait_for(lambda: _healthy(service.port), timeout_s, 0.2):
+    port = service.port
+    if port is not None and not wait_for(lambda: _healthy(port), timeout_s, 0.2):
         stop_pid(pid_file, timeout_s=5)
         raise StackError(f"{service.name} did not become healthy:\n{tail(log_file)}")
     return True
@@ -63,7 +64,7 @@ def service_running(home: Path, service: ServiceProcess) -> bool:
 
 def _healthy(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False

@@ -68,7 +68,8 @@ async def test_some_invalid_events_give_207_with_per_index_errors(ingest_url: st
     data = resp.json()
     assert data["accepted"] == 1 and data["rejected"] == 2
     assert data["errors"] == [
-        {"index": 1, "errors": [{"field": "usage.input_tokens", "message": "Input should be greater than or equal to 0"}]},
+        {"index": 1, "errors": [{"field": "usage.input_tokens",
+                                 "message": "Input should be greater than or equal to 0"}]},
         {"index": 2, "errors": [{"field": "bogus", "message": "unknown field"}]},
     ]
 

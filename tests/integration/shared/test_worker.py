@@ -35,7 +35,8 @@ class RowWriter:
         if any("explode" in e.tags for _, e in items):
             raise ValueError("scanner crashed")
         rows = await conn.fetch(
-            "INSERT INTO worker_test_rows (event_id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id",
+            """INSERT INTO worker_test_rows (event_id) SELECT unnest($1::uuid[])
+               ON CONFLICT DO NOTHING RETURNING event_id""",
             [e.event_id for _, e in items])
         return [str(r["event_id"]) for r in rows]
 
@@ -69,7 +70,8 @@ async def test_poison_goes_to_the_dead_letter_topic_and_table_and_the_worker_kee
     try:
         ids = [e["event_id"] for e in good]
         for _ in range(200):
-            count = await pg_pool.fetchval("SELECT count(*) FROM worker_test_rows WHERE event_id = ANY($1::uuid[])", ids)
+            count = await pg_pool.fetchval(
+                "SELECT count(*) FROM worker_test_rows WHERE event_id = ANY($1::uuid[])", ids)
             dead = await pg_pool.fetch("SELECT reason, error FROM dead_letters WHERE consumer = $1 ORDER BY \"offset\"",
                                        handler.name)
             if count == 30 and len(dead) == 3:
