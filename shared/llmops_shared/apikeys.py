@@ -156,8 +156,8 @@ class KeyStore:
         if self.redis is None:
             return None
         try:
-            cached: bytes | None = await self.redis.get(_cache_key(key_hash))
-            return cached
+            cached = await self.redis.get(_cache_key(key_hash))
+            return cached.encode() if isinstance(cached, str) else cached
         except RedisError:
             return None
 
