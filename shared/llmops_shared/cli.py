@@ -5,6 +5,7 @@
     llmops topics                      create the suite's Kafka topics
     llmops keys create --tenant T --scopes ingest:write,...   (prints the key once, as the last word)
     llmops keys list [--tenant T] | keys revoke KEY_ID
+    llmops dlq list | dlq replay [--consumer C] [--reason R]   dead letters
     llmops run SERVICE                 run one service in the foreground (ingest-api, ...)
     llmops demo                        send realistic demo traffic through the SDK
     llmops schema                      print the interaction event's JSON Schema
@@ -126,6 +127,30 @@ def _cmd_keys(args: argparse.Namespace, settings: CommonSettings) -> int:
     return asyncio.run(run())
 
 
+def _cmd_dlq(args: argparse.Namespace, settings: CommonSettings) -> int:
+    from llmops_shared import db, deadletters
+
+    async def run() -> int:
+        pool = await db.create_pool(settings.database_url, max_size=2)
+        try:
+            if args.dlq_command == "list":
+                rows = await deadletters.pending(pool, args.consumer, args.reason, args.limit)
+                for r in rows:
+                    print(f"{r['id']:>8}  {r['consumer']:<24} {r['topic']}[{r['partition']}]@{r['offset']}  "
+                          f"{r['reason']:<26} {r['error'][:80]}")
+                print(f"{len(rows)} pending dead letter(s)")
+                return 0
+            report = await deadletters.replay(pool, settings.kafka_bootstrap, consumer=args.consumer,
+                                              reason=args.reason, limit=args.limit)
+            print(f"replayed {report.replayed} of {report.pending}; "
+                  f"{report.missing} no longer on the dead-letter topic")
+            return 0 if report.missing == 0 else 1
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
 def _cmd_run(args: argparse.Namespace, settings: CommonSettings) -> int:
     from llmops_shared.stack.services import SERVICES
 
@@ -179,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
 
+    dlq = sub.add_parser("dlq", help="dead letters: list, replay once the cause is fixed")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    for name in ("list", "replay"):
+        p = dlq_sub.add_parser(name)
+        p.add_argument("--consumer", help="the worker (consumer group) that dead-lettered them")
+        p.add_argument("--reason", help="e.g. schema_violation, processing_error")
+        p.add_argument("--limit", type=int, default=10_000)
+
     run = sub.add_parser("run", help="run one service in the foreground")
     run.add_argument("service")
 
@@ -192,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _COMMANDS = {
     "up": _cmd_up, "down": _cmd_down, "status": _cmd_status, "migrate": _cmd_migrate, "topics": _cmd_topics,
-    "keys": _cmd_keys, "run": _cmd_run, "demo": _cmd_demo, "schema": _cmd_schema,
+    "keys": _cmd_keys, "dlq": _cmd_dlq, "run": _cmd_run, "demo": _cmd_demo, "schema": _cmd_schema,
 }
 
 

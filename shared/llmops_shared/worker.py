@@ -276,7 +276,9 @@ class StreamWorker(Generic[T]):
             except Exception as exc:
                 if is_transient(exc):
                     raise
-                letter = DeadLetter(message, "processing_error", f"{type(exc).__name__}: {exc}"[:2000])
+                event_id, tenant_id = getattr(item, "event_id", None), getattr(item, "tenant_id", None)
+                letter = DeadLetter(message, "processing_error", f"{type(exc).__name__}: {exc}"[:2000],
+                                    str(event_id) if event_id else None, tenant_id)
                 await self._transaction([], [letter])
                 poison.append(letter)
         await self._transaction([], batch.dead)

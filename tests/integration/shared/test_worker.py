@@ -93,3 +93,47 @@ async def test_poison_goes_to_the_dead_letter_topic_and_table_and_the_worker_kee
     assert {dict(r.headers)["llmops.topic"].decode() for r in records} == {topic}
 
     await producer.stop()
+
+
+async def test_replay_sends_dead_letters_back_once_the_cause_is_fixed(
+        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str) -> None:
+    from llmops_shared import deadletters
+
+    await pg_pool.execute("CREATE TABLE IF NOT EXISTS worker_test_rows (event_id uuid PRIMARY KEY)")
+    topic = f"test.replay.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(stack.kafka_bootstrap, (TopicSpec(topic, partitions=1, retention_ms=None),))
+    crashing = {**make_event(tags=["explode"]), "tenant_id": tenant}
+    producer = durable_producer(stack.kafka_bootstrap, client_id="test")
+    await producer.start()
+    await producer.send_and_wait(topic, orjson.dumps(crashing), key=b"k")
+
+    handler = RowWriter(topic)
+    settings = WorkerSettings(**stack.model_dump(), batch_max_events=10, batch_max_wait_ms=50)
+
+    async def run_until(condition_sql: str) -> None:
+        worker = StreamWorker(handler, settings, pool=pg_pool, producer=producer)
+        task = asyncio.create_task(worker.run())
+        try:
+            for _ in range(200):
+                if await pg_pool.fetchval(condition_sql, handler.name, crashing["event_id"]):
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"not reached: {condition_sql}")
+        finally:
+            worker.stopping.set()
+            await asyncio.wait_for(task, 10)
+
+    await run_until("SELECT count(*) = 1 FROM dead_letters WHERE consumer = $1 AND event_id = $2::uuid")
+    report = await deadletters.replay(pg_pool, stack.kafka_bootstrap, consumer=handler.name)
+    assert (report.pending, report.replayed, report.missing) == (1, 1, 0)
+    assert await deadletters.pending(pg_pool, handler.name, None, 10) == []
+
+    handler.write = _fixed_write  # type: ignore[method-assign]  # the bug is fixed; same consumer group
+    await run_until("SELECT $1::text IS NOT NULL AND count(*) = 1 FROM worker_test_rows WHERE event_id = $2::uuid")
+    await producer.stop()
+
+
+async def _fixed_write(conn: asyncpg.Connection, items: list) -> list[str]:
+    rows = await conn.fetch("INSERT INTO worker_test_rows (event_id) SELECT unnest($1::uuid[]) "
+                            "ON CONFLICT DO NOTHING RETURNING event_id", [e.event_id for _, e in items])
+    return [str(r["event_id"]) for r in rows]
