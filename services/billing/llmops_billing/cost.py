@@ -1,0 +1,122 @@
+"""The cost of one interaction: token counts times unit prices, as exact decimals, line by line.
+
+What includes what (the event contract's convention): `input_tokens` includes the cache reads and the
+cache writes, `output_tokens` includes the reasoning tokens. So each token is billed exactly once:
+
+    input        = input_tokens - cache_read_input_tokens - cache_write_input_tokens   at the input price
+    cache_read   = cache_read_input_tokens                                             at the cache-read price
+    cache_write  = cache_write_input_tokens                                            at the cache-write price
+    output       = output_tokens - reasoning_tokens                                    at the output price
+    reasoning    = reasoning_tokens                                                    at the reasoning price
+    request      = 1 request                                                           at the request fee
+
+A long-context tier is chosen by `input_tokens` (the whole prompt, cached parts included) and prices every
+line. Amounts are exact (`money.EXACT` raises rather than round); they are rounded only for display.
+An interaction that cannot be priced gives a `Cost` with `unpriced=True` and no amounts at all: never a
+silent zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from llmops_billing.money import EXACT, ZERO, check_scale, money_str
+from llmops_billing.prices import ModelPrice
+from llmops_shared.contract import Usage
+
+
+class Line(StrEnum):
+    INPUT = "input"
+    CACHE_READ = "cache_read"
+    CACHE_WRITE = "cache_write"
+    OUTPUT = "output"
+    REASONING = "reasoning"
+    REQUEST = "request"
+
+
+class UnpricedReason(StrEnum):
+    UNKNOWN_MODEL = "unknown_model"  # the catalogue has no price for the model at that instant
+    NO_MODEL = "no_model"  # the event reports usage but names no model
+    NO_USAGE = "no_usage"  # an LLM call that reports no token counts
+
+
+@dataclass(frozen=True, slots=True)
+class LineItem:
+    line: Line
+    quantity: int  # tokens, or requests for the request fee
+    unit_price: Decimal
+    amount: Decimal
+
+    def as_json(self) -> dict[str, Any]:
+        return {"line": self.line.value, "quantity": self.quantity,
+                "unit_price": money_str(self.unit_price), "amount": money_str(self.amount)}
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """Line items and their total, or `unpriced` with no amounts (`total` is None)."""
+
+    items: tuple[LineItem, ...]
+    total: Decimal | None
+    price_version: str | None
+    unpriced_reason: UnpricedReason | None = None
+    tier_above_input_tokens: int | None = None
+
+    @property
+    def unpriced(self) -> bool:
+        return self.unpriced_reason is not None
+
+    def amount(self, line: Line) -> Decimal | None:
+        """The amount of one line, None when unpriced."""
+        for item in self.items:
+            if item.line is line:
+                return item.amount
+        return None
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready; money as strings, exact (round for display only)."""
+        return {
+            "currency": "USD",
+            "unpriced": self.unpriced,
+            "unpriced_reason": None if self.unpriced_reason is None else self.unpriced_reason.value,
+            "total": None if self.total is None else money_str(self.total),
+            "price_version": self.price_version,
+            "tier_above_input_tokens": self.tier_above_input_tokens,
+            "items": [item.as_json() for item in self.items],
+        }
+
+
+def unpriced(reason: UnpricedReason) -> Cost:
+    return Cost(items=(), total=None, price_version=None, unpriced_reason=reason)
+
+
+def price_usage(usage: Usage, price: ModelPrice | None,
+                reason_if_unpriced: UnpricedReason = UnpricedReason.UNKNOWN_MODEL) -> Cost:
+    """The cost of `usage` at `price`; `price` None gives an unpriced cost (never zero)."""
+    if price is None:
+        return unpriced(reason_if_unpriced)
+    unit = price.unit_prices(usage.input_tokens)
+    uncached = usage.input_tokens - usage.cache_read_input_tokens - usage.cache_write_input_tokens
+    visible_output = usage.output_tokens - usage.reasoning_tokens
+    if uncached < 0 or visible_output < 0:  # the contract validates this; a hand-made Usage might not
+        raise ValueError("cache tokens exceed input_tokens, or reasoning tokens exceed output_tokens")
+    quantities = (
+        (Line.INPUT, uncached, unit.input),
+        (Line.CACHE_READ, usage.cache_read_input_tokens, unit.cache_read),
+        (Line.CACHE_WRITE, usage.cache_write_input_tokens, unit.cache_write),
+        (Line.OUTPUT, visible_output, unit.output),
+        (Line.REASONING, usage.reasoning_tokens, unit.reasoning),
+        (Line.REQUEST, 1, unit.request_fee),
+    )
+    items = tuple(
+        LineItem(line, quantity, unit_price, EXACT.multiply(Decimal(quantity), unit_price))
+        for line, quantity, unit_price in quantities
+    )
+    total = ZERO
+    for item in items:
+        total = EXACT.add(total, item.amount)
+    return Cost(items=items, total=check_scale(total, what="total"), price_version=price.price_version,
+                tier_above_input_tokens=unit.tier_above_input_tokens)

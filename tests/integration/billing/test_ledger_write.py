@@ -1,0 +1,121 @@
+"""`write_batch` on the real Postgres: a batch written twice changes nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from llmops_billing.builtin_prices import builtin_catalogue
+from llmops_billing.ledger import LedgerRow, WriteResult, ledger_row, write_batch
+from llmops_shared.contract import Interaction
+from tests.support.events import make_event
+
+pytestmark = pytest.mark.integration
+
+PRICED_AT = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def rows_for(tenant: str, *events: dict[str, Any]) -> list[LedgerRow]:
+    out = []
+    for raw in events:
+        row = ledger_row(Interaction.model_validate({**raw, "tenant_id": tenant}), builtin_catalogue(),
+                         priced_at=PRICED_AT)
+        assert row is not None
+        out.append(row)
+    return out
+
+
+async def snapshot(conn: asyncpg.Connection, tenant: str) -> dict[str, Any]:
+    return {
+        "ledger": await conn.fetch("SELECT event_id, cost_total FROM usage_ledger WHERE tenant_id = $1 "
+                                   "ORDER BY event_id", tenant),
+        "hourly": await conn.fetch("SELECT * FROM usage_hourly WHERE tenant_id = $1 ORDER BY bucket, model_key",
+                                   tenant),
+        "daily": await conn.fetch("SELECT * FROM usage_daily WHERE tenant_id = $1 ORDER BY bucket, model_key",
+                                  tenant),
+        "unpriced": await conn.fetch("SELECT * FROM unpriced_models WHERE tenant_id = $1", tenant),
+    }
+
+
+async def write(pool: asyncpg.Pool, rows: list[LedgerRow]) -> WriteResult:
+    async with pool.acquire() as conn, conn.transaction():
+        return await write_batch(conn, rows)
+
+
+async def test_writing_the_same_batch_twice_changes_nothing(pg_pool: asyncpg.Pool, tenant: str) -> None:
+    rows = rows_for(
+        tenant,
+        make_event(occurred_at="2026-11-24T10:05:00Z", model="gpt-4o-mini",
+                   usage={"input_tokens": 1000, "cache_read_input_tokens": 200, "output_tokens": 50}),
+        make_event(occurred_at="2026-11-24T10:45:00Z", model="gpt-4o-mini",
+                   usage={"input_tokens": 2000, "output_tokens": 100}),
+        make_event(occurred_at="2026-10-31T23:59:59Z", model="claude-3-7-sonnet-20250219", provider="anthropic",
+                   usage={"input_tokens": 3000, "cache_write_input_tokens": 1000, "output_tokens": 10},
+                   prompt={"name": "triage", "version": "2", "variant": "b"}),
+        make_event(occurred_at="2026-11-24T10:50:00Z", model="mystery-model", provider="acme-ai",
+                   usage={"input_tokens": 5, "output_tokens": 5}),
+    )
+    first = await write(pg_pool, rows)
+    assert len(first.inserted) == 4
+    assert [(u.provider, u.model, u.event_count) for u in first.unalerted_unpriced] == [
+        ("acme-ai", "mystery-model", 1)]
+    async with pg_pool.acquire() as conn:
+        before = await snapshot(conn, tenant)
+
+    second = await write(pg_pool, rows)
+    assert second.inserted == () and second.unalerted_unpriced == ()
+    async with pg_pool.acquire() as conn:
+        after = await snapshot(conn, tenant)
+    assert after == before
+
+    assert len(before["ledger"]) == 4
+    ten = [r for r in before["hourly"] if r["model_key"] == "gpt-4o-mini"]
+    assert len(ten) == 1 and ten[0]["event_count"] == 2 and ten[0]["input_tokens"] == 3000
+    # 800 * 1.5e-7 + 200 * 7.5e-8 + 50 * 6e-7  +  2000 * 1.5e-7 + 100 * 6e-7
+    assert ten[0]["cost_total"] == Decimal("0.000165") + Decimal("0.00036")
+    assert ten[0]["bucket"] == datetime(2026, 11, 24, 10, tzinfo=UTC)
+    october = [r for r in before["daily"] if r["prompt_name"] == "triage"]
+    assert [(r["bucket"].isoformat(), r["prompt_version"], r["prompt_variant"]) for r in october] == [
+        ("2026-10-31", "2", "b")]
+    mystery = [r for r in before["daily"] if r["model_key"] == "mystery-model"]
+    assert mystery[0]["unpriced_count"] == 1 and mystery[0]["cost_total"] == 0 and mystery[0]["input_tokens"] == 5
+    assert before["unpriced"][0]["event_count"] == 1
+
+
+async def test_only_the_new_events_of_a_partly_seen_batch_are_added(pg_pool: asyncpg.Pool, tenant: str) -> None:
+    old, new = rows_for(
+        tenant,
+        make_event(occurred_at="2026-11-24T12:00:00Z", usage={"input_tokens": 100, "output_tokens": 10}),
+        make_event(occurred_at="2026-11-24T12:30:00Z", usage={"input_tokens": 200, "output_tokens": 20}),
+    )
+    await write(pg_pool, [old])
+    result = await write(pg_pool, [old, new, new])  # redelivered, new, and a duplicate within the batch
+    assert [r.event_id for r in result.inserted] == [new.event_id]
+    async with pg_pool.acquire() as conn:
+        hourly = await conn.fetchrow("SELECT event_count, input_tokens, cost_total FROM usage_hourly "
+                                     "WHERE tenant_id = $1", tenant)
+    assert (hourly["event_count"], hourly["input_tokens"]) == (2, 300)
+    assert hourly["cost_total"] == (old.cost_total or 0) + (new.cost_total or 0)
+
+
+async def test_a_batch_rolls_back_with_the_callers_transaction(pg_pool: asyncpg.Pool, tenant: str) -> None:
+    rows = rows_for(tenant, make_event(occurred_at="2026-11-24T13:00:00Z"))
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        async with pg_pool.acquire() as conn, conn.transaction():
+            await write_batch(conn, rows)
+            raise Boom
+    assert len((await write(pg_pool, rows)).inserted) == 1  # nothing was kept by the failed attempt
+
+
+async def test_write_batch_refuses_to_run_outside_a_transaction(pg_pool: asyncpg.Pool, tenant: str) -> None:
+    async with pg_pool.acquire() as conn:
+        with pytest.raises(RuntimeError, match="transaction"):
+            await write_batch(conn, rows_for(tenant, make_event()))

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from llmops_billing.ledger import COLUMNS, ledger_row, rollup_deltas
+from llmops_billing.prices import ModelPrice, PriceCatalogue, TenantDiscount
+from llmops_shared.contract import Interaction
+from tests.support.events import make_event
+
+D = Decimal
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PRICED_AT = datetime(2026, 11, 24, 12, tzinfo=UTC)
+CATALOGUE = PriceCatalogue(
+    [
+        ModelPrice(model="gpt-4o-mini", provider="openai", effective_from=EPOCH, input_per_token=D("1.5E-7"),
+                   output_per_token=D("6E-7"), cache_read_per_token=D("7.5E-8")),
+        ModelPrice(model="gpt-4o-mini-2024-07-18", provider="openai", effective_from=EPOCH,
+                   input_per_token=D("1E-7"), output_per_token=D("5E-7")),
+    ],
+    [TenantDiscount("acme", D("10"), EPOCH, model="gpt-4o-mini")],
+)
+
+
+def event(**overrides: Any) -> Interaction:
+    raw = make_event(**overrides)
+    raw.setdefault("tenant_id", "globex")
+    return Interaction.model_validate(raw)
+
+
+def test_a_priced_llm_call_becomes_one_ledger_row() -> None:
+    interaction = event(usage={"input_tokens": 1000, "cache_read_input_tokens": 400, "output_tokens": 100},
+                        prompt={"name": "triage", "version": "3"}, tags=["a", "b"], user_id="u-1",
+                        occurred_at="2026-11-24T10:15:00+01:00")
+    row = ledger_row(interaction, CATALOGUE, priced_at=PRICED_AT)
+    assert row is not None
+    assert (row.tenant_id, row.app_id, row.provider, row.model, row.model_key) == (
+        "globex", "support-bot", "openai", "gpt-4o-mini", "gpt-4o-mini")
+    assert (row.prompt_name, row.prompt_version, row.prompt_variant) == ("triage", "3", "")
+    assert row.cost_input == D("0.00009") and row.cost_cache_read == D("0.00003")
+    assert row.cost_output == D("0.00006") and row.cost_total == D("0.00018")
+    assert not row.unpriced and row.unpriced_reason is None
+    assert row.price_version == CATALOGUE.prices[0].price_version
+    assert row.tags == ("a", "b") and row.user_id == "u-1" and row.priced_at == PRICED_AT
+    assert list(COLUMNS)[:2] == ["event_id", "occurred_at"]
+
+
+def test_the_served_snapshot_is_priced_before_the_requested_alias() -> None:
+    row = ledger_row(event(model="gpt-4o-mini", response_model="gpt-4o-mini-2024-07-18",
+                           usage={"input_tokens": 10, "output_tokens": 10}), CATALOGUE, priced_at=PRICED_AT)
+    assert row is not None and row.model_key == "gpt-4o-mini-2024-07-18" and row.cost_total == D("0.000006")
+
+
+def test_a_tenant_discount_is_in_the_ledger_amount_and_price_version() -> None:
+    row = ledger_row(event(tenant_id="acme", usage={"input_tokens": 1000, "output_tokens": 0}), CATALOGUE,
+                     priced_at=PRICED_AT)
+    assert row is not None and row.cost_total == D("0.000135") and row.price_version is not None
+    assert "+discount/acme/" in row.price_version
+
+
+def test_an_unknown_model_is_recorded_unpriced_with_its_tokens() -> None:
+    row = ledger_row(event(model="mystery-9000", provider="acme-ai", usage={"input_tokens": 5, "output_tokens": 7}),
+                     CATALOGUE, priced_at=PRICED_AT)
+    assert row is not None and row.unpriced and row.unpriced_reason == "unknown_model"
+    assert row.cost_total is None and row.cost_input is None and row.price_version is None
+    assert (row.input_tokens, row.output_tokens, row.model_key) == (5, 7, "mystery-9000")
+
+
+def test_usage_without_a_model_is_unpriced() -> None:
+    raw = make_event(usage={"input_tokens": 5, "output_tokens": 7}, tenant_id="globex")
+    del raw["model"]
+    row = ledger_row(Interaction.model_validate(raw), CATALOGUE, priced_at=PRICED_AT)
+    assert row is not None and row.unpriced_reason == "no_model"
+
+
+def test_an_llm_call_without_usage_is_unpriced_not_free() -> None:
+    raw = make_event(tenant_id="globex")
+    del raw["usage"]
+    row = ledger_row(Interaction.model_validate(raw), CATALOGUE, priced_at=PRICED_AT)
+    assert row is not None and row.unpriced_reason == "no_usage" and row.input_tokens == 0
+
+
+def test_a_failed_call_without_usage_is_not_billed() -> None:
+    raw = make_event(tenant_id="globex", status="error", error={"type": "RateLimitError"})
+    del raw["usage"]
+    assert ledger_row(Interaction.model_validate(raw), CATALOGUE, priced_at=PRICED_AT) is None
+
+
+@pytest.mark.parametrize("kind", ["chain", "agent", "tool", "retriever"])
+def test_non_model_spans_are_not_billed_even_with_usage(kind: str) -> None:
+    assert ledger_row(event(span_kind=kind), CATALOGUE, priced_at=PRICED_AT) is None
+
+
+def test_rollups_sum_tokens_of_all_rows_and_costs_of_priced_rows_per_hour_and_day() -> None:
+    rows = [
+        ledger_row(event(occurred_at="2026-11-24T10:05:00Z", usage={"input_tokens": 100, "output_tokens": 10}),
+                   CATALOGUE, priced_at=PRICED_AT),
+        ledger_row(event(occurred_at="2026-11-24T10:55:00Z", usage={"input_tokens": 200, "output_tokens": 20}),
+                   CATALOGUE, priced_at=PRICED_AT),
+        ledger_row(event(occurred_at="2026-11-24T11:00:00Z", usage={"input_tokens": 300, "output_tokens": 30}),
+                   CATALOGUE, priced_at=PRICED_AT),
+        ledger_row(event(occurred_at="2026-11-24T10:30:00Z", model="mystery", usage={"input_tokens": 7}),
+                   CATALOGUE, priced_at=PRICED_AT),
+    ]
+    hourly, daily = rollup_deltas([r for r in rows if r is not None])
+    ten = hourly[("globex", datetime(2026, 11, 24, 10, tzinfo=UTC), "support-bot", "test", "openai", "gpt-4o-mini",
+                  "", "", "")]
+    assert (ten.event_count, ten.unpriced_count, ten.tokens[0], ten.tokens[1]) == (2, 0, 300, 30)
+    assert ten.costs[-1] == D("0.000063")
+    day = daily[("globex", date(2026, 11, 24), "support-bot", "test", "openai", "gpt-4o-mini", "", "", "")]
+    assert (day.event_count, day.tokens[0], day.costs[-1]) == (3, 600, D("0.000126"))
+    mystery = daily[("globex", date(2026, 11, 24), "support-bot", "test", "openai", "mystery", "", "", "")]
+    assert (mystery.event_count, mystery.unpriced_count, mystery.tokens[0], mystery.costs[-1]) == (1, 1, 7, 0)
+    assert len(hourly) == 3 and len(daily) == 2
