@@ -55,8 +55,10 @@ class FakeLLMStats:
 class FakeLLMServer:
     """Start with `start()` (a background thread) or as a context manager; `url` is the base URL."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, config: FakeLLMConfig | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, config: FakeLLMConfig | None = None,
+                 poll_interval_s: float = 0.5) -> None:
         self.config = config or FakeLLMConfig()
+        self._poll_interval_s = poll_interval_s  # how soon `stop()` returns; small in test suites
         self.stats = FakeLLMStats()
         self._lock = threading.Lock()
         self._rng = random.Random(self.config.seed)
@@ -80,7 +82,8 @@ class FakeLLMServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> FakeLLMServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-openai", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(self._poll_interval_s,),
+                                        name="fake-openai", daemon=True)
         self._thread.start()
         return self
 

@@ -1,0 +1,285 @@
+"""The judge against the local OpenAI-compatible test server: exact calls for every kind of answer.
+
+No Kafka, Postgres or Redis here: only the fake LLM endpoint, over real HTTP, through the openai client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from llmops_evaluator.config import JudgeSpec
+from llmops_evaluator.judge import EndpointCapabilities, JudgeClient, JudgeConfigError, JudgeStatus
+from llmops_evaluator.retry import RetryPolicy
+from llmops_evaluator.rubrics import BUILTIN
+from llmops_shared.contract import Interaction
+from llmops_shared.fake_openai import FakeLLMServer
+from tests.support.events import make_event
+
+RUBRIC = BUILTIN["relevance@1"]
+GOOD = {"reasoning": "It answers the question.", "score": 4}
+FAST = RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05, retry_after_cap_s=1.0,
+                   attempt_timeout_s=5.0, deadline_s=20.0)
+
+
+class Sleeps:
+    """asyncio.sleep that remembers what it was asked to wait."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        await asyncio.sleep(seconds)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer(poll_interval_s=0.02) as fake:
+        fake.config.json_reply = dict(GOOD)
+        yield fake
+
+
+def judge_for(server: FakeLLMServer, *, policy: RetryPolicy = FAST, max_concurrency: int = 4,
+              capabilities: EndpointCapabilities | None = None, sleep: Sleeps | None = None) -> JudgeClient:
+    return JudgeClient(model="judge-model", base_url=server.url, api_key="test-key", policy=policy,
+                       max_concurrency=max_concurrency, capabilities=capabilities,
+                       sleep=sleep or Sleeps(), rng=lambda: 0.0)
+
+
+def messages(n: int = 0) -> list[dict[str, str]]:
+    event = make_event(output=f"It ships today (answer {n}).")
+    return RUBRIC.render(Interaction.model_validate({**event, "tenant_id": "acme"}))
+
+
+def statuses(server: FakeLLMServer) -> dict[int, int]:
+    return dict(server.stats.by_status)
+
+
+# -- success ----------------------------------------------------------------------------------------
+
+
+async def test_a_good_answer_is_one_call_with_structured_output(server: FakeLLMServer) -> None:
+    async with judge_for(server) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert result.status is JudgeStatus.OK
+    assert (result.score, result.raw_score, result.label) == (0.75, 4, "mostly_relevant")
+    assert result.reasoning == "It answers the question."
+    assert (result.attempts, server.stats.requests, statuses(server)) == (1, 1, {200: 1})
+    assert result.input_tokens > 0 and result.output_tokens > 0
+    body = server.stats.bodies[0]
+    assert body["response_format"] == RUBRIC.json_schema_format()
+    assert body["model"] == "judge-model" and body["temperature"] == 0.0
+
+
+# -- retried ----------------------------------------------------------------------------------------
+
+
+async def test_429_with_retry_after_is_retried_after_the_wait_it_asks(server: FakeLLMServer) -> None:
+    server.config.retry_after_s = 0.2
+    server.config.script.extend(["429", "429"])
+    sleeps = Sleeps()
+    started = time.monotonic()
+    async with judge_for(server, sleep=sleeps) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert result.status is JudgeStatus.OK
+    assert (result.attempts, server.stats.requests, statuses(server)) == (3, 3, {429: 2, 200: 1})
+    assert sleeps.delays == [0.2, 0.2]
+    assert time.monotonic() - started >= 0.4
+
+
+async def test_429_until_the_attempts_run_out(server: FakeLLMServer) -> None:
+    server.config.retry_after_s = 0.01
+    server.config.script.extend(["429"] * 10)
+    async with judge_for(server) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert result.status is JudgeStatus.ERROR and result.error_type == "http_429"
+    assert result.error is not None and "gave up after 4 failed attempts" in result.error
+    assert (result.attempts, server.stats.requests, statuses(server)) == (4, 4, {429: 4})
+    assert result.score is None
+
+
+async def test_500_is_retried_with_backoff(server: FakeLLMServer) -> None:
+    server.config.script.extend(["500", "500"])
+    sleeps = Sleeps()
+    async with JudgeClient(model="judge-model", base_url=server.url, api_key="k", policy=FAST, sleep=sleeps,
+                           rng=lambda: 1.0) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert result.status is JudgeStatus.OK
+    assert (result.attempts, statuses(server)) == (3, {500: 2, 200: 1})
+    assert sleeps.delays == [0.01, 0.02]  # full jitter at its ceiling: 0.01 x 2^(n-1)
+
+
+async def test_500_until_the_attempts_run_out(server: FakeLLMServer) -> None:
+    server.config.script.extend(["500"] * 10)
+    async with judge_for(server) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert (result.status, result.error_type) == (JudgeStatus.ERROR, "http_500")
+    assert (result.attempts, statuses(server)) == (4, {500: 4})
+
+
+@pytest.mark.parametrize("mode", ["408", "409", "502", "503"])
+async def test_other_transient_statuses_are_retried(server: FakeLLMServer, mode: str) -> None:
+    server.config.script.append(mode)
+    async with judge_for(server) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert result.status is JudgeStatus.OK
+    assert (result.attempts, statuses(server)) == (2, {int(mode): 1, 200: 1})
+
+
+async def test_a_slow_endpoint_times_out_per_attempt(server: FakeLLMServer) -> None:
+    server.config.latency_ms = 400
+    policy = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.01, attempt_timeout_s=0.1,
+                         deadline_s=20.0)
+    started = time.monotonic()
+    async with judge_for(server, policy=policy) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    elapsed = time.monotonic() - started
+    assert (result.status, result.error_type, result.attempts) == (JudgeStatus.ERROR, "timeout", 3)
+    assert server.stats.requests == 3
+    assert 0.3 <= elapsed < 1.0  # three attempts of 0.1 s, not three of 0.4 s
+
+
+async def test_the_total_deadline_stops_the_retries(server: FakeLLMServer) -> None:
+    server.config.latency_ms = 400
+    policy = RetryPolicy(max_attempts=100, base_delay_s=0.01, max_delay_s=0.01, attempt_timeout_s=0.1,
+                         deadline_s=0.35)
+    started = time.monotonic()
+    async with judge_for(server, policy=policy) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    elapsed = time.monotonic() - started
+    assert result.status is JudgeStatus.ERROR and result.error_type in {"timeout", "deadline"}
+    assert elapsed < 0.8  # the 0.35 s deadline, plus slack for a busy machine
+    assert 3 <= result.attempts <= 4 and server.stats.requests == result.attempts
+
+
+# -- never retried ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["400", "401", "403", "404"])
+async def test_client_errors_are_one_call(server: FakeLLMServer, mode: str) -> None:
+    server.config.script.extend([mode, "ok"])
+    sleeps = Sleeps()
+    async with judge_for(server, sleep=sleeps) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert (result.status, result.error_type) == (JudgeStatus.ERROR, f"http_{mode}")
+    assert (result.attempts, server.stats.requests, statuses(server)) == (1, 1, {int(mode): 1})
+    assert sleeps.delays == []
+
+
+async def test_an_exhausted_quota_is_one_call(server: FakeLLMServer) -> None:
+    server.config.script.extend(["quota", "ok"])
+    async with judge_for(server) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert (result.status, result.error_type) == (JudgeStatus.ERROR, "quota_exhausted")
+    assert (result.attempts, statuses(server)) == (1, {429: 1})
+
+
+# -- malformed answers: one repair, then unparseable -------------------------------------------------
+
+
+async def test_a_malformed_response_body_is_asked_again_once(server: FakeLLMServer) -> None:
+    server.config.script.append("malformed")
+    async with judge_for(server) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert result.status is JudgeStatus.OK
+    assert (result.attempts, server.stats.requests) == (2, 2)
+
+
+async def test_a_malformed_response_body_twice_is_unparseable(server: FakeLLMServer) -> None:
+    server.config.script.extend(["malformed", "malformed", "ok"])
+    async with judge_for(server) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert (result.status, result.error_type) == (JudgeStatus.UNPARSEABLE, "unparseable")
+    assert (result.attempts, server.stats.requests) == (2, 2)
+
+
+async def test_a_non_json_answer_is_repaired_by_sending_it_back(server: FakeLLMServer) -> None:
+    server.config.script.append("bad_content")
+    async with judge_for(server) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert result.status is JudgeStatus.OK and result.raw_score == 4
+    assert (result.attempts, server.stats.requests) == (2, 2)
+    repair = server.stats.bodies[1]["messages"]
+    assert repair[:2] == messages()
+    assert repair[2] == {"role": "assistant", "content": "this is not JSON at all"}
+    assert repair[3]["role"] == "user" and "not JSON" in repair[3]["content"]
+
+
+async def test_a_non_json_answer_twice_is_unparseable(server: FakeLLMServer) -> None:
+    server.config.script.extend(["bad_content", "bad_content", "ok"])
+    async with judge_for(server) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert (result.status, result.attempts, server.stats.requests) == (JudgeStatus.UNPARSEABLE, 2, 2)
+    assert result.error is not None and "not JSON" in result.error
+    assert result.score is None and result.reasoning is None
+    assert result.input_tokens > 0  # both answers were paid for
+
+
+async def test_an_answer_off_the_scale_is_unparseable_after_one_repair(server: FakeLLMServer) -> None:
+    server.config.json_reply = {"reasoning": "great", "score": 9}
+    async with judge_for(server) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert (result.status, result.attempts, server.stats.requests) == (JudgeStatus.UNPARSEABLE, 2, 2)
+    assert result.error is not None and "score must be an integer from 1 to 5" in result.error
+
+
+# -- structured output, or JSON mode ----------------------------------------------------------------
+
+
+async def test_an_endpoint_without_json_schema_gets_json_mode_and_it_is_remembered(server: FakeLLMServer) -> None:
+    server.config.reject_json_schema = True
+    capabilities = EndpointCapabilities()
+    async with judge_for(server, capabilities=capabilities) as judge:
+        first = await judge.judge(RUBRIC, messages(1))
+        second = await judge.judge(RUBRIC, messages(2))
+    assert (first.status, first.attempts, first.response_format) == (JudgeStatus.OK, 2, "json_object")
+    assert (second.status, second.attempts, second.response_format) == (JudgeStatus.OK, 1, "json_object")
+    assert statuses(server) == {400: 1, 200: 2}
+    assert [b["response_format"]["type"] for b in server.stats.bodies] == ["json_schema", "json_object",
+                                                                           "json_object"]
+    # Another client of the same process, same endpoint: no second discovery.
+    async with judge_for(server, capabilities=capabilities) as other:
+        third = await other.judge(RUBRIC, messages(3))
+    assert (third.attempts, server.stats.requests) == (1, 4)
+
+
+# -- the concurrency cap ----------------------------------------------------------------------------
+
+
+async def test_in_flight_calls_never_exceed_the_cap(server: FakeLLMServer) -> None:
+    server.config.latency_ms = 50
+    async with judge_for(server, max_concurrency=4) as judge:
+        results = await asyncio.gather(*(judge.judge(RUBRIC, messages(n)) for n in range(50)))
+    assert all(r.status is JudgeStatus.OK for r in results)
+    assert server.stats.requests == 50
+    assert server.stats.max_in_flight == 4
+
+
+async def test_the_cap_holds_while_retrying(server: FakeLLMServer) -> None:
+    server.config.latency_ms = 20
+    server.config.retry_after_s = 0.01
+    server.config.script.extend(["429", "500"] * 5)
+    async with judge_for(server, max_concurrency=3) as judge:
+        results = await asyncio.gather(*(judge.judge(RUBRIC, messages(n)) for n in range(20)))
+    assert all(r.status is JudgeStatus.OK for r in results)
+    assert (server.stats.requests, sum(r.attempts for r in results)) == (30, 30)
+    assert server.stats.max_in_flight <= 3
+
+
+# -- configuration ----------------------------------------------------------------------------------
+
+
+async def test_the_key_comes_from_the_named_variable(server: FakeLLMServer) -> None:
+    spec = JudgeSpec(model="judge-model", base_url=server.url, api_key_env="EVAL_TEST_JUDGE_KEY")
+    with pytest.raises(JudgeConfigError, match="EVAL_TEST_JUDGE_KEY is not set"):
+        JudgeClient.from_spec(spec, max_concurrency=2, environ={})
+    async with JudgeClient.from_spec(spec, max_concurrency=2, policy=FAST,
+                                     environ={"EVAL_TEST_JUDGE_KEY": "sk-test"}) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert result.status is JudgeStatus.OK
+    assert json.loads(json.dumps(server.stats.bodies[0]))["max_tokens"] == 512
