@@ -9,6 +9,7 @@
     llmops run SERVICE                 run one service in the foreground (ingest-api, ...)
     llmops demo                        send realistic demo traffic through the SDK
     llmops schema                      print the interaction event's JSON Schema
+    llmops billing ... | eval ... | guardrails ...   forwarded to the service's own command line
 
 Service-specific commands are imported only when used, so a deployment carries only what it runs.
 """
@@ -164,6 +165,30 @@ def _cmd_run(args: argparse.Namespace, settings: CommonSettings) -> int:
     return 0
 
 
+# Service-specific commands live with their service and are forwarded: `llmops billing reprice ...` runs
+# `python -m llmops_billing.cli reprice ...`. A deployment without that service says so.
+FORWARDED = {
+    "billing": ("llmops_billing.cli", "billing: prices import, reprice"),
+    "eval": ("llmops_evaluator.cli", "evaluator: golden-dataset runs (llmops eval run ...)"),
+    "guardrails": ("llmops_guardrails.cli", "guardrails: policies"),
+}
+
+
+def _cmd_forward(args: argparse.Namespace, settings: CommonSettings) -> int:
+    import importlib.util
+
+    module, _ = FORWARDED[args.command]
+    if importlib.util.find_spec(module) is None:
+        print(f"`llmops {args.command}` needs the module {module}: is that service installed?", file=sys.stderr)
+        return 2
+    sys.argv = [f"llmops {args.command}", *args.rest]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace, settings: CommonSettings) -> int:
     from llmops_shared.demo import run_demo
 
@@ -220,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--ingest-url", default=os.environ.get("LLMOPS_INGEST_URL", "http://127.0.0.1:8080"))
 
     sub.add_parser("schema", help="print the interaction event's JSON Schema")
+    for name, (_module, helptext) in FORWARDED.items():
+        forwarded = sub.add_parser(name, help=helptext, add_help=False)
+        forwarded.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -230,10 +258,15 @@ _COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in FORWARDED:  # the service's own parser reads the rest, --help included
+        args = argparse.Namespace(command=argv[0], rest=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     settings = CommonSettings()
+    command = _cmd_forward if args.command in FORWARDED else _COMMANDS[args.command]
     try:
-        return _COMMANDS[args.command](args, settings)
+        return command(args, settings)
     except KeyboardInterrupt:
         return 130
 
