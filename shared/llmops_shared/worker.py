@@ -103,8 +103,13 @@ class Batch(Generic[T]):
 
 
 class BatchHandler(Protocol[T]):
-    name: str  # the consumer group, and the worker's name in logs, metrics and dead_letters
-    topics: Sequence[str]
+    @property
+    def name(self) -> str:
+        """The consumer group, and the worker's name in logs, metrics and dead_letters."""
+        ...
+
+    @property
+    def topics(self) -> Sequence[str]: ...
 
     def decode(self, message: Message) -> T:
         """Pure. Raise `BadEvent` for a message that can never be processed."""

@@ -1,0 +1,1 @@
+"""The notifier: delivers alerts from `guardrails.alerts` to each tenant's channels."""
