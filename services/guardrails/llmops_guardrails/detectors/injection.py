@@ -1,0 +1,274 @@
+"""Prompt injection and jailbreak attempts, as a score rather than a yes/no.
+
+Each signal is a pattern with a weight in (0, 1]: instruction override ("ignore all previous
+instructions", in several languages), a jailbreak persona ("you are DAN", "do anything now"), asking to
+drop safety rules, system-prompt extraction ("repeat the words above", "print your system prompt"),
+fake chat-template delimiters (`<|im_start|>system`, `[INST]`), encoded payloads (base64 or hex that
+decodes to an instruction), invisible characters (zero-width, bidi controls, Unicode tag characters
+that smuggle ASCII) and confusable letters (Cyrillic or Greek look-alikes inside Latin words).
+
+A match inside quotes, in a text that talks about attacks ("how do attacks like 'ignore previous
+instructions' work?"), counts for a third of its weight: a mention, not a use.
+
+The text is matched twice: as written (lower-cased), and normalized (NFKC, invisible characters removed,
+look-alikes mapped to Latin). A signal that appears only after normalization also fires
+`obfuscated_instruction`: hiding an instruction is itself evidence.
+
+Score: signals combine like independent pieces of evidence, `1 - prod(1 - weight)`, so one strong signal
+(0.85) crosses the default threshold of 0.7 and two weak ones (0.45 each, 0.70 together) just reach it.
+Weights are set on the development examples, never on the held-out test set; see
+`docs/guardrails.md` for the figures.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from llmops_guardrails.findings import Detector, Hit
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    weight: float
+    pattern: re.Pattern[str]
+
+
+def _s(name: str, weight: float, pattern: str) -> Signal:
+    return Signal(name, weight, re.compile(pattern, re.IGNORECASE | re.MULTILINE))
+
+
+_OVERRIDE_VERB = (r"(?:ignore|ignores|ignoring|disregard|forget|skip|override|bypass|abandon|neglect|discard|drop|"
+                  r"set aside)")
+_OBJECT = (r"(?:instructions?|prompts?|rules|guidelines|directives?|directions|constraints|guardrails|"
+           r"restrictions|programming|commands?|polic(?:y|ies)|system messages?|context)")
+_ANCHOR = (r"(?:previous|prior|above|earlier|preceding|former|initial|original|all|any|your|the|system|developer|"
+           r"those|these|every|existing|safety|ethical|moral|content)")
+
+SIGNALS: tuple[Signal, ...] = (
+    _s("instruction_override", 0.85,
+       rf"\b{_OVERRIDE_VERB}\b[\w\s,'’-]{{0,40}}?\b{_ANCHOR}\b[\w\s,'’-]{{0,30}}?\b{_OBJECT}\b"),
+    _s("instruction_override", 0.85,
+       r"\b(?:ignor(?:e[rz]?|ez)|oublie[rz]?)\s+(?:toutes\s+)?(?:les\s+|vos\s+)?instructions\s+(?:pr[ée]c[ée]dentes|"
+       r"ant[ée]rieures|ci-dessus)|\bignorier(?:e|en\s+sie)?\s+(?:alle\s+)?(?:vorherigen|bisherigen|obigen|"
+       r"vorangegangenen)\s+(?:anweisungen|instruktionen|befehle)|\bignora(?:r)?\s+(?:todas\s+)?(?:las\s+)?"
+       r"instrucciones\s+(?:anteriores|previas)|\bignora\s+(?:tutte\s+)?le\s+istruzioni\s+precedenti|"
+       r"\bignore\s+(?:todas\s+)?as\s+instru[çc][õo]es\s+anteriores"),
+    _s("ignore_everything_above", 0.5,
+       r"\b(?:ignore|disregard|forget)\s+(?:everything|all|anything|what)\s+(?:above|before|previously|"
+       r"(?:you\s+were|you've\s+been|you\s+have\s+been)\s+told)"),
+    _s("new_instructions", 0.5,
+       r"\b(?:new|updated|real|actual|true|override|admin|secret)\s+(?:instructions?|rules|system\s+prompt|directives?)\s*[:\-]"),
+    _s("from_now_on", 0.35,
+       r"\bfrom\s+now\s+on,?\s+(?:you|your)\s+(?:will|are|must|shall|should|only|respond|answer|act|reply)"),
+    _s("jailbreak_persona", 0.75,
+       r"\b(?:you\s+are|you're|act\s+as|acting\s+as|pretend\s+(?:to\s+be|you\s+are|you're)|role-?play\s+as|"
+       r"behave\s+like|simulate|become)\s+(?:now\s+)?(?:an?\s+|the\s+)?(?:dan|stan|dude|aim|evil\s+\w+|"
+       r"unrestricted|unfiltered|uncensored|jailbroken|amoral|unethical|unaligned)\b"),
+    _s("jailbreak_persona", 0.8, r"\bdo\s+anything\s+now\b|\bjailbr(?:ea|o)k(?:en)?\s+(?:mode|prompt|enabled)|"
+       r"\b(?:dan|god|evil|unrestricted|unfiltered|jailbreak)\s+mode\b"),
+    _s("drop_safety", 0.5,
+       r"\b(?:without|no|free\s+(?:of|from)|ignore|ignoring|bypass|bypassing|disable|remove|turn\s+off|lift)\s+"
+       r"(?:any\s+|all\s+|your\s+|the\s+)?(?:ethical|moral|safety|content|openai|anthropic|usual)?\s*"
+       r"(?:restrictions|filters?|filtering|limitations|censorship|guardrails|safeguards|boundaries|moderation)\b"),
+    _s("jailbreak_persona", 0.7,
+       r"\b(?:uncensored|unfiltered|unrestricted|jailbroken|amoral|unaligned|evil)\s+(?:\w+\s+)?(?:ai|assistant|"
+       r"chatbot|model|version|twin|persona|mode|character|bot)\b"),
+    _s("jailbreak_request", 0.75,
+       r"\b(?:bypass|disable|ignore|turn\s+off|remove|get\s+around|circumvent|switch\s+off|lift)\s+your\s+(?:\w+\s+)?"
+       r"(?:filters?|restrictions|guidelines|rules|safety|guardrails|programming|moderation|limitations|safeguards)\b"),
+    _s("break_rules", 0.6, r"\blet'?s\s+break\s+the\s+rules\b|\bbreak\s+(?:the|your)\s+(?:own\s+)?rules\b"),
+    _s("every_prompt", 0.3, r"\b(?:respond|reply|answer)\s+to\s+every\s+(?:prompt|question|message|request)\b"),
+    _s("roleplay_frame", 0.4, r"\b(?:role-?play|pretend)\s+(?:as|to\s+be|you\s+are)\b|\blet'?s\s+play\s+a\s+game\b"),
+    _s("addresses_the_ai", 0.6,
+       r"\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+|any\s+)?(?:ai|assistant|llm|chatbot|language\s+model)s?\b|"
+       r"\b(?:ai|assistant|llm|chatbot)s?\s+reading\s+this\b"),
+    _s("stay_in_character", 0.4,
+       r"\b(?:stay|remain)\s+in\s+character\b|\b(?:never|don'?t|do\s+not)\s+break\s+character\b"),
+    _s("not_an_ai", 0.5,
+       r"\byou\s+are\s+(?:no\s+longer|not)\s+(?:an?\s+)?(?:ai|assistant|language\s+model|chatbot|chatgpt|claude)\b"),
+    _s("system_prompt_extraction", 0.8,
+       r"\b(?:reveal|show|print|display|output|repeat|tell|give|share|leak|dump|write\s+out|spell\s+out|list|"
+       r"recite|summari[sz]e|quote|paraphrase|translate|what\s+(?:is|are|was|were))\b[\w\s,'’-]{0,30}?"
+       r"\b(?:system\s+(?:prompt|message|instructions)|"
+       r"(?:initial|original|hidden|secret|internal|pre-?)\s*(?:prompt|instructions|rules|directives)|"
+       r"instructions\s+(?:you\s+were\s+given|above))"),
+    _s("system_prompt_extraction", 0.45,
+       r"\b(?:reveal|show|print|display|output|repeat|dump|recite)\b[\w\s,'’-]{0,15}?\byour\s+(?:instructions|prompt|"
+       r"rules|guidelines|directives|configuration)\b"),
+    _s("system_prompt_extraction", 0.8,
+       r"\b(?:repeat|print|output|copy|write)\s+(?:back\s+)?(?:all\s+)?(?:the\s+)?(?:words|text|everything|"
+       r"lines?|content)\s+(?:above|before\s+this|preceding)|\bstarting\s+with\s+[\"'“]?you\s+are\b"),
+    _s("system_prompt_extraction", 0.8,
+       r"\b(?:secret|password|passphrase|key|code)\b.{0,30}?\b(?:in|from)\s+your\s+(?:system\s+)?(?:instructions|prompt|rules)"),
+    _s("fake_delimiter", 0.75,
+       r"<\|?\s*(?:im_start|start_header_id)\s*\|?>\s*system\b|<</?SYS>>|</?system>|"
+       r"#{2,}\s*(?:system|instructions?)\s*:|^\s*(?:system|assistant)\s*:"),
+    _s("template_token", 0.3,
+       r"<\|\s*(?:im_start|im_end|endoftext|start_header_id|end_header_id|eot_id)\s*\|>|\[/?INST\]"),
+    _s("decode_and_follow", 0.5,
+       r"\b(?:decode|base64|rot13|hex(?:adecimal)?|reverse)\b.{0,40}?\b(?:follow|execute|obey|run|do\s+what|"
+       r"act\s+on|carry\s+out)\b"),
+)
+
+INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u180e\u00ad\u034f\u061c]")
+BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+TAGS = re.compile("[\U000e0000-\U000e007f]+")
+BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=])")
+HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){10,}(?![0-9A-Fa-f])|(?:\\x[0-9A-Fa-f]{2}){8,}")
+
+# Cyrillic and Greek letters that look like Latin ones.
+CONFUSABLES = str.maketrans({
+    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s",
+    "ԁ": "d", "ɡ": "g", "һ": "h", "ӏ": "l", "ո": "n", "ν": "v", "ο": "o", "α": "a", "ρ": "p", "τ": "t",
+    "ι": "i", "κ": "k", "η": "n", "υ": "u", "ѡ": "w", "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M",
+    "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T", "Х": "X", "І": "I", "Ј": "J", "Ѕ": "S", "Α": "A",
+    "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O", "Ρ": "P",
+    "Τ": "T", "Υ": "Y", "Χ": "X",
+})
+_LATIN = re.compile(r"[A-Za-z]")
+_WORD = re.compile(r"\w+")
+
+
+def _mixed_script_words(text: str) -> list[tuple[int, int]]:
+    out = []
+    for m in _WORD.finditer(text):
+        word = m.group()
+        if _LATIN.search(word) and word.translate(CONFUSABLES) != word:
+            out.append(m.span())
+    return out
+
+
+def _normalize(text: str) -> str:
+    text = TAGS.sub("", text)
+    text = INVISIBLE.sub("", BIDI.sub("", text))
+    return unicodedata.normalize("NFKC", text).translate(CONFUSABLES)
+
+
+def _decoded_payloads(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, decoded text) for base64 and hex runs that decode to readable text."""
+    out = []
+    for m in BASE64.finditer(text):
+        raw = m.group()
+        try:
+            data = base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_" if ("-" in raw or "_" in raw) else None)
+        except (binascii.Error, ValueError):
+            continue
+        decoded = _readable(data)
+        if decoded:
+            out.append((m.start(), m.end(), decoded))
+    for m in HEX.finditer(text):
+        digits = re.sub(r"\\x|[ :]", "", m.group())
+        try:
+            decoded = _readable(bytes.fromhex(digits))
+        except ValueError:
+            continue
+        if decoded:
+            out.append((m.start(), m.end(), decoded))
+    return out
+
+
+def _readable(data: bytes) -> str | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if len(text) < 8 or " " not in text:
+        return None
+    printable = sum(ch.isprintable() or ch in "\n\t" for ch in text)
+    return text if printable / len(text) > 0.95 else None
+
+
+def _match_signals(text: str) -> list[tuple[Signal, int, int]]:
+    found = []
+    for signal in SIGNALS:
+        m = signal.pattern.search(text)
+        if m:
+            found.append((signal, m.start(), m.end()))
+    return found
+
+
+_QUOTED = re.compile(r"[\"'“‘`«][^\"'“”‘’`«»\n]{4,200}[\"'”’`»]")
+_DISCUSSION = re.compile(
+    r"\b(?:prompt\s+injections?|jailbreaks?|attacks?|attackers?|examples?|such\s+as|phrases?|detect(?:ion|or|s)?|"
+    r"classif(?:y|ier)|red[- ]team|security|what\s+does|how\s+(?:do|does|can|would)|explain|mean(?:s|ing)?)\b",
+    re.IGNORECASE,
+)
+
+
+def _quoted_in_discussion(text: str, start: int, end: int) -> bool:
+    """The match sits inside quotes in a text that talks about attacks: a mention, not a use."""
+    if not _DISCUSSION.search(text):
+        return False
+    return any(q.start() <= start and end <= q.end() for q in _QUOTED.finditer(text))
+
+
+def combine(weights: list[float]) -> float:
+    """Noisy-OR of independent evidence: 1 - prod(1 - w)."""
+    remaining = 1.0
+    for w in weights:
+        remaining *= 1.0 - w
+    return 1.0 - remaining
+
+
+class InjectionDetector:
+    detector = Detector.INJECTION
+
+    def __init__(self, *, decode_payloads: bool = True) -> None:
+        self.decode_payloads = decode_payloads
+
+    def signals(self, text: str) -> list[tuple[str, float, int, int]]:
+        """(signal, weight, start, end): each signal once, with its strongest weight and first span."""
+        found: dict[str, tuple[str, float, int, int]] = {}
+
+        def add(name: str, weight: float, start: int, end: int) -> None:
+            if name not in found or found[name][1] < weight:
+                found[name] = (name, weight, start, end)
+
+        matches = _match_signals(text)
+        plain = {s.name for s, _, _ in matches}
+        for signal, start, end in matches:
+            weight = signal.weight * (0.35 if _quoted_in_discussion(text, start, end) else 1.0)
+            add(signal.name, weight, start, end)
+        normalized = _normalize(text)
+        if normalized != text:
+            hidden = [(s, a, b) for s, a, b in _match_signals(normalized) if s.name not in plain]
+            for signal, _, _ in hidden:
+                add(signal.name, signal.weight, 0, len(text))
+            if hidden:
+                add("obfuscated_instruction", 0.85, 0, len(text))
+        tags = TAGS.search(text)
+        if tags:
+            add("unicode_tag_characters", 0.9, tags.start(), tags.end())
+        invisible = list(INVISIBLE.finditer(text))
+        if invisible:
+            inside_words = sum(1 for m in invisible if 0 < m.start() < len(text) - 1
+                               and text[m.start() - 1].isalnum() and text[m.end()].isalnum())
+            weight = 0.5 if len(invisible) >= 3 or inside_words else 0.3
+            add("invisible_characters", weight, invisible[0].start(), invisible[-1].end())
+        bidi = BIDI.search(text)
+        if bidi:
+            add("bidi_control", 0.4, bidi.start(), bidi.end())
+        mixed = _mixed_script_words(text)
+        if mixed:
+            add("mixed_script", 0.4 if len(mixed) > 1 else 0.25, mixed[0][0], mixed[-1][1])
+        if self.decode_payloads:
+            for start, end, decoded in _decoded_payloads(text):
+                inner = _match_signals(_normalize(decoded))
+                if inner:
+                    add("encoded_instruction", 0.9, start, end)
+                    break
+        return sorted(found.values(), key=lambda s: -s[1])
+
+    def detect(self, text: str) -> list[Hit]:
+        signals = self.signals(text)
+        if not signals:
+            return []
+        score = combine([w for _, w, _, _ in signals])
+        _, _, start, end = signals[0]
+        return [Hit(Detector.INJECTION, "prompt_injection", start, end, round(score, 4),
+                    tuple(name for name, _, _, _ in signals))]

@@ -1,0 +1,159 @@
+"""Detection quality, by a script anyone can run:
+
+    .venv/bin/python -m llmops_guardrails.quality [--split test|dev|all] [--baseline] [--iou 0.5] [--errors N]
+
+1. PII: per-entity precision, recall and F2 of the default policy's PII detector on presidio-research's
+   synthetic set (`../shared/data/pii/synth_dataset_v2.json` from the repository root, or `--pii-data`),
+   split by template id (`pii_eval.assign_splits`): `dev` was used for tuning, `test` is reported.
+   Matching and entity handling are described in `llmops_guardrails.pii_eval`. `--baseline` also scores
+   naive presidio (default `AnalyzerEngine`, same spaCy model) on the same samples.
+2. Prompt injection: precision, recall and false-positive rate of the injection detector at the
+   default policy's threshold on `data/injection_prompts.jsonl` (sources in `data/README.md`), same split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from llmops_guardrails.detectors.injection import InjectionDetector
+from llmops_guardrails.detectors.pii import NerPipeline, PiiDetector
+from llmops_guardrails.findings import Detector
+from llmops_guardrails.pii_eval import Report, assign_splits, evaluate, gold_counts, load_samples
+from llmops_guardrails.policy import default_policy
+from llmops_guardrails.settings import GuardrailsSettings
+
+DEFAULT_PII_DATA = Path("../shared/data/pii/synth_dataset_v2.json")
+RECALL_TARGETS = ("EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PHONE_NUMBER")
+
+
+def _print_report(title: str, report: Report, entities: Sequence[str], seconds: float, n: int) -> None:
+    print(f"\n{title}  ({n} texts, {n / seconds:.0f} texts/s)")
+    print(f"{'entity':15} {'precision':>9} {'recall':>7} {'F2':>6} {'tp':>5} {'fp':>5} {'fn':>5}")
+    for e in entities:
+        c = report.per_entity[e]
+        print(f"{e:15} {c.precision():9.3f} {c.recall():7.3f} {c.f():6.3f} {c.tp:5} {c.fp:5} {c.fn:5}")
+    o = report.overall(entities)
+    print(f"{'OVERALL':15} {o.precision():9.3f} {o.recall():7.3f} {o.f():6.3f} {o.tp:5} {o.fp:5} {o.fn:5}")
+
+
+def pii_quality(path: Path, split: str, *, baseline: bool, iou: float, errors: int, model: str) -> None:
+    samples = load_samples(path)
+    splits = assign_splits(samples)
+    chosen = [s for s in samples if split == "all" or splits[s.template_id] == split]
+    policy = default_policy()
+    entities = policy.detectors.pii.entities
+    scored = [e for e in entities if gold_counts(chosen).get(e)]
+    print(f"PII: {path} split={split}: {len(chosen)} of {len(samples)} samples, "
+          f"{len({s.template_id for s in chosen})} templates; span match = same type and char IoU >= {iou}")
+    print(f"gold spans in split: {dict(gold_counts(chosen).most_common())}")
+    print(f"scored entities (the default policy's, present in the data): {scored}")
+
+    ner = NerPipeline(model)
+    pii = policy.detectors.pii
+    detector = PiiDetector(ner, entities=entities, language=pii.language, score_threshold=pii.score_threshold,
+                           phone_regions=pii.phone_regions, context_enhancement=pii.context_enhancement)
+
+    def predict(texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
+        return [[(h.kind, h.start, h.end) for h in hits] for hits in detector.detect_many(texts)]
+
+    t0 = time.perf_counter()
+    report = evaluate(chosen, predict, scored, iou=iou, keep_errors=errors > 0)
+    _print_report("guardrails PII detector (default policy)", report, scored, time.perf_counter() - t0, len(chosen))
+    for kind, entity, value, text in report.errors[:errors]:
+        print(f"  {kind} {entity:13} {value!r:30} | {text[:110]!r}")
+    overall = report.overall(scored)
+    print(f"targets: F2 >= 0.85 overall -> {overall.f():.3f} ({'met' if overall.f() >= 0.85 else 'MISSED'}); "
+          "recall >= 0.95: " + ", ".join(
+              f"{e} {report.per_entity[e].recall():.3f}{'' if report.per_entity[e].recall() >= 0.95 else ' MISSED'}"
+              for e in RECALL_TARGETS if e in scored))
+
+    if baseline:
+        from presidio_analyzer import AnalyzerEngine
+        from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+        from llmops_guardrails.offline import patch_presidio_email_recognizer
+
+        patch_presidio_email_recognizer()
+        engine = NlpEngineProvider(nlp_configuration={
+            "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}]}).create_engine()
+        naive = AnalyzerEngine(nlp_engine=engine)
+
+        def predict_naive(texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
+            return [[(r.entity_type, r.start, r.end) for r in naive.analyze(t, language="en")] for t in texts]
+
+        t0 = time.perf_counter()
+        base = evaluate(chosen, predict_naive, scored, iou=iou)
+        _print_report("baseline: naive presidio (AnalyzerEngine defaults, same model)", base, scored,
+                      time.perf_counter() - t0, len(chosen))
+
+
+def injection_rows() -> list[dict[str, str]]:
+    text = resources.files("llmops_guardrails").joinpath("data/injection_prompts.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def injection_quality(split: str, *, errors: int) -> None:
+    policy = default_policy()
+    threshold = min((r.threshold for r in policy.active_rules if r.detector is Detector.INJECTION), default=0.7)
+    rows = [r for r in injection_rows() if split == "all" or r["split"] == split]
+    detector = InjectionDetector()
+    tp = fp = fn = tn = 0
+    misses: list[str] = []
+    by_category: Counter[str] = Counter()
+    wrong_by_category: Counter[str] = Counter()
+    for row in rows:
+        hits = detector.detect(row["text"])
+        score = hits[0].score if hits else 0.0
+        flagged = score >= threshold
+        attack = row["label"] == "attack"
+        by_category[row["category"]] += 1
+        if flagged and attack:
+            tp += 1
+        elif flagged:
+            fp += 1
+        elif attack:
+            fn += 1
+        else:
+            tn += 1
+        if flagged != attack:
+            wrong_by_category[row["category"]] += 1
+            kind = "FP" if flagged else "FN"
+            misses.append(f"  {kind} {row['category']:22} score {score:.2f} | {row['text'][:90]!r}")
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    fpr = fp / (fp + tn) if fp + tn else 0.0
+    print(f"\nPrompt injection: data/injection_prompts.jsonl split={split}: {tp + fn} attacks, {fp + tn} benign; "
+          f"threshold {threshold} (default policy)")
+    print(f"precision {precision:.3f}  recall {recall:.3f}  false-positive rate {fpr:.3f} ({fp}/{fp + tn})  "
+          f"tp {tp} fp {fp} fn {fn} tn {tn}")
+    print(f"target: FPR <= 0.02 on benign prompts -> {'met' if fpr <= 0.02 else 'MISSED'}")
+    if wrong_by_category:
+        print("errors by category: " + ", ".join(f"{c} {n}/{by_category[c]}" for c, n in wrong_by_category.items()))
+    for line in misses[:errors]:
+        print(line)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", choices=["test", "dev", "all"], default="test")
+    parser.add_argument("--pii-data", type=Path, default=DEFAULT_PII_DATA)
+    parser.add_argument("--baseline", action="store_true", help="also score naive presidio on the same samples")
+    parser.add_argument("--iou", type=float, default=0.5)
+    parser.add_argument("--errors", type=int, default=0, help="print this many errors per part")
+    parser.add_argument("--only", choices=["pii", "injection"], default=None)
+    args = parser.parse_args(argv)
+    model = GuardrailsSettings().spacy_model
+    if args.only in (None, "pii"):
+        pii_quality(args.pii_data, args.split, baseline=args.baseline, iou=args.iou, errors=args.errors, model=model)
+    if args.only in (None, "injection"):
+        injection_quality(args.split, errors=args.errors)
+
+
+if __name__ == "__main__":
+    main()
