@@ -8,7 +8,8 @@ Behaviour is set by a `FakeLLMConfig` (changeable while running) or per request 
 `x-fake-mode` (`ok`, `429`, `500`, `malformed`, `bad_content`; also any other HTTP error status such as
 `400`, `401`, `403`, `404`, `408`, `409`, `503` with an OpenAI-style error body, and `quota`: a 429 for an
 exhausted quota, `insufficient_quota`, without Retry-After) and `x-fake-latency-ms`. A `script` is a queue of
-modes that the next requests take in order, e.g. `["429", "500", "ok"]`. With `reject_json_schema` set, a
+modes that the next requests take in order, e.g. `["429", "500", "ok"]`; `default_mode` is the mode of every
+other request (`ok` unless set, e.g. to `500` for an endpoint that is down). With `reject_json_schema` set, a
 request asking for `response_format` `json_schema` gets a 400 naming `response_format` (as endpoints without
 structured outputs answer), before any scripted mode is taken. Replies are deterministic: the content
 is `reply_text` if set, otherwise a JSON object if the request asks for JSON (`response_format`), else
@@ -41,6 +42,7 @@ class FakeLLMConfig:
     script: collections.deque[str] = field(default_factory=collections.deque)
     seed: int = 7
     reject_json_schema: bool = False  # answer 400 to `response_format: json_schema` (no structured outputs)
+    default_mode: str = "ok"  # the mode of a request that no header, script or error_rate decides (e.g. "500")
 
 
 @dataclass
@@ -67,7 +69,7 @@ class FakeLLMServer:
         class Handler(_Handler):
             fake = server
 
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd = _QuietServer((host, port), Handler)
         self._httpd.daemon_threads = True
         self._httpd.request_queue_size = 256
         self._thread: threading.Thread | None = None
@@ -123,12 +125,22 @@ class FakeLLMServer:
                 return self.config.script.popleft()
             if self.config.error_rate and self._rng.random() < self.config.error_rate:
                 return self._rng.choice(["429", "500"])
-        return "ok"
+            return self.config.default_mode
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that left mid-stream is normal
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeLLMServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in two writes; no 40 ms delayed-ACK stall
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # quiet: tests read stats, not logs
