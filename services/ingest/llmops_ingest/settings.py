@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from llmops_shared.settings import CommonSettings
+from llmops_shared.settings import CommonSettings, api_port
 from llmops_shared.topics import INTERACTIONS_RAW
 
 
@@ -8,7 +8,7 @@ class IngestSettings(CommonSettings):
     """`LLMOPS_*` environment variables of the ingest API."""
 
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = api_port(8080, "ingest")
     max_events_per_request: int = 1_000
     max_body_bytes: int = 5 * 1024 * 1024
     # Per-key token bucket, in events: a key may send `rate_limit_per_s` events per second on average and

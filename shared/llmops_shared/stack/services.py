@@ -7,6 +7,7 @@ deployment does not carry.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import urllib.request
 from dataclasses import dataclass
@@ -19,7 +20,14 @@ from llmops_shared.stack.processes import StackError, port_open, read_pid, spawn
 class ServiceProcess:
     name: str
     module: str  # run as `python -m <module>`
-    port: int | None = None  # APIs answer GET /healthz here
+    default_port: int | None = None  # APIs answer GET /healthz here ...
+    port_env: str | None = None  # ... or on the port this variable names (see llmops_shared.settings.api_port)
+
+    @property
+    def port(self) -> int | None:
+        if self.port_env and os.environ.get(self.port_env):
+            return int(os.environ[self.port_env])
+        return self.default_port
 
     def installed(self) -> bool:
         try:
@@ -29,7 +37,7 @@ class ServiceProcess:
 
 
 SERVICES: tuple[ServiceProcess, ...] = (
-    ServiceProcess("ingest-api", "llmops_ingest.api", 8080),
+    ServiceProcess("ingest-api", "llmops_ingest.api", 8080, "LLMOPS_INGEST_PORT"),
 )
 
 
