@@ -70,8 +70,6 @@ class FakeLLMServer:
             fake = server
 
         self._httpd = _QuietServer((host, port), Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.request_queue_size = 256
         self._thread: threading.Thread | None = None
 
     @property
@@ -129,6 +127,9 @@ class FakeLLMServer:
 
 
 class _QuietServer(ThreadingHTTPServer):
+    request_queue_size = 256  # the listen backlog: read when the socket starts listening
+    daemon_threads = True
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
 

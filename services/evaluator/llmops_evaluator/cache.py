@@ -56,6 +56,17 @@ class JudgmentCache:
         return cached.model_copy(update={"from_cache": True, "attempts": 0, "input_tokens": 0,
                                          "output_tokens": 0, "latency_ms": 0.0})
 
+    async def put_many(self, entries: list[tuple[str, str, JudgeResult]]) -> int:
+        """`put` for (tenant, digest, result) entries in one round trip; returns how many were stored."""
+        keep = [(t, d, r) for t, d, r in entries if r.ok and not r.from_cache]
+        if not keep:
+            return 0
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for tenant_id, digest, result in keep:
+                pipe.set(self._key(tenant_id, digest), result.model_dump_json(), ex=self._ttl_s)
+            await pipe.execute()
+        return len(keep)
+
     async def put(self, tenant_id: str, digest: str, result: JudgeResult) -> bool:
         """Store an `ok` result (others are not cached: they should be tried again). True if stored."""
         if not result.ok or result.from_cache:

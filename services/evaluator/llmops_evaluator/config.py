@@ -90,6 +90,10 @@ class EvaluatorConfig(_Model):
     judge: JudgeSpec
     max_concurrency: Annotated[int, Field(ge=1, le=256)] = 4
     daily_spend_cap_usd: Money
+    # The review queue (human feedback): the share of this evaluator's judged interactions handed to people
+    # (an independent, deterministic sample), and a normalised score below which a judgment is queued too.
+    review_sample_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    review_below_score: Annotated[float, Field(ge=0, le=1)] | None = None
 
     @field_validator("prompt_versions", mode="before")
     @classmethod
@@ -121,18 +125,23 @@ class EvaluatorConfig(_Model):
         return [parse_rubric_ref(ref) for ref in self.rubrics]
 
 
-def sampled(event_id: uuid.UUID | str, rate: float) -> bool:
+JUDGE_SAMPLE = b"llmops-sample:"
+REVIEW_SAMPLE = b"llmops-review:"  # independent of the judge's sample
+
+
+def sampled(event_id: uuid.UUID | str, rate: float, *, salt: bytes = JUDGE_SAMPLE) -> bool:
     """Whether `event_id` falls in the sample of rate `rate`: a hash of the event id only.
 
     The event's position in [0, 1) is fixed by its id, so an evaluator at rate 0.1 scores a subset of
-    what one at 0.5 scores, and two evaluators at the same rate score the same events.
+    what one at 0.5 scores, and two evaluators at the same rate score the same events. Another `salt`
+    gives a sample independent of this one (the review queue's).
     """
     if rate <= 0:
         return False
     if rate >= 1:
         return True
     raw = event_id.bytes if isinstance(event_id, uuid.UUID) else uuid.UUID(str(event_id)).bytes
-    digest = hashlib.sha256(b"llmops-sample:" + raw).digest()
+    digest = hashlib.sha256(salt + raw).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
 

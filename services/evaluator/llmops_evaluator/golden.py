@@ -251,8 +251,12 @@ def item_interaction(item: GoldenItem, output: str, *, dataset: str) -> Interact
 
 
 async def run_golden(items: Sequence[GoldenItem], config: GoldenRunConfig, *, target: TargetClient,
-                     judge: JudgeClient, dataset_hash: str = "") -> RunResult:
-    """Every item through the target and the judge, at most `config.max_concurrency` items at once."""
+                     judge: JudgeClient, dataset_hash: str = "", run_id: uuid.UUID | None = None,
+                     on_item: Callable[[GoldenItem, list[ItemResult]], None] | None = None) -> RunResult:
+    """Every item through the target and the judge, at most `config.max_concurrency` items at once.
+
+    `on_item` is called with each item's results as it completes (progress).
+    """
     rubrics = config.resolved_rubrics()
     gate = asyncio.Semaphore(config.max_concurrency)
     started_at = datetime.now(UTC)
@@ -277,8 +281,14 @@ async def run_golden(items: Sequence[GoldenItem], config: GoldenRunConfig, *, ta
                 results.append(_item_result(item.id, judged, time.monotonic() - started))
             return results
 
-    per_item = await asyncio.gather(*(one(item) for item in items))
-    return RunResult(run_id=uuid.uuid4(), dataset=config.dataset, dataset_sha256=dataset_hash,
+    async def reported(item: GoldenItem) -> list[ItemResult]:
+        results = await one(item)
+        if on_item is not None:
+            on_item(item, results)
+        return results
+
+    per_item = await asyncio.gather(*(reported(item) for item in items))
+    return RunResult(run_id=run_id or uuid.uuid4(), dataset=config.dataset, dataset_sha256=dataset_hash,
                      target_model=config.target.model, judge_model=config.judge.model, started_at=started_at,
                      items=[r for results in per_item for r in results])
 

@@ -22,6 +22,7 @@ The judge only ever sees the interaction as it is on `llm.interactions.clean`, i
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass, field
@@ -134,6 +135,10 @@ class Rubric:
                    Field(description=f"An integer from {lo} ({self.labels[0]}) to {hi} ({self.labels[-1]})")),
         )
 
+    @cached_property
+    def _output_schema(self) -> dict[str, Any]:
+        return self.output_model.model_json_schema()  # a few hundred microseconds: once per rubric
+
     def json_schema_format(self) -> dict[str, Any]:
         """`response_format` for endpoints with structured outputs: the JSON schema of `output_model`."""
         return {
@@ -141,7 +146,7 @@ class Rubric:
             "json_schema": {
                 "name": f"{self.name}_v{self.version}_judgment",
                 "strict": True,
-                "schema": self.output_model.model_json_schema(),
+                "schema": copy.deepcopy(self._output_schema),
             },
         }
 

@@ -8,6 +8,10 @@ For each of the evaluator's rubrics, in order:
 5. the judge's usage is published as an interaction event of the tenant (`publish_usage`), *then*
 6. an `ok` judgment is cached.
 
+`score_rubric` does all six. The stream worker uses `evaluate_rubric` (steps 1-4, and the usage event built
+but not sent) and does 5 and 6 itself after the batch's rows are committed (`remember` is step 6), so that
+nothing leaves the worker for a judgment that is not stored.
+
 Every path ends in a `JudgeResult`, so the worker writes one row per (event, evaluator, rubric version)
 whatever happened: there is no silent gap. Whether the interaction is judged at all (`config.selects`) is
 the worker's decision, made before.
@@ -26,7 +30,7 @@ from llmops_evaluator.config import EvaluatorConfig
 from llmops_evaluator.judge import JudgeClient, JudgeResult, JudgeStatus
 from llmops_evaluator.rubrics import Rubric, resolve_rubric
 from llmops_evaluator.spend import JudgePrice, SpendLedger, cost_usd, estimate_cost_usd, spend_day
-from llmops_evaluator.usage_events import judge_usage_event
+from llmops_evaluator.usage_events import judge_usage_event, usage_event_id
 from llmops_shared.contract import Interaction
 
 PublishUsage = Callable[[Interaction], Awaitable[None]]
@@ -39,6 +43,14 @@ class Evaluation:
     rubric: Rubric
     result: JudgeResult
     usage_event: Interaction | None = None
+    cache_key: str | None = None  # the judgment's cache digest, when it was judged (not from the cache)
+    judged_at: datetime | None = None  # when the judge answered (the usage event's time)
+    stored: bool = False  # rebuilt from an `ok` row already in Postgres: not judged again
+
+    @property
+    def key(self) -> tuple[uuid.UUID, str, str, int]:
+        """The result's primary key: (event, evaluator, rubric, rubric version)."""
+        return self.interaction.event_id, self.evaluator_id, self.rubric.name, self.rubric.version
 
 
 class Scorer:
@@ -59,6 +71,19 @@ class Scorer:
         return list(await asyncio.gather(*(self.score_rubric(interaction, r) for r in self.rubrics)))
 
     async def score_rubric(self, interaction: Interaction, rubric: Rubric) -> Evaluation:
+        """One rubric, all six steps: judged, usage published, then cached."""
+        evaluation = await self.evaluate_rubric(interaction, rubric)
+        if evaluation.usage_event is not None and self.publish_usage is not None:
+            await self.publish_usage(evaluation.usage_event)
+        await self.remember(evaluation)
+        return evaluation
+
+    async def evaluate_rubric(self, interaction: Interaction, rubric: Rubric, *,
+                              usage_id: uuid.UUID | None = None) -> Evaluation:
+        """Steps 1-4: the judgment and its usage event (not published, not cached yet).
+
+        `usage_id` is the usage event's id; by default `usage_event_id(event, evaluator, rubric)`.
+        """
         config = self.config
 
         def skipped(error_type: str, reason: str) -> Evaluation:
@@ -89,10 +114,13 @@ class Scorer:
         if reservation is not None and self.ledger is not None:
             await self.ledger.settle(reservation, cost_usd(result.input_tokens, result.output_tokens, self.price))
 
-        usage_event = judge_usage_event(event_id=uuid.uuid4(), judged=interaction, evaluator_id=config.id,
-                                        judge=config.judge, result=result, occurred_at=self._now())
-        if usage_event is not None and self.publish_usage is not None:
-            await self.publish_usage(usage_event)
-        if self.cache is not None:
-            await self.cache.put(config.tenant_id, digest, result)
-        return Evaluation(interaction, config.id, rubric, result, usage_event)
+        judged_at = self._now()
+        event_id = usage_id or usage_event_id(interaction.event_id, config.id, rubric.ref)
+        usage_event = judge_usage_event(event_id=event_id, judged=interaction, evaluator_id=config.id,
+                                        judge=config.judge, result=result, occurred_at=judged_at)
+        return Evaluation(interaction, config.id, rubric, result, usage_event, cache_key=digest, judged_at=judged_at)
+
+    async def remember(self, evaluation: Evaluation) -> None:
+        """Step 6: cache an `ok` judgment (call it once its usage event is out)."""
+        if self.cache is not None and evaluation.cache_key is not None:
+            await self.cache.put(self.config.tenant_id, evaluation.cache_key, evaluation.result)

@@ -43,6 +43,9 @@ class ResultRow:
     from_cache: bool
     error_type: str | None
     error: str | None
+    judged_at: datetime | None = None
+    latency_ms: float | None = None
+    usage_event_id: uuid.UUID | None = None
 
 
 def result_row(evaluation: Evaluation) -> ResultRow:
@@ -67,6 +70,9 @@ def result_row(evaluation: Evaluation) -> ResultRow:
         from_cache=result.from_cache,
         error_type=result.error_type,
         error=result.error[:MAX_ERROR_CHARS] if result.error else None,
+        judged_at=evaluation.judged_at,
+        latency_ms=result.latency_ms if evaluation.judged_at is not None else None,
+        usage_event_id=evaluation.usage_event.event_id if evaluation.usage_event is not None else None,
     )
 
 
@@ -75,14 +81,24 @@ _COLUMNS = (
     ("tenant_id", "text"), ("app_id", "text"), ("occurred_at", "timestamptz"), ("status", "text"),
     ("score", "float8"), ("raw_score", "int"), ("label", "text"), ("reasoning", "text"),
     ("judge_model", "text"), ("input_tokens", "int"), ("output_tokens", "int"), ("attempts", "int"),
-    ("from_cache", "bool"), ("error_type", "text"), ("error", "text"),
+    ("from_cache", "bool"), ("error_type", "text"), ("error", "text"), ("judged_at", "timestamptz"),
+    ("latency_ms", "float8"), ("usage_event_id", "uuid"),
 )
 _KEY = ("event_id", "evaluator_id", "rubric", "rubric_version")
+
+
+def _set(name: str) -> str:
+    # A row keeps the id of the last usage event published for its key, so that judging it again after a
+    # failure that spent tokens gets a new id (`judging.usage_id_for`).
+    if name == "usage_event_id":
+        return "usage_event_id = COALESCE(EXCLUDED.usage_event_id, evaluation_results.usage_event_id)"
+    return f"{name} = EXCLUDED.{name}"
+
 _UPSERT = f"""
 INSERT INTO evaluation_results ({", ".join(name for name, _ in _COLUMNS)})
 SELECT * FROM unnest({", ".join(f"${n}::{kind}[]" for n, (_, kind) in enumerate(_COLUMNS, 1))})
 ON CONFLICT ({", ".join(_KEY)}) DO UPDATE SET
-    {", ".join(f"{name} = EXCLUDED.{name}" for name, _ in _COLUMNS if name not in _KEY)},
+    {", ".join(_set(name) for name, _ in _COLUMNS if name not in _KEY)},
     updated_at = now()
 WHERE evaluation_results.status <> 'ok'
 RETURNING event_id, evaluator_id, rubric, rubric_version
@@ -96,6 +112,43 @@ async def upsert_results(conn: asyncpg.Connection, rows: list[ResultRow]) -> int
     columns = [[getattr(row, name) for row in rows] for name, _ in _COLUMNS]
     written = await conn.fetch(_UPSERT, *columns)
     return len(written)
+
+
+async def existing_results(conn: asyncpg.Connection | asyncpg.Pool,
+                           event_ids: list[uuid.UUID]) -> dict[tuple[uuid.UUID, str, str, int], asyncpg.Record]:
+    """The rows already stored for these events, by primary key (the worker's redelivery check)."""
+    if not event_ids:
+        return {}
+    rows = await conn.fetch(
+        f"""SELECT {", ".join(name for name, _ in _COLUMNS)}, updated_at FROM evaluation_results
+            WHERE event_id = ANY($1::uuid[])""",  # noqa: S608 - constant column list
+        event_ids,
+    )
+    return {(r["event_id"], r["evaluator_id"], r["rubric"], r["rubric_version"]): r for r in rows}
+
+
+@dataclass(frozen=True)
+class ReviewEntry:
+    tenant_id: str
+    event_id: uuid.UUID
+    evaluator_id: str
+    rubric: str  # name@version
+    reason: str
+    priority: int
+
+
+async def enqueue_for_review(conn: asyncpg.Connection | asyncpg.Pool, entries: list[ReviewEntry]) -> int:
+    """Add items to the human review queue; one per (tenant, event, rubric): a second is ignored."""
+    if not entries:
+        return 0
+    rows = await conn.fetch(
+        """INSERT INTO review_queue (tenant_id, event_id, evaluator_id, rubric, reason, priority)
+           SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[])
+           ON CONFLICT (tenant_id, event_id, rubric) DO NOTHING RETURNING item_id""",
+        [e.tenant_id for e in entries], [e.event_id for e in entries], [e.evaluator_id for e in entries],
+        [e.rubric for e in entries], [e.reason for e in entries], [e.priority for e in entries],
+    )
+    return len(rows)
 
 
 async def save_evaluator(conn: asyncpg.Connection, config: EvaluatorConfig) -> None:

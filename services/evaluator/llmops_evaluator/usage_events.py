@@ -4,10 +4,11 @@ One event per judgment that made HTTP calls (a cache hit spends nothing and prod
 text: neither the judged interaction's nor the judge's. It is tagged `llmops:judge`, which evaluators skip
 (`config.matches`), so the judge is never judged.
 
-Its `event_id` is new for each judgment that spent tokens. The scorer publishes it *before* the judgment
-goes into the cache: a redelivered event answered from the cache spent nothing and publishes nothing, and
-a crash between the publish and the cache write re-judges (and bills the new call) rather than losing the
-usage of the first.
+Its `event_id` is deterministic: `usage_event_id(judged event, evaluator, rubric version)`, a UUIDv5. The
+worker publishes it after the judgment's row is committed and before the offsets are; a redelivered batch
+re-publishes the very same event (rebuilt from the stored row), and billing, which keys its ledger on
+`event_id`, counts it once. So billing counts one judgment per (event, evaluator, rubric version), the same
+unit as the results table.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ from llmops_evaluator.judge import JudgeResult
 from llmops_shared.contract import ErrorInfo, Interaction, SpanKind, Status, Usage
 
 JUDGE_APP_ID = "llmops-evaluator"
+_USAGE_NAMESPACE = uuid.UUID("5c0b5e1e-7d0f-4d8a-9a57-2f3f1e6b9c41")
+
+
+def usage_event_id(judged_event_id: uuid.UUID, evaluator_id: str, rubric_ref: str) -> uuid.UUID:
+    """The usage event's id for one judgment: the same on every redelivery of the judged event."""
+    return uuid.uuid5(_USAGE_NAMESPACE, f"{judged_event_id}:{evaluator_id}:{rubric_ref}")
 
 
 def judge_usage_event(*, event_id: uuid.UUID, judged: Interaction, evaluator_id: str, judge: JudgeSpec,

@@ -38,6 +38,11 @@ class ServiceProcess:
 
 SERVICES: tuple[ServiceProcess, ...] = (
     ServiceProcess("ingest-api", "llmops_ingest.api", 8080, "LLMOPS_INGEST_PORT"),
+    ServiceProcess("guardrails-worker", "llmops_guardrails.worker"),
+    ServiceProcess("guardrails-api", "llmops_guardrails.api", 8081, "LLMOPS_GUARDRAILS_PORT"),
+    ServiceProcess("guardrails-notifier", "llmops_guardrails.notifier"),
+    ServiceProcess("evaluator-worker", "llmops_evaluator.worker"),
+    ServiceProcess("evaluator-api", "llmops_evaluator.api", 8082, "LLMOPS_EVALUATOR_PORT"),
 )
 
 

@@ -1,0 +1,143 @@
+"""Helpers for the evaluator's worker, API, end-to-end tests and its benchmark (not a test module)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import ConsumerRecord
+
+from llmops_evaluator.config import EvaluatorConfig, selects
+from llmops_evaluator.settings import EvaluatorSettings
+from llmops_evaluator.store import save_evaluator
+from llmops_evaluator.worker import Runtime, open_runtime
+from llmops_shared.contract import Interaction
+from llmops_shared.kafka import durable_producer, ensure_topics
+from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import TopicSpec
+
+JUDGE_KEY_ENV = "EVAL_TEST_JUDGE_KEY"
+JUDGE_ENV = {JUDGE_KEY_ENV: "sk-test"}
+REPLY = {"reasoning": "It answers the question.", "score": 3}  # on every built-in scale (1-5 and 1-3)
+
+
+def evaluator_config(tenant: str, url: str, **overrides: Any) -> EvaluatorConfig:
+    raw: dict[str, Any] = {
+        "id": f"ev-{tenant}",
+        "tenant_id": tenant,
+        "rubrics": ["relevance@1", "safety@1"],
+        "sample_rate": 1.0,
+        "judge": {"model": "judge-model", "base_url": url, "api_key_env": JUDGE_KEY_ENV},
+        "max_concurrency": 4,
+        "daily_spend_cap_usd": "100",
+    }
+    raw.update(overrides)
+    return EvaluatorConfig.model_validate(raw)
+
+
+async def register(pool: asyncpg.Pool, config: EvaluatorConfig) -> None:
+    await pool.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING",
+                       config.tenant_id)
+    async with pool.acquire() as conn:
+        await save_evaluator(conn, config)
+
+
+def worker_settings(stack: CommonSettings, **overrides: Any) -> EvaluatorSettings:
+    """Settings with topics and a consumer group of this test's own, a fast judge policy, small batches."""
+    run = uuid.uuid4().hex[:8]
+    values: dict[str, Any] = {
+        **stack.model_dump(),
+        "source_topic": f"test.eval.source.{run}",
+        "usage_topic": f"test.eval.usage.{run}",
+        "scores_topic": f"test.eval.scores.{run}",
+        "consumer_group": f"test-evaluator-{run}",
+        "batch_max_events": 25,
+        "batch_max_wait_ms": 50,
+        "evaluators_refresh_s": 0.5,
+        "judge_max_attempts": 2,
+        "judge_base_delay_s": 0.01,
+        "judge_max_delay_s": 0.02,
+        "judge_attempt_timeout_s": 5,
+        "judge_deadline_s": 20,
+    }
+    values.update(overrides)
+    return EvaluatorSettings(**values)
+
+
+async def create_topics(settings: EvaluatorSettings, partitions: int = 2) -> None:
+    names = {settings.source_topic, settings.usage_topic, settings.scores_topic}
+    await ensure_topics(settings.kafka_bootstrap,
+                        tuple(TopicSpec(name, partitions=partitions, retention_ms=None) for name in sorted(names)
+                              if name.startswith(("test.", "bench."))))
+
+
+async def send(bootstrap: str, topic: str, payloads: Iterable[dict[str, Any] | bytes]) -> None:
+    producer = durable_producer(bootstrap, client_id="test-evaluator")
+    await producer.start()
+    try:
+        futures = []
+        for payload in payloads:
+            if isinstance(payload, bytes):
+                futures.append(await producer.send(topic, payload, key=b"k"))
+            else:
+                futures.append(await producer.send(topic, orjson.dumps(payload), key=payload["trace_id"].encode()))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float = 30, every_s: float = 0.1,
+                     what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(every_s)
+    raise AssertionError(f"{what}: not reached within {timeout_s:g} s")
+
+
+def expected_keys(events: Iterable[dict[str, Any]], config: EvaluatorConfig) -> set[tuple[str, str, str, int]]:
+    """(event, evaluator, rubric, version) for every judgment `config` asks for among `events`."""
+    keys = set()
+    for event in events:
+        if selects(config, Interaction.model_validate(event)):
+            for ref in config.rubrics:
+                name, _, version = ref.partition("@")
+                keys.add((event["event_id"], config.id, name, int(version)))
+    return keys
+
+
+async def result_keys(pool: asyncpg.Pool, tenant: str, *, status: str | None = None) -> list[tuple[str, str, str, int]]:
+    rows = await pool.fetch(
+        """SELECT event_id::text, evaluator_id, rubric, rubric_version FROM evaluation_results
+           WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)""", tenant, status)
+    return [(r["event_id"], r["evaluator_id"], r["rubric"], r["rubric_version"]) for r in rows]
+
+
+def tenant_of(record: ConsumerRecord) -> str | None:
+    try:
+        return orjson.loads(record.value).get("tenant_id")
+    except orjson.JSONDecodeError:
+        return None
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: EvaluatorSettings, environ: dict[str, str] | None = None
+                         ) -> AsyncIterator[Runtime]:
+    """The evaluator worker running in this event loop until the block ends (it finishes its batch)."""
+    runtime = await open_runtime(settings, environ=JUDGE_ENV if environ is None else environ)
+    task = asyncio.create_task(runtime.worker.run())
+    try:
+        yield runtime
+    finally:
+        runtime.worker.stopping.set()
+        try:
+            await asyncio.wait_for(task, 30)
+        finally:
+            await runtime.close()

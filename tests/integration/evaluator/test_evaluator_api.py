@@ -1,0 +1,379 @@
+"""The evaluator API on the real Postgres and Redis: every endpoint, every status, tenant isolation."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+
+from llmops_evaluator.agreement import agreement
+from llmops_evaluator.api import create_app
+from llmops_evaluator.judge import JudgeResult, JudgeStatus
+from llmops_evaluator.rubrics import BUILTIN
+from llmops_evaluator.scoring import Evaluation
+from llmops_evaluator.settings import EvaluatorSettings
+from llmops_evaluator.store import ReviewEntry, enqueue_for_review, result_row, upsert_results
+from llmops_shared.contract import Interaction
+from llmops_shared.settings import CommonSettings
+from tests.support.events import make_event
+from tests.support.servers import serve
+
+pytestmark = pytest.mark.integration
+
+RELEVANCE = BUILTIN["relevance@1"]
+
+
+@pytest.fixture(scope="module")
+def api_url(stack: CommonSettings) -> Iterator[str]:
+    with serve(create_app(EvaluatorSettings(**stack.model_dump()))) as url:
+        yield url
+
+
+@dataclass
+class Tenant:
+    id: str
+    admin: httpx.AsyncClient
+    writer: httpx.AsyncClient
+
+
+@pytest_asyncio.fixture
+async def clients(api_url: str, make_key: Any) -> AsyncIterator[tuple[Tenant, Tenant]]:
+    made: list[httpx.AsyncClient] = []
+
+    async def tenant() -> Tenant:
+        tenant_id = f"t-{uuid.uuid4().hex[:10]}"
+        pair = []
+        for scopes in (["admin"], ["eval:write"]):
+            key = await make_key(tenant_id, scopes)
+            client = httpx.AsyncClient(base_url=api_url, headers={"authorization": f"Bearer {key}"}, timeout=10)
+            made.append(client)
+            pair.append(client)
+        return Tenant(tenant_id, *pair)
+
+    yield await tenant(), await tenant()
+    for client in made:
+        await client.aclose()
+
+
+def evaluator_body(evaluator_id: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": evaluator_id,
+        "rubrics": ["relevance@1", "tone@2"],
+        "custom_rubrics": [{"name": "tone", "version": 2, "criteria": "Polite.", "steps": ["Judge the tone."],
+                            "scale_min": 1, "scale_max": 3, "labels": ["rude", "neutral", "warm"]}],
+        "sample_rate": 0.1,
+        "judge": {"model": "gpt-4o-mini", "base_url": "https://api.openai.com/v1", "api_key_env": "JUDGE_KEY"},
+        "daily_spend_cap_usd": "5.00",
+    }
+    body.update(overrides)
+    return body
+
+
+async def create_evaluator(tenant: Tenant, evaluator_id: str | None = None) -> str:
+    evaluator_id = evaluator_id or f"ev-{uuid.uuid4().hex[:8]}"
+    response = await tenant.admin.post("/v1/evaluators", json=evaluator_body(evaluator_id))
+    assert response.status_code == 201, response.text
+    return evaluator_id
+
+
+async def judged(pool: asyncpg.Pool, tenant: str, evaluator_id: str, raw_scores: list[int],
+                 *, status: JudgeStatus = JudgeStatus.OK, first_minute: int = 0) -> list[str]:
+    """Result rows for new events of `tenant`, judged `raw_scores` on relevance@1; returns the event ids."""
+    rows = []
+    start = datetime.now(UTC) - timedelta(hours=1) + timedelta(minutes=first_minute)
+    for n, raw in enumerate(raw_scores):
+        event = Interaction.model_validate({**make_event(occurred_at=(start + timedelta(minutes=n))
+                                                         .isoformat()), "tenant_id": tenant})
+        fields: dict[str, Any] = ({"score": RELEVANCE.normalise(raw), "raw_score": raw, "label": RELEVANCE.label(raw),
+                                   "reasoning": "because"} if status is JudgeStatus.OK
+                                  else {"error_type": "http_500", "error": "down"})
+        result = JudgeResult(status=status, rubric=RELEVANCE.ref, judge_model="gpt-4o-mini", **fields)
+        rows.append(result_row(Evaluation(event, evaluator_id, RELEVANCE, result)))
+    async with pool.acquire() as conn:
+        await upsert_results(conn, rows)
+    return [str(r.event_id) for r in rows]
+
+
+def field_of(response: httpx.Response) -> list[Any]:
+    assert response.status_code == 422, response.text
+    return [d["loc"] for d in response.json()["detail"]]
+
+
+# -- operations and auth ----------------------------------------------------------------------------
+
+
+async def test_ops_endpoints_answer(api_url: str) -> None:
+    async with httpx.AsyncClient(base_url=api_url) as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+        await client.get("/v1/results")
+        assert "llmops_evaluator_api_requests_total" in (await client.get("/metrics")).text
+
+
+async def test_keys_and_scopes(api_url: str, clients: tuple[Tenant, Tenant], make_key: Any) -> None:
+    a, _ = clients
+    async with httpx.AsyncClient(base_url=api_url) as anonymous:
+        assert (await anonymous.get("/v1/results")).status_code == 401
+        ingest_only = {"authorization": f"Bearer {await make_key(a.id, ['ingest:write'])}"}
+        assert (await anonymous.get("/v1/results", headers=ingest_only)).status_code == 403
+    assert (await a.writer.get("/v1/evaluators")).status_code == 403  # evaluators need admin
+    assert (await a.admin.get("/v1/results")).status_code == 200  # admin may do everything
+
+
+# -- evaluators -------------------------------------------------------------------------------------
+
+
+async def test_evaluator_crud_is_per_tenant(clients: tuple[Tenant, Tenant]) -> None:
+    a, b = clients
+    evaluator_id = f"ev-{uuid.uuid4().hex[:8]}"
+    created = await a.admin.post("/v1/evaluators", json=evaluator_body(evaluator_id))
+    assert created.status_code == 201
+    assert created.json()["tenant_id"] == a.id and created.json()["enabled"] is True
+    assert created.json()["daily_spend_cap_usd"] == "5.00"
+
+    assert (await a.admin.post("/v1/evaluators", json=evaluator_body(evaluator_id))).status_code == 409
+    assert (await b.admin.post("/v1/evaluators", json=evaluator_body(evaluator_id))).status_code == 409  # taken
+    assert [e["id"] for e in (await a.admin.get("/v1/evaluators")).json()["items"]] == [evaluator_id]
+    assert (await b.admin.get("/v1/evaluators")).json()["items"] == []
+    assert (await a.admin.get(f"/v1/evaluators/{evaluator_id}")).json()["sample_rate"] == 0.1
+    assert (await b.admin.get(f"/v1/evaluators/{evaluator_id}")).status_code == 404
+    assert (await a.admin.get("/v1/evaluators/nope")).status_code == 404
+
+    replaced = await a.admin.put(f"/v1/evaluators/{evaluator_id}", json=evaluator_body(evaluator_id, sample_rate=0.5))
+    assert replaced.status_code == 200 and replaced.json()["sample_rate"] == 0.5
+    no_id = {k: v for k, v in evaluator_body(evaluator_id, sample_rate=0.25).items() if k != "id"}
+    assert (await a.admin.put(f"/v1/evaluators/{evaluator_id}", json=no_id)).json()["sample_rate"] == 0.25
+    assert (await b.admin.put(f"/v1/evaluators/{evaluator_id}", json=evaluator_body(evaluator_id))).status_code == 404
+
+    assert (await b.admin.delete(f"/v1/evaluators/{evaluator_id}")).status_code == 404
+    assert (await a.admin.delete(f"/v1/evaluators/{evaluator_id}")).status_code == 204
+    disabled = (await a.admin.get(f"/v1/evaluators/{evaluator_id}")).json()
+    assert (disabled["enabled"], disabled["sample_rate"]) == (False, 0.25)
+
+
+async def test_evaluator_validation_names_the_field(clients: tuple[Tenant, Tenant]) -> None:
+    a, _ = clients
+    cases = [
+        (evaluator_body("ev-x", sample_rate=2), ["body", "sample_rate"]),
+        (evaluator_body("ev-x", rubrics=[]), ["body", "rubrics"]),
+        (evaluator_body("ev-x", judge={"model": "m", "base_url": "https://x/v1", "api_key_env": "sk-abc"}),
+         ["body", "judge", "api_key_env"]),
+        (evaluator_body("ev-x", tenant_id="someone-else"), ["body", "tenant_id"]),
+        ({k: v for k, v in evaluator_body("ev-x").items() if k != "daily_spend_cap_usd"},
+         ["body", "daily_spend_cap_usd"]),
+    ]
+    for body, loc in cases:
+        assert loc in field_of(await a.admin.post("/v1/evaluators", json=body)), body
+    unknown = await a.admin.post("/v1/evaluators", json=evaluator_body("ev-x", rubrics=["nope@1"]))
+    assert unknown.status_code == 422 and "nope" in unknown.text
+    assert (await a.admin.put("/v1/evaluators/ev-y", json=evaluator_body("ev-x"))).status_code == 404
+    real = await create_evaluator(a)
+    assert field_of(await a.admin.put(f"/v1/evaluators/{real}", json=evaluator_body("other"))) == [["body", "id"]]
+    assert (await a.admin.post("/v1/evaluators", content=b"[1, 2]",
+                               headers={"content-type": "application/json"})).status_code == 422
+
+
+# -- feedback ---------------------------------------------------------------------------------------
+
+
+async def test_feedback_takes_a_score_or_a_label_and_replaces_a_reviewers_earlier_one(
+        clients: tuple[Tenant, Tenant], pg_pool: asyncpg.Pool) -> None:
+    a, b = clients
+    evaluator_id = await create_evaluator(a)
+    (event_id,) = await judged(pg_pool, a.id, evaluator_id, [4])
+
+    first = await a.writer.post("/v1/feedback", json={"event_id": event_id, "rubric": "relevance@1", "score": 4,
+                                                      "reviewer": "alice@acme.example", "comment": "fine"})
+    assert first.status_code == 201, first.text
+    body = first.json()
+    assert (body["score"], body["normalised_score"], body["label"], body["reviewer"]) == \
+        (4, 0.75, "mostly_relevant", "alice@acme.example")
+    again = await a.writer.post("/v1/feedback", json={"event_id": event_id, "rubric": "relevance@1",
+                                                      "label": "relevant", "reviewer": "alice@acme.example"})
+    assert again.status_code == 200 and (again.json()["id"], again.json()["score"]) == (body["id"], 5)
+    custom = await a.writer.post("/v1/feedback", json={"event_id": event_id, "rubric": "tone@2", "label": "warm"})
+    assert custom.status_code == 201 and (custom.json()["score"], custom.json()["normalised_score"]) == (3, 1.0)
+    assert custom.json()["reviewer"]  # the key's id by default
+    count = await pg_pool.fetchval("SELECT count(*) FROM human_feedback WHERE tenant_id = $1", a.id)
+    assert count == 2
+
+    def post(**fields: Any) -> Any:
+        return a.writer.post("/v1/feedback", json={"event_id": event_id, "rubric": "relevance@1", **fields})
+
+    assert field_of(await post(score=9)) == [["body", "score"]]
+    assert field_of(await post(score=0)) == [["body", "score"]]
+    assert field_of(await post(label="superb")) == [["body", "label"]]
+    assert field_of(await post(score=5, label="irrelevant")) == [["body", "label"]]
+    assert field_of(await post()) == [["body", "score"]]
+    assert field_of(await post(score="4")) == [["body", "score"]]  # strict: an integer
+    assert field_of(await post(rubric="tone@9", score=1)) == [["body", "rubric"]]
+    assert field_of(await post(rubric="Relevance", score=1)) == [["body", "rubric"]]
+    assert ["body", "event_id"] in field_of(await a.writer.post("/v1/feedback", json={
+        "event_id": "not-a-uuid", "rubric": "relevance@1", "score": 3}))
+    assert ["body", "extra"] in field_of(await post(score=3, extra=1))
+    # Another tenant's event, or one never judged: 404. Another tenant's custom rubric: unknown.
+    assert (await b.writer.post("/v1/feedback", json={"event_id": event_id, "rubric": "relevance@1",
+                                                      "score": 3})).status_code == 404
+    assert (await post(event_id=str(uuid.uuid4()), score=3)).status_code == 404
+    assert field_of(await b.writer.post("/v1/feedback", json={"event_id": event_id, "rubric": "tone@2",
+                                                              "score": 1})) == [["body", "rubric"]]
+
+
+# -- the review queue -------------------------------------------------------------------------------
+
+
+async def test_the_review_queue_hands_out_items_with_a_lock(clients: tuple[Tenant, Tenant],
+                                                            pg_pool: asyncpg.Pool) -> None:
+    a, b = clients
+    evaluator_id = await create_evaluator(a)
+    events = await judged(pg_pool, a.id, evaluator_id, [2, 4, 5])
+    await enqueue_for_review(pg_pool, [
+        ReviewEntry(a.id, uuid.UUID(events[0]), evaluator_id, "relevance@1", "random_sample", 0),
+        ReviewEntry(a.id, uuid.UUID(events[1]), evaluator_id, "relevance@1", "low_score", 10),
+        ReviewEntry(a.id, uuid.UUID(events[2]), evaluator_id, "relevance@1", "random_sample", 0),
+    ])
+
+    async def take(reviewer: str, **options: Any) -> httpx.Response:
+        return await a.writer.post("/v1/review/next", json={"reviewer": reviewer, **options})
+
+    alice = (await take("alice", lock_minutes=5)).json()
+    assert (alice["event_id"], alice["reason"], alice["lock_owner"]) == (events[1], "low_score", "alice")
+    assert alice["rubric_detail"]["labels"][0] == "irrelevant" and "score" not in alice  # blind: no judge score
+    lock = datetime.fromisoformat(alice["lock_expires_at"])
+    assert timedelta(minutes=4) < lock - datetime.now(UTC) <= timedelta(minutes=5)
+    assert (await take("alice")).json()["item_id"] == alice["item_id"]  # asking again: the same item
+    bob = (await take("bob")).json()
+    carol = (await take("carol")).json()
+    assert {bob["event_id"], carol["event_id"]} == {events[0], events[2]}
+    assert (await take("dave")).status_code == 204  # everything is locked by someone else
+    assert (await b.writer.post("/v1/review/next")).status_code == 204  # another tenant sees nothing
+
+    # Alice's lock expires: the item is handed to dave; alice can no longer submit it.
+    await pg_pool.execute("UPDATE review_queue SET lock_expires_at = now() - interval '1 second' WHERE item_id = $1",
+                          alice["item_id"])
+    dave = (await take("dave")).json()
+    assert dave["item_id"] == alice["item_id"]
+    submit = f"/v1/review/{alice['item_id']}/submit"
+    refused = await a.writer.post(submit, json={"reviewer": "alice", "score": 1})
+    assert refused.status_code == 409 and "another reviewer" in refused.text
+    assert field_of(await a.writer.post(submit, json={"reviewer": "dave", "score": 7})) == [["body", "score"]]
+    assert (await b.writer.post(submit, json={"reviewer": "dave", "score": 1})).status_code == 404
+    done = await a.writer.post(submit, json={"reviewer": "dave", "label": "irrelevant", "comment": "off topic"})
+    assert done.status_code == 200, done.text
+    assert (done.json()["item"]["status"], done.json()["item"]["completed_by"]) == ("done", "dave")
+    assert (done.json()["feedback"]["score"], done.json()["feedback"]["reviewer"]) == (1, "dave")
+    assert (await a.writer.post(submit, json={"reviewer": "dave", "score": 1})).status_code == 409  # done
+    assert (await take("dave")).status_code == 204
+    unlocked = await a.writer.post(f"/v1/review/{bob['item_id']}/submit", json={"reviewer": "erin", "score": 3})
+    assert unlocked.status_code == 409
+    assert (await a.writer.post("/v1/review/999999999/submit", json={"score": 3})).status_code == 404
+    assert ["body", "lock_minutes"] in field_of(await take("x", lock_minutes=0))
+    feedback = await pg_pool.fetch("SELECT reviewer, score, comment FROM human_feedback WHERE tenant_id = $1", a.id)
+    assert [(f["reviewer"], f["score"], f["comment"]) for f in feedback] == [("dave", 0.0, "off topic")]
+
+
+async def test_two_reviewers_asking_at_once_never_get_the_same_item(clients: tuple[Tenant, Tenant],
+                                                                    pg_pool: asyncpg.Pool) -> None:
+    import asyncio
+
+    a, _ = clients
+    evaluator_id = await create_evaluator(a)
+    events = await judged(pg_pool, a.id, evaluator_id, [3] * 6)
+    await enqueue_for_review(pg_pool, [ReviewEntry(a.id, uuid.UUID(e), evaluator_id, "relevance@1", "random_sample", 0)
+                                       for e in events])
+    answers = await asyncio.gather(*(a.writer.post("/v1/review/next", json={"reviewer": f"r{n}"}) for n in range(8)))
+    items = [r.json()["item_id"] for r in answers if r.status_code == 200]
+    assert len(items) == 6 == len(set(items))
+    assert sorted(r.status_code for r in answers) == [200] * 6 + [204] * 2
+
+
+# -- agreement --------------------------------------------------------------------------------------
+
+
+async def test_the_agreement_report_pairs_judge_and_people_on_the_rubric_scale(
+        clients: tuple[Tenant, Tenant], pg_pool: asyncpg.Pool) -> None:
+    a, b = clients
+    evaluator_id = await create_evaluator(a)
+    judge_scores = [5, 4, 4, 2, 1, 3]
+    human_scores = [5, 4, 3, 2, 2, 3]
+    events = await judged(pg_pool, a.id, evaluator_id, judge_scores)
+    for event_id, score in zip(events, human_scores, strict=True):
+        response = await a.writer.post("/v1/feedback", json={"event_id": event_id, "rubric": "relevance@1",
+                                                              "score": score, "reviewer": "alice"})
+        assert response.status_code == 201
+    # Feedback on another rubric, and on an event whose judgment failed, is not paired.
+    await a.writer.post("/v1/feedback", json={"event_id": events[0], "rubric": "safety@1", "score": 1})
+    (failed,) = await judged(pg_pool, a.id, evaluator_id, [0], status=JudgeStatus.ERROR)
+    await a.writer.post("/v1/feedback", json={"event_id": failed, "rubric": "relevance@1", "score": 1})
+
+    report = (await a.writer.get("/v1/agreement", params={"rubric": "relevance@1"})).json()
+    want = agreement(judge_scores, human_scores, categories=[1, 2, 3, 4, 5])
+    assert report["count"] == 6 and report["scale"] == [1, 5]
+    assert report["percent_agreement"] == pytest.approx(4 / 6)
+    assert report["cohens_kappa"] == pytest.approx(want.kappa)
+    assert report["weighted_kappa"] == pytest.approx(want.weighted_kappa)
+    assert report["spearman"] == pytest.approx(want.spearman)
+    assert [e["evaluator_id"] for e in report["by_evaluator"]] == [evaluator_id]
+    by_one = (await a.writer.get("/v1/agreement", params={"rubric": "relevance@1", "evaluator_id": "other"})).json()
+    assert (by_one["count"], by_one["percent_agreement"], by_one["cohens_kappa"]) == (0, None, None)
+
+    other = (await b.writer.get("/v1/agreement", params={"rubric": "relevance@1"})).json()
+    assert (other["count"], other["by_evaluator"]) == (0, [])
+    assert field_of(await a.writer.get("/v1/agreement")) == [["query", "rubric"]]
+    assert field_of(await a.writer.get("/v1/agreement", params={"rubric": "nope@1"})) == [["query", "rubric"]]
+    assert field_of(await b.writer.get("/v1/agreement", params={"rubric": "tone@2"})) == [["query", "rubric"]]
+    assert (await a.writer.get("/v1/agreement", params={"rubric": "tone@2"})).json()["scale"] == [1, 3]
+
+
+# -- results ----------------------------------------------------------------------------------------
+
+
+async def test_results_are_filtered_and_paginated_newest_first(clients: tuple[Tenant, Tenant],
+                                                               pg_pool: asyncpg.Pool) -> None:
+    a, b = clients
+    evaluator_id = await create_evaluator(a)
+    events = await judged(pg_pool, a.id, evaluator_id, [1, 2, 3, 4, 5, 3, 2])
+    (failed,) = await judged(pg_pool, a.id, evaluator_id, [0], status=JudgeStatus.ERROR, first_minute=30)
+
+    seen: list[dict[str, Any]] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = (await a.writer.get("/v1/results", params=params)).json()
+        seen.extend(page["items"])
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert [r["event_id"] for r in seen] == list(reversed([*events, failed]))  # newest first, each once
+    assert all(r["tenant_id"] == a.id for r in seen)
+
+    one = (await a.writer.get("/v1/results", params={"event_id": events[2]})).json()["items"]
+    assert [(r["raw_score"], r["label"], r["reasoning"]) for r in one] == [(3, "partially_relevant", "because")]
+    errors = (await a.writer.get("/v1/results", params={"status": "error"})).json()["items"]
+    assert [(r["event_id"], r["error_type"]) for r in errors] == [(failed, "http_500")]
+    assert len((await a.writer.get("/v1/results", params={"rubric": "relevance"})).json()["items"]) == 8
+    assert len((await a.writer.get("/v1/results", params={"rubric": "relevance@2"})).json()["items"]) == 0
+    assert len((await a.writer.get("/v1/results", params={"evaluator_id": evaluator_id, "limit": 500})
+                ).json()["items"]) == 8
+    since = seen[2]["occurred_at"]
+    assert len((await a.writer.get("/v1/results", params={"since": since})).json()["items"]) == 3
+
+    assert (await a.writer.get(f"/v1/results/{events[0]}")).status_code == 200
+    assert (await b.writer.get(f"/v1/results/{events[0]}")).status_code == 404
+    assert (await b.writer.get("/v1/results", params={"event_id": events[0]})).json() == \
+        {"items": [], "next_cursor": None}
+    assert field_of(await a.writer.get("/v1/results", params={"cursor": "garbage"})) == [["query", "cursor"]]
+    assert field_of(await a.writer.get("/v1/results", params={"status": "great"})) == [["query", "status"]]
+    assert field_of(await a.writer.get("/v1/results", params={"limit": 0})) == [["query", "limit"]]
+    assert field_of(await a.writer.get("/v1/results", params={"event_id": "x"})) == [["query", "event_id"]]

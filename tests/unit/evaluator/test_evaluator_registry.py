@@ -1,0 +1,129 @@
+"""The worker's evaluator registry and decode step, without a database (a stand-in for the pool)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from llmops_evaluator.settings import EvaluatorSettings
+from llmops_evaluator.worker import EvaluatorHandler, EvaluatorRegistry, EventWork
+from llmops_shared.contract import BadEvent, Interaction
+from llmops_shared.worker import Message
+from tests.support.events import make_event
+
+
+def config(evaluator_id: str, tenant: str = "acme", **overrides: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "id": evaluator_id, "tenant_id": tenant, "rubrics": ["relevance@1"], "sample_rate": 1.0,
+        "judge": {"model": "judge-1", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "JUDGE_KEY"},
+        "daily_spend_cap_usd": "5", "max_concurrency": 2,
+    }
+    raw.update(overrides)
+    return raw
+
+
+class Rows:
+    """What `pool.fetch` answers: `evaluator_id` and `config` (JSON text, as asyncpg returns jsonb)."""
+
+    def __init__(self, *configs: dict[str, Any]) -> None:
+        self.configs = list(configs)
+
+    async def fetch(self, _query: str, *_args: Any) -> list[dict[str, Any]]:
+        return [{"evaluator_id": c["id"], "config": orjson.dumps(c).decode()} for c in self.configs]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def interaction(tenant: str = "acme") -> Interaction:
+    return Interaction.model_validate({**make_event(), "tenant_id": tenant})
+
+
+async def test_the_registry_loads_reloads_and_keeps_what_did_not_change() -> None:
+    clock = Clock()
+    settings = EvaluatorSettings(evaluators_refresh_s=30)
+    registry = EvaluatorRegistry(settings, cache=None, ledger=None, environ={"JUDGE_KEY": "k"}, clock=clock)
+    rows = Rows(config("ev-a"), config("ev-b", tenant="globex"), config("ev-off", enabled=False))
+    await registry.refresh(rows)  # type: ignore[arg-type]
+    assert len(registry) == 3
+    assert [a.config.id for a in registry.selecting(interaction())] == ["ev-a"]  # enabled, same tenant
+    assert [a.config.id for a in registry.selecting(interaction("globex"))] == ["ev-b"]
+    first = registry.get("ev-a")
+    assert first is not None and first.scorer is not None and first.slot is not None
+    assert first.slot.gate._value == 4  # judgments in progress: 2 x the HTTP cap
+
+    rows.configs[0] = config("ev-a", sample_rate=0.0)
+    await registry.refresh(rows)  # type: ignore[arg-type]
+    assert registry.get("ev-a") is first  # not due yet
+    clock.now += 31
+    await registry.refresh(rows)  # type: ignore[arg-type]
+    changed = registry.get("ev-a")
+    assert changed is not first and changed is not None and changed.config.sample_rate == 0.0
+    assert registry.selecting(interaction()) == []
+    unchanged = registry.get("ev-b")
+    await registry.refresh(rows, force=True)  # type: ignore[arg-type]
+    assert registry.get("ev-b") is unchanged
+
+    # A config that stops validating keeps the version loaded before; one never valid is not loaded.
+    rows.configs[1] = {**config("ev-b", tenant="globex"), "rubrics": ["nope@1"]}
+    rows.configs.append({**config("ev-new"), "sample_rate": 7})
+    await registry.refresh(rows, force=True)  # type: ignore[arg-type]
+    assert registry.get("ev-b") is unchanged and registry.get("ev-new") is None
+    rows.configs = []
+    await registry.refresh(rows, force=True)  # type: ignore[arg-type]
+    assert len(registry) == 0
+    await registry.close()
+
+
+async def test_a_new_version_keeps_the_judge_client_unless_the_judge_or_cap_changed() -> None:
+    registry = EvaluatorRegistry(EvaluatorSettings(), cache=None, ledger=None, environ={"JUDGE_KEY": "k"})
+    rows = Rows(config("ev-a"))
+    await registry.refresh(rows, force=True)  # type: ignore[arg-type]
+    first = registry.get("ev-a")
+    assert first is not None and first.slot is not None
+    in_use = registry.acquire([first])  # a batch is judging with it
+
+    rows.configs = [config("ev-a", sample_rate=0.5, rubrics=["relevance@1", "safety@1"])]
+    await registry.refresh(rows, force=True)  # type: ignore[arg-type]
+    second = registry.get("ev-a")
+    assert second is not None and second is not first and second.slot is first.slot  # same client, same cap
+    assert [r.ref for r in second.rubrics] == ["relevance@1", "safety@1"]
+
+    rows.configs = [config("ev-a", max_concurrency=8)]
+    await registry.refresh(rows, force=True)  # type: ignore[arg-type]
+    third = registry.get("ev-a")
+    assert third is not None and third.slot is not None and third.slot is not first.slot
+    assert first.slot.retired and not first.slot.client._client.is_closed()  # still in use by the batch
+    await registry.release(in_use)
+    assert first.slot.client._client.is_closed()  # closed once the batch is done
+    await registry.close()
+    assert third.slot.client._client.is_closed()
+
+
+async def test_an_evaluator_whose_key_is_not_set_is_loaded_with_the_problem() -> None:
+    registry = EvaluatorRegistry(EvaluatorSettings(), cache=None, ledger=None, environ={})
+    await registry.refresh(Rows(config("ev-a")), force=True)  # type: ignore[arg-type]
+    active = registry.get("ev-a")
+    assert active is not None and active.scorer is None
+    assert active.problem == "the judge's key variable JUDGE_KEY is not set"
+    assert registry.selecting(interaction()) == [active]  # its judgments become explicit errors
+
+
+def test_decode_is_pure_and_raises_bad_event() -> None:
+    settings = EvaluatorSettings(source_topic="llm.interactions.raw", consumer_group="g-1")
+    handler = EvaluatorHandler(settings, EvaluatorRegistry(settings, cache=None, ledger=None), None)
+    assert (handler.name, list(handler.topics)) == ("g-1", ["llm.interactions.raw"])
+    event = {**make_event(), "tenant_id": "acme"}
+    work = handler.decode(Message("t", 0, 1, None, orjson.dumps(event), 0))
+    assert isinstance(work, EventWork) and str(work.event_id) == event["event_id"] and work.tenant_id == "acme"
+    assert work.evaluations == ()
+    for bad in (b"{not json", orjson.dumps({**event, "schema_version": 9}), orjson.dumps({"tenant_id": "acme"})):
+        with pytest.raises(BadEvent):
+            handler.decode(Message("t", 0, 1, None, bad, 0))
