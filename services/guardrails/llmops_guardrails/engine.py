@@ -257,11 +257,12 @@ class PolicyEngine:
 
     def _prompt_index(self, text: str) -> SystemPromptIndex:
         key = content_key(text)
-        index = self._prompts.get_fresh(key)
-        if index is None:
-            index = SystemPromptIndex(text)
-            self._prompts.put(key, index)
-        return index
+        with self._lock:  # the inline API scans from several threads; the LRU is not thread-safe
+            index = self._prompts.get_fresh(key)
+            if index is None:
+                index = SystemPromptIndex(text)
+                self._prompts.put(key, index)
+            return index
 
     # -- public API -----------------------------------------------------------------------------
 

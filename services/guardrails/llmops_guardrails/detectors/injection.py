@@ -54,8 +54,9 @@ SIGNALS: tuple[Signal, ...] = (
        rf"\b{_OVERRIDE_VERB}\b[\w\s,'’-]{{0,40}}?\b{_ANCHOR}\b[\w\s,'’-]{{0,30}}?\b{_OBJECT}\b"),
     _s("instruction_override", 0.85,
        r"\b(?:ignor(?:e[rz]?|ez)|oublie[rz]?)\s+(?:toutes\s+)?(?:les\s+|vos\s+)?instructions\s+(?:pr[ée]c[ée]dentes|"
-       r"ant[ée]rieures|ci-dessus)|\bignorier(?:e|en\s+sie)?\s+(?:alle\s+)?(?:vorherigen|bisherigen|obigen|"
-       r"vorangegangenen)\s+(?:anweisungen|instruktionen|befehle)|\bignora(?:r)?\s+(?:todas\s+)?(?:las\s+)?"
+       r"ant[ée]rieures|ci-dessus)|\b(?:ignorier(?:e|en\s+sie)?|vergiss|vergessen\s+sie|missachte)\s+(?:alle\s+)?"
+       r"(?:deine\s+|ihre\s+|die\s+)?(?:vorherigen|bisherigen|obigen|vorangegangenen|fr[üu]heren)\s+"
+       r"(?:anweisungen|instruktionen|befehle|regeln)|\bignora(?:r)?\s+(?:todas\s+)?(?:las\s+)?"
        r"instrucciones\s+(?:anteriores|previas)|\bignora\s+(?:tutte\s+)?le\s+istruzioni\s+precedenti|"
        r"\bignore\s+(?:todas\s+)?as\s+instru[çc][õo]es\s+anteriores"),
     _s("ignore_everything_above", 0.5,
@@ -67,7 +68,7 @@ SIGNALS: tuple[Signal, ...] = (
        r"\bfrom\s+now\s+on,?\s+(?:you|your)\s+(?:will|are|must|shall|should|only|respond|answer|act|reply)"),
     _s("jailbreak_persona", 0.75,
        r"\b(?:you\s+are|you're|act\s+as|acting\s+as|pretend\s+(?:to\s+be|you\s+are|you're)|role-?play\s+as|"
-       r"behave\s+like|simulate|become)\s+(?:now\s+)?(?:an?\s+|the\s+)?(?:dan|stan|dude|aim|evil\s+\w+|"
+       r"behave\s+like|simulate|become)\s+(?:now\s+)?(?:an?\s+|the\s+|my\s+)?(?:dan|stan|dude|aim|evil\s+\w+|"
        r"unrestricted|unfiltered|uncensored|jailbroken|amoral|unethical|unaligned)\b"),
     _s("jailbreak_persona", 0.8, r"\bdo\s+anything\s+now\b|\bjailbr(?:ea|o)k(?:en)?\s+(?:mode|prompt|enabled)|"
        r"\b(?:dan|god|evil|unrestricted|unfiltered|jailbreak)\s+mode\b"),
@@ -77,7 +78,25 @@ SIGNALS: tuple[Signal, ...] = (
        r"(?:restrictions|filters?|filtering|limitations|censorship|guardrails|safeguards|boundaries|moderation)\b"),
     _s("jailbreak_persona", 0.7,
        r"\b(?:uncensored|unfiltered|unrestricted|jailbroken|amoral|unaligned|evil)\s+(?:\w+\s+)?(?:ai|assistant|"
-       r"chatbot|model|version|twin|persona|mode|character|bot)\b"),
+       r"chatbot|model|version|twin|persona|mode|character|bot|alter\s+ego)\b"),
+    _s("jailbreak_persona", 0.75,
+       r"\b(?:an?\s+|the\s+)(?:ai|assistant|chatbot|model|bot|language\s+model)\s+(?:that|which|who)\s+(?:has|have)\s+"
+       r"no\s+(?:\w+\s+)?(?:rules|restrictions|limits|limitations|filters|guidelines|ethics|morals|boundaries)\b|"
+       r"\b(?:an?\s+|the\s+)(?:ai|assistant|chatbot|model|bot)\s+(?:with\s+no|without\s+(?:any\s+)?)\s*(?:\w+\s+)?"
+       r"(?:rules|restrictions|limits|limitations|filters|guidelines|ethics|morals|boundaries)\b"),
+    _s("jailbreak_request", 0.75,
+       r"\bwithout\s+(?:any\s+of\s+)?your\s+(?:\w+\s+)?(?:filters?|restrictions|guidelines|rules|safety|guardrails|"
+       r"programming|moderation|limitations|safeguards|censorship)\b|"
+       r"\b(?:pretend|imagine|assume|act\s+as\s+if)\s+(?:that\s+)?(?:your\s+(?:\w+\s+)?|(?:the\s+|all\s+)?"
+       r"(?:safety|content|ethical|moral|usual)\s+)(?:rules|restrictions|guidelines|filters|policies|limits|"
+       r"safeguards)\s+(?:don'?t|do\s+not|no\s+longer)\s+(?:exist|apply)|"
+       r"\b(?:pretend|imagine|assume)\s+(?:that\s+)?there\s+are\s+no\s+(?:(?:safety|content|ethical|moral|usual)\s+"
+       r"(?:rules|restrictions|guidelines|filters|policies|limits)|(?:rules|restrictions|guidelines|filters|policies|"
+       r"limits)\s+for\s+you)\b"),
+    _s("instruction_override", 0.8,
+       r"\b(?:do\s+not|don'?t|stop|no\s+longer)\s+(?:follow(?:ing)?|obey(?:ing)?|adher(?:e|ing)\s+to|"
+       r"comply(?:ing)?\s+with)\s+your\s+(?:\w+\s+)?(?:instructions|rules|guidelines|directives|polic(?:y|ies)|"
+       r"programming|system\s+prompt)"),
     _s("jailbreak_request", 0.75,
        r"\b(?:bypass|disable|ignore|turn\s+off|remove|get\s+around|circumvent|switch\s+off|lift)\s+your\s+(?:\w+\s+)?"
        r"(?:filters?|restrictions|guidelines|rules|safety|guardrails|programming|moderation|limitations|safeguards)\b"),
@@ -93,7 +112,7 @@ SIGNALS: tuple[Signal, ...] = (
        r"\byou\s+are\s+(?:no\s+longer|not)\s+(?:an?\s+)?(?:ai|assistant|language\s+model|chatbot|chatgpt|claude)\b"),
     _s("system_prompt_extraction", 0.8,
        r"\b(?:reveal|show|print|display|output|repeat|tell|give|share|leak|dump|write\s+out|spell\s+out|list|"
-       r"recite|summari[sz]e|quote|paraphrase|translate|what\s+(?:is|are|was|were))\b[\w\s,'’-]{0,30}?"
+       r"recite|summari[sz]e|quote|paraphrase|translate|what\s+(?:is|are|was|were)|what['’]s)\b[\w\s,'’-]{0,30}?"
        r"\b(?:system\s+(?:prompt|message|instructions)|"
        r"(?:initial|original|hidden|secret|internal|pre-?)\s*(?:prompt|instructions|rules|directives)|"
        r"instructions\s+(?:you\s+were\s+given|above))"),
@@ -101,8 +120,25 @@ SIGNALS: tuple[Signal, ...] = (
        r"\b(?:reveal|show|print|display|output|repeat|dump|recite)\b[\w\s,'’-]{0,15}?\byour\s+(?:instructions|prompt|"
        r"rules|guidelines|directives|configuration)\b"),
     _s("system_prompt_extraction", 0.8,
-       r"\b(?:repeat|print|output|copy|write)\s+(?:back\s+)?(?:all\s+)?(?:the\s+)?(?:words|text|everything|"
-       r"lines?|content)\s+(?:above|before\s+this|preceding)|\bstarting\s+with\s+[\"'“]?you\s+are\b"),
+       r"\b(?:repeat|print|output|copy|write|reproduce|show|paste)\s+(?:back\s+)?(?:me\s+)?(?:all\s+)?(?:the\s+)?"
+       r"(?:words|text|everything|lines?|content)\s+(?:(?:written|that\s+(?:is|was|came|comes))\s+)?(?:above|"
+       r"before\s+(?:this|my)|preceding|at\s+the\s+(?:top|start|beginning))|\bstarting\s+with\s+[\"'“]?you\s+are\b"),
+    _s("system_prompt_reference", 0.45,
+       r"\byour\s+(?:own\s+)?(?:system\s+(?:prompt|message|instructions)|(?:initial|original|hidden|secret|internal|"
+       r"pre-?)\s*(?:prompt|instructions|rules))\b"),
+    _s("context_reference", 0.6,
+       r"\b(?:before\s+my\s+first\s+message|(?:top|start|beginning)\s+of\s+(?:this|the|our)\s+(?:conversation|"
+       r"chat|context(?:\s+window)?))\b"),
+    _s("extraction_imperative", 0.5,
+       r"(?:^|[.!?;:]\s*)(?:now\s+|then\s+|please\s+)?(?:quote|print|repeat|reveal|output|dump|paste|copy|"
+       r"reproduce|recite|spell\s+out|write\s+out)\s+(?:it|them|that|this|yours|everything|all\s+of\s+it)\s*"
+       r"(?:verbatim|exactly|word\s+for\s+word|in\s+full)?\s*(?:[.!]|$)"),
+    _s("indirect_trigger", 0.5,
+       r"\b(?:when|if|once|while)\s+(?:you|an?\s+ai|the\s+(?:ai|assistant|model|summari[sz]er|bot))\s+(?:read|reads|"
+       r"process|processes|summari[sz]e|summari[sz]es|see|sees|parse|parses)\s+this\b"),
+    _s("exfiltration", 0.5,
+       r"\b(?:forward|send|email|upload|post|leak|exfiltrate)\s+(?:[\w'’]+\s+){0,3}?(?:contacts|chat\s+history|conversation|emails?|messages|data|files|credentials|"
+       r"passwords?|tokens?|history|thread|documents)\s+to\b"),
     _s("system_prompt_extraction", 0.8,
        r"\b(?:secret|password|passphrase|key|code)\b.{0,30}?\b(?:in|from)\s+your\s+(?:system\s+)?(?:instructions|prompt|rules)"),
     _s("fake_delimiter", 0.75,
@@ -200,6 +236,40 @@ _DISCUSSION = re.compile(
 )
 
 
+_QUESTION_WORD = re.compile(
+    r"^\W*(?:what|what's|whats|how|why|when|where|which|who|whose|is|are|was|were|does|do|did|can|could|should|"
+    r"would|will|explain|describe)\b", re.IGNORECASE)
+_SECOND_PERSON = re.compile(
+    r"\b(?:you|your|yours|yourself|u|ur)\b|\babove\b|\bthis\s+(?:conversation|chat|session)\b|"
+    r"\bbefore\s+(?:this|my)\b", re.IGNORECASE)
+_IMPERATIVE_SENTENCE = re.compile(
+    r"(?:^|[.!?\n]\s*)(?:now\s+|then\s+|please\s+|and\s+)?(?:print|show|reveal|repeat|output|tell|give|quote|copy|"
+    r"paste|dump|list|write\s+out|spell\s+out|recite|reproduce|display|share|ignore|forget|disregard|act|pretend|"
+    r"become)\b", re.IGNORECASE)
+# Signals that a question *about* the topic can trip: "What is a system prompt?", "Why do jailbreak prompts work?"
+INTERROGATIVE_DAMPENED = frozenset({"system_prompt_extraction", "jailbreak_persona", "instruction_override",
+                                    "drop_safety", "jailbreak_request"})
+
+
+def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
+    left = max(text.rfind(c, 0, start) for c in ".!?\n") + 1
+    rights = [i for i in (text.find(c, end) for c in ".!?\n") if i != -1]
+    return left, (min(rights) + 1 if rights else len(text))
+
+
+def _generic_question(text: str, start: int, end: int) -> bool:
+    """The match sits in a question that does not address the model ("What is a system prompt?", "Why do
+    jailbreak prompts like DAN work?"), and no other sentence gives an order ("Print it.")."""
+    left, right = _sentence(text, start, end)
+    sentence = text[left:right].strip()
+    if not (sentence.endswith("?") or _QUESTION_WORD.match(sentence)):
+        return False
+    if _SECOND_PERSON.search(sentence):
+        return False
+    rest = text[:left] + " . " + text[right:]
+    return not _IMPERATIVE_SENTENCE.search(rest)
+
+
 def _quoted_in_discussion(text: str, start: int, end: int) -> bool:
     """The match sits inside quotes in a text that talks about attacks: a mention, not a use."""
     if not _DISCUSSION.search(text):
@@ -232,8 +302,9 @@ class InjectionDetector:
         matches = _match_signals(text)
         plain = {s.name for s, _, _ in matches}
         for signal, start, end in matches:
-            weight = signal.weight * (0.35 if _quoted_in_discussion(text, start, end) else 1.0)
-            add(signal.name, weight, start, end)
+            mention = _quoted_in_discussion(text, start, end) or (
+                signal.name in INTERROGATIVE_DAMPENED and _generic_question(text, start, end))
+            add(signal.name, signal.weight * (0.35 if mention else 1.0), start, end)
         normalized = _normalize(text)
         if normalized != text:
             hidden = [(s, a, b) for s, a, b in _match_signals(normalized) if s.name not in plain]

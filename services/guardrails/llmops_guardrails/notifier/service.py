@@ -37,6 +37,7 @@ class NotifierSettings(WorkerSettings):
     """`LLMOPS_*` settings of the notifier process."""
 
     notifier_group: str = "llmops-notifier"
+    alerts_topic: str = GUARDRAILS_ALERTS  # tests and benchmarks use a topic of their own
     notify_timeout_s: float = 10.0
     notify_max_attempts: int = 6
     notify_backoff_base_s: float = 0.5
@@ -47,11 +48,10 @@ class NotifierSettings(WorkerSettings):
 class Notifier:
     """A `BatchHandler` for `guardrails.alerts`."""
 
-    topics = (GUARDRAILS_ALERTS,)
-
     def __init__(self, settings: NotifierSettings, *, redis: aioredis.Redis, http: httpx.AsyncClient,
                  pool: asyncpg.Pool | None = None) -> None:
         self.name = settings.notifier_group
+        self.topics: tuple[str, ...] = (settings.alerts_topic,)
         self.settings = settings
         self.redis = redis
         self.http = http

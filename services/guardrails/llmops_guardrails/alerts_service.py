@@ -1,0 +1,312 @@
+"""Guardrail alerts: grouping occurrences (the stream) and the alert life cycle (the API).
+
+**Grouping.** An alert is keyed by its fingerprint (tenant, app, rule, detector). At most one alert per
+fingerprint is unresolved (a partial unique index); every event that triggers the rule is counted into
+it once (`guardrail_alert_events` is unique on (fingerprint, event_id), so a redelivered event, or one
+sent twice, is never counted twice, even after the alert it was counted in was resolved). `count`,
+`first_seen` and `last_seen` (event times) grow only from rows actually inserted. When the unresolved alert
+has been quiet for longer than the grouping window (its `last_seen` is more than `alert_group_window_s`
+before the earliest new occurrence in the batch), it is resolved (`resolved_by = 'guardrails:window'`,
+and a `resolved` message goes out) and a new alert opens. Severity only escalates.
+
+**Messages.** Every alert that a batch opened or counted into yields one `AlertMessage` with its state
+after the batch (`message_id` = alert:status:count, so the notifier sends each state once). When a batch
+is redelivered, its events are already counted: the current state of their alerts is published again;
+the notifier recognises what it has delivered, so a crash between the commit and Kafka's acknowledgement
+delays a notification and never loses one.
+
+**Life cycle** (API): open -> acknowledged -> resolved (or open -> resolved). Acknowledging sends nothing;
+resolving publishes a `resolved` message (PagerDuty resolves its incident) before the change commits.
+Resolving or acknowledging twice returns the alert as it is; acknowledging a resolved one is a conflict.
+
+Titles and summaries are built from rule ids, entity types, counts and times: never from content.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias
+
+import asyncpg
+import orjson
+
+from llmops_guardrails.screening import Occurrence, max_severity
+from llmops_shared.alerts import AlertMessage
+
+SOURCE = "guardrails"
+WINDOW_RESOLVER = "guardrails:window"
+POLICY_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+MAX_KINDS = 50
+STATUSES = ("open", "acknowledged", "resolved")
+
+Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+
+def title_of(rule_id: str, kinds: Sequence[str], app_id: str) -> str:
+    what = ", ".join(kinds[:5]) + (f" and {len(kinds) - 5} more" if len(kinds) > 5 else "")
+    return f"{rule_id}: {what or 'triggered'} in app {app_id}"[:300]
+
+
+def summary_of(*, count: int, detector: str, policy_severity: str | None, first_seen: datetime,
+               last_seen: datetime) -> str:
+    return (f"{count} event(s) between {first_seen.isoformat(timespec='seconds')} and "
+            f"{last_seen.isoformat(timespec='seconds')}; detector {detector}; rule severity "
+            f"{policy_severity or 'n/a'}")
+
+
+def alert_message(row: asyncpg.Record | dict[str, Any]) -> AlertMessage:
+    status = row["status"]
+    occurred = row["resolved_at"] if status == "resolved" and row["resolved_at"] else row["last_seen"]
+    return AlertMessage(
+        alert_id=str(row["alert_id"]), source=SOURCE, tenant_id=row["tenant_id"], app_id=row["app_id"],
+        rule=row["rule_id"], detector=row["detector"], severity=row["severity"], fingerprint=row["fingerprint"],
+        status=status, title=row["title"], summary=row["summary"], occurred_at=occurred, count=max(1, row["count"]),
+        details={"kinds": list(row["kinds"] or []), "policy_severity": row["policy_severity"],
+                 "first_seen": row["first_seen"].isoformat(), "last_seen": row["last_seen"].isoformat()},
+    )
+
+
+def public(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    def ts(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "alert_id": str(row["alert_id"]), "fingerprint": row["fingerprint"], "app_id": row["app_id"],
+        "rule_id": row["rule_id"], "detector": row["detector"], "severity": row["severity"],
+        "policy_severity": row["policy_severity"], "status": row["status"], "title": row["title"],
+        "summary": row["summary"], "kinds": list(row["kinds"] or []), "count": row["count"],
+        "first_seen": ts(row["first_seen"]), "last_seen": ts(row["last_seen"]),
+        "acknowledged_at": ts(row["acknowledged_at"]), "acknowledged_by": row["acknowledged_by"],
+        "resolved_at": ts(row["resolved_at"]), "resolved_by": row["resolved_by"],
+        "created_at": ts(row["created_at"]), "updated_at": ts(row["updated_at"]),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Grouping (the stream worker, inside its batch transaction).
+
+
+async def record_occurrences(conn: asyncpg.Connection, found: Sequence[Occurrence], *, window_s: float
+                             ) -> list[AlertMessage]:
+    """Count the batch's occurrences into their alerts; the messages to publish after the commit."""
+    groups: dict[str, dict[uuid.UUID, Occurrence]] = {}
+    for occ in found:
+        groups.setdefault(occ.fingerprint, {}).setdefault(occ.event_id, occ)
+    if not groups:
+        return []
+    pairs = [(fp, event_id) for fp, group in groups.items() for event_id in group]
+    rows = await conn.fetch(
+        """SELECT e.fingerprint, e.event_id, e.alert_id FROM guardrail_alert_events e
+           JOIN unnest($1::text[], $2::uuid[]) AS w(fingerprint, event_id)
+             ON e.fingerprint = w.fingerprint AND e.event_id = w.event_id""",
+        [p[0] for p in pairs], [p[1] for p in pairs])
+    counted: dict[str, set[uuid.UUID]] = {}
+    earlier_alerts: set[uuid.UUID] = set()
+    for r in rows:
+        counted.setdefault(r["fingerprint"], set()).add(r["event_id"])
+        earlier_alerts.add(r["alert_id"])
+
+    messages: list[AlertMessage] = []
+    for fp in sorted(groups):  # one lock order for every worker: no deadlocks between them
+        new = [o for event_id, o in groups[fp].items() if event_id not in counted.get(fp, set())]
+        if new:
+            messages += await _count_into_alert(conn, fp, new, window_s)
+    touched = {uuid.UUID(m.alert_id) for m in messages}
+    if earlier_alerts - touched:  # redelivered events: publish their alerts' current state again
+        again = await conn.fetch("SELECT * FROM guardrail_alerts WHERE alert_id = ANY($1::uuid[]) ORDER BY alert_id",
+                                 sorted(earlier_alerts - touched))
+        messages += [alert_message(r) for r in again]
+    return messages
+
+
+async def _active_for_update(conn: asyncpg.Connection, fp: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM guardrail_alerts WHERE fingerprint = $1 AND status <> 'resolved' FOR UPDATE", fp)
+
+
+async def _count_into_alert(conn: asyncpg.Connection, fp: str, new: list[Occurrence], window_s: float
+                            ) -> list[AlertMessage]:
+    out: list[AlertMessage] = []
+    first = new[0]
+    earliest = min(o.occurred_at for o in new)
+    latest = max(o.occurred_at for o in new)
+    row = await _active_for_update(conn, fp)
+    if row is not None and row["last_seen"] < earliest - timedelta(seconds=window_s):
+        row = await conn.fetchrow(
+            """UPDATE guardrail_alerts SET status = 'resolved', resolved_at = now(), resolved_by = $2,
+                      updated_at = now()
+               WHERE alert_id = $1 RETURNING *""", row["alert_id"], WINDOW_RESOLVER)
+        assert row is not None
+        out.append(alert_message(row))
+        row = None
+    created = False
+    if row is None:
+        row = await conn.fetchrow(
+            """INSERT INTO guardrail_alerts (alert_id, fingerprint, tenant_id, app_id, rule_id, detector, severity,
+                                             policy_severity, kinds, title, summary, count, first_seen, last_seen)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', 0, $11, $12)
+               ON CONFLICT (fingerprint) WHERE status <> 'resolved' DO NOTHING
+               RETURNING *""",
+            uuid.uuid4(), fp, first.tenant_id, first.app_id, first.rule_id, first.detector, first.severity,
+            first.policy_severity, list(first.kinds), title_of(first.rule_id, first.kinds, first.app_id),
+            earliest, latest)
+        created = row is not None
+        if row is None:  # another worker opened it a moment ago
+            row = await _active_for_update(conn, fp)
+            assert row is not None
+    inserted = await conn.fetch(
+        """INSERT INTO guardrail_alert_events (alert_id, event_id, fingerprint, occurred_at)
+           SELECT $1, u.event_id, $2, u.occurred_at
+           FROM unnest($3::uuid[], $4::timestamptz[]) AS u(event_id, occurred_at)
+           ON CONFLICT DO NOTHING
+           RETURNING event_id""",
+        row["alert_id"], fp, [o.event_id for o in new], [o.occurred_at for o in new])
+    ids = {r["event_id"] for r in inserted}
+    counted_now = [o for o in new if o.event_id in ids]
+    if not counted_now:  # a concurrent worker counted them (the same event on two partitions)
+        if created:
+            await conn.execute("DELETE FROM guardrail_alerts WHERE alert_id = $1", row["alert_id"])
+        return out
+
+    severity, policy_severity = row["severity"], row["policy_severity"] or first.policy_severity
+    kinds = list(row["kinds"] or [])
+    for o in counted_now:
+        severity = max_severity(severity, o.severity)
+        if POLICY_SEVERITY_RANK.get(o.policy_severity, 0) > POLICY_SEVERITY_RANK.get(policy_severity, 0):
+            policy_severity = o.policy_severity
+        kinds += [k for k in o.kinds if k not in kinds]
+    kinds = kinds[:MAX_KINDS]
+    count = row["count"] + len(counted_now)
+    first_seen = min([row["first_seen"], *(o.occurred_at for o in counted_now)])
+    last_seen = max([row["last_seen"], *(o.occurred_at for o in counted_now)])
+    row = await conn.fetchrow(
+        """UPDATE guardrail_alerts SET count = $2, first_seen = $3, last_seen = $4, severity = $5,
+                  policy_severity = $6, kinds = $7, title = $8, summary = $9, updated_at = now()
+           WHERE alert_id = $1 RETURNING *""",
+        row["alert_id"], count, first_seen, last_seen, severity, policy_severity, kinds,
+        title_of(row["rule_id"], kinds, row["app_id"]),
+        summary_of(count=count, detector=row["detector"], policy_severity=policy_severity, first_seen=first_seen,
+                   last_seen=last_seen))
+    assert row is not None
+    out.append(alert_message(row))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The API's service functions. Every one is scoped to the caller's tenant.
+
+
+class AlertNotFound(LookupError):
+    pass
+
+
+class AlertConflict(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    status: Sequence[str] = ()
+    severity: Sequence[str] = ()
+    app_id: str | None = None
+    rule: str | None = None
+    detector: str | None = None
+    since: datetime | None = None  # last_seen >= since
+    until: datetime | None = None  # last_seen < until
+
+
+def encode_cursor(row: asyncpg.Record | dict[str, Any]) -> str:
+    raw = orjson.dumps([row["last_seen"].isoformat(), str(row["alert_id"])])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """Raises ValueError for a cursor this API did not hand out."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        seen, alert_id = orjson.loads(raw)
+        when = datetime.fromisoformat(seen)
+        if when.tzinfo is None:
+            raise ValueError("naive time")
+        return when, uuid.UUID(alert_id)
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+async def list_alerts(*, db: Executor, tenant_id: str, where: AlertFilter, limit: int, cursor: str | None = None
+                      ) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first (by last_seen); `next_cursor` is set when there may be more."""
+    after = decode_cursor(cursor) if cursor else None
+    rows = await db.fetch(
+        """SELECT * FROM guardrail_alerts
+           WHERE tenant_id = $1
+             AND (cardinality($2::text[]) = 0 OR status = ANY($2::text[]))
+             AND (cardinality($3::text[]) = 0 OR severity = ANY($3::text[]))
+             AND ($4::text IS NULL OR app_id = $4)
+             AND ($5::text IS NULL OR rule_id = $5)
+             AND ($6::text IS NULL OR detector = $6)
+             AND ($7::timestamptz IS NULL OR last_seen >= $7)
+             AND ($8::timestamptz IS NULL OR last_seen < $8)
+             AND ($9::timestamptz IS NULL OR (last_seen, alert_id) < ($9, $10::uuid))
+           ORDER BY last_seen DESC, alert_id DESC
+           LIMIT $11""",
+        tenant_id, list(where.status), list(where.severity), where.app_id, where.rule, where.detector, where.since,
+        where.until, after[0] if after else None, after[1] if after else None, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [public(r) for r in rows], (encode_cursor(rows[-1]) if more and rows else None)
+
+
+def _alert_uuid(alert_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(alert_id)
+    except ValueError as exc:
+        raise AlertNotFound(alert_id) from exc
+
+
+async def get_alert(*, db: Executor, tenant_id: str, alert_id: str) -> dict[str, Any]:
+    row = await db.fetchrow("SELECT * FROM guardrail_alerts WHERE tenant_id = $1 AND alert_id = $2",
+                            tenant_id, _alert_uuid(alert_id))
+    if row is None:
+        raise AlertNotFound(alert_id)
+    return public(row)
+
+
+async def acknowledge(*, db: Executor, tenant_id: str, alert_id: str, by: str) -> dict[str, Any]:
+    key = _alert_uuid(alert_id)
+    row = await db.fetchrow(
+        """UPDATE guardrail_alerts SET status = 'acknowledged', acknowledged_at = now(), acknowledged_by = $3,
+                  updated_at = now()
+           WHERE tenant_id = $1 AND alert_id = $2 AND status = 'open' RETURNING *""", tenant_id, key, by)
+    if row is not None:
+        return public(row)
+    current = await get_alert(db=db, tenant_id=tenant_id, alert_id=alert_id)
+    if current["status"] == "resolved":
+        raise AlertConflict("the alert is resolved; a new occurrence opens a new alert")
+    return current
+
+
+async def resolve(*, pool: asyncpg.Pool, tenant_id: str, alert_id: str, by: str,
+                  announce: Callable[[AlertMessage], Awaitable[None]]) -> dict[str, Any]:
+    """Resolve, and have `announce` publish the `resolved` message before the change commits.
+
+    If `announce` raises (Kafka unavailable), nothing changes and the error propagates. Resolving a
+    resolved alert publishes its `resolved` message again (the notifier sends it once).
+    """
+    key = _alert_uuid(alert_id)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            """UPDATE guardrail_alerts SET status = 'resolved', resolved_at = now(), resolved_by = $3,
+                      updated_at = now()
+               WHERE tenant_id = $1 AND alert_id = $2 AND status <> 'resolved' RETURNING *""", tenant_id, key, by)
+        if row is None:
+            row = await conn.fetchrow("SELECT * FROM guardrail_alerts WHERE tenant_id = $1 AND alert_id = $2",
+                                      tenant_id, key)
+            if row is None:
+                raise AlertNotFound(alert_id)
+        await announce(alert_message(row))
+    return public(row)

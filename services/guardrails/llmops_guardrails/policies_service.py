@@ -1,0 +1,224 @@
+"""Stored policies: versioned YAML overrides per tenant (`app_id = ''`) and per app, in `guardrail_policies`.
+
+The effective policy of an event is **default <- tenant <- app** (latest version of each). `PolicyStore`
+caches effective policies per (tenant, app) for `policy_cache_ttl_s` seconds, so the stream worker reads
+Postgres once per tenant/app and TTL, not per event; a change reaches the worker within the TTL.
+
+`policy_version` names what was applied, for findings and clean events: `default`, `t3` (tenant version
+3), `a2` (app version 2) or `t3.a2`.
+
+A stored document that no longer validates (the shipped default changed under it) is not used: the
+worker falls back to the next level up (app -> tenant -> default) and logs an error naming the tenant,
+app and version, never the document. Writing one through the API cannot happen: a PUT validates the
+merged result, and a tenant-wide PUT also re-validates every app override of that tenant.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import asyncpg
+import yaml
+
+from llmops_guardrails.policy import Policy, PolicyError, default_document, load_policy, parse_document
+
+log = logging.getLogger(__name__)
+
+Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
+Target = tuple[str, str]  # (tenant_id, app_id); app_id '' = tenant-wide
+
+
+@dataclass(frozen=True)
+class StoredPolicy:
+    tenant_id: str
+    app_id: str
+    version: int
+    document: str
+    created_at: datetime
+    created_by: str
+
+    def public(self) -> dict[str, Any]:
+        return {"tenant_id": self.tenant_id, "app_id": self.app_id or None, "version": self.version,
+                "document": self.document, "created_at": self.created_at.isoformat(), "created_by": self.created_by}
+
+
+@dataclass(frozen=True)
+class EffectivePolicy:
+    policy: Policy
+    version: str  # default | t<n> | a<n> | t<n>.a<n>
+
+
+def version_label(tenant: StoredPolicy | None, app: StoredPolicy | None) -> str:
+    parts = ([f"t{tenant.version}"] if tenant else []) + ([f"a{app.version}"] if app else [])
+    return ".".join(parts) or "default"
+
+
+def _row(r: asyncpg.Record) -> StoredPolicy:
+    return StoredPolicy(r["tenant_id"], r["app_id"], r["version"], r["document"], r["created_at"], r["created_by"])
+
+
+async def latest_documents(db: Executor, targets: Iterable[Target]) -> dict[Target, StoredPolicy]:
+    """The latest stored version for each target and for each target's tenant (app '')."""
+    listed = list(targets)
+    wanted = set(listed) | {(t, "") for t, _ in listed}
+    if not wanted:
+        return {}
+    tenants, apps = zip(*sorted(wanted), strict=True)
+    rows = await db.fetch(
+        """SELECT DISTINCT ON (p.tenant_id, p.app_id) p.tenant_id, p.app_id, p.version, p.document, p.created_at,
+                  p.created_by
+           FROM guardrail_policies p
+           JOIN unnest($1::text[], $2::text[]) AS w(tenant_id, app_id)
+             ON p.tenant_id = w.tenant_id AND p.app_id = w.app_id
+           ORDER BY p.tenant_id, p.app_id, p.version DESC""",
+        list(tenants), list(apps))
+    return {(r["tenant_id"], r["app_id"]): _row(r) for r in rows}
+
+
+def effective_from(tenant: StoredPolicy | None, app: StoredPolicy | None, *,
+                   base: dict[str, Any] | None = None) -> EffectivePolicy:
+    """default <- tenant <- app; a stored level that does not validate is skipped (logged)."""
+    levels: list[tuple[StoredPolicy | None, StoredPolicy | None]] = [(tenant, app)]
+    if app is not None:
+        levels.append((tenant, None))
+    if tenant is not None:
+        levels.append((None, None))
+    last: PolicyError | None = None
+    for t, a in levels:
+        try:
+            policy = load_policy(t.document if t else None, a.document if a else None, base=base)
+        except PolicyError as exc:
+            last = exc
+            broken = a if a is not None else t
+            log.error("stored guardrail policy is invalid; falling back to the level above", extra={
+                "tenant_id": broken.tenant_id if broken else None, "app_id": broken.app_id if broken else None,
+                "version": broken.version if broken else None, "errors": len(exc.errors)})
+            continue
+        return EffectivePolicy(policy, version_label(t, a))
+    assert last is not None
+    raise last
+
+
+class PolicyStore:
+    """Effective policies per (tenant, app), cached for `ttl_s` seconds."""
+
+    def __init__(self, ttl_s: float, *, base: dict[str, Any] | None = None) -> None:
+        self.ttl_s = ttl_s
+        self.base = base if base is not None else default_document()
+        self._cache: dict[Target, tuple[float, EffectivePolicy]] = {}
+
+    async def effective(self, db: Executor, targets: Iterable[Target]) -> dict[Target, EffectivePolicy]:
+        now = time.monotonic()
+        wanted = set(targets)
+        out: dict[Target, EffectivePolicy] = {}
+        missing = []
+        for target in wanted:
+            hit = self._cache.get(target)
+            if hit is not None and hit[0] > now:
+                out[target] = hit[1]
+            else:
+                missing.append(target)
+        if missing:
+            stored = await latest_documents(db, missing)
+            for tenant_id, app_id in missing:
+                eff = effective_from(stored.get((tenant_id, "")), stored.get((tenant_id, app_id)) if app_id else None,
+                                     base=self.base)
+                self._cache[(tenant_id, app_id)] = (now + self.ttl_s, eff)
+                out[(tenant_id, app_id)] = eff
+            if len(self._cache) > 100_000:
+                self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+        return out
+
+    async def one(self, db: Executor, tenant_id: str, app_id: str = "") -> EffectivePolicy:
+        return (await self.effective(db, [(tenant_id, app_id)]))[(tenant_id, app_id)]
+
+    def invalidate(self, tenant_id: str) -> None:
+        for key in [k for k in self._cache if k[0] == tenant_id]:
+            del self._cache[key]
+
+
+# --------------------------------------------------------------------------------------------------
+# The API's service functions.
+
+
+def parse_submitted(document: str | dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """A submitted override as (YAML text to store, parsed mapping). Raises `PolicyError`."""
+    if document is None:
+        return "", {}
+    if isinstance(document, dict):
+        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+        return text, document
+    return document, parse_document(document, source="document")
+
+
+async def get_stored(*, db: Executor, tenant_id: str, app_id: str, version: int | None = None) -> StoredPolicy | None:
+    row = await db.fetchrow(
+        """SELECT tenant_id, app_id, version, document, created_at, created_by FROM guardrail_policies
+           WHERE tenant_id = $1 AND app_id = $2 AND ($3::int IS NULL OR version = $3)
+           ORDER BY version DESC LIMIT 1""",
+        tenant_id, app_id, version)
+    return _row(row) if row else None
+
+
+async def list_versions(*, db: Executor, tenant_id: str, app_id: str) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        """SELECT version, created_at, created_by FROM guardrail_policies
+           WHERE tenant_id = $1 AND app_id = $2 ORDER BY version DESC""", tenant_id, app_id)
+    return [{"version": r["version"], "created_at": r["created_at"].isoformat(), "created_by": r["created_by"]}
+            for r in rows]
+
+
+async def list_latest(*, db: Executor, tenant_id: str) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        """SELECT DISTINCT ON (app_id) app_id, version, created_at, created_by FROM guardrail_policies
+           WHERE tenant_id = $1 ORDER BY app_id, version DESC""", tenant_id)
+    return [{"app_id": r["app_id"] or None, "version": r["version"], "created_at": r["created_at"].isoformat(),
+             "created_by": r["created_by"]} for r in rows]
+
+
+async def effective_policy(*, db: Executor, tenant_id: str, app_id: str) -> EffectivePolicy:
+    """Strict: the effective policy of a tenant/app, raising `PolicyError` if a stored level is invalid."""
+    stored = await latest_documents(db, [(tenant_id, app_id)])
+    tenant, app = stored.get((tenant_id, "")), stored.get((tenant_id, app_id)) if app_id else None
+    policy = load_policy(tenant.document if tenant else None, app.document if app else None)
+    return EffectivePolicy(policy, version_label(tenant, app))
+
+
+async def put_policy(*, pool: asyncpg.Pool, tenant_id: str, app_id: str, document: str | dict[str, Any] | None,
+                     created_by: str) -> StoredPolicy:
+    """Validate and store a new version of a tenant's (app_id '') or an app's override.
+
+    Raises `PolicyError` (each error names its path; errors of an app override re-validated under a new
+    tenant policy are prefixed with the app).
+    """
+    text, parsed = parse_submitted(document)
+    async with pool.acquire() as conn, conn.transaction():
+        # One writer per tenant at a time: versions are dense and validation sees a stable picture.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('guardrail_policies'), hashtext($1))", tenant_id)
+        if app_id:
+            tenant = await get_stored(db=conn, tenant_id=tenant_id, app_id="")
+            load_policy(tenant.document if tenant else None, parsed)
+        else:
+            load_policy(parsed)
+            errors: list[str] = []
+            for app in await conn.fetch(
+                    """SELECT DISTINCT ON (app_id) app_id, document FROM guardrail_policies
+                       WHERE tenant_id = $1 AND app_id <> '' ORDER BY app_id, version DESC""", tenant_id):
+                try:
+                    load_policy(parsed, app["document"])
+                except PolicyError as exc:
+                    errors += [f"app '{app['app_id']}' override under this tenant policy: {e}" for e in exc.errors]
+            if errors:
+                raise PolicyError(errors)
+        row = await conn.fetchrow(
+            """INSERT INTO guardrail_policies (tenant_id, app_id, version, document, created_by)
+               SELECT $1, $2, coalesce(max(version), 0) + 1, $3, $4 FROM guardrail_policies
+               WHERE tenant_id = $1 AND app_id = $2
+               RETURNING tenant_id, app_id, version, document, created_at, created_by""",
+            tenant_id, app_id, text, created_by)
+    return _row(row)

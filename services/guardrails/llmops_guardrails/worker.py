@@ -1,0 +1,163 @@
+"""The guardrails stream worker: `python -m llmops_guardrails.worker`.
+
+A `BatchHandler` for the suite's `StreamWorker` (poll -> decode -> one transaction -> publish -> commit
+offsets, last). Per batch of `llm.interactions.raw`:
+
+  1. decode (pure): a message that is not a valid interaction is dead-lettered (table + topic), under the
+     flood guard;
+  2. in the batch's transaction: the effective policy of each (tenant, app) (`PolicyStore`: cached for
+     `policy_cache_ttl_s`, so Postgres is read once per tenant/app and TTL); then the scan of the whole
+     batch (`PolicyEngine.scan_many`, in a thread so the event loop keeps the Kafka group's heartbeats
+     going) -- the events' own texts plus their `metadata.context`/`metadata.reference`; a scanner crash
+     raises `ScanFailed` (which names the exception type only, never content), so the worker retries the
+     batch one event at a time and dead-letters the event that crashes it;
+  3. still in the transaction: findings rows (`ON CONFLICT DO NOTHING`; value hashes, never values) and
+     alert grouping (`alerts_service.record_occurrences`: counts only from rows actually inserted);
+  4. after the commit: each event, redacted and with a findings summary, to `llm.interactions.clean`
+     (key = trace_id), and each alert's new state to `guardrails.alerts` (key = fingerprint), awaiting
+     acknowledgements; then the offsets are committed.
+
+A redelivered batch changes no row, publishes the same clean events again (consumers key on event_id)
+and republishes the current state of the alerts its events were counted in (the notifier sends each
+alert state once). So a crash anywhere loses nothing and counts nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter, Histogram
+
+from llmops_guardrails import screening
+from llmops_guardrails.alerts_service import record_occurrences
+from llmops_guardrails.engine import InteractionScan, PolicyEngine
+from llmops_guardrails.policies_service import PolicyStore
+from llmops_guardrails.policy import Policy, default_policy
+from llmops_guardrails.settings import GuardrailsSettings
+from llmops_shared.contract import Interaction, decode_interaction
+from llmops_shared.worker import Message
+
+log = logging.getLogger(__name__)
+
+FINDINGS = Counter("llmops_guardrails_findings_total", "Findings stored, by detector", ["detector"])
+ALERT_MESSAGES = Counter("llmops_guardrails_alert_messages_total", "Alert messages published, by status", ["status"])
+SCAN_SECONDS = Histogram("llmops_guardrails_scan_seconds", "Time to scan one batch",
+                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+
+class ScanFailed(RuntimeError):
+    """The scanner raised on a batch. Carries the exception's type only: its message may quote content."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True)
+class ScannedEvent:
+    event: Interaction
+    scan: InteractionScan
+    probe: InteractionScan | None  # the metadata texts
+    policy_version: str
+
+
+class GuardrailsWorker:
+    """`BatchHandler[Interaction]` of the guardrails service."""
+
+    def __init__(self, settings: GuardrailsSettings, *, engine: PolicyEngine, policies: PolicyStore | None = None
+                 ) -> None:
+        self.settings = settings
+        self.name = settings.consumer_group
+        self.topics: tuple[str, ...] = (settings.raw_topic,)
+        self.engine = engine
+        self.policies = policies or PolicyStore(settings.policy_cache_ttl_s)
+
+    def decode(self, message: Message) -> Interaction:
+        return decode_interaction(message.value)
+
+    async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[Outgoing]:
+        events = list({event.event_id: event for _, event in items}.values())  # an event sent twice: once
+        effective = await self.policies.effective(conn, {(e.tenant_id, e.app_id) for e in events})
+        chosen = [effective[(e.tenant_id, e.app_id)] for e in events]
+        started = time.perf_counter()
+        scanned = await asyncio.to_thread(self.scan, events, [c.policy for c in chosen], [c.version for c in chosen])
+        SCAN_SECONDS.observe(time.perf_counter() - started)
+
+        rows = [row for s in scanned for row in screening.finding_rows(s.event, s.scan, s.policy_version)]
+        await insert_findings(conn, rows)
+        occurrences = [o for s in scanned for o in screening.occurrences(s.event, s.scan)]
+        alerts = await record_occurrences(conn, occurrences, window_s=self.settings.alert_group_window_s)
+
+        out = [Outgoing(self.settings.clean_topic, s.event.trace_id.encode(),
+                        screening.clean_event(s.event, s.scan, s.policy_version, s.probe)) for s in scanned]
+        out += [Outgoing(self.settings.alerts_topic, a.fingerprint.encode(), a.to_json()) for a in alerts]
+        for row in rows:
+            FINDINGS.labels(row[8]).inc()
+        for a in alerts:
+            ALERT_MESSAGES.labels(a.status).inc()
+        return out
+
+    def scan(self, events: Sequence[Interaction], policies: Sequence[Policy], versions: Sequence[str]
+             ) -> list[ScannedEvent]:
+        """The batch's scans (blocking; run in a thread). Metadata texts go through in the same batch."""
+        try:
+            probes = [screening.metadata_probe(e) for e in events]
+            extra = [(i, p) for i, p in enumerate(probes) if p is not None]
+            scans = self.engine.scan_many([*events, *(p for _, p in extra)],
+                                          [*policies, *(policies[i] for i, _ in extra)])
+        except Exception as exc:
+            raise ScanFailed(f"the scanner raised {type(exc).__name__}") from None
+        probe_scans: list[InteractionScan | None] = [None] * len(events)
+        for (i, _), probe_scan in zip(extra, scans[len(events):], strict=True):
+            probe_scans[i] = probe_scan
+        own = scans[:len(events)]
+        return [ScannedEvent(e, s, p, v) for e, s, p, v in zip(events, own, probe_scans, versions, strict=True)]
+
+    async def publish(self, producer: AIOKafkaProducer, result: list[Outgoing] | None) -> None:
+        if not result:
+            return
+        futures = [await producer.send(o.topic, o.value, key=o.key) for o in result]
+        await asyncio.gather(*futures)
+
+
+async def insert_findings(conn: asyncpg.Connection, rows: Sequence[screening.FindingRow]) -> int:
+    """Insert findings rows, idempotently; returns how many were new."""
+    if not rows:
+        return 0
+    columns = list(zip(*rows, strict=True))
+    inserted = await conn.fetch(
+        """INSERT INTO guardrail_findings
+             (event_id, finding_no, tenant_id, app_id, occurred_at, message_index, part, role, detector,
+              entity_type, rule_id, start_offset, end_offset, score, value_hash, policy_version)
+           SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::int[],
+                                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::int[],
+                                $14::float8[], $15::text[], $16::text[])
+           ON CONFLICT (event_id, finding_no) DO NOTHING
+           RETURNING 1""",
+        *[list(c) for c in columns])
+    return len(inserted)
+
+
+async def main() -> int:
+    from llmops_guardrails.logs import configure_service_logging
+    from llmops_shared.worker import run_worker
+
+    settings = GuardrailsSettings()
+    configure_service_logging("guardrails-worker", settings.log_level)
+    engine = PolicyEngine(settings)
+    await asyncio.to_thread(engine.warm_up, default_policy())  # the model loads before the first batch
+    return await run_worker(GuardrailsWorker(settings, engine=engine), settings)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,115 @@
+"""Fixtures for the guardrails integration tests: one loaded engine, and the stream pipeline in this process.
+
+`guardrails_pipeline` runs the guardrails worker and the notifier (each a `StreamWorker`) on topics and
+consumer groups of their own, against the session's real Kafka, Postgres and Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+
+from llmops_guardrails.engine import PolicyEngine
+from llmops_guardrails.notifier.service import Notifier, NotifierSettings
+from llmops_guardrails.settings import GuardrailsSettings
+from llmops_guardrails.worker import GuardrailsWorker
+from llmops_shared.kafka import durable_producer, ensure_topics
+from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import TopicSpec
+from llmops_shared.worker import StreamWorker
+
+SALT = "guardrails-integration-salt"
+
+
+@pytest.fixture(scope="session")
+def guardrails_engine() -> PolicyEngine:
+    engine = PolicyEngine(GuardrailsSettings(finding_hash_salt=SALT))  # type: ignore[arg-type]
+    from llmops_guardrails.policy import default_policy
+
+    engine.warm_up(default_policy())
+    return engine
+
+
+async def wait_until(condition: Callable[[], Awaitable[Any]], timeout_s: float = 30.0, what: str = "condition") -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        value = await condition()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what}: not met within {timeout_s} s")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class Pipeline:
+    settings: GuardrailsSettings
+    handler: GuardrailsWorker
+    producer: AIOKafkaProducer
+    workers: list[StreamWorker[Any]]
+    tasks: list[asyncio.Task[None]]
+
+    async def send(self, *events: dict[str, Any] | bytes, key: bytes | None = None) -> None:
+        for event in events:
+            value = event if isinstance(event, bytes) else orjson.dumps(event)
+            k = key or (event["trace_id"].encode() if isinstance(event, dict) else b"poison")
+            await self.producer.send_and_wait(self.settings.raw_topic, value, key=k)
+
+    def check_alive(self) -> None:
+        for task in self.tasks:
+            if task.done():
+                raise AssertionError(f"a worker stopped: {task.exception()!r}")
+
+
+def pipeline_settings(stack: CommonSettings, suffix: str, **overrides: Any) -> GuardrailsSettings:
+    return GuardrailsSettings(**{
+        **stack.model_dump(), "finding_hash_salt": SALT, "consumer_group": f"guardrails-test-{suffix}",
+        "raw_topic": f"test.gr.raw.{suffix}", "clean_topic": f"test.gr.clean.{suffix}",
+        "alerts_topic": f"test.gr.alerts.{suffix}", "batch_max_events": 50, "batch_max_wait_ms": 100,
+        "policy_cache_ttl_s": 0.5, **overrides})
+
+
+@pytest_asyncio.fixture
+async def guardrails_pipeline(stack: CommonSettings, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis,
+                              guardrails_engine: PolicyEngine) -> AsyncIterator[Pipeline]:
+    """The guardrails worker and the notifier, running on topics of their own until the test ends."""
+    suffix = uuid.uuid4().hex[:8]
+    settings = pipeline_settings(stack, suffix)
+    await ensure_topics(stack.kafka_bootstrap, (
+        TopicSpec(settings.raw_topic, partitions=3, retention_ms=3_600_000),
+        TopicSpec(settings.clean_topic, partitions=3, retention_ms=3_600_000),
+        TopicSpec(settings.alerts_topic, partitions=1, retention_ms=3_600_000),
+    ))
+    producer = durable_producer(stack.kafka_bootstrap, client_id="guardrails-test")
+    await producer.start()
+    handler = GuardrailsWorker(settings, engine=guardrails_engine)
+    notifier_settings = NotifierSettings(**stack.model_dump(), notifier_group=f"notifier-test-{suffix}",
+                                         alerts_topic=settings.alerts_topic, batch_max_events=50,
+                                         batch_max_wait_ms=50, notify_backoff_base_s=0.05, notify_max_attempts=4,
+                                         redis_retry_max_s=0.2)
+    async with httpx.AsyncClient(timeout=5) as http:
+        notifier = Notifier(notifier_settings, redis=redis_client, http=http, pool=pg_pool)
+        workers: list[StreamWorker[Any]] = [
+            StreamWorker(handler, settings, pool=pg_pool, producer=producer),
+            StreamWorker(notifier, notifier_settings, pool=pg_pool, producer=producer),
+        ]
+        tasks = [asyncio.create_task(w.run()) for w in workers]
+        try:
+            yield Pipeline(settings, handler, producer, workers, tasks)
+        finally:
+            for w in workers:
+                w.stopping.set()
+            notifier.stopping.set()
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+            await producer.stop()
