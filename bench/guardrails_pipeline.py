@@ -202,7 +202,7 @@ async def throughput_phase(settings: CommonSettings, env: dict[str, str], logs: 
     suffix = uuid.uuid4().hex[:8]
     topic, group = f"bench.gr.raw.{suffix}", f"bench-guardrails-{suffix}"
     await ensure_topics(settings.kafka_bootstrap, (TopicSpec(topic, 6, 3_600_000),))
-    wenv = {**env, "LLMOPS_RAW_TOPIC": topic, "LLMOPS_CONSUMER_GROUP": group}
+    wenv = {**env, "LLMOPS_RAW_TOPIC": topic, "LLMOPS_GUARDRAILS_GROUP": group}
     stack = contextlib.ExitStack()
     procs = stack.enter_context(workers(n_workers, wenv, logs, f"{n_workers}w"))
     producer = durable_producer(settings.kafka_bootstrap, client_id="bench-guardrails")

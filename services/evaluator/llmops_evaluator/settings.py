@@ -27,8 +27,8 @@ class EvaluatorSettings(WorkerSettings):
 
     # -- the stream worker ---------------------------------------------------------------------------
     # What it judges: the redacted topic by default; `llm.interactions.raw` where guardrails do not run.
-    source_topic: str = INTERACTIONS_CLEAN
-    consumer_group: str = "llmops-evaluator"
+    evaluator_source_topic: str = INTERACTIONS_CLEAN
+    evaluator_group: str = "llmops-evaluator"
     usage_topic: str = INTERACTIONS_RAW  # the judge's own usage events, for billing
     scores_topic: str = EVALUATION_SCORES
     # Evaluator configs are re-read from Postgres this often (between batches).

@@ -251,8 +251,8 @@ class EvaluatorHandler:
 
     def __init__(self, settings: EvaluatorSettings, registry: EvaluatorRegistry, cache: JudgmentCache | None) -> None:
         self.settings = settings
-        self.name = settings.consumer_group
-        self.topics: Sequence[str] = (settings.source_topic,)
+        self.name = settings.evaluator_group
+        self.topics: Sequence[str] = (settings.evaluator_source_topic,)
         self.registry = registry
         self.cache = cache
 
@@ -496,7 +496,7 @@ async def open_runtime(settings: EvaluatorSettings, *, environ: Mapping[str, str
     cache = JudgmentCache(redis, ttl_s=settings.judgment_cache_ttl_s)
     registry = EvaluatorRegistry(settings, cache=cache, ledger=SpendLedger(redis), environ=environ)
     handler = EvaluatorHandler(settings, registry, cache)
-    producer = durable_producer(settings.kafka_bootstrap, client_id=settings.consumer_group)
+    producer = durable_producer(settings.kafka_bootstrap, client_id=settings.evaluator_group)
     await producer.start()
     return Runtime(settings, pool, redis, producer, registry, handler)
 
@@ -513,13 +513,14 @@ async def run(settings: EvaluatorSettings) -> int:
         loop.add_signal_handler(sig, runtime.worker.stopping.set)
     try:
         await runtime.registry.refresh(runtime.pool, force=True)
-        log.info("evaluator worker starting", extra={"topic": settings.source_topic, "group": settings.consumer_group,
+        log.info("evaluator worker starting", extra={"topic": settings.evaluator_source_topic,
+                                                     "group": settings.evaluator_group,
                                                      "evaluators": len(runtime.registry), "pid": os.getpid()})
         await runtime.worker.run()
         return 0
     except DeadLetterFlood as exc:
         log.error("stopping: dead-letter flood; fix the producer, then restart",
-                  extra={"worker": settings.consumer_group, "error": str(exc)})
+                  extra={"worker": settings.evaluator_group, "error": str(exc)})
         return 3
     finally:
         await runtime.close()

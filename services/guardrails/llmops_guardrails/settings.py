@@ -27,7 +27,7 @@ class GuardrailsSettings(WorkerSettings):
     nlp_batch_size: int = 64
 
     # -- the stream worker -------------------------------------------------------------------------------
-    consumer_group: str = "llmops-guardrails"
+    guardrails_group: str = "llmops-guardrails"
     raw_topic: str = INTERACTIONS_RAW  # what it scans
     clean_topic: str = INTERACTIONS_CLEAN  # redacted events, with a findings summary, for the evaluator
     alerts_topic: str = GUARDRAILS_ALERTS  # alert messages for the notifier

@@ -77,7 +77,7 @@ class GuardrailsWorker:
     def __init__(self, settings: GuardrailsSettings, *, engine: PolicyEngine, policies: PolicyStore | None = None
                  ) -> None:
         self.settings = settings
-        self.name = settings.consumer_group
+        self.name = settings.guardrails_group
         self.topics: tuple[str, ...] = (settings.raw_topic,)
         self.engine = engine
         self.policies = policies or PolicyStore(settings.policy_cache_ttl_s)

@@ -8,7 +8,7 @@ The billing worker (`llmops_billing.worker`, when installed) runs alongside on t
 every judge usage event in `usage_ledger`, priced, under the tenant; without it, "billed" is checked up to
 billing's input: the usage events on llm.interactions.raw, one distinct event id per judgment.
 
-The worker reads the raw topic here (`LLMOPS_SOURCE_TOPIC`), as it does where guardrails do not run, and
+The worker reads the raw topic here (`LLMOPS_EVALUATOR_SOURCE_TOPIC`), as it does where guardrails do not run, and
 its consumer group starts at the topic's current end, so the test judges only its own traffic.
 """
 
@@ -116,9 +116,9 @@ async def test_demo_traffic_is_judged_for_the_sampled_share_and_the_judge_usage_
         config = evaluator_config(tenant, llm.url, apps=[APP], sample_rate=0.5, max_concurrency=4, judge={
             "model": "gpt-4o-mini", "provider": "openai", "base_url": llm.url, "api_key_env": JUDGE_KEY_ENV})
         await register(pg_pool, config)
-        settings = worker_settings(stack, source_topic=INTERACTIONS_RAW, usage_topic=INTERACTIONS_RAW,
+        settings = worker_settings(stack, evaluator_source_topic=INTERACTIONS_RAW, usage_topic=INTERACTIONS_RAW,
                                    scores_topic=EVALUATION_SCORES)
-        await start_group_at_end(settings.kafka_bootstrap, INTERACTIONS_RAW, settings.consumer_group)
+        await start_group_at_end(settings.kafka_bootstrap, INTERACTIONS_RAW, settings.evaluator_group)
         raw_since = await end_offsets(settings.kafka_bootstrap, INTERACTIONS_RAW)
         scores_since = await end_offsets(settings.kafka_bootstrap, EVALUATION_SCORES)
         key = await make_key(tenant, ["ingest:write"])

@@ -140,7 +140,7 @@ async def test_canary_pii_is_nowhere_in_postgres_or_logs(stack: CommonSettings, 
                                              "LLMOPS_TOPIC": raw_topic}),
         ("guardrails-worker", "llmops_guardrails.worker", {
             **common, "LLMOPS_RAW_TOPIC": raw_topic, "LLMOPS_CLEAN_TOPIC": clean_topic,
-            "LLMOPS_ALERTS_TOPIC": alerts_topic, "LLMOPS_CONSUMER_GROUP": f"guardrails-canary-{suffix}"}),
+            "LLMOPS_ALERTS_TOPIC": alerts_topic, "LLMOPS_GUARDRAILS_GROUP": f"guardrails-canary-{suffix}"}),
         ("guardrails-notifier", "llmops_guardrails.notifier", {
             **common, "LLMOPS_ALERTS_TOPIC": alerts_topic, "LLMOPS_NOTIFIER_GROUP": f"notifier-canary-{suffix}",
             "LLMOPS_NOTIFY_BACKOFF_BASE_S": "0.05"}),

@@ -74,7 +74,7 @@ class Pipeline:
 
 def pipeline_settings(stack: CommonSettings, suffix: str, **overrides: Any) -> GuardrailsSettings:
     return GuardrailsSettings(**{
-        **stack.model_dump(), "finding_hash_salt": SALT, "consumer_group": f"guardrails-test-{suffix}",
+        **stack.model_dump(), "finding_hash_salt": SALT, "guardrails_group": f"guardrails-test-{suffix}",
         "raw_topic": f"test.gr.raw.{suffix}", "clean_topic": f"test.gr.clean.{suffix}",
         "alerts_topic": f"test.gr.alerts.{suffix}", "batch_max_events": 50, "batch_max_wait_ms": 100,
         "policy_cache_ttl_s": 0.5, **overrides})
