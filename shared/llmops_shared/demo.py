@@ -9,6 +9,7 @@ real ingest API into Kafka. Deterministic for a given seed.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import sys
 from dataclasses import dataclass
@@ -109,18 +110,43 @@ def plan_trace(rng: random.Random, app_id: str) -> list[Step]:
     return steps
 
 
-async def _ensure_keys(settings: CommonSettings) -> dict[str, str]:
+READ_SCOPES = ["alerts:read", "alerts:write", "billing:read", "eval:write", "guardrails:check"]
+
+
+async def _prepare_tenants(settings: CommonSettings, judge_url: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Ingest keys for the SDK, read keys to show the user, and the demo's evaluator (if installed)."""
     from llmops_shared import apikeys, db
 
     pool = await db.create_pool(settings.database_url, max_size=2)
     try:
-        keys = {}
+        ingest_keys, read_keys = {}, {}
         for tenant in TENANTS:
-            new = await apikeys.create_key(pool, tenant_id=tenant, scopes=["ingest:write"], name="demo")
-            keys[tenant] = new.secret
-        return keys
+            ingest_keys[tenant] = (await apikeys.create_key(pool, tenant_id=tenant, scopes=["ingest:write"],
+                                                            name="demo")).secret
+            read_keys[tenant] = (await apikeys.create_key(pool, tenant_id=tenant, scopes=READ_SCOPES,
+                                                          name="demo-reader")).secret
+        await _ensure_demo_evaluator(pool, judge_url)
+        return ingest_keys, read_keys
     finally:
         await pool.close()
+
+
+async def _ensure_demo_evaluator(pool: Any, judge_url: str) -> None:
+    """acme's support bot is judged for relevance and safety on half its traffic, by the local fake LLM."""
+    try:
+        from llmops_evaluator import service as evaluator_service
+    except ImportError:
+        return
+    body = {
+        "id": "demo-support-quality", "apps": ["support-bot"], "rubrics": ["relevance@1", "safety@1"],
+        "sample_rate": 0.5, "max_concurrency": 4, "daily_spend_cap_usd": "5",
+        "judge": {"model": "gpt-4o-mini", "base_url": judge_url, "api_key_env": "LLMOPS_DEMO_JUDGE_KEY",
+                  "input_usd_per_mtok": "0.15", "output_usd_per_mtok": "0.60"},
+    }
+    async with pool.acquire() as conn:
+        if await conn.fetchval("SELECT 1 FROM evaluators WHERE evaluator_id = $1", body["id"]):
+            return
+        await evaluator_service.create_evaluator(conn, tenant_id="acme", body=body)
 
 
 def run_demo(settings: CommonSettings, *, events_target: int = 60, ingest_url: str = "http://127.0.0.1:8080",
@@ -134,7 +160,8 @@ def run_demo(settings: CommonSettings, *, events_target: int = 60, ingest_url: s
         return 2
     from llmops_shared.fake_openai import FakeLLMConfig, FakeLLMServer
 
-    keys = asyncio.run(_ensure_keys(settings))
+    judge_url = f"http://127.0.0.1:{os.environ.get('LLMOPS_FAKE_LLM_PORT', '8099')}/v1"
+    keys, read_keys = asyncio.run(_prepare_tenants(settings, judge_url))
     rng = random.Random(seed)
     recorders: dict[tuple[str, str], Any] = {}
     clients: dict[tuple[str, str], Any] = {}
@@ -168,6 +195,15 @@ def run_demo(settings: CommonSettings, *, events_target: int = 60, ingest_url: s
     dropped = sum(r.stats().dropped + r.stats().failed + r.stats().rejected for r in recorders.values())
     print(f"demo: {counts['traces']} traces, {counts['llm_calls']} LLM calls ({counts['errors']} failed on purpose), "
           f"{sent} events accepted by the ingest API, {dropped} not delivered")
+    print("\nLook around (the workers take a few seconds); each tenant's read key:")
+    for tenant, key in read_keys.items():
+        print(f"  {tenant:<8} {key}")
+    acme = read_keys["acme"]
+    print(f"""
+  curl -s -H 'Authorization: Bearer {acme}' localhost:8081/v1/alerts        # guardrails alerts
+  curl -s -H 'Authorization: Bearer {acme}' 'localhost:8083/v1/summary'     # billing summary
+  curl -s -H 'Authorization: Bearer {acme}' 'localhost:8082/v1/results'     # judge scores
+  OpenAPI pages: http://127.0.0.1:8080/docs 8081/docs 8082/docs 8083/docs""")
     return 0 if dropped == 0 else 1
 
 

@@ -24,6 +24,7 @@ import argparse
 import collections
 import contextlib
 import json
+import os
 import random
 import threading
 import time
@@ -147,7 +148,9 @@ class _Handler(BaseHTTPRequestHandler):
         return  # quiet: tests read stats, not logs
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/").endswith("/models"):
+        if self.path == "/healthz":
+            self._json(200, {"status": "ok"})
+        elif self.path.rstrip("/").endswith("/models"):
             self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "test"}]})
         else:
             self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
@@ -318,8 +321,8 @@ def _completion(body: dict[str, Any], content: str) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="A local OpenAI-compatible test server")
-    parser.add_argument("--port", type=int, default=8099)
-    parser.add_argument("--latency-ms", type=float, default=0)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("LLMOPS_FAKE_LLM_PORT", "8099")))
+    parser.add_argument("--latency-ms", type=float, default=float(os.environ.get("LLMOPS_FAKE_LLM_LATENCY_MS", "50")))
     parser.add_argument("--error-rate", type=float, default=0)
     args = parser.parse_args()
     server = FakeLLMServer(port=args.port, config=FakeLLMConfig(latency_ms=args.latency_ms, error_rate=args.error_rate))

@@ -14,7 +14,13 @@ from llmops_shared.stack.kafka import KafkaBroker
 from llmops_shared.stack.postgres import PostgresServer
 from llmops_shared.stack.processes import port_open, stack_dir
 from llmops_shared.stack.redis import RedisServer
-from llmops_shared.stack.services import SERVICES, service_running, start_service, stop_service
+from llmops_shared.stack.services import (
+    LOCAL_SERVICE_ENV,
+    SERVICES,
+    service_running,
+    start_service,
+    stop_service,
+)
 
 Say = Callable[[str], None]
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -79,7 +85,7 @@ def services_up(stack: LocalStack, say: Say = print) -> None:
     for service in SERVICES:
         if not service.installed():
             continue
-        started = start_service(stack.home / "services", service)
+        started = start_service(stack.home / "services", service, env=LOCAL_SERVICE_ENV)
         where = f" on port {service.port}" if service.port else ""
         say(f"{service.name}: {'started' if started else 'running'}{where}")
 

@@ -37,6 +37,9 @@ class ServiceProcess:
 
 
 SERVICES: tuple[ServiceProcess, ...] = (
+    # The local stack's stand-in for an external LLM API, so the demo's evaluator has a judge to call.
+    # Development only: a deployment points its evaluators at a real OpenAI-compatible endpoint.
+    ServiceProcess("fake-llm", "llmops_shared.fake_openai", 8099, "LLMOPS_FAKE_LLM_PORT"),
     ServiceProcess("ingest-api", "llmops_ingest.api", 8080, "LLMOPS_INGEST_PORT"),
     ServiceProcess("guardrails-worker", "llmops_guardrails.worker"),
     ServiceProcess("guardrails-api", "llmops_guardrails.api", 8081, "LLMOPS_GUARDRAILS_PORT"),
@@ -44,6 +47,11 @@ SERVICES: tuple[ServiceProcess, ...] = (
     ServiceProcess("evaluator-worker", "llmops_evaluator.worker"),
     ServiceProcess("evaluator-api", "llmops_evaluator.api", 8082, "LLMOPS_EVALUATOR_PORT"),
 )
+
+
+# What the local stack puts in its services' environment: the key variable the demo's evaluator names
+# (the local fake LLM accepts any key).
+LOCAL_SERVICE_ENV = {"LLMOPS_DEMO_JUDGE_KEY": "local-fake-llm-accepts-any-key"}
 
 
 def _paths(home: Path, service: ServiceProcess) -> tuple[Path, Path]:
