@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -40,6 +41,9 @@ class FakeLLMConfig:
     retry_after_s: float = 1.0
     reply_text: str | None = None
     json_reply: dict[str, Any] | None = None  # returned as the content when the request asks for JSON
+    # Answer a `json_schema` request with an object built from that schema (integers 1-3 picked from a hash
+    # of the prompt, strings filled in): what the local stack's demo judge does.
+    schema_replies: bool = False
     script: collections.deque[str] = field(default_factory=collections.deque)
     seed: int = 7
     reject_json_schema: bool = False  # answer 400 to `response_format: json_schema` (no structured outputs)
@@ -291,9 +295,28 @@ def _content(config: FakeLLMConfig, body: dict[str, Any]) -> str:
         return config.reply_text
     wants_json = (body.get("response_format") or {}).get("type") in {"json_object", "json_schema"}
     if wants_json:
+        schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
+        if config.json_reply is None and config.schema_replies and isinstance(schema, dict):
+            return json.dumps(_from_schema(schema, _prompt_text(body)))
         return json.dumps(config.json_reply or {"score": 4, "label": "good", "reasoning": "fake judge"})
     words = len(_prompt_text(body).split())
     return f"This is a fake answer to a prompt of {words} words."
+
+
+def _from_schema(schema: dict[str, Any], prompt: str) -> dict[str, Any]:
+    seed = int(hashlib.sha256(prompt.encode()).hexdigest()[:8], 16)
+    out: dict[str, Any] = {}
+    for name, spec in (schema.get("properties") or {}).items():
+        kinds = {spec.get("type")} | {s.get("type") for s in spec.get("anyOf", []) if isinstance(s, dict)}
+        if "integer" in kinds:
+            out[name] = 1 + seed % 3
+        elif "number" in kinds:
+            out[name] = round((seed % 100) / 100, 2)
+        elif "boolean" in kinds:
+            out[name] = seed % 2 == 0
+        elif "string" in kinds:
+            out[name] = f"fake judge: {name} for a prompt of {len(prompt.split())} words"
+    return out
 
 
 def _usage(body: dict[str, Any], content: str) -> dict[str, Any]:
@@ -325,7 +348,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=float(os.environ.get("LLMOPS_FAKE_LLM_LATENCY_MS", "50")))
     parser.add_argument("--error-rate", type=float, default=0)
     args = parser.parse_args()
-    server = FakeLLMServer(port=args.port, config=FakeLLMConfig(latency_ms=args.latency_ms, error_rate=args.error_rate))
+    config = FakeLLMConfig(latency_ms=args.latency_ms, error_rate=args.error_rate, schema_replies=True)
+    server = FakeLLMServer(port=args.port, config=config)
     print(f"fake OpenAI-compatible server on {server.url}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server._httpd.serve_forever()
