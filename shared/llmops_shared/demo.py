@@ -134,7 +134,7 @@ async def _prepare_tenants(settings: CommonSettings, judge_url: str) -> tuple[di
 async def _ensure_demo_evaluator(pool: Any, judge_url: str) -> None:
     """acme's support bot is judged for relevance and safety on half its traffic, by the local fake LLM."""
     try:
-        from llmops_evaluator import service as evaluator_service
+        from llmops_evaluator.service import create_evaluator
     except ImportError:
         return
     body = {
@@ -146,7 +146,7 @@ async def _ensure_demo_evaluator(pool: Any, judge_url: str) -> None:
     async with pool.acquire() as conn:
         if await conn.fetchval("SELECT 1 FROM evaluators WHERE evaluator_id = $1", body["id"]):
             return
-        await evaluator_service.create_evaluator(conn, tenant_id="acme", body=body)
+        await create_evaluator(conn, tenant_id="acme", body=body)
 
 
 def run_demo(settings: CommonSettings, *, events_target: int = 60, ingest_url: str = "http://127.0.0.1:8080",

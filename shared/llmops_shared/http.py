@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+import asyncpg
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from llmops_shared.apikeys import KeyStore, Principal, Scope
+from llmops_shared.db import create_pool
+from llmops_shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,34 @@ def ops_router(checks: dict[str, ReadinessCheck], *, timeout_s: float = 2.0) -> 
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+@asynccontextmanager
+async def api_backends(app: FastAPI, settings: CommonSettings, *, key_cache_ttl_s: int = 30,
+                       pool_size: int = 8) -> AsyncIterator[tuple[asyncpg.Pool, aioredis.Redis]]:
+    """What every API's lifespan opens: a Postgres pool, a Redis client and the API-key store, on
+    `app.state.pool`, `app.state.redis` and `app.state.keystore`; closed when the app stops."""
+    pool = await create_pool(settings.database_url, max_size=pool_size)
+    redis = aioredis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+    app.state.pool, app.state.redis = pool, redis
+    app.state.keystore = KeyStore(pool, redis, cache_ttl_s=key_cache_ttl_s)
+    try:
+        yield pool, redis
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+def backend_checks(app: FastAPI) -> dict[str, ReadinessCheck]:
+    """Readiness checks for what `api_backends` opened."""
+
+    async def postgres() -> None:
+        await app.state.pool.fetchval("SELECT 1")
+
+    async def redis() -> None:
+        await app.state.redis.ping()
+
+    return {"postgres": postgres, "redis": redis}
 
 
 def _bearer(request: Request) -> str:

@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
-import redis.asyncio as aioredis
 import uvicorn
 from fastapi import Body, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -29,10 +28,9 @@ from llmops_evaluator import service
 from llmops_evaluator.rubrics import RubricRef
 from llmops_evaluator.service import Conflict, InvalidBody, InvalidField, NotFound, ResultFilter
 from llmops_evaluator.settings import EvaluatorSettings
-from llmops_shared.apikeys import KeyStore, Principal, Scope
+from llmops_shared.apikeys import Principal, Scope
 from llmops_shared.contract import Identifier
-from llmops_shared.db import create_pool
-from llmops_shared.http import ops_router, require_scope
+from llmops_shared.http import api_backends, backend_checks, ops_router, require_scope
 from llmops_shared.logging import configure_logging
 
 log = logging.getLogger("llmops_evaluator.api")
@@ -91,16 +89,9 @@ EvaluatorBody = Annotated[dict[str, Any], Body(
 def create_app(settings: EvaluatorSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(settings.database_url, max_size=8)
-        redis = aioredis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
-        app.state.pool, app.state.redis = pool, redis
-        app.state.keystore = KeyStore(pool, redis)
-        log.info("evaluator API ready", extra={"port": settings.port})
-        try:
+        async with api_backends(app, settings):
+            log.info("evaluator API ready", extra={"port": settings.port})
             yield
-        finally:
-            await redis.aclose()
-            await pool.close()
 
     app = FastAPI(
         title="LLMOps evaluator API",
@@ -110,13 +101,7 @@ def create_app(settings: EvaluatorSettings) -> FastAPI:
         lifespan=lifespan,
     )
 
-    async def pool_check() -> None:
-        await app.state.pool.fetchval("SELECT 1")
-
-    async def redis_check() -> None:
-        await app.state.redis.ping()
-
-    app.include_router(ops_router({"postgres": pool_check, "redis": redis_check}))
+    app.include_router(ops_router(backend_checks(app)))
     _errors(app)
 
     @app.middleware("http")

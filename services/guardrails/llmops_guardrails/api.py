@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-import redis.asyncio as aioredis
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -35,9 +34,8 @@ from llmops_guardrails.logs import configure_service_logging
 from llmops_guardrails.policy import PolicyError, default_policy
 from llmops_guardrails.settings import GuardrailsSettings
 from llmops_shared.alerts import AlertMessage
-from llmops_shared.apikeys import KeyStore, Principal, Scope
-from llmops_shared.db import create_pool
-from llmops_shared.http import ops_router, require_scope
+from llmops_shared.apikeys import Principal, Scope
+from llmops_shared.http import api_backends, backend_checks, ops_router, require_scope
 from llmops_shared.kafka import durable_producer
 
 log = logging.getLogger("llmops_guardrails.api")
@@ -120,21 +118,16 @@ def create_app(settings: GuardrailsSettings, *, engine: PolicyEngine | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(settings.database_url, max_size=8)
-        redis = aioredis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
-        app.state.pool, app.state.redis = pool, redis
-        app.state.keystore = KeyStore(pool, redis, cache_ttl_s=settings.key_cache_ttl_s)
-        app.state.engine = engine or PolicyEngine(settings)
-        app.state.policies = policies_service.PolicyStore(min(settings.policy_cache_ttl_s, 5.0))
-        app.state.announcer = AlertAnnouncer(settings)
-        await asyncio.to_thread(app.state.engine.warm_up, default_policy())  # spaCy loads now, not on a request
-        log.info("guardrails API ready", extra={"port": settings.port})
-        try:
-            yield
-        finally:
-            await app.state.announcer.close()
-            await redis.aclose()
-            await pool.close()
+        async with api_backends(app, settings, key_cache_ttl_s=settings.key_cache_ttl_s):
+            app.state.engine = engine or PolicyEngine(settings)
+            app.state.policies = policies_service.PolicyStore(min(settings.policy_cache_ttl_s, 5.0))
+            app.state.announcer = AlertAnnouncer(settings)
+            await asyncio.to_thread(app.state.engine.warm_up, default_policy())  # spaCy loads now, not later
+            log.info("guardrails API ready", extra={"port": settings.port})
+            try:
+                yield
+            finally:
+                await app.state.announcer.close()
 
     app = FastAPI(
         title="LLMOps guardrails API",
@@ -144,16 +137,10 @@ def create_app(settings: GuardrailsSettings, *, engine: PolicyEngine | None = No
         lifespan=lifespan,
     )
 
-    async def pool_check() -> None:
-        await app.state.pool.fetchval("SELECT 1")
-
-    async def redis_check() -> None:
-        await app.state.redis.ping()
-
     async def kafka_check() -> None:
         await app.state.announcer.check()
 
-    app.include_router(ops_router({"postgres": pool_check, "redis": redis_check, "kafka": kafka_check}))
+    app.include_router(ops_router({**backend_checks(app), "kafka": kafka_check}))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

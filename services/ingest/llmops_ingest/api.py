@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import orjson
-import redis.asyncio as aioredis
 import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -24,9 +23,8 @@ from llmops_ingest.intake import BodyError, parse_body, validate_items
 from llmops_ingest.publisher import EventPublisher, KafkaUnavailable
 from llmops_ingest.ratelimit import RateLimiter
 from llmops_ingest.settings import IngestSettings
-from llmops_shared.apikeys import KeyStore, Principal, Scope
-from llmops_shared.db import create_pool
-from llmops_shared.http import ops_router, require_scope
+from llmops_shared.apikeys import Principal, Scope
+from llmops_shared.http import api_backends, backend_checks, ops_router, require_scope
 from llmops_shared.logging import configure_logging
 
 log = logging.getLogger("llmops_ingest")
@@ -77,24 +75,22 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def create_app(settings: IngestSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(settings.database_url, max_size=8)
-        redis = aioredis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
-        publisher = EventPublisher(settings.kafka_bootstrap, timeout_s=settings.kafka_timeout_s, topic=settings.topic)
-        app.state.keystore = KeyStore(pool, redis, cache_ttl_s=settings.key_cache_ttl_s)
-        app.state.limiter = RateLimiter(redis, rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst)
-        app.state.publisher = publisher
-        app.state.pool, app.state.redis = pool, redis
-        try:
-            await publisher.check()
-        except KafkaUnavailable as exc:
-            log.warning("Kafka not reachable at start-up; requests get 503 until it is", extra={"error": str(exc)})
-        log.info("ingest API ready", extra={"port": settings.port})
-        try:
-            yield
-        finally:
-            await publisher.close()
-            await redis.aclose()
-            await pool.close()
+        async with api_backends(app, settings, key_cache_ttl_s=settings.key_cache_ttl_s) as (_pool, redis):
+            publisher = EventPublisher(settings.kafka_bootstrap, timeout_s=settings.kafka_timeout_s,
+                                       topic=settings.topic)
+            app.state.limiter = RateLimiter(redis, rate_per_s=settings.rate_limit_per_s,
+                                            burst=settings.rate_limit_burst)
+            app.state.publisher = publisher
+            try:
+                await publisher.check()
+            except KafkaUnavailable as exc:
+                log.warning("Kafka not reachable at start-up; requests get 503 until it is",
+                            extra={"error": str(exc)})
+            log.info("ingest API ready", extra={"port": settings.port})
+            try:
+                yield
+            finally:
+                await publisher.close()
 
     app = FastAPI(
         title="LLMOps ingest API",
@@ -104,16 +100,10 @@ def create_app(settings: IngestSettings) -> FastAPI:
         lifespan=lifespan,
     )
 
-    async def pool_check() -> None:
-        await app.state.pool.fetchval("SELECT 1")
-
-    async def redis_check() -> None:
-        await app.state.redis.ping()
-
     async def kafka_check() -> None:
         await app.state.publisher.check()
 
-    app.include_router(ops_router({"postgres": pool_check, "redis": redis_check, "kafka": kafka_check}))
+    app.include_router(ops_router({**backend_checks(app), "kafka": kafka_check}))
 
     @app.get("/v1/schema", tags=["interactions"], summary="JSON Schema of one interaction event")
     async def schema() -> dict[str, Any]:
