@@ -20,5 +20,7 @@ lint: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/mypy shared services sdk
 
+## Every benchmark, each against its baseline in the same run (results go into bench/RESULTS.md by hand).
 bench: bootstrap
-	.venv/bin/python -m bench
+	for b in ingest_throughput sdk_overhead guardrails_scan guardrails_pipeline evaluator_throughput billing_throughput; do \
+	  echo "== bench/$$b.py"; .venv/bin/python bench/$$b.py || exit 1; done
