@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from llmops_billing.money import EXACT, ZERO, check_scale, money_str
-from llmops_billing.prices import ModelPrice
+from llmops_billing.prices import ModelPrice, UnitPrices
 from llmops_shared.contract import Usage
 
 
@@ -99,24 +99,45 @@ def price_usage(usage: Usage, price: ModelPrice | None,
     if price is None:
         return unpriced(reason_if_unpriced)
     unit = price.unit_prices(usage.input_tokens)
+    quantities = line_quantities(usage)
+    unit_prices = _unit_tuple(unit)
+    amounts, total = line_amounts(quantities, unit_prices)
+    items = tuple(LineItem(line, quantity, unit_price, amount)
+                  for line, quantity, unit_price, amount in zip(LINES, quantities, unit_prices, amounts, strict=True))
+    return Cost(items=items, total=total, price_version=price.price_version,
+                tier_above_input_tokens=unit.tier_above_input_tokens)
+
+
+LINES = (Line.INPUT, Line.CACHE_READ, Line.CACHE_WRITE, Line.OUTPUT, Line.REASONING, Line.REQUEST)
+
+
+def line_quantities(usage: Usage) -> tuple[int, int, int, int, int, int]:
+    """The quantity of each line of `LINES` (see the module docstring)."""
     uncached = usage.input_tokens - usage.cache_read_input_tokens - usage.cache_write_input_tokens
     visible_output = usage.output_tokens - usage.reasoning_tokens
     if uncached < 0 or visible_output < 0:  # the contract validates this; a hand-made Usage might not
         raise ValueError("cache tokens exceed input_tokens, or reasoning tokens exceed output_tokens")
-    quantities = (
-        (Line.INPUT, uncached, unit.input),
-        (Line.CACHE_READ, usage.cache_read_input_tokens, unit.cache_read),
-        (Line.CACHE_WRITE, usage.cache_write_input_tokens, unit.cache_write),
-        (Line.OUTPUT, visible_output, unit.output),
-        (Line.REASONING, usage.reasoning_tokens, unit.reasoning),
-        (Line.REQUEST, 1, unit.request_fee),
-    )
-    items = tuple(
-        LineItem(line, quantity, unit_price, EXACT.multiply(Decimal(quantity), unit_price))
-        for line, quantity, unit_price in quantities
-    )
+    return (uncached, usage.cache_read_input_tokens, usage.cache_write_input_tokens, visible_output,
+            usage.reasoning_tokens, 1)
+
+
+def _unit_tuple(unit: UnitPrices) -> tuple[Decimal, ...]:
+    return (unit.input, unit.cache_read, unit.cache_write, unit.output, unit.reasoning, unit.request_fee)
+
+
+def line_amounts(quantities: tuple[int, ...], unit_prices: tuple[Decimal, ...]) -> tuple[tuple[Decimal, ...], Decimal]:
+    """Each line's exact amount (quantity x unit price) and their exact total (the one place this is
+    multiplied; `price_usage` and the ledger's fast path both use it)."""
+    multiply, add = EXACT.multiply, EXACT.add
+    amounts = tuple(multiply(quantity, price) for quantity, price in zip(quantities, unit_prices, strict=True))
     total = ZERO
-    for item in items:
-        total = EXACT.add(total, item.amount)
-    return Cost(items=items, total=check_scale(total, what="total"), price_version=price.price_version,
-                tier_above_input_tokens=unit.tier_above_input_tokens)
+    for amount in amounts:
+        total = add(total, amount)
+    return amounts, check_scale(total, what="total")
+
+
+def usage_amounts(usage: Usage, price: ModelPrice) -> tuple[tuple[Decimal, ...], Decimal, int | None]:
+    """The ledger's fast path: line amounts in `LINES` order, total and tier, without line items."""
+    unit = price.unit_prices(usage.input_tokens)
+    amounts, total = line_amounts(line_quantities(usage), _unit_tuple(unit))
+    return amounts, total, unit.tier_above_input_tokens

@@ -7,8 +7,12 @@ transaction:
 1. make sure the monthly ledger partitions for the batch exist;
 2. insert the event ids into `usage_events_seen` with ON CONFLICT DO NOTHING RETURNING, and ledger rows
    only for the ids that came back (so a redelivered event is a no-op);
-3. add only those inserted rows to `usage_hourly` and `usage_daily`;
+3. add only those inserted rows to `usage_hourly` and `usage_daily` (2 and 3 are one SQL statement: the
+   rollups are grouped in Postgres from the ledger insert's RETURNING rows);
 4. count unpriced models in `unpriced_models`, returning those not yet alerted on.
+
+`repriced` prices a stored row again (re-pricing); `rollup_deltas` and `apply_rollup_deltas` move the
+difference into the rollups.
 
 Which events are billable: spans of kind `llm` or `embedding`. Other spans (chain, agent, tool,
 retriever) are never billed, even when they carry usage, because their model calls are spans of their
@@ -18,17 +22,17 @@ own and billing both would count tokens twice. An LLM span without usage is reco
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import orjson
 
-from llmops_billing.cost import Line, UnpricedReason, price_usage, unpriced
+from llmops_billing.cost import UnpricedReason, usage_amounts
 from llmops_billing.money import EXACT, ZERO
 from llmops_billing.normalise import normalise_model, normalise_provider, provider_of_prefix
 from llmops_billing.prices import PriceCatalogue, PriceMatch
@@ -93,14 +97,13 @@ def ledger_row(interaction: Interaction, catalogue: PriceCatalogue, *, priced_at
     if usage is None:
         if interaction.status is Status.ERROR:
             return None
-        cost = unpriced(UnpricedReason.NO_USAGE)
-        usage = Usage()
+        reason: UnpricedReason | None = UnpricedReason.NO_USAGE
+        usage = _NO_USAGE
     elif reported is None:
-        cost = unpriced(UnpricedReason.NO_MODEL)
+        reason = UnpricedReason.NO_MODEL
     else:
         match = _resolve(interaction, catalogue)
-        cost = price_usage(usage, None if match is None else match.price)
-    model_key = match.key if match is not None else (normalise_model(reported) if reported else "")
+        reason = None if match is not None else UnpricedReason.UNKNOWN_MODEL
     prompt = interaction.prompt
     return LedgerRow(
         event_id=interaction.event_id,
@@ -115,7 +118,6 @@ def ledger_row(interaction: Interaction, catalogue: PriceCatalogue, *, priced_at
         provider=provider,
         model=interaction.model or "",
         response_model=interaction.response_model or "",
-        model_key=model_key,
         prompt_name=prompt.name if prompt else "",
         prompt_version=(prompt.version or "") if prompt else "",
         prompt_variant=(prompt.variant or "") if prompt else "",
@@ -126,28 +128,79 @@ def ledger_row(interaction: Interaction, catalogue: PriceCatalogue, *, priced_at
         cache_read_input_tokens=usage.cache_read_input_tokens,
         cache_write_input_tokens=usage.cache_write_input_tokens,
         reasoning_tokens=usage.reasoning_tokens,
-        cost_input=cost.amount(Line.INPUT),
-        cost_cache_read=cost.amount(Line.CACHE_READ),
-        cost_cache_write=cost.amount(Line.CACHE_WRITE),
-        cost_output=cost.amount(Line.OUTPUT),
-        cost_reasoning=cost.amount(Line.REASONING),
-        cost_request=cost.amount(Line.REQUEST),
-        cost_total=cost.total,
-        unpriced=cost.unpriced,
-        unpriced_reason=None if cost.unpriced_reason is None else cost.unpriced_reason.value,
-        price_version=cost.price_version,
-        price_tier=cost.tier_above_input_tokens,
         priced_at=priced_at,
+        **_pricing(usage, match, reason, reported),
     )
 
 
+_NO_USAGE = Usage()
+_UNPRICED_AMOUNTS: tuple[None, ...] = (None,) * 7
+
+
+def _pricing(usage: Usage, match: PriceMatch | None, reason: UnpricedReason | None,
+             reported: str | None) -> dict[str, Any]:
+    """The pricing columns of a row (`PRICING_COLUMNS`): the model key, the six line amounts and their
+    total, `unpriced` and its reason, the price version and the tier. The arithmetic is
+    `cost.usage_amounts`, the same as `price_usage`'s; an unpriced row has no amounts at all."""
+    model_key = match.key if match is not None else (normalise_model(reported) if reported else "")
+    if match is None:
+        values: tuple[Any, ...] = (model_key, *_UNPRICED_AMOUNTS, True,
+                                   (reason or UnpricedReason.UNKNOWN_MODEL).value, None, None)
+    else:
+        amounts, total, tier = usage_amounts(usage, match.price)
+        values = (model_key, *amounts, total, False, None, match.price.price_version, tier)
+    return dict(zip(PRICING_COLUMNS, values, strict=True))
+
+
 def _resolve(interaction: Interaction, catalogue: PriceCatalogue) -> PriceMatch | None:
+    return resolve_names(catalogue, tenant_id=interaction.tenant_id, provider=interaction.provider,
+                         names=(interaction.response_model, interaction.model), at=interaction.occurred_at)
+
+
+def resolve_names(catalogue: PriceCatalogue, *, tenant_id: str, provider: str | None,
+                  names: Iterable[str | None], at: datetime) -> PriceMatch | None:
     """The provider's model name first (it names the exact snapshot served), then the requested one."""
-    for name in dict.fromkeys(n for n in (interaction.response_model, interaction.model) if n):
-        match = catalogue.resolve(interaction.tenant_id, name, interaction.provider, interaction.occurred_at)
+    for name in dict.fromkeys(n for n in names if n):
+        match = catalogue.resolve(tenant_id, name, provider, at)
         if match is not None:
             return match
     return None
+
+
+def repriced(row: LedgerRow, catalogue: PriceCatalogue, *, priced_at: datetime) -> LedgerRow:
+    """`row` priced again with `catalogue` (after a price correction): the same look-up as `ledger_row`,
+    from what the row recorded. Only the cost columns, the price version and tier, the model key and
+    `priced_at` can change."""
+    reported = row.response_model or row.model
+    match: PriceMatch | None = None
+    usage = Usage.model_construct(
+        input_tokens=row.input_tokens, output_tokens=row.output_tokens,
+        cache_read_input_tokens=row.cache_read_input_tokens, cache_write_input_tokens=row.cache_write_input_tokens,
+        reasoning_tokens=row.reasoning_tokens)
+    if row.unpriced_reason == UnpricedReason.NO_USAGE.value:
+        reason: UnpricedReason | None = UnpricedReason.NO_USAGE
+    elif not reported:
+        reason = UnpricedReason.NO_MODEL
+    else:
+        match = resolve_names(catalogue, tenant_id=row.tenant_id, provider=row.provider or None,
+                              names=(row.response_model, row.model), at=row.occurred_at)
+        reason = None if match is not None else UnpricedReason.UNKNOWN_MODEL
+    return replace(row, **_pricing(usage, match, reason, reported or None), priced_at=priced_at)
+
+
+PRICING_COLUMNS = ("model_key", "cost_input", "cost_cache_read", "cost_cache_write", "cost_output", "cost_reasoning",
+                   "cost_request", "cost_total", "unpriced", "unpriced_reason", "price_version", "price_tier")
+
+
+def pricing_changed(old: LedgerRow, new: LedgerRow) -> bool:
+    return any(getattr(old, name) != getattr(new, name) for name in PRICING_COLUMNS)
+
+
+def row_from_record(record: Any) -> LedgerRow:
+    """A `LedgerRow` from a `SELECT *`-style record of `usage_ledger`."""
+    values = {name: record[name] for name in COLUMNS}
+    values["tags"] = tuple(values["tags"] or ())
+    return LedgerRow(**values)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -169,14 +222,20 @@ class RollupTotals:
     tokens: list[int] = field(default_factory=lambda: [0] * len(_TOKENS))
     costs: list[Decimal] = field(default_factory=lambda: [ZERO] * len(_COSTS))
 
-    def add(self, row: LedgerRow) -> None:
-        self.event_count += 1
-        self.unpriced_count += int(row.unpriced)
+    def add(self, row: LedgerRow, sign: int = 1) -> None:
+        """Add `row` (or take it away, `sign=-1`, when re-pricing moves it)."""
+        self.event_count += sign
+        self.unpriced_count += sign * int(row.unpriced)
         for i, name in enumerate(_TOKENS):
-            self.tokens[i] += getattr(row, name)
+            self.tokens[i] += sign * getattr(row, name)
         if not row.unpriced:
             for i, name in enumerate(_COSTS):
-                self.costs[i] = EXACT.add(self.costs[i], getattr(row, name))
+                value = getattr(row, name)
+                self.costs[i] = EXACT.add(self.costs[i], value) if sign > 0 else EXACT.subtract(self.costs[i], value)
+
+    def is_zero(self) -> bool:
+        return (self.event_count == 0 and self.unpriced_count == 0 and not any(self.tokens)
+                and not any(self.costs))
 
 
 def hour_bucket(at: datetime) -> datetime:
@@ -187,16 +246,20 @@ def day_bucket(at: datetime) -> date:
     return at.astimezone(UTC).date()
 
 
-def rollup_deltas(rows: Iterable[LedgerRow]) -> tuple[dict[RollupKey, RollupTotals], dict[RollupKey, RollupTotals]]:
-    """What `rows` add to `usage_hourly` and `usage_daily`, one entry per rollup key."""
+def rollup_deltas(rows: Iterable[LedgerRow], removed: Iterable[LedgerRow] = (),
+                  ) -> tuple[dict[RollupKey, RollupTotals], dict[RollupKey, RollupTotals]]:
+    """What `rows` add to `usage_hourly` and `usage_daily` (less what `removed` takes away), one entry per
+    rollup key; keys whose change is nothing at all are left out."""
     hourly: dict[RollupKey, RollupTotals] = {}
     daily: dict[RollupKey, RollupTotals] = {}
-    for row in rows:
-        rest = (row.app_id, row.environment, row.provider, row.model_key,
-                row.prompt_name, row.prompt_version, row.prompt_variant)
-        hourly.setdefault((row.tenant_id, hour_bucket(row.occurred_at), *rest), RollupTotals()).add(row)
-        daily.setdefault((row.tenant_id, day_bucket(row.occurred_at), *rest), RollupTotals()).add(row)
-    return hourly, daily
+    for sign, group in ((-1, removed), (1, rows)):
+        for row in group:
+            rest = (row.app_id, row.environment, row.provider, row.model_key,
+                    row.prompt_name, row.prompt_version, row.prompt_variant)
+            hourly.setdefault((row.tenant_id, hour_bucket(row.occurred_at), *rest), RollupTotals()).add(row, sign)
+            daily.setdefault((row.tenant_id, day_bucket(row.occurred_at), *rest), RollupTotals()).add(row, sign)
+    return ({k: v for k, v in hourly.items() if not v.is_zero()},
+            {k: v for k, v in daily.items() if not v.is_zero()})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,7 +293,9 @@ _CASTS = {
 
 
 def _insert_sql() -> str:
-    params = ", ".join(f"${i}::{_CASTS.get(name, 'text')}[]" for i, name in enumerate(COLUMNS, start=1))
+    # Money travels as text (exact decimal strings; cheaper to encode than binary NUMERIC) and is cast here.
+    casts = {name: "text[]::numeric" if cast == "numeric" else cast for name, cast in _CASTS.items()}
+    params = ", ".join(f"${i}::{casts.get(name, 'text')}[]" for i, name in enumerate(COLUMNS, start=1))
     columns = ", ".join(COLUMNS)
     selected = ", ".join(
         "ARRAY(SELECT jsonb_array_elements_text(i.tags::jsonb))" if name == "tags" else f"i.{name}"
@@ -245,14 +310,47 @@ def _insert_sql() -> str:
             SELECT event_id, occurred_at FROM incoming
             ON CONFLICT (event_id) DO NOTHING
             RETURNING event_id
+        ), inserted AS (
+            INSERT INTO usage_ledger ({columns})
+            SELECT {selected} FROM incoming i JOIN fresh USING (event_id)
+            RETURNING {", ".join(_RETURNED)}
+        ), hourly AS (
+            {_rollup_from_inserted("usage_hourly", _HOUR_OF)}
+        ), daily AS (
+            {_rollup_from_inserted("usage_daily", _DAY_OF)}
         )
-        INSERT INTO usage_ledger ({columns})
-        SELECT {selected} FROM incoming i JOIN fresh USING (event_id)
-        RETURNING event_id
+        SELECT event_id FROM inserted
     """  # noqa: S608
 
 
+_RETURNED = ("event_id", "occurred_at", "tenant_id", "app_id", "environment", "provider", "model_key", "prompt_name",
+             "prompt_version", "prompt_variant", "unpriced", *_TOKENS, *_COSTS)  # what the rollups need
+_HOUR_OF = "date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+_DAY_OF = "(occurred_at AT TIME ZONE 'UTC')::date"
+_ROLLUP_KEY = ("tenant_id", "bucket", "app_id", "environment", "provider", "model_key", "prompt_name",
+               "prompt_version", "prompt_variant")
+
+
+def _rollup_from_inserted(table: str, bucket: str) -> str:
+    """The rollup upsert of the rows the same statement inserted (in key order: one lock order for
+    concurrent writers). Sums are exact NUMERIC; costs of unpriced rows (NULL) count as nothing."""
+    counts = ("event_count", "unpriced_count", *_TOKENS)
+    selected = ", ".join((*(k if k != "bucket" else f"{bucket}" for k in _ROLLUP_KEY),
+                          "count(*)", "count(*) FILTER (WHERE unpriced)",
+                          *(f"sum({t})::bigint" for t in _TOKENS), *(f"coalesce(sum({c}), 0)" for c in _COSTS)))
+    updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in (*counts, *_COSTS))
+    groups = ", ".join(str(i) for i in range(1, len(_ROLLUP_KEY) + 1))
+    # Byte order (COLLATE "C") is code-point order: the order Python sorts the same keys in when
+    # re-pricing, so a worker and a re-pricing run lock shared rollup rows in one order.
+    order = ", ".join(f"{i}" if k == "bucket" else f'{k} COLLATE "C"' for i, k in enumerate(_ROLLUP_KEY, start=1))
+    return f"""INSERT INTO {table} ({", ".join((*_ROLLUP_KEY, *counts, *_COSTS))})
+            SELECT {selected} FROM inserted GROUP BY {groups} ORDER BY {order}
+            ON CONFLICT ({", ".join(_ROLLUP_KEY)}) DO UPDATE SET {updates}, updated_at = now()"""  # noqa: S608
+
+
 _INSERT_LEDGER = _insert_sql()
+_TAGS_INDEX = COLUMNS.index("tags")
+_MONEY_INDEXES = tuple(i for i, name in enumerate(COLUMNS) if name in _COSTS)
 
 
 def _rollup_sql(table: str, bucket_type: str) -> str:
@@ -289,6 +387,41 @@ _UPSERT_UNPRICED = """
 """
 
 
+async def apply_rollup_deltas(conn: asyncpg.Connection, hourly: dict[RollupKey, RollupTotals],
+                              daily: dict[RollupKey, RollupTotals]) -> None:
+    """Add the deltas to `usage_hourly` and `usage_daily` (in the caller's transaction); rollup rows that
+    end with no events at all (re-pricing moved them to another key) are deleted."""
+    for table, sql, deltas in (("usage_hourly", _UPSERT_HOURLY, hourly), ("usage_daily", _UPSERT_DAILY, daily)):
+        if not deltas:
+            continue
+        columns: list[list[Any]] = [[] for _ in range(9 + 2 + len(_TOKENS) + len(_COSTS))]
+        for key, totals in sorted(deltas.items()):  # one lock order for concurrent writers
+            values = (*key, totals.event_count, totals.unpriced_count, *totals.tokens, *totals.costs)
+            for i, value in enumerate(values):
+                columns[i].append(value)
+        await conn.execute(sql, *columns)
+        if any(totals.event_count < 0 for totals in deltas.values()):
+            await conn.execute(_DELETE_EMPTY[table], *columns[:9])
+
+
+def _delete_empty_sql(table: str, bucket_type: str) -> str:
+    # Constant table and column names only.
+    return f"""
+        DELETE FROM {table} r USING unnest($1::text[], $2::{bucket_type}[], $3::text[], $4::text[], $5::text[],
+                                           $6::text[], $7::text[], $8::text[], $9::text[])
+            AS k(tenant_id, bucket, app_id, environment, provider, model_key, prompt_name, prompt_version,
+                 prompt_variant)
+        WHERE r.event_count = 0 AND (r.tenant_id, r.bucket, r.app_id, r.environment, r.provider, r.model_key,
+                                     r.prompt_name, r.prompt_version, r.prompt_variant)
+            = (k.tenant_id, k.bucket, k.app_id, k.environment, k.provider, k.model_key,
+               k.prompt_name, k.prompt_version, k.prompt_variant)
+    """  # noqa: S608
+
+
+_DELETE_EMPTY = {"usage_hourly": _delete_empty_sql("usage_hourly", "timestamptz"),
+                 "usage_daily": _delete_empty_sql("usage_daily", "date")}
+
+
 async def write_batch(conn: asyncpg.Connection, rows: Sequence[LedgerRow]) -> WriteResult:
     """Write `rows` idempotently inside the caller's transaction (see the module docstring)."""
     if not conn.is_in_transaction():
@@ -298,25 +431,15 @@ async def write_batch(conn: asyncpg.Connection, rows: Sequence[LedgerRow]) -> Wr
         return WriteResult((), ())
     await conn.execute("SELECT billing_ensure_ledger_partitions($1::timestamptz[])",
                        [row.occurred_at for row in unique])
-    arrays: list[list[Any]] = [[] for _ in COLUMNS]
-    for row in unique:
-        for i, name in enumerate(COLUMNS):
-            value = getattr(row, name)
-            arrays[i].append(json.dumps(list(value)) if name == "tags" else value)
+    arrays: list[list[Any]] = [[getattr(row, name) for row in unique] for name in COLUMNS]
+    arrays[_TAGS_INDEX] = [orjson.dumps(tags).decode() for tags in arrays[_TAGS_INDEX]]
+    for i in _MONEY_INDEXES:
+        arrays[i] = [None if value is None else str(value) for value in arrays[i]]
     returned = await conn.fetch(_INSERT_LEDGER, *arrays)
     fresh_ids = {record["event_id"] for record in returned}
     inserted = tuple(row for row in unique if row.event_id in fresh_ids)
     if not inserted:
         return WriteResult((), ())
-
-    hourly, daily = rollup_deltas(inserted)
-    for sql, deltas in ((_UPSERT_HOURLY, hourly), (_UPSERT_DAILY, daily)):
-        columns: list[list[Any]] = [[] for _ in range(9 + 2 + len(_TOKENS) + len(_COSTS))]
-        for key, totals in sorted(deltas.items()):  # one lock order for concurrent writers
-            values = (*key, totals.event_count, totals.unpriced_count, *totals.tokens, *totals.costs)
-            for i, value in enumerate(values):
-                columns[i].append(value)
-        await conn.execute(sql, *columns)
 
     unpriced_groups: dict[tuple[str, str, str], list[LedgerRow]] = {}
     for row in inserted:

@@ -25,6 +25,7 @@ Pure data and look-ups, no I/O.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ from llmops_billing.normalise import (
 )
 
 HUNDRED = Decimal(100)
+_MEMO_LIMIT = 100_000  # look-ups remembered per catalogue (a catalogue lives until the next reload)
 
 
 def _price(value: Decimal | int | str, what: str) -> Decimal:
@@ -356,6 +358,8 @@ class PriceCatalogue:
             seen_discounts.add(identity_d)
             by_tenant.setdefault(discount.tenant_id, []).append(discount)
         self._discounts = by_tenant
+        self._changes: list[datetime] | None = None
+        self._memo: dict[tuple[str | None, str | None, str | None, int], PriceMatch | None] = {}
 
     @property
     def prices(self) -> tuple[ModelPrice, ...]:
@@ -393,6 +397,32 @@ class PriceCatalogue:
 
     def resolve(self, tenant_id: str | None, model: str | None, provider: str | None,
                 at: datetime) -> PriceMatch | None:
+        """The price in force for this tenant, model and provider at `at`, and how it was found (see
+        `_resolve`). Memoised: between two consecutive instants at which any row or discount starts or
+        ends, every look-up gives the same answer, so the answer is cached per such interval. Exact, and
+        safe because a catalogue never changes once built."""
+        _aware(at, "at")
+        key = (tenant_id, model, provider, bisect.bisect_right(self._change_instants(), at))
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        match = self._resolve(tenant_id, model, provider, at)
+        if len(self._memo) >= _MEMO_LIMIT:
+            self._memo.clear()
+        self._memo[key] = match
+        return match
+
+    def _change_instants(self) -> list[datetime]:
+        if self._changes is None:
+            instants = {p.effective_from for p in self._prices} | {d.effective_from for d in self._discounts_all}
+            instants |= {p.effective_until for p in self._prices if p.effective_until is not None}
+            instants |= {d.effective_until for d in self._discounts_all if d.effective_until is not None}
+            self._changes = sorted(instants)
+        return self._changes
+
+    def _resolve(self, tenant_id: str | None, model: str | None, provider: str | None,
+                 at: datetime) -> PriceMatch | None:
         """The price in force for this tenant, model and provider at `at`, and how it was found.
 
         Order: rows for the event's provider (or for any provider, `""`) before rows for another

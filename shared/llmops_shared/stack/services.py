@@ -44,6 +44,8 @@ SERVICES: tuple[ServiceProcess, ...] = (
     ServiceProcess("guardrails-worker", "llmops_guardrails.worker"),
     ServiceProcess("guardrails-api", "llmops_guardrails.api", 8081, "LLMOPS_GUARDRAILS_PORT"),
     ServiceProcess("guardrails-notifier", "llmops_guardrails.notifier"),
+    ServiceProcess("billing-worker", "llmops_billing.worker"),
+    ServiceProcess("billing-api", "llmops_billing.api", 8083, "LLMOPS_BILLING_PORT"),
     ServiceProcess("evaluator-worker", "llmops_evaluator.worker"),
     ServiceProcess("evaluator-api", "llmops_evaluator.api", 8082, "LLMOPS_EVALUATOR_PORT"),
 )

@@ -1,0 +1,337 @@
+"""Billing benchmark, in one run (about 3 minutes):
+
+1. End-to-end throughput, produce -> ledger and rollups committed, of the billing worker
+   (`python -m llmops_billing.worker`, its own process, as in production) against a raw baseline: an
+   aiokafka consumer (also its own process) that copies the same messages into Postgres with COPY
+   (`asyncpg.copy_records_to_table`) and commits offsets after, with no decoding, pricing or rollups.
+   Each round produces the same N events to a fresh topic with the same durable producer, after the
+   consumer has joined its group; the clock runs from the first send to the moment the consumer's rows
+   are all committed. Rounds alternate; the report gives medians and the ratio (target >= 0.5).
+2. A month's usage query over 1,000,000 ledger rows: rows generated with SQL `generate_series`, rollups
+   rebuilt from them, then `GET /v1/usage` (one month, by day and model) through the billing API
+   process, 50 times: p50/p95 (target p95 < 100 ms). A few other shapes of query are timed too.
+
+    .venv/bin/python bench/billing_throughput.py [--events 20000] [--rounds 3] [--ledger-rows 1000000]
+                                                 [--billing-workers 1]
+
+Everything runs in a database of its own (`llmops_bench_billing`, dropped and re-created) and on bench
+topics, so the suite's services never see these events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from llmops_shared import apikeys, db, migrations  # noqa: E402
+from llmops_shared.kafka import durable_producer, ensure_topics  # noqa: E402
+from llmops_shared.settings import CommonSettings  # noqa: E402
+from llmops_shared.stack import local  # noqa: E402
+from llmops_shared.stack.processes import port_open, wait_for  # noqa: E402
+from llmops_shared.topics import TopicSpec  # noqa: E402
+from tests.support.events import make_event  # noqa: E402
+from tests.support.servers import free_port  # noqa: E402
+
+BENCH_DB = "llmops_bench_billing"
+MODELS = [("gpt-4o-mini", "openai"), ("gpt-4o", "openai"), ("o3-mini", "openai"),
+          ("claude-sonnet-4-20250514", "anthropic"), ("gemini-2.5-pro", "gemini"), ("deepseek-chat", "deepseek")]
+
+
+def realistic_events(n: int, tenant: str) -> list[dict]:
+    out = []
+    for i in range(n):
+        model, provider = MODELS[i % len(MODELS)]
+        out.append({**make_event(
+            app_id=f"app-{i % 7}", trace_id=f"tr-{i // 4:08d}-{uuid.uuid4().hex[:8]}", model=model, provider=provider,
+            user_id=f"user-{i % 101}", prompt={"name": f"prompt-{i % 5}", "version": str(i % 3)},
+            input=[{"role": "system", "content": "You are a careful assistant for ACME support. " * 4},
+                   {"role": "user", "content": f"Question {i}: how do I reset my password on device {i % 13}?"}],
+            output=f"Answer {i}: open Settings, choose Security, then Reset. " * 3,
+            usage={"input_tokens": 180 + i % 50, "output_tokens": 40 + i % 30, "cache_read_input_tokens": 128},
+        ), "tenant_id": tenant}
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The baseline consumer (run as `--role baseline --topic T --group G --database-url U`)
+
+
+async def baseline_consumer(args: argparse.Namespace) -> None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    conn = await asyncpg.connect(args.database_url)
+    consumer = AIOKafkaConsumer(args.topic, bootstrap_servers=args.bootstrap, group_id=args.group,
+                                enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=500,
+                                isolation_level="read_committed")
+    await consumer.start()
+    try:
+        while True:
+            got = await consumer.getmany(timeout_ms=500, max_records=500)
+            records = [r for part in got.values() for r in part]
+            if not records:
+                continue
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    "bench_raw_events", columns=["topic", "partition", "offset", "key", "value"],
+                    records=[(r.topic, r.partition, r.offset, r.key, r.value) for r in records])
+            offsets: dict[TopicPartition, int] = {}
+            for r in records:
+                tp = TopicPartition(r.topic, r.partition)
+                offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+            await consumer.commit(offsets)
+    finally:
+        await consumer.stop()
+        await conn.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Throughput rounds
+
+
+async def produce(settings: CommonSettings, topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
+    producer = durable_producer(settings.kafka_bootstrap, client_id="bench-billing", linger_ms=5)
+    await producer.start()
+    try:
+        for i in range(0, len(payloads), 1000):
+            futures = [await producer.send(topic, value, key=key) for key, value in payloads[i:i + 1000]]
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def timed_round(settings: CommonSettings, database_url: str, role: str, events: list[dict],
+                      processes: int = 1) -> float:
+    """Events per second, produce -> rows committed, for the baseline or the billing worker."""
+    run = uuid.uuid4().hex[:8]
+    topic, group, tenant = f"bench.billing.{role}.{run}", f"bench-{role}-{run}", f"bench-{run}"
+    await ensure_topics(settings.kafka_bootstrap, (TopicSpec(topic, partitions=6, retention_ms=3_600_000),))
+    # Fresh event ids each round: the ledger is idempotent on event_id, so replayed ids would be no-ops.
+    payloads = [(e["trace_id"].encode(), orjson.dumps({**e, "event_id": str(uuid.uuid4()), "tenant_id": tenant}))
+                for e in events]
+    warm = make_event()
+    warm_payload = [(b"warm", orjson.dumps({**warm, "tenant_id": tenant}))]
+    env = {**os.environ, "LLMOPS_DATABASE_URL": database_url, "LLMOPS_LOG_LEVEL": "WARNING",
+           "LLMOPS_BILLING_TOPIC": topic, "LLMOPS_BILLING_GROUP": group}
+    if role == "baseline":
+        cmd = [sys.executable, __file__, "--role", "baseline", "--topic", topic, "--group", group,
+               "--database-url", database_url, "--bootstrap", settings.kafka_bootstrap]
+        count_sql, arg = "SELECT count(*) FROM bench_raw_events WHERE topic = $1", topic
+    else:
+        cmd = [sys.executable, "-m", "llmops_billing.worker"]
+        count_sql, arg = "SELECT count(*) FROM usage_ledger WHERE tenant_id = $1", tenant
+    procs = [subprocess.Popen(cmd, env=env) for _ in range(processes)]  # noqa: ASYNC220  (one consumer group)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await produce(settings, topic, warm_payload)  # the clock starts once the consumer is up and assigned
+        deadline = time.monotonic() + 60
+        while await conn.fetchval(count_sql, arg) < 1:
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"a {role} consumer exited")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{role} consumer did not start consuming within 60 s")
+            await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        await produce(settings, topic, payloads)
+        target = len(payloads) + 1
+        deadline = time.monotonic() + 120
+        while (done := await conn.fetchval(count_sql, arg)) < target:
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"a {role} consumer exited")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{role} consumer stalled at {done} of {target} rows")
+            await asyncio.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        if role == "billing":  # the rollups were committed in the same transactions: check they add up
+            rolled = await conn.fetchval("SELECT sum(event_count) FROM usage_daily WHERE tenant_id = $1", tenant)
+            assert rolled == target, (rolled, target)
+        return len(payloads) / elapsed
+    finally:
+        await conn.close()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+
+
+# --------------------------------------------------------------------------------------------------
+# A month's usage query over a million ledger rows
+
+GENERATE_LEDGER = """
+INSERT INTO usage_ledger (event_id, occurred_at, tenant_id, app_id, environment, trace_id, span_id, span_kind, status,
+    provider, model, model_key, prompt_name, prompt_version, user_id, tags, input_tokens, output_tokens,
+    cache_read_input_tokens, cost_input, cost_cache_read, cost_output, cost_cache_write, cost_reasoning, cost_request,
+    cost_total, unpriced, price_version, priced_at)
+SELECT gen_random_uuid(), ts, $1, 'app-' || (g % 8), CASE WHEN g % 10 = 0 THEN 'staging' ELSE 'production' END,
+       'tr-' || g, 'sp-' || g, 'llm', 'ok', 'openai', 'model-' || (g % 12), 'model-' || (g % 12),
+       'prompt-' || (g % 5), (g % 3)::text, 'user-' || (g % 1000), ARRAY['team-' || (g % 4)],
+       inp, outp, cached,
+       (inp - cached) * 0.0000025, cached * 0.00000125, outp * 0.00001, 0, 0, 0,
+       (inp - cached) * 0.0000025 + cached * 0.00000125 + outp * 0.00001, false, 'bench-v1', now()
+FROM (SELECT g, $2::timestamptz + (g * interval '1 second') * $3 AS ts, 100 + g % 4000 AS inp,
+             20 + g % 700 AS outp, (g % 4000) / 3 AS cached
+      FROM generate_series(0, $4 - 1) AS g) s
+"""
+
+REFRESH_ROLLUPS = """
+INSERT INTO {table} (tenant_id, bucket, app_id, environment, provider, model_key, prompt_name, prompt_version,
+    prompt_variant, event_count, unpriced_count, input_tokens, output_tokens, cache_read_input_tokens,
+    cache_write_input_tokens, reasoning_tokens, cost_input, cost_cache_read, cost_cache_write, cost_output,
+    cost_reasoning, cost_request, cost_total)
+SELECT tenant_id, {bucket}, app_id, environment, provider, model_key, prompt_name, prompt_version, prompt_variant,
+       count(*), count(*) FILTER (WHERE unpriced), sum(input_tokens), sum(output_tokens), sum(cache_read_input_tokens),
+       sum(cache_write_input_tokens), sum(reasoning_tokens), coalesce(sum(cost_input), 0),
+       coalesce(sum(cost_cache_read), 0), coalesce(sum(cost_cache_write), 0), coalesce(sum(cost_output), 0),
+       coalesce(sum(cost_reasoning), 0), coalesce(sum(cost_request), 0), coalesce(sum(cost_total), 0)
+FROM usage_ledger WHERE tenant_id = $1
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+"""
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def query_latency(settings: CommonSettings, database_url: str, rows: int, samples: int) -> list[tuple]:
+    tenant = "bench-month"
+    month_start = "2026-10-01T00:00:00Z"
+    conn = await asyncpg.connect(database_url)
+    try:
+        started = time.perf_counter()
+        await conn.execute("SELECT billing_ensure_ledger_partitions(ARRAY['2026-10-15T00:00:00Z'::timestamptz])")
+        step = 31 * 86400 / rows  # spread over October
+        await conn.execute(GENERATE_LEDGER, tenant, datetime.fromisoformat(month_start), step, rows)
+        for table, bucket in (("usage_hourly", "date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"),
+                              ("usage_daily", "(occurred_at AT TIME ZONE 'UTC')::date")):
+            await conn.execute(REFRESH_ROLLUPS.format(table=table, bucket=bucket), tenant)
+        await conn.execute("ANALYZE usage_ledger; ANALYZE usage_hourly; ANALYZE usage_daily")
+        print(f"generated {rows:,} ledger rows and their rollups in {time.perf_counter() - started:.1f} s", flush=True)
+        key = (await apikeys.create_key(conn, tenant_id=tenant, scopes=["billing:read"], name="bench")).secret
+        hourly_rows = await conn.fetchval("SELECT count(*) FROM usage_hourly WHERE tenant_id = $1", tenant)
+        daily_rows = await conn.fetchval("SELECT count(*) FROM usage_daily WHERE tenant_id = $1", tenant)
+        print(f"rollup rows: hourly {hourly_rows:,}, daily {daily_rows:,}", flush=True)
+    finally:
+        await conn.close()
+
+    port = free_port()
+    env = {**os.environ, "LLMOPS_DATABASE_URL": database_url, "LLMOPS_BILLING_PORT": str(port),
+           "LLMOPS_LOG_LEVEL": "WARNING"}
+    api = subprocess.Popen([sys.executable, "-m", "llmops_billing.api"], env=env)  # noqa: ASYNC220
+    month = {"from": month_start, "to": "2026-11-01T00:00:00Z"}
+    shapes = [
+        ("month by day and model (daily rollup)", {**month, "granularity": "day", "group_by": "model", "limit": 1000}),
+        ("month by day, app and model (daily rollup)", {**month, "granularity": "day", "group_by": "app,model",
+                                                        "limit": 1000}),
+        ("month total by model (daily rollup)", {**month, "granularity": "month", "group_by": "model"}),
+        ("month by hour (hourly rollup)", {**month, "granularity": "hour", "limit": 1000}),
+        ("month by user (ledger, 1M rows)", {**month, "granularity": "month", "group_by": "user", "limit": 1000}),
+    ]
+    results = []
+    try:
+        if not wait_for(lambda: port_open(port), 30):
+            raise RuntimeError("billing API did not start")
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as client:
+            for name, params in shapes:
+                n = samples if "ledger" not in name else max(5, samples // 10)
+                await client.get("/v1/usage", params=params)  # warm-up
+                times = []
+                for _ in range(n):
+                    t0 = time.perf_counter()
+                    resp = await client.get("/v1/usage", params=params)
+                    times.append((time.perf_counter() - t0) * 1000)
+                    assert resp.status_code == 200, resp.text
+                body = resp.json()
+                total = sum(r["event_count"] for r in body["rows"])
+                results.append((name, body["source"], len(body["rows"]), total, n, pct(times, 0.5), pct(times, 0.95)))
+    finally:
+        api.terminate()
+        api.wait(timeout=20)
+    return results
+
+
+async def prepare_database(settings: CommonSettings) -> str:
+    database_url = db.with_database(settings.database_url, BENCH_DB)
+    await db.drop_database(database_url)
+    await db.ensure_database(database_url)
+    await migrations.migrate(database_url)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("CREATE TABLE bench_raw_events (topic text, partition int, \"offset\" bigint, key bytea, "
+                           "value bytea)")
+    finally:
+        await conn.close()
+    return database_url
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    settings = CommonSettings()
+    database_url = await prepare_database(settings)
+    events = realistic_events(args.events, "bench")
+    rates: dict[str, list[float]] = {"baseline": [], "billing": []}
+    for r in range(args.rounds):
+        for role in ("baseline", "billing"):
+            processes = args.billing_workers if role == "billing" else 1
+            rates[role].append(await timed_round(settings, database_url, role, events, processes))
+        print(f"round {r + 1}: raw COPY consumer {rates['baseline'][-1]:,.0f} ev/s, "
+              f"billing worker {rates['billing'][-1]:,.0f} ev/s", flush=True)
+    latency = await query_latency(settings, database_url, args.ledger_rows, args.samples)
+
+    base, billing = statistics.median(rates["baseline"]), statistics.median(rates["billing"])
+    print()
+    print(f"events: {len(events):,} per round, {args.rounds} rounds, 6 partitions; consumer processes: "
+          f"baseline 1, billing {args.billing_workers}")
+    print(f"{'end-to-end (produce -> rows committed)':<46} {'median ev/s':>12}")
+    print(f"{'raw aiokafka consumer + COPY (baseline)':<46} {base:>12,.0f}")
+    print(f"{'billing worker (ledger + rollups + budgets)':<46} {billing:>12,.0f}")
+    print(f"{'ratio billing/baseline (target >= 0.5)':<46} {billing / base:>12.2f}")
+    print()
+    print(f"usage queries over {args.ledger_rows:,} ledger rows of one month, through GET /v1/usage:")
+    print(f"{'query':<44} {'source':<8} {'rows':>6} {'events':>9} {'n':>4} {'p50 ms':>8} {'p95 ms':>8}")
+    for name, source, n_rows, total, n, p50, p95 in latency:
+        print(f"{name:<44} {source:<8} {n_rows:>6} {total:>9,} {n:>4} {p50:>8.1f} {p95:>8.1f}")
+    print("(target: p95 < 100 ms for a month's usage query)")
+    if not args.keep_db:
+        await db.drop_database(database_url)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ledger-rows", type=int, default=1_000_000)
+    parser.add_argument("--samples", type=int, default=50)
+    parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--billing-workers", type=int, default=1,
+                        help="billing worker processes in the consumer group (the baseline always has one)")
+    parser.add_argument("--role", default="bench", choices=["bench", "baseline"])
+    parser.add_argument("--topic")
+    parser.add_argument("--group")
+    parser.add_argument("--database-url")
+    parser.add_argument("--bootstrap")
+    args = parser.parse_args()
+    if args.role == "baseline":
+        asyncio.run(baseline_consumer(args))
+        return
+    local.infrastructure_up(CommonSettings(), say=lambda _m: None)
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""The billing stream worker: `llm.interactions.raw` -> usage ledger, rollups, budget and price alerts.
+
+    python -m llmops_billing.worker          (or `llmops run billing-worker`)
+
+It is a `BatchHandler` for the suite's `StreamWorker` (poll -> decode -> write in one transaction ->
+publish -> commit offsets), so dead letters, poison isolation, the flood guard and the checkpoint
+order are the shared worker's. Per batch, in ONE transaction:
+
+1. price each event with the catalogue (built-in list + database rows, reloaded every
+   `price_refresh_s`) and write the ledger rows idempotently (`ledger.write_batch`: rows keyed by
+   event id, rollups only from rows actually inserted);
+2. raise one alert per newly unpriced model (`unpriced_models.alerted_at` is set in this transaction);
+3. evaluate the budgets the inserted rows' spend touches (`budgets.evaluate_touched`): each threshold
+   crossing is recorded once per budget and period;
+4. put those alerts in `billing_alert_outbox`.
+
+After the commit, `publish` sends the new alerts to the alerts topic and marks them published; the
+offsets are committed after that. A crash between the commit and the send leaves the alerts pending in
+the outbox, and `OutboxRelay` (a task of this process) sends them. A redelivered batch inserts nothing,
+so it decides no alert twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from llmops_billing.alerts import Alert, OutboxRelay, add_to_outbox, mark_published, send_alerts, unpriced_model_alert
+from llmops_billing.budgets import evaluate_touched
+from llmops_billing.ledger import LedgerRow, UnpricedModel, ledger_row, write_batch
+from llmops_billing.price_store import CatalogueCache, base_catalogue, parse_instant
+from llmops_billing.prices import ModelPrice
+from llmops_billing.settings import BillingSettings
+from llmops_shared.contract import Interaction, decode_interaction
+from llmops_shared.worker import Message, is_transient
+
+log = logging.getLogger("llmops_billing.worker")
+
+
+def catalogue_cache(settings: BillingSettings) -> CatalogueCache:
+    """The catalogue the worker and API price with: built-in list, optional price file, then Postgres."""
+    extra: tuple[ModelPrice, ...] = ()
+    if settings.price_file is not None:
+        from llmops_billing.litellm_import import load_litellm_file
+
+        imported = load_litellm_file(
+            settings.price_file, source=f"file:{settings.price_file.name}",
+            effective_from=parse_instant(settings.price_file_effective_from, what="price_file_effective_from"))
+        extra = imported.prices
+    return CatalogueCache(base_catalogue(builtin=settings.builtin_prices, extra=extra),
+                          refresh_s=settings.price_refresh_s)
+
+
+class UsageLedgerHandler:
+    """Prices interaction events into the usage ledger; see the module docstring."""
+
+    def __init__(self, settings: BillingSettings, *, pool: asyncpg.Pool | None = None,
+                 catalogues: CatalogueCache | None = None) -> None:
+        self.settings = settings
+        self.name = settings.billing_group
+        self.topics: Sequence[str] = (settings.billing_topic,)
+        self.catalogues = catalogues or catalogue_cache(settings)
+        self.pool = pool  # for marking alerts published; set by `on_start` in a worker process
+
+    def decode(self, message: Message) -> Interaction:
+        return decode_interaction(message.value)
+
+    async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[Alert]:
+        catalogue = await self.catalogues.get(conn)
+        now = datetime.now(UTC)
+        rows = [row for _, event in items if (row := ledger_row(event, catalogue, priced_at=now)) is not None]
+        result = await write_batch(conn, rows)
+        alerts = await _unpriced_alerts(conn, result.unalerted_unpriced)
+        alerts += await evaluate_touched(conn, _touched(result.inserted), now=now,
+                                         max_age=timedelta(hours=self.settings.budget_alert_max_age_h))
+        await add_to_outbox(conn, alerts)
+        return alerts
+
+    async def publish(self, producer: AIOKafkaProducer, result: list[Alert] | None) -> None:
+        if not result:
+            return
+        await send_alerts(producer, self.settings.billing_alerts_topic, result)
+        for alert in result:
+            log.info("alert sent", extra={"rule": alert.rule, "tenant_id": alert.tenant_id,
+                                          "alert_id": alert.alert_id, "fingerprint": alert.fingerprint})
+        if self.pool is None:
+            return
+        try:
+            await mark_published(self.pool, result)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # Kafka has them; the outbox relay will send them once more (same alert_id) later.
+            log.warning("could not mark alerts published", extra={"error_type": type(exc).__name__})
+
+
+def _touched(rows: Sequence[LedgerRow]) -> set[tuple[str, str, datetime]]:
+    """(tenant, app, UTC day) of the priced rows: what budget evaluation needs to look at."""
+    return {(r.tenant_id, r.app_id, r.occurred_at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
+            for r in rows if not r.unpriced}
+
+
+async def _unpriced_alerts(conn: asyncpg.Connection, models: Sequence[UnpricedModel]) -> list[Alert]:
+    """Mark the newly unpriced models alerted (in this transaction) and build their alerts."""
+    if not models:
+        return []
+    rows = await conn.fetch(
+        """UPDATE unpriced_models u SET alerted_at = now(), resolved_at = NULL
+           FROM unnest($1::text[], $2::text[], $3::text[]) AS m(tenant_id, provider, model)
+           WHERE u.tenant_id = m.tenant_id AND u.provider = m.provider AND u.model = m.model
+             AND u.alerted_at IS NULL
+           RETURNING u.tenant_id, u.provider, u.model, u.model_key, u.reason, u.event_count, u.first_seen_at,
+                     u.alerted_at""",
+        [m.tenant_id for m in models], [m.provider for m in models], [m.model for m in models],
+    )
+    return [
+        unpriced_model_alert(tenant_id=r["tenant_id"], provider=r["provider"], model=r["model"],
+                             model_key=r["model_key"], reason=r["reason"], event_count=r["event_count"],
+                             first_seen_at=r["first_seen_at"], alerted_at=r["alerted_at"])
+        for r in sorted(rows, key=lambda r: (r["tenant_id"], r["provider"], r["model"]))
+    ]
+
+
+async def run(settings: BillingSettings) -> int:
+    from llmops_shared.worker import run_worker
+
+    handler = UsageLedgerHandler(settings)
+    relay_task: asyncio.Task[None] | None = None
+
+    async def on_start(pool: asyncpg.Pool, producer: AIOKafkaProducer) -> None:
+        nonlocal relay_task
+        handler.pool = pool
+        async with pool.acquire() as conn:
+            await handler.catalogues.reload(conn)
+        # What exists now (modules, schemas, the price list) lives as long as the process: keep it out of
+        # the cyclic collector's full passes, which otherwise cost more than pricing an event does.
+        gc.freeze()
+        gc.set_threshold(*settings.gc_thresholds)
+        relay = OutboxRelay(pool, producer, topic=settings.billing_alerts_topic,
+                            interval_s=settings.outbox_relay_interval_s, min_age_s=settings.outbox_relay_min_age_s)
+        relay_task = asyncio.create_task(relay.run(), name="billing-outbox-relay")
+
+    try:
+        return await run_worker(handler, settings, on_start=on_start)
+    finally:
+        if relay_task is not None:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+
+
+def main() -> None:
+    from llmops_shared.logging import configure_logging
+
+    settings = BillingSettings()
+    configure_logging("billing-worker", settings.log_level)
+    sys.exit(asyncio.run(run(settings)))
+
+
+if __name__ == "__main__":
+    main()
