@@ -6,9 +6,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
+import orjson
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -77,6 +78,20 @@ def backend_checks(app: FastAPI) -> dict[str, ReadinessCheck]:
         await app.state.redis.ping()
 
     return {"postgres": postgres, "redis": redis}
+
+
+class JSONBody(JSONResponse):
+    """A JSON response rendered by orjson."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def run_api(app: FastAPI, *, host: str, port: int) -> None:
+    """Serve an API in the foreground, as every service's `main()` does (logs are ours, not uvicorn's)."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, loop="uvloop", http="httptools")
 
 
 def _bearer(request: Request) -> str:

@@ -21,8 +21,6 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import asyncpg
-import orjson
-import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, field_validator
@@ -37,7 +35,7 @@ from llmops_billing.prices import ModelPrice, PriceTier, TenantDiscount
 from llmops_billing.service import QueryError, StatementMismatch
 from llmops_billing.settings import BillingSettings
 from llmops_shared.apikeys import Principal, Scope
-from llmops_shared.http import api_backends, backend_checks, ops_router, require_scope
+from llmops_shared.http import JSONBody, api_backends, backend_checks, ops_router, require_scope, run_api
 from llmops_shared.logging import configure_logging
 
 log = logging.getLogger("llmops_billing.api")
@@ -52,10 +50,6 @@ GroupBy = Annotated[list[str] | None, Query(description="comma-separated or repe
 Granularity = Annotated[str | None, Query(description="hour, day (default) or month")]
 Identifier = Annotated[str, Field(max_length=128, pattern=r"^$|^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")]
 
-
-class JSONBody(JSONResponse):
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
 
 
 def _unprocessable(location: str, fallback_field: str, exc: Exception, fields: Any) -> HTTPException:
@@ -424,8 +418,7 @@ def _reprice_note(effective_from: datetime) -> str:
 def main() -> None:
     settings = BillingSettings()
     configure_logging("billing-api", settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                access_log=False, loop="uvloop", http="httptools")
+    run_api(create_app(settings), host=settings.host, port=settings.port)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
-import uvicorn
 from fastapi import Body, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
@@ -30,7 +29,7 @@ from llmops_evaluator.service import Conflict, InvalidBody, InvalidField, NotFou
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_shared.apikeys import Principal, Scope
 from llmops_shared.contract import Identifier
-from llmops_shared.http import api_backends, backend_checks, ops_router, require_scope
+from llmops_shared.http import api_backends, backend_checks, ops_router, require_scope, run_api
 from llmops_shared.logging import configure_logging
 
 log = logging.getLogger("llmops_evaluator.api")
@@ -222,7 +221,7 @@ def _json(content: Any, status_code: int = 200) -> JSONResponse:
 def main() -> None:
     settings = EvaluatorSettings()
     configure_logging("evaluator-api", settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    run_api(create_app(settings), host=settings.host, port=settings.port)
 
 
 if __name__ == "__main__":

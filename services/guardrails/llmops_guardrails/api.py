@@ -18,8 +18,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-import orjson
-import uvicorn
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, Query, Request
@@ -35,7 +33,7 @@ from llmops_guardrails.policy import PolicyError, default_policy
 from llmops_guardrails.settings import GuardrailsSettings
 from llmops_shared.alerts import AlertMessage
 from llmops_shared.apikeys import Principal, Scope
-from llmops_shared.http import api_backends, backend_checks, ops_router, require_scope
+from llmops_shared.http import JSONBody, api_backends, backend_checks, ops_router, require_scope, run_api
 from llmops_shared.kafka import durable_producer
 
 log = logging.getLogger("llmops_guardrails.api")
@@ -51,10 +49,6 @@ AppQuery = Annotated[str | None, Query(max_length=128, pattern=r"^[A-Za-z0-9][A-
                                        description="an app's policy; absent: the tenant-wide one")]
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
 
-
-class JSONBody(JSONResponse):
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONBody:
@@ -335,8 +329,7 @@ def create_app(settings: GuardrailsSettings, *, engine: PolicyEngine | None = No
 def main() -> None:
     settings = GuardrailsSettings()
     configure_service_logging("guardrails-api", settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                access_log=False, loop="uvloop", http="httptools")
+    run_api(create_app(settings), host=settings.host, port=settings.port)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import orjson
-import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
@@ -24,7 +22,7 @@ from llmops_ingest.publisher import EventPublisher, KafkaUnavailable
 from llmops_ingest.ratelimit import RateLimiter
 from llmops_ingest.settings import IngestSettings
 from llmops_shared.apikeys import Principal, Scope
-from llmops_shared.http import api_backends, backend_checks, ops_router, require_scope
+from llmops_shared.http import JSONBody, api_backends, backend_checks, ops_router, require_scope, run_api
 from llmops_shared.logging import configure_logging
 
 log = logging.getLogger("llmops_ingest")
@@ -45,12 +43,6 @@ _BATCH_EXAMPLE = {
     }]
 }
 
-
-class JSONBody(JSONResponse):
-    """A JSON response rendered by orjson."""
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -173,8 +165,7 @@ def _rejected_all(rejected: list[dict[str, Any]]) -> JSONResponse:
 def main() -> None:
     settings = IngestSettings()
     configure_logging("ingest-api", settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                access_log=False, loop="uvloop", http="httptools")
+    run_api(create_app(settings), host=settings.host, port=settings.port)
 
 
 if __name__ == "__main__":
