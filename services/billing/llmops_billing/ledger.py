@@ -4,9 +4,10 @@
 billable); `write_batch` is the one database step, meant to run inside the worker's per-batch
 transaction:
 
-1. make sure the monthly ledger partitions for the batch exist;
-2. insert the event ids into `usage_events_seen` with ON CONFLICT DO NOTHING RETURNING, and ledger rows
-   only for the ids that came back (so a redelivered event is a no-op);
+1. make sure the monthly ledger partitions for the batch exist, and COPY the rows into a temporary
+   staging table (per connection; emptied before each batch and at commit);
+2. from there, insert the event ids into `usage_events_seen` with ON CONFLICT DO NOTHING RETURNING, and
+   ledger rows only for the ids that came back (so a redelivered event is a no-op);
 3. add only those inserted rows to `usage_hourly` and `usage_daily` (2 and 3 are one SQL statement: the
    rollups are grouped in Postgres from the ledger insert's RETURNING rows);
 4. count unpriced models in `unpriced_models`, returning those not yet alerted on.
@@ -22,6 +23,7 @@ own and billing both would count tokens twice. An LLM span without usage is reco
 
 from __future__ import annotations
 
+import operator
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -30,12 +32,11 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import orjson
 
-from llmops_billing.cost import UnpricedReason, usage_amounts
+from llmops_billing.cost import UnpricedReason, line_amounts, line_quantities
 from llmops_billing.money import EXACT, ZERO
 from llmops_billing.normalise import normalise_model, normalise_provider, provider_of_prefix
-from llmops_billing.prices import PriceCatalogue, PriceMatch
+from llmops_billing.prices import ModelPrice, PriceCatalogue, PriceMatch
 from llmops_shared.contract import Interaction, SpanKind, Status, Usage
 
 BILLABLE_KINDS = frozenset({SpanKind.LLM, SpanKind.EMBEDDING})
@@ -147,9 +148,33 @@ def _pricing(usage: Usage, match: PriceMatch | None, reason: UnpricedReason | No
         values: tuple[Any, ...] = (model_key, *_UNPRICED_AMOUNTS, True,
                                    (reason or UnpricedReason.UNKNOWN_MODEL).value, None, None)
     else:
-        amounts, total, tier = usage_amounts(usage, match.price)
+        amounts, total, tier = _usage_amounts(usage, match.price)
         values = (model_key, *amounts, total, False, None, match.price.price_version, tier)
     return dict(zip(PRICING_COLUMNS, values, strict=True))
+
+
+# (id(price), tier threshold) -> (price, its unit prices in `cost.LINES` order, the tier). The entry holds
+# the price itself, so its id cannot be reused while the entry exists; a catalogue never changes once
+# built, so a price's unit prices for one tier never change either.
+_UNITS: dict[tuple[int, int | None], tuple[ModelPrice, tuple[Decimal, ...], int | None]] = {}
+_UNITS_LIMIT = 4096
+
+
+def _usage_amounts(usage: Usage, price: ModelPrice) -> tuple[tuple[Decimal, ...], Decimal, int | None]:
+    """`cost.usage_amounts` (the same exact arithmetic, `cost.line_amounts`), with each price's resolved
+    unit prices worked out once per tier instead of once per event."""
+    tier = price.tier_for(usage.input_tokens) if price.tiers else None
+    key = (id(price), None if tier is None else tier.above_input_tokens)
+    cached = _UNITS.get(key)
+    if cached is None or cached[0] is not price:
+        unit = price.unit_prices(usage.input_tokens)
+        cached = (price, (unit.input, unit.cache_read, unit.cache_write, unit.output, unit.reasoning,
+                          unit.request_fee), unit.tier_above_input_tokens)
+        if len(_UNITS) >= _UNITS_LIMIT:
+            _UNITS.clear()
+        _UNITS[key] = cached
+    amounts, total = line_amounts(line_quantities(usage), cached[1])
+    return amounts, total, cached[2]
 
 
 def _resolve(interaction: Interaction, catalogue: PriceCatalogue) -> PriceMatch | None:
@@ -160,10 +185,14 @@ def _resolve(interaction: Interaction, catalogue: PriceCatalogue) -> PriceMatch 
 def resolve_names(catalogue: PriceCatalogue, *, tenant_id: str, provider: str | None,
                   names: Iterable[str | None], at: datetime) -> PriceMatch | None:
     """The provider's model name first (it names the exact snapshot served), then the requested one."""
-    for name in dict.fromkeys(n for n in names if n):
+    tried: list[str] = []
+    for name in names:
+        if not name or name in tried:
+            continue
         match = catalogue.resolve(tenant_id, name, provider, at)
         if match is not None:
             return match
+        tried.append(name)
     return None
 
 
@@ -282,37 +311,40 @@ class WriteResult:
     unalerted_unpriced: tuple[UnpricedModel, ...]  # unpriced models with no alert raised yet
 
 
-_CASTS = {
-    "event_id": "uuid", "occurred_at": "timestamptz", "user_id": "text", "tags": "text",
+_STAGING_NAME = "billing_ledger_staging"
+_STAGING = f"pg_temp.{_STAGING_NAME}"  # the session's own, whatever the search path
+
+_TYPES = {
+    "event_id": "uuid", "occurred_at": "timestamptz", "tags": "text[]",
     "input_tokens": "bigint", "output_tokens": "bigint", "cache_read_input_tokens": "bigint",
     "cache_write_input_tokens": "bigint", "reasoning_tokens": "bigint",
-    **{name: "numeric" for name in _COSTS},
-    "unpriced": "boolean", "unpriced_reason": "text", "price_version": "text", "price_tier": "integer",
-    "priced_at": "timestamptz",
-}
+    "unpriced": "boolean", "price_tier": "integer", "priced_at": "timestamptz",
+}  # the staging table's column types; everything else (money included) is text
+
+# The batch goes to Postgres by binary COPY into a temporary staging table (one per connection, created
+# by its first batch; emptied before every batch and at every commit), then one statement moves it on.
+# Money travels as exact decimal strings (cheaper to encode than binary NUMERIC) and is cast to NUMERIC
+# in that statement. Constant names only.
+_STAGING_COLUMNS = ", ".join(f"{name} {_TYPES.get(name, 'text')}" for name in COLUMNS)
+_PREPARE_STAGING = f"""
+    CREATE TEMP TABLE IF NOT EXISTS {_STAGING_NAME} ({_STAGING_COLUMNS}) ON COMMIT DELETE ROWS;
+    DELETE FROM {_STAGING};
+"""  # noqa: S608
 
 
 def _insert_sql() -> str:
-    # Money travels as text (exact decimal strings; cheaper to encode than binary NUMERIC) and is cast here.
-    casts = {name: "text[]::numeric" if cast == "numeric" else cast for name, cast in _CASTS.items()}
-    params = ", ".join(f"${i}::{casts.get(name, 'text')}[]" for i, name in enumerate(COLUMNS, start=1))
     columns = ", ".join(COLUMNS)
-    selected = ", ".join(
-        "ARRAY(SELECT jsonb_array_elements_text(i.tags::jsonb))" if name == "tags" else f"i.{name}"
-        for name in COLUMNS
-    )
+    selected = ", ".join(f"s.{name}::numeric" if name in _COSTS else f"s.{name}" for name in COLUMNS)
     # Built once at import from the constant column names above: no outside input reaches this SQL.
     return f"""
-        WITH incoming AS (
-            SELECT * FROM unnest({params}) AS i({columns})
-        ), fresh AS (
+        WITH fresh AS (
             INSERT INTO usage_events_seen (event_id, occurred_at)
-            SELECT event_id, occurred_at FROM incoming
+            SELECT event_id, occurred_at FROM {_STAGING}
             ON CONFLICT (event_id) DO NOTHING
             RETURNING event_id
         ), inserted AS (
             INSERT INTO usage_ledger ({columns})
-            SELECT {selected} FROM incoming i JOIN fresh USING (event_id)
+            SELECT {selected} FROM {_STAGING} s JOIN fresh USING (event_id)
             RETURNING {", ".join(_RETURNED)}
         ), hourly AS (
             {_rollup_from_inserted("usage_hourly", _HOUR_OF)}
@@ -349,8 +381,6 @@ def _rollup_from_inserted(table: str, bucket: str) -> str:
 
 
 _INSERT_LEDGER = _insert_sql()
-_TAGS_INDEX = COLUMNS.index("tags")
-_MONEY_INDEXES = tuple(i for i, name in enumerate(COLUMNS) if name in _COSTS)
 
 
 def _rollup_sql(table: str, bucket_type: str) -> str:
@@ -422,6 +452,23 @@ _DELETE_EMPTY = {"usage_hourly": _delete_empty_sql("usage_hourly", "timestamptz"
                  "usage_daily": _delete_empty_sql("usage_daily", "date")}
 
 
+def _month_start(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+_values = operator.attrgetter(*COLUMNS)
+_MONEY_INDEXES = tuple(i for i, name in enumerate(COLUMNS) if name in _COSTS)
+
+
+def _record(row: LedgerRow) -> list[Any]:
+    """`row` as a staging record: money as exact decimal strings."""
+    record = list(_values(row))
+    for i in _MONEY_INDEXES:
+        if record[i] is not None:
+            record[i] = str(record[i])
+    return record
+
+
 async def write_batch(conn: asyncpg.Connection, rows: Sequence[LedgerRow]) -> WriteResult:
     """Write `rows` idempotently inside the caller's transaction (see the module docstring)."""
     if not conn.is_in_transaction():
@@ -429,13 +476,14 @@ async def write_batch(conn: asyncpg.Connection, rows: Sequence[LedgerRow]) -> Wr
     unique = list({row.event_id: row for row in reversed(rows)}.values())[::-1]  # first of each event id
     if not unique:
         return WriteResult((), ())
-    await conn.execute("SELECT billing_ensure_ledger_partitions($1::timestamptz[])",
-                       [row.occurred_at for row in unique])
-    arrays: list[list[Any]] = [[getattr(row, name) for row in unique] for name in COLUMNS]
-    arrays[_TAGS_INDEX] = [orjson.dumps(tags).decode() for tags in arrays[_TAGS_INDEX]]
-    for i in _MONEY_INDEXES:
-        arrays[i] = [None if value is None else str(value) for value in arrays[i]]
-    returned = await conn.fetch(_INSERT_LEDGER, *arrays)
+    # One round trip: the staging table, then the month partitions the batch needs (one instant per
+    # UTC month is all `billing_ensure_ledger_partitions` looks at; the literals are our own datetimes).
+    months = sorted({_month_start(row.occurred_at) for row in unique})
+    instants = ", ".join(f"'{month.isoformat()}'::timestamptz" for month in months)
+    await conn.execute(f"{_PREPARE_STAGING} SELECT billing_ensure_ledger_partitions(ARRAY[{instants}]);")
+    await conn.copy_records_to_table(_STAGING_NAME, schema_name="pg_temp", columns=COLUMNS,
+                                     records=[_record(row) for row in unique])
+    returned = await conn.fetch(_INSERT_LEDGER)
     fresh_ids = {record["event_id"] for record in returned}
     inserted = tuple(row for row in unique if row.event_id in fresh_ids)
     if not inserted:

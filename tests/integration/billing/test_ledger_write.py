@@ -119,3 +119,43 @@ async def test_write_batch_refuses_to_run_outside_a_transaction(pg_pool: asyncpg
     async with pg_pool.acquire() as conn:
         with pytest.raises(RuntimeError, match="transaction"):
             await write_batch(conn, rows_for(tenant, make_event()))
+
+
+async def test_two_batches_in_one_transaction_write_each_row_once(pg_pool: asyncpg.Pool, tenant: str) -> None:
+    first, second = rows_for(
+        tenant,
+        make_event(occurred_at="2026-11-24T14:00:00Z", usage={"input_tokens": 100, "output_tokens": 10}),
+        make_event(occurred_at="2026-12-01T00:00:00Z", usage={"input_tokens": 200, "output_tokens": 20}),
+    )
+    async with pg_pool.acquire() as conn, conn.transaction():
+        assert [r.event_id for r in (await write_batch(conn, [first])).inserted] == [first.event_id]
+        # the staging rows of the first batch are not written again with the second
+        assert [r.event_id for r in (await write_batch(conn, [second, first])).inserted] == [second.event_id]
+    async with pg_pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM usage_ledger WHERE tenant_id = $1", tenant) == 2
+        assert await conn.fetchval("SELECT sum(event_count) FROM usage_daily WHERE tenant_id = $1", tenant) == 2
+
+
+async def test_a_connection_writes_again_after_the_batch_that_prepared_it_rolled_back(
+        pg_pool: asyncpg.Pool, tenant: str) -> None:
+    rows = rows_for(tenant, make_event(occurred_at="2026-11-24T15:00:00Z"))
+    async with pg_pool.acquire() as conn:  # one connection throughout
+        await conn.execute("DROP TABLE IF EXISTS pg_temp.billing_ledger_staging")  # as on a new connection
+        with pytest.raises(ZeroDivisionError):
+            async with conn.transaction():
+                await write_batch(conn, rows)  # creates the staging table, then loses it with the rollback
+                _ = 1 / 0
+        async with conn.transaction():
+            assert len((await write_batch(conn, rows)).inserted) == 1
+
+
+async def test_money_is_stored_exactly(pg_pool: asyncpg.Pool, tenant: str) -> None:
+    (row,) = rows_for(tenant, make_event(occurred_at="2026-11-24T16:00:00Z", model="gpt-4o-mini",
+                                         usage={"input_tokens": 7, "cache_read_input_tokens": 3, "output_tokens": 1}))
+    await write(pg_pool, [row])
+    async with pg_pool.acquire() as conn:
+        stored = await conn.fetchrow("SELECT cost_input, cost_cache_read, cost_output, cost_total FROM usage_ledger "
+                                     "WHERE event_id = $1", row.event_id)
+    assert (stored["cost_input"], stored["cost_cache_read"], stored["cost_output"], stored["cost_total"]) == (
+        row.cost_input, row.cost_cache_read, row.cost_output, row.cost_total)
+    assert row.cost_total == Decimal("0.000000600") + Decimal("0.000000225") + Decimal("0.0000006")
