@@ -39,9 +39,9 @@ def stack() -> Iterator[CommonSettings]:
     os.environ["LLMOPS_DATABASE_URL"] = test_db
     yield settings
     asyncio.run(db.drop_database(test_db))
-    if all(state == "stopped" for name, state in before.items() if name in {"kafka", "postgres", "redis"}):
-        if os.environ.get("LLMOPS_KEEP_STACK") != "1":
-            local.down(base, say=lambda _msg: None)
+    started_here = all(state == "stopped" for name, state in before.items() if name in {"kafka", "postgres", "redis"})
+    if started_here and os.environ.get("LLMOPS_KEEP_STACK") != "1":
+        local.down(base, say=lambda _msg: None)
 
 
 @pytest_asyncio.fixture(scope="session")
