@@ -244,12 +244,22 @@ class StreamWorker(Generic[T]):
 
     async def process(self, messages: Sequence[Message]) -> None:
         """One checkpoint: decode, write, publish, commit offsets."""
-        name = self.handler.name
         started = asyncio.get_running_loop().time()
+        await self.complete(messages, self.decode(messages), started=started)
+
+    def decode(self, messages: Sequence[Message]) -> Batch[T]:
+        """The decode step, with the flood guard watching its dead letters."""
         batch = decode_batch(self.handler, messages)
         dead_ids = {(d.message.topic, d.message.partition, d.message.offset) for d in batch.dead}
         self.guard.observe([(m.topic, m.partition, m.offset) in dead_ids for m in messages])
+        return batch
 
+    async def complete(self, messages: Sequence[Message], batch: Batch[T], *, started: float) -> None:
+        """The rest of a checkpoint, in its order: write (one transaction), publish, commit offsets.
+
+        A worker with a step of its own between decode and write (the evaluator's judge calls) runs
+        `decode`, its step, then this."""
+        name = self.handler.name
         result, poison = await self._write(batch)
         dead = batch.dead + poison
         await self._publish_dead_letters(dead)

@@ -72,14 +72,11 @@ from llmops_evaluator.spend import SpendLedger
 from llmops_evaluator.store import ReviewEntry, enqueue_for_review, existing_results, result_row, upsert_results
 from llmops_shared.contract import Interaction, decode_interaction
 from llmops_shared.worker import (
-    BATCH_SECONDS,
-    MESSAGES,
     Batch,
     DeadLetter,
     DeadLetterFlood,
     Message,
     StreamWorker,
-    decode_batch,
     is_transient,
 )
 
@@ -438,28 +435,12 @@ class EvaluatorWorker(StreamWorker[EventWork]):
 
     async def _checkpoint(self, messages: Sequence[Message], *, after: asyncio.Task[None] | None) -> None:
         """Decode, judge; once `after` (the batch before) has committed: write, publish, commit offsets."""
-        name = self.handler.name
         started = asyncio.get_running_loop().time()
-        decoded = decode_batch(self.handler, messages)
-        dead_ids = {(d.message.topic, d.message.partition, d.message.offset) for d in decoded.dead}
-        self.guard.observe([(m.topic, m.partition, m.offset) in dead_ids for m in messages])
-
+        decoded = self.decode(messages)
         judged, failed = await self.evaluator.judge(self.pool, decoded.items, stopping=self.stopping)
         if after is not None:
             await after  # its failure is this batch's too: nothing of it is written
-        result, poison = await self._write(Batch(items=judged, dead=decoded.dead + failed))
-        dead = decoded.dead + failed + poison
-        await self._publish_dead_letters(dead)
-        await self.evaluator.publish(self.producer, result)
-        await self._commit(messages)
-
-        MESSAGES.labels(name, "dead_letter").inc(len(dead))
-        MESSAGES.labels(name, "processed").inc(len(messages) - len(dead))
-        BATCH_SECONDS.labels(name).observe(asyncio.get_running_loop().time() - started)
-        for d in dead:
-            log.warning("dead-lettered a message", extra={
-                "worker": name, "topic": d.message.topic, "partition": d.message.partition,
-                "offset": d.message.offset, "reason": d.reason, "error": d.error[:300]})
+        await self.complete(messages, Batch(items=judged, dead=decoded.dead + failed), started=started)
 
 
 @dataclass
