@@ -62,7 +62,7 @@ def test_only_the_recognizers_a_policy_needs_are_built() -> None:
     assert [r.supported_entities for r in recognizers] == [["EMAIL_ADDRESS"]]
     names = {type(r).__name__ for r in build_recognizers(["PHONE_NUMBER", "CREDIT_CARD"], language="en",
                                                           phone_regions=["GB"])}
-    assert names == {"PhoneNumberRecognizer", "CardRecognizer"}
+    assert names == {"PhoneNumberRecognizer", "CardNumberRecognizer"}
     with pytest.raises(ValueError, match="no recognizer"):
         build_recognizers(["NOT_AN_ENTITY"], language="en", phone_regions=["US"])
 

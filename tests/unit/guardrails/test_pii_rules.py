@@ -7,17 +7,15 @@ import pytest
 from presidio_analyzer import RecognizerResult
 
 from llmops_guardrails.detectors.pii import (
-    CardRecognizer,
     PersonRecognizer,
     PiiDetector,
     PlaceRecognizer,
-    card_issuer,
     gazetteer,
     needs_ner,
     refine,
     resolve_overlaps,
 )
-from llmops_guardrails.detectors.pii_patterns import luhn_ok
+from llmops_guardrails.detectors.pii_patterns import CardNumberRecognizer, card_issuer, luhn_ok
 from llmops_guardrails.engine import PolicyEngine
 
 ENTITIES = ["PERSON", "LOCATION", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS"]
@@ -103,7 +101,7 @@ def test_a_luhn_valid_maestro_number_beats_the_phone_reading_of_the_same_digits(
 
 
 def test_card_scores() -> None:
-    card = CardRecognizer()
+    card = CardNumberRecognizer()
     [long] = card.analyze("ref 4111111111111111", ["CREDIT_CARD"])
     [short] = card.analyze("ref 502914177766", ["CREDIT_CARD"])
     [with_word] = card.analyze("debit card 502914177766", ["CREDIT_CARD"])

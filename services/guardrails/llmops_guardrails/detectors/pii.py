@@ -7,7 +7,7 @@ What differs from a default `AnalyzerEngine`:
 - texts go through `nlp.pipe` in batches; a text with no word that could start a name or a place (every
   capitalised word is a common sentence opener such as "What" or "I", and the text has capitals at all) skips
   the NER model: the rules below still run on it;
-- only the recognizers for the policy's entities are registered. Cards (`CardRecognizer`: Luhn and issuer
+- only the recognizers for the policy's entities are registered. Cards (`CardNumberRecognizer`: Luhn and issuer
   prefixes, 12-digit Maestro included), phone numbers (validated for the configured regions) and names
   introduced by context use the recognizers of `pii_patterns` and of this module, which find more than
   presidio's defaults and run faster than its phonenumbers matcher; places come from a gazetteer
@@ -49,7 +49,6 @@ from llmops_guardrails.detectors.pii_patterns import (
     CardNumberRecognizer,
     NameContextRecognizer,
     PhoneNumberRecognizer,
-    luhn_ok,
 )
 from llmops_guardrails.findings import Detector, Hit
 from llmops_guardrails.offline import OFFLINE_TLD_EXTRACTOR, load_spacy_model, patch_presidio_email_recognizer
@@ -183,69 +182,6 @@ def _rule(result: RecognizerResult) -> str:
 # Card numbers
 
 
-def card_issuer(digits: str) -> str | None:
-    """The card scheme whose issuer prefixes (IIN ranges) and lengths `digits` fits, if any.
-
-    Visa 4 (13, 16, 19 digits); Mastercard 51-55 and 2221-2720 (16); American Express 34, 37 (15); Discover
-    6011, 644-649, 65, 622126-622925 (16-19); JCB 3528-3589 (16-19), 1800 and 2131 (15); Diners Club 300-305,
-    3095, 36, 38, 39 (14-19); UnionPay 62, 81 (16-19); Mir 2200-2204 (16-19); RuPay 60, 508, 65, 81, 82 (16);
-    Maestro 50 and 56-69 (12-19).
-    """
-    n = len(digits)
-    if n < 12 or not digits.isdigit():
-        return None
-    p2, p3, p4, p6 = int(digits[:2]), int(digits[:3]), int(digits[:4]), int(digits[:6])
-    if digits[0] == "4":
-        return "visa" if n in (13, 16, 19) else None
-    if (51 <= p2 <= 55 or 2221 <= p4 <= 2720) and n == 16:
-        return "mastercard"
-    if p2 in (34, 37) and n == 15:
-        return "amex"
-    if (p4 == 6011 or 644 <= p3 <= 649 or p2 == 65 or 622126 <= p6 <= 622925) and 16 <= n <= 19:
-        return "discover"
-    if 3528 <= p4 <= 3589 and 16 <= n <= 19:
-        return "jcb"
-    if p4 in (1800, 2131) and n == 15:
-        return "jcb"
-    if (300 <= p3 <= 305 or p4 == 3095 or p2 in (36, 38, 39)) and 14 <= n <= 19:
-        return "diners"
-    if p2 in (62, 81) and 16 <= n <= 19:
-        return "unionpay"
-    if 2200 <= p4 <= 2204 and 16 <= n <= 19:
-        return "mir"
-    if (p2 in (60, 65, 81, 82) or p3 == 508) and n == 16:
-        return "rupay"
-    if (p2 == 50 or 56 <= p2 <= 69) and 12 <= n <= 19:
-        return "maestro"
-    return None
-
-
-class CardRecognizer(CardNumberRecognizer):
-    """Card numbers: 12 to 19 digits, optionally grouped by single spaces or dashes (one kind), passing Luhn.
-
-    Score 0.9 with a known issuer prefix and length (`card_issuer`), 0.6 for a 12- or 13-digit one (short
-    Maestro and Visa numbers look like other references), 0.3 without a known issuer; +0.3 with a card word
-    within 40 characters. A Luhn-valid card number beats a phone-number reading of the same digits
-    (`resolve_overlaps`) unless only phone words are nearby.
-    """
-
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
-                ) -> list[RecognizerResult]:
-        out = []
-        for m in self.CANDIDATE.finditer(text):
-            raw = m.group()
-            if " " in raw and "-" in raw:
-                continue
-            digits = raw.replace(" ", "").replace("-", "")
-            if not 12 <= len(digits) <= 19 or not luhn_ok(digits) or len(set(digits)) < 2:
-                continue
-            issuer = card_issuer(digits)
-            score = 0.3 if issuer is None else 0.6 if len(digits) < 14 else 0.9
-            if self.CONTEXT.near(text, m.start(), m.end()):
-                score += 0.3
-            out.append(_result(self, self.ENTITY, (m.start(), m.end()), score,
-                               f"Luhn-valid card number ({issuer or 'unknown issuer'})"))
-        return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -646,7 +582,7 @@ def build_recognizers(entities: Sequence[str], *, language: str, phone_regions: 
     own: dict[str, Callable[[], list[EntityRecognizer]]] = {
         "EMAIL_ADDRESS": lambda: [OfflineEmailRecognizer(supported_language=language)],
         "PHONE_NUMBER": lambda: [PhoneNumberRecognizer(supported_language=language, regions=phone_regions)],
-        "CREDIT_CARD": lambda: [CardRecognizer(supported_language=language)],
+        "CREDIT_CARD": lambda: [CardNumberRecognizer(supported_language=language)],
     }
     predefined: dict[str, list[EntityRecognizer]] | None = None
     unknown = []
@@ -815,7 +751,7 @@ def _whole_words(text: str, word: str) -> Iterator[tuple[int, int]]:
 def resolve_overlaps(results: list[RecognizerResult], text: str | None = None) -> list[RecognizerResult]:
     """Keep the best of overlapping results: higher score first, then longer span.
 
-    A card number (always Luhn-valid, see `CardRecognizer`) beats a phone number over the same digits,
+    A card number (always Luhn-valid, see `CardNumberRecognizer`) beats a phone number over the same digits,
     whatever their scores, unless `text` is given and has phone words but no card words near the digits.
     """
     cards = [r for r in results if r.entity_type == "CREDIT_CARD"]

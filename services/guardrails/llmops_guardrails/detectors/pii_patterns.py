@@ -33,29 +33,41 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _known_issuer(digits: str) -> bool:
+def card_issuer(digits: str) -> str | None:
+    """The card scheme whose issuer prefixes (IIN ranges) and lengths `digits` fits, if any.
+
+    Visa 4 (13, 16, 19 digits); Mastercard 51-55 and 2221-2720 (16); American Express 34, 37 (15); Discover
+    6011, 644-649, 65, 622126-622925 (16-19); JCB 3528-3589 (16-19), 1800 and 2131 (15); Diners Club 300-305,
+    3095, 36, 38, 39 (14-19); UnionPay 62, 81 (16-19); Mir 2200-2204 (16-19); RuPay 60, 508, 65, 81, 82 (16);
+    Maestro 50 and 56-69 (12-19).
+    """
     n = len(digits)
-    p2, p4 = int(digits[:2]), int(digits[:4])
-    p3 = int(digits[:3])
+    if n < 12 or not digits.isdigit():
+        return None
+    p2, p3, p4, p6 = int(digits[:2]), int(digits[:3]), int(digits[:4]), int(digits[:6])
     if digits[0] == "4":
-        return n in (13, 16, 19)  # Visa
-    if 51 <= p2 <= 55 or 2221 <= p4 <= 2720:
-        return n == 16  # Mastercard
-    if p2 in (34, 37):
-        return n == 15  # American Express
-    if p4 == 6011 or p2 == 65 or 644 <= p3 <= 649 or 622126 <= int(digits[:6]) <= 622925:
-        return 16 <= n <= 19  # Discover
-    if 3528 <= p4 <= 3589:
-        return 16 <= n <= 19  # JCB
-    if p4 in (1800, 2131):
-        return n == 15  # JCB (old)
-    if 300 <= p3 <= 305 or p2 in (36, 38, 39):
-        return 14 <= n <= 19  # Diners Club
-    if p2 == 62:
-        return 16 <= n <= 19  # UnionPay
-    if p2 in (50, 56, 57, 58, 63, 67) or p2 == 69:
-        return 12 <= n <= 19  # Maestro
-    return False
+        return "visa" if n in (13, 16, 19) else None
+    if (51 <= p2 <= 55 or 2221 <= p4 <= 2720) and n == 16:
+        return "mastercard"
+    if p2 in (34, 37) and n == 15:
+        return "amex"
+    if (p4 == 6011 or 644 <= p3 <= 649 or p2 == 65 or 622126 <= p6 <= 622925) and 16 <= n <= 19:
+        return "discover"
+    if 3528 <= p4 <= 3589 and 16 <= n <= 19:
+        return "jcb"
+    if p4 in (1800, 2131) and n == 15:
+        return "jcb"
+    if (300 <= p3 <= 305 or p4 == 3095 or p2 in (36, 38, 39)) and 14 <= n <= 19:
+        return "diners"
+    if p2 in (62, 81) and 16 <= n <= 19:
+        return "unionpay"
+    if 2200 <= p4 <= 2204 and 16 <= n <= 19:
+        return "mir"
+    if (p2 in (60, 65, 81, 82) or p3 == 508) and n == 16:
+        return "rupay"
+    if (p2 == 50 or 56 <= p2 <= 69) and 12 <= n <= 19:
+        return "maestro"
+    return None
 
 
 class _ContextWindow:
@@ -89,6 +101,14 @@ class _Recognizer(LocalRecognizer):
 
 
 class CardNumberRecognizer(_Recognizer):
+    """Card numbers: 12 to 19 digits, optionally grouped by single spaces or dashes (one kind), passing Luhn.
+
+    Score 0.9 with a known issuer prefix and length (`card_issuer`), 0.6 for a 12- or 13-digit one (short
+    Maestro and Visa numbers look like other references), 0.3 without a known issuer; +0.3 with a card word
+    within 40 characters. A Luhn-valid card number beats a phone-number reading of the same digits
+    (`resolve_overlaps`) unless only phone words are nearby.
+    """
+
     ENTITY = "CREDIT_CARD"
     CANDIDATE = regex.compile(r"(?<![\d\w.+-])\d(?:[ -]?\d){11,18}(?![\d\w]|[.-]\d)")
     CONTEXT = _ContextWindow(["card", "credit", "debit", "visa", "mastercard", "amex", "american express",
@@ -104,12 +124,12 @@ class CardNumberRecognizer(_Recognizer):
             digits = raw.replace(" ", "").replace("-", "")
             if not 12 <= len(digits) <= 19 or not luhn_ok(digits) or len(set(digits)) < 2:
                 continue
-            score = 0.9 if _known_issuer(digits) else 0.3
-            if len(digits) < 14 and score > 0.3:
-                score = 0.5
+            issuer = card_issuer(digits)
+            score = 0.3 if issuer is None else 0.6 if len(digits) < 14 else 0.9
             if self.CONTEXT.near(text, m.start(), m.end()):
                 score += 0.3
-            out.append(self._result(self.ENTITY, m.start(), m.end(), score, "Luhn-valid card number"))
+            out.append(self._result(self.ENTITY, m.start(), m.end(), score,
+                                    f"Luhn-valid card number ({issuer or 'unknown issuer'})"))
         return out
 
 
