@@ -203,6 +203,33 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 """
 
 
+# The by-user and by-tag daily rollups, as the worker would have written them (one row per tag of each event).
+REFRESH_DIMENSION_ROLLUPS = ("""
+INSERT INTO usage_daily_users (tenant_id, bucket, user_id, app_id, environment, provider, model_key, event_count,
+    unpriced_count, input_tokens, output_tokens, cache_read_input_tokens, cache_write_input_tokens, reasoning_tokens,
+    cost_input, cost_cache_read, cost_cache_write, cost_output, cost_reasoning, cost_request, cost_total)
+SELECT tenant_id, (occurred_at AT TIME ZONE 'UTC')::date, coalesce(user_id, ''), app_id, environment, provider,
+       model_key, count(*), count(*) FILTER (WHERE unpriced), sum(input_tokens), sum(output_tokens),
+       sum(cache_read_input_tokens), sum(cache_write_input_tokens), sum(reasoning_tokens), coalesce(sum(cost_input), 0),
+       coalesce(sum(cost_cache_read), 0), coalesce(sum(cost_cache_write), 0), coalesce(sum(cost_output), 0),
+       coalesce(sum(cost_reasoning), 0), coalesce(sum(cost_request), 0), coalesce(sum(cost_total), 0)
+FROM usage_ledger WHERE tenant_id = $1 GROUP BY 1, 2, 3, 4, 5, 6, 7
+""", """
+INSERT INTO usage_daily_tags (tenant_id, bucket, tag, app_id, environment, provider, model_key, event_count,
+    unpriced_count, input_tokens, output_tokens, cache_read_input_tokens, cache_write_input_tokens, reasoning_tokens,
+    cost_input, cost_cache_read, cost_cache_write, cost_output, cost_reasoning, cost_request, cost_total)
+SELECT l.tenant_id, (l.occurred_at AT TIME ZONE 'UTC')::date, t.tag, l.app_id, l.environment, l.provider,
+       l.model_key, count(*), count(*) FILTER (WHERE l.unpriced), sum(l.input_tokens), sum(l.output_tokens),
+       sum(l.cache_read_input_tokens), sum(l.cache_write_input_tokens), sum(l.reasoning_tokens),
+       coalesce(sum(l.cost_input), 0), coalesce(sum(l.cost_cache_read), 0), coalesce(sum(l.cost_cache_write), 0),
+       coalesce(sum(l.cost_output), 0), coalesce(sum(l.cost_reasoning), 0), coalesce(sum(l.cost_request), 0),
+       coalesce(sum(l.cost_total), 0)
+FROM usage_ledger l
+CROSS JOIN LATERAL unnest(CASE WHEN cardinality(l.tags) = 0 THEN ARRAY['']::text[] ELSE l.tags END) AS t(tag)
+WHERE l.tenant_id = $1 GROUP BY 1, 2, 3, 4, 5, 6, 7
+""")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -220,7 +247,10 @@ async def query_latency(settings: CommonSettings, database_url: str, rows: int, 
         for table, bucket in (("usage_hourly", "date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"),
                               ("usage_daily", "(occurred_at AT TIME ZONE 'UTC')::date")):
             await conn.execute(REFRESH_ROLLUPS.format(table=table, bucket=bucket), tenant)
-        await conn.execute("ANALYZE usage_ledger; ANALYZE usage_hourly; ANALYZE usage_daily")
+        for sql in REFRESH_DIMENSION_ROLLUPS:
+            await conn.execute(sql, tenant)
+        await conn.execute("ANALYZE usage_ledger; ANALYZE usage_hourly; ANALYZE usage_daily; "
+                           "ANALYZE usage_daily_users; ANALYZE usage_daily_tags")
         print(f"generated {rows:,} ledger rows and their rollups in {time.perf_counter() - started:.1f} s", flush=True)
         key = (await apikeys.create_key(conn, tenant_id=tenant, scopes=["billing:read"], name="bench")).secret
         hourly_rows = await conn.fetchval("SELECT count(*) FROM usage_hourly WHERE tenant_id = $1", tenant)
@@ -240,7 +270,9 @@ async def query_latency(settings: CommonSettings, database_url: str, rows: int, 
                                                         "limit": 1000}),
         ("month total by model (daily rollup)", {**month, "granularity": "month", "group_by": "model"}),
         ("month by hour (hourly rollup)", {**month, "granularity": "hour", "limit": 1000}),
-        ("month by user (ledger, 1M rows)", {**month, "granularity": "month", "group_by": "user", "limit": 1000}),
+        ("month by user (daily_users rollup)", {**month, "granularity": "month", "group_by": "user", "limit": 1000}),
+        ("month by day and tag (daily_tags rollup)", {**month, "granularity": "day", "group_by": "tag",
+                                                      "limit": 1000}),
     ]
     results = []
     try:

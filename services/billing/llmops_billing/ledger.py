@@ -8,12 +8,18 @@ transaction:
    staging table (per connection; emptied before each batch and at commit);
 2. from there, insert the event ids into `usage_events_seen` with ON CONFLICT DO NOTHING RETURNING, and
    ledger rows only for the ids that came back (so a redelivered event is a no-op);
-3. add only those inserted rows to `usage_hourly` and `usage_daily` (2 and 3 are one SQL statement: the
-   rollups are grouped in Postgres from the ledger insert's RETURNING rows);
+3. add only those inserted rows to `usage_hourly`, `usage_daily`, `usage_daily_users` and
+   `usage_daily_tags` (2 and 3 are one SQL statement: the rollups are grouped in Postgres from the ledger
+   insert's RETURNING rows);
 4. count unpriced models in `unpriced_models`, returning those not yet alerted on.
 
-`repriced` prices a stored row again (re-pricing); `rollup_deltas` and `apply_rollup_deltas` move the
-difference into the rollups.
+`repriced` prices a stored row again (re-pricing); `rollup_deltas`, `dimension_deltas` and
+`apply_rollup_deltas` move the difference into the rollups.
+
+The by-user and by-tag daily rollups: `usage_daily_users` keys a row's user ('' when none);
+`usage_daily_tags` adds a row once under EACH of its tags ('' when it has none), so per-tag sums
+deliberately count an event with several tags several times (per-tag usage; totals come from
+`usage_daily`).
 
 Which events are billable: spans of kind `llm` or `embedding`. Other spans (chain, agent, tool,
 retriever) are never billed, even when they carry usage, because their model calls are spans of their
@@ -242,6 +248,8 @@ _COSTS = ("cost_input", "cost_cache_read", "cost_cache_write", "cost_output", "c
 
 # tenant, bucket, app, environment, provider, model_key, prompt name, version, variant
 RollupKey = tuple[str, Any, str, str, str, str, str, str, str]
+# tenant, day, user ('' when none) or tag ('' when none), app, environment, provider, model_key
+DimensionKey = tuple[str, date, str, str, str, str, str]
 
 
 @dataclass(slots=True)
@@ -289,6 +297,29 @@ def rollup_deltas(rows: Iterable[LedgerRow], removed: Iterable[LedgerRow] = (),
             daily.setdefault((row.tenant_id, day_bucket(row.occurred_at), *rest), RollupTotals()).add(row, sign)
     return ({k: v for k, v in hourly.items() if not v.is_zero()},
             {k: v for k, v in daily.items() if not v.is_zero()})
+
+
+def row_tags(row: LedgerRow) -> tuple[str, ...]:
+    """The tags a row counts under in `usage_daily_tags`: each of its tags (repeats included, as
+    `unnest` gives them), or '' when it has none."""
+    return row.tags or ("",)
+
+
+def dimension_deltas(rows: Iterable[LedgerRow], removed: Iterable[LedgerRow] = (),
+                     ) -> tuple[dict[DimensionKey, RollupTotals], dict[DimensionKey, RollupTotals]]:
+    """What `rows` add to `usage_daily_users` and `usage_daily_tags` (less what `removed` takes away);
+    keys whose change is nothing at all are left out."""
+    users: dict[DimensionKey, RollupTotals] = {}
+    tags: dict[DimensionKey, RollupTotals] = {}
+    for sign, group in ((-1, removed), (1, rows)):
+        for row in group:
+            day = day_bucket(row.occurred_at)
+            rest = (row.app_id, row.environment, row.provider, row.model_key)
+            users.setdefault((row.tenant_id, day, row.user_id or "", *rest), RollupTotals()).add(row, sign)
+            for tag in row_tags(row):
+                tags.setdefault((row.tenant_id, day, tag, *rest), RollupTotals()).add(row, sign)
+    return ({k: v for k, v in users.items() if not v.is_zero()},
+            {k: v for k, v in tags.items() if not v.is_zero()})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -350,45 +381,56 @@ def _insert_sql() -> str:
             {_rollup_from_inserted("usage_hourly", _HOUR_OF)}
         ), daily AS (
             {_rollup_from_inserted("usage_daily", _DAY_OF)}
+        ), daily_users AS (
+            {_rollup_from_inserted("usage_daily_users", _DAY_OF, key=_USER_KEY, user_of="coalesce(user_id, '')")}
+        ), daily_tags AS (
+            {_rollup_from_inserted("usage_daily_tags", _DAY_OF, key=_TAG_KEY, source=_INSERTED_TAGS)}
         )
         SELECT event_id FROM inserted
     """  # noqa: S608
 
 
 _RETURNED = ("event_id", "occurred_at", "tenant_id", "app_id", "environment", "provider", "model_key", "prompt_name",
-             "prompt_version", "prompt_variant", "unpriced", *_TOKENS, *_COSTS)  # what the rollups need
+             "prompt_version", "prompt_variant", "user_id", "tags", "unpriced", *_TOKENS, *_COSTS)  # the rollups'
 _HOUR_OF = "date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 _DAY_OF = "(occurred_at AT TIME ZONE 'UTC')::date"
 _ROLLUP_KEY = ("tenant_id", "bucket", "app_id", "environment", "provider", "model_key", "prompt_name",
                "prompt_version", "prompt_variant")
+_USER_KEY = ("tenant_id", "bucket", "user_id", "app_id", "environment", "provider", "model_key")
+_TAG_KEY = ("tenant_id", "bucket", "tag", "app_id", "environment", "provider", "model_key")
+# One row per tag of each inserted row ('' when it has none): `ledger.row_tags`.
+_INSERTED_TAGS = ("inserted CROSS JOIN LATERAL unnest(CASE WHEN cardinality(inserted.tags) = 0 THEN ARRAY['']::text[] "
+                  "ELSE inserted.tags END) AS t(tag)")
 
 
-def _rollup_from_inserted(table: str, bucket: str) -> str:
+def _rollup_from_inserted(table: str, bucket: str, *, key: tuple[str, ...] = _ROLLUP_KEY, source: str = "inserted",
+                          user_of: str = "user_id") -> str:
     """The rollup upsert of the rows the same statement inserted (in key order: one lock order for
     concurrent writers). Sums are exact NUMERIC; costs of unpriced rows (NULL) count as nothing."""
     counts = ("event_count", "unpriced_count", *_TOKENS)
-    selected = ", ".join((*(k if k != "bucket" else f"{bucket}" for k in _ROLLUP_KEY),
+    expressions = {"bucket": bucket, "user_id": user_of, "tag": "t.tag"}
+    selected = ", ".join((*(expressions.get(k, k) for k in key),
                           "count(*)", "count(*) FILTER (WHERE unpriced)",
                           *(f"sum({t})::bigint" for t in _TOKENS), *(f"coalesce(sum({c}), 0)" for c in _COSTS)))
     updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in (*counts, *_COSTS))
-    groups = ", ".join(str(i) for i in range(1, len(_ROLLUP_KEY) + 1))
+    groups = ", ".join(str(i) for i in range(1, len(key) + 1))
     # Byte order (COLLATE "C") is code-point order: the order Python sorts the same keys in when
     # re-pricing, so a worker and a re-pricing run lock shared rollup rows in one order.
-    order = ", ".join(f"{i}" if k == "bucket" else f'{k} COLLATE "C"' for i, k in enumerate(_ROLLUP_KEY, start=1))
-    return f"""INSERT INTO {table} ({", ".join((*_ROLLUP_KEY, *counts, *_COSTS))})
-            SELECT {selected} FROM inserted GROUP BY {groups} ORDER BY {order}
-            ON CONFLICT ({", ".join(_ROLLUP_KEY)}) DO UPDATE SET {updates}, updated_at = now()"""  # noqa: S608
+    order = ", ".join(f"{i}" if k == "bucket" else f'{expressions.get(k, k)} COLLATE "C"'
+                      for i, k in enumerate(key, start=1))
+    return f"""INSERT INTO {table} ({", ".join((*key, *counts, *_COSTS))})
+            SELECT {selected} FROM {source} GROUP BY {groups} ORDER BY {order}
+            ON CONFLICT ({", ".join(key)}) DO UPDATE SET {updates}, updated_at = now()"""  # noqa: S608
 
 
 _INSERT_LEDGER = _insert_sql()
 
 
-def _rollup_sql(table: str, bucket_type: str) -> str:
-    key = ("tenant_id", "bucket", "app_id", "environment", "provider", "model_key",
-           "prompt_name", "prompt_version", "prompt_variant")
+def _rollup_sql(table: str, bucket_type: str, key: tuple[str, ...] = _ROLLUP_KEY) -> str:
     counts = ("event_count", "unpriced_count", *_TOKENS)
     columns = (*key, *counts, *_COSTS)
-    types = (["text", bucket_type] + ["text"] * 7 + ["bigint"] * len(counts) + ["numeric"] * len(_COSTS))
+    types = (["text", bucket_type] + ["text"] * (len(key) - 2) + ["bigint"] * len(counts)
+             + ["numeric"] * len(_COSTS))
     params = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, start=1))
     updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in (*counts, *_COSTS))
     # Constant table and column names only.
@@ -401,6 +443,8 @@ def _rollup_sql(table: str, bucket_type: str) -> str:
 
 _UPSERT_HOURLY = _rollup_sql("usage_hourly", "timestamptz")
 _UPSERT_DAILY = _rollup_sql("usage_daily", "date")
+_UPSERT_DAILY_USERS = _rollup_sql("usage_daily_users", "date", _USER_KEY)
+_UPSERT_DAILY_TAGS = _rollup_sql("usage_daily_tags", "date", _TAG_KEY)
 
 _UPSERT_UNPRICED = """
     INSERT INTO unpriced_models AS u (tenant_id, provider, model, model_key, reason,
@@ -418,38 +462,43 @@ _UPSERT_UNPRICED = """
 
 
 async def apply_rollup_deltas(conn: asyncpg.Connection, hourly: dict[RollupKey, RollupTotals],
-                              daily: dict[RollupKey, RollupTotals]) -> None:
-    """Add the deltas to `usage_hourly` and `usage_daily` (in the caller's transaction); rollup rows that
-    end with no events at all (re-pricing moved them to another key) are deleted."""
-    for table, sql, deltas in (("usage_hourly", _UPSERT_HOURLY, hourly), ("usage_daily", _UPSERT_DAILY, daily)):
+                              daily: dict[RollupKey, RollupTotals],
+                              users: dict[DimensionKey, RollupTotals] | None = None,
+                              tags: dict[DimensionKey, RollupTotals] | None = None) -> None:
+    """Add the deltas to `usage_hourly`, `usage_daily`, `usage_daily_users` and `usage_daily_tags` (in the
+    caller's transaction); rollup rows that end with no events at all (re-pricing moved them to another
+    key) are deleted."""
+    tables: tuple[tuple[str, str, int, dict[Any, RollupTotals] | None], ...] = (
+        ("usage_hourly", _UPSERT_HOURLY, len(_ROLLUP_KEY), hourly),
+        ("usage_daily", _UPSERT_DAILY, len(_ROLLUP_KEY), daily),
+        ("usage_daily_users", _UPSERT_DAILY_USERS, len(_USER_KEY), users),
+        ("usage_daily_tags", _UPSERT_DAILY_TAGS, len(_TAG_KEY), tags))
+    for table, sql, width, deltas in tables:
         if not deltas:
             continue
-        columns: list[list[Any]] = [[] for _ in range(9 + 2 + len(_TOKENS) + len(_COSTS))]
+        columns: list[list[Any]] = [[] for _ in range(width + 2 + len(_TOKENS) + len(_COSTS))]
         for key, totals in sorted(deltas.items()):  # one lock order for concurrent writers
             values = (*key, totals.event_count, totals.unpriced_count, *totals.tokens, *totals.costs)
             for i, value in enumerate(values):
                 columns[i].append(value)
         await conn.execute(sql, *columns)
         if any(totals.event_count < 0 for totals in deltas.values()):
-            await conn.execute(_DELETE_EMPTY[table], *columns[:9])
+            await conn.execute(_DELETE_EMPTY[table], *columns[:width])
 
 
-def _delete_empty_sql(table: str, bucket_type: str) -> str:
+def _delete_empty_sql(table: str, bucket_type: str, key: tuple[str, ...] = _ROLLUP_KEY) -> str:
+    params = ", ".join(f"${i}::{bucket_type if k == 'bucket' else 'text'}[]" for i, k in enumerate(key, start=1))
     # Constant table and column names only.
     return f"""
-        DELETE FROM {table} r USING unnest($1::text[], $2::{bucket_type}[], $3::text[], $4::text[], $5::text[],
-                                           $6::text[], $7::text[], $8::text[], $9::text[])
-            AS k(tenant_id, bucket, app_id, environment, provider, model_key, prompt_name, prompt_version,
-                 prompt_variant)
-        WHERE r.event_count = 0 AND (r.tenant_id, r.bucket, r.app_id, r.environment, r.provider, r.model_key,
-                                     r.prompt_name, r.prompt_version, r.prompt_variant)
-            = (k.tenant_id, k.bucket, k.app_id, k.environment, k.provider, k.model_key,
-               k.prompt_name, k.prompt_version, k.prompt_variant)
+        DELETE FROM {table} r USING unnest({params}) AS k({", ".join(key)})
+        WHERE r.event_count = 0 AND ({", ".join(f"r.{k}" for k in key)}) = ({", ".join(f"k.{k}" for k in key)})
     """  # noqa: S608
 
 
 _DELETE_EMPTY = {"usage_hourly": _delete_empty_sql("usage_hourly", "timestamptz"),
-                 "usage_daily": _delete_empty_sql("usage_daily", "date")}
+                 "usage_daily": _delete_empty_sql("usage_daily", "date"),
+                 "usage_daily_users": _delete_empty_sql("usage_daily_users", "date", _USER_KEY),
+                 "usage_daily_tags": _delete_empty_sql("usage_daily_tags", "date", _TAG_KEY)}
 
 
 def _month_start(at: datetime) -> datetime:

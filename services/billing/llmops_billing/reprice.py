@@ -10,8 +10,9 @@ index. Each chunk is one transaction (retried on a deadlock with a worker):
    the same look-up the worker does, as of each row's own `occurred_at`);
 2. rows whose pricing changed get their new cost columns, `price_version`, `price_tier`, `model_key`
    and `priced_at`;
-3. the DIFFERENCE goes to `usage_hourly` and `usage_daily`: the old row is taken out of its rollup key,
-   the new one added to its (possibly new) key, so every rollup stays equal to the sum over the ledger;
+3. the DIFFERENCE goes to `usage_hourly`, `usage_daily`, `usage_daily_users` and `usage_daily_tags`: the
+   old row is taken out of its rollup key(s), the new one added to its (possibly new) key(s), so every
+   rollup stays equal to the sum over the ledger;
 4. budgets the changed rows touch are evaluated again (a correction upwards can cross a threshold);
    their alerts go to the outbox, and the worker's relay sends them.
 
@@ -40,6 +41,7 @@ from llmops_billing.ledger import (
     PRICING_COLUMNS,
     LedgerRow,
     apply_rollup_deltas,
+    dimension_deltas,
     pricing_changed,
     repriced,
     rollup_deltas,
@@ -205,7 +207,8 @@ async def _reprice_chunk(conn: asyncpg.Connection, rows: Sequence[LedgerRow], ca
         return _ChunkResult(0, ZERO, ZERO, 0)
     names = ("event_id", "occurred_at", *PRICING_COLUMNS, "priced_at")
     await conn.execute(_UPDATE, *([getattr(r, n) for r in new_rows] for n in names))
-    await apply_rollup_deltas(conn, *rollup_deltas(new_rows, removed=old_rows))
+    await apply_rollup_deltas(conn, *rollup_deltas(new_rows, removed=old_rows),
+                              *dimension_deltas(new_rows, removed=old_rows))
     await _resolve_unpriced(conn, old_rows, new_rows)
     touched = {(r.tenant_id, r.app_id, r.occurred_at) for r in new_rows if not r.unpriced}
     alerts = await evaluate_touched(conn, touched, now=now, max_age=max_age)

@@ -196,6 +196,16 @@ async def test_ledger_rollups_and_statements_equal_the_ground_truth_after_sigkil
     hourly = await pg_pool.fetch("SELECT bucket, sum(cost_total) AS c FROM usage_hourly WHERE tenant_id = $1 "
                                  "GROUP BY 1", tenant)
     assert {r["bucket"]: r["c"] for r in hourly if r["c"]} == dict(ground.by_hour)
+    users = await pg_pool.fetchrow("SELECT sum(event_count) AS n, sum(cost_total) AS c, sum(input_tokens) AS i "
+                                   "FROM usage_daily_users WHERE tenant_id = $1", tenant)
+    assert (users["n"], users["c"], users["i"]) == (len(ground.billed), ground.total, ground.input_tokens)
+    # By tag: an event counts under each of its tags ('' when none), exactly as the ledger's tags say.
+    tags = await pg_pool.fetch("SELECT tag, sum(event_count) AS n, sum(cost_total) AS c FROM usage_daily_tags "
+                               "WHERE tenant_id = $1 GROUP BY 1", tenant)
+    ledger_tags = await pg_pool.fetch(
+        "SELECT coalesce(t.tag, '') AS tag, count(*) AS n, coalesce(sum(l.cost_total), 0) AS c FROM usage_ledger l "
+        "LEFT JOIN LATERAL unnest(l.tags) AS t(tag) ON true WHERE l.tenant_id = $1 GROUP BY 1", tenant)
+    assert {r["tag"]: (r["n"], r["c"]) for r in tags} == {r["tag"]: (r["n"], r["c"]) for r in ledger_tags}
 
     # The statements: line items times prices add up to the ground truth of each month.
     async with pg_pool.acquire() as conn:

@@ -154,7 +154,18 @@ async def test_usage_by_tag_counts_an_event_under_each_of_its_tags(world: World)
     async with world.client(world.a_read) as client:
         resp = await client.get("/v1/usage", params={**NOV, "granularity": "month", "group_by": "tag"})
     rows = {r["tag"]: r for r in resp.json()["rows"]}
-    assert resp.json()["source"] == "ledger"
+    assert resp.json()["source"] == "daily_tags"
+    ledger = await world.pool.fetch(  # the rollup gives what the ledger gives
+        "SELECT t.tag, count(*) AS n, coalesce(sum(l.cost_total), 0) AS c FROM usage_ledger l "
+        "LEFT JOIN LATERAL unnest(l.tags) AS t(tag) ON true WHERE l.tenant_id = $1 AND l.occurred_at >= $2 "
+        "AND l.occurred_at < $3 GROUP BY 1", world.a, datetime.fromisoformat(NOV["from"]),
+        datetime.fromisoformat(NOV["to"]))
+    assert {t: (r["event_count"], D(r["cost_total"])) for t, r in rows.items()} == {
+        r["tag"]: (r["n"], r["c"]) for r in ledger}
+    async with world.client(world.a_read) as client:  # hourly granularity reads the ledger
+        hourly = await client.get("/v1/usage", params={**NOV, "granularity": "hour", "group_by": "tag"})
+    assert hourly.status_code == 200, hourly.text
+    assert hourly.json()["source"] == "ledger"
     assert rows["alpha-tag"]["event_count"] == 18 and rows["team-0"]["event_count"] == 9
     assert rows["test"]["event_count"] == 1  # the unknown-model event has the default tag only
     assert rows["alpha-tag"]["unpriced_count"] == 0 and rows["test"]["unpriced_count"] == 1

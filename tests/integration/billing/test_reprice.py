@@ -57,6 +57,22 @@ async def rollups_equal_ledger(pool: asyncpg.Pool, tenant: str) -> None:
             f"SELECT {', '.join(KEY + SUMS)} FROM {table} WHERE tenant_id = $1 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9",  # noqa: S608
             tenant)
         assert [tuple(r) for r in actual] == [tuple(r) for r in expected], table
+    # The by-user and by-tag daily rollups (one row per tag of each event; '' when none).
+    day = "(occurred_at AT TIME ZONE 'UTC')::date"
+    for table, dimension, source in (
+            ("usage_daily_users", "coalesce(user_id, '')", "usage_ledger"),
+            ("usage_daily_tags", "t.tag", "usage_ledger CROSS JOIN LATERAL unnest(CASE WHEN cardinality(tags) = 0 "
+                                          "THEN ARRAY['']::text[] ELSE tags END) AS t(tag)")):
+        expected = await pool.fetch(
+            f"SELECT tenant_id, {day} AS bucket, {dimension} AS d, app_id, environment, provider, model_key, "  # noqa: S608
+            f"{ledger_sums} FROM {source} WHERE tenant_id = $1 "
+            f'GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, {dimension} COLLATE "C", 4, 5, 6, 7', tenant)
+        name = "user_id" if table == "usage_daily_users" else "tag"
+        actual = await pool.fetch(
+            f"SELECT tenant_id, bucket, {name}, app_id, environment, provider, model_key, {', '.join(SUMS)} "  # noqa: S608
+            f'FROM {table} WHERE tenant_id = $1 ORDER BY 1, 2, {name} COLLATE "C", 4, 5, 6, 7', tenant)
+        assert [tuple(r) for r in actual] == [tuple(r) for r in expected], table
+        assert actual, table
 
 
 async def test_reprice_applies_a_correction_and_keeps_rollups_equal_to_the_ledger(
@@ -66,7 +82,9 @@ async def test_reprice_applies_a_correction_and_keeps_rollups_equal_to_the_ledge
                for m in range(0, 60, 7)]
     november = [make_event(occurred_at=f"2026-11-{d:02d}T{h:02d}:30:00Z", app_id=f"app-{h % 3}",
                            usage={"input_tokens": 1000 * d + h, "cache_read_input_tokens": 100, "output_tokens": 7 * h},
-                           prompt={"name": "triage", "version": str(h % 2)})
+                           prompt={"name": "triage", "version": str(h % 2)},
+                           user_id=None if h % 3 == 0 else f"user-{h % 2}",
+                           tags=[[], ["a"], ["a", "b"], ["b", "c"]][h % 4])
                 for d in range(1, 4) for h in range(0, 24, 5)]
     acme = [make_event(occurred_at="2026-11-02T08:00:00Z", model="acme-chat-2025-01-01", provider="acme-ai",
                        usage={"input_tokens": 50 + i, "output_tokens": 5}) for i in range(3)]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from llmops_billing.ledger import ledger_row, pricing_changed, repriced, rollup_deltas
+from llmops_billing.ledger import dimension_deltas, ledger_row, pricing_changed, repriced, rollup_deltas
 from llmops_billing.price_store import CatalogueCache, merge
 from llmops_billing.prices import ModelPrice, PriceCatalogue, TenantDiscount
 from llmops_billing.service import (
@@ -82,8 +82,12 @@ def test_filters_are_normalised_like_the_ledger() -> None:
     ({"start": NOV + timedelta(hours=5)}, Source.HOURLY),
     ({"start": NOV + timedelta(minutes=5)}, Source.LEDGER),
     ({"granularity": "hour", "end": DEC - timedelta(seconds=1)}, Source.LEDGER),
-    ({"group_by": "user"}, Source.LEDGER),
-    ({"group_by": "app,tag"}, Source.LEDGER),
+    ({"group_by": "user"}, Source.DAILY_USERS),
+    ({"group_by": "app,tag", "granularity": "month"}, Source.DAILY_TAGS),
+    ({"group_by": "user", "granularity": "hour"}, Source.LEDGER),
+    ({"group_by": "tag", "start": NOV + timedelta(hours=5)}, Source.LEDGER),
+    ({"group_by": "user,tag"}, Source.LEDGER),
+    ({"group_by": "prompt,user"}, Source.LEDGER),
 ])
 def test_the_cheapest_exact_source_is_chosen(kw: dict[str, Any], source: Source) -> None:
     assert choose_source(query(**kw)) is source
@@ -101,13 +105,19 @@ def test_a_cursor_is_bound_to_its_query() -> None:
 
 
 def test_the_sql_is_scoped_to_the_tenant_and_keyset_paged() -> None:
-    q = query(group_by="model,tag", cursor=encode_cursor(query(group_by="model,tag"),
-                                                         {"bucket": NOV, "model": "m", "tag": "t"}))
+    q = query(group_by="model,tag", granularity="hour",
+              cursor=encode_cursor(query(group_by="model,tag", granularity="hour"),
+                                   {"bucket": NOV, "model": "m", "tag": "t"}))
     sql, args = build_usage_sql(q, tenant_id="acme")
     assert args[0] == "acme" and "l.tenant_id = $1" in sql
     assert "FROM usage_ledger l LEFT JOIN LATERAL unnest(l.tags)" in sql
     assert "WHERE (bucket, model, tag) > ($4::timestamptz, $5::text, $6::text)" in sql
     assert sql.rstrip().endswith("LIMIT $7") and args[-1] == 101
+    tag_sql, tag_args = build_usage_sql(query(group_by="model,tag"), tenant_id="acme")
+    assert "FROM usage_daily_tags l" in tag_sql and "l.tag AS tag" in tag_sql and "unnest" not in tag_sql
+    assert "l.bucket >= '2026-11-01'::date AND l.bucket < '2026-12-01'::date" in tag_sql and tag_args == ["acme", 101]
+    user_sql, _ = build_usage_sql(query(group_by="user", granularity="month"), tenant_id="acme")
+    assert "FROM usage_daily_users l" in user_sql and "l.user_id AS user_id" in user_sql
     daily_sql, daily_args = build_usage_sql(query(granularity="month", filters={"app_id": "bot"}), tenant_id="acme")
     assert "FROM usage_daily l" in daily_sql and "l.app_id = $4" in daily_sql
     assert daily_args[1:3] == [NOV.date(), DEC.date()]
@@ -176,6 +186,21 @@ def test_repricing_follows_a_correction_and_the_rollup_delta_moves_the_differenc
     assert unknown.unpriced and not priced.unpriced and priced.model_key == "acme-chat"
     moved, _ = rollup_deltas([priced], removed=[unknown])
     assert sorted(d.event_count for d in moved.values()) == [-1, 1]  # out of the old key, into the new one
+    users, tags = dimension_deltas([priced], removed=[unknown])
+    assert sorted(d.event_count for d in users.values()) == [-1, 1]
+    assert sorted(d.event_count for d in tags.values()) == [-1, 1]
+
+
+def test_the_by_user_and_by_tag_deltas_count_an_event_under_each_tag() -> None:
+    catalogue = PriceCatalogue([OLD])
+    tagged = row_for(catalogue, user_id=None, tags=["a", "b"])
+    untagged = row_for(catalogue, user_id="u-1", tags=[])
+    users, tags = dimension_deltas([tagged, untagged])
+    assert sorted(key[2] for key in users) == ["", "u-1"]
+    assert sorted(key[2] for key in tags) == ["", "a", "b"]
+    assert all(d.event_count == 1 and d.costs[-1] == tagged.cost_total for d in tags.values())
+    day = tagged.occurred_at.date()
+    assert ("acme", day, "a", tagged.app_id, tagged.environment, tagged.provider, tagged.model_key) in tags
 
 
 # -- the catalogue in a process -------------------------------------------------------------------------
