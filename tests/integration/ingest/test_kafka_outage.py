@@ -30,8 +30,11 @@ KAFKA_TIMEOUT_S = 3.0
 def own_broker(stack: CommonSettings, tmp_path: Path) -> Iterator[KafkaBroker]:
     home = tmp_path / "kafka"
     home.mkdir()
-    # share the jars of the main stack's broker rather than fetching them again
-    (home / "lib").symlink_to(stack_dir() / "kafka" / "lib")
+    # share the jars of the main stack's broker if it has them (it may be a broker this stack did not
+    # start, found listening); otherwise this broker copies its own from the Maven cache
+    shared_lib = stack_dir() / "kafka" / "lib"
+    if shared_lib.is_dir():
+        (home / "lib").symlink_to(shared_lib)
     broker = KafkaBroker(home, port=free_port(), controller_port=free_port(), heap="512m")
     broker.start()
     yield broker
