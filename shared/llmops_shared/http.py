@@ -6,12 +6,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
 import orjson
 import redis.asyncio as aioredis
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -117,8 +117,3 @@ def require_scope(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
         return principal
 
     return dependency
-
-
-def principal_with(scope: Scope) -> object:
-    """`Annotated[Principal, Depends(...)]` for a route parameter."""
-    return Annotated[Principal, Depends(require_scope(scope))]

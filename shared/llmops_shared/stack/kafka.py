@@ -139,10 +139,6 @@ class KafkaBroker:
         """Controlled shutdown (SIGTERM), SIGKILL after the timeout."""
         return stop_pid(self.pid_file, timeout_s=timeout_s)
 
-    def kill(self) -> bool:
-        import signal
-
-        return stop_pid(self.pid_file, timeout_s=10, sig=signal.SIGKILL)
 
 
 def _cluster_id() -> str:
