@@ -48,6 +48,7 @@ from presidio_analyzer.predefined_recognizers import EmailRecognizer, SpacyRecog
 from llmops_guardrails.detectors.pii_patterns import (
     CardNumberRecognizer,
     NameContextRecognizer,
+    OneEntityRecognizer,
     PhoneNumberRecognizer,
 )
 from llmops_guardrails.findings import Detector, Hit
@@ -264,7 +265,7 @@ _PLACE_CUE = regex.compile(
     r"leave|left|reach|reached|capital|city))\s+$")
 
 
-class PlaceRecognizer(LocalRecognizer):
+class PlaceRecognizer(OneEntityRecognizer):
     """LOCATION from the gazetteer and from the lines of a postal address.
 
     - A gazetteer name (`data/places.md`): 0.95 for countries, states and regions, 0.9 for cities; a name that
@@ -280,12 +281,8 @@ class PlaceRecognizer(LocalRecognizer):
     ENTITY = "LOCATION"
 
     def __init__(self, supported_language: str = "en") -> None:
-        super().__init__(supported_entities=[self.ENTITY], supported_language=supported_language,
-                         name=type(self).__name__)
+        super().__init__(supported_language)
         self.places = gazetteer()
-
-    def load(self) -> None:
-        pass
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
                 ) -> list[RecognizerResult]:
@@ -465,7 +462,7 @@ Valentine Halloween Mother Father Independence Labor Labour Memorial Thanksgivin
 """))
 
 
-class PersonRecognizer(LocalRecognizer):
+class PersonRecognizer(OneEntityRecognizer):
     """PERSON from cues the small NER model often misses; each span must look like a name (capitalised words,
     initials, particles such as "van der") and not start with a common word ("The", "Thanks", "User").
 
@@ -481,13 +478,6 @@ class PersonRecognizer(LocalRecognizer):
     """
 
     ENTITY = "PERSON"
-
-    def __init__(self, supported_language: str = "en") -> None:
-        super().__init__(supported_entities=[self.ENTITY], supported_language=supported_language,
-                         name=type(self).__name__)
-
-    def load(self) -> None:
-        pass
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
                 ) -> list[RecognizerResult]:

@@ -80,7 +80,9 @@ class _ContextWindow:
                     or self.pattern.search(text, end, min(len(text), end + self.chars)))
 
 
-class _Recognizer(LocalRecognizer):
+class OneEntityRecognizer(LocalRecognizer):
+    """A local recognizer of one entity type (`ENTITY`), with nothing to load."""
+
     ENTITY = ""
 
     def __init__(self, supported_language: str = "en") -> None:
@@ -100,7 +102,7 @@ class _Recognizer(LocalRecognizer):
         )
 
 
-class CardNumberRecognizer(_Recognizer):
+class CardNumberRecognizer(OneEntityRecognizer):
     """Card numbers: 12 to 19 digits, optionally grouped by single spaces or dashes (one kind), passing Luhn.
 
     Score 0.9 with a known issuer prefix and length (`card_issuer`), 0.6 for a 12- or 13-digit one (short
@@ -133,7 +135,7 @@ class CardNumberRecognizer(_Recognizer):
         return out
 
 
-class PhoneNumberRecognizer(_Recognizer):
+class PhoneNumberRecognizer(OneEntityRecognizer):
     ENTITY = "PHONE_NUMBER"
     CANDIDATE = regex.compile(
         r"(?<![\w+/.:(-])"
