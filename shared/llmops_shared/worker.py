@@ -68,6 +68,10 @@ class WorkerSettings(CommonSettings):
     dlq_max_ratio: float = 0.5
     dlq_window: int = 1000
     db_retry_max_s: float = 10.0
+    # The longest one batch may take before the group evicts the worker, and how soon the group notices
+    # a worker that died and hands its partitions on (heartbeats every third of that).
+    consumer_max_poll_interval_s: int = 300
+    consumer_session_timeout_ms: int = 10_000
     metrics_port: int | None = None
 
 
@@ -202,6 +206,9 @@ class StreamWorker(Generic[T]):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=settings.batch_max_events,
+            max_poll_interval_ms=settings.consumer_max_poll_interval_s * 1000,
+            session_timeout_ms=settings.consumer_session_timeout_ms,
+            heartbeat_interval_ms=max(1000, settings.consumer_session_timeout_ms // 3),
             isolation_level="read_committed",
         )
         self.guard = FloodGuard(max_consecutive=settings.dlq_max_consecutive, max_ratio=settings.dlq_max_ratio,

@@ -39,8 +39,6 @@ class EvaluatorSettings(WorkerSettings):
     judgments_per_slot: int = 2
     # Judging a batch is slow network I/O; the group must not evict a worker that is busy judging.
     consumer_max_poll_interval_s: int = 1800
-    # How soon the group notices a worker that died (no heartbeats) and hands its partitions on.
-    consumer_session_timeout_ms: int = 10_000
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.judge_max_attempts, base_delay_s=self.judge_base_delay_s,

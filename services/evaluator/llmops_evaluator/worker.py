@@ -375,19 +375,6 @@ class EvaluatorWorker(StreamWorker[EventWork]):
 
     def __init__(self, handler: EvaluatorHandler, settings: EvaluatorSettings, *, pool: asyncpg.Pool,
                  producer: AIOKafkaProducer, consumer: AIOKafkaConsumer | None = None) -> None:
-        consumer = consumer or AIOKafkaConsumer(
-            *handler.topics,
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=handler.name,
-            client_id=handler.name,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=settings.batch_max_events,
-            max_poll_interval_ms=settings.consumer_max_poll_interval_s * 1000,
-            session_timeout_ms=settings.consumer_session_timeout_ms,
-            heartbeat_interval_ms=max(1000, settings.consumer_session_timeout_ms // 3),
-            isolation_level="read_committed",
-        )
         super().__init__(handler, settings, pool=pool, producer=producer, consumer=consumer)
         self.evaluator = handler
 
