@@ -61,6 +61,7 @@ from llmops_shared.settings import CommonSettings  # noqa: E402
 from llmops_shared.stack import local  # noqa: E402
 from llmops_shared.stack.processes import port_open, wait_for  # noqa: E402
 from llmops_shared.topics import TopicSpec  # noqa: E402
+from tests.integration.guardrails.guardrails_support import luhn_card  # noqa: E402
 from tests.support.servers import free_port  # noqa: E402
 
 TENANT = "bench-guardrails"
@@ -92,15 +93,6 @@ WORDS = ["order", "invoice", "delivery", "refund", "account", "balance", "transf
          "receipt", "voucher", "discount"]
 FIRST = ["Maria", "John", "Aisha", "Chen", "Lukas", "Sofia", "Omar", "Emma", "Ravi", "Elena"]
 LAST = ["Garcia", "Smith", "Khan", "Wang", "Müller", "Rossi", "Haddad", "Brown", "Patel", "Ivanova"]
-
-
-def luhn_card(prefix: str = "4", length: int = 16) -> str:
-    digits = [int(c) for c in prefix] + [random.randint(0, 9) for _ in range(length - len(prefix) - 1)]
-    total = 0
-    for i, digit in enumerate(reversed(digits)):
-        doubled = digit * 2 if i % 2 == 0 else digit
-        total += doubled - 9 if doubled > 9 else doubled
-    return "".join(map(str, [*digits, (10 - total % 10) % 10]))
 
 
 def words(n: int) -> str:
