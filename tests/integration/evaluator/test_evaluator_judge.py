@@ -132,8 +132,10 @@ async def test_other_transient_statuses_are_retried(server: FakeLLMServer, mode:
 
 
 async def test_a_slow_endpoint_times_out_per_attempt(server: FakeLLMServer) -> None:
-    server.config.latency_ms = 400
-    policy = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.01, attempt_timeout_s=0.1,
+    # Attempts of 0.3 s against a 1.5 s server: long enough that each request reaches the server (so it
+    # counts them) even on a busy machine, short enough to tell a per-attempt timeout from none.
+    server.config.latency_ms = 1500
+    policy = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.01, attempt_timeout_s=0.3,
                          deadline_s=20.0)
     started = time.monotonic()
     async with judge_for(server, policy=policy) as judge:
@@ -141,7 +143,7 @@ async def test_a_slow_endpoint_times_out_per_attempt(server: FakeLLMServer) -> N
     elapsed = time.monotonic() - started
     assert (result.status, result.error_type, result.attempts) == (JudgeStatus.ERROR, "timeout", 3)
     assert server.stats.requests == 3
-    assert 0.3 <= elapsed < 1.0  # three attempts of 0.1 s, not three of 0.4 s
+    assert 0.9 <= elapsed < 3.0  # three attempts of 0.3 s, not three of 1.5 s
 
 
 async def test_the_total_deadline_stops_the_retries(server: FakeLLMServer) -> None:
