@@ -142,6 +142,11 @@ class KafkaBroker:
 
 
 def _cluster_id() -> str:
+    """A KRaft cluster id (a URL-safe base64 UUID) that does not start with '-': StorageTool would read
+    such an id as an option (one format in 64 failed that way)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
