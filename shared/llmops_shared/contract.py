@@ -46,9 +46,9 @@ MAX_METADATA_BYTES = 16_384
 MAX_TOOL_CALLS = 128
 MAX_TOKENS = 100_000_000
 
-Identifier = Annotated[
-    str, StringConstraints(strict=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")
-]
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$"
+"""Tenant, app, model, provider, evaluator and other ids: the one pattern every API and the contract use."""
+Identifier = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN)]
 ShortText = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]
 Text = Annotated[str, StringConstraints(strict=True, max_length=MAX_TEXT_CHARS)]
 TokenCount = Annotated[int, Strict(), Field(ge=0, le=MAX_TOKENS)]

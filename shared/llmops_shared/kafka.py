@@ -1,14 +1,15 @@
-"""Kafka helpers shared by the services: the durable producer and topic creation."""
+"""Kafka helpers shared by the services: the durable producer, the lazily started one, topic creation."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from llmops_shared.topics import TOPICS, TopicSpec
 
@@ -47,3 +48,54 @@ async def ensure_topics(bootstrap: str, topics: tuple[TopicSpec, ...] = TOPICS, 
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+class KafkaUnavailable(Exception):
+    """Kafka did not answer in time: the caller answers 503 (an API) or retries later."""
+
+
+class LazyProducer:
+    """A durable producer started on first use, so an API starts (and serves reads) while Kafka is down.
+
+    `get()` starts it once, within `timeout_s`, or raises `KafkaUnavailable`; a failed start is tried
+    again on the next call. `send_all` sends and awaits every acknowledgement within `timeout_s`.
+    """
+
+    def __init__(self, bootstrap: str, *, client_id: str, timeout_s: float) -> None:
+        self.bootstrap = bootstrap
+        self.client_id = client_id
+        self.timeout_s = timeout_s
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        async with self._lock:
+            if self._producer is None:
+                producer = durable_producer(self.bootstrap, client_id=self.client_id,
+                                            request_timeout_ms=int(self.timeout_s * 1000))
+                try:
+                    await asyncio.wait_for(producer.start(), self.timeout_s)
+                except (KafkaError, OSError, TimeoutError) as exc:
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
+                    raise KafkaUnavailable(f"cannot reach Kafka at {self.bootstrap}: {type(exc).__name__}") from exc
+                self._producer = producer
+            return self._producer
+
+    async def send_all(self, topic: str, keyed_values: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """Send `(key, value)` pairs to `topic`; return once Kafka acknowledged all of them."""
+        producer = await self.get()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                deliveries = [await producer.send(topic, value, key=key) for key, value in keyed_values]
+                await asyncio.gather(*deliveries)
+        except (KafkaError, TimeoutError) as exc:
+            raise KafkaUnavailable(f"Kafka did not acknowledge within {self.timeout_s}s: {type(exc).__name__}") from exc
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            with contextlib.suppress(Exception):
+                await producer.stop()

@@ -16,7 +16,7 @@ import io
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -35,6 +35,7 @@ from llmops_billing.prices import ModelPrice, PriceTier, TenantDiscount
 from llmops_billing.service import QueryError, StatementMismatch
 from llmops_billing.settings import BillingSettings
 from llmops_shared.apikeys import Principal, Scope
+from llmops_shared.clock import Clock, utc_now
 from llmops_shared.http import JSONBody, api_backends, backend_checks, ops_router, require_scope, run_api
 from llmops_shared.logging import configure_logging
 
@@ -176,7 +177,8 @@ class DiscountCreate(BaseModel):
 # -- the app ---------------------------------------------------------------------------------------
 
 
-def create_app(settings: BillingSettings) -> FastAPI:
+def create_app(settings: BillingSettings, *, clock: Clock = utc_now) -> FastAPI:
+    """The app; `clock` says what "now" is (current periods, open months, default ranges)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from llmops_billing.worker import catalogue_cache
@@ -213,7 +215,7 @@ def create_app(settings: BillingSettings) -> FastAPI:
                     provider: str | None, limit: int, cursor: str | None) -> service.UsageQuery:
         return service.parse_usage_query(
             start=start, end=end, granularity=granularity, group_by=group_by, limit=limit,
-            max_limit=settings.api_page_max, cursor=cursor,
+            max_limit=settings.api_page_max, cursor=cursor, now=clock(),
             filters={"app_id": app_id, "environment": environment, "model": model, "provider": provider})
 
     @app.get("/v1/usage", tags=["usage"], summary="Usage and cost, grouped and bucketed, one page")
@@ -261,11 +263,11 @@ def create_app(settings: BillingSettings) -> FastAPI:
     @app.get("/v1/summary", tags=["usage"], summary="Totals, top models, apps and providers, budget status")
     async def get_summary(*, request: Request, principal: Reader, start: From = None,
                           end: To = None) -> dict[str, Any]:
-        query = service.parse_usage_query(start=start, end=end, granularity=None, group_by=None)
+        query = service.parse_usage_query(start=start, end=end, granularity=None, group_by=None, now=clock())
         db = pool(request)
         body = await service.summary(db, tenant_id=principal.tenant_id, start=query.start, end=query.end)
         active = await budget_store.list_budgets(db, tenant_id=principal.tenant_id)
-        body["budgets"] = await budget_store.budget_status(db, active, now=datetime.now(UTC))
+        body["budgets"] = await budget_store.budget_status(db, active, now=clock())
         return body
 
     @app.get("/v1/statements/{month}", tags=["usage"], summary="The monthly statement: line items and total")
@@ -274,7 +276,7 @@ def create_app(settings: BillingSettings) -> FastAPI:
         when = service.parse_month(month)
         async with pool(request).acquire() as conn:
             try:
-                return await service.statement(conn, tenant_id=principal.tenant_id, month=when)
+                return await service.statement(conn, tenant_id=principal.tenant_id, month=when, now=clock())
             except StatementMismatch:
                 log.exception("statement does not reconcile with the ledger",
                               extra={"tenant_id": principal.tenant_id, "month": month})
@@ -296,7 +298,7 @@ def create_app(settings: BillingSettings) -> FastAPI:
     async def get_budgets(*, request: Request, principal: Reader, include_archived: bool = False) -> dict[str, Any]:
         db = pool(request)
         found = await budget_store.list_budgets(db, tenant_id=principal.tenant_id, include_archived=include_archived)
-        return {"budgets": await budget_store.budget_status(db, found, now=datetime.now(UTC))}
+        return {"budgets": await budget_store.budget_status(db, found, now=clock())}
 
     @app.get("/v1/budgets/{budget_id}", tags=["budgets"], summary="One budget with its current spend")
     async def get_budget(*, request: Request, principal: Reader, budget_id: int) -> dict[str, Any]:
@@ -304,11 +306,11 @@ def create_app(settings: BillingSettings) -> FastAPI:
         found = await budget_store.get_budget(db, tenant_id=principal.tenant_id, budget_id=budget_id)
         if found is None:
             raise HTTPException(404, "no such budget")
-        return (await budget_store.budget_status(db, [found], now=datetime.now(UTC)))[0]
+        return (await budget_store.budget_status(db, [found], now=clock()))[0]
 
     @app.post("/v1/budgets", tags=["budgets"], summary="Create a budget (admin)", status_code=201)
     async def post_budget(*, request: Request, principal: Admin, body: BudgetCreate) -> dict[str, Any]:
-        now = datetime.now(UTC)
+        now = clock()
         async with pool(request).acquire() as conn, conn.transaction():
             try:
                 created = await budget_store.create_budget(
@@ -323,7 +325,7 @@ def create_app(settings: BillingSettings) -> FastAPI:
 
     @app.put("/v1/budgets/{budget_id}", tags=["budgets"], summary="Change a budget (admin)")
     async def put_budget(*, request: Request, principal: Admin, budget_id: int, body: BudgetUpdate) -> dict[str, Any]:
-        now = datetime.now(UTC)
+        now = clock()
         async with pool(request).acquire() as conn, conn.transaction():
             updated = await budget_store.update_budget(
                 conn, tenant_id=principal.tenant_id, budget_id=budget_id,
@@ -360,7 +362,7 @@ def create_app(settings: BillingSettings) -> FastAPI:
     async def get_quote(*, request: Request, principal: Reader, model: str, provider: str | None = None,
                         at: AwareDatetime | None = None) -> dict[str, Any]:
         found = service.quote(await catalogue(request), tenant_id=principal.tenant_id, model=model,
-                              provider=provider, at=at or datetime.now(UTC))
+                              provider=provider, at=at or clock())
         if found is None:
             raise HTTPException(404, "no price for this model at that instant")
         return found
@@ -386,7 +388,7 @@ def create_app(settings: BillingSettings) -> FastAPI:
             raise HTTPException(409, "a price for this model, provider and effective_from already exists; "
                                      "prices are never edited: add one with a later effective_from")
         await request.app.state.catalogues.reload(pool(request))
-        return {**price.as_json(), "note": _reprice_note(price.effective_from)}
+        return {**price.as_json(), "note": _reprice_note(price.effective_from, clock())}
 
     @app.post("/v1/prices/discounts", tags=["prices"], summary="Add a discount for this tenant (admin)",
               status_code=201)
@@ -403,13 +405,13 @@ def create_app(settings: BillingSettings) -> FastAPI:
         return {"discount_id": discount.discount_id, "percent": str(discount.percent), "provider": discount.provider,
                 "model_key": discount.model_key, "effective_from": discount.effective_from.isoformat(),
                 "effective_until": None if discount.effective_until is None else discount.effective_until.isoformat(),
-                "note": _reprice_note(discount.effective_from)}
+                "note": _reprice_note(discount.effective_from, clock())}
 
     return app
 
 
-def _reprice_note(effective_from: datetime) -> str:
-    if effective_from <= datetime.now(UTC):
+def _reprice_note(effective_from: datetime, now: datetime) -> str:
+    if effective_from <= now:
         return ("in force from a past instant: events already priced keep their old cost until "
                 "`llmops billing reprice` runs over that period")
     return "in force from a future instant"

@@ -23,6 +23,7 @@ from llmops_billing.price_store import insert_discount, insert_prices
 from llmops_billing.prices import ModelPrice, TenantDiscount
 from llmops_billing.settings import BillingSettings
 from llmops_shared import apikeys
+from llmops_shared.clock import fixed
 from llmops_shared.contract import Interaction
 from llmops_shared.settings import CommonSettings
 from tests.support.events import make_event
@@ -33,6 +34,8 @@ pytestmark = pytest.mark.integration
 D = Decimal
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NOV = {"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}
+# The API's "now", inside the month of the test data, so its statement is open whatever today's date is.
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 SECRET = "zz-secret-b"  # every piece of tenant B's data carries it; tenant A must never see it
 
 
@@ -99,7 +102,7 @@ async def world(stack: CommonSettings, pg_pool: asyncpg.Pool) -> AsyncIterator[W
             "RETURNING id",
             b, f"{SECRET}-app-0", f"{SECRET}-budget")
     settings = BillingSettings(**stack.model_dump(), api_page_max=500)
-    with serve(create_app(settings)) as url:
+    with serve(create_app(settings, clock=fixed(NOW))) as url:
         yield World(url, a, b, pool=pg_pool, b_budget_id=b_budget_id, **keys)
 
 
