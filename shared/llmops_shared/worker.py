@@ -1,9 +1,11 @@
-"""The stream worker every service runs: poll -> decode -> write (one transaction) -> publish -> commit.
+"""The stream worker every service runs: poll -> decode -> [prepare] -> write (one transaction) -> publish -> commit.
 
-A service supplies a `BatchHandler`: a `decode` step (pure; raises `BadEvent` for a message that can
-never be processed), a `write` step that applies a whole batch inside one Postgres transaction and
-must be idempotent (rows keyed by `event_id`, `ON CONFLICT DO NOTHING`, aggregates only from rows
-actually inserted), and an optional `publish` step for what goes downstream after the commit.
+A service supplies a `BatchHandler[T, R]`: `decode` (pure; raises `BadEvent` for a message that can
+never be processed), `identify` (the event id and tenant of a decoded item, for its dead letter), an
+optional `prepare` step that runs outside any transaction (slow network I/O such as the evaluator's
+judge calls), `write`, which applies the batch inside one Postgres transaction and must be idempotent
+(rows keyed by `event_id`, `ON CONFLICT DO NOTHING`, aggregates only from rows actually inserted) and
+returns what goes downstream, and an optional `publish` step for that, after the commit.
 
 The checkpoint order, which is what makes effects exactly-once on at-least-once delivery:
   1. write the batch and its dead-letter rows in one Postgres transaction (retried until it commits);
@@ -12,13 +14,23 @@ The checkpoint order, which is what makes effects exactly-once on at-least-once 
 A crash anywhere before 3 redelivers the batch; every effect of 1 and 2 is idempotent, so nothing is
 lost and nothing is counted twice. Offsets are never committed for work that did not commit.
 
+Up to `batches_in_flight` batches are in progress at once: the next batch is polled, decoded and
+prepared while the one before finishes, but it writes only after that one has committed its offsets,
+so offsets are still committed in order and only for stored work.
+
+Rebalances: when the group takes partitions away, the worker first lets the batches in flight finish
+and commit (for at most `rebalance_grace_s`); whatever is still in flight for a revoked partition is
+then dropped (not prepared further, not written, its offsets not committed): the partition's new owner
+processes it. Offsets are committed only for partitions still assigned, and a commit refused because
+the group moved on is logged, not fatal (the effects are idempotent; it costs a redelivery).
+
 Failure handling:
 - a bad message (bad JSON, schema violation, unknown schema version) is dead-lettered: a row in
   `dead_letters` (no payload: raw text never reaches Postgres) and the message on `llm.dead-letters`
   with its origin in headers; the worker keeps going;
 - a batch whose `write` raises something other than a transient database error is retried one event at
   a time, so one poison event (a scanner crash) is dead-lettered and the rest go through;
-- transient database errors are retried with capped exponential backoff, without committing offsets;
+- transient database errors are retried with capped, jittered exponential backoff, without committing;
 - a flood of bad messages (a bad deploy upstream) stops the worker instead of draining the topic into
   the dead-letter queue: `DeadLetterFlood`, exit code 3, offsets of that batch not committed.
 
@@ -35,26 +47,32 @@ import contextlib
 import logging
 import random
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import Counter, Histogram
 
-from llmops_shared.contract import BadEvent
+from llmops_shared.contract import BadEvent, Interaction, decode_interaction
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
+V = TypeVar("V")
 
 MESSAGES = Counter("llmops_worker_messages_total", "Messages handled, by worker and outcome", ["worker", "outcome"])
 BATCH_SECONDS = Histogram("llmops_worker_batch_seconds", "Time to write and commit one batch", ["worker"],
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+REVOKED = Counter("llmops_worker_revoked_messages_total",
+                  "Messages dropped in flight because their partition was revoked", ["worker"])
 
 
 class WorkerSettings(CommonSettings):
@@ -62,6 +80,8 @@ class WorkerSettings(CommonSettings):
 
     batch_max_events: int = 500
     batch_max_wait_ms: int = 200
+    # Batches in progress at once (polled, decoded and prepared while the one before finishes).
+    batches_in_flight: int = 1
     # Dead-letter flood guard: stop when this many bad messages come in a row, or when more than
     # `dlq_max_ratio` of the last `dlq_window` messages were bad (once the window is full).
     dlq_max_consecutive: int = 200
@@ -72,6 +92,8 @@ class WorkerSettings(CommonSettings):
     # a worker that died and hands its partitions on (heartbeats every third of that).
     consumer_max_poll_interval_s: int = 300
     consumer_session_timeout_ms: int = 10_000
+    # How long a rebalance waits for the batches in flight to finish and commit before dropping them.
+    rebalance_grace_s: float = 10.0
     metrics_port: int | None = None
 
 
@@ -88,6 +110,10 @@ class Message:
     def from_record(cls, record: ConsumerRecord) -> Message:
         return cls(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
 
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -98,6 +124,14 @@ class DeadLetter:
     tenant_id: str | None = None
 
 
+@dataclass(frozen=True)
+class EventRef:
+    """What a dead letter records of the item it came from."""
+
+    event_id: str | None
+    tenant_id: str | None
+
+
 @dataclass
 class Batch(Generic[T]):
     """The decoded items of one poll, in offset order, and the messages that could not be decoded."""
@@ -106,26 +140,60 @@ class Batch(Generic[T]):
     dead: list[DeadLetter] = field(default_factory=list)
 
 
-class BatchHandler(Protocol[T]):
-    @property
-    def name(self) -> str:
-        """The consumer group, and the worker's name in logs, metrics and dead_letters."""
-        ...
+@dataclass(frozen=True)
+class Resources:
+    """What a running worker holds and hands to its handler's steps."""
 
-    @property
-    def topics(self) -> Sequence[str]: ...
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer
+    stopping: asyncio.Event
+    db_retry_max_s: float = 10.0
+    owned: Callable[[Message], bool] = lambda _message: True
+    """False once the message's partition was revoked from this worker: skip work for it."""
 
+    async def retrying(self, step: Callable[[], Awaitable[V]], *, what: str = "a read") -> V:
+        """`step`, retried while the database is unavailable (as the write is)."""
+        return await retry_transient(step, stopping=self.stopping, max_delay_s=self.db_retry_max_s, what=what)
+
+
+class BatchHandler(ABC, Generic[T, R]):
+    """One service's steps. `name` is the consumer group and the worker's name in logs, metrics and
+    dead_letters; `topics` what it consumes."""
+
+    name: str
+    topics: Sequence[str]
+
+    @abstractmethod
     def decode(self, message: Message) -> T:
         """Pure. Raise `BadEvent` for a message that can never be processed."""
-        ...
 
-    async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, T]]) -> Any:
-        """Apply the batch inside the caller's transaction. Must be idempotent. Returns what `publish` needs."""
-        ...
+    @abstractmethod
+    def identify(self, item: T) -> EventRef:
+        """The event id and tenant of a decoded item (recorded on its dead letter)."""
 
-    async def publish(self, producer: AIOKafkaProducer, result: Any) -> None:
+    async def prepare(self, items: list[tuple[Message, T]], resources: Resources
+                      ) -> tuple[list[tuple[Message, T]], list[DeadLetter]]:
+        """Outside any transaction, before `write`: slow I/O. Returns the items to write and dead letters.
+
+        Skip items whose message is no longer `resources.owned`."""
+        return items, []
+
+    @abstractmethod
+    async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, T]]) -> list[R]:
+        """Apply the batch inside the caller's transaction. Must be idempotent. Returns what `publish` sends."""
+
+    async def publish(self, results: list[R], resources: Resources) -> None:
         """After the commit, before offsets: send downstream messages (awaiting acks). Idempotent downstream."""
-        ...
+
+
+class InteractionHandler(BatchHandler[Interaction, R]):
+    """A handler of interaction events (`llm.interactions.raw` or `.clean`): decode and identify done."""
+
+    def decode(self, message: Message) -> Interaction:
+        return decode_interaction(message.value)
+
+    def identify(self, item: Interaction) -> EventRef:
+        return EventRef(str(item.event_id), item.tenant_id)
 
 
 class DeadLetterFlood(RuntimeError):
@@ -168,7 +236,24 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, _TRANSIENT_DB_ERRORS)
 
 
-def decode_batch(handler: BatchHandler[T], messages: Sequence[Message]) -> Batch[T]:
+async def retry_transient(step: Callable[[], Awaitable[V]], *, stopping: asyncio.Event | None, max_delay_s: float,
+                          what: str = "the batch", worker: str | None = None) -> V:
+    """Run `step`; while it fails with a transient database error, retry with capped, jittered backoff.
+    Other errors, and any error once `stopping` is set, are raised."""
+    delay = 0.1
+    while True:
+        try:
+            return await step()
+        except Exception as exc:
+            if not is_transient(exc) or (stopping is not None and stopping.is_set()):
+                raise
+            log.warning("database unavailable; retrying", extra={
+                "worker": worker, "what": what, "error_type": type(exc).__name__, "retry_in_s": round(delay, 2)})
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, max_delay_s)
+
+
+def decode_batch(handler: BatchHandler[T, Any], messages: Sequence[Message]) -> Batch[T]:
     batch: Batch[T] = Batch()
     for message in messages:
         try:
@@ -191,15 +276,46 @@ async def insert_dead_letters(conn: asyncpg.Connection, consumer: str, dead: Seq
     )
 
 
-class StreamWorker(Generic[T]):
-    def __init__(self, handler: BatchHandler[T], settings: WorkerSettings, *, pool: asyncpg.Pool,
-                 producer: AIOKafkaProducer, consumer: AIOKafkaConsumer | None = None) -> None:
+class Ownership(ConsumerRebalanceListener):
+    """Which partitions this worker owns, and since when: a message polled before its partition was
+    revoked is no longer this worker's to process, even if the partition came back since."""
+
+    def __init__(self, worker: StreamWorker[Any, Any]) -> None:
+        self.worker = worker
+        self.assigned: set[TopicPartition] = set()
+        self.epochs: collections.Counter[TopicPartition] = collections.Counter()
+
+    def snapshot(self, messages: Sequence[Message]) -> dict[TopicPartition, int]:
+        return {tp: self.epochs[tp] for tp in {m.topic_partition for m in messages}}
+
+    def still_owned(self, tp: TopicPartition, polled: dict[TopicPartition, int]) -> bool:
+        return tp in self.assigned and self.epochs[tp] == polled.get(tp)
+
+    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        if revoked:
+            await self.worker.drain(self.worker.settings.rebalance_grace_s)
+        for tp in revoked:
+            self.epochs[tp] += 1
+        self.assigned -= set(revoked)
+        if revoked:
+            log.info("partitions revoked", extra={"worker": self.worker.handler.name,
+                                                  "partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in revoked)})
+
+    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        self.assigned = set(assigned)
+        log.info("partitions assigned", extra={"worker": self.worker.handler.name,
+                                               "partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)})
+
+
+class StreamWorker(Generic[T, R]):
+    def __init__(self, handler: BatchHandler[T, R], settings: WorkerSettings, *, pool: asyncpg.Pool,
+                 producer: AIOKafkaProducer, consumer: AIOKafkaConsumer | None = None,
+                 stopping: asyncio.Event | None = None) -> None:
         self.handler = handler
         self.settings = settings
         self.pool = pool
         self.producer = producer
         self.consumer = consumer or AIOKafkaConsumer(
-            *handler.topics,
             bootstrap_servers=settings.kafka_bootstrap,
             group_id=handler.name,
             client_id=handler.name,
@@ -211,22 +327,49 @@ class StreamWorker(Generic[T]):
             heartbeat_interval_ms=max(1000, settings.consumer_session_timeout_ms // 3),
             isolation_level="read_committed",
         )
+        self.ownership = Ownership(self)
         self.guard = FloodGuard(max_consecutive=settings.dlq_max_consecutive, max_ratio=settings.dlq_max_ratio,
                                 window=settings.dlq_window)
-        self.stopping = asyncio.Event()
+        self.stopping = stopping or asyncio.Event()
+        self._in_flight: collections.deque[asyncio.Task[None]] = collections.deque()
 
     async def run(self) -> None:
+        """Poll and process batches until stopped, up to `batches_in_flight` of them at once."""
+        self.consumer.subscribe(list(self.handler.topics), listener=self.ownership)
         await self.consumer.start()
         log.info("worker started", extra={"worker": self.handler.name, "topics": list(self.handler.topics)})
+        pending = self._in_flight
         try:
             while not self.stopping.is_set():
                 records = await self._poll()
-                if records:
-                    await self.process([Message.from_record(r) for r in records])
+                while pending and pending[0].done():
+                    await pending.popleft()  # surfaces its failure
+                if not records:
+                    while pending:  # idle: let the batches in hand finish
+                        await pending.popleft()
+                    continue
+                messages = [Message.from_record(r) for r in records]
+                after = pending[-1] if pending else None
+                pending.append(asyncio.create_task(self._checkpoint(messages, after=after)))
+                while len(pending) >= max(1, self.settings.batches_in_flight):
+                    await pending.popleft()
+            while pending:
+                await pending.popleft()
         finally:
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(BaseException):
+                    await task
+            pending.clear()
             with contextlib.suppress(Exception):
                 await self.consumer.stop()
             log.info("worker stopped", extra={"worker": self.handler.name})
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait (at most `timeout_s`) for the batches in flight to finish; failures surface in `run`."""
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight), timeout=timeout_s)
 
     async def _poll(self) -> list[ConsumerRecord]:
         """Up to `batch_max_events` records, waiting at most `batch_max_wait_ms` once the first arrived."""
@@ -250,9 +393,8 @@ class StreamWorker(Generic[T]):
         return records
 
     async def process(self, messages: Sequence[Message]) -> None:
-        """One checkpoint: decode, write, publish, commit offsets."""
-        started = asyncio.get_running_loop().time()
-        await self.complete(messages, self.decode(messages), started=started)
+        """One checkpoint on its own: decode, prepare, write, publish, commit offsets."""
+        await self._checkpoint(messages, after=None)
 
     def decode(self, messages: Sequence[Message]) -> Batch[T]:
         """The decode step, with the flood guard watching its dead letters."""
@@ -261,17 +403,40 @@ class StreamWorker(Generic[T]):
         self.guard.observe([(m.topic, m.partition, m.offset) in dead_ids for m in messages])
         return batch
 
-    async def complete(self, messages: Sequence[Message], batch: Batch[T], *, started: float) -> None:
-        """The rest of a checkpoint, in its order: write (one transaction), publish, commit offsets.
+    async def _checkpoint(self, messages: Sequence[Message], *, after: asyncio.Task[None] | None) -> None:
+        """Decode, prepare; once `after` (the batch before) has committed: write, publish, commit offsets."""
+        started = asyncio.get_running_loop().time()
+        polled = self.ownership.snapshot(messages)
 
-        A worker with a step of its own between decode and write (the evaluator's judge calls) runs
-        `decode`, its step, then this."""
+        def owned(message: Message) -> bool:
+            return self.ownership.still_owned(message.topic_partition, polled)
+
+        resources = self._resources(owned)
+        batch = self.decode(messages)
+        items, failed = await self.handler.prepare([(m, item) for m, item in batch.items if owned(m)], resources)
+        if after is not None:
+            await after  # its failure is this batch's too: nothing of it is written
+        kept = [m for m in messages if owned(m)]
+        if len(kept) < len(messages):
+            REVOKED.labels(self.handler.name).inc(len(messages) - len(kept))
+            log.info("dropped work of revoked partitions", extra={
+                "worker": self.handler.name, "messages": len(messages) - len(kept)})
+        batch = Batch(items=[(m, item) for m, item in items if owned(m)],
+                      dead=[d for d in batch.dead + failed if owned(d.message)])
+        await self._complete(kept, batch, resources, started=started)
+
+    def _resources(self, owned: Callable[[Message], bool]) -> Resources:
+        return Resources(self.pool, self.producer, self.stopping, self.settings.db_retry_max_s, owned)
+
+    async def _complete(self, messages: Sequence[Message], batch: Batch[T], resources: Resources, *,
+                        started: float) -> None:
+        """The rest of a checkpoint, in its order: write (one transaction), publish, commit offsets."""
         name = self.handler.name
-        result, poison = await self._write(batch)
+        results, poison = await self._write(batch)
         dead = batch.dead + poison
         await self._publish_dead_letters(dead)
-        await self.handler.publish(self.producer, result)
-        await self._commit(messages)
+        await self.handler.publish(results, resources)
+        await self._commit(messages, resources.owned)
 
         MESSAGES.labels(name, "dead_letter").inc(len(dead))
         MESSAGES.labels(name, "processed").inc(len(messages) - len(dead))
@@ -281,7 +446,9 @@ class StreamWorker(Generic[T]):
                 "worker": name, "topic": d.message.topic, "partition": d.message.partition,
                 "offset": d.message.offset, "reason": d.reason, "error": d.error[:300]})
 
-    async def _write(self, batch: Batch[T]) -> tuple[Any, list[DeadLetter]]:
+    async def _write(self, batch: Batch[T]) -> tuple[list[R], list[DeadLetter]]:
+        if not batch.items and not batch.dead:
+            return [], []
         try:
             return await self._transaction(batch.items, batch.dead), []
         except Exception as exc:
@@ -290,39 +457,33 @@ class StreamWorker(Generic[T]):
             log.warning("batch failed; retrying its events one at a time",
                         extra={"worker": self.handler.name, "error_type": type(exc).__name__})
         # Isolate the poison: each event alone; the ones that still fail are dead-lettered.
-        results: list[Any] = []
+        results: list[R] = []
         poison: list[DeadLetter] = []
         for message, item in batch.items:
             try:
-                results.append(await self._transaction([(message, item)], []))
+                results.extend(await self._transaction([(message, item)], []))
             except Exception as exc:
                 if is_transient(exc):
                     raise
-                event_id, tenant_id = getattr(item, "event_id", None), getattr(item, "tenant_id", None)
+                ref = self.handler.identify(item)
                 letter = DeadLetter(message, "processing_error", f"{type(exc).__name__}: {exc}"[:2000],
-                                    str(event_id) if event_id else None, tenant_id)
+                                    ref.event_id, ref.tenant_id)
                 await self._transaction([], [letter])
                 poison.append(letter)
         await self._transaction([], batch.dead)
-        return _merge_results(results), poison
+        return results, poison
 
-    async def _transaction(self, items: list[tuple[Message, T]], dead: list[DeadLetter]) -> Any:
+    async def _transaction(self, items: list[tuple[Message, T]], dead: list[DeadLetter]) -> list[R]:
         """One transaction; transient database errors are retried with backoff until it commits."""
-        delay = 0.1
-        while True:
-            try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    result = await self.handler.write(conn, items) if items else None
-                    await insert_dead_letters(conn, self.handler.name, dead)
-                    return result
-            except Exception as exc:
-                if not is_transient(exc) or self.stopping.is_set():
-                    raise
-                log.warning("database unavailable; retrying the batch",
-                            extra={"worker": self.handler.name, "error_type": type(exc).__name__,
-                                   "retry_in_s": round(delay, 2)})
-                await asyncio.sleep(delay * (0.5 + random.random() / 2))
-                delay = min(delay * 2, self.settings.db_retry_max_s)
+
+        async def attempt() -> list[R]:
+            async with self.pool.acquire() as conn, conn.transaction():
+                result = await self.handler.write(conn, items) if items else []
+                await insert_dead_letters(conn, self.handler.name, dead)
+                return result
+
+        return await retry_transient(attempt, stopping=self.stopping, max_delay_s=self.settings.db_retry_max_s,
+                                     worker=self.handler.name)
 
     async def _publish_dead_letters(self, dead: Sequence[DeadLetter]) -> None:
         if not dead:
@@ -341,30 +502,29 @@ class StreamWorker(Generic[T]):
                                                     headers=headers))
         await asyncio.gather(*futures)
 
-    async def _commit(self, messages: Sequence[Message]) -> None:
+    async def _commit(self, messages: Sequence[Message], owned: Callable[[Message], bool]) -> None:
+        """Commit the batch's offsets of the partitions this worker still owns."""
         offsets: dict[TopicPartition, int] = {}
         for m in messages:
-            tp = TopicPartition(m.topic, m.partition)
-            offsets[tp] = max(offsets.get(tp, 0), m.offset + 1)
+            if owned(m):
+                offsets[m.topic_partition] = max(offsets.get(m.topic_partition, 0), m.offset + 1)
+        if not offsets:
+            return
         try:
             await self.consumer.commit(offsets)
-        except CommitFailedError:
+        except (CommitFailedError, IllegalStateError) as exc:
             # The group rebalanced mid-batch: the new owner gets these messages again. Effects are
             # idempotent, so that costs time, not correctness.
             log.warning("offset commit refused after a rebalance; the batch will be redelivered",
-                        extra={"worker": self.handler.name})
+                        extra={"worker": self.handler.name, "error_type": type(exc).__name__})
 
 
-def _merge_results(results: list[Any]) -> Any:
-    """Results of per-event transactions, as one batch result (lists are concatenated)."""
-    if results and all(isinstance(r, list) for r in results):
-        return [x for r in results for x in r]
-    return results
+HandlerFactory = Callable[[Resources], AbstractAsyncContextManager[BatchHandler[Any, Any]]]
+"""Builds a service's handler from the worker's resources, and releases what it opened on exit."""
 
 
-async def run_worker(handler: BatchHandler[T], settings: WorkerSettings,
-                     on_start: Callable[[asyncpg.Pool, AIOKafkaProducer], Awaitable[None]] | None = None) -> int:
-    """Run a worker until SIGTERM/SIGINT; the batch in hand is finished and committed first.
+async def run_worker(settings: WorkerSettings, factory: HandlerFactory, *, name: str) -> int:
+    """Run a worker named `name` until SIGTERM/SIGINT; the batches in hand are finished and committed first.
 
     Exit codes: 0 stopped on a signal; 3 stopped by a dead-letter flood.
     """
@@ -376,22 +536,28 @@ async def run_worker(handler: BatchHandler[T], settings: WorkerSettings,
 
         start_http_server(settings.metrics_port, addr="127.0.0.1")
     pool = await create_pool(settings.database_url, max_size=4)
-    producer = durable_producer(settings.kafka_bootstrap, client_id=handler.name)
+    producer = durable_producer(settings.kafka_bootstrap, client_id=name)
     await producer.start()
-    worker = StreamWorker(handler, settings, pool=pool, producer=producer)
+    stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, worker.stopping.set)
+        loop.add_signal_handler(sig, stopping.set)
     try:
-        if on_start is not None:
-            await on_start(pool, producer)
-        await worker.run()
+        async with factory(Resources(pool, producer, stopping, settings.db_retry_max_s)) as handler:
+            worker = StreamWorker(handler, settings, pool=pool, producer=producer, stopping=stopping)
+            await worker.run()
         return 0
     except DeadLetterFlood as exc:
         log.error("stopping: dead-letter flood; fix the producer, then restart", extra={
-            "worker": handler.name, "error": str(exc)})
+            "worker": name, "error": str(exc)})
         return 3
     finally:
         with contextlib.suppress(KafkaError, Exception):
             await producer.stop()
         await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def just(handler: BatchHandler[T, R]) -> AsyncIterator[BatchHandler[T, R]]:
+    """A factory result for a handler that opens nothing of its own: `run_worker(s, lambda _: just(h), ...)`."""
+    yield handler

@@ -27,11 +27,11 @@ import contextlib
 import gc
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
 from llmops_billing.alerts import Alert, OutboxRelay, add_to_outbox, mark_published, send_alerts, unpriced_model_alert
 from llmops_billing.budgets import evaluate_touched
@@ -39,8 +39,8 @@ from llmops_billing.ledger import LedgerRow, UnpricedModel, ledger_row, write_ba
 from llmops_billing.price_store import CatalogueCache, base_catalogue, parse_instant
 from llmops_billing.prices import ModelPrice
 from llmops_billing.settings import BillingSettings
-from llmops_shared.contract import Interaction, decode_interaction
-from llmops_shared.worker import Message, is_transient
+from llmops_shared.contract import Interaction
+from llmops_shared.worker import InteractionHandler, Message, Resources, is_transient
 
 log = logging.getLogger("llmops_billing.worker")
 
@@ -59,19 +59,14 @@ def catalogue_cache(settings: BillingSettings) -> CatalogueCache:
                           refresh_s=settings.price_refresh_s)
 
 
-class UsageLedgerHandler:
+class UsageLedgerHandler(InteractionHandler[Alert]):
     """Prices interaction events into the usage ledger; see the module docstring."""
 
-    def __init__(self, settings: BillingSettings, *, pool: asyncpg.Pool | None = None,
-                 catalogues: CatalogueCache | None = None) -> None:
+    def __init__(self, settings: BillingSettings, *, catalogues: CatalogueCache | None = None) -> None:
         self.settings = settings
         self.name = settings.billing_group
         self.topics: Sequence[str] = (settings.billing_topic,)
         self.catalogues = catalogues or catalogue_cache(settings)
-        self.pool = pool  # for marking alerts published; set by `on_start` in a worker process
-
-    def decode(self, message: Message) -> Interaction:
-        return decode_interaction(message.value)
 
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[Alert]:
         catalogue = await self.catalogues.get(conn)
@@ -84,17 +79,15 @@ class UsageLedgerHandler:
         await add_to_outbox(conn, alerts)
         return alerts
 
-    async def publish(self, producer: AIOKafkaProducer, result: list[Alert] | None) -> None:
-        if not result:
+    async def publish(self, results: list[Alert], resources: Resources) -> None:
+        if not results:
             return
-        await send_alerts(producer, self.settings.billing_alerts_topic, result)
-        for alert in result:
+        await send_alerts(resources.producer, self.settings.billing_alerts_topic, results)
+        for alert in results:
             log.info("alert sent", extra={"rule": alert.rule, "tenant_id": alert.tenant_id,
                                           "alert_id": alert.alert_id, "fingerprint": alert.fingerprint})
-        if self.pool is None:
-            return
         try:
-            await mark_published(self.pool, result)
+            await mark_published(resources.pool, results)
         except Exception as exc:
             if not is_transient(exc):
                 raise
@@ -132,29 +125,26 @@ async def _unpriced_alerts(conn: asyncpg.Connection, models: Sequence[UnpricedMo
 async def run(settings: BillingSettings) -> int:
     from llmops_shared.worker import run_worker
 
-    handler = UsageLedgerHandler(settings)
-    relay_task: asyncio.Task[None] | None = None
-
-    async def on_start(pool: asyncpg.Pool, producer: AIOKafkaProducer) -> None:
-        nonlocal relay_task
-        handler.pool = pool
-        async with pool.acquire() as conn:
+    @asynccontextmanager
+    async def ledger(resources: Resources) -> AsyncIterator[UsageLedgerHandler]:
+        handler = UsageLedgerHandler(settings)
+        async with resources.pool.acquire() as conn:
             await handler.catalogues.reload(conn)
         # What exists now (modules, schemas, the price list) lives as long as the process: keep it out of
         # the cyclic collector's full passes, which otherwise cost more than pricing an event does.
         gc.freeze()
         gc.set_threshold(*settings.gc_thresholds)
-        relay = OutboxRelay(pool, producer, topic=settings.billing_alerts_topic,
+        relay = OutboxRelay(resources.pool, resources.producer, topic=settings.billing_alerts_topic,
                             interval_s=settings.outbox_relay_interval_s, min_age_s=settings.outbox_relay_min_age_s)
         relay_task = asyncio.create_task(relay.run(), name="billing-outbox-relay")
-
-    try:
-        return await run_worker(handler, settings, on_start=on_start)
-    finally:
-        if relay_task is not None:
+        try:
+            yield handler
+        finally:
             relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay_task
+
+    return await run_worker(settings, ledger, name=settings.billing_group)
 
 
 def main() -> None:

@@ -37,6 +37,8 @@ class EvaluatorSettings(WorkerSettings):
     # the cap busy while some judgments wait out a backoff, few enough that queued judgments do not eat
     # into their own deadline.
     judgments_per_slot: int = 2
+    # Two batches in flight: the next is judged while the one before finishes its slowest judgments.
+    batches_in_flight: int = 2
     # Judging a batch is slow network I/O; the group must not evict a worker that is busy judging.
     consumer_max_poll_interval_s: int = 1800
 

@@ -1,8 +1,8 @@
 """The evaluator's stream worker: interactions in, judge scores out. `python -m llmops_evaluator.worker`.
 
-It is the suite's `StreamWorker` (poll, decode, one transaction per batch, publish, commit offsets last)
-with one step added between decode and write, because judge calls are slow network I/O and must not
-hold a database transaction open. Per batch:
+A `BatchHandler` for the suite's `StreamWorker` (poll, decode, one transaction per batch, publish, commit
+offsets last) with a `prepare` step between decode and write, because judge calls are slow network I/O
+and must not hold a database transaction open. The evaluators come from `registry`. Per batch:
 
   1. decode (pure): a message that is not a valid interaction is dead-lettered, under the flood guard;
   2. judge, outside any transaction: for each event x evaluator that selects it (filters + deterministic
@@ -19,8 +19,10 @@ hold a database transaction open. Per batch:
      `ok` judgments;
   5. commit the offsets, last.
 
-Batches are pipelined two deep: the next batch is polled and judged while the one before finishes its
-slowest judgments, but it writes only after that one has committed its offsets (`EvaluatorWorker.run`).
+Batches are pipelined two deep (`batches_in_flight`): the next batch is polled and judged while the one
+before finishes its slowest judgments, but it writes only after that one has committed its offsets. The
+judge step is the shared worker's `prepare`; when a rebalance takes a partition away mid-batch, its
+judgments not yet started are skipped and its results dropped (the new owner judges them).
 
 A crash anywhere before 5 redelivers the batch: rows are upserted, stored `ok` rows are re-published
 with the same usage event ids (billing keys on them) rather than judged again, and a judgment not yet
@@ -37,26 +39,22 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
-import time
+import sys
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import asyncpg
-import orjson
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from prometheus_client import Counter, Gauge
-from pydantic import ValidationError
+from prometheus_client import Counter
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from llmops_evaluator.cache import JudgmentCache
-from llmops_evaluator.config import EvaluatorConfig, selects
-from llmops_evaluator.judge import EndpointCapabilities, JudgeClient, JudgeConfigError
 from llmops_evaluator.judging import (
     judge_dead_letter,
     review_reason,
@@ -65,26 +63,28 @@ from llmops_evaluator.judging import (
     unavailable,
     usage_id_for,
 )
-from llmops_evaluator.rubrics import Rubric, resolve_rubric
-from llmops_evaluator.scoring import Evaluation, Scorer
+from llmops_evaluator.registry import ActiveEvaluator, EvaluatorRegistry
+from llmops_evaluator.rubrics import Rubric
+from llmops_evaluator.scoring import Evaluation
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_evaluator.spend import SpendLedger
 from llmops_evaluator.store import ReviewEntry, enqueue_for_review, existing_results, result_row, upsert_results
 from llmops_shared.contract import Interaction, decode_interaction
 from llmops_shared.worker import (
-    Batch,
+    BatchHandler,
     DeadLetter,
-    DeadLetterFlood,
+    EventRef,
     Message,
+    Resources,
     StreamWorker,
-    is_transient,
+    retry_transient,
+    run_worker,
 )
 
 log = logging.getLogger("llmops_evaluator.worker")
 
 JUDGMENTS = Counter("llmops_evaluator_judgments_total", "Judgments by outcome (status, or cached/stored)",
                     ["outcome"])
-EVALUATORS = Gauge("llmops_evaluator_active_evaluators", "Enabled evaluators loaded by the worker")
 
 T = TypeVar("T")
 _REDIS_TRANSIENT = (RedisConnectionError, RedisTimeoutError)
@@ -106,145 +106,8 @@ class EventWork:
         return self.interaction.tenant_id
 
 
-@dataclass(eq=False)
-class JudgeSlot:
-    """One judge client and the gate of judgments in progress with it.
-
-    Shared by successive versions of an evaluator whose judge and cap did not change, so that a config
-    change (a sample rate, a rubric) never opens a second set of connections next to the first: the cap
-    holds across it. A slot no longer used by the loaded configs is closed once no batch judges with it.
-    """
-
-    client: JudgeClient
-    gate: asyncio.Semaphore
-    users: int = 0  # batches judging with it now
-    retired: bool = False  # no loaded config uses it any more
-
-
-@dataclass(eq=False)
-class ActiveEvaluator:
-    config: EvaluatorConfig
-    rubrics: list[Rubric]
-    scorer: Scorer | None  # None: the judge cannot be set up (`problem` says why)
-    problem: str | None
-    slot: JudgeSlot | None
-
-
-SlotKey = tuple[str, str, int]  # evaluator id, judge spec (JSON), cap
-
-
-class EvaluatorRegistry:
-    """The enabled evaluators, each with its judge client and scorer; re-read from Postgres periodically.
-
-    A config that no longer validates is logged and the version loaded before it kept. A judge whose key
-    variable is not set yields explicit `judge_unavailable` error results for what that evaluator selects.
-    A new version of an evaluator applies from the next batch; a batch already judging finishes with the
-    version it started with (`acquire` / `release`). If the new version changes the judge or its cap, the
-    old client's last calls may overlap the new one's for the rest of that batch.
-    """
-
-    def __init__(self, settings: EvaluatorSettings, *, cache: JudgmentCache | None, ledger: SpendLedger | None,
-                 environ: Mapping[str, str] | None = None, clock: Any = time.monotonic) -> None:
-        self.settings = settings
-        self.cache = cache
-        self.ledger = ledger
-        self.environ = environ
-        self.capabilities = EndpointCapabilities()
-        self._clock = clock
-        self._by_id: dict[str, ActiveEvaluator] = {}
-        self._by_tenant: dict[str, list[ActiveEvaluator]] = {}
-        self._slots: dict[SlotKey, JudgeSlot] = {}
-        self._loaded_at: float | None = None
-
-    def __len__(self) -> int:
-        return len(self._by_id)
-
-    def get(self, evaluator_id: str) -> ActiveEvaluator | None:
-        return self._by_id.get(evaluator_id)
-
-    def selecting(self, interaction: Interaction) -> list[ActiveEvaluator]:
-        return [a for a in self._by_tenant.get(interaction.tenant_id, ()) if selects(a.config, interaction)]
-
-    async def refresh(self, pool: asyncpg.Pool | asyncpg.Connection, *, force: bool = False) -> None:
-        now = self._clock()
-        if not force and self._loaded_at is not None and now - self._loaded_at < self.settings.evaluators_refresh_s:
-            return
-        rows = await pool.fetch("SELECT evaluator_id, config FROM evaluators WHERE enabled ORDER BY evaluator_id")
-        fresh: dict[str, ActiveEvaluator] = {}
-        for row in rows:
-            evaluator_id = row["evaluator_id"]
-            try:
-                raw = row["config"]
-                config = EvaluatorConfig.model_validate(orjson.loads(raw) if isinstance(raw, str | bytes) else raw)
-            except (ValidationError, ValueError) as exc:
-                log.error("an evaluator's config does not validate; keeping the version loaded before, if any",
-                          extra={"evaluator_id": evaluator_id, "error": str(exc)[:500]})
-                if evaluator_id in self._by_id:
-                    fresh[evaluator_id] = self._by_id[evaluator_id]
-                continue
-            current = self._by_id.get(config.id)
-            fresh[config.id] = current if current is not None and current.config == config else self._build(config)
-        self._by_id = fresh
-        by_tenant: dict[str, list[ActiveEvaluator]] = defaultdict(list)
-        for active in fresh.values():
-            by_tenant[active.config.tenant_id].append(active)
-        self._by_tenant = dict(by_tenant)
-        in_use = {_slot_key(a.config) for a in fresh.values() if a.slot is not None}
-        for key, slot in list(self._slots.items()):
-            if key not in in_use:
-                del self._slots[key]
-                slot.retired = True
-                if slot.users == 0:
-                    await slot.client.close()
-        self._loaded_at = now
-        EVALUATORS.set(len(fresh))
-
-    def _build(self, config: EvaluatorConfig) -> ActiveEvaluator:
-        rubrics = [resolve_rubric(ref, config.custom_rubrics) for ref in config.rubrics]
-        key = _slot_key(config)
-        slot = self._slots.get(key)
-        if slot is None:
-            try:
-                client = JudgeClient.from_spec(config.judge, max_concurrency=config.max_concurrency,
-                                               policy=self.settings.retry_policy(), environ=self.environ,
-                                               capabilities=self.capabilities)
-            except JudgeConfigError as exc:
-                log.error("an evaluator's judge cannot be set up; its judgments will be errors",
-                          extra={"evaluator_id": config.id, "error": str(exc)})
-                return ActiveEvaluator(config, rubrics, None, str(exc), None)
-            in_progress = config.max_concurrency * max(1, self.settings.judgments_per_slot)
-            slot = JudgeSlot(client, asyncio.Semaphore(in_progress))
-            self._slots[key] = slot
-        scorer = Scorer(config=config, judge=slot.client, cache=self.cache, ledger=self.ledger)
-        log.info("evaluator loaded", extra={"evaluator_id": config.id, "tenant_id": config.tenant_id,
-                                            "rubrics": list(config.rubrics), "sample_rate": config.sample_rate})
-        return ActiveEvaluator(config, rubrics, scorer, None, slot)
-
-    def acquire(self, actives: Iterable[ActiveEvaluator]) -> list[JudgeSlot]:
-        """Mark the judge slots of `actives` in use by a batch (a refresh does not close them meanwhile)."""
-        slots = list({id(a.slot): a.slot for a in actives if a.slot is not None}.values())
-        for slot in slots:
-            slot.users += 1
-        return slots
-
-    async def release(self, slots: Iterable[JudgeSlot]) -> None:
-        for slot in slots:
-            slot.users -= 1
-            if slot.retired and slot.users == 0:
-                await slot.client.close()
-
-    async def close(self) -> None:
-        for slot in self._slots.values():
-            await slot.client.close()
-        self._slots, self._by_id, self._by_tenant = {}, {}, {}
-
-
-def _slot_key(config: EvaluatorConfig) -> SlotKey:
-    return config.id, config.judge.model_dump_json(), config.max_concurrency
-
-
-class EvaluatorHandler:
-    """The worker's steps: `decode` (pure), `judge` (no transaction), `write` (in it), `publish` (after it)."""
+class EvaluatorHandler(BatchHandler[EventWork, Evaluation]):
+    """The worker's steps: `decode` (pure), `prepare` = `judge` (no transaction), `write` (in it), `publish`."""
 
     def __init__(self, settings: EvaluatorSettings, registry: EvaluatorRegistry, cache: JudgmentCache | None) -> None:
         self.settings = settings
@@ -256,9 +119,19 @@ class EvaluatorHandler:
     def decode(self, message: Message) -> EventWork:
         return EventWork(decode_interaction(message.value))
 
+    def identify(self, item: EventWork) -> EventRef:
+        return EventRef(str(item.event_id), item.tenant_id)
+
+    async def prepare(self, items: list[tuple[Message, EventWork]], resources: Resources
+                      ) -> tuple[list[tuple[Message, EventWork]], list[DeadLetter]]:
+        return await self.judge(resources.pool, items, stopping=resources.stopping, owned=resources.owned)
+
     async def judge(self, pool: asyncpg.Pool, items: list[tuple[Message, EventWork]], *,
-                    stopping: asyncio.Event | None = None) -> tuple[list[tuple[Message, EventWork]], list[DeadLetter]]:
-        """Every judgment the batch asks for, and a dead letter for each message with a failed one."""
+                    stopping: asyncio.Event | None = None, owned: Callable[[Message], bool] = lambda _m: True,
+                    ) -> tuple[list[tuple[Message, EventWork]], list[DeadLetter]]:
+        """Every judgment the batch asks for, and a dead letter for each message with a failed one.
+
+        A message that stops being `owned` (its partition was revoked) gets no further judge calls."""
         await self._retrying(lambda: self.registry.refresh(pool), stopping)
         first_of: dict[Any, int] = {}  # an event delivered twice in one batch is judged once, for its first copy
         for index, (_, work) in enumerate(items):
@@ -271,18 +144,22 @@ class EvaluatorHandler:
             return items, []
         slots = self.registry.acquire(active for _, active, _ in plan)
         try:
-            return await self._judge_plan(pool, items, plan, stopping)
+            return await self._judge_plan(pool, items, plan, stopping, owned)
         finally:
             await self.registry.release(slots)
 
     async def _judge_plan(self, pool: asyncpg.Pool, items: list[tuple[Message, EventWork]],
                           plan: list[tuple[int, ActiveEvaluator, Rubric]], stopping: asyncio.Event | None,
+                          owned: Callable[[Message], bool],
                           ) -> tuple[list[tuple[Message, EventWork]], list[DeadLetter]]:
         event_ids = sorted({items[index][1].event_id for index, _, _ in plan})
         existing = await self._retrying(lambda: existing_results(pool, event_ids), stopping)
 
-        async def one(index: int, active: ActiveEvaluator, rubric: Rubric) -> Evaluation:
-            interaction = items[index][1].interaction
+        async def one(index: int, active: ActiveEvaluator, rubric: Rubric) -> Evaluation | None:
+            message, work = items[index]
+            if not owned(message):
+                return None  # revoked: the partition's new owner judges it
+            interaction = work.interaction
             previous = existing.get((interaction.event_id, active.config.id, rubric.name, rubric.version))
             if previous is not None and previous["status"] == "ok":
                 evaluation = stored_evaluation(interaction, active.config, rubric, previous)
@@ -291,6 +168,8 @@ class EvaluatorHandler:
             else:
                 usage_id = usage_id_for(interaction.event_id, active.config.id, rubric, previous)
                 async with active.slot.gate:
+                    if not owned(message):
+                        return None
                     evaluation = await active.scorer.evaluate_rubric(interaction, rubric, usage_id=usage_id)
             outcome = ("stored" if evaluation.stored else "cached" if evaluation.result.from_cache
                        else evaluation.result.status.value)
@@ -300,7 +179,8 @@ class EvaluatorHandler:
         evaluations = await self._all(plan, one, stopping)
         by_index: dict[int, list[Evaluation]] = defaultdict(list)
         for (index, _, _), evaluation in zip(plan, evaluations, strict=True):
-            by_index[index].append(evaluation)
+            if evaluation is not None:
+                by_index[index].append(evaluation)
         judged = [(message, replace(work, evaluations=tuple(by_index.get(index, ()))))
                   for index, (message, work) in enumerate(items)]
         dead = [letter for message, work in judged
@@ -309,20 +189,11 @@ class EvaluatorHandler:
 
     async def _retrying(self, step: Callable[[], Awaitable[T]], stopping: asyncio.Event | None) -> T:
         """A read outside the transaction, retried while the database is unavailable (as the write is)."""
-        delay = 0.1
-        while True:
-            try:
-                return await step()
-            except Exception as exc:
-                if not is_transient(exc) or (stopping is not None and stopping.is_set()):
-                    raise
-                log.warning("database unavailable while judging; retrying",
-                            extra={"worker": self.name, "error_type": type(exc).__name__})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.db_retry_max_s)
+        return await retry_transient(step, stopping=stopping, max_delay_s=self.settings.db_retry_max_s,
+                                     what="a read while judging", worker=self.name)
 
     async def _all(self, plan: list[tuple[int, ActiveEvaluator, Rubric]], one: Any,
-                   stopping: asyncio.Event | None) -> list[Evaluation]:
+                   stopping: asyncio.Event | None) -> list[Evaluation | None]:
         """Run `one` for the whole plan; while Redis is unreachable, wait and start again (nothing is stored)."""
         delay = 0.2
         while True:
@@ -353,12 +224,13 @@ class EvaluatorHandler:
         await enqueue_for_review(conn, entries)
         return evaluations
 
-    async def publish(self, producer: AIOKafkaProducer, result: list[Evaluation] | None) -> None:
+    async def publish(self, results: list[Evaluation], resources: Resources) -> None:
         """After the commit: usage events and scores out (acks awaited), then new judgments cached."""
-        if not result:
+        if not results:
             return
+        producer = resources.producer
         futures = []
-        for e in result:
+        for e in results:
             if e.usage_event is not None:
                 futures.append(await producer.send(self.settings.usage_topic, e.usage_event.to_json(),
                                                    key=e.usage_event.trace_id.encode()))
@@ -366,90 +238,48 @@ class EvaluatorHandler:
                                                key=str(e.interaction.event_id).encode()))
         await asyncio.gather(*futures)
         if self.cache is not None:
-            await self.cache.put_many([(e.interaction.tenant_id, e.cache_key, e.result) for e in result
+            await self.cache.put_many([(e.interaction.tenant_id, e.cache_key, e.result) for e in results
                                        if e.cache_key is not None and not e.stored])
 
 
-class EvaluatorWorker(StreamWorker[EventWork]):
-    """`StreamWorker` with the judge step between decode and write (see the module docstring)."""
-
-    def __init__(self, handler: EvaluatorHandler, settings: EvaluatorSettings, *, pool: asyncpg.Pool,
-                 producer: AIOKafkaProducer, consumer: AIOKafkaConsumer | None = None) -> None:
-        super().__init__(handler, settings, pool=pool, producer=producer, consumer=consumer)
-        self.evaluator = handler
-
-    async def run(self) -> None:
-        """Poll and process batches until stopped, judging the next batch while the last one finishes.
-
-        At most two batches are in flight: batch N+1 is polled and judged while batch N finishes its
-        slowest judgments, then writes, publishes and commits; N+1 writes only after N has committed its
-        offsets, so offsets are still committed in order and only for work that is stored. This keeps the
-        judge's cap busy across batch boundaries instead of idling through each batch's tail.
-        """
-        await self.consumer.start()
-        log.info("worker started", extra={"worker": self.handler.name, "topics": list(self.handler.topics)})
-        in_flight: asyncio.Task[None] | None = None
-        try:
-            while not self.stopping.is_set():
-                records = await self._poll()
-                if not records:
-                    if in_flight is not None:  # idle: let the batch in hand finish, and surface its failure
-                        task, in_flight = in_flight, None
-                        await task
-                    continue
-                batch = asyncio.create_task(self._checkpoint([Message.from_record(r) for r in records],
-                                                             after=in_flight))
-                if in_flight is not None:
-                    task, in_flight = in_flight, batch
-                    await task
-                else:
-                    in_flight = batch
-            if in_flight is not None:
-                task, in_flight = in_flight, None
-                await task
-        finally:
-            if in_flight is not None and not in_flight.done():
-                in_flight.cancel()
-                with contextlib.suppress(BaseException):
-                    await in_flight
-            with contextlib.suppress(Exception):
-                await self.consumer.stop()
-            log.info("worker stopped", extra={"worker": self.handler.name})
-
-    async def process(self, messages: Sequence[Message]) -> None:
-        """One checkpoint on its own: decode, judge, write, publish, commit offsets."""
-        await self._checkpoint(messages, after=None)
-
-    async def _checkpoint(self, messages: Sequence[Message], *, after: asyncio.Task[None] | None) -> None:
-        """Decode, judge; once `after` (the batch before) has committed: write, publish, commit offsets."""
-        started = asyncio.get_running_loop().time()
-        decoded = self.decode(messages)
-        judged, failed = await self.evaluator.judge(self.pool, decoded.items, stopping=self.stopping)
-        if after is not None:
-            await after  # its failure is this batch's too: nothing of it is written
-        await self.complete(messages, Batch(items=judged, dead=decoded.dead + failed), started=started)
+@asynccontextmanager
+async def evaluator_handler(settings: EvaluatorSettings, *, environ: Mapping[str, str] | None = None
+                            ) -> AsyncIterator[EvaluatorHandler]:
+    """The handler with what it holds open (Redis, the judge clients), closed on exit."""
+    # A blocking pool: more concurrent judgments than connections wait for one instead of failing.
+    redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=64, timeout=30, socket_timeout=5, socket_connect_timeout=5))
+    cache = JudgmentCache(redis, ttl_s=settings.judgment_cache_ttl_s)
+    registry = EvaluatorRegistry(settings, cache=cache, ledger=SpendLedger(redis), environ=environ)
+    try:
+        yield EvaluatorHandler(settings, registry, cache)
+    finally:
+        await registry.close()
+        await redis.aclose()
 
 
 @dataclass
 class Runtime:
-    """What a running worker holds; `open_runtime` builds it, `close` releases it."""
+    """A worker running in this process with its own pool and producer (tests and benchmarks)."""
 
     settings: EvaluatorSettings
     pool: asyncpg.Pool
-    redis: aioredis.Redis
     producer: AIOKafkaProducer
-    registry: EvaluatorRegistry
     handler: EvaluatorHandler
-    worker: EvaluatorWorker = field(init=False)
+    exit_stack: contextlib.AsyncExitStack
+    worker: StreamWorker[EventWork, Evaluation] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.worker = EvaluatorWorker(self.handler, self.settings, pool=self.pool, producer=self.producer)
+        self.worker = StreamWorker(self.handler, self.settings, pool=self.pool, producer=self.producer)
+
+    @property
+    def registry(self) -> EvaluatorRegistry:
+        return self.handler.registry
 
     async def close(self) -> None:
-        await self.registry.close()
+        await self.exit_stack.aclose()
         with contextlib.suppress(KafkaError, Exception):
             await self.producer.stop()
-        await self.redis.aclose()
         await self.pool.close()
 
 
@@ -458,40 +288,26 @@ async def open_runtime(settings: EvaluatorSettings, *, environ: Mapping[str, str
     from llmops_shared.kafka import durable_producer
 
     pool = await create_pool(settings.database_url, max_size=4)
-    # A blocking pool: more concurrent judgments than connections wait for one instead of failing.
-    redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=64, timeout=30, socket_timeout=5, socket_connect_timeout=5))
-    cache = JudgmentCache(redis, ttl_s=settings.judgment_cache_ttl_s)
-    registry = EvaluatorRegistry(settings, cache=cache, ledger=SpendLedger(redis), environ=environ)
-    handler = EvaluatorHandler(settings, registry, cache)
     producer = durable_producer(settings.kafka_bootstrap, client_id=settings.evaluator_group)
     await producer.start()
-    return Runtime(settings, pool, redis, producer, registry, handler)
+    stack = contextlib.AsyncExitStack()
+    handler = await stack.enter_async_context(evaluator_handler(settings, environ=environ))
+    return Runtime(settings, pool, producer, handler, stack)
 
 
 async def run(settings: EvaluatorSettings) -> int:
-    """Run until SIGTERM/SIGINT (the batch in hand is finished first). Exit codes: 0, or 3 on a flood."""
-    if settings.metrics_port:
-        from prometheus_client import start_http_server
+    """Run until SIGTERM/SIGINT (the batches in hand are finished first). Exit codes: 0, or 3 on a flood."""
 
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
-    runtime = await open_runtime(settings)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, runtime.worker.stopping.set)
-    try:
-        await runtime.registry.refresh(runtime.pool, force=True)
-        log.info("evaluator worker starting", extra={"topic": settings.evaluator_source_topic,
-                                                     "group": settings.evaluator_group,
-                                                     "evaluators": len(runtime.registry), "pid": os.getpid()})
-        await runtime.worker.run()
-        return 0
-    except DeadLetterFlood as exc:
-        log.error("stopping: dead-letter flood; fix the producer, then restart",
-                  extra={"worker": settings.evaluator_group, "error": str(exc)})
-        return 3
-    finally:
-        await runtime.close()
+    @asynccontextmanager
+    async def handler(resources: Resources) -> AsyncIterator[EvaluatorHandler]:
+        async with evaluator_handler(settings) as evaluator:
+            await evaluator.registry.refresh(resources.pool, force=True)
+            log.info("evaluator worker starting", extra={
+                "topic": settings.evaluator_source_topic, "group": settings.evaluator_group,
+                "evaluators": len(evaluator.registry), "pid": os.getpid()})
+            yield evaluator
+
+    return await run_worker(settings, handler, name=settings.evaluator_group)
 
 
 def main() -> None:
@@ -499,7 +315,7 @@ def main() -> None:
 
     settings = EvaluatorSettings()
     configure_logging("evaluator-worker", settings.log_level)
-    raise SystemExit(asyncio.run(run(settings)))
+    sys.exit(asyncio.run(run(settings)))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Histogram
 
 from llmops_guardrails import screening
@@ -41,8 +40,8 @@ from llmops_guardrails.engine import InteractionScan, PolicyEngine
 from llmops_guardrails.policies_service import PolicyStore
 from llmops_guardrails.policy import Policy, default_policy
 from llmops_guardrails.settings import GuardrailsSettings
-from llmops_shared.contract import Interaction, decode_interaction
-from llmops_shared.worker import Message
+from llmops_shared.contract import Interaction
+from llmops_shared.worker import InteractionHandler, Message, Resources
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +70,8 @@ class ScannedEvent:
     policy_version: str
 
 
-class GuardrailsWorker:
-    """`BatchHandler[Interaction]` of the guardrails service."""
+class GuardrailsWorker(InteractionHandler[Outgoing]):
+    """The guardrails service's handler: scan and store in `write`, send clean events and alerts in `publish`."""
 
     def __init__(self, settings: GuardrailsSettings, *, engine: PolicyEngine, policies: PolicyStore | None = None
                  ) -> None:
@@ -81,9 +80,6 @@ class GuardrailsWorker:
         self.topics: tuple[str, ...] = (settings.raw_topic,)
         self.engine = engine
         self.policies = policies or PolicyStore(settings.policy_cache_ttl_s)
-
-    def decode(self, message: Message) -> Interaction:
-        return decode_interaction(message.value)
 
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[Outgoing]:
         events = list({event.event_id: event for _, event in items}.values())  # an event sent twice: once
@@ -123,10 +119,11 @@ class GuardrailsWorker:
         own = scans[:len(events)]
         return [ScannedEvent(e, s, p, v) for e, s, p, v in zip(events, own, probe_scans, versions, strict=True)]
 
-    async def publish(self, producer: AIOKafkaProducer, result: list[Outgoing] | None) -> None:
-        if not result:
+    async def publish(self, results: list[Outgoing], resources: Resources) -> None:
+        if not results:
             return
-        futures = [await producer.send(o.topic, o.value, key=o.key) for o in result]
+        producer = resources.producer
+        futures = [await producer.send(o.topic, o.value, key=o.key) for o in results]
         await asyncio.gather(*futures)
 
 
@@ -150,13 +147,14 @@ async def insert_findings(conn: asyncpg.Connection, rows: Sequence[screening.Fin
 
 async def main() -> int:
     from llmops_guardrails.logs import configure_service_logging
-    from llmops_shared.worker import run_worker
+    from llmops_shared.worker import just, run_worker
 
     settings = GuardrailsSettings()
     configure_service_logging("guardrails-worker", settings.log_level)
     engine = PolicyEngine(settings)
     await asyncio.to_thread(engine.warm_up, default_policy())  # the model loads before the first batch
-    return await run_worker(GuardrailsWorker(settings, engine=engine), settings)
+    handler = GuardrailsWorker(settings, engine=engine)
+    return await run_worker(settings, lambda _resources: just(handler), name=handler.name)
 
 
 if __name__ == "__main__":

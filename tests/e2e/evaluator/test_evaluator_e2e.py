@@ -85,7 +85,7 @@ async def billing_worker(stack: CommonSettings, pool: asyncpg.Pool) -> AsyncIter
     await start_group_at_end(stack.kafka_bootstrap, INTERACTIONS_RAW, settings.billing_group)
     producer = durable_producer(stack.kafka_bootstrap, client_id="test-billing")
     await producer.start()
-    worker: StreamWorker[Any] = StreamWorker(UsageLedgerHandler(settings, pool=pool), settings, pool=pool,
+    worker: StreamWorker[Any, Any] = StreamWorker(UsageLedgerHandler(settings), settings, pool=pool,
                                              producer=producer)
     task = asyncio.create_task(worker.run())
     try:

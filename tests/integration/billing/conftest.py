@@ -25,7 +25,7 @@ from llmops_shared.worker import StreamWorker
 class RunningWorker:
     settings: BillingSettings
     handler: UsageLedgerHandler
-    worker: StreamWorker[Any]
+    worker: StreamWorker[Any, Any]
     task: asyncio.Task[None]
     producer: AIOKafkaProducer
 
@@ -53,8 +53,8 @@ async def billing_worker(stack: CommonSettings, pg_pool: asyncpg.Pool) -> AsyncI
                                outbox_relay_min_age_s=0.0)
     producer = durable_producer(stack.kafka_bootstrap, client_id="billing-test")
     await producer.start()
-    handler = UsageLedgerHandler(settings, pool=pg_pool)
-    worker: StreamWorker[Any] = StreamWorker(handler, settings, pool=pg_pool, producer=producer)
+    handler = UsageLedgerHandler(settings)
+    worker: StreamWorker[Any, Any] = StreamWorker(handler, settings, pool=pg_pool, producer=producer)
     task = asyncio.create_task(worker.run())
     running = RunningWorker(settings, handler, worker, task, producer)
     try:

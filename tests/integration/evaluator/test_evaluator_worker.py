@@ -13,7 +13,8 @@ import pytest
 
 from llmops_evaluator.config import JUDGE_TAG
 from llmops_evaluator.judging import JUDGE_ERROR
-from llmops_evaluator.worker import EvaluatorHandler, EvaluatorRegistry, open_runtime
+from llmops_evaluator.registry import EvaluatorRegistry
+from llmops_evaluator.worker import EvaluatorHandler, open_runtime
 from llmops_shared import deadletters
 from llmops_shared.fake_openai import FakeLLMServer
 from llmops_shared.settings import CommonSettings
@@ -241,7 +242,7 @@ async def test_a_crash_between_publishing_and_the_offset_commit_republishes_the_
 
     runtime = await open_runtime(settings, environ=JUDGE_ENV)
 
-    async def crash(messages: object) -> None:
+    async def crash(*_args: object) -> None:
         raise RuntimeError("killed after publishing, before committing the offsets")
 
     runtime.worker._commit = crash  # type: ignore[method-assign]

@@ -57,7 +57,7 @@ class Pipeline:
     settings: GuardrailsSettings
     handler: GuardrailsWorker
     producer: AIOKafkaProducer
-    workers: list[StreamWorker[Any]]
+    workers: list[StreamWorker[Any, Any]]
     tasks: list[asyncio.Task[None]]
 
     async def send(self, *events: dict[str, Any] | bytes, key: bytes | None = None) -> None:
@@ -100,7 +100,7 @@ async def guardrails_pipeline(stack: CommonSettings, pg_pool: asyncpg.Pool, redi
                                          redis_retry_max_s=0.2)
     async with httpx.AsyncClient(timeout=5) as http:
         notifier = Notifier(notifier_settings, redis=redis_client, http=http, pool=pg_pool)
-        workers: list[StreamWorker[Any]] = [
+        workers: list[StreamWorker[Any, Any]] = [
             StreamWorker(handler, settings, pool=pg_pool, producer=producer),
             StreamWorker(notifier, notifier_settings, pool=pg_pool, producer=producer),
         ]

@@ -8,28 +8,24 @@ import uuid
 import asyncpg
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from llmops_shared.contract import Interaction, decode_interaction
+from llmops_shared.contract import Interaction
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import DEAD_LETTERS, TopicSpec
-from llmops_shared.worker import Message, StreamWorker, WorkerSettings
+from llmops_shared.worker import InteractionHandler, Message, Resources, StreamWorker, WorkerSettings
 from tests.support.events import collect, end_offsets, make_event
 
 pytestmark = pytest.mark.integration
 
 
-class RowWriter:
+class RowWriter(InteractionHandler[str]):
     """A minimal handler: one row per event, idempotent; an event tagged 'explode' crashes the write."""
 
     def __init__(self, topic: str) -> None:
         self.name = f"test-worker-{uuid.uuid4().hex[:6]}"
         self.topics = (topic,)
         self.published: list[int] = []
-
-    def decode(self, message: Message) -> Interaction:
-        return decode_interaction(message.value)
 
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[str]:
         if any("explode" in e.tags for _, e in items):
@@ -40,8 +36,8 @@ class RowWriter:
             [e.event_id for _, e in items])
         return [str(r["event_id"]) for r in rows]
 
-    async def publish(self, producer: AIOKafkaProducer, result: list[str]) -> None:
-        self.published.append(len(result or []))
+    async def publish(self, results: list[str], resources: Resources) -> None:
+        self.published.append(len(results))
 
 
 async def test_poison_goes_to_the_dead_letter_topic_and_table_and_the_worker_keeps_going(

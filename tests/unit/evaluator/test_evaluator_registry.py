@@ -7,8 +7,9 @@ from typing import Any
 import orjson
 import pytest
 
+from llmops_evaluator.registry import EvaluatorRegistry
 from llmops_evaluator.settings import EvaluatorSettings
-from llmops_evaluator.worker import EvaluatorHandler, EvaluatorRegistry, EventWork
+from llmops_evaluator.worker import EvaluatorHandler, EventWork
 from llmops_shared.contract import BadEvent, Interaction
 from llmops_shared.worker import Message
 from tests.support.events import make_event

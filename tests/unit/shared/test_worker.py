@@ -2,16 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from llmops_shared.contract import BadEvent, decode_interaction
-from llmops_shared.worker import DeadLetterFlood, FloodGuard, Message, decode_batch
+from llmops_shared.contract import BadEvent
+from llmops_shared.worker import DeadLetterFlood, FloodGuard, InteractionHandler, Message, decode_batch
 
 
-class Decoder:
+class Decoder(InteractionHandler[None]):
     name = "test"
     topics = ("t",)
 
-    def decode(self, message: Message):  # type: ignore[no-untyped-def]
-        return decode_interaction(message.value)
+    async def write(self, conn: object, items: object) -> list[None]:  # type: ignore[override]
+        return []
 
 
 def msg(offset: int, value: bytes | None) -> Message:

@@ -4,31 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-import asyncpg
 import httpx
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaProducer
 
 from llmops_guardrails.notifier.service import Notifier, NotifierSettings
 from llmops_shared.logging import configure_logging
-from llmops_shared.worker import run_worker
+from llmops_shared.worker import Resources, run_worker
 
 
 async def main() -> int:
     settings = NotifierSettings()
     configure_logging("notifier", settings.log_level)
-    redis = aioredis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-    async with httpx.AsyncClient(timeout=settings.notify_timeout_s) as http:
-        notifier = Notifier(settings, redis=redis, http=http)
 
-        async def attach(pool: asyncpg.Pool, _producer: AIOKafkaProducer) -> None:
-            notifier.pool = pool
-
+    @asynccontextmanager
+    async def notifier(resources: Resources) -> AsyncIterator[Notifier]:
+        redis = aioredis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         try:
-            return await run_worker(notifier, settings, on_start=attach)
+            async with httpx.AsyncClient(timeout=settings.notify_timeout_s) as http:
+                yield Notifier(settings, redis=redis, http=http, pool=resources.pool, stopping=resources.stopping)
         finally:
             await redis.aclose()
+
+    return await run_worker(settings, notifier, name=settings.notifier_group)
 
 
 if __name__ == "__main__":

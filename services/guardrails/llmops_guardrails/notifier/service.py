@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
@@ -27,7 +26,7 @@ from llmops_guardrails.notifier.delivery import Result, RetryPolicy, send
 from llmops_shared.alerts import AlertMessage
 from llmops_shared.contract import BadEvent
 from llmops_shared.topics import GUARDRAILS_ALERTS
-from llmops_shared.worker import Message, WorkerSettings
+from llmops_shared.worker import BatchHandler, EventRef, Message, Resources, WorkerSettings
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -45,11 +44,11 @@ class NotifierSettings(WorkerSettings):
     redis_retry_max_s: float = 5.0
 
 
-class Notifier:
-    """A `BatchHandler` for `guardrails.alerts`."""
+class Notifier(BatchHandler[AlertMessage, AlertMessage]):
+    """The notifier's handler for `guardrails.alerts`: nothing to store first; delivery in `publish`."""
 
     def __init__(self, settings: NotifierSettings, *, redis: aioredis.Redis, http: httpx.AsyncClient,
-                 pool: asyncpg.Pool | None = None) -> None:
+                 pool: asyncpg.Pool, stopping: asyncio.Event | None = None) -> None:
         self.name = settings.notifier_group
         self.topics: tuple[str, ...] = (settings.alerts_topic,)
         self.settings = settings
@@ -58,7 +57,7 @@ class Notifier:
         self.pool = pool
         self.policy = RetryPolicy(settings.notify_max_attempts, settings.notify_backoff_base_s,
                                   settings.notify_backoff_max_s)
-        self.stopping = asyncio.Event()
+        self.stopping = stopping or asyncio.Event()
 
     def decode(self, message: Message) -> AlertMessage:
         if not message.value:
@@ -68,16 +67,18 @@ class Notifier:
         except ValidationError as exc:
             raise BadEvent("schema_violation", str(exc)[:1000]) from exc
 
+    def identify(self, item: AlertMessage) -> EventRef:
+        return EventRef(None, item.tenant_id)
+
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, AlertMessage]]) -> list[AlertMessage]:
         return [alert for _, alert in items]  # nothing to store before delivery
 
-    async def publish(self, producer: AIOKafkaProducer, alerts: list[AlertMessage] | None) -> None:
-        if alerts:
-            await self.deliver_all(alerts)
+    async def publish(self, results: list[AlertMessage], resources: Resources) -> None:
+        if results:
+            await self.deliver_all(results)
 
     # -- delivery ----------------------------------------------------------------------------------
     async def deliver_all(self, alerts: Sequence[AlertMessage]) -> None:
-        assert self.pool is not None, "Notifier.pool is set before the first batch"
         channels = await load_channels(self.pool, {a.tenant_id for a in alerts})
         for alert in alerts:
             targets = [c for c in channels.get(alert.tenant_id, []) if wants(c, alert)]
@@ -85,7 +86,6 @@ class Notifier:
 
     async def deliver_one(self, channel: Channel, alert: AlertMessage) -> str:
         """Returns the outcome: delivered, suppressed, failed or duplicate."""
-        assert self.pool is not None
         if await self.pool.fetchval(
                 """SELECT 1 FROM notification_deliveries
                    WHERE message_id = $1 AND channel_id = $2 AND status = 'delivered'""",
@@ -115,7 +115,6 @@ class Notifier:
         return status
 
     async def _record(self, channel: Channel, alert: AlertMessage, status: str, result: Result) -> None:
-        assert self.pool is not None
         await self.pool.execute(
             """INSERT INTO notification_deliveries
                  (message_id, alert_id, fingerprint, channel_id, tenant_id, action, status, attempts,

@@ -1,0 +1,171 @@
+"""The evaluators a worker judges with: each enabled config with its judge client, scorer and gate.
+
+Re-read from Postgres every `evaluators_refresh_s` (between batches). A config that no longer validates
+is logged and the version loaded before it kept; a judge that cannot be set up yields explicit
+`judge_unavailable` error results for what that evaluator selects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+from prometheus_client import Gauge
+from pydantic import ValidationError
+
+from llmops_evaluator.cache import JudgmentCache
+from llmops_evaluator.config import EvaluatorConfig, selects
+from llmops_evaluator.judge import EndpointCapabilities, JudgeClient, JudgeConfigError
+from llmops_evaluator.rubrics import Rubric, resolve_rubric
+from llmops_evaluator.scoring import Scorer
+from llmops_evaluator.settings import EvaluatorSettings
+from llmops_evaluator.spend import SpendLedger
+from llmops_shared.contract import Interaction
+
+log = logging.getLogger("llmops_evaluator.registry")
+
+EVALUATORS = Gauge("llmops_evaluator_active_evaluators", "Enabled evaluators loaded by the worker")
+
+
+@dataclass(eq=False)
+class JudgeSlot:
+    """One judge client and the gate of judgments in progress with it.
+
+    Shared by successive versions of an evaluator whose judge and cap did not change, so that a config
+    change (a sample rate, a rubric) never opens a second set of connections next to the first: the cap
+    holds across it. A slot no longer used by the loaded configs is closed once no batch judges with it.
+    """
+
+    client: JudgeClient
+    gate: asyncio.Semaphore
+    users: int = 0  # batches judging with it now
+    retired: bool = False  # no loaded config uses it any more
+
+
+@dataclass(eq=False)
+class ActiveEvaluator:
+    config: EvaluatorConfig
+    rubrics: list[Rubric]
+    scorer: Scorer | None  # None: the judge cannot be set up (`problem` says why)
+    problem: str | None
+    slot: JudgeSlot | None
+
+
+SlotKey = tuple[str, str, int]  # evaluator id, judge spec (JSON), cap
+
+
+class EvaluatorRegistry:
+    """The enabled evaluators, each with its judge client and scorer; re-read from Postgres periodically.
+
+    A config that no longer validates is logged and the version loaded before it kept. A judge whose key
+    variable is not set yields explicit `judge_unavailable` error results for what that evaluator selects.
+    A new version of an evaluator applies from the next batch; a batch already judging finishes with the
+    version it started with (`acquire` / `release`). If the new version changes the judge or its cap, the
+    old client's last calls may overlap the new one's for the rest of that batch.
+    """
+
+    def __init__(self, settings: EvaluatorSettings, *, cache: JudgmentCache | None, ledger: SpendLedger | None,
+                 environ: Mapping[str, str] | None = None, clock: Any = time.monotonic) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.ledger = ledger
+        self.environ = environ
+        self.capabilities = EndpointCapabilities()
+        self._clock = clock
+        self._by_id: dict[str, ActiveEvaluator] = {}
+        self._by_tenant: dict[str, list[ActiveEvaluator]] = {}
+        self._slots: dict[SlotKey, JudgeSlot] = {}
+        self._loaded_at: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, evaluator_id: str) -> ActiveEvaluator | None:
+        return self._by_id.get(evaluator_id)
+
+    def selecting(self, interaction: Interaction) -> list[ActiveEvaluator]:
+        return [a for a in self._by_tenant.get(interaction.tenant_id, ()) if selects(a.config, interaction)]
+
+    async def refresh(self, pool: asyncpg.Pool | asyncpg.Connection, *, force: bool = False) -> None:
+        now = self._clock()
+        if not force and self._loaded_at is not None and now - self._loaded_at < self.settings.evaluators_refresh_s:
+            return
+        rows = await pool.fetch("SELECT evaluator_id, config FROM evaluators WHERE enabled ORDER BY evaluator_id")
+        fresh: dict[str, ActiveEvaluator] = {}
+        for row in rows:
+            evaluator_id = row["evaluator_id"]
+            try:
+                raw = row["config"]
+                config = EvaluatorConfig.model_validate(orjson.loads(raw) if isinstance(raw, str | bytes) else raw)
+            except (ValidationError, ValueError) as exc:
+                log.error("an evaluator's config does not validate; keeping the version loaded before, if any",
+                          extra={"evaluator_id": evaluator_id, "error": str(exc)[:500]})
+                if evaluator_id in self._by_id:
+                    fresh[evaluator_id] = self._by_id[evaluator_id]
+                continue
+            current = self._by_id.get(config.id)
+            fresh[config.id] = current if current is not None and current.config == config else self._build(config)
+        self._by_id = fresh
+        by_tenant: dict[str, list[ActiveEvaluator]] = defaultdict(list)
+        for active in fresh.values():
+            by_tenant[active.config.tenant_id].append(active)
+        self._by_tenant = dict(by_tenant)
+        in_use = {_slot_key(a.config) for a in fresh.values() if a.slot is not None}
+        for key, slot in list(self._slots.items()):
+            if key not in in_use:
+                del self._slots[key]
+                slot.retired = True
+                if slot.users == 0:
+                    await slot.client.close()
+        self._loaded_at = now
+        EVALUATORS.set(len(fresh))
+
+    def _build(self, config: EvaluatorConfig) -> ActiveEvaluator:
+        rubrics = [resolve_rubric(ref, config.custom_rubrics) for ref in config.rubrics]
+        key = _slot_key(config)
+        slot = self._slots.get(key)
+        if slot is None:
+            try:
+                client = JudgeClient.from_spec(config.judge, max_concurrency=config.max_concurrency,
+                                               policy=self.settings.retry_policy(), environ=self.environ,
+                                               capabilities=self.capabilities)
+            except JudgeConfigError as exc:
+                log.error("an evaluator's judge cannot be set up; its judgments will be errors",
+                          extra={"evaluator_id": config.id, "error": str(exc)})
+                return ActiveEvaluator(config, rubrics, None, str(exc), None)
+            in_progress = config.max_concurrency * max(1, self.settings.judgments_per_slot)
+            slot = JudgeSlot(client, asyncio.Semaphore(in_progress))
+            self._slots[key] = slot
+        scorer = Scorer(config=config, judge=slot.client, cache=self.cache, ledger=self.ledger)
+        log.info("evaluator loaded", extra={"evaluator_id": config.id, "tenant_id": config.tenant_id,
+                                            "rubrics": list(config.rubrics), "sample_rate": config.sample_rate})
+        return ActiveEvaluator(config, rubrics, scorer, None, slot)
+
+    def acquire(self, actives: Iterable[ActiveEvaluator]) -> list[JudgeSlot]:
+        """Mark the judge slots of `actives` in use by a batch (a refresh does not close them meanwhile)."""
+        slots = list({id(a.slot): a.slot for a in actives if a.slot is not None}.values())
+        for slot in slots:
+            slot.users += 1
+        return slots
+
+    async def release(self, slots: Iterable[JudgeSlot]) -> None:
+        for slot in slots:
+            slot.users -= 1
+            if slot.retired and slot.users == 0:
+                await slot.client.close()
+
+    async def close(self) -> None:
+        for slot in self._slots.values():
+            await slot.client.close()
+        self._slots, self._by_id, self._by_tenant = {}, {}, {}
+
+
+def _slot_key(config: EvaluatorConfig) -> SlotKey:
+    return config.id, config.judge.model_dump_json(), config.max_concurrency
