@@ -284,6 +284,8 @@ class Ownership(ConsumerRebalanceListener):
         self.worker = worker
         self.assigned: set[TopicPartition] = set()
         self.epochs: collections.Counter[TopicPartition] = collections.Counter()
+        self.revoking = False  # inside a revocation (waiting for the batches in flight)
+        self.revocations = 0
 
     def snapshot(self, messages: Sequence[Message]) -> dict[TopicPartition, int]:
         return {tp: self.epochs[tp] for tp in {m.topic_partition for m in messages}}
@@ -293,11 +295,16 @@ class Ownership(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
         if revoked:
-            await self.worker.drain(self.worker.settings.rebalance_grace_s)
+            self.revoking = True
+            try:
+                await self.worker.drain(self.worker.settings.rebalance_grace_s)
+            finally:
+                self.revoking = False
         for tp in revoked:
             self.epochs[tp] += 1
         self.assigned -= set(revoked)
         if revoked:
+            self.revocations += 1
             log.info("partitions revoked", extra={"worker": self.worker.handler.name,
                                                   "partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in revoked)})
 
@@ -343,18 +350,18 @@ class StreamWorker(Generic[T, R]):
             while not self.stopping.is_set():
                 records = await self._poll()
                 while pending and pending[0].done():
-                    await pending.popleft()  # surfaces its failure
+                    await self._finish_oldest()  # surfaces its failure
                 if not records:
                     while pending:  # idle: let the batches in hand finish
-                        await pending.popleft()
+                        await self._finish_oldest()
                     continue
                 messages = [Message.from_record(r) for r in records]
                 after = pending[-1] if pending else None
                 pending.append(asyncio.create_task(self._checkpoint(messages, after=after)))
                 while len(pending) >= max(1, self.settings.batches_in_flight):
-                    await pending.popleft()
+                    await self._finish_oldest()
             while pending:
-                await pending.popleft()
+                await self._finish_oldest()
         finally:
             for task in pending:
                 task.cancel()
@@ -365,6 +372,11 @@ class StreamWorker(Generic[T, R]):
             with contextlib.suppress(Exception):
                 await self.consumer.stop()
             log.info("worker stopped", extra={"worker": self.handler.name})
+
+    async def _finish_oldest(self) -> None:
+        """Await the oldest batch in flight; it stays listed (for `drain`) until it is done."""
+        await self._in_flight[0]
+        self._in_flight.popleft()
 
     async def drain(self, timeout_s: float) -> None:
         """Wait (at most `timeout_s`) for the batches in flight to finish; failures surface in `run`."""
