@@ -16,6 +16,7 @@ separately (Anthropic) add them up.
 
 from __future__ import annotations
 
+import re
 import uuid
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -49,11 +50,16 @@ MAX_TOKENS = 100_000_000
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$"
 """Tenant, app, model, provider, evaluator and other ids: the one pattern every API and the contract use."""
 Identifier = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN)]
-ShortText = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]
-Text = Annotated[str, StringConstraints(strict=True, max_length=MAX_TEXT_CHARS)]
+NO_CONTROL_CHARS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
+"""Text may hold tab, newline and carriage return, no other control character: Postgres' text and jsonb
+types refuse NUL, and the others are never meant (an event carrying them is refused at the door rather
+than made to fail every consumer that stores it)."""
+_CONTROL_CHAR_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u00(?:0[0-8bBcCeEfF]|1[0-9a-fA-F])")
+ShortText = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256, pattern=NO_CONTROL_CHARS)]
+Text = Annotated[str, StringConstraints(strict=True, max_length=MAX_TEXT_CHARS, pattern=NO_CONTROL_CHARS)]
 TokenCount = Annotated[int, Strict(), Field(ge=0, le=MAX_TOKENS)]
 Milliseconds = Annotated[float, Field(ge=0, le=86_400_000)]
-Tag = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200)]
+Tag = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200, pattern=NO_CONTROL_CHARS)]
 
 
 class _Model(BaseModel):
@@ -79,7 +85,7 @@ class ContentPart(_Model):
 
     type: ShortText
     text: Text | None = None
-    url: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    url: Annotated[str, StringConstraints(max_length=4096, pattern=NO_CONTROL_CHARS)] | None = None
 
 
 class ToolCall(_Model):
@@ -132,7 +138,7 @@ class Usage(_Model):
 
 class ErrorInfo(_Model):
     type: ShortText
-    message: Annotated[str, StringConstraints(max_length=4096)] = ""
+    message: Annotated[str, StringConstraints(max_length=4096, pattern=NO_CONTROL_CHARS)] = ""
     code: ShortText | None = None
 
 
@@ -190,9 +196,11 @@ class Interaction(_Model):
     def _bounded_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
         if len(value) > MAX_METADATA_KEYS:
             raise ValueError(f"metadata has {len(value)} keys; the limit is {MAX_METADATA_KEYS}")
-        size = len(orjson.dumps(value))
-        if size > MAX_METADATA_BYTES:
-            raise ValueError(f"metadata is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}")
+        encoded = orjson.dumps(value)
+        if len(encoded) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata is {len(encoded)} bytes as JSON; the limit is {MAX_METADATA_BYTES}")
+        if b"\\u00" in encoded and _CONTROL_CHAR_ESCAPE.search(encoded):
+            raise ValueError("metadata holds a control character (only tab, newline and carriage return are allowed)")
         return value
 
     @model_validator(mode="after")
@@ -262,6 +270,8 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = "unknown field"
+        elif err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NO_CONTROL_CHARS:
+            message = "holds a control character (only tab, newline and carriage return are allowed)"
         out.append({"field": loc or "(event)", "message": message})
     return out
 

@@ -28,8 +28,9 @@ Failure handling:
 - a bad message (bad JSON, schema violation, unknown schema version) is dead-lettered: a row in
   `dead_letters` (no payload: raw text never reaches Postgres) and the message on `llm.dead-letters`
   with its origin in headers; the worker keeps going;
-- a batch whose `write` raises something other than a transient database error is retried one event at
-  a time, so one poison event (a scanner crash) is dead-lettered and the rest go through;
+- a batch whose `write` raises something other than a transient database error is split in halves, and
+  those again, down to the events that fail on their own (a scanner crash, a value Postgres refuses),
+  which are dead-lettered while the rest go through: about 2 log2(n) transactions for one poison event;
 - transient database errors are retried with capped, jittered exponential backoff, without committing;
 - a flood of bad messages (a bad deploy upstream) stops the worker instead of draining the topic into
   the dead-letter queue: `DeadLetterFlood`, exit code 3, offsets of that batch not committed.
@@ -466,24 +467,45 @@ class StreamWorker(Generic[T, R]):
         except Exception as exc:
             if is_transient(exc) or not batch.items:
                 raise
-            log.warning("batch failed; retrying its events one at a time",
+            log.warning("batch failed; isolating the events that fail it",
                         extra={"worker": self.handler.name, "error_type": type(exc).__name__})
-        # Isolate the poison: each event alone; the ones that still fail are dead-lettered.
+            failure = exc
         results: list[R] = []
         poison: list[DeadLetter] = []
-        for message, item in batch.items:
-            try:
-                results.extend(await self._transaction([(message, item)], []))
-            except Exception as exc:
-                if is_transient(exc):
-                    raise
-                ref = self.handler.identify(item)
-                letter = DeadLetter(message, "processing_error", f"{type(exc).__name__}: {exc}"[:2000],
-                                    ref.event_id, ref.tenant_id)
-                await self._transaction([], [letter])
-                poison.append(letter)
+        if len(batch.items) == 1:
+            await self._dead_letter_poison(batch.items[0], failure, poison)
+        else:
+            middle = len(batch.items) // 2
+            for half in (batch.items[:middle], batch.items[middle:]):
+                await self._bisect(half, results, poison)
         await self._transaction([], batch.dead)
         return results, poison
+
+    async def _bisect(self, items: list[tuple[Message, T]], results: list[R], poison: list[DeadLetter]) -> None:
+        """Write `items` in one transaction; if that fails, each half on its own, down to single events,
+        which are dead-lettered. One poison event among n costs about 2 log2(n) transactions, not n."""
+        try:
+            results.extend(await self._transaction(items, []))
+            return
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            failure = exc
+        if len(items) == 1:
+            await self._dead_letter_poison(items[0], failure, poison)
+            return
+        middle = len(items) // 2
+        await self._bisect(items[:middle], results, poison)
+        await self._bisect(items[middle:], results, poison)
+
+    async def _dead_letter_poison(self, entry: tuple[Message, T], failure: Exception,
+                                  poison: list[DeadLetter]) -> None:
+        message, item = entry
+        ref = self.handler.identify(item)
+        letter = DeadLetter(message, "processing_error", f"{type(failure).__name__}: {failure}"[:2000],
+                            ref.event_id, ref.tenant_id)
+        await self._transaction([], [letter])
+        poison.append(letter)
 
     async def _transaction(self, items: list[tuple[Message, T]], dead: list[DeadLetter]) -> list[R]:
         """One transaction; transient database errors are retried with backoff until it commits."""

@@ -133,3 +133,32 @@ async def _fixed_write(conn: asyncpg.Connection, items: list) -> list[str]:
     rows = await conn.fetch("INSERT INTO worker_test_rows (event_id) SELECT unnest($1::uuid[]) "
                             "ON CONFLICT DO NOTHING RETURNING event_id", [e.event_id for _, e in items])
     return [str(r["event_id"]) for r in rows]
+
+
+async def test_one_poison_event_in_a_large_batch_is_isolated_by_bisection_not_one_by_one(
+        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str) -> None:
+    await pg_pool.execute("CREATE TABLE IF NOT EXISTS worker_test_rows (event_id uuid PRIMARY KEY)")
+    handler = RowWriter("unused")
+    attempts: list[int] = []
+    write = handler.write
+
+    async def counting_write(conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[str]:
+        attempts.append(len(items))
+        return await write(conn, items)
+
+    handler.write = counting_write  # type: ignore[method-assign]
+    events = [{**make_event(), "tenant_id": tenant} for _ in range(256)]
+    events[77] = {**make_event(tags=["explode"]), "tenant_id": tenant}
+    messages = [Message("t", 0, n, None, orjson.dumps(e), 0) for n, e in enumerate(events)]
+    worker = StreamWorker(handler, WorkerSettings(**stack.model_dump()), pool=pg_pool, producer=None,  # type: ignore[arg-type]
+                          consumer=object())  # type: ignore[arg-type]
+    results, poison = await worker._write(worker.decode(messages))
+
+    assert [p.message.offset for p in poison] == [77] and poison[0].event_id == events[77]["event_id"]
+    assert len(results) == 255
+    assert len(attempts) <= 1 + 2 * 8  # the whole batch, then two halves per level of a 256-event bisection
+    stored = await pg_pool.fetchval("SELECT count(*) FROM worker_test_rows WHERE event_id = ANY($1::uuid[])",
+                                    [e["event_id"] for e in events])
+    assert stored == 255
+    assert await pg_pool.fetchval("SELECT reason FROM dead_letters WHERE consumer = $1", handler.name) == \
+        "processing_error"

@@ -125,3 +125,21 @@ def test_the_published_json_schema_is_in_step_with_the_model() -> None:
     published = Path(__file__).resolve().parents[3] / "docs" / "interaction.schema.json"
     assert orjson.loads(published.read_bytes()) == interaction_json_schema(), (
         "docs/interaction.schema.json is stale: run `llmops schema > docs/interaction.schema.json`")
+
+
+@pytest.mark.parametrize("overrides", [
+    {"output": "a\x00b"}, {"tags": ["x\x01"]}, {"metadata": {"k": "v\x00"}}, {"metadata": {"k\x1f": "v"}},
+    {"input": [{"role": "user", "content": "hi\x0b"}]}, {"user_id": "u\x07"},
+])
+def test_control_characters_are_refused_at_the_contract_naming_the_field(overrides: dict[str, object]) -> None:
+    with pytest.raises(BadEvent) as refused:
+        decode_interaction(orjson.dumps({**make_event(**overrides), "tenant_id": "acme"}))
+    field = next(iter(overrides))
+    assert refused.value.reason == "schema_violation" and field in refused.value.detail
+    assert "control character" in refused.value.detail
+
+
+def test_tab_newline_and_an_escaped_backslash_u0000_are_fine() -> None:
+    event = decode_interaction(orjson.dumps({**make_event(output="a\tb\nc\r", metadata={"k": "a\\u0000"}),
+                                             "tenant_id": "acme"}))
+    assert event.output == "a\tb\nc\r" and event.metadata == {"k": "a\\u0000"}
