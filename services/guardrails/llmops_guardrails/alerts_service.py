@@ -29,12 +29,14 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 import orjson
 
 from llmops_guardrails.screening import Occurrence, max_severity
+from llmops_guardrails.store import Executor
+from llmops_guardrails.store import alerts as alerts_store
 from llmops_shared.alerts import AlertMessage
 
 SOURCE = "guardrails"
@@ -42,9 +44,6 @@ WINDOW_RESOLVER = "guardrails:window"
 POLICY_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 MAX_KINDS = 50
 STATUSES = ("open", "acknowledged", "resolved")
-
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
-
 
 def title_of(rule_id: str, kinds: Sequence[str], app_id: str) -> str:
     what = ", ".join(kinds[:5]) + (f" and {len(kinds) - 5} more" if len(kinds) > 5 else "")
@@ -99,11 +98,8 @@ async def record_occurrences(conn: asyncpg.Connection, found: Sequence[Occurrenc
     if not groups:
         return []
     pairs = [(fp, event_id) for fp, group in groups.items() for event_id in group]
-    rows = await conn.fetch(
-        """SELECT e.fingerprint, e.event_id, e.alert_id FROM guardrail_alert_events e
-           JOIN unnest($1::text[], $2::uuid[]) AS w(fingerprint, event_id)
-             ON e.fingerprint = w.fingerprint AND e.event_id = w.event_id""",
-        [p[0] for p in pairs], [p[1] for p in pairs])
+    rows = await alerts_store.counted_events(conn, fingerprints=[p[0] for p in pairs],
+                                             event_ids=[p[1] for p in pairs])
     counted: dict[str, set[uuid.UUID]] = {}
     earlier_alerts: set[uuid.UUID] = set()
     for r in rows:
@@ -117,15 +113,9 @@ async def record_occurrences(conn: asyncpg.Connection, found: Sequence[Occurrenc
             messages += await _count_into_alert(conn, fp, new, window_s)
     touched = {uuid.UUID(m.alert_id) for m in messages}
     if earlier_alerts - touched:  # redelivered events: publish their alerts' current state again
-        again = await conn.fetch("SELECT * FROM guardrail_alerts WHERE alert_id = ANY($1::uuid[]) ORDER BY alert_id",
-                                 sorted(earlier_alerts - touched))
+        again = await alerts_store.alerts_by_id(conn, alert_ids=sorted(earlier_alerts - touched))
         messages += [alert_message(r) for r in again]
     return messages
-
-
-async def _active_for_update(conn: asyncpg.Connection, fp: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT * FROM guardrail_alerts WHERE fingerprint = $1 AND status <> 'resolved' FOR UPDATE", fp)
 
 
 async def _count_into_alert(conn: asyncpg.Connection, fp: str, new: list[Occurrence], window_s: float
@@ -134,42 +124,28 @@ async def _count_into_alert(conn: asyncpg.Connection, fp: str, new: list[Occurre
     first = new[0]
     earliest = min(o.occurred_at for o in new)
     latest = max(o.occurred_at for o in new)
-    row = await _active_for_update(conn, fp)
+    row = await alerts_store.lock_unresolved(conn, fingerprint=fp)
     if row is not None and row["last_seen"] < earliest - timedelta(seconds=window_s):
-        row = await conn.fetchrow(
-            """UPDATE guardrail_alerts SET status = 'resolved', resolved_at = now(), resolved_by = $2,
-                      updated_at = now()
-               WHERE alert_id = $1 RETURNING *""", row["alert_id"], WINDOW_RESOLVER)
-        assert row is not None
-        out.append(alert_message(row))
+        out.append(alert_message(await alerts_store.close(conn, alert_id=row["alert_id"], by=WINDOW_RESOLVER)))
         row = None
     created = False
     if row is None:
-        row = await conn.fetchrow(
-            """INSERT INTO guardrail_alerts (alert_id, fingerprint, tenant_id, app_id, rule_id, detector, severity,
-                                             policy_severity, kinds, title, summary, count, first_seen, last_seen)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', 0, $11, $12)
-               ON CONFLICT (fingerprint) WHERE status <> 'resolved' DO NOTHING
-               RETURNING *""",
-            uuid.uuid4(), fp, first.tenant_id, first.app_id, first.rule_id, first.detector, first.severity,
-            first.policy_severity, list(first.kinds), title_of(first.rule_id, first.kinds, first.app_id),
-            earliest, latest)
+        row = await alerts_store.open_alert(
+            conn, alert_id=uuid.uuid4(), fingerprint=fp, tenant_id=first.tenant_id, app_id=first.app_id,
+            rule_id=first.rule_id, detector=first.detector, severity=first.severity,
+            policy_severity=first.policy_severity, kinds=first.kinds,
+            title=title_of(first.rule_id, first.kinds, first.app_id), first_seen=earliest, last_seen=latest)
         created = row is not None
         if row is None:  # another worker opened it a moment ago
-            row = await _active_for_update(conn, fp)
+            row = await alerts_store.lock_unresolved(conn, fingerprint=fp)
             assert row is not None
-    inserted = await conn.fetch(
-        """INSERT INTO guardrail_alert_events (alert_id, event_id, fingerprint, occurred_at)
-           SELECT $1, u.event_id, $2, u.occurred_at
-           FROM unnest($3::uuid[], $4::timestamptz[]) AS u(event_id, occurred_at)
-           ON CONFLICT DO NOTHING
-           RETURNING event_id""",
-        row["alert_id"], fp, [o.event_id for o in new], [o.occurred_at for o in new])
-    ids = {r["event_id"] for r in inserted}
+    ids = await alerts_store.count_events(conn, alert_id=row["alert_id"], fingerprint=fp,
+                                          event_ids=[o.event_id for o in new],
+                                          occurred_at=[o.occurred_at for o in new])
     counted_now = [o for o in new if o.event_id in ids]
     if not counted_now:  # a concurrent worker counted them (the same event on two partitions)
         if created:
-            await conn.execute("DELETE FROM guardrail_alerts WHERE alert_id = $1", row["alert_id"])
+            await alerts_store.delete(conn, alert_id=row["alert_id"])
         return out
 
     severity, policy_severity = row["severity"], row["policy_severity"] or first.policy_severity
@@ -183,15 +159,11 @@ async def _count_into_alert(conn: asyncpg.Connection, fp: str, new: list[Occurre
     count = row["count"] + len(counted_now)
     first_seen = min([row["first_seen"], *(o.occurred_at for o in counted_now)])
     last_seen = max([row["last_seen"], *(o.occurred_at for o in counted_now)])
-    row = await conn.fetchrow(
-        """UPDATE guardrail_alerts SET count = $2, first_seen = $3, last_seen = $4, severity = $5,
-                  policy_severity = $6, kinds = $7, title = $8, summary = $9, updated_at = now()
-           WHERE alert_id = $1 RETURNING *""",
-        row["alert_id"], count, first_seen, last_seen, severity, policy_severity, kinds,
-        title_of(row["rule_id"], kinds, row["app_id"]),
-        summary_of(count=count, detector=row["detector"], policy_severity=policy_severity, first_seen=first_seen,
-                   last_seen=last_seen))
-    assert row is not None
+    row = await alerts_store.update_counts(
+        conn, alert_id=row["alert_id"], count=count, first_seen=first_seen, last_seen=last_seen, severity=severity,
+        policy_severity=policy_severity, kinds=kinds, title=title_of(row["rule_id"], kinds, row["app_id"]),
+        summary=summary_of(count=count, detector=row["detector"], policy_severity=policy_severity,
+                           first_seen=first_seen, last_seen=last_seen))
     out.append(alert_message(row))
     return out
 
@@ -241,21 +213,10 @@ async def list_alerts(*, db: Executor, tenant_id: str, where: AlertFilter, limit
                       ) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first (by last_seen); `next_cursor` is set when there may be more."""
     after = decode_cursor(cursor) if cursor else None
-    rows = await db.fetch(
-        """SELECT * FROM guardrail_alerts
-           WHERE tenant_id = $1
-             AND (cardinality($2::text[]) = 0 OR status = ANY($2::text[]))
-             AND (cardinality($3::text[]) = 0 OR severity = ANY($3::text[]))
-             AND ($4::text IS NULL OR app_id = $4)
-             AND ($5::text IS NULL OR rule_id = $5)
-             AND ($6::text IS NULL OR detector = $6)
-             AND ($7::timestamptz IS NULL OR last_seen >= $7)
-             AND ($8::timestamptz IS NULL OR last_seen < $8)
-             AND ($9::timestamptz IS NULL OR (last_seen, alert_id) < ($9, $10::uuid))
-           ORDER BY last_seen DESC, alert_id DESC
-           LIMIT $11""",
-        tenant_id, list(where.status), list(where.severity), where.app_id, where.rule, where.detector, where.since,
-        where.until, after[0] if after else None, after[1] if after else None, limit + 1)
+    rows = await alerts_store.list_alerts(
+        db, tenant_id=tenant_id, statuses=where.status, severities=where.severity, app_id=where.app_id,
+        rule_id=where.rule, detector=where.detector, since=where.since, until=where.until, after=after,
+        limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return [public(r) for r in rows], (encode_cursor(rows[-1]) if more and rows else None)
@@ -269,8 +230,7 @@ def _alert_uuid(alert_id: str) -> uuid.UUID:
 
 
 async def get_alert(*, db: Executor, tenant_id: str, alert_id: str) -> dict[str, Any]:
-    row = await db.fetchrow("SELECT * FROM guardrail_alerts WHERE tenant_id = $1 AND alert_id = $2",
-                            tenant_id, _alert_uuid(alert_id))
+    row = await alerts_store.get_alert(db, tenant_id=tenant_id, alert_id=_alert_uuid(alert_id))
     if row is None:
         raise AlertNotFound(alert_id)
     return public(row)
@@ -278,10 +238,7 @@ async def get_alert(*, db: Executor, tenant_id: str, alert_id: str) -> dict[str,
 
 async def acknowledge(*, db: Executor, tenant_id: str, alert_id: str, by: str) -> dict[str, Any]:
     key = _alert_uuid(alert_id)
-    row = await db.fetchrow(
-        """UPDATE guardrail_alerts SET status = 'acknowledged', acknowledged_at = now(), acknowledged_by = $3,
-                  updated_at = now()
-           WHERE tenant_id = $1 AND alert_id = $2 AND status = 'open' RETURNING *""", tenant_id, key, by)
+    row = await alerts_store.acknowledge(db, tenant_id=tenant_id, alert_id=key, by=by)
     if row is not None:
         return public(row)
     current = await get_alert(db=db, tenant_id=tenant_id, alert_id=alert_id)
@@ -299,13 +256,9 @@ async def resolve(*, pool: asyncpg.Pool, tenant_id: str, alert_id: str, by: str,
     """
     key = _alert_uuid(alert_id)
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            """UPDATE guardrail_alerts SET status = 'resolved', resolved_at = now(), resolved_by = $3,
-                      updated_at = now()
-               WHERE tenant_id = $1 AND alert_id = $2 AND status <> 'resolved' RETURNING *""", tenant_id, key, by)
+        row = await alerts_store.resolve(conn, tenant_id=tenant_id, alert_id=key, by=by)
         if row is None:
-            row = await conn.fetchrow("SELECT * FROM guardrail_alerts WHERE tenant_id = $1 AND alert_id = $2",
-                                      tenant_id, key)
+            row = await alerts_store.get_alert(conn, tenant_id=tenant_id, alert_id=key)
             if row is None:
                 raise AlertNotFound(alert_id)
         await announce(alert_message(row))

@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import secrets as secrets_module
 from datetime import datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
+from llmops_guardrails.store import Executor
+from llmops_guardrails.store import channels as channels_store
+
 Kind = Literal["webhook", "slack", "pagerduty"]
 Severity = Literal["info", "warning", "critical"]
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
-_COLUMNS = ("channel_id, tenant_id, name, kind, url, secret, min_severity, repeat_interval_s, enabled, created_at, "
-            "updated_at")
 
 
 def _check_url(value: str | None) -> str | None:
@@ -110,28 +110,21 @@ async def create(*, db: Executor, tenant_id: str, body: ChannelCreate) -> dict[s
     if body.kind == "webhook" and not secret:
         secret, generated = "whsec_" + secrets_module.token_urlsafe(32), True
     try:
-        row = await db.fetchrow(
-            f"""INSERT INTO notification_channels (tenant_id, name, kind, url, secret, min_severity,
-                                                 repeat_interval_s, enabled)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}""",  # noqa: S608 (our columns)
-            tenant_id, body.name, body.kind, url, secret or "", body.min_severity, body.repeat_interval_s, body.enabled)
+        row = await channels_store.insert_channel(
+            db, tenant_id=tenant_id, name=body.name, kind=body.kind, url=url, secret=secret or "",
+            min_severity=body.min_severity, repeat_interval_s=body.repeat_interval_s, enabled=body.enabled)
     except asyncpg.UniqueViolationError as exc:
         raise ChannelNameTaken(f"a channel named {body.name!r} exists") from exc
-    assert row is not None
     return public(row, secret=secret if generated else None)
 
 
 async def list_channels(*, db: Executor, tenant_id: str) -> list[dict[str, Any]]:
-    rows = await db.fetch(
-        f"SELECT {_COLUMNS} FROM notification_channels WHERE tenant_id = $1 ORDER BY channel_id",  # noqa: S608
-        tenant_id)
+    rows = await channels_store.list_channels(db, tenant_id=tenant_id)
     return [public(r) for r in rows]
 
 
 async def get(*, db: Executor, tenant_id: str, channel_id: int) -> dict[str, Any]:
-    row = await db.fetchrow(
-        f"SELECT {_COLUMNS} FROM notification_channels WHERE tenant_id = $1 AND channel_id = $2",  # noqa: S608
-        tenant_id, channel_id)
+    row = await channels_store.get_channel(db, tenant_id=tenant_id, channel_id=channel_id)
     if row is None:
         raise ChannelNotFound(str(channel_id))
     return public(row)
@@ -139,19 +132,12 @@ async def get(*, db: Executor, tenant_id: str, channel_id: int) -> dict[str, Any
 
 async def update(*, db: Executor, tenant_id: str, channel_id: int, body: ChannelUpdate) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
-    if any(changes.get(k, "") is None for k in ("name", "url", "secret", "min_severity", "repeat_interval_s",
-                                                 "enabled")):
+    if any(changes.get(k, "") is None for k in channels_store.CHANGEABLE):
         raise ChannelError("fields cannot be set to null")
-    allowed = ["name", "url", "secret", "min_severity", "repeat_interval_s", "enabled"]
-    sets = [f"{k} = ${i + 3}" for i, k in enumerate(k for k in allowed if k in changes)]
-    values = [changes[k] for k in allowed if k in changes]
-    if not sets:
+    if not any(k in changes for k in channels_store.CHANGEABLE):
         return await get(db=db, tenant_id=tenant_id, channel_id=channel_id)
     try:
-        row = await db.fetchrow(
-            f"""UPDATE notification_channels SET {', '.join(sets)}, updated_at = now()
-                WHERE tenant_id = $1 AND channel_id = $2 RETURNING {_COLUMNS}""",  # noqa: S608 (column names are ours)
-            tenant_id, channel_id, *values)
+        row = await channels_store.update_channel(db, tenant_id=tenant_id, channel_id=channel_id, changes=changes)
     except asyncpg.UniqueViolationError as exc:
         raise ChannelNameTaken(f"a channel named {changes.get('name')!r} exists") from exc
     if row is None:
@@ -160,8 +146,5 @@ async def update(*, db: Executor, tenant_id: str, channel_id: int, body: Channel
 
 
 async def delete(*, db: Executor, tenant_id: str, channel_id: int) -> None:
-    done = await db.fetchval(
-        "DELETE FROM notification_channels WHERE tenant_id = $1 AND channel_id = $2 RETURNING channel_id",
-        tenant_id, channel_id)
-    if done is None:
+    if not await channels_store.delete_channel(db, tenant_id=tenant_id, channel_id=channel_id):
         raise ChannelNotFound(str(channel_id))

@@ -19,9 +19,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from llmops_guardrails.engine import PolicyEngine, TextCheck
-from llmops_guardrails.policies_service import EffectivePolicy, Executor, latest_documents
+from llmops_guardrails.policies_service import EffectivePolicy, latest_documents
 from llmops_guardrails.policy import load_policy, parse_document
 from llmops_guardrails.screening import decision, strongest_rules
+from llmops_guardrails.store import Executor
 from llmops_shared.contract import ChatMessage
 
 AppId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")]

@@ -20,16 +20,17 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 import yaml
 
 from llmops_guardrails.policy import Policy, PolicyError, default_document, load_policy, parse_document
+from llmops_guardrails.store import Executor
+from llmops_guardrails.store import policies as policies_store
 
 log = logging.getLogger(__name__)
 
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 Target = tuple[str, str]  # (tenant_id, app_id); app_id '' = tenant-wide
 
 
@@ -69,14 +70,7 @@ async def latest_documents(db: Executor, targets: Iterable[Target]) -> dict[Targ
     if not wanted:
         return {}
     tenants, apps = zip(*sorted(wanted), strict=True)
-    rows = await db.fetch(
-        """SELECT DISTINCT ON (p.tenant_id, p.app_id) p.tenant_id, p.app_id, p.version, p.document, p.created_at,
-                  p.created_by
-           FROM guardrail_policies p
-           JOIN unnest($1::text[], $2::text[]) AS w(tenant_id, app_id)
-             ON p.tenant_id = w.tenant_id AND p.app_id = w.app_id
-           ORDER BY p.tenant_id, p.app_id, p.version DESC""",
-        list(tenants), list(apps))
+    rows = await policies_store.latest_of(db, tenant_ids=tenants, app_ids=apps)
     return {(r["tenant_id"], r["app_id"]): _row(r) for r in rows}
 
 
@@ -157,26 +151,18 @@ def parse_submitted(document: str | dict[str, Any] | None) -> tuple[str, dict[st
 
 
 async def get_stored(*, db: Executor, tenant_id: str, app_id: str, version: int | None = None) -> StoredPolicy | None:
-    row = await db.fetchrow(
-        """SELECT tenant_id, app_id, version, document, created_at, created_by FROM guardrail_policies
-           WHERE tenant_id = $1 AND app_id = $2 AND ($3::int IS NULL OR version = $3)
-           ORDER BY version DESC LIMIT 1""",
-        tenant_id, app_id, version)
+    row = await policies_store.get_version(db, tenant_id=tenant_id, app_id=app_id, version=version)
     return _row(row) if row else None
 
 
 async def list_versions(*, db: Executor, tenant_id: str, app_id: str) -> list[dict[str, Any]]:
-    rows = await db.fetch(
-        """SELECT version, created_at, created_by FROM guardrail_policies
-           WHERE tenant_id = $1 AND app_id = $2 ORDER BY version DESC""", tenant_id, app_id)
+    rows = await policies_store.list_versions(db, tenant_id=tenant_id, app_id=app_id)
     return [{"version": r["version"], "created_at": r["created_at"].isoformat(), "created_by": r["created_by"]}
             for r in rows]
 
 
 async def list_latest(*, db: Executor, tenant_id: str) -> list[dict[str, Any]]:
-    rows = await db.fetch(
-        """SELECT DISTINCT ON (app_id) app_id, version, created_at, created_by FROM guardrail_policies
-           WHERE tenant_id = $1 ORDER BY app_id, version DESC""", tenant_id)
+    rows = await policies_store.list_latest(db, tenant_id=tenant_id)
     return [{"app_id": r["app_id"] or None, "version": r["version"], "created_at": r["created_at"].isoformat(),
              "created_by": r["created_by"]} for r in rows]
 
@@ -198,27 +184,20 @@ async def put_policy(*, pool: asyncpg.Pool, tenant_id: str, app_id: str, documen
     """
     text, parsed = parse_submitted(document)
     async with pool.acquire() as conn, conn.transaction():
-        # One writer per tenant at a time: versions are dense and validation sees a stable picture.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('guardrail_policies'), hashtext($1))", tenant_id)
+        await policies_store.lock_tenant(conn, tenant_id=tenant_id)  # versions dense, validation on a stable picture
         if app_id:
             tenant = await get_stored(db=conn, tenant_id=tenant_id, app_id="")
             load_policy(tenant.document if tenant else None, parsed)
         else:
             load_policy(parsed)
             errors: list[str] = []
-            for app in await conn.fetch(
-                    """SELECT DISTINCT ON (app_id) app_id, document FROM guardrail_policies
-                       WHERE tenant_id = $1 AND app_id <> '' ORDER BY app_id, version DESC""", tenant_id):
+            for app in await policies_store.latest_app_documents(conn, tenant_id=tenant_id):
                 try:
                     load_policy(parsed, app["document"])
                 except PolicyError as exc:
                     errors += [f"app '{app['app_id']}' override under this tenant policy: {e}" for e in exc.errors]
             if errors:
                 raise PolicyError(errors)
-        row = await conn.fetchrow(
-            """INSERT INTO guardrail_policies (tenant_id, app_id, version, document, created_by)
-               SELECT $1, $2, coalesce(max(version), 0) + 1, $3, $4 FROM guardrail_policies
-               WHERE tenant_id = $1 AND app_id = $2
-               RETURNING tenant_id, app_id, version, document, created_at, created_by""",
-            tenant_id, app_id, text, created_by)
+        row = await policies_store.insert_next_version(conn, tenant_id=tenant_id, app_id=app_id, document=text,
+                                                       created_by=created_by)
     return _row(row)
