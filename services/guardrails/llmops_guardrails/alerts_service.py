@@ -24,7 +24,8 @@ Titles and summaries are built from rule ids, entity types, counts and times: ne
 
 from __future__ import annotations
 
-import base64
+import hashlib
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -34,16 +35,22 @@ from typing import Any
 import asyncpg
 import orjson
 
+from llmops_guardrails.schemas import AlertPublic, AlertsPublic
 from llmops_guardrails.screening import Occurrence, max_severity
+from llmops_guardrails.settings import GuardrailsSettings
 from llmops_guardrails.store import Executor
 from llmops_guardrails.store import alerts as alerts_store
+from llmops_shared import cursors, problems
 from llmops_shared.alerts import AlertMessage
+from llmops_shared.kafka import KafkaUnavailable, LazyProducer
+
+log = logging.getLogger(__name__)
 
 SOURCE = "guardrails"
 WINDOW_RESOLVER = "guardrails:window"
 POLICY_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 MAX_KINDS = 50
-STATUSES = ("open", "acknowledged", "resolved")
+
 
 def title_of(rule_id: str, kinds: Sequence[str], app_id: str) -> str:
     what = ", ".join(kinds[:5]) + (f" and {len(kinds) - 5} more" if len(kinds) > 5 else "")
@@ -67,22 +74,6 @@ def alert_message(row: asyncpg.Record | dict[str, Any]) -> AlertMessage:
         details={"kinds": list(row["kinds"] or []), "policy_severity": row["policy_severity"],
                  "first_seen": row["first_seen"].isoformat(), "last_seen": row["last_seen"].isoformat()},
     )
-
-
-def public(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
-    def ts(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
-
-    return {
-        "alert_id": str(row["alert_id"]), "fingerprint": row["fingerprint"], "app_id": row["app_id"],
-        "rule_id": row["rule_id"], "detector": row["detector"], "severity": row["severity"],
-        "policy_severity": row["policy_severity"], "status": row["status"], "title": row["title"],
-        "summary": row["summary"], "kinds": list(row["kinds"] or []), "count": row["count"],
-        "first_seen": ts(row["first_seen"]), "last_seen": ts(row["last_seen"]),
-        "acknowledged_at": ts(row["acknowledged_at"]), "acknowledged_by": row["acknowledged_by"],
-        "resolved_at": ts(row["resolved_at"]), "resolved_by": row["resolved_by"],
-        "created_at": ts(row["created_at"]), "updated_at": ts(row["updated_at"]),
-    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -169,15 +160,7 @@ async def _count_into_alert(conn: asyncpg.Connection, fp: str, new: list[Occurre
 
 
 # --------------------------------------------------------------------------------------------------
-# The API's service functions. Every one is scoped to the caller's tenant.
-
-
-class AlertNotFound(LookupError):
-    pass
-
-
-class AlertConflict(RuntimeError):
-    pass
+# The API's service functions. Every one is scoped to the caller's tenant; another tenant's alert is not found.
 
 
 @dataclass(frozen=True)
@@ -191,75 +174,122 @@ class AlertFilter:
     until: datetime | None = None  # last_seen < until
 
 
-def encode_cursor(row: asyncpg.Record | dict[str, Any]) -> str:
-    raw = orjson.dumps([row["last_seen"].isoformat(), str(row["alert_id"])])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def cursor_scope(tenant_id: str, where: AlertFilter) -> str:
+    """What a page cursor is bound to: the tenant and the filter (not the page size)."""
+    query = [tenant_id, list(where.status), list(where.severity), where.app_id, where.rule, where.detector,
+             where.since.isoformat() if where.since else None, where.until.isoformat() if where.until else None]
+    return "alerts:" + hashlib.sha256(orjson.dumps(query)).hexdigest()[:16]
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """Raises ValueError for a cursor this API did not hand out."""
+def encode_cursor(row: asyncpg.Record | dict[str, Any], *, scope: str) -> str:
+    return cursors.encode([row["last_seen"].isoformat(), str(row["alert_id"])], scope=scope)
+
+
+def decode_cursor(cursor: str, *, scope: str) -> tuple[datetime, uuid.UUID]:
+    """The (last_seen, alert_id) a page ended at; `problems.Invalid` (the `cursor` query parameter) for a cursor
+    this API did not hand out, or handed out for another query."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        seen, alert_id = orjson.loads(raw)
+        seen, alert_id = cursors.decode(cursor, scope=scope)
         when = datetime.fromisoformat(seen)
         if when.tzinfo is None:
             raise ValueError("naive time")
         return when, uuid.UUID(alert_id)
-    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
-        raise ValueError("invalid cursor") from exc
+    except cursors.InvalidCursor as exc:
+        raise problems.Invalid("cursor", str(exc), location="query") from exc
+    except (ValueError, TypeError) as exc:
+        raise problems.Invalid("cursor", "not a cursor this API returned", location="query") from exc
 
 
-async def list_alerts(*, db: Executor, tenant_id: str, where: AlertFilter, limit: int, cursor: str | None = None
-                      ) -> tuple[list[dict[str, Any]], str | None]:
+def alert_public(row: asyncpg.Record | dict[str, Any]) -> AlertPublic:
+    return AlertPublic(
+        alert_id=row["alert_id"], fingerprint=row["fingerprint"], app_id=row["app_id"], rule_id=row["rule_id"],
+        detector=row["detector"], severity=row["severity"], policy_severity=row["policy_severity"],
+        status=row["status"], title=row["title"], summary=row["summary"], kinds=list(row["kinds"] or []),
+        count=row["count"], first_seen=row["first_seen"], last_seen=row["last_seen"],
+        acknowledged_at=row["acknowledged_at"], acknowledged_by=row["acknowledged_by"],
+        resolved_at=row["resolved_at"], resolved_by=row["resolved_by"], created_at=row["created_at"],
+        updated_at=row["updated_at"])
+
+
+async def list_alerts(db: Executor, *, tenant_id: str, where: AlertFilter, limit: int, cursor: str | None = None
+                      ) -> AlertsPublic:
     """Newest first (by last_seen); `next_cursor` is set when there may be more."""
-    after = decode_cursor(cursor) if cursor else None
+    scope = cursor_scope(tenant_id, where)
+    after = decode_cursor(cursor, scope=scope) if cursor else None
     rows = await alerts_store.list_alerts(
         db, tenant_id=tenant_id, statuses=where.status, severities=where.severity, app_id=where.app_id,
         rule_id=where.rule, detector=where.detector, since=where.since, until=where.until, after=after,
         limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return [public(r) for r in rows], (encode_cursor(rows[-1]) if more and rows else None)
+    return AlertsPublic(alerts=[alert_public(r) for r in rows],
+                        next_cursor=encode_cursor(rows[-1], scope=scope) if more and rows else None)
 
 
 def _alert_uuid(alert_id: str) -> uuid.UUID:
     try:
         return uuid.UUID(alert_id)
     except ValueError as exc:
-        raise AlertNotFound(alert_id) from exc
+        raise problems.NotFound("no such alert") from exc
 
 
-async def get_alert(*, db: Executor, tenant_id: str, alert_id: str) -> dict[str, Any]:
+async def get_alert(db: Executor, *, tenant_id: str, alert_id: str) -> AlertPublic:
     row = await alerts_store.get_alert(db, tenant_id=tenant_id, alert_id=_alert_uuid(alert_id))
     if row is None:
-        raise AlertNotFound(alert_id)
-    return public(row)
+        raise problems.NotFound("no such alert")
+    return alert_public(row)
 
 
-async def acknowledge(*, db: Executor, tenant_id: str, alert_id: str, by: str) -> dict[str, Any]:
+async def acknowledge(db: Executor, *, tenant_id: str, alert_id: str, by: str) -> AlertPublic:
+    """open -> acknowledged; an acknowledged alert stays as it is; a resolved one is a conflict."""
     key = _alert_uuid(alert_id)
     row = await alerts_store.acknowledge(db, tenant_id=tenant_id, alert_id=key, by=by)
     if row is not None:
-        return public(row)
-    current = await get_alert(db=db, tenant_id=tenant_id, alert_id=alert_id)
-    if current["status"] == "resolved":
-        raise AlertConflict("the alert is resolved; a new occurrence opens a new alert")
+        return alert_public(row)
+    current = await get_alert(db, tenant_id=tenant_id, alert_id=alert_id)
+    if current.status == "resolved":
+        raise problems.Conflict("the alert is resolved; a new occurrence opens a new alert")
     return current
 
 
-async def resolve(*, pool: asyncpg.Pool, tenant_id: str, alert_id: str, by: str,
-                  announce: Callable[[AlertMessage], Awaitable[None]]) -> dict[str, Any]:
+async def resolve(pool: asyncpg.Pool, *, tenant_id: str, alert_id: str, by: str,
+                  announce: Callable[[AlertMessage], Awaitable[None]]) -> AlertPublic:
     """Resolve, and have `announce` publish the `resolved` message before the change commits.
 
-    If `announce` raises (Kafka unavailable), nothing changes and the error propagates. Resolving a
-    resolved alert publishes its `resolved` message again (the notifier sends it once).
+    If `announce` raises `KafkaUnavailable`, nothing changes and `problems.Unavailable` (503, Retry-After)
+    says so. Resolving a resolved alert publishes its `resolved` message again (the notifier sends it once).
     """
     key = _alert_uuid(alert_id)
-    async with pool.acquire() as conn, conn.transaction():
-        row = await alerts_store.resolve(conn, tenant_id=tenant_id, alert_id=key, by=by)
-        if row is None:
-            row = await alerts_store.get_alert(conn, tenant_id=tenant_id, alert_id=key)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            row = await alerts_store.resolve(conn, tenant_id=tenant_id, alert_id=key, by=by)
             if row is None:
-                raise AlertNotFound(alert_id)
-        await announce(alert_message(row))
-    return public(row)
+                row = await alerts_store.get_alert(conn, tenant_id=tenant_id, alert_id=key)
+                if row is None:
+                    raise problems.NotFound("no such alert")
+            await announce(alert_message(row))
+    except KafkaUnavailable as exc:
+        log.warning("alert not resolved: Kafka unavailable", extra={"tenant_id": tenant_id})
+        raise problems.Unavailable("the alert stream is unavailable; nothing changed, retry",
+                                   headers={"Retry-After": "5"}) from exc
+    return alert_public(row)
+
+
+class AlertAnnouncer:
+    """Publishes `resolved` alert messages (key = fingerprint). The producer starts on first use, so the API
+    starts, and serves everything else, while Kafka is down; `KafkaUnavailable` when it does not answer."""
+
+    def __init__(self, settings: GuardrailsSettings) -> None:
+        self.topic = settings.alerts_topic
+        self.producer = LazyProducer(settings.kafka_bootstrap, client_id="guardrails-api",
+                                     timeout_s=settings.kafka_timeout_s)
+
+    async def announce(self, message: AlertMessage) -> None:
+        await self.producer.send_all(self.topic, [(message.fingerprint.encode(), message.to_json())])
+
+    async def check(self) -> None:
+        """Readiness: Kafka answers and knows the topic."""
+        await (await self.producer.get()).partitions_for(self.topic)
+
+    async def close(self) -> None:
+        await self.producer.close()
