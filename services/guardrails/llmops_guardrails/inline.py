@@ -49,7 +49,7 @@ async def check(db: Executor, *, engine: PolicyEngine, policies: PolicyStore, te
     app_id = request.app_id or ""
     try:
         stored = await policies.one(db, tenant_id, app_id)
-        effective = await policy_for(db=db, store_effective=stored, tenant_id=tenant_id, app_id=app_id,
+        effective = await policy_for(db, store_effective=stored, tenant_id=tenant_id, app_id=app_id,
                                      inline=request.policy)
     except PolicyError as exc:
         raise InvalidPolicy("policy", exc.errors) from exc
@@ -58,7 +58,7 @@ async def check(db: Executor, *, engine: PolicyEngine, policies: PolicyStore, te
     return result
 
 
-async def policy_for(*, db: Executor, store_effective: EffectivePolicy, tenant_id: str, app_id: str,
+async def policy_for(db: Executor, *, store_effective: EffectivePolicy, tenant_id: str, app_id: str,
                      inline: str | dict[str, Any] | None) -> EffectivePolicy:
     """The stored effective policy, or with an inline override merged on top. Raises `PolicyError`."""
     if inline is None:
