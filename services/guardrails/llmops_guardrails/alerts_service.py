@@ -24,26 +24,32 @@ Titles and summaries are built from rule ids, entity types, counts and times: ne
 
 from __future__ import annotations
 
-import base64
+import hashlib
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 import orjson
 
+from llmops_guardrails.schemas import AlertPublic, AlertsPublic
 from llmops_guardrails.screening import Occurrence, max_severity
+from llmops_guardrails.settings import GuardrailsSettings
+from llmops_guardrails.store import Executor
+from llmops_guardrails.store import alerts as alerts_store
+from llmops_shared import cursors, problems
 from llmops_shared.alerts import AlertMessage
+from llmops_shared.kafka import KafkaUnavailable, LazyProducer
+
+log = logging.getLogger(__name__)
 
 SOURCE = "guardrails"
 WINDOW_RESOLVER = "guardrails:window"
 POLICY_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 MAX_KINDS = 50
-STATUSES = ("open", "acknowledged", "resolved")
-
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 def title_of(rule_id: str, kinds: Sequence[str], app_id: str) -> str:
@@ -70,22 +76,6 @@ def alert_message(row: asyncpg.Record | dict[str, Any]) -> AlertMessage:
     )
 
 
-def public(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
-    def ts(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
-
-    return {
-        "alert_id": str(row["alert_id"]), "fingerprint": row["fingerprint"], "app_id": row["app_id"],
-        "rule_id": row["rule_id"], "detector": row["detector"], "severity": row["severity"],
-        "policy_severity": row["policy_severity"], "status": row["status"], "title": row["title"],
-        "summary": row["summary"], "kinds": list(row["kinds"] or []), "count": row["count"],
-        "first_seen": ts(row["first_seen"]), "last_seen": ts(row["last_seen"]),
-        "acknowledged_at": ts(row["acknowledged_at"]), "acknowledged_by": row["acknowledged_by"],
-        "resolved_at": ts(row["resolved_at"]), "resolved_by": row["resolved_by"],
-        "created_at": ts(row["created_at"]), "updated_at": ts(row["updated_at"]),
-    }
-
-
 # --------------------------------------------------------------------------------------------------
 # Grouping (the stream worker, inside its batch transaction).
 
@@ -99,11 +89,8 @@ async def record_occurrences(conn: asyncpg.Connection, found: Sequence[Occurrenc
     if not groups:
         return []
     pairs = [(fp, event_id) for fp, group in groups.items() for event_id in group]
-    rows = await conn.fetch(
-        """SELECT e.fingerprint, e.event_id, e.alert_id FROM guardrail_alert_events e
-           JOIN unnest($1::text[], $2::uuid[]) AS w(fingerprint, event_id)
-             ON e.fingerprint = w.fingerprint AND e.event_id = w.event_id""",
-        [p[0] for p in pairs], [p[1] for p in pairs])
+    rows = await alerts_store.counted_events(conn, fingerprints=[p[0] for p in pairs],
+                                             event_ids=[p[1] for p in pairs])
     counted: dict[str, set[uuid.UUID]] = {}
     earlier_alerts: set[uuid.UUID] = set()
     for r in rows:
@@ -117,15 +104,9 @@ async def record_occurrences(conn: asyncpg.Connection, found: Sequence[Occurrenc
             messages += await _count_into_alert(conn, fp, new, window_s)
     touched = {uuid.UUID(m.alert_id) for m in messages}
     if earlier_alerts - touched:  # redelivered events: publish their alerts' current state again
-        again = await conn.fetch("SELECT * FROM guardrail_alerts WHERE alert_id = ANY($1::uuid[]) ORDER BY alert_id",
-                                 sorted(earlier_alerts - touched))
+        again = await alerts_store.alerts_by_id(conn, alert_ids=sorted(earlier_alerts - touched))
         messages += [alert_message(r) for r in again]
     return messages
-
-
-async def _active_for_update(conn: asyncpg.Connection, fp: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT * FROM guardrail_alerts WHERE fingerprint = $1 AND status <> 'resolved' FOR UPDATE", fp)
 
 
 async def _count_into_alert(conn: asyncpg.Connection, fp: str, new: list[Occurrence], window_s: float
@@ -134,42 +115,28 @@ async def _count_into_alert(conn: asyncpg.Connection, fp: str, new: list[Occurre
     first = new[0]
     earliest = min(o.occurred_at for o in new)
     latest = max(o.occurred_at for o in new)
-    row = await _active_for_update(conn, fp)
+    row = await alerts_store.lock_unresolved(conn, fingerprint=fp)
     if row is not None and row["last_seen"] < earliest - timedelta(seconds=window_s):
-        row = await conn.fetchrow(
-            """UPDATE guardrail_alerts SET status = 'resolved', resolved_at = now(), resolved_by = $2,
-                      updated_at = now()
-               WHERE alert_id = $1 RETURNING *""", row["alert_id"], WINDOW_RESOLVER)
-        assert row is not None
-        out.append(alert_message(row))
+        out.append(alert_message(await alerts_store.close(conn, alert_id=row["alert_id"], by=WINDOW_RESOLVER)))
         row = None
     created = False
     if row is None:
-        row = await conn.fetchrow(
-            """INSERT INTO guardrail_alerts (alert_id, fingerprint, tenant_id, app_id, rule_id, detector, severity,
-                                             policy_severity, kinds, title, summary, count, first_seen, last_seen)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', 0, $11, $12)
-               ON CONFLICT (fingerprint) WHERE status <> 'resolved' DO NOTHING
-               RETURNING *""",
-            uuid.uuid4(), fp, first.tenant_id, first.app_id, first.rule_id, first.detector, first.severity,
-            first.policy_severity, list(first.kinds), title_of(first.rule_id, first.kinds, first.app_id),
-            earliest, latest)
+        row = await alerts_store.open_alert(
+            conn, alert_id=uuid.uuid4(), fingerprint=fp, tenant_id=first.tenant_id, app_id=first.app_id,
+            rule_id=first.rule_id, detector=first.detector, severity=first.severity,
+            policy_severity=first.policy_severity, kinds=first.kinds,
+            title=title_of(first.rule_id, first.kinds, first.app_id), first_seen=earliest, last_seen=latest)
         created = row is not None
         if row is None:  # another worker opened it a moment ago
-            row = await _active_for_update(conn, fp)
+            row = await alerts_store.lock_unresolved(conn, fingerprint=fp)
             assert row is not None
-    inserted = await conn.fetch(
-        """INSERT INTO guardrail_alert_events (alert_id, event_id, fingerprint, occurred_at)
-           SELECT $1, u.event_id, $2, u.occurred_at
-           FROM unnest($3::uuid[], $4::timestamptz[]) AS u(event_id, occurred_at)
-           ON CONFLICT DO NOTHING
-           RETURNING event_id""",
-        row["alert_id"], fp, [o.event_id for o in new], [o.occurred_at for o in new])
-    ids = {r["event_id"] for r in inserted}
+    ids = await alerts_store.count_events(conn, alert_id=row["alert_id"], fingerprint=fp,
+                                          event_ids=[o.event_id for o in new],
+                                          occurred_at=[o.occurred_at for o in new])
     counted_now = [o for o in new if o.event_id in ids]
     if not counted_now:  # a concurrent worker counted them (the same event on two partitions)
         if created:
-            await conn.execute("DELETE FROM guardrail_alerts WHERE alert_id = $1", row["alert_id"])
+            await alerts_store.delete(conn, alert_id=row["alert_id"])
         return out
 
     severity, policy_severity = row["severity"], row["policy_severity"] or first.policy_severity
@@ -183,29 +150,17 @@ async def _count_into_alert(conn: asyncpg.Connection, fp: str, new: list[Occurre
     count = row["count"] + len(counted_now)
     first_seen = min([row["first_seen"], *(o.occurred_at for o in counted_now)])
     last_seen = max([row["last_seen"], *(o.occurred_at for o in counted_now)])
-    row = await conn.fetchrow(
-        """UPDATE guardrail_alerts SET count = $2, first_seen = $3, last_seen = $4, severity = $5,
-                  policy_severity = $6, kinds = $7, title = $8, summary = $9, updated_at = now()
-           WHERE alert_id = $1 RETURNING *""",
-        row["alert_id"], count, first_seen, last_seen, severity, policy_severity, kinds,
-        title_of(row["rule_id"], kinds, row["app_id"]),
-        summary_of(count=count, detector=row["detector"], policy_severity=policy_severity, first_seen=first_seen,
-                   last_seen=last_seen))
-    assert row is not None
+    row = await alerts_store.update_counts(
+        conn, alert_id=row["alert_id"], count=count, first_seen=first_seen, last_seen=last_seen, severity=severity,
+        policy_severity=policy_severity, kinds=kinds, title=title_of(row["rule_id"], kinds, row["app_id"]),
+        summary=summary_of(count=count, detector=row["detector"], policy_severity=policy_severity,
+                           first_seen=first_seen, last_seen=last_seen))
     out.append(alert_message(row))
     return out
 
 
 # --------------------------------------------------------------------------------------------------
-# The API's service functions. Every one is scoped to the caller's tenant.
-
-
-class AlertNotFound(LookupError):
-    pass
-
-
-class AlertConflict(RuntimeError):
-    pass
+# The API's service functions. Every one is scoped to the caller's tenant; another tenant's alert is not found.
 
 
 @dataclass(frozen=True)
@@ -219,94 +174,122 @@ class AlertFilter:
     until: datetime | None = None  # last_seen < until
 
 
-def encode_cursor(row: asyncpg.Record | dict[str, Any]) -> str:
-    raw = orjson.dumps([row["last_seen"].isoformat(), str(row["alert_id"])])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def cursor_scope(tenant_id: str, where: AlertFilter) -> str:
+    """What a page cursor is bound to: the tenant and the filter (not the page size)."""
+    query = [tenant_id, list(where.status), list(where.severity), where.app_id, where.rule, where.detector,
+             where.since.isoformat() if where.since else None, where.until.isoformat() if where.until else None]
+    return "alerts:" + hashlib.sha256(orjson.dumps(query)).hexdigest()[:16]
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """Raises ValueError for a cursor this API did not hand out."""
+def encode_cursor(row: asyncpg.Record | dict[str, Any], *, scope: str) -> str:
+    return cursors.encode([row["last_seen"].isoformat(), str(row["alert_id"])], scope=scope)
+
+
+def decode_cursor(cursor: str, *, scope: str) -> tuple[datetime, uuid.UUID]:
+    """The (last_seen, alert_id) a page ended at; `problems.Invalid` (the `cursor` query parameter) for a cursor
+    this API did not hand out, or handed out for another query."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        seen, alert_id = orjson.loads(raw)
+        seen, alert_id = cursors.decode(cursor, scope=scope)
         when = datetime.fromisoformat(seen)
         if when.tzinfo is None:
             raise ValueError("naive time")
         return when, uuid.UUID(alert_id)
-    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
-        raise ValueError("invalid cursor") from exc
+    except cursors.InvalidCursor as exc:
+        raise problems.Invalid("cursor", str(exc), location="query") from exc
+    except (ValueError, TypeError) as exc:
+        raise problems.Invalid("cursor", "not a cursor this API returned", location="query") from exc
 
 
-async def list_alerts(*, db: Executor, tenant_id: str, where: AlertFilter, limit: int, cursor: str | None = None
-                      ) -> tuple[list[dict[str, Any]], str | None]:
+def alert_public(row: asyncpg.Record | dict[str, Any]) -> AlertPublic:
+    return AlertPublic(
+        alert_id=row["alert_id"], fingerprint=row["fingerprint"], app_id=row["app_id"], rule_id=row["rule_id"],
+        detector=row["detector"], severity=row["severity"], policy_severity=row["policy_severity"],
+        status=row["status"], title=row["title"], summary=row["summary"], kinds=list(row["kinds"] or []),
+        count=row["count"], first_seen=row["first_seen"], last_seen=row["last_seen"],
+        acknowledged_at=row["acknowledged_at"], acknowledged_by=row["acknowledged_by"],
+        resolved_at=row["resolved_at"], resolved_by=row["resolved_by"], created_at=row["created_at"],
+        updated_at=row["updated_at"])
+
+
+async def list_alerts(db: Executor, *, tenant_id: str, where: AlertFilter, limit: int, cursor: str | None = None
+                      ) -> AlertsPublic:
     """Newest first (by last_seen); `next_cursor` is set when there may be more."""
-    after = decode_cursor(cursor) if cursor else None
-    rows = await db.fetch(
-        """SELECT * FROM guardrail_alerts
-           WHERE tenant_id = $1
-             AND (cardinality($2::text[]) = 0 OR status = ANY($2::text[]))
-             AND (cardinality($3::text[]) = 0 OR severity = ANY($3::text[]))
-             AND ($4::text IS NULL OR app_id = $4)
-             AND ($5::text IS NULL OR rule_id = $5)
-             AND ($6::text IS NULL OR detector = $6)
-             AND ($7::timestamptz IS NULL OR last_seen >= $7)
-             AND ($8::timestamptz IS NULL OR last_seen < $8)
-             AND ($9::timestamptz IS NULL OR (last_seen, alert_id) < ($9, $10::uuid))
-           ORDER BY last_seen DESC, alert_id DESC
-           LIMIT $11""",
-        tenant_id, list(where.status), list(where.severity), where.app_id, where.rule, where.detector, where.since,
-        where.until, after[0] if after else None, after[1] if after else None, limit + 1)
+    scope = cursor_scope(tenant_id, where)
+    after = decode_cursor(cursor, scope=scope) if cursor else None
+    rows = await alerts_store.list_alerts(
+        db, tenant_id=tenant_id, statuses=where.status, severities=where.severity, app_id=where.app_id,
+        rule_id=where.rule, detector=where.detector, since=where.since, until=where.until, after=after,
+        limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return [public(r) for r in rows], (encode_cursor(rows[-1]) if more and rows else None)
+    return AlertsPublic(alerts=[alert_public(r) for r in rows],
+                        next_cursor=encode_cursor(rows[-1], scope=scope) if more and rows else None)
 
 
 def _alert_uuid(alert_id: str) -> uuid.UUID:
     try:
         return uuid.UUID(alert_id)
     except ValueError as exc:
-        raise AlertNotFound(alert_id) from exc
+        raise problems.NotFound("no such alert") from exc
 
 
-async def get_alert(*, db: Executor, tenant_id: str, alert_id: str) -> dict[str, Any]:
-    row = await db.fetchrow("SELECT * FROM guardrail_alerts WHERE tenant_id = $1 AND alert_id = $2",
-                            tenant_id, _alert_uuid(alert_id))
+async def get_alert(db: Executor, *, tenant_id: str, alert_id: str) -> AlertPublic:
+    row = await alerts_store.get_alert(db, tenant_id=tenant_id, alert_id=_alert_uuid(alert_id))
     if row is None:
-        raise AlertNotFound(alert_id)
-    return public(row)
+        raise problems.NotFound("no such alert")
+    return alert_public(row)
 
 
-async def acknowledge(*, db: Executor, tenant_id: str, alert_id: str, by: str) -> dict[str, Any]:
+async def acknowledge(db: Executor, *, tenant_id: str, alert_id: str, by: str) -> AlertPublic:
+    """open -> acknowledged; an acknowledged alert stays as it is; a resolved one is a conflict."""
     key = _alert_uuid(alert_id)
-    row = await db.fetchrow(
-        """UPDATE guardrail_alerts SET status = 'acknowledged', acknowledged_at = now(), acknowledged_by = $3,
-                  updated_at = now()
-           WHERE tenant_id = $1 AND alert_id = $2 AND status = 'open' RETURNING *""", tenant_id, key, by)
+    row = await alerts_store.acknowledge(db, tenant_id=tenant_id, alert_id=key, by=by)
     if row is not None:
-        return public(row)
-    current = await get_alert(db=db, tenant_id=tenant_id, alert_id=alert_id)
-    if current["status"] == "resolved":
-        raise AlertConflict("the alert is resolved; a new occurrence opens a new alert")
+        return alert_public(row)
+    current = await get_alert(db, tenant_id=tenant_id, alert_id=alert_id)
+    if current.status == "resolved":
+        raise problems.Conflict("the alert is resolved; a new occurrence opens a new alert")
     return current
 
 
-async def resolve(*, pool: asyncpg.Pool, tenant_id: str, alert_id: str, by: str,
-                  announce: Callable[[AlertMessage], Awaitable[None]]) -> dict[str, Any]:
+async def resolve(pool: asyncpg.Pool, *, tenant_id: str, alert_id: str, by: str,
+                  announce: Callable[[AlertMessage], Awaitable[None]]) -> AlertPublic:
     """Resolve, and have `announce` publish the `resolved` message before the change commits.
 
-    If `announce` raises (Kafka unavailable), nothing changes and the error propagates. Resolving a
-    resolved alert publishes its `resolved` message again (the notifier sends it once).
+    If `announce` raises `KafkaUnavailable`, nothing changes and `problems.Unavailable` (503, Retry-After)
+    says so. Resolving a resolved alert publishes its `resolved` message again (the notifier sends it once).
     """
     key = _alert_uuid(alert_id)
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            """UPDATE guardrail_alerts SET status = 'resolved', resolved_at = now(), resolved_by = $3,
-                      updated_at = now()
-               WHERE tenant_id = $1 AND alert_id = $2 AND status <> 'resolved' RETURNING *""", tenant_id, key, by)
-        if row is None:
-            row = await conn.fetchrow("SELECT * FROM guardrail_alerts WHERE tenant_id = $1 AND alert_id = $2",
-                                      tenant_id, key)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            row = await alerts_store.resolve(conn, tenant_id=tenant_id, alert_id=key, by=by)
             if row is None:
-                raise AlertNotFound(alert_id)
-        await announce(alert_message(row))
-    return public(row)
+                row = await alerts_store.get_alert(conn, tenant_id=tenant_id, alert_id=key)
+                if row is None:
+                    raise problems.NotFound("no such alert")
+            await announce(alert_message(row))
+    except KafkaUnavailable as exc:
+        log.warning("alert not resolved: Kafka unavailable", extra={"tenant_id": tenant_id})
+        raise problems.Unavailable("the alert stream is unavailable; nothing changed, retry",
+                                   headers={"Retry-After": "5"}) from exc
+    return alert_public(row)
+
+
+class AlertAnnouncer:
+    """Publishes `resolved` alert messages (key = fingerprint). The producer starts on first use, so the API
+    starts, and serves everything else, while Kafka is down; `KafkaUnavailable` when it does not answer."""
+
+    def __init__(self, settings: GuardrailsSettings) -> None:
+        self.topic = settings.alerts_topic
+        self.producer = LazyProducer(settings.kafka_bootstrap, client_id="guardrails-api",
+                                     timeout_s=settings.kafka_timeout_s)
+
+    async def announce(self, message: AlertMessage) -> None:
+        await self.producer.send_all(self.topic, [(message.fingerprint.encode(), message.to_json())])
+
+    async def check(self) -> None:
+        """Readiness: Kafka answers and knows the topic."""
+        await (await self.producer.get()).partitions_for(self.topic)
+
+    async def close(self) -> None:
+        await self.producer.close()

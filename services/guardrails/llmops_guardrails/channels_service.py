@@ -13,68 +13,17 @@ keeps its delivery log (its rows' `channel_id` becomes NULL).
 from __future__ import annotations
 
 import secrets as secrets_module
-from datetime import datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
-Kind = Literal["webhook", "slack", "pagerduty"]
-Severity = Literal["info", "warning", "critical"]
+from llmops_guardrails.schemas import ChannelCreate, ChannelCreated, ChannelPublic, ChannelsPublic, ChannelUpdate
+from llmops_guardrails.store import Executor
+from llmops_guardrails.store import channels as channels_store
+from llmops_shared import problems
+
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
-_COLUMNS = ("channel_id, tenant_id, name, kind, url, secret, min_severity, repeat_interval_s, enabled, created_at, "
-            "updated_at")
-
-
-def _check_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL with a host")
-    return value
-
-
-class ChannelCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=100)
-    kind: Kind
-    url: str | None = Field(None, max_length=2000, description="required for webhook and slack")
-    secret: str | None = Field(None, min_length=1, max_length=500,
-                               description="webhook signing key (generated when absent) or PagerDuty routing key")
-    min_severity: Severity = "warning"
-    repeat_interval_s: int = Field(3600, ge=0, le=30 * 24 * 3600)
-    enabled: bool = True
-
-    _url = field_validator("url")(_check_url)
-
-
-class ChannelUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = Field(None, min_length=1, max_length=100)
-    url: str | None = Field(None, max_length=2000)
-    secret: str | None = Field(None, min_length=1, max_length=500)
-    min_severity: Severity | None = None
-    repeat_interval_s: int | None = Field(None, ge=0, le=30 * 24 * 3600)
-    enabled: bool | None = None
-
-    _url = field_validator("url")(_check_url)
-
-
-class ChannelError(ValueError):
-    pass
-
-
-class ChannelNotFound(LookupError):
-    pass
-
-
-class ChannelNameTaken(RuntimeError):
-    pass
 
 
 def _shown_url(kind: str, url: str) -> str:
@@ -84,84 +33,68 @@ def _shown_url(kind: str, url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/…"
 
 
-def public(row: asyncpg.Record | dict[str, Any], *, secret: str | None = None) -> dict[str, Any]:
-    def ts(v: datetime | None) -> str | None:
-        return v.isoformat() if v else None
-
-    out = {
-        "channel_id": row["channel_id"], "name": row["name"], "kind": row["kind"],
-        "url": _shown_url(row["kind"], row["url"]), "has_secret": bool(row["secret"]),
-        "min_severity": row["min_severity"], "repeat_interval_s": row["repeat_interval_s"], "enabled": row["enabled"],
-        "created_at": ts(row["created_at"]), "updated_at": ts(row["updated_at"]),
-    }
-    if secret is not None:
-        out["secret"] = secret  # shown once, at creation
-    return out
+def channel_public(row: asyncpg.Record | dict[str, Any]) -> ChannelPublic:
+    return ChannelPublic(
+        channel_id=row["channel_id"], name=row["name"], kind=row["kind"], url=_shown_url(row["kind"], row["url"]),
+        has_secret=bool(row["secret"]), min_severity=row["min_severity"], repeat_interval_s=row["repeat_interval_s"],
+        enabled=row["enabled"], created_at=row["created_at"], updated_at=row["updated_at"])
 
 
-async def create(*, db: Executor, tenant_id: str, body: ChannelCreate) -> dict[str, Any]:
+def _name_taken(name: object) -> problems.Conflict:
+    return problems.Conflict(f"a channel named {name!r} exists")
+
+
+async def create(db: Executor, *, tenant_id: str, body: ChannelCreate) -> ChannelCreated:
+    """A new channel; a generated webhook secret is in the answer, once. `Invalid` without a needed URL or
+    routing key, `Conflict` when the tenant has a channel by that name."""
     url, secret, generated = body.url, body.secret, False
     if body.kind == "pagerduty":
         url = url or PAGERDUTY_EVENTS_URL
         if not secret:
-            raise ChannelError("secret: a pagerduty channel needs the integration's routing key")
+            raise problems.Invalid("secret", "a pagerduty channel needs the integration's routing key")
     elif not url:
-        raise ChannelError(f"url: a {body.kind} channel needs a URL")
+        raise problems.Invalid("url", f"a {body.kind} channel needs a URL")
     if body.kind == "webhook" and not secret:
         secret, generated = "whsec_" + secrets_module.token_urlsafe(32), True
     try:
-        row = await db.fetchrow(
-            f"""INSERT INTO notification_channels (tenant_id, name, kind, url, secret, min_severity,
-                                                 repeat_interval_s, enabled)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}""",  # noqa: S608 (our columns)
-            tenant_id, body.name, body.kind, url, secret or "", body.min_severity, body.repeat_interval_s, body.enabled)
+        row = await channels_store.insert_channel(
+            db, tenant_id=tenant_id, name=body.name, kind=body.kind, url=url, secret=secret or "",
+            min_severity=body.min_severity, repeat_interval_s=body.repeat_interval_s, enabled=body.enabled)
     except asyncpg.UniqueViolationError as exc:
-        raise ChannelNameTaken(f"a channel named {body.name!r} exists") from exc
-    assert row is not None
-    return public(row, secret=secret if generated else None)
+        raise _name_taken(body.name) from exc
+    shown = channel_public(row).model_dump()
+    return ChannelCreated(**shown, secret=secret) if generated else ChannelCreated(**shown)
 
 
-async def list_channels(*, db: Executor, tenant_id: str) -> list[dict[str, Any]]:
-    rows = await db.fetch(
-        f"SELECT {_COLUMNS} FROM notification_channels WHERE tenant_id = $1 ORDER BY channel_id",  # noqa: S608
-        tenant_id)
-    return [public(r) for r in rows]
+async def list_channels(db: Executor, *, tenant_id: str) -> ChannelsPublic:
+    return ChannelsPublic(channels=[channel_public(r) for r in await channels_store.list_channels(
+        db, tenant_id=tenant_id)])
 
 
-async def get(*, db: Executor, tenant_id: str, channel_id: int) -> dict[str, Any]:
-    row = await db.fetchrow(
-        f"SELECT {_COLUMNS} FROM notification_channels WHERE tenant_id = $1 AND channel_id = $2",  # noqa: S608
-        tenant_id, channel_id)
+async def get(db: Executor, *, tenant_id: str, channel_id: int) -> ChannelPublic:
+    row = await channels_store.get_channel(db, tenant_id=tenant_id, channel_id=channel_id)
     if row is None:
-        raise ChannelNotFound(str(channel_id))
-    return public(row)
+        raise problems.NotFound("no such channel")
+    return channel_public(row)
 
 
-async def update(*, db: Executor, tenant_id: str, channel_id: int, body: ChannelUpdate) -> dict[str, Any]:
+async def update(db: Executor, *, tenant_id: str, channel_id: int, body: ChannelUpdate) -> ChannelPublic:
+    """Change the fields given; none may be set to null (`Invalid`); `Conflict` for another channel's name."""
     changes = body.model_dump(exclude_unset=True)
-    if any(changes.get(k, "") is None for k in ("name", "url", "secret", "min_severity", "repeat_interval_s",
-                                                 "enabled")):
-        raise ChannelError("fields cannot be set to null")
-    allowed = ["name", "url", "secret", "min_severity", "repeat_interval_s", "enabled"]
-    sets = [f"{k} = ${i + 3}" for i, k in enumerate(k for k in allowed if k in changes)]
-    values = [changes[k] for k in allowed if k in changes]
-    if not sets:
-        return await get(db=db, tenant_id=tenant_id, channel_id=channel_id)
+    for field in channels_store.CHANGEABLE:
+        if field in changes and changes[field] is None:
+            raise problems.Invalid(field, "cannot be set to null")
+    if not any(k in changes for k in channels_store.CHANGEABLE):
+        return await get(db, tenant_id=tenant_id, channel_id=channel_id)
     try:
-        row = await db.fetchrow(
-            f"""UPDATE notification_channels SET {', '.join(sets)}, updated_at = now()
-                WHERE tenant_id = $1 AND channel_id = $2 RETURNING {_COLUMNS}""",  # noqa: S608 (column names are ours)
-            tenant_id, channel_id, *values)
+        row = await channels_store.update_channel(db, tenant_id=tenant_id, channel_id=channel_id, changes=changes)
     except asyncpg.UniqueViolationError as exc:
-        raise ChannelNameTaken(f"a channel named {changes.get('name')!r} exists") from exc
+        raise _name_taken(changes.get("name")) from exc
     if row is None:
-        raise ChannelNotFound(str(channel_id))
-    return public(row)
+        raise problems.NotFound("no such channel")
+    return channel_public(row)
 
 
-async def delete(*, db: Executor, tenant_id: str, channel_id: int) -> None:
-    done = await db.fetchval(
-        "DELETE FROM notification_channels WHERE tenant_id = $1 AND channel_id = $2 RETURNING channel_id",
-        tenant_id, channel_id)
-    if done is None:
-        raise ChannelNotFound(str(channel_id))
+async def delete(db: Executor, *, tenant_id: str, channel_id: int) -> None:
+    if not await channels_store.delete_channel(db, tenant_id=tenant_id, channel_id=channel_id):
+        raise problems.NotFound("no such channel")

@@ -39,8 +39,8 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def _errors(exc: PolicyError) -> int:
-    for error in exc.errors:
+def _errors(messages: Sequence[str]) -> int:
+    for error in messages:
         print(f"error: {error}", file=sys.stderr)
     return 1
 
@@ -51,20 +51,22 @@ async def _run(args: argparse.Namespace, settings: GuardrailsSettings) -> int:
     pool = await create_pool(settings.database_url, max_size=2)
     try:
         if args.policy_command == "set":
-            stored = await policies_service.put_policy(pool=pool, tenant_id=args.tenant, app_id=args.app,
+            stored = await policies_service.put_policy(pool, tenant_id=args.tenant, app_id=args.app,
                                                        document=args.file.read_text(encoding="utf-8"),
                                                        created_by="cli")
             print(f"stored {args.tenant}/{args.app or '*'} version {stored.version}")
             return 0
-        stored_doc = await policies_service.get_stored(db=pool, tenant_id=args.tenant, app_id=args.app)
-        effective = await policies_service.effective_policy(db=pool, tenant_id=args.tenant, app_id=args.app)
+        stored_doc = await policies_service.get_stored(pool, tenant_id=args.tenant, app_id=args.app)
+        effective = await policies_service.effective_policy(pool, tenant_id=args.tenant, app_id=args.app)
         print(f"# effective policy version: {effective.version}")
         print(f"# stored override: {'version ' + str(stored_doc.version) if stored_doc else 'none'}")
         if stored_doc:
             print(stored_doc.document)
         return 0
     except PolicyError as exc:
-        return _errors(exc)
+        return _errors(exc.errors)
+    except policies_service.InvalidPolicy as exc:
+        return _errors(exc.messages)
     finally:
         await pool.close()
 
@@ -76,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tenant = args.tenant_file.read_text(encoding="utf-8") if args.tenant_file else None
             policy = load_policy(tenant, args.file.read_text(encoding="utf-8"))
         except PolicyError as exc:
-            return _errors(exc)
+            return _errors(exc.errors)
         print(f"ok: {len(policy.active_rules)} active rules")
         return 0
     return asyncio.run(_run(args, GuardrailsSettings()))

@@ -68,10 +68,6 @@ class ScanOutcome(BaseModel):
         """Rules that raise an alert: `alert` ones, and `block` ones (the stream cannot block)."""
         return [t for t in self.triggered if t.action in (Action.ALERT, Action.BLOCK)]
 
-    @property
-    def redacted_any(self) -> bool:
-        return any(t.action is Action.REDACT for t in self.triggered)
-
 
 class InteractionScan(ScanOutcome):
     interaction: Interaction  # a copy, redacted per policy

@@ -14,71 +14,51 @@ span (`start`, `end`) in its message, score, side and message index. Never a val
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+import time
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from prometheus_client import Histogram
 
 from llmops_guardrails.engine import PolicyEngine, TextCheck
-from llmops_guardrails.policies_service import EffectivePolicy, Executor, latest_documents
-from llmops_guardrails.policy import load_policy, parse_document
+from llmops_guardrails.policies_service import EffectivePolicy, InvalidPolicy, PolicyStore, latest_documents
+from llmops_guardrails.policy import PolicyError, load_policy, parse_document
+from llmops_guardrails.schemas import CheckFinding, CheckRequest, CheckResponse, CheckTriggered
 from llmops_guardrails.screening import decision, strongest_rules
+from llmops_guardrails.store import Executor
+from llmops_shared import problems
 from llmops_shared.contract import ChatMessage
 
-AppId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")]
+CHECK_SECONDS = Histogram("llmops_guardrails_check_seconds", "POST /v1/check latency",
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5))
 
 
-class CheckRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CheckTooLarge(problems.DomainError):
+    """413: more characters than one check may send (`check_max_chars`)."""
 
-    text: str | None = Field(None, description="a prompt as plain text")
-    messages: list[ChatMessage] | None = Field(None, min_length=1, max_length=1000, description="chat messages")
-    output: str | None = Field(None, description="a completion to check as well")
-    app_id: AppId | None = Field(None, description="whose stored policy applies; default the tenant's")
-    policy: str | dict[str, Any] | None = Field(
-        None, description="an override (YAML or mapping) on top of the stored ones")
-
-    @model_validator(mode="after")
-    def _one_input(self) -> CheckRequest:
-        if (self.text is None) == (self.messages is None):
-            raise ValueError("give exactly one of 'text' and 'messages'")
-        return self
-
-    def chars(self) -> int:
-        n = len(self.text or "") + len(self.output or "")
-        return n + sum(len(m.text()) + sum(len(c.arguments) for c in m.tool_calls or []) for m in self.messages or [])
+    status = 413
 
 
-class CheckFinding(BaseModel):
-    detector: str
-    entity_type: str
-    rule_id: str | None
-    start: int
-    end: int
-    score: float
-    side: Literal["input", "output"]
-    message_index: int | None
-    role: str
+async def check(db: Executor, *, engine: PolicyEngine, policies: PolicyStore, tenant_id: str, request: CheckRequest,
+                max_chars: int) -> CheckResponse:
+    """The whole inline check: size limit, the effective policy (stored, cached; with the inline override
+    on top), the scan. `CheckTooLarge`; `InvalidPolicy` (the `policy` field) for an override that does not
+    validate."""
+    started = time.perf_counter()
+    if request.chars() > max_chars:
+        raise CheckTooLarge(f"at most {max_chars} characters per check")
+    app_id = request.app_id or ""
+    try:
+        stored = await policies.one(db, tenant_id, app_id)
+        effective = await policy_for(db, store_effective=stored, tenant_id=tenant_id, app_id=app_id,
+                                     inline=request.policy)
+    except PolicyError as exc:
+        raise InvalidPolicy("policy", exc.errors) from exc
+    result = await run_check(engine, request, effective)
+    CHECK_SECONDS.observe(time.perf_counter() - started)
+    return result
 
 
-class TriggeredOut(BaseModel):
-    rule_id: str
-    action: str
-    severity: str | None
-    count: int
-
-
-class CheckResponse(BaseModel):
-    allowed: bool
-    action: Literal["allow", "alert", "redact", "block"]
-    policy_version: str
-    redacted_text: str | None = None
-    redacted_messages: list[ChatMessage] | None = None
-    redacted_output: str | None = None
-    findings: list[CheckFinding]
-    triggered: list[TriggeredOut]
-
-
-async def policy_for(*, db: Executor, store_effective: EffectivePolicy, tenant_id: str, app_id: str,
+async def policy_for(db: Executor, *, store_effective: EffectivePolicy, tenant_id: str, app_id: str,
                      inline: str | dict[str, Any] | None) -> EffectivePolicy:
     """The stored effective policy, or with an inline override merged on top. Raises `PolicyError`."""
     if inline is None:
@@ -95,8 +75,8 @@ def response_of(check: TextCheck, request: CheckRequest, policy_version: str) ->
     findings = [CheckFinding(detector=f.detector.value, entity_type=f.kind, rule_id=rules[i], start=f.start, end=f.end,
                              score=round(f.score, 4), side=f.side, message_index=f.message_index, role=f.role)
                 for i, f in enumerate(check.findings)]
-    triggered = [TriggeredOut(rule_id=t.rule_id, action=t.action.value,
-                              severity=t.severity.value if t.severity else None, count=t.count)
+    triggered = [CheckTriggered(rule_id=t.rule_id, action=t.action.value,
+                                severity=t.severity.value if t.severity else None, count=t.count)
                  for t in check.triggered]
     out = CheckResponse(allowed=not check.blocked, action=decision(check), policy_version=policy_version,
                         findings=findings, triggered=triggered)

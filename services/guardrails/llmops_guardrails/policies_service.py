@@ -17,19 +17,33 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 import yaml
+from pydantic import ValidationError
 
 from llmops_guardrails.policy import Policy, PolicyError, default_document, load_policy, parse_document
+from llmops_guardrails.schemas import (
+    EffectivePolicyInvalid,
+    EffectivePolicyPublic,
+    PoliciesPublic,
+    PolicyLatest,
+    PolicyPublic,
+    PolicyPut,
+    PolicyVersion,
+    PolicyVersionsPublic,
+    PolicyView,
+)
+from llmops_guardrails.store import Executor
+from llmops_guardrails.store import policies as policies_store
+from llmops_shared import problems
 
 log = logging.getLogger(__name__)
 
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 Target = tuple[str, str]  # (tenant_id, app_id); app_id '' = tenant-wide
 
 
@@ -42,9 +56,9 @@ class StoredPolicy:
     created_at: datetime
     created_by: str
 
-    def public(self) -> dict[str, Any]:
-        return {"tenant_id": self.tenant_id, "app_id": self.app_id or None, "version": self.version,
-                "document": self.document, "created_at": self.created_at.isoformat(), "created_by": self.created_by}
+    def public(self) -> PolicyPublic:
+        return PolicyPublic(tenant_id=self.tenant_id, app_id=self.app_id or None, version=self.version,
+                            document=self.document, created_at=self.created_at, created_by=self.created_by)
 
 
 @dataclass(frozen=True)
@@ -69,14 +83,7 @@ async def latest_documents(db: Executor, targets: Iterable[Target]) -> dict[Targ
     if not wanted:
         return {}
     tenants, apps = zip(*sorted(wanted), strict=True)
-    rows = await db.fetch(
-        """SELECT DISTINCT ON (p.tenant_id, p.app_id) p.tenant_id, p.app_id, p.version, p.document, p.created_at,
-                  p.created_by
-           FROM guardrail_policies p
-           JOIN unnest($1::text[], $2::text[]) AS w(tenant_id, app_id)
-             ON p.tenant_id = w.tenant_id AND p.app_id = w.app_id
-           ORDER BY p.tenant_id, p.app_id, p.version DESC""",
-        list(tenants), list(apps))
+    rows = await policies_store.latest_of(db, tenant_ids=tenants, app_ids=apps)
     return {(r["tenant_id"], r["app_id"]): _row(r) for r in rows}
 
 
@@ -143,7 +150,34 @@ class PolicyStore:
 
 
 # --------------------------------------------------------------------------------------------------
-# The API's service functions.
+# The API's (and the CLI's) service functions.
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
+
+
+class InvalidPolicy(problems.Invalid):
+    """422: a policy document that cannot be used. `errors` has one entry per problem, at `[location, field]`,
+    its `msg` naming the path inside the document (`rules[0](id=pii-redact).threshold: ...`); `messages`
+    lists the same texts."""
+
+    def __init__(self, field: str, messages: Sequence[str], *, location: str = "body") -> None:
+        more = f" (and {len(messages) - 1} more)" if len(messages) > 1 else ""
+        super().__init__(field, f"invalid policy: {messages[0] if messages else 'no detail'}{more}",
+                         location=location)
+        self.messages = list(messages)
+        self.errors = [problems.FieldError(loc=[location, field], msg=m) for m in messages]
+
+
+def read_submitted(body: bytes, content_type: str) -> str | dict[str, Any] | None:
+    """The override a `PUT /v1/policy` carries: the YAML itself (a YAML or text content type), or the
+    `document` of `{"document": ...}`. `InvalidPolicy` for a body of another shape."""
+    if content_type.split(";", maxsplit=1)[0].strip().lower() in YAML_TYPES:
+        return body.decode("utf-8", "replace")
+    try:
+        return PolicyPut.model_validate_json(body or b"{}").document
+    except ValidationError as exc:
+        raise InvalidPolicy("document", ['expected {"document": <YAML text or mapping>}', *[
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)]]) from exc
 
 
 def parse_submitted(document: str | dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
@@ -156,32 +190,25 @@ def parse_submitted(document: str | dict[str, Any] | None) -> tuple[str, dict[st
     return document, parse_document(document, source="document")
 
 
-async def get_stored(*, db: Executor, tenant_id: str, app_id: str, version: int | None = None) -> StoredPolicy | None:
-    row = await db.fetchrow(
-        """SELECT tenant_id, app_id, version, document, created_at, created_by FROM guardrail_policies
-           WHERE tenant_id = $1 AND app_id = $2 AND ($3::int IS NULL OR version = $3)
-           ORDER BY version DESC LIMIT 1""",
-        tenant_id, app_id, version)
+async def get_stored(db: Executor, *, tenant_id: str, app_id: str, version: int | None = None) -> StoredPolicy | None:
+    row = await policies_store.get_version(db, tenant_id=tenant_id, app_id=app_id, version=version)
     return _row(row) if row else None
 
 
-async def list_versions(*, db: Executor, tenant_id: str, app_id: str) -> list[dict[str, Any]]:
-    rows = await db.fetch(
-        """SELECT version, created_at, created_by FROM guardrail_policies
-           WHERE tenant_id = $1 AND app_id = $2 ORDER BY version DESC""", tenant_id, app_id)
-    return [{"version": r["version"], "created_at": r["created_at"].isoformat(), "created_by": r["created_by"]}
-            for r in rows]
+async def list_versions(db: Executor, *, tenant_id: str, app_id: str) -> PolicyVersionsPublic:
+    rows = await policies_store.list_versions(db, tenant_id=tenant_id, app_id=app_id)
+    return PolicyVersionsPublic(versions=[
+        PolicyVersion(version=r["version"], created_at=r["created_at"], created_by=r["created_by"]) for r in rows])
 
 
-async def list_latest(*, db: Executor, tenant_id: str) -> list[dict[str, Any]]:
-    rows = await db.fetch(
-        """SELECT DISTINCT ON (app_id) app_id, version, created_at, created_by FROM guardrail_policies
-           WHERE tenant_id = $1 ORDER BY app_id, version DESC""", tenant_id)
-    return [{"app_id": r["app_id"] or None, "version": r["version"], "created_at": r["created_at"].isoformat(),
-             "created_by": r["created_by"]} for r in rows]
+async def list_latest(db: Executor, *, tenant_id: str) -> PoliciesPublic:
+    rows = await policies_store.list_latest(db, tenant_id=tenant_id)
+    return PoliciesPublic(policies=[
+        PolicyLatest(app_id=r["app_id"] or None, version=r["version"], created_at=r["created_at"],
+                     created_by=r["created_by"]) for r in rows])
 
 
-async def effective_policy(*, db: Executor, tenant_id: str, app_id: str) -> EffectivePolicy:
+async def effective_policy(db: Executor, *, tenant_id: str, app_id: str) -> EffectivePolicy:
     """Strict: the effective policy of a tenant/app, raising `PolicyError` if a stored level is invalid."""
     stored = await latest_documents(db, [(tenant_id, app_id)])
     tenant, app = stored.get((tenant_id, "")), stored.get((tenant_id, app_id)) if app_id else None
@@ -189,36 +216,55 @@ async def effective_policy(*, db: Executor, tenant_id: str, app_id: str) -> Effe
     return EffectivePolicy(policy, version_label(tenant, app))
 
 
-async def put_policy(*, pool: asyncpg.Pool, tenant_id: str, app_id: str, document: str | dict[str, Any] | None,
+async def policy_view(db: Executor, *, tenant_id: str, app_id: str, version: int | None = None) -> PolicyView:
+    """A stored override (the latest, or `version`: `NotFound` when there is none) and the effective policy,
+    or why a stored level no longer validates."""
+    stored = await get_stored(db, tenant_id=tenant_id, app_id=app_id, version=version)
+    if version is not None and stored is None:
+        raise problems.NotFound("no such policy version")
+    effective: EffectivePolicyPublic | EffectivePolicyInvalid
+    try:
+        found = await effective_policy(db, tenant_id=tenant_id, app_id=app_id)
+        effective = EffectivePolicyPublic(version=found.version, policy=found.policy.model_dump(mode="json"))
+    except PolicyError as exc:
+        effective = EffectivePolicyInvalid(errors=exc.errors)
+    return PolicyView(stored=stored.public() if stored else None, effective=effective)
+
+
+async def put_policy(pool: asyncpg.Pool, *, tenant_id: str, app_id: str, document: str | dict[str, Any] | None,
                      created_by: str) -> StoredPolicy:
     """Validate and store a new version of a tenant's (app_id '') or an app's override.
 
-    Raises `PolicyError` (each error names its path; errors of an app override re-validated under a new
+    Raises `InvalidPolicy` (each error names its path; errors of an app override re-validated under a new
     tenant policy are prefixed with the app).
     """
+    try:
+        stored = await _validate_and_store(pool, tenant_id=tenant_id, app_id=app_id, document=document,
+                                           created_by=created_by)
+    except PolicyError as exc:
+        raise InvalidPolicy("document", exc.errors) from exc
+    log.info("guardrail policy stored", extra={"tenant_id": tenant_id, "app_id": app_id, "version": stored.version})
+    return stored
+
+
+async def _validate_and_store(pool: asyncpg.Pool, *, tenant_id: str, app_id: str,
+                              document: str | dict[str, Any] | None, created_by: str) -> StoredPolicy:
     text, parsed = parse_submitted(document)
     async with pool.acquire() as conn, conn.transaction():
-        # One writer per tenant at a time: versions are dense and validation sees a stable picture.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('guardrail_policies'), hashtext($1))", tenant_id)
+        await policies_store.lock_tenant(conn, tenant_id=tenant_id)  # versions dense, validation on a stable picture
         if app_id:
-            tenant = await get_stored(db=conn, tenant_id=tenant_id, app_id="")
+            tenant = await get_stored(conn, tenant_id=tenant_id, app_id="")
             load_policy(tenant.document if tenant else None, parsed)
         else:
             load_policy(parsed)
             errors: list[str] = []
-            for app in await conn.fetch(
-                    """SELECT DISTINCT ON (app_id) app_id, document FROM guardrail_policies
-                       WHERE tenant_id = $1 AND app_id <> '' ORDER BY app_id, version DESC""", tenant_id):
+            for app in await policies_store.latest_app_documents(conn, tenant_id=tenant_id):
                 try:
                     load_policy(parsed, app["document"])
                 except PolicyError as exc:
                     errors += [f"app '{app['app_id']}' override under this tenant policy: {e}" for e in exc.errors]
             if errors:
                 raise PolicyError(errors)
-        row = await conn.fetchrow(
-            """INSERT INTO guardrail_policies (tenant_id, app_id, version, document, created_by)
-               SELECT $1, $2, coalesce(max(version), 0) + 1, $3, $4 FROM guardrail_policies
-               WHERE tenant_id = $1 AND app_id = $2
-               RETURNING tenant_id, app_id, version, document, created_at, created_by""",
-            tenant_id, app_id, text, created_by)
+        row = await policies_store.insert_next_version(conn, tenant_id=tenant_id, app_id=app_id, document=text,
+                                                       created_by=created_by)
     return _row(row)

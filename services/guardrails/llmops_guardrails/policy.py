@@ -248,10 +248,6 @@ class Policy(_Strict):
         }
         return hashlib.sha256(orjson.dumps(wanted, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
-    @property
-    def ner_entities(self) -> list[str]:
-        return [e for e in self.detectors.pii.entities if e in NER_ENTITIES]
-
 
 # --------------------------------------------------------------------------------------------------
 # Documents: parse, merge, validate.

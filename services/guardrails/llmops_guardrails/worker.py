@@ -40,6 +40,7 @@ from llmops_guardrails.engine import InteractionScan, PolicyEngine
 from llmops_guardrails.policies_service import PolicyStore
 from llmops_guardrails.policy import Policy, default_policy
 from llmops_guardrails.settings import GuardrailsSettings
+from llmops_guardrails.store import findings as findings_store
 from llmops_shared.contract import Interaction
 from llmops_shared.worker import InteractionHandler, Message, Resources
 
@@ -90,7 +91,7 @@ class GuardrailsWorker(InteractionHandler[Outgoing]):
         SCAN_SECONDS.observe(time.perf_counter() - started)
 
         rows = [row for s in scanned for row in screening.finding_rows(s.event, s.scan, s.policy_version)]
-        await insert_findings(conn, rows)
+        await findings_store.insert_findings(conn, rows=rows)
         occurrences = [o for s in scanned for o in screening.occurrences(s.event, s.scan)]
         alerts = await record_occurrences(conn, occurrences, window_s=self.settings.alert_group_window_s)
 
@@ -125,24 +126,6 @@ class GuardrailsWorker(InteractionHandler[Outgoing]):
         producer = resources.producer
         futures = [await producer.send(o.topic, o.value, key=o.key) for o in results]
         await asyncio.gather(*futures)
-
-
-async def insert_findings(conn: asyncpg.Connection, rows: Sequence[screening.FindingRow]) -> int:
-    """Insert findings rows, idempotently; returns how many were new."""
-    if not rows:
-        return 0
-    columns = list(zip(*rows, strict=True))
-    inserted = await conn.fetch(
-        """INSERT INTO guardrail_findings
-             (event_id, finding_no, tenant_id, app_id, occurred_at, message_index, part, role, detector,
-              entity_type, rule_id, start_offset, end_offset, score, value_hash, policy_version)
-           SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::int[],
-                                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::int[],
-                                $14::float8[], $15::text[], $16::text[])
-           ON CONFLICT (event_id, finding_no) DO NOTHING
-           RETURNING 1""",
-        *[list(c) for c in columns])
-    return len(inserted)
 
 
 async def main() -> int:

@@ -12,7 +12,9 @@ import pytest
 from llmops_guardrails import alerts_service
 from llmops_guardrails.alerts_service import record_occurrences
 from llmops_guardrails.screening import Occurrence, fingerprint
+from llmops_shared import problems
 from llmops_shared.alerts import AlertMessage
+from llmops_shared.kafka import KafkaUnavailable
 
 pytestmark = pytest.mark.integration
 
@@ -77,6 +79,22 @@ async def test_counts_are_idempotent_even_after_the_alert_was_resolved(pg_pool: 
 
     fresh = await record(pg_pool, [occ(tenant, T0 + timedelta(minutes=1))])  # a new occurrence: a new alert
     assert fresh[0].alert_id != opened[0].alert_id and (fresh[0].status, fresh[0].count) == ("open", 1)
+
+
+async def test_resolving_while_kafka_is_down_changes_nothing(pg_pool: asyncpg.Pool, tenant: str) -> None:
+    [opened] = await record(pg_pool, [occ(tenant, T0)])
+
+    async def unavailable(_message: AlertMessage) -> None:
+        raise KafkaUnavailable("no broker")
+
+    with pytest.raises(problems.Unavailable) as refused:
+        await alerts_service.resolve(pg_pool, tenant_id=tenant, alert_id=opened.alert_id, by="k1",
+                                     announce=unavailable)
+    assert refused.value.status == 503 and refused.value.headers == {"Retry-After": "5"}
+    assert [r["status"] for r in await alerts_of(pg_pool, tenant)] == ["open"]
+    with pytest.raises(problems.NotFound):
+        await alerts_service.resolve(pg_pool, tenant_id=f"{tenant}-b", alert_id=opened.alert_id, by="k1",
+                                     announce=unavailable)
 
 
 async def test_fingerprints_separate_apps_rules_and_detectors_and_severity_only_escalates(

@@ -138,6 +138,9 @@ async def test_list_filter_and_paginate_alerts_of_the_own_tenant_only(
     assert got.status_code == 200 and got.json()["alert_id"] == secret
     assert (await client.get(f"/v1/alerts/{uuid.uuid4()}", headers=h)).status_code == 404
     assert (await client.get("/v1/alerts/not-a-uuid", headers=h)).status_code == 404
+    gone = await client.get(f"/v1/alerts/{uuid.uuid4()}", headers=h)
+    assert gone.headers["content-type"] == "application/problem+json"
+    assert gone.json() == {"type": "about:blank", "title": "Not Found", "status": 404, "detail": "no such alert"}
 
 
 async def test_acknowledge_and_resolve_with_tenant_isolation(
@@ -163,7 +166,8 @@ async def test_acknowledge_and_resolve_with_tenant_isolation(
     resolved = await client.post(f"/v1/alerts/{alert_id}/resolve", headers=mine)
     assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
     assert (await client.post(f"/v1/alerts/{alert_id}/resolve", headers=mine)).status_code == 200
-    assert (await client.post(f"/v1/alerts/{alert_id}/acknowledge", headers=mine)).status_code == 409
+    conflict = await client.post(f"/v1/alerts/{alert_id}/acknowledge", headers=mine)
+    assert conflict.status_code == 409 and conflict.json()["title"] == "Conflict"
     records = await collect(settings.kafka_bootstrap, settings.alerts_topic, since,
                             keep=lambda r: orjson.loads(r.value)["alert_id"] == alert_id,
                             until=lambda found: len(found) >= 2)
@@ -207,13 +211,18 @@ async def test_check_text_and_messages(client: httpx.AsyncClient, tenant: str, m
 
     bad = await client.post("/v1/check", json={"text": "x", "policy": "rules: [{id: x, detector: pii, action: alert}]"},
                             headers=h)
-    assert bad.status_code == 422
-    assert bad.json()["errors"] == ["rules[8](id=x): action 'alert' needs a severity (low, medium, high, critical)"]
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+    assert bad.json()["errors"] == [{"loc": ["body", "policy"], "type": "value_error",
+                                     "msg": "rules[8](id=x): action 'alert' needs a severity (low, medium, high, "
+                                            "critical)"}]
     missing = await client.post("/v1/check", json={"messages": None, "text": None}, headers=h)
-    assert missing.status_code == 422
+    assert missing.status_code == 422 and missing.json()["title"] == "Unprocessable Content"
     both = await client.post("/v1/check", json={"text": "a secret", "messages": messages}, headers=h)
     assert both.status_code == 422 and "a secret" not in both.text  # errors never echo the input
-    assert (await client.post("/v1/check", json={"text": "x" * 6000}, headers=h)).status_code == 413
+    too_long = await client.post("/v1/check", json={"text": "x" * 6000}, headers=h)
+    assert too_long.status_code == 413
+    assert too_long.json() == {"type": "about:blank", "title": "Request Entity Too Large", "status": 413,
+                               "detail": "at most 5000 characters per check"}
 
 
 async def test_concurrent_checks_all_answer(client: httpx.AsyncClient, tenant: str, make_key) -> None:
@@ -253,11 +262,12 @@ async def test_policies_are_versioned_validated_and_applied(client: httpx.AsyncC
     invalid = await client.put("/v1/policy", json={"document": "rules: [{id: pii-redact, threshold: 2}]"},
                                headers=admin)
     assert invalid.status_code == 422
-    assert invalid.json()["errors"] == ["rules[0](id=pii-redact).threshold: Input should be less than or equal to 1"]
+    assert [(e["loc"], e["msg"]) for e in invalid.json()["errors"]] == [
+        (["body", "document"], "rules[0](id=pii-redact).threshold: Input should be less than or equal to 1")]
     # A tenant change that would break an app's override is refused, naming the app.
     breaking = await client.put("/v1/policy", json={"document": "detectors: {terms: {lists: {}}}"}, headers=admin)
     assert breaking.status_code == 422
-    assert breaking.json()["errors"][0].startswith("app 'bot' override under this tenant policy: ")
+    assert breaking.json()["errors"][0]["msg"].startswith("app 'bot' override under this tenant policy: ")
 
     v2 = await client.put("/v1/policy", json={"document": yaml_v1 + "description: second\n"}, headers=admin)
     assert v2.json()["version"] == 2
@@ -271,7 +281,8 @@ async def test_policies_are_versioned_validated_and_applied(client: httpx.AsyncC
     assert any(r["id"] == "competitor-block" and r["action"] == "alert" for r in rules)
     listed = (await client.get("/v1/policies", headers=admin)).json()["policies"]
     assert [(p["app_id"], p["version"]) for p in listed] == [(None, 2), ("bot", 1)]
-    assert (await client.get("/v1/policy", params={"version": 9}, headers=admin)).status_code == 404
+    missing = await client.get("/v1/policy", params={"version": 9}, headers=admin)
+    assert missing.status_code == 404 and missing.json()["detail"] == "no such policy version"
     other = auth(await make_key(f"{tenant}-b", ["admin"]))
     assert (await client.get("/v1/policy", headers=other)).json()["stored"] is None
 
@@ -296,11 +307,13 @@ async def test_channels_crud(client: httpx.AsyncClient, tenant: str, make_key) -
     assert pd.json()["url"] == "https://events.pagerduty.com/v2/enqueue"
 
     no_key = await client.post("/v1/channels", json={"name": "pd2", "kind": "pagerduty"}, headers=admin)
-    assert no_key.status_code == 422 and "routing key" in no_key.json()["error"]
+    assert no_key.status_code == 422 and "routing key" in no_key.json()["detail"]
+    assert [e["loc"] for e in no_key.json()["errors"]] == [["body", "secret"]]
     assert (await client.post("/v1/channels", json={"name": "x", "kind": "webhook", "url": "ftp://a"},
                               headers=admin)).status_code == 422
-    assert (await client.post("/v1/channels", json={"name": "hook", "kind": "webhook", "url": "https://a.example"},
-                              headers=admin)).status_code == 409
+    taken = await client.post("/v1/channels", json={"name": "hook", "kind": "webhook", "url": "https://a.example"},
+                              headers=admin)
+    assert taken.status_code == 409 and taken.json()["detail"] == "a channel named 'hook' exists"
 
     listed = (await client.get("/v1/channels", headers=admin)).json()["channels"]
     assert [c["name"] for c in listed] == ["hook", "slack", "pd"] and all("secret" not in c for c in listed)

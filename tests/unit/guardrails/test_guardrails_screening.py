@@ -10,7 +10,6 @@ import orjson
 import pytest
 
 from llmops_guardrails import screening
-from llmops_guardrails.alerts_service import decode_cursor, encode_cursor, title_of
 from llmops_guardrails.engine import PolicyEngine
 from llmops_guardrails.policy import Policy, load_policy
 from llmops_shared.contract import MAX_METADATA_BYTES, Interaction, decode_interaction
@@ -102,12 +101,3 @@ def test_the_summary_never_breaks_the_contracts_metadata_limits(
         assert summary == {"findings": 2, "policy_version": "t1"}
     else:
         assert summary is not None and summary["by_type"] == {"CREDIT_CARD": 1, "EMAIL_ADDRESS": 1}
-
-
-def test_cursor_round_trip_and_titles() -> None:
-    when, alert_id = datetime(2026, 1, 1, tzinfo=UTC), uuid.uuid4()
-    assert decode_cursor(encode_cursor({"last_seen": when, "alert_id": alert_id})) == (when, alert_id)
-    with pytest.raises(ValueError, match="invalid cursor"):
-        decode_cursor("not-a-cursor")
-    assert title_of("secret-alert", ["a", "b", "c", "d", "e", "f", "g"], "bot") == (
-        "secret-alert: a, b, c, d, e and 2 more in app bot")

@@ -23,6 +23,8 @@ from redis.exceptions import RedisError
 
 from llmops_guardrails.notifier.channels import Channel, action_of, outgoing, wants
 from llmops_guardrails.notifier.delivery import Result, RetryPolicy, send
+from llmops_guardrails.store import channels as channels_store
+from llmops_guardrails.store import deliveries as deliveries_store
 from llmops_shared.alerts import AlertMessage
 from llmops_shared.contract import BadEvent
 from llmops_shared.topics import GUARDRAILS_ALERTS
@@ -86,10 +88,8 @@ class Notifier(BatchHandler[AlertMessage, AlertMessage]):
 
     async def deliver_one(self, channel: Channel, alert: AlertMessage) -> str:
         """Returns the outcome: delivered, suppressed, failed or duplicate."""
-        if await self.pool.fetchval(
-                """SELECT 1 FROM notification_deliveries
-                   WHERE message_id = $1 AND channel_id = $2 AND status = 'delivered'""",
-                alert.message_id, channel.channel_id):
+        if await deliveries_store.was_delivered(self.pool, message_id=alert.message_id,
+                                                channel_id=channel.channel_id):
             return "duplicate"
         repeat_key = None
         if action_of(alert) == "trigger" and channel.repeat_interval_s > 0:
@@ -115,15 +115,10 @@ class Notifier(BatchHandler[AlertMessage, AlertMessage]):
         return status
 
     async def _record(self, channel: Channel, alert: AlertMessage, status: str, result: Result) -> None:
-        await self.pool.execute(
-            """INSERT INTO notification_deliveries
-                 (message_id, alert_id, fingerprint, channel_id, tenant_id, action, status, attempts,
-                  http_status, error)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-               ON CONFLICT DO NOTHING""",
-            alert.message_id, alert.alert_id, alert.fingerprint, channel.channel_id, alert.tenant_id,
-            action_of(alert), status, result.attempts, result.http_status, result.error,
-        )
+        await deliveries_store.record_delivery(
+            self.pool, message_id=alert.message_id, alert_id=alert.alert_id, fingerprint=alert.fingerprint,
+            channel_id=channel.channel_id, tenant_id=alert.tenant_id, action=action_of(alert), status=status,
+            attempts=result.attempts, http_status=result.http_status, error=result.error)
 
     async def _with_redis(self, call: Callable[[], Awaitable[R]]) -> R:
         """Redis is needed to throttle; while it is down, wait for it (the batch stays uncommitted)."""
@@ -145,11 +140,7 @@ def _as_text(value: Any) -> str:
 
 
 async def load_channels(pool: asyncpg.Pool, tenants: Iterable[str]) -> dict[str, list[Channel]]:
-    rows = await pool.fetch(
-        """SELECT channel_id, tenant_id, name, kind, url, secret, min_severity, repeat_interval_s
-           FROM notification_channels WHERE enabled AND tenant_id = ANY($1::text[]) ORDER BY channel_id""",
-        list(tenants),
-    )
+    rows = await channels_store.enabled_channels(pool, tenant_ids=tenants)
     out: dict[str, list[Channel]] = {}
     for r in rows:
         out.setdefault(r["tenant_id"], []).append(Channel(**dict(r)))

@@ -1,9 +1,11 @@
+"""The PII detector as a whole: what it finds and avoids, recognizer set-up, batches, presidio's own path."""
+
 from __future__ import annotations
 
 import pytest
 
 from llmops_guardrails.detectors.pii import PiiDetector, build_recognizers
-from llmops_guardrails.detectors.pii_patterns import CardNumberRecognizer, PhoneNumberRecognizer, luhn_ok
+from llmops_guardrails.detectors.pii.patterns import CardNumberRecognizer, PhoneNumberRecognizer, luhn_ok
 from llmops_guardrails.engine import PolicyEngine
 
 ENTITIES = ["PERSON", "LOCATION", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS"]
@@ -91,3 +93,9 @@ def test_card_score_depends_on_issuer_and_context() -> None:
 def test_batch_results_match_single_results(detector: PiiDetector) -> None:
     texts = ["jane@example.com", "nothing here", "Call 415-555-0132, ask for Peter Parker."]
     assert detector.detect_many(texts) == [detector.detect(t) for t in texts]
+
+
+def test_context_enhancement_path_still_works(engine: PolicyEngine) -> None:
+    enhanced = PiiDetector(engine.ner(), entities=ENTITIES, score_threshold=0.4, context_enhancement=True)
+    text = "write to jane.doe@example.co.uk, card 4111 1111 1111 1111"
+    assert [h.kind for h in enhanced.detect(text)] == ["EMAIL_ADDRESS", "CREDIT_CARD"]

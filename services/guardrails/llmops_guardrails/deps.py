@@ -1,0 +1,40 @@
+"""The guardrails app's own dependencies: what its lifespan puts on `app.state`, as `Annotated` aliases.
+
+The principal, `Pool` and `Conn` aliases every API shares are in `llmops_shared.deps`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from llmops_guardrails.alerts_service import AlertAnnouncer
+from llmops_guardrails.engine import PolicyEngine
+from llmops_guardrails.policies_service import PolicyStore
+from llmops_guardrails.settings import GuardrailsSettings
+
+
+def _settings(request: Request) -> GuardrailsSettings:
+    return request.app.state.settings
+
+
+def _engine(request: Request) -> PolicyEngine:
+    return request.app.state.engine
+
+
+def _policies(request: Request) -> PolicyStore:
+    return request.app.state.policies
+
+
+def _announcer(request: Request) -> AlertAnnouncer:
+    return request.app.state.announcer
+
+
+Settings = Annotated[GuardrailsSettings, Depends(_settings)]
+Engine = Annotated[PolicyEngine, Depends(_engine)]
+"""The policy engine, loaded (and warmed up) at start-up."""
+Policies = Annotated[PolicyStore, Depends(_policies)]
+"""Effective policies per (tenant, app), cached a few seconds in this process."""
+Announcer = Annotated[AlertAnnouncer, Depends(_announcer)]
+"""Publishes `resolved` alert messages."""

@@ -1,0 +1,144 @@
+"""The PII detector: rules on every text, the NER model on the texts that need it, then refinement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import regex
+from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
+from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer, LemmaContextAwareEnhancer
+from presidio_analyzer.nlp_engine import NlpArtifacts
+from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+
+from llmops_guardrails.detectors.pii.ner_gate import needs_ner
+from llmops_guardrails.detectors.pii.pipeline import NER_ENTITIES, NerPipeline
+from llmops_guardrails.detectors.pii.recognizers import build_recognizers
+from llmops_guardrails.detectors.pii.refinement import refine, resolve_overlaps
+from llmops_guardrails.detectors.pii.results import SPACY
+from llmops_guardrails.findings import Detector, Hit
+
+
+class _NoContextEnhancement(ContextAwareEnhancer):
+    def __init__(self) -> None:
+        super().__init__(context_similarity_factor=0, min_score_with_context_similarity=0, context_prefix_count=0,
+                         context_suffix_count=0)
+
+    def enhance_using_context(self, text: str, raw_results: list[RecognizerResult], nlp_artifacts: NlpArtifacts,
+                              recognizers: list[EntityRecognizer], context: list[str] | None = None,
+                              ) -> list[RecognizerResult]:
+        return raw_results
+
+
+
+# A rule result at least this confident explains its words: the NER model need not look at them.
+_EXPLAINS = 0.85
+
+# What a text must contain for a recognizer of these entities to find anything: recognizers whose entities all
+# have a precondition are skipped on texts without it (most chat messages have no digit and no "@").
+_DIGIT = regex.compile(r"\d")
+_PRECONDITIONS: dict[str, regex.Pattern[str]] = {
+    "EMAIL_ADDRESS": regex.compile("@"),
+    "IP_ADDRESS": regex.compile(r"\d|::"),
+    **{e: _DIGIT for e in ("CREDIT_CARD", "PHONE_NUMBER", "US_SSN", "IBAN_CODE", "US_BANK_NUMBER", "US_ITIN",
+                           "UK_NHS", "US_PASSPORT", "MEDICAL_LICENSE")},
+}
+
+
+def _precondition(recognizer: EntityRecognizer) -> regex.Pattern[str] | None:
+    needed = {_PRECONDITIONS.get(e) for e in recognizer.supported_entities}
+    if None in needed or len(needed) != 1:
+        return None
+    return needed.pop()
+
+
+class PiiDetector:
+    """PII hits for many texts at once. Built per set of PII settings; shares the `NerPipeline`."""
+
+    detector = Detector.PII
+
+    def __init__(
+        self,
+        ner: NerPipeline,
+        *,
+        entities: Sequence[str],
+        language: str = "en",
+        score_threshold: float = 0.0,
+        phone_regions: Sequence[str] = ("US", "GB", "DE", "FR", "IN", "CA"),
+        context_enhancement: bool = False,
+        batch_size: int = 64,
+        skip_ner: bool = True,
+    ) -> None:
+        if not ner.is_loaded():
+            ner.load()
+        self.ner = ner
+        self.entities = list(dict.fromkeys(entities))
+        self.language = language
+        self.score_threshold = score_threshold
+        self.batch_size = batch_size
+        self.skip_ner = skip_ner
+        self.with_ner = any(e in NER_ENTITIES for e in self.entities)
+        self.ner_config = ner.configure_labels(self.entities)
+        self.recognizers = build_recognizers(self.entities, language=language, phone_regions=phone_regions)
+        self.context_enhancement = context_enhancement
+        registry = RecognizerRegistry(supported_languages=[language])
+        for recognizer in self.recognizers:
+            registry.add_recognizer(recognizer)
+        enhancer: ContextAwareEnhancer = LemmaContextAwareEnhancer() if context_enhancement else _NoContextEnhancement()
+        self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=ner, supported_languages=[language],
+                                       context_aware_enhancer=enhancer)
+        self._rule_recognizers = [(r, _precondition(r)) for r in self.recognizers if not isinstance(r, SpacyRecognizer)]
+        self._ner_entities = {e for e in self.entities if e in NER_ENTITIES}
+
+    def _rules(self, text: str) -> list[RecognizerResult]:
+        """Every recognizer but the NER model, once; results at or above the threshold."""
+        results: list[RecognizerResult] = []
+        for recognizer, needed in self._rule_recognizers:
+            if needed is None or needed.search(text):
+                results.extend(recognizer.analyze(text, self.entities, None))  # type: ignore[arg-type]
+        threshold = self.score_threshold
+        return [r for r in results if r.score >= threshold and r.score > 0]
+
+    def _ner_results(self, doc: Any) -> list[RecognizerResult]:
+        results = []
+        ents, scores = self.ner.entities(doc, self.ner_config)
+        for ent, score in zip(ents, scores, strict=True):
+            if ent.label_ in self._ner_entities and score >= self.score_threshold:
+                results.append(RecognizerResult(ent.label_, ent.start_char, ent.end_char, score,
+                                                recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: SPACY}))
+        return results
+
+    def _finish(self, text: str, results: list[RecognizerResult]) -> list[Hit]:
+        if self.with_ner:
+            results = refine(text, results)
+        return [Hit(Detector.PII, r.entity_type, r.start, r.end, round(min(1.0, max(0.0, r.score)), 4))
+                for r in resolve_overlaps(results, text)]
+
+    def detect_many(self, texts: Sequence[str]) -> list[list[Hit]]:
+        if not self.entities:
+            return [[] for _ in texts]
+        if self.context_enhancement:  # presidio's own analysis, with its lemma context enhancer
+            docs = self.ner.docs(texts, with_ner=self.with_ner, batch_size=self.batch_size)
+            return [self._finish(text, self.analyzer.analyze(
+                text=text, language=self.language, entities=self.entities,
+                nlp_artifacts=self.ner.artifacts(doc, self.ner_config), score_threshold=self.score_threshold))
+                for text, doc in zip(texts, docs, strict=True)]
+        rules = [self._rules(t) for t in texts]
+        if not self.with_ner:
+            return [self._finish(t, r) for t, r in zip(texts, rules, strict=True)]
+        if self.skip_ner:
+            flags = [needs_ner(t, [(r.start, r.end) for r in rs if r.score >= _EXPLAINS])
+                     for t, rs in zip(texts, rules, strict=True)]
+        else:
+            flags = [True] * len(texts)
+        wanted = [t for t, f in zip(texts, flags, strict=True) if f]
+        docs = iter(self.ner.docs(wanted, with_ner=True, batch_size=self.batch_size)) if wanted else iter(())
+        self.ner.calls += len(texts) - len(wanted)  # texts that skipped the model count as seen
+        out = []
+        for text, flag, found in zip(texts, flags, rules, strict=True):
+            results = (self._ner_results(next(docs)) + found) if flag else found
+            out.append(self._finish(text, results))
+        return out
+
+    def detect(self, text: str) -> list[Hit]:
+        return self.detect_many([text])[0]

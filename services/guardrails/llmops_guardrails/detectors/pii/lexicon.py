@@ -1,0 +1,42 @@
+"""Word lists and text patterns the place and person recognizers, the refinement and the needs-NER check share."""
+
+from __future__ import annotations
+
+import regex
+
+LINE = regex.compile(r"[^\n]*")
+BULLET = regex.compile(r"^[\s?•*·>–-]*")
+UNIT_OR_STREET = regex.compile(
+    r"(?i)\b(?:apt|apartment|suite|ste|unit|floor|box|p\.?\s?o\.?|postbox|room|building|bldg|street|st|road|rd|"
+    r"avenue|ave|avda|lane|ln|drive|dr|boulevard|blvd|way|place|pl|court|ct|square|sq|terrace|highway|hwy|rue|"
+    r"via|calle|avenida|rua|strasse|straße|str|ul|dpo|apo|fpo|psc)\b\.?")
+ORG_WORD = (r"(?:Inc|Ltd|LLC|LLP|PLC|GmbH|AG|SA|NV|BV|Corp|Corporation|Company|Co|Group|Holdings|Partners|"
+            r"Associates|Bank|Foundation|University|Institute|College|School|Orchestra|Band|Quartet|Trio|"
+            r"Ensemble|Choir|Sons|Brothers|Industries|Technologies|Systems|Solutions|Consulting|Services|"
+            r"Agency|Studios?|Records|Hotel|Hospital|Clinic|Church|Club|Society|Association|Council|Committee|"
+            r"Ministry|Department|Office|Airlines?|Motors|Pharma|Labs?|Software|Media|Capital|Ventures)")
+ORG_WORD_RE = regex.compile(rf"\b{ORG_WORD}\b\.?")
+
+# One capitalised word of a name ("Anna", "O’Brien", "Jean-Luc").
+NAME_WORD = r"\p{Lu}[\p{L}\p{M}'’-]*[\p{L}\p{M}]"
+
+
+def words(text: str) -> list[str]:
+    """A word list written as one string, split on whitespace."""
+    return text.split()
+
+
+# Common words that open a sentence (or a line, or a quote) in chat messages: capitalised there, not names.
+OPENERS = frozenset(words("""
+a about actually after again all also although always am an and another any anyone anything are as at be
+because been before being besides both bot but by can can't cannot could couldn't dear did didn't do does
+doesn't don't during each either even every everyone everything excuse finally first for from further good
+great had has hasn't have haven't he he's hello her here here's hers hey hi him his how however i if in
+instead is isn't it it's its just kindly last let let's many may maybe me meanwhile might mine more most my
+need neither never next no none nor not nothing now of often ok okay on once one only or other otherwise our
+ours perhaps please quick quickly really she she's should shouldn't since so some someone something sometimes
+soon sorry still such thank thanks that that's the their theirs them then there there's therefore these they
+they're this those though thus to today tomorrow too unfortunately unless unlike until user usually very was
+wasn't we we're well were weren't what what's whatever when whenever where where's whether which while who
+who's whom whose why will with without won't would wouldn't yes yesterday yet you you're your yours
+"""))

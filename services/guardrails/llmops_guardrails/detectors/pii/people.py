@@ -1,0 +1,152 @@
+"""People: cues the NER model misses (`PersonRecognizer`)."""
+
+from __future__ import annotations
+
+import regex
+from presidio_analyzer import RecognizerResult
+from presidio_analyzer.nlp_engine import NlpArtifacts
+
+from llmops_guardrails.detectors.pii.lexicon import (
+    BULLET,
+    LINE,
+    NAME_WORD,
+    OPENERS,
+    ORG_WORD_RE,
+    UNIT_OR_STREET,
+    words,
+)
+from llmops_guardrails.detectors.pii.patterns import OneEntityRecognizer
+from llmops_guardrails.detectors.pii.places import gazetteer
+from llmops_guardrails.detectors.pii.results import make_result
+
+_PARTICLE = r"(?:van|von|de|der|den|da|di|del|della|dos|das|du|la|le|bin|al|el|ibn|ter|ten|zu)"
+_PERSON_NAME = (rf"{NAME_WORD}(?:[ ](?:\p{{Lu}}\.?[ ])?(?:{_PARTICLE}[ ]){{0,2}}{NAME_WORD}){{0,2}}")
+_LOWER_WORD = r"\p{Ll}[\p{Ll}\p{M}'’-]*\p{Ll}"
+_CONTACT_NAME = regex.compile(
+    rf"^(?:{NAME_WORD}|\p{{Lu}}\.?)(?:[ ]{{1,2}}(?:{NAME_WORD}|\p{{Lu}}\.?|{_PARTICLE})){{1,4}}$")
+_CONTACT_NAME_LOWER = regex.compile(rf"^{_LOWER_WORD}(?:[ ](?:{_LOWER_WORD}|\p{{Ll}}\.?)){{1,3}}$")
+_ROLE_WORD = regex.compile(
+    r"(?i)\b(?:team|support|service|services|department|dept|sales|office|desk|center|centre|help|helpdesk|customer|"
+    r"customers|billing|accounts|admin|administrator|manager|director|engineer|officer|assistant|reception|"
+    r"operations|marketing|finance|hr|legal|info|contact|hello|dear|regards|thanks|personal|profile|resume|cv)\b")
+_LABEL = regex.compile(r"(?i)^(?:billing|shipping|mailing|postal|home|delivery)?\s*(?:address|name|to|attn|"
+                       r"attention|contact|recipient|ship\s+to|bill\s+to)\s*:\s*")
+_SENTENCE_START = r"(?:^|(?<=[.!?]\s{1,3})|(?<=\n\s{0,8}))"
+_SUBJECT = regex.compile(
+    rf"{_SENTENCE_START}(?P<name>{_PERSON_NAME})(?=\s+(?:lives|lived|had\s+given|has\s+given|gave|spent|works|"
+    r"worked|said|says|told|asked|wrote|replied|is\s+from|was\s+from|moved|married|emailed|texted|called\s+me|"
+    r"and\s+I\b|is\s+(?:a\s+)?(?:very|my|our|so)\b|was\s+(?:a\s+)?(?:very|my|our)\b))")
+_SPEECH = regex.compile(
+    rf"\b(?:said|says|asked|replied|answered|told|wrote|explained|added|shouted|whispered|according\s+to)\s+"
+    rf"(?P<name>{_PERSON_NAME})(?:\s+to\s+(?P<other>{_PERSON_NAME}))?")
+_SPEAKER = regex.compile(rf"(?m)^[ \t]*(?P<name>{NAME_WORD}(?:[ ]{NAME_WORD})?)[ \t]*:[ \t]*[\"“]")
+_VOCATIVE = regex.compile(
+    rf"{_SENTENCE_START}(?P<name>{_PERSON_NAME}),\s+(?=(?i:can|could|would|will|please|are|do|did|have|i|you|"
+    r"thank|thanks|we|let|how|what|where|when|why|is|it|this)\b)")
+_POSSESSIVE_NAME = regex.compile(rf"\b(?P<name>{NAME_WORD}[ ]{NAME_WORD})['’]s\b")
+_DETERMINERS = frozenset({"The", "A", "An", "This", "That", "These", "Those", "My", "Your", "His", "Her", "Our",
+                          "Their", "Its", "Some", "Any", "Every", "Each", "No"})
+_NOT_A_NAME = frozenset({
+    "The", "A", "An", "This", "That", "These", "Those", "It", "I", "We", "You", "He", "She", "They", "Not", "Sorry",
+    "Thanks", "Thank", "Please", "Yes", "No", "Ok", "OK", "Okay", "There", "Here", "All", "Sure", "Just", "So",
+    "Well", "Good", "Great", "Fine", "Happy", "Glad", "Going", "Hi", "Hello", "Hey", "Dear", "Sir", "Madam",
+    "Also", "Now", "Then", "Anyway", "However", "Actually", "Honestly", "Maybe", "Perhaps", "Everyone", "Someone",
+    "Nobody", "Somebody", "Everybody", "User", "Bot", "Assistant", "System", "Human", "AI", "Customer", "Agent",
+    "Q", "Note", "Where", "When", "What", "Who", "Why", "How", "Which", "Phone", "Email", "E-mail", "Address",
+    "Website", "Name", "My", "Your", "His", "Her", "Our", "Their", "Mr", "Mrs", "Ms", "Dr", "Today", "Tomorrow",
+    "Yesterday", "Personal", "Info", "Subject", "Re", "Fwd", "Answer", "Question", "Response", "Reply", "Output",
+    "Input", "Example", "Error", "Warning", "Update", "Summary", "Title", "Date", "Time", "Step", "Tip",
+})
+
+
+
+# Words that open a sentence followed by a comma ("Perfect, can you ...") without being a name.
+_INTERJECTIONS = frozenset(words("""
+absolutely afterwards agreed ah alright anyway awesome basically besides cheers cool correct definitely done
+exactly excellent fine great hmm interesting later listen look nice nope noted oh ok okay otherwise perfect
+quick right second seriously sure third understood wait well wow yeah yep
+"""))
+# First words of capitalised phrases with a possessive that are not names ("New Year's", "Black Friday's").
+_NOT_NAME_ADJECTIVES = frozenset(words("""
+New Old Black White Good Great Big Little Saint St National International United Royal Christmas Easter
+Valentine Halloween Mother Father Independence Labor Labour Memorial Thanksgiving
+"""))
+
+
+class PersonRecognizer(OneEntityRecognizer):
+    """PERSON from cues the small NER model often misses; each span must look like a name (capitalised words,
+    initials, particles such as "van der") and not start with a common word ("The", "Thanks", "User").
+
+    - the name line of a contact block: the first line of a text of three or more lines, one of them with
+      digits (an address or phone number), consisting of two to five name words (after a bullet or a label
+      such as "Billing address:"), 0.88;
+    - a speaker label before a quote (`Anna: "Who are you?"`), 0.9;
+    - after a speech verb ("said Anna", "said Anna to Ben"), 0.9;
+    - a sentence subject followed by a verb that takes a person ("Anna lives at", "Anna had given",
+      "Anna is from"), 0.9;
+    - a name addressed at the start of a sentence ("Anna, can I ..."), 0.88;
+    - two name words with a possessive ("Anna Berg's"), 0.6.
+    """
+
+    ENTITY = "PERSON"
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
+                ) -> list[RecognizerResult]:
+        if self.ENTITY not in entities:
+            return []
+        out: list[RecognizerResult] = []
+
+        def add(span: tuple[int, int], score: float, why: str) -> None:
+            start, end = span
+            words = text[start:end].split(" ")
+            if words[0] in _DETERMINERS:  # "wrote The Call of the Wild": a title, not a name
+                return
+            while words and words[0] in _NOT_A_NAME:
+                start += len(words.pop(0)) + 1
+            if words and not ORG_WORD_RE.search(text, start, end):
+                out.append(make_result(self, self.ENTITY, (start, end), score, why))
+
+        if "\n" in text:
+            span = self._contact_name(text)
+            if span:
+                add(span, 0.88, "name line of a contact block")
+        if ":" in text:
+            for m in _SPEAKER.finditer(text):
+                add(m.span("name"), 0.9, "speaker label")
+        for m in _SPEECH.finditer(text):
+            add(m.span("name"), 0.9, "after a speech verb")
+            if m.group("other"):
+                add(m.span("other"), 0.9, "after a speech verb")
+        for m in _SUBJECT.finditer(text):
+            add(m.span("name"), 0.9, "subject of a verb that takes a person")
+        for m in _VOCATIVE.finditer(text):
+            first = m.group("name").split(" ")[0]
+            if first.lower() not in _INTERJECTIONS and first.lower() not in OPENERS and not first.endswith("ly"):
+                add(m.span("name"), 0.88, "addressed by name")
+        for m in _POSSESSIVE_NAME.finditer(text):
+            if m.group("name").split(" ")[0] not in _NOT_NAME_ADJECTIVES:
+                add(m.span("name"), 0.6, "name with a possessive")
+        return out
+
+    @staticmethod
+    def _contact_name(text: str) -> tuple[int, int] | None:
+        lines = [m for m in LINE.finditer(text) if m.group().strip()]
+        if len(lines) < 3 or not any(ch.isdigit() for m in lines[1:] for ch in m.group()):
+            return None
+        first = lines[0]
+        bullet = BULLET.match(first.group())
+        start = first.start() + (bullet.end() if bullet else 0)
+        label = _LABEL.match(text, start, first.end())
+        if label:
+            start = label.end()
+        end = first.end()
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        value = text[start:end]
+        lowercase_text = not any(c.isupper() for c in text)
+        pattern = _CONTACT_NAME_LOWER if lowercase_text else _CONTACT_NAME
+        if not pattern.match(value) or value.split(" ")[0] in _NOT_A_NAME or ORG_WORD_RE.search(value):
+            return None
+        if UNIT_OR_STREET.search(value) or _ROLE_WORD.search(value) or gazetteer().get(" ".join(value.split())):
+            return None
+        return start, end

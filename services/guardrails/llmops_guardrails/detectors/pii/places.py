@@ -1,0 +1,215 @@
+"""Places: a gazetteer (`data/places.md`) and the shape of postal addresses (`PlaceRecognizer`)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+
+import regex
+from presidio_analyzer import RecognizerResult
+from presidio_analyzer.nlp_engine import NlpArtifacts
+
+from llmops_guardrails.detectors.pii.lexicon import BULLET, LINE, ORG_WORD_RE, UNIT_OR_STREET
+from llmops_guardrails.detectors.pii.patterns import OneEntityRecognizer
+from llmops_guardrails.detectors.pii.results import make_result
+
+
+@dataclass(frozen=True)
+class Place:
+    section: str
+    ambiguous: bool
+
+
+class Gazetteer:
+    """Place names from `data/places.md`, looked up by phrase."""
+
+    def __init__(self, entries: Iterable[tuple[str, str, bool]]) -> None:
+        self.exact: dict[str, Place] = {}
+        self.lower: dict[str, Place] = {}
+        self.first_words: set[str] = set()  # first word of every name, in every form looked up
+        self.max_words = 1
+        for name, section, ambiguous in entries:
+            place = Place(section, ambiguous)
+            for form in (name, name.upper()):
+                self.exact.setdefault(form, place)
+            if (" " in name or section == "countries") and not ambiguous and len(name) > 3:
+                self.lower.setdefault(name.lower(), place)
+            first = name.split()[0]
+            self.first_words |= {first, first.upper(), first.lower(), first.rstrip(",."), first.upper().rstrip(",.")}
+            self.max_words = max(self.max_words, len(name.split()))
+
+    @classmethod
+    def parse(cls, text: str) -> Gazetteer:
+        entries = []
+        section = ""
+        for line in text.splitlines():
+            if line.startswith("## "):
+                section = line[3:].strip()
+            elif line.startswith("- ") and section:
+                name = line[2:].strip()
+                ambiguous = name.endswith(" *")
+                entries.append((name.removesuffix(" *").strip(), section, ambiguous))
+        return cls(entries)
+
+    def get(self, phrase: str, *, lowercase_text: bool = False) -> Place | None:
+        place = self.exact.get(phrase)
+        if place is None and lowercase_text:
+            place = self.lower.get(phrase)
+        return place
+
+
+@functools.cache
+def gazetteer() -> Gazetteer:
+    text = resources.files("llmops_guardrails").joinpath("data/places.md").read_text(encoding="utf-8")
+    return Gazetteer.parse(text)
+
+
+_TOKEN = regex.compile(r"[\p{L}\p{M}]+(?:['’.-][\p{L}\p{M}]+)*\.?")
+_TAIL_TOKEN = regex.compile(r"^(?:\S*\d\S*|nan|\p{Lu}{2}|,)$")
+_LOCALITY = regex.compile(r"^[\p{L}\p{M}][\p{L}\p{M}'’. -]*[\p{L}\p{M}.]$|^[\p{L}\p{M}]$")
+_ADDRESS_PLACE = regex.compile(
+    r"(?i:\b(?:lives?\s+at|lived\s+at|living\s+at|address(?:\s+is)?:?|located\s+at|based\s+at|"
+    r"(?:ship|shipped|deliver|delivered|send|sent|mail|mailed|post|posted)\s+(?:it\s+|this\s+|them\s+)?to))\s+"
+    r"(?P<street>[^\n,;]{0,60}?\d[^\n,;]{0,60}?),\s*"
+    r"(?P<place>[\p{L}\p{M}][\p{L}\p{M}'’-]*(?:[ ](?:[\p{L}\p{M}][\p{L}\p{M}'’-]*|\d{1,2})){0,3})"
+    r"(?=\s*(?:$|[.,;!?)\n]))")
+_PLACE_CUE = regex.compile(
+    r"(?i:\b(?:in|near|from|across|around|outside|inside|visit|visited|visiting|to|at|of|toward|towards|via|"
+    r"leave|left|reach|reached|capital|city))\s+$")
+
+class PlaceRecognizer(OneEntityRecognizer):
+    """LOCATION from the gazetteer and from the lines of a postal address.
+
+    - A gazetteer name (`data/places.md`): 0.95 for countries, states and regions, 0.9 for cities; a name that
+      is also a person's name or a word (marked `*`) only after a place cue ("in", "from", "to"...), 0.6.
+    - In a block of address lines: a country line (a country name, optionally followed by a postal code)
+      makes the line above it, when it reads like a locality (letters only, at most four words, no street or
+      unit word), a place; so does a locality line followed by a postal code or a two-letter country code
+      ("Aalborg NO 9100") right under a line with digits (street, unit). 0.88.
+    - The last comma-separated part after a street with a number, introduced by "lives at", "address:",
+      "ship to"... ("lives at 12 Rua Nova 3, Goiania"). 0.88.
+    """
+
+    ENTITY = "LOCATION"
+
+    def __init__(self, supported_language: str = "en") -> None:
+        super().__init__(supported_language)
+        self.places = gazetteer()
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
+                ) -> list[RecognizerResult]:
+        if self.ENTITY not in entities:
+            return []
+        out = self._gazetteer(text)
+        if "\n" in text:
+            out.extend(self._address_lines(text))
+        if "," in text:
+            for m in _ADDRESS_PLACE.finditer(text):
+                start, end = m.span("place")
+                value = m.group("place")
+                if UNIT_OR_STREET.search(value) or (value[0].islower() and any(c.isupper() for c in text)):
+                    continue
+                out.append(make_result(self, self.ENTITY, (start, end), 0.88, "place after a street address"))
+        return out
+
+    def _gazetteer(self, text: str) -> list[RecognizerResult]:
+        lowercase_text = not any(c.isupper() for c in text)
+        tokens = [m.span() for m in _TOKEN.finditer(text)]
+        out = []
+        i = 0
+        while i < len(tokens):
+            start = tokens[i][0]
+            if (not lowercase_text and not text[start].isupper()) or (
+                    text[start:tokens[i][1]] not in self.places.first_words
+                    and text[start:tokens[i][1]].rstrip(".") not in self.places.first_words):
+                i += 1
+                continue
+            found = None
+            for j in range(min(len(tokens), i + self.places.max_words) - 1, i - 1, -1):
+                end = tokens[j][1]
+                phrase = text[start:end]
+                if "\n" in phrase:
+                    continue
+                phrase = " ".join(phrase.split())
+                place = self.places.get(phrase, lowercase_text=lowercase_text)
+                if place is None and phrase.endswith("."):
+                    place = self.places.get(phrase[:-1], lowercase_text=lowercase_text)
+                    end -= 1
+                if place is not None:
+                    found = (j, end, place)
+                    break
+            if found is None:
+                i += 1
+                continue
+            j, end, place = found
+            if place.ambiguous:
+                if _PLACE_CUE.search(text, max(0, start - 20), start):
+                    out.append(make_result(self, self.ENTITY, (start, end), 0.6, "gazetteer place after a place cue",
+                                       rule="gazetteer"))
+            else:
+                score = 0.9 if place.section == "cities" else 0.95
+                out.append(make_result(self, self.ENTITY, (start, end), score, f"gazetteer place ({place.section})",
+                                   rule="gazetteer"))
+            i = j + 1
+        return out
+
+    def _address_lines(self, text: str) -> list[RecognizerResult]:
+        lines = []  # (start, end, content start, content end) of non-empty lines
+        for m in LINE.finditer(text):
+            if not m.group().strip():
+                continue
+            bullet = BULLET.match(m.group())
+            cs = m.start() + (bullet.end() if bullet else 0)
+            ce = m.end()
+            while ce > cs and text[ce - 1].isspace():
+                ce -= 1
+            if ce > cs:
+                lines.append((cs, ce))
+        if len(lines) < 2:
+            return []
+        lowercase_text = not any(c.isupper() for c in text)
+        out = []
+        for k in range(1, len(lines)):
+            cs, ce = lines[k]
+            core_end, tail = self._split_tail(text, cs, ce)
+            core = text[cs:core_end]
+            place = self.places.get(" ".join(core.split()), lowercase_text=lowercase_text) if core else None
+            if place is not None and place.section == "countries":
+                if k >= 2 and len(lines) >= 3 and self._locality(text, *lines[k - 1]) is not None:
+                    ps, pe = lines[k - 1]
+                    loc_end = self._locality(text, ps, pe)
+                    assert loc_end is not None
+                    out.append(make_result(self, self.ENTITY, (ps, loc_end), 0.88, "locality line above a country"))
+                if place.ambiguous:
+                    out.append(make_result(self, self.ENTITY, (cs, core_end), 0.88, "country line of an address"))
+                continue
+            if tail and k >= 1 and any(ch.isdigit() for ch in text[lines[k - 1][0]:lines[k - 1][1]]):
+                loc_end = self._locality(text, cs, ce)
+                if loc_end is not None and any(ch.isdigit() or ch.isupper() or ch == "n" for ch in tail):
+                    out.append(make_result(self, self.ENTITY, (cs, loc_end), 0.85, "locality line with postal code"))
+        return out
+
+    @staticmethod
+    def _split_tail(text: str, cs: int, ce: int) -> tuple[int, str]:
+        """Where a line's postal code / country code / 'nan' tail starts, and the tail."""
+        words = list(regex.finditer(r"\S+", text[cs:ce]))
+        cut = len(words)
+        while cut > 1 and _TAIL_TOKEN.match(words[cut - 1].group()):
+            cut -= 1
+        if cut == len(words):
+            return ce, ""
+        end = cs + words[cut - 1].end()
+        return end, text[end:ce].strip()
+
+    def _locality(self, text: str, cs: int, ce: int) -> int | None:
+        """End of the locality part of an address line, or None when the line does not read like one."""
+        end, _ = self._split_tail(text, cs, ce)
+        core = text[cs:end].rstrip(",")
+        end = cs + len(core)
+        if not core or len(core.split()) > 4 or not _LOCALITY.match(core) or UNIT_OR_STREET.search(core):
+            return None
+        if ORG_WORD_RE.search(core) or not (core[0].isupper() or not any(c.isupper() for c in text)):
+            return None
+        return end

@@ -1,0 +1,71 @@
+"""Recognizer set-up: only the recognizers a policy's PII entities need, ours before presidio's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from presidio_analyzer import EntityRecognizer, RecognizerRegistry
+from presidio_analyzer.predefined_recognizers import EmailRecognizer, SpacyRecognizer
+
+from llmops_guardrails.detectors.pii.patterns import CardNumberRecognizer, NameContextRecognizer, PhoneNumberRecognizer
+from llmops_guardrails.detectors.pii.people import PersonRecognizer
+from llmops_guardrails.detectors.pii.pipeline import NER_ENTITIES
+from llmops_guardrails.detectors.pii.places import PlaceRecognizer
+from llmops_guardrails.offline import OFFLINE_TLD_EXTRACTOR
+
+
+class OfflineEmailRecognizer(EmailRecognizer):
+    """presidio's email recognizer, validating the domain against the bundled public suffix list."""
+
+    def validate_result(self, pattern_text: str) -> bool:
+        return OFFLINE_TLD_EXTRACTOR(pattern_text).fqdn != ""
+
+
+
+def _presidio_recognizers(language: str) -> dict[str, list[EntityRecognizer]]:
+    registry = RecognizerRegistry(supported_languages=[language])
+    registry.load_predefined_recognizers(languages=[language])
+    out: dict[str, list[EntityRecognizer]] = {}
+    for recognizer in registry.recognizers:
+        for entity in recognizer.supported_entities:
+            out.setdefault(entity, []).append(recognizer)
+    return out
+
+
+def build_recognizers(entities: Sequence[str], *, language: str, phone_regions: Sequence[str]
+                      ) -> list[EntityRecognizer]:
+    """Only the recognizers `entities` need; raises ValueError for an entity nothing recognizes."""
+    wanted = list(dict.fromkeys(entities))
+    recognizers: list[EntityRecognizer] = []
+    ner = [e for e in wanted if e in NER_ENTITIES]
+    if ner:
+        recognizers.append(SpacyRecognizer(supported_language=language, supported_entities=ner))
+    context_entities = [e for e in ner if e in ("PERSON", "LOCATION")]
+    if context_entities:
+        recognizers.append(NameContextRecognizer(supported_language=language, entities=context_entities))
+    if "PERSON" in ner:
+        recognizers.append(PersonRecognizer(supported_language=language))
+    if "LOCATION" in ner:
+        recognizers.append(PlaceRecognizer(supported_language=language))
+    own: dict[str, Callable[[], list[EntityRecognizer]]] = {
+        "EMAIL_ADDRESS": lambda: [OfflineEmailRecognizer(supported_language=language)],
+        "PHONE_NUMBER": lambda: [PhoneNumberRecognizer(supported_language=language, regions=phone_regions)],
+        "CREDIT_CARD": lambda: [CardNumberRecognizer(supported_language=language)],
+    }
+    predefined: dict[str, list[EntityRecognizer]] | None = None
+    unknown = []
+    for entity in wanted:
+        if entity in own:
+            recognizers.extend(own[entity]())
+            continue
+        if predefined is None:
+            predefined = _presidio_recognizers(language)
+        extra = [r for r in predefined.get(entity, []) if not isinstance(r, SpacyRecognizer)]
+        if not extra and entity not in NER_ENTITIES:
+            unknown.append(entity)
+        for r in extra:
+            if r not in recognizers:
+                recognizers.append(r)
+    if unknown:
+        raise ValueError(f"no recognizer for entities {unknown}")
+    return recognizers

@@ -1,0 +1,127 @@
+"""Refinement: tidy NER spans, settle conflicts between the model and the rules (`refine`), and keep one
+result per span (`resolve_overlaps`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import regex
+from presidio_analyzer import RecognizerResult
+
+from llmops_guardrails.detectors.pii.lexicon import NAME_WORD, ORG_WORD_RE
+from llmops_guardrails.detectors.pii.patterns import CardNumberRecognizer, PhoneNumberRecognizer
+from llmops_guardrails.detectors.pii.places import gazetteer
+from llmops_guardrails.detectors.pii.results import SPACY, rule_of, source_of
+
+_REGION_PREFIX = regex.compile(r"^(?:(?:the|southern|northern|eastern|western|central|south|north|east|west|"
+                               r"greater|downtown|upper|lower)\s+)+", regex.IGNORECASE)
+_POSSESSIVE = regex.compile(r"['’]s?$")
+_PLACE_PARTICLE_TAIL = regex.compile(r"[ ](?:de|del|de la|da|do|dos|das|di|della|la|le|les|sur|am|im|upon)[ -]"
+                                     r"\p{Lu}[\p{L}\p{M}'’-]+")
+_NAME_TOKEN = regex.compile(r"\p{Lu}[\p{L}'’-]{2,}")
+_TRAILING_UNIT = regex.compile(r"(?:\s+(?:Apt|Apartment|Suite|Unit|Box|Room|Floor)\.?)+$", regex.IGNORECASE)
+_ORG_AFTER = regex.compile(r"^\s*(?:,\s*)?(?:(?:Inc|Ltd|LLC|LLP|PLC|GmbH|AG|Corp|Corporation|Company|Co|Group|"
+                           r"Holdings|Partners|Associates|Orchestra|Band)\b|and\s+(?:Sons|Brothers|Daughters|"
+                           r"Partners|Associates|Co)\b|&\s*\p{Lu})")
+_EMPLOYER_BEFORE = regex.compile(r"(?i:\b(?:work|works|worked|working|employed|job|intern|interned|internship)"
+                                 r"\s+(?:for|at|by|with)\s+)$")
+_FIRM_LIST = regex.compile(rf"\b{NAME_WORD}(?:,\s+{NAME_WORD})+,?\s+(?:and|&)\s+{NAME_WORD}\b")
+_FIRM_CUE_BEFORE = regex.compile(r"(?i:\b(?:at|for|from|of|with|by|joined|the)\s+)$")
+
+
+def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
+    """Tidy NER spans and settle conflicts with the rules:
+
+    - drop a leading "Southern"/"the" from places (unless the whole is a gazetteer name: "South Africa"), a
+      trailing possessive, and a trailing "Suite"/"Apt" from names; extend a place over a particle and the
+      word after it ("Reguengos de Monsaraz", "Frankfurt am Main");
+    - drop names and places that are part of an organisation's name: followed by an organisation word
+      ("... Orchestra", "... Inc", "... and Sons"), named as an employer ("works for X"), or a list of
+      surnames after a preposition ("at Jones, Smith and Davis");
+    - a gazetteer place inside a longer NER person ("Jack London") gives way to the person;
+    - mark later mentions of a detected person's name (a first name used again alone) as PERSON too; a
+      NER place with exactly that text becomes a person when a rule (not the model) found the name.
+    """
+    firms = [m.span() for m in _FIRM_LIST.finditer(text)
+             if _FIRM_CUE_BEFORE.search(text, max(0, m.start() - 12), m.start())
+             or _ORG_AFTER.match(text, m.end(), min(len(text), m.end() + 30))]
+    ner_persons = [(r.start, r.end) for r in results if r.entity_type == "PERSON" and source_of(r) == SPACY]
+    out = []
+    for r in results:
+        if r.entity_type in ("PERSON", "LOCATION"):
+            value = text[r.start:r.end]
+            if r.entity_type == "LOCATION":
+                m = _REGION_PREFIX.match(value)
+                if m and m.end() < len(value) and gazetteer().get(" ".join(value.split())) is None:
+                    r.start += m.end()
+                m4 = _PLACE_PARTICLE_TAIL.match(text, r.end)
+                if m4:
+                    r.end = m4.end()
+            m2 = _POSSESSIVE.search(text[r.start:r.end])
+            if m2 and m2.start() > 0:
+                r.end = r.start + m2.start()
+            if r.entity_type == "PERSON":
+                m3 = _TRAILING_UNIT.search(text, r.start, r.end)
+                if m3 and m3.start() > r.start:
+                    r.end = m3.start()
+            org = _ORG_AFTER.match(text, r.end, min(len(text), r.end + 30)) or ORG_WORD_RE.search(text, r.start, r.end)
+            if org and (source_of(r) == SPACY or r.score < 0.9):
+                continue
+            if _EMPLOYER_BEFORE.search(text, max(0, r.start - 30), r.start):
+                continue
+            if any(s <= r.start and r.end <= e for s, e in firms):
+                continue
+            if (rule_of(r) == "gazetteer"
+                    and any(s <= r.start and r.end <= e and (s, e) != (r.start, r.end) for s, e in ner_persons)):
+                continue
+        out.append(r)
+    rule_names = {tok for r in out if r.entity_type == "PERSON" and source_of(r) != SPACY
+                  for tok in _NAME_TOKEN.findall(text[r.start:r.end])}
+    names = {tok for r in out if r.entity_type == "PERSON" for tok in _NAME_TOKEN.findall(text[r.start:r.end])}
+    names -= {"The", "And", "Van", "Von", "Der", "Den", "Del", "Della"}
+    for name in sorted(names, key=len, reverse=True):
+        for start, end in _whole_words(text, name):
+            clash = [r for r in out if not (end <= r.start or start >= r.end)]
+            if any(s <= start and end <= e for s, e in firms) or _EMPLOYER_BEFORE.search(text, max(0, start - 30),
+                                                                                           start):
+                continue
+            if not clash:
+                out.append(RecognizerResult("PERSON", start, end, 0.7))
+            elif (name in rule_names and len(clash) == 1 and clash[0].entity_type == "LOCATION"
+                  and source_of(clash[0]) == SPACY and (clash[0].start, clash[0].end) == (start, end)):
+                clash[0].entity_type = "PERSON"
+    return out
+
+
+def _whole_words(text: str, word: str) -> Iterator[tuple[int, int]]:
+    """Occurrences of `word` not inside a longer word (as a regex `\\bword\\b` would find them)."""
+    i = text.find(word)
+    while i != -1:
+        j = i + len(word)
+        if (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")) and (
+                j == len(text) or not (text[j].isalnum() or text[j] == "_")):
+            yield i, j
+        i = text.find(word, i + 1)
+
+
+def resolve_overlaps(results: list[RecognizerResult], text: str | None = None) -> list[RecognizerResult]:
+    """Keep the best of overlapping results: higher score first, then longer span.
+
+    A card number (always Luhn-valid, see `CardNumberRecognizer`) beats a phone number over the same digits,
+    whatever their scores, unless `text` is given and has phone words but no card words near the digits.
+    """
+    cards = [r for r in results if r.entity_type == "CREDIT_CARD"]
+    if cards and any(r.entity_type == "PHONE_NUMBER" for r in results):
+        dropped = set()
+        for card in cards:
+            if text is not None and (PhoneNumberRecognizer.CONTEXT.near(text, card.start, card.end)
+                                     and not CardNumberRecognizer.CONTEXT.near(text, card.start, card.end)):
+                continue
+            dropped |= {id(r) for r in results if r.entity_type == "PHONE_NUMBER"
+                        and not (r.end <= card.start or r.start >= card.end)}
+        results = [r for r in results if id(r) not in dropped]
+    kept: list[RecognizerResult] = []
+    for r in sorted(results, key=lambda r: (-r.score, -(r.end - r.start), r.start)):
+        if all(r.end <= k.start or r.start >= k.end for k in kept):
+            kept.append(r)
+    return sorted(kept, key=lambda r: r.start)

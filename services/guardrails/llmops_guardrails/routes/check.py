@@ -1,0 +1,22 @@
+"""`POST /v1/check`: the inline check of a prompt (and optionally a completion). Scope `guardrails:check`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from llmops_guardrails import inline
+from llmops_guardrails.deps import Engine, Policies, Settings
+from llmops_guardrails.routes import problem
+from llmops_guardrails.schemas import CheckRequest, CheckResponse
+from llmops_shared.deps import Checker, Pool
+
+router = APIRouter(prefix="/v1/check", tags=["check"])
+
+
+@router.post("", summary="Check a prompt (and optionally a completion) against the policy",
+             response_model=CheckResponse, response_model_exclude_none=True,
+             responses={413: problem("more than `check_max_chars` characters")})
+async def check(*, principal: Checker, db: Pool, engine: Engine, policies: Policies, settings: Settings,
+                body: CheckRequest) -> CheckResponse:
+    return await inline.check(db, engine=engine, policies=policies, tenant_id=principal.tenant_id, request=body,
+                              max_chars=settings.check_max_chars)

@@ -1,0 +1,80 @@
+"""Card numbers: issuer prefixes and lengths, Luhn, scores, and card-vs-phone readings of the same digits."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmops_guardrails.detectors.pii.detector import PiiDetector
+from llmops_guardrails.detectors.pii.patterns import CardNumberRecognizer, card_issuer, luhn_ok
+from tests.unit.guardrails.detectors.pii.pii_support import found
+
+
+@pytest.mark.parametrize(
+    ("digits", "issuer"),
+    [
+        ("4111111111111111", "visa"),
+        ("4222222222222", "visa"),
+        ("5555555555554444", "mastercard"),
+        ("2223000048400011", "mastercard"),
+        ("378282246310005", "amex"),
+        ("6011111111111117", "discover"),
+        ("3530111333300000", "jcb"),
+        ("30569309025904", "diners"),
+        ("6200000000000005", "unionpay"),
+        ("502914177766", "maestro"),  # 12-digit Maestro, prefix 50
+        ("563170669078", "maestro"),  # 56-69
+        ("698124158685", "maestro"),
+        ("911111111111", None),  # no issuer starts with 9
+        ("411111111111", None),  # Visa is never 12 digits long
+        ("34000000000", None),  # too short for anything
+    ],
+)
+def test_card_issuer_prefixes_and_lengths(digits: str, issuer: str | None) -> None:
+    assert card_issuer(digits) == issuer
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Please block card 5029 1417 7766 today",  # Maestro, 12 digits in groups of four
+        "my maestro 5631-7066-9078 was stolen",
+        "ref 584391500082 for the refund",
+        "card 4111-1111-1111-1111 expired",
+        "Amex 3782 822463 10005 please",
+    ],
+)
+def test_luhn_valid_cards_with_known_issuers_are_found(detector: PiiDetector, text: str) -> None:
+    kinds = [k for k, _ in found(detector, text)]
+    assert kinds == ["CREDIT_CARD"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Please block card 5029 1417 7767 today",  # fails Luhn
+        "ticket 9111 1111 1116 is open",  # Luhn-valid, but no issuer starts with 9
+        "the serial is 5029 1417-7766",  # spaces and dashes mixed
+        "000000000000 is not a card",
+        "order 41111111111 shipped",  # 11 digits
+    ],
+)
+def test_card_false_positives_are_avoided(detector: PiiDetector, text: str) -> None:
+    assert "CREDIT_CARD" not in [k for k, _ in found(detector, text)]
+
+
+def test_a_luhn_valid_maestro_number_beats_the_phone_reading_of_the_same_digits(detector: PiiDetector) -> None:
+    text = "my card number is 563170669078, please cancel it"
+    assert luhn_ok("563170669078")
+    assert found(detector, text) == [("CREDIT_CARD", "563170669078")]
+    # with only phone words around it, the phone reading stays
+    call = "Call me at 630636083770 tonight"
+    assert found(detector, call) == [("PHONE_NUMBER", "630636083770")]
+
+
+def test_card_scores() -> None:
+    card = CardNumberRecognizer()
+    [long] = card.analyze("ref 4111111111111111", ["CREDIT_CARD"])
+    [short] = card.analyze("ref 502914177766", ["CREDIT_CARD"])
+    [with_word] = card.analyze("debit card 502914177766", ["CREDIT_CARD"])
+    [unknown] = card.analyze("ref 9111 1111 1116", ["CREDIT_CARD"])
+    assert (long.score, short.score, with_word.score, unknown.score) == pytest.approx((0.9, 0.6, 0.9, 0.3))

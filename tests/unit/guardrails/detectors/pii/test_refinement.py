@@ -1,0 +1,49 @@
+"""The tidying of NER spans and the choice between overlapping results."""
+
+from __future__ import annotations
+
+from presidio_analyzer import RecognizerResult
+
+from llmops_guardrails.detectors.pii.places import PlaceRecognizer
+from llmops_guardrails.detectors.pii.refinement import refine, resolve_overlaps
+from tests.unit.guardrails.detectors.pii.pii_support import values
+
+
+def test_resolve_overlaps_prefers_the_card_over_a_phone_number() -> None:
+    text = "ref 5029 1417 7766"
+    card = RecognizerResult("CREDIT_CARD", 4, 18, 0.6)
+    phone = RecognizerResult("PHONE_NUMBER", 4, 18, 1.0)
+    assert resolve_overlaps([phone, card], text) == [card]
+    assert resolve_overlaps([phone, card]) == [card]
+    assert resolve_overlaps([phone, card], "tel 5029 1417 7766") == [phone]
+
+
+
+def _ner(entity: str, start: int, end: int) -> RecognizerResult:
+    return RecognizerResult(entity, start, end, 0.85,
+                            recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: "SpacyRecognizer"})
+
+
+def test_refine_drops_names_inside_organisations_and_employers() -> None:
+    text = "The Jones, Smith and Davis Orchestra played. I work for Hawkins now. Ask Davis Miller."
+    results = [_ner("PERSON", text.index(w), text.index(w) + len(w)) for w in ("Smith", "Davis", "Hawkins")]
+    assert refine(text, results) == []
+    kept = refine(text, [_ner("PERSON", text.index("Davis Miller"), len(text) - 1)])
+    assert [text[r.start:r.end] for r in kept] == ["Davis Miller"]
+
+
+def test_refine_lets_a_ner_person_win_over_a_city_inside_it() -> None:
+    text = "Jack London wrote it"
+    city = PlaceRecognizer().analyze(text, ["LOCATION"])
+    assert values(city, text, "LOCATION") == ["London"]
+    kept = refine(text, [_ner("PERSON", 0, 11), *city])
+    assert [(r.entity_type, text[r.start:r.end]) for r in kept] == [("PERSON", "Jack London")]
+
+
+def test_refine_extends_places_over_particles_and_marks_later_mentions() -> None:
+    text = "Dr. Amara flew to Frankfurt am Main; Amara loved it."
+    place = _ner("LOCATION", 18, 27)
+    person = RecognizerResult("PERSON", 4, 9, 0.9)
+    kept = refine(text, [person, place])
+    assert [(r.entity_type, text[r.start:r.end]) for r in kept] == [
+        ("PERSON", "Amara"), ("LOCATION", "Frankfurt am Main"), ("PERSON", "Amara")]
