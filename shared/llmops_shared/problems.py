@@ -128,11 +128,17 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
 
 
+def response(description: str) -> dict[str, Any]:
+    """An OpenAPI `responses` entry for an error answered as problem details: `responses={409: response(...)}`."""
+    return {"model": Problem, "description": description,
+            "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "description": _d, "content": {MEDIA_TYPE: {}}}
-    for status, _d in ((400, "bad request"), (401, "missing, invalid or revoked API key"),
-                       (403, "the key lacks the scope"), (404, "not found (or another tenant's)"),
-                       (422, "a field is invalid: `errors` names it"))
+    status: response(description)
+    for status, description in ((400, "bad request"), (401, "missing, invalid or revoked API key"),
+                                (403, "the key lacks the scope"), (404, "not found (or another tenant's)"),
+                                (422, "a field is invalid: `errors` names it"))
 }
 """For `FastAPI(responses=ERROR_RESPONSES)`: the problem shape in every route's OpenAPI entry."""
 

@@ -4,14 +4,3 @@ Routes are thin: they name their dependencies (`llmops_shared.deps`, `llmops_gua
 service function and return its response model. Errors are raised as `llmops_shared.problems` domain
 errors in the services and answered once per app as RFC 9457 problem details.
 """
-
-from __future__ import annotations
-
-from typing import Any
-
-from llmops_shared import problems
-
-
-def problem(description: str) -> dict[str, Any]:
-    """An OpenAPI `responses` entry for an error answered as problem details (beyond `ERROR_RESPONSES`)."""
-    return {"model": problems.Problem, "description": description, "content": {problems.MEDIA_TYPE: {}}}

@@ -9,10 +9,10 @@ from pydantic import AwareDatetime
 
 from llmops_guardrails import alerts_service
 from llmops_guardrails.deps import Announcer
-from llmops_guardrails.routes import problem
 from llmops_guardrails.schemas import AlertPublic, AlertsPublic, AlertStatus
 from llmops_shared.alerts import Severity
 from llmops_shared.deps import AlertsReader, AlertsWriter, Pool
+from llmops_shared.problems import response as problem
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 

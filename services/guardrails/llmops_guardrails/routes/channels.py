@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from llmops_guardrails import channels_service
-from llmops_guardrails.routes import problem
 from llmops_guardrails.schemas import ChannelCreate, ChannelCreated, ChannelPublic, ChannelsPublic, ChannelUpdate
 from llmops_shared.deps import Admin, Pool
+from llmops_shared.problems import response as problem
 
 router = APIRouter(prefix="/v1/channels", tags=["channels"])
 NAME_TAKEN: dict[int | str, dict[str, Any]] = {409: problem("the tenant has a channel by that name")}

@@ -6,9 +6,9 @@ from fastapi import APIRouter
 
 from llmops_guardrails import inline
 from llmops_guardrails.deps import Engine, Policies, Settings
-from llmops_guardrails.routes import problem
 from llmops_guardrails.schemas import CheckRequest, CheckResponse
 from llmops_shared.deps import Checker, Pool
+from llmops_shared.problems import response as problem
 
 router = APIRouter(prefix="/v1/check", tags=["check"])
 
