@@ -48,7 +48,7 @@ from llmops_evaluator.golden import (
     parse_golden,
     run_golden,
 )
-from llmops_evaluator.judge import JudgeClient, JudgeConfigError, JudgeStatus
+from llmops_evaluator.judge_client import JudgeClient, JudgeConfigError, JudgeStatus
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_shared.contract import describe_errors
 

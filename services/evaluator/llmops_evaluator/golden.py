@@ -34,7 +34,7 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from llmops_evaluator.config import JudgeSpec
-from llmops_evaluator.judge import JudgeClient, JudgeResult, JudgeStatus
+from llmops_evaluator.judge_client import JudgeClient, JudgeResult, JudgeStatus
 from llmops_evaluator.retry import RetryPolicy, classify
 from llmops_evaluator.rubrics import CustomRubricSpec, Rubric, RubricRef, resolve_rubric
 from llmops_shared.contract import Identifier, Interaction, Messages, Tag, Text, describe_errors

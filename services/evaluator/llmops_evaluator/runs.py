@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from llmops_evaluator.golden import GoldenRunConfig, ItemResult, RubricSummary, RunResult, item_passed
-from llmops_evaluator.judge import JudgeStatus
+from llmops_evaluator.judge_client import JudgeStatus
 from llmops_evaluator.rubrics import parse_rubric_ref
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from llmops_evaluator.config import EvaluatorConfig
-from llmops_evaluator.scoring import Evaluation
+from llmops_evaluator.evaluations import Evaluation
 
 MAX_ERROR_CHARS = 1_000
 
@@ -89,7 +89,7 @@ _KEY = ("event_id", "evaluator_id", "rubric", "rubric_version")
 
 def _set(name: str) -> str:
     # A row keeps the id of the last usage event published for its key, so that judging it again after a
-    # failure that spent tokens gets a new id (`judging.usage_id_for`).
+    # failure that spent tokens gets a new id (`evaluations.usage_id_for`).
     if name == "usage_event_id":
         return "usage_event_id = COALESCE(EXCLUDED.usage_event_id, evaluation_results.usage_event_id)"
     return f"{name} = EXCLUDED.{name}"

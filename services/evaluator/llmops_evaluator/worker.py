@@ -56,8 +56,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from llmops_evaluator.cache import JudgmentCache
 from llmops_evaluator.config import EvaluatorConfig, selects
-from llmops_evaluator.judge import EndpointCapabilities, JudgeClient, JudgeConfigError
-from llmops_evaluator.judging import (
+from llmops_evaluator.evaluations import (
+    Evaluation,
     judge_dead_letter,
     review_reason,
     score_message,
@@ -65,8 +65,9 @@ from llmops_evaluator.judging import (
     unavailable,
     usage_id_for,
 )
+from llmops_evaluator.judge_client import EndpointCapabilities, JudgeClient, JudgeConfigError
 from llmops_evaluator.rubrics import Rubric, resolve_rubric
-from llmops_evaluator.scoring import Evaluation, Scorer
+from llmops_evaluator.scorer import Scorer
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_evaluator.spend import SpendLedger
 from llmops_evaluator.store import ReviewEntry, enqueue_for_review, existing_results, result_row, upsert_results

@@ -15,9 +15,9 @@ import pytest_asyncio
 
 from llmops_evaluator.agreement import agreement
 from llmops_evaluator.api import create_app
-from llmops_evaluator.judge import JudgeResult, JudgeStatus
+from llmops_evaluator.evaluations import Evaluation
+from llmops_evaluator.judge_client import JudgeResult, JudgeStatus
 from llmops_evaluator.rubrics import BUILTIN
-from llmops_evaluator.scoring import Evaluation
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_evaluator.store import ReviewEntry, enqueue_for_review, result_row, upsert_results
 from llmops_shared.contract import Interaction

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from llmops_evaluator.config import EvaluatorConfig
-from llmops_evaluator.judge import JudgeResult, JudgeStatus
+from llmops_evaluator.evaluations import Evaluation
+from llmops_evaluator.judge_client import JudgeResult, JudgeStatus
 from llmops_evaluator.rubrics import BUILTIN
-from llmops_evaluator.scoring import Evaluation
 from llmops_evaluator.store import load_evaluators, result_row, save_evaluator, upsert_results
 from llmops_shared.contract import Interaction
 from tests.support.events import make_event

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from llmops_evaluator.config import JUDGE_TAG
-from llmops_evaluator.judging import JUDGE_ERROR
+from llmops_evaluator.evaluations import JUDGE_ERROR
 from llmops_evaluator.worker import EvaluatorHandler, EvaluatorRegistry, open_runtime
 from llmops_shared import deadletters
 from llmops_shared.fake_openai import FakeLLMServer

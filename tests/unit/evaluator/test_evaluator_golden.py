@@ -17,7 +17,7 @@ from llmops_evaluator.golden import (
     junit_xml,
     parse_golden,
 )
-from llmops_evaluator.judge import JudgeStatus
+from llmops_evaluator.judge_client import JudgeStatus
 from llmops_evaluator.rubrics import BUILTIN
 
 DATASET = """\
