@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from llmops_evaluator.agreement import Agreement, agreement
 from llmops_evaluator.config import EvaluatorConfig
+from llmops_evaluator.evaluator_store import save_evaluator
 from llmops_evaluator.rubrics import (
     BUILTIN_NAMES,
     CustomRubricSpec,
@@ -36,7 +37,6 @@ from llmops_evaluator.rubrics import (
     parse_rubric_ref,
     resolve_rubric,
 )
-from llmops_evaluator.store import save_evaluator
 
 Loc = tuple[str | int, ...]
 
@@ -107,7 +107,7 @@ async def replace_evaluator(conn: asyncpg.Connection, *, tenant_id: str, evaluat
                             body: dict[str, Any]) -> dict[str, Any]:
     await get_evaluator(conn, tenant_id=tenant_id, evaluator_id=evaluator_id)
     config = _config_from_body(body, tenant_id, evaluator_id)
-    await save_evaluator(conn, config)
+    await save_evaluator(conn=conn, config=config)
     return await get_evaluator(conn, tenant_id=tenant_id, evaluator_id=evaluator_id)
 
 

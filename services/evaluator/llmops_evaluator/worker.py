@@ -66,11 +66,12 @@ from llmops_evaluator.evaluations import (
     usage_id_for,
 )
 from llmops_evaluator.judge_client import EndpointCapabilities, JudgeClient, JudgeConfigError
+from llmops_evaluator.result_store import existing_results, result_row, upsert_results
+from llmops_evaluator.review_store import ReviewEntry, enqueue_for_review
 from llmops_evaluator.rubrics import Rubric, resolve_rubric
 from llmops_evaluator.scorer import Scorer
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_evaluator.spend import SpendLedger
-from llmops_evaluator.store import ReviewEntry, enqueue_for_review, existing_results, result_row, upsert_results
 from llmops_shared.contract import Interaction, decode_interaction
 from llmops_shared.worker import (
     Batch,

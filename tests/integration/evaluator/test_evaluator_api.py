@@ -17,9 +17,10 @@ from llmops_evaluator.agreement import agreement
 from llmops_evaluator.api import create_app
 from llmops_evaluator.evaluations import Evaluation
 from llmops_evaluator.judge_client import JudgeResult, JudgeStatus
+from llmops_evaluator.result_store import result_row, upsert_results
+from llmops_evaluator.review_store import ReviewEntry, enqueue_for_review
 from llmops_evaluator.rubrics import BUILTIN
 from llmops_evaluator.settings import EvaluatorSettings
-from llmops_evaluator.store import ReviewEntry, enqueue_for_review, result_row, upsert_results
 from llmops_shared.contract import Interaction
 from llmops_shared.settings import CommonSettings
 from tests.support.events import make_event

@@ -19,8 +19,8 @@ from llmops_evaluator.evaluations import (
     usage_id_for,
 )
 from llmops_evaluator.judge_client import JudgeResult, JudgeStatus
+from llmops_evaluator.result_store import result_row
 from llmops_evaluator.rubrics import BUILTIN
-from llmops_evaluator.store import result_row
 from llmops_evaluator.usage_events import judge_usage_event, usage_event_id
 from llmops_shared.contract import Interaction
 from llmops_shared.worker import Message
