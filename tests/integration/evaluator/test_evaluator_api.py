@@ -103,8 +103,12 @@ async def judged(pool: asyncpg.Pool, tenant: str, evaluator_id: str, raw_scores:
 
 
 def field_of(response: httpx.Response) -> list[Any]:
+    """The fields a 422 names: its problem details' `errors`."""
     assert response.status_code == 422, response.text
-    return [d["loc"] for d in response.json()["detail"]]
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert (problem["type"], problem["title"], problem["status"]) == ("about:blank", "Unprocessable Content", 422)
+    return [e["loc"] for e in problem["errors"]]
 
 
 # -- operations and auth ----------------------------------------------------------------------------
