@@ -133,6 +133,29 @@ async def test_keys_and_scopes(api_url: str, clients: tuple[Tenant, Tenant], mak
     assert (await a.admin.get("/v1/results")).status_code == 200  # admin may do everything
 
 
+async def test_every_error_is_problem_details(api_url: str, clients: tuple[Tenant, Tenant]) -> None:
+    a, _ = clients
+    evaluator_id = await create_evaluator(a)
+    async with httpx.AsyncClient(base_url=api_url) as anonymous:
+        answers = {
+            401: await anonymous.get("/v1/results"),
+            403: await a.writer.get("/v1/evaluators"),
+            404: await a.admin.get("/v1/evaluators/nope"),
+            409: await a.admin.post("/v1/evaluators", json=evaluator_body(evaluator_id)),
+        }
+    for status, response in answers.items():
+        assert response.status_code == status
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        assert set(body) == {"type", "title", "status", "detail"} and body["status"] == status, body
+    assert answers[404].json() == {"type": "about:blank", "title": "Not Found", "status": 404,
+                                   "detail": "no evaluator 'nope'"}
+    assert answers[409].json()["detail"].startswith(f"evaluator id {evaluator_id!r} is taken")
+    invalid = (await a.admin.post("/v1/evaluators", json=evaluator_body("ev-x", sample_rate=2, rubrics=[]))).json()
+    assert [e["loc"] for e in invalid["errors"]] == [["body", "rubrics"], ["body", "sample_rate"]]
+    assert invalid["detail"].startswith("rubrics: ") and "; sample_rate: " in invalid["detail"]
+
+
 # -- evaluators -------------------------------------------------------------------------------------
 
 
