@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from llmops_evaluator.config import EvaluatorConfig  # noqa: E402
+from llmops_evaluator.evaluator_store import save_evaluator  # noqa: E402
 from llmops_evaluator.settings import EvaluatorSettings  # noqa: E402
-from llmops_evaluator.store import save_evaluator  # noqa: E402
 from llmops_evaluator.worker import open_runtime  # noqa: E402
 from llmops_shared import db, migrations  # noqa: E402
 from llmops_shared.fake_openai import FakeLLMConfig, FakeLLMServer  # noqa: E402
@@ -111,7 +111,7 @@ async def phase(base: CommonSettings, database_url: str, *, name: str, events: i
     pool = await db.create_pool(database_url, max_size=2)
     await pool.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1)", tenant)
     async with pool.acquire() as conn:
-        await save_evaluator(conn, config)
+        await save_evaluator(conn=conn, config=config)
 
     producer = durable_producer(settings.kafka_bootstrap, client_id="bench-evaluator")
     await producer.start()

@@ -9,6 +9,7 @@ real ingest API into Kafka. Deterministic for a given seed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import sys
@@ -133,10 +134,9 @@ async def _prepare_tenants(settings: CommonSettings, judge_url: str) -> tuple[di
 
 async def _ensure_demo_evaluator(pool: Any, judge_url: str) -> None:
     """acme's support bot is judged for relevance and safety on half its traffic, by the local fake LLM."""
-    try:
-        from llmops_evaluator.service import create_evaluator
-    except ImportError:
-        return
+    from llmops_evaluator.evaluators import create_evaluator
+    from llmops_shared.problems import Conflict
+
     body = {
         "id": "demo-support-quality", "apps": ["support-bot"], "rubrics": ["relevance@1", "safety@1"],
         "sample_rate": 0.5, "max_concurrency": 4, "daily_spend_cap_usd": "5",
@@ -144,9 +144,8 @@ async def _ensure_demo_evaluator(pool: Any, judge_url: str) -> None:
                   "input_usd_per_mtok": "0.15", "output_usd_per_mtok": "0.60"},
     }
     async with pool.acquire() as conn:
-        if await conn.fetchval("SELECT 1 FROM evaluators WHERE evaluator_id = $1", body["id"]):
-            return
-        await create_evaluator(conn, tenant_id="acme", body=body)
+        with contextlib.suppress(Conflict):  # made by an earlier run
+            await create_evaluator(conn=conn, tenant_id="acme", body=body)
 
 
 def run_demo(settings: CommonSettings, *, events_target: int = 60, ingest_url: str = "http://127.0.0.1:8080",

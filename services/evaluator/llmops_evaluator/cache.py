@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from llmops_evaluator.judge import JudgeResult
+from llmops_evaluator.judge_client import JudgeResult
 from llmops_evaluator.rubrics import Rubric
 
 KEY_SCHEMA = 1  # bump to invalidate every cached judgment (e.g. when JudgeResult changes meaning)

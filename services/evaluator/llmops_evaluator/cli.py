@@ -48,7 +48,7 @@ from llmops_evaluator.golden import (
     parse_golden,
     run_golden,
 )
-from llmops_evaluator.judge import JudgeClient, JudgeConfigError, JudgeStatus
+from llmops_evaluator.judge_client import JudgeClient, JudgeConfigError, JudgeStatus
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_shared.contract import describe_errors
 
@@ -199,18 +199,18 @@ def _baseline_file(spec: str | None) -> RunResult | None:
 
 
 async def _baseline_in_database(conn: Any, spec: str, *, tenant: str | None, dataset: str) -> RunResult | None:
-    from llmops_evaluator import runs
+    from llmops_evaluator import run_store
 
     if conn is None or tenant is None:
         raise UsageError("--baseline RUN_ID or latest needs the database and --tenant")
     if spec == "latest":
-        run_id = await runs.latest_passed_run(conn, tenant_id=tenant, dataset=dataset)
-        return None if run_id is None else await runs.load_run(conn, tenant_id=tenant, run_id=run_id)
+        run_id = await run_store.latest_passed_run(conn=conn, tenant_id=tenant, dataset=dataset)
+        return None if run_id is None else await run_store.load_run(conn=conn, tenant_id=tenant, run_id=run_id)
     try:
         run_id = uuid.UUID(spec)
     except ValueError as exc:
         raise UsageError(f"--baseline {spec!r}: a run id, 'latest', or a run.json file") from exc
-    found = await runs.load_run(conn, tenant_id=tenant, run_id=run_id)
+    found = await run_store.load_run(conn=conn, tenant_id=tenant, run_id=run_id)
     if found is None:
         raise UsageError(f"--baseline {spec}: no such run for tenant {tenant}")
     return found
@@ -248,7 +248,7 @@ async def _run(args: argparse.Namespace, items: list[GoldenItem], text: str, con
                tenant: str | None, err: TextIO) -> tuple[RunResult, list[RubricSummary], RunResult | None]:
     import asyncpg
 
-    from llmops_evaluator import runs
+    from llmops_evaluator import run_store
 
     store = not args.no_store
     target_key = _key(config.target.api_key_env, "target")
@@ -270,10 +270,10 @@ async def _run(args: argparse.Namespace, items: list[GoldenItem], text: str, con
         run_id = uuid.uuid4()
         if conn is not None and store and tenant:
             stored_baseline = None
-            if baseline is not None and await runs.load_run(conn, tenant_id=tenant, run_id=baseline.run_id):
+            if baseline is not None and await run_store.load_run(conn=conn, tenant_id=tenant, run_id=baseline.run_id):
                 stored_baseline = baseline.run_id
-            await runs.ensure_tenant(conn, tenant)
-            await runs.start_run(conn, run_id=run_id, tenant_id=tenant, config=config, dataset_sha256=digest,
+            await run_store.ensure_tenant(conn=conn, tenant_id=tenant)
+            await run_store.start_run(conn=conn, run_id=run_id, tenant_id=tenant, config=config, dataset_sha256=digest,
                                  baseline_run_id=stored_baseline)
         print(f"run {run_id}: {len(items)} items of {config.dataset}, target {config.target.model}, "
               f"judge {config.judge.model}, rubrics {', '.join(config.rubrics)}", file=err)
@@ -295,14 +295,14 @@ async def _run(args: argparse.Namespace, items: list[GoldenItem], text: str, con
                                    on_item=on_item)
         except BaseException as exc:
             if conn is not None and store:
-                await runs.fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
+                await run_store.fail_run(conn=conn, run_id=run_id, error=f"{type(exc).__name__}: {exc}")
             raise
         finally:
             await target.close()
             await judge.close()
         summaries = compare(run, config, baseline)
         if conn is not None and store:
-            await runs.finish_run(conn, run=run, config=config, summaries=summaries)
+            await run_store.finish_run(conn=conn, run=run, config=config, summaries=summaries)
     finally:
         if conn is not None:
             await conn.close()
@@ -316,14 +316,14 @@ def cmd_runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 async def _runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import asyncpg
 
-    from llmops_evaluator import runs
+    from llmops_evaluator import run_store
 
     try:
         conn = await asyncpg.connect(EvaluatorSettings().database_url, timeout=10)
     except (OSError, asyncpg.PostgresError) as exc:
         raise UsageError(f"cannot reach the database at LLMOPS_DATABASE_URL: {exc}") from exc
     try:
-        rows = await runs.list_runs(conn, tenant_id=args.tenant, dataset=args.dataset, limit=args.limit)
+        rows = await run_store.list_runs(conn=conn, tenant_id=args.tenant, dataset=args.dataset, limit=args.limit)
     finally:
         await conn.close()
     for r in rows:

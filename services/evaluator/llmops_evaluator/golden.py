@@ -33,8 +33,8 @@ from typing import Annotated, Any
 import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from llmops_evaluator.config import JudgeSpec
-from llmops_evaluator.judge import JudgeClient, JudgeResult, JudgeStatus
+from llmops_evaluator.config import EnvVarName, JudgeSpec
+from llmops_evaluator.judge_client import JudgeClient, JudgeResult, JudgeStatus
 from llmops_evaluator.retry import RetryPolicy, classify
 from llmops_evaluator.rubrics import CustomRubricSpec, Rubric, RubricRef, resolve_rubric
 from llmops_shared.contract import Identifier, Interaction, Messages, Tag, Text, describe_errors
@@ -114,7 +114,7 @@ class TargetSpec(_Model):
 
     model: Identifier
     base_url: str
-    api_key_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
+    api_key_env: EnvVarName
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
     max_tokens: Annotated[int, Field(ge=1, le=16_384)] = 1_024
 

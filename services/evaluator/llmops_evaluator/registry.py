@@ -22,9 +22,10 @@ from pydantic import ValidationError
 
 from llmops_evaluator.cache import JudgmentCache
 from llmops_evaluator.config import EvaluatorConfig, selects
-from llmops_evaluator.judge import EndpointCapabilities, JudgeClient, JudgeConfigError
+from llmops_evaluator.evaluator_store import enabled_evaluator_rows
+from llmops_evaluator.judge_client import EndpointCapabilities, JudgeClient, JudgeConfigError
 from llmops_evaluator.rubrics import Rubric, resolve_rubric
-from llmops_evaluator.scoring import Scorer
+from llmops_evaluator.scorer import Scorer
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_evaluator.spend import SpendLedger
 from llmops_shared.contract import Interaction
@@ -97,7 +98,7 @@ class EvaluatorRegistry:
         now = self._clock()
         if not force and self._loaded_at is not None and now - self._loaded_at < self.settings.evaluators_refresh_s:
             return
-        rows = await pool.fetch("SELECT evaluator_id, config FROM evaluators WHERE enabled ORDER BY evaluator_id")
+        rows = await enabled_evaluator_rows(conn=pool)
         fresh: dict[str, ActiveEvaluator] = {}
         for row in rows:
             evaluator_id = row["evaluator_id"]

@@ -1,10 +1,14 @@
-"""The daily spend cap on judge calls: a pure estimator and cap check, and a Redis ledger at the edge.
+"""The daily spend cap on judge calls: a pure cost estimator, and the Redis ledger that enforces the cap.
 
 Cost = input tokens x input price + output tokens x output price (prices per million tokens, from the
 evaluator's judge). Before a call, the ledger *reserves* a conservative estimate (the prompt's characters
 / 4 + `max_tokens`) atomically against the cap, so concurrent calls cannot overshoot it together; after the
 call the reservation is settled to the actual cost. Amounts are kept in Redis as integer micro-dollars per
 evaluator and UTC day; the counter expires two days later.
+
+The cap rule lives in one place, the Lua script `_RESERVE` that Redis runs atomically: a reservation is
+granted while spent + estimate <= cap (reaching the cap exactly is allowed) and refused otherwise, leaving
+the counter as it was. Its tests run it against the real Redis (tests/integration/evaluator).
 """
 
 from __future__ import annotations
@@ -45,10 +49,6 @@ def estimate_cost_usd(messages: list[dict[str, str]], max_tokens: int, price: Ju
     return cost_usd(estimate_input_tokens(messages), max_tokens, price)
 
 
-def within_cap(spent_usd: Decimal, next_usd: Decimal, cap_usd: Decimal) -> bool:
-    return spent_usd + next_usd <= cap_usd
-
-
 def to_micros(usd: Decimal) -> int:
     return int(usd.scaleb(6).to_integral_value(rounding=ROUND_CEILING))
 
@@ -67,7 +67,8 @@ class Reservation:
     micros: int
 
 
-# Reserve ARGV[1] micro-dollars unless that passes the cap ARGV[2]; -1 when refused, else the new total.
+# The cap rule. Reserve ARGV[1] micro-dollars unless that passes the cap ARGV[2] (reaching it is allowed);
+# -1 when refused (nothing changes), else the new total. ARGV[3]: the counter's time to live, in seconds.
 _RESERVE = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 local amount = tonumber(ARGV[1])

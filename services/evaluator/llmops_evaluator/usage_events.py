@@ -17,7 +17,7 @@ import uuid
 from datetime import UTC, datetime
 
 from llmops_evaluator.config import JUDGE_TAG, JudgeSpec
-from llmops_evaluator.judge import JudgeResult
+from llmops_evaluator.judge_client import JudgeResult
 from llmops_shared.contract import ErrorInfo, Interaction, SpanKind, Status, Usage
 
 JUDGE_APP_ID = "llmops-evaluator"

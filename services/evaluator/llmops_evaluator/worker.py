@@ -55,7 +55,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from llmops_evaluator.cache import JudgmentCache
-from llmops_evaluator.judging import (
+from llmops_evaluator.evaluations import (
+    Evaluation,
     judge_dead_letter,
     review_reason,
     score_message,
@@ -64,11 +65,11 @@ from llmops_evaluator.judging import (
     usage_id_for,
 )
 from llmops_evaluator.registry import ActiveEvaluator, EvaluatorRegistry
+from llmops_evaluator.result_store import existing_results, result_row, upsert_results
+from llmops_evaluator.review_store import ReviewEntry, enqueue_for_review
 from llmops_evaluator.rubrics import Rubric
-from llmops_evaluator.scoring import Evaluation
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_evaluator.spend import SpendLedger
-from llmops_evaluator.store import ReviewEntry, enqueue_for_review, existing_results, result_row, upsert_results
 from llmops_shared.contract import Interaction, decode_interaction
 from llmops_shared.worker import (
     BatchHandler,

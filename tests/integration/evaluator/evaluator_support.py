@@ -14,8 +14,8 @@ import orjson
 from aiokafka import ConsumerRecord
 
 from llmops_evaluator.config import EvaluatorConfig, selects
+from llmops_evaluator.evaluator_store import save_evaluator
 from llmops_evaluator.settings import EvaluatorSettings
-from llmops_evaluator.store import save_evaluator
 from llmops_evaluator.worker import Runtime, open_runtime
 from llmops_shared.contract import Interaction
 from llmops_shared.kafka import durable_producer, ensure_topics
@@ -45,7 +45,7 @@ async def register(pool: asyncpg.Pool, config: EvaluatorConfig) -> None:
     await pool.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING",
                        config.tenant_id)
     async with pool.acquire() as conn:
-        await save_evaluator(conn, config)
+        await save_evaluator(conn=conn, config=config)
 
 
 def worker_settings(stack: CommonSettings, **overrides: Any) -> EvaluatorSettings:

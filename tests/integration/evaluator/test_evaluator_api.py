@@ -15,11 +15,12 @@ import pytest_asyncio
 
 from llmops_evaluator.agreement import agreement
 from llmops_evaluator.api import create_app
-from llmops_evaluator.judge import JudgeResult, JudgeStatus
+from llmops_evaluator.evaluations import Evaluation
+from llmops_evaluator.judge_client import JudgeResult, JudgeStatus
+from llmops_evaluator.result_store import result_row, upsert_results
+from llmops_evaluator.review_store import ReviewEntry, enqueue_for_review
 from llmops_evaluator.rubrics import BUILTIN
-from llmops_evaluator.scoring import Evaluation
 from llmops_evaluator.settings import EvaluatorSettings
-from llmops_evaluator.store import ReviewEntry, enqueue_for_review, result_row, upsert_results
 from llmops_shared.contract import Interaction
 from llmops_shared.settings import CommonSettings
 from tests.support.events import make_event
@@ -102,8 +103,12 @@ async def judged(pool: asyncpg.Pool, tenant: str, evaluator_id: str, raw_scores:
 
 
 def field_of(response: httpx.Response) -> list[Any]:
+    """The fields a 422 names: its problem details' `errors`."""
     assert response.status_code == 422, response.text
-    return [d["loc"] for d in response.json()["detail"]]
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert (problem["type"], problem["title"], problem["status"]) == ("about:blank", "Unprocessable Content", 422)
+    return [e["loc"] for e in problem["errors"]]
 
 
 # -- operations and auth ----------------------------------------------------------------------------
@@ -126,6 +131,29 @@ async def test_keys_and_scopes(api_url: str, clients: tuple[Tenant, Tenant], mak
         assert (await anonymous.get("/v1/results", headers=ingest_only)).status_code == 403
     assert (await a.writer.get("/v1/evaluators")).status_code == 403  # evaluators need admin
     assert (await a.admin.get("/v1/results")).status_code == 200  # admin may do everything
+
+
+async def test_every_error_is_problem_details(api_url: str, clients: tuple[Tenant, Tenant]) -> None:
+    a, _ = clients
+    evaluator_id = await create_evaluator(a)
+    async with httpx.AsyncClient(base_url=api_url) as anonymous:
+        answers = {
+            401: await anonymous.get("/v1/results"),
+            403: await a.writer.get("/v1/evaluators"),
+            404: await a.admin.get("/v1/evaluators/nope"),
+            409: await a.admin.post("/v1/evaluators", json=evaluator_body(evaluator_id)),
+        }
+    for status, response in answers.items():
+        assert response.status_code == status
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        assert set(body) == {"type", "title", "status", "detail"} and body["status"] == status, body
+    assert answers[404].json() == {"type": "about:blank", "title": "Not Found", "status": 404,
+                                   "detail": "no evaluator 'nope'"}
+    assert answers[409].json()["detail"].startswith(f"evaluator id {evaluator_id!r} is taken")
+    invalid = (await a.admin.post("/v1/evaluators", json=evaluator_body("ev-x", sample_rate=2, rubrics=[]))).json()
+    assert [e["loc"] for e in invalid["errors"]] == [["body", "rubrics"], ["body", "sample_rate"]]
+    assert invalid["detail"].startswith("rubrics: ") and "; sample_rate: " in invalid["detail"]
 
 
 # -- evaluators -------------------------------------------------------------------------------------

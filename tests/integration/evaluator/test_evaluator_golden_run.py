@@ -17,7 +17,7 @@ from llmops_evaluator.golden import (
     parse_golden,
     run_golden,
 )
-from llmops_evaluator.judge import JudgeClient, JudgeStatus
+from llmops_evaluator.judge_client import JudgeClient, JudgeStatus
 from llmops_evaluator.retry import RetryPolicy
 from llmops_shared.fake_openai import FakeLLMServer
 

@@ -7,10 +7,17 @@ from typing import Any
 import pytest
 
 from llmops_evaluator.config import EvaluatorConfig
-from llmops_evaluator.judge import JudgeResult, JudgeStatus
+from llmops_evaluator.evaluations import Evaluation
+from llmops_evaluator.evaluator_store import (
+    config_json,
+    disable_evaluator,
+    enabled_evaluator_rows,
+    load_evaluators,
+    save_evaluator,
+)
+from llmops_evaluator.judge_client import JudgeResult, JudgeStatus
+from llmops_evaluator.result_store import result_row, upsert_results
 from llmops_evaluator.rubrics import BUILTIN
-from llmops_evaluator.scoring import Evaluation
-from llmops_evaluator.store import load_evaluators, result_row, save_evaluator, upsert_results
 from llmops_shared.contract import Interaction
 from tests.support.events import make_event
 
@@ -48,8 +55,8 @@ async def test_results_are_upserted_and_an_ok_row_is_never_replaced(pg_pool: Any
     failed = Interaction.model_validate({**make_event(), "tenant_id": tenant})
     async with pg_pool.acquire() as conn:
         await conn.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1)", tenant)
-        await save_evaluator(conn, config)
-        assert await load_evaluators(conn, tenant_id=tenant) == [config]
+        await save_evaluator(conn=conn, config=config)
+        assert await load_evaluators(conn=conn, tenant_id=tenant) == [config]
 
         async with conn.transaction():
             written = await upsert_results(conn, [result_row(evaluation(config, judged, JudgeStatus.OK)),
@@ -77,7 +84,7 @@ async def test_every_outcome_is_a_row(pg_pool: Any, tenant: str) -> None:
     config = make_config(tenant)
     async with pg_pool.acquire() as conn:
         await conn.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1)", tenant)
-        await save_evaluator(conn, config)
+        await save_evaluator(conn=conn, config=config)
         rows = [result_row(evaluation(config, Interaction.model_validate({**make_event(), "tenant_id": tenant}),
                                       status)) for status in JudgeStatus]
         assert await upsert_results(conn, rows) == 4
@@ -92,9 +99,23 @@ async def test_an_evaluator_id_belongs_to_one_tenant(pg_pool: Any, tenant: str) 
     other = config.model_copy(update={"tenant_id": f"{tenant}-b"})
     async with pg_pool.acquire() as conn:
         await conn.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1), ($2, $2)", tenant, other.tenant_id)
-        await save_evaluator(conn, config)
+        await save_evaluator(conn=conn, config=config)
         with pytest.raises(ValueError, match="belongs to another tenant"):
-            await save_evaluator(conn, other)
+            await save_evaluator(conn=conn, config=other)
         stored = await conn.fetchval("SELECT config->>'daily_spend_cap_usd' FROM evaluators WHERE evaluator_id = $1",
                                      config.id)
     assert stored == "2.50"
+
+
+async def test_enabled_evaluators_of_every_tenant_are_read_raw_and_a_disabled_one_is_not(pg_pool: Any,
+                                                                                        tenant: str) -> None:
+    config = make_config(tenant)
+    async with pg_pool.acquire() as conn:
+        await conn.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1)", tenant)
+        await save_evaluator(conn=conn, config=config)
+        rows = {r["evaluator_id"]: r["config"] for r in await enabled_evaluator_rows(conn=conn)}
+        assert EvaluatorConfig.model_validate(config_json(rows[config.id])) == config
+        assert await disable_evaluator(conn=conn, tenant_id=tenant, evaluator_id=config.id)
+        assert not await disable_evaluator(conn=conn, tenant_id=f"{tenant}-other", evaluator_id=config.id)
+        assert config.id not in {r["evaluator_id"] for r in await enabled_evaluator_rows(conn=conn)}
+        assert await load_evaluators(conn=conn, tenant_id=tenant) == []

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from llmops_evaluator.config import JUDGE_TAG
-from llmops_evaluator.judging import JUDGE_ERROR
+from llmops_evaluator.evaluations import JUDGE_ERROR
 from llmops_evaluator.registry import EvaluatorRegistry
 from llmops_evaluator.worker import EvaluatorHandler, open_runtime
 from llmops_shared import deadletters
@@ -246,8 +246,9 @@ async def test_a_crash_between_publishing_and_the_offset_commit_republishes_the_
         raise RuntimeError("killed after publishing, before committing the offsets")
 
     runtime.worker._commit = crash  # type: ignore[method-assign]
-    task = asyncio.create_task(runtime.worker.run())
+    # sent before the worker starts, so its first poll takes the whole batch (the crash ends it)
     await send(settings.kafka_bootstrap, settings.evaluator_source_topic, batch)
+    task = asyncio.create_task(runtime.worker.run())
     with pytest.raises(RuntimeError, match="before committing"):
         await asyncio.wait_for(task, 30)
     await runtime.close()

@@ -17,7 +17,7 @@ from llmops_evaluator.cli import (
     progress_line,
 )
 from llmops_evaluator.golden import GoldenItem, ItemResult, RubricSummary, RunResult
-from llmops_evaluator.judge import JudgeStatus
+from llmops_evaluator.judge_client import JudgeStatus
 
 
 def args(*extra: str) -> Any:

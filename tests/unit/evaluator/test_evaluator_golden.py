@@ -17,8 +17,9 @@ from llmops_evaluator.golden import (
     junit_xml,
     parse_golden,
 )
-from llmops_evaluator.judge import JudgeStatus
+from llmops_evaluator.judge_client import JudgeStatus
 from llmops_evaluator.rubrics import BUILTIN
+from llmops_shared.contract import IDENTIFIER_PATTERN
 
 DATASET = """\
 # refunds, v3
@@ -54,7 +55,7 @@ def test_every_bad_line_is_reported_with_its_number() -> None:
         "line 4: an item must be a JSON object",
         "line 5: id 'a' is already used on line 1",
         "line 6: expected: unknown field",
-        "line 7: id: String should match pattern '^[A-Za-z0-9][A-Za-z0-9._:/@-]*$'",
+        f"line 7: id: String should match pattern '{IDENTIFIER_PATTERN}'",
     ]
     assert "6 problem(s) in the golden dataset" in str(info.value)
 

@@ -1,3 +1,6 @@
+"""The pure half of the spend cap: cost, estimate, micro-dollars, the day. The cap itself runs in Redis:
+tests/integration/evaluator/test_evaluator_spend_ledger.py."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
@@ -11,7 +14,6 @@ from llmops_evaluator.spend import (
     from_micros,
     spend_day,
     to_micros,
-    within_cap,
 )
 
 PRICE = JudgePrice(input_usd_per_mtok=Decimal("0.15"), output_usd_per_mtok=Decimal("0.60"))
@@ -27,11 +29,6 @@ def test_the_estimate_is_characters_over_four_plus_the_output_budget() -> None:
     messages = [{"role": "system", "content": "x" * 400}, {"role": "user", "content": "y" * 401}]
     assert estimate_input_tokens(messages) == 217  # ceil(801 / 4) = 201, plus 8 for each of 2 messages
     assert estimate_cost_usd(messages, 500, PRICE) == cost_usd(217, 500, PRICE)
-
-
-def test_the_cap() -> None:
-    assert within_cap(Decimal("4.99"), Decimal("0.01"), Decimal("5"))
-    assert not within_cap(Decimal("4.99"), Decimal("0.02"), Decimal("5"))
 
 
 def test_micro_dollars_round_up() -> None:

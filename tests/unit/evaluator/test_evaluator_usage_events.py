@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 
 from llmops_evaluator.config import JudgeSpec
-from llmops_evaluator.judge import JudgeResult, JudgeStatus
+from llmops_evaluator.judge_client import JudgeResult, JudgeStatus
 from llmops_evaluator.usage_events import JUDGE_APP_ID, judge_usage_event
 from llmops_shared.contract import Interaction, decode_interaction
 from tests.support.events import make_event

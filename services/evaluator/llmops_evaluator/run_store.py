@@ -1,4 +1,4 @@
-"""Golden-dataset runs in Postgres (`eval_runs`, `eval_run_items`): start, finish, load as a baseline.
+"""Golden-dataset runs in Postgres (`eval_runs`, `eval_run_items`): start, finish, load as a baseline. All their SQL.
 
 A run is recorded `running` when it starts, so a run that dies is visible; `finish_run` writes its items,
 the per-rubric summary and the verdict (`passed` / `failed`) in one transaction. Only the tenant's own
@@ -15,16 +15,17 @@ from collections.abc import Sequence
 import asyncpg
 
 from llmops_evaluator.golden import GoldenRunConfig, ItemResult, RubricSummary, RunResult, item_passed
-from llmops_evaluator.judge import JudgeStatus
+from llmops_evaluator.judge_client import JudgeStatus
 from llmops_evaluator.rubrics import parse_rubric_ref
 
 
-async def ensure_tenant(conn: asyncpg.Connection, tenant_id: str) -> None:
+async def ensure_tenant(*, conn: asyncpg.Connection, tenant_id: str) -> None:
+    """Create the tenant if it does not exist yet (a run may be the tenant's first row)."""
     await conn.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1) ON CONFLICT (tenant_id) DO NOTHING",
                        tenant_id)
 
 
-async def start_run(conn: asyncpg.Connection, *, run_id: uuid.UUID, tenant_id: str, config: GoldenRunConfig,
+async def start_run(*, conn: asyncpg.Connection, run_id: uuid.UUID, tenant_id: str, config: GoldenRunConfig,
                     dataset_sha256: str, baseline_run_id: uuid.UUID | None) -> None:
     await conn.execute(
         """INSERT INTO eval_runs (run_id, tenant_id, dataset, dataset_sha256, target_model, judge_model, rubrics,
@@ -34,7 +35,7 @@ async def start_run(conn: asyncpg.Connection, *, run_id: uuid.UUID, tenant_id: s
         list(config.rubrics), baseline_run_id)
 
 
-async def finish_run(conn: asyncpg.Connection, *, run: RunResult, config: GoldenRunConfig,
+async def finish_run(*, conn: asyncpg.Connection, run: RunResult, config: GoldenRunConfig,
                      summaries: Sequence[RubricSummary]) -> str:
     """Store the items and the verdict; returns the status written (`passed` or `failed`)."""
     status = "passed" if all(s.ok for s in summaries) else "failed"
@@ -57,13 +58,14 @@ async def finish_run(conn: asyncpg.Connection, *, run: RunResult, config: Golden
     return status
 
 
-async def fail_run(conn: asyncpg.Connection, run_id: uuid.UUID, error: str) -> None:
+async def fail_run(*, conn: asyncpg.Connection, run_id: uuid.UUID, error: str) -> None:
+    """Record a run that could not finish, with the error (cut to 1,000 characters)."""
     await conn.execute(
         """UPDATE eval_runs SET status = 'error', finished_at = now(),
                summary = jsonb_build_object('error', $2::text) WHERE run_id = $1""", run_id, error[:1000])
 
 
-async def load_run(conn: asyncpg.Connection, *, tenant_id: str, run_id: uuid.UUID) -> RunResult | None:
+async def load_run(*, conn: asyncpg.Connection, tenant_id: str, run_id: uuid.UUID) -> RunResult | None:
     run = await conn.fetchrow("SELECT * FROM eval_runs WHERE run_id = $1 AND tenant_id = $2", run_id, tenant_id)
     if run is None:
         return None
@@ -77,14 +79,14 @@ async def load_run(conn: asyncpg.Connection, *, tenant_id: str, run_id: uuid.UUI
                           input_tokens=i["input_tokens"], output_tokens=i["output_tokens"]) for i in items])
 
 
-async def latest_passed_run(conn: asyncpg.Connection, *, tenant_id: str, dataset: str) -> uuid.UUID | None:
+async def latest_passed_run(*, conn: asyncpg.Connection, tenant_id: str, dataset: str) -> uuid.UUID | None:
     run_id: uuid.UUID | None = await conn.fetchval(
         """SELECT run_id FROM eval_runs WHERE tenant_id = $1 AND dataset = $2 AND status = 'passed'
            ORDER BY started_at DESC LIMIT 1""", tenant_id, dataset)
     return run_id
 
 
-async def list_runs(conn: asyncpg.Connection, *, tenant_id: str, dataset: str | None,
+async def list_runs(*, conn: asyncpg.Connection, tenant_id: str, dataset: str | None,
                     limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT run_id, dataset, target_model, judge_model, status, started_at, finished_at, baseline_run_id

@@ -1,4 +1,4 @@
-"""The evaluator worker's pure steps, between a decoded interaction and what is written and sent.
+"""`Evaluation`, one judgment of one interaction on one rubric, and what the worker makes of it (pure).
 
 - `usage_id_for`: the id of a judgment's usage event: the same on every redelivery, a new one only when a
   judgment that already spent tokens is judged again (a failed one, replayed);
@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 
 from llmops_evaluator.config import REVIEW_SAMPLE, EvaluatorConfig, sampled
-from llmops_evaluator.judge import JudgeResult, JudgeStatus
+from llmops_evaluator.judge_client import JudgeResult, JudgeStatus
 from llmops_evaluator.rubrics import Rubric
-from llmops_evaluator.scoring import Evaluation
 from llmops_evaluator.usage_events import judge_usage_event, usage_event_id
 from llmops_shared.contract import Interaction
 from llmops_shared.worker import DeadLetter, Message
@@ -31,6 +31,25 @@ JUDGE_ERROR = "judge_error"  # the dead-letter reason of a message whose judgmen
 FAILED = frozenset({JudgeStatus.ERROR, JudgeStatus.UNPARSEABLE})
 _RETRY_NAMESPACE = uuid.UUID("8d7f2a40-31c5-4bd6-8f0e-6c2b7d0a9e55")
 _SCORE_NAMESPACE = uuid.UUID("e3a1c7b2-5f64-4c1e-9a0d-7b8c2d4e6f10")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One interaction judged (or not: skipped, failed, cached, stored) by one evaluator on one rubric."""
+
+    interaction: Interaction
+    evaluator_id: str
+    rubric: Rubric
+    result: JudgeResult
+    usage_event: Interaction | None = None
+    cache_key: str | None = None  # the judgment's cache digest, when it was judged (not from the cache)
+    judged_at: datetime | None = None  # when the judge answered (the usage event's time)
+    stored: bool = False  # rebuilt from an `ok` row already in Postgres: not judged again
+
+    @property
+    def key(self) -> tuple[uuid.UUID, str, str, int]:
+        """The result's primary key: (event, evaluator, rubric, rubric version)."""
+        return self.interaction.event_id, self.evaluator_id, self.rubric.name, self.rubric.version
 
 
 def usage_id_for(event_id: uuid.UUID, evaluator_id: str, rubric: Rubric,

@@ -11,9 +11,9 @@ import pytest
 
 from llmops_evaluator.cache import JudgmentCache
 from llmops_evaluator.config import EvaluatorConfig
-from llmops_evaluator.judge import JudgeClient, JudgeStatus
+from llmops_evaluator.judge_client import JudgeClient, JudgeStatus
 from llmops_evaluator.retry import RetryPolicy
-from llmops_evaluator.scoring import Scorer
+from llmops_evaluator.scorer import Scorer
 from llmops_evaluator.spend import SpendLedger, spend_day
 from llmops_shared.contract import Interaction
 from llmops_shared.fake_openai import FakeLLMServer

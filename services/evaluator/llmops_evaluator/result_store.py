@@ -1,23 +1,21 @@
-"""Postgres edge of the evaluator: evaluator configs in, judgment rows out (tables: 0001_evaluator.sql).
+"""Judgment results in Postgres (`evaluation_results`): the worker's writes, the API's reads. All their SQL.
 
 `result_row` is pure (an `Evaluation` to the row's values); `upsert_results` writes a batch in one
 statement. The upsert never replaces an `ok` row (a redelivered event changes nothing that was judged) and
 replaces any other (a retried or replayed event fixes an error row). Call it inside the batch's
-transaction, before committing offsets.
+transaction, before committing offsets. `existing_results` is the worker's redelivery check;
+`is_judged` and `result_page` serve the API (feedback needs a judged event; results are paged by key).
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
-from llmops_evaluator.config import EvaluatorConfig
-from llmops_evaluator.scoring import Evaluation
+from llmops_evaluator.evaluations import Evaluation
 
 MAX_ERROR_CHARS = 1_000
 
@@ -89,7 +87,7 @@ _KEY = ("event_id", "evaluator_id", "rubric", "rubric_version")
 
 def _set(name: str) -> str:
     # A row keeps the id of the last usage event published for its key, so that judging it again after a
-    # failure that spent tokens gets a new id (`judging.usage_id_for`).
+    # failure that spent tokens gets a new id (`evaluations.usage_id_for`).
     if name == "usage_event_id":
         return "usage_event_id = COALESCE(EXCLUDED.usage_event_id, evaluation_results.usage_event_id)"
     return f"{name} = EXCLUDED.{name}"
@@ -127,54 +125,43 @@ async def existing_results(conn: asyncpg.Connection | asyncpg.Pool,
     return {(r["event_id"], r["evaluator_id"], r["rubric"], r["rubric_version"]): r for r in rows}
 
 
-@dataclass(frozen=True)
-class ReviewEntry:
-    tenant_id: str
-    event_id: uuid.UUID
-    evaluator_id: str
-    rubric: str  # name@version
-    reason: str
-    priority: int
+async def is_judged(*, conn: asyncpg.Connection, tenant_id: str, event_id: uuid.UUID) -> bool:
+    """Whether the tenant has any result for `event_id` (whatever its status)."""
+    found = await conn.fetchval("SELECT 1 FROM evaluation_results WHERE event_id = $1 AND tenant_id = $2 LIMIT 1",
+                                event_id, tenant_id)
+    return found is not None
 
 
-async def enqueue_for_review(conn: asyncpg.Connection | asyncpg.Pool, entries: list[ReviewEntry]) -> int:
-    """Add items to the human review queue; one per (tenant, event, rubric): a second is ignored."""
-    if not entries:
-        return 0
-    rows = await conn.fetch(
-        """INSERT INTO review_queue (tenant_id, event_id, evaluator_id, rubric, reason, priority)
-           SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[])
-           ON CONFLICT (tenant_id, event_id, rubric) DO NOTHING RETURNING item_id""",
-        [e.tenant_id for e in entries], [e.event_id for e in entries], [e.evaluator_id for e in entries],
-        [e.rubric for e in entries], [e.reason for e in entries], [e.priority for e in entries],
-    )
-    return len(rows)
+ResultKey = tuple[datetime, uuid.UUID, str, str, int]  # (occurred_at, event, evaluator, rubric, version): the page key
+PAGE_FIELDS = ("event_id", "evaluator_id", "rubric", "rubric_version", "tenant_id", "app_id", "occurred_at",
+               "status", "score", "raw_score", "label", "reasoning", "judge_model", "input_tokens",
+               "output_tokens", "attempts", "from_cache", "error_type", "error", "judged_at", "created_at",
+               "updated_at")
+
+_PAGE = f"""
+SELECT {", ".join(PAGE_FIELDS)} FROM evaluation_results
+WHERE tenant_id = $1
+  AND ($2::uuid IS NULL OR event_id = $2) AND ($3::text IS NULL OR evaluator_id = $3)
+  AND ($4::text IS NULL OR rubric = $4) AND ($5::int IS NULL OR rubric_version = $5)
+  AND ($6::text IS NULL OR status = $6)
+  AND ($7::timestamptz IS NULL OR occurred_at >= $7) AND ($8::timestamptz IS NULL OR occurred_at < $8)
+  AND ($9::timestamptz IS NULL
+       OR (occurred_at, event_id, evaluator_id, rubric, rubric_version) < ($9, $10, $11, $12, $13))
+ORDER BY occurred_at DESC, event_id DESC, evaluator_id DESC, rubric DESC, rubric_version DESC
+LIMIT $14
+"""  # noqa: S608 - constant column list; values are parameters
 
 
-async def save_evaluator(conn: asyncpg.Connection, config: EvaluatorConfig) -> None:
-    """Create or replace an evaluator; an id already used by another tenant is refused."""
-    saved = await conn.fetchval(
-        """
-        INSERT INTO evaluators (evaluator_id, tenant_id, config, enabled) VALUES ($1, $2, $3::jsonb, $4)
-        ON CONFLICT (evaluator_id) DO UPDATE SET config = EXCLUDED.config, enabled = EXCLUDED.enabled,
-            updated_at = now()
-        WHERE evaluators.tenant_id = EXCLUDED.tenant_id
-        RETURNING evaluator_id
-        """,
-        config.id, config.tenant_id, config.model_dump_json(), config.enabled,
-    )
-    if saved is None:
-        raise ValueError(f"evaluator id {config.id!r} belongs to another tenant")
+async def result_page(*, conn: asyncpg.Connection, tenant_id: str, event_id: uuid.UUID | None = None,
+                      evaluator_id: str | None = None, rubric: str | None = None, rubric_version: int | None = None,
+                      status: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                      after: ResultKey | None = None, limit: int) -> list[asyncpg.Record]:
+    """Up to `limit` results of the tenant, newest judged interaction first, after the key `after`.
 
-
-async def load_evaluators(conn: asyncpg.Connection, *, tenant_id: str | None = None) -> list[EvaluatorConfig]:
-    """The enabled evaluators (of one tenant, or all). A config that no longer validates raises."""
-    rows = await conn.fetch(
-        "SELECT config FROM evaluators WHERE enabled AND ($1::text IS NULL OR tenant_id = $1) ORDER BY evaluator_id",
-        tenant_id,
-    )
-    return [EvaluatorConfig.model_validate(_json(row["config"])) for row in rows]
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+    Every filter is optional: `rubric` is a name (any version unless `rubric_version`), `since` is
+    inclusive and `until` exclusive (the judged interaction's time). Columns: `PAGE_FIELDS`.
+    """
+    rows: list[asyncpg.Record] = await conn.fetch(
+        _PAGE, tenant_id, event_id, evaluator_id, rubric, rubric_version, status, since, until,
+        *(after or (None, None, None, None, None)), limit)
+    return rows

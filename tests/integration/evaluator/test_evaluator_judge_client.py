@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from llmops_evaluator.config import JudgeSpec
-from llmops_evaluator.judge import EndpointCapabilities, JudgeClient, JudgeConfigError, JudgeStatus
+from llmops_evaluator.judge_client import EndpointCapabilities, JudgeClient, JudgeConfigError, JudgeStatus
 from llmops_evaluator.retry import RetryPolicy
 from llmops_evaluator.rubrics import BUILTIN
 from llmops_shared.contract import Interaction

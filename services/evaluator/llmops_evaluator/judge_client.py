@@ -1,4 +1,5 @@
-"""The judge: one rubric's messages in, one validated `JudgeResult` out, whatever the endpoint does.
+"""The HTTP client to the judge model: one rubric's messages in, one validated `JudgeResult` out, whatever the
+endpoint does.
 
 `JudgeClient` wraps `openai.AsyncOpenAI` with the client's own retries off (`max_retries=0`) and the
 suite's `RetryPolicy` on. For each judgment:

@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 
 from llmops_evaluator.config import EvaluatorConfig
-from llmops_evaluator.judge import JudgeResult, JudgeStatus
-from llmops_evaluator.judging import (
+from llmops_evaluator.evaluations import (
     JUDGE_ERROR,
+    Evaluation,
     judge_dead_letter,
     review_reason,
     score_message,
@@ -18,9 +18,9 @@ from llmops_evaluator.judging import (
     unavailable,
     usage_id_for,
 )
+from llmops_evaluator.judge_client import JudgeResult, JudgeStatus
+from llmops_evaluator.result_store import result_row
 from llmops_evaluator.rubrics import BUILTIN
-from llmops_evaluator.scoring import Evaluation
-from llmops_evaluator.store import result_row
 from llmops_evaluator.usage_events import judge_usage_event, usage_event_id
 from llmops_shared.contract import Interaction
 from llmops_shared.worker import Message

@@ -1,10 +1,10 @@
-"""One evaluator judging one interaction: the steps between the stream worker and the judge.
+"""`Scorer`: one evaluator's rubrics on one interaction, through the cache, the spend cap and the judge.
 
 For each of the evaluator's rubrics, in order:
 1. `rubric.missing(...)`: a rubric that lacks what it needs (context, reference) is `skipped`, no call;
 2. the cache: an identical judgment answers with zero HTTP calls;
 3. the spend cap: the estimated cost is reserved against today's budget, or the rubric is `skipped`;
-4. the judge (retries, repair, concurrency cap: see `judge.py`); the reservation is settled to the cost;
+4. the judge (retries, repair, concurrency cap: see `judge_client.py`); the reservation is settled to the cost;
 5. the judge's usage is published as an interaction event of the tenant (`publish_usage`), *then*
 6. an `ok` judgment is cached.
 
@@ -22,35 +22,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from llmops_evaluator.cache import JudgmentCache, judgment_key
 from llmops_evaluator.config import EvaluatorConfig
-from llmops_evaluator.judge import JudgeClient, JudgeResult, JudgeStatus
+from llmops_evaluator.evaluations import Evaluation
+from llmops_evaluator.judge_client import JudgeClient, JudgeResult, JudgeStatus
 from llmops_evaluator.rubrics import Rubric, resolve_rubric
 from llmops_evaluator.spend import JudgePrice, SpendLedger, cost_usd, estimate_cost_usd, spend_day
 from llmops_evaluator.usage_events import judge_usage_event, usage_event_id
 from llmops_shared.contract import Interaction
 
 PublishUsage = Callable[[Interaction], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    interaction: Interaction
-    evaluator_id: str
-    rubric: Rubric
-    result: JudgeResult
-    usage_event: Interaction | None = None
-    cache_key: str | None = None  # the judgment's cache digest, when it was judged (not from the cache)
-    judged_at: datetime | None = None  # when the judge answered (the usage event's time)
-    stored: bool = False  # rebuilt from an `ok` row already in Postgres: not judged again
-
-    @property
-    def key(self) -> tuple[uuid.UUID, str, str, int]:
-        """The result's primary key: (event, evaluator, rubric, rubric version)."""
-        return self.interaction.event_id, self.evaluator_id, self.rubric.name, self.rubric.version
 
 
 class Scorer:
