@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 import openai  # noqa: E402
 
+from llmops_devtools.fake_openai import FakeLLMServer  # noqa: E402
 from llmops_sdk import Recorder, instrument_openai, span, trace  # noqa: E402
-from llmops_shared.fake_openai import FakeLLMServer  # noqa: E402
 
 EVENT: dict[str, Any] = {
     "name": "answer", "provider": "openai", "model": "gpt-4o-mini",

@@ -11,12 +11,12 @@ import httpx
 import orjson
 import pytest
 
+from llmops_devtools.stack.kafka import KafkaBroker
+from llmops_devtools.stack.processes import stack_dir
 from llmops_ingest.api import create_app
 from llmops_ingest.settings import IngestSettings
 from llmops_shared.kafka import ensure_topics
 from llmops_shared.settings import CommonSettings
-from llmops_shared.stack.kafka import KafkaBroker
-from llmops_shared.stack.processes import stack_dir
 from llmops_shared.topics import INTERACTIONS_RAW
 from tests.support.events import collect, end_offsets, make_event
 from tests.support.servers import free_port, serve

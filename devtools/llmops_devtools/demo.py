@@ -9,6 +9,7 @@ real ingest API into Kafka. Deterministic for a given seed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import sys
@@ -134,7 +135,7 @@ async def _prepare_tenants(settings: CommonSettings, judge_url: str) -> tuple[di
 async def _ensure_demo_evaluator(pool: Any, judge_url: str) -> None:
     """acme's support bot is judged for relevance and safety on half its traffic, by the local fake LLM."""
     try:
-        from llmops_evaluator.service import create_evaluator
+        from llmops_evaluator.service import Conflict, create_evaluator
     except ImportError:
         return
     body = {
@@ -144,9 +145,8 @@ async def _ensure_demo_evaluator(pool: Any, judge_url: str) -> None:
                   "input_usd_per_mtok": "0.15", "output_usd_per_mtok": "0.60"},
     }
     async with pool.acquire() as conn:
-        if await conn.fetchval("SELECT 1 FROM evaluators WHERE evaluator_id = $1", body["id"]):
-            return
-        await create_evaluator(conn, tenant_id="acme", body=body)
+        with contextlib.suppress(Conflict):  # made by an earlier demo: keep it
+            await create_evaluator(conn, tenant_id="acme", body=body)
 
 
 def run_demo(settings: CommonSettings, *, events_target: int = 60, ingest_url: str = "http://127.0.0.1:8080",
@@ -158,7 +158,7 @@ def run_demo(settings: CommonSettings, *, events_target: int = 60, ingest_url: s
     except ImportError as exc:
         print(f"the demo needs the SDK and the openai client: {exc}", file=sys.stderr)
         return 2
-    from llmops_shared.fake_openai import FakeLLMConfig, FakeLLMServer
+    from llmops_devtools.fake_openai import FakeLLMConfig, FakeLLMServer
 
     judge_url = f"http://127.0.0.1:{os.environ.get('LLMOPS_FAKE_LLM_PORT', '8099')}/v1"
     keys, read_keys = asyncio.run(_prepare_tenants(settings, judge_url))
