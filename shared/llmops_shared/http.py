@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from llmops_shared.apikeys import KeyStore, Principal, Scope
 from llmops_shared.db import create_pool
@@ -24,15 +25,25 @@ log = logging.getLogger(__name__)
 ReadinessCheck = Callable[[], Awaitable[object]]
 
 
+class Health(BaseModel):
+    status: str = Field(description='always "ok": the process answers')
+
+
+class Readiness(BaseModel):
+    status: str = Field(description='"ready" (200) or "not ready" (503)')
+    checks: dict[str, str] = Field(description='each dependency: "ok" or "error: <exception type>"')
+
+
 def ops_router(checks: dict[str, ReadinessCheck], *, timeout_s: float = 2.0) -> APIRouter:
     """`/healthz` (the process answers), `/readyz` (its dependencies answer), `/metrics` (Prometheus)."""
     router = APIRouter(tags=["operations"])
 
-    @router.get("/healthz", summary="Liveness: the process answers")
+    @router.get("/healthz", summary="Liveness: the process answers", response_model=Health)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Readiness: every dependency answers", responses={503: {"description": "not ready"}})
+    @router.get("/readyz", summary="Readiness: every dependency answers", response_model=Readiness,
+                responses={503: {"model": Readiness, "description": "not ready"}})
     async def readyz() -> JSONResponse:
         results: dict[str, str] = {}
         for name, check in checks.items():
@@ -45,7 +56,8 @@ def ops_router(checks: dict[str, ReadinessCheck], *, timeout_s: float = 2.0) -> 
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": results},
                             status_code=200 if ready else 503)
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+                responses={200: {"description": "Prometheus text format", "content": {CONTENT_TYPE_LATEST: {}}}})
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -60,7 +60,8 @@ async def test_broker_down_gives_503_then_the_same_batch_is_accepted(
             down = await client.post(f"{url}/v1/interactions", json=batch, headers=headers)
             took = time.monotonic() - started
             assert down.status_code == 503
-            assert "nothing was accepted" in down.json()["error"]
+            assert "nothing was accepted" in down.json()["detail"]
+            assert down.headers["content-type"] == "application/problem+json"
             assert down.headers["retry-after"]
             assert took < KAFKA_TIMEOUT_S + 2, f"503 took {took:.1f}s"
             ready = await client.get(f"{url}/readyz")
