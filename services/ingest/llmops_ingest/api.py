@@ -134,15 +134,16 @@ def _problem(description: str) -> dict[str, Any]:
 # -- dependencies and the router ---------------------------------------------------------------------
 
 
-def _settings(request: Request) -> IngestSettings:
+# `async def`, not `def`: FastAPI runs a plain function dependency in a worker thread, a hop per request.
+async def _settings(request: Request) -> IngestSettings:
     return request.app.state.settings
 
 
-def _limiter(request: Request) -> RateLimiter:
+async def _limiter(request: Request) -> RateLimiter:
     return request.app.state.limiter
 
 
-def _publisher(request: Request) -> EventPublisher:
+async def _publisher(request: Request) -> EventPublisher:
     return request.app.state.publisher
 
 
