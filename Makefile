@@ -18,7 +18,7 @@ down:
 
 lint: bootstrap
 	.venv/bin/ruff check .
-	.venv/bin/mypy shared services sdk
+	.venv/bin/mypy shared services sdk devtools
 
 ## Every benchmark, each against its baseline in the same run (results go into bench/RESULTS.md by hand).
 bench: bootstrap

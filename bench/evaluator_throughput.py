@@ -33,17 +33,17 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from llmops_devtools.fake_openai import FakeLLMConfig, FakeLLMServer  # noqa: E402
+from llmops_devtools.stack import local  # noqa: E402
+from llmops_devtools.testing import make_event  # noqa: E402
 from llmops_evaluator.config import EvaluatorConfig  # noqa: E402
 from llmops_evaluator.evaluator_store import save_evaluator  # noqa: E402
 from llmops_evaluator.settings import EvaluatorSettings  # noqa: E402
 from llmops_evaluator.worker import open_runtime  # noqa: E402
 from llmops_shared import db, migrations  # noqa: E402
-from llmops_shared.fake_openai import FakeLLMConfig, FakeLLMServer  # noqa: E402
 from llmops_shared.kafka import durable_producer, ensure_topics  # noqa: E402
 from llmops_shared.settings import CommonSettings  # noqa: E402
-from llmops_shared.stack import local  # noqa: E402
 from llmops_shared.topics import TopicSpec  # noqa: E402
-from tests.support.events import make_event  # noqa: E402
 
 KEY_ENV = "BENCH_JUDGE_KEY"
 

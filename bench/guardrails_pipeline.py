@@ -49,20 +49,15 @@ from typing import Any
 
 import httpx
 import orjson
+from aiokafka.admin import AIOKafkaAdminClient
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
-
-from llmops_shared import apikeys, db, migrations  # noqa: E402
-from llmops_shared.kafka import durable_producer, ensure_topics  # noqa: E402
-from llmops_shared.settings import CommonSettings  # noqa: E402
-from llmops_shared.stack import local  # noqa: E402
-from llmops_shared.stack.processes import port_open, wait_for  # noqa: E402
-from llmops_shared.topics import TopicSpec  # noqa: E402
-from tests.integration.guardrails.guardrails_support import luhn_card  # noqa: E402
-from tests.support.servers import free_port  # noqa: E402
+from llmops_devtools.stack import local
+from llmops_devtools.stack.processes import port_open, wait_for
+from llmops_devtools.testing import free_port, luhn_card
+from llmops_shared import apikeys, db, migrations
+from llmops_shared.kafka import durable_producer, ensure_topics
+from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import TopicSpec
 
 TENANT = "bench-guardrails"
 APPS = [f"app-{i}" for i in range(10)]

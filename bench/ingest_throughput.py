@@ -21,22 +21,17 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import orjson
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from llmops_shared import apikeys, db  # noqa: E402
-from llmops_shared.kafka import durable_producer, ensure_topics  # noqa: E402
-from llmops_shared.settings import CommonSettings  # noqa: E402
-from llmops_shared.stack import local  # noqa: E402
-from llmops_shared.stack.processes import port_open, wait_for  # noqa: E402
-from llmops_shared.topics import TopicSpec  # noqa: E402
-from tests.support.events import make_event  # noqa: E402
-from tests.support.servers import free_port  # noqa: E402
+from llmops_devtools.stack import local
+from llmops_devtools.stack.processes import port_open, wait_for
+from llmops_devtools.testing import free_port, make_event
+from llmops_shared import apikeys, db
+from llmops_shared.kafka import durable_producer, ensure_topics
+from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import TopicSpec
 
 TOPIC = "bench.interactions.raw"
 

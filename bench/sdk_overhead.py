@@ -29,16 +29,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import openai
 
-import openai  # noqa: E402
-
-from llmops_sdk import Recorder, instrument_openai, span, trace  # noqa: E402
-from llmops_shared.fake_openai import FakeLLMServer  # noqa: E402
+from llmops_devtools.fake_openai import FakeLLMServer
+from llmops_sdk import Recorder, instrument_openai, span, trace
 
 EVENT: dict[str, Any] = {
     "name": "answer", "provider": "openai", "model": "gpt-4o-mini",

@@ -23,7 +23,7 @@ from llmops_shared.settings import CommonSettings
 @pytest.fixture(scope="session")
 def stack() -> Iterator[CommonSettings]:
     """The local stack up, and settings pointing at a fresh, migrated database of this session's own."""
-    from llmops_shared.stack import local
+    from llmops_devtools.stack import local
 
     base = CommonSettings()
     before = local.status(base)

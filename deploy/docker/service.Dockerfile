@@ -1,6 +1,8 @@
 # One image per service, built from the repository root:
 #   docker build -f deploy/docker/service.Dockerfile --build-arg SERVICE=ingest -t llmops-ingest .
-# Each image installs the shared package and its own service only (ingest carries no spaCy).
+# Each image installs the shared package and its own service only (ingest carries no spaCy); never the
+# development tools (devtools/: the local stack, the fake LLM, the demo), so `llmops` here has the
+# operational commands only.
 # Not exercised by CI (no Docker engine there); kept in step with the native stack.
 FROM python:3.11-slim
 ARG SERVICE

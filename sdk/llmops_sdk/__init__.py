@@ -9,23 +9,27 @@
     llmops_sdk.record(name="custom-step", span_kind="tool", latency_ms=12.5)
 
 Standard library only; `llmops-sdk[kafka]` adds the Kafka transport, `llmops-sdk[openai]` the client.
-See docs/sdk.md.
+See docs/sdk.md. Modules, each importing only those above it:
+
+    context     the trace context (contextvars)
+    transport   where batches go: the ingest API over HTTP, or Kafka
+    wire        one event as JSON, made on the sender thread; `Deferred`
+    config      `RecorderConfig`
+    sender      the sender thread and the outbox it shares with the app's threads
+    recorder    `Recorder`: what the app's threads call; flushed at exit, reset after fork
+    client      the module-level default recorder: `configure`, `record`, `flush`, `close`
+    tracing     `trace`, `span`
+    instrument  `instrument_openai`
 """
 
-from llmops_sdk.client import (
-    Deferred,
-    Recorder,
-    RecorderConfig,
-    RecorderStats,
-    close,
-    configure,
-    default_recorder,
-    flush,
-    record,
-)
+from llmops_sdk.client import close, configure, default_recorder, flush, record
+from llmops_sdk.config import RecorderConfig
+from llmops_sdk.context import TraceContext, current
 from llmops_sdk.instrument import instrument_openai
-from llmops_sdk.tracing import TraceContext, current, span, trace
+from llmops_sdk.recorder import Recorder, RecorderStats
+from llmops_sdk.tracing import span, trace
 from llmops_sdk.transport import Delivery, HTTPTransport, KafkaTransport, Payload
+from llmops_sdk.wire import Deferred
 
 __version__ = "0.1.0"
 

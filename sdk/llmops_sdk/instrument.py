@@ -23,8 +23,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from llmops_sdk.client import Deferred
+from llmops_sdk.client import default_recorder
 from llmops_sdk.tracing import error_info
+from llmops_sdk.wire import Deferred
 
 log = logging.getLogger("llmops_sdk")
 
@@ -83,12 +84,7 @@ def _recorder_lookup(recorder: Any) -> Any:
     if recorder is not None:
         return lambda: recorder
 
-    def lookup() -> Any:
-        from llmops_sdk.client import default_recorder
-
-        return default_recorder()
-
-    return lookup
+    return default_recorder
 
 
 def _is_async_client(client: Any) -> bool:

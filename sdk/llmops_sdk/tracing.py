@@ -1,4 +1,4 @@
-"""Trace context: which trace and which span the code is running in, carried through `contextvars`.
+"""Traces and spans: which trace and which span the code is running in (`llmops_sdk.context`).
 
 `trace()` starts a trace (at a request boundary, say); `span(name, kind=...)` opens a step inside it (a
 chain, a tool call, an agent turn, a retrieval) and records one span event when it ends, with its latency
@@ -7,61 +7,27 @@ and status. Every event recorded inside gets the trace's `trace_id` and the encl
 
 Context variables follow the code: a thread sees its own context, and an `asyncio` task starts with a copy
 of the context it was created in, so concurrent tasks under one span are siblings, not each other's
-parents.
+parents. Imports go one way: tracing uses the recorder (`llmops_sdk.client`), which knows nothing of it.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
-import os
 import time
-import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from llmops_sdk.client import Recorder
+from llmops_sdk.client import default_recorder
+from llmops_sdk.context import CURRENT, TraceContext, current, new_span_id, new_trace_id, restore
+from llmops_sdk.recorder import Recorder
+
+__all__ = ["SPAN_KINDS", "TraceContext", "current", "error_info", "span", "trace"]
 
 log = logging.getLogger("llmops_sdk")
 
 SPAN_KINDS = frozenset({"llm", "chain", "tool", "retriever", "agent", "embedding"})
-
-
-@dataclass(frozen=True)
-class TraceContext:
-    """Where the running code is: its trace, and the span it runs in (None at the top of a trace)."""
-
-    trace_id: str
-    span_id: str | None = None
-    session_id: str | None = None
-    user_id: str | None = None
-
-
-_CURRENT: contextvars.ContextVar[TraceContext | None] = contextvars.ContextVar("llmops_trace", default=None)
-
-
-def current() -> TraceContext | None:
-    """The trace context of the running code, or None outside any trace."""
-    return _CURRENT.get()
-
-
-def new_trace_id() -> str:
-    return uuid.uuid4().hex
-
-
-def new_span_id() -> str:
-    return os.urandom(8).hex()
-
-
-def _reset(var_token: contextvars.Token[TraceContext | None], previous: TraceContext | None) -> None:
-    try:
-        _CURRENT.reset(var_token)
-    except ValueError:
-        # Exited in another context than it was entered in (a generator resumed elsewhere, a task
-        # switch): put back what was current on entry instead.
-        _CURRENT.set(previous)
 
 
 class trace:
@@ -83,14 +49,14 @@ class trace:
         return self.context.trace_id
 
     def __enter__(self) -> trace:
-        self._previous = _CURRENT.get()
-        self._token = _CURRENT.set(self.context)
+        self._previous = CURRENT.get()
+        self._token = CURRENT.set(self.context)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if self._token is not None:
-            _reset(self._token, self._previous)
+            restore(self._token, self._previous)
             self._token = None
 
     async def __aenter__(self) -> trace:
@@ -136,14 +102,14 @@ class span:
         return self.context.span_id if self.context else None
 
     def __enter__(self) -> span:
-        parent = _CURRENT.get()
+        parent = CURRENT.get()
         self._previous = parent
         if parent is None:
             self.context = TraceContext(trace_id=new_trace_id(), span_id=new_span_id())
         else:
             self.parent_span_id = parent.span_id
             self.context = replace(parent, span_id=new_span_id())
-        self._token = _CURRENT.set(self.context)
+        self._token = CURRENT.set(self.context)
         self._started_wall = time.time()
         self._started = time.perf_counter()
         return self
@@ -152,7 +118,7 @@ class span:
                  tb: TracebackType | None) -> None:
         latency_ms = (time.perf_counter() - self._started) * 1000
         if self._token is not None:
-            _reset(self._token, self._previous)
+            restore(self._token, self._previous)
             self._token = None
         try:
             self._record(latency_ms, exc)
@@ -169,8 +135,6 @@ class span:
     def _record(self, latency_ms: float, exc: BaseException | None) -> None:
         recorder = self.recorder
         if recorder is None:
-            from llmops_sdk.client import default_recorder
-
             recorder = default_recorder()
         if recorder is None or self.context is None:
             return

@@ -98,7 +98,7 @@ class HTTPTransport:
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "Content-Type": "application/json",
-            "Accept": "application/json",
+            "Accept": "application/json, application/problem+json",
             "User-Agent": USER_AGENT,
         }
         self._conn: http.client.HTTPConnection | None = None
@@ -160,7 +160,7 @@ class HTTPTransport:
         if status == 413 and count > 1:
             return Delivery(split=True, status=status, reason="batch too large")
         doc = _json_object(data)
-        message = doc.get("error") if isinstance(doc.get("error"), str) else ""
+        message = _message(doc)
         return Delivery(rejected=count, status=status, reason=f"HTTP {status} {message}".strip()[:300],
                         rejected_fields=_rejected_fields(doc))
 
@@ -176,16 +176,43 @@ def _json_object(data: bytes) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
+def _message(doc: dict[str, Any]) -> str:
+    """What an error answer says: a problem document's `detail` (or `title`), or an older API's `error`."""
+    for key in ("detail", "title", "error"):
+        if isinstance(doc.get(key), str):
+            return str(doc[key])
+    return ""
+
+
 def _rejected_fields(doc: dict[str, Any]) -> list[str]:
-    """The field names the server complained about (never values: they may hold prompt text)."""
+    """The field names the server complained about (never values: they may hold prompt text).
+
+    A 207 lists `{"index", "errors": [{"field", "message"}]}` per event; a 422 is a problem document whose
+    `errors` are `{"loc": ["body", "interactions", 2, "usage", "input_tokens"], "msg", "type"}`.
+    """
     names: set[str] = set()
     errors = doc.get("errors")
     if isinstance(errors, list):
         for item in errors:
-            for err in (item.get("errors") or []) if isinstance(item, dict) else []:
-                if isinstance(err, dict) and isinstance(err.get("field"), str):
-                    names.add(err["field"])
+            if not isinstance(item, dict):
+                continue
+            for err in item.get("errors") or [item]:
+                name = _field_name(err) if isinstance(err, dict) else None
+                if name:
+                    names.add(name)
     return sorted(names)
+
+
+def _field_name(err: dict[str, Any]) -> str | None:
+    if isinstance(err.get("field"), str):
+        return str(err["field"])
+    loc = err.get("loc")
+    if not isinstance(loc, list):
+        return None
+    path = loc[1:] if loc[:1] == ["body"] else loc
+    if path[:1] == ["interactions"] and len(path) > 1 and isinstance(path[1], int):
+        path = path[2:]  # the event's place in the batch: not a field
+    return ".".join(str(p) for p in path) or "(event)"
 
 
 class KafkaTransport:

@@ -1,70 +1,32 @@
 """`llmops`: one command-line tool for the whole suite.
 
-    llmops up | down | status          the local stack (Kafka, Postgres, Redis) and every installed service
     llmops migrate                     apply pending SQL migrations
     llmops topics                      create the suite's Kafka topics
     llmops keys create --tenant T --scopes ingest:write,...   (prints the key once, as the last word)
     llmops keys list [--tenant T] | keys revoke KEY_ID
     llmops dlq list | dlq replay [--consumer C] [--reason R]   dead letters
     llmops run SERVICE                 run one service in the foreground (ingest-api, ...)
-    llmops demo                        send realistic demo traffic through the SDK
     llmops schema                      print the interaction event's JSON Schema
     llmops billing ... | eval ... | guardrails ...   forwarded to the service's own command line
 
 Service-specific commands are imported only when used, so a deployment carries only what it runs.
+Other distributions add commands as plugins (`llmops_shared.plugins`): the development tools
+(`llmops-devtools`) add `up`, `down`, `status` and `demo` where they are installed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import runpy
-import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 
 import orjson
 
+from llmops_shared.plugins import Plugin, Run, load_plugins
+from llmops_shared.services import SERVICES
 from llmops_shared.settings import CommonSettings
-
-
-def _cmd_up(args: argparse.Namespace, settings: CommonSettings) -> int:
-    if _use_docker(args.mode):
-        return subprocess.call(["docker", "compose", "up", "-d", "--wait"])
-    from llmops_shared.stack import local
-
-    stack = local.infrastructure_up(settings)
-    if not args.no_services:
-        local.services_up(stack)
-    print("the stack is up; `llmops status` shows it, `llmops down` stops it")
-    return 0
-
-
-def _cmd_down(args: argparse.Namespace, settings: CommonSettings) -> int:
-    if _use_docker(args.mode):
-        return subprocess.call(["docker", "compose", "down"])
-    from llmops_shared.stack import local
-
-    local.down(settings)
-    return 0
-
-
-def _cmd_status(args: argparse.Namespace, settings: CommonSettings) -> int:
-    from llmops_shared.stack import local
-
-    for name, state in local.status(settings).items():
-        print(f"{name:<20} {state}")
-    return 0
-
-
-def _use_docker(mode: str) -> bool:
-    if mode == "docker":
-        return True
-    if mode == "native" or shutil.which("docker") is None:
-        return False
-    return subprocess.call(["docker", "info"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
 
 
 def _cmd_migrate(args: argparse.Namespace, settings: CommonSettings) -> int:
@@ -153,9 +115,9 @@ def _cmd_dlq(args: argparse.Namespace, settings: CommonSettings) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, settings: CommonSettings) -> int:
-    from llmops_shared.stack.services import SERVICES
-
     by_name = {s.name: s for s in SERVICES}
+    for plugin in load_plugins():
+        by_name.update({p.name: p for p in plugin.processes if p.name not in by_name})
     service = by_name.get(args.service)
     if service is None:
         print(f"unknown service {args.service!r}; known: {', '.join(by_name)}", file=sys.stderr)
@@ -189,12 +151,6 @@ def _cmd_forward(args: argparse.Namespace, settings: CommonSettings) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace, settings: CommonSettings) -> int:
-    from llmops_shared.demo import run_demo
-
-    return run_demo(settings, events_target=args.traces, ingest_url=args.ingest_url)
-
-
 def _cmd_schema(args: argparse.Namespace, settings: CommonSettings) -> int:
     from llmops_shared.contract import interaction_json_schema
 
@@ -202,18 +158,19 @@ def _cmd_schema(args: argparse.Namespace, settings: CommonSettings) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugins: Sequence[Plugin] = ()) -> tuple[argparse.ArgumentParser, dict[str, Run]]:
+    """The command line, and what runs each command (a plugin never shadows a built-in command)."""
     parser = argparse.ArgumentParser(prog="llmops", description="The LLMOps event-streaming suite")
     sub = parser.add_subparsers(dest="command", required=True)
+    commands: dict[str, Run] = dict(_COMMANDS)
+    for plugin in plugins:  # first, so that `llmops up | down | status` head the help as they head the README
+        for command in plugin.commands:
+            if command.name in commands or command.name in FORWARDED:
+                print(f"llmops: a plugin's command {command.name!r} is a built-in one; ignored", file=sys.stderr)
+                continue
+            command.configure(sub.add_parser(command.name, help=command.help))
+            commands[command.name] = command.run
 
-    for name, helptext in (("up", "start the local stack and every installed service"),
-                           ("down", "stop what `up` started")):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("--mode", choices=["auto", "docker", "native"], default="auto",
-                       help="docker compose when a Docker engine answers (auto), or native processes")
-        if name == "up":
-            p.add_argument("--no-services", action="store_true", help="only Kafka, Postgres and Redis")
-    sub.add_parser("status", help="what is running")
     sub.add_parser("migrate", help="apply pending SQL migrations")
     sub.add_parser("topics", help="create the suite's Kafka topics")
 
@@ -240,20 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one service in the foreground")
     run.add_argument("service")
 
-    demo = sub.add_parser("demo", help="send realistic demo traffic through the SDK")
-    demo.add_argument("--traces", type=int, default=60, help="number of traces (each several events)")
-    demo.add_argument("--ingest-url", default=os.environ.get("LLMOPS_INGEST_URL", "http://127.0.0.1:8080"))
-
     sub.add_parser("schema", help="print the interaction event's JSON Schema")
     for name, (_module, helptext) in FORWARDED.items():
         forwarded = sub.add_parser(name, help=helptext, add_help=False)
         forwarded.add_argument("rest", nargs=argparse.REMAINDER)
-    return parser
+    return parser, commands
 
 
-_COMMANDS = {
-    "up": _cmd_up, "down": _cmd_down, "status": _cmd_status, "migrate": _cmd_migrate, "topics": _cmd_topics,
-    "keys": _cmd_keys, "dlq": _cmd_dlq, "run": _cmd_run, "demo": _cmd_demo, "schema": _cmd_schema,
+_COMMANDS: dict[str, Run] = {
+    "migrate": _cmd_migrate, "topics": _cmd_topics, "keys": _cmd_keys, "dlq": _cmd_dlq, "run": _cmd_run,
+    "schema": _cmd_schema,
 }
 
 
@@ -261,10 +214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in FORWARDED:  # the service's own parser reads the rest, --help included
         args = argparse.Namespace(command=argv[0], rest=argv[1:])
+        command: Run = _cmd_forward
     else:
-        args = build_parser().parse_args(argv)
+        parser, commands = build_parser(load_plugins())
+        args = parser.parse_args(argv)
+        command = commands[args.command]
     settings = CommonSettings()
-    command = _cmd_forward if args.command in FORWARDED else _COMMANDS[args.command]
     try:
         return command(args, settings)
     except KeyboardInterrupt:

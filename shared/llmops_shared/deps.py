@@ -19,7 +19,7 @@ from llmops_shared.apikeys import Principal, Scope
 from llmops_shared.http import require_scope
 
 
-def _pool(request: Request) -> asyncpg.Pool:
+async def _pool(request: Request) -> asyncpg.Pool:
     return request.app.state.pool
 
 

@@ -26,24 +26,24 @@ ReadinessCheck = Callable[[], Awaitable[object]]
 
 
 class Health(BaseModel):
-    status: str = Field(description="`ok` when the process answers")
+    status: str = Field(description='always "ok": the process answers')
 
 
 class Readiness(BaseModel):
-    status: str = Field(description="`ready` or `not ready`")
-    checks: dict[str, str] = Field(description="each dependency: `ok` or `error: <type>`")
+    status: str = Field(description='"ready" (200) or "not ready" (503)')
+    checks: dict[str, str] = Field(description='each dependency: "ok" or "error: <exception type>"')
 
 
 def ops_router(checks: dict[str, ReadinessCheck], *, timeout_s: float = 2.0) -> APIRouter:
     """`/healthz` (the process answers), `/readyz` (its dependencies answer), `/metrics` (Prometheus)."""
     router = APIRouter(tags=["operations"])
 
-    @router.get("/healthz", summary="Liveness: the process answers")
-    async def healthz() -> Health:
-        return Health(status="ok")
+    @router.get("/healthz", summary="Liveness: the process answers", response_model=Health)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
 
     @router.get("/readyz", summary="Readiness: every dependency answers", response_model=Readiness,
-                responses={503: {"model": Readiness, "description": "not ready: `checks` says which dependency"}})
+                responses={503: {"model": Readiness, "description": "not ready"}})
     async def readyz() -> JSONResponse:
         results: dict[str, str] = {}
         for name, check in checks.items():
@@ -56,7 +56,8 @@ def ops_router(checks: dict[str, ReadinessCheck], *, timeout_s: float = 2.0) -> 
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": results},
                             status_code=200 if ready else 503)
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+                responses={200: {"description": "Prometheus text format", "content": {CONTENT_TYPE_LATEST: {}}}})
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

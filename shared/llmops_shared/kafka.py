@@ -58,13 +58,16 @@ class LazyProducer:
     """A durable producer started on first use, so an API starts (and serves reads) while Kafka is down.
 
     `get()` starts it once, within `timeout_s`, or raises `KafkaUnavailable`; a failed start is tried
-    again on the next call. `send_all` sends and awaits every acknowledgement within `timeout_s`.
+    again on the next call. `send_all` sends and awaits every acknowledgement within `timeout_s`; a
+    producer that failed with a Kafka error is replaced (the next call starts a clean one). Stopping a
+    producer may wait on a dead broker, so it is bounded by `stop_timeout_s`.
     """
 
-    def __init__(self, bootstrap: str, *, client_id: str, timeout_s: float) -> None:
+    def __init__(self, bootstrap: str, *, client_id: str, timeout_s: float, stop_timeout_s: float = 2.0) -> None:
         self.bootstrap = bootstrap
         self.client_id = client_id
         self.timeout_s = timeout_s
+        self.stop_timeout_s = stop_timeout_s
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
@@ -92,10 +95,12 @@ class LazyProducer:
                 deliveries = [await producer.send(topic, value, key=key) for key, value in keyed_values]
                 await asyncio.gather(*deliveries)
         except (KafkaError, TimeoutError) as exc:
+            if isinstance(exc, KafkaError):
+                await self.close()  # an error state is not carried into the next request
             raise KafkaUnavailable(f"Kafka did not acknowledge within {self.timeout_s}s: {type(exc).__name__}") from exc
 
     async def close(self) -> None:
         if self._producer is not None:
             producer, self._producer = self._producer, None
             with contextlib.suppress(Exception):
-                await producer.stop()
+                await asyncio.wait_for(producer.stop(), self.stop_timeout_s)

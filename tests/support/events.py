@@ -1,39 +1,16 @@
-"""Valid interaction events for tests, and a reader that collects what reached a Kafka topic."""
+"""Valid interaction events for tests (`make_event`, shared with the benchmarks through
+`llmops_devtools.testing`), and a reader that collects what reached a Kafka topic."""
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from llmops_devtools.testing import make_event
 
-def make_event(**overrides: Any) -> dict[str, Any]:
-    """One valid event as a producer sends it (no tenant_id: the API key sets it)."""
-    event: dict[str, Any] = {
-        "event_id": str(uuid.uuid4()),
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "app_id": "support-bot",
-        "environment": "test",
-        "trace_id": f"tr-{uuid.uuid4().hex}",
-        "span_id": f"sp-{uuid.uuid4().hex[:16]}",
-        "span_kind": "llm",
-        "provider": "openai",
-        "model": "gpt-4o-mini",
-        "input": [{"role": "system", "content": "You are a helpful support agent."},
-                  {"role": "user", "content": "Where is my order?"}],
-        "output": "It ships today.",
-        "usage": {"input_tokens": 20, "output_tokens": 5},
-        "latency_ms": 250.0,
-        "status": "ok",
-        "tags": ["test"],
-        "metadata": {"source": "tests"},
-    }
-    event.update(overrides)
-    return event
+__all__ = ["collect", "end_offsets", "make_event", "partitions"]
 
 
 async def partitions(bootstrap: str, topic: str) -> list[TopicPartition]:

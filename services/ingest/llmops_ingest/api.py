@@ -3,6 +3,8 @@
 `POST /v1/interactions` takes one event or `{"interactions": [...]}` (up to 1,000 events / 5 MB):
 202 all accepted, 207 some rejected (per-index errors), 422 none accepted, 400 unparseable body,
 401/403 auth, 413 too large, 429 rate-limited (with Retry-After), 503 Kafka unavailable (nothing accepted).
+202 and 207 answer a `BatchResult`; every error answers RFC 9457 problem details
+(`llmops_shared.problems`), the 422 naming each bad field of each event in `errors`.
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import Response
 from prometheus_client import Counter, Histogram
+from pydantic import BaseModel, Field
 
-from llmops_ingest.intake import BodyError, parse_body, validate_items
-from llmops_ingest.publisher import EventPublisher, KafkaUnavailable
+from llmops_ingest.intake import BodyError, Intake, parse_body, validate_items
+from llmops_ingest.publisher import EventPublisher
 from llmops_ingest.ratelimit import RateLimiter
 from llmops_ingest.settings import IngestSettings
-from llmops_shared.apikeys import Principal, Scope
-from llmops_shared.http import JSONBody, api_backends, backend_checks, ops_router, require_scope, run_api
+from llmops_shared import problems
+from llmops_shared.deps import Ingester
+from llmops_shared.http import JSONBody, api_backends, backend_checks, ops_router, run_api
+from llmops_shared.kafka import KafkaUnavailable
 from llmops_shared.logging import configure_logging
 
 log = logging.getLogger("llmops_ingest")
@@ -31,8 +36,6 @@ EVENTS = Counter("llmops_ingest_events_total", "Events received, by outcome", ["
 REQUESTS = Counter("llmops_ingest_requests_total", "Requests to POST /v1/interactions, by status", ["status"])
 LATENCY = Histogram("llmops_ingest_request_seconds", "POST /v1/interactions latency",
                     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-
-Ingester = Annotated[Principal, Depends(require_scope(Scope.INGEST_WRITE))]
 
 _BATCH_EXAMPLE = {
     "interactions": [{
@@ -44,10 +47,161 @@ _BATCH_EXAMPLE = {
 }
 
 
+# -- response models -------------------------------------------------------------------------------
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    REQUESTS.labels(str(status)).inc()
-    return JSONBody({"error": message}, status_code=status, headers=headers)
+
+class EventFieldError(BaseModel):
+    field: str = Field(description="the field, dotted: `usage.input_tokens`; `(event)` for the event as a whole")
+    message: str
+
+
+class RejectedEvent(BaseModel):
+    index: int = Field(description="the event's position in `interactions` (0 for a single-event body)")
+    errors: list[EventFieldError]
+
+
+class BatchResult(BaseModel):
+    """What became of a request's events: 202 (all accepted) or 207 (some rejected, the rest accepted)."""
+
+    accepted: int = Field(description="events durably in Kafka")
+    rejected: int = Field(description="events refused, listed in `errors`")
+    errors: list[RejectedEvent] | None = Field(None, description="207 only: each rejected event by index")
+
+
+JSONSchema = dict[str, Any]
+
+
+# -- errors: each maps to problem details once, in `_install_errors` ----------------------------------
+
+
+class Refused(problems.DomainError):
+    """`POST /v1/interactions` refuses the request; counted in `llmops_ingest_requests_total` by status."""
+
+
+class RateLimited(Refused):
+    status = 429
+
+
+class EventStoreUnavailable(Refused):
+    status = 503
+
+
+class NoEventAccepted(Refused):
+    """422: every event of the request is invalid. `errors` names each field of each event; its `loc`
+    is the field's place in the body, as FastAPI gives it: `["body", "interactions", 2, "usage",
+    "input_tokens"]` in a batch, `["body", "usage", "input_tokens"]` for a single-event body."""
+
+    status = 422
+
+    def __init__(self, intake: Intake, *, batch: bool) -> None:
+        self.errors = [problems.FieldError(loc=_loc(rejected["index"], error["field"], batch=batch),
+                                           msg=error["message"])
+                       for rejected in intake.rejected for error in rejected["errors"]]
+        shown = "; ".join(f"{'.'.join(str(p) for p in e.loc[1:]) or 'body'}: {e.msg}" for e in self.errors[:5])
+        super().__init__(f"no event accepted, {len(intake.rejected)} rejected: {shown}")
+
+
+def _loc(index: int, field: str, *, batch: bool) -> list[str | int]:
+    path: list[str | int] = [] if field == "(event)" else [int(p) if p.isdigit() else p for p in field.split(".")]
+    return ["body", "interactions", index, *path] if batch else ["body", *path]
+
+
+def _install_errors(app: FastAPI) -> None:
+    problems.install(app)
+
+    async def refused(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Refused)
+        REQUESTS.labels(str(exc.status)).inc()
+        return problems.problem_response(exc.status, exc.detail, errors=getattr(exc, "errors", None),
+                                         headers=exc.headers)
+
+    async def unusable_body(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BodyError)
+        REQUESTS.labels(str(exc.status)).inc()
+        return problems.problem_response(exc.status, exc.message)
+
+    app.add_exception_handler(Refused, refused)
+    app.add_exception_handler(BodyError, unusable_body)
+
+
+def _problem(description: str) -> dict[str, Any]:
+    # `model` puts Problem among the schemas (FastAPI also lists it under application/json); the
+    # schema is named again under the media type the answer really has.
+    return {"model": problems.Problem, "description": description,
+            "content": {problems.MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+# -- dependencies and the router ---------------------------------------------------------------------
+
+
+# `async def`, not `def`: FastAPI runs a plain function dependency in a worker thread, a hop per request.
+async def _settings(request: Request) -> IngestSettings:
+    return request.app.state.settings
+
+
+async def _limiter(request: Request) -> RateLimiter:
+    return request.app.state.limiter
+
+
+async def _publisher(request: Request) -> EventPublisher:
+    return request.app.state.publisher
+
+
+Settings = Annotated[IngestSettings, Depends(_settings)]
+Limiter = Annotated[RateLimiter, Depends(_limiter)]
+Publisher = Annotated[EventPublisher, Depends(_publisher)]
+
+router = APIRouter(prefix="/v1", tags=["interactions"])
+
+
+@router.get("/schema", summary="JSON Schema of one interaction event", response_model=JSONSchema)
+async def get_schema() -> JSONSchema:
+    from llmops_shared.contract import interaction_json_schema
+
+    return interaction_json_schema()
+
+
+@router.post(
+    "/interactions",
+    summary="Send one interaction event or a batch",
+    status_code=202,
+    response_model=BatchResult,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"example": _BATCH_EXAMPLE}}}},
+    responses={
+        202: {"description": "every event accepted and durably in Kafka"},
+        207: {"model": BatchResult,
+              "description": "some events rejected: `errors` lists them by index; the others are accepted"},
+        400: _problem("the body is not JSON or not an event/batch"),
+        401: _problem("missing, invalid or revoked API key"),
+        403: _problem("the key lacks `ingest:write`"),
+        413: _problem("more than 1,000 events or 5 MB"),
+        422: _problem("no event valid: `errors` names each field, `loc` starting with the event's place"),
+        429: _problem("rate limit: retry after `Retry-After` seconds"),
+        503: _problem("Kafka unavailable: nothing was accepted; retry after `Retry-After` seconds"),
+    },
+)
+async def post_interactions(request: Request, principal: Ingester, settings: Settings, limiter: Limiter,
+                            publisher: Publisher) -> Response:
+    started = time.perf_counter()
+    body = await _read_body(request, settings.max_body_bytes)
+    items, batch = parse_body(body, max_events=settings.max_events_per_request)
+    decision = await limiter.take(principal.key_id, len(items), principal.rate_limit_per_s)
+    if not decision.allowed:
+        raise RateLimited("rate limit exceeded for this API key", headers={"Retry-After": str(decision.retry_after_s)})
+    intake = validate_items(items, tenant_id=principal.tenant_id)
+    EVENTS.labels("rejected").inc(len(intake.rejected))
+    if not intake.accepted:
+        raise NoEventAccepted(intake, batch=batch)
+    await _publish(publisher, intake, tenant_id=principal.tenant_id)
+    EVENTS.labels("accepted").inc(len(intake.accepted))
+    LATENCY.observe(time.perf_counter() - started)
+    result: dict[str, Any] = {"accepted": len(intake.accepted), "rejected": len(intake.rejected)}
+    if intake.rejected:
+        result["errors"] = intake.rejected
+        REQUESTS.labels("207").inc()
+        return JSONBody(result, status_code=207)
+    REQUESTS.labels("202").inc()
+    return JSONBody(result, status_code=202)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -62,6 +216,21 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise BodyError(413, f"body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _publish(publisher: EventPublisher, intake: Intake, *, tenant_id: str) -> None:
+    """The accepted events into Kafka, keyed by trace; `EventStoreUnavailable` (503) if Kafka does not take them."""
+    keyed = [(e.trace_id.encode(), p) for e, p in zip(intake.accepted, intake.payloads, strict=True)]
+    try:
+        await publisher.publish(keyed)
+    except KafkaUnavailable as exc:
+        log.warning("events not accepted: Kafka unavailable",
+                    extra={"tenant_id": tenant_id, "events": len(keyed), "error": str(exc)})
+        raise EventStoreUnavailable("event store unavailable; nothing was accepted, retry later",
+                                    headers={"Retry-After": "5"}) from exc
+
+
+# -- the app -----------------------------------------------------------------------------------------
 
 
 def create_app(settings: IngestSettings) -> FastAPI:
@@ -88,78 +257,19 @@ def create_app(settings: IngestSettings) -> FastAPI:
         title="LLMOps ingest API",
         version="1.0",
         description="Authenticated, validated, durable intake of interaction events into Kafka "
-        "(`llm.interactions.raw`, keyed by `trace_id`). The event schema: `GET /v1/schema`.",
+        "(`llm.interactions.raw`, keyed by `trace_id`). The event schema: `GET /v1/schema`. Errors are "
+        "RFC 9457 problem details (`application/problem+json`).",
         lifespan=lifespan,
     )
+    app.state.settings = settings
+    _install_errors(app)
 
     async def kafka_check() -> None:
         await app.state.publisher.check()
 
     app.include_router(ops_router({**backend_checks(app), "kafka": kafka_check}))
-
-    @app.get("/v1/schema", tags=["interactions"], summary="JSON Schema of one interaction event")
-    async def schema() -> dict[str, Any]:
-        from llmops_shared.contract import interaction_json_schema
-
-        return interaction_json_schema()
-
-    @app.post(
-        "/v1/interactions",
-        tags=["interactions"],
-        summary="Send one interaction event or a batch",
-        status_code=202,
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"example": _BATCH_EXAMPLE}}}},
-        responses={
-            202: {"description": "every event accepted and durably in Kafka"},
-            207: {"description": "some events rejected: `errors` lists them by index; the others are accepted"},
-            400: {"description": "the body is not JSON or not an event/batch"},
-            401: {"description": "missing, invalid or revoked API key"},
-            403: {"description": "the key lacks `ingest:write`"},
-            413: {"description": "more than 1,000 events or 5 MB"},
-            422: {"description": "no event valid: `errors` names each field"},
-            429: {"description": "rate limit: retry after `Retry-After` seconds"},
-            503: {"description": "Kafka unavailable: nothing was accepted; retry"},
-        },
-    )
-    async def post_interactions(request: Request, principal: Ingester) -> JSONResponse:
-        started = time.perf_counter()
-        try:
-            body = await _read_body(request, settings.max_body_bytes)
-            items, _ = parse_body(body, max_events=settings.max_events_per_request)
-        except BodyError as exc:
-            return _error(exc.status, exc.message)
-        decision = await request.app.state.limiter.take(principal.key_id, len(items), principal.rate_limit_per_s)
-        if not decision.allowed:
-            return _error(429, "rate limit exceeded for this API key",
-                          headers={"Retry-After": str(decision.retry_after_s)})
-        intake = validate_items(items, tenant_id=principal.tenant_id)
-        EVENTS.labels("rejected").inc(len(intake.rejected))
-        if not intake.accepted:
-            return _rejected_all(intake.rejected)
-        keyed = [(e.trace_id.encode(), p) for e, p in zip(intake.accepted, intake.payloads, strict=True)]
-        try:
-            await request.app.state.publisher.publish(keyed)
-        except KafkaUnavailable as exc:
-            log.warning("events not accepted: Kafka unavailable",
-                        extra={"tenant_id": principal.tenant_id, "events": len(keyed), "error": str(exc)})
-            return _error(503, "event store unavailable; nothing was accepted, retry later",
-                          headers={"Retry-After": "5"})
-        EVENTS.labels("accepted").inc(len(keyed))
-        LATENCY.observe(time.perf_counter() - started)
-        body_out: dict[str, Any] = {"accepted": len(intake.accepted), "rejected": len(intake.rejected)}
-        if intake.rejected:
-            body_out["errors"] = intake.rejected
-            REQUESTS.labels("207").inc()
-            return JSONBody(body_out, status_code=207)
-        REQUESTS.labels("202").inc()
-        return JSONBody(body_out, status_code=202)
-
+    app.include_router(router)
     return app
-
-
-def _rejected_all(rejected: list[dict[str, Any]]) -> JSONResponse:
-    REQUESTS.labels("422").inc()
-    return JSONBody({"accepted": 0, "rejected": len(rejected), "errors": rejected}, status_code=422)
 
 
 def main() -> None:

@@ -27,10 +27,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 import llmops_sdk
+from llmops_devtools.fake_openai import FakeLLMServer
 from llmops_evaluator.config import JUDGE_TAG, sampled
 from llmops_ingest.api import create_app as create_ingest_app
 from llmops_ingest.settings import IngestSettings
-from llmops_shared.fake_openai import FakeLLMServer
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import EVALUATION_SCORES, INTERACTIONS_RAW
 from tests.integration.evaluator.evaluator_support import (

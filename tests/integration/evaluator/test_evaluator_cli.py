@@ -17,9 +17,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from llmops_devtools.fake_openai import FakeLLMServer
 from llmops_evaluator import cli
 from llmops_shared import cli as llmops_cli
-from llmops_shared.fake_openai import FakeLLMServer
 from llmops_shared.settings import CommonSettings
 
 pytestmark = pytest.mark.integration

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from llmops_devtools.fake_openai import FakeLLMServer
 from llmops_evaluator.golden import (
     GoldenRunConfig,
     TargetClient,
@@ -19,7 +20,6 @@ from llmops_evaluator.golden import (
 )
 from llmops_evaluator.judge_client import JudgeClient, JudgeStatus
 from llmops_evaluator.retry import RetryPolicy
-from llmops_shared.fake_openai import FakeLLMServer
 
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02, attempt_timeout_s=5, deadline_s=20)
 DATASET = "\n".join(

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from llmops_devtools.fake_openai import FakeLLMServer
 from llmops_evaluator.config import JudgeSpec
 from llmops_evaluator.judge_client import EndpointCapabilities, JudgeClient, JudgeConfigError, JudgeStatus
 from llmops_evaluator.retry import RetryPolicy
 from llmops_evaluator.rubrics import BUILTIN
 from llmops_shared.contract import Interaction
-from llmops_shared.fake_openai import FakeLLMServer
 from tests.support.events import make_event
 
 RUBRIC = BUILTIN["relevance@1"]

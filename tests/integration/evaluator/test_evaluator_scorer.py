@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from llmops_devtools.fake_openai import FakeLLMServer
 from llmops_evaluator.cache import JudgmentCache
 from llmops_evaluator.config import EvaluatorConfig
 from llmops_evaluator.judge_client import JudgeClient, JudgeStatus
@@ -16,7 +17,6 @@ from llmops_evaluator.retry import RetryPolicy
 from llmops_evaluator.scorer import Scorer
 from llmops_evaluator.spend import SpendLedger, spend_day
 from llmops_shared.contract import Interaction
-from llmops_shared.fake_openai import FakeLLMServer
 from tests.support.events import make_event
 
 pytestmark = pytest.mark.integration

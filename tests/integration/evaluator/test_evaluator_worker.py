@@ -11,12 +11,12 @@ import asyncpg
 import orjson
 import pytest
 
+from llmops_devtools.fake_openai import FakeLLMServer
 from llmops_evaluator.config import JUDGE_TAG
 from llmops_evaluator.evaluations import JUDGE_ERROR
 from llmops_evaluator.registry import EvaluatorRegistry
 from llmops_evaluator.worker import EvaluatorHandler, open_runtime
 from llmops_shared import deadletters
-from llmops_shared.fake_openai import FakeLLMServer
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import DEAD_LETTERS
 from llmops_shared.worker import Message

@@ -18,8 +18,8 @@ import asyncpg
 import orjson
 import pytest
 
+from llmops_devtools.fake_openai import FakeLLMServer
 from llmops_evaluator.settings import EvaluatorSettings
-from llmops_shared.fake_openai import FakeLLMServer
 from llmops_shared.settings import CommonSettings
 from tests.integration.evaluator.evaluator_support import (
     JUDGE_ENV,

@@ -1,20 +1,8 @@
-"""Fresh test values the detectors must find: Luhn-valid card numbers and GitHub-style tokens."""
+"""Fresh test values the detectors must find: Luhn-valid card numbers and GitHub-style tokens (generated
+in `llmops_devtools.testing`, which the benchmarks use too)."""
 
 from __future__ import annotations
 
-import random
-import string
+from llmops_devtools.testing import github_token, luhn_card
 
-
-def luhn_card(prefix: str = "4", length: int = 16) -> str:
-    """A card number that passes the Luhn check (Visa by default), fresh each call."""
-    digits = [int(c) for c in prefix] + [random.randint(0, 9) for _ in range(length - len(prefix) - 1)]
-    total = 0
-    for i, digit in enumerate(reversed(digits)):
-        doubled = digit * 2 if i % 2 == 0 else digit
-        total += doubled - 9 if doubled > 9 else doubled
-    return "".join(map(str, [*digits, (10 - total % 10) % 10]))
-
-
-def github_token() -> str:
-    return "ghp_" + "".join(random.choice(string.ascii_letters + string.digits) for _ in range(36))
+__all__ = ["github_token", "luhn_card"]

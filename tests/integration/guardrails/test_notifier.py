@@ -17,10 +17,10 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
+from llmops_devtools.stack.redis import RedisServer
 from llmops_guardrails.notifier.service import Notifier, NotifierSettings
 from llmops_shared.alerts import AlertMessage
 from llmops_shared.settings import CommonSettings
-from llmops_shared.stack.redis import RedisServer
 from tests.support.receiver import Receiver
 from tests.support.servers import free_port
 

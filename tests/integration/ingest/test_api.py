@@ -80,7 +80,26 @@ async def test_no_valid_event_is_422_naming_the_field(ingest_url: str, tenant: s
         resp = await client.post(f"{ingest_url}/v1/interactions", json=make_event(occurred_at="yesterday"),
                                  headers=auth(key))
     assert resp.status_code == 422
-    assert resp.json()["errors"][0]["errors"][0]["field"] == "occurred_at"
+    assert resp.headers["content-type"] == "application/problem+json"
+    problem = resp.json()
+    assert problem["status"] == 422 and problem["title"] == "Unprocessable Content"
+    assert problem["errors"][0]["loc"] == ["body", "occurred_at"]
+    assert problem["detail"].startswith("no event accepted, 1 rejected: occurred_at: ")
+
+
+async def test_a_batch_of_invalid_events_is_422_naming_each_event_by_index(
+        ingest_url: str, tenant: str, make_key) -> None:
+    key = await make_key(tenant, ["ingest:write"])
+    body = {"interactions": [make_event(usage={"input_tokens": -3}), make_event(bogus=True), "nope"]}
+    async with httpx.AsyncClient() as client:
+        resp = await client.post(f"{ingest_url}/v1/interactions", json=body, headers=auth(key))
+    assert resp.status_code == 422
+    assert resp.json()["errors"] == [
+        {"loc": ["body", "interactions", 0, "usage", "input_tokens"],
+         "msg": "Input should be greater than or equal to 0", "type": "value_error"},
+        {"loc": ["body", "interactions", 1, "bogus"], "msg": "unknown field", "type": "value_error"},
+        {"loc": ["body", "interactions", 2], "msg": "an event must be a JSON object", "type": "value_error"},
+    ]
 
 
 async def test_an_unparseable_body_is_400(ingest_url: str, tenant: str, make_key) -> None:
@@ -89,7 +108,8 @@ async def test_an_unparseable_body_is_400(ingest_url: str, tenant: str, make_key
         resp = await client.post(f"{ingest_url}/v1/interactions", content=b'{"interactions": [',
                                  headers={**auth(key), "content-type": "application/json"})
     assert resp.status_code == 400
-    assert "not valid JSON" in resp.json()["error"]
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert resp.json()["title"] == "Bad Request" and "not valid JSON" in resp.json()["detail"]
 
 
 async def test_auth_errors(ingest_url: str, tenant: str, make_key, pg_pool, redis_client) -> None:
@@ -104,6 +124,7 @@ async def test_auth_errors(ingest_url: str, tenant: str, make_key, pg_pool, redi
         assert (await client.post(url, json=body, headers=auth(forged))).status_code == 401
         resp = await client.post(url, json=body, headers=auth(reader))
         assert resp.status_code == 403 and "ingest:write" in resp.json()["detail"]
+        assert resp.headers["content-type"] == "application/problem+json"
         assert (await client.post(url, json=body, headers=auth(writer))).status_code == 202
         # revocation takes effect at once: the cached look-up is dropped with it
         key_id = writer.split("_")[1]
@@ -121,7 +142,7 @@ async def test_too_large_is_413(ingest_url: str, tenant: str, make_key) -> None:
         few_big = {"interactions": [make_event(output="x" * 400_000), make_event(output="y" * 400_000)]}
         resp = await client.post(f"{ingest_url}/v1/interactions", json=few_big, headers=auth(key))
         assert resp.status_code == 413
-        assert "limit" in resp.json()["error"]
+        assert "limit" in resp.json()["detail"]
 
 
 async def test_too_many_events_in_one_request_is_413(stack: CommonSettings, tenant: str, make_key) -> None:
@@ -132,7 +153,7 @@ async def test_too_many_events_in_one_request_is_413(stack: CommonSettings, tena
             resp = await client.post(f"{url}/v1/interactions", json={"interactions": [make_event()] * 1001},
                                      headers=auth(key))
     assert resp.status_code == 413
-    assert "1001 events" in resp.json()["error"]
+    assert "1001 events" in resp.json()["detail"]
 
 
 async def test_past_the_rate_limit_is_429_with_retry_after(stack: CommonSettings, tenant: str, make_key) -> None:
@@ -147,6 +168,8 @@ async def test_past_the_rate_limit_is_429_with_retry_after(stack: CommonSettings
     assert first.status_code == 202
     assert second.status_code == 429
     assert int(second.headers["retry-after"]) >= 1
+    assert second.json() == {"type": "about:blank", "title": "Too Many Requests", "status": 429,
+                             "detail": "rate limit exceeded for this API key"}
 
 
 async def test_health_readiness_metrics_and_openapi(ingest_url: str) -> None:

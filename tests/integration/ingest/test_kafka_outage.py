@@ -11,12 +11,12 @@ import httpx
 import orjson
 import pytest
 
+from llmops_devtools.stack.kafka import KafkaBroker
+from llmops_devtools.stack.processes import stack_dir
 from llmops_ingest.api import create_app
 from llmops_ingest.settings import IngestSettings
 from llmops_shared.kafka import ensure_topics
 from llmops_shared.settings import CommonSettings
-from llmops_shared.stack.kafka import KafkaBroker
-from llmops_shared.stack.processes import stack_dir
 from llmops_shared.topics import INTERACTIONS_RAW
 from tests.support.events import collect, end_offsets, make_event
 from tests.support.servers import free_port, serve
@@ -60,7 +60,8 @@ async def test_broker_down_gives_503_then_the_same_batch_is_accepted(
             down = await client.post(f"{url}/v1/interactions", json=batch, headers=headers)
             took = time.monotonic() - started
             assert down.status_code == 503
-            assert "nothing was accepted" in down.json()["error"]
+            assert "nothing was accepted" in down.json()["detail"]
+            assert down.headers["content-type"] == "application/problem+json"
             assert down.headers["retry-after"]
             assert took < KAFKA_TIMEOUT_S + 2, f"503 took {took:.1f}s"
             ready = await client.get(f"{url}/readyz")

@@ -12,11 +12,11 @@ import openai
 import orjson
 import pytest
 
+from llmops_devtools.fake_openai import FakeLLMServer
 from llmops_ingest.api import create_app
 from llmops_ingest.settings import IngestSettings
 from llmops_sdk import Recorder, instrument_openai, span, trace
 from llmops_shared.contract import Interaction, decode_interaction
-from llmops_shared.fake_openai import FakeLLMServer
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import INTERACTIONS_RAW
 from tests.support.events import collect, end_offsets

@@ -158,7 +158,8 @@ class _Handler(BaseHTTPRequestHandler):
         if 200 <= reply.status < 300:
             body = reply.body if reply.body is not None else {"accepted": len(events), "rejected": 0}
         else:
-            body = reply.body if reply.body is not None else {"error": f"test reply {reply.status}"}
+            body = reply.body if reply.body is not None else {  # RFC 9457 problem details, as the ingest API
+                "type": "about:blank", "title": "Error", "status": reply.status, "detail": f"test reply {reply.status}"}
         # Noted on arrival (before a slow reply's delay), so a client that has its answer finds it here.
         self.owner._got(Received(time.monotonic(), dict(self.headers), events, reply.status))
         if reply.delay_s:

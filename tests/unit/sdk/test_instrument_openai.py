@@ -12,10 +12,10 @@ from typing import Any
 import openai
 import pytest
 
+from llmops_devtools.fake_openai import FakeLLMServer
 from llmops_sdk import Recorder, instrument_openai, span
 from llmops_sdk.instrument import _message
 from llmops_shared.contract import ChatMessage, Interaction
-from llmops_shared.fake_openai import FakeLLMServer
 from tests.unit.sdk.receiver import Receiver
 
 MakeRecorder = Callable[..., Recorder]

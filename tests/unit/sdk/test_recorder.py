@@ -137,6 +137,25 @@ def test_client_errors_are_not_retried_but_counted_and_logged_once_without_conte
     assert "secret" not in caplog.text
 
 
+def test_a_422_problem_names_the_fields_it_refused_without_their_values(
+        receiver: Receiver, make_recorder: MakeRecorder, caplog: pytest.LogCaptureFixture) -> None:
+    receiver.script.append(Reply(422, body={
+        "type": "about:blank", "title": "Unprocessable Content", "status": 422,
+        "detail": "no event accepted, 2 rejected: interactions.0.usage.input_tokens: ...",
+        "errors": [{"loc": ["body", "interactions", 0, "usage", "input_tokens"], "msg": "negative",
+                    "type": "value_error"},
+                   {"loc": ["body", "interactions", 1], "msg": "an event must be a JSON object",
+                    "type": "value_error"}]}))
+    recorder = make_recorder(receiver.url, batch_size=2, flush_interval_s=30)
+    with caplog.at_level(logging.WARNING, logger="llmops_sdk"):
+        recorder.record({"input": "my secret prompt"})
+        recorder.record()
+        assert recorder.flush(5)
+    assert (recorder.stats().rejected, recorder.stats().sent) == (2, 0)
+    assert "no event accepted" in caplog.text and "(event), usage.input_tokens" in caplog.text
+    assert "secret" not in caplog.text
+
+
 def test_207_counts_rejections_per_event(receiver: Receiver, make_recorder: MakeRecorder,
                                          caplog: pytest.LogCaptureFixture) -> None:
     receiver.script.append(partial([1, 3]))

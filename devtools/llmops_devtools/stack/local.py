@@ -8,19 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from llmops_shared import db, kafka, migrations
-from llmops_shared.settings import CommonSettings
-from llmops_shared.stack.kafka import KafkaBroker
-from llmops_shared.stack.postgres import PostgresServer
-from llmops_shared.stack.processes import port_open, stack_dir
-from llmops_shared.stack.redis import RedisServer
-from llmops_shared.stack.services import (
+from llmops_devtools.stack.kafka import KafkaBroker
+from llmops_devtools.stack.postgres import PostgresServer
+from llmops_devtools.stack.processes import port_open, stack_dir
+from llmops_devtools.stack.redis import RedisServer
+from llmops_devtools.stack.services import (
     LOCAL_SERVICE_ENV,
-    SERVICES,
+    PROCESSES,
     service_running,
     start_service,
     stop_service,
 )
+from llmops_shared import db, kafka, migrations
+from llmops_shared.settings import CommonSettings
 
 Say = Callable[[str], None]
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -82,7 +82,7 @@ def infrastructure_up(settings: CommonSettings, say: Say = print, home: Path | N
 
 
 def services_up(stack: LocalStack, say: Say = print) -> None:
-    for service in SERVICES:
+    for service in PROCESSES:
         if not service.installed():
             continue
         started = start_service(stack.home / "services", service, env=LOCAL_SERVICE_ENV)
@@ -92,7 +92,7 @@ def services_up(stack: LocalStack, say: Say = print) -> None:
 
 def down(settings: CommonSettings, say: Say = print, home: Path | None = None) -> None:
     stack = LocalStack.from_settings(settings, home)
-    for service in reversed(SERVICES):
+    for service in reversed(PROCESSES):
         if stop_service(stack.home / "services", service):
             say(f"{service.name}: stopped")
     if stack.kafka.stop():
@@ -114,7 +114,7 @@ def status(settings: CommonSettings, home: Path | None = None) -> dict[str, str]
         "postgres": state(stack.postgres.running(), stack.postgres.port),
         "redis": state(stack.redis.running(), stack.redis.port),
     }
-    for service in SERVICES:
+    for service in PROCESSES:
         if service.installed():
             out[service.name] = "running" if service_running(stack.home / "services", service) else "stopped"
     return out

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops_shared.stack.processes import StackError, port_open, tail
+from llmops_devtools.stack.processes import StackError, port_open, tail
 
 
 def _bin_dir() -> Path:

@@ -15,7 +15,7 @@ structured outputs answer), before any scripted mode is taken. Replies are deter
 is `reply_text` if set, otherwise a JSON object if the request asks for JSON (`response_format`), else
 an echo of the last user message's length.
 
-Run it alone: `python -m llmops_shared.fake_openai --port 8099 --latency-ms 200`.
+Run it alone: `python -m llmops_devtools.fake_openai --port 8099 --latency-ms 200`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops_shared.stack.processes import (
+from llmops_devtools.stack.processes import (
     StackError,
     port_open,
     read_pid,

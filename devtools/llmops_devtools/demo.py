@@ -157,7 +157,7 @@ def run_demo(settings: CommonSettings, *, events_target: int = 60, ingest_url: s
     except ImportError as exc:
         print(f"the demo needs the SDK and the openai client: {exc}", file=sys.stderr)
         return 2
-    from llmops_shared.fake_openai import FakeLLMConfig, FakeLLMServer
+    from llmops_devtools.fake_openai import FakeLLMConfig, FakeLLMServer
 
     judge_url = f"http://127.0.0.1:{os.environ.get('LLMOPS_FAKE_LLM_PORT', '8099')}/v1"
     keys, read_keys = asyncio.run(_prepare_tenants(settings, judge_url))

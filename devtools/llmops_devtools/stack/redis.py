@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops_shared.stack.processes import StackError, port_open, read_pid, stop_pid, tail, wait_for
+from llmops_devtools.stack.processes import StackError, port_open, read_pid, stop_pid, tail, wait_for
 
 
 @dataclass(frozen=True)

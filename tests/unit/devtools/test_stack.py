@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from llmops_shared.stack.kafka import _cluster_id
+from llmops_devtools.stack.kafka import _cluster_id
 
 
 def test_cluster_ids_never_look_like_an_option_to_storage_tool() -> None:

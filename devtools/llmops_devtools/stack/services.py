@@ -1,0 +1,64 @@
+"""The suite's own processes, as `llmops up` starts them: one entry per worker or API, and the fake LLM.
+
+A service is started only when its package is installed, so the list can name services that a
+deployment does not carry.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.request
+from pathlib import Path
+
+from llmops_devtools.stack.processes import StackError, port_open, read_pid, spawn, stop_pid, tail, wait_for
+from llmops_shared.services import SERVICES, ServiceProcess
+
+# The local stack's stand-in for an external LLM API, so the demo's evaluator has a judge to call.
+# Development only: a deployment points its evaluators at a real OpenAI-compatible endpoint.
+FAKE_LLM = ServiceProcess("fake-llm", "llmops_devtools.fake_openai", 8099, "LLMOPS_FAKE_LLM_PORT")
+
+# What `llmops up` starts, in this order (`down` stops them in the reverse order): the suite's
+# services (`llmops_shared.services`) and the fake LLM.
+PROCESSES: tuple[ServiceProcess, ...] = (FAKE_LLM, *SERVICES)
+
+
+# What the local stack puts in its services' environment: the key variable the demo's evaluator names
+# (the local fake LLM accepts any key).
+LOCAL_SERVICE_ENV = {"LLMOPS_DEMO_JUDGE_KEY": "local-fake-llm-accepts-any-key"}
+
+
+def _paths(home: Path, service: ServiceProcess) -> tuple[Path, Path]:
+    return home / f"{service.name}.pid", home / f"{service.name}.log"
+
+
+def start_service(home: Path, service: ServiceProcess, env: dict[str, str] | None = None,
+                  timeout_s: float = 60) -> bool:
+    pid_file, log_file = _paths(home, service)
+    if read_pid(pid_file) is not None:
+        return False
+    if service.port is not None and port_open(service.port):
+        raise StackError(f"{service.name}: port {service.port} is taken by a process this stack did not start")
+    spawn([sys.executable, "-m", service.module], pid_file=pid_file, log_file=log_file, env=env)
+    port = service.port
+    if port is not None and not wait_for(lambda: _healthy(port), timeout_s, 0.2):
+        stop_pid(pid_file, timeout_s=5)
+        raise StackError(f"{service.name} did not become healthy:\n{tail(log_file)}")
+    return True
+
+
+def stop_service(home: Path, service: ServiceProcess) -> bool:
+    pid_file, _ = _paths(home, service)
+    return stop_pid(pid_file, timeout_s=20)
+
+
+def service_running(home: Path, service: ServiceProcess) -> bool:
+    pid_file, _ = _paths(home, service)
+    return read_pid(pid_file) is not None
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
