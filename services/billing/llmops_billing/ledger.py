@@ -39,10 +39,10 @@ from typing import Any
 
 import asyncpg
 
-from llmops_billing.cost import UnpricedReason, line_amounts, line_quantities
+from llmops_billing.cost import UnpricedReason, price_usage
 from llmops_billing.money import EXACT, ZERO
 from llmops_billing.normalise import normalise_model, normalise_provider, provider_of_prefix
-from llmops_billing.prices import ModelPrice, PriceCatalogue, PriceMatch
+from llmops_billing.prices import PriceCatalogue, PriceMatch
 from llmops_shared.contract import Interaction, SpanKind, Status, Usage
 
 BILLABLE_KINDS = frozenset({SpanKind.LLM, SpanKind.EMBEDDING})
@@ -147,40 +147,16 @@ _UNPRICED_AMOUNTS: tuple[None, ...] = (None,) * 7
 def _pricing(usage: Usage, match: PriceMatch | None, reason: UnpricedReason | None,
              reported: str | None) -> dict[str, Any]:
     """The pricing columns of a row (`PRICING_COLUMNS`): the model key, the six line amounts and their
-    total, `unpriced` and its reason, the price version and the tier. The arithmetic is
-    `cost.usage_amounts`, the same as `price_usage`'s; an unpriced row has no amounts at all."""
+    total, `unpriced` and its reason, the price version and the tier. The amounts are `cost.price_usage`'s
+    (the one pricing function); an unpriced row has no amounts at all."""
     model_key = match.key if match is not None else (normalise_model(reported) if reported else "")
     if match is None:
         values: tuple[Any, ...] = (model_key, *_UNPRICED_AMOUNTS, True,
                                    (reason or UnpricedReason.UNKNOWN_MODEL).value, None, None)
     else:
-        amounts, total, tier = _usage_amounts(usage, match.price)
-        values = (model_key, *amounts, total, False, None, match.price.price_version, tier)
+        cost = price_usage(usage, match.price)
+        values = (model_key, *cost.amounts, cost.total, False, None, cost.price_version, cost.tier_above_input_tokens)
     return dict(zip(PRICING_COLUMNS, values, strict=True))
-
-
-# (id(price), tier threshold) -> (price, its unit prices in `cost.LINES` order, the tier). The entry holds
-# the price itself, so its id cannot be reused while the entry exists; a catalogue never changes once
-# built, so a price's unit prices for one tier never change either.
-_UNITS: dict[tuple[int, int | None], tuple[ModelPrice, tuple[Decimal, ...], int | None]] = {}
-_UNITS_LIMIT = 4096
-
-
-def _usage_amounts(usage: Usage, price: ModelPrice) -> tuple[tuple[Decimal, ...], Decimal, int | None]:
-    """`cost.usage_amounts` (the same exact arithmetic, `cost.line_amounts`), with each price's resolved
-    unit prices worked out once per tier instead of once per event."""
-    tier = price.tier_for(usage.input_tokens) if price.tiers else None
-    key = (id(price), None if tier is None else tier.above_input_tokens)
-    cached = _UNITS.get(key)
-    if cached is None or cached[0] is not price:
-        unit = price.unit_prices(usage.input_tokens)
-        cached = (price, (unit.input, unit.cache_read, unit.cache_write, unit.output, unit.reasoning,
-                          unit.request_fee), unit.tier_above_input_tokens)
-        if len(_UNITS) >= _UNITS_LIMIT:
-            _UNITS.clear()
-        _UNITS[key] = cached
-    amounts, total = line_amounts(line_quantities(usage), cached[1])
-    return amounts, total, cached[2]
 
 
 def _resolve(interaction: Interaction, catalogue: PriceCatalogue) -> PriceMatch | None:

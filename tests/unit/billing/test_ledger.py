@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from llmops_billing.cost import price_usage
 from llmops_billing.ledger import COLUMNS, ledger_row, rollup_deltas
 from llmops_billing.prices import ModelPrice, PriceCatalogue, TenantDiscount
 from llmops_shared.contract import Interaction
@@ -46,6 +47,24 @@ def test_a_priced_llm_call_becomes_one_ledger_row() -> None:
     assert row.price_version == CATALOGUE.prices[0].price_version
     assert row.tags == ("a", "b") and row.user_id == "u-1" and row.priced_at == PRICED_AT
     assert list(COLUMNS)[:2] == ["event_id", "occurred_at"]
+
+
+@pytest.mark.parametrize("usage", [
+    {"input_tokens": 1000, "cache_read_input_tokens": 400, "cache_write_input_tokens": 100, "output_tokens": 100,
+     "reasoning_tokens": 40},
+    {"input_tokens": 0, "output_tokens": 0},
+])
+@pytest.mark.parametrize("tenant", ["globex", "acme"])  # list price, and a discounted one
+def test_the_ledger_prices_with_price_usage(usage: dict[str, int], tenant: str) -> None:
+    interaction = event(tenant_id=tenant, usage=usage)
+    row = ledger_row(interaction, CATALOGUE, priced_at=PRICED_AT)
+    match = CATALOGUE.resolve(tenant, interaction.model, interaction.provider, interaction.occurred_at)
+    assert row is not None and match is not None and interaction.usage is not None
+    cost = price_usage(interaction.usage, match.price)
+    assert (row.cost_input, row.cost_cache_read, row.cost_cache_write, row.cost_output, row.cost_reasoning,
+            row.cost_request) == cost.amounts
+    assert (row.cost_total, row.price_version, row.price_tier) == (cost.total, cost.price_version,
+                                                                   cost.tier_above_input_tokens)
 
 
 def test_the_served_snapshot_is_priced_before_the_requested_alias() -> None:
