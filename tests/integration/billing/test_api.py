@@ -18,10 +18,11 @@ import pytest_asyncio
 
 from llmops_billing.api import create_app
 from llmops_billing.builtin_prices import builtin_catalogue
-from llmops_billing.ledger import ledger_row, write_batch
-from llmops_billing.price_store import insert_discount, insert_prices
+from llmops_billing.ledger import ledger_row
 from llmops_billing.prices import ModelPrice, TenantDiscount
 from llmops_billing.settings import BillingSettings
+from llmops_billing.store.ledger import write_batch
+from llmops_billing.store.prices import insert_discount, insert_prices
 from llmops_shared import apikeys
 from llmops_shared.clock import fixed
 from llmops_shared.contract import Interaction
@@ -91,11 +92,11 @@ async def world(stack: CommonSettings, pg_pool: asyncpg.Pool) -> AsyncIterator[W
     rows = [ledger_row(Interaction.model_validate(e), builtin_catalogue(), priced_at=datetime.now(UTC))
             for e in events_of(a, "alpha") + events_of(b, SECRET)]
     async with pg_pool.acquire() as conn, conn.transaction():
-        await write_batch(conn, [r for r in rows if r is not None])
-        await insert_prices(conn, [ModelPrice(model=f"{SECRET}-model", provider="openai", effective_from=EPOCH,
+        await write_batch(conn, rows=[r for r in rows if r is not None])
+        await insert_prices(conn, prices=[ModelPrice(model=f"{SECRET}-model", provider="openai", effective_from=EPOCH,
                                               tenant_id=b, input_per_token=D("0.001"), output_per_token=D("0.002"),
                                               source="test")])
-        await insert_discount(conn, TenantDiscount(tenant_id=b, percent=D("12.5"), effective_from=EPOCH,
+        await insert_discount(conn, discount=TenantDiscount(tenant_id=b, percent=D("12.5"), effective_from=EPOCH,
                                                    model="gpt-4o", discount_id=f"{SECRET}-discount"))
         b_budget_id = await conn.fetchval(
             "INSERT INTO budgets (tenant_id, app_id, period, amount, name) VALUES ($1, $2, 'month', 5, $3) "
