@@ -40,6 +40,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from llmops_billing.money import money_str, round_money
+from llmops_billing.store import outbox
 
 log = logging.getLogger(__name__)
 
@@ -163,45 +164,13 @@ def unpriced_model_alert(*, tenant_id: str, provider: str, model: str, model_key
 
 
 # --------------------------------------------------------------------------------------------------
-# The outbox
-
-
-async def add_to_outbox(conn: asyncpg.Connection, alerts: Sequence[Alert]) -> None:
-    """In the caller's transaction. An alert already in the outbox (same id) is left as it is."""
-    if not alerts:
-        return
-    await conn.execute(
-        """INSERT INTO billing_alert_outbox (alert_id, fingerprint, tenant_id, rule, payload)
-           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
-           ON CONFLICT (alert_id) DO NOTHING""",
-        [a.alert_id for a in alerts], [a.fingerprint for a in alerts], [a.tenant_id for a in alerts],
-        [a.rule for a in alerts], [a.payload.decode() for a in alerts],
-    )
-
-
-async def pending_alerts(conn: asyncpg.Connection | asyncpg.Pool, *, min_age_s: float,
-                         limit: int = 500) -> list[Alert]:
-    rows = await conn.fetch(
-        """SELECT alert_id::text, fingerprint, tenant_id, rule, payload FROM billing_alert_outbox
-           WHERE published_at IS NULL AND created_at <= now() - make_interval(secs => $1)
-           ORDER BY created_at LIMIT $2""",
-        min_age_s, limit,
-    )
-    return [Alert(r["alert_id"], r["fingerprint"], r["tenant_id"], r["rule"], r["payload"].encode()) for r in rows]
+# Sending, and the outbox relay (the outbox itself: `store.outbox`)
 
 
 async def send_alerts(producer: AIOKafkaProducer, topic: str, alerts: Sequence[Alert]) -> None:
     """Send and await every acknowledgement (raises when Kafka does not take them)."""
     futures = [await producer.send(topic, a.payload, key=a.fingerprint.encode()) for a in alerts]
     await asyncio.gather(*futures)
-
-
-async def mark_published(conn: asyncpg.Connection | asyncpg.Pool, alerts: Sequence[Alert]) -> None:
-    await conn.execute(
-        "UPDATE billing_alert_outbox SET published_at = now() WHERE alert_id = ANY($1::uuid[]) "
-        "AND published_at IS NULL",
-        [a.alert_id for a in alerts],
-    )
 
 
 class OutboxRelay:
@@ -217,10 +186,12 @@ class OutboxRelay:
         self.min_age_s = min_age_s
 
     async def run_once(self, *, min_age_s: float | None = None) -> int:
-        alerts = await pending_alerts(self.pool, min_age_s=self.min_age_s if min_age_s is None else min_age_s)
+        records = await outbox.pending(self.pool, min_age_s=self.min_age_s if min_age_s is None else min_age_s)
+        alerts = [Alert(r["alert_id"], r["fingerprint"], r["tenant_id"], r["rule"], r["payload"].encode())
+                  for r in records]
         if alerts:
             await send_alerts(self.producer, self.topic, alerts)
-            await mark_published(self.pool, alerts)
+            await outbox.mark_published(self.pool, alerts=alerts)
             log.info("sent pending alerts from the outbox", extra={"alerts": len(alerts)})
         return len(alerts)
 

@@ -32,8 +32,10 @@ import asyncpg
 
 from llmops_billing.alerts import Alert, budget_alert
 from llmops_billing.money import EXACT, check_scale, money_str, to_decimal
+from llmops_billing.store import budgets as budget_store
+from llmops_billing.store import outbox
+from llmops_shared.problems import NotFound
 
-_LOCK_CLASS = 0x0B1D6E7  # advisory lock namespace of budget evaluation
 MAX_THRESHOLD = 1000
 DEFAULT_THRESHOLDS = (50, 80, 100)
 
@@ -110,11 +112,8 @@ class Budget:
         }
 
 
-_BUDGET_COLUMNS = ("id, tenant_id, app_id, period, amount, thresholds, enforcement, name, created_at, updated_at, "
-                   "archived_at")
-
-
 def _budget(record: Mapping[str, Any]) -> Budget:
+    """A `Budget` from a `store.budgets` record."""
     return Budget(
         id=record["id"], tenant_id=record["tenant_id"], app_id=record["app_id"], period=Period(record["period"]),
         amount=record["amount"], thresholds=tuple(sorted(record["thresholds"])),
@@ -134,34 +133,13 @@ class PeriodSpend:
     event_count: int
 
 
-async def active_budgets(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_ids: Iterable[str]) -> list[Budget]:
-    tenants = sorted(set(tenant_ids))
-    if not tenants:
-        return []
-    rows = await conn.fetch(
-        f"SELECT {_BUDGET_COLUMNS} FROM budgets WHERE tenant_id = ANY($1::text[]) AND archived_at IS NULL "  # noqa: S608
-        "ORDER BY id", tenants)
-    return [_budget(r) for r in rows]
-
-
 async def period_spend(conn: asyncpg.Connection | asyncpg.Pool,
                        pairs: Sequence[tuple[Budget, datetime]]) -> list[PeriodSpend]:
     """Spend of each (budget, period start), from the daily rollup (UTC days tile UTC periods exactly)."""
-    if not pairs:
-        return []
     bounds = [period_bounds(b.period, start) for b, start in pairs]
-    rows = await conn.fetch(
-        """SELECT i.idx, coalesce(sum(d.cost_total), 0) AS spent, coalesce(sum(d.unpriced_count), 0) AS unpriced,
-                  coalesce(sum(d.event_count), 0) AS events
-           FROM unnest($1::int[], $2::text[], $3::text[], $4::date[], $5::date[]) AS i(idx, tenant_id, app_id, d0, d1)
-           LEFT JOIN usage_daily d ON d.tenant_id = i.tenant_id AND (i.app_id = '' OR d.app_id = i.app_id)
-                                  AND d.bucket >= i.d0 AND d.bucket < i.d1
-           GROUP BY i.idx""",
-        list(range(len(pairs))), [b.tenant_id for b, _ in pairs], [b.app_id for b, _ in pairs],
-        [_date(s) for s, _ in bounds], [_date(e) for _, e in bounds],
-    )
-    by_idx = {r["idx"]: PeriodSpend(r["spent"], int(r["unpriced"]), int(r["events"])) for r in rows}
-    return [by_idx[i] for i in range(len(pairs))]
+    spends = await budget_store.period_spend(conn, periods=[
+        (b.tenant_id, b.app_id, _date(start), _date(end)) for (b, _), (start, end) in zip(pairs, bounds, strict=True)])
+    return [PeriodSpend(*spend) for spend in spends]
 
 
 def _date(at: datetime) -> date:
@@ -175,7 +153,7 @@ async def evaluate_touched(conn: asyncpg.Connection, touched: Iterable[tuple[str
     touched = set(touched)
     if not touched:
         return []
-    budgets = await active_budgets(conn, tenant_ids={t for t, _a, _at in touched})
+    budgets = [_budget(r) for r in await budget_store.active_budgets(conn, tenant_ids={t for t, _a, _at in touched})]
     if not budgets:
         return []
     oldest_end = now - max_age
@@ -199,8 +177,7 @@ async def evaluate(conn: asyncpg.Connection, pairs: Sequence[tuple[Budget, datet
     """Record and return the new crossings of each (budget, period start), in the caller's transaction."""
     if not pairs:
         return []
-    for budget_id in sorted({b.id for b, _ in pairs}):  # one lock order: no deadlock between workers
-        await conn.execute("SELECT pg_advisory_xact_lock($1::int, $2::int)", _LOCK_CLASS, budget_id % 2_147_483_647)
+    await budget_store.lock_for_evaluation(conn, budget_ids=[b.id for b, _ in pairs])
     spends = await period_spend(conn, pairs)
     candidates: list[tuple[Budget, datetime, int, PeriodSpend]] = []
     for (budget, start), spend in zip(pairs, spends, strict=True):
@@ -208,15 +185,8 @@ async def evaluate(conn: asyncpg.Connection, pairs: Sequence[tuple[Budget, datet
             candidates.append((budget, start, threshold, spend))
     if not candidates:
         return []
-    rows = await conn.fetch(
-        """INSERT INTO budget_alerts_sent (budget_id, period_start, threshold, spent, amount)
-           SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::int[], $4::numeric[], $5::numeric[])
-           ON CONFLICT DO NOTHING
-           RETURNING budget_id, period_start, threshold""",
-        [c[0].id for c in candidates], [c[1] for c in candidates], [c[2] for c in candidates],
-        [c[3].spent for c in candidates], [c[0].amount for c in candidates],
-    )
-    new = {(r["budget_id"], r["period_start"], r["threshold"]) for r in rows}
+    new = await budget_store.record_crossings(conn, crossings=[
+        (budget.id, start, threshold, spend.spent, budget.amount) for budget, start, threshold, spend in candidates])
     alerts = []
     for budget, start, threshold, spend in candidates:
         if (budget.id, start, threshold) not in new:
@@ -240,59 +210,70 @@ async def evaluate_current(conn: asyncpg.Connection, budget: Budget, *, now: dat
 # Management (the API), always within one tenant
 
 
-class BudgetConflict(ValueError):
-    """An active budget already exists for this tenant, app and period."""
-
-
 async def list_budgets(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_id: str,
                        include_archived: bool = False) -> list[Budget]:
-    rows = await conn.fetch(
-        f"SELECT {_BUDGET_COLUMNS} FROM budgets WHERE tenant_id = $1 AND ($2 OR archived_at IS NULL) "  # noqa: S608
-        "ORDER BY id", tenant_id, include_archived)
-    return [_budget(r) for r in rows]
+    records = await budget_store.list_budgets(conn, tenant_id=tenant_id, include_archived=include_archived)
+    return [_budget(r) for r in records]
 
 
-async def get_budget(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_id: str, budget_id: int) -> Budget | None:
-    row = await conn.fetchrow(
-        f"SELECT {_BUDGET_COLUMNS} FROM budgets WHERE tenant_id = $1 AND id = $2", tenant_id, budget_id)  # noqa: S608
-    return None if row is None else _budget(row)
+async def get_budget(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_id: str, budget_id: int) -> Budget:
+    """The tenant's budget (active or archived); `NotFound` otherwise (another tenant's included)."""
+    record = await budget_store.get_budget(conn, tenant_id=tenant_id, budget_id=budget_id)
+    if record is None:
+        raise NotFound("no such budget")
+    return _budget(record)
 
 
 async def create_budget(conn: asyncpg.Connection, *, tenant_id: str, app_id: str, period: Period,
                         amount: Decimal, thresholds: Sequence[int], enforcement: Enforcement,
                         name: str) -> Budget:
-    try:
-        row = await conn.fetchrow(
-            f"""INSERT INTO budgets (tenant_id, app_id, period, amount, thresholds, enforcement, name)
-                VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_BUDGET_COLUMNS}""",  # noqa: S608
-            tenant_id, app_id, period.value, validate_amount(amount), list(validate_thresholds(thresholds)),
-            enforcement.value, name)
-    except asyncpg.UniqueViolationError as exc:
-        raise BudgetConflict(f"an active {period.value} budget already exists for "
-                             f"{'app ' + app_id if app_id else 'all apps'}") from exc
-    assert row is not None
-    return _budget(row)
+    """A new active budget; `Conflict` when one exists for this tenant, app and period."""
+    return _budget(await budget_store.insert_budget(
+        conn, tenant_id=tenant_id, app_id=app_id, period=period.value, amount=validate_amount(amount),
+        thresholds=validate_thresholds(thresholds), enforcement=enforcement.value, name=name))
 
 
 async def update_budget(conn: asyncpg.Connection, *, tenant_id: str, budget_id: int,
                         amount: Decimal | None = None, thresholds: Sequence[int] | None = None,
-                        enforcement: Enforcement | None = None, name: str | None = None) -> Budget | None:
-    row = await conn.fetchrow(
-        f"""UPDATE budgets SET amount = coalesce($3, amount), thresholds = coalesce($4, thresholds),
-                   enforcement = coalesce($5, enforcement), name = coalesce($6, name), updated_at = now()
-            WHERE tenant_id = $1 AND id = $2 AND archived_at IS NULL
-            RETURNING {_BUDGET_COLUMNS}""",  # noqa: S608
-        tenant_id, budget_id, None if amount is None else validate_amount(amount),
-        None if thresholds is None else list(validate_thresholds(thresholds)),
-        None if enforcement is None else enforcement.value, name)
-    return None if row is None else _budget(row)
+                        enforcement: Enforcement | None = None, name: str | None = None) -> Budget:
+    """Change what is given of an active budget; `NotFound` when the tenant has no such active budget."""
+    record = await budget_store.update_budget(
+        conn, tenant_id=tenant_id, budget_id=budget_id, amount=None if amount is None else validate_amount(amount),
+        thresholds=None if thresholds is None else validate_thresholds(thresholds),
+        enforcement=None if enforcement is None else enforcement.value, name=name)
+    if record is None:
+        raise NotFound("no such active budget")
+    return _budget(record)
 
 
-async def archive_budget(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_id: str, budget_id: int) -> bool:
-    done = await conn.fetchval(
-        "UPDATE budgets SET archived_at = now(), updated_at = now() WHERE tenant_id = $1 AND id = $2 "
-        "AND archived_at IS NULL RETURNING id", tenant_id, budget_id)
-    return done is not None
+async def archive_budget(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_id: str, budget_id: int) -> None:
+    """Archive an active budget; `NotFound` when the tenant has no such active budget."""
+    if not await budget_store.archive_budget(conn, tenant_id=tenant_id, budget_id=budget_id):
+        raise NotFound("no such active budget")
+
+
+async def add_budget(conn: asyncpg.Connection, *, tenant_id: str, app_id: str, period: Period, amount: Decimal,
+                     thresholds: Sequence[int], enforcement: Enforcement, name: str,
+                     now: datetime) -> dict[str, Any]:
+    """Create a budget and evaluate its current period at once, in one transaction (a budget created below
+    what is already spent alerts now: the alert goes to the outbox, the worker's relay sends it); the
+    budget with its status."""
+    async with conn.transaction():
+        created = await create_budget(conn, tenant_id=tenant_id, app_id=app_id, period=period, amount=amount,
+                                      thresholds=thresholds, enforcement=enforcement, name=name)
+        await outbox.add(conn, alerts=await evaluate_current(conn, created, now=now))
+        return (await budget_status(conn, [created], now=now))[0]
+
+
+async def change_budget(conn: asyncpg.Connection, *, tenant_id: str, budget_id: int, amount: Decimal | None,
+                        thresholds: Sequence[int] | None, enforcement: Enforcement | None, name: str | None,
+                        now: datetime) -> dict[str, Any]:
+    """`update_budget`, then its current period evaluated again (as `add_budget`); the budget with its status."""
+    async with conn.transaction():
+        updated = await update_budget(conn, tenant_id=tenant_id, budget_id=budget_id, amount=amount,
+                                      thresholds=thresholds, enforcement=enforcement, name=name)
+        await outbox.add(conn, alerts=await evaluate_current(conn, updated, now=now))
+        return (await budget_status(conn, [updated], now=now))[0]
 
 
 async def budget_status(conn: asyncpg.Connection | asyncpg.Pool, budgets: Sequence[Budget], *,
@@ -300,10 +281,7 @@ async def budget_status(conn: asyncpg.Connection | asyncpg.Pool, budgets: Sequen
     """Each budget with its current period's spend, the thresholds reached and whether it blocks."""
     pairs = [(b, period_bounds(b.period, now)[0]) for b in budgets]
     spends = await period_spend(conn, pairs)
-    sent = await conn.fetch(
-        "SELECT budget_id, period_start, threshold FROM budget_alerts_sent WHERE budget_id = ANY($1::bigint[])",
-        [b.id for b in budgets])
-    sent_by = {(r["budget_id"], r["period_start"], r["threshold"]) for r in sent}
+    sent_by = await budget_store.crossings_recorded(conn, budget_ids=[b.id for b in budgets])
     out = []
     for (budget, start), spend in zip(pairs, spends, strict=True):
         _, end = period_bounds(budget.period, start)
@@ -321,3 +299,17 @@ async def budget_status(conn: asyncpg.Connection | asyncpg.Pool, budgets: Sequen
             },
         })
     return out
+
+
+async def tenant_budget_status(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_id: str, now: datetime,
+                               include_archived: bool = False) -> list[dict[str, Any]]:
+    """The tenant's budgets (active ones, or all), each with its status."""
+    found = await list_budgets(conn, tenant_id=tenant_id, include_archived=include_archived)
+    return await budget_status(conn, found, now=now)
+
+
+async def budget_with_status(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_id: str, budget_id: int,
+                             now: datetime) -> dict[str, Any]:
+    """One of the tenant's budgets with its status; `NotFound` otherwise."""
+    found = await get_budget(conn, tenant_id=tenant_id, budget_id=budget_id)
+    return (await budget_status(conn, [found], now=now))[0]

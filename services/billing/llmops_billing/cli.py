@@ -74,7 +74,7 @@ def run(args: argparse.Namespace, settings: CommonSettings) -> int:
 
 def _instant(text: str, what: str) -> datetime:
     """An ISO 8601 instant with a time zone, or a date (`2026-11-01`: midnight UTC)."""
-    from llmops_billing.price_store import parse_instant
+    from llmops_billing.catalogue import parse_instant
 
     if len(text.strip()) == 10:
         try:
@@ -85,8 +85,8 @@ def _instant(text: str, what: str) -> datetime:
 
 
 async def _reprice(args: argparse.Namespace, settings: BillingSettings) -> int:
+    from llmops_billing.catalogue import load_catalogue
     from llmops_billing.normalise import normalise_model
-    from llmops_billing.price_store import load_catalogue
     from llmops_billing.reprice import reprice
     from llmops_billing.worker import catalogue_cache
     from llmops_shared.db import create_pool
@@ -112,8 +112,9 @@ async def _reprice(args: argparse.Namespace, settings: BillingSettings) -> int:
 
 
 async def _import(args: argparse.Namespace, settings: BillingSettings) -> int:
+    from llmops_billing.catalogue import load_catalogue
     from llmops_billing.litellm_import import load_litellm_file
-    from llmops_billing.price_store import insert_prices, load_catalogue
+    from llmops_billing.store.prices import insert_prices
     from llmops_billing.worker import catalogue_cache
     from llmops_shared.db import create_pool
 
@@ -139,7 +140,7 @@ async def _import(args: argparse.Namespace, settings: BillingSettings) -> int:
                   f"{len(imported.skipped)} entr(ies) of the file skipped")
             return 0
         async with pool.acquire() as conn, conn.transaction():
-            report = await insert_prices(conn, wanted)
+            report = await insert_prices(conn, prices=wanted)
     finally:
         await pool.close()
     print(f"added {len(report.inserted)} price row(s) in force from {effective_from.isoformat()} (source {source}); "
@@ -152,8 +153,8 @@ async def _import(args: argparse.Namespace, settings: BillingSettings) -> int:
 
 
 async def _list(args: argparse.Namespace, settings: BillingSettings) -> int:
+    from llmops_billing.catalogue import load_catalogue
     from llmops_billing.normalise import normalise_model
-    from llmops_billing.price_store import load_catalogue
     from llmops_billing.worker import catalogue_cache
     from llmops_shared.db import create_pool
 

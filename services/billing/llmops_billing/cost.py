@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from llmops_billing.money import EXACT, ZERO, check_scale, money_str
-from llmops_billing.prices import ModelPrice, UnitPrices
+from llmops_billing.prices import ModelPrice
 from llmops_shared.contract import Usage
 
 
@@ -55,11 +55,14 @@ class LineItem:
                 "unit_price": money_str(self.unit_price), "amount": money_str(self.amount)}
 
 
-@dataclass(frozen=True, slots=True)
-class Cost:
-    """Line items and their total, or `unpriced` with no amounts (`total` is None)."""
+class Cost(NamedTuple):
+    """The cost of one interaction: each line's quantity, unit price and amount (in `LINES` order) and their
+    total; or `unpriced`, with no lines and no amounts (`total` is None). Immutable (a named tuple: the
+    ledger builds one per event, and a tuple is the cheapest immutable record to build)."""
 
-    items: tuple[LineItem, ...]
+    quantities: tuple[int, ...]
+    unit_prices: tuple[Decimal, ...]
+    amounts: tuple[Decimal, ...]
     total: Decimal | None
     price_version: str | None
     unpriced_reason: UnpricedReason | None = None
@@ -69,12 +72,15 @@ class Cost:
     def unpriced(self) -> bool:
         return self.unpriced_reason is not None
 
+    @property
+    def items(self) -> tuple[LineItem, ...]:
+        """The line items (none when unpriced)."""
+        return tuple(LineItem(line, quantity, unit_price, amount) for line, quantity, unit_price, amount
+                     in zip(LINES, self.quantities, self.unit_prices, self.amounts, strict=False))
+
     def amount(self, line: Line) -> Decimal | None:
         """The amount of one line, None when unpriced."""
-        for item in self.items:
-            if item.line is line:
-                return item.amount
-        return None
+        return self.amounts[_LINE_INDEX[line]] if self.amounts else None
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready; money as strings, exact (round for display only)."""
@@ -90,25 +96,32 @@ class Cost:
 
 
 def unpriced(reason: UnpricedReason) -> Cost:
-    return Cost(items=(), total=None, price_version=None, unpriced_reason=reason)
+    return Cost(quantities=(), unit_prices=(), amounts=(), total=None, price_version=None, unpriced_reason=reason)
+
+
+LINES = (Line.INPUT, Line.CACHE_READ, Line.CACHE_WRITE, Line.OUTPUT, Line.REASONING, Line.REQUEST)
+_LINE_INDEX = {line: i for i, line in enumerate(LINES)}
 
 
 def price_usage(usage: Usage, price: ModelPrice | None,
                 reason_if_unpriced: UnpricedReason = UnpricedReason.UNKNOWN_MODEL) -> Cost:
-    """The cost of `usage` at `price`; `price` None gives an unpriced cost (never zero)."""
+    """The cost of `usage` at `price`; `price` None gives an unpriced cost (never zero).
+
+    The one place an interaction is priced: the ledger (worker and re-pricing) and everything else call
+    it. Each line's amount is quantity x unit price, exact (`money.EXACT` raises rather than rounds); the
+    unit prices come resolved from the price (`ModelPrice.unit_prices`, worked out once per tier)."""
     if price is None:
         return unpriced(reason_if_unpriced)
     unit = price.unit_prices(usage.input_tokens)
     quantities = line_quantities(usage)
-    unit_prices = _unit_tuple(unit)
-    amounts, total = line_amounts(quantities, unit_prices)
-    items = tuple(LineItem(line, quantity, unit_price, amount)
-                  for line, quantity, unit_price, amount in zip(LINES, quantities, unit_prices, amounts, strict=True))
-    return Cost(items=items, total=total, price_version=price.price_version,
-                tier_above_input_tokens=unit.tier_above_input_tokens)
-
-
-LINES = (Line.INPUT, Line.CACHE_READ, Line.CACHE_WRITE, Line.OUTPUT, Line.REASONING, Line.REQUEST)
+    unit_prices = unit.by_line
+    multiply, add = EXACT.multiply, EXACT.add
+    amounts = (multiply(quantities[0], unit_prices[0]), multiply(quantities[1], unit_prices[1]),
+               multiply(quantities[2], unit_prices[2]), multiply(quantities[3], unit_prices[3]),
+               multiply(quantities[4], unit_prices[4]), multiply(quantities[5], unit_prices[5]))
+    total = add(add(add(add(add(add(ZERO, amounts[0]), amounts[1]), amounts[2]), amounts[3]), amounts[4]), amounts[5])
+    return Cost(quantities, unit_prices, amounts, check_scale(total, what="total"), price.price_version, None,
+                unit.tier_above_input_tokens)
 
 
 def line_quantities(usage: Usage) -> tuple[int, int, int, int, int, int]:
@@ -119,25 +132,3 @@ def line_quantities(usage: Usage) -> tuple[int, int, int, int, int, int]:
         raise ValueError("cache tokens exceed input_tokens, or reasoning tokens exceed output_tokens")
     return (uncached, usage.cache_read_input_tokens, usage.cache_write_input_tokens, visible_output,
             usage.reasoning_tokens, 1)
-
-
-def _unit_tuple(unit: UnitPrices) -> tuple[Decimal, ...]:
-    return (unit.input, unit.cache_read, unit.cache_write, unit.output, unit.reasoning, unit.request_fee)
-
-
-def line_amounts(quantities: tuple[int, ...], unit_prices: tuple[Decimal, ...]) -> tuple[tuple[Decimal, ...], Decimal]:
-    """Each line's exact amount (quantity x unit price) and their exact total (the one place this is
-    multiplied; `price_usage` and the ledger's fast path both use it)."""
-    multiply, add = EXACT.multiply, EXACT.add
-    amounts = tuple(multiply(quantity, price) for quantity, price in zip(quantities, unit_prices, strict=True))
-    total = ZERO
-    for amount in amounts:
-        total = add(total, amount)
-    return amounts, check_scale(total, what="total")
-
-
-def usage_amounts(usage: Usage, price: ModelPrice) -> tuple[tuple[Decimal, ...], Decimal, int | None]:
-    """The ledger's fast path: line amounts in `LINES` order, total and tier, without line items."""
-    unit = price.unit_prices(usage.input_tokens)
-    amounts, total = line_amounts(line_quantities(usage), _unit_tuple(unit))
-    return amounts, total, unit.tier_above_input_tokens

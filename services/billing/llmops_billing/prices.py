@@ -108,6 +108,12 @@ class UnitPrices:
     reasoning: Decimal
     request_fee: Decimal
     tier_above_input_tokens: int | None = None
+    by_line: tuple[Decimal, ...] = field(init=False, repr=False, compare=False)
+    """The same prices in `cost.LINES` order: input, cache read, cache write, output, reasoning, request."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_line", (self.input, self.cache_read, self.cache_write, self.output,
+                                             self.reasoning, self.request_fee))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,10 @@ class ModelPrice:
     source: str = "manual"
     price_version: str = ""
     model_key: str = field(init=False)
+    # Resolved unit prices per tier threshold (None: no tier), worked out on first use. Held by the price
+    # itself, so no other object can ever read them; a price never changes once built (`replace` makes a
+    # new price with an empty cache).
+    _units: dict[int | None, UnitPrices] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.model or not self.model.strip():
@@ -168,9 +178,16 @@ class ModelPrice:
         return chosen
 
     def unit_prices(self, input_tokens: int = 0) -> UnitPrices:
-        """Every price for a request with `input_tokens` (total prompt tokens), fallbacks resolved."""
-        tier = self.tier_for(input_tokens)
+        """Every price for a request with `input_tokens` (total prompt tokens), fallbacks resolved; worked
+        out once per tier and kept on this price."""
+        tier = self.tier_for(input_tokens) if self.tiers else None
+        threshold = None if tier is None else tier.above_input_tokens
+        unit = self._units.get(threshold)
+        if unit is None:
+            unit = self._units[threshold] = self._resolve_units(tier)
+        return unit
 
+    def _resolve_units(self, tier: PriceTier | None) -> UnitPrices:
         def pick(name: str) -> Decimal | None:
             value = getattr(tier, name) if tier is not None else None
             return value if value is not None else getattr(self, name)
@@ -371,10 +388,6 @@ class PriceCatalogue:
 
     def __len__(self) -> int:
         return len(self._prices)
-
-    def extended(self, prices: Iterable[ModelPrice] = (), discounts: Iterable[TenantDiscount] = ()) -> PriceCatalogue:
-        """A new catalogue with more rows (for example tenant rows loaded on top of the built-in list)."""
-        return PriceCatalogue((*self._prices, *prices), (*self._discounts_all, *discounts))
 
     def knows(self, model: str) -> bool:
         return normalise_model(model) in self._known

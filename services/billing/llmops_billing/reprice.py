@@ -30,25 +30,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
 
-from llmops_billing.alerts import add_to_outbox
 from llmops_billing.budgets import evaluate_touched
-from llmops_billing.ledger import (
-    COLUMNS,
-    PRICING_COLUMNS,
-    LedgerRow,
-    apply_rollup_deltas,
-    dimension_deltas,
-    pricing_changed,
-    repriced,
-    rollup_deltas,
-    row_from_record,
-)
+from llmops_billing.ledger import LedgerRow, dimension_deltas, pricing_changed, repriced, rollup_deltas
 from llmops_billing.money import EXACT, ZERO
 from llmops_billing.prices import PriceCatalogue
+from llmops_billing.store import ledger as ledger_store
+from llmops_billing.store import outbox, reprice_runs, rollups, unpriced
 from llmops_shared.worker import is_transient
 
 log = logging.getLogger(__name__)
@@ -69,41 +59,6 @@ class RepriceReport:
         return EXACT.subtract(self.cost_after, self.cost_before)
 
 
-# One tenant at a time, along the (tenant_id, occurred_at) index from the keyset cursor on: each chunk
-# reads only its own rows, however large the period.
-_SELECT_CHUNK = f"""
-    SELECT {", ".join(COLUMNS)} FROM usage_ledger
-    WHERE tenant_id = $1
-      AND occurred_at >= $3 AND occurred_at < $2
-      AND (occurred_at, event_id) > ($3, $4)
-      AND ($5::text IS NULL OR model_key = $5)
-    ORDER BY occurred_at, event_id
-    LIMIT $6
-    FOR UPDATE
-"""  # noqa: S608  (constant column names)
-
-# Every tenant with ledger rows in the period has daily rollup rows there (they are written together).
-_TENANTS = "SELECT DISTINCT tenant_id FROM usage_daily WHERE bucket >= $1 AND bucket <= $2 ORDER BY 1"
-
-_CASTS = {"model_key": "text", "unpriced": "boolean", "unpriced_reason": "text", "price_version": "text",
-          "price_tier": "integer"}
-
-
-def _update_sql() -> str:
-    names = ("event_id", "occurred_at", *PRICING_COLUMNS, "priced_at")
-    types = ("uuid", "timestamptz", *(_CASTS.get(n, "numeric") for n in PRICING_COLUMNS), "timestamptz")
-    params = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, start=1))
-    sets = ", ".join(f"{n} = u.{n}" for n in (*PRICING_COLUMNS, "priced_at"))
-    return f"""
-        UPDATE usage_ledger l SET {sets}
-        FROM unnest({params}) AS u({", ".join(names)})
-        WHERE l.event_id = u.event_id AND l.occurred_at = u.occurred_at
-    """  # noqa: S608  (constant column names)
-
-
-_UPDATE = _update_sql()
-
-
 async def reprice(pool: asyncpg.Pool, catalogue: PriceCatalogue, *, start: datetime, end: datetime,
                   tenant_id: str | None = None, model_key: str | None = None, chunk_size: int = 2_000,
                   dry_run: bool = False, budget_alert_max_age: timedelta = timedelta(hours=48)) -> RepriceReport:
@@ -113,16 +68,15 @@ async def reprice(pool: asyncpg.Pool, catalogue: PriceCatalogue, *, start: datet
         raise ValueError("from and to must be timezone-aware")
     if end <= start:
         raise ValueError("to must be after from")
-    run_id = await pool.fetchval(
-        "INSERT INTO billing_reprice_runs (from_ts, to_ts, tenant_id, model_key, dry_run) VALUES ($1, $2, $3, $4, $5) "
-        "RETURNING id", start, end, tenant_id, model_key, dry_run)
+    run_id = await reprice_runs.start_run(pool, start=start, end=end, tenant_id=tenant_id, model_key=model_key,
+                                          dry_run=dry_run)
     examined = changed = alerts = 0
     before = after = ZERO
     if tenant_id is not None:
         tenants = [tenant_id]
     else:
-        tenants = [r["tenant_id"] for r in await pool.fetch(_TENANTS, start.astimezone(UTC).date(),
-                                                             end.astimezone(UTC).date())]
+        tenants = await rollups.tenants_with_usage(pool, first_day=start.astimezone(UTC).date(),
+                                                   last_day=end.astimezone(UTC).date())
     for tenant in tenants:
         # Keyset: the first chunk must include rows at exactly `start`, so it starts just before it.
         cursor: tuple[datetime, uuid.UUID] = (start - timedelta(microseconds=1), uuid.UUID(int=(1 << 128) - 1))
@@ -142,9 +96,8 @@ async def reprice(pool: asyncpg.Pool, catalogue: PriceCatalogue, *, start: datet
             cursor = (last.occurred_at, last.event_id)
             if len(rows) < chunk_size:
                 break
-    await pool.execute(
-        """UPDATE billing_reprice_runs SET rows_examined = $2, rows_changed = $3, cost_before = $4, cost_after = $5,
-                  finished_at = now() WHERE id = $1""", run_id, examined, changed, before, after)
+    await reprice_runs.finish_run(pool, run_id=run_id, rows_examined=examined, rows_changed=changed,
+                                  cost_before=before, cost_after=after)
     report = RepriceReport(run_id, examined, changed, before, after, alerts, dry_run)
     log.info("re-pricing done", extra={"run_id": run_id, "rows_examined": examined, "rows_changed": changed,
                                        "delta": str(report.delta), "dry_run": dry_run})
@@ -166,11 +119,10 @@ async def _chunk_with_retries(pool: asyncpg.Pool, catalogue: PriceCatalogue, *, 
     for attempt in range(1, attempts + 1):
         try:
             async with pool.acquire() as conn, conn.transaction():
-                records = await conn.fetch(_SELECT_CHUNK, tenant_id, end, cursor[0], cursor[1], model_key,
-                                           chunk_size)
-                if not records:
+                rows = await ledger_store.lock_chunk(conn, tenant_id=tenant_id, end=end, after=cursor,
+                                                     model_key=model_key, limit=chunk_size)
+                if not rows:
                     return None
-                rows = [row_from_record(r) for r in records]
                 result = await _reprice_chunk(conn, rows, catalogue, now=datetime.now(UTC), max_age=max_age)
                 if dry_run:
                     raise _DryRun(rows, result)  # rolls the transaction back
@@ -205,14 +157,18 @@ async def _reprice_chunk(conn: asyncpg.Connection, rows: Sequence[LedgerRow], ca
             new_rows.append(new)
     if not new_rows:
         return _ChunkResult(0, ZERO, ZERO, 0)
-    names = ("event_id", "occurred_at", *PRICING_COLUMNS, "priced_at")
-    await conn.execute(_UPDATE, *([getattr(r, n) for r in new_rows] for n in names))
-    await apply_rollup_deltas(conn, *rollup_deltas(new_rows, removed=old_rows),
-                              *dimension_deltas(new_rows, removed=old_rows))
-    await _resolve_unpriced(conn, old_rows, new_rows)
+    await ledger_store.update_pricing(conn, rows=new_rows)
+    hourly, daily = rollup_deltas(new_rows, removed=old_rows)
+    users, tags = dimension_deltas(new_rows, removed=old_rows)
+    await rollups.apply_rollup_deltas(conn, hourly=hourly, daily=daily, users=users, tags=tags)
+    # Models whose last unpriced rows got a price are marked resolved; should they come back unpriced,
+    # the worker alerts again.
+    await unpriced.mark_resolved(conn, models={(o.tenant_id, o.provider, o.response_model or o.model)
+                                               for o, n in zip(old_rows, new_rows, strict=True)
+                                               if o.unpriced and not n.unpriced})
     touched = {(r.tenant_id, r.app_id, r.occurred_at) for r in new_rows if not r.unpriced}
     alerts = await evaluate_touched(conn, touched, now=now, max_age=max_age)
-    await add_to_outbox(conn, alerts)
+    await outbox.add(conn, alerts=alerts)
     return _ChunkResult(len(new_rows), _sum(old_rows), _sum(new_rows), len(alerts))
 
 
@@ -222,25 +178,3 @@ def _sum(rows: Sequence[LedgerRow]) -> Decimal:
         if row.cost_total is not None:
             total = EXACT.add(total, row.cost_total)
     return total
-
-
-async def _resolve_unpriced(conn: asyncpg.Connection, old_rows: Sequence[LedgerRow],
-                            new_rows: Sequence[LedgerRow]) -> None:
-    """Models whose last unpriced rows got a price are marked resolved; should they come back unpriced, the
-    worker alerts again."""
-    now_priced = {(o.tenant_id, o.provider, o.response_model or o.model)
-                  for o, n in zip(old_rows, new_rows, strict=True) if o.unpriced and not n.unpriced}
-    if not now_priced:
-        return
-    keys: list[Any] = sorted(now_priced)
-    await conn.execute(
-        """UPDATE unpriced_models u SET resolved_at = now(), alerted_at = NULL
-           FROM unnest($1::text[], $2::text[], $3::text[]) AS m(tenant_id, provider, model)
-           WHERE u.tenant_id = m.tenant_id AND u.provider = m.provider AND u.model = m.model
-             AND u.resolved_at IS NULL
-             AND NOT EXISTS (
-                 SELECT 1 FROM usage_ledger l
-                 WHERE l.tenant_id = u.tenant_id AND l.unpriced AND l.provider = u.provider
-                   AND (CASE WHEN l.response_model <> '' THEN l.response_model ELSE l.model END) = u.model)""",
-        [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
-    )

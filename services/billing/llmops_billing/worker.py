@@ -7,7 +7,7 @@ publish -> commit offsets), so dead letters, poison isolation, the flood guard a
 order are the shared worker's. Per batch, in ONE transaction:
 
 1. price each event with the catalogue (built-in list + database rows, reloaded every
-   `price_refresh_s`) and write the ledger rows idempotently (`ledger.write_batch`: rows keyed by
+   `price_refresh_s`) and write the ledger rows idempotently (`store.ledger.write_batch`: rows keyed by
    event id, rollups only from rows actually inserted);
 2. raise one alert per newly unpriced model (`unpriced_models.alerted_at` is set in this transaction);
 3. evaluate the budgets the inserted rows' spend touches (`budgets.evaluate_touched`): each threshold
@@ -33,12 +33,15 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from llmops_billing.alerts import Alert, OutboxRelay, add_to_outbox, mark_published, send_alerts, unpriced_model_alert
+from llmops_billing.alerts import Alert, OutboxRelay, send_alerts, unpriced_model_alert
 from llmops_billing.budgets import evaluate_touched
-from llmops_billing.ledger import LedgerRow, UnpricedModel, ledger_row, write_batch
-from llmops_billing.price_store import CatalogueCache, base_catalogue, parse_instant
+from llmops_billing.catalogue import CatalogueCache, base_catalogue, parse_instant
+from llmops_billing.ledger import LedgerRow, ledger_row
 from llmops_billing.prices import ModelPrice
 from llmops_billing.settings import BillingSettings
+from llmops_billing.store import outbox, unpriced
+from llmops_billing.store.ledger import write_batch
+from llmops_billing.store.unpriced import UnpricedModel
 from llmops_shared.contract import Interaction
 from llmops_shared.worker import InteractionHandler, Message, Resources, is_transient
 
@@ -72,11 +75,11 @@ class UsageLedgerHandler(InteractionHandler[Alert]):
         catalogue = await self.catalogues.get(conn)
         now = datetime.now(UTC)
         rows = [row for _, event in items if (row := ledger_row(event, catalogue, priced_at=now)) is not None]
-        result = await write_batch(conn, rows)
+        result = await write_batch(conn, rows=rows)
         alerts = await _unpriced_alerts(conn, result.unalerted_unpriced)
         alerts += await evaluate_touched(conn, _touched(result.inserted), now=now,
                                          max_age=timedelta(hours=self.settings.budget_alert_max_age_h))
-        await add_to_outbox(conn, alerts)
+        await outbox.add(conn, alerts=alerts)
         return alerts
 
     async def publish(self, results: list[Alert], resources: Resources) -> None:
@@ -87,7 +90,7 @@ class UsageLedgerHandler(InteractionHandler[Alert]):
             log.info("alert sent", extra={"rule": alert.rule, "tenant_id": alert.tenant_id,
                                           "alert_id": alert.alert_id, "fingerprint": alert.fingerprint})
         try:
-            await mark_published(resources.pool, results)
+            await outbox.mark_published(resources.pool, alerts=results)
         except Exception as exc:
             if not is_transient(exc):
                 raise
@@ -105,20 +108,11 @@ async def _unpriced_alerts(conn: asyncpg.Connection, models: Sequence[UnpricedMo
     """Mark the newly unpriced models alerted (in this transaction) and build their alerts."""
     if not models:
         return []
-    rows = await conn.fetch(
-        """UPDATE unpriced_models u SET alerted_at = now(), resolved_at = NULL
-           FROM unnest($1::text[], $2::text[], $3::text[]) AS m(tenant_id, provider, model)
-           WHERE u.tenant_id = m.tenant_id AND u.provider = m.provider AND u.model = m.model
-             AND u.alerted_at IS NULL
-           RETURNING u.tenant_id, u.provider, u.model, u.model_key, u.reason, u.event_count, u.first_seen_at,
-                     u.alerted_at""",
-        [m.tenant_id for m in models], [m.provider for m in models], [m.model for m in models],
-    )
     return [
         unpriced_model_alert(tenant_id=r["tenant_id"], provider=r["provider"], model=r["model"],
                              model_key=r["model_key"], reason=r["reason"], event_count=r["event_count"],
                              first_seen_at=r["first_seen_at"], alerted_at=r["alerted_at"])
-        for r in sorted(rows, key=lambda r: (r["tenant_id"], r["provider"], r["model"]))
+        for r in await unpriced.mark_alerted(conn, models=models)
     ]
 
 

@@ -28,7 +28,7 @@ import asyncpg
 import orjson
 import pytest
 
-from llmops_billing import service
+from llmops_billing import statements
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import TopicSpec
@@ -210,7 +210,7 @@ async def test_ledger_rollups_and_statements_equal_the_ground_truth_after_sigkil
     # The statements: line items times prices add up to the ground truth of each month.
     async with pg_pool.acquire() as conn:
         for month, expected in ground.by_month.items():
-            body = await service.statement(conn, tenant_id=tenant, month=service.parse_month(month))
+            body = await statements.statement(conn, tenant_id=tenant, month=statements.parse_month(month))
             assert Decimal(body["total"]) == expected, month
             lines = (Decimal(i["quantity"]) * Decimal(i["unit_price"]) for i in body["items"])
             assert sum(lines, Decimal(0)) == expected

@@ -15,13 +15,15 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
+from fastapi.routing import iter_route_contexts
 
 from llmops_billing.api import create_app
 from llmops_billing.builtin_prices import builtin_catalogue
-from llmops_billing.ledger import ledger_row, write_batch
-from llmops_billing.price_store import insert_discount, insert_prices
+from llmops_billing.ledger import ledger_row
 from llmops_billing.prices import ModelPrice, TenantDiscount
 from llmops_billing.settings import BillingSettings
+from llmops_billing.store.ledger import write_batch
+from llmops_billing.store.prices import insert_discount, insert_prices
 from llmops_shared import apikeys
 from llmops_shared.clock import fixed
 from llmops_shared.contract import Interaction
@@ -91,11 +93,11 @@ async def world(stack: CommonSettings, pg_pool: asyncpg.Pool) -> AsyncIterator[W
     rows = [ledger_row(Interaction.model_validate(e), builtin_catalogue(), priced_at=datetime.now(UTC))
             for e in events_of(a, "alpha") + events_of(b, SECRET)]
     async with pg_pool.acquire() as conn, conn.transaction():
-        await write_batch(conn, [r for r in rows if r is not None])
-        await insert_prices(conn, [ModelPrice(model=f"{SECRET}-model", provider="openai", effective_from=EPOCH,
+        await write_batch(conn, rows=[r for r in rows if r is not None])
+        await insert_prices(conn, prices=[ModelPrice(model=f"{SECRET}-model", provider="openai", effective_from=EPOCH,
                                               tenant_id=b, input_per_token=D("0.001"), output_per_token=D("0.002"),
                                               source="test")])
-        await insert_discount(conn, TenantDiscount(tenant_id=b, percent=D("12.5"), effective_from=EPOCH,
+        await insert_discount(conn, discount=TenantDiscount(tenant_id=b, percent=D("12.5"), effective_from=EPOCH,
                                                    model="gpt-4o", discount_id=f"{SECRET}-discount"))
         b_budget_id = await conn.fetchval(
             "INSERT INTO budgets (tenant_id, app_id, period, amount, name) VALUES ($1, $2, 'month', 5, $3) "
@@ -191,7 +193,7 @@ async def test_pages_follow_the_cursor_and_cover_every_row(world: World) -> None
         assert pages == whole and len(whole) > 8
         first = (await client.get("/v1/usage", params={**params, "limit": 4})).json()["next_cursor"]
         other = await client.get("/v1/usage", params={**NOV, "granularity": "day", "group_by": "app", "cursor": first})
-        assert other.status_code == 422 and other.json()["detail"][0]["loc"] == ["query", "cursor"]
+        assert other.status_code == 422 and other.json()["errors"][0]["loc"] == ["query", "cursor"]
 
 
 @pytest.mark.parametrize(("params", "field"), [
@@ -210,7 +212,7 @@ async def test_bad_parameters_answer_422_naming_the_field(world: World, params: 
                 continue
             resp = await client.get(path, params=params)
             assert resp.status_code == 422, (path, resp.text)
-            assert ["query", field] in [d["loc"] for d in resp.json()["detail"]], resp.text
+            assert ["query", field] in [e["loc"] for e in resp.json()["errors"]], resp.text
 
 
 async def test_csv_export_has_the_rows_of_the_json_query(world: World) -> None:
@@ -263,7 +265,7 @@ async def test_the_statement_adds_up_line_by_line_to_the_ledger(world: World) ->
                                  "events": 1, "input_tokens": 9, "output_tokens": 9}]
     assert body["status"] == "open" and body["events"] == 19
     assert empty.status_code == 200 and empty.json()["items"] == [] and empty.json()["total"] == "0"
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["path", "month"]
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["path", "month"]
 
 
 # -- budgets ---------------------------------------------------------------------------------------
@@ -285,7 +287,7 @@ async def test_budgets_are_read_with_billing_read_and_managed_with_admin(world: 
                            ({"period": "day", "amount": "-1"}, "amount"),
                            ({"period": "day", "amount": "1", "thresholds": [0]}, "thresholds")):
             resp = await admin.post("/v1/budgets", json=bad)
-            assert resp.status_code == 422 and resp.json()["detail"][0]["loc"][:2] == ["body", field], resp.text
+            assert resp.status_code == 422 and resp.json()["errors"][0]["loc"][:2] == ["body", field], resp.text
         listed = (await reader.get("/v1/budgets")).json()["budgets"]
         assert budget["id"] in [b["id"] for b in listed] and world.b_budget_id not in [b["id"] for b in listed]
         changed = await admin.put(f"/v1/budgets/{budget['id']}", json={"amount": "30", "enforcement": "hard"})
@@ -334,10 +336,10 @@ async def test_prices_are_listed_quoted_and_added(world: World) -> None:
         quote = (await reader.get("/v1/prices/quote", params={"model": "alpha-special", "provider": "openai"})).json()
         assert quote["override"] == "tenant_price" and quote["price"]["input_per_token"] == "0.000001"
         floaty = await admin.post("/v1/prices", json={**body, "input_per_token": 0.000001})
-        assert floaty.status_code == 422 and floaty.json()["detail"][0]["loc"] == ["body", "input_per_token"]
+        assert floaty.status_code == 422 and floaty.json()["errors"][0]["loc"] == ["body", "input_per_token"]
         too_fine = await admin.post("/v1/prices", json={**body, "effective_from": "2026-02-01T00:00:00Z",
                                                         "input_per_token": "0.000000000000000000001"})
-        assert too_fine.status_code == 422 and too_fine.json()["detail"][0]["loc"] == ["body", "input_per_token"]
+        assert too_fine.status_code == 422 and too_fine.json()["errors"][0]["loc"] == ["body", "input_per_token"]
 
         discount = await admin.post("/v1/prices/discounts", json={"percent": "10", "model": "gpt-4o-mini",
                                                                   "effective_from": "2026-01-01T00:00:00Z"})
@@ -382,14 +384,17 @@ ISOLATION_CASES: list[tuple[str, str, str, dict[str, Any] | None]] = [
 ]
 
 
+def _routes() -> set[tuple[str, str]]:
+    """(path, method) of every route of the app, the routers' included (`iter_route_contexts` walks them)."""
+    return {(r.path, m) for r in iter_route_contexts(create_app(BillingSettings()).routes) for m in r.methods or ()}
+
+
 def _route_of(method: str, path: str) -> tuple[str, str]:
-    routes = {(r.path, m) for r in create_app(BillingSettings()).routes for m in getattr(r, "methods", ()) or ()}
-    return next((p, m) for p, m in routes if m == method and _matches(p, path.split("?", maxsplit=1)[0]))
+    return next((p, m) for p, m in _routes() if m == method and _matches(p, path.split("?", maxsplit=1)[0]))
 
 
 def test_every_endpoint_has_an_isolation_case() -> None:
-    routes = {(r.path, m) for r in create_app(BillingSettings()).routes for m in getattr(r, "methods", ()) or ()
-              if r.path.startswith("/v1/")}
+    routes = {(p, m) for p, m in _routes() if p.startswith("/v1/")}
     covered = {_route_of(method, path) for method, path, _key, _body in ISOLATION_CASES}
     assert covered == routes, routes - covered
 

@@ -10,7 +10,8 @@ import asyncpg
 import pytest
 
 from llmops_billing.builtin_prices import builtin_catalogue
-from llmops_billing.ledger import LedgerRow, WriteResult, ledger_row, write_batch
+from llmops_billing.ledger import LedgerRow, ledger_row
+from llmops_billing.store.ledger import WriteResult, write_batch
 from llmops_shared.contract import Interaction
 from tests.support.events import make_event
 
@@ -43,7 +44,7 @@ async def snapshot(conn: asyncpg.Connection, tenant: str) -> dict[str, Any]:
 
 async def write(pool: asyncpg.Pool, rows: list[LedgerRow]) -> WriteResult:
     async with pool.acquire() as conn, conn.transaction():
-        return await write_batch(conn, rows)
+        return await write_batch(conn, rows=rows)
 
 
 async def test_writing_the_same_batch_twice_changes_nothing(pg_pool: asyncpg.Pool, tenant: str) -> None:
@@ -110,7 +111,7 @@ async def test_a_batch_rolls_back_with_the_callers_transaction(pg_pool: asyncpg.
 
     with pytest.raises(Boom):
         async with pg_pool.acquire() as conn, conn.transaction():
-            await write_batch(conn, rows)
+            await write_batch(conn, rows=rows)
             raise Boom
     assert len((await write(pg_pool, rows)).inserted) == 1  # nothing was kept by the failed attempt
 
@@ -118,7 +119,7 @@ async def test_a_batch_rolls_back_with_the_callers_transaction(pg_pool: asyncpg.
 async def test_write_batch_refuses_to_run_outside_a_transaction(pg_pool: asyncpg.Pool, tenant: str) -> None:
     async with pg_pool.acquire() as conn:
         with pytest.raises(RuntimeError, match="transaction"):
-            await write_batch(conn, rows_for(tenant, make_event()))
+            await write_batch(conn, rows=rows_for(tenant, make_event()))
 
 
 async def test_two_batches_in_one_transaction_write_each_row_once(pg_pool: asyncpg.Pool, tenant: str) -> None:
@@ -128,9 +129,9 @@ async def test_two_batches_in_one_transaction_write_each_row_once(pg_pool: async
         make_event(occurred_at="2026-12-01T00:00:00Z", usage={"input_tokens": 200, "output_tokens": 20}),
     )
     async with pg_pool.acquire() as conn, conn.transaction():
-        assert [r.event_id for r in (await write_batch(conn, [first])).inserted] == [first.event_id]
+        assert [r.event_id for r in (await write_batch(conn, rows=[first])).inserted] == [first.event_id]
         # the staging rows of the first batch are not written again with the second
-        assert [r.event_id for r in (await write_batch(conn, [second, first])).inserted] == [second.event_id]
+        assert [r.event_id for r in (await write_batch(conn, rows=[second, first])).inserted] == [second.event_id]
     async with pg_pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM usage_ledger WHERE tenant_id = $1", tenant) == 2
         assert await conn.fetchval("SELECT sum(event_count) FROM usage_daily WHERE tenant_id = $1", tenant) == 2
@@ -143,10 +144,10 @@ async def test_a_connection_writes_again_after_the_batch_that_prepared_it_rolled
         await conn.execute("DROP TABLE IF EXISTS pg_temp.billing_ledger_staging")  # as on a new connection
         with pytest.raises(ZeroDivisionError):
             async with conn.transaction():
-                await write_batch(conn, rows)  # creates the staging table, then loses it with the rollback
+                await write_batch(conn, rows=rows)  # creates the staging table, then loses it with the rollback
                 _ = 1 / 0
         async with conn.transaction():
-            assert len((await write_batch(conn, rows)).inserted) == 1
+            assert len((await write_batch(conn, rows=rows)).inserted) == 1
 
 
 async def test_money_is_stored_exactly(pg_pool: asyncpg.Pool, tenant: str) -> None:

@@ -14,10 +14,12 @@ import pytest
 
 from llmops_billing import cli
 from llmops_billing.builtin_prices import builtin_catalogue
-from llmops_billing.ledger import ledger_row, write_batch
-from llmops_billing.price_store import insert_prices, load_catalogue
+from llmops_billing.catalogue import load_catalogue
+from llmops_billing.ledger import ledger_row
 from llmops_billing.prices import ModelPrice
 from llmops_billing.reprice import reprice
+from llmops_billing.store.ledger import write_batch
+from llmops_billing.store.prices import insert_prices
 from llmops_shared.contract import Interaction
 from llmops_shared.settings import CommonSettings
 from tests.support.events import make_event
@@ -38,7 +40,7 @@ async def write_events(pool: asyncpg.Pool, tenant: str, events: list[dict[str, A
     rows = [ledger_row(Interaction.model_validate({**e, "tenant_id": tenant}), builtin_catalogue(),
                        priced_at=datetime.now(UTC)) for e in events]
     async with pool.acquire() as conn, conn.transaction():
-        await write_batch(conn, [r for r in rows if r is not None])
+        await write_batch(conn, rows=[r for r in rows if r is not None])
 
 
 async def rollups_equal_ledger(pool: asyncpg.Pool, tenant: str) -> None:
@@ -101,7 +103,7 @@ async def test_reprice_applies_a_correction_and_keeps_rollups_equal_to_the_ledge
                             input_per_token=D("0.000001"), output_per_token=D("0.000002"), request_fee=D("0.0001"),
                             source="correction")
     async with pg_pool.acquire() as conn, conn.transaction():
-        await insert_prices(conn, [corrected, acme_price])
+        await insert_prices(conn, prices=[corrected, acme_price])
     catalogue = await load_catalogue(pg_pool, builtin_catalogue())
 
     dry = await reprice(pg_pool, catalogue, start=datetime(2026, 10, 1, tzinfo=UTC),
@@ -205,7 +207,7 @@ async def test_reprice_of_every_tenant_covers_each_of_them(pg_pool: asyncpg.Pool
             make_event(occurred_at=f"2031-03-{d:02d}T12:00:00Z", usage={"input_tokens": 100 * d, "output_tokens": d})
             for d in range(1, 29, 3)])
     async with pg_pool.acquire() as conn, conn.transaction():
-        await insert_prices(conn, [
+        await insert_prices(conn, prices=[
             ModelPrice(model="gpt-4o-mini", provider="openai", effective_from=march, tenant_id=t, source="fix",
                        input_per_token=D("0.000001"), output_per_token=D("0.000002")) for t in tenants])
     catalogue = await load_catalogue(pg_pool, builtin_catalogue())

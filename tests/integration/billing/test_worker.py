@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from llmops_billing import budgets
-from llmops_billing.alerts import OutboxRelay, add_to_outbox, unpriced_model_alert
+from llmops_billing.alerts import OutboxRelay, unpriced_model_alert
+from llmops_billing.store import outbox
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import GUARDRAILS_ALERTS
 from tests.integration.billing.conftest import RunningWorker, wait_for
@@ -158,7 +159,7 @@ async def test_alerts_left_in_the_outbox_are_sent_by_the_relay(
                                  model_key="m", reason="unknown_model", event_count=3, first_seen_at=at,
                                  alerted_at=at)
     async with pg_pool.acquire() as conn, conn.transaction():
-        await add_to_outbox(conn, [alert])  # as if the worker died after its commit, before the send
+        await outbox.add(conn, alerts=[alert])  # as if the worker died after its commit, before the send
     relay = OutboxRelay(pg_pool, billing_worker.producer, topic=GUARDRAILS_ALERTS, interval_s=1, min_age_s=0)
     assert await relay.run_once() >= 1
     assert await relay.run_once() == 0

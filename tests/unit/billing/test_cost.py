@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
-from llmops_billing.cost import Cost, Line, UnpricedReason, price_usage
-from llmops_billing.money import money_str, round_money
+from llmops_billing.cost import LINES, Cost, Line, UnpricedReason, price_usage
+from llmops_billing.money import EXACT, money_str, round_money
 from llmops_billing.prices import ModelPrice, PriceCatalogue, PriceTier, TenantDiscount
 from llmops_shared.contract import Usage
 
@@ -134,6 +135,31 @@ def test_an_inconsistent_hand_made_usage_is_refused() -> None:
                                   cache_write_input_tokens=0, reasoning_tokens=0)
     with pytest.raises(ValueError, match="exceed"):
         price_usage(usage, SONNET)
+
+
+def test_unit_prices_are_kept_on_each_price_and_never_shared() -> None:
+    pro = ModelPrice(model="gemini-2.5-pro", provider="vertex_ai", effective_from=EPOCH,
+                     input_per_token=D("1.25E-6"), output_per_token=D("1E-5"),
+                     tiers=(PriceTier(200_000, D("2.5E-6"), D("1.5E-5")),))
+    assert pro.unit_prices(10) is pro.unit_prices(20)  # worked out once per tier
+    assert pro.unit_prices(300_000) is not pro.unit_prices(10)
+    assert pro.unit_prices(300_000).by_line == (D("2.5E-6"), D("2.5E-6"), D("2.5E-6"), D("1.5E-5"), D("1.5E-5"), 0)
+    # An equal-looking price with other amounts (a corrected row of the same identity) has its own.
+    corrected = replace(pro, input_per_token=D("2E-6"))
+    assert corrected.unit_prices(10).input == D("2E-6") and pro.unit_prices(10).input == D("1.25E-6")
+    for i in range(1, 4):  # objects come and go (and ids get reused): each price is priced with its own
+        fresh = ModelPrice(model="m", provider="p", effective_from=EPOCH, input_per_token=D(i), output_per_token=D(1))
+        assert price_usage(Usage(input_tokens=1), fresh).total == D(i)
+        del fresh
+
+
+def test_the_cost_has_one_line_per_line_kind_in_order() -> None:
+    cost = price_usage(Usage(input_tokens=10, cache_read_input_tokens=4, output_tokens=6, reasoning_tokens=2), FLASH)
+    assert [item.line for item in cost.items] == list(LINES)
+    assert cost.quantities == (6, 4, 0, 4, 2, 1)
+    assert cost.amounts == tuple(item.amount for item in cost.items)
+    assert all(EXACT.multiply(q, u) == a for q, u, a in zip(cost.quantities, cost.unit_prices, cost.amounts,
+                                                              strict=True))
 
 
 def test_money_is_rounded_only_for_display() -> None:

@@ -1,12 +1,22 @@
+"""Ledger rows (pure): what is billed, how it is priced, what it adds to the rollups; re-pricing a row."""
+
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from llmops_billing.ledger import COLUMNS, ledger_row, rollup_deltas
+from llmops_billing.cost import price_usage
+from llmops_billing.ledger import (
+    COLUMNS,
+    dimension_deltas,
+    ledger_row,
+    pricing_changed,
+    repriced,
+    rollup_deltas,
+)
 from llmops_billing.prices import ModelPrice, PriceCatalogue, TenantDiscount
 from llmops_shared.contract import Interaction
 from tests.support.events import make_event
@@ -46,6 +56,24 @@ def test_a_priced_llm_call_becomes_one_ledger_row() -> None:
     assert row.price_version == CATALOGUE.prices[0].price_version
     assert row.tags == ("a", "b") and row.user_id == "u-1" and row.priced_at == PRICED_AT
     assert list(COLUMNS)[:2] == ["event_id", "occurred_at"]
+
+
+@pytest.mark.parametrize("usage", [
+    {"input_tokens": 1000, "cache_read_input_tokens": 400, "cache_write_input_tokens": 100, "output_tokens": 100,
+     "reasoning_tokens": 40},
+    {"input_tokens": 0, "output_tokens": 0},
+])
+@pytest.mark.parametrize("tenant", ["globex", "acme"])  # list price, and a discounted one
+def test_the_ledger_prices_with_price_usage(usage: dict[str, int], tenant: str) -> None:
+    interaction = event(tenant_id=tenant, usage=usage)
+    row = ledger_row(interaction, CATALOGUE, priced_at=PRICED_AT)
+    match = CATALOGUE.resolve(tenant, interaction.model, interaction.provider, interaction.occurred_at)
+    assert row is not None and match is not None and interaction.usage is not None
+    cost = price_usage(interaction.usage, match.price)
+    assert (row.cost_input, row.cost_cache_read, row.cost_cache_write, row.cost_output, row.cost_reasoning,
+            row.cost_request) == cost.amounts
+    assert (row.cost_total, row.price_version, row.price_tier) == (cost.total, cost.price_version,
+                                                                   cost.tier_above_input_tokens)
 
 
 def test_the_served_snapshot_is_priced_before_the_requested_alias() -> None:
@@ -115,3 +143,63 @@ def test_rollups_sum_tokens_of_all_rows_and_costs_of_priced_rows_per_hour_and_da
     mystery = daily[("globex", date(2026, 11, 24), "support-bot", "test", "openai", "mystery", "", "", "")]
     assert (mystery.event_count, mystery.unpriced_count, mystery.tokens[0], mystery.costs[-1]) == (1, 1, 7, 0)
     assert len(hourly) == 3 and len(daily) == 2
+
+
+# -- re-pricing a row ---------------------------------------------------------------------------------
+
+NOV = datetime(2026, 11, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+OLD = ModelPrice(model="gpt-4o-mini", provider="openai", effective_from=EPOCH, input_per_token=D("0.00000015"),
+                 output_per_token=D("0.0000006"))
+NEW = ModelPrice(model="gpt-4o-mini", provider="openai", effective_from=NOV, input_per_token=D("0.0000002"),
+                 output_per_token=D("0.0000008"), source="correction")
+
+
+def row_for(catalogue: PriceCatalogue, **overrides: Any) -> Any:
+    event = Interaction.model_validate({**make_event(occurred_at="2026-11-10T10:00:00Z",
+                                                     usage={"input_tokens": 1000, "output_tokens": 100}),
+                                        "tenant_id": "acme", **overrides})
+    return ledger_row(event, catalogue, priced_at=NOW)
+
+
+@pytest.mark.parametrize("overrides", [
+    {}, {"provider": None, "model": "openai/gpt-4o-mini"}, {"response_model": "gpt-4o-mini-2024-07-18"},
+    {"model": "mystery"}, {"model": None, "response_model": None}, {"usage": None},
+])
+def test_repricing_with_the_same_catalogue_changes_nothing(overrides: dict[str, Any]) -> None:
+    catalogue = PriceCatalogue([OLD])
+    row = row_for(catalogue, **overrides)
+    assert not pricing_changed(row, repriced(row, catalogue, priced_at=NOW + timedelta(days=1)))
+
+
+def test_repricing_follows_a_correction_and_the_rollup_delta_moves_the_difference() -> None:
+    row = row_for(PriceCatalogue([OLD]))
+    new = repriced(row, PriceCatalogue([OLD, NEW]), priced_at=NOW)
+    assert new.cost_total == 1000 * D("0.0000002") + 100 * D("0.0000008")
+    assert new.price_version == NEW.price_version and new.priced_at == NOW and pricing_changed(row, new)
+    _hourly, daily = rollup_deltas([new], removed=[row])
+    [(_key, delta)] = daily.items()
+    assert delta.event_count == 0 and delta.tokens == [0] * 5
+    assert delta.costs[-1] == new.cost_total - row.cost_total
+    unknown = row_for(PriceCatalogue([OLD]), model="acme-chat-2025-01-01", provider="acme")
+    priced = repriced(unknown, PriceCatalogue([OLD, ModelPrice(model="acme-chat", provider="acme",
+                                                               effective_from=EPOCH, input_per_token=D("1"),
+                                                               output_per_token=D("1"))]), priced_at=NOW)
+    assert unknown.unpriced and not priced.unpriced and priced.model_key == "acme-chat"
+    moved, _ = rollup_deltas([priced], removed=[unknown])
+    assert sorted(d.event_count for d in moved.values()) == [-1, 1]  # out of the old key, into the new one
+    users, tags = dimension_deltas([priced], removed=[unknown])
+    assert sorted(d.event_count for d in users.values()) == [-1, 1]
+    assert sorted(d.event_count for d in tags.values()) == [-1, 1]
+
+
+def test_the_by_user_and_by_tag_deltas_count_an_event_under_each_tag() -> None:
+    catalogue = PriceCatalogue([OLD])
+    tagged = row_for(catalogue, user_id=None, tags=["a", "b"])
+    untagged = row_for(catalogue, user_id="u-1", tags=[])
+    users, tags = dimension_deltas([tagged, untagged])
+    assert sorted(key[2] for key in users) == ["", "u-1"]
+    assert sorted(key[2] for key in tags) == ["", "a", "b"]
+    assert all(d.event_count == 1 and d.costs[-1] == tagged.cost_total for d in tags.values())
+    day = tagged.occurred_at.date()
+    assert ("acme", day, "a", tagged.app_id, tagged.environment, tagged.provider, tagged.model_key) in tags

@@ -1,0 +1,51 @@
+"""The billing API's own dependencies, beside the shared ones (`llmops_shared.deps`: `BillingReader`,
+`Admin`, `Pool`, `Conn`): what `api.create_app` put on `app.state`.
+
+    async def get_quote(*, principal: BillingReader, catalogue: Catalogue, now: Now, model: str) -> Quote: ...
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from llmops_billing.catalogue import CatalogueCache
+from llmops_billing.prices import PriceCatalogue
+from llmops_billing.settings import BillingSettings
+from llmops_shared import problems
+
+
+def _settings(request: Request) -> BillingSettings:
+    settings: BillingSettings = request.app.state.settings
+    return settings
+
+
+def _now(request: Request) -> datetime:
+    """The app's clock, read once per request."""
+    now: datetime = request.app.state.clock()
+    return now
+
+
+def _catalogues(request: Request) -> CatalogueCache:
+    catalogues: CatalogueCache = request.app.state.catalogues
+    return catalogues
+
+
+async def _catalogue(request: Request) -> PriceCatalogue:
+    return await _catalogues(request).get(request.app.state.pool)
+
+
+Settings = Annotated[BillingSettings, Depends(_settings)]
+Now = Annotated[datetime, Depends(_now)]
+"""What "now" is for this request (current periods, open months, default ranges): `create_app`'s clock."""
+Catalogues = Annotated[CatalogueCache, Depends(_catalogues)]
+"""The process's catalogue cache (to reload after a change)."""
+Catalogue = Annotated[PriceCatalogue, Depends(_catalogue)]
+"""The catalogue, reloaded first when stale."""
+
+
+def problems_for(status: int, description: str) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=` entry for one more error status (beyond `problems.ERROR_RESPONSES`)."""
+    return {status: {"model": problems.Problem, "description": description, "content": {problems.MEDIA_TYPE: {}}}}

@@ -1,0 +1,185 @@
+"""`usage_ledger` and `usage_events_seen`: the batch write, and re-pricing's reads and updates.
+
+`write_batch` is the one database step of the worker, in its per-batch transaction:
+
+1. make sure the monthly ledger partitions for the batch exist, and COPY the rows into a temporary
+   staging table (per connection; emptied before each batch and at commit);
+2. from there, insert the event ids into `usage_events_seen` with ON CONFLICT DO NOTHING RETURNING, and
+   ledger rows only for the ids that came back (so a redelivered event is a no-op);
+3. add only those inserted rows to `usage_hourly`, `usage_daily`, `usage_daily_users` and
+   `usage_daily_tags` (2 and 3 are one SQL statement: the rollups are grouped in Postgres from the ledger
+   insert's RETURNING rows; `store.rollups`);
+4. count unpriced models in `unpriced_models` (`store.unpriced`), returning those not yet alerted on.
+
+Re-pricing reads a tenant's rows in locked keyset chunks (`lock_chunk`) and writes the new pricing
+columns back (`update_pricing`).
+"""
+
+from __future__ import annotations
+
+import operator
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from llmops_billing.ledger import COLUMNS, COST_COLUMNS, PRICING_COLUMNS, TOKEN_COLUMNS, LedgerRow, row_from_record
+from llmops_billing.store.rollups import TAG_KEY, USER_KEY, rollup_from_inserted
+from llmops_billing.store.unpriced import UnpricedModel, count_unpriced
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    inserted: tuple[LedgerRow, ...]  # rows written now; the others were already in the ledger
+    unalerted_unpriced: tuple[UnpricedModel, ...]  # unpriced models with no alert raised yet
+
+
+_STAGING_NAME = "billing_ledger_staging"
+_STAGING = f"pg_temp.{_STAGING_NAME}"  # the session's own, whatever the search path
+
+_TYPES = {
+    "event_id": "uuid", "occurred_at": "timestamptz", "tags": "text[]",
+    "input_tokens": "bigint", "output_tokens": "bigint", "cache_read_input_tokens": "bigint",
+    "cache_write_input_tokens": "bigint", "reasoning_tokens": "bigint",
+    "unpriced": "boolean", "price_tier": "integer", "priced_at": "timestamptz",
+}  # the staging table's column types; everything else (money included) is text
+
+# The batch goes to Postgres by binary COPY into a temporary staging table (one per connection, created
+# by its first batch; emptied before every batch and at every commit), then one statement moves it on.
+# Money travels as exact decimal strings (cheaper to encode than binary NUMERIC) and is cast to NUMERIC
+# in that statement. Constant names only.
+_STAGING_COLUMNS = ", ".join(f"{name} {_TYPES.get(name, 'text')}" for name in COLUMNS)
+_PREPARE_STAGING = f"""
+    CREATE TEMP TABLE IF NOT EXISTS {_STAGING_NAME} ({_STAGING_COLUMNS}) ON COMMIT DELETE ROWS;
+    DELETE FROM {_STAGING};
+"""  # noqa: S608
+
+_RETURNED = ("event_id", "occurred_at", "tenant_id", "app_id", "environment", "provider", "model_key", "prompt_name",
+             "prompt_version", "prompt_variant", "user_id", "tags", "unpriced", *TOKEN_COLUMNS,
+             *COST_COLUMNS)  # what the rollups need
+_HOUR_OF = "date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+_DAY_OF = "(occurred_at AT TIME ZONE 'UTC')::date"
+# One row per tag of each inserted row ('' when it has none): `ledger.row_tags`.
+_INSERTED_TAGS = ("inserted CROSS JOIN LATERAL unnest(CASE WHEN cardinality(inserted.tags) = 0 THEN ARRAY['']::text[] "
+                  "ELSE inserted.tags END) AS t(tag)")
+
+
+def _insert_sql() -> str:
+    columns = ", ".join(COLUMNS)
+    selected = ", ".join(f"s.{name}::numeric" if name in COST_COLUMNS else f"s.{name}" for name in COLUMNS)
+    # Built once at import from the constant column names above: no outside input reaches this SQL.
+    return f"""
+        WITH fresh AS (
+            INSERT INTO usage_events_seen (event_id, occurred_at)
+            SELECT event_id, occurred_at FROM {_STAGING}
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING event_id
+        ), inserted AS (
+            INSERT INTO usage_ledger ({columns})
+            SELECT {selected} FROM {_STAGING} s JOIN fresh USING (event_id)
+            RETURNING {", ".join(_RETURNED)}
+        ), hourly AS (
+            {rollup_from_inserted("usage_hourly", _HOUR_OF)}
+        ), daily AS (
+            {rollup_from_inserted("usage_daily", _DAY_OF)}
+        ), daily_users AS (
+            {rollup_from_inserted("usage_daily_users", _DAY_OF, key=USER_KEY, user_of="coalesce(user_id, '')")}
+        ), daily_tags AS (
+            {rollup_from_inserted("usage_daily_tags", _DAY_OF, key=TAG_KEY, source=_INSERTED_TAGS)}
+        )
+        SELECT event_id FROM inserted
+    """  # noqa: S608
+
+
+_INSERT_LEDGER = _insert_sql()
+
+
+def _month_start(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+_values = operator.attrgetter(*COLUMNS)
+_MONEY_INDEXES = tuple(i for i, name in enumerate(COLUMNS) if name in COST_COLUMNS)
+
+
+def _record(row: LedgerRow) -> list[Any]:
+    """`row` as a staging record: money as exact decimal strings."""
+    record = list(_values(row))
+    for i in _MONEY_INDEXES:
+        if record[i] is not None:
+            record[i] = str(record[i])
+    return record
+
+
+async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow]) -> WriteResult:
+    """Write `rows` idempotently inside the caller's transaction (see the module docstring)."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("write_batch must run inside the batch's transaction")
+    unique = list({row.event_id: row for row in reversed(rows)}.values())[::-1]  # first of each event id
+    if not unique:
+        return WriteResult((), ())
+    # One round trip: the staging table, then the month partitions the batch needs (one instant per
+    # UTC month is all `billing_ensure_ledger_partitions` looks at; the literals are our own datetimes).
+    months = sorted({_month_start(row.occurred_at) for row in unique})
+    instants = ", ".join(f"'{month.isoformat()}'::timestamptz" for month in months)
+    await conn.execute(f"{_PREPARE_STAGING} SELECT billing_ensure_ledger_partitions(ARRAY[{instants}]);")
+    await conn.copy_records_to_table(_STAGING_NAME, schema_name="pg_temp", columns=COLUMNS,
+                                     records=[_record(row) for row in unique])
+    returned = await conn.fetch(_INSERT_LEDGER)
+    fresh_ids = {record["event_id"] for record in returned}
+    inserted = tuple(row for row in unique if row.event_id in fresh_ids)
+    if not inserted:
+        return WriteResult((), ())
+    return WriteResult(inserted, tuple(await count_unpriced(conn, rows=inserted)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Re-pricing
+
+# One tenant at a time, along the (tenant_id, occurred_at) index from the keyset cursor on: each chunk
+# reads only its own rows, however large the period.
+_LOCK_CHUNK = f"""
+    SELECT {", ".join(COLUMNS)} FROM usage_ledger
+    WHERE tenant_id = $1
+      AND occurred_at >= $3 AND occurred_at < $2
+      AND (occurred_at, event_id) > ($3, $4)
+      AND ($5::text IS NULL OR model_key = $5)
+    ORDER BY occurred_at, event_id
+    LIMIT $6
+    FOR UPDATE
+"""  # noqa: S608  (constant column names)
+
+_CASTS = {"model_key": "text", "unpriced": "boolean", "unpriced_reason": "text", "price_version": "text",
+          "price_tier": "integer"}
+_UPDATED = ("event_id", "occurred_at", *PRICING_COLUMNS, "priced_at")
+
+
+def _update_sql() -> str:
+    types = ("uuid", "timestamptz", *(_CASTS.get(n, "numeric") for n in PRICING_COLUMNS), "timestamptz")
+    params = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, start=1))
+    sets = ", ".join(f"{n} = u.{n}" for n in (*PRICING_COLUMNS, "priced_at"))
+    return f"""
+        UPDATE usage_ledger l SET {sets}
+        FROM unnest({params}) AS u({", ".join(_UPDATED)})
+        WHERE l.event_id = u.event_id AND l.occurred_at = u.occurred_at
+    """  # noqa: S608  (constant column names)
+
+
+_UPDATE_PRICING = _update_sql()
+
+
+async def lock_chunk(conn: asyncpg.Connection, *, tenant_id: str, end: datetime,
+                     after: tuple[datetime, uuid.UUID], model_key: str | None, limit: int) -> list[LedgerRow]:
+    """The tenant's next `limit` rows after `after` (an `(occurred_at, event_id)` keyset position) and
+    before `end`, optionally of one model key, locked `FOR UPDATE` in the caller's transaction."""
+    records = await conn.fetch(_LOCK_CHUNK, tenant_id, end, after[0], after[1], model_key, limit)
+    return [row_from_record(r) for r in records]
+
+
+async def update_pricing(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow]) -> None:
+    """Write the pricing columns (`ledger.PRICING_COLUMNS`) and `priced_at` of `rows` back to the ledger."""
+    if rows:
+        await conn.execute(_UPDATE_PRICING, *([getattr(r, n) for r in rows] for n in _UPDATED))
