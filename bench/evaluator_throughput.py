@@ -95,12 +95,12 @@ async def phase(base: CommonSettings, database_url: str, *, name: str, events: i
     run = uuid.uuid4().hex[:8]
     tenant = f"bench-{run}"
     settings = EvaluatorSettings(**{**base.model_dump(), "database_url": database_url, "log_level": "WARNING"},
-                                 evaluator_source_topic=f"bench.eval.source.{run}",
+                                 topic=f"bench.eval.source.{run}",
                                  usage_topic=f"bench.eval.usage.{run}",
-                                 scores_topic=f"bench.eval.scores.{run}", evaluator_group=f"bench-evaluator-{run}")
+                                 scores_topic=f"bench.eval.scores.{run}", group=f"bench-evaluator-{run}")
     await ensure_topics(settings.kafka_bootstrap, tuple(
         TopicSpec(t, partitions=6, retention_ms=3_600_000)
-        for t in (settings.evaluator_source_topic, settings.usage_topic, settings.scores_topic)))
+        for t in (settings.topic, settings.usage_topic, settings.scores_topic)))
 
     judge = RemoteJudge(FakeLLMConfig(latency_ms=latency_ms, error_rate=error_rate,
                                       json_reply={"reasoning": "Safe.", "score": 3}))
@@ -118,7 +118,7 @@ async def phase(base: CommonSettings, database_url: str, *, name: str, events: i
     futures = []
     for n in range(events):
         event = {**make_event(output=f"Parcel {run}-{n} leaves the depot today."), "tenant_id": tenant}
-        futures.append(await producer.send(settings.evaluator_source_topic, orjson.dumps(event),
+        futures.append(await producer.send(settings.topic, orjson.dumps(event),
                                            key=event["trace_id"].encode()))
     await asyncio.gather(*futures)
     await producer.stop()

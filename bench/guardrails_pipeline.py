@@ -189,7 +189,7 @@ async def throughput_phase(settings: CommonSettings, env: dict[str, str], logs: 
     suffix = uuid.uuid4().hex[:8]
     topic, group = f"bench.gr.raw.{suffix}", f"bench-guardrails-{suffix}"
     await ensure_topics(settings.kafka_bootstrap, (TopicSpec(topic, 6, 3_600_000),))
-    wenv = {**env, "LLMOPS_RAW_TOPIC": topic, "LLMOPS_GUARDRAILS_GROUP": group}
+    wenv = {**env, "LLMOPS_GUARDRAILS_RAW_TOPIC": topic, "LLMOPS_GUARDRAILS_GROUP": group}
     stack = contextlib.ExitStack()
     procs = stack.enter_context(workers(n_workers, wenv, logs, f"{n_workers}w"))
     producer = durable_producer(settings.kafka_bootstrap, client_id="bench-guardrails")
@@ -286,8 +286,9 @@ async def main_async(args: argparse.Namespace) -> None:
     suffix = uuid.uuid4().hex[:8]
     clean, alerts = f"bench.gr.clean.{suffix}", f"bench.gr.alerts.{suffix}"
     await ensure_topics(settings.kafka_bootstrap, (TopicSpec(clean, 6, 3_600_000), TopicSpec(alerts, 3, 3_600_000)))
-    env = {**os.environ, "LLMOPS_DATABASE_URL": bench_db, "LLMOPS_CLEAN_TOPIC": clean, "LLMOPS_ALERTS_TOPIC": alerts,
-           "LLMOPS_LOG_LEVEL": "WARNING", "LLMOPS_FINDING_HASH_SALT": f"bench-{suffix}"}
+    env = {**os.environ, "LLMOPS_DATABASE_URL": bench_db, "LLMOPS_GUARDRAILS_CLEAN_TOPIC": clean,
+           "LLMOPS_GUARDRAILS_ALERTS_TOPIC": alerts,
+           "LLMOPS_LOG_LEVEL": "WARNING", "LLMOPS_GUARDRAILS_FINDING_HASH_SALT": f"bench-{suffix}"}
     pool = await db.create_pool(bench_db, max_size=2)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()

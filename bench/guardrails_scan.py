@@ -17,7 +17,7 @@ start of each round, batches of 100 texts.
    the engine in batches of 25 events (as the stream worker does). Reports events/s and recall on the
    user messages.
 Rounds alternate baseline and contender; medians are reported. Both run single-threaded in this process, on the
-same spaCy model (`--model`, default `LLMOPS_SPACY_MODEL`).
+same spaCy model (`--model`, default `LLMOPS_GUARDRAILS_SPACY_MODEL`).
 """
 
 from __future__ import annotations

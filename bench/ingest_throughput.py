@@ -113,8 +113,8 @@ async def main_async(args: argparse.Namespace) -> None:
     bodies = [orjson.dumps({"interactions": events[i:i + args.batch]}) for i in range(0, len(events), args.batch)]
 
     port = free_port()
-    env = {**os.environ, "LLMOPS_INGEST_PORT": str(port), "LLMOPS_TOPIC": TOPIC, "LLMOPS_LOG_LEVEL": "WARNING",
-           "LLMOPS_RATE_LIMIT_BURST": "10000000"}
+    env = {**os.environ, "LLMOPS_INGEST_PORT": str(port), "LLMOPS_INGEST_TOPIC": TOPIC, "LLMOPS_LOG_LEVEL": "WARNING",
+           "LLMOPS_INGEST_RATE_LIMIT_BURST": "10000000"}
     server = subprocess.Popen([sys.executable, "-m", "llmops_ingest.api"], env=env)  # noqa: ASYNC220
     try:
         if not wait_for(lambda: port_open(port), 30):

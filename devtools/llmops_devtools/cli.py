@@ -12,9 +12,11 @@ import os
 import shutil
 import subprocess
 
+from pydantic_settings import BaseSettings
+
 from llmops_devtools.stack.services import FAKE_LLM
 from llmops_shared.plugins import Command, Plugin
-from llmops_shared.settings import CommonSettings
+from llmops_shared.settings import CommonSettings, reference_markdown
 
 
 def _cmd_up(args: argparse.Namespace, settings: CommonSettings) -> int:
@@ -60,6 +62,24 @@ def _cmd_demo(args: argparse.Namespace, settings: CommonSettings) -> int:
     return run_demo(settings, events_target=args.traces, ingest_url=args.ingest_url)
 
 
+def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
+    """Every process's settings class, in the order of docs/configuration.md."""
+    from llmops_billing.settings import BillingSettings
+    from llmops_evaluator.settings import EvaluatorSettings
+    from llmops_guardrails.notifier.service import NotifierSettings
+    from llmops_guardrails.settings import GuardrailsSettings
+    from llmops_ingest.settings import IngestSettings
+
+    return [("Every process", CommonSettings), ("Ingest API", IngestSettings),
+            ("Guardrails worker and API", GuardrailsSettings), ("Notifier", NotifierSettings),
+            ("Billing worker and API", BillingSettings), ("Evaluator worker, API and CLI", EvaluatorSettings)]
+
+
+def _cmd_settings_reference(args: argparse.Namespace, settings: CommonSettings) -> int:
+    print(reference_markdown(settings_classes()), end="")
+    return 0
+
+
 def _mode_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=["auto", "docker", "native"], default="auto",
                         help="docker compose when a Docker engine answers (auto), or native processes")
@@ -81,6 +101,8 @@ PLUGIN = Plugin(
         Command("down", "stop what `up` started", _cmd_down, _mode_option),
         Command("status", "what is running", _cmd_status),
         Command("demo", "send realistic demo traffic through the SDK", _cmd_demo, _demo_options),
+        Command("settings-reference", "every LLMOPS_* variable, as Markdown (docs/configuration.md)",
+                _cmd_settings_reference),
     ),
     processes=(FAKE_LLM,),
 )

@@ -1,4 +1,4 @@
-"""The alert message: what any service publishes on `guardrails.alerts` for the notifier to deliver.
+"""The alert message: what any service publishes on `llmops.alerts` for the notifier to deliver.
 
 Guardrails publishes policy alerts, billing publishes budget and unpriced-model alerts; the notifier
 delivers them all the same way. An alert message never carries raw prompt or completion text: `title`

@@ -16,7 +16,7 @@ class ServiceProcess:
     name: str
     module: str  # run as `python -m <module>`
     default_port: int | None = None  # APIs answer GET /healthz here ...
-    port_env: str | None = None  # ... or on the port this variable names (see llmops_shared.settings.api_port)
+    port_env: str | None = None  # ... or on the port this variable names (the service's `port` setting)
 
     @property
     def port(self) -> int | None:

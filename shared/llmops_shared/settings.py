@@ -1,27 +1,104 @@
-"""Configuration: one frozen pydantic-settings class per service, all from `LLMOPS_*` variables.
+"""Configuration: one frozen pydantic-settings class per service, built once per process and passed in.
 
-Services subclass `CommonSettings`; each builds its settings once at start-up and passes them in.
-Nothing reads the environment at import time.
+What every process shares has the prefix `LLMOPS_` (`LLMOPS_KAFKA_BOOTSTRAP`, `LLMOPS_DATABASE_URL`,
+`LLMOPS_REDIS_URL`, `LLMOPS_LOG_LEVEL`, `LLMOPS_HOST`); everything a service owns has the service's
+prefix (`LLMOPS_BILLING_BATCH_MAX_EVENTS`, `LLMOPS_INGEST_TOPIC`, `LLMOPS_GUARDRAILS_PORT`), so one
+shell or one compose file can configure every process without one variable meaning two things.
+A service class says its prefix with `service_config("billing")`. Each field's docstring is its
+documentation: `docs/configuration.md` is generated from these classes (`reference_markdown`) and a
+test fails when it is stale. Nothing reads the environment at import time.
 """
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def api_port(default: int, service: str) -> int:
-    """A service API's port, from `LLMOPS_<SERVICE>_PORT`: one variable per service, so a shell that
-    runs several of them never sets one port for all."""
-    env = f"LLMOPS_{service.upper()}_PORT"
-    port: int = Field(default, validation_alias=AliasChoices(env), description=f"from {env}")
-    return port
+def shared(default: Any, name: str) -> Any:
+    """A setting every process reads from the same variable, `LLMOPS_<NAME>`, whatever its service prefix."""
+    return Field(default, validation_alias=f"LLMOPS_{name.upper()}")
+
+
+def service_config(service: str) -> SettingsConfigDict:
+    """The `model_config` of a service's settings: its own variables are `LLMOPS_<SERVICE>_<FIELD>`."""
+    return SettingsConfigDict(env_prefix=f"LLMOPS_{service.upper()}_")
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LLMOPS_", frozen=True, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_", frozen=True, extra="ignore", populate_by_name=True,
+                                      use_attribute_docstrings=True)
 
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/llmops"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    log_level: str = "INFO"
+    kafka_bootstrap: str = shared("127.0.0.1:9092", "kafka_bootstrap")
+    """Kafka brokers, `host:port[,host:port]`."""
+    database_url: str = shared("postgresql://postgres@127.0.0.1:5432/llmops", "database_url")
+    """Postgres, as a libpq URL."""
+    redis_url: str = shared("redis://127.0.0.1:6379/0", "redis_url")
+    """Redis, as a URL."""
+    log_level: str = shared("INFO", "log_level")
+    """DEBUG, INFO, WARNING or ERROR. Logs are JSON lines on stderr and never carry prompt text."""
+    host: str = shared("127.0.0.1", "host")
+    """The address APIs listen on (`0.0.0.0` in a container)."""
+
+
+def env_name(settings: type[BaseSettings], field: str) -> str:
+    """The environment variable a field is read from."""
+    info = settings.model_fields[field]
+    if isinstance(info.validation_alias, str):
+        return info.validation_alias
+    return f"{settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def environment(settings: BaseSettings, fields: Sequence[str] | None = None) -> dict[str, str]:
+    """The variables that configure another process like `settings` (all fields, or `fields`)."""
+    cls = type(settings)
+    values = settings.model_dump()
+    out = {}
+    for name in fields if fields is not None else list(cls.model_fields):
+        value = values[name]
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, tuple | list):
+            value = "[" + ",".join(str(v) for v in value) + "]"
+        out[env_name(cls, name)] = str(value)
+    return out
+
+
+def reference_markdown(classes: Sequence[tuple[str, type[BaseSettings]]]) -> str:
+    """Every variable of every class, as Markdown tables: one section per (title, class). The variables
+    every process shares (`CommonSettings`) appear once, in the section of that class."""
+    out = ["# Configuration reference", "",
+           "Every setting is an environment variable. Generated from the settings classes by "
+           "`llmops settings-reference > docs/configuration.md`; a test fails when this page is stale.", ""]
+    for title, cls in classes:
+        out += [f"## {title}", "", f"`{cls.__module__}.{cls.__qualname__}`", "",
+                "| variable | default | meaning |", "|---|---|---|"]
+        for name, info in cls.model_fields.items():
+            if cls is not CommonSettings and name in CommonSettings.model_fields:
+                continue
+            out.append(f"| `{env_name(cls, name)}` | {_default(info)} | {_cell(info.description or '')} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _default(info: FieldInfo) -> str:
+    if info.is_required():
+        return "(required)"
+    value = info.get_default(call_default_factory=True)
+    if isinstance(value, SecretStr):
+        return "(a development value: set it)"
+    if value is None:
+        return "(unset)"
+    if isinstance(value, tuple):
+        value = ",".join(str(v) for v in value)
+    return f"`{value}`"
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")

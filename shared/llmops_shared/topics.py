@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 INTERACTIONS_RAW = "llm.interactions.raw"
 INTERACTIONS_CLEAN = "llm.interactions.clean"
-GUARDRAILS_ALERTS = "guardrails.alerts"
+ALERTS = "llmops.alerts"
 EVALUATION_SCORES = "evaluations.scores"
 DEAD_LETTERS = "llm.dead-letters"
 
@@ -29,7 +29,7 @@ _HOUR = 3_600_000
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(INTERACTIONS_RAW, partitions=6, retention_ms=72 * _HOUR),
     TopicSpec(INTERACTIONS_CLEAN, partitions=6, retention_ms=7 * 24 * _HOUR),
-    TopicSpec(GUARDRAILS_ALERTS, partitions=3, retention_ms=7 * 24 * _HOUR),
+    TopicSpec(ALERTS, partitions=3, retention_ms=7 * 24 * _HOUR),
     TopicSpec(EVALUATION_SCORES, partitions=3, retention_ms=7 * 24 * _HOUR),
     TopicSpec(DEAD_LETTERS, partitions=3, retention_ms=14 * 24 * _HOUR),
 )

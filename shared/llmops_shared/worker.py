@@ -77,25 +77,32 @@ REVOKED = Counter("llmops_worker_revoked_messages_total",
 
 
 class WorkerSettings(CommonSettings):
-    """Settings every stream worker has; services subclass it (env prefix `LLMOPS_`)."""
+    """Settings every stream worker has; a service subclasses it with its own prefix (`service_config`)."""
 
+    group: str = "llmops-worker"
+    """The consumer group; also the worker's name in logs, metrics and dead letters."""
     batch_max_events: int = 500
+    """The most messages one batch (one transaction) takes."""
     batch_max_wait_ms: int = 200
-    # Batches in progress at once (polled, decoded and prepared while the one before finishes).
+    """How long a batch waits for more messages once the first has come."""
     batches_in_flight: int = 1
-    # Dead-letter flood guard: stop when this many bad messages come in a row, or when more than
-    # `dlq_max_ratio` of the last `dlq_window` messages were bad (once the window is full).
+    """Batches in progress at once: the next is polled, decoded and prepared while the one before finishes."""
     dlq_max_consecutive: int = 200
+    """The dead-letter flood guard stops the worker after this many bad messages in a row (exit code 3)..."""
     dlq_max_ratio: float = 0.5
+    """... or when more than this share of the last `dlq_window` messages were bad (once the window is full)."""
     dlq_window: int = 1000
+    """The flood guard's window, in messages."""
     db_retry_max_s: float = 10.0
-    # The longest one batch may take before the group evicts the worker, and how soon the group notices
-    # a worker that died and hands its partitions on (heartbeats every third of that).
+    """The longest wait between retries while Postgres is unavailable (backoff is exponential, jittered)."""
     consumer_max_poll_interval_s: int = 300
+    """The longest one batch may take before the group evicts the worker."""
     consumer_session_timeout_ms: int = 10_000
-    # How long a rebalance waits for the batches in flight to finish and commit before dropping them.
+    """How soon the group notices a worker that died and hands its partitions on (heartbeats every third)."""
     rebalance_grace_s: float = 10.0
+    """How long a rebalance waits for the batches in flight to finish and commit before dropping them."""
     metrics_port: int | None = None
+    """Serve Prometheus metrics on 127.0.0.1 at this port; unset: none."""
 
 
 @dataclass(frozen=True)
@@ -557,8 +564,8 @@ HandlerFactory = Callable[[Resources], AbstractAsyncContextManager[BatchHandler[
 """Builds a service's handler from the worker's resources, and releases what it opened on exit."""
 
 
-async def run_worker(settings: WorkerSettings, factory: HandlerFactory, *, name: str) -> int:
-    """Run a worker named `name` until SIGTERM/SIGINT; the batches in hand are finished and committed first.
+async def run_worker(settings: WorkerSettings, factory: HandlerFactory) -> int:
+    """Run a worker until SIGTERM/SIGINT; the batches in hand are finished and committed first.
 
     Exit codes: 0 stopped on a signal; 3 stopped by a dead-letter flood.
     """
@@ -570,7 +577,7 @@ async def run_worker(settings: WorkerSettings, factory: HandlerFactory, *, name:
 
         start_http_server(settings.metrics_port, addr="127.0.0.1")
     pool = await create_pool(settings.database_url, max_size=4)
-    producer = durable_producer(settings.kafka_bootstrap, client_id=name)
+    producer = durable_producer(settings.kafka_bootstrap, client_id=settings.group)
     await producer.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -583,7 +590,7 @@ async def run_worker(settings: WorkerSettings, factory: HandlerFactory, *, name:
         return 0
     except DeadLetterFlood as exc:
         log.error("stopping: dead-letter flood; fix the producer, then restart", extra={
-            "worker": name, "error": str(exc)})
+            "worker": settings.group, "error": str(exc)})
         return 3
     finally:
         with contextlib.suppress(KafkaError, Exception):
@@ -593,5 +600,5 @@ async def run_worker(settings: WorkerSettings, factory: HandlerFactory, *, name:
 
 @contextlib.asynccontextmanager
 async def just(handler: BatchHandler[T, R]) -> AsyncIterator[BatchHandler[T, R]]:
-    """A factory result for a handler that opens nothing of its own: `run_worker(s, lambda _: just(h), ...)`."""
+    """A factory result for a handler that opens nothing of its own: `run_worker(s, lambda _: just(h))`."""
     yield handler

@@ -1,4 +1,4 @@
-"""Billing's alerts on the shared alerts topic (`guardrails.alerts`), so the same notifier pages on-call.
+"""Billing's alerts on the shared alerts topic (`llmops.alerts`), so the same notifier pages on-call.
 
 Two rules:
 - `budget.threshold`: a budget's spend crossed one of its thresholds in a period (once per budget,

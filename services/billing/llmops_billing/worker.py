@@ -67,8 +67,8 @@ class UsageLedgerHandler(InteractionHandler[Alert]):
 
     def __init__(self, settings: BillingSettings, *, catalogues: CatalogueCache | None = None) -> None:
         self.settings = settings
-        self.name = settings.billing_group
-        self.topics: Sequence[str] = (settings.billing_topic,)
+        self.name = settings.group
+        self.topics: Sequence[str] = (settings.topic,)
         self.catalogues = catalogues or catalogue_cache(settings)
 
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[Alert]:
@@ -85,7 +85,7 @@ class UsageLedgerHandler(InteractionHandler[Alert]):
     async def publish(self, results: list[Alert], resources: Resources) -> None:
         if not results:
             return
-        await send_alerts(resources.producer, self.settings.billing_alerts_topic, results)
+        await send_alerts(resources.producer, self.settings.alerts_topic, results)
         for alert in results:
             log.info("alert sent", extra={"rule": alert.rule, "tenant_id": alert.tenant_id,
                                           "alert_id": alert.alert_id, "fingerprint": alert.fingerprint})
@@ -128,7 +128,7 @@ async def run(settings: BillingSettings) -> int:
         # the cyclic collector's full passes, which otherwise cost more than pricing an event does.
         gc.freeze()
         gc.set_threshold(*settings.gc_thresholds)
-        relay = OutboxRelay(resources.pool, resources.producer, topic=settings.billing_alerts_topic,
+        relay = OutboxRelay(resources.pool, resources.producer, topic=settings.alerts_topic,
                             interval_s=settings.outbox_relay_interval_s, min_age_s=settings.outbox_relay_min_age_s)
         relay_task = asyncio.create_task(relay.run(), name="billing-outbox-relay")
         try:
@@ -138,7 +138,7 @@ async def run(settings: BillingSettings) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await relay_task
 
-    return await run_worker(settings, ledger, name=settings.billing_group)
+    return await run_worker(settings, ledger)
 
 
 def main() -> None:

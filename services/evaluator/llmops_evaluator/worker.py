@@ -112,8 +112,8 @@ class EvaluatorHandler(BatchHandler[EventWork, Evaluation]):
 
     def __init__(self, settings: EvaluatorSettings, registry: EvaluatorRegistry, cache: JudgmentCache | None) -> None:
         self.settings = settings
-        self.name = settings.evaluator_group
-        self.topics: Sequence[str] = (settings.evaluator_source_topic,)
+        self.name = settings.group
+        self.topics: Sequence[str] = (settings.topic,)
         self.registry = registry
         self.cache = cache
 
@@ -289,7 +289,7 @@ async def open_runtime(settings: EvaluatorSettings, *, environ: Mapping[str, str
     from llmops_shared.kafka import durable_producer
 
     pool = await create_pool(settings.database_url, max_size=4)
-    producer = durable_producer(settings.kafka_bootstrap, client_id=settings.evaluator_group)
+    producer = durable_producer(settings.kafka_bootstrap, client_id=settings.group)
     await producer.start()
     stack = contextlib.AsyncExitStack()
     handler = await stack.enter_async_context(evaluator_handler(settings, environ=environ))
@@ -304,11 +304,11 @@ async def run(settings: EvaluatorSettings) -> int:
         async with evaluator_handler(settings) as evaluator:
             await evaluator.registry.refresh(resources.pool, force=True)
             log.info("evaluator worker starting", extra={
-                "topic": settings.evaluator_source_topic, "group": settings.evaluator_group,
+                "topic": settings.topic, "group": settings.group,
                 "evaluators": len(evaluator.registry), "pid": os.getpid()})
             yield evaluator
 
-    return await run_worker(settings, handler, name=settings.evaluator_group)
+    return await run_worker(settings, handler)
 
 
 def main() -> None:

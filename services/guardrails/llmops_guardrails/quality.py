@@ -8,7 +8,7 @@
    split by template id (`pii_eval.assign_splits`): `dev` was used for tuning, `test` is reported.
    Matching and entity handling are described in `llmops_guardrails.pii_eval`. `--baseline` also scores
    naive presidio (default `AnalyzerEngine`, same spaCy model) on the same samples. `--model` scores another
-   installed spaCy pipeline (a package name or a model directory; default: `LLMOPS_SPACY_MODEL`).
+   installed spaCy pipeline (a package name or a model directory; default: `LLMOPS_GUARDRAILS_SPACY_MODEL`).
 2. Prompt injection: precision, recall and false-positive rate of the injection detector at the
    default policy's threshold on `data/injection_prompts.jsonl` (sources in `data/README.md`), same split.
 """

@@ -14,7 +14,7 @@ offsets, last). Per batch of `llm.interactions.raw`:
   3. still in the transaction: findings rows (`ON CONFLICT DO NOTHING`; value hashes, never values) and
      alert grouping (`alerts_service.record_occurrences`: counts only from rows actually inserted);
   4. after the commit: each event, redacted and with a findings summary, to `llm.interactions.clean`
-     (key = trace_id), and each alert's new state to `guardrails.alerts` (key = fingerprint), awaiting
+     (key = trace_id), and each alert's new state to `llmops.alerts` (key = fingerprint), awaiting
      acknowledgements; then the offsets are committed.
 
 A redelivered batch changes no row, publishes the same clean events again (consumers key on event_id)
@@ -77,7 +77,7 @@ class GuardrailsWorker(InteractionHandler[Outgoing]):
     def __init__(self, settings: GuardrailsSettings, *, engine: PolicyEngine, policies: PolicyStore | None = None
                  ) -> None:
         self.settings = settings
-        self.name = settings.guardrails_group
+        self.name = settings.group
         self.topics: tuple[str, ...] = (settings.raw_topic,)
         self.engine = engine
         self.policies = policies or PolicyStore(settings.policy_cache_ttl_s)
@@ -137,7 +137,7 @@ async def main() -> int:
     engine = PolicyEngine(settings)
     await asyncio.to_thread(engine.warm_up, default_policy())  # the model loads before the first batch
     handler = GuardrailsWorker(settings, engine=engine)
-    return await run_worker(settings, lambda _resources: just(handler), name=handler.name)
+    return await run_worker(settings, lambda _resources: just(handler))
 
 
 if __name__ == "__main__":

@@ -1,22 +1,30 @@
+"""Configuration of the ingest API: `LLMOPS_INGEST_*` variables (docs/configuration.md)."""
+
 from __future__ import annotations
 
-from llmops_shared.settings import CommonSettings, api_port
+from llmops_shared.settings import CommonSettings, service_config
 from llmops_shared.topics import INTERACTIONS_RAW
 
 
 class IngestSettings(CommonSettings):
-    """`LLMOPS_*` environment variables of the ingest API."""
+    """The ingest API's settings."""
 
-    host: str = "127.0.0.1"
-    port: int = api_port(8080, "ingest")
+    model_config = service_config("ingest")
+
+    port: int = 8080
+    """The ingest API's port."""
     max_events_per_request: int = 1_000
+    """The most events one request may carry."""
     max_body_bytes: int = 5 * 1024 * 1024
-    # Per-key token bucket, in events: a key may send `rate_limit_per_s` events per second on average and
-    # `rate_limit_burst` at once. A key's own `rate_limit_per_s` (see `llmops keys create`) overrides it.
+    """The largest request body."""
     rate_limit_per_s: int = 2_000
+    """Per-key token bucket, in events per second on average (a key's own `rate_limit_per_s`, see
+    `llmops keys create`, overrides it)."""
     rate_limit_burst: int = 10_000
-    # How long a request waits for Kafka to confirm its events before answering 503.
+    """Events a key may send at once."""
     kafka_timeout_s: float = 5.0
+    """How long a request waits for Kafka to confirm its events before answering 503."""
     key_cache_ttl_s: int = 30
-    # Where accepted events go; only benchmarks and tests change it.
+    """How long an API key's look-up is cached in Redis (a revocation drops it at once)."""
     topic: str = INTERACTIONS_RAW
+    """Where accepted events go; only benchmarks and tests change it."""

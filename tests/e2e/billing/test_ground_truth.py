@@ -117,8 +117,8 @@ class Ground:
 
 def start_worker(stack: CommonSettings, topic: str, group: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "LLMOPS_DATABASE_URL": stack.database_url, "LLMOPS_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
-           "LLMOPS_BILLING_TOPIC": topic, "LLMOPS_BILLING_GROUP": group, "LLMOPS_BATCH_MAX_EVENTS": "100",
-           "LLMOPS_BATCH_MAX_WAIT_MS": "50", "LLMOPS_LOG_LEVEL": "WARNING"}
+           "LLMOPS_BILLING_TOPIC": topic, "LLMOPS_BILLING_GROUP": group, "LLMOPS_BILLING_BATCH_MAX_EVENTS": "100",
+           "LLMOPS_BILLING_BATCH_MAX_WAIT_MS": "50", "LLMOPS_LOG_LEVEL": "WARNING"}
     return subprocess.Popen([sys.executable, "-m", "llmops_billing.worker"], env=env)
 
 

@@ -80,9 +80,9 @@ async def billing_worker(stack: CommonSettings, pool: asyncpg.Pool) -> AsyncIter
     from llmops_shared.kafka import durable_producer
     from llmops_shared.worker import StreamWorker
 
-    settings = BillingSettings(**stack.model_dump(), billing_topic=INTERACTIONS_RAW,
-                               billing_group=f"test-billing-{uuid.uuid4().hex[:8]}", batch_max_wait_ms=50)
-    await start_group_at_end(stack.kafka_bootstrap, INTERACTIONS_RAW, settings.billing_group)
+    settings = BillingSettings(**stack.model_dump(), topic=INTERACTIONS_RAW,
+                               group=f"test-billing-{uuid.uuid4().hex[:8]}", batch_max_wait_ms=50)
+    await start_group_at_end(stack.kafka_bootstrap, INTERACTIONS_RAW, settings.group)
     producer = durable_producer(stack.kafka_bootstrap, client_id="test-billing")
     await producer.start()
     worker: StreamWorker[Any, Any] = StreamWorker(UsageLedgerHandler(settings), settings, pool=pool,
@@ -116,9 +116,9 @@ async def test_demo_traffic_is_judged_for_the_sampled_share_and_the_judge_usage_
         config = evaluator_config(tenant, llm.url, apps=[APP], sample_rate=0.5, max_concurrency=4, judge={
             "model": "gpt-4o-mini", "provider": "openai", "base_url": llm.url, "api_key_env": JUDGE_KEY_ENV})
         await register(pg_pool, config)
-        settings = worker_settings(stack, evaluator_source_topic=INTERACTIONS_RAW, usage_topic=INTERACTIONS_RAW,
+        settings = worker_settings(stack, topic=INTERACTIONS_RAW, usage_topic=INTERACTIONS_RAW,
                                    scores_topic=EVALUATION_SCORES)
-        await start_group_at_end(settings.kafka_bootstrap, INTERACTIONS_RAW, settings.evaluator_group)
+        await start_group_at_end(settings.kafka_bootstrap, INTERACTIONS_RAW, settings.group)
         raw_since = await end_offsets(settings.kafka_bootstrap, INTERACTIONS_RAW)
         scores_since = await end_offsets(settings.kafka_bootstrap, EVALUATION_SCORES)
         key = await make_key(tenant, ["ingest:write"])

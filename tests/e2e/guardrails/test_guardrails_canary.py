@@ -133,19 +133,20 @@ async def test_canary_pii_is_nowhere_in_postgres_or_logs(stack: CommonSettings, 
                                                 TopicSpec(alerts_topic, 1, 3_600_000)))
     common = {"LLMOPS_DATABASE_URL": stack.database_url, "LLMOPS_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
               "LLMOPS_REDIS_URL": stack.redis_url, "LLMOPS_LOG_LEVEL": "DEBUG",
-              "LLMOPS_FINDING_HASH_SALT": f"canary-salt-{suffix}", "LLMOPS_BATCH_MAX_WAIT_MS": "100"}
+              "LLMOPS_GUARDRAILS_FINDING_HASH_SALT": f"canary-salt-{suffix}",
+              "LLMOPS_GUARDRAILS_BATCH_MAX_WAIT_MS": "100", "LLMOPS_NOTIFIER_BATCH_MAX_WAIT_MS": "100"}
     ingest_port, api_port = free_port(), free_port()
     specs = [
         ("ingest-api", "llmops_ingest.api", {**common, "LLMOPS_INGEST_PORT": str(ingest_port),
-                                             "LLMOPS_TOPIC": raw_topic}),
+                                             "LLMOPS_INGEST_TOPIC": raw_topic}),
         ("guardrails-worker", "llmops_guardrails.worker", {
-            **common, "LLMOPS_RAW_TOPIC": raw_topic, "LLMOPS_CLEAN_TOPIC": clean_topic,
-            "LLMOPS_ALERTS_TOPIC": alerts_topic, "LLMOPS_GUARDRAILS_GROUP": f"guardrails-canary-{suffix}"}),
+            **common, "LLMOPS_GUARDRAILS_RAW_TOPIC": raw_topic, "LLMOPS_GUARDRAILS_CLEAN_TOPIC": clean_topic,
+            "LLMOPS_GUARDRAILS_ALERTS_TOPIC": alerts_topic, "LLMOPS_GUARDRAILS_GROUP": f"guardrails-canary-{suffix}"}),
         ("guardrails-notifier", "llmops_guardrails.notifier", {
-            **common, "LLMOPS_ALERTS_TOPIC": alerts_topic, "LLMOPS_NOTIFIER_GROUP": f"notifier-canary-{suffix}",
-            "LLMOPS_NOTIFY_BACKOFF_BASE_S": "0.05"}),
+            **common, "LLMOPS_NOTIFIER_ALERTS_TOPIC": alerts_topic,
+            "LLMOPS_NOTIFIER_GROUP": f"notifier-canary-{suffix}", "LLMOPS_NOTIFIER_BACKOFF_BASE_S": "0.05"}),
         ("guardrails-api", "llmops_guardrails.api", {**common, "LLMOPS_GUARDRAILS_PORT": str(api_port),
-                                                     "LLMOPS_ALERTS_TOPIC": alerts_topic}),
+                                                     "LLMOPS_GUARDRAILS_ALERTS_TOPIC": alerts_topic}),
     ]
     c = canaries()
     ingest_key = await make_key(tenant, ["ingest:write"])

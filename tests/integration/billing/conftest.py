@@ -32,7 +32,7 @@ class RunningWorker:
     async def send(self, *events: dict[str, Any] | bytes) -> None:
         for event in events:
             value = event if isinstance(event, bytes) else orjson.dumps(event)
-            await self.producer.send_and_wait(self.settings.billing_topic, value, key=b"k")
+            await self.producer.send_and_wait(self.settings.topic, value, key=b"k")
 
 
 async def wait_for(condition: Callable[[], Awaitable[bool]], timeout_s: float = 20.0) -> None:
@@ -48,7 +48,7 @@ async def billing_worker(stack: CommonSettings, pg_pool: asyncpg.Pool) -> AsyncI
     """A billing worker consuming a fresh topic with a fresh consumer group; stopped after the test."""
     topic = f"test.billing.{uuid.uuid4().hex[:8]}"
     await ensure_topics(stack.kafka_bootstrap, (TopicSpec(topic, partitions=2, retention_ms=3_600_000),))
-    settings = BillingSettings(**stack.model_dump(), billing_topic=topic, billing_group=f"billing-test-{topic[-8:]}",
+    settings = BillingSettings(**stack.model_dump(), topic=topic, group=f"billing-test-{topic[-8:]}",
                                batch_max_events=50, batch_max_wait_ms=50, price_refresh_s=0.2,
                                outbox_relay_min_age_s=0.0)
     producer = durable_producer(stack.kafka_bootstrap, client_id="billing-test")

@@ -15,7 +15,7 @@ from llmops_billing import budgets
 from llmops_billing.alerts import OutboxRelay, unpriced_model_alert
 from llmops_billing.store import outbox
 from llmops_shared.settings import CommonSettings
-from llmops_shared.topics import GUARDRAILS_ALERTS
+from llmops_shared.topics import ALERTS
 from tests.integration.billing.conftest import RunningWorker, wait_for
 from tests.support.events import collect, end_offsets, make_event
 
@@ -45,7 +45,7 @@ async def ledger_count(pool: asyncpg.Pool, tenant: str) -> int:
 
 async def test_events_become_ledger_rows_and_rollups_bad_messages_dead_letters_and_unknown_models_alert(
         stack: CommonSettings, pg_pool: asyncpg.Pool, billing_worker: RunningWorker, tenant: str) -> None:
-    since = await end_offsets(stack.kafka_bootstrap, GUARDRAILS_ALERTS)
+    since = await end_offsets(stack.kafka_bootstrap, ALERTS)
     priced = [event(tenant, occurred_at="2026-11-24T10:15:00Z", app_id=f"app-{i % 2}", user_id=f"u-{i}",
                     usage={"input_tokens": 1000 + i, "output_tokens": 10 * i}) for i in range(5)]
     mystery = event(tenant, occurred_at="2026-11-24T11:00:00Z", model="mystery-llm-9000", provider="acme-ai",
@@ -56,7 +56,7 @@ async def test_events_become_ledger_rows_and_rollups_bad_messages_dead_letters_a
 
     async def done() -> bool:
         dead = await pg_pool.fetchval("SELECT count(*) FROM dead_letters WHERE consumer = $1",
-                                      billing_worker.settings.billing_group)
+                                      billing_worker.settings.group)
         return await ledger_count(pg_pool, tenant) == 6 and dead == 2
 
     await wait_for(done)
@@ -67,7 +67,7 @@ async def test_events_become_ledger_rows_and_rollups_bad_messages_dead_letters_a
         assert row["price_version"].endswith("/openai/gpt-4o-mini@1970-01-01T00:00:00Z")
         assert row["user_id"] == f"u-{i}" and row["app_id"] == f"app-{i % 2}"
     dead = await pg_pool.fetch("SELECT reason FROM dead_letters WHERE consumer = $1 ORDER BY \"offset\"",
-                               billing_worker.settings.billing_group)
+                               billing_worker.settings.group)
     assert sorted(d["reason"] for d in dead) == ["bad_json", "schema_violation"]
 
     for table in ("usage_hourly", "usage_daily"):
@@ -79,7 +79,7 @@ async def test_events_become_ledger_rows_and_rollups_bad_messages_dead_letters_a
             "sum(cost_total) AS c FROM usage_ledger WHERE tenant_id = $1", tenant)
         assert tuple(rollup) == tuple(ledger)
 
-    records = await collect(stack.kafka_bootstrap, GUARDRAILS_ALERTS, since,
+    records = await collect(stack.kafka_bootstrap, ALERTS, since,
                             until=lambda found: bool(alerts_of(found, tenant, "billing.unpriced_model")))
     [alert] = alerts_of(records, tenant, "billing.unpriced_model")
     assert alert["source"] == "billing" and alert["detector"] == "billing" and alert["severity"] == "warning"
@@ -111,7 +111,7 @@ async def test_each_budget_threshold_alerts_once_per_period(
         other_app = await budgets.create_budget(conn, tenant_id=tenant, app_id="other-app", period=budgets.Period.DAY,
                                                 amount=D("0.001"), thresholds=[50],
                                                 enforcement=budgets.Enforcement.SOFT, name="")
-    since = await end_offsets(stack.kafka_bootstrap, GUARDRAILS_ALERTS)
+    since = await end_offsets(stack.kafka_bootstrap, ALERTS)
     now = datetime.now(UTC)
     # each event costs 1000 x 0.00000015 = 0.00015 USD: 15% of the budget
     sent: list[dict[str, Any]] = []
@@ -130,9 +130,9 @@ async def test_each_budget_threshold_alerts_once_per_period(
     await spend(1)   # 105%: 100
     await spend(2)   # 135%: nothing new
 
-    records = await collect(stack.kafka_bootstrap, GUARDRAILS_ALERTS, since,
+    records = await collect(stack.kafka_bootstrap, ALERTS, since,
                             until=lambda found: len(alerts_of(found, tenant, "budget.threshold")) >= 3, timeout_s=10)
-    records += await collect(stack.kafka_bootstrap, GUARDRAILS_ALERTS, since, until=lambda _f: False, timeout_s=1)
+    records += await collect(stack.kafka_bootstrap, ALERTS, since, until=lambda _f: False, timeout_s=1)
     alerts = {a["alert_id"]: a for a in alerts_of(records, tenant, "budget.threshold")}.values()
     by_threshold = sorted((a["details"]["threshold_percent"], a["severity"]) for a in alerts)
     assert by_threshold == [(50, "info"), (80, "critical"), (100, "critical")]  # hard budget: critical from 80
@@ -153,17 +153,17 @@ async def test_each_budget_threshold_alerts_once_per_period(
 
 async def test_alerts_left_in_the_outbox_are_sent_by_the_relay(
         stack: CommonSettings, pg_pool: asyncpg.Pool, billing_worker: RunningWorker, tenant: str) -> None:
-    since = await end_offsets(stack.kafka_bootstrap, GUARDRAILS_ALERTS)
+    since = await end_offsets(stack.kafka_bootstrap, ALERTS)
     at = datetime.now(UTC) - timedelta(minutes=1)
     alert = unpriced_model_alert(tenant_id=tenant, provider="acme", model=f"m-{uuid.uuid4().hex[:6]}",
                                  model_key="m", reason="unknown_model", event_count=3, first_seen_at=at,
                                  alerted_at=at)
     async with pg_pool.acquire() as conn, conn.transaction():
         await outbox.add(conn, alerts=[alert])  # as if the worker died after its commit, before the send
-    relay = OutboxRelay(pg_pool, billing_worker.producer, topic=GUARDRAILS_ALERTS, interval_s=1, min_age_s=0)
+    relay = OutboxRelay(pg_pool, billing_worker.producer, topic=ALERTS, interval_s=1, min_age_s=0)
     assert await relay.run_once() >= 1
     assert await relay.run_once() == 0
-    records = await collect(stack.kafka_bootstrap, GUARDRAILS_ALERTS, since,
+    records = await collect(stack.kafka_bootstrap, ALERTS, since,
                             until=lambda found: bool(alerts_of(found, tenant, "billing.unpriced_model")))
     [message] = alerts_of(records, tenant, "billing.unpriced_model")
     assert message["alert_id"] == alert.alert_id and records[0].key is not None

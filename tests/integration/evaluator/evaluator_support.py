@@ -53,10 +53,10 @@ def worker_settings(stack: CommonSettings, **overrides: Any) -> EvaluatorSetting
     run = uuid.uuid4().hex[:8]
     values: dict[str, Any] = {
         **stack.model_dump(),
-        "evaluator_source_topic": f"test.eval.source.{run}",
+        "topic": f"test.eval.source.{run}",
         "usage_topic": f"test.eval.usage.{run}",
         "scores_topic": f"test.eval.scores.{run}",
-        "evaluator_group": f"test-evaluator-{run}",
+        "group": f"test-evaluator-{run}",
         "batch_max_events": 25,
         "batch_max_wait_ms": 50,
         "evaluators_refresh_s": 0.5,
@@ -71,7 +71,7 @@ def worker_settings(stack: CommonSettings, **overrides: Any) -> EvaluatorSetting
 
 
 async def create_topics(settings: EvaluatorSettings, partitions: int = 2) -> None:
-    names = {settings.evaluator_source_topic, settings.usage_topic, settings.scores_topic}
+    names = {settings.topic, settings.usage_topic, settings.scores_topic}
     await ensure_topics(settings.kafka_bootstrap,
                         tuple(TopicSpec(name, partitions=partitions, retention_ms=None) for name in sorted(names)
                               if name.startswith(("test.", "bench."))))

@@ -65,7 +65,7 @@ async def test_the_worker_scores_exactly_the_sampled_share_within_the_cap(
     assert 10 < len(expected) // 2 < 30  # about half of 40 events, two rubrics each
 
     async with running_worker(settings):
-        await send(settings.kafka_bootstrap, settings.evaluator_source_topic, [*batch, judge_own, other_tenant])
+        await send(settings.kafka_bootstrap, settings.topic, [*batch, judge_own, other_tenant])
 
         async def all_judged() -> bool:
             return len(await result_keys(pg_pool, tenant)) >= len(expected)
@@ -107,7 +107,7 @@ async def test_a_redelivered_batch_is_not_judged_again_and_republishes_the_same_
     expected = expected_keys(batch, config)
 
     async with running_worker(settings):
-        await send(settings.kafka_bootstrap, settings.evaluator_source_topic, batch)
+        await send(settings.kafka_bootstrap, settings.topic, batch)
 
         async def judged(count: int) -> bool:
             return len(await result_keys(pg_pool, tenant)) >= count
@@ -117,7 +117,7 @@ async def test_a_redelivered_batch_is_not_judged_again_and_republishes_the_same_
         before = await pg_pool.fetch("SELECT * FROM evaluation_results WHERE tenant_id = $1 ORDER BY 1, 2, 3",
                                      tenant)
         scores_end = await end_offsets(settings.kafka_bootstrap, settings.scores_topic)
-        await send(settings.kafka_bootstrap, settings.evaluator_source_topic, batch)  # the same events, delivered again
+        await send(settings.kafka_bootstrap, settings.topic, batch)  # the same events, delivered again
         await collect(settings.kafka_bootstrap, settings.scores_topic, scores_end,
                       until=lambda found: len(found) >= len(expected), timeout_s=15)
 
@@ -146,11 +146,11 @@ async def test_a_judge_that_fails_for_good_gives_error_rows_and_dead_letters_and
     dlq_since = await end_offsets(settings.kafka_bootstrap, DEAD_LETTERS)
 
     async with running_worker(settings):
-        await send(settings.kafka_bootstrap, settings.evaluator_source_topic, [*batch, b"{not json"])
+        await send(settings.kafka_bootstrap, settings.topic, [*batch, b"{not json"])
 
         async def dead_lettered() -> bool:
             count = await pg_pool.fetchval("SELECT count(*) FROM dead_letters WHERE consumer = $1",
-                                           settings.evaluator_group)
+                                           settings.group)
             return bool(count >= 7)
 
         await eventually(dead_lettered, what="dead letters written")
@@ -160,20 +160,20 @@ async def test_a_judge_that_fails_for_good_gives_error_rows_and_dead_letters_and
     assert {(r["status"], r["error_type"], r["attempts"]) for r in rows} == {("error", "http_500", 2)}
     assert all("gave up after 2 failed attempts" in r["error"] for r in rows)
     dead = await pg_pool.fetch("SELECT * FROM dead_letters WHERE consumer = $1 ORDER BY reason",
-                               settings.evaluator_group)
+                               settings.group)
     assert sorted(d["reason"] for d in dead) == ["bad_json"] + [JUDGE_ERROR] * 6
     judge_dead = [d for d in dead if d["reason"] == JUDGE_ERROR]
     assert {str(d["event_id"]) for d in judge_dead} == {e["event_id"] for e in batch}
     assert {d["tenant_id"] for d in judge_dead} == {tenant}
     assert all(f"{config.id} relevance@1: http_500" in d["error"] for d in judge_dead)
     records = await collect(settings.kafka_bootstrap, DEAD_LETTERS, dlq_since,
-                            keep=lambda r: dict(r.headers).get("llmops.consumer") == settings.evaluator_group.encode(),
+                            keep=lambda r: dict(r.headers).get("llmops.consumer") == settings.group.encode(),
                             until=lambda found: len(found) >= 7)
     assert sorted(dict(r.headers)["llmops.reason"].decode() for r in records) == ["bad_json"] + [JUDGE_ERROR] * 6
 
     # The judge is back: replaying the dead letters turns every error row into a score.
     server.config.default_mode = "ok"
-    report = await deadletters.replay(pg_pool, settings.kafka_bootstrap, consumer=settings.evaluator_group,
+    report = await deadletters.replay(pg_pool, settings.kafka_bootstrap, consumer=settings.group,
                                       reason=JUDGE_ERROR)
     assert (report.pending, report.replayed) == (6, 6)
     async with running_worker(settings):
@@ -192,7 +192,7 @@ async def test_an_evaluator_whose_judge_key_is_missing_writes_error_rows_not_a_g
     batch = events(tenant, 3)
 
     async with running_worker(settings, environ={}):
-        await send(settings.kafka_bootstrap, settings.evaluator_source_topic, batch)
+        await send(settings.kafka_bootstrap, settings.topic, batch)
 
         async def written() -> bool:
             return len(await result_keys(pg_pool, tenant)) == 3
@@ -204,7 +204,7 @@ async def test_an_evaluator_whose_judge_key_is_missing_writes_error_rows_not_a_g
     assert all("EVAL_TEST_JUDGE_KEY" in r["error"] for r in rows)
     assert server.stats.requests == 0
     count = await pg_pool.fetchval("SELECT count(*) FROM dead_letters WHERE consumer = $1 AND reason = $2",
-                                   settings.evaluator_group, JUDGE_ERROR)
+                                   settings.group, JUDGE_ERROR)
     assert count == 3
 
 
@@ -218,7 +218,7 @@ async def test_low_scores_and_a_sample_go_to_the_review_queue(
     batch = events(tenant, 4)
 
     async with running_worker(settings):
-        await send(settings.kafka_bootstrap, settings.evaluator_source_topic, batch)
+        await send(settings.kafka_bootstrap, settings.topic, batch)
 
         async def written() -> bool:
             return len(await result_keys(pg_pool, tenant)) == 8
@@ -247,7 +247,7 @@ async def test_a_crash_between_publishing_and_the_offset_commit_republishes_the_
 
     runtime.worker._commit = crash  # type: ignore[method-assign]
     # sent before the worker starts, so its first poll takes the whole batch (the crash ends it)
-    await send(settings.kafka_bootstrap, settings.evaluator_source_topic, batch)
+    await send(settings.kafka_bootstrap, settings.topic, batch)
     task = asyncio.create_task(runtime.worker.run())
     with pytest.raises(RuntimeError, match="before committing"):
         await asyncio.wait_for(task, 30)

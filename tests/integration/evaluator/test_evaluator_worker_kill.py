@@ -20,7 +20,7 @@ import pytest
 
 from llmops_devtools.fake_openai import FakeLLMServer
 from llmops_evaluator.settings import EvaluatorSettings
-from llmops_shared.settings import CommonSettings
+from llmops_shared.settings import CommonSettings, environment
 from tests.integration.evaluator.evaluator_support import (
     JUDGE_ENV,
     REPLY,
@@ -39,11 +39,10 @@ pytestmark = pytest.mark.integration
 
 
 def worker_env(settings: EvaluatorSettings) -> dict[str, str]:
-    names = ("database_url", "kafka_bootstrap", "redis_url", "evaluator_source_topic", "usage_topic", "scores_topic",
-             "evaluator_group", "batch_max_events", "batch_max_wait_ms", "evaluators_refresh_s",
+    names = ("database_url", "kafka_bootstrap", "redis_url", "topic", "usage_topic", "scores_topic",
+             "group", "batch_max_events", "batch_max_wait_ms", "evaluators_refresh_s",
              "judge_max_attempts", "judge_base_delay_s", "judge_max_delay_s", "consumer_session_timeout_ms")
-    values = settings.model_dump()
-    return {**os.environ, **JUDGE_ENV, **{f"LLMOPS_{name.upper()}": str(values[name]) for name in names}}
+    return {**os.environ, **JUDGE_ENV, **environment(settings, names)}
 
 
 async def start_worker(env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
@@ -65,7 +64,7 @@ async def test_a_worker_killed_mid_batch_loses_and_duplicates_no_score(
                  for _ in range(60)]
         expected = expected_keys(batch, config)
         assert len(expected) == 120
-        await send(settings.kafka_bootstrap, settings.evaluator_source_topic, batch)
+        await send(settings.kafka_bootstrap, settings.topic, batch)
         env = worker_env(settings)
         log = tmp_path / "worker.log"
 

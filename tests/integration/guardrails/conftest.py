@@ -74,7 +74,7 @@ class Pipeline:
 
 def pipeline_settings(stack: CommonSettings, suffix: str, **overrides: Any) -> GuardrailsSettings:
     return GuardrailsSettings(**{
-        **stack.model_dump(), "finding_hash_salt": SALT, "guardrails_group": f"guardrails-test-{suffix}",
+        **stack.model_dump(), "finding_hash_salt": SALT, "group": f"guardrails-test-{suffix}",
         "raw_topic": f"test.gr.raw.{suffix}", "clean_topic": f"test.gr.clean.{suffix}",
         "alerts_topic": f"test.gr.alerts.{suffix}", "batch_max_events": 50, "batch_max_wait_ms": 100,
         "policy_cache_ttl_s": 0.5, **overrides})
@@ -94,9 +94,9 @@ async def guardrails_pipeline(stack: CommonSettings, pg_pool: asyncpg.Pool, redi
     producer = durable_producer(stack.kafka_bootstrap, client_id="guardrails-test")
     await producer.start()
     handler = GuardrailsWorker(settings, engine=guardrails_engine)
-    notifier_settings = NotifierSettings(**stack.model_dump(), notifier_group=f"notifier-test-{suffix}",
+    notifier_settings = NotifierSettings(**stack.model_dump(), group=f"notifier-test-{suffix}",
                                          alerts_topic=settings.alerts_topic, batch_max_events=50,
-                                         batch_max_wait_ms=50, notify_backoff_base_s=0.05, notify_max_attempts=4,
+                                         batch_max_wait_ms=50, backoff_base_s=0.05, max_attempts=4,
                                          redis_retry_max_s=0.2)
     async with httpx.AsyncClient(timeout=5) as http:
         notifier = Notifier(notifier_settings, redis=redis_client, http=http, pool=pg_pool)

@@ -201,7 +201,7 @@ async def test_poison_messages_are_dead_lettered_and_the_worker_keeps_going(
     await p.send(before, b"{not json", orjson.dumps({**before, "schema_version": 99}), crashing, *after,
                  key=b"one-partition")
 
-    group = p.settings.guardrails_group
+    group = p.settings.group
     dead = await wait_until(lambda: _dead(pg_pool, group, 3), what="three dead letters")
     await wait_until(lambda: pg_pool.fetchval(
         "SELECT count = 4 FROM guardrail_alerts WHERE tenant_id = $1 AND rule_id = 'payment-data-alert'", tenant),

@@ -55,7 +55,7 @@ async def channels(pg_pool: asyncpg.Pool, tenant: str) -> AsyncIterator[Receiver
 
 
 def notifier(stack: CommonSettings, pool: asyncpg.Pool, redis: aioredis.Redis, http: httpx.AsyncClient) -> Notifier:
-    settings = NotifierSettings(**stack.model_dump(), notify_backoff_base_s=0.01, notify_max_attempts=4,
+    settings = NotifierSettings(**stack.model_dump(), backoff_base_s=0.01, max_attempts=4,
                                 redis_retry_max_s=0.2)
     return Notifier(settings, redis=redis, http=http, pool=pool)
 

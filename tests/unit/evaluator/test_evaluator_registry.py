@@ -118,7 +118,7 @@ async def test_an_evaluator_whose_key_is_not_set_is_loaded_with_the_problem() ->
 
 
 def test_decode_is_pure_and_raises_bad_event() -> None:
-    settings = EvaluatorSettings(evaluator_source_topic="llm.interactions.raw", evaluator_group="g-1")
+    settings = EvaluatorSettings(topic="llm.interactions.raw", group="g-1")
     handler = EvaluatorHandler(settings, EvaluatorRegistry(settings, cache=None, ledger=None), None)
     assert (handler.name, list(handler.topics)) == ("g-1", ["llm.interactions.raw"])
     event = {**make_event(), "tenant_id": "acme"}

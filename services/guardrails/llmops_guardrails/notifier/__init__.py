@@ -1,1 +1,1 @@
-"""The notifier: delivers alerts from `guardrails.alerts` to each tenant's channels."""
+"""The notifier: delivers alerts from `llmops.alerts` to each tenant's channels."""

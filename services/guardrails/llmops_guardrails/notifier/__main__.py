@@ -23,12 +23,12 @@ async def main() -> int:
     async def notifier(resources: Resources) -> AsyncIterator[Notifier]:
         redis = aioredis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         try:
-            async with httpx.AsyncClient(timeout=settings.notify_timeout_s) as http:
+            async with httpx.AsyncClient(timeout=settings.timeout_s) as http:
                 yield Notifier(settings, redis=redis, http=http, pool=resources.pool, stopping=resources.stopping)
         finally:
             await redis.aclose()
 
-    return await run_worker(settings, notifier, name=settings.notifier_group)
+    return await run_worker(settings, notifier)
 
 
 if __name__ == "__main__":

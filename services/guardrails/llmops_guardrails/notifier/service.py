@@ -27,7 +27,8 @@ from llmops_guardrails.store import channels as channels_store
 from llmops_guardrails.store import deliveries as deliveries_store
 from llmops_shared.alerts import AlertMessage
 from llmops_shared.contract import BadEvent
-from llmops_shared.topics import GUARDRAILS_ALERTS
+from llmops_shared.settings import service_config
+from llmops_shared.topics import ALERTS
 from llmops_shared.worker import BatchHandler, EventRef, Message, Resources, WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -35,30 +36,39 @@ R = TypeVar("R")
 
 
 class NotifierSettings(WorkerSettings):
-    """`LLMOPS_*` settings of the notifier process."""
+    """The notifier process's settings: `LLMOPS_NOTIFIER_*` variables."""
 
-    notifier_group: str = "llmops-notifier"
-    alerts_topic: str = GUARDRAILS_ALERTS  # tests and benchmarks use a topic of their own
-    notify_timeout_s: float = 10.0
-    notify_max_attempts: int = 6
-    notify_backoff_base_s: float = 0.5
-    notify_backoff_max_s: float = 30.0
+    model_config = service_config("notifier")
+
+    group: str = "llmops-notifier"
+    """The notifier's consumer group."""
+    alerts_topic: str = ALERTS
+    """What it delivers (tests and benchmarks use a topic of their own)."""
+    timeout_s: float = 10.0
+    """The time limit of one delivery attempt."""
+    max_attempts: int = 6
+    """Delivery attempts per alert and channel."""
+    backoff_base_s: float = 0.5
+    """The first wait between attempts."""
+    backoff_max_s: float = 30.0
+    """The longest wait between attempts."""
     redis_retry_max_s: float = 5.0
+    """The longest wait between retries while Redis is unavailable."""
 
 
 class Notifier(BatchHandler[AlertMessage, AlertMessage]):
-    """The notifier's handler for `guardrails.alerts`: nothing to store first; delivery in `publish`."""
+    """The notifier's handler for `llmops.alerts`: nothing to store first; delivery in `publish`."""
 
     def __init__(self, settings: NotifierSettings, *, redis: aioredis.Redis, http: httpx.AsyncClient,
                  pool: asyncpg.Pool, stopping: asyncio.Event | None = None) -> None:
-        self.name = settings.notifier_group
+        self.name = settings.group
         self.topics: tuple[str, ...] = (settings.alerts_topic,)
         self.settings = settings
         self.redis = redis
         self.http = http
         self.pool = pool
-        self.policy = RetryPolicy(settings.notify_max_attempts, settings.notify_backoff_base_s,
-                                  settings.notify_backoff_max_s)
+        self.policy = RetryPolicy(settings.max_attempts, settings.backoff_base_s,
+                                  settings.backoff_max_s)
         self.stopping = stopping or asyncio.Event()
 
     def decode(self, message: Message) -> AlertMessage:
