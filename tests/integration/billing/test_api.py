@@ -16,6 +16,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel
 
 from llmops_billing.api import create_app
 from llmops_billing.builtin_prices import builtin_catalogue
@@ -425,6 +426,55 @@ async def test_a_key_of_tenant_a_gets_nothing_of_tenant_b(world: World, method: 
 def _matches(template: str, path: str) -> bool:
     parts, wanted = template.strip("/").split("/"), path.strip("/").split("/")
     return len(parts) == len(wanted) and all(p.startswith("{") or p == w for p, w in zip(parts, wanted, strict=True))
+
+
+def _response_model(method: str, path: str) -> type[BaseModel]:
+    template, _ = _route_of(method, path)
+    route = next(r for r in iter_route_contexts(create_app(BillingSettings()).routes)
+                 if r.path == template and method in (r.methods or ()))
+    model = route.original_route.response_model
+    assert isinstance(model, type) and issubclass(model, BaseModel), (method, path)
+    return model
+
+
+SHAPE_CASES: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", f"/v1/usage?{USAGE_RANGE}&group_by=app,model,prompt,user,tag", None),
+    ("GET", f"/v1/usage?{USAGE_RANGE}&granularity=hour&group_by=model&limit=3", None),
+    ("GET", f"/v1/usage?{USAGE_RANGE}&granularity=month", None),
+    ("GET", f"/v1/summary?{USAGE_RANGE}", None),
+    ("GET", "/v1/statements/2026-11", None),
+    ("GET", "/v1/unpriced-models", None),
+    ("GET", "/v1/budgets?include_archived=true", None),
+    ("POST", "/v1/budgets", {"period": "month", "amount": "0.0001", "app_id": "alpha-shape", "thresholds": [50]}),
+    ("PUT", "/v1/budgets/{created}", {"name": "shape", "enforcement": "hard"}),
+    ("GET", "/v1/budgets/{created}", None),
+    ("GET", "/v1/prices?limit=20", None),
+    ("GET", "/v1/prices/quote?model=gpt-4o-mini&provider=openai", None),
+    ("GET", "/v1/prices/discounts", None),
+    ("POST", "/v1/prices", {"model": "alpha-shape-model", "effective_from": "2027-01-01T00:00:00Z",
+                            "input_per_token": "0.1", "output_per_token": "0.2",
+                            "tiers": [{"above_input_tokens": 10, "input_per_token": "0.3"}]}),
+    ("POST", "/v1/prices/discounts", {"percent": "7.5", "model": "alpha-shape-model",
+                                      "effective_from": "2027-01-01T00:00:00Z"}),
+]
+
+
+async def test_every_answer_has_the_shape_its_route_declares(world: World) -> None:
+    """Each answer validates against its route's response model, and the model, dumped again, gives the
+    answer back: no field undeclared, none missing (the usage page and summary are not validated by FastAPI
+    at run time, so this is what keeps their models true)."""
+    created: int | None = None
+    async with world.client(world.a_admin) as client:
+        for method, path, body in SHAPE_CASES:
+            resp = await client.request(method, path.format(created=created), json=body)
+            assert resp.status_code in (200, 201), (method, path, resp.text)
+            model = _response_model(method, path.format(created=created or 1))
+            answer = resp.json()
+            parsed = model.model_validate(answer)
+            assert parsed.model_dump(mode="json", by_alias=True, exclude_unset=True) == answer, (method, path)
+            if method == "POST" and path == "/v1/budgets":
+                created = answer["id"]
+    assert created is not None
 
 
 async def test_keys_are_required_and_scoped(world: World) -> None:

@@ -14,6 +14,7 @@ from llmops_billing.routes.deps import Now, Settings, problems_for
 from llmops_billing.schemas import Statement, UnpricedModels, UsagePage, UsageSummary
 from llmops_billing.usage_query import UsageQuery, parse_usage_query
 from llmops_shared.deps import BillingReader, Conn, Pool
+from llmops_shared.http import JSONBody
 
 router = APIRouter(prefix="/v1", tags=["usage"])
 
@@ -56,12 +57,11 @@ _CSV_RESPONSE: dict[int | str, dict[str, Any]] = {200: {
     "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
 
-@router.get("/usage", summary="Usage and cost, grouped and bucketed, one page", response_model=UsagePage,
-            response_model_exclude_unset=True)
+@router.get("/usage", summary="Usage and cost, grouped and bucketed, one page", response_model=UsagePage)
 async def get_usage(*, principal: BillingReader, pool: Pool, settings: Settings, now: Now, params: Params,
-                    limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+                    limit: int = 100, cursor: str | None = None) -> JSONBody:
     query = params.query(now=now, limit=limit, max_limit=settings.api_page_max, cursor=cursor)
-    return await usage.usage_page(pool, tenant_id=principal.tenant_id, query=query)
+    return JSONBody(await usage.usage_page(pool, tenant_id=principal.tenant_id, query=query))  # rendered as it is
 
 
 @router.get("/usage.csv", summary="The same query as /v1/usage, every row, as CSV", response_class=StreamingResponse,
@@ -74,11 +74,10 @@ async def get_usage_csv(*, principal: BillingReader, pool: Pool, settings: Setti
         media_type="text/csv; charset=utf-8", headers={"Content-Disposition": 'attachment; filename="usage.csv"'})
 
 
-@router.get("/summary", summary="Totals, top models, apps and providers, budget status", response_model=UsageSummary,
-            response_model_exclude_unset=True)
+@router.get("/summary", summary="Totals, top models, apps and providers, budget status", response_model=UsageSummary)
 async def get_summary(*, principal: BillingReader, pool: Pool, now: Now, start: From = None,
-                      end: To = None) -> dict[str, Any]:
-    return await usage.summary(pool, tenant_id=principal.tenant_id, start=start, end=end, now=now)
+                      end: To = None) -> JSONBody:
+    return JSONBody(await usage.summary(pool, tenant_id=principal.tenant_id, start=start, end=end, now=now))
 
 
 @router.get("/statements/{month}", summary="The monthly statement: line items and total", response_model=Statement,
