@@ -1,4 +1,4 @@
-"""Dead letters: list them, and send them back to their topic once the cause is fixed.
+"""Dead letters: record them, list them, and send them back to their topic once the cause is fixed.
 
 A dead letter is a row in `dead_letters` (why, where from; no payload) plus the original message on
 `llm.dead-letters` (headers say where from). Replay reads the dead-letter topic, re-publishes each
@@ -10,7 +10,9 @@ there.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -19,6 +21,32 @@ from llmops_shared.kafka import durable_producer
 from llmops_shared.topics import DEAD_LETTERS
 
 Origin = tuple[str, str, int, int]  # consumer, topic, partition, offset
+
+
+class Row(NamedTuple):
+    """One dead letter as stored: where the message came from and why it was given up on (no payload)."""
+
+    topic: str
+    partition: int
+    offset: int
+    message_key: bytes | None
+    reason: str
+    error: str
+    event_id: str | None
+    tenant_id: str | None
+
+
+async def record(conn: asyncpg.Connection, *, consumer: str, rows: Sequence[Row]) -> None:
+    """Store dead letters of `consumer`, idempotently (a redelivered batch records each once)."""
+    if not rows:
+        return
+    await conn.executemany(
+        """INSERT INTO dead_letters
+               (consumer, topic, partition, "offset", message_key, reason, error, event_id, tenant_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::uuid, $9)
+           ON CONFLICT (consumer, topic, partition, "offset") DO NOTHING""",
+        [(consumer, *row) for row in rows],
+    )
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import Counter, Histogram
 
+from llmops_shared import deadletters
 from llmops_shared.contract import BadEvent, Interaction, decode_interaction
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import DEAD_LETTERS
@@ -269,19 +270,6 @@ def decode_batch(handler: BatchHandler[T, Any], messages: Sequence[Message]) -> 
         except BadEvent as exc:
             batch.dead.append(DeadLetter(message, exc.reason, exc.detail))
     return batch
-
-
-async def insert_dead_letters(conn: asyncpg.Connection, consumer: str, dead: Sequence[DeadLetter]) -> None:
-    if not dead:
-        return
-    await conn.executemany(
-        """INSERT INTO dead_letters
-               (consumer, topic, partition, "offset", message_key, reason, error, event_id, tenant_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::uuid, $9)
-           ON CONFLICT (consumer, topic, partition, "offset") DO NOTHING""",
-        [(consumer, d.message.topic, d.message.partition, d.message.offset, d.message.key, d.reason,
-          d.error[:2000], d.event_id, d.tenant_id) for d in dead],
-    )
 
 
 class Ownership(ConsumerRebalanceListener):
@@ -520,7 +508,9 @@ class StreamWorker(Generic[T, R]):
         async def attempt() -> list[R]:
             async with self.pool.acquire() as conn, conn.transaction():
                 result = await self.handler.write(conn, items) if items else []
-                await insert_dead_letters(conn, self.handler.name, dead)
+                await deadletters.record(conn, consumer=self.handler.name, rows=[
+                    deadletters.Row(d.message.topic, d.message.partition, d.message.offset, d.message.key, d.reason,
+                                    d.error[:2000], d.event_id, d.tenant_id) for d in dead])
                 return result
 
         return await retry_transient(attempt, stopping=self.stopping, max_delay_s=self.settings.db_retry_max_s,
