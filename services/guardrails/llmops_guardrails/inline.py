@@ -39,10 +39,14 @@ class CheckTooLarge(problems.DomainError):
 
 
 async def check(db: Executor, *, engine: PolicyEngine, policies: PolicyStore, tenant_id: str, request: CheckRequest,
-                max_chars: int) -> CheckResponse:
+                max_chars: int, may_override: bool) -> CheckResponse:
     """The whole inline check: size limit, the effective policy (stored, cached; with the inline override
     on top), the scan. `CheckTooLarge`; `InvalidPolicy` (the `policy` field) for an override that does not
-    validate."""
+    validate; `Forbidden` for an override from a key that may not change policies (`may_override`: an
+    inline policy carries tenant patterns and rules, as `PUT /v1/policy` does, so it needs `admin`)."""
+    if request.policy is not None and not may_override:
+        raise problems.Forbidden("an inline `policy` needs a key with the admin scope; "
+                                 "a check key uses the stored policy")
     started = time.perf_counter()
     if request.chars() > max_chars:
         raise CheckTooLarge(f"at most {max_chars} characters per check")

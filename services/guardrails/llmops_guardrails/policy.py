@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import re
 from enum import StrEnum
 from functools import cached_property
 from importlib import resources
@@ -35,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from llmops_guardrails.detectors.pii import NER_ENTITIES
 from llmops_guardrails.detectors.secrets import RULES as SECRET_RULES
 from llmops_guardrails.findings import Detector
+from llmops_guardrails.tenant_patterns import PatternRefused, TenantPattern, compile_pattern
 
 SCHEMA_VERSION = 1
 SECRET_KINDS = frozenset({r.name for r in SECRET_RULES} | {"jwt", "generic_secret_assignment", "generic_high_entropy"})
@@ -97,10 +97,7 @@ class TermList(_Strict):
     @classmethod
     def _compiles(cls, value: list[str]) -> list[str]:
         for p in value:
-            try:
-                re.compile(p)
-            except re.error as exc:
-                raise ValueError(f"pattern {p!r} is not a valid regular expression: {exc}") from exc
+            compile_pattern(p, ignore_case=True)  # PatternRefused (a ValueError) names the pattern
         return value
 
 
@@ -180,14 +177,14 @@ class Rule(_Strict):
             raise ValueError("redaction is only meaningful with action 'redact'")
         for p in self.values or []:
             try:
-                re.compile(p)
-            except re.error as exc:
-                raise ValueError(f"values pattern {p!r} is not a valid regular expression: {exc}") from exc
+                compile_pattern(p)
+            except PatternRefused as exc:
+                raise ValueError(f"values: {exc}") from None
         return self
 
     @cached_property
-    def value_patterns(self) -> list[re.Pattern[str]]:
-        return [re.compile(p) for p in self.values or []]
+    def value_patterns(self) -> list[TenantPattern]:
+        return [compile_pattern(p) for p in self.values or []]
 
 
 class Policy(_Strict):

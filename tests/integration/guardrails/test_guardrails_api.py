@@ -205,12 +205,15 @@ async def test_check_text_and_messages(client: httpx.AsyncClient, tenant: str, m
 
     block = {"rules": [{"id": "no-cards", "detector": "pii", "kinds": ["CREDIT_CARD"], "action": "block",
                         "severity": "high"}]}
-    resp = await client.post("/v1/check", json={"text": "card 4111 1111 1111 1111", "policy": block}, headers=h)
+    refused = await client.post("/v1/check", json={"text": "card 4111 1111 1111 1111", "policy": block}, headers=h)
+    assert refused.status_code == 403 and "admin" in refused.json()["detail"]  # an override is a policy change
+    admin = auth(await make_key(tenant, ["admin"]))
+    resp = await client.post("/v1/check", json={"text": "card 4111 1111 1111 1111", "policy": block}, headers=admin)
     body = resp.json()
     assert (body["allowed"], body["action"], body["policy_version"]) == (False, "block", "default+inline")
 
     bad = await client.post("/v1/check", json={"text": "x", "policy": "rules: [{id: x, detector: pii, action: alert}]"},
-                            headers=h)
+                            headers=admin)
     assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
     assert bad.json()["errors"] == [{"loc": ["body", "policy"], "type": "value_error",
                                      "msg": "rules[8](id=x): action 'alert' needs a severity (low, medium, high, "
