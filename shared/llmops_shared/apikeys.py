@@ -105,7 +105,9 @@ async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: str, redis
         return False
     if redis is not None:
         try:
-            await redis.delete(_cache_key(bytes(row["key_hash"])))
+            # A tombstone, not a delete: a look-up that read the key from Postgres just before this
+            # revocation must not put it back in the cache (its write is set-if-absent).
+            await redis.set(_cache_key(bytes(row["key_hash"])), orjson.dumps(None), ex=REVOKED_TOMBSTONE_TTL_S)
         except RedisError:
             log.warning("could not drop a revoked key from the cache; it expires with its TTL",
                         extra={"key_id": key_id})
@@ -118,6 +120,9 @@ async def list_keys(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str | No
            WHERE $1::text IS NULL OR tenant_id = $1 ORDER BY created_at""",
         tenant_id,
     )
+
+
+REVOKED_TOMBSTONE_TTL_S = 3600  # longer than any process's key cache TTL
 
 
 def _cache_key(key_hash: bytes) -> str:
@@ -173,7 +178,8 @@ class KeyStore:
         # Unknown keys are cached briefly too, so a flood of bad keys does not reach Postgres.
         ttl = self.cache_ttl_s if principal else min(5, self.cache_ttl_s)
         with contextlib.suppress(RedisError):  # the cache is an optimisation; Postgres answered
-            await self.redis.set(_cache_key(key_hash), value, ex=ttl)
+            # Set-if-absent: a revocation's tombstone, written while this look-up was in flight, wins.
+            await self.redis.set(_cache_key(key_hash), value, ex=ttl, nx=True)
 
 
 def _principal_from_cache(raw: bytes) -> Principal | None:

@@ -77,6 +77,24 @@ async def test_keys_are_stored_hashed_scoped_and_revocable(stack: CommonSettings
     assert not await apikeys.revoke_key(pg_pool, new.key_id, redis_client)
 
 
+async def test_a_key_revoked_while_its_look_up_is_in_flight_is_not_cached_back(
+        stack: CommonSettings, pg_pool, redis_client) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    new = await apikeys.create_key(pg_pool, tenant_id=tenant, scopes=["ingest:write"])
+
+    class RevokedMidLookUp:
+        """The pool as the key store sees it: the row is read, then the key is revoked before the cache write."""
+
+        async def fetchrow(self, *args: object) -> object:
+            row = await pg_pool.fetchrow(*args)
+            assert await apikeys.revoke_key(pg_pool, new.key_id, redis_client)
+            return row
+
+    racing = apikeys.KeyStore(RevokedMidLookUp(), redis_client, cache_ttl_s=30)  # type: ignore[arg-type]
+    assert await racing.resolve(new.secret) is not None  # it started before the revocation
+    assert await apikeys.KeyStore(pg_pool, redis_client, cache_ttl_s=30).resolve(new.secret) is None
+
+
 async def test_a_key_works_when_redis_is_unreachable(stack: CommonSettings, pg_pool) -> None:
     import redis.asyncio as aioredis
 
