@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
@@ -56,6 +57,21 @@ async def usage_export(conn: asyncpg.Connection, *, tenant_id: str, query: Usage
         yield usage_row(record, query)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][+-]?\d+)?$")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a spreadsheet may safely open it: text that a spreadsheet would run as a formula
+    (`=`, `+`, `-`, `@`, tab, carriage return first; user ids, tags, app names are the tenant's own text)
+    gets a leading `'`, as OWASP recommends; numbers stay numbers; null is empty."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.match(value):
+        return "'" + value
+    return value
+
+
 async def csv_export(pool: asyncpg.Pool, *, tenant_id: str, query: UsageQuery, max_rows: int) -> AsyncIterator[bytes]:
     """`usage_export` as CSV (`usage_query.csv_columns`; empty for null), in chunks of about 64 KiB; holds
     one connection of `pool` while it streams."""
@@ -64,7 +80,7 @@ async def csv_export(pool: asyncpg.Pool, *, tenant_id: str, query: UsageQuery, m
     writer.writeheader()
     async with pool.acquire() as conn:
         async for row in usage_export(conn, tenant_id=tenant_id, query=query, max_rows=max_rows):
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+            writer.writerow({k: csv_cell(v) for k, v in row.items()})
             if buffer.tell() > _CSV_CHUNK_BYTES:
                 yield buffer.getvalue().encode()
                 buffer.seek(0)
