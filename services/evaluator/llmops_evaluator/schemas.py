@@ -47,7 +47,6 @@ class Rating(_Body):
     score: Annotated[int, Field(strict=True)] | None = Field(None, description="On the rubric's scale, e.g. 1-5")
     label: Label | None = Field(None, description="One of the rubric's labels, e.g. `relevant`")
     comment: Comment | None = None
-    reviewer: Identifier | None = Field(None, description="Who rates; default: the API key's id")
 
 
 class FeedbackCreate(Rating):
@@ -62,7 +61,7 @@ class FeedbackPublic(BaseModel):
     score: int = Field(description="On the rubric's scale")
     normalised_score: float = Field(description="The score on [0, 1], as stored")
     label: str | None
-    reviewer: str
+    reviewer: str = Field(description="The id of the API key that rated: a reviewer is the key, never a name sent")
     comment: str | None
     created_at: datetime
     updated_at: datetime
@@ -72,7 +71,6 @@ class FeedbackPublic(BaseModel):
 
 
 class ReviewNext(_Body):
-    reviewer: Identifier | None = Field(None, description="Who takes the item; default: the API key's id")
     lock_minutes: Annotated[int, Field(ge=1, le=240)] = 15
     rubric: RubricRef | None = None
     evaluator_id: Identifier | None = None

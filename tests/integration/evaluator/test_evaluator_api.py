@@ -42,21 +42,37 @@ class Tenant:
     id: str
     admin: httpx.AsyncClient
     writer: httpx.AsyncClient
+    reviewer: Any = None  # `await tenant.reviewer()` -> (a client with an eval:write key of its own, its key id)
+
+    @property
+    def writer_key_id(self) -> str:
+        return key_id_of(self.writer)
+
+
+def key_id_of(client: httpx.AsyncClient) -> str:
+    """The key id of a client's key (`lk_<key id>_<secret>`): the reviewer it rates as."""
+    return client.headers["authorization"].removeprefix("Bearer ").split("_")[1]
 
 
 @pytest_asyncio.fixture
 async def clients(api_url: str, make_key: Any) -> AsyncIterator[tuple[Tenant, Tenant]]:
     made: list[httpx.AsyncClient] = []
 
+    async def client_for(tenant_id: str, scopes: list[str]) -> httpx.AsyncClient:
+        key = await make_key(tenant_id, scopes)
+        client = httpx.AsyncClient(base_url=api_url, headers={"authorization": f"Bearer {key}"}, timeout=10)
+        made.append(client)
+        return client
+
     async def tenant() -> Tenant:
         tenant_id = f"t-{uuid.uuid4().hex[:10]}"
-        pair = []
-        for scopes in (["admin"], ["eval:write"]):
-            key = await make_key(tenant_id, scopes)
-            client = httpx.AsyncClient(base_url=api_url, headers={"authorization": f"Bearer {key}"}, timeout=10)
-            made.append(client)
-            pair.append(client)
-        return Tenant(tenant_id, *pair)
+
+        async def reviewer() -> tuple[httpx.AsyncClient, str]:
+            client = await client_for(tenant_id, ["eval:write"])
+            return client, key_id_of(client)
+
+        return Tenant(tenant_id, await client_for(tenant_id, ["admin"]), await client_for(tenant_id, ["eval:write"]),
+                      reviewer)
 
     yield await tenant(), await tenant()
     for client in made:
@@ -219,19 +235,24 @@ async def test_feedback_takes_a_score_or_a_label_and_replaces_a_reviewers_earlie
     (event_id,) = await judged(pg_pool, a.id, evaluator_id, [4])
 
     first = await a.writer.post("/v1/feedback", json={"event_id": event_id, "rubric": "relevance@1", "score": 4,
-                                                      "reviewer": "alice@acme.example", "comment": "fine"})
+                                                      "comment": "fine"})
     assert first.status_code == 201, first.text
     body = first.json()
     assert (body["score"], body["normalised_score"], body["label"], body["reviewer"]) == \
-        (4, 0.75, "mostly_relevant", "alice@acme.example")
+        (4, 0.75, "mostly_relevant", a.writer_key_id)  # the reviewer is the key
     again = await a.writer.post("/v1/feedback", json={"event_id": event_id, "rubric": "relevance@1",
-                                                      "label": "relevant", "reviewer": "alice@acme.example"})
+                                                      "label": "relevant"})
     assert again.status_code == 200 and (again.json()["id"], again.json()["score"]) == (body["id"], 5)
     custom = await a.writer.post("/v1/feedback", json={"event_id": event_id, "rubric": "tone@2", "label": "warm"})
     assert custom.status_code == 201 and (custom.json()["score"], custom.json()["normalised_score"]) == (3, 1.0)
-    assert custom.json()["reviewer"]  # the key's id by default
+    other, other_id = await a.reviewer()
+    second = await other.post("/v1/feedback", json={"event_id": event_id, "rubric": "relevance@1", "score": 1})
+    assert second.status_code == 201 and second.json()["reviewer"] == other_id  # a second person, a second row
+    named = await other.post("/v1/feedback", json={"event_id": event_id, "rubric": "relevance@1", "score": 2,
+                                                   "reviewer": a.writer_key_id})
+    assert field_of(named) == [["body", "reviewer"]]  # nobody rates in another reviewer's name
     count = await pg_pool.fetchval("SELECT count(*) FROM human_feedback WHERE tenant_id = $1", a.id)
-    assert count == 2
+    assert count == 3
 
     def post(**fields: Any) -> Any:
         return a.writer.post("/v1/feedback", json={"event_id": event_id, "rubric": "relevance@1", **fields})
@@ -269,11 +290,17 @@ async def test_the_review_queue_hands_out_items_with_a_lock(clients: tuple[Tenan
         ReviewEntry(a.id, uuid.UUID(events[2]), evaluator_id, "relevance@1", "random_sample", 0),
     ])
 
-    async def take(reviewer: str, **options: Any) -> httpx.Response:
-        return await a.writer.post("/v1/review/next", json={"reviewer": reviewer, **options})
+    people = {name: await a.reviewer() for name in ("alice", "bob", "carol", "dave", "erin")}
+    ids = {name: key_id for name, (_, key_id) in people.items()}
+
+    async def take(person: str, **options: Any) -> httpx.Response:
+        return await people[person][0].post("/v1/review/next", json=options)
+
+    async def submit(person: str, item_id: int, **rating: Any) -> httpx.Response:
+        return await people[person][0].post(f"/v1/review/{item_id}/submit", json=rating)
 
     alice = (await take("alice", lock_minutes=5)).json()
-    assert (alice["event_id"], alice["reason"], alice["lock_owner"]) == (events[1], "low_score", "alice")
+    assert (alice["event_id"], alice["reason"], alice["lock_owner"]) == (events[1], "low_score", ids["alice"])
     assert alice["rubric_detail"]["labels"][0] == "irrelevant" and "score" not in alice  # blind: no judge score
     lock = datetime.fromisoformat(alice["lock_expires_at"])
     assert timedelta(minutes=4) < lock - datetime.now(UTC) <= timedelta(minutes=5)
@@ -283,29 +310,28 @@ async def test_the_review_queue_hands_out_items_with_a_lock(clients: tuple[Tenan
     assert {bob["event_id"], carol["event_id"]} == {events[0], events[2]}
     assert (await take("dave")).status_code == 204  # everything is locked by someone else
     assert (await b.writer.post("/v1/review/next")).status_code == 204  # another tenant sees nothing
+    assert field_of(await take("dave", reviewer=ids["alice"])) == [["body", "reviewer"]]  # no taking a name
 
     # Alice's lock expires: the item is handed to dave; alice can no longer submit it.
     await pg_pool.execute("UPDATE review_queue SET lock_expires_at = now() - interval '1 second' WHERE item_id = $1",
                           alice["item_id"])
     dave = (await take("dave")).json()
     assert dave["item_id"] == alice["item_id"]
-    submit = f"/v1/review/{alice['item_id']}/submit"
-    refused = await a.writer.post(submit, json={"reviewer": "alice", "score": 1})
+    refused = await submit("alice", alice["item_id"], score=1)
     assert refused.status_code == 409 and "another reviewer" in refused.text
-    assert field_of(await a.writer.post(submit, json={"reviewer": "dave", "score": 7})) == [["body", "score"]]
-    assert (await b.writer.post(submit, json={"reviewer": "dave", "score": 1})).status_code == 404
-    done = await a.writer.post(submit, json={"reviewer": "dave", "label": "irrelevant", "comment": "off topic"})
+    assert field_of(await submit("dave", alice["item_id"], score=7)) == [["body", "score"]]
+    assert (await b.writer.post(f"/v1/review/{alice['item_id']}/submit", json={"score": 1})).status_code == 404
+    done = await submit("dave", alice["item_id"], label="irrelevant", comment="off topic")
     assert done.status_code == 200, done.text
-    assert (done.json()["item"]["status"], done.json()["item"]["completed_by"]) == ("done", "dave")
-    assert (done.json()["feedback"]["score"], done.json()["feedback"]["reviewer"]) == (1, "dave")
-    assert (await a.writer.post(submit, json={"reviewer": "dave", "score": 1})).status_code == 409  # done
+    assert (done.json()["item"]["status"], done.json()["item"]["completed_by"]) == ("done", ids["dave"])
+    assert (done.json()["feedback"]["score"], done.json()["feedback"]["reviewer"]) == (1, ids["dave"])
+    assert (await submit("dave", alice["item_id"], score=1)).status_code == 409  # done
     assert (await take("dave")).status_code == 204
-    unlocked = await a.writer.post(f"/v1/review/{bob['item_id']}/submit", json={"reviewer": "erin", "score": 3})
-    assert unlocked.status_code == 409
+    assert (await submit("erin", bob["item_id"], score=3)).status_code == 409  # bob holds it
     assert (await a.writer.post("/v1/review/999999999/submit", json={"score": 3})).status_code == 404
-    assert ["body", "lock_minutes"] in field_of(await take("x", lock_minutes=0))
+    assert ["body", "lock_minutes"] in field_of(await take("erin", lock_minutes=0))
     feedback = await pg_pool.fetch("SELECT reviewer, score, comment FROM human_feedback WHERE tenant_id = $1", a.id)
-    assert [(f["reviewer"], f["score"], f["comment"]) for f in feedback] == [("dave", 0.0, "off topic")]
+    assert [(f["reviewer"], f["score"], f["comment"]) for f in feedback] == [(ids["dave"], 0.0, "off topic")]
 
 
 async def test_two_reviewers_asking_at_once_never_get_the_same_item(clients: tuple[Tenant, Tenant],
@@ -317,7 +343,8 @@ async def test_two_reviewers_asking_at_once_never_get_the_same_item(clients: tup
     events = await judged(pg_pool, a.id, evaluator_id, [3] * 6)
     await enqueue_for_review(pg_pool, [ReviewEntry(a.id, uuid.UUID(e), evaluator_id, "relevance@1", "random_sample", 0)
                                        for e in events])
-    answers = await asyncio.gather(*(a.writer.post("/v1/review/next", json={"reviewer": f"r{n}"}) for n in range(8)))
+    people = [(await a.reviewer())[0] for _ in range(8)]
+    answers = await asyncio.gather(*(person.post("/v1/review/next") for person in people))
     items = [r.json()["item_id"] for r in answers if r.status_code == 200]
     assert len(items) == 6 == len(set(items))
     assert sorted(r.status_code for r in answers) == [200] * 6 + [204] * 2
@@ -335,7 +362,7 @@ async def test_the_agreement_report_pairs_judge_and_people_on_the_rubric_scale(
     events = await judged(pg_pool, a.id, evaluator_id, judge_scores)
     for event_id, score in zip(events, human_scores, strict=True):
         response = await a.writer.post("/v1/feedback", json={"event_id": event_id, "rubric": "relevance@1",
-                                                              "score": score, "reviewer": "alice"})
+                                                              "score": score})
         assert response.status_code == 201
     # Feedback on another rubric, and on an event whose judgment failed, is not paired.
     await a.writer.post("/v1/feedback", json={"event_id": events[0], "rubric": "safety@1", "score": 1})

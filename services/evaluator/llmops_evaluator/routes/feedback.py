@@ -19,7 +19,7 @@ async def submit_feedback(body: FeedbackCreate, principal: EvalWriter, conn: Con
                           response: Response) -> FeedbackPublic:
     stored, created = await feedback.submit_feedback(
         conn=conn, tenant_id=principal.tenant_id, event_id=body.event_id, rubric_ref=body.rubric, score=body.score,
-        label=body.label, comment=body.comment, reviewer=body.reviewer or principal.key_id)
+        label=body.label, comment=body.comment, reviewer=principal.key_id)
     if not created:
         response.status_code = 200
     return stored

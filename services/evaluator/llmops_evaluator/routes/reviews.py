@@ -1,4 +1,5 @@
-"""`/v1/review`: the human review queue (scope `eval:write`)."""
+"""`/v1/review`: the human review queue (scope `eval:write`). The reviewer is the calling key: one key per
+person, so nobody can take or submit another reviewer's locked item by naming them."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ async def review_next(principal: EvalWriter, conn: Conn,
                       body: Annotated[ReviewNext | None, Body()] = None) -> ReviewItemTaken | Response:
     options = body or ReviewNext()
     item = await review_queue.next_review_item(
-        conn=conn, tenant_id=principal.tenant_id, reviewer=options.reviewer or principal.key_id,
+        conn=conn, tenant_id=principal.tenant_id, reviewer=principal.key_id,
         lock_minutes=options.lock_minutes, rubric=options.rubric, evaluator_id=options.evaluator_id)
     return Response(status_code=204) if item is None else item
 
@@ -29,5 +30,5 @@ async def review_next(principal: EvalWriter, conn: Conn,
              responses={404: problem("no such item"), 409: problem("not locked by you, or already completed")})
 async def review_submit(item_id: int, body: Rating, principal: EvalWriter, conn: Conn) -> ReviewSubmitted:
     return await review_queue.submit_review(conn=conn, tenant_id=principal.tenant_id, item_id=item_id,
-                                            reviewer=body.reviewer or principal.key_id, score=body.score,
+                                            reviewer=principal.key_id, score=body.score,
                                             label=body.label, comment=body.comment)
