@@ -22,13 +22,13 @@ from pydantic import BaseModel, Field
 
 from llmops_ingest.intake import BodyError, Intake, parse_body, validate_items
 from llmops_ingest.publisher import EventPublisher
-from llmops_ingest.ratelimit import RateLimiter
 from llmops_ingest.settings import IngestSettings
 from llmops_shared import problems
 from llmops_shared.deps import Ingester
 from llmops_shared.http import JSONBody, api_backends, backend_checks, ops_router, run_api
 from llmops_shared.kafka import KafkaUnavailable
 from llmops_shared.logging import configure_logging
+from llmops_shared.ratelimit import RateLimiter
 
 log = logging.getLogger("llmops_ingest")
 

@@ -1,8 +1,9 @@
-"""A per-key token bucket in Redis, counted in events.
+"""A per-key token bucket in Redis: events for the ingest API, requests for every other API.
 
-The bucket lives in one Redis hash per key, updated atomically by a Lua script, so every replica of the
-ingest API shares it. If Redis is unreachable the limiter lets requests through (and says so in the
-log): ingestion matters more than the limit.
+The bucket lives in one Redis hash per key and purpose, updated atomically by a Lua script, so every
+replica of an API shares it. If Redis is unreachable the limiter lets requests through (and says so in
+the log): a documented choice, because the key look-up still holds (it falls back to Postgres) and losing
+ingestion or reads during a Redis outage costs more than a few seconds without a limit.
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ class Decision:
 
 
 class RateLimiter:
-    def __init__(self, redis: aioredis.Redis, *, rate_per_s: int, burst: int) -> None:
+    def __init__(self, redis: aioredis.Redis, *, rate_per_s: int, burst: int, purpose: str = "events") -> None:
         self.redis = redis
         self.rate_per_s = rate_per_s
         self.burst = burst
+        self.purpose = purpose
         self._script = redis.register_script(_BUCKET_SCRIPT)
 
     async def take(self, key_id: str, cost: int, rate_per_s: int | None = None) -> Decision:
@@ -61,10 +63,14 @@ class RateLimiter:
             # Never satisfiable as one request; say how long a bucket this size takes to refill.
             return Decision(False, max(1, math.ceil(capacity / rate)))
         try:
-            allowed, wait = await self._script(keys=[f"llmops:ratelimit:{key_id}"], args=[rate, capacity, cost])
+            allowed, wait = await self._script(keys=[self._bucket(key_id)], args=[rate, capacity, cost])
         except RedisError:
             log.warning("rate limiter unavailable (Redis); letting the request through", extra={"key_id": key_id})
             return Decision(True)
         if int(allowed):
             return Decision(True)
         return Decision(False, max(1, math.ceil(float(wait))))
+
+    def _bucket(self, key_id: str) -> str:
+        # The ingest API's event bucket keeps its original name; request buckets are per API.
+        return f"llmops:ratelimit:{key_id}" if self.purpose == "events" else f"llmops:ratelimit:{self.purpose}:{key_id}"

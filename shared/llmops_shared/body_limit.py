@@ -1,0 +1,71 @@
+"""A cap on request bodies, checked before anything reads or parses them (authentication included).
+
+`BodyLimit` is plain ASGI middleware: a request that declares a `Content-Length` over the cap is answered
+413 at once; a body sent without one (chunked) is read up to the cap and answered 413 as soon as it goes
+past, never buffered whole. What passes is handed to the app unchanged. Every API of the suite installs it
+(`install(app, max_bytes)`), so a client without a key cannot make a service parse megabytes of JSON.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from llmops_shared.problems import problem_response
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, receive, send, f"the body is {declared} bytes; the limit is {self.max_bytes}")
+            return
+        # Read the body up to the cap before the app sees any of it, then replay it.
+        chunks: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                chunks.append(message)
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send, f"the body exceeds the limit of {self.max_bytes} bytes")
+                return
+            chunks.append(message)
+            if not message.get("more_body", False):
+                break
+        replay = iter(chunks)
+
+        async def replayed() -> Message:
+            try:
+                return next(replay)
+            except StopIteration:
+                return await receive()
+
+        await self.app(scope, replayed, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, detail: str) -> None:
+        response = problem_response(413, detail, headers={"Connection": "close"})
+        await response(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def install(app: ASGIApp, *, max_bytes: int) -> None:
+    """Cap the bodies of `app` (a FastAPI or Starlette app) at `max_bytes`."""
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)  # type: ignore[attr-defined]
