@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from llmops_shared.apikeys import KeyStore, Principal, Scope
 from llmops_shared.db import create_pool
+from llmops_shared.ratelimit import RateLimiter
 from llmops_shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -66,13 +67,18 @@ def ops_router(checks: dict[str, ReadinessCheck], *, timeout_s: float = 2.0) -> 
 
 @asynccontextmanager
 async def api_backends(app: FastAPI, settings: CommonSettings, *, key_cache_ttl_s: int = 30,
-                       pool_size: int = 8) -> AsyncIterator[tuple[asyncpg.Pool, aioredis.Redis]]:
+                       pool_size: int = 8, requests_per_s: int | None = None, requests_burst: int | None = None,
+                       ) -> AsyncIterator[tuple[asyncpg.Pool, aioredis.Redis]]:
     """What every API's lifespan opens: a Postgres pool, a Redis client and the API-key store, on
     `app.state.pool`, `app.state.redis` and `app.state.keystore`; closed when the app stops."""
     pool = await create_pool(settings.database_url, max_size=pool_size)
     redis = aioredis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
     app.state.pool, app.state.redis = pool, redis
     app.state.keystore = KeyStore(pool, redis, cache_ttl_s=key_cache_ttl_s)
+    if requests_per_s:  # every scoped route then counts the calling key's requests (`require_scope`)
+        app.state.request_limiter = RateLimiter(redis, rate_per_s=requests_per_s,
+                                                burst=requests_burst or requests_per_s,
+                                                purpose=f"requests:{app.title}")
     try:
         yield pool, redis
     finally:
@@ -116,7 +122,8 @@ def _bearer(request: Request) -> str:
 
 
 def require_scope(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
-    """A dependency: the calling key's `Principal`, 401 for a bad key, 403 without `scope`."""
+    """A dependency: the calling key's `Principal`, 401 for a bad key, 403 without `scope`, 429 (with
+    `Retry-After`) past the key's request rate when the app has a `request_limiter` on its state."""
 
     async def dependency(request: Request) -> Principal:
         keystore: KeyStore = request.app.state.keystore
@@ -126,6 +133,12 @@ def require_scope(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
                                 headers={"WWW-Authenticate": "Bearer"})
         if not principal.allows(scope):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key lacks the scope {scope.value!r}")
+        limiter: RateLimiter | None = getattr(request.app.state, "request_limiter", None)
+        if limiter is not None:
+            decision = await limiter.take(principal.key_id, 1)
+            if not decision.allowed:
+                raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "request rate limit reached for this key",
+                                    headers={"Retry-After": str(decision.retry_after_s)})
         return principal
 
     return dependency
