@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -19,7 +22,7 @@ from llmops_evaluator.settings import EvaluatorSettings
 from llmops_evaluator.worker import Runtime, open_runtime
 from llmops_shared.contract import Interaction
 from llmops_shared.kafka import durable_producer, ensure_topics
-from llmops_shared.settings import CommonSettings
+from llmops_shared.settings import CommonSettings, environment
 from llmops_shared.topics import TopicSpec
 
 JUDGE_KEY_ENV = "EVAL_TEST_JUDGE_KEY"
@@ -141,3 +144,18 @@ async def running_worker(settings: EvaluatorSettings, environ: dict[str, str] | 
             await asyncio.wait_for(task, 30)
         finally:
             await runtime.close()
+
+
+def worker_env(settings: EvaluatorSettings, **extra: str) -> dict[str, str]:
+    """The environment of a worker process (`python -m llmops_evaluator.worker`) with `settings`."""
+    names = ("database_url", "kafka_bootstrap", "redis_url", "topic", "usage_topic", "scores_topic",
+             "group", "batch_max_events", "batch_max_wait_ms", "evaluators_refresh_s",
+             "judge_max_attempts", "judge_base_delay_s", "judge_max_delay_s", "consumer_session_timeout_ms")
+    return {**os.environ, **JUDGE_ENV, **environment(settings, names), **extra}
+
+
+async def start_worker(env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    """The worker as a process; its log (JSON lines on stderr) appended to `log`."""
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(sys.executable, "-m", "llmops_evaluator.worker", env=env,
+                                                    stdout=asyncio.subprocess.DEVNULL, stderr=out)
