@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import time
@@ -28,6 +29,7 @@ from llmops_shared.topics import TopicSpec
 JUDGE_KEY_ENV = "EVAL_TEST_JUDGE_KEY"
 JUDGE_ENV = {JUDGE_KEY_ENV: "sk-test"}
 REPLY = {"reasoning": "It answers the question.", "score": 3}  # on every built-in scale (1-5 and 1-3)
+REPLY_JSON = json.dumps(REPLY)
 
 
 def evaluator_config(tenant: str, url: str, **overrides: Any) -> EvaluatorConfig:
@@ -159,3 +161,53 @@ async def start_worker(env: dict[str, str], log: Path) -> asyncio.subprocess.Pro
     with log.open("ab") as out:
         return await asyncio.create_subprocess_exec(sys.executable, "-m", "llmops_evaluator.worker", env=env,
                                                     stdout=asyncio.subprocess.DEVNULL, stderr=out)
+
+
+class SlowDrip:
+    """An HTTP server that answers every request 200 with a completion, one byte a second (a per-read
+    time-out never fires on it). Counts the requests it got."""
+
+    def __init__(self, content: str = REPLY_JSON) -> None:
+        self.content = content
+        self.requests = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/v1"
+
+    async def __aenter__(self) -> SlowDrip:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            await reader.readexactly(length)
+            self.requests += 1
+            body = json.dumps({"id": "slow", "object": "chat.completion", "created": 0, "model": "judge-model",
+                               "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                                   "role": "assistant", "content": self.content}}]}).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                         b"content-length: %d\r\n\r\n" % len(body))
+            for byte in body:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(1)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client gave up: what this server is for
+        finally:
+            self._writers.discard(writer)
+            writer.close()

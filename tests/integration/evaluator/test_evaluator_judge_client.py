@@ -18,6 +18,7 @@ from llmops_evaluator.judge_client import EndpointCapabilities, JudgeClient, Jud
 from llmops_evaluator.retry import RetryPolicy
 from llmops_evaluator.rubrics import BUILTIN
 from llmops_shared.contract import Interaction
+from tests.integration.evaluator.evaluator_support import SlowDrip
 from tests.support.events import make_event
 
 RUBRIC = BUILTIN["relevance@1"]
@@ -290,55 +291,6 @@ async def test_a_nul_or_a_lone_surrogate_in_the_reasoning_is_replaced_not_stored
 
 
 # -- deadlines are wall-clock totals, not per read ------------------------------------------------------
-
-
-class SlowDrip:
-    """An HTTP server that answers every request 200 with a completion, one byte a second (a per-read
-    time-out never fires on it). Counts the requests it got."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/v1"
-
-    async def __aenter__(self) -> SlowDrip:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.close()
-        await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
-            await reader.readexactly(length)
-            self.requests += 1
-            body = json.dumps({"id": "slow", "object": "chat.completion", "created": 0, "model": "judge-model",
-                               "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                                   "role": "assistant", "content": json.dumps(GOOD)}}]}).encode()
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                         b"content-length: %d\r\n\r\n" % len(body))
-            for byte in body:
-                writer.write(bytes([byte]))
-                await writer.drain()
-                await asyncio.sleep(1)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client gave up: what this server is for
-        finally:
-            self._writers.discard(writer)
-            writer.close()
 
 
 async def test_a_server_dripping_a_byte_a_second_cannot_stretch_the_judgment_past_its_deadline() -> None:
