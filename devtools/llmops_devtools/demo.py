@@ -132,7 +132,8 @@ async def _prepare_tenants(settings: CommonSettings, judge_url: str) -> tuple[di
         await pool.close()
 
 
-async def ensure_demo_evaluator(pool: Any, judge_url: str, *, tenant_id: str = "acme") -> None:
+async def ensure_demo_evaluator(pool: Any, judge_url: str, *, tenant_id: str = "acme",
+                                evaluator_id: str = "demo-support-quality") -> None:
     """acme's support bot is judged for relevance and safety on half its traffic, by the local fake LLM.
 
     Made before the traffic is sent; a running evaluator worker has it in force for its next batch (its
@@ -141,7 +142,7 @@ async def ensure_demo_evaluator(pool: Any, judge_url: str, *, tenant_id: str = "
     from llmops_shared.problems import Conflict
 
     body = {
-        "id": "demo-support-quality", "apps": ["support-bot"], "rubrics": ["relevance@1", "safety@1"],
+        "id": evaluator_id, "apps": ["support-bot"], "rubrics": ["relevance@1", "safety@1"],
         "sample_rate": 0.5, "max_concurrency": 4, "daily_spend_cap_usd": "5",
         "judge": {"model": "gpt-4o-mini", "base_url": judge_url, "api_key_env": "LLMOPS_DEMO_JUDGE_KEY",
                   "input_usd_per_mtok": "0.15", "output_usd_per_mtok": "0.60"},

@@ -173,7 +173,7 @@ async def test_a_worker_started_before_the_demo_evaluator_existed_judges_the_dem
         await eventually(started, timeout_s=60, what="the worker process started")
         assert await load_evaluators(conn=pg_pool, tenant_id=tenant) == []  # it loaded none for the tenant
 
-        await ensure_demo_evaluator(pg_pool, server.url, tenant_id=tenant)
+        await ensure_demo_evaluator(pg_pool, server.url, tenant_id=tenant, evaluator_id=f"demo-{tenant}")
         traffic = events(tenant, 24, app_id="support-bot") + events(tenant, 6, app_id="rag-search")
         await send(settings.kafka_bootstrap, settings.topic, traffic)
         [config] = await load_evaluators(conn=pg_pool, tenant_id=tenant)
