@@ -126,26 +126,30 @@ async def _prepare_tenants(settings: CommonSettings, judge_url: str) -> tuple[di
                                                             name="demo")).secret
             read_keys[tenant] = (await apikeys.create_key(pool, tenant_id=tenant, scopes=READ_SCOPES,
                                                           name="demo-reader")).secret
-        await _ensure_demo_evaluator(pool, judge_url)
+        await ensure_demo_evaluator(pool, judge_url)
         return ingest_keys, read_keys
     finally:
         await pool.close()
 
 
-async def _ensure_demo_evaluator(pool: Any, judge_url: str) -> None:
-    """acme's support bot is judged for relevance and safety on half its traffic, by the local fake LLM."""
+async def ensure_demo_evaluator(pool: Any, judge_url: str, *, tenant_id: str = "acme",
+                                evaluator_id: str = "demo-support-quality") -> None:
+    """acme's support bot is judged for relevance and safety on half its traffic, by the local fake LLM.
+
+    Made before the traffic is sent; a running evaluator worker has it in force for its next batch (its
+    configuration watcher), so the demo's first events are judged."""
     from llmops_evaluator.evaluators import create_evaluator
     from llmops_shared.problems import Conflict
 
     body = {
-        "id": "demo-support-quality", "apps": ["support-bot"], "rubrics": ["relevance@1", "safety@1"],
+        "id": evaluator_id, "apps": ["support-bot"], "rubrics": ["relevance@1", "safety@1"],
         "sample_rate": 0.5, "max_concurrency": 4, "daily_spend_cap_usd": "5",
         "judge": {"model": "gpt-4o-mini", "base_url": judge_url, "api_key_env": "LLMOPS_DEMO_JUDGE_KEY",
                   "input_usd_per_mtok": "0.15", "output_usd_per_mtok": "0.60"},
     }
     async with pool.acquire() as conn:
         with contextlib.suppress(Conflict):  # made by an earlier run
-            await create_evaluator(conn=conn, tenant_id="acme", body=body)
+            await create_evaluator(conn=conn, tenant_id=tenant_id, body=body)
 
 
 def run_demo(settings: CommonSettings, *, events_target: int = 60, ingest_url: str = "http://127.0.0.1:8080",

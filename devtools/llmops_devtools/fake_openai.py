@@ -11,7 +11,12 @@ exhausted quota, `insufficient_quota`, without Retry-After) and `x-fake-latency-
 modes that the next requests take in order, e.g. `["429", "500", "ok"]`; `default_mode` is the mode of every
 other request (`ok` unless set, e.g. to `500` for an endpoint that is down). With `reject_json_schema` set, a
 request asking for `response_format` `json_schema` gets a 400 naming `response_format` (as endpoints without
-structured outputs answer), before any scripted mode is taken. Replies are deterministic: the content
+structured outputs answer), before any scripted mode is taken. `marked_modes` maps a marker to a mode that
+every request whose prompt contains the marker takes (after the header, before the script): one event of a
+batch can be answered badly on every call, whatever the order of the calls. Malformed 200 replies, for the
+judge's validation: `negative_usage` and `huge_usage` (token counts -5 and 10^12), `content_not_string`
+(the content a JSON object), `no_choices` (an empty list), `not_an_object` (the body a JSON array) and
+`nul_reasoning` (a judgment whose reasoning holds a NUL and a lone surrogate). Replies are deterministic: the content
 is `reply_text` if set, otherwise a JSON object if the request asks for JSON (`response_format`), else
 an echo of the last user message's length.
 
@@ -48,6 +53,7 @@ class FakeLLMConfig:
     seed: int = 7
     reject_json_schema: bool = False  # answer 400 to `response_format: json_schema` (no structured outputs)
     default_mode: str = "ok"  # the mode of a request that no header, script or error_rate decides (e.g. "500")
+    marked_modes: dict[str, str] = field(default_factory=dict)  # prompt marker -> mode of every such request
 
 
 @dataclass
@@ -120,9 +126,14 @@ class FakeLLMServer:
             self.stats.in_flight -= 1
             self.stats.by_status[status] += 1
 
-    def _next_mode(self, header_mode: str | None) -> str:
+    def _next_mode(self, header_mode: str | None, body: dict[str, Any]) -> str:
         if header_mode:
             return header_mode
+        if self.config.marked_modes:
+            prompt = _prompt_text(body)
+            for marker, mode in self.config.marked_modes.items():
+                if marker in prompt:
+                    return mode
         with self._lock:
             if self.config.script:
                 return self.config.script.popleft()
@@ -178,7 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
             if latency:
                 time.sleep(latency / 1000)
             rejected = fake.config.reject_json_schema and _format_type(body) == "json_schema"
-            mode = "reject_json_schema" if rejected else fake._next_mode(self.headers.get("x-fake-mode"))
+            mode = "reject_json_schema" if rejected else fake._next_mode(self.headers.get("x-fake-mode"), body)
         except BaseException:
             fake._leave(500)
             raise
@@ -205,6 +216,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b'{"id": "chatcmpl-broken", "choices": [', "application/json")
         elif mode == "bad_content":
             self._json(200, _completion(body, "this is not JSON at all"))
+        elif mode in _MALFORMED:
+            self._send(200, json.dumps(_MALFORMED[mode](_completion(body, _content(fake.config, body)))).encode(),
+                       "application/json")
         elif body.get("stream"):
             self._stream(body)
         else:
@@ -261,6 +275,32 @@ _ERROR_TYPES = {
     "502": "server_error",
     "503": "server_error",
     "504": "server_error",
+}
+
+
+def _with(path: tuple[str | int, ...], value: Any) -> Any:
+    """A function that sets `path` in a completion to `value`."""
+
+    def change(completion: dict[str, Any]) -> Any:
+        target: Any = completion
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+        return completion
+
+    return change
+
+
+# Malformed 200 replies, built from a good completion.
+_MALFORMED = {
+    "negative_usage": _with(("usage", "prompt_tokens"), -5),
+    "huge_usage": _with(("usage", "completion_tokens"), 10**12),
+    "content_not_string": _with(("choices", 0, "message", "content"),
+                                {"reasoning": "an object, not a string", "score": 3}),
+    "no_choices": _with(("choices",), []),
+    "not_an_object": lambda completion: [completion],
+    "nul_reasoning": _with(("choices", 0, "message", "content"),
+                           json.dumps({"reasoning": "fine\u0000 and \ud800 odd", "score": 3})),
 }
 
 

@@ -34,10 +34,10 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from llmops_evaluator.config import EnvVarName, JudgeSpec
-from llmops_evaluator.judge_client import JudgeClient, JudgeResult, JudgeStatus
-from llmops_evaluator.retry import RetryPolicy, classify
-from llmops_evaluator.rubrics import CustomRubricSpec, Rubric, RubricRef, resolve_rubric
-from llmops_shared.contract import Identifier, Interaction, Messages, Tag, Text, describe_errors
+from llmops_evaluator.judge_client import JudgeClient, JudgeResult, JudgeStatus, read_reply
+from llmops_evaluator.retry import Failure, RetryPolicy, classify
+from llmops_evaluator.rubrics import CustomRubricSpec, Rubric, RubricRef, resolve_rubric, storable_text
+from llmops_shared.contract import MAX_TEXT_CHARS, Identifier, Interaction, Messages, Tag, Text, describe_errors
 
 MAX_ITEMS = 10_000
 _GOLDEN_NAMESPACE = uuid.UUID("0b6f3c52-6a1e-4d4e-9c59-3f1f8f0e2a11")
@@ -202,22 +202,37 @@ class TargetClient:
         await self._client.close()
 
     async def complete(self, item_input: list[Any] | str) -> str:
-        """The target's answer to `item_input`, or `TargetError`."""
+        """The target's answer to `item_input`, or `TargetError`; within the policy's total deadline, each
+        attempt within its time-out (wall-clock totals, as the judge's: `judge_client`)."""
         if isinstance(item_input, str):
             messages: list[Any] = [{"role": "user", "content": item_input}]
         else:
             messages = [m.model_dump(exclude_none=True) for m in item_input]
+        deadline = asyncio.timeout(self.policy.deadline_s)
+        try:
+            async with deadline:
+                return await self._complete(messages)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise TargetError("deadline", f"no answer within the {self.policy.deadline_s:g} s deadline") from None
+
+    async def _complete(self, messages: list[Any]) -> str:
         started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
+            attempt_timeout_s = min(self.policy.attempt_timeout_s,
+                                    max(self.policy.deadline_s - (time.monotonic() - started), 0.001))
             try:
-                completion = await self._client.chat.completions.create(
-                    model=self.spec.model, messages=messages, temperature=self.spec.temperature,
-                    max_tokens=self.spec.max_tokens,
-                )
-            except openai.APIError as exc:
-                failure = classify(exc)
+                async with asyncio.timeout(attempt_timeout_s):
+                    completion: object = await self._client.chat.completions.create(
+                        model=self.spec.model, messages=messages, temperature=self.spec.temperature,
+                        max_tokens=self.spec.max_tokens,
+                    )
+            except (openai.APIError, TimeoutError) as exc:
+                failure = (Failure("timeout", message=f"no complete answer within {attempt_timeout_s:g} s")
+                           if isinstance(exc, TimeoutError) else classify(exc))
                 if failure is None:
                     raise TargetError("bad_response", "the target's response was not valid") from exc
                 delay = self.policy.next_delay(attempt, failure, elapsed_s=time.monotonic() - started,
@@ -226,10 +241,13 @@ class TargetClient:
                     raise TargetError(failure.error_type, failure.message or failure.error_type) from exc
                 await self._sleep(delay)
                 continue
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise TargetError("bad_response", "the target's response was not valid JSON") from exc
-            content = completion.choices[0].message.content if completion.choices else None
-            return content or ""
+            reply = read_reply(completion)
+            if reply.problem is not None:
+                raise TargetError("bad_response", reply.problem)
+            # As an interaction's output: no control character, within the contract's length.
+            return storable_text(reply.content or "")[:MAX_TEXT_CHARS]
 
 
 # -- the run ----------------------------------------------------------------------------------------

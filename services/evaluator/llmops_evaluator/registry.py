@@ -1,8 +1,13 @@
 """The evaluators a worker judges with: each enabled config with its judge client, scorer and gate.
 
-Re-read from Postgres every `evaluators_refresh_s` (between batches). A config that no longer validates
-is logged and the version loaded before it kept; a judge that cannot be set up yields explicit
-`judge_unavailable` error results for what that evaluator selects.
+Re-read from Postgres before a batch is judged whenever the `evaluators` table changed: a change notifies
+the channel `llmops_config` when it commits (migration evaluator/0003), the process's `ConfigWatcher`
+counts it, and `refresh` reloads when the watcher's stamp moved, so a change made through the API, the CLI
+or plain SQL is in force for the next batch, within a second. While the watcher is not connected (it
+reconnects on its own, and its stamp then moves: one reload), the registry falls back to re-reading every
+`evaluators_refresh_s`. A config that no longer validates is logged and the version loaded before it kept;
+a judge that cannot be set up yields explicit `judge_unavailable` error results for what that evaluator
+selects.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from llmops_evaluator.rubrics import Rubric, resolve_rubric
 from llmops_evaluator.scorer import Scorer
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_evaluator.spend import SpendLedger
+from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.contract import Interaction
 
 log = logging.getLogger("llmops_evaluator.registry")
 
 EVALUATORS = Gauge("llmops_evaluator_active_evaluators", "Enabled evaluators loaded by the worker")
+CONFIG_TABLES = ("evaluators",)  # what the registry is loaded from: a change to it triggers a reload
 
 
 @dataclass(eq=False)
@@ -63,7 +70,8 @@ SlotKey = tuple[str, str, int]  # evaluator id, judge spec (JSON), cap
 
 
 class EvaluatorRegistry:
-    """The enabled evaluators, each with its judge client and scorer; re-read from Postgres periodically.
+    """The enabled evaluators, each with its judge client and scorer; re-read from Postgres when they change
+    (`watcher`), or periodically while the watcher is disconnected or absent.
 
     A config that no longer validates is logged and the version loaded before it kept. A judge whose key
     variable is not set yields explicit `judge_unavailable` error results for what that evaluator selects.
@@ -73,8 +81,10 @@ class EvaluatorRegistry:
     """
 
     def __init__(self, settings: EvaluatorSettings, *, cache: JudgmentCache | None, ledger: SpendLedger | None,
-                 environ: Mapping[str, str] | None = None, clock: Any = time.monotonic) -> None:
+                 environ: Mapping[str, str] | None = None, clock: Any = time.monotonic,
+                 watcher: ConfigWatcher | None = None) -> None:
         self.settings = settings
+        self.watcher = watcher
         self.cache = cache
         self.ledger = ledger
         self.environ = environ
@@ -84,6 +94,7 @@ class EvaluatorRegistry:
         self._by_tenant: dict[str, list[ActiveEvaluator]] = {}
         self._slots: dict[SlotKey, JudgeSlot] = {}
         self._loaded_at: float | None = None
+        self._loaded_stamp: tuple[int, ...] | None = None  # the watcher's stamp when last read
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -94,10 +105,21 @@ class EvaluatorRegistry:
     def selecting(self, interaction: Interaction) -> list[ActiveEvaluator]:
         return [a for a in self._by_tenant.get(interaction.tenant_id, ()) if selects(a.config, interaction)]
 
-    async def refresh(self, pool: asyncpg.Pool | asyncpg.Connection, *, force: bool = False) -> None:
+    def due(self) -> bool:
+        """Whether the evaluators may have changed since they were read: the watcher's stamp moved, or (while
+        it is not connected) `evaluators_refresh_s` went by."""
+        if self._loaded_at is None:
+            return True
+        if self.watcher is not None and self.watcher.connected:
+            return self.watcher.stamp(CONFIG_TABLES) != self._loaded_stamp
+        return self._clock() - self._loaded_at >= self.settings.evaluators_refresh_s
+
+    async def refresh(self, pool: asyncpg.Pool | asyncpg.Connection, *, force: bool = False) -> bool:
+        """Re-read the evaluators if they may have changed (or `force`); True when they were read."""
+        if not force and not self.due():
+            return False
         now = self._clock()
-        if not force and self._loaded_at is not None and now - self._loaded_at < self.settings.evaluators_refresh_s:
-            return
+        stamp = self.watcher.stamp(CONFIG_TABLES) if self.watcher is not None else None  # before the read
         rows = await enabled_evaluator_rows(conn=pool)
         fresh: dict[str, ActiveEvaluator] = {}
         for row in rows:
@@ -125,8 +147,9 @@ class EvaluatorRegistry:
                 slot.retired = True
                 if slot.users == 0:
                     await slot.client.close()
-        self._loaded_at = now
+        self._loaded_at, self._loaded_stamp = now, stamp
         EVALUATORS.set(len(fresh))
+        return True
 
     def _build(self, config: EvaluatorConfig) -> ActiveEvaluator:
         rubrics = [resolve_rubric(ref, config.custom_rubrics) for ref in config.rubrics]

@@ -32,6 +32,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -54,12 +55,26 @@ class InvalidJudgment(ValueError):
     """The judge's answer is not a valid judgment (not JSON, wrong shape, score off the scale)."""
 
 
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """`text` with what Postgres text and UTF-8 cannot hold, or the contract refuses, replaced by U+FFFD:
+    control characters but tab, newline and carriage return (NUL above all), and lone surrogates (which
+    JSON's `\\ud800` escapes can produce)."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def _storable(value: object) -> object:
+    return storable_text(value) if isinstance(value, str) else value
+
+
 class Judgment(BaseModel):
     """The judge's answer. Each rubric derives its own model with the score bounded by its scale."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    reasoning: Annotated[str, Field(max_length=MAX_REASONING_CHARS)]
+    reasoning: Annotated[str, BeforeValidator(_storable), Field(max_length=MAX_REASONING_CHARS)]
     score: int
 
 
@@ -150,15 +165,22 @@ class Rubric:
             },
         }
 
-    def parse(self, content: str | None) -> Judgment:
-        """Validate the judge's answer, or raise `InvalidJudgment` (no raw text in the message)."""
-        if not content or not content.strip():
+    def parse(self, content: object) -> Judgment:
+        """Validate the judge's answer, whatever it is, or raise `InvalidJudgment` (no raw text in the message).
+
+        Nothing else is raised: not for content that is not a string, nor for JSON that Python's parser
+        refuses beyond syntax (an integer of thousands of digits, arrays nested past the recursion limit)."""
+        if content is None or (isinstance(content, str) and not content.strip()):
             raise InvalidJudgment("the answer is empty")
+        if not isinstance(content, str):
+            raise InvalidJudgment(f"the answer is a {type(content).__name__}, not text")
         text = _strip_code_fence(content.strip())
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidJudgment(f"the answer is not JSON ({exc.msg} at position {exc.pos})") from exc
+        except (ValueError, RecursionError) as exc:
+            raise InvalidJudgment(f"the answer is JSON that cannot be read ({type(exc).__name__})") from exc
         if not isinstance(data, dict):
             raise InvalidJudgment("the answer is not a JSON object")
         try:

@@ -28,9 +28,9 @@ class EvaluatorSettings(WorkerSettings):
     judge_retry_after_cap_s: float = 30.0
     """Judge calls: the longest `Retry-After` honoured."""
     judge_attempt_timeout_s: float = 30.0
-    """Judge calls: the time limit of one attempt."""
+    """Judge calls: the time limit of one attempt, in total (wall clock, not per read); then retried."""
     judge_deadline_s: float = 120.0
-    """Judge calls: the time limit of one judgment, retries included."""
+    """Judge calls: the time limit of one judgment, in total, retries and backoffs included; then an error."""
     judgment_cache_ttl_s: int = 7 * 24 * 3600
     """How long an identical judgment is answered from Redis."""
 
@@ -43,7 +43,8 @@ class EvaluatorSettings(WorkerSettings):
     scores_topic: str = EVALUATION_SCORES
     """Where every judgment is published."""
     evaluators_refresh_s: float = 30.0
-    """Evaluator configs are re-read at least this often (and at once when they change)."""
+    """Evaluator configs are re-read before the next batch when they change (Postgres notification), and
+    this often only while the worker's notification listener is disconnected."""
     judgments_per_slot: int = 2
     """Judgments in progress per evaluator, as a multiple of its HTTP cap (`max_concurrency`): enough to keep
     the cap busy while some judgments wait out a backoff, few enough that queued judgments do not eat into

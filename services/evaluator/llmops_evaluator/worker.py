@@ -70,6 +70,7 @@ from llmops_evaluator.review_store import ReviewEntry, enqueue_for_review
 from llmops_evaluator.rubrics import Rubric
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_evaluator.spend import SpendLedger
+from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.contract import Interaction, decode_interaction
 from llmops_shared.worker import (
     BatchHandler,
@@ -132,7 +133,8 @@ class EvaluatorHandler(BatchHandler[EventWork, Evaluation]):
                     ) -> tuple[list[tuple[Message, EventWork]], list[DeadLetter]]:
         """Every judgment the batch asks for, and a dead letter for each message with a failed one.
 
-        A message that stops being `owned` (its partition was revoked) gets no further judge calls."""
+        A message that stops being `owned` (its partition was revoked) gets no further judge calls. The
+        evaluators are re-read first if they changed since the last batch (the registry's watcher)."""
         await self._retrying(lambda: self.registry.refresh(pool), stopping)
         first_of: dict[Any, int] = {}  # an event delivered twice in one batch is judged once, for its first copy
         for index, (_, work) in enumerate(items):
@@ -246,17 +248,24 @@ class EvaluatorHandler(BatchHandler[EventWork, Evaluation]):
 @asynccontextmanager
 async def evaluator_handler(settings: EvaluatorSettings, *, environ: Mapping[str, str] | None = None
                             ) -> AsyncIterator[EvaluatorHandler]:
-    """The handler with what it holds open (Redis, the judge clients), closed on exit."""
+    """The handler with what it holds open (Redis, the judge clients, the process's `ConfigWatcher`), closed
+    on exit. The watcher is started before the evaluators are first read, so no change is missed."""
+    watcher = ConfigWatcher(settings.database_url)
+    await watcher.start()  # waits a few seconds for Postgres at most; until connected, the periodic refresh
     # A blocking pool: more concurrent judgments than connections wait for one instead of failing.
     redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=64, timeout=30, socket_timeout=5, socket_connect_timeout=5))
     cache = JudgmentCache(redis, ttl_s=settings.judgment_cache_ttl_s)
-    registry = EvaluatorRegistry(settings, cache=cache, ledger=SpendLedger(redis), environ=environ)
+    registry = EvaluatorRegistry(settings, cache=cache, ledger=SpendLedger(redis), environ=environ,
+                                 watcher=watcher)
     try:
         yield EvaluatorHandler(settings, registry, cache)
     finally:
-        await registry.close()
-        await redis.aclose()
+        try:
+            await registry.close()
+            await redis.aclose()
+        finally:
+            await watcher.close()
 
 
 @dataclass

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -19,12 +23,13 @@ from llmops_evaluator.settings import EvaluatorSettings
 from llmops_evaluator.worker import Runtime, open_runtime
 from llmops_shared.contract import Interaction
 from llmops_shared.kafka import durable_producer, ensure_topics
-from llmops_shared.settings import CommonSettings
+from llmops_shared.settings import CommonSettings, environment
 from llmops_shared.topics import TopicSpec
 
 JUDGE_KEY_ENV = "EVAL_TEST_JUDGE_KEY"
 JUDGE_ENV = {JUDGE_KEY_ENV: "sk-test"}
 REPLY = {"reasoning": "It answers the question.", "score": 3}  # on every built-in scale (1-5 and 1-3)
+REPLY_JSON = json.dumps(REPLY)
 
 
 def evaluator_config(tenant: str, url: str, **overrides: Any) -> EvaluatorConfig:
@@ -141,3 +146,68 @@ async def running_worker(settings: EvaluatorSettings, environ: dict[str, str] | 
             await asyncio.wait_for(task, 30)
         finally:
             await runtime.close()
+
+
+def worker_env(settings: EvaluatorSettings, **extra: str) -> dict[str, str]:
+    """The environment of a worker process (`python -m llmops_evaluator.worker`) with `settings`."""
+    names = ("database_url", "kafka_bootstrap", "redis_url", "topic", "usage_topic", "scores_topic",
+             "group", "batch_max_events", "batch_max_wait_ms", "evaluators_refresh_s",
+             "judge_max_attempts", "judge_base_delay_s", "judge_max_delay_s", "consumer_session_timeout_ms")
+    return {**os.environ, **JUDGE_ENV, **environment(settings, names), **extra}
+
+
+async def start_worker(env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    """The worker as a process; its log (JSON lines on stderr) appended to `log`."""
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(sys.executable, "-m", "llmops_evaluator.worker", env=env,
+                                                    stdout=asyncio.subprocess.DEVNULL, stderr=out)
+
+
+class SlowDrip:
+    """An HTTP server that answers every request 200 with a completion, one byte a second (a per-read
+    time-out never fires on it). Counts the requests it got."""
+
+    def __init__(self, content: str = REPLY_JSON) -> None:
+        self.content = content
+        self.requests = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/v1"
+
+    async def __aenter__(self) -> SlowDrip:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            await reader.readexactly(length)
+            self.requests += 1
+            body = json.dumps({"id": "slow", "object": "chat.completion", "created": 0, "model": "judge-model",
+                               "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                                   "role": "assistant", "content": self.content}}]}).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                         b"content-length: %d\r\n\r\n" % len(body))
+            for byte in body:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(1)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client gave up: what this server is for
+        finally:
+            self._writers.discard(writer)
+            writer.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +14,7 @@ from llmops_devtools.fake_openai import FakeLLMServer
 from llmops_evaluator.golden import (
     GoldenRunConfig,
     TargetClient,
+    TargetError,
     compare,
     dataset_sha256,
     junit_xml,
@@ -20,6 +23,7 @@ from llmops_evaluator.golden import (
 )
 from llmops_evaluator.judge_client import JudgeClient, JudgeStatus
 from llmops_evaluator.retry import RetryPolicy
+from tests.integration.evaluator.evaluator_support import SlowDrip
 
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02, attempt_timeout_s=5, deadline_s=20)
 DATASET = "\n".join(
@@ -94,3 +98,30 @@ async def test_a_failing_target_is_an_error_for_each_rubric_and_a_drop_fails_the
     [summary] = compare(current, cfg, baseline)
     assert (summary.pass_rate, summary.baseline_pass_rate) == (0.0, 1.0)
     assert not summary.ok and summary.regressions == sorted(f"item-{n}" for n in range(12))
+
+
+async def test_a_target_dripping_a_byte_a_second_ends_at_the_deadline_as_a_target_error() -> None:
+    policy = RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=0.01, attempt_timeout_s=2.0, deadline_s=3.0)
+    async with SlowDrip(content="The answer, slowly.") as drip:
+        target = TargetClient(spec=config(drip.url).target, api_key="k", policy=policy)
+        started = time.monotonic()
+        try:
+            with pytest.raises(TargetError) as failed:
+                await asyncio.wait_for(target.complete("Question?"), 30)  # a bound if it does not end
+        finally:
+            await target.close()
+        elapsed = time.monotonic() - started
+    assert failed.value.error_type in {"deadline", "timeout"}
+    assert elapsed < policy.deadline_s + 1.5
+
+
+@pytest.mark.parametrize("mode", ["not_an_object", "no_choices", "content_not_string"])
+async def test_a_target_reply_of_the_wrong_shape_is_a_target_error(server: FakeLLMServer, mode: str) -> None:
+    server.config.script.append(mode)
+    target = TargetClient(spec=config(server.url).target, api_key="k", policy=FAST)
+    try:
+        with pytest.raises(TargetError) as failed:
+            await target.complete("Question?")
+    finally:
+        await target.close()
+    assert failed.value.error_type == "bad_response"

@@ -18,6 +18,7 @@ from llmops_evaluator.judge_client import EndpointCapabilities, JudgeClient, Jud
 from llmops_evaluator.retry import RetryPolicy
 from llmops_evaluator.rubrics import BUILTIN
 from llmops_shared.contract import Interaction
+from tests.integration.evaluator.evaluator_support import SlowDrip
 from tests.support.events import make_event
 
 RUBRIC = BUILTIN["relevance@1"]
@@ -228,6 +229,102 @@ async def test_an_answer_off_the_scale_is_unparseable_after_one_repair(server: F
         result = await judge.judge(RUBRIC, messages())
     assert (result.status, result.attempts, server.stats.requests) == (JudgeStatus.UNPARSEABLE, 2, 2)
     assert result.error is not None and "score must be an integer from 1 to 5" in result.error
+
+
+# -- replies that are not what they should be: one row for that judgment, never an exception --------------
+
+
+async def test_negative_usage_counts_are_dropped_and_the_judgment_is_an_error(server: FakeLLMServer) -> None:
+    server.config.script.extend(["negative_usage", "ok"])
+    async with judge_for(server) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert (result.status, result.error_type) == (JudgeStatus.ERROR, "invalid_usage")
+    assert result.error is not None and "usage.prompt_tokens is -5" in result.error and "dropped" in result.error
+    assert (result.input_tokens, result.output_tokens) == (0, 0)  # dropped, not clamped
+    assert (result.attempts, server.stats.requests) == (1, 1)  # an endpoint that miscounts is not asked again
+    assert result.score is None
+
+
+async def test_huge_usage_counts_are_dropped_and_the_valid_counts_of_earlier_calls_kept(
+        server: FakeLLMServer) -> None:
+    server.config.script.extend(["no_choices", "huge_usage", "ok"])
+    async with judge_for(server) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert (result.status, result.error_type) == (JudgeStatus.ERROR, "invalid_usage")
+    assert result.error is not None and "usage.completion_tokens is 1000000000000" in result.error
+    assert (result.attempts, server.stats.requests) == (2, 2)
+    assert result.input_tokens > 0 and result.output_tokens > 0  # the first call's counts, which were valid
+
+
+@pytest.mark.parametrize(("mode", "problem"), [
+    ("no_choices", "the response has no choices"),
+    ("content_not_string", "the answer's content is a JSON object, not a string"),
+    ("not_an_object", "the response is not a chat completion object (a JSON array)"),
+])
+async def test_a_reply_of_the_wrong_shape_is_asked_again_once_then_unparseable(
+        server: FakeLLMServer, mode: str, problem: str) -> None:
+    server.config.script.extend([mode, mode, "ok"])
+    async with judge_for(server) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert (result.status, result.error_type, result.error) == (JudgeStatus.UNPARSEABLE, "unparseable", problem)
+    assert (result.attempts, server.stats.requests) == (2, 2)
+    assert server.stats.bodies[1]["messages"] == messages()  # asked again as it was: nothing to send back
+    if mode == "not_an_object":
+        assert (result.input_tokens, result.output_tokens) == (0, 0)
+    else:
+        assert result.input_tokens > 0  # both replies carried valid usage: paid for, and billed
+
+    server.reset()
+    server.config.script.append(mode)
+    async with judge_for(server) as judge:
+        again = await judge.judge(RUBRIC, messages())
+    assert (again.status, again.attempts) == (JudgeStatus.OK, 2)  # a one-off bad reply costs one call
+
+
+async def test_a_nul_or_a_lone_surrogate_in_the_reasoning_is_replaced_not_stored(server: FakeLLMServer) -> None:
+    server.config.script.append("nul_reasoning")
+    async with judge_for(server) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert (result.status, result.raw_score, result.attempts) == (JudgeStatus.OK, 3, 1)
+    assert result.reasoning == "fine\ufffd and \ufffd odd"
+    result.reasoning.encode()  # valid UTF-8: Postgres takes it
+
+
+# -- deadlines are wall-clock totals, not per read ------------------------------------------------------
+
+
+async def test_a_server_dripping_a_byte_a_second_cannot_stretch_the_judgment_past_its_deadline() -> None:
+    # Attempts of 2 s within a 3 s deadline; the reply would take minutes at a byte a second.
+    policy = RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=0.01, attempt_timeout_s=2.0,
+                         deadline_s=3.0)
+    async with SlowDrip() as drip:
+        judge = JudgeClient(model="judge-model", base_url=drip.url, api_key="k", policy=policy, rng=lambda: 0.0)
+        started = time.monotonic()
+        try:
+            result = await asyncio.wait_for(judge.judge(RUBRIC, messages()), 30)  # a bound if it does not end
+        finally:
+            await judge.close()
+        elapsed = time.monotonic() - started
+    assert result.status is JudgeStatus.ERROR and result.error_type in {"deadline", "timeout"}
+    assert elapsed < policy.deadline_s + 1.5
+    assert drip.requests >= 1 and result.attempts == drip.requests
+
+
+async def test_each_attempt_against_a_dripping_server_ends_at_its_own_timeout() -> None:
+    # 1.5 s attempts: a byte comes every second, so a per-read time-out of 1.5 s never fires.
+    policy = RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.01, attempt_timeout_s=1.5,
+                         deadline_s=60.0)
+    async with SlowDrip() as drip:
+        judge = JudgeClient(model="judge-model", base_url=drip.url, api_key="k", policy=policy, rng=lambda: 0.0)
+        started = time.monotonic()
+        try:
+            result = await asyncio.wait_for(judge.judge(RUBRIC, messages()), 30)
+        finally:
+            await judge.close()
+        elapsed = time.monotonic() - started
+    assert (result.status, result.error_type, result.attempts, drip.requests) == (JudgeStatus.ERROR, "timeout", 2, 2)
+    assert result.error is not None and "gave up after 2 failed attempts" in result.error
+    assert elapsed < 2 * policy.attempt_timeout_s + 1.5
 
 
 # -- structured output, or JSON mode ----------------------------------------------------------------

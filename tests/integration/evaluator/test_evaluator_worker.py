@@ -183,6 +183,67 @@ async def test_a_judge_that_fails_for_good_gives_error_rows_and_dead_letters_and
         await eventually(fixed, what="error rows replaced after the replay")
 
 
+# A malformed reply of the judge, and the row it must give (status, error type, usage event published).
+BAD_REPLIES = {
+    "negative_usage": ("error", "invalid_usage", False),
+    "huge_usage": ("error", "invalid_usage", False),
+    "content_not_string": ("unparseable", "unparseable", True),
+    "no_choices": ("unparseable", "unparseable", True),
+    "not_an_object": ("unparseable", "unparseable", False),
+    "nul_reasoning": ("ok", None, True),
+}
+
+
+async def test_bad_judge_replies_fail_their_judgment_alone_and_the_worker_keeps_going(
+        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, server: FakeLLMServer) -> None:
+    config = evaluator_config(tenant, server.url, rubrics=["relevance@1"])
+    await register(pg_pool, config)
+    settings = worker_settings(stack)
+    await create_topics(settings)
+    good = events(tenant, 10)
+    bad: dict[str, dict[str, Any]] = {}
+    for mode in BAD_REPLIES:  # the event's answer carries a marker: every call about it gets that reply
+        marker = f"marker-{mode}-{uuid.uuid4().hex[:8]}"
+        server.config.marked_modes[marker] = mode
+        bad[mode] = {**make_event(output=f"Answer {marker}."), "tenant_id": tenant}
+    batch = [*good[:5], *bad.values(), *good[5:]]  # one batch (at most 25 events), bad replies in the middle
+
+    async with running_worker(settings):
+        await send(settings.kafka_bootstrap, settings.topic, batch)
+
+        async def all_written() -> bool:
+            return len(await result_keys(pg_pool, tenant)) >= len(batch)
+
+        await eventually(all_written, what="a row for every judgment, the bad ones included")
+        later = events(tenant, 5)
+        await send(settings.kafka_bootstrap, settings.topic, later)  # the worker keeps going
+
+        async def later_judged() -> bool:
+            return len(await result_keys(pg_pool, tenant)) >= len(batch) + len(later)
+
+        await eventually(later_judged, what="the next batch judged")
+
+    rows = {str(r["event_id"]): r for r in await pg_pool.fetch(
+        "SELECT * FROM evaluation_results WHERE tenant_id = $1", tenant)}
+    assert len(rows) == len(batch) + len(later)
+    assert {rows[e["event_id"]]["status"] for e in [*good, *later]} == {"ok"}
+    for mode, expected in BAD_REPLIES.items():
+        row = rows[bad[mode]["event_id"]]
+        assert (row["status"], row["error_type"], row["usage_event_id"] is not None) == expected, mode
+    assert "\x00" not in rows[bad["nul_reasoning"]["event_id"]]["reasoning"]
+    dead = await pg_pool.fetch("SELECT event_id::text, reason FROM dead_letters WHERE consumer = $1", settings.group)
+    assert sorted((d["event_id"], d["reason"]) for d in dead) == sorted(
+        (bad[mode]["event_id"], JUDGE_ERROR) for mode, (status, _, _) in BAD_REPLIES.items() if status != "ok")
+
+    billed = [r for r in rows.values() if r["usage_event_id"] is not None]
+    usage = await collect(settings.kafka_bootstrap, settings.usage_topic,
+                          {tp: 0 for tp in await end_offsets(settings.kafka_bootstrap, settings.usage_topic)},
+                          until=lambda found: len(found) >= len(billed), timeout_s=10)
+    usage_events = [orjson.loads(r.value) for r in usage]
+    assert {e["event_id"] for e in usage_events} == {str(r["usage_event_id"]) for r in billed}
+    assert all(0 < e["usage"]["input_tokens"] <= 100_000_000 for e in usage_events)
+
+
 async def test_an_evaluator_whose_judge_key_is_missing_writes_error_rows_not_a_gap(
         stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, server: FakeLLMServer) -> None:
     config = evaluator_config(tenant, server.url, rubrics=["safety@1"])

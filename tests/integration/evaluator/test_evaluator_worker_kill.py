@@ -8,9 +8,7 @@ hold a usage event twice after the kill: billing keys on the event id, so it cou
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import uuid
 from pathlib import Path
 
@@ -19,10 +17,8 @@ import orjson
 import pytest
 
 from llmops_devtools.fake_openai import FakeLLMServer
-from llmops_evaluator.settings import EvaluatorSettings
-from llmops_shared.settings import CommonSettings, environment
+from llmops_shared.settings import CommonSettings
 from tests.integration.evaluator.evaluator_support import (
-    JUDGE_ENV,
     REPLY,
     create_topics,
     evaluator_config,
@@ -31,24 +27,13 @@ from tests.integration.evaluator.evaluator_support import (
     register,
     result_keys,
     send,
+    start_worker,
+    worker_env,
     worker_settings,
 )
 from tests.support.events import collect, end_offsets, make_event
 
 pytestmark = pytest.mark.integration
-
-
-def worker_env(settings: EvaluatorSettings) -> dict[str, str]:
-    names = ("database_url", "kafka_bootstrap", "redis_url", "topic", "usage_topic", "scores_topic",
-             "group", "batch_max_events", "batch_max_wait_ms", "evaluators_refresh_s",
-             "judge_max_attempts", "judge_base_delay_s", "judge_max_delay_s", "consumer_session_timeout_ms")
-    return {**os.environ, **JUDGE_ENV, **environment(settings, names)}
-
-
-async def start_worker(env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
-    with log.open("ab") as out:
-        return await asyncio.create_subprocess_exec(sys.executable, "-m", "llmops_evaluator.worker", env=env,
-                                                    stdout=asyncio.subprocess.DEVNULL, stderr=out)
 
 
 async def test_a_worker_killed_mid_batch_loses_and_duplicates_no_score(

@@ -83,6 +83,63 @@ async def test_the_registry_loads_reloads_and_keeps_what_did_not_change() -> Non
     await registry.close()
 
 
+class Watcher:
+    """A stand-in for `ConfigWatcher`: a stamp per table that the test moves, and a connection state."""
+
+    def __init__(self) -> None:
+        self.connected = True
+        self.counts: dict[str, int] = {}
+
+    def stamp(self, tables: Any) -> tuple[int, ...]:
+        return tuple(self.counts.get(t, 0) for t in tables)
+
+    def notify(self, table: str) -> None:
+        self.counts[table] = self.counts.get(table, 0) + 1
+
+
+async def test_a_change_to_the_evaluators_is_read_before_the_next_batch_however_recent_the_last_read() -> None:
+    clock, watcher = Clock(), Watcher()
+    registry = EvaluatorRegistry(EvaluatorSettings(evaluators_refresh_s=30), cache=None, ledger=None,
+                                 environ={"JUDGE_KEY": "k"}, clock=clock, watcher=watcher)  # type: ignore[arg-type]
+    rows = Rows()
+    assert await registry.refresh(rows)  # type: ignore[arg-type]
+    assert len(registry) == 0  # a worker started before any evaluator existed
+
+    rows.configs.append(config("ev-a"))
+    assert not await registry.refresh(rows)  # type: ignore[arg-type]  # nothing notified: not read again
+    watcher.notify("budgets")  # another table's change is not ours
+    assert not await registry.refresh(rows)  # type: ignore[arg-type]
+    watcher.notify("evaluators")  # the commit's notification: read at once, 30 s or not
+    assert await registry.refresh(rows)  # type: ignore[arg-type]
+    assert registry.get("ev-a") is not None
+    assert not await registry.refresh(rows)  # type: ignore[arg-type]
+
+    clock.now += 3600  # connected: no periodic re-read, the notifications say when
+    assert not await registry.refresh(rows)  # type: ignore[arg-type]
+    await registry.close()
+
+
+async def test_while_the_watcher_is_disconnected_the_evaluators_are_reread_periodically() -> None:
+    clock, watcher = Clock(), Watcher()
+    watcher.connected = False
+    registry = EvaluatorRegistry(EvaluatorSettings(evaluators_refresh_s=30), cache=None, ledger=None,
+                                 environ={"JUDGE_KEY": "k"}, clock=clock, watcher=watcher)  # type: ignore[arg-type]
+    rows = Rows()
+    assert await registry.refresh(rows)  # type: ignore[arg-type]
+    rows.configs.append(config("ev-a"))
+    watcher.notify("evaluators")  # (not delivered while disconnected: only the clock counts)
+    assert not await registry.refresh(rows)  # type: ignore[arg-type]
+    clock.now += 30
+    assert await registry.refresh(rows)  # type: ignore[arg-type]
+    assert registry.get("ev-a") is not None
+
+    watcher.connected = True  # reconnected: its stamp moved since the last read (as the epoch does)
+    watcher.notify("evaluators")
+    assert await registry.refresh(rows)  # type: ignore[arg-type]
+    assert not await registry.refresh(rows)  # type: ignore[arg-type]
+    await registry.close()
+
+
 async def test_a_new_version_keeps_the_judge_client_unless_the_judge_or_cap_changed() -> None:
     registry = EvaluatorRegistry(EvaluatorSettings(), cache=None, ledger=None, environ={"JUDGE_KEY": "k"})
     rows = Rows(config("ev-a"))

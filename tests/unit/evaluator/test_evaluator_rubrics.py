@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from llmops_evaluator.rubrics import (
     custom_rubric,
     repair_messages,
     resolve_rubric,
+    storable_text,
 )
 from llmops_shared.contract import Interaction
 from tests.support.events import make_event
@@ -185,3 +187,22 @@ def test_the_model_parameters_and_inputs_change_the_key() -> None:
 def test_the_key_is_canonical() -> None:
     assert key(params={"seed": None, "max_tokens": 512, "temperature": 0.0}) == key()
     assert json.loads(json.dumps(PARAMS)) == PARAMS
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    ({"reasoning": "x", "score": 3}, "the answer is a dict, not text"),
+    (["x"], "the answer is a list, not text"),
+    (3, "the answer is a int, not text"),
+    ('{"reasoning": "x", "score": ' + "9" * 5000 + "}", "cannot be read (ValueError)"),
+    ("[" * 100_000 + "]" * 100_000, "cannot be read (RecursionError)"),
+])
+def test_whatever_the_content_parsing_raises_only_invalid_judgment(content: object, words: str) -> None:
+    with pytest.raises(InvalidJudgment, match=re.escape(words)):
+        RELEVANCE.parse(content)
+
+
+def test_the_reasoning_keeps_no_nul_control_character_or_lone_surrogate() -> None:
+    answer = json.dumps({"reasoning": "a\u0000b\u001fc\ud800d\te\nf", "score": 3})
+    judgment = RELEVANCE.parse(answer)
+    assert judgment.reasoning == "a\ufffdb\ufffdc\ufffdd\te\nf"
+    assert storable_text("plain text, \t tab and \n newline") == "plain text, \t tab and \n newline"
