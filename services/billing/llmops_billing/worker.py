@@ -6,9 +6,10 @@ It is a `BatchHandler` for the suite's `StreamWorker` (poll -> decode -> write i
 publish -> commit offsets), so dead letters, poison isolation, the flood guard and the checkpoint
 order are the shared worker's. Per batch, in ONE transaction:
 
-1. price each event with the catalogue (built-in list + database rows, reloaded every
-   `price_refresh_s`) and write the ledger rows idempotently (`store.ledger.write_batch`: rows keyed by
-   event id, rollups only from rows actually inserted);
+1. price each event with the catalogue (built-in list + database rows, reloaded before the batch when a
+   price table changed: the process's `ConfigWatcher`; every `price_refresh_s` in any case) and write
+   the ledger rows idempotently (`store.ledger.write_batch`: rows keyed by event id, rollups only from
+   rows actually inserted);
 2. raise one alert per newly unpriced model (`unpriced_models.alerted_at` is set in this transaction);
 3. evaluate the budgets the inserted rows' spend touches (`budgets.evaluate_touched`): each threshold
    crossing is recorded once per budget and period;
@@ -42,14 +43,17 @@ from llmops_billing.settings import BillingSettings
 from llmops_billing.store import outbox, unpriced
 from llmops_billing.store.ledger import write_batch
 from llmops_billing.store.unpriced import UnpricedModel
+from llmops_shared.clock import Clock, utc_now
+from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.contract import Interaction
 from llmops_shared.worker import InteractionHandler, Message, Resources, is_transient
 
 log = logging.getLogger("llmops_billing.worker")
 
 
-def catalogue_cache(settings: BillingSettings) -> CatalogueCache:
-    """The catalogue the worker and API price with: built-in list, optional price file, then Postgres."""
+def catalogue_cache(settings: BillingSettings, *, watcher: ConfigWatcher | None = None) -> CatalogueCache:
+    """The catalogue the worker and API price with: built-in list, optional price file, then Postgres;
+    reloaded when `watcher` says a price table changed (and every `price_refresh_s`)."""
     extra: tuple[ModelPrice, ...] = ()
     if settings.price_file is not None:
         from llmops_billing.litellm_import import load_litellm_file
@@ -59,21 +63,27 @@ def catalogue_cache(settings: BillingSettings) -> CatalogueCache:
             effective_from=parse_instant(settings.price_file_effective_from, what="price_file_effective_from"))
         extra = imported.prices
     return CatalogueCache(base_catalogue(builtin=settings.builtin_prices, extra=extra),
-                          refresh_s=settings.price_refresh_s)
+                          refresh_s=settings.price_refresh_s, watcher=watcher)
 
 
 class UsageLedgerHandler(InteractionHandler[Alert]):
-    """Prices interaction events into the usage ledger; see the module docstring."""
+    """Prices interaction events into the usage ledger; see the module docstring.
 
-    def __init__(self, settings: BillingSettings, *, catalogues: CatalogueCache | None = None) -> None:
+    `watcher` (one per process) makes price changes count from the next batch; `clock` is what "now" is
+    (`priced_at`, which budget periods are still alerted on, the ledger's partition window).
+    """
+
+    def __init__(self, settings: BillingSettings, *, catalogues: CatalogueCache | None = None,
+                 watcher: ConfigWatcher | None = None, clock: Clock = utc_now) -> None:
         self.settings = settings
         self.name = settings.group
         self.topics: Sequence[str] = (settings.topic,)
-        self.catalogues = catalogues or catalogue_cache(settings)
+        self.catalogues = catalogues or catalogue_cache(settings, watcher=watcher)
+        self.clock = clock
 
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[Alert]:
         catalogue = await self.catalogues.get(conn)
-        now = datetime.now(UTC)
+        now = self.clock()
         rows = [row for _, event in items if (row := ledger_row(event, catalogue, priced_at=now)) is not None]
         result = await write_batch(conn, rows=rows)
         alerts = await _unpriced_alerts(conn, result.unalerted_unpriced)
@@ -121,7 +131,9 @@ async def run(settings: BillingSettings) -> int:
 
     @asynccontextmanager
     async def ledger(resources: Resources) -> AsyncIterator[UsageLedgerHandler]:
-        handler = UsageLedgerHandler(settings)
+        watcher = ConfigWatcher(settings.database_url)  # price changes count from the next batch
+        await watcher.start()
+        handler = UsageLedgerHandler(settings, watcher=watcher)
         async with resources.pool.acquire() as conn:
             await handler.catalogues.reload(conn)
         # What exists now (modules, schemas, the price list) lives as long as the process: keep it out of
@@ -137,6 +149,7 @@ async def run(settings: BillingSettings) -> int:
             relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay_task
+            await watcher.close()
 
     return await run_worker(settings, ledger)
 
