@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -154,7 +154,7 @@ async def test_each_budget_threshold_alerts_once_per_period(
 async def test_alerts_left_in_the_outbox_are_sent_by_the_relay(
         stack: CommonSettings, pg_pool: asyncpg.Pool, billing_worker: RunningWorker, tenant: str) -> None:
     since = await end_offsets(stack.kafka_bootstrap, ALERTS)
-    at = datetime.now(UTC) - timedelta(minutes=1)
+    at = WORKER_NOW - timedelta(minutes=1)
     alert = unpriced_model_alert(tenant_id=tenant, provider="acme", model=f"m-{uuid.uuid4().hex[:6]}",
                                  model_key="m", reason="unknown_model", event_count=3, first_seen_at=at,
                                  alerted_at=at)
