@@ -85,7 +85,7 @@ class UsageLedgerHandler(InteractionHandler[Alert]):
         catalogue = await self.catalogues.get(conn)
         now = self.clock()
         rows = [row for _, event in items if (row := ledger_row(event, catalogue, priced_at=now)) is not None]
-        result = await write_batch(conn, rows=rows)
+        result = await write_batch(conn, rows=rows, now=now)
         alerts = await _unpriced_alerts(conn, result.unalerted_unpriced)
         alerts += await evaluate_touched(conn, _touched(result.inserted), now=now,
                                          max_age=timedelta(hours=self.settings.budget_alert_max_age_h))
