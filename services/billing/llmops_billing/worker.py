@@ -15,10 +15,11 @@ order are the shared worker's. Per batch, in ONE transaction:
    crossing is recorded once per budget and period;
 4. put those alerts in `billing_alert_outbox`.
 
-After the commit, `publish` sends the new alerts to the alerts topic and marks them published; the
-offsets are committed after that. A crash between the commit and the send leaves the alerts pending in
-the outbox, and `OutboxRelay` (a task of this process) sends them. A redelivered batch inserts nothing,
-so it decides no alert twice.
+After the commit, `publish` claims the new alerts in the outbox (row locks, skipping rows a relay holds),
+sends them to the alerts topic and marks them published; the offsets are committed after that. A crash
+between the commit and the send leaves the alerts pending in the outbox, and `OutboxRelay` (a task of
+every worker process) claims and sends them; it also purges sent alerts after `outbox_keep_sent_h`. A
+redelivered batch inserts nothing, so it decides no alert twice.
 """
 
 from __future__ import annotations
@@ -93,19 +94,27 @@ class UsageLedgerHandler(InteractionHandler[Alert]):
         return alerts
 
     async def publish(self, results: list[Alert], resources: Resources) -> None:
+        """Claim the batch's new alerts (a relay may hold some: it sends those), send and mark them
+        published, in one transaction. If Postgres fails meanwhile the alerts stay pending in the outbox,
+        and a relay sends them (again, with the same alert_id, should Kafka have them already)."""
         if not results:
             return
-        await send_alerts(resources.producer, self.settings.alerts_topic, results)
-        for alert in results:
-            log.info("alert sent", extra={"rule": alert.rule, "tenant_id": alert.tenant_id,
-                                          "alert_id": alert.alert_id, "fingerprint": alert.fingerprint})
         try:
-            await outbox.mark_published(resources.pool, alerts=results)
+            async with resources.pool.acquire() as conn, conn.transaction():
+                claimed = await outbox.claim(conn, alert_ids=[a.alert_id for a in results])
+                mine = [a for a in results if a.alert_id in claimed]
+                if mine:
+                    await send_alerts(resources.producer, self.settings.alerts_topic, mine)
+                    await outbox.mark_published(conn, alerts=mine)
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            # Kafka has them; the outbox relay will send them once more (same alert_id) later.
-            log.warning("could not mark alerts published", extra={"error_type": type(exc).__name__})
+            log.warning("could not send or mark alerts; the outbox relay sends them",
+                        extra={"error_type": type(exc).__name__, "alerts": len(results)})
+            return
+        for alert in mine:
+            log.info("alert sent", extra={"rule": alert.rule, "tenant_id": alert.tenant_id,
+                                          "alert_id": alert.alert_id, "fingerprint": alert.fingerprint})
 
 
 def _touched(rows: Sequence[LedgerRow]) -> set[tuple[str, str, datetime]]:
@@ -141,7 +150,8 @@ async def run(settings: BillingSettings) -> int:
         gc.freeze()
         gc.set_threshold(*settings.gc_thresholds)
         relay = OutboxRelay(resources.pool, resources.producer, topic=settings.alerts_topic,
-                            interval_s=settings.outbox_relay_interval_s, min_age_s=settings.outbox_relay_min_age_s)
+                            interval_s=settings.outbox_relay_interval_s, min_age_s=settings.outbox_relay_min_age_s,
+                            keep_sent_s=settings.outbox_keep_sent_h * 3600)
         relay_task = asyncio.create_task(relay.run(), name="billing-outbox-relay")
         try:
             yield handler
