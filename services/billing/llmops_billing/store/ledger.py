@@ -77,12 +77,17 @@ _INSERTED_TAGS = ("inserted CROSS JOIN LATERAL unnest(CASE WHEN cardinality(inse
 def _insert_sql() -> str:
     columns = ", ".join(COLUMNS)
     selected = ", ".join(f"s.{name}::numeric" if name in COST_COLUMNS else f"s.{name}" for name in COLUMNS)
-    # Built once at import from the constant column names above: no outside input reaches this SQL.
+    # Built once at import from the constant column names above: no outside input reaches this SQL. An event
+    # id already seen in any month is looked up row by row (LATERAL ... LIMIT 1: an index probe into each
+    # month partition of `usage_events_seen`; a plain NOT EXISTS is planned as a hash anti-join that reads
+    # the whole table on every batch).
     return f"""
         WITH fresh AS (
             INSERT INTO usage_events_seen (event_id, occurred_at)
             SELECT s.event_id, s.occurred_at FROM {_STAGING} s
-            WHERE NOT EXISTS (SELECT 1 FROM usage_events_seen e WHERE e.event_id = s.event_id)
+            LEFT JOIN LATERAL (SELECT true AS known FROM usage_events_seen e WHERE e.event_id = s.event_id
+                               LIMIT 1) seen ON true
+            WHERE seen.known IS NULL
             ON CONFLICT (event_id, occurred_at) DO NOTHING
             RETURNING event_id
         ), inserted AS (
