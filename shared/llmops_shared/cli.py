@@ -5,6 +5,7 @@
     llmops keys create --tenant T --scopes ingest:write,...   (prints the key once, as the last word)
     llmops keys list [--tenant T] | keys revoke KEY_ID
     llmops dlq list | dlq replay [--consumer C] [--reason R]   dead letters
+    llmops retention [--dry-run]       drop what is past retention (partitions, old rows); says what
     llmops run SERVICE                 run one service in the foreground (ingest-api, ...)
     llmops schema                      print the interaction event's JSON Schema
     llmops billing ... | eval ... | guardrails ...   forwarded to the service's own command line
@@ -114,6 +115,33 @@ def _cmd_dlq(args: argparse.Namespace, settings: CommonSettings) -> int:
     return asyncio.run(run())
 
 
+def _cmd_retention(args: argparse.Namespace, settings: CommonSettings) -> int:
+    from llmops_shared import db
+    from llmops_shared.clock import utc_now
+    from llmops_shared.retention import RetentionSettings, run_retention
+
+    retention = RetentionSettings()
+
+    async def run() -> int:
+        pool = await db.create_pool(retention.database_url, max_size=2)
+        try:
+            report = await run_retention(pool, retention, now=utc_now(), dry_run=args.dry_run)
+        finally:
+            await pool.close()
+        for outcome in report.outcomes:
+            print(outcome.line(dry_run=report.dry_run))
+        verb = "would drop" if report.dry_run else "dropped"
+        print(f"{verb} {len(report.dropped)} partition(s), {'would delete' if report.dry_run else 'deleted'} "
+              f"{report.rows_deleted} row(s); {len(report.skipped)} skipped")
+        return 1 if report.skipped else 0
+
+    try:
+        return asyncio.run(run())
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
 def _cmd_run(args: argparse.Namespace, settings: CommonSettings) -> int:
     by_name = {s.name: s for s in SERVICES}
     for plugin in load_plugins():
@@ -194,6 +222,9 @@ def build_parser(plugins: Sequence[Plugin] = ()) -> tuple[argparse.ArgumentParse
         p.add_argument("--reason", help="e.g. schema_violation, processing_error")
         p.add_argument("--limit", type=int, default=10_000)
 
+    retention = sub.add_parser("retention", help="drop what is past retention (LLMOPS_RETENTION_*) and say what")
+    retention.add_argument("--dry-run", action="store_true", help="say what would be dropped; change nothing")
+
     run = sub.add_parser("run", help="run one service in the foreground")
     run.add_argument("service")
 
@@ -205,8 +236,8 @@ def build_parser(plugins: Sequence[Plugin] = ()) -> tuple[argparse.ArgumentParse
 
 
 _COMMANDS: dict[str, Run] = {
-    "migrate": _cmd_migrate, "topics": _cmd_topics, "keys": _cmd_keys, "dlq": _cmd_dlq, "run": _cmd_run,
-    "schema": _cmd_schema,
+    "migrate": _cmd_migrate, "topics": _cmd_topics, "keys": _cmd_keys, "dlq": _cmd_dlq, "retention": _cmd_retention,
+    "run": _cmd_run, "schema": _cmd_schema,
 }
 
 

@@ -17,9 +17,10 @@ Nothing here ever carries prompt or completion text: titles and summaries are bu
 names, amounts and counts.
 
 Delivery: an alert is decided inside the batch's transaction and written to `billing_alert_outbox` in
-it; it is sent after the commit and marked published once Kafka has it. A crash in between leaves it
-pending, and `OutboxRelay` sends it later. So an alert is sent at least once, always with the same
-`alert_id`.
+it; after the commit it is claimed (its row locked, `store.outbox`), sent and marked published once Kafka
+has it. A crash in between leaves it pending, and an `OutboxRelay` claims and sends it later. A row one
+process holds is skipped by the others, so an alert is sent once, or again only after a crash between the
+send and the mark (at least once, always with the same `alert_id`).
 """
 
 from __future__ import annotations
@@ -175,24 +176,39 @@ async def send_alerts(producer: AIOKafkaProducer, topic: str, alerts: Sequence[A
 
 class OutboxRelay:
     """Sends alerts left pending in the outbox (a crash after commit, or alerts decided by the API or
-    by a re-pricing run, which have no producer of their own)."""
+    by a re-pricing run, which have no producer of their own), and purges sent ones.
+
+    Each round claims up to `batch` pending alerts at least `min_age_s` old (`store.outbox.claim_pending`:
+    locked, rows another process holds skipped), sends them and marks them published in that one
+    transaction, so two workers' relays never both send the same alert. Then it deletes alerts published
+    more than `keep_sent_s` ago.
+    """
 
     def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, *, topic: str, interval_s: float,
-                 min_age_s: float) -> None:
+                 min_age_s: float, keep_sent_s: float = 7 * 86_400, batch: int = 500) -> None:
         self.pool = pool
         self.producer = producer
         self.topic = topic
         self.interval_s = interval_s
         self.min_age_s = min_age_s
+        self.keep_sent_s = keep_sent_s
+        self.batch = batch
 
     async def run_once(self, *, min_age_s: float | None = None) -> int:
-        records = await outbox.pending(self.pool, min_age_s=self.min_age_s if min_age_s is None else min_age_s)
-        alerts = [Alert(r["alert_id"], r["fingerprint"], r["tenant_id"], r["rule"], r["payload"].encode())
-                  for r in records]
+        """One round: send what is pending (returns how many were sent), then purge old sent alerts."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            records = await outbox.claim_pending(conn, min_age_s=self.min_age_s if min_age_s is None else min_age_s,
+                                                 limit=self.batch)
+            alerts = [Alert(r["alert_id"], r["fingerprint"], r["tenant_id"], r["rule"], r["payload"].encode())
+                      for r in records]
+            if alerts:
+                await send_alerts(self.producer, self.topic, alerts)
+                await outbox.mark_published(conn, alerts=alerts)
         if alerts:
-            await send_alerts(self.producer, self.topic, alerts)
-            await outbox.mark_published(self.pool, alerts=alerts)
             log.info("sent pending alerts from the outbox", extra={"alerts": len(alerts)})
+        purged = await outbox.purge_sent(self.pool, older_than_s=self.keep_sent_s)
+        if purged:
+            log.info("purged sent alerts from the outbox", extra={"alerts": purged})
         return len(alerts)
 
     async def run(self, stopping: asyncio.Event | None = None) -> None:

@@ -9,7 +9,8 @@ prices needs `admin`. Money is a string in JSON. Every error is RFC 9457 problem
 (`{"type": ..., "title": ..., "status": 422, "detail": ..., "errors": [{"loc": ["query", "group_by"], ...}]}`).
 
 This module only assembles the app: the routers (`routes/`, one per resource), the error mapping, and
-what the routes share on `app.state` (settings, clock, the price catalogue).
+what the routes share on `app.state` (settings, clock, the price catalogue, reloaded when a price table
+changes: the process's `ConfigWatcher`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from llmops_billing.settings import BillingSettings
 from llmops_billing.statements import StatementMismatch
 from llmops_shared import problems
 from llmops_shared.clock import Clock, utc_now
+from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.http import JSONBody, api_backends, backend_checks, ops_router, run_api
 from llmops_shared.logging import configure_logging
 
@@ -39,10 +41,15 @@ def create_app(settings: BillingSettings, *, clock: Clock = utc_now) -> FastAPI:
         from llmops_billing.worker import catalogue_cache
 
         async with api_backends(app, settings, key_cache_ttl_s=settings.key_cache_ttl_s) as (pool, _redis):
-            app.state.catalogues = catalogue_cache(settings)
-            await app.state.catalogues.reload(pool)
-            log.info("billing API ready", extra={"port": settings.port})
-            yield
+            watcher = ConfigWatcher(settings.database_url)  # a price change elsewhere counts at once here too
+            await watcher.start()
+            try:
+                app.state.catalogues = catalogue_cache(settings, watcher=watcher)
+                await app.state.catalogues.reload(pool)
+                log.info("billing API ready", extra={"port": settings.port})
+                yield
+            finally:
+                await watcher.close()
 
     app = FastAPI(
         title="LLMOps billing API",

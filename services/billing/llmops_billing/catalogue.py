@@ -5,7 +5,10 @@ What prices an event is `PriceCatalogue` (pure, `prices.py`). This module puts o
 - `load_catalogue(conn, base)`: the base catalogue plus every row of `model_prices` (with tiers) and
   `tenant_price_discounts` (`store.prices`). A database row replaces a base row with the same identity
   (tenant, provider, model key, effective_from), so the database has the last word;
-- `CatalogueCache`: the catalogue a long-running process prices with, reloaded every `refresh_s`.
+- `CatalogueCache`: the catalogue a long-running process prices with, reloaded as soon as a price table
+  changes (the process's `ConfigWatcher` moves the stamp of `PRICE_TABLES` when a change commits:
+  Postgres LISTEN/NOTIFY, `llmops_shared.config_changes`), and every `refresh_s` in any case (the
+  fallback while the watcher is not connected).
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ import asyncpg
 
 from llmops_billing.prices import ModelPrice, PriceCatalogue, TenantDiscount
 from llmops_billing.store import prices as price_store
+from llmops_shared.config_changes import ConfigWatcher
+
+PRICE_TABLES = ("model_prices", "model_price_tiers", "tenant_price_discounts")
+"""The tables a catalogue is loaded from: a change to any of them reloads it."""
 
 log = logging.getLogger(__name__)
 
@@ -53,49 +60,60 @@ async def load_catalogue(conn: asyncpg.Connection | asyncpg.Pool, base: PriceCat
 
 
 class CatalogueCache:
-    """The catalogue a worker or API process prices with: reloaded from Postgres every `refresh_s`.
+    """The catalogue a worker or API process prices with, reloaded from Postgres when it is stale: a price
+    table changed since it was loaded (`watcher`'s stamp of `PRICE_TABLES` moved), or `refresh_s` passed.
 
-    A price change therefore reaches new events within `refresh_s`; events priced before that are
-    corrected with `llmops billing reprice`.
+    With a connected watcher a price change is in force for the next batch (the notification arrives
+    within milliseconds of the commit); without one, within `refresh_s`. Events priced before a change
+    are corrected with `llmops billing reprice`.
     """
 
     def __init__(self, base: PriceCatalogue, *, refresh_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, watcher: ConfigWatcher | None = None) -> None:
         self.base = base
         self.refresh_s = refresh_s
         self.clock = clock
+        self.watcher = watcher
         self._catalogue: PriceCatalogue | None = None
         self._loaded_at = 0.0
+        self._stamp: tuple[int, ...] | None = None  # the watcher's stamp of PRICE_TABLES when last loaded
+
+    def _watched_stamp(self) -> tuple[int, ...] | None:
+        return None if self.watcher is None else self.watcher.stamp(PRICE_TABLES)
 
     @property
     def current(self) -> PriceCatalogue:
         return self._catalogue if self._catalogue is not None else self.base
 
     def stale(self) -> bool:
-        return self._catalogue is None or self.clock() - self._loaded_at >= self.refresh_s
+        if self._catalogue is None or self._watched_stamp() != self._stamp:
+            return True
+        return self.clock() - self._loaded_at >= self.refresh_s
 
     async def get(self, conn: asyncpg.Connection | asyncpg.Pool) -> PriceCatalogue:
         """The catalogue, reloaded when stale. A reload that finds unusable rows (a price the catalogue
         refuses) keeps the last good catalogue and logs an error, rather than failing every event of the
         batch; database errors propagate (the batch is retried)."""
         if self.stale():
+            stamp = self._watched_stamp()
             try:
                 await self.reload(conn)
             except (ValueError, TypeError) as exc:
                 if self._catalogue is None:
                     raise
-                self._loaded_at = self.clock()  # try again after the interval
+                self._loaded_at, self._stamp = self.clock(), stamp  # again after the interval or the next change
                 log.error("price catalogue reload refused; still pricing with the previous one",
                           extra={"error_type": type(exc).__name__, "error": str(exc)[:500]})
         return self.current
 
     async def reload(self, conn: asyncpg.Connection | asyncpg.Pool) -> PriceCatalogue:
+        stamp = self._watched_stamp()  # before reading: a change committed meanwhile reloads once more
         catalogue = await load_catalogue(conn, self.base)
         if self._catalogue is None or len(catalogue) != len(self._catalogue):
             log.info("price catalogue loaded", extra={"prices": len(catalogue),
                                                       "discounts": len(catalogue.discounts)})
         self._catalogue = catalogue
-        self._loaded_at = self.clock()
+        self._loaded_at, self._stamp = self.clock(), stamp
         return catalogue
 
 

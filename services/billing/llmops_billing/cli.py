@@ -5,7 +5,8 @@
     llmops billing prices list [--model M] [--tenant T]
 
 Also runnable as `python -m llmops_billing.cli ...`. The shared CLI hooks it in with `register(subparsers)`
-and `run(args, settings)`.
+and `run(args, settings)`; `clock` is what "now" is (the default `--effective-from`, the prices in force,
+re-pricing's `priced_at`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from llmops_billing.money import money_str
 from llmops_billing.prices import ModelPrice
 from llmops_billing.settings import BillingSettings
+from llmops_shared.clock import Clock, utc_now
 from llmops_shared.settings import CommonSettings
 
 PRICE_FIELDS = ("input_per_token", "output_per_token", "cache_read_per_token", "cache_write_per_token",
@@ -59,14 +61,14 @@ def add_arguments(billing: argparse.ArgumentParser) -> None:
     lst.add_argument("--tenant", help="include this tenant's own price rows")
 
 
-def run(args: argparse.Namespace, settings: CommonSettings) -> int:
+def run(args: argparse.Namespace, settings: CommonSettings, *, clock: Clock = utc_now) -> int:
     billing_settings = settings if isinstance(settings, BillingSettings) else BillingSettings()
     try:
         if args.billing_command == "reprice":
-            return asyncio.run(_reprice(args, billing_settings))
+            return asyncio.run(_reprice(args, billing_settings, clock))
         if args.prices_command == "import":
-            return asyncio.run(_import(args, billing_settings))
-        return asyncio.run(_list(args, billing_settings))
+            return asyncio.run(_import(args, billing_settings, clock))
+        return asyncio.run(_list(args, billing_settings, clock))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -84,7 +86,7 @@ def _instant(text: str, what: str) -> datetime:
     return parse_instant(text, what=what)
 
 
-async def _reprice(args: argparse.Namespace, settings: BillingSettings) -> int:
+async def _reprice(args: argparse.Namespace, settings: BillingSettings, clock: Clock) -> int:
     from llmops_billing.catalogue import load_catalogue
     from llmops_billing.normalise import normalise_model
     from llmops_billing.reprice import reprice
@@ -100,7 +102,7 @@ async def _reprice(args: argparse.Namespace, settings: BillingSettings) -> int:
         report = await reprice(pool, catalogue, start=start, end=end, tenant_id=args.tenant,
                                model_key=normalise_model(args.model) if args.model else None,
                                chunk_size=args.chunk, dry_run=args.dry_run,
-                               budget_alert_max_age=timedelta(hours=settings.budget_alert_max_age_h))
+                               budget_alert_max_age=timedelta(hours=settings.budget_alert_max_age_h), clock=clock)
     finally:
         await pool.close()
     verb = "would change" if report.dry_run else "changed"
@@ -111,7 +113,7 @@ async def _reprice(args: argparse.Namespace, settings: BillingSettings) -> int:
     return 0
 
 
-async def _import(args: argparse.Namespace, settings: BillingSettings) -> int:
+async def _import(args: argparse.Namespace, settings: BillingSettings, clock: Clock) -> int:
     from llmops_billing.catalogue import load_catalogue
     from llmops_billing.litellm_import import load_litellm_file
     from llmops_billing.store.prices import insert_prices
@@ -119,7 +121,7 @@ async def _import(args: argparse.Namespace, settings: BillingSettings) -> int:
     from llmops_shared.db import create_pool
 
     effective_from = (_instant(args.effective_from, "--effective-from") if args.effective_from
-                      else datetime.now(UTC).replace(microsecond=0))
+                      else clock().replace(microsecond=0))
     source = args.source or f"import-{effective_from.strftime('%Y%m%dT%H%M%SZ')}"
     imported = load_litellm_file(args.file, effective_from=effective_from, source=source)
     pool = await create_pool(settings.database_url, max_size=2)
@@ -146,13 +148,13 @@ async def _import(args: argparse.Namespace, settings: BillingSettings) -> int:
     print(f"added {len(report.inserted)} price row(s) in force from {effective_from.isoformat()} (source {source}); "
           f"{unchanged} unchanged; {len(report.existing)} already present; "
           f"{len(imported.skipped)} entr(ies) of the file skipped")
-    if effective_from < datetime.now(UTC) - timedelta(minutes=1) and report.inserted:
+    if effective_from < clock() - timedelta(minutes=1) and report.inserted:
         print("these prices start in the past: run `llmops billing reprice` over that period to correct "
               "events already priced")
     return 0
 
 
-async def _list(args: argparse.Namespace, settings: BillingSettings) -> int:
+async def _list(args: argparse.Namespace, settings: BillingSettings, clock: Clock) -> int:
     from llmops_billing.catalogue import load_catalogue
     from llmops_billing.normalise import normalise_model
     from llmops_billing.worker import catalogue_cache
@@ -163,7 +165,7 @@ async def _list(args: argparse.Namespace, settings: BillingSettings) -> int:
         catalogue = await load_catalogue(pool, catalogue_cache(settings).base)
     finally:
         await pool.close()
-    now = datetime.now(UTC)
+    now = clock()
     key = normalise_model(args.model) if args.model else None
     latest: dict[tuple[str | None, str, str], ModelPrice] = {}
     for price in sorted(catalogue.prices, key=lambda p: p.effective_from):
@@ -178,11 +180,11 @@ async def _list(args: argparse.Namespace, settings: BillingSettings) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, clock: Clock = utc_now) -> int:
     parser = argparse.ArgumentParser(prog="llmops billing", description="billing: re-pricing and prices")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return run(args, BillingSettings())
+    return run(args, BillingSettings(), clock=clock)
 
 
 if __name__ == "__main__":

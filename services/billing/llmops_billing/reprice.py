@@ -17,8 +17,10 @@ index. Each chunk is one transaction (retried on a deadlock with a worker):
    their alerts go to the outbox, and the worker's relay sends them.
 
 Re-pricing twice changes nothing the second time. A row the worker writes while a run is under way was
-priced with the worker's catalogue, which follows the database within `price_refresh_s`: run re-pricing
-after that delay (or again) when the corrected period is still receiving events.
+priced with the worker's catalogue, which follows the database from its next batch (within
+`price_refresh_s` if its configuration listener is down): run re-pricing after that (or again) when the
+corrected period is still receiving events. `clock` is what "now" is (the rows' new `priced_at`, which
+budget periods are still alerted on).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from llmops_billing.money import EXACT, ZERO
 from llmops_billing.prices import PriceCatalogue
 from llmops_billing.store import ledger as ledger_store
 from llmops_billing.store import outbox, reprice_runs, rollups, unpriced
+from llmops_shared.clock import Clock, utc_now
 from llmops_shared.worker import is_transient
 
 log = logging.getLogger(__name__)
@@ -61,7 +64,8 @@ class RepriceReport:
 
 async def reprice(pool: asyncpg.Pool, catalogue: PriceCatalogue, *, start: datetime, end: datetime,
                   tenant_id: str | None = None, model_key: str | None = None, chunk_size: int = 2_000,
-                  dry_run: bool = False, budget_alert_max_age: timedelta = timedelta(hours=48)) -> RepriceReport:
+                  dry_run: bool = False, budget_alert_max_age: timedelta = timedelta(hours=48),
+                  clock: Clock = utc_now) -> RepriceReport:
     """Re-price `[start, end)`; see the module docstring. `dry_run` computes the same report and rolls
     every chunk back."""
     if start.tzinfo is None or end.tzinfo is None:
@@ -83,7 +87,7 @@ async def reprice(pool: asyncpg.Pool, catalogue: PriceCatalogue, *, start: datet
         while True:
             chunk = await _chunk_with_retries(pool, catalogue, tenant_id=tenant, end=end, cursor=cursor,
                                               model_key=model_key, chunk_size=chunk_size, dry_run=dry_run,
-                                              max_age=budget_alert_max_age)
+                                              max_age=budget_alert_max_age, clock=clock)
             if chunk is None:
                 break
             rows, result = chunk
@@ -113,7 +117,7 @@ class _DryRun(Exception):  # not an error: how a dry run leaves its transaction 
 
 async def _chunk_with_retries(pool: asyncpg.Pool, catalogue: PriceCatalogue, *, tenant_id: str, end: datetime,
                               cursor: tuple[datetime, uuid.UUID], model_key: str | None,
-                              chunk_size: int, dry_run: bool, max_age: timedelta,
+                              chunk_size: int, dry_run: bool, max_age: timedelta, clock: Clock,
                               attempts: int = 5) -> tuple[list[LedgerRow], _ChunkResult] | None:
     """One chunk in one transaction; a deadlock with a worker (or a lost connection) retries it."""
     for attempt in range(1, attempts + 1):
@@ -123,7 +127,7 @@ async def _chunk_with_retries(pool: asyncpg.Pool, catalogue: PriceCatalogue, *, 
                                                      model_key=model_key, limit=chunk_size)
                 if not rows:
                     return None
-                result = await _reprice_chunk(conn, rows, catalogue, now=datetime.now(UTC), max_age=max_age)
+                result = await _reprice_chunk(conn, rows, catalogue, now=clock(), max_age=max_age)
                 if dry_run:
                     raise _DryRun(rows, result)  # rolls the transaction back
                 return rows, result

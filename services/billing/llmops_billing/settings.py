@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
+
 from llmops_shared.settings import service_config
 from llmops_shared.topics import ALERTS, INTERACTIONS_RAW
 from llmops_shared.worker import WorkerSettings
@@ -53,3 +55,6 @@ class BillingSettings(WorkerSettings):
     """How often the worker re-sends alerts left in the outbox (after a crash between commit and send)."""
     outbox_relay_min_age_s: float = 10.0
     """How old an alert left in the outbox must be before it is re-sent."""
+    outbox_keep_sent_h: float = Field(168.0, gt=0)
+    """Sent alerts stay in the outbox this long (for audits), then the relay deletes them; pending ones are
+    never deleted."""

@@ -6,18 +6,20 @@ It is a `BatchHandler` for the suite's `StreamWorker` (poll -> decode -> write i
 publish -> commit offsets), so dead letters, poison isolation, the flood guard and the checkpoint
 order are the shared worker's. Per batch, in ONE transaction:
 
-1. price each event with the catalogue (built-in list + database rows, reloaded every
-   `price_refresh_s`) and write the ledger rows idempotently (`store.ledger.write_batch`: rows keyed by
-   event id, rollups only from rows actually inserted);
+1. price each event with the catalogue (built-in list + database rows, reloaded before the batch when a
+   price table changed: the process's `ConfigWatcher`; every `price_refresh_s` in any case) and write
+   the ledger rows idempotently (`store.ledger.write_batch`: rows keyed by event id, rollups only from
+   rows actually inserted);
 2. raise one alert per newly unpriced model (`unpriced_models.alerted_at` is set in this transaction);
 3. evaluate the budgets the inserted rows' spend touches (`budgets.evaluate_touched`): each threshold
    crossing is recorded once per budget and period;
 4. put those alerts in `billing_alert_outbox`.
 
-After the commit, `publish` sends the new alerts to the alerts topic and marks them published; the
-offsets are committed after that. A crash between the commit and the send leaves the alerts pending in
-the outbox, and `OutboxRelay` (a task of this process) sends them. A redelivered batch inserts nothing,
-so it decides no alert twice.
+After the commit, `publish` claims the new alerts in the outbox (row locks, skipping rows a relay holds),
+sends them to the alerts topic and marks them published; the offsets are committed after that. A crash
+between the commit and the send leaves the alerts pending in the outbox, and `OutboxRelay` (a task of
+every worker process) claims and sends them; it also purges sent alerts after `outbox_keep_sent_h`. A
+redelivered batch inserts nothing, so it decides no alert twice.
 """
 
 from __future__ import annotations
@@ -42,14 +44,17 @@ from llmops_billing.settings import BillingSettings
 from llmops_billing.store import outbox, unpriced
 from llmops_billing.store.ledger import write_batch
 from llmops_billing.store.unpriced import UnpricedModel
+from llmops_shared.clock import Clock, utc_now
+from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.contract import Interaction
 from llmops_shared.worker import InteractionHandler, Message, Resources, is_transient
 
 log = logging.getLogger("llmops_billing.worker")
 
 
-def catalogue_cache(settings: BillingSettings) -> CatalogueCache:
-    """The catalogue the worker and API price with: built-in list, optional price file, then Postgres."""
+def catalogue_cache(settings: BillingSettings, *, watcher: ConfigWatcher | None = None) -> CatalogueCache:
+    """The catalogue the worker and API price with: built-in list, optional price file, then Postgres;
+    reloaded when `watcher` says a price table changed (and every `price_refresh_s`)."""
     extra: tuple[ModelPrice, ...] = ()
     if settings.price_file is not None:
         from llmops_billing.litellm_import import load_litellm_file
@@ -59,23 +64,29 @@ def catalogue_cache(settings: BillingSettings) -> CatalogueCache:
             effective_from=parse_instant(settings.price_file_effective_from, what="price_file_effective_from"))
         extra = imported.prices
     return CatalogueCache(base_catalogue(builtin=settings.builtin_prices, extra=extra),
-                          refresh_s=settings.price_refresh_s)
+                          refresh_s=settings.price_refresh_s, watcher=watcher)
 
 
 class UsageLedgerHandler(InteractionHandler[Alert]):
-    """Prices interaction events into the usage ledger; see the module docstring."""
+    """Prices interaction events into the usage ledger; see the module docstring.
 
-    def __init__(self, settings: BillingSettings, *, catalogues: CatalogueCache | None = None) -> None:
+    `watcher` (one per process) makes price changes count from the next batch; `clock` is what "now" is
+    (`priced_at`, which budget periods are still alerted on, the ledger's partition window).
+    """
+
+    def __init__(self, settings: BillingSettings, *, catalogues: CatalogueCache | None = None,
+                 watcher: ConfigWatcher | None = None, clock: Clock = utc_now) -> None:
         self.settings = settings
         self.name = settings.group
         self.topics: Sequence[str] = (settings.topic,)
-        self.catalogues = catalogues or catalogue_cache(settings)
+        self.catalogues = catalogues or catalogue_cache(settings, watcher=watcher)
+        self.clock = clock
 
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[Alert]:
         catalogue = await self.catalogues.get(conn)
-        now = datetime.now(UTC)
+        now = self.clock()
         rows = [row for _, event in items if (row := ledger_row(event, catalogue, priced_at=now)) is not None]
-        result = await write_batch(conn, rows=rows)
+        result = await write_batch(conn, rows=rows, now=now)
         alerts = await _unpriced_alerts(conn, result.unalerted_unpriced)
         alerts += await evaluate_touched(conn, _touched(result.inserted), now=now,
                                          max_age=timedelta(hours=self.settings.budget_alert_max_age_h))
@@ -83,19 +94,27 @@ class UsageLedgerHandler(InteractionHandler[Alert]):
         return alerts
 
     async def publish(self, results: list[Alert], resources: Resources) -> None:
+        """Claim the batch's new alerts (a relay may hold some: it sends those), send and mark them
+        published, in one transaction. If Postgres fails meanwhile the alerts stay pending in the outbox,
+        and a relay sends them (again, with the same alert_id, should Kafka have them already)."""
         if not results:
             return
-        await send_alerts(resources.producer, self.settings.alerts_topic, results)
-        for alert in results:
-            log.info("alert sent", extra={"rule": alert.rule, "tenant_id": alert.tenant_id,
-                                          "alert_id": alert.alert_id, "fingerprint": alert.fingerprint})
         try:
-            await outbox.mark_published(resources.pool, alerts=results)
+            async with resources.pool.acquire() as conn, conn.transaction():
+                claimed = await outbox.claim(conn, alert_ids=[a.alert_id for a in results])
+                mine = [a for a in results if a.alert_id in claimed]
+                if mine:
+                    await send_alerts(resources.producer, self.settings.alerts_topic, mine)
+                    await outbox.mark_published(conn, alerts=mine)
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            # Kafka has them; the outbox relay will send them once more (same alert_id) later.
-            log.warning("could not mark alerts published", extra={"error_type": type(exc).__name__})
+            log.warning("could not send or mark alerts; the outbox relay sends them",
+                        extra={"error_type": type(exc).__name__, "alerts": len(results)})
+            return
+        for alert in mine:
+            log.info("alert sent", extra={"rule": alert.rule, "tenant_id": alert.tenant_id,
+                                          "alert_id": alert.alert_id, "fingerprint": alert.fingerprint})
 
 
 def _touched(rows: Sequence[LedgerRow]) -> set[tuple[str, str, datetime]]:
@@ -121,7 +140,9 @@ async def run(settings: BillingSettings) -> int:
 
     @asynccontextmanager
     async def ledger(resources: Resources) -> AsyncIterator[UsageLedgerHandler]:
-        handler = UsageLedgerHandler(settings)
+        watcher = ConfigWatcher(settings.database_url)  # price changes count from the next batch
+        await watcher.start()
+        handler = UsageLedgerHandler(settings, watcher=watcher)
         async with resources.pool.acquire() as conn:
             await handler.catalogues.reload(conn)
         # What exists now (modules, schemas, the price list) lives as long as the process: keep it out of
@@ -129,7 +150,8 @@ async def run(settings: BillingSettings) -> int:
         gc.freeze()
         gc.set_threshold(*settings.gc_thresholds)
         relay = OutboxRelay(resources.pool, resources.producer, topic=settings.alerts_topic,
-                            interval_s=settings.outbox_relay_interval_s, min_age_s=settings.outbox_relay_min_age_s)
+                            interval_s=settings.outbox_relay_interval_s, min_age_s=settings.outbox_relay_min_age_s,
+                            keep_sent_s=settings.outbox_keep_sent_h * 3600)
         relay_task = asyncio.create_task(relay.run(), name="billing-outbox-relay")
         try:
             yield handler
@@ -137,6 +159,7 @@ async def run(settings: BillingSettings) -> int:
             relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay_task
+            await watcher.close()
 
     return await run_worker(settings, ledger)
 

@@ -3,8 +3,10 @@
 `result_row` is pure (an `Evaluation` to the row's values); `upsert_results` writes a batch in one
 statement. The upsert never replaces an `ok` row (a redelivered event changes nothing that was judged) and
 replaces any other (a retried or replayed event fixes an error row). Call it inside the batch's
-transaction, before committing offsets. `existing_results` is the worker's redelivery check;
-`is_judged` and `result_page` serve the API (feedback needs a judged event; results are paged by key).
+transaction, before committing offsets. `existing_results` is the worker's redelivery check; `is_judged`
+and `result_page` serve the API (feedback needs a judged event; results are paged by key). The table is
+partitioned by month of `occurred_at` (migration evaluator/0004): its key includes it, and the upsert
+makes sure the rows' month partitions exist first (`llmops_shared.partitions`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime
 import asyncpg
 
 from llmops_evaluator.evaluations import Evaluation
+from llmops_shared.partitions import ensure_month_partitions
 
 MAX_ERROR_CHARS = 1_000
 
@@ -82,7 +85,7 @@ _COLUMNS = (
     ("from_cache", "bool"), ("error_type", "text"), ("error", "text"), ("judged_at", "timestamptz"),
     ("latency_ms", "float8"), ("usage_event_id", "uuid"),
 )
-_KEY = ("event_id", "evaluator_id", "rubric", "rubric_version")
+_KEY = ("event_id", "evaluator_id", "rubric", "rubric_version", "occurred_at")  # the partition key is in it
 
 
 def _set(name: str) -> str:
@@ -108,6 +111,7 @@ async def upsert_results(conn: asyncpg.Connection, rows: list[ResultRow]) -> int
     if not rows:
         return 0
     columns = [[getattr(row, name) for row in rows] for name, _ in _COLUMNS]
+    await ensure_month_partitions(conn, "evaluation_results", (row.occurred_at for row in rows))
     written = await conn.fetch(_UPSERT, *columns)
     return len(written)
 

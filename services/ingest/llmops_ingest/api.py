@@ -4,7 +4,9 @@
 202 all accepted, 207 some rejected (per-index errors), 422 none accepted, 400 unparseable body,
 401/403 auth, 413 too large, 429 rate-limited (with Retry-After), 503 Kafka unavailable (nothing accepted).
 202 and 207 answer a `BatchResult`; every error answers RFC 9457 problem details
-(`llmops_shared.problems`), the 422 naming each bad field of each event in `errors`.
+(`llmops_shared.problems`), the 422 naming each bad field of each event in `errors`. An event whose
+`occurred_at` is outside the window around the server's time (`LLMOPS_INGEST_MAX_AGE_DAYS` back,
+`LLMOPS_INGEST_MAX_AHEAD_S` ahead; "now" is `create_app`'s clock) is refused like any other bad field.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -20,10 +23,11 @@ from fastapi.responses import Response
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, Field
 
-from llmops_ingest.intake import BodyError, Intake, parse_body, validate_items
+from llmops_ingest.intake import BodyError, Intake, TimeWindow, parse_body, validate_items
 from llmops_ingest.publisher import EventPublisher
 from llmops_ingest.settings import IngestSettings
 from llmops_shared import problems
+from llmops_shared.clock import Clock, utc_now
 from llmops_shared.deps import Ingester
 from llmops_shared.http import JSONBody, api_backends, backend_checks, ops_router, run_api
 from llmops_shared.kafka import KafkaUnavailable
@@ -147,9 +151,17 @@ async def _publisher(request: Request) -> EventPublisher:
     return request.app.state.publisher
 
 
+async def _window(request: Request) -> TimeWindow:
+    """The `occurred_at` instants this request may carry: around the app's clock, read once per request."""
+    settings: IngestSettings = request.app.state.settings
+    return TimeWindow(now=request.app.state.clock(), max_age=timedelta(days=settings.max_age_days),
+                      max_ahead=timedelta(seconds=settings.max_ahead_s))
+
+
 Settings = Annotated[IngestSettings, Depends(_settings)]
 Limiter = Annotated[RateLimiter, Depends(_limiter)]
 Publisher = Annotated[EventPublisher, Depends(_publisher)]
+Window = Annotated[TimeWindow, Depends(_window)]
 
 router = APIRouter(prefix="/v1", tags=["interactions"])
 
@@ -175,20 +187,21 @@ async def get_schema() -> JSONSchema:
         401: _problem("missing, invalid or revoked API key"),
         403: _problem("the key lacks `ingest:write`"),
         413: _problem("more than 1,000 events or 5 MB"),
-        422: _problem("no event valid: `errors` names each field, `loc` starting with the event's place"),
+        422: _problem("no event valid: `errors` names each field, `loc` starting with the event's place (an "
+                      "`occurred_at` outside the accepted window around the server's time is such a field)"),
         429: _problem("rate limit: retry after `Retry-After` seconds"),
         503: _problem("Kafka unavailable: nothing was accepted; retry after `Retry-After` seconds"),
     },
 )
-async def post_interactions(request: Request, principal: Ingester, settings: Settings, limiter: Limiter,
-                            publisher: Publisher) -> Response:
+async def post_interactions(request: Request, *, principal: Ingester, settings: Settings, limiter: Limiter,
+                            publisher: Publisher, window: Window) -> Response:
     started = time.perf_counter()
     body = await _read_body(request, settings.max_body_bytes)
     items, batch = parse_body(body, max_events=settings.max_events_per_request)
     decision = await limiter.take(principal.key_id, len(items), principal.rate_limit_per_s)
     if not decision.allowed:
         raise RateLimited("rate limit exceeded for this API key", headers={"Retry-After": str(decision.retry_after_s)})
-    intake = validate_items(items, tenant_id=principal.tenant_id)
+    intake = validate_items(items, tenant_id=principal.tenant_id, window=window)
     EVENTS.labels("rejected").inc(len(intake.rejected))
     if not intake.accepted:
         raise NoEventAccepted(intake, batch=batch)
@@ -233,7 +246,8 @@ async def _publish(publisher: EventPublisher, intake: Intake, *, tenant_id: str)
 # -- the app -----------------------------------------------------------------------------------------
 
 
-def create_app(settings: IngestSettings) -> FastAPI:
+def create_app(settings: IngestSettings, *, clock: Clock = utc_now) -> FastAPI:
+    """The app; `clock` says what "now" is (the window `occurred_at` must fall in)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with api_backends(app, settings, key_cache_ttl_s=settings.key_cache_ttl_s) as (_pool, redis):
@@ -262,6 +276,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.clock = clock
     _install_errors(app)
 
     async def kafka_check() -> None:

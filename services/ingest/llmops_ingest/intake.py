@@ -1,12 +1,14 @@
 """From a request body to validated events: pure functions, no I/O.
 
 A body is one event object, or `{"interactions": [event, ...]}`. Each event is validated on its own,
-so one bad event does not cost the others; `tenant_id` comes from the API key, never from the body.
+so one bad event does not cost the others; `tenant_id` comes from the API key, never from the body; an
+`occurred_at` outside the accepted `TimeWindow` around the server's time is refused, naming the field.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -22,6 +24,36 @@ class BodyError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """The `occurred_at` instants accepted: from `max_age` before `now` to `max_ahead` after it."""
+
+    now: datetime
+    max_age: timedelta
+    max_ahead: timedelta
+
+    def refusal(self, at: datetime) -> str | None:
+        """Why `at` is refused, or None when it is within the window."""
+        if at < self.now - self.max_age:
+            return (f"more than {_span(self.max_age)} before the server's time ({_iso(self.now)}): too old "
+                    "(the limit is LLMOPS_INGEST_MAX_AGE_DAYS)")
+        if at > self.now + self.max_ahead:
+            return (f"more than {_span(self.max_ahead)} after the server's time ({_iso(self.now)}): check the "
+                    "producer's clock (the limit is LLMOPS_INGEST_MAX_AHEAD_S)")
+        return None
+
+
+def _span(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    if seconds >= 86_400 and seconds % 86_400 == 0:
+        return f"{int(seconds // 86_400)} day(s)"
+    return f"{seconds:g} s"
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -60,16 +92,17 @@ def parse_body(body: bytes, *, max_events: int) -> tuple[list[Any], bool]:
     return items, True
 
 
-def validate_items(items: list[Any], *, tenant_id: str) -> Intake:
+def validate_items(items: list[Any], *, tenant_id: str, window: TimeWindow | None = None) -> Intake:
+    """Each item validated on its own (and its `occurred_at` within `window`, when given)."""
     intake = Intake()
     for index, item in enumerate(items):
-        errors = _validate_one(item, tenant_id, intake)
+        errors = _validate_one(item, tenant_id, intake, window)
         if errors:
             intake.rejected.append({"index": index, "errors": errors})
     return intake
 
 
-def _validate_one(item: Any, tenant_id: str, intake: Intake) -> list[dict[str, str]]:
+def _validate_one(item: Any, tenant_id: str, intake: Intake, window: TimeWindow | None) -> list[dict[str, str]]:
     if not isinstance(item, dict):
         return [{"field": "(event)", "message": "an event must be a JSON object"}]
     claimed = item.get("tenant_id")
@@ -79,6 +112,8 @@ def _validate_one(item: Any, tenant_id: str, intake: Intake) -> list[dict[str, s
         event = Interaction.model_validate({**item, "tenant_id": tenant_id})
     except ValidationError as exc:
         return field_errors(exc)
+    if window is not None and (refused := window.refusal(event.occurred_at)) is not None:
+        return [{"field": "occurred_at", "message": refused}]
     payload = event.to_json()
     if len(payload) > MAX_EVENT_BYTES:
         return [{"field": "(event)", "message": f"event is {len(payload)} bytes; the limit is {MAX_EVENT_BYTES}"}]

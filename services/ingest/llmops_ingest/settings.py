@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from llmops_shared.settings import CommonSettings, service_config
 from llmops_shared.topics import INTERACTIONS_RAW
 
@@ -24,6 +26,12 @@ class IngestSettings(CommonSettings):
     """Events a key may send at once."""
     kafka_timeout_s: float = 5.0
     """How long a request waits for Kafka to confirm its events before answering 503."""
+    max_age_days: float = Field(30.0, gt=0)
+    """Events whose `occurred_at` is more than this many days before the server's time are refused (422 or
+    207 naming `occurred_at`): a bound on how far back data lands, and on the partitions it needs."""
+    max_ahead_s: float = Field(86_400.0, ge=0)
+    """Events whose `occurred_at` is more than this many seconds after the server's time are refused: a
+    producer's clock may run ahead a little, not by months."""
     key_cache_ttl_s: int = 30
     """How long an API key's look-up is cached in Redis (a revocation drops it at once)."""
     topic: str = INTERACTIONS_RAW

@@ -1,4 +1,9 @@
-"""Fixtures for billing's integration tests: a worker running in this process on a topic of its own."""
+"""Fixtures for billing's integration tests: a worker running in this process on a topic of its own.
+
+The worker's clock is fixed at `WORKER_NOW` (its "now": `priced_at`, the budget periods it alerts on,
+its partition window), so no test depends on today's date; it reloads prices only when its
+`ConfigWatcher` says they changed (the periodic refresh is an hour), as a deployed worker does.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -15,10 +21,15 @@ from aiokafka import AIOKafkaProducer
 
 from llmops_billing.settings import BillingSettings
 from llmops_billing.worker import UsageLedgerHandler
+from llmops_shared.clock import fixed
+from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import TopicSpec
 from llmops_shared.worker import StreamWorker
+
+WORKER_NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
+"""The billing worker's "now" in these tests; their events happen around it."""
 
 
 @dataclass
@@ -49,11 +60,13 @@ async def billing_worker(stack: CommonSettings, pg_pool: asyncpg.Pool) -> AsyncI
     topic = f"test.billing.{uuid.uuid4().hex[:8]}"
     await ensure_topics(stack.kafka_bootstrap, (TopicSpec(topic, partitions=2, retention_ms=3_600_000),))
     settings = BillingSettings(**stack.model_dump(), topic=topic, group=f"billing-test-{topic[-8:]}",
-                               batch_max_events=50, batch_max_wait_ms=50, price_refresh_s=0.2,
+                               batch_max_events=50, batch_max_wait_ms=50, price_refresh_s=3600,
                                outbox_relay_min_age_s=0.0)
     producer = durable_producer(stack.kafka_bootstrap, client_id="billing-test")
     await producer.start()
-    handler = UsageLedgerHandler(settings)
+    watcher = ConfigWatcher(stack.database_url)
+    await watcher.start()
+    handler = UsageLedgerHandler(settings, watcher=watcher, clock=fixed(WORKER_NOW))
     worker: StreamWorker[Any, Any] = StreamWorker(handler, settings, pool=pg_pool, producer=producer)
     task = asyncio.create_task(worker.run())
     running = RunningWorker(settings, handler, worker, task, producer)
@@ -63,3 +76,4 @@ async def billing_worker(stack: CommonSettings, pg_pool: asyncpg.Pool) -> AsyncI
         worker.stopping.set()
         await asyncio.wait_for(task, 15)
         await producer.stop()
+        await watcher.close()

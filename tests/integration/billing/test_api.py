@@ -91,7 +91,7 @@ async def world(stack: CommonSettings, pg_pool: asyncpg.Pool) -> AsyncIterator[W
         "b_read": await make_key(b, ["billing:read"]), "b_admin": await make_key(b, ["admin"]),
         "a_ingest": await make_key(a, ["ingest:write"]),
     }
-    rows = [ledger_row(Interaction.model_validate(e), builtin_catalogue(), priced_at=datetime.now(UTC))
+    rows = [ledger_row(Interaction.model_validate(e), builtin_catalogue(), priced_at=NOW)
             for e in events_of(a, "alpha") + events_of(b, SECRET)]
     async with pg_pool.acquire() as conn, conn.transaction():
         await write_batch(conn, rows=[r for r in rows if r is not None])

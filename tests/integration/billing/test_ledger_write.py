@@ -160,3 +160,42 @@ async def test_money_is_stored_exactly(pg_pool: asyncpg.Pool, tenant: str) -> No
     assert (stored["cost_input"], stored["cost_cache_read"], stored["cost_output"], stored["cost_total"]) == (
         row.cost_input, row.cost_cache_read, row.cost_output, row.cost_total)
     assert row.cost_total == Decimal("0.000000600") + Decimal("0.000000225") + Decimal("0.0000006")
+
+
+async def test_a_batch_spanning_200_months_makes_partitions_only_near_the_clock(pg_pool: asyncpg.Pool,
+                                                                               tenant: str) -> None:
+    """Item 7 of issue 10: 200 events over 200 months made 200 ledger partitions; now the months away from
+    the writer's clock go to the default partition, and every event is still in the ledger and its rollups."""
+    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    months = [datetime(2010 + m // 12, 1 + m % 12, 10, tzinfo=UTC) for m in range(200)]  # 2010-01 .. 2026-08
+    months += [datetime(2026, 11, 24, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC), datetime(1, 1, 1, tzinfo=UTC)]
+    before = set(await pg_pool.fetchval("SELECT array_agg(relname::text) FROM pg_class WHERE relname ~ "
+                                        "'^usage_ledger_[0-9]{4}_[0-9]{2}$'") or [])
+    async with pg_pool.acquire() as conn, conn.transaction():
+        rows = rows_for(tenant, *(make_event(occurred_at=m.isoformat()) for m in months))
+        result = await write_batch(conn, rows=rows, now=now)
+    assert len(result.inserted) == len(months)
+    after = set(await pg_pool.fetchval("SELECT array_agg(relname::text) FROM pg_class WHERE relname ~ "
+                                       "'^usage_ledger_[0-9]{4}_[0-9]{2}$'"))
+    assert after - before <= {"usage_ledger_2026_08", "usage_ledger_2026_11"}  # the months near `now`
+    where = dict(await pg_pool.fetch("SELECT tableoid::regclass::text, count(*) FROM usage_ledger WHERE tenant_id = $1 "
+                                     "GROUP BY 1", tenant))
+    assert where == {"usage_ledger_2026_08": 1, "usage_ledger_2026_11": 1, "usage_ledger_default": 201}
+    assert await pg_pool.fetchval("SELECT sum(event_count) FROM usage_daily WHERE tenant_id = $1", tenant) == 203
+
+
+async def test_the_partition_function_still_creates_a_month_the_default_partition_holds_rows_of(
+        pg_pool: asyncpg.Pool, tenant: str) -> None:
+    far = datetime(2041, 3, 3, tzinfo=UTC)  # no partition near any clock of these tests: the default holds it
+    async with pg_pool.acquire() as conn, conn.transaction():
+        await write_batch(conn, rows=rows_for(tenant, make_event(occurred_at=far.isoformat())),
+                          now=datetime(2026, 11, 24, tzinfo=UTC))
+    assert await pg_pool.fetchval("SELECT tableoid::regclass::text FROM usage_ledger WHERE tenant_id = $1",
+                                  tenant) == "usage_ledger_default"
+    assert await pg_pool.fetchval("SELECT billing_ensure_ledger_partitions($1::timestamptz[])", [far]) == 1
+    assert await pg_pool.fetchval("SELECT tableoid::regclass::text FROM usage_ledger WHERE tenant_id = $1",
+                                  tenant) == "usage_ledger_2041_03"
+    async with pg_pool.acquire() as conn, conn.transaction():  # another event of that month goes there too
+        again = await write_batch(conn, rows=rows_for(tenant, make_event(occurred_at=far.isoformat())), now=far)
+    assert len(again.inserted) == 1
+    assert await pg_pool.fetchval("SELECT count(*) FROM usage_ledger_2041_03 WHERE tenant_id = $1", tenant) == 2

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.integration
 D = Decimal
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PRICED_AT = datetime(2026, 11, 24, 12, tzinfo=UTC)
 KEY = ("tenant_id", "bucket", "app_id", "environment", "provider", "model_key", "prompt_name", "prompt_version",
        "prompt_variant")
 SUMS = ("event_count", "unpriced_count", "input_tokens", "output_tokens", "cache_read_input_tokens",
@@ -38,7 +39,7 @@ SUMS = ("event_count", "unpriced_count", "input_tokens", "output_tokens", "cache
 
 async def write_events(pool: asyncpg.Pool, tenant: str, events: list[dict[str, Any]]) -> None:
     rows = [ledger_row(Interaction.model_validate({**e, "tenant_id": tenant}), builtin_catalogue(),
-                       priced_at=datetime.now(UTC)) for e in events]
+                       priced_at=PRICED_AT) for e in events]
     async with pool.acquire() as conn, conn.transaction():
         await write_batch(conn, rows=[r for r in rows if r is not None])
 

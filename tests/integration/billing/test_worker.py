@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,7 @@ from llmops_billing.alerts import OutboxRelay, unpriced_model_alert
 from llmops_billing.store import outbox
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import ALERTS
-from tests.integration.billing.conftest import RunningWorker, wait_for
+from tests.integration.billing.conftest import WORKER_NOW, RunningWorker, wait_for
 from tests.support.events import collect, end_offsets, make_event
 
 pytestmark = pytest.mark.integration
@@ -112,7 +112,7 @@ async def test_each_budget_threshold_alerts_once_per_period(
                                                 amount=D("0.001"), thresholds=[50],
                                                 enforcement=budgets.Enforcement.SOFT, name="")
     since = await end_offsets(stack.kafka_bootstrap, ALERTS)
-    now = datetime.now(UTC)
+    now = WORKER_NOW  # the worker's clock: its current period, whatever today's date is
     # each event costs 1000 x 0.00000015 = 0.00015 USD: 15% of the budget
     sent: list[dict[str, Any]] = []
 
@@ -146,7 +146,7 @@ async def test_each_budget_threshold_alerts_once_per_period(
     assert await pg_pool.fetchval("SELECT count(*) FROM budget_alerts_sent WHERE budget_id = $1", other_app.id) == 0
 
     async with pg_pool.acquire() as conn:
-        [status] = await budgets.budget_status(conn, [budget], now=datetime.now(UTC))
+        [status] = await budgets.budget_status(conn, [budget], now=WORKER_NOW)
     assert status["current_period"]["state"] == "exceeded" and status["current_period"]["blocked"] is True
     assert status["current_period"]["alerts_sent"] == [50, 80, 100]
 
@@ -154,7 +154,7 @@ async def test_each_budget_threshold_alerts_once_per_period(
 async def test_alerts_left_in_the_outbox_are_sent_by_the_relay(
         stack: CommonSettings, pg_pool: asyncpg.Pool, billing_worker: RunningWorker, tenant: str) -> None:
     since = await end_offsets(stack.kafka_bootstrap, ALERTS)
-    at = datetime.now(UTC) - timedelta(minutes=1)
+    at = WORKER_NOW - timedelta(minutes=1)
     alert = unpriced_model_alert(tenant_id=tenant, provider="acme", model=f"m-{uuid.uuid4().hex[:6]}",
                                  model_key="m", reason="unknown_model", event_count=3, first_seen_at=at,
                                  alerted_at=at)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
@@ -12,6 +13,7 @@ import pytest
 from llmops_ingest.api import create_app
 from llmops_ingest.settings import IngestSettings
 from llmops_shared import apikeys
+from llmops_shared.clock import fixed
 from llmops_shared.contract import Interaction, decode_interaction
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import INTERACTIONS_RAW
@@ -181,3 +183,51 @@ async def test_health_readiness_metrics_and_openapi(ingest_url: str) -> None:
         assert "llmops_ingest_events_total" in metrics
         spec = (await client.get(f"{ingest_url}/openapi.json")).json()
         assert "/v1/interactions" in spec["paths"]
+
+
+# -- the accepted window of `occurred_at` (issue 10, item 7) --------------------------------------------
+
+SERVER_NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)  # the app's clock: no test depends on today's date
+
+
+@pytest.fixture(scope="module")
+def windowed_ingest_url(stack: CommonSettings) -> Iterator[str]:
+    settings = IngestSettings(**stack.model_dump(), rate_limit_per_s=1000, rate_limit_burst=2000,
+                              max_age_days=30, max_ahead_s=86_400)
+    with serve(create_app(settings, clock=fixed(SERVER_NOW))) as url:
+        yield url
+
+
+async def test_events_spanning_200_months_are_refused_naming_occurred_at_per_event(
+        windowed_ingest_url: str, tenant: str, make_key) -> None:
+    """One request that would have made 200 ledger partitions: every event is out of the window."""
+    key = await make_key(tenant, ["ingest:write"])
+    months = ([datetime(2010 + m // 12, 1 + m % 12, 1, tzinfo=UTC) for m in range(100)]     # 2010-01 .. 2018-04
+              + [datetime(2027 + m // 12, 1 + m % 12, 1, tzinfo=UTC) for m in range(100)])  # 2027-01 .. 2035-04
+    body = {"interactions": [make_event(occurred_at=m.isoformat()) for m in months]}
+    async with httpx.AsyncClient() as client:
+        resp = await client.post(f"{windowed_ingest_url}/v1/interactions", json=body, headers=auth(key))
+    assert resp.status_code == 422, resp.text
+    assert resp.headers["content-type"] == "application/problem+json"
+    errors = resp.json()["errors"]
+    assert [e["loc"] for e in errors] == [["body", "interactions", i, "occurred_at"] for i in range(200)]
+    assert "too old" in errors[0]["msg"] and "LLMOPS_INGEST_MAX_AGE_DAYS" in errors[0]["msg"]
+    assert "producer's clock" in errors[-1]["msg"] and "LLMOPS_INGEST_MAX_AHEAD_S" in errors[-1]["msg"]
+
+
+async def test_events_inside_the_window_are_accepted_and_the_others_listed_by_index(
+        windowed_ingest_url: str, tenant: str, make_key) -> None:
+    key = await make_key(tenant, ["ingest:write"])
+    at = [SERVER_NOW - timedelta(days=30) + timedelta(seconds=1),   # oldest accepted
+          SERVER_NOW - timedelta(days=30, seconds=1),                # a second too old
+          SERVER_NOW + timedelta(days=1),                            # newest accepted
+          SERVER_NOW + timedelta(days=1, seconds=1),                 # a second too far ahead
+          SERVER_NOW]
+    body = {"interactions": [make_event(occurred_at=a.isoformat()) for a in at]}
+    async with httpx.AsyncClient() as client:
+        resp = await client.post(f"{windowed_ingest_url}/v1/interactions", json=body, headers=auth(key))
+    assert resp.status_code == 207, resp.text
+    result = resp.json()
+    assert (result["accepted"], result["rejected"]) == (3, 2)
+    assert [(r["index"], [e["field"] for e in r["errors"]]) for r in result["errors"]] == [
+        (1, ["occurred_at"]), (3, ["occurred_at"])]

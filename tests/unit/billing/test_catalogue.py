@@ -54,6 +54,39 @@ def test_the_cache_reloads_after_its_interval() -> None:
     assert len(loads) == 2 and len(cache.current) == 1
 
 
+def test_the_cache_reloads_when_its_watcher_says_a_price_table_changed() -> None:
+    class FakeWatcher:
+        def __init__(self) -> None:
+            self.counts = {"model_prices": 0, "model_price_tiers": 0, "tenant_price_discounts": 0, "budgets": 0}
+
+        def stamp(self, tables: Any) -> tuple[int, ...]:
+            return tuple(self.counts[t] for t in tables)
+
+    watcher = FakeWatcher()
+    cache = CatalogueCache(PriceCatalogue([OLD]), refresh_s=3600, clock=lambda: 0.0,
+                           watcher=watcher)  # type: ignore[arg-type]
+    loads: list[int] = []
+
+    class FakeConn:
+        async def fetch(self, sql: str, *args: Any) -> list[Any]:
+            if "FROM model_prices" in sql:
+                loads.append(1)
+            return []
+
+    async def run() -> None:
+        await cache.get(FakeConn())  # type: ignore[arg-type]
+        await cache.get(FakeConn())  # type: ignore[arg-type]
+        watcher.counts["budgets"] += 1  # not a price table
+        await cache.get(FakeConn())  # type: ignore[arg-type]
+        assert len(loads) == 1
+        watcher.counts["tenant_price_discounts"] += 1
+        await cache.get(FakeConn())  # type: ignore[arg-type]
+        await cache.get(FakeConn())  # type: ignore[arg-type]
+
+    asyncio.run(run())
+    assert len(loads) == 2
+
+
 def test_a_reload_that_finds_a_bad_row_keeps_the_last_good_catalogue(caplog: pytest.LogCaptureFixture) -> None:
     clock = [0.0]
     cache = CatalogueCache(PriceCatalogue([OLD]), refresh_s=30, clock=lambda: clock[0])

@@ -109,7 +109,8 @@ def test_arithmetic_is_exact_where_floats_drift() -> None:
 
 def test_a_discounted_price_costs_exactly_the_discounted_amount() -> None:
     catalogue = PriceCatalogue([SONNET], [TenantDiscount("acme", D("15"), EPOCH, provider="anthropic")])
-    discounted = catalogue.price_for("acme", "claude-3-7-sonnet-20250219", "anthropic", datetime.now(UTC))
+    discounted = catalogue.price_for("acme", "claude-3-7-sonnet-20250219", "anthropic",
+                                         datetime(2026, 11, 24, tzinfo=UTC))
     cost = price_usage(Usage(input_tokens=1_000, output_tokens=1_000), discounted)
     assert cost.total == D("0.0153")  # 85% of (0.003 + 0.015)
     assert cost.price_version is not None and cost.price_version.endswith("@1970-01-01T00:00:00Z")

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import orjson
 import pytest
 
-from llmops_ingest.intake import BodyError, parse_body, validate_items
+from llmops_ingest.intake import BodyError, TimeWindow, parse_body, validate_items
 from tests.support.events import make_event
 
 
@@ -60,3 +62,29 @@ def test_a_body_claiming_another_tenant_is_rejected() -> None:
 
 def test_the_same_tenant_in_the_body_is_accepted() -> None:
     assert validate_items([make_event(tenant_id="acme")], tenant_id="acme").accepted
+
+
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
+WINDOW = TimeWindow(now=NOW, max_age=timedelta(days=30), max_ahead=timedelta(days=1))
+
+
+@pytest.mark.parametrize(("at", "accepted"), [
+    (NOW, True),
+    (NOW - timedelta(days=30), True),
+    (NOW - timedelta(days=30, microseconds=1), False),
+    (NOW + timedelta(days=1), True),
+    (NOW + timedelta(days=1, microseconds=1), False),
+    (datetime(1, 1, 1, tzinfo=UTC), False),
+    (datetime(9999, 12, 31, tzinfo=UTC), False),
+])
+def test_occurred_at_must_fall_in_the_window_around_the_server_s_time(at: datetime, accepted: bool) -> None:
+    intake = validate_items([make_event(occurred_at=at.isoformat())], tenant_id="acme", window=WINDOW)
+    assert bool(intake.accepted) is accepted
+    if not accepted:
+        [error] = intake.rejected[0]["errors"]
+        assert error["field"] == "occurred_at" and "server's time (2026-11-24T12:00:00Z)" in error["message"]
+
+
+def test_the_window_is_compared_as_instants_whatever_the_time_zone() -> None:
+    east = (NOW + timedelta(hours=20)).astimezone(timezone(timedelta(hours=14)))
+    assert validate_items([make_event(occurred_at=east.isoformat())], tenant_id="acme", window=WINDOW).accepted

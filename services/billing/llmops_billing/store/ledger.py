@@ -2,10 +2,15 @@
 
 `write_batch` is the one database step of the worker, in its per-batch transaction:
 
-1. make sure the monthly ledger partitions for the batch exist, and COPY the rows into a temporary
-   staging table (per connection; emptied before each batch and at commit);
-2. from there, insert the event ids into `usage_events_seen` with ON CONFLICT DO NOTHING RETURNING, and
-   ledger rows only for the ids that came back (so a redelivered event is a no-op);
+1. make sure the monthly partitions of the ledger and of `usage_events_seen` exist for the batch's
+   months near `now` (`llmops_shared.partitions`: rows of other months go to the default partitions),
+   and COPY the rows into a temporary staging table (per connection; emptied before each batch and at
+   commit);
+2. from there, insert the event ids into `usage_events_seen` (unless the id is there already, whatever
+   its `occurred_at`: the table is partitioned by month, so its key is (event_id, occurred_at), and an
+   id sent again with another time must still count once) with ON CONFLICT DO NOTHING RETURNING, and
+   ledger rows only for the ids that came back (so a redelivered event is a no-op; the ledger insert
+   also skips a row it already has, should `usage_events_seen` have lost that month to retention);
 3. add only those inserted rows to `usage_hourly`, `usage_daily`, `usage_daily_users` and
    `usage_daily_tags` (2 and 3 are one SQL statement: the rollups are grouped in Postgres from the ledger
    insert's RETURNING rows; `store.rollups`);
@@ -21,7 +26,7 @@ import operator
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -29,6 +34,8 @@ import asyncpg
 from llmops_billing.ledger import COLUMNS, COST_COLUMNS, PRICING_COLUMNS, TOKEN_COLUMNS, LedgerRow, row_from_record
 from llmops_billing.store.rollups import TAG_KEY, USER_KEY, rollup_from_inserted
 from llmops_billing.store.unpriced import UnpricedModel, count_unpriced
+from llmops_shared.clock import utc_now
+from llmops_shared.partitions import window_sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +77,23 @@ _INSERTED_TAGS = ("inserted CROSS JOIN LATERAL unnest(CASE WHEN cardinality(inse
 def _insert_sql() -> str:
     columns = ", ".join(COLUMNS)
     selected = ", ".join(f"s.{name}::numeric" if name in COST_COLUMNS else f"s.{name}" for name in COLUMNS)
-    # Built once at import from the constant column names above: no outside input reaches this SQL.
+    # Built once at import from the constant column names above: no outside input reaches this SQL. An event
+    # id already seen in any month is looked up row by row (LATERAL ... LIMIT 1: an index probe into each
+    # month partition of `usage_events_seen`; a plain NOT EXISTS is planned as a hash anti-join that reads
+    # the whole table on every batch).
     return f"""
         WITH fresh AS (
             INSERT INTO usage_events_seen (event_id, occurred_at)
-            SELECT event_id, occurred_at FROM {_STAGING}
-            ON CONFLICT (event_id) DO NOTHING
+            SELECT s.event_id, s.occurred_at FROM {_STAGING} s
+            LEFT JOIN LATERAL (SELECT true AS known FROM usage_events_seen e WHERE e.event_id = s.event_id
+                               LIMIT 1) seen ON true
+            WHERE seen.known IS NULL
+            ON CONFLICT (event_id, occurred_at) DO NOTHING
             RETURNING event_id
         ), inserted AS (
             INSERT INTO usage_ledger ({columns})
             SELECT {selected} FROM {_STAGING} s JOIN fresh USING (event_id)
+            ON CONFLICT (event_id, occurred_at) DO NOTHING
             RETURNING {", ".join(_RETURNED)}
         ), hourly AS (
             {rollup_from_inserted("usage_hourly", _HOUR_OF)}
@@ -97,10 +111,6 @@ def _insert_sql() -> str:
 _INSERT_LEDGER = _insert_sql()
 
 
-def _month_start(at: datetime) -> datetime:
-    return at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
 _values = operator.attrgetter(*COLUMNS)
 _MONEY_INDEXES = tuple(i for i, name in enumerate(COLUMNS) if name in COST_COLUMNS)
 
@@ -114,18 +124,20 @@ def _record(row: LedgerRow) -> list[Any]:
     return record
 
 
-async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow]) -> WriteResult:
-    """Write `rows` idempotently inside the caller's transaction (see the module docstring)."""
+async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow],
+                      now: datetime | None = None) -> WriteResult:
+    """Write `rows` idempotently inside the caller's transaction (see the module docstring); `now` is the
+    writer's clock (which months get partitions; default the wall clock)."""
     if not conn.is_in_transaction():
         raise RuntimeError("write_batch must run inside the batch's transaction")
     unique = list({row.event_id: row for row in reversed(rows)}.values())[::-1]  # first of each event id
     if not unique:
         return WriteResult((), ())
-    # One round trip: the staging table, then the month partitions the batch needs (one instant per
-    # UTC month is all `billing_ensure_ledger_partitions` looks at; the literals are our own datetimes).
-    months = sorted({_month_start(row.occurred_at) for row in unique})
-    instants = ", ".join(f"'{month.isoformat()}'::timestamptz" for month in months)
-    await conn.execute(f"{_PREPARE_STAGING} SELECT billing_ensure_ledger_partitions(ARRAY[{instants}]);")
+    # One round trip: the staging table, then the month partitions the batch needs (the literals are our
+    # own datetimes: `partitions.window_sql`).
+    window = window_sql((row.occurred_at for row in unique), now=now or utc_now())
+    await conn.execute(f"{_PREPARE_STAGING} SELECT llmops_ensure_month_partitions('usage_ledger', {window}), "
+                       f"llmops_ensure_month_partitions('usage_events_seen', {window});")
     await conn.copy_records_to_table(_STAGING_NAME, schema_name="pg_temp", columns=COLUMNS,
                                      records=[_record(row) for row in unique])
     returned = await conn.fetch(_INSERT_LEDGER)

@@ -1,5 +1,6 @@
 """`guardrail_alerts` (at most one unresolved alert per fingerprint: a partial unique index) and
-`guardrail_alert_events` (which events were counted into which alert; unique on (fingerprint, event_id))."""
+`guardrail_alert_events` (which events were counted into which alert; unique on (fingerprint, event_id,
+occurred_at): partitioned by month of `occurred_at`, migration guardrails/0010)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import datetime
 import asyncpg
 
 from llmops_guardrails.store import Executor
+from llmops_shared.partitions import ensure_month_partitions
 
 # -- grouping (the stream worker, inside its batch transaction) -------------------------------------------
 
@@ -67,6 +69,7 @@ async def delete(conn: asyncpg.Connection, *, alert_id: uuid.UUID) -> None:
 async def count_events(conn: asyncpg.Connection, *, alert_id: uuid.UUID, fingerprint: str,
                        event_ids: Sequence[uuid.UUID], occurred_at: Sequence[datetime]) -> set[uuid.UUID]:
     """Record events as counted into an alert; returns the ids that were not counted before."""
+    await ensure_month_partitions(conn, "guardrail_alert_events", occurred_at)
     inserted = await conn.fetch(
         """INSERT INTO guardrail_alert_events (alert_id, event_id, fingerprint, occurred_at)
            SELECT $1, u.event_id, $2, u.occurred_at
