@@ -39,7 +39,8 @@ class GuardrailsSettings(WorkerSettings):
     alerts_topic: str = ALERTS
     """Where alert messages go, for the notifier."""
     policy_cache_ttl_s: float = 30.0
-    """Stored policies are re-read at least this often per tenant/app (and at once when they change)."""
+    """Stored policies are re-read at least this often per tenant/app. A change is in force at once (each
+    process listens for it: Postgres LISTEN/NOTIFY); this bounds staleness while that listener is down."""
     alert_group_window_s: int = 3600
     """Occurrences of one fingerprint (tenant, app, rule, detector) group into one alert while they come
     within this many seconds of its last occurrence; after a longer quiet spell the old alert is resolved

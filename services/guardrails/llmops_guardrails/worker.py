@@ -5,8 +5,9 @@ offsets, last). Per batch of `llm.interactions.raw`:
 
   1. decode (pure): a message that is not a valid interaction is dead-lettered (table + topic), under the
      flood guard;
-  2. in the batch's transaction: the effective policy of each (tenant, app) (`PolicyStore`: cached for
-     `policy_cache_ttl_s`, so Postgres is read once per tenant/app and TTL); then the scan of the whole
+  2. in the batch's transaction: the effective policy of each (tenant, app) (`PolicyStore`: cached until
+     a change to `guardrail_policies` is notified, which `open_handler`'s `ConfigWatcher` hears within
+     milliseconds, and for at most `policy_cache_ttl_s`); then the scan of the whole
      batch (`PolicyEngine.scan_many`, in a thread so the event loop keeps the Kafka group's heartbeats
      going) -- the events' own texts plus their `metadata.context`/`metadata.reference`; a scanner crash
      raises `ScanFailed` (which names the exception type only, never content), so the worker retries the
@@ -28,7 +29,8 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
@@ -41,6 +43,7 @@ from llmops_guardrails.policies_service import PolicyStore
 from llmops_guardrails.policy import Policy, default_policy
 from llmops_guardrails.settings import GuardrailsSettings
 from llmops_guardrails.store import findings as findings_store
+from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.contract import Interaction
 from llmops_shared.worker import InteractionHandler, Message, Resources
 
@@ -128,16 +131,28 @@ class GuardrailsWorker(InteractionHandler[Outgoing]):
         await asyncio.gather(*futures)
 
 
+@asynccontextmanager
+async def open_handler(settings: GuardrailsSettings, *, engine: PolicyEngine) -> AsyncIterator[GuardrailsWorker]:
+    """The handler with what it holds open: a `ConfigWatcher`, so a stored policy change is in force for
+    the next batch (the worker's factory for `run_worker`; tests use it too)."""
+    watcher = ConfigWatcher(settings.database_url)
+    await watcher.start()
+    try:
+        yield GuardrailsWorker(settings, engine=engine,
+                               policies=PolicyStore(settings.policy_cache_ttl_s, watcher=watcher))
+    finally:
+        await watcher.close()
+
+
 async def main() -> int:
     from llmops_guardrails.logs import configure_service_logging
-    from llmops_shared.worker import just, run_worker
+    from llmops_shared.worker import run_worker
 
     settings = GuardrailsSettings()
     configure_service_logging("guardrails-worker", settings.log_level)
     engine = PolicyEngine(settings)
     await asyncio.to_thread(engine.warm_up, default_policy())  # the model loads before the first batch
-    handler = GuardrailsWorker(settings, engine=engine)
-    return await run_worker(settings, lambda _resources: just(handler))
+    return await run_worker(settings, lambda _resources: open_handler(settings, engine=engine))
 
 
 if __name__ == "__main__":
