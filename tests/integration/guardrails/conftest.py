@@ -23,13 +23,13 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from llmops_guardrails.engine import PolicyEngine
-from llmops_guardrails.notifier.service import Notifier, NotifierSettings
+from llmops_guardrails.notifier.service import NotifierSettings, open_notifier
 from llmops_guardrails.settings import GuardrailsSettings
 from llmops_guardrails.worker import GuardrailsWorker, open_handler
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import TopicSpec
-from llmops_shared.worker import StreamWorker
+from llmops_shared.worker import Resources, StreamWorker
 
 SALT = "guardrails-integration-salt"
 
@@ -99,12 +99,14 @@ async def start_pipeline(stack: CommonSettings, pg_pool: asyncpg.Pool, redis_cli
     notifier_settings = NotifierSettings(**stack.model_dump(), group=f"notifier-test-{suffix}",
                                          alerts_topic=settings.alerts_topic, batch_max_events=50,
                                          batch_max_wait_ms=50, backoff_base_s=0.05, max_attempts=4,
-                                         redis_retry_max_s=0.2)
-    async with httpx.AsyncClient(timeout=5) as http, open_handler(settings, engine=engine) as handler:
-        notifier = Notifier(notifier_settings, redis=redis_client, http=http, pool=pg_pool)
+                                         redis_retry_max_s=0.2, sweep_interval_s=0.2)
+    notifier_stopping = asyncio.Event()
+    async with httpx.AsyncClient(timeout=5) as http, open_handler(settings, engine=engine) as handler, \
+            open_notifier(notifier_settings, Resources(pg_pool, producer, notifier_stopping), redis=redis_client,
+                          http=http) as notifier:
         workers: list[StreamWorker[Any, Any]] = [
             StreamWorker(handler, settings, pool=pg_pool, producer=producer),
-            StreamWorker(notifier, notifier_settings, pool=pg_pool, producer=producer),
+            StreamWorker(notifier, notifier_settings, pool=pg_pool, producer=producer, stopping=notifier_stopping),
         ]
         tasks = [asyncio.create_task(w.run()) for w in workers]
         try:
@@ -112,7 +114,6 @@ async def start_pipeline(stack: CommonSettings, pg_pool: asyncpg.Pool, redis_cli
         finally:
             for w in workers:
                 w.stopping.set()
-            notifier.stopping.set()
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
             await producer.stop()
 
