@@ -25,6 +25,7 @@ from llmops_guardrails.policy import default_policy
 from llmops_guardrails.routes import alerts, channels, check, policies
 from llmops_guardrails.settings import GuardrailsSettings
 from llmops_shared import problems
+from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.http import api_backends, backend_checks, ops_router, run_api
 
 log = logging.getLogger("llmops_guardrails.api")
@@ -38,14 +39,17 @@ def create_app(settings: GuardrailsSettings, *, engine: PolicyEngine | None = No
         async with api_backends(app, settings, key_cache_ttl_s=settings.key_cache_ttl_s):
             app.state.settings = settings
             app.state.engine = engine or PolicyEngine(settings)
-            app.state.policies = policies_service.PolicyStore(min(settings.policy_cache_ttl_s, 5.0))
+            watcher = ConfigWatcher(settings.database_url)  # a stored policy change: in force at once
+            await watcher.start()
+            app.state.policies = policies_service.PolicyStore(settings.policy_cache_ttl_s, watcher=watcher)
             app.state.announcer = AlertAnnouncer(settings)
-            await asyncio.to_thread(app.state.engine.warm_up, default_policy())  # spaCy loads now, not later
-            log.info("guardrails API ready", extra={"port": settings.port})
             try:
+                await asyncio.to_thread(app.state.engine.warm_up, default_policy())  # spaCy loads now, not later
+                log.info("guardrails API ready", extra={"port": settings.port})
                 yield
             finally:
                 await app.state.announcer.close()
+                await watcher.close()
 
     app = FastAPI(
         title="LLMOps guardrails API",

@@ -7,7 +7,9 @@
   integration's routing key, required.
 
 Secrets are never returned after creation (`has_secret` says whether there is one). Deleting a channel
-keeps its delivery log (its rows' `channel_id` becomes NULL).
+keeps its delivery log (its rows' `channel_id` becomes NULL; what was still to be sent is cancelled).
+Changing a channel makes its parked deliveries due at once (a fixed URL or key is tried now, not after
+the backoff). `list_deliveries` shows a channel's deliveries, e.g. the parked ones.
 """
 
 from __future__ import annotations
@@ -18,10 +20,20 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from llmops_guardrails.schemas import ChannelCreate, ChannelCreated, ChannelPublic, ChannelsPublic, ChannelUpdate
+from llmops_guardrails.schemas import (
+    ChannelCreate,
+    ChannelCreated,
+    ChannelPublic,
+    ChannelsPublic,
+    ChannelUpdate,
+    DeliveriesPublic,
+    DeliveryPublic,
+    DeliveryStatus,
+)
 from llmops_guardrails.store import Executor
 from llmops_guardrails.store import channels as channels_store
-from llmops_shared import problems
+from llmops_guardrails.store import deliveries as deliveries_store
+from llmops_shared import cursors, problems
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
@@ -92,9 +104,36 @@ async def update(db: Executor, *, tenant_id: str, channel_id: int, body: Channel
         raise _name_taken(changes.get("name")) from exc
     if row is None:
         raise problems.NotFound("no such channel")
+    await deliveries_store.retry_parked_now(db, tenant_id=tenant_id, channel_id=channel_id)
     return channel_public(row)
 
 
 async def delete(db: Executor, *, tenant_id: str, channel_id: int) -> None:
     if not await channels_store.delete_channel(db, tenant_id=tenant_id, channel_id=channel_id):
         raise problems.NotFound("no such channel")
+
+
+async def list_deliveries(db: Executor, *, tenant_id: str, channel_id: int, status: DeliveryStatus | None,
+                          limit: int, cursor: str | None = None) -> DeliveriesPublic:
+    """A channel's deliveries, newest first, of one status or all. `NotFound` for another tenant's channel;
+    `Invalid` (the `cursor` query parameter) for a cursor of another query."""
+    if await channels_store.get_channel(db, tenant_id=tenant_id, channel_id=channel_id) is None:
+        raise problems.NotFound("no such channel")
+    scope = f"deliveries:{tenant_id}:{channel_id}:{status or ''}"
+    before: int | None = None
+    if cursor:
+        try:
+            (before,) = cursors.decode(cursor, scope=scope)
+        except cursors.InvalidCursor as exc:
+            raise problems.Invalid("cursor", str(exc), location="query") from exc
+        except ValueError as exc:
+            raise problems.Invalid("cursor", "not a cursor this API returned", location="query") from exc
+        if not isinstance(before, int):
+            raise problems.Invalid("cursor", "not a cursor this API returned", location="query")
+    rows = await deliveries_store.list_for_channel(db, tenant_id=tenant_id, channel_id=channel_id, status=status,
+                                                   limit=limit + 1, before_id=before)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return DeliveriesPublic(
+        deliveries=[DeliveryPublic(**dict(r)) for r in rows],
+        next_cursor=cursors.encode([rows[-1]["delivery_id"]], scope=scope) if more and rows else None)

@@ -1,8 +1,12 @@
 """Stored policies: versioned YAML overrides per tenant (`app_id = ''`) and per app, in `guardrail_policies`.
 
 The effective policy of an event is **default <- tenant <- app** (latest version of each). `PolicyStore`
-caches effective policies per (tenant, app) for `policy_cache_ttl_s` seconds, so the stream worker reads
-Postgres once per tenant/app and TTL, not per event; a change reaches the worker within the TTL.
+caches effective policies per (tenant, app), so the stream worker and the API read Postgres once per
+tenant/app, not per event or request. A change is in force at once: each process holds a
+`ConfigWatcher` (Postgres LISTEN/NOTIFY on `guardrail_policies`, a trigger of migration guardrails/0003);
+the cache remembers the watcher's stamp it was filled under, and a moved stamp empties it before the next
+read. `policy_cache_ttl_s` remains the fallback: an entry is re-read at least that often, which is what
+bounds staleness while the watcher is disconnected (it moves every stamp when it reconnects).
 
 `policy_version` names what was applied, for findings and clean events: `default`, `t3` (tenant version
 3), `a2` (app version 2) or `t3.a2`.
@@ -41,10 +45,13 @@ from llmops_guardrails.schemas import (
 from llmops_guardrails.store import Executor
 from llmops_guardrails.store import policies as policies_store
 from llmops_shared import problems
+from llmops_shared.config_changes import ConfigWatcher
 
 log = logging.getLogger(__name__)
 
 Target = tuple[str, str]  # (tenant_id, app_id); app_id '' = tenant-wide
+POLICY_TABLES = ("guardrail_policies",)
+"""What the effective policies are read from: a change to it empties every `PolicyStore` (`ConfigWatcher`)."""
 
 
 @dataclass(frozen=True)
@@ -112,14 +119,33 @@ def effective_from(tenant: StoredPolicy | None, app: StoredPolicy | None, *,
 
 
 class PolicyStore:
-    """Effective policies per (tenant, app), cached for `ttl_s` seconds."""
+    """Effective policies per (tenant, app): cached until `guardrail_policies` changes (when a `watcher` is
+    given) and for at most `ttl_s` seconds (the fallback while the watcher is disconnected)."""
 
-    def __init__(self, ttl_s: float, *, base: dict[str, Any] | None = None) -> None:
+    def __init__(self, ttl_s: float, *, base: dict[str, Any] | None = None, watcher: ConfigWatcher | None = None
+                 ) -> None:
         self.ttl_s = ttl_s
         self.base = base if base is not None else default_document()
+        self.watcher = watcher
         self._cache: dict[Target, tuple[float, EffectivePolicy]] = {}
+        self._stamp: tuple[int, ...] | None = None  # the watcher's stamp the cache was filled under
+
+    def _follow_changes(self) -> tuple[int, ...] | None:
+        """Empty the cache when the stamp moved; returns the stamp (None without a watcher). Called before
+        reading Postgres: what a read returns is cached only if the stamp has not moved since, so nothing
+        read before a change outlives it (a change committed during the read moves the stamp)."""
+        if self.watcher is None:
+            return None
+        stamp = self.watcher.stamp(POLICY_TABLES)
+        if stamp != self._stamp:
+            if self._cache:
+                log.debug("guardrail policies changed; cache emptied", extra={"entries": len(self._cache)})
+            self._cache.clear()
+            self._stamp = stamp
+        return stamp
 
     async def effective(self, db: Executor, targets: Iterable[Target]) -> dict[Target, EffectivePolicy]:
+        stamp = self._follow_changes()
         now = time.monotonic()
         wanted = set(targets)
         out: dict[Target, EffectivePolicy] = {}
@@ -132,10 +158,12 @@ class PolicyStore:
                 missing.append(target)
         if missing:
             stored = await latest_documents(db, missing)
+            keep = self.watcher is None or self.watcher.stamp(POLICY_TABLES) == stamp == self._stamp
             for tenant_id, app_id in missing:
                 eff = effective_from(stored.get((tenant_id, "")), stored.get((tenant_id, app_id)) if app_id else None,
                                      base=self.base)
-                self._cache[(tenant_id, app_id)] = (now + self.ttl_s, eff)
+                if keep:
+                    self._cache[(tenant_id, app_id)] = (now + self.ttl_s, eff)
                 out[(tenant_id, app_id)] = eff
             if len(self._cache) > 100_000:
                 self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
@@ -145,6 +173,7 @@ class PolicyStore:
         return (await self.effective(db, [(tenant_id, app_id)]))[(tenant_id, app_id)]
 
     def invalidate(self, tenant_id: str) -> None:
+        """Forget a tenant's entries now (the API after its own PUT: read-your-writes before the notification)."""
         for key in [k for k in self._cache if k[0] == tenant_id]:
             del self._cache[key]
 

@@ -259,3 +259,37 @@ class ChannelCreated(ChannelPublic):
 
 class ChannelsPublic(BaseModel):
     channels: list[ChannelPublic]
+
+
+# -- deliveries (the notifier's queue and log) --------------------------------------------------------------
+
+DeliveryStatus = Literal["pending", "sending", "delivered", "suppressed", "parked", "superseded", "cancelled",
+                         "failed"]
+
+
+class DeliveryPublic(BaseModel):
+    """One alert message's delivery to a channel. `parked`: the attempts in a row ran out (or the channel's
+    circuit breaker is open); it is tried again from `next_attempt_at`, with growing backoff, until delivered.
+    `failed` appears only on deliveries made before parking existed."""
+
+    delivery_id: int
+    message_id: str = Field(description="the alert message (`<alert_id>:<status>:<count>`): the idempotency key "
+                                        "a webhook receives as `X-LLMOps-Message-Id`")
+    alert_id: str
+    fingerprint: str
+    action: Literal["trigger", "resolve"]
+    status: DeliveryStatus
+    attempts: int = Field(description="HTTP attempts made")
+    http_status: int | None = Field(description="the last answer's status")
+    error: str | None = Field(description="the last failure: `HTTP 503`, `no answer within 10 s`, `ConnectError`...")
+    next_attempt_at: Timestamp | None = Field(description="pending, parked: when it is tried next; sending: when "
+                                                          "its claim lapses")
+    last_attempt_at: Timestamp | None
+    delivered_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class DeliveriesPublic(BaseModel):
+    deliveries: list[DeliveryPublic] = Field(description="newest first")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last one")

@@ -10,7 +10,8 @@
   policy, and a findings summary in `metadata["guardrails"]`:
   `{"findings": 3, "by_type": {"EMAIL_ADDRESS": 2, ...}, "rules": [...], "actions": ["alert", "redact"],
   "blocked": false, "policy_version": "t3"}` (plus `"metadata_findings": n` when the metadata texts had
-  some). The summary holds counts and names only. A producer's own `guardrails` key is replaced.
+  some). The summary holds counts and names only. A producer's own `guardrails` key is replaced. An
+  event that redaction made too large for Kafka has its longest texts cut, with a marker (`sizing`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import orjson
 
 from llmops_guardrails.engine import InteractionScan, ScanOutcome, TriggeredRule
 from llmops_guardrails.policy import Action
+from llmops_guardrails.sizing import Truncation, fit
 from llmops_shared.alerts import SEVERITY_RANK
 from llmops_shared.contract import MAX_METADATA_BYTES, MAX_METADATA_KEYS, ChatMessage, Interaction
 
@@ -176,9 +178,10 @@ def _fits(metadata: dict[str, Any]) -> bool:
     return len(metadata) <= MAX_METADATA_KEYS and len(orjson.dumps(metadata)) <= MAX_METADATA_BYTES
 
 
-def clean_event(event: Interaction, scan: InteractionScan, policy_version: str,
-                probe_scan: InteractionScan | None = None) -> bytes:
-    """The redacted event with its findings summary, as it goes on `llm.interactions.clean`.
+def clean_interaction(event: Interaction, scan: InteractionScan, policy_version: str,
+                      probe_scan: InteractionScan | None = None) -> Interaction:
+    """The redacted event with its findings summary, as it goes on `llm.interactions.clean` (before
+    `sizing.fit` measures it).
 
     The summary never makes the event break the contract's metadata limits: when the full summary does
     not fit, a short one (`findings`, `policy_version`) is used, and when even that does not fit (a
@@ -192,4 +195,12 @@ def clean_event(event: Interaction, scan: InteractionScan, policy_version: str,
         if candidate is None or _fits(trial):
             metadata = trial
             break
-    return scan.interaction.model_copy(update={"metadata": metadata}).to_json()
+    return scan.interaction.model_copy(update={"metadata": metadata})
+
+
+def clean_event(event: Interaction, scan: InteractionScan, policy_version: str,
+                probe_scan: InteractionScan | None = None, *, max_bytes: int = 1_000_000
+                ) -> tuple[bytes, Truncation | None]:
+    """The clean event's wire form, within `max_bytes` and the contract's text limits: its longest texts
+    cut with a marker if need be (`sizing.fit`); raises `CleanEventTooLarge` when that cannot be enough."""
+    return fit(clean_interaction(event, scan, policy_version, probe_scan), max_bytes=max_bytes)

@@ -38,8 +38,14 @@ class GuardrailsSettings(WorkerSettings):
     """Where redacted events go, with a findings summary, for the evaluator."""
     alerts_topic: str = ALERTS
     """Where alert messages go, for the notifier."""
+    clean_event_max_bytes: int = 1_000_000
+    """The largest clean event published, as JSON, in bytes: keep it under the clean topic's
+    `max.message.bytes` (Kafka's default is 1,048,588) less room for the key and the record's overhead. An
+    event that redaction made larger has its longest texts cut, with a marker saying so; one that still does
+    not fit is dead-lettered."""
     policy_cache_ttl_s: float = 30.0
-    """Stored policies are re-read at least this often per tenant/app (and at once when they change)."""
+    """Stored policies are re-read at least this often per tenant/app. A change is in force at once (each
+    process listens for it: Postgres LISTEN/NOTIFY); this bounds staleness while that listener is down."""
     alert_group_window_s: int = 3600
     """Occurrences of one fingerprint (tenant, app, rule, detector) group into one alert while they come
     within this many seconds of its last occurrence; after a longer quiet spell the old alert is resolved

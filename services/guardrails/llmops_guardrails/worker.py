@@ -5,8 +5,9 @@ offsets, last). Per batch of `llm.interactions.raw`:
 
   1. decode (pure): a message that is not a valid interaction is dead-lettered (table + topic), under the
      flood guard;
-  2. in the batch's transaction: the effective policy of each (tenant, app) (`PolicyStore`: cached for
-     `policy_cache_ttl_s`, so Postgres is read once per tenant/app and TTL); then the scan of the whole
+  2. in the batch's transaction: the effective policy of each (tenant, app) (`PolicyStore`: cached until
+     a change to `guardrail_policies` is notified, which `open_handler`'s `ConfigWatcher` hears within
+     milliseconds, and for at most `policy_cache_ttl_s`); then the scan of the whole
      batch (`PolicyEngine.scan_many`, in a thread so the event loop keeps the Kafka group's heartbeats
      going) -- the events' own texts plus their `metadata.context`/`metadata.reference`; a scanner crash
      raises `ScanFailed` (which names the exception type only, never content), so the worker retries the
@@ -15,7 +16,10 @@ offsets, last). Per batch of `llm.interactions.raw`:
      alert grouping (`alerts_service.record_occurrences`: counts only from rows actually inserted);
   4. after the commit: each event, redacted and with a findings summary, to `llm.interactions.clean`
      (key = trace_id), and each alert's new state to `llmops.alerts` (key = fingerprint), awaiting
-     acknowledgements; then the offsets are committed.
+     acknowledgements; then the offsets are committed. Each clean event is measured first, in step 2:
+     one that redaction made larger than `clean_event_max_bytes` has its longest texts cut with a marker
+     (`sizing`), and one that still does not fit fails the batch with `CleanEventTooLarge`, so the worker
+     dead-letters that event alone; publishing never fails on a size after the commit.
 
 A redelivered batch changes no row, publishes the same clean events again (consumers key on event_id)
 and republishes the current state of the alerts its events were counted in (the notifier sends each
@@ -28,7 +32,8 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
@@ -41,6 +46,7 @@ from llmops_guardrails.policies_service import PolicyStore
 from llmops_guardrails.policy import Policy, default_policy
 from llmops_guardrails.settings import GuardrailsSettings
 from llmops_guardrails.store import findings as findings_store
+from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.contract import Interaction
 from llmops_shared.worker import InteractionHandler, Message, Resources
 
@@ -48,6 +54,8 @@ log = logging.getLogger(__name__)
 
 FINDINGS = Counter("llmops_guardrails_findings_total", "Findings stored, by detector", ["detector"])
 ALERT_MESSAGES = Counter("llmops_guardrails_alert_messages_total", "Alert messages published, by status", ["status"])
+TRUNCATED = Counter("llmops_guardrails_clean_events_truncated_total",
+                    "Clean events whose longest texts were cut to fit Kafka's message limit")
 SCAN_SECONDS = Histogram("llmops_guardrails_scan_seconds", "Time to scan one batch",
                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
@@ -90,19 +98,32 @@ class GuardrailsWorker(InteractionHandler[Outgoing]):
         scanned = await asyncio.to_thread(self.scan, events, [c.policy for c in chosen], [c.version for c in chosen])
         SCAN_SECONDS.observe(time.perf_counter() - started)
 
+        out = [Outgoing(self.settings.clean_topic, s.event.trace_id.encode(), self.clean(s)) for s in scanned]
+
         rows = [row for s in scanned for row in screening.finding_rows(s.event, s.scan, s.policy_version)]
         await findings_store.insert_findings(conn, rows=rows)
         occurrences = [o for s in scanned for o in screening.occurrences(s.event, s.scan)]
         alerts = await record_occurrences(conn, occurrences, window_s=self.settings.alert_group_window_s)
-
-        out = [Outgoing(self.settings.clean_topic, s.event.trace_id.encode(),
-                        screening.clean_event(s.event, s.scan, s.policy_version, s.probe)) for s in scanned]
         out += [Outgoing(self.settings.alerts_topic, a.fingerprint.encode(), a.to_json()) for a in alerts]
         for row in rows:
             FINDINGS.labels(row[8]).inc()
         for a in alerts:
             ALERT_MESSAGES.labels(a.status).inc()
         return out
+
+    def clean(self, scanned: ScannedEvent) -> bytes:
+        """The clean event, within `clean_event_max_bytes` (its longest texts cut, with a marker, if need be).
+        Raises `CleanEventTooLarge` when cutting cannot make it fit: the batch fails, the worker isolates the
+        event by bisection and dead-letters it alone (before anything of it is stored)."""
+        value, cut = screening.clean_event(scanned.event, scanned.scan, scanned.policy_version, scanned.probe,
+                                           max_bytes=self.settings.clean_event_max_bytes)
+        if cut is not None:
+            TRUNCATED.inc()
+            log.warning("clean event too large for Kafka; its longest texts were cut", extra={
+                "event_id": str(scanned.event.event_id), "tenant_id": scanned.event.tenant_id,
+                "texts": cut.texts, "chars_removed": cut.chars_removed, "bytes_before": cut.bytes_before,
+                "bytes_after": cut.bytes_after})
+        return value
 
     def scan(self, events: Sequence[Interaction], policies: Sequence[Policy], versions: Sequence[str]
              ) -> list[ScannedEvent]:
@@ -128,16 +149,28 @@ class GuardrailsWorker(InteractionHandler[Outgoing]):
         await asyncio.gather(*futures)
 
 
+@asynccontextmanager
+async def open_handler(settings: GuardrailsSettings, *, engine: PolicyEngine) -> AsyncIterator[GuardrailsWorker]:
+    """The handler with what it holds open: a `ConfigWatcher`, so a stored policy change is in force for
+    the next batch (the worker's factory for `run_worker`; tests use it too)."""
+    watcher = ConfigWatcher(settings.database_url)
+    await watcher.start()
+    try:
+        yield GuardrailsWorker(settings, engine=engine,
+                               policies=PolicyStore(settings.policy_cache_ttl_s, watcher=watcher))
+    finally:
+        await watcher.close()
+
+
 async def main() -> int:
     from llmops_guardrails.logs import configure_service_logging
-    from llmops_shared.worker import just, run_worker
+    from llmops_shared.worker import run_worker
 
     settings = GuardrailsSettings()
     configure_service_logging("guardrails-worker", settings.log_level)
     engine = PolicyEngine(settings)
     await asyncio.to_thread(engine.warm_up, default_policy())  # the model loads before the first batch
-    handler = GuardrailsWorker(settings, engine=engine)
-    return await run_worker(settings, lambda _resources: just(handler))
+    return await run_worker(settings, lambda _resources: open_handler(settings, engine=engine))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Fixtures for the guardrails integration tests: one loaded engine, and the stream pipeline in this process.
 
-`guardrails_pipeline` runs the guardrails worker and the notifier (each a `StreamWorker`) on topics and
-consumer groups of their own, against the session's real Kafka, Postgres and Redis.
+`guardrails_pipeline` (or `start_pipeline`, with settings of a test's own) runs the guardrails worker and
+the notifier (each a `StreamWorker`) on topics and consumer groups of their own, against the session's
+real Kafka, Postgres and Redis.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,13 +23,13 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from llmops_guardrails.engine import PolicyEngine
-from llmops_guardrails.notifier.service import Notifier, NotifierSettings
+from llmops_guardrails.notifier.service import NotifierSettings, open_notifier
 from llmops_guardrails.settings import GuardrailsSettings
-from llmops_guardrails.worker import GuardrailsWorker
+from llmops_guardrails.worker import GuardrailsWorker, open_handler
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import TopicSpec
-from llmops_shared.worker import StreamWorker
+from llmops_shared.worker import Resources, StreamWorker
 
 SALT = "guardrails-integration-salt"
 
@@ -80,12 +82,13 @@ def pipeline_settings(stack: CommonSettings, suffix: str, **overrides: Any) -> G
         "policy_cache_ttl_s": 0.5, **overrides})
 
 
-@pytest_asyncio.fixture
-async def guardrails_pipeline(stack: CommonSettings, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis,
-                              guardrails_engine: PolicyEngine) -> AsyncIterator[Pipeline]:
-    """The guardrails worker and the notifier, running on topics of their own until the test ends."""
+@asynccontextmanager
+async def start_pipeline(stack: CommonSettings, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis,
+                         engine: PolicyEngine, **overrides: Any) -> AsyncIterator[Pipeline]:
+    """The guardrails worker (as `open_handler` builds it: with its `ConfigWatcher`) and the notifier, on
+    topics of their own; `overrides` change the worker's settings."""
     suffix = uuid.uuid4().hex[:8]
-    settings = pipeline_settings(stack, suffix)
+    settings = pipeline_settings(stack, suffix, **overrides)
     await ensure_topics(stack.kafka_bootstrap, (
         TopicSpec(settings.raw_topic, partitions=3, retention_ms=3_600_000),
         TopicSpec(settings.clean_topic, partitions=3, retention_ms=3_600_000),
@@ -93,16 +96,17 @@ async def guardrails_pipeline(stack: CommonSettings, pg_pool: asyncpg.Pool, redi
     ))
     producer = durable_producer(stack.kafka_bootstrap, client_id="guardrails-test")
     await producer.start()
-    handler = GuardrailsWorker(settings, engine=guardrails_engine)
     notifier_settings = NotifierSettings(**stack.model_dump(), group=f"notifier-test-{suffix}",
                                          alerts_topic=settings.alerts_topic, batch_max_events=50,
                                          batch_max_wait_ms=50, backoff_base_s=0.05, max_attempts=4,
-                                         redis_retry_max_s=0.2)
-    async with httpx.AsyncClient(timeout=5) as http:
-        notifier = Notifier(notifier_settings, redis=redis_client, http=http, pool=pg_pool)
+                                         redis_retry_max_s=0.2, sweep_interval_s=0.2)
+    notifier_stopping = asyncio.Event()
+    async with httpx.AsyncClient(timeout=5) as http, open_handler(settings, engine=engine) as handler, \
+            open_notifier(notifier_settings, Resources(pg_pool, producer, notifier_stopping), redis=redis_client,
+                          http=http) as notifier:
         workers: list[StreamWorker[Any, Any]] = [
             StreamWorker(handler, settings, pool=pg_pool, producer=producer),
-            StreamWorker(notifier, notifier_settings, pool=pg_pool, producer=producer),
+            StreamWorker(notifier, notifier_settings, pool=pg_pool, producer=producer, stopping=notifier_stopping),
         ]
         tasks = [asyncio.create_task(w.run()) for w in workers]
         try:
@@ -110,6 +114,13 @@ async def guardrails_pipeline(stack: CommonSettings, pg_pool: asyncpg.Pool, redi
         finally:
             for w in workers:
                 w.stopping.set()
-            notifier.stopping.set()
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
             await producer.stop()
+
+
+@pytest_asyncio.fixture
+async def guardrails_pipeline(stack: CommonSettings, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis,
+                              guardrails_engine: PolicyEngine) -> AsyncIterator[Pipeline]:
+    """The guardrails worker and the notifier, running on topics of their own until the test ends."""
+    async with start_pipeline(stack, pg_pool, redis_client, guardrails_engine) as pipeline:
+        yield pipeline

@@ -327,3 +327,46 @@ async def test_channels_crud(client: httpx.AsyncClient, tenant: str, make_key) -
     assert (await client.delete(f"/v1/channels/{cid}", headers=other)).status_code == 404
     assert (await client.delete(f"/v1/channels/{cid}", headers=admin)).status_code == 204
     assert (await client.get(f"/v1/channels/{cid}", headers=admin)).status_code == 404
+
+
+async def test_a_channels_deliveries_parked_ones_first_of_all(client: httpx.AsyncClient, pg_pool: asyncpg.Pool,
+                                                              tenant: str, make_key) -> None:
+    admin = auth(await make_key(tenant, ["admin"]))
+    other = auth(await make_key(f"{tenant}-b", ["admin"]))
+    cid = (await client.post("/v1/channels", json={"name": "hook", "kind": "webhook", "url": "https://example.com/h"},
+                             headers=admin)).json()["channel_id"]
+    for n, (status, attempts, error) in enumerate([("parked", 6, "HTTP 503"), ("delivered", 1, None),
+                                                   ("parked", 7, "no answer within 10 s")]):
+        await pg_pool.execute(
+            """INSERT INTO notification_deliveries (message_id, alert_id, fingerprint, channel_id, tenant_id, action,
+                                                    status, attempts, http_status, error, alert, next_attempt_at)
+               VALUES ($1, 'a1', 'fp', $2, $3, 'trigger', $4, $5, $6, $7, '{}', now() + interval '5 minutes')""",
+            f"a1:open:{n + 1}", cid, tenant, status, attempts, 503 if error == "HTTP 503" else None, error)
+
+    page = await client.get(f"/v1/channels/{cid}/deliveries", params={"status": "parked", "limit": 1}, headers=admin)
+    assert page.status_code == 200, page.text
+    first = page.json()
+    assert [(d["message_id"], d["status"], d["attempts"], d["error"]) for d in first["deliveries"]] == [
+        ("a1:open:3", "parked", 7, "no answer within 10 s")]
+    assert first["deliveries"][0]["next_attempt_at"] is not None and first["next_cursor"]
+    second = (await client.get(f"/v1/channels/{cid}/deliveries", headers=admin,
+                               params={"status": "parked", "limit": 1, "cursor": first["next_cursor"]})).json()
+    assert [d["message_id"] for d in second["deliveries"]] == ["a1:open:1"] and second["next_cursor"] is None
+    every = (await client.get(f"/v1/channels/{cid}/deliveries", headers=admin)).json()["deliveries"]
+    assert [d["status"] for d in every] == ["parked", "delivered", "parked"]
+    assert every[1]["next_attempt_at"] is None  # only what is still to be sent has a next attempt
+
+    missing = await client.get(f"/v1/channels/{cid}/deliveries", headers=other)
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    bad = await client.get(f"/v1/channels/{cid}/deliveries", params={"status": "lost"}, headers=admin)
+    assert bad.status_code == 422 and [e["loc"] for e in bad.json()["errors"]] == [["query", "status"]]
+    replayed = await client.get(f"/v1/channels/{cid}/deliveries", params={"cursor": first["next_cursor"]},
+                                headers=admin)  # a cursor of the `parked` listing, on all statuses
+    assert replayed.status_code == 422 and [e["loc"] for e in replayed.json()["errors"]] == [["query", "cursor"]]
+
+    # Fixing the channel makes its parked deliveries due at once.
+    await client.patch(f"/v1/channels/{cid}", json={"url": "https://example.com/fixed"}, headers=admin)
+    assert await pg_pool.fetchval(
+        "SELECT bool_and(next_attempt_at <= now()) FROM notification_deliveries WHERE channel_id = $1 "
+        "AND status = 'parked'", cid)
+    await pg_pool.execute("UPDATE notification_channels SET enabled = false WHERE channel_id = $1", cid)

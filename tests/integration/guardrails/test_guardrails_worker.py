@@ -10,11 +10,13 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
+import redis.asyncio as aioredis
 
 from llmops_guardrails.engine import PolicyEngine
 from llmops_shared.contract import decode_interaction
+from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import DEAD_LETTERS
-from tests.integration.guardrails.conftest import Pipeline, wait_until
+from tests.integration.guardrails.conftest import Pipeline, start_pipeline, wait_until
 from tests.integration.guardrails.guardrails_support import github_token, luhn_card
 from tests.support.events import collect, end_offsets, make_event
 from tests.support.receiver import Receiver
@@ -258,4 +260,74 @@ def _message(p: Pipeline, e: dict[str, Any]) -> Any:
 async def _write(p: Pipeline, pg_pool: asyncpg.Pool, items: list) -> list:
     async with pg_pool.acquire() as conn, conn.transaction():
         return await p.handler.write(conn, items)
+
+
+
+def addresses(first: int, size: int) -> str:
+    """Short e-mail addresses, `size` characters of them: masking makes the text 16% longer."""
+    out: list[str] = []
+    total = 0
+    while total < size:
+        out.append(f"u{first + len(out)}@ex.io")
+        total += len(out[-1]) + 1
+    return " ".join(out)
+
+
+async def test_an_event_that_redaction_makes_too_large_for_kafka_is_cut_to_fit_and_the_worker_goes_on(
+        guardrails_pipeline: Pipeline, pg_pool: asyncpg.Pool, tenant: str) -> None:
+    """A 936 KB event of short e-mail addresses is 1.09 MB once masked: publishing it failed after the commit,
+    on every redelivery. Now its longest text is cut to fit, with a marker, and the events after it flow."""
+    p = guardrails_pipeline
+    await pg_pool.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING", tenant)
+    await pg_pool.execute(  # e-mail addresses only: the test need not wait for NER on 936 KB
+        "INSERT INTO guardrail_policies (tenant_id, app_id, version, document) VALUES ($1, '', 1, $2)", tenant,
+        "detectors: {pii: {entities: [EMAIL_ADDRESS]}}\n")
+    big = {**make_event(), "tenant_id": tenant, "input": [{"role": "user", "content": addresses(0, 468_000)},
+                                                          {"role": "user", "content": addresses(10**6, 468_000)}]}
+    assert 930_000 < len(orjson.dumps(big)) < 940_000
+    after = event(tenant, "Where is my order?")
+    since = await end_offsets(p.settings.kafka_bootstrap, p.settings.clean_topic)
+    await p.send(big, after, key=b"one-partition")
+
+    wanted = {big["event_id"], after["event_id"]}
+    records = await collect(p.settings.kafka_bootstrap, p.settings.clean_topic, since, timeout_s=120,
+                            keep=lambda r: orjson.loads(r.value)["event_id"] in wanted,
+                            until=lambda found: {orjson.loads(r.value)["event_id"] for r in found} == wanted)
+    p.check_alive()
+    by_id = {orjson.loads(r.value)["event_id"]: r.value for r in records}
+    assert set(by_id) == wanted
+    clean = decode_interaction(by_id[big["event_id"]])
+    assert len(by_id[big["event_id"]]) <= p.settings.clean_event_max_bytes
+    assert isinstance(clean.input, list)
+    texts = [m.content for m in clean.input]
+    assert any(isinstance(t, str) and t.endswith(" characters removed]") for t in texts)
+    assert clean.metadata["guardrails"]["truncated"]["texts"] >= 1
+    assert b"@ex.io" not in by_id[big["event_id"]]
+    assert await pg_pool.fetchval("SELECT count(*) FROM guardrail_findings WHERE event_id = $1::uuid",
+                                  big["event_id"]) > 60_000
+    assert not await pg_pool.fetchval("SELECT count(*) FROM dead_letters WHERE consumer = $1", p.settings.group)
+
+
+async def test_an_event_that_cannot_be_cut_to_fit_is_dead_lettered_alone(
+        stack: CommonSettings, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis, guardrails_engine: PolicyEngine,
+        tenant: str) -> None:
+    """What makes this one large is not text (many messages with long names): it goes to the dead letters,
+    before anything of it is stored, and the rest of its batch goes through."""
+    async with start_pipeline(stack, pg_pool, redis_client, guardrails_engine, clean_event_max_bytes=6_000) as p:
+        crowded = event(tenant, f"card {luhn_card()}")
+        crowded["input"] = [{"role": "user", "content": f"card {luhn_card()}", "name": "n" * 200}] * 40
+        fine = [event(tenant, f"card {luhn_card()}") for _ in range(3)]
+        await p.send(fine[0], crowded, *fine[1:], key=b"one-partition")
+
+        dead = await wait_until(lambda: _dead(pg_pool, p.settings.group, 1), what="the dead letter")
+        await wait_until(lambda: pg_pool.fetchval(
+            "SELECT count = 3 FROM guardrail_alerts WHERE tenant_id = $1 AND rule_id = 'payment-data-alert'", tenant),
+            what="the other events")
+        p.check_alive()
+    assert (dead[0]["reason"], str(dead[0]["event_id"])) == ("processing_error", crowded["event_id"])
+    assert dead[0]["error"].startswith("CleanEventTooLarge: the clean event is ")
+    assert dead[0]["error"].endswith("bytes after cutting its texts; the limit is 6000")
+    assert not await pg_pool.fetchval("SELECT count(*) FROM guardrail_findings WHERE event_id = $1::uuid",
+                                      crowded["event_id"])
+
 

@@ -38,7 +38,7 @@ def test_every_route_declares_a_pydantic_response_model(app: FastAPI) -> None:
         model = route.response_model
         assert isinstance(model, type) and issubclass(model, BaseModel), f"{route.methods} {path}: {model!r}"
         checked.append((tuple(route.methods), path))
-    assert len(checked) == 13  # every route but DELETE /v1/channels/{id} (204)
+    assert len(checked) == 14  # every route but DELETE /v1/channels/{id} (204)
     assert {p for _, p in checked} >= {"/v1/alerts", "/v1/check", "/v1/policy", "/v1/channels"}
 
 

@@ -72,7 +72,7 @@ def test_clean_event_is_redacted_with_metadata_texts_and_a_summary(engine: Polic
     probe = screening.metadata_probe(event)
     assert probe is not None
     scans = engine.scan_many([event, probe], policy)
-    clean = decode_interaction(screening.clean_event(event, scans[0], "default", scans[1]))
+    clean = decode_interaction(screening.clean_event(event, scans[0], "default", scans[1])[0])
     assert clean.input[1].content == "My card is [CREDIT_CARD], mail [EMAIL_ADDRESS]"  # type: ignore[index,union-attr]
     assert clean.metadata["context"] == ["Doc: call Jo at [EMAIL_ADDRESS]", 7]
     assert clean.metadata["reference"] == "ref [EMAIL_ADDRESS]" and clean.metadata["keep"] == "me"
@@ -93,7 +93,7 @@ def test_without_metadata_texts_there_is_no_probe() -> None:
 def test_the_summary_never_breaks_the_contracts_metadata_limits(
         engine: PolicyEngine, policy: Policy, metadata: dict[str, Any], expected: str | None) -> None:
     event = interaction(metadata=metadata)
-    clean = decode_interaction(screening.clean_event(event, engine.scan_interaction(event, policy), "t1"))
+    clean = decode_interaction(screening.clean_event(event, engine.scan_interaction(event, policy), "t1")[0])
     summary = clean.metadata.get("guardrails")
     if expected is None:
         assert summary is None

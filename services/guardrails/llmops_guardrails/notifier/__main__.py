@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 import redis.asyncio as aioredis
 
-from llmops_guardrails.notifier.service import Notifier, NotifierSettings
+from llmops_guardrails.notifier.service import Notifier, NotifierSettings, open_notifier
 from llmops_shared.logging import configure_logging
 from llmops_shared.worker import Resources, run_worker
 
@@ -23,8 +23,12 @@ async def main() -> int:
     async def notifier(resources: Resources) -> AsyncIterator[Notifier]:
         redis = aioredis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         try:
-            async with httpx.AsyncClient(timeout=settings.timeout_s) as http:
-                yield Notifier(settings, redis=redis, http=http, pool=resources.pool, stopping=resources.stopping)
+            # One connection per channel lane at most (lanes send one at a time); the deadline of each
+            # attempt is enforced around the call (`delivery.attempt`), httpx's time-outs are per operation.
+            unbounded = httpx.Limits(max_connections=None)
+            async with httpx.AsyncClient(timeout=settings.timeout_s, limits=unbounded) as http, \
+                    open_notifier(settings, resources, redis=redis, http=http) as handler:
+                yield handler
         finally:
             await redis.aclose()
 

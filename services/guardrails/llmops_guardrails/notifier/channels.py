@@ -1,10 +1,12 @@
 """Channels and what each one is sent: pure functions, no I/O.
 
 - `webhook`: the alert as JSON, signed: `X-LLMOps-Signature: sha256=<hex HMAC-SHA256(secret,
-  "<timestamp>." + body)>` with `X-LLMOps-Timestamp` (seconds), so a receiver can check origin and age.
-- `slack`: a Slack incoming-webhook message.
-- `pagerduty`: a PagerDuty Events API v2 event, `trigger` or `resolve`, `dedup_key` = the fingerprint,
-  `routing_key` = the channel's secret.
+  "<timestamp>." + body)>` with `X-LLMOps-Timestamp` (seconds), so a receiver can check origin and age;
+  `X-LLMOps-Message-Id` is the idempotency key (the alert message's id: the same on every attempt and
+  after a crash between sending and recording, so a receiver can drop what it already has).
+- `slack`: a Slack incoming-webhook message (Slack takes no idempotency key).
+- `pagerduty`: a PagerDuty Events API v2 event, `trigger` or `resolve`, `dedup_key` = the fingerprint
+  (PagerDuty folds triggers with one key into one incident), `routing_key` = the channel's secret.
 Nothing raw goes out: the alert message itself carries no prompt text (see llmops_shared.alerts).
 """
 
@@ -58,7 +60,7 @@ def outgoing(channel: Channel, alert: AlertMessage, *, now: int) -> Outgoing:
     if channel.kind == "webhook":
         body = orjson.dumps({"type": f"alert.{action_of(alert)}", "alert": alert.model_dump(mode="json")})
         headers = {"content-type": "application/json", "x-llmops-timestamp": str(now),
-                   "x-llmops-event": f"alert.{action_of(alert)}"}
+                   "x-llmops-event": f"alert.{action_of(alert)}", "x-llmops-message-id": alert.message_id}
         if channel.secret:
             headers["x-llmops-signature"] = sign(channel.secret, now, body)
         return Outgoing(body, headers)

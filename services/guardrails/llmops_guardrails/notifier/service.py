@@ -1,28 +1,29 @@
-"""The notifier's stream step: for each alert message, every matching channel of its tenant, once.
+"""The notifier's stream step: each alert message of `llmops.alerts` queued for every matching channel of
+its tenant, once; the deliveries themselves run per channel (`dispatch`).
 
-Per (alert message, channel): skip it if the delivery log says it was delivered (redelivery after a
-crash); suppress a repeat of a still-open alert within the channel's `repeat_interval_s` (a Redis key
-with that TTL); otherwise send it with retries and record the outcome in `notification_deliveries`.
-Resolutions are never suppressed. When Redis is unreachable the notifier waits for it, holding the
-batch (its offsets are not committed): notifications are delayed, never dropped.
+Per batch, in the worker's one transaction (`write`, retried while Postgres is unavailable): the enabled
+channels of the batch's tenants, and a `pending` row of `notification_deliveries` per (alert message,
+channel) whose `min_severity` it reaches, carrying the message (one per pair: a redelivered batch queues
+nothing again). Then (`publish`) the new rows are handed to their channels' lanes, without waiting for
+them, and the offsets are committed: from then on Postgres holds the page, and the lanes, the sweeper
+and, after a crash, the next notifier deliver it. So one slow or dead endpoint never holds up the stream,
+nor another channel; a page is delayed while a channel, Redis or Postgres is down, never dropped.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
-from pydantic import ValidationError
-from redis.exceptions import RedisError
+from pydantic import ValidationError, model_validator
 
-from llmops_guardrails.notifier.channels import Channel, action_of, outgoing, wants
-from llmops_guardrails.notifier.delivery import Result, RetryPolicy, send
+from llmops_guardrails.notifier.channels import Channel, action_of, wants
+from llmops_guardrails.notifier.delivery import RetryPolicy
+from llmops_guardrails.notifier.dispatch import Dispatcher, DispatchSettings, Offer
+from llmops_guardrails.store import Executor
 from llmops_guardrails.store import channels as channels_store
 from llmops_guardrails.store import deliveries as deliveries_store
 from llmops_shared.alerts import AlertMessage
@@ -30,9 +31,6 @@ from llmops_shared.contract import BadEvent
 from llmops_shared.settings import service_config
 from llmops_shared.topics import ALERTS
 from llmops_shared.worker import BatchHandler, EventRef, Message, Resources, WorkerSettings
-
-log = logging.getLogger(__name__)
-R = TypeVar("R")
 
 
 class NotifierSettings(WorkerSettings):
@@ -45,31 +43,58 @@ class NotifierSettings(WorkerSettings):
     alerts_topic: str = ALERTS
     """What it delivers (tests and benchmarks use a topic of their own)."""
     timeout_s: float = 10.0
-    """The time limit of one delivery attempt."""
+    """The deadline of one delivery attempt, all of it: connecting, sending, the answer."""
     max_attempts: int = 6
-    """Delivery attempts per alert and channel."""
+    """Attempts in a row per delivery before it is parked (then tried again in the background)."""
     backoff_base_s: float = 0.5
-    """The first wait between attempts."""
+    """The first wait between attempts in a row."""
     backoff_max_s: float = 30.0
-    """The longest wait between attempts."""
+    """The longest wait between attempts in a row."""
+    park_backoff_base_s: float = 30.0
+    """How soon a parked delivery is tried again the first time; the wait doubles after each failure."""
+    park_backoff_max_s: float = 900.0
+    """The longest wait between tries of a parked delivery."""
+    claim_lease_s: float = 60.0
+    """How long a delivery being sent may go unrecorded before it is sent again (the notifier died between
+    sending and recording it), with the same idempotency key. More than `timeout_s`."""
+    channel_queue_size: int = 1000
+    """Deliveries a channel's lane holds in memory; the rest wait in Postgres for the sweeper."""
+    breaker_failures: int = 5
+    """Failed attempts in a row that open a channel's circuit breaker (its deliveries are then parked)."""
+    breaker_cooldown_s: float = 30.0
+    """How long an open breaker waits before one probe attempt may go."""
+    sweep_interval_s: float = 1.0
+    """How often Postgres is searched for due deliveries: parked ones whose time came, lapsed claims."""
+    sweep_batch: int = 500
+    """The most due deliveries one sweep hands to the lanes."""
     redis_retry_max_s: float = 5.0
     """The longest wait between retries while Redis is unavailable."""
 
+    @model_validator(mode="after")
+    def _lease_outlasts_an_attempt(self) -> NotifierSettings:
+        if self.claim_lease_s <= self.timeout_s:
+            raise ValueError("claim_lease_s must be longer than timeout_s")
+        return self
 
-class Notifier(BatchHandler[AlertMessage, AlertMessage]):
-    """The notifier's handler for `llmops.alerts`: nothing to store first; delivery in `publish`."""
+    def dispatch(self) -> DispatchSettings:
+        return DispatchSettings(
+            timeout_s=self.timeout_s,
+            policy=RetryPolicy(self.max_attempts, self.backoff_base_s, self.backoff_max_s, self.park_backoff_base_s,
+                               self.park_backoff_max_s),
+            claim_lease_s=self.claim_lease_s, channel_queue_size=self.channel_queue_size,
+            breaker_failures=self.breaker_failures, breaker_cooldown_s=self.breaker_cooldown_s,
+            sweep_interval_s=self.sweep_interval_s, sweep_batch=self.sweep_batch,
+            db_retry_max_s=self.db_retry_max_s, redis_retry_max_s=self.redis_retry_max_s)
 
-    def __init__(self, settings: NotifierSettings, *, redis: aioredis.Redis, http: httpx.AsyncClient,
-                 pool: asyncpg.Pool, stopping: asyncio.Event | None = None) -> None:
+
+class Notifier(BatchHandler[AlertMessage, Offer]):
+    """The notifier's handler for `llmops.alerts`: queue the deliveries in `write`, hand them over in `publish`."""
+
+    def __init__(self, settings: NotifierSettings, *, dispatcher: Dispatcher) -> None:
         self.name = settings.group
         self.topics: tuple[str, ...] = (settings.alerts_topic,)
         self.settings = settings
-        self.redis = redis
-        self.http = http
-        self.pool = pool
-        self.policy = RetryPolicy(settings.max_attempts, settings.backoff_base_s,
-                                  settings.backoff_max_s)
-        self.stopping = stopping or asyncio.Event()
+        self.dispatcher = dispatcher
 
     def decode(self, message: Message) -> AlertMessage:
         if not message.value:
@@ -82,76 +107,54 @@ class Notifier(BatchHandler[AlertMessage, AlertMessage]):
     def identify(self, item: AlertMessage) -> EventRef:
         return EventRef(None, item.tenant_id)
 
-    async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, AlertMessage]]) -> list[AlertMessage]:
-        return [alert for _, alert in items]  # nothing to store before delivery
+    async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, AlertMessage]]) -> list[Offer]:
+        return await queue_deliveries(conn, [alert for _, alert in items])
 
-    async def publish(self, results: list[AlertMessage], resources: Resources) -> None:
-        if results:
-            await self.deliver_all(results)
+    async def publish(self, results: list[Offer], resources: Resources) -> None:
+        self.dispatcher.offer(results)
 
-    # -- delivery ----------------------------------------------------------------------------------
-    async def deliver_all(self, alerts: Sequence[AlertMessage]) -> None:
-        channels = await load_channels(self.pool, {a.tenant_id for a in alerts})
-        for alert in alerts:
-            targets = [c for c in channels.get(alert.tenant_id, []) if wants(c, alert)]
-            await asyncio.gather(*(self.deliver_one(c, alert) for c in targets))
+    async def deliver_now(self, alerts: Sequence[AlertMessage], *, timeout_s: float = 60.0) -> dict[int, str]:
+        """Queue `alerts` and wait until their new deliveries are settled (delivered, suppressed, parked...):
+        what a batch does, awaited. For tests and tools; the stream does not wait."""
+        async def queue() -> list[Offer]:
+            async with self.dispatcher.pool.acquire() as conn, conn.transaction():
+                return await queue_deliveries(conn, alerts)
 
-    async def deliver_one(self, channel: Channel, alert: AlertMessage) -> str:
-        """Returns the outcome: delivered, suppressed, failed or duplicate."""
-        if await deliveries_store.was_delivered(self.pool, message_id=alert.message_id,
-                                                channel_id=channel.channel_id):
-            return "duplicate"
-        repeat_key = None
-        if action_of(alert) == "trigger" and channel.repeat_interval_s > 0:
-            repeat_key = f"llmops:notify:repeat:{channel.channel_id}:{alert.alert_id}"
-            key = repeat_key
-            fresh = await self._with_redis(
-                lambda: self.redis.set(key, alert.message_id, nx=True, ex=channel.repeat_interval_s))
-            if not fresh:
-                holder = await self._with_redis(lambda: self.redis.get(key))
-                if holder is None or _as_text(holder) != alert.message_id:
-                    await self._record(channel, alert, "suppressed", Result(False, 0, None, None))
-                    return "suppressed"
-        result = await send(self.http, channel.url, outgoing(channel, alert, now=int(time.time())), self.policy)
-        if not result.delivered and repeat_key is not None:
-            release_key = repeat_key
-            await self._with_redis(lambda: self.redis.delete(release_key))  # let the next occurrence try again
-        status = "delivered" if result.delivered else "failed"
-        await self._record(channel, alert, status, result)
-        if not result.delivered:
-            log.warning("notification failed", extra={"channel_id": channel.channel_id, "kind": channel.kind,
-                                                      "alert_id": alert.alert_id, "error": result.error,
-                                                      "attempts": result.attempts})
-        return status
-
-    async def _record(self, channel: Channel, alert: AlertMessage, status: str, result: Result) -> None:
-        await deliveries_store.record_delivery(
-            self.pool, message_id=alert.message_id, alert_id=alert.alert_id, fingerprint=alert.fingerprint,
-            channel_id=channel.channel_id, tenant_id=alert.tenant_id, action=action_of(alert), status=status,
-            attempts=result.attempts, http_status=result.http_status, error=result.error)
-
-    async def _with_redis(self, call: Callable[[], Awaitable[R]]) -> R:
-        """Redis is needed to throttle; while it is down, wait for it (the batch stays uncommitted)."""
-        delay = 0.2
-        while True:
-            try:
-                return await call()
-            except (RedisError, OSError) as exc:
-                if self.stopping.is_set():
-                    raise
-                log.warning("Redis unavailable; holding notifications until it is back",
-                            extra={"error_type": type(exc).__name__, "retry_in_s": round(delay, 2)})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.redis_retry_max_s)
+        offers = await self.dispatcher.db(lambda _pool: queue(), what="queue deliveries")
+        self.dispatcher.offer(offers)
+        return await self.dispatcher.wait_settled([o.delivery_id for o in offers], timeout_s=timeout_s)
 
 
-def _as_text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+async def queue_deliveries(conn: Executor, alerts: Sequence[AlertMessage]) -> list[Offer]:
+    """A `pending` delivery per alert message and matching enabled channel, unless it exists already."""
+    if not alerts:
+        return []
+    channels = await load_channels(conn, {a.tenant_id for a in alerts})
+    new = [deliveries_store.NewDelivery(
+        message_id=alert.message_id, alert_id=alert.alert_id, fingerprint=alert.fingerprint,
+        channel_id=channel.channel_id, tenant_id=alert.tenant_id, action=action_of(alert), alert=alert.to_json())
+        for alert in alerts for channel in channels.get(alert.tenant_id, []) if wants(channel, alert)]
+    rows = await deliveries_store.insert_pending(conn, deliveries=new)
+    return [Offer(r["id"], r["channel_id"]) for r in rows]
 
 
-async def load_channels(pool: asyncpg.Pool, tenants: Iterable[str]) -> dict[str, list[Channel]]:
-    rows = await channels_store.enabled_channels(pool, tenant_ids=tenants)
+async def load_channels(db: Executor, tenants: Iterable[str]) -> dict[str, list[Channel]]:
+    rows = await channels_store.enabled_channels(db, tenant_ids=tenants)
     out: dict[str, list[Channel]] = {}
     for r in rows:
         out.setdefault(r["tenant_id"], []).append(Channel(**dict(r)))
     return out
+
+
+@asynccontextmanager
+async def open_notifier(settings: NotifierSettings, resources: Resources, *, redis: aioredis.Redis,
+                        http: httpx.AsyncClient) -> AsyncIterator[Notifier]:
+    """The notifier's handler with its dispatcher (lanes and sweeper) running; `run_worker`'s factory."""
+    dispatcher = Dispatcher(settings.dispatch(), pool=resources.pool, redis=redis, http=http,
+                            stopping=resources.stopping)
+    await dispatcher.start()
+    try:
+        yield Notifier(settings, dispatcher=dispatcher)
+    finally:
+        await dispatcher.close()
+

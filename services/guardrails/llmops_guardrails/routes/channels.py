@@ -1,13 +1,22 @@
-"""`/v1/channels`: the tenant's notification channels (webhook, Slack, PagerDuty). Scope `admin`."""
+"""`/v1/channels`: the tenant's notification channels (webhook, Slack, PagerDuty) and their deliveries.
+Scope `admin`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from llmops_guardrails import channels_service
-from llmops_guardrails.schemas import ChannelCreate, ChannelCreated, ChannelPublic, ChannelsPublic, ChannelUpdate
+from llmops_guardrails.schemas import (
+    ChannelCreate,
+    ChannelCreated,
+    ChannelPublic,
+    ChannelsPublic,
+    ChannelUpdate,
+    DeliveriesPublic,
+    DeliveryStatus,
+)
 from llmops_shared.deps import Admin, Pool
 from llmops_shared.problems import response as problem
 
@@ -41,3 +50,16 @@ async def update_channel(*, principal: Admin, db: Pool, channel_id: int, body: C
 async def delete_channel(*, principal: Admin, db: Pool, channel_id: int) -> Response:
     await channels_service.delete(db, tenant_id=principal.tenant_id, channel_id=channel_id)
     return Response(status_code=204)
+
+
+@router.get("/{channel_id}/deliveries", summary="A channel's deliveries, newest first (e.g. `?status=parked`)",
+            response_model=DeliveriesPublic)
+async def list_deliveries(
+    *, principal: Admin, db: Pool, channel_id: int,
+    status: Annotated[DeliveryStatus | None, Query(description="only this status; `parked`: still to be "
+                                                               "delivered, retried in the background")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+) -> DeliveriesPublic:
+    return await channels_service.list_deliveries(db, tenant_id=principal.tenant_id, channel_id=channel_id,
+                                                  status=status, limit=limit, cursor=cursor)

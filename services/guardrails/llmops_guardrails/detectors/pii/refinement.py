@@ -3,6 +3,7 @@ result per span (`resolve_overlaps`)."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 
 import regex
@@ -120,8 +121,24 @@ def resolve_overlaps(results: list[RecognizerResult], text: str | None = None) -
             dropped |= {id(r) for r in results if r.entity_type == "PHONE_NUMBER"
                         and not (r.end <= card.start or r.start >= card.end)}
         results = [r for r in results if id(r) not in dropped]
-    kept: list[RecognizerResult] = []
-    for r in sorted(results, key=lambda r: (-r.score, -(r.end - r.start), r.start)):
-        if all(r.end <= k.start or r.start >= k.end for k in kept):
-            kept.append(r)
-    return sorted(kept, key=lambda r: r.start)
+    ranked = sorted(results, key=lambda r: (-r.score, -(r.end - r.start), r.start))
+    if any(r.end <= r.start for r in results):  # empty spans (never from our recognizers): the plain way
+        kept: list[RecognizerResult] = []
+        for r in ranked:
+            if all(r.end <= k.start or r.start >= k.end for k in kept):
+                kept.append(r)
+        return sorted(kept, key=lambda r: r.start)
+    # The kept spans never overlap, so sorted by start their ends are sorted too: a span overlaps one of
+    # them exactly when the last kept span starting before its end ends after its start. O(n log n): a
+    # text of 60,000 short e-mail addresses took 90 s with the pairwise check.
+    starts: list[int] = []
+    ends: list[int] = []
+    chosen: list[RecognizerResult] = []
+    for r in ranked:
+        i = bisect.bisect_left(starts, r.end)
+        if i > 0 and ends[i - 1] > r.start:
+            continue
+        starts.insert(i, r.start)
+        ends.insert(i, r.end)
+        chosen.insert(i, r)
+    return chosen

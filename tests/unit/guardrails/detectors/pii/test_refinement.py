@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import time
+
 from presidio_analyzer import RecognizerResult
 
 from llmops_guardrails.detectors.pii.places import PlaceRecognizer
@@ -47,3 +50,30 @@ def test_refine_extends_places_over_particles_and_marks_later_mentions() -> None
     kept = refine(text, [person, place])
     assert [(r.entity_type, text[r.start:r.end]) for r in kept] == [
         ("PERSON", "Amara"), ("LOCATION", "Frankfurt am Main"), ("PERSON", "Amara")]
+
+
+def _pairwise(results: list[RecognizerResult]) -> list[RecognizerResult]:
+    kept: list[RecognizerResult] = []
+    for r in sorted(results, key=lambda r: (-r.score, -(r.end - r.start), r.start)):
+        if all(r.end <= k.start or r.start >= k.end for k in kept):
+            kept.append(r)
+    return sorted(kept, key=lambda r: r.start)
+
+
+def test_resolve_overlaps_keeps_what_the_pairwise_check_keeps() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        results = []
+        for _ in range(rng.randint(0, 30)):
+            start = rng.randint(0, 100)
+            results.append(RecognizerResult("EMAIL_ADDRESS", start, start + rng.randint(1, 15),
+                                            rng.choice([0.4, 0.85, 1.0])))
+        assert resolve_overlaps(results) == _pairwise(results)
+
+
+def test_resolve_overlaps_is_fast_on_tens_of_thousands_of_results() -> None:
+    """A 936 KB text of short e-mail addresses has 68,000 of them; the pairwise check took 90 s."""
+    results = [RecognizerResult("EMAIL_ADDRESS", 14 * i, 14 * i + 13, 1.0) for i in range(70_000)]
+    started = time.perf_counter()
+    assert resolve_overlaps(results) == results
+    assert time.perf_counter() - started < 5
