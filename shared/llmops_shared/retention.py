@@ -51,8 +51,9 @@ PARTITIONED: Mapping[str, str | None] = {
 """Month-partitioned tables (on `occurred_at`) and their tenant column, if any."""
 TENANT_TABLES = ("guardrail_findings", "evaluation_results")
 """The tables whose retention a tenant may lengthen (`tenant_days`)."""
-FINAL_DELIVERY_STATUSES = ("delivered", "suppressed")
-"""The notifier's delivery rows that retention deletes: final outcomes. Failed (and parked) deliveries
+FINAL_DELIVERY_STATUSES = ("delivered", "suppressed", "superseded", "cancelled")
+"""The notifier's delivery rows that retention deletes: final outcomes (delivered, suppressed, superseded by a later
+message of the alert, cancelled with their channel). Pending, sending, parked and failed deliveries
 are kept: they are what an operator still has to act on."""
 DELETED: Mapping[str, tuple[str, str]] = {
     "dead_letters": ("created_at", "true"),
