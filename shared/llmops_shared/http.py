@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from llmops_shared.apikeys import KeyStore, Principal, Scope
 from llmops_shared.db import create_pool
 from llmops_shared.ratelimit import RateLimiter
-from llmops_shared.settings import CommonSettings
+from llmops_shared.settings import ApiSettings, CommonSettings
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +66,14 @@ def ops_router(checks: dict[str, ReadinessCheck], *, timeout_s: float = 2.0) -> 
 
 
 @asynccontextmanager
-async def api_backends(app: FastAPI, settings: CommonSettings, *, key_cache_ttl_s: int = 30,
-                       pool_size: int = 8, requests_per_s: int | None = None, requests_burst: int | None = None,
+async def api_backends(app: FastAPI, settings: CommonSettings, *, pool_size: int = 8,
                        ) -> AsyncIterator[tuple[asyncpg.Pool, aioredis.Redis]]:
     """What every API's lifespan opens: a Postgres pool, a Redis client and the API-key store, on
-    `app.state.pool`, `app.state.redis` and `app.state.keystore`; closed when the app stops."""
+    `app.state.pool`, `app.state.redis` and `app.state.keystore`, and, with `ApiSettings` that set
+    `requests_per_s`, each key's request bucket; closed when the app stops."""
+    key_cache_ttl_s = settings.key_cache_ttl_s if isinstance(settings, ApiSettings) else 30
+    requests_per_s = settings.requests_per_s if isinstance(settings, ApiSettings) else None
+    requests_burst = settings.requests_burst if isinstance(settings, ApiSettings) else None
     pool = await create_pool(settings.database_url, max_size=pool_size)
     redis = aioredis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
     app.state.pool, app.state.redis = pool, redis
@@ -103,6 +106,13 @@ class JSONBody(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+def install_limits(app: FastAPI, settings: ApiSettings) -> None:
+    """The body cap every API has (413 before anything reads the body); call once in `create_app`."""
+    from llmops_shared import body_limit
+
+    body_limit.install(app, max_bytes=settings.max_body_bytes)
 
 
 def run_api(app: FastAPI, *, host: str, port: int) -> None:

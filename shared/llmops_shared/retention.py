@@ -19,7 +19,7 @@
 
 Tables used to recognise a redelivered event (all the partitioned ones) must outlive any redelivery:
 an event may be up to 30 days old when the ingest API takes it and comes back from the dead-letter topic
-up to 14 days later, so their retention is at least `MIN_DEDUPE_DAYS`. The notifier's delivered rows
+up to 3 days later, so their retention is at least `MIN_DEDUPE_DAYS`. The notifier's delivered rows
 stop a redelivered alert message (the alerts topic keeps 7 days) from paging twice: at least 8 days.
 One run at a time (an advisory lock); "now" is the caller's clock.
 """
@@ -81,7 +81,8 @@ class RetentionSettings(CommonSettings):
     """The billing ledger (one row per billed event). Unset: kept for good (statements and re-pricing read
     it; the hourly and daily rollups stay either way)."""
     dead_letters_days: int = Field(30, ge=1)
-    """Dead-letter rows (the messages themselves leave `llm.dead-letters` after 14 days)."""
+    """Dead-letter rows (the messages themselves leave `llm.dead-letters` after 72 hours, as on the raw
+    topic: a replay must come before that)."""
     notification_deliveries_days: int = Field(30, ge=8)
     """The notifier's delivered and suppressed delivery rows (a delivered row stops a redelivered alert
     message from paging twice while the alerts topic keeps it: 7 days)."""

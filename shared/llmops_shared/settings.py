@@ -45,6 +45,20 @@ class CommonSettings(BaseSettings):
     """The address APIs listen on (`0.0.0.0` in a container)."""
 
 
+class ApiSettings(CommonSettings):
+    """What every API has; a service's settings class mixes it in (its own prefix applies)."""
+
+    key_cache_ttl_s: int = 30
+    """How long an API key's look-up is cached in Redis (a revocation drops it at once)."""
+    max_body_bytes: int = 1024 * 1024
+    """The largest request body; a larger one is refused (413) before anything reads or parses it."""
+    requests_per_s: int | None = 50
+    """Requests per second a key may make on average (a token bucket in Redis per key); unset: no limit.
+    While Redis is down the limit is not applied (the key look-up falls back to Postgres)."""
+    requests_burst: int = 200
+    """Requests a key may make at once."""
+
+
 def env_name(settings: type[BaseSettings], field: str) -> str:
     """The environment variable a field is read from."""
     info = settings.model_fields[field]

@@ -31,5 +31,5 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(INTERACTIONS_CLEAN, partitions=6, retention_ms=7 * 24 * _HOUR),
     TopicSpec(ALERTS, partitions=3, retention_ms=7 * 24 * _HOUR),
     TopicSpec(EVALUATION_SCORES, partitions=3, retention_ms=7 * 24 * _HOUR),
-    TopicSpec(DEAD_LETTERS, partitions=3, retention_ms=14 * 24 * _HOUR),
+    TopicSpec(DEAD_LETTERS, partitions=3, retention_ms=72 * _HOUR),  # raw payloads: no longer than the raw topic
 )

@@ -28,7 +28,7 @@ from llmops_billing.statements import StatementMismatch
 from llmops_shared import problems
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.config_changes import ConfigWatcher
-from llmops_shared.http import JSONBody, api_backends, backend_checks, ops_router, run_api
+from llmops_shared.http import JSONBody, api_backends, backend_checks, install_limits, ops_router, run_api
 from llmops_shared.logging import configure_logging
 
 log = logging.getLogger("llmops_billing.api")
@@ -40,7 +40,7 @@ def create_app(settings: BillingSettings, *, clock: Clock = utc_now) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from llmops_billing.worker import catalogue_cache
 
-        async with api_backends(app, settings, key_cache_ttl_s=settings.key_cache_ttl_s) as (pool, _redis):
+        async with api_backends(app, settings) as (pool, _redis):
             watcher = ConfigWatcher(settings.database_url)  # a price change elsewhere counts at once here too
             await watcher.start()
             try:
@@ -64,6 +64,7 @@ def create_app(settings: BillingSettings, *, clock: Clock = utc_now) -> FastAPI:
     app.state.settings = settings
     app.state.clock = clock
     problems.install(app)
+    install_limits(app, settings)
     app.add_exception_handler(StatementMismatch, _statement_mismatch)
 
     app.include_router(ops_router(backend_checks(app)))

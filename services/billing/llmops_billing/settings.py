@@ -6,20 +6,18 @@ from pathlib import Path
 
 from pydantic import Field
 
-from llmops_shared.settings import service_config
+from llmops_shared.settings import ApiSettings, service_config
 from llmops_shared.topics import ALERTS, INTERACTIONS_RAW
 from llmops_shared.worker import WorkerSettings
 
 
-class BillingSettings(WorkerSettings):
+class BillingSettings(WorkerSettings, ApiSettings):
     """One frozen settings object for both billing processes (worker and API), built once at start."""
 
     model_config = service_config("billing")
 
     port: int = 8083
     """The billing API's port."""
-    key_cache_ttl_s: int = 30
-    """How long an API key's look-up is cached in Redis (a revocation drops it at once)."""
     api_page_max: int = 1_000
     """The largest `limit` a usage or price query accepts."""
     csv_max_rows: int = 1_000_000

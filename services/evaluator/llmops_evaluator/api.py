@@ -21,7 +21,7 @@ from prometheus_client import Counter
 from llmops_evaluator.routes import agreement, evaluators, feedback, results, reviews
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_shared import problems
-from llmops_shared.http import api_backends, backend_checks, ops_router, run_api
+from llmops_shared.http import api_backends, backend_checks, install_limits, ops_router, run_api
 from llmops_shared.logging import configure_logging
 
 log = logging.getLogger("llmops_evaluator.api")
@@ -47,6 +47,7 @@ def create_app(settings: EvaluatorSettings) -> FastAPI:
         responses=problems.ERROR_RESPONSES,
     )
     problems.install(app)
+    install_limits(app, settings)
 
     @app.middleware("http")
     async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

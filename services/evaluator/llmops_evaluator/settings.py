@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from llmops_evaluator.retry import RetryPolicy
-from llmops_shared.settings import service_config
+from llmops_shared.settings import ApiSettings, service_config
 from llmops_shared.topics import EVALUATION_SCORES, INTERACTIONS_CLEAN, INTERACTIONS_RAW
 from llmops_shared.worker import WorkerSettings
 
 
-class EvaluatorSettings(WorkerSettings):
+class EvaluatorSettings(WorkerSettings, ApiSettings):
     """The evaluator's settings (worker, API and CLI).
 
     Per-evaluator choices (rubrics, sampling, the judge, caps) live in the `evaluators` table, not here;

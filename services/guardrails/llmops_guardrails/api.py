@@ -26,7 +26,7 @@ from llmops_guardrails.routes import alerts, channels, check, policies
 from llmops_guardrails.settings import GuardrailsSettings
 from llmops_shared import problems
 from llmops_shared.config_changes import ConfigWatcher
-from llmops_shared.http import api_backends, backend_checks, ops_router, run_api
+from llmops_shared.http import api_backends, backend_checks, install_limits, ops_router, run_api
 
 log = logging.getLogger("llmops_guardrails.api")
 
@@ -36,7 +36,7 @@ def create_app(settings: GuardrailsSettings, *, engine: PolicyEngine | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with api_backends(app, settings, key_cache_ttl_s=settings.key_cache_ttl_s):
+        async with api_backends(app, settings):
             app.state.settings = settings
             app.state.engine = engine or PolicyEngine(settings)
             watcher = ConfigWatcher(settings.database_url)  # a stored policy change: in force at once
@@ -61,6 +61,7 @@ def create_app(settings: GuardrailsSettings, *, engine: PolicyEngine | None = No
         responses=problems.ERROR_RESPONSES,
     )
     problems.install(app)
+    install_limits(app, settings)
 
     async def kafka_check() -> None:
         await app.state.announcer.check()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from llmops_shared.settings import service_config
+from llmops_shared.settings import ApiSettings, service_config
 from llmops_shared.topics import ALERTS, INTERACTIONS_CLEAN, INTERACTIONS_RAW
 from llmops_shared.worker import WorkerSettings
 
 
-class GuardrailsSettings(WorkerSettings):
+class GuardrailsSettings(WorkerSettings, ApiSettings):
     """The guardrails service's settings (engine, stream worker and API).
 
     The notifier has its own class (`llmops_guardrails.notifier.service.NotifierSettings`).
@@ -51,8 +51,8 @@ class GuardrailsSettings(WorkerSettings):
     within this many seconds of its last occurrence; after a longer quiet spell the old alert is resolved
     and a new one opens."""
 
-    key_cache_ttl_s: int = 30
-    """How long an API key's look-up is cached in Redis (a revocation drops it at once)."""
+    max_body_bytes: int = 2 * 1024 * 1024
+    """The largest request body (a `POST /v1/check` of `check_max_chars` characters fits)."""
     check_max_chars: int = 200_000
     """`POST /v1/check`: the most characters of text (all messages together) one call may send."""
     kafka_timeout_s: float = 5.0

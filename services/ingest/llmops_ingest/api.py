@@ -29,7 +29,7 @@ from llmops_ingest.settings import IngestSettings
 from llmops_shared import problems
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.deps import Ingester
-from llmops_shared.http import JSONBody, api_backends, backend_checks, ops_router, run_api
+from llmops_shared.http import JSONBody, api_backends, backend_checks, install_limits, ops_router, run_api
 from llmops_shared.kafka import KafkaUnavailable
 from llmops_shared.logging import configure_logging
 from llmops_shared.ratelimit import RateLimiter
@@ -250,7 +250,7 @@ def create_app(settings: IngestSettings, *, clock: Clock = utc_now) -> FastAPI:
     """The app; `clock` says what "now" is (the window `occurred_at` must fall in)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with api_backends(app, settings, key_cache_ttl_s=settings.key_cache_ttl_s) as (_pool, redis):
+        async with api_backends(app, settings) as (_pool, redis):
             publisher = EventPublisher(settings.kafka_bootstrap, timeout_s=settings.kafka_timeout_s,
                                        topic=settings.topic)
             app.state.limiter = RateLimiter(redis, rate_per_s=settings.rate_limit_per_s,
@@ -278,6 +278,7 @@ def create_app(settings: IngestSettings, *, clock: Clock = utc_now) -> FastAPI:
     app.state.settings = settings
     app.state.clock = clock
     _install_errors(app)
+    install_limits(app, settings)
 
     async def kafka_check() -> None:
         await app.state.publisher.check()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from llmops_shared.settings import CommonSettings, service_config
+from llmops_shared.settings import ApiSettings, service_config
 from llmops_shared.topics import INTERACTIONS_RAW
 
 
-class IngestSettings(CommonSettings):
+class IngestSettings(ApiSettings):
     """The ingest API's settings."""
 
     model_config = service_config("ingest")
@@ -18,7 +18,9 @@ class IngestSettings(CommonSettings):
     max_events_per_request: int = 1_000
     """The most events one request may carry."""
     max_body_bytes: int = 5 * 1024 * 1024
-    """The largest request body."""
+    """The largest request body (a batch of up to 1,000 events)."""
+    requests_per_s: int | None = None
+    """Unset: ingest limits events per key instead (`rate_limit_per_s`, `rate_limit_burst`)."""
     rate_limit_per_s: int = 2_000
     """Per-key token bucket, in events per second on average (a key's own `rate_limit_per_s`, see
     `llmops keys create`, overrides it)."""
@@ -32,7 +34,5 @@ class IngestSettings(CommonSettings):
     max_ahead_s: float = Field(86_400.0, ge=0)
     """Events whose `occurred_at` is more than this many seconds after the server's time are refused: a
     producer's clock may run ahead a little, not by months."""
-    key_cache_ttl_s: int = 30
-    """How long an API key's look-up is cached in Redis (a revocation drops it at once)."""
     topic: str = INTERACTIONS_RAW
     """Where accepted events go; only benchmarks and tests change it."""

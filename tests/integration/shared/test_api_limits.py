@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from llmops_shared import problems
 from llmops_shared.deps import BillingReader
 from llmops_shared.http import api_backends
-from llmops_shared.settings import CommonSettings
+from llmops_shared.settings import ApiSettings, CommonSettings
 from tests.support.servers import serve
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 def limited_app(settings: CommonSettings, title: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with api_backends(app, settings, requests_per_s=1, requests_burst=3):
+        async with api_backends(app, ApiSettings(**settings.model_dump(), requests_per_s=1, requests_burst=3)):
             yield
 
     app = FastAPI(title=title, lifespan=lifespan)
