@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 import orjson
@@ -69,8 +70,9 @@ class Alert:
 
 
 def fingerprint(*parts: str) -> str:
-    """`billing/<parts joined by />`, at most 200 characters (a long one ends in a hash instead)."""
-    text = "/".join(("billing", *parts))
+    """`billing/<parts joined by />`, each part with its `/` escaped (ids may hold one: the parts must stay
+    apart), at most 200 characters (a long one ends in a hash instead)."""
+    text = "/".join(("billing", *(quote(p, safe=":@") for p in parts)))
     if len(text) <= _MAX_FINGERPRINT:
         return text
     digest = hashlib.sha256(text.encode()).hexdigest()[:24]

@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -75,11 +76,18 @@ def finding_rows(event: Interaction, scan: ScanOutcome, policy_version: str) -> 
 
 
 def fingerprint(tenant_id: str, app_id: str, rule_id: str, detector: str) -> str:
-    """`guardrails/<tenant>/<app>/<rule>/<detector>`; a long one ends in a hash instead (200 chars at most)."""
-    text = f"guardrails/{tenant_id}/{app_id}/{rule_id}/{detector}"
+    """`guardrails/<tenant>/<app>/<rule>/<detector>`, each part with its `/` escaped (`%2F`: ids may hold a
+    `/`, and tenant `acme` with app `eu/bot` must never meet tenant `acme/eu` with app `bot`); a long one
+    ends in a hash instead (200 chars at most)."""
+    text = "/".join(("guardrails", *(fingerprint_part(p) for p in (tenant_id, app_id, rule_id, detector))))
     if len(text) <= _MAX_FINGERPRINT:
         return text
     return f"{text[:_MAX_FINGERPRINT - 25]}~{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+
+
+def fingerprint_part(part: str) -> str:
+    """One part of a fingerprint, unambiguous once joined with `/`."""
+    return quote(part, safe=":@")
 
 
 @dataclass(frozen=True)

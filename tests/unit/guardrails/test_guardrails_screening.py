@@ -101,3 +101,11 @@ def test_the_summary_never_breaks_the_contracts_metadata_limits(
         assert summary == {"findings": 2, "policy_version": "t1"}
     else:
         assert summary is not None and summary["by_type"] == {"CREDIT_CARD": 1, "EMAIL_ADDRESS": 1}
+
+
+def test_fingerprints_keep_tenants_apart_whatever_slashes_their_ids_hold() -> None:
+    from llmops_guardrails.screening import fingerprint
+
+    assert fingerprint("acme", "eu/bot", "pii-alert", "pii") != fingerprint("acme/eu", "bot", "pii-alert", "pii")
+    assert fingerprint("acme", "support-bot", "pii-alert", "pii") == "guardrails/acme/support-bot/pii-alert/pii"
+    assert fingerprint("acme", "eu/bot", "r", "pii") == "guardrails/acme/eu%2Fbot/r/pii"
