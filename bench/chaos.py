@@ -131,6 +131,7 @@ class Plan:
     recovery_timeout_s: float
     log_level: str
     short: bool
+    tamper: bool = False  # corrupt a few results before the checks: proves each check can fail
 
     @property
     def faults(self) -> list[str]:
@@ -1436,6 +1437,45 @@ async def set_up_tenants(pool: asyncpg.Pool, ports: dict[str, int], receiver: Re
     return ingest_keys, budgets
 
 
+def append_line(path: Path, line: str) -> None:
+    with open(path, "a") as f:
+        f.write(line)
+
+
+async def tamper(pool: asyncpg.Pool, traffic: Traffic, receiver: Receiver, logs: Path) -> list[str]:
+    """`--tamper`: damage one result of each kind the checks look at, so that a run shows each check failing
+    by exactly that much (a harness whose checks cannot fail proves nothing)."""
+    done = []
+    billable = next(p for p in traffic.planned if p.accepted and p.billable)
+    await pool.execute("DELETE FROM usage_ledger WHERE event_id = $1::uuid", billable.event_id)
+    done.append(f"ledger row of {billable.event_id} deleted: ledger missing 1")
+    await pool.execute("UPDATE usage_daily SET event_count = event_count + 1 "
+                       "WHERE ctid = (SELECT ctid FROM usage_daily LIMIT 1)")
+    done.append("one usage_daily cell's event_count + 1: that rollup duplicated 1")
+    planted = next(p for p in traffic.planned if p.accepted and p.planted)
+    await pool.execute("DELETE FROM guardrail_findings WHERE event_id = $1::uuid AND start_offset = $2",
+                       planted.event_id, planted.planted[0].start)
+    done.append(f"a planted finding of {planted.event_id} deleted: findings missing 1")
+    await pool.execute("UPDATE evaluation_results SET status = 'error', score = NULL, error_type = 'tampered' "
+                       "WHERE ctid = (SELECT ctid FROM evaluation_results LIMIT 1)")
+    done.append("one judgment set to error: judgments wrong 1")
+    canary = planted.planted[0].value
+    await pool.execute("UPDATE guardrail_alerts SET summary = summary || $1 WHERE ctid = (SELECT ctid FROM "
+                       "guardrail_alerts LIMIT 1)", f" {canary}")
+    done.append("a canary written into guardrail_alerts.summary: Postgres leak 1")
+    line = f'{{"msg": "tampered", "value": "{canary}"}}\n'
+    await asyncio.to_thread(append_line, logs / "guardrails-worker.log", line)
+    done.append("a canary appended to guardrails-worker.log: log leak 1")
+    with receiver.lock:
+        message_id = next(iter(receiver.deliveries))
+        del receiver.deliveries[message_id]
+        receiver.alerts.pop(message_id, None)
+    done.append(f"delivery of {message_id} forgotten by the receiver: deliveries missing 1")
+    for line in done:
+        say(f"tamper: {line}")
+    return done
+
+
 def _expect(resp: httpx.Response, status: int, what: str) -> None:
     if resp.status_code != status:
         raise RuntimeError(f"could not {what}: {resp.status_code} {resp.text[:500]}")
@@ -1552,6 +1592,8 @@ async def run(plan: Plan, workdir: Path, stack_home: Path, keep: bool
         pool = await asyncpg.create_pool(db_url, min_size=0, max_size=4)
         checks_started = time.monotonic()
         verifier = Verifier(pool, traffic, receiver=receiver, kafka=kafka, salt=salt, budgets=budgets, logs=logs)
+        if plan.tamper:
+            info["tampered"] = await tamper(pool, traffic, receiver, logs)
         await verifier.run(load, supervisor, lag)
         await verifier.check_leaks([*sorted(logs.glob("*.log")), *servers.logs()])
         info["checks_s"] = round(time.monotonic() - checks_started, 1)
@@ -1620,6 +1662,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Plan, Path | None, bo
     parser.add_argument("--workdir", type=Path, help="the run's folder (default: a new one under /tmp)")
     parser.add_argument("--json", type=Path, help="write the report here too (default: <workdir>/report.json)")
     parser.add_argument("--keep", action="store_true", help="keep the servers' data folders")
+    parser.add_argument("--tamper", action="store_true",
+                        help="test the harness: corrupt one result per check before checking (each must fail)")
     args = parser.parse_args(argv)
     preset = SHORT if args.short else LONG
 
@@ -1633,7 +1677,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Plan, Path | None, bo
                 drain_timeout_s=pick(args.drain_timeout_s, "drain_timeout_s"),
                 delivery_grace_s=pick(args.delivery_grace_s, "delivery_grace_s"),
                 webhook_latency_ms=args.webhook_latency_ms,
-                recovery_timeout_s=preset["recovery_timeout_s"], log_level=args.log_level, short=args.short)
+                recovery_timeout_s=preset["recovery_timeout_s"], log_level=args.log_level, short=args.short,
+                tamper=args.tamper)
     return plan, args.workdir, args.keep, args.json
 
 
