@@ -13,10 +13,11 @@ is configured with environment variables only (`llmops_shared.settings.environme
 restarts a process that exits without being told to (as systemd or Kubernetes would), and records the
 exit: an unplanned exit is a failed check, with the process's last log lines as evidence.
 
-**Set-up, through the APIs.** Three tenants with an ingest key and an admin key each; per tenant a webhook
-channel (every severity, no repeat throttling) pointing at the harness's own HTTP receiver, and a monthly
-budget small enough that every threshold is crossed; for the first tenant an evaluator judging half of
-its `support-bot` traffic (deterministic sample) on two rubrics, with the fake LLM as its judge.
+**Set-up, through the APIs.** Three tenants with an ingest key and an admin key each; per tenant two webhook
+channels pointing at the harness's own HTTP receiver (every severity; one without repeat throttling, one
+throttled as channels are by default, which the notifier decides with Redis), and a monthly budget small
+enough that every threshold is crossed; for the first tenant an evaluator judging half of its
+`support-bot` traffic (deterministic sample) on two rubrics, with the fake LLM as its judge.
 
 **Load with known ground truth.** A steady stream of events through `POST /v1/interactions` (retried
 until accepted, as the SDK does): priced models with known token counts (cache, reasoning), an unpriced
@@ -27,9 +28,10 @@ Everything the pipeline must produce is computed here, from the events alone: le
 offsets and salted hashes), the alerts and their counts, the budget crossings, the sampled judgments.
 
 **Faults, in turn, during the load.** SIGKILL (and restart) of each worker and of the notifier; kill -9 of
-the broker and restart; Postgres stopped in immediate mode; Redis killed; the webhook endpoint answering
-503 for longer than the notifier's retry budget. Each fault's downtime (until the component is back) and
-recovery time (from then until every consumer group and the ingest API make progress again) is measured.
+the broker and restart; Postgres stopped in immediate mode (with an alert message published meanwhile, so
+that the notifier has work while Postgres is down); Redis killed; the webhook endpoint answering 503 for
+longer than the notifier's retry budget. Each fault's downtime (until the component is back) and recovery
+time (from then until every consumer group and the ingest API make progress again) is measured.
 
 **Checks, once every consumer group's lag is zero.** Per check: expected, found, missing, duplicated and
 wrong (a value that differs, a failed status, a leak):
@@ -40,12 +42,13 @@ wrong (a value that differs, a failed status, a leak):
     counted: they are not ground truth);
   - every event counted once into its alert; one alert per fingerprint; budget and unpriced-model alerts
     decided once;
-  - every alert message on the alerts topic delivered to the webhook at least once (counted once by its
-    `message_id`), the latest state of every alert among them, and no delivery recorded `failed`;
+  - every alert message on the alerts topic delivered to the unthrottled channel at least once (counted once
+    by its `message_id`), the latest state of every alert among them, and no delivery recorded `failed`;
+    every alert delivered at least once to the throttled channel;
   - every sampled event has exactly one judgment per rubric, all `ok`;
   - no dead letters; no unplanned process exit;
   - no canary in Postgres (every column of every table), in any process log (the services', Kafka's,
-    Postgres', Redis'), on the clean topic, or in a notification.
+    Postgres', Redis'), on the clean topic, in a notification, or in Redis' files.
 
 Prints the fault table and the check table (Markdown), writes everything to a JSON report, exits 1 if any
 check fails (2 if the harness itself could not run). The run folder (logs, report) is kept; the servers'
@@ -86,14 +89,14 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic_settings import BaseSettings
 
 from llmops_billing.settings import BillingSettings
 from llmops_devtools.stack import local
 from llmops_devtools.stack.kafka import KafkaBroker
-from llmops_devtools.stack.processes import pid_alive, port_open, read_pid, repo_root
+from llmops_devtools.stack.processes import StackError, pid_alive, port_open, read_pid, repo_root
 from llmops_devtools.testing import free_port
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_guardrails.notifier.service import NotifierSettings
@@ -431,7 +434,14 @@ class Servers:
         _kill_pid_file(self.stack.kafka.pid_file, ports=(self.stack.kafka.port, self.stack.kafka.controller_port))
 
     def start_kafka(self) -> None:
-        self.stack.kafka.start(timeout_s=90)
+        for attempt in range(3):
+            try:
+                self.stack.kafka.start(timeout_s=90)
+                return
+            except StackError:
+                if attempt == 2:
+                    raise
+                time.sleep(2)
 
     def stop_postgres_immediately(self) -> None:
         self.stack.postgres.stop(mode="immediate")
@@ -447,6 +457,11 @@ class Servers:
 
     def logs(self) -> list[Path]:
         return [self.stack.kafka.log_file, self.stack.postgres.log_file, self.stack.redis.log_file]
+
+    def redis_files(self) -> list[Path]:
+        """What Redis keeps on disk (its append-only files): the judgment cache and the rest."""
+        return sorted(p for p in self.stack.redis.home.rglob("*") if p.is_file() and p.suffix != ".log"
+                      and p.name != "redis.pid")
 
     def down(self) -> None:
         for name, stop in (("kafka", self.stack.kafka.stop), ("redis", self.stack.redis.stop),
@@ -607,6 +622,11 @@ class Supervisor:
 
 # ==================================================================================================
 # The webhook receiver: counts alerts by message id; can be made to answer 503 (an endpoint outage).
+# Two channels per tenant point at it: one takes every alert message (no repeat throttling), the other is
+# throttled as channels are by default (a repeat of an open alert within the hour is suppressed, which
+# the notifier decides with Redis), so that the Redis outage reaches the notifier too.
+
+EVERY_PATH, THROTTLED_PATH = "/hook/every", "/hook/throttled"
 
 
 class Receiver:
@@ -616,7 +636,8 @@ class Receiver:
         self.down = False
         self.attempts = 0
         self.refused = 0
-        self.deliveries: collections.Counter[str] = collections.Counter()  # message_id -> 2xx answers
+        self.deliveries: collections.Counter[str] = collections.Counter()  # every-channel: message_id -> 2xx
+        self.throttled: collections.Counter[str] = collections.Counter()  # throttled channel: message_id -> 2xx
         self.alerts: dict[str, AlertMessage] = {}  # message_id -> the alert
         self.bodies: list[bytes] = []
         self.last_ok = 0.0
@@ -640,7 +661,8 @@ class Receiver:
                         except (ValueError, KeyError, TypeError):
                             status = 400
                         else:
-                            receiver.deliveries[alert.message_id] += 1
+                            counter = receiver.throttled if self.path == THROTTLED_PATH else receiver.deliveries
+                            counter[alert.message_id] += 1
                             receiver.alerts[alert.message_id] = alert
                             receiver.bodies.append(body)
                             receiver.last_ok = time.monotonic()
@@ -656,7 +678,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def start(self) -> None:
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
@@ -677,6 +699,7 @@ class LoadStats:
     retries: int = 0
     by_status: collections.Counter[str] = field(default_factory=collections.Counter)
     rejected: list[str] = field(default_factory=list)  # harness bugs: the API refused a generated event
+    refusals: list[tuple[float, str]] = field(default_factory=list)  # (seconds into the run, answer) not 2xx
     last_accept: float = 0.0
 
 
@@ -730,8 +753,11 @@ class Load:
                                      headers={"Authorization": f"Bearer {self.keys[batch[0].tenant]}"})
         except httpx.HTTPError as exc:
             self.stats.by_status[type(exc).__name__] += 1
+            self.stats.refusals.append((time.monotonic() - STARTED, type(exc).__name__))
             return False
         self.stats.by_status[str(resp.status_code)] += 1
+        if resp.status_code >= 300:
+            self.stats.refusals.append((time.monotonic() - STARTED, str(resp.status_code)))
         if resp.status_code in (202, 207):
             rejected = {e["index"] for e in (resp.json().get("errors") or [])}
             for i, p in enumerate(batch):
@@ -816,6 +842,14 @@ class KafkaWatch:
             await self.close()
             return None
 
+    async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, value, key=key)
+        finally:
+            await producer.stop()
+
     async def read_all(self, topic: str) -> list[bytes]:
         """Every record of `topic`, from the start to its end now."""
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
@@ -854,6 +888,16 @@ class FaultResult:
     note: str = ""
 
 
+def probe_alert(n: int) -> AlertMessage:
+    """An alert message as any service may publish one (the contract of `llmops.alerts`)."""
+    return AlertMessage(alert_id=str(uuid.uuid4()), source="chaos", tenant_id=JUDGED_TENANT, app_id=JUDGED_APP,
+                        rule="chaos.probe", detector="chaos", severity="warning",
+                        fingerprint=f"chaos/{JUDGED_TENANT}/probe/{n}",
+                        title="chaos probe: an alert in flight while Postgres is down",
+                        summary="published by the chaos harness while Postgres was stopped",
+                        occurred_at=datetime.now(UTC))
+
+
 class Chaos:
     def __init__(self, plan: Plan, *, servers: Servers, supervisor: Supervisor, receiver: Receiver, load: Load,
                  kafka: KafkaWatch) -> None:
@@ -868,12 +912,17 @@ class Chaos:
     async def inject(self, fault: str, round_no: int) -> FaultResult:
         say(f"fault: {fault} (round {round_no})")
         exits_before = len(self.supervisor.exits)
+        problems: list[str] = []
         t0 = time.monotonic()
         if fault.startswith("kill -9 kafka"):
             await asyncio.to_thread(self.servers.kill_kafka)
             await asyncio.to_thread(self.servers.start_kafka)
         elif fault.startswith("stop postgres"):
             await asyncio.to_thread(self.servers.stop_postgres_immediately)
+            # An alert message in flight while Postgres is down (as one published just before the stop would
+            # be): the notifier has work during the outage, whatever the timing of the guardrails' batches.
+            probe = probe_alert(round_no)
+            await self.kafka.publish(ALERTS, probe.fingerprint.encode(), probe.to_json())
             await asyncio.sleep(self.plan.pg_down_s)
             await asyncio.to_thread(self.servers.start_postgres)
         elif fault.startswith("kill -9 redis"):
@@ -887,11 +936,16 @@ class Chaos:
         else:
             name = fault.removeprefix("kill ")
             await self.supervisor.kill(name)
-            await self.supervisor.restart(name)
+            try:
+                await self.supervisor.restart(name)
+            except RuntimeError as exc:  # not ready in time: a finding, not the end of the run
+                problems.append(str(exc).splitlines()[0])
         t1 = time.monotonic()
         recovery = await self.moving(since=t1, webhook=fault.startswith("webhook"))
         exits = [e.service for e in self.supervisor.exits[exits_before:]]
-        note = f"unplanned exits meanwhile: {', '.join(exits)}" if exits else ""
+        if exits:
+            problems.append(f"unplanned exits meanwhile: {', '.join(exits)}")
+        note = "; ".join(problems)
         result = FaultResult(fault, round_no, round(t0 - STARTED, 1), round(t1 - t0, 1),
                              None if recovery is None else round(recovery - t1, 1), note)
         say(f"fault: {fault}: down {result.downtime_s} s, pipeline moving again after "
@@ -972,8 +1026,9 @@ class Canaries:
 
 class Verifier:
     def __init__(self, pool: asyncpg.Pool, traffic: Traffic, *, receiver: Receiver, kafka: KafkaWatch, salt: str,
-                 budgets: dict[str, int], logs: Path) -> None:
+                 budgets: dict[str, int], logs: Path, channels: dict[str, list[int]]) -> None:
         self.logs = logs
+        self.channels = channels
         self.pool = pool
         self.traffic = traffic
         self.accepted = [p for p in traffic.planned if p.accepted]
@@ -988,8 +1043,9 @@ class Verifier:
         self.checks.append(check)
         return check
 
-    async def run(self, load: Load, supervisor: Supervisor, lag: dict[str, GroupState] | None) -> None:
-        self.check_ingest(load)
+    async def run(self, load: Load, supervisor: Supervisor, lag: dict[str, GroupState] | None,
+                  faults: Sequence[FaultResult]) -> None:
+        self.check_ingest(load, faults)
         if lag is None:
             self.add(Check("consumer lag zero everywhere", len(GROUPS), 0, missing=len(GROUPS),
                            note="Kafka did not answer"))
@@ -1003,18 +1059,27 @@ class Verifier:
         await self.check_guardrails_alerts()
         await self.check_billing_alerts()
         await self.check_deliveries()
+        await self.check_throttled_deliveries()
         await self.check_judgments()
         await self.check_dead_letters()
         self.check_exits(supervisor)
 
     # -- ingest ------------------------------------------------------------------------------------
-    def check_ingest(self, load: Load) -> None:
+    def check_ingest(self, load: Load, faults: Sequence[FaultResult]) -> None:
+        """Every event accepted in the end (the sender retries as the SDK does); which answers that were not
+        2xx came during which fault is reported (a 500 is not one of the API's documented answers)."""
         planned = self.traffic.planned
+        during: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        for at, answer in load.stats.refusals:
+            window = next((f"{f.fault} (round {f.round})" for f in faults
+                           if f.at_s <= at <= f.at_s + f.downtime_s + (f.recovery_s or 0) + 1), "no fault")
+            during[window][answer] += 1
         self.add(Check("events accepted by the ingest API", len(planned), len(self.accepted),
                        missing=len(planned) - len(self.accepted) - len(load.stats.rejected),
                        wrong=len(load.stats.rejected),
                        note=f"{load.stats.requests} requests, {load.stats.retries} retried; answers "
-                            f"{dict(load.stats.by_status)}"))
+                            f"{dict(load.stats.by_status)}; not 2xx, by fault: "
+                            f"{ {k: dict(v) for k, v in during.items()} }"))
 
     # -- billing -----------------------------------------------------------------------------------
     async def check_ledger(self) -> list[LedgerTruth]:
@@ -1188,35 +1253,38 @@ class Verifier:
                        note=f"{len(expected)} fingerprints", evidence=evidence[:10]))
 
     async def check_billing_alerts(self) -> None:
-        spend: dict[str, Decimal] = collections.defaultdict(Decimal)
-        truth = [ledger_truth(p, self.prices) for p in self.accepted if p.billable]
-        judge = await self.pool.fetch("SELECT tenant_id, cost_total FROM usage_ledger WHERE $1 = ANY(tags)", JUDGE_TAG)
-        month = datetime.now(UTC).strftime("%Y-%m")
-        for t in truth:
-            if t.cost is not None and t.occurred_at.astimezone(UTC).strftime("%Y-%m") == month:
-                spend[t.tenant] += t.cost
-        for r in judge:
-            spend[r["tenant_id"]] += r["cost_total"] or Decimal(0)
-        expected = {(t, th) for t in TENANTS for th in BUDGET_THRESHOLDS if spend[t] * 100 >= BUDGET_AMOUNT * th}
+        def month(at: datetime) -> str:
+            return at.astimezone(UTC).strftime("%Y-%m")
+
+        # A monthly budget per tenant: spend per (tenant, month) from the ground truth and the judge's rows.
+        spend: dict[tuple[str, str], Decimal] = collections.defaultdict(Decimal)
+        for t in (ledger_truth(p, self.prices) for p in self.accepted if p.billable):
+            spend[(t.tenant, month(t.occurred_at))] += t.cost or Decimal(0)
+        for r in await self.pool.fetch("SELECT tenant_id, occurred_at, cost_total FROM usage_ledger "
+                                       "WHERE $1 = ANY(tags)", JUDGE_TAG):
+            spend[(r["tenant_id"], month(r["occurred_at"]))] += r["cost_total"] or Decimal(0)
+        expected = {(tenant, m, th) for (tenant, m), spent in spend.items() for th in BUDGET_THRESHOLDS
+                    if spent * 100 >= BUDGET_AMOUNT * th}
         sent = await self.pool.fetch(
-            "SELECT b.tenant_id, s.threshold FROM budget_alerts_sent s JOIN budgets b ON b.id = s.budget_id "
-            "WHERE b.tenant_id = ANY($1)", list(TENANTS))
-        got = collections.Counter((r["tenant_id"], r["threshold"]) for r in sent)
+            "SELECT b.tenant_id, s.period_start, s.threshold FROM budget_alerts_sent s JOIN budgets b "
+            "ON b.id = s.budget_id WHERE s.budget_id = ANY($1)", list(self.budgets.values()))
+        got = collections.Counter((r["tenant_id"], month(r["period_start"]), r["threshold"]) for r in sent)
         unpriced_tenants = {p.tenant for p in self.accepted if p.unpriced}
         unpriced = await self.pool.fetch("SELECT tenant_id, alerted_at FROM unpriced_models WHERE tenant_id = ANY($1)",
                                          list(TENANTS))
         alerted = collections.Counter(r["tenant_id"] for r in unpriced if r["alerted_at"] is not None)
         # At the receiver: one alert id per budget crossing and per unpriced model.
-        ids: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+        ids: dict[tuple[str, ...], set[str]] = collections.defaultdict(set)
         with self.receiver.lock:
             received = list(self.receiver.alerts.values())
         for a in received:
-            if a.source == "billing":
-                what = (str(a.details.get("threshold_percent")) if a.rule == "budget.threshold"
-                        else str(a.details.get("model")))
-                ids[(a.tenant_id, f"{a.rule}:{what}")].add(a.alert_id)
-        want_ids = {(t, f"budget.threshold:{th}") for t, th in expected} | {
-            (t, f"billing.unpriced_model:{UNPRICED_MODEL[0]}") for t in unpriced_tenants}
+            if a.source == "billing" and a.rule == "budget.threshold":
+                period = str(a.details.get("period_start", ""))[:7]
+                ids[(a.tenant_id, a.rule, period, str(a.details.get("threshold_percent")))].add(a.alert_id)
+            elif a.source == "billing":
+                ids[(a.tenant_id, a.rule, str(a.details.get("model")))].add(a.alert_id)
+        want_ids = {(t, "budget.threshold", m, str(th)) for t, m, th in expected} | {
+            (t, "billing.unpriced_model", UNPRICED_MODEL[0]) for t in unpriced_tenants}
         missing = len(expected - set(got)) + len(unpriced_tenants - set(alerted)) + len(want_ids - set(ids))
         duplicated = (sum(n - 1 for n in got.values()) + sum(n - 1 for n in alerted.values())
                       + sum(len(v) - 1 for v in ids.values()))
@@ -1224,8 +1292,10 @@ class Verifier:
         self.add(Check("alerts (billing): budget crossings and unpriced models decided and delivered once",
                        len(expected) + len(unpriced_tenants), len(set(got) & expected) + len(set(alerted)),
                        missing=missing, duplicated=duplicated, wrong=wrong,
-                       note=f"spend per tenant: { {t: str(round(v, 6)) for t, v in spend.items()} }",
-                       evidence=[f"received alert ids {k}: {sorted(v)}" for k, v in ids.items() if len(v) != 1][:10]))
+                       note=f"spend per tenant and month (USD): { {k: str(round(v, 6)) for k, v in spend.items()} }",
+                       evidence=[*(f"received alert ids {k}: {sorted(v)}" for k, v in ids.items() if len(v) != 1),
+                                 *(f"not received: {k}" for k in sorted(want_ids - set(ids))),
+                                 *(f"not decided: {k}" for k in sorted(expected - set(got)))][:10]))
 
     async def check_deliveries(self) -> None:
         published: dict[str, AlertMessage] = {}
@@ -1248,13 +1318,13 @@ class Verifier:
         stale = sorted(i for i, n in latest.items() if seen.get(i, 0) < n)
         failed = await self.pool.fetch(
             """SELECT message_id, attempts, error, created_at FROM notification_deliveries d
-               WHERE tenant_id = ANY($1) AND status = 'failed' AND NOT EXISTS (
+               WHERE channel_id = ANY($1) AND status = 'failed' AND NOT EXISTS (
                    SELECT 1 FROM notification_deliveries x WHERE x.message_id = d.message_id
-                     AND x.channel_id = d.channel_id AND x.status = 'delivered')""", list(TENANTS))
+                     AND x.channel_id = d.channel_id AND x.status = 'delivered')""", self.channels[EVERY_PATH])
         redelivered = sum(n - 1 for n in received.values())
         lost_ids = {m.split(":")[0] for m in missing} | {r["message_id"].split(":")[0] for r in failed}
         log_lines = await asyncio.to_thread(grep_log, self.logs / "guardrails-notifier.log", lost_ids, 6)
-        self.add(Check("alerts delivered to the webhook at least once (counted once by message id)",
+        self.add(Check("every alert message delivered to the webhook at least once (counted once by message id)",
                        len(published), len(set(published) & set(received)), missing=len(missing),
                        wrong=len(stale) + len(failed),
                        note=(f"{redelivered} redelivery(ies) counted once; {len(failed)} delivery(ies) recorded "
@@ -1263,6 +1333,29 @@ class Verifier:
                        evidence=[*(f"not delivered: {m}" for m in missing[:10]),
                                  *(f"recorded failed: {r['message_id']} after {r['attempts']} attempt(s): "
                                    f"{r['error']}" for r in failed[:10]),
+                                 *(f"guardrails-notifier.log: {line}" for line in log_lines)]))
+
+    async def check_throttled_deliveries(self) -> None:
+        """The throttled channel: every alert reaches it at least once (its repeats may be suppressed)."""
+        opened: set[str] = set()
+        for value in await self.kafka.read_all(ALERTS):
+            with contextlib.suppress(ValueError):
+                alert = AlertMessage.model_validate_json(value)
+                if alert.tenant_id in TENANTS and alert.status != "resolved":
+                    opened.add(alert.alert_id)
+        with self.receiver.lock:
+            got = {self.receiver.alerts[m].alert_id for m in self.receiver.throttled if m in self.receiver.alerts}
+            redelivered = sum(n - 1 for n in self.receiver.throttled.values())
+        rows = await self.pool.fetch(
+            "SELECT status, count(*) AS n FROM notification_deliveries WHERE channel_id = ANY($1) GROUP BY 1",
+            self.channels[THROTTLED_PATH])
+        missing = sorted(opened - got)
+        log_lines = await asyncio.to_thread(grep_log, self.logs / "guardrails-notifier.log", missing, 4)
+        self.add(Check("every alert delivered at least once to a throttled channel (repeats suppressed)",
+                       len(opened), len(opened & got), missing=len(missing), wrong=len(got - opened),
+                       note=f"deliveries by status: { {r['status']: r['n'] for r in rows} }; {redelivered} "
+                            "redelivery(ies)",
+                       evidence=[*(f"never delivered: alert {a}" for a in missing[:10]),
                                  *(f"guardrails-notifier.log: {line}" for line in log_lines)]))
 
     # -- evaluator ---------------------------------------------------------------------------------
@@ -1295,7 +1388,7 @@ class Verifier:
                                  + "\n    ".join(e.log_tail) for e in exits[:6]]))
 
     # -- leaks -------------------------------------------------------------------------------------
-    async def check_leaks(self, logs: Sequence[Path]) -> None:
+    async def check_leaks(self, logs: Sequence[Path], redis_files: Sequence[Path]) -> None:
         canaries = Canaries((f.value for p in self.traffic.planned for f in p.planted), self.traffic.run_id)
         where: list[str] = []
         tables = await self.pool.fetch(
@@ -1325,6 +1418,10 @@ class Verifier:
         out_hits += [f"notification: {h}" for b in bodies for h in canaries.find(b.decode(errors="replace"))]
         self.add(Check("no canary on the clean topic or in a notification", 0, len(out_hits), wrong=len(out_hits),
                        note=f"{len(clean)} clean events, {len(bodies)} notifications", evidence=out_hits[:10]))
+        redis_hits = await asyncio.to_thread(search_logs, canaries, redis_files)
+        self.add(Check("no canary in Redis (its append-only files)", 0, len(redis_hits), wrong=len(redis_hits),
+                       note=f"{len(redis_files)} file(s), {sum(p.stat().st_size for p in redis_files)} bytes",
+                       evidence=redis_hits[:10]))
 
 
 def grep_log(path: Path, needles: Iterable[str], limit: int) -> list[str]:
@@ -1408,19 +1505,23 @@ def service_specs(ports: dict[str, int], common: dict[str, Any], salt: str, base
 
 
 async def set_up_tenants(pool: asyncpg.Pool, ports: dict[str, int], receiver: Receiver
-                         ) -> tuple[dict[str, str], dict[str, int]]:
+                         ) -> tuple[dict[str, str], dict[str, int], dict[str, list[int]]]:
     """Keys (in Postgres, as `llmops keys create` does), then channels, budgets and the evaluator through the APIs."""
     ingest_keys, budgets = {}, {}
+    channels: dict[str, list[int]] = {EVERY_PATH: [], THROTTLED_PATH: []}
     async with httpx.AsyncClient(timeout=30) as http:
         for tenant in TENANTS:
             ingest_keys[tenant] = (await apikeys.create_key(pool, tenant_id=tenant, scopes=["ingest:write"],
                                                             name="chaos")).secret
             admin = (await apikeys.create_key(pool, tenant_id=tenant, scopes=["admin"], name="chaos-admin")).secret
             auth = {"Authorization": f"Bearer {admin}"}
-            resp = await http.post(f"http://127.0.0.1:{ports['guardrails_api']}/v1/channels", headers=auth, json={
-                "name": "chaos-hook", "kind": "webhook", "url": receiver.url, "min_severity": "info",
-                "repeat_interval_s": 0})
-            _expect(resp, 201, "create the webhook channel")
+            for path, repeat_s in ((EVERY_PATH, 0), (THROTTLED_PATH, 3600)):
+                resp = await http.post(f"http://127.0.0.1:{ports['guardrails_api']}/v1/channels", headers=auth,
+                                       json={"name": f"chaos{path.replace('/', '-')}", "kind": "webhook",
+                                             "url": receiver.url + path, "min_severity": "info",
+                                             "repeat_interval_s": repeat_s})
+                _expect(resp, 201, "create a webhook channel")
+                channels[path].append(int(resp.json()["channel_id"]))
             resp = await http.post(f"http://127.0.0.1:{ports['billing_api']}/v1/budgets", headers=auth, json={
                 "period": "month", "amount": str(BUDGET_AMOUNT), "thresholds": list(BUDGET_THRESHOLDS),
                 "name": "chaos"})
@@ -1434,7 +1535,7 @@ async def set_up_tenants(pool: asyncpg.Pool, ports: dict[str, int], receiver: Re
                               "base_url": f"http://127.0.0.1:{ports['fake_llm']}/v1", "api_key_env": JUDGE_KEY_ENV,
                               "input_usd_per_mtok": "0.15", "output_usd_per_mtok": "0.60"}})
                 _expect(resp, 201, "create the evaluator")
-    return ingest_keys, budgets
+    return ingest_keys, budgets, channels
 
 
 def append_line(path: Path, line: str) -> None:
@@ -1442,7 +1543,7 @@ def append_line(path: Path, line: str) -> None:
         f.write(line)
 
 
-async def tamper(pool: asyncpg.Pool, traffic: Traffic, receiver: Receiver, logs: Path) -> list[str]:
+async def tamper(pool: asyncpg.Pool, traffic: Traffic, receiver: Receiver, logs: Path, redis_url: str) -> list[str]:
     """`--tamper`: damage one result of each kind the checks look at, so that a run shows each check failing
     by exactly that much (a harness whose checks cannot fail proves nothing)."""
     done = []
@@ -1469,8 +1570,21 @@ async def tamper(pool: asyncpg.Pool, traffic: Traffic, receiver: Receiver, logs:
     with receiver.lock:
         message_id = next(iter(receiver.deliveries))
         del receiver.deliveries[message_id]
-        receiver.alerts.pop(message_id, None)
     done.append(f"delivery of {message_id} forgotten by the receiver: deliveries missing 1")
+    with receiver.lock:
+        alert_id = receiver.alerts[next(iter(receiver.throttled))].alert_id
+        for m in [m for m in receiver.throttled if receiver.alerts[m].alert_id == alert_id]:
+            del receiver.throttled[m]
+    done.append(f"alert {alert_id} forgotten on the throttled channel: throttled missing 1")
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    try:
+        await client.set("chaos:tampered", canary)
+    finally:
+        await client.aclose()
+    await asyncio.sleep(1.5)  # the append-only file is written every second
+    done.append("a canary set in Redis: Redis leak 1")
     for line in done:
         say(f"tamper: {line}")
     return done
@@ -1558,7 +1672,7 @@ async def run(plan: Plan, workdir: Path, stack_home: Path, keep: bool
         for spec in apis:
             supervisor.spawn(spec)
         await asyncio.gather(*(supervisor.ready(s.name) for s in apis))
-        keys, budgets = await set_up_tenants(pool, ports, receiver)
+        keys, budgets, channels = await set_up_tenants(pool, ports, receiver)
         for spec in workers:  # after the evaluator exists: a worker loads evaluators when it starts
             supervisor.spawn(spec)
         await asyncio.gather(*(supervisor.ready(s.name) for s in workers))
@@ -1591,11 +1705,12 @@ async def run(plan: Plan, workdir: Path, stack_home: Path, keep: bool
         await pool.close()
         pool = await asyncpg.create_pool(db_url, min_size=0, max_size=4)
         checks_started = time.monotonic()
-        verifier = Verifier(pool, traffic, receiver=receiver, kafka=kafka, salt=salt, budgets=budgets, logs=logs)
+        verifier = Verifier(pool, traffic, receiver=receiver, kafka=kafka, salt=salt, budgets=budgets, logs=logs,
+                            channels=channels)
         if plan.tamper:
-            info["tampered"] = await tamper(pool, traffic, receiver, logs)
-        await verifier.run(load, supervisor, lag)
-        await verifier.check_leaks([*sorted(logs.glob("*.log")), *servers.logs()])
+            info["tampered"] = await tamper(pool, traffic, receiver, logs, common["redis_url"])
+        await verifier.run(load, supervisor, lag, chaos.results)
+        await verifier.check_leaks([*sorted(logs.glob("*.log")), *servers.logs()], servers.redis_files())
         info["checks_s"] = round(time.monotonic() - checks_started, 1)
         info.update(events=len(traffic.planned), accepted=load.stats.accepted,
                     kinds=dict(collections.Counter(p.kind for p in traffic.planned)),
