@@ -28,10 +28,11 @@ Everything the pipeline must produce is computed here, from the events alone: le
 offsets and salted hashes), the alerts and their counts, the budget crossings, the sampled judgments.
 
 **Faults, in turn, during the load.** SIGKILL (and restart) of each worker and of the notifier; kill -9 of
-the broker and restart; Postgres stopped in immediate mode (with an alert message published meanwhile, so
-that the notifier has work while Postgres is down); Redis killed; the webhook endpoint answering 503 for
-longer than the notifier's retry budget. Each fault's downtime (until the component is back) and recovery
-time (from then until every consumer group and the ingest API make progress again) is measured.
+the broker and restart; Postgres stopped in immediate mode while an alert is being delivered (the webhook
+holds its answer to one alert message until Postgres is down, then answers 200); Redis killed; the webhook
+endpoint answering 503 for longer than the notifier's retry budget. Each fault's downtime (until the
+component is back) and recovery time (from then until every consumer group and the ingest API make progress
+again) is measured.
 
 **Checks, once every consumer group's lag is zero.** Per check: expected, found, missing, duplicated and
 wrong (a value that differs, a failed status, a leak):
@@ -641,6 +642,9 @@ class Receiver:
         self.alerts: dict[str, AlertMessage] = {}  # message_id -> the alert
         self.bodies: list[bytes] = []
         self.last_ok = 0.0
+        self.holding: str | None = None  # an alert id whose deliveries wait for `release` (see `hold`)
+        self.arrived = threading.Event()
+        self.release = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -652,13 +656,18 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 time.sleep(receiver.latency_s)
+                try:
+                    alert: AlertMessage | None = AlertMessage.model_validate(orjson.loads(body)["alert"])
+                except (ValueError, KeyError, TypeError):
+                    alert = None
+                if alert is not None and alert.alert_id == receiver.holding and not receiver.release.is_set():
+                    receiver.arrived.set()
+                    receiver.release.wait(10)
                 with receiver.lock:
                     receiver.attempts += 1
                     status = 503 if receiver.down else 200
                     if status == 200:
-                        try:
-                            alert = AlertMessage.model_validate(orjson.loads(body)["alert"])
-                        except (ValueError, KeyError, TypeError):
+                        if alert is None:
                             status = 400
                         else:
                             counter = receiver.throttled if self.path == THROTTLED_PATH else receiver.deliveries
@@ -679,6 +688,12 @@ class Receiver:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def hold(self, alert_id: str) -> None:
+        """Hold the answer to the next deliveries of `alert_id` (`arrived` is set) until `release` is set."""
+        self.arrived.clear()
+        self.release.clear()
+        self.holding = alert_id
 
     def start(self) -> None:
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
@@ -918,11 +933,17 @@ class Chaos:
             await asyncio.to_thread(self.servers.kill_kafka)
             await asyncio.to_thread(self.servers.start_kafka)
         elif fault.startswith("stop postgres"):
-            await asyncio.to_thread(self.servers.stop_postgres_immediately)
-            # An alert message in flight while Postgres is down (as one published just before the stop would
-            # be): the notifier has work during the outage, whatever the timing of the guardrails' batches.
+            # Postgres stops while an alert is being delivered, whatever the timing of the guardrails'
+            # batches: an alert message (as any service may publish one) whose delivery the webhook holds
+            # until Postgres is down, then answers 200; the notifier must still record it and go on.
             probe = probe_alert(round_no)
+            self.receiver.hold(probe.alert_id)
             await self.kafka.publish(ALERTS, probe.fingerprint.encode(), probe.to_json())
+            if not await asyncio.to_thread(self.receiver.arrived.wait, 30):
+                problems.append("the probe alert was not in delivery when Postgres stopped")
+            t0 = time.monotonic()
+            await asyncio.to_thread(self.servers.stop_postgres_immediately)
+            self.receiver.release.set()
             await asyncio.sleep(self.plan.pg_down_s)
             await asyncio.to_thread(self.servers.start_postgres)
         elif fault.startswith("kill -9 redis"):
@@ -1333,7 +1354,8 @@ class Verifier:
                        evidence=[*(f"not delivered: {m}" for m in missing[:10]),
                                  *(f"recorded failed: {r['message_id']} after {r['attempts']} attempt(s): "
                                    f"{r['error']}" for r in failed[:10]),
-                                 *(f"guardrails-notifier.log: {line}" for line in log_lines)]))
+                                 *(f"guardrails-notifier.log: {line}" for line in log_lines),
+                                 *(f"delivered {n} times (counted once): {m}" for m, n in received.items() if n > 1)]))
 
     async def check_throttled_deliveries(self) -> None:
         """The throttled channel: every alert reaches it at least once (its repeats may be suppressed)."""
