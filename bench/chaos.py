@@ -5,13 +5,18 @@
     .venv/bin/python bench/chaos.py --duration 900 --seed 7 --json report.json
 
 **What runs.** A Kafka broker, a Postgres server and a Redis server of the harness's own (the local-stack
-code of `llmops_devtools.stack`, on free ports, with data and logs under the run's folder: the shared
-servers on 9092, 5432 and 6379 are never touched), and every service as its own process, as in
+code of `llmops_devtools.stack`, on free ports, in a folder of their own whose logs are copied into the
+run's folder at the end: the shared servers on 9092, 5432 and 6379 are never touched, nor signalled), and
+every service as its own process, as in
 production: the ingest API, the guardrails worker, notifier and API, the billing worker and API, the
 evaluator worker and API, and the fake LLM (`llmops_devtools.fake_openai`) as the evaluator's judge. Each
 is configured with environment variables only (`llmops_shared.settings.environment`). A supervisor
 restarts a process that exits without being told to (as systemd or Kubernetes would), and records the
-exit: an unplanned exit is a failed check, with the process's last log lines as evidence.
+exit: an unplanned exit is a failed check, with the process's last log lines as evidence. Settings that
+differ from the defaults, for shorter runs (none weakens a check): workers batch for at most 100 ms, use the
+broker's shortest session time-out (6 s, so a killed worker's partitions move on sooner) and retry
+Postgres every 2 s at most; the notifier's attempts time out after 2 s and back off 0.2 s to 1 s (its six
+attempts span about 3 s, less than the webhook outage); the billing outbox relay runs every second.
 
 **Set-up, through the APIs.** Three tenants with an ingest key and an admin key each; per tenant two webhook
 channels pointing at the harness's own HTTP receiver (every severity; one without repeat throttling, one
@@ -53,7 +58,8 @@ wrong (a value that differs, a failed status, a leak):
 
 Prints the fault table and the check table (Markdown), writes everything to a JSON report, exits 1 if any
 check fails (2 if the harness itself could not run). The run folder (logs, report) is kept; the servers'
-data folders are deleted unless `--keep`.
+folder is deleted unless `--keep`. `--tamper` tests the harness itself: it corrupts one result per check
+before checking, and each check must then fail by exactly that much.
 """
 
 from __future__ import annotations
