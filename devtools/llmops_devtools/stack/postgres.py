@@ -82,9 +82,11 @@ class PostgresServer:
             raise StackError(f"Postgres did not start:\n{result.stderr}\n{tail(self.log_file)}")
         return True
 
-    def stop(self) -> bool:
+    def stop(self, mode: str = "fast") -> bool:
+        """`pg_ctl stop -m <mode>`: `fast` (the default) or `immediate` (no checkpoint, crash recovery at the
+        next start: what the chaos harness uses to stop Postgres abruptly)."""
         if not self.running():
             return False
-        subprocess.run(self._as_owner([str(_bin_dir() / "pg_ctl"), "stop", "-m", "fast", "-w", "-D",
+        subprocess.run(self._as_owner([str(_bin_dir() / "pg_ctl"), "stop", "-m", mode, "-w", "-D",
                                        str(self.data)]), capture_output=True, check=False)
         return True
