@@ -14,8 +14,9 @@ service. `EgressPolicy` keeps those calls on the public internet:
   that port whatever it resolves to; an address or network entry allows those addresses on that port,
   whatever name led there. Nothing else that is not public is reachable: not the rest of loopback, not
   another port of an allowed host.
-- **Pinned.** The check is made by the connection itself (`EgressPolicy.transport`: an httpx transport
-  whose network backend resolves, checks, and connects to an address it checked), so the address checked
+- **Pinned.** The check is made by the connection itself (`EgressPolicy.transport`: an httpx transport, or
+  an httpx2 one for openai>=3, whose network backend resolves, checks, and connects to an address it
+  checked), so the address checked
   is the address connected to: a DNS answer that changes between a check and the connection (rebinding)
   cannot move it. The request keeps its URL, so the `Host` header and TLS's server name (SNI, and the
   certificate check) are the original host's. Redirects are not followed and environment proxies are
@@ -33,12 +34,13 @@ the connection checks again, since DNS may answer differently later. The resolve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
-import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -200,28 +202,55 @@ class EgressPolicy:
         log.warning("egress refused", extra={"destination": f"{host}:{port}", "reason": reason[:500]})
         return DestinationNotAllowed(reason)
 
-    def transport(self, *, verify: ssl.SSLContext | bool = True, http2: bool = False,
-                  limits: httpx.Limits | None = None) -> PinnedTransport:
-        """An httpx transport that connects only where this policy permits, to the address it checked."""
-        return PinnedTransport(self, verify=verify, http2=http2, limits=limits or httpx.Limits())
+    def transport(self, *, flavour: ModuleType = httpx, **kwargs: Any) -> Any:
+        """An `AsyncHTTPTransport` of `flavour` (the httpx module, or a fork with its API: httpx2, which
+        openai>=3 speaks) whose connections go only where this policy permits, to the address it checked.
+        `kwargs` go to the transport (`verify`, `http2`, `limits`); it never uses a proxy."""
+        transport = flavour.AsyncHTTPTransport(trust_env=False, **kwargs)
+        return pin(transport, self)
 
-    def async_client(self, **kwargs: Any) -> httpx.AsyncClient:
-        """An `httpx.AsyncClient` on `transport()`: no redirects followed, no environment proxies."""
+    def async_client(self, *, flavour: ModuleType = httpx, **kwargs: Any) -> Any:
+        """An `AsyncClient` of `flavour` on `transport()`: no redirects followed, no environment proxies."""
         kwargs.setdefault("follow_redirects", False)
-        return httpx.AsyncClient(transport=self.transport(), trust_env=False, **kwargs)
+        return flavour.AsyncClient(transport=self.transport(flavour=flavour), trust_env=False, **kwargs)
+
+
+def pin(transport: Any, policy: EgressPolicy, inner: Any = None) -> Any:
+    """`transport` (an httpx or httpx2 `AsyncHTTPTransport` built without a proxy) with its connection pool's
+    network backend wrapped by `PinnedBackend`: every connection it opens is checked and pinned.
+
+    httpx builds its pool without a way to name the network backend, so the pool's is replaced
+    (tests/unit/shared/test_egress.py checks that connections go through it)."""
+    pool = transport._pool
+    if type(pool).__name__ != "AsyncConnectionPool" or not hasattr(pool, "_network_backend"):
+        raise TypeError("egress: only a transport without a proxy can be pinned")
+    pool._network_backend = PinnedBackend(policy, inner if inner is not None else pool._network_backend)
+    return transport
+
+
+def _connect_errors() -> tuple[type[BaseException], ...]:
+    """What a network backend raises when a connection cannot be made (httpcore's, httpcore2's, the OS's)."""
+    errors: list[type[BaseException]] = [httpcore.ConnectError, httpcore.ConnectTimeout, OSError]
+    with contextlib.suppress(ImportError):
+        import httpcore2
+
+        errors += [httpcore2.ConnectError, httpcore2.ConnectTimeout]
+    return tuple(errors)
 
 
 class PinnedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend with the policy's check in `connect_tcp`: resolve, check every address,
-    connect to a checked one. Every connection failure becomes `DestinationNotAllowed`."""
+    """A network backend (httpcore's interface, which httpcore2 shares) with the policy's check in
+    `connect_tcp`: resolve, check every address, connect to a checked one (through `inner`, the pool's own
+    backend). Every connection failure becomes `DestinationNotAllowed`."""
 
-    def __init__(self, policy: EgressPolicy, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+    def __init__(self, policy: EgressPolicy, inner: Any = None) -> None:
         self.policy = policy
-        self.inner = inner or httpcore.AnyIOBackend()
+        self.inner = inner if inner is not None else httpcore.AnyIOBackend()
+        self._failures = _connect_errors()
 
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
                           local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+                          socket_options: Iterable[Any] | None = None) -> Any:
         addresses = await self.policy.addresses(host, port)
         limit = self.policy.connect_timeout_s if timeout is None else min(timeout, self.policy.connect_timeout_s)
         failures = []
@@ -229,46 +258,16 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
             try:
                 return await self.inner.connect_tcp(str(address), port, timeout=limit, local_address=local_address,
                                                     socket_options=socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout, OSError) as exc:
+            except self._failures as exc:
                 failures.append(f"{address}: {type(exc).__name__} {exc}")
         raise self.policy.refuse(host, port, "cannot connect: " + "; ".join(failures))
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+                                  socket_options: Iterable[Any] | None = None) -> Any:
         raise DestinationNotAllowed("unix sockets are not a destination")
 
     async def sleep(self, seconds: float) -> None:
         await self.inner.sleep(seconds)
-
-
-class PinnedTransport(httpx.AsyncHTTPTransport):
-    """`httpx.AsyncHTTPTransport` whose connections go through `PinnedBackend` (no proxy, no unix socket)."""
-
-    def __init__(self, policy: EgressPolicy, *, verify: ssl.SSLContext | bool = True, http2: bool = False,
-                 limits: httpx.Limits, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
-        context = verify if isinstance(verify, ssl.SSLContext) else _ssl_context(verify)
-        super().__init__(verify=context, trust_env=False, http2=http2, limits=limits)
-        self.backend = PinnedBackend(policy, inner)
-        # httpx builds its connection pool without a way to name the network backend: build the same pool
-        # with ours (tests/unit/shared/test_egress.py checks that connections go through it).
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=context, max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
-            http1=True, http2=http2, network_backend=self.backend)
-
-
-def _ssl_context(verify: bool) -> ssl.SSLContext:
-    if not verify:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    try:
-        import certifi
-
-        return ssl.create_default_context(cafile=certifi.where())
-    except ImportError:  # pragma: no cover - httpx depends on certifi
-        return ssl.create_default_context()
 
 
 def egress_policy(settings: Any, *, resolver: Resolver | None = None) -> EgressPolicy:

@@ -11,6 +11,7 @@ test fails when it is stale. Nothing reads the environment at import time.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,10 +78,18 @@ def environment(settings: BaseSettings, fields: Sequence[str] | None = None) -> 
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        elif isinstance(value, dict):  # read back as JSON (pydantic-settings parses complex values so)
+            value = json.dumps(value, default=_revealed)
         elif isinstance(value, tuple | list):
             value = "[" + ",".join(str(v) for v in value) + "]"
         out[env_name(cls, name)] = str(value)
     return out
+
+
+def _revealed(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return str(value)
 
 
 def reference_markdown(classes: Sequence[tuple[str, type[BaseSettings]]]) -> str:

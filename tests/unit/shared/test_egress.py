@@ -22,9 +22,9 @@ from llmops_shared.egress import (
     DestinationNotAllowed,
     EgressPolicy,
     PinnedBackend,
-    PinnedTransport,
     is_public,
     parse_allow,
+    pin,
 )
 from llmops_shared.settings import CommonSettings
 
@@ -44,11 +44,21 @@ def resolver(answers: dict[str, Sequence[str]], calls: list[str] | None = None) 
     return resolve
 
 
+FLAVOURS: list[Any] = [httpx]
+try:  # openai>=3 speaks httpx2, a fork with httpx's API: the judge's client is of that flavour
+    import httpcore2
+    import httpx2
+
+    FLAVOURS.append(httpx2)
+except ImportError:  # pragma: no cover
+    pass
+
+
 class LoopbackOnly(httpcore.AsyncNetworkBackend):
     """The real backend, for 127.0.0.0/8 only: any other connection attempt fails the test before it is made."""
 
-    def __init__(self) -> None:
-        self.inner = httpcore.AnyIOBackend()
+    def __init__(self, flavour: Any = httpx) -> None:
+        self.inner = (httpcore2 if flavour is not httpx else httpcore).AnyIOBackend()
         self.connected: list[tuple[str, int]] = []
 
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,  # noqa: ASYNC109
@@ -62,9 +72,9 @@ class LoopbackOnly(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
-def client(policy: EgressPolicy, backend: httpcore.AsyncNetworkBackend) -> httpx.AsyncClient:
-    transport = PinnedTransport(policy, limits=httpx.Limits(), inner=backend)
-    return httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False, timeout=5)
+def client(policy: EgressPolicy, backend: Any, flavour: Any = httpx) -> Any:
+    transport = pin(flavour.AsyncHTTPTransport(trust_env=False), policy, inner=backend)
+    return flavour.AsyncClient(transport=transport, trust_env=False, follow_redirects=False, timeout=5)
 
 
 @pytest_asyncio.fixture
@@ -177,15 +187,16 @@ async def test_an_allowance_is_exactly_one_host_and_port() -> None:
 
 # -- pinned: the connection goes to the address checked -------------------------------------------
 
+@pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda m: m.__name__)
 async def test_the_connection_goes_to_the_checked_address_with_the_original_host(
-        server: tuple[int, list[str]]) -> None:
+        server: tuple[int, list[str]], flavour: Any) -> None:
     port, hosts = server
     calls: list[str] = []
     # The system resolver says localhost is 127.0.0.1, where nothing listens on this port: only the
     # checked answer (127.0.0.2) reaches the server.
     policy = EgressPolicy(f"127.0.0.2:{port}", resolver=resolver({"localhost": ["127.0.0.2"]}, calls))
-    backend = LoopbackOnly()
-    async with client(policy, backend) as http:
+    backend = LoopbackOnly(flavour)
+    async with client(policy, backend, flavour) as http:
         response = await http.get(f"http://localhost:{port}/v1/models")
         assert response.status_code == 200 and response.text == f"localhost:{port}"
     assert backend.connected == [("127.0.0.2", port)] and calls == ["localhost"] and hosts == [f"localhost:{port}"]
@@ -244,10 +255,14 @@ async def test_tls_keeps_the_original_server_name() -> None:
     assert seen == {"connect": (PUBLIC_V4, 443), "server_hostname": "judge.example"}
 
 
-def test_the_policy_transport_uses_the_pinned_backend() -> None:
-    transport = EgressPolicy().transport()
-    assert isinstance(transport._pool, httpcore.AsyncConnectionPool)
+@pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda m: m.__name__)
+def test_the_policy_transport_uses_the_pinned_backend(flavour: Any) -> None:
+    transport = EgressPolicy().transport(flavour=flavour)
+    assert isinstance(transport, flavour.AsyncHTTPTransport)
     assert isinstance(transport._pool._network_backend, PinnedBackend)
+    assert isinstance(EgressPolicy().async_client(flavour=flavour), flavour.AsyncClient)
+    with pytest.raises(TypeError, match="without a proxy"):
+        pin(flavour.AsyncHTTPTransport(proxy="http://127.0.0.1:9"), EgressPolicy())
 
 
 # -- one answer for refused, closed and filtered --------------------------------------------------
