@@ -27,6 +27,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -94,19 +95,22 @@ async def phase(base: CommonSettings, database_url: str, *, name: str, events: i
                 error_rate: float) -> dict[str, float]:
     run = uuid.uuid4().hex[:8]
     tenant = f"bench-{run}"
+    judge = RemoteJudge(FakeLLMConfig(latency_ms=latency_ms, error_rate=error_rate,
+                                      json_reply={"reasoning": "Safe.", "score": 3}))
+    # The operator's side: a credential for the bench's judge, and the egress allowance for its port.
+    grants = {"credentials": {"bench": {"key_env": KEY_ENV, "base_urls": [judge.url], "tenants": [tenant]}},
+              "egress_allow": f"127.0.0.1:{urlsplit(judge.url).port}"}
     settings = EvaluatorSettings(**{**base.model_dump(), "database_url": database_url, "log_level": "WARNING"},
-                                 topic=f"bench.eval.source.{run}",
+                                 **grants, topic=f"bench.eval.source.{run}",
                                  usage_topic=f"bench.eval.usage.{run}",
                                  scores_topic=f"bench.eval.scores.{run}", group=f"bench-evaluator-{run}")
     await ensure_topics(settings.kafka_bootstrap, tuple(
         TopicSpec(t, partitions=6, retention_ms=3_600_000)
         for t in (settings.topic, settings.usage_topic, settings.scores_topic)))
 
-    judge = RemoteJudge(FakeLLMConfig(latency_ms=latency_ms, error_rate=error_rate,
-                                      json_reply={"reasoning": "Safe.", "score": 3}))
     config = EvaluatorConfig.model_validate({
         "id": f"ev-{tenant}", "tenant_id": tenant, "rubrics": ["safety@1"], "sample_rate": 1.0,
-        "judge": {"model": "judge-model", "base_url": judge.url, "api_key_env": KEY_ENV},
+        "judge": {"model": "judge-model", "base_url": judge.url, "credential": "bench"},
         "max_concurrency": cap, "daily_spend_cap_usd": "1000"})
     pool = await db.create_pool(database_url, max_size=2)
     await pool.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1)", tenant)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from llmops_shared.settings import CommonSettings
 
@@ -113,6 +116,46 @@ def plan_trace(rng: random.Random, app_id: str) -> list[Step]:
 
 READ_SCOPES = ["alerts:read", "alerts:write", "billing:read", "eval:write", "guardrails:check"]
 
+# The demo's judge: the local fake LLM, through an operator credential granted to the demo tenant only
+# (docs/security.md). The local stack gives its services this credential, its key variable and an egress
+# allowance for the fake LLM's address and port, and nothing else on loopback.
+DEMO_TENANT = "acme"
+DEMO_CREDENTIAL = "demo"
+DEMO_KEY_ENV = "LLMOPS_DEMO_JUDGE_KEY"
+DEMO_KEY = "local-fake-llm-accepts-any-key"
+
+
+def fake_llm_port() -> int:
+    return int(os.environ.get("LLMOPS_FAKE_LLM_PORT", "8099"))
+
+
+def demo_judge_url(port: int | None = None) -> str:
+    return f"http://127.0.0.1:{port or fake_llm_port()}/v1"
+
+
+def demo_credentials(*, tenants: Sequence[str] = (DEMO_TENANT,), judge_url: str | None = None
+                     ) -> dict[str, dict[str, Any]]:
+    """The credential the demo evaluator names, as `LLMOPS_EVALUATOR_CREDENTIALS` declares it."""
+    return {DEMO_CREDENTIAL: {"key_env": DEMO_KEY_ENV, "base_urls": [judge_url or demo_judge_url()],
+                              "tenants": list(tenants)}}
+
+
+def egress_allowance(judge_url: str) -> str:
+    """The `LLMOPS_EGRESS_ALLOW` entry for a judge on this machine: its address and port, nothing more."""
+    parts = urlsplit(judge_url)
+    return f"{parts.hostname}:{parts.port}"
+
+
+def demo_judge_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """What the local stack adds to its services' environment so that the demo evaluator judges: the demo
+    credential (beside any the environment declares), its key, and the fake LLM's egress allowance."""
+    env = os.environ if environ is None else environ
+    declared = json.loads(env.get("LLMOPS_EVALUATOR_CREDENTIALS") or "{}")
+    allow = [entry for entry in (env.get("LLMOPS_EGRESS_ALLOW"), egress_allowance(demo_judge_url())) if entry]
+    return {DEMO_KEY_ENV: DEMO_KEY,
+            "LLMOPS_EVALUATOR_CREDENTIALS": json.dumps({**declared, **demo_credentials()}),
+            "LLMOPS_EGRESS_ALLOW": ",".join(allow)}
+
 
 async def _prepare_tenants(settings: CommonSettings, judge_url: str) -> tuple[dict[str, str], dict[str, str]]:
     """Ingest keys for the SDK, read keys to show the user, and the demo's evaluator (if installed)."""
@@ -132,24 +175,30 @@ async def _prepare_tenants(settings: CommonSettings, judge_url: str) -> tuple[di
         await pool.close()
 
 
-async def ensure_demo_evaluator(pool: Any, judge_url: str, *, tenant_id: str = "acme",
+async def ensure_demo_evaluator(pool: Any, judge_url: str, *, tenant_id: str = DEMO_TENANT,
                                 evaluator_id: str = "demo-support-quality") -> None:
-    """acme's support bot is judged for relevance and safety on half its traffic, by the local fake LLM.
+    """acme's support bot is judged for relevance and safety on half its traffic, by the local fake LLM,
+    with the `demo` credential.
 
     Made before the traffic is sent; a running evaluator worker has it in force for its next batch (its
-    configuration watcher), so the demo's first events are judged."""
+    configuration watcher), so the demo's first events are judged. Checked as the API checks it, against
+    the demo credential and an egress policy that allows the fake LLM (what the local stack's services have)."""
+    from llmops_evaluator.credentials import CREDENTIALS, JudgeAccess, JudgeCredentials
     from llmops_evaluator.evaluators import create_evaluator
+    from llmops_shared.egress import EgressPolicy
     from llmops_shared.problems import Conflict
 
     body = {
         "id": evaluator_id, "apps": ["support-bot"], "rubrics": ["relevance@1", "safety@1"],
         "sample_rate": 0.5, "max_concurrency": 4, "daily_spend_cap_usd": "5",
-        "judge": {"model": "gpt-4o-mini", "base_url": judge_url, "api_key_env": "LLMOPS_DEMO_JUDGE_KEY",
+        "judge": {"model": "gpt-4o-mini", "base_url": judge_url, "credential": DEMO_CREDENTIAL,
                   "input_usd_per_mtok": "0.15", "output_usd_per_mtok": "0.60"},
     }
+    credentials = CREDENTIALS.validate_python(demo_credentials(tenants=[tenant_id], judge_url=judge_url))
+    judges = JudgeAccess(JudgeCredentials(credentials), EgressPolicy(egress_allowance(judge_url)))
     async with pool.acquire() as conn:
         with contextlib.suppress(Conflict):  # made by an earlier run
-            await create_evaluator(conn=conn, tenant_id=tenant_id, body=body)
+            await create_evaluator(conn=conn, tenant_id=tenant_id, body=body, judges=judges)
 
 
 def run_demo(settings: CommonSettings, *, events_target: int = 60, ingest_url: str = "http://127.0.0.1:8080",
@@ -163,7 +212,7 @@ def run_demo(settings: CommonSettings, *, events_target: int = 60, ingest_url: s
         return 2
     from llmops_devtools.fake_openai import FakeLLMConfig, FakeLLMServer
 
-    judge_url = f"http://127.0.0.1:{os.environ.get('LLMOPS_FAKE_LLM_PORT', '8099')}/v1"
+    judge_url = demo_judge_url()
     keys, read_keys = asyncio.run(_prepare_tenants(settings, judge_url))
     rng = random.Random(seed)
     recorders: dict[tuple[str, str], Any] = {}

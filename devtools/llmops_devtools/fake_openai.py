@@ -63,6 +63,7 @@ class FakeLLMStats:
     in_flight: int = 0
     max_in_flight: int = 0
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # the bearer token of each chat completion request
 
 
 class FakeLLMServer:
@@ -182,6 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
             return
         fake = self.fake
+        fake.stats.keys.append(self.headers.get("authorization", "").removeprefix("Bearer "))
         fake._enter(body)
         # Stats are settled before the reply is written, so a client that has its answer sees them.
         try:

@@ -11,10 +11,11 @@ test fails when it is stale. Nothing reads the environment at import time.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -43,6 +44,19 @@ class CommonSettings(BaseSettings):
     """DEBUG, INFO, WARNING or ERROR. Logs are JSON lines on stderr and never carry prompt text."""
     host: str = shared("127.0.0.1", "host")
     """The address APIs listen on (`0.0.0.0` in a container)."""
+    egress_allow: str = shared("", "egress_allow")
+    """Destinations that are not on the public internet but that calls to tenant-chosen URLs (the judge's
+    `base_url`) may reach anyway: `host:port` entries, comma-separated (`127.0.0.1:8099,judge.internal:443,
+    10.1.0.0/16:443,[fd00::7]:8000`). Everything else that resolves to loopback, private, link-local
+    (the cloud metadata service), multicast or reserved addresses is refused (docs/security.md)."""
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _egress_entries(cls, value: str) -> str:
+        from llmops_shared.egress import parse_allow
+
+        parse_allow(value)  # a bad entry fails at start-up, naming it
+        return value
 
 
 class ApiSettings(CommonSettings):
@@ -78,10 +92,18 @@ def environment(settings: BaseSettings, fields: Sequence[str] | None = None) -> 
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        elif isinstance(value, dict):  # read back as JSON (pydantic-settings parses complex values so)
+            value = json.dumps(value, default=_revealed)
         elif isinstance(value, tuple | list):
             value = "[" + ",".join(str(v) for v in value) + "]"
         out[env_name(cls, name)] = str(value)
     return out
+
+
+def _revealed(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return str(value)
 
 
 def reference_markdown(classes: Sequence[tuple[str, type[BaseSettings]]]) -> str:

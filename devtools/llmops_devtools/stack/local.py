@@ -13,8 +13,8 @@ from llmops_devtools.stack.postgres import PostgresServer
 from llmops_devtools.stack.processes import port_open, stack_dir
 from llmops_devtools.stack.redis import RedisServer
 from llmops_devtools.stack.services import (
-    LOCAL_SERVICE_ENV,
     PROCESSES,
+    local_service_env,
     service_running,
     start_service,
     stop_service,
@@ -82,10 +82,11 @@ def infrastructure_up(settings: CommonSettings, say: Say = print, home: Path | N
 
 
 def services_up(stack: LocalStack, say: Say = print) -> None:
+    env = local_service_env()
     for service in PROCESSES:
         if not service.installed():
             continue
-        started = start_service(stack.home / "services", service, env=LOCAL_SERVICE_ENV)
+        started = start_service(stack.home / "services", service, env=env)
         where = f" on port {service.port}" if service.port else ""
         say(f"{service.name}: {'started' if started else 'running'}{where}")
 

@@ -22,9 +22,14 @@ FAKE_LLM = ServiceProcess("fake-llm", "llmops_devtools.fake_openai", 8099, "LLMO
 PROCESSES: tuple[ServiceProcess, ...] = (FAKE_LLM, *SERVICES)
 
 
-# What the local stack puts in its services' environment: the key variable the demo's evaluator names
-# (the local fake LLM accepts any key).
-LOCAL_SERVICE_ENV = {"LLMOPS_DEMO_JUDGE_KEY": "local-fake-llm-accepts-any-key"}
+
+def local_service_env() -> dict[str, str]:
+    """What the local stack adds to its services' environment: the demo evaluator's credential (granted to
+    the demo tenant, for the fake LLM only), its key (the fake LLM accepts any), and the one egress
+    allowance the judge needs on loopback, the fake LLM's address and port (`llmops_devtools.demo`)."""
+    from llmops_devtools.demo import demo_judge_env
+
+    return demo_judge_env()
 
 
 def _paths(home: Path, service: ServiceProcess) -> tuple[Path, Path]:

@@ -18,9 +18,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from prometheus_client import Counter
 
+from llmops_evaluator.credentials import JudgeAccess
 from llmops_evaluator.routes import agreement, evaluators, feedback, results, reviews
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_shared import problems
+from llmops_shared.egress import Resolver
 from llmops_shared.http import api_backends, backend_checks, install_limits, ops_router, run_api
 from llmops_shared.logging import configure_logging
 
@@ -30,7 +32,9 @@ REQUESTS = Counter("llmops_evaluator_api_requests_total", "Evaluator API request
                    ["route", "status"])
 
 
-def create_app(settings: EvaluatorSettings) -> FastAPI:
+def create_app(settings: EvaluatorSettings, *, resolver: Resolver | None = None) -> FastAPI:
+    """The app; `resolver` answers the egress check's DNS questions (the system's by default; tests give
+    names fixed answers)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with api_backends(app, settings):
@@ -48,6 +52,7 @@ def create_app(settings: EvaluatorSettings) -> FastAPI:
     )
     problems.install(app)
     install_limits(app, settings)
+    app.state.judge_access = JudgeAccess.of(settings, resolver=resolver)
 
     @app.middleware("http")
     async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

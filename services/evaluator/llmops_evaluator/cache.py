@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -43,7 +44,7 @@ class JudgmentCache:
         self._prefix = prefix
 
     def _key(self, tenant_id: str, digest: str) -> str:
-        return f"{self._prefix}:{tenant_id}:{digest}"
+        return f"{self._prefix}:{quote(tenant_id, safe='')}:{digest}"
 
     async def get(self, tenant_id: str, digest: str) -> JudgeResult | None:
         raw = await self._redis.get(self._key(tenant_id, digest))

@@ -48,7 +48,7 @@ from llmops_evaluator.golden import (
     parse_golden,
     run_golden,
 )
-from llmops_evaluator.judge_client import JudgeClient, JudgeConfigError, JudgeStatus
+from llmops_evaluator.judge_client import JudgeClient, JudgeStatus
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_shared.contract import describe_errors
 
@@ -178,10 +178,10 @@ def progress_line(done: int, total: int, item: GoldenItem, results: Sequence[Ite
 # -- the commands -----------------------------------------------------------------------------------
 
 
-def _key(env_name: str, what: str) -> str:
+def _key(env_name: str, what: str, *, option: str = "--api-key-env") -> str:
     value = os.environ.get(env_name)
     if not value:
-        raise UsageError(f"the {what}'s API key variable {env_name} is not set (see --api-key-env)")
+        raise UsageError(f"the {what}'s API key variable {env_name} is not set (see {option})")
     return value
 
 
@@ -252,6 +252,7 @@ async def _run(args: argparse.Namespace, items: list[GoldenItem], text: str, con
 
     store = not args.no_store
     target_key = _key(config.target.api_key_env, "target")
+    judge_key = _key(config.judge.api_key_env, "judge", option="--judge-api-key-env")
     settings = EvaluatorSettings()
     digest = dataset_sha256(text)
     baseline = _baseline_file(args.baseline)
@@ -284,11 +285,10 @@ async def _run(args: argparse.Namespace, items: list[GoldenItem], text: str, con
             done += 1
             print(progress_line(done, len(items), item, results), file=err, flush=True)
 
-        try:
-            judge = JudgeClient.from_spec(config.judge, max_concurrency=config.max_concurrency,
-                                          policy=settings.retry_policy())
-        except JudgeConfigError as exc:
-            raise UsageError(f"{exc} (see --judge-api-key-env)") from exc
+        # The operator's own run, with the operator's key, to endpoints the operator names: not guarded by
+        # the egress policy (which keeps tenants' judges off the internal network).
+        judge = JudgeClient.from_spec(config.judge, api_key=judge_key, egress=None,
+                                      max_concurrency=config.max_concurrency, policy=settings.retry_policy())
         target = TargetClient(spec=config.target, api_key=target_key, policy=settings.retry_policy())
         try:
             run = await run_golden(items, config, target=target, judge=judge, dataset_hash=digest, run_id=run_id,

@@ -31,12 +31,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class JudgeSpec(_Model):
-    """The judge: an OpenAI-compatible endpoint and model. Holds the *name* of the variable with the key."""
+class JudgeEndpoint(_Model):
+    """A judge: an OpenAI-compatible endpoint and model, the call's parameters and the price of its tokens.
+
+    How the key is found is the subclass's: a tenant's evaluator names an operator credential
+    (`JudgeSpec`); the operator's own golden runs name a variable (`golden.OperatorJudgeSpec`)."""
 
     model: Identifier
     base_url: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=2048)]
-    api_key_env: EnvVarName
     provider: Identifier = "openai"  # for the usage events billing prices
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
     max_tokens: Annotated[int, Field(ge=16, le=16_384)] = 512
@@ -52,12 +54,28 @@ class JudgeSpec(_Model):
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             raise ValueError("base_url must be an http(s) URL, e.g. https://api.openai.com/v1")
         if parts.username or parts.password:
-            raise ValueError("base_url must not carry credentials; name the key's variable in api_key_env")
+            raise ValueError("base_url must not carry credentials")
         return value.rstrip("/")
 
     def parameters(self) -> dict[str, Any]:
         """The call parameters that change a judgment (and so belong in its cache key)."""
         return {"temperature": self.temperature, "max_tokens": self.max_tokens, "seed": self.seed}
+
+
+class JudgeSpec(JudgeEndpoint):
+    """A tenant's judge: an endpoint, and the name of the operator credential whose key it is sent
+    (`llmops_evaluator.credentials`). The credential must be granted to the tenant and be for `base_url`."""
+
+    credential: Identifier
+    # Gone: an evaluator named the variable holding its key, and so could have any variable of the worker
+    # sent anywhere. Refused with a message that says what to do instead (migration evaluator/0005 moved
+    # stored configs to `credential`).
+    api_key_env: Annotated[None, Field(exclude=True)] = None
+
+    @field_validator("api_key_env", mode="before")
+    @classmethod
+    def _no_key_variables(cls, value: Any) -> None:
+        raise ValueError("not accepted: name a judge credential the operator granted you in `credential`")
 
 
 class PromptFilter(_Model):

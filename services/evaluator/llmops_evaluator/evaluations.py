@@ -4,7 +4,7 @@
   judgment that already spent tokens is judged again (a failed one, replayed);
 - `stored_evaluation`: an `ok` row already in Postgres as an `Evaluation`, its usage event rebuilt exactly as
   first published (a redelivered batch is not judged twice, and re-publishes the same events);
-- `unavailable`: the explicit error result of an evaluator that cannot judge (its key is not set);
+- `unavailable`: the explicit error result of an evaluator that cannot judge ("credential unavailable");
 - `judge_dead_letter`: one dead letter for a message with failed judgments (`judge_error`);
 - `score_message`: what goes to `evaluations.scores`;
 - `review_reason`: whether a fresh judgment goes to the human review queue, and why.
@@ -23,13 +23,12 @@ import orjson
 from llmops_evaluator.config import REVIEW_SAMPLE, EvaluatorConfig, sampled
 from llmops_evaluator.judge_client import JudgeResult, JudgeStatus
 from llmops_evaluator.rubrics import Rubric
-from llmops_evaluator.usage_events import judge_usage_event, usage_event_id
+from llmops_evaluator.usage_events import DEV_USAGE_ID_KEY, judge_usage_event, keyed_id, usage_event_id
 from llmops_shared.contract import Interaction
 from llmops_shared.worker import DeadLetter, Message
 
 JUDGE_ERROR = "judge_error"  # the dead-letter reason of a message whose judgment failed
 FAILED = frozenset({JudgeStatus.ERROR, JudgeStatus.UNPARSEABLE})
-_RETRY_NAMESPACE = uuid.UUID("8d7f2a40-31c5-4bd6-8f0e-6c2b7d0a9e55")
 _SCORE_NAMESPACE = uuid.UUID("e3a1c7b2-5f64-4c1e-9a0d-7b8c2d4e6f10")
 
 
@@ -47,13 +46,14 @@ class Evaluation:
     stored: bool = False  # rebuilt from an `ok` row already in Postgres: not judged again
 
     @property
-    def key(self) -> tuple[uuid.UUID, str, str, int]:
-        """The result's primary key: (event, evaluator, rubric, rubric version)."""
-        return self.interaction.event_id, self.evaluator_id, self.rubric.name, self.rubric.version
+    def key(self) -> tuple[str, uuid.UUID, str, str, int]:
+        """The result's primary key: (tenant, event, evaluator, rubric, rubric version)."""
+        return (self.interaction.tenant_id, self.interaction.event_id, self.evaluator_id, self.rubric.name,
+                self.rubric.version)
 
 
-def usage_id_for(event_id: uuid.UUID, evaluator_id: str, rubric: Rubric,
-                 previous: Mapping[str, Any] | None) -> uuid.UUID:
+def usage_id_for(tenant_id: str, event_id: uuid.UUID, evaluator_id: str, rubric: Rubric,
+                 previous: Mapping[str, Any] | None, *, key: bytes = DEV_USAGE_ID_KEY) -> uuid.UUID:
     """The usage event id of a judgment about to be made.
 
     `previous` is the row already stored for the same key (never `ok`: those are not judged again). If it
@@ -63,8 +63,8 @@ def usage_id_for(event_id: uuid.UUID, evaluator_id: str, rubric: Rubric,
     """
     previous_id = previous.get("usage_event_id") if previous is not None else None
     if previous_id is None:
-        return usage_event_id(event_id, evaluator_id, rubric.ref)
-    return uuid.uuid5(_RETRY_NAMESPACE, f"{previous_id}:again")
+        return usage_event_id(tenant_id, event_id, evaluator_id, rubric.ref, key=key)
+    return keyed_id(key, "again", str(previous_id))
 
 
 def stored_evaluation(interaction: Interaction, config: EvaluatorConfig, rubric: Rubric,
@@ -104,8 +104,10 @@ def judge_dead_letter(message: Message, interaction: Interaction,
 
 
 def score_id(evaluation: Evaluation) -> uuid.UUID:
-    event_id, evaluator_id, rubric, version = evaluation.key
-    return uuid.uuid5(_SCORE_NAMESPACE, f"{event_id}:{evaluator_id}:{rubric}@{version}")
+    """Stable per result key; the key's parts as a JSON array (ids may contain ':' and '/')."""
+    tenant_id, event_id, evaluator_id, rubric, version = evaluation.key
+    name = orjson.dumps([tenant_id, str(event_id), evaluator_id, f"{rubric}@{version}"]).decode()
+    return uuid.uuid5(_SCORE_NAMESPACE, name)
 
 
 def score_message(evaluation: Evaluation) -> bytes:

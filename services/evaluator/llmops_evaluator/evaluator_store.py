@@ -1,7 +1,9 @@
 """Evaluator configs in Postgres (`evaluators`): every SQL statement about them.
 
-A row holds the config as JSON (`EvaluatorConfig.model_dump_json()`) and `enabled` beside it. Reads scoped
-to a tenant take `tenant_id`; `enabled_evaluator_rows` (every tenant's, for the stream worker) does not.
+A row holds the config as JSON (`EvaluatorConfig.model_dump_json()`) and `enabled` beside it. Its key is
+(`tenant_id`, `evaluator_id`): ids are the tenant's own, and two tenants may use the same one (migration
+evaluator/0006). Reads scoped to a tenant take `tenant_id`; `enabled_evaluator_rows` (every tenant's, for
+the stream worker) does not.
 """
 
 from __future__ import annotations
@@ -15,28 +17,24 @@ from llmops_evaluator.config import EvaluatorConfig
 
 
 async def insert_evaluator(*, conn: asyncpg.Connection, config: EvaluatorConfig) -> asyncpg.Record | None:
-    """Create an evaluator; None when its id is taken (by this tenant or another)."""
+    """Create an evaluator; None when the tenant already has one with its id."""
     row: asyncpg.Record | None = await conn.fetchrow(
         """INSERT INTO evaluators (evaluator_id, tenant_id, config, enabled) VALUES ($1, $2, $3::jsonb, $4)
-           ON CONFLICT (evaluator_id) DO NOTHING RETURNING *""",
+           ON CONFLICT (tenant_id, evaluator_id) DO NOTHING RETURNING *""",
         config.id, config.tenant_id, config.model_dump_json(), config.enabled)
     return row
 
 
 async def save_evaluator(*, conn: asyncpg.Connection, config: EvaluatorConfig) -> None:
-    """Create or replace an evaluator; an id already used by another tenant is refused (`ValueError`)."""
-    saved = await conn.fetchval(
+    """Create or replace the tenant's evaluator."""
+    await conn.execute(
         """
         INSERT INTO evaluators (evaluator_id, tenant_id, config, enabled) VALUES ($1, $2, $3::jsonb, $4)
-        ON CONFLICT (evaluator_id) DO UPDATE SET config = EXCLUDED.config, enabled = EXCLUDED.enabled,
+        ON CONFLICT (tenant_id, evaluator_id) DO UPDATE SET config = EXCLUDED.config, enabled = EXCLUDED.enabled,
             updated_at = now()
-        WHERE evaluators.tenant_id = EXCLUDED.tenant_id
-        RETURNING evaluator_id
         """,
         config.id, config.tenant_id, config.model_dump_json(), config.enabled,
     )
-    if saved is None:
-        raise ValueError(f"evaluator id {config.id!r} belongs to another tenant")
 
 
 async def evaluator_row(*, conn: asyncpg.Connection, tenant_id: str, evaluator_id: str) -> asyncpg.Record | None:
@@ -70,20 +68,21 @@ async def tenant_configs(*, conn: asyncpg.Connection, tenant_id: str) -> list[di
 async def load_evaluators(*, conn: asyncpg.Connection, tenant_id: str | None = None) -> list[EvaluatorConfig]:
     """The enabled evaluators (of one tenant, or all). A config that no longer validates raises."""
     rows = await conn.fetch(
-        "SELECT config FROM evaluators WHERE enabled AND ($1::text IS NULL OR tenant_id = $1) ORDER BY evaluator_id",
+        """SELECT config FROM evaluators WHERE enabled AND ($1::text IS NULL OR tenant_id = $1)
+           ORDER BY tenant_id, evaluator_id""",
         tenant_id,
     )
     return [EvaluatorConfig.model_validate(config_json(row["config"])) for row in rows]
 
 
 async def enabled_evaluator_rows(*, conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
-    """(`evaluator_id`, `config`) of every tenant's enabled evaluators, by id, configs not validated.
+    """(`tenant_id`, `evaluator_id`, `config`) of every tenant's enabled evaluators, configs not validated.
 
     For a reader that must survive a config that no longer validates (the stream worker keeps the version
     it loaded before).
     """
     rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT evaluator_id, config FROM evaluators WHERE enabled ORDER BY evaluator_id")
+        "SELECT tenant_id, evaluator_id, config FROM evaluators WHERE enabled ORDER BY tenant_id, evaluator_id")
     return rows
 
 

@@ -1,12 +1,17 @@
 """Evaluators of a tenant: create, get, list, replace, disable; and the rubrics a tenant may rate on.
 
-Keyword-only functions of a connection and the calling tenant; the SQL is `evaluator_store`'s. Another
-tenant's evaluator looks exactly like one that does not exist (`NotFound`). A body that is not a valid
-config raises `Invalid` naming each bad field (`["body", "judge", "api_key_env"]`, ...).
+Keyword-only functions of a connection and the calling tenant; the SQL is `evaluator_store`'s. Ids are the
+tenant's own: another tenant's evaluator looks exactly like one that does not exist (`NotFound`), and two
+tenants may use the same id. A body that is not a valid config raises `Invalid` naming each bad field
+(`["body", "judge", "temperature"]`, ...). A judge is checked against what the operator grants
+(`credentials.JudgeAccess`) before it is stored: its credential must be granted to the tenant and be for its
+`base_url` ("credential unavailable", whatever the reason), and the `base_url` must be a destination the
+egress policy lets the worker reach ("destination not allowed").
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import asyncpg
@@ -14,6 +19,7 @@ from pydantic import ValidationError
 
 from llmops_evaluator import evaluator_store
 from llmops_evaluator.config import EvaluatorConfig
+from llmops_evaluator.credentials import CREDENTIAL_UNAVAILABLE, CredentialUnavailable, JudgeAccess
 from llmops_evaluator.rubrics import (
     BUILTIN_NAMES,
     CustomRubricSpec,
@@ -23,7 +29,10 @@ from llmops_evaluator.rubrics import (
     resolve_rubric,
 )
 from llmops_evaluator.schemas import EvaluatorPublic
-from llmops_shared.problems import Conflict, Invalid, NotFound, validation_errors
+from llmops_shared.egress import NOT_ALLOWED, DestinationNotAllowed
+from llmops_shared.problems import Conflict, FieldError, Invalid, NotFound, validation_errors
+
+log = logging.getLogger("llmops_evaluator.evaluators")
 
 
 def config_from_body(body: dict[str, Any], *, tenant_id: str, evaluator_id: str | None = None) -> EvaluatorConfig:
@@ -41,10 +50,34 @@ def config_from_body(body: dict[str, Any], *, tenant_id: str, evaluator_id: str 
         raise _invalid_body(exc) from exc
 
 
+async def check_judge(config: EvaluatorConfig, *, judges: JudgeAccess) -> None:
+    """`Invalid` unless the tenant may use the judge's credential with its `base_url`, and the worker may
+    reach that `base_url`. What the tenant is told names no variable, no other tenant's credential, and not
+    why a destination is refused; the operator's log says why."""
+    errors: list[FieldError] = []
+    try:
+        judges.credentials.check(name=config.judge.credential, tenant_id=config.tenant_id,
+                                 base_url=config.judge.base_url)
+    except CredentialUnavailable as exc:
+        log.warning("an evaluator names a credential it may not use", extra={
+            "tenant_id": config.tenant_id, "evaluator_id": config.id, "reason": exc.reason})
+        errors.append(FieldError(loc=["body", "judge", exc.field], msg=CREDENTIAL_UNAVAILABLE))
+    try:
+        await judges.egress.check_url(config.judge.base_url)
+    except DestinationNotAllowed:
+        if not errors or errors[0].loc[-1] != "base_url":
+            errors.append(FieldError(loc=["body", "judge", "base_url"], msg=NOT_ALLOWED))
+    if errors:
+        raise _invalid(errors)
+
+
 def _invalid_body(exc: ValidationError) -> Invalid:
     """`Invalid` naming every field the config got wrong (the shared `Invalid` names one: the rest are added)."""
-    errors = validation_errors([{**e, "loc": ("body", *e["loc"])}
-                                for e in exc.errors(include_url=False, include_input=False)])
+    return _invalid(validation_errors([{**e, "loc": ("body", *e["loc"])}
+                                       for e in exc.errors(include_url=False, include_input=False)]))
+
+
+def _invalid(errors: list[FieldError]) -> Invalid:
     invalid = Invalid(errors[0].loc[1:], errors[0].msg)
     invalid.errors = errors
     invalid.detail = "; ".join(f"{'.'.join(str(p) for p in e.loc[1:]) or 'body'}: {e.msg}" for e in errors[:5])
@@ -57,18 +90,21 @@ def _public(row: asyncpg.Record) -> EvaluatorPublic:
                                            "updated_at": row["updated_at"]})
 
 
-async def create_evaluator(*, conn: asyncpg.Connection, tenant_id: str, body: dict[str, Any]) -> EvaluatorPublic:
+async def create_evaluator(*, conn: asyncpg.Connection, tenant_id: str, body: dict[str, Any],
+                           judges: JudgeAccess) -> EvaluatorPublic:
     config = config_from_body(body, tenant_id=tenant_id)
+    await check_judge(config, judges=judges)
     row = await evaluator_store.insert_evaluator(conn=conn, config=config)
     if row is None:
-        raise Conflict(f"evaluator id {config.id!r} is taken; choose another, or PUT to replace yours")
+        raise Conflict(f"you already have an evaluator {config.id!r}; PUT to replace it, or choose another id")
     return _public(row)
 
 
 async def replace_evaluator(*, conn: asyncpg.Connection, tenant_id: str, evaluator_id: str,
-                            body: dict[str, Any]) -> EvaluatorPublic:
+                            body: dict[str, Any], judges: JudgeAccess) -> EvaluatorPublic:
     await get_evaluator(conn=conn, tenant_id=tenant_id, evaluator_id=evaluator_id)
     config = config_from_body(body, tenant_id=tenant_id, evaluator_id=evaluator_id)
+    await check_judge(config, judges=judges)
     await evaluator_store.save_evaluator(conn=conn, config=config)
     return await get_evaluator(conn=conn, tenant_id=tenant_id, evaluator_id=evaluator_id)
 

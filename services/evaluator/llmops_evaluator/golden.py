@@ -33,7 +33,7 @@ from typing import Annotated, Any
 import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from llmops_evaluator.config import EnvVarName, JudgeSpec
+from llmops_evaluator.config import EnvVarName, JudgeEndpoint
 from llmops_evaluator.judge_client import JudgeClient, JudgeResult, JudgeStatus, read_reply
 from llmops_evaluator.retry import Failure, RetryPolicy, classify
 from llmops_evaluator.rubrics import CustomRubricSpec, Rubric, RubricRef, resolve_rubric, storable_text
@@ -119,6 +119,13 @@ class TargetSpec(_Model):
     max_tokens: Annotated[int, Field(ge=1, le=16_384)] = 1_024
 
 
+class OperatorJudgeSpec(JudgeEndpoint):
+    """The judge of a golden run. `llmops eval run` is the operator's command: its key is in the variable the
+    operator names (`--judge-api-key-env`), not a tenant's credential (`config.JudgeSpec`)."""
+
+    api_key_env: EnvVarName
+
+
 class GoldenRunConfig(_Model):
     dataset: Identifier
     rubrics: Annotated[list[RubricRef], Field(min_length=1)]
@@ -129,7 +136,7 @@ class GoldenRunConfig(_Model):
     max_drop: Annotated[float, Field(ge=0, le=1)] = 0.05  # allowed fall in pass rate from the baseline
     max_concurrency: Annotated[int, Field(ge=1, le=256)] = 4
     target: TargetSpec
-    judge: JudgeSpec
+    judge: OperatorJudgeSpec
 
     @model_validator(mode="after")
     def _known(self) -> GoldenRunConfig:

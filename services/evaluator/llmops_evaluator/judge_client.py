@@ -37,12 +37,13 @@ not about the call (a bug) propagate.
 from __future__ import annotations
 
 import asyncio
-import os
+import importlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from types import ModuleType
 from typing import Annotated, Any
 
 import openai
@@ -50,12 +51,23 @@ from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmops_evaluator.config import JudgeSpec
+from llmops_evaluator.config import JudgeEndpoint
 from llmops_evaluator.retry import Failure, RetryPolicy, classify
 from llmops_evaluator.rubrics import InvalidJudgment, Rubric, repair_messages, storable_text
 from llmops_shared.contract import MAX_TOKENS
+from llmops_shared.egress import EgressPolicy
 
 FORMAT_LADDER = ("json_schema", "json_object", "none")
+
+
+def openai_httpx() -> ModuleType:
+    """The httpx package whose `AsyncClient` the installed openai client takes as `http_client`: httpx, or
+    httpx2 (a fork with the same API) from openai 3 on."""
+    for cls in openai.DefaultAsyncHttpxClient.__mro__:
+        package = cls.__module__.partition(".")[0]
+        if cls.__name__ == "AsyncClient" and package in {"httpx", "httpx2"}:
+            return importlib.import_module(package)
+    return importlib.import_module("httpx")
 
 
 class JudgeStatus(StrEnum):
@@ -93,10 +105,6 @@ class JudgeResult(BaseModel):
         return self.status is JudgeStatus.OK
 
 
-class JudgeConfigError(RuntimeError):
-    """The judge cannot be set up (e.g. its key's environment variable is not set)."""
-
-
 class EndpointCapabilities:
     """Which `response_format` each endpoint accepts, learnt from its refusals. Share one per process."""
 
@@ -122,6 +130,7 @@ class JudgeClient:
         model: str,
         base_url: str,
         api_key: str,
+        egress: EgressPolicy | None,
         policy: RetryPolicy | None = None,
         max_concurrency: int = 4,
         parameters: Mapping[str, Any] | None = None,
@@ -135,23 +144,23 @@ class JudgeClient:
         self.policy = policy or RetryPolicy()
         self.parameters = {k: v for k, v in (parameters or {"temperature": 0.0}).items() if v is not None}
         self.capabilities = capabilities or EndpointCapabilities()
+        # Through `egress` (a tenant's judge): the key goes only where the policy lets connections go, to the
+        # address it checked, never redirected. None: the operator's own calls (golden runs), unguarded.
+        http_client = (egress.async_client(flavour=openai_httpx(), timeout=self.policy.attempt_timeout_s)
+                       if egress is not None else None)
         self._client = openai.AsyncOpenAI(base_url=self.base_url, api_key=api_key, max_retries=0,
-                                          timeout=self.policy.attempt_timeout_s)
+                                          timeout=self.policy.attempt_timeout_s, http_client=http_client)
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._sleep = sleep
         self._clock = clock
         self._rng = rng
 
     @classmethod
-    def from_spec(cls, spec: JudgeSpec, *, max_concurrency: int, policy: RetryPolicy | None = None,
-                  environ: Mapping[str, str] | None = None, capabilities: EndpointCapabilities | None = None,
+    def from_spec(cls, spec: JudgeEndpoint, *, api_key: str, egress: EgressPolicy | None, max_concurrency: int,
+                  policy: RetryPolicy | None = None, capabilities: EndpointCapabilities | None = None,
                   ) -> JudgeClient:
-        """A client for an evaluator's judge; the key is read from the variable `spec.api_key_env`."""
-        env = os.environ if environ is None else environ
-        api_key = env.get(spec.api_key_env)
-        if not api_key:
-            raise JudgeConfigError(f"the judge's key variable {spec.api_key_env} is not set")
-        return cls(model=spec.model, base_url=spec.base_url, api_key=api_key, policy=policy,
+        """A client for a judge endpoint, with the key its caller resolved (`credentials` for a tenant's)."""
+        return cls(model=spec.model, base_url=spec.base_url, api_key=api_key, egress=egress, policy=policy,
                    max_concurrency=max_concurrency, parameters=spec.parameters(), capabilities=capabilities)
 
     async def close(self) -> None:

@@ -6,8 +6,10 @@ counts it, and `refresh` reloads when the watcher's stamp moved, so a change mad
 or plain SQL is in force for the next batch, within a second. While the watcher is not connected (it
 reconnects on its own, and its stamp then moves: one reload), the registry falls back to re-reading every
 `evaluators_refresh_s`. A config that no longer validates is logged and the version loaded before it kept;
-a judge that cannot be set up yields explicit `judge_unavailable` error results for what that evaluator
-selects.
+a judge that cannot be set up (its credential is not granted to the tenant, not for its endpoint, or its key
+is not set) yields explicit `judge_unavailable` error results, "credential unavailable", for what that
+evaluator selects; the reason is logged for the operator only. Evaluators are keyed by (tenant, id): two
+tenants may both have `support-quality`.
 """
 
 from __future__ import annotations
@@ -27,14 +29,16 @@ from pydantic import ValidationError
 
 from llmops_evaluator.cache import JudgmentCache
 from llmops_evaluator.config import EvaluatorConfig, selects
+from llmops_evaluator.credentials import CREDENTIAL_UNAVAILABLE, CredentialUnavailable, JudgeCredentials
 from llmops_evaluator.evaluator_store import enabled_evaluator_rows
-from llmops_evaluator.judge_client import EndpointCapabilities, JudgeClient, JudgeConfigError
+from llmops_evaluator.judge_client import EndpointCapabilities, JudgeClient
 from llmops_evaluator.rubrics import Rubric, resolve_rubric
 from llmops_evaluator.scorer import Scorer
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_evaluator.spend import SpendLedger
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.contract import Interaction
+from llmops_shared.egress import EgressPolicy, egress_policy
 
 log = logging.getLogger("llmops_evaluator.registry")
 
@@ -66,15 +70,18 @@ class ActiveEvaluator:
     slot: JudgeSlot | None
 
 
-SlotKey = tuple[str, str, int]  # evaluator id, judge spec (JSON), cap
+EvaluatorKey = tuple[str, str]  # (tenant, evaluator id): ids are the tenant's own
+SlotKey = tuple[str, str, str, int]  # tenant, evaluator id, judge spec (JSON), cap
 
 
 class EvaluatorRegistry:
     """The enabled evaluators, each with its judge client and scorer; re-read from Postgres when they change
     (`watcher`), or periodically while the watcher is disconnected or absent.
 
-    A config that no longer validates is logged and the version loaded before it kept. A judge whose key
-    variable is not set yields explicit `judge_unavailable` error results for what that evaluator selects.
+    A config that no longer validates is logged and the version loaded before it kept. A judge whose
+    credential is unavailable yields explicit `judge_unavailable` error results for what that evaluator
+    selects. Judge clients connect through `egress` (`LLMOPS_EGRESS_ALLOW`): a tenant's judge reaches the
+    public internet and what the operator allowed, nothing else.
     A new version of an evaluator applies from the next batch; a batch already judging finishes with the
     version it started with (`acquire` / `release`). If the new version changes the judge or its cap, the
     old client's last calls may overlap the new one's for the rest of that batch.
@@ -82,15 +89,17 @@ class EvaluatorRegistry:
 
     def __init__(self, settings: EvaluatorSettings, *, cache: JudgmentCache | None, ledger: SpendLedger | None,
                  environ: Mapping[str, str] | None = None, clock: Any = time.monotonic,
-                 watcher: ConfigWatcher | None = None) -> None:
+                 watcher: ConfigWatcher | None = None, credentials: JudgeCredentials | None = None,
+                 egress: EgressPolicy | None = None) -> None:
         self.settings = settings
         self.watcher = watcher
         self.cache = cache
         self.ledger = ledger
-        self.environ = environ
+        self.credentials = credentials or settings.judge_credentials(environ=environ)
+        self.egress = egress or egress_policy(settings)
         self.capabilities = EndpointCapabilities()
         self._clock = clock
-        self._by_id: dict[str, ActiveEvaluator] = {}
+        self._by_id: dict[EvaluatorKey, ActiveEvaluator] = {}
         self._by_tenant: dict[str, list[ActiveEvaluator]] = {}
         self._slots: dict[SlotKey, JudgeSlot] = {}
         self._loaded_at: float | None = None
@@ -99,8 +108,8 @@ class EvaluatorRegistry:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def get(self, evaluator_id: str) -> ActiveEvaluator | None:
-        return self._by_id.get(evaluator_id)
+    def get(self, tenant_id: str, evaluator_id: str) -> ActiveEvaluator | None:
+        return self._by_id.get((tenant_id, evaluator_id))
 
     def selecting(self, interaction: Interaction) -> list[ActiveEvaluator]:
         return [a for a in self._by_tenant.get(interaction.tenant_id, ()) if selects(a.config, interaction)]
@@ -121,29 +130,31 @@ class EvaluatorRegistry:
         now = self._clock()
         stamp = self.watcher.stamp(CONFIG_TABLES) if self.watcher is not None else None  # before the read
         rows = await enabled_evaluator_rows(conn=pool)
-        fresh: dict[str, ActiveEvaluator] = {}
+        fresh: dict[EvaluatorKey, ActiveEvaluator] = {}
         for row in rows:
-            evaluator_id = row["evaluator_id"]
+            key = (row["tenant_id"], row["evaluator_id"])
             try:
                 raw = row["config"]
                 config = EvaluatorConfig.model_validate(orjson.loads(raw) if isinstance(raw, str | bytes) else raw)
+                if (config.tenant_id, config.id) != key:
+                    raise ValueError(f"the config says tenant {config.tenant_id!r}, id {config.id!r}")
             except (ValidationError, ValueError) as exc:
                 log.error("an evaluator's config does not validate; keeping the version loaded before, if any",
-                          extra={"evaluator_id": evaluator_id, "error": str(exc)[:500]})
-                if evaluator_id in self._by_id:
-                    fresh[evaluator_id] = self._by_id[evaluator_id]
+                          extra={"tenant_id": key[0], "evaluator_id": key[1], "error": str(exc)[:500]})
+                if key in self._by_id:
+                    fresh[key] = self._by_id[key]
                 continue
-            current = self._by_id.get(config.id)
-            fresh[config.id] = current if current is not None and current.config == config else self._build(config)
+            current = self._by_id.get(key)
+            fresh[key] = current if current is not None and current.config == config else self._build(config)
         self._by_id = fresh
         by_tenant: dict[str, list[ActiveEvaluator]] = defaultdict(list)
         for active in fresh.values():
             by_tenant[active.config.tenant_id].append(active)
         self._by_tenant = dict(by_tenant)
         in_use = {_slot_key(a.config) for a in fresh.values() if a.slot is not None}
-        for key, slot in list(self._slots.items()):
-            if key not in in_use:
-                del self._slots[key]
+        for slot_key, slot in list(self._slots.items()):
+            if slot_key not in in_use:
+                del self._slots[slot_key]
                 slot.retired = True
                 if slot.users == 0:
                     await slot.client.close()
@@ -157,17 +168,22 @@ class EvaluatorRegistry:
         slot = self._slots.get(key)
         if slot is None:
             try:
-                client = JudgeClient.from_spec(config.judge, max_concurrency=config.max_concurrency,
-                                               policy=self.settings.retry_policy(), environ=self.environ,
-                                               capabilities=self.capabilities)
-            except JudgeConfigError as exc:
-                log.error("an evaluator's judge cannot be set up; its judgments will be errors",
-                          extra={"evaluator_id": config.id, "error": str(exc)})
-                return ActiveEvaluator(config, rubrics, None, str(exc), None)
+                api_key = self.credentials.api_key(name=config.judge.credential, tenant_id=config.tenant_id,
+                                                   base_url=config.judge.base_url)
+            except CredentialUnavailable as exc:
+                # The tenant's rows say "credential unavailable"; why is for the operator's eyes only.
+                log.error("an evaluator's judge credential is unavailable; its judgments will be errors",
+                          extra={"tenant_id": config.tenant_id, "evaluator_id": config.id,
+                                 "credential": config.judge.credential, "reason": exc.reason})
+                return ActiveEvaluator(config, rubrics, None, CREDENTIAL_UNAVAILABLE, None)
+            client = JudgeClient.from_spec(config.judge, api_key=api_key, egress=self.egress,
+                                           max_concurrency=config.max_concurrency,
+                                           policy=self.settings.retry_policy(), capabilities=self.capabilities)
             in_progress = config.max_concurrency * max(1, self.settings.judgments_per_slot)
             slot = JudgeSlot(client, asyncio.Semaphore(in_progress))
             self._slots[key] = slot
-        scorer = Scorer(config=config, judge=slot.client, cache=self.cache, ledger=self.ledger)
+        scorer = Scorer(config=config, judge=slot.client, cache=self.cache, ledger=self.ledger,
+                        usage_id_key=self.settings.usage_id_secret())
         log.info("evaluator loaded", extra={"evaluator_id": config.id, "tenant_id": config.tenant_id,
                                             "rubrics": list(config.rubrics), "sample_rate": config.sample_rate})
         return ActiveEvaluator(config, rubrics, scorer, None, slot)
@@ -192,4 +208,4 @@ class EvaluatorRegistry:
 
 
 def _slot_key(config: EvaluatorConfig) -> SlotKey:
-    return config.id, config.judge.model_dump_json(), config.max_concurrency
+    return config.tenant_id, config.id, config.judge.model_dump_json(), config.max_concurrency

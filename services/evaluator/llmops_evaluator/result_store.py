@@ -85,7 +85,7 @@ _COLUMNS = (
     ("from_cache", "bool"), ("error_type", "text"), ("error", "text"), ("judged_at", "timestamptz"),
     ("latency_ms", "float8"), ("usage_event_id", "uuid"),
 )
-_KEY = ("event_id", "evaluator_id", "rubric", "rubric_version", "occurred_at")  # the partition key is in it
+_KEY = ("tenant_id", "event_id", "evaluator_id", "rubric", "rubric_version", "occurred_at")  # with the partition key
 
 
 def _set(name: str) -> str:
@@ -102,7 +102,7 @@ ON CONFLICT ({", ".join(_KEY)}) DO UPDATE SET
     {", ".join(_set(name) for name, _ in _COLUMNS if name not in _KEY)},
     updated_at = now()
 WHERE evaluation_results.status <> 'ok'
-RETURNING event_id, evaluator_id, rubric, rubric_version
+RETURNING tenant_id, event_id, evaluator_id, rubric, rubric_version
 """  # noqa: S608 - built from the constant column list above, values are parameters
 
 
@@ -116,9 +116,10 @@ async def upsert_results(conn: asyncpg.Connection, rows: list[ResultRow]) -> int
     return len(written)
 
 
-async def existing_results(conn: asyncpg.Connection | asyncpg.Pool,
-                           event_ids: list[uuid.UUID]) -> dict[tuple[uuid.UUID, str, str, int], asyncpg.Record]:
-    """The rows already stored for these events, by primary key (the worker's redelivery check)."""
+async def existing_results(conn: asyncpg.Connection | asyncpg.Pool, event_ids: list[uuid.UUID]
+                           ) -> dict[tuple[str, uuid.UUID, str, str, int], asyncpg.Record]:
+    """The rows already stored for these events, by primary key (tenant, event, evaluator, rubric, version):
+    the worker's redelivery check. Two tenants' events may share an id; their rows never stand for each other."""
     if not event_ids:
         return {}
     rows = await conn.fetch(
@@ -126,7 +127,7 @@ async def existing_results(conn: asyncpg.Connection | asyncpg.Pool,
             WHERE event_id = ANY($1::uuid[])""",  # noqa: S608 - constant column list
         event_ids,
     )
-    return {(r["event_id"], r["evaluator_id"], r["rubric"], r["rubric_version"]): r for r in rows}
+    return {(r["tenant_id"], r["event_id"], r["evaluator_id"], r["rubric"], r["rubric_version"]): r for r in rows}
 
 
 async def is_judged(*, conn: asyncpg.Connection, tenant_id: str, event_id: uuid.UUID) -> bool:

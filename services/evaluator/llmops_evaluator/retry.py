@@ -3,7 +3,8 @@
 Pure: `classify` turns an exception of the openai client into a `Failure`; `RetryPolicy.next_delay` says
 how long to wait before the next attempt, or `None` to give up. Tests check it exactly by passing `rng`.
 
-- Retried: 408, 409, 429, 5xx, timeouts and connection errors.
+- Retried: 408, 409, 429, 5xx, timeouts and connection errors (a destination the egress policy refuses
+  included: it looks like any connection that could not be made, `llmops_shared.egress`).
 - Never retried: 400, 401, 403, 404, 422 (any other 4xx), and a 429 that says the quota is exhausted.
 - Backoff is exponential with full jitter: a uniform draw from [0, min(max_delay, base * 2^(attempt-1))].
 - A Retry-After (or retry-after-ms) header is honoured: the wait is at least what it asks, capped at
@@ -22,6 +23,8 @@ from email.utils import parsedate_to_datetime
 
 import openai
 
+from llmops_shared.egress import NOT_ALLOWED, DestinationNotAllowed
+
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "quota_exceeded"})
 
@@ -30,7 +33,7 @@ QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "qu
 class Failure:
     """What went wrong with one attempt, as far as retrying is concerned."""
 
-    kind: str  # "status", "timeout" or "connection"
+    kind: str  # "status", "timeout", "connection" or "destination_not_allowed"
     status: int | None = None
     retry_after_s: float | None = None
     quota_exhausted: bool = False
@@ -38,7 +41,7 @@ class Failure:
 
     @property
     def retryable(self) -> bool:
-        if self.kind in {"timeout", "connection"}:
+        if self.kind in {"timeout", "connection", "destination_not_allowed"}:
             return True
         if self.status is None or self.quota_exhausted:
             return False
@@ -94,6 +97,11 @@ def classify(exc: BaseException, *, now: datetime | None = None) -> Failure | No
     if isinstance(exc, openai.APITimeoutError):
         return Failure("timeout", message="the attempt timed out")
     if isinstance(exc, openai.APIConnectionError):
+        if isinstance(exc.__cause__, DestinationNotAllowed):
+            # No connection was made (refused by the egress policy, or none could be: a closed or filtered
+            # port, a name that does not resolve), said the same way whatever the reason: no port scanner.
+            # Retried like any connection failure, so attempts do not tell the reasons apart either.
+            return Failure("destination_not_allowed", message=NOT_ALLOWED)
         return Failure("connection", message=_short(str(exc)))
     if isinstance(exc, openai.APIStatusError):
         code = (exc.code or "").lower()

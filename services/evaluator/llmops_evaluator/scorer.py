@@ -30,7 +30,7 @@ from llmops_evaluator.evaluations import Evaluation
 from llmops_evaluator.judge_client import JudgeClient, JudgeResult, JudgeStatus
 from llmops_evaluator.rubrics import Rubric, resolve_rubric
 from llmops_evaluator.spend import JudgePrice, SpendLedger, cost_usd, estimate_cost_usd, spend_day
-from llmops_evaluator.usage_events import judge_usage_event, usage_event_id
+from llmops_evaluator.usage_events import DEV_USAGE_ID_KEY, judge_usage_event, usage_event_id
 from llmops_shared.contract import Interaction
 
 PublishUsage = Callable[[Interaction], Awaitable[None]]
@@ -39,7 +39,8 @@ PublishUsage = Callable[[Interaction], Awaitable[None]]
 class Scorer:
     def __init__(self, *, config: EvaluatorConfig, judge: JudgeClient, cache: JudgmentCache | None = None,
                  ledger: SpendLedger | None = None, publish_usage: PublishUsage | None = None,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 usage_id_key: bytes = DEV_USAGE_ID_KEY) -> None:
         self.config = config
         self.judge = judge
         self.cache = cache
@@ -48,6 +49,7 @@ class Scorer:
         self.price = JudgePrice.of(config.judge)
         self.rubrics = [resolve_rubric(ref, config.custom_rubrics) for ref in config.rubrics]
         self._now = now
+        self.usage_id_key = usage_id_key
 
     async def score(self, interaction: Interaction) -> list[Evaluation]:
         """All of the evaluator's rubrics on `interaction` (concurrently; the judge caps the calls)."""
@@ -65,7 +67,7 @@ class Scorer:
                               usage_id: uuid.UUID | None = None) -> Evaluation:
         """Steps 1-4: the judgment and its usage event (not published, not cached yet).
 
-        `usage_id` is the usage event's id; by default `usage_event_id(event, evaluator, rubric)`.
+        `usage_id` is the usage event's id; by default `usage_event_id(tenant, event, evaluator, rubric)`.
         """
         config = self.config
 
@@ -88,7 +90,7 @@ class Scorer:
         reservation = None
         if self.ledger is not None:
             estimate = estimate_cost_usd(messages, config.judge.max_tokens, self.price)
-            reservation = await self.ledger.reserve(config.id, spend_day(self._now()), estimate,
+            reservation = await self.ledger.reserve(config.tenant_id, config.id, spend_day(self._now()), estimate,
                                                     config.daily_spend_cap_usd)
             if reservation is None:
                 return skipped("spend_cap", f"daily spend cap of {config.daily_spend_cap_usd} USD reached")
@@ -98,7 +100,8 @@ class Scorer:
             await self.ledger.settle(reservation, cost_usd(result.input_tokens, result.output_tokens, self.price))
 
         judged_at = self._now()
-        event_id = usage_id or usage_event_id(interaction.event_id, config.id, rubric.ref)
+        event_id = usage_id or usage_event_id(config.tenant_id, interaction.event_id, config.id, rubric.ref,
+                                              key=self.usage_id_key)
         usage_event = judge_usage_event(event_id=event_id, judged=interaction, evaluator_id=config.id,
                                         judge=config.judge, result=result, occurred_at=judged_at)
         return Evaluation(interaction, config.id, rubric, result, usage_event, cache_key=digest, judged_at=judged_at)

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Self
+
+from pydantic import SecretStr, model_validator
+
+from llmops_evaluator.credentials import JudgeCredential, JudgeCredentials, read_credentials_file
 from llmops_evaluator.retry import RetryPolicy
 from llmops_shared.settings import ApiSettings, service_config
 from llmops_shared.topics import EVALUATION_SCORES, INTERACTIONS_CLEAN, INTERACTIONS_RAW
@@ -33,6 +40,17 @@ class EvaluatorSettings(WorkerSettings, ApiSettings):
     """Judge calls: the time limit of one judgment, in total, retries and backoffs included; then an error."""
     judgment_cache_ttl_s: int = 7 * 24 * 3600
     """How long an identical judgment is answered from Redis."""
+    credentials: dict[str, JudgeCredential] = {}  # noqa: RUF012 - pydantic copies field defaults
+    """The judge credentials the operator grants, as JSON: `{"name": {"key_env": "VAR" (or, in a file only,
+    "key": "..."), "base_urls": ["https://api.openai.com/v1"], "tenants": ["acme"] or ["*"]}}`. An
+    evaluator names one in `judge.credential`; its key is sent only to those base URLs, for those tenants
+    (docs/security.md)."""
+    usage_id_key: SecretStr = SecretStr("llmops-evaluator-dev-usage-id-key")
+    """The secret the judge's usage event ids are derived from (HMAC): stable, so a redelivery gets the same
+    id; secret, so a tenant cannot send events under its future judgments' ids to escape billing."""
+    credentials_file: Path | None = None
+    """A JSON file of more credentials, the same shape (a name in both is refused): where a key may be
+    written (`key`) rather than named (`key_env`)."""
 
     group: str = "llmops-evaluator"
     """The worker's consumer group."""
@@ -53,6 +71,25 @@ class EvaluatorSettings(WorkerSettings, ApiSettings):
     """Two batches in flight: the next is judged while the one before finishes its slowest judgments."""
     consumer_max_poll_interval_s: int = 1800
     """Judging a batch is slow network I/O; the group must not evict a worker that is busy judging."""
+
+    @model_validator(mode="after")
+    def _credentials_file_reads(self) -> Self:
+        self.judge_credentials()  # an unreadable file, a bad entry or a name declared twice fails at start-up
+        return self
+
+    def judge_credentials(self, *, environ: Mapping[str, str] | None = None) -> JudgeCredentials:
+        """Every declared credential (the setting's and the file's); keys are read from `environ` when used."""
+        declared = dict(self.credentials)
+        if self.credentials_file is not None:
+            from_file = read_credentials_file(self.credentials_file)
+            twice = sorted(set(from_file) & set(declared))
+            if twice:
+                raise ValueError(f"credentials declared both in the setting and in the file: {', '.join(twice)}")
+            declared.update(from_file)
+        return JudgeCredentials(declared, environ=environ)
+
+    def usage_id_secret(self) -> bytes:
+        return self.usage_id_key.get_secret_value().encode()
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.judge_max_attempts, base_delay_s=self.judge_base_delay_s,

@@ -4,7 +4,7 @@ Cost = input tokens x input price + output tokens x output price (prices per mil
 evaluator's judge). Before a call, the ledger *reserves* a conservative estimate (the prompt's characters
 / 4 + `max_tokens`) atomically against the cap, so concurrent calls cannot overshoot it together; after the
 call the reservation is settled to the actual cost. Amounts are kept in Redis as integer micro-dollars per
-evaluator and UTC day; the counter expires two days later.
+evaluator (of a tenant: ids are the tenant's own) and UTC day; the counter expires two days later.
 
 The cap rule lives in one place, the Lua script `_RESERVE` that Redis runs atomically: a reservation is
 granted while spent + estimate <= cap (reaching the cap exactly is allowed) and refused otherwise, leaving
@@ -17,10 +17,11 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
+from urllib.parse import quote
 
 from redis.asyncio import Redis
 
-from llmops_evaluator.config import JudgeSpec
+from llmops_evaluator.config import JudgeEndpoint
 
 MILLION = Decimal(1_000_000)
 
@@ -31,7 +32,7 @@ class JudgePrice:
     output_usd_per_mtok: Decimal
 
     @classmethod
-    def of(cls, spec: JudgeSpec) -> JudgePrice:
+    def of(cls, spec: JudgeEndpoint) -> JudgePrice:
         return cls(spec.input_usd_per_mtok, spec.output_usd_per_mtok)
 
 
@@ -87,16 +88,18 @@ class SpendLedger:
         self._prefix = prefix
         self._ttl_s = ttl_s
 
-    def _key(self, evaluator_id: str, day: str) -> str:
-        return f"{self._prefix}:{evaluator_id}:{day}"
+    def _key(self, tenant_id: str, evaluator_id: str, day: str) -> str:
+        # Ids may hold ':' (and tenants may share an evaluator id): each part quoted, so keys never collide.
+        return f"{self._prefix}:{quote(tenant_id, safe='')}:{quote(evaluator_id, safe='')}:{day}"
 
-    async def spent(self, evaluator_id: str, day: str) -> Decimal:
-        raw = await self._redis.get(self._key(evaluator_id, day))
+    async def spent(self, tenant_id: str, evaluator_id: str, day: str) -> Decimal:
+        raw = await self._redis.get(self._key(tenant_id, evaluator_id, day))
         return from_micros(int(raw)) if raw is not None else Decimal(0)
 
-    async def reserve(self, evaluator_id: str, day: str, estimate_usd: Decimal, cap_usd: Decimal) -> Reservation | None:
+    async def reserve(self, tenant_id: str, evaluator_id: str, day: str, estimate_usd: Decimal,
+                      cap_usd: Decimal) -> Reservation | None:
         """Hold `estimate_usd` of today's budget, or None when it would pass the cap."""
-        key = self._key(evaluator_id, day)
+        key = self._key(tenant_id, evaluator_id, day)
         micros = to_micros(estimate_usd)
         total = await self._redis.eval(_RESERVE, 1, key, micros, to_micros(cap_usd), self._ttl_s)
         return None if int(total) < 0 else Reservation(key, micros)

@@ -10,7 +10,7 @@ and must not hold a database transaction open. The evaluators come from `registr
        - the row already stored, when it is `ok` (a redelivered batch is not judged twice);
        - else cache -> spend cap -> judge (retries, repair), at most `max_concurrency` HTTP calls of an
          evaluator in flight;
-  3. one Postgres transaction: upsert the result rows (on (event, evaluator, rubric, version); an `ok`
+  3. one Postgres transaction: upsert the result rows (on (tenant, event, evaluator, rubric, version); an `ok`
      row is never replaced), queue review items, and a `dead_letters` row (`judge_error`) for every
      message with a failed judgment (error or unparseable): an explicit error row plus a dead letter,
      never a silent gap;
@@ -157,19 +157,22 @@ class EvaluatorHandler(BatchHandler[EventWork, Evaluation]):
                           ) -> tuple[list[tuple[Message, EventWork]], list[DeadLetter]]:
         event_ids = sorted({items[index][1].event_id for index, _, _ in plan})
         existing = await self._retrying(lambda: existing_results(pool, event_ids), stopping)
+        usage_id_key = self.settings.usage_id_secret()
 
         async def one(index: int, active: ActiveEvaluator, rubric: Rubric) -> Evaluation | None:
             message, work = items[index]
             if not owned(message):
                 return None  # revoked: the partition's new owner judges it
             interaction = work.interaction
-            previous = existing.get((interaction.event_id, active.config.id, rubric.name, rubric.version))
+            previous = existing.get((interaction.tenant_id, interaction.event_id, active.config.id, rubric.name,
+                                     rubric.version))
             if previous is not None and previous["status"] == "ok":
                 evaluation = stored_evaluation(interaction, active.config, rubric, previous)
             elif active.scorer is None or active.slot is None:
                 evaluation = unavailable(interaction, active.config, rubric, active.problem or "judge unavailable")
             else:
-                usage_id = usage_id_for(interaction.event_id, active.config.id, rubric, previous)
+                usage_id = usage_id_for(interaction.tenant_id, interaction.event_id, active.config.id, rubric, previous,
+                                        key=usage_id_key)
                 async with active.slot.gate:
                     if not owned(message):
                         return None
@@ -219,7 +222,7 @@ class EvaluatorHandler(BatchHandler[EventWork, Evaluation]):
         await upsert_results(conn, [result_row(e) for e in evaluations if not e.stored])
         entries = []
         for e in evaluations:
-            active = self.registry.get(e.evaluator_id)
+            active = self.registry.get(e.interaction.tenant_id, e.evaluator_id)
             reason = review_reason(e, active.config) if active is not None else None
             if reason is not None:
                 entries.append(ReviewEntry(e.interaction.tenant_id, e.interaction.event_id, e.evaluator_id,

@@ -34,7 +34,7 @@ from llmops_ingest.settings import IngestSettings
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import EVALUATION_SCORES, INTERACTIONS_RAW
 from tests.integration.evaluator.evaluator_support import (
-    JUDGE_KEY_ENV,
+    JUDGE_CREDENTIAL,
     REPLY,
     evaluator_config,
     eventually,
@@ -114,9 +114,9 @@ async def test_demo_traffic_is_judged_for_the_sampled_share_and_the_judge_usage_
     with FakeLLMServer(poll_interval_s=0.02) as llm:
         llm.config.json_reply = dict(REPLY)
         config = evaluator_config(tenant, llm.url, apps=[APP], sample_rate=0.5, max_concurrency=4, judge={
-            "model": "gpt-4o-mini", "provider": "openai", "base_url": llm.url, "api_key_env": JUDGE_KEY_ENV})
+            "model": "gpt-4o-mini", "provider": "openai", "base_url": llm.url, "credential": JUDGE_CREDENTIAL})
         await register(pg_pool, config)
-        settings = worker_settings(stack, topic=INTERACTIONS_RAW, usage_topic=INTERACTIONS_RAW,
+        settings = worker_settings(stack, judges=[llm.url], topic=INTERACTIONS_RAW, usage_topic=INTERACTIONS_RAW,
                                    scores_topic=EVALUATION_SCORES)
         await start_group_at_end(settings.kafka_bootstrap, INTERACTIONS_RAW, settings.group)
         raw_since = await end_offsets(settings.kafka_bootstrap, INTERACTIONS_RAW)

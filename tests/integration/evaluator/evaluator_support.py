@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
@@ -28,6 +29,7 @@ from llmops_shared.topics import TopicSpec
 
 JUDGE_KEY_ENV = "EVAL_TEST_JUDGE_KEY"
 JUDGE_ENV = {JUDGE_KEY_ENV: "sk-test"}
+JUDGE_CREDENTIAL = "test-judge"  # what a test's evaluators name; `judge_grants` declares it for its servers
 REPLY = {"reasoning": "It answers the question.", "score": 3}  # on every built-in scale (1-5 and 1-3)
 REPLY_JSON = json.dumps(REPLY)
 
@@ -38,7 +40,7 @@ def evaluator_config(tenant: str, url: str, **overrides: Any) -> EvaluatorConfig
         "tenant_id": tenant,
         "rubrics": ["relevance@1", "safety@1"],
         "sample_rate": 1.0,
-        "judge": {"model": "judge-model", "base_url": url, "api_key_env": JUDGE_KEY_ENV},
+        "judge": {"model": "judge-model", "base_url": url, "credential": JUDGE_CREDENTIAL},
         "max_concurrency": 4,
         "daily_spend_cap_usd": "100",
     }
@@ -53,11 +55,23 @@ async def register(pool: asyncpg.Pool, config: EvaluatorConfig) -> None:
         await save_evaluator(conn=conn, config=config)
 
 
-def worker_settings(stack: CommonSettings, **overrides: Any) -> EvaluatorSettings:
-    """Settings with topics and a consumer group of this test's own, a fast judge policy, small batches."""
+def judge_grants(judges: Iterable[str], *, tenants: Iterable[str] = ("*",)) -> dict[str, Any]:
+    """The operator's side for a test's judge servers: the test credential, for exactly these base URLs (key
+    in `JUDGE_KEY_ENV`), and egress allowances for exactly their addresses and ports."""
+    urls = list(judges)
+    allow = sorted({f"{urlsplit(u).hostname}:{urlsplit(u).port}" for u in urls})
+    return {"credentials": {JUDGE_CREDENTIAL: {"key_env": JUDGE_KEY_ENV, "base_urls": urls, "tenants": list(tenants)}}
+            if urls else {},
+            "egress_allow": ",".join(allow)}
+
+
+def worker_settings(stack: CommonSettings, *, judges: Iterable[str] = (), **overrides: Any) -> EvaluatorSettings:
+    """Settings with topics and a consumer group of this test's own, a fast judge policy, small batches, and
+    the test credential granted for the `judges` (base URLs of this test's servers), which egress allows."""
     run = uuid.uuid4().hex[:8]
     values: dict[str, Any] = {
         **stack.model_dump(),
+        **judge_grants(judges),
         "topic": f"test.eval.source.{run}",
         "usage_topic": f"test.eval.usage.{run}",
         "scores_topic": f"test.eval.scores.{run}",
@@ -152,7 +166,8 @@ def worker_env(settings: EvaluatorSettings, **extra: str) -> dict[str, str]:
     """The environment of a worker process (`python -m llmops_evaluator.worker`) with `settings`."""
     names = ("database_url", "kafka_bootstrap", "redis_url", "topic", "usage_topic", "scores_topic",
              "group", "batch_max_events", "batch_max_wait_ms", "evaluators_refresh_s",
-             "judge_max_attempts", "judge_base_delay_s", "judge_max_delay_s", "consumer_session_timeout_ms")
+             "judge_max_attempts", "judge_base_delay_s", "judge_max_delay_s", "consumer_session_timeout_ms",
+             "credentials", "egress_allow")
     return {**os.environ, **JUDGE_ENV, **environment(settings, names), **extra}
 
 

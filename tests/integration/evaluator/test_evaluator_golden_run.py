@@ -56,7 +56,7 @@ async def test_a_golden_run_judges_every_item_within_the_cap(server: FakeLLMServ
     cfg = config(server.url)
     items = parse_golden(DATASET)
     target = TargetClient(spec=cfg.target, api_key="k", policy=FAST)
-    async with JudgeClient(model="judge-model", base_url=server.url, api_key="k", policy=FAST,
+    async with JudgeClient(model="judge-model", base_url=server.url, api_key="k", egress=None, policy=FAST,
                            max_concurrency=8) as judge:
         result = await run_golden(items, cfg, target=target, judge=judge, dataset_hash=dataset_sha256(DATASET))
     await target.close()
@@ -83,7 +83,7 @@ async def test_a_failing_target_is_an_error_for_each_rubric_and_a_drop_fails_the
     cfg = config(server.url, rubrics=["correctness@1"], max_concurrency=1)
     items = parse_golden(DATASET)
     target = TargetClient(spec=cfg.target, api_key="k", policy=FAST)
-    async with JudgeClient(model="judge-model", base_url=server.url, api_key="k", policy=FAST) as judge:
+    async with JudgeClient(model="judge-model", base_url=server.url, api_key="k", egress=None, policy=FAST) as judge:
         baseline = await run_golden(items, cfg, target=target, judge=judge)
         server.reset()
         server.config.script.extend(["401", "500", "500", "500"])  # item 0: 401; item 1: three 500s

@@ -14,10 +14,12 @@ import pytest
 
 from llmops_devtools.fake_openai import FakeLLMServer
 from llmops_evaluator.config import JudgeSpec
-from llmops_evaluator.judge_client import EndpointCapabilities, JudgeClient, JudgeConfigError, JudgeStatus
+from llmops_evaluator.credentials import CREDENTIALS, CredentialUnavailable, JudgeCredentials
+from llmops_evaluator.judge_client import EndpointCapabilities, JudgeClient, JudgeStatus
 from llmops_evaluator.retry import RetryPolicy
 from llmops_evaluator.rubrics import BUILTIN
 from llmops_shared.contract import Interaction
+from llmops_shared.egress import NOT_ALLOWED, EgressPolicy
 from tests.integration.evaluator.evaluator_support import SlowDrip
 from tests.support.events import make_event
 
@@ -47,7 +49,7 @@ def server() -> Iterator[FakeLLMServer]:
 
 def judge_for(server: FakeLLMServer, *, policy: RetryPolicy = FAST, max_concurrency: int = 4,
               capabilities: EndpointCapabilities | None = None, sleep: Sleeps | None = None) -> JudgeClient:
-    return JudgeClient(model="judge-model", base_url=server.url, api_key="test-key", policy=policy,
+    return JudgeClient(model="judge-model", base_url=server.url, api_key="test-key", egress=None, policy=policy,
                        max_concurrency=max_concurrency, capabilities=capabilities,
                        sleep=sleep or Sleeps(), rng=lambda: 0.0)
 
@@ -107,7 +109,8 @@ async def test_429_until_the_attempts_run_out(server: FakeLLMServer) -> None:
 async def test_500_is_retried_with_backoff(server: FakeLLMServer) -> None:
     server.config.script.extend(["500", "500"])
     sleeps = Sleeps()
-    async with JudgeClient(model="judge-model", base_url=server.url, api_key="k", policy=FAST, sleep=sleeps,
+    async with JudgeClient(model="judge-model", base_url=server.url, api_key="k", egress=None, policy=FAST,
+                           sleep=sleeps,
                            rng=lambda: 1.0) as judge:
         result = await judge.judge(RUBRIC, messages())
     assert result.status is JudgeStatus.OK
@@ -298,7 +301,8 @@ async def test_a_server_dripping_a_byte_a_second_cannot_stretch_the_judgment_pas
     policy = RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=0.01, attempt_timeout_s=2.0,
                          deadline_s=3.0)
     async with SlowDrip() as drip:
-        judge = JudgeClient(model="judge-model", base_url=drip.url, api_key="k", policy=policy, rng=lambda: 0.0)
+        judge = JudgeClient(model="judge-model", base_url=drip.url, api_key="k", egress=None, policy=policy,
+                            rng=lambda: 0.0)
         started = time.monotonic()
         try:
             result = await asyncio.wait_for(judge.judge(RUBRIC, messages()), 30)  # a bound if it does not end
@@ -315,7 +319,8 @@ async def test_each_attempt_against_a_dripping_server_ends_at_its_own_timeout() 
     policy = RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.01, attempt_timeout_s=1.5,
                          deadline_s=60.0)
     async with SlowDrip() as drip:
-        judge = JudgeClient(model="judge-model", base_url=drip.url, api_key="k", policy=policy, rng=lambda: 0.0)
+        judge = JudgeClient(model="judge-model", base_url=drip.url, api_key="k", egress=None, policy=policy,
+                            rng=lambda: 0.0)
         started = time.monotonic()
         try:
             result = await asyncio.wait_for(judge.judge(RUBRIC, messages()), 30)
@@ -373,12 +378,37 @@ async def test_the_cap_holds_while_retrying(server: FakeLLMServer) -> None:
 # -- configuration ----------------------------------------------------------------------------------
 
 
-async def test_the_key_comes_from_the_named_variable(server: FakeLLMServer) -> None:
-    spec = JudgeSpec(model="judge-model", base_url=server.url, api_key_env="EVAL_TEST_JUDGE_KEY")
-    with pytest.raises(JudgeConfigError, match="EVAL_TEST_JUDGE_KEY is not set"):
-        JudgeClient.from_spec(spec, max_concurrency=2, environ={})
-    async with JudgeClient.from_spec(spec, max_concurrency=2, policy=FAST,
-                                     environ={"EVAL_TEST_JUDGE_KEY": "sk-test"}) as judge:
+async def test_the_key_is_a_credential_granted_to_the_tenant_for_this_endpoint(server: FakeLLMServer) -> None:
+    spec = JudgeSpec(model="judge-model", base_url=server.url, credential="judge")
+    credentials = JudgeCredentials(CREDENTIALS.validate_python(
+        {"judge": {"key_env": "EVAL_TEST_JUDGE_KEY", "base_urls": [server.url], "tenants": ["acme"]}}),
+        environ={"EVAL_TEST_JUDGE_KEY": "sk-test", "LLMOPS_DATABASE_URL": "postgresql://secret"})
+    for tenant in ("globex", "acme-eu"):  # another tenant: nothing is sent, whatever it names
+        with pytest.raises(CredentialUnavailable, match=r"^credential unavailable$"):
+            credentials.api_key(name=spec.credential, tenant_id=tenant, base_url=spec.base_url)
+    key = credentials.api_key(name=spec.credential, tenant_id="acme", base_url=spec.base_url)
+    egress = EgressPolicy(f"127.0.0.1:{server.port}")
+    async with JudgeClient.from_spec(spec, api_key=key, egress=egress, max_concurrency=2, policy=FAST) as judge:
         result = await judge.judge(RUBRIC, messages())
-    assert result.status is JudgeStatus.OK
+    assert result.status is JudgeStatus.OK and server.stats.keys == ["sk-test"]
     assert json.loads(json.dumps(server.stats.bodies[0]))["max_tokens"] == 512
+
+
+@pytest.mark.parametrize("where", ["the server's port, not allowed", "postgres", "metadata", "a private name"])
+async def test_a_destination_the_egress_policy_refuses_is_never_connected_to(server: FakeLLMServer,
+                                                                             where: str) -> None:
+    """The judge's connection is refused before it is made (the policy's check is the connection's), and
+    the result says only "destination not allowed", the same for every reason."""
+    async def resolve(host: str, port: int) -> list[str]:
+        return {"judge.acme.example": ["10.0.0.7"]}[host]
+
+    url = {"the server's port, not allowed": server.url, "postgres": "http://127.0.0.1:5432/v1",
+           "metadata": "http://169.254.169.254/v1", "a private name": "http://judge.acme.example/v1"}[where]
+    egress = EgressPolicy(f"127.0.0.1:{server.port + 1}", resolver=resolve)  # allows a neighbour, not these
+    policy = RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.01, attempt_timeout_s=5, deadline_s=10)
+    async with JudgeClient(model="judge-model", base_url=url, api_key="sk-test", egress=egress, policy=policy,
+                           rng=lambda: 0.0) as judge:
+        result = await judge.judge(RUBRIC, messages())
+    assert (result.status, result.error_type, result.attempts) == (JudgeStatus.ERROR, "destination_not_allowed", 2)
+    assert result.error == f"gave up after 2 failed attempts: {NOT_ALLOWED}"
+    assert server.stats.requests == 0

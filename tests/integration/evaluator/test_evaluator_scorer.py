@@ -38,7 +38,7 @@ def make_config(tenant: str, url: str, **overrides: Any) -> EvaluatorConfig:
         "id": f"ev-{tenant}",
         "tenant_id": tenant,
         "rubrics": ["relevance@1", "safety@1"],
-        "judge": {"model": "judge-model", "base_url": url, "api_key_env": "EVAL_TEST_KEY"},
+        "judge": {"model": "judge-model", "base_url": url, "credential": "test-judge"},
         "max_concurrency": 4,
         "daily_spend_cap_usd": "100",
     }
@@ -56,7 +56,8 @@ def scorer_for(config: EvaluatorConfig, redis: Any, published: list[Interaction]
         if published is not None:
             published.append(event)
 
-    judge = JudgeClient.from_spec(config.judge, max_concurrency=config.max_concurrency, policy=FAST, environ=ENV)
+    judge = JudgeClient.from_spec(config.judge, api_key=ENV["EVAL_TEST_KEY"], egress=None,
+                                  max_concurrency=config.max_concurrency, policy=FAST)
     return Scorer(config=config, judge=judge, cache=JudgmentCache(redis, ttl_s=600), ledger=ledger,
                   publish_usage=publish)
 
@@ -151,7 +152,7 @@ async def test_the_daily_spend_cap_stops_judge_calls(server: FakeLLMServer, redi
     # call 1: 0 + 16 <= 30, costs 8; call 2: 8 + 16 <= 30, costs 8; call 3: 16 + 16 > 30, refused.
     assert len(json.dumps(REPLY)) // 4 == 8
     config = make_config(tenant, server.url, rubrics=["safety@1"], daily_spend_cap_usd="30",
-                         judge={"model": "judge-model", "base_url": server.url, "api_key_env": "EVAL_TEST_KEY",
+                         judge={"model": "judge-model", "base_url": server.url, "credential": "test-judge",
                                 "max_tokens": 16, "output_usd_per_mtok": "1000000"})
     ledger = SpendLedger(redis_client, prefix=f"llmops:test:spend:{tenant}")
     scorer = scorer_for(config, redis_client, ledger=ledger)
@@ -159,5 +160,5 @@ async def test_the_daily_spend_cap_stops_judge_calls(server: FakeLLMServer, redi
     assert [r.status for r in results] == [JudgeStatus.OK, JudgeStatus.OK, JudgeStatus.SKIPPED, JudgeStatus.SKIPPED]
     assert results[2].error_type == "spend_cap" and "30" in (results[2].error or "")
     assert server.stats.requests == 2
-    assert await ledger.spent(config.id, spend_day()) == Decimal(16)
+    assert await ledger.spent(config.tenant_id, config.id, spend_day()) == Decimal(16)
     await scorer.judge.close()

@@ -20,8 +20,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from llmops_devtools.demo import ensure_demo_evaluator
+from llmops_devtools.demo import DEMO_KEY, DEMO_KEY_ENV, demo_credentials, egress_allowance, ensure_demo_evaluator
 from llmops_devtools.fake_openai import FakeLLMServer
+from llmops_evaluator.credentials import JudgeAccess
 from llmops_evaluator.evaluator_store import load_evaluators
 from llmops_evaluator.evaluators import create_evaluator, disable_evaluator, replace_evaluator
 from llmops_evaluator.registry import EvaluatorRegistry
@@ -29,6 +30,7 @@ from llmops_shared.contract import Interaction
 from llmops_shared.kafka import durable_producer
 from llmops_shared.settings import CommonSettings
 from tests.integration.evaluator.evaluator_support import (
+    JUDGE_CREDENTIAL,
     REPLY,
     create_topics,
     evaluator_config,
@@ -62,11 +64,13 @@ def events(tenant: str, n: int, **overrides: Any) -> list[dict[str, Any]]:
             for i in range(n)]
 
 
-async def in_force_after(registry: EvaluatorRegistry, evaluator_id: str, check: Any, since: float) -> float:
-    """Seconds from `since` until the registry holds a version of `evaluator_id` that passes `check`."""
+async def in_force_after(registry: EvaluatorRegistry, key: tuple[str, str], check: Any, since: float) -> float:
+    """Seconds from `since` until the registry holds a version of evaluator `key` (tenant, id) that passes
+    `check`."""
+    evaluator_id = key[1]
     deadline = since + 10
     while time.monotonic() < deadline:
-        active = registry.get(evaluator_id)
+        active = registry.get(*key)
         if check(active):
             return time.monotonic() - since
         await asyncio.sleep(0.005)
@@ -75,14 +79,16 @@ async def in_force_after(registry: EvaluatorRegistry, evaluator_id: str, check: 
 
 async def test_an_evaluator_created_changed_and_disabled_through_the_api_is_in_force_within_a_second(
         stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, server: FakeLLMServer) -> None:
-    settings = worker_settings(stack, evaluators_refresh_s=HOURLY)
+    settings = worker_settings(stack, judges=[server.url], evaluators_refresh_s=HOURLY)
     await create_topics(settings)
     probe = evaluator_config(f"{tenant}-probe", server.url, rubrics=["safety@1"])  # shows the worker is consuming
     await register(pg_pool, probe)
     await pg_pool.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1)", tenant)
     body = {"id": f"ev-{tenant}", "rubrics": ["relevance@1"], "sample_rate": 1.0, "max_concurrency": 4,
             "daily_spend_cap_usd": "100",
-            "judge": {"model": "judge-model", "base_url": server.url, "api_key_env": "EVAL_TEST_JUDGE_KEY"}}
+            "judge": {"model": "judge-model", "base_url": server.url, "credential": JUDGE_CREDENTIAL}}
+    judges = JudgeAccess.of(settings)  # what the API checks a config against: the worker's grants
+    key = (tenant, body["id"])
     producer = durable_producer(settings.kafka_bootstrap, client_id="test-evaluator")
     await producer.start()
 
@@ -106,11 +112,11 @@ async def test_an_evaluator_created_changed_and_disabled_through_the_api_is_in_f
 
             # Created through the API's domain function, then traffic at once.
             async with pg_pool.acquire() as conn:
-                await create_evaluator(conn=conn, tenant_id=tenant, body=body)
+                await create_evaluator(conn=conn, tenant_id=tenant, body=body, judges=judges)
             committed = time.monotonic()
             created = events(tenant, 10)
             await send_now(created)
-            took = await in_force_after(registry, body["id"], lambda a: a is not None, committed)
+            took = await in_force_after(registry, key, lambda a: a is not None, committed)
             assert took < IN_FORCE_WITHIN_S, f"created: in force after {took:.3f} s"
 
             async def judged(n: int) -> bool:
@@ -121,11 +127,11 @@ async def test_an_evaluator_created_changed_and_disabled_through_the_api_is_in_f
             # Changed: sampling nothing from now on.
             async with pg_pool.acquire() as conn:
                 await replace_evaluator(conn=conn, tenant_id=tenant, evaluator_id=body["id"],
-                                        body={**body, "sample_rate": 0.0})
+                                        body={**body, "sample_rate": 0.0}, judges=judges)
             committed = time.monotonic()
             unsampled = events(tenant, 5)
             await send_now(unsampled)
-            took = await in_force_after(registry, body["id"], lambda a: a is not None and a.config.sample_rate == 0,
+            took = await in_force_after(registry, key, lambda a: a is not None and a.config.sample_rate == 0,
                                         committed)
             assert took < IN_FORCE_WITHIN_S, f"changed: in force after {took:.3f} s"
 
@@ -134,16 +140,16 @@ async def test_an_evaluator_created_changed_and_disabled_through_the_api_is_in_f
                 await disable_evaluator(conn=conn, tenant_id=tenant, evaluator_id=body["id"])
             committed = time.monotonic()
             await send_now(events(tenant, 2))
-            took = await in_force_after(registry, body["id"], lambda a: a is None, committed)
+            took = await in_force_after(registry, key, lambda a: a is None, committed)
             assert took < IN_FORCE_WITHIN_S, f"disabled: in force after {took:.3f} s"
 
             async with pg_pool.acquire() as conn:
                 await replace_evaluator(conn=conn, tenant_id=tenant, evaluator_id=body["id"],
-                                        body={**body, "enabled": True})
+                                        body={**body, "enabled": True}, judges=judges)
             committed = time.monotonic()
             again = events(tenant, 4)
             await send_now(again)
-            took = await in_force_after(registry, body["id"], lambda a: a is not None and a.config.sample_rate == 1,
+            took = await in_force_after(registry, key, lambda a: a is not None and a.config.sample_rate == 1,
                                         committed)
             assert took < IN_FORCE_WITHIN_S, f"enabled again: in force after {took:.3f} s"
             await eventually(lambda: judged(len(created) + len(again)), what="the events after re-enabling judged")
@@ -165,7 +171,11 @@ async def test_a_worker_started_before_the_demo_evaluator_existed_judges_the_dem
     settings = worker_settings(stack, evaluators_refresh_s=HOURLY)
     await create_topics(settings)
     log = tmp_path / "worker.log"
-    worker = await start_worker(worker_env(settings, LLMOPS_DEMO_JUDGE_KEY="local-fake-llm-accepts-any-key"), log)
+    # As the local stack's services have it: the demo credential granted to the demo tenant (this test's)
+    # for the fake LLM, its key, and the one egress allowance the fake LLM needs.
+    demo_env = {DEMO_KEY_ENV: DEMO_KEY, "LLMOPS_EGRESS_ALLOW": egress_allowance(server.url),
+                "LLMOPS_EVALUATOR_CREDENTIALS": json.dumps(demo_credentials(tenants=[tenant], judge_url=server.url))}
+    worker = await start_worker(worker_env(settings, **demo_env), log)
     try:
         async def started() -> bool:
             return log.exists() and "evaluator worker starting" in log.read_text()

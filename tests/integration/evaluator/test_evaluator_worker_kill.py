@@ -43,7 +43,8 @@ async def test_a_worker_killed_mid_batch_loses_and_duplicates_no_score(
         server.config.latency_ms = 100
         config = evaluator_config(tenant, server.url, max_concurrency=4)  # two rubrics
         await register(pg_pool, config)
-        settings = worker_settings(stack, batch_max_events=20, consumer_session_timeout_ms=6000)
+        settings = worker_settings(stack, judges=[server.url], batch_max_events=20,
+                                   consumer_session_timeout_ms=6000)
         await create_topics(settings)
         batch = [{**make_event(output=f"Parcel {uuid.uuid4().hex[:8]} leaves today."), "tenant_id": tenant}
                  for _ in range(60)]

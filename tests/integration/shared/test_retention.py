@@ -48,8 +48,8 @@ async def fill(pool: asyncpg.Pool, instants: list[datetime]) -> None:
     """One row per instant and tenant (acme, other) in every partitioned table; months get partitions."""
     await pool.execute("INSERT INTO tenants (tenant_id, name) VALUES ('acme', 'a'), ('other', 'o') "
                        "ON CONFLICT DO NOTHING")
-    await pool.execute("INSERT INTO evaluators (evaluator_id, tenant_id, config) VALUES ('ev', 'acme', '{}') "
-                       "ON CONFLICT DO NOTHING")
+    await pool.execute("INSERT INTO evaluators (evaluator_id, tenant_id, config) "
+                       "VALUES ('ev', 'acme', '{}'), ('ev', 'other', '{}') ON CONFLICT DO NOTHING")
     alert = uuid.uuid4()
     await pool.execute("""INSERT INTO guardrail_alerts (alert_id, fingerprint, tenant_id, app_id, rule_id, detector,
                               severity, title, first_seen, last_seen)

@@ -17,7 +17,7 @@ def config(**overrides: Any) -> EvaluatorConfig:
         "id": "ev-1",
         "tenant_id": "acme",
         "rubrics": ["relevance@1"],
-        "judge": {"model": "gpt-4o-mini", "base_url": "https://api.openai.com/v1", "api_key_env": "JUDGE_KEY"},
+        "judge": {"model": "gpt-4o-mini", "base_url": "https://api.openai.com/v1", "credential": "openai"},
         "daily_spend_cap_usd": "5.00",
     }
     raw.update(overrides)
@@ -134,9 +134,14 @@ def test_the_cap_is_a_decimal() -> None:
         ({"sample_rate": 1.5}, "sample_rate"),
         ({"max_concurrency": 0}, "max_concurrency"),
         ({"daily_spend_cap_usd": "-1"}, "daily_spend_cap_usd"),
-        ({"judge": {"model": "m", "base_url": "https://x/v1", "api_key_env": "sk-live-123"}}, "api_key_env"),
-        ({"judge": {"model": "m", "base_url": "https://u:p@x/v1", "api_key_env": "K"}}, "must not carry credentials"),
-        ({"judge": {"model": "m", "base_url": "ftp://x", "api_key_env": "K"}}, "http(s) URL"),
+        ({"judge": {"model": "m", "base_url": "https://x/v1", "credential": "sk live"}}, "judge.credential"),
+        ({"judge": {"model": "m", "base_url": "https://x/v1"}}, "judge.credential\n  Field required"),
+        ({"judge": {"model": "m", "base_url": "https://u:p@x/v1", "credential": "c"}}, "must not carry credentials"),
+        ({"judge": {"model": "m", "base_url": "ftp://x", "credential": "c"}}, "http(s) URL"),
+        # A tenant never names a variable of the worker's environment (issue 11: LLMOPS_DATABASE_URL could be
+        # sent as a bearer token to the tenant's own server).
+        ({"judge": {"model": "m", "base_url": "https://attacker.example/v1", "credential": "c",
+                    "api_key_env": "LLMOPS_DATABASE_URL"}}, "judge.api_key_env\n  Value error, not accepted"),
         ({"custom_rubrics": [{"name": "relevance", "criteria": "c", "steps": ["s"]}]}, "built-in"),
         ({"rubrics": ["tone@2"], "custom_rubrics": [{"name": "tone", "criteria": "c", "steps": ["s"]}]},
          "at version 1, not 2"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +36,7 @@ MESSAGE = Message("llm.interactions.clean", 2, 41, b"trace", b"{}", 0)
 def config(**overrides: Any) -> EvaluatorConfig:
     raw: dict[str, Any] = {
         "id": "ev-1", "tenant_id": "acme", "rubrics": ["relevance@1", "safety@1"],
-        "judge": {"model": "judge-1", "base_url": "https://api.openai.com/v1", "api_key_env": "JUDGE_KEY"},
+        "judge": {"model": "judge-1", "base_url": "https://api.openai.com/v1", "credential": "openai"},
         "daily_spend_cap_usd": "5",
     }
     raw.update(overrides)
@@ -53,20 +54,37 @@ def evaluation(status: JudgeStatus = JudgeStatus.OK, rubric: Any = RELEVANCE, ev
 
 
 def test_the_usage_event_id_is_the_same_on_every_redelivery_and_new_after_a_failure_that_spent_tokens() -> None:
-    base = usage_event_id(EVENT.event_id, "ev-1", "relevance@1")
-    assert usage_id_for(EVENT.event_id, "ev-1", RELEVANCE, None) == base
-    assert usage_id_for(EVENT.event_id, "ev-1", RELEVANCE, None) == base  # deterministic
-    assert usage_id_for(EVENT.event_id, "ev-1", RELEVANCE, {"usage_event_id": None}) == base  # nothing billed yet
-    again = usage_id_for(EVENT.event_id, "ev-1", RELEVANCE, {"usage_event_id": base})
+    base = usage_event_id("acme", EVENT.event_id, "ev-1", "relevance@1")
+    assert usage_id_for("acme", EVENT.event_id, "ev-1", RELEVANCE, None) == base
+    assert usage_id_for("acme", EVENT.event_id, "ev-1", RELEVANCE, None) == base  # deterministic
+    assert usage_id_for("acme", EVENT.event_id, "ev-1", RELEVANCE, {"usage_event_id": None}) == base  # not billed yet
+    again = usage_id_for("acme", EVENT.event_id, "ev-1", RELEVANCE, {"usage_event_id": base})
     assert again != base
-    assert usage_id_for(EVENT.event_id, "ev-1", RELEVANCE, {"usage_event_id": base}) == again
-    assert usage_id_for(EVENT.event_id, "ev-1", RELEVANCE, {"usage_event_id": again}) not in {base, again}
-    assert len({usage_event_id(EVENT.event_id, ev, ref) for ev in ("ev-1", "ev-2")
+    assert usage_id_for("acme", EVENT.event_id, "ev-1", RELEVANCE, {"usage_event_id": base}) == again
+    assert usage_id_for("acme", EVENT.event_id, "ev-1", RELEVANCE, {"usage_event_id": again}) not in {base, again}
+    assert len({usage_event_id("acme", EVENT.event_id, ev, ref) for ev in ("ev-1", "ev-2")
                 for ref in ("relevance@1", "relevance@2", "safety@1")}) == 6
 
 
+def test_usage_event_ids_are_the_tenants_own_and_unguessable_without_the_operators_key() -> None:
+    # Two tenants with the same evaluator id and (their own) events of the same id: two ids; ids that hold
+    # separators do not collide either.
+    assert usage_event_id("acme", EVENT.event_id, "ev-1", "relevance@1") != \
+        usage_event_id("globex", EVENT.event_id, "ev-1", "relevance@1")
+    assert usage_event_id("a:b", EVENT.event_id, "c", "relevance@1") != \
+        usage_event_id("a", EVENT.event_id, "b:c", "relevance@1")
+    # Derived under the operator's secret: the plain UUIDv5 a tenant could compute (and send first, so that
+    # billing dropped the judge's usage as already seen) is not it, and another key gives other ids.
+    plain = uuid.uuid5(uuid.UUID("5c0b5e1e-7d0f-4d8a-9a57-2f3f1e6b9c41"), f"{EVENT.event_id}:ev-1:relevance@1")
+    ours = usage_event_id("acme", EVENT.event_id, "ev-1", "relevance@1", key=b"operator-secret")
+    assert ours not in {plain, usage_event_id("acme", EVENT.event_id, "ev-1", "relevance@1")}
+    assert ours == usage_event_id("acme", EVENT.event_id, "ev-1", "relevance@1", key=b"operator-secret")
+    assert usage_id_for("acme", EVENT.event_id, "ev-1", RELEVANCE, {"usage_event_id": ours}, key=b"k1") != \
+        usage_id_for("acme", EVENT.event_id, "ev-1", RELEVANCE, {"usage_event_id": ours}, key=b"k2")
+
+
 def test_a_stored_ok_row_rebuilds_the_very_usage_event_first_published() -> None:
-    usage_id = usage_event_id(EVENT.event_id, "ev-1", RELEVANCE.ref)
+    usage_id = usage_event_id("acme", EVENT.event_id, "ev-1", RELEVANCE.ref)
     judged = evaluation()
     first = judge_usage_event(event_id=usage_id, judged=EVENT, evaluator_id="ev-1", judge=config().judge,
                               result=judged.result, occurred_at=judged.judged_at)
@@ -96,7 +114,7 @@ def test_failed_judgments_make_one_dead_letter_per_message_naming_each() -> None
         JUDGE_ERROR, str(EVENT.event_id), "acme", MESSAGE)
     assert letter.error == ("ev-1 safety@1: http_500: gave up after 4 failed attempts; "
                             "ev-1 relevance@1: unparseable: not JSON")
-    unavailable_one = unavailable(EVENT, config(), SAFETY, "the judge's key variable JUDGE_KEY is not set")
+    unavailable_one = unavailable(EVENT, config(), SAFETY, "credential unavailable")
     assert unavailable_one.result.error_type == "judge_unavailable"
     assert judge_dead_letter(MESSAGE, EVENT, [unavailable_one]) is not None
 
@@ -110,6 +128,8 @@ def test_the_score_message_carries_no_text_and_a_stable_id() -> None:
     assert message["score_id"] == orjson.loads(score_message(evaluation(raw_score=4)))["score_id"]
     other = Interaction.model_validate({**make_event(), "tenant_id": "acme"})
     assert message["score_id"] != orjson.loads(score_message(evaluation(event=other)))["score_id"]
+    same_id_other_tenant = EVENT.model_copy(update={"tenant_id": "globex"})  # event and evaluator ids alike
+    assert message["score_id"] != orjson.loads(score_message(evaluation(event=same_id_other_tenant)))["score_id"]
     failed = orjson.loads(score_message(evaluation(JudgeStatus.ERROR)))
     assert (failed["status"], failed["score"], failed["error_type"]) == ("error", None, "http_500")
 

@@ -89,7 +89,7 @@ async def test_error_text_from_the_endpoint_reaches_the_result_storable() -> Non
         return httpx.Response(400, content=b'{"error": {"message": "bad\\u0000 request \\ud800", "type": "x"}}',
                               headers={"content-type": "application/json"})
 
-    judge = JudgeClient(model="m", base_url="http://judge.test/v1", api_key="k",
+    judge = JudgeClient(model="m", base_url="http://judge.test/v1", api_key="k", egress=None,
                         policy=RetryPolicy(max_attempts=1))
     judge._client = openai.AsyncOpenAI(base_url="http://judge.test/v1", api_key="k", max_retries=0,
                                        http_client=httpx.AsyncClient(transport=httpx.MockTransport(endpoint)))
@@ -110,7 +110,7 @@ async def test_a_body_the_json_parser_refuses_is_asked_again_then_unparseable(bo
         calls.append(request)
         return httpx.Response(200, content=body, headers={"content-type": "application/json"})
 
-    judge = JudgeClient(model="m", base_url="http://judge.test/v1", api_key="k")
+    judge = JudgeClient(model="m", base_url="http://judge.test/v1", api_key="k", egress=None)
     judge._client = openai.AsyncOpenAI(base_url="http://judge.test/v1", api_key="k", max_retries=0,
                                        http_client=httpx.AsyncClient(transport=httpx.MockTransport(endpoint)))
     async with judge:

@@ -9,7 +9,7 @@ from llmops_evaluator.usage_events import JUDGE_APP_ID, judge_usage_event
 from llmops_shared.contract import Interaction, decode_interaction
 from tests.support.events import make_event
 
-JUDGE = JudgeSpec(model="gpt-4o-mini", base_url="https://api.openai.com/v1", api_key_env="JUDGE_KEY")
+JUDGE = JudgeSpec(model="gpt-4o-mini", base_url="https://api.openai.com/v1", credential="openai")
 JUDGED = Interaction.model_validate({**make_event(environment="staging"), "tenant_id": "acme"})
 WHEN = datetime(2025, 5, 1, tzinfo=UTC)
 
