@@ -137,7 +137,13 @@ def require_scope(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
 
     async def dependency(request: Request) -> Principal:
         keystore: KeyStore = request.app.state.keystore
-        principal = await keystore.resolve(_bearer(request))
+        try:
+            principal = await keystore.resolve(_bearer(request))
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                asyncpg.CannotConnectNowError) as exc:  # the key store is unreachable: not the caller's fault
+            log.warning("API key look-up failed: Postgres unavailable", extra={"error_type": type(exc).__name__})
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the key store is unavailable; retry later",
+                                headers={"Retry-After": "5"}) from None
         if principal is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key",
                                 headers={"WWW-Authenticate": "Bearer"})
