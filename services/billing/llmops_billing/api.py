@@ -38,7 +38,7 @@ def create_app(settings: BillingSettings, *, clock: Clock = utc_now) -> FastAPI:
     """The app; `clock` says what "now" is (current periods, open months, default ranges)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from llmops_billing.worker import catalogue_cache
+        from llmops_billing.catalogue import catalogue_cache
 
         async with api_backends(app, settings) as (pool, _redis):
             watcher = ConfigWatcher(settings.database_url)  # a price change elsewhere counts at once here too

@@ -21,6 +21,7 @@ from datetime import datetime
 import asyncpg
 
 from llmops_billing.prices import ModelPrice, PriceCatalogue, TenantDiscount
+from llmops_billing.settings import BillingSettings
 from llmops_billing.store import prices as price_store
 from llmops_shared.config_changes import ConfigWatcher
 
@@ -127,3 +128,17 @@ def parse_instant(text: str, *, what: str) -> datetime:
         raise ValueError(f"{what}: {text!r} has no time zone (add Z or +00:00)")
     return value
 
+
+def catalogue_cache(settings: BillingSettings, *, watcher: ConfigWatcher | None = None) -> CatalogueCache:
+    """The catalogue the worker and API price with: built-in list, optional price file, then Postgres;
+    reloaded when `watcher` says a price table changed (and every `price_refresh_s`)."""
+    extra: tuple[ModelPrice, ...] = ()
+    if settings.price_file is not None:
+        from llmops_billing.litellm_import import load_litellm_file
+
+        imported = load_litellm_file(
+            settings.price_file, source=f"file:{settings.price_file.name}",
+            effective_from=parse_instant(settings.price_file_effective_from, what="price_file_effective_from"))
+        extra = imported.prices
+    return CatalogueCache(base_catalogue(builtin=settings.builtin_prices, extra=extra),
+                          refresh_s=settings.price_refresh_s, watcher=watcher)

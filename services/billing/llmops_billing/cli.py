@@ -87,10 +87,9 @@ def _instant(text: str, what: str) -> datetime:
 
 
 async def _reprice(args: argparse.Namespace, settings: BillingSettings, clock: Clock) -> int:
-    from llmops_billing.catalogue import load_catalogue
+    from llmops_billing.catalogue import catalogue_cache, load_catalogue
     from llmops_billing.normalise import normalise_model
     from llmops_billing.reprice import reprice
-    from llmops_billing.worker import catalogue_cache
     from llmops_shared.db import create_pool
 
     start, end = _instant(args.start, "--from"), _instant(args.end, "--to")
@@ -114,10 +113,9 @@ async def _reprice(args: argparse.Namespace, settings: BillingSettings, clock: C
 
 
 async def _import(args: argparse.Namespace, settings: BillingSettings, clock: Clock) -> int:
-    from llmops_billing.catalogue import load_catalogue
+    from llmops_billing.catalogue import catalogue_cache, load_catalogue
     from llmops_billing.litellm_import import load_litellm_file
     from llmops_billing.store.prices import insert_prices
-    from llmops_billing.worker import catalogue_cache
     from llmops_shared.db import create_pool
 
     effective_from = (_instant(args.effective_from, "--effective-from") if args.effective_from
@@ -155,9 +153,8 @@ async def _import(args: argparse.Namespace, settings: BillingSettings, clock: Cl
 
 
 async def _list(args: argparse.Namespace, settings: BillingSettings, clock: Clock) -> int:
-    from llmops_billing.catalogue import load_catalogue
+    from llmops_billing.catalogue import catalogue_cache, load_catalogue
     from llmops_billing.normalise import normalise_model
-    from llmops_billing.worker import catalogue_cache
     from llmops_shared.db import create_pool
 
     pool = await create_pool(settings.database_url, max_size=2)

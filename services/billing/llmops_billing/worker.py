@@ -37,9 +37,8 @@ import asyncpg
 
 from llmops_billing.alerts import Alert, OutboxRelay, send_alerts, unpriced_model_alert
 from llmops_billing.budgets import evaluate_touched
-from llmops_billing.catalogue import CatalogueCache, base_catalogue, parse_instant
+from llmops_billing.catalogue import CatalogueCache, catalogue_cache
 from llmops_billing.ledger import LedgerRow, ledger_row
-from llmops_billing.prices import ModelPrice
 from llmops_billing.settings import BillingSettings
 from llmops_billing.store import outbox, unpriced
 from llmops_billing.store.ledger import write_batch
@@ -50,21 +49,6 @@ from llmops_shared.contract import Interaction
 from llmops_shared.worker import InteractionHandler, Message, Resources, is_transient
 
 log = logging.getLogger("llmops_billing.worker")
-
-
-def catalogue_cache(settings: BillingSettings, *, watcher: ConfigWatcher | None = None) -> CatalogueCache:
-    """The catalogue the worker and API price with: built-in list, optional price file, then Postgres;
-    reloaded when `watcher` says a price table changed (and every `price_refresh_s`)."""
-    extra: tuple[ModelPrice, ...] = ()
-    if settings.price_file is not None:
-        from llmops_billing.litellm_import import load_litellm_file
-
-        imported = load_litellm_file(
-            settings.price_file, source=f"file:{settings.price_file.name}",
-            effective_from=parse_instant(settings.price_file_effective_from, what="price_file_effective_from"))
-        extra = imported.prices
-    return CatalogueCache(base_catalogue(builtin=settings.builtin_prices, extra=extra),
-                          refresh_s=settings.price_refresh_s, watcher=watcher)
 
 
 class UsageLedgerHandler(InteractionHandler[Alert]):
