@@ -89,7 +89,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +103,7 @@ from llmops_billing.settings import BillingSettings
 from llmops_devtools.stack import local
 from llmops_devtools.stack.kafka import KafkaBroker
 from llmops_devtools.stack.processes import StackError, pid_alive, port_open, read_pid, repo_root
-from llmops_devtools.testing import free_port
+from llmops_devtools.testing import free_port, litellm_price_table
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_guardrails.notifier.service import NotifierSettings
 from llmops_guardrails.settings import GuardrailsSettings
@@ -338,24 +337,6 @@ class Traffic:
         planned = Planned(event, tenant, kind, planted, billable, kind == "unpriced", judged, ALERT_RULE.get(kind))
         self.planned.append(planned)
         return planned
-
-
-def price_table() -> dict[str, dict[str, Decimal]]:
-    """Per-token prices straight from the built-in LiteLLM file (not through the catalogue code)."""
-    raw = json.loads(resources.files("llmops_billing").joinpath("data", "builtin_litellm_prices.json").read_text(),
-                     parse_float=Decimal)
-    table = {}
-    for model, _provider in PRICED_MODELS:
-        entry = raw[model]
-        table[model] = {
-            "input": entry["input_cost_per_token"],
-            "output": entry["output_cost_per_token"],
-            "cache_read": entry.get("cache_read_input_token_cost", entry["input_cost_per_token"]),
-            "cache_write": entry.get("cache_creation_input_token_cost", entry["input_cost_per_token"]),
-            "reasoning": entry.get("output_cost_per_reasoning_token", entry["output_cost_per_token"]),
-            "request": entry.get("input_cost_per_request", Decimal(0)),
-        }
-    return table
 
 
 def expected_cost(prices: dict[str, Decimal], usage: dict[str, int]) -> Decimal:
@@ -1064,7 +1045,7 @@ class Verifier:
         self.kafka = kafka
         self.salt = salt
         self.budgets = budgets
-        self.prices = price_table()
+        self.prices = litellm_price_table(model for model, _provider in PRICED_MODELS)
         self.checks: list[Check] = []
 
     def add(self, check: Check) -> Check:

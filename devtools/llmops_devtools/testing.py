@@ -6,11 +6,15 @@ guardrails test helpers re-export them from here).
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import string
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from decimal import Decimal
+from importlib import resources
 from typing import Any
 
 
@@ -59,3 +63,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def litellm_price_table(models: Iterable[str]) -> dict[str, dict[str, Decimal]]:
+    """Per-token prices of `models` straight from billing's built-in LiteLLM file, not through the catalogue
+    code: the independent ground truth that ledger checks (tests, the chaos run) compare against."""
+    raw = json.loads(resources.files("llmops_billing").joinpath("data", "builtin_litellm_prices.json").read_text(),
+                     parse_float=Decimal)
+    table = {}
+    for model in models:
+        entry = raw[model]
+        table[model] = {
+            "input": entry["input_cost_per_token"],
+            "output": entry["output_cost_per_token"],
+            "cache_read": entry.get("cache_read_input_token_cost", entry["input_cost_per_token"]),
+            "cache_write": entry.get("cache_creation_input_token_cost", entry["input_cost_per_token"]),
+            "reasoning": entry.get("output_cost_per_reasoning_token", entry["output_cost_per_token"]),
+            "request": entry.get("input_cost_per_request", Decimal(0)),
+        }
+    return table

@@ -11,7 +11,6 @@ from the price file's own numbers, not with the code under test.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
@@ -21,7 +20,6 @@ import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from importlib import resources
 from typing import Any
 
 import asyncpg
@@ -29,6 +27,7 @@ import orjson
 import pytest
 
 from llmops_billing import statements
+from llmops_devtools.testing import litellm_price_table
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import TopicSpec
@@ -41,24 +40,6 @@ DUPLICATE_SHARE = 0.1
 MODELS = [("gpt-4o-mini", "openai"), ("gpt-4o", "openai"), ("o3-mini", "openai"),
           ("claude-sonnet-4-20250514", "anthropic"), ("deepseek-chat", "deepseek")]
 START = datetime(2026, 10, 30, 18, 0, tzinfo=UTC)  # spans the October/November boundary
-
-
-def price_table() -> dict[str, dict[str, Decimal]]:
-    """Per-token prices straight from the built-in LiteLLM file (not through the catalogue code)."""
-    raw = json.loads(resources.files("llmops_billing").joinpath("data", "builtin_litellm_prices.json").read_text(),
-                     parse_float=Decimal)
-    table = {}
-    for model, _provider in MODELS:
-        entry = raw[model]
-        table[model] = {
-            "input": entry["input_cost_per_token"],
-            "output": entry["output_cost_per_token"],
-            "cache_read": entry.get("cache_read_input_token_cost", entry["input_cost_per_token"]),
-            "cache_write": entry.get("cache_creation_input_token_cost", entry["input_cost_per_token"]),
-            "reasoning": entry.get("output_cost_per_reasoning_token", entry["output_cost_per_token"]),
-            "request": entry.get("input_cost_per_request", Decimal(0)),
-        }
-    return table
 
 
 def expected_cost(prices: dict[str, Decimal], usage: dict[str, int]) -> Decimal:
@@ -98,7 +79,7 @@ class Ground:
     """What the ledger must hold, computed from the events alone."""
 
     def __init__(self, events: list[dict[str, Any]]) -> None:
-        prices = price_table()
+        prices = litellm_price_table(model for model, _provider in MODELS)
         self.billed = [e for e in events if e["span_kind"] == "llm"]
         self.priced = [e for e in self.billed if e["model"] in prices]
         self.cost: dict[str, Decimal] = {e["event_id"]: expected_cost(prices[e["model"]], e["usage"])
