@@ -88,6 +88,9 @@ log = logging.getLogger("llmops_evaluator.worker")
 JUDGMENTS = Counter("llmops_evaluator_judgments_total", "Judgments by outcome (status, or cached/stored)",
                     ["outcome"])
 
+CACHE_WRITES_LOST = Counter("llmops_evaluator_cache_writes_lost_total",
+                            "Judgments not cached because Redis was unreachable after they were published")
+
 T = TypeVar("T")
 _REDIS_TRANSIENT = (RedisConnectionError, RedisTimeoutError)
 
@@ -231,7 +234,8 @@ class EvaluatorHandler(BatchHandler[EventWork, Evaluation]):
         return evaluations
 
     async def publish(self, results: list[Evaluation], resources: Resources) -> None:
-        """After the commit: usage events and scores out (acks awaited), then new judgments cached."""
+        """After the commit: usage events and scores out (acks awaited), then new judgments cached (best
+        effort: Redis gone at this point loses cache entries, never the batch)."""
         if not results:
             return
         producer = resources.producer
@@ -243,9 +247,17 @@ class EvaluatorHandler(BatchHandler[EventWork, Evaluation]):
             futures.append(await producer.send(self.settings.scores_topic, score_message(e),
                                                key=str(e.interaction.event_id).encode()))
         await asyncio.gather(*futures)
-        if self.cache is not None:
+        if self.cache is None:
+            return
+        try:
             await self.cache.put_many([(e.interaction.tenant_id, e.cache_key, e.result) for e in results
                                        if e.cache_key is not None and not e.stored])
+        except _REDIS_TRANSIENT as exc:
+            # Committed and published: a lost cache entry costs one judge call for a later identical
+            # interaction, while raising here would crash the worker and redeliver the whole batch.
+            CACHE_WRITES_LOST.inc(len(results))
+            log.warning("Redis unavailable after publishing; judgments not cached",
+                        extra={"worker": self.name, "judgments": len(results), "error": type(exc).__name__})
 
 
 @asynccontextmanager

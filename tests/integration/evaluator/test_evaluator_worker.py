@@ -10,8 +10,12 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
 
 from llmops_devtools.fake_openai import FakeLLMServer
+from llmops_devtools.testing import free_port
+from llmops_evaluator.cache import JudgmentCache
 from llmops_evaluator.config import JUDGE_TAG
 from llmops_evaluator.evaluations import JUDGE_ERROR
 from llmops_evaluator.registry import EvaluatorRegistry
@@ -19,7 +23,7 @@ from llmops_evaluator.worker import EvaluatorHandler, open_runtime
 from llmops_shared import deadletters
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import DEAD_LETTERS
-from llmops_shared.worker import Message
+from llmops_shared.worker import Message, Resources
 from tests.integration.evaluator.evaluator_support import (
     JUDGE_ENV,
     REPLY,
@@ -344,3 +348,33 @@ async def test_an_event_twice_in_one_batch_is_judged_once(
     async with pg_pool.acquire() as conn, conn.transaction():
         written = await handler.write(conn, judged)
     assert len(written) == 4 and len(await result_keys(pg_pool, tenant)) == 4
+
+
+async def test_redis_gone_after_publishing_loses_cache_entries_not_the_worker(
+        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, server: FakeLLMServer) -> None:
+    """Found by the chaos run: Redis killed between the commit and the cache write crashed the worker."""
+    config = evaluator_config(tenant, server.url)
+    await register(pg_pool, config)
+    settings = worker_settings(stack, judges=[server.url])
+    await create_topics(settings)
+    registry = EvaluatorRegistry(settings, cache=None, ledger=None, environ=JUDGE_ENV)
+    unreachable = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    handler = EvaluatorHandler(settings, registry, JudgmentCache(unreachable))
+    batch = events(tenant, 2)
+    items = [(m, handler.decode(m)) for m in
+             (Message(settings.topic, 0, n, None, orjson.dumps(e), 0) for n, e in enumerate(batch))]
+    scores_from = {tp: 0 for tp in await end_offsets(settings.kafka_bootstrap, settings.scores_topic)}
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        judged, _ = await handler.judge(pg_pool, items)
+        async with pg_pool.acquire() as conn, conn.transaction():
+            written = await handler.write(conn, judged)
+        await handler.publish(written, Resources(pg_pool, producer, asyncio.Event()))
+    finally:
+        await producer.stop()
+        await registry.close()
+        await unreachable.aclose()
+    scores = await collect(settings.kafka_bootstrap, settings.scores_topic, scores_from,
+                           until=lambda found: len(found) >= len(written), timeout_s=20)
+    assert len(written) == 4 and len(scores) == len(written)
