@@ -4,9 +4,8 @@ app (openai client + llmops_sdk) --HTTP--> ingest API --> llm.interactions.raw -
     --> judge (the local OpenAI-compatible test server) --> Postgres scores for the sampled share
     --> the judge's own usage events back on llm.interactions.raw, as the tenant's, for billing.
 
-The billing worker (`llmops_billing.worker`, when installed) runs alongside on the raw topic and must put
-every judge usage event in `usage_ledger`, priced, under the tenant; without it, "billed" is checked up to
-billing's input: the usage events on llm.interactions.raw, one distinct event id per judgment.
+The billing worker (`llmops_billing.worker`) runs alongside on the raw topic and must put every judge
+usage event in `usage_ledger`, priced, under the tenant: one distinct event id per judgment.
 
 The worker reads the raw topic here (`LLMOPS_EVALUATOR_SOURCE_TOPIC`), as it does where guardrails do not run, and
 its consumer group starts at the topic's current end, so the test judges only its own traffic.
@@ -27,12 +26,16 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 import llmops_sdk
+from llmops_billing.settings import BillingSettings
+from llmops_billing.worker import UsageLedgerHandler
 from llmops_devtools.fake_openai import FakeLLMServer
 from llmops_evaluator.config import JUDGE_TAG, sampled
 from llmops_ingest.api import create_app as create_ingest_app
 from llmops_ingest.settings import IngestSettings
+from llmops_shared.kafka import durable_producer
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import EVALUATION_SCORES, INTERACTIONS_RAW
+from llmops_shared.worker import StreamWorker
 from tests.integration.evaluator.evaluator_support import (
     JUDGE_CREDENTIAL,
     REPLY,
@@ -52,11 +55,6 @@ pytestmark = pytest.mark.integration
 APP = "support-bot"
 CALLS = 30
 
-try:  # billing is built alongside; run it when it is installed
-    from llmops_billing.settings import BillingSettings
-    from llmops_billing.worker import UsageLedgerHandler
-except ImportError:  # pragma: no cover - a checkout without billing
-    BillingSettings = None  # type: ignore[assignment,misc]
 
 
 async def start_group_at_end(bootstrap: str, topic: str, group: str) -> None:
@@ -72,14 +70,8 @@ async def start_group_at_end(bootstrap: str, topic: str, group: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def billing_worker(stack: CommonSettings, pool: asyncpg.Pool) -> AsyncIterator[bool]:
-    """The billing worker on the raw topic (a group of its own, from the current end); yields whether it runs."""
-    if BillingSettings is None:
-        yield False
-        return
-    from llmops_shared.kafka import durable_producer
-    from llmops_shared.worker import StreamWorker
-
+async def billing_worker(stack: CommonSettings, pool: asyncpg.Pool) -> AsyncIterator[None]:
+    """The billing worker on the raw topic (a group of its own, from the current end)."""
     settings = BillingSettings(**stack.model_dump(), topic=INTERACTIONS_RAW,
                                group=f"test-billing-{uuid.uuid4().hex[:8]}", batch_max_wait_ms=50)
     await start_group_at_end(stack.kafka_bootstrap, INTERACTIONS_RAW, settings.group)
@@ -89,7 +81,7 @@ async def billing_worker(stack: CommonSettings, pool: asyncpg.Pool) -> AsyncIter
                                              producer=producer)
     task = asyncio.create_task(worker.run())
     try:
-        yield True
+        yield
     finally:
         worker.stopping.set()
         await asyncio.wait_for(task, 20)
@@ -124,7 +116,7 @@ async def test_demo_traffic_is_judged_for_the_sampled_share_and_the_judge_usage_
         key = await make_key(tenant, ["ingest:write"])
 
         with serve(create_ingest_app(IngestSettings(**stack.model_dump()))) as ingest_url:
-            async with billing_worker(stack, pg_pool) as billing, running_worker(settings):
+            async with billing_worker(stack, pg_pool), running_worker(settings):
                 await asyncio.to_thread(app_traffic, llm.url, ingest_url, key, tenant)
 
                 def ours(record: Any) -> bool:
@@ -153,8 +145,7 @@ async def test_demo_traffic_is_judged_for_the_sampled_share_and_the_judge_usage_
                     count = await pg_pool.fetchval("SELECT count(*) FROM usage_ledger WHERE tenant_id = $1", tenant)
                     return bool(count >= CALLS + len(expected))
 
-                if billing:
-                    await eventually(billed, timeout_s=30, what="the app's and the judge's usage in the ledger")
+                await eventually(billed, timeout_s=30, what="the app's and the judge's usage in the ledger")
 
     rows = await pg_pool.fetch("SELECT * FROM evaluation_results WHERE tenant_id = $1", tenant)
     assert {(str(r["event_id"]), r["evaluator_id"], r["rubric"], r["rubric_version"]) for r in rows} == expected
@@ -172,13 +163,12 @@ async def test_demo_traffic_is_judged_for_the_sampled_share_and_the_judge_usage_
                            until=lambda found: len(found) >= len(expected))
     assert {orjson.loads(r.value)["event_id"] for r in scores} == judged_ids
 
-    if billing:
-        ledger = await pg_pool.fetch(
-            "SELECT event_id::text, input_tokens, unpriced, cost_total FROM usage_ledger "
-            "WHERE tenant_id = $1 AND app_id = 'llmops-evaluator'", tenant)
-        assert {r["event_id"] for r in ledger} == {e["event_id"] for e in usage_events}  # each judgment, once
-        assert sum(r["input_tokens"] for r in ledger) == sum(r["input_tokens"] for r in rows)
-        assert all(not r["unpriced"] and r["cost_total"] > 0 for r in ledger)
-        app_rows = await pg_pool.fetchval(
-            "SELECT count(*) FROM usage_ledger WHERE tenant_id = $1 AND app_id = $2", tenant, APP)
-        assert app_rows == CALLS
+    ledger = await pg_pool.fetch(
+        "SELECT event_id::text, input_tokens, unpriced, cost_total FROM usage_ledger "
+        "WHERE tenant_id = $1 AND app_id = 'llmops-evaluator'", tenant)
+    assert {r["event_id"] for r in ledger} == {e["event_id"] for e in usage_events}  # each judgment, once
+    assert sum(r["input_tokens"] for r in ledger) == sum(r["input_tokens"] for r in rows)
+    assert all(not r["unpriced"] and r["cost_total"] > 0 for r in ledger)
+    app_rows = await pg_pool.fetchval(
+        "SELECT count(*) FROM usage_ledger WHERE tenant_id = $1 AND app_id = $2", tenant, APP)
+    assert app_rows == CALLS

@@ -14,7 +14,6 @@ pytestmark = pytest.mark.integration
 
 
 async def test_the_demo_sets_up_keys_each_run_and_its_evaluator_once(stack: CommonSettings, pg_pool: Any) -> None:
-    pytest.importorskip("llmops_evaluator")
     for _ in range(2):  # the second run finds the evaluator and keeps it
         ingest_keys, read_keys = await _prepare_tenants(stack, "http://127.0.0.1:8099/v1")
         assert set(ingest_keys) == set(read_keys) == set(TENANTS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -12,6 +11,7 @@ import pytest
 
 from llmops_billing.alerts import budget_alert, budget_severity, fingerprint, unpriced_model_alert
 from llmops_billing.budgets import period_bounds, reached, validate_amount, validate_thresholds
+from llmops_shared.alerts import AlertMessage
 
 D = Decimal
 AT = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
@@ -98,11 +98,7 @@ def test_long_fingerprints_are_cut_with_a_hash() -> None:
     assert len(long) == 200 and long != fingerprint("unpriced_model", "t" * 128, "p", "m" * 127 + "x")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llmops_shared.alerts") is None,
-                    reason="llmops_shared.alerts (the notifier's message model) is not in this checkout")
 def test_billing_alerts_validate_against_the_shared_alert_message() -> None:
-    from llmops_shared.alerts import AlertMessage  # type: ignore[import-not-found,unused-ignore]
-
     for message in (budget_message(), budget_message(threshold=100, app_id="bot")):
         parsed = AlertMessage.model_validate(message)
         assert parsed.alert_id == message["alert_id"] and parsed.source == "billing"

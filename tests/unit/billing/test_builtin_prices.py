@@ -66,7 +66,7 @@ def test_the_manual_list_holds_only_models_the_snapshot_lacks() -> None:
 
 def test_the_built_in_list_matches_the_snapshot_it_was_made_from() -> None:
     if not SNAPSHOT.is_file():
-        pytest.skip(f"the reference price snapshot is not beside this checkout ({SNAPSHOT})")
+        pytest.fail(f"the reference price snapshot is not beside this checkout ({SNAPSHOT}): clone ../shared")
     fresh = load_litellm_file(SNAPSHOT, effective_from=BASELINE_EFFECTIVE_FROM, source=SNAPSHOT_SOURCE)
     built_in, _manual = builtin_imports()
     assert built_in.prices == fresh.prices

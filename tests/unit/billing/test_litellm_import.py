@@ -106,7 +106,7 @@ def test_a_file_that_is_not_a_price_map_is_refused(raw: str) -> None:
 @pytest.fixture(scope="module")
 def snapshot() -> LiteLLMImport:
     if not SNAPSHOT.is_file():
-        pytest.skip(f"the reference price snapshot is not beside this checkout ({SNAPSHOT})")
+        pytest.fail(f"the reference price snapshot is not beside this checkout ({SNAPSHOT}): clone ../shared")
     return load_litellm_file(SNAPSHOT, effective_from=AT, source="litellm-2026-07-24")
 
 

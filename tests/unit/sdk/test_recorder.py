@@ -348,7 +348,6 @@ def test_configuration_errors_are_raised_at_once() -> None:
         Recorder(app_id="a", endpoint="http://x", api_key="k", batch_size=5_000)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
 def test_a_forked_child_gets_a_fresh_buffer_and_thread(receiver: Receiver, make_recorder: MakeRecorder) -> None:
     recorder = make_recorder(receiver.url, flush_interval_s=30)
     parents = {recorder.record() for _ in range(2)}  # pending in the parent when it forks

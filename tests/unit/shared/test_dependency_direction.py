@@ -44,7 +44,7 @@ def _is_dynamic_import(func: ast.expr) -> bool:
 def package_files(package: str) -> list[Path]:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip(f"{package} is not installed")
+        pytest.fail(f"{package} is not installed (run make bootstrap)")
     files = sorted(p for location in spec.submodule_search_locations for p in Path(location).rglob("*.py"))
     assert files, f"no modules found for {package}"
     return files
