@@ -1,14 +1,25 @@
-"""Kafka topic names: one place, imported by every producer and consumer."""
+"""Kafka topic names: one place, imported by every producer and consumer.
+
+`LLMOPS_TOPIC_PREFIX` (read once, at import) is put before every name, so two suites can share one
+cluster without reading each other's traffic: the test session uses a prefix of its own, so a stack
+running beside the tests (`llmops up`) never sees their events, nor they its events.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 
-INTERACTIONS_RAW = "llm.interactions.raw"
-INTERACTIONS_CLEAN = "llm.interactions.clean"
-ALERTS = "llmops.alerts"
-EVALUATION_SCORES = "evaluations.scores"
-DEAD_LETTERS = "llm.dead-letters"
+PREFIX = os.environ.get("LLMOPS_TOPIC_PREFIX", "")
+if not re.fullmatch(r"[A-Za-z0-9._-]{0,100}", PREFIX):
+    raise ValueError(f"LLMOPS_TOPIC_PREFIX={PREFIX!r}: letters, digits, '.', '_' and '-' only, at most 100")
+
+INTERACTIONS_RAW = f"{PREFIX}llm.interactions.raw"
+INTERACTIONS_CLEAN = f"{PREFIX}llm.interactions.clean"
+ALERTS = f"{PREFIX}llmops.alerts"
+EVALUATION_SCORES = f"{PREFIX}evaluations.scores"
+DEAD_LETTERS = f"{PREFIX}llm.dead-letters"
 
 
 @dataclass(frozen=True)
