@@ -168,7 +168,8 @@ async def test_an_instrumented_openai_call_reaches_kafka_as_a_valid_event(
 async def test_the_kafka_transport_writes_straight_to_the_broker(stack: CommonSettings, tenant: str) -> None:
     since = await end_offsets(stack.kafka_bootstrap, INTERACTIONS_RAW)
     recorder = Recorder(app_id="sdk-it", environment="test", transport="kafka",
-                        kafka_bootstrap=stack.kafka_bootstrap, tenant_id=tenant, flush_interval_s=0.1)
+                        kafka_bootstrap=stack.kafka_bootstrap, kafka_topic=INTERACTIONS_RAW, tenant_id=tenant,
+                        flush_interval_s=0.1)
     try:
         with trace() as t:
             ids = {recorder.record(name=f"direct-{i}", latency_ms=float(i)) or "" for i in range(12)}
