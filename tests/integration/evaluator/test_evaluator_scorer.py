@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from decimal import Decimal
@@ -162,3 +163,28 @@ async def test_the_daily_spend_cap_stops_judge_calls(server: FakeLLMServer, redi
     assert server.stats.requests == 2
     assert await ledger.spent(config.tenant_id, config.id, spend_day()) == Decimal(16)
     await scorer.judge.close()
+
+
+async def test_fifty_judgments_at_once_never_spend_past_the_cap(server: FakeLLMServer, redis_client: Any,
+                                                               tenant: str) -> None:
+    # Each call reserves max_tokens = 16 USD and costs 8 (see above). Cap 100, 50 judgments at once, the
+    # judge slow enough that they all wait on it together. Every reservation is held while its call is in
+    # flight, so at most 100 // 16 = 6 calls can be granted before any settles; whatever the interleaving,
+    # the money actually spent (8 per call made) never passes the cap, and no call is made once it would.
+    server.config.latency_ms = 50
+    config = make_config(tenant, server.url, rubrics=["safety@1"], daily_spend_cap_usd="100", max_concurrency=50,
+                         judge={"model": "judge-model", "base_url": server.url, "credential": "test-judge",
+                                "max_tokens": 16, "output_usd_per_mtok": "1000000"})
+    ledger = SpendLedger(redis_client, prefix=f"llmops:test:spend:{tenant}")
+    scorer = scorer_for(config, redis_client, ledger=ledger)
+    outcomes = await asyncio.gather(*(scorer.score(interaction(tenant, n)) for n in range(50)))
+    await scorer.judge.close()
+    results = [evaluations[0].result for evaluations in outcomes]
+    made = sum(r.status is JudgeStatus.OK for r in results)
+    assert made == server.stats.requests
+    assert {r.error_type for r in results if r.status is not JudgeStatus.OK} == {"spend_cap"}
+    spent = await ledger.spent(config.tenant_id, config.id, spend_day())
+    assert spent == Decimal(8) * made <= Decimal(100)
+    # At least 6 (all reserved before any settles); at most 11 (10 settled = 80, + 16 reserved = 96; a 12th
+    # would need 88 + 16 = 104).
+    assert 6 <= made <= 11
