@@ -3,8 +3,8 @@
 A dead letter is a row in `dead_letters` (why, where from; no payload) plus the original message on
 `llm.dead-letters` (headers say where from). Replay reads the dead-letter topic, re-publishes each
 pending message to the topic it came from (same key and value) and marks its row replayed. Consumers
-are idempotent on `event_id`, so a replayed event that another service already handled changes nothing
-there.
+are idempotent on tenant and `event_id`, so a replayed event that another service already handled
+changes nothing there.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ A service supplies a `BatchHandler[T, R]`: `decode` (pure; raises `BadEvent` for
 never be processed), `identify` (the event id and tenant of a decoded item, for its dead letter), an
 optional `prepare` step that runs outside any transaction (slow network I/O such as the evaluator's
 judge calls), `write`, which applies the batch inside one Postgres transaction and must be idempotent
-(rows keyed by `event_id`, `ON CONFLICT DO NOTHING`, aggregates only from rows actually inserted) and
-returns what goes downstream, and an optional `publish` step for that, after the commit.
+(rows keyed by tenant and `event_id`, `ON CONFLICT DO NOTHING`, aggregates only from rows actually
+inserted) and returns what goes downstream, and an optional `publish` step for that, after the commit.
 
 The checkpoint order, which is what makes effects exactly-once on at-least-once delivery:
   1. write the batch and its dead-letter rows in one Postgres transaction (retried until it commits);

@@ -74,6 +74,11 @@ class LedgerRow:
     price_tier: int | None
     priced_at: datetime
 
+    @property
+    def event_key(self) -> tuple[str, uuid.UUID]:
+        """What identifies the event: an event id is its tenant's own (two tenants' events may share one)."""
+        return self.tenant_id, self.event_id
+
 
 COLUMNS = tuple(f.name for f in fields(LedgerRow))
 

@@ -8,8 +8,8 @@ order are the shared worker's. Per batch, in ONE transaction:
 
 1. price each event with the catalogue (built-in list + database rows, reloaded before the batch when a
    price table changed: the process's `ConfigWatcher`; every `price_refresh_s` in any case) and write
-   the ledger rows idempotently (`store.ledger.write_batch`: rows keyed by event id, rollups only from
-   rows actually inserted);
+   the ledger rows idempotently (`store.ledger.write_batch`: rows keyed by tenant and event id, rollups
+   only from rows actually inserted);
 2. raise one alert per newly unpriced model (`unpriced_models.alerted_at` is set in this transaction);
 3. evaluate the budgets the inserted rows' spend touches (`budgets.evaluate_touched`): each threshold
    crossing is recorded once per budget and period;

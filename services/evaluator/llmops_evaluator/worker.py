@@ -110,6 +110,11 @@ class EventWork:
     def tenant_id(self) -> str:
         return self.interaction.tenant_id
 
+    @property
+    def event_key(self) -> tuple[str, Any]:
+        """What identifies the event: an event id is its tenant's own (two tenants' events may share one)."""
+        return self.interaction.tenant_id, self.interaction.event_id
+
 
 class EvaluatorHandler(BatchHandler[EventWork, Evaluation]):
     """The worker's steps: `decode` (pure), `prepare` = `judge` (no transaction), `write` (in it), `publish`."""
@@ -139,11 +144,13 @@ class EvaluatorHandler(BatchHandler[EventWork, Evaluation]):
         A message that stops being `owned` (its partition was revoked) gets no further judge calls. The
         evaluators are re-read first if they changed since the last batch (the registry's watcher)."""
         await self._retrying(lambda: self.registry.refresh(pool), stopping)
-        first_of: dict[Any, int] = {}  # an event delivered twice in one batch is judged once, for its first copy
+        # An event delivered twice in one batch is judged once, for its first copy; an event id is its tenant's
+        # own, so another tenant's event with the same id is judged too.
+        first_of: dict[tuple[str, Any], int] = {}
         for index, (_, work) in enumerate(items):
-            first_of.setdefault(work.event_id, index)
+            first_of.setdefault(work.event_key, index)
         plan = [(index, active, rubric)
-                for index, (_, work) in enumerate(items) if first_of[work.event_id] == index
+                for index, (_, work) in enumerate(items) if first_of[work.event_key] == index
                 for active in self.registry.selecting(work.interaction)
                 for rubric in active.rubrics]
         if not plan:

@@ -3,7 +3,8 @@
 **Grouping.** An alert is keyed by its fingerprint (tenant, app, rule, detector). At most one alert per
 fingerprint is unresolved (a partial unique index); every event that triggers the rule is counted into
 it once (`guardrail_alert_events` is unique on (fingerprint, event_id), so a redelivered event, or one
-sent twice, is never counted twice, even after the alert it was counted in was resolved). `count`,
+sent twice, is never counted twice, even after the alert it was counted in was resolved; a fingerprint
+names its tenant, so another tenant's event with the same id is counted into that tenant's alert). `count`,
 `first_seen` and `last_seen` (event times) grow only from rows actually inserted. When the unresolved alert
 has been quiet for longer than the grouping window (its `last_seen` is more than `alert_group_window_s`
 before the earliest new occurrence in the batch), it is resolved (`resolved_by = 'guardrails:window'`,

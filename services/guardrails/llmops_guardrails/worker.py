@@ -21,9 +21,10 @@ offsets, last). Per batch of `llm.interactions.raw`:
      (`sizing`), and one that still does not fit fails the batch with `CleanEventTooLarge`, so the worker
      dead-letters that event alone; publishing never fails on a size after the commit.
 
-A redelivered batch changes no row, publishes the same clean events again (consumers key on event_id)
-and republishes the current state of the alerts its events were counted in (the notifier sends each
-alert state once). So a crash anywhere loses nothing and counts nothing twice.
+A redelivered batch changes no row, publishes the same clean events again (consumers key on tenant and
+event_id) and republishes the current state of the alerts its events were counted in (the notifier sends
+each alert state once). So a crash anywhere loses nothing and counts nothing twice. An event id is its
+tenant's own: events of two tenants with the same id are two events, each scanned, stored and counted once.
 """
 
 from __future__ import annotations
@@ -91,7 +92,9 @@ class GuardrailsWorker(InteractionHandler[Outgoing]):
         self.policies = policies or PolicyStore(settings.policy_cache_ttl_s)
 
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[Outgoing]:
-        events = list({event.event_id: event for _, event in items}.values())  # an event sent twice: once
+        # An event sent twice is scanned once; an event id is its tenant's own (another tenant's event with
+        # the same id is another event).
+        events = list({(event.tenant_id, event.event_id): event for _, event in items}.values())
         effective = await self.policies.effective(conn, {(e.tenant_id, e.app_id) for e in events})
         chosen = [effective[(e.tenant_id, e.app_id)] for e in events]
         started = time.perf_counter()

@@ -4,7 +4,8 @@ The producer (`llmops_shared.kafka.LazyProducer`) is idempotent with `acks=all` 
 so the API starts, and answers 503, while Kafka is down. `publish` returns when every event of the
 request is acknowledged, or raises `KafkaUnavailable` within the configured timeout: then the API
 answers 503 and claims nothing. (An event Kafka took after that timeout is still on the topic; the
-client's retry sends it again with the same `event_id`, and every consumer de-duplicates on `event_id`.)
+client's retry sends it again with the same `event_id`, and every consumer de-duplicates on the tenant and
+`event_id`.)
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ TABLES = ("model_prices", "model_price_tiers", "tenant_price_discounts", "usage_
 
 INSERT_ONE = """
     WITH fresh AS (
-        INSERT INTO usage_events_seen (event_id, occurred_at) SELECT $1, $2
-        WHERE NOT EXISTS (SELECT 1 FROM usage_events_seen WHERE event_id = $1)
-        ON CONFLICT (event_id, occurred_at) DO NOTHING RETURNING event_id, occurred_at
+        INSERT INTO usage_events_seen (tenant_id, event_id, occurred_at) SELECT $3, $1, $2
+        WHERE NOT EXISTS (SELECT 1 FROM usage_events_seen WHERE tenant_id = $3 AND event_id = $1)
+        ON CONFLICT (tenant_id, event_id, occurred_at) DO NOTHING RETURNING event_id, occurred_at
     )
     INSERT INTO usage_ledger (event_id, occurred_at, tenant_id, app_id, environment, trace_id, span_id,
                               span_kind, status, model, model_key, input_tokens, output_tokens,

@@ -350,6 +350,35 @@ async def test_an_event_twice_in_one_batch_is_judged_once(
     assert len(written) == 4 and len(await result_keys(pg_pool, tenant)) == 4
 
 
+async def test_two_tenants_events_with_one_id_in_one_batch_are_each_judged_once(
+        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, server: FakeLLMServer) -> None:
+    """An event id is its tenant's own (issue 11, item 5): tenant B's event with tenant A's id is judged too,
+    for B; A's second copy is not; a redelivered batch judges nothing again."""
+    other = f"{tenant}-b"
+    for owner in (tenant, other):
+        await register(pg_pool, evaluator_config(owner, server.url))
+    settings = worker_settings(stack, judges=[server.url])
+    registry = EvaluatorRegistry(settings, cache=None, ledger=None, environ=JUDGE_ENV)
+    handler = EvaluatorHandler(settings, registry, None)
+    shared = str(uuid.uuid4())
+    a, b = ({**make_event(event_id=shared, output=f"Order {owner} ships today."), "tenant_id": owner}
+            for owner in (tenant, other))
+    messages = [Message("t", 0, n, None, orjson.dumps(e), 0) for n, e in enumerate([a, b, a])]
+    items = [(m, handler.decode(m)) for m in messages]
+    try:
+        for _ in range(2):  # the second time: a redelivery, answered from the stored rows
+            judged, dead = await handler.judge(pg_pool, items)
+            assert [len(work.evaluations) for _, work in judged] == [2, 2, 0] and dead == []
+            async with pg_pool.acquire() as conn, conn.transaction():
+                await handler.write(conn, judged)
+    finally:
+        await registry.close()
+    assert server.stats.requests == 4
+    for owner in (tenant, other):
+        assert sorted(await result_keys(pg_pool, owner)) == [(shared, f"ev-{owner}", "relevance", 1),
+                                                             (shared, f"ev-{owner}", "safety", 1)]
+
+
 async def test_redis_gone_after_publishing_loses_cache_entries_not_the_worker(
         stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, server: FakeLLMServer) -> None:
     """Found by the chaos run: Redis killed between the commit and the cache write crashed the worker."""

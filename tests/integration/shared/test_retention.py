@@ -62,7 +62,8 @@ async def fill(pool: asyncpg.Pool, instants: list[datetime]) -> None:
     for at in instants:
         for tenant in ("acme", "other"):
             event_id = uuid.uuid4()
-            await pool.execute("INSERT INTO usage_events_seen (event_id, occurred_at) VALUES ($1, $2)", event_id, at)
+            await pool.execute("INSERT INTO usage_events_seen (tenant_id, event_id, occurred_at) VALUES ($1, $2, $3)",
+                               tenant, event_id, at)
             await pool.execute(
                 """INSERT INTO guardrail_findings (event_id, finding_no, tenant_id, app_id, occurred_at, part, detector,
                        entity_type, start_offset, end_offset, score, value_hash)
@@ -134,7 +135,8 @@ async def test_a_run_drops_whole_expired_months_keeps_what_a_tenant_keeps_longer
     assert "dead_letters: deleted rows older than 30 days (1 row(s))" in lines
     assert "notification_deliveries: deleted rows older than 30 days (1 row(s))" in lines
     # the default partitions are still there, and the tables still take rows of dropped months
-    await pool.execute("INSERT INTO usage_events_seen (event_id, occurred_at) VALUES ($1, '2026-03-03Z')", uuid.uuid4())
+    await pool.execute("INSERT INTO usage_events_seen (tenant_id, event_id, occurred_at) "
+                       "VALUES ('acme', $1, '2026-03-03Z')", uuid.uuid4())
     assert (await months_of(pool, "usage_events_seen"))["default"] == 1
 
     again = await run_retention(pool, settings, now=NOW)  # nothing more to do
@@ -147,7 +149,8 @@ async def test_the_command_says_what_it_dropped(scratch: tuple[str, asyncpg.Pool
     old = utc_now() - timedelta(days=200)  # the command's clock is the wall clock: rows relative to it
     await pool.execute("SELECT llmops_ensure_month_partitions('usage_events_seen', $1::timestamptz[], "
                        "'-infinity', 'infinity')", [old])
-    await pool.execute("INSERT INTO usage_events_seen (event_id, occurred_at) VALUES ($1, $2)", uuid.uuid4(), old)
+    await pool.execute("INSERT INTO usage_events_seen (tenant_id, event_id, occurred_at) VALUES ('acme', $1, $2)",
+                       uuid.uuid4(), old)
     name = f"usage_events_seen_{old:%Y_%m}"
     monkeypatch.setenv("LLMOPS_DATABASE_URL", url)
 

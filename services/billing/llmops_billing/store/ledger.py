@@ -6,11 +6,13 @@
    months near `now` (`llmops_shared.partitions`: rows of other months go to the default partitions),
    and COPY the rows into a temporary staging table (per connection; emptied before each batch and at
    commit);
-2. from there, insert the event ids into `usage_events_seen` (unless the id is there already, whatever
-   its `occurred_at`: the table is partitioned by month, so its key is (event_id, occurred_at), and an
-   id sent again with another time must still count once) with ON CONFLICT DO NOTHING RETURNING, and
-   ledger rows only for the ids that came back (so a redelivered event is a no-op; the ledger insert
-   also skips a row it already has, should `usage_events_seen` have lost that month to retention);
+2. from there, insert the (tenant, event id) pairs into `usage_events_seen` (unless the pair is there
+   already, whatever its `occurred_at`: the table is partitioned by month, so its key is (tenant_id,
+   event_id, occurred_at), and an event sent again with another time must still count once) with ON
+   CONFLICT DO NOTHING RETURNING, and ledger rows only for the pairs that came back (so a redelivered event
+   is a no-op; the ledger insert also skips a row it already has, should `usage_events_seen` have lost that
+   month to retention). An event id is the tenant's own: another tenant's event with the same id is
+   another event, billed to that tenant once (migration billing/0006);
 3. add only those inserted rows to `usage_hourly`, `usage_daily`, `usage_daily_users` and
    `usage_daily_tags` (2 and 3 are one SQL statement: the rollups are grouped in Postgres from the ledger
    insert's RETURNING rows; `store.rollups`);
@@ -77,23 +79,23 @@ _INSERTED_TAGS = ("inserted CROSS JOIN LATERAL unnest(CASE WHEN cardinality(inse
 def _insert_sql() -> str:
     columns = ", ".join(COLUMNS)
     selected = ", ".join(f"s.{name}::numeric" if name in COST_COLUMNS else f"s.{name}" for name in COLUMNS)
-    # Built once at import from the constant column names above: no outside input reaches this SQL. An event
-    # id already seen in any month is looked up row by row (LATERAL ... LIMIT 1: an index probe into each
-    # month partition of `usage_events_seen`; a plain NOT EXISTS is planned as a hash anti-join that reads
-    # the whole table on every batch).
+    # Built once at import from the constant column names above: no outside input reaches this SQL. A
+    # (tenant, event id) already seen in any month is looked up row by row (LATERAL ... LIMIT 1: an index
+    # probe into each month partition of `usage_events_seen`; a plain NOT EXISTS is planned as a hash
+    # anti-join that reads the whole table on every batch).
     return f"""
         WITH fresh AS (
-            INSERT INTO usage_events_seen (event_id, occurred_at)
-            SELECT s.event_id, s.occurred_at FROM {_STAGING} s
-            LEFT JOIN LATERAL (SELECT true AS known FROM usage_events_seen e WHERE e.event_id = s.event_id
-                               LIMIT 1) seen ON true
+            INSERT INTO usage_events_seen (tenant_id, event_id, occurred_at)
+            SELECT s.tenant_id, s.event_id, s.occurred_at FROM {_STAGING} s
+            LEFT JOIN LATERAL (SELECT true AS known FROM usage_events_seen e
+                               WHERE e.tenant_id = s.tenant_id AND e.event_id = s.event_id LIMIT 1) seen ON true
             WHERE seen.known IS NULL
-            ON CONFLICT (event_id, occurred_at) DO NOTHING
-            RETURNING event_id
+            ON CONFLICT (tenant_id, event_id, occurred_at) DO NOTHING
+            RETURNING tenant_id, event_id
         ), inserted AS (
             INSERT INTO usage_ledger ({columns})
-            SELECT {selected} FROM {_STAGING} s JOIN fresh USING (event_id)
-            ON CONFLICT (event_id, occurred_at) DO NOTHING
+            SELECT {selected} FROM {_STAGING} s JOIN fresh USING (tenant_id, event_id)
+            ON CONFLICT (tenant_id, event_id, occurred_at) DO NOTHING
             RETURNING {", ".join(_RETURNED)}
         ), hourly AS (
             {rollup_from_inserted("usage_hourly", _HOUR_OF)}
@@ -104,7 +106,7 @@ def _insert_sql() -> str:
         ), daily_tags AS (
             {rollup_from_inserted("usage_daily_tags", _DAY_OF, key=TAG_KEY, source=_INSERTED_TAGS)}
         )
-        SELECT event_id FROM inserted
+        SELECT tenant_id, event_id FROM inserted
     """  # noqa: S608
 
 
@@ -130,7 +132,7 @@ async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow],
     writer's clock (which months get partitions; default the wall clock)."""
     if not conn.is_in_transaction():
         raise RuntimeError("write_batch must run inside the batch's transaction")
-    unique = list({row.event_id: row for row in reversed(rows)}.values())[::-1]  # first of each event id
+    unique = list({row.event_key: row for row in reversed(rows)}.values())[::-1]  # first of each event
     if not unique:
         return WriteResult((), ())
     # One round trip: the staging table, then the month partitions the batch needs (the literals are our
@@ -141,8 +143,8 @@ async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow],
     await conn.copy_records_to_table(_STAGING_NAME, schema_name="pg_temp", columns=COLUMNS,
                                      records=[_record(row) for row in unique])
     returned = await conn.fetch(_INSERT_LEDGER)
-    fresh_ids = {record["event_id"] for record in returned}
-    inserted = tuple(row for row in unique if row.event_id in fresh_ids)
+    fresh = {(record["tenant_id"], record["event_id"]) for record in returned}
+    inserted = tuple(row for row in unique if row.event_key in fresh)
     if not inserted:
         return WriteResult((), ())
     return WriteResult(inserted, tuple(await count_unpriced(conn, rows=inserted)))
@@ -166,17 +168,17 @@ _LOCK_CHUNK = f"""
 
 _CASTS = {"model_key": "text", "unpriced": "boolean", "unpriced_reason": "text", "price_version": "text",
           "price_tier": "integer"}
-_UPDATED = ("event_id", "occurred_at", *PRICING_COLUMNS, "priced_at")
+_UPDATED = ("tenant_id", "event_id", "occurred_at", *PRICING_COLUMNS, "priced_at")  # a row's key first
 
 
 def _update_sql() -> str:
-    types = ("uuid", "timestamptz", *(_CASTS.get(n, "numeric") for n in PRICING_COLUMNS), "timestamptz")
+    types = ("text", "uuid", "timestamptz", *(_CASTS.get(n, "numeric") for n in PRICING_COLUMNS), "timestamptz")
     params = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, start=1))
     sets = ", ".join(f"{n} = u.{n}" for n in (*PRICING_COLUMNS, "priced_at"))
     return f"""
         UPDATE usage_ledger l SET {sets}
         FROM unnest({params}) AS u({", ".join(_UPDATED)})
-        WHERE l.event_id = u.event_id AND l.occurred_at = u.occurred_at
+        WHERE l.tenant_id = u.tenant_id AND l.event_id = u.event_id AND l.occurred_at = u.occurred_at
     """  # noqa: S608  (constant column names)
 
 

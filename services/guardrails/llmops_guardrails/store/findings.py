@@ -1,6 +1,8 @@
-"""`guardrail_findings`: one row per finding, keyed (event_id, finding_no, occurred_at); value hashes, never
-values. Partitioned by month of `occurred_at` (migration guardrails/0010): the key includes it, and the
-insert makes sure the rows' month partitions exist first (`llmops_shared.partitions`)."""
+"""`guardrail_findings`: one row per finding, keyed (tenant_id, event_id, finding_no, occurred_at); value
+hashes, never values. An event id is its tenant's own: another tenant's event with the same id has findings
+of its own (migration guardrails/0012). Partitioned by month of `occurred_at` (migration guardrails/0010):
+the key includes it, and the insert makes sure the rows' month partitions exist first
+(`llmops_shared.partitions`)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ async def insert_findings(conn: asyncpg.Connection, *, rows: Sequence[FindingRow
            SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::int[],
                                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::int[],
                                 $14::float8[], $15::text[], $16::text[])
-           ON CONFLICT (event_id, finding_no, occurred_at) DO NOTHING
+           ON CONFLICT (tenant_id, event_id, finding_no, occurred_at) DO NOTHING
            RETURNING 1""",
         *[list(c) for c in columns])
     return len(inserted)
