@@ -46,6 +46,7 @@ class FakeLLMConfig:
     retry_after_s: float = 1.0
     reply_text: str | None = None
     json_reply: dict[str, Any] | None = None  # returned as the content when the request asks for JSON
+    marked_json_replies: dict[str, dict[str, Any]] = field(default_factory=dict)  # prompt marker -> its JSON reply
     # Answer a `json_schema` request with an object built from that schema (integers 1-3 picked from a hash
     # of the prompt, strings filled in): what the local stack's demo judge does.
     schema_replies: bool = False
@@ -338,6 +339,10 @@ def _content(config: FakeLLMConfig, body: dict[str, Any]) -> str:
     wants_json = (body.get("response_format") or {}).get("type") in {"json_object", "json_schema"}
     if wants_json:
         schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
+        prompt = _prompt_text(body)
+        for marker, reply in config.marked_json_replies.items():
+            if marker in prompt:
+                return json.dumps(reply)
         if config.json_reply is None and config.schema_replies and isinstance(schema, dict):
             return json.dumps(_from_schema(schema, _prompt_text(body)))
         return json.dumps(config.json_reply or {"score": 4, "label": "good", "reasoning": "fake judge"})

@@ -3,7 +3,7 @@
     llmops eval run --dataset golden.jsonl --model M --base-url URL
                     [--api-key-env OPENAI_API_KEY] [--judge-model J] [--judge-base-url URL] [--judge-api-key-env V]
                     [--rubrics relevance@1,correctness@1] [--threshold correctness@1=0.75 ...]
-                    [--default-threshold 0.5] [--min-pass-rate 0.8] [--max-drop 0.05] [--concurrency 4]
+                    [--default-threshold 0.5] [--min-pass-rate 1.0] [--max-drop 0.05] [--concurrency 4]
                     [--baseline RUN_ID | latest | run.json] [--junit report.xml] [--output run.json]
                     [--config eval.yaml] [--tenant acme] [--name DATASET] [--no-store]
     llmops eval runs --tenant acme [--dataset NAME] [--limit 20]
@@ -15,9 +15,13 @@ stdout, and writes JUnit XML for CI. Options override the config file (YAML: the
 `GoldenRunConfig` plus `tenant`). Keys are read from the environment variables named by `--api-key-env` /
 `--judge-api-key-env`, never from the command line.
 
-Exit codes: 0 every rubric passed its gate; 1 a regression (a rubric below its pass rate, fallen more than
-`--max-drop` from the baseline, or not judged at all); 2 the run could not be made (bad options, dataset,
-config, baseline or database).
+The gate is safe by default: a rubric fails when any item scores below its threshold (the minimum pass
+rate is 1.0 unless `--min-pass-rate` or the config file's `min_pass_rate` / `min_pass_rates` lower it), and
+the table says FAIL for it.
+
+Exit codes: 0 every rubric passed its gate; 1 a regression (a rubric below its minimum pass rate, fallen
+more than `--max-drop` from the baseline, or not judged at all); 2 the run could not be made (bad options,
+dataset, config, baseline or database).
 """
 
 from __future__ import annotations
@@ -349,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threshold", action="append", metavar="RUBRIC=N",
                      help="normalised score an item needs to pass a rubric, e.g. relevance@1=0.75; repeatable")
     run.add_argument("--default-threshold", type=float)
-    run.add_argument("--min-pass-rate", type=float, help="a rubric fails below this pass rate (0..1)")
+    run.add_argument("--min-pass-rate", type=float,
+                     help="a rubric fails below this pass rate (0..1; default 1.0: every item must pass)")
     run.add_argument("--max-drop", type=float, help="a rubric fails if its pass rate falls more than this")
     run.add_argument("--concurrency", type=int, help="items in flight (default 4)")
     run.add_argument("--baseline", help="a stored run id, 'latest' (last passed run), or a run.json file")

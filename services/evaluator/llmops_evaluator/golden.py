@@ -132,7 +132,10 @@ class GoldenRunConfig(_Model):
     custom_rubrics: list[CustomRubricSpec] = Field(default_factory=list)
     thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)  # by rubric ref
     default_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
-    min_pass_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    # The gate is safe by default: every item must pass. A team lowers it on purpose, for the run
+    # (`--min-pass-rate`) or per rubric (`min_pass_rates` in the config file).
+    min_pass_rate: Annotated[float, Field(ge=0, le=1)] = 1.0
+    min_pass_rates: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)  # by rubric ref
     max_drop: Annotated[float, Field(ge=0, le=1)] = 0.05  # allowed fall in pass rate from the baseline
     max_concurrency: Annotated[int, Field(ge=1, le=256)] = 4
     target: TargetSpec
@@ -145,6 +148,9 @@ class GoldenRunConfig(_Model):
         unknown = set(self.thresholds) - set(self.rubrics)
         if unknown:
             raise ValueError(f"thresholds for rubrics the run does not use: {', '.join(sorted(unknown))}")
+        unknown = set(self.min_pass_rates) - set(self.rubrics)
+        if unknown:
+            raise ValueError(f"min_pass_rates for rubrics the run does not use: {', '.join(sorted(unknown))}")
         return self
 
     def resolved_rubrics(self) -> list[Rubric]:
@@ -152,6 +158,9 @@ class GoldenRunConfig(_Model):
 
     def threshold(self, rubric: str) -> float:
         return self.thresholds.get(rubric, self.default_threshold)
+
+    def min_pass_rate_for(self, rubric: str) -> float:
+        return self.min_pass_rates.get(rubric, self.min_pass_rate)
 
 
 # -- results ----------------------------------------------------------------------------------------
@@ -372,8 +381,8 @@ def compare(run: RunResult, config: GoldenRunConfig, baseline: RunResult | None 
         problems = []
         if pass_rate is None:
             problems.append("no item was judged on this rubric")
-        elif pass_rate < config.min_pass_rate:
-            problems.append(f"pass rate {pass_rate:.1%} is below the minimum {config.min_pass_rate:.1%}")
+        elif pass_rate < config.min_pass_rate_for(ref) - 1e-12:
+            problems.append(f"pass rate {pass_rate:.1%} is below the minimum {config.min_pass_rate_for(ref):.1%}")
         if drop is not None and drop > config.max_drop + 1e-12:
             problems.append(f"pass rate fell by {drop:.1%} from the baseline's {base_rate:.1%}; "
                             f"at most {config.max_drop:.1%} is allowed")

@@ -137,3 +137,28 @@ async def test_a_run_that_cannot_be_made_exits_2_and_says_why(
     code, _, err = await asyncio.to_thread(run_cli, base_args(dataset, server, tenant))
     assert code == 2 and f"{KEY_ENV} is not set" in err
     assert server.stats.requests == 0  # nothing was sent anywhere
+
+
+async def test_with_default_options_a_run_with_failing_items_fails_and_a_lowered_pass_rate_lets_it_pass(
+        *, stack: CommonSettings, server: FakeLLMServer, tmp_path: Path) -> None:
+    # Three items, as a new user tries it: the judge scores item "good" 5 of 5 and the others 1 of 5, so
+    # each rubric passes 1 of 3 items (33%). Nothing is lowered: the run must fail, and say so.
+    path = tmp_path / "three.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "input": f"Question {i}?", "reference": f"Answer {i}."}) + "\n"
+                            for i in ("good", "bad-1", "bad-2")))
+    server.config.json_reply = {"reasoning": "Wrong.", "score": 1}
+    server.config.marked_json_replies = {"Question good?": {"reasoning": "Right.", "score": 5}}
+    args = ["run", "--dataset", str(path), "--model", "app-model", "--base-url", server.url, "--api-key-env", KEY_ENV,
+            "--rubrics", "relevance@1,correctness@1", "--no-store"]
+
+    code, out, err = await asyncio.to_thread(run_cli, args)
+    assert code == cli.REGRESSION, err
+    assert "PASSED" not in out and out.rstrip().endswith("REGRESSION")
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith(("relevance@1", "correctness@1"))}
+    assert set(rows) == {"relevance@1", "correctness@1"}
+    assert all("33.3%" in row and "FAIL: pass rate 33.3% is below the minimum 100.0%" in row for row in rows.values())
+    assert not any(row.rstrip().endswith(" ok") for row in rows.values())
+
+    code, out, err = await asyncio.to_thread(run_cli, [*args, "--min-pass-rate", "0.3"])
+    assert code == cli.PASSED, out + err
+    assert out.rstrip().endswith("PASSED")

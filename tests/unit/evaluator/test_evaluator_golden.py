@@ -134,6 +134,19 @@ def test_the_minimum_pass_rate_without_a_baseline() -> None:
     assert relevance.problems == ["pass rate 50.0% is below the minimum 60.0%"]
 
 
+def test_the_gate_is_safe_by_default_and_a_config_lowers_it_per_rubric() -> None:
+    raw = config().model_dump()
+    del raw["min_pass_rate"]
+    strict = GoldenRunConfig.model_validate(raw)
+    relevance, _ = compare(CURRENT, strict)
+    assert relevance.problems == ["pass rate 50.0% is below the minimum 100.0%"]  # one failing item is enough
+    lowered = GoldenRunConfig.model_validate({**raw, "min_pass_rates": {"relevance@1": 0.5}})
+    relevance, safety = compare(CURRENT, lowered)
+    assert relevance.ok and safety.ok
+    with pytest.raises(ValueError, match="min_pass_rates for rubrics the run does not use: tone@1"):
+        config(min_pass_rates={"tone@1": 0.5})
+
+
 def test_thresholds_must_name_rubrics_of_the_run() -> None:
     with pytest.raises(ValueError, match="thresholds for rubrics the run does not use: tone@1"):
         config(thresholds={"tone@1": 0.5})
