@@ -76,3 +76,13 @@ def money_str(value: Decimal) -> str:
 def round_money(value: Decimal, places: int = 2) -> Decimal:
     """For presentation only (reports, invoices): half-even rounding to `places` decimals."""
     return value.quantize(Decimal(1).scaleb(-places), context=_ROUNDING)
+
+
+def display_money(value: Decimal, significant: int = 3) -> str:
+    """An amount as a person reads it: cents, and never fewer than `significant` significant digits, so a
+    real cost never shows as zero (`0.004123` -> `'0.00412'`, `12.3456` -> `'12.35'`, `0` -> `'0.00'`).
+    Half-even; for display only (the exact string stays beside it)."""
+    if value == 0:
+        return "0.00"
+    places = max(2, significant - 1 - value.copy_abs().adjusted())
+    return format(round_money(value, places), "f")

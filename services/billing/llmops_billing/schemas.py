@@ -176,7 +176,8 @@ class UsageSummary(BaseModel):
     currency: Currency
     source: Source
     totals: UsageRow
-    cost_total_rounded: Money = Field(description="cost_total rounded half-even to cents")
+    cost_total_display: Money = Field(description="cost_total for people: cents, and at least three significant "
+                                              "digits, so a real cost never reads 0 (0.004123 -> 0.00412)")
     top_models: list[UsageRow] = Field(description="the ten largest by cost, by provider and model")
     top_apps: list[UsageRow]
     by_provider: list[UsageRow]

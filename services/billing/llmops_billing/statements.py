@@ -24,6 +24,11 @@ from llmops_shared.problems import Invalid
 LINE_ORDER = {line.value: i for i, line in enumerate(Line)}
 
 
+def cents(amount: Decimal) -> str:
+    """An invoice figure: rounded half-even to cents, always with two decimals (`0.00`, not `0`)."""
+    return format(round_money(amount, 2), "f")
+
+
 def parse_month(text: str) -> date:
     """The first day of a `YYYY-MM` month; `Invalid` (the path's `month`) otherwise."""
     try:
@@ -67,7 +72,7 @@ async def statement(conn: asyncpg.Connection, *, tenant_id: str, month: date,
             "provider": r["provider"], "model": r["model_key"], "price_version": r["price_version"],
             "line": r["line"], "quantity": quantity, "unit": "request" if r["line"] == "request" else "token",
             "unit_price": money_str(unit_price), "amount": money_str(amount),
-            "amount_rounded": money_str(round_money(amount, 2)), "events": int(r["events"]),
+            "amount_rounded": cents(amount), "events": int(r["events"]),
         })
         total = EXACT.add(total, amount)
     ledger_total = totals["ledger_total"]
@@ -79,7 +84,7 @@ async def statement(conn: asyncpg.Connection, *, tenant_id: str, month: date,
         "period": {"from": iso_utc(start), "to": iso_utc(end)},
         "status": "closed" if end <= now else "open",
         "items": items,
-        "total": money_str(total), "total_rounded": money_str(round_money(total, 2)),
+        "total": money_str(total), "total_rounded": cents(total),
         "ledger_total": money_str(ledger_total),
         "events": int(totals["events"]), "unpriced_events": int(totals["unpriced_events"]),
         "input_tokens": int(totals["input_tokens"]), "output_tokens": int(totals["output_tokens"]),

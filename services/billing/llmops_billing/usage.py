@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from llmops_billing import budgets
-from llmops_billing.money import money_str, round_money
+from llmops_billing.money import display_money
 from llmops_billing.store import unpriced as unpriced_store
 from llmops_billing.store import usage as usage_store
 from llmops_billing.usage_query import (
@@ -108,7 +108,7 @@ async def summary(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_id: str, st
     return {
         "from": iso_utc(base.start), "to": iso_utc(base.end), "currency": "USD", "source": choose_source(base).value,
         "totals": total,
-        "cost_total_rounded": money_str(round_money(Decimal(total["cost_total"]), 2)),
+        "cost_total_display": display_money(Decimal(total["cost_total"])),
         "top_models": top(await grouped(GroupField.PROVIDER, GroupField.MODEL)),
         "top_apps": top(await grouped(GroupField.APP)),
         "by_provider": top(await grouped(GroupField.PROVIDER)),

@@ -241,6 +241,9 @@ async def test_summary_totals_and_top_lists(world: World) -> None:
         "SELECT count(*) AS n, sum(cost_total) AS c FROM usage_ledger WHERE tenant_id = $1", world.a)
     assert body["totals"]["event_count"] == ledger["n"] and D(body["totals"]["cost_total"]) == ledger["c"]
     assert body["totals"]["unpriced_count"] == 1
+    shown = D(body["cost_total_display"])  # for people: never 0 for a real cost, within half a percent
+    assert shown > 0 and abs(shown - ledger["c"]) / ledger["c"] < D("0.005")
+    assert len(body["cost_total_display"].lstrip("0.")) >= 3
     assert {m["model"] for m in body["top_models"]} == {"gpt-4o-mini", "claude-3-5-haiku-20241022",
                                                          "alpha-unknown-model"}
     assert all(b["app_id"] != f"{SECRET}-app-0" for b in body["budgets"])  # B's budget is not there
@@ -266,6 +269,7 @@ async def test_the_statement_adds_up_line_by_line_to_the_ledger(world: World) ->
                                  "events": 1, "input_tokens": 9, "output_tokens": 9}]
     assert body["status"] == "open" and body["events"] == 19
     assert empty.status_code == 200 and empty.json()["items"] == [] and empty.json()["total"] == "0"
+    assert empty.json()["total_rounded"] == "0.00" and len(body["total_rounded"].rpartition(".")[2]) == 2
     assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["path", "month"]
 
 

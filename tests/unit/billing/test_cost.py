@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from llmops_billing.cost import LINES, Cost, Line, UnpricedReason, price_usage
-from llmops_billing.money import EXACT, money_str, round_money
+from llmops_billing.money import EXACT, display_money, money_str, round_money
 from llmops_billing.prices import ModelPrice, PriceCatalogue, PriceTier, TenantDiscount
 from llmops_shared.contract import Usage
 
@@ -170,3 +170,16 @@ def test_money_is_rounded_only_for_display() -> None:
     assert round_money(D("0.125")) == D("0.12")  # half-even
     assert round_money(D("0.135")) == D("0.14")
     assert round_money(D("0.00000015"), 6) == D("0.000000")
+
+
+def test_display_amounts_keep_three_significant_digits_and_never_hide_a_cost() -> None:
+    assert display_money(D("0.004")) == "0.00400"  # was "0" in the summary: a real cost shown as nothing
+    assert display_money(D("0.004123")) == "0.00412"
+    assert display_money(D("0.0149")) == "0.0149"
+    assert display_money(D("0.123456")) == "0.123"
+    assert display_money(D("1.235")) == "1.24"  # half-even
+    assert display_money(D("12.3456")) == "12.35"
+    assert display_money(D("1234.5")) == "1234.50"
+    assert display_money(D("0.00000015")) == "0.000000150"
+    assert display_money(D("-0.004123")) == "-0.00412"
+    assert display_money(D(0)) == "0.00"
