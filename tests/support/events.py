@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 
 from llmops_devtools.testing import make_event
 
-__all__ = ["collect", "end_offsets", "make_event", "partitions"]
+__all__ = ["collect", "committed", "end_offsets", "make_event", "partitions"]
 
 
 async def partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
@@ -53,3 +53,13 @@ async def collect(bootstrap: str, topic: str, since: dict[TopicPartition, int], 
         await consumer.stop()
 
 
+
+
+async def committed(bootstrap: str, group: str, partition: TopicPartition) -> int | None:
+    """The consumer group's committed offset on `partition` (None: nothing committed yet)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return await consumer.committed(partition)
+    finally:
+        await consumer.stop()

@@ -11,25 +11,18 @@ import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from llmops_billing.settings import BillingSettings
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings, environment
 from llmops_shared.topics import TopicSpec
+from tests.support.events import committed
 
 pytestmark = pytest.mark.integration
 
 BAD = 12
 
-
-async def committed(bootstrap: str, group: str, partition: TopicPartition) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return await consumer.committed(partition)
-    finally:
-        await consumer.stop()
 
 
 async def test_a_flood_of_bad_messages_stops_the_worker_process_with_exit_3_and_commits_nothing(
