@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs from the system's package manager (Debian/Ubuntu), if missing:
-# a JDK and Maven (the Kafka broker is assembled from Maven Central), PostgreSQL and Redis.
+# a JDK and Maven (the Kafka broker is assembled from Maven Central), PostgreSQL and Redis, and Chromium
+# with its driver for the browser tests.
 set -euo pipefail
 
 need=()
@@ -8,6 +9,9 @@ command -v java >/dev/null || need+=(default-jdk-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
+# A real browser for the tests of pages people look at (the API reference, the console)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null; then

@@ -3,7 +3,9 @@ body (authentication included), answered as problem details."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -34,3 +36,24 @@ def test_a_body_over_the_cap_is_refused_before_the_key_is_even_looked_at(
     assert resp.status_code == 413, (name, resp.text)
     assert resp.headers["content-type"] == "application/problem+json"
     assert resp.json()["detail"] == "the body is 5002 bytes; the limit is 4096"
+
+
+@pytest.mark.parametrize(("name", "make", "path"), _apps(), ids=[a[0] for a in _apps()])
+def test_the_reference_pages_need_nothing_from_the_internet(name: str, make: Callable[[], FastAPI], path: str) -> None:
+    client = TestClient(make())
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assert "http://" not in html and "https://" not in html, (name, page)  # no CDN, no web fonts
+        assets = re.findall(r'(?:src|href)="(/[^"]+)"', html)
+        assert assets, (name, page)
+        for asset in assets:
+            assert client.get(asset).status_code == 200, (name, asset)
+
+
+def test_the_vendored_files_are_the_versions_the_vendor_script_pins() -> None:
+    root = Path(__file__).resolve().parents[2]
+    script = (root / "deploy" / "frontend" / "vendor.sh").read_text()
+    pins = dict(re.findall(r"^([A-Z_]+)=(\S+)", script, flags=re.MULTILINE))
+    versions = dict(line.split() for line in (root / "shared" / "llmops_shared" / "static" / "vendor" / "VERSIONS")
+                    .read_text().splitlines())
+    assert versions == {"swagger-ui-dist": pins["SWAGGER_UI_DIST"], "redoc": pins["REDOC"]}

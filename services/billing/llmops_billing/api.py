@@ -25,7 +25,7 @@ from fastapi.responses import Response
 from llmops_billing.routes import budgets, prices, usage
 from llmops_billing.settings import BillingSettings
 from llmops_billing.statements import StatementMismatch
-from llmops_shared import problems
+from llmops_shared import api_docs, problems
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.http import JSONBody, api_backends, backend_checks, install_limits, ops_router, run_api
@@ -60,10 +60,13 @@ def create_app(settings: BillingSettings, *, clock: Clock = utc_now) -> FastAPI:
         lifespan=lifespan,
         default_response_class=JSONBody,
         responses=problems.ERROR_RESPONSES,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.clock = clock
     problems.install(app)
+    api_docs.install(app)
     install_limits(app, settings)
     app.add_exception_handler(StatementMismatch, _statement_mismatch)
 

@@ -21,7 +21,7 @@ from prometheus_client import Counter
 from llmops_evaluator.credentials import JudgeAccess
 from llmops_evaluator.routes import agreement, evaluators, feedback, results, reviews
 from llmops_evaluator.settings import EvaluatorSettings
-from llmops_shared import problems
+from llmops_shared import api_docs, problems
 from llmops_shared.egress import Resolver
 from llmops_shared.http import api_backends, backend_checks, install_limits, ops_router, run_api
 from llmops_shared.logging import configure_logging
@@ -49,8 +49,11 @@ def create_app(settings: EvaluatorSettings, *, resolver: Resolver | None = None)
                     "problem details.",
         lifespan=lifespan,
         responses=problems.ERROR_RESPONSES,
+        docs_url=None,
+        redoc_url=None,
     )
     problems.install(app)
+    api_docs.install(app)
     install_limits(app, settings)
     app.state.judge_access = JudgeAccess.of(settings, resolver=resolver)
 

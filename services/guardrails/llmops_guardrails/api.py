@@ -24,7 +24,7 @@ from llmops_guardrails.logs import configure_service_logging
 from llmops_guardrails.policy import default_policy
 from llmops_guardrails.routes import alerts, channels, check, policies
 from llmops_guardrails.settings import GuardrailsSettings
-from llmops_shared import problems
+from llmops_shared import api_docs, problems
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.http import api_backends, backend_checks, install_limits, ops_router, run_api
 
@@ -59,8 +59,11 @@ def create_app(settings: GuardrailsSettings, *, engine: PolicyEngine | None = No
         "(application/problem+json).",
         lifespan=lifespan,
         responses=problems.ERROR_RESPONSES,
+        docs_url=None,
+        redoc_url=None,
     )
     problems.install(app)
+    api_docs.install(app)
     install_limits(app, settings)
 
     async def kafka_check() -> None:

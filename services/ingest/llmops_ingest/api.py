@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from llmops_ingest.intake import BodyError, Intake, TimeWindow, parse_body, validate_items
 from llmops_ingest.publisher import EventPublisher
 from llmops_ingest.settings import IngestSettings
-from llmops_shared import problems
+from llmops_shared import api_docs, problems
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.deps import Ingester
 from llmops_shared.http import JSONBody, api_backends, backend_checks, install_limits, ops_router, run_api
@@ -112,6 +112,7 @@ def _loc(index: int, field: str, *, batch: bool) -> list[str | int]:
 
 def _install_errors(app: FastAPI) -> None:
     problems.install(app)
+    api_docs.install(app)
 
     async def refused(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refused)
@@ -274,6 +275,8 @@ def create_app(settings: IngestSettings, *, clock: Clock = utc_now) -> FastAPI:
         "(`llm.interactions.raw`, keyed by `trace_id`). The event schema: `GET /v1/schema`. Errors are "
         "RFC 9457 problem details (`application/problem+json`).",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.clock = clock
