@@ -22,9 +22,9 @@ class ChannelKeySettings(CommonSettings):
 
     channel_keys: SecretStr | None = Field(None, validation_alias=CHANNEL_KEYS_ENV)
     """The keys that encrypt notification channels' URLs and secrets at rest (Fernet keys, comma-separated:
-    the first encrypts, every one decrypts; rotate by putting a new key first, dropping the old one once
-    the notifier has resealed). Unset: the API refuses to store channels (503) and the notifier does not
-    start. `llmops up` generates a development key (docs/security.md)."""
+    the first encrypts, every one decrypts, so keys rotate without a flag day). Unset: the API refuses to
+    store channels (503) and the notifier does not start; `llmops up` generates a development key
+    (docs/security.md, "Configuring channel keys")."""
 
     @field_validator("channel_keys")
     @classmethod

@@ -100,9 +100,10 @@ async def running(stack: CommonSettings, pool: asyncpg.Pool, redis: aioredis.Red
                   **overrides: Any) -> AsyncIterator[Notifier]:
     """A notifier with its lanes and sweeper running, as the process has it (without the Kafka consumer),
     allowed to reach the local servers at `reach` (base URLs) and nothing else that is not public; its
-    PagerDuty events go to the first one's `/pd`."""
+    PagerDuty events go to the first one's `/pd`. `resolver=` answers its DNS questions."""
+    resolver = overrides.pop("resolver", None)
     if reach:
         overrides = {"egress_allow": allowance(*reach), "pagerduty_url": f"{reach[0]}/pd", **overrides}
     resources = Resources(pool, cast(Any, None), asyncio.Event())  # the notifier produces nothing
-    async with open_notifier(notifier_settings(stack, **overrides), resources, redis=redis) as n:
+    async with open_notifier(notifier_settings(stack, **overrides), resources, redis=redis, resolver=resolver) as n:
         yield n
