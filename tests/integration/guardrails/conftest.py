@@ -109,29 +109,28 @@ async def start_pipeline(stack: CommonSettings, pg_pool: asyncpg.Pool, redis_cli
     ))
     producer = durable_producer(stack.kafka_bootstrap, client_id="guardrails-test")
     await producer.start()
-    receiver = Receiver().__enter__()
-    notifier_settings = NotifierSettings(**{**stack.model_dump(), "egress_allow": receiver.allowance},
-                                         group=f"notifier-test-{suffix}",
+    notifier_settings = NotifierSettings(**stack.model_dump(), group=f"notifier-test-{suffix}",
                                          alerts_topic=settings.alerts_topic, batch_max_events=50,
                                          batch_max_wait_ms=50, backoff_base_s=0.05, max_attempts=4,
                                          redis_retry_max_s=0.2, sweep_interval_s=0.2)
     notifier_stopping = asyncio.Event()
-    async with open_handler(settings, engine=engine) as handler, \
-            open_notifier(notifier_settings, Resources(pg_pool, producer, notifier_stopping),
-                          redis=redis_client) as notifier:
-        workers: list[StreamWorker[Any, Any]] = [
-            StreamWorker(handler, settings, pool=pg_pool, producer=producer),
-            StreamWorker(notifier, notifier_settings, pool=pg_pool, producer=producer, stopping=notifier_stopping),
-        ]
-        tasks = [asyncio.create_task(w.run()) for w in workers]
-        try:
-            yield Pipeline(settings, handler, producer, workers, tasks, receiver)
-        finally:
-            for w in workers:
-                w.stopping.set()
-            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
-            await producer.stop()
-            receiver.__exit__()
+    with Receiver() as receiver:  # the one destination on loopback the notifier may reach
+        notifier_settings = notifier_settings.model_copy(update={"egress_allow": receiver.allowance})
+        async with open_handler(settings, engine=engine) as handler, \
+                open_notifier(notifier_settings, Resources(pg_pool, producer, notifier_stopping),
+                              redis=redis_client) as notifier:
+            workers: list[StreamWorker[Any, Any]] = [
+                StreamWorker(handler, settings, pool=pg_pool, producer=producer),
+                StreamWorker(notifier, notifier_settings, pool=pg_pool, producer=producer, stopping=notifier_stopping),
+            ]
+            tasks = [asyncio.create_task(w.run()) for w in workers]
+            try:
+                yield Pipeline(settings, handler, producer, workers, tasks, receiver)
+            finally:
+                for w in workers:
+                    w.stopping.set()
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+                await producer.stop()
 
 
 @pytest_asyncio.fixture

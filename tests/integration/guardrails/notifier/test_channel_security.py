@@ -27,7 +27,6 @@ from tests.integration.guardrails.notifier.conftest import (
     alert,
     disable_channels,
     running,
-    session_cipher,
 )
 from tests.support.receiver import Receiver
 from tests.support.servers import free_port
@@ -204,7 +203,3 @@ async def test_the_notifier_does_not_start_without_a_channel_key(
     with pytest.raises(RuntimeError, match="LLMOPS_GUARDRAILS_CHANNEL_KEYS is not set"):
         async with running(stack, pg_pool, redis_client, channel_keys=None):
             pass
-
-
-def test_the_session_key_is_the_fixtures() -> None:
-    assert session_cipher() is not None
