@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import collections
 import contextlib
 import hashlib
@@ -91,6 +92,7 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -1482,8 +1484,8 @@ def _unhex(text: str) -> str:
 # The run.
 
 
-def service_specs(ports: dict[str, int], common: dict[str, Any], salt: str, base_env: dict[str, str]
-                  ) -> list[ServiceSpec]:
+def service_specs(ports: dict[str, int], common: dict[str, Any], salt: str, base_env: dict[str, str],
+                  webhook_url: str) -> list[ServiceSpec]:
     worker = {"batch_max_wait_ms": 100, "consumer_session_timeout_ms": 6000, "db_retry_max_s": 2.0}
 
     def env(settings: BaseSettings, fields: Iterable[str], **extra: str) -> dict[str, str]:
@@ -1495,6 +1497,11 @@ def service_specs(ports: dict[str, int], common: dict[str, Any], salt: str, base
     judge_env = {JUDGE_KEY_ENV: "fake-llm-accepts-any-key", "LLMOPS_EGRESS_ALLOW": f"127.0.0.1:{ports['fake_llm']}",
                  "LLMOPS_EVALUATOR_CREDENTIALS": json.dumps({JUDGE_CREDENTIAL: {
                      "key_env": JUDGE_KEY_ENV, "base_urls": [judge_url], "tenants": [JUDGED_TENANT]}})}
+    # The webhook receiver: the one egress allowance the guardrails API (it checks channel URLs) and the
+    # notifier need on loopback; and a channel key of the run's own, which seals the channels' URLs and secrets.
+    receiver = urlsplit(webhook_url)
+    channels_env = {"LLMOPS_EGRESS_ALLOW": f"{receiver.hostname}:{receiver.port}",
+                    "LLMOPS_GUARDRAILS_CHANNEL_KEYS": base64.urlsafe_b64encode(os.urandom(32)).decode()}
     guardrails = GuardrailsSettings(**common, **worker, finding_hash_salt=salt, port=ports["guardrails_api"])
     # Parked deliveries and lapsed claims come back within seconds here (defaults: 30 s, 60 s): the run
     # waits for them, it does not excuse them.
@@ -1511,8 +1518,8 @@ def service_specs(ports: dict[str, int], common: dict[str, Any], salt: str, base
                     {**base_env, "LLMOPS_FAKE_LLM_PORT": str(ports["fake_llm"]), "LLMOPS_FAKE_LLM_LATENCY_MS": "30"},
                     port=ports["fake_llm"]),
         ServiceSpec("ingest-api", "llmops_ingest.api", env(ingest, ["port"]), port=ports["ingest"]),
-        ServiceSpec("guardrails-api", "llmops_guardrails.api", env(guardrails, ["port", "finding_hash_salt"]),
-                    port=ports["guardrails_api"]),
+        ServiceSpec("guardrails-api", "llmops_guardrails.api",
+                    env(guardrails, ["port", "finding_hash_salt"], **channels_env), port=ports["guardrails_api"]),
         ServiceSpec("billing-api", "llmops_billing.api", env(billing, ["port"]), port=ports["billing_api"]),
         ServiceSpec("evaluator-api", "llmops_evaluator.api", env(evaluator, ["port"], **judge_env),
                     port=ports["evaluator_api"]),
@@ -1520,7 +1527,7 @@ def service_specs(ports: dict[str, int], common: dict[str, Any], salt: str, base
                     env(guardrails, [*worker, "finding_hash_salt"]), ready_log="worker started"),
         ServiceSpec("guardrails-notifier", "llmops_guardrails.notifier",
                     env(notifier, [*worker, "timeout_s", "backoff_base_s", "backoff_max_s", "park_backoff_base_s",
-                                   "park_backoff_max_s", "claim_lease_s", "breaker_cooldown_s"]),
+                                   "park_backoff_max_s", "claim_lease_s", "breaker_cooldown_s"], **channels_env),
                     ready_log="worker started"),
         ServiceSpec("billing-worker", "llmops_billing.worker",
                     env(billing, [*worker, "outbox_relay_interval_s", "outbox_relay_min_age_s"]),
@@ -1694,7 +1701,7 @@ async def run(plan: Plan, workdir: Path, stack_home: Path, keep: bool
         await asyncio.to_thread(servers.up)
         pool = await asyncpg.create_pool(db_url, min_size=0, max_size=4)
         receiver.start()
-        specs = service_specs(ports, common, salt, base_env)
+        specs = service_specs(ports, common, salt, base_env, receiver.url)
         apis = [s for s in specs if s.port is not None]
         workers = [s for s in specs if s.port is None]
         for spec in apis:

@@ -11,6 +11,7 @@ events apart by unique tenants and ids.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -43,6 +44,9 @@ def stack() -> Iterator[CommonSettings]:
     asyncio.run(prepare())
     settings = base.model_copy(update={"database_url": test_db})
     os.environ["LLMOPS_DATABASE_URL"] = test_db
+    # The session's channel key (the guardrails API and the notifier store and read channels with it), as
+    # `llmops up` gives its services a development key.
+    os.environ.setdefault("LLMOPS_GUARDRAILS_CHANNEL_KEYS", base64.urlsafe_b64encode(os.urandom(32)).decode())
     yield settings
     asyncio.run(db.drop_database(test_db))
     asyncio.run(delete_session_topics(settings.kafka_bootstrap))

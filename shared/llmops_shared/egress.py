@@ -1,6 +1,6 @@
 """Egress: which network destinations the suite's outgoing HTTP calls to tenant-chosen URLs may reach.
 
-A tenant names URLs (a judge's `base_url`, later the notifier's webhooks); the process that calls them sits
+A tenant names URLs (a judge's `base_url`, the notifier's channel URLs); the process that calls them sits
 inside the operator's network, next to Postgres, Redis, the suite's own APIs and the cloud's metadata
 service. `EgressPolicy` keeps those calls on the public internet:
 

@@ -46,9 +46,10 @@ class CommonSettings(BaseSettings):
     """The address APIs listen on (`0.0.0.0` in a container)."""
     egress_allow: str = shared("", "egress_allow")
     """Destinations that are not on the public internet but that calls to tenant-chosen URLs (the judge's
-    `base_url`) may reach anyway: `host:port` entries, comma-separated (`127.0.0.1:8099,judge.internal:443,
-    10.1.0.0/16:443,[fd00::7]:8000`). Everything else that resolves to loopback, private, link-local
-    (the cloud metadata service), multicast or reserved addresses is refused (docs/security.md)."""
+    `base_url`, notification channels' URLs) may reach anyway: `host:port` entries, comma-separated
+    (`127.0.0.1:8099,judge.internal:443,10.1.0.0/16:443,[fd00::7]:8000`). Everything else that resolves to
+    loopback, private, link-local (the cloud metadata service), multicast or reserved addresses is refused
+    (docs/security.md)."""
 
     @field_validator("egress_allow")
     @classmethod

@@ -51,6 +51,11 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
+    @property
+    def allowance(self) -> str:
+        """The `LLMOPS_EGRESS_ALLOW` entry that lets the notifier reach this receiver, and nothing else."""
+        return f"127.0.0.1:{self.httpd.server_address[1]}"
+
     def on(self, path: str) -> list[Received]:
         with self.lock:
             return [r for r in self.requests if r.path == path]

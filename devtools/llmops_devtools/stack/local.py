@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ from llmops_devtools.stack.postgres import PostgresServer
 from llmops_devtools.stack.processes import port_open, stack_dir
 from llmops_devtools.stack.redis import RedisServer
 from llmops_devtools.stack.services import (
+    CHANNEL_KEYS_ENV,
+    DEV_CHANNEL_KEY_FILE,
     PROCESSES,
     local_service_env,
     service_running,
@@ -82,7 +85,10 @@ def infrastructure_up(settings: CommonSettings, say: Say = print, home: Path | N
 
 
 def services_up(stack: LocalStack, say: Say = print) -> None:
-    env = local_service_env()
+    env = local_service_env(stack.home)
+    if not os.environ.get(CHANNEL_KEYS_ENV):
+        say(f"guardrails: notification channels sealed with a development key ({stack.home / DEV_CHANNEL_KEY_FILE}); "
+            f"a deployment sets {CHANNEL_KEYS_ENV}")
     for service in PROCESSES:
         if not service.installed():
             continue

@@ -6,6 +6,9 @@ deployment does not carry.
 
 from __future__ import annotations
 
+import base64
+import os
+import secrets
 import sys
 import urllib.request
 from pathlib import Path
@@ -23,13 +26,34 @@ PROCESSES: tuple[ServiceProcess, ...] = (FAKE_LLM, *SERVICES)
 
 
 
-def local_service_env() -> dict[str, str]:
+CHANNEL_KEYS_ENV = "LLMOPS_GUARDRAILS_CHANNEL_KEYS"  # llmops_guardrails.settings
+DEV_CHANNEL_KEY_FILE = "guardrails-channel-key"
+
+
+def local_service_env(home: Path) -> dict[str, str]:
     """What the local stack adds to its services' environment: the demo evaluator's credential (granted to
     the demo tenant, for the fake LLM only), its key (the fake LLM accepts any), and the one egress
-    allowance the judge needs on loopback, the fake LLM's address and port (`llmops_devtools.demo`)."""
+    allowance the judge needs on loopback, the fake LLM's address and port (`llmops_devtools.demo`); and
+    the key that seals notification channels, unless the environment has one (`development_channel_key`)."""
     from llmops_devtools.demo import demo_judge_env
 
-    return demo_judge_env()
+    env = demo_judge_env()
+    env[CHANNEL_KEYS_ENV] = os.environ.get(CHANNEL_KEYS_ENV) or development_channel_key(home)
+    return env
+
+
+def development_channel_key(home: Path) -> str:
+    """The local stack's channel key (a Fernet key): made once, kept in `home` (readable by its owner only)
+    so that channels sealed with it stay readable across `llmops up`s. Development only: a deployment sets
+    `LLMOPS_GUARDRAILS_CHANNEL_KEYS` (docs/security.md)."""
+    path = home / DEV_CHANNEL_KEY_FILE
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(key + "\n")
+    return path.read_text().strip()
 
 
 def _paths(home: Path, service: ServiceProcess) -> tuple[Path, Path]:

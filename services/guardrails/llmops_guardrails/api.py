@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from llmops_guardrails import policies_service
 from llmops_guardrails.alerts_service import AlertAnnouncer
+from llmops_guardrails.channels_service import ChannelGuards
 from llmops_guardrails.engine import PolicyEngine
 from llmops_guardrails.logs import configure_service_logging
 from llmops_guardrails.policy import default_policy
@@ -26,13 +27,16 @@ from llmops_guardrails.routes import alerts, channels, check, policies
 from llmops_guardrails.settings import GuardrailsSettings
 from llmops_shared import api_docs, problems
 from llmops_shared.config_changes import ConfigWatcher
+from llmops_shared.egress import Resolver, egress_policy
 from llmops_shared.http import api_backends, backend_checks, install_limits, ops_router, run_api
 
 log = logging.getLogger("llmops_guardrails.api")
 
 
-def create_app(settings: GuardrailsSettings, *, engine: PolicyEngine | None = None) -> FastAPI:
-    """`engine`: tests pass one already loaded; otherwise one is built and warmed up at start-up."""
+def create_app(settings: GuardrailsSettings, *, engine: PolicyEngine | None = None,
+               resolver: Resolver | None = None) -> FastAPI:
+    """`engine`: tests pass one already loaded; otherwise one is built and warmed up at start-up. `resolver`
+    answers the egress check's DNS questions for channel URLs (the system's by default)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,6 +69,10 @@ def create_app(settings: GuardrailsSettings, *, engine: PolicyEngine | None = No
     problems.install(app)
     api_docs.install(app)
     install_limits(app, settings)
+    app.state.channel_guards = ChannelGuards(egress_policy(settings, resolver=resolver), settings.channel_cipher())
+    if app.state.channel_guards.cipher is None:
+        log.warning("LLMOPS_GUARDRAILS_CHANNEL_KEYS is not set: notification channels cannot be created or "
+                    "changed (503) until it is (docs/security.md)")
 
     async def kafka_check() -> None:
         await app.state.announcer.check()

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from llmops_guardrails.alerts_service import AlertAnnouncer
+from llmops_guardrails.channels_service import ChannelGuards
 from llmops_guardrails.engine import PolicyEngine
 from llmops_guardrails.policies_service import PolicyStore
 from llmops_guardrails.settings import GuardrailsSettings
@@ -31,6 +32,10 @@ def _announcer(request: Request) -> AlertAnnouncer:
     return request.app.state.announcer
 
 
+def _channel_guards(request: Request) -> ChannelGuards:
+    return request.app.state.channel_guards
+
+
 Settings = Annotated[GuardrailsSettings, Depends(_settings)]
 Engine = Annotated[PolicyEngine, Depends(_engine)]
 """The policy engine, loaded (and warmed up) at start-up."""
@@ -38,3 +43,5 @@ Policies = Annotated[PolicyStore, Depends(_policies)]
 """Effective policies per (tenant, app), cached a few seconds in this process."""
 Announcer = Annotated[AlertAnnouncer, Depends(_announcer)]
 """Publishes `resolved` alert messages."""
+Guards = Annotated[ChannelGuards, Depends(_channel_guards)]
+"""The egress policy a channel's URL must pass and the cipher that seals its URL and secret."""

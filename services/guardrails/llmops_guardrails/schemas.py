@@ -215,9 +215,12 @@ class ChannelCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=100)
     kind: ChannelKind
-    url: str | None = Field(None, max_length=2000, description="required for webhook and slack")
-    secret: str | None = Field(None, min_length=1, max_length=500,
-                               description="webhook signing key (generated when absent) or PagerDuty routing key")
+    url: str | None = Field(None, max_length=2000, description=(
+        "webhook: any http(s) URL the notifier may reach (public, or allowed by the operator); slack: an "
+        "incoming-webhook URL, https://hooks.slack.com/...; pagerduty: none (events go to PagerDuty's Events "
+        "API). Stored encrypted, shown masked."))
+    secret: str | None = Field(None, min_length=1, max_length=500, description=(
+        "webhook signing key (generated when absent) or PagerDuty routing key. Stored encrypted, shown masked."))
     min_severity: Severity = "warning"
     repeat_interval_s: int = Field(3600, ge=0, le=30 * 24 * 3600)
     enabled: bool = True
@@ -239,13 +242,16 @@ class ChannelUpdate(BaseModel):
 
 
 class ChannelPublic(BaseModel):
-    """A channel as shown after creation: never its secret; a Slack URL with its path masked."""
+    """A channel as shown after creation: its URL and secret masked, never whole."""
 
     channel_id: int
     name: str
     kind: ChannelKind
-    url: str
+    url: str | None = Field(description="masked: scheme, host and port (`https://hooks.slack.com/…`); null for "
+                                        "pagerduty, whose events go to PagerDuty's Events API")
     has_secret: bool
+    secret_hint: str | None = Field(description="masked: `****` and the secret's last four characters (none of a "
+                                                "short one); null without a secret")
     min_severity: Severity
     repeat_interval_s: int
     enabled: bool

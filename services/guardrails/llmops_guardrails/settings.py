@@ -2,14 +2,47 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from typing import TYPE_CHECKING
 
-from llmops_shared.settings import ApiSettings, service_config
+from pydantic import Field, SecretStr, field_validator
+
+from llmops_shared.settings import ApiSettings, CommonSettings, service_config
 from llmops_shared.topics import ALERTS, INTERACTIONS_CLEAN, INTERACTIONS_RAW
 from llmops_shared.worker import WorkerSettings
 
+if TYPE_CHECKING:
+    from llmops_guardrails.channel_secrets import ChannelCipher
 
-class GuardrailsSettings(WorkerSettings, ApiSettings):
+CHANNEL_KEYS_ENV = "LLMOPS_GUARDRAILS_CHANNEL_KEYS"
+
+
+class ChannelKeySettings(CommonSettings):
+    """The channel keys, which the guardrails API (it seals) and the notifier (it opens) read from one
+    variable whatever their prefix."""
+
+    channel_keys: SecretStr | None = Field(None, validation_alias=CHANNEL_KEYS_ENV)
+    """The keys that encrypt notification channels' URLs and secrets at rest (Fernet keys, comma-separated:
+    the first encrypts, every one decrypts, so keys rotate without a flag day). Unset: the API refuses to
+    store channels (503) and the notifier does not start; `llmops up` generates a development key
+    (docs/security.md, "Configuring channel keys")."""
+
+    @field_validator("channel_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        from llmops_guardrails.channel_secrets import parse_keys
+
+        if value is not None:
+            parse_keys(value.get_secret_value())  # a bad key fails at start-up, naming its position
+        return value
+
+    def channel_cipher(self) -> ChannelCipher | None:
+        """The cipher of the configured keys; None when there is none."""
+        from llmops_guardrails.channel_secrets import ChannelCipher
+
+        return ChannelCipher.of(self.channel_keys.get_secret_value() if self.channel_keys else "")
+
+
+class GuardrailsSettings(WorkerSettings, ApiSettings, ChannelKeySettings):
     """The guardrails service's settings (engine, stream worker and API).
 
     The notifier has its own class (`llmops_guardrails.notifier.service.NotifierSettings`).

@@ -7,7 +7,9 @@ stdout and stderr captured to files. Events carrying a fresh e-mail address, a f
 valid), a phone number and a fresh GitHub token in prompts, completions, tool-call arguments and
 `metadata.context` go in through `POST /v1/interactions`; the inline check gets one too. Once the
 clean events, the alerts and the notifications are there, every row of every table of the test
-database is dumped as JSON and searched, and so is every log line.
+database is dumped as JSON and searched, and so is every log line. The webhook channel's URL (with a
+token in its path) and signing secret are canaries too: sealed in Postgres, masked by the API, in no log,
+and still what the notifier delivers with (the receiver's address is the notifier's one egress allowance).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import httpx
 import orjson
 import pytest
 
+from llmops_guardrails.notifier.channels import sign
 from llmops_shared.kafka import ensure_topics
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import TopicSpec
@@ -136,6 +139,9 @@ async def test_canary_pii_is_nowhere_in_postgres_or_logs(stack: CommonSettings, 
               "LLMOPS_GUARDRAILS_FINDING_HASH_SALT": f"canary-salt-{suffix}",
               "LLMOPS_GUARDRAILS_BATCH_MAX_WAIT_MS": "100", "LLMOPS_NOTIFIER_BATCH_MAX_WAIT_MS": "100"}
     ingest_port, api_port = free_port(), free_port()
+    # The notifier and the API may reach the receiver, and nothing else on loopback (docs/security.md).
+    receiver = Receiver()
+    egress = {"LLMOPS_EGRESS_ALLOW": receiver.allowance}
     specs = [
         ("ingest-api", "llmops_ingest.api", {**common, "LLMOPS_INGEST_PORT": str(ingest_port),
                                              "LLMOPS_INGEST_TOPIC": raw_topic}),
@@ -143,9 +149,9 @@ async def test_canary_pii_is_nowhere_in_postgres_or_logs(stack: CommonSettings, 
             **common, "LLMOPS_GUARDRAILS_RAW_TOPIC": raw_topic, "LLMOPS_GUARDRAILS_CLEAN_TOPIC": clean_topic,
             "LLMOPS_GUARDRAILS_ALERTS_TOPIC": alerts_topic, "LLMOPS_GUARDRAILS_GROUP": f"guardrails-canary-{suffix}"}),
         ("guardrails-notifier", "llmops_guardrails.notifier", {
-            **common, "LLMOPS_NOTIFIER_ALERTS_TOPIC": alerts_topic,
+            **common, **egress, "LLMOPS_NOTIFIER_ALERTS_TOPIC": alerts_topic,
             "LLMOPS_NOTIFIER_GROUP": f"notifier-canary-{suffix}", "LLMOPS_NOTIFIER_BACKOFF_BASE_S": "0.05"}),
-        ("guardrails-api", "llmops_guardrails.api", {**common, "LLMOPS_GUARDRAILS_PORT": str(api_port),
+        ("guardrails-api", "llmops_guardrails.api", {**common, **egress, "LLMOPS_GUARDRAILS_PORT": str(api_port),
                                                      "LLMOPS_GUARDRAILS_ALERTS_TOPIC": alerts_topic}),
     ]
     c = canaries()
@@ -153,15 +159,21 @@ async def test_canary_pii_is_nowhere_in_postgres_or_logs(stack: CommonSettings, 
     admin_key = await make_key(tenant, ["admin"])
     ingest, api = f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{api_port}"
 
-    with Receiver() as receiver, processes(specs, tmp_path) as logs:
+    # A channel's URL and secret are credentials too: sealed in Postgres, masked by the API, never logged.
+    hook_path, hook_secret = f"/hook/tok-{uuid.uuid4().hex}", f"whsec-canary-{uuid.uuid4().hex}"
+    with receiver, processes(specs, tmp_path) as logs:
         await wait_http(f"{ingest}/healthz", logs)
         await wait_http(f"{api}/healthz", logs)
         await wait_log(logs["guardrails-worker"], "worker started")
         await wait_log(logs["guardrails-notifier"], "worker started")
         async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {admin_key}"}) as admin:
             resp = await admin.post(f"{api}/v1/channels", json={
-                "name": "hook", "kind": "webhook", "min_severity": "info", "url": f"{receiver.url}/hook"})
+                "name": "hook", "kind": "webhook", "min_severity": "info", "url": f"{receiver.url}{hook_path}",
+                "secret": hook_secret})
             assert resp.status_code == 201, resp.text
+            assert resp.json()["url"] == f"{receiver.url}/…" and resp.json()["secret_hint"] == "****" + hook_secret[-4:]
+            listed = await admin.get(f"{api}/v1/channels")
+            shown = resp.text + listed.text
 
             events = [
                 make_event(input=[{"role": "system", "content": "You are the support agent of ACME."},
@@ -203,14 +215,22 @@ async def test_canary_pii_is_nowhere_in_postgres_or_logs(stack: CommonSettings, 
 
     assert await pg_pool.fetchval("SELECT count(*) FROM guardrail_findings WHERE tenant_id = $1", tenant) >= 8
     needles = [c["email"], c["card"], c["phone"], c["phone_digits"], c["token"]]
+    channel_secrets = [hook_path, hook_secret]
     dump = await database_dump(pg_pool)
-    for needle in needles:
+    for needle in needles + channel_secrets:
         assert needle not in dump, f"a canary reached Postgres: {needle}"
+    for needle in channel_secrets:
+        assert needle not in shown, "the API showed a channel's URL or secret whole"
     for name, path in logs.items():
         text = path.read_text(errors="replace")
         assert text.strip(), f"{name} logged nothing: is its output captured?"
-        for needle in needles:
+        for needle in needles + channel_secrets:
             assert needle not in text, f"a canary reached the {name} log"
+    # The notifier opened the sealed URL and secret to deliver: to the URL's path, signed with the secret.
+    assert receiver.requests and {r.path for r in receiver.requests} == {hook_path}
+    first = receiver.requests[0]
+    assert first.headers["x-llmops-signature"] == sign(hook_secret, int(first.headers["x-llmops-timestamp"]),
+                                                       first.body)
     for r in records:
         for needle in needles:
             assert needle.encode() not in r.value, "a canary reached the clean topic"

@@ -2,7 +2,8 @@
 
 `guardrails_pipeline` (or `start_pipeline`, with settings of a test's own) runs the guardrails worker and
 the notifier (each a `StreamWorker`) on topics and consumer groups of their own, against the session's
-real Kafka, Postgres and Redis.
+real Kafka, Postgres and Redis, with a local HTTP receiver for notifications (`Pipeline.receiver`): the
+notifier's egress policy allows exactly its address and port.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import httpx
 import orjson
 import pytest
 import pytest_asyncio
@@ -30,8 +30,20 @@ from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import TopicSpec
 from llmops_shared.worker import Resources, StreamWorker
+from tests.support.receiver import Receiver
 
 SALT = "guardrails-integration-salt"
+
+# Channel URLs' names answer from this table, never from DNS (the egress check resolves them). The public
+# addresses are only checked, never connected to.
+ADDRESSES = {"example.com": ["93.184.215.14"], "a.example": ["93.184.215.14"], "hooks.slack.com": ["3.120.0.10"],
+             "internal.example": ["93.184.215.14", "10.1.2.3"], "metadata.example": ["169.254.169.254"]}
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    if host not in ADDRESSES:
+        raise OSError(-2, "Name or service not known")
+    return ADDRESSES[host]
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +73,7 @@ class Pipeline:
     producer: AIOKafkaProducer
     workers: list[StreamWorker[Any, Any]]
     tasks: list[asyncio.Task[None]]
+    receiver: Receiver
 
     async def send(self, *events: dict[str, Any] | bytes, key: bytes | None = None) -> None:
         for event in events:
@@ -101,21 +114,23 @@ async def start_pipeline(stack: CommonSettings, pg_pool: asyncpg.Pool, redis_cli
                                          batch_max_wait_ms=50, backoff_base_s=0.05, max_attempts=4,
                                          redis_retry_max_s=0.2, sweep_interval_s=0.2)
     notifier_stopping = asyncio.Event()
-    async with httpx.AsyncClient(timeout=5) as http, open_handler(settings, engine=engine) as handler, \
-            open_notifier(notifier_settings, Resources(pg_pool, producer, notifier_stopping), redis=redis_client,
-                          http=http) as notifier:
-        workers: list[StreamWorker[Any, Any]] = [
-            StreamWorker(handler, settings, pool=pg_pool, producer=producer),
-            StreamWorker(notifier, notifier_settings, pool=pg_pool, producer=producer, stopping=notifier_stopping),
-        ]
-        tasks = [asyncio.create_task(w.run()) for w in workers]
-        try:
-            yield Pipeline(settings, handler, producer, workers, tasks)
-        finally:
-            for w in workers:
-                w.stopping.set()
-            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
-            await producer.stop()
+    with Receiver() as receiver:  # the one destination on loopback the notifier may reach
+        notifier_settings = notifier_settings.model_copy(update={"egress_allow": receiver.allowance})
+        async with open_handler(settings, engine=engine) as handler, \
+                open_notifier(notifier_settings, Resources(pg_pool, producer, notifier_stopping),
+                              redis=redis_client) as notifier:
+            workers: list[StreamWorker[Any, Any]] = [
+                StreamWorker(handler, settings, pool=pg_pool, producer=producer),
+                StreamWorker(notifier, notifier_settings, pool=pg_pool, producer=producer, stopping=notifier_stopping),
+            ]
+            tasks = [asyncio.create_task(w.run()) for w in workers]
+            try:
+                yield Pipeline(settings, handler, producer, workers, tasks, receiver)
+            finally:
+                for w in workers:
+                    w.stopping.set()
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+                await producer.stop()
 
 
 @pytest_asyncio.fixture

@@ -15,6 +15,9 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 PREFIXES = {"Ingest API": "LLMOPS_INGEST_", "Guardrails worker and API": "LLMOPS_GUARDRAILS_",
             "Notifier": "LLMOPS_NOTIFIER_", "Billing worker and API": "LLMOPS_BILLING_",
             "Evaluator worker, API and CLI": "LLMOPS_EVALUATOR_", "Retention (`llmops retention`)": "LLMOPS_RETENTION_"}
+# Variables two processes of one service read with one meaning, through one field declaration: the channel
+# keys, with which the guardrails API seals channels and the notifier opens them.
+SHARED_IN_SERVICE = {"LLMOPS_GUARDRAILS_CHANNEL_KEYS": {"GuardrailsSettings", "NotifierSettings"}}
 
 
 def test_the_configuration_page_is_in_step_with_the_settings_classes() -> None:
@@ -34,7 +37,7 @@ def test_every_setting_has_a_description_and_its_service_prefix() -> None:
             assert info.description, f"{cls.__name__}.{name} has no docstring"
             if name in CommonSettings.model_fields:
                 assert env_name(cls, name) == f"LLMOPS_{name.upper()}"
-            else:
+            elif cls.__name__ not in SHARED_IN_SERVICE.get(env_name(cls, name), set()):
                 assert env_name(cls, name).startswith(PREFIXES[title]), (cls.__name__, name)
 
 
@@ -45,5 +48,7 @@ def test_one_variable_never_means_two_things_to_two_services() -> None:
             if name in CommonSettings.model_fields:
                 continue
             variable = env_name(cls, name)
+            if variable in seen and {seen[variable], cls.__name__} <= SHARED_IN_SERVICE.get(variable, set()):
+                continue
             assert variable not in seen, f"{variable}: {seen.get(variable)} and {cls.__name__}"
             seen[variable] = cls.__name__

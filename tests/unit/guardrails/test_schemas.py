@@ -26,7 +26,8 @@ def test_alert_times_keep_their_offset_and_ids_are_text() -> None:
 
 
 def test_a_created_channel_shows_its_secret_only_when_one_was_generated() -> None:
-    fields = {"channel_id": 1, "name": "hook", "kind": "webhook", "url": "https://example.com/h", "has_secret": True,
+    fields = {"channel_id": 1, "name": "hook", "kind": "webhook", "url": "https://example.com/…", "has_secret": True,
+              "secret_hint": "****abcd",
               "min_severity": "info", "repeat_interval_s": 60, "enabled": True, "created_at": T0, "updated_at": T0}
     assert "secret" not in ChannelCreated(**fields).model_dump(mode="json", exclude_none=True)
     assert ChannelCreated(**fields, secret="whsec_x").model_dump(mode="json", exclude_none=True)["secret"] == "whsec_x"

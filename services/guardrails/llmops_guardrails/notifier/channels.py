@@ -4,10 +4,15 @@
   "<timestamp>." + body)>` with `X-LLMOps-Timestamp` (seconds), so a receiver can check origin and age;
   `X-LLMOps-Message-Id` is the idempotency key (the alert message's id: the same on every attempt and
   after a crash between sending and recording, so a receiver can drop what it already has).
-- `slack`: a Slack incoming-webhook message (Slack takes no idempotency key).
+- `slack`: a Slack incoming-webhook message (Slack takes no idempotency key), to a URL on Slack's webhook
+  hosts only (`SLACK_HOSTS`, https).
 - `pagerduty`: a PagerDuty Events API v2 event, `trigger` or `resolve`, `dedup_key` = the fingerprint
-  (PagerDuty folds triggers with one key into one incident), `routing_key` = the channel's secret.
-Nothing raw goes out: the alert message itself carries no prompt text (see llmops_shared.alerts).
+  (PagerDuty folds triggers with one key into one incident), `routing_key` = the channel's secret. It goes
+  to PagerDuty's Events API (`PAGERDUTY_EVENTS_URL`, or the operator's `LLMOPS_NOTIFIER_PAGERDUTY_URL`),
+  never to a URL of the tenant's.
+Nothing raw goes out: the alert message itself carries no prompt text (see llmops_shared.alerts). Where a
+URL leads is the egress policy's to check (`llmops_shared.egress`), when a channel is stored and again when
+the notifier connects; `url_problem` is what a channel's kind requires on top.
 """
 
 from __future__ import annotations
@@ -16,12 +21,18 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import orjson
 
 from llmops_shared.alerts import SEVERITY_RANK, AlertMessage
 
 Action = Literal["trigger", "resolve"]
+Kind = Literal["webhook", "slack", "pagerduty"]
+
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+SLACK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
+"""Where Slack's incoming webhooks live (Slack, and Slack for government)."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +40,7 @@ class Channel:
     channel_id: int
     tenant_id: str
     name: str
-    kind: Literal["webhook", "slack", "pagerduty"]
+    kind: Kind
     url: str
     secret: str = ""
     min_severity: str = "warning"
@@ -46,9 +57,30 @@ def action_of(alert: AlertMessage) -> Action:
     return "resolve" if alert.status == "resolved" else "trigger"
 
 
-def wants(channel: Channel, alert: AlertMessage) -> bool:
-    """Does this channel take this alert? Same tenant, severity at or above the channel's minimum."""
-    return channel.tenant_id == alert.tenant_id and SEVERITY_RANK[alert.severity] >= SEVERITY_RANK[channel.min_severity]
+def wants(tenant_id: str, min_severity: str, alert: AlertMessage) -> bool:
+    """Does a channel of `tenant_id` with this minimum severity take this alert? Same tenant, severity at or
+    above the minimum."""
+    return tenant_id == alert.tenant_id and SEVERITY_RANK[alert.severity] >= SEVERITY_RANK[min_severity]
+
+
+def url_problem(kind: Kind, url: str) -> str | None:
+    """What is wrong with `url` as the URL of a channel of `kind` (None: nothing). A webhook takes any http(s)
+    URL, a Slack channel an https URL on `SLACK_HOSTS`, a PagerDuty channel none."""
+    if kind == "pagerduty":
+        return "a pagerduty channel takes no URL: its events go to PagerDuty's Events API" if url else None
+    if not url:
+        return f"a {kind} channel needs a URL"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "not a URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http(s) URL with a host"
+    if kind == "slack" and (parts.scheme != "https" or parts.hostname.lower() not in SLACK_HOSTS
+                            or port not in (None, 443) or parts.username is not None):
+        return "must be a Slack incoming-webhook URL: https://hooks.slack.com/services/..."
+    return None
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:

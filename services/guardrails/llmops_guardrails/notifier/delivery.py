@@ -5,6 +5,11 @@ attempt (`asyncio.timeout`: connecting, sending, waiting for the answer and read
 time-outs are per operation, so a server dripping one byte a second could hold an attempt with a 2 s
 time-out for minutes. 2xx is delivered; 408, 429, 5xx, time-outs and connection errors are worth trying
 again soon; other answers (a wrong URL, a refused key) are not, until someone changes the channel.
+
+A connection that is not made is one answer, whatever the reason: "destination not allowed" (the egress
+policy refused the address, the name does not resolve, the port is closed or filtered, the deadline came
+before the connection did), retried like any connection failure. So a delivery log is no port scanner; the
+reason is in the operator's log (`llmops_shared.egress`).
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from llmops_guardrails.notifier.channels import Outgoing
+from llmops_shared.egress import NOT_ALLOWED
 
 
 @dataclass(frozen=True)
@@ -55,12 +62,23 @@ def retryable(status: int) -> bool:
 
 async def attempt(client: httpx.AsyncClient, url: str, message: Outgoing, *, timeout_s: float) -> Result:
     """Post `message` once; whatever happens, within `timeout_s` seconds."""
+    connected = False
+
+    async def trace(event: str, _info: dict[str, Any]) -> None:  # httpcore's `trace` extension
+        nonlocal connected
+        connected = connected or event == "connection.connect_tcp.complete" or not event.startswith("connection.")
+
     try:
         async with asyncio.timeout(timeout_s):
-            resp = await client.post(url, content=message.body, headers=message.headers)
+            resp = await client.post(url, content=message.body, headers=message.headers,
+                                     extensions={"trace": trace})
             await resp.aread()
     except TimeoutError:
+        if not connected:
+            return Result(False, None, NOT_ALLOWED, retry_soon=True)
         return Result(False, None, f"no answer within {timeout_s:g} s", retry_soon=True)
+    except (httpx.ConnectError, httpx.ConnectTimeout):  # the egress policy's DestinationNotAllowed among them
+        return Result(False, None, NOT_ALLOWED, retry_soon=True)
     except (httpx.TransportError, OSError) as exc:
         return Result(False, None, type(exc).__name__, retry_soon=True)
     except (httpx.HTTPError, ValueError) as exc:  # an unusable URL, a broken answer

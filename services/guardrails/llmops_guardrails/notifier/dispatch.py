@@ -26,7 +26,11 @@ Slack has no such key: a crash in that window can post a message twice there.
 
 Database calls are retried while Postgres is unavailable (`retry_transient`); any other failure of the
 sweeper or a lane stops the notifier (`failure`, raised when it closes), as a failing write stops a worker.
-A payload that cannot be rendered parks its delivery, with the error's type, instead.
+A payload that cannot be rendered parks its delivery, with the error's type, instead; so does a channel
+whose sealed values no configured key opens ("channel secrets unavailable"). Every send goes through
+`http`, the egress policy's pinned client (`open_notifier`): a URL that leads to an address the policy
+refuses is never connected to, whenever and however it got into the table. PagerDuty's events go to the
+operator's `pagerduty_url`, whatever a channel row says.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
+from llmops_guardrails.channel_secrets import ChannelCipher, SecretsUnavailable, opened
 from llmops_guardrails.notifier.breaker import CircuitBreaker
 from llmops_guardrails.notifier.channels import Channel, outgoing
 from llmops_guardrails.notifier.delivery import Result, RetryPolicy, attempt
@@ -76,6 +81,7 @@ class DispatchSettings:
     sweep_batch: int
     db_retry_max_s: float
     redis_retry_max_s: float
+    pagerduty_url: str
 
 
 @dataclass(frozen=True)
@@ -87,11 +93,13 @@ class Offer:
 
 class Dispatcher:
     def __init__(self, settings: DispatchSettings, *, pool: asyncpg.Pool, redis: aioredis.Redis,
-                 http: httpx.AsyncClient, stopping: asyncio.Event, now: Callable[[], float] | None = None) -> None:
+                 http: httpx.AsyncClient, cipher: ChannelCipher, stopping: asyncio.Event,
+                 now: Callable[[], float] | None = None) -> None:
         self.settings = settings
         self.pool = pool
         self.redis = redis
         self.http = http
+        self.cipher = cipher
         self.stopping = stopping
         self.lanes: dict[int, Lane] = {}
         self.held: set[int] = set()  # delivery ids in a lane (queued or being worked on)
@@ -245,9 +253,15 @@ class Lane:
         sent = False
         try:
             try:
+                channel = self._channel(row)
+            except (SecretsUnavailable, UnicodeError) as exc:
+                log.error("a channel's sealed values open with none of the configured keys; parked", extra={
+                    "delivery_id": o.delivery_id, "channel_id": self.channel_id, "error_type": type(exc).__name__})
+                await self._park(row, token, attempts=row["attempts"], delay_s=s.policy.park_max_s,
+                                 error="channel secrets unavailable")
+                return
+            try:
                 alert = AlertMessage.model_validate_json(row["alert"])
-                channel = Channel(row["channel_id"], row["tenant_id"], row["name"], row["kind"], row["url"],
-                                  row["secret"], row["min_severity"], row["repeat_interval_s"])
                 outgoing(channel, alert, now=_unix_now())
             except Exception as exc:  # a payload we cannot render: parked and shown, not a crash loop
                 log.error("cannot render a notification; parked", extra={
@@ -268,6 +282,15 @@ class Lane:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(deliveries_store.release(d.pool, delivery_id=o.delivery_id, token=token), 2)
             raise
+
+    def _channel(self, row: asyncpg.Record) -> Channel:
+        """The claimed row's channel, its values opened. PagerDuty's events go to the operator's Events API
+        URL, whatever the row says."""
+        url, secret = opened(self.dispatcher.cipher, row)
+        if row["kind"] == "pagerduty":
+            url = self.dispatcher.settings.pagerduty_url
+        return Channel(row["channel_id"], row["tenant_id"], row["name"], row["kind"], url, secret,
+                       row["min_severity"], row["repeat_interval_s"])
 
     async def _fresh(self, channel: Channel, alert: AlertMessage) -> bool:
         """Not a repeat: a resolution, or the first message of the alert within the channel's repeat interval

@@ -20,20 +20,23 @@ import httpx
 import redis.asyncio as aioredis
 from pydantic import ValidationError, model_validator
 
-from llmops_guardrails.notifier.channels import Channel, action_of, wants
+from llmops_guardrails.channel_secrets import reseal
+from llmops_guardrails.notifier.channels import PAGERDUTY_EVENTS_URL, action_of, wants
 from llmops_guardrails.notifier.delivery import RetryPolicy
 from llmops_guardrails.notifier.dispatch import Dispatcher, DispatchSettings, Offer
+from llmops_guardrails.settings import CHANNEL_KEYS_ENV, ChannelKeySettings
 from llmops_guardrails.store import Executor
 from llmops_guardrails.store import channels as channels_store
 from llmops_guardrails.store import deliveries as deliveries_store
 from llmops_shared.alerts import AlertMessage
 from llmops_shared.contract import BadEvent
+from llmops_shared.egress import EgressPolicy, Resolver, egress_policy
 from llmops_shared.settings import service_config
 from llmops_shared.topics import ALERTS
-from llmops_shared.worker import BatchHandler, EventRef, Message, Resources, WorkerSettings
+from llmops_shared.worker import BatchHandler, EventRef, Message, Resources, WorkerSettings, retry_transient
 
 
-class NotifierSettings(WorkerSettings):
+class NotifierSettings(WorkerSettings, ChannelKeySettings):
     """The notifier process's settings: `LLMOPS_NOTIFIER_*` variables."""
 
     model_config = service_config("notifier")
@@ -69,6 +72,10 @@ class NotifierSettings(WorkerSettings):
     """The most due deliveries one sweep hands to the lanes."""
     redis_retry_max_s: float = 5.0
     """The longest wait between retries while Redis is unavailable."""
+    pagerduty_url: str = PAGERDUTY_EVENTS_URL
+    """Where PagerDuty channels' events go: PagerDuty's Events API v2. A tenant cannot change it; the operator
+    may (a PagerDuty-compatible relay, a test's local receiver). It passes the egress policy like every
+    destination: a non-public one needs its `LLMOPS_EGRESS_ALLOW` entry."""
 
     @model_validator(mode="after")
     def _lease_outlasts_an_attempt(self) -> NotifierSettings:
@@ -84,7 +91,8 @@ class NotifierSettings(WorkerSettings):
             claim_lease_s=self.claim_lease_s, channel_queue_size=self.channel_queue_size,
             breaker_failures=self.breaker_failures, breaker_cooldown_s=self.breaker_cooldown_s,
             sweep_interval_s=self.sweep_interval_s, sweep_batch=self.sweep_batch,
-            db_retry_max_s=self.db_retry_max_s, redis_retry_max_s=self.redis_retry_max_s)
+            db_retry_max_s=self.db_retry_max_s, redis_retry_max_s=self.redis_retry_max_s,
+            pagerduty_url=self.pagerduty_url)
 
 
 class Notifier(BatchHandler[AlertMessage, Offer]):
@@ -132,29 +140,44 @@ async def queue_deliveries(conn: Executor, alerts: Sequence[AlertMessage]) -> li
     channels = await load_channels(conn, {a.tenant_id for a in alerts})
     new = [deliveries_store.NewDelivery(
         message_id=alert.message_id, alert_id=alert.alert_id, fingerprint=alert.fingerprint,
-        channel_id=channel.channel_id, tenant_id=alert.tenant_id, action=action_of(alert), alert=alert.to_json())
-        for alert in alerts for channel in channels.get(alert.tenant_id, []) if wants(channel, alert)]
+        channel_id=channel["channel_id"], tenant_id=alert.tenant_id, action=action_of(alert), alert=alert.to_json())
+        for alert in alerts for channel in channels.get(alert.tenant_id, [])
+        if wants(channel["tenant_id"], channel["min_severity"], alert)]
     rows = await deliveries_store.insert_pending(conn, deliveries=new)
     return [Offer(r["id"], r["channel_id"]) for r in rows]
 
 
-async def load_channels(db: Executor, tenants: Iterable[str]) -> dict[str, list[Channel]]:
-    rows = await channels_store.enabled_channels(db, tenant_ids=tenants)
-    out: dict[str, list[Channel]] = {}
-    for r in rows:
-        out.setdefault(r["tenant_id"], []).append(Channel(**dict(r)))
+async def load_channels(db: Executor, tenants: Iterable[str]) -> dict[str, list[asyncpg.Record]]:
+    """The enabled channels of `tenants` (channel_id, tenant_id, min_severity), by tenant."""
+    out: dict[str, list[asyncpg.Record]] = {}
+    for r in await channels_store.enabled_channels(db, tenant_ids=tenants):
+        out.setdefault(r["tenant_id"], []).append(r)
     return out
 
 
 @asynccontextmanager
 async def open_notifier(settings: NotifierSettings, resources: Resources, *, redis: aioredis.Redis,
-                        http: httpx.AsyncClient) -> AsyncIterator[Notifier]:
-    """The notifier's handler with its dispatcher (lanes and sweeper) running; `run_worker`'s factory."""
-    dispatcher = Dispatcher(settings.dispatch(), pool=resources.pool, redis=redis, http=http,
-                            stopping=resources.stopping)
-    await dispatcher.start()
-    try:
-        yield Notifier(settings, dispatcher=dispatcher)
-    finally:
-        await dispatcher.close()
+                        resolver: Resolver | None = None) -> AsyncIterator[Notifier]:
+    """The notifier's handler with its dispatcher (lanes and sweeper) running; `run_worker`'s factory.
+
+    It sends through the egress policy's pinned client only (`LLMOPS_EGRESS_ALLOW`; `resolver` answers its
+    DNS questions, the system's by default), and reads channels with the channel keys, without which it
+    does not start. Plain-text and older-key channel rows are sealed under the first key first (`reseal`)."""
+    cipher = settings.channel_cipher()
+    if cipher is None:
+        raise RuntimeError(f"{CHANNEL_KEYS_ENV} is not set: the notifier cannot read channels' URLs and keys "
+                           "(docs/security.md, \"Channel secrets\")")
+    await retry_transient(lambda: reseal(resources.pool, cipher), stopping=resources.stopping,
+                          max_delay_s=settings.db_retry_max_s, what="seal channel secrets", worker="notifier")
+    egress: EgressPolicy = egress_policy(settings, resolver=resolver)
+    # One connection per channel lane at most (lanes send one at a time); the deadline of each attempt is
+    # enforced around the call (`delivery.attempt`), httpx's time-outs are per operation.
+    async with egress.async_client(timeout=settings.timeout_s, limits=httpx.Limits(max_connections=None)) as http:
+        dispatcher = Dispatcher(settings.dispatch(), pool=resources.pool, redis=redis, http=http, cipher=cipher,
+                                stopping=resources.stopping)
+        await dispatcher.start()
+        try:
+            yield Notifier(settings, dispatcher=dispatcher)
+        finally:
+            await dispatcher.close()
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from llmops_guardrails import channels_service
+from llmops_guardrails.deps import Guards
 from llmops_guardrails.schemas import (
     ChannelCreate,
     ChannelCreated,
@@ -21,7 +22,9 @@ from llmops_shared.deps import Admin, Pool
 from llmops_shared.problems import response as problem
 
 router = APIRouter(prefix="/v1/channels", tags=["channels"])
-NAME_TAKEN: dict[int | str, dict[str, Any]] = {409: problem("the tenant has a channel by that name")}
+NAME_TAKEN: dict[int | str, dict[str, Any]] = {
+    409: problem("the tenant has a channel by that name"),
+    503: problem("no channel encryption key is configured: channels cannot be stored")}
 
 
 @router.get("", summary="The tenant's notification channels", response_model=ChannelsPublic)
@@ -30,9 +33,9 @@ async def list_channels(*, principal: Admin, db: Pool) -> ChannelsPublic:
 
 
 @router.post("", status_code=201, summary="Add a channel (a generated webhook secret is shown once, here)",
-             response_model=ChannelCreated, response_model_exclude_none=True, responses=NAME_TAKEN)
-async def create_channel(*, principal: Admin, db: Pool, body: ChannelCreate) -> ChannelCreated:
-    return await channels_service.create(db, tenant_id=principal.tenant_id, body=body)
+             response_model=ChannelCreated, response_model_exclude_unset=True, responses=NAME_TAKEN)
+async def create_channel(*, principal: Admin, db: Pool, guards: Guards, body: ChannelCreate) -> ChannelCreated:
+    return await channels_service.create(db, tenant_id=principal.tenant_id, body=body, guards=guards)
 
 
 @router.get("/{channel_id}", summary="One channel", response_model=ChannelPublic)
@@ -41,8 +44,10 @@ async def get_channel(*, principal: Admin, db: Pool, channel_id: int) -> Channel
 
 
 @router.patch("/{channel_id}", summary="Change a channel", response_model=ChannelPublic, responses=NAME_TAKEN)
-async def update_channel(*, principal: Admin, db: Pool, channel_id: int, body: ChannelUpdate) -> ChannelPublic:
-    return await channels_service.update(db, tenant_id=principal.tenant_id, channel_id=channel_id, body=body)
+async def update_channel(*, principal: Admin, db: Pool, guards: Guards, channel_id: int,
+                         body: ChannelUpdate) -> ChannelPublic:
+    return await channels_service.update(db, tenant_id=principal.tenant_id, channel_id=channel_id, body=body,
+                                         guards=guards)
 
 
 @router.delete("/{channel_id}", status_code=204, response_class=Response,

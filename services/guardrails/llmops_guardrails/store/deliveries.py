@@ -80,8 +80,8 @@ async def cancel_orphans(db: Executor) -> int:
 
 async def claim(db: Executor, *, delivery_id: int, token: uuid.UUID, lease_s: float) -> asyncpg.Record | None:
     """Claim a due delivery on an enabled channel for `lease_s` seconds; with it, the alert and the channel as
-    they are now. None when it is not due (done, claimed by another notifier, not yet time) or the channel
-    is disabled or gone."""
+    they are now (its `url` and `secret` sealed: `channel_secrets.opened`). None when it is not due (done,
+    claimed by another notifier, not yet time) or the channel is disabled or gone."""
     return await db.fetchrow(
         """UPDATE notification_deliveries d
            SET status = 'sending', claim_token = $2, claimed_at = now(),
@@ -90,7 +90,7 @@ async def claim(db: Executor, *, delivery_id: int, token: uuid.UUID, lease_s: fl
            WHERE d.id = $1 AND c.channel_id = d.channel_id AND c.enabled
              AND d.status IN ('pending', 'sending', 'parked') AND d.next_attempt_at <= now()
            RETURNING d.id, d.message_id, d.attempts, d.action, d.alert::text AS alert,
-                     c.channel_id, c.tenant_id, c.name, c.kind, c.url, c.secret, c.min_severity,
+                     c.channel_id, c.tenant_id, c.name, c.kind, c.url, c.secret, c.sealed, c.min_severity,
                      c.repeat_interval_s, c.updated_at AS channel_updated_at""",
         delivery_id, token, lease_s)
 

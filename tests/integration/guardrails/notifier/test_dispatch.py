@@ -7,7 +7,6 @@ import asyncio
 import uuid
 
 import asyncpg
-import httpx
 import pytest
 import redis.asyncio as aioredis
 
@@ -25,14 +24,14 @@ TIMEOUT_S = 2.0
 async def test_a_dripping_endpoint_delays_no_one_else_and_its_breaker_opens(
         stack: CommonSettings, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis, tenant: str) -> None:
     slow_tenant, healthy_tenant = tenant, f"t-{uuid.uuid4().hex[:10]}"
-    async with DrippingServer() as slow, httpx.AsyncClient(timeout=30) as http:  # per-read: never reached
+    async with DrippingServer() as slow:
         with Receiver() as healthy:
             slow_channel = await add_channel(pg_pool, slow_tenant, name="hook", kind="webhook", url=f"{slow.url}/h")
             await add_channel(pg_pool, healthy_tenant, name="hook", kind="webhook", url=f"{healthy.url}/h")
             alerts = [alert(t, severity="warning") for _ in range(5) for t in (slow_tenant, healthy_tenant)]
             try:
-                async with running(stack, pg_pool, redis_client, http, timeout_s=TIMEOUT_S, claim_lease_s=10,
-                                   max_attempts=3, breaker_failures=2, breaker_cooldown_s=60) as n:
+                async with running(stack, pg_pool, redis_client, slow.url, healthy.url, timeout_s=TIMEOUT_S,
+                                   claim_lease_s=10, max_attempts=3, breaker_failures=2, breaker_cooldown_s=60) as n:
                     loop = asyncio.get_running_loop()
                     started = loop.time()
                     settled = asyncio.create_task(n.deliver_now(alerts))  # the slow tenant's first, in every pair
@@ -69,9 +68,9 @@ async def test_a_parked_channel_recovers_through_the_half_open_probe(
         receiver.script.extend([503] * 2)
         await add_channel(pg_pool, tenant, name="hook", kind="webhook", url=f"{receiver.url}/h")
         try:
-            async with httpx.AsyncClient() as http, running(
-                    stack, pg_pool, redis_client, http, max_attempts=2, breaker_failures=2, breaker_cooldown_s=1.0,
-                    park_backoff_base_s=0.5) as n:
+            async with running(
+                    stack, pg_pool, redis_client, receiver.url, max_attempts=2, breaker_failures=2,
+                    breaker_cooldown_s=1.0, park_backoff_base_s=0.5) as n:
                 alerts = [alert(tenant, severity="warning", title=f"alert {i}") for i in range(4)]
                 assert sorted((await n.deliver_now(alerts)).values()) == ["parked"] * 4
                 await wait_until(lambda: _received(receiver, 4), timeout_s=20, what="the parked pages delivered")

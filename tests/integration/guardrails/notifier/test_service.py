@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import orjson
 import pytest
 import redis.asyncio as aioredis
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 async def test_each_channel_gets_its_format_once_signed_and_without_raw_text(
         stack: CommonSettings, pg_pool, redis_client, channels: Receiver, tenant: str) -> None:
-    async with httpx.AsyncClient() as http, running(stack, pg_pool, redis_client, http) as n:
+    async with running(stack, pg_pool, redis_client, channels.url) as n:
         first = alert(tenant)
         assert set((await n.deliver_now([first])).values()) == {"delivered"}
         assert await n.deliver_now([first]) == {}  # redelivered after a crash: nothing queued, nothing sent
@@ -56,7 +55,7 @@ async def test_each_channel_gets_its_format_once_signed_and_without_raw_text(
 
 
 async def test_severity_routing(stack: CommonSettings, pg_pool, redis_client, channels: Receiver, tenant: str) -> None:
-    async with httpx.AsyncClient() as http, running(stack, pg_pool, redis_client, http) as n:
+    async with running(stack, pg_pool, redis_client, channels.url) as n:
         await n.deliver_now([alert(tenant, severity="info")])
     assert len(channels.on("/hook")) == 1
     assert channels.on("/slack") == [] and channels.on("/pd") == []
@@ -65,7 +64,7 @@ async def test_severity_routing(stack: CommonSettings, pg_pool, redis_client, ch
 async def test_failed_sends_are_retried_with_backoff(stack: CommonSettings, pg_pool, redis_client,
                                                      channels: Receiver, tenant: str) -> None:
     channels.script.extend([500, 503])  # the first two requests fail, whichever channel they reach
-    async with httpx.AsyncClient() as http, running(stack, pg_pool, redis_client, http) as n:
+    async with running(stack, pg_pool, redis_client, channels.url) as n:
         await n.deliver_now([alert(tenant, severity="warning")])
     assert len(channels.on("/hook")) == 1 and len(channels.on("/slack")) == 1
     assert len(channels.attempts) == 4
@@ -77,7 +76,7 @@ async def test_failed_sends_are_retried_with_backoff(stack: CommonSettings, pg_p
 async def test_a_channel_that_stays_down_is_parked_not_dropped_and_delivered_once_it_recovers(
         stack: CommonSettings, pg_pool, redis_client, channels: Receiver, tenant: str) -> None:
     channels.script.extend([500] * 4)  # max_attempts: the whole first run fails
-    async with httpx.AsyncClient() as http, running(stack, pg_pool, redis_client, http, park_backoff_base_s=0.5) as n:
+    async with running(stack, pg_pool, redis_client, channels.url, park_backoff_base_s=0.5) as n:
         a = alert(tenant, severity="info")
         assert set((await n.deliver_now([a])).values()) == {"parked"}
         parked = await pg_pool.fetchrow(
@@ -101,7 +100,7 @@ async def test_with_redis_down_notifications_are_delayed_not_lost(
     redis = aioredis.from_url(f"redis://127.0.0.1:{server.port}/0", socket_connect_timeout=0.2, socket_timeout=0.5)
     try:
         server.stop()
-        async with httpx.AsyncClient() as http, running(stack, pg_pool, redis, http) as n:
+        async with running(stack, pg_pool, redis, channels.url) as n:
             task = asyncio.create_task(n.deliver_now([alert(tenant)]))
             await asyncio.sleep(1.5)
             assert not task.done() and channels.requests == []  # held, not dropped
@@ -135,7 +134,7 @@ async def test_a_postgres_blip_in_a_store_call_is_retried_and_the_page_goes_out_
     """`finish` fails after the send: retried, it records the delivery, nothing is sent twice."""
     flaky = FlakyPostgres(getattr(deliveries_store, call), times=2)
     monkeypatch.setattr(deliveries_store, call, flaky)
-    async with httpx.AsyncClient() as http, running(stack, pg_pool, redis_client, http) as n:
+    async with running(stack, pg_pool, redis_client, channels.url) as n:
         statuses = await n.deliver_now([alert(tenant, severity="info")])
 
         async def retried() -> bool:  # the sweeper's calls (`due`) come on their own time
@@ -163,21 +162,20 @@ async def test_a_crash_between_send_and_record_sends_again_with_the_same_idempot
 
     lease = {"timeout_s": 1.0, "claim_lease_s": 1.5}
     a = alert(tenant, severity="warning")  # webhook and Slack
-    async with httpx.AsyncClient() as http:
-        monkeypatch.setattr(deliveries_store, "finish", dies_before_recording)
-        async with running(stack, pg_pool, redis_client, http, **lease) as first:
-            queued = asyncio.create_task(first.deliver_now([a]))
-            await asyncio.wait_for(sent.wait(), 10)
-            await wait_until(lambda: _all_sent(channels, 2), what="both channels sent to")
-            queued.cancel()
-        # the first notifier is gone (its lanes cancelled mid-record): the rows are still `sending`
-        assert {r["status"] for r in await pg_pool.fetch(
-            "SELECT status FROM notification_deliveries WHERE alert_id = $1", a.alert_id)} == {"sending"}
-        monkeypatch.setattr(deliveries_store, "finish", real_finish)
-        async with running(stack, pg_pool, redis_client, http, **lease):
-            await wait_until(lambda: pg_pool.fetchval(
-                "SELECT bool_and(status = 'delivered') FROM notification_deliveries WHERE alert_id = $1", a.alert_id),
-                what="delivered by the second notifier")
+    monkeypatch.setattr(deliveries_store, "finish", dies_before_recording)
+    async with running(stack, pg_pool, redis_client, channels.url, **lease) as first:
+        queued = asyncio.create_task(first.deliver_now([a]))
+        await asyncio.wait_for(sent.wait(), 10)
+        await wait_until(lambda: _all_sent(channels, 2), what="both channels sent to")
+        queued.cancel()
+    # the first notifier is gone (its lanes cancelled mid-record): the rows are still `sending`
+    assert {r["status"] for r in await pg_pool.fetch(
+        "SELECT status FROM notification_deliveries WHERE alert_id = $1", a.alert_id)} == {"sending"}
+    monkeypatch.setattr(deliveries_store, "finish", real_finish)
+    async with running(stack, pg_pool, redis_client, channels.url, **lease):
+        await wait_until(lambda: pg_pool.fetchval(
+            "SELECT bool_and(status = 'delivered') FROM notification_deliveries WHERE alert_id = $1", a.alert_id),
+            what="delivered by the second notifier")
     hooks = channels.on("/hook")
     assert len(hooks) == 2  # sent twice ...
     assert {h.headers["x-llmops-message-id"] for h in hooks} == {a.message_id}  # ... with one idempotency key

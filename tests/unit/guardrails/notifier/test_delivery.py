@@ -12,6 +12,7 @@ import pytest
 
 from llmops_guardrails.notifier.channels import Outgoing
 from llmops_guardrails.notifier.delivery import RetryPolicy, attempt
+from llmops_shared.egress import NOT_ALLOWED, EgressPolicy
 from tests.support.dripping import DrippingServer
 
 MESSAGE = Outgoing(b'{"type": "alert.trigger"}', {"content-type": "application/json"})
@@ -55,12 +56,33 @@ async def test_what_an_answer_means(status: int, delivered: bool, retry_soon: bo
     assert result.retry_after == (None if delivered else "7")
 
 
-async def test_a_refused_connection_is_worth_another_attempt() -> None:
+async def test_a_refused_connection_is_worth_another_attempt_and_says_only_destination_not_allowed() -> None:
     async with answering(200) as url:
         pass  # closed: nothing listens there any more
     async with httpx.AsyncClient() as client:
         result = await attempt(client, url, MESSAGE, timeout_s=5)
-    assert (result.delivered, result.retry_soon, result.error) == (False, True, "ConnectError")
+    assert (result.delivered, result.retry_soon, result.error) == (False, True, NOT_ALLOWED)
+
+
+async def test_every_connection_not_made_is_the_same_answer_whatever_the_reason() -> None:
+    """Refused by the policy, closed, unresolvable, or the deadline before a connection (a filtered port, a
+    resolver that never answers): one answer, so a delivery log tells a tenant nothing of the network."""
+    async with answering(200) as closed:
+        pass
+
+    async def resolver(host: str, port: int) -> list[str]:
+        if host == "hangs.example":
+            await asyncio.sleep(3600)
+        raise OSError(-2, "Name or service not known")
+
+    policy = EgressPolicy(f"127.0.0.1:{closed.rsplit(':', 1)[1]}", resolver=resolver)
+    results = []
+    async with policy.async_client() as client:
+        for url in ("http://127.0.0.1:6379/", "http://169.254.169.254/latest/meta-data/", closed,
+                    "http://nowhere.example/", "http://hangs.example/"):
+            results.append(await attempt(client, url, MESSAGE, timeout_s=0.5))
+    assert {(r.delivered, r.http_status, r.error, r.retry_soon) for r in results} == {
+        (False, None, NOT_ALLOWED, True)}
 
 
 def test_waits_grow_and_are_capped() -> None:
