@@ -57,7 +57,7 @@ def pseudonym_or_none(tenant_id: str, user_id: str | None, key: bytes) -> str | 
 # The scrubber. One alternation, tried in this order at each position; a group named `keep_*` is left
 # as it is (so a UUID's digits are never taken for a phone number).
 
-_TOKEN_CHARS = r"A-Za-z0-9_+/=-"
+_RUN = r"A-Za-z0-9_+/=-"  # the characters of a token (base64, base64url)
 _PATTERNS: tuple[tuple[str, str], ...] = (
     ("keep_uuid", r"(?<![0-9A-Za-z])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
                   r"(?![0-9A-Za-z])"),
@@ -71,14 +71,15 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
                  r"(?![A-Za-z0-9_-])"),
     ("bearer", r"(?<![A-Za-z0-9_])(?i:bearer|basic)[ \t]++[A-Za-z0-9._~+/=-]{12,}+"),
     ("assignment", r"(?<![A-Za-z0-9_])(?i:[a-z0-9_.-]{0,30}?(?:secret|passw(?:or)?d|pwd|token|api[_-]?key|apikey"
-                   r"|access[_-]?key|credential))[\"']?[ \t]*(?:[:=]|=>|:=)[ \t]*[\"']?(?P<assigned>[^\s\"',;]{6,200})"),
+                   r"|access[_-]?key|credential))[\"']?[ \t]*(?:[:=]|=>|:=)[ \t]*[\"']?"
+                   r"(?P<assigned>[^\s\"',;]{6,200})"),
     ("email", r"(?<![A-Za-z0-9_.%+-])[A-Za-z0-9_.%+-]++@(?:[A-Za-z0-9-]++\.(?=[A-Za-z0-9-]))++[A-Za-z]{2,}+"
               r"(?![A-Za-z0-9-])"),
     ("iban", r"(?<![A-Za-z0-9])(?i:[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?)(?![A-Za-z0-9])"),
     ("ipv4", r"(?<![\w.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?!\w|\.[0-9])"),
     ("ipv6", r"(?<![\w:.])(?=[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:)[0-9A-Fa-f:.]{2,45}+(?![\w:])"),
     ("digits", r"(?<![A-Za-z0-9+])\+?\(?[0-9](?:[ .()/-]{0,2}[0-9]){6,}+(?![A-Za-z0-9:])"),
-    ("token", rf"(?<![{_TOKEN_CHARS}])[{_TOKEN_CHARS}]{{32,}}+(?![{_TOKEN_CHARS}])"),
+    ("token", rf"(?<![{_RUN}])[{_RUN}]{{32,}}+(?![{_RUN}])"),
 )
 _SCRUB = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in _PATTERNS))
 _LABELS = {"private_key": "SECRET", "jwt": "SECRET", "prefixed": "SECRET", "bearer": "SECRET",
