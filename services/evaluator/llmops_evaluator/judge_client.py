@@ -30,7 +30,9 @@ suite's `RetryPolicy` on. For each judgment:
 
 The result is never an exception for a failure of the endpoint, whatever it sends: it is a `JudgeResult`
 with status `ok`, `unparseable` or `error` (and the error type), ready to be stored as a row; the text it
-keeps from the endpoint (reasoning, error messages) is made storable (`storable_text`). Exceptions that are
+keeps from the endpoint (reasoning, error messages) is made storable (`storable_text`) and scrubbed of
+personal data and credentials (`llmops_shared.privacy.scrub`): a judge quotes what it judged, and the
+result goes to Postgres, the API and the Redis judgment cache. Exceptions that are
 not about the call (a bug) propagate.
 """
 
@@ -56,6 +58,7 @@ from llmops_evaluator.retry import Failure, RetryPolicy, classify
 from llmops_evaluator.rubrics import InvalidJudgment, Rubric, repair_messages, storable_text
 from llmops_shared.contract import MAX_TOKENS
 from llmops_shared.egress import EgressPolicy
+from llmops_shared.privacy import scrub
 
 FORMAT_LADDER = ("json_schema", "json_object", "none")
 
@@ -352,9 +355,9 @@ class _Run:
         return None
 
     def _result(self, status: JudgeStatus, elapsed_s: float, **fields: Any) -> JudgeResult:
-        for name in ("reasoning", "error"):  # text from the endpoint: no NUL or lone surrogate reaches Postgres
-            if isinstance(fields.get(name), str):
-                fields[name] = storable_text(fields[name])
+        for name in ("reasoning", "error"):  # text from the endpoint: storable, and scrubbed (it may quote the
+            if isinstance(fields.get(name), str):  # judged text; redacted already when it came from the clean topic)
+                fields[name] = scrub(storable_text(fields[name]))
         return JudgeResult(status=status, rubric=self.rubric.ref, judge_model=self.model, attempts=self.attempts,
                            input_tokens=self.input_tokens, output_tokens=self.output_tokens,
                            response_format=self.response_format, latency_ms=round(elapsed_s * 1000, 3), **fields)
