@@ -355,25 +355,29 @@ class _Run:
         return None
 
     def _result(self, status: JudgeStatus, elapsed_s: float, **fields: Any) -> JudgeResult:
-        for name in ("reasoning", "error"):  # text from the endpoint: storable, and scrubbed (it may quote the
-            if isinstance(fields.get(name), str):  # judged text; redacted already when it came from the clean topic)
-                fields[name] = scrub(storable_text(fields[name]))
+        for name in ("reasoning", "error"):  # text from the endpoint: no NUL or lone surrogate reaches Postgres
+            if isinstance(fields.get(name), str):
+                fields[name] = storable_text(fields[name])
         return JudgeResult(status=status, rubric=self.rubric.ref, judge_model=self.model, attempts=self.attempts,
                            input_tokens=self.input_tokens, output_tokens=self.output_tokens,
                            response_format=self.response_format, latency_ms=round(elapsed_s * 1000, 3), **fields)
 
+    # What the endpoint wrote (the reasoning; an answer quoted in a validation problem; its error messages) is
+    # scrubbed: a judge quotes what it judged (redacted already when it came from the clean topic). The
+    # suite's own messages (`error` called directly: deadlines, invalid counts) are not.
+
     def done(self, score: int, reasoning: str, elapsed_s: float) -> JudgeResult:
         return self._result(JudgeStatus.OK, elapsed_s, score=self.rubric.normalise(score), raw_score=score,
-                            label=self.rubric.label(score), reasoning=reasoning)
+                            label=self.rubric.label(score), reasoning=scrub(reasoning))
 
     def unparseable(self, problem: str, elapsed_s: float) -> JudgeResult:
-        return self._result(JudgeStatus.UNPARSEABLE, elapsed_s, error_type="unparseable", error=problem)
+        return self._result(JudgeStatus.UNPARSEABLE, elapsed_s, error_type="unparseable", error=scrub(problem))
 
     def error(self, error_type: str, message: str, elapsed_s: float) -> JudgeResult:
         return self._result(JudgeStatus.ERROR, elapsed_s, error_type=error_type, error=message)
 
     def failed(self, failure: Failure, transient_failures: int, elapsed_s: float) -> JudgeResult:
-        detail = failure.message or failure.error_type
+        detail = scrub(failure.message or failure.error_type)
         if failure.retryable:
             detail = f"gave up after {transient_failures} failed attempts: {detail}"
         return self.error(failure.error_type, detail, elapsed_s)
