@@ -112,6 +112,7 @@ from llmops_guardrails.settings import GuardrailsSettings
 from llmops_ingest.settings import IngestSettings
 from llmops_shared import apikeys
 from llmops_shared.alerts import AlertMessage
+from llmops_shared.privacy import DEV_PSEUDONYM_KEY, pseudonym
 from llmops_shared.settings import CommonSettings, environment
 from llmops_shared.topics import ALERTS, INTERACTIONS_CLEAN, INTERACTIONS_RAW, TOPICS
 
@@ -368,7 +369,9 @@ def ledger_truth(p: Planned, prices: dict[str, dict[str, Decimal]]) -> LedgerTru
     tokens = (usage["input_tokens"], usage["output_tokens"], usage["cache_read_input_tokens"],
               usage["cache_write_input_tokens"], usage["reasoning_tokens"])
     cost = None if p.unpriced else expected_cost(prices[e["model"]], usage)
-    return LedgerTruth(p.event_id, p.tenant, e["app_id"], e.get("user_id") or "", tuple(e["tags"]),
+    # users are stored as pseudonyms; the run's processes use the development key (no LLMOPS_* inherited)
+    user = pseudonym(p.tenant, e["user_id"], DEV_PSEUDONYM_KEY) if e.get("user_id") else ""
+    return LedgerTruth(p.event_id, p.tenant, e["app_id"], user, tuple(e["tags"]),
                        datetime.fromisoformat(e["occurred_at"]), tokens, cost)
 
 

@@ -16,7 +16,9 @@ every request whose prompt contains the marker takes (after the header, before t
 batch can be answered badly on every call, whatever the order of the calls. Malformed 200 replies, for the
 judge's validation: `negative_usage` and `huge_usage` (token counts -5 and 10^12), `content_not_string`
 (the content a JSON object), `no_choices` (an empty list), `not_an_object` (the body a JSON array) and
-`nul_reasoning` (a judgment whose reasoning holds a NUL and a lone surrogate). Replies are deterministic: the content
+`nul_reasoning` (a judgment whose reasoning holds a NUL and a lone surrogate). With `quote_prompt` (on when run
+alone, as the local stack's judge), a schema reply's strings quote the judged text, as a real judge's
+reasoning does. Replies are deterministic: the content
 is `reply_text` if set, otherwise a JSON object if the request asks for JSON (`response_format`), else
 an echo of the last user message's length.
 
@@ -50,6 +52,9 @@ class FakeLLMConfig:
     # Answer a `json_schema` request with an object built from that schema (integers 1-3 picked from a hash
     # of the prompt, strings filled in): what the local stack's demo judge does.
     schema_replies: bool = False
+    # With schema replies, quote the end of the last user message in every string (a real judge quotes
+    # what it judged in its reasoning: where the judged text would leak into stored results).
+    quote_prompt: bool = False
     script: collections.deque[str] = field(default_factory=collections.deque)
     seed: int = 7
     reject_json_schema: bool = False  # answer 400 to `response_format: json_schema` (no structured outputs)
@@ -344,13 +349,22 @@ def _content(config: FakeLLMConfig, body: dict[str, Any]) -> str:
             if marker in prompt:
                 return json.dumps(reply)
         if config.json_reply is None and config.schema_replies and isinstance(schema, dict):
-            return json.dumps(_from_schema(schema, _prompt_text(body)))
+            return json.dumps(_from_schema(schema, _prompt_text(body),
+                                           quote=_last_user_text(body) if config.quote_prompt else None))
         return json.dumps(config.json_reply or {"score": 4, "label": "good", "reasoning": "fake judge"})
     words = len(_prompt_text(body).split())
     return f"This is a fake answer to a prompt of {words} words."
 
 
-def _from_schema(schema: dict[str, Any], prompt: str) -> dict[str, Any]:
+def _last_user_text(body: dict[str, Any]) -> str:
+    users = [m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
+    return _prompt_text({"messages": users[-1:]})
+
+
+QUOTE_CHARS = 1_500
+
+
+def _from_schema(schema: dict[str, Any], prompt: str, quote: str | None = None) -> dict[str, Any]:
     seed = int(hashlib.sha256(prompt.encode()).hexdigest()[:8], 16)
     out: dict[str, Any] = {}
     for name, spec in (schema.get("properties") or {}).items():
@@ -363,6 +377,8 @@ def _from_schema(schema: dict[str, Any], prompt: str) -> dict[str, Any]:
             out[name] = seed % 2 == 0
         elif "string" in kinds:
             out[name] = f"fake judge: {name} for a prompt of {len(prompt.split())} words"
+            if quote is not None:
+                out[name] += f"; the text judged reads: {quote[-QUOTE_CHARS:]}"
     return out
 
 
@@ -395,7 +411,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=float(os.environ.get("LLMOPS_FAKE_LLM_LATENCY_MS", "50")))
     parser.add_argument("--error-rate", type=float, default=0)
     args = parser.parse_args()
-    config = FakeLLMConfig(latency_ms=args.latency_ms, error_rate=args.error_rate, schema_replies=True)
+    config = FakeLLMConfig(latency_ms=args.latency_ms, error_rate=args.error_rate, schema_replies=True,
+                           quote_prompt=True)
     server = FakeLLMServer(port=args.port, config=config)
     print(f"fake OpenAI-compatible server on {server.url}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):

@@ -46,6 +46,9 @@ MAX_METADATA_KEYS = 64
 MAX_METADATA_BYTES = 16_384
 MAX_TOOL_CALLS = 128
 MAX_TOKENS = 100_000_000
+MAX_SHORT_TEXT_CHARS = 256
+MAX_TAG_CHARS = 200
+MAX_ERROR_MESSAGE_CHARS = 4096
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$"
 """Tenant, app, model, provider, evaluator and other ids: the one pattern every API and the contract use."""
@@ -55,11 +58,12 @@ NO_CONTROL_CHARS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
 types refuse NUL, and the others are never meant (an event carrying them is refused at the door rather
 than made to fail every consumer that stores it)."""
 _CONTROL_CHAR_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u00(?:0[0-8bBcCeEfF]|1[0-9a-fA-F])")
-ShortText = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256, pattern=NO_CONTROL_CHARS)]
+ShortText = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_SHORT_TEXT_CHARS,
+                                             pattern=NO_CONTROL_CHARS)]
 Text = Annotated[str, StringConstraints(strict=True, max_length=MAX_TEXT_CHARS, pattern=NO_CONTROL_CHARS)]
 TokenCount = Annotated[int, Strict(), Field(ge=0, le=MAX_TOKENS)]
 Milliseconds = Annotated[float, Field(ge=0, le=86_400_000)]
-Tag = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200, pattern=NO_CONTROL_CHARS)]
+Tag = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_TAG_CHARS, pattern=NO_CONTROL_CHARS)]
 
 
 class _Model(BaseModel):
@@ -138,7 +142,7 @@ class Usage(_Model):
 
 class ErrorInfo(_Model):
     type: ShortText
-    message: Annotated[str, StringConstraints(max_length=4096, pattern=NO_CONTROL_CHARS)] = ""
+    message: Annotated[str, StringConstraints(max_length=MAX_ERROR_MESSAGE_CHARS, pattern=NO_CONTROL_CHARS)] = ""
     code: ShortText | None = None
 
 

@@ -19,6 +19,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from llmops_shared.privacy import DEV_PSEUDONYM_KEY
+
 
 def shared(default: Any, name: str) -> Any:
     """A setting every process reads from the same variable, `LLMOPS_<NAME>`, whatever its service prefix."""
@@ -51,6 +53,12 @@ class CommonSettings(BaseSettings):
     loopback, private, link-local (the cloud metadata service), multicast or reserved addresses is refused
     (docs/security.md)."""
 
+    pseudonym_key: SecretStr = shared(SecretStr(DEV_PSEUDONYM_KEY.decode()), "pseudonym_key")
+    """The secret user pseudonyms are derived from (HMAC-SHA-256 of tenant and `user_id`): an event's
+    `user_id` is stored, and leaves the guardrails worker, only as its pseudonym `u_<20 hex>`. Every process
+    must have the same value (the guardrails worker's clean events and billing's ledger agree on it); set
+    your own and keep it stable, since changing it starts every user's usage afresh (docs/security.md)."""
+
     @field_validator("egress_allow")
     @classmethod
     def _egress_entries(cls, value: str) -> str:
@@ -58,6 +66,9 @@ class CommonSettings(BaseSettings):
 
         parse_allow(value)  # a bad entry fails at start-up, naming it
         return value
+
+    def pseudonym_secret(self) -> bytes:
+        return self.pseudonym_key.get_secret_value().encode()
 
 
 class ApiSettings(CommonSettings):

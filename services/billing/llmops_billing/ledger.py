@@ -5,7 +5,13 @@ billable); `repriced` prices a stored row again after a price correction. Both p
 `cost.price_usage`, the one pricing function. `rollup_deltas` and `dimension_deltas` say what rows add to
 (or, re-priced, take from) the rollups. No I/O: `store.ledger` writes rows, `store.rollups` the deltas.
 
-The by-user and by-tag daily rollups: `usage_daily_users` keys a row's user ('' when none);
+Privacy: a row holds the event's `user_id` only as its pseudonym (`llmops_shared.privacy.pseudonym`, under
+the operator's `LLMOPS_PSEUDONYM_KEY`: the same one the guardrails worker writes into clean events) and its
+tags scrubbed (`privacy.scrub`: e-mail addresses, phone and card numbers, IBANs, IP addresses and
+credentials replaced by their labels). Nothing else of the event's free text (metadata, error message,
+span name, messages) is kept.
+
+The by-user and by-tag daily rollups: `usage_daily_users` keys a row's user pseudonym ('' when none);
 `usage_daily_tags` adds a row once under EACH of its tags ('' when it has none), so per-tag sums
 deliberately count an event with several tags several times (per-tag usage; totals come from
 `usage_daily`).
@@ -30,6 +36,7 @@ from llmops_billing.money import EXACT, ZERO
 from llmops_billing.normalise import normalise_model, normalise_provider, provider_of_prefix
 from llmops_billing.prices import PriceCatalogue, PriceMatch
 from llmops_shared.contract import Interaction, SpanKind, Status, Usage
+from llmops_shared.privacy import DEV_PSEUDONYM_KEY, pseudonym_or_none, scrub_all
 
 BILLABLE_KINDS = frozenset({SpanKind.LLM, SpanKind.EMBEDDING})
 
@@ -54,8 +61,8 @@ class LedgerRow:
     prompt_name: str
     prompt_version: str
     prompt_variant: str
-    user_id: str | None
-    tags: tuple[str, ...]
+    user_id: str | None  # the pseudonym
+    tags: tuple[str, ...]  # scrubbed
     input_tokens: int
     output_tokens: int
     cache_read_input_tokens: int
@@ -83,9 +90,11 @@ class LedgerRow:
 COLUMNS = tuple(f.name for f in fields(LedgerRow))
 
 
-def ledger_row(interaction: Interaction, catalogue: PriceCatalogue, *, priced_at: datetime) -> LedgerRow | None:
-    """The ledger row of one interaction, priced with `catalogue` as of its `occurred_at`; None when the
-    event is not billable (see the module docstring)."""
+def ledger_row(interaction: Interaction, catalogue: PriceCatalogue, *, priced_at: datetime,
+               pseudonym_key: bytes = DEV_PSEUDONYM_KEY) -> LedgerRow | None:
+    """The ledger row of one interaction, priced with `catalogue` as of its `occurred_at`, its user
+    pseudonymised under `pseudonym_key` and its tags scrubbed; None when the event is not billable (see the
+    module docstring)."""
     if interaction.span_kind not in BILLABLE_KINDS:
         return None
     usage = interaction.usage
@@ -119,8 +128,8 @@ def ledger_row(interaction: Interaction, catalogue: PriceCatalogue, *, priced_at
         prompt_name=prompt.name if prompt else "",
         prompt_version=(prompt.version or "") if prompt else "",
         prompt_variant=(prompt.variant or "") if prompt else "",
-        user_id=interaction.user_id,
-        tags=tuple(interaction.tags),
+        user_id=pseudonym_or_none(interaction.tenant_id, interaction.user_id, pseudonym_key),
+        tags=scrub_all(interaction.tags),
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cache_read_input_tokens=usage.cache_read_input_tokens,

@@ -41,8 +41,9 @@ class UsageRow(BaseModel):
     prompt_name: str | None = None
     prompt_version: str | None = None
     prompt_variant: str | None = None
-    user_id: str | None = None
-    tag: str | None = None
+    user_id: str | None = Field(None, description="the user's pseudonym (`u_` and 20 hex digits), never the "
+                                "app's own id")
+    tag: str | None = Field(None, description="the tag, with personal data and credentials masked")
     event_count: int
     unpriced_count: int = Field(description="events whose costs are missing from this row's cost sums")
     input_tokens: int

@@ -3,14 +3,19 @@
 `parse_usage_query` validates the API's parameters into a `UsageQuery` (or raises `Invalid` naming the
 parameter); `choose_source` picks the cheapest source that answers it exactly:
 - `usage_daily` when the range starts and ends on UTC midnights and the grouping has no user or tag;
-- `usage_daily_users` / `usage_daily_tags` when the grouping has `user` (or `tag`, not both, and no
-  `prompt`), the granularity is day, month or none, and the range is on UTC midnights;
+- `usage_daily_users` / `usage_daily_tags` when the grouping has `user` or the query filters by user (or
+  the grouping has `tag`; not both, and no `prompt`), the granularity is day, month or none, and the range
+  is on UTC midnights;
 - `usage_hourly` when the range is on whole UTC hours (or the granularity is `hour`) and there is no
   user or tag grouping;
 - `usage_ledger` otherwise: a range not on whole hours, and user or tag grouping that the by-user and
   by-tag rollups cannot answer (hourly granularity, a range not on UTC midnights, user and tag together,
   or with prompt).
-All give the same numbers for the same question: rollups are sums over the ledger. The SQL for a plan is
+All give the same numbers for the same question: rollups are sums over the ledger.
+
+Users are stored as pseudonyms (`llmops_shared.privacy`): the `user_id` filter takes the app's own user id
+(or a pseudonym the API showed) and is pseudonymised for the tenant before it is compared
+(`user_filter`). The SQL for a plan is
 `store.usage.build_usage_sql`; `usage_row` shapes its result rows for JSON.
 
 Pages are keyset pages: a cursor (`llmops_shared.cursors`, scoped to the query's fingerprint) carries the
@@ -20,6 +25,7 @@ sort key of the last row sent, so it is valid only with the same parameters (`li
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -32,6 +38,8 @@ from llmops_billing.ledger import COST_COLUMNS, TOKEN_COLUMNS
 from llmops_billing.money import ZERO, money_str
 from llmops_billing.normalise import normalise_model, normalise_provider
 from llmops_shared import cursors
+from llmops_shared.contract import NO_CONTROL_CHARS
+from llmops_shared.privacy import pseudonym
 from llmops_shared.problems import Invalid
 
 
@@ -71,7 +79,8 @@ GROUP_COLUMNS: dict[GroupField, tuple[tuple[str, str], ...]] = {
     GroupField.TAG: (("tag", "coalesce(t.tag, '')"),),
 }
 MEASURES = ("event_count", "unpriced_count", *TOKEN_COLUMNS, *COST_COLUMNS)
-FILTERS = ("app_id", "environment", "model", "provider")
+FILTERS = ("app_id", "environment", "model", "provider", "user_id")
+MAX_USER_ID_CHARS = 256  # the contract's
 MAX_RANGE = timedelta(days=400)
 
 
@@ -163,6 +172,18 @@ def parse_usage_query(*, start: datetime | None, end: datetime | None, granulari
     return query
 
 
+def user_filter(user_id: str | None, *, tenant_id: str, key: bytes) -> str | None:
+    """The `user_id` filter as stored: the tenant's pseudonym of the app's user id (a pseudonym stays as it
+    is); `Invalid` naming `user_id` for a value no event can carry."""
+    if user_id is None or user_id == "":
+        return None
+    if len(user_id) > MAX_USER_ID_CHARS:
+        raise _invalid("user_id", f"at most {MAX_USER_ID_CHARS} characters")
+    if re.fullmatch(NO_CONTROL_CHARS, user_id) is None:
+        raise _invalid("user_id", "holds a control character")
+    return pseudonym(tenant_id, user_id, key)
+
+
 def encode_cursor(query: UsageQuery, row: Mapping[str, Any]) -> str:
     """The cursor of the page after `row` (a result row: its sort columns are read)."""
     values = [row[name].isoformat() if isinstance(row[name], datetime) else row[name] for name in query.sort_names]
@@ -199,7 +220,8 @@ def choose_source(query: UsageQuery) -> Source:
     """The cheapest source that answers `query` exactly (see the module docstring)."""
     hours = _aligned(query.start, timedelta(hours=1)) and _aligned(query.end, timedelta(hours=1))
     days = _aligned(query.start, timedelta(days=1)) and _aligned(query.end, timedelta(days=1))
-    by_user, by_tag = GroupField.USER in query.group_by, GroupField.TAG in query.group_by
+    by_user = GroupField.USER in query.group_by or "user_id" in query.filters  # users: ledger or by-user rollup
+    by_tag = GroupField.TAG in query.group_by
     if by_user or by_tag:
         # The by-user and by-tag rollups are daily, have one of the two each, and no prompt columns.
         if (by_user and by_tag) or GroupField.PROMPT in query.group_by or not days \

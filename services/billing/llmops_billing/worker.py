@@ -69,7 +69,9 @@ class UsageLedgerHandler(InteractionHandler[Alert]):
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[Alert]:
         catalogue = await self.catalogues.get(conn)
         now = self.clock()
-        rows = [row for _, event in items if (row := ledger_row(event, catalogue, priced_at=now)) is not None]
+        key = self.settings.pseudonym_secret()
+        rows = [row for _, event in items
+                if (row := ledger_row(event, catalogue, priced_at=now, pseudonym_key=key)) is not None]
         result = await write_batch(conn, rows=rows, now=now)
         alerts = await _unpriced_alerts(conn, result.unalerted_unpriced)
         alerts += await evaluate_touched(conn, _touched(result.inserted), now=now,

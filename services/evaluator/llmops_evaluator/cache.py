@@ -20,7 +20,8 @@ from redis.asyncio import Redis
 from llmops_evaluator.judge_client import JudgeResult
 from llmops_evaluator.rubrics import Rubric
 
-KEY_SCHEMA = 1  # bump to invalidate every cached judgment (e.g. when JudgeResult changes meaning)
+KEY_SCHEMA = 2  # bump to invalidate every cached judgment (e.g. when JudgeResult changes meaning)
+# 2: reasoning scrubbed of personal data (`judge_client`); entries of 1 may quote the judged text raw.
 
 
 def judgment_key(*, judge_model: str, rubric: Rubric, messages: list[dict[str, str]],

@@ -30,7 +30,9 @@ suite's `RetryPolicy` on. For each judgment:
 
 The result is never an exception for a failure of the endpoint, whatever it sends: it is a `JudgeResult`
 with status `ok`, `unparseable` or `error` (and the error type), ready to be stored as a row; the text it
-keeps from the endpoint (reasoning, error messages) is made storable (`storable_text`). Exceptions that are
+keeps from the endpoint (reasoning, error messages) is made storable (`storable_text`) and scrubbed of
+personal data and credentials (`llmops_shared.privacy.scrub`): a judge quotes what it judged, and the
+result goes to Postgres, the API and the Redis judgment cache. Exceptions that are
 not about the call (a bug) propagate.
 """
 
@@ -56,6 +58,7 @@ from llmops_evaluator.retry import Failure, RetryPolicy, classify
 from llmops_evaluator.rubrics import InvalidJudgment, Rubric, repair_messages, storable_text
 from llmops_shared.contract import MAX_TOKENS
 from llmops_shared.egress import EgressPolicy
+from llmops_shared.privacy import scrub
 
 FORMAT_LADDER = ("json_schema", "json_object", "none")
 
@@ -359,18 +362,22 @@ class _Run:
                            input_tokens=self.input_tokens, output_tokens=self.output_tokens,
                            response_format=self.response_format, latency_ms=round(elapsed_s * 1000, 3), **fields)
 
+    # What the endpoint wrote (the reasoning; an answer quoted in a validation problem; its error messages) is
+    # scrubbed: a judge quotes what it judged (redacted already when it came from the clean topic). The
+    # suite's own messages (`error` called directly: deadlines, invalid counts) are not.
+
     def done(self, score: int, reasoning: str, elapsed_s: float) -> JudgeResult:
         return self._result(JudgeStatus.OK, elapsed_s, score=self.rubric.normalise(score), raw_score=score,
-                            label=self.rubric.label(score), reasoning=reasoning)
+                            label=self.rubric.label(score), reasoning=scrub(reasoning))
 
     def unparseable(self, problem: str, elapsed_s: float) -> JudgeResult:
-        return self._result(JudgeStatus.UNPARSEABLE, elapsed_s, error_type="unparseable", error=problem)
+        return self._result(JudgeStatus.UNPARSEABLE, elapsed_s, error_type="unparseable", error=scrub(problem))
 
     def error(self, error_type: str, message: str, elapsed_s: float) -> JudgeResult:
         return self._result(JudgeStatus.ERROR, elapsed_s, error_type=error_type, error=message)
 
     def failed(self, failure: Failure, transient_failures: int, elapsed_s: float) -> JudgeResult:
-        detail = failure.message or failure.error_type
+        detail = scrub(failure.message or failure.error_type)
         if failure.retryable:
             detail = f"gave up after {transient_failures} failed attempts: {detail}"
         return self.error(failure.error_type, detail, elapsed_s)

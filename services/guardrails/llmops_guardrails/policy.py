@@ -12,7 +12,10 @@ the kinds it applies to (entity types, secret rule names, term lists), a score t
   call already happened);
 - `allow`: findings it matches are exempt from every other rule (e.g. the support desk's own address).
 
-Overrides are partial documents. Merging: `detectors` is merged key by key (mappings recursively, lists
+`fields` names what of the event's other free text passes verbatim (`keep_metadata_keys`, `keep_tags`);
+everything else of it is scanned and redacted like message text (`screening.field_texts`).
+
+Overrides are partial documents. Merging: `detectors` and `fields` are merged key by key (mappings recursively, lists
 replaced); `rules` are merged by `id` (fields of an existing rule replaced, a new id appended, `enabled:
 false` switches one off); other top-level keys are replaced. The merged document is then validated as a
 whole. `docs/guardrails.md` is the reference.
@@ -187,11 +190,22 @@ class Rule(_Strict):
         return [compile_pattern(p) for p in self.values or []]
 
 
+class FieldSettings(_Strict):
+    """The event's free text outside its messages (name, session, error message, tags, message names,
+    metadata strings) is scanned and redacted like message text, except what is listed here."""
+
+    keep_metadata_keys: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, description="top-level metadata keys whose values pass verbatim, unscanned")
+    keep_tags: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, description="tags that pass verbatim, unscanned (the app's own vocabulary)")
+
+
 class Policy(_Strict):
     version: Literal[1] = 1
     name: str = "default"
     description: str = ""
     detectors: DetectorSettings = Field(default_factory=DetectorSettings)
+    fields: FieldSettings = Field(default_factory=FieldSettings)
     rules: list[Rule] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -279,10 +293,10 @@ def merge_documents(base: dict[str, Any], *overrides: dict[str, Any] | None) -> 
         if not isinstance(override, dict):
             raise PolicyError([f"override {i}: a policy document is a mapping"])
         for key, value in override.items():
-            if key == "detectors":
+            if key in ("detectors", "fields"):
                 if not isinstance(value, dict):
-                    raise PolicyError(["detectors: must be a mapping"])
-                merged["detectors"] = _merge_mappings(merged.get("detectors") or {}, value)
+                    raise PolicyError([f"{key}: must be a mapping"])
+                merged[key] = _merge_mappings(merged.get(key) or {}, value)
             elif key == "rules":
                 merged["rules"] = _merge_rules(merged.get("rules") or [], value)
             else:

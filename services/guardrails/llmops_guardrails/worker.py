@@ -9,17 +9,19 @@ offsets, last). Per batch of `llm.interactions.raw`:
      a change to `guardrail_policies` is notified, which `open_handler`'s `ConfigWatcher` hears within
      milliseconds, and for at most `policy_cache_ttl_s`); then the scan of the whole
      batch (`PolicyEngine.scan_many`, in a thread so the event loop keeps the Kafka group's heartbeats
-     going) -- the events' own texts plus their `metadata.context`/`metadata.reference`; a scanner crash
+     going) -- the events' own texts plus their other free text (`screening.field_texts`: name, session
+     id, error message, tags, message names, every metadata string); a scanner crash
      raises `ScanFailed` (which names the exception type only, never content), so the worker retries the
      batch one event at a time and dead-letters the event that crashes it;
   3. still in the transaction: findings rows (`ON CONFLICT DO NOTHING`; value hashes, never values) and
      alert grouping (`alerts_service.record_occurrences`: counts only from rows actually inserted);
-  4. after the commit: each event, redacted and with a findings summary, to `llm.interactions.clean`
-     (key = trace_id), and each alert's new state to `llmops.alerts` (key = fingerprint), awaiting
-     acknowledgements; then the offsets are committed. Each clean event is measured first, in step 2:
-     one that redaction made larger than `clean_event_max_bytes` has its longest texts cut with a marker
-     (`sizing`), and one that still does not fit fails the batch with `CleanEventTooLarge`, so the worker
-     dead-letters that event alone; publishing never fails on a size after the commit.
+  4. after the commit: each event, redacted, its `user_id` pseudonymised (`LLMOPS_PSEUDONYM_KEY`) and with
+     a findings summary, to `llm.interactions.clean` (key = trace_id), and each alert's new state to
+     `llmops.alerts` (key = fingerprint), awaiting acknowledgements; then the offsets are committed. Each
+     clean event is measured first, in step 2: one that redaction made larger than `clean_event_max_bytes`
+     has its longest texts cut with a marker (`sizing`), and one that still does not fit fails the batch
+     with `CleanEventTooLarge`, so the worker dead-letters that event alone; publishing never fails on a
+     size after the commit.
 
 A redelivered batch changes no row, publishes the same clean events again (consumers key on tenant and
 event_id) and republishes the current state of the alerts its events were counted in (the notifier sends
@@ -76,7 +78,7 @@ class Outgoing:
 class ScannedEvent:
     event: Interaction
     scan: InteractionScan
-    probe: InteractionScan | None  # the metadata texts
+    fields: screening.FieldsScan | None  # the other free text
     policy_version: str
 
 
@@ -118,8 +120,9 @@ class GuardrailsWorker(InteractionHandler[Outgoing]):
         """The clean event, within `clean_event_max_bytes` (its longest texts cut, with a marker, if need be).
         Raises `CleanEventTooLarge` when cutting cannot make it fit: the batch fails, the worker isolates the
         event by bisection and dead-letters it alone (before anything of it is stored)."""
-        value, cut = screening.clean_event(scanned.event, scanned.scan, scanned.policy_version, scanned.probe,
-                                           max_bytes=self.settings.clean_event_max_bytes)
+        value, cut = screening.clean_event(scanned.event, scanned.scan, scanned.policy_version, scanned.fields,
+                                           max_bytes=self.settings.clean_event_max_bytes,
+                                           pseudonym_key=self.settings.pseudonym_secret())
         if cut is not None:
             TRUNCATED.inc()
             log.warning("clean event too large for Kafka; its longest texts were cut", extra={
@@ -130,19 +133,21 @@ class GuardrailsWorker(InteractionHandler[Outgoing]):
 
     def scan(self, events: Sequence[Interaction], policies: Sequence[Policy], versions: Sequence[str]
              ) -> list[ScannedEvent]:
-        """The batch's scans (blocking; run in a thread). Metadata texts go through in the same batch."""
+        """The batch's scans (blocking; run in a thread). The events' other free text goes through in the
+        same batch, as one probe interaction per event."""
         try:
-            probes = [screening.metadata_probe(e) for e in events]
+            texts = [screening.field_texts(e, p.fields) for e, p in zip(events, policies, strict=True)]
+            probes = [screening.fields_probe(e, t) for e, t in zip(events, texts, strict=True)]
             extra = [(i, p) for i, p in enumerate(probes) if p is not None]
             scans = self.engine.scan_many([*events, *(p for _, p in extra)],
                                           [*policies, *(policies[i] for i, _ in extra)])
         except Exception as exc:
             raise ScanFailed(f"the scanner raised {type(exc).__name__}") from None
-        probe_scans: list[InteractionScan | None] = [None] * len(events)
+        fields: list[screening.FieldsScan | None] = [None] * len(events)
         for (i, _), probe_scan in zip(extra, scans[len(events):], strict=True):
-            probe_scans[i] = probe_scan
+            fields[i] = screening.FieldsScan(texts[i], probe_scan)
         own = scans[:len(events)]
-        return [ScannedEvent(e, s, p, v) for e, s, p, v in zip(events, own, probe_scans, versions, strict=True)]
+        return [ScannedEvent(e, s, f, v) for e, s, f, v in zip(events, own, fields, versions, strict=True)]
 
     async def publish(self, results: list[Outgoing], resources: Resources) -> None:
         if not results:

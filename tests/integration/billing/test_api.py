@@ -28,6 +28,7 @@ from llmops_billing.store.prices import insert_discount, insert_prices
 from llmops_shared import apikeys
 from llmops_shared.clock import fixed
 from llmops_shared.contract import Interaction
+from llmops_shared.privacy import DEV_PSEUDONYM_KEY, pseudonym
 from llmops_shared.settings import CommonSettings
 from tests.support.events import make_event
 from tests.support.servers import serve
@@ -205,6 +206,7 @@ async def test_pages_follow_the_cursor_and_cover_every_row(world: World) -> None
     ({**NOV, "cursor": "not-a-cursor"}, "cursor"),
     ({"from": "2026-11-01T00:00:00", "to": "2026-12-01T00:00:00Z"}, "from"),
     ({"from": "yesterday", "to": "2026-12-01T00:00:00Z"}, "from"),
+    ({**NOV, "user_id": "u" * 257}, "user_id"),
 ])
 async def test_bad_parameters_answer_422_naming_the_field(world: World, params: dict[str, str], field: str) -> None:
     async with world.client(world.a_read) as client:
@@ -227,6 +229,28 @@ async def test_csv_export_has_the_rows_of_the_json_query(world: World) -> None:
     assert [r["cost_total"] for r in exported] == [r["cost_total"] for r in rows]
     assert [r["user_id"] for r in exported] == [r["user_id"] or "" for r in rows]
     assert list(exported[0]) [:3] == ["bucket", "user_id", "model"]
+
+
+async def test_users_are_shown_as_pseudonyms_and_filtered_by_the_apps_own_user_id(world: World) -> None:
+    user = "alpha-user-1"  # days 3 and 5 of tenant A's events
+    mine = pseudonym(world.a, user, DEV_PSEUDONYM_KEY)
+    async with world.client(world.a_read) as client:
+        grouped = (await client.get("/v1/usage", params={**NOV, "granularity": "month", "group_by": "user"})).json()
+        filtered = await client.get("/v1/usage", params={**NOV, "granularity": "day", "user_id": user})
+        by_pseudonym = await client.get("/v1/usage", params={**NOV, "granularity": "day", "user_id": mine})
+        exported = await client.get("/v1/usage.csv", params={**NOV, "group_by": "user", "user_id": user})
+        other_tenants = await client.get("/v1/usage", params={**NOV, "user_id": f"{SECRET}-user-1"})
+    assert {r["user_id"] for r in grouped["rows"]} == {mine, pseudonym(world.a, "alpha-user-0", DEV_PSEUDONYM_KEY),
+                                                       None}
+    assert filtered.status_code == 200, filtered.text
+    assert filtered.json()["source"] == "daily_users"
+    assert [(r["bucket"][:10], r["event_count"]) for r in filtered.json()["rows"]] == [
+        ("2026-11-03", 6), ("2026-11-05", 6)]
+    assert by_pseudonym.json()["rows"] == filtered.json()["rows"]
+    assert {r["user_id"] for r in _csv(exported.text)} == {mine} and user not in exported.text
+    assert other_tenants.status_code == 200 and other_tenants.json()["rows"] == []
+    stored = await world.pool.fetch("SELECT DISTINCT user_id FROM usage_ledger WHERE tenant_id = $1", world.a)
+    assert {r["user_id"] for r in stored} == {mine, pseudonym(world.a, "alpha-user-0", DEV_PSEUDONYM_KEY), None}
 
 
 # -- summary and statement --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 from llmops_billing import budgets
 from llmops_billing.alerts import OutboxRelay, unpriced_model_alert
 from llmops_billing.store import outbox
+from llmops_shared.privacy import pseudonym
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import ALERTS
 from tests.integration.billing.conftest import WORKER_NOW, RunningWorker, wait_for
@@ -65,7 +66,9 @@ async def test_events_become_ledger_rows_and_rollups_bad_messages_dead_letters_a
     for i, row in enumerate(rows):
         assert row["cost_total"] == (1000 + i) * MINI_IN + 10 * i * MINI_OUT
         assert row["price_version"].endswith("/openai/gpt-4o-mini@1970-01-01T00:00:00Z")
-        assert row["user_id"] == f"u-{i}" and row["app_id"] == f"app-{i % 2}"
+        # the user as its pseudonym under the worker's own key
+        assert row["user_id"] == pseudonym(tenant, f"u-{i}", billing_worker.settings.pseudonym_secret())
+        assert row["app_id"] == f"app-{i % 2}"
     dead = await pg_pool.fetch("SELECT reason FROM dead_letters WHERE consumer = $1 ORDER BY \"offset\"",
                                billing_worker.settings.group)
     assert sorted(d["reason"] for d in dead) == ["bad_json", "schema_violation"]

@@ -407,3 +407,38 @@ async def test_redis_gone_after_publishing_loses_cache_entries_not_the_worker(
     scores = await collect(settings.kafka_bootstrap, settings.scores_topic, scores_from,
                            until=lambda found: len(found) >= len(written), timeout_s=20)
     assert len(written) == 4 and len(scores) == len(written)
+
+
+async def test_a_judge_quoting_what_it_judged_leaves_no_personal_data_in_postgres_or_redis(
+        stack: CommonSettings, pg_pool: asyncpg.Pool, redis_client: Redis, tenant: str,
+        server: FakeLLMServer) -> None:
+    """The worker on an unredacted topic (where guardrails do not run), its judge quoting the judged text in
+    every reasoning: results, the review queue and the judgment cache hold the labels, never the values."""
+    server.config.json_reply = None
+    server.config.schema_replies = server.config.quote_prompt = True
+    email, phone = f"canary-{uuid.uuid4().hex[:12]}@example.com", "+1 415 555 0142"
+    config = evaluator_config(tenant, server.url, review_sample_rate=1.0)
+    await register(pg_pool, config)
+    settings = worker_settings(stack, judges=[server.url])
+    await create_topics(settings)
+    batch = [{**make_event(input=[{"role": "user", "content": f"Reach me at {email} or {phone}, order {i}."}],
+                           output=f"We will write to {email}."), "tenant_id": tenant} for i in range(3)]
+    expected = expected_keys(batch, config)
+    async with running_worker(settings):
+        await send(settings.kafka_bootstrap, settings.topic, batch)
+
+        async def all_judged() -> bool:
+            return len(await result_keys(pg_pool, tenant)) >= len(expected)
+
+        await eventually(all_judged, what="every judgment stored")
+
+    rows = await pg_pool.fetch("SELECT row_to_json(r)::text AS j, reasoning FROM evaluation_results r "
+                               "WHERE tenant_id = $1", tenant)
+    assert rows and all("the text judged reads:" in r["reasoning"] and "[EMAIL_ADDRESS]" in r["reasoning"]
+                        for r in rows)  # it did quote, and what it quoted is scrubbed
+    review = await pg_pool.fetch("SELECT row_to_json(q)::text AS j FROM review_queue q WHERE tenant_id = $1", tenant)
+    cached = [await redis_client.get(k) async for k in redis_client.scan_iter(f"llmops:eval:judgment:{tenant}:*")]
+    assert len(cached) == len(expected)
+    stored = "\n".join([r["j"] for r in rows] + [r["j"] for r in review] + [c.decode() for c in cached])
+    for raw in (email, phone, "415 555 0142"):
+        assert raw not in stored

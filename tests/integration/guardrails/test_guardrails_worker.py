@@ -119,7 +119,7 @@ async def test_pii_secrets_and_injection_become_findings_alerts_clean_events_and
     summary = pii_clean.metadata["guardrails"]
     assert summary["findings"] == 2 and summary["by_type"] == {"CREDIT_CARD": 1, "EMAIL_ADDRESS": 1}
     assert summary["actions"] == ["alert", "redact"] and summary["policy_version"] == "default"
-    assert summary["metadata_findings"] == 1 and summary["blocked"] is False
+    assert summary["field_findings"] == 1 and summary["blocked"] is False
     # hashed per the secret rule, or masked when a PII span overlaps the random token (the stronger mode wins)
     redacted_secret = clean[secret["event_id"]][0].input[1].content
     assert token not in redacted_secret
@@ -305,11 +305,12 @@ async def test_an_event_that_redaction_makes_too_large_for_kafka_is_cut_to_fit_a
 async def test_an_event_that_cannot_be_cut_to_fit_is_dead_lettered_alone(
         stack: CommonSettings, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis, guardrails_engine: PolicyEngine,
         tenant: str) -> None:
-    """What makes this one large is not text (many messages with long names): it goes to the dead letters,
-    before anything of it is stored, and the rest of its batch goes through."""
+    """What makes this one large is not text (many messages with long tool names): it goes to the dead
+    letters, before anything of it is stored, and the rest of its batch goes through."""
     async with start_pipeline(stack, pg_pool, redis_client, guardrails_engine, clean_event_max_bytes=6_000) as p:
         crowded = event(tenant, f"card {luhn_card()}")
-        crowded["input"] = [{"role": "user", "content": f"card {luhn_card()}", "name": "n" * 200}] * 40
+        crowded["input"] = [{"role": "assistant", "content": f"card {luhn_card()}",
+                             "tool_calls": [{"name": "n" * 200}]}] * 40
         fine = [event(tenant, f"card {luhn_card()}") for _ in range(3)]
         await p.send(fine[0], crowded, *fine[1:], key=b"one-partition")
 

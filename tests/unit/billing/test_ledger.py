@@ -19,6 +19,7 @@ from llmops_billing.ledger import (
 )
 from llmops_billing.prices import ModelPrice, PriceCatalogue, TenantDiscount
 from llmops_shared.contract import Interaction
+from llmops_shared.privacy import DEV_PSEUDONYM_KEY, pseudonym
 from tests.support.events import make_event
 
 D = Decimal
@@ -54,8 +55,25 @@ def test_a_priced_llm_call_becomes_one_ledger_row() -> None:
     assert row.cost_output == D("0.00006") and row.cost_total == D("0.00018")
     assert not row.unpriced and row.unpriced_reason is None
     assert row.price_version == CATALOGUE.prices[0].price_version
-    assert row.tags == ("a", "b") and row.user_id == "u-1" and row.priced_at == PRICED_AT
+    assert row.tags == ("a", "b") and row.user_id == pseudonym("globex", "u-1", DEV_PSEUDONYM_KEY)
+    assert row.priced_at == PRICED_AT
     assert list(COLUMNS)[:2] == ["event_id", "occurred_at"]
+
+
+def test_a_row_holds_the_users_pseudonym_and_scrubbed_tags_never_the_raw_values() -> None:
+    raw = event(user_id="jane.doe@example.com", tags=["vip", "mail jane.doe@example.com", "+1 415 555 0199"],
+                usage={"input_tokens": 10, "output_tokens": 1})
+    row = ledger_row(raw, CATALOGUE, priced_at=PRICED_AT, pseudonym_key=b"operator-secret")
+    assert row is not None
+    assert row.user_id == pseudonym("globex", "jane.doe@example.com", b"operator-secret")
+    assert row.user_id != pseudonym("globex", "jane.doe@example.com", DEV_PSEUDONYM_KEY)  # the key is used
+    assert row.tags == ("vip", "mail [EMAIL_ADDRESS]", "[PHONE_NUMBER]")
+    assert "jane" not in repr(row) and "0199" not in repr(row)
+    # An event from the clean topic carries the pseudonym already: it is not hashed again.
+    clean = event(user_id=row.user_id, usage={"input_tokens": 10, "output_tokens": 1})
+    again = ledger_row(clean, CATALOGUE, priced_at=PRICED_AT, pseudonym_key=b"operator-secret")
+    assert again is not None and again.user_id == row.user_id
+    assert ledger_row(event(), CATALOGUE, priced_at=PRICED_AT).user_id is None  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("usage", [
@@ -198,7 +216,7 @@ def test_the_by_user_and_by_tag_deltas_count_an_event_under_each_tag() -> None:
     tagged = row_for(catalogue, user_id=None, tags=["a", "b"])
     untagged = row_for(catalogue, user_id="u-1", tags=[])
     users, tags = dimension_deltas([tagged, untagged])
-    assert sorted(key[2] for key in users) == ["", "u-1"]
+    assert sorted(key[2] for key in users) == ["", pseudonym("acme", "u-1", DEV_PSEUDONYM_KEY)]
     assert sorted(key[2] for key in tags) == ["", "a", "b"]
     assert all(d.event_count == 1 and d.costs[-1] == tagged.cost_total for d in tags.values())
     day = tagged.occurred_at.date()

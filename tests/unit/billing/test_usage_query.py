@@ -10,7 +10,15 @@ import pytest
 
 from llmops_billing.statements import parse_month
 from llmops_billing.store.usage import build_usage_sql
-from llmops_billing.usage_query import GroupField, Source, choose_source, encode_cursor, parse_usage_query
+from llmops_billing.usage_query import (
+    GroupField,
+    Source,
+    choose_source,
+    encode_cursor,
+    parse_usage_query,
+    user_filter,
+)
+from llmops_shared.privacy import pseudonym
 from llmops_shared.problems import Invalid
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
@@ -71,9 +79,30 @@ def test_filters_are_normalised_like_the_ledger() -> None:
     ({"group_by": "tag", "start": NOV + timedelta(hours=5)}, Source.LEDGER),
     ({"group_by": "user,tag"}, Source.LEDGER),
     ({"group_by": "prompt,user"}, Source.LEDGER),
+    ({"filters": {"user_id": "u_0123456789abcdef0123"}}, Source.DAILY_USERS),
+    ({"filters": {"user_id": "u_0123456789abcdef0123"}, "group_by": "tag"}, Source.LEDGER),
+    ({"filters": {"user_id": "u_0123456789abcdef0123"}, "granularity": "hour"}, Source.LEDGER),
 ])
 def test_the_cheapest_exact_source_is_chosen(kw: dict[str, Any], source: Source) -> None:
     assert choose_source(query(**kw)) is source
+
+
+def test_the_user_filter_takes_the_apps_user_id_and_compares_the_tenants_pseudonym() -> None:
+    expected = pseudonym("acme", "jane@example.com", b"k")
+    assert user_filter("jane@example.com", tenant_id="acme", key=b"k") == expected
+    assert user_filter(expected, tenant_id="acme", key=b"k") == expected  # a pseudonym the API showed
+    assert user_filter("jane@example.com", tenant_id="globex", key=b"k") != expected
+    assert user_filter(None, tenant_id="acme", key=b"k") is None and user_filter("", tenant_id="acme", key=b"k") is None
+    q = query(filters={"user_id": expected})
+    sql, args = build_usage_sql(q, tenant_id="acme")
+    assert "l.user_id = $" in sql and expected in args and "jane" not in repr(args)
+
+
+@pytest.mark.parametrize("bad", ["x" * 257, "a\x00b", "tab\x07"])
+def test_a_user_id_no_event_can_carry_is_refused_naming_the_field(bad: str) -> None:
+    with pytest.raises(Invalid) as caught:
+        user_filter(bad, tenant_id="acme", key=b"k")
+    assert [e.loc for e in caught.value.errors] == [["query", "user_id"]]
 
 
 def test_a_cursor_is_bound_to_its_query() -> None:

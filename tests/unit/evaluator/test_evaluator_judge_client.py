@@ -3,6 +3,7 @@ an exception (the endpoint behaviours over real HTTP are in tests/integration/ev
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -98,6 +99,38 @@ async def test_error_text_from_the_endpoint_reaches_the_result_storable() -> Non
     assert (result.status, result.error_type) == (JudgeStatus.ERROR, "http_400")
     assert result.error is not None and "bad\ufffd request \ufffd" in result.error
     result.error.encode()  # valid UTF-8, no NUL: Postgres takes it
+
+
+QUOTED = "jane.doe@example.com, +1 415 555 0142, card 4111 1111 1111 1111, key ghp_" + "a1B2" * 9
+
+
+@pytest.mark.parametrize(("status", "content"), [
+    (200, json.dumps({"reasoning": f"The user wrote: {QUOTED}.", "score": 4})),
+    (200, json.dumps({"reasoning": f"The user wrote: {QUOTED}.", "score": 99})),  # unparseable: error quotes it
+    (400, json.dumps({"error": {"message": f"cannot judge {QUOTED}", "type": "invalid_request_error"}})),
+])
+async def test_text_from_the_judge_is_scrubbed_before_it_becomes_a_result(status: int, content: str) -> None:
+    """A judge quotes what it judged; the result (stored, cached, served) never holds the personal data."""
+    def endpoint(_request: httpx.Request) -> httpx.Response:
+        body = content if status != 200 else json.dumps(
+            {"id": "c", "object": "chat.completion", "created": 0, "model": "m",
+             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]})
+        return httpx.Response(status, content=body.encode(), headers={"content-type": "application/json"})
+
+    judge = JudgeClient(model="m", base_url="http://judge.test/v1", api_key="k", egress=None,
+                        policy=RetryPolicy(max_attempts=1))
+    judge._client = openai.AsyncOpenAI(base_url="http://judge.test/v1", api_key="k", max_retries=0,
+                                       http_client=httpx.AsyncClient(transport=httpx.MockTransport(endpoint)))
+    async with judge:
+        result = await judge.judge(RUBRIC, RUBRIC_MESSAGES)
+    text = result.model_dump_json()
+    for raw in ("jane.doe@example.com", "415 555 0142", "4111 1111 1111 1111", "ghp_"):
+        assert raw not in text
+    if result.ok:
+        assert result.reasoning == ("The user wrote: [EMAIL_ADDRESS], [PHONE_NUMBER], card [CREDIT_CARD], "
+                                    "key [SECRET].")
+    elif status == 400:
+        assert result.error is not None and "cannot judge [EMAIL_ADDRESS]" in result.error
 
 
 @pytest.mark.parametrize("body", [

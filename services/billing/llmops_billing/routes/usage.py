@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from llmops_billing import statements, usage
 from llmops_billing.routes.deps import Now, Settings, problems_for
 from llmops_billing.schemas import Statement, UnpricedModels, UsagePage, UsageSummary
-from llmops_billing.usage_query import UsageQuery, parse_usage_query
+from llmops_billing.usage_query import UsageQuery, parse_usage_query, user_filter
 from llmops_shared.deps import BillingReader, Conn, Pool
 from llmops_shared.http import JSONBody
 
@@ -36,18 +36,26 @@ class UsageParams:
     group_by: list[str] | None
     filters: dict[str, str | None]
 
-    def query(self, *, now: datetime, limit: int = 100, max_limit: int = 1_000,
-              cursor: str | None = None) -> UsageQuery:
+    user_id: str | None
+
+    def query(self, *, tenant_id: str, pseudonym_key: bytes, now: datetime, limit: int = 100,
+              max_limit: int = 1_000, cursor: str | None = None) -> UsageQuery:
+        user = user_filter(self.user_id, tenant_id=tenant_id, key=pseudonym_key)
         return parse_usage_query(start=self.start, end=self.end, granularity=self.granularity,
-                                 group_by=self.group_by, filters=self.filters, limit=limit, max_limit=max_limit,
-                                 cursor=cursor, now=now)
+                                 group_by=self.group_by, filters={**self.filters, "user_id": user}, limit=limit,
+                                 max_limit=max_limit, cursor=cursor, now=now)
+
+
+UserId = Annotated[str | None, Query(description="only this user: the app's own user id (or the pseudonym a "
+                                     "row shows); users are stored and shown as pseudonyms (docs/security.md)")]
 
 
 def _usage_params(*, start: From = None, end: To = None, granularity: GranularityParam = None,
                   group_by: GroupBy = None, app_id: str | None = None, environment: str | None = None,
-                  model: str | None = None, provider: str | None = None) -> UsageParams:
+                  model: str | None = None, provider: str | None = None, user_id: UserId = None) -> UsageParams:
     return UsageParams(start, end, granularity, group_by,
-                       {"app_id": app_id, "environment": environment, "model": model, "provider": provider})
+                       {"app_id": app_id, "environment": environment, "model": model, "provider": provider},
+                       user_id)
 
 
 Params = Annotated[UsageParams, Depends(_usage_params)]
@@ -60,7 +68,8 @@ _CSV_RESPONSE: dict[int | str, dict[str, Any]] = {200: {
 @router.get("/usage", summary="Usage and cost, grouped and bucketed, one page", response_model=UsagePage)
 async def get_usage(*, principal: BillingReader, pool: Pool, settings: Settings, now: Now, params: Params,
                     limit: int = 100, cursor: str | None = None) -> JSONBody:
-    query = params.query(now=now, limit=limit, max_limit=settings.api_page_max, cursor=cursor)
+    query = params.query(tenant_id=principal.tenant_id, pseudonym_key=settings.pseudonym_secret(), now=now,
+                         limit=limit, max_limit=settings.api_page_max, cursor=cursor)
     return JSONBody(await usage.usage_page(pool, tenant_id=principal.tenant_id, query=query))  # rendered as it is
 
 
@@ -68,7 +77,7 @@ async def get_usage(*, principal: BillingReader, pool: Pool, settings: Settings,
             response_model=None, responses=_CSV_RESPONSE)
 async def get_usage_csv(*, principal: BillingReader, pool: Pool, settings: Settings, now: Now,
                         params: Params) -> StreamingResponse:
-    query = params.query(now=now)
+    query = params.query(tenant_id=principal.tenant_id, pseudonym_key=settings.pseudonym_secret(), now=now)
     return StreamingResponse(
         usage.csv_export(pool, tenant_id=principal.tenant_id, query=query, max_rows=settings.csv_max_rows),
         media_type="text/csv; charset=utf-8", headers={"Content-Disposition": 'attachment; filename="usage.csv"'})

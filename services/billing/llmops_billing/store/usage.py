@@ -72,7 +72,7 @@ def build_usage_sql(query: UsageQuery, *, tenant_id: str, page: bool = True) -> 
         names.append(name)
     where = ["l.tenant_id = $1", f"{time_column} >= {start_arg}", f"{time_column} < {end_arg}"]
     filter_columns = {"app_id": "l.app_id", "environment": "l.environment", "model": "l.model_key",
-                      "provider": "l.provider"}
+                      "provider": "l.provider", "user_id": "l.user_id"}
     for name, value in sorted(query.filters.items()):
         where.append(f"{filter_columns[name]} = {arg(value)}")
     group = f"GROUP BY {', '.join(str(i + 1) for i in range(len(names)))}" if names else ""
