@@ -20,8 +20,9 @@ def routes() -> list[Any]:
     try:
         from fastapi.routing import iter_route_contexts
     except ImportError:  # a FastAPI that copies included routes into app.routes
-        return [r for r in app.routes if isinstance(r, APIRoute) and r.path not in OPS]
-    return [c for c in iter_route_contexts(app.routes) if isinstance(c.original_route, APIRoute) and c.path not in OPS]
+        return [r for r in app.routes if isinstance(r, APIRoute) and r.path not in OPS and r.include_in_schema]
+    return [c for c in iter_route_contexts(app.routes) if isinstance(c.original_route, APIRoute) and c.path not in OPS
+            and c.original_route.include_in_schema]  # not the reference pages (llmops_shared.api_docs)
 
 
 def test_every_route_declares_a_response_model() -> None:
