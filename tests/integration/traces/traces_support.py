@@ -81,3 +81,78 @@ class RunningWriter:
         await send(self.settings.kafka_bootstrap, self.settings.topic, list(events))
 
 
+
+
+async def store_directly(pool: asyncpg.Pool, events: list[dict[str, Any]], *, now: datetime = NOW) -> None:
+    """Store clean events through the worker's own write step (no Kafka), as one batch."""
+    from llmops_shared.contract import Interaction
+    from llmops_shared.worker import Message
+    from llmops_traces.worker import SpanWriter
+
+    writer = SpanWriter(TracesSettings(), clock=lambda: now)
+    items = [(Message("t", 0, i, None, None, 0), Interaction.model_validate(e)) for i, e in enumerate(events)]
+    async with pool.acquire() as conn, conn.transaction():
+        await writer.write(conn, items)
+
+
+async def bill(pool: asyncpg.Pool, events: list[dict[str, Any]], *, now: datetime = NOW) -> None:
+    """Billing's ledger rows for `events`, by billing's own code (built-in prices)."""
+    from llmops_billing.builtin_prices import builtin_catalogue
+    from llmops_billing.ledger import ledger_row
+    from llmops_billing.store.ledger import write_batch
+    from llmops_shared.contract import Interaction
+
+    rows = [r for e in events if (r := ledger_row(Interaction.model_validate(e), builtin_catalogue(),
+                                                  priced_at=now)) is not None]
+    async with pool.acquire() as conn, conn.transaction():
+        await write_batch(conn, rows=rows, now=now)
+
+
+async def add_finding(pool: asyncpg.Pool, event: dict[str, Any], *, entity_type: str = "EMAIL",
+                      rule_id: str | None = "pii-email", finding_no: int = 0) -> None:
+    """A guardrail finding of `event`, as the guardrails worker stores it (a value hash, never the value)."""
+    await pool.execute(
+        """INSERT INTO guardrail_findings (event_id, finding_no, tenant_id, app_id, occurred_at, message_index, part,
+                                           role, detector, entity_type, rule_id, start_offset, end_offset, score,
+                                           value_hash)
+           VALUES ($1::uuid, $2, $3, $4, $5::timestamptz, 1, 'input', 'user', 'pii', $6, $7, 0, 5, 0.9, 'hash')""",
+        event["event_id"], finding_no, event["tenant_id"], event["app_id"],
+        datetime.fromisoformat(event["occurred_at"]), entity_type, rule_id)
+
+
+async def add_score(pool: asyncpg.Pool, event: dict[str, Any], score: float, *, evaluator_id: str = "quality",
+                    feedback: float | None = None) -> None:
+    """A judge's `ok` result (and a person's feedback) for `event`."""
+    tenant = event["tenant_id"]
+    await pool.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING", tenant)
+    await pool.execute("INSERT INTO evaluators (evaluator_id, tenant_id, config) VALUES ($1, $2, '{}') "
+                       "ON CONFLICT DO NOTHING", evaluator_id, tenant)
+    await pool.execute(
+        """INSERT INTO evaluation_results (event_id, evaluator_id, rubric, rubric_version, tenant_id, app_id,
+                                           occurred_at, status, score, raw_score, label, reasoning, judge_model)
+           VALUES ($1::uuid, $2, 'relevance', 1, $3, $4, $5, 'ok', $6, 3, 'ok', 'the judge reasoned', 'gpt-4o-mini')""",
+        event["event_id"], evaluator_id, tenant, event["app_id"], datetime.fromisoformat(event["occurred_at"]), score)
+    if feedback is not None:
+        await pool.execute("""INSERT INTO human_feedback (tenant_id, event_id, rubric, score, reviewer)
+                              VALUES ($1, $2::uuid, 'relevance', $3, 'key-1')""", tenant, event["event_id"], feedback)
+
+
+def agent_trace(tenant: str, *, at: datetime, user: str = "u-1", session: str = "s-1",
+                app: str = "agent-app") -> list[dict[str, Any]]:
+    """A four-level agent run: agent -> chain -> retriever -> llm -> tool (five spans, one trace)."""
+    trace = f"tr-{uuid.uuid4().hex[:12]}"
+    kinds = ("agent", "chain", "retriever", "llm", "tool")
+    spans: list[dict[str, Any]] = []
+    parent = None
+    for depth, kind in enumerate(kinds):
+        span_id = f"{kind}-{uuid.uuid4().hex[:6]}"
+        spans.append(span_event(
+            tenant, at=at + timedelta(milliseconds=10 * depth), trace_id=trace, span_id=span_id,
+            parent_span_id=parent, span_kind=kind, name=f"{kind} step", app_id=app, user_id=user, session_id=session,
+            latency_ms=1000.0 - 100 * depth, model="gpt-4o-mini" if kind == "llm" else None,
+            provider="openai" if kind == "llm" else None,
+            usage={"input_tokens": 1000, "output_tokens": 200} if kind == "llm" else None,
+            input=f"step {kind} asked about parcel {depth}", output=f"{kind} answered",
+            metadata={"guardrails": {"findings": 1, "by_type": {"EMAIL": 1}}} if kind == "llm" else {}))
+        parent = span_id
+    return spans
