@@ -231,16 +231,14 @@ async def tail(db: asyncpg.Pool | asyncpg.Connection, *, tenant_id: str | None, 
     """Spans stored after `after_stored` (the `llmops traces tail` poll), oldest first."""
     sql = Sql()
     sql.add(f"s.stored_at > {sql.param(after_stored)}")
-    sql.add(f"s.occurred_at > {sql.param(after_stored)} - interval '1 day'")  # the partitions it can be in
+    sql.add(f"s.occurred_at > {sql.param(after_stored)}::timestamptz - interval '1 day'")  # partitions it can be in
     if tenant_id:
         sql.add(f"s.tenant_id = {sql.param(tenant_id)}")
     if app_id:
         sql.add(f"s.app_id = {sql.param(app_id)}")
     for name, value in sorted(filters.items()):
-        if name == "status":
-            sql.add(f"s.status = {sql.param(value)}")
-        else:
-            sql.add(f"{_TEXT_COLUMNS[name]} = {sql.param(value)}")
+        column = "s.status" if name == "status" else _TEXT_COLUMNS[name]
+        sql.add(f"{column} = {sql.param(value)}")
     return await db.fetch(f"""
         SELECT s.tenant_id, s.stored_at, {SPAN_COLUMNS} FROM trace_spans s {COST_JOIN}
         WHERE {sql.clause} ORDER BY s.stored_at, s.event_id LIMIT {int(limit)}""", *sql.args)  # noqa: S608
