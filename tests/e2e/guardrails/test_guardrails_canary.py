@@ -1,7 +1,8 @@
 """The canary: unique PII strings sent through the whole pipeline appear nowhere in Postgres, nor in any
 service's logs, nor in what reaches the clean topic or a notification receiver.
 
-The ingest API, the guardrails worker, the notifier and the guardrails API run as their own processes
+The ingest API, the guardrails worker, the notifier, the guardrails API and the traces writer (which stores
+the clean events' redacted text as spans) run as their own processes
 (`python -m ...`, as in production), on topics and consumer groups of this test's own, with their
 stdout and stderr captured to files. Events carrying a fresh e-mail address, a fresh card number (Luhn
 valid), a phone number and a fresh GitHub token in prompts, completions, tool-call arguments and
@@ -147,6 +148,9 @@ async def test_canary_pii_is_nowhere_in_postgres_or_logs(stack: CommonSettings, 
             "LLMOPS_NOTIFIER_GROUP": f"notifier-canary-{suffix}", "LLMOPS_NOTIFIER_BACKOFF_BASE_S": "0.05"}),
         ("guardrails-api", "llmops_guardrails.api", {**common, "LLMOPS_GUARDRAILS_PORT": str(api_port),
                                                      "LLMOPS_GUARDRAILS_ALERTS_TOPIC": alerts_topic}),
+        ("traces-worker", "llmops_traces.worker", {**common, "LLMOPS_TRACES_TOPIC": clean_topic,
+                                                   "LLMOPS_TRACES_GROUP": f"traces-canary-{suffix}",
+                                                   "LLMOPS_TRACES_BATCH_MAX_WAIT_MS": "100"}),
     ]
     c = canaries()
     ingest_key = await make_key(tenant, ["ingest:write"])
@@ -158,6 +162,7 @@ async def test_canary_pii_is_nowhere_in_postgres_or_logs(stack: CommonSettings, 
         await wait_http(f"{api}/healthz", logs)
         await wait_log(logs["guardrails-worker"], "worker started")
         await wait_log(logs["guardrails-notifier"], "worker started")
+        await wait_log(logs["traces-worker"], "worker started")
         async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {admin_key}"}) as admin:
             resp = await admin.post(f"{api}/v1/channels", json={
                 "name": "hook", "kind": "webhook", "min_severity": "info", "url": f"{receiver.url}/hook"})
@@ -200,6 +205,7 @@ async def test_canary_pii_is_nowhere_in_postgres_or_logs(stack: CommonSettings, 
             resolved = await admin.post(f"{api}/v1/alerts/{alerts[0]['alert_id']}/resolve")
             assert resolved.status_code == 200
             await wait_for(lambda: _delivered(pg_pool, tenant, len(alerts) + 1), what="the resolve notification")
+            await wait_for(lambda: _spans_with_text(pg_pool, tenant, len(events)), what="the spans (redacted text)")
 
     assert await pg_pool.fetchval("SELECT count(*) FROM guardrail_findings WHERE tenant_id = $1", tenant) >= 8
     needles = [c["email"], c["card"], c["phone"], c["phone_digits"], c["token"]]
@@ -218,6 +224,12 @@ async def test_canary_pii_is_nowhere_in_postgres_or_logs(stack: CommonSettings, 
     for req in receiver.requests:
         for needle in needles:
             assert needle.encode() not in req.body, "a canary reached a notification"
+
+
+async def _spans_with_text(pg_pool: asyncpg.Pool, tenant: str, n: int) -> bool:
+    got = await pg_pool.fetchval(
+        "SELECT count(*) FROM trace_spans WHERE tenant_id = $1 AND text_stored AND input IS NOT NULL", tenant)
+    return bool(got >= n)
 
 
 async def _delivered(pg_pool: asyncpg.Pool, tenant: str, n: int) -> bool:
