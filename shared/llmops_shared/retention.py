@@ -13,6 +13,8 @@
   evaluation results): a tenant may keep its rows *longer* than the table's retention (a contract, a
   legal hold). A partition holding rows of such a tenant, still within that tenant's retention, is kept
   whole. A shorter retention per tenant would need a DELETE (or partitions per tenant): not offered.
+- **Services with a retention of their own** (`EXTERNAL`, module names resolved when installed): the trace
+  store (`llmops_traces.retention`) drops day partitions at the longest retention its tenants chose.
 - **Small tables** (`DELETED`: `dead_letters`, and the notifier's final deliveries) lose their rows past
   retention with a DELETE. The billing alert outbox is purged by the billing worker's relay
   (`LLMOPS_BILLING_OUTBOX_KEEP_SENT_H`).
