@@ -19,7 +19,7 @@ import hashlib
 import math
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -84,10 +84,14 @@ class ListQuery:
     fields: frozenset[str] = DEFAULT_FIELDS
     limit: int = 50
     after: tuple[Any, ...] | None = None
+    asked_start: datetime | None = None
+    """`from` as asked for, before the retention cut (which moves with the clock)."""
 
     def fingerprint(self) -> str:
-        """Everything but the page: a cursor is valid for the query that made it only."""
-        text = orjson.dumps([self.resource, self.tenant_id, self.start.isoformat(), self.end.isoformat(),
+        """Everything but the page: a cursor is valid for the query that made it only (the `from` asked for,
+        not the cut one, so that the next page's request, a moment later, still matches)."""
+        text = orjson.dumps([self.resource, self.tenant_id, (self.asked_start or self.start).isoformat(),
+                             self.end.isoformat(),
                              sorted((k, [str(v) for v in vs]) for k, vs in self.filters.items()),
                              self.sort, self.descending])
         return hashlib.sha256(text).hexdigest()[:20]
@@ -116,13 +120,20 @@ def parse_instant(name: str, text: str | None) -> datetime:
 def parse_range(params: Mapping[str, Sequence[str]], *, max_span: timedelta, visible_from: datetime,
                 what: str = "") -> tuple[datetime, datetime]:
     """`from` and `to`, validated; the start cut at `visible_from` (the tenant's retention)."""
+    start, end = asked_range(params, max_span=max_span, what=what)
+    return max(start, visible_from), end
+
+
+def asked_range(params: Mapping[str, Sequence[str]], *, max_span: timedelta,
+                what: str = "") -> tuple[datetime, datetime]:
+    """`from` and `to` as asked for, validated."""
     start = parse_instant("from", _single(params, "from"))
     end = parse_instant("to", _single(params, "to"))
     if end <= start:
         raise invalid("to", "must be after from")
     if end - start > max_span:
         raise invalid("to", f"a{what} query covers at most {_duration(max_span)} (from .. to)")
-    return max(start, visible_from), end
+    return start, end
 
 
 def _duration(span: timedelta) -> str:
@@ -185,8 +196,8 @@ def parse_list_query(resource: str, params: Mapping[str, Sequence[str]], *, tena
         filters[name] = tuple(_value(name, spec, v) for v in values)
     searching = "q" in filters
     span = timedelta(hours=search_max_hours) if searching else timedelta(days=max_days)
-    start, end = parse_range(params, max_span=span, visible_from=visible_from,
-                             what=" text search" if searching else "")
+    asked, end = asked_range(params, max_span=span, what=" text search" if searching else "")
+    start = max(asked, visible_from)
     sort = _single(params, "sort") or sorts[0]
     if sort not in sorts:
         raise invalid("sort", f"{sort!r} is not one of {', '.join(sorts)}")
@@ -208,15 +219,15 @@ def parse_list_query(resource: str, params: Mapping[str, Sequence[str]], *, tena
         raise invalid("limit", "not an integer") from None
     if not 1 <= limit <= max_limit:
         raise invalid("limit", f"must be from 1 to {max_limit}")
-    query = ListQuery(resource, tenant_id, start, end, filters, sort, order == "desc", fields, limit)
+    query = ListQuery(resource, tenant_id, start, end, filters, sort, order == "desc", fields, limit,
+                      asked_start=asked)
     raw_cursor = _single(params, "cursor")
     if raw_cursor:
         try:
             values = cursors.decode(raw_cursor, scope=query.fingerprint())
         except cursors.InvalidCursor as exc:
             raise invalid("cursor", str(exc)) from None
-        query = ListQuery(resource, tenant_id, start, end, filters, sort, order == "desc", fields, limit,
-                          after=_sort_key(values, KEY_KINDS[resource][sort]))
+        query = replace(query, after=_sort_key(values, KEY_KINDS[resource][sort]))
     return query
 
 
