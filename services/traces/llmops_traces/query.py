@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,7 +28,7 @@ from typing import Any
 import orjson
 
 from llmops_shared import cursors
-from llmops_shared.contract import SpanKind
+from llmops_shared.contract import NO_CONTROL_CHARS, SpanKind
 from llmops_shared.problems import Invalid
 
 
@@ -172,8 +173,19 @@ def _value(name: str, spec: Filter, text: str) -> Any:
         if not money.is_finite() or money < 0:
             raise invalid(name, "a decimal number, 0 or more")
         return money
+    return plain_text(name, text)
+
+
+_CONTROL = re.compile(NO_CONTROL_CHARS)
+
+
+def plain_text(name: str, text: str, *, location: str = "query") -> str:
+    """A text parameter (a filter, an id in the path): 1 to 256 characters, no control character (Postgres
+    refuses NUL), or `Invalid` naming it."""
     if not text or len(text) > 256:
-        raise invalid(name, "1 to 256 characters")
+        raise Invalid(name, "1 to 256 characters", location=location)
+    if not _CONTROL.match(text):
+        raise Invalid(name, "holds a control character", location=location)
     return text
 
 
@@ -232,7 +244,8 @@ def parse_list_query(resource: str, params: Mapping[str, Sequence[str]], *, tena
 
 
 KEY_KINDS: dict[str, dict[str, tuple[str, ...]]] = {
-    "spans": {"time": ("instant", "id"), "latency": ("number", "instant", "id"), "cost": ("money", "instant", "id")},
+    "spans": {"time": ("instant", "uuid"), "latency": ("number", "instant", "uuid"),
+              "cost": ("money", "instant", "uuid")},
     "traces": {"time": ("instant", "id"), "latency": ("number", "id"), "cost": ("money", "id")},
     "sessions": {"time": ("instant", "id"), "cost": ("money", "id"), "spans": ("number", "id")},
 }
@@ -246,13 +259,16 @@ def _sort_key(values: Sequence[Any], kinds: Sequence[str]) -> tuple[Any, ...]:
     try:
         for value, kind in zip(values, kinds, strict=True):
             if kind == "instant":
-                out.append(datetime.fromisoformat(value))
+                at = datetime.fromisoformat(value)
+                out.append(at if at.tzinfo is not None else at.replace(tzinfo=UTC))
             elif kind == "number":
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     raise TypeError(kind)
                 out.append(value)
             elif kind == "money":
                 out.append(Decimal(str(value)))
+            elif kind == "uuid":
+                out.append(str(uuid.UUID(str(value))))
             else:
                 if not isinstance(value, str):
                     raise TypeError(kind)

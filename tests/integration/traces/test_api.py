@@ -252,6 +252,7 @@ async def test_metrics_by_hour_and_app_from_the_rollups(world: World) -> None:
     ("/v1/metrics", {**RANGE, "granularity": "minute"}, "to"),
     ("/v1/metrics", {**RANGE, "group_by": "user"}, "group_by"),
     ("/v1/traces/some-trace", {"fields": "nope"}, "fields"),
+    ("/v1/spans", {**RANGE, "app": "bad\x00app"}, "app"),
 ])
 async def test_bad_input_answers_422_naming_the_parameter(world: World, path: str, params: dict[str, str],
                                                           field: str) -> None:
@@ -260,6 +261,15 @@ async def test_bad_input_answers_422_naming_the_parameter(world: World, path: st
     assert resp.status_code == 422, resp.text
     assert resp.headers["content-type"] == "application/problem+json"
     assert resp.json()["errors"][0]["loc"] == ["query", field]
+
+
+@pytest.mark.parametrize("path", ["/v1/traces/a%00b", "/v1/sessions/a%00b", "/v1/users/a%00b"])
+async def test_an_id_with_a_control_character_is_refused_naming_it(world: World, path: str) -> None:
+    async with world.client("a_admin") as client:
+        resp = await client.get(path, params=RANGE if "users" in path else {})
+        assert resp.status_code == 422 and resp.json()["errors"][0]["loc"][0] == "path", resp.text
+        if "sessions" not in path:
+            assert (await client.delete(path)).status_code == 422
 
 
 async def test_a_cursor_of_another_query_or_tenant_is_refused(world: World) -> None:

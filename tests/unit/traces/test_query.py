@@ -31,6 +31,14 @@ def test_a_query_is_cut_at_the_tenant_s_retention_and_keeps_its_filters() -> Non
     assert query.filters["has_findings"] == (True,) and query.fields == DEFAULT_FIELDS and query.limit == 50
 
 
+def test_a_forged_cursor_with_a_bad_key_is_refused_not_sent_to_the_database() -> None:
+    query = _parse(RANGE)
+    for key in (["2026-11-24T00:00:00+00:00", "not-a-uuid"], ["noon", "6d1e7c1e-2f5c-4a55-9a55-2a0e3b0f4a11"], [1]):
+        with pytest.raises(Invalid) as exc:
+            _parse({**RANGE, "cursor": [next_cursor(query, key)]})
+        assert _field(exc) == ["query", "cursor"]
+
+
 def test_a_cursor_outlives_the_moving_retention_cutoff_but_not_another_query() -> None:
     first = _parse({**RANGE, "sort": ["latency"]})
     cursor = next_cursor(first, [812.5, NOW, "6d1e7c1e-2f5c-4a55-9a55-2a0e3b0f4a11"])

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request
 
 from llmops_shared.deps import Pool, TracesReader
 from llmops_traces import explorer
-from llmops_traces.query import invalid, parameters_doc, parse_list_query
+from llmops_traces.query import invalid, parameters_doc, parse_list_query, plain_text
 from llmops_traces.routes.deps import Now, Params, Settings, visible_from
 from llmops_traces.schemas import SessionDetail, SessionPage
 
@@ -34,6 +34,7 @@ async def get_sessions(*, request: Request, principal: TracesReader, pool: Pool,
             response_model=SessionDetail)
 async def get_session(*, request: Request, principal: TracesReader, pool: Pool, now: Now, params: Params,
                       session_id: Annotated[str, Path(max_length=256)]) -> dict[str, Any]:
+    session_id = plain_text("session_id", session_id, location="path")
     for name in params:
         raise invalid(name, "unknown parameter")
     return await explorer.session_detail(pool, tenant_id=principal.tenant_id, session_id=session_id,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request
 
 from llmops_shared.deps import Admin, Pool, TracesReader
 from llmops_traces import explorer
-from llmops_traces.query import DEFAULT_FIELDS, FIELD_GROUPS, invalid, parameters_doc, parse_list_query
+from llmops_traces.query import DEFAULT_FIELDS, FIELD_GROUPS, invalid, parameters_doc, parse_list_query, plain_text
 from llmops_traces.routes.deps import Now, Params, Settings, visible_from
 from llmops_traces.schemas import Erasure, TraceDetail, TracePage
 
@@ -35,6 +35,7 @@ async def get_traces(*, request: Request, principal: TracesReader, pool: Pool, s
             response_model=TraceDetail)
 async def get_trace(*, request: Request, principal: TracesReader, pool: Pool, settings: Settings, now: Now,
                     params: Params, trace_id: TraceId) -> dict[str, Any]:
+    trace_id = plain_text("trace_id", trace_id, location="path")
     for name in params:
         if name != "fields":
             raise invalid(name, "unknown parameter")
@@ -52,4 +53,5 @@ async def get_trace(*, request: Request, principal: TracesReader, pool: Pool, se
 @router.delete("/traces/{trace_id:path}", summary="Delete one trace's spans (and keep them from coming back)",
                response_model=Erasure, response_model_exclude_none=True)
 async def delete_trace(*, principal: Admin, pool: Pool, now: Now, trace_id: TraceId) -> dict[str, Any]:
-    return await explorer.erase(pool, tenant_id=principal.tenant_id, kind="trace", subject=trace_id, now=now)
+    return await explorer.erase(pool, tenant_id=principal.tenant_id, kind="trace",
+                                subject=plain_text("trace_id", trace_id, location="path"), now=now)

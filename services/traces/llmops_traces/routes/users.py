@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request
 
 from llmops_shared.deps import Admin, Pool, TracesReader
 from llmops_traces import explorer
-from llmops_traces.query import invalid, parse_range
+from llmops_traces.query import invalid, parse_range, plain_text
 from llmops_traces.routes.deps import Now, Params, Settings, visible_from
 from llmops_traces.schemas import Erasure, UserSummary
 
@@ -21,6 +21,7 @@ UserId = Annotated[str, Path(description="the user id as the app sent it (opaque
             response_model=UserSummary)
 async def get_user(*, request: Request, principal: TracesReader, pool: Pool, settings: Settings, now: Now,
                    params: Params, user_id: UserId) -> dict[str, Any]:
+    user_id = plain_text("user_id", user_id, location="path")
     for name in params:
         if name not in ("from", "to"):
             raise invalid(name, "unknown parameter")
@@ -32,4 +33,5 @@ async def get_user(*, request: Request, principal: TracesReader, pool: Pool, set
 @router.delete("/users/{user_id:path}", summary="Erase every span of one user (and keep them from coming back)",
                response_model=Erasure, response_model_exclude_none=True)
 async def delete_user(*, principal: Admin, pool: Pool, now: Now, user_id: UserId) -> dict[str, Any]:
-    return await explorer.erase(pool, tenant_id=principal.tenant_id, kind="user", subject=user_id, now=now)
+    return await explorer.erase(pool, tenant_id=principal.tenant_id, kind="user",
+                                subject=plain_text("user_id", user_id, location="path"), now=now)
