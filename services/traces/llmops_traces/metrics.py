@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 
 from llmops_traces import histogram
-from llmops_traces.query import invalid, parse_range
+from llmops_traces.query import invalid, parse_range, plain_text
 from llmops_traces.store import rollups
 from llmops_traces.store import usage as usage_store
 from llmops_traces.views import iso, money
@@ -63,7 +63,7 @@ def parse_metrics_query(params: Mapping[str, Sequence[str]], *, tenant_id: str, 
     group = (params.get("group_by") or [""])[0] or None
     if group is not None and group not in GROUPS:
         raise invalid("group_by", f"{group!r} is not one of {', '.join(GROUPS)}")
-    filters = {name: params[name][0] for name in FILTERS if params.get(name)}
+    filters = {name: plain_text(name, params[name][0]) for name in FILTERS if params.get(name)}
     unit = timedelta(minutes=1) if granularity == "minute" else timedelta(hours=1)
     start = start - (start - datetime(1970, 1, 1, tzinfo=start.tzinfo)) % unit  # whole buckets
     return MetricsQuery(tenant_id, start, end, granularity, group, filters)

@@ -253,6 +253,7 @@ async def test_metrics_by_hour_and_app_from_the_rollups(world: World) -> None:
     ("/v1/metrics", {**RANGE, "group_by": "user"}, "group_by"),
     ("/v1/traces/some-trace", {"fields": "nope"}, "fields"),
     ("/v1/spans", {**RANGE, "app": "bad\x00app"}, "app"),
+    ("/v1/metrics", {**RANGE, "model": "bad\x00model"}, "model"),
 ])
 async def test_bad_input_answers_422_naming_the_parameter(world: World, path: str, params: dict[str, str],
                                                           field: str) -> None:
