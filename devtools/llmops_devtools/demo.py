@@ -114,7 +114,7 @@ def plan_trace(rng: random.Random, app_id: str) -> list[Step]:
     return steps
 
 
-READ_SCOPES = ["alerts:read", "alerts:write", "billing:read", "eval:write", "guardrails:check"]
+READ_SCOPES = ["alerts:read", "alerts:write", "billing:read", "eval:write", "guardrails:check", "traces:read"]
 
 # The demo's judge: the local fake LLM, through an operator credential granted to the demo tenant only
 # (docs/security.md). The local stack gives its services this credential, its key variable and an egress
@@ -255,7 +255,10 @@ def run_demo(settings: CommonSettings, *, events_target: int = 60, ingest_url: s
   curl -s -H 'Authorization: Bearer {acme}' localhost:8081/v1/alerts        # guardrails alerts
   curl -s -H 'Authorization: Bearer {acme}' 'localhost:8083/v1/summary'     # billing summary
   curl -s -H 'Authorization: Bearer {acme}' 'localhost:8082/v1/results'     # judge scores
-  OpenAPI pages: http://127.0.0.1:8080/docs 8081/docs 8082/docs 8083/docs""")
+  curl -s -H 'Authorization: Bearer {acme}' \\
+    "localhost:8084/v1/traces?from=$(date -u -d '-1 hour' +%FT%TZ)&to=$(date -u -d '+1 min' +%FT%TZ)"  # traces
+  llmops traces tail --tenant acme                                          # live spans
+  OpenAPI pages: http://127.0.0.1:8080/docs 8081/docs 8082/docs 8083/docs 8084/docs""")
     return 0 if dropped == 0 else 1
 
 

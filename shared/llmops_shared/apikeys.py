@@ -33,6 +33,7 @@ class Scope(StrEnum):
     ALERTS_WRITE = "alerts:write"
     BILLING_READ = "billing:read"
     EVAL_WRITE = "eval:write"
+    TRACES_READ = "traces:read"
     ADMIN = "admin"
 
 

@@ -13,6 +13,8 @@
   evaluation results): a tenant may keep its rows *longer* than the table's retention (a contract, a
   legal hold). A partition holding rows of such a tenant, still within that tenant's retention, is kept
   whole. A shorter retention per tenant would need a DELETE (or partitions per tenant): not offered.
+- **Services with a retention of their own** (`EXTERNAL`, module names resolved when installed): the trace
+  store (`llmops_traces.retention`) drops day partitions at the longest retention its tenants chose.
 - **Small tables** (`DELETED`: `dead_letters`, and the notifier's final deliveries) lose their rows past
   retention with a DELETE. The billing alert outbox is purged by the billing worker's relay
   (`LLMOPS_BILLING_OUTBOX_KEEP_SENT_H`).
@@ -60,6 +62,10 @@ DELETED: Mapping[str, tuple[str, str]] = {
     "notification_deliveries": ("created_at", "status = ANY(ARRAY['delivered', 'suppressed'])"),
 }
 """Small tables: (time column, which rows) deleted past retention."""
+EXTERNAL: tuple[str, ...] = ("llmops_traces.retention",)
+"""Services whose tables have a retention of their own, as module names resolved when used (the shared
+package imports no service): each has `async def apply(pool, *, now, dry_run, lock_timeout_s) -> list[Outcome]`
+and is skipped where it is not installed."""
 _LOCK_KEY = 0x11_0B_5_7E7E  # one retention run per database at a time
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")  # our partitions' names; anything else is left alone
 
@@ -167,6 +173,9 @@ async def run_retention(pool: asyncpg.Pool, settings: RetentionSettings, *, now:
         try:
             for table, tenant_column in PARTITIONED.items():
                 report.outcomes += await _partitioned(pool, settings, table, tenant_column, now=now, dry_run=dry_run)
+            for module in EXTERNAL:
+                report.outcomes += await _external(module, pool, now=now, dry_run=dry_run,
+                                                   lock_timeout_s=settings.lock_timeout_s)
             for table, (column, which) in DELETED.items():
                 days = settings.days(table)
                 if days is None or not await _exists(pool, table):
@@ -177,6 +186,21 @@ async def run_retention(pool: asyncpg.Pool, settings: RetentionSettings, *, now:
         finally:
             await lock_conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return report
+
+
+async def _external(module: str, pool: asyncpg.Pool, *, now: datetime, dry_run: bool,
+                    lock_timeout_s: float) -> list[Outcome]:
+    import importlib
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec(module) is None:
+            return []
+    except ModuleNotFoundError:
+        return []
+    outcomes: list[Outcome] = await importlib.import_module(module).apply(
+        pool, now=now, dry_run=dry_run, lock_timeout_s=lock_timeout_s)
+    return outcomes
 
 
 async def _partitioned(pool: asyncpg.Pool, settings: RetentionSettings, table: str, tenant_column: str | None, *,
@@ -200,19 +224,8 @@ async def _partitioned(pool: asyncpg.Pool, settings: RetentionSettings, table: s
             outcomes.append(Outcome(table, "kept", part.name,
                                     note=f"tenant(s) {', '.join(sorted(holding))} keep it longer (tenant_days)"))
             continue
-        estimate = int(await pool.fetchval("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = $1",
-                                           part.name) or 0)
-        if not dry_run:
-            try:
-                async with pool.acquire() as conn, conn.transaction():
-                    await conn.execute(f"SET LOCAL lock_timeout = '{int(settings.lock_timeout_s * 1000)}ms'")
-                    await conn.execute(f"DROP TABLE IF EXISTS {part.name}")
-            except asyncpg.LockNotAvailableError:
-                outcomes.append(Outcome(table, "skipped", part.name, note="busy (its lock was not granted in "
-                                        f"{settings.lock_timeout_s:g} s); the next run drops it"))
-                continue
-        outcomes.append(Outcome(table, "dropped", part.name, estimate,
-                                note=f"[{part.lower:%Y-%m-%d}, {part.upper:%Y-%m-%d}) is older than {days} days"))
+        outcomes.append(await drop_partition(pool, table, part, days=days, lock_timeout_s=settings.lock_timeout_s,
+                                             dry_run=dry_run))
     for part in partitions:
         if part.is_default and _NAME.match(part.name):
             condition = "occurred_at < $1"
@@ -224,6 +237,33 @@ async def _partitioned(pool: asyncpg.Pool, settings: RetentionSettings, table: s
             rows = await _delete(pool, part.name, condition, args, dry_run=dry_run)
             outcomes.append(Outcome(table, "deleted", part.name, rows, note=f"rows older than {days} days"))
     return outcomes
+
+
+async def drop_partition(pool: asyncpg.Pool, table: str, part: Partition, *, days: int, lock_timeout_s: float,
+                         dry_run: bool) -> Outcome:
+    """Drop one expired partition of `table` (a name `_NAME` accepts), waiting at most `lock_timeout_s` for
+    its lock: "dropped" (with an estimate of its rows), or "skipped" when the lock was not granted."""
+    if not _NAME.match(part.name):
+        return Outcome(table, "skipped", part.name, note="not a partition name retention knows")
+    estimate = int(await pool.fetchval("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = $1",
+                                       part.name) or 0)
+    if not dry_run:
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'")
+                await conn.execute(f"DROP TABLE IF EXISTS {part.name}")
+        except asyncpg.LockNotAvailableError:
+            return Outcome(table, "skipped", part.name, note="busy (its lock was not granted in "
+                           f"{lock_timeout_s:g} s); the next run drops it")
+    return Outcome(table, "dropped", part.name, estimate,
+                   note=f"[{part.lower:%Y-%m-%d}, {part.upper:%Y-%m-%d}) is older than {days} days")
+
+
+async def delete_expired_default(pool: asyncpg.Pool, table: str, part: Partition, *, column: str, cutoff: datetime,
+                                 days: int, dry_run: bool) -> Outcome:
+    """Delete (or count) the rows of a default partition whose `column` (a constant) is before `cutoff`."""
+    rows = await _delete(pool, part.name, f"{column} < $1", [cutoff], dry_run=dry_run)
+    return Outcome(table, "deleted", part.name, rows, note=f"rows older than {days} days")
 
 
 async def _exists(pool: asyncpg.Pool, table: str) -> bool:

@@ -40,4 +40,6 @@ SERVICES: tuple[ServiceProcess, ...] = (
     ServiceProcess("billing-api", "llmops_billing.api", 8083, "LLMOPS_BILLING_PORT"),
     ServiceProcess("evaluator-worker", "llmops_evaluator.worker"),
     ServiceProcess("evaluator-api", "llmops_evaluator.api", 8082, "LLMOPS_EVALUATOR_PORT"),
+    ServiceProcess("traces-worker", "llmops_traces.worker"),
+    ServiceProcess("traces-api", "llmops_traces.api", 8084, "LLMOPS_TRACES_PORT"),
 )

@@ -21,18 +21,22 @@ def _apps() -> list[tuple[str, Callable[[], FastAPI], str]]:
     from llmops_guardrails.settings import GuardrailsSettings
     from llmops_ingest.api import create_app as ingest
     from llmops_ingest.settings import IngestSettings
+    from llmops_traces.api import create_app as traces
+    from llmops_traces.settings import TracesSettings
 
     return [("ingest", lambda: ingest(IngestSettings(max_body_bytes=4096)), "/v1/interactions"),
             ("guardrails", lambda: guardrails(GuardrailsSettings(max_body_bytes=4096)), "/v1/check"),
             ("billing", lambda: billing(BillingSettings(max_body_bytes=4096)), "/v1/budgets"),
-            ("evaluator", lambda: evaluator(EvaluatorSettings(max_body_bytes=4096)), "/v1/evaluators")]
+            ("evaluator", lambda: evaluator(EvaluatorSettings(max_body_bytes=4096)), "/v1/evaluators"),
+            ("traces", lambda: traces(TracesSettings(max_body_bytes=4096)), "/v1/settings")]
 
 
 @pytest.mark.parametrize(("name", "make", "path"), _apps(), ids=[a[0] for a in _apps()])
 def test_a_body_over_the_cap_is_refused_before_the_key_is_even_looked_at(
         name: str, make: Callable[[], FastAPI], path: str) -> None:
     client = TestClient(make())  # not started: no database, no key store; the cap answers first
-    resp = client.post(path, content=b"{" + b" " * 5000 + b"}", headers={"content-type": "application/json"})
+    method = "PUT" if name == "traces" else "POST"  # the traces API's one body is its settings
+    resp = client.request(method, path, content=b"{" + b" " * 5000 + b"}", headers={"content-type": "application/json"})
     assert resp.status_code == 413, (name, resp.text)
     assert resp.headers["content-type"] == "application/problem+json"
     assert resp.json()["detail"] == "the body is 5002 bytes; the limit is 4096"

@@ -5,7 +5,8 @@ a notification receiver.
 Every service that stores anything runs as its own process (`python -m ...`, as in production), on topics
 and consumer groups of this test's own, with stdout and stderr captured to files: the ingest API, the
 guardrails worker, API and notifier, the billing worker (on the raw topic, with a budget that alerts) and
-the evaluator worker (on the clean topic, its judge a local fake that quotes the judged text in its
+the traces writer (on the clean topic, storing its redacted text as spans) and the evaluator worker (on the
+clean topic, its judge a local fake that quotes the judged text in its
 reasoning; its usage events go back to the raw topic and are billed). A fresh e-mail address, card number
 (Luhn valid), phone number and GitHub token go into the user id, session id, span name, tags, metadata at
 several depths (and `context`/`reference`), the error message, message names, message texts, content parts,
@@ -258,11 +259,15 @@ async def test_canary_pii_is_nowhere_in_postgres_redis_logs_alerts_or_notificati
                 "LLMOPS_EVALUATOR_GROUP": f"evaluator-canary-{suffix}",
                 "LLMOPS_EVALUATOR_CREDENTIALS": orjson.dumps(grants["credentials"]).decode(),
                 "LLMOPS_EGRESS_ALLOW": grants["egress_allow"]}),
+            ("traces-worker", "llmops_traces.worker", {**common, "LLMOPS_TRACES_TOPIC": clean_topic,
+                                                       "LLMOPS_TRACES_GROUP": f"traces-canary-{suffix}",
+                                                       "LLMOPS_TRACES_BATCH_MAX_WAIT_MS": "100"}),
         ]
         with processes(specs, tmp_path) as logs:
             await wait_http(f"{ingest}/healthz", logs)
             await wait_http(f"{api}/healthz", logs)
-            for name in ("guardrails-worker", "guardrails-notifier", "billing-worker", "evaluator-worker"):
+            for name in ("guardrails-worker", "guardrails-notifier", "billing-worker", "evaluator-worker",
+                         "traces-worker"):
                 await wait_log(logs[name], "worker started")
             async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {admin_key}"}) as admin:
                 resp = await admin.post(f"{api}/v1/channels", json={
@@ -296,6 +301,7 @@ async def test_canary_pii_is_nowhere_in_postgres_redis_logs_alerts_or_notificati
                 await wait_for(lambda: _ledger(pg_pool, tenant, apps={"support-bot", "llmops-evaluator"}),
                                what="the ledger rows, the judge's usage among them")
                 await wait_for(lambda: _judged(pg_pool, tenant), what="the quoting judge's results")
+                await wait_for(lambda: _spans_with_text(pg_pool, tenant, len(events)), what="the spans (redacted text)")
                 await wait_for(lambda: _notified(receiver, {"payment-data-alert", "secret-alert",
                                                             "pii-in-completion", "budget.threshold"}),
                                what="the notifications, the budget's among them")
@@ -337,6 +343,12 @@ async def test_canary_pii_is_nowhere_in_postgres_redis_logs_alerts_or_notificati
     assert stored_users and all(u.startswith("u_") for u in stored_users)
     assert "[EMAIL_ADDRESS]" in where["Postgres"] and "[PHONE_NUMBER]" in where["Postgres"]
     assert len(receiver.requests) >= len(alerts) + 2
+
+
+async def _spans_with_text(pg_pool: asyncpg.Pool, tenant: str, n: int) -> bool:
+    got = await pg_pool.fetchval(
+        "SELECT count(*) FROM trace_spans WHERE tenant_id = $1 AND text_stored AND input IS NOT NULL", tenant)
+    return bool(got >= n)
 
 
 async def _ledger(pg_pool: asyncpg.Pool, tenant: str, *, apps: set[str]) -> bool:

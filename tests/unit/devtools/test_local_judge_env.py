@@ -33,7 +33,7 @@ def test_the_local_stack_grants_the_demo_credential_to_the_demo_tenant_for_the_f
             credentials.api_key(name=DEMO_CREDENTIAL, tenant_id=tenant, base_url=url)
 
 
-@pytest.mark.parametrize("port", [5432, 6379, 9092, 8080, 8081, 8082, 8083])
+@pytest.mark.parametrize("port", [5432, 6379, 9092, 8080, 8081, 8082, 8083, 8084])
 async def test_nothing_else_on_loopback_is_reachable(port: int, monkeypatch: pytest.MonkeyPatch,
                                                      tmp_path: Path) -> None:
     monkeypatch.delenv("LLMOPS_EGRESS_ALLOW", raising=False)

@@ -1,0 +1,67 @@
+"""The traces API (FastAPI, port 8084): spans, traces, sessions, users, metrics, settings, erasure.
+
+    python -m llmops_traces.api          (or `llmops run traces-api`)
+
+Every route reads or changes the calling key's tenant's data only (`principal.tenant_id`), from the
+tenant's retention cutoff on; another tenant's trace, session or user is not found (404), exactly like
+one that does not exist. Reading needs `traces:read` (or `admin`); erasure and settings need `admin`.
+Errors are RFC 9457 problem details (`llmops_shared.problems`); a bad parameter, an unknown one
+included, answers 422 naming it in `errors[].loc`. This module only assembles the app.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from llmops_shared import problems
+from llmops_shared.clock import Clock, utc_now
+from llmops_shared.http import JSONBody, api_backends, backend_checks, install_limits, ops_router, run_api
+from llmops_shared.logging import configure_logging
+from llmops_traces.routes import metrics, sessions, spans, traces, users
+from llmops_traces.routes import settings as settings_routes
+from llmops_traces.settings import TracesSettings
+
+log = logging.getLogger("llmops_traces.api")
+
+
+def create_app(settings: TracesSettings, *, clock: Clock = utc_now) -> FastAPI:
+    """The app; `clock` says what "now" is (retention cutoffs, erasure times)."""
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with api_backends(app, settings):
+            log.info("traces API ready", extra={"port": settings.port})
+            yield
+
+    app = FastAPI(
+        title="LLMOps traces API",
+        version="1.0",
+        description="Every interaction as a span: spans, traces as trees with costs, findings and scores, "
+        "sessions, users, request metrics, erasure. Keys see their own tenant only. Money is a decimal string "
+        "in USD. Errors are RFC 9457 problem details.",
+        lifespan=lifespan,
+        default_response_class=JSONBody,
+        responses=problems.ERROR_RESPONSES,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    problems.install(app)
+    install_limits(app, settings)
+    app.include_router(ops_router(backend_checks(app)))
+    for router in (spans.router, traces.router, sessions.router, users.router, metrics.router,
+                   settings_routes.router):
+        app.include_router(router)
+    return app
+
+
+def main() -> None:
+    settings = TracesSettings()
+    configure_logging("traces-api", settings.log_level)
+    run_api(create_app(settings), host=settings.host, port=settings.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The traces API's routers, one per resource."""

@@ -1,0 +1,178 @@
+"""What one interaction of `llm.interactions.clean` becomes in the trace store, pure.
+
+`span_row` turns a (redacted) `Interaction` into a `SpanRow`: the span's own fields, the trace-level
+attributes copied onto it (app, environment, user, session, tags), the guardrails summary of the clean
+event (how many findings, of which types: never values), and, unless the tenant asked for metadata
+only, the redacted input, output and metadata. `rollups` sums the rows actually inserted into the
+request-metrics rollup rows of their minute and hour (`histogram` buckets for latency and TTFT).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from llmops_shared.contract import Interaction
+from llmops_traces import histogram
+
+GUARDRAILS_SUMMARY_KEY = "guardrails"
+"""Where the guardrails worker puts its findings summary in a clean event's metadata."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRow:
+    tenant_id: str
+    occurred_at: datetime
+    event_id: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    span_kind: str
+    name: str | None
+    app_id: str
+    environment: str
+    provider: str | None
+    model: str | None
+    response_model: str | None
+    status: str
+    error_type: str | None
+    error_message: str | None
+    prompt_name: str | None
+    prompt_version: str | None
+    prompt_variant: str | None
+    user_id: str | None
+    session_id: str | None
+    tags: tuple[str, ...]
+    latency_ms: float | None
+    ttft_ms: float | None
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int
+    cache_write_input_tokens: int
+    reasoning_tokens: int
+    finding_count: int
+    finding_types: tuple[str, ...]
+    text_stored: bool
+    input: str | None  # JSON text (jsonb), or None
+    output: str | None
+    metadata: str | None
+
+
+COLUMNS: tuple[str, ...] = tuple(SpanRow.__slots__)
+"""The columns of `trace_spans` a writer sets, in `SpanRow` order."""
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json", exclude_none=True)
+    elif isinstance(value, list):
+        value = [v.model_dump(mode="json", exclude_none=True) if hasattr(v, "model_dump") else v for v in value]
+    return orjson.dumps(value).decode()
+
+
+def findings_summary(metadata: dict[str, Any]) -> tuple[int, tuple[str, ...]]:
+    """(count, types) from the guardrails summary in a clean event's metadata; (0, ()) without one."""
+    summary = metadata.get(GUARDRAILS_SUMMARY_KEY)
+    if not isinstance(summary, dict):
+        return 0, ()
+    count = summary.get("findings")
+    by_type = summary.get("by_type")
+    types = tuple(sorted(str(t) for t in by_type)) if isinstance(by_type, dict) else ()
+    return (count if isinstance(count, int) and count >= 0 else 0), types
+
+
+def span_row(event: Interaction, *, metadata_only: bool) -> SpanRow:
+    """The span row of one clean event; `metadata_only` leaves out every text (input, output, metadata,
+    the error's message)."""
+    usage = event.usage
+    count, types = findings_summary(event.metadata)
+    metadata = {k: v for k, v in event.metadata.items() if k != GUARDRAILS_SUMMARY_KEY}
+    keep_text = not metadata_only
+    return SpanRow(
+        tenant_id=event.tenant_id, occurred_at=event.occurred_at, event_id=str(event.event_id),
+        trace_id=event.trace_id, span_id=event.span_id, parent_span_id=event.parent_span_id,
+        span_kind=event.span_kind.value, name=event.name, app_id=event.app_id, environment=event.environment,
+        provider=event.provider, model=event.model, response_model=event.response_model,
+        status=event.status.value, error_type=event.error.type if event.error else None,
+        error_message=event.error.message if event.error and keep_text else None,
+        prompt_name=event.prompt.name if event.prompt else None,
+        prompt_version=event.prompt.version if event.prompt else None,
+        prompt_variant=event.prompt.variant if event.prompt else None,
+        user_id=event.user_id, session_id=event.session_id, tags=tuple(event.tags),
+        latency_ms=event.latency_ms, ttft_ms=event.time_to_first_token_ms,
+        input_tokens=usage.input_tokens if usage else 0, output_tokens=usage.output_tokens if usage else 0,
+        cache_read_input_tokens=usage.cache_read_input_tokens if usage else 0,
+        cache_write_input_tokens=usage.cache_write_input_tokens if usage else 0,
+        reasoning_tokens=usage.reasoning_tokens if usage else 0,
+        finding_count=count, finding_types=types, text_stored=keep_text,
+        input=_json(event.input) if keep_text else None, output=_json(event.output) if keep_text else None,
+        metadata=_json(metadata) if keep_text and metadata else None,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Request-metrics rollups
+
+ROLLUP_KEY = ("tenant_id", "bucket", "app_id", "environment", "model", "prompt_name", "prompt_version")
+
+
+@dataclass(slots=True)
+class Rollup:
+    """One rollup row's increment: a key (`ROLLUP_KEY`) and its measures."""
+
+    key: tuple[str, datetime, str, str, str, str, str]
+    requests: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_count: int = 0
+    latency_sum_ms: float = 0.0
+    latency_hist: list[int] = field(default_factory=lambda: [0] * histogram.BUCKETS)
+    ttft_count: int = 0
+    ttft_hist: list[int] = field(default_factory=lambda: [0] * histogram.BUCKETS)
+
+    def add(self, row: SpanRow) -> None:
+        self.requests += 1
+        self.errors += row.status == "error"
+        self.input_tokens += row.input_tokens
+        self.output_tokens += row.output_tokens
+        if row.latency_ms is not None:
+            self.latency_count += 1
+            self.latency_sum_ms += row.latency_ms
+            self.latency_hist[histogram.bucket_of(row.latency_ms)] += 1
+        if row.ttft_ms is not None:
+            self.ttft_count += 1
+            self.ttft_hist[histogram.bucket_of(row.ttft_ms)] += 1
+
+
+def truncate(at: datetime, unit: timedelta) -> datetime:
+    """The start of `at`'s UTC minute or hour."""
+    if unit == timedelta(hours=1):
+        return at.replace(minute=0, second=0, microsecond=0)
+    return at.replace(second=0, microsecond=0)
+
+
+def rollups(rows: Iterable[SpanRow], unit: timedelta) -> list[Rollup]:
+    """The rollup increments of `rows` per `unit` (a minute or an hour), in key order (so concurrent
+    writers lock rollup rows in one order)."""
+    out: dict[tuple[Any, ...], Rollup] = {}
+    for row in rows:
+        key = (row.tenant_id, truncate(row.occurred_at.astimezone(UTC), unit), row.app_id, row.environment,
+               row.model or "", row.prompt_name or "", row.prompt_version or "")
+        rollup = out.get(key)
+        if rollup is None:
+            rollup = out[key] = Rollup(key)
+        rollup.add(row)
+    return [out[k] for k in sorted(out)]
+
+
+def inserted_rows(rows: Sequence[SpanRow], inserted: Iterable[tuple[str, str]]) -> list[SpanRow]:
+    """The rows whose (tenant_id, event_id) came back from the insert."""
+    wanted = set(inserted)
+    return [r for r in rows if (r.tenant_id, r.event_id) in wanted]

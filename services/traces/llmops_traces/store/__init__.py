@@ -1,0 +1,1 @@
+"""The traces service's SQL, one module per aggregate (keyword-only functions)."""

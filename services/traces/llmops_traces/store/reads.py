@@ -1,0 +1,244 @@
+"""The read side of `trace_spans`: span pages, trace and session rows, a trace's spans, user summaries.
+
+Every statement is scoped to one tenant (its first parameter) and a time range that the caller already cut
+at the tenant's retention (`retention.visible_from`). A span's cost is billing's (`usage_ledger`, by its
+key (event_id, occurred_at)); a judge score filter reads `evaluation_results` by (tenant_id, event_id).
+Only constant SQL is formatted in; every value is a parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from llmops_traces.query import ListQuery
+
+COST_JOIN = ("LEFT JOIN usage_ledger l ON l.event_id = s.event_id AND l.occurred_at = s.occurred_at "
+             "AND l.tenant_id = s.tenant_id")
+_TEXT_COLUMNS = {"app": "s.app_id", "environment": "s.environment", "model": "s.model", "provider": "s.provider",
+                 "kind": "s.span_kind", "name": "s.name", "user": "s.user_id", "session": "s.session_id",
+                 "trace_id": "s.trace_id", "prompt_name": "s.prompt_name", "prompt_version": "s.prompt_version",
+                 "prompt_variant": "s.prompt_variant"}
+_SEARCH = ("(jsonb_to_tsvector('simple', coalesce(s.input, 'null'), '[\"string\"]') || "
+           "jsonb_to_tsvector('simple', coalesce(s.output, 'null'), '[\"string\"]')) "
+           "@@ websearch_to_tsquery('simple', {})")
+
+
+class Sql:
+    """A WHERE clause and its parameters, built together."""
+
+    def __init__(self, *args: Any) -> None:
+        self.args: list[Any] = list(args)
+        self.where: list[str] = []
+
+    def param(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def add(self, condition: str) -> None:
+        self.where.append(condition)
+
+    @property
+    def clause(self) -> str:
+        return " AND ".join(self.where) or "true"
+
+
+def span_conditions(sql: Sql, query: ListQuery) -> None:
+    """The tenant, the range and every filter of `query`, as conditions on `s` (and `l`, the cost)."""
+    sql.add(f"s.tenant_id = {sql.param(query.tenant_id)}")
+    sql.add(f"s.occurred_at >= {sql.param(query.start)}")
+    sql.add(f"s.occurred_at < {sql.param(query.end)}")
+    for name, values in sorted(query.filters.items()):
+        if name in _TEXT_COLUMNS:
+            sql.add(f"{_TEXT_COLUMNS[name]} = ANY({sql.param(list(values))}::text[])")
+        elif name == "status":
+            sql.add(f"s.status = {sql.param(values[0])}")
+        elif name == "tag":
+            sql.add(f"s.tags @> {sql.param(list(values))}::text[]")
+        elif name == "root":
+            sql.add("s.parent_span_id IS NULL" if values[0] else "s.parent_span_id IS NOT NULL")
+        elif name == "latency_min":
+            sql.add(f"s.latency_ms >= {sql.param(values[0])}")
+        elif name == "latency_max":
+            sql.add(f"s.latency_ms <= {sql.param(values[0])}")
+        elif name == "cost_min":
+            sql.add(f"l.cost_total >= {sql.param(values[0])}::numeric")
+        elif name == "cost_max":
+            sql.add(f"l.cost_total <= {sql.param(values[0])}::numeric")
+        elif name == "has_findings":
+            sql.add("s.finding_count > 0" if values[0] else "s.finding_count = 0")
+        elif name == "score_below":
+            below = sql.param(values[0])
+            sql.add("EXISTS (SELECT 1 FROM evaluation_results e WHERE e.tenant_id = s.tenant_id "  # noqa: S608
+                    f"AND e.event_id = s.event_id AND e.status = 'ok' AND e.score < {below})")
+        elif name == "q":
+            sql.add(_SEARCH.format(sql.param(values[0])))
+        else:  # pragma: no cover  (query.FILTERS and this function move together)
+            raise AssertionError(f"no SQL for filter {name}")
+
+
+def _keyset(sql: Sql, query: ListQuery, columns: Sequence[str], casts: Sequence[str]) -> None:
+    if query.after is None:
+        return
+    op = "<" if query.descending else ">"
+    params = ", ".join(f"{sql.param(v)}::{cast}" for v, cast in zip(query.after, casts, strict=True))
+    sql.add(f"({', '.join(columns)}) {op} ({params})")
+
+
+def _order(query: ListQuery, columns: Sequence[str]) -> str:
+    direction = "DESC" if query.descending else "ASC"
+    return ", ".join(f"{c} {direction}" for c in columns)
+
+
+SPAN_SORTS = {"time": ("s.occurred_at", "timestamptz"), "latency": ("coalesce(s.latency_ms, -1)", "float8"),
+              "cost": ("coalesce(l.cost_total, -1)", "numeric")}
+SPAN_COLUMNS = ("s.event_id::text AS event_id, s.trace_id, s.span_id, s.parent_span_id, s.span_kind, s.name, "
+                "s.app_id, s.environment, s.occurred_at, s.latency_ms, s.ttft_ms, s.status, s.error_type, "
+                "s.error_message, s.provider, s.model, s.response_model, s.prompt_name, s.prompt_version, "
+                "s.prompt_variant, s.user_id, s.session_id, s.tags, s.input_tokens, s.output_tokens, "
+                "s.cache_read_input_tokens, s.cache_write_input_tokens, s.reasoning_tokens, s.finding_count, "
+                "s.finding_types, s.text_stored, l.cost_total, l.unpriced")
+IO_COLUMNS = ", s.input::text AS input, s.output::text AS output, s.metadata::text AS metadata"
+
+
+async def span_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQuery) -> list[asyncpg.Record]:
+    """One page of spans (`query.limit` + 1 rows: the extra one says there is a next page)."""
+    sql = Sql()
+    span_conditions(sql, query)
+    sort_column, cast = SPAN_SORTS[query.sort]
+    keys = (sort_column, "s.occurred_at", "s.event_id") if query.sort != "time" else ("s.occurred_at", "s.event_id")
+    casts = (cast, "timestamptz", "uuid") if query.sort != "time" else ("timestamptz", "uuid")
+    _keyset(sql, query, keys, casts)
+    io = IO_COLUMNS if "io" in query.fields else ""
+    return await db.fetch(f"""
+        SELECT {SPAN_COLUMNS}{io}, {sort_column} AS sort_key FROM trace_spans s {COST_JOIN}
+        WHERE {sql.clause} ORDER BY {_order(query, keys)} LIMIT {query.limit + 1}""", *sql.args)  # noqa: S608
+
+
+TRACE_SORTS = {"time": ("started_at", "timestamptz"), "latency": ("duration_ms", "float8"),
+               "cost": ("coalesce(cost_total, -1)", "numeric")}
+_ROOT_FIRST = "ORDER BY (s.parent_span_id IS NULL) DESC, s.occurred_at, s.span_id"
+TRACE_AGGREGATES = f"""
+    s.trace_id, min(s.occurred_at) AS started_at,
+    max(s.occurred_at + make_interval(secs => coalesce(s.latency_ms, 0) / 1000.0)) AS ended_at,
+    (extract(epoch FROM max(s.occurred_at + make_interval(secs => coalesce(s.latency_ms, 0) / 1000.0))
+                       - min(s.occurred_at)) * 1000)::float8 AS duration_ms,
+    (array_agg(s.name {_ROOT_FIRST}))[1] AS root_name, (array_agg(s.span_id {_ROOT_FIRST}))[1] AS root_span_id,
+    (array_agg(s.app_id {_ROOT_FIRST}))[1] AS app_id, (array_agg(s.environment {_ROOT_FIRST}))[1] AS environment,
+    max(s.user_id) AS user_id, max(s.session_id) AS session_id, count(*)::int AS span_count,
+    sum(s.input_tokens)::bigint AS input_tokens, sum(s.output_tokens)::bigint AS output_tokens,
+    sum(l.cost_total) AS cost_total, count(*) FILTER (WHERE l.unpriced)::int AS unpriced_spans,
+    count(*) FILTER (WHERE s.status = 'error')::int AS error_count, sum(s.finding_count)::int AS finding_count,
+    array_agg(s.event_id) AS event_ids"""
+LOWEST_SCORE = ("(SELECT min(e.score) FROM evaluation_results e WHERE e.tenant_id = {tenant} "
+                "AND e.event_id = ANY(page.event_ids) AND e.status = 'ok') AS lowest_score")
+
+
+async def trace_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQuery) -> list[asyncpg.Record]:
+    """One page of traces: those with a span in range that matches the filters, each summed over all its
+    spans in range (`query.limit` + 1 rows)."""
+    matched = Sql()
+    span_conditions(matched, query)
+    tenant, start, end = "$1", "$2", "$3"  # the first three parameters of span_conditions
+    page = Sql(*matched.args)
+    sort_column, cast = TRACE_SORTS[query.sort]
+    _keyset(page, query, (sort_column, "trace_id"), (cast, "text"))
+    return await db.fetch(f"""
+        WITH matched AS (SELECT DISTINCT s.trace_id FROM trace_spans s {COST_JOIN} WHERE {matched.clause}),
+        traces AS (
+            SELECT {TRACE_AGGREGATES} FROM trace_spans s {COST_JOIN}
+            WHERE s.tenant_id = {tenant} AND s.occurred_at >= {start} AND s.occurred_at < {end}
+              AND s.trace_id IN (SELECT trace_id FROM matched)
+            GROUP BY s.trace_id)
+        SELECT page.*, {LOWEST_SCORE.format(tenant=tenant)} FROM (
+            SELECT * FROM traces WHERE {page.clause}
+            ORDER BY {_order(query, (sort_column, "trace_id"))} LIMIT {query.limit + 1}) page
+        ORDER BY {_order(query, (sort_column, "trace_id"))}""", *page.args)  # noqa: S608
+
+
+SESSION_SORTS = {"time": ("last_at", "timestamptz"), "cost": ("coalesce(cost_total, -1)", "numeric"),
+                 "spans": ("span_count", "float8")}
+
+
+async def session_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQuery) -> list[asyncpg.Record]:
+    """One page of sessions with a span in range that matches the filters, summed over their spans in range."""
+    matched = Sql()
+    span_conditions(matched, query)
+    matched.add("s.session_id IS NOT NULL")
+    page = Sql(*matched.args)
+    sort_column, cast = SESSION_SORTS[query.sort]
+    _keyset(page, query, (sort_column, "session_id"), (cast, "text"))
+    return await db.fetch(f"""
+        WITH matched AS (SELECT DISTINCT s.session_id FROM trace_spans s {COST_JOIN} WHERE {matched.clause}),
+        sessions AS (
+            SELECT s.session_id, min(s.occurred_at) AS first_at, max(s.occurred_at) AS last_at,
+                   count(DISTINCT s.trace_id)::int AS trace_count, count(*)::int AS span_count,
+                   (array_agg(DISTINCT s.user_id) FILTER (WHERE s.user_id IS NOT NULL))[1:10] AS user_ids,
+                   (array_agg(DISTINCT s.app_id))[1:10] AS app_ids,
+                   sum(s.input_tokens)::bigint AS input_tokens, sum(s.output_tokens)::bigint AS output_tokens,
+                   sum(l.cost_total) AS cost_total, count(*) FILTER (WHERE s.status = 'error')::int AS error_count,
+                   sum(s.finding_count)::int AS finding_count
+            FROM trace_spans s {COST_JOIN}
+            WHERE s.tenant_id = $1 AND s.occurred_at >= $2 AND s.occurred_at < $3
+              AND s.session_id IN (SELECT session_id FROM matched)
+            GROUP BY s.session_id)
+        SELECT * FROM sessions WHERE {page.clause}
+        ORDER BY {_order(query, (sort_column, "session_id"))} LIMIT {query.limit + 1}""", *page.args)  # noqa: S608
+
+
+async def trace_spans(db: asyncpg.Pool | asyncpg.Connection, *, tenant_id: str, trace_id: str, since: datetime,
+                      limit: int, io: bool) -> list[asyncpg.Record]:
+    """The spans of one trace (at most `limit`), oldest first."""
+    return await db.fetch(f"""
+        SELECT {SPAN_COLUMNS}{IO_COLUMNS if io else ""} FROM trace_spans s {COST_JOIN}
+        WHERE s.tenant_id = $1 AND s.trace_id = $2 AND s.occurred_at >= $3
+        ORDER BY s.occurred_at, s.span_id LIMIT $4""", tenant_id, trace_id, since, limit)  # noqa: S608
+
+
+async def session_traces(db: asyncpg.Pool | asyncpg.Connection, *, tenant_id: str, session_id: str,
+                         since: datetime, limit: int) -> list[asyncpg.Record]:
+    """The traces of one session (summed over their spans since `since`), oldest first."""
+    return await db.fetch(f"""
+        SELECT page.*, {LOWEST_SCORE.format(tenant="$1")} FROM (
+            SELECT {TRACE_AGGREGATES} FROM trace_spans s {COST_JOIN}
+            WHERE s.tenant_id = $1 AND s.occurred_at >= $3
+              AND s.trace_id IN (SELECT trace_id FROM trace_spans
+                                 WHERE tenant_id = $1 AND session_id = $2 AND occurred_at >= $3)
+            GROUP BY s.trace_id ORDER BY started_at, s.trace_id LIMIT $4) page
+        ORDER BY started_at, trace_id""", tenant_id, session_id, since, limit)  # noqa: S608
+
+
+async def user_summary(db: asyncpg.Pool | asyncpg.Connection, *, tenant_id: str, user_id: str, start: datetime,
+                       end: datetime) -> list[asyncpg.Record]:
+    """One user's spans in range, per app: counts, tokens, cost, errors, findings, first and last seen."""
+    return await db.fetch(f"""
+        SELECT s.app_id, count(*)::int AS span_count, count(DISTINCT s.trace_id)::int AS trace_count,
+               count(DISTINCT s.session_id)::int AS session_count, min(s.occurred_at) AS first_at,
+               max(s.occurred_at) AS last_at, sum(s.input_tokens)::bigint AS input_tokens,
+               sum(s.output_tokens)::bigint AS output_tokens, sum(l.cost_total) AS cost_total,
+               count(*) FILTER (WHERE s.status = 'error')::int AS error_count,
+               sum(s.finding_count)::int AS finding_count
+        FROM trace_spans s {COST_JOIN}
+        WHERE s.tenant_id = $1 AND s.user_id = $2 AND s.occurred_at >= $3 AND s.occurred_at < $4
+        GROUP BY s.app_id ORDER BY s.app_id""", tenant_id, user_id, start, end)  # noqa: S608
+
+
+async def tail(db: asyncpg.Pool | asyncpg.Connection, *, tenant_id: str | None, app_id: str | None,
+               after_stored: datetime, filters: dict[str, str], limit: int) -> list[asyncpg.Record]:
+    """Spans stored after `after_stored` (the `llmops traces tail` poll), oldest first."""
+    sql = Sql()
+    sql.add(f"s.stored_at > {sql.param(after_stored)}")
+    sql.add(f"s.occurred_at > {sql.param(after_stored)}::timestamptz - interval '1 day'")  # partitions it can be in
+    if tenant_id:
+        sql.add(f"s.tenant_id = {sql.param(tenant_id)}")
+    if app_id:
+        sql.add(f"s.app_id = {sql.param(app_id)}")
+    for name, value in sorted(filters.items()):
+        column = "s.status" if name == "status" else _TEXT_COLUMNS[name]
+        sql.add(f"{column} = {sql.param(value)}")
+    return await db.fetch(f"""
+        SELECT s.tenant_id, s.stored_at, {SPAN_COLUMNS} FROM trace_spans s {COST_JOIN}
+        WHERE {sql.clause} ORDER BY s.stored_at, s.event_id LIMIT {int(limit)}""", *sql.args)  # noqa: S608

@@ -1,0 +1,85 @@
+"""The traces stream worker: `llm.interactions.clean` -> `trace_spans` and the request-metrics rollups.
+
+    python -m llmops_traces.worker          (or `llmops run traces-worker`)
+
+A `BatchHandler` for the suite's `StreamWorker` (poll -> decode -> write in one transaction -> commit
+offsets), so dead letters, poison isolation, the flood guard and the checkpoint order are the shared
+worker's. Per batch, in ONE transaction:
+
+1. read the batch's tenants' settings (metadata only or not) and build the span rows (`spans.span_row`);
+2. make sure the day partitions of the rows exist (near the worker's clock: `store.partitions`);
+3. insert the rows idempotently (`store.spans.insert`: keyed by (tenant_id, event_id); erased traces and
+   users are not stored again) and add only the rows inserted now to the minute and hour rollups.
+
+Nothing goes downstream; the offsets are committed after the transaction. A redelivered batch inserts
+nothing and adds nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from llmops_shared.clock import Clock, utc_now
+from llmops_shared.contract import Interaction
+from llmops_shared.worker import InteractionHandler, Message, just
+from llmops_traces.settings import TracesSettings
+from llmops_traces.spans import SpanRow, inserted_rows, rollups, span_row
+from llmops_traces.store import partitions, spans, tenant_settings
+from llmops_traces.store import rollups as rollup_store
+
+MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
+
+
+class SpanWriter(InteractionHandler[None]):
+    """Stores clean interactions as spans; see the module docstring. `clock` is what "now" is (the window
+    of days that get a partition of their own)."""
+
+    def __init__(self, settings: TracesSettings, *, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.name = settings.group
+        self.topics: Sequence[str] = (settings.topic,)
+        self.clock = clock
+
+    async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[None]:
+        events = list({(e.tenant_id, e.event_id): e for _, e in items}.values())  # a batch may hold one twice
+        if not events:
+            return []
+        chosen = await tenant_settings.get_many(conn, tenant_ids={e.tenant_id for e in events})
+        rows = [span_row(e, metadata_only=chosen[e.tenant_id].metadata_only if e.tenant_id in chosen else False)
+                for e in events]
+        now = self.clock()
+        await partitions.ensure_day_partitions(conn, "trace_spans", [r.occurred_at for r in rows], now=now)
+        stored = inserted_rows(rows, await spans.insert(conn, rows=rows))
+        await self._roll_up(conn, stored, now=now)
+        return []
+
+    async def _roll_up(self, conn: asyncpg.Connection, rows: list[SpanRow], *, now: datetime) -> None:
+        if not rows:
+            return
+        minute = rollups(rows, MINUTE)
+        await partitions.ensure_day_partitions(conn, "trace_metrics_minute", [r.key[1] for r in minute], now=now)
+        await rollup_store.add(conn, unit="minute", rollups=minute)
+        await rollup_store.add(conn, unit="hour", rollups=rollups(rows, HOUR))
+
+
+async def run(settings: TracesSettings) -> int:
+    from llmops_shared.worker import run_worker
+
+    return await run_worker(settings, lambda _resources: just(SpanWriter(settings)))
+
+
+def main() -> None:
+    from llmops_shared.logging import configure_logging
+
+    settings = TracesSettings()
+    configure_logging("traces-worker", settings.log_level)
+    sys.exit(asyncio.run(run(settings)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Fixed log-spaced histograms: buckets, exact merging, percentiles within the stated error."""
+
+from __future__ import annotations
+
+import random
+
+from llmops_traces import histogram
+
+
+def test_buckets_are_log_spaced_and_cover_the_contract_s_range() -> None:
+    assert histogram.bucket_of(0.2) == 0
+    assert histogram.bucket_of(1.0) == 1
+    assert histogram.bucket_of(86_400_000) < histogram.BUCKETS - 1
+    assert histogram.bucket_of(1e9) == histogram.BUCKETS - 1
+    assert histogram.RELATIVE_ERROR < 0.06
+
+
+def test_merged_histograms_equal_the_histogram_of_all_values() -> None:
+    rng = random.Random(7)
+    a = [rng.lognormvariate(5, 1) for _ in range(500)]
+    b = [rng.lognormvariate(6, 1.5) for _ in range(700)]
+    assert histogram.merge(histogram.histogram(a), histogram.histogram(b)) == histogram.histogram(a + b)
+
+
+def test_percentiles_are_within_the_relative_error_of_the_exact_ones() -> None:
+    rng = random.Random(11)
+    values = sorted(rng.lognormvariate(6, 1) for _ in range(10_000))
+    counts = histogram.histogram(values)
+    for q in (0.5, 0.95, 0.99):
+        exact = values[max(0, int(q * len(values) + 0.999999) - 1)]
+        got = histogram.percentile(counts, q)
+        assert got is not None
+        assert abs(got - exact) / exact <= histogram.RELATIVE_ERROR + 1e-9
+
+
+def test_an_empty_histogram_has_no_percentile() -> None:
+    assert histogram.percentile([0] * histogram.BUCKETS, 0.5) is None
