@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from llmops_shared import problems
+from llmops_shared import api_docs, problems
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.http import JSONBody, api_backends, backend_checks, install_limits, ops_router, run_api
 from llmops_shared.logging import configure_logging
@@ -45,10 +45,13 @@ def create_app(settings: TracesSettings, *, clock: Clock = utc_now) -> FastAPI:
         lifespan=lifespan,
         default_response_class=JSONBody,
         responses=problems.ERROR_RESPONSES,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.clock = clock
     problems.install(app)
+    api_docs.install(app)
     install_limits(app, settings)
     app.include_router(ops_router(backend_checks(app)))
     for router in (spans.router, traces.router, sessions.router, users.router, metrics.router,

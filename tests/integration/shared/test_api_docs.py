@@ -27,12 +27,15 @@ def _apps(stack: CommonSettings) -> list[tuple[str, Any, str]]:
     from llmops_guardrails.settings import GuardrailsSettings
     from llmops_ingest.api import create_app as ingest
     from llmops_ingest.settings import IngestSettings
+    from llmops_traces.api import create_app as traces
+    from llmops_traces.settings import TracesSettings
 
     common = stack.model_dump()
     return [("ingest", ingest(IngestSettings(**common)), "/v1/interactions"),
             ("guardrails", guardrails(GuardrailsSettings(**common)), "/v1/check"),
             ("billing", billing(BillingSettings(**common)), "/v1/budgets"),
-            ("evaluator", evaluator(EvaluatorSettings(**common)), "/v1/evaluators")]
+            ("evaluator", evaluator(EvaluatorSettings(**common)), "/v1/evaluators"),
+            ("traces", traces(TracesSettings(**common)), "/v1/spans")]
 
 
 @pytest.fixture(scope="module")
