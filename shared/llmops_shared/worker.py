@@ -59,7 +59,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import Counter, Histogram
 
-from llmops_shared import deadletters
+from llmops_shared import db, deadletters
 from llmops_shared.contract import BadEvent, Interaction, decode_interaction
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import DEAD_LETTERS
@@ -229,15 +229,9 @@ class FloodGuard:
 
 
 _TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.CannotConnectNowError,
+    *db.UNAVAILABLE,
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
-    asyncpg.AdminShutdownError,
 )
 
 
