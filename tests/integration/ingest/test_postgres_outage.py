@@ -9,11 +9,7 @@ at a port nothing listens on (the process's own memory of the keys it verified t
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import orjson
@@ -23,40 +19,27 @@ import redis.asyncio as aioredis
 from llmops_devtools.stack.postgres import PostgresServer
 from llmops_ingest.api import create_app
 from llmops_ingest.settings import IngestSettings
-from llmops_shared import apikeys, db, migrations
+from llmops_shared import apikeys, db
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import INTERACTIONS_RAW
 from tests.support.events import collect, end_offsets, make_event
+from tests.support.postgres import migrated_database, own_postgres
 from tests.support.servers import free_port, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
-def own_postgres() -> Iterator[PostgresServer]:
-    # Not under pytest's tmp_path: as root the server runs as `postgres`, which must reach its folder.
-    home = Path(tempfile.mkdtemp(prefix="llmops-pg-outage-"))
-    os.chmod(home, 0o755)  # noqa: S103 - a folder of directories, readable so `postgres` can traverse it
-    server = PostgresServer(home / "postgres", port=free_port())
-    try:
+def postgres() -> Iterator[PostgresServer]:
+    with own_postgres() as server:
         yield server
-    finally:
-        server.stop(mode="immediate")
-        shutil.rmtree(home, ignore_errors=True)
-
-
-async def _fresh_database(server: PostgresServer) -> str:
-    url = f"postgresql://postgres@127.0.0.1:{server.port}/llmops_outage"
-    await db.ensure_database(url)
-    await migrations.migrate(url)
-    return url
 
 
 @pytest.mark.parametrize("redis", ["shared", "down"])
 async def test_known_keys_keep_ingesting_while_postgres_is_down(
-        stack: CommonSettings, own_postgres: PostgresServer, tenant: str, redis: str) -> None:
-    await asyncio.to_thread(own_postgres.start)
-    database_url = await _fresh_database(own_postgres)
+        stack: CommonSettings, postgres: PostgresServer, tenant: str, redis: str) -> None:
+    await asyncio.to_thread(postgres.start)
+    database_url = await migrated_database(postgres)
     pool = await db.create_pool(database_url, max_size=2)
     try:
         known = await apikeys.create_key(pool, tenant_id=tenant, scopes=["ingest:write"])
@@ -88,7 +71,7 @@ async def test_known_keys_keep_ingesting_while_postgres_is_down(
             await asyncio.sleep(1.1)  # every answer past its freshness
             assert (await post(client, revoked.secret)).status_code == 401  # seen refused before the outage
 
-            await asyncio.to_thread(own_postgres.stop, "immediate")
+            await asyncio.to_thread(postgres.stop, "immediate")
             for _ in range(20):
                 resp = await post(client, known.secret)
                 assert resp.status_code == 202, resp.text
