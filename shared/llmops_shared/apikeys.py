@@ -21,6 +21,7 @@ used against it since) is not in force there during the outage.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
@@ -195,12 +196,13 @@ class KeyStore:
 
     def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis | None, *, cache_ttl_s: int = 30,
                  outage_ttl_s: int = MAX_OUTAGE_TTL_S, clock: Callable[[], float] = time.time,
-                 remembered_keys: int = 10_000) -> None:
+                 remembered_keys: int = 10_000, lookup_timeout_s: float = 2.0) -> None:
         self.pool = pool
         self.redis = redis
         self.cache_ttl_s = cache_ttl_s
         self.outage_ttl_s = min(outage_ttl_s, MAX_OUTAGE_TTL_S)
         self.clock = clock
+        self.lookup_timeout_s = lookup_timeout_s  # a Postgres that does not answer is as good as down
         self._remembered: OrderedDict[bytes, Verified] = OrderedDict()
         self._remembered_max = remembered_keys
         self._put = redis.register_script(_PUT_SCRIPT) if redis is not None else None
@@ -215,11 +217,12 @@ class KeyStore:
             self._remember(key_hash, cached)
             return cached.principal
         try:
-            row = await self.pool.fetchrow(
-                """SELECT key_id, tenant_id, scopes, rate_limit_per_s FROM api_keys
-                   WHERE key_hash = $1 AND revoked_at IS NULL""",
-                key_hash,
-            )
+            async with asyncio.timeout(self.lookup_timeout_s):
+                row = await self.pool.fetchrow(
+                    """SELECT key_id, tenant_id, scopes, rate_limit_per_s FROM api_keys
+                       WHERE key_hash = $1 AND revoked_at IS NULL""",
+                    key_hash,
+                )
         except db.UNAVAILABLE as exc:
             return self._during_outage(cached if redis_answered else self._remembered.get(key_hash), now, exc)
         principal = (

@@ -4,6 +4,8 @@ process's memory; a key revoked before the outage stays refused; any other key i
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -138,6 +140,27 @@ async def test_no_outage_ttl_means_every_look_up_needs_postgres(pg_pool, redis_c
     assert await KeyStore(pg_pool, redis_client, clock=clock, outage_ttl_s=0).resolve(key.secret) is not None
     clock.now += 31
     assert await _unavailable(KeyStore(dead_pool, redis_client, clock=clock, outage_ttl_s=0), key.secret)
+
+
+async def test_a_postgres_that_does_not_answer_is_down_after_the_look_up_time_out(
+        pg_pool, redis_client, tenant) -> None:
+    """A server that takes the connection and never answers (a hung host, a black-holed route) would hold
+    each request for asyncpg's 60 s connect time-out: the look-up gives up after `lookup_timeout_s`."""
+    clock = Clock()
+    key = await apikeys.create_key(pg_pool, tenant_id=tenant, scopes=["ingest:write"])
+    assert await KeyStore(pg_pool, redis_client, clock=clock).resolve(key.secret) is not None
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # connections queue in the backlog; nothing ever answers them
+        hung = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/x", min_size=0)
+        try:
+            store = KeyStore(hung, redis_client, clock=clock, lookup_timeout_s=0.3)
+            clock.now += 60
+            async with asyncio.timeout(20):  # not a timing assertion: a guard against hanging for a minute
+                assert (await store.resolve(key.secret)).key_id == key.key_id
+                assert await _unavailable(store, apikeys.generate_key()[1])
+        finally:
+            hung.terminate()
 
 
 async def _unavailable(store: KeyStore, secret: str) -> bool:
