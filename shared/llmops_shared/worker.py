@@ -551,6 +551,8 @@ HandlerFactory = Callable[[Resources], AbstractAsyncContextManager[BatchHandler[
 async def run_worker(settings: WorkerSettings, factory: HandlerFactory) -> int:
     """Run a worker until SIGTERM/SIGINT; the batches in hand are finished and committed first.
 
+    A worker started while Postgres is unreachable waits for it (retrying, logged) rather than exit: a
+    supervisor restarting a worker through an outage would otherwise see a crash loop and give up on it.
     Exit codes: 0 stopped on a signal; 3 stopped by a dead-letter flood.
     """
     from llmops_shared.db import create_pool
@@ -560,7 +562,8 @@ async def run_worker(settings: WorkerSettings, factory: HandlerFactory) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(settings.metrics_port, addr="127.0.0.1")
-    pool = await create_pool(settings.database_url, max_size=4)
+    pool = await retry_transient(lambda: create_pool(settings.database_url, max_size=4), stopping=None,
+                                 max_delay_s=settings.db_retry_max_s, what="connect to Postgres", worker=settings.group)
     producer = durable_producer(settings.kafka_bootstrap, client_id=settings.group)
     await producer.start()
     stopping = asyncio.Event()
