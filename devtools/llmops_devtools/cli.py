@@ -26,7 +26,7 @@ def _cmd_up(args: argparse.Namespace, settings: CommonSettings) -> int:
 
     stack = local.infrastructure_up(settings)
     if not args.no_services:
-        local.services_up(stack)
+        local.services_up(stack, only=args.services.split(",") if args.services else None)
     print("the stack is up; `llmops status` shows it, `llmops down` stops it")
     return 0
 
@@ -91,6 +91,7 @@ def _mode_option(parser: argparse.ArgumentParser) -> None:
 def _up_options(parser: argparse.ArgumentParser) -> None:
     _mode_option(parser)
     parser.add_argument("--no-services", action="store_true", help="only Kafka, Postgres and Redis")
+    parser.add_argument("--services", metavar="NAME,...", help="only these services (names as `llmops status` shows)")
 
 
 def _demo_options(parser: argparse.ArgumentParser) -> None:

@@ -1,25 +1,46 @@
 """API keys: created once and shown once, stored hashed, scoped to one tenant, revocable.
 
 A key looks like `lk_<key_id>_<secret>`. `key_id` is public (it names the key in lists and logs);
-only the SHA-256 of the whole key is stored. Look-ups are cached in Redis for `cache_ttl_s` seconds;
-revoking a key deletes its cache entry, so revocation is immediate on a healthy Redis and takes at
-most the TTL otherwise. When Redis is unreachable, look-ups go to Postgres.
+only the SHA-256 of the whole key is stored.
+
+Look-ups (`KeyStore`): a Redis entry per key hash says who the key is and when Postgres last said so.
+For `cache_ttl_s` (30 s) after that it is the answer; after that Postgres is asked again. When Postgres
+cannot be reached, a key Postgres accepted within the last `outage_ttl_s` (24 h) is still accepted: its
+Redis entry lives that long (its *last-known-good* answer), and each process also remembers the keys it
+verified itself, for when Redis is down too. A key this cannot vouch for is `KeyStoreUnavailable` (503
+with `Retry-After`), never a 500 and never a guess.
+
+Revocation stays in force through an outage when it happened before it: revoking writes a tombstone
+over the key's entry for as long as any last-known-good answer can live, a look-up never writes over a
+tombstone (so one in flight during the revocation cannot put the key back), and Postgres refusing a key
+turns its entry into a tombstone. The price, written down in docs/security.md: a key revoked *during*
+an outage keeps working until Postgres is back; and with Redis down too, a process accepts a key it
+verified itself until it sees the key refused, so a revocation that process has not seen (the key not
+used against it since) is not in force there during the outage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
 import re
 import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 import asyncpg
 import orjson
 import redis.asyncio as aioredis
+from prometheus_client import Counter
 from redis.exceptions import RedisError
+
+from llmops_shared import db
+from llmops_shared.problems import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +129,8 @@ async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: str, redis
         try:
             # A tombstone, not a delete: a look-up that read the key from Postgres just before this
             # revocation must not put it back in the cache (its write is set-if-absent).
-            await redis.set(_cache_key(bytes(row["key_hash"])), orjson.dumps(None), ex=REVOKED_TOMBSTONE_TTL_S)
+            # It outlives any last-known-good entry of the key, so an outage does not bring the key back.
+            await redis.set(_cache_key(bytes(row["key_hash"])), TOMBSTONE, ex=REVOKED_TOMBSTONE_TTL_S)
         except RedisError:
             log.warning("could not drop a revoked key from the cache; it expires with its TTL",
                         extra={"key_id": key_id})
@@ -123,68 +145,146 @@ async def list_keys(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str | No
     )
 
 
-REVOKED_TOMBSTONE_TTL_S = 3600  # longer than any process's key cache TTL
+MAX_OUTAGE_TTL_S = 86_400
+"""The longest a key's last-known-good answer may serve during a Postgres outage (`key_outage_ttl_s`)."""
+REVOKED_TOMBSTONE_TTL_S = MAX_OUTAGE_TTL_S  # as long as any entry it must stand over
+UNKNOWN_KEY_TTL_S = 5  # unknown keys are cached briefly, so a flood of bad keys does not reach Postgres
+TOMBSTONE = b"null"
+
+OUTAGE_LOOKUPS = Counter("llmops_api_key_outage_lookups_total",
+                         "Key look-ups while Postgres was unreachable, by answer", ["answer"])
+
+# KEYS[1]: a key's entry; ARGV: the new value (TOMBSTONE: Postgres does not know the key, or revoked it),
+# its TTL, and a tombstone's TTL. A tombstone is never written over; a refused key that had an entry
+# gets a tombstone as long-lived as a revocation's.
+_PUT_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == 'null' then
+  if current and current ~= 'null' then
+    redis.call('SET', KEYS[1], 'null', 'EX', ARGV[3])
+  elseif not current then
+    redis.call('SET', KEYS[1], 'null', 'EX', ARGV[2])
+  end
+elseif current ~= 'null' then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+return 1
+"""
 
 
 def _cache_key(key_hash: bytes) -> str:
     return "llmops:apikey:" + key_hash.hex()
 
 
-class KeyStore:
-    """Resolves a presented key to a `Principal` (or None), Redis first, then Postgres."""
+class KeyStoreUnavailable(Unavailable):
+    """Postgres is unreachable and no recent answer vouches for the key: 503, the caller retries."""
 
-    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis | None, *, cache_ttl_s: int = 30) -> None:
+    def __init__(self) -> None:
+        super().__init__("the key store is unavailable; retry later", headers={"Retry-After": "5"})
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What Postgres last said of a key (None: unknown or revoked) and when (`clock` seconds)."""
+
+    principal: Principal | None
+    at: float
+
+
+class KeyStore:
+    """Resolves a presented key to a `Principal` (or None): a fresh Redis entry, else Postgres, else (Postgres
+    unreachable) the key's last-known-good answer, from Redis or, with Redis down too, this process's memory."""
+
+    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis | None, *, cache_ttl_s: int = 30,
+                 outage_ttl_s: int = MAX_OUTAGE_TTL_S, clock: Callable[[], float] = time.time,
+                 remembered_keys: int = 10_000, lookup_timeout_s: float = 2.0) -> None:
         self.pool = pool
         self.redis = redis
         self.cache_ttl_s = cache_ttl_s
+        self.outage_ttl_s = min(outage_ttl_s, MAX_OUTAGE_TTL_S)
+        self.clock = clock
+        self.lookup_timeout_s = lookup_timeout_s  # a Postgres that does not answer is as good as down
+        self._remembered: OrderedDict[bytes, Verified] = OrderedDict()
+        self._remembered_max = remembered_keys
+        self._put = redis.register_script(_PUT_SCRIPT) if redis is not None else None
 
     async def resolve(self, presented: str) -> Principal | None:
         if not _KEY.match(presented):
             return None
         key_hash = hash_key(presented)
-        cached = await self._cache_get(key_hash)
-        if cached is not None:
-            return _principal_from_cache(cached)
-        row = await self.pool.fetchrow(
-            """SELECT key_id, tenant_id, scopes, rate_limit_per_s FROM api_keys
-               WHERE key_hash = $1 AND revoked_at IS NULL""",
-            key_hash,
-        )
+        now = self.clock()
+        cached, redis_answered = await self._cache_get(key_hash)
+        if cached is not None and (cached.principal is None or now - cached.at < self.cache_ttl_s):
+            self._remember(key_hash, cached)
+            return cached.principal
+        try:
+            async with asyncio.timeout(self.lookup_timeout_s):
+                row = await self.pool.fetchrow(
+                    """SELECT key_id, tenant_id, scopes, rate_limit_per_s FROM api_keys
+                       WHERE key_hash = $1 AND revoked_at IS NULL""",
+                    key_hash,
+                )
+        except db.UNAVAILABLE as exc:
+            return self._during_outage(cached if redis_answered else self._remembered.get(key_hash), now, exc)
         principal = (
             Principal(row["key_id"], row["tenant_id"], frozenset(row["scopes"]), row["rate_limit_per_s"])
             if row
             else None
         )
-        await self._cache_put(key_hash, principal)
+        verified = Verified(principal, now)
+        self._remember(key_hash, verified)
+        await self._cache_put(key_hash, verified)
         return principal
 
-    async def _cache_get(self, key_hash: bytes) -> bytes | None:
-        if self.redis is None:
+    def _during_outage(self, known: Verified | None, now: float, exc: BaseException) -> Principal | None:
+        if known is not None and known.principal is None:  # a tombstone: revoked (or refused) before
+            OUTAGE_LOOKUPS.labels("refused").inc()
             return None
-        try:
-            cached = await self.redis.get(_cache_key(key_hash))
-            return cached.encode() if isinstance(cached, str) else cached
-        except RedisError:
-            return None
+        if known is not None and now - known.at < self.outage_ttl_s:
+            OUTAGE_LOOKUPS.labels("last_known_good").inc()
+            return known.principal
+        OUTAGE_LOOKUPS.labels("unavailable").inc()
+        log.warning("API key look-up failed: Postgres unavailable and no recent answer for this key",
+                    extra={"error_type": type(exc).__name__})
+        raise KeyStoreUnavailable() from exc
 
-    async def _cache_put(self, key_hash: bytes, principal: Principal | None) -> None:
-        if self.redis is None:
+    def _remember(self, key_hash: bytes, verified: Verified) -> None:
+        """This process's own last-known-good answers, for when Redis is down too: the keys it saw accepted,
+        and, in their place, a tombstone once it sees one refused (a key it never accepted is not kept)."""
+        if verified.principal is None and key_hash not in self._remembered:
             return
-        value = orjson.dumps(
-            None
-            if principal is None
-            else {"k": principal.key_id, "t": principal.tenant_id, "s": sorted(principal.scopes),
-                  "r": principal.rate_limit_per_s}
-        )
-        # Unknown keys are cached briefly too, so a flood of bad keys does not reach Postgres.
-        ttl = self.cache_ttl_s if principal else min(5, self.cache_ttl_s)
+        self._remembered[key_hash] = verified
+        self._remembered.move_to_end(key_hash)
+        while len(self._remembered) > self._remembered_max:
+            self._remembered.popitem(last=False)
+
+    async def _cache_get(self, key_hash: bytes) -> tuple[Verified | None, bool]:
+        """The key's entry, and whether Redis answered at all."""
+        if self.redis is None:
+            return None, False
+        try:
+            raw = await self.redis.get(_cache_key(key_hash))
+        except RedisError:
+            return None, False
+        if raw is None:
+            return None, True
+        return _verified_from_cache(raw.encode() if isinstance(raw, str) else raw, self.clock()), True
+
+    async def _cache_put(self, key_hash: bytes, verified: Verified) -> None:
+        if self._put is None:
+            return
+        principal = verified.principal
+        value = TOMBSTONE if principal is None else orjson.dumps(
+            {"k": principal.key_id, "t": principal.tenant_id, "s": sorted(principal.scopes),
+             "r": principal.rate_limit_per_s, "v": verified.at})
+        ttl = max(self.cache_ttl_s, self.outage_ttl_s) if principal else min(UNKNOWN_KEY_TTL_S, self.cache_ttl_s)
         with contextlib.suppress(RedisError):  # the cache is an optimisation; Postgres answered
-            # Set-if-absent: a revocation's tombstone, written while this look-up was in flight, wins.
-            await self.redis.set(_cache_key(key_hash), value, ex=ttl, nx=True)
+            await self._put(keys=[_cache_key(key_hash)], args=[value, ttl, REVOKED_TOMBSTONE_TTL_S])
 
 
-def _principal_from_cache(raw: bytes) -> Principal | None:
+def _verified_from_cache(raw: bytes, now: float) -> Verified:
     data = orjson.loads(raw)
     if data is None:
-        return None
-    return Principal(data["k"], data["t"], frozenset(data["s"]), data["r"])
+        return Verified(None, now)
+    # An entry written before entries carried their time ("v") lives 30 s: take it as fresh.
+    return Verified(Principal(data["k"], data["t"], frozenset(data["s"]), data["r"]), float(data.get("v", now)))

@@ -6,8 +6,28 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, unreachable (asyncpg raises a plain OSError when every address fails)
+    TimeoutError,
+    asyncpg.PostgresConnectionError,  # the connection broke or could not be made
+    asyncpg.InterfaceError,  # the connection or the pool is closed
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,  # starting up, shutting down, in recovery
+    asyncpg.AdminShutdownError,  # terminated by a shutdown (pg_ctl stop -m fast)
+    asyncpg.CrashShutdownError,  # terminated because another backend crashed
+)
+"""What a Postgres call raises when the server cannot be reached or is going away: an outage, not a bad
+query. Workers retry these (`llmops_shared.worker`); APIs answer 503 with `Retry-After`
+(`llmops_shared.problems`)."""
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says Postgres is unreachable (rather than that the query was wrong)."""
+    return isinstance(exc, UNAVAILABLE)
+
 
 async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool; `min_size=0` connects on first use, so a process can start while Postgres is down."""
     pool = await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size, command_timeout=30)
     assert pool is not None
     return pool

@@ -72,12 +72,14 @@ async def api_backends(app: FastAPI, settings: CommonSettings, *, pool_size: int
     `app.state.pool`, `app.state.redis` and `app.state.keystore`, and, with `ApiSettings` that set
     `requests_per_s`, each key's request bucket; closed when the app stops."""
     key_cache_ttl_s = settings.key_cache_ttl_s if isinstance(settings, ApiSettings) else 30
+    key_outage_ttl_s = settings.key_outage_ttl_s if isinstance(settings, ApiSettings) else 0
     requests_per_s = settings.requests_per_s if isinstance(settings, ApiSettings) else None
     requests_burst = settings.requests_burst if isinstance(settings, ApiSettings) else None
-    pool = await create_pool(settings.database_url, max_size=pool_size)
+    # min_size=0: the API starts while Postgres is down (known keys still work; the rest answers 503)
+    pool = await create_pool(settings.database_url, min_size=0, max_size=pool_size)
     redis = aioredis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
     app.state.pool, app.state.redis = pool, redis
-    app.state.keystore = KeyStore(pool, redis, cache_ttl_s=key_cache_ttl_s)
+    app.state.keystore = KeyStore(pool, redis, cache_ttl_s=key_cache_ttl_s, outage_ttl_s=key_outage_ttl_s)
     if requests_per_s:  # every scoped route then counts the calling key's requests (`require_scope`)
         app.state.request_limiter = RateLimiter(redis, rate_per_s=requests_per_s,
                                                 burst=requests_burst or requests_per_s,
@@ -133,17 +135,12 @@ def _bearer(request: Request) -> str:
 
 def require_scope(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency: the calling key's `Principal`, 401 for a bad key, 403 without `scope`, 429 (with
-    `Retry-After`) past the key's request rate when the app has a `request_limiter` on its state."""
+    `Retry-After`) past the key's request rate when the app has a `request_limiter` on its state, 503 (with
+    `Retry-After`) when Postgres is unreachable and the key has no recent last-known-good answer."""
 
     async def dependency(request: Request) -> Principal:
         keystore: KeyStore = request.app.state.keystore
-        try:
-            principal = await keystore.resolve(_bearer(request))
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                asyncpg.CannotConnectNowError) as exc:  # the key store is unreachable: not the caller's fault
-            log.warning("API key look-up failed: Postgres unavailable", extra={"error_type": type(exc).__name__})
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the key store is unavailable; retry later",
-                                headers={"Retry-After": "5"}) from None
+        principal = await keystore.resolve(_bearer(request))  # Postgres unreachable: a known key, or 503
         if principal is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key",
                                 headers={"WWW-Authenticate": "Bearer"})

@@ -14,6 +14,7 @@ errors) to this shape.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -23,9 +24,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from llmops_shared.db import UNAVAILABLE
+
+log = logging.getLogger(__name__)
+
 MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_S = 5
+"""What a 503 for a backend outage tells the caller to wait."""
+BACKEND_UNAVAILABLE: tuple[type[Exception], ...] = (*UNAVAILABLE, RedisConnectionError, RedisTimeoutError)
 
 
 class FieldError(BaseModel):
@@ -123,9 +133,17 @@ def install(app: FastAPI) -> None:
         errors = validation_errors(exc.errors())
         return problem_response(422, _summary(errors), errors=errors)
 
+    async def backend_down(request: Request, exc: Exception) -> Response:
+        log.warning("a backend is unavailable; answered 503", extra={
+            "path": request.url.path, "error_type": type(exc).__name__})
+        return problem_response(503, "a backend of this API is unavailable; retry later",
+                                headers={"Retry-After": str(RETRY_AFTER_S)})
+
     app.add_exception_handler(DomainError, domain)
     app.add_exception_handler(StarletteHTTPException, http)
     app.add_exception_handler(RequestValidationError, invalid)
+    for unavailable in BACKEND_UNAVAILABLE:
+        app.add_exception_handler(unavailable, backend_down)
 
 
 def response(description: str) -> dict[str, Any]:

@@ -76,6 +76,10 @@ class ApiSettings(CommonSettings):
 
     key_cache_ttl_s: int = 30
     """How long an API key's look-up is cached in Redis (a revocation drops it at once)."""
+    key_outage_ttl_s: int = Field(86_400, ge=0, le=86_400)
+    """While Postgres is unreachable, a key it accepted within this many seconds is still accepted (its
+    last-known-good answer, in Redis and in the process); 0: none, every look-up needs Postgres. A key
+    revoked before the outage stays refused; one revoked during it works until Postgres is back."""
     max_body_bytes: int = 1024 * 1024
     """The largest request body; a larger one is refused (413) before anything reads or parses it."""
     requests_per_s: int | None = 50

@@ -59,7 +59,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import Counter, Histogram
 
-from llmops_shared import deadletters
+from llmops_shared import db, deadletters
 from llmops_shared.contract import BadEvent, Interaction, decode_interaction
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import DEAD_LETTERS
@@ -229,15 +229,9 @@ class FloodGuard:
 
 
 _TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.CannotConnectNowError,
+    *db.UNAVAILABLE,
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
-    asyncpg.AdminShutdownError,
 )
 
 
@@ -557,6 +551,8 @@ HandlerFactory = Callable[[Resources], AbstractAsyncContextManager[BatchHandler[
 async def run_worker(settings: WorkerSettings, factory: HandlerFactory) -> int:
     """Run a worker until SIGTERM/SIGINT; the batches in hand are finished and committed first.
 
+    A worker started while Postgres is unreachable waits for it (retrying, logged) rather than exit: a
+    supervisor restarting a worker through an outage would otherwise see a crash loop and give up on it.
     Exit codes: 0 stopped on a signal; 3 stopped by a dead-letter flood.
     """
     from llmops_shared.db import create_pool
@@ -566,7 +562,8 @@ async def run_worker(settings: WorkerSettings, factory: HandlerFactory) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(settings.metrics_port, addr="127.0.0.1")
-    pool = await create_pool(settings.database_url, max_size=4)
+    pool = await retry_transient(lambda: create_pool(settings.database_url, max_size=4), stopping=None,
+                                 max_delay_s=settings.db_retry_max_s, what="connect to Postgres", worker=settings.group)
     producer = durable_producer(settings.kafka_bootstrap, client_id=settings.group)
     await producer.start()
     stopping = asyncio.Event()

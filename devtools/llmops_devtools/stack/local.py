@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from llmops_devtools.stack import supervisor
 from llmops_devtools.stack.kafka import KafkaBroker
 from llmops_devtools.stack.postgres import PostgresServer
 from llmops_devtools.stack.processes import port_open, stack_dir
@@ -19,8 +20,11 @@ from llmops_devtools.stack.services import (
     PROCESSES,
     local_service_env,
     service_running,
-    start_service,
+    service_state,
+    start_supervised,
     stop_service,
+    stop_supervisor,
+    supervisor_running,
 )
 from llmops_shared import db, kafka, migrations
 from llmops_shared.settings import CommonSettings
@@ -84,22 +88,40 @@ def infrastructure_up(settings: CommonSettings, say: Say = print, home: Path | N
     return stack
 
 
-def services_up(stack: LocalStack, say: Say = print) -> None:
-    env = local_service_env(stack.home)
+def services_up(stack: LocalStack, say: Say = print, only: Sequence[str] | None = None) -> None:
+    """Every installed service (or those named in `only`), under the supervisor (`stack/supervisor.py`)."""
+    home = stack.home / "services"
+    if only is not None:
+        unknown = sorted(set(only) - {p.name for p in PROCESSES})
+        if unknown:
+            raise SystemExit(f"unknown service(s): {', '.join(unknown)}; `llmops status` lists them")
+    wanted = [s for s in PROCESSES if s.installed() and (only is None or s.name in only)]
+    if supervisor_running(home):
+        supervised = set((supervisor.read_state(home) or {}).get("services", {}))
+        for service in wanted:
+            if service.name not in supervised:
+                say(f"{service.name}: not started; the running supervisor does not have it "
+                    "(`llmops down`, then `llmops up`)")
+        wanted = [s for s in wanted if s.name in supervised]
+    else:
+        for service in wanted:
+            if service_running(home, service):  # started by an `llmops up` from before the supervisor
+                say(f"{service.name}: running, unsupervised (`llmops down`, then `llmops up`, to supervise it)")
+        wanted = [s for s in wanted if not service_running(home, s)]
     if not os.environ.get(CHANNEL_KEYS_ENV):
         say(f"guardrails: notification channels sealed with a development key ({stack.home / DEV_CHANNEL_KEY_FILE}); "
             f"a deployment sets {CHANNEL_KEYS_ENV}")
-    for service in PROCESSES:
-        if not service.installed():
-            continue
-        started = start_service(stack.home / "services", service, env=env)
+    started = start_supervised(home, wanted, env=local_service_env(stack.home))
+    for service in wanted:
         where = f" on port {service.port}" if service.port else ""
-        say(f"{service.name}: {'started' if started else 'running'}{where}")
+        say(f"{service.name}: {'started' if service.name in started else 'running'}{where}, supervised")
 
 
 def down(settings: CommonSettings, say: Say = print, home: Path | None = None) -> None:
     stack = LocalStack.from_settings(settings, home)
-    for service in reversed(PROCESSES):
+    if stop_supervisor(stack.home / "services"):
+        say("supervisor: stopped, and the services it ran")
+    for service in reversed(PROCESSES):  # what runs unsupervised (an `llmops up` from before the supervisor)
         if stop_service(stack.home / "services", service):
             say(f"{service.name}: stopped")
     if stack.kafka.stop():
@@ -121,7 +143,9 @@ def status(settings: CommonSettings, home: Path | None = None) -> dict[str, str]
         "postgres": state(stack.postgres.running(), stack.postgres.port),
         "redis": state(stack.redis.running(), stack.redis.port),
     }
+    services = stack.home / "services"
+    out["supervisor"] = "running" if supervisor_running(services) else "stopped"
     for service in PROCESSES:
         if service.installed():
-            out[service.name] = "running" if service_running(stack.home / "services", service) else "stopped"
+            out[service.name] = service_state(services, service)
     return out

@@ -2,8 +2,9 @@
 
 - `webhook`: the alert as JSON, signed: `X-LLMOps-Signature: sha256=<hex HMAC-SHA256(secret,
   "<timestamp>." + body)>` with `X-LLMOps-Timestamp` (seconds), so a receiver can check origin and age;
-  `X-LLMOps-Message-Id` is the idempotency key (the alert message's id: the same on every attempt and
-  after a crash between sending and recording, so a receiver can drop what it already has).
+  `X-LLMOps-Delivery-Id` is the idempotency key (the delivery's id, one per alert message and channel, as
+  `GET /v1/channels/{id}/deliveries` shows it: the same on every attempt and after a crash between sending
+  and recording, so a receiver can drop what it already has); `X-LLMOps-Message-Id` names the alert message.
 - `slack`: a Slack incoming-webhook message (Slack takes no idempotency key), to a URL on Slack's webhook
   hosts only (`SLACK_HOSTS`, https).
 - `pagerduty`: a PagerDuty Events API v2 event, `trigger` or `resolve`, `dedup_key` = the fingerprint
@@ -88,11 +89,12 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def outgoing(channel: Channel, alert: AlertMessage, *, now: int) -> Outgoing:
+def outgoing(channel: Channel, alert: AlertMessage, *, now: int, delivery_id: int) -> Outgoing:
     if channel.kind == "webhook":
         body = orjson.dumps({"type": f"alert.{action_of(alert)}", "alert": alert.model_dump(mode="json")})
         headers = {"content-type": "application/json", "x-llmops-timestamp": str(now),
-                   "x-llmops-event": f"alert.{action_of(alert)}", "x-llmops-message-id": alert.message_id}
+                   "x-llmops-event": f"alert.{action_of(alert)}", "x-llmops-message-id": alert.message_id,
+                   "x-llmops-delivery-id": str(delivery_id)}
         if channel.secret:
             headers["x-llmops-signature"] = sign(channel.secret, now, body)
         return Outgoing(body, headers)

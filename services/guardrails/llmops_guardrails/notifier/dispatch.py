@@ -21,7 +21,7 @@ up its own lane only: the others' pages keep their latency. A delivery in its la
 
 Guarantee: at least once, with an idempotency key. The row is claimed before the send and finished after
 it; a crash in between leaves it `sending`, and when its lease lapses it is sent again, carrying the same
-key: the `X-LLMOps-Message-Id` header (webhooks), PagerDuty's `dedup_key` (the alert's fingerprint).
+key: the `X-LLMOps-Delivery-Id` header (webhooks), PagerDuty's `dedup_key` (the alert's fingerprint).
 Slack has no such key: a crash in that window can post a message twice there.
 
 Database calls are retried while Postgres is unavailable (`retry_transient`); any other failure of the
@@ -262,7 +262,7 @@ class Lane:
                 return
             try:
                 alert = AlertMessage.model_validate_json(row["alert"])
-                outgoing(channel, alert, now=_unix_now())
+                outgoing(channel, alert, now=_unix_now(), delivery_id=row["id"])
             except Exception as exc:  # a payload we cannot render: parked and shown, not a crash loop
                 log.error("cannot render a notification; parked", extra={
                     "delivery_id": o.delivery_id, "channel_id": self.channel_id, "error_type": type(exc).__name__})
@@ -313,7 +313,8 @@ class Lane:
             if not self.breaker.allow():
                 await self._park(row, token, attempts=attempts, delay_s=self.breaker.wait_s())
                 return
-            message = outgoing(channel, alert, now=_unix_now())  # a fresh timestamp and signature per attempt
+            # a fresh timestamp and signature per attempt; the delivery's id, the idempotency key, on every one
+            message = outgoing(channel, alert, now=_unix_now(), delivery_id=row["id"])
             result = await attempt(d.http, channel.url, message, timeout_s=s.timeout_s)
             attempts += 1
             run += 1

@@ -178,7 +178,12 @@ async def test_a_crash_between_send_and_record_sends_again_with_the_same_idempot
             what="delivered by the second notifier")
     hooks = channels.on("/hook")
     assert len(hooks) == 2  # sent twice ...
-    assert {h.headers["x-llmops-message-id"] for h in hooks} == {a.message_id}  # ... with one idempotency key
+    [delivery_id] = await pg_pool.fetch(
+        """SELECT d.id FROM notification_deliveries d JOIN notification_channels c USING (channel_id)
+           WHERE d.alert_id = $1 AND c.kind = 'webhook'""", a.alert_id)
+    # ... with one idempotency key: the delivery's id, as the deliveries API shows it
+    assert [h.headers["x-llmops-delivery-id"] for h in hooks] == [str(delivery_id["id"])] * 2
+    assert {h.headers["x-llmops-message-id"] for h in hooks} == {a.message_id}
     assert len(channels.on("/slack")) == 2  # Slack takes no key: documented
     assert await pg_pool.fetchval("SELECT count(*) FROM notification_deliveries WHERE alert_id = $1", a.alert_id) == 2
 
