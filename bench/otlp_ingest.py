@@ -121,7 +121,7 @@ def workload(spans: int, batch: int) -> tuple[list[bytes], list[bytes], list[byt
     return protobuf, as_json, batches
 
 
-async def post_round(url: str, path: str, content_type: str, key: str, bodies: list[bytes], spans: int,
+async def post_round(url: str, path: str, content_type: str, key: str, bodies: list[bytes], *, spans: int,
                      concurrency: int) -> float:
     headers = {"Authorization": f"Bearer {key}", "content-type": content_type}
     queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -166,11 +166,12 @@ async def main_async(args: argparse.Namespace) -> None:
             raise RuntimeError("ingest API did not start")
         url = f"http://127.0.0.1:{port}"
         for path, content_type, bodies in paths.values():  # warm-up
-            await post_round(url, path, content_type, key, bodies[:10], 10 * args.batch, args.concurrency)
+            await post_round(url, path, content_type, key, bodies[:10], spans=10 * args.batch,
+                             concurrency=args.concurrency)
         for r in range(args.rounds):
             for name, (path, content_type, bodies) in paths.items():
-                rates[name].append(await post_round(url, path, content_type, key, bodies, args.spans,
-                                                    args.concurrency))
+                rates[name].append(await post_round(url, path, content_type, key, bodies, spans=args.spans,
+                                                    concurrency=args.concurrency))
             print(f"round {r + 1}: " + ", ".join(f"{n} {v[-1]:,.0f} spans/s" for n, v in rates.items()), flush=True)
     finally:
         server.terminate()

@@ -153,7 +153,8 @@ async def test_a_mixed_request_accepts_the_valid_spans_and_reports_the_rejected(
             {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331", "name": "ok",
              "startTimeUnixNano": str(NOW_NS), "endTimeUnixNano": str(NOW_NS + 10**6)},
             {"traceId": "zz", "spanId": "b7ad6b7169203332", "name": "bad", "startTimeUnixNano": str(NOW_NS)}]}]}]}
-        as_json = await client.post(f"{url}/v1/traces", content=orjson.dumps(doc), headers=auth(key, "application/json"))
+        as_json = await client.post(f"{url}/v1/traces", content=orjson.dumps(doc),
+                                    headers=auth(key, "application/json"))
     assert resp.status_code == 200 and resp.headers["content-type"] == PROTOBUF
     answer = ExportTraceServiceResponse.FromString(resp.content)
     assert answer.partial_success.rejected_spans == 2
@@ -253,8 +254,8 @@ async def test_kafka_unavailable_is_503_with_retry_after(stack: CommonSettings, 
     assert as_json.status_code == 503 and as_json.json()["code"] == 14
 
 
-def test_the_exporter_reports_success(stack: CommonSettings, live_url: str) -> None:
-    """Guard for the test above: the exporter's own verdict on a 401 is failure, not silence."""
+def test_the_exporter_reports_a_refused_key_as_a_failure(stack: CommonSettings, live_url: str) -> None:
+    """The exporter reads our 401 (a google.rpc.Status) as a failed export, not as success."""
     exporter = OTLPSpanExporter(endpoint=f"{live_url}/v1/traces", headers={"Authorization": "Bearer lk_nope"},
                                 timeout=5)
     provider = TracerProvider()
