@@ -13,6 +13,8 @@ NOW_NS = 1_795_000_000_000_000_000  # 2026-11-18T...: tests pin the app's clock 
 
 
 def any_value(value: Any) -> AnyValue:
+    if value is None:
+        return AnyValue()
     if isinstance(value, bool):
         return AnyValue(bool_value=value)
     if isinstance(value, int):

@@ -278,3 +278,68 @@ def test_the_wire_content_types_gzip_and_corrupt_bodies() -> None:
     with pytest.raises(decode.WireError) as truncated:
         decode.decompress(gzip.compress(body)[:-8], "gzip", max_bytes=10_000)
     assert truncated.value.status == 400
+
+
+# Odd shapes instrumentations send (or a hostile client does): every one maps to an event or a rejection with
+# a reason, never an exception (which would fail the request's other spans). A fixed seed: deterministic.
+_KEYS = ["gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions", "gen_ai.prompt",
+         "gen_ai.completion", "llm.input_messages.0.message.role", "llm.input_messages.0.message.content",
+         "llm.input_messages.x.message.role", "llm.input_messages.0.message.tool_calls.0.tool_call.function.name",
+         "llm.input_messages.0.message.tool_calls.0.tool_call.function.arguments",
+         "llm.input_messages.0.message.contents.0.message_content.text",
+         "llm.input_messages.0.message.contents.0.message_content.type",
+         "llm.input_messages.0.message.contents.1.message_content.image.image.url", "llm.output_messages.0.message.role",
+         "llm.output_messages.1.message.content", "gen_ai.prompt.0.role", "gen_ai.prompt.0.content",
+         "gen_ai.completion.0.content", "input.value", "output.value", "gen_ai.tool.call.arguments",
+         "retrieval.documents.0.document.content", "embedding.embeddings.0.embedding.text", "gen_ai.usage.input_tokens",
+         "gen_ai.usage.output_tokens", "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.reasoning.output_tokens",
+         "llm.token_count.prompt", "gen_ai.request.model", "gen_ai.provider.name", "gen_ai.system",
+         "openinference.span.kind", "gen_ai.operation.name", "tag.tags", "metadata", "session.id", "user.id",
+         "error.type", "gen_ai.response.time_to_first_chunk", "gen_ai.conversation.id"]
+_VALUES: list[Any] = [
+    "", "x", "user", "assistant", "LLM", "chat", 0, -1, 5, 10**15, 1.5, float("nan"), True, [], [1, "a"], {}, {"a": 1},
+    '[{"role": "user", "parts": 5}]', '[{"role": "user", "parts": [5, {"type": 3}, {"type": "text", "content": 7}]}]',
+    '[{"role": "tool", "parts": [{"type": "tool_call_response", "id": 5, "response": {"a": 1}}]}]',
+    '[{"role": "assistant", "parts": [{"type": "tool_call", "name": "", "arguments": null}]}]',
+    '{"role": "user", "content": [1, {"text": 5}]}', '[{"role": "user", "content": {"x": 1}, "tool_calls": "nope"}]',
+    '[{"role": "user", "content": "a", "tool_calls": [{"function": 5}]}]', "[1,2", "{", '"str"', "\x00\x01", "a" * 2000,
+    [{"role": "user", "parts": [{"type": "text", "content": "hi"}]}], [{"id": 5, "function": {"name": 7}}],
+    {"role": 5, "content": None}, {"role": "assistant", "tool_calls": [{"id": "1", "function": {"name": "g"}}]},
+    '[{"role": "system", "parts": [{"type": "uri", "uri": 5}, {"type": "blob"}, {"type": "reasoning", "content": "r"}]}]',
+    '[{"type": "text", "content": 5}]', '{"team": [1, {"a": "\\u0000"}]}', ["a\x00", 5], "12", "-3", "1e400"]
+_EVENTS = ["gen_ai.user.message", "gen_ai.choice", "gen_ai.content.prompt", "exception", "other"]
+_EVENT_KEYS = ["content", "role", "tool_calls", "id", "message", "gen_ai.event.content", "gen_ai.prompt",
+               "exception.type", "exception.message"]
+
+
+def test_no_attribute_shape_raises_anything_but_a_rejection() -> None:
+    import random
+
+    rng = random.Random(20261203)
+    outcomes = {"accepted": 0, "rejected": 0}
+    for _ in range(3_000):
+        attrs = {rng.choice(_KEYS): rng.choice(_VALUES) for _ in range(rng.randint(0, 8))}
+        events = [(rng.choice(_EVENTS), {rng.choice(_EVENT_KEYS): rng.choice(_VALUES) for _ in range(3)})
+                  for _ in range(rng.randint(0, 3))]
+        s = span(attrs=attrs, events=events, error=rng.choice([None, "boom"]))
+        try:
+            mapping.span_to_interaction(s, tenant_id=TENANT, origin=mapping.origin_of({}))
+            outcomes["accepted"] += 1
+        except mapping.SpanRejected:
+            outcomes["rejected"] += 1
+    assert outcomes["accepted"] > 1_000 and outcomes["rejected"] > 100
+
+
+def test_a_span_that_breaks_the_mapping_is_rejected_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = mapping.conversation
+
+    def breaks_on_one(attrs: Any, events: Any) -> Any:
+        if attrs.get("poison"):
+            raise RuntimeError("a shape no rule foresaw")
+        return real(attrs, events)
+
+    monkeypatch.setattr(mapping, "conversation", breaks_on_one)
+    mapped = mapping.map_request(decode.Decoded(request(span(), span(attrs={"poison": True}), span())),
+                                 tenant_id=TENANT, window=WINDOW)
+    assert len(mapped.accepted) == 2
+    assert [(r.index, r.reason) for r in mapped.rejected] == [(1, "could not be mapped (RuntimeError)")]

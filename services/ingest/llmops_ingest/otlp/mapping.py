@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -44,6 +45,8 @@ from llmops_shared.contract import (
     Interaction,
     field_errors,
 )
+
+log = logging.getLogger("llmops_ingest.otlp")
 
 EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://llmops.dev/otlp/span")
 DEFAULT_APP_ID = "unknown_service"
@@ -139,6 +142,10 @@ def map_request(decoded: Decoded, *, tenant_id: str, window: TimeWindow | None =
                         raise SpanRejected(f"the event is {len(payload)} bytes; the limit is {MAX_EVENT_BYTES}")
                 except SpanRejected as exc:
                     mapped.rejected.append(Rejection(index, trace_hex, span_hex, str(exc)))
+                except Exception as exc:  # a shape no rule foresaw: this span alone is refused, never the request
+                    log.warning("span not mappable", extra={"error_type": type(exc).__name__}, exc_info=True)
+                    mapped.rejected.append(Rejection(index, trace_hex, span_hex,
+                                                     f"could not be mapped ({type(exc).__name__})"))
                 else:
                     mapped.accepted.append(event)
                     mapped.payloads.append(payload)

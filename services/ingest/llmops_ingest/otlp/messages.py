@@ -147,7 +147,7 @@ def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]] | None:
     if not parts:
         return None
     if all(p["type"] == "text" for p in parts):
-        return clean("\n".join(p["text"] for p in parts), MAX_TEXT_CHARS)
+        return clean("\n".join(p.get("text") or "" for p in parts), MAX_TEXT_CHARS) or None
     return parts
 
 
