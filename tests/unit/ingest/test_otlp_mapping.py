@@ -288,7 +288,8 @@ _KEYS = ["gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instr
          "llm.input_messages.0.message.tool_calls.0.tool_call.function.arguments",
          "llm.input_messages.0.message.contents.0.message_content.text",
          "llm.input_messages.0.message.contents.0.message_content.type",
-         "llm.input_messages.0.message.contents.1.message_content.image.image.url", "llm.output_messages.0.message.role",
+         "llm.input_messages.0.message.contents.1.message_content.image.image.url",
+         "llm.output_messages.0.message.role",
          "llm.output_messages.1.message.content", "gen_ai.prompt.0.role", "gen_ai.prompt.0.content",
          "gen_ai.completion.0.content", "input.value", "output.value", "gen_ai.tool.call.arguments",
          "retrieval.documents.0.document.content", "embedding.embeddings.0.embedding.text", "gen_ai.usage.input_tokens",
@@ -305,7 +306,8 @@ _VALUES: list[Any] = [
     '[{"role": "user", "content": "a", "tool_calls": [{"function": 5}]}]', "[1,2", "{", '"str"', "\x00\x01", "a" * 2000,
     [{"role": "user", "parts": [{"type": "text", "content": "hi"}]}], [{"id": 5, "function": {"name": 7}}],
     {"role": 5, "content": None}, {"role": "assistant", "tool_calls": [{"id": "1", "function": {"name": "g"}}]},
-    '[{"role": "system", "parts": [{"type": "uri", "uri": 5}, {"type": "blob"}, {"type": "reasoning", "content": "r"}]}]',
+    '[{"role": "system", "parts": [{"type": "uri", "uri": 5}, {"type": "blob"}, '
+    '{"type": "reasoning", "content": "r"}]}]',
     '[{"type": "text", "content": 5}]', '{"team": [1, {"a": "\\u0000"}]}', ["a\x00", 5], "12", "-3", "1e400"]
 _EVENTS = ["gen_ai.user.message", "gen_ai.choice", "gen_ai.content.prompt", "exception", "other"]
 _EVENT_KEYS = ["content", "role", "tool_calls", "id", "message", "gen_ai.event.content", "gen_ai.prompt",
