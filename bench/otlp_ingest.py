@@ -9,8 +9,9 @@ tool span. The JSON batch bodies hold exactly the events these spans map to (the
 once, beforehand), so both paths put the same events on Kafka and differ only in what the API does per
 request: decode protobuf (or OTLP/JSON) and map each span, against validate each JSON event. The ingest
 API runs as its own process (one uvicorn worker), as in production, and writes to a bench topic. Rounds
-alternate the three; the report gives medians and ratios to the JSON batch endpoint (target: OTLP
-protobuf at least 0.5 of it).
+alternate the three; the report gives medians and ratios to the JSON batch endpoint. It also reports
+the API's own CPU per event for each path, measured in this process on the same bodies (best of 5,
+process time): what the HTTP figures cannot show on a loaded machine.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -34,6 +36,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from llmops_devtools.stack import local
 from llmops_devtools.stack.processes import port_open, wait_for
 from llmops_devtools.testing import free_port
+from llmops_ingest.intake import parse_body, validate_items
 from llmops_ingest.otlp import decode, mapping
 from llmops_shared import apikeys, db
 from llmops_shared.kafka import ensure_topics
@@ -142,6 +145,29 @@ async def post_round(url: str, path: str, content_type: str, key: str, bodies: l
         return spans / (time.perf_counter() - started)
 
 
+def cpu_per_event(protobuf: list[bytes], as_json: list[bytes], batches: list[bytes], events: int) -> dict[str, float]:
+    """Microseconds of CPU per event for what each path does to a body: decode, map or validate, serialize."""
+
+    def best(work: Callable[[], object]) -> float:
+        times = []
+        for _ in range(5):
+            started = time.process_time()
+            work()
+            times.append(time.process_time() - started)
+        return min(times) / events * 1e6
+
+    return {
+        "json-batch": best(lambda: [validate_items(parse_body(b, max_events=10_000)[0], tenant_id=TENANT)
+                                    for b in batches]),
+        "otlp-protobuf": best(lambda: [mapping.map_request(decode.parse(b, decode.Encoding.PROTOBUF),
+                                                           tenant_id=TENANT) for b in protobuf]),
+        "otlp-protobuf decode only": best(lambda: [decode.parse(b, decode.Encoding.PROTOBUF) for b in protobuf]),
+        "otlp-json": best(lambda: [mapping.map_request(decode.parse(b, decode.Encoding.JSON), tenant_id=TENANT)
+                                   for b in as_json]),
+        "otlp-json decode only": best(lambda: [decode.parse(b, decode.Encoding.JSON) for b in as_json]),
+    }
+
+
 async def main_async(args: argparse.Namespace) -> None:
     settings = CommonSettings()
     await ensure_topics(settings.kafka_bootstrap, (TopicSpec(TOPIC, partitions=6, retention_ms=3_600_000),))
@@ -178,6 +204,7 @@ async def main_async(args: argparse.Namespace) -> None:
         server.wait(timeout=20)
 
     medians = {name: statistics.median(values) for name, values in rates.items()}
+    cpu = cpu_per_event(protobuf[:20], as_json[:20], batches[:20], min(args.spans, 20 * args.batch))
     print()
     print(f"spans: {args.spans} per round, {args.rounds} rounds, batch {args.batch}, concurrency {args.concurrency}, "
           f"{datetime.now(UTC):%Y-%m-%d}")
@@ -186,6 +213,7 @@ async def main_async(args: argparse.Namespace) -> None:
     for name in ("otlp-protobuf", "otlp-json"):
         print(f"{name}: median {medians[name]:,.0f} spans/s, ratio to the JSON batch endpoint "
               f"{medians[name] / medians['json-batch']:.2f}")
+    print("API CPU per event, in-process (best of 5): " + ", ".join(f"{n} {v:.1f} µs" for n, v in cpu.items()))
 
 
 def main() -> None:
