@@ -59,8 +59,7 @@ def test_genai_current_names_messages_in_attributes() -> None:
     assert event.input[3].tool_call_id == "c1"
     assert isinstance(event.output, list) and event.output[0].text() == "Sunny."
     assert event.session_id == "conv-1" and event.time_to_first_token_ms == pytest.approx(50)
-    assert event.latency_ms == pytest.approx(250) and event.occurred_at == NOW.replace(microsecond=0) + \
-        timedelta(microseconds=NOW.microsecond)
+    assert event.latency_ms == pytest.approx(250) and event.occurred_at == NOW
     assert event.metadata["gen_ai.request.temperature"] == 0.2  # unmapped attributes are kept
     assert "gen_ai.input.messages" not in event.metadata and event.app_id == "support-bot"
 
@@ -148,6 +147,15 @@ def test_cache_tokens_reported_apart_are_added_into_input() -> None:
 ])
 def test_span_kinds(attrs: dict[str, Any], kind: str) -> None:
     assert one(span(attrs=attrs)).span_kind == kind
+
+
+def test_an_openinference_embedding_names_its_model_for_billing() -> None:
+    event = one(span(attrs={"openinference.span.kind": "EMBEDDING", "embedding.model_name": "text-embedding-3-small",
+                            "llm.token_count.prompt": 12, "embedding.embeddings.0.embedding.text": "refund policy",
+                            "embedding.embeddings.0.embedding.vector": [0.1, 0.2]}))
+    assert (event.span_kind, event.model, event.input) == ("embedding", "text-embedding-3-small", "refund policy")
+    assert event.usage is not None and event.usage.input_tokens == 12
+    assert not any(k.startswith("embedding.embeddings") for k in event.metadata)  # vectors are not metadata
 
 
 def test_non_llm_spans_keep_the_trace_tree_and_their_payloads() -> None:

@@ -185,7 +185,8 @@ def span_to_interaction(span: Span, *, tenant_id: str, origin: Origin, window: T
         "latency_ms": latency_ms,
     }
     unusable: list[tuple[str, Any]] = []  # mapped attributes whose value the contract cannot hold
-    for target, names in (("model", ("gen_ai.request.model", "llm.model_name", "gen_ai.response.model")),
+    for target, names in (("model", ("gen_ai.request.model", "llm.model_name", "embedding.model_name",
+                                     "gen_ai.response.model")),
                           ("response_model", ("gen_ai.response.model",)),
                           ("provider", ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"))):
         name, value = attrs.first(*names)
