@@ -7,12 +7,16 @@ answered 413 as soon as it goes past, never buffered whole. What passes is hande
 Before a 413, the rest of the body is read and thrown away, up to `DRAIN_BYTES`: a server that closes
 while the client is still sending resets the connection, and the client then sees a broken pipe instead
 of the 413 that explains it (seen with an 800 KB request on a busy machine). Past `DRAIN_BYTES` the
-connection is closed as it is. Every API of the suite installs it
-(`install(app, max_bytes)`), so a client without a key cannot make a service parse megabytes of JSON.
+connection is closed as it is. Every API of the suite installs it (`install(app, max_bytes)`), so a client without a key cannot make a service parse megabytes of JSON.
+The 413 is problem details, unless the app gives `too_large` for paths whose protocol answers otherwise
+(the ingest API's OTLP route answers a `google.rpc.Status`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmops_shared.problems import problem_response
@@ -20,11 +24,15 @@ from llmops_shared.problems import problem_response
 DRAIN_BYTES = 16 * 1024 * 1024
 """At most this much of a refused body is read (and discarded) so the client can read its 413."""
 
+TooLarge = Callable[[Scope, str], Response | None]
+"""The 413 for a request (its scope) and a reason, or None for the default problem details."""
+
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, too_large: TooLarge | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.too_large = too_large
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,7 +72,10 @@ class BodyLimit:
         await self.app(scope, replayed, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, detail: str) -> None:
-        response = problem_response(413, detail, headers={"Connection": "close"})
+        response = self.too_large(scope, detail) if self.too_large else None
+        if response is None:
+            response = problem_response(413, detail)
+        response.headers["Connection"] = "close"
         await response(scope, receive, send)
 
 
@@ -89,6 +100,6 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def install(app: ASGIApp, *, max_bytes: int) -> None:
+def install(app: ASGIApp, *, max_bytes: int, too_large: TooLarge | None = None) -> None:
     """Cap the bodies of `app` (a FastAPI or Starlette app) at `max_bytes`."""
-    app.add_middleware(BodyLimit, max_bytes=max_bytes)  # type: ignore[attr-defined]
+    app.add_middleware(BodyLimit, max_bytes=max_bytes, too_large=too_large)  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from llmops_shared.apikeys import KeyStore, Principal, Scope
+from llmops_shared.body_limit import TooLarge
 from llmops_shared.db import create_pool
 from llmops_shared.ratelimit import RateLimiter
 from llmops_shared.settings import ApiSettings, CommonSettings
@@ -110,11 +111,12 @@ class JSONBody(JSONResponse):
         return orjson.dumps(content)
 
 
-def install_limits(app: FastAPI, settings: ApiSettings) -> None:
-    """The body cap every API has (413 before anything reads the body); call once in `create_app`."""
+def install_limits(app: FastAPI, settings: ApiSettings, *, too_large: TooLarge | None = None) -> None:
+    """The body cap every API has (413 before anything reads the body); call once in `create_app`.
+    `too_large` answers the 413 of paths whose protocol has its own error shape."""
     from llmops_shared import body_limit
 
-    body_limit.install(app, max_bytes=settings.max_body_bytes)
+    body_limit.install(app, max_bytes=settings.max_body_bytes, too_large=too_large)
 
 
 def run_api(app: FastAPI, *, host: str, port: int) -> None:

@@ -3,6 +3,7 @@
 `POST /v1/interactions` takes one event or `{"interactions": [...]}` (up to 1,000 events / 5 MB):
 202 all accepted, 207 some rejected (per-index errors), 422 none accepted, 400 unparseable body,
 401/403 auth, 413 too large, 429 rate-limited (with Retry-After), 503 Kafka unavailable (nothing accepted).
+`POST /v1/traces` takes OTLP/HTTP trace exports (`llmops_ingest.otlp`, docs/otlp.md), every span an event.
 202 and 207 answer a `BatchResult`; every error answers RFC 9457 problem details
 (`llmops_shared.problems`), the 422 naming each bad field of each event in `errors`. An event whose
 `occurred_at` is outside the window around the server's time (`LLMOPS_INGEST_MAX_AGE_DAYS` back,
@@ -15,15 +16,16 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, Field
 
-from llmops_ingest.intake import BodyError, Intake, TimeWindow, parse_body, validate_items
+from llmops_ingest.deps import Limiter, Publisher, Settings, Window
+from llmops_ingest.intake import BodyError, Intake, parse_body, validate_items
+from llmops_ingest.otlp import route as otlp_route
 from llmops_ingest.publisher import EventPublisher
 from llmops_ingest.settings import IngestSettings
 from llmops_shared import api_docs, problems
@@ -136,33 +138,8 @@ def _problem(description: str) -> dict[str, Any]:
             "content": {problems.MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
-# -- dependencies and the router ---------------------------------------------------------------------
+# -- the router ------------------------------------------------------------------------------------------
 
-
-# `async def`, not `def`: FastAPI runs a plain function dependency in a worker thread, a hop per request.
-async def _settings(request: Request) -> IngestSettings:
-    return request.app.state.settings
-
-
-async def _limiter(request: Request) -> RateLimiter:
-    return request.app.state.limiter
-
-
-async def _publisher(request: Request) -> EventPublisher:
-    return request.app.state.publisher
-
-
-async def _window(request: Request) -> TimeWindow:
-    """The `occurred_at` instants this request may carry: around the app's clock, read once per request."""
-    settings: IngestSettings = request.app.state.settings
-    return TimeWindow(now=request.app.state.clock(), max_age=timedelta(days=settings.max_age_days),
-                      max_ahead=timedelta(seconds=settings.max_ahead_s))
-
-
-Settings = Annotated[IngestSettings, Depends(_settings)]
-Limiter = Annotated[RateLimiter, Depends(_limiter)]
-Publisher = Annotated[EventPublisher, Depends(_publisher)]
-Window = Annotated[TimeWindow, Depends(_window)]
 
 router = APIRouter(prefix="/v1", tags=["interactions"])
 
@@ -273,7 +250,8 @@ def create_app(settings: IngestSettings, *, clock: Clock = utc_now) -> FastAPI:
         version="1.0",
         description="Authenticated, validated, durable intake of interaction events into Kafka "
         "(`llm.interactions.raw`, keyed by `trace_id`). The event schema: `GET /v1/schema`. Errors are "
-        "RFC 9457 problem details (`application/problem+json`).",
+        "RFC 9457 problem details (`application/problem+json`), except on `POST /v1/traces` (OTLP/HTTP), "
+        "which answers as the OTLP specification says.",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
@@ -281,13 +259,14 @@ def create_app(settings: IngestSettings, *, clock: Clock = utc_now) -> FastAPI:
     app.state.settings = settings
     app.state.clock = clock
     _install_errors(app)
-    install_limits(app, settings)
+    install_limits(app, settings, too_large=otlp_route.too_large)
 
     async def kafka_check() -> None:
         await app.state.publisher.check()
 
     app.include_router(ops_router({**backend_checks(app), "kafka": kafka_check}))
     app.include_router(router)
+    otlp_route.install(app)
     return app
 
 
