@@ -7,7 +7,8 @@ answered 413 as soon as it goes past, never buffered whole. What passes is hande
 Before a 413, the rest of the body is read and thrown away, up to `DRAIN_BYTES`: a server that closes
 while the client is still sending resets the connection, and the client then sees a broken pipe instead
 of the 413 that explains it (seen with an 800 KB request on a busy machine). Past `DRAIN_BYTES` the
-connection is closed as it is. Every API of the suite installs it (`install(app, max_bytes)`), so a client without a key cannot make a service parse megabytes of JSON.
+connection is closed as it is. Every API of the suite installs it (`install(app, max_bytes)`), so a
+client without a key cannot make a service parse megabytes of JSON.
 The 413 is problem details, unless the app gives `too_large` for paths whose protocol answers otherwise
 (the ingest API's OTLP route answers a `google.rpc.Status`).
 """
