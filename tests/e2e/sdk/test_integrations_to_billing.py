@@ -310,6 +310,8 @@ async def test_litellm_sync_async_and_stream_calls_are_billed_and_join_the_calle
             assert asyncio.get_running_loop().time() < deadline, recorder.stats()
             await asyncio.sleep(0.05)
     finally:
+        # LiteLLM copies `callbacks` into lists of its own when a call starts: empty those too.
+        litellm.logging_callback_manager._reset_all_callbacks()
         litellm.callbacks = previous
     streamed_usage = next(c.usage for c in reversed(chunks) if getattr(c, "usage", None))
 

@@ -143,6 +143,8 @@ def test_litellm_callback_changes_nothing(openai_server: FakeLLMServer, recorder
         with pytest.raises(litellm.BadRequestError):
             litellm.completion(**ask, extra_headers={"x-fake-mode": "400"}, num_retries=0)
     finally:
+        # LiteLLM copies `callbacks` into lists of its own when a call starts: empty those too.
+        litellm.logging_callback_manager._reset_all_callbacks()
         litellm.callbacks = previous
     assert with_callback.choices[0].message.content == without.choices[0].message.content
     assert with_callback.usage.prompt_tokens == without.usage.prompt_tokens
