@@ -8,7 +8,8 @@
         client.chat.completions.create(model="gpt-4o-mini", messages=[...])
     llmops_sdk.record(name="custom-step", span_kind="tool", latency_ms=12.5)
 
-Standard library only; `llmops-sdk[kafka]` adds the Kafka transport, `llmops-sdk[openai]` the client.
+Standard library only; `llmops-sdk[kafka]` adds the Kafka transport, `llmops-sdk[openai]` the client, and
+`[anthropic]`, `[langchain]`, `[llamaindex]`, `[litellm]` the integrations (docs/integrations/).
 See docs/sdk.md. Modules, each importing only those above it:
 
     context     the trace context (contextvars)
@@ -20,8 +21,15 @@ See docs/sdk.md. Modules, each importing only those above it:
     client      the module-level default recorder: `configure`, `record`, `flush`, `close`
     tracing     `trace`, `span`
     instrument  `instrument_openai`
+    tokens      providers' token counts mapped onto the contract's `usage`
+    anthropic   `instrument_anthropic` (the `anthropic` extra)
+    spans       the run table the framework integrations share
+    langchain   `LLMOpsCallbackHandler` (the `langchain` extra; import `llmops_sdk.langchain`)
+    llamaindex  `instrument_llamaindex` (the `llamaindex` extra; import `llmops_sdk.llamaindex`)
+    litellm     `LLMOpsLogger` (the `litellm` extra; import `llmops_sdk.litellm`)
 """
 
+from llmops_sdk.anthropic import instrument_anthropic
 from llmops_sdk.client import close, configure, default_recorder, flush, record
 from llmops_sdk.config import RecorderConfig
 from llmops_sdk.context import TraceContext, current
@@ -48,6 +56,7 @@ __all__ = [
     "current",
     "default_recorder",
     "flush",
+    "instrument_anthropic",
     "instrument_openai",
     "record",
     "span",

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from llmops_sdk.client import default_recorder
+from llmops_sdk.tokens import openai_usage
 from llmops_sdk.tracing import error_info
 from llmops_sdk.wire import Deferred
 
@@ -269,7 +270,7 @@ class _Call:
         if self.response_model:
             event["response_model"] = self.response_model
         if self.usage is not None:
-            event["usage"] = Deferred(_usage, self.usage)
+            event["usage"] = Deferred(openai_usage, self.usage)
         if self.capture and (self.chunks or self.tool_calls):
             event["output"] = Deferred(_stream_output, self.text, self.tool_calls)
 
@@ -279,7 +280,7 @@ class _Call:
             event["response_model"] = model
         usage = getattr(completion, "usage", None)
         if usage is not None:
-            event["usage"] = Deferred(_usage, usage)
+            event["usage"] = Deferred(openai_usage, usage)
         if self.capture:
             event["output"] = Deferred(_completion_output, completion)
 
@@ -379,21 +380,6 @@ def _stream_output(text: list[str], tool_calls: dict[int, dict[str, Any]]) -> st
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
-
-
-def _usage(usage: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for source, target in (("prompt_tokens", "input_tokens"), ("completion_tokens", "output_tokens")):
-        value = _get(usage, source)
-        if isinstance(value, int):
-            out[target] = value
-    cached = _get(_get(usage, "prompt_tokens_details"), "cached_tokens")
-    if isinstance(cached, int) and cached:
-        out["cache_read_input_tokens"] = cached
-    reasoning = _get(_get(usage, "completion_tokens_details"), "reasoning_tokens")
-    if isinstance(reasoning, int) and reasoning:
-        out["reasoning_tokens"] = reasoning
-    return out
 
 
 def _tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
