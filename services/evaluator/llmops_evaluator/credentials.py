@@ -23,6 +23,7 @@ says the rest, for the operator's logs.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints,
 from llmops_evaluator.config import EnvVarName
 from llmops_shared.contract import Identifier
 from llmops_shared.egress import EgressPolicy, Resolver, egress_policy
+
+log = logging.getLogger("llmops_evaluator.credentials")
 
 CREDENTIAL_UNAVAILABLE = "credential unavailable"
 HttpUrl = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=2048)]
@@ -100,20 +103,69 @@ def read_credentials_file(path: Path) -> dict[str, JudgeCredential]:
     return CREDENTIALS.validate_python(json.loads(path.read_text(encoding="utf-8")))
 
 
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+
 class JudgeCredentials:
     """The operator's credentials, and the one question asked of them: may this tenant send this credential's
-    key to this endpoint, and what is the key."""
+    key to this endpoint, and what is the key.
+
+    With a credentials `file`, a change to it takes effect without a restart: `reload()` (the worker calls it
+    before each batch's evaluator check, the API before each check) re-reads the file when its modification
+    time, size or inode moved, and `version` counts the changes, so the worker knows to rebuild its judges.
+    A file that no longer reads (bad JSON, a bad entry, a name also in the setting) is logged and the
+    credentials read before stay in force."""
 
     def __init__(self, credentials: Mapping[str, JudgeCredential] | None = None, *,
-                 environ: Mapping[str, str] | None = None) -> None:
-        self._credentials = dict(credentials or {})
+                 environ: Mapping[str, str] | None = None, file: Path | None = None) -> None:
+        self._inline = dict(credentials or {})
+        self._credentials = dict(self._inline)
         self._environ = environ
+        self._file = file
+        self._stamp: tuple[int, int, int] | None = None
+        self.version = 0
+        if file is not None:
+            self._credentials = self._with_file(read_credentials_file(file))  # unreadable at start-up: fails
+            self._stamp = _file_stamp(file)
+
+    def _with_file(self, from_file: Mapping[str, JudgeCredential]) -> dict[str, JudgeCredential]:
+        twice = sorted(set(from_file) & set(self._inline))
+        if twice:
+            raise ValueError(f"credentials declared both in the setting and in the file: {', '.join(twice)}")
+        return {**self._inline, **from_file}
+
+    def reload(self) -> bool:
+        """Re-read the credentials file if it changed; True when the credentials in force changed."""
+        if self._file is None:
+            return False
+        stamp = _file_stamp(self._file)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            fresh = self._with_file(read_credentials_file(self._file))
+        except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            log.error("the judge credentials file does not read; the credentials read before stay in force",
+                      extra={"file": str(self._file), "error": str(exc)[:300]})
+            return False
+        if fresh == self._credentials:
+            return False
+        self._credentials = fresh
+        self.version += 1
+        log.info("judge credentials reloaded", extra={"file": str(self._file), "credentials": sorted(fresh)})
+        return True
 
     def __contains__(self, name: str) -> bool:
         return name in self._credentials
 
     def check(self, *, name: str, tenant_id: str, base_url: str) -> JudgeCredential:
         """The credential, if `tenant_id` may use it with `base_url`; else `CredentialUnavailable`."""
+        self.reload()
         credential = self._credentials.get(name)
         if credential is None:
             raise CredentialUnavailable(f"no credential {name!r} is declared")

@@ -104,6 +104,7 @@ class EvaluatorRegistry:
         self._slots: dict[SlotKey, JudgeSlot] = {}
         self._loaded_at: float | None = None
         self._loaded_stamp: tuple[int, ...] | None = None  # the watcher's stamp when last read
+        self._credentials_version = self.credentials.version  # the credentials the judges were built with
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -119,6 +120,9 @@ class EvaluatorRegistry:
         it is not connected) `evaluators_refresh_s` went by."""
         if self._loaded_at is None:
             return True
+        self.credentials.reload()  # the operator's credentials file changed: every judge is rebuilt
+        if self.credentials.version != self._credentials_version:
+            return True
         if self.watcher is not None and self.watcher.connected:
             return self.watcher.stamp(CONFIG_TABLES) != self._loaded_stamp
         return self._clock() - self._loaded_at >= self.settings.evaluators_refresh_s
@@ -130,6 +134,15 @@ class EvaluatorRegistry:
         now = self._clock()
         stamp = self.watcher.stamp(CONFIG_TABLES) if self.watcher is not None else None  # before the read
         rows = await enabled_evaluator_rows(conn=pool)
+        self.credentials.reload()
+        rebuild = self.credentials.version != self._credentials_version
+        if rebuild:  # new credentials: no judge client is kept (its key may be the old one)
+            self._credentials_version = self.credentials.version
+            retired, self._slots = self._slots, {}
+            for slot in retired.values():
+                slot.retired = True
+                if slot.users == 0:
+                    await slot.client.close()
         fresh: dict[EvaluatorKey, ActiveEvaluator] = {}
         for row in rows:
             key = (row["tenant_id"], row["evaluator_id"])
@@ -145,7 +158,8 @@ class EvaluatorRegistry:
                     fresh[key] = self._by_id[key]
                 continue
             current = self._by_id.get(key)
-            fresh[key] = current if current is not None and current.config == config else self._build(config)
+            keep = current is not None and current.config == config and not rebuild
+            fresh[key] = current if keep and current is not None else self._build(config)
         self._by_id = fresh
         by_tenant: dict[str, list[ActiveEvaluator]] = defaultdict(list)
         for active in fresh.values():

@@ -8,7 +8,7 @@ from typing import Self
 
 from pydantic import SecretStr, model_validator
 
-from llmops_evaluator.credentials import JudgeCredential, JudgeCredentials, read_credentials_file
+from llmops_evaluator.credentials import JudgeCredential, JudgeCredentials
 from llmops_evaluator.retry import RetryPolicy
 from llmops_shared.settings import ApiSettings, service_config
 from llmops_shared.topics import EVALUATION_SCORES, INTERACTIONS_CLEAN, INTERACTIONS_RAW
@@ -78,15 +78,9 @@ class EvaluatorSettings(WorkerSettings, ApiSettings):
         return self
 
     def judge_credentials(self, *, environ: Mapping[str, str] | None = None) -> JudgeCredentials:
-        """Every declared credential (the setting's and the file's); keys are read from `environ` when used."""
-        declared = dict(self.credentials)
-        if self.credentials_file is not None:
-            from_file = read_credentials_file(self.credentials_file)
-            twice = sorted(set(from_file) & set(declared))
-            if twice:
-                raise ValueError(f"credentials declared both in the setting and in the file: {', '.join(twice)}")
-            declared.update(from_file)
-        return JudgeCredentials(declared, environ=environ)
+        """Every declared credential (the setting's and the file's, which is re-read when it changes); keys
+        are read from `environ` when used."""
+        return JudgeCredentials(self.credentials, environ=environ, file=self.credentials_file)
 
     def usage_id_secret(self) -> bytes:
         return self.usage_id_key.get_secret_value().encode()

@@ -230,3 +230,41 @@ def test_decode_is_pure_and_raises_bad_event() -> None:
     for bad in (b"{not json", orjson.dumps({**event, "schema_version": 9}), orjson.dumps({"tenant_id": "acme"})):
         with pytest.raises(BadEvent):
             handler.decode(Message("t", 0, 1, None, bad, 0))
+
+
+async def test_a_change_to_the_credentials_file_takes_effect_without_a_restart(tmp_path: Any) -> None:
+    """The operator grants, revokes or rotates a judge credential by editing its file: the next batch's
+    check sees it and every judge is rebuilt; a broken edit keeps what was in force."""
+    path = tmp_path / "credentials.json"
+    path.write_text(orjson.dumps({"shared": {"key": "k-1", "base_urls": ["http://127.0.0.1:9/v1"],
+                                             "tenants": ["globex"]}}).decode())
+    clock = Clock()
+    registry = EvaluatorRegistry(EvaluatorSettings(credentials_file=path, evaluators_refresh_s=30), cache=None,
+                                 ledger=None, clock=clock)
+    rows = Rows(config("ev-a"))
+    await registry.refresh(rows)  # type: ignore[arg-type]
+    before = registry.get("acme", "ev-a")
+    assert before is not None and before.problem == "credential unavailable"  # granted to globex only
+
+    def write(credentials: dict[str, Any]) -> None:
+        path.write_text(orjson.dumps(credentials).decode())
+        clock.now += 1  # not enough for the periodic refresh (30 s): only the file change makes it due
+
+    write({"shared": {"key": "k-2", "base_urls": ["http://127.0.0.1:9/v1"], "tenants": ["acme"]}})
+    assert registry.due()
+    assert await registry.refresh(rows)  # type: ignore[arg-type]
+    granted = registry.get("acme", "ev-a")
+    assert granted is not None and granted.problem is None and granted.slot is not None
+    assert granted.slot.client._client.api_key == "k-2"
+
+    path.write_text("{not json")
+    clock.now += 1
+    assert not registry.due()  # logged; the credentials read before stay in force
+    assert registry.get("acme", "ev-a") is granted
+
+    write({"shared": {"key": "k-3", "base_urls": ["http://127.0.0.1:9/v1"], "tenants": ["acme"]}})
+    assert await registry.refresh(rows)  # type: ignore[arg-type]
+    rotated = registry.get("acme", "ev-a")
+    assert rotated is not None and rotated is not granted and rotated.slot is not None
+    assert rotated.slot.client._client.api_key == "k-3" and granted.slot.retired
+    await registry.close()
