@@ -69,11 +69,13 @@ def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
     from llmops_guardrails.notifier.service import NotifierSettings
     from llmops_guardrails.settings import GuardrailsSettings
     from llmops_ingest.settings import IngestSettings
+    from llmops_monitors.settings import MonitorsSettings
     from llmops_shared.retention import RetentionSettings
 
     return [("Every process", CommonSettings), ("Ingest API", IngestSettings),
             ("Guardrails worker and API", GuardrailsSettings), ("Notifier", NotifierSettings),
             ("Billing worker and API", BillingSettings), ("Evaluator worker, API and CLI", EvaluatorSettings),
+            ("Monitors worker and API", MonitorsSettings),
             ("Retention (`llmops retention`)", RetentionSettings)]
 
 

@@ -40,4 +40,6 @@ SERVICES: tuple[ServiceProcess, ...] = (
     ServiceProcess("billing-api", "llmops_billing.api", 8083, "LLMOPS_BILLING_PORT"),
     ServiceProcess("evaluator-worker", "llmops_evaluator.worker"),
     ServiceProcess("evaluator-api", "llmops_evaluator.api", 8082, "LLMOPS_EVALUATOR_PORT"),
+    ServiceProcess("monitors-worker", "llmops_monitors.worker"),
+    ServiceProcess("monitors-api", "llmops_monitors.api", 8086, "LLMOPS_MONITORS_PORT"),
 )

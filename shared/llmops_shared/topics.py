@@ -9,6 +9,8 @@ INTERACTIONS_CLEAN = "llm.interactions.clean"
 ALERTS = "llmops.alerts"
 EVALUATION_SCORES = "evaluations.scores"
 DEAD_LETTERS = "llm.dead-letters"
+BILLING_USAGE = "billing.usage"
+MONITOR_OBSERVATIONS = "llmops.monitors.observations"
 
 
 @dataclass(frozen=True)
@@ -31,5 +33,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(INTERACTIONS_CLEAN, partitions=6, retention_ms=7 * 24 * _HOUR),
     TopicSpec(ALERTS, partitions=3, retention_ms=7 * 24 * _HOUR),
     TopicSpec(EVALUATION_SCORES, partitions=3, retention_ms=7 * 24 * _HOUR),
+    # One message per usage-ledger row billing inserted (priced: cost is known without pricing twice).
+    TopicSpec(BILLING_USAGE, partitions=6, retention_ms=7 * 24 * _HOUR),
+    # The monitors worker's repartition topic (keyed by tenant and app; its tables' changelogs match it).
+    TopicSpec(MONITOR_OBSERVATIONS, partitions=6, retention_ms=24 * _HOUR),
     TopicSpec(DEAD_LETTERS, partitions=3, retention_ms=72 * _HOUR),  # raw payloads: no longer than the raw topic
 )

@@ -47,7 +47,11 @@ def action_of(alert: AlertMessage) -> Action:
 
 
 def wants(channel: Channel, alert: AlertMessage) -> bool:
-    """Does this channel take this alert? Same tenant, severity at or above the channel's minimum."""
+    """Does this channel take this alert? Same tenant, severity at or above the channel's minimum, and, when
+    the alert names channels (`details.channel_ids`, a monitor's channels), one of them."""
+    named = alert.details.get("channel_ids")
+    if isinstance(named, list) and named and channel.channel_id not in named:
+        return False
     return channel.tenant_id == alert.tenant_id and SEVERITY_RANK[alert.severity] >= SEVERITY_RANK[channel.min_severity]
 
 

@@ -1,0 +1,261 @@
+"""The monitors worker as a faust-streaming app: sources -> observations -> windowed tables -> closer.
+
+    python -m llmops_monitors.worker          (or `llmops run monitors-worker`)
+
+Two stages, each an agent of concurrency 1 (one batch in flight per partition: faust 0.15.3 can commit
+past an in-flight event with more, issue #606):
+
+1. `route-<source>`, one per source topic (clean interactions, judge scores, priced usage), in batches
+   (`take_events`): each message becomes an observation (`observe`) sent to the observations topic keyed
+   by tenant and app, awaiting the broker's acknowledgements before the batch is acked. A message that can
+   never be used is dead-lettered inside the loop (a `dead_letters` row and the message on
+   `llm.dead-letters`); a failing send or write is retried, never raised: faust acks a batch whose body
+   raised (`take` acks in a `finally`), which would lose it.
+2. `aggregate`, on the observations topic: each observation is added to five windowed tables (tumbling
+   1m, 5m, 1h; hopping 5m/1m, 1h/5m), keyed by the fine group key, by event time; the tables are backed
+   by changelog topics (recovered after a restart), in memory, without standbys.
+
+A task runs the `WindowCloser` every `close_interval_s` once the tables are recovered: windows whose end
+(plus `lateness_s`) has passed are evaluated and their alerts sent (docs/monitors.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import faust
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
+
+from llmops_monitors import metrics, observe
+from llmops_monitors.closer import MonitorCache, WindowCloser
+from llmops_monitors.settings import MonitorsSettings
+from llmops_monitors.store import firings, outbox
+from llmops_monitors.windows import SPECS, WindowSpec
+from llmops_shared import deadletters
+from llmops_shared.config_changes import ConfigWatcher
+from llmops_shared.contract import BadEvent
+from llmops_shared.topics import DEAD_LETTERS
+
+log = logging.getLogger("llmops_monitors.worker")
+
+Decoder = Callable[[bytes | None], "observe.Observation | None"]
+
+
+@dataclass
+class Runtime:
+    """What the app's agents and tasks share: Postgres, a producer for alerts and dead letters, the clock."""
+
+    settings: MonitorsSettings
+    clock: Callable[[], float] | None = None
+    pool: asyncpg.Pool | None = None
+    producer: AIOKafkaProducer | None = None
+    watcher: ConfigWatcher | None = None
+    watermark: float = 0.0  # the latest event time aggregated (the clock when time_source is "event")
+    _started: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def now(self) -> float:
+        if self.clock is not None:
+            return self.clock()
+        return self.watermark if self.settings.time_source == "event" else time.time()
+
+    async def ready(self) -> None:
+        async with self._started:
+            if self.pool is not None:
+                return
+            from llmops_shared.db import create_pool
+            from llmops_shared.kafka import durable_producer
+
+            self.watcher = ConfigWatcher(self.settings.database_url)
+            await self.watcher.start()
+            self.producer = durable_producer(self.settings.kafka_bootstrap, client_id=f"{self.settings.group}-alerts")
+            await self.producer.start()
+            self.pool = await create_pool(self.settings.database_url, max_size=4)
+
+    async def close(self) -> None:
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+        if self.pool is not None:
+            await self.pool.close()
+        if self.watcher is not None:
+            await self.watcher.close()
+
+    async def dead_letter(self, letters: Sequence[tuple[Any, str, str]]) -> None:
+        """(faust event, reason, error) -> a `dead_letters` row and the message on the dead-letter topic; retried
+        until both are done (never raised: the batch must not be acked without them)."""
+        assert self.pool is not None and self.producer is not None
+        rows = [deadletters.Row(e.message.topic, e.message.partition, e.message.offset, e.message.key, reason,
+                                error[:2000], None, None) for e, reason, error in letters]
+
+        async def write() -> None:
+            assert self.pool is not None and self.producer is not None
+            async with self.pool.acquire() as conn:
+                await deadletters.record(conn, consumer=self.settings.group, rows=rows)
+            futures = []
+            for e, reason, error in letters:
+                headers = [("llmops.consumer", self.settings.group.encode()), ("llmops.topic", e.message.topic.encode()),
+                           ("llmops.partition", str(e.message.partition).encode()),
+                           ("llmops.offset", str(e.message.offset).encode()), ("llmops.reason", reason.encode()),
+                           ("llmops.error", error[:500].encode())]
+                futures.append(await self.producer.send(DEAD_LETTERS, e.message.value or b"", key=e.message.key,
+                                                        headers=headers))
+            await asyncio.gather(*futures)
+
+        await forever(write, what="dead-letter messages")
+
+
+async def forever(step: Callable[[], Any], *, what: str, max_delay_s: float = 5.0) -> Any:
+    """`step`, retried with capped, jittered backoff until it succeeds: inside a faust agent nothing may raise."""
+    delay = 0.1
+    while True:
+        try:
+            return await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("could not %s; retrying", what, extra={"error_type": type(exc).__name__,
+                                                               "retry_in_s": round(delay, 2)})
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, max_delay_s)
+
+
+def partition_of(group_key: str, partitions: int) -> int:
+    """The observations topic's partition of a group (the producer's default partitioner: murmur2 of the key)."""
+    tenant, app, _ = group_key.split(observe.SEP, 2)
+    return (murmur2(f"{tenant}{observe.SEP}{app}".encode()) & 0x7FFFFFFF) % partitions
+
+
+def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None = None) -> tuple[faust.App, Runtime]:
+    runtime = Runtime(settings, clock)
+    app = faust.App(
+        settings.group,
+        broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        table_standby_replicas=0,  # a standby's data would sit in the same memory store as the actives'
+        table_cleanup_interval=60.0,
+        broker_commit_every=settings.batch_max_events,
+        broker_commit_interval=settings.commit_interval_s,
+        broker_session_timeout=settings.consumer_session_timeout_ms / 1000,
+        broker_heartbeat_interval=max(1.0, settings.consumer_session_timeout_ms / 3000),
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        stream_wait_empty=False,
+    )
+    observations = app.topic(settings.observations_topic, key_type=bytes, value_type=bytes,
+                             partitions=settings.partitions)
+    expires = timedelta(seconds=settings.table_expires_s)
+
+    now_aggregating = {"t": 0.0}  # the event time of the observation being added (what `relative_to` reads)
+
+    def event_time(_event: Any) -> float:
+        return now_aggregating["t"]
+
+    tables: dict[WindowSpec, Any] = {}
+    for spec in SPECS:
+        name = f"window-{spec.name.replace('/', '-every-')}"
+        table = app.Table(name, default=list, partitions=settings.partitions, value_type=list,
+                          help=f"monitor windows {spec.name}")
+        tables[spec] = (table.tumbling(spec.size_s, expires=expires) if spec.tumbling
+                        else table.hopping(spec.size_s, spec.step_s, expires=expires)).relative_to(event_time)
+
+    def route(topic_name: str, decoder: Decoder) -> None:
+        topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
+
+        async def agent(stream: Any) -> None:
+            within = settings.batch_max_wait_ms / 1000
+            async for events in stream.take_events(settings.batch_max_events, within=within):
+                await runtime.ready()
+                out: list[observe.Observation] = []
+                dead: list[tuple[Any, str, str]] = []
+                for event in events:
+                    try:
+                        found = decoder(event.message.value)
+                    except BadEvent as exc:
+                        dead.append((event, exc.reason, exc.detail))
+                        continue
+                    if found is not None:
+                        out.append(found)
+                if dead:
+                    await runtime.dead_letter(dead)
+
+                async def send() -> None:
+                    futures = [await observations.send(key=o.partition_key, value=o.to_json()) for o in out]
+                    await asyncio.gather(*futures)
+
+                if out:
+                    await forever(send, what="send observations")
+
+        app.agent(topic, name=f"route-{topic_name}", concurrency=1)(agent)
+
+    route(settings.clean_topic, observe.from_clean)
+    route(settings.scores_topic, observe.from_score)
+    route(settings.usage_topic, observe.from_usage)
+
+    @app.agent(observations, name="aggregate", concurrency=1)
+    async def aggregate(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                obs = observe.decode_observation(event.value)
+            except BadEvent as exc:
+                await runtime.ready()
+                await runtime.dead_letter([(event, exc.reason, exc.detail)])
+                continue
+            now_aggregating["t"] = obs.t
+            for table in tables.values():
+                table[obs.key].apply(metrics.add, obs.delta)
+            runtime.watermark = max(runtime.watermark, obs.t)
+
+    def owns(group_key: str) -> bool:
+        mine = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.observations_topic}
+        return partition_of(group_key, settings.partitions) in mine
+
+    def recovered() -> bool:
+        return bool(app.tables.recovery.completed.is_set() and not app.rebalancing and not app.in_recovery)
+
+    @app.task
+    async def close_windows() -> None:
+        await runtime.ready()
+        assert runtime.pool is not None and runtime.producer is not None
+        closer = WindowCloser(settings, pool=runtime.pool, producer=runtime.producer,
+                              tables={spec: table.table.data for spec, table in tables.items()},
+                              monitors=MonitorCache(runtime.pool, runtime.watcher), clock=runtime.now, owns=owns)
+        app.monitors_closer = closer  # type: ignore[attr-defined]
+        last_relay = 0.0
+        pause = settings.close_interval_s
+        while not app.should_stop:
+            await asyncio.sleep(pause)
+            if not recovered():
+                continue
+            pause = settings.close_interval_s
+            try:
+                await closer.close_due()
+                if time.monotonic() - last_relay > settings.outbox_relay_interval_s:
+                    last_relay = time.monotonic()
+                    await closer.publish(None, min_age_s=settings.outbox_relay_interval_s)
+                    await outbox.purge_sent(runtime.pool, older_than_s=7 * 86_400)
+                    await firings.purge_evaluations(runtime.pool, before=_days_ago(settings.history_keep_days))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("closing windows failed; trying again")
+                pause = min(5.0, pause * 4)  # the windows stay in their tables: nothing is lost meanwhile
+
+    return app, runtime
+
+
+def _days_ago(days: int) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC) - timedelta(days=days)
