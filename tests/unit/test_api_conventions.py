@@ -19,11 +19,14 @@ def _apps() -> list[tuple[str, Callable[[], FastAPI], str]]:
     from llmops_guardrails.settings import GuardrailsSettings
     from llmops_ingest.api import create_app as ingest
     from llmops_ingest.settings import IngestSettings
+    from llmops_monitors.api import create_app as monitors
+    from llmops_monitors.settings import MonitorsSettings
 
     return [("ingest", lambda: ingest(IngestSettings(max_body_bytes=4096)), "/v1/interactions"),
             ("guardrails", lambda: guardrails(GuardrailsSettings(max_body_bytes=4096)), "/v1/check"),
             ("billing", lambda: billing(BillingSettings(max_body_bytes=4096)), "/v1/budgets"),
-            ("evaluator", lambda: evaluator(EvaluatorSettings(max_body_bytes=4096)), "/v1/evaluators")]
+            ("evaluator", lambda: evaluator(EvaluatorSettings(max_body_bytes=4096)), "/v1/evaluators"),
+            ("monitors", lambda: monitors(MonitorsSettings(max_body_bytes=4096)), "/v1/monitors")]
 
 
 @pytest.mark.parametrize(("name", "make", "path"), _apps(), ids=[a[0] for a in _apps()])

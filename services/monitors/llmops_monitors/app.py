@@ -153,7 +153,9 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
         producer_acks=-1,
         stream_wait_empty=False,
     )
-    observations = app.topic(settings.observations_topic, key_type=bytes, value_type=bytes,
+    # Raw bytes in and out: faust decodes nothing itself (a message its serializer refused would crash the
+    # agent and be acked unseen); our decoders dead-letter what they cannot use.
+    observations = app.topic(settings.observations_topic, key_serializer="raw", value_serializer="raw",
                              partitions=settings.partitions)
     expires = timedelta(seconds=settings.table_expires_s)
 
@@ -165,13 +167,13 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
     tables: dict[WindowSpec, Any] = {}
     for spec in SPECS:
         name = f"window-{spec.name.replace('/', '-every-')}"
-        table = app.Table(name, default=list, partitions=settings.partitions, value_type=list,
+        table = app.Table(name, default=list, partitions=settings.partitions,  # values: JSON lists of floats
                           help=f"monitor windows {spec.name}")
         tables[spec] = (table.tumbling(spec.size_s, expires=expires) if spec.tumbling
                         else table.hopping(spec.size_s, spec.step_s, expires=expires)).relative_to(event_time)
 
     def route(topic_name: str, decoder: Decoder) -> None:
-        topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
+        topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")
 
         async def agent(stream: Any) -> None:
             within = settings.batch_max_wait_ms / 1000
@@ -189,6 +191,7 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
                         out.append(found)
                 if dead:
                     await runtime.dead_letter(dead)
+                log.debug("routing a batch", extra={"topic": topic_name, "events": len(events), "observations": len(out)})
 
                 async def send() -> None:
                     futures = [await observations.send(key=o.partition_key, value=o.to_json()) for o in out]
@@ -207,7 +210,7 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
     async def aggregate(stream: Any) -> None:
         async for event in stream.events():
             try:
-                obs = observe.decode_observation(event.value)
+                obs = observe.decode_observation(event.message.value)
             except BadEvent as exc:
                 await runtime.ready()
                 await runtime.dead_letter([(event, exc.reason, exc.detail)])
@@ -240,7 +243,9 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
                 continue
             pause = settings.close_interval_s
             try:
-                await closer.close_due()
+                sent = await closer.close_due()
+                if sent:
+                    log.info("alert messages sent", extra={"messages": len(sent)})
                 if time.monotonic() - last_relay > settings.outbox_relay_interval_s:
                     last_relay = time.monotonic()
                     await closer.publish(None, min_age_s=settings.outbox_relay_interval_s)
