@@ -34,9 +34,9 @@ class BillingSettings(WorkerSettings, ApiSettings):
     topic: str = INTERACTIONS_RAW
     """What the worker prices (tests and benchmarks use a topic of their own)."""
     alerts_topic: str = ALERTS
+    """Where budget and unpriced-model alerts go (the notifier reads the shared alerts topic)."""
     usage_topic: str = BILLING_USAGE
     """Where each inserted ledger row is published, priced (the monitors service reads it for costs)."""
-    """Where budget and unpriced-model alerts go (the notifier reads the shared alerts topic)."""
 
     builtin_prices: bool = True
     """Price with the built-in list (a LiteLLM snapshot in the package) under the rows in `model_prices`."""

@@ -17,11 +17,13 @@ order are the shared worker's. Per batch, in ONE transaction:
 
 After the commit, `publish` sends each ledger row the batch inserted to `billing.usage` (tenant, app, event
 id, model, environment, prompt, tokens, cost: `llmops_shared.usage_events`), so the monitors service knows
-costs without pricing twice; a redelivered batch inserted nothing and sends nothing. It then claims the new alerts in the outbox (row locks, skipping rows a relay holds),
-sends them to the alerts topic and marks them published; the offsets are committed after that. A crash
-between the commit and the send leaves the alerts pending in the outbox, and `OutboxRelay` (a task of
-every worker process) claims and sends them; it also purges sent alerts after `outbox_keep_sent_h`. A
-redelivered batch inserts nothing, so it decides no alert twice.
+costs without pricing twice; a redelivered batch inserted nothing and sends nothing (the send is retried
+while Kafka refuses; a crash between the commit and the send loses that batch's usage messages: the
+ledger is right, a cost monitor undercounts). It then claims the new alerts in the outbox (row locks,
+skipping rows a relay holds), sends them to the alerts topic and marks them published; the offsets are
+committed after that. A crash between the commit and the send leaves the alerts pending in the outbox,
+and `OutboxRelay` (a task of every worker process) claims and sends them; it also purges sent alerts
+after `outbox_keep_sent_h`. A redelivered batch inserts nothing, so it decides no alert twice.
 """
 
 from __future__ import annotations

@@ -11,9 +11,11 @@ past an in-flight event with more, issue #606):
    never be used is dead-lettered inside the loop (a `dead_letters` row and the message on
    `llm.dead-letters`); a failing send or write is retried, never raised: faust acks a batch whose body
    raised (`take` acks in a `finally`), which would lose it.
-2. `aggregate`, on the observations topic: each observation is added to five windowed tables (tumbling
-   1m, 5m, 1h; hopping 5m/1m, 1h/5m), keyed by the fine group key, by event time; the tables are backed
-   by changelog topics (recovered after a restart), in memory, without standbys.
+2. `aggregate`, on the observations topic, in batches: each observation is added to its 1-minute pane
+   in a tumbling windowed table (faust's window ranges, expiry and changelog), keyed by the fine group
+   key, by event time; a batch's deltas are summed per (pane, key) first, so each pane of a key is written
+   once per batch. Every monitor window (tumbling 1m, 5m, 1h; hopping 5m/1m, 1h/5m) is the sum of its
+   panes. The table is backed by a changelog topic (recovered after a restart), in memory, no standbys.
 
 A task runs the `WindowCloser` every `close_interval_s` once the tables are recovered: windows whose end
 (plus `lateness_s`) has passed are evaluated and their alerts sent (docs/monitors.md).
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -40,7 +43,7 @@ from llmops_monitors import metrics, observe
 from llmops_monitors.closer import MonitorCache, WindowCloser
 from llmops_monitors.settings import MonitorsSettings
 from llmops_monitors.store import firings, outbox
-from llmops_monitors.windows import SPECS, WindowSpec
+from llmops_monitors.windows import PANE_S
 from llmops_shared import deadletters
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.contract import BadEvent
@@ -103,7 +106,8 @@ class Runtime:
                 await deadletters.record(conn, consumer=self.settings.group, rows=rows)
             futures = []
             for e, reason, error in letters:
-                headers = [("llmops.consumer", self.settings.group.encode()), ("llmops.topic", e.message.topic.encode()),
+                headers = [("llmops.consumer", self.settings.group.encode()),
+                           ("llmops.topic", e.message.topic.encode()),
                            ("llmops.partition", str(e.message.partition).encode()),
                            ("llmops.offset", str(e.message.offset).encode()), ("llmops.reason", reason.encode()),
                            ("llmops.error", error[:500].encode())]
@@ -151,6 +155,7 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
         broker_heartbeat_interval=max(1.0, settings.consumer_session_timeout_ms / 3000),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=0.005,  # batch the observations and changelog writes (faust sends one by one otherwise)
         stream_wait_empty=False,
     )
     # Raw bytes in and out: faust decodes nothing itself (a message its serializer refused would crash the
@@ -159,18 +164,17 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
                              partitions=settings.partitions)
     expires = timedelta(seconds=settings.table_expires_s)
 
-    now_aggregating = {"t": 0.0}  # the event time of the observation being added (what `relative_to` reads)
+    # One tumbling table of 1-minute panes; every monitor window (1m, 5m, 1h tumbling; 5m/1m, 1h/5m
+    # hopping) is summed from its panes when it closes. A table per window spec would send each event to
+    # 20 windows' changelogs (5 + 12 for the hopping ones): 20x the changelog traffic, which bounded the
+    # worker at ~400 events/s (bench/RESULTS.md).
+    panes = app.Table("panes-1m", default=dict, partitions=settings.partitions,  # values: sparse JSON objects
+                      help="monitor panes (1 minute)").tumbling(PANE_S, expires=expires)
 
-    def event_time(_event: Any) -> float:
-        return now_aggregating["t"]
-
-    tables: dict[WindowSpec, Any] = {}
-    for spec in SPECS:
-        name = f"window-{spec.name.replace('/', '-every-')}"
-        table = app.Table(name, default=list, partitions=settings.partitions,  # values: JSON lists of floats
-                          help=f"monitor windows {spec.name}")
-        tables[spec] = (table.tumbling(spec.size_s, expires=expires) if spec.tumbling
-                        else table.hopping(spec.size_s, spec.step_s, expires=expires)).relative_to(event_time)
+    async def send_observations(out: list[observe.Observation]) -> None:
+        """To the observations topic, awaiting every acknowledgement (the batch is acked after this)."""
+        futures = [await observations.send(key=o.partition_key, value=o.to_json()) for o in out]
+        await asyncio.gather(*futures)
 
     def route(topic_name: str, decoder: Decoder) -> None:
         topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")
@@ -191,14 +195,8 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
                         out.append(found)
                 if dead:
                     await runtime.dead_letter(dead)
-                log.debug("routing a batch", extra={"topic": topic_name, "events": len(events), "observations": len(out)})
-
-                async def send() -> None:
-                    futures = [await observations.send(key=o.partition_key, value=o.to_json()) for o in out]
-                    await asyncio.gather(*futures)
-
                 if out:
-                    await forever(send, what="send observations")
+                    await forever(functools.partial(send_observations, out), what="send observations")
 
         app.agent(topic, name=f"route-{topic_name}", concurrency=1)(agent)
 
@@ -208,33 +206,59 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
 
     @app.agent(observations, name="aggregate", concurrency=1)
     async def aggregate(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                obs = observe.decode_observation(event.message.value)
-            except BadEvent as exc:
+        """Observations into the pane table, a batch at a time: the batch's deltas are summed per (pane, key)
+        first, so a key's pane is written (and sent to its changelog) once per batch. Each write is made with
+        an event of its partition current, so it goes to that partition of the changelog."""
+        within = settings.batch_max_wait_ms / 1000
+        table = panes.table
+        async for events in stream.take_events(settings.batch_max_events, within=within):
+            sums: dict[int, dict[tuple[str, int], metrics.Delta]] = {}
+            of_partition: dict[int, Any] = {}
+            dead = []
+            for event in events:
+                try:
+                    obs = observe.decode_observation(event.message.value)
+                except BadEvent as exc:
+                    dead.append((event, exc.reason, exc.detail))
+                    continue
+                partition = event.message.partition
+                of_partition[partition] = event
+                cell = sums.setdefault(partition, {}).setdefault((obs.key, int(obs.t // PANE_S) * PANE_S), {})
+                for i, v in obs.delta.items():
+                    cell[i] = cell.get(i, 0.0) + v
+                runtime.watermark = max(runtime.watermark, obs.t)
+            for partition, cells in sums.items():
+                stream._set_current_event(of_partition[partition])
+                for (key, start), delta in cells.items():
+                    pane = (key, (float(start), start + PANE_S - 0.1))  # faust's window range
+                    table[pane] = metrics.add_stored(table.data.get(pane), delta)
+            if dead:
                 await runtime.ready()
-                await runtime.dead_letter([(event, exc.reason, exc.detail)])
-                continue
-            now_aggregating["t"] = obs.t
-            for table in tables.values():
-                table[obs.key].apply(metrics.add, obs.delta)
-            runtime.watermark = max(runtime.watermark, obs.t)
+                await runtime.dead_letter(dead)
 
     def owns(group_key: str) -> bool:
         mine = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.observations_topic}
         return partition_of(group_key, settings.partitions) in mine
 
     def recovered() -> bool:
-        return bool(app.tables.recovery.completed.is_set() and not app.rebalancing and not app.in_recovery)
+        recovery = app.tables.recovery  # type: ignore[attr-defined]  # the TableManager has it
+        return bool(recovery.completed.is_set() and not app.rebalancing and not app.in_recovery)
 
     @app.task
     async def close_windows() -> None:
         await runtime.ready()
         assert runtime.pool is not None and runtime.producer is not None
-        closer = WindowCloser(settings, pool=runtime.pool, producer=runtime.producer,
-                              tables={spec: table.table.data for spec, table in tables.items()},
-                              monitors=MonitorCache(runtime.pool, runtime.watcher), clock=runtime.now, owns=owns)
-        app.monitors_closer = closer  # type: ignore[attr-defined]
+        table = panes.table
+
+        def forget(pane: Any) -> None:
+            """A pane every window over which has closed: gone from memory and (tombstone) from the changelog."""
+            if table.data.pop(pane, None) is not None:
+                table.send_changelog(partition_of(pane[0], settings.partitions), pane, None)
+
+        closer = WindowCloser(settings, pool=runtime.pool, producer=runtime.producer, panes=table.data,
+                              monitors=MonitorCache(runtime.pool, runtime.watcher), clock=runtime.now, owns=owns,
+                              forget=forget)
+        assigned: set[Any] = set()
         last_relay = 0.0
         pause = settings.close_interval_s
         while not app.should_stop:
@@ -242,6 +266,9 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
             if not recovered():
                 continue
             pause = settings.close_interval_s
+            if (now_assigned := set(app.assignor.assigned_actives())) != assigned:
+                assigned = now_assigned
+                closer.reset()  # panes of partitions just taken may hold windows this worker passed already
             try:
                 sent = await closer.close_due()
                 if sent:

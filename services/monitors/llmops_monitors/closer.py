@@ -1,8 +1,9 @@
 """Closing windows: when a window's end (plus `lateness_s`) has passed, its monitors are evaluated.
 
 `WindowCloser.close_due()` is one pass, run every `close_interval_s` by the worker (and by tests with an
-injected clock and plain dicts for tables). For each window spec, the windows of the tables that are due
-are evaluated in order of their end, one Postgres transaction per window end:
+injected clock and a plain dict for the pane table). For each window spec, the windows that closed since
+the last pass are summed from their 1-minute panes and evaluated in order of their end, one Postgres
+transaction per window end:
 
     for each enabled monitor of the spec (its tenant's fine keys summed into its groups, plus the groups it
     has firing, which are evaluated in every window, with data or not):
@@ -11,10 +12,11 @@ are evaluated in order of their end, one Postgres transaction per window end:
         open a firing (unique per monitor, group, window) / resolve it
         put the alert message in the outbox
 
-After the commit the window's entries are removed from the table, the messages are sent to the alerts
-topic and marked published (a crash in between leaves them pending: the relay sends them). A crash
-before the commit leaves the window in the table (recovered from its changelog): the next pass
-evaluates it; a crash after it finds the evaluations recorded. So each firing is decided once.
+After the commit the messages are sent to the alerts topic and marked published (a crash in between
+leaves them pending: the relay sends them). A pane is removed once every window over it has closed. After
+a start or a rebalance the first pass goes back to the oldest pane in the table (recovered from its
+changelog): a window evaluated before finds its evaluations recorded and decides nothing again; one that
+was not (the crash came first) is evaluated now. So each firing is decided once.
 """
 
 from __future__ import annotations
@@ -35,14 +37,14 @@ from llmops_monitors.evaluation import Monitor, State, alert_message, baseline_o
 from llmops_monitors.settings import MonitorsSettings
 from llmops_monitors.store import firings, outbox
 from llmops_monitors.store import monitors as monitors_store
-from llmops_monitors.windows import SPECS, WindowSpec, table_window_start
+from llmops_monitors.windows import PANE_S, SPECS, WindowSpec, table_window_start
 from llmops_shared.alerts import AlertMessage
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.worker import is_transient
 
 log = logging.getLogger("llmops_monitors.closer")
 
-TableData = MutableMapping[Any, Any]  # (fine key, (start, end)) -> vector: a faust windowed table's store
+TableData = MutableMapping[Any, Any]  # (fine key, (start, end)) -> sparse vector: the pane table's store
 DAY_S = 86_400
 
 
@@ -70,45 +72,77 @@ class MonitorCache:
 
 
 class WindowCloser:
+    """Closes windows over the pane table: `panes` maps (fine key, faust window range of a 1-minute pane) to
+    a sparse vector; every window spec's window is the sum of the panes it covers. `forget` removes a pane
+    once every window that covers it has closed (the worker also writes a changelog tombstone)."""
+
     def __init__(self, settings: MonitorsSettings, *, pool: asyncpg.Pool, producer: AIOKafkaProducer,
-                 tables: Mapping[WindowSpec, TableData], monitors: MonitorCache, clock: Callable[[], float],
-                 owns: Callable[[str], bool] = lambda _group: True) -> None:
+                 panes: TableData, monitors: MonitorCache, clock: Callable[[], float],
+                 owns: Callable[[str], bool] = lambda _group: True,
+                 forget: Callable[[Any], None] | None = None) -> None:
         self.settings = settings
         self.pool = pool
         self.producer = producer
-        self.tables = tables
+        self.panes = panes
         self.monitors = monitors
         self.clock = clock
         self.owns = owns
+        self.forget = forget or (lambda key: panes.pop(key, None))
+        self.closed_through: dict[WindowSpec, int] = {}  # the last window end closed, per spec
         self.closed_windows = 0
+
+    def reset(self) -> None:
+        """After a rebalance: panes of partitions this worker just took may hold windows it passed already."""
+        self.closed_through.clear()
 
     async def close_due(self) -> list[AlertMessage]:
         """One pass: evaluate every window that closed; returns the alert messages sent."""
         horizon = self.clock() - self.settings.lateness_s
         by_spec = await self.monitors.get()
         sent: list[AlertMessage] = []
+        index: dict[int, list[Any]] | None = None
         for spec in SPECS:
-            table = self.tables.get(spec)
-            due = self._due(spec, table, horizon) if table is not None else {}
+            last = self.closed_through.get(spec)
+            if last is not None and last + spec.step_s > horizon:
+                continue  # nothing new closed for this spec
+            if index is None:
+                index = self._index()
+            if last is None:  # first pass (start, rebalance): from the oldest pane there is
+                oldest = min(index, default=int(horizon))
+                last = max(oldest, int(horizon - self.settings.table_expires_s)) - 1
             monitors = by_spec.get(spec, [])
             firing = await self._firing(monitors, horizon) if monitors else {}
-            for end in sorted(set(due) | set(firing)):
-                window = {key: table[(key, rng)] for key, rng in due.get(end, [])} if table is not None else {}
-                alerts = await self._evaluate(spec, end, window, monitors, firing.get(end, []))
-                for key, rng in due.get(end, []):
-                    table.pop((key, rng), None)  # type: ignore[union-attr]
+            for end in sorted(set(spec.closing(last, horizon)) | set(firing)):
+                window = self._window(index, end - spec.size_s, end)
+                if monitors and (window or firing.get(end)):
+                    alerts = await self._evaluate(spec, end, window, monitors, firing.get(end, []))
+                    sent += await self.publish([a.message_id for a in alerts])
                 self.closed_windows += 1
-                sent += await self.publish([a.message_id for a in alerts])
+                self.closed_through[spec] = max(self.closed_through.get(spec, end), end)
+            self.closed_through.setdefault(spec, last)
+        if index is not None and len(self.closed_through) == len(SPECS):
+            done = min(self.closed_through.values()) - max(spec.size_s for spec in SPECS)
+            for start in [s for s in index if s + PANE_S <= done]:  # every window over this pane closed
+                for table_key in index[start]:
+                    self.forget(table_key)
         return sent
 
-    def _due(self, spec: WindowSpec, table: TableData, horizon: float) -> dict[int, list[tuple[str, Any]]]:
-        due: dict[int, list[tuple[str, Any]]] = {}
-        for item in list(table.keys()):
-            key, rng = item
-            end = table_window_start(rng) + spec.size_s
-            if end <= horizon:
-                due.setdefault(end, []).append((key, rng))
-        return due
+    def _index(self) -> dict[int, list[Any]]:
+        """Pane start -> the table keys of its panes."""
+        out: dict[int, list[Any]] = {}
+        for item in list(self.panes.keys()):
+            out.setdefault(table_window_start(item[1]), []).append(item)
+        return out
+
+    def _window(self, index: Mapping[int, list[Any]], start: int, end: int) -> dict[str, metrics.Agg]:
+        """Fine key -> the window [start, end) summed over its panes."""
+        out: dict[str, metrics.Agg] = {}
+        for pane in range(start, end, PANE_S):
+            for table_key in index.get(pane, ()):
+                value = self.panes.get(table_key)
+                if value is not None:
+                    out[table_key[0]] = metrics.add(out.get(table_key[0]), metrics.dense(value))
+        return out
 
     async def _firing(self, monitors: list[Monitor], horizon: float) -> dict[int, list[tuple[Monitor, str]]]:
         """The window ends at which firing groups are due (with data or not), from their last evaluated one."""

@@ -148,7 +148,7 @@ def alert_message(monitor: Monitor, group: str, *, firing_id: int, status: Liter
         title = f"{monitor.name} resolved on {where}: {metric} {shown}"
     return AlertMessage(
         alert_id=f"monitor:{monitor.monitor_id}:firing:{firing_id}", source="monitors", tenant_id=monitor.tenant_id,
-        app_id=parts["app_id"], rule=monitor.name[:200], detector=monitor.metric, severity=monitor.severity,  # type: ignore[arg-type]
+        app_id=parts["app_id"], rule=monitor.name[:200], detector=monitor.metric, severity=monitor.severity,
         fingerprint=fingerprint(monitor, group), status=status, title=title[:300],
         summary=(f"{metric} over the {monitor.window.name} window ending {window_end.isoformat()}: {shown} "
                  f"({reading.samples:g} samples; condition {op} {reference})"),

@@ -1,17 +1,17 @@
 """The windows monitors aggregate over: pure.
 
-Five window specs, each a windowed table of the faust app: tumbling windows of 1 minute, 5 minutes and
-1 hour, and hopping windows of 5 minutes every minute and 1 hour every 5 minutes. Windows are aligned on
-the epoch (UTC) as faust aligns them: a window starts at a multiple of its step and covers
-`[start, start + size)`. A monitor names one spec (`"5m"`, `"1h/5m"`); anything else is refused.
+Five window specs: tumbling windows of 1 minute, 5 minutes and 1 hour, and hopping windows of 5 minutes
+every minute and 1 hour every 5 minutes. Windows are aligned on the epoch (UTC) as faust aligns them: a
+window starts at a multiple of its step and covers `[start, start + size)`. Every spec's size and step
+are multiples of the 1-minute pane, so each window is the sum of the panes it covers (the faust app keeps
+one tumbling table of panes). A monitor names one spec (`"5m"`, `"1h/5m"`); anything else is refused.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-_DURATION = re.compile(r"^(\d+)([smh])$")
+PANE_S = 60
 _UNIT_S = {"s": 1, "m": 60, "h": 3600}
 
 
@@ -64,4 +64,4 @@ def parse_window(text: str) -> WindowSpec:
 
 def table_window_start(window_range: tuple[float, float]) -> int:
     """A faust window range `(start, start + size - 0.1)` -> its start."""
-    return int(round(window_range[0]))
+    return round(window_range[0])

@@ -20,7 +20,7 @@ from llmops_monitors.observe import Observation
 from llmops_monitors.schemas import MonitorCreate
 from llmops_monitors.service import create
 from llmops_monitors.settings import MonitorsSettings
-from llmops_monitors.windows import SPECS, WindowSpec
+from llmops_monitors.windows import PANE_S
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
@@ -46,12 +46,11 @@ async def create_topics(settings: MonitorsSettings, *, partitions: int = 1) -> N
         TopicSpec(settings.observations_topic, settings.partitions, hour)))
 
 
-def put(tables: dict[WindowSpec, dict[Any, Any]], obs: Observation) -> None:
+def put(panes: dict[Any, Any], obs: Observation) -> None:
     """What the faust app's `aggregate` agent does with one observation."""
-    for spec in SPECS:
-        for start in spec.starts(obs.t):
-            key = (obs.key, (float(start), start + spec.size_s - 0.1))
-            tables[spec][key] = metrics.add(tables[spec].get(key), obs.delta)
+    start = int(obs.t // PANE_S) * PANE_S
+    key = (obs.key, (float(start), start + PANE_S - 0.1))
+    panes[key] = metrics.add_stored(panes.get(key), obs.delta)
 
 
 async def define(pool: asyncpg.Pool, tenant: str, **body: Any) -> int:
@@ -66,11 +65,11 @@ class ClosingWorld:
     producer: AIOKafkaProducer
     watcher: ConfigWatcher
     now: list[float] = field(default_factory=lambda: [float(T0)])
-    tables: dict[WindowSpec, dict[Any, Any]] = field(default_factory=lambda: {s: {} for s in SPECS})
+    panes: dict[Any, Any] = field(default_factory=dict)
     since: dict[Any, int] = field(default_factory=dict)
 
     def closer(self) -> WindowCloser:
-        return WindowCloser(self.settings, pool=self.pool, producer=self.producer, tables=self.tables,
+        return WindowCloser(self.settings, pool=self.pool, producer=self.producer, panes=self.panes,
                             monitors=MonitorCache(self.pool, self.watcher), clock=lambda: self.now[0])
 
     async def alerts(self, tenant: str, expected: int) -> list[dict[str, Any]]:

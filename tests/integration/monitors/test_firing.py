@@ -40,7 +40,7 @@ async def run_minutes(world: ClosingWorld, minutes: list[list[Observation]]) -> 
     sent = []
     for i, observations in enumerate(minutes):
         for obs in observations:
-            put(world.tables, obs)
+            put(world.panes, obs)
         world.now[0] = T0 + (i + 1) * MINUTE
         sent += await closer.close_due()
     return sent
@@ -84,13 +84,14 @@ async def test_a_window_closed_again_decides_nothing_again_and_the_relay_sends_w
     await define(pg_pool, tenant, name="errors", metric="error_rate", window="5m/1m", min_samples=1,
                  condition={"op": ">=", "threshold": 0.5})
     for i in range(4):
-        put(closing.tables, clean(tenant, T0 + 10 + i, error=True))
-    snapshot = {spec: dict(table) for spec, table in closing.tables.items()}
+        put(closing.panes, clean(tenant, T0 + 10 + i, error=True))
+    snapshot = dict(closing.panes)
     closing.now[0] = T0 + 5 * MINUTE
     first = await closing.closer().close_due()
     assert [a.status for a in first] == ["open"]
     # A restart: the tables come back from their changelogs as they were, and the clock moves on.
-    closing.tables.update({spec: dict(table) for spec, table in snapshot.items()})
+    closing.panes.clear()
+    closing.panes.update(snapshot)
     closing.now[0] = T0 + 5 * MINUTE + 1
     assert await closing.closer().close_due() == []
     assert await pg_pool.fetchval("SELECT count(*) FROM monitor_firings WHERE tenant_id = $1", tenant) == 1
@@ -108,7 +109,7 @@ async def test_a_changed_definition_counts_from_the_next_window(closing: Closing
     closer = closing.closer()
     for minute in range(2):
         for i in range(4):
-            put(closing.tables, clean(tenant, T0 + minute * MINUTE + i, error=i < 2))  # 50% errors
+            put(closing.panes, clean(tenant, T0 + minute * MINUTE + i, error=i < 2))  # 50% errors
     closing.now[0] = T0 + MINUTE
     assert await closer.close_due() == []
     stamp = closing.watcher.stamp(["monitors"])

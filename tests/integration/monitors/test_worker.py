@@ -5,7 +5,6 @@ spike's window neither loses nor repeats the firing; a message that can never be
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess

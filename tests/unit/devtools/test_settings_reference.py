@@ -11,7 +11,8 @@ from llmops_shared.settings import CommonSettings, env_name, reference_markdown
 DOC = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 PREFIXES = {"Ingest API": "LLMOPS_INGEST_", "Guardrails worker and API": "LLMOPS_GUARDRAILS_",
             "Notifier": "LLMOPS_NOTIFIER_", "Billing worker and API": "LLMOPS_BILLING_",
-            "Evaluator worker, API and CLI": "LLMOPS_EVALUATOR_", "Retention (`llmops retention`)": "LLMOPS_RETENTION_"}
+            "Evaluator worker, API and CLI": "LLMOPS_EVALUATOR_",
+            "Monitors worker and API": "LLMOPS_MONITORS_", "Retention (`llmops retention`)": "LLMOPS_RETENTION_"}
 
 
 def test_the_configuration_page_is_in_step_with_the_settings_classes() -> None:

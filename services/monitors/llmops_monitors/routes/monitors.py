@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -12,7 +12,7 @@ from llmops_shared.deps import Admin, AlertsReader, Pool
 from llmops_shared.problems import response as problem
 
 router = APIRouter(prefix="/v1/monitors", tags=["monitors"])
-NAME_TAKEN = {409: problem("the tenant has a monitor by that name (or has too many)")}
+NAME_TAKEN: dict[int | str, dict[str, Any]] = {409: problem("the tenant has a monitor by that name (or has too many)")}
 
 
 @router.get("", summary="The tenant's monitors", response_model=MonitorsPublic)
