@@ -264,7 +264,7 @@ async def close_to_page(base: CommonSettings, url: str, pool: asyncpg.Pool, minu
     await topics_for(settings)
     tenants = [f"page-{uuid.uuid4().hex[:6]}-{i}" for i in range(10)]
     for tenant in tenants:
-        await pool.execute("INSERT INTO tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING", tenant)
+        await pool.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING", tenant)
         await pool.execute("INSERT INTO notification_channels (tenant_id, name, kind, url, repeat_interval_s) "
                            "VALUES ($1, 'hook', 'webhook', $2, 0)", tenant, f"http://127.0.0.1:{receiver.port}/hook")
     await define_monitors(pool, {t: [{"name": "errors", "metric": "error_rate", "window": "1m", "min_samples": 5,

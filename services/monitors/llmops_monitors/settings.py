@@ -8,11 +8,11 @@ from pydantic import Field
 
 from llmops_shared.settings import ApiSettings, service_config
 from llmops_shared.topics import ALERTS, BILLING_USAGE, EVALUATION_SCORES, INTERACTIONS_CLEAN, MONITOR_OBSERVATIONS
-from llmops_shared.worker import WorkerSettings
 
 
-class MonitorsSettings(WorkerSettings, ApiSettings):
-    """One frozen settings object for both monitors processes (the faust worker and the API)."""
+class MonitorsSettings(ApiSettings):
+    """One frozen settings object for both monitors processes (the faust worker and the API). The worker is
+    a faust app, not the suite's `StreamWorker`: it has its own batch and commit settings."""
 
     model_config = service_config("monitors")
 
@@ -50,6 +50,8 @@ class MonitorsSettings(WorkerSettings, ApiSettings):
     down for longer than this loses the windows it had not closed yet."""
     commit_interval_s: float = Field(1.0, gt=0)
     """How often faust commits consumer offsets (also after `batch_max_events` messages)."""
+    batch_max_events: int = Field(500, ge=1)
+    """The most messages one agent batch takes (one batch in flight per agent)."""
     batch_max_wait_ms: int = 200
     """How long a batch of source events waits for more once the first has come."""
     consumer_session_timeout_ms: int = 10_000
