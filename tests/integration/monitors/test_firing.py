@@ -121,3 +121,28 @@ async def test_a_changed_definition_counts_from_the_next_window(closing: Closing
     assert await closing.watcher.wait_for_change(["monitors"], stamp, timeout_s=1.0)  # within a second
     closing.now[0] = T0 + 2 * MINUTE
     assert [a.status for a in await closer.close_due()] == ["open"]
+
+
+async def test_a_relative_condition_compares_with_the_same_window_of_previous_days(
+        closing: ClosingWorld, pg_pool: asyncpg.Pool, tenant: str) -> None:
+    await define(pg_pool, tenant, name="vs last week", metric="error_rate", window="1m", min_samples=5,
+                 condition={"op": ">", "baseline": "same_window_previous_days", "factor": 2, "days": 7})
+    day = 86_400
+    closer = closing.closer()
+    # Minutes 0 and 2 on each of the last three days: 10% errors (the baseline); nothing fires without one.
+    for d in (3, 2, 1):
+        for minute in (0, 2):
+            for i in range(10):
+                put(closing.panes, clean(tenant, T0 - d * day + minute * MINUTE + i, error=i == 0))
+        closing.now[0] = T0 - d * day + 3 * MINUTE
+        assert await closer.close_due() == []
+    # Today: minute 0 has 15% errors, under 2 x 10%; minute 1 has 50% but no history, so no baseline;
+    # minute 2 has 40% against 2 x 10%: it fires.
+    for i in range(20):
+        put(closing.panes, clean(tenant, T0 + i, error=i < 3))
+        put(closing.panes, clean(tenant, T0 + MINUTE + i, error=i < 10))
+        put(closing.panes, clean(tenant, T0 + 2 * MINUTE + i, error=i < 8))
+    closing.now[0] = T0 + 3 * MINUTE
+    sent = await closer.close_due()
+    assert [(a.status, a.occurred_at.timestamp(), a.details["reference"]) for a in sent] == [
+        ("open", T0 + 3 * MINUTE, pytest.approx(0.2))]
