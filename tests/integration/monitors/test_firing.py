@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from llmops_monitors import metrics
+from llmops_monitors import metrics, service
 from llmops_monitors.observe import Observation, group_key
 from llmops_monitors.store import monitors as monitors_store
 from tests.integration.monitors.conftest import T0, ClosingWorld, define, put
@@ -146,3 +146,20 @@ async def test_a_relative_condition_compares_with_the_same_window_of_previous_da
     sent = await closer.close_due()
     assert [(a.status, a.occurred_at.timestamp(), a.details["reference"]) for a in sent] == [
         ("open", T0 + 3 * MINUTE, pytest.approx(0.2))]
+
+
+async def test_deleting_a_firing_monitor_resolves_its_firing(closing: ClosingWorld, pg_pool: asyncpg.Pool,
+                                                             tenant: str) -> None:
+    monitor_id = await define(pg_pool, tenant, name="errors", metric="error_rate", window="1m", min_samples=1,
+                              condition={"op": ">", "threshold": 0.1})
+    for i in range(5):
+        put(closing.panes, clean(tenant, T0 + i, error=True))
+    closing.now[0] = T0 + MINUTE
+    opened = await closing.closer().close_due()
+    assert [a.status for a in opened] == ["open"]
+    await service.delete(pg_pool, tenant_id=tenant, monitor_id=monitor_id)
+    relayed = await closing.closer().publish(None)  # what the worker's relay does
+    assert [(a.status, a.alert_id, a.fingerprint) for a in relayed] == [
+        ("resolved", opened[0].alert_id, opened[0].fingerprint)]
+    firing = await pg_pool.fetchrow("SELECT resolved_at FROM monitor_firings WHERE monitor_id = $1", monitor_id)
+    assert firing["resolved_at"] is not None

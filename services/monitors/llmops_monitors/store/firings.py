@@ -62,6 +62,16 @@ async def resolve_firing(conn: asyncpg.Connection, *, firing_id: int, window_end
                        "WHERE firing_id = $1 AND resolved_at IS NULL", firing_id, window_end)
 
 
+async def close_firing_states(conn: asyncpg.Connection, *, monitor_id: int) -> list[asyncpg.Record]:
+    """Every firing group of the monitor set back to ok (locked, in the caller's transaction): what they were."""
+    return await conn.fetch(
+        """WITH firing AS (SELECT monitor_id, group_key, firing_id, last_window_end FROM monitor_states
+                           WHERE monitor_id = $1 AND status = 'firing' FOR UPDATE)
+           UPDATE monitor_states s SET status = 'ok', firing_id = NULL, clear_streak = 0 FROM firing f
+           WHERE s.monitor_id = f.monitor_id AND s.group_key = f.group_key
+           RETURNING f.group_key, f.firing_id, f.last_window_end""", monitor_id)
+
+
 async def firing_groups(db: Executor, *, monitor_ids: Sequence[int]) -> list[asyncpg.Record]:
     """(monitor, group, last window end) of the groups that are firing: evaluated in every window, data or not."""
     if not monitor_ids:
