@@ -88,7 +88,7 @@ async def evaluated(pool: asyncpg.Pool, monitor_id: int, window_end: float) -> b
 async def test_a_spike_fires_once_through_the_worker_and_a_sigkill_mid_window_loses_and_repeats_nothing(
         stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, tmp_path: Path) -> None:
     settings = monitors_settings(stack, time_source="event", close_interval_s=0.1, commit_interval_s=0.2,
-                                 consumer_session_timeout_ms=6000, partitions=2, batch_max_wait_ms=50)
+                                 consumer_session_timeout_ms=10_000, partitions=2, batch_max_wait_ms=50)
     await create_topics(settings)
     since = await end_offsets(stack.kafka_bootstrap, settings.alerts_topic)
     probe = await define(pg_pool, tenant, name="probe", metric="request_count", window="1m", app_id="probe",
