@@ -209,10 +209,12 @@ async def throughput(base: CommonSettings, url: str, pool: asyncpg.Pool, *, n: i
         proc = spawn([__file__, "--baseline-consumer", settings.clean_topic, settings.group],
                      {}, logs / "baseline.log")
         await asyncio.sleep(6)  # joined its group (it prints "ready" once started; the join follows)
-        started = time.perf_counter()
-        await produce(base.kafka_bootstrap, settings.clean_topic, values)
-        done = await wait_committed(base.kafka_bootstrap, settings.group, [settings.clean_topic])
-        stop(proc)
+        try:
+            started = time.perf_counter()
+            await produce(base.kafka_bootstrap, settings.clean_topic, values)
+            done = await wait_committed(base.kafka_bootstrap, settings.group, [settings.clean_topic])
+        finally:
+            stop(proc)
         results["baseline"].append(n / (done - started))
         # the monitors worker
         settings = bench_settings(base, url, commit_interval_s=0.2, batch_max_events=1000,
@@ -220,12 +222,14 @@ async def throughput(base: CommonSettings, url: str, pool: asyncpg.Pool, *, n: i
         await topics_for(settings)
         proc = spawn(os.environ.get("MONITORS_WORKER_ARGS", "-m llmops_monitors.worker").split(),
                      {**environment(settings), "LLMOPS_LOG_LEVEL": "WARNING"}, logs / "worker.log")
-        await worker_ready(settings, pool)
-        started = time.perf_counter()
-        await produce(base.kafka_bootstrap, settings.clean_topic, values)
-        done = await wait_committed(base.kafka_bootstrap, settings.group,
-                                    [settings.clean_topic, settings.observations_topic])
-        stop(proc)
+        try:
+            await worker_ready(settings, pool)
+            started = time.perf_counter()
+            await produce(base.kafka_bootstrap, settings.clean_topic, values)
+            done = await wait_committed(base.kafka_bootstrap, settings.group,
+                                        [settings.clean_topic, settings.observations_topic])
+        finally:
+            stop(proc)
         results["monitors"].append(n / (done - started))
         print(f"round: baseline {results['baseline'][-1]:,.0f} ev/s, monitors {results['monitors'][-1]:,.0f} ev/s",
               flush=True)
