@@ -42,4 +42,6 @@ SERVICES: tuple[ServiceProcess, ...] = (
     ServiceProcess("evaluator-api", "llmops_evaluator.api", 8082, "LLMOPS_EVALUATOR_PORT"),
     ServiceProcess("traces-worker", "llmops_traces.worker"),
     ServiceProcess("traces-api", "llmops_traces.api", 8084, "LLMOPS_TRACES_PORT"),
+    ServiceProcess("monitors-worker", "llmops_monitors.worker"),
+    ServiceProcess("monitors-api", "llmops_monitors.api", 8086, "LLMOPS_MONITORS_PORT"),
 )

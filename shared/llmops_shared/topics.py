@@ -20,6 +20,8 @@ INTERACTIONS_CLEAN = f"{PREFIX}llm.interactions.clean"
 ALERTS = f"{PREFIX}llmops.alerts"
 EVALUATION_SCORES = f"{PREFIX}evaluations.scores"
 DEAD_LETTERS = f"{PREFIX}llm.dead-letters"
+BILLING_USAGE = f"{PREFIX}billing.usage"
+MONITOR_OBSERVATIONS = f"{PREFIX}llmops.monitors.observations"
 
 
 @dataclass(frozen=True)
@@ -42,5 +44,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(INTERACTIONS_CLEAN, partitions=6, retention_ms=7 * 24 * _HOUR),
     TopicSpec(ALERTS, partitions=3, retention_ms=7 * 24 * _HOUR),
     TopicSpec(EVALUATION_SCORES, partitions=3, retention_ms=7 * 24 * _HOUR),
+    # One message per usage-ledger row billing inserted (priced: cost is known without pricing twice).
+    TopicSpec(BILLING_USAGE, partitions=6, retention_ms=7 * 24 * _HOUR),
+    # The monitors worker's repartition topic (keyed by tenant and app; its tables' changelogs match it).
+    TopicSpec(MONITOR_OBSERVATIONS, partitions=6, retention_ms=24 * _HOUR),
     TopicSpec(DEAD_LETTERS, partitions=3, retention_ms=72 * _HOUR),  # raw payloads: no longer than the raw topic
 )

@@ -256,6 +256,26 @@ async def retry_transient(step: Callable[[], Awaitable[V]], *, stopping: asyncio
             delay = min(delay * 2, max_delay_s)
 
 
+async def retry_send(resources: Resources, topic: str, messages: Sequence[tuple[bytes | None, bytes]], *,
+                     what: str = "messages", max_delay_s: float = 10.0) -> None:
+    """Send `messages` (key, value) to `topic` and await every acknowledgement; while Kafka refuses, retry
+    the whole set with capped, jittered backoff (a retry may repeat messages: downstream keys on ids).
+    Gives up, raising, only once the worker is stopping."""
+    delay = 0.1
+    while True:
+        try:
+            futures = [await resources.producer.send(topic, value, key=key) for key, value in messages]
+            await asyncio.gather(*futures)
+            return
+        except KafkaError as exc:
+            if resources.stopping.is_set():
+                raise
+            log.warning("could not publish; retrying", extra={
+                "what": what, "topic": topic, "error_type": type(exc).__name__, "retry_in_s": round(delay, 2)})
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, max_delay_s)
+
+
 def decode_batch(handler: BatchHandler[T, Any], messages: Sequence[Message]) -> Batch[T]:
     batch: Batch[T] = Batch()
     for message in messages:

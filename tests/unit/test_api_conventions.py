@@ -21,6 +21,8 @@ def _apps() -> list[tuple[str, Callable[[], FastAPI], str]]:
     from llmops_guardrails.settings import GuardrailsSettings
     from llmops_ingest.api import create_app as ingest
     from llmops_ingest.settings import IngestSettings
+    from llmops_monitors.api import create_app as monitors
+    from llmops_monitors.settings import MonitorsSettings
     from llmops_traces.api import create_app as traces
     from llmops_traces.settings import TracesSettings
 
@@ -28,7 +30,8 @@ def _apps() -> list[tuple[str, Callable[[], FastAPI], str]]:
             ("guardrails", lambda: guardrails(GuardrailsSettings(max_body_bytes=4096)), "/v1/check"),
             ("billing", lambda: billing(BillingSettings(max_body_bytes=4096)), "/v1/budgets"),
             ("evaluator", lambda: evaluator(EvaluatorSettings(max_body_bytes=4096)), "/v1/evaluators"),
-            ("traces", lambda: traces(TracesSettings(max_body_bytes=4096)), "/v1/settings")]
+            ("traces", lambda: traces(TracesSettings(max_body_bytes=4096)), "/v1/settings"),
+            ("monitors", lambda: monitors(MonitorsSettings(max_body_bytes=4096)), "/v1/monitors")]
 
 
 @pytest.mark.parametrize(("name", "make", "path"), _apps(), ids=[a[0] for a in _apps()])

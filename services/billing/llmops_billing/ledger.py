@@ -37,6 +37,7 @@ from llmops_billing.normalise import normalise_model, normalise_provider, provid
 from llmops_billing.prices import PriceCatalogue, PriceMatch
 from llmops_shared.contract import Interaction, SpanKind, Status, Usage
 from llmops_shared.privacy import DEV_PSEUDONYM_KEY, pseudonym_or_none, scrub_all
+from llmops_shared.usage_events import UsageMessage
 
 BILLABLE_KINDS = frozenset({SpanKind.LLM, SpanKind.EMBEDDING})
 
@@ -141,6 +142,16 @@ def ledger_row(interaction: Interaction, catalogue: PriceCatalogue, *, priced_at
 
 
 _NO_USAGE = Usage()
+
+
+def usage_message(row: LedgerRow) -> UsageMessage:
+    """The `billing.usage` message of an inserted row (ids, tokens and money only)."""
+    return UsageMessage(
+        tenant_id=row.tenant_id, app_id=row.app_id, event_id=row.event_id, occurred_at=row.occurred_at,
+        environment=row.environment, provider=row.provider, model=row.model,
+        prompt_name=row.prompt_name, prompt_version=row.prompt_version, prompt_variant=row.prompt_variant,
+        input_tokens=row.input_tokens, output_tokens=row.output_tokens,
+        cost_total=None if row.cost_total is None else str(row.cost_total), unpriced=row.unpriced)
 _UNPRICED_AMOUNTS: tuple[None, ...] = (None,) * 7
 
 

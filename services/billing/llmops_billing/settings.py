@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 
 from llmops_shared.settings import ApiSettings, service_config
-from llmops_shared.topics import ALERTS, INTERACTIONS_RAW
+from llmops_shared.topics import ALERTS, BILLING_USAGE, INTERACTIONS_RAW
 from llmops_shared.worker import WorkerSettings
 
 
@@ -35,6 +35,8 @@ class BillingSettings(WorkerSettings, ApiSettings):
     """What the worker prices (tests and benchmarks use a topic of their own)."""
     alerts_topic: str = ALERTS
     """Where budget and unpriced-model alerts go (the notifier reads the shared alerts topic)."""
+    usage_topic: str = BILLING_USAGE
+    """Where each inserted ledger row is published, priced (the monitors service reads it for costs)."""
 
     builtin_prices: bool = True
     """Price with the built-in list (a LiteLLM snapshot in the package) under the rows in `model_prices`."""

@@ -15,11 +15,15 @@ order are the shared worker's. Per batch, in ONE transaction:
    crossing is recorded once per budget and period;
 4. put those alerts in `billing_alert_outbox`.
 
-After the commit, `publish` claims the new alerts in the outbox (row locks, skipping rows a relay holds),
-sends them to the alerts topic and marks them published; the offsets are committed after that. A crash
-between the commit and the send leaves the alerts pending in the outbox, and `OutboxRelay` (a task of
-every worker process) claims and sends them; it also purges sent alerts after `outbox_keep_sent_h`. A
-redelivered batch inserts nothing, so it decides no alert twice.
+After the commit, `publish` sends each ledger row the batch inserted to `billing.usage` (tenant, app, event
+id, model, environment, prompt, tokens, cost: `llmops_shared.usage_events`), so the monitors service knows
+costs without pricing twice; a redelivered batch inserted nothing and sends nothing (the send is retried
+while Kafka refuses; a crash between the commit and the send loses that batch's usage messages: the
+ledger is right, a cost monitor undercounts). It then claims the new alerts in the outbox (row locks,
+skipping rows a relay holds), sends them to the alerts topic and marks them published; the offsets are
+committed after that. A crash between the commit and the send leaves the alerts pending in the outbox,
+and `OutboxRelay` (a task of every worker process) claims and sends them; it also purges sent alerts
+after `outbox_keep_sent_h`. A redelivered batch inserts nothing, so it decides no alert twice.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import asyncpg
 from llmops_billing.alerts import Alert, OutboxRelay, send_alerts, unpriced_model_alert
 from llmops_billing.budgets import evaluate_touched
 from llmops_billing.catalogue import CatalogueCache, catalogue_cache
-from llmops_billing.ledger import LedgerRow, ledger_row
+from llmops_billing.ledger import LedgerRow, ledger_row, usage_message
 from llmops_billing.settings import BillingSettings
 from llmops_billing.store import outbox, unpriced
 from llmops_billing.store.ledger import write_batch
@@ -46,12 +50,13 @@ from llmops_billing.store.unpriced import UnpricedModel
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.contract import Interaction
-from llmops_shared.worker import InteractionHandler, Message, Resources, is_transient
+from llmops_shared.usage_events import UsageMessage
+from llmops_shared.worker import InteractionHandler, Message, Resources, is_transient, retry_send
 
 log = logging.getLogger("llmops_billing.worker")
 
 
-class UsageLedgerHandler(InteractionHandler[Alert]):
+class UsageLedgerHandler(InteractionHandler[Alert | UsageMessage]):
     """Prices interaction events into the usage ledger; see the module docstring.
 
     `watcher` (one per process) makes price changes count from the next batch; `clock` is what "now" is
@@ -66,7 +71,8 @@ class UsageLedgerHandler(InteractionHandler[Alert]):
         self.catalogues = catalogues or catalogue_cache(settings, watcher=watcher)
         self.clock = clock
 
-    async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[Alert]:
+    async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]
+                    ) -> list[Alert | UsageMessage]:
         catalogue = await self.catalogues.get(conn)
         now = self.clock()
         key = self.settings.pseudonym_secret()
@@ -77,9 +83,17 @@ class UsageLedgerHandler(InteractionHandler[Alert]):
         alerts += await evaluate_touched(conn, _touched(result.inserted), now=now,
                                          max_age=timedelta(hours=self.settings.budget_alert_max_age_h))
         await outbox.add(conn, alerts=alerts)
-        return alerts
+        return [*alerts, *(usage_message(row) for row in result.inserted)]
 
-    async def publish(self, results: list[Alert], resources: Resources) -> None:
+    async def publish(self, results: list[Alert | UsageMessage], resources: Resources) -> None:
+        """Send the inserted rows' usage messages, then the alerts (below)."""
+        usage = [r for r in results if isinstance(r, UsageMessage)]
+        if usage:
+            await retry_send(resources, self.settings.usage_topic, [(m.key, m.to_json()) for m in usage],
+                             what="usage messages")
+        await self.publish_alerts([r for r in results if isinstance(r, Alert)], resources)
+
+    async def publish_alerts(self, results: list[Alert], resources: Resources) -> None:
         """Claim the batch's new alerts (a relay may hold some: it sends those), send and mark them
         published, in one transaction. If Postgres fails meanwhile the alerts stay pending in the outbox,
         and a relay sends them (again, with the same alert_id, should Kafka have them already)."""

@@ -58,10 +58,12 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], timeout_s: float = 
 async def billing_worker(stack: CommonSettings, pg_pool: asyncpg.Pool) -> AsyncIterator[RunningWorker]:
     """A billing worker consuming a fresh topic with a fresh consumer group; stopped after the test."""
     topic = f"test.billing.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(stack.kafka_bootstrap, (TopicSpec(topic, partitions=2, retention_ms=3_600_000),))
+    await ensure_topics(stack.kafka_bootstrap, (TopicSpec(topic, partitions=2, retention_ms=3_600_000),
+                                                TopicSpec(f"{topic}.usage", partitions=2, retention_ms=3_600_000)))
     settings = BillingSettings(**{**stack.model_dump(), "pseudonym_key": f"billing-test-{topic}"}, topic=topic,
-                               group=f"billing-test-{topic[-8:]}", batch_max_events=50, batch_max_wait_ms=50,
-                               price_refresh_s=3600, outbox_relay_min_age_s=0.0)
+                               usage_topic=f"{topic}.usage", group=f"billing-test-{topic[-8:]}",
+                               batch_max_events=50, batch_max_wait_ms=50, price_refresh_s=3600,
+                               outbox_relay_min_age_s=0.0)
     producer = durable_producer(stack.kafka_bootstrap, client_id="billing-test")
     await producer.start()
     watcher = ConfigWatcher(stack.database_url)

@@ -58,9 +58,13 @@ def action_of(alert: AlertMessage) -> Action:
     return "resolve" if alert.status == "resolved" else "trigger"
 
 
-def wants(tenant_id: str, min_severity: str, alert: AlertMessage) -> bool:
-    """Does a channel of `tenant_id` with this minimum severity take this alert? Same tenant, severity at or
-    above the minimum."""
+def wants(channel_id: int, tenant_id: str, min_severity: str, alert: AlertMessage) -> bool:
+    """Does channel `channel_id` of `tenant_id`, with this minimum severity, take this alert? Same tenant,
+    severity at or above the minimum, and, when the alert names channels (`details.channel_ids`, a monitor's
+    channels), one of them."""
+    named = alert.details.get("channel_ids")
+    if isinstance(named, list) and named and channel_id not in named:
+        return False
     return tenant_id == alert.tenant_id and SEVERITY_RANK[alert.severity] >= SEVERITY_RANK[min_severity]
 
 

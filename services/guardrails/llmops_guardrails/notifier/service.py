@@ -142,7 +142,7 @@ async def queue_deliveries(conn: Executor, alerts: Sequence[AlertMessage]) -> li
         message_id=alert.message_id, alert_id=alert.alert_id, fingerprint=alert.fingerprint,
         channel_id=channel["channel_id"], tenant_id=alert.tenant_id, action=action_of(alert), alert=alert.to_json())
         for alert in alerts for channel in channels.get(alert.tenant_id, [])
-        if wants(channel["tenant_id"], channel["min_severity"], alert)]
+        if wants(channel["channel_id"], channel["tenant_id"], channel["min_severity"], alert)]
     rows = await deliveries_store.insert_pending(conn, deliveries=new)
     return [Offer(r["id"], r["channel_id"]) for r in rows]
 

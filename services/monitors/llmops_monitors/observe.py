@@ -1,0 +1,137 @@
+"""From the three source topics to observations: pure.
+
+An observation is what one source message adds to the windows of its group: the group's key (tenant,
+app, environment, model, prompt version), its event time and a sparse delta of the window vector
+(`metrics`). Sources:
+
+- `llm.interactions.clean` (the guardrails worker's redacted events): LLM and embedding spans only (a
+  chain or agent span wraps model calls that are spans of their own): count, error, input + output
+  tokens, latency into the histogram, and a finding when the guardrails summary
+  (`metadata.guardrails.findings`) counts one or more;
+- `evaluations.scores`: an `ok` result's score (the message names no model or prompt: scores group under
+  the empty model and prompt);
+- `billing.usage`: a priced row's cost (unpriced rows count as billed calls of no cost).
+
+A message that can never be used raises `BadEvent` (dead-lettered by the worker).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from llmops_monitors import metrics
+from llmops_shared.contract import BadEvent, SpanKind, Status, decode_interaction
+from llmops_shared.usage_events import UsageMessage
+
+SEP = "|"  # not allowed in ids (IDENTIFIER_PATTERN), so a key splits back unambiguously
+DIMENSIONS = ("environment", "model", "prompt")
+COUNTED_KINDS = frozenset({SpanKind.LLM, SpanKind.EMBEDDING})
+
+
+@dataclass(frozen=True)
+class Observation:
+    key: str  # tenant|app|environment|model|prompt
+    t: float  # event time, epoch seconds
+    delta: metrics.Delta
+
+    @property
+    def partition_key(self) -> bytes:
+        """The observations topic's key: every window of a tenant's app on one partition."""
+        tenant, app, _ = self.key.split(SEP, 2)
+        return f"{tenant}{SEP}{app}".encode()
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"k": self.key, "t": self.t, "d": {str(i): v for i, v in self.delta.items()}})
+
+
+def group_key(tenant: str, app: str, environment: str = "", model: str = "", prompt: str = "") -> str:
+    return SEP.join((tenant, app, environment, model, prompt))
+
+
+def split_key(key: str) -> dict[str, str]:
+    tenant, app, environment, model, prompt = key.split(SEP)
+    return {"tenant_id": tenant, "app_id": app, "environment": environment, "model": model, "prompt": prompt}
+
+
+def prompt_ref(name: str | None, version: str | None) -> str:
+    if not name:
+        return ""
+    return f"{name}@{version}" if version else name
+
+
+def decode_observation(payload: bytes | None) -> Observation:
+    """The observations topic's message (the worker's own)."""
+    try:
+        raw = orjson.loads(payload or b"")
+        return Observation(str(raw["k"]), float(raw["t"]), {int(i): float(v) for i, v in raw["d"].items()})
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadEvent("bad_observation", str(exc)[:300]) from exc
+
+
+def from_clean(payload: bytes | None) -> Observation | None:
+    """A clean interaction's observation; None for spans that are not model calls."""
+    event = decode_interaction(payload)
+    if event.span_kind not in COUNTED_KINDS:
+        return None
+    delta: metrics.Delta = {metrics.COUNT: 1.0}
+    if event.status is Status.ERROR:
+        delta[metrics.ERRORS] = 1.0
+    if event.usage is not None:
+        delta[metrics.TOKENS] = float(event.usage.total_tokens)
+    if event.latency_ms is not None:
+        delta[metrics.LAT_N] = 1.0
+        delta[metrics.LAT_SUM] = float(event.latency_ms)
+        delta[metrics.bucket_of(event.latency_ms)] = 1.0
+    summary = event.metadata.get("guardrails")
+    if isinstance(summary, dict) and isinstance(summary.get("findings"), int) and summary["findings"] > 0:
+        delta[metrics.FINDINGS] = 1.0
+    prompt = event.prompt
+    key = group_key(event.tenant_id, event.app_id, event.environment, event.model or event.response_model or "",
+                    prompt_ref(prompt.name, prompt.version) if prompt else "")
+    return Observation(key, event.occurred_at.timestamp(), delta)
+
+
+def from_score(payload: bytes | None) -> Observation | None:
+    """A judge score's observation; None for a result that is not `ok` or has no score."""
+    raw = _object(payload)
+    try:
+        tenant, app, environment = str(raw["tenant_id"]), str(raw["app_id"]), str(raw.get("environment") or "")
+        occurred = datetime.fromisoformat(str(raw["occurred_at"]))
+        score = raw.get("score")
+        if occurred.tzinfo is None:
+            raise ValueError("occurred_at has no offset")
+    except (KeyError, ValueError) as exc:
+        raise BadEvent("schema_violation", f"score message: {exc}"[:300]) from exc
+    if raw.get("status") != "ok" or not isinstance(score, int | float) or isinstance(score, bool):
+        return None
+    return Observation(group_key(tenant, app, environment), occurred.timestamp(),
+                       {metrics.SCORE_SUM: float(score), metrics.SCORE_N: 1.0})
+
+
+def from_usage(payload: bytes | None) -> Observation:
+    """A priced ledger row's observation (billing.usage)."""
+    try:
+        usage = UsageMessage.model_validate_json(payload or b"")
+    except ValidationError as exc:
+        raise BadEvent("schema_violation", f"usage message: {exc}"[:300]) from exc
+    cost = float(usage.cost_total) if usage.cost_total is not None else 0.0
+    key = group_key(usage.tenant_id, usage.app_id, usage.environment, usage.model,
+                    prompt_ref(usage.prompt_name, usage.prompt_version))
+    return Observation(key, usage.occurred_at.timestamp(), {metrics.COST: cost, metrics.COST_N: 1.0})
+
+
+def _object(payload: bytes | None) -> dict[str, Any]:
+    if not payload:
+        raise BadEvent("empty", "message has no value")
+    try:
+        raw = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise BadEvent("bad_json", str(exc)[:300]) from exc
+    if not isinstance(raw, dict):
+        raise BadEvent("bad_json", "a message must be a JSON object")
+    return raw

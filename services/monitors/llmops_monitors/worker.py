@@ -1,0 +1,34 @@
+"""`python -m llmops_monitors.worker` (or `llmops run monitors-worker`): the faust worker (`app.build_app`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from llmops_monitors.app import build_app
+from llmops_monitors.settings import MonitorsSettings
+
+
+class Worker(faust.Worker):
+    """faust's worker, logging as every process of the suite does: JSON lines on stderr."""
+
+    def __init__(self, app: faust.App, settings: MonitorsSettings, **kwargs: Any) -> None:
+        super().__init__(app, loglevel=settings.log_level.lower(), quiet=True, **kwargs)
+        self.llmops_log_level = settings.log_level
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        from llmops_shared.logging import configure_logging
+
+        configure_logging("monitors-worker", self.llmops_log_level)
+
+
+def main() -> None:
+    settings = MonitorsSettings()
+    app, _runtime = build_app(settings)
+    Worker(app, settings).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
