@@ -336,7 +336,7 @@ async def test_each_attempt_against_a_dripping_server_ends_at_its_own_timeout() 
 
 
 async def test_an_endpoint_without_json_schema_gets_json_mode_and_it_is_remembered(server: FakeLLMServer) -> None:
-    server.config.reject_json_schema = True
+    server.config.rejected_formats = {"json_schema"}
     capabilities = EndpointCapabilities()
     async with judge_for(server, capabilities=capabilities) as judge:
         first = await judge.judge(RUBRIC, messages(1))
@@ -350,6 +350,25 @@ async def test_an_endpoint_without_json_schema_gets_json_mode_and_it_is_remember
     async with judge_for(server, capabilities=capabilities) as other:
         third = await other.judge(RUBRIC, messages(3))
     assert (third.attempts, server.stats.requests) == (1, 4)
+
+
+async def test_an_endpoint_without_any_json_mode_is_asked_without_response_format_and_it_is_remembered(
+        server: FakeLLMServer) -> None:
+    """The third step of the ladder: `json_schema` refused, then `json_object` refused, then no
+    `response_format` at all; the prompt alone asks for JSON, which such an endpoint answers in plain text."""
+    server.config.rejected_formats = {"json_schema", "json_object"}
+    server.config.reply_text = json.dumps(GOOD)
+    capabilities = EndpointCapabilities()
+    async with judge_for(server, capabilities=capabilities) as judge:
+        first = await judge.judge(RUBRIC, messages(1))
+        second = await judge.judge(RUBRIC, messages(2))
+    assert (first.status, first.attempts, first.response_format) == (JudgeStatus.OK, 3, "none")
+    assert (first.raw_score, first.reasoning) == (4, "It answers the question.")
+    assert (second.status, second.attempts, second.response_format) == (JudgeStatus.OK, 1, "none")
+    assert statuses(server) == {400: 2, 200: 2}
+    asked = [(b.get("response_format") or {}).get("type") for b in server.stats.bodies]
+    assert asked == ["json_schema", "json_object", None, None]
+    assert "json" in json.dumps(server.stats.bodies[2]["messages"]).lower()  # the prompt still asks for JSON
 
 
 # -- the concurrency cap ----------------------------------------------------------------------------
