@@ -177,8 +177,8 @@ async def test_acknowledge_and_resolve_with_tenant_isolation(
 
 
 async def test_resolving_with_kafka_down_answers_503_and_changes_nothing(
-        client: httpx.AsyncClient, pg_pool: asyncpg.Pool, tenant: str, make_key, stack: CommonSettings,
-        guardrails_engine: PolicyEngine, api: tuple[str, GuardrailsSettings]) -> None:
+        pg_pool: asyncpg.Pool, tenant: str, make_key, guardrails_engine: PolicyEngine,
+        api: tuple[str, GuardrailsSettings]) -> None:
     """The API's Kafka is a closed port: the `resolved` message cannot go out, so the alert stays as it was
     (the notifier would never resolve the PagerDuty incident otherwise); the same call succeeds once the
     API reaches Kafka."""
@@ -196,7 +196,8 @@ async def test_resolving_with_kafka_down_answers_503_and_changes_nothing(
     assert read.status_code == 200 and read.json()["status"] == "open"
     assert await pg_pool.fetchrow("SELECT * FROM guardrail_alerts WHERE alert_id = $1::uuid", alert_id) == before
 
-    resolved = await client.post(f"/v1/alerts/{alert_id}/resolve", headers=mine)  # the API that reaches Kafka
+    async with httpx.AsyncClient(base_url=api[0], timeout=30) as client:  # the API that reaches Kafka
+        resolved = await client.post(f"/v1/alerts/{alert_id}/resolve", headers=mine)
     assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
 
 
