@@ -2,7 +2,8 @@
 
 It answers `POST /v1/chat/completions` (plain and streaming, with usage) and `GET /v1/models`, and can
 misbehave on demand: answer slowly, with 429 + Retry-After, 500, or malformed JSON. It counts requests
-and the peak number of concurrent ones, so tests can assert exact call counts and concurrency caps.
+and the peak number of concurrent ones, so tests can assert exact call counts and concurrency caps;
+`hold()` keeps requests waiting (in flight) until `release()`, so a test can wait for a cap to be reached.
 
 Behaviour is set by a `FakeLLMConfig` (changeable while running) or per request by the header
 `x-fake-mode` (`ok`, `429`, `500`, `malformed`, `bad_content`; also any other HTTP error status such as
@@ -77,6 +78,8 @@ class FakeLLMServer:
         self.stats = FakeLLMStats()
         self._lock = threading.Lock()
         self._rng = random.Random(self.config.seed)
+        self._open = threading.Event()  # cleared by `hold()`: requests wait, in flight, until `release()`
+        self._open.set()
         server = self
 
         class Handler(_Handler):
@@ -101,6 +104,7 @@ class FakeLLMServer:
         return self
 
     def stop(self) -> None:
+        self._open.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -109,6 +113,15 @@ class FakeLLMServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def hold(self) -> None:
+        """Keep every chat completion request from now on waiting, counted in flight, until `release()`:
+        a test can then wait for a number of requests in flight instead of hoping latency makes them
+        overlap."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     def reset(self) -> None:
         with self._lock:
@@ -188,6 +201,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake._enter(body)
         # Stats are settled before the reply is written, so a client that has its answer sees them.
         try:
+            fake._open.wait()
             latency = float(self.headers.get("x-fake-latency-ms") or fake.config.latency_ms)
             if latency:
                 time.sleep(latency / 1000)
