@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -95,20 +96,27 @@ async def test_a_channel_that_stays_down_is_parked_not_dropped_and_delivered_onc
 
 
 async def test_with_redis_down_notifications_are_delayed_not_lost(
-        stack: CommonSettings, pg_pool, channels: Receiver, tenant: str, tmp_path: Path,
-        caplog: pytest.LogCaptureFixture) -> None:
+        stack: CommonSettings, pg_pool, channels: Receiver, tenant: str, tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis", port=free_port())
     server.start()
     redis = aioredis.from_url(f"redis://127.0.0.1:{server.port}/0", socket_connect_timeout=0.2, socket_timeout=0.5)
     try:
         server.stop()
         async with httpx.AsyncClient() as http, running(stack, pg_pool, redis, http) as n:
-            async def retried_twice() -> bool:  # the notifier met Redis down, waited, and met it again
-                return sum("Redis unavailable; holding" in r.getMessage() for r in caplog.records) >= 2
+            holding = logging.Handler(logging.WARNING)
+            held: list[str] = []
+            holding.emit = lambda record: held.append(record.getMessage())  # type: ignore[method-assign]
+            dispatch_log = logging.getLogger("llmops_guardrails.notifier.dispatch")
 
-            with caplog.at_level("WARNING", logger="llmops_guardrails.notifier.dispatch"):
+            async def retried_twice() -> bool:  # the notifier met Redis down, waited, and met it again
+                return sum("Redis unavailable; holding" in m for m in held) >= 2
+
+            dispatch_log.addHandler(holding)
+            try:
                 task = asyncio.create_task(n.deliver_now([alert(tenant)]))
                 await wait_until(retried_twice, timeout_s=20, what="the notifier holding for Redis")
+            finally:
+                dispatch_log.removeHandler(holding)
             assert not task.done() and channels.requests == []  # held, not dropped
             server.start()
             await asyncio.wait_for(task, 20)
