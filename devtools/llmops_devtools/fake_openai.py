@@ -2,16 +2,18 @@
 
 It answers `POST /v1/chat/completions` (plain and streaming, with usage) and `GET /v1/models`, and can
 misbehave on demand: answer slowly, with 429 + Retry-After, 500, or malformed JSON. It counts requests
-and the peak number of concurrent ones, so tests can assert exact call counts and concurrency caps.
+and the peak number of concurrent ones, so tests can assert exact call counts and concurrency caps;
+`hold()` keeps requests waiting (in flight) until `release()`, so a test can wait for a cap to be reached.
 
 Behaviour is set by a `FakeLLMConfig` (changeable while running) or per request by the header
 `x-fake-mode` (`ok`, `429`, `500`, `malformed`, `bad_content`; also any other HTTP error status such as
 `400`, `401`, `403`, `404`, `408`, `409`, `503` with an OpenAI-style error body, and `quota`: a 429 for an
 exhausted quota, `insufficient_quota`, without Retry-After) and `x-fake-latency-ms`. A `script` is a queue of
 modes that the next requests take in order, e.g. `["429", "500", "ok"]`; `default_mode` is the mode of every
-other request (`ok` unless set, e.g. to `500` for an endpoint that is down). With `reject_json_schema` set, a
-request asking for `response_format` `json_schema` gets a 400 naming `response_format` (as endpoints without
-structured outputs answer), before any scripted mode is taken. `marked_modes` maps a marker to a mode that
+other request (`ok` unless set, e.g. to `500` for an endpoint that is down). A request whose `response_format`
+type is in `rejected_formats` (`{"json_schema"}`: an endpoint without structured outputs; add `"json_object"`
+for one without JSON mode either) gets a 400 naming `response_format`, as such endpoints answer, before any
+scripted mode is taken. `marked_modes` maps a marker to a mode that
 every request whose prompt contains the marker takes (after the header, before the script): one event of a
 batch can be answered badly on every call, whatever the order of the calls. Malformed 200 replies, for the
 judge's validation: `negative_usage` and `huge_usage` (token counts -5 and 10^12), `content_not_string`
@@ -57,7 +59,7 @@ class FakeLLMConfig:
     quote_prompt: bool = False
     script: collections.deque[str] = field(default_factory=collections.deque)
     seed: int = 7
-    reject_json_schema: bool = False  # answer 400 to `response_format: json_schema` (no structured outputs)
+    rejected_formats: set[str] = field(default_factory=set)  # `response_format` types answered with a 400
     default_mode: str = "ok"  # the mode of a request that no header, script or error_rate decides (e.g. "500")
     marked_modes: dict[str, str] = field(default_factory=dict)  # prompt marker -> mode of every such request
 
@@ -82,6 +84,8 @@ class FakeLLMServer:
         self.stats = FakeLLMStats()
         self._lock = threading.Lock()
         self._rng = random.Random(self.config.seed)
+        self._open = threading.Event()  # cleared by `hold()`: requests wait, in flight, until `release()`
+        self._open.set()
         server = self
 
         class Handler(_Handler):
@@ -106,6 +110,7 @@ class FakeLLMServer:
         return self
 
     def stop(self) -> None:
+        self._open.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -114,6 +119,15 @@ class FakeLLMServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def hold(self) -> None:
+        """Keep every chat completion request from now on waiting, counted in flight, until `release()`:
+        a test can then wait for a number of requests in flight instead of hoping latency makes them
+        overlap."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     def reset(self) -> None:
         with self._lock:
@@ -193,18 +207,20 @@ class _Handler(BaseHTTPRequestHandler):
         fake._enter(body)
         # Stats are settled before the reply is written, so a client that has its answer sees them.
         try:
+            fake._open.wait()
             latency = float(self.headers.get("x-fake-latency-ms") or fake.config.latency_ms)
             if latency:
                 time.sleep(latency / 1000)
-            rejected = fake.config.reject_json_schema and _format_type(body) == "json_schema"
-            mode = "reject_json_schema" if rejected else fake._next_mode(self.headers.get("x-fake-mode"), body)
+            requested = _format_type(body)
+            rejected = requested is not None and requested in fake.config.rejected_formats
+            mode = "reject_format" if rejected else fake._next_mode(self.headers.get("x-fake-mode"), body)
         except BaseException:
             fake._leave(500)
             raise
         status = _mode_status(mode)
         fake._leave(status)
-        if mode == "reject_json_schema":
-            self._json(400, {"error": {"message": "Invalid parameter: 'response_format' of type 'json_schema' is "
+        if mode == "reject_format":
+            self._json(400, {"error": {"message": f"Invalid parameter: 'response_format' of type '{requested}' is "
                                                   "not supported with this model.",
                                        "type": "invalid_request_error", "param": "response_format",
                                        "code": None}})
@@ -313,7 +329,7 @@ _MALFORMED = {
 
 
 def _mode_status(mode: str) -> int:
-    if mode == "reject_json_schema":
+    if mode == "reject_format":
         return 400
     if mode == "quota":
         return 429

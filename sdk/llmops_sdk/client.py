@@ -31,6 +31,8 @@ def configure(**options: Any) -> Recorder:
     for name, var in env.items():
         if name not in options and os.environ.get(var):
             options[name] = os.environ[var]
+    if "app_id" not in options:  # a ValueError, as every other bad configuration (not a TypeError)
+        raise ValueError("app_id is required (or LLMOPS_APP_ID)")
     recorder = Recorder(**options)
     with _default_lock:
         previous, _default = _default, recorder

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmops_sdk.config import RecorderConfig
-from llmops_sdk.transport import HTTPTransport, KafkaTransport, Payload, Transport
+from llmops_sdk.transport import ENVELOPE_BYTES, HTTPTransport, KafkaTransport, Payload, Transport
 from llmops_sdk.wire import MAX_EVENT_BYTES, to_payload
 
 log = logging.getLogger("llmops_sdk")
@@ -202,14 +202,17 @@ class Sender:
             self._send_with_retries(transport, part)
 
     def _by_bytes(self, payloads: list[Payload]) -> list[list[Payload]]:
+        """Consecutive parts whose request bodies (the envelope, the events, a comma between two) are at
+        most `max_batch_bytes`, except a part of one event larger than that on its own."""
         limit = self.config.max_batch_bytes
+        empty = ENVELOPE_BYTES - 1  # an event adds its bytes and one comma; n events have n - 1 commas
         parts: list[list[Payload]] = []
         current: list[Payload] = []
-        size = 0
+        size = empty
         for p in payloads:
             if current and size + len(p.value) + 1 > limit:
                 parts.append(current)
-                current, size = [], 0
+                current, size = [], empty
             current.append(p)
             size += len(p.value) + 1
         if current:

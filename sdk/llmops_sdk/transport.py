@@ -22,6 +22,9 @@ from urllib.parse import urlsplit
 log = logging.getLogger("llmops_sdk")
 
 INGEST_PATH = "/v1/interactions"
+_OPEN, _CLOSE = b'{"interactions":[', b"]}"
+ENVELOPE_BYTES = len(_OPEN + _CLOSE)
+"""What a request body holds besides its events and the commas between them."""
 USER_AGENT = "llmops-sdk/0.1 (python)"
 
 # Statuses worth another try: the server is busy, restarting or cannot reach Kafka right now.
@@ -122,7 +125,7 @@ class HTTPTransport:
             self._conn = None
 
     def send(self, batch: list[Payload]) -> Delivery:
-        body = b'{"interactions":[' + b",".join(p.value for p in batch) + b"]}"
+        body = _OPEN + b",".join(p.value for p in batch) + _CLOSE
         for _ in range(2):
             conn, reused = self._connection()
             try:

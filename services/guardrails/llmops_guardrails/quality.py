@@ -20,13 +20,14 @@ import json
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from llmops_guardrails.detectors.injection import InjectionDetector
 from llmops_guardrails.detectors.pii import NerPipeline, PiiDetector
 from llmops_guardrails.findings import Detector
-from llmops_guardrails.pii_eval import Report, assign_splits, evaluate, gold_counts, load_samples
+from llmops_guardrails.pii_eval import Report, Sample, assign_splits, evaluate, gold_counts, load_samples
 from llmops_guardrails.policy import default_policy
 from llmops_guardrails.settings import GuardrailsSettings
 
@@ -44,28 +45,42 @@ def _print_report(title: str, report: Report, entities: Sequence[str], seconds: 
     print(f"{'OVERALL':15} {o.precision():9.3f} {o.recall():7.3f} {o.f():6.3f} {o.tp:5} {o.fp:5} {o.fn:5}")
 
 
-def pii_quality(path: Path, split: str, *, baseline: bool, iou: float, errors: int, model: str) -> None:
+def split_samples(path: Path, split: str) -> tuple[list[Sample], int]:
+    """The samples of `split` (test, dev or all) and how many the file holds."""
     samples = load_samples(path)
     splits = assign_splits(samples)
-    chosen = [s for s in samples if split == "all" or splits[s.template_id] == split]
-    policy = default_policy()
-    entities = policy.detectors.pii.entities
-    scored = [e for e in entities if gold_counts(chosen).get(e)]
-    print(f"PII: {path} split={split}: {len(chosen)} of {len(samples)} samples, "
-          f"{len({s.template_id for s in chosen})} templates; span match = same type and char IoU >= {iou}")
-    print(f"gold spans in split: {dict(gold_counts(chosen).most_common())}")
-    print(f"scored entities (the default policy's, present in the data): {scored}")
+    return [s for s in samples if split == "all" or splits[s.template_id] == split], len(samples)
 
+
+def scored_entities(chosen: Sequence[Sample]) -> list[str]:
+    """The default policy's PII entities that `chosen` holds gold spans of: what is scored."""
+    return [e for e in default_policy().detectors.pii.entities if gold_counts(chosen).get(e)]
+
+
+def pii_report(chosen: Sequence[Sample], *, iou: float, model: str, keep_errors: bool = False
+               ) -> tuple[Report, NerPipeline]:
+    """The default policy's PII detector scored on `chosen` (and the NER pipeline it ran)."""
+    pii = default_policy().detectors.pii
     ner = NerPipeline(model)
-    pii = policy.detectors.pii
-    detector = PiiDetector(ner, entities=entities, language=pii.language, score_threshold=pii.score_threshold,
+    detector = PiiDetector(ner, entities=pii.entities, language=pii.language, score_threshold=pii.score_threshold,
                            phone_regions=pii.phone_regions, context_enhancement=pii.context_enhancement)
 
     def predict(texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
         return [[(h.kind, h.start, h.end) for h in hits] for hits in detector.detect_many(texts)]
 
+    return evaluate(chosen, predict, scored_entities(chosen), iou=iou, keep_errors=keep_errors), ner
+
+
+def pii_quality(path: Path, split: str, *, baseline: bool, iou: float, errors: int, model: str) -> None:
+    chosen, total = split_samples(path, split)
+    scored = scored_entities(chosen)
+    print(f"PII: {path} split={split}: {len(chosen)} of {total} samples, "
+          f"{len({s.template_id for s in chosen})} templates; span match = same type and char IoU >= {iou}")
+    print(f"gold spans in split: {dict(gold_counts(chosen).most_common())}")
+    print(f"scored entities (the default policy's, present in the data): {scored}")
+
     t0 = time.perf_counter()
-    report = evaluate(chosen, predict, scored, iou=iou, keep_errors=errors > 0)
+    report, ner = pii_report(chosen, iou=iou, model=model, keep_errors=errors > 0)
     _print_report(f"guardrails PII detector (default policy, model {model})", report, scored,
                   time.perf_counter() - t0, len(chosen))
     print(f"texts run through the NER model: {ner.ner_calls} of {len(chosen)} (the others had no word left for it)")
@@ -102,44 +117,68 @@ def injection_rows() -> list[dict[str, str]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def injection_quality(split: str, *, errors: int) -> None:
+@dataclass
+class InjectionScore:
+    """The injection detector at the default policy's threshold on one split of the prompts."""
+
+    threshold: float
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    misses: list[str] = field(default_factory=list)
+    by_category: Counter[str] = field(default_factory=Counter)
+    wrong_by_category: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def false_positive_rate(self) -> float:
+        return self.fp / (self.fp + self.tn) if self.fp + self.tn else 0.0
+
+
+def injection_score(split: str) -> InjectionScore:
     policy = default_policy()
     threshold = min((r.threshold for r in policy.active_rules if r.detector is Detector.INJECTION), default=0.7)
-    rows = [r for r in injection_rows() if split == "all" or r["split"] == split]
     detector = InjectionDetector()
-    tp = fp = fn = tn = 0
-    misses: list[str] = []
-    by_category: Counter[str] = Counter()
-    wrong_by_category: Counter[str] = Counter()
-    for row in rows:
+    out = InjectionScore(threshold)
+    for row in (r for r in injection_rows() if split == "all" or r["split"] == split):
         hits = detector.detect(row["text"])
         score = hits[0].score if hits else 0.0
         flagged = score >= threshold
         attack = row["label"] == "attack"
-        by_category[row["category"]] += 1
+        out.by_category[row["category"]] += 1
         if flagged and attack:
-            tp += 1
+            out.tp += 1
         elif flagged:
-            fp += 1
+            out.fp += 1
         elif attack:
-            fn += 1
+            out.fn += 1
         else:
-            tn += 1
+            out.tn += 1
         if flagged != attack:
-            wrong_by_category[row["category"]] += 1
+            out.wrong_by_category[row["category"]] += 1
             kind = "FP" if flagged else "FN"
-            misses.append(f"  {kind} {row['category']:22} score {score:.2f} | {row['text'][:90]!r}")
-    precision = tp / (tp + fp) if tp + fp else 1.0
-    recall = tp / (tp + fn) if tp + fn else 1.0
-    fpr = fp / (fp + tn) if fp + tn else 0.0
-    print(f"\nPrompt injection: data/injection_prompts.jsonl split={split}: {tp + fn} attacks, {fp + tn} benign; "
-          f"threshold {threshold} (default policy)")
-    print(f"precision {precision:.3f}  recall {recall:.3f}  false-positive rate {fpr:.3f} ({fp}/{fp + tn})  "
-          f"tp {tp} fp {fp} fn {fn} tn {tn}")
-    print(f"target: FPR <= 0.02 on benign prompts -> {'met' if fpr <= 0.02 else 'MISSED'}")
-    if wrong_by_category:
-        print("errors by category: " + ", ".join(f"{c} {n}/{by_category[c]}" for c, n in wrong_by_category.items()))
-    for line in misses[:errors]:
+            out.misses.append(f"  {kind} {row['category']:22} score {score:.2f} | {row['text'][:90]!r}")
+    return out
+
+
+def injection_quality(split: str, *, errors: int) -> None:
+    s = injection_score(split)
+    print(f"\nPrompt injection: data/injection_prompts.jsonl split={split}: {s.tp + s.fn} attacks, {s.fp + s.tn} "
+          f"benign; threshold {s.threshold} (default policy)")
+    print(f"precision {s.precision:.3f}  recall {s.recall:.3f}  false-positive rate {s.false_positive_rate:.3f} "
+          f"({s.fp}/{s.fp + s.tn})  tp {s.tp} fp {s.fp} fn {s.fn} tn {s.tn}")
+    print(f"target: FPR <= 0.02 on benign prompts -> {'met' if s.false_positive_rate <= 0.02 else 'MISSED'}")
+    if s.wrong_by_category:
+        print("errors by category: " + ", ".join(f"{c} {n}/{s.by_category[c]}" for c, n in s.wrong_by_category.items()))
+    for line in s.misses[:errors]:
         print(line)
 
 

@@ -25,13 +25,14 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from llmops_billing import statements
 from llmops_devtools.testing import litellm_price_table
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import TopicSpec
-from tests.support.events import make_event
+from tests.support.events import end_offsets, make_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -96,6 +97,17 @@ class Ground:
             self.by_month[at.strftime("%Y-%m")] += self.cost[e["event_id"]]
 
 
+async def all_committed(bootstrap: str, topic: str, group: str) -> bool:
+    """Whether `group` has committed every partition of `topic` up to its end."""
+    ends = await end_offsets(bootstrap, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return all([await consumer.committed(tp) == end for tp, end in ends.items()])
+    finally:
+        await consumer.stop()
+
+
 def start_worker(stack: CommonSettings, topic: str, group: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "LLMOPS_DATABASE_URL": stack.database_url, "LLMOPS_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
            "LLMOPS_BILLING_TOPIC": topic, "LLMOPS_BILLING_GROUP": group, "LLMOPS_BILLING_BATCH_MAX_EVENTS": "100",
@@ -149,7 +161,13 @@ async def test_ledger_rollups_and_statements_equal_the_ground_truth_after_sigkil
             assert worker.poll() is None, "the restarted worker died"
             assert asyncio.get_running_loop().time() < deadline, "the ledger did not catch up"
             await asyncio.sleep(0.1)
-        await asyncio.sleep(1.0)  # let any redelivered batch land: it must change nothing
+        # Let any redelivered batch land (it must change nothing): wait until the worker has committed every
+        # offset of the topic, so nothing is left to deliver again.
+        deadline = asyncio.get_running_loop().time() + 60
+        while not await all_committed(stack.kafka_bootstrap, topic, group):
+            assert worker.poll() is None, "the restarted worker died"
+            assert asyncio.get_running_loop().time() < deadline, "the worker did not commit every offset"
+            await asyncio.sleep(0.1)
     finally:
         if worker.poll() is None:
             worker.send_signal(signal.SIGTERM)

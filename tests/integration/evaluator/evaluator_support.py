@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import sys
@@ -18,7 +19,7 @@ import asyncpg
 import orjson
 from aiokafka import ConsumerRecord
 
-from llmops_evaluator.config import EvaluatorConfig, selects
+from llmops_evaluator.config import EvaluatorConfig, matches
 from llmops_evaluator.evaluator_store import save_evaluator
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_evaluator.worker import Runtime, open_runtime
@@ -121,11 +122,19 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float =
     raise AssertionError(f"{what}: not reached within {timeout_s:g} s")
 
 
+def in_sample(event_id: str, rate: float) -> bool:
+    """docs/evaluator.md's sample, derived here rather than with the worker's own `sampled`: the first 8
+    bytes of SHA-256 of `llmops-sample:` and the event id's 16 bytes, as a fraction of 2^64, below the rate."""
+    digest = hashlib.sha256(b"llmops-sample:" + uuid.UUID(event_id).bytes).digest()
+    return rate >= 1 or int.from_bytes(digest[:8], "big") < rate * 2**64
+
+
 def expected_keys(events: Iterable[dict[str, Any]], config: EvaluatorConfig) -> set[tuple[str, str, str, int]]:
-    """(event, evaluator, rubric, version) for every judgment `config` asks for among `events`."""
+    """(event, evaluator, rubric, version) for every judgment `config` asks for among `events`: those its
+    filters match (`matches`, unit-tested on its own) and the sample holds (`in_sample`, derived here)."""
     keys = set()
     for event in events:
-        if selects(config, Interaction.model_validate(event)):
+        if matches(config, Interaction.model_validate(event)) and in_sample(event["event_id"], config.sample_rate):
             for ref in config.rubrics:
                 name, _, version = ref.partition("@")
                 keys.add((event["event_id"], config.id, name, int(version)))

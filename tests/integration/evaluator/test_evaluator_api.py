@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -13,7 +14,6 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from llmops_evaluator.agreement import agreement
 from llmops_evaluator.api import create_app
 from llmops_evaluator.evaluations import Evaluation
 from llmops_evaluator.judge_client import JudgeResult, JudgeStatus
@@ -470,12 +470,19 @@ async def test_the_agreement_report_pairs_judge_and_people_on_the_rubric_scale(
     await a.writer.post("/v1/feedback", json={"event_id": failed, "rubric": "relevance@1", "score": 1})
 
     report = (await a.writer.get("/v1/agreement", params={"rubric": "relevance@1"})).json()
-    want = agreement(judge_scores, human_scores, categories=[1, 2, 3, 4, 5])
+    # Worked out by hand (not with the code under test). Pairs (judge, human): (5,5) (4,4) (4,3) (2,2)
+    # (1,2) (3,3): 4 of 6 agree. Judge counts 1:1 2:1 3:1 4:2 5:1, human counts 2:2 3:2 4:1 5:1, so chance
+    # agreement is (0 + 1x2 + 1x2 + 2x1 + 1x1) / 36 = 7/36 and kappa = (24/36 - 7/36) / (29/36) = 17/29.
+    # Quadratic weights (i - j)^2 (the common 1/16 cancels): observed 1 + 1 = 2 over 6 pairs, i.e. 12 over
+    # 36 cells; expected sum of n_judge(i) n_human(j) (i - j)^2 = 35 + 15 + 7 + 22 + 27 = 106 over 36:
+    # weighted kappa = 1 - 12/106 = 47/53.
+    # Ranks: judge [6, 4.5, 4.5, 2, 1, 3], human [6, 5, 3.5, 1.5, 1.5, 3.5], both of mean 3.5; deviations
+    # multiply to 15.75, square to 17 and 16.5: Spearman = 15.75 / sqrt(17 x 16.5).
     assert report["count"] == 6 and report["scale"] == [1, 5]
     assert report["percent_agreement"] == pytest.approx(4 / 6)
-    assert report["cohens_kappa"] == pytest.approx(want.kappa)
-    assert report["weighted_kappa"] == pytest.approx(want.weighted_kappa)
-    assert report["spearman"] == pytest.approx(want.spearman)
+    assert report["cohens_kappa"] == pytest.approx(17 / 29)
+    assert report["weighted_kappa"] == pytest.approx(47 / 53)
+    assert report["spearman"] == pytest.approx(15.75 / math.sqrt(17 * 16.5))
     assert [e["evaluator_id"] for e in report["by_evaluator"]] == [evaluator_id]
     by_one = (await a.writer.get("/v1/agreement", params={"rubric": "relevance@1", "evaluator_id": "other"})).json()
     assert (by_one["count"], by_one["percent_agreement"], by_one["cohens_kappa"]) == (0, None, None)

@@ -57,7 +57,6 @@ def events(tenant: str, n: int, **overrides: Any) -> list[dict[str, Any]]:
 
 async def test_the_worker_scores_exactly_the_sampled_share_within_the_cap(
         stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, server: FakeLLMServer) -> None:
-    server.config.latency_ms = 40
     config = evaluator_config(tenant, server.url, sample_rate=0.5, max_concurrency=3)
     await register(pg_pool, config)
     settings = worker_settings(stack, judges=[server.url])
@@ -68,8 +67,15 @@ async def test_the_worker_scores_exactly_the_sampled_share_within_the_cap(
     expected = expected_keys(batch, config)
     assert 10 < len(expected) // 2 < 30  # about half of 40 events, two rubrics each
 
+    server.hold()  # the judge's answers wait until three calls are in flight: the cap is reached for certain
     async with running_worker(settings):
         await send(settings.kafka_bootstrap, settings.topic, [*batch, judge_own, other_tenant])
+
+        async def cap_reached() -> bool:
+            return server.stats.in_flight >= 3
+
+        await eventually(cap_reached, every_s=0.01, what="three judge calls in flight")
+        server.release()
 
         async def all_judged() -> bool:
             return len(await result_keys(pg_pool, tenant)) >= len(expected)
@@ -83,7 +89,7 @@ async def test_the_worker_scores_exactly_the_sampled_share_within_the_cap(
     assert {r["raw_score"] for r in rows} == {3}
     assert all(r["judged_at"] is not None and r["usage_event_id"] is not None for r in rows)
     assert server.stats.requests == len(expected)
-    assert server.stats.max_in_flight == 3  # the cap is reached and never passed
+    assert server.stats.max_in_flight == 3  # the cap, reached above, is never passed
 
     usage = await collect(settings.kafka_bootstrap, settings.usage_topic,
                           {tp: 0 for tp in await end_offsets(settings.kafka_bootstrap, settings.usage_topic)},

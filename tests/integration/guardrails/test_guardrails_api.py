@@ -22,7 +22,7 @@ from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import TopicSpec
 from tests.integration.guardrails.conftest import SALT, resolve
 from tests.support.events import collect, end_offsets
-from tests.support.servers import serve
+from tests.support.servers import free_port, serve
 
 pytestmark = pytest.mark.integration
 
@@ -174,6 +174,31 @@ async def test_acknowledge_and_resolve_with_tenant_isolation(
     messages = [orjson.loads(r.value) for r in records]
     assert {(m["status"], m["count"]) for m in messages} == {("resolved", 2)}  # one message id, sent twice
     assert records[0].key == messages[0]["fingerprint"].encode()
+
+
+async def test_resolving_with_kafka_down_answers_503_and_changes_nothing(
+        pg_pool: asyncpg.Pool, tenant: str, make_key, guardrails_engine: PolicyEngine,
+        api: tuple[str, GuardrailsSettings]) -> None:
+    """The API's Kafka is a closed port: the `resolved` message cannot go out, so the alert stays as it was
+    (the notifier would never resolve the PagerDuty incident otherwise); the same call succeeds once the
+    API reaches Kafka."""
+    alert_id = await seed(pg_pool, tenant, "secret-alert")
+    mine = auth(await make_key(tenant, ALL))
+    before = await pg_pool.fetchrow("SELECT * FROM guardrail_alerts WHERE alert_id = $1::uuid", alert_id)
+    down = api[1].model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}", "kafka_timeout_s": 1.0})
+    with serve(create_app(down, engine=guardrails_engine)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as cut_off:
+            refused = await cut_off.post(f"/v1/alerts/{alert_id}/resolve", headers=mine)
+            read = await cut_off.get(f"/v1/alerts/{alert_id}", headers=mine)  # reads still work
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "5"
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert read.status_code == 200 and read.json()["status"] == "open"
+    assert await pg_pool.fetchrow("SELECT * FROM guardrail_alerts WHERE alert_id = $1::uuid", alert_id) == before
+
+    async with httpx.AsyncClient(base_url=api[0], timeout=30) as client:  # the API that reaches Kafka
+        resolved = await client.post(f"/v1/alerts/{alert_id}/resolve", headers=mine)
+    assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
 
 
 # -- the inline check ---------------------------------------------------------------------------------

@@ -172,6 +172,37 @@ async def test_a_tenant_policy_from_postgres_applies(guardrails_pipeline: Pipeli
     assert content == "Is Globex cheaper? Mail me at ****ecom"  # the app's partial redaction
 
 
+async def test_a_stored_override_that_no_longer_validates_is_skipped_and_the_level_above_applies(
+        guardrails_pipeline: Pipeline, pg_pool: asyncpg.Pool, tenant: str) -> None:
+    """docs/guardrails.md: a stored override that no longer validates (written past the API, or the shipped
+    default changed under it) is skipped with an error log; the level above applies and the worker goes on."""
+    p = guardrails_pipeline
+    broken = f"{tenant}-broken"  # a second tenant whose own tenant-wide override is the invalid one
+    for t in (tenant, broken):
+        await pg_pool.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING", t)
+    invalid = "rules: [{id: pii-redact, threshold: 5}]\n"  # a threshold is at most 1
+    await pg_pool.execute(
+        """INSERT INTO guardrail_policies (tenant_id, app_id, version, document) VALUES
+           ($1, '', 1, $2), ($1, 'support-bot', 1, $3), ($4, '', 1, $3)""", tenant,
+        "detectors: {terms: {lists: {competitors: {terms: [Globex]}}}}\n"
+        "rules: [{id: competitor-alert, detector: terms, action: alert, severity: low}]\n", invalid, broken)
+    on_app = event(tenant, "Is Globex cheaper? Mail me at someone.special@example.com", app_id="support-bot")
+    on_broken = event(broken, "Mail me at someone.else@example.com", app_id="support-bot")
+    await p.send(on_app, on_broken)
+
+    async def versions(e: dict[str, Any]) -> set[str] | None:
+        rows = await pg_pool.fetch("SELECT policy_version FROM guardrail_findings WHERE event_id = $1::uuid",
+                                   e["event_id"])
+        return {r["policy_version"] for r in rows} or None
+
+    assert await wait_until(lambda: versions(on_app), what="the app event's findings") == {"t1"}
+    assert await wait_until(lambda: versions(on_broken), what="the broken tenant's findings") == {"default"}
+    assert await pg_pool.fetchval(
+        "SELECT count FROM guardrail_alerts WHERE tenant_id = $1 AND rule_id = 'competitor-alert'", tenant) == 1
+    assert not await pg_pool.fetchval("SELECT count(*) FROM dead_letters WHERE consumer = $1", p.settings.group)
+    p.check_alive()
+
+
 class ExplodingEngine:
     """The real engine, except that it crashes (quoting the text, as a careless library might) on one event."""
 
@@ -224,10 +255,12 @@ async def _dead(pg_pool: asyncpg.Pool, group: str, n: int) -> list[asyncpg.Recor
     return rows if len(rows) >= n else None
 
 
-async def test_a_worker_restart_redelivers_without_double_counting(
+async def test_the_same_batch_written_twice_changes_no_row_or_count_and_publishes_the_same_messages(
         guardrails_pipeline: Pipeline, pg_pool: asyncpg.Pool, tenant: str) -> None:
-    """The same batch written twice (a crash after the commit, before the offsets): rows and counts
-    unchanged, the clean events and the alerts' unchanged state published again."""
+    """The handler's write step run twice on one batch, as a redelivery after a crash between the commit and
+    the offsets runs it: rows and counts unchanged, the clean events and the alerts' unchanged state
+    published again. (A real worker process killed there and started again:
+    `test_guardrails_worker_restart.py`.)"""
     p = guardrails_pipeline
     events = [event(tenant, f"card {luhn_card()}", occurred_at=(datetime.now(UTC) - timedelta(seconds=i)).isoformat())
               for i in range(3)]

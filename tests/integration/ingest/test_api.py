@@ -18,7 +18,7 @@ from llmops_shared.contract import Interaction, decode_interaction
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import INTERACTIONS_RAW
 from tests.support.events import collect, end_offsets, make_event
-from tests.support.servers import serve
+from tests.support.servers import free_port, serve
 
 pytestmark = pytest.mark.integration
 
@@ -172,6 +172,53 @@ async def test_past_the_rate_limit_is_429_with_retry_after(stack: CommonSettings
     assert int(second.headers["retry-after"]) >= 1
     assert second.json() == {"type": "about:blank", "title": "Too Many Requests", "status": 429,
                              "detail": "rate limit exceeded for this API key"}
+
+
+async def test_a_key_created_with_its_own_rate_is_limited_at_that_rate_and_others_at_the_default(
+        stack: CommonSettings, tenant: str, make_key) -> None:
+    """The bucket holds max(burst, rate) events and refills at the key's rate: with a burst of 5, a key of
+    its own rate 1 event/s has 5 events, then needs 3 s for 3 more; a key at the default 1,000/s has 1,000."""
+    settings = IngestSettings(**stack.model_dump(), rate_limit_per_s=1000, rate_limit_burst=5)
+    slow = await make_key(tenant, ["ingest:write"], rate_limit_per_s=1)
+    default = await make_key(tenant, ["ingest:write"])
+    with serve(create_app(settings)) as url:
+        async with httpx.AsyncClient() as client:
+            async def post(key: str, n: int) -> httpx.Response:
+                return await client.post(f"{url}/v1/interactions", json={"interactions": [make_event()] * n},
+                                         headers=auth(key))
+
+            slow_answers = [await post(slow, 5), await post(slow, 3)]
+            default_answers = [await post(default, 5), await post(default, 3), await post(default, 900)]
+    assert [a.status_code for a in slow_answers] == [202, 429]
+    assert int(slow_answers[1].headers["retry-after"]) >= 2  # 3 events at 1 event/s (less what refilled)
+    assert [a.status_code for a in default_answers] == [202, 202, 202]
+
+
+async def test_with_redis_down_keys_are_looked_up_in_postgres_and_no_rate_is_applied(
+        stack: CommonSettings, tenant: str, make_key) -> None:
+    """docs/ingest.md: if Redis is unreachable, requests are let through: intake matters more than the limit."""
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    settings = IngestSettings(**{**stack.model_dump(), "redis_url": unreachable}, rate_limit_per_s=1,
+                              rate_limit_burst=3)
+    key = await make_key(tenant, ["ingest:write"])
+    reader = await make_key(tenant, ["billing:read"])
+    events = [make_event() for _ in range(9)]
+    since = await end_offsets(stack.kafka_bootstrap, INTERACTIONS_RAW)
+    with serve(create_app(settings)) as url:
+        async with httpx.AsyncClient(timeout=30) as client:
+            accepted = [await client.post(f"{url}/v1/interactions", json={"interactions": events[i:i + 3]},
+                                          headers=auth(key)) for i in (0, 3, 6)]  # 9 events in a row: 3 times the burst
+            refused = [await client.post(f"{url}/v1/interactions", json={"interactions": [make_event()]},
+                                         headers=auth(k)) for k in ("lk_nope", reader)]
+            ready = await client.get(f"{url}/readyz")
+    assert [a.status_code for a in accepted] == [202, 202, 202], [a.text for a in accepted]
+    assert [r.status_code for r in refused] == [401, 403]  # the look-up still holds, from Postgres
+    assert ready.status_code == 503 and ready.json()["checks"]["redis"] != "ok"
+    ids = {e["event_id"] for e in events}
+    records = await collect(stack.kafka_bootstrap, INTERACTIONS_RAW, since,
+                            keep=lambda r: orjson.loads(r.value)["event_id"] in ids,
+                            until=lambda found: len(found) >= len(ids))
+    assert {orjson.loads(r.value)["event_id"] for r in records} == ids
 
 
 async def test_health_readiness_metrics_and_openapi(ingest_url: str) -> None:

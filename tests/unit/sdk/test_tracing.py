@@ -157,3 +157,26 @@ def test_without_configuration_the_module_level_calls_do_nothing() -> None:
     with span("nowhere"):
         pass
     assert llmops_sdk.flush(0.1) and llmops_sdk.close(0.1)
+
+
+def test_configure_reads_what_it_is_not_given_from_the_environment_when_called(
+        receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMOPS_ENDPOINT", receiver.url)  # set after the import: read by configure() itself
+    monkeypatch.setenv("LLMOPS_API_KEY", "key-from-env")
+    monkeypatch.setenv("LLMOPS_APP_ID", "app-from-env")
+    monkeypatch.setenv("LLMOPS_ENVIRONMENT", "staging")
+    try:
+        llmops_sdk.configure(environment="given", flush_interval_s=0.05)  # a given option wins
+        llmops_sdk.record(name="from-env")
+        assert llmops_sdk.flush(5)
+    finally:
+        llmops_sdk.close(timeout=1)
+    [request] = receiver.requests
+    assert request.headers["Authorization"] == "Bearer key-from-env"
+    [event] = request.events
+    assert (event["name"], event["app_id"], event["environment"]) == ("from-env", "app-from-env", "given")
+
+    monkeypatch.delenv("LLMOPS_APP_ID")
+    with pytest.raises(ValueError, match="app_id"):  # nothing to read: refused at once
+        llmops_sdk.configure()
+    assert llmops_sdk.default_recorder() is None

