@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from llmops_monitors.routes import monitors
 from llmops_monitors.settings import MonitorsSettings
-from llmops_shared import problems
+from llmops_shared import api_docs, problems
 from llmops_shared.http import JSONBody, api_backends, backend_checks, install_limits, ops_router, run_api
 from llmops_shared.logging import configure_logging
 
@@ -42,9 +42,12 @@ def create_app(settings: MonitorsSettings) -> FastAPI:
         lifespan=lifespan,
         default_response_class=JSONBody,
         responses=problems.ERROR_RESPONSES,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     problems.install(app)
+    api_docs.install(app)
     install_limits(app, settings)
     app.include_router(ops_router(backend_checks(app)))
     app.include_router(monitors.router)

@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from llmops_billing import budgets
-from llmops_billing.alerts import OutboxRelay
+from llmops_billing.alerts import Alert, OutboxRelay
 from llmops_billing.api import create_app
 from llmops_billing.builtin_prices import builtin_catalogue
 from llmops_billing.catalogue import load_catalogue
@@ -202,8 +202,8 @@ async def test_two_workers_writing_one_tenant_at_once_alert_each_crossing_once_a
         await tx_a.commit()
         alerts_b = await asyncio.wait_for(b_writes, 20)
         await tx_b.commit()
-    thresholds = [[orjson.loads(a.payload)["details"]["threshold_percent"] for a in alerts]
-                  for alerts in (alerts_a, alerts_b)]
+    thresholds = [[orjson.loads(a.payload)["details"]["threshold_percent"] for a in results if isinstance(a, Alert)]
+                  for results in (alerts_a, alerts_b)]  # `write` returns the usage messages too
     assert thresholds == [[50], [80, 100]]
     assert await crossings(pg_pool, budget.id) == [("2026-11-01", 50), ("2026-11-01", 80), ("2026-11-01", 100)]
 
