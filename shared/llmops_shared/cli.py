@@ -22,7 +22,6 @@ Other distributions add commands as plugins (`llmops_shared.plugins`): the devel
 from __future__ import annotations
 
 import argparse
-import asyncio
 import runpy
 import sys
 from collections.abc import Sequence
@@ -38,6 +37,8 @@ if TYPE_CHECKING:
 
 
 def _cmd_migrate(args: argparse.Namespace, settings: CommonSettings) -> int:
+    import asyncio  # here, not at start-up
+
     from llmops_shared import db, migrations
 
     async def run() -> list[migrations.Migration]:
@@ -52,6 +53,8 @@ def _cmd_migrate(args: argparse.Namespace, settings: CommonSettings) -> int:
 
 
 def _cmd_topics(args: argparse.Namespace, settings: CommonSettings) -> int:
+    import asyncio  # here, not at start-up
+
     from llmops_shared import kafka
 
     created = asyncio.run(kafka.ensure_topics(settings.kafka_bootstrap))
@@ -60,6 +63,8 @@ def _cmd_topics(args: argparse.Namespace, settings: CommonSettings) -> int:
 
 
 def _cmd_keys(args: argparse.Namespace, settings: CommonSettings) -> int:
+    import asyncio  # here, not at start-up
+
     import redis.asyncio as aioredis
 
     from llmops_shared import apikeys, db
@@ -84,7 +89,8 @@ def _cmd_keys(args: argparse.Namespace, settings: CommonSettings) -> int:
                     print_json(keys)
                     return 0
                 print_table([Column("key"), Column("tenant"), Column("state"), Column("scopes"), Column("name")],
-                            [[k["key_id"], k["tenant_id"], ("revoked", "dim") if k["revoked_at"] else ("active", "green"),
+                            [[k["key_id"], k["tenant_id"],
+                              ("revoked", "dim") if k["revoked_at"] else ("active", "green"),
                               ",".join(k["scopes"]), k["name"] or ""] for k in keys])
                 return 0
             redis = aioredis.from_url(settings.redis_url)
@@ -101,6 +107,8 @@ def _cmd_keys(args: argparse.Namespace, settings: CommonSettings) -> int:
 
 
 def _cmd_dlq(args: argparse.Namespace, settings: CommonSettings) -> int:
+    import asyncio  # here, not at start-up
+
     from llmops_shared import db, deadletters
 
     async def run() -> int:
@@ -129,6 +137,8 @@ def _cmd_dlq(args: argparse.Namespace, settings: CommonSettings) -> int:
 
 
 def _cmd_retention(args: argparse.Namespace, settings: CommonSettings) -> int:
+    import asyncio  # here, not at start-up
+
     from llmops_shared import db
     from llmops_shared.clock import utc_now
     from llmops_shared.retention import STEPS, Outcome, RetentionSettings, run_retention

@@ -26,7 +26,7 @@ GROUP_COLUMNS = {"app": ["app_id"], "environment": ["environment"], "model": ["m
                  "prompt": ["prompt_name", "prompt_version", "prompt_variant"], "user": ["user_id"], "tag": ["tag"]}
 
 
-def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_arguments(sub: argparse._SubParsersAction[Any]) -> None:
     alerts = sub.add_parser("alerts", help="on-call: list, show, acknowledge, resolve alerts (guardrails API)")
     alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
     lst = alerts_sub.add_parser("list", help="alerts, newest first (default: open and acknowledged)")

@@ -191,11 +191,11 @@ async def run_retention(pool: asyncpg.Pool, settings: RetentionSettings, *, now:
                 on_step(module, step)
             for table, (column, which) in DELETED.items():
                 days = settings.days(table)
-                step: list[Outcome] = []
+                step = []
                 if days is not None and await _exists(pool, table):
                     rows = await _delete(pool, table, f"{column} < $1 AND {which}", [now - timedelta(days=days)],
                                          dry_run=dry_run)
-                    step.append(Outcome(table, "deleted", f"rows older than {days} days", rows))
+                    step = [Outcome(table, "deleted", f"rows older than {days} days", rows)]
                 report.outcomes += step
                 on_step(table, step)
         finally:

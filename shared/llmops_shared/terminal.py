@@ -66,7 +66,7 @@ def describe(exc: BaseException) -> CliError:
         return CliError(f"the database does not exist ({text})", fix="run `llmops migrate` (it creates it)")
     if name in ("UndefinedTableError", "UndefinedColumnError"):
         return CliError(f"the database schema is out of date ({text})", fix="run `llmops migrate`")
-    if name == "InvalidPasswordError" or name == "InvalidAuthorizationSpecificationError":
+    if name in ("InvalidPasswordError", "InvalidAuthorizationSpecificationError"):
         return CliError(f"the database refused the login ({text})", fix="check LLMOPS_DATABASE_URL")
     if isinstance(exc, ConnectionRefusedError) or (isinstance(exc, OSError) and exc.errno in (111, 61)):
         return CliError(f"cannot connect: {text}",

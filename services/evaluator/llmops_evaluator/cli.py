@@ -360,8 +360,9 @@ async def _runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     status_style = {"passed": "green", "failed": "red", "regression": "red", "running": "yellow"}
     print_table([Column("run"), Column("started (UTC)"), Column("status"), Column("dataset"), Column("target"),
                  Column("judge")],
-                [[str(r["run_id"]), f"{r['started_at']:%Y-%m-%d %H:%M}", (r["status"], status_style.get(r["status"], "")),
-                  r["dataset"], r["target_model"], r["judge_model"]] for r in rows], out=out)
+                [[str(r["run_id"]), f"{r['started_at']:%Y-%m-%d %H:%M}",
+                  (r["status"], status_style.get(r["status"], "")), r["dataset"], r["target_model"], r["judge_model"]]
+                 for r in rows], out=out)
     if not rows:
         print("no runs", file=err)
     return 0

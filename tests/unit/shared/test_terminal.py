@@ -82,7 +82,8 @@ def test_errors_are_one_line_with_the_fix_and_never_a_traceback() -> None:
 
     assert describe(UndefinedTableError('relation "api_keys" does not exist')).fix == "run `llmops migrate`"
     usage = CliError("--limit 0: want 1 to 500", fix="--limit 500 at most", code=2)
-    assert guard("llmops alerts", lambda: (_ for _ in ()).throw(usage), err=(err := io.StringIO())) == 2
+    err = io.StringIO()
+    assert guard("llmops alerts", lambda: (_ for _ in ()).throw(usage), err=err) == 2
     assert err.getvalue() == "llmops alerts: error: --limit 0: want 1 to 500 (fix: --limit 500 at most)\n"
 
 
