@@ -25,7 +25,7 @@ from llmops_billing.prices import ModelPrice
 from llmops_billing.settings import BillingSettings
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.settings import CommonSettings
-from llmops_shared.terminal import USAGE, ArgumentParser, CliError, Column, print_json, print_table, progress
+from llmops_shared.terminal import USAGE, ArgumentParser, CliError, Column, guard, print_json, print_table, progress
 
 PRICE_FIELDS = ("input_per_token", "output_per_token", "cache_read_per_token", "cache_write_per_token",
                 "reasoning_per_token", "request_fee", "tiers")
@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = utc_now) -> int:
     parser = ArgumentParser(prog="llmops billing", description="billing: re-pricing and prices")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return run(args, BillingSettings(), clock=clock)
+    return guard("llmops billing", lambda: run(args, BillingSettings(), clock=clock))
 
 
 if __name__ == "__main__":
