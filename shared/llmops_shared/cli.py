@@ -8,8 +8,12 @@
     llmops retention [--dry-run]       drop what is past retention (partitions, old rows); says what
     llmops run SERVICE                 run one service in the foreground (ingest-api, ...)
     llmops schema                      print the interaction event's JSON Schema
+    llmops alerts list|show|ack|resolve   on-call, against the guardrails API (llmops_shared.oncall)
+    llmops usage [--by model,app]      usage and cost, against the billing API
     llmops billing ... | eval ... | guardrails ... | traces ...   forwarded to the service's own command line
 
+Every command that reads data takes `--json`; long jobs show a progress bar on a terminal and plain
+lines in a pipe; errors are one line with the fix (`llmops_shared.terminal`).
 Service-specific commands are imported only when used, so a deployment carries only what it runs.
 Other distributions add commands as plugins (`llmops_shared.plugins`): the development tools
 (`llmops-devtools`) add `up`, `down`, `status` and `demo` where they are installed.
@@ -18,19 +22,23 @@ Other distributions add commands as plugins (`llmops_shared.plugins`): the devel
 from __future__ import annotations
 
 import argparse
-import asyncio
 import runpy
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import orjson
-
+from llmops_shared import oncall
 from llmops_shared.plugins import Plugin, Run, load_plugins
 from llmops_shared.services import SERVICES
-from llmops_shared.settings import CommonSettings
+from llmops_shared.terminal import USAGE, ArgumentParser, CliError, Column, guard, print_json, print_table, progress
+
+if TYPE_CHECKING:
+    from llmops_shared.settings import CommonSettings
 
 
 def _cmd_migrate(args: argparse.Namespace, settings: CommonSettings) -> int:
+    import asyncio  # here, not at start-up
+
     from llmops_shared import db, migrations
 
     async def run() -> list[migrations.Migration]:
@@ -45,6 +53,8 @@ def _cmd_migrate(args: argparse.Namespace, settings: CommonSettings) -> int:
 
 
 def _cmd_topics(args: argparse.Namespace, settings: CommonSettings) -> int:
+    import asyncio  # here, not at start-up
+
     from llmops_shared import kafka
 
     created = asyncio.run(kafka.ensure_topics(settings.kafka_bootstrap))
@@ -53,6 +63,8 @@ def _cmd_topics(args: argparse.Namespace, settings: CommonSettings) -> int:
 
 
 def _cmd_keys(args: argparse.Namespace, settings: CommonSettings) -> int:
+    import asyncio  # here, not at start-up
+
     import redis.asyncio as aioredis
 
     from llmops_shared import apikeys, db
@@ -64,8 +76,7 @@ def _cmd_keys(args: argparse.Namespace, settings: CommonSettings) -> int:
                 try:
                     scopes = apikeys.parse_scopes([s.strip() for s in args.scopes.split(",") if s.strip()])
                 except ValueError as exc:
-                    print(f"error: {exc}", file=sys.stderr)
-                    return 2
+                    raise CliError(f"--scopes: {exc}", fix="see docs/security.md for the scopes", code=USAGE) from exc
                 new = await apikeys.create_key(pool, tenant_id=args.tenant, scopes=scopes, name=args.name,
                                                rate_limit_per_s=args.rate_limit)
                 print(f"created key {new.key_id} for tenant {new.tenant_id} with scopes {','.join(scopes)}")
@@ -73,10 +84,14 @@ def _cmd_keys(args: argparse.Namespace, settings: CommonSettings) -> int:
                 print(new.secret)
                 return 0
             if args.keys_command == "list":
-                for row in await apikeys.list_keys(pool, args.tenant):
-                    state = "revoked" if row["revoked_at"] else "active"
-                    scope_list = ",".join(row["scopes"])
-                    print(f"{row['key_id']}  {row['tenant_id']:<20} {state:<8} {scope_list}  {row['name']}")
+                keys = [dict(row) for row in await apikeys.list_keys(pool, args.tenant)]
+                if args.json:
+                    print_json(keys)
+                    return 0
+                print_table([Column("key"), Column("tenant"), Column("state"), Column("scopes"), Column("name")],
+                            [[k["key_id"], k["tenant_id"],
+                              ("revoked", "dim") if k["revoked_at"] else ("active", "green"),
+                              ",".join(k["scopes"]), k["name"] or ""] for k in keys])
                 return 0
             redis = aioredis.from_url(settings.redis_url)
             try:
@@ -92,16 +107,22 @@ def _cmd_keys(args: argparse.Namespace, settings: CommonSettings) -> int:
 
 
 def _cmd_dlq(args: argparse.Namespace, settings: CommonSettings) -> int:
+    import asyncio  # here, not at start-up
+
     from llmops_shared import db, deadletters
 
     async def run() -> int:
         pool = await db.create_pool(settings.database_url, max_size=2)
         try:
             if args.dlq_command == "list":
-                rows = await deadletters.pending(pool, args.consumer, args.reason, args.limit)
-                for r in rows:
-                    print(f"{r['id']:>8}  {r['consumer']:<24} {r['topic']}[{r['partition']}]@{r['offset']}  "
-                          f"{r['reason']:<26} {r['error'][:80]}")
+                rows = [dict(r) for r in await deadletters.pending(pool, args.consumer, args.reason, args.limit)]
+                if args.json:
+                    print_json(rows)
+                    return 0
+                print_table([Column("id", right=True), Column("consumer"), Column("where"), Column("reason"),
+                             Column("error")],
+                            [[str(r["id"]), r["consumer"], f"{r['topic']}[{r['partition']}]@{r['offset']}",
+                              (r["reason"], "yellow"), r["error"][:80]] for r in rows])
                 print(f"{len(rows)} pending dead letter(s)")
                 return 0
             report = await deadletters.replay(pool, settings.kafka_bootstrap, consumer=args.consumer,
@@ -116,20 +137,26 @@ def _cmd_dlq(args: argparse.Namespace, settings: CommonSettings) -> int:
 
 
 def _cmd_retention(args: argparse.Namespace, settings: CommonSettings) -> int:
+    import asyncio  # here, not at start-up
+
     from llmops_shared import db
     from llmops_shared.clock import utc_now
-    from llmops_shared.retention import RetentionSettings, run_retention
+    from llmops_shared.retention import STEPS, Outcome, RetentionSettings, run_retention
 
     retention = RetentionSettings()
 
     async def run() -> int:
         pool = await db.create_pool(retention.database_url, max_size=2)
         try:
-            report = await run_retention(pool, retention, now=utc_now(), dry_run=args.dry_run)
+            with progress("retention", STEPS, unit="tables") as bar:
+                def step(_name: str, outcomes: list[Outcome]) -> None:
+                    for outcome in outcomes:  # on stdout, as before (above the bar on a terminal)
+                        print(outcome.line(dry_run=args.dry_run), flush=True)
+                    bar.advance(1)
+
+                report = await run_retention(pool, retention, now=utc_now(), dry_run=args.dry_run, on_step=step)
         finally:
             await pool.close()
-        for outcome in report.outcomes:
-            print(outcome.line(dry_run=report.dry_run))
         verb = "would drop" if report.dry_run else "dropped"
         print(f"{verb} {len(report.dropped)} partition(s), {'would delete' if report.dry_run else 'deleted'} "
               f"{report.rows_deleted} row(s); {len(report.skipped)} skipped")
@@ -138,8 +165,7 @@ def _cmd_retention(args: argparse.Namespace, settings: CommonSettings) -> int:
     try:
         return asyncio.run(run())
     except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise CliError(str(exc), fix="wait for the other run to finish") from exc
 
 
 def _cmd_run(args: argparse.Namespace, settings: CommonSettings) -> int:
@@ -148,8 +174,7 @@ def _cmd_run(args: argparse.Namespace, settings: CommonSettings) -> int:
         by_name.update({p.name: p for p in plugin.processes if p.name not in by_name})
     service = by_name.get(args.service)
     if service is None:
-        print(f"unknown service {args.service!r}; known: {', '.join(by_name)}", file=sys.stderr)
-        return 2
+        raise CliError(f"unknown service {args.service!r}", fix=f"one of {', '.join(by_name)}", code=USAGE)
     sys.argv = [service.module]
     runpy.run_module(service.module, run_name="__main__", alter_sys=True)
     return 0
@@ -170,8 +195,8 @@ def _cmd_forward(args: argparse.Namespace, settings: CommonSettings) -> int:
 
     module, _ = FORWARDED[args.command]
     if importlib.util.find_spec(module) is None:
-        print(f"`llmops {args.command}` needs the module {module}: is that service installed?", file=sys.stderr)
-        return 2
+        raise CliError(f"`llmops {args.command}` needs the module {module}", fix="install that service's package",
+                       code=USAGE)
     sys.argv = [f"llmops {args.command}", *args.rest]
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
@@ -181,6 +206,8 @@ def _cmd_forward(args: argparse.Namespace, settings: CommonSettings) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace, settings: CommonSettings) -> int:
+    import orjson
+
     from llmops_shared.contract import interaction_json_schema
 
     sys.stdout.write(orjson.dumps(interaction_json_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -189,7 +216,7 @@ def _cmd_schema(args: argparse.Namespace, settings: CommonSettings) -> int:
 
 def build_parser(plugins: Sequence[Plugin] = ()) -> tuple[argparse.ArgumentParser, dict[str, Run]]:
     """The command line, and what runs each command (a plugin never shadows a built-in command)."""
-    parser = argparse.ArgumentParser(prog="llmops", description="The LLMOps event-streaming suite")
+    parser = ArgumentParser(prog="llmops", description="The LLMOps event-streaming suite")
     sub = parser.add_subparsers(dest="command", required=True)
     commands: dict[str, Run] = dict(_COMMANDS)
     for plugin in plugins:  # first, so that `llmops up | down | status` head the help as they head the README
@@ -212,6 +239,7 @@ def build_parser(plugins: Sequence[Plugin] = ()) -> tuple[argparse.ArgumentParse
     create.add_argument("--rate-limit", type=int, default=None, help="events per second (default: the service's)")
     lst = keys_sub.add_parser("list", help="list keys (never their secrets)")
     lst.add_argument("--tenant")
+    lst.add_argument("--json", action="store_true", help="a JSON array, for scripts")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
 
@@ -222,6 +250,7 @@ def build_parser(plugins: Sequence[Plugin] = ()) -> tuple[argparse.ArgumentParse
         p.add_argument("--consumer", help="the worker (consumer group) that dead-lettered them")
         p.add_argument("--reason", help="e.g. schema_violation, processing_error")
         p.add_argument("--limit", type=int, default=10_000)
+    dlq_sub.choices["list"].add_argument("--json", action="store_true", help="a JSON array, for scripts")
 
     retention = sub.add_parser("retention", help="drop what is past retention (LLMOPS_RETENTION_*) and say what")
     retention.add_argument("--dry-run", action="store_true", help="say what would be dropped; change nothing")
@@ -230,6 +259,7 @@ def build_parser(plugins: Sequence[Plugin] = ()) -> tuple[argparse.ArgumentParse
     run.add_argument("service")
 
     sub.add_parser("schema", help="print the interaction event's JSON Schema")
+    oncall.add_arguments(sub)
     for name, (_module, helptext) in FORWARDED.items():
         forwarded = sub.add_parser(name, help=helptext, add_help=False)
         forwarded.add_argument("rest", nargs=argparse.REMAINDER)
@@ -238,7 +268,7 @@ def build_parser(plugins: Sequence[Plugin] = ()) -> tuple[argparse.ArgumentParse
 
 _COMMANDS: dict[str, Run] = {
     "migrate": _cmd_migrate, "topics": _cmd_topics, "keys": _cmd_keys, "dlq": _cmd_dlq, "retention": _cmd_retention,
-    "run": _cmd_run, "schema": _cmd_schema,
+    "run": _cmd_run, "schema": _cmd_schema, "alerts": oncall.cmd_alerts, "usage": oncall.cmd_usage,
 }
 
 
@@ -251,11 +281,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser, commands = build_parser(load_plugins())
         args = parser.parse_args(argv)
         command = commands[args.command]
-    settings = CommonSettings()
-    try:
-        return command(args, settings)
-    except KeyboardInterrupt:
-        return 130
+
+    def run() -> int:
+        from llmops_shared.settings import CommonSettings  # pydantic-settings: not for `llmops --help`
+
+        return command(args, CommonSettings())
+
+    return guard(f"llmops {args.command}", run)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,16 @@ import importlib.metadata
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from llmops_shared.services import ServiceProcess
-from llmops_shared.settings import CommonSettings
+
+if TYPE_CHECKING:  # pydantic-settings is imported when a command runs, not for `llmops --help`
+    from llmops_shared.settings import CommonSettings
 
 GROUP = "llmops.plugins"
 
-Run = Callable[[argparse.Namespace, CommonSettings], int]
+Run = Callable[[argparse.Namespace, "CommonSettings"], int]
 
 
 def _no_options(_parser: argparse.ArgumentParser) -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -163,26 +163,41 @@ def tenant_cutoffs(settings: RetentionSettings, table: str, now: datetime) -> di
             for tenant, tables in settings.tenant_days.items() if table in tables}
 
 
+STEPS = len(PARTITIONED) + len(EXTERNAL) + len(DELETED)
+"""How many steps a run takes (one per table or module): what `on_step` is called that many times for."""
+
+
+def _no_step(name: str, outcomes: list[Outcome]) -> None:
+    return None
+
+
 async def run_retention(pool: asyncpg.Pool, settings: RetentionSettings, *, now: datetime,
-                        dry_run: bool = False) -> Report:
-    """Apply every retention (see the module docstring) as of `now`; `dry_run` changes nothing."""
+                        dry_run: bool = False,
+                        on_step: Callable[[str, list[Outcome]], None] = _no_step) -> Report:
+    """Apply every retention (see the module docstring) as of `now`; `dry_run` changes nothing. After
+    each of its `STEPS` steps, `on_step(table or module, its outcomes)` (a progress bar's tick)."""
     report = Report(dry_run)
     async with pool.acquire() as lock_conn:
         if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
             raise RuntimeError("another `llmops retention` run holds the lock; try again later")
         try:
             for table, tenant_column in PARTITIONED.items():
-                report.outcomes += await _partitioned(pool, settings, table, tenant_column, now=now, dry_run=dry_run)
+                step = await _partitioned(pool, settings, table, tenant_column, now=now, dry_run=dry_run)
+                report.outcomes += step
+                on_step(table, step)
             for module in EXTERNAL:
-                report.outcomes += await _external(module, pool, now=now, dry_run=dry_run,
-                                                   lock_timeout_s=settings.lock_timeout_s)
+                step = await _external(module, pool, now=now, dry_run=dry_run, lock_timeout_s=settings.lock_timeout_s)
+                report.outcomes += step
+                on_step(module, step)
             for table, (column, which) in DELETED.items():
                 days = settings.days(table)
-                if days is None or not await _exists(pool, table):
-                    continue
-                rows = await _delete(pool, table, f"{column} < $1 AND {which}", [now - timedelta(days=days)],
-                                     dry_run=dry_run)
-                report.outcomes.append(Outcome(table, "deleted", f"rows older than {days} days", rows))
+                step = []
+                if days is not None and await _exists(pool, table):
+                    rows = await _delete(pool, table, f"{column} < $1 AND {which}", [now - timedelta(days=days)],
+                                         dry_run=dry_run)
+                    step = [Outcome(table, "deleted", f"rows older than {days} days", rows)]
+                report.outcomes += step
+                on_step(table, step)
         finally:
             await lock_conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return report

@@ -2,7 +2,9 @@
 
     llmops billing reprice --from ISO --to ISO [--tenant T] [--model M] [--chunk N] [--dry-run]
     llmops billing prices import FILE [--effective-from ISO] [--source NAME] [--dry-run]
-    llmops billing prices list [--model M] [--tenant T]
+    llmops billing prices list [--model M] [--tenant T] [--json]
+
+Re-pricing and imports show a progress bar on a terminal (plain lines piped); errors are one line.
 
 Also runnable as `python -m llmops_billing.cli ...`. The shared CLI hooks it in with `register(subparsers)`
 and `run(args, settings)`; `clock` is what "now" is (the default `--effective-from`, the prices in force,
@@ -23,6 +25,7 @@ from llmops_billing.prices import ModelPrice
 from llmops_billing.settings import BillingSettings
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.settings import CommonSettings
+from llmops_shared.terminal import USAGE, ArgumentParser, CliError, Column, guard, print_json, print_table, progress
 
 PRICE_FIELDS = ("input_per_token", "output_per_token", "cache_read_per_token", "cache_write_per_token",
                 "reasoning_per_token", "request_fee", "tiers")
@@ -59,6 +62,7 @@ def add_arguments(billing: argparse.ArgumentParser) -> None:
     lst = prices_sub.add_parser("list", help="list prices in force now")
     lst.add_argument("--model")
     lst.add_argument("--tenant", help="include this tenant's own price rows")
+    lst.add_argument("--json", action="store_true", help="a JSON array, for scripts")
 
 
 def run(args: argparse.Namespace, settings: CommonSettings, *, clock: Clock = utc_now) -> int:
@@ -70,8 +74,7 @@ def run(args: argparse.Namespace, settings: CommonSettings, *, clock: Clock = ut
             return asyncio.run(_import(args, billing_settings, clock))
         return asyncio.run(_list(args, billing_settings, clock))
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise CliError(str(exc), fix="see `llmops billing --help`", code=USAGE) from exc
 
 
 def _instant(text: str, what: str) -> datetime:
@@ -90,6 +93,7 @@ async def _reprice(args: argparse.Namespace, settings: BillingSettings, clock: C
     from llmops_billing.catalogue import catalogue_cache, load_catalogue
     from llmops_billing.normalise import normalise_model
     from llmops_billing.reprice import reprice
+    from llmops_billing.store.ledger import count_range
     from llmops_shared.db import create_pool
 
     start, end = _instant(args.start, "--from"), _instant(args.end, "--to")
@@ -98,10 +102,13 @@ async def _reprice(args: argparse.Namespace, settings: BillingSettings, clock: C
     pool = await create_pool(settings.database_url, max_size=2)
     try:
         catalogue = await load_catalogue(pool, catalogue_cache(settings).base)
-        report = await reprice(pool, catalogue, start=start, end=end, tenant_id=args.tenant,
-                               model_key=normalise_model(args.model) if args.model else None,
-                               chunk_size=args.chunk, dry_run=args.dry_run,
-                               budget_alert_max_age=timedelta(hours=settings.budget_alert_max_age_h), clock=clock)
+        model_key = normalise_model(args.model) if args.model else None
+        total = await count_range(pool, tenant_id=args.tenant, start=start, end=end, model_key=model_key)
+        with progress("reprice", total, unit="rows") as bar:
+            report = await reprice(pool, catalogue, start=start, end=end, tenant_id=args.tenant, model_key=model_key,
+                                   chunk_size=args.chunk, dry_run=args.dry_run,
+                                   budget_alert_max_age=timedelta(hours=settings.budget_alert_max_age_h),
+                                   clock=clock, on_chunk=bar.advance)
     finally:
         await pool.close()
     verb = "would change" if report.dry_run else "changed"
@@ -139,8 +146,9 @@ async def _import(args: argparse.Namespace, settings: BillingSettings, clock: Cl
             print(f"would add {len(wanted)} price row(s); {unchanged} unchanged; "
                   f"{len(imported.skipped)} entr(ies) of the file skipped")
             return 0
-        async with pool.acquire() as conn, conn.transaction():
-            report = await insert_prices(conn, prices=wanted)
+        with progress("import", len(wanted), unit="prices") as bar:
+            async with pool.acquire() as conn, conn.transaction():
+                report = await insert_prices(conn, prices=wanted, on_row=bar.advance)
     finally:
         await pool.close()
     print(f"added {len(report.inserted)} price row(s) in force from {effective_from.isoformat()} (source {source}); "
@@ -168,20 +176,26 @@ async def _list(args: argparse.Namespace, settings: BillingSettings, clock: Cloc
     for price in sorted(catalogue.prices, key=lambda p: p.effective_from):
         if (key is None or price.model_key == key) and price.tenant_id in (None, args.tenant) and price.in_force(now):
             latest[(price.tenant_id, price.provider, price.model_key)] = price  # the latest in force wins
-    shown = 0
-    for price in sorted(latest.values(), key=lambda p: (p.model_key, p.provider, p.tenant_id or "")):
-        print(f"{price.provider or '-':<12} {price.model_key:<45} in {money_str(price.input_per_token):<14} "
-              f"out {money_str(price.output_per_token):<14} {price.price_version}")
-        shown += 1
-    print(f"{shown} price(s) in force")
+    shown = sorted(latest.values(), key=lambda p: (p.model_key, p.provider, p.tenant_id or ""))
+    if args.json:
+        print_json([{"provider": p.provider, "model_key": p.model_key, "tenant_id": p.tenant_id,
+                     "input_per_token": money_str(p.input_per_token),
+                     "output_per_token": money_str(p.output_per_token), "price_version": p.price_version}
+                    for p in shown])
+        return 0
+    print_table([Column("provider"), Column("model"), Column("input / token", right=True),
+                 Column("output / token", right=True), Column("version")],
+                [[p.provider or "-", p.model_key, (money_str(p.input_per_token), "green"),
+                  (money_str(p.output_per_token), "green"), p.price_version] for p in shown])
+    print(f"{len(shown)} price(s) in force")
     return 0
 
 
 def main(argv: Sequence[str] | None = None, *, clock: Clock = utc_now) -> int:
-    parser = argparse.ArgumentParser(prog="llmops billing", description="billing: re-pricing and prices")
+    parser = ArgumentParser(prog="llmops billing", description="billing: re-pricing and prices")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return run(args, BillingSettings(), clock=clock)
+    return guard("llmops billing", lambda: run(args, BillingSettings(), clock=clock))
 
 
 if __name__ == "__main__":

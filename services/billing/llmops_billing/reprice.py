@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -65,9 +65,9 @@ class RepriceReport:
 async def reprice(pool: asyncpg.Pool, catalogue: PriceCatalogue, *, start: datetime, end: datetime,
                   tenant_id: str | None = None, model_key: str | None = None, chunk_size: int = 2_000,
                   dry_run: bool = False, budget_alert_max_age: timedelta = timedelta(hours=48),
-                  clock: Clock = utc_now) -> RepriceReport:
+                  clock: Clock = utc_now, on_chunk: Callable[[int], None] | None = None) -> RepriceReport:
     """Re-price `[start, end)`; see the module docstring. `dry_run` computes the same report and rolls
-    every chunk back."""
+    every chunk back. `on_chunk(rows)` after each chunk (a progress bar's tick)."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("from and to must be timezone-aware")
     if end <= start:
@@ -92,6 +92,8 @@ async def reprice(pool: asyncpg.Pool, catalogue: PriceCatalogue, *, start: datet
                 break
             rows, result = chunk
             examined += len(rows)
+            if on_chunk is not None:
+                on_chunk(len(rows))
             changed += result.changed
             before = EXACT.add(before, result.before)
             after = EXACT.add(after, result.after)

@@ -6,11 +6,12 @@
                     [--default-threshold 0.5] [--min-pass-rate 1.0] [--max-drop 0.05] [--concurrency 4]
                     [--baseline RUN_ID | latest | run.json] [--junit report.xml] [--output run.json]
                     [--config eval.yaml] [--tenant acme] [--name DATASET] [--no-store]
-    llmops eval runs --tenant acme [--dataset NAME] [--limit 20]
+    llmops eval runs --tenant acme [--dataset NAME] [--limit 20] [--json]
 
 `run` sends every item of the dataset (JSON Lines, see docs/evaluator.md) to the target model, judges the
 answers on each rubric, stores the run and its items in Postgres (`LLMOPS_DATABASE_URL`; `--tenant`
-required unless `--no-store`), shows progress on stderr, prints a comparison table against the baseline on
+required unless `--no-store`), shows progress on stderr (a bar with rate and time left on a terminal, one
+line per item when piped), prints a comparison table against the baseline on
 stdout, and writes JUnit XML for CI. Options override the config file (YAML: the fields of
 `GoldenRunConfig` plus `tenant`). Keys are read from the environment variables named by `--api-key-env` /
 `--judge-api-key-env`, never from the command line.
@@ -55,6 +56,16 @@ from llmops_evaluator.golden import (
 from llmops_evaluator.judge_client import JudgeClient, JudgeStatus
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_shared.contract import describe_errors
+from llmops_shared.terminal import (
+    ArgumentParser,
+    Cell,
+    Column,
+    is_terminal,
+    plain_table,
+    print_json,
+    print_table,
+    progress,
+)
 
 PASSED, REGRESSION, CANNOT_RUN = 0, 1, 2
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -148,25 +159,35 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def format_table(summaries: Sequence[RubricSummary], *, baseline: RunResult | None) -> str:
-    """The comparison table: per rubric, pass rate now and in the baseline, the change, the verdict."""
-    header = ("rubric", "items", "passed", "pass rate", "baseline", "change", "mean", "threshold", "result")
-    rows = []
+TABLE_COLUMNS = [Column("rubric"), *[Column(name, right=True) for name in (
+    "items", "passed", "pass rate", "baseline", "change", "mean", "threshold")], Column("result")]
+
+
+def table_rows(summaries: Sequence[RubricSummary]) -> list[list[Cell]]:
+    """Per rubric: pass rate now and in the baseline, the change, the verdict (green ok, red FAIL)."""
+    rows: list[list[Cell]] = []
     for s in summaries:
         change = "-" if s.drop is None else f"{0.0 - s.drop:+.1%}"  # 0.0 - 0.0 is +0.0
         mean = "-" if s.mean_score is None else f"{s.mean_score:.3f}"
-        rows.append((s.rubric, str(s.items), str(s.passed), _pct(s.pass_rate), _pct(s.baseline_pass_rate), change,
-                     mean, f"{s.threshold:.2f}", "ok" if s.ok else "FAIL: " + "; ".join(s.problems)))
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths,
-                                                                                                strict=False)))
-             + "  " + r[-1] for r in (header, *rows)]
+        verdict = ("ok", "bold green") if s.ok else ("FAIL: " + "; ".join(s.problems), "bold red")
+        rows.append([s.rubric, str(s.items), str(s.passed), _pct(s.pass_rate), _pct(s.baseline_pass_rate), change,
+                     mean, f"{s.threshold:.2f}", verdict])
+    return rows
+
+
+def table_notes(summaries: Sequence[RubricSummary], *, baseline: RunResult | None) -> list[str]:
+    lines = []
     if baseline is None:
         lines.append("(no baseline: pass rates only)")
     for s in summaries:
         if s.regressions:
             lines.append(f"regressed on {s.rubric} (passed in the baseline, not now): {', '.join(s.regressions)}")
-    return "\n".join(lines)
+    return lines
+
+
+def format_table(summaries: Sequence[RubricSummary], *, baseline: RunResult | None) -> str:
+    """The comparison table as plain text (what a pipe gets)."""
+    return "\n".join([plain_table(TABLE_COLUMNS, table_rows(summaries)), *table_notes(summaries, baseline=baseline)])
 
 
 def progress_line(done: int, total: int, item: GoldenItem, results: Sequence[ItemResult]) -> str:
@@ -236,7 +257,9 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     against = f" against baseline {baseline.run_id}" if baseline is not None else ""
     print(f"\nrun {run.run_id}{against}", file=out)
-    print(format_table(summaries, baseline=baseline), file=out)
+    print_table(TABLE_COLUMNS, table_rows(summaries), out=out)
+    for note in table_notes(summaries, baseline=baseline):
+        print(note, file=out)
     if args.junit:
         Path(args.junit).write_text(junit_xml(run, summaries), encoding="utf-8")
     if args.output:
@@ -282,21 +305,22 @@ async def _run(args: argparse.Namespace, items: list[GoldenItem], text: str, con
                                  baseline_run_id=stored_baseline)
         print(f"run {run_id}: {len(items)} items of {config.dataset}, target {config.target.model}, "
               f"judge {config.judge.model}, rubrics {', '.join(config.rubrics)}", file=err)
-        done = 0
-
-        def on_item(item: GoldenItem, results: list[ItemResult]) -> None:
-            nonlocal done
-            done += 1
-            print(progress_line(done, len(items), item, results), file=err, flush=True)
-
         # The operator's own run, with the operator's key, to endpoints the operator names: not guarded by
         # the egress policy (which keeps tenants' judges off the internal network).
         judge = JudgeClient.from_spec(config.judge, api_key=judge_key, egress=None,
                                       max_concurrency=config.max_concurrency, policy=settings.retry_policy())
         target = TargetClient(spec=config.target, api_key=target_key, policy=settings.retry_policy())
         try:
-            run = await run_golden(items, config, target=target, judge=judge, dataset_hash=digest, run_id=run_id,
-                                   on_item=on_item)
+            with progress("eval", len(items), unit="items", err=err) as ticks:
+                def on_item(item: GoldenItem, results: list[ItemResult]) -> None:
+                    # piped: one line per item; on a terminal the bar (rate, time left) and a line per
+                    # item the judge could not score
+                    line = progress_line(ticks.done + 1, len(items), item, results)
+                    quiet = is_terminal(err) and all(r.status is JudgeStatus.OK for r in results)
+                    ticks.advance(1, None if quiet else line)
+
+                run = await run_golden(items, config, target=target, judge=judge, dataset_hash=digest,
+                                       run_id=run_id, on_item=on_item)
         except BaseException as exc:
             if conn is not None and store:
                 await run_store.fail_run(conn=conn, run_id=run_id, error=f"{type(exc).__name__}: {exc}")
@@ -330,16 +354,22 @@ async def _runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         rows = await run_store.list_runs(conn=conn, tenant_id=args.tenant, dataset=args.dataset, limit=args.limit)
     finally:
         await conn.close()
-    for r in rows:
-        print(f"{r['run_id']}  {r['started_at']:%Y-%m-%d %H:%M}  {r['status']:<7}  {r['dataset']}  "
-              f"target={r['target_model']}  judge={r['judge_model']}", file=out)
+    if args.json:
+        print_json([dict(r) for r in rows], out=out)
+        return 0
+    status_style = {"passed": "green", "failed": "red", "regression": "red", "running": "yellow"}
+    print_table([Column("run"), Column("started (UTC)"), Column("status"), Column("dataset"), Column("target"),
+                 Column("judge")],
+                [[str(r["run_id"]), f"{r['started_at']:%Y-%m-%d %H:%M}",
+                  (r["status"], status_style.get(r["status"], "")), r["dataset"], r["target_model"], r["judge_model"]]
+                 for r in rows], out=out)
     if not rows:
         print("no runs", file=err)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llmops eval", description="Golden-dataset regression runs")
+    parser = ArgumentParser(prog="llmops eval", description="Golden-dataset regression runs")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a golden dataset through a model and the judge; gate on regressions")
     run.add_argument("--dataset", required=True, help="JSON Lines: id, input, reference?, context?, metadata?")
@@ -368,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--tenant", required=True)
     lst.add_argument("--dataset")
     lst.add_argument("--limit", type=int, default=20)
+    lst.add_argument("--json", action="store_true", help="a JSON array, for scripts")
     return parser
 
 
@@ -378,7 +409,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     try:
         return command(args, out, err)
     except UsageError as exc:
-        print(f"llmops eval {args.command}: {exc}", file=err)
+        print(f"llmops eval {args.command}: error: {' '.join(str(exc).split())}", file=err)
         return CANNOT_RUN
 
 

@@ -2,7 +2,7 @@
 
     llmops guardrails policy validate FILE [--tenant-file FILE]   merge over the default and validate; no I/O
     llmops guardrails policy set --tenant T [--app A] FILE          store a new version (validated as the API does)
-    llmops guardrails policy show --tenant T [--app A]              the stored override and the effective version
+    llmops guardrails policy show --tenant T [--app A] [--json]     the stored override and the effective version
 
 The same rules as `PUT /v1/policy`: the merged policy must validate, and a tenant-wide change must keep
 every app override of that tenant valid. Errors name their path; the exit code is 1.
@@ -19,10 +19,11 @@ from pathlib import Path
 from llmops_guardrails import policies_service
 from llmops_guardrails.policy import PolicyError, load_policy
 from llmops_guardrails.settings import GuardrailsSettings
+from llmops_shared.terminal import ArgumentParser, print_json
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="llmops guardrails", description="guardrails: policies")
+    root = ArgumentParser(prog="llmops guardrails", description="guardrails: policies")
     sub = root.add_subparsers(dest="command", required=True)
     policy = sub.add_parser("policy", help="stored policy overrides")
     psub = policy.add_subparsers(dest="policy_command", required=True)
@@ -36,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
     show = psub.add_parser("show", help="the stored override and the effective policy's version")
     show.add_argument("--tenant", required=True)
     show.add_argument("--app", default="")
+    show.add_argument("--json", action="store_true", help="one JSON document, for scripts")
     return root
 
 
@@ -58,6 +60,11 @@ async def _run(args: argparse.Namespace, settings: GuardrailsSettings) -> int:
             return 0
         stored_doc = await policies_service.get_stored(pool, tenant_id=args.tenant, app_id=args.app)
         effective = await policies_service.effective_policy(pool, tenant_id=args.tenant, app_id=args.app)
+        if args.json:
+            print_json({"tenant_id": args.tenant, "app_id": args.app or None, "effective_version": effective.version,
+                        "stored_version": stored_doc.version if stored_doc else None,
+                        "stored_document": stored_doc.document if stored_doc else None})
+            return 0
         print(f"# effective policy version: {effective.version}")
         print(f"# stored override: {'version ' + str(stored_doc.version) if stored_doc else 'none'}")
         if stored_doc:

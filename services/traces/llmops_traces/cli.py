@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from llmops_shared.clock import Clock, utc_now
+from llmops_shared.terminal import ArgumentParser
 from llmops_traces.settings import TracesSettings
 from llmops_traces.tail import follow
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace, settings: TracesSettings, *, clock: Clock = ut
 
 
 def main(argv: Sequence[str] | None = None, *, clock: Clock = utc_now) -> int:
-    parser = argparse.ArgumentParser(prog="llmops traces", description="traces: follow live spans")
+    parser = ArgumentParser(prog="llmops traces", description="traces: follow live spans")
     add_arguments(parser)
     return run(parser.parse_args(argv), TracesSettings(), clock=clock)
 

@@ -197,6 +197,8 @@ def test_the_cli_imports_a_price_file_and_reprices(stack: CommonSettings, tmp_pa
     assert "changed 1" in capsys.readouterr().out
     assert asyncio.run(cost()) == D("0.000028")
     assert cli.main(["reprice", "--from", "2026-09-01T00:00:00Z", "--to", "2026-08-01T00:00:00Z"]) == 2
+    assert capsys.readouterr().err == ("llmops billing: error: --to must be after --from "
+                                       "(fix: see `llmops billing --help`)\n")  # one line, no traceback
 
 
 async def test_reprice_of_every_tenant_covers_each_of_them(pg_pool: asyncpg.Pool) -> None:

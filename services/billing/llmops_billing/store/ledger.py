@@ -193,6 +193,16 @@ async def lock_chunk(conn: asyncpg.Connection, *, tenant_id: str, end: datetime,
     return [row_from_record(r) for r in records]
 
 
+async def count_range(pool: asyncpg.Pool, *, tenant_id: str | None, start: datetime, end: datetime,
+                      model_key: str | None) -> int:
+    """How many ledger rows `[start, end)` holds (of a tenant, of a model key): a re-pricing run's total."""
+    count: int = await pool.fetchval(
+        """SELECT count(*) FROM usage_ledger
+           WHERE ($1::text IS NULL OR tenant_id = $1) AND occurred_at >= $2 AND occurred_at < $3
+             AND ($4::text IS NULL OR model_key = $4)""", tenant_id, start, end, model_key)
+    return count
+
+
 async def update_pricing(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow]) -> None:
     """Write the pricing columns (`ledger.PRICING_COLUMNS`) and `priced_at` of `rows` back to the ledger."""
     if rows:

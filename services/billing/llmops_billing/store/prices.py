@@ -6,7 +6,7 @@ Rows are only ever added: a price change is a new row with a later `effective_fr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -62,12 +62,15 @@ class InsertReport:
     existing: tuple[str, ...]  # already there (same identity or version): left as they were
 
 
-async def insert_prices(conn: asyncpg.Connection, *, prices: Sequence[ModelPrice]) -> InsertReport:
+async def insert_prices(conn: asyncpg.Connection, *, prices: Sequence[ModelPrice],
+                        on_row: Callable[[], None] | None = None) -> InsertReport:
     """Add price rows (and their tiers) in the caller's transaction; rows already present are skipped,
-    so importing the same file twice changes nothing."""
+    so importing the same file twice changes nothing. `on_row()` after each row (a progress bar's tick)."""
     inserted: list[str] = []
     existing: list[str] = []
     for price in prices:
+        if on_row is not None:
+            on_row()
         price_id = await conn.fetchval(
             """INSERT INTO model_prices (tenant_id, provider, model, model_key, effective_from, effective_until,
                    input_per_token, output_per_token, cache_read_per_token, cache_write_per_token,
