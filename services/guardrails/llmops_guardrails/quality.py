@@ -10,7 +10,10 @@
    naive presidio (default `AnalyzerEngine`, same spaCy model) on the same samples. `--model` scores another
    installed spaCy pipeline (a package name or a model directory; default: `LLMOPS_GUARDRAILS_SPACY_MODEL`).
 2. Prompt injection: precision, recall and false-positive rate of the injection detector at the
-   default policy's threshold on `data/injection_prompts.jsonl` (sources in `data/README.md`), same split.
+   default policy's threshold on `data/injection_prompts.jsonl` (sources in `data/README.md`), split by
+   template (the `test` rows share no template with the `dev` rows the model was trained on): the rules
+   alone, the learned model alone, and the detector as the default policy runs it (both; a finding when
+   either scores >= the threshold).
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from llmops_guardrails.detectors import injection_model
 from llmops_guardrails.detectors.injection import InjectionDetector
 from llmops_guardrails.detectors.pii import NerPipeline, PiiDetector
-from llmops_guardrails.findings import Detector
+from llmops_guardrails.findings import Detector, Hit
 from llmops_guardrails.pii_eval import Report, assign_splits, evaluate, gold_counts, load_samples
 from llmops_guardrails.policy import default_policy
 from llmops_guardrails.settings import GuardrailsSettings
@@ -103,10 +107,24 @@ def injection_rows() -> list[dict[str, str]]:
 
 
 def injection_quality(split: str, *, errors: int) -> None:
+    model = injection_model.load()
+    for name, detector in (("rules only", InjectionDetector()), ("learned model only", _ModelOnly(model)),
+                           ("rules + model (the default policy)", InjectionDetector(model=model))):
+        _injection_report(name, detector, split, errors=errors)
+
+
+class _ModelOnly:
+    def __init__(self, model: injection_model.InjectionModel) -> None:
+        self.model = model
+
+    def detect(self, text: str) -> list[Hit]:
+        return [Hit(Detector.INJECTION, "prompt_injection", 0, len(text), self.model.score(text))]
+
+
+def _injection_report(name: str, detector: InjectionDetector | _ModelOnly, split: str, *, errors: int) -> None:
     policy = default_policy()
     threshold = min((r.threshold for r in policy.active_rules if r.detector is Detector.INJECTION), default=0.7)
     rows = [r for r in injection_rows() if split == "all" or r["split"] == split]
-    detector = InjectionDetector()
     tp = fp = fn = tn = 0
     misses: list[str] = []
     by_category: Counter[str] = Counter()
@@ -132,11 +150,12 @@ def injection_quality(split: str, *, errors: int) -> None:
     precision = tp / (tp + fp) if tp + fp else 1.0
     recall = tp / (tp + fn) if tp + fn else 1.0
     fpr = fp / (fp + tn) if fp + tn else 0.0
-    print(f"\nPrompt injection: data/injection_prompts.jsonl split={split}: {tp + fn} attacks, {fp + tn} benign; "
-          f"threshold {threshold} (default policy)")
+    print(f"\nPrompt injection, {name}: data/injection_prompts.jsonl split={split}: {tp + fn} attacks, "
+          f"{fp + tn} benign; threshold {threshold} (default policy)")
     print(f"precision {precision:.3f}  recall {recall:.3f}  false-positive rate {fpr:.3f} ({fp}/{fp + tn})  "
           f"tp {tp} fp {fp} fn {fn} tn {tn}")
-    print(f"target: FPR <= 0.02 on benign prompts -> {'met' if fpr <= 0.02 else 'MISSED'}")
+    print(f"targets: recall >= 0.85 -> {'met' if recall >= 0.85 else 'MISSED'}; "
+          f"FPR <= 0.02 -> {'met' if fpr <= 0.02 else 'MISSED'}")
     if wrong_by_category:
         print("errors by category: " + ", ".join(f"{c} {n}/{by_category[c]}" for c, n in wrong_by_category.items()))
     for line in misses[:errors]:
