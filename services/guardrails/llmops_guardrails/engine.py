@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from llmops_guardrails.detectors import injection_model
 from llmops_guardrails.detectors.injection import InjectionDetector
 from llmops_guardrails.detectors.output import LeakDetector, SystemPromptIndex, size_hits
 from llmops_guardrails.detectors.pii import NerPipeline, PiiDetector
@@ -150,7 +151,8 @@ class _Scanners:
                                    context_enhancement=d.pii.context_enhancement, batch_size=batch_size)
         self.secrets = (SecretsDetector(generic=d.secrets.generic, min_entropy=d.secrets.min_entropy)
                         if policy.uses(Detector.SECRETS) and d.secrets.enabled else None)
-        self.injection = (InjectionDetector(decode_payloads=d.injection.decode_payloads)
+        self.injection = (InjectionDetector(decode_payloads=d.injection.decode_payloads,
+                                            model=injection_model.load() if d.injection.model else None)
                           if policy.uses(Detector.INJECTION) and d.injection.enabled else None)
         self.terms = (TermsDetector({n: (t.terms, t.patterns) for n, t in d.terms.lists.items()})
                       if policy.uses(Detector.TERMS) and d.terms.lists else None)

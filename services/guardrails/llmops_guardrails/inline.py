@@ -77,7 +77,8 @@ async def policy_for(db: Executor, *, store_effective: EffectivePolicy, tenant_i
 def response_of(check: TextCheck, request: CheckRequest, policy_version: str) -> CheckResponse:
     rules = strongest_rules(check)
     findings = [CheckFinding(detector=f.detector.value, entity_type=f.kind, rule_id=rules[i], start=f.start, end=f.end,
-                             score=round(f.score, 4), side=f.side, message_index=f.message_index, role=f.role)
+                             score=round(f.score, 4), side=f.side, message_index=f.message_index, role=f.role,
+                             signals=list(f.signals))
                 for i, f in enumerate(check.findings)]
     triggered = [CheckTriggered(rule_id=t.rule_id, action=t.action.value,
                                 severity=t.severity.value if t.severity else None, count=t.count)

@@ -90,6 +90,7 @@ class SecretsSettings(_Strict):
 class InjectionSettings(_Strict):
     enabled: bool = True
     decode_payloads: bool = True
+    model: bool = True  # the learned model beside the rules (detectors/injection_model.py)
 
 
 class TermList(_Strict):

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from llmops_guardrails.detectors import injection_model
 from llmops_guardrails.detectors.injection import InjectionDetector
 from llmops_guardrails.detectors.pii import NerPipeline, PiiDetector
-from llmops_guardrails.findings import Detector
+from llmops_guardrails.findings import Detector, Hit
 from llmops_guardrails.pii_eval import Report, Sample, assign_splits, evaluate, gold_counts, load_samples
 from llmops_guardrails.policy import default_policy
 from llmops_guardrails.settings import GuardrailsSettings
@@ -143,10 +144,21 @@ class InjectionScore:
         return self.fp / (self.fp + self.tn) if self.fp + self.tn else 0.0
 
 
-def injection_score(split: str) -> InjectionScore:
+class _ModelOnly:
+    """The learned model alone, as a detector (for the report's comparison)."""
+
+    def __init__(self, model: injection_model.InjectionModel) -> None:
+        self.model = model
+
+    def detect(self, text: str) -> list[Hit]:
+        return [Hit(Detector.INJECTION, "prompt_injection", 0, len(text), self.model.score(text))]
+
+
+def injection_score(split: str, detector: InjectionDetector | _ModelOnly | None = None) -> InjectionScore:
+    """`detector` (default: the default policy's, rules and learned model) on one split of the prompts."""
     policy = default_policy()
     threshold = min((r.threshold for r in policy.active_rules if r.detector is Detector.INJECTION), default=0.7)
-    detector = InjectionDetector()
+    detector = detector or InjectionDetector(model=injection_model.load())
     out = InjectionScore(threshold)
     for row in (r for r in injection_rows() if split == "all" or r["split"] == split):
         hits = detector.detect(row["text"])
@@ -170,16 +182,21 @@ def injection_score(split: str) -> InjectionScore:
 
 
 def injection_quality(split: str, *, errors: int) -> None:
-    s = injection_score(split)
-    print(f"\nPrompt injection: data/injection_prompts.jsonl split={split}: {s.tp + s.fn} attacks, {s.fp + s.tn} "
-          f"benign; threshold {s.threshold} (default policy)")
-    print(f"precision {s.precision:.3f}  recall {s.recall:.3f}  false-positive rate {s.false_positive_rate:.3f} "
-          f"({s.fp}/{s.fp + s.tn})  tp {s.tp} fp {s.fp} fn {s.fn} tn {s.tn}")
-    print(f"target: FPR <= 0.02 on benign prompts -> {'met' if s.false_positive_rate <= 0.02 else 'MISSED'}")
-    if s.wrong_by_category:
-        print("errors by category: " + ", ".join(f"{c} {n}/{s.by_category[c]}" for c, n in s.wrong_by_category.items()))
-    for line in s.misses[:errors]:
-        print(line)
+    model = injection_model.load()
+    for name, detector in (("rules only", InjectionDetector()), ("learned model only", _ModelOnly(model)),
+                           ("rules + model (the default policy)", InjectionDetector(model=model))):
+        s = injection_score(split, detector)
+        print(f"\nPrompt injection, {name}: data/injection_prompts.jsonl split={split}: {s.tp + s.fn} attacks, "
+              f"{s.fp + s.tn} benign; threshold {s.threshold} (default policy)")
+        print(f"precision {s.precision:.3f}  recall {s.recall:.3f}  false-positive rate {s.false_positive_rate:.3f} "
+              f"({s.fp}/{s.fp + s.tn})  tp {s.tp} fp {s.fp} fn {s.fn} tn {s.tn}")
+        print(f"targets: recall >= 0.85 -> {'met' if s.recall >= 0.85 else 'MISSED'}; "
+              f"FPR <= 0.02 -> {'met' if s.false_positive_rate <= 0.02 else 'MISSED'}")
+        if s.wrong_by_category:
+            print("errors by category: "
+                  + ", ".join(f"{c} {n}/{s.by_category[c]}" for c, n in s.wrong_by_category.items()))
+        for line in s.misses[:errors]:
+            print(line)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -108,6 +108,8 @@ class CheckFinding(BaseModel):
     side: Literal["input", "output"]
     message_index: int | None
     role: str
+    signals: list[str] = Field(default_factory=list, description=(
+        "what fired, strongest first: for prompt_injection the rules' signal names and/or learned_model"))
 
 
 class CheckTriggered(BaseModel):

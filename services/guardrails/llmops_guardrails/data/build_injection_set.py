@@ -2,16 +2,25 @@
 """Builds injection_prompts.jsonl: labelled attack and benign prompts (sources in README.md).
 
 Run from this folder: `python build_injection_set.py`. Deterministic. Each row:
-{"id", "text", "label": "attack"|"benign", "category", "source", "split": "dev"|"test"}.
-The split is fixed by a hash of the row's base text, so an attack and its encoded variants stay together.
+{"id", "text", "label": "attack"|"benign", "category", "source", "split": "dev"|"test", "template"}.
+The split is fixed by a hash of the row's base text, so an attack and its encoded variants stay together;
+`template` names that base (`b:` and 8 hex digits). The third batch is generated from `injection_templates.py`:
+its rows' `template` is `t:` and the template's index, and the split is fixed per template *and* per
+paraphrase (a test row is built from a test template filled with test phrases only), so no test row shares
+a frame or a slot phrase with a training (`dev`) row.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
+import random
+import re
 from pathlib import Path
+
+from injection_templates import SLOTS, TEMPLATES  # run from this folder
 
 # (text, category, source) -- sources are keys of SOURCES in README.md
 ATTACKS = [
@@ -300,20 +309,65 @@ TRANSFORMS = {
 }
 
 
+def _base(text: str) -> str:
+    return "b:" + hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+PER_TEMPLATE = 10
+_SLOT = re.compile(r"{(\w+)}")
+
+
+def _phrases(slot: str, split: str) -> list[str]:
+    """Half of a slot's phrases (ordered by a hash, alternating), so that both splits get some."""
+    ranked = sorted(SLOTS[slot], key=lambda p: hashlib.sha256(f"{slot}:{p}".encode()).digest())
+    return ranked[split == "test"::2]
+
+
+_SENTENCE_START = re.compile(r"(?:^|(?<=[.!?] ))[a-zà-ÿ]")
+
+
+def _template_split(template: str, category: str) -> str:
+    """Templates of one category ordered by a hash and alternated, so each family has some in both splits."""
+    ranked = sorted((t for t, _, c in TEMPLATES if c == category), key=lambda t: hashlib.sha256(t.encode()).digest())
+    return "test" if ranked.index(template) % 2 else "dev"
+
+
+def generated_rows() -> list[dict[str, str]]:
+    """The third batch: every template filled PER_TEMPLATE times, phrases from the template's own split."""
+    out = []
+    for index, (template, label, category) in enumerate(TEMPLATES):
+        template_id = f"t:{index:03d}"
+        split = _template_split(template, category)
+        names = list(dict.fromkeys(_SLOT.findall(template)))
+        combos = list(itertools.product(*(_phrases(n, split) for n in names)))
+        random.Random(template_id).shuffle(combos)
+        for combo in combos[:PER_TEMPLATE]:
+            text = template.format(**dict(zip(names, combo, strict=True)))
+            text = _SENTENCE_START.sub(lambda m: m.group().upper(), text)
+            out.append({"text": text, "label": label, "category": category, "source": "templates",
+                        "split": split, "template": template_id})
+    return out
+
+
 def rows() -> list[dict[str, str]]:
     out = []
     for text, category, source in ATTACKS:
-        out.append({"text": text, "label": "attack", "category": category, "source": source, "split": _split(text)})
+        out.append({"text": text, "label": "attack", "category": category, "source": source, "split": _split(text),
+                    "template": _base(text)})
     for base, source in HIDDEN_BASES:
         for name, transform in TRANSFORMS.items():
             out.append({"text": transform(base), "label": "attack", "category": f"hidden_{name}",
-                        "source": source, "split": _split(base)})
+                        "source": source, "split": _split(base), "template": _base(base)})
     for text, category, source in BENIGN:
-        out.append({"text": text, "label": "benign", "category": category, "source": source, "split": _split(text)})
+        out.append({"text": text, "label": "benign", "category": category, "source": source, "split": _split(text),
+                    "template": _base(text)})
     for text, category, source in ATTACKS_2:
-        out.append({"text": text, "label": "attack", "category": category, "source": source, "split": _split(text)})
+        out.append({"text": text, "label": "attack", "category": category, "source": source, "split": _split(text),
+                    "template": _base(text)})
     for text, category, source in BENIGN_2:
-        out.append({"text": text, "label": "benign", "category": category, "source": source, "split": _split(text)})
+        out.append({"text": text, "label": "benign", "category": category, "source": source, "split": _split(text),
+                    "template": _base(text)})
+    out.extend(generated_rows())
     for i, row in enumerate(out):
         row["id"] = f"inj-{i:04d}"
     return out

@@ -18,6 +18,11 @@ Score: signals combine like independent pieces of evidence, `1 - prod(1 - weight
 (0.85) crosses the default threshold of 0.7 and two weak ones (0.45 each, 0.70 together) just reach it.
 Weights are set on the development examples, never on the held-out test set; see
 `docs/guardrails.md` for the figures.
+
+Beside the rules, an optional learned model (`injection_model`: hashed n-grams, logistic regression) scores
+the same text; the detector reports the higher of the two scores, so a finding comes from either. Its
+`signals` name the rules that matched and `learned_model` when the model scored at least MODEL_FLOOR, the
+stronger first: the finding says which fired.
 """
 
 from __future__ import annotations
@@ -27,8 +32,12 @@ import binascii
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from llmops_guardrails.findings import Detector, Hit
+
+if TYPE_CHECKING:
+    from llmops_guardrails.detectors.injection_model import InjectionModel
 
 
 @dataclass(frozen=True)
@@ -179,7 +188,7 @@ def _mixed_script_words(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _normalize(text: str) -> str:
+def normalize(text: str) -> str:
     text = TAGS.sub("", text)
     text = INVISIBLE.sub("", BIDI.sub("", text))
     return unicodedata.normalize("NFKC", text).translate(CONFUSABLES)
@@ -285,11 +294,16 @@ def combine(weights: list[float]) -> float:
     return 1.0 - remaining
 
 
+MODEL_SIGNAL = "learned_model"
+MODEL_FLOOR = 0.7  # the model reports only at or above its operating point: below it, its scores are noise
+
+
 class InjectionDetector:
     detector = Detector.INJECTION
 
-    def __init__(self, *, decode_payloads: bool = True) -> None:
+    def __init__(self, *, decode_payloads: bool = True, model: InjectionModel | None = None) -> None:
         self.decode_payloads = decode_payloads
+        self.model = model
 
     def signals(self, text: str) -> list[tuple[str, float, int, int]]:
         """(signal, weight, start, end): each signal once, with its strongest weight and first span."""
@@ -305,7 +319,7 @@ class InjectionDetector:
             mention = _quoted_in_discussion(text, start, end) or (
                 signal.name in INTERROGATIVE_DAMPENED and _generic_question(text, start, end))
             add(signal.name, signal.weight * (0.35 if mention else 1.0), start, end)
-        normalized = _normalize(text)
+        normalized = normalize(text)
         if normalized != text:
             hidden = [(s, a, b) for s, a, b in _match_signals(normalized) if s.name not in plain]
             for signal, _, _ in hidden:
@@ -329,7 +343,7 @@ class InjectionDetector:
             add("mixed_script", 0.4 if len(mixed) > 1 else 0.25, mixed[0][0], mixed[-1][1])
         if self.decode_payloads:
             for start, end, decoded in _decoded_payloads(text):
-                inner = _match_signals(_normalize(decoded))
+                inner = _match_signals(normalize(decoded))
                 if inner:
                     add("encoded_instruction", 0.9, start, end)
                     break
@@ -337,9 +351,14 @@ class InjectionDetector:
 
     def detect(self, text: str) -> list[Hit]:
         signals = self.signals(text)
-        if not signals:
+        rules = combine([w for _, w, _, _ in signals])
+        learned = self.model.score(text) if self.model is not None else 0.0
+        if learned < MODEL_FLOOR:
+            learned = 0.0
+        if not signals and not learned:
             return []
-        score = combine([w for _, w, _, _ in signals])
-        _, _, start, end = signals[0]
-        return [Hit(Detector.INJECTION, "prompt_injection", start, end, round(score, 4),
-                    tuple(name for name, _, _, _ in signals))]
+        names = [name for name, _, _, _ in signals]
+        if learned:
+            names.insert(0 if learned > rules else len(names), MODEL_SIGNAL)
+        start, end = (signals[0][2], signals[0][3]) if signals else (0, len(text))
+        return [Hit(Detector.INJECTION, "prompt_injection", start, end, round(max(rules, learned), 4), tuple(names))]
