@@ -162,7 +162,7 @@ def test_the_fast_path_takes_the_plain_forms_and_leaves_the_rest_to_pydantic() -
                               prompt={"name": "p", "version": "1"}, user_id="u-1", tags=["a", "b"]))
     fast = billable._fast(plain)
     assert fast is not None and _values(fast) == _values(decode_interaction(plain))
-    for form in (base(event_id=_UUID.replace("-", "")), base(occurred_at=1764000000), base(app_id="a\n"),
+    for form in (base(event_id=f"urn:uuid:{_UUID}"), base(occurred_at=1764000000), base(app_id="a\n"),
                  base(usage={"input_tokens": 1, "cache_read_input_tokens": 2})):
         assert billable._fast(dumps(form)) is None
 
