@@ -25,6 +25,7 @@ from llmops_sdk.wire import MAX_EVENT_BYTES, to_payload
 log = logging.getLogger("llmops_sdk")
 
 _TAKE_CHUNK = 16  # events taken from the buffer under one hold of its lock
+_YIELD_EVERY = 8  # events serialized between two GIL hand-overs
 
 
 @dataclass
@@ -201,9 +202,10 @@ class Sender:
         current: list[Payload] = []
         size = 0
         invalid = 0
-        for event in batch:
+        for i, event in enumerate(batch, start=1):
             payload = to_payload(event, self.defaults)
-            _let_others_run()
+            if i % _YIELD_EVERY == 0:
+                _let_others_run()
             if payload is None:
                 invalid += 1
                 continue
