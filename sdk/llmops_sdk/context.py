@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import threading
 import uuid
 from dataclasses import dataclass
 
@@ -34,12 +35,50 @@ def current() -> TraceContext | None:
     return CURRENT.get()
 
 
+def new_event_id() -> str:
+    """A random (version 4) UUID, as text."""
+    return str(uuid.UUID(bytes=random_bytes(16), version=4))
+
+
 def new_trace_id() -> str:
-    return uuid.uuid4().hex
+    return uuid.UUID(bytes=random_bytes(16), version=4).hex
 
 
 def new_span_id() -> str:
-    return os.urandom(8).hex()
+    return random_bytes(8).hex()
+
+
+# Random bytes for ids, drawn from `os.urandom` 4 KiB at a time per thread. `os.urandom` releases the GIL
+# around its system call, so calling it for every event made `record()` hand the GIL to the sender thread
+# on every call, and wait until the sender let go of it again. A forked child starts with a fresh pool,
+# never with bytes its parent also uses.
+_POOL_BYTES = 4096
+
+
+class _Pool(threading.local):
+    block = b""
+    pos = 0
+
+
+_pool = _Pool()
+
+
+def random_bytes(n: int) -> bytes:
+    """`n` (at most 4096) bytes from `os.urandom`, through this thread's pool."""
+    pool = _pool
+    pos = pool.pos
+    if pos + n > len(pool.block):
+        pool.block, pos = os.urandom(_POOL_BYTES), 0
+    pool.pos = pos + n
+    return pool.block[pos:pos + n]
+
+
+def _fresh_pool_in_child() -> None:
+    _pool.block, _pool.pos = b"", 0  # the child's one thread is the one that forked
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_pool_in_child)
 
 
 def restore(token: contextvars.Token[TraceContext | None], previous: TraceContext | None) -> None:

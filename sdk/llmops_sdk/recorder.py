@@ -18,14 +18,13 @@ import logging
 import os
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from llmops_sdk.config import RecorderConfig
-from llmops_sdk.context import CURRENT
+from llmops_sdk.context import CURRENT, new_event_id
 from llmops_sdk.sender import Outbox, Sender
 from llmops_sdk.transport import Transport
 
@@ -111,7 +110,7 @@ class Recorder:
                     event.update(fields)
             event_id = event.get("event_id")
             if event_id is None:
-                event_id = event["event_id"] = str(uuid.uuid4())
+                event_id = event["event_id"] = new_event_id()
             if "occurred_at" not in event:
                 event["occurred_at"] = time.time()
             context = CURRENT.get()

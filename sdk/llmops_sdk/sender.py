@@ -24,7 +24,8 @@ from llmops_sdk.wire import MAX_EVENT_BYTES, to_payload
 
 log = logging.getLogger("llmops_sdk")
 
-_YIELD_EVERY = 8  # events serialized between two GIL hand-overs on the sender thread
+_TAKE_CHUNK = 16  # events taken from the buffer under one hold of its lock
+_YIELD_EVERY = 8  # events serialized between two GIL hand-overs
 
 
 @dataclass
@@ -168,8 +169,7 @@ class Sender:
             if waiting < batch_size and not flushing and not closed and now < next_due:
                 outbox.wake.wait(next_due - now)
                 continue
-            with outbox.lock:
-                batch = [outbox.buffer.popleft() for _ in range(min(batch_size, len(outbox.buffer)))]
+            batch = self._take(batch_size)
             try:
                 self._deliver(transport, batch)
             except Exception:
@@ -181,43 +181,50 @@ class Sender:
         deadline = self.outbox.deadline
         return deadline is not None and time.monotonic() >= deadline
 
-    def _deliver(self, transport: Transport, batch: list[dict[str, Any]]) -> None:
-        payloads: list[Payload] = []
-        invalid = 0
-        for i, event in enumerate(batch, start=1):
-            payload = to_payload(event, self.defaults)
-            if payload is None:
-                invalid += 1
-            else:
-                payloads.append(payload)
-            if i % _YIELD_EVERY == 0:
-                # Hand the GIL over now and then: an app thread waiting for it would otherwise wait up
-                # to the interpreter's switch interval (5 ms) while a whole batch is serialized.
-                time.sleep(0)
-        if invalid:
-            self.outbox.log_once("unserializable", "llmops: %d event(s) could not be serialized as JSON or "
-                                 "exceed %d bytes; counted as invalid", invalid, MAX_EVENT_BYTES)
-            self.outbox.settle(invalid=invalid)
-        for part in self._by_bytes(payloads):
-            self._send_with_retries(transport, part)
+    def _take(self, n: int) -> list[dict[str, Any]]:
+        """Up to `n` events from the buffer, a few at a time: an app thread's `record()` waits for the lock."""
+        outbox = self.outbox
+        batch: list[dict[str, Any]] = []
+        while len(batch) < n:
+            with outbox.lock:
+                chunk = [outbox.buffer.popleft() for _ in range(min(_TAKE_CHUNK, n - len(batch), len(outbox.buffer)))]
+            if not chunk:
+                break
+            batch += chunk
+            _let_others_run()
+        return batch
 
-    def _by_bytes(self, payloads: list[Payload]) -> list[list[Payload]]:
-        """Consecutive parts whose request bodies (the envelope, the events, a comma between two) are at
-        most `max_batch_bytes`, except a part of one event larger than that on its own."""
+    def _deliver(self, transport: Transport, batch: list[dict[str, Any]]) -> None:
+        """Serialize the batch, one event at a time with the GIL handed over between two (so an app
+        thread waits for at most one event's serialization), in parts whose request bodies (the envelope,
+        the events, a comma between two) are at most `max_batch_bytes`, except a part of one event larger
+        than that on its own."""
         limit = self.config.max_batch_bytes
         empty = ENVELOPE_BYTES - 1  # an event adds its bytes and one comma; n events have n - 1 commas
         parts: list[list[Payload]] = []
         current: list[Payload] = []
         size = empty
-        for p in payloads:
-            if current and size + len(p.value) + 1 > limit:
+        invalid = 0
+        for i, event in enumerate(batch, start=1):
+            payload = to_payload(event, self.defaults)
+            if i % _YIELD_EVERY == 0:
+                _let_others_run()
+            if payload is None:
+                invalid += 1
+                continue
+            if current and size + len(payload.value) + 1 > limit:
                 parts.append(current)
                 current, size = [], empty
-            current.append(p)
-            size += len(p.value) + 1
+            current.append(payload)
+            size += len(payload.value) + 1
         if current:
             parts.append(current)
-        return parts
+        if invalid:
+            self.outbox.log_once("unserializable", "llmops: %d event(s) could not be serialized as JSON or "
+                                 "exceed %d bytes; counted as invalid", invalid, MAX_EVENT_BYTES)
+            self.outbox.settle(invalid=invalid)
+        for part in parts:
+            self._send_with_retries(transport, part)
 
     def _send_with_retries(self, transport: Transport, batch: list[Payload]) -> None:
         outbox = self.outbox
@@ -262,3 +269,9 @@ class Sender:
         if retry_after_s is not None:
             delay = max(delay, min(retry_after_s, max(c.backoff_max_s, 60.0)))
         return delay
+
+
+def _let_others_run() -> None:
+    """Hand the GIL over: an app thread that waits for it gets it now, not after the interpreter's switch
+    interval (5 ms) of the sender's pure-Python work."""
+    time.sleep(0)

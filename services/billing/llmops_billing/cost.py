@@ -21,11 +21,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from llmops_billing.money import EXACT, ZERO, check_scale, money_str
 from llmops_billing.prices import ModelPrice
-from llmops_shared.contract import Usage
+
+
+class TokenCounts(Protocol):
+    """What pricing reads of usage: the contract's `Usage`, or billing's decoded `BilledUsage`."""
+
+    @property
+    def input_tokens(self) -> int: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def cache_read_input_tokens(self) -> int: ...
+    @property
+    def cache_write_input_tokens(self) -> int: ...
+    @property
+    def reasoning_tokens(self) -> int: ...
 
 
 class Line(StrEnum):
@@ -103,7 +117,7 @@ LINES = (Line.INPUT, Line.CACHE_READ, Line.CACHE_WRITE, Line.OUTPUT, Line.REASON
 _LINE_INDEX = {line: i for i, line in enumerate(LINES)}
 
 
-def price_usage(usage: Usage, price: ModelPrice | None,
+def price_usage(usage: TokenCounts, price: ModelPrice | None,
                 reason_if_unpriced: UnpricedReason = UnpricedReason.UNKNOWN_MODEL) -> Cost:
     """The cost of `usage` at `price`; `price` None gives an unpriced cost (never zero).
 
@@ -124,7 +138,7 @@ def price_usage(usage: Usage, price: ModelPrice | None,
                 unit.tier_above_input_tokens)
 
 
-def line_quantities(usage: Usage) -> tuple[int, int, int, int, int, int]:
+def line_quantities(usage: TokenCounts) -> tuple[int, int, int, int, int, int]:
     """The quantity of each line of `LINES` (see the module docstring)."""
     uncached = usage.input_tokens - usage.cache_read_input_tokens - usage.cache_write_input_tokens
     visible_output = usage.output_tokens - usage.reasoning_tokens

@@ -31,7 +31,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from llmops_billing.cost import UnpricedReason, price_usage
+from llmops_billing.billable import Billable
+from llmops_billing.cost import TokenCounts, UnpricedReason, price_usage
 from llmops_billing.money import EXACT, ZERO
 from llmops_billing.normalise import normalise_model, normalise_provider, provider_of_prefix
 from llmops_billing.prices import PriceCatalogue, PriceMatch
@@ -91,14 +92,14 @@ class LedgerRow:
 COLUMNS = tuple(f.name for f in fields(LedgerRow))
 
 
-def ledger_row(interaction: Interaction, catalogue: PriceCatalogue, *, priced_at: datetime,
+def ledger_row(interaction: Interaction | Billable, catalogue: PriceCatalogue, *, priced_at: datetime,
                pseudonym_key: bytes = DEV_PSEUDONYM_KEY) -> LedgerRow | None:
     """The ledger row of one interaction, priced with `catalogue` as of its `occurred_at`, its user
     pseudonymised under `pseudonym_key` and its tags scrubbed; None when the event is not billable (see the
-    module docstring)."""
+    module docstring). The worker gives it the billed fields only (`billable.decode_billable`)."""
     if interaction.span_kind not in BILLABLE_KINDS:
         return None
-    usage = interaction.usage
+    usage: TokenCounts | None = interaction.usage
     reported = interaction.response_model or interaction.model
     provider = normalise_provider(interaction.provider) or (provider_of_prefix(reported) if reported else "")
     match: PriceMatch | None = None
@@ -155,7 +156,7 @@ def usage_message(row: LedgerRow) -> UsageMessage:
 _UNPRICED_AMOUNTS: tuple[None, ...] = (None,) * 7
 
 
-def _pricing(usage: Usage, match: PriceMatch | None, reason: UnpricedReason | None,
+def _pricing(usage: TokenCounts, match: PriceMatch | None, reason: UnpricedReason | None,
              reported: str | None) -> dict[str, Any]:
     """The pricing columns of a row (`PRICING_COLUMNS`): the model key, the six line amounts and their
     total, `unpriced` and its reason, the price version and the tier. The amounts are `cost.price_usage`'s
@@ -170,7 +171,7 @@ def _pricing(usage: Usage, match: PriceMatch | None, reason: UnpricedReason | No
     return dict(zip(PRICING_COLUMNS, values, strict=True))
 
 
-def _resolve(interaction: Interaction, catalogue: PriceCatalogue) -> PriceMatch | None:
+def _resolve(interaction: Interaction | Billable, catalogue: PriceCatalogue) -> PriceMatch | None:
     return resolve_names(catalogue, tenant_id=interaction.tenant_id, provider=interaction.provider,
                          names=(interaction.response_model, interaction.model), at=interaction.occurred_at)
 

@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from llmops_billing.alerts import Alert, OutboxRelay, send_alerts, unpriced_model_alert
+from llmops_billing.billable import Billable, decode_billable
 from llmops_billing.budgets import evaluate_touched
 from llmops_billing.catalogue import CatalogueCache, catalogue_cache
 from llmops_billing.ledger import LedgerRow, ledger_row, usage_message
@@ -49,14 +50,13 @@ from llmops_billing.store.ledger import write_batch
 from llmops_billing.store.unpriced import UnpricedModel
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.config_changes import ConfigWatcher
-from llmops_shared.contract import Interaction
 from llmops_shared.usage_events import UsageMessage
-from llmops_shared.worker import InteractionHandler, Message, Resources, is_transient, retry_send
+from llmops_shared.worker import BatchHandler, EventRef, Message, Resources, is_transient, retry_send
 
 log = logging.getLogger("llmops_billing.worker")
 
 
-class UsageLedgerHandler(InteractionHandler[Alert | UsageMessage]):
+class UsageLedgerHandler(BatchHandler[Billable, Alert | UsageMessage]):
     """Prices interaction events into the usage ledger; see the module docstring.
 
     `watcher` (one per process) makes price changes count from the next batch; `clock` is what "now" is
@@ -71,7 +71,14 @@ class UsageLedgerHandler(InteractionHandler[Alert | UsageMessage]):
         self.catalogues = catalogues or catalogue_cache(settings, watcher=watcher)
         self.clock = clock
 
-    async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]
+    def decode(self, message: Message) -> Billable:
+        """The fields billing reads, validated by the contract's rules (`billable`: a fast path for them)."""
+        return decode_billable(message.value)
+
+    def identify(self, item: Billable) -> EventRef:
+        return EventRef(str(item.event_id), item.tenant_id)
+
+    async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Billable]]
                     ) -> list[Alert | UsageMessage]:
         catalogue = await self.catalogues.get(conn)
         now = self.clock()
