@@ -69,13 +69,15 @@ def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
     from llmops_guardrails.notifier.service import NotifierSettings
     from llmops_guardrails.settings import GuardrailsSettings
     from llmops_ingest.settings import IngestSettings
+    from llmops_prompts.settings import PromptsSettings
     from llmops_shared.retention import RetentionSettings
     from llmops_traces.settings import TracesSettings
 
     return [("Every process", CommonSettings), ("Ingest API", IngestSettings),
             ("Guardrails worker and API", GuardrailsSettings), ("Notifier", NotifierSettings),
             ("Billing worker and API", BillingSettings), ("Evaluator worker, API and CLI", EvaluatorSettings),
-            ("Traces worker, API and CLI", TracesSettings), ("Retention (`llmops retention`)", RetentionSettings)]
+            ("Traces worker, API and CLI", TracesSettings), ("Prompts API and CLI", PromptsSettings),
+            ("Retention (`llmops retention`)", RetentionSettings)]
 
 
 def _cmd_settings_reference(args: argparse.Namespace, settings: CommonSettings) -> int:

@@ -8,7 +8,7 @@
     llmops retention [--dry-run]       drop what is past retention (partitions, old rows); says what
     llmops run SERVICE                 run one service in the foreground (ingest-api, ...)
     llmops schema                      print the interaction event's JSON Schema
-    llmops billing ... | eval ... | guardrails ... | traces ...   forwarded to the service's own command line
+    llmops billing | eval | guardrails | traces | prompts ...   forwarded to the service's own command line
 
 Service-specific commands are imported only when used, so a deployment carries only what it runs.
 Other distributions add commands as plugins (`llmops_shared.plugins`): the development tools
@@ -162,6 +162,7 @@ FORWARDED = {
     "eval": ("llmops_evaluator.cli", "evaluator: golden-dataset runs (llmops eval run ...)"),
     "guardrails": ("llmops_guardrails.cli", "guardrails: policies"),
     "traces": ("llmops_traces.cli", "traces: follow live spans (llmops traces tail ...)"),
+    "prompts": ("llmops_prompts.cli", "prompts: prompt files as code, experiment reports (llmops prompts push ...)"),
 }
 
 

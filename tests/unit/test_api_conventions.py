@@ -21,6 +21,8 @@ def _apps() -> list[tuple[str, Callable[[], FastAPI], str]]:
     from llmops_guardrails.settings import GuardrailsSettings
     from llmops_ingest.api import create_app as ingest
     from llmops_ingest.settings import IngestSettings
+    from llmops_prompts.api import create_app as prompts
+    from llmops_prompts.settings import PromptsSettings
     from llmops_traces.api import create_app as traces
     from llmops_traces.settings import TracesSettings
 
@@ -28,7 +30,8 @@ def _apps() -> list[tuple[str, Callable[[], FastAPI], str]]:
             ("guardrails", lambda: guardrails(GuardrailsSettings(max_body_bytes=4096)), "/v1/check"),
             ("billing", lambda: billing(BillingSettings(max_body_bytes=4096)), "/v1/budgets"),
             ("evaluator", lambda: evaluator(EvaluatorSettings(max_body_bytes=4096)), "/v1/evaluators"),
-            ("traces", lambda: traces(TracesSettings(max_body_bytes=4096)), "/v1/settings")]
+            ("traces", lambda: traces(TracesSettings(max_body_bytes=4096)), "/v1/settings"),
+            ("prompts", lambda: prompts(PromptsSettings(max_body_bytes=4096)), "/v1/prompts")]
 
 
 @pytest.mark.parametrize(("name", "make", "path"), _apps(), ids=[a[0] for a in _apps()])

@@ -27,6 +27,8 @@ def _apps(stack: CommonSettings) -> list[tuple[str, Any, str]]:
     from llmops_guardrails.settings import GuardrailsSettings
     from llmops_ingest.api import create_app as ingest
     from llmops_ingest.settings import IngestSettings
+    from llmops_prompts.api import create_app as prompts
+    from llmops_prompts.settings import PromptsSettings
     from llmops_traces.api import create_app as traces
     from llmops_traces.settings import TracesSettings
 
@@ -35,7 +37,8 @@ def _apps(stack: CommonSettings) -> list[tuple[str, Any, str]]:
             ("guardrails", guardrails(GuardrailsSettings(**common)), "/v1/check"),
             ("billing", billing(BillingSettings(**common)), "/v1/budgets"),
             ("evaluator", evaluator(EvaluatorSettings(**common)), "/v1/evaluators"),
-            ("traces", traces(TracesSettings(**common)), "/v1/spans")]
+            ("traces", traces(TracesSettings(**common)), "/v1/spans"),
+            ("prompts", prompts(PromptsSettings(**common)), "/v1/prompts")]
 
 
 @pytest.fixture(scope="module")
