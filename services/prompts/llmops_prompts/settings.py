@@ -20,6 +20,6 @@ class PromptsSettings(ApiSettings):
     """How long the API serves a resolved prompt from its memory when it is not listening for configuration
     changes (Postgres' notifications); while it listens, a label move or a new version is in force at once."""
     api_url: str = "http://127.0.0.1:8085"
-    """Where `llmops prompts push | pull | diff | report` send their requests."""
+    """Where `llmops prompts push | pull | diff | report` send their requests (the key: `LLMOPS_API_KEY`)."""
     report_bootstrap_samples: int = Field(2_000, ge=100)
     """Bootstrap resamples behind a report's intervals on cost and latency."""
