@@ -183,3 +183,24 @@ class Rendered(BaseModel):
     type: str
     rendered: str | list[dict[str, Any]]
     config: dict[str, Any]
+
+
+class ExperimentReport(BaseModel):
+    """docs/prompts.md explains every field; `trustworthy` is false when the sample ratio is off."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    experiment_id: str
+    from_: Instant = Field(alias="from")
+    to: Instant
+    control: str
+    variants: dict[str, dict[str, Any]] = Field(description="per variant: calls, units, cost_per_call, "
+                                                "latency_p50_ms, latency_p95_ms, error_rate, guardrail_finding_rate, "
+                                                "scores per rubric")
+    comparisons: dict[str, list[dict[str, Any]]] = Field(description="per variant other than the control, one "
+                                                         "entry per metric: difference, ci95, p values, verdict, "
+                                                         "more_per_variant_needed")
+    sample_ratio: dict[str, Any]
+    trustworthy: bool
+    alpha: float
+    correction: str

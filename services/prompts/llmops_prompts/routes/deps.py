@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -20,5 +21,12 @@ def _served(request: Request) -> ServedCache:
     return cache
 
 
+def _now(request: Request) -> datetime:
+    now: datetime = request.app.state.clock()
+    return now
+
+
+Now = Annotated[datetime, Depends(_now)]
+"""What "now" is for this request: `create_app`'s clock."""
 Settings = Annotated[PromptsSettings, Depends(_settings)]
 Served = Annotated[ServedCache, Depends(_served)]

@@ -3,12 +3,19 @@
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Path, Query
 
 from llmops_prompts import experiments as rules
-from llmops_prompts.schemas import Experiment, ExperimentCreate, ExperimentList, Name
+from llmops_prompts.assignment import HOLDOUT
+from llmops_prompts.report import build as build_report
+from llmops_prompts.routes.deps import Now, Settings
+from llmops_prompts.schemas import Experiment, ExperimentCreate, ExperimentList, ExperimentReport, Name
+from llmops_prompts.store import calls
 from llmops_prompts.store import experiments as store
 from llmops_prompts.store import prompts as prompt_store
 from llmops_shared.deps import Pool, PromptsReader, PromptsWriter
@@ -83,3 +90,28 @@ async def stop(*, principal: PromptsWriter, pool: Pool, experiment_id: Experimen
         existing = await _get(pool, principal.tenant_id, experiment_id)
         raise Conflict(f"experiment {experiment_id!r} is {existing['status']}; only a running one stops")
     return _view(row)
+
+
+@router.get("/{experiment_id}/report", summary="Per variant calls, cost, judge scores, latency, errors and "
+            "findings; differences with 95% intervals, verdicts, sample sizes, and the sample-ratio check",
+            response_model=ExperimentReport)
+async def report(*, principal: PromptsReader, pool: Pool, settings: Settings, now: Now,
+                 experiment_id: ExperimentId,
+                 from_: Annotated[datetime | None, Query(alias="from", description="default: when it started")] = None,
+                 to: Annotated[datetime | None, Query(description="default: when it stopped, or now")] = None,
+                 ) -> dict[str, Any]:
+    experiment = await _get(pool, principal.tenant_id, experiment_id)
+    start = from_ or experiment["started_at"]
+    end = to or experiment["stopped_at"] or now
+    if start is None:
+        raise Invalid("from", "the experiment has not started; give `from`", location="query")
+    if start.tzinfo is None or end.tzinfo is None:
+        raise Invalid("from" if start.tzinfo is None else "to", "give a time zone (e.g. Z)", location="query")
+    variants = [(v["name"], float(v["weight"])) for v in experiment["variants"]]
+    data = await calls.variant_data(pool, tenant_id=principal.tenant_id, prompt=experiment["prompt_name"],
+                                    variants=[*(n for n, _ in variants), HOLDOUT], unit=experiment["unit"],
+                                    start=start, end=end)
+    seed = int.from_bytes(hashlib.sha256(experiment_id.encode()).digest()[:8], "big")  # the same data, the same report
+    built = build_report(variants, data, holdout=experiment["holdout"], rng=np.random.default_rng(seed),
+                         resamples=settings.report_bootstrap_samples)
+    return {"experiment_id": experiment_id, "from": start.isoformat(), "to": end.isoformat(), **built}
