@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from llmops_prompts.routes import experiments, prompts
+from llmops_prompts.routes import experiments, prompts, recommendations
 from llmops_prompts.served import ServedCache
 from llmops_prompts.settings import PromptsSettings
 from llmops_shared import api_docs, problems
@@ -62,6 +62,7 @@ def create_app(settings: PromptsSettings, *, clock: Clock = utc_now) -> FastAPI:
     app.include_router(ops_router(backend_checks(app)))
     app.include_router(prompts.router)
     app.include_router(experiments.router)
+    app.include_router(recommendations.router)
     return app
 
 

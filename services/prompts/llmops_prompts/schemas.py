@@ -204,3 +204,19 @@ class ExperimentReport(BaseModel):
     trustworthy: bool
     alpha: float
     correction: str
+
+
+class Recommendations(BaseModel):
+    """Money is USD as a number here (an estimate, not a statement)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: Instant = Field(alias="from")
+    to: Instant
+    models: list[dict[str, Any]] = Field(description="per app and prompt: models in use (calls, cost per call, "
+                                         "judge score) and a recommendation (replace, with, monthly_saving, "
+                                         "score_ci95) or null")
+    prompt_cache: list[dict[str, Any]] = Field(description="per model: input tokens and the share read from the "
+                                               "provider's prompt cache")
+    exact_repeats: list[dict[str, Any]] = Field(description="per app and model: calls repeating an earlier one "
+                                                "exactly, their spend, and the monthly saving of a response cache")
