@@ -155,6 +155,7 @@ Fetch = Callable[[str, Mapping[str, str]], dict | None]
 @dataclass
 class _Entry:
     answer: dict | None  # None: not fetched yet
+    served: Prompt | None = None  # the answer as a Prompt, when no experiment needs a unit to pick one
     fetched_at: float = 0.0
     failed_at: float | None = None
     refreshing: bool = False
@@ -183,9 +184,12 @@ class PromptClient:
     def get_prompt(self, name: str, label: str = "production", *, version: int | None = None,
                    fallback: Template | None = None, type: str | None = None,
                    unit_id: str | None = None) -> Prompt:
-        query = {"version": str(version)} if version is not None else {"label": label}
         key = (name, f"version:{version}" if version is not None else f"label:{label}")
         now = self._clock()
+        fast = self._entries.get(key)  # the warm path: no lock, no allocation
+        if fast is not None and fast.served is not None and now - fast.fetched_at < self.ttl_s:
+            return fast.served
+        query = {"version": str(version)} if version is not None else {"label": label}
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -246,10 +250,11 @@ class PromptClient:
             self._refreshes.discard(threading.current_thread())
             entry = self._entries[key]
             entry.refreshing = False
-            if failed:
+            if failed or answer is None:
                 entry.failed_at = self._clock()
             else:
                 entry.answer, entry.fetched_at, entry.failed_at = answer, self._clock(), None
+                entry.served = None if answer.get("experiment") else _prompt(answer)
 
     def _http_fetch(self, name: str, query: Mapping[str, str]) -> dict | None:
         url = f"{self.endpoint}/v1/prompts/{urllib.parse.quote(name, safe='')}?{urllib.parse.urlencode(query)}"
