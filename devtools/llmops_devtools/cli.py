@@ -70,6 +70,7 @@ def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
     from llmops_guardrails.settings import GuardrailsSettings
     from llmops_ingest.settings import IngestSettings
     from llmops_monitors.settings import MonitorsSettings
+    from llmops_prompts.settings import PromptsSettings
     from llmops_shared.retention import RetentionSettings
     from llmops_traces.settings import TracesSettings
 
@@ -77,6 +78,7 @@ def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
             ("Guardrails worker and API", GuardrailsSettings), ("Notifier", NotifierSettings),
             ("Billing worker and API", BillingSettings), ("Evaluator worker, API and CLI", EvaluatorSettings),
             ("Traces worker, API and CLI", TracesSettings), ("Monitors worker and API", MonitorsSettings),
+            ("Prompts API and CLI", PromptsSettings),
             ("Retention (`llmops retention`)", RetentionSettings)]
 
 

@@ -7,6 +7,9 @@
     with llmops_sdk.trace(), llmops_sdk.span("answer", kind="chain"):
         client.chat.completions.create(model="gpt-4o-mini", messages=[...])
     llmops_sdk.record(name="custom-step", span_kind="tool", latency_ms=12.5)
+    llmops_sdk.configure_prompts(endpoint="http://127.0.0.1:8085", api_key="...")
+    prompt = llmops_sdk.get_prompt("support-answer", fallback="Answer: {{ question }}")
+    text = prompt.compile(question=q)       # events recorded from here on carry the prompt's reference
 
 Standard library only; `llmops-sdk[kafka]` adds the Kafka transport, `llmops-sdk[openai]` the client, and
 `[anthropic]`, `[langchain]`, `[llamaindex]`, `[litellm]` the integrations (docs/integrations/).
@@ -27,6 +30,7 @@ See docs/sdk.md. Modules, each importing only those above it:
     langchain   `LLMOpsCallbackHandler` (the `langchain` extra; import `llmops_sdk.langchain`)
     llamaindex  `instrument_llamaindex` (the `llamaindex` extra; import `llmops_sdk.llamaindex`)
     litellm     `LLMOpsLogger` (the `litellm` extra; import `llmops_sdk.litellm`)
+    prompts     `get_prompt`, `Prompt.compile`: managed prompts, cached, with experiments' variants
 """
 
 from llmops_sdk.anthropic import instrument_anthropic
@@ -34,6 +38,7 @@ from llmops_sdk.client import close, configure, default_recorder, flush, record
 from llmops_sdk.config import RecorderConfig
 from llmops_sdk.context import TraceContext, current
 from llmops_sdk.instrument import instrument_openai
+from llmops_sdk.prompts import MissingVariables, Prompt, PromptClient, PromptUnavailable, configure_prompts, get_prompt
 from llmops_sdk.recorder import Recorder, RecorderStats
 from llmops_sdk.tracing import span, trace
 from llmops_sdk.transport import Delivery, HTTPTransport, KafkaTransport, Payload
@@ -46,16 +51,22 @@ __all__ = [
     "Delivery",
     "HTTPTransport",
     "KafkaTransport",
+    "MissingVariables",
     "Payload",
+    "Prompt",
+    "PromptClient",
+    "PromptUnavailable",
     "Recorder",
     "RecorderConfig",
     "RecorderStats",
     "TraceContext",
     "close",
     "configure",
+    "configure_prompts",
     "current",
     "default_recorder",
     "flush",
+    "get_prompt",
     "instrument_anthropic",
     "instrument_openai",
     "record",

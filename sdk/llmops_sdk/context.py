@@ -28,6 +28,9 @@ class TraceContext:
 
 
 CURRENT: contextvars.ContextVar[TraceContext | None] = contextvars.ContextVar("llmops_trace", default=None)
+PROMPT: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("llmops_prompt", default=None)
+"""The managed prompt in use (`{name, version, variant}`), set by `Prompt.compile()` and `Prompt.use()`
+(`llmops_sdk.prompts`); the recorder puts it on every event that names no `prompt` of its own."""
 
 
 def current() -> TraceContext | None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmops_sdk.config import RecorderConfig
-from llmops_sdk.context import CURRENT, new_event_id
+from llmops_sdk.context import CURRENT, PROMPT, new_event_id
 from llmops_sdk.sender import Outbox, Sender
 from llmops_sdk.transport import Transport
 
@@ -123,6 +123,9 @@ class Recorder:
                     event["session_id"] = context.session_id
                 if context.user_id is not None and "user_id" not in event:
                     event["user_id"] = context.user_id
+            prompt = PROMPT.get()
+            if prompt is not None and "prompt" not in event:
+                event["prompt"] = prompt
             outbox = self._outbox
             with outbox.lock:
                 if outbox.closed or len(outbox.buffer) >= self._max_buffer:

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from llmops_sdk.client import default_recorder
-from llmops_sdk.context import CURRENT, TraceContext, current, new_span_id, new_trace_id, restore
+from llmops_sdk.context import CURRENT, PROMPT, TraceContext, current, new_span_id, new_trace_id, restore
 from llmops_sdk.recorder import Recorder
 
 __all__ = ["SPAN_KINDS", "TraceContext", "current", "error_info", "span", "trace"]
@@ -43,6 +43,7 @@ class trace:
         self.context = TraceContext(trace_id=trace_id or new_trace_id(), session_id=session_id, user_id=user_id)
         self._token: contextvars.Token[TraceContext | None] | None = None
         self._previous: TraceContext | None = None
+        self._prompt: dict[str, str] | None = None
 
     @property
     def trace_id(self) -> str:
@@ -50,6 +51,7 @@ class trace:
 
     def __enter__(self) -> trace:
         self._previous = CURRENT.get()
+        self._prompt = PROMPT.get()  # a prompt compiled inside is in use until the trace ends, no longer
         self._token = CURRENT.set(self.context)
         return self
 
@@ -57,6 +59,7 @@ class trace:
                  tb: TracebackType | None) -> None:
         if self._token is not None:
             restore(self._token, self._previous)
+            PROMPT.set(self._prompt)
             self._token = None
 
     async def __aenter__(self) -> trace:

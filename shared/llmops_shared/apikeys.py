@@ -55,6 +55,8 @@ class Scope(StrEnum):
     BILLING_READ = "billing:read"
     EVAL_WRITE = "eval:write"
     TRACES_READ = "traces:read"
+    PROMPTS_READ = "prompts:read"
+    PROMPTS_WRITE = "prompts:write"
     ADMIN = "admin"
 
 

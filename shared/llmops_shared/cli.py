@@ -10,7 +10,7 @@
     llmops schema                      print the interaction event's JSON Schema
     llmops alerts list|show|ack|resolve   on-call, against the guardrails API (llmops_shared.oncall)
     llmops usage [--by model,app]      usage and cost, against the billing API
-    llmops billing ... | eval ... | guardrails ... | traces ...   forwarded to the service's own command line
+    llmops billing | eval | guardrails | traces | prompts ...   forwarded to the service's own command line
 
 Every command that reads data takes `--json`; long jobs show a progress bar on a terminal and plain
 lines in a pipe; errors are one line with the fix (`llmops_shared.terminal`).
@@ -187,6 +187,7 @@ FORWARDED = {
     "eval": ("llmops_evaluator.cli", "evaluator: golden-dataset runs (llmops eval run ...)"),
     "guardrails": ("llmops_guardrails.cli", "guardrails: policies"),
     "traces": ("llmops_traces.cli", "traces: follow live spans (llmops traces tail ...)"),
+    "prompts": ("llmops_prompts.cli", "prompts: prompt files as code, experiment reports (llmops prompts push ...)"),
 }
 
 

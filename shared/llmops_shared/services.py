@@ -44,4 +44,5 @@ SERVICES: tuple[ServiceProcess, ...] = (
     ServiceProcess("traces-api", "llmops_traces.api", 8084, "LLMOPS_TRACES_PORT"),
     ServiceProcess("monitors-worker", "llmops_monitors.worker"),
     ServiceProcess("monitors-api", "llmops_monitors.api", 8086, "LLMOPS_MONITORS_PORT"),
+    ServiceProcess("prompts-api", "llmops_prompts.api", 8085, "LLMOPS_PROMPTS_PORT"),
 )

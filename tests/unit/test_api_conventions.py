@@ -23,6 +23,8 @@ def _apps() -> list[tuple[str, Callable[[], FastAPI], str]]:
     from llmops_ingest.settings import IngestSettings
     from llmops_monitors.api import create_app as monitors
     from llmops_monitors.settings import MonitorsSettings
+    from llmops_prompts.api import create_app as prompts
+    from llmops_prompts.settings import PromptsSettings
     from llmops_traces.api import create_app as traces
     from llmops_traces.settings import TracesSettings
 
@@ -31,7 +33,8 @@ def _apps() -> list[tuple[str, Callable[[], FastAPI], str]]:
             ("billing", lambda: billing(BillingSettings(max_body_bytes=4096)), "/v1/budgets"),
             ("evaluator", lambda: evaluator(EvaluatorSettings(max_body_bytes=4096)), "/v1/evaluators"),
             ("traces", lambda: traces(TracesSettings(max_body_bytes=4096)), "/v1/settings"),
-            ("monitors", lambda: monitors(MonitorsSettings(max_body_bytes=4096)), "/v1/monitors")]
+            ("monitors", lambda: monitors(MonitorsSettings(max_body_bytes=4096)), "/v1/monitors"),
+            ("prompts", lambda: prompts(PromptsSettings(max_body_bytes=4096)), "/v1/prompts")]
 
 
 @pytest.mark.parametrize(("name", "make", "path"), _apps(), ids=[a[0] for a in _apps()])

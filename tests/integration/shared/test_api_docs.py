@@ -29,6 +29,8 @@ def _apps(stack: CommonSettings) -> list[tuple[str, Any, str]]:
     from llmops_ingest.settings import IngestSettings
     from llmops_monitors.api import create_app as monitors
     from llmops_monitors.settings import MonitorsSettings
+    from llmops_prompts.api import create_app as prompts
+    from llmops_prompts.settings import PromptsSettings
     from llmops_traces.api import create_app as traces
     from llmops_traces.settings import TracesSettings
 
@@ -38,7 +40,8 @@ def _apps(stack: CommonSettings) -> list[tuple[str, Any, str]]:
             ("billing", billing(BillingSettings(**common)), "/v1/budgets"),
             ("evaluator", evaluator(EvaluatorSettings(**common)), "/v1/evaluators"),
             ("traces", traces(TracesSettings(**common)), "/v1/spans"),
-            ("monitors", monitors(MonitorsSettings(**common)), "/v1/monitors")]
+            ("monitors", monitors(MonitorsSettings(**common)), "/v1/monitors"),
+            ("prompts", prompts(PromptsSettings(**common)), "/v1/prompts")]
 
 
 @pytest.fixture(scope="module")

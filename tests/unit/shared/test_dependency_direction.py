@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-SERVICES = ("llmops_ingest", "llmops_guardrails", "llmops_billing", "llmops_evaluator", "llmops_traces")
+SERVICES = ("llmops_ingest", "llmops_guardrails", "llmops_billing", "llmops_evaluator", "llmops_traces",
+            "llmops_prompts")
 
 
 def imported_modules(source: str, filename: str = "<source>") -> Iterator[tuple[int, str]]:

@@ -1,0 +1,1 @@
+"""LLMOps prompts: versioned prompts, labels, experiments and their reports (docs/prompts.md)."""

@@ -1,0 +1,76 @@
+"""The prompts API (FastAPI, port 8085): prompts, versions, labels, diffs, experiments and their reports.
+
+    python -m llmops_prompts.api          (or `llmops run prompts-api`)
+
+Every route reads or changes the calling key's tenant's prompts only; another tenant's prompt or
+experiment is not found (404), exactly like one that does not exist. Reading needs `prompts:read`,
+changing `prompts:write` (or `admin`). A version's author and a label move's mover are the calling key's
+id. Errors are RFC 9457 problem details (`llmops_shared.problems`). This module only assembles the app.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from llmops_prompts.routes import experiments, prompts, recommendations
+from llmops_prompts.served import ServedCache
+from llmops_prompts.settings import PromptsSettings
+from llmops_shared import api_docs, problems
+from llmops_shared.clock import Clock, utc_now
+from llmops_shared.config_changes import ConfigWatcher
+from llmops_shared.http import JSONBody, api_backends, backend_checks, install_limits, ops_router, run_api
+from llmops_shared.logging import configure_logging
+
+log = logging.getLogger("llmops_prompts.api")
+
+
+def create_app(settings: PromptsSettings, *, clock: Clock = utc_now) -> FastAPI:
+    """The app; `clock` says what "now" is (experiment reports' windows)."""
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with api_backends(app, settings):
+            watcher = ConfigWatcher(settings.database_url)  # a label moved elsewhere is in force here at once
+            await watcher.start()
+            app.state.served = ServedCache(watcher, fallback_s=settings.cache_fallback_s)
+            try:
+                log.info("prompts API ready", extra={"port": settings.port})
+                yield
+            finally:
+                await watcher.close()
+
+    app = FastAPI(
+        title="LLMOps prompts API",
+        version="1.0",
+        description="Versioned prompts with movable labels, diffs, and experiments between versions with "
+        "sticky assignment and a statistical report. Keys see their own tenant only. Errors are RFC 9457 "
+        "problem details.",
+        lifespan=lifespan,
+        default_response_class=JSONBody,
+        responses=problems.ERROR_RESPONSES,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    problems.install(app)
+    api_docs.install(app)
+    install_limits(app, settings)
+    app.include_router(ops_router(backend_checks(app)))
+    app.include_router(prompts.router)
+    app.include_router(experiments.router)
+    app.include_router(recommendations.router)
+    return app
+
+
+def main() -> None:
+    settings = PromptsSettings()
+    configure_logging("prompts-api", settings.log_level)
+    run_api(create_app(settings), host=settings.host, port=settings.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The prompts API's routers, one per resource."""

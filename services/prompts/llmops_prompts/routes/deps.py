@@ -1,0 +1,32 @@
+"""The prompts API's own dependencies, beside the shared ones (`llmops_shared.deps`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from llmops_prompts.served import ServedCache
+from llmops_prompts.settings import PromptsSettings
+
+
+def _settings(request: Request) -> PromptsSettings:
+    settings: PromptsSettings = request.app.state.settings
+    return settings
+
+
+def _served(request: Request) -> ServedCache:
+    cache: ServedCache = request.app.state.served
+    return cache
+
+
+def _now(request: Request) -> datetime:
+    now: datetime = request.app.state.clock()
+    return now
+
+
+Now = Annotated[datetime, Depends(_now)]
+"""What "now" is for this request: `create_app`'s clock."""
+Settings = Annotated[PromptsSettings, Depends(_settings)]
+Served = Annotated[ServedCache, Depends(_served)]
