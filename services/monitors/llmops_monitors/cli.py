@@ -6,7 +6,7 @@
     llmops monitors delete --tenant T ID
     llmops monitors firings --tenant T ID
 
-It reaches `llmops` as a plugin (the entry point `llmops.plugins` in services/monitors/pyproject.toml),
+It reaches `llmops` as a plugin (`plugin.py`, the entry point `llmops.plugins` in services/monitors/pyproject.toml),
 so it exists wherever the monitors service is installed. A definition is validated as the API validates
 it; a bad one prints the field and exits 2.
 """
@@ -25,7 +25,6 @@ from pydantic import BaseModel, ValidationError
 
 from llmops_monitors import service
 from llmops_monitors.schemas import MonitorCreate
-from llmops_shared.plugins import Command, Plugin
 from llmops_shared.problems import DomainError
 from llmops_shared.settings import CommonSettings
 
@@ -89,11 +88,3 @@ def run(args: argparse.Namespace, settings: CommonSettings) -> int:
     if result is not None:
         print(result.model_dump_json(indent=2))
     return 0
-
-
-def _options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="list | get | create | replace | delete | firings ...")
-
-
-PLUGIN = Plugin(commands=(Command("monitors", "monitors: definitions and firings (llmops monitors list ...)", run,
-                                  _options),))
