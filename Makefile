@@ -22,5 +22,5 @@ lint: bootstrap
 
 ## Every benchmark, each against its baseline in the same run (results go into bench/RESULTS.md by hand).
 bench: bootstrap
-	for b in ingest_throughput otlp_ingest sdk_overhead guardrails_scan guardrails_pipeline evaluator_throughput billing_throughput; do \
+	for b in ingest_throughput otlp_ingest sdk_overhead guardrails_scan guardrails_pipeline evaluator_throughput billing_throughput traces_store; do \
 	  echo "== bench/$$b.py"; .venv/bin/python bench/$$b.py || exit 1; done

@@ -7,9 +7,10 @@ percentiles from summed fixed-bucket histograms (`histogram`), so a month of hou
 720 rollup rows per group, never the spans. Days are sums of hours (UTC).
 
 Cost is billing's, for the same tenant, buckets and group: from its hourly rollup (`usage_hourly`) for
-hour and day series not grouped by model, else summed from its ledger (billing's rollup is keyed by its
-normalised model key, not the model as reported). It covers every billed event of the group, judge calls
-the evaluator reports included.
+hour and day series neither grouped by model nor filtered by model or app, else summed from its ledger
+(billing's rollup is keyed by its normalised model key, not the model as reported, and is indexed by
+tenant and hour only, while the ledger has a (tenant, app, time) index). It covers every billed event of
+the group, judge calls the evaluator reports included.
 """
 
 from __future__ import annotations

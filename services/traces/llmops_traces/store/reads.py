@@ -191,11 +191,15 @@ async def session_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQuery) 
 
 async def trace_spans(db: asyncpg.Pool | asyncpg.Connection, *, tenant_id: str, trace_id: str, since: datetime,
                       limit: int, io: bool) -> list[asyncpg.Record]:
-    """The spans of one trace (at most `limit`), oldest first."""
+    """The spans of one trace (at most `limit`), oldest first. The spans are cut first and joined to their
+    costs after: joined before, the planner's guess of the ledger rows per span makes a parallel plan whose
+    workers' start-up is most of the time (EXPLAIN ANALYZE at volume: 40-90 ms against under 1 ms)."""
     return await db.fetch(f"""
-        SELECT {SPAN_COLUMNS}{IO_COLUMNS if io else ""} FROM trace_spans s {COST_JOIN}
-        WHERE s.tenant_id = $1 AND s.trace_id = $2 AND s.occurred_at >= $3
-        ORDER BY s.occurred_at, s.span_id LIMIT $4""", tenant_id, trace_id, since, limit)  # noqa: S608
+        SELECT {SPAN_COLUMNS}{IO_COLUMNS if io else ""} FROM (
+            SELECT * FROM trace_spans
+            WHERE tenant_id = $1 AND trace_id = $2 AND occurred_at >= $3
+            ORDER BY occurred_at, span_id LIMIT $4) s {COST_JOIN}
+        ORDER BY s.occurred_at, s.span_id""", tenant_id, trace_id, since, limit)  # noqa: S608
 
 
 async def session_traces(db: asyncpg.Pool | asyncpg.Connection, *, tenant_id: str, session_id: str,
