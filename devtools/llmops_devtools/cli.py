@@ -65,6 +65,7 @@ def _cmd_demo(args: argparse.Namespace, settings: CommonSettings) -> int:
 def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
     """Every process's settings class, in the order of docs/configuration.md."""
     from llmops_billing.settings import BillingSettings
+    from llmops_console.settings import ConsoleSettings
     from llmops_evaluator.settings import EvaluatorSettings
     from llmops_guardrails.notifier.service import NotifierSettings
     from llmops_guardrails.settings import GuardrailsSettings
@@ -75,7 +76,8 @@ def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
     return [("Every process", CommonSettings), ("Ingest API", IngestSettings),
             ("Guardrails worker and API", GuardrailsSettings), ("Notifier", NotifierSettings),
             ("Billing worker and API", BillingSettings), ("Evaluator worker, API and CLI", EvaluatorSettings),
-            ("Traces worker, API and CLI", TracesSettings), ("Retention (`llmops retention`)", RetentionSettings)]
+            ("Traces worker, API and CLI", TracesSettings), ("Console", ConsoleSettings),
+            ("Retention (`llmops retention`)", RetentionSettings)]
 
 
 def _cmd_settings_reference(args: argparse.Namespace, settings: CommonSettings) -> int:

@@ -42,4 +42,5 @@ SERVICES: tuple[ServiceProcess, ...] = (
     ServiceProcess("evaluator-api", "llmops_evaluator.api", 8082, "LLMOPS_EVALUATOR_PORT"),
     ServiceProcess("traces-worker", "llmops_traces.worker"),
     ServiceProcess("traces-api", "llmops_traces.api", 8084, "LLMOPS_TRACES_PORT"),
+    ServiceProcess("console", "llmops_console.api", 8090, "LLMOPS_CONSOLE_PORT"),
 )
