@@ -299,3 +299,49 @@ def _status(stack: CommonSettings, alert_id: str) -> str:
             await conn.close()
 
     return asyncio.run(read())
+
+
+def test_the_server_keeps_the_keys_hash_only_and_a_revoked_keys_session_ends(seeded: Seeded,
+                                                                            stack: CommonSettings) -> None:
+    import re
+
+    import redis
+    import redis.asyncio as aioredis
+
+    async def new_key() -> str:
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            return (await apikeys.create_key(conn, tenant_id=seeded.tenant_a, scopes=["alerts:read"])).secret
+        finally:
+            await conn.close()
+
+    key = asyncio.run(new_key())
+    with httpx.Client(base_url=seeded.url, follow_redirects=False) as client:
+        form = client.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token is not None
+        assert client.post("/login", data={"csrf_token": token.group(1), "api_key": key}).status_code == 303
+        assert client.get("/alerts").status_code == 200
+        cookie = client.cookies["llmops_console"]
+
+        stored = redis.Redis.from_url(stack.redis_url)
+        try:
+            [entry] = [stored.get(k) for k in stored.scan_iter("llmops:console:session:*")
+                       if stored.get(k) and apikeys.hash_key(key).hex().encode() in stored.get(k)]
+            assert entry is not None and key.encode() not in entry and cookie.encode() not in entry
+        finally:
+            stored.close()
+
+        async def revoke() -> None:
+            conn = await asyncpg.connect(stack.database_url)
+            client_redis = aioredis.from_url(stack.redis_url)
+            try:
+                key_id = key.split("_")[1]
+                assert await apikeys.revoke_key(conn, key_id, client_redis)
+            finally:
+                await client_redis.aclose()
+                await conn.close()
+
+        asyncio.run(revoke())
+        answer = client.get("/alerts")
+        assert answer.status_code == 303 and answer.headers["location"] == "/login"

@@ -15,6 +15,7 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 PREFIXES = {"Ingest API": "LLMOPS_INGEST_", "Guardrails worker and API": "LLMOPS_GUARDRAILS_",
             "Notifier": "LLMOPS_NOTIFIER_", "Billing worker and API": "LLMOPS_BILLING_",
             "Evaluator worker, API and CLI": "LLMOPS_EVALUATOR_", "Traces worker, API and CLI": "LLMOPS_TRACES_",
+            "Console": "LLMOPS_CONSOLE_",
             "Retention (`llmops retention`)": "LLMOPS_RETENTION_"}
 # Variables two processes of one service read with one meaning, through one field declaration: the channel
 # keys, with which the guardrails API seals channels and the notifier opens them.
