@@ -345,3 +345,16 @@ def test_the_server_keeps_the_keys_hash_only_and_a_revoked_keys_session_ends(see
         asyncio.run(revoke())
         answer = client.get("/alerts")
         assert answer.status_code == 303 and answer.headers["location"] == "/login"
+
+
+def test_resolving_an_alert_from_its_row(seeded: Seeded, browser: webdriver.Chrome, stack: CommonSettings) -> None:
+    sign_in(browser, seeded.url, seeded.key_a)
+    browser.get(f"{seeded.url}/alerts")
+    alert_id = seeded.alert_ids_a[1]
+    browser.find_element(By.CSS_SELECTOR, f"tr[data-alert-id='{alert_id}'] button.resolve").click()
+    wait_for(browser, lambda d: d.find_elements(By.ID, "alert-status"), "the alert's page did not open")
+    assert browser.find_element(By.ID, "alert-status").text == "resolved"
+    assert _status(stack, alert_id) == "resolved"
+    browser.get(f"{seeded.url}/alerts")  # open and acknowledged ones only, by default
+    assert alert_id not in [r.get_attribute("data-alert-id")
+                            for r in browser.find_elements(By.CSS_SELECTOR, "#alerts-table tbody tr[data-alert-id]")]

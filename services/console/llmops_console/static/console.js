@@ -20,7 +20,8 @@
       return s;
     }));
     new uPlot({ width: Math.max(el.clientWidth, 300), height: 240, series: series, axes: [axis, axis],
-                scales: { x: { time: true } } }, spec.data, el);
+                scales: kind === "points" ? { x: { time: true }, y: { range: [0, 1] } } : { x: { time: true } } },
+               spec.data, el);
   }
 
   function drawAll(root) { (root || document).querySelectorAll("[data-chart]").forEach(draw); }
