@@ -65,6 +65,7 @@ def _cmd_demo(args: argparse.Namespace, settings: CommonSettings) -> int:
 def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
     """Every process's settings class, in the order of docs/configuration.md."""
     from llmops_billing.settings import BillingSettings
+    from llmops_console.settings import ConsoleSettings
     from llmops_evaluator.settings import EvaluatorSettings
     from llmops_guardrails.notifier.service import NotifierSettings
     from llmops_guardrails.settings import GuardrailsSettings
@@ -78,7 +79,7 @@ def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
             ("Guardrails worker and API", GuardrailsSettings), ("Notifier", NotifierSettings),
             ("Billing worker and API", BillingSettings), ("Evaluator worker, API and CLI", EvaluatorSettings),
             ("Traces worker, API and CLI", TracesSettings), ("Monitors worker and API", MonitorsSettings),
-            ("Prompts API and CLI", PromptsSettings),
+            ("Prompts API and CLI", PromptsSettings), ("Console", ConsoleSettings),
             ("Retention (`llmops retention`)", RetentionSettings)]
 
 

@@ -213,7 +213,11 @@ class KeyStore:
     async def resolve(self, presented: str) -> Principal | None:
         if not _KEY.match(presented):
             return None
-        key_hash = hash_key(presented)
+        return await self.resolve_hash(hash_key(presented))
+
+    async def resolve_hash(self, key_hash: bytes) -> Principal | None:
+        """`resolve` for a key known by its hash only (the console's sessions keep the hash, never the key),
+        with the same cache, revocation and outage rules."""
         now = self.clock()
         cached, redis_answered = await self._cache_get(key_hash)
         if cached is not None and (cached.principal is None or now - cached.at < self.cache_ttl_s):

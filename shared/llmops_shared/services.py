@@ -45,4 +45,5 @@ SERVICES: tuple[ServiceProcess, ...] = (
     ServiceProcess("monitors-worker", "llmops_monitors.worker"),
     ServiceProcess("monitors-api", "llmops_monitors.api", 8086, "LLMOPS_MONITORS_PORT"),
     ServiceProcess("prompts-api", "llmops_prompts.api", 8085, "LLMOPS_PROMPTS_PORT"),
+    ServiceProcess("console", "llmops_console.api", 8090, "LLMOPS_CONSOLE_PORT"),
 )

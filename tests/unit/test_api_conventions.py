@@ -66,4 +66,5 @@ def test_the_vendored_files_are_the_versions_the_vendor_script_pins() -> None:
     pins = dict(re.findall(r"^([A-Z_]+)=(\S+)", script, flags=re.MULTILINE))
     versions = dict(line.split() for line in (root / "shared" / "llmops_shared" / "static" / "vendor" / "VERSIONS")
                     .read_text().splitlines())
-    assert versions == {"swagger-ui-dist": pins["SWAGGER_UI_DIST"], "redoc": pins["REDOC"]}
+    assert versions == {"swagger-ui-dist": pins["SWAGGER_UI_DIST"], "redoc": pins["REDOC"],
+                        "htmx.org": pins["HTMX_ORG"], "uplot": pins["UPLOT"]}

@@ -241,6 +241,14 @@ async def get_alert(db: Executor, *, tenant_id: str, alert_id: str) -> AlertPubl
     return alert_public(row)
 
 
+async def alert_events(db: Executor, *, tenant_id: str, alert_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The events counted into an alert (`event_id`, `occurred_at`), newest first: what to look up in the trace
+    store to see the traces that raised it. Another tenant's alert is not found."""
+    await get_alert(db, tenant_id=tenant_id, alert_id=alert_id)
+    rows = await alerts_store.alert_events(db, tenant_id=tenant_id, alert_id=_alert_uuid(alert_id), limit=limit)
+    return [{"event_id": r["event_id"], "occurred_at": r["occurred_at"]} for r in rows]
+
+
 async def acknowledge(db: Executor, *, tenant_id: str, alert_id: str, by: str) -> AlertPublic:
     """open -> acknowledged; an acknowledged alert stays as it is; a resolved one is a conflict."""
     key = _alert_uuid(alert_id)

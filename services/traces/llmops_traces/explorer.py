@@ -105,6 +105,14 @@ async def trace_detail(db: asyncpg.Pool, *, tenant_id: str, trace_id: str, since
     }
 
 
+async def traces_of_events(db: asyncpg.Pool, *, tenant_id: str, keys: list[tuple[Any, datetime]],
+                           since: datetime) -> list[dict[str, Any]]:
+    """The tenant's traces that hold these events (an alert's, a score's), from its retention cutoff on."""
+    if not keys:
+        return []
+    return [row_view(r) for r in await reads.traces_of_events(db, tenant_id=tenant_id, keys=keys, since=since)]
+
+
 async def session_detail(db: asyncpg.Pool, *, tenant_id: str, session_id: str, since: datetime,
                          max_traces: int) -> dict[str, Any]:
     records = await reads.session_traces(db, tenant_id=tenant_id, session_id=session_id, since=since,

@@ -16,7 +16,8 @@ PREFIXES = {"Ingest API": "LLMOPS_INGEST_", "Guardrails worker and API": "LLMOPS
             "Notifier": "LLMOPS_NOTIFIER_", "Billing worker and API": "LLMOPS_BILLING_",
             "Evaluator worker, API and CLI": "LLMOPS_EVALUATOR_", "Traces worker, API and CLI": "LLMOPS_TRACES_",
             "Monitors worker and API": "LLMOPS_MONITORS_",
-            "Prompts API and CLI": "LLMOPS_PROMPTS_", "Retention (`llmops retention`)": "LLMOPS_RETENTION_"}
+            "Prompts API and CLI": "LLMOPS_PROMPTS_", "Console": "LLMOPS_CONSOLE_",
+            "Retention (`llmops retention`)": "LLMOPS_RETENTION_"}
 # Variables two processes of one service read with one meaning, through one field declaration: the channel
 # keys, with which the guardrails API seals channels and the notifier opens them.
 SHARED_IN_SERVICE = {"LLMOPS_GUARDRAILS_CHANNEL_KEYS": {"GuardrailsSettings", "NotifierSettings"}}

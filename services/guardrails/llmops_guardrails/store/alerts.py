@@ -136,3 +136,12 @@ async def resolve(db: Executor, *, tenant_id: str, alert_id: uuid.UUID, by: str)
         """UPDATE guardrail_alerts SET status = 'resolved', resolved_at = now(), resolved_by = $3,
                   updated_at = now()
            WHERE tenant_id = $1 AND alert_id = $2 AND status <> 'resolved' RETURNING *""", tenant_id, alert_id, by)
+
+
+async def alert_events(db: Executor, *, tenant_id: str, alert_id: uuid.UUID, limit: int) -> list[asyncpg.Record]:
+    """The events counted into one of the tenant's alerts, newest first (event_id, occurred_at)."""
+    return await db.fetch(
+        """SELECT e.event_id, e.occurred_at FROM guardrail_alert_events e
+           JOIN guardrail_alerts a ON a.alert_id = e.alert_id
+           WHERE a.tenant_id = $1 AND e.alert_id = $2
+           ORDER BY e.occurred_at DESC, e.event_id LIMIT $3""", tenant_id, alert_id, limit)

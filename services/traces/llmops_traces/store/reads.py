@@ -246,3 +246,17 @@ async def tail(db: asyncpg.Pool | asyncpg.Connection, *, tenant_id: str | None, 
     return await db.fetch(f"""
         SELECT s.tenant_id, s.stored_at, {SPAN_COLUMNS} FROM trace_spans s {COST_JOIN}
         WHERE {sql.clause} ORDER BY s.stored_at, s.event_id LIMIT {int(limit)}""", *sql.args)  # noqa: S608
+
+
+async def traces_of_events(db: asyncpg.Pool | asyncpg.Connection, *, tenant_id: str,
+                           keys: Sequence[tuple[Any, datetime]], since: datetime) -> list[asyncpg.Record]:
+    """The traces that hold these events ((event_id, occurred_at), from `since` on): one row per trace with
+    its span count among them and the first of their times, earliest first."""
+    return await db.fetch("""
+        SELECT s.trace_id, count(*) AS span_count, min(s.occurred_at) AS first_at
+        FROM trace_spans s
+        JOIN unnest($2::uuid[], $3::timestamptz[]) AS k(event_id, occurred_at)
+          ON s.event_id = k.event_id AND s.occurred_at = k.occurred_at
+        WHERE s.tenant_id = $1 AND s.occurred_at >= $4
+        GROUP BY s.trace_id ORDER BY first_at, s.trace_id""",
+        tenant_id, [k[0] for k in keys], [k[1] for k in keys], since)

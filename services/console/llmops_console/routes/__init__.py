@@ -1,0 +1,1 @@
+"""One router per page family: sign-in, overview, alerts, traces, evaluations, budgets."""

@@ -1,0 +1,56 @@
+"""`/`: cost by model this month, requests and errors over the last day, open alerts. The charts part
+(`/overview/live`) is fetched again by htmx every minute, so the page updates without a reload."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from llmops_billing import usage
+from llmops_billing.usage_query import parse_usage_query
+from llmops_console import charts
+from llmops_console.auth import Viewer
+from llmops_console.routes.deps import Now, render
+from llmops_guardrails import alerts_service
+from llmops_shared.apikeys import Scope
+from llmops_traces import metrics
+from llmops_traces.views import iso
+
+router = APIRouter()
+
+
+async def _live(request: Request, viewer: Viewer, now: datetime) -> dict[str, Any]:
+    pool, tenant = request.app.state.pool, viewer.principal.tenant_id
+    out: dict[str, Any] = {"cost": None, "traffic": None, "alerts": None}
+    if viewer.may(Scope.BILLING_READ):
+        usage_query = parse_usage_query(start=None, end=None, granularity="day", group_by=["model"], now=now,
+                                        limit=1_000)
+        rows = (await usage.usage_page(pool, tenant_id=tenant, query=usage_query))["rows"]
+        out["cost"] = {"chart": charts.pivot(rows, x="bucket", group="model", value="cost_total"),
+                       "totals": charts.totals(rows, group="model", value="cost_total")}
+    if viewer.may(Scope.TRACES_READ):
+        end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        span = {"from": [iso(end - timedelta(hours=24)) or ""], "to": [iso(end) or ""], "granularity": ["hour"]}
+        metrics_query = metrics.parse_metrics_query(span, tenant_id=tenant, far_past=now - timedelta(days=800))
+        answer = await metrics.metrics(pool, metrics_query)
+        points = [p for s in answer["series"] for p in s["points"]]
+        chart = charts.series(points, x="bucket", values={"requests": "requests", "errors": "errors"})
+        out["traffic"] = {"chart": chart,
+                          "requests": sum(p["requests"] for p in points), "errors": sum(p["errors"] for p in points)}
+    if viewer.may(Scope.ALERTS_READ):
+        where = alerts_service.AlertFilter(status=["open", "acknowledged"])
+        out["alerts"] = (await alerts_service.list_alerts(pool, tenant_id=tenant, where=where, limit=10)).alerts
+    return out
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def overview(request: Request, viewer: Viewer, now: Now) -> HTMLResponse:
+    return render(request, "overview.html", viewer=viewer, page="overview", **await _live(request, viewer, now))
+
+
+@router.get("/overview/live", response_class=HTMLResponse, include_in_schema=False)
+async def overview_live(request: Request, viewer: Viewer, now: Now) -> HTMLResponse:
+    return render(request, "overview_live.html", viewer=viewer, **await _live(request, viewer, now))
