@@ -14,6 +14,7 @@ Select or deselect it with the marker: `pytest -m chaos`, `pytest -m "not chaos"
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -33,7 +34,10 @@ def test_under_every_fault_nothing_is_lost_duplicated_or_leaked(tmp_path: Path) 
         harness = subprocess.Popen(
             [sys.executable, str(REPO / "bench" / "chaos.py"), "--short", "--seed", "20261203",
              "--workdir", str(tmp_path / "run"), "--json", str(report_path)],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+            # The harness runs servers of its own: no topic prefix (the session's is for the shared broker),
+            # so the harness and the services it starts name the same topics.
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if k != "LLMOPS_TOPIC_PREFIX"})
         try:
             harness.wait(timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired:

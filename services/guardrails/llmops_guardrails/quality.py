@@ -155,10 +155,11 @@ class _ModelOnly:
 
 
 def injection_score(split: str, detector: InjectionDetector | _ModelOnly | None = None) -> InjectionScore:
-    """`detector` (default: the default policy's, rules and learned model) on one split of the prompts."""
+    """`detector` (default: the default policy's) on one split of the prompts."""
     policy = default_policy()
     threshold = min((r.threshold for r in policy.active_rules if r.detector is Detector.INJECTION), default=0.7)
-    detector = detector or InjectionDetector(model=injection_model.load())
+    if detector is None:
+        detector = InjectionDetector(model=injection_model.load() if policy.detectors.injection.model else None)
     out = InjectionScore(threshold)
     for row in (r for r in injection_rows() if split == "all" or r["split"] == split):
         hits = detector.detect(row["text"])
@@ -183,8 +184,9 @@ def injection_score(split: str, detector: InjectionDetector | _ModelOnly | None 
 
 def injection_quality(split: str, *, errors: int) -> None:
     model = injection_model.load()
-    for name, detector in (("rules only", InjectionDetector()), ("learned model only", _ModelOnly(model)),
-                           ("rules + model (the default policy)", InjectionDetector(model=model))):
+    for name, detector in (("rules only (the default policy)", InjectionDetector()),
+                           ("learned model only", _ModelOnly(model)),
+                           ("rules + model (`detectors.injection.model: true`)", InjectionDetector(model=model))):
         s = injection_score(split, detector)
         print(f"\nPrompt injection, {name}: data/injection_prompts.jsonl split={split}: {s.tp + s.fn} attacks, "
               f"{s.fp + s.tn} benign; threshold {s.threshold} (default policy)")

@@ -209,11 +209,13 @@ async def test_resolving_with_kafka_down_answers_503_and_changes_nothing(
 
 async def test_check_flags_a_paraphrased_injection_by_the_learned_model(
         client: httpx.AsyncClient, tenant: str, make_key) -> None:
-    """An attack the rules do not know (authority claim, no override verb): the model's finding, named as such,
-    triggers the default prompt-injection rule; with the model switched off in the policy, nothing does."""
-    h = auth(await make_key(tenant, ["guardrails:check"]))
+    """An attack the rules do not know (authority claim, no override verb): with the model switched on in the
+    policy (it is opt-in), the model's finding, named as such, triggers the prompt-injection rule; with the
+    default policy (model off), nothing does."""
+    admin = auth(await make_key(tenant, ["admin"]))
     text = PARAPHRASED_ATTACK
-    resp = await client.post("/v1/check", json={"text": text}, headers=h)
+    resp = await client.post("/v1/check", json={"text": text, "policy": {"detectors": {"injection": {"model": True}}}},
+                             headers=admin)
     assert resp.status_code == 200, resp.text
     body = resp.json()
     (finding,) = [f for f in body["findings"] if f["detector"] == "injection"]
@@ -222,9 +224,8 @@ async def test_check_flags_a_paraphrased_injection_by_the_learned_model(
     assert finding["score"] >= 0.7 and (finding["start"], finding["end"]) == (0, len(text))
     assert body["action"] == "alert" and "prompt-injection" in [t["rule_id"] for t in body["triggered"]]
 
-    admin = auth(await make_key(tenant, ["admin"]))
-    off = await client.post("/v1/check", json={"text": text, "policy": {"detectors": {"injection": {"model": False}}}},
-                            headers=admin)
+    checker = auth(await make_key(tenant, ["guardrails:check"]))
+    off = await client.post("/v1/check", json={"text": text}, headers=checker)
     assert [f for f in off.json()["findings"] if f["detector"] == "injection"] == []
 
 

@@ -28,8 +28,9 @@ def documented_pii() -> dict[str, tuple[float, float, float]]:
 
 
 def documented_injection() -> tuple[float, float, float]:
-    """The default policy's row (rules + learned model) of the test-split table in docs/guardrails.md."""
-    found = re.search(r"^\| rules \+ model \(default policy\) \| ([\d.]+) \| \**([\d.]+)\** \| \**([\d.]+)\** \|",
+    """The default policy's row (rules only: the learned model is opt-in) of the test-split table in
+    docs/guardrails.md."""
+    found = re.search(r"^\| rules only \(default policy\) \| ([\d.]+) \| \**([\d.]+)\** \| \**([\d.]+)\** \|",
                       DOCS, flags=re.MULTILINE)
     assert found, "docs/guardrails.md no longer states the injection figures"
     precision, recall, fpr = (float(g) for g in found.groups())
@@ -58,7 +59,7 @@ def test_pii_detection_on_the_test_split_is_at_least_what_the_docs_say() -> None
 
 def test_injection_detection_on_the_test_split_is_at_least_what_the_docs_say() -> None:
     precision, recall, fpr = documented_injection()
-    assert (precision, recall, fpr) == (0.977, 0.695, 0.0198)  # what the document says today
+    assert (precision, recall, fpr) == (1.0, 0.116, 0.0)  # what the document says today
     score = injection_score("test")
     assert score.tp + score.fn == 423 and score.fp + score.tn == 354  # the documented test split
     assert round(score.precision, 3) >= precision
