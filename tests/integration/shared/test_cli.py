@@ -4,6 +4,7 @@ database, Kafka and Redis: `dlq list`, `dlq replay`, `keys revoke`, `keys list`.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -64,10 +65,10 @@ async def test_dlq_list_and_replay_through_the_command(stack: CommonSettings, pg
 
     listed = await llmops("dlq", "list", "--consumer", handler.name)
     assert listed.returncode == 0, listed.stderr
-    lines = listed.stdout.splitlines()
-    assert lines[-1] == "2 pending dead letter(s)"
-    assert sorted(line.split()[3] for line in lines[:-1]) == ["bad_json", "processing_error"]
-    assert all(f"{topic}[0]@" in line for line in lines[:-1])
+    assert listed.stdout.splitlines()[-1] == "2 pending dead letter(s)"
+    as_json = await llmops("dlq", "list", "--consumer", handler.name, "--json")
+    assert sorted(r["reason"] for r in json.loads(as_json.stdout)) == ["bad_json", "processing_error"]
+    assert all(r["topic"] == topic and r["partition"] == 0 for r in json.loads(as_json.stdout))
 
     since = await end_offsets(stack.kafka_bootstrap, topic)
     replayed = await llmops("dlq", "replay", "--consumer", handler.name, "--reason", "processing_error")
@@ -97,6 +98,6 @@ async def test_keys_revoke_through_the_command_takes_effect_at_once(stack: Commo
             assert await send() == 401  # at once: the command dropped the cached look-up
     twice = await llmops("keys", "revoke", key_id)
     assert (twice.returncode, twice.stdout.strip()) == (1, f"no active key {key_id}")
-    listed = await llmops("keys", "list", "--tenant", tenant)
-    [line] = listed.stdout.splitlines()
-    assert line.split()[:3] == [key_id, tenant, "revoked"]
+    listed = await llmops("keys", "list", "--tenant", tenant, "--json")
+    [row] = json.loads(listed.stdout)
+    assert (row["key_id"], row["tenant_id"], row["revoked_at"] is not None) == (key_id, tenant, True)
