@@ -119,6 +119,25 @@ def install_limits(app: FastAPI, settings: ApiSettings, *, too_large: TooLarge |
     body_limit.install(app, max_bytes=settings.max_body_bytes, too_large=too_large)
 
 
+def suite_api(settings: ApiSettings, *, title: str, description: str, lifespan: Any, json_body: bool = True,
+              extra_checks: dict[str, ReadinessCheck] | None = None) -> FastAPI:
+    """An API of the suite as every one is built: problem details for errors (and in OpenAPI), the reference
+    pages served offline (`api_docs`), the body cap, `/healthz`, `/readyz` (Postgres, Redis and
+    `extra_checks`) and `/metrics`, `app.state.settings`; responses rendered by orjson unless `json_body` is
+    False. The caller sets its own state and includes its routers."""
+    from llmops_shared import api_docs, problems
+
+    options: dict[str, Any] = {"default_response_class": JSONBody} if json_body else {}
+    app = FastAPI(title=title, version="1.0", description=description, lifespan=lifespan,
+                  responses=problems.ERROR_RESPONSES, docs_url=None, redoc_url=None, **options)
+    app.state.settings = settings
+    problems.install(app)
+    api_docs.install(app)
+    install_limits(app, settings)
+    app.include_router(ops_router({**backend_checks(app), **(extra_checks or {})}))
+    return app
+
+
 def run_api(app: FastAPI, *, host: str, port: int) -> None:
     """Serve an API in the foreground, as every service's `main()` does (logs are ours, not uvicorn's)."""
     import uvicorn

@@ -25,10 +25,10 @@ from fastapi.responses import Response
 from llmops_billing.routes import budgets, prices, usage
 from llmops_billing.settings import BillingSettings
 from llmops_billing.statements import StatementMismatch
-from llmops_shared import api_docs, problems
+from llmops_shared import problems
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.config_changes import ConfigWatcher
-from llmops_shared.http import JSONBody, api_backends, backend_checks, install_limits, ops_router, run_api
+from llmops_shared.http import api_backends, run_api, suite_api
 from llmops_shared.logging import configure_logging
 
 log = logging.getLogger("llmops_billing.api")
@@ -51,26 +51,16 @@ def create_app(settings: BillingSettings, *, clock: Clock = utc_now) -> FastAPI:
             finally:
                 await watcher.close()
 
-    app = FastAPI(
+    app = suite_api(
+        settings,
         title="LLMOps billing API",
-        version="1.0",
         description="Usage and cost per tenant, app, model, provider, prompt, user and tag; monthly statements; "
         "budgets and prices. Keys see their own tenant only. Money is a decimal string in USD. Errors are "
         "RFC 9457 problem details.",
         lifespan=lifespan,
-        default_response_class=JSONBody,
-        responses=problems.ERROR_RESPONSES,
-        docs_url=None,
-        redoc_url=None,
     )
-    app.state.settings = settings
     app.state.clock = clock
-    problems.install(app)
-    api_docs.install(app)
-    install_limits(app, settings)
     app.add_exception_handler(StatementMismatch, _statement_mismatch)
-
-    app.include_router(ops_router(backend_checks(app)))
     app.include_router(usage.router)
     app.include_router(budgets.router)
     app.include_router(prices.router)

@@ -21,9 +21,8 @@ from prometheus_client import Counter
 from llmops_evaluator.credentials import JudgeAccess
 from llmops_evaluator.routes import agreement, evaluators, feedback, results, reviews
 from llmops_evaluator.settings import EvaluatorSettings
-from llmops_shared import api_docs, problems
 from llmops_shared.egress import Resolver
-from llmops_shared.http import api_backends, backend_checks, install_limits, ops_router, run_api
+from llmops_shared.http import api_backends, run_api, suite_api
 from llmops_shared.logging import configure_logging
 
 log = logging.getLogger("llmops_evaluator.api")
@@ -41,20 +40,15 @@ def create_app(settings: EvaluatorSettings, *, resolver: Resolver | None = None)
             log.info("evaluator API ready", extra={"port": settings.port})
             yield
 
-    app = FastAPI(
+    app = suite_api(
+        settings,
         title="LLMOps evaluator API",
-        version="1.0",
         description="Evaluators (LLM-as-judge on production traffic), human feedback, the review queue, "
                     "judge-human agreement and judgment results. Tenant-scoped by API key. Errors are RFC 9457 "
                     "problem details.",
         lifespan=lifespan,
-        responses=problems.ERROR_RESPONSES,
-        docs_url=None,
-        redoc_url=None,
+        json_body=False,
     )
-    problems.install(app)
-    api_docs.install(app)
-    install_limits(app, settings)
     app.state.judge_access = JudgeAccess.of(settings, resolver=resolver)
 
     @app.middleware("http")
@@ -64,7 +58,6 @@ def create_app(settings: EvaluatorSettings, *, resolver: Resolver | None = None)
         REQUESTS.labels(getattr(route, "path", "unmatched"), str(response.status_code)).inc()
         return response
 
-    app.include_router(ops_router(backend_checks(app)))
     for resource in (evaluators, feedback, reviews, agreement, results):
         app.include_router(resource.router)
     return app

@@ -25,10 +25,9 @@ from llmops_guardrails.logs import configure_service_logging
 from llmops_guardrails.policy import default_policy
 from llmops_guardrails.routes import alerts, channels, check, policies
 from llmops_guardrails.settings import GuardrailsSettings
-from llmops_shared import api_docs, problems
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.egress import Resolver, egress_policy
-from llmops_shared.http import api_backends, backend_checks, install_limits, ops_router, run_api
+from llmops_shared.http import api_backends, run_api, suite_api
 
 log = logging.getLogger("llmops_guardrails.api")
 
@@ -55,29 +54,24 @@ def create_app(settings: GuardrailsSettings, *, engine: PolicyEngine | None = No
                 await app.state.announcer.close()
                 await watcher.close()
 
-    app = FastAPI(
+    async def kafka_check() -> None:
+        await app.state.announcer.check()
+
+    app = suite_api(
+        settings,
         title="LLMOps guardrails API",
-        version="1.0",
         description="Alerts (list, get, acknowledge, resolve), the inline check, policies and notification "
         "channels. Every call is scoped to the tenant of its API key. Errors are RFC 9457 problem details "
         "(application/problem+json).",
         lifespan=lifespan,
-        responses=problems.ERROR_RESPONSES,
-        docs_url=None,
-        redoc_url=None,
+        json_body=False,
+        extra_checks={"kafka": kafka_check},
     )
-    problems.install(app)
-    api_docs.install(app)
-    install_limits(app, settings)
     app.state.channel_guards = ChannelGuards(egress_policy(settings, resolver=resolver), settings.channel_cipher())
     if app.state.channel_guards.cipher is None:
         log.warning("LLMOPS_GUARDRAILS_CHANNEL_KEYS is not set: notification channels cannot be created or "
                     "changed (503) until it is (docs/security.md)")
 
-    async def kafka_check() -> None:
-        await app.state.announcer.check()
-
-    app.include_router(ops_router({**backend_checks(app), "kafka": kafka_check}))
     for resource in (alerts, check, policies, channels):
         app.include_router(resource.router)
     return app

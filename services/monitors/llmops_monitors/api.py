@@ -19,8 +19,7 @@ from fastapi import FastAPI
 
 from llmops_monitors.routes import monitors
 from llmops_monitors.settings import MonitorsSettings
-from llmops_shared import api_docs, problems
-from llmops_shared.http import JSONBody, api_backends, backend_checks, install_limits, ops_router, run_api
+from llmops_shared.http import api_backends, run_api, suite_api
 from llmops_shared.logging import configure_logging
 
 log = logging.getLogger("llmops_monitors.api")
@@ -33,23 +32,14 @@ def create_app(settings: MonitorsSettings) -> FastAPI:
             log.info("monitors API ready", extra={"port": settings.port})
             yield
 
-    app = FastAPI(
+    app = suite_api(
+        settings,
         title="LLMOps monitors API",
-        version="1.0",
         description="Windowed monitors on error rate, latency, cost, tokens, request count, judge score and "
         "guardrail findings; their firings page through the notifier's channels. Every call is scoped to the "
         "tenant of its API key. Errors are RFC 9457 problem details (application/problem+json).",
         lifespan=lifespan,
-        default_response_class=JSONBody,
-        responses=problems.ERROR_RESPONSES,
-        docs_url=None,
-        redoc_url=None,
     )
-    app.state.settings = settings
-    problems.install(app)
-    api_docs.install(app)
-    install_limits(app, settings)
-    app.include_router(ops_router(backend_checks(app)))
     app.include_router(monitors.router)
     return app
 

@@ -19,10 +19,9 @@ from fastapi import FastAPI
 from llmops_prompts.routes import experiments, prompts, recommendations
 from llmops_prompts.served import ServedCache
 from llmops_prompts.settings import PromptsSettings
-from llmops_shared import api_docs, problems
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.config_changes import ConfigWatcher
-from llmops_shared.http import JSONBody, api_backends, backend_checks, install_limits, ops_router, run_api
+from llmops_shared.http import api_backends, run_api, suite_api
 from llmops_shared.logging import configure_logging
 
 log = logging.getLogger("llmops_prompts.api")
@@ -42,24 +41,15 @@ def create_app(settings: PromptsSettings, *, clock: Clock = utc_now) -> FastAPI:
             finally:
                 await watcher.close()
 
-    app = FastAPI(
+    app = suite_api(
+        settings,
         title="LLMOps prompts API",
-        version="1.0",
         description="Versioned prompts with movable labels, diffs, and experiments between versions with "
         "sticky assignment and a statistical report. Keys see their own tenant only. Errors are RFC 9457 "
         "problem details.",
         lifespan=lifespan,
-        default_response_class=JSONBody,
-        responses=problems.ERROR_RESPONSES,
-        docs_url=None,
-        redoc_url=None,
     )
-    app.state.settings = settings
     app.state.clock = clock
-    problems.install(app)
-    api_docs.install(app)
-    install_limits(app, settings)
-    app.include_router(ops_router(backend_checks(app)))
     app.include_router(prompts.router)
     app.include_router(experiments.router)
     app.include_router(recommendations.router)

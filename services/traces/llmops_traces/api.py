@@ -17,9 +17,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from llmops_shared import api_docs, problems
 from llmops_shared.clock import Clock, utc_now
-from llmops_shared.http import JSONBody, api_backends, backend_checks, install_limits, ops_router, run_api
+from llmops_shared.http import api_backends, run_api, suite_api
 from llmops_shared.logging import configure_logging
 from llmops_traces.routes import metrics, sessions, spans, traces, users
 from llmops_traces.routes import settings as settings_routes
@@ -36,24 +35,15 @@ def create_app(settings: TracesSettings, *, clock: Clock = utc_now) -> FastAPI:
             log.info("traces API ready", extra={"port": settings.port})
             yield
 
-    app = FastAPI(
+    app = suite_api(
+        settings,
         title="LLMOps traces API",
-        version="1.0",
         description="Every interaction as a span: spans, traces as trees with costs, findings and scores, "
         "sessions, users, request metrics, erasure. Keys see their own tenant only. Money is a decimal string "
         "in USD. Errors are RFC 9457 problem details.",
         lifespan=lifespan,
-        default_response_class=JSONBody,
-        responses=problems.ERROR_RESPONSES,
-        docs_url=None,
-        redoc_url=None,
     )
-    app.state.settings = settings
     app.state.clock = clock
-    problems.install(app)
-    api_docs.install(app)
-    install_limits(app, settings)
-    app.include_router(ops_router(backend_checks(app)))
     for router in (spans.router, traces.router, sessions.router, users.router, metrics.router,
                    settings_routes.router):
         app.include_router(router)
