@@ -31,6 +31,7 @@ from llmops_billing import statements
 from llmops_devtools.testing import litellm_price_table
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from tests.support.events import end_offsets, make_event
 
@@ -124,7 +125,7 @@ async def test_ledger_rollups_and_statements_equal_the_ground_truth_after_sigkil
     rng = random.Random(20261124)
     events = make_events(tenant, rng)
     ground = Ground(events)
-    topic, group = f"test.billing.gt.{uuid.uuid4().hex[:8]}", f"billing-gt-{uuid.uuid4().hex[:8]}"
+    topic, group = f"{TOPIC_PREFIX}billing.gt.{uuid.uuid4().hex[:8]}", f"billing-gt-{uuid.uuid4().hex[:8]}"
     await ensure_topics(stack.kafka_bootstrap, (TopicSpec(topic, partitions=3, retention_ms=3_600_000),))
     producer = durable_producer(stack.kafka_bootstrap, client_id="ground-truth")
     await producer.start()

@@ -50,6 +50,7 @@ from llmops_devtools.fake_openai import FakeLLMServer
 from llmops_guardrails.notifier.channels import sign
 from llmops_shared.kafka import ensure_topics
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from tests.integration.evaluator.evaluator_support import JUDGE_ENV, evaluator_config, judge_grants, register
 from tests.integration.guardrails.guardrails_support import github_token, luhn_card
@@ -205,7 +206,7 @@ async def database_dump(pool: asyncpg.Pool) -> str:
 async def test_canary_pii_is_nowhere_in_postgres_redis_logs_alerts_or_notifications(
         stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, make_key: Any, tmp_path: Path) -> None:
     suffix = uuid.uuid4().hex[:8]
-    raw_topic, clean_topic, alerts_topic, scores_topic = (f"test.canary.{n}.{suffix}"
+    raw_topic, clean_topic, alerts_topic, scores_topic = (f"{TOPIC_PREFIX}canary.{n}.{suffix}"
                                                           for n in ("raw", "clean", "alerts", "scores"))
     await ensure_topics(stack.kafka_bootstrap, (TopicSpec(raw_topic, 3, 3_600_000),
                                                 TopicSpec(clean_topic, 3, 3_600_000),

@@ -35,6 +35,7 @@ from llmops_ingest.settings import IngestSettings
 from llmops_shared.contract import decode_interaction
 from llmops_shared.kafka import ensure_topics
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from tests.support.events import collect, end_offsets
 from tests.support.servers import serve
@@ -57,7 +58,7 @@ async def test_openai_v2_spans_reach_billing_with_tokens_cost_and_the_trace_tree
     # the current GenAI conventions, messages on the span (the instrumentation reads these when instrumenting)
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "span_only")
-    topic, group = f"test.otlp.{uuid.uuid4().hex[:8]}", f"billing-otlp-{uuid.uuid4().hex[:8]}"
+    topic, group = f"{TOPIC_PREFIX}otlp.{uuid.uuid4().hex[:8]}", f"billing-otlp-{uuid.uuid4().hex[:8]}"
     await ensure_topics(stack.kafka_bootstrap, (TopicSpec(topic, partitions=3, retention_ms=3_600_000),))
     key = await make_key(tenant, ["ingest:write"])
     since = await end_offsets(stack.kafka_bootstrap, topic)

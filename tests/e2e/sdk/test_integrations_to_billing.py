@@ -32,6 +32,7 @@ from llmops_sdk import Recorder, span, trace
 from llmops_shared.contract import Interaction, decode_interaction
 from llmops_shared.kafka import ensure_topics
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from tests.support.events import collect, end_offsets
 from tests.support.servers import serve
@@ -57,7 +58,7 @@ class Pipeline:
 
 @pytest.fixture(scope="module")
 def pipeline(stack: CommonSettings) -> Iterator[Pipeline]:
-    topic, group = f"test.sdk.integrations.{uuid.uuid4().hex[:8]}", f"billing-sdk-{uuid.uuid4().hex[:8]}"
+    topic, group = f"{TOPIC_PREFIX}sdk.integrations.{uuid.uuid4().hex[:8]}", f"billing-sdk-{uuid.uuid4().hex[:8]}"
     asyncio.run(ensure_topics(stack.kafka_bootstrap, (TopicSpec(topic, partitions=2, retention_ms=3_600_000),)))
     settings = IngestSettings(**stack.model_dump(), topic=topic, rate_limit_per_s=5_000, rate_limit_burst=10_000)
     env = {**os.environ, "LLMOPS_DATABASE_URL": stack.database_url, "LLMOPS_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,

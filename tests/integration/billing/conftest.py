@@ -25,6 +25,7 @@ from llmops_shared.clock import fixed
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from llmops_shared.worker import StreamWorker
 
@@ -57,7 +58,7 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], timeout_s: float = 
 @pytest_asyncio.fixture
 async def billing_worker(stack: CommonSettings, pg_pool: asyncpg.Pool) -> AsyncIterator[RunningWorker]:
     """A billing worker consuming a fresh topic with a fresh consumer group; stopped after the test."""
-    topic = f"test.billing.{uuid.uuid4().hex[:8]}"
+    topic = f"{TOPIC_PREFIX}billing.{uuid.uuid4().hex[:8]}"
     await ensure_topics(stack.kafka_bootstrap, (TopicSpec(topic, partitions=2, retention_ms=3_600_000),
                                                 TopicSpec(f"{topic}.usage", partitions=2, retention_ms=3_600_000)))
     settings = BillingSettings(**{**stack.model_dump(), "pseudonym_key": f"billing-test-{topic}"}, topic=topic,

@@ -38,6 +38,7 @@ from llmops_shared.kafka import durable_producer
 from llmops_shared.partitions import ensure_month_partitions
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import ALERTS
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.worker import Message
 from tests.integration.billing.conftest import WORKER_NOW, RunningWorker, wait_for
 from tests.support.events import collect, end_offsets, make_event
@@ -178,7 +179,7 @@ async def test_two_workers_writing_one_tenant_at_once_alert_each_crossing_once_a
             await ensure_month_partitions(conn, table, [WORKER_NOW], now=WORKER_NOW)
     budget = await new_budget(pg_pool, tenant, period=budgets.Period.MONTH, amount=5 * EVENT_COST,
                               thresholds=[50, 80, 100])
-    settings = BillingSettings(**stack.model_dump(), topic=f"test.billing.{uuid.uuid4().hex[:8]}")
+    settings = BillingSettings(**stack.model_dump(), topic=f"{TOPIC_PREFIX}billing.{uuid.uuid4().hex[:8]}")
     handlers = [UsageLedgerHandler(settings, clock=fixed(WORKER_NOW)) for _ in range(2)]
 
     def batch(app: str) -> list[tuple[Message, Interaction]]:

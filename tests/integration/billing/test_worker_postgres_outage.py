@@ -27,6 +27,7 @@ from llmops_shared import db, migrations
 from llmops_shared.clock import fixed
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from llmops_shared.worker import StreamWorker
 from tests.integration.billing.conftest import WORKER_NOW, wait_for
@@ -65,8 +66,8 @@ async def test_a_postgres_outage_mid_stream_loses_and_duplicates_nothing(
     await db.ensure_database(url)
     await migrations.migrate(url)
     run = uuid.uuid4().hex[:8]
-    settings = BillingSettings(**{**stack.model_dump(), "database_url": url}, topic=f"test.outage.{run}",
-                               alerts_topic=f"test.outage.alerts.{run}", group=f"test-outage-{run}",
+    settings = BillingSettings(**{**stack.model_dump(), "database_url": url}, topic=f"{TOPIC_PREFIX}outage.{run}",
+                               alerts_topic=f"{TOPIC_PREFIX}outage.alerts.{run}", group=f"test-outage-{run}",
                                batch_max_events=10, batch_max_wait_ms=20, db_retry_max_s=0.5, price_refresh_s=3600)
     partition = TopicPartition(settings.topic, 0)
     await ensure_topics(stack.kafka_bootstrap, (TopicSpec(settings.topic, partitions=1, retention_ms=None),))

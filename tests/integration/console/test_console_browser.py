@@ -31,6 +31,7 @@ from llmops_shared import apikeys
 from llmops_shared.clock import fixed
 from llmops_shared.kafka import ensure_topics
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from tests.integration.traces.traces_support import (
     NOW,
@@ -109,7 +110,7 @@ async def seeded(stack: CommonSettings, pg_pool: asyncpg.Pool) -> AsyncIterator[
     key_b = (await apikeys.create_key(pg_pool, tenant_id=tenant_b, scopes=["admin"])).secret
 
     common = stack.model_dump()
-    guardrails = GuardrailsSettings(**{**common, "alerts_topic": f"test.console.alerts.{tenant_a}"})
+    guardrails = GuardrailsSettings(**{**common, "alerts_topic": f"{TOPIC_PREFIX}console.alerts.{tenant_a}"})
     await ensure_topics(stack.kafka_bootstrap, (TopicSpec(guardrails.alerts_topic, partitions=1,
                                                           retention_ms=3_600_000),))
     app = create_app(ConsoleSettings(**{**common, "requests_per_s": None}), traces_settings=TracesSettings(**common),

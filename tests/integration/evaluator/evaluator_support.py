@@ -26,6 +26,7 @@ from llmops_evaluator.worker import Runtime, open_runtime
 from llmops_shared.contract import Interaction
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings, environment
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 
 JUDGE_KEY_ENV = "EVAL_TEST_JUDGE_KEY"
@@ -73,9 +74,9 @@ def worker_settings(stack: CommonSettings, *, judges: Iterable[str] = (), **over
     values: dict[str, Any] = {
         **stack.model_dump(),
         **judge_grants(judges),
-        "topic": f"test.eval.source.{run}",
-        "usage_topic": f"test.eval.usage.{run}",
-        "scores_topic": f"test.eval.scores.{run}",
+        "topic": f"{TOPIC_PREFIX}eval.source.{run}",
+        "usage_topic": f"{TOPIC_PREFIX}eval.usage.{run}",
+        "scores_topic": f"{TOPIC_PREFIX}eval.scores.{run}",
         "group": f"test-evaluator-{run}",
         "batch_max_events": 25,
         "batch_max_wait_ms": 50,
@@ -94,7 +95,7 @@ async def create_topics(settings: EvaluatorSettings, partitions: int = 2) -> Non
     names = {settings.topic, settings.usage_topic, settings.scores_topic}
     await ensure_topics(settings.kafka_bootstrap,
                         tuple(TopicSpec(name, partitions=partitions, retention_ms=None) for name in sorted(names)
-                              if name.startswith(("test.", "bench."))))
+                              if name.startswith(f"{TOPIC_PREFIX}eval.") or name.startswith("bench.")))
 
 
 async def send(bootstrap: str, topic: str, payloads: Iterable[dict[str, Any] | bytes]) -> None:

@@ -28,6 +28,7 @@ from llmops_guardrails.settings import GuardrailsSettings
 from llmops_guardrails.worker import GuardrailsWorker, open_handler
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from llmops_shared.worker import Resources, StreamWorker
 from tests.support.receiver import Receiver
@@ -90,8 +91,8 @@ class Pipeline:
 def pipeline_settings(stack: CommonSettings, suffix: str, **overrides: Any) -> GuardrailsSettings:
     return GuardrailsSettings(**{
         **stack.model_dump(), "finding_hash_salt": SALT, "group": f"guardrails-test-{suffix}",
-        "raw_topic": f"test.gr.raw.{suffix}", "clean_topic": f"test.gr.clean.{suffix}",
-        "alerts_topic": f"test.gr.alerts.{suffix}", "batch_max_events": 50, "batch_max_wait_ms": 100,
+        "raw_topic": f"{TOPIC_PREFIX}gr.raw.{suffix}", "clean_topic": f"{TOPIC_PREFIX}gr.clean.{suffix}",
+        "alerts_topic": f"{TOPIC_PREFIX}gr.alerts.{suffix}", "batch_max_events": 50, "batch_max_wait_ms": 100,
         "policy_cache_ttl_s": 0.5, **overrides})
 
 

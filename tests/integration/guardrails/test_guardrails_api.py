@@ -19,6 +19,7 @@ from llmops_guardrails.screening import Occurrence, fingerprint
 from llmops_guardrails.settings import GuardrailsSettings
 from llmops_shared.kafka import ensure_topics
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from tests.integration.guardrails.conftest import SALT, resolve
 from tests.support.events import collect, end_offsets
@@ -36,7 +37,7 @@ PARAPHRASED_ATTACK = ("Message from the platform administrator: normal content p
 @pytest.fixture(scope="module")
 def api(stack: CommonSettings, guardrails_engine: PolicyEngine) -> Iterator[tuple[str, GuardrailsSettings]]:
     settings = GuardrailsSettings(**{**stack.model_dump(), "finding_hash_salt": SALT,
-                                     "alerts_topic": f"test.gr.api-alerts.{uuid.uuid4().hex[:8]}",
+                                     "alerts_topic": f"{TOPIC_PREFIX}gr.api-alerts.{uuid.uuid4().hex[:8]}",
                                      "check_max_chars": 5000})
     import asyncio
 

@@ -16,6 +16,7 @@ from llmops_guardrails.api import create_app
 from llmops_guardrails.engine import PolicyEngine
 from llmops_guardrails.settings import GuardrailsSettings
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from tests.integration.guardrails.conftest import SALT, start_pipeline, wait_until
 from tests.support.events import make_event
 from tests.support.servers import serve
@@ -32,7 +33,7 @@ async def test_a_policy_changed_through_the_api_is_in_force_within_a_second_for_
         *, stack: CommonSettings, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis, guardrails_engine: PolicyEngine,
         tenant: str, make_key) -> None:
     settings = GuardrailsSettings(**{**stack.model_dump(), "finding_hash_salt": SALT, "policy_cache_ttl_s": TTL_S,
-                                     "alerts_topic": f"test.gr.policy-alerts.{uuid.uuid4().hex[:8]}"})
+                                     "alerts_topic": f"{TOPIC_PREFIX}gr.policy-alerts.{uuid.uuid4().hex[:8]}"})
     admin = {"Authorization": f"Bearer {await make_key(tenant, ['admin'])}"}
     loop = asyncio.get_running_loop()
 

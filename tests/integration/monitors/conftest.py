@@ -24,6 +24,7 @@ from llmops_monitors.windows import PANE_S
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from tests.support.events import collect, end_offsets
 
@@ -32,10 +33,11 @@ T0 = 1_796_299_800  # 2026-12-03T11:30:00Z (a multiple of 5 minutes): windows in
 
 def monitors_settings(stack: CommonSettings, **overrides: Any) -> MonitorsSettings:
     suffix = uuid.uuid4().hex[:8]
-    return MonitorsSettings(**stack.model_dump(), group=f"monitors-test-{suffix}",
-                            clean_topic=f"test.mon.{suffix}.clean", scores_topic=f"test.mon.{suffix}.scores",
-                            usage_topic=f"test.mon.{suffix}.usage", observations_topic=f"test.mon.{suffix}.obs",
-                            alerts_topic=f"test.mon.{suffix}.alerts", lateness_s=0.0, **overrides)
+    mon = f"{TOPIC_PREFIX}mon.{suffix}"  # the session's topics, deleted with it (so are the changelogs)
+    return MonitorsSettings(**stack.model_dump(), group=f"{TOPIC_PREFIX}monitors-test-{suffix}",
+                            clean_topic=f"{mon}.clean", scores_topic=f"{mon}.scores", usage_topic=f"{mon}.usage",
+                            observations_topic=f"{mon}.obs", alerts_topic=f"{mon}.alerts", lateness_s=0.0,
+                            **overrides)
 
 
 async def create_topics(settings: MonitorsSettings, *, partitions: int = 1) -> None:

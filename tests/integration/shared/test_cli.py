@@ -20,6 +20,7 @@ from llmops_ingest.api import create_app
 from llmops_ingest.settings import IngestSettings
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from llmops_shared.worker import StreamWorker, WorkerSettings
 from tests.integration.shared.test_worker import RowWriter
@@ -40,7 +41,7 @@ async def llmops(*args: str) -> subprocess.CompletedProcess[str]:
 async def test_dlq_list_and_replay_through_the_command(stack: CommonSettings, pg_pool: asyncpg.Pool,
                                                        tenant: str) -> None:
     await pg_pool.execute("CREATE TABLE IF NOT EXISTS worker_test_rows (event_id uuid PRIMARY KEY)")
-    topic = f"test.cli-dlq.{uuid.uuid4().hex[:8]}"
+    topic = f"{TOPIC_PREFIX}cli-dlq.{uuid.uuid4().hex[:8]}"
     await ensure_topics(stack.kafka_bootstrap, (TopicSpec(topic, partitions=1, retention_ms=3_600_000),))
     crashing = orjson.dumps({**make_event(tags=["explode"]), "tenant_id": tenant})
     producer = durable_producer(stack.kafka_bootstrap, client_id="test-cli")

@@ -16,6 +16,7 @@ from aiokafka import TopicPartition
 from llmops_billing.settings import BillingSettings
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings, environment
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from tests.support.events import committed
 
@@ -28,7 +29,8 @@ BAD = 12
 async def test_a_flood_of_bad_messages_stops_the_worker_process_with_exit_3_and_commits_nothing(
         stack: CommonSettings, tmp_path: Path) -> None:
     run = uuid.uuid4().hex[:8]
-    settings = BillingSettings(**stack.model_dump(), topic=f"test.flood.{run}", alerts_topic=f"test.flood.alerts.{run}",
+    settings = BillingSettings(**stack.model_dump(), topic=f"{TOPIC_PREFIX}flood.{run}",
+                               alerts_topic=f"{TOPIC_PREFIX}flood.alerts.{run}",
                                group=f"test-flood-{run}", dlq_max_consecutive=5, batch_max_events=100,
                                batch_max_wait_ms=2000)
     partition = TopicPartition(settings.topic, 0)

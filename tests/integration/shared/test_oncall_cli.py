@@ -32,6 +32,7 @@ from llmops_shared.clock import fixed
 from llmops_shared.contract import Interaction
 from llmops_shared.kafka import ensure_topics
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from tests.integration.guardrails.conftest import SALT, guardrails_engine, resolve  # noqa: F401 (a fixture)
 from tests.support.events import make_event
@@ -51,7 +52,7 @@ def schema(model: type) -> dict:  # type: ignore[type-arg]
 @pytest.fixture(scope="module")
 def apis(stack: CommonSettings, guardrails_engine: PolicyEngine) -> Iterator[dict[str, str]]:  # noqa: F811
     settings = GuardrailsSettings(**{**stack.model_dump(), "finding_hash_salt": SALT,
-                                     "alerts_topic": f"test.cli.alerts.{uuid.uuid4().hex[:8]}"})
+                                     "alerts_topic": f"{TOPIC_PREFIX}cli.alerts.{uuid.uuid4().hex[:8]}"})
     asyncio.run(ensure_topics(stack.kafka_bootstrap, (TopicSpec(settings.alerts_topic, 1, 3_600_000),)))
     with serve(guardrails_app(settings, engine=guardrails_engine, resolver=resolve)) as guardrails, \
             serve(billing_app(BillingSettings(**stack.model_dump()), clock=fixed(NOW))) as billing:

@@ -8,6 +8,7 @@ tables: every one has a default partition, and a database migrated before them k
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,8 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)  # the writer's clock in these tests
 GROWING = ("usage_ledger", "usage_events_seen", "guardrail_findings", "guardrail_alert_events", "evaluation_results")
 OUR_MIGRATIONS = ("shared/0004_month_partitions.sql", "billing/0005_partition_defaults.sql",
-                  "evaluator/0004_partition_results.sql", "guardrails/0010_partition_findings.sql")
+                  "evaluator/0004_partition_results.sql", "guardrails/0010_partition_findings.sql",
+                  "shared/0005_partitions_race.sql", "traces/0006_day_partitions_race.sql")
 
 
 @pytest.fixture
@@ -192,3 +194,37 @@ def test_the_partition_window_covers_what_the_ingest_api_accepts() -> None:
     ingest = IngestSettings()
     assert timedelta(days=ingest.max_age_days) + timedelta(days=31) < WINDOW_BACK  # and a month of backlog
     assert timedelta(seconds=ingest.max_ahead_s) < WINDOW_AHEAD
+
+
+async def test_writers_racing_for_the_same_new_month_create_it_once_and_all_commit(
+        stack: CommonSettings, table: str) -> None:
+    # Eight writers, each in its own transaction, ask for the same new months at once. The losers wait
+    # on the winner's lock; when it commits, they must see its partitions (not try to create them
+    # again: DuplicateTableError) and insert into them.
+    months = [datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 12, 3, tzinfo=UTC)]
+    start = asyncio.Event()
+
+    async def writer(conn: asyncpg.Connection) -> int:
+        async with conn.transaction():
+            await conn.execute("SELECT 1")
+            await start.wait()
+            created = await ensure_month_partitions(conn, table, months, now=NOW)
+            await insert(conn, table, months)
+            return created
+
+    conns = [await asyncpg.connect(stack.database_url) for _ in range(8)]
+    try:
+        tasks = [asyncio.create_task(writer(c)) for c in conns]
+        await asyncio.sleep(0.2)  # every writer is inside its transaction (the release, not a bound)
+        start.set()
+        created = await asyncio.gather(*tasks)
+    finally:
+        for c in conns:
+            await c.close()
+    assert sum(created) == 2
+    pool_conn = await asyncpg.connect(stack.database_url)
+    try:
+        counts = await where(pool_conn, table)  # type: ignore[arg-type]
+    finally:
+        await pool_conn.close()
+    assert counts == {f"{table}_2026_11": 8, f"{table}_2026_12": 8}

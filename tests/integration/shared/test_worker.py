@@ -13,6 +13,7 @@ from llmops_shared.contract import Interaction
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import DEAD_LETTERS, TopicSpec
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.worker import InteractionHandler, Message, Resources, StreamWorker, WorkerSettings
 from tests.support.events import collect, end_offsets, make_event
 
@@ -43,7 +44,7 @@ class RowWriter(InteractionHandler[str]):
 async def test_poison_goes_to_the_dead_letter_topic_and_table_and_the_worker_keeps_going(
         stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str) -> None:
     await pg_pool.execute("CREATE TABLE IF NOT EXISTS worker_test_rows (event_id uuid PRIMARY KEY)")
-    topic = f"test.worker.{uuid.uuid4().hex[:8]}"
+    topic = f"{TOPIC_PREFIX}worker.{uuid.uuid4().hex[:8]}"
     await ensure_topics(stack.kafka_bootstrap, (TopicSpec(topic, partitions=2, retention_ms=None),))
     good = [{**make_event(), "tenant_id": tenant} for _ in range(30)]
     crashing = {**make_event(tags=["explode"]), "tenant_id": tenant}
@@ -96,7 +97,7 @@ async def test_replay_sends_dead_letters_back_once_the_cause_is_fixed(
     from llmops_shared import deadletters
 
     await pg_pool.execute("CREATE TABLE IF NOT EXISTS worker_test_rows (event_id uuid PRIMARY KEY)")
-    topic = f"test.replay.{uuid.uuid4().hex[:8]}"
+    topic = f"{TOPIC_PREFIX}replay.{uuid.uuid4().hex[:8]}"
     await ensure_topics(stack.kafka_bootstrap, (TopicSpec(topic, partitions=1, retention_ms=None),))
     crashing = {**make_event(tags=["explode"]), "tenant_id": tenant}
     producer = durable_producer(stack.kafka_bootstrap, client_id="test")

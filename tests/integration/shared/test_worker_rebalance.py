@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from llmops_shared.contract import Interaction
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from llmops_shared.worker import (
     DeadLetter,
@@ -76,7 +77,7 @@ async def _scenario(stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, *
     while the batch is in flight); the gate opens (during the revocation's grace, or after it gave up);
     more events come; B leaves; more events come; A alone finishes. Returns what happened."""
     suffix = uuid.uuid4().hex[:8]
-    topic, group, table = f"test.rebalance.{suffix}", f"test-rebalance-{suffix}", f"rebalance_rows_{suffix}"
+    topic, group, table = f"{TOPIC_PREFIX}rebalance.{suffix}", f"test-rebalance-{suffix}", f"rebalance_rows_{suffix}"
     await ensure_topics(stack.kafka_bootstrap, (TopicSpec(topic, partitions=PARTITIONS, retention_ms=None),))
     await pg_pool.execute(f"CREATE TABLE {table} (event_id uuid PRIMARY KEY, n int NOT NULL)")
     settings = WorkerSettings(**stack.model_dump(), batch_max_events=40, batch_max_wait_ms=50,

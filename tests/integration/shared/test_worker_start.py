@@ -15,6 +15,7 @@ import pytest
 from llmops_shared.contract import Interaction
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from llmops_shared.worker import InteractionHandler, Message, Resources, WorkerSettings, just, run_worker
 from tests.support.events import make_event
@@ -38,7 +39,7 @@ class Counter(InteractionHandler[str]):
 
 
 async def test_a_worker_started_while_postgres_is_down_waits_for_it(stack: CommonSettings) -> None:
-    topic = f"test.worker-start.{uuid.uuid4().hex[:8]}"
+    topic = f"{TOPIC_PREFIX}worker-start.{uuid.uuid4().hex[:8]}"
     await ensure_topics(stack.kafka_bootstrap, (TopicSpec(topic, partitions=1, retention_ms=3_600_000),))
     event = make_event()
     producer = durable_producer(stack.kafka_bootstrap, client_id="test-worker-start")

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
+from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from llmops_shared.worker import StreamWorker
 from llmops_traces.settings import TracesSettings
@@ -31,7 +32,7 @@ def span_event(tenant: str, *, at: datetime | None = None, **overrides: Any) -> 
 
 
 def traces_settings(stack: CommonSettings, **overrides: Any) -> TracesSettings:
-    topic = f"test.traces.{uuid.uuid4().hex[:8]}"
+    topic = f"{TOPIC_PREFIX}traces.{uuid.uuid4().hex[:8]}"
     values: dict[str, Any] = {**stack.model_dump(), "topic": topic, "group": f"traces-test-{topic[-8:]}",
                               "batch_max_events": 50, "batch_max_wait_ms": 50, "requests_per_s": None}
     values.update(overrides)
