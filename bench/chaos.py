@@ -89,7 +89,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -106,6 +105,7 @@ from llmops_devtools.stack import local
 from llmops_devtools.stack.kafka import KafkaBroker
 from llmops_devtools.stack.processes import StackError, pid_alive, port_open, read_pid, repo_root
 from llmops_devtools.testing import free_port, litellm_price_table
+from llmops_devtools.webhooks import PostServer
 from llmops_evaluator.settings import EvaluatorSettings
 from llmops_guardrails.notifier.service import NotifierSettings
 from llmops_guardrails.settings import GuardrailsSettings
@@ -623,7 +623,7 @@ class Supervisor:
 EVERY_PATH, THROTTLED_PATH = "/hook/every", "/hook/throttled"
 
 
-class Receiver:
+class Receiver(PostServer):
     def __init__(self, latency_ms: float = 0.0) -> None:
         self.lock = threading.Lock()
         self.latency_s = latency_ms / 1000
@@ -638,62 +638,38 @@ class Receiver:
         self.holding: str | None = None  # an alert id whose deliveries wait for `release` (see `hold`)
         self.arrived = threading.Event()
         self.release = threading.Event()
-        receiver = self
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                return
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                time.sleep(receiver.latency_s)
-                try:
-                    alert: AlertMessage | None = AlertMessage.model_validate(orjson.loads(body)["alert"])
-                except (ValueError, KeyError, TypeError):
-                    alert = None
-                if alert is not None and alert.alert_id == receiver.holding and not receiver.release.is_set():
-                    receiver.arrived.set()
-                    receiver.release.wait(10)
-                with receiver.lock:
-                    receiver.attempts += 1
-                    status = 503 if receiver.down else 200
-                    if status == 200:
-                        if alert is None:
-                            status = 400
-                        else:
-                            counter = receiver.throttled if self.path == THROTTLED_PATH else receiver.deliveries
-                            counter[alert.message_id] += 1
-                            receiver.alerts[alert.message_id] = alert
-                            receiver.bodies.append(body)
-                            receiver.last_ok = time.monotonic()
-                    if status != 200:
-                        receiver.refused += 1
-                self.send_response(status)
-                self.send_header("content-length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+    def _answer(self, path: str, headers: dict[str, str], body: bytes) -> int:
+        time.sleep(self.latency_s)
+        try:
+            alert: AlertMessage | None = AlertMessage.model_validate(orjson.loads(body)["alert"])
+        except (ValueError, KeyError, TypeError):
+            alert = None
+        if alert is not None and alert.alert_id == self.holding and not self.release.is_set():
+            self.arrived.set()
+            self.release.wait(10)
+        with self.lock:
+            self.attempts += 1
+            status = 503 if self.down else 200
+            if status == 200:
+                if alert is None:
+                    status = 400
+                else:
+                    counter = self.throttled if path == THROTTLED_PATH else self.deliveries
+                    counter[alert.message_id] += 1
+                    self.alerts[alert.message_id] = alert
+                    self.bodies.append(body)
+                    self.last_ok = time.monotonic()
+            if status != 200:
+                self.refused += 1
+        return status
 
     def hold(self, alert_id: str) -> None:
         """Hold the answer to the next deliveries of `alert_id` (`arrived` is set) until `release` is set."""
         self.arrived.clear()
         self.release.clear()
         self.holding = alert_id
-
-    def start(self) -> None:
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 # ==================================================================================================

@@ -29,11 +29,9 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +45,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa:
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
 from llmops_devtools.stack import local  # noqa: E402
-from llmops_devtools.testing import free_port, make_event  # noqa: E402
+from llmops_devtools.testing import make_event  # noqa: E402
+from llmops_devtools.webhooks import PostServer  # noqa: E402
 from llmops_monitors.schemas import MonitorCreate  # noqa: E402
 from llmops_monitors.service import create as create_monitor  # noqa: E402
 from llmops_monitors.settings import MonitorsSettings  # noqa: E402
@@ -236,29 +235,17 @@ async def throughput(base: CommonSettings, url: str, pool: asyncpg.Pool, *, n: i
     return results
 
 
-class Receiver:
+class Receiver(PostServer):
     """The webhook endpoint: the arrival time of each page."""
 
     def __init__(self) -> None:
         self.pages: list[tuple[float, dict[str, Any]]] = []
-        receiver = self
+        super().__init__(self._answer)
+        self.start()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                return
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                receiver.pages.append((time.time(), orjson.loads(body)))
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self, path: str, headers: dict[str, str], body: bytes) -> int:
+        self.pages.append((time.time(), orjson.loads(body)))
+        return 200
 
 
 async def close_to_page(base: CommonSettings, url: str, pool: asyncpg.Pool, minutes: int,
