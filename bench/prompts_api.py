@@ -52,7 +52,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def load(conn: asyncpg.Connection, calls: int, start: datetime) -> None:
-    """`calls` calls of prompt `answer`, variants a and b alternating, one every 6 h / calls."""
+    """`calls` calls of prompt `answer`, variants a and b alternating, one every 6 h / calls; errors, findings and
+    scores on every k-th pair of calls, so both variants have the same rates (an A/A test on those)."""
     await conn.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING", TENANT)
     await conn.execute("INSERT INTO evaluators (evaluator_id, tenant_id, config) VALUES ('judge', $1, '{}')",
                        TENANT)
@@ -69,7 +70,7 @@ async def load(conn: asyncpg.Connection, calls: int, start: datetime) -> None:
                                       span_kind, status, model, prompt_name, prompt_version, prompt_variant, user_id,
                                       input_tokens, output_tokens, cost_total, unpriced, price_version, priced_at)
             SELECT event_id, at, $1, 'app', 'production', 't-' || g, 's-' || g, 'llm',
-                   CASE WHEN g % 20 = 7 THEN 'error' ELSE 'ok' END, 'gpt-4o-mini', 'answer',
+                   CASE WHEN g / 2 % 20 = 7 THEN 'error' ELSE 'ok' END, 'gpt-4o-mini', 'answer',
                    CASE WHEN variant = 'a' THEN '1' ELSE '2' END, variant, 'u-' || (g % 200000), 400, 200,
                    (0.001 * exp(0.6 * sqrt(-2 * ln(random())) * cos(2 * pi() * random())))::numeric, false, 'bench',
                    at
@@ -79,7 +80,7 @@ async def load(conn: asyncpg.Connection, calls: int, start: datetime) -> None:
                                      environment, status, prompt_name, prompt_version, prompt_variant, user_id,
                                      latency_ms, text_stored)
             SELECT $1, at, event_id, 't-' || g, 's-' || g, 'llm', 'app', 'production',
-                   CASE WHEN g % 20 = 7 THEN 'error' ELSE 'ok' END, 'answer',
+                   CASE WHEN g / 2 % 20 = 7 THEN 'error' ELSE 'ok' END, 'answer',
                    CASE WHEN variant = 'a' THEN '1' ELSE '2' END, variant, 'u-' || (g % 200000),
                    round(400 * exp(0.5 * sqrt(-2 * ln(random())) * cos(2 * pi() * random()))), false
             FROM ({calls_sql}) c""", *args)  # noqa: S608
@@ -87,12 +88,12 @@ async def load(conn: asyncpg.Connection, calls: int, start: datetime) -> None:
             INSERT INTO guardrail_findings (event_id, finding_no, tenant_id, app_id, occurred_at, part, detector,
                                             entity_type, start_offset, end_offset, score, value_hash)
             SELECT event_id, 0, $1, 'app', at, 'input', 'regex', 'EMAIL', 0, 5, 0.9, 'h'
-            FROM ({calls_sql}) c WHERE g % 50 = 3""", *args)  # noqa: S608
+            FROM ({calls_sql}) c WHERE g / 2 % 50 = 3""", *args)  # noqa: S608
         await conn.execute(f"""
             INSERT INTO evaluation_results (event_id, evaluator_id, rubric, rubric_version, tenant_id, app_id,
                                             occurred_at, status, score, judge_model)
             SELECT event_id, 'judge', 'relevance', 1, $1, 'app', at, 'ok', random(), 'judge-model'
-            FROM ({calls_sql}) c WHERE g % 5 = 1""", *args)  # noqa: S608
+            FROM ({calls_sql}) c WHERE g / 2 % 5 = 1""", *args)  # noqa: S608
         print(f"  loaded {first + n:,} calls", flush=True)
     await conn.execute("ANALYZE usage_ledger; ANALYZE trace_spans; ANALYZE guardrail_findings; "
                        "ANALYZE evaluation_results")
