@@ -2,11 +2,18 @@
 
 For each variant against the control, on each metric:
 
-- **means of heavy-tailed values** (cost per call) and **quantiles** (latency p50 and p95): a percentile
-  bootstrap of the difference (`bootstrap_diff`: both groups resampled with replacement, `resamples`
-  times), its 95% interval, and a two-sided p-value from the share of resampled differences on either
-  side of 0;
-- **means of bounded scores** (judge scores per rubric): Welch's t interval (`welch_diff`);
+- **means of heavy-tailed values** (cost per call): a percentile bootstrap of the difference
+  (`bootstrap_diff`: both groups resampled with replacement, `resamples` times), its 95% interval, and a
+  two-sided p-value from the share of resampled differences on either side of 0, while each side has at most
+  `BOOTSTRAP_MAX_VALUES` values (the work is resamples x values); above, the bootstrap's own large-sample
+  limit, Welch's interval from the exact moments (`welch`; the central limit theorem: at 5,000 values the
+  bootstrap distribution of a mean is normal to within its skewness / sqrt(n)), so a report never holds
+  more than the moments of a large variant's costs;
+- **quantiles** (latency p50 and p95): the exact bootstrap distribution of the quantile, drawn directly
+  (`quantile_diff`): the k-th smallest of n values resampled with replacement is the sorted values' element
+  floor(n U) with U ~ Beta(k, n - k + 1), so each resample costs one Beta draw whatever n (no resampling of
+  the values; the same distribution as resampling them, for the order-statistic quantile k = ceil(q n));
+- **means of bounded scores** (judge scores per rubric): Welch's t interval from the moments (`welch`);
 - **rates** (errors, guardrail findings): the two-proportion Wald interval with its z test (`proportion_diff`).
 
 The p-values of one comparison (every metric of one variant against the control) are adjusted together
@@ -26,13 +33,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 ALPHA = 0.05
 SRM_ALPHA = 0.001
+BOOTSTRAP_MAX_VALUES = 5_000  # per side; above, a mean's interval is Welch's (its large-sample limit)
 Array = NDArray[np.float64]
 _NORMAL = NormalDist()
 
@@ -53,21 +60,39 @@ class Difference:
         return None if self.control == 0 else self.diff / abs(self.control)
 
 
-def _stat(values: Array, stat: str, axis: int | None = None) -> Any:
-    if stat == "mean":
-        return np.mean(values, axis=axis)
-    quantile = {"p50": 0.5, "p95": 0.95}[stat]
-    return np.quantile(values, quantile, axis=axis)
+@dataclass(frozen=True)
+class Moments:
+    """Count, mean and sample variance (ddof 1; 0 under two values) of a metric's values: all Welch's t needs,
+    and what SQL aggregates (`count`, `avg`, `var_samp`) without returning the values."""
+
+    n: int
+    mean: float
+    var: float
+
+    @classmethod
+    def of(cls, values: Array) -> Moments:
+        v = np.asarray(values, dtype=float)
+        return cls(int(v.size), float(v.mean()) if v.size else 0.0, float(v.var(ddof=1)) if v.size > 1 else 0.0)
+
+    @property
+    def sd(self) -> float:
+        return math.sqrt(self.var)
 
 
-def bootstrap_diff(control: Array, treatment: Array, *, stat: str = "mean", resamples: int = 2_000,
-                   rng: np.random.Generator, confidence: float = 0.95) -> Difference:
-    """Percentile bootstrap of stat(treatment) - stat(control); `stat` is "mean", "p50" or "p95"."""
-    c, t = np.asarray(control, dtype=float), np.asarray(treatment, dtype=float)
-    observed_c, observed_t = float(_stat(c, stat)), float(_stat(t, stat))
-    boot_c = _stat(c[rng.integers(0, len(c), size=(resamples, len(c)))], stat, axis=1)
-    boot_t = _stat(t[rng.integers(0, len(t), size=(resamples, len(t)))], stat, axis=1)
-    diffs = np.asarray(boot_t) - np.asarray(boot_c)
+QUANTILES = {"p50": 0.5, "p95": 0.95}
+
+
+def order_statistic_rank(n: int, q: float) -> int:
+    """k (1-based) of the quantile q among n sorted values: ceil(q n), the inverted empirical distribution."""
+    return min(n, max(1, math.ceil(q * n - 1e-9)))
+
+
+def quantile(sorted_values: Array, q: float) -> float:
+    return float(sorted_values[order_statistic_rank(len(sorted_values), q) - 1])
+
+
+def _percentile_interval(observed_c: float, observed_t: float, diffs: Array, resamples: int,
+                         confidence: float) -> Difference:
     tail = (1 - confidence) / 2
     low, high = np.quantile(diffs, [tail, 1 - tail])
     below, above = float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0))
@@ -75,19 +100,51 @@ def bootstrap_diff(control: Array, treatment: Array, *, stat: str = "mean", resa
     return Difference(observed_c, observed_t, observed_t - observed_c, float(low), float(high), p_value)
 
 
-def welch_diff(control: Array, treatment: Array, *, confidence: float = 0.95) -> Difference:
-    """Difference of means with Welch's t interval and test (unequal variances)."""
+def bootstrap_diff(control: Array, treatment: Array, *, resamples: int = 2_000, rng: np.random.Generator,
+                   confidence: float = 0.95) -> Difference:
+    """Percentile bootstrap of mean(treatment) - mean(control), both resampled with replacement."""
     c, t = np.asarray(control, dtype=float), np.asarray(treatment, dtype=float)
-    mc, mt = float(np.mean(c)), float(np.mean(t))
-    vc, vt = float(np.var(c, ddof=1)) / len(c), float(np.var(t, ddof=1)) / len(t)
+    boot_c = c[rng.integers(0, len(c), size=(resamples, len(c)))].mean(axis=1)
+    boot_t = t[rng.integers(0, len(t), size=(resamples, len(t)))].mean(axis=1)
+    return _percentile_interval(float(c.mean()), float(t.mean()), boot_t - boot_c, resamples, confidence)
+
+
+def bootstrap_quantiles(sorted_values: Array, q: float, *, resamples: int, rng: np.random.Generator) -> Array:
+    """`resamples` draws of the bootstrap distribution of the q-quantile (k = ceil(q n)) of `sorted_values`:
+    the k-th smallest of n resampled values is element floor(n U) of the sorted values, U ~ Beta(k, n - k + 1)
+    (the k-th smallest of n uniforms; floor keeps the order). Exact, and one draw per resample for any n."""
+    n = len(sorted_values)
+    k = order_statistic_rank(n, q)
+    positions = np.minimum((n * rng.beta(k, n - k + 1, size=resamples)).astype(np.int64), n - 1)
+    return np.asarray(sorted_values, dtype=float)[positions]
+
+
+def quantile_diff(control_sorted: Array, treatment_sorted: Array, *, q: float, resamples: int = 2_000,
+                  rng: np.random.Generator, confidence: float = 0.95) -> Difference:
+    """Percentile bootstrap of quantile_q(treatment) - quantile_q(control); both arrays sorted ascending."""
+    boot_c = bootstrap_quantiles(control_sorted, q, resamples=resamples, rng=rng)
+    boot_t = bootstrap_quantiles(treatment_sorted, q, resamples=resamples, rng=rng)
+    return _percentile_interval(quantile(control_sorted, q), quantile(treatment_sorted, q), boot_t - boot_c,
+                                resamples, confidence)
+
+
+def welch(control: Moments, treatment: Moments, *, confidence: float = 0.95) -> Difference:
+    """Difference of means with Welch's t interval and test (unequal variances), from the moments."""
+    mc, mt = control.mean, treatment.mean
+    vc, vt = control.var / control.n, treatment.var / treatment.n
     se = math.sqrt(vc + vt)
     diff = mt - mc
     if se == 0:
         return Difference(mc, mt, diff, diff, diff, 1.0 if diff == 0 else 0.0)
-    df = (vc + vt) ** 2 / (vc**2 / (len(c) - 1) + vt**2 / (len(t) - 1))
+    df = (vc + vt) ** 2 / (vc**2 / (control.n - 1) + vt**2 / (treatment.n - 1))
     crit = t_quantile(1 - (1 - confidence) / 2, df)
     p_value = 2 * t_sf(abs(diff) / se, df)
     return Difference(mc, mt, diff, diff - crit * se, diff + crit * se, min(1.0, p_value))
+
+
+def welch_diff(control: Array, treatment: Array, *, confidence: float = 0.95) -> Difference:
+    """`welch` on two arrays of values."""
+    return welch(Moments.of(control), Moments.of(treatment), confidence=confidence)
 
 
 def proportion_diff(control_hits: int, control_n: int, treatment_hits: int, treatment_n: int, *,
@@ -223,7 +280,24 @@ def t_sf(t: float, df: float) -> float:
 
 
 def t_quantile(q: float, df: float) -> float:
-    """The q-quantile (q > 0.5) of Student's t, by bisection on `t_sf`."""
+    """The q-quantile (q > 0.5) of Student's t: Newton's method on `t_sf` from the normal quantile with
+    Cornish-Fisher's first correction (a few steps: t_sf is convex above the median, so the steps approach the
+    root from below), bisection should a step ever leave the half line."""
+    t = _NORMAL.inv_cdf(q)
+    t += (t**3 + t) / (4 * df)
+    log_density_front = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    for _ in range(60):
+        density = math.exp(log_density_front - (df + 1) / 2 * math.log1p(t * t / df))
+        step = (t_sf(t, df) - (1 - q)) / density
+        t += step
+        if not (t >= 0 and math.isfinite(t)):
+            return _t_quantile_bisection(q, df)
+        if abs(step) <= 1e-13 * max(1.0, t):
+            return t
+    return _t_quantile_bisection(q, df)
+
+
+def _t_quantile_bisection(q: float, df: float) -> float:
     low, high = 0.0, 1.0
     while t_sf(high, df) > 1 - q:
         high *= 2
