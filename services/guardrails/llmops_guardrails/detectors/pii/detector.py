@@ -41,7 +41,7 @@ _DIGIT = regex.compile(r"\d")
 _PRECONDITIONS: dict[str, regex.Pattern[str]] = {
     "EMAIL_ADDRESS": regex.compile("@"),
     "IP_ADDRESS": regex.compile(r"(?i)\d\.\d|::|[0-9a-f]:[0-9a-f]"),  # IPv4; IPv6 full or compressed
-    "IBAN_CODE": regex.compile(r"(?i)[a-z]{2}[ -]?\d{2}"),
+    "IBAN_CODE": regex.compile(r"[A-Z]{2}\d{2}"),  # presidio's pattern is case-sensitive
     "US_SSN": regex.compile(r"\d{3}[- .]?\d{2}[- .]?\d{4}"),
     "CREDIT_CARD": regex.compile(r"\d(?:[ -]?\d){11}"),  # `CardNumberRecognizer.CANDIDATE`: 12+ digits
     "PHONE_NUMBER": regex.compile(r"\d(?:\D{0,6}\d){6}"),  # 7+ digits, separators or an extension between
