@@ -2,6 +2,7 @@
 maximum throughput, and the inline check's latency on 2 KB of text, in one run (about 2 minutes).
 
     .venv/bin/python bench/guardrails_pipeline.py [--burst 3000] [--latency-s 20] [--checks 200]
+                                                  [--baseline-src DIR [--baseline-rounds 2]]
 
 Everything runs as in production: `python -m llmops_guardrails.worker` processes (default settings:
 batches of up to 500 events / 200 ms, the default policy) and `python -m llmops_guardrails.api`, against
@@ -23,6 +24,8 @@ so 30 alerts in all, which the events are counted into.
    worker's transaction, which commits right after, in the same batch) - the time it was handed to the
    producer. Reported p50/p95/p99/max. Target: p95 <= 2 s.
 3. Throughput, two workers: same as 1 on a fresh topic with a fresh consumer group of two processes.
+0. With `--baseline-src`, first: one worker of another commit's code against one of this tree's, as in 1,
+   alternating rounds, medians (the same-run baseline).
 4. `POST /v1/check` latency: `--checks` sequential requests with distinct ~2 KB prompts (names, e-mail
    addresses, phone and card numbers in prose) over HTTP to the API process. Target: p95 < 150 ms.
 """
@@ -277,6 +280,23 @@ async def check_phase(settings: CommonSettings, env: dict[str, str], pool: Any, 
         api.wait(timeout=20)
 
 
+async def baseline_phase(settings: CommonSettings, env: dict[str, str], logs: Path, args: argparse.Namespace,
+                         admin: AIOKafkaAdminClient) -> None:
+    """One worker of the code in `--baseline-src` (a copy of `services/guardrails` of another commit, put first on
+    PYTHONPATH) against one of this tree's, alternating for `--baseline-rounds`; medians."""
+    old_env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [args.baseline_src, env.get("PYTHONPATH")]))}
+    rates: dict[str, list[float]] = {"baseline": [], "this tree": []}
+    for r in range(args.baseline_rounds):
+        for label, wenv in (("baseline", old_env), ("this tree", env)):
+            print(f"0. throughput, one worker, {label}, round {r + 1}", flush=True)
+            rate, _ = await throughput_phase(settings, wenv, logs, n_workers=1, burst=args.burst, admin=admin)
+            rates[label].append(rate)
+    base, ours = statistics.median(rates["baseline"]), statistics.median(rates["this tree"])
+    print(f"throughput, 1 worker, medians of {args.baseline_rounds}: baseline ({args.baseline_src}) {base:,.0f} "
+          f"events/s {[round(x) for x in rates['baseline']]}, this tree {ours:,.0f} events/s "
+          f"{[round(x) for x in rates['this tree']]}: {ours / base:.2f}x", flush=True)
+
+
 async def main_async(args: argparse.Namespace) -> None:
     base = CommonSettings()
     bench_db = db.with_database(base.database_url, f"llmops_bench_gr_{uuid.uuid4().hex[:6]}")
@@ -295,6 +315,8 @@ async def main_async(args: argparse.Namespace) -> None:
     logs = Path(tempfile.mkdtemp(prefix="bench-guardrails-"))
     print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores, shared); worker logs in {logs}", flush=True)
     try:
+        if args.baseline_src:
+            await baseline_phase(settings, env, logs, args, admin)
         print("1. throughput, one worker process", flush=True)
         rate1, ctx = await throughput_phase(settings, env, logs, n_workers=1, burst=args.burst, admin=admin,
                                              keep_running=True)
@@ -332,6 +354,10 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=3000)
     parser.add_argument("--latency-s", type=float, default=20.0)
     parser.add_argument("--checks", type=int, default=200)
+    parser.add_argument("--baseline-src", default="",
+                        help="a directory holding another commit's llmops_guardrails package (e.g. from `git archive "
+                             "<commit> services/guardrails`): its worker's throughput is measured against this tree's")
+    parser.add_argument("--baseline-rounds", type=int, default=2)
     local.infrastructure_up(CommonSettings(), say=lambda _m: None)
     asyncio.run(main_async(parser.parse_args()))
 

@@ -84,7 +84,8 @@ def pii_quality(path: Path, split: str, *, baseline: bool, iou: float, errors: i
     report, ner = pii_report(chosen, iou=iou, model=model, keep_errors=errors > 0)
     _print_report(f"guardrails PII detector (default policy, model {model})", report, scored,
                   time.perf_counter() - t0, len(chosen))
-    print(f"texts run through the NER model: {ner.ner_calls} of {len(chosen)} (the others had no word left for it)")
+    print(f"texts run through the NER model (in whole or in windows): {ner.ner_calls} of {len(chosen)}; characters it "
+          f"read: {ner.ner_chars} of {ner.chars} ({ner.ner_chars / max(1, ner.chars):.0%})")
     for kind, entity, value, text in report.errors[:errors]:
         print(f"  {kind} {entity:13} {value!r:30} | {text[:110]!r}")
     overall = report.overall(scored)

@@ -42,13 +42,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Signal:
+    """A pattern and its weight. `keys`: lower-case substrings one of which every match contains (a
+    necessary condition, checked on ASCII texts before the pattern runs; empty = always run the pattern)."""
+
     name: str
     weight: float
     pattern: re.Pattern[str]
+    keys: tuple[str, ...] = ()
 
 
-def _s(name: str, weight: float, pattern: str) -> Signal:
-    return Signal(name, weight, re.compile(pattern, re.IGNORECASE | re.MULTILINE))
+def _s(name: str, weight: float, pattern: str, *, keys: tuple[str, ...] = ()) -> Signal:
+    return Signal(name, weight, re.compile(pattern, re.IGNORECASE | re.MULTILINE), keys)
 
 
 _OVERRIDE_VERB = (r"(?:ignore|ignores|ignoring|disregard|forget|skip|override|bypass|abandon|neglect|discard|drop|"
@@ -60,39 +64,51 @@ _ANCHOR = (r"(?:previous|prior|above|earlier|preceding|former|initial|original|a
 
 SIGNALS: tuple[Signal, ...] = (
     _s("instruction_override", 0.85,
-       rf"\b{_OVERRIDE_VERB}\b[\w\s,'’-]{{0,40}}?\b{_ANCHOR}\b[\w\s,'’-]{{0,30}}?\b{_OBJECT}\b"),
+       rf"\b{_OVERRIDE_VERB}\b[\w\s,'’-]{{0,40}}?\b{_ANCHOR}\b[\w\s,'’-]{{0,30}}?\b{_OBJECT}\b",
+       keys=("ignor", "disregard", "forget", "skip", "overrid", "bypass", "abandon", "neglect", "discard", "drop",
+             "aside")),
     _s("instruction_override", 0.85,
        r"\b(?:ignor(?:e[rz]?|ez)|oublie[rz]?)\s+(?:toutes\s+)?(?:les\s+|vos\s+)?instructions\s+(?:pr[ée]c[ée]dentes|"
        r"ant[ée]rieures|ci-dessus)|\b(?:ignorier(?:e|en\s+sie)?|vergiss|vergessen\s+sie|missachte)\s+(?:alle\s+)?"
        r"(?:deine\s+|ihre\s+|die\s+)?(?:vorherigen|bisherigen|obigen|vorangegangenen|fr[üu]heren)\s+"
        r"(?:anweisungen|instruktionen|befehle|regeln)|\bignora(?:r)?\s+(?:todas\s+)?(?:las\s+)?"
        r"instrucciones\s+(?:anteriores|previas)|\bignora\s+(?:tutte\s+)?le\s+istruzioni\s+precedenti|"
-       r"\bignore\s+(?:todas\s+)?as\s+instru[çc][õo]es\s+anteriores"),
+       r"\bignore\s+(?:todas\s+)?as\s+instru[çc][õo]es\s+anteriores",
+       keys=("ignor", "oubli", "vergiss", "vergessen", "missacht")),
     _s("ignore_everything_above", 0.5,
        r"\b(?:ignore|disregard|forget)\s+(?:everything|all|anything|what)\s+(?:above|before|previously|"
-       r"(?:you\s+were|you've\s+been|you\s+have\s+been)\s+told)"),
+       r"(?:you\s+were|you've\s+been|you\s+have\s+been)\s+told)",
+       keys=("ignore", "disregard", "forget")),
     _s("new_instructions", 0.5,
-       r"\b(?:new|updated|real|actual|true|override|admin|secret)\s+(?:instructions?|rules|system\s+prompt|directives?)\s*[:\-]"),
+       r"\b(?:new|updated|real|actual|true|override|admin|secret)\s+(?:instructions?|rules|system\s+prompt|directives?)\s*[:\-]",
+       keys=("instruction", "rules", "prompt", "directive")),
     _s("from_now_on", 0.35,
-       r"\bfrom\s+now\s+on,?\s+(?:you|your)\s+(?:will|are|must|shall|should|only|respond|answer|act|reply)"),
+       r"\bfrom\s+now\s+on,?\s+(?:you|your)\s+(?:will|are|must|shall|should|only|respond|answer|act|reply)",
+       keys=("now",)),
     _s("jailbreak_persona", 0.75,
        r"\b(?:you\s+are|you're|act\s+as|acting\s+as|pretend\s+(?:to\s+be|you\s+are|you're)|role-?play\s+as|"
        r"behave\s+like|simulate|become)\s+(?:now\s+)?(?:an?\s+|the\s+|my\s+)?(?:dan|stan|dude|aim|evil\s+\w+|"
-       r"unrestricted|unfiltered|uncensored|jailbroken|amoral|unethical|unaligned)\b"),
+       r"unrestricted|unfiltered|uncensored|jailbroken|amoral|unethical|unaligned)\b",
+       keys=("dan", "stan", "dude", "aim", "evil", "unrestricted", "unfiltered", "uncensored", "jailbroken", "amoral",
+             "unethical", "unaligned")),
     _s("jailbreak_persona", 0.8, r"\bdo\s+anything\s+now\b|\bjailbr(?:ea|o)k(?:en)?\s+(?:mode|prompt|enabled)|"
-       r"\b(?:dan|god|evil|unrestricted|unfiltered|jailbreak)\s+mode\b"),
+       r"\b(?:dan|god|evil|unrestricted|unfiltered|jailbreak)\s+mode\b",
+       keys=("anything", "jailbr", "mode")),
     _s("drop_safety", 0.5,
        r"\b(?:without|no|free\s+(?:of|from)|ignore|ignoring|bypass|bypassing|disable|remove|turn\s+off|lift)\s+"
        r"(?:any\s+|all\s+|your\s+|the\s+)?(?:ethical|moral|safety|content|openai|anthropic|usual)?\s*"
-       r"(?:restrictions|filters?|filtering|limitations|censorship|guardrails|safeguards|boundaries|moderation)\b"),
+       r"(?:restrictions|filters?|filtering|limitations|censorship|guardrails|safeguards|boundaries|moderation)\b",
+       keys=("restriction", "filter", "limitation", "censorship", "guardrail", "safeguard", "boundar", "moderation")),
     _s("jailbreak_persona", 0.7,
        r"\b(?:uncensored|unfiltered|unrestricted|jailbroken|amoral|unaligned|evil)\s+(?:\w+\s+)?(?:ai|assistant|"
-       r"chatbot|model|version|twin|persona|mode|character|bot|alter\s+ego)\b"),
+       r"chatbot|model|version|twin|persona|mode|character|bot|alter\s+ego)\b",
+       keys=("uncensored", "unfiltered", "unrestricted", "jailbroken", "amoral", "unaligned", "evil")),
     _s("jailbreak_persona", 0.75,
        r"\b(?:an?\s+|the\s+)(?:ai|assistant|chatbot|model|bot|language\s+model)\s+(?:that|which|who)\s+(?:has|have)\s+"
        r"no\s+(?:\w+\s+)?(?:rules|restrictions|limits|limitations|filters|guidelines|ethics|morals|boundaries)\b|"
        r"\b(?:an?\s+|the\s+)(?:ai|assistant|chatbot|model|bot)\s+(?:with\s+no|without\s+(?:any\s+)?)\s*(?:\w+\s+)?"
-       r"(?:rules|restrictions|limits|limitations|filters|guidelines|ethics|morals|boundaries)\b"),
+       r"(?:rules|restrictions|limits|limitations|filters|guidelines|ethics|morals|boundaries)\b",
+       keys=("rules", "restriction", "limit", "filter", "guideline", "ethic", "moral", "boundar")),
     _s("jailbreak_request", 0.75,
        r"\bwithout\s+(?:any\s+of\s+)?your\s+(?:\w+\s+)?(?:filters?|restrictions|guidelines|rules|safety|guardrails|"
        r"programming|moderation|limitations|safeguards|censorship)\b|"
@@ -101,63 +117,85 @@ SIGNALS: tuple[Signal, ...] = (
        r"safeguards)\s+(?:don'?t|do\s+not|no\s+longer)\s+(?:exist|apply)|"
        r"\b(?:pretend|imagine|assume)\s+(?:that\s+)?there\s+are\s+no\s+(?:(?:safety|content|ethical|moral|usual)\s+"
        r"(?:rules|restrictions|guidelines|filters|policies|limits)|(?:rules|restrictions|guidelines|filters|policies|"
-       r"limits)\s+for\s+you)\b"),
+       r"limits)\s+for\s+you)\b",
+       keys=("without", "pretend", "imagine", "assume", "act")),
     _s("instruction_override", 0.8,
        r"\b(?:do\s+not|don'?t|stop|no\s+longer)\s+(?:follow(?:ing)?|obey(?:ing)?|adher(?:e|ing)\s+to|"
        r"comply(?:ing)?\s+with)\s+your\s+(?:\w+\s+)?(?:instructions|rules|guidelines|directives|polic(?:y|ies)|"
-       r"programming|system\s+prompt)"),
+       r"programming|system\s+prompt)",
+       keys=("follow", "obey", "adher", "comply")),
     _s("jailbreak_request", 0.75,
        r"\b(?:bypass|disable|ignore|turn\s+off|remove|get\s+around|circumvent|switch\s+off|lift)\s+your\s+(?:\w+\s+)?"
-       r"(?:filters?|restrictions|guidelines|rules|safety|guardrails|programming|moderation|limitations|safeguards)\b"),
-    _s("break_rules", 0.6, r"\blet'?s\s+break\s+the\s+rules\b|\bbreak\s+(?:the|your)\s+(?:own\s+)?rules\b"),
-    _s("every_prompt", 0.3, r"\b(?:respond|reply|answer)\s+to\s+every\s+(?:prompt|question|message|request)\b"),
-    _s("roleplay_frame", 0.4, r"\b(?:role-?play|pretend)\s+(?:as|to\s+be|you\s+are)\b|\blet'?s\s+play\s+a\s+game\b"),
+       r"(?:filters?|restrictions|guidelines|rules|safety|guardrails|programming|moderation|limitations|safeguards)\b",
+       keys=("your",)),
+    _s("break_rules", 0.6, r"\blet'?s\s+break\s+the\s+rules\b|\bbreak\s+(?:the|your)\s+(?:own\s+)?rules\b",
+       keys=("break",)),
+    _s("every_prompt", 0.3, r"\b(?:respond|reply|answer)\s+to\s+every\s+(?:prompt|question|message|request)\b",
+       keys=("every",)),
+    _s("roleplay_frame", 0.4, r"\b(?:role-?play|pretend)\s+(?:as|to\s+be|you\s+are)\b|\blet'?s\s+play\s+a\s+game\b",
+       keys=("play", "pretend")),
     _s("addresses_the_ai", 0.6,
        r"\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+|any\s+)?(?:ai|assistant|llm|chatbot|language\s+model)s?\b|"
-       r"\b(?:ai|assistant|llm|chatbot)s?\s+reading\s+this\b"),
+       r"\b(?:ai|assistant|llm|chatbot)s?\s+reading\s+this\b",
+       keys=("note", "message", "instruction", "reading")),
     _s("stay_in_character", 0.4,
-       r"\b(?:stay|remain)\s+in\s+character\b|\b(?:never|don'?t|do\s+not)\s+break\s+character\b"),
+       r"\b(?:stay|remain)\s+in\s+character\b|\b(?:never|don'?t|do\s+not)\s+break\s+character\b",
+       keys=("character",)),
     _s("not_an_ai", 0.5,
-       r"\byou\s+are\s+(?:no\s+longer|not)\s+(?:an?\s+)?(?:ai|assistant|language\s+model|chatbot|chatgpt|claude)\b"),
+       r"\byou\s+are\s+(?:no\s+longer|not)\s+(?:an?\s+)?(?:ai|assistant|language\s+model|chatbot|chatgpt|claude)\b",
+       keys=("not", "longer")),
     _s("system_prompt_extraction", 0.8,
        r"\b(?:reveal|show|print|display|output|repeat|tell|give|share|leak|dump|write\s+out|spell\s+out|list|"
        r"recite|summari[sz]e|quote|paraphrase|translate|what\s+(?:is|are|was|were)|what['’]s)\b[\w\s,'’-]{0,30}?"
        r"\b(?:system\s+(?:prompt|message|instructions)|"
        r"(?:initial|original|hidden|secret|internal|pre-?)\s*(?:prompt|instructions|rules|directives)|"
-       r"instructions\s+(?:you\s+were\s+given|above))"),
+       r"instructions\s+(?:you\s+were\s+given|above))",
+       keys=("prompt", "message", "instruction", "rules", "directive")),
     _s("system_prompt_extraction", 0.45,
        r"\b(?:reveal|show|print|display|output|repeat|dump|recite)\b[\w\s,'’-]{0,15}?\byour\s+(?:instructions|prompt|"
-       r"rules|guidelines|directives|configuration)\b"),
+       r"rules|guidelines|directives|configuration)\b",
+       keys=("instruction", "prompt", "rules", "guideline", "directive", "configuration")),
     _s("system_prompt_extraction", 0.8,
        r"\b(?:repeat|print|output|copy|write|reproduce|show|paste)\s+(?:back\s+)?(?:me\s+)?(?:all\s+)?(?:the\s+)?"
        r"(?:words|text|everything|lines?|content)\s+(?:(?:written|that\s+(?:is|was|came|comes))\s+)?(?:above|"
-       r"before\s+(?:this|my)|preceding|at\s+the\s+(?:top|start|beginning))|\bstarting\s+with\s+[\"'“]?you\s+are\b"),
+       r"before\s+(?:this|my)|preceding|at\s+the\s+(?:top|start|beginning))|\bstarting\s+with\s+[\"'“]?you\s+are\b",
+       keys=("above", "before", "preceding", "top", "start", "beginning")),
     _s("system_prompt_reference", 0.45,
        r"\byour\s+(?:own\s+)?(?:system\s+(?:prompt|message|instructions)|(?:initial|original|hidden|secret|internal|"
-       r"pre-?)\s*(?:prompt|instructions|rules))\b"),
+       r"pre-?)\s*(?:prompt|instructions|rules))\b",
+       keys=("prompt", "message", "instruction", "rules")),
     _s("context_reference", 0.6,
        r"\b(?:before\s+my\s+first\s+message|(?:top|start|beginning)\s+of\s+(?:this|the|our)\s+(?:conversation|"
-       r"chat|context(?:\s+window)?))\b"),
+       r"chat|context(?:\s+window)?))\b",
+       keys=("message", "conversation", "chat", "context")),
     _s("extraction_imperative", 0.5,
        r"(?:^|[.!?;:]\s*)(?:now\s+|then\s+|please\s+)?(?:quote|print|repeat|reveal|output|dump|paste|copy|"
        r"reproduce|recite|spell\s+out|write\s+out)\s+(?:it|them|that|this|yours|everything|all\s+of\s+it)\s*"
-       r"(?:verbatim|exactly|word\s+for\s+word|in\s+full)?\s*(?:[.!]|$)"),
+       r"(?:verbatim|exactly|word\s+for\s+word|in\s+full)?\s*(?:[.!]|$)",
+       keys=("quote", "print", "repeat", "reveal", "output", "dump", "paste", "copy", "reproduce", "recite", "spell",
+             "write")),
     _s("indirect_trigger", 0.5,
        r"\b(?:when|if|once|while)\s+(?:you|an?\s+ai|the\s+(?:ai|assistant|model|summari[sz]er|bot))\s+(?:read|reads|"
-       r"process|processes|summari[sz]e|summari[sz]es|see|sees|parse|parses)\s+this\b"),
+       r"process|processes|summari[sz]e|summari[sz]es|see|sees|parse|parses)\s+this\b",
+       keys=("this",)),
     _s("exfiltration", 0.5,
        r"\b(?:forward|send|email|upload|post|leak|exfiltrate)\s+(?:[\w'’]+\s+){0,3}?(?:contacts|chat\s+history|conversation|emails?|messages|data|files|credentials|"
-       r"passwords?|tokens?|history|thread|documents)\s+to\b"),
+       r"passwords?|tokens?|history|thread|documents)\s+to\b",
+       keys=("forward", "send", "email", "upload", "post", "leak", "exfiltrate")),
     _s("system_prompt_extraction", 0.8,
-       r"\b(?:secret|password|passphrase|key|code)\b.{0,30}?\b(?:in|from)\s+your\s+(?:system\s+)?(?:instructions|prompt|rules)"),
+       r"\b(?:secret|password|passphrase|key|code)\b.{0,30}?\b(?:in|from)\s+your\s+(?:system\s+)?(?:instructions|prompt|rules)",
+       keys=("instruction", "prompt", "rules")),
     _s("fake_delimiter", 0.75,
        r"<\|?\s*(?:im_start|start_header_id)\s*\|?>\s*system\b|<</?SYS>>|</?system>|"
-       r"#{2,}\s*(?:system|instructions?)\s*:|^\s*(?:system|assistant)\s*:"),
+       r"#{2,}\s*(?:system|instructions?)\s*:|^\s*(?:system|assistant)\s*:",
+       keys=("sys", "assistant", "instruction")),
     _s("template_token", 0.3,
-       r"<\|\s*(?:im_start|im_end|endoftext|start_header_id|end_header_id|eot_id)\s*\|>|\[/?INST\]"),
+       r"<\|\s*(?:im_start|im_end|endoftext|start_header_id|end_header_id|eot_id)\s*\|>|\[/?INST\]",
+       keys=("<|", "inst]")),
     _s("decode_and_follow", 0.5,
        r"\b(?:decode|base64|rot13|hex(?:adecimal)?|reverse)\b.{0,40}?\b(?:follow|execute|obey|run|do\s+what|"
-       r"act\s+on|carry\s+out)\b"),
+       r"act\s+on|carry\s+out)\b",
+       keys=("decode", "base64", "rot13", "hex", "reverse")),
 )
 
 INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u180e\u00ad\u034f\u061c]")
@@ -229,8 +267,14 @@ def _readable(data: bytes) -> str | None:
 
 
 def _match_signals(text: str) -> list[tuple[Signal, int, int]]:
+    # On ASCII text, case-insensitive matching is plain lower-casing, so a signal none of whose keys is in the
+    # lower-cased text cannot match: its pattern is skipped (most of the cost of this detector). Other texts
+    # run every pattern (Unicode case folding maps "İ" or "K" to ASCII letters that `lower()` does not).
+    low = text.lower() if text.isascii() else None
     found = []
     for signal in SIGNALS:
+        if low is not None and signal.keys and not any(k in low for k in signal.keys):
+            continue
         m = signal.pattern.search(text)
         if m:
             found.append((signal, m.start(), m.end()))

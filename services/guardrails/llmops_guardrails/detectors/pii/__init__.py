@@ -4,9 +4,11 @@ What differs from a default `AnalyzerEngine`:
 - the spaCy model is an installed package (or a model directory) named in settings, loaded once and shared;
   only the components NER needs stay enabled (no tagger, parser, lemmatizer), and when a policy needs no NER
   entity at all only the tokenizer runs (`pipeline`);
-- texts go through `nlp.pipe` in batches; a text with no word that could start a name or a place (every
-  capitalised word is a common sentence opener such as "What" or "I", and the text has capitals at all) skips
-  the NER model: the rules below still run on it (`ner_gate`);
+- the NER model reads only windows around words it could name (a capitalised word that the rules have not
+  explained and that is not a sentence's plain first word, or a known first name, surname or place; first
+  names and surnames come from the installed Faker package, `names`), the windows of a batch through
+  `nlp.pipe` together; a text without any such word skips the model: the rules below still run on it
+  (`ner_gate`);
 - only the recognizers for the policy's entities are registered (`recognizers`). Cards (`CardNumberRecognizer`:
   Luhn and issuer prefixes, 12-digit Maestro included), phone numbers (validated for the configured regions) and
   names introduced by context use the recognizers of `patterns`, which find more than presidio's defaults and
@@ -25,7 +27,8 @@ between the model and the rules (see its docstring); `refinement.resolve_overlap
 
 Modules: `pipeline` (the NER pipeline), `patterns` (cards, phones, names and places after a cue), `places`,
 `people`, `lexicon` (word lists they share), `results` (building and reading presidio results),
-`recognizers` (set-up per policy), `ner_gate` (the needs-NER check), `refinement`, `detector` (`PiiDetector`).
+`recognizers` (set-up per policy), `ner_gate` (the NER windows), `names` (known names), `refinement`,
+`detector` (`PiiDetector`).
 """
 
 from __future__ import annotations

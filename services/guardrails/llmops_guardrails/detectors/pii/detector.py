@@ -11,7 +11,7 @@ from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer, Lemm
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
-from llmops_guardrails.detectors.pii.ner_gate import needs_ner
+from llmops_guardrails.detectors.pii.ner_gate import ner_windows
 from llmops_guardrails.detectors.pii.pipeline import NER_ENTITIES, NerPipeline
 from llmops_guardrails.detectors.pii.recognizers import build_recognizers
 from llmops_guardrails.detectors.pii.refinement import refine, resolve_overlaps
@@ -34,14 +34,18 @@ class _NoContextEnhancement(ContextAwareEnhancer):
 # A rule result at least this confident explains its words: the NER model need not look at them.
 _EXPLAINS = 0.85
 
-# What a text must contain for a recognizer of these entities to find anything: recognizers whose entities all
-# have a precondition are skipped on texts without it (most chat messages have no digit and no "@").
+# What a text must contain for a recognizer of these entities to find anything (a necessary condition of its
+# patterns, cheaper to test than running them): recognizers whose entities all have a precondition are
+# skipped on texts without it (most chat messages have no "@", and few have seven digits close together).
 _DIGIT = regex.compile(r"\d")
 _PRECONDITIONS: dict[str, regex.Pattern[str]] = {
     "EMAIL_ADDRESS": regex.compile("@"),
-    "IP_ADDRESS": regex.compile(r"\d|::"),
-    **{e: _DIGIT for e in ("CREDIT_CARD", "PHONE_NUMBER", "US_SSN", "IBAN_CODE", "US_BANK_NUMBER", "US_ITIN",
-                           "UK_NHS", "US_PASSPORT", "MEDICAL_LICENSE")},
+    "IP_ADDRESS": regex.compile(r"(?i)\d\.\d|::|[0-9a-f]:[0-9a-f]"),  # IPv4; IPv6 full or compressed
+    "IBAN_CODE": regex.compile(r"[A-Z]{2}\d{2}"),  # presidio's pattern is case-sensitive
+    "US_SSN": regex.compile(r"\d{3}[- .]?\d{2}[- .]?\d{4}"),
+    "CREDIT_CARD": regex.compile(r"\d(?:[ -]?\d){11}"),  # `CardNumberRecognizer.CANDIDATE`: 12+ digits
+    "PHONE_NUMBER": regex.compile(r"\d(?:\D{0,6}\d){6}"),  # 7+ digits, separators or an extension between
+    **{e: _DIGIT for e in ("US_BANK_NUMBER", "US_ITIN", "UK_NHS", "US_PASSPORT", "MEDICAL_LICENSE")},
 }
 
 
@@ -99,12 +103,12 @@ class PiiDetector:
         threshold = self.score_threshold
         return [r for r in results if r.score >= threshold and r.score > 0]
 
-    def _ner_results(self, doc: Any) -> list[RecognizerResult]:
+    def _ner_results(self, doc: Any, offset: int = 0) -> list[RecognizerResult]:
         results = []
         ents, scores = self.ner.entities(doc, self.ner_config)
         for ent, score in zip(ents, scores, strict=True):
             if ent.label_ in self._ner_entities and score >= self.score_threshold:
-                results.append(RecognizerResult(ent.label_, ent.start_char, ent.end_char, score,
+                results.append(RecognizerResult(ent.label_, offset + ent.start_char, offset + ent.end_char, score,
                                                 recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: SPACY}))
         return results
 
@@ -119,24 +123,26 @@ class PiiDetector:
             return [[] for _ in texts]
         if self.context_enhancement:  # presidio's own analysis, with its lemma context enhancer
             docs = self.ner.docs(texts, with_ner=self.with_ner, batch_size=self.batch_size)
+            self.ner.count(texts, [[(0, len(t))] if self.with_ner else [] for t in texts])
             return [self._finish(text, self.analyzer.analyze(
                 text=text, language=self.language, entities=self.entities,
                 nlp_artifacts=self.ner.artifacts(doc, self.ner_config), score_threshold=self.score_threshold))
                 for text, doc in zip(texts, docs, strict=True)]
         rules = [self._rules(t) for t in texts]
         if not self.with_ner:
+            self.ner.count(texts, [[] for _ in texts])
             return [self._finish(t, r) for t, r in zip(texts, rules, strict=True)]
         if self.skip_ner:
-            flags = [needs_ner(t, [(r.start, r.end) for r in rs if r.score >= _EXPLAINS])
-                     for t, rs in zip(texts, rules, strict=True)]
+            windows = [ner_windows(t, [(r.start, r.end) for r in rs if r.score >= _EXPLAINS])
+                       for t, rs in zip(texts, rules, strict=True)]
         else:
-            flags = [True] * len(texts)
-        wanted = [t for t, f in zip(texts, flags, strict=True) if f]
-        docs = iter(self.ner.docs(wanted, with_ner=True, batch_size=self.batch_size)) if wanted else iter(())
-        self.ner.calls += len(texts) - len(wanted)  # texts that skipped the model count as seen
+            windows = [[(0, len(t))] for t in texts]
+        pieces = [t[s:e] for t, ws in zip(texts, windows, strict=True) for s, e in ws]
+        docs = iter(self.ner.docs(pieces, with_ner=True, batch_size=self.batch_size)) if pieces else iter(())
+        self.ner.count(texts, windows)
         out = []
-        for text, flag, found in zip(texts, flags, rules, strict=True):
-            results = (self._ner_results(next(docs)) + found) if flag else found
+        for text, ws, found in zip(texts, windows, rules, strict=True):
+            results = [r for s, _ in ws for r in self._ner_results(next(docs), s)] + found
             out.append(self._finish(text, results))
         return out
 

@@ -1,15 +1,36 @@
-"""Which texts need the NER model: `needs_ner` lets a text skip it when no word is left for it to name."""
+"""Where a text needs the NER model: `ner_windows` finds the words it could name and the sentences around
+them; the model runs on those windows only, and a text without any skips it.
+
+A word is a candidate when it is capitalised and none of these: inside an `explained` span (what the rules
+found with confidence), the pronoun I, a title, a weekday or a month, an acronym of up to four capitals that
+is not a place, or the first word of a sentence (or a line, or a quote) that is not followed by another
+capitalised word and is a common opener ("Thanks", "Will") or neither a known first name or surname (`names`)
+nor the first word of a place (`places`). In a
+text without any capital letter, a candidate is a word that is a known first name, surname or place.
+
+A window is the sentence (or line) holding a candidate, widened by its neighbours while it is shorter than
+`MIN_WINDOW` characters (the model needs some context: an address line alone is a poor one). Overlapping
+windows merge; when they cover most of the text the whole text is one window.
+"""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 import regex
 
 from llmops_guardrails.detectors.pii.lexicon import OPENERS, words
+from llmops_guardrails.detectors.pii.names import lower_name_words, name_words
 from llmops_guardrails.detectors.pii.places import gazetteer
 
-_WORD = regex.compile(r"[\p{L}\p{M}][\p{L}\p{M}'’-]*")
+MIN_WINDOW = 120
+WHOLE_TEXT_SHARE = 0.6
+
+# A word standing alone: not part of a token with digits or underscores (an API key, an id).
+_WORD = regex.compile(r"(?<![\p{L}\p{M}\p{N}_])[\p{L}\p{M}][\p{L}\p{M}'’-]*(?![\p{L}\p{M}\p{N}_])")
+_SENTENCE_END = regex.compile(r"(?<=[.!?])[ \t]+|\n+")
+_NEXT_WORD = regex.compile(r"[ \t]+(\p{Lu}[\p{L}\p{M}'’-]*)")
 # Capitalised anywhere, and not names: the pronoun I, titles (the name after one is what counts), weekdays
 # and months that are not also first names (dates are not personal data here).
 _NEVER_NAMES = frozenset(words("""
@@ -18,26 +39,73 @@ january february march july september october november december
 """))
 
 
-def needs_ner(text: str, explained: Sequence[tuple[int, int]] = ()) -> bool:
-    """False when no word is left for the NER model to name: the text has capital letters, and each
-    capitalised word is inside an `explained` span (what the rules found with confidence), a common word
-    opening a sentence (or a line, or a quote), the pronoun I, a title, a weekday or month, or an acronym of up
-    to four capitals that is not a place. A text without any capital letter still goes to the model, which
-    finds some lower-case names."""
+def _name_follows(text: str, pos: int) -> bool:
+    """Whether the word after `pos` is capitalised (and not "I", a title, a weekday or a month)."""
+    m = _NEXT_WORD.match(text, pos)
+    return m is not None and m.group(1).lower() not in _NEVER_NAMES
+
+
+def _candidates(text: str, explained: Sequence[tuple[int, int]]) -> list[int]:
+    """Start offsets of the words the NER model could name."""
+    places = gazetteer()
     if not any(c.isupper() for c in text):
-        return True
+        lower = lower_name_words()
+        return [m.start() for m in _WORD.finditer(text)
+                if m.group() in lower or m.group() in places.first_words]
+    names = name_words()
+    out = []
     for m in _WORD.finditer(text):
         word = m.group()
         if not word[0].isupper():
             continue
         if any(s <= m.start() and m.end() <= e for s, e in explained):
             continue
-        lower = word.lower()
-        if lower in _NEVER_NAMES or (word.isupper() and len(word) <= 4 and gazetteer().get(word) is None):
+        if word.lower() in _NEVER_NAMES or (word.isupper() and len(word) <= 4 and places.get(word) is None):
             continue  # I, Mr, Monday; short all-caps words are acronyms ("ZIP", "IBAN", "ASAP")
-        if lower not in OPENERS:
-            return True
         before = text[:m.start()].rstrip(" \t\"'“‘(")
-        if before and before[-1] not in ".!?:\n":
-            return True
-    return False
+        opens_sentence = not before or before[-1] in ".!?:\n"
+        if opens_sentence and not _name_follows(text, m.end()) and (
+                word.lower() in OPENERS or (word not in names and word not in places.first_words)):
+            continue  # "Thanks", "Ticket", "Will you": a sentence's first word, and no name
+        out.append(m.start())
+    return out
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    spans = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        if m.start() > start:
+            spans.append((start, m.start()))
+        start = m.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans
+
+
+def ner_windows(text: str, explained: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
+    """The (start, end) spans of `text` the NER model should read; empty when it need not run."""
+    candidates = _candidates(text, explained)
+    if not candidates:
+        return []
+    sentences = _sentences(text)
+    starts = [s for s, _ in sentences]
+    windows: list[tuple[int, int]] = []
+    for pos in candidates:
+        k = max(0, bisect.bisect_right(starts, pos) - 1)
+        lo = hi = k
+        while sentences[hi][1] - sentences[lo][0] < MIN_WINDOW and (lo > 0 or hi < len(sentences) - 1):
+            lo, hi = max(0, lo - 1), min(len(sentences) - 1, hi + 1)
+        start, end = sentences[lo][0], sentences[hi][1]
+        if windows and start <= windows[-1][1] + 1:
+            windows[-1] = (min(start, windows[-1][0]), max(end, windows[-1][1]))
+        else:
+            windows.append((start, end))
+    if sum(e - s for s, e in windows) >= WHOLE_TEXT_SHARE * len(text):
+        return [(0, len(text))]
+    return windows
+
+
+def needs_ner(text: str, explained: Sequence[tuple[int, int]] = ()) -> bool:
+    """Whether any part of `text` needs the NER model (see `ner_windows`)."""
+    return bool(_candidates(text, explained))

@@ -32,7 +32,9 @@ class NerPipeline(SpacyNlpEngine):
         self.model_name = model_name
         self.language = language
         self.calls = 0  # texts the PII detectors were given (each went through the model, or skipped it)
-        self.ner_calls = 0  # texts that went through the NER model
+        self.ner_calls = 0  # texts that went (in whole or in windows) through the NER model
+        self.chars = 0  # characters of the texts the PII detectors were given
+        self.ner_chars = 0  # characters the NER model read
         self.model: Any = None
 
     def load(self) -> None:
@@ -59,12 +61,18 @@ class NerPipeline(SpacyNlpEngine):
         )
 
     def docs(self, texts: Sequence[str], *, with_ner: bool, batch_size: int) -> Iterator[Any]:
+        """Docs of whole texts (counted as seen) or, with NER, of texts or windows (not counted: see `count`)."""
         nlp = self.model
-        self.calls += len(texts)
         if with_ner:
-            self.ner_calls += len(texts)
             return iter(nlp.pipe(texts, batch_size=batch_size))
         return (nlp.make_doc(t) for t in texts)
+
+    def count(self, texts: Sequence[str], windows: Sequence[Sequence[tuple[int, int]]]) -> None:
+        """Count texts given to a PII detector, and what of them the NER model read (`windows` per text)."""
+        self.calls += len(texts)
+        self.chars += sum(len(t) for t in texts)
+        self.ner_calls += sum(1 for ws in windows if ws)
+        self.ner_chars += sum(e - s for ws in windows for s, e in ws)
 
     def artifacts(self, doc: Any, config: NerModelConfiguration) -> NlpArtifacts:
         """NlpArtifacts for one doc; lemmas are lower-cased tokens, since the lemmatizer is off."""

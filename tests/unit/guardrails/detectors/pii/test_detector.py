@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmops_guardrails.detectors.pii import PiiDetector, build_recognizers
+from llmops_guardrails.detectors.pii.detector import _PRECONDITIONS
 from llmops_guardrails.detectors.pii.patterns import CardNumberRecognizer, PhoneNumberRecognizer, luhn_ok
 from llmops_guardrails.engine import PolicyEngine
 
@@ -99,3 +100,20 @@ def test_context_enhancement_path_still_works(engine: PolicyEngine) -> None:
     enhanced = PiiDetector(engine.ner(), entities=ENTITIES, score_threshold=0.4, context_enhancement=True)
     text = "write to jane.doe@example.co.uk, card 4111 1111 1111 1111"
     assert [h.kind for h in enhanced.detect(text)] == ["EMAIL_ADDRESS", "CREDIT_CARD"]
+
+
+@pytest.mark.parametrize(
+    ("entity", "text"),
+    [
+        ("IP_ADDRESS", "from 192.168.0.1 today"), ("IP_ADDRESS", "host fe80::1ff:fe23:4567:890a"),
+        ("IP_ADDRESS", "2001:0db8:85a3:0000:0000:8a2e:0370:7334"), ("IP_ADDRESS", "bind to ::"),
+        ("IBAN_CODE", "DE89 3704 0044 0532 0130 00"), ("IBAN_CODE", "GB82WEST12345698765432"),
+        ("US_SSN", "078-05-1120"), ("US_SSN", "078051120"), ("US_SSN", "078 05 1120"), ("US_SSN", "12345-6789"),
+        ("CREDIT_CARD", "4111 1111 1111 1111"), ("CREDIT_CARD", "5019-7170-1010"),
+        ("PHONE_NUMBER", "+1 (415) 555-0132"), ("PHONE_NUMBER", "+44 (0) 20 7946 0958"),
+        ("PHONE_NUMBER", "555 01 ext. 12345"), ("PHONE_NUMBER", "4155550132"),
+    ],
+)
+def test_recognizer_preconditions_hold_for_what_they_find(entity: str, text: str) -> None:
+    """A recognizer is skipped on texts without its precondition: the precondition must hold wherever it finds."""
+    assert _PRECONDITIONS[entity].search(text)

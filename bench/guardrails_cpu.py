@@ -1,0 +1,95 @@
+"""CPU time per event of the guardrails engine, the per-core figure on a shared machine (no stack needed).
+
+    .venv/bin/python bench/guardrails_cpu.py [--events 1000] [--rounds 3]
+    PYTHONPATH=<dir with another commit's services/guardrails> .venv/bin/python bench/guardrails_cpu.py  # baseline
+
+Wall-clock rates on a machine other jobs share swing with their load; the process's CPU time
+(`time.process_time`) does much less, and is what one core spends. Scans with `PolicyEngine.scan_many` (the
+stream worker's call), the default policy, a cold cache each round, batches of 500 events:
+
+1. the pipeline bench's events (`bench/guardrails_pipeline.py`: one of four repeated ~700-character system
+   prompts, a distinct user message and completion, ~1.1 KB);
+2. distinct ~1 KB events, every message distinct and name-dense: a user message of presidio-research corpus
+   texts joined to at least 700 characters and a completion of the next ones joined to at least 300.
+
+Reports the median of `--rounds` as events per CPU-second, and the share of characters the NER model read.
+Kafka, Postgres and the worker's own work are not included: see the pipeline bench for those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import guardrails_pipeline  # noqa: E402
+
+from llmops_guardrails.engine import PolicyEngine  # noqa: E402
+from llmops_guardrails.pii_eval import load_samples  # noqa: E402
+from llmops_guardrails.policy import load_policy  # noqa: E402
+from llmops_guardrails.settings import GuardrailsSettings  # noqa: E402
+from llmops_shared.contract import Interaction  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "pii" / "synth_dataset_v2.json"
+
+
+def distinct_events(n: int) -> list[dict[str, Any]]:
+    samples = load_samples(DATA)
+    events = guardrails_pipeline.make_events(n)
+    k = 0
+    for event in events:
+        texts = []
+        for least in (700, 300):
+            parts: list[str] = []
+            while sum(len(p) + 1 for p in parts) < least:
+                parts.append(samples[k % len(samples)].text)
+                k += 1
+            texts.append(" ".join(parts))
+        event["input"] = [{"role": "user", "content": texts[0]}]
+        event["output"] = texts[1]
+    return events
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    random.seed(17)
+    engine = PolicyEngine(GuardrailsSettings())
+    policy = load_policy()
+    engine.warm_up(policy)
+    import llmops_guardrails
+
+    print(f"llmops_guardrails from {Path(llmops_guardrails.__file__).parent}")
+    workloads = {"pipeline bench events": guardrails_pipeline.make_events(args.events),
+                 "distinct ~1 KB events": distinct_events(args.events)}
+    for name, raw in workloads.items():
+        events = [Interaction.model_validate(e) for e in raw]
+        size = sum(len(m.content) for e in events for m in e.input) + sum(len(str(e.output)) for e in events)
+        rates = []
+        ner = engine.ner()
+        for _ in range(args.rounds):
+            engine._cache.clear()
+            chars, ner_chars = getattr(ner, "chars", 0), getattr(ner, "ner_chars", 0)
+            t0 = time.process_time()
+            for i in range(0, len(events), 500):
+                engine.scan_many(events[i:i + 500], policy)
+            rates.append(len(events) / (time.process_time() - t0))
+        share = ((getattr(ner, "ner_chars", 0) - ner_chars) / max(1, getattr(ner, "chars", 0) - chars)
+                 if hasattr(ner, "ner_chars") else float("nan"))
+        print(f"{name:24} {size / len(events) / 1000:.2f} KB/event: {statistics.median(rates):7.0f} events per "
+              f"CPU-second (rounds {[round(r) for r in rates]}); NER read {share:.0%} of the characters")
+
+
+if __name__ == "__main__":
+    main()
