@@ -2,15 +2,17 @@
 
 Features: the text normalized like the rules see it (NFKC, invisible characters dropped, look-alikes
 mapped; `injection.normalize`), lower-cased, runs of white space made one space; then every character
-3-, 4- and 5-gram of " text " and every word unigram and bigram, each hashed into 2**BITS buckets.
-A text is the multiset of its buckets, each worth 1/sqrt(count) (so the vector has unit length when no two
-n-grams collide). Score: `sigmoid(w . x + bias)`, with the bias shifted at training time so that the
-operating point chosen on the training split lands on 0.7, the default policy's threshold.
+3-, 4- and 5-gram of " text ", every word unigram and bigram, and the word-class unigrams, bigrams and trigrams
+of the words that have a class (`injection_lexicon`: SHOW, INSTR, HIDDEN, RULE, NEG, AUTH, ROLE, YOU; each counted
+LEXICON_WEIGHT times), each hashed into 2**BITS buckets. A text is the multiset of its buckets, each worth
+1/sqrt(count) (so the vector has unit length when no two n-grams collide). Score: `sigmoid(w . x + bias)`, with
+the bias shifted at training time so that the operating point chosen on the training split lands on 0.7, the
+default policy's threshold.
 
 Texts longer than WINDOW characters are scored in windows of WINDOW characters every STEP characters and the
 highest window counts: an instruction planted in a long document is not diluted by the document. The
 features are computed once for the whole text with their positions; a window's sum is a difference of
-cumulative sums, so a long text costs about what its features cost.
+cumulative sums over positions (no sort), so a long text costs about what its features cost.
 
 Inference needs numpy only (already there for spaCy); training (`services/guardrails/scripts/
 train_injection.py`) writes the model file this module reads: one JSON header line, then the weights as
@@ -33,7 +35,9 @@ import numpy as np
 import numpy.typing as npt
 
 from llmops_guardrails.detectors.injection import normalize
+from llmops_guardrails.detectors.injection_lexicon import WORD_CLASS
 
+FORMAT = 2  # 1: no word classes
 BITS = 18
 CHAR_NGRAMS = (3, 4, 5)
 WINDOW = 256
@@ -42,7 +46,10 @@ MODEL_FILE = "data/injection_model.bin"
 
 _P = np.uint64(0x100000001B3)            # FNV-64 prime: the rolling polynomial's base
 _MIX = np.uint64(0x9E3779B97F4A7C15)     # Fibonacci hashing multiplier
-_SEEDS = {n: np.uint64(0x51ED27 * n + 1) for n in (1, 2, *CHAR_NGRAMS)}
+LEXICON_WEIGHT = 3
+_CLASS_SEEDS = (14, 15, 16)  # word-class unigrams, bigrams, trigrams
+_SEEDS = {n: np.uint64(0x51ED27 * n + 1) for n in (1, 2, *CHAR_NGRAMS, *_CLASS_SEEDS)}
+_CLASS_CODES = {name: np.uint64(zlib.crc32(name.encode())) for name in set(WORD_CLASS.values())}
 _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\w+")
 
@@ -80,10 +87,20 @@ def located_features(text: str, bits: int = BITS) -> tuple[Indices, Indices]:
                 starts.append(np.arange(-1, h.size - 1, dtype=np.int64))
         found = list(_WORD.finditer(text))
         if found:
+            words = [m.group() for m in found]
             at = np.fromiter(map(re.Match.start, found), dtype=np.int64, count=len(found))
-            words = np.fromiter((zlib.crc32(m.group().encode()) for m in found), dtype=np.uint64, count=len(found))
-            parts += [_bucket(words, 1, bits), _bucket(words[:-1] * _P + words[1:], 2, bits)]
+            codes = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(found))
+            parts += [_bucket(codes, 1, bits), _bucket(codes[:-1] * _P + codes[1:], 2, bits)]
             starts += [at, at[:-1]]
+            classed = [(i, _CLASS_CODES[WORD_CLASS[w]]) for i, w in enumerate(words) if w in WORD_CLASS]
+            if classed:
+                where = at[[i for i, _ in classed]]
+                c = np.array([code for _, code in classed], dtype=np.uint64)
+                grams = [(_bucket(c, 14, bits), where), (_bucket(c[:-1] * _P + c[1:], 15, bits), where[:-1]),
+                         (_bucket((c[:-2] * _P + c[1:-1]) * _P + c[2:], 16, bits), where[:-2])]
+                for _ in range(LEXICON_WEIGHT):
+                    parts += [g for g, _ in grams]
+                    starts += [w for _, w in grams]
     if not parts:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate(parts), np.concatenate(starts)
@@ -119,14 +136,15 @@ class InjectionModel:
     def window_logits(self, prepared: str) -> npt.NDArray[np.float64]:
         """The logit of each window [s, s + WINDOW) for s = 0, STEP, ...: n-grams starting inside it."""
         idx, at = located_features(prepared, self.bits)
-        order = np.argsort(at, kind="stable")
-        at, contrib = at[order], self.weights[idx[order]].astype(np.float64)
-        sums = np.concatenate([[0.0], np.cumsum(contrib)])
+        slots = len(prepared) + 1  # n-gram starts run from -1 (the leading space) to len - 1
+        total = np.zeros(slots + 1)
+        total[1:] = np.cumsum(np.bincount(at + 1, weights=self.weights[idx], minlength=slots))
+        count = np.zeros(slots + 1, dtype=np.int64)
+        count[1:] = np.cumsum(np.bincount(at + 1, minlength=slots))
         starts = np.arange(0, len(prepared) - WINDOW + STEP, STEP)
-        lo = np.searchsorted(at, starts, side="left")
-        hi = np.searchsorted(at, starts + WINDOW, side="left")
-        counts = np.maximum(hi - lo, 1)
-        return (sums[hi] - sums[lo]) / np.sqrt(counts) + self.bias
+        lo = starts + 1  # the window [s, s + WINDOW) holds the starts at slots s + 1 ... s + WINDOW
+        hi = np.minimum(starts + WINDOW + 1, slots)
+        return (total[hi] - total[lo]) / np.sqrt(np.maximum(count[hi] - count[lo], 1)) + self.bias
 
     def to_bytes(self) -> bytes:
         header = json.dumps({**self.meta, "bias": self.bias}, sort_keys=True, ensure_ascii=True)
@@ -138,6 +156,8 @@ class InjectionModel:
         meta = json.loads(head)
         bias = float(meta.pop("bias"))
         weights = np.frombuffer(body, dtype="<f2").astype(np.float32)
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"model file has format {meta.get('format')}, this code reads format {FORMAT}")
         if weights.size != 1 << int(meta["bits"]):
             raise ValueError(f"model file has {weights.size} weights, expected 2**{meta['bits']}")
         return cls(weights, bias, meta)
