@@ -49,16 +49,16 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)     # Fibonacci hashing multiplier
 LEXICON_WEIGHT = 3
 _CLASS_SEEDS = (14, 15, 16)  # word-class unigrams, bigrams, trigrams
 _SEEDS = {n: np.uint64(0x51ED27 * n + 1) for n in (1, 2, *CHAR_NGRAMS, *_CLASS_SEEDS)}
-_CLASS_CODES = {name: np.uint64(zlib.crc32(name.encode())) for name in set(WORD_CLASS.values())}
-_SPACE = re.compile(r"\s+")
+_CLASS_OF = {word: np.uint64(zlib.crc32(name.encode())) for word, name in WORD_CLASS.items()}
 _WORD = re.compile(r"\w+")
 
 Indices = npt.NDArray[np.int64]
 
 
 def prepare(text: str) -> str:
-    # `normalize` changes no ASCII text (NFKC, invisible characters and look-alikes are all outside it)
-    return _SPACE.sub(" ", (text if text.isascii() else normalize(text)).lower()).strip()
+    # `normalize` changes no ASCII text (NFKC, invisible characters and look-alikes are all outside it);
+    # str.split() splits on exactly what the regex `\s+` matches
+    return " ".join((text if text.isascii() else normalize(text)).lower().split())
 
 
 def _bucket(h: npt.NDArray[np.uint64], n: int, bits: int) -> Indices:
@@ -73,37 +73,41 @@ def features(text: str, bits: int = BITS) -> Indices:
 
 
 def located_features(text: str, bits: int = BITS) -> tuple[Indices, Indices]:
-    """The buckets of `text`'s n-grams and where each starts in `text` (-1 for the leading space)."""
+    """The buckets of `text`'s n-grams and where each starts in `text` (-1 for the leading space).
+
+    Every n-gram's hash gets its kind's seed, then all are bucketed at once (numpy's per-call cost, not the
+    arithmetic, is most of the time on texts of a few hundred characters)."""
     padded = f" {text} "
     codes = np.frombuffer(padded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    parts: list[Indices] = []
+    position = np.arange(-1, len(padded), dtype=np.int64)
+    seeded: list[npt.NDArray[np.uint64]] = []
     starts: list[Indices] = []
     h = codes
     with np.errstate(over="ignore"):
         for n in range(2, max(CHAR_NGRAMS) + 1):
             h = h[:-1] * _P + codes[n - 1:]
             if n in CHAR_NGRAMS and h.size:
-                parts.append(_bucket(h, n, bits))
-                starts.append(np.arange(-1, h.size - 1, dtype=np.int64))
+                seeded.append(h + _SEEDS[n])
+                starts.append(position[:h.size])
         found = list(_WORD.finditer(text))
         if found:
             words = [m.group() for m in found]
             at = np.fromiter(map(re.Match.start, found), dtype=np.int64, count=len(found))
-            codes = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(found))
-            parts += [_bucket(codes, 1, bits), _bucket(codes[:-1] * _P + codes[1:], 2, bits)]
+            crc = np.fromiter(map(zlib.crc32, map(str.encode, words)), dtype=np.uint64, count=len(found))
+            seeded += [crc + _SEEDS[1], crc[:-1] * _P + crc[1:] + _SEEDS[2]]
             starts += [at, at[:-1]]
-            classed = [(i, _CLASS_CODES[WORD_CLASS[w]]) for i, w in enumerate(words) if w in WORD_CLASS]
+            classed = [(i, _CLASS_OF[w]) for i, w in enumerate(words) if w in _CLASS_OF]
             if classed:
                 where = at[[i for i, _ in classed]]
                 c = np.array([code for _, code in classed], dtype=np.uint64)
-                grams = [(_bucket(c, 14, bits), where), (_bucket(c[:-1] * _P + c[1:], 15, bits), where[:-1]),
-                         (_bucket((c[:-2] * _P + c[1:-1]) * _P + c[2:], 16, bits), where[:-2])]
-                for _ in range(LEXICON_WEIGHT):
-                    parts += [g for g, _ in grams]
-                    starts += [w for _, w in grams]
-    if not parts:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(parts), np.concatenate(starts)
+                grams = [c + _SEEDS[14], c[:-1] * _P + c[1:] + _SEEDS[15],
+                         (c[:-2] * _P + c[1:-1]) * _P + c[2:] + _SEEDS[16]]
+                seeded += grams * LEXICON_WEIGHT
+                starts += [where, where[:-1], where[:-2]] * LEXICON_WEIGHT
+        if not seeded:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        mixed = np.concatenate(seeded) * _MIX
+    return (mixed >> np.uint64(64 - bits)).astype(np.int64), np.concatenate(starts)
 
 
 def sigmoid(z: float) -> float:
