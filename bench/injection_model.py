@@ -9,11 +9,19 @@ thread: what one core spends, unaffected by other processes waiting for the mach
 (`InjectionModel.score`: normalisation, features, weights), the rules (`InjectionDetector(model=None).detect`)
 and the detector as the default policy runs it (both). Rounds alternate the sides; per text the median over
 rounds is kept, then p50 and p99 over texts are reported, with wall-clock p50 for comparison.
+
+`--benign-traffic N`: the realistic benign traffic of the suite's own generators, through the detector as the
+default policy runs it with the model on and off: the user messages of N events of the chaos harness
+(`bench/chaos.py`'s `Traffic`, seed 7: support questions, e-mail, card and token canaries; none is an attack)
+and N user messages of `llmops demo` (`llmops_devtools.demo.pick_user_text`, seed 7; its injection attempts are
+left out and reported apart). Prints how many fire, and which texts.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import random
 import statistics
 import sys
 import time
@@ -24,12 +32,50 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "services" / "guardrails"))
 
+from llmops_devtools import demo  # noqa: E402
 from llmops_guardrails.detectors import injection_model  # noqa: E402
 from llmops_guardrails.detectors.injection import InjectionDetector  # noqa: E402
 from llmops_guardrails.quality import injection_rows  # noqa: E402
 
 FILLER = ("Here is the context from our wiki page about the quarterly planning process, pasted for reference. "
           "Teams submit their estimates by the second week, finance reviews them and the leads meet to agree. ")
+
+
+def chaos_user_texts(events: int, seed: int = 7) -> list[str]:
+    """The user messages of `events` events of the chaos harness's load generator (all benign)."""
+    spec = importlib.util.spec_from_file_location("llmops_bench_chaos", ROOT / "bench" / "chaos.py")
+    assert spec and spec.loader
+    chaos = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = chaos  # dataclasses look their module up
+    spec.loader.exec_module(chaos)
+    from datetime import UTC, datetime
+    planned = chaos.Traffic(seed, "bench").next(events, datetime(2026, 12, 3, tzinfo=UTC))
+    return [m["content"] for p in planned for m in p.event["input"] if m["role"] == "user"]
+
+
+def demo_user_texts(n: int, seed: int = 7) -> tuple[list[str], list[str]]:
+    """(benign, attacks): `n` user messages of `llmops demo`, split by the demo's own category."""
+    rng = random.Random(seed)
+    benign, attacks = [], []
+    for _ in range(n):
+        text, kind = demo.pick_user_text(rng)
+        (attacks if kind == "injection" else benign).append(text)
+    return benign, attacks
+
+
+def benign_traffic(n: int) -> None:
+    model = injection_model.load()
+    chaos_texts = chaos_user_texts(n)
+    demo_benign, demo_attacks = demo_user_texts(n)
+    for label, texts in ((f"chaos harness, user messages of {n} events", chaos_texts),
+                         (f"llmops demo, {len(demo_benign)} benign user messages of {n}", demo_benign),
+                         (f"llmops demo, its {len(demo_attacks)} injection attempts (should fire)", demo_attacks)):
+        print(f"\n{label} ({len(set(texts))} distinct texts)")
+        for name, detector in (("rules", InjectionDetector()), ("rules + model", InjectionDetector(model=model))):
+            fired = [t for t in texts if detector.detect(t)]
+            print(f"  {name:14} fired on {len(fired)} of {len(texts)} ({len(fired) / max(len(texts), 1):.1%})")
+            for text in sorted(set(fired))[:5]:
+                print(f"    {model.score(text):.2f} {text[:100]}")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -76,7 +122,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--long", type=int, default=200, help="how many ~1 KB texts")
+    parser.add_argument("--benign-traffic", type=int, default=0, metavar="N",
+                        help="also run N events of the chaos and demo generators through the detector")
     args = parser.parse_args()
+    if args.benign_traffic:
+        benign_traffic(args.benign_traffic)
     short = [r["text"] for r in injection_rows()]
     long = []
     for i in range(args.long):
@@ -84,8 +134,10 @@ def main() -> None:
         body = FILLER * 5
         cut = (i * 97) % len(body)
         long.append(body[:cut] + prompt + " " + body[cut:])
-    for label, texts in ((f"{len(short)} prompts of the labelled set", short),
-                         (f"{len(long)} texts of ~{statistics.mean(map(len, long)) / 1000:.1f} KB", long)):
+    sets = [(f"{len(short)} prompts of the labelled set", short)]
+    if long:
+        sets.append((f"{len(long)} texts of ~{statistics.mean(map(len, long)) / 1000:.1f} KB", long))
+    for label, texts in sets:
         print(f"\n{label}, {args.rounds} rounds; microseconds per text (thread CPU time; wall p50 beside)")
         print(f"{'side':15} {'p50':>8} {'p99':>8} {'wall p50':>9}")
         for name, (p50, p99, wall) in run(texts, args.rounds).items():

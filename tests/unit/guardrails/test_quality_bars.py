@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from llmops_guardrails.quality import injection_score, pii_report, scored_entities, split_samples
+from llmops_guardrails.detectors.injection import InjectionDetector
+from llmops_guardrails.quality import injection_rows, injection_score, pii_report, scored_entities, split_samples
 from llmops_guardrails.settings import GuardrailsSettings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -59,9 +60,22 @@ def test_pii_detection_on_the_test_split_is_at_least_what_the_docs_say() -> None
 
 def test_injection_detection_on_the_test_split_is_at_least_what_the_docs_say() -> None:
     precision, recall, fpr = documented_injection()
-    assert (precision, recall, fpr) == (1.0, 0.116, 0.0)  # what the document says today
+    assert (precision, recall, fpr) == (1.0, 0.078, 0.0)  # what the document says today
     score = injection_score("test")
-    assert score.tp + score.fn == 423 and score.fp + score.tn == 354  # the documented test split
+    assert score.tp + score.fn == 779 and score.fp + score.tn == 574  # the documented test split
     assert round(score.precision, 3) >= precision
     assert round(score.recall, 3) >= recall
     assert round(score.false_positive_rate, 4) <= fpr
+
+
+def test_injection_rules_on_the_former_test_split_are_what_they_were() -> None:
+    """The fourth batch made the test split larger and harder for the rules (recall 0.116 -> 0.078): on the rows
+    the split had before it (ids below inj-1683), the rules score as they did."""
+    rules = InjectionDetector()
+    rows = [r for r in injection_rows() if r["split"] == "test" and int(r["id"][4:]) < 1683]
+    assert len(rows) == 777
+    flagged = [bool(rules.detect(r["text"])) and rules.detect(r["text"])[0].score >= 0.7 for r in rows]
+    attacks = [r["label"] == "attack" for r in rows]
+    tp = sum(f and a for f, a in zip(flagged, attacks, strict=True))
+    fp = sum(f and not a for f, a in zip(flagged, attacks, strict=True))
+    assert round(tp / sum(attacks), 3) >= 0.116 and fp == 0

@@ -20,7 +20,8 @@ import random
 import re
 from pathlib import Path
 
-from injection_templates import SLOTS, TEMPLATES  # run from this folder
+import injection_paraphrases  # run from this folder
+import injection_templates
 
 # (text, category, source) -- sources are keys of SOURCES in README.md
 ATTACKS = [
@@ -314,39 +315,56 @@ def _base(text: str) -> str:
 
 
 PER_TEMPLATE = 10
+TRAINING_FILLINGS = 30  # a `dev` template's fillings in all (the first PER_TEMPLATE in its batch, the rest last)
 _SLOT = re.compile(r"{(\w+)}")
 
 
-def _phrases(slot: str, split: str) -> list[str]:
+Templates = list[tuple[str, str, str]]
+Slots = dict[str, list[str]]
+
+
+def _phrases(slots: Slots, slot: str, split: str) -> list[str]:
     """Half of a slot's phrases (ordered by a hash, alternating), so that both splits get some."""
-    ranked = sorted(SLOTS[slot], key=lambda p: hashlib.sha256(f"{slot}:{p}".encode()).digest())
+    ranked = sorted(slots[slot], key=lambda p: hashlib.sha256(f"{slot}:{p}".encode()).digest())
     return ranked[split == "test"::2]
 
 
 _SENTENCE_START = re.compile(r"(?:^|(?<=[.!?] ))[a-zà-ÿ]")
 
 
-def _template_split(template: str, category: str) -> str:
+def _template_split(templates: Templates, template: str, category: str) -> str:
     """Templates of one category ordered by a hash and alternated, so each family has some in both splits."""
-    ranked = sorted((t for t, _, c in TEMPLATES if c == category), key=lambda t: hashlib.sha256(t.encode()).digest())
+    ranked = sorted((t for t, _, c in templates if c == category), key=lambda t: hashlib.sha256(t.encode()).digest())
     return "test" if ranked.index(template) % 2 else "dev"
 
 
-def generated_rows() -> list[dict[str, str]]:
-    """The third batch: every template filled PER_TEMPLATE times, phrases from the template's own split."""
+def generated_rows(templates: Templates, slots: Slots, prefix: str, source: str, *,
+                   fillings: slice = slice(0, None)) -> list[dict[str, str]]:
+    """A generated batch: every template filled PER_TEMPLATE times, phrases from the template's own split.
+    `fillings` picks among them: TRAINING_FILLINGS past PER_TEMPLATE gives the extra fillings of `dev` templates."""
     out = []
-    for index, (template, label, category) in enumerate(TEMPLATES):
-        template_id = f"t:{index:03d}"
-        split = _template_split(template, category)
+    for index, (template, label, category) in enumerate(templates):
+        template_id = f"{prefix}:{index:03d}"
+        split = _template_split(templates, template, category)
         names = list(dict.fromkeys(_SLOT.findall(template)))
-        combos = list(itertools.product(*(_phrases(n, split) for n in names)))
+        combos = list(itertools.product(*(_phrases(slots, n, split) for n in names)))
         random.Random(template_id).shuffle(combos)
-        for combo in combos[:PER_TEMPLATE]:
+        chosen = combos[:PER_TEMPLATE] if split == "test" else combos[:TRAINING_FILLINGS]
+        for combo in chosen[fillings]:
             text = template.format(**dict(zip(names, combo, strict=True)))
             text = _SENTENCE_START.sub(lambda m: m.group().upper(), text)
-            out.append({"text": text, "label": label, "category": category, "source": "templates",
+            out.append({"text": text, "label": label, "category": category, "source": source,
                         "split": split, "template": template_id})
     return out
+
+
+def _check_new_batch(old: tuple[Templates, Slots], new: tuple[Templates, Slots]) -> None:
+    """The fourth batch repeats no frame and no phrase of the third (so no test row shares either with dev)."""
+    frames = {t for t, _, _ in old[0]} & {t for t, _, _ in new[0]}
+    old_phrases = {p for phrases in old[1].values() for p in phrases}
+    phrases = {p for name, ps in new[1].items() if name != "num" for p in ps} & old_phrases
+    if frames or phrases:
+        raise ValueError(f"the fourth batch repeats the third: {sorted(frames | phrases)[:5]}")
 
 
 def rows() -> list[dict[str, str]]:
@@ -367,7 +385,17 @@ def rows() -> list[dict[str, str]]:
     for text, category, source in BENIGN_2:
         out.append({"text": text, "label": "benign", "category": category, "source": source, "split": _split(text),
                     "template": _base(text)})
-    out.extend(generated_rows())
+    first = slice(0, PER_TEMPLATE)
+    third = (injection_templates.TEMPLATES, injection_templates.SLOTS)
+    fourth = (injection_paraphrases.TEMPLATES, injection_paraphrases.SLOTS)
+    _check_new_batch(third, fourth)
+    out.extend(generated_rows(*third, "t", "templates", fillings=first))
+    out.extend(generated_rows(*fourth, "p", "paraphrases", fillings=first))
+    # More fillings of the training templates (the same frames and `dev` phrases, other combinations), appended
+    # so that earlier ids stay; test templates keep PER_TEMPLATE rows.
+    more = slice(PER_TEMPLATE, None)
+    out.extend(generated_rows(*third, "t", "templates", fillings=more))
+    out.extend(generated_rows(*fourth, "p", "paraphrases", fillings=more))
     for i, row in enumerate(out):
         row["id"] = f"inj-{i:04d}"
     return out

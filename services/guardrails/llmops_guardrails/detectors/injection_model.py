@@ -2,15 +2,17 @@
 
 Features: the text normalized like the rules see it (NFKC, invisible characters dropped, look-alikes
 mapped; `injection.normalize`), lower-cased, runs of white space made one space; then every character
-3-, 4- and 5-gram of " text " and every word unigram and bigram, each hashed into 2**BITS buckets.
-A text is the multiset of its buckets, each worth 1/sqrt(count) (so the vector has unit length when no two
-n-grams collide). Score: `sigmoid(w . x + bias)`, with the bias shifted at training time so that the
-operating point chosen on the training split lands on 0.7, the default policy's threshold.
+3-, 4- and 5-gram of " text ", every word unigram and bigram, and the word-class unigrams, bigrams and trigrams
+of the words that have a class (`injection_lexicon`: SHOW, INSTR, HIDDEN, RULE, NEG, AUTH, ROLE, YOU; each counted
+LEXICON_WEIGHT times), each hashed into 2**BITS buckets. A text is the multiset of its buckets, each worth
+1/sqrt(count) (so the vector has unit length when no two n-grams collide). Score: `sigmoid(w . x + bias)`, with
+the bias shifted at training time so that the operating point chosen on the training split lands on 0.7, the
+default policy's threshold.
 
 Texts longer than WINDOW characters are scored in windows of WINDOW characters every STEP characters and the
 highest window counts: an instruction planted in a long document is not diluted by the document. The
 features are computed once for the whole text with their positions; a window's sum is a difference of
-cumulative sums, so a long text costs about what its features cost.
+cumulative sums over positions (no sort), so a long text costs about what its features cost.
 
 Inference needs numpy only (already there for spaCy); training (`services/guardrails/scripts/
 train_injection.py`) writes the model file this module reads: one JSON header line, then the weights as
@@ -33,7 +35,9 @@ import numpy as np
 import numpy.typing as npt
 
 from llmops_guardrails.detectors.injection import normalize
+from llmops_guardrails.detectors.injection_lexicon import WORD_CLASS
 
+FORMAT = 2  # 1: no word classes
 BITS = 18
 CHAR_NGRAMS = (3, 4, 5)
 WINDOW = 256
@@ -42,16 +46,19 @@ MODEL_FILE = "data/injection_model.bin"
 
 _P = np.uint64(0x100000001B3)            # FNV-64 prime: the rolling polynomial's base
 _MIX = np.uint64(0x9E3779B97F4A7C15)     # Fibonacci hashing multiplier
-_SEEDS = {n: np.uint64(0x51ED27 * n + 1) for n in (1, 2, *CHAR_NGRAMS)}
-_SPACE = re.compile(r"\s+")
+LEXICON_WEIGHT = 3
+_CLASS_SEEDS = (14, 15, 16)  # word-class unigrams, bigrams, trigrams
+_SEEDS = {n: np.uint64(0x51ED27 * n + 1) for n in (1, 2, *CHAR_NGRAMS, *_CLASS_SEEDS)}
+_CLASS_OF = {word: np.uint64(zlib.crc32(name.encode())) for word, name in WORD_CLASS.items()}
 _WORD = re.compile(r"\w+")
 
 Indices = npt.NDArray[np.int64]
 
 
 def prepare(text: str) -> str:
-    # `normalize` changes no ASCII text (NFKC, invisible characters and look-alikes are all outside it)
-    return _SPACE.sub(" ", (text if text.isascii() else normalize(text)).lower()).strip()
+    # `normalize` changes no ASCII text (NFKC, invisible characters and look-alikes are all outside it);
+    # str.split() splits on exactly what the regex `\s+` matches
+    return " ".join((text if text.isascii() else normalize(text)).lower().split())
 
 
 def _bucket(h: npt.NDArray[np.uint64], n: int, bits: int) -> Indices:
@@ -66,27 +73,41 @@ def features(text: str, bits: int = BITS) -> Indices:
 
 
 def located_features(text: str, bits: int = BITS) -> tuple[Indices, Indices]:
-    """The buckets of `text`'s n-grams and where each starts in `text` (-1 for the leading space)."""
+    """The buckets of `text`'s n-grams and where each starts in `text` (-1 for the leading space).
+
+    Every n-gram's hash gets its kind's seed, then all are bucketed at once (numpy's per-call cost, not the
+    arithmetic, is most of the time on texts of a few hundred characters)."""
     padded = f" {text} "
     codes = np.frombuffer(padded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    parts: list[Indices] = []
+    position = np.arange(-1, len(padded), dtype=np.int64)
+    seeded: list[npt.NDArray[np.uint64]] = []
     starts: list[Indices] = []
     h = codes
     with np.errstate(over="ignore"):
         for n in range(2, max(CHAR_NGRAMS) + 1):
             h = h[:-1] * _P + codes[n - 1:]
             if n in CHAR_NGRAMS and h.size:
-                parts.append(_bucket(h, n, bits))
-                starts.append(np.arange(-1, h.size - 1, dtype=np.int64))
+                seeded.append(h + _SEEDS[n])
+                starts.append(position[:h.size])
         found = list(_WORD.finditer(text))
         if found:
+            words = [m.group() for m in found]
             at = np.fromiter(map(re.Match.start, found), dtype=np.int64, count=len(found))
-            words = np.fromiter((zlib.crc32(m.group().encode()) for m in found), dtype=np.uint64, count=len(found))
-            parts += [_bucket(words, 1, bits), _bucket(words[:-1] * _P + words[1:], 2, bits)]
+            crc = np.fromiter(map(zlib.crc32, map(str.encode, words)), dtype=np.uint64, count=len(found))
+            seeded += [crc + _SEEDS[1], crc[:-1] * _P + crc[1:] + _SEEDS[2]]
             starts += [at, at[:-1]]
-    if not parts:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(parts), np.concatenate(starts)
+            classed = [(i, _CLASS_OF[w]) for i, w in enumerate(words) if w in _CLASS_OF]
+            if classed:
+                where = at[[i for i, _ in classed]]
+                c = np.array([code for _, code in classed], dtype=np.uint64)
+                grams = [c + _SEEDS[14], c[:-1] * _P + c[1:] + _SEEDS[15],
+                         (c[:-2] * _P + c[1:-1]) * _P + c[2:] + _SEEDS[16]]
+                seeded += grams * LEXICON_WEIGHT
+                starts += [where, where[:-1], where[:-2]] * LEXICON_WEIGHT
+        if not seeded:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        mixed = np.concatenate(seeded) * _MIX
+    return (mixed >> np.uint64(64 - bits)).astype(np.int64), np.concatenate(starts)
 
 
 def sigmoid(z: float) -> float:
@@ -119,14 +140,15 @@ class InjectionModel:
     def window_logits(self, prepared: str) -> npt.NDArray[np.float64]:
         """The logit of each window [s, s + WINDOW) for s = 0, STEP, ...: n-grams starting inside it."""
         idx, at = located_features(prepared, self.bits)
-        order = np.argsort(at, kind="stable")
-        at, contrib = at[order], self.weights[idx[order]].astype(np.float64)
-        sums = np.concatenate([[0.0], np.cumsum(contrib)])
+        slots = len(prepared) + 1  # n-gram starts run from -1 (the leading space) to len - 1
+        total = np.zeros(slots + 1)
+        total[1:] = np.cumsum(np.bincount(at + 1, weights=self.weights[idx], minlength=slots))
+        count = np.zeros(slots + 1, dtype=np.int64)
+        count[1:] = np.cumsum(np.bincount(at + 1, minlength=slots))
         starts = np.arange(0, len(prepared) - WINDOW + STEP, STEP)
-        lo = np.searchsorted(at, starts, side="left")
-        hi = np.searchsorted(at, starts + WINDOW, side="left")
-        counts = np.maximum(hi - lo, 1)
-        return (sums[hi] - sums[lo]) / np.sqrt(counts) + self.bias
+        lo = starts + 1  # the window [s, s + WINDOW) holds the starts at slots s + 1 ... s + WINDOW
+        hi = np.minimum(starts + WINDOW + 1, slots)
+        return (total[hi] - total[lo]) / np.sqrt(np.maximum(count[hi] - count[lo], 1)) + self.bias
 
     def to_bytes(self) -> bytes:
         header = json.dumps({**self.meta, "bias": self.bias}, sort_keys=True, ensure_ascii=True)
@@ -138,6 +160,8 @@ class InjectionModel:
         meta = json.loads(head)
         bias = float(meta.pop("bias"))
         weights = np.frombuffer(body, dtype="<f2").astype(np.float32)
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"model file has format {meta.get('format')}, this code reads format {FORMAT}")
         if weights.size != 1 << int(meta["bits"]):
             raise ValueError(f"model file has {weights.size} weights, expected 2**{meta['bits']}")
         return cls(weights, bias, meta)
