@@ -106,15 +106,18 @@ def fold_others(rows: Iterable[Mapping[str, Any]], *, group: str, keep: set[str]
 
 
 def burn_down(rows: Iterable[Mapping[str, Any]], *, amount: float, start: datetime, end: datetime,
-              step: timedelta) -> dict[str, Any]:
+              step: timedelta, until: datetime) -> dict[str, Any]:
     """A budget's burn-down from its period's cost per bucket (`bucket`, `cost_total`, buckets `step` long):
-    what is left at the end of each bucket (at the period's start, the whole amount), and the even pace: the
-    amount at the start to zero at the end (two points; the chart joins them)."""
-    spent, left = 0.0, {int(start.timestamp()): amount}
-    for row in sorted(rows, key=lambda r: _epoch(str(r["bucket"]))):
-        spent += float(row.get("cost_total") or 0)
-        left[_epoch(str(row["bucket"])) + int(step.total_seconds())] = amount - spent
-    pace = {int(start.timestamp()): amount, int(end.timestamp()): 0.0}
+    what is left at the end of each bucket that has begun by `until` (at the period's start, the whole
+    amount; a bucket without cost leaves it as it was), and the even pace: the amount at the start to zero
+    at the end (two points; the chart joins them)."""
+    cost = {_epoch(str(r["bucket"])): float(r.get("cost_total") or 0) for r in rows}
+    first, last, width = int(start.timestamp()), int(min(until, end).timestamp()), int(step.total_seconds())
+    left, spent = {first: amount}, 0.0
+    for bucket in range(first, max(last, first + 1), width):
+        spent += cost.get(bucket, 0.0)
+        left[bucket + width] = amount - spent
+    pace = {first: amount, int(end.timestamp()): 0.0}
     xs = sorted(set(left) | set(pace))
     return {"labels": ["left", "even pace"], "data": [xs, [left.get(x) for x in xs], [pace.get(x) for x in xs]]}
 

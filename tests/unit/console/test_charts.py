@@ -68,14 +68,15 @@ def test_fold_others_keeps_the_named_groups() -> None:
 
 
 def test_burn_down_is_what_is_left_after_each_bucket_beside_an_even_pace() -> None:
-    start, end = datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 4, tzinfo=UTC)
-    rows = [{"bucket": "2026-12-02T00:00:00Z", "cost_total": "0.25"}, {"bucket": "2026-12-01T00:00:00Z",
+    start, end = datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 5, tzinfo=UTC)
+    rows = [{"bucket": "2026-12-03T00:00:00Z", "cost_total": "0.25"}, {"bucket": "2026-12-01T00:00:00Z",
                                                                      "cost_total": "0.5"}]
-    chart = charts.burn_down(rows, amount=1.0, start=start, end=end, step=timedelta(days=1))
+    chart = charts.burn_down(rows, amount=1.0, start=start, end=end, step=timedelta(days=1),
+                             until=datetime(2026, 12, 3, 8, tzinfo=UTC))
     day = 86_400
     t0 = int(start.timestamp())
-    assert chart["data"] == [[t0, t0 + day, t0 + 2 * day, t0 + 3 * day], [1.0, 0.5, 0.25, None],
-                             [1.0, None, None, 0.0]]
+    assert chart["data"] == [[t0 + d * day for d in range(5)], [1.0, 0.5, 0.5, 0.25, None],  # day 2 spent nothing
+                             [1.0, None, None, None, 0.0]]
 
 
 def test_spend_windows_compare_like_with_like() -> None:

@@ -29,7 +29,7 @@ async def burn_down(pool: Any, *, tenant_id: str, budget: dict[str, Any], now: d
                               group_by=None, filters={"app_id": budget["app_id"]}, now=now, limit=1_000)
     rows = (await usage.usage_page(pool, tenant_id=tenant_id, query=query))["rows"]
     return charts.burn_down(rows, amount=float(budget["amount"]), start=start, end=end,
-                             step=step)
+                             step=step, until=now)
 
 
 @router.get("/budgets", response_class=HTMLResponse, include_in_schema=False)
