@@ -221,7 +221,7 @@ def _ledger_cost(database_url: str, tenant: str, group: str) -> dict[str, float]
 
 
 def test_costs_by_model_and_tag_and_the_csv_a_person_downloads(seeded: Seeded, browser: webdriver.Chrome,
-                                                               tmp_path: Path) -> None:
+                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sign_in(browser, seeded.url, seeded.key_a)
     browser.get(f"{seeded.url}/costs")
     wait_for(browser, lambda d: d.execute_script(SERIES_PIXELS, "#costs-chart") > 50, "the cost chart drew no bars")
@@ -238,6 +238,16 @@ def test_costs_by_model_and_tag_and_the_csv_a_person_downloads(seeded: Seeded, b
     browser.get(f"{seeded.url}/costs?group=user")
     users = browser.find_elements(By.CSS_SELECTOR, "#costs-table tbody tr")
     assert len(users) == 242 and "ursula" not in text(browser)  # 240 experiment users, 2 others: pseudonyms
+    assert not browser.find_elements(By.ID, "chart-all")
+
+    from llmops_console.routes import costs  # more (day, group) rows than the chart takes: still every total
+    monkeypatch.setattr(costs, "PAGE_ROWS", 10)
+    browser.get(f"{seeded.url}/costs?group=user")
+    wait_for(browser, lambda d: d.execute_script(SERIES_PIXELS, "#costs-chart") > 50, "the daily total drew nothing")
+    assert browser.find_elements(By.ID, "chart-all")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#costs-table tbody tr")) == 242
+    assert float(browser.find_element(By.ID, "costs-total").text) == pytest.approx(sum(expected.values()), abs=1e-4)
+    monkeypatch.undo()
 
     browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
     browser.get(f"{seeded.url}/costs?group=tag")

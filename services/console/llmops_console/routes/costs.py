@@ -4,6 +4,7 @@ quoted). Users are billing's pseudonyms, as the usage API shows them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
@@ -19,7 +20,8 @@ from llmops_shared.problems import Invalid
 
 router = APIRouter()
 GROUPS = ("model", "app", "user", "tag")
-PAGE_ROWS = 1_000
+PAGE_ROWS = 1_000  # (day, group) rows for the chart by group
+MAX_GROUPS = 20_000  # groups in the table
 CHART_SERIES = 8
 
 
@@ -49,16 +51,26 @@ def cost_query(request: Request, now: datetime) -> tuple[UsageQuery, str, dateti
 
 @router.get("/costs", response_class=HTMLResponse, include_in_schema=False)
 async def costs(request: Request, viewer: Viewer, now: Now) -> HTMLResponse:
+    """The table: every group's total over the month (one row per group, from the same query without
+    buckets). The chart: the daily cost of the largest groups, the rest folded as "(others)"; when the month
+    has more than `PAGE_ROWS` rows of (day, group), the daily cost of all groups together instead."""
     viewer.require(Scope.BILLING_READ)
+    pool, tenant = request.app.state.pool, viewer.principal.tenant_id
     query, group, start = cost_query(request, now)
-    page = await usage.usage_page(request.app.state.pool, tenant_id=viewer.principal.tenant_id, query=query)
     column = GROUP_COLUMNS[GroupField(group)][0][0]
-    totals = charts.totals(page["rows"], group=column, value="cost_total")
-    rows = charts.fold_others(page["rows"], group=column, keep={name for name, _ in totals[:CHART_SERIES]})
+    overall = await usage.usage_page(pool, tenant_id=tenant, query=replace(query, granularity=None, limit=MAX_GROUPS))
+    totals = charts.totals(overall["rows"], group=column, value="cost_total")
+    page = await usage.usage_page(pool, tenant_id=tenant, query=query)
+    cut = page["next_cursor"] is not None
+    if cut:
+        daily = await usage.usage_page(pool, tenant_id=tenant, query=replace(query, group_by=()))
+        chart = charts.series(daily["rows"], x="bucket", values={"all": "cost_total"})
+    else:
+        rows = charts.fold_others(page["rows"], group=column, keep={name for name, _ in totals[:CHART_SERIES]})
+        chart = charts.pivot(rows, x="bucket", group=column, value="cost_total")
     return render(request, "costs.html", viewer=viewer, page="costs", group=group, groups=GROUPS,
-                  month=start.strftime("%Y-%m"), chart=charts.pivot(rows, x="bucket", group=column, value="cost_total"),
-                  totals=totals, total=sum(v for _, v in totals), cut=page["next_cursor"] is not None,
-                  rows_shown=len(page["rows"]))
+                  month=start.strftime("%Y-%m"), chart=chart, totals=totals, total=sum(v for _, v in totals),
+                  cut=cut, groups_cut=overall["next_cursor"] is not None)
 
 
 @router.get("/costs.csv", include_in_schema=False)
