@@ -236,8 +236,9 @@ def test_costs_by_model_and_tag_and_the_csv_a_person_downloads(seeded: Seeded, b
                                                                                        "#costs-table tbody tr")}
     assert {FORMULA_TAG, "vip", "experiment"} <= tags
     browser.get(f"{seeded.url}/costs?group=user")
-    users = browser.find_elements(By.CSS_SELECTOR, "#costs-table tbody tr")
-    assert len(users) == 242 and "ursula" not in text(browser)  # 240 experiment users, 2 others: pseudonyms
+    users = browser.find_elements(By.CSS_SELECTOR, "#costs-table tbody tr")  # the 100 largest, then the others
+    assert len(users) == 101 and "ursula" not in text(browser)  # 240 experiment users, 2 others: pseudonyms
+    assert browser.find_element(By.ID, "costs-rest").text.startswith("142 more users")
     assert not browser.find_elements(By.ID, "chart-all")
 
     from llmops_console.routes import costs  # more (day, group) rows than the chart takes: still every total
@@ -245,7 +246,7 @@ def test_costs_by_model_and_tag_and_the_csv_a_person_downloads(seeded: Seeded, b
     browser.get(f"{seeded.url}/costs?group=user")
     wait_for(browser, lambda d: d.execute_script(SERIES_PIXELS, "#costs-chart") > 50, "the daily total drew nothing")
     assert browser.find_elements(By.ID, "chart-all")
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#costs-table tbody tr")) == 242
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#costs-table tbody tr")) == 101
     assert float(browser.find_element(By.ID, "costs-total").text) == pytest.approx(sum(expected.values()), abs=1e-4)
     monkeypatch.undo()
 

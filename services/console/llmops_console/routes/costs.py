@@ -21,7 +21,8 @@ from llmops_shared.problems import Invalid
 router = APIRouter()
 GROUPS = ("model", "app", "user", "tag")
 PAGE_ROWS = 1_000  # (day, group) rows for the chart by group
-MAX_GROUPS = 20_000  # groups in the table
+MAX_GROUPS = 20_000  # groups summed for the table
+TABLE_ROWS = 100  # the largest groups listed; the others in one row
 CHART_SERIES = 8
 
 
@@ -68,8 +69,10 @@ async def costs(request: Request, viewer: Viewer, now: Now) -> HTMLResponse:
     else:
         rows = charts.fold_others(page["rows"], group=column, keep={name for name, _ in totals[:CHART_SERIES]})
         chart = charts.pivot(rows, x="bucket", group=column, value="cost_total")
+    rest = totals[TABLE_ROWS:]
     return render(request, "costs.html", viewer=viewer, page="costs", group=group, groups=GROUPS,
-                  month=start.strftime("%Y-%m"), chart=chart, totals=totals, total=sum(v for _, v in totals),
+                  month=start.strftime("%Y-%m"), chart=chart, totals=totals[:TABLE_ROWS],
+                  rest=(len(rest), sum(v for _, v in rest)), total=sum(v for _, v in totals),
                   cut=cut, groups_cut=overall["next_cursor"] is not None)
 
 
