@@ -7,7 +7,7 @@
 # Not exercised by CI (no Docker engine there); kept in step with the native stack.
 FROM python:3.11-slim
 ARG SERVICE
-# the services whose functions this one imports (the console: "guardrails billing evaluator traces")
+# the services whose functions this one imports (the console: "guardrails billing evaluator traces prompts monitors")
 ARG ALSO=""
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     LLMOPS_MIGRATIONS_DIR=/app/deploy/migrations LLMOPS_HOST=0.0.0.0

@@ -20,12 +20,14 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 import llmops_shared
+from llmops_billing.settings import BillingSettings
 from llmops_console.auth import SignInNeeded
-from llmops_console.routes import alerts, budgets, evaluations, overview, signin, traces
+from llmops_console.routes import alerts, budgets, costs, evaluations, monitors, overview, prompts, signin, traces
 from llmops_console.routes.deps import render
 from llmops_console.settings import ConsoleSettings
 from llmops_guardrails.alerts_service import AlertAnnouncer
 from llmops_guardrails.settings import GuardrailsSettings
+from llmops_prompts.settings import PromptsSettings
 from llmops_shared import db
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.http import api_backends, backend_checks, install_limits, ops_router, run_api
@@ -46,9 +48,11 @@ SECURITY_HEADERS = {
 
 
 def create_app(settings: ConsoleSettings, *, traces_settings: TracesSettings | None = None,
-               guardrails_settings: GuardrailsSettings | None = None, clock: Clock = utc_now) -> FastAPI:
+               guardrails_settings: GuardrailsSettings | None = None, billing_settings: BillingSettings | None = None,
+               prompts_settings: PromptsSettings | None = None, clock: Clock = utc_now) -> FastAPI:
     """The app; the traces settings give the tenants' default retention, the guardrails settings the alert
-    topic a resolution is announced on (both from their own variables unless given)."""
+    topic a resolution is announced on, billing's the CSV export's row cap, the prompts service's the
+    reports' bootstrap resamples (each from its own variables unless given)."""
     announcer = AlertAnnouncer(guardrails_settings or GuardrailsSettings())
 
     @asynccontextmanager
@@ -64,6 +68,8 @@ def create_app(settings: ConsoleSettings, *, traces_settings: TracesSettings | N
                   openapi_url=None)
     app.state.settings = settings
     app.state.traces_settings = traces_settings or TracesSettings()
+    app.state.billing_settings = billing_settings or BillingSettings()
+    app.state.prompts_settings = prompts_settings or PromptsSettings()
     app.state.announcer = announcer
     app.state.clock = clock
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
@@ -98,7 +104,7 @@ def create_app(settings: ConsoleSettings, *, traces_settings: TracesSettings | N
 
     app.include_router(ops_router(backend_checks(app)))
     for router in (signin.router, overview.router, alerts.router, traces.router, evaluations.router,
-                   budgets.router):
+                   budgets.router, costs.router, prompts.router, monitors.router):
         app.include_router(router)
     app.mount("/static/vendor", StaticFiles(directory=VENDOR), name="vendor")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

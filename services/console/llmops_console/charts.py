@@ -4,7 +4,7 @@ seconds, a missing point `None`), with the series' labels. The page embeds it as
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -66,3 +66,76 @@ def waterfall(roots: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def _epoch_ms(text: str) -> float:
     return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp() * 1000
+
+
+def interval(low: float, high: float, point: float) -> dict[str, float]:
+    """A 95% interval drawn on its own axis, which always shows zero (no difference): the positions, in percent
+    of the axis, of the interval's ends, the point estimate and zero. The axis spans them all, 10% wider."""
+    lo, hi = min(low, high, point, 0.0), max(low, high, point, 0.0)
+    pad = (hi - lo) * 0.1 or 1.0
+    lo, hi = lo - pad, hi + pad
+
+    def at(value: float) -> float:
+        return round((value - lo) * 100 / (hi - lo), 2)
+
+    return {"low": at(min(low, high)), "high": at(max(low, high)), "point": at(point), "zero": at(0.0)}
+
+
+def diff_lines(lines: Iterable[str]) -> list[tuple[str, str]]:
+    """A unified diff's lines, each with its kind: `meta` (the file names), `hunk`, `add`, `del` or `same`."""
+    out: list[tuple[str, str]] = []
+    for line in lines:
+        if line.startswith(("+++", "---")):
+            kind = "meta"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        else:
+            kind = "same"
+        out.append((kind, line))
+    return out
+
+
+def fold_others(rows: Iterable[Mapping[str, Any]], *, group: str, keep: set[str]) -> list[dict[str, Any]]:
+    """Rows whose group is not in `keep` relabelled `(others)`, so a chart has a few series."""
+    return [{**row, group: row.get(group) if str(row.get(group) or "(none)") in keep else "(others)"}
+            for row in rows]
+
+
+def burn_down(rows: Iterable[Mapping[str, Any]], *, amount: float, start: datetime, end: datetime,
+              step: timedelta, until: datetime) -> dict[str, Any]:
+    """A budget's burn-down from its period's cost per bucket (`bucket`, `cost_total`, buckets `step` long):
+    what is left at the end of each bucket that has begun by `until` (at the period's start, the whole
+    amount; a bucket without cost leaves it as it was), and the even pace: the amount at the start to zero
+    at the end (two points; the chart joins them)."""
+    cost = {_epoch(str(r["bucket"])): float(r.get("cost_total") or 0) for r in rows}
+    first, last, width = int(start.timestamp()), int(min(until, end).timestamp()), int(step.total_seconds())
+    left, spent = {first: amount}, 0.0
+    for bucket in range(first, max(last, first + 1), width):
+        spent += cost.get(bucket, 0.0)
+        left[bucket + width] = amount - spent
+    pace = {first: amount, int(end.timestamp()): 0.0}
+    xs = sorted(set(left) | set(pace))
+    return {"labels": ["left", "even pace"], "data": [xs, [left.get(x) for x in xs], [pace.get(x) for x in xs]]}
+
+
+def spend_windows(now: datetime) -> dict[str, tuple[datetime, datetime]]:
+    """The overview's cost comparisons, each `[start, end)` in UTC, cut at the next whole hour after `now`:
+    `today` so far, `yesterday_so_far` (to the same hour), all of `yesterday`, the `month` so far and
+    `last_month_so_far` (as many days and hours into last month, at most all of it)."""
+    utc = now.astimezone(UTC)
+    cut = utc.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    day = utc.replace(hour=0, minute=0, second=0, microsecond=0)
+    month = day.replace(day=1)
+    last_month = (month - timedelta(days=1)).replace(day=1)
+    return {"today": (day, cut), "yesterday_so_far": (day - timedelta(days=1), cut - timedelta(days=1)),
+            "yesterday": (day - timedelta(days=1), day), "month": (month, cut),
+            "last_month_so_far": (last_month, min(last_month + (cut - month), month))}
+
+
+def change(now: float, before: float) -> float | None:
+    """The relative change from `before` to `now` (0.25: 25% more); None when there was nothing before."""
+    return None if before == 0 else (now - before) / before

@@ -34,6 +34,22 @@ async def list_monitors(db: Executor, *, tenant_id: str) -> MonitorsPublic:
     return MonitorsPublic(monitors=[_public(r) for r in await store.list_monitors(db, tenant_id=tenant_id)])
 
 
+async def states(db: Executor, *, tenant_id: str, monitor_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Each monitor's current state: `firing` when any of its groups fires, `ok` when evaluated and none does,
+    `pending` before its first window closed; with the groups' counts and the last window closed."""
+    found = {r["monitor_id"]: r for r in await firings_store.monitor_states(db, tenant_id=tenant_id,
+                                                                              monitor_ids=monitor_ids)}
+    out: dict[int, dict[str, Any]] = {}
+    for monitor_id in monitor_ids:
+        row = found.get(monitor_id)
+        if row is None:
+            out[monitor_id] = {"state": "pending", "groups": 0, "firing": 0, "last_window_end": None}
+        else:
+            out[monitor_id] = {"state": "firing" if row["firing"] else "ok", "groups": row["groups"],
+                               "firing": row["firing"], "last_window_end": row["last_window_end"]}
+    return out
+
+
 async def get(db: Executor, *, tenant_id: str, monitor_id: int) -> MonitorPublic:
     row = await store.get_monitor(db, tenant_id=tenant_id, monitor_id=monitor_id)
     if row is None:

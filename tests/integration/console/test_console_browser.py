@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,9 +22,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 from llmops_shared import apikeys
 from llmops_shared.clock import fixed
@@ -33,6 +30,7 @@ from llmops_shared.kafka import ensure_topics
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
+from tests.integration.console.browser_support import SERIES_PIXELS, screenshot, sign_in, text, wait_for
 from tests.integration.traces.traces_support import (
     NOW,
     add_finding,
@@ -45,7 +43,6 @@ from tests.integration.traces.traces_support import (
 from tests.support.servers import serve
 
 pytestmark = pytest.mark.integration
-SHOTS = Path(__file__).resolve().parents[3] / "docs" / "console"
 
 
 @dataclass
@@ -120,65 +117,6 @@ async def seeded(stack: CommonSettings, pg_pool: asyncpg.Pool) -> AsyncIterator[
                      tenant_a, tenant_b)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
-                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):  # nothing but this machine
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path="/usr/bin/chromedriver"))
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def wait_for(driver: webdriver.Chrome, found: Callable[[webdriver.Chrome], Any], what: str) -> None:
-    WebDriverWait(driver, 20, poll_frequency=0.1).until(found, message=what)
-
-
-def sign_in(driver: webdriver.Chrome, url: str, key: str, *, refused: bool = False) -> None:
-    driver.delete_all_cookies()
-    driver.get(f"{url}/")
-    wait_for(driver, lambda d: d.current_url.endswith("/login"), "not sent to the sign-in page")
-    driver.find_element(By.ID, "api_key").send_keys(key)
-    driver.find_element(By.ID, "sign-in").click()
-    if refused:
-        wait_for(driver, lambda d: d.find_elements(By.ID, "login-error"), "a wrong key was not refused")
-    else:
-        wait_for(driver, lambda d: d.find_elements(By.ID, "tenant"), "the overview did not open")
-
-
-def text(driver: webdriver.Chrome) -> str:
-    return str(driver.find_element(By.TAG_NAME, "body").text)
-
-
-def screenshot(driver: webdriver.Chrome, name: str) -> None:
-    """`docs/console/<name>-light.png` and `-dark.png`: the page in each colour scheme (the page follows the
-    scheme as it changes, charts included, so it is not loaded again)."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    for scheme in ("light", "dark"):
-        driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
-                               {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
-        driver.execute_script("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
-        driver.save_screenshot(str(SHOTS / f"{name}-{scheme}.png"))
-    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
-
-
-SERIES_PIXELS = """
-const canvas = document.querySelector(arguments[0] + ' canvas');
-if (!canvas) { return -1; }
-const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-let n = 0;  // pixels of the first series' colour (#4c7be8): the data, not the axes or the grid
-for (let i = 0; i < data.length; i += 4) {
-  if (data[i + 3] > 200 && Math.abs(data[i] - 76) < 12 && Math.abs(data[i + 1] - 123) < 12
-      && Math.abs(data[i + 2] - 232) < 12) { n++; }
-}
-return n;
-"""
-
-
 def test_a_wrong_key_is_refused_and_the_right_one_signs_in_with_a_session_cookie_only(
         seeded: Seeded, browser: webdriver.Chrome) -> None:
     sign_in(browser, seeded.url, "lk_aaaaaaaaaaaa_" + "x" * 43, refused=True)
@@ -194,7 +132,22 @@ def test_a_wrong_key_is_refused_and_the_right_one_signs_in_with_a_session_cookie
     assert "llmops_console" not in browser.execute_script("return document.cookie")  # out of scripts' reach
 
 
-def test_the_overview_charts_draw_the_costs_and_the_traffic(seeded: Seeded, browser: webdriver.Chrome) -> None:
+def _ledger_cost(stack: CommonSettings, tenant: str, start: datetime, end: datetime) -> float:
+    """The ledger's own sum of cost over `[start, end)` (a connection of its own: the test is synchronous)."""
+    async def read() -> float:
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            return float(await conn.fetchval(
+                "SELECT coalesce(sum(cost_total), 0)::float8 FROM usage_ledger WHERE tenant_id = $1 "
+                "AND occurred_at >= $2 AND occurred_at < $3", tenant, start, end))
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+def test_the_overview_charts_draw_the_costs_the_traffic_and_the_latency(seeded: Seeded, browser: webdriver.Chrome,
+                                                                       stack: CommonSettings) -> None:
     sign_in(browser, seeded.url, seeded.key_a)
     wait_for(browser, lambda d: d.execute_script(SERIES_PIXELS, "#cost-chart") > 50, "the cost chart drew no bars")
     wait_for(browser, lambda d: d.execute_script(SERIES_PIXELS, "#traffic-chart") > 50,
@@ -202,6 +155,18 @@ def test_the_overview_charts_draw_the_costs_and_the_traffic(seeded: Seeded, brow
     costs = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#cost-table tbody tr")]
     assert [c.split()[0] for c in costs] == ["gpt-4o", "gpt-4o-mini"]  # largest first
     assert browser.find_element(By.ID, "request-count").text == "6"  # the trace's 5 spans, 1 three hours ago
+    wait_for(browser, lambda d: d.execute_script(SERIES_PIXELS, "#latency-chart") > 50,
+             "the latency chart drew no p95 line")
+    assert browser.find_element(By.ID, "p95-today").text.endswith(" ms")
+    day = NOW.replace(hour=0)
+    assert float(browser.find_element(By.ID, "cost-today").text) == pytest.approx(
+        _ledger_cost(stack, seeded.tenant_a, day, NOW + timedelta(hours=1)), abs=1e-4)
+    yesterday = _ledger_cost(stack, seeded.tenant_a, day - timedelta(days=1), day)
+    assert yesterday > 0 and float(browser.find_element(By.ID, "cost-yesterday").text) == pytest.approx(
+        yesterday, abs=1e-4)  # the calls of 26 and 30 hours ago
+    assert float(browser.find_element(By.ID, "cost-month").text) == pytest.approx(
+        _ledger_cost(stack, seeded.tenant_a, day.replace(day=1), NOW + timedelta(hours=1)), abs=1e-4)
+    assert "support" in browser.find_element(By.ID, "overview-budgets").text
     assert len(browser.find_elements(By.CSS_SELECTOR, "#open-alerts li a")) == 2
     screenshot(browser, "overview")
 
@@ -286,6 +251,7 @@ def test_the_traces_evaluations_and_budgets_pages(seeded: Seeded, browser: webdr
     browser.get(f"{seeded.url}/budgets")
     row = browser.find_element(By.CSS_SELECTOR, "#budgets-table tbody tr")
     assert "support-bot" in row.text and "month" in row.text
+    wait_for(browser, lambda d: d.execute_script(SERIES_PIXELS, ".burn-chart") > 5, "the burn-down drew nothing")
     screenshot(browser, "budgets")
 
 

@@ -20,7 +20,8 @@
       return s;
     }));
     new uPlot({ width: Math.max(el.clientWidth, 300), height: 240, series: series, axes: [axis, axis],
-                scales: kind === "points" ? { x: { time: true }, y: { range: [0, 1] } } : { x: { time: true } } },
+                scales: { x: { time: true }, y: kind === "points" ? { range: [0, 1] } : kind === "bars"
+                  ? { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } : {} } },
                spec.data, el);
   }
 

@@ -101,3 +101,14 @@ async def list_firings(db: Executor, *, tenant_id: str, monitor_id: int, limit: 
 async def purge_evaluations(db: Executor, *, before: datetime) -> int:
     done = await db.execute("DELETE FROM monitor_evaluations WHERE evaluated_at < $1", before)
     return int(done.split()[-1])
+
+
+async def monitor_states(db: Executor, *, tenant_id: str, monitor_ids: Sequence[int]) -> list[asyncpg.Record]:
+    """Per monitor of the tenant: its groups evaluated, those firing, and the end of the last window closed."""
+    if not monitor_ids:
+        return []
+    return await db.fetch(
+        """SELECT monitor_id, count(*) AS groups, count(*) FILTER (WHERE status = 'firing') AS firing,
+                  max(last_window_end) AS last_window_end
+           FROM monitor_states WHERE tenant_id = $1 AND monitor_id = ANY($2::bigint[]) GROUP BY monitor_id""",
+        tenant_id, list(monitor_ids))
