@@ -90,7 +90,7 @@ async def test_summaries_follow_an_erasure_of_a_trace_or_a_user(pg_pool: asyncpg
     await explorer.erase(pg_pool, tenant_id=tenant, kind="user", subject="bob", now=NOW)  # the root of `trace`
     after_user = await kept(pg_pool, tenant)
     assert after_user == await aggregated(pg_pool, tenant)
-    assert [(r["root_name"], r["span_count"], r["user_id"]) for r in after_user if r["trace_id"] == trace][0] == (
+    assert next((r["root_name"], r["span_count"], r["user_id"]) for r in after_user if r["trace_id"] == trace) == (
         "child b", 1, "Zed")
     await explorer.erase(pg_pool, tenant_id=tenant, kind="trace", subject=agent[0]["trace_id"], now=NOW)
     assert await kept(pg_pool, tenant) == await aggregated(pg_pool, tenant)
