@@ -23,13 +23,31 @@ CREATE TABLE trace_metrics_tenant_hourly (
     PRIMARY KEY (tenant_id, bucket, environment, model)
 );
 
--- The same element-wise sum without sorting what `unnest ... WITH ORDINALITY` already gives in order, and
--- with the common case (both of one length, no NULL) first: about a third cheaper per row here.
-CREATE OR REPLACE FUNCTION traces_hist_add(a bigint[], b bigint[]) RETURNS bigint[] LANGUAGE sql IMMUTABLE
+-- The same element-wise sum in PL/pgSQL, adding only the non-zero elements of `b`. As the state function of
+-- `traces_hist_sum` its state is modified in place (an expanded array), not rebuilt per row: at 1 M spans
+-- (bench/traces_store.py) a month of this table (5,624 rows, two histograms each) summed in 18 ms, against
+-- 1,150 ms with the SQL function of 0001 (a sub-select per row). A rollup upsert adds a batch's few
+-- non-zero buckets only.
+CREATE OR REPLACE FUNCTION traces_hist_add(a bigint[], b bigint[]) RETURNS bigint[] LANGUAGE plpgsql IMMUTABLE
 PARALLEL SAFE AS $$
-    SELECT CASE WHEN a IS NULL THEN b WHEN b IS NULL THEN a ELSE
-        ARRAY(SELECT coalesce(x, 0) + coalesce(y, 0) FROM unnest(a, b) AS u(x, y)) END
-$$;
+DECLARE
+    i integer;
+BEGIN
+    IF a IS NULL THEN
+        RETURN b;
+    ELSIF b IS NULL THEN
+        RETURN a;
+    END IF;
+    IF cardinality(a) < cardinality(b) THEN
+        a := a || array_fill(0::bigint, ARRAY[cardinality(b) - cardinality(a)]);
+    END IF;
+    FOR i IN 1 .. cardinality(b) LOOP
+        IF b[i] <> 0 THEN
+            a[i] := coalesce(a[i], 0) + b[i];
+        END IF;
+    END LOOP;
+    RETURN a;
+END $$;
 
 INSERT INTO trace_metrics_tenant_hourly (tenant_id, bucket, environment, model, requests, errors, input_tokens,
     output_tokens, latency_count, latency_sum_ms, latency_hist, ttft_count, ttft_hist)
