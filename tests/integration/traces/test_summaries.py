@@ -6,6 +6,7 @@ did; `trace_metrics_tenant_hourly` equals the app-level hourly rollup summed per
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -141,11 +142,15 @@ async def test_a_trace_list_from_the_summaries_answers_as_the_span_aggregation(p
     singles = [span_event(tenant, at=NOW - timedelta(minutes=30 + i), app_id="app-1", user_id="u-1",
                           tags=["vip"] if i % 2 else [], status="error" if i == 1 else "ok",
                           error={"type": "t", "message": "m"} if i == 1 else None) for i in range(4)]
-    everything = [s for t in traces for s in t] + singles
+    everything = [s for t in traces for s in t] + singles + mixed_trace(tenant, "tr-over-midnight")
     await store_directly(pg_pool, everything)
     await bill(pg_pool, everything)
     day = {"from": [(NOW - timedelta(hours=12)).isoformat()], "to": [NOW.isoformat()]}
-    for extra in ({}, {"app": ["app-1"]}, {"user": ["u-0"]}, {"status": ["error"]}, {"tag": ["vip"]},
+    two_days = {"from": [(NOW - timedelta(days=2)).isoformat()], "to": [NOW.isoformat()]}
+    for extra in ({**two_days}, {**two_days, "order": ["asc"]}, {**two_days, "limit": ["9"]},
+                  {**two_days, "order": ["asc"], "limit": ["1"]}, {**two_days, "user": ["alice"]},
+                  {}, {"order": ["asc"]}, {"limit": ["2"]}, {"order": ["asc"], "limit": ["2"]},
+                  {"app": ["app-1"]}, {"user": ["u-0"]}, {"status": ["error"]}, {"tag": ["vip"]},
                   {"has_findings": ["true"]}, {"sort": ["latency"]}, {"order": ["asc"], "limit": ["3"]},
                   {"app": ["app-1", "app-2"], "sort": ["latency"], "order": ["asc"]}):
         query = parse_list_query("traces", {**day, **extra}, tenant_id=tenant, sorts=("time", "latency", "cost"),
@@ -158,6 +163,14 @@ async def test_a_trace_list_from_the_summaries_answers_as_the_span_aggregation(p
             row.pop("event_ids")
         assert from_summaries == from_spans, extra
         assert from_summaries, extra
+        if len(from_spans) > query.limit:  # the next page, through the cursor's keyset, too
+            last = from_spans[query.limit - 1]
+            after = replace(query, after=(last["started_at" if query.sort == "time" else "duration_ms"],
+                                          last["trace_id"]))
+            nxt = [dict(r) for r in await reads.trace_page(pg_pool, after)]
+            for row in nxt:
+                row.pop("event_ids")
+            assert [dict(r) for r in await reads.summary_trace_page(pg_pool, after)] == nxt, extra
 
 
 def test_only_what_the_summaries_hold_is_read_from_them() -> None:

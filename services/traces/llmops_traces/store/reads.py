@@ -219,11 +219,30 @@ async def summary_trace_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQ
     _keyset(sql, query, (sort_column, "trace_id"), (cast, "text"))
     page = sql.where[-1] if query.after is not None else "true"
     order = _order(query, (sort_column, "trace_id"))
+    if query.sort == "time" and not query.filters:
+        # Every trace in range: walk the (tenant, first_at) index in order and keep each trace's first row in
+        # range only (its start), so the page is cut before anything is summed.
+        _keyset(sql, query, ("p.first_at", "p.trace_id"), ("timestamptz", "text"))
+        key = sql.where[-1] if query.after is not None else "true"
+        traces = f"""
+            WITH firsts AS (
+                SELECT p.trace_id FROM trace_summaries p
+                WHERE {SUMMARY_RANGE} AND {key} AND NOT EXISTS (
+                    SELECT 1 FROM trace_summaries q WHERE q.tenant_id = $1 AND q.trace_id = p.trace_id
+                      AND q.day >= $2 AND q.day < p.day AND q.last_at >= $4 AND q.first_at < $5)
+                ORDER BY {_order(query, ("p.first_at", "p.trace_id"))} LIMIT {query.limit + 1}),
+            traces AS (
+                SELECT {SUMMARY_AGGREGATES} FROM trace_summaries p
+                WHERE {SUMMARY_RANGE} AND p.trace_id IN (SELECT trace_id FROM firsts)
+                GROUP BY p.trace_id)"""  # noqa: S608
+    else:
+        traces = f"""
+            WITH traces AS (
+                SELECT {SUMMARY_AGGREGATES} FROM trace_summaries p
+                WHERE {SUMMARY_RANGE} {matched}
+                GROUP BY p.trace_id)"""  # noqa: S608
     return await db.fetch(f"""
-        WITH traces AS (
-            SELECT {SUMMARY_AGGREGATES} FROM trace_summaries p
-            WHERE {SUMMARY_RANGE} {matched}
-            GROUP BY p.trace_id)
+        {traces}
         SELECT page.*, c.cost_total, c.unpriced_spans,
                (SELECT min(e.score) FROM evaluation_results e WHERE e.tenant_id = $1
                   AND e.event_id = ANY(c.event_ids) AND e.status = 'ok') AS lowest_score
