@@ -161,12 +161,12 @@ async def trace_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQuery) ->
 
 SUMMARY_COLUMNS = {"app": "p.app_id", "environment": "p.environment", "user": "p.user_id",
                    "session": "p.session_id", "trace_id": "p.trace_id"}
-SUMMARY_SORTS = ("time", "latency")
+SUMMARY_SORTS = ("time", "latency", "cost")
 
 
 def summarised(query: ListQuery) -> bool:
-    """Whether `trace_summaries` answers this trace list: sorted by time or latency (a cost is billing's,
-    not in the summary) and filtered on trace-level attributes, status or "has findings" only."""
+    """Whether `trace_summaries` answers this trace list: filtered on trace-level attributes, status or
+    "has findings" only (any sort: a cost is billing's, summed per matching trace from the ledger)."""
     supported = set(SUMMARY_COLUMNS) | {"tag", "status"}
     return query.sort in SUMMARY_SORTS and all(
         name in supported or (name == "has_findings" and values[0]) for name, values in query.filters.items())
@@ -241,18 +241,22 @@ async def summary_trace_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQ
                 SELECT {SUMMARY_AGGREGATES} FROM trace_summaries p
                 WHERE {SUMMARY_RANGE} {matched}
                 GROUP BY p.trace_id)"""  # noqa: S608
+    costs = f"""
+        SELECT sum(l.cost_total) AS cost_total, count(*) FILTER (WHERE l.unpriced)::int AS unpriced_spans,
+               array_agg(s.event_id) AS event_ids
+        FROM trace_spans s {COST_JOIN}
+        WHERE s.tenant_id = $1 AND s.trace_id = t.trace_id AND s.occurred_at >= $2 AND s.occurred_at < $3"""  # noqa: S608
+    if query.sort == "cost":  # every matching trace's cost, then the page
+        traces += f", costed AS (SELECT t.*, c.* FROM traces t CROSS JOIN LATERAL ({costs}) c)"  # noqa: S608
+        page_sql = f"SELECT * FROM costed WHERE {page} ORDER BY {order} LIMIT {query.limit + 1}"  # noqa: S608
+    else:  # the page, then its traces' costs
+        page_sql = (f"SELECT t.*, c.* FROM (SELECT * FROM traces WHERE {page} ORDER BY {order} "  # noqa: S608
+                    f"LIMIT {query.limit + 1}) t CROSS JOIN LATERAL ({costs}) c")
     return await db.fetch(f"""
         {traces}
-        SELECT page.*, c.cost_total, c.unpriced_spans,
-               (SELECT min(e.score) FROM evaluation_results e WHERE e.tenant_id = $1
-                  AND e.event_id = ANY(c.event_ids) AND e.status = 'ok') AS lowest_score
-        FROM (SELECT * FROM traces WHERE {page} ORDER BY {order} LIMIT {query.limit + 1}) page
-        CROSS JOIN LATERAL (
-            SELECT sum(l.cost_total) AS cost_total, count(*) FILTER (WHERE l.unpriced)::int AS unpriced_spans,
-                   array_agg(s.event_id) AS event_ids
-            FROM trace_spans s {COST_JOIN}
-            WHERE s.tenant_id = $1 AND s.trace_id = page.trace_id AND s.occurred_at >= $2
-              AND s.occurred_at < $3) c
+        SELECT page.*, (SELECT min(e.score) FROM evaluation_results e WHERE e.tenant_id = $1
+                          AND e.event_id = ANY(page.event_ids) AND e.status = 'ok') AS lowest_score
+        FROM ({page_sql}) page
         ORDER BY {order}""", *sql.args)  # noqa: S608
 
 
