@@ -211,3 +211,13 @@ async def test_the_tenant_hourly_rollup_equals_the_app_rollup_summed(pg_pool: as
         "WHERE tenant_id = $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", tenant)
     assert [tuple(r) for r in coarse] == [tuple(r) for r in summed]
     assert sum(r["requests"] for r in coarse) == 40
+
+
+async def test_the_api_plans_every_statement_for_its_parameters(stack: CommonSettings) -> None:
+    """A generic plan of a prepared list query knows neither its range nor its app or user: it reads every
+    day partition (seconds at volume). The API's connections plan each execution for its values."""
+    from llmops_traces.api import create_app
+
+    app = create_app(TracesSettings(**stack.model_dump()))
+    async with app.router.lifespan_context(app), app.state.pool.acquire() as conn:
+        assert await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
