@@ -364,7 +364,7 @@ SELECT $1, at, gen_random_uuid(), 'tr-' || t, 'sp-' || g, CASE WHEN p = 0 THEN N
        at + interval '1 second'
 FROM (
     SELECT g, t, p, s, app, usr, day, kind, kind = 'llm' AS llm, g % 53 = 11 AS err,
-           $2::timestamptz + make_interval(secs => (t * 4 - $3) * 86400.0 / $4 + p * 0.35) AS at,
+           $2::timestamptz + make_interval(secs => (t * 4 - $3) * 86400.0 / $4 + p * 0.2) AS at,
            greatest({lat_lo}, least({lat_hi}, exp(ln(150.0) + (hashint4(g::int) & 65535) / 65535.0 * 3.5)))
              * CASE WHEN p = 0 THEN 3 ELSE 1 END AS lat
     FROM (
@@ -430,6 +430,29 @@ def rollup_day_sql(table: str) -> str:
     """  # noqa: S608  (constant names)
 
 
+def tenant_rollup_day_sql(table: str) -> str:
+    return f"""
+    INSERT INTO trace_metrics_tenant_hourly (tenant_id, bucket, environment, model, requests, errors, input_tokens,
+        output_tokens, latency_count, latency_sum_ms, latency_hist, ttft_count, ttft_hist)
+    SELECT tenant_id, date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', environment,
+           coalesce(model, ''), count(*), count(*) FILTER (WHERE status = 'error'), sum(input_tokens),
+           sum(output_tokens), count(latency_ms), coalesce(sum(latency_ms), 0), {hist_sql("lb", *LATENCY_MS)},
+           count(ttft_ms), {hist_sql("tb", *TTFT_MS)}
+    FROM (SELECT *, {bucket_sql("latency_ms")} AS lb, {bucket_sql("ttft_ms")} AS tb FROM {table}) s
+    GROUP BY 1, 2, 3, 4
+    ON CONFLICT (tenant_id, bucket, environment, model) DO NOTHING
+    """  # noqa: S608  (constant names)
+
+
+async def summaries_day_sql(conn: asyncpg.Connection, spans_table: str, table: str) -> str:
+    """The writer's per-trace-and-day summaries of one day's spans: the migration's own aggregation (the view
+    `trace_summaries_of_spans`) over the day's table."""
+    view = await conn.fetchval("SELECT pg_get_viewdef('trace_summaries_of_spans'::regclass)")
+    assert " trace_spans s" in view
+    body = view.rstrip().rstrip(";").replace(" trace_spans s", f" {spans_table} s")
+    return f"INSERT INTO {table} SELECT * FROM ({body}) v"  # noqa: S608  (constant names, the catalogue's view)
+
+
 async def load_day(pool: asyncpg.Pool, day: datetime, *, day_no: int, first: int, count: int, costs: bool) -> None:
     table = f"trace_spans_{day:%Y_%m_%d}"
     sql = GENERATE_DAY.format(table=table, apps=APPS, users=USERS, lat_lo=LATENCY_MS[0], lat_hi=LATENCY_MS[1],
@@ -439,11 +462,17 @@ async def load_day(pool: asyncpg.Pool, day: datetime, *, day_no: int, first: int
         await conn.execute(f"CREATE TABLE {table} (LIKE trace_spans INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
         await conn.execute(sql, VOLUME_TENANT, day, first, count, day_no)
         await conn.execute(rollup_day_sql(table))
+        await conn.execute(tenant_rollup_day_sql(table))
+        summaries = f"trace_summaries_{day:%Y_%m_%d}"
+        await conn.execute(f"CREATE TABLE {summaries} (LIKE trace_summaries INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        await conn.execute(await summaries_day_sql(conn, table, summaries))
         if costs:
             await conn.execute(LEDGER_DAY.format(table=table))
         # Attaching builds the day's indexes (all rows at once) and checks the bounds.
-        await conn.execute(ATTACH_DAY.format(table=table, lo=day.isoformat(), hi=(day + timedelta(days=1)).isoformat()))
-        await conn.execute(f"ANALYZE {table}")
+        bounds = {"lo": day.isoformat(), "hi": (day + timedelta(days=1)).isoformat()}
+        await conn.execute(ATTACH_DAY.format(table=table, **bounds))
+        await conn.execute(ATTACH_DAY.format(table=summaries, **bounds).replace("trace_spans", "trace_summaries", 1))
+        await conn.execute(f"ANALYZE {table}; ANALYZE {summaries}")
 
 
 async def load_volume(database_url: str, spans: int, costs: bool) -> tuple[datetime, datetime]:
@@ -475,7 +504,8 @@ async def load_volume(database_url: str, spans: int, costs: bool) -> tuple[datet
             # are left without statistics of their own, as autovacuum leaves them in production.
             for (leaf,) in await conn.fetch("SELECT relid::text FROM pg_partition_tree('usage_ledger') WHERE isleaf"):
                 await conn.execute(f"ANALYZE {leaf}")
-            await conn.execute("ANALYZE trace_metrics_hourly; ANALYZE usage_hourly")
+            await conn.execute("ANALYZE trace_metrics_hourly; ANALYZE trace_metrics_tenant_hourly; "
+                               "ANALYZE usage_hourly")
     print(f"loaded {per_day * DAYS:,} spans ({'with' if costs else 'without'} ledger rows) in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
     return start, end
@@ -497,10 +527,16 @@ async def storage(database_url: str) -> dict[str, float]:
         hourly = await conn.fetchval("SELECT pg_total_relation_size('trace_metrics_hourly')")
         hourly_rows = await conn.fetchval("SELECT count(*) FROM trace_metrics_hourly WHERE tenant_id = $1",
                                           VOLUME_TENANT)
+        summaries = await conn.fetchrow(STORAGE, "trace_summaries")
+        summary_rows = await conn.fetchval("SELECT count(*) FROM trace_summaries WHERE tenant_id = $1", VOLUME_TENANT)
+        tenant_rows = await conn.fetchval("SELECT count(*) FROM trace_metrics_tenant_hourly WHERE tenant_id = $1",
+                                          VOLUME_TENANT)
     finally:
         await conn.close()
     return {"rows": rows, "table": spans["table_bytes"] / rows, "indexes": spans["index_bytes"] / rows,
-            "total": spans["total_bytes"] / rows, "rollup_rows": hourly_rows, "rollup_total": hourly / rows}
+            "total": spans["total_bytes"] / rows, "rollup_rows": hourly_rows, "rollup_total": hourly / rows,
+            "summary_rows": summary_rows, "summary_total": summaries["total_bytes"] / rows,
+            "tenant_rollup_rows": tenant_rows}
 
 
 def shapes(start: datetime, end: datetime, rng: random.Random) -> list[tuple[str, str, str, Callable[[], dict]]]:
@@ -612,7 +648,11 @@ async def prepare_database(settings: CommonSettings, name: str) -> str:
 
 async def main_async(args: argparse.Namespace) -> None:
     settings = CommonSettings()
-    database_url = await prepare_database(settings, args.database)
+    if args.reuse_volume:  # the volume of an earlier `--keep-db` run, same --spans and day: queries only
+        database_url = db.with_database(settings.database_url, args.database)
+        args.skip_throughput = True
+    else:
+        database_url = await prepare_database(settings, args.database)
     report: list[str] = []
     try:
         if not args.skip_throughput:
@@ -643,7 +683,11 @@ async def main_async(args: argparse.Namespace) -> None:
             ]
             print("\n".join(report), flush=True)
         if not args.skip_volume:
-            start, end = await load_volume(database_url, args.spans, not args.no_costs)
+            if args.reuse_volume:
+                end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+                start = end - timedelta(days=DAYS)
+            else:
+                start, end = await load_volume(database_url, args.spans, not args.no_costs)
             per_day = (args.spans // DAYS) // 12 * 12
             size = await storage(database_url)
             print(f"bytes per span: {size['total']:,.0f} (table {size['table']:,.0f}, indexes {size['indexes']:,.0f}); "
@@ -656,6 +700,8 @@ async def main_async(args: argparse.Namespace) -> None:
                 f"ledger rows for LLM spans: {'yes' if not args.no_costs else 'no'}",
                 f"bytes per span: {size['total']:,.0f} (table {size['table']:,.0f} incl. TOAST, indexes "
                 f"{size['indexes']:,.0f}); hourly rollups add {size['rollup_total']:,.0f}",
+                f"trace summaries: {size['summary_rows']:,} rows, {size['summary_total']:,.0f} bytes per span; "
+                f"tenant hourly rollup rows {size['tenant_rollup_rows']:,}",
                 f"{'query (through the API over HTTP)':<46} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'target':>7} "
                 f"{'items':>6}",
             ]
@@ -678,6 +724,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--no-costs", action="store_true", help="no billing ledger rows for the volume spans")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--reuse-volume", action="store_true",
+                        help="query the volume an earlier --keep-db run loaded (no throughput, no load)")
     parser.add_argument("--database", default=BENCH_DB, help="the bench database (dropped and re-created)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-volume", action="store_true")

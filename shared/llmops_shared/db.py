@@ -26,9 +26,12 @@ def unavailable(exc: BaseException) -> bool:
     return isinstance(exc, UNAVAILABLE)
 
 
-async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A pool; `min_size=0` connects on first use, so a process can start while Postgres is down."""
-    pool = await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size, command_timeout=30)
+async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 10,
+                      server_settings: dict[str, str] | None = None) -> asyncpg.Pool:
+    """A pool; `min_size=0` connects on first use, so a process can start while Postgres is down.
+    `server_settings` are set on each of its connections (e.g. `plan_cache_mode`)."""
+    pool = await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size, command_timeout=30,
+                                     server_settings=server_settings)
     assert pool is not None
     return pool
 

@@ -68,16 +68,19 @@ def ops_router(checks: dict[str, ReadinessCheck], *, timeout_s: float = 2.0) -> 
 
 @asynccontextmanager
 async def api_backends(app: FastAPI, settings: CommonSettings, *, pool_size: int = 8,
+                       server_settings: dict[str, str] | None = None,
                        ) -> AsyncIterator[tuple[asyncpg.Pool, aioredis.Redis]]:
     """What every API's lifespan opens: a Postgres pool, a Redis client and the API-key store, on
     `app.state.pool`, `app.state.redis` and `app.state.keystore`, and, with `ApiSettings` that set
-    `requests_per_s`, each key's request bucket; closed when the app stops."""
+    `requests_per_s`, each key's request bucket; closed when the app stops. `server_settings` go to
+    every connection of the pool."""
     key_cache_ttl_s = settings.key_cache_ttl_s if isinstance(settings, ApiSettings) else 30
     key_outage_ttl_s = settings.key_outage_ttl_s if isinstance(settings, ApiSettings) else 0
     requests_per_s = settings.requests_per_s if isinstance(settings, ApiSettings) else None
     requests_burst = settings.requests_burst if isinstance(settings, ApiSettings) else None
     # min_size=0: the API starts while Postgres is down (known keys still work; the rest answers 503)
-    pool = await create_pool(settings.database_url, min_size=0, max_size=pool_size)
+    pool = await create_pool(settings.database_url, min_size=0, max_size=pool_size,
+                             server_settings=server_settings)
     redis = aioredis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
     app.state.pool, app.state.redis = pool, redis
     app.state.keystore = KeyStore(pool, redis, cache_ttl_s=key_cache_ttl_s, outage_ttl_s=key_outage_ttl_s)

@@ -26,12 +26,18 @@ from llmops_traces.settings import TracesSettings
 
 log = logging.getLogger("llmops_traces.api")
 
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+"""On every connection of the API's pool. asyncpg prepares each statement; after five executions Postgres
+may switch to a generic plan, which knows neither the time range nor the app or user, so it cannot prune
+day partitions and reads the tenant's whole (tenant, time) index (EXPLAIN ANALYZE at 2 M spans: 3.4 s
+against 16 ms for the same list query). Planning each execution costs well under a millisecond."""
+
 
 def create_app(settings: TracesSettings, *, clock: Clock = utc_now) -> FastAPI:
     """The app; `clock` says what "now" is (retention cutoffs, erasure times)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with api_backends(app, settings):
+        async with api_backends(app, settings, server_settings=SERVER_SETTINGS):
             log.info("traces API ready", extra={"port": settings.port})
             yield
 

@@ -10,7 +10,10 @@ day partitions shared by every tenant, and tenants keep their spans for differen
   (`visible_from`), so they are gone for it at its retention, and gone from the disk at most
   `drop_after_days` + 1 days after they occurred (at most `retention_max_days` + 1): the documented bound;
 - the default partition (rows whose day had no partition: outside the writer's window) is small; its
-  rows older than `drop_after_days` are deleted;
+  rows of the days before the cutoff's day are deleted (whole UTC days, as partitions are dropped, so
+  that the per-trace-and-day summaries, `trace_summaries`, still equal the spans that are left);
+- `trace_summaries` (a row per trace and day) goes with the spans: the same days dropped, the same rows
+  of the default partition deleted;
 - the hourly metrics rollups (counts and histograms, no text, no user) are kept.
 
 Shortening a retention hides the older spans at once; lengthening one cannot bring back what was dropped.
@@ -26,9 +29,9 @@ from llmops_shared.partitions import month_partitions
 from llmops_shared.retention import Outcome, delete_expired_default, drop_partition, expired
 from llmops_traces.settings import TracesSettings
 from llmops_traces.store import tenant_settings
-from llmops_traces.store.partitions import DAY_PARTITIONED
+from llmops_traces.store.partitions import DAY_PARTITIONED, day_start
 
-TIME_COLUMNS = {"trace_spans": "occurred_at", "trace_metrics_minute": "bucket"}
+TIME_COLUMNS = {"trace_spans": "occurred_at", "trace_metrics_minute": "bucket", "trace_summaries": "day"}
 
 
 def retention_days(settings: TracesSettings, chosen: int | None) -> int:
@@ -62,7 +65,7 @@ async def run(pool: asyncpg.Pool, settings: TracesSettings, *, now: datetime, dr
         for part in partitions:
             if part.is_default:
                 outcomes.append(await delete_expired_default(pool, table, part, column=TIME_COLUMNS[table],
-                                                             cutoff=cutoff, days=days, dry_run=dry_run))
+                                                             cutoff=day_start(cutoff), days=days, dry_run=dry_run))
     return outcomes
 
 

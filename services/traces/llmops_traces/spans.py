@@ -124,9 +124,9 @@ ROLLUP_KEY = ("tenant_id", "bucket", "app_id", "environment", "model", "prompt_n
 
 @dataclass(slots=True)
 class Rollup:
-    """One rollup row's increment: a key (`ROLLUP_KEY`) and its measures."""
+    """One rollup row's increment: a key (`ROLLUP_KEY`, or `TENANT_ROLLUP_KEY`) and its measures."""
 
-    key: tuple[str, datetime, str, str, str, str, str]
+    key: tuple[Any, ...]
     requests: int = 0
     errors: int = 0
     input_tokens: int = 0
@@ -172,7 +172,121 @@ def rollups(rows: Iterable[SpanRow], unit: timedelta) -> list[Rollup]:
     return [out[k] for k in sorted(out)]
 
 
+TENANT_ROLLUP_KEY = ("tenant_id", "bucket", "environment", "model")
+
+
+def tenant_rollups(fine: Iterable[Rollup]) -> list[Rollup]:
+    """`fine` rollups (keyed by `ROLLUP_KEY`) summed per `TENANT_ROLLUP_KEY` (no app, no prompt), in key
+    order; their keys are (tenant_id, bucket, environment, model)."""
+    out: dict[tuple[Any, ...], Rollup] = {}
+    for r in fine:
+        tenant_id, bucket, _app, environment, model, _prompt, _version = r.key
+        key = (tenant_id, bucket, environment, model)
+        into = out.get(key)
+        if into is None:
+            into = out[key] = Rollup(key)
+        into.requests += r.requests
+        into.errors += r.errors
+        into.input_tokens += r.input_tokens
+        into.output_tokens += r.output_tokens
+        into.latency_count += r.latency_count
+        into.latency_sum_ms += r.latency_sum_ms
+        into.ttft_count += r.ttft_count
+        into.latency_hist = [a + b for a, b in zip(into.latency_hist, r.latency_hist, strict=True)]
+        into.ttft_hist = [a + b for a, b in zip(into.ttft_hist, r.ttft_hist, strict=True)]
+    return [out[k] for k in sorted(out)]
+
+
 def inserted_rows(rows: Sequence[SpanRow], inserted: Iterable[tuple[str, str]]) -> list[SpanRow]:
     """The rows whose (tenant_id, event_id) came back from the insert."""
     wanted = set(inserted)
     return [r for r in rows if (r.tenant_id, r.event_id) in wanted]
+
+
+# --------------------------------------------------------------------------------------------------
+# Trace summaries (a row per trace and UTC day, `trace_summaries`)
+
+
+@dataclass(slots=True)
+class TraceSummary:
+    """The summary of some spans of one trace and UTC day: what the writer adds to `trace_summaries`.
+    Adding two summaries of the same key gives the summary of both sets of spans (`merge`)."""
+
+    tenant_id: str
+    day: datetime
+    trace_id: str
+    first_at: datetime
+    last_at: datetime
+    ended_at: datetime
+    span_count: int
+    error_count: int
+    finding_count: int
+    input_tokens: int
+    output_tokens: int
+    root_is_root: bool
+    root_at: datetime
+    root_span_id: str
+    root_name: str | None
+    app_id: str
+    environment: str
+    user_id: str | None
+    session_id: str | None
+    tags: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, str, datetime]:
+        return self.tenant_id, self.trace_id, self.day
+
+    @property
+    def root_order(self) -> tuple[bool, datetime, str]:
+        """The root-first order: a root span before any other, then the earliest, then the lowest id."""
+        return not self.root_is_root, self.root_at, self.root_span_id
+
+    def merge(self, other: TraceSummary) -> None:
+        if other.root_order < self.root_order:
+            self.root_is_root, self.root_at, self.root_span_id = other.root_is_root, other.root_at, other.root_span_id
+            self.root_name, self.app_id, self.environment = other.root_name, other.app_id, other.environment
+        self.first_at, self.last_at = min(self.first_at, other.first_at), max(self.last_at, other.last_at)
+        self.ended_at = max(self.ended_at, other.ended_at)
+        self.span_count += other.span_count
+        self.error_count += other.error_count
+        self.finding_count += other.finding_count
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.user_id = _largest(self.user_id, other.user_id)
+        self.session_id = _largest(self.session_id, other.session_id)
+        self.tags = tuple(sorted(set(self.tags) | set(other.tags)))
+
+
+def _largest(a: str | None, b: str | None) -> str | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def day_of(at: datetime) -> datetime:
+    """The start of `at`'s UTC day."""
+    return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def summary_of(row: SpanRow) -> TraceSummary:
+    """The summary of one span."""
+    ended = row.occurred_at + timedelta(milliseconds=row.latency_ms or 0)
+    return TraceSummary(
+        tenant_id=row.tenant_id, day=day_of(row.occurred_at), trace_id=row.trace_id, first_at=row.occurred_at,
+        last_at=row.occurred_at, ended_at=ended, span_count=1, error_count=int(row.status == "error"),
+        finding_count=row.finding_count, input_tokens=row.input_tokens, output_tokens=row.output_tokens,
+        root_is_root=row.parent_span_id is None, root_at=row.occurred_at, root_span_id=row.span_id,
+        root_name=row.name, app_id=row.app_id, environment=row.environment, user_id=row.user_id,
+        session_id=row.session_id, tags=tuple(sorted(set(row.tags))))
+
+
+def summaries(rows: Iterable[SpanRow]) -> list[TraceSummary]:
+    """The summary increments of `rows` per (tenant, trace, UTC day), in key order (the lock order)."""
+    out: dict[tuple[str, str, datetime], TraceSummary] = {}
+    for row in rows:
+        piece = summary_of(row)
+        held = out.get(piece.key)
+        if held is None:
+            out[piece.key] = piece
+        else:
+            held.merge(piece)
+    return [out[k] for k in sorted(out)]

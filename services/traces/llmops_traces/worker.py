@@ -9,7 +9,8 @@ worker's. Per batch, in ONE transaction:
 1. read the batch's tenants' settings (metadata only or not) and build the span rows (`spans.span_row`);
 2. make sure the day partitions of the rows exist (near the worker's clock: `store.partitions`);
 3. insert the rows idempotently (`store.spans.insert`: keyed by (tenant_id, event_id); erased traces and
-   users are not stored again) and add only the rows inserted now to the minute and hour rollups.
+   users are not stored again) and add only the rows inserted now to the minute and hour rollups (by app,
+   and per tenant without app and prompt) and to the per-trace summaries (`trace_summaries`).
 
 Nothing goes downstream; the offsets are committed after the transaction. A redelivered batch inserts
 nothing and adds nothing.
@@ -28,9 +29,10 @@ from llmops_shared.clock import Clock, utc_now
 from llmops_shared.contract import Interaction
 from llmops_shared.worker import InteractionHandler, Message, just
 from llmops_traces.settings import TracesSettings
-from llmops_traces.spans import SpanRow, inserted_rows, rollups, span_row
+from llmops_traces.spans import SpanRow, inserted_rows, rollups, span_row, summaries
 from llmops_traces.store import partitions, spans, tenant_settings
 from llmops_traces.store import rollups as rollup_store
+from llmops_traces.store import summaries as summary_store
 
 MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
 
@@ -56,7 +58,15 @@ class SpanWriter(InteractionHandler[None]):
         await partitions.ensure_day_partitions(conn, "trace_spans", [r.occurred_at for r in rows], now=now)
         stored = inserted_rows(rows, await spans.insert(conn, rows=rows))
         await self._roll_up(conn, stored, now=now)
+        await self._summarise(conn, stored, now=now)
         return []
+
+    async def _summarise(self, conn: asyncpg.Connection, rows: list[SpanRow], *, now: datetime) -> None:
+        pieces = summaries(rows)
+        if not pieces:
+            return
+        await partitions.ensure_day_partitions(conn, "trace_summaries", [p.day for p in pieces], now=now)
+        await summary_store.add(conn, pieces=pieces)
 
     async def _roll_up(self, conn: asyncpg.Connection, rows: list[SpanRow], *, now: datetime) -> None:
         if not rows:
@@ -64,7 +74,9 @@ class SpanWriter(InteractionHandler[None]):
         minute = rollups(rows, MINUTE)
         await partitions.ensure_day_partitions(conn, "trace_metrics_minute", [r.key[1] for r in minute], now=now)
         await rollup_store.add(conn, unit="minute", rollups=minute)
-        await rollup_store.add(conn, unit="hour", rollups=rollups(rows, HOUR))
+        hourly = rollups(rows, HOUR)
+        await rollup_store.add(conn, unit="hour", rollups=hourly)
+        await rollup_store.add_tenant_hourly(conn, rollups=hourly)
 
 
 async def run(settings: TracesSettings) -> int:

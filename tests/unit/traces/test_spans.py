@@ -42,3 +42,14 @@ def test_rollups_count_each_row_in_its_minute_and_hour() -> None:
     (hour,) = rollups(rows, timedelta(hours=1))
     assert hour.requests == 3 and hour.latency_count == 3 and hour.ttft_count == 0
     assert hour.latency_hist[histogram.bucket_of(100.0)] == 3
+
+
+def test_a_series_reads_the_coarsest_rollup_that_has_its_dimensions() -> None:
+    from llmops_traces.store.rollups import table_for
+
+    assert table_for("hour", None, {}) == "trace_metrics_tenant_hourly"
+    assert table_for("hour", "model", {"environment": "production"}) == "trace_metrics_tenant_hourly"
+    assert table_for("hour", "app", {}) == "trace_metrics_hourly"
+    assert table_for("hour", None, {"app": "a"}) == "trace_metrics_hourly"
+    assert table_for("hour", "prompt_version", {}) == "trace_metrics_hourly"
+    assert table_for("minute", None, {}) == "trace_metrics_minute"

@@ -1,4 +1,4 @@
-"""Day partitions of `trace_spans` and `trace_metrics_minute` (migration traces/0001).
+"""Day partitions of `trace_spans`, `trace_metrics_minute` (migration traces/0001) and `trace_summaries` (0004).
 
 A writer makes sure the days of its rows have their partition, in its batch transaction, but only for
 days within `WINDOW_BACK` before and `WINDOW_AHEAD` after its clock; a row of any other day goes to the
@@ -15,7 +15,7 @@ import asyncpg
 
 WINDOW_BACK = timedelta(days=32)
 WINDOW_AHEAD = timedelta(days=2)
-DAY_PARTITIONED = ("trace_spans", "trace_metrics_minute")
+DAY_PARTITIONED = ("trace_spans", "trace_metrics_minute", "trace_summaries")
 
 
 def day_start(at: datetime) -> datetime:

@@ -9,7 +9,7 @@ Only constant SQL is formatted in; every value is a parameter.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -157,6 +157,107 @@ async def trace_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQuery) ->
             SELECT * FROM traces WHERE {page.clause}
             ORDER BY {_order(query, (sort_column, "trace_id"))} LIMIT {query.limit + 1}) page
         ORDER BY {_order(query, (sort_column, "trace_id"))}""", *page.args)  # noqa: S608
+
+
+SUMMARY_COLUMNS = {"app": "p.app_id", "environment": "p.environment", "user": "p.user_id",
+                   "session": "p.session_id", "trace_id": "p.trace_id"}
+SUMMARY_SORTS = ("time", "latency", "cost")
+
+
+def summarised(query: ListQuery) -> bool:
+    """Whether `trace_summaries` answers this trace list: filtered on trace-level attributes, status or
+    "has findings" only (any sort: a cost is billing's, summed per matching trace from the ledger)."""
+    supported = set(SUMMARY_COLUMNS) | {"tag", "status"}
+    return query.sort in SUMMARY_SORTS and all(
+        name in supported or (name == "has_findings" and values[0]) for name, values in query.filters.items())
+
+
+SUMMARY_RANGE = "p.tenant_id = $1 AND p.day >= $2 AND p.day < $5 AND p.last_at >= $4 AND p.first_at < $5"
+"""Summary rows of the tenant ($1) with a span in range ($4 .. $5), roughly (their first and last span
+around it); $2 is the range's first UTC day, the partitions to read."""
+
+
+def summary_filters(sql: Sql, query: ListQuery) -> None:
+    """The filters `summarised` accepts, as conditions on `p` (a `trace_summaries` row)."""
+    for name, values in sorted(query.filters.items()):
+        if name in SUMMARY_COLUMNS:
+            sql.add(f"{SUMMARY_COLUMNS[name]} = ANY({sql.param(list(values))}::text[])")
+        elif name == "tag":
+            sql.add(f"p.tags @> {sql.param(list(values))}::text[]")
+        elif name == "status":
+            sql.add("p.error_count > 0" if values[0] == "error" else "p.span_count > p.error_count")
+        elif name == "has_findings":
+            sql.add("p.finding_count > 0")
+
+
+_ROOT_FIRST_PIECE = 'ORDER BY NOT p.root_is_root, p.root_at, p.root_span_id COLLATE "C"'
+SUMMARY_AGGREGATES = f"""
+    p.trace_id, min(p.first_at) AS started_at, max(p.ended_at) AS ended_at,
+    (extract(epoch FROM max(p.ended_at) - min(p.first_at)) * 1000)::float8 AS duration_ms,
+    (array_agg(p.root_name {_ROOT_FIRST_PIECE}))[1] AS root_name,
+    (array_agg(p.root_span_id {_ROOT_FIRST_PIECE}))[1] AS root_span_id,
+    (array_agg(p.app_id {_ROOT_FIRST_PIECE}))[1] AS app_id,
+    (array_agg(p.environment {_ROOT_FIRST_PIECE}))[1] AS environment,
+    max(p.user_id COLLATE "C") AS user_id, max(p.session_id COLLATE "C") AS session_id,
+    sum(p.span_count)::int AS span_count, sum(p.input_tokens)::bigint AS input_tokens,
+    sum(p.output_tokens)::bigint AS output_tokens, sum(p.error_count)::int AS error_count,
+    sum(p.finding_count)::int AS finding_count"""
+
+
+async def summary_trace_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQuery) -> list[asyncpg.Record]:
+    """One page of traces from `trace_summaries` (`summarised(query)` must hold): the traces with a summary
+    row (a trace's spans of one UTC day) in range that matches the filters, each summed over its rows in
+    range; cost, unpriced spans and the lowest judge score are summed for the page's traces only, from
+    their spans of the same days (billing's ledger, the evaluator's results)."""
+    first_day = query.start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    last_day = query.end.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    sql = Sql(query.tenant_id, first_day, last_day, query.start, query.end)  # SUMMARY_RANGE's $1 .. $5
+    summary_filters(sql, query)
+    matched = (f"AND p.trace_id IN (SELECT p.trace_id FROM trace_summaries p WHERE {SUMMARY_RANGE} "  # noqa: S608
+               f"AND {sql.clause})") if sql.where else ""
+    sort_column, cast = TRACE_SORTS[query.sort]
+    _keyset(sql, query, (sort_column, "trace_id"), (cast, "text"))
+    page = sql.where[-1] if query.after is not None else "true"
+    order = _order(query, (sort_column, "trace_id"))
+    if query.sort == "time" and not query.filters:
+        # Every trace in range: walk the (tenant, first_at) index in order and keep each trace's first row in
+        # range only (its start), so the page is cut before anything is summed.
+        _keyset(sql, query, ("p.first_at", "p.trace_id"), ("timestamptz", "text"))
+        key = sql.where[-1] if query.after is not None else "true"
+        traces = f"""
+            WITH firsts AS (
+                SELECT p.trace_id FROM trace_summaries p
+                WHERE {SUMMARY_RANGE} AND {key} AND NOT EXISTS (
+                    SELECT 1 FROM trace_summaries q WHERE q.tenant_id = $1 AND q.trace_id = p.trace_id
+                      AND q.day >= $2 AND q.day < p.day AND q.last_at >= $4 AND q.first_at < $5)
+                ORDER BY {_order(query, ("p.first_at", "p.trace_id"))} LIMIT {query.limit + 1}),
+            traces AS (
+                SELECT {SUMMARY_AGGREGATES} FROM trace_summaries p
+                WHERE {SUMMARY_RANGE} AND p.trace_id IN (SELECT trace_id FROM firsts)
+                GROUP BY p.trace_id)"""  # noqa: S608
+    else:
+        traces = f"""
+            WITH traces AS (
+                SELECT {SUMMARY_AGGREGATES} FROM trace_summaries p
+                WHERE {SUMMARY_RANGE} {matched}
+                GROUP BY p.trace_id)"""  # noqa: S608
+    costs = f"""
+        SELECT sum(l.cost_total) AS cost_total, count(*) FILTER (WHERE l.unpriced)::int AS unpriced_spans,
+               array_agg(s.event_id) AS event_ids
+        FROM trace_spans s {COST_JOIN}
+        WHERE s.tenant_id = $1 AND s.trace_id = t.trace_id AND s.occurred_at >= $2 AND s.occurred_at < $3"""  # noqa: S608
+    if query.sort == "cost":  # every matching trace's cost, then the page
+        traces += f", costed AS (SELECT t.*, c.* FROM traces t CROSS JOIN LATERAL ({costs}) c)"  # noqa: S608
+        page_sql = f"SELECT * FROM costed WHERE {page} ORDER BY {order} LIMIT {query.limit + 1}"  # noqa: S608
+    else:  # the page, then its traces' costs
+        page_sql = (f"SELECT t.*, c.* FROM (SELECT * FROM traces WHERE {page} ORDER BY {order} "  # noqa: S608
+                    f"LIMIT {query.limit + 1}) t CROSS JOIN LATERAL ({costs}) c")
+    return await db.fetch(f"""
+        {traces}
+        SELECT page.*, (SELECT min(e.score) FROM evaluation_results e WHERE e.tenant_id = $1
+                          AND e.event_id = ANY(page.event_ids) AND e.status = 'ok') AS lowest_score
+        FROM ({page_sql}) page
+        ORDER BY {order}""", *sql.args)  # noqa: S608
 
 
 SESSION_SORTS = {"time": ("last_at", "timestamptz"), "cost": ("coalesce(cost_total, -1)", "numeric"),

@@ -13,6 +13,7 @@ from datetime import datetime
 import asyncpg
 
 from llmops_traces.spans import COLUMNS, SpanRow
+from llmops_traces.store import summaries
 
 _TYPES = {
     "occurred_at": "timestamptz", "event_id": "uuid", "latency_ms": "float8", "ttft_ms": "float8",
@@ -66,7 +67,8 @@ async def insert(conn: asyncpg.Connection, *, rows: Sequence[SpanRow]) -> list[t
 async def erase(conn: asyncpg.Connection, *, tenant_id: str, kind: str, subject: str,
                 erased_before: datetime) -> int:
     """Delete the spans of one trace or one user (`kind`) and record the erasure, so that a redelivered
-    span that occurred before `erased_before` is not stored again. Returns the spans deleted."""
+    span that occurred before `erased_before` is not stored again, and recompute the summaries
+    (`trace_summaries`) of the traces it touched. Returns the spans deleted."""
     column = {"trace": "trace_id", "user": "user_id"}[kind]
     await conn.execute(
         """INSERT INTO trace_erasures (tenant_id, kind, subject, erased_before) VALUES ($1, $2, $3, $4)
@@ -74,6 +76,8 @@ async def erase(conn: asyncpg.Connection, *, tenant_id: str, kind: str, subject:
            DO UPDATE SET erased_before = greatest(trace_erasures.erased_before, excluded.erased_before),
                          requested_at = now()""",
         tenant_id, kind, subject, erased_before)
-    status = await conn.execute(f"DELETE FROM trace_spans WHERE tenant_id = $1 AND {column} = $2",  # noqa: S608
-                                tenant_id, subject)
-    return int(status.split()[-1])
+    deleted = await conn.fetch(f"DELETE FROM trace_spans WHERE tenant_id = $1 AND {column} = $2 "  # noqa: S608
+                               "RETURNING trace_id", tenant_id, subject)
+    # The summaries of the traces touched now sum what is left of them (nothing, for a whole trace).
+    await summaries.rebuild(conn, tenant_id=tenant_id, trace_ids=sorted({r["trace_id"] for r in deleted}))
+    return len(deleted)
