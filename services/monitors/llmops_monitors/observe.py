@@ -48,12 +48,6 @@ class Observation:
     offset: int = -1  # the source message's offset in it
     event_id: str = ""  # billing.usage only: the ledger row's event id (a repeated send is dropped by it)
 
-    @property
-    def partition_key(self) -> bytes:
-        """The observations topic's key: every window of a tenant's app on one partition."""
-        tenant, app, _ = self.key.split(SEP, 2)
-        return f"{tenant}{SEP}{app}".encode()
-
     def to_json(self) -> bytes:
         return orjson.dumps(self._wire())
 

@@ -50,7 +50,6 @@ def test_observations_of_each_source() -> None:
     obs = observe.from_clean(orjson.dumps(event))
     assert obs is not None and obs.key == "acme|support-bot|test|gpt-4o|greet@v2"
     assert obs.delta[metrics.ERRORS] == 1 and obs.delta[metrics.TOKENS] == 10 and obs.delta[metrics.FINDINGS] == 1
-    assert obs.partition_key == b"acme|support-bot"
     assert observe.decode_batch(obs.to_json()) == [obs]  # one observation, as an earlier version sent it
     sourced = [replace(obs, origin="c3", offset=41), replace(obs, t=obs.t + 1, origin="c3", offset=42)]
     assert observe.decode_batch(observe.encode_batch(sourced)) == sourced
