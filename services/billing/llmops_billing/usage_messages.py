@@ -6,8 +6,9 @@ takes its batch's rows (deleted, locked until its transaction ends), sends them 
 (`publish_usage`); `UsageRelay`, a task of every billing worker, takes and sends whatever a crashed process
 left: at start-up everything, then every `interval_s` what is older than `min_age_s`. A send that fails
 rolls its transaction back, so the rows stay for the relay. Exactly the rows that were committed are sent;
-a message is sent twice only if its process died after Kafka had it and before its delete committed; it
-keeps its `(tenant_id, event_id)`, on which the monitors worker drops the repeat.
+a message is sent twice only if its process died after Kafka had it and before its delete committed, or
+when a send is retried after Kafka took part of it (`retry_send` sends the whole set again); it keeps its
+`(tenant_id, event_id)`, on which the monitors worker drops the repeat.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ after that. A crash between the commit and the sends leaves the messages in thei
 process runs two relays, `usage_messages.UsageRelay` (at start-up, then every `outbox_relay_interval_s`)
 and `alerts.OutboxRelay` (which also purges sent alerts after `outbox_keep_sent_h`), which take and send
 them. Rows one process holds are skipped by the others, so a message is sent twice only when a process
-dies after the send and before its commit; it keeps its id (`event_id`, `alert_id`) for the consumer.
+dies after the send and before its commit (or a send is retried after Kafka took part of it); it keeps its id
+(`event_id`, `alert_id`) for the consumer.
 """
 
 from __future__ import annotations

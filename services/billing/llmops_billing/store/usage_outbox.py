@@ -5,7 +5,7 @@ inserted) and `take_pending` (what a crashed process left, for the relay) delete
 skipping rows another transaction holds (`FOR UPDATE SKIP LOCKED`), in the caller's transaction, which
 must last until Kafka has the messages: if the send fails the transaction rolls back and the rows are
 pending again. So two billing workers never both send a row; a row is sent twice only when a process
-dies after the send and before its commit (the message keeps its `(tenant_id, event_id)`).
+dies after the send and before its commit, or a send is retried (the message keeps its `(tenant_id, event_id)`).
 """
 
 from __future__ import annotations
