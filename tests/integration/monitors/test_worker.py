@@ -169,10 +169,12 @@ async def counted(settings: MonitorsSettings, tenant: str) -> tuple[float, float
 async def test_a_sigkill_after_the_changelog_and_before_the_offset_commit_counts_every_event_once(
         stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, tmp_path: Path) -> None:
     """Events counted in a pane (its changelog has them) whose offsets were not committed when the worker was
-    killed are delivered again to the next worker, which recovered the pane: they count once. So does a
-    `billing.usage` message billing's outbox sent twice. The window's evaluation shows the exact counts."""
+    killed (no periodic commit for 600 s; a session timeout of 15 s so that a slow machine does not make the
+    group rebalance, on which faust commits) are delivered again to the next worker, which recovered the
+    pane: they count once. So does a `billing.usage` message billing's outbox sent twice. The window's
+    evaluation shows the exact counts."""
     settings = monitors_settings(stack, time_source="event", close_interval_s=0.1, commit_interval_s=600,
-                                 consumer_session_timeout_ms=6_000, partitions=2, batch_max_wait_ms=50)
+                                 consumer_session_timeout_ms=15_000, partitions=2, batch_max_wait_ms=50)
     await create_topics(settings, partitions=2)
     errors = await define(pg_pool, tenant, name="errors", metric="error_rate", window="1m", app_id="bot",
                           min_samples=0, condition={"op": ">", "threshold": 2})
