@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import statistics
 import subprocess
@@ -265,7 +266,10 @@ async def close_to_page(base: CommonSettings, url: str, pool: asyncpg.Pool, minu
                    logs / "worker-latency.log")
     notifier_env = {"LLMOPS_DATABASE_URL": url, "LLMOPS_NOTIFIER_GROUP": f"bench-notifier-{uuid.uuid4().hex[:6]}",
                     "LLMOPS_NOTIFIER_ALERTS_TOPIC": settings.alerts_topic, "LLMOPS_LOG_LEVEL": "WARNING",
-                    "LLMOPS_EGRESS_ALLOW": f"127.0.0.1:{receiver.port}"}
+                    "LLMOPS_EGRESS_ALLOW": f"127.0.0.1:{receiver.port}",
+                    # the notifier refuses to start without a channel key (guardrails/0011); the bench's plain
+                    # channel rows are sealed under this one when it starts
+                    "LLMOPS_GUARDRAILS_CHANNEL_KEYS": base64.urlsafe_b64encode(os.urandom(32)).decode()}
     notifier = spawn(["-m", "llmops_guardrails.notifier"], notifier_env, logs / "notifier.log")
     try:
         await worker_ready(settings, pool)

@@ -36,7 +36,8 @@ class BillingSettings(WorkerSettings, ApiSettings):
     alerts_topic: str = ALERTS
     """Where budget and unpriced-model alerts go (the notifier reads the shared alerts topic)."""
     usage_topic: str = BILLING_USAGE
-    """Where each inserted ledger row is published, priced (the monitors service reads it for costs)."""
+    """Where each inserted ledger row is published, priced, through `billing_usage_outbox` (the monitors service
+    reads it for costs)."""
 
     builtin_prices: bool = True
     """Price with the built-in list (a LiteLLM snapshot in the package) under the rows in `model_prices`."""
@@ -52,9 +53,11 @@ class BillingSettings(WorkerSettings, ApiSettings):
     """Budget periods that ended longer ago than this are not alerted on (a backfill of old events pages
     nobody); their spend is still visible in the API."""
     outbox_relay_interval_s: float = 5.0
-    """How often the worker re-sends alerts left in the outbox (after a crash between commit and send)."""
+    """How often the worker sends alerts and usage messages left in their outboxes (after a crash between
+    commit and send; usage messages also at start-up)."""
     outbox_relay_min_age_s: float = 10.0
-    """How old an alert left in the outbox must be before it is re-sent."""
+    """How old an alert or usage message left in its outbox must be before the relay sends it (a live worker
+    sends its own well before)."""
     outbox_keep_sent_h: float = Field(168.0, gt=0)
     """Sent alerts stay in the outbox this long (for audits), then the relay deletes them; pending ones are
     never deleted."""

@@ -13,17 +13,20 @@ order are the shared worker's. Per batch, in ONE transaction:
 2. raise one alert per newly unpriced model (`unpriced_models.alerted_at` is set in this transaction);
 3. evaluate the budgets the inserted rows' spend touches (`budgets.evaluate_touched`): each threshold
    crossing is recorded once per budget and period;
-4. put those alerts in `billing_alert_outbox`.
+4. put those alerts in `billing_alert_outbox`, and each inserted ledger row's `billing.usage` message (tenant,
+   app, event id, model, environment, prompt, tokens, cost: `llmops_shared.usage_events`) in
+   `billing_usage_outbox`, so the monitors service knows costs without pricing twice.
 
-After the commit, `publish` sends each ledger row the batch inserted to `billing.usage` (tenant, app, event
-id, model, environment, prompt, tokens, cost: `llmops_shared.usage_events`), so the monitors service knows
-costs without pricing twice; a redelivered batch inserted nothing and sends nothing (the send is retried
-while Kafka refuses; a crash between the commit and the send loses that batch's usage messages: the
-ledger is right, a cost monitor undercounts). It then claims the new alerts in the outbox (row locks,
-skipping rows a relay holds), sends them to the alerts topic and marks them published; the offsets are
-committed after that. A crash between the commit and the send leaves the alerts pending in the outbox,
-and `OutboxRelay` (a task of every worker process) claims and sends them; it also purges sent alerts
-after `outbox_keep_sent_h`. A redelivered batch inserts nothing, so it decides no alert twice.
+After the commit, `publish` takes the batch's usage messages from their outbox (deleting them in a
+transaction held until Kafka has them: `usage_messages.publish_usage`) and sends them; a redelivered batch
+inserted nothing and sends nothing. It then claims the new alerts in the alert outbox (row locks, skipping
+rows a relay holds), sends them to the alerts topic and marks them published; the offsets are committed
+after that. A crash between the commit and the sends leaves the messages in their outboxes: every worker
+process runs two relays, `usage_messages.UsageRelay` (at start-up, then every `outbox_relay_interval_s`)
+and `alerts.OutboxRelay` (which also purges sent alerts after `outbox_keep_sent_h`), which take and send
+them. Rows one process holds are skipped by the others, so a message is sent twice only when a process
+dies after the send and before its commit (or a send is retried after Kafka took part of it); it keeps its id
+(`event_id`, `alert_id`) for the consumer.
 """
 
 from __future__ import annotations
@@ -45,13 +48,14 @@ from llmops_billing.budgets import evaluate_touched
 from llmops_billing.catalogue import CatalogueCache, catalogue_cache
 from llmops_billing.ledger import LedgerRow, ledger_row, usage_message
 from llmops_billing.settings import BillingSettings
-from llmops_billing.store import outbox, unpriced
+from llmops_billing.store import outbox, unpriced, usage_outbox
 from llmops_billing.store.ledger import write_batch
 from llmops_billing.store.unpriced import UnpricedModel
+from llmops_billing.usage_messages import UsageRelay, publish_usage
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.usage_events import UsageMessage
-from llmops_shared.worker import BatchHandler, EventRef, Message, Resources, is_transient, retry_send
+from llmops_shared.worker import BatchHandler, EventRef, Message, Resources, is_transient
 
 log = logging.getLogger("llmops_billing.worker")
 
@@ -90,14 +94,14 @@ class UsageLedgerHandler(BatchHandler[Billable, Alert | UsageMessage]):
         alerts += await evaluate_touched(conn, _touched(result.inserted), now=now,
                                          max_age=timedelta(hours=self.settings.budget_alert_max_age_h))
         await outbox.add(conn, alerts=alerts)
-        return [*alerts, *(usage_message(row) for row in result.inserted)]
+        usage = [usage_message(row) for row in result.inserted]
+        await usage_outbox.add(conn, messages=usage)
+        return [*alerts, *usage]
 
     async def publish(self, results: list[Alert | UsageMessage], resources: Resources) -> None:
         """Send the inserted rows' usage messages, then the alerts (below)."""
-        usage = [r for r in results if isinstance(r, UsageMessage)]
-        if usage:
-            await retry_send(resources, self.settings.usage_topic, [(m.key, m.to_json()) for m in usage],
-                             what="usage messages")
+        await publish_usage(resources, self.settings.usage_topic,
+                            [r for r in results if isinstance(r, UsageMessage)])
         await self.publish_alerts([r for r in results if isinstance(r, Alert)], resources)
 
     async def publish_alerts(self, results: list[Alert], resources: Resources) -> None:
@@ -159,13 +163,18 @@ async def run(settings: BillingSettings) -> int:
         relay = OutboxRelay(resources.pool, resources.producer, topic=settings.alerts_topic,
                             interval_s=settings.outbox_relay_interval_s, min_age_s=settings.outbox_relay_min_age_s,
                             keep_sent_s=settings.outbox_keep_sent_h * 3600)
-        relay_task = asyncio.create_task(relay.run(), name="billing-outbox-relay")
+        usage_relay = UsageRelay(resources.pool, resources.producer, topic=settings.usage_topic,
+                                 interval_s=settings.outbox_relay_interval_s, min_age_s=settings.outbox_relay_min_age_s)
+        tasks = [asyncio.create_task(relay.run(), name="billing-outbox-relay"),
+                 asyncio.create_task(usage_relay.run(), name="billing-usage-relay")]
         try:
             yield handler
         finally:
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await watcher.close()
 
     return await run_worker(settings, ledger)

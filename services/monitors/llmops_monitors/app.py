@@ -6,16 +6,21 @@ Two stages, each an agent of concurrency 1 (one batch in flight per partition: f
 past an in-flight event with more, issue #606):
 
 1. `route-<source>`, one per source topic (clean interactions, judge scores, priced usage), in batches
-   (`take_events`): each message becomes an observation (`observe`) sent to the observations topic keyed
-   by tenant and app, awaiting the broker's acknowledgements before the batch is acked. A message that can
-   never be used is dead-lettered inside the loop (a `dead_letters` row and the message on
-   `llm.dead-letters`); a failing send or write is retried, never raised: faust acks a batch whose body
-   raised (`take` acks in a `finally`), which would lose it.
+   (`take_events`): each message becomes an observation (`observe`) that carries its origin (source
+   partition and offset); the batch's observations are sent as ONE message per partition of the
+   observations topic (keyed by tenant and app: `partition_of`), awaiting the broker's acknowledgements
+   before the batch is acked, so a batch reaches a partition whole or not at all. A usage message that
+   repeats an event another message brought (billing's outbox sent it twice) is dropped
+   (`store.usage_seen`). A message that can never be used is dead-lettered inside the loop (a
+   `dead_letters` row and the message on `llm.dead-letters`); a failing send or write is retried, never
+   raised: faust acks a batch whose body raised (`take` acks in a `finally`), which would lose it.
 2. `aggregate`, on the observations topic, in batches: each observation is added to its 1-minute pane
    in a tumbling windowed table (faust's window ranges, expiry and changelog), keyed by the fine group
-   key, by event time; a batch's deltas are summed per (pane, key) first, so each pane of a key is written
-   once per batch. Every monitor window (tumbling 1m, 5m, 1h; hopping 5m/1m, 1h/5m) is the sum of its
-   panes. The table is backed by a changelog topic (recovered after a restart), in memory, no standbys.
+   key, by event time, unless the pane's offset mark for its origin says it is counted already (`panes`:
+   the marks and the counts are one value, one changelog record, so a crash between the changelog and
+   the offset commit counts nothing twice); each touched pane is written once per batch. Every monitor
+   window (tumbling 1m, 5m, 1h; hopping 5m/1m, 1h/5m) is the sum of its panes. The table is backed by a
+   changelog topic (recovered after a restart), in memory, no standbys.
 
 A task runs the `WindowCloser` every `close_interval_s` once the tables are recovered: windows whose end
 (plus `lateness_s`) has passed are evaluated and their alerts sent (docs/monitors.md).
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import random
@@ -39,10 +45,10 @@ import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
-from llmops_monitors import metrics, observe
+from llmops_monitors import observe, panes
 from llmops_monitors.closer import MonitorCache, WindowCloser
 from llmops_monitors.settings import MonitorsSettings
-from llmops_monitors.store import firings, outbox
+from llmops_monitors.store import firings, outbox, usage_seen
 from llmops_monitors.windows import PANE_S
 from llmops_shared import deadletters
 from llmops_shared.config_changes import ConfigWatcher
@@ -52,6 +58,7 @@ from llmops_shared.topics import DEAD_LETTERS
 log = logging.getLogger("llmops_monitors.worker")
 
 Decoder = Callable[[bytes | None], "observe.Observation | None"]
+USAGE = "u"  # billing.usage's origin code (clean interactions "c", judge scores "s")
 
 
 @dataclass
@@ -168,15 +175,27 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
     # hopping) is summed from its panes when it closes. A table per window spec would send each event to
     # 20 windows' changelogs (5 + 12 for the hopping ones): 20x the changelog traffic, which bounded the
     # worker at ~400 events/s (bench/RESULTS.md).
-    panes = app.Table("panes-1m", default=dict, partitions=settings.partitions,  # values: sparse JSON objects
-                      help="monitor panes (1 minute)").tumbling(PANE_S, expires=expires)
+    panes_table = app.Table("panes-1m", default=dict, partitions=settings.partitions,  # values: `panes.PaneValue`
+                            help="monitor panes (1 minute)").tumbling(PANE_S, expires=expires)
 
     async def send_observations(out: list[observe.Observation]) -> None:
-        """To the observations topic, awaiting every acknowledgement (the batch is acked after this)."""
-        futures = [await observations.send(key=o.partition_key, value=o.to_json()) for o in out]
+        """To the observations topic, one message per partition, awaiting every acknowledgement (the batch is
+        acked after this; retried whole, a repeat is skipped by the panes' offset marks)."""
+        by_partition: dict[int, list[observe.Observation]] = {}
+        for o in out:
+            by_partition.setdefault(partition_of(o.key, settings.partitions), []).append(o)
+        futures = [await observations.send(key=None, value=observe.encode_batch(batch), partition=partition)
+                   for partition, batch in sorted(by_partition.items())]
         await asyncio.gather(*futures)
 
-    def route(topic_name: str, decoder: Decoder) -> None:
+    async def first_sends(out: list[observe.Observation]) -> list[observe.Observation]:
+        """The usage observations whose message is the first to bring its event (a repeat is dropped)."""
+        assert runtime.pool is not None
+        firsts = await usage_seen.first_messages(runtime.pool, consumer=settings.group, messages=[
+            (o.key.split(observe.SEP, 1)[0], o.event_id, int(o.origin[1:]), o.offset) for o in out])
+        return [o for o in out if (int(o.origin[1:]), o.offset) in firsts]
+
+    def route(topic_name: str, code: str, decoder: Decoder) -> None:
         topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")
 
         async def agent(stream: Any) -> None:
@@ -192,46 +211,51 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
                         dead.append((event, exc.reason, exc.detail))
                         continue
                     if found is not None:
-                        out.append(found)
+                        out.append(dataclasses.replace(found, origin=f"{code}{event.message.partition}",
+                                                       offset=event.message.offset))
                 if dead:
                     await runtime.dead_letter(dead)
+                if out and code == USAGE:
+                    out = await forever(functools.partial(first_sends, out), what="record usage messages")
                 if out:
                     await forever(functools.partial(send_observations, out), what="send observations")
 
         app.agent(topic, name=f"route-{topic_name}", concurrency=1)(agent)
 
-    route(settings.clean_topic, observe.from_clean)
-    route(settings.scores_topic, observe.from_score)
-    route(settings.usage_topic, observe.from_usage)
+    route(settings.clean_topic, "c", observe.from_clean)
+    route(settings.scores_topic, "s", observe.from_score)
+    route(settings.usage_topic, USAGE, observe.from_usage)
 
     @app.agent(observations, name="aggregate", concurrency=1)
     async def aggregate(stream: Any) -> None:
-        """Observations into the pane table, a batch at a time: the batch's deltas are summed per (pane, key)
-        first, so a key's pane is written (and sent to its changelog) once per batch. Each write is made with
-        an event of its partition current, so it goes to that partition of the changelog."""
+        """Observations into the pane table, a batch at a time: each touched pane is updated in a working copy
+        (skipping observations its offset marks say it counted) and written (and sent to its changelog) once
+        per batch, with an event of its partition current, so it goes to that partition of the changelog."""
         within = settings.batch_max_wait_ms / 1000
-        table = panes.table
+        table = panes_table.table
         async for events in stream.take_events(settings.batch_max_events, within=within):
-            sums: dict[int, dict[tuple[str, int], metrics.Delta]] = {}
+            working: dict[int, panes.Working] = {}
             of_partition: dict[int, Any] = {}
             dead = []
             for event in events:
                 try:
-                    obs = observe.decode_observation(event.message.value)
+                    batch = observe.decode_batch(event.message.value)
                 except BadEvent as exc:
                     dead.append((event, exc.reason, exc.detail))
                     continue
                 partition = event.message.partition
                 of_partition[partition] = event
-                cell = sums.setdefault(partition, {}).setdefault((obs.key, int(obs.t // PANE_S) * PANE_S), {})
-                for i, v in obs.delta.items():
-                    cell[i] = cell.get(i, 0.0) + v
-                runtime.watermark = max(runtime.watermark, obs.t)
-            for partition, cells in sums.items():
+                work = working.get(partition)
+                if work is None:
+                    work = working[partition] = panes.Working(table.data)
+                for obs in batch:
+                    start = int(obs.t // PANE_S) * PANE_S
+                    work.apply((obs.key, (float(start), start + PANE_S - 0.1)), obs)  # faust's window range
+                    runtime.watermark = max(runtime.watermark, obs.t)
+            for partition, work in working.items():
                 stream._set_current_event(of_partition[partition])
-                for (key, start), delta in cells.items():
-                    pane = (key, (float(start), start + PANE_S - 0.1))  # faust's window range
-                    table[pane] = metrics.add_stored(table.data.get(pane), delta)
+                for pane, value in work.values().items():
+                    table[pane] = value
             if dead:
                 await runtime.ready()
                 await runtime.dead_letter(dead)
@@ -248,7 +272,7 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
     async def close_windows() -> None:
         await runtime.ready()
         assert runtime.pool is not None and runtime.producer is not None
-        table = panes.table
+        table = panes_table.table
 
         def forget(pane: Any) -> None:
             """A pane every window over which has closed: gone from memory and (tombstone) from the changelog."""
@@ -278,6 +302,7 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
                     await closer.publish(None, min_age_s=settings.outbox_relay_interval_s)
                     await outbox.purge_sent(runtime.pool, older_than_s=7 * 86_400)
                     await firings.purge_evaluations(runtime.pool, before=_days_ago(settings.history_keep_days))
+                    await usage_seen.purge(runtime.pool, older_than_s=settings.usage_seen_keep_h * 3600)
             except asyncio.CancelledError:
                 raise
             except Exception:

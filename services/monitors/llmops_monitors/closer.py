@@ -32,12 +32,12 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from llmops_monitors import metrics
+from llmops_monitors import metrics, panes
 from llmops_monitors.evaluation import Monitor, State, alert_message, baseline_of, group_aggregates, read, step, utc
 from llmops_monitors.settings import MonitorsSettings
 from llmops_monitors.store import firings, outbox
 from llmops_monitors.store import monitors as monitors_store
-from llmops_monitors.windows import PANE_S, SPECS, WindowSpec, table_window_start
+from llmops_monitors.windows import PANE_S, SPECS, WindowSpec
 from llmops_shared.alerts import AlertMessage
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.worker import is_transient
@@ -106,14 +106,14 @@ class WindowCloser:
             if last is not None and last + spec.step_s > horizon:
                 continue  # nothing new closed for this spec
             if index is None:
-                index = self._index()
+                index = panes.index(self.panes)
             if last is None:  # first pass (start, rebalance): from the oldest pane there is
                 oldest = min(index, default=int(horizon))
                 last = max(oldest, int(horizon - self.settings.table_expires_s)) - 1
             monitors = by_spec.get(spec, [])
             firing = await self._firing(monitors, horizon) if monitors else {}
             for end in sorted(set(spec.closing(last, horizon)) | set(firing)):
-                window = self._window(index, end - spec.size_s, end)
+                window = panes.window_sum(self.panes, index, end - spec.size_s, end)
                 if monitors and (window or firing.get(end)):
                     alerts = await self._evaluate(spec, end, window, monitors, firing.get(end, []))
                     sent += await self.publish([a.message_id for a in alerts])
@@ -126,23 +126,6 @@ class WindowCloser:
                 for table_key in index[start]:
                     self.forget(table_key)
         return sent
-
-    def _index(self) -> dict[int, list[Any]]:
-        """Pane start -> the table keys of its panes."""
-        out: dict[int, list[Any]] = {}
-        for item in list(self.panes.keys()):
-            out.setdefault(table_window_start(item[1]), []).append(item)
-        return out
-
-    def _window(self, index: Mapping[int, list[Any]], start: int, end: int) -> dict[str, metrics.Agg]:
-        """Fine key -> the window [start, end) summed over its panes."""
-        out: dict[str, metrics.Agg] = {}
-        for pane in range(start, end, PANE_S):
-            for table_key in index.get(pane, ()):
-                value = self.panes.get(table_key)
-                if value is not None:
-                    out[table_key[0]] = metrics.add(out.get(table_key[0]), metrics.dense(value))
-        return out
 
     async def _firing(self, monitors: list[Monitor], horizon: float) -> dict[int, list[tuple[Monitor, str]]]:
         """The window ends at which firing groups are due (with data or not), from their last evaluated one."""

@@ -1,8 +1,9 @@
 """What a window holds for one group, and the metrics computed from it: pure.
 
 A window's aggregate is a vector of floats (`Agg`), summed element by element, mergeable across groups
-and windows. In the faust tables (and so on their changelog topics) it is kept sparse, `{"index": value}`
-with the non-zero entries only (`Stored`): most events touch 5 to 8 of its entries.
+and windows. In the faust table (and so on its changelog topic) it is kept sparse, `{"index": value}`
+with the non-zero entries only (`Stored`; beside the pane's offset marks, `panes`): most events touch 5 to
+8 of its entries.
 
 Latency is a histogram with fixed, log-spaced buckets (10 per decade, 1 ms to ~10 min, and an overflow),
 so percentiles are read from bucket counts (interpolated geometrically inside the bucket: at most ~26%
@@ -39,15 +40,6 @@ def add(agg: Agg | None, delta: Delta | Agg) -> Agg:
     items = delta.items() if isinstance(delta, dict) else enumerate(delta)
     for i, v in items:
         out[int(i)] += v
-    return out
-
-
-def add_stored(stored: Stored | None, delta: Delta) -> Stored:
-    """A table value plus a delta: a new dict (faust sends the value it is given to the changelog)."""
-    out = dict(stored) if stored else {}
-    for i, v in delta.items():
-        k = str(i)
-        out[k] = out.get(k, 0.0) + v
     return out
 
 

@@ -13,6 +13,12 @@ app, environment, model, prompt version), its event time and a sparse delta of t
 - `billing.usage`: a priced row's cost (unpriced rows count as billed calls of no cost).
 
 A message that can never be used raises `BadEvent` (dead-lettered by the worker).
+
+An observation carries its **origin**: the source topic's code (`c`, `s`, `u`) and partition, and the
+offset of the message it came from. The worker sends a batch's observations as one message per partition
+of the observations topic (`encode_batch`), so a batch reaches each partition whole or not at all, and
+a pane applies an origin's observations only above the offset it already applied (`panes`): a message
+redelivered after a crash, and so observed twice, counts once.
 """
 
 from __future__ import annotations
@@ -38,15 +44,32 @@ class Observation:
     key: str  # tenant|app|environment|model|prompt
     t: float  # event time, epoch seconds
     delta: metrics.Delta
-
-    @property
-    def partition_key(self) -> bytes:
-        """The observations topic's key: every window of a tenant's app on one partition."""
-        tenant, app, _ = self.key.split(SEP, 2)
-        return f"{tenant}{SEP}{app}".encode()
+    origin: str = ""  # the source topic's code and partition ("c3"); "" for none (then never deduplicated)
+    offset: int = -1  # the source message's offset in it
+    event_id: str = ""  # billing.usage only: the ledger row's event id (a repeated send is dropped by it)
 
     def to_json(self) -> bytes:
-        return orjson.dumps({"k": self.key, "t": self.t, "d": {str(i): v for i, v in self.delta.items()}})
+        return orjson.dumps(self._wire())
+
+    def _wire(self) -> dict[str, Any]:
+        return {"k": self.key, "t": self.t, "d": {str(i): v for i, v in self.delta.items()}, "s": self.origin,
+                "o": self.offset}
+
+
+def encode_batch(observations: list[Observation]) -> bytes:
+    """The observations topic's message: a batch's observations for one partition, in source order."""
+    return orjson.dumps({"b": [o._wire() for o in observations]})
+
+
+def decode_batch(payload: bytes | None) -> list[Observation]:
+    """An observations topic message (`encode_batch`, or one observation as an earlier version sent it)."""
+    try:
+        raw = orjson.loads(payload or b"")
+        items = raw.get("b", [raw])
+        return [Observation(str(r["k"]), float(r["t"]), {int(i): float(v) for i, v in r["d"].items()},
+                            str(r.get("s", "")), int(r.get("o", -1))) for r in items]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadEvent("bad_observation", str(exc)[:300]) from exc
 
 
 def group_key(tenant: str, app: str, environment: str = "", model: str = "", prompt: str = "") -> str:
@@ -62,15 +85,6 @@ def prompt_ref(name: str | None, version: str | None) -> str:
     if not name:
         return ""
     return f"{name}@{version}" if version else name
-
-
-def decode_observation(payload: bytes | None) -> Observation:
-    """The observations topic's message (the worker's own)."""
-    try:
-        raw = orjson.loads(payload or b"")
-        return Observation(str(raw["k"]), float(raw["t"]), {int(i): float(v) for i, v in raw["d"].items()})
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise BadEvent("bad_observation", str(exc)[:300]) from exc
 
 
 def from_clean(payload: bytes | None) -> Observation | None:
@@ -122,7 +136,8 @@ def from_usage(payload: bytes | None) -> Observation:
     cost = float(usage.cost_total) if usage.cost_total is not None else 0.0
     key = group_key(usage.tenant_id, usage.app_id, usage.environment, usage.model,
                     prompt_ref(usage.prompt_name, usage.prompt_version))
-    return Observation(key, usage.occurred_at.timestamp(), {metrics.COST: cost, metrics.COST_N: 1.0})
+    return Observation(key, usage.occurred_at.timestamp(), {metrics.COST: cost, metrics.COST_N: 1.0},
+                       event_id=str(usage.event_id))
 
 
 def _object(payload: bytes | None) -> dict[str, Any]:

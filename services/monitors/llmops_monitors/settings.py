@@ -50,8 +50,9 @@ class MonitorsSettings(ApiSettings):
     down for longer than this loses the windows it had not closed yet."""
     commit_interval_s: float = Field(1.0, gt=0)
     """How often faust commits consumer offsets (also after `batch_max_events` messages)."""
-    batch_max_events: int = Field(500, ge=1)
-    """The most messages one agent batch takes (one batch in flight per agent)."""
+    batch_max_events: int = Field(500, ge=1, le=1000)
+    """The most messages one agent batch takes (one batch in flight per agent). A batch's observations for one
+    partition travel as one message, which must stay under Kafka's message size (1 MiB): at most 1,000."""
     batch_max_wait_ms: int = 200
     """How long a batch of source events waits for more once the first has come."""
     consumer_session_timeout_ms: int = 10_000
@@ -60,5 +61,8 @@ class MonitorsSettings(ApiSettings):
     """How often alert messages left unpublished (a crash between commit and send) are sent again."""
     baseline_days: int = Field(7, ge=1, le=28)
     """How many past days a relative condition compares with (the same window of each day)."""
+    usage_seen_keep_h: float = Field(24.0, ge=2)
+    """How long the worker remembers which `billing.usage` message brought each ledger row (a repeated send
+    within this time counts once; windows are at most an hour long)."""
     history_keep_days: int = Field(35, ge=2)
     """How long evaluations (what baselines are computed from) are kept."""

@@ -14,7 +14,7 @@ import orjson
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from llmops_monitors import metrics
+from llmops_monitors import panes as pane_values
 from llmops_monitors.closer import MonitorCache, WindowCloser
 from llmops_monitors.observe import Observation
 from llmops_monitors.schemas import MonitorCreate
@@ -52,7 +52,7 @@ def put(panes: dict[Any, Any], obs: Observation) -> None:
     """What the faust app's `aggregate` agent does with one observation."""
     start = int(obs.t // PANE_S) * PANE_S
     key = (obs.key, (float(start), start + PANE_S - 0.1))
-    panes[key] = metrics.add_stored(panes.get(key), obs.delta)
+    panes[key] = pane_values.apply(panes.get(key), obs)
 
 
 async def define(pool: asyncpg.Pool, tenant: str, **body: Any) -> int:

@@ -9,10 +9,11 @@
 - `prices`: `model_prices`, `model_price_tiers`, `tenant_price_discounts`;
 - `unpriced`: `unpriced_models`;
 - `outbox`: `billing_alert_outbox`;
+- `usage_outbox`: `billing_usage_outbox` (the `billing.usage` messages until they are sent);
 - `reprice_runs`: `billing_reprice_runs`.
 
 Every function takes its connection (or pool) first and everything else by keyword. A store imports
 only the pure modules (`ledger`, `prices`, `money`, `usage_query`): it returns their objects, or
-records its caller maps (budgets, outbox: their domain modules call the store, not the reverse).
+records its caller maps (budgets, outbox, usage_outbox: their domain modules call the store, not the reverse).
 Table and column names in SQL built from Python are constants of these modules, never input.
 """

@@ -1,0 +1,59 @@
+"""`billing_usage_outbox`: `billing.usage` messages written with their ledger rows, deleted once sent.
+
+`add` runs in the batch's transaction. Whoever sends a row first **takes** it: `take` (the rows a batch just
+inserted) and `take_pending` (what a crashed process left, for the relay) delete the rows they return,
+skipping rows another transaction holds (`FOR UPDATE SKIP LOCKED`), in the caller's transaction, which
+must last until Kafka has the messages: if the send fails the transaction rolls back and the rows are
+pending again. So two billing workers never both send a row; a row is sent twice only when a process
+dies after the send and before its commit, or a send is retried (the message keeps its `(tenant_id, event_id)`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from llmops_shared.usage_events import UsageMessage
+
+
+async def add(conn: asyncpg.Connection, *, messages: Sequence[UsageMessage]) -> None:
+    """In the caller's transaction (the ledger's)."""
+    if not messages:
+        return
+    await conn.execute(
+        """INSERT INTO billing_usage_outbox (tenant_id, event_id, msg_key, payload)
+           SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])
+           ON CONFLICT (tenant_id, event_id) DO NOTHING""",
+        [m.tenant_id for m in messages], [m.event_id for m in messages], [m.key.decode() for m in messages],
+        [m.to_json().decode() for m in messages],
+    )
+
+
+async def take(conn: asyncpg.Connection, *, messages: Sequence[UsageMessage]) -> list[asyncpg.Record]:
+    """In the caller's transaction: delete those of `messages` still in the outbox and not held by another
+    transaction; returns their `msg_key` and `payload` (the caller sends those, then commits)."""
+    return await conn.fetch(
+        """DELETE FROM billing_usage_outbox o
+           USING (SELECT tenant_id, event_id FROM billing_usage_outbox
+                  WHERE (tenant_id, event_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))
+                  FOR UPDATE SKIP LOCKED) c
+           WHERE o.tenant_id = c.tenant_id AND o.event_id = c.event_id
+           RETURNING o.msg_key, o.payload""",
+        [m.tenant_id for m in messages], [m.event_id for m in messages],
+    )
+
+
+async def take_pending(conn: asyncpg.Connection, *, min_age_s: float, limit: int) -> list[asyncpg.Record]:
+    """In the caller's transaction: delete up to `limit` rows at least `min_age_s` old, oldest first, not
+    held by another transaction; returns their `msg_key` and `payload`."""
+    return await conn.fetch(
+        """DELETE FROM billing_usage_outbox o
+           USING (SELECT tenant_id, event_id FROM billing_usage_outbox
+                  WHERE created_at <= now() - make_interval(secs => $1)
+                  ORDER BY created_at LIMIT $2
+                  FOR UPDATE SKIP LOCKED) c
+           WHERE o.tenant_id = c.tenant_id AND o.event_id = c.event_id
+           RETURNING o.msg_key, o.payload, o.created_at""",
+        min_age_s, limit,
+    )
