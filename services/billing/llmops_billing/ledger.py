@@ -2,7 +2,7 @@
 
 `ledger_row` is the worker's transform (interaction + catalogue -> row, or None when the event is not
 billable); `repriced` prices a stored row again after a price correction. Both price with
-`cost.price_usage`, the one pricing function. `rollup_deltas` and `dimension_deltas` say what rows add to
+`cost.price_usage`, the one pricing function. `rollup_deltas`, `dimension_deltas` and `narrow_deltas` say what rows add to
 (or, re-priced, take from) the rollups. No I/O: `store.ledger` writes rows, `store.rollups` the deltas.
 
 Privacy: a row holds the event's `user_id` only as its pseudonym (`llmops_shared.privacy.pseudonym`, under
@@ -10,6 +10,9 @@ the operator's `LLMOPS_PSEUDONYM_KEY`: the same one the guardrails worker writes
 tags scrubbed (`privacy.scrub`: e-mail addresses, phone and card numbers, IBANs, IP addresses and
 credentials replaced by their labels). Nothing else of the event's free text (metadata, error message,
 span name, messages) is kept.
+
+The narrow rollups: `usage_hourly_totals` (per tenant and hour, no other key) and `usage_monthly_users`
+(per tenant, UTC month and user pseudonym, '' when none): what a month by hour and a month by user read.
 
 The by-user and by-tag daily rollups: `usage_daily_users` keys a row's user pseudonym ('' when none);
 `usage_daily_tags` adds a row once under EACH of its tags ('' when it has none), so per-tag sums
@@ -238,6 +241,8 @@ COST_COLUMNS = ("cost_input", "cost_cache_read", "cost_cache_write", "cost_outpu
 RollupKey = tuple[str, Any, str, str, str, str, str, str, str]
 # tenant, day, user ('' when none) or tag ('' when none), app, environment, provider, model_key
 DimensionKey = tuple[str, date, str, str, str, str, str]
+TotalsKey = tuple[str, datetime]  # tenant, hour
+MonthlyUserKey = tuple[str, date, str]  # tenant, the month's first day, user ('' when none)
 
 
 @dataclass(slots=True)
@@ -269,6 +274,10 @@ def hour_bucket(at: datetime) -> datetime:
 
 def day_bucket(at: datetime) -> date:
     return at.astimezone(UTC).date()
+
+
+def month_bucket(at: datetime) -> date:
+    return at.astimezone(UTC).date().replace(day=1)
 
 
 def rollup_deltas(rows: Iterable[LedgerRow], removed: Iterable[LedgerRow] = (),
@@ -308,3 +317,18 @@ def dimension_deltas(rows: Iterable[LedgerRow], removed: Iterable[LedgerRow] = (
                 tags.setdefault((row.tenant_id, day, tag, *rest), RollupTotals()).add(row, sign)
     return ({k: v for k, v in users.items() if not v.is_zero()},
             {k: v for k, v in tags.items() if not v.is_zero()})
+
+
+def narrow_deltas(rows: Iterable[LedgerRow], removed: Iterable[LedgerRow] = (),
+                  ) -> tuple[dict[TotalsKey, RollupTotals], dict[MonthlyUserKey, RollupTotals]]:
+    """What `rows` add to `usage_hourly_totals` (per tenant and hour) and `usage_monthly_users` (per tenant,
+    month and user), less what `removed` takes away; keys whose change is nothing at all are left out."""
+    totals: dict[TotalsKey, RollupTotals] = {}
+    users: dict[MonthlyUserKey, RollupTotals] = {}
+    for sign, group in ((-1, removed), (1, rows)):
+        for row in group:
+            totals.setdefault((row.tenant_id, hour_bucket(row.occurred_at)), RollupTotals()).add(row, sign)
+            users.setdefault((row.tenant_id, month_bucket(row.occurred_at), row.user_id or ""),
+                             RollupTotals()).add(row, sign)
+    return ({k: v for k, v in totals.items() if not v.is_zero()},
+            {k: v for k, v in users.items() if not v.is_zero()})
