@@ -12,7 +12,8 @@ _DAY = "(occurred_at AT TIME ZONE 'UTC')::date"
 _MONTH = "date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date"
 _PROMPTED = ("app_id", "environment", "provider", "model_key", "prompt_name", "prompt_version", "prompt_variant")
 _DIMENSIONED = ("app_id", "environment", "provider", "model_key")
-_TAGS = "usage_ledger CROSS JOIN LATERAL unnest(CASE WHEN cardinality(tags) = 0 THEN ARRAY['']::text[] ELSE tags END) AS t(tag)"
+_TAGS = ("usage_ledger CROSS JOIN LATERAL unnest(CASE WHEN cardinality(tags) = 0 THEN ARRAY['']::text[] ELSE tags END) "
+         "AS t(tag)")
 
 # table -> (its key columns, the ledger expressions of those columns after tenant_id, the ledger source)
 ROLLUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {

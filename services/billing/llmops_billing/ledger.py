@@ -2,8 +2,8 @@
 
 `ledger_row` is the worker's transform (interaction + catalogue -> row, or None when the event is not
 billable); `repriced` prices a stored row again after a price correction. Both price with
-`cost.price_usage`, the one pricing function. `rollup_deltas`, `dimension_deltas` and `narrow_deltas` say what rows add to
-(or, re-priced, take from) the rollups. No I/O: `store.ledger` writes rows, `store.rollups` the deltas.
+`cost.price_usage`, the one pricing function. `rollup_deltas`, `dimension_deltas` and `narrow_deltas` say
+what rows add to (or, re-priced, take from) the rollups. No I/O: `store.ledger` writes rows, `store.rollups` the deltas.
 
 Privacy: a row holds the event's `user_id` only as its pseudonym (`llmops_shared.privacy.pseudonym`, under
 the operator's `LLMOPS_PSEUDONYM_KEY`: the same one the guardrails worker writes into clean events) and its

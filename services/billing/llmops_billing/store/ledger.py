@@ -14,8 +14,8 @@
    month to retention). An event id is the tenant's own: another tenant's event with the same id is
    another event, billed to that tenant once (migration billing/0006);
 3. add only those inserted rows to `usage_hourly`, `usage_daily`, `usage_daily_users`,
-   `usage_daily_tags`, `usage_hourly_totals` and `usage_monthly_users` (2 and 3 are one SQL statement: the rollups are grouped in Postgres from the ledger
-   insert's RETURNING rows; `store.rollups`);
+   `usage_daily_tags`, `usage_hourly_totals` and `usage_monthly_users` (2 and 3 are one SQL statement:
+   the rollups are grouped in Postgres from the ledger insert's RETURNING rows; `store.rollups`);
 4. count unpriced models in `unpriced_models` (`store.unpriced`), returning those not yet alerted on.
 
 Re-pricing reads a tenant's rows in locked keyset chunks (`lock_chunk`) and writes the new pricing

@@ -112,8 +112,8 @@ async def apply_rollup_deltas(conn: asyncpg.Connection, *, hourly: dict[RollupKe
             continue
         upsert, delete_empty, width = _TABLES[table]
         columns: list[list[Any]] = [[] for _ in range(width + len(_COUNTS) + len(COST_COLUMNS))]
-        for key, totals in sorted(deltas.items()):  # one lock order for concurrent writers
-            values = (*key, totals.event_count, totals.unpriced_count, *totals.tokens, *totals.costs)
+        for key, change in sorted(deltas.items()):  # one lock order for concurrent writers
+            values = (*key, change.event_count, change.unpriced_count, *change.tokens, *change.costs)
             for i, value in enumerate(values):
                 columns[i].append(value)
         await conn.execute(upsert, *columns)
