@@ -32,7 +32,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from llmops_billing.billable import Billable
 from llmops_billing.cost import TokenCounts, UnpricedReason, price_usage
@@ -41,7 +43,6 @@ from llmops_billing.normalise import normalise_model, normalise_provider, provid
 from llmops_billing.prices import PriceCatalogue, PriceMatch
 from llmops_shared.contract import Interaction, SpanKind, Status, Usage
 from llmops_shared.privacy import DEV_PSEUDONYM_KEY, pseudonym_or_none, scrub_all
-from llmops_shared.usage_events import UsageMessage
 
 BILLABLE_KINDS = frozenset({SpanKind.LLM, SpanKind.EMBEDDING})
 
@@ -148,14 +149,27 @@ def ledger_row(interaction: Interaction | Billable, catalogue: PriceCatalogue, *
 _NO_USAGE = Usage()
 
 
-def usage_message(row: LedgerRow) -> UsageMessage:
-    """The `billing.usage` message of an inserted row (ids, tokens and money only)."""
-    return UsageMessage(
-        tenant_id=row.tenant_id, app_id=row.app_id, event_id=row.event_id, occurred_at=row.occurred_at,
-        environment=row.environment, provider=row.provider, model=row.model,
-        prompt_name=row.prompt_name, prompt_version=row.prompt_version, prompt_variant=row.prompt_variant,
-        input_tokens=row.input_tokens, output_tokens=row.output_tokens,
-        cost_total=None if row.cost_total is None else str(row.cost_total), unpriced=row.unpriced)
+class UsageRecord(NamedTuple):
+    """One `billing.usage` message as it goes to Kafka: key `tenant_id/app_id`, value the JSON of a
+    `llmops_shared.usage_events.UsageMessage`."""
+
+    key: bytes
+    value: bytes
+
+
+def usage_record(row: LedgerRow) -> UsageRecord:
+    """The `billing.usage` message of an inserted row (ids, tokens and money only), serialised straight from
+    the row (a ledger row's fields already have the message's types; building the pydantic model for each
+    row cost the worker more than pricing it). `UsageMessage.model_validate_json` reads it back."""
+    return UsageRecord(f"{row.tenant_id}/{row.app_id}".encode(), orjson.dumps({
+        "tenant_id": row.tenant_id, "app_id": row.app_id, "event_id": row.event_id, "occurred_at": row.occurred_at,
+        "environment": row.environment, "provider": row.provider, "model": row.model,
+        "prompt_name": row.prompt_name, "prompt_version": row.prompt_version, "prompt_variant": row.prompt_variant,
+        "input_tokens": row.input_tokens, "output_tokens": row.output_tokens,
+        "cost_total": None if row.cost_total is None else str(row.cost_total), "unpriced": row.unpriced,
+    }, option=orjson.OPT_UTC_Z))
+
+
 _UNPRICED_AMOUNTS: tuple[None, ...] = (None,) * 7
 
 

@@ -51,7 +51,7 @@ from llmops_billing.alerts import Alert, OutboxRelay, send_alerts, unpriced_mode
 from llmops_billing.billable import Billable, decode_billable
 from llmops_billing.budgets import evaluate_touched
 from llmops_billing.catalogue import CatalogueCache, catalogue_cache
-from llmops_billing.ledger import LedgerRow, ledger_row, usage_message
+from llmops_billing.ledger import LedgerRow, UsageRecord, ledger_row, usage_record
 from llmops_billing.prices import PriceCatalogue
 from llmops_billing.settings import BillingSettings
 from llmops_billing.store import outbox, unpriced
@@ -60,7 +60,6 @@ from llmops_billing.store.unpriced import UnpricedModel
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.contract import Interaction
-from llmops_shared.usage_events import UsageMessage
 from llmops_shared.worker import (
     BatchHandler,
     DeadLetter,
@@ -86,7 +85,7 @@ Item: TypeAlias = Billable | Interaction | Priced
 """What the handler takes: an event as decoded (or a full `Interaction`), or one `prepare` priced."""
 
 
-class UsageLedgerHandler(BatchHandler[Item, Alert | UsageMessage]):
+class UsageLedgerHandler(BatchHandler[Item, Alert | UsageRecord]):
     """Prices interaction events into the usage ledger; see the module docstring.
 
     `watcher` (one per process) makes price changes count from the next batch polled; `clock` is what
@@ -118,7 +117,7 @@ class UsageLedgerHandler(BatchHandler[Item, Alert | UsageMessage]):
                 if resources.owned(message)], []
 
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Item]]
-                    ) -> list[Alert | UsageMessage]:
+                    ) -> list[Alert | UsageRecord]:
         now, key = self.clock(), self.settings.pseudonym_secret()
         rows: list[LedgerRow] = []
         catalogue: PriceCatalogue | None = None
@@ -135,14 +134,13 @@ class UsageLedgerHandler(BatchHandler[Item, Alert | UsageMessage]):
         alerts += await evaluate_touched(conn, _touched(result.inserted), now=now,
                                          max_age=timedelta(hours=self.settings.budget_alert_max_age_h))
         await outbox.add(conn, alerts=alerts)
-        return [*alerts, *(usage_message(row) for row in result.inserted)]
+        return [*alerts, *(usage_record(row) for row in result.inserted)]
 
-    async def publish(self, results: list[Alert | UsageMessage], resources: Resources) -> None:
+    async def publish(self, results: list[Alert | UsageRecord], resources: Resources) -> None:
         """Send the inserted rows' usage messages, then the alerts (below)."""
-        usage = [r for r in results if isinstance(r, UsageMessage)]
+        usage = [r for r in results if isinstance(r, UsageRecord)]
         if usage:
-            await retry_send(resources, self.settings.usage_topic, [(m.key, m.to_json()) for m in usage],
-                             what="usage messages")
+            await retry_send(resources, self.settings.usage_topic, usage, what="usage messages")
         await self.publish_alerts([r for r in results if isinstance(r, Alert)], resources)
 
     async def publish_alerts(self, results: list[Alert], resources: Resources) -> None:
