@@ -12,7 +12,10 @@
    process, 50 times: p50/p95 (target p95 < 100 ms). A few other shapes of query are timed too.
 
     .venv/bin/python bench/billing_throughput.py [--events 20000] [--rounds 3] [--ledger-rows 1000000]
-                                                 [--billing-workers 1]
+                                                 [--billing-workers 1] [--variant LABEL 'K=V;K2=V2']...
+
+`--variant before 'PYTHONPATH=/path/to/old/services/billing'` times another build of the worker in the
+same rounds (interleaved), `--ledger-rows 0` skips the query part.
 
 Everything runs in a database of its own (`llmops_bench_billing_<pid>` unless `--database` names one;
 dropped and re-created) and on bench topics, so the suite's services never see these events, and two
@@ -114,9 +117,10 @@ async def produce(settings: CommonSettings, topic: str, payloads: list[tuple[byt
         await producer.stop()
 
 
-async def timed_round(settings: CommonSettings, database_url: str, role: str, events: list[dict],
-                      processes: int = 1) -> float:
-    """Events per second, produce -> rows committed, for the baseline or the billing worker."""
+async def timed_round(settings: CommonSettings, database_url: str, role: str, events: list[dict], *,
+                      processes: int = 1, extra_env: dict[str, str] | None = None) -> float:
+    """Events per second, produce -> rows committed, for the baseline or a billing worker (`extra_env`: a
+    variant's environment, e.g. PYTHONPATH pointing at another checkout of the billing package)."""
     run = uuid.uuid4().hex[:8]
     topic, group, tenant = f"bench.billing.{role}.{run}", f"bench-{role}-{run}", f"bench-{run}"
     await ensure_topics(settings.kafka_bootstrap, (TopicSpec(topic, partitions=6, retention_ms=3_600_000),))
@@ -126,7 +130,7 @@ async def timed_round(settings: CommonSettings, database_url: str, role: str, ev
     warm = make_event()
     warm_payload = [(b"warm", orjson.dumps({**warm, "tenant_id": tenant}))]
     env = {**os.environ, "LLMOPS_DATABASE_URL": database_url, "LLMOPS_LOG_LEVEL": "WARNING",
-           "LLMOPS_BILLING_TOPIC": topic, "LLMOPS_BILLING_GROUP": group}
+           "LLMOPS_BILLING_TOPIC": topic, "LLMOPS_BILLING_GROUP": group, **(extra_env or {})}
     if role == "baseline":
         cmd = [sys.executable, __file__, "--role", "baseline", "--topic", topic, "--group", group,
                "--database-url", database_url, "--bootstrap", settings.kafka_bootstrap]
@@ -343,14 +347,16 @@ async def main_async(args: argparse.Namespace) -> None:
     settings = CommonSettings()
     database_url = await prepare_database(settings, args.database or f"llmops_bench_billing_{os.getpid()}")
     events = realistic_events(args.events, "bench")
-    rates: dict[str, list[float]] = {"baseline": [], "billing": []}
+    variants = {label: dict(kv.split("=", 1) for kv in spec.split(";") if kv) for label, spec in args.variant or []}
+    rates: dict[str, list[float]] = {"baseline": [], "billing": [], **{label: [] for label in variants}}
     for r in range(args.rounds):
-        for role in ("baseline", "billing"):
-            processes = args.billing_workers if role == "billing" else 1
-            rates[role].append(await timed_round(settings, database_url, role, events, processes))
-        print(f"round {r + 1}: raw COPY consumer {rates['baseline'][-1]:,.0f} ev/s, "
-              f"billing worker {rates['billing'][-1]:,.0f} ev/s", flush=True)
-    latency = await query_latency(settings, database_url, args.ledger_rows, args.samples)
+        for role in ("baseline", "billing", *variants):
+            processes = 1 if role == "baseline" else args.billing_workers
+            kind = "baseline" if role == "baseline" else "billing"
+            rates[role].append(await timed_round(settings, database_url, kind, events, processes=processes,
+                                                 extra_env=variants.get(role)))
+        print(f"round {r + 1}: " + ", ".join(f"{role} {rates[role][-1]:,.0f} ev/s" for role in rates), flush=True)
+    latency = await query_latency(settings, database_url, args.ledger_rows, args.samples) if args.ledger_rows else []
 
     base, billing = statistics.median(rates["baseline"]), statistics.median(rates["billing"])
     print()
@@ -360,6 +366,9 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"{'raw aiokafka consumer + COPY (baseline)':<46} {base:>12,.0f}")
     print(f"{'billing worker (ledger + rollups + budgets)':<46} {billing:>12,.0f}")
     print(f"{'ratio billing/baseline (target >= 0.5)':<46} {billing / base:>12.2f}")
+    for label in variants:
+        rate = statistics.median(rates[label])
+        print(f"{'variant ' + label:<46} {rate:>12,.0f}   ratio {rate / base:.2f}")
     print()
     print(f"usage queries over {args.ledger_rows:,} ledger rows of one month, through GET /v1/usage:")
     print(f"{'query':<44} {'source':<13} {'rows':>6} {'events':>9} {'n':>4} {'p50 ms':>8} {'p95 ms':>8}")
@@ -380,6 +389,9 @@ def main() -> None:
     parser.add_argument("--database", help="the bench database's name (default: llmops_bench_billing_<pid>)")
     parser.add_argument("--billing-workers", type=int, default=1,
                         help="billing worker processes in the consumer group (the baseline always has one)")
+    parser.add_argument("--variant", nargs=2, action="append", metavar=("LABEL", "ENV"),
+                        help="also time a billing worker with these environment variables ('K=V;K2=V2'), "
+                             "interleaved with the others in every round")
     parser.add_argument("--role", default="bench", choices=["bench", "baseline"])
     parser.add_argument("--topic")
     parser.add_argument("--group")
