@@ -358,18 +358,19 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"round {r + 1}: " + ", ".join(f"{role} {rates[role][-1]:,.0f} ev/s" for role in rates), flush=True)
     latency = await query_latency(settings, database_url, args.ledger_rows, args.samples) if args.ledger_rows else []
 
-    base, billing = statistics.median(rates["baseline"]), statistics.median(rates["billing"])
-    print()
-    print(f"events: {len(events):,} per round, {args.rounds} rounds, 6 partitions; consumer processes: "
-          f"baseline 1, billing {args.billing_workers}")
-    print(f"{'end-to-end (produce -> rows committed)':<46} {'median ev/s':>12}")
-    print(f"{'raw aiokafka consumer + COPY (baseline)':<46} {base:>12,.0f}")
-    print(f"{'billing worker (ledger + rollups + budgets)':<46} {billing:>12,.0f}")
-    print(f"{'ratio billing/baseline (target >= 0.5)':<46} {billing / base:>12.2f}")
-    for label in variants:
-        rate = statistics.median(rates[label])
-        print(f"{'variant ' + label:<46} {rate:>12,.0f}   ratio {rate / base:.2f}")
-    print()
+    if args.rounds:
+        base, billing = statistics.median(rates["baseline"]), statistics.median(rates["billing"])
+        print()
+        print(f"events: {len(events):,} per round, {args.rounds} rounds, 6 partitions; consumer processes: "
+              f"baseline 1, billing {args.billing_workers}")
+        print(f"{'end-to-end (produce -> rows committed)':<46} {'median ev/s':>12}")
+        print(f"{'raw aiokafka consumer + COPY (baseline)':<46} {base:>12,.0f}")
+        print(f"{'billing worker (ledger + rollups + budgets)':<46} {billing:>12,.0f}")
+        print(f"{'ratio billing/baseline (target >= 0.5)':<46} {billing / base:>12.2f}")
+        for label in variants:
+            rate = statistics.median(rates[label])
+            print(f"{'variant ' + label:<46} {rate:>12,.0f}   ratio {rate / base:.2f}")
+        print()
     print(f"usage queries over {args.ledger_rows:,} ledger rows of one month, through GET /v1/usage:")
     print(f"{'query':<44} {'source':<13} {'rows':>6} {'events':>9} {'n':>4} {'p50 ms':>8} {'p95 ms':>8}")
     for name, source, n_rows, total, n, p50, p95 in latency:
