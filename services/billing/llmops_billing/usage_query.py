@@ -263,7 +263,8 @@ def usage_row(record: Mapping[str, Any], query: UsageQuery) -> dict[str, Any]:
     for name in ("event_count", "unpriced_count", *TOKEN_COLUMNS):
         out[name] = int(record[name] or 0)
     for name in COST_COLUMNS:
-        out[name] = money_str(record[name] or ZERO)
+        value = record[name]  # exact decimal text from `store.usage` (a Decimal from elsewhere)
+        out[name] = value if isinstance(value, str) else money_str(value or ZERO)
     return out
 
 

@@ -155,6 +155,9 @@ def test_the_sql_is_scoped_to_the_tenant_and_keyset_paged() -> None:
     daily_sql, daily_args = build_usage_sql(query(granularity="month", filters={"app_id": "bot"}), tenant_id="acme")
     assert "FROM usage_daily l" in daily_sql and "l.app_id = $4" in daily_sql
     assert daily_args[1:3] == [NOV.date(), DEC.date()]
+    # money comes back as the text the API shows (no Decimal round trip per row and column)
+    assert "trim_scale(sum(l.cost_total))::text AS cost_total" in totals_sql
+    assert "trim_scale(coalesce(sum(l.cost_total), 0))::text AS cost_total" in sql
     summary_sql, _ = build_usage_sql(replace(query(), granularity=None), tenant_id="acme")
     assert "GROUP BY" not in summary_sql and "ORDER BY" not in summary_sql
 

@@ -1,8 +1,10 @@
 """The API's reads over the ledger and the rollups: usage pages, CSV exports and statement lines.
 
 `build_usage_sql` turns a planned `UsageQuery` (`usage_query.py`: the source is chosen there) into one
-statement; `usage_records` reads a page of it, `usage_export` streams all of it from a server-side
-cursor. `statement_records` reads a month's line items, totals and unpriced events in one snapshot.
+statement (money sums come back as exact decimal text without trailing zeros, `trim_scale(...)::text`,
+which is what the API shows: decoding a NUMERIC into a `Decimal` and formatting it again cost the API
+more per row than the query did); `usage_records` reads a page of it, `usage_export` streams all of it
+from a server-side cursor. `statement_records` reads a month's line items, totals and unpriced events in one snapshot.
 Every statement is scoped to one tenant (`l.tenant_id = $1`).
 """
 
@@ -45,7 +47,7 @@ def build_usage_sql(query: UsageQuery, *, tenant_id: str, page: bool = True) -> 
         bucket_of = "l.occurred_at"
         measures = ["count(*)::bigint AS event_count", "(count(*) FILTER (WHERE l.unpriced))::bigint AS unpriced_count"]
         measures += [f"coalesce(sum(l.{c}), 0)::bigint AS {c}" for c in TOKEN_COLUMNS]
-        measures += [f"coalesce(sum(l.{c}), 0) AS {c}" for c in COST_COLUMNS]
+        measures += [f"trim_scale(coalesce(sum(l.{c}), 0))::text AS {c}" for c in COST_COLUMNS]
     else:
         table = _ROLLUP_TABLES[source]
         time_column = "l.bucket"
@@ -63,7 +65,7 @@ def build_usage_sql(query: UsageQuery, *, tenant_id: str, page: bool = True) -> 
             start_arg, end_arg = arg(query.start), arg(query.end)
             bucket_of = "l.bucket"
         measures = [f"sum(l.{c})::bigint AS {c}" for c in ("event_count", "unpriced_count", *TOKEN_COLUMNS)]
-        measures += [f"sum(l.{c}) AS {c}" for c in COST_COLUMNS]
+        measures += [f"trim_scale(sum(l.{c}))::text AS {c}" for c in COST_COLUMNS]
 
     select: list[str] = []
     names: list[str] = []
