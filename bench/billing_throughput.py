@@ -12,10 +12,14 @@
    process, 50 times: p50/p95 (target p95 < 100 ms). A few other shapes of query are timed too.
 
     .venv/bin/python bench/billing_throughput.py [--events 20000] [--rounds 3] [--ledger-rows 1000000]
-                                                 [--billing-workers 1]
+                                                 [--billing-workers 1] [--variant LABEL 'K=V;K2=V2']...
 
-Everything runs in a database of its own (`llmops_bench_billing`, dropped and re-created) and on bench
-topics, so the suite's services never see these events.
+`--variant before 'PYTHONPATH=/path/to/old/services/billing'` times another build of the worker in the
+same rounds (interleaved), `--ledger-rows 0` skips the query part.
+
+Everything runs in a database of its own (`llmops_bench_billing_<pid>` unless `--database` names one;
+dropped and re-created) and on bench topics, so the suite's services never see these events, and two
+runs on one machine do not drop each other's database.
 """
 
 from __future__ import annotations
@@ -46,7 +50,6 @@ from llmops_shared.kafka import durable_producer, ensure_topics  # noqa: E402
 from llmops_shared.settings import CommonSettings  # noqa: E402
 from llmops_shared.topics import TopicSpec  # noqa: E402
 
-BENCH_DB = "llmops_bench_billing"
 MODELS = [("gpt-4o-mini", "openai"), ("gpt-4o", "openai"), ("o3-mini", "openai"),
           ("claude-sonnet-4-20250514", "anthropic"), ("gemini-2.5-pro", "gemini"), ("deepseek-chat", "deepseek")]
 
@@ -114,9 +117,10 @@ async def produce(settings: CommonSettings, topic: str, payloads: list[tuple[byt
         await producer.stop()
 
 
-async def timed_round(settings: CommonSettings, database_url: str, role: str, events: list[dict],
-                      processes: int = 1) -> float:
-    """Events per second, produce -> rows committed, for the baseline or the billing worker."""
+async def timed_round(settings: CommonSettings, database_url: str, role: str, events: list[dict], *,
+                      processes: int = 1, extra_env: dict[str, str] | None = None) -> float:
+    """Events per second, produce -> rows committed, for the baseline or a billing worker (`extra_env`: a
+    variant's environment, e.g. PYTHONPATH pointing at another checkout of the billing package)."""
     run = uuid.uuid4().hex[:8]
     topic, group, tenant = f"bench.billing.{role}.{run}", f"bench-{role}-{run}", f"bench-{run}"
     await ensure_topics(settings.kafka_bootstrap, (TopicSpec(topic, partitions=6, retention_ms=3_600_000),))
@@ -126,7 +130,7 @@ async def timed_round(settings: CommonSettings, database_url: str, role: str, ev
     warm = make_event()
     warm_payload = [(b"warm", orjson.dumps({**warm, "tenant_id": tenant}))]
     env = {**os.environ, "LLMOPS_DATABASE_URL": database_url, "LLMOPS_LOG_LEVEL": "WARNING",
-           "LLMOPS_BILLING_TOPIC": topic, "LLMOPS_BILLING_GROUP": group}
+           "LLMOPS_BILLING_TOPIC": topic, "LLMOPS_BILLING_GROUP": group, **(extra_env or {})}
     if role == "baseline":
         cmd = [sys.executable, __file__, "--role", "baseline", "--topic", topic, "--group", group,
                "--database-url", database_url, "--bootstrap", settings.kafka_bootstrap]
@@ -229,6 +233,30 @@ WHERE l.tenant_id = $1 GROUP BY 1, 2, 3, 4, 5, 6, 7
 """)
 
 
+# The narrow rollups (per tenant and hour; per tenant, month and user), as the worker would have written them.
+REFRESH_NARROW_ROLLUPS = ("""
+INSERT INTO usage_hourly_totals (tenant_id, bucket, event_count, unpriced_count, input_tokens, output_tokens,
+    cache_read_input_tokens, cache_write_input_tokens, reasoning_tokens, cost_input, cost_cache_read,
+    cost_cache_write, cost_output, cost_reasoning, cost_request, cost_total)
+SELECT tenant_id, date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', count(*),
+       count(*) FILTER (WHERE unpriced), sum(input_tokens), sum(output_tokens), sum(cache_read_input_tokens),
+       sum(cache_write_input_tokens), sum(reasoning_tokens), coalesce(sum(cost_input), 0),
+       coalesce(sum(cost_cache_read), 0), coalesce(sum(cost_cache_write), 0), coalesce(sum(cost_output), 0),
+       coalesce(sum(cost_reasoning), 0), coalesce(sum(cost_request), 0), coalesce(sum(cost_total), 0)
+FROM usage_ledger WHERE tenant_id = $1 GROUP BY 1, 2
+""", """
+INSERT INTO usage_monthly_users (tenant_id, bucket, user_id, event_count, unpriced_count, input_tokens,
+    output_tokens, cache_read_input_tokens, cache_write_input_tokens, reasoning_tokens, cost_input, cost_cache_read,
+    cost_cache_write, cost_output, cost_reasoning, cost_request, cost_total)
+SELECT tenant_id, date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date, coalesce(user_id, ''), count(*),
+       count(*) FILTER (WHERE unpriced), sum(input_tokens), sum(output_tokens), sum(cache_read_input_tokens),
+       sum(cache_write_input_tokens), sum(reasoning_tokens), coalesce(sum(cost_input), 0),
+       coalesce(sum(cost_cache_read), 0), coalesce(sum(cost_cache_write), 0), coalesce(sum(cost_output), 0),
+       coalesce(sum(cost_reasoning), 0), coalesce(sum(cost_request), 0), coalesce(sum(cost_total), 0)
+FROM usage_ledger WHERE tenant_id = $1 GROUP BY 1, 2, 3
+""")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -246,10 +274,11 @@ async def query_latency(settings: CommonSettings, database_url: str, rows: int, 
         for table, bucket in (("usage_hourly", "date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"),
                               ("usage_daily", "(occurred_at AT TIME ZONE 'UTC')::date")):
             await conn.execute(REFRESH_ROLLUPS.format(table=table, bucket=bucket), tenant)
-        for sql in REFRESH_DIMENSION_ROLLUPS:
+        for sql in (*REFRESH_DIMENSION_ROLLUPS, *REFRESH_NARROW_ROLLUPS):
             await conn.execute(sql, tenant)
         await conn.execute("ANALYZE usage_ledger; ANALYZE usage_hourly; ANALYZE usage_daily; "
-                           "ANALYZE usage_daily_users; ANALYZE usage_daily_tags")
+                           "ANALYZE usage_daily_users; ANALYZE usage_daily_tags; ANALYZE usage_hourly_totals; "
+                           "ANALYZE usage_monthly_users")
         print(f"generated {rows:,} ledger rows and their rollups in {time.perf_counter() - started:.1f} s", flush=True)
         key = (await apikeys.create_key(conn, tenant_id=tenant, scopes=["billing:read"], name="bench")).secret
         hourly_rows = await conn.fetchval("SELECT count(*) FROM usage_hourly WHERE tenant_id = $1", tenant)
@@ -268,8 +297,11 @@ async def query_latency(settings: CommonSettings, database_url: str, rows: int, 
         ("month by day, app and model (daily rollup)", {**month, "granularity": "day", "group_by": "app,model",
                                                         "limit": 1000}),
         ("month total by model (daily rollup)", {**month, "granularity": "month", "group_by": "model"}),
-        ("month by hour (hourly rollup)", {**month, "granularity": "hour", "limit": 1000}),
-        ("month by user (daily_users rollup)", {**month, "granularity": "month", "group_by": "user", "limit": 1000}),
+        ("month by hour", {**month, "granularity": "hour", "limit": 1000}),
+        ("month by user", {**month, "granularity": "month", "group_by": "user", "limit": 1000}),
+        ("month by day and user", {**month, "granularity": "day", "group_by": "user", "limit": 1000}),
+        ("month by hour and model (hourly rollup)", {**month, "granularity": "hour", "group_by": "model",
+                                                     "limit": 1000}),
         ("month by day and tag (daily_tags rollup)", {**month, "granularity": "day", "group_by": "tag",
                                                       "limit": 1000}),
     ]
@@ -297,8 +329,8 @@ async def query_latency(settings: CommonSettings, database_url: str, rows: int, 
     return results
 
 
-async def prepare_database(settings: CommonSettings) -> str:
-    database_url = db.with_database(settings.database_url, BENCH_DB)
+async def prepare_database(settings: CommonSettings, name: str) -> str:
+    database_url = db.with_database(settings.database_url, name)
     await db.drop_database(database_url)
     await db.ensure_database(database_url)
     await migrations.migrate(database_url)
@@ -313,30 +345,36 @@ async def prepare_database(settings: CommonSettings) -> str:
 
 async def main_async(args: argparse.Namespace) -> None:
     settings = CommonSettings()
-    database_url = await prepare_database(settings)
+    database_url = await prepare_database(settings, args.database or f"llmops_bench_billing_{os.getpid()}")
     events = realistic_events(args.events, "bench")
-    rates: dict[str, list[float]] = {"baseline": [], "billing": []}
+    variants = {label: dict(kv.split("=", 1) for kv in spec.split(";") if kv) for label, spec in args.variant or []}
+    rates: dict[str, list[float]] = {"baseline": [], "billing": [], **{label: [] for label in variants}}
     for r in range(args.rounds):
-        for role in ("baseline", "billing"):
-            processes = args.billing_workers if role == "billing" else 1
-            rates[role].append(await timed_round(settings, database_url, role, events, processes))
-        print(f"round {r + 1}: raw COPY consumer {rates['baseline'][-1]:,.0f} ev/s, "
-              f"billing worker {rates['billing'][-1]:,.0f} ev/s", flush=True)
-    latency = await query_latency(settings, database_url, args.ledger_rows, args.samples)
+        for role in ("baseline", "billing", *variants):
+            processes = 1 if role == "baseline" else args.billing_workers
+            kind = "baseline" if role == "baseline" else "billing"
+            rates[role].append(await timed_round(settings, database_url, kind, events, processes=processes,
+                                                 extra_env=variants.get(role)))
+        print(f"round {r + 1}: " + ", ".join(f"{role} {rates[role][-1]:,.0f} ev/s" for role in rates), flush=True)
+    latency = await query_latency(settings, database_url, args.ledger_rows, args.samples) if args.ledger_rows else []
 
-    base, billing = statistics.median(rates["baseline"]), statistics.median(rates["billing"])
-    print()
-    print(f"events: {len(events):,} per round, {args.rounds} rounds, 6 partitions; consumer processes: "
-          f"baseline 1, billing {args.billing_workers}")
-    print(f"{'end-to-end (produce -> rows committed)':<46} {'median ev/s':>12}")
-    print(f"{'raw aiokafka consumer + COPY (baseline)':<46} {base:>12,.0f}")
-    print(f"{'billing worker (ledger + rollups + budgets)':<46} {billing:>12,.0f}")
-    print(f"{'ratio billing/baseline (target >= 0.5)':<46} {billing / base:>12.2f}")
-    print()
+    if args.rounds:
+        base, billing = statistics.median(rates["baseline"]), statistics.median(rates["billing"])
+        print()
+        print(f"events: {len(events):,} per round, {args.rounds} rounds, 6 partitions; consumer processes: "
+              f"baseline 1, billing {args.billing_workers}")
+        print(f"{'end-to-end (produce -> rows committed)':<46} {'median ev/s':>12}")
+        print(f"{'raw aiokafka consumer + COPY (baseline)':<46} {base:>12,.0f}")
+        print(f"{'billing worker (ledger + rollups + budgets)':<46} {billing:>12,.0f}")
+        print(f"{'ratio billing/baseline (target >= 0.5)':<46} {billing / base:>12.2f}")
+        for label in variants:
+            rate = statistics.median(rates[label])
+            print(f"{'variant ' + label:<46} {rate:>12,.0f}   ratio {rate / base:.2f}")
+        print()
     print(f"usage queries over {args.ledger_rows:,} ledger rows of one month, through GET /v1/usage:")
-    print(f"{'query':<44} {'source':<8} {'rows':>6} {'events':>9} {'n':>4} {'p50 ms':>8} {'p95 ms':>8}")
+    print(f"{'query':<44} {'source':<13} {'rows':>6} {'events':>9} {'n':>4} {'p50 ms':>8} {'p95 ms':>8}")
     for name, source, n_rows, total, n, p50, p95 in latency:
-        print(f"{name:<44} {source:<8} {n_rows:>6} {total:>9,} {n:>4} {p50:>8.1f} {p95:>8.1f}")
+        print(f"{name:<44} {source:<13} {n_rows:>6} {total:>9,} {n:>4} {p50:>8.1f} {p95:>8.1f}")
     print("(target: p95 < 100 ms for a month's usage query)")
     if not args.keep_db:
         await db.drop_database(database_url)
@@ -349,8 +387,12 @@ def main() -> None:
     parser.add_argument("--ledger-rows", type=int, default=1_000_000)
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--database", help="the bench database's name (default: llmops_bench_billing_<pid>)")
     parser.add_argument("--billing-workers", type=int, default=1,
                         help="billing worker processes in the consumer group (the baseline always has one)")
+    parser.add_argument("--variant", nargs=2, action="append", metavar=("LABEL", "ENV"),
+                        help="also time a billing worker with these environment variables ('K=V;K2=V2'), "
+                             "interleaved with the others in every round")
     parser.add_argument("--role", default="bench", choices=["bench", "baseline"])
     parser.add_argument("--topic")
     parser.add_argument("--group")

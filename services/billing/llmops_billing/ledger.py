@@ -2,14 +2,17 @@
 
 `ledger_row` is the worker's transform (interaction + catalogue -> row, or None when the event is not
 billable); `repriced` prices a stored row again after a price correction. Both price with
-`cost.price_usage`, the one pricing function. `rollup_deltas` and `dimension_deltas` say what rows add to
-(or, re-priced, take from) the rollups. No I/O: `store.ledger` writes rows, `store.rollups` the deltas.
+`cost.price_usage`, the one pricing function. `rollup_deltas`, `dimension_deltas` and `narrow_deltas` say
+what rows add to (or, re-priced, take from) the rollups. No I/O: `store.ledger` writes rows, `store.rollups` the deltas.
 
 Privacy: a row holds the event's `user_id` only as its pseudonym (`llmops_shared.privacy.pseudonym`, under
 the operator's `LLMOPS_PSEUDONYM_KEY`: the same one the guardrails worker writes into clean events) and its
 tags scrubbed (`privacy.scrub`: e-mail addresses, phone and card numbers, IBANs, IP addresses and
 credentials replaced by their labels). Nothing else of the event's free text (metadata, error message,
 span name, messages) is kept.
+
+The narrow rollups: `usage_hourly_totals` (per tenant and hour, no other key) and `usage_monthly_users`
+(per tenant, UTC month and user pseudonym, '' when none): what a month by hour and a month by user read.
 
 The by-user and by-tag daily rollups: `usage_daily_users` keys a row's user pseudonym ('' when none);
 `usage_daily_tags` adds a row once under EACH of its tags ('' when it has none), so per-tag sums
@@ -29,7 +32,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from llmops_billing.billable import Billable
 from llmops_billing.cost import TokenCounts, UnpricedReason, price_usage
@@ -38,7 +43,6 @@ from llmops_billing.normalise import normalise_model, normalise_provider, provid
 from llmops_billing.prices import PriceCatalogue, PriceMatch
 from llmops_shared.contract import Interaction, SpanKind, Status, Usage
 from llmops_shared.privacy import DEV_PSEUDONYM_KEY, pseudonym_or_none, scrub_all
-from llmops_shared.usage_events import UsageMessage
 
 BILLABLE_KINDS = frozenset({SpanKind.LLM, SpanKind.EMBEDDING})
 
@@ -145,14 +149,29 @@ def ledger_row(interaction: Interaction | Billable, catalogue: PriceCatalogue, *
 _NO_USAGE = Usage()
 
 
-def usage_message(row: LedgerRow) -> UsageMessage:
-    """The `billing.usage` message of an inserted row (ids, tokens and money only)."""
-    return UsageMessage(
-        tenant_id=row.tenant_id, app_id=row.app_id, event_id=row.event_id, occurred_at=row.occurred_at,
-        environment=row.environment, provider=row.provider, model=row.model,
-        prompt_name=row.prompt_name, prompt_version=row.prompt_version, prompt_variant=row.prompt_variant,
-        input_tokens=row.input_tokens, output_tokens=row.output_tokens,
-        cost_total=None if row.cost_total is None else str(row.cost_total), unpriced=row.unpriced)
+class UsageRecord(NamedTuple):
+    """One `billing.usage` message as it goes to Kafka: key `tenant_id/app_id`, value the JSON of a
+    `llmops_shared.usage_events.UsageMessage`; with its row's identity (the outbox's key)."""
+
+    tenant_id: str
+    event_id: uuid.UUID
+    key: bytes
+    value: bytes
+
+
+def usage_record(row: LedgerRow) -> UsageRecord:
+    """The `billing.usage` message of an inserted row (ids, tokens and money only), serialised straight from
+    the row (a ledger row's fields already have the message's types; building the pydantic model for each
+    row cost the worker more than pricing it). `UsageMessage.model_validate_json` reads it back."""
+    return UsageRecord(row.tenant_id, row.event_id, f"{row.tenant_id}/{row.app_id}".encode(), orjson.dumps({
+        "tenant_id": row.tenant_id, "app_id": row.app_id, "event_id": row.event_id, "occurred_at": row.occurred_at,
+        "environment": row.environment, "provider": row.provider, "model": row.model,
+        "prompt_name": row.prompt_name, "prompt_version": row.prompt_version, "prompt_variant": row.prompt_variant,
+        "input_tokens": row.input_tokens, "output_tokens": row.output_tokens,
+        "cost_total": None if row.cost_total is None else str(row.cost_total), "unpriced": row.unpriced,
+    }, option=orjson.OPT_UTC_Z))
+
+
 _UNPRICED_AMOUNTS: tuple[None, ...] = (None,) * 7
 
 
@@ -238,6 +257,8 @@ COST_COLUMNS = ("cost_input", "cost_cache_read", "cost_cache_write", "cost_outpu
 RollupKey = tuple[str, Any, str, str, str, str, str, str, str]
 # tenant, day, user ('' when none) or tag ('' when none), app, environment, provider, model_key
 DimensionKey = tuple[str, date, str, str, str, str, str]
+TotalsKey = tuple[str, datetime]  # tenant, hour
+MonthlyUserKey = tuple[str, date, str]  # tenant, the month's first day, user ('' when none)
 
 
 @dataclass(slots=True)
@@ -269,6 +290,10 @@ def hour_bucket(at: datetime) -> datetime:
 
 def day_bucket(at: datetime) -> date:
     return at.astimezone(UTC).date()
+
+
+def month_bucket(at: datetime) -> date:
+    return at.astimezone(UTC).date().replace(day=1)
 
 
 def rollup_deltas(rows: Iterable[LedgerRow], removed: Iterable[LedgerRow] = (),
@@ -308,3 +333,18 @@ def dimension_deltas(rows: Iterable[LedgerRow], removed: Iterable[LedgerRow] = (
                 tags.setdefault((row.tenant_id, day, tag, *rest), RollupTotals()).add(row, sign)
     return ({k: v for k, v in users.items() if not v.is_zero()},
             {k: v for k, v in tags.items() if not v.is_zero()})
+
+
+def narrow_deltas(rows: Iterable[LedgerRow], removed: Iterable[LedgerRow] = (),
+                  ) -> tuple[dict[TotalsKey, RollupTotals], dict[MonthlyUserKey, RollupTotals]]:
+    """What `rows` add to `usage_hourly_totals` (per tenant and hour) and `usage_monthly_users` (per tenant,
+    month and user), less what `removed` takes away; keys whose change is nothing at all are left out."""
+    totals: dict[TotalsKey, RollupTotals] = {}
+    users: dict[MonthlyUserKey, RollupTotals] = {}
+    for sign, group in ((-1, removed), (1, rows)):
+        for row in group:
+            totals.setdefault((row.tenant_id, hour_bucket(row.occurred_at)), RollupTotals()).add(row, sign)
+            users.setdefault((row.tenant_id, month_bucket(row.occurred_at), row.user_id or ""),
+                             RollupTotals()).add(row, sign)
+    return ({k: v for k, v in totals.items() if not v.is_zero()},
+            {k: v for k, v in users.items() if not v.is_zero()})

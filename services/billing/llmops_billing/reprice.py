@@ -10,9 +10,10 @@ index. Each chunk is one transaction (retried on a deadlock with a worker):
    the same look-up the worker does, as of each row's own `occurred_at`);
 2. rows whose pricing changed get their new cost columns, `price_version`, `price_tier`, `model_key`
    and `priced_at`;
-3. the DIFFERENCE goes to `usage_hourly`, `usage_daily`, `usage_daily_users` and `usage_daily_tags`: the
-   old row is taken out of its rollup key(s), the new one added to its (possibly new) key(s), so every
-   rollup stays equal to the sum over the ledger;
+3. the DIFFERENCE goes to every rollup (`usage_hourly`, `usage_daily`, `usage_daily_users`,
+   `usage_daily_tags`, `usage_hourly_totals`, `usage_monthly_users`): the old row is taken out of its
+   rollup key(s), the new one added to its (possibly new) key(s), so every rollup stays equal to the sum
+   over the ledger;
 4. budgets the changed rows touch are evaluated again (a correction upwards can cross a threshold);
    their alerts go to the outbox, and the worker's relay sends them.
 
@@ -36,7 +37,7 @@ from decimal import Decimal
 import asyncpg
 
 from llmops_billing.budgets import evaluate_touched
-from llmops_billing.ledger import LedgerRow, dimension_deltas, pricing_changed, repriced, rollup_deltas
+from llmops_billing.ledger import LedgerRow, dimension_deltas, narrow_deltas, pricing_changed, repriced, rollup_deltas
 from llmops_billing.money import EXACT, ZERO
 from llmops_billing.prices import PriceCatalogue
 from llmops_billing.store import ledger as ledger_store
@@ -166,7 +167,9 @@ async def _reprice_chunk(conn: asyncpg.Connection, rows: Sequence[LedgerRow], ca
     await ledger_store.update_pricing(conn, rows=new_rows)
     hourly, daily = rollup_deltas(new_rows, removed=old_rows)
     users, tags = dimension_deltas(new_rows, removed=old_rows)
-    await rollups.apply_rollup_deltas(conn, hourly=hourly, daily=daily, users=users, tags=tags)
+    totals, monthly_users = narrow_deltas(new_rows, removed=old_rows)
+    await rollups.apply_rollup_deltas(conn, hourly=hourly, daily=daily, users=users, tags=tags, totals=totals,
+                                      monthly_users=monthly_users)
     # Models whose last unpriced rows got a price are marked resolved; should they come back unpriced,
     # the worker alerts again.
     await unpriced.mark_resolved(conn, models={(o.tenant_id, o.provider, o.response_model or o.model)

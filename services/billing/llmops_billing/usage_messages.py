@@ -1,6 +1,7 @@
 """`billing.usage`: each inserted ledger row, priced, for the monitors service; sent through an outbox.
 
-The messages (`llmops_shared.usage_events.UsageMessage`, key `tenant_id/app_id`) are written to
+The messages (the JSON of `llmops_shared.usage_events.UsageMessage`, key `tenant_id/app_id`, made by
+`ledger.usage_record`) are written to
 `billing_usage_outbox` in the ledger's transaction (`store.usage_outbox.add`). After the commit the worker
 takes its batch's rows (deleted, locked until its transaction ends), sends them and commits
 (`publish_usage`); `UsageRelay`, a task of every billing worker, takes and sends whatever a crashed process
@@ -21,14 +22,14 @@ from collections.abc import Sequence
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from llmops_billing.ledger import UsageRecord
 from llmops_billing.store import usage_outbox
-from llmops_shared.usage_events import UsageMessage
 from llmops_shared.worker import Resources, is_transient, retry_send
 
 log = logging.getLogger(__name__)
 
 
-async def publish_usage(resources: Resources, topic: str, messages: Sequence[UsageMessage]) -> int:
+async def publish_usage(resources: Resources, topic: str, messages: Sequence[UsageRecord]) -> int:
     """The worker's step after its commit: take the batch's rows (those a relay holds or sent are skipped),
     send them (retried while Kafka refuses), commit the delete. Returns how many were sent. Postgres
     failing meanwhile leaves the rows to the relay."""

@@ -1,7 +1,12 @@
 """The usage-query planner, pure: what a usage question asks, and which table answers it exactly.
 
 `parse_usage_query` validates the API's parameters into a `UsageQuery` (or raises `Invalid` naming the
-parameter); `choose_source` picks the cheapest source that answers it exactly:
+parameter); `choose_source` picks the narrowest table that answers it exactly:
+- `usage_hourly_totals` (one row per tenant and hour) when the query has no grouping and no filter and
+  the range is on whole UTC hours: a month by hour, day or in total reads 744 rows;
+- `usage_monthly_users` (one row per tenant, month and user) when the grouping is `user` alone or none
+  with a `user_id` filter (no other filter), the granularity is month or none, and the range is on
+  whole UTC months: a month by user reads one row per user;
 - `usage_daily` when the range starts and ends on UTC midnights and the grouping has no user or tag;
 - `usage_daily_users` / `usage_daily_tags` when the grouping has `user` or the query filters by user (or
   the grouping has `tag`; not both, and no `prompt`), the granularity is day, month or none, and the range
@@ -65,6 +70,8 @@ class Source(StrEnum):
     DAILY = "daily"
     DAILY_USERS = "daily_users"
     DAILY_TAGS = "daily_tags"
+    HOURLY_TOTALS = "hourly_totals"
+    MONTHLY_USERS = "monthly_users"
 
 
 # Output column -> SQL over the source (`l` is the source's alias; `t.tag` the unnested tag).
@@ -216,12 +223,22 @@ def _aligned(at: datetime, unit: timedelta) -> bool:
     return (at - datetime(1970, 1, 1, tzinfo=UTC)) % unit == timedelta(0)
 
 
+def _month_start(at: datetime) -> bool:
+    return at == at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
 def choose_source(query: UsageQuery) -> Source:
-    """The cheapest source that answers `query` exactly (see the module docstring)."""
+    """The narrowest source that answers `query` exactly (see the module docstring)."""
     hours = _aligned(query.start, timedelta(hours=1)) and _aligned(query.end, timedelta(hours=1))
     days = _aligned(query.start, timedelta(days=1)) and _aligned(query.end, timedelta(days=1))
     by_user = GroupField.USER in query.group_by or "user_id" in query.filters  # users: ledger or by-user rollup
     by_tag = GroupField.TAG in query.group_by
+    if hours and not query.group_by and not query.filters:
+        return Source.HOURLY_TOTALS
+    if (by_user and query.group_by in ((), (GroupField.USER,)) and set(query.filters) <= {"user_id"}
+            and query.granularity in (Granularity.MONTH, None) and _month_start(query.start)
+            and _month_start(query.end)):
+        return Source.MONTHLY_USERS
     if by_user or by_tag:
         # The by-user and by-tag rollups are daily, have one of the two each, and no prompt columns.
         if (by_user and by_tag) or GroupField.PROMPT in query.group_by or not days \
@@ -246,7 +263,8 @@ def usage_row(record: Mapping[str, Any], query: UsageQuery) -> dict[str, Any]:
     for name in ("event_count", "unpriced_count", *TOKEN_COLUMNS):
         out[name] = int(record[name] or 0)
     for name in COST_COLUMNS:
-        out[name] = money_str(record[name] or ZERO)
+        value = record[name]  # exact decimal text from `store.usage` (a Decimal from elsewhere)
+        out[name] = value if isinstance(value, str) else money_str(value or ZERO)
     return out
 
 

@@ -2,14 +2,20 @@
 
     python -m llmops_billing.worker          (or `llmops run billing-worker`)
 
-It is a `BatchHandler` for the suite's `StreamWorker` (poll -> decode -> write in one transaction ->
-publish -> commit offsets), so dead letters, poison isolation, the flood guard and the checkpoint
-order are the shared worker's. Per batch, in ONE transaction:
+It is a `BatchHandler` for the suite's `StreamWorker` (poll -> decode -> prepare -> write in one
+transaction -> publish -> commit offsets), so dead letters, poison isolation, the flood guard and the
+checkpoint order are the shared worker's. Two batches are in flight (`batches_in_flight`): while one is
+in its transaction, waiting on Postgres, the next is polled, decoded and priced.
 
-1. price each event with the catalogue (built-in list + database rows, reloaded before the batch when a
-   price table changed: the process's `ConfigWatcher`; every `price_refresh_s` in any case) and write
-   the ledger rows idempotently (`store.ledger.write_batch`: rows keyed by tenant and event id, rollups
-   only from rows actually inserted);
+`prepare` (outside any transaction) prices each event with the catalogue (built-in list + database
+rows, reloaded before the batch when a price table changed: the process's `ConfigWatcher`; every
+`price_refresh_s` in any case) into its ledger row. An event whose pricing raises is left as it is and
+priced again in `write`, where the shared worker isolates and dead-letters what fails.
+
+Per batch, in ONE transaction:
+
+1. write the ledger rows idempotently (`store.ledger.write_batch`: rows keyed by tenant and event id,
+   rollups only from rows actually inserted);
 2. raise one alert per newly unpriced model (`unpriced_models.alerted_at` is set in this transaction);
 3. evaluate the budgets the inserted rows' spend touches (`budgets.evaluate_touched`): each threshold
    crossing is recorded once per budget and period;
@@ -38,7 +44,9 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeAlias
 
 import asyncpg
 
@@ -46,7 +54,8 @@ from llmops_billing.alerts import Alert, OutboxRelay, send_alerts, unpriced_mode
 from llmops_billing.billable import Billable, decode_billable
 from llmops_billing.budgets import evaluate_touched
 from llmops_billing.catalogue import CatalogueCache, catalogue_cache
-from llmops_billing.ledger import LedgerRow, ledger_row, usage_message
+from llmops_billing.ledger import LedgerRow, UsageRecord, ledger_row, usage_record
+from llmops_billing.prices import PriceCatalogue
 from llmops_billing.settings import BillingSettings
 from llmops_billing.store import outbox, unpriced, usage_outbox
 from llmops_billing.store.ledger import write_batch
@@ -54,17 +63,36 @@ from llmops_billing.store.unpriced import UnpricedModel
 from llmops_billing.usage_messages import UsageRelay, publish_usage
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.config_changes import ConfigWatcher
-from llmops_shared.usage_events import UsageMessage
-from llmops_shared.worker import BatchHandler, EventRef, Message, Resources, is_transient
+from llmops_shared.contract import Interaction
+from llmops_shared.worker import (
+    BatchHandler,
+    DeadLetter,
+    EventRef,
+    Message,
+    Resources,
+    is_transient,
+)
 
 log = logging.getLogger("llmops_billing.worker")
 
 
-class UsageLedgerHandler(BatchHandler[Billable, Alert | UsageMessage]):
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """An event priced ahead of its transaction (`prepare`): its ledger row, None when it is not billable."""
+
+    event: Billable | Interaction
+    row: LedgerRow | None
+
+
+Item: TypeAlias = Billable | Interaction | Priced
+"""What the handler takes: an event as decoded (or a full `Interaction`), or one `prepare` priced."""
+
+
+class UsageLedgerHandler(BatchHandler[Item, Alert | UsageRecord]):
     """Prices interaction events into the usage ledger; see the module docstring.
 
-    `watcher` (one per process) makes price changes count from the next batch; `clock` is what "now" is
-    (`priced_at`, which budget periods are still alerted on, the ledger's partition window).
+    `watcher` (one per process) makes price changes count from the next batch polled; `clock` is what
+    "now" is (`priced_at`, which budget periods are still alerted on, the ledger's partition window).
     """
 
     def __init__(self, settings: BillingSettings, *, catalogues: CatalogueCache | None = None,
@@ -75,33 +103,48 @@ class UsageLedgerHandler(BatchHandler[Billable, Alert | UsageMessage]):
         self.catalogues = catalogues or catalogue_cache(settings, watcher=watcher)
         self.clock = clock
 
-    def decode(self, message: Message) -> Billable:
+    def decode(self, message: Message) -> Item:
         """The fields billing reads, validated by the contract's rules (`billable`: a fast path for them)."""
         return decode_billable(message.value)
 
-    def identify(self, item: Billable) -> EventRef:
-        return EventRef(str(item.event_id), item.tenant_id)
+    def identify(self, item: Item) -> EventRef:
+        event = item.event if isinstance(item, Priced) else item
+        return EventRef(str(event.event_id), event.tenant_id)
 
-    async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Billable]]
-                    ) -> list[Alert | UsageMessage]:
-        catalogue = await self.catalogues.get(conn)
-        now = self.clock()
-        key = self.settings.pseudonym_secret()
-        rows = [row for _, event in items
-                if (row := ledger_row(event, catalogue, priced_at=now, pseudonym_key=key)) is not None]
+    async def prepare(self, items: list[tuple[Message, Item]], resources: Resources
+                      ) -> tuple[list[tuple[Message, Item]], list[DeadLetter]]:
+        """Price the batch outside its transaction (while the batch before waits on Postgres)."""
+        catalogue = await resources.retrying(lambda: self.catalogues.get(resources.pool), what="the price catalogue")
+        now, key = self.clock(), self.settings.pseudonym_secret()
+        return [(message, _priced(event, catalogue, now, key)) for message, event in items
+                if resources.owned(message)], []
+
+    async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Item]]
+                    ) -> list[Alert | UsageRecord]:
+        now, key = self.clock(), self.settings.pseudonym_secret()
+        rows: list[LedgerRow] = []
+        catalogue: PriceCatalogue | None = None
+        for _, item in items:
+            if isinstance(item, Priced):
+                row = item.row
+            else:
+                catalogue = catalogue or await self.catalogues.get(conn)
+                row = ledger_row(item, catalogue, priced_at=now, pseudonym_key=key)
+            if row is not None:
+                rows.append(row)
         result = await write_batch(conn, rows=rows, now=now)
         alerts = await _unpriced_alerts(conn, result.unalerted_unpriced)
         alerts += await evaluate_touched(conn, _touched(result.inserted), now=now,
                                          max_age=timedelta(hours=self.settings.budget_alert_max_age_h))
         await outbox.add(conn, alerts=alerts)
-        usage = [usage_message(row) for row in result.inserted]
+        usage = [usage_record(row) for row in result.inserted]
         await usage_outbox.add(conn, messages=usage)
         return [*alerts, *usage]
 
-    async def publish(self, results: list[Alert | UsageMessage], resources: Resources) -> None:
+    async def publish(self, results: list[Alert | UsageRecord], resources: Resources) -> None:
         """Send the inserted rows' usage messages, then the alerts (below)."""
         await publish_usage(resources, self.settings.usage_topic,
-                            [r for r in results if isinstance(r, UsageMessage)])
+                            [r for r in results if isinstance(r, UsageRecord)])
         await self.publish_alerts([r for r in results if isinstance(r, Alert)], resources)
 
     async def publish_alerts(self, results: list[Alert], resources: Resources) -> None:
@@ -126,6 +169,15 @@ class UsageLedgerHandler(BatchHandler[Billable, Alert | UsageMessage]):
         for alert in mine:
             log.info("alert sent", extra={"rule": alert.rule, "tenant_id": alert.tenant_id,
                                           "alert_id": alert.alert_id, "fingerprint": alert.fingerprint})
+
+
+def _priced(event: Item, catalogue: PriceCatalogue, now: datetime, key: bytes) -> Item:
+    if isinstance(event, Priced):
+        return event
+    try:
+        return Priced(event, ledger_row(event, catalogue, priced_at=now, pseudonym_key=key))
+    except Exception:  # priced again in `write`, where a failing event is isolated and dead-lettered
+        return event
 
 
 def _touched(rows: Sequence[LedgerRow]) -> set[tuple[str, str, datetime]]:

@@ -13,6 +13,7 @@ from llmops_billing.builtin_prices import builtin_catalogue
 from llmops_billing.ledger import LedgerRow, ledger_row
 from llmops_billing.store.ledger import WriteResult, write_batch
 from llmops_shared.contract import Interaction
+from tests.support.billing_rollups import rollups_equal_ledger
 from tests.support.events import make_event
 
 pytestmark = pytest.mark.integration
@@ -38,6 +39,10 @@ async def snapshot(conn: asyncpg.Connection, tenant: str) -> dict[str, Any]:
                                    tenant),
         "daily": await conn.fetch("SELECT * FROM usage_daily WHERE tenant_id = $1 ORDER BY bucket, model_key",
                                   tenant),
+        "hourly_totals": await conn.fetch("SELECT * FROM usage_hourly_totals WHERE tenant_id = $1 ORDER BY bucket",
+                                          tenant),
+        "monthly_users": await conn.fetch("SELECT * FROM usage_monthly_users WHERE tenant_id = $1 "
+                                          "ORDER BY bucket, user_id", tenant),
         "unpriced": await conn.fetch("SELECT * FROM unpriced_models WHERE tenant_id = $1", tenant),
     }
 
@@ -72,6 +77,7 @@ async def test_writing_the_same_batch_twice_changes_nothing(pg_pool: asyncpg.Poo
     async with pg_pool.acquire() as conn:
         after = await snapshot(conn, tenant)
     assert after == before
+    await rollups_equal_ledger(pg_pool, tenant)  # every rollup, the narrow ones included
 
     assert len(before["ledger"]) == 4
     ten = [r for r in before["hourly"] if r["model_key"] == "gpt-4o-mini"]
@@ -101,6 +107,7 @@ async def test_only_the_new_events_of_a_partly_seen_batch_are_added(pg_pool: asy
                                      "WHERE tenant_id = $1", tenant)
     assert (hourly["event_count"], hourly["input_tokens"]) == (2, 300)
     assert hourly["cost_total"] == (old.cost_total or 0) + (new.cost_total or 0)
+    await rollups_equal_ledger(pg_pool, tenant)
 
 
 async def test_a_batch_rolls_back_with_the_callers_transaction(pg_pool: asyncpg.Pool, tenant: str) -> None:

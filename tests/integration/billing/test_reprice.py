@@ -22,6 +22,7 @@ from llmops_billing.store.ledger import write_batch
 from llmops_billing.store.prices import insert_prices
 from llmops_shared.contract import Interaction
 from llmops_shared.settings import CommonSettings
+from tests.support.billing_rollups import rollups_equal_ledger
 from tests.support.events import make_event
 
 pytestmark = pytest.mark.integration
@@ -30,11 +31,6 @@ D = Decimal
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PRICED_AT = datetime(2026, 11, 24, 12, tzinfo=UTC)
-KEY = ("tenant_id", "bucket", "app_id", "environment", "provider", "model_key", "prompt_name", "prompt_version",
-       "prompt_variant")
-SUMS = ("event_count", "unpriced_count", "input_tokens", "output_tokens", "cache_read_input_tokens",
-        "cache_write_input_tokens", "reasoning_tokens", "cost_input", "cost_cache_read", "cost_cache_write",
-        "cost_output", "cost_reasoning", "cost_request", "cost_total")
 
 
 async def write_events(pool: asyncpg.Pool, tenant: str, events: list[dict[str, Any]]) -> None:
@@ -42,40 +38,6 @@ async def write_events(pool: asyncpg.Pool, tenant: str, events: list[dict[str, A
                        priced_at=PRICED_AT) for e in events]
     async with pool.acquire() as conn, conn.transaction():
         await write_batch(conn, rows=[r for r in rows if r is not None])
-
-
-async def rollups_equal_ledger(pool: asyncpg.Pool, tenant: str) -> None:
-    """Every rollup row equals the GROUP BY sum over the ledger, and no rollup row is left over."""
-    ledger_sums = ", ".join(
-        "count(*) AS event_count" if c == "event_count" else
-        "count(*) FILTER (WHERE unpriced) AS unpriced_count" if c == "unpriced_count" else
-        f"coalesce(sum({c}), 0) AS {c}" for c in SUMS)
-    for table, bucket in (("usage_hourly", "date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"),
-                          ("usage_daily", "(occurred_at AT TIME ZONE 'UTC')::date")):
-        expected = await pool.fetch(
-            f"SELECT tenant_id, {bucket} AS bucket, app_id, environment, provider, model_key, prompt_name, "  # noqa: S608
-            f"prompt_version, prompt_variant, {ledger_sums} FROM usage_ledger WHERE tenant_id = $1 "
-            f"GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9", tenant)
-        actual = await pool.fetch(
-            f"SELECT {', '.join(KEY + SUMS)} FROM {table} WHERE tenant_id = $1 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9",  # noqa: S608
-            tenant)
-        assert [tuple(r) for r in actual] == [tuple(r) for r in expected], table
-    # The by-user and by-tag daily rollups (one row per tag of each event; '' when none).
-    day = "(occurred_at AT TIME ZONE 'UTC')::date"
-    for table, dimension, source in (
-            ("usage_daily_users", "coalesce(user_id, '')", "usage_ledger"),
-            ("usage_daily_tags", "t.tag", "usage_ledger CROSS JOIN LATERAL unnest(CASE WHEN cardinality(tags) = 0 "
-                                          "THEN ARRAY['']::text[] ELSE tags END) AS t(tag)")):
-        expected = await pool.fetch(
-            f"SELECT tenant_id, {day} AS bucket, {dimension} AS d, app_id, environment, provider, model_key, "  # noqa: S608
-            f"{ledger_sums} FROM {source} WHERE tenant_id = $1 "
-            f'GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, {dimension} COLLATE "C", 4, 5, 6, 7', tenant)
-        name = "user_id" if table == "usage_daily_users" else "tag"
-        actual = await pool.fetch(
-            f"SELECT tenant_id, bucket, {name}, app_id, environment, provider, model_key, {', '.join(SUMS)} "  # noqa: S608
-            f'FROM {table} WHERE tenant_id = $1 ORDER BY 1, 2, {name} COLLATE "C", 4, 5, 6, 7', tenant)
-        assert [tuple(r) for r in actual] == [tuple(r) for r in expected], table
-        assert actual, table
 
 
 async def test_reprice_applies_a_correction_and_keeps_rollups_equal_to_the_ledger(

@@ -24,6 +24,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from llmops_billing.ledger import UsageRecord
 from llmops_billing.settings import BillingSettings
 from llmops_billing.usage_messages import UsageRelay
 from llmops_billing.worker import UsageLedgerHandler
@@ -135,7 +136,8 @@ async def test_two_relays_send_each_pending_row_once(stack: CommonSettings, pg_p
     messages = [UsageMessage(tenant_id=tenant, app_id="bot", event_id=uuid.uuid4(), occurred_at=WORKER_NOW,
                              environment="production", cost_total="0.5") for _ in range(300)]
     async with pg_pool.acquire() as conn, conn.transaction():
-        await usage_outbox.add(conn, messages=messages)
+        await usage_outbox.add(conn, messages=[UsageRecord(m.tenant_id, m.event_id, m.key, m.to_json())
+                                               for m in messages])
     topic = billing_worker.settings.usage_topic
     since = await end_offsets(stack.kafka_bootstrap, topic)
     relays = [UsageRelay(pg_pool, billing_worker.producer, topic=topic, interval_s=1, min_age_s=0, batch=7)

@@ -13,13 +13,16 @@ from llmops_billing.ledger import (
     COLUMNS,
     dimension_deltas,
     ledger_row,
+    narrow_deltas,
     pricing_changed,
     repriced,
     rollup_deltas,
+    usage_record,
 )
 from llmops_billing.prices import ModelPrice, PriceCatalogue, TenantDiscount
 from llmops_shared.contract import Interaction
 from llmops_shared.privacy import DEV_PSEUDONYM_KEY, pseudonym
+from llmops_shared.usage_events import UsageMessage
 from tests.support.events import make_event
 
 D = Decimal
@@ -221,3 +224,40 @@ def test_the_by_user_and_by_tag_deltas_count_an_event_under_each_tag() -> None:
     assert all(d.event_count == 1 and d.costs[-1] == tagged.cost_total for d in tags.values())
     day = tagged.occurred_at.date()
     assert ("acme", day, "a", tagged.app_id, tagged.environment, tagged.provider, tagged.model_key) in tags
+
+
+@pytest.mark.parametrize("overrides", [
+    {"usage": {"input_tokens": 1000, "output_tokens": 100}, "prompt": {"name": "triage", "version": "3",
+                                                                      "variant": "b"}},
+    {"model": "mystery-model", "occurred_at": "2026-11-24T10:15:00.123456+01:00"},  # unpriced; microseconds
+    {"environment": "staging", "occurred_at": "2026-11-24T00:00:00Z"},
+])
+def test_the_usage_record_reads_back_as_the_usage_message_of_its_row(overrides: dict[str, Any]) -> None:
+    row = ledger_row(event(**overrides), CATALOGUE, priced_at=PRICED_AT)
+    assert row is not None
+    record = usage_record(row)
+    assert record.key == f"{row.tenant_id}/{row.app_id}".encode()
+    assert UsageMessage.model_validate_json(record.value) == UsageMessage(
+        tenant_id=row.tenant_id, app_id=row.app_id, event_id=row.event_id, occurred_at=row.occurred_at,
+        environment=row.environment, provider=row.provider, model=row.model, prompt_name=row.prompt_name,
+        prompt_version=row.prompt_version, prompt_variant=row.prompt_variant, input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens, cost_total=None if row.cost_total is None else str(row.cost_total),
+        unpriced=row.unpriced)
+
+
+def test_narrow_deltas_are_per_tenant_hour_and_per_tenant_month_user() -> None:
+    rows = [ledger_row(event(occurred_at=f"2026-11-30T23:{m:02d}:00Z", user_id=user,
+                             usage={"input_tokens": 10, "output_tokens": 1}), CATALOGUE, priced_at=PRICED_AT)
+            for m, user in ((0, "u-1"), (10, "u-1"), (20, None))]
+    december = ledger_row(event(occurred_at="2026-12-01T00:00:00Z", user_id="u-1",
+                                usage={"input_tokens": 10, "output_tokens": 1}), CATALOGUE, priced_at=PRICED_AT)
+    assert all(rows) and december is not None
+    totals, users = narrow_deltas([*(r for r in rows if r), december])
+    assert {k: v.event_count for k, v in totals.items()} == {
+        ("globex", datetime(2026, 11, 30, 23, tzinfo=UTC)): 3, ("globex", datetime(2026, 12, 1, tzinfo=UTC)): 1}
+    u1 = pseudonym("globex", "u-1", DEV_PSEUDONYM_KEY)
+    assert {k: v.event_count for k, v in users.items()} == {
+        ("globex", date(2026, 11, 1), u1): 2, ("globex", date(2026, 11, 1), ""): 1,
+        ("globex", date(2026, 12, 1), u1): 1}
+    moved, _ = narrow_deltas([december], removed=[december])  # re-priced to the same: nothing at all
+    assert moved == {}

@@ -66,24 +66,41 @@ def test_filters_are_normalised_like_the_ledger() -> None:
     assert dict(q.filters) == {"model": "gpt-4o-mini", "provider": "azure"}
 
 
+U = "u_0123456789abcdef0123"
+
+
 @pytest.mark.parametrize(("kw", "source"), [
-    ({}, Source.DAILY),
-    ({"granularity": "month"}, Source.DAILY),
-    ({"granularity": "hour"}, Source.HOURLY),
-    ({"start": NOV + timedelta(hours=5)}, Source.HOURLY),
+    # no grouping, no filter, whole hours: the per-tenant hourly totals, whatever the granularity
+    ({}, Source.HOURLY_TOTALS),
+    ({"granularity": "month"}, Source.HOURLY_TOTALS),
+    ({"granularity": "hour"}, Source.HOURLY_TOTALS),
+    ({"start": NOV + timedelta(hours=5)}, Source.HOURLY_TOTALS),
     ({"start": NOV + timedelta(minutes=5)}, Source.LEDGER),
     ({"granularity": "hour", "end": DEC - timedelta(seconds=1)}, Source.LEDGER),
+    # a grouping or a filter: the rollups with those columns
+    ({"group_by": "model"}, Source.DAILY),
+    ({"filters": {"app_id": "bot"}, "granularity": "month"}, Source.DAILY),
+    ({"group_by": "model", "granularity": "hour"}, Source.HOURLY),
+    ({"group_by": "model", "start": NOV + timedelta(hours=5)}, Source.HOURLY),
+    ({"group_by": "model", "start": NOV + timedelta(minutes=5)}, Source.LEDGER),
+    # users: by month on whole months, the monthly by-user rollup; by day, or with other columns, the daily one
+    ({"group_by": "user", "granularity": "month"}, Source.MONTHLY_USERS),
+    ({"filters": {"user_id": U}, "granularity": "month"}, Source.MONTHLY_USERS),
+    ({"group_by": "user", "granularity": "month", "end": DEC + timedelta(days=31)}, Source.MONTHLY_USERS),
     ({"group_by": "user"}, Source.DAILY_USERS),
+    ({"group_by": "user", "granularity": "month", "start": NOV + timedelta(days=1)}, Source.DAILY_USERS),
+    ({"group_by": "app,user", "granularity": "month"}, Source.DAILY_USERS),
+    ({"group_by": "user", "granularity": "month", "filters": {"app_id": "bot"}}, Source.DAILY_USERS),
+    ({"filters": {"user_id": U}}, Source.DAILY_USERS),
     ({"group_by": "app,tag", "granularity": "month"}, Source.DAILY_TAGS),
     ({"group_by": "user", "granularity": "hour"}, Source.LEDGER),
     ({"group_by": "tag", "start": NOV + timedelta(hours=5)}, Source.LEDGER),
     ({"group_by": "user,tag"}, Source.LEDGER),
     ({"group_by": "prompt,user"}, Source.LEDGER),
-    ({"filters": {"user_id": "u_0123456789abcdef0123"}}, Source.DAILY_USERS),
-    ({"filters": {"user_id": "u_0123456789abcdef0123"}, "group_by": "tag"}, Source.LEDGER),
-    ({"filters": {"user_id": "u_0123456789abcdef0123"}, "granularity": "hour"}, Source.LEDGER),
+    ({"filters": {"user_id": U}, "group_by": "tag"}, Source.LEDGER),
+    ({"filters": {"user_id": U}, "granularity": "hour"}, Source.LEDGER),
 ])
-def test_the_cheapest_exact_source_is_chosen(kw: dict[str, Any], source: Source) -> None:
+def test_the_narrowest_exact_source_is_chosen(kw: dict[str, Any], source: Source) -> None:
     assert choose_source(query(**kw)) is source
 
 
@@ -128,11 +145,19 @@ def test_the_sql_is_scoped_to_the_tenant_and_keyset_paged() -> None:
     tag_sql, tag_args = build_usage_sql(query(group_by="model,tag"), tenant_id="acme")
     assert "FROM usage_daily_tags l" in tag_sql and "l.tag AS tag" in tag_sql and "unnest" not in tag_sql
     assert "l.bucket >= '2026-11-01'::date AND l.bucket < '2026-12-01'::date" in tag_sql and tag_args == ["acme", 101]
-    user_sql, _ = build_usage_sql(query(group_by="user", granularity="month"), tenant_id="acme")
+    user_sql, _ = build_usage_sql(query(group_by="user"), tenant_id="acme")
     assert "FROM usage_daily_users l" in user_sql and "l.user_id AS user_id" in user_sql
+    month_sql, _ = build_usage_sql(query(group_by="user", granularity="month"), tenant_id="acme")
+    assert "FROM usage_monthly_users l" in month_sql and "l.user_id AS user_id" in month_sql
+    assert "l.bucket >= '2026-11-01'::date AND l.bucket < '2026-12-01'::date" in month_sql
+    totals_sql, totals_args = build_usage_sql(query(granularity="hour"), tenant_id="acme")
+    assert "FROM usage_hourly_totals l" in totals_sql and totals_args[1:3] == [NOV, DEC]
     daily_sql, daily_args = build_usage_sql(query(granularity="month", filters={"app_id": "bot"}), tenant_id="acme")
     assert "FROM usage_daily l" in daily_sql and "l.app_id = $4" in daily_sql
     assert daily_args[1:3] == [NOV.date(), DEC.date()]
+    # money comes back as the text the API shows (no Decimal round trip per row and column)
+    assert "trim_scale(sum(l.cost_total))::text AS cost_total" in totals_sql
+    assert "trim_scale(coalesce(sum(l.cost_total), 0))::text AS cost_total" in sql
     summary_sql, _ = build_usage_sql(replace(query(), granularity=None), tenant_id="acme")
     assert "GROUP BY" not in summary_sql and "ORDER BY" not in summary_sql
 

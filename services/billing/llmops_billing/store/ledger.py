@@ -13,9 +13,9 @@
    is a no-op; the ledger insert also skips a row it already has, should `usage_events_seen` have lost that
    month to retention). An event id is the tenant's own: another tenant's event with the same id is
    another event, billed to that tenant once (migration billing/0006);
-3. add only those inserted rows to `usage_hourly`, `usage_daily`, `usage_daily_users` and
-   `usage_daily_tags` (2 and 3 are one SQL statement: the rollups are grouped in Postgres from the ledger
-   insert's RETURNING rows; `store.rollups`);
+3. add only those inserted rows to `usage_hourly`, `usage_daily`, `usage_daily_users`,
+   `usage_daily_tags`, `usage_hourly_totals` and `usage_monthly_users` (2 and 3 are one SQL statement:
+   the rollups are grouped in Postgres from the ledger insert's RETURNING rows; `store.rollups`);
 4. count unpriced models in `unpriced_models` (`store.unpriced`), returning those not yet alerted on.
 
 Re-pricing reads a tenant's rows in locked keyset chunks (`lock_chunk`) and writes the new pricing
@@ -34,7 +34,7 @@ from typing import Any
 import asyncpg
 
 from llmops_billing.ledger import COLUMNS, COST_COLUMNS, PRICING_COLUMNS, TOKEN_COLUMNS, LedgerRow, row_from_record
-from llmops_billing.store.rollups import TAG_KEY, USER_KEY, rollup_from_inserted
+from llmops_billing.store.rollups import MONTHLY_USERS_KEY, TAG_KEY, TOTALS_KEY, USER_KEY, rollup_from_inserted
 from llmops_billing.store.unpriced import UnpricedModel, count_unpriced
 from llmops_shared.clock import utc_now
 from llmops_shared.partitions import window_sql
@@ -71,6 +71,7 @@ _RETURNED = ("event_id", "occurred_at", "tenant_id", "app_id", "environment", "p
              *COST_COLUMNS)  # what the rollups need
 _HOUR_OF = "date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 _DAY_OF = "(occurred_at AT TIME ZONE 'UTC')::date"
+_MONTH_OF = "date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date"
 # One row per tag of each inserted row ('' when it has none): `ledger.row_tags`.
 _INSERTED_TAGS = ("inserted CROSS JOIN LATERAL unnest(CASE WHEN cardinality(inserted.tags) = 0 THEN ARRAY['']::text[] "
                   "ELSE inserted.tags END) AS t(tag)")
@@ -105,6 +106,11 @@ def _insert_sql() -> str:
             {rollup_from_inserted("usage_daily_users", _DAY_OF, key=USER_KEY, user_of="coalesce(user_id, '')")}
         ), daily_tags AS (
             {rollup_from_inserted("usage_daily_tags", _DAY_OF, key=TAG_KEY, source=_INSERTED_TAGS)}
+        ), hourly_totals AS (
+            {rollup_from_inserted("usage_hourly_totals", _HOUR_OF, key=TOTALS_KEY)}
+        ), monthly_users AS (
+            {rollup_from_inserted("usage_monthly_users", _MONTH_OF, key=MONTHLY_USERS_KEY,
+                                  user_of="coalesce(user_id, '')")}
         )
         SELECT tenant_id, event_id FROM inserted
     """  # noqa: S608

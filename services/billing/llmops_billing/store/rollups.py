@@ -1,8 +1,10 @@
-"""The rollups: `usage_hourly`, `usage_daily`, `usage_daily_users` and `usage_daily_tags`.
+"""The rollups: `usage_hourly`, `usage_daily`, `usage_daily_users`, `usage_daily_tags`,
+`usage_hourly_totals` and `usage_monthly_users`.
 
 Each is a sum over the ledger per key: the hourly and daily ones per tenant, bucket, app, environment,
 provider, model key and prompt; the by-user and by-tag ones per tenant, day, user (or tag), app,
-environment, provider and model key. The worker adds the rows it inserted in the same statement as the
+environment, provider and model key; the narrow ones per tenant and hour (`usage_hourly_totals`) and per
+tenant, month and user (`usage_monthly_users`). The worker adds the rows it inserted in the same statement as the
 ledger insert (`rollup_from_inserted`, used by `store.ledger`); re-pricing moves differences with
 `apply_rollup_deltas`. Rows are always written in key order, so concurrent writers lock them in one order.
 """
@@ -14,12 +16,22 @@ from typing import Any
 
 import asyncpg
 
-from llmops_billing.ledger import COST_COLUMNS, TOKEN_COLUMNS, DimensionKey, RollupKey, RollupTotals
+from llmops_billing.ledger import (
+    COST_COLUMNS,
+    TOKEN_COLUMNS,
+    DimensionKey,
+    MonthlyUserKey,
+    RollupKey,
+    RollupTotals,
+    TotalsKey,
+)
 
 ROLLUP_KEY = ("tenant_id", "bucket", "app_id", "environment", "provider", "model_key", "prompt_name",
               "prompt_version", "prompt_variant")
 USER_KEY = ("tenant_id", "bucket", "user_id", "app_id", "environment", "provider", "model_key")
 TAG_KEY = ("tenant_id", "bucket", "tag", "app_id", "environment", "provider", "model_key")
+TOTALS_KEY = ("tenant_id", "bucket")
+MONTHLY_USERS_KEY = ("tenant_id", "bucket", "user_id")
 _COUNTS = ("event_count", "unpriced_count", *TOKEN_COLUMNS)
 
 
@@ -75,25 +87,33 @@ _TABLES = {
                           _delete_empty_sql("usage_daily_users", "date", USER_KEY), len(USER_KEY)),
     "usage_daily_tags": (_upsert_sql("usage_daily_tags", "date", TAG_KEY),
                          _delete_empty_sql("usage_daily_tags", "date", TAG_KEY), len(TAG_KEY)),
+    "usage_hourly_totals": (_upsert_sql("usage_hourly_totals", "timestamptz", TOTALS_KEY),
+                            _delete_empty_sql("usage_hourly_totals", "timestamptz", TOTALS_KEY), len(TOTALS_KEY)),
+    "usage_monthly_users": (_upsert_sql("usage_monthly_users", "date", MONTHLY_USERS_KEY),
+                            _delete_empty_sql("usage_monthly_users", "date", MONTHLY_USERS_KEY),
+                            len(MONTHLY_USERS_KEY)),
 }
 
 
 async def apply_rollup_deltas(conn: asyncpg.Connection, *, hourly: dict[RollupKey, RollupTotals],
                               daily: dict[RollupKey, RollupTotals],
                               users: dict[DimensionKey, RollupTotals] | None = None,
-                              tags: dict[DimensionKey, RollupTotals] | None = None) -> None:
-    """Add the deltas (`ledger.rollup_deltas`, `ledger.dimension_deltas`) to the four rollups, in the
-    caller's transaction; rollup rows that end with no events at all (re-pricing moved them to another
-    key) are deleted."""
+                              tags: dict[DimensionKey, RollupTotals] | None = None,
+                              totals: dict[TotalsKey, RollupTotals] | None = None,
+                              monthly_users: dict[MonthlyUserKey, RollupTotals] | None = None) -> None:
+    """Add the deltas (`ledger.rollup_deltas`, `ledger.dimension_deltas`, `ledger.narrow_deltas`) to the
+    rollups, in the caller's transaction; rollup rows that end with no events at all (re-pricing moved
+    them to another key) are deleted."""
     deltas_of: dict[str, dict[Any, RollupTotals] | None] = {
-        "usage_hourly": hourly, "usage_daily": daily, "usage_daily_users": users, "usage_daily_tags": tags}
+        "usage_hourly": hourly, "usage_daily": daily, "usage_daily_users": users, "usage_daily_tags": tags,
+        "usage_hourly_totals": totals, "usage_monthly_users": monthly_users}
     for table, deltas in deltas_of.items():
         if not deltas:
             continue
         upsert, delete_empty, width = _TABLES[table]
         columns: list[list[Any]] = [[] for _ in range(width + len(_COUNTS) + len(COST_COLUMNS))]
-        for key, totals in sorted(deltas.items()):  # one lock order for concurrent writers
-            values = (*key, totals.event_count, totals.unpriced_count, *totals.tokens, *totals.costs)
+        for key, change in sorted(deltas.items()):  # one lock order for concurrent writers
+            values = (*key, change.event_count, change.unpriced_count, *change.tokens, *change.costs)
             for i, value in enumerate(values):
                 columns[i].append(value)
         await conn.execute(upsert, *columns)

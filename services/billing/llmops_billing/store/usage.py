@@ -1,8 +1,10 @@
 """The API's reads over the ledger and the rollups: usage pages, CSV exports and statement lines.
 
 `build_usage_sql` turns a planned `UsageQuery` (`usage_query.py`: the source is chosen there) into one
-statement; `usage_records` reads a page of it, `usage_export` streams all of it from a server-side
-cursor. `statement_records` reads a month's line items, totals and unpriced events in one snapshot.
+statement (money sums come back as exact decimal text without trailing zeros, `trim_scale(...)::text`,
+which is what the API shows: decoding a NUMERIC into a `Decimal` and formatting it again cost the API
+more per row than the query did); `usage_records` reads a page of it, `usage_export` streams all of it
+from a server-side cursor. `statement_records` reads a month's line items, totals and unpriced events in one snapshot.
 Every statement is scoped to one tenant (`l.tenant_id = $1`).
 """
 
@@ -18,7 +20,14 @@ import asyncpg
 from llmops_billing.ledger import COST_COLUMNS, TOKEN_COLUMNS
 from llmops_billing.usage_query import GroupField, Source, UsageQuery, choose_source
 
-_DIMENSION_TABLES = {Source.DAILY_USERS: "usage_daily_users l", Source.DAILY_TAGS: "usage_daily_tags l"}
+_ROLLUP_TABLES = {Source.HOURLY: "usage_hourly l", Source.HOURLY_TOTALS: "usage_hourly_totals l",
+                  Source.DAILY: "usage_daily l", Source.DAILY_USERS: "usage_daily_users l",
+                  Source.DAILY_TAGS: "usage_daily_tags l", Source.MONTHLY_USERS: "usage_monthly_users l"}
+_HOURLY_SOURCES = (Source.HOURLY, Source.HOURLY_TOTALS)
+# Rollups that store a dimension the ledger computes: '' for no user or no tag, as the ledger's
+# expressions give it.
+_STORED_DIMENSIONS = {Source.DAILY_USERS: {"user_id": "l.user_id"}, Source.DAILY_TAGS: {"tag": "l.tag"},
+                      Source.MONTHLY_USERS: {"user_id": "l.user_id"}}
 
 
 def build_usage_sql(query: UsageQuery, *, tenant_id: str, page: bool = True) -> tuple[str, list[Any]]:
@@ -38,26 +47,25 @@ def build_usage_sql(query: UsageQuery, *, tenant_id: str, page: bool = True) -> 
         bucket_of = "l.occurred_at"
         measures = ["count(*)::bigint AS event_count", "(count(*) FILTER (WHERE l.unpriced))::bigint AS unpriced_count"]
         measures += [f"coalesce(sum(l.{c}), 0)::bigint AS {c}" for c in TOKEN_COLUMNS]
-        measures += [f"coalesce(sum(l.{c}), 0) AS {c}" for c in COST_COLUMNS]
+        measures += [f"trim_scale(coalesce(sum(l.{c}), 0))::text AS {c}" for c in COST_COLUMNS]
     else:
-        table = (_DIMENSION_TABLES.get(source)
-                 or ("usage_hourly l" if source is Source.HOURLY else "usage_daily l"))
+        table = _ROLLUP_TABLES[source]
         time_column = "l.bucket"
-        if source in _DIMENSION_TABLES:
+        if source in _STORED_DIMENSIONS:
             # Literal days (our own `date`s, not input text): with parameters, the generic plan a prepared
             # statement switches to after five runs guesses a few hundred rows for any range and sorts tens
             # of thousands on disk (twice as slow); with literals every plan knows the range's size.
             start_arg, end_arg = (f"'{query.start.date().isoformat()}'::date",
                                   f"'{query.end.date().isoformat()}'::date")
             bucket_of = "(l.bucket::timestamp AT TIME ZONE 'UTC')"
-        elif source is not Source.HOURLY:
+        elif source not in _HOURLY_SOURCES:
             start_arg, end_arg = arg(query.start.date()), arg(query.end.date())
             bucket_of = "(l.bucket::timestamp AT TIME ZONE 'UTC')"
         else:
             start_arg, end_arg = arg(query.start), arg(query.end)
             bucket_of = "l.bucket"
         measures = [f"sum(l.{c})::bigint AS {c}" for c in ("event_count", "unpriced_count", *TOKEN_COLUMNS)]
-        measures += [f"sum(l.{c}) AS {c}" for c in COST_COLUMNS]
+        measures += [f"trim_scale(sum(l.{c}))::text AS {c}" for c in COST_COLUMNS]
 
     select: list[str] = []
     names: list[str] = []
@@ -65,8 +73,7 @@ def build_usage_sql(query: UsageQuery, *, tenant_id: str, page: bool = True) -> 
         select.append(f"date_trunc('{query.granularity.value}', {bucket_of} AT TIME ZONE 'UTC') "
                       "AT TIME ZONE 'UTC' AS bucket")
         names.append("bucket")
-    # The by-user and by-tag rollups hold '' for no user or no tag, as the ledger's expressions give it.
-    rollup_columns = {"user_id": "l.user_id", "tag": "l.tag"} if source in _DIMENSION_TABLES else {}
+    rollup_columns = _STORED_DIMENSIONS.get(source, {})
     for name, expression in query.columns:
         select.append(f"{rollup_columns.get(name, expression)} AS {name}")
         names.append(name)

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from llmops_shared.usage_events import UsageMessage
+from llmops_billing.ledger import UsageRecord
 
 
-async def add(conn: asyncpg.Connection, *, messages: Sequence[UsageMessage]) -> None:
+async def add(conn: asyncpg.Connection, *, messages: Sequence[UsageRecord]) -> None:
     """In the caller's transaction (the ledger's)."""
     if not messages:
         return
@@ -26,11 +26,11 @@ async def add(conn: asyncpg.Connection, *, messages: Sequence[UsageMessage]) -> 
            SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])
            ON CONFLICT (tenant_id, event_id) DO NOTHING""",
         [m.tenant_id for m in messages], [m.event_id for m in messages], [m.key.decode() for m in messages],
-        [m.to_json().decode() for m in messages],
+        [m.value.decode() for m in messages],
     )
 
 
-async def take(conn: asyncpg.Connection, *, messages: Sequence[UsageMessage]) -> list[asyncpg.Record]:
+async def take(conn: asyncpg.Connection, *, messages: Sequence[UsageRecord]) -> list[asyncpg.Record]:
     """In the caller's transaction: delete those of `messages` still in the outbox and not held by another
     transaction; returns their `msg_key` and `payload` (the caller sends those, then commits)."""
     return await conn.fetch(
