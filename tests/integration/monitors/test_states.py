@@ -45,3 +45,7 @@ async def test_pending_ok_and_firing_groups(pg_pool: asyncpg.Pool) -> None:
     assert found[loud] == {"state": "firing", "groups": 3, "firing": 2, "last_window_end": END}
     assert (await service.states(pg_pool, tenant_id=other, monitor_ids=[loud]))[loud]["state"] == "pending"
     assert await service.states(pg_pool, tenant_id=tenant, monitor_ids=[]) == {}
+    # Workers of other tests evaluate every monitor in the database: leave no open firing behind.
+    await pg_pool.execute("DELETE FROM monitor_firings WHERE tenant_id = $1", tenant)
+    await pg_pool.execute("DELETE FROM monitor_states WHERE monitor_id = ANY($1::bigint[])", [pending, quiet, loud])
+    await pg_pool.execute("DELETE FROM monitors WHERE tenant_id = $1", tenant)
