@@ -9,11 +9,12 @@ past an in-flight event with more, issue #606):
    (`take_events`): each message becomes an observation (`observe`) that carries its origin (source
    partition and offset); the batch's observations are sent as ONE message per partition of the
    observations topic (keyed by tenant and app: `partition_of`), awaiting the broker's acknowledgements
-   before the batch is acked, so a batch reaches a partition whole or not at all. A usage message that
-   repeats an event another message brought (billing's outbox sent it twice) is dropped
-   (`store.usage_seen`). A message that can never be used is dead-lettered inside the loop (a
-   `dead_letters` row and the message on `llm.dead-letters`); a failing send or write is retried, never
-   raised: faust acks a batch whose body raised (`take` acks in a `finally`), which would lose it.
+   before the batch is acked, so a batch reaches a partition whole or not at all. A message that
+   repeats an event another message of its route brought (an upstream worker, or billing's outbox,
+   published it again after a crash) is dropped (`store.events_seen`). A message that can never be
+   used is dead-lettered inside the loop (a `dead_letters` row and the message on `llm.dead-letters`);
+   a failing send or write is retried, never raised: faust acks a batch whose body raised (`take`
+   acks in a `finally`), which would lose it.
 2. `aggregate`, on the observations topic, in batches: each observation is added to its 1-minute pane
    in a tumbling windowed table (faust's window ranges, expiry and changelog), keyed by the fine group
    key, by event time, unless the pane's offset mark for its origin says it is counted already (`panes`:
@@ -48,7 +49,7 @@ from aiokafka.partitioner import murmur2
 from llmops_monitors import observe, panes
 from llmops_monitors.closer import MonitorCache, WindowCloser
 from llmops_monitors.settings import MonitorsSettings
-from llmops_monitors.store import firings, outbox, usage_seen
+from llmops_monitors.store import events_seen, firings, outbox
 from llmops_monitors.windows import PANE_S
 from llmops_shared import deadletters
 from llmops_shared.config_changes import ConfigWatcher
@@ -188,12 +189,14 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
                    for partition, batch in sorted(by_partition.items())]
         await asyncio.gather(*futures)
 
-    async def first_sends(out: list[observe.Observation]) -> list[observe.Observation]:
-        """The usage observations whose message is the first to bring its event (a repeat is dropped)."""
+    async def first_sends(code: str, out: list[observe.Observation]) -> list[observe.Observation]:
+        """The observations whose message is the first of the route to bring its event (a repeat is dropped;
+        an observation without an event id is kept)."""
         assert runtime.pool is not None
-        firsts = await usage_seen.first_messages(runtime.pool, consumer=settings.group, messages=[
-            (o.key.split(observe.SEP, 1)[0], o.event_id, int(o.origin[1:]), o.offset) for o in out])
-        return [o for o in out if (int(o.origin[1:]), o.offset) in firsts]
+        identified = [o for o in out if o.event_id]
+        firsts = await events_seen.first_messages(runtime.pool, consumer=f"{settings.group}/{code}", messages=[
+            (o.key.split(observe.SEP, 1)[0], o.event_id, int(o.origin[1:]), o.offset) for o in identified])
+        return [o for o in out if not o.event_id or (int(o.origin[1:]), o.offset) in firsts]
 
     def route(topic_name: str, code: str, decoder: Decoder) -> None:
         topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")
@@ -215,8 +218,8 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
                                                        offset=event.message.offset))
                 if dead:
                     await runtime.dead_letter(dead)
-                if out and code == USAGE:
-                    out = await forever(functools.partial(first_sends, out), what="record usage messages")
+                if out:
+                    out = await forever(functools.partial(first_sends, code, out), what="record seen events")
                 if out:
                     await forever(functools.partial(send_observations, out), what="send observations")
 
@@ -302,7 +305,7 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
                     await closer.publish(None, min_age_s=settings.outbox_relay_interval_s)
                     await outbox.purge_sent(runtime.pool, older_than_s=7 * 86_400)
                     await firings.purge_evaluations(runtime.pool, before=_days_ago(settings.history_keep_days))
-                    await usage_seen.purge(runtime.pool, older_than_s=settings.usage_seen_keep_h * 3600)
+                    await events_seen.purge(runtime.pool, older_than_s=settings.events_seen_keep_h * 3600)
             except asyncio.CancelledError:
                 raise
             except Exception:

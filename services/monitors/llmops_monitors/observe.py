@@ -23,6 +23,7 @@ redelivered after a crash, and so observed twice, counts once.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ from llmops_monitors import metrics
 from llmops_shared.contract import BadEvent, SpanKind, Status, decode_interaction
 from llmops_shared.usage_events import UsageMessage
 
+_SCORES = uuid.UUID("6f1d2c4e-5b7a-4e3f-9a1c-2d8e7f6a5b4c")  # the namespace of judge score ids
 SEP = "|"  # not allowed in ids (IDENTIFIER_PATTERN), so a key splits back unambiguously
 DIMENSIONS = ("environment", "model", "prompt")
 COUNTED_KINDS = frozenset({SpanKind.LLM, SpanKind.EMBEDDING})
@@ -46,7 +48,7 @@ class Observation:
     delta: metrics.Delta
     origin: str = ""  # the source topic's code and partition ("c3"); "" for none (then never deduplicated)
     offset: int = -1  # the source message's offset in it
-    event_id: str = ""  # billing.usage only: the ledger row's event id (a repeated send is dropped by it)
+    event_id: str = ""  # what the message is about: a repeat of it from another message is dropped ("" never)
 
     def to_json(self) -> bytes:
         return orjson.dumps(self._wire())
@@ -107,7 +109,7 @@ def from_clean(payload: bytes | None) -> Observation | None:
     prompt = event.prompt
     key = group_key(event.tenant_id, event.app_id, event.environment, event.model or event.response_model or "",
                     prompt_ref(prompt.name, prompt.version) if prompt else "")
-    return Observation(key, event.occurred_at.timestamp(), delta)
+    return Observation(key, event.occurred_at.timestamp(), delta, event_id=str(event.event_id))
 
 
 def from_score(payload: bytes | None) -> Observation | None:
@@ -124,7 +126,15 @@ def from_score(payload: bytes | None) -> Observation | None:
     if raw.get("status") != "ok" or not isinstance(score, int | float) or isinstance(score, bool):
         return None
     return Observation(group_key(tenant, app, environment), occurred.timestamp(),
-                       {metrics.SCORE_SUM: float(score), metrics.SCORE_N: 1.0})
+                       {metrics.SCORE_SUM: float(score), metrics.SCORE_N: 1.0}, event_id=score_id(raw))
+
+
+def score_id(raw: dict[str, Any]) -> str:
+    """A judge score's identity (UUIDv5 of event, evaluator, rubric and its version), "" without an event."""
+    if not raw.get("event_id"):
+        return ""
+    parts = (raw.get("event_id"), raw.get("evaluator_id"), raw.get("rubric"), raw.get("rubric_version"))
+    return str(uuid.uuid5(_SCORES, "/".join("" if p is None else str(p) for p in parts)))
 
 
 def from_usage(payload: bytes | None) -> Observation:

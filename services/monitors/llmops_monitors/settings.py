@@ -61,8 +61,8 @@ class MonitorsSettings(ApiSettings):
     """How often alert messages left unpublished (a crash between commit and send) are sent again."""
     baseline_days: int = Field(7, ge=1, le=28)
     """How many past days a relative condition compares with (the same window of each day)."""
-    usage_seen_keep_h: float = Field(24.0, ge=2)
-    """How long the worker remembers which `billing.usage` message brought each ledger row (a repeated send
-    within this time counts once; windows are at most an hour long)."""
+    events_seen_keep_h: float = Field(24.0, ge=2)
+    """How long the worker remembers which message brought each event (a clean interaction, a judge score, a
+    ledger row): a repeated send within this time counts once; windows are at most an hour long."""
     history_keep_days: int = Field(35, ge=2)
     """How long evaluations (what baselines are computed from) are kept."""

@@ -173,8 +173,8 @@ async def test_a_sigkill_after_the_changelog_and_before_the_offset_commit_counts
     """Events counted in a pane (its changelog has them) whose offsets were not committed when the worker was
     killed (no periodic commit for 600 s; a session timeout of 15 s so that a slow machine does not make the
     group rebalance, on which faust commits) are delivered again to the next worker, which recovered the
-    pane: they count once. So does a `billing.usage` message billing's outbox sent twice. The window's
-    evaluation shows the exact counts."""
+    pane: they count once. So do a clean interaction published twice upstream and a `billing.usage` message
+    billing's outbox sent twice. The window's evaluation shows the exact counts."""
     settings = monitors_settings(stack, time_source="event", close_interval_s=0.1, commit_interval_s=600,
                                  consumer_session_timeout_ms=15_000, partitions=2, batch_max_wait_ms=50)
     await create_topics(settings, partitions=2)
@@ -185,8 +185,9 @@ async def test_a_sigkill_after_the_changelog_and_before_the_offset_commit_counts
     repeated = str(uuid.uuid4())
     log = tmp_path / "worker.log"
     with worker(settings, log) as first:
-        await send(settings, settings.clean_topic, *(interaction(tenant, "bot", T0 + 62 + i, error=i < 6)
-                                                      for i in range(10)))
+        clean = [interaction(tenant, "bot", T0 + 62 + i, error=i < 6) for i in range(10)]
+        # ... and the first of them again, as the guardrails worker republishes after a crash of its own
+        await send(settings, settings.clean_topic, *clean, clean[0])
         await send(settings, settings.usage_topic, *(usage(tenant, "bot", T0 + 63 + i, "0.25") for i in range(3)),
                    usage(tenant, "bot", T0 + 70, "0.25", repeated), usage(tenant, "bot", T0 + 70, "0.25", repeated))
 

@@ -50,6 +50,8 @@ def test_observations_of_each_source() -> None:
     obs = observe.from_clean(orjson.dumps(event))
     assert obs is not None and obs.key == "acme|support-bot|test|gpt-4o|greet@v2"
     assert obs.delta[metrics.ERRORS] == 1 and obs.delta[metrics.TOKENS] == 10 and obs.delta[metrics.FINDINGS] == 1
+    assert obs.event_id == event["event_id"]  # a repeat of the event from another message is dropped by it
+    obs = replace(obs, event_id="")  # (used before the observations topic, not sent on it)
     assert observe.decode_batch(obs.to_json()) == [obs]  # one observation, as an earlier version sent it
     sourced = [replace(obs, origin="c3", offset=41), replace(obs, t=obs.t + 1, origin="c3", offset=42)]
     assert observe.decode_batch(observe.encode_batch(sourced)) == sourced
@@ -60,6 +62,11 @@ def test_observations_of_each_source() -> None:
     s = observe.from_score(orjson.dumps(score))
     assert s is not None and s.key == "acme|bot|prod||" and s.delta == {metrics.SCORE_SUM: 0.25, metrics.SCORE_N: 1}
     assert observe.from_score(orjson.dumps({**score, "status": "error", "score": None})) is None
+    assert s.event_id == ""  # no event: never deduplicated
+    judged = {**score, "event_id": str(uuid.uuid4()), "evaluator_id": "ev", "rubric": "relevance", "rubric_version": 1}
+    ids = {observe.score_id(judged), observe.score_id({**judged, "rubric": "tone"}),
+           observe.score_id({**judged, "rubric_version": 2}), observe.score_id({**judged, "evaluator_id": "ev2"})}
+    assert len(ids) == 4 and observe.from_score(orjson.dumps(judged)).event_id == observe.score_id(judged)  # type: ignore[union-attr]
     usage = {"tenant_id": "acme", "app_id": "bot", "event_id": str(uuid.uuid4()), "environment": "prod",
              "occurred_at": "2026-11-24T10:00:00Z", "model": "gpt-4o", "cost_total": "0.0125"}
     u = observe.from_usage(orjson.dumps(usage))

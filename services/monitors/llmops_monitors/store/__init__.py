@@ -3,7 +3,7 @@
 - `monitors`: `monitors`, the definitions (the API's reads and writes, the worker's load);
 - `firings`: `monitor_evaluations`, `monitor_states`, `monitor_firings`: what each closed window decided;
 - `outbox`: `monitor_alert_outbox`: alert messages decided in an evaluation, sent after its commit;
-- `usage_seen`: `monitor_usage_seen`: which `billing.usage` message first brought each ledger row.
+- `events_seen`: `monitor_events_seen`: which message of a route first brought each event.
 
 Every function takes its connection (or pool) first and everything else by keyword. Every read or change
 on behalf of a tenant names the tenant: an id of another tenant finds nothing.
