@@ -16,11 +16,12 @@ from aiokafka import AIOKafkaProducer
 
 from llmops_monitors import panes as pane_values
 from llmops_monitors.closer import MonitorCache, WindowCloser
+from llmops_monitors.evaluation import Monitor
 from llmops_monitors.observe import Observation
 from llmops_monitors.schemas import MonitorCreate
 from llmops_monitors.service import create
 from llmops_monitors.settings import MonitorsSettings
-from llmops_monitors.windows import PANE_S
+from llmops_monitors.windows import PANE_S, WindowSpec
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
@@ -60,19 +61,35 @@ async def define(pool: asyncpg.Pool, tenant: str, **body: Any) -> int:
     return monitor.monitor_id
 
 
+class TenantMonitors(MonitorCache):
+    """The enabled monitors of one tenant only."""
+
+    def __init__(self, pool: asyncpg.Pool, watcher: ConfigWatcher, *, tenant: str) -> None:
+        super().__init__(pool, watcher)
+        self.tenant = tenant
+
+    async def get(self) -> dict[WindowSpec, list[Monitor]]:
+        mine = {spec: [m for m in found if m.tenant_id == self.tenant] for spec, found in (await super().get()).items()}
+        return {spec: found for spec, found in mine.items() if found}
+
+
 @dataclass
 class ClosingWorld:
     settings: MonitorsSettings
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
     watcher: ConfigWatcher
+    tenant: str
     now: list[float] = field(default_factory=lambda: [float(T0)])
     panes: dict[Any, Any] = field(default_factory=dict)
     since: dict[Any, int] = field(default_factory=dict)
 
     def closer(self) -> WindowCloser:
+        """A closer of this test's tenant's monitors: other tests' (the session shares one database) are not
+        its business, and their open firings would resolve here."""
         return WindowCloser(self.settings, pool=self.pool, producer=self.producer, panes=self.panes,
-                            monitors=MonitorCache(self.pool, self.watcher), clock=lambda: self.now[0])
+                            monitors=TenantMonitors(self.pool, self.watcher, tenant=self.tenant),
+                            clock=lambda: self.now[0])
 
     async def alerts(self, tenant: str, expected: int) -> list[dict[str, Any]]:
         records = await collect(self.settings.kafka_bootstrap, self.settings.alerts_topic, self.since,
@@ -82,14 +99,14 @@ class ClosingWorld:
 
 
 @pytest_asyncio.fixture
-async def closing(stack: CommonSettings, pg_pool: asyncpg.Pool) -> AsyncIterator[ClosingWorld]:
+async def closing(stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str) -> AsyncIterator[ClosingWorld]:
     settings = monitors_settings(stack)
     await create_topics(settings)
     producer = durable_producer(stack.kafka_bootstrap, client_id="monitors-test")
     await producer.start()
     watcher = ConfigWatcher(stack.database_url)
     await watcher.start()
-    world = ClosingWorld(settings, pg_pool, producer, watcher)
+    world = ClosingWorld(settings, pg_pool, producer, watcher, tenant)
     world.since = await end_offsets(stack.kafka_bootstrap, settings.alerts_topic)
     try:
         yield world
