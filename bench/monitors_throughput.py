@@ -290,7 +290,7 @@ async def close_to_page(base: CommonSettings, url: str, pool: asyncpg.Pool, minu
     finally:
         stop(worker)
         stop(notifier)
-        receiver.server.shutdown()
+        receiver.stop()
     from_close, from_end = {"open": [], "resolved": []}, {"open": [], "resolved": []}  # type: ignore[var-annotated]
     for received, page in receiver.pages:
         alert = page["alert"]
