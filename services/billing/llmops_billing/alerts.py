@@ -30,7 +30,7 @@ import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -214,14 +214,24 @@ class OutboxRelay:
         return len(alerts)
 
     async def run(self, stopping: asyncio.Event | None = None) -> None:
-        while stopping is None or not stopping.is_set():
-            try:
-                await self.run_once()
-            except Exception as exc:  # the next round retries; the alerts stay pending meanwhile
-                log.warning("could not relay pending alerts; retrying", extra={
-                    "error_type": type(exc).__name__, "error": str(exc)[:300]})
-            if stopping is None:
-                await asyncio.sleep(self.interval_s)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), self.interval_s)
+        await relay_rounds(lambda _first: self.run_once(), interval_s=self.interval_s, what="pending alerts",
+                           stopping=stopping)
+
+
+async def relay_rounds(round_: Callable[[bool], Awaitable[object]], *, interval_s: float, what: str,
+                       stopping: asyncio.Event | None = None) -> None:
+    """An outbox relay's loop: `round_(first)` every `interval_s` until `stopping` is set. A round that fails
+    is logged and the next one retries (the rows stay in the outbox meanwhile)."""
+    first = True
+    while stopping is None or not stopping.is_set():
+        try:
+            await round_(first)
+            first = False
+        except Exception as exc:
+            log.warning(f"could not relay {what}; retrying", extra={
+                "error_type": type(exc).__name__, "error": str(exc)[:300]})
+        if stopping is None:
+            await asyncio.sleep(interval_s)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), interval_s)

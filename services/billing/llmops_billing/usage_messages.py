@@ -15,13 +15,13 @@ when a send is retried after Kafka took part of it (`retry_send` sends the whole
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from llmops_billing.alerts import relay_rounds
 from llmops_billing.ledger import UsageRecord
 from llmops_billing.store import usage_outbox
 from llmops_shared.worker import Resources, is_transient, retry_send
@@ -83,16 +83,5 @@ class UsageRelay:
     async def run(self, stopping: asyncio.Event | None = None) -> None:
         """At start-up everything pending (a crashed process's rows), then every `interval_s` the rows older
         than `min_age_s` (a live worker sends its own well before)."""
-        first = True
-        while stopping is None or not stopping.is_set():
-            try:
-                await self.run_once(min_age_s=0.0 if first else None)
-                first = False
-            except Exception as exc:  # the next round retries; the rows stay in the outbox meanwhile
-                log.warning("could not relay usage messages; retrying", extra={
-                    "error_type": type(exc).__name__, "error": str(exc)[:300]})
-            if stopping is None:
-                await asyncio.sleep(self.interval_s)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), self.interval_s)
+        await relay_rounds(lambda first: self.run_once(min_age_s=0.0 if first else None),
+                           interval_s=self.interval_s, what="usage messages", stopping=stopping)
