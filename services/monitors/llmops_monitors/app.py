@@ -267,9 +267,24 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
         mine = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.observations_topic}
         return partition_of(group_key, settings.partitions) in mine
 
+    restored = [False]  # the tables of the current assignment are restored from their changelogs
+
+    def tables_out_of_date(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
+        restored[0] = False  # a rebalance began: its recovery has not run yet
+
+    def tables_restored(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
+        restored[0] = True
+
+    # (weak=False: a signal keeps weak references by default, and these functions would be collected)
+    app.on_partitions_revoked.connect(tables_out_of_date, weak=False)
+    app.on_rebalance_complete.connect(tables_restored, weak=False)
+
     def recovered() -> bool:
+        """May windows close now? Not from a table whose restore has not run: faust sets `completed` once and
+        leaves it set, and after a second rebalance neither `rebalancing` nor `in_recovery` is set for a moment
+        before the recovery starts (a pass then would take the table as empty and step over its windows)."""
         recovery = app.tables.recovery  # type: ignore[attr-defined]  # the TableManager has it
-        return bool(recovery.completed.is_set() and not app.rebalancing and not app.in_recovery)
+        return bool(restored[0] and recovery.completed.is_set() and not app.rebalancing and not app.in_recovery)
 
     @app.task
     async def close_windows() -> None:

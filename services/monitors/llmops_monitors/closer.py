@@ -107,9 +107,12 @@ class WindowCloser:
                 continue  # nothing new closed for this spec
             if index is None:
                 index = panes.index(self.panes)
+            # Windows that ended before the table's expiry horizon have no panes left: never walked (an event
+            # clock still at zero before the first event, then at the event's time, would walk from 1970).
+            floor = int(horizon - self.settings.table_expires_s) - 1
             if last is None:  # first pass (start, rebalance): from the oldest pane there is
-                oldest = min(index, default=int(horizon))
-                last = max(oldest, int(horizon - self.settings.table_expires_s)) - 1
+                last = min(index, default=int(horizon)) - 1
+            last = max(last, floor)
             monitors = by_spec.get(spec, [])
             firing = await self._firing(monitors, horizon) if monitors else {}
             for end in sorted(set(spec.closing(last, horizon)) | set(firing)):
