@@ -4,10 +4,9 @@ Written to billing's outbox in the ledger's transaction, once per row actually i
 event inserts nothing and publishes nothing), and sent after the commit (or, after a crash, by the
 outbox's relay), so a consumer learns an interaction's cost without pricing it again. Delivery is at
 least once (a crash after the send and before the outbox's delete, or a retried send, repeats a
-message); a consumer that
-must count each event once keys on `(tenant_id, event_id)` (the monitors worker does). No text: ids,
-token counts and money only. Key on Kafka: `tenant_id/app_id`. `cost_total` is an exact decimal string in
-USD, None when the row is unpriced.
+message); a consumer that must count each event once keys on `(tenant_id, event_id)` (the monitors
+worker does). No text: ids, token counts and money only. Key on Kafka: `tenant_id/app_id`. `cost_total`
+is an exact decimal string in USD, None when the row is unpriced.
 """
 
 from __future__ import annotations
