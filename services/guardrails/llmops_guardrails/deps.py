@@ -16,23 +16,23 @@ from llmops_guardrails.policies_service import PolicyStore
 from llmops_guardrails.settings import GuardrailsSettings
 
 
-def _settings(request: Request) -> GuardrailsSettings:
+async def _settings(request: Request) -> GuardrailsSettings:
     return request.app.state.settings
 
 
-def _engine(request: Request) -> PolicyEngine:
+async def _engine(request: Request) -> PolicyEngine:
     return request.app.state.engine
 
 
-def _policies(request: Request) -> PolicyStore:
+async def _policies(request: Request) -> PolicyStore:
     return request.app.state.policies
 
 
-def _announcer(request: Request) -> AlertAnnouncer:
+async def _announcer(request: Request) -> AlertAnnouncer:
     return request.app.state.announcer
 
 
-def _channel_guards(request: Request) -> ChannelGuards:
+async def _channel_guards(request: Request) -> ChannelGuards:
     return request.app.state.channel_guards
 
 

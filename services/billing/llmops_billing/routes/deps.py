@@ -17,24 +17,25 @@ from llmops_billing.settings import BillingSettings
 from llmops_shared import problems
 
 
-def _settings(request: Request) -> BillingSettings:
+async def _settings(request: Request) -> BillingSettings:
     settings: BillingSettings = request.app.state.settings
     return settings
 
 
-def _now(request: Request) -> datetime:
+async def _now(request: Request) -> datetime:
     """The app's clock, read once per request."""
     now: datetime = request.app.state.clock()
     return now
 
 
-def _catalogues(request: Request) -> CatalogueCache:
+async def _catalogues(request: Request) -> CatalogueCache:
     catalogues: CatalogueCache = request.app.state.catalogues
     return catalogues
 
 
 async def _catalogue(request: Request) -> PriceCatalogue:
-    return await _catalogues(request).get(request.app.state.pool)
+    catalogues: CatalogueCache = request.app.state.catalogues
+    return await catalogues.get(request.app.state.pool)
 
 
 Settings = Annotated[BillingSettings, Depends(_settings)]

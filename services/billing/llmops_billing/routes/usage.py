@@ -50,7 +50,7 @@ UserId = Annotated[str | None, Query(description="only this user: the app's own 
                                      "row shows); users are stored and shown as pseudonyms (docs/security.md)")]
 
 
-def _usage_params(*, start: From = None, end: To = None, granularity: GranularityParam = None,
+async def _usage_params(*, start: From = None, end: To = None, granularity: GranularityParam = None,
                   group_by: GroupBy = None, app_id: str | None = None, environment: str | None = None,
                   model: str | None = None, provider: str | None = None, user_id: UserId = None) -> UsageParams:
     return UsageParams(start, end, granularity, group_by,

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 
-def _now(request: Request) -> datetime:
+async def _now(request: Request) -> datetime:
     now: datetime = request.app.state.clock()
     return now
 

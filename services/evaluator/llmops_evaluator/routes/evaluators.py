@@ -24,7 +24,7 @@ EvaluatorBody = Annotated[dict[str, Any], Body(
     openapi_examples={"evaluator": {"value": _EXAMPLE}})]
 
 
-def _judge_access(request: Request) -> JudgeAccess:
+async def _judge_access(request: Request) -> JudgeAccess:
     access: JudgeAccess = request.app.state.judge_access
     return access
 

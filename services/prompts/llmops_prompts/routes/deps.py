@@ -11,17 +11,17 @@ from llmops_prompts.served import ServedCache
 from llmops_prompts.settings import PromptsSettings
 
 
-def _settings(request: Request) -> PromptsSettings:
+async def _settings(request: Request) -> PromptsSettings:
     settings: PromptsSettings = request.app.state.settings
     return settings
 
 
-def _served(request: Request) -> ServedCache:
+async def _served(request: Request) -> ServedCache:
     cache: ServedCache = request.app.state.served
     return cache
 
 
-def _now(request: Request) -> datetime:
+async def _now(request: Request) -> datetime:
     now: datetime = request.app.state.clock()
     return now
 

@@ -13,17 +13,17 @@ from llmops_traces.settings import TracesSettings
 from llmops_traces.store import tenant_settings
 
 
-def _settings(request: Request) -> TracesSettings:
+async def _settings(request: Request) -> TracesSettings:
     settings: TracesSettings = request.app.state.settings
     return settings
 
 
-def _now(request: Request) -> datetime:
+async def _now(request: Request) -> datetime:
     now: datetime = request.app.state.clock()
     return now
 
 
-def _params(request: Request) -> dict[str, list[str]]:
+async def _params(request: Request) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for name, value in request.query_params.multi_items():
         out.setdefault(name, []).append(value)
