@@ -3,8 +3,13 @@
 A key looks like `lk_<key_id>_<secret>`. `key_id` is public (it names the key in lists and logs);
 only the SHA-256 of the whole key is stored.
 
-Look-ups (`KeyStore`): a Redis entry per key hash says who the key is and when Postgres last said so.
-For `cache_ttl_s` (30 s) after that it is the answer; after that Postgres is asked again. When Postgres
+Look-ups (`KeyStore`): each process keeps the answers Postgres gave it, by key hash, for `cache_ttl_s` (30 s)
+and only while its `ConfigWatcher` listens: a change to `api_keys` (a key created, revoked, changed, by any
+means: migration shared/0006 notifies it) empties them at once, so a revocation is in force in every process
+within a second, and a known key costs no round trip at all. A look-up they cannot answer asks Postgres.
+Without a listening watcher (none given, or its connection lost), a Redis entry per key hash says who the
+key is and when Postgres last said so: for `cache_ttl_s` after that it is the answer; after that Postgres is
+asked again. When Postgres
 cannot be reached, a key Postgres accepted within the last `outage_ttl_s` (24 h) is still accepted: its
 Redis entry lives that long (its *last-known-good* answer), and each process also remembers the keys it
 verified itself, for when Redis is down too. A key this cannot vouch for is `KeyStoreUnavailable` (503
@@ -40,6 +45,7 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from llmops_shared import db
+from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.problems import Unavailable
 
 log = logging.getLogger(__name__)
@@ -150,6 +156,8 @@ async def list_keys(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str | No
 MAX_OUTAGE_TTL_S = 86_400
 """The longest a key's last-known-good answer may serve during a Postgres outage (`key_outage_ttl_s`)."""
 REVOKED_TOMBSTONE_TTL_S = MAX_OUTAGE_TTL_S  # as long as any entry it must stand over
+KEY_TABLES = ("api_keys",)
+"""What a key's look-up reads: a change to it (notified, migration shared/0006) empties every process's answers."""
 UNKNOWN_KEY_TTL_S = 5  # unknown keys are cached briefly, so a flood of bad keys does not reach Postgres
 TOMBSTONE = b"null"
 
@@ -194,20 +202,26 @@ class Verified:
 
 
 class KeyStore:
-    """Resolves a presented key to a `Principal` (or None): a fresh Redis entry, else Postgres, else (Postgres
-    unreachable) the key's last-known-good answer, from Redis or, with Redis down too, this process's memory."""
+    """Resolves a presented key to a `Principal` (or None): this process's own answer from Postgres while
+    `watcher` listens and `api_keys` has not changed since (no round trip), else a fresh Redis entry (without a
+    listening watcher only), else Postgres, else (Postgres unreachable) the key's last-known-good answer, from
+    Redis or, with Redis down too, this process's memory."""
 
     def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis | None, *, cache_ttl_s: int = 30,
                  outage_ttl_s: int = MAX_OUTAGE_TTL_S, clock: Callable[[], float] = time.time,
-                 remembered_keys: int = 10_000, lookup_timeout_s: float = 2.0) -> None:
+                 remembered_keys: int = 10_000, lookup_timeout_s: float = 2.0,
+                 watcher: ConfigWatcher | None = None) -> None:
         self.pool = pool
         self.redis = redis
         self.cache_ttl_s = cache_ttl_s
         self.outage_ttl_s = min(outage_ttl_s, MAX_OUTAGE_TTL_S)
         self.clock = clock
         self.lookup_timeout_s = lookup_timeout_s  # a Postgres that does not answer is as good as down
+        self.watcher = watcher
         self._remembered: OrderedDict[bytes, Verified] = OrderedDict()
         self._remembered_max = remembered_keys
+        self._known: OrderedDict[bytes, Verified] = OrderedDict()  # Postgres' answers since `_known_stamp`
+        self._known_stamp: tuple[int, ...] | None = None
         self._put = redis.register_script(_PUT_SCRIPT) if redis is not None else None
 
     async def resolve(self, presented: str) -> Principal | None:
@@ -219,10 +233,18 @@ class KeyStore:
         """`resolve` for a key known by its hash only (the console's sessions keep the hash, never the key),
         with the same cache, revocation and outage rules."""
         now = self.clock()
-        cached, redis_answered = await self._cache_get(key_hash)
-        if cached is not None and (cached.principal is None or now - cached.at < self.cache_ttl_s):
-            self._remember(key_hash, cached)
-            return cached.principal
+        stamp = self._stamp()
+        if stamp is not None:  # listening: this process's answers hold until `api_keys` changes
+            known = self._known.get(key_hash)
+            if known is not None and now - known.at < self.cache_ttl_s:
+                return known.principal
+            # Not Redis: its entry may predate a revocation made by plain SQL (no tombstone); Postgres says.
+            cached, redis_answered = None, False
+        else:
+            cached, redis_answered = await self._cache_get(key_hash)
+            if cached is not None and (cached.principal is None or now - cached.at < self.cache_ttl_s):
+                self._remember(key_hash, cached)
+                return cached.principal
         try:
             async with asyncio.timeout(self.lookup_timeout_s):
                 row = await self.pool.fetchrow(
@@ -231,6 +253,8 @@ class KeyStore:
                     key_hash,
                 )
         except db.UNAVAILABLE as exc:
+            if stamp is not None:
+                cached, redis_answered = await self._cache_get(key_hash)
             return self._during_outage(cached if redis_answered else self._remembered.get(key_hash), now, exc)
         principal = (
             Principal(row["key_id"], row["tenant_id"], frozenset(row["scopes"]), row["rate_limit_per_s"])
@@ -239,8 +263,26 @@ class KeyStore:
         )
         verified = Verified(principal, now)
         self._remember(key_hash, verified)
+        if stamp is not None and self._stamp() == stamp:  # a change notified meanwhile: the answer may be stale
+            self._keep(key_hash, verified)
         await self._cache_put(key_hash, verified)
         return principal
+
+    def _stamp(self) -> tuple[int, ...] | None:
+        """The stamp of `KEY_TABLES` while the watcher listens (None otherwise); moving, it empties `_known`."""
+        if self.watcher is None or not self.watcher.connected:
+            return None
+        stamp = self.watcher.stamp(KEY_TABLES)
+        if stamp != self._known_stamp:
+            self._known.clear()
+            self._known_stamp = stamp
+        return stamp
+
+    def _keep(self, key_hash: bytes, verified: Verified) -> None:
+        self._known[key_hash] = verified
+        self._known.move_to_end(key_hash)
+        while len(self._known) > self._remembered_max:
+            self._known.popitem(last=False)
 
     def _during_outage(self, known: Verified | None, now: float, exc: BaseException) -> Principal | None:
         if known is not None and known.principal is None:  # a tombstone: revoked (or refused) before

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from llmops_shared.apikeys import KeyStore, Principal, Scope
 from llmops_shared.body_limit import TooLarge
+from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.db import create_pool
 from llmops_shared.ratelimit import RateLimiter
 from llmops_shared.settings import ApiSettings, CommonSettings
@@ -70,10 +71,11 @@ def ops_router(checks: dict[str, ReadinessCheck], *, timeout_s: float = 2.0) -> 
 async def api_backends(app: FastAPI, settings: CommonSettings, *, pool_size: int = 8,
                        server_settings: dict[str, str] | None = None,
                        ) -> AsyncIterator[tuple[asyncpg.Pool, aioredis.Redis]]:
-    """What every API's lifespan opens: a Postgres pool, a Redis client and the API-key store, on
-    `app.state.pool`, `app.state.redis` and `app.state.keystore`, and, with `ApiSettings` that set
-    `requests_per_s`, each key's request bucket; closed when the app stops. `server_settings` go to
-    every connection of the pool."""
+    """What every API's lifespan opens: a Postgres pool, a Redis client, a `ConfigWatcher` and the API-key
+    store, on `app.state.pool`, `app.state.redis`, `app.state.config_watcher` and `app.state.keystore`, and,
+    with `ApiSettings` that set `requests_per_s`, each key's request bucket; closed when the app stops.
+    `server_settings` go to every connection of the pool. The watcher empties the key store's answers when
+    `api_keys` changes (a revoked key is refused within a second)."""
     key_cache_ttl_s = settings.key_cache_ttl_s if isinstance(settings, ApiSettings) else 30
     key_outage_ttl_s = settings.key_outage_ttl_s if isinstance(settings, ApiSettings) else 0
     requests_per_s = settings.requests_per_s if isinstance(settings, ApiSettings) else None
@@ -83,7 +85,11 @@ async def api_backends(app: FastAPI, settings: CommonSettings, *, pool_size: int
                              server_settings=server_settings)
     redis = aioredis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
     app.state.pool, app.state.redis = pool, redis
-    app.state.keystore = KeyStore(pool, redis, cache_ttl_s=key_cache_ttl_s, outage_ttl_s=key_outage_ttl_s)
+    watcher = ConfigWatcher(settings.database_url)
+    await watcher.start(wait_s=2)  # Postgres down: the API starts anyway, keys are checked as without it
+    app.state.config_watcher = watcher
+    app.state.keystore = KeyStore(pool, redis, cache_ttl_s=key_cache_ttl_s, outage_ttl_s=key_outage_ttl_s,
+                                  watcher=watcher)
     if requests_per_s:  # every scoped route then counts the calling key's requests (`require_scope`)
         app.state.request_limiter = RateLimiter(redis, rate_per_s=requests_per_s,
                                                 burst=requests_burst or requests_per_s,
@@ -91,6 +97,7 @@ async def api_backends(app: FastAPI, settings: CommonSettings, *, pool_size: int
     try:
         yield pool, redis
     finally:
+        await watcher.close()
         await redis.aclose()
         await pool.close()
 

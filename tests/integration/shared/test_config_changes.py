@@ -13,7 +13,7 @@ from llmops_shared.settings import CommonSettings
 pytestmark = pytest.mark.integration
 
 CONFIG_TABLES = ("evaluators", "model_prices", "model_price_tiers", "tenant_price_discounts", "budgets",
-                 "guardrail_policies", "notification_channels")
+                 "guardrail_policies", "notification_channels", "api_keys")
 
 
 @pytest.mark.parametrize("table", CONFIG_TABLES)
