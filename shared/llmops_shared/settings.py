@@ -75,7 +75,8 @@ class ApiSettings(CommonSettings):
     """What every API has; a service's settings class mixes it in (its own prefix applies)."""
 
     key_cache_ttl_s: int = 30
-    """How long an API key's look-up is cached in Redis (a revocation drops it at once)."""
+    """How long an API key's look-up is kept, by each process (while it listens for changes to `api_keys`,
+    which empty it at once: a revocation is in force within a second) and in Redis (a revocation drops it)."""
     key_outage_ttl_s: int = Field(86_400, ge=0, le=86_400)
     """While Postgres is unreachable, a key it accepted within this many seconds is still accepted (its
     last-known-good answer, in Redis and in the process); 0: none, every look-up needs Postgres. A key

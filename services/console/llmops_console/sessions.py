@@ -3,7 +3,7 @@
 Signing in with an API key creates a session: a random token goes to the browser in an httpOnly,
 SameSite=Strict cookie; Redis holds, under the token's SHA-256 (a Redis dump gives no usable cookie), the
 key's SHA-256 (never the key itself) and the session's CSRF token. Each request resolves the key hash again
-(`KeyStore.resolve_hash`), so a revoked key signs its sessions out within the key cache's lifetime.
+(`KeyStore.resolve_hash`), so a revoked key signs its sessions out within a second (the key store's rules).
 """
 
 from __future__ import annotations
