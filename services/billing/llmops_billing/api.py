@@ -27,7 +27,6 @@ from llmops_billing.settings import BillingSettings
 from llmops_billing.statements import StatementMismatch
 from llmops_shared import problems
 from llmops_shared.clock import Clock, utc_now
-from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.http import api_backends, run_api, suite_api
 from llmops_shared.logging import configure_logging
 
@@ -41,15 +40,11 @@ def create_app(settings: BillingSettings, *, clock: Clock = utc_now) -> FastAPI:
         from llmops_billing.catalogue import catalogue_cache
 
         async with api_backends(app, settings) as (pool, _redis):
-            watcher = ConfigWatcher(settings.database_url)  # a price change elsewhere counts at once here too
-            await watcher.start()
-            try:
-                app.state.catalogues = catalogue_cache(settings, watcher=watcher)
-                await app.state.catalogues.reload(pool)
-                log.info("billing API ready", extra={"port": settings.port})
-                yield
-            finally:
-                await watcher.close()
+            # the process's watcher (api_backends'): a price change elsewhere counts at once here too
+            app.state.catalogues = catalogue_cache(settings, watcher=app.state.config_watcher)
+            await app.state.catalogues.reload(pool)
+            log.info("billing API ready", extra={"port": settings.port})
+            yield
 
     app = suite_api(
         settings,

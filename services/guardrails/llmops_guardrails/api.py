@@ -25,7 +25,6 @@ from llmops_guardrails.logs import configure_service_logging
 from llmops_guardrails.policy import default_policy
 from llmops_guardrails.routes import alerts, channels, check, policies
 from llmops_guardrails.settings import GuardrailsSettings
-from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.egress import Resolver, egress_policy
 from llmops_shared.http import api_backends, run_api, suite_api
 
@@ -42,9 +41,9 @@ def create_app(settings: GuardrailsSettings, *, engine: PolicyEngine | None = No
         async with api_backends(app, settings):
             app.state.settings = settings
             app.state.engine = engine or PolicyEngine(settings)
-            watcher = ConfigWatcher(settings.database_url)  # a stored policy change: in force at once
-            await watcher.start()
-            app.state.policies = policies_service.PolicyStore(settings.policy_cache_ttl_s, watcher=watcher)
+            # the process's watcher (api_backends'): a stored policy change is in force at once
+            app.state.policies = policies_service.PolicyStore(settings.policy_cache_ttl_s,
+                                                              watcher=app.state.config_watcher)
             app.state.announcer = AlertAnnouncer(settings)
             try:
                 await asyncio.to_thread(app.state.engine.warm_up, default_policy())  # spaCy loads now, not later
@@ -52,7 +51,6 @@ def create_app(settings: GuardrailsSettings, *, engine: PolicyEngine | None = No
                 yield
             finally:
                 await app.state.announcer.close()
-                await watcher.close()
 
     async def kafka_check() -> None:
         await app.state.announcer.check()

@@ -20,7 +20,6 @@ from llmops_prompts.routes import experiments, prompts, recommendations
 from llmops_prompts.served import ServedCache
 from llmops_prompts.settings import PromptsSettings
 from llmops_shared.clock import Clock, utc_now
-from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.http import api_backends, run_api, suite_api
 from llmops_shared.logging import configure_logging
 
@@ -32,14 +31,10 @@ def create_app(settings: PromptsSettings, *, clock: Clock = utc_now) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with api_backends(app, settings):
-            watcher = ConfigWatcher(settings.database_url)  # a label moved elsewhere is in force here at once
-            await watcher.start()
-            app.state.served = ServedCache(watcher, fallback_s=settings.cache_fallback_s)
-            try:
-                log.info("prompts API ready", extra={"port": settings.port})
-                yield
-            finally:
-                await watcher.close()
+            # the process's watcher (api_backends'): a label moved elsewhere is in force here at once
+            app.state.served = ServedCache(app.state.config_watcher, fallback_s=settings.cache_fallback_s)
+            log.info("prompts API ready", extra={"port": settings.port})
+            yield
 
     app = suite_api(
         settings,
