@@ -15,8 +15,9 @@ evaluator store them: a ledger row and a span per call (latency lognormal around
 guardrail finding on 2%, a judge score on 20%, errors on 5%; one tenant, over the 6 hours before now.
 
     .venv/bin/python bench/prompts_api.py [--calls 1000000] [--gets 2000] [--reports 5] [--keep-db] [--reuse]
+                                          [--db llmops_bench_prompts]
 
-Everything runs in `llmops_bench_prompts` (dropped and re-created unless `--reuse`, dropped at the end unless
+Everything runs in `llmops_bench_prompts` (or `--db`; dropped and re-created unless `--reuse`, dropped at the end unless
 `--keep-db`), with a prompts API process of its own on a free port; Redis is the stack's (rate limits).
 """
 
@@ -124,7 +125,7 @@ async def gets(client: httpx.AsyncClient, rounds: int) -> dict[str, list[float]]
 
 async def main_async(args: argparse.Namespace) -> None:
     settings = CommonSettings()
-    database_url = db.with_database(settings.database_url, BENCH_DB)
+    database_url = db.with_database(settings.database_url, args.db)
     end = datetime.now(UTC).replace(microsecond=0)
     start = end - timedelta(hours=6)
     if not args.reuse:
@@ -221,6 +222,7 @@ def main() -> None:
     parser.add_argument("--reports", type=int, default=5)
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="use the data a --keep-db run left")
+    parser.add_argument("--db", default=BENCH_DB, help="the database to run in (one of its own per concurrent run)")
     args = parser.parse_args()
     local.infrastructure_up(CommonSettings(), say=lambda _m: None)
     asyncio.run(main_async(args))
