@@ -101,7 +101,7 @@ def _console() -> FastAPI:
                          ids=[a[0] for a in _apps()] + ["console"])
 def test_no_route_or_dependency_runs_in_the_thread_pool(name: str, make: Callable[[], FastAPI]) -> None:
     """FastAPI runs a plain `def` dependency or route in a worker thread: a thread hand-off per call, and, with
-    the GIL, milliseconds on a busy machine (a sync `_settings` dependency made the prompts API's get 11 ms
-    where its work is 0.2 ms). Every one of the suite's is `async def`."""
+    the GIL, milliseconds on a busy machine (the prompts API's two made its authenticated get, in-process, 6 ms
+    instead of 3; bench/RESULTS.md). Every one of the suite's is `async def`."""
     sync = sorted({call for route in _routes(make().routes) for call in _sync_calls(route.dependant)})
     assert sync == [], (name, sync)
