@@ -88,7 +88,8 @@ async def test_the_report_over_cached_hours_is_the_report_over_the_raw_rows(pg_p
     raw = await _data(pg_pool, tenant, unit, cache=False)
     assert await _cached_hours(pg_pool, tenant) == 0
     cold = await _data(pg_pool, tenant, unit, cache=True)  # aggregates the closed hours and keeps them
-    assert await _cached_hours(pg_pool, tenant) == 5  # 07:00 .. 11:00 (06:20-07:00 is partial, 12:00 under way)
+    # 06:20-07:00 (the window's first part of an hour), 07:00 .. 11:00; 12:00-12:30 is under way at CLOCK
+    assert await _cached_hours(pg_pool, tenant) == 6
     warm = await _data(pg_pool, tenant, unit, cache=True)
     _same(cold, raw)
     _same(warm, raw)
@@ -97,7 +98,7 @@ async def test_the_report_over_cached_hours_is_the_report_over_the_raw_rows(pg_p
 
     # The cache is what is read while the stamps match: a tampered cached hour shows...
     await pg_pool.execute("UPDATE prompt_report_hour_variants SET calls = calls + 1000 "
-                          "WHERE tenant_id = $1 AND hour = $2 AND variant = 'long'", tenant, NOW - timedelta(hours=3))
+                          "WHERE tenant_id = $1 AND since = $2 AND variant = 'long'", tenant, NOW - timedelta(hours=3))
     assert (await _data(pg_pool, tenant, unit, cache=True))["long"].calls == raw["long"].calls + 1000
     # ... until that hour's sources change: a late event of that hour, billed and stored by their own writers
     late = _events(tenant, 3, seed=3, offset=1000)
@@ -131,7 +132,7 @@ async def test_the_report_over_cached_hours_is_the_report_over_the_raw_rows(pg_p
     for _ in range(2):
         _same(await _data(pg_pool, tenant, unit, cache=True), raw)
     assert await pg_pool.fetchval("SELECT count(*) FROM prompt_report_hour_variants WHERE tenant_id = $1",
-                                  tenant) == rows == 5 * 3
+                                  tenant) == rows == 6 * 3
 
 
 async def test_each_tenants_cached_hours_are_its_own(pg_pool: asyncpg.Pool) -> None:
@@ -143,7 +144,7 @@ async def test_each_tenants_cached_hours_are_its_own(pg_pool: asyncpg.Pool) -> N
         _same(await _data(pg_pool, tenant, "user", cache=True), await _data(pg_pool, tenant, "user", cache=False))
     a, b = [await _data(pg_pool, t, "user", cache=True) for t in (first, second)]
     assert sum(d.calls for d in a.values()) > sum(d.calls for d in b.values()) > 0
-    assert await _cached_hours(pg_pool, first) == await _cached_hours(pg_pool, second) == 5
+    assert await _cached_hours(pg_pool, first) == await _cached_hours(pg_pool, second) == 6
 
 
 def _at(event: dict[str, Any]) -> datetime:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from llmops_prompts.report import VariantData
-from llmops_prompts.rollup import Part, Stretch, Sums, merge, stretches
+from llmops_prompts.rollup import Part, Stretch, Sums, ascending, distinct, merge, stretches
 
 
 def _part(costs: list[Decimal], units: list[int], latencies: list[float], scores: list[float]) -> Part:
@@ -46,17 +46,30 @@ def test_parts_merge_into_the_numbers_of_one_pass(pieces: int) -> None:
     assert merge([_part(costs, units, latencies, scores)]).cost == merged.cost
 
 
-def test_a_window_is_cut_at_hours_and_only_ended_whole_hours_are_cacheable() -> None:
+def test_distinct_and_ascending_are_numpys_unique_and_sort() -> None:
+    rng = np.random.default_rng(3)
+    hashes = rng.integers(-(2**63), 2**63 - 1, 1_000)
+    values = np.concatenate([hashes, hashes[:300], [-(2**63), 2**63 - 1, 0, 0]])
+    assert np.array_equal(distinct(values), np.unique(values)) and distinct(np.empty(0)).size == 0
+    floats = rng.lognormal(6, 0.5, 2_000).round()
+    assert np.array_equal(ascending(floats), np.sort(floats))
+
+
+def test_a_window_is_cut_at_hours_and_only_what_has_ended_is_cacheable() -> None:
     h = datetime(2026, 3, 1, 10, tzinfo=UTC)
-    start, end, now = h + timedelta(minutes=20), h + timedelta(hours=3, minutes=5), h + timedelta(hours=3, minutes=5)
-    assert stretches(start, end, now) == [
-        Stretch(start, h + timedelta(hours=1), None),  # partial first hour
-        Stretch(h + timedelta(hours=1), h + timedelta(hours=2), h + timedelta(hours=1)),
-        Stretch(h + timedelta(hours=2), h + timedelta(hours=3), h + timedelta(hours=2)),
-        Stretch(h + timedelta(hours=3), end, None)]  # the hour under way
-    # a whole hour that has not ended by `now` is not cacheable (its rows are still coming)
-    assert [s.hour for s in stretches(h, h + timedelta(hours=2), h + timedelta(minutes=90))] == [h, None]
+    start, end = h + timedelta(minutes=20), h + timedelta(hours=3, minutes=5)
+    hours = [h + timedelta(hours=i) for i in range(4)]
+    later = end + timedelta(minutes=1)
+    assert stretches(start, end, later) == [
+        Stretch(start, hours[1], hours[0], True),  # the window's partial first hour
+        Stretch(hours[1], hours[2], hours[1], True),
+        Stretch(hours[2], hours[3], hours[2], True),
+        Stretch(hours[3], end, hours[3], True)]  # the window's partial last hour, ended
+    assert [s.whole for s in stretches(start, end, later)] == [False, True, True, False]
+    # what has not ended a minute before `now` is not kept: a window that ends now ends later at the next report
+    assert [s.closed for s in stretches(start, end, end)] == [True, True, True, False]
+    assert [s.closed for s in stretches(h, h + timedelta(hours=2), h + timedelta(minutes=90))] == [True, False]
     # another time zone: the same UTC hours
-    paris = start.astimezone(timezone(timedelta(hours=2)))
-    assert stretches(paris, end, now) == stretches(start, end, now)
-    assert stretches(end, end, now) == [] and stretches(end, start, now) == []
+    assert stretches(start.astimezone(timezone(timedelta(hours=2))), end, end) == stretches(start, end, end)
+    assert stretches(start, end, end)[0].hour == hours[0]
+    assert stretches(end, end, end) == [] and stretches(end, start, end) == []

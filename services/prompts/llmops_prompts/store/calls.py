@@ -25,7 +25,7 @@ import asyncpg
 import numpy as np
 
 from llmops_prompts.report import VariantData
-from llmops_prompts.rollup import Part, Sums, floats, merge_all, stretches, unit_hashes
+from llmops_prompts.rollup import Part, Sums, ascending, distinct, floats, merge_all, stretches, unit_hashes
 from llmops_prompts.stats import BOOTSTRAP_MAX_VALUES
 from llmops_prompts.store import report_hours
 
@@ -36,47 +36,53 @@ _UNIT = {"user": "l.user_id", "trace": "l.trace_id"}
 
 def _ledger_sql(unit: str) -> str:
     """Per range and variant, in one scan of the ledger: calls, errors, calls with a guardrail finding, the
-    priced calls' cost sums, and (unless the unit is the session, which the spans know) the distinct units'
-    hashes."""
+    priced calls' cost sums, and (unless the unit is the session, which the spans know) every call's unit hash
+    (made distinct by the caller: cheaper than grouping by unit in Postgres)."""
     column = _UNIT.get(unit, "NULL::text")  # one of three constants
     return f"""WITH {_RANGES},
-               flagged AS (SELECT DISTINCT f.event_id, f.occurred_at FROM r JOIN guardrail_findings f
-                             ON f.tenant_id = $1 AND f.occurred_at >= r.s AND f.occurred_at < r.e)
-               SELECT i, variant, sum(calls)::bigint AS calls, sum(errors)::bigint AS errors,
-                      sum(findings)::bigint AS findings, sum(cost_n)::bigint AS cost_n,
-                      coalesce(sum(cost_sum), 0) AS cost_sum, coalesce(sum(cost_sq), 0) AS cost_sq,
-                      coalesce(string_agg(int8send(unit), ''::bytea) FILTER (WHERE unit IS NOT NULL), ''::bytea)
-                        AS units
-               FROM (SELECT r.i, l.prompt_variant AS variant, hashtextextended({column}, 0) AS unit,
-                            count(*) AS calls, count(*) FILTER (WHERE l.status <> 'ok') AS errors,
-                            count(f.event_id) AS findings, count(l.cost_total) AS cost_n,
-                            sum(l.cost_total) AS cost_sum, sum(l.cost_total * l.cost_total) AS cost_sq
-                     FROM r JOIN usage_ledger l ON l.tenant_id = $1 AND l.occurred_at >= r.s AND l.occurred_at < r.e
-                     LEFT JOIN flagged f ON f.event_id = l.event_id AND f.occurred_at = l.occurred_at
-                     WHERE l.prompt_name = $2 AND l.prompt_variant <> ''
-                     GROUP BY 1, 2, 3) per_unit
+               flagged AS (SELECT DISTINCT f.event_id, f.occurred_at
+                           FROM r CROSS JOIN LATERAL (
+                             SELECT f.event_id, f.occurred_at FROM guardrail_findings f
+                             WHERE f.tenant_id = $1 AND f.occurred_at >= r.s AND f.occurred_at < r.e OFFSET 0) f)
+               SELECT r.i, l.prompt_variant AS variant, count(*) AS calls,
+                      count(*) FILTER (WHERE l.status <> 'ok') AS errors, count(f.event_id) AS findings,
+                      count(l.cost_total) AS cost_n, coalesce(sum(l.cost_total), 0) AS cost_sum,
+                      coalesce(sum(l.cost_total * l.cost_total), 0) AS cost_sq,
+                      coalesce(string_agg(int8send(hashtextextended({column}, 0)), ''::bytea), ''::bytea) AS units
+               FROM r CROSS JOIN LATERAL (
+                 SELECT l.event_id, l.occurred_at, l.prompt_variant, l.status, l.cost_total, {column}
+                 FROM usage_ledger l
+                 WHERE l.tenant_id = $1 AND l.occurred_at >= r.s AND l.occurred_at < r.e AND l.prompt_name = $2
+                   AND l.prompt_variant <> '') l
+               LEFT JOIN flagged f ON f.event_id = l.event_id AND f.occurred_at = l.occurred_at
                GROUP BY 1, 2"""  # noqa: S608
 
 
 def _spans_sql(unit: str) -> str:
-    sessions = ("coalesce(string_agg(DISTINCT int8send(hashtextextended(s.session_id, 0)), ''::bytea), ''::bytea)"
+    """Per range and variant: every latency and (when the unit is the session) every session's hash, unsorted
+    (the caller sorts and makes distinct)."""
+    sessions = ("coalesce(string_agg(int8send(hashtextextended(s.session_id, 0)), ''::bytea), ''::bytea)"
                 if unit == "session" else "''::bytea")
     return f"""WITH {_RANGES}
                SELECT r.i, s.prompt_variant AS variant,
-                      coalesce(string_agg(float8send(s.latency_ms), ''::bytea ORDER BY s.latency_ms)
-                               FILTER (WHERE s.latency_ms IS NOT NULL), ''::bytea) AS latencies,
+                      coalesce(string_agg(float8send(s.latency_ms), ''::bytea), ''::bytea) AS latencies,
                       {sessions} AS sessions
-               FROM r JOIN trace_spans s ON s.tenant_id = $1 AND s.occurred_at >= r.s AND s.occurred_at < r.e
-               WHERE s.prompt_name = $2 AND s.prompt_variant <> ''
+               FROM r CROSS JOIN LATERAL (
+                 SELECT s.prompt_variant, s.latency_ms, s.session_id FROM trace_spans s
+                 WHERE s.tenant_id = $1 AND s.occurred_at >= r.s AND s.occurred_at < r.e AND s.prompt_name = $2
+                   AND s.prompt_variant <> '') s
                GROUP BY 1, 2"""  # noqa: S608
 
 
+# Each range's results joined to the same range's ledger rows (the range repeated on the ledger, so that the
+# planner reads only that range of it, by index for a small range, or scans it for a large one).
 _SCORES = f"""WITH {_RANGES}
               SELECT r.i, l.prompt_variant AS variant, x.rubric, count(*) AS n, sum(x.score::numeric) AS total,
                      sum(x.score::numeric * x.score::numeric) AS squares
-              FROM r JOIN evaluation_results x ON x.tenant_id = $1 AND x.occurred_at >= r.s AND x.occurred_at < r.e
-              JOIN usage_ledger l ON l.tenant_id = x.tenant_id AND l.event_id = x.event_id
-                                 AND l.occurred_at = x.occurred_at
+              FROM r
+              JOIN evaluation_results x ON x.tenant_id = $1 AND x.occurred_at >= r.s AND x.occurred_at < r.e
+              JOIN usage_ledger l ON l.tenant_id = $1 AND l.occurred_at >= r.s AND l.occurred_at < r.e
+                                 AND l.event_id = x.event_id AND l.occurred_at = x.occurred_at
               WHERE x.status = 'ok' AND x.score IS NOT NULL AND l.prompt_name = $2 AND l.prompt_variant <> ''
               GROUP BY 1, 2, 3"""  # noqa: S608
 
@@ -103,13 +109,13 @@ async def parts(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: 
     for r in await conn.fetch(_ledger_sql(unit), *args):
         out.setdefault(r["i"] - 1, {})[r["variant"]] = Part(
             calls=r["calls"], errors=r["errors"], findings=r["findings"],
-            cost=Sums(r["cost_n"], r["cost_sum"], r["cost_sq"]), units=np.sort(unit_hashes(r["units"])))
+            cost=Sums(r["cost_n"], r["cost_sum"], r["cost_sq"]), units=distinct(unit_hashes(r["units"])))
     for r in await conn.fetch(_spans_sql(unit), *args):
         part = out.get(r["i"] - 1, {}).get(r["variant"])
         if part is not None:  # a variant with spans but no ledger row has no calls
-            part.latencies = floats(r["latencies"])
+            part.latencies = ascending(floats(r["latencies"]))
             if unit == "session":
-                part.units = np.sort(unit_hashes(r["sessions"]))
+                part.units = distinct(unit_hashes(r["sessions"]))
     for r in await conn.fetch(_SCORES, *args):
         part = out.get(r["i"] - 1, {}).get(r["variant"])
         if part is not None:
@@ -129,33 +135,34 @@ async def costs(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, varian
 async def variant_data(pool: asyncpg.Pool, *, tenant_id: str, prompt: str, variants: list[str], unit: str,
                        start: datetime, end: datetime, now: datetime, cache: bool = True) -> dict[str, VariantData]:
     """Per variant name among `variants`: its calls between `start` and `end` (`VariantData`, variants with calls
-    only). The window is cut at UTC hours; a whole hour that ended by `now` is read from the cache while its
-    stamp matches, and aggregated (and then cached) otherwise; the rest (partial first and last hours, the hour
-    under way) is aggregated from the raw rows each time. Stamps, cached hours and raw rows are read in one
-    snapshot. `cache=False` aggregates the whole window from the raw rows in one range (what the cache must
-    equal)."""
+    only). The window is cut at UTC hours; a stretch that has ended by `now` is read from the cache while its
+    hour's stamp matches, and aggregated (and then cached) otherwise; the stretch under way is aggregated from
+    the raw rows each time. Stamps, cached stretches and raw rows are read in one snapshot. `cache=False`
+    aggregates the whole window from the raw rows in one range (what the cache must equal)."""
     async with pool.acquire() as conn:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             await prepare(conn)
             if not cache:
                 live = await parts(conn, tenant_id=tenant_id, prompt=prompt, unit=unit, ranges=[(start, end)])
                 found = [(v, p) for by_variant in live.values() for v, p in by_variant.items()]
-                small = _small(found, variants)
-                return _data(found, variants, await costs(conn, tenant_id=tenant_id, prompt=prompt, variants=small,
-                                                          start=start, end=end))
+                values = await costs(conn, tenant_id=tenant_id, prompt=prompt, variants=_small(found, variants),
+                                     start=start, end=end)
+                return _data(found, variants, values)
             cut = stretches(start, end, now)
-            hours = [s.hour for s in cut if s.hour is not None]
-            current = await report_hours.stamps(conn, tenant_id=tenant_id, prompt=prompt, hours=hours)
-            kept = await report_hours.cached(conn, tenant_id=tenant_id, prompt=prompt, unit=unit, current=current)
-            todo = [s for s in cut if s.hour not in kept]
+            closed = [s for s in cut if s.closed]
+            current = await report_hours.stamps(conn, tenant_id=tenant_id, prompt=prompt,
+                                                hours=sorted({s.hour for s in closed}))
+            kept = await report_hours.cached(conn, tenant_id=tenant_id, prompt=prompt, unit=unit, wanted=closed,
+                                             current=current)
+            todo = [s for s in cut if s not in kept]
             live = await parts(conn, tenant_id=tenant_id, prompt=prompt, unit=unit,
                                ranges=[(s.start, s.end) for s in todo])
             found = [(v, p) for by_variant in [*kept.values(), *live.values()] for v, p in by_variant.items()]
-            small = _small(found, variants)
-            values = await costs(conn, tenant_id=tenant_id, prompt=prompt, variants=small, start=start, end=end)
-        fresh = {s.hour: (current[s.hour], live.get(i, {})) for i, s in enumerate(todo) if s.hour is not None}
+            values = await costs(conn, tenant_id=tenant_id, prompt=prompt, variants=_small(found, variants),
+                                 start=start, end=end)
+        fresh = {s: (current[s.hour], live.get(i, {})) for i, s in enumerate(todo) if s.closed}
         if fresh:
-            await report_hours.store(conn, tenant_id=tenant_id, prompt=prompt, unit=unit, hours=fresh)
+            await report_hours.store(conn, tenant_id=tenant_id, prompt=prompt, unit=unit, stretches=fresh)
     return _data(found, variants, values)
 
 

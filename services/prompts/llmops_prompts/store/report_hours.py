@@ -1,5 +1,6 @@
-"""`prompt_report_hours` and `prompt_report_hour_variants` (prompts 0002): the report's cache of closed hours,
-and the stamps that say whether a cached hour still holds what its sources hold.
+"""`prompt_report_hours` and `prompt_report_hour_variants` (prompts 0002): the report's cache of stretches of time
+that have ended (whole UTC hours, and the part of an hour a window starts or ends in), and the stamps of their
+hours that say whether a cached stretch still holds what its sources hold.
 
 An hour's stamp is what the sources' own per-hour counters say, read in the same snapshot as the hour's rows:
 billing's `usage_hourly` for the prompt (events, cost total and when it last changed: a late event or a
@@ -19,7 +20,7 @@ import asyncpg
 import numpy as np
 import orjson
 
-from llmops_prompts.rollup import Part, Sums, floats, unit_hashes
+from llmops_prompts.rollup import Part, Stretch, Sums, floats, unit_hashes
 
 _STAMPS = """
 WITH h AS (SELECT unnest($3::timestamptz[]) AS hour),
@@ -50,23 +51,25 @@ async def stamps(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, hours
 
 
 async def cached(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: str,
-                 current: Mapping[datetime, str]) -> dict[datetime, dict[str, Part]]:
-    """The cached hours among `current` (hour -> its stamp now) whose stamp still matches, each with its
+                 wanted: Sequence[Stretch], current: Mapping[datetime, str]) -> dict[Stretch, dict[str, Part]]:
+    """The `wanted` stretches that are cached with their hour's stamp now (`current`: hour -> stamp), each with its
     variants' parts."""
-    if not current:
+    by_bounds = {(s.start, s.end): s for s in wanted}
+    if not by_bounds:
         return {}
     rows = await conn.fetch(
-        """SELECT h.hour, h.stamp, v.variant, v.calls, v.errors, v.findings, v.cost_n, v.cost_sum, v.cost_sq, v.units,
-                  v.latencies, v.scores
+        """SELECT h.since, h.until, h.hour, h.stamp, v.variant, v.calls, v.errors, v.findings, v.cost_n, v.cost_sum,
+                  v.cost_sq, v.units, v.latencies, v.scores
            FROM prompt_report_hours h
-           LEFT JOIN prompt_report_hour_variants v USING (tenant_id, prompt_name, unit, hour)
+           LEFT JOIN prompt_report_hour_variants v USING (tenant_id, prompt_name, unit, since, until)
            WHERE h.tenant_id = $1 AND h.prompt_name = $2 AND h.unit = $3 AND h.hour = ANY($4::timestamptz[])""",
-        tenant_id, prompt, unit, list(current))
-    out: dict[datetime, dict[str, Part]] = {}
+        tenant_id, prompt, unit, sorted({s.hour for s in wanted}))
+    out: dict[Stretch, dict[str, Part]] = {}
     for r in rows:
-        if current.get(r["hour"]) != r["stamp"]:
+        stretch = by_bounds.get((r["since"], r["until"]))
+        if stretch is None or current.get(r["hour"]) != r["stamp"]:
             continue
-        variants = out.setdefault(r["hour"], {})
+        variants = out.setdefault(stretch, {})
         if r["variant"] is not None:
             variants[r["variant"]] = Part(
                 calls=r["calls"], errors=r["errors"], findings=r["findings"],
@@ -82,27 +85,34 @@ def _bytes(values: np.ndarray, dtype: str) -> bytes:
 
 
 async def store(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: str,
-                hours: Mapping[datetime, tuple[str, dict[str, Part]]]) -> None:
-    """Replace the cached hours `hours` (hour -> (the stamp read with its parts, its parts per variant)). The hour's
-    row is written first, so two writers of one hour take turns; an hour is replaced whole, never added to."""
+                stretches: Mapping[Stretch, tuple[str, dict[str, Part]]]) -> None:
+    """Replace the cached `stretches` (each -> (its hour's stamp read with its parts, its parts per variant)). A
+    stretch's row is written first, so two writers of one stretch take turns; a stretch is replaced whole, never
+    added to. A part of an hour replaces any other part of that hour (at most one is kept: a window's edge)."""
     async with conn.transaction():
-        for hour, (stamp, variants) in sorted(hours.items()):
+        for stretch, (stamp, variants) in sorted(stretches.items(), key=lambda item: item[0].start):
+            key = (tenant_id, prompt, unit, stretch.start, stretch.end)
+            if not stretch.whole:
+                await conn.execute(
+                    """DELETE FROM prompt_report_hours
+                       WHERE tenant_id = $1 AND prompt_name = $2 AND unit = $3 AND hour = $4
+                         AND (since, until) <> ($5, $6) AND (since, until) <> ($4, $4 + interval '1 hour')""",
+                    tenant_id, prompt, unit, stretch.hour, stretch.start, stretch.end)
             await conn.execute(
-                """INSERT INTO prompt_report_hours (tenant_id, prompt_name, unit, hour, stamp)
-                   VALUES ($1, $2, $3, $4, $5)
-                   ON CONFLICT (tenant_id, prompt_name, unit, hour)
+                """INSERT INTO prompt_report_hours (tenant_id, prompt_name, unit, since, until, hour, stamp)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)
+                   ON CONFLICT (tenant_id, prompt_name, unit, since, until)
                    DO UPDATE SET stamp = excluded.stamp, computed_at = now()""",
-                tenant_id, prompt, unit, hour, stamp)
-            await conn.execute("DELETE FROM prompt_report_hour_variants "
-                               "WHERE tenant_id = $1 AND prompt_name = $2 AND unit = $3 AND hour = $4",
-                               tenant_id, prompt, unit, hour)
+                *key, stretch.hour, stamp)
+            await conn.execute("DELETE FROM prompt_report_hour_variants WHERE tenant_id = $1 AND prompt_name = $2 "
+                               "AND unit = $3 AND since = $4 AND until = $5", *key)
             await conn.executemany(
-                """INSERT INTO prompt_report_hour_variants (tenant_id, prompt_name, unit, hour, variant, calls, errors,
-                                                           findings, cost_n, cost_sum, cost_sq, units, latencies,
-                                                           scores)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)""",
-                [(tenant_id, prompt, unit, hour, variant, p.calls, p.errors, p.findings, p.cost.n, p.cost.total,
-                  p.cost.squares, _bytes(p.units, ">i8"), _bytes(p.latencies, ">f8"),
+                """INSERT INTO prompt_report_hour_variants (tenant_id, prompt_name, unit, since, until, variant, calls,
+                                                           errors, findings, cost_n, cost_sum, cost_sq, units,
+                                                           latencies, scores)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb)""",
+                [(*key, variant, p.calls, p.errors, p.findings, p.cost.n, p.cost.total, p.cost.squares,
+                  _bytes(p.units, ">i8"), _bytes(p.latencies, ">f8"),
                   orjson.dumps({rubric: [s.n, str(s.total), str(s.squares)]
                                 for rubric, s in p.scores.items()}).decode())
                  for variant, p in variants.items()])
