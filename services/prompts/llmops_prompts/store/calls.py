@@ -16,6 +16,7 @@ to 64 MB (`work_mem`) rather than sort on disk."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -32,6 +33,8 @@ from llmops_prompts.store import report_hours
 _RANGES = """r AS MATERIALIZED (SELECT * FROM unnest($3::timestamptz[], $4::timestamptz[]) WITH ORDINALITY
                                           AS r(s, e, i))"""
 _UNIT = {"user": "l.user_id", "trace": "l.trace_id"}
+RANGES_PER_QUERY = 3  # hours per statement: a cold report over a busy window stays under the pool's command timeout
+log = logging.getLogger("llmops_prompts.report")
 
 
 def _ledger_sql(unit: str) -> str:
@@ -101,9 +104,17 @@ async def prepare(conn: asyncpg.Connection) -> None:
 async def parts(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: str,
                 ranges: Sequence[tuple[datetime, datetime]]) -> dict[int, dict[str, Part]]:
     """Per range (its index in `ranges`) and variant, the `Part` of the prompt's calls in that range (variants with
-    calls only). Run in a transaction (one snapshot for the three queries)."""
-    if not ranges:
-        return {}
+    calls only). Run in a transaction (one snapshot for every query); `RANGES_PER_QUERY` ranges a statement."""
+    out: dict[int, dict[str, Part]] = {}
+    for first in range(0, len(ranges), RANGES_PER_QUERY):
+        chunk = await _parts(conn, tenant_id=tenant_id, prompt=prompt, unit=unit,
+                             ranges=ranges[first:first + RANGES_PER_QUERY])
+        out.update({first + i: by_variant for i, by_variant in chunk.items()})
+    return out
+
+
+async def _parts(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: str,
+                 ranges: Sequence[tuple[datetime, datetime]]) -> dict[int, dict[str, Part]]:
     args: tuple[Any, ...] = (tenant_id, prompt, [s for s, _ in ranges], [e for _, e in ranges])
     out: dict[int, dict[str, Part]] = {}
     for r in await conn.fetch(_ledger_sql(unit), *args):
@@ -162,7 +173,11 @@ async def variant_data(pool: asyncpg.Pool, *, tenant_id: str, prompt: str, varia
                                  start=start, end=end)
         fresh = {s: (current[s.hour], live.get(i, {})) for i, s in enumerate(todo) if s.closed}
         if fresh:
-            await report_hours.store(conn, tenant_id=tenant_id, prompt=prompt, unit=unit, stretches=fresh)
+            try:
+                await report_hours.store(conn, tenant_id=tenant_id, prompt=prompt, unit=unit, stretches=fresh)
+            except (asyncpg.PostgresError, TimeoutError) as exc:  # the report is made; keeping it is best effort
+                log.warning("the report's stretches were not kept; the next report aggregates them again",
+                            extra={"tenant_id": tenant_id, "stretches": len(fresh), "error_type": type(exc).__name__})
     return _data(found, variants, values)
 
 
