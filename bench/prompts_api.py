@@ -8,7 +8,9 @@
 2. An experiment's report over `--calls` calls (default 1,000,000: two variants, 50/50) through
    `GET /v1/experiments/{id}/report` (target < 2 s), against its baseline, `SELECT count(*)` of the same
    ledger rows (the floor of any report that reads them), and split in-process into its SQL
-   (`store.calls.variant_data`) and its statistics (`report.build`).
+   (`store.calls.variant_data`) and its statistics (`report.build`). The first report over ended hours
+   aggregates and keeps them (`prompt_report_hours`), the next ones read them back: each report's time is
+   printed in order; clear the table for a cold first report of a `--reuse` run.
 
 The calls are loaded with SQL (`generate_series`) the way billing, the trace writer, guardrails and the
 evaluator store them: a ledger row and a span per call (latency lognormal around 400 ms, whole ms), a
