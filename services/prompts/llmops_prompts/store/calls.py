@@ -4,20 +4,21 @@ evaluator's results (judge scores per rubric). Read only; every query names the 
 
 `parts` aggregates stretches of time (a list of [start, end) ranges, each usually a UTC hour or the part of
 one inside a report's window) into one `rollup.Part` per (range, variant), for every variant of the prompt:
-three queries, each reading its table once over the ranges: the ledger (with the ranges' findings hash-joined;
-distinct units grouped first, so counting them is a hash aggregate, and returned as their 64-bit hashes), the
-spans (latencies sorted, and sessions' hashes when the unit is the session; a span carries its event's prompt
-name and variant as the ledger row does, so no join with the ledger), and the judge's scores joined to the
-ledger. Sums are exact (`numeric`), so parts merge into the same numbers as one pass over the window.
+three queries, each reading its table once over the ranges (a branch per range, up to `RANGES_PER_QUERY`
+ranges a statement): the ledger (with the range's findings hash-joined; every call's unit as a 64-bit hash,
+made distinct here), the spans (latencies, and sessions' hashes when the unit is the session; a span carries
+its event's prompt name and variant as the ledger row does, so no join with the ledger), and the judge's
+scores joined to the ledger. Sums are exact (`numeric`), so parts merge into the same numbers as one pass
+over the window.
 `costs` reads the costs themselves, for variants small enough for the bootstrap.
 
-JIT is off for these queries (compiling them cost more than it saved on a million rows), and each may hash up
-to 64 MB (`work_mem`) rather than sort on disk."""
+JIT is off for these queries (compiling them cost more than it saved on a million rows), each may hash up to
+64 MB (`work_mem`) rather than sort on disk, and plans are always custom (each range's bounds seen)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -30,64 +31,81 @@ from llmops_prompts.rollup import Part, Sums, ascending, distinct, floats, merge
 from llmops_prompts.stats import BOOTSTRAP_MAX_VALUES
 from llmops_prompts.store import report_hours
 
-_RANGES = """r AS MATERIALIZED (SELECT * FROM unnest($3::timestamptz[], $4::timestamptz[]) WITH ORDINALITY
-                                          AS r(s, e, i))"""
 _UNIT = {"user": "l.user_id", "trace": "l.trace_id"}
 RANGES_PER_QUERY = 3  # hours per statement: a cold report over a busy window stays under the pool's command timeout
 log = logging.getLogger("llmops_prompts.report")
 
 
-def _ledger_sql(unit: str) -> str:
-    """Per range and variant, in one scan of the ledger: calls, errors, calls with a guardrail finding, the
-    priced calls' cost sums, and (unless the unit is the session, which the spans know) every call's unit hash
-    (made distinct by the caller: cheaper than grouping by unit in Postgres)."""
+def _bounds(k: int) -> tuple[str, str]:
+    """The parameters of range k (0-based): $1 is the tenant, $2 the prompt, then each range's start and end."""
+    return f"${3 + 2 * k}::timestamptz", f"${4 + 2 * k}::timestamptz"
+
+
+def _each_range(n: int, branch: Callable[[int, str, str], str]) -> str:
+    """One branch per range, its bounds as parameters of their own (so that the planner, with a custom plan,
+    sees each range's real size: an index for a small one, a scan for a large one), UNION ALL."""
+    return "\nUNION ALL\n".join(f"({branch(k + 1, *_bounds(k))})" for k in range(n))
+
+
+def _ledger_sql(unit: str, n: int) -> str:
+    """Per range and variant, in one pass over the range's ledger rows: calls, errors, calls with a guardrail
+    finding (a hash join on the range's findings), the priced calls' cost sums, and (unless the unit is the
+    session, which the spans know) every call's unit hash (made distinct by the caller: cheaper than grouping by
+    unit in Postgres)."""
     column = _UNIT.get(unit, "NULL::text")  # one of three constants
-    return f"""WITH {_RANGES},
-               flagged AS (SELECT DISTINCT f.event_id, f.occurred_at
-                           FROM r CROSS JOIN LATERAL (
-                             SELECT f.event_id, f.occurred_at FROM guardrail_findings f
-                             WHERE f.tenant_id = $1 AND f.occurred_at >= r.s AND f.occurred_at < r.e OFFSET 0) f)
-               SELECT r.i, l.prompt_variant AS variant, count(*) AS calls,
-                      count(*) FILTER (WHERE l.status <> 'ok') AS errors, count(f.event_id) AS findings,
-                      count(l.cost_total) AS cost_n, coalesce(sum(l.cost_total), 0) AS cost_sum,
-                      coalesce(sum(l.cost_total * l.cost_total), 0) AS cost_sq,
-                      coalesce(string_agg(int8send(hashtextextended({column}, 0)), ''::bytea), ''::bytea) AS units
-               FROM r CROSS JOIN LATERAL (
-                 SELECT l.event_id, l.occurred_at, l.prompt_variant, l.status, l.cost_total, {column}
-                 FROM usage_ledger l
-                 WHERE l.tenant_id = $1 AND l.occurred_at >= r.s AND l.occurred_at < r.e AND l.prompt_name = $2
-                   AND l.prompt_variant <> '') l
-               LEFT JOIN flagged f ON f.event_id = l.event_id AND f.occurred_at = l.occurred_at
-               GROUP BY 1, 2"""  # noqa: S608
+
+    def branch(i: int, s: str, e: str) -> str:
+        return f"""SELECT {i} AS i, l.prompt_variant AS variant, count(*) AS calls,
+                          count(*) FILTER (WHERE l.status <> 'ok') AS errors, count(f.event_id) AS findings,
+                          count(l.cost_total) AS cost_n, coalesce(sum(l.cost_total), 0) AS cost_sum,
+                          coalesce(sum(l.cost_total * l.cost_total), 0) AS cost_sq,
+                          coalesce(string_agg(int8send(hashtextextended({column}, 0)), ''::bytea), ''::bytea)
+                            AS units
+                   FROM usage_ledger l
+                   LEFT JOIN (SELECT DISTINCT f.event_id, f.occurred_at FROM guardrail_findings f
+                              WHERE f.tenant_id = $1 AND f.occurred_at >= {s} AND f.occurred_at < {e}) f
+                          ON f.event_id = l.event_id AND f.occurred_at = l.occurred_at
+                   WHERE l.tenant_id = $1 AND l.occurred_at >= {s} AND l.occurred_at < {e} AND l.prompt_name = $2
+                     AND l.prompt_variant <> ''
+                   GROUP BY 2"""  # noqa: S608
+
+    return _each_range(n, branch)
 
 
-def _spans_sql(unit: str) -> str:
+def _spans_sql(unit: str, n: int) -> str:
     """Per range and variant: every latency and (when the unit is the session) every session's hash, unsorted
     (the caller sorts and makes distinct)."""
     sessions = ("coalesce(string_agg(int8send(hashtextextended(s.session_id, 0)), ''::bytea), ''::bytea)"
                 if unit == "session" else "''::bytea")
-    return f"""WITH {_RANGES}
-               SELECT r.i, s.prompt_variant AS variant,
-                      coalesce(string_agg(float8send(s.latency_ms), ''::bytea), ''::bytea) AS latencies,
-                      {sessions} AS sessions
-               FROM r CROSS JOIN LATERAL (
-                 SELECT s.prompt_variant, s.latency_ms, s.session_id FROM trace_spans s
-                 WHERE s.tenant_id = $1 AND s.occurred_at >= r.s AND s.occurred_at < r.e AND s.prompt_name = $2
-                   AND s.prompt_variant <> '') s
-               GROUP BY 1, 2"""  # noqa: S608
+
+    def branch(i: int, s: str, e: str) -> str:
+        return f"""SELECT {i} AS i, s.prompt_variant AS variant,
+                          coalesce(string_agg(float8send(s.latency_ms), ''::bytea), ''::bytea) AS latencies,
+                          {sessions} AS sessions
+                   FROM trace_spans s
+                   WHERE s.tenant_id = $1 AND s.occurred_at >= {s} AND s.occurred_at < {e} AND s.prompt_name = $2
+                     AND s.prompt_variant <> ''
+                   GROUP BY 2"""  # noqa: S608
+
+    return _each_range(n, branch)
 
 
-# Each range's results joined to the same range's ledger rows (the range repeated on the ledger, so that the
-# planner reads only that range of it, by index for a small range, or scans it for a large one).
-_SCORES = f"""WITH {_RANGES}
-              SELECT r.i, l.prompt_variant AS variant, x.rubric, count(*) AS n, sum(x.score::numeric) AS total,
-                     sum(x.score::numeric * x.score::numeric) AS squares
-              FROM r
-              JOIN evaluation_results x ON x.tenant_id = $1 AND x.occurred_at >= r.s AND x.occurred_at < r.e
-              JOIN usage_ledger l ON l.tenant_id = $1 AND l.occurred_at >= r.s AND l.occurred_at < r.e
-                                 AND l.event_id = x.event_id AND l.occurred_at = x.occurred_at
-              WHERE x.status = 'ok' AND x.score IS NOT NULL AND l.prompt_name = $2 AND l.prompt_variant <> ''
-              GROUP BY 1, 2, 3"""  # noqa: S608
+def _scores_sql(n: int) -> str:
+    """Per range, variant and rubric: the judge's scores' exact sums; each range's results joined to the same
+    range's ledger rows (the range repeated on the ledger, so that only that range of it is read)."""
+
+    def branch(i: int, s: str, e: str) -> str:
+        return f"""SELECT {i} AS i, l.prompt_variant AS variant, x.rubric, count(*) AS n,
+                          sum(x.score::numeric) AS total, sum(x.score::numeric * x.score::numeric) AS squares
+                   FROM evaluation_results x
+                   JOIN usage_ledger l ON l.event_id = x.event_id AND l.occurred_at = x.occurred_at
+                   WHERE x.tenant_id = $1 AND x.occurred_at >= {s} AND x.occurred_at < {e} AND x.status = 'ok'
+                     AND x.score IS NOT NULL AND l.tenant_id = $1 AND l.occurred_at >= {s} AND l.occurred_at < {e}
+                     AND l.prompt_name = $2 AND l.prompt_variant <> ''
+                   GROUP BY 2, 3"""  # noqa: S608
+
+    return _each_range(n, branch)
+
 
 _COSTS = """SELECT l.prompt_variant AS variant, array_agg(l.cost_total::float8 ORDER BY l.event_id) AS costs
             FROM usage_ledger l
@@ -98,7 +116,8 @@ _COSTS = """SELECT l.prompt_variant AS variant, array_agg(l.cost_total::float8 O
 
 async def prepare(conn: asyncpg.Connection) -> None:
     """The session settings of the report's queries, for the current transaction."""
-    await conn.execute("SET LOCAL jit = off; SET LOCAL work_mem = '64MB'")
+    await conn.execute("SET LOCAL jit = off; SET LOCAL work_mem = '64MB'; "
+                       "SET LOCAL plan_cache_mode = force_custom_plan")  # each range's size, seen by the planner
 
 
 async def parts(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: str,
@@ -115,19 +134,19 @@ async def parts(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: 
 
 async def _parts(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: str,
                  ranges: Sequence[tuple[datetime, datetime]]) -> dict[int, dict[str, Part]]:
-    args: tuple[Any, ...] = (tenant_id, prompt, [s for s, _ in ranges], [e for _, e in ranges])
+    args: tuple[Any, ...] = (tenant_id, prompt, *(bound for pair in ranges for bound in pair))
     out: dict[int, dict[str, Part]] = {}
-    for r in await conn.fetch(_ledger_sql(unit), *args):
+    for r in await conn.fetch(_ledger_sql(unit, len(ranges)), *args):
         out.setdefault(r["i"] - 1, {})[r["variant"]] = Part(
             calls=r["calls"], errors=r["errors"], findings=r["findings"],
             cost=Sums(r["cost_n"], r["cost_sum"], r["cost_sq"]), units=distinct(unit_hashes(r["units"])))
-    for r in await conn.fetch(_spans_sql(unit), *args):
+    for r in await conn.fetch(_spans_sql(unit, len(ranges)), *args):
         part = out.get(r["i"] - 1, {}).get(r["variant"])
         if part is not None:  # a variant with spans but no ledger row has no calls
             part.latencies = ascending(floats(r["latencies"]))
             if unit == "session":
                 part.units = distinct(unit_hashes(r["sessions"]))
-    for r in await conn.fetch(_SCORES, *args):
+    for r in await conn.fetch(_scores_sql(len(ranges)), *args):
         part = out.get(r["i"] - 1, {}).get(r["variant"])
         if part is not None:
             part.scores[r["rubric"]] = Sums(r["n"], Decimal(r["total"]), Decimal(r["squares"]))
