@@ -149,3 +149,22 @@ async def test_each_tenants_cached_hours_are_its_own(pg_pool: asyncpg.Pool) -> N
 
 def _at(event: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(event["occurred_at"])
+
+
+async def test_a_span_billing_has_not_written_yet_counts_as_in_one_pass(pg_pool: asyncpg.Pool) -> None:
+    """A span whose ledger row is not there (billing behind, an event it does not bill), alone in its hour for
+    its variant: its latency counts for a variant with calls elsewhere in the window, cached or not."""
+    tenant = f"rs-{uuid.uuid4().hex[:8]}"
+    events = _events(tenant, 60, seed=9)
+    await _store(pg_pool, events, seed=10)
+    lone = _events(tenant, 1, seed=11, offset=2002)[0]  # variant "short" (2002 % 3 == 1)
+    lone["occurred_at"] = (NOW - timedelta(hours=1, minutes=1)).isoformat()  # 10:59, in the 10:00 hour
+    for table in ("trace_spans", "usage_ledger"):  # no other call of "short" in that hour, before any report
+        await pg_pool.execute(f"DELETE FROM {table} WHERE tenant_id = $1 AND prompt_variant = 'short' "  # noqa: S608
+                              "AND occurred_at >= $2 AND occurred_at < $3", tenant, NOW - timedelta(hours=2),
+                              NOW - timedelta(hours=1))
+    await store_directly(pg_pool, [lone])
+    raw = await _data(pg_pool, tenant, "user", cache=False)
+    assert float(lone["latency_ms"]) in raw["short"].latencies
+    for _ in range(2):  # cold, then warm
+        _same(await _data(pg_pool, tenant, "user", cache=True), raw)

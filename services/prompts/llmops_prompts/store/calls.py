@@ -141,11 +141,12 @@ async def _parts(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit:
             calls=r["calls"], errors=r["errors"], findings=r["findings"],
             cost=Sums(r["cost_n"], r["cost_sum"], r["cost_sq"]), units=distinct(unit_hashes(r["units"])))
     for r in await conn.fetch(_spans_sql(unit, len(ranges)), *args):
-        part = out.get(r["i"] - 1, {}).get(r["variant"])
-        if part is not None:  # a variant with spans but no ledger row has no calls
-            part.latencies = ascending(floats(r["latencies"]))
-            if unit == "session":
-                part.units = distinct(unit_hashes(r["sessions"]))
+        # a span without a ledger row in this range (billing not there yet, an event it does not bill) still
+        # counts in the latencies of a variant that has calls in the window, as in one pass over the window
+        part = out.setdefault(r["i"] - 1, {}).setdefault(r["variant"], Part())
+        part.latencies = ascending(floats(r["latencies"]))
+        if unit == "session":
+            part.units = distinct(unit_hashes(r["sessions"]))
     for r in await conn.fetch(_scores_sql(len(ranges)), *args):
         part = out.get(r["i"] - 1, {}).get(r["variant"])
         if part is not None:
