@@ -147,10 +147,8 @@ async def _parts(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit:
         part.latencies = ascending(floats(r["latencies"]))
         if unit == "session":
             part.units = distinct(unit_hashes(r["sessions"]))
-    for r in await conn.fetch(_scores_sql(len(ranges)), *args):
-        part = out.get(r["i"] - 1, {}).get(r["variant"])
-        if part is not None:
-            part.scores[r["rubric"]] = Sums(r["n"], Decimal(r["total"]), Decimal(r["squares"]))
+    for r in await conn.fetch(_scores_sql(len(ranges)), *args):  # a score's call is in the range's ledger rows
+        out[r["i"] - 1][r["variant"]].scores[r["rubric"]] = Sums(r["n"], Decimal(r["total"]), Decimal(r["squares"]))
     return out
 
 
