@@ -25,7 +25,13 @@ from llmops_prompts.rollup import Part, Stretch, Sums, floats, unit_hashes
 _STAMPS = """
 WITH h AS (SELECT unnest($3::timestamptz[]) AS hour),
 erased AS (SELECT count(*) AS n, coalesce(extract(epoch FROM max(requested_at)), 0) AS at
-           FROM trace_erasures WHERE tenant_id = $1)
+           FROM trace_erasures WHERE tenant_id = $1),
+judged AS (SELECT date_trunc('hour', x.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, count(*) AS n,
+                  extract(epoch FROM max(x.updated_at)) AS at
+           FROM evaluation_results x
+           WHERE x.tenant_id = $1 AND x.occurred_at >= (SELECT min(hour) FROM h)
+             AND x.occurred_at < (SELECT max(hour) FROM h) + interval '1 hour'
+           GROUP BY 1)
 SELECT h.hour,
        concat_ws('/',
          (SELECT concat_ws(',', coalesce(sum(u.event_count), 0), coalesce(sum(u.cost_total), 0),
@@ -35,11 +41,11 @@ SELECT h.hour,
           FROM trace_metrics_hourly m WHERE m.tenant_id = $1 AND m.bucket = h.hour AND m.prompt_name = $2),
          (SELECT count(*) FROM guardrail_findings f
           WHERE f.tenant_id = $1 AND f.occurred_at >= h.hour AND f.occurred_at < h.hour + interval '1 hour'),
-         (SELECT concat_ws(',', count(*), coalesce(extract(epoch FROM max(x.updated_at)), 0))
-          FROM evaluation_results x
-          WHERE x.tenant_id = $1 AND x.occurred_at >= h.hour AND x.occurred_at < h.hour + interval '1 hour'),
+         concat_ws(',', coalesce(j.n, 0), coalesce(j.at, 0)),
          (SELECT concat_ws(',', n, at) FROM erased)) AS stamp
-FROM h"""
+FROM h LEFT JOIN judged j USING (hour)"""
+# The judge's results are read once over the window's hours, grouped by hour (their index leads with the
+# evaluator, so a look-up per hour would read the tenant's whole index range each time).
 
 
 async def stamps(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, hours: Sequence[datetime]
