@@ -65,6 +65,9 @@ async def test_the_report_finds_the_planted_differences_and_is_the_tenants_own(
         async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {read}"}) as r:
             not_started = await r.get("/v1/experiments/len/report")
             assert not_started.status_code == 422 and not_started.json()["errors"][0]["loc"] == ["query", "from"]
+            too_long = await r.get("/v1/experiments/len/report",
+                                   params={"from": (NOW - timedelta(days=401)).isoformat(), "to": NOW.isoformat()})
+            assert too_long.status_code == 422 and too_long.json()["errors"][0]["loc"] == ["query", "from"]
             report = (await r.get("/v1/experiments/len/report", params=window)).json()
             sessions = (await r.get("/v1/experiments/len-s/report", params=window)).json()
             # a variant over the bootstrap's limit: its costs stay in Postgres, the interval is Welch's from the
