@@ -22,6 +22,8 @@ class TracesSettings(WorkerSettings, ApiSettings):
     """What the worker stores (redacted events only; tests use a topic of their own)."""
     batch_max_events: int = 1_000
     """Events per batch (one transaction each)."""
+    batches_in_flight: int = 2
+    """Batches in progress at once: the next is polled and decoded while the one before writes."""
 
     retention_days: int = Field(30, ge=1)
     """How long a tenant's spans are kept unless it chose otherwise (`PUT /v1/settings`)."""
