@@ -23,7 +23,7 @@
 
     .venv/bin/python bench/traces_store.py [--events 20000] [--rounds 3] [--latency-seconds 30]
                                            [--spans 10000000] [--samples 40] [--no-costs] [--keep-db]
-                                           [--skip-throughput] [--skip-volume]
+                                           [--skip-throughput] [--skip-volume] [--before-source DIR]
 
 Everything runs in a database of its own (`llmops_bench_traces`, dropped and re-created, dropped at the
 end unless `--keep-db`) and on bench topics, so the suite's services never see these events.
@@ -178,10 +178,18 @@ async def produce(settings: CommonSettings, topic: str, payloads: list[tuple[byt
         await producer.stop()
 
 
+BEFORE_SOURCE: Path | None = None
+"""`--before-source`: a tree of an earlier commit (`git archive COMMIT | tar -x -C DIR`) whose traces worker
+runs as the role "before", interleaved with the others, for a same-run comparison."""
+
+
 def start_consumer(settings: CommonSettings, database_url: str, role: str, topic: str,
                    group: str) -> subprocess.Popen:
     env = {**os.environ, "LLMOPS_DATABASE_URL": database_url, "LLMOPS_LOG_LEVEL": "WARNING",
            "LLMOPS_TRACES_TOPIC": topic, "LLMOPS_TRACES_GROUP": group}
+    if role == "before":
+        assert BEFORE_SOURCE is not None
+        env["PYTHONPATH"] = f"{BEFORE_SOURCE / 'services' / 'traces'}{os.pathsep}{BEFORE_SOURCE / 'shared'}"
     if role == "baseline":
         cmd = [sys.executable, __file__, "--role", "baseline", "--topic", topic, "--group", group,
                "--database-url", database_url, "--bootstrap", settings.kafka_bootstrap]
@@ -240,7 +248,7 @@ async def timed_round(settings: CommonSettings, database_url: str, role: str, ev
                 raise RuntimeError(f"the {role} consumer stalled at {done} of {target} rows")
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - started
-        if role == "traces":  # the rollups were written in the same transactions: they must add up
+        if role != "baseline":  # the rollups were written in the same transactions: they must add up
             rolled = await conn.fetchval("SELECT sum(requests) FROM trace_metrics_hourly WHERE tenant_id = $1", tenant)
             assert rolled == target, (rolled, target)
         return len(payloads) / elapsed
@@ -657,12 +665,13 @@ async def main_async(args: argparse.Namespace) -> None:
     try:
         if not args.skip_throughput:
             events = clean_events(args.events, "bench")
-            rates: dict[str, list[float]] = {"baseline": [], "traces": []}
+            roles = ("baseline", "traces", *(("before",) if BEFORE_SOURCE else ()))
+            rates: dict[str, list[float]] = {role: [] for role in roles}
             for r in range(args.rounds):
-                for role in ("baseline", "traces"):
+                for role in roles:
                     rates[role].append(await timed_round(settings, database_url, role, events))
-                print(f"round {r + 1}: raw COPY consumer {rates['baseline'][-1]:,.0f} ev/s, "
-                      f"traces worker {rates['traces'][-1]:,.0f} ev/s", flush=True)
+                print(f"round {r + 1}: " + ", ".join(f"{role} {rates[role][-1]:,.0f} ev/s" for role in roles),
+                      flush=True)
             base, writer = statistics.median(rates["baseline"]), statistics.median(rates["traces"])
             rate = writer / 2
             latencies, sent = await visibility_latency(settings, database_url, rate, args.latency_seconds)
@@ -674,6 +683,11 @@ async def main_async(args: argparse.Namespace) -> None:
                 f"{'traces worker (spans + rollups)':<50} {writer:>12,.0f}   "
                 + ", ".join(f"{x:,.0f}" for x in rates["traces"]),
                 f"{'ratio worker/baseline (target >= 0.5)':<50} {writer / base:>12.2f}",
+                *([f"{'traces worker before (' + str(BEFORE_SOURCE) + ')':<50} "
+                   f"{statistics.median(rates['before']):>12,.0f}   " + ", ".join(f"{x:,.0f}" for x in rates["before"]),
+                   f"{'ratio before/baseline':<50} {statistics.median(rates['before']) / base:>12.2f}"]
+                  if BEFORE_SOURCE else []),
+                f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}",
                 "",
                 f"produce -> queryable at {rate:,.0f} ev/s (half the worker's median) "
                 f"for {args.latency_seconds:.0f} s, "
@@ -729,6 +743,8 @@ def main() -> None:
     parser.add_argument("--database", default=BENCH_DB, help="the bench database (dropped and re-created)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-volume", action="store_true")
+    parser.add_argument("--before-source", type=Path,
+                        help="a tree of an earlier commit (git archive): its traces worker runs too, interleaved")
     parser.add_argument("--role", default="bench", choices=["bench", "baseline"])
     parser.add_argument("--topic")
     parser.add_argument("--group")
@@ -738,6 +754,8 @@ def main() -> None:
     if args.role == "baseline":
         asyncio.run(baseline_consumer(args))
         return
+    global BEFORE_SOURCE  # noqa: PLW0603  (set once, from the command line)
+    BEFORE_SOURCE = args.before_source.resolve() if args.before_source else None
     local.infrastructure_up(CommonSettings(), say=lambda _m: None)
     asyncio.run(main_async(args))
 

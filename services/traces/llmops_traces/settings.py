@@ -20,8 +20,13 @@ class TracesSettings(WorkerSettings, ApiSettings):
     """The worker's consumer group."""
     topic: str = INTERACTIONS_CLEAN
     """What the worker stores (redacted events only; tests use a topic of their own)."""
-    batch_max_events: int = 1_000
-    """Events per batch (one transaction each)."""
+    batch_max_events: int = 5_000
+    """Events per batch (one transaction each). A batch adds to each of its rollup rows once, and a burst
+    touches the same rows batch after batch: at the benchmark's rates 4,000-event batches cut the rollup
+    time per event by 3 and gave 1.6 times the events per second of 1,000-event ones. A batch waits at
+    most `batch_max_wait_ms` to fill, so a slow stream still writes within that."""
+    batches_in_flight: int = 2
+    """Batches in progress at once: the next is polled and decoded while the one before writes."""
 
     retention_days: int = Field(30, ge=1)
     """How long a tenant's spans are kept unless it chose otherwise (`PUT /v1/settings`)."""

@@ -10,7 +10,7 @@ request-metrics rollup rows of their minute and hour (`histogram` buckets for la
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -116,6 +116,11 @@ def span_row(event: Interaction, *, metadata_only: bool) -> SpanRow:
     )
 
 
+def without_text(row: SpanRow) -> SpanRow:
+    """`row` as a metadata-only tenant's span: no input, output, metadata or error message."""
+    return replace(row, error_message=None, input=None, output=None, metadata=None, text_stored=False)
+
+
 # --------------------------------------------------------------------------------------------------
 # Request-metrics rollups
 
@@ -124,7 +129,8 @@ ROLLUP_KEY = ("tenant_id", "bucket", "app_id", "environment", "model", "prompt_n
 
 @dataclass(slots=True)
 class Rollup:
-    """One rollup row's increment: a key (`ROLLUP_KEY`, or `TENANT_ROLLUP_KEY`) and its measures."""
+    """One rollup row's increment: a key (`ROLLUP_KEY`, or `TENANT_ROLLUP_KEY`) and its measures. The
+    histograms are sparse: {bucket: count} of the buckets with a count (`histogram.BUCKETS` in all)."""
 
     key: tuple[Any, ...]
     requests: int = 0
@@ -133,9 +139,9 @@ class Rollup:
     output_tokens: int = 0
     latency_count: int = 0
     latency_sum_ms: float = 0.0
-    latency_hist: list[int] = field(default_factory=lambda: [0] * histogram.BUCKETS)
+    latency_hist: dict[int, int] = field(default_factory=dict)
     ttft_count: int = 0
-    ttft_hist: list[int] = field(default_factory=lambda: [0] * histogram.BUCKETS)
+    ttft_hist: dict[int, int] = field(default_factory=dict)
 
     def add(self, row: SpanRow) -> None:
         self.requests += 1
@@ -145,10 +151,34 @@ class Rollup:
         if row.latency_ms is not None:
             self.latency_count += 1
             self.latency_sum_ms += row.latency_ms
-            self.latency_hist[histogram.bucket_of(row.latency_ms)] += 1
+            bucket = histogram.bucket_of(row.latency_ms)
+            self.latency_hist[bucket] = self.latency_hist.get(bucket, 0) + 1
         if row.ttft_ms is not None:
             self.ttft_count += 1
-            self.ttft_hist[histogram.bucket_of(row.ttft_ms)] += 1
+            bucket = histogram.bucket_of(row.ttft_ms)
+            self.ttft_hist[bucket] = self.ttft_hist.get(bucket, 0) + 1
+
+    def merge(self, other: Rollup) -> None:
+        """Add `other`'s measures (whatever its key)."""
+        self.requests += other.requests
+        self.errors += other.errors
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.latency_count += other.latency_count
+        self.latency_sum_ms += other.latency_sum_ms
+        self.ttft_count += other.ttft_count
+        for bucket, count in other.latency_hist.items():
+            self.latency_hist[bucket] = self.latency_hist.get(bucket, 0) + count
+        for bucket, count in other.ttft_hist.items():
+            self.ttft_hist[bucket] = self.ttft_hist.get(bucket, 0) + count
+
+
+def dense(sparse: dict[int, int]) -> list[int]:
+    """A sparse histogram as the stored array (`histogram.BUCKETS` counts)."""
+    counts = [0] * histogram.BUCKETS
+    for bucket, count in sparse.items():
+        counts[bucket] += count
+    return counts
 
 
 def truncate(at: datetime, unit: timedelta) -> datetime:
@@ -172,6 +202,20 @@ def rollups(rows: Iterable[SpanRow], unit: timedelta) -> list[Rollup]:
     return [out[k] for k in sorted(out)]
 
 
+def coarser(fine: Iterable[Rollup], unit: timedelta) -> list[Rollup]:
+    """`fine` rollups (keyed by `ROLLUP_KEY`, per minute) summed per `unit` (an hour), in key order: the same
+    as `rollups` of their rows per `unit`, without going over the rows again."""
+    out: dict[tuple[Any, ...], Rollup] = {}
+    for r in fine:
+        tenant_id, bucket, *rest = r.key
+        key = (tenant_id, truncate(bucket, unit), *rest)
+        into = out.get(key)
+        if into is None:
+            into = out[key] = Rollup(key)
+        into.merge(r)
+    return [out[k] for k in sorted(out)]
+
+
 TENANT_ROLLUP_KEY = ("tenant_id", "bucket", "environment", "model")
 
 
@@ -185,15 +229,7 @@ def tenant_rollups(fine: Iterable[Rollup]) -> list[Rollup]:
         into = out.get(key)
         if into is None:
             into = out[key] = Rollup(key)
-        into.requests += r.requests
-        into.errors += r.errors
-        into.input_tokens += r.input_tokens
-        into.output_tokens += r.output_tokens
-        into.latency_count += r.latency_count
-        into.latency_sum_ms += r.latency_sum_ms
-        into.ttft_count += r.ttft_count
-        into.latency_hist = [a + b for a, b in zip(into.latency_hist, r.latency_hist, strict=True)]
-        into.ttft_hist = [a + b for a, b in zip(into.ttft_hist, r.ttft_hist, strict=True)]
+        into.merge(r)
     return [out[k] for k in sorted(out)]
 
 

@@ -86,12 +86,12 @@ class RunningWriter:
 
 async def store_directly(pool: asyncpg.Pool, events: list[dict[str, Any]], *, now: datetime = NOW) -> None:
     """Store clean events through the worker's own write step (no Kafka), as one batch."""
-    from llmops_shared.contract import Interaction
     from llmops_shared.worker import Message
     from llmops_traces.worker import SpanWriter
 
     writer = SpanWriter(TracesSettings(), clock=lambda: now)
-    items = [(Message("t", 0, i, None, None, 0), Interaction.model_validate(e)) for i, e in enumerate(events)]
+    messages = [Message("t", 0, i, None, orjson.dumps(e), 0) for i, e in enumerate(events)]
+    items = [(m, writer.decode(m)) for m in messages]
     async with pool.acquire() as conn, conn.transaction():
         await writer.write(conn, items)
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from llmops_shared.contract import Interaction
 from llmops_traces import histogram
-from llmops_traces.spans import rollups, span_row
+from llmops_traces.spans import Rollup, coarser, dense, rollups, span_row, tenant_rollups
 from tests.support.events import make_event
 
 AT = datetime(2026, 11, 24, 12, 30, 15, tzinfo=UTC)
@@ -53,3 +53,42 @@ def test_a_series_reads_the_coarsest_rollup_that_has_its_dimensions() -> None:
     assert table_for("hour", None, {"app": "a"}) == "trace_metrics_hourly"
     assert table_for("hour", "prompt_version", {}) == "trace_metrics_hourly"
     assert table_for("minute", None, {}) == "trace_metrics_minute"
+
+
+def _rows_over_hours() -> list:
+    return [span_row(_event(latency_ms=None if i % 5 == 0 else 0.5 * ((i * 7919) % 9000),
+                            time_to_first_token_ms=None if i % 3 else 0.25 * (i % 50),
+                            app_id=f"app-{i % 3}", model=("gpt-4o", None)[i % 2],
+                            status="error" if i % 7 == 0 else "ok", error={"type": "t"} if i % 7 == 0 else None,
+                            occurred_at=(AT + timedelta(seconds=97 * i)).isoformat()), metadata_only=False)
+            for i in range(120)]
+
+
+def _measures(r: Rollup) -> tuple:
+    return (r.key, r.requests, r.errors, r.input_tokens, r.output_tokens, r.latency_count, r.latency_sum_ms,
+            dense(r.latency_hist), r.ttft_count, dense(r.ttft_hist))
+
+
+def test_hourly_rollups_summed_from_the_minute_ones_equal_the_rows_summed_per_hour() -> None:
+    rows = _rows_over_hours()
+    minute = rollups(rows, timedelta(minutes=1))
+    assert len({r.key[1].hour for r in minute}) > 1
+    assert [_measures(r) for r in coarser(minute, timedelta(hours=1))] == [
+        _measures(r) for r in rollups(rows, timedelta(hours=1))]
+
+
+def test_a_sparse_histogram_holds_the_counts_of_the_dense_one() -> None:
+    rows = _rows_over_hours()
+    whole = Rollup(("all",))
+    for r in tenant_rollups(rollups(rows, timedelta(minutes=1))):
+        whole.merge(r)
+    latencies = [r.latency_ms for r in rows if r.latency_ms is not None]
+    assert dense(whole.latency_hist) == histogram.histogram(latencies)
+    assert dense(whole.ttft_hist) == histogram.histogram([r.ttft_ms for r in rows if r.ttft_ms is not None])
+    assert all(count > 0 for count in whole.latency_hist.values())
+
+
+def test_the_rollup_store_sends_each_row_s_touched_buckets_only() -> None:
+    from llmops_traces.store.rollups import _sparse
+
+    assert _sparse([{3: 2, 0: 1}, {}, {161: 5}]) == ([1, 3, 3], [2, 2, 3], [1, 4, 162], [1, 2, 5])

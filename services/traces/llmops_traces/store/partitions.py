@@ -30,7 +30,9 @@ async def ensure_day_partitions(conn: asyncpg.Connection, table: str, instants: 
     days = sorted({day_start(at) for at in instants})
     if not days:
         return 0
+    # The shared function itself, not its SQL wrapper `traces_ensure_day_partitions` (traces/0006): a call
+    # through the wrapper took 7 ms (median, loaded machine) against 0.2 ms, three times per batch.
     created: int = await conn.fetchval(
-        "SELECT traces_ensure_day_partitions($1::regclass, $2::timestamptz[], $3, $4)",
+        "SELECT llmops_ensure_range_partitions($1::regclass, $2::timestamptz[], $3, $4, 'day')",
         table, days, now - WINDOW_BACK, now + WINDOW_AHEAD)
     return created

@@ -1,10 +1,11 @@
 """`trace_metrics_minute` and `trace_metrics_hourly`: the worker's increments, and the metrics reads.
 
 Increments come from the span rows actually inserted (`spans.rollups`), in key order, added in place
-(histograms element by element, `traces_hist_add`). Reads sum rollup rows over the buckets asked for
-(`traces_hist_sum`), grouped by one dimension or none, from the coarsest rollup that has the dimensions
-asked for (`table_for`): summing a month of the app-level hourly rollup of a tenant with 1,000 apps took
-17 s (334,320 rows), its tenant-level twin holds a row per environment and model of each hour.
+(histograms sent sparse and added by `traces_hist_add_sparse`: only the buckets a batch touched). Reads
+sum rollup rows over the buckets asked for (`traces_hist_sum`), grouped by one dimension or none, from the
+coarsest rollup that has the dimensions asked for (`table_for`): summing a month of the app-level hourly
+rollup of a tenant with 1,000 apps took 17 s (334,320 rows), its tenant-level twin holds a row per
+environment and model of each hour.
 """
 
 from __future__ import annotations
@@ -28,35 +29,71 @@ GROUP_COLUMNS = {"app": "app_id", "environment": "environment", "model": "model"
 
 KEYS = {"trace_metrics_minute": ROLLUP_KEY, "trace_metrics_hourly": ROLLUP_KEY,
         "trace_metrics_tenant_hourly": TENANT_ROLLUP_KEY}
-_MEASURES = ("requests", "errors", "input_tokens", "output_tokens", "latency_count", "latency_sum_ms", "latency_hist",
-             "ttft_count", "ttft_hist")
+_MEASURES = ("requests", "errors", "input_tokens", "output_tokens", "latency_count", "latency_sum_ms", "ttft_count")
 _TYPES = {"bucket": "timestamptz", "requests": "int8", "errors": "int8", "input_tokens": "int8",
           "output_tokens": "int8", "latency_count": "int8", "latency_sum_ms": "float8", "ttft_count": "int8"}
 _HISTOGRAMS = ("latency_hist", "ttft_hist")
-"""Sent as ONE flat array each (every row's `BUCKETS` elements in turn), sliced per row: arrays of arrays
-cannot be unnested, and parsing array literals cost as much as the upserts (EXPLAIN ANALYZE)."""
+_SPARSE = ("first", "last")
+"""Per row and histogram, where its (position, count) pairs are in the flat arrays sent (from 1, inclusive;
+`last` < `first` for none)."""
 
 
 def _upsert(table: str) -> str:
-    """ONE statement for a batch's increments of `table` (arrays, `unnest`), in key order: one execution,
-    not one per row (`executemany`), which was most of the writer's rollup time."""
-    columns = (*KEYS[table], *_MEASURES)
-    scalars = [c for c in columns if c not in _HISTOGRAMS]
-    flat = {h: f"(${len(scalars) + 1 + i}::bigint[])" for i, h in enumerate(_HISTOGRAMS)}
+    """ONE statement for a batch's increments of `table`, in key order; the histograms travel sparse (every
+    row's touched positions and counts in one flat array each, sliced per row) and are added by
+    `traces_hist_add_sparse` (migration traces/0009): dense arrays (two of `histogram.BUCKETS` per row) cost
+    30 ms per 60,000 elements to send and as much to add, for a batch of the benchmark's.
+
+    The rows that exist are updated in place (`updated`); the others are inserted, and a row another writer
+    inserted since this statement's snapshot gets the increment added by `ON CONFLICT` (dense, rare)."""
+    keys = KEYS[table]
+    scalars = [*keys, *_MEASURES, *(f"{h}_{e}" for h in _HISTOGRAMS for e in _SPARSE)]
+    arg = len(scalars)
+    flat = {h: (f"${arg + 1 + 2 * i}::int4[]", f"${arg + 2 + 2 * i}::int8[]") for i, h in enumerate(_HISTOGRAMS)}
     n = histogram.BUCKETS
-    values = [f"{flat[c]}[(s.n - 1) * {n} + 1 : s.n * {n}]" if c in _HISTOGRAMS else f"s.{c}" for c in columns]
-    adds = ", ".join(f"{m} = traces_hist_add(t.{m}, excluded.{m})" if m in _HISTOGRAMS else
-                     f"{m} = t.{m} + excluded.{m}" for m in _MEASURES)
+
+    def sparse_add(h: str, into: str) -> str:
+        positions, counts = flat[h]
+        span = f"s.{h}_first : s.{h}_last"
+        return f"traces_hist_add_sparse({into}, ({positions})[{span}], ({counts})[{span}], {n})"
+
+    match = " AND ".join(f"t.{c} = s.{c}" for c in keys)
     return f"""
-    INSERT INTO {table} AS t ({", ".join(columns)})
-    SELECT {", ".join(values)}
-    FROM unnest({", ".join(f"${i + 1}::{_TYPES.get(c, 'text')}[]" for i, c in enumerate(scalars))})
-         WITH ORDINALITY AS s({", ".join(scalars)}, n)
-    ON CONFLICT ({", ".join(KEYS[table])}) DO UPDATE SET {adds}
+    WITH s AS MATERIALIZED (
+        SELECT * FROM unnest({", ".join(f"${i + 1}::{_TYPES.get(c, 'int4' if c.endswith(_SPARSE) else 'text')}[]"
+                                       for i, c in enumerate(scalars))})
+             WITH ORDINALITY AS s({", ".join(scalars)}, n)),
+    updated AS (
+        UPDATE {table} AS t SET {", ".join(f"{m} = t.{m} + s.{m}" for m in _MEASURES)},
+            {", ".join(f"{h} = {sparse_add(h, f't.{h}')}" for h in _HISTOGRAMS)}
+        FROM s WHERE {match}
+        RETURNING s.n)
+    INSERT INTO {table} AS t ({", ".join((*keys, *_MEASURES, *_HISTOGRAMS))})
+    SELECT {", ".join(f"s.{c}" for c in (*keys, *_MEASURES))},
+           {", ".join(sparse_add(h, "NULL") for h in _HISTOGRAMS)}
+    FROM s WHERE s.n NOT IN (SELECT n FROM updated) ORDER BY s.n
+    ON CONFLICT ({", ".join(keys)}) DO UPDATE SET
+        {", ".join(f"{m} = t.{m} + excluded.{m}" for m in _MEASURES)},
+        {", ".join(f"{h} = traces_hist_add(t.{h}, excluded.{h})" for h in _HISTOGRAMS)}
     """  # noqa: S608  (constant table and column names)
 
 
 _UPSERTS = {table: _upsert(table) for table in KEYS}
+
+
+def _sparse(hists: Sequence[dict[int, int]]) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Per histogram (sparse, by bucket), its first and last index in the flat (position, count) arrays."""
+    firsts: list[int] = []
+    lasts: list[int] = []
+    positions: list[int] = []
+    counts: list[int] = []
+    for hist in hists:
+        firsts.append(len(positions) + 1)
+        for bucket, count in sorted(hist.items()):
+            positions.append(bucket + 1)
+            counts.append(count)
+        lasts.append(len(positions))
+    return firsts, lasts, positions, counts
 
 
 async def _add(conn: asyncpg.Connection, table: str, rollups: Sequence[Rollup]) -> None:
@@ -66,8 +103,10 @@ async def _add(conn: asyncpg.Connection, table: str, rollups: Sequence[Rollup]) 
     measures = [[r.requests for r in rollups], [r.errors for r in rollups], [r.input_tokens for r in rollups],
                 [r.output_tokens for r in rollups], [r.latency_count for r in rollups],
                 [r.latency_sum_ms for r in rollups], [r.ttft_count for r in rollups]]
-    histograms = [[c for r in rollups for c in r.latency_hist], [c for r in rollups for c in r.ttft_hist]]
-    await conn.execute(_UPSERTS[table], *[list(k) for k in keys], *measures, *histograms)
+    lat_first, lat_last, lat_positions, lat_counts = _sparse([r.latency_hist for r in rollups])
+    ttft_first, ttft_last, ttft_positions, ttft_counts = _sparse([r.ttft_hist for r in rollups])
+    await conn.execute(_UPSERTS[table], *[list(k) for k in keys], *measures, lat_first, lat_last, ttft_first,
+                       ttft_last, lat_positions, lat_counts, ttft_positions, ttft_counts)
 
 
 async def add_tenant_hourly(conn: asyncpg.Connection, *, rollups: Sequence[Rollup]) -> None:
