@@ -399,6 +399,17 @@ SELECT tenant_id, date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZON
        sum(cost_output), 0, 0, sum(cost_total)
 FROM usage_ledger WHERE tenant_id = $1 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 """
+# Billing's per-tenant hourly total, from the hourly rollup (as migration billing/0008 builds it).
+USAGE_HOURLY_TOTALS = """
+INSERT INTO usage_hourly_totals (tenant_id, bucket, event_count, unpriced_count, input_tokens, output_tokens,
+    cache_read_input_tokens, cache_write_input_tokens, reasoning_tokens, cost_input, cost_cache_read,
+    cost_cache_write, cost_output, cost_reasoning, cost_request, cost_total)
+SELECT tenant_id, bucket, sum(event_count), sum(unpriced_count), sum(input_tokens), sum(output_tokens),
+       sum(cache_read_input_tokens), sum(cache_write_input_tokens), sum(reasoning_tokens), sum(cost_input),
+       sum(cost_cache_read), sum(cost_cache_write), sum(cost_output), sum(cost_reasoning), sum(cost_request),
+       sum(cost_total)
+FROM usage_hourly WHERE tenant_id = $1 GROUP BY 1, 2
+"""
 
 
 def bucket_sql(column: str) -> str:
@@ -500,12 +511,13 @@ async def load_volume(database_url: str, spans: int, costs: bool) -> tuple[datet
         async with pool.acquire() as conn:
             if costs:
                 await conn.execute(USAGE_HOURLY, VOLUME_TENANT)
+                await conn.execute(USAGE_HOURLY_TOTALS, VOLUME_TENANT)
             # Each day was analysed when loaded; the ledger's months and the rollups now. Partitioned parents
             # are left without statistics of their own, as autovacuum leaves them in production.
             for (leaf,) in await conn.fetch("SELECT relid::text FROM pg_partition_tree('usage_ledger') WHERE isleaf"):
                 await conn.execute(f"ANALYZE {leaf}")
             await conn.execute("ANALYZE trace_metrics_hourly; ANALYZE trace_metrics_tenant_hourly; "
-                               "ANALYZE usage_hourly")
+                               "ANALYZE usage_hourly; ANALYZE usage_hourly_totals")
     print(f"loaded {per_day * DAYS:,} spans ({'with' if costs else 'without'} ledger rows) in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
     return start, end
