@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -70,11 +70,6 @@ def parse_metrics_query(params: Mapping[str, Sequence[str]], *, tenant_id: str, 
     return MetricsQuery(tenant_id, start, end, granularity, group, filters)
 
 
-def whole_day(at: datetime) -> bool:
-    """Whether `at` is a UTC midnight (a day series between two reads the daily rollup)."""
-    return at.astimezone(UTC).time() == time(0)
-
-
 def point(row: Mapping[str, Any], cost: Decimal | None) -> dict[str, Any]:
     """One bucket of one group, JSON-ready."""
     requests, errors = int(row["requests"]), int(row["errors"])
@@ -110,10 +105,9 @@ def shape(query: MetricsQuery, rows: Sequence[Mapping[str, Any]],
 
 async def metrics(db: asyncpg.Pool, query: MetricsQuery) -> dict[str, Any]:
     unit = "minute" if query.granularity == "minute" else "hour"
-    days = query.granularity == "day" and whole_day(query.start) and whole_day(query.end)
     rows = await rollups.series(db, tenant_id=query.tenant_id, unit=unit, bucket_sql=BUCKET_SQL[query.granularity],
                                 start=query.start, end=query.end, group=query.group, filters=dict(query.filters),
-                                whole_days=days)
+                                days=query.granularity == "day")
     costs = await usage_store.cost_series(db, tenant_id=query.tenant_id, granularity=query.granularity,
                                           start=query.start, end=query.end, group=query.group,
                                           filters=dict(query.filters))

@@ -12,7 +12,7 @@ row).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -93,19 +93,29 @@ async def add_tenant_hourly(conn: asyncpg.Connection, *, rollups: Sequence[Rollu
     await _add(conn, TABLES["tenant_totals"], tenant_totals(tenant))
 
 
-def table_for(unit: str, group: str | None, filters: dict[str, str], *, whole_days: bool = False) -> str:
+def table_for(unit: str, group: str | None, filters: dict[str, str], *, days: bool = False) -> str:
     """The rollup a series reads: per minute, else a tenant-level one when the grouping and the filters need
-    nothing it lacks (app, prompt version): per day for a series of whole UTC days (`whole_days`), per hour
-    with no environment and no model when there is neither a grouping nor a filter, else per hour,
-    environment and model; else the hourly one by app."""
+    nothing it lacks (app, prompt version): per day for a day series (`days`; its whole UTC days, the hourly
+    one for the hours of the days it starts or ends within: `series`), per hour with no environment and no
+    model when there is neither a grouping nor a filter, else per hour, environment and model; else the
+    hourly one by app."""
     if unit == "minute":
         return TABLES["minute"]
     needed = set(filters) | ({group} if group else set())
     if not needed <= TENANT_DIMENSIONS:
         return TABLES["hour"]
-    if whole_days:
+    if days:
         return TABLES["tenant_day"]
     return TABLES["tenant_hour"] if needed else TABLES["tenant_totals"]
+
+
+def whole_days(start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
+    """The whole UTC days within [start, end) as [first midnight, last midnight), or None if there are none."""
+    first = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if first < start:
+        first += timedelta(days=1)
+    last = end.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (first, last) if first < last else None
 
 
 async def add(conn: asyncpg.Connection, *, unit: str, rollups: Sequence[Rollup]) -> None:
@@ -113,24 +123,42 @@ async def add(conn: asyncpg.Connection, *, unit: str, rollups: Sequence[Rollup])
     await _add(conn, TABLES[unit], rollups)
 
 
+_MEASURES_SUMMED = """sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
+    sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
+    sum(latency_count)::bigint AS latency_count, sum(latency_sum_ms) AS latency_sum_ms,
+    traces_hist_sum(latency_hist) AS latency_hist, traces_hist_sum(ttft_hist) AS ttft_hist"""
+
+
 async def series(db: asyncpg.Pool | asyncpg.Connection, *, tenant_id: str, unit: str, bucket_sql: str,
                  start: datetime, end: datetime, group: str | None, filters: dict[str, str],
-                 whole_days: bool = False) -> list[asyncpg.Record]:
+                 days: bool = False) -> list[asyncpg.Record]:
     """Rows of (bucket, group value, requests, errors, tokens, latency and TTFT histograms) over
     [start, end), bucketed by `bucket_sql` (a constant expression over `bucket`) from the `unit` table
-    (`table_for`; `whole_days`: start and end are UTC midnights, and `bucket_sql` buckets by day)."""
-    table = table_for(unit, group, filters, whole_days=whole_days)
+    (`table_for`; `days`: a day series, `bucket_sql` buckets by UTC day)."""
+    table = table_for(unit, group, filters, days=days)
     group_sql = GROUP_COLUMNS[group] if group else "''"
-    where = ["tenant_id = $1", "bucket >= $2", "bucket < $3"]
     args: list[Any] = [tenant_id, start, end]
+    where = ["tenant_id = $1"]
     for name, value in sorted(filters.items()):
         args.append(value)
         where.append(f"{GROUP_COLUMNS[name]} = ${len(args)}")
+    middle = whole_days(start, end) if table == TABLES["tenant_day"] else None
+    if table == TABLES["tenant_day"] and middle is None:
+        table = TABLES["tenant_hour"]
+    if middle is None:
+        return await db.fetch(f"""
+            SELECT {bucket_sql} AS bucket, {group_sql} AS grp, {_MEASURES_SUMMED}
+            FROM {table} WHERE {" AND ".join(where)} AND bucket >= $2 AND bucket < $3
+            GROUP BY 1, 2 ORDER BY 1, 2""", *args)  # noqa: S608  (constant names; values are parameters)
+    # The whole days from the daily rollup, the hours before the first and after the last from the hourly one.
+    args += list(middle)
+    first, last = f"${len(args) - 1}", f"${len(args)}"
+    measures = "requests, errors, input_tokens, output_tokens, latency_count, latency_sum_ms, latency_hist, ttft_hist"
     return await db.fetch(f"""
-        SELECT {bucket_sql} AS bucket, {group_sql} AS grp, sum(requests)::bigint AS requests,
-               sum(errors)::bigint AS errors, sum(input_tokens)::bigint AS input_tokens,
-               sum(output_tokens)::bigint AS output_tokens, sum(latency_count)::bigint AS latency_count,
-               sum(latency_sum_ms) AS latency_sum_ms, traces_hist_sum(latency_hist) AS latency_hist,
-               traces_hist_sum(ttft_hist) AS ttft_hist
-        FROM {table} WHERE {" AND ".join(where)}
+        SELECT bucket, grp, {_MEASURES_SUMMED} FROM (
+            SELECT {bucket_sql} AS bucket, {group_sql} AS grp, {measures} FROM {TABLES["tenant_hour"]}
+            WHERE {" AND ".join(where)} AND ((bucket >= $2 AND bucket < {first}) OR (bucket >= {last} AND bucket < $3))
+            UNION ALL
+            SELECT bucket, {group_sql} AS grp, {measures} FROM {table}
+            WHERE {" AND ".join(where)} AND bucket >= {first} AND bucket < {last}) parts
         GROUP BY 1, 2 ORDER BY 1, 2""", *args)  # noqa: S608  (constant names; values are parameters)
