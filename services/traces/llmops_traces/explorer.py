@@ -60,8 +60,7 @@ async def span_page(db: asyncpg.Pool, query: ListQuery) -> dict[str, Any]:
 async def trace_page(db: asyncpg.Pool, query: ListQuery) -> dict[str, Any]:
     column = {"time": "started_at", "latency": "duration_ms", "cost": "cost_total"}[query.sort]
     read = reads.summary_trace_page if reads.summarised(query) else reads.trace_page
-    return _page(query, await read(db, query), lambda r: [_or_minus_one(r[column]), r["trace_id"]],
-                 lambda r: row_view(r, drop=("event_ids", "sort_key", "days")))  # days: the summary read's own
+    return _page(query, await read(db, query), lambda r: [_or_minus_one(r[column]), r["trace_id"]], row_view)
 
 
 async def session_page(db: asyncpg.Pool, query: ListQuery) -> dict[str, Any]:

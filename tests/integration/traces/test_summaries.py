@@ -175,7 +175,6 @@ async def page_of(read: Any, pool: asyncpg.Pool, query: Any) -> list[dict[str, A
     rows = [dict(r) for r in await read(pool, query)]
     for row in rows:
         row["event_ids"] = sorted(row["event_ids"])  # the same spans, in no particular order
-        row.pop("days", None)  # the summary read's own: the days of the trace's rows in range
     return rows
 
 
