@@ -241,3 +241,13 @@ async def test_the_api_plans_every_statement_for_its_parameters(stack: CommonSet
     app = create_app(TracesSettings(**stack.model_dump()))
     async with app.router.lifespan_context(app), app.state.pool.acquire() as conn:
         assert await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+
+
+async def test_the_console_plans_them_for_their_parameters_too(stack: CommonSettings) -> None:
+    """The console reads trace lists through the same functions, on a pool of its own."""
+    from llmops_console.api import create_app
+    from llmops_console.settings import ConsoleSettings
+
+    app = create_app(ConsoleSettings(**stack.model_dump()))
+    async with app.router.lifespan_context(app), app.state.pool.acquire() as conn:
+        assert await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
