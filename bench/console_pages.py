@@ -76,6 +76,11 @@ DAILY_ROLLUPS = (
         FROM usage_ledger CROSS JOIN LATERAL unnest(CASE WHEN cardinality(tags) = 0 THEN ARRAY[''] ELSE tags END)
              AS t(tag)
         WHERE tenant_id = $1 GROUP BY 1, 2, 3, 4, 5, 6, 7""",  # noqa: S608
+    # The monthly by-user rollup, from the daily one (as migration billing/0009 builds it).
+    f"""INSERT INTO usage_monthly_users (tenant_id, bucket, user_id, {_COLUMNS})
+        SELECT tenant_id, date_trunc('month', bucket)::date, user_id,
+               {", ".join(f"sum({c.strip()})" for c in _COLUMNS.split(","))}
+        FROM usage_daily_users WHERE tenant_id = $1 GROUP BY 1, 2, 3""",  # noqa: S608
 )
 JUDGE_RESULTS = """
 INSERT INTO evaluation_results (event_id, evaluator_id, rubric, rubric_version, tenant_id, app_id, occurred_at, status,
@@ -174,6 +179,7 @@ async def seed_pages(database_url: str, end: datetime) -> dict[str, str]:
                                      firing_id=firing_id, clear_streak=0, window_end=window_end)
         async with pool.acquire() as conn:
             await conn.execute("ANALYZE usage_daily; ANALYZE usage_daily_users; ANALYZE usage_daily_tags; "
+                               "ANALYZE usage_monthly_users; "
                                "ANALYZE evaluation_results")
             trace_id = await conn.fetchval("SELECT trace_id FROM trace_spans WHERE tenant_id = $1 AND "
                                            "occurred_at >= $2 LIMIT 1", TENANT, end - timedelta(hours=6))

@@ -407,6 +407,44 @@ SELECT tenant_id, date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZON
        sum(cost_output), 0, 0, sum(cost_total)
 FROM usage_ledger WHERE tenant_id = $1 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 """
+# Billing's per-tenant hourly total, from the hourly rollup (as migration billing/0008 builds it).
+USAGE_HOURLY_TOTALS = """
+INSERT INTO usage_hourly_totals (tenant_id, bucket, event_count, unpriced_count, input_tokens, output_tokens,
+    cache_read_input_tokens, cache_write_input_tokens, reasoning_tokens, cost_input, cost_cache_read,
+    cost_cache_write, cost_output, cost_reasoning, cost_request, cost_total)
+SELECT tenant_id, bucket, sum(event_count), sum(unpriced_count), sum(input_tokens), sum(output_tokens),
+       sum(cache_read_input_tokens), sum(cache_write_input_tokens), sum(reasoning_tokens), sum(cost_input),
+       sum(cost_cache_read), sum(cost_cache_write), sum(cost_output), sum(cost_reasoning), sum(cost_request),
+       sum(cost_total)
+FROM usage_hourly WHERE tenant_id = $1 GROUP BY 1, 2
+"""
+# Billing's per-tenant, hour, environment and model rollup, from the ledger (as migration billing/0010 builds it).
+USAGE_HOURLY_MODELS = """
+INSERT INTO usage_hourly_models (tenant_id, bucket, environment, model, event_count, unpriced_count, input_tokens,
+    output_tokens, cache_read_input_tokens, cache_write_input_tokens, reasoning_tokens, cost_input, cost_cache_read,
+    cost_cache_write, cost_output, cost_reasoning, cost_request, cost_total)
+SELECT tenant_id, date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', environment, model, count(*),
+       count(*) FILTER (WHERE unpriced), sum(input_tokens), sum(output_tokens), sum(cache_read_input_tokens),
+       sum(cache_write_input_tokens), sum(reasoning_tokens), coalesce(sum(cost_input), 0),
+       coalesce(sum(cost_cache_read), 0), coalesce(sum(cost_cache_write), 0), coalesce(sum(cost_output), 0),
+       coalesce(sum(cost_reasoning), 0), coalesce(sum(cost_request), 0), coalesce(sum(cost_total), 0)
+FROM usage_ledger WHERE tenant_id = $1 GROUP BY 1, 2, 3, 4
+"""
+# The trace store's tenant-level daily rollup and hourly totals, from its tenant hourly rollup (as migration
+# traces/0007 builds them).
+_TENANT_MEASURES = ("sum(requests), sum(errors), sum(input_tokens), sum(output_tokens), sum(latency_count), "
+                    "sum(latency_sum_ms), traces_hist_sum(latency_hist), sum(ttft_count), traces_hist_sum(ttft_hist)")
+_TENANT_COLUMNS = ("requests, errors, input_tokens, output_tokens, latency_count, latency_sum_ms, latency_hist, "
+                   "ttft_count, ttft_hist")
+TENANT_COARSE = (
+    f"""INSERT INTO trace_metrics_tenant_daily (tenant_id, bucket, environment, model, {_TENANT_COLUMNS})
+        SELECT tenant_id, date_trunc('day', bucket AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', environment, model,
+               {_TENANT_MEASURES}
+        FROM trace_metrics_tenant_hourly WHERE tenant_id = $1 GROUP BY 1, 2, 3, 4""",  # noqa: S608
+    f"""INSERT INTO trace_metrics_tenant_hour_totals (tenant_id, bucket, {_TENANT_COLUMNS})
+        SELECT tenant_id, bucket, {_TENANT_MEASURES}
+        FROM trace_metrics_tenant_hourly WHERE tenant_id = $1 GROUP BY 1, 2""",  # noqa: S608
+)
 
 
 def bucket_sql(column: str) -> str:
@@ -508,12 +546,17 @@ async def load_volume(database_url: str, spans: int, costs: bool) -> tuple[datet
         async with pool.acquire() as conn:
             if costs:
                 await conn.execute(USAGE_HOURLY, VOLUME_TENANT)
+                await conn.execute(USAGE_HOURLY_TOTALS, VOLUME_TENANT)
+                await conn.execute(USAGE_HOURLY_MODELS, VOLUME_TENANT)
+            for sql in TENANT_COARSE:
+                await conn.execute(sql, VOLUME_TENANT)
             # Each day was analysed when loaded; the ledger's months and the rollups now. Partitioned parents
             # are left without statistics of their own, as autovacuum leaves them in production.
             for (leaf,) in await conn.fetch("SELECT relid::text FROM pg_partition_tree('usage_ledger') WHERE isleaf"):
                 await conn.execute(f"ANALYZE {leaf}")
             await conn.execute("ANALYZE trace_metrics_hourly; ANALYZE trace_metrics_tenant_hourly; "
-                               "ANALYZE usage_hourly")
+                               "ANALYZE usage_hourly; ANALYZE usage_hourly_totals; ANALYZE usage_hourly_models; "
+                               "ANALYZE trace_metrics_tenant_daily; ANALYZE trace_metrics_tenant_hour_totals")
     print(f"loaded {per_day * DAYS:,} spans ({'with' if costs else 'without'} ledger rows) in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
     return start, end

@@ -24,6 +24,8 @@ ROLLUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "usage_daily_tags": (("bucket", "tag", *_DIMENSIONED), (_DAY, "t.tag", *_DIMENSIONED), _TAGS),
     "usage_hourly_totals": (("bucket",), (_HOUR,), "usage_ledger"),
     "usage_monthly_users": (("bucket", "user_id"), (_MONTH, "coalesce(user_id, '')"), "usage_ledger"),
+    "usage_hourly_models": (("bucket", "environment", "model"), (_HOUR, "environment", "model"), "usage_ledger"),
+    "usage_trace_costs": (("bucket", "trace_id"), (_DAY, "trace_id"), "usage_ledger"),
 }
 
 

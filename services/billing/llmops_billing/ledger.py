@@ -12,7 +12,10 @@ credentials replaced by their labels). Nothing else of the event's free text (me
 span name, messages) is kept.
 
 The narrow rollups: `usage_hourly_totals` (per tenant and hour, no other key) and `usage_monthly_users`
-(per tenant, UTC month and user pseudonym, '' when none): what a month by hour and a month by user read.
+(per tenant, UTC month and user pseudonym, '' when none): what a month by hour and a month by user read;
+`usage_hourly_models` (per tenant, hour, environment and model as reported: `model_deltas`): what the trace
+store's tenant-level metrics read for their cost; `usage_trace_costs` (per tenant, UTC day and trace id:
+`trace_deltas`): what the trace store's trace list sorted by cost reads.
 
 The by-user and by-tag daily rollups: `usage_daily_users` keys a row's user pseudonym ('' when none);
 `usage_daily_tags` adds a row once under EACH of its tags ('' when it has none), so per-tag sums
@@ -259,6 +262,8 @@ RollupKey = tuple[str, Any, str, str, str, str, str, str, str]
 DimensionKey = tuple[str, date, str, str, str, str, str]
 TotalsKey = tuple[str, datetime]  # tenant, hour
 MonthlyUserKey = tuple[str, date, str]  # tenant, the month's first day, user ('' when none)
+ModelKey = tuple[str, datetime, str, str]  # tenant, hour, environment, model as reported
+TraceKey = tuple[str, date, str]  # tenant, UTC day, trace id
 
 
 @dataclass(slots=True)
@@ -348,3 +353,24 @@ def narrow_deltas(rows: Iterable[LedgerRow], removed: Iterable[LedgerRow] = (),
                              RollupTotals()).add(row, sign)
     return ({k: v for k, v in totals.items() if not v.is_zero()},
             {k: v for k, v in users.items() if not v.is_zero()})
+
+
+def model_deltas(rows: Iterable[LedgerRow], removed: Iterable[LedgerRow] = ()) -> dict[ModelKey, RollupTotals]:
+    """What `rows` add to `usage_hourly_models` (per tenant, hour, environment and model as reported), less
+    what `removed` takes away; keys whose change is nothing at all are left out."""
+    models: dict[ModelKey, RollupTotals] = {}
+    for sign, group in ((-1, removed), (1, rows)):
+        for row in group:
+            key = (row.tenant_id, hour_bucket(row.occurred_at), row.environment, row.model)
+            models.setdefault(key, RollupTotals()).add(row, sign)
+    return {k: v for k, v in models.items() if not v.is_zero()}
+
+
+def trace_deltas(rows: Iterable[LedgerRow], removed: Iterable[LedgerRow] = ()) -> dict[TraceKey, RollupTotals]:
+    """What `rows` add to `usage_trace_costs` (per tenant, UTC day and trace id), less what `removed` takes
+    away; keys whose change is nothing at all are left out."""
+    traces: dict[TraceKey, RollupTotals] = {}
+    for sign, group in ((-1, removed), (1, rows)):
+        for row in group:
+            traces.setdefault((row.tenant_id, day_bucket(row.occurred_at), row.trace_id), RollupTotals()).add(row, sign)
+    return {k: v for k, v in traces.items() if not v.is_zero()}

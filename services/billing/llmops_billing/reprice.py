@@ -11,9 +11,9 @@ index. Each chunk is one transaction (retried on a deadlock with a worker):
 2. rows whose pricing changed get their new cost columns, `price_version`, `price_tier`, `model_key`
    and `priced_at`;
 3. the DIFFERENCE goes to every rollup (`usage_hourly`, `usage_daily`, `usage_daily_users`,
-   `usage_daily_tags`, `usage_hourly_totals`, `usage_monthly_users`): the old row is taken out of its
-   rollup key(s), the new one added to its (possibly new) key(s), so every rollup stays equal to the sum
-   over the ledger;
+   `usage_daily_tags`, `usage_hourly_totals`, `usage_monthly_users`, `usage_hourly_models`,
+   `usage_trace_costs`): the old row is taken out of its rollup key(s), the new one added to its (possibly
+   new) key(s), so every rollup stays equal to the sum over the ledger;
 4. budgets the changed rows touch are evaluated again (a correction upwards can cross a threshold);
    their alerts go to the outbox, and the worker's relay sends them.
 
@@ -37,7 +37,16 @@ from decimal import Decimal
 import asyncpg
 
 from llmops_billing.budgets import evaluate_touched
-from llmops_billing.ledger import LedgerRow, dimension_deltas, narrow_deltas, pricing_changed, repriced, rollup_deltas
+from llmops_billing.ledger import (
+    LedgerRow,
+    dimension_deltas,
+    model_deltas,
+    narrow_deltas,
+    pricing_changed,
+    repriced,
+    rollup_deltas,
+    trace_deltas,
+)
 from llmops_billing.money import EXACT, ZERO
 from llmops_billing.prices import PriceCatalogue
 from llmops_billing.store import ledger as ledger_store
@@ -169,7 +178,8 @@ async def _reprice_chunk(conn: asyncpg.Connection, rows: Sequence[LedgerRow], ca
     users, tags = dimension_deltas(new_rows, removed=old_rows)
     totals, monthly_users = narrow_deltas(new_rows, removed=old_rows)
     await rollups.apply_rollup_deltas(conn, hourly=hourly, daily=daily, users=users, tags=tags, totals=totals,
-                                      monthly_users=monthly_users)
+                                      monthly_users=monthly_users, models=model_deltas(new_rows, removed=old_rows),
+                                      traces=trace_deltas(new_rows, removed=old_rows))
     # Models whose last unpriced rows got a price are marked resolved; should they come back unpriced,
     # the worker alerts again.
     await unpriced.mark_resolved(conn, models={(o.tenant_id, o.provider, o.response_model or o.model)

@@ -33,6 +33,7 @@ from llmops_shared.clock import Clock, utc_now
 from llmops_shared.http import api_backends, backend_checks, install_limits, ops_router, run_api
 from llmops_shared.logging import configure_logging
 from llmops_shared.problems import DomainError
+from llmops_traces.api import SERVER_SETTINGS as TRACES_SERVER_SETTINGS
 from llmops_traces.settings import TracesSettings
 
 log = logging.getLogger("llmops_console.api")
@@ -57,7 +58,9 @@ def create_app(settings: ConsoleSettings, *, traces_settings: TracesSettings | N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with api_backends(app, settings):
+        # The trace store's pages are read through its functions: plan them for their values, as its API
+        # does (`llmops_traces.api.SERVER_SETTINGS`: a generic plan reads every day partition).
+        async with api_backends(app, settings, server_settings=TRACES_SERVER_SETTINGS):
             log.info("console ready", extra={"port": settings.port})
             try:
                 yield

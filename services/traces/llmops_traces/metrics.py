@@ -81,10 +81,11 @@ def point(row: Mapping[str, Any], cost: Decimal | None) -> dict[str, Any]:
         "input_tokens": int(row["input_tokens"]), "output_tokens": int(row["output_tokens"]),
         "cost_total": money(cost) if cost is not None else "0",
     }
-    for name, q in QUANTILES:
-        out[f"latency_{name}_ms"] = histogram.percentile(latency, q) if latency else None
-    for name, q in QUANTILES:
-        out[f"ttft_{name}_ms"] = histogram.percentile(ttft, q) if ttft else None
+    qs = [q for _, q in QUANTILES]
+    for prefix, counts in (("latency", latency), ("ttft", ttft)):
+        values = histogram.percentiles(counts, qs) if counts else [None] * len(qs)
+        for (name, _), value in zip(QUANTILES, values, strict=True):
+            out[f"{prefix}_{name}_ms"] = value
     return out
 
 
@@ -106,7 +107,8 @@ def shape(query: MetricsQuery, rows: Sequence[Mapping[str, Any]],
 async def metrics(db: asyncpg.Pool, query: MetricsQuery) -> dict[str, Any]:
     unit = "minute" if query.granularity == "minute" else "hour"
     rows = await rollups.series(db, tenant_id=query.tenant_id, unit=unit, bucket_sql=BUCKET_SQL[query.granularity],
-                                start=query.start, end=query.end, group=query.group, filters=dict(query.filters))
+                                start=query.start, end=query.end, group=query.group, filters=dict(query.filters),
+                                days=query.granularity == "day")
     costs = await usage_store.cost_series(db, tenant_id=query.tenant_id, granularity=query.granularity,
                                           start=query.start, end=query.end, group=query.group,
                                           filters=dict(query.filters))

@@ -9,7 +9,7 @@ request-metrics rollup rows of their minute and hour (`histogram` buckets for la
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -205,32 +205,42 @@ def rollups(rows: Iterable[SpanRow], unit: timedelta) -> list[Rollup]:
 def coarser(fine: Iterable[Rollup], unit: timedelta) -> list[Rollup]:
     """`fine` rollups (keyed by `ROLLUP_KEY`, per minute) summed per `unit` (an hour), in key order: the same
     as `rollups` of their rows per `unit`, without going over the rows again."""
+    return regroup(fine, lambda k: (k[0], truncate(k[1], unit), *k[2:]))
+
+
+TENANT_ROLLUP_KEY = ("tenant_id", "bucket", "environment", "model")
+TENANT_DAILY_KEY = TENANT_ROLLUP_KEY
+"""`trace_metrics_tenant_daily`'s key: the same columns, the bucket a UTC day."""
+TENANT_TOTALS_KEY = ("tenant_id", "bucket")
+"""`trace_metrics_tenant_hour_totals`'s key: no environment, no model."""
+
+
+def regroup(fine: Iterable[Rollup], key_of: Callable[[tuple[Any, ...]], tuple[Any, ...]]) -> list[Rollup]:
+    """`fine` rollups summed per `key_of(their key)`, in key order."""
     out: dict[tuple[Any, ...], Rollup] = {}
     for r in fine:
-        tenant_id, bucket, *rest = r.key
-        key = (tenant_id, truncate(bucket, unit), *rest)
+        key = key_of(r.key)
         into = out.get(key)
         if into is None:
             into = out[key] = Rollup(key)
         into.merge(r)
     return [out[k] for k in sorted(out)]
-
-
-TENANT_ROLLUP_KEY = ("tenant_id", "bucket", "environment", "model")
 
 
 def tenant_rollups(fine: Iterable[Rollup]) -> list[Rollup]:
     """`fine` rollups (keyed by `ROLLUP_KEY`) summed per `TENANT_ROLLUP_KEY` (no app, no prompt), in key
     order; their keys are (tenant_id, bucket, environment, model)."""
-    out: dict[tuple[Any, ...], Rollup] = {}
-    for r in fine:
-        tenant_id, bucket, _app, environment, model, _prompt, _version = r.key
-        key = (tenant_id, bucket, environment, model)
-        into = out.get(key)
-        if into is None:
-            into = out[key] = Rollup(key)
-        into.merge(r)
-    return [out[k] for k in sorted(out)]
+    return regroup(fine, lambda k: (k[0], k[1], k[3], k[4]))
+
+
+def tenant_daily_rollups(tenant: Iterable[Rollup]) -> list[Rollup]:
+    """Hourly `tenant` rollups (keyed by `TENANT_ROLLUP_KEY`) summed per UTC day (`TENANT_DAILY_KEY`)."""
+    return regroup(tenant, lambda k: (k[0], k[1].replace(hour=0), k[2], k[3]))
+
+
+def tenant_totals(tenant: Iterable[Rollup]) -> list[Rollup]:
+    """Hourly `tenant` rollups (keyed by `TENANT_ROLLUP_KEY`) summed per hour (`TENANT_TOTALS_KEY`)."""
+    return regroup(tenant, lambda k: (k[0], k[1]))
 
 
 def inserted_rows(rows: Sequence[SpanRow], inserted: Iterable[tuple[str, str]]) -> list[SpanRow]:

@@ -1,7 +1,8 @@
 """`trace_summaries` (a row per trace and UTC day, kept by the writer) always equals the same aggregation
 over the spans (the view `trace_summaries_of_spans`): after batches in any order, a redelivered batch, an
 erasure of a trace or of a user, and retention. The trace list it serves answers as the span aggregation
-did; `trace_metrics_tenant_hourly` equals the app-level hourly rollup summed per environment and model."""
+did; `trace_metrics_tenant_hourly` equals the app-level hourly rollup summed per environment and model, and
+its twins per day and per hour equal it summed."""
 
 from __future__ import annotations
 
@@ -193,7 +194,7 @@ def test_only_what_the_summaries_hold_is_read_from_them() -> None:
 
 async def test_the_tenant_hourly_rollup_equals_the_app_rollup_summed(pg_pool: asyncpg.Pool) -> None:
     tenant = f"sum-{uuid.uuid4().hex[:8]}"
-    events = [span_event(tenant, at=NOW - timedelta(minutes=7 * i), app_id=f"app-{i % 3}",
+    events = [span_event(tenant, at=NOW - timedelta(minutes=37 * i), app_id=f"app-{i % 3}",  # over two days
                          model=("gpt-4o", "gpt-4o-mini", None)[i % 3], environment=("production", "staging")[i % 2],
                          prompt={"name": f"p-{i % 4}", "version": "1"}, latency_ms=50.0 * (i + 1),
                          time_to_first_token_ms=10.0 * (i + 1) if i % 2 else None) for i in range(40)]
@@ -211,6 +212,25 @@ async def test_the_tenant_hourly_rollup_equals_the_app_rollup_summed(pg_pool: as
         "WHERE tenant_id = $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", tenant)
     assert [tuple(r) for r in coarse] == [tuple(r) for r in summed]
     assert sum(r["requests"] for r in coarse) == 40
+    # Its coarser twins (migration traces/0007): per UTC day, environment and model; per hour.
+    for table, key in (("trace_metrics_tenant_daily",
+                        ("date_trunc('day', bucket AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'", "environment", "model")),
+                       ("trace_metrics_tenant_hour_totals", ("bucket",))):
+        columns = ("bucket", "environment", "model")[:len(key)]
+        twin = await pg_pool.fetch(
+            f"SELECT {', '.join(columns)}, requests, errors, input_tokens, output_tokens, latency_count, "  # noqa: S608
+            f"latency_sum_ms, latency_hist, ttft_count, ttft_hist FROM {table} WHERE tenant_id = $1 ORDER BY "
+            f"{', '.join(columns)}", tenant)
+        groups = ", ".join(str(i) for i in range(1, len(key) + 1))
+        resummed = await pg_pool.fetch(
+            f"SELECT {', '.join(f'{e} AS {c}' for e, c in zip(key, columns, strict=True))}, "  # noqa: S608
+            "sum(requests) AS requests, sum(errors) AS errors, sum(input_tokens) AS input_tokens, "
+            "sum(output_tokens) AS output_tokens, sum(latency_count) AS latency_count, "
+            "sum(latency_sum_ms) AS latency_sum_ms, traces_hist_sum(latency_hist) AS latency_hist, "
+            "sum(ttft_count) AS ttft_count, traces_hist_sum(ttft_hist) AS ttft_hist "
+            f"FROM trace_metrics_tenant_hourly WHERE tenant_id = $1 GROUP BY {groups} ORDER BY {groups}", tenant)
+        assert [tuple(r) for r in twin] == [tuple(r) for r in resummed], table
+        assert len({r["bucket"] for r in twin}) > 1, table
 
 
 async def test_the_api_plans_every_statement_for_its_parameters(stack: CommonSettings) -> None:
@@ -219,5 +239,15 @@ async def test_the_api_plans_every_statement_for_its_parameters(stack: CommonSet
     from llmops_traces.api import create_app
 
     app = create_app(TracesSettings(**stack.model_dump()))
+    async with app.router.lifespan_context(app), app.state.pool.acquire() as conn:
+        assert await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+
+
+async def test_the_console_plans_them_for_their_parameters_too(stack: CommonSettings) -> None:
+    """The console reads trace lists through the same functions, on a pool of its own."""
+    from llmops_console.api import create_app
+    from llmops_console.settings import ConsoleSettings
+
+    app = create_app(ConsoleSettings(**stack.model_dump()))
     async with app.router.lifespan_context(app), app.state.pool.acquire() as conn:
         assert await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 from llmops_traces import histogram
@@ -35,3 +36,24 @@ def test_percentiles_are_within_the_relative_error_of_the_exact_ones() -> None:
 
 def test_an_empty_histogram_has_no_percentile() -> None:
     assert histogram.percentile([0] * histogram.BUCKETS, 0.5) is None
+
+
+def test_percentiles_at_once_equal_one_at_a_time_by_nearest_rank() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        counts = [rng.choice((0, 0, 0, 1, 2, 40)) for _ in range(histogram.BUCKETS)]
+        qs = (0.01, 0.5, 0.95, 0.99, 1.0)
+        expected = []
+        for q in qs:  # nearest rank, walked bucket by bucket
+            total, seen = sum(counts), 0
+            rank = max(1, math.ceil(q * total))
+            for bucket, count in enumerate(counts):
+                seen += count
+                if seen >= rank:
+                    expected.append(round(histogram.representative(bucket), 3))
+                    break
+            else:
+                expected.append(None)
+        assert histogram.percentiles(counts, qs) == expected
+        assert [histogram.percentile(counts, q) for q in qs] == expected
+    assert histogram.percentiles([0] * histogram.BUCKETS, (0.5, 0.9)) == [None, None]

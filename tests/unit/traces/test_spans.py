@@ -47,8 +47,12 @@ def test_rollups_count_each_row_in_its_minute_and_hour() -> None:
 def test_a_series_reads_the_coarsest_rollup_that_has_its_dimensions() -> None:
     from llmops_traces.store.rollups import table_for
 
-    assert table_for("hour", None, {}) == "trace_metrics_tenant_hourly"
+    assert table_for("hour", None, {}) == "trace_metrics_tenant_hour_totals"
+    assert table_for("hour", "model", {}) == "trace_metrics_tenant_hourly"
     assert table_for("hour", "model", {"environment": "production"}) == "trace_metrics_tenant_hourly"
+    assert table_for("hour", None, {}, days=True) == "trace_metrics_tenant_daily"
+    assert table_for("hour", "model", {"environment": "production"}, days=True) == "trace_metrics_tenant_daily"
+    assert table_for("hour", "app", {}, days=True) == "trace_metrics_hourly"
     assert table_for("hour", "app", {}) == "trace_metrics_hourly"
     assert table_for("hour", None, {"app": "a"}) == "trace_metrics_hourly"
     assert table_for("hour", "prompt_version", {}) == "trace_metrics_hourly"
@@ -92,3 +96,36 @@ def test_the_rollup_store_sends_each_row_s_touched_buckets_only() -> None:
     from llmops_traces.store.rollups import _sparse
 
     assert _sparse([{3: 2, 0: 1}, {}, {161: 5}]) == ([1, 3, 3], [2, 2, 3], [1, 4, 162], [1, 2, 5])
+
+
+def test_a_cost_series_reads_the_narrowest_billing_table_that_is_exact() -> None:
+    from llmops_traces.store.usage import source
+
+    assert source("hour", None, {}) == source("day", None, {}) == "usage_hourly_totals"
+    assert source("day", "model", {}) == "usage_hourly_models"
+    assert source("hour", "environment", {"model": "gpt-4o"}) == "usage_hourly_models"
+    assert source("hour", "app", {}) == source("hour", "prompt_version", {"environment": "e"}) == "usage_hourly"
+    assert source("hour", None, {"app": "a"}) == source("hour", "app", {"model": "m"}) == "usage_ledger"
+    assert source("minute", None, {}) == "usage_ledger"
+
+
+def test_coarser_tenant_rollups_sum_the_hourly_ones() -> None:
+    from llmops_traces.spans import Rollup, tenant_daily_rollups, tenant_totals
+
+    def hourly(hour: int, day: int, environment: str, model: str, requests: int) -> Rollup:
+        rollup = Rollup(("t", datetime(2026, 11, day, hour, tzinfo=UTC), environment, model), requests=requests,
+                        latency_count=requests, latency_sum_ms=10.0 * requests)
+        rollup.latency_hist[3] = requests
+        return rollup
+
+    fine = [hourly(9, 24, "prod", "a", 1), hourly(10, 24, "prod", "a", 2), hourly(10, 24, "dev", "b", 4),
+            hourly(23, 23, "prod", "a", 8)]
+    assert [(r.key, r.requests, r.latency_hist[3]) for r in tenant_daily_rollups(fine)] == [
+        (("t", datetime(2026, 11, 23, tzinfo=UTC), "prod", "a"), 8, 8),
+        (("t", datetime(2026, 11, 24, tzinfo=UTC), "dev", "b"), 4, 4),
+        (("t", datetime(2026, 11, 24, tzinfo=UTC), "prod", "a"), 3, 3)]
+    assert [(r.key, r.requests, r.latency_sum_ms) for r in tenant_totals(fine)] == [
+        (("t", datetime(2026, 11, 23, 23, tzinfo=UTC)), 8, 80.0),
+        (("t", datetime(2026, 11, 24, 9, tzinfo=UTC)), 1, 10.0),
+        (("t", datetime(2026, 11, 24, 10, tzinfo=UTC)), 6, 60.0)]
+

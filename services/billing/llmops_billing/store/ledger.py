@@ -13,9 +13,10 @@
    is a no-op; the ledger insert also skips a row it already has, should `usage_events_seen` have lost that
    month to retention). An event id is the tenant's own: another tenant's event with the same id is
    another event, billed to that tenant once (migration billing/0006);
-3. add only those inserted rows to `usage_hourly`, `usage_daily`, `usage_daily_users`,
-   `usage_daily_tags`, `usage_hourly_totals` and `usage_monthly_users` (2 and 3 are one SQL statement:
-   the rollups are grouped in Postgres from the ledger insert's RETURNING rows; `store.rollups`);
+3. add only those inserted rows to `usage_hourly`, `usage_daily`, `usage_daily_users`, `usage_daily_tags`,
+   `usage_hourly_totals`, `usage_monthly_users`, `usage_hourly_models` and `usage_trace_costs` (2 and 3 are
+   one SQL statement: the rollups are grouped in Postgres from the ledger insert's RETURNING rows;
+   `store.rollups`);
 4. count unpriced models in `unpriced_models` (`store.unpriced`), returning those not yet alerted on.
 
 Re-pricing reads a tenant's rows in locked keyset chunks (`lock_chunk`) and writes the new pricing
@@ -34,7 +35,15 @@ from typing import Any
 import asyncpg
 
 from llmops_billing.ledger import COLUMNS, COST_COLUMNS, PRICING_COLUMNS, TOKEN_COLUMNS, LedgerRow, row_from_record
-from llmops_billing.store.rollups import MONTHLY_USERS_KEY, TAG_KEY, TOTALS_KEY, USER_KEY, rollup_from_inserted
+from llmops_billing.store.rollups import (
+    MODELS_KEY,
+    MONTHLY_USERS_KEY,
+    TAG_KEY,
+    TOTALS_KEY,
+    TRACES_KEY,
+    USER_KEY,
+    rollup_from_inserted,
+)
 from llmops_billing.store.unpriced import UnpricedModel, count_unpriced
 from llmops_shared.clock import utc_now
 from llmops_shared.partitions import window_sql
@@ -66,7 +75,9 @@ _PREPARE_STAGING = f"""
     DELETE FROM {_STAGING};
 """  # noqa: S608
 
-_RETURNED = ("event_id", "occurred_at", "tenant_id", "app_id", "environment", "provider", "model_key", "prompt_name",
+_RETURNED = ("event_id", "occurred_at", "tenant_id", "trace_id", "app_id", "environment", "provider", "model",
+             "model_key",
+             "prompt_name",
              "prompt_version", "prompt_variant", "user_id", "tags", "unpriced", *TOKEN_COLUMNS,
              *COST_COLUMNS)  # what the rollups need
 _HOUR_OF = "date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
@@ -111,6 +122,10 @@ def _insert_sql() -> str:
         ), monthly_users AS (
             {rollup_from_inserted("usage_monthly_users", _MONTH_OF, key=MONTHLY_USERS_KEY,
                                   user_of="coalesce(user_id, '')")}
+        ), hourly_models AS (
+            {rollup_from_inserted("usage_hourly_models", _HOUR_OF, key=MODELS_KEY)}
+        ), trace_costs AS (
+            {rollup_from_inserted("usage_trace_costs", _DAY_OF, key=TRACES_KEY)}
         )
         SELECT tenant_id, event_id FROM inserted
     """  # noqa: S608

@@ -1,12 +1,14 @@
 """The rollups: `usage_hourly`, `usage_daily`, `usage_daily_users`, `usage_daily_tags`,
-`usage_hourly_totals` and `usage_monthly_users`.
+`usage_hourly_totals`, `usage_monthly_users`, `usage_hourly_models` and `usage_trace_costs`.
 
 Each is a sum over the ledger per key: the hourly and daily ones per tenant, bucket, app, environment,
-provider, model key and prompt; the by-user and by-tag ones per tenant, day, user (or tag), app,
-environment, provider and model key; the narrow ones per tenant and hour (`usage_hourly_totals`) and per
-tenant, month and user (`usage_monthly_users`). The worker adds the rows it inserted in the same statement as the
-ledger insert (`rollup_from_inserted`, used by `store.ledger`); re-pricing moves differences with
-`apply_rollup_deltas`. Rows are always written in key order, so concurrent writers lock them in one order.
+provider, model key and prompt; the by-user and by-tag ones per tenant, day, user (or tag), app, environment,
+provider and model key; the narrow ones per tenant and hour (`usage_hourly_totals`) and per tenant, month and
+user (`usage_monthly_users`), and per tenant, hour, environment and model as reported (`usage_hourly_models`),
+and per tenant, UTC day and trace (`usage_trace_costs`). The worker adds the rows it inserted in the same
+statement as the ledger insert (`rollup_from_inserted`, used by `store.ledger`); re-pricing moves differences
+with `apply_rollup_deltas`. Rows are always written in key order, so concurrent writers lock them in one
+order.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from llmops_billing.ledger import (
     COST_COLUMNS,
     TOKEN_COLUMNS,
     DimensionKey,
+    ModelKey,
     MonthlyUserKey,
     RollupKey,
     RollupTotals,
     TotalsKey,
+    TraceKey,
 )
 
 ROLLUP_KEY = ("tenant_id", "bucket", "app_id", "environment", "provider", "model_key", "prompt_name",
@@ -32,6 +36,8 @@ USER_KEY = ("tenant_id", "bucket", "user_id", "app_id", "environment", "provider
 TAG_KEY = ("tenant_id", "bucket", "tag", "app_id", "environment", "provider", "model_key")
 TOTALS_KEY = ("tenant_id", "bucket")
 MONTHLY_USERS_KEY = ("tenant_id", "bucket", "user_id")
+MODELS_KEY = ("tenant_id", "bucket", "environment", "model")
+TRACES_KEY = ("tenant_id", "bucket", "trace_id")
 _COUNTS = ("event_count", "unpriced_count", *TOKEN_COLUMNS)
 
 
@@ -92,6 +98,10 @@ _TABLES = {
     "usage_monthly_users": (_upsert_sql("usage_monthly_users", "date", MONTHLY_USERS_KEY),
                             _delete_empty_sql("usage_monthly_users", "date", MONTHLY_USERS_KEY),
                             len(MONTHLY_USERS_KEY)),
+    "usage_hourly_models": (_upsert_sql("usage_hourly_models", "timestamptz", MODELS_KEY),
+                            _delete_empty_sql("usage_hourly_models", "timestamptz", MODELS_KEY), len(MODELS_KEY)),
+    "usage_trace_costs": (_upsert_sql("usage_trace_costs", "date", TRACES_KEY),
+                          _delete_empty_sql("usage_trace_costs", "date", TRACES_KEY), len(TRACES_KEY)),
 }
 
 
@@ -100,13 +110,17 @@ async def apply_rollup_deltas(conn: asyncpg.Connection, *, hourly: dict[RollupKe
                               users: dict[DimensionKey, RollupTotals] | None = None,
                               tags: dict[DimensionKey, RollupTotals] | None = None,
                               totals: dict[TotalsKey, RollupTotals] | None = None,
-                              monthly_users: dict[MonthlyUserKey, RollupTotals] | None = None) -> None:
-    """Add the deltas (`ledger.rollup_deltas`, `ledger.dimension_deltas`, `ledger.narrow_deltas`) to the
+                              monthly_users: dict[MonthlyUserKey, RollupTotals] | None = None,
+                              models: dict[ModelKey, RollupTotals] | None = None,
+                              traces: dict[TraceKey, RollupTotals] | None = None) -> None:
+    """Add the deltas (`ledger.rollup_deltas`, `ledger.dimension_deltas`, `ledger.narrow_deltas`,
+    `ledger.model_deltas`, `ledger.trace_deltas`) to the
     rollups, in the caller's transaction; rollup rows that end with no events at all (re-pricing moved
     them to another key) are deleted."""
     deltas_of: dict[str, dict[Any, RollupTotals] | None] = {
         "usage_hourly": hourly, "usage_daily": daily, "usage_daily_users": users, "usage_daily_tags": tags,
-        "usage_hourly_totals": totals, "usage_monthly_users": monthly_users}
+        "usage_hourly_totals": totals, "usage_monthly_users": monthly_users, "usage_hourly_models": models,
+        "usage_trace_costs": traces}
     for table, deltas in deltas_of.items():
         if not deltas:
             continue

@@ -61,9 +61,11 @@ async def costs(request: Request, viewer: Viewer, now: Now) -> HTMLResponse:
     column = GROUP_COLUMNS[GroupField(group)][0][0]
     overall = await usage.usage_page(pool, tenant_id=tenant, query=replace(query, granularity=None, limit=MAX_GROUPS))
     totals = charts.totals(overall["rows"], group=column, value="cost_total")
-    page = await usage.usage_page(pool, tenant_id=tenant, query=query)
-    cut = page["next_cursor"] is not None
-    if cut:
+    # More groups than the chart takes rows: more (day, group) rows too, so the chart is the daily total
+    # without reading them (a month of 10,000 users: most of the page's time).
+    page = None if len(overall["rows"]) > PAGE_ROWS else await usage.usage_page(pool, tenant_id=tenant, query=query)
+    cut = page is None or page["next_cursor"] is not None
+    if page is None or cut:
         daily = await usage.usage_page(pool, tenant_id=tenant, query=replace(query, group_by=()))
         chart = charts.series(daily["rows"], x="bucket", values={"all": "cost_total"})
     else:

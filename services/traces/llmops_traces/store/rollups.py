@@ -5,22 +5,33 @@ Increments come from the span rows actually inserted (`spans.rollups`), in key o
 sum rollup rows over the buckets asked for (`traces_hist_sum`), grouped by one dimension or none, from the
 coarsest rollup that has the dimensions asked for (`table_for`): summing a month of the app-level hourly
 rollup of a tenant with 1,000 apps took 17 s (334,320 rows), its tenant-level twin holds a row per
-environment and model of each hour.
+environment and model of each hour, and that one's twins a row per environment and model of each day, or
+a row per hour (a histogram sum is ~50 us a row).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from llmops_traces import histogram
-from llmops_traces.spans import ROLLUP_KEY, TENANT_ROLLUP_KEY, Rollup, tenant_rollups
+from llmops_traces.spans import (
+    ROLLUP_KEY,
+    TENANT_DAILY_KEY,
+    TENANT_ROLLUP_KEY,
+    TENANT_TOTALS_KEY,
+    Rollup,
+    tenant_daily_rollups,
+    tenant_rollups,
+    tenant_totals,
+)
 
 TABLES = {"minute": "trace_metrics_minute", "hour": "trace_metrics_hourly",
-          "tenant_hour": "trace_metrics_tenant_hourly"}
+          "tenant_hour": "trace_metrics_tenant_hourly", "tenant_day": "trace_metrics_tenant_daily",
+          "tenant_totals": "trace_metrics_tenant_hour_totals"}
 TENANT_DIMENSIONS = frozenset({"environment", "model"})
 """What `trace_metrics_tenant_hourly` keeps besides tenant and hour: a series grouped and filtered by these
 only reads it (a row per environment and model of each hour, not per app and prompt)."""
@@ -28,7 +39,8 @@ GROUP_COLUMNS = {"app": "app_id", "environment": "environment", "model": "model"
 
 
 KEYS = {"trace_metrics_minute": ROLLUP_KEY, "trace_metrics_hourly": ROLLUP_KEY,
-        "trace_metrics_tenant_hourly": TENANT_ROLLUP_KEY}
+        "trace_metrics_tenant_hourly": TENANT_ROLLUP_KEY, "trace_metrics_tenant_daily": TENANT_DAILY_KEY,
+        "trace_metrics_tenant_hour_totals": TENANT_TOTALS_KEY}
 _MEASURES = ("requests", "errors", "input_tokens", "output_tokens", "latency_count", "latency_sum_ms", "ttft_count")
 _TYPES = {"bucket": "timestamptz", "requests": "int8", "errors": "int8", "input_tokens": "int8",
           "output_tokens": "int8", "latency_count": "int8", "latency_sum_ms": "float8", "ttft_count": "int8"}
@@ -110,17 +122,38 @@ async def _add(conn: asyncpg.Connection, table: str, rollups: Sequence[Rollup]) 
 
 
 async def add_tenant_hourly(conn: asyncpg.Connection, *, rollups: Sequence[Rollup]) -> None:
-    """Add hourly `rollups` (by app and prompt) to `trace_metrics_tenant_hourly`, summed without those."""
-    await _add(conn, TABLES["tenant_hour"], tenant_rollups(rollups))
+    """Add hourly `rollups` (by app and prompt) to the tenant-level rollups, summed without those: per hour,
+    environment and model (`trace_metrics_tenant_hourly`), per UTC day, environment and model
+    (`..._tenant_daily`) and per hour (`..._tenant_hour_totals`); a few rows each per batch."""
+    tenant = tenant_rollups(rollups)
+    await _add(conn, TABLES["tenant_hour"], tenant)
+    await _add(conn, TABLES["tenant_day"], tenant_daily_rollups(tenant))
+    await _add(conn, TABLES["tenant_totals"], tenant_totals(tenant))
 
 
-def table_for(unit: str, group: str | None, filters: dict[str, str]) -> str:
-    """The rollup a series reads: per minute, else the tenant's hourly one when the grouping and the filters
-    need nothing it lacks (app, prompt version), else the hourly one by app."""
+def table_for(unit: str, group: str | None, filters: dict[str, str], *, days: bool = False) -> str:
+    """The rollup a series reads: per minute, else a tenant-level one when the grouping and the filters need
+    nothing it lacks (app, prompt version): per day for a day series (`days`; its whole UTC days, the hourly
+    one for the hours of the days it starts or ends within: `series`), per hour with no environment and no
+    model when there is neither a grouping nor a filter, else per hour, environment and model; else the
+    hourly one by app."""
     if unit == "minute":
         return TABLES["minute"]
     needed = set(filters) | ({group} if group else set())
-    return TABLES["tenant_hour"] if needed <= TENANT_DIMENSIONS else TABLES["hour"]
+    if not needed <= TENANT_DIMENSIONS:
+        return TABLES["hour"]
+    if days:
+        return TABLES["tenant_day"]
+    return TABLES["tenant_hour"] if needed else TABLES["tenant_totals"]
+
+
+def whole_days(start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
+    """The whole UTC days within [start, end) as [first midnight, last midnight), or None if there are none."""
+    first = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if first < start:
+        first += timedelta(days=1)
+    last = end.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (first, last) if first < last else None
 
 
 async def add(conn: asyncpg.Connection, *, unit: str, rollups: Sequence[Rollup]) -> None:
@@ -128,23 +161,42 @@ async def add(conn: asyncpg.Connection, *, unit: str, rollups: Sequence[Rollup])
     await _add(conn, TABLES[unit], rollups)
 
 
+_MEASURES_SUMMED = """sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
+    sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
+    sum(latency_count)::bigint AS latency_count, sum(latency_sum_ms) AS latency_sum_ms,
+    traces_hist_sum(latency_hist) AS latency_hist, traces_hist_sum(ttft_hist) AS ttft_hist"""
+
+
 async def series(db: asyncpg.Pool | asyncpg.Connection, *, tenant_id: str, unit: str, bucket_sql: str,
-                 start: datetime, end: datetime, group: str | None,
-                 filters: dict[str, str]) -> list[asyncpg.Record]:
+                 start: datetime, end: datetime, group: str | None, filters: dict[str, str],
+                 days: bool = False) -> list[asyncpg.Record]:
     """Rows of (bucket, group value, requests, errors, tokens, latency and TTFT histograms) over
-    [start, end), bucketed by `bucket_sql` (a constant expression over `bucket`) from the `unit` table."""
-    table = table_for(unit, group, filters)
+    [start, end), bucketed by `bucket_sql` (a constant expression over `bucket`) from the `unit` table
+    (`table_for`; `days`: a day series, `bucket_sql` buckets by UTC day)."""
+    table = table_for(unit, group, filters, days=days)
     group_sql = GROUP_COLUMNS[group] if group else "''"
-    where = ["tenant_id = $1", "bucket >= $2", "bucket < $3"]
     args: list[Any] = [tenant_id, start, end]
+    where = ["tenant_id = $1"]
     for name, value in sorted(filters.items()):
         args.append(value)
         where.append(f"{GROUP_COLUMNS[name]} = ${len(args)}")
+    middle = whole_days(start, end) if table == TABLES["tenant_day"] else None
+    if table == TABLES["tenant_day"] and middle is None:
+        table = TABLES["tenant_hour"]
+    if middle is None:
+        return await db.fetch(f"""
+            SELECT {bucket_sql} AS bucket, {group_sql} AS grp, {_MEASURES_SUMMED}
+            FROM {table} WHERE {" AND ".join(where)} AND bucket >= $2 AND bucket < $3
+            GROUP BY 1, 2 ORDER BY 1, 2""", *args)  # noqa: S608  (constant names; values are parameters)
+    # The whole days from the daily rollup, the hours before the first and after the last from the hourly one.
+    args += list(middle)
+    first, last = f"${len(args) - 1}", f"${len(args)}"
+    measures = "requests, errors, input_tokens, output_tokens, latency_count, latency_sum_ms, latency_hist, ttft_hist"
     return await db.fetch(f"""
-        SELECT {bucket_sql} AS bucket, {group_sql} AS grp, sum(requests)::bigint AS requests,
-               sum(errors)::bigint AS errors, sum(input_tokens)::bigint AS input_tokens,
-               sum(output_tokens)::bigint AS output_tokens, sum(latency_count)::bigint AS latency_count,
-               sum(latency_sum_ms) AS latency_sum_ms, traces_hist_sum(latency_hist) AS latency_hist,
-               traces_hist_sum(ttft_hist) AS ttft_hist
-        FROM {table} WHERE {" AND ".join(where)}
+        SELECT bucket, grp, {_MEASURES_SUMMED} FROM (
+            SELECT {bucket_sql} AS bucket, {group_sql} AS grp, {measures} FROM {TABLES["tenant_hour"]}
+            WHERE {" AND ".join(where)} AND ((bucket >= $2 AND bucket < {first}) OR (bucket >= {last} AND bucket < $3))
+            UNION ALL
+            SELECT bucket, {group_sql} AS grp, {measures} FROM {table}
+            WHERE {" AND ".join(where)} AND bucket >= {first} AND bucket < {last}) parts
         GROUP BY 1, 2 ORDER BY 1, 2""", *args)  # noqa: S608  (constant names; values are parameters)

@@ -1,7 +1,9 @@
-"""Billing's cost, summed per bucket and group for `/v1/metrics`: from `usage_hourly` when that is exact
-(hour or day buckets, no model grouping or filter: billing keys its rollup by a normalised model key; no app
-filter: its index does not start with the app), else from `usage_ledger`, whose `model` is the model as
-reported. Read only, one tenant."""
+"""Billing's cost, summed per bucket and group for `/v1/metrics`, from the narrowest of billing's tables that is
+exact for the series (hour or day buckets): `usage_hourly_totals` (per tenant and hour) with no grouping and
+no filter; `usage_hourly_models` (per tenant, hour, environment and model as reported) when grouped or
+filtered by those only; `usage_hourly` (by app, keyed by billing's normalised model key) when neither the
+model nor an app filter is asked for (its index does not start with the app); else, and for minutes,
+`usage_ledger`, whose `model` is the model as reported. Read only, one tenant."""
 
 from __future__ import annotations
 
@@ -16,13 +18,28 @@ _TRUNC = {"minute": "date_trunc('minute', {t} AT TIME ZONE 'UTC') AT TIME ZONE '
           "day": "date_trunc('day', {t} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"}
 
 
+def source(granularity: str, group: str | None, filters: dict[str, str]) -> str:
+    """The billing table a cost series reads (see the module's docstring)."""
+    needed = set(filters) | ({group} if group else set())
+    if granularity == "minute":
+        return "usage_ledger"
+    if not needed:
+        return "usage_hourly_totals"
+    if needed <= {"environment", "model"}:
+        return "usage_hourly_models"
+    if "model" not in needed and "app" not in filters:
+        return "usage_hourly"
+    return "usage_ledger"
+
+
 async def cost_series(db: asyncpg.Pool | asyncpg.Connection, *, tenant_id: str, granularity: str, start: datetime,
                       end: datetime, group: str | None, filters: dict[str, str]) -> dict[tuple[datetime, str], Decimal]:
     # One app's series reads the ledger by its (tenant_id, app_id, occurred_at) index: billing's hourly rollup
     # has only (tenant_id, bucket), which reads every app's rows of the range (at volume, 1,000 apps: most of
     # the time of the request; bench/traces_store.py).
-    hourly = granularity != "minute" and group != "model" and "model" not in filters and "app" not in filters
-    table, time = ("usage_hourly", "bucket") if hourly else ("usage_ledger", "occurred_at")
+    table, time = source(granularity, group, filters), "bucket"
+    if table == "usage_ledger":
+        time = "occurred_at"
     args: list[object] = [tenant_id, start, end]
     where = ["tenant_id = $1", f"{time} >= $2", f"{time} < $3"]
     for name, value in sorted(filters.items()):
