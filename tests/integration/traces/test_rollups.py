@@ -1,5 +1,5 @@
-"""The request-metrics rollups (minute, hour by app; hour by tenant) always equal the same sums computed by
-brute force over the stored spans: after batches that touch the same rows again, a redelivered batch, and
+"""The request-metrics rollups (minute, hour by app; hour, day and hour totals by tenant) always equal the
+same sums computed by brute force over the stored spans: after batches that touch the same rows again, a redelivered batch, and
 two writers adding to a row neither had seen (the `ON CONFLICT` path of the sparse upsert)."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,14 +34,24 @@ async def brute_force(pool: asyncpg.Pool, tenant: str) -> dict[str, dict[tuple[A
     """Each rollup table's rows as summed here from the tenant's spans, one span at a time."""
     spans = await pool.fetch("SELECT * FROM trace_spans WHERE tenant_id = $1", tenant)
     out: dict[str, dict[tuple[Any, ...], Any]] = {}
-    for table, unit, with_app in (("trace_metrics_minute", "minute", True), ("trace_metrics_hourly", "hour", True),
-                                  ("trace_metrics_tenant_hourly", "hour", False)):
+    keys: dict[str, Callable[[asyncpg.Record], tuple[Any, ...]]] = {
+        "trace_metrics_minute": lambda s: (tenant, _truncate(s["occurred_at"], "minute"), s["app_id"],
+                                           s["environment"], s["model"] or "", s["prompt_name"] or "",
+                                           s["prompt_version"] or ""),
+        "trace_metrics_hourly": lambda s: (tenant, _truncate(s["occurred_at"], "hour"), s["app_id"],
+                                           s["environment"], s["model"] or "", s["prompt_name"] or "",
+                                           s["prompt_version"] or ""),
+        "trace_metrics_tenant_hourly": lambda s: (tenant, _truncate(s["occurred_at"], "hour"), s["environment"],
+                                                  s["model"] or ""),
+        "trace_metrics_tenant_daily": lambda s: (tenant, _truncate(s["occurred_at"], "hour").replace(hour=0),
+                                                 s["environment"], s["model"] or ""),
+        "trace_metrics_tenant_hour_totals": lambda s: (tenant, _truncate(s["occurred_at"], "hour")),
+    }
+    for table, key_of in keys.items():
         sums: dict[tuple[Any, ...], list[Any]] = defaultdict(
             lambda: [0, 0, 0, 0, 0, 0.0, [0] * histogram.BUCKETS, 0, [0] * histogram.BUCKETS])
         for s in spans:
-            bucket = _truncate(s["occurred_at"], unit)
-            key = ((tenant, bucket, s["app_id"], s["environment"], s["model"] or "", s["prompt_name"] or "",
-                    s["prompt_version"] or "") if with_app else (tenant, bucket, s["environment"], s["model"] or ""))
+            key = key_of(s)
             row = sums[key]
             row[0] += 1
             row[1] += s["status"] == "error"
