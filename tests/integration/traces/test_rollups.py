@@ -1,6 +1,7 @@
 """The request-metrics rollups (minute, hour by app; hour, day and hour totals by tenant) always equal the
-same sums computed by brute force over the stored spans: after batches that touch the same rows again, a redelivered batch, and
-two writers adding to a row neither had seen (the `ON CONFLICT` path of the sparse upsert)."""
+same sums computed by brute force over the stored spans: after batches that touch the same rows again, a
+redelivered batch, and two writers adding to a row neither had seen (the `ON CONFLICT` path of the sparse
+upsert)."""
 
 from __future__ import annotations
 
