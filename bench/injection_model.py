@@ -10,6 +10,9 @@ thread: what one core spends, unaffected by other processes waiting for the mach
 and the detector as the default policy runs it (both). Rounds alternate the sides; per text the median over
 rounds is kept, then p50 and p99 over texts are reported, with wall-clock p50 for comparison.
 
+`--prose`: long technical prose no model was trained on (this repository's `docs/` pages and their
+paragraphs, the installed packages' READMEs), through the detector with the model on and off: how many fire.
+
 `--benign-traffic N`: the realistic benign traffic of the suite's own generators, through the detector as the
 default policy runs it with the model on and off: the user messages of N events of the chaos harness
 (`bench/chaos.py`'s `Traffic`, seed 7: support questions, e-mail, card and token canaries; none is an attack)
@@ -78,6 +81,40 @@ def benign_traffic(n: int) -> None:
                 print(f"    {model.score(text):.2f} {text[:100]}")
 
 
+def prose_texts() -> dict[str, list[str]]:
+    """Long technical prose no model was trained on: the pages under `docs/` of this repository (whole pages and
+    their paragraphs of 200+ characters), and the long descriptions (METADATA bodies, the packages' READMEs) of
+    the Python packages installed in this interpreter, first 3,000 characters. None of them is an attack, but
+    `docs/security.md` and `docs/guardrails.md` quote attacks while describing the detector; they are kept apart."""
+    import importlib.metadata
+    about = {"security.md", "guardrails.md"}
+    pages = sorted((ROOT / "docs").glob("*.md"))
+    whole = [p.read_text(encoding="utf-8") for p in pages if p.name not in about]
+    paragraphs = [para for text in whole for para in text.split("\n\n") if len(para) >= 200]
+    readmes = {}
+    for dist in importlib.metadata.distributions():
+        body = dist.metadata.get_payload() if hasattr(dist.metadata, "get_payload") else ""  # type: ignore[attr-defined]
+        name = dist.metadata["Name"] or ""
+        if body and len(body) >= 1000 and not name.startswith("llmops"):
+            readmes[name.lower()] = body[:3000]
+    return {f"docs/*.md pages except {', '.join(sorted(about))} (whole)": whole,
+            "their paragraphs of 200+ characters": paragraphs,
+            "installed packages' long descriptions, first 3 KB": [readmes[k] for k in sorted(readmes)],
+            f"{', '.join(sorted(about))} (whole; they quote attacks)":
+                [(ROOT / "docs" / n).read_text(encoding="utf-8") for n in sorted(about)]}
+
+
+def prose() -> None:
+    model = injection_model.load()
+    for label, texts in prose_texts().items():
+        print(f"\n{label}: {len(texts)} texts, median {statistics.median(map(len, texts)):,.0f} characters")
+        for name, detector in (("rules", InjectionDetector()), ("rules + model", InjectionDetector(model=model))):
+            fired = [t for t in texts if any(h.score >= 0.7 for h in detector.detect(t))]
+            print(f"  {name:14} fired on {len(fired)} of {len(texts)} ({len(fired) / max(len(texts), 1):.1%})")
+            for text in fired[:3]:
+                print(f"    {model.score(text):.2f} {' '.join(text[:90].split())}")
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -124,7 +161,11 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=200, help="how many ~1 KB texts")
     parser.add_argument("--benign-traffic", type=int, default=0, metavar="N",
                         help="also run N events of the chaos and demo generators through the detector")
+    parser.add_argument("--prose", action="store_true",
+                        help="also run long technical prose (docs pages, package READMEs) through the detector")
     args = parser.parse_args()
+    if args.prose:
+        prose()
     if args.benign_traffic:
         benign_traffic(args.benign_traffic)
     short = [r["text"] for r in injection_rows()]

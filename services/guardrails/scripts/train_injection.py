@@ -29,7 +29,16 @@ import numpy as np
 import numpy.typing as npt
 
 from llmops_guardrails.detectors.injection import InjectionDetector, combine
-from llmops_guardrails.detectors.injection_model import BITS, FORMAT, LEXICON_WEIGHT, InjectionModel, features, prepare
+from llmops_guardrails.detectors.injection_model import (
+    BITS,
+    FORMAT,
+    LEXICON_WEIGHT,
+    STEP,
+    WINDOW,
+    InjectionModel,
+    features,
+    prepare,
+)
 
 PACKAGE = Path(__file__).resolve().parents[1] / "llmops_guardrails"
 DATA = PACKAGE / "data" / "injection_prompts.jsonl"
@@ -64,7 +73,8 @@ class Matrix:
         return np.bincount(self.row, weights=w[self.idx] * self.val, minlength=self.n).astype(np.float64)
 
 
-def fit(x: Matrix, y: npt.NDArray[np.float64], bits: int) -> tuple[npt.NDArray[np.float64], float]:
+def fit(x: Matrix, y: npt.NDArray[np.float64], bits: int, *, l2: float = L2,
+        epochs: int = EPOCHS) -> tuple[npt.NDArray[np.float64], float]:
     dim = 1 << bits
     pos = y.sum()
     weight = np.where(y > 0, 0.5 / pos, 0.5 / (len(y) - pos))  # class-balanced, sums to 1
@@ -73,11 +83,11 @@ def fit(x: Matrix, y: npt.NDArray[np.float64], bits: int) -> tuple[npt.NDArray[n
     m_w, v_w = np.zeros(dim), np.zeros(dim)
     m_b = v_b = 0.0
     beta1, beta2, eps = 0.9, 0.999, 1e-8
-    for t in range(1, EPOCHS + 1):
+    for t in range(1, epochs + 1):
         z = x.dot(w) + b
         p = 1.0 / (1.0 + np.exp(-z))
         err = (p - y) * weight
-        g_w = np.bincount(x.idx, weights=err[x.row] * x.val, minlength=dim) + L2 * w
+        g_w = np.bincount(x.idx, weights=err[x.row] * x.val, minlength=dim) + l2 * w
         g_b = float(err.sum())
         m_w = beta1 * m_w + (1 - beta1) * g_w
         v_w = beta2 * v_w + (1 - beta2) * g_w * g_w
@@ -93,19 +103,57 @@ def _fold(template: str) -> int:
     return hashlib.sha256(template.encode()).digest()[0] % FOLDS
 
 
-def operating_logit(rows: Rows, bits: int) -> float:
-    """Lowest logit whose out-of-fold false-positive rate on the training rows is <= TARGET_FPR."""
+def with_windows(rows: Rows) -> Rows:
+    """The rows the model is fitted on: the short rows, and each long benign row with every one of its scoring
+    windows as a benign row of its own; long attacks (an attack planted in prose) are left out.
+
+    A long text is scored by its strongest window (`InjectionModel.score`), so long benign prose is a false
+    positive as soon as one of its windows looks like an attack: the windows, not only the whole text, are what
+    the model must learn to leave alone. A long attack, fitted whole, would teach the model that its prose is
+    an attack (which window holds the attack is not labelled); the short attacks teach it what the attack's
+    window looks like. The windows keep their row's template (same fold, same split)."""
+    out = []
+    for r in rows:
+        text = prepare(r["text"])
+        if len(text) <= WINDOW:
+            out.append(r)
+        elif r["label"] == "benign":
+            out.append(r)
+            out.extend({**r, "text": text[s:s + WINDOW]} for s in range(0, len(text) - WINDOW + STEP, STEP))
+    return out
+
+
+def logits(w: npt.NDArray[np.float64], b: float, texts: list[str], bits: int) -> npt.NDArray[np.float64]:
+    """The logit each text scores as the model scores it: whole short texts, the strongest window of long ones."""
+    model = InjectionModel(w.astype(np.float32), b, {"bits": bits})
+    out = Matrix(texts, bits).dot(w) + b
+    for i, t in enumerate(texts):
+        prepared = prepare(t)
+        if len(prepared) > WINDOW:
+            out[i] = float(model.window_logits(prepared).max())
+    return out
+
+
+def operating_logit(rows: Rows, bits: int, *, l2: float = L2,
+                    epochs: int = EPOCHS) -> tuple[float, dict[str, float | int]]:
+    """Lowest logit whose out-of-fold false-positive rate on the training rows is <= TARGET_FPR, and the
+    out-of-fold figures at that logit (the validation figures settings are chosen by, never the test split's).
+
+    Each fold's model is trained on the other folds' rows (and the windows of their long benign rows); the held
+    rows are scored as the shipped model scores them (long texts by their strongest window)."""
     y = np.array([r["label"] == "attack" for r in rows], dtype=np.float64)
     folds = np.array([_fold(r["template"]) for r in rows])
     oof = np.zeros(len(rows))
     for k in range(FOLDS):
-        train = [i for i in range(len(rows)) if folds[i] != k]
+        train = with_windows([rows[i] for i in range(len(rows)) if folds[i] != k])
         held = [i for i in range(len(rows)) if folds[i] == k]
-        w, b = fit(Matrix([rows[i]["text"] for i in train], bits), y[train], bits)
-        oof[held] = Matrix([rows[i]["text"] for i in held], bits).dot(w) + b
+        y_train = np.array([r["label"] == "attack" for r in train], dtype=np.float64)
+        w, b = fit(Matrix([r["text"] for r in train], bits), y_train, bits, l2=l2, epochs=epochs)
+        oof[held] = logits(w, b, [rows[i]["text"] for i in held], bits)
     benign = np.sort(oof[y == 0])[::-1]
     allowed = math.floor(TARGET_FPR * len(benign))
-    return float(benign[allowed]) + 1e-6
+    cut = float(benign[allowed]) + 1e-6
+    return cut, rates((oof >= cut).tolist(), (y > 0).tolist())
 
 
 def rates(flags: list[bool], labels: list[bool]) -> dict[str, float | int]:
@@ -128,27 +176,31 @@ def evaluate(model: InjectionModel, rows: Rows) -> dict[str, Any]:
     both = [m or r for m, r in zip(model_flags, rule_flags, strict=True)]
     missed = Counter(r["category"] for r, f, a in zip(rows, both, labels, strict=True) if a and not f)
     false = Counter(r["category"] for r, f, a in zip(rows, both, labels, strict=True) if f and not a)
+    attacks = Counter(r["category"] for r in rows if r["label"] == "attack")
+    recall = {c: round(1 - missed[c] / n, 4) for c, n in sorted(attacks.items())}
     return {"rows": len(rows), "model": rates(model_flags, labels), "rules": rates(rule_flags, labels),
             "combined": rates(both, labels), "combined_missed_by_category": dict(sorted(missed.items())),
-            "combined_false_positives_by_category": dict(sorted(false.items()))}
+            "combined_false_positives_by_category": dict(sorted(false.items())),
+            "combined_recall_by_category": recall}
 
 
-def train(rows: Rows, *, bits: int = BITS) -> InjectionModel:
+def train(rows: Rows, *, bits: int = BITS, l2: float = L2, epochs: int = EPOCHS) -> InjectionModel:
     dev = [r for r in rows if r["split"] == "dev"]
     test = [r for r in rows if r["split"] == "test"]
     shared = {r["template"] for r in dev} & {r["template"] for r in test}
     if shared:
         raise ValueError(f"templates in both splits: {sorted(shared)[:5]}")
-    y = np.array([r["label"] == "attack" for r in dev], dtype=np.float64)
-    w, b = fit(Matrix([r["text"] for r in dev], bits), y, bits)
-    cut = operating_logit(dev, bits)
+    fitted = with_windows(dev)
+    y = np.array([r["label"] == "attack" for r in fitted], dtype=np.float64)
+    w, b = fit(Matrix([r["text"] for r in fitted], bits), y, bits, l2=l2, epochs=epochs)
+    cut, validation = operating_logit(dev, bits, l2=l2, epochs=epochs)
     bias = round(b - cut + math.log(THRESHOLD / (1 - THRESHOLD)), 6)
     data_sha = hashlib.sha256("\n".join(json.dumps(r, sort_keys=True) for r in rows).encode()).hexdigest()
     meta: dict[str, Any] = {
         "format": FORMAT, "bits": bits, "lexicon_weight": LEXICON_WEIGHT, "threshold": THRESHOLD,
-        "target_fpr_cv": TARGET_FPR, "l2": L2, "epochs": EPOCHS,
+        "target_fpr_cv": TARGET_FPR, "l2": l2, "epochs": epochs,
         "learning_rate": LEARNING_RATE, "folds": FOLDS, "data_sha256": data_sha,
-        "train_rows": len(dev), "test_rows": len(test),
+        "train_rows": len(dev), "test_rows": len(test), "validation": validation,
     }
     model = InjectionModel(w.astype(np.float32), bias, meta)
     # The figures are those of the model as shipped (float16 weights).
@@ -162,8 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--check", action="store_true", help="retrain and compare with the file at --out")
+    parser.add_argument("--l2", type=float, default=None, help="another L2 than the shipped file's, to compare")
+    parser.add_argument("--epochs", type=int, default=None, help="another number of epochs than the shipped file's")
     args = parser.parse_args(argv)
-    model = train(load_rows())
+    model = train(load_rows(), l2=L2 if args.l2 is None else args.l2,
+                  epochs=EPOCHS if args.epochs is None else args.epochs)
     data = model.to_bytes()
     print(json.dumps(model.meta["test"], indent=1))
     if args.check:

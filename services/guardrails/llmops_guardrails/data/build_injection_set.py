@@ -22,6 +22,7 @@ from pathlib import Path
 
 import injection_paraphrases  # run from this folder
 import injection_templates
+import injection_variants
 
 # (text, category, source) -- sources are keys of SOURCES in README.md
 ATTACKS = [
@@ -359,12 +360,12 @@ def generated_rows(templates: Templates, slots: Slots, prefix: str, source: str,
 
 
 def _check_new_batch(old: tuple[Templates, Slots], new: tuple[Templates, Slots]) -> None:
-    """The fourth batch repeats no frame and no phrase of the third (so no test row shares either with dev)."""
+    """A later batch repeats no frame and no phrase of an earlier one (so no test row shares either with dev)."""
     frames = {t for t, _, _ in old[0]} & {t for t, _, _ in new[0]}
     old_phrases = {p for phrases in old[1].values() for p in phrases}
     phrases = {p for name, ps in new[1].items() if name != "num" for p in ps} & old_phrases
     if frames or phrases:
-        raise ValueError(f"the fourth batch repeats the third: {sorted(frames | phrases)[:5]}")
+        raise ValueError(f"a later batch repeats an earlier one: {sorted(frames | phrases)[:5]}")
 
 
 def rows() -> list[dict[str, str]]:
@@ -388,7 +389,10 @@ def rows() -> list[dict[str, str]]:
     first = slice(0, PER_TEMPLATE)
     third = (injection_templates.TEMPLATES, injection_templates.SLOTS)
     fourth = (injection_paraphrases.TEMPLATES, injection_paraphrases.SLOTS)
+    fifth = (injection_variants.TEMPLATES, injection_variants.SLOTS)
     _check_new_batch(third, fourth)
+    _check_new_batch(third, fifth)
+    _check_new_batch(fourth, fifth)
     out.extend(generated_rows(*third, "t", "templates", fillings=first))
     out.extend(generated_rows(*fourth, "p", "paraphrases", fillings=first))
     # More fillings of the training templates (the same frames and `dev` phrases, other combinations), appended
@@ -396,12 +400,67 @@ def rows() -> list[dict[str, str]]:
     more = slice(PER_TEMPLATE, None)
     out.extend(generated_rows(*third, "t", "templates", fillings=more))
     out.extend(generated_rows(*fourth, "p", "paraphrases", fillings=more))
+    # The fifth batch (issue 17, third round), appended after everything so that earlier ids stay.
+    out.extend(generated_rows(*fifth, "v", "variants"))
+    out.extend(prose_rows())
     for i, row in enumerate(out):
         row["id"] = f"inj-{i:04d}"
     return out
 
 
+PROSE = Path(__file__).with_name("injection_prose.jsonl")
+PROSE_PER_MODULE = 3
+PROSE_CHARACTERS = 1500
+_PROSE_SKIP = {"test", "tests", "idlelib", "site-packages", "lib2to3", "turtledemo"}
+
+
+def prose_snapshot() -> list[dict[str, str]]:
+    """Docstrings of 400+ characters of the running Python's standard library (PSF licence), at most
+    PROSE_PER_MODULE a module, each cut to PROSE_CHARACTERS at a line end: real technical prose, written by many
+    people, that mentions passwords, rules, systems, printing, ignoring and instructions all the time. Written
+    once to `injection_prose.jsonl` (`python build_injection_set.py --prose-snapshot`) so that the set does not
+    depend on the interpreter that builds it."""
+    import ast
+    import sysconfig
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    out = []
+    for path in sorted(root.glob("*.py")) + sorted(root.glob("*/*.py")):
+        if _PROSE_SKIP & set(path.relative_to(root).parts):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError):
+            continue
+        module = str(path.relative_to(root))
+        found = 0
+        for node in [tree, *(n for n in ast.walk(tree) if isinstance(n, (ast.ClassDef, ast.FunctionDef)))]:
+            doc = ast.get_docstring(node)
+            if doc and len(doc) >= 400 and found < PROSE_PER_MODULE:
+                cut = doc if len(doc) <= PROSE_CHARACTERS else doc[:doc.rfind("\n", 0, PROSE_CHARACTERS)]
+                out.append({"module": module, "text": cut.strip()})
+                found += 1
+    return out
+
+
+def prose_rows() -> list[dict[str, str]]:
+    """The snapshot's docstrings as benign rows (`hard_stdlib_prose`); the split alternates modules by a hash, so
+    a module's docstrings are all on one side."""
+    snapshot = [json.loads(line) for line in PROSE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    modules = sorted({r["module"] for r in snapshot}, key=lambda m: hashlib.sha256(m.encode()).digest())
+    split = {m: "test" if i % 2 else "dev" for i, m in enumerate(modules)}
+    return [{"text": r["text"], "label": "benign", "category": "hard_stdlib_prose", "source": "python_stdlib",
+             "split": split[r["module"]], "template": "s:" + r["module"]} for r in snapshot]
+
+
 if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["--prose-snapshot"]:
+        with PROSE.open("w", encoding="utf-8") as f:
+            for row in prose_snapshot():
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        print(f"wrote {PROSE}")
     target = Path(__file__).with_name("injection_prompts.jsonl")
     with target.open("w", encoding="utf-8") as f:
         for row in rows():

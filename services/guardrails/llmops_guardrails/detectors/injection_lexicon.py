@@ -44,6 +44,13 @@ _CLASSES = {
             "programador beheerder leverancier ontwikkelaar",
     "ROLE": "pretend act roleplay role play character simulate become mode imagine story scene game fictional "
             "hypothetically improv spiel rolle jeu rôle incarnes juego finge finta fingir spel rol",
+    "HARM": "bomb bombs explosive explosives detonator grenade weapon weapons gun guns firearm ammunition napalm thermite "
+            "poison poisoning toxin ricin anthrax nerve meth methamphetamine cocaine heroin fentanyl opioids lsd narcotics "
+            "drugs hack hacking hacker crack cracking malware ransomware virus worm keylogger phishing exploit botnet ddos "
+            "steal stealing theft shoplift burgle burglary rob robbery hotwire lockpick launder laundering counterfeit forge "
+            "forged forgery fake smuggle smuggling stalk stalking dox doxx blackmail extort kidnap murder kill "
+            "bombe waffe gift droge hacken stehlen fälschen arme poison drogue pirater voler falsifier bomba arma veneno "
+            "droga hackear robar falsificar rubare falsificare armi roubar falsificar wapen vergif stelen vervalsen",
     "YOU": "you your you're yourself du dein deine dir dich tu ton ta tes toi tú te tus ti tuo tua teu jij je jouw",
 }
 
