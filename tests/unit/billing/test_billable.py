@@ -120,14 +120,27 @@ def assert_same(payload: bytes | None) -> str:
     return full_kind
 
 
-def corpus() -> list[bytes | None]:
+def field_corpus(values: dict[str, list[Any]], *, extra: list[bytes | None], seed: int, most: int
+                 ) -> list[bytes | None]:
+    """Payloads that are not an event, the base event, the base with each field of `values` set to each of its
+    values, status and error together each way, `extra`, then 3,000 seeded combinations of 2 to `most` fields
+    (the trace store's decoder test builds its corpus the same way, over more fields)."""
     payloads: list[bytes | None] = [None, b"", b"{not json", b"[1, 2]", b"null", b"17", b'"event"', b"{}"]
     payloads.append(dumps(base()))
-    payloads += [dumps(base(**{name: value})) for name, values in VALUES.items() for value in values]
-    # Status and error together, each way.
+    payloads += [dumps(base(**{name: value})) for name, choices in values.items() for value in choices]
     payloads += [dumps(base(status=s, error=e)) for s in ("ok", "error", _ABSENT)
                  for e in ({"type": "Timeout"}, None, _ABSENT)]
-    payloads += [
+    payloads += extra
+    rng = random.Random(seed)
+    names = list(values)
+    for _ in range(3000):
+        chosen = rng.sample(names, rng.randint(2, most))
+        payloads.append(dumps(base(**{name: rng.choice(values[name]) for name in chosen})))
+    return payloads
+
+
+def corpus() -> list[bytes | None]:
+    return field_corpus(VALUES, seed=17, most=5, extra=[
         dumps(base(colour="red")),  # an unknown top-level field
         dumps(base(schema_version=2, brand_new_field=1)),
         dumps(base(input=None, output=None, metadata={}, tags=[])),
@@ -142,13 +155,7 @@ def corpus() -> list[bytes | None]:
         dumps(base()).replace(b'"output":"It ships today."', b'"output":"It ships \\u00e9"'),
         b'\xef\xbb\xbf' + dumps(base()),  # a byte-order mark
         dumps(base()).replace(b"It ships today.", b"It ships \xff today."),  # not UTF-8
-    ]
-    rng = random.Random(17)
-    names = list(VALUES)
-    for _ in range(3000):
-        chosen = rng.sample(names, rng.randint(2, 5))
-        payloads.append(dumps(base(**{name: rng.choice(VALUES[name]) for name in chosen})))
-    return payloads
+    ])
 
 
 def test_the_narrow_decoder_takes_refuses_and_values_as_the_contract_does() -> None:
