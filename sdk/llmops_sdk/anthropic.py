@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmops_sdk.client import default_recorder
+from llmops_sdk.streams import watched, watched_async
 from llmops_sdk.tokens import anthropic_usage, get
 from llmops_sdk.tracing import error_info
 from llmops_sdk.wire import Deferred
@@ -155,30 +156,12 @@ class _Call:
     # -- streams ------------------------------------------------------------------------------------
 
     def _events(self, recorder: Any, inner: Any) -> Any:
-        complete = False
-        try:
-            for item in inner:
-                self._server_event(item)
-                yield item
-            complete = True
-        except Exception as exc:
-            self.failed(recorder, exc)
-            raise
-        finally:
-            self._stream_ended(recorder, complete)
+        return watched(inner, self._server_event, functools.partial(self.failed, recorder),
+                       functools.partial(self._stream_ended, recorder))
 
-    async def _events_async(self, recorder: Any, inner: Any) -> Any:
-        complete = False
-        try:
-            async for item in inner:
-                self._server_event(item)
-                yield item
-            complete = True
-        except Exception as exc:
-            self.failed(recorder, exc)
-            raise
-        finally:
-            self._stream_ended(recorder, complete)
+    def _events_async(self, recorder: Any, inner: Any) -> Any:
+        return watched_async(inner, self._server_event, functools.partial(self.failed, recorder),
+                             functools.partial(self._stream_ended, recorder))
 
     def _server_event(self, item: Any) -> None:
         try:

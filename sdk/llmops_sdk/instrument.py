@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from llmops_sdk.client import default_recorder
+from llmops_sdk.streams import watched, watched_async
 from llmops_sdk.tokens import openai_usage
 from llmops_sdk.tracing import error_info
 from llmops_sdk.wire import Deferred
@@ -194,31 +195,13 @@ class _Call:
             stream._iterator = self._chunks(recorder, stream._iterator)
         return stream
 
-    async def _chunks_async(self, recorder: Any, inner: Any) -> Any:
-        complete = False
-        try:
-            async for chunk in inner:
-                self._chunk(chunk)
-                yield chunk
-            complete = True
-        except Exception as exc:
-            self.failed(recorder, exc)
-            raise
-        finally:
-            self._stream_ended(recorder, complete)
+    def _chunks_async(self, recorder: Any, inner: Any) -> Any:
+        return watched_async(inner, self._chunk, functools.partial(self.failed, recorder),
+                             functools.partial(self._stream_ended, recorder))
 
     def _chunks(self, recorder: Any, inner: Any) -> Any:
-        complete = False
-        try:
-            for chunk in inner:
-                self._chunk(chunk)
-                yield chunk
-            complete = True
-        except Exception as exc:
-            self.failed(recorder, exc)
-            raise
-        finally:
-            self._stream_ended(recorder, complete)
+        return watched(inner, self._chunk, functools.partial(self.failed, recorder),
+                       functools.partial(self._stream_ended, recorder))
 
     def _chunk(self, chunk: Any) -> None:
         try:
