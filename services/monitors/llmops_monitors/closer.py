@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from datetime import datetime, timedelta
@@ -40,7 +39,7 @@ from llmops_monitors.store import monitors as monitors_store
 from llmops_monitors.windows import PANE_S, SPECS, WindowSpec
 from llmops_shared.alerts import AlertMessage
 from llmops_shared.config_changes import ConfigWatcher
-from llmops_shared.worker import is_transient
+from llmops_shared.worker import retry_transient
 
 log = logging.getLogger("llmops_monitors.closer")
 
@@ -163,7 +162,10 @@ class WindowCloser:
                 await outbox.add(conn, alerts=alerts)
             return alerts
 
-        return await _retrying(attempt, what="evaluate a window")
+        # Retried while the database is unavailable (the window stays in its table meanwhile). Any other
+        # error goes to the worker's loop, which logs it and tries the window again on its next pass:
+        # nothing raises out of the loop, and no window is dropped unevaluated.
+        return await retry_transient(attempt, stopping=None, max_delay_s=5.0, what="evaluate a window")
 
     async def _evaluate_group(self, conn: asyncpg.Connection, monitor: Monitor, group: str, agg: metrics.Agg,
                               window_end: datetime) -> AlertMessage | None:
@@ -226,20 +228,3 @@ class WindowCloser:
                 "error_type": type(exc).__name__})
             return []
         return [AlertMessage.model_validate_json(r["payload"]) for r in rows]
-
-
-async def _retrying(step: Callable[[], Any], *, what: str, max_delay_s: float = 5.0) -> Any:
-    """A window's transaction, retried while the database is unavailable (the window stays in its table
-    meanwhile). Any other error goes to the worker's loop, which logs it and tries the window again on its
-    next pass: nothing raises out of the loop, and no window is dropped unevaluated."""
-    delay = 0.1
-    while True:
-        try:
-            return await step()
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            log.warning("could not %s; retrying", what, extra={"error_type": type(exc).__name__,
-                                                               "retry_in_s": round(delay, 2)})
-            await asyncio.sleep(delay * (0.5 + random.random() / 2))
-            delay = min(delay * 2, max_delay_s)
