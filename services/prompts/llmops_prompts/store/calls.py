@@ -10,7 +10,8 @@ made distinct here), the spans (latencies, and sessions' hashes when the unit is
 its event's prompt name and variant as the ledger row does, so no join with the ledger), and the judge's
 scores joined to the ledger. Sums are exact (`numeric`), so parts merge into the same numbers as one pass
 over the window.
-`costs` reads the costs themselves, for variants small enough for the bootstrap.
+`costs` reads the costs themselves, for variants small enough for the bootstrap. `variant_data` is the report's
+read (the cache where it holds, the rest aggregated); `warm` fills the cache ahead of it (`llmops_prompts.warmer`).
 
 JIT is off for these queries (compiling them cost more than it saved on a million rows), each may hash up to
 64 MB (`work_mem`) rather than sort on disk, and plans are always custom (each range's bounds seen)."""
@@ -197,6 +198,44 @@ async def variant_data(pool: asyncpg.Pool, *, tenant_id: str, prompt: str, varia
                 log.warning("the report's stretches were not kept; the next report aggregates them again",
                             extra={"tenant_id": tenant_id, "stretches": len(fresh), "error_type": type(exc).__name__})
     return _data(found, variants, values)
+
+
+WARM_BATCH = 6  # hours aggregated per snapshot by the warmer (then kept: bounded memory for a long experiment)
+
+
+async def warm(pool: asyncpg.Pool, *, tenant_id: str, prompt: str, unit: str, start: datetime, end: datetime,
+               now: datetime) -> int | None:
+    """Aggregate and keep the stretches of [start, end) that have ended by `now` and are not cached with their
+    hour's stamp now (never cached, or their sources changed since: late data); how many, or None when another
+    process holds this (tenant, prompt, unit)'s warming lock (`report_hours.warming`). Which stretches are stale
+    is read in one snapshot; each batch of `WARM_BATCH` of them is aggregated with its stamps in a snapshot of
+    its own and kept (replacing: idempotent, whoever else writes the same stretch)."""
+    closed = [s for s in stretches(start, end, now) if s.closed]
+    if not closed:
+        return 0
+    done = 0
+    async with pool.acquire() as conn, report_hours.warming(conn, tenant_id=tenant_id, prompt=prompt,
+                                                            unit=unit) as mine:
+        if not mine:
+            return None
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            current = await report_hours.stamps(conn, tenant_id=tenant_id, prompt=prompt,
+                                                hours=sorted({s.hour for s in closed}))
+            kept = await report_hours.kept(conn, tenant_id=tenant_id, prompt=prompt, unit=unit, wanted=closed,
+                                           current=current)
+        todo = [s for s in closed if s not in kept]
+        for first in range(0, len(todo), WARM_BATCH):
+            batch = todo[first:first + WARM_BATCH]
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                await prepare(conn)
+                current = await report_hours.stamps(conn, tenant_id=tenant_id, prompt=prompt,
+                                                    hours=sorted({s.hour for s in batch}))
+                live = await parts(conn, tenant_id=tenant_id, prompt=prompt, unit=unit,
+                                   ranges=[(s.start, s.end) for s in batch])
+            await report_hours.store(conn, tenant_id=tenant_id, prompt=prompt, unit=unit,
+                                     stretches={s: (current[s.hour], live.get(i, {})) for i, s in enumerate(batch)})
+            done += len(batch)
+    return done
 
 
 def _small(found: list[tuple[str, Part]], variants: list[str]) -> list[str]:
