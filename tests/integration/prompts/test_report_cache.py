@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from llmops_prompts.report import VariantData, build
+from llmops_prompts.rollup import stretches
 from llmops_prompts.store import calls
+from llmops_shared.settings import CommonSettings
 from llmops_traces.store import spans as span_store
 from tests.integration.traces.traces_support import NOW, add_finding, add_score, bill, span_event, store_directly
 
@@ -168,3 +170,36 @@ async def test_a_span_billing_has_not_written_yet_counts_as_in_one_pass(pg_pool:
     assert float(lone["latency_ms"]) in raw["short"].latencies
     for _ in range(2):  # cold, then warm
         _same(await _data(pg_pool, tenant, "user", cache=True), raw)
+
+
+async def test_hours_aggregated_on_several_connections_are_those_of_one(pg_pool: asyncpg.Pool,
+                                                                        stack: CommonSettings) -> None:
+    """`parallel` connections aggregate the hours not cached in one snapshot (exported): the same numbers as one
+    connection, cold and warm; a pool with no connection to spare does it all on the report's own."""
+    tenant = f"rp-{uuid.uuid4().hex[:8]}"
+    await _store(pg_pool, _events(tenant, 120, seed=12), seed=13)
+    raw = await _data(pg_pool, tenant, "user", cache=False)
+    async with pg_pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        cut = [(s.start, s.end) for s in stretches(START, END, CLOCK)]
+        one = await calls.parts(conn, tenant_id=tenant, prompt="answer", unit="user", ranges=cut)
+        three = await calls.parts(conn, tenant_id=tenant, prompt="answer", unit="user", ranges=cut, pool=pg_pool,
+                                  parallel=3)
+    assert one.keys() == three.keys() and len(one) == len(cut)
+    for i, by_variant in one.items():
+        assert by_variant.keys() == three[i].keys()
+        for variant, part in by_variant.items():
+            other = three[i][variant]
+            assert (part.calls, part.errors, part.findings, part.cost, part.scores) == (
+                other.calls, other.errors, other.findings, other.cost, other.scores)
+            assert np.array_equal(part.units, other.units) and np.array_equal(part.latencies, other.latencies)
+    for _ in range(2):  # cold, then warm
+        _same(await calls.variant_data(pg_pool, tenant_id=tenant, prompt="answer", variants=VARIANTS, unit="user",
+                                       start=START, end=END, now=CLOCK, parallel=3), raw)
+    await pg_pool.execute("DELETE FROM prompt_report_hours WHERE tenant_id = $1", tenant)
+    lone = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=1)
+    try:
+        _same(await calls.variant_data(lone, tenant_id=tenant, prompt="answer", variants=VARIANTS, unit="user",
+                                       start=START, end=END, now=CLOCK, parallel=4), raw)
+        assert await _cached_hours(pg_pool, tenant) == 6
+    finally:
+        await lone.close()

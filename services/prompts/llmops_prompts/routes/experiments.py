@@ -112,7 +112,7 @@ async def report(*, principal: PromptsReader, pool: Pool, settings: Settings, no
     variants = [(v["name"], float(v["weight"])) for v in experiment["variants"]]
     data = await calls.variant_data(pool, tenant_id=principal.tenant_id, prompt=experiment["prompt_name"],
                                     variants=[*(n for n, _ in variants), HOLDOUT], unit=experiment["unit"],
-                                    start=start, end=end, now=now)
+                                    start=start, end=end, now=now, parallel=settings.report_parallel_queries)
     seed = int.from_bytes(hashlib.sha256(experiment_id.encode()).digest()[:8], "big")  # the same data, the same report
     built = build_report(variants, data, holdout=experiment["holdout"], rng=np.random.default_rng(seed),
                          resamples=settings.report_bootstrap_samples)

@@ -18,7 +18,9 @@ JIT is off for these queries (compiling them cost more than it saved on a millio
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -122,15 +124,50 @@ async def prepare(conn: asyncpg.Connection) -> None:
 
 
 async def parts(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: str,
-                ranges: Sequence[tuple[datetime, datetime]]) -> dict[int, dict[str, Part]]:
+                ranges: Sequence[tuple[datetime, datetime]], pool: asyncpg.Pool | None = None,
+                parallel: int = 1) -> dict[int, dict[str, Part]]:
     """Per range (its index in `ranges`) and variant, the `Part` of the prompt's calls in that range (variants with
-    calls only). Run in a transaction (one snapshot for every query); `RANGES_PER_QUERY` ranges a statement."""
+    calls only). Run in a `REPEATABLE READ` transaction (one snapshot for every query); `RANGES_PER_QUERY` ranges a
+    statement. With `pool` and `parallel` > 1, up to `parallel - 1` more connections of `pool` (those free at
+    once: a busy pool never waits on itself) take statements too, in `conn`'s snapshot (exported to them)."""
+    size = max(1, min(RANGES_PER_QUERY, -(-len(ranges) // max(1, parallel))))
+    todo = [(first, ranges[first:first + size]) for first in range(0, len(ranges), size)]
     out: dict[int, dict[str, Part]] = {}
-    for first in range(0, len(ranges), RANGES_PER_QUERY):
-        chunk = await _parts(conn, tenant_id=tenant_id, prompt=prompt, unit=unit,
-                             ranges=ranges[first:first + RANGES_PER_QUERY])
-        out.update({first + i: by_variant for i, by_variant in chunk.items()})
+
+    async def work(c: asyncpg.Connection) -> None:
+        while todo:
+            first, chunk = todo.pop(0)
+            got = await _parts(c, tenant_id=tenant_id, prompt=prompt, unit=unit, ranges=chunk)
+            out.update({first + i: by_variant for i, by_variant in got.items()})
+
+    if pool is None or parallel <= 1 or len(todo) <= 1:
+        await work(conn)
+        return out
+    snapshot = await conn.fetchval("SELECT pg_export_snapshot()")
+    if not _SNAPSHOT.fullmatch(snapshot):
+        raise ValueError(f"unexpected snapshot id {snapshot!r}")
+
+    async def helper() -> None:
+        try:
+            c = await pool.acquire(timeout=0.01)
+        except TimeoutError:
+            return  # the pool is busy: the others do this one's share
+        try:
+            async with c.transaction(isolation="repeatable_read", readonly=True):
+                await c.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                await prepare(c)
+                await work(c)
+        finally:
+            await pool.release(c)
+
+    async with asyncio.TaskGroup() as group:  # one failing cancels the others
+        for _ in range(min(parallel, len(todo)) - 1):
+            group.create_task(helper())
+        group.create_task(work(conn))
     return out
+
+
+_SNAPSHOT = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 
 
 async def _parts(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: str,
@@ -163,17 +200,20 @@ async def costs(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, varian
 
 
 async def variant_data(pool: asyncpg.Pool, *, tenant_id: str, prompt: str, variants: list[str], unit: str,
-                       start: datetime, end: datetime, now: datetime, cache: bool = True) -> dict[str, VariantData]:
+                       start: datetime, end: datetime, now: datetime, cache: bool = True,
+                       parallel: int = 1) -> dict[str, VariantData]:
     """Per variant name among `variants`: its calls between `start` and `end` (`VariantData`, variants with calls
     only). The window is cut at UTC hours; a stretch that has ended by `now` is read from the cache while its
     hour's stamp matches, and aggregated (and then cached) otherwise; the stretch under way is aggregated from
     the raw rows each time. Stamps, cached stretches and raw rows are read in one snapshot. `cache=False`
-    aggregates the whole window from the raw rows in one range (what the cache must equal)."""
+    aggregates the whole window from the raw rows in one range (what the cache must equal). What is aggregated
+    may use up to `parallel` connections of `pool` at once, in the same snapshot (`parts`)."""
     async with pool.acquire() as conn:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             await prepare(conn)
             if not cache:
-                live = await parts(conn, tenant_id=tenant_id, prompt=prompt, unit=unit, ranges=[(start, end)])
+                live = await parts(conn, tenant_id=tenant_id, prompt=prompt, unit=unit, ranges=[(start, end)],
+                                   pool=pool, parallel=parallel)
                 found = [(v, p) for by_variant in live.values() for v, p in by_variant.items()]
                 values = await costs(conn, tenant_id=tenant_id, prompt=prompt, variants=_small(found, variants),
                                      start=start, end=end)
@@ -186,7 +226,7 @@ async def variant_data(pool: asyncpg.Pool, *, tenant_id: str, prompt: str, varia
                                              current=current)
             todo = [s for s in cut if s not in kept]
             live = await parts(conn, tenant_id=tenant_id, prompt=prompt, unit=unit,
-                               ranges=[(s.start, s.end) for s in todo])
+                               ranges=[(s.start, s.end) for s in todo], pool=pool, parallel=parallel)
             found = [(v, p) for by_variant in [*kept.values(), *live.values()] for v, p in by_variant.items()]
             values = await costs(conn, tenant_id=tenant_id, prompt=prompt, variants=_small(found, variants),
                                  start=start, end=end)
