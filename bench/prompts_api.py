@@ -24,7 +24,7 @@ evaluator store them: a ledger row and a span per call (latency lognormal around
 guardrail finding on 2%, a judge score on 20%, errors on 5%; one tenant, over the 6 hours before now.
 
     .venv/bin/python bench/prompts_api.py [--calls 1000000] [--gets 2000] [--reports 5] [--keep-db] [--reuse]
-                                          [--rounds 0] [--db llmops_bench_prompts]
+                                          [--rounds 0] [--api-code CHECKOUT] [--db llmops_bench_prompts]
 
 Everything runs in `llmops_bench_prompts` (or `--db`; dropped and re-created unless `--reuse`, dropped at the end unless
 `--keep-db`), with a prompts API process of its own on a free port; Redis is the stack's (rate limits).
@@ -168,13 +168,17 @@ async def rounds(client: httpx.AsyncClient, database_url: str, experiment: str, 
             await pool.execute("TRUNCATE prompt_report_hours CASCADE")
 
         for i in range(n):
+            hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+            under_way = await pool.fetchval("SELECT count(*) FROM usage_ledger WHERE tenant_id = $1 "
+                                            "AND occurred_at >= $2 AND occurred_at < now()", TENANT, hour)
             await empty()
             await timed(CASES[0], report)
             await empty()
             await timed(CASES[1], warm)
             await timed(CASES[2], report)
             await timed(CASES[3], report)
-            print(f"  round {i + 1}: " + ", ".join(f"{out[c][0][-1]:.2f}" for c in CASES), flush=True)
+            print(f"  round {i + 1} ({under_way:,} calls in the hour under way, read raw): "
+                  + ", ".join(f"{out[c][0][-1]:.2f}" for c in CASES), flush=True)
     finally:
         await pool.close()
     return out
@@ -183,7 +187,7 @@ async def rounds(client: httpx.AsyncClient, database_url: str, experiment: str, 
 async def main_async(args: argparse.Namespace) -> None:
     settings = CommonSettings()
     database_url = db.with_database(settings.database_url, args.db)
-    end = datetime.now(UTC).replace(microsecond=0)
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=args.ahead)
     start = end - timedelta(hours=6)
     if not args.reuse:
         await db.drop_database(database_url)
@@ -209,6 +213,9 @@ async def main_async(args: argparse.Namespace) -> None:
     env = {**os.environ, "LLMOPS_DATABASE_URL": database_url, "LLMOPS_PROMPTS_PORT": str(port),
            "LLMOPS_LOG_LEVEL": "WARNING", "LLMOPS_PROMPTS_REQUESTS_PER_S": "1000000",
            "LLMOPS_PROMPTS_REQUESTS_BURST": "1000000", "LLMOPS_PROMPTS_REPORT_WARMER": "false"}
+    if args.api_code:  # a baseline: the API process runs another checkout's prompts service
+        env["PYTHONPATH"] = os.pathsep.join([os.path.join(args.api_code, "services", "prompts"),
+                                             env.get("PYTHONPATH", "")])
     api = subprocess.Popen([sys.executable, "-m", "llmops_prompts.api"], env=env)  # noqa: ASYNC220
     experiment = f"len-{int(time.time())}"
     try:
@@ -292,6 +299,9 @@ def main() -> None:
     parser.add_argument("--gets", type=int, default=2_000)
     parser.add_argument("--reports", type=int, default=5)
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--api-code", help="a checkout whose services/prompts the API process runs (a baseline)")
+    parser.add_argument("--ahead", type=int, default=0,
+                        help="minutes of the 6 hours of calls after now (so that the hour under way has calls later)")
     parser.add_argument("--rounds", type=int, default=0, help="section 3: rounds of cold, after-warmer and warm")
     parser.add_argument("--reuse", action="store_true", help="use the data a --keep-db run left")
     parser.add_argument("--db", default=BENCH_DB, help="the database to run in (one of its own per concurrent run)")
