@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -16,7 +17,8 @@ import numpy as np
 import pytest
 
 from llmops_prompts.report import VariantData, build
-from llmops_prompts.rollup import stretches
+from llmops_prompts.rollup import Sums, stretches
+from llmops_prompts.stats import Moments
 from llmops_prompts.store import calls
 from llmops_shared.settings import CommonSettings
 from llmops_traces.store import spans as span_store
@@ -57,6 +59,18 @@ async def _store(pool: asyncpg.Pool, events: list[dict[str, Any]], *, seed: int)
             await add_finding(pool, event)
 
 
+def _scores_by_hand(events: list[dict[str, Any]], *, seed: int) -> dict[str, dict[str, Moments]]:
+    """Per variant, the judge's scores `_store(events, seed=seed)` wrote for the window's events, summed in Python."""
+    rng, sums = random.Random(seed), dict[str, Sums]()
+    for i, event in enumerate(events):
+        if i % 3:
+            score = Decimal(str(round(rng.uniform(0.2, 1.0), 3)))
+            if START <= _at(event) < END:
+                variant = event["prompt"]["variant"]
+                sums[variant] = sums.get(variant, Sums()) + Sums(1, score, score * score)
+    return {variant: {"relevance": s.moments()} for variant, s in sums.items()}
+
+
 async def _data(pool: asyncpg.Pool, tenant: str, unit: str, *, cache: bool) -> dict[str, VariantData]:
     return await calls.variant_data(pool, tenant_id=tenant, prompt="answer", variants=VARIANTS, unit=unit,
                                     start=START, end=END, now=CLOCK, cache=cache)
@@ -88,6 +102,7 @@ async def test_the_report_over_cached_hours_is_the_report_over_the_raw_rows(pg_p
     await _store(pg_pool, events, seed=2)
 
     raw = await _data(pg_pool, tenant, unit, cache=False)
+    assert {v: d.scores for v, d in raw.items() if d.scores} == _scores_by_hand(events, seed=2)
     assert await _cached_hours(pg_pool, tenant) == 0
     cold = await _data(pg_pool, tenant, unit, cache=True)  # aggregates the closed hours and keeps them
     # 06:20-07:00 (the window's first part of an hour), 07:00 .. 11:00; 12:00-12:30 is under way at CLOCK

@@ -9,7 +9,7 @@ ranges a statement): the ledger (with the range's findings hash-joined; every ca
 made distinct here), the spans (latencies, and sessions' hashes when the unit is the session; a span carries
 its event's prompt name and variant as the ledger row does, so no join with the ledger), and the judge's
 scores joined to the ledger. Sums are exact (`numeric`), so parts merge into the same numbers as one pass
-over the window.
+over the window. Statements may run on several connections, in one snapshot.
 `costs` reads the costs themselves, for variants small enough for the bootstrap. `variant_data` is the report's
 read (the cache where it holds, the rest aggregated); `warm` fills the cache ahead of it (`llmops_prompts.warmer`).
 
