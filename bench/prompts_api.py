@@ -247,9 +247,12 @@ async def main_async(args: argparse.Namespace) -> None:
             if args.rounds:
                 async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {write}"},
                                              timeout=120) as w:
-                    for old in (await w.get("/v1/experiments")).json()["items"]:  # a --reuse run's: one runs
-                        if old["status"] == "running":
-                            (await w.post(f"/v1/experiments/{old['id']}/stop")).raise_for_status()
+                    other = await asyncpg.connect(database_url)  # a --reuse run's experiment: one runs per label
+                    try:
+                        await other.execute("UPDATE prompt_experiments SET status = 'stopped', stopped_at = now() "
+                                            "WHERE tenant_id = $1 AND status = 'running'", TENANT)
+                    finally:
+                        await other.close()
                     (await w.post(f"/v1/experiments/{experiment}/start")).raise_for_status()
                 cases = await rounds(r, database_url, experiment, start, args.rounds)
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
