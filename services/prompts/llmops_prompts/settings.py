@@ -25,7 +25,7 @@ class PromptsSettings(ApiSettings):
     """Bootstrap resamples behind a report's intervals on cost and latency."""
     report_parallel_queries: int = Field(2, ge=1, le=8)
     """How many connections of the API's pool one report may aggregate with at once (the hours it finds not
-    cached, split among them, in one snapshot); only those free at that moment are taken."""
+    cached, split among them, in one snapshot): idle ones, or new ones while the pool is below its size."""
     report_warmer: bool = True
     """Whether the prompts API aggregates, in the background, the ended hours of every running experiment into
     the report's cache (`prompt_report_hours`), so that a report reads only the hour under way raw. Safe with

@@ -128,8 +128,9 @@ async def parts(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: 
                 parallel: int = 1) -> dict[int, dict[str, Part]]:
     """Per range (its index in `ranges`) and variant, the `Part` of the prompt's calls in that range (variants with
     calls only). Run in a `REPEATABLE READ` transaction (one snapshot for every query); `RANGES_PER_QUERY` ranges a
-    statement. With `pool` and `parallel` > 1, up to `parallel - 1` more connections of `pool` (those free at
-    once: a busy pool never waits on itself) take statements too, in `conn`'s snapshot (exported to them)."""
+    statement. With `pool` and `parallel` > 1, up to `parallel - 1` more connections of `pool` (idle ones, or new
+    ones while it is below its size: a full pool never waits on itself) take statements too, in `conn`'s snapshot
+    (exported to them)."""
     size = max(1, min(RANGES_PER_QUERY, -(-len(ranges) // max(1, parallel))))
     todo = [(first, ranges[first:first + size]) for first in range(0, len(ranges), size)]
     out: dict[int, dict[str, Part]] = {}
@@ -148,10 +149,12 @@ async def parts(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: 
         raise ValueError(f"unexpected snapshot id {snapshot!r}")
 
     async def helper() -> None:
-        try:
-            c = await pool.acquire(timeout=0.01)
-        except TimeoutError:
+        if pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size():
             return  # the pool is busy: the others do this one's share
+        try:
+            c = await pool.acquire(timeout=HELPER_WAIT_S)  # a free one, or a new one connected
+        except TimeoutError:  # taken by someone else meanwhile
+            return
         try:
             async with c.transaction(isolation="repeatable_read", readonly=True):
                 await c.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
@@ -167,6 +170,7 @@ async def parts(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: 
     return out
 
 
+HELPER_WAIT_S = 1.0  # at most this long for another connection (opening one), then without it
 _SNAPSHOT = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 
 
