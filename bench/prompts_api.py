@@ -12,12 +12,19 @@
    aggregates and keeps them (`prompt_report_hours`), the next ones read them back: each report's time is
    printed in order; clear the table for a cold first report of a `--reuse` run.
 
+3. With `--rounds N` (N > 0): a running experiment's report as a user opens it (the default window: from its start,
+   set to the data's first instant, to now; the hour under way is read raw every time), N rounds of three cases
+   through HTTP: (a) nothing cached (`prompt_report_hours` emptied first), (b) emptied, then one pass of the
+   report's warmer (`llmops_prompts.warmer`, in this process, timed apart), then the first report, (c) the next
+   report (warm). Medians and p95 per case, with the 1-minute load average at each. The API process runs with
+   its own warmer off, so that the bench decides when it runs.
+
 The calls are loaded with SQL (`generate_series`) the way billing, the trace writer, guardrails and the
 evaluator store them: a ledger row and a span per call (latency lognormal around 400 ms, whole ms), a
 guardrail finding on 2%, a judge score on 20%, errors on 5%; one tenant, over the 6 hours before now.
 
     .venv/bin/python bench/prompts_api.py [--calls 1000000] [--gets 2000] [--reports 5] [--keep-db] [--reuse]
-                                          [--db llmops_bench_prompts]
+                                          [--rounds 0] [--api-code CHECKOUT] [--db llmops_bench_prompts]
 
 Everything runs in `llmops_bench_prompts` (or `--db`; dropped and re-created unless `--reuse`, dropped at the end unless
 `--keep-db`), with a prompts API process of its own on a free port; Redis is the stack's (rate limits).
@@ -32,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -43,7 +51,9 @@ from llmops_devtools.stack.processes import port_open, wait_for
 from llmops_devtools.testing import free_port
 from llmops_prompts.report import build
 from llmops_prompts.store import calls as call_store
+from llmops_prompts.warmer import ReportWarmer
 from llmops_shared import apikeys, db, migrations
+from llmops_shared.clock import utc_now
 from llmops_shared.settings import CommonSettings
 
 BENCH_DB = "llmops_bench_prompts"
@@ -125,10 +135,59 @@ async def gets(client: httpx.AsyncClient, rounds: int) -> dict[str, list[float]]
     return out
 
 
+CASES = ("(a) nothing cached", "the warmer's pass (in process, before (b))", "(b) first report after the warmer",
+         "(c) warm: the next report")
+
+
+async def rounds(client: httpx.AsyncClient, database_url: str, experiment: str, start: datetime,
+                 n: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Section 3: per case, each round's seconds and load average."""
+    out: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in CASES}
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=3)
+    try:
+        await pool.execute("UPDATE prompt_experiments SET started_at = $2 WHERE tenant_id = $1 AND id = $3",
+                           TENANT, start, experiment)
+
+        async def report() -> float:
+            began = time.perf_counter()
+            (await client.get(f"/v1/experiments/{experiment}/report")).raise_for_status()
+            return time.perf_counter() - began
+
+        async def timed(case: str, what: Callable[[], Awaitable[float]]) -> None:
+            load = os.getloadavg()[0]
+            out[case][0].append(await what())
+            out[case][1].append(load)
+
+        async def warm() -> float:
+            began = time.perf_counter()
+            done = await ReportWarmer(pool, clock=utc_now, interval_s=60, tenants=[TENANT]).warm_once()
+            assert done.aggregated > 0 and not done.failed, done
+            return time.perf_counter() - began
+
+        async def empty() -> None:
+            await pool.execute("TRUNCATE prompt_report_hours CASCADE")
+
+        for i in range(n):
+            hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+            under_way = await pool.fetchval("SELECT count(*) FROM usage_ledger WHERE tenant_id = $1 "
+                                            "AND occurred_at >= $2 AND occurred_at < now()", TENANT, hour)
+            await empty()
+            await timed(CASES[0], report)
+            await empty()
+            await timed(CASES[1], warm)
+            await timed(CASES[2], report)
+            await timed(CASES[3], report)
+            print(f"  round {i + 1} ({under_way:,} calls in the hour under way, read raw): "
+                  + ", ".join(f"{out[c][0][-1]:.2f}" for c in CASES), flush=True)
+    finally:
+        await pool.close()
+    return out
+
+
 async def main_async(args: argparse.Namespace) -> None:
     settings = CommonSettings()
     database_url = db.with_database(settings.database_url, args.db)
-    end = datetime.now(UTC).replace(microsecond=0)
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=args.ahead)
     start = end - timedelta(hours=6)
     if not args.reuse:
         await db.drop_database(database_url)
@@ -153,7 +212,10 @@ async def main_async(args: argparse.Namespace) -> None:
     port = free_port()
     env = {**os.environ, "LLMOPS_DATABASE_URL": database_url, "LLMOPS_PROMPTS_PORT": str(port),
            "LLMOPS_LOG_LEVEL": "WARNING", "LLMOPS_PROMPTS_REQUESTS_PER_S": "1000000",
-           "LLMOPS_PROMPTS_REQUESTS_BURST": "1000000"}
+           "LLMOPS_PROMPTS_REQUESTS_BURST": "1000000", "LLMOPS_PROMPTS_REPORT_WARMER": "false"}
+    if args.api_code:  # a baseline: the API process runs another checkout's prompts service
+        env["PYTHONPATH"] = os.pathsep.join([os.path.join(args.api_code, "services", "prompts"),
+                                             env.get("PYTHONPATH", "")])
     api = subprocess.Popen([sys.executable, "-m", "llmops_prompts.api"], env=env)  # noqa: ASYNC220
     experiment = f"len-{int(time.time())}"
     try:
@@ -182,6 +244,17 @@ async def main_async(args: argparse.Namespace) -> None:
                 http_s.append(time.perf_counter() - began)
                 answer.raise_for_status()
             report = answer.json()
+            if args.rounds:
+                async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {write}"},
+                                             timeout=120) as w:
+                    other = await asyncpg.connect(database_url)  # a --reuse run's experiment: one runs per label
+                    try:
+                        await other.execute("UPDATE prompt_experiments SET status = 'stopped', stopped_at = now() "
+                                            "WHERE tenant_id = $1 AND status = 'running'", TENANT)
+                    finally:
+                        await other.close()
+                    (await w.post(f"/v1/experiments/{experiment}/start")).raise_for_status()
+                cases = await rounds(r, database_url, experiment, start, args.rounds)
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
         try:
             floor_s, sql_s, stats_s = [], [], []
@@ -215,6 +288,13 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"| in-process: the statistics (report.build) | {med(stats_s):.3f} ({max(stats_s):.3f}) |")
     print(f"ratio report / count(*) baseline: {med(http_s) / med(floor_s):.1f}x; trustworthy={report['trustworthy']}; "
           "verdicts " + ", ".join(f"{m['metric']}={m['verdict']}" for m in report["comparisons"]["b"]))
+    if args.rounds:
+        print(f"\n3. a running experiment's report (from its start to now), {args.rounds} rounds, s: median, p95 (max)")
+        print("| case | median | p95 | max | each, in order | load average (1 min) at each |")
+        print("|---|---|---|---|---|---|")
+        for name, (times, loads) in cases.items():
+            print(f"| {name} | {med(times):.2f} | {pct(times, 0.95):.2f} | {max(times):.2f} | "
+                  f"{', '.join(f'{t:.2f}' for t in times)} | {', '.join(f'{x:.1f}' for x in loads)} |")
     if not args.keep_db:
         await db.drop_database(database_url)
 
@@ -225,6 +305,10 @@ def main() -> None:
     parser.add_argument("--gets", type=int, default=2_000)
     parser.add_argument("--reports", type=int, default=5)
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--api-code", help="a checkout whose services/prompts the API process runs (a baseline)")
+    parser.add_argument("--ahead", type=int, default=0,
+                        help="minutes of the 6 hours of calls after now (so that the hour under way has calls later)")
+    parser.add_argument("--rounds", type=int, default=0, help="section 3: rounds of cold, after-warmer and warm")
     parser.add_argument("--reuse", action="store_true", help="use the data a --keep-db run left")
     parser.add_argument("--db", default=BENCH_DB, help="the database to run in (one of its own per concurrent run)")
     args = parser.parse_args()

@@ -10,6 +10,8 @@ id. Errors are RFC 9457 problem details (`llmops_shared.problems`). This module 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +21,7 @@ from fastapi import FastAPI
 from llmops_prompts.routes import experiments, prompts, recommendations
 from llmops_prompts.served import ServedCache
 from llmops_prompts.settings import PromptsSettings
+from llmops_prompts.warmer import ReportWarmer
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.http import api_backends, run_api, suite_api
 from llmops_shared.logging import configure_logging
@@ -27,14 +30,24 @@ log = logging.getLogger("llmops_prompts.api")
 
 
 def create_app(settings: PromptsSettings, *, clock: Clock = utc_now) -> FastAPI:
-    """The app; `clock` says what "now" is (experiment reports' windows)."""
+    """The app; `clock` says what "now" is (experiment reports' windows, and the report warmer's hours: a task of
+    the app's lifespan while `settings.report_warmer`, cancelled when the app stops)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with api_backends(app, settings):
             # the process's watcher (api_backends'): a label moved elsewhere is in force here at once
             app.state.served = ServedCache(app.state.config_watcher, fallback_s=settings.cache_fallback_s)
+            warmer = ReportWarmer(app.state.pool, clock=clock, interval_s=settings.report_warmer_interval_s)
+            task = asyncio.create_task(warmer.run(), name="prompts-report-warmer") if settings.report_warmer else None
+            app.state.report_warmer = task
             log.info("prompts API ready", extra={"port": settings.port})
-            yield
+            try:
+                yield
+            finally:  # before the pool closes
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     app = suite_api(
         settings,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from llmops_prompts.assignment import HOLDOUT, assign
 
-__all__ = ["HOLDOUT", "assigned", "variant_problems"]
+__all__ = ["HOLDOUT", "MAX_WINDOW", "assigned", "variant_problems"]
+
+MAX_WINDOW = timedelta(days=400)  # the longest window a report covers (it reads the window hour by hour)
 
 
 def variant_problems(variants: Sequence[Mapping[str, Any]], labels: Mapping[str, int],

@@ -23,3 +23,13 @@ class PromptsSettings(ApiSettings):
     """Where `llmops prompts push | pull | diff | report` send their requests (the key: `LLMOPS_API_KEY`)."""
     report_bootstrap_samples: int = Field(2_000, ge=100)
     """Bootstrap resamples behind a report's intervals on cost and latency."""
+    report_parallel_queries: int = Field(2, ge=1, le=8)
+    """How many connections of the API's pool one report may aggregate with at once (the hours it finds not
+    cached, split among them, in one snapshot): idle ones, or new ones while the pool is below its size."""
+    report_warmer: bool = True
+    """Whether the prompts API aggregates, in the background, the ended hours of every running experiment into
+    the report's cache (`prompt_report_hours`), so that a report reads only the hour under way raw. Safe with
+    several API processes (one warms an experiment's prompt at a time: an advisory lock; writes replace)."""
+    report_warmer_interval_s: float = Field(60.0, gt=0)
+    """How often the warmer looks for ended hours not cached yet, or whose sources changed since (late data):
+    an hour is cached at most this long (plus a minute of settling) after it ends."""

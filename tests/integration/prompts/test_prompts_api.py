@@ -25,7 +25,8 @@ pytestmark = pytest.mark.integration
 
 
 def prompts_settings(stack: CommonSettings, **overrides: Any) -> PromptsSettings:
-    return PromptsSettings(**{**stack.model_dump(), "requests_per_s": None, **overrides})
+    # the report's warmer is off unless a test turns it on (it would warm other tests' running experiments)
+    return PromptsSettings(**{**stack.model_dump(), "requests_per_s": None, "report_warmer": False, **overrides})
 
 
 @dataclass

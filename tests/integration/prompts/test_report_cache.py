@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -16,7 +17,10 @@ import numpy as np
 import pytest
 
 from llmops_prompts.report import VariantData, build
+from llmops_prompts.rollup import Sums, stretches
+from llmops_prompts.stats import Moments
 from llmops_prompts.store import calls
+from llmops_shared.settings import CommonSettings
 from llmops_traces.store import spans as span_store
 from tests.integration.traces.traces_support import NOW, add_finding, add_score, bill, span_event, store_directly
 
@@ -55,6 +59,18 @@ async def _store(pool: asyncpg.Pool, events: list[dict[str, Any]], *, seed: int)
             await add_finding(pool, event)
 
 
+def _scores_by_hand(events: list[dict[str, Any]], *, seed: int) -> dict[str, dict[str, Moments]]:
+    """Per variant, the judge's scores `_store(events, seed=seed)` wrote for the window's events, summed in Python."""
+    rng, sums = random.Random(seed), dict[str, Sums]()
+    for i, event in enumerate(events):
+        if i % 3:
+            score = Decimal(str(round(rng.uniform(0.2, 1.0), 3)))
+            if START <= _at(event) < END:
+                variant = event["prompt"]["variant"]
+                sums[variant] = sums.get(variant, Sums()) + Sums(1, score, score * score)
+    return {variant: {"relevance": s.moments()} for variant, s in sums.items()}
+
+
 async def _data(pool: asyncpg.Pool, tenant: str, unit: str, *, cache: bool) -> dict[str, VariantData]:
     return await calls.variant_data(pool, tenant_id=tenant, prompt="answer", variants=VARIANTS, unit=unit,
                                     start=START, end=END, now=CLOCK, cache=cache)
@@ -86,6 +102,7 @@ async def test_the_report_over_cached_hours_is_the_report_over_the_raw_rows(pg_p
     await _store(pg_pool, events, seed=2)
 
     raw = await _data(pg_pool, tenant, unit, cache=False)
+    assert {v: d.scores for v, d in raw.items() if d.scores} == _scores_by_hand(events, seed=2)
     assert await _cached_hours(pg_pool, tenant) == 0
     cold = await _data(pg_pool, tenant, unit, cache=True)  # aggregates the closed hours and keeps them
     # 06:20-07:00 (the window's first part of an hour), 07:00 .. 11:00; 12:00-12:30 is under way at CLOCK
@@ -168,3 +185,36 @@ async def test_a_span_billing_has_not_written_yet_counts_as_in_one_pass(pg_pool:
     assert float(lone["latency_ms"]) in raw["short"].latencies
     for _ in range(2):  # cold, then warm
         _same(await _data(pg_pool, tenant, "user", cache=True), raw)
+
+
+async def test_hours_aggregated_on_several_connections_are_those_of_one(pg_pool: asyncpg.Pool,
+                                                                        stack: CommonSettings) -> None:
+    """`parallel` connections aggregate the hours not cached in one snapshot (exported): the same numbers as one
+    connection, cold and warm; a pool with no connection to spare does it all on the report's own."""
+    tenant = f"rp-{uuid.uuid4().hex[:8]}"
+    await _store(pg_pool, _events(tenant, 120, seed=12), seed=13)
+    raw = await _data(pg_pool, tenant, "user", cache=False)
+    async with pg_pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        cut = [(s.start, s.end) for s in stretches(START, END, CLOCK)]
+        one = await calls.parts(conn, tenant_id=tenant, prompt="answer", unit="user", ranges=cut)
+        three = await calls.parts(conn, tenant_id=tenant, prompt="answer", unit="user", ranges=cut, pool=pg_pool,
+                                  parallel=3)
+    assert one.keys() == three.keys() and len(one) == len(cut)
+    for i, by_variant in one.items():
+        assert by_variant.keys() == three[i].keys()
+        for variant, part in by_variant.items():
+            other = three[i][variant]
+            assert (part.calls, part.errors, part.findings, part.cost, part.scores) == (
+                other.calls, other.errors, other.findings, other.cost, other.scores)
+            assert np.array_equal(part.units, other.units) and np.array_equal(part.latencies, other.latencies)
+    for _ in range(2):  # cold, then warm
+        _same(await calls.variant_data(pg_pool, tenant_id=tenant, prompt="answer", variants=VARIANTS, unit="user",
+                                       start=START, end=END, now=CLOCK, parallel=3), raw)
+    await pg_pool.execute("DELETE FROM prompt_report_hours WHERE tenant_id = $1", tenant)
+    lone = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=1)
+    try:
+        _same(await calls.variant_data(lone, tenant_id=tenant, prompt="answer", variants=VARIANTS, unit="user",
+                                       start=START, end=END, now=CLOCK, parallel=4), raw)
+        assert await _cached_hours(pg_pool, tenant) == 6
+    finally:
+        await lone.close()

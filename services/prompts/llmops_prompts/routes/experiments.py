@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 import numpy as np
@@ -23,7 +23,6 @@ from llmops_shared.problems import Conflict, FieldError, Invalid, NotFound
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
 
-MAX_WINDOW = timedelta(days=400)  # the report reads the window hour by hour
 ExperimentId = Annotated[str, Path(description="the experiment's id")]
 
 
@@ -108,12 +107,12 @@ async def report(*, principal: PromptsReader, pool: Pool, settings: Settings, no
         raise Invalid("from", "the experiment has not started; give `from`", location="query")
     if start.tzinfo is None or end.tzinfo is None:
         raise Invalid("from" if start.tzinfo is None else "to", "give a time zone (e.g. Z)", location="query")
-    if end - start > MAX_WINDOW:
-        raise Invalid("from", f"a report covers at most {MAX_WINDOW.days} days", location="query")
+    if end - start > rules.MAX_WINDOW:
+        raise Invalid("from", f"a report covers at most {rules.MAX_WINDOW.days} days", location="query")
     variants = [(v["name"], float(v["weight"])) for v in experiment["variants"]]
     data = await calls.variant_data(pool, tenant_id=principal.tenant_id, prompt=experiment["prompt_name"],
                                     variants=[*(n for n, _ in variants), HOLDOUT], unit=experiment["unit"],
-                                    start=start, end=end, now=now)
+                                    start=start, end=end, now=now, parallel=settings.report_parallel_queries)
     seed = int.from_bytes(hashlib.sha256(experiment_id.encode()).digest()[:8], "big")  # the same data, the same report
     built = build_report(variants, data, holdout=experiment["holdout"], rng=np.random.default_rng(seed),
                          resamples=settings.report_bootstrap_samples)

@@ -9,15 +9,18 @@ ranges a statement): the ledger (with the range's findings hash-joined; every ca
 made distinct here), the spans (latencies, and sessions' hashes when the unit is the session; a span carries
 its event's prompt name and variant as the ledger row does, so no join with the ledger), and the judge's
 scores joined to the ledger. Sums are exact (`numeric`), so parts merge into the same numbers as one pass
-over the window.
-`costs` reads the costs themselves, for variants small enough for the bootstrap.
+over the window. Statements may run on several connections, in one snapshot.
+`costs` reads the costs themselves, for variants small enough for the bootstrap. `variant_data` is the report's
+read (the cache where it holds, the rest aggregated); `warm` fills the cache ahead of it (`llmops_prompts.warmer`).
 
 JIT is off for these queries (compiling them cost more than it saved on a million rows), each may hash up to
 64 MB (`work_mem`) rather than sort on disk, and plans are always custom (each range's bounds seen)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -121,15 +124,54 @@ async def prepare(conn: asyncpg.Connection) -> None:
 
 
 async def parts(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: str,
-                ranges: Sequence[tuple[datetime, datetime]]) -> dict[int, dict[str, Part]]:
+                ranges: Sequence[tuple[datetime, datetime]], pool: asyncpg.Pool | None = None,
+                parallel: int = 1) -> dict[int, dict[str, Part]]:
     """Per range (its index in `ranges`) and variant, the `Part` of the prompt's calls in that range (variants with
-    calls only). Run in a transaction (one snapshot for every query); `RANGES_PER_QUERY` ranges a statement."""
+    calls only). Run in a `REPEATABLE READ` transaction (one snapshot for every query); `RANGES_PER_QUERY` ranges a
+    statement. With `pool` and `parallel` > 1, up to `parallel - 1` more connections of `pool` (idle ones, or new
+    ones while it is below its size: a full pool never waits on itself) take statements too, in `conn`'s snapshot
+    (exported to them)."""
+    size = max(1, min(RANGES_PER_QUERY, -(-len(ranges) // max(1, parallel))))
+    todo = [(first, ranges[first:first + size]) for first in range(0, len(ranges), size)]
     out: dict[int, dict[str, Part]] = {}
-    for first in range(0, len(ranges), RANGES_PER_QUERY):
-        chunk = await _parts(conn, tenant_id=tenant_id, prompt=prompt, unit=unit,
-                             ranges=ranges[first:first + RANGES_PER_QUERY])
-        out.update({first + i: by_variant for i, by_variant in chunk.items()})
+
+    async def work(c: asyncpg.Connection) -> None:
+        while todo:
+            first, chunk = todo.pop(0)
+            got = await _parts(c, tenant_id=tenant_id, prompt=prompt, unit=unit, ranges=chunk)
+            out.update({first + i: by_variant for i, by_variant in got.items()})
+
+    if pool is None or parallel <= 1 or len(todo) <= 1:
+        await work(conn)
+        return out
+    snapshot = await conn.fetchval("SELECT pg_export_snapshot()")
+    if not _SNAPSHOT.fullmatch(snapshot):
+        raise ValueError(f"unexpected snapshot id {snapshot!r}")
+
+    async def helper() -> None:
+        if pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size():
+            return  # the pool is busy: the others do this one's share
+        try:
+            c = await pool.acquire(timeout=HELPER_WAIT_S)  # a free one, or a new one connected
+        except TimeoutError:  # taken by someone else meanwhile
+            return
+        try:
+            async with c.transaction(isolation="repeatable_read", readonly=True):
+                await c.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                await prepare(c)
+                await work(c)
+        finally:
+            await pool.release(c)
+
+    async with asyncio.TaskGroup() as group:  # one failing cancels the others
+        for _ in range(min(parallel, len(todo)) - 1):
+            group.create_task(helper())
+        group.create_task(work(conn))
     return out
+
+
+HELPER_WAIT_S = 1.0  # at most this long for another connection (opening one), then without it
+_SNAPSHOT = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 
 
 async def _parts(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: str,
@@ -162,17 +204,20 @@ async def costs(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, varian
 
 
 async def variant_data(pool: asyncpg.Pool, *, tenant_id: str, prompt: str, variants: list[str], unit: str,
-                       start: datetime, end: datetime, now: datetime, cache: bool = True) -> dict[str, VariantData]:
+                       start: datetime, end: datetime, now: datetime, cache: bool = True,
+                       parallel: int = 1) -> dict[str, VariantData]:
     """Per variant name among `variants`: its calls between `start` and `end` (`VariantData`, variants with calls
     only). The window is cut at UTC hours; a stretch that has ended by `now` is read from the cache while its
     hour's stamp matches, and aggregated (and then cached) otherwise; the stretch under way is aggregated from
     the raw rows each time. Stamps, cached stretches and raw rows are read in one snapshot. `cache=False`
-    aggregates the whole window from the raw rows in one range (what the cache must equal)."""
+    aggregates the whole window from the raw rows in one range (what the cache must equal). What is aggregated
+    may use up to `parallel` connections of `pool` at once, in the same snapshot (`parts`)."""
     async with pool.acquire() as conn:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             await prepare(conn)
             if not cache:
-                live = await parts(conn, tenant_id=tenant_id, prompt=prompt, unit=unit, ranges=[(start, end)])
+                live = await parts(conn, tenant_id=tenant_id, prompt=prompt, unit=unit, ranges=[(start, end)],
+                                   pool=pool, parallel=parallel)
                 found = [(v, p) for by_variant in live.values() for v, p in by_variant.items()]
                 values = await costs(conn, tenant_id=tenant_id, prompt=prompt, variants=_small(found, variants),
                                      start=start, end=end)
@@ -185,7 +230,7 @@ async def variant_data(pool: asyncpg.Pool, *, tenant_id: str, prompt: str, varia
                                              current=current)
             todo = [s for s in cut if s not in kept]
             live = await parts(conn, tenant_id=tenant_id, prompt=prompt, unit=unit,
-                               ranges=[(s.start, s.end) for s in todo])
+                               ranges=[(s.start, s.end) for s in todo], pool=pool, parallel=parallel)
             found = [(v, p) for by_variant in [*kept.values(), *live.values()] for v, p in by_variant.items()]
             values = await costs(conn, tenant_id=tenant_id, prompt=prompt, variants=_small(found, variants),
                                  start=start, end=end)
@@ -197,6 +242,44 @@ async def variant_data(pool: asyncpg.Pool, *, tenant_id: str, prompt: str, varia
                 log.warning("the report's stretches were not kept; the next report aggregates them again",
                             extra={"tenant_id": tenant_id, "stretches": len(fresh), "error_type": type(exc).__name__})
     return _data(found, variants, values)
+
+
+WARM_BATCH = 6  # hours aggregated per snapshot by the warmer (then kept: bounded memory for a long experiment)
+
+
+async def warm(pool: asyncpg.Pool, *, tenant_id: str, prompt: str, unit: str, start: datetime, end: datetime,
+               now: datetime) -> int | None:
+    """Aggregate and keep the stretches of [start, end) that have ended by `now` and are not cached with their
+    hour's stamp now (never cached, or their sources changed since: late data); how many, or None when another
+    process holds this (tenant, prompt, unit)'s warming lock (`report_hours.warming`). Which stretches are stale
+    is read in one snapshot; each batch of `WARM_BATCH` of them is aggregated with its stamps in a snapshot of
+    its own and kept (replacing: idempotent, whoever else writes the same stretch)."""
+    closed = [s for s in stretches(start, end, now) if s.closed]
+    if not closed:
+        return 0
+    done = 0
+    async with pool.acquire() as conn, report_hours.warming(conn, tenant_id=tenant_id, prompt=prompt,
+                                                            unit=unit) as mine:
+        if not mine:
+            return None
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            current = await report_hours.stamps(conn, tenant_id=tenant_id, prompt=prompt,
+                                                hours=sorted({s.hour for s in closed}))
+            kept = await report_hours.kept(conn, tenant_id=tenant_id, prompt=prompt, unit=unit, wanted=closed,
+                                           current=current)
+        todo = [s for s in closed if s not in kept]
+        for first in range(0, len(todo), WARM_BATCH):
+            batch = todo[first:first + WARM_BATCH]
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                await prepare(conn)
+                current = await report_hours.stamps(conn, tenant_id=tenant_id, prompt=prompt,
+                                                    hours=sorted({s.hour for s in batch}))
+                live = await parts(conn, tenant_id=tenant_id, prompt=prompt, unit=unit,
+                                   ranges=[(s.start, s.end) for s in batch])
+            await report_hours.store(conn, tenant_id=tenant_id, prompt=prompt, unit=unit,
+                                     stretches={s: (current[s.hour], live.get(i, {})) for i, s in enumerate(batch)})
+            done += len(batch)
+    return done
 
 
 def _small(found: list[tuple[str, Part]], variants: list[str]) -> list[str]:

@@ -73,3 +73,13 @@ async def stop(db: Db, *, tenant_id: str, experiment_id: str) -> dict[str, Any] 
         f"UPDATE prompt_experiments SET status = 'stopped', stopped_at = now() "  # noqa: S608
         f"WHERE tenant_id = $1 AND id = $2 AND status = 'running' RETURNING {_COLUMNS}", tenant_id, experiment_id)
     return None if row is None else _decode(row)
+
+
+async def all_running(db: Db, *, tenants: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every running experiment's tenant, prompt, unit and start (of every tenant, or of `tenants`): what the
+    report's warmer keeps warm. The background reader of the prompts API, not a route: it never answers a key."""
+    rows = await db.fetch(
+        "SELECT tenant_id, id, prompt_name, unit, started_at FROM prompt_experiments "
+        "WHERE status = 'running' AND ($1::text[] IS NULL OR tenant_id = ANY($1::text[])) "
+        "ORDER BY tenant_id, prompt_name, unit, id", tenants)
+    return [dict(r) for r in rows]

@@ -8,11 +8,14 @@ re-pricing moves them), the trace store's `trace_metrics_hourly` for the prompt 
 span), the tenant's guardrail findings in the hour (a late finding: counted on the findings' index), the
 tenant's judge results in the hour (a late result, or an error replaced by a score: their count and latest
 update) and the tenant's trace erasures (spans deleted). All written in the same transaction as the rows they
-count, so a stamp read with the rows describes exactly those rows."""
+count, so a stamp read with the rows describes exactly those rows.
+
+`warming` is the report warmer's lock (one per tenant, prompt and unit: `llmops_prompts.warmer`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
 
@@ -84,6 +87,39 @@ async def cached(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit:
                 scores={rubric: Sums(n, Decimal(total), Decimal(squares))
                         for rubric, (n, total, squares) in orjson.loads(r["scores"]).items()})
     return out
+
+
+async def kept(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: str, wanted: Sequence[Stretch],
+               current: Mapping[datetime, str]) -> set[Stretch]:
+    """The `wanted` stretches that are cached with their hour's stamp now (`current`), without reading their
+    parts (what the warmer needs to know)."""
+    by_bounds = {(s.start, s.end): s for s in wanted}
+    if not by_bounds:
+        return set()
+    rows = await conn.fetch(
+        """SELECT since, until, hour, stamp FROM prompt_report_hours
+           WHERE tenant_id = $1 AND prompt_name = $2 AND unit = $3 AND hour = ANY($4::timestamptz[])""",
+        tenant_id, prompt, unit, sorted({s.hour for s in wanted}))
+    return {by_bounds[(r["since"], r["until"])] for r in rows
+            if (r["since"], r["until"]) in by_bounds and current.get(r["hour"]) == r["stamp"]}
+
+
+_WARMING = 0x0E7A11  # the advisory lock class of the report's warmer (one lock per tenant, prompt and unit)
+
+
+@asynccontextmanager
+async def warming(conn: asyncpg.Connection, *, tenant_id: str, prompt: str, unit: str) -> AsyncIterator[bool]:
+    """Try to take the session advisory lock of (tenant, prompt, unit) on `conn`: True while this process is the
+    one warming it, False when another holds it (skip it this time). Released on exit (and by the pool's reset
+    of a connection, or the server when it drops)."""
+    got = await conn.fetchval("SELECT pg_try_advisory_lock($1::int, hashtext($2))", _WARMING,
+                              f"{tenant_id}\x1f{prompt}\x1f{unit}")
+    try:
+        yield bool(got)
+    finally:
+        if got:
+            await conn.execute("SELECT pg_advisory_unlock($1::int, hashtext($2))", _WARMING,
+                               f"{tenant_id}\x1f{prompt}\x1f{unit}")
 
 
 def _bytes(values: np.ndarray, dtype: str) -> bytes:
