@@ -21,9 +21,9 @@ import re
 from pathlib import Path
 
 import injection_paraphrases  # run from this folder
+import injection_reworded
 import injection_templates
 import injection_variants
-import injection_reworded
 
 # (text, category, source) -- sources are keys of SOURCES in README.md
 ATTACKS = [

@@ -3,10 +3,10 @@
 Features: the text normalized like the rules see it (NFKC, invisible characters dropped, look-alikes
 mapped; `injection.normalize`), lower-cased, runs of white space made one space; then every character
 3-, 4- and 5-gram of " text ", every word unigram and bigram, and the word-class unigrams, bigrams and trigrams
-of the words that have a class (`injection_lexicon`: SHOW, INSTR, HIDDEN, RULE, NEG, AUTH, ROLE, HARM, DROP, YOU; each counted
-LEXICON_WEIGHT times), each hashed into 2**BITS buckets. A text is the multiset of its buckets, each worth
-1/sqrt(count) (so the vector has unit length when no two n-grams collide). Score: `sigmoid(w . x + bias)`, with
-the bias shifted at training time so that the operating point chosen on the training split lands on 0.7, the
+of the words that have a class (`injection_lexicon`: SHOW, INSTR, HIDDEN, RULE, NEG, AUTH, ROLE, HARM, DROP,
+YOU; each counted LEXICON_WEIGHT times), each hashed into 2**BITS buckets. A text is the multiset of its
+buckets, each worth 1/sqrt(count) (so the vector has unit length when no two n-grams collide). Score:
+`sigmoid(w . x + bias)`, with the bias shifted at training time so that the operating point chosen on the training split lands on 0.7, the
 default policy's threshold.
 
 Texts longer than WINDOW characters are scored in windows of WINDOW characters every STEP characters and the
