@@ -6,8 +6,8 @@ mapped; `injection.normalize`), lower-cased, runs of white space made one space;
 of the words that have a class (`injection_lexicon`: SHOW, INSTR, HIDDEN, RULE, NEG, AUTH, ROLE, HARM, DROP,
 YOU; each counted LEXICON_WEIGHT times), each hashed into 2**BITS buckets. A text is the multiset of its
 buckets, each worth 1/sqrt(count) (so the vector has unit length when no two n-grams collide). Score:
-`sigmoid(w . x + bias)`, with the bias shifted at training time so that the operating point chosen on the training split lands on 0.7, the
-default policy's threshold.
+`sigmoid(w . x + bias)`, with the bias shifted at training time so that the operating point chosen on the
+training split lands on 0.7, the default policy's threshold.
 
 Texts longer than WINDOW characters are scored in windows of WINDOW characters every STEP characters and the
 highest window counts: an instruction planted in a long document is not diluted by the document. The
