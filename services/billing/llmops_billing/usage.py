@@ -11,6 +11,7 @@ import csv
 import io
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -38,15 +39,33 @@ _CSV_CHUNK_BYTES = 64 * 1024
 
 
 async def usage_page(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_id: str, query: UsageQuery) -> dict[str, Any]:
-    """One page of `query` and the cursor of the next (`schemas.UsagePage`)."""
-    records = await usage_store.usage_records(conn, tenant_id=tenant_id, query=query)
+    """One page of `query` and the cursor of the next (`schemas.UsagePage`); with `query.top`, also the
+    other groups' count and sums over the range (`others`)."""
+    others = None
+    if query.top is None:
+        records = await usage_store.usage_records(conn, tenant_id=tenant_id, query=query)
+    else:
+        async with _connection(conn) as one:
+            records, other = await usage_store.top_records(one, tenant_id=tenant_id, query=query)
+        # No bucket of the range without other groups: 0 of them ("groups" is over the whole range).
+        bare = replace(query, group_by=())
+        others = {"groups": other[0]["groups"] if other else 0, "rows": [usage_row(r, bare) for r in other]}
     more = len(records) > query.limit
     records = records[: query.limit]
     cursor = encode_cursor(query, {name: records[-1][name] for name in query.sort_names}) if more and records else None
     return {"from": iso_utc(query.start), "to": iso_utc(query.end),
             "granularity": query.granularity.value if query.granularity else None,
             "group_by": [g.value for g in query.group_by], "currency": "USD", "source": choose_source(query).value,
-            "rows": [usage_row(r, query) for r in records], "next_cursor": cursor}
+            "rows": [usage_row(r, query) for r in records], "next_cursor": cursor, "others": others}
+
+
+@asynccontextmanager
+async def _connection(conn: asyncpg.Connection | asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as one:
+            yield one
+    else:
+        yield conn
 
 
 async def usage_export(conn: asyncpg.Connection, *, tenant_id: str, query: UsageQuery,
