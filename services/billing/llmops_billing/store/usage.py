@@ -87,14 +87,13 @@ def _measures(scan: _Scan) -> list[str]:
 
 
 def _ranked_groups(query: UsageQuery, arg: Callable[[Any], str]) -> str:
-    """`query`'s groups over its whole range with their sums and `rank` (1 for the largest cost; ties by the
-    group's values), read from the narrowest source for the range without buckets; the CTE of a top query."""
+    """`query`'s groups over its whole range and their `rank` (1 for the largest cost; ties by the group's
+    values), read from the narrowest source for the range without buckets; the CTE of a top query."""
     totals = replace(query, granularity=None, after=None, top=None)
     scan = _scan(totals, choose_source(totals), arg)
     columns = [(name, scan.column(name, expression)) for name, expression in totals.columns]
     order = ", ".join(expression for _, expression in columns)
     select = [f"{expression} AS {name}" for name, expression in columns]
-    select += [f"{scan.sums[m]} AS {m}" for m in MEASURES]
     select.append(f"row_number() OVER (ORDER BY {scan.sums['cost_total']} DESC, {order}) AS rank")
     group = ", ".join(str(i + 1) for i in range(len(columns)))
     return (f"ranked AS (SELECT {', '.join(select)} FROM {scan.table} "  # noqa: S608  (names are constants)
