@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -45,11 +45,19 @@ async def usage_page(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_id: str,
     if query.top is None:
         records = await usage_store.usage_records(conn, tenant_id=tenant_id, query=query)
     else:
+        # Every top row on this page and one group per event: the others are the totals less the top rows.
+        difference = query.after is None and GroupField.TAG not in query.group_by
         async with _connection(conn) as one:
-            records, other = await usage_store.top_records(one, tenant_id=tenant_id, query=query)
-        # No bucket of the range without other groups: 0 of them ("groups" is over the whole range).
+            records, rest = await usage_store.top_records(one, tenant_id=tenant_id, query=query,
+                                                          difference=difference)
+        if difference and len(records) > query.limit:  # a page of them only: sum the others in SQL instead
+            async with _connection(conn) as one:
+                records, rest = await usage_store.top_records(one, tenant_id=tenant_id, query=query, difference=False)
+            difference = False
         bare = replace(query, group_by=())
-        others = {"groups": other[0]["groups"] if other else 0, "rows": [usage_row(r, bare) for r in other]}
+        other_rows = less(rest, records, query) if difference else rest
+        groups = records[0]["others_groups"] if records else (rest[0]["groups"] if rest and not difference else 0)
+        others = {"groups": groups, "rows": [usage_row(r, bare) for r in other_rows]}
     more = len(records) > query.limit
     records = records[: query.limit]
     cursor = encode_cursor(query, {name: records[-1][name] for name in query.sort_names}) if more and records else None
@@ -57,6 +65,27 @@ async def usage_page(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_id: str,
             "granularity": query.granularity.value if query.granularity else None,
             "group_by": [g.value for g in query.group_by], "currency": "USD", "source": choose_source(query).value,
             "rows": [usage_row(r, query) for r in records], "next_cursor": cursor, "others": others}
+
+
+def less(totals: Sequence[Mapping[str, Any]], top: Sequence[Mapping[str, Any]],
+         query: UsageQuery) -> list[dict[str, Any]]:
+    """The range's totals per bucket less the top groups' rows (exact sums: integers and decimal text):
+    the other groups' sums when each event is in one group. A bucket left with no event is dropped (no
+    granularity: the one row is kept, zeros and all)."""
+    def bucket(row: Mapping[str, Any]) -> Any:
+        return row["bucket"] if query.granularity is not None else None
+
+    def number(value: Any) -> int | Decimal:
+        return value if isinstance(value, int) else Decimal(value or 0)
+
+    left: dict[Any, dict[str, Any]] = {bucket(r): {m: number(r[m]) for m in MEASURES} for r in totals}
+    for row in top:
+        sums = left.setdefault(bucket(row), {m: 0 for m in MEASURES})
+        for m in MEASURES:
+            sums[m] -= number(row[m])
+    if query.granularity is None:
+        return [{m: left.get(None, {}).get(m, 0) for m in MEASURES}]
+    return [{"bucket": b, **sums} for b, sums in sorted(left.items()) if sums["event_count"]]
 
 
 @asynccontextmanager

@@ -126,6 +126,8 @@ async def test_ties_go_to_the_first_name_and_a_top_page_keeps_its_cursor(pg_pool
     assert second["next_cursor"] is None and len(second["rows"]) == 1
     whole = await usage.usage_page(pg_pool, tenant_id=tenant, query=replace(two, limit=10))
     assert first["rows"] + second["rows"] == whole["rows"]
+    # the others of a page of the top rows are summed in SQL, of all of them by difference: the same
+    assert first["others"] == second["others"] == whole["others"] and whole["others"]["groups"] == 6
     assert {"app-tie-a", "app-tie-b"} <= {r["app_id"] for r in whole["rows"]}
 
 

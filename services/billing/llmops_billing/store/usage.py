@@ -100,12 +100,13 @@ def _ranked_groups(query: UsageQuery, arg: Callable[[Any], str]) -> str:
             f"WHERE {' AND '.join(scan.where)} GROUP BY {group})")
 
 
-def build_usage_sql(query: UsageQuery, *, tenant_id: str, page: bool = True,
-                    others: bool = False) -> tuple[str, list[Any]]:
+def build_usage_sql(query: UsageQuery, *, tenant_id: str, page: bool = True, others: bool = False,
+                    count_others: bool = False) -> tuple[str, list[Any]]:
     """The SQL and its arguments for one page of `query` (`page=False`: every row, for an export). With
     `query.top`, only the rows of the `top` groups of largest cost over the range (`_ranked_groups`);
     `others=True`: instead, the sums of the other groups per bucket (one row without a granularity, with
-    zeros when there are none), each row with the number of other groups over the range (`groups`)."""
+    zeros when there are none), each row with the number of other groups over the range (`groups`);
+    `count_others=True`: the rows of a top query with that number (`others_groups`)."""
     args: list[Any] = [tenant_id]
 
     def arg(value: Any) -> str:
@@ -132,8 +133,9 @@ def build_usage_sql(query: UsageQuery, *, tenant_id: str, page: bool = True,
         top_arg = arg(query.top)
         in_top = f"SELECT {top_names} FROM ranked WHERE rank <= {top_arg}"  # noqa: S608  (names are constants)
         where = [*where, f"({group_values}) {'NOT IN' if others else 'IN'} ({in_top})"]
-        if others:
-            select.append(f"(SELECT count(*) FROM ranked WHERE rank > {top_arg})::bigint AS groups")  # noqa: S608
+        if others or count_others:
+            name = "groups" if others else "others_groups"
+            select.append(f"(SELECT count(*) FROM ranked WHERE rank > {top_arg})::bigint AS {name}")  # noqa: S608
     group = f"GROUP BY {', '.join(str(i + 1) for i in range(len(names)))}" if names else ""
     inner = f"SELECT {', '.join(select + _measures(scan))} FROM {scan.table} WHERE {' AND '.join(where)} {group}"  # noqa: S608
     outer_where = ""
@@ -156,14 +158,21 @@ async def usage_records(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_id: s
     return await conn.fetch(sql, *args)
 
 
-async def top_records(conn: asyncpg.Connection, *, tenant_id: str,
-                      query: UsageQuery) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
-    """One page of a top query (`usage_records`) and its other groups' sums per bucket (`build_usage_sql`
-    with `others`), read in one repeatable-read snapshot."""
-    sql, args = build_usage_sql(query, tenant_id=tenant_id)
-    others_sql, others_args = build_usage_sql(query, tenant_id=tenant_id, others=True)
+async def top_records(conn: asyncpg.Connection, *, tenant_id: str, query: UsageQuery,
+                      difference: bool) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+    """One page of a top query (`usage_records`, each row with `others_groups`: how many groups it leaves
+    out) and, `difference=False`: the other groups' sums per bucket (`build_usage_sql` with `others`; a scan
+    of about every row of the range); `difference=True`: the range's totals per bucket (the query without
+    groups: the narrowest source answers it, a month in 744 hourly rows), which less the top rows are the
+    others when each event is in one group (not by tag). Read in one repeatable-read snapshot."""
+    sql, args = build_usage_sql(query, tenant_id=tenant_id, count_others=True)
+    if difference:
+        rest_sql, rest_args = build_usage_sql(replace(query, group_by=(), top=None, after=None), tenant_id=tenant_id,
+                                              page=False)
+    else:
+        rest_sql, rest_args = build_usage_sql(query, tenant_id=tenant_id, others=True)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        return await conn.fetch(sql, *args), await conn.fetch(others_sql, *others_args)
+        return await conn.fetch(sql, *args), await conn.fetch(rest_sql, *rest_args)
 
 
 async def usage_export(conn: asyncpg.Connection, *, tenant_id: str, query: UsageQuery, max_rows: int,
