@@ -70,6 +70,9 @@ async def costs(request: Request, viewer: Viewer, now: Now) -> HTMLResponse:
     if cut:
         daily = await usage.usage_page(pool, tenant_id=tenant, query=replace(query, group_by=()))
         chart = charts.series(daily["rows"], x="bucket", values={"all": "cost_total"})
+    elif groups <= CHART_SERIES:  # every group drawn: no top to rank, no others to sum
+        page = await usage.usage_page(pool, tenant_id=tenant, query=query)
+        chart = charts.pivot(page["rows"], x="bucket", group=column, value="cost_total")
     else:
         page = await usage.usage_page(pool, tenant_id=tenant, query=replace(query, top=CHART_SERIES))
         other_days = [{**row, column: "(others)"} for row in page["others"]["rows"]]
