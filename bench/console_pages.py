@@ -14,13 +14,19 @@ loopback. Baseline, same run and same client: `GET /healthz` (no session, no dat
 from request to the last byte of the answer, i.e. the server's time plus one loopback round trip (the
 baseline's time).
 
-    .venv/bin/python bench/console_pages.py [--spans 10000000] [--samples 20] [--keep-db]
+    .venv/bin/python bench/console_pages.py [--spans 10000000] [--samples 20] [--keep-db] [--database NAME]
+
+The load takes long at 10 M spans (half an hour on a quiet machine). `--load-only` loads and seeds a kept
+database without measuring; `--reuse-db` measures on a database loaded before (its ids are kept in it, in
+`bench_console_ids`; it is migrated, never dropped): load once, then measure the code before and after a change
+on the same data.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -42,7 +48,7 @@ import traces_store  # noqa: E402
 from llmops_devtools.stack import local  # noqa: E402
 from llmops_devtools.stack.processes import port_open, wait_for  # noqa: E402
 from llmops_devtools.testing import free_port  # noqa: E402
-from llmops_shared import apikeys, db  # noqa: E402
+from llmops_shared import apikeys, db, migrations  # noqa: E402
 from llmops_shared.settings import CommonSettings  # noqa: E402
 
 BENCH_DB = "llmops_bench_console"
@@ -187,7 +193,7 @@ async def seed_pages(database_url: str, end: datetime) -> dict[str, str]:
         await pool.close()
     print(f"seeded the other pages in {time.perf_counter() - started:.0f} s", flush=True)
     last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
-    return {"key": key.secret, "alert": alert_ids[0], "trace": trace_id, "last_month": last_month}
+    return {"key": key.secret, "alert": str(alert_ids[0]), "trace": str(trace_id), "last_month": last_month}
 
 
 def pages(ids: dict[str, str]) -> list[tuple[str, str]]:
@@ -232,16 +238,43 @@ async def measure(url: str, key: str, ids: dict[str, str], samples: int) -> list
     return [(name, path, times[name], sizes[name]) for name, path in targets]
 
 
+async def load(settings: CommonSettings, args: argparse.Namespace) -> str:
+    """Loads and seeds the bench database; keeps the page ids and counts in it (`bench_console_ids`)."""
+    database_url = await traces_store.prepare_database(settings, args.database)
+    _, end = await traces_store.load_volume(database_url, args.spans, True)
+    ids = await seed_pages(database_url, end)
+    async with asyncpg.create_pool(database_url, min_size=1, max_size=1) as pool:
+        ids["spans"] = str(await pool.fetchval("SELECT count(*) FROM trace_spans WHERE tenant_id = $1", TENANT))
+        ids["ledger"] = str(await pool.fetchval("SELECT count(*) FROM usage_ledger WHERE tenant_id = $1", TENANT))
+        await pool.execute("CREATE TABLE bench_console_ids (ids jsonb NOT NULL)")
+        await pool.execute("INSERT INTO bench_console_ids VALUES ($1::jsonb)", json.dumps(ids))
+    return database_url
+
+
+async def loaded(settings: CommonSettings, args: argparse.Namespace) -> tuple[str, dict[str, str]]:
+    if not args.database.startswith("llmops_bench_"):
+        raise SystemExit("--database must start with llmops_bench_")
+    database_url = db.with_database(settings.database_url, args.database)
+    await migrations.migrate(database_url)
+    conn = await asyncpg.connect(database_url)
+    try:
+        ids = json.loads(await conn.fetchval("SELECT ids FROM bench_console_ids"))
+    finally:
+        await conn.close()
+    ids["last_month"] = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    return database_url, ids
+
+
 async def main_async(args: argparse.Namespace) -> None:
     settings = CommonSettings()
-    database_url = await traces_store.prepare_database(settings, args.database)
+    database_url = None
     proc = None
     try:
-        _, end = await traces_store.load_volume(database_url, args.spans, True)
-        async with asyncpg.create_pool(database_url, min_size=1, max_size=1) as pool:
-            spans = await pool.fetchval("SELECT count(*) FROM trace_spans WHERE tenant_id = $1", TENANT)
-            ledger = await pool.fetchval("SELECT count(*) FROM usage_ledger WHERE tenant_id = $1", TENANT)
-        ids = await seed_pages(database_url, end)
+        if not args.reuse_db:
+            database_url = await load(settings, args)
+            if args.load_only:
+                return
+        database_url, ids = await loaded(settings, args)
         port = free_port()
         env = {**os.environ, "LLMOPS_DATABASE_URL": database_url, "LLMOPS_CONSOLE_PORT": str(port),
                "LLMOPS_CONSOLE_REQUESTS_PER_S": "100000", "LLMOPS_LOG_LEVEL": "WARNING"}
@@ -249,12 +282,12 @@ async def main_async(args: argparse.Namespace) -> None:
         if not wait_for(lambda: port_open(port), 60):
             raise SystemExit("the console did not start")
         results = await measure(f"http://127.0.0.1:{port}", ids["key"], ids, args.samples)
-        load = os.getloadavg()
+        load_avg = os.getloadavg()
         base = statistics.median(results[0][2])
         print()
-        print(f"{spans:,} spans and {ledger:,} ledger rows of one tenant ({traces_store.APPS:,} apps, "
-              f"{traces_store.USERS:,} users, 30 days before today); {args.samples} samples per page after 2 "
-              f"warm-ups; load average at the end {load[0]:.1f}")
+        print(f"{int(ids['spans']):,} spans and {int(ids['ledger']):,} ledger rows of one tenant "
+              f"({traces_store.APPS:,} apps, {traces_store.USERS:,} users, 30 days before the load's day); "
+              f"{args.samples} samples per page after 2 warm-ups; load average at the end {load_avg[0]:.1f}")
         print(f"{'page':<28} {'p50 ms':>8} {'p95 ms':>8} {'p95/baseline p50':>17} {'bytes':>9}  target p95 < 200")
         for name, _path, values, size in results:
             p50, p95 = statistics.median(values), pct(values, 0.95)
@@ -264,7 +297,7 @@ async def main_async(args: argparse.Namespace) -> None:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
-        if not args.keep_db:
+        if database_url is not None and not (args.keep_db or args.load_only or args.reuse_db):
             await db.drop_database(database_url)
 
 
@@ -273,7 +306,10 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=10_000_000)
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--keep-db", action="store_true")
-    parser.add_argument("--database", default=BENCH_DB, help="the bench database (dropped and re-created)")
+    parser.add_argument("--load-only", action="store_true", help="load and seed a kept database, measure nothing")
+    parser.add_argument("--reuse-db", action="store_true", help="measure on a database loaded before (kept)")
+    parser.add_argument("--database", default=BENCH_DB,
+                        help="the bench database (dropped and re-created unless --reuse-db)")
     args = parser.parse_args()
     local.infrastructure_up(CommonSettings(), say=lambda _m: None)
     asyncio.run(main_async(args))

@@ -60,6 +60,12 @@ class UsageRow(BaseModel):
     cost_total: Money
 
 
+class UsageOthers(BaseModel):
+    groups: int = Field(description="how many groups over the range are not in the top")
+    rows: list[UsageRow] = Field(description="their sums per bucket (one row without a granularity), no group "
+                                 "columns")
+
+
 class UsagePage(BaseModel):
     from_: Instant = Field(alias="from")
     to: Instant
@@ -69,6 +75,7 @@ class UsagePage(BaseModel):
     source: Source = Field(description="what answered: a rollup or the ledger (all give the same numbers)")
     rows: list[UsageRow]
     next_cursor: str | None = Field(description="the next page's `cursor`; null on the last page")
+    others: UsageOthers | None = Field(None, description="with `top`: the groups left out; null without")
 
 
 class UnpricedModelPublic(BaseModel):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -38,15 +39,62 @@ _CSV_CHUNK_BYTES = 64 * 1024
 
 
 async def usage_page(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_id: str, query: UsageQuery) -> dict[str, Any]:
-    """One page of `query` and the cursor of the next (`schemas.UsagePage`)."""
-    records = await usage_store.usage_records(conn, tenant_id=tenant_id, query=query)
+    """One page of `query` and the cursor of the next (`schemas.UsagePage`); with `query.top`, also the
+    other groups' count and sums over the range (`others`)."""
+    others = None
+    if query.top is None:
+        records = await usage_store.usage_records(conn, tenant_id=tenant_id, query=query)
+    else:
+        # Every top row on this page and one group per event: the others are the totals less the top rows.
+        difference = query.after is None and GroupField.TAG not in query.group_by
+        async with _connection(conn) as one:
+            records, rest = await usage_store.top_records(one, tenant_id=tenant_id, query=query,
+                                                          difference=difference)
+        if difference and len(records) > query.limit:  # a page of them only: sum the others in SQL instead
+            async with _connection(conn) as one:
+                records, rest = await usage_store.top_records(one, tenant_id=tenant_id, query=query, difference=False)
+            difference = False
+        bare = replace(query, group_by=())
+        other_rows = less(rest, records, query) if difference else rest
+        groups = records[0]["others_groups"] if records else (rest[0]["groups"] if rest and not difference else 0)
+        others = {"groups": groups, "rows": [usage_row(r, bare) for r in other_rows]}
     more = len(records) > query.limit
     records = records[: query.limit]
     cursor = encode_cursor(query, {name: records[-1][name] for name in query.sort_names}) if more and records else None
     return {"from": iso_utc(query.start), "to": iso_utc(query.end),
             "granularity": query.granularity.value if query.granularity else None,
             "group_by": [g.value for g in query.group_by], "currency": "USD", "source": choose_source(query).value,
-            "rows": [usage_row(r, query) for r in records], "next_cursor": cursor}
+            "rows": [usage_row(r, query) for r in records], "next_cursor": cursor, "others": others}
+
+
+def less(totals: Sequence[Mapping[str, Any]], top: Sequence[Mapping[str, Any]],
+         query: UsageQuery) -> list[dict[str, Any]]:
+    """The range's totals per bucket less the top groups' rows (exact sums: integers and decimal text):
+    the other groups' sums when each event is in one group. A bucket left with no event is dropped (no
+    granularity: the one row is kept, zeros and all)."""
+    def bucket(row: Mapping[str, Any]) -> Any:
+        return row["bucket"] if query.granularity is not None else None
+
+    def number(value: Any) -> int | Decimal:
+        return value if isinstance(value, int) else Decimal(value or 0)
+
+    left: dict[Any, dict[str, Any]] = {bucket(r): {m: number(r[m]) for m in MEASURES} for r in totals}
+    for row in top:
+        sums = left.setdefault(bucket(row), {m: 0 for m in MEASURES})
+        for m in MEASURES:
+            sums[m] -= number(row[m])
+    if query.granularity is None:
+        return [{m: left.get(None, {}).get(m, 0) for m in MEASURES}]
+    return [{"bucket": b, **sums} for b, sums in sorted(left.items()) if sums["event_count"]]
+
+
+@asynccontextmanager
+async def _connection(conn: asyncpg.Connection | asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as one:
+            yield one
+    else:
+        yield conn
 
 
 async def usage_export(conn: asyncpg.Connection, *, tenant_id: str, query: UsageQuery,

@@ -23,6 +23,10 @@ Users are stored as pseudonyms (`llmops_shared.privacy`): the `user_id` filter t
 (`user_filter`). The SQL for a plan is
 `store.usage.build_usage_sql`; `usage_row` shapes its result rows for JSON.
 
+A top query (`top`: the N groups of largest cost over the range, ranked from the source that answers the
+range without buckets) keeps the order and pages of any other; `store.usage.build_usage_sql` with `others`
+sums the groups it leaves out per bucket (the page's `others`).
+
 Pages are keyset pages: a cursor (`llmops_shared.cursors`, scoped to the query's fingerprint) carries the
 sort key of the last row sent, so it is valid only with the same parameters (`limit` may change).
 """
@@ -100,6 +104,8 @@ class UsageQuery:
     filters: Mapping[str, str] = field(default_factory=dict)
     limit: int = 100
     after: tuple[Any, ...] | None = None  # the sort key of the last row of the previous page
+    top: int | None = None  # only the rows of the `top` groups of largest cost over the range
+
 
     @property
     def columns(self) -> list[tuple[str, str]]:
@@ -111,9 +117,10 @@ class UsageQuery:
 
     def fingerprint(self) -> str:
         """What the query asks, without its page: a cursor is valid only for the query that made it."""
-        text = orjson.dumps([self.start.isoformat(), self.end.isoformat(),
-                             None if self.granularity is None else self.granularity.value,
-                             [g.value for g in self.group_by], sorted(self.filters.items())])
+        parts = [self.start.isoformat(), self.end.isoformat(),
+                 None if self.granularity is None else self.granularity.value,
+                 [g.value for g in self.group_by], sorted(self.filters.items())]
+        text = orjson.dumps(parts if self.top is None else [*parts, self.top])
         return hashlib.sha256(text).hexdigest()[:16]
 
 
@@ -124,12 +131,13 @@ def _invalid(name: str, message: str) -> Invalid:
 def parse_usage_query(*, start: datetime | None, end: datetime | None, granularity: str | None,
                       group_by: Sequence[str] | str | None, filters: Mapping[str, str | None] | None = None,
                       limit: int = 100, max_limit: int = 1_000, cursor: str | None = None,
-                      now: datetime | None = None) -> UsageQuery:
+                      now: datetime | None = None, top: int | None = None) -> UsageQuery:
     """A validated `UsageQuery`, or `Invalid` naming the bad query parameter.
 
     Defaults: `from` the start of the current UTC month, `to` the start of the next one, `granularity`
     day. `group_by` is a comma-separated list (or a list) of app, environment, model, provider, prompt,
-    user, tag.
+    user, tag. `top` keeps the rows of the `top` groups with the largest cost over the whole range (ties
+    by the group's values), at most `max_limit` groups; it needs a `group_by`.
     """
     now = now or datetime.now(UTC)
     month_start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
@@ -165,6 +173,11 @@ def parse_usage_query(*, start: datetime | None, end: datetime | None, granulari
             groups.append(group)
     if not 1 <= limit <= max_limit:
         raise _invalid("limit", f"must be from 1 to {max_limit}")
+    if top is not None:
+        if not 1 <= top <= max_limit:
+            raise _invalid("top", f"must be from 1 to {max_limit}")
+        if not groups:
+            raise _invalid("top", "needs a group_by: the top groups of what")
     clean_filters: dict[str, str] = {}
     for name, text in (filters or {}).items():
         if text is None or text == "":
@@ -173,7 +186,7 @@ def parse_usage_query(*, start: datetime | None, end: datetime | None, granulari
             raise _invalid(name, "unknown filter")
         clean_filters[name] = (normalise_model(text) if name == "model"
                                else normalise_provider(text) if name == "provider" else text)
-    query = UsageQuery(start, end, gran, tuple(groups), clean_filters, limit)
+    query = UsageQuery(start, end, gran, tuple(groups), clean_filters, limit, top=top)
     if cursor:
         query = replace(query, after=decode_cursor(cursor, query))
     return query

@@ -207,15 +207,29 @@ async def test_pages_follow_the_cursor_and_cover_every_row(world: World) -> None
     ({"from": "2026-11-01T00:00:00", "to": "2026-12-01T00:00:00Z"}, "from"),
     ({"from": "yesterday", "to": "2026-12-01T00:00:00Z"}, "from"),
     ({**NOV, "user_id": "u" * 257}, "user_id"),
+    ({**NOV, "group_by": "app", "top": "0"}, "top"),
+    ({**NOV, "top": "3"}, "top"),  # top of what: no group_by
 ])
 async def test_bad_parameters_answer_422_naming_the_field(world: World, params: dict[str, str], field: str) -> None:
     async with world.client(world.a_read) as client:
         for path in ("/v1/usage", "/v1/usage.csv"):
-            if path.endswith(".csv") and field in ("limit", "cursor"):
+            if path.endswith(".csv") and field in ("limit", "cursor", "top"):
                 continue
             resp = await client.get(path, params=params)
             assert resp.status_code == 422, (path, resp.text)
             assert ["query", field] in [e["loc"] for e in resp.json()["errors"]], resp.text
+
+
+async def test_top_answers_the_largest_groups_and_sums_the_others(world: World) -> None:
+    params = {**NOV, "granularity": "month", "group_by": "model"}
+    async with world.client(world.a_read) as client:
+        every = (await client.get("/v1/usage", params=params)).json()
+        top = (await client.get("/v1/usage", params={**params, "top": 1})).json()
+    assert every["others"] is None
+    largest = max(every["rows"], key=lambda r: D(r["cost_total"]))
+    assert top["rows"] == [largest] and top["others"]["groups"] == len(every["rows"]) - 1
+    assert [D(r["cost_total"]) for r in top["others"]["rows"]] == [
+        sum(D(r["cost_total"]) for r in every["rows"]) - D(largest["cost_total"])]
 
 
 async def test_csv_export_has_the_rows_of_the_json_query(world: World) -> None:

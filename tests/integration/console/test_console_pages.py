@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import random
 import time
 import uuid
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -205,12 +207,14 @@ def test_monitors_with_their_state_and_firings(seeded: Seeded, browser: webdrive
 
 
 def _ledger_cost(database_url: str, tenant: str, group: str) -> dict[str, float]:
-    """The ledger's own sums per model or tag this month (a connection of its own: the test is synchronous)."""
+    """The ledger's own sums per model, user or tag this month (a connection of its own: the test is synchronous)."""
     async def read() -> dict[str, float]:
         conn = await asyncpg.connect(database_url)
         try:
             sql = ("SELECT model_key AS g, sum(cost_total)::float8 AS c FROM usage_ledger WHERE tenant_id = $1 "
                    "AND occurred_at >= $2 GROUP BY 1" if group == "model" else
+                   "SELECT coalesce(user_id, '(none)') AS g, sum(cost_total)::float8 AS c FROM usage_ledger "
+                   "WHERE tenant_id = $1 AND occurred_at >= $2 GROUP BY 1" if group == "user" else
                    "SELECT t.tag AS g, sum(cost_total)::float8 AS c FROM usage_ledger, unnest(tags) t(tag) "
                    "WHERE tenant_id = $1 AND occurred_at >= $2 GROUP BY 1")
             return {r["g"]: r["c"] for r in await conn.fetch(sql, tenant, NOW.replace(day=1, hour=0))}
@@ -235,14 +239,39 @@ def test_costs_by_model_and_tag_and_the_csv_a_person_downloads(seeded: Seeded, b
     tags = {r.find_elements(By.TAG_NAME, "td")[0].text for r in browser.find_elements(By.CSS_SELECTOR,
                                                                                        "#costs-table tbody tr")}
     assert {FORMULA_TAG, "vip", "experiment"} <= tags
+    from llmops_console.routes import costs
+
+    answers: list[int] = []  # the rows of each answer billing gives the page
+    usage_page = costs.usage.usage_page
+
+    async def counted(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        page = await usage_page(*args, **kwargs)
+        answers.append(len(page["rows"]))
+        return page
+
+    monkeypatch.setattr(costs.usage, "usage_page", counted)
     browser.get(f"{seeded.url}/costs?group=user")
+    monkeypatch.undo()
+    assert answers and max(answers) <= costs.TABLE_ROWS  # billing kept the 100 largest: 242 users, 100 sent
     users = browser.find_elements(By.CSS_SELECTOR, "#costs-table tbody tr")  # the 100 largest, then the others
     assert len(users) == 101 and "ursula" not in text(browser)  # 240 experiment users, 2 others: pseudonyms
     assert browser.find_element(By.ID, "costs-rest").text.startswith("142 more users")
     assert not browser.find_elements(By.ID, "chart-all")
+    by_user = sorted(_ledger_cost(seeded.database_url, seeded.tenant_a, "user").items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = {r.find_elements(By.TAG_NAME, "td")[0].text: float(r.find_elements(By.TAG_NAME, "td")[1].text)
+             for r in users[:100]}
+    assert shown == {k: pytest.approx(v, abs=1e-4) for k, v in by_user[:100]}
+    rest = browser.find_element(By.ID, "costs-rest").find_elements(By.TAG_NAME, "td")[1].text
+    assert float(rest) == pytest.approx(sum(v for _, v in by_user[100:]), abs=1e-4)
+    assert float(browser.find_element(By.ID, "costs-total").text) == pytest.approx(sum(v for _, v in by_user),
+                                                                                  abs=1e-4)
+    chart = json.loads(browser.find_element(By.ID, "costs-data").get_attribute("textContent") or "{}")
+    assert "(others)" in chart["labels"] and len(chart["labels"]) == costs.CHART_SERIES + 1  # the 8 largest
+    assert set(chart["labels"]) - {"(others)"} == {name for name, _ in by_user[:costs.CHART_SERIES]}
+    assert sum(v for series in chart["data"][1:] for v in series if v is not None) == pytest.approx(
+        sum(v for _, v in by_user), abs=1e-6)
 
-    from llmops_console.routes import costs  # more (day, group) rows than the chart takes: still every total
-    monkeypatch.setattr(costs, "PAGE_ROWS", 10)
+    monkeypatch.setattr(costs, "PAGE_ROWS", 10)  # more users than the chart takes: still every total
     browser.get(f"{seeded.url}/costs?group=user")
     wait_for(browser, lambda d: d.execute_script(SERIES_PIXELS, "#costs-chart") > 50, "the daily total drew nothing")
     assert browser.find_elements(By.ID, "chart-all")

@@ -24,6 +24,8 @@ To = Annotated[datetime | None, Query(alias="to", description="end, exclusive; d
 GroupBy = Annotated[list[str] | None, Query(description="comma-separated or repeated: app, environment, model, "
                                             "provider, prompt, user, tag")]
 GranularityParam = Annotated[str | None, Query(description="hour, day (default) or month")]
+Top = Annotated[int | None, Query(description="only the rows of the N groups with the largest cost over the "
+                                  "range (ties by the group's values; needs group_by); `others` sums the rest")]
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,11 @@ class UsageParams:
     user_id: str | None
 
     def query(self, *, tenant_id: str, pseudonym_key: bytes, now: datetime, limit: int = 100,
-              max_limit: int = 1_000, cursor: str | None = None) -> UsageQuery:
+              max_limit: int = 1_000, cursor: str | None = None, top: int | None = None) -> UsageQuery:
         user = user_filter(self.user_id, tenant_id=tenant_id, key=pseudonym_key)
         return parse_usage_query(start=self.start, end=self.end, granularity=self.granularity,
                                  group_by=self.group_by, filters={**self.filters, "user_id": user}, limit=limit,
-                                 max_limit=max_limit, cursor=cursor, now=now)
+                                 max_limit=max_limit, cursor=cursor, now=now, top=top)
 
 
 UserId = Annotated[str | None, Query(description="only this user: the app's own user id (or the pseudonym a "
@@ -67,9 +69,9 @@ _CSV_RESPONSE: dict[int | str, dict[str, Any]] = {200: {
 
 @router.get("/usage", summary="Usage and cost, grouped and bucketed, one page", response_model=UsagePage)
 async def get_usage(*, principal: BillingReader, pool: Pool, settings: Settings, now: Now, params: Params,
-                    limit: int = 100, cursor: str | None = None) -> JSONBody:
+                    limit: int = 100, cursor: str | None = None, top: Top = None) -> JSONBody:
     query = params.query(tenant_id=principal.tenant_id, pseudonym_key=settings.pseudonym_secret(), now=now,
-                         limit=limit, max_limit=settings.api_page_max, cursor=cursor)
+                         limit=limit, max_limit=settings.api_page_max, cursor=cursor, top=top)
     return JSONBody(await usage.usage_page(pool, tenant_id=principal.tenant_id, query=query))  # rendered as it is
 
 

@@ -20,10 +20,9 @@ from llmops_shared.problems import Invalid
 
 router = APIRouter()
 GROUPS = ("model", "app", "user", "tag")
-PAGE_ROWS = 1_000  # (day, group) rows for the chart by group
-MAX_GROUPS = 20_000  # groups summed for the table
+PAGE_ROWS = 1_000  # groups beyond which the chart is the daily total; (day, group) rows read for the chart
 TABLE_ROWS = 100  # the largest groups listed; the others in one row
-CHART_SERIES = 8
+CHART_SERIES = 8  # the largest groups drawn; the others in one series
 
 
 def month_start(text: str | None, now: datetime) -> datetime:
@@ -52,30 +51,35 @@ def cost_query(request: Request, now: datetime) -> tuple[UsageQuery, str, dateti
 
 @router.get("/costs", response_class=HTMLResponse, include_in_schema=False)
 async def costs(request: Request, viewer: Viewer, now: Now) -> HTMLResponse:
-    """The table: every group's total over the month (one row per group, from the same query without
-    buckets). The chart: the daily cost of the largest groups, the rest folded as "(others)"; when the month
-    has more than `PAGE_ROWS` rows of (day, group), the daily cost of all groups together instead."""
+    """The table: the `TABLE_ROWS` groups of largest cost over the month and one row for the others (billing's
+    top query: it sums every group but sends only those). The chart: the daily cost of the `CHART_SERIES`
+    largest groups and of the others; with more groups than `PAGE_ROWS`, the daily cost of all groups together
+    instead (a month of 10,000 users has millions of rows in the per-user daily rollup that the chart by
+    user would read)."""
     viewer.require(Scope.BILLING_READ)
     pool, tenant = request.app.state.pool, viewer.principal.tenant_id
     query, group, start = cost_query(request, now)
     column = GROUP_COLUMNS[GroupField(group)][0][0]
-    overall = await usage.usage_page(pool, tenant_id=tenant, query=replace(query, granularity=None, limit=MAX_GROUPS))
-    totals = charts.totals(overall["rows"], group=column, value="cost_total")
-    # More groups than the chart takes rows: more (day, group) rows too, so the chart is the daily total
-    # without reading them (a month of 10,000 users: most of the page's time).
-    page = None if len(overall["rows"]) > PAGE_ROWS else await usage.usage_page(pool, tenant_id=tenant, query=query)
-    cut = page is None or page["next_cursor"] is not None
-    if page is None or cut:
+    table = await usage.usage_page(pool, tenant_id=tenant, query=replace(query, granularity=None, top=TABLE_ROWS,
+                                                                          limit=TABLE_ROWS))
+    totals = charts.totals(table["rows"], group=column, value="cost_total")
+    others = table["others"]
+    rest = (others["groups"], sum(float(r["cost_total"]) for r in others["rows"]))
+    groups = len(totals) + rest[0]
+    cut = groups > PAGE_ROWS
+    if cut:
         daily = await usage.usage_page(pool, tenant_id=tenant, query=replace(query, group_by=()))
         chart = charts.series(daily["rows"], x="bucket", values={"all": "cost_total"})
+    elif groups <= CHART_SERIES:  # every group drawn: no top to rank, no others to sum
+        page = await usage.usage_page(pool, tenant_id=tenant, query=query)
+        chart = charts.pivot(page["rows"], x="bucket", group=column, value="cost_total")
     else:
-        rows = charts.fold_others(page["rows"], group=column, keep={name for name, _ in totals[:CHART_SERIES]})
-        chart = charts.pivot(rows, x="bucket", group=column, value="cost_total")
-    rest = totals[TABLE_ROWS:]
+        page = await usage.usage_page(pool, tenant_id=tenant, query=replace(query, top=CHART_SERIES))
+        other_days = [{**row, column: "(others)"} for row in page["others"]["rows"]]
+        chart = charts.pivot(page["rows"] + other_days, x="bucket", group=column, value="cost_total")
     return render(request, "costs.html", viewer=viewer, page="costs", group=group, groups=GROUPS,
-                  month=start.strftime("%Y-%m"), chart=chart, totals=totals[:TABLE_ROWS],
-                  rest=(len(rest), sum(v for _, v in rest)), total=sum(v for _, v in totals),
-                  cut=cut, groups_cut=overall["next_cursor"] is not None)
+                  month=start.strftime("%Y-%m"), chart=chart, totals=totals, rest=rest,
+                  total=sum(v for _, v in totals) + rest[1], cut=cut)
 
 
 @router.get("/costs.csv", include_in_schema=False)
