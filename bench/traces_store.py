@@ -430,6 +430,19 @@ SELECT tenant_id, date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZON
        coalesce(sum(cost_reasoning), 0), coalesce(sum(cost_request), 0), coalesce(sum(cost_total), 0)
 FROM usage_ledger WHERE tenant_id = $1 GROUP BY 1, 2, 3, 4
 """
+# Billing's per-tenant, trace and UTC day cost, from the ledger (as migration billing/0010 builds it): the trace list
+# sorted by cost reads it (left empty, every trace's cost was NULL and that sort cost nothing).
+USAGE_TRACE_COSTS = """
+INSERT INTO usage_trace_costs (tenant_id, trace_id, bucket, event_count, unpriced_count, input_tokens, output_tokens,
+    cache_read_input_tokens, cache_write_input_tokens, reasoning_tokens, cost_input, cost_cache_read,
+    cost_cache_write, cost_output, cost_reasoning, cost_request, cost_total)
+SELECT tenant_id, trace_id, (occurred_at AT TIME ZONE 'UTC')::date, count(*), count(*) FILTER (WHERE unpriced),
+       sum(input_tokens), sum(output_tokens), sum(cache_read_input_tokens), sum(cache_write_input_tokens),
+       sum(reasoning_tokens), coalesce(sum(cost_input), 0), coalesce(sum(cost_cache_read), 0),
+       coalesce(sum(cost_cache_write), 0), coalesce(sum(cost_output), 0), coalesce(sum(cost_reasoning), 0),
+       coalesce(sum(cost_request), 0), coalesce(sum(cost_total), 0)
+FROM usage_ledger WHERE tenant_id = $1 AND trace_id IS NOT NULL GROUP BY 1, 2, 3
+"""
 # The trace store's tenant-level daily rollup and hourly totals, from its tenant hourly rollup (as migration
 # traces/0007 builds them).
 _TENANT_MEASURES = ("sum(requests), sum(errors), sum(input_tokens), sum(output_tokens), sum(latency_count), "
@@ -548,6 +561,7 @@ async def load_volume(database_url: str, spans: int, costs: bool) -> tuple[datet
                 await conn.execute(USAGE_HOURLY, VOLUME_TENANT)
                 await conn.execute(USAGE_HOURLY_TOTALS, VOLUME_TENANT)
                 await conn.execute(USAGE_HOURLY_MODELS, VOLUME_TENANT)
+                await conn.execute(USAGE_TRACE_COSTS, VOLUME_TENANT)
             for sql in TENANT_COARSE:
                 await conn.execute(sql, VOLUME_TENANT)
             # Each day was analysed when loaded; the ledger's months and the rollups now. Partitioned parents
@@ -556,7 +570,8 @@ async def load_volume(database_url: str, spans: int, costs: bool) -> tuple[datet
                 await conn.execute(f"ANALYZE {leaf}")
             await conn.execute("ANALYZE trace_metrics_hourly; ANALYZE trace_metrics_tenant_hourly; "
                                "ANALYZE usage_hourly; ANALYZE usage_hourly_totals; ANALYZE usage_hourly_models; "
-                               "ANALYZE trace_metrics_tenant_daily; ANALYZE trace_metrics_tenant_hour_totals")
+                               "ANALYZE usage_trace_costs; ANALYZE trace_metrics_tenant_daily; "
+                               "ANALYZE trace_metrics_tenant_hour_totals")
     print(f"loaded {per_day * DAYS:,} spans ({'with' if costs else 'without'} ledger rows) in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
     return start, end

@@ -59,11 +59,15 @@ def percentile(counts: Sequence[int], q: float) -> float | None:
     return percentiles(counts, (q,))[0]
 
 
+REPORTED: tuple[float, ...] = tuple(round(representative(b), 3) for b in range(BUCKETS))
+"""What a percentile falling in each bucket is reported as (`representative`, rounded to the microsecond)."""
+
+
 def percentiles(counts: Sequence[int], qs: Sequence[float]) -> list[float | None]:
-    """The `qs`-quantiles of one histogram (`percentile` of each), its running sums computed once (a month
-    of hourly points asks for six of each of 720 histograms)."""
+    """The `qs`-quantiles of one histogram (`percentile` of each), its running sums computed once and each
+    bucket's value looked up (a month of hourly points asks for six of each of 720 histograms)."""
     running = list(itertools.accumulate(counts))
     total = running[-1] if running else 0
     if total == 0:
         return [None] * len(qs)
-    return [round(representative(bisect.bisect_left(running, max(1, math.ceil(q * total)))), 3) for q in qs]
+    return [REPORTED[bisect.bisect_left(running, math.ceil(q * total) or 1)] for q in qs]

@@ -36,6 +36,9 @@ FILTERS = ("app", "environment", "model")
 BUCKET_SQL = {"minute": "bucket", "hour": "bucket",
               "day": "date_trunc('day', bucket AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"}
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+_QS = tuple(q for _, q in QUANTILES)
+_NONE = (None,) * len(QUANTILES)
+_NAMES = {prefix: tuple(f"{prefix}_{name}_ms" for name, _ in QUANTILES) for prefix in ("latency", "ttft")}
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,6 @@ def parse_metrics_query(params: Mapping[str, Sequence[str]], *, tenant_id: str, 
 def point(row: Mapping[str, Any], cost: Decimal | None) -> dict[str, Any]:
     """One bucket of one group, JSON-ready."""
     requests, errors = int(row["requests"]), int(row["errors"])
-    latency, ttft = list(row["latency_hist"] or []), list(row["ttft_hist"] or [])
     out: dict[str, Any] = {
         "bucket": iso(row["bucket"]), "requests": requests, "errors": errors,
         "error_rate": round(errors / requests, 6) if requests else None,
@@ -81,11 +83,9 @@ def point(row: Mapping[str, Any], cost: Decimal | None) -> dict[str, Any]:
         "input_tokens": int(row["input_tokens"]), "output_tokens": int(row["output_tokens"]),
         "cost_total": money(cost) if cost is not None else "0",
     }
-    qs = [q for _, q in QUANTILES]
-    for prefix, counts in (("latency", latency), ("ttft", ttft)):
-        values = histogram.percentiles(counts, qs) if counts else [None] * len(qs)
-        for (name, _), value in zip(QUANTILES, values, strict=True):
-            out[f"{prefix}_{name}_ms"] = value
+    for prefix in ("latency", "ttft"):  # the histograms as asyncpg returns them (lists), never copied
+        counts = row[f"{prefix}_hist"]
+        out.update(zip(_NAMES[prefix], histogram.percentiles(counts, _QS) if counts else _NONE, strict=True))
     return out
 
 
