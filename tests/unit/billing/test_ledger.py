@@ -64,8 +64,10 @@ def test_a_priced_llm_call_becomes_one_ledger_row() -> None:
 
 
 def test_a_row_holds_the_users_pseudonym_and_scrubbed_tags_never_the_raw_values() -> None:
+    # Fixed ids and time: the search of the row's text below must not meet "0199" in a random id.
     raw = event(user_id="jane.doe@example.com", tags=["vip", "mail jane.doe@example.com", "+1 415 555 0199"],
-                usage={"input_tokens": 10, "output_tokens": 1})
+                usage={"input_tokens": 10, "output_tokens": 1}, event_id="5e0c2f4a-7b1d-4c3e-9a8b-6d5f4e3c2b1a",
+                trace_id="tr-pseudonym", span_id="sp-pseudonym", occurred_at="2026-11-24T10:15:00+00:00")
     row = ledger_row(raw, CATALOGUE, priced_at=PRICED_AT, pseudonym_key=b"operator-secret")
     assert row is not None
     assert row.user_id == pseudonym("globex", "jane.doe@example.com", b"operator-secret")
