@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 
 @contextmanager
 def worker(settings: MonitorsSettings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, **environment(settings), "LLMOPS_LOG_LEVEL": os.environ.get("MONITORS_TEST_LOG", "WARNING")}
+    env = {**os.environ, **environment(settings), "LLMOPS_LOG_LEVEL": os.environ.get("MONITORS_TEST_LOG", "INFO")}
     with log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "llmops_monitors.worker"], env=env, stdout=out, stderr=out)
     try:
@@ -115,7 +115,11 @@ async def test_a_spike_fires_once_through_the_worker_and_a_sigkill_mid_window_lo
     with worker(settings, log) as second:
         # A later event closes the spike's window in the new worker, from the tables it recovered.
         await send(settings, settings.clean_topic, interaction(tenant, "probe", T0 + 125))
-        await wait_for(lambda: evaluated(pg_pool, spike, T0 + 120), timeout_s=90)
+        try:
+            await wait_for(lambda: evaluated(pg_pool, spike, T0 + 120), timeout_s=90)
+        except AssertionError:  # keep the evidence: this failed twice in fresh-clone runs, cause not yet found
+            raise AssertionError("the restarted worker did not evaluate the spike's window; its log ends:\n"
+                                 + "\n".join(log.read_text(errors="replace").splitlines()[-60:])) from None
         # The next minute is clear: the firing resolves (resolve_after=1).
         await send(settings, settings.clean_topic, *(interaction(tenant, "bot", T0 + 130 + i) for i in range(6)),
                    interaction(tenant, "probe", T0 + 185))
