@@ -40,9 +40,10 @@ _CSV_CHUNK_BYTES = 64 * 1024
 
 async def usage_page(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_id: str, query: UsageQuery) -> dict[str, Any]:
     """One page of `query` and the cursor of the next (`schemas.UsagePage`); with `query.top`, also the
-    other groups' count and sums over the range (`others`)."""
+    other groups' count and sums over the range (`others`); with `query.only`, the other groups' sums (their
+    count is None: only a ranking counts them)."""
     others = None
-    if query.top is None:
+    if query.top is None and query.only is None:
         records = await usage_store.usage_records(conn, tenant_id=tenant_id, query=query)
     else:
         # Every top row on this page and one group per event: the others are the totals less the top rows.
@@ -56,7 +57,10 @@ async def usage_page(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_id: str,
             difference = False
         bare = replace(query, group_by=())
         other_rows = less(rest, records, query) if difference else rest
-        groups = records[0]["others_groups"] if records else (rest[0]["groups"] if rest and not difference else 0)
+        if query.only is not None:
+            groups = None
+        else:
+            groups = records[0]["others_groups"] if records else (rest[0]["groups"] if rest and not difference else 0)
         others = {"groups": groups, "rows": [usage_row(r, bare) for r in other_rows]}
     more = len(records) > query.limit
     records = records[: query.limit]

@@ -25,7 +25,9 @@ Users are stored as pseudonyms (`llmops_shared.privacy`): the `user_id` filter t
 
 A top query (`top`: the N groups of largest cost over the range, ranked from the source that answers the
 range without buckets) keeps the order and pages of any other; `store.usage.build_usage_sql` with `others`
-sums the groups it leaves out per bucket (the page's `others`).
+sums the groups it leaves out per bucket (the page's `others`). `only` (for callers that ranked the range
+already, e.g. the console's chart after its table; not an API parameter) keeps the rows of the groups it
+names, with one group column, without ranking anything; its `others` are the other groups' sums likewise.
 
 Pages are keyset pages: a cursor (`llmops_shared.cursors`, scoped to the query's fingerprint) carries the
 sort key of the last row sent, so it is valid only with the same parameters (`limit` may change).
@@ -105,7 +107,7 @@ class UsageQuery:
     limit: int = 100
     after: tuple[Any, ...] | None = None  # the sort key of the last row of the previous page
     top: int | None = None  # only the rows of the `top` groups of largest cost over the range
-
+    only: tuple[str, ...] | None = None  # only the rows of these groups (one group column; values as stored)
 
     @property
     def columns(self) -> list[tuple[str, str]]:
@@ -117,10 +119,14 @@ class UsageQuery:
 
     def fingerprint(self) -> str:
         """What the query asks, without its page: a cursor is valid only for the query that made it."""
-        parts = [self.start.isoformat(), self.end.isoformat(),
-                 None if self.granularity is None else self.granularity.value,
-                 [g.value for g in self.group_by], sorted(self.filters.items())]
-        text = orjson.dumps(parts if self.top is None else [*parts, self.top])
+        parts: list[Any] = [self.start.isoformat(), self.end.isoformat(),
+                            None if self.granularity is None else self.granularity.value,
+                            [g.value for g in self.group_by], sorted(self.filters.items())]
+        if self.top is not None:
+            parts.append(self.top)
+        if self.only is not None:
+            parts.append(["only", *self.only])
+        text = orjson.dumps(parts)
         return hashlib.sha256(text).hexdigest()[:16]
 
 

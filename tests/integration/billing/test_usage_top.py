@@ -142,3 +142,35 @@ def test_a_bad_top_is_refused_naming_it(params: dict[str, Any], message: str) ->
     with pytest.raises(Invalid) as refused:
         parse_usage_query(start=None, end=None, granularity=None, now=NOW, **params)
     assert refused.value.errors[0].loc == ["query", "top"] and message in refused.value.errors[0].msg
+
+
+def _others(left: list[dict[str, Any]], granularity: str | None) -> list[dict[str, Any]]:
+    """The expected `others` rows: `left`'s sums per bucket (one row without a granularity)."""
+    buckets = sorted({r.get("bucket") for r in left}, key=str)
+    return [{**({"bucket": b} if granularity else {}),
+             **{m: sum((Decimal(r[m]) if isinstance(r[m], str) else r[m] for r in left if r.get("bucket") == b),
+                       start=Decimal(0) if m.startswith("cost_") else 0) for m in MEASURES}}
+            for b in (buckets if granularity else [None])]
+
+
+@pytest.mark.parametrize("shape", [s for s in QUERIES if "," not in s[0]])
+async def test_only_named_groups_and_the_others_without_a_ranking(pg_pool: asyncpg.Pool, tenant: str,
+                                                                  shape: tuple[str, str | None, datetime, datetime]
+                                                                  ) -> None:
+    """`only` (the console's chart, after its table ranked the month): the rows of the groups it names, as the
+    full query has them, and the other groups' sums per bucket (their count is not known: None)."""
+    group_by, granularity, start, end = shape
+    query = parse_usage_query(start=start, end=end, granularity=granularity or "day", group_by=group_by, now=NOW,
+                              limit=1_000)
+    if granularity is None:
+        query = replace(query, granularity=None)
+    every = await _every_row(pg_pool, tenant, query)
+    names = sorted({_group(r, query)[0] for r in every})
+    for only in ((names[-1], names[0]), (names[1],), ()):
+        page = await usage.usage_page(pg_pool, tenant_id=tenant, query=replace(query, only=only))
+        assert page["rows"] == [r for r in every if _group(r, query)[0] in only]
+        assert page["others"]["groups"] is None
+        got = [{k: Decimal(v) if k.startswith("cost_") else v for k, v in r.items()} for r in page["others"]["rows"]]
+        assert got == _others([r for r in every if _group(r, query)[0] not in only], granularity)
+    with pytest.raises(ValueError, match="top or only"):
+        await usage.usage_page(pg_pool, tenant_id=tenant, query=replace(query, only=(names[0],), top=2))

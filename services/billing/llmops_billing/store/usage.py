@@ -106,7 +106,8 @@ def build_usage_sql(query: UsageQuery, *, tenant_id: str, page: bool = True, oth
     `query.top`, only the rows of the `top` groups of largest cost over the range (`_ranked_groups`);
     `others=True`: instead, the sums of the other groups per bucket (one row without a granularity, with
     zeros when there are none), each row with the number of other groups over the range (`groups`);
-    `count_others=True`: the rows of a top query with that number (`others_groups`)."""
+    `count_others=True`: the rows of a top query with that number (`others_groups`). With `query.only`, only
+    the rows of the groups it names (`others=True`: of the other groups; neither counts the others)."""
     args: list[Any] = [tenant_id]
 
     def arg(value: Any) -> str:
@@ -126,6 +127,8 @@ def build_usage_sql(query: UsageQuery, *, tenant_id: str, page: bool = True, oth
             names.append(name)
     where = scan.where
     with_ranked = ""
+    if query.top is not None and query.only is not None:
+        raise ValueError("a usage query takes top or only, not both")
     if query.top is not None:
         with_ranked = f"WITH {_ranked_groups(query, arg)}"
         group_values = ", ".join(scan.column(name, expression) for name, expression in query.columns)
@@ -136,6 +139,12 @@ def build_usage_sql(query: UsageQuery, *, tenant_id: str, page: bool = True, oth
         if others or count_others:
             name = "groups" if others else "others_groups"
             select.append(f"(SELECT count(*) FROM ranked WHERE rank > {top_arg})::bigint AS {name}")  # noqa: S608
+    elif query.only is not None:
+        if len(query.columns) != 1:
+            raise ValueError("only takes the values of one group column")
+        (name, expression), = query.columns
+        in_only = f"{scan.column(name, expression)} = ANY({arg(list(query.only))}::text[])"
+        where = [*where, f"NOT ({in_only})" if others else in_only]
     group = f"GROUP BY {', '.join(str(i + 1) for i in range(len(names)))}" if names else ""
     inner = f"SELECT {', '.join(select + _measures(scan))} FROM {scan.table} WHERE {' AND '.join(where)} {group}"  # noqa: S608
     outer_where = ""
@@ -161,14 +170,15 @@ async def usage_records(conn: asyncpg.Connection | asyncpg.Pool, *, tenant_id: s
 async def top_records(conn: asyncpg.Connection, *, tenant_id: str, query: UsageQuery,
                       difference: bool) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
     """One page of a top query (`usage_records`, each row with `others_groups`: how many groups it leaves
-    out) and, `difference=False`: the other groups' sums per bucket (`build_usage_sql` with `others`; a scan
-    of about every row of the range); `difference=True`: the range's totals per bucket (the query without
-    groups: the narrowest source answers it, a month in 744 hourly rows), which less the top rows are the
-    others when each event is in one group (not by tag). Read in one repeatable-read snapshot."""
+    out; an `only` query's rows have no count) and, `difference=False`: the other groups' sums per bucket
+    (`build_usage_sql` with `others`; a scan of about every row of the range); `difference=True`: the
+    range's totals per bucket (the query without groups: the narrowest source answers it, a month in 744
+    hourly rows), which less the top rows are the others when each event is in one group (not by tag). Read
+    in one repeatable-read snapshot."""
     sql, args = build_usage_sql(query, tenant_id=tenant_id, count_others=True)
     if difference:
-        rest_sql, rest_args = build_usage_sql(replace(query, group_by=(), top=None, after=None), tenant_id=tenant_id,
-                                              page=False)
+        rest_sql, rest_args = build_usage_sql(replace(query, group_by=(), top=None, only=None, after=None),
+                                              tenant_id=tenant_id, page=False)
     else:
         rest_sql, rest_args = build_usage_sql(query, tenant_id=tenant_id, others=True)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
