@@ -4,7 +4,9 @@ seconds, a missing point `None`), with the series' labels. The page embeds it as
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 
@@ -41,6 +43,27 @@ def totals(rows: Iterable[Mapping[str, Any]], *, group: str, value: str) -> list
         name = str(row.get(group) or "(none)")
         out[name] = out.get(name, 0.0) + float(row.get(value) or 0)
     return sorted(out.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """A group of a ranking: its `label` as pages show it, its `stored` value (as billing's queries take it:
+    '' for no user or no tag) and its value."""
+
+    label: str
+    stored: str
+    value: float
+
+
+def ranked(rows: Iterable[Mapping[str, Any]], *, group: str, value: str) -> list[Ranked]:
+    """One row per group (a usage query without buckets; money as decimal text), largest exact value first,
+    ties by the stored value: the order in which billing ranks a top query's groups (in a database of the C
+    collation), so a page's first N rows are the groups billing's top N would name."""
+    def key(row: Mapping[str, Any]) -> tuple[Decimal, str]:
+        return -Decimal(str(row.get(value) or 0)), str(row.get(group) or "")
+
+    return [Ranked(str(row.get(group) or "(none)"), str(row.get(group) or ""), float(row.get(value) or 0))
+            for row in sorted(rows, key=key)]
 
 
 def waterfall(roots: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -268,6 +268,8 @@ def test_costs_by_model_and_tag_and_the_csv_a_person_downloads(seeded: Seeded, b
     chart = json.loads(browser.find_element(By.ID, "costs-data").get_attribute("textContent") or "{}")
     assert "(others)" in chart["labels"] and len(chart["labels"]) == costs.CHART_SERIES + 1  # the 8 largest
     assert set(chart["labels"]) - {"(others)"} == {name for name, _ in by_user[:costs.CHART_SERIES]}
+    assert set(chart["labels"]) - {"(others)"} == {r.find_elements(By.TAG_NAME, "td")[0].text  # the table's first
+                                                   for r in users[:costs.CHART_SERIES]}
     assert sum(v for series in chart["data"][1:] for v in series if v is not None) == pytest.approx(
         sum(v for _, v in by_user), abs=1e-6)
 

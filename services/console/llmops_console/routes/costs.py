@@ -52,17 +52,18 @@ def cost_query(request: Request, now: datetime) -> tuple[UsageQuery, str, dateti
 @router.get("/costs", response_class=HTMLResponse, include_in_schema=False)
 async def costs(request: Request, viewer: Viewer, now: Now) -> HTMLResponse:
     """The table: the `TABLE_ROWS` groups of largest cost over the month and one row for the others (billing's
-    top query: it sums every group but sends only those). The chart: the daily cost of the `CHART_SERIES`
-    largest groups and of the others; with more groups than `PAGE_ROWS`, the daily cost of all groups together
-    instead (a month of 10,000 users has millions of rows in the per-user daily rollup that the chart by
-    user would read)."""
+    top query: it ranks every group but sends only those). The chart: the daily cost of the table's first
+    `CHART_SERIES` groups (billing reads only their days; the month is ranked once, for the table) and of the
+    others; with more groups than `PAGE_ROWS`, the daily cost of all groups together instead (a month of
+    10,000 users has millions of rows in the per-user daily rollup that the chart by user would read)."""
     viewer.require(Scope.BILLING_READ)
     pool, tenant = request.app.state.pool, viewer.principal.tenant_id
     query, group, start = cost_query(request, now)
     column = GROUP_COLUMNS[GroupField(group)][0][0]
     table = await usage.usage_page(pool, tenant_id=tenant, query=replace(query, granularity=None, top=TABLE_ROWS,
                                                                           limit=TABLE_ROWS))
-    totals = charts.totals(table["rows"], group=column, value="cost_total")
+    ranked = charts.ranked(table["rows"], group=column, value="cost_total")
+    totals = [(row.label, row.value) for row in ranked]
     others = table["others"]
     rest = (others["groups"], sum(float(r["cost_total"]) for r in others["rows"]))
     groups = len(totals) + rest[0]
@@ -70,11 +71,12 @@ async def costs(request: Request, viewer: Viewer, now: Now) -> HTMLResponse:
     if cut:
         daily = await usage.usage_page(pool, tenant_id=tenant, query=replace(query, group_by=()))
         chart = charts.series(daily["rows"], x="bucket", values={"all": "cost_total"})
-    elif groups <= CHART_SERIES:  # every group drawn: no top to rank, no others to sum
+    elif groups <= CHART_SERIES:  # every group drawn: no others to sum
         page = await usage.usage_page(pool, tenant_id=tenant, query=query)
         chart = charts.pivot(page["rows"], x="bucket", group=column, value="cost_total")
-    else:
-        page = await usage.usage_page(pool, tenant_id=tenant, query=replace(query, top=CHART_SERIES))
+    else:  # the table's first groups, by their stored values; the others per day
+        only = tuple(row.stored for row in ranked[:CHART_SERIES])
+        page = await usage.usage_page(pool, tenant_id=tenant, query=replace(query, only=only))
         other_days = [{**row, column: "(others)"} for row in page["others"]["rows"]]
         chart = charts.pivot(page["rows"] + other_days, x="bucket", group=column, value="cost_total")
     return render(request, "costs.html", viewer=viewer, page="costs", group=group, groups=GROUPS,
