@@ -90,3 +90,12 @@ def test_spend_windows_compare_like_with_like() -> None:
     assert charts.spend_windows(datetime(2026, 3, 2, tzinfo=UTC))["last_month_so_far"] == (
         at(2026, 2, 1), at(2026, 2, 2, 1))
     assert charts.change(1.5, 1.0) == 0.5 and charts.change(1.0, 0.0) is None
+
+
+def test_a_ranking_is_by_exact_cost_then_the_stored_value() -> None:
+    rows = [{"app_id": "b", "cost_total": "1"}, {"app_id": "a", "cost_total": "1.00000000000000000001"},
+            {"app_id": "c", "cost_total": "1"}, {"app_id": None, "cost_total": "1"}, {"app_id": "d", "cost_total": "2"}]
+    ranked = charts.ranked(rows, group="app_id", value="cost_total")
+    # "a" is larger than "b" though both are 1.0 as floats; no app ('') before "b" and "c", shown as (none)
+    assert [(r.label, r.stored) for r in ranked] == [("d", "d"), ("a", "a"), ("(none)", ""), ("b", "b"), ("c", "c")]
+    assert ranked[1].value == 1.0
