@@ -113,8 +113,8 @@ def _scores_sql(n: int) -> str:
 _COSTS = """SELECT l.prompt_variant AS variant, array_agg(l.cost_total::float8 ORDER BY l.event_id) AS costs
             FROM usage_ledger l
             WHERE l.tenant_id = $1 AND l.prompt_name = $2 AND l.prompt_variant = ANY($3::text[])
-              AND l.occurred_at >= $4 AND l.occurred_at < $5 AND l.cost_total IS NOT NULL
-            GROUP BY 1"""
+              AND l.prompt_variant <> '' AND l.occurred_at >= $4 AND l.occurred_at < $5 AND l.cost_total IS NOT NULL
+            GROUP BY 1"""  # (`<> ''`: the condition of the index of experiment calls, billing/0013)
 
 
 async def prepare(conn: asyncpg.Connection) -> None:
