@@ -184,10 +184,54 @@ def summary_filters(sql: Sql, query: ListQuery) -> None:
             sql.add(f"{SUMMARY_COLUMNS[name]} = ANY({sql.param(list(values))}::text[])")
         elif name == "tag":
             sql.add(f"p.tags @> {sql.param(list(values))}::text[]")
-        elif name == "status":
-            sql.add("p.error_count > 0" if values[0] == "error" else "p.span_count > p.error_count")
-        elif name == "has_findings":
-            sql.add("p.finding_count > 0")
+        elif name in FLAG_FILTERS:
+            sql.add(_flag(name, values[0], "p"))
+
+
+FLAG_FILTERS = ("status", "has_findings")
+"""The filters on a summary row's counts alone (no parameter)."""
+
+
+def _flag(name: str, value: Any, row: str) -> str:
+    if name == "status":
+        return f"{row}.error_count > 0" if value == "error" else f"{row}.span_count > {row}.error_count"
+    return f"{row}.finding_count > 0"  # has_findings=true (`summarised` sends false to the spans)
+
+
+WALK_ROWS_PER_TRACE = 32
+"""How many summary rows, per trace of the page, a trace list filtered by flags only walks in time order
+before it falls back to reading every matching trace (`summary_trace_page`)."""
+
+
+async def _walked_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQuery, first_day: datetime,
+                       last_day: datetime) -> list[str] | None:
+    """The trace ids of the page of a trace list sorted by time and filtered by flags only (errors, findings),
+    found by walking the summary rows in time order (the (tenant_id, first_at) index) and keeping each trace's
+    first row in range (its start: the sort key) whose trace has a row in range that matches; so the walk
+    stops after the page, however many traces match. None when the walk ended (after `WALK_ROWS_PER_TRACE` rows
+    per trace of the page, or at the end of the range) before the page was full: the filter matches few traces
+    (or this is the last page), and reading every matching trace (`error_count > 0` has a partial index,
+    traces/0010) is then the cheaper plan."""
+    sql = Sql(query.tenant_id, first_day, last_day, query.start, query.end)  # SUMMARY_RANGE's $1 .. $5
+    _keyset(sql, query, ("p.first_at", "p.trace_id"), ("timestamptz", "text"))
+    key = sql.where[-1] if query.after is not None else "true"
+    flags = sorted((name, values[0]) for name, values in query.filters.items())
+    hit_p = " AND ".join(_flag(name, value, "p") for name, value in flags)
+    hit_q = " AND ".join(_flag(name, value, "q") for name, value in flags)
+    budget = WALK_ROWS_PER_TRACE * (query.limit + 1)
+    order = _order(query, ("w.first_at", "w.trace_id"))
+    rows = await db.fetch(f"""
+        SELECT w.trace_id FROM (
+            SELECT p.trace_id, p.day, p.first_at, {hit_p} AS hit FROM trace_summaries p
+            WHERE {SUMMARY_RANGE} AND {key}
+            ORDER BY {_order(query, ("p.first_at", "p.trace_id"))} LIMIT {budget}) w
+        CROSS JOIN LATERAL (
+            SELECT bool_or(q.day < w.day) AS earlier, bool_or({hit_q}) AS hit FROM trace_summaries q
+            WHERE q.tenant_id = $1 AND q.trace_id = w.trace_id AND q.day >= $2 AND q.day < $3
+              AND q.day <> w.day AND q.last_at >= $4 AND q.first_at < $5) other
+        WHERE other.earlier IS NOT TRUE AND (w.hit OR other.hit IS TRUE)
+        ORDER BY {order} LIMIT {query.limit + 1}""", *sql.args)  # noqa: S608
+    return [r["trace_id"] for r in rows] if len(rows) > query.limit else None
 
 
 _ROOT_FIRST_PIECE = 'ORDER BY NOT p.root_is_root, p.root_at, p.root_span_id COLLATE "C"'
@@ -221,7 +265,16 @@ async def summary_trace_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQ
     _keyset(sql, query, (sort_column, "trace_id"), (cast, "text"))
     page = sql.where[-1] if query.after is not None else "true"
     order = _order(query, (sort_column, "trace_id"))
-    if query.sort == "time" and not query.filters:
+    walked = None
+    if query.sort == "time" and query.filters and set(query.filters) <= set(FLAG_FILTERS):
+        walked = await _walked_page(db, query, first_day, last_day)
+    if walked is not None:
+        traces = f"""
+            WITH traces AS (
+                SELECT {SUMMARY_AGGREGATES} FROM trace_summaries p
+                WHERE {SUMMARY_RANGE} AND p.trace_id = ANY({sql.param(walked)}::text[])
+                GROUP BY p.trace_id)"""  # noqa: S608
+    elif query.sort == "time" and not query.filters:
         # Every trace in range: walk the (tenant, first_at) index in order and keep each trace's first row in
         # range only (its start), so the page is cut before anything is summed.
         _keyset(sql, query, ("p.first_at", "p.trace_id"), ("timestamptz", "text"))
