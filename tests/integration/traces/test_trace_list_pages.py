@@ -17,7 +17,7 @@ import pytest
 from llmops_traces.query import ListQuery, parse_list_query
 from llmops_traces.store import reads
 from tests.integration.traces.test_summaries import page_of
-from tests.integration.traces.traces_support import NOW, span_event, store_directly
+from tests.integration.traces.traces_support import NOW, bill, span_event, store_directly
 
 pytestmark = pytest.mark.integration
 
@@ -129,3 +129,49 @@ async def test_a_page_of_errors_reads_about_a_page_of_summary_rows(pg_pool: asyn
     # ~1,000 traces have an error; the page's 11 are among the ~33 newest rows, and the walk reads at most
     # WALK_ROWS_PER_TRACE rows per trace of the page (the old plan read every matching trace, and more).
     assert await summary_rows_read(pg_pool, query) < 400
+
+
+def costs_tenant(tenant: str) -> list[dict[str, Any]]:
+    """1,200 traces of app-c and 300 of app-d over the last 30 hours, one or two spans each: token counts from
+    a few values (many traces cost the same: ties, broken by trace id), one trace in five never billed and
+    one in seven on a model without a price (no cost: sorted as -1), some over midnight."""
+    events = []
+    for i in range(1_500):
+        trace, app = f"c-{i:05d}", "app-c" if i < 1_200 else "app-d"
+        at = MIDNIGHT - timedelta(minutes=2) if i % 50 == 0 else NOW - timedelta(minutes=i + 1)
+        model = "no-such-model" if i % 7 == 0 else "gpt-4o-mini"
+        events.append(span_event(tenant, at=at, trace_id=trace, span_id="root", parent_span_id=None, app_id=app,
+                                 model=model, usage={"input_tokens": 100 * (i % 4), "output_tokens": 10 * (i % 3)}))
+        if i % 3 == 0:
+            later = timedelta(minutes=5) if i % 50 == 0 else timedelta(seconds=30)  # over midnight, or not
+            events.append(span_event(tenant, at=at + later, trace_id=trace, span_id="child",
+                                     parent_span_id="root", app_id=app, model=model,
+                                     usage={"input_tokens": 50, "output_tokens": 5}))
+    return events
+
+
+async def test_traces_sorted_by_cost_answer_as_the_span_aggregation(pg_pool: asyncpg.Pool) -> None:
+    tenant = f"cost-{uuid.uuid4().hex[:8]}"
+    events = costs_tenant(tenant)
+    await store_directly(pg_pool, events)
+    await bill(pg_pool, [e for e in events if int(e["trace_id"][2:]) % 5 != 0])
+    cheapest = await reads.trace_page(pg_pool, query_of(tenant, sort="cost", order="asc", limit="100"))
+    assert cheapest[0]["cost_total"] is None  # traces without a cost come first, as -1
+    dearest = [r["cost_total"] for r in await reads.trace_page(pg_pool, query_of(tenant, sort="cost", limit="100"))]
+    assert None not in dearest and len(set(dearest)) < len(dearest)  # ties
+    for params in ({"app": "app-c", "sort": "cost", "limit": "60"},
+                   {"app": "app-c", "sort": "cost", "limit": "60", "order": "asc"},
+                   {"sort": "cost", "limit": "100"}, {"app": "app-d", "sort": "cost", "status": "ok", "limit": "7"}):
+        listed = await every_page_equal(pg_pool, query_of(tenant, **params))
+        assert listed == {"app-c": 1_200, "app-d": 300}.get(params.get("app", ""), 1_500), params
+
+
+async def test_a_page_by_cost_sums_the_summaries_of_its_traces_only(pg_pool: asyncpg.Pool) -> None:
+    tenant = f"cost-{uuid.uuid4().hex[:8]}"
+    events = costs_tenant(tenant)
+    await store_directly(pg_pool, events)
+    await bill(pg_pool, events)
+    await pg_pool.execute("ANALYZE trace_summaries")
+    # app-c has 1,200 traces (1,224 summary rows): each one's cost is read, but only the page's 11 traces' rows
+    # are read again and summed (the old plan summed every matching trace's rows before the cut: ~2,450 read).
+    assert await summary_rows_read(pg_pool, query_of(tenant, app="app-c", sort="cost", limit="10")) < 1_400

@@ -259,16 +259,39 @@ async def summary_trace_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQ
     last_day = query.end.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     sql = Sql(query.tenant_id, first_day, last_day, query.start, query.end)  # SUMMARY_RANGE's $1 .. $5
     summary_filters(sql, query)
+    filtered = sql.clause
     matched = (f"AND p.trace_id IN (SELECT p.trace_id FROM trace_summaries p WHERE {SUMMARY_RANGE} "  # noqa: S608
-               f"AND {sql.clause})") if sql.where else ""
+               f"AND {filtered})") if sql.where else ""
     sort_column, cast = TRACE_SORTS[query.sort]
     _keyset(sql, query, (sort_column, "trace_id"), (cast, "text"))
     page = sql.where[-1] if query.after is not None else "true"
     order = _order(query, (sort_column, "trace_id"))
+    # Cost and unpriced spans: billing's per-trace and day rollup (`usage_trace_costs`, billing/0010) over the
+    # range's days [$2, $3), a row per trace and day (joining every matching trace's spans to their ledger rows
+    # before a page sorted by cost read ~700 random rows for an app's week at 3 M spans: 0.3-0.6 s). A trace
+    # with no priced event has no cost (NULL), as the sum over its ledger rows.
+    costs = """
+        SELECT CASE WHEN sum(c.event_count) > sum(c.unpriced_count) THEN sum(c.cost_total) END AS cost_total,
+               coalesce(sum(c.unpriced_count), 0)::int AS unpriced_spans
+        FROM usage_trace_costs c
+        WHERE c.tenant_id = $1 AND c.trace_id = {trace} AND c.bucket >= ($2 AT TIME ZONE 'UTC')::date
+          AND c.bucket < ($3 AT TIME ZONE 'UTC')::date"""
     walked = None
     if query.sort == "time" and query.filters and set(query.filters) <= set(FLAG_FILTERS):
         walked = await _walked_page(db, query, first_day, last_day)
-    if walked is not None:
+    if query.sort == "cost":
+        # Every matching trace's cost (no summary row read again), the page cut, then the page's traces summed.
+        traces = f"""
+            WITH costed AS (
+                SELECT m.trace_id, c.* FROM (
+                    SELECT DISTINCT p.trace_id FROM trace_summaries p WHERE {SUMMARY_RANGE} AND {filtered}) m
+                CROSS JOIN LATERAL ({costs.format(trace="m.trace_id")}) c),
+            cut AS (SELECT * FROM costed WHERE {page} ORDER BY {order} LIMIT {query.limit + 1}),
+            traces AS (
+                SELECT {SUMMARY_AGGREGATES} FROM trace_summaries p
+                WHERE {SUMMARY_RANGE} AND p.trace_id IN (SELECT trace_id FROM cut)
+                GROUP BY p.trace_id)"""  # noqa: S608
+    elif walked is not None:
         traces = f"""
             WITH traces AS (
                 SELECT {SUMMARY_AGGREGATES} FROM trace_summaries p
@@ -296,25 +319,14 @@ async def summary_trace_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQ
                 SELECT {SUMMARY_AGGREGATES} FROM trace_summaries p
                 WHERE {SUMMARY_RANGE} {matched}
                 GROUP BY p.trace_id)"""  # noqa: S608
-    # Cost and unpriced spans: billing's per-trace and day rollup (`usage_trace_costs`, billing/0010) over the
-    # range's days [$2, $3), a row per trace and day (joining every matching trace's spans to their ledger rows
-    # before a page sorted by cost read ~700 random rows for an app's week at 3 M spans: 0.3-0.6 s). A trace
-    # with no priced event has no cost (NULL), as the sum over its ledger rows.
-    costs = """
-        SELECT CASE WHEN sum(c.event_count) > sum(c.unpriced_count) THEN sum(c.cost_total) END AS cost_total,
-               coalesce(sum(c.unpriced_count), 0)::int AS unpriced_spans
-        FROM usage_trace_costs c
-        WHERE c.tenant_id = $1 AND c.trace_id = t.trace_id AND c.bucket >= ($2 AT TIME ZONE 'UTC')::date
-          AND c.bucket < ($3 AT TIME ZONE 'UTC')::date"""
     spans = """
         SELECT array_agg(s.event_id) AS event_ids FROM trace_spans s
         WHERE s.tenant_id = $1 AND s.trace_id = page.trace_id AND s.occurred_at >= $2 AND s.occurred_at < $3"""
-    if query.sort == "cost":  # every matching trace's cost, then the page
-        traces += f", costed AS (SELECT t.*, c.* FROM traces t CROSS JOIN LATERAL ({costs}) c)"  # noqa: S608
-        page_sql = f"SELECT * FROM costed WHERE {page} ORDER BY {order} LIMIT {query.limit + 1}"  # noqa: S608
+    if query.sort == "cost":  # the page was cut by cost above
+        page_sql = "SELECT t.*, cut.cost_total, cut.unpriced_spans FROM traces t JOIN cut USING (trace_id)"
     else:  # the page, then its traces' costs
         page_sql = (f"SELECT t.*, c.* FROM (SELECT * FROM traces WHERE {page} ORDER BY {order} "  # noqa: S608
-                    f"LIMIT {query.limit + 1}) t CROSS JOIN LATERAL ({costs}) c")
+                    f"LIMIT {query.limit + 1}) t CROSS JOIN LATERAL ({costs.format(trace='t.trace_id')}) c")
     return await db.fetch(f"""
         {traces}
         SELECT page.*, spans.event_ids, (SELECT min(e.score) FROM evaluation_results e WHERE e.tenant_id = $1
