@@ -252,8 +252,9 @@ async def summary_trace_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQ
     """One page of traces from `trace_summaries` (`summarised(query)` must hold): the traces with a summary
     row (a trace's spans of one UTC day) in range that matches the filters, each summed over its rows in
     range. Cost and unpriced spans are billing's per-trace rollup (`usage_trace_costs`: the ledger rows
-    carrying the trace id) over the range's UTC days, summed for every matching trace when sorted by cost,
-    else for the page's only; the lowest judge score for the page's traces only, from their spans of the
+    carrying the trace id) over the range's UTC days, summed for every matching trace when sorted by cost
+    (the page is then cut on the costs alone, and only its traces' summary rows are summed), else for the
+    page's only; the lowest judge score for the page's traces only, from their spans of the
     same days (the evaluator's results)."""
     first_day = query.start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     last_day = query.end.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
