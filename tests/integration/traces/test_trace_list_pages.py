@@ -175,3 +175,21 @@ async def test_a_page_by_cost_sums_the_summaries_of_its_traces_only(pg_pool: asy
     # app-c has 1,200 traces (1,224 summary rows): each one's cost is read, but only the page's 11 traces' rows
     # are read again and summed (the old plan summed every matching trace's rows before the cut: ~2,450 read).
     assert await summary_rows_read(pg_pool, query_of(tenant, app="app-c", sort="cost", limit="10")) < 1_400
+
+
+async def test_the_cost_of_each_trace_is_read_from_an_index_alone(pg_pool: asyncpg.Pool) -> None:
+    tenant = f"cost-{uuid.uuid4().hex[:8]}"
+    events = costs_tenant(tenant)[:300]
+    await store_directly(pg_pool, events)
+    await bill(pg_pool, events)
+    await pg_pool.execute("VACUUM ANALYZE usage_trace_costs")  # its pages all-visible, as most are at volume
+    plans: list[str] = []
+
+    class Explained:
+        async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+            plans.append("\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {sql}", *args)))
+            return await conn.fetch(sql, *args)
+
+    async with pg_pool.acquire() as conn:
+        await reads.summary_trace_page(Explained(), query_of(tenant, app="app-c", sort="cost"))  # type: ignore[arg-type]
+    assert "Index Only Scan using usage_trace_costs_cost_by_trace" in plans[-1], plans[-1]
