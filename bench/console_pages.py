@@ -3,10 +3,11 @@
 In a database of its own (`llmops_bench_console`, dropped and re-created, dropped at the end unless
 `--keep-db`), the trace store benchmark's volume loader (`bench/traces_store.py`: `--spans` spans of ONE
 tenant, 1,000 apps, 10,000 users, the 30 days before today; billing ledger rows for the LLM spans, half of
-them; the hourly trace and usage rollups) plus what the other pages read, all for that tenant: billing's
-daily rollups (by day, by user, by tag) from the ledger, judge results for one LLM span in twenty of the last
-7 days, 20 alerts raised by spans, 3 budgets, 50 prompts with 3 versions each, an experiment on one of them
-(its variants on the ledger rows of that prompt's users; started a day ago), 5 monitors (one firing).
+them; the hourly trace and usage rollups and billing's per-trace costs, `usage_trace_costs`, since 2364589)
+plus what the other pages read, all for that tenant: billing's daily rollups (by day, by user, by tag) from
+the ledger, judge results for one LLM span in twenty of the last 7 days, 20 alerts raised by spans, 3
+budgets, 50 prompts with 3 versions each, an experiment on one of them (its variants on the ledger rows of
+that prompt's users; started a day ago), 5 monitors (one firing).
 
 Then the console, its own process (`python -m llmops_console.api`, the bench database), signed in with an
 API key of the tenant; each page is fetched `--samples` times after two warm-ups, in turns, over HTTP on

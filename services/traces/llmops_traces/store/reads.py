@@ -184,10 +184,54 @@ def summary_filters(sql: Sql, query: ListQuery) -> None:
             sql.add(f"{SUMMARY_COLUMNS[name]} = ANY({sql.param(list(values))}::text[])")
         elif name == "tag":
             sql.add(f"p.tags @> {sql.param(list(values))}::text[]")
-        elif name == "status":
-            sql.add("p.error_count > 0" if values[0] == "error" else "p.span_count > p.error_count")
-        elif name == "has_findings":
-            sql.add("p.finding_count > 0")
+        elif name in FLAG_FILTERS:
+            sql.add(_flag(name, values[0], "p"))
+
+
+FLAG_FILTERS = ("status", "has_findings")
+"""The filters on a summary row's counts alone (no parameter)."""
+
+
+def _flag(name: str, value: Any, row: str) -> str:
+    if name == "status":
+        return f"{row}.error_count > 0" if value == "error" else f"{row}.span_count > {row}.error_count"
+    return f"{row}.finding_count > 0"  # has_findings=true (`summarised` sends false to the spans)
+
+
+WALK_ROWS_PER_TRACE = 32
+"""How many summary rows, per trace of the page, a trace list filtered by flags only walks in time order
+before it falls back to reading every matching trace (`summary_trace_page`)."""
+
+
+async def _walked_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQuery, first_day: datetime,
+                       last_day: datetime) -> list[str] | None:
+    """The trace ids of the page of a trace list sorted by time and filtered by flags only (errors, findings),
+    found by walking the summary rows in time order (the (tenant_id, first_at) index) and keeping each trace's
+    first row in range (its start: the sort key) whose trace has a row in range that matches; so the walk
+    stops after the page, however many traces match. None when the walk ended (after `WALK_ROWS_PER_TRACE` rows
+    per trace of the page, or at the end of the range) before the page was full: the filter matches few traces
+    (or this is the last page), and reading every matching trace (`error_count > 0` has a partial index,
+    traces/0010) is then the cheaper plan."""
+    sql = Sql(query.tenant_id, first_day, last_day, query.start, query.end)  # SUMMARY_RANGE's $1 .. $5
+    _keyset(sql, query, ("p.first_at", "p.trace_id"), ("timestamptz", "text"))
+    key = sql.where[-1] if query.after is not None else "true"
+    flags = sorted((name, values[0]) for name, values in query.filters.items())
+    hit_p = " AND ".join(_flag(name, value, "p") for name, value in flags)
+    hit_q = " AND ".join(_flag(name, value, "q") for name, value in flags)
+    budget = WALK_ROWS_PER_TRACE * (query.limit + 1)
+    order = _order(query, ("w.first_at", "w.trace_id"))
+    rows = await db.fetch(f"""
+        SELECT w.trace_id FROM (
+            SELECT p.trace_id, p.day, p.first_at, {hit_p} AS hit FROM trace_summaries p
+            WHERE {SUMMARY_RANGE} AND {key}
+            ORDER BY {_order(query, ("p.first_at", "p.trace_id"))} LIMIT {budget}) w
+        CROSS JOIN LATERAL (
+            SELECT bool_or(q.day < w.day) AS earlier, bool_or({hit_q}) AS hit FROM trace_summaries q
+            WHERE q.tenant_id = $1 AND q.trace_id = w.trace_id AND q.day >= $2 AND q.day < $3
+              AND q.day <> w.day AND q.last_at >= $4 AND q.first_at < $5) other
+        WHERE other.earlier IS NOT TRUE AND (w.hit OR other.hit IS TRUE)
+        ORDER BY {order} LIMIT {query.limit + 1}""", *sql.args)  # noqa: S608
+    return [r["trace_id"] for r in rows] if len(rows) > query.limit else None
 
 
 _ROOT_FIRST_PIECE = 'ORDER BY NOT p.root_is_root, p.root_at, p.root_span_id COLLATE "C"'
@@ -208,20 +252,53 @@ async def summary_trace_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQ
     """One page of traces from `trace_summaries` (`summarised(query)` must hold): the traces with a summary
     row (a trace's spans of one UTC day) in range that matches the filters, each summed over its rows in
     range. Cost and unpriced spans are billing's per-trace rollup (`usage_trace_costs`: the ledger rows
-    carrying the trace id) over the range's UTC days, summed for every matching trace when sorted by cost,
-    else for the page's only; the lowest judge score for the page's traces only, from their spans of the
+    carrying the trace id) over the range's UTC days, summed for every matching trace when sorted by cost
+    (the page is then cut on the costs alone, and only its traces' summary rows are summed), else for the
+    page's only; the lowest judge score for the page's traces only, from their spans of the
     same days (the evaluator's results)."""
     first_day = query.start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     last_day = query.end.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     sql = Sql(query.tenant_id, first_day, last_day, query.start, query.end)  # SUMMARY_RANGE's $1 .. $5
     summary_filters(sql, query)
+    filtered = sql.clause
     matched = (f"AND p.trace_id IN (SELECT p.trace_id FROM trace_summaries p WHERE {SUMMARY_RANGE} "  # noqa: S608
-               f"AND {sql.clause})") if sql.where else ""
+               f"AND {filtered})") if sql.where else ""
     sort_column, cast = TRACE_SORTS[query.sort]
     _keyset(sql, query, (sort_column, "trace_id"), (cast, "text"))
     page = sql.where[-1] if query.after is not None else "true"
     order = _order(query, (sort_column, "trace_id"))
-    if query.sort == "time" and not query.filters:
+    # Cost and unpriced spans: billing's per-trace and day rollup (`usage_trace_costs`, billing/0010) over the
+    # range's days [$2, $3), a row per trace and day (joining every matching trace's spans to their ledger rows
+    # before a page sorted by cost read ~700 random rows for an app's week at 3 M spans: 0.3-0.6 s). A trace
+    # with no priced event has no cost (NULL), as the sum over its ledger rows.
+    costs = """
+        SELECT CASE WHEN sum(c.event_count) > sum(c.unpriced_count) THEN sum(c.cost_total) END AS cost_total,
+               coalesce(sum(c.unpriced_count), 0)::int AS unpriced_spans
+        FROM usage_trace_costs c
+        WHERE c.tenant_id = $1 AND c.trace_id = {trace} AND c.bucket >= ($2 AT TIME ZONE 'UTC')::date
+          AND c.bucket < ($3 AT TIME ZONE 'UTC')::date"""
+    walked = None
+    if query.sort == "time" and query.filters and set(query.filters) <= set(FLAG_FILTERS):
+        walked = await _walked_page(db, query, first_day, last_day)
+    if query.sort == "cost":
+        # Every matching trace's cost (no summary row read again), the page cut, then the page's traces summed.
+        traces = f"""
+            WITH costed AS (
+                SELECT m.trace_id, c.* FROM (
+                    SELECT DISTINCT p.trace_id FROM trace_summaries p WHERE {SUMMARY_RANGE} AND {filtered}) m
+                CROSS JOIN LATERAL ({costs.format(trace="m.trace_id")}) c),
+            cut AS (SELECT * FROM costed WHERE {page} ORDER BY {order} LIMIT {query.limit + 1}),
+            traces AS (
+                SELECT {SUMMARY_AGGREGATES} FROM trace_summaries p
+                WHERE {SUMMARY_RANGE} AND p.trace_id IN (SELECT trace_id FROM cut)
+                GROUP BY p.trace_id)"""  # noqa: S608
+    elif walked is not None:
+        traces = f"""
+            WITH traces AS (
+                SELECT {SUMMARY_AGGREGATES} FROM trace_summaries p
+                WHERE {SUMMARY_RANGE} AND p.trace_id = ANY({sql.param(walked)}::text[])
+                GROUP BY p.trace_id)"""  # noqa: S608
+    elif query.sort == "time" and not query.filters:
         # Every trace in range: walk the (tenant, first_at) index in order and keep each trace's first row in
         # range only (its start), so the page is cut before anything is summed.
         _keyset(sql, query, ("p.first_at", "p.trace_id"), ("timestamptz", "text"))
@@ -243,25 +320,14 @@ async def summary_trace_page(db: asyncpg.Pool | asyncpg.Connection, query: ListQ
                 SELECT {SUMMARY_AGGREGATES} FROM trace_summaries p
                 WHERE {SUMMARY_RANGE} {matched}
                 GROUP BY p.trace_id)"""  # noqa: S608
-    # Cost and unpriced spans: billing's per-trace and day rollup (`usage_trace_costs`, billing/0010) over the
-    # range's days [$2, $3), a row per trace and day (joining every matching trace's spans to their ledger rows
-    # before a page sorted by cost read ~700 random rows for an app's week at 3 M spans: 0.3-0.6 s). A trace
-    # with no priced event has no cost (NULL), as the sum over its ledger rows.
-    costs = """
-        SELECT CASE WHEN sum(c.event_count) > sum(c.unpriced_count) THEN sum(c.cost_total) END AS cost_total,
-               coalesce(sum(c.unpriced_count), 0)::int AS unpriced_spans
-        FROM usage_trace_costs c
-        WHERE c.tenant_id = $1 AND c.trace_id = t.trace_id AND c.bucket >= ($2 AT TIME ZONE 'UTC')::date
-          AND c.bucket < ($3 AT TIME ZONE 'UTC')::date"""
     spans = """
         SELECT array_agg(s.event_id) AS event_ids FROM trace_spans s
         WHERE s.tenant_id = $1 AND s.trace_id = page.trace_id AND s.occurred_at >= $2 AND s.occurred_at < $3"""
-    if query.sort == "cost":  # every matching trace's cost, then the page
-        traces += f", costed AS (SELECT t.*, c.* FROM traces t CROSS JOIN LATERAL ({costs}) c)"  # noqa: S608
-        page_sql = f"SELECT * FROM costed WHERE {page} ORDER BY {order} LIMIT {query.limit + 1}"  # noqa: S608
+    if query.sort == "cost":  # the page was cut by cost above
+        page_sql = "SELECT t.*, cut.cost_total, cut.unpriced_spans FROM traces t JOIN cut USING (trace_id)"
     else:  # the page, then its traces' costs
         page_sql = (f"SELECT t.*, c.* FROM (SELECT * FROM traces WHERE {page} ORDER BY {order} "  # noqa: S608
-                    f"LIMIT {query.limit + 1}) t CROSS JOIN LATERAL ({costs}) c")
+                    f"LIMIT {query.limit + 1}) t CROSS JOIN LATERAL ({costs.format(trace='t.trace_id')}) c")
     return await db.fetch(f"""
         {traces}
         SELECT page.*, spans.event_ids, (SELECT min(e.score) FROM evaluation_results e WHERE e.tenant_id = $1
