@@ -4,7 +4,9 @@ Series by minute, hour or day, grouped by app, environment, model or prompt vers
 requests, errors, error rate, mean latency, latency and time-to-first-token p50/p95/p99, tokens, cost.
 Counts and percentiles come from the rollups the worker keeps (`trace_metrics_minute`, `..._hourly`):
 percentiles from summed fixed-bucket histograms (`histogram`), so a month of hourly buckets reads about
-720 rollup rows per group, never the spans. Days are sums of hours (UTC).
+720 rollup rows per group, never the spans. Days are sums of hours (UTC). A series of one app reads its
+ended days from their compaction per app and day (`compaction`: a few pages for a month, not one page per
+hour), the other days from the hourly rollup.
 
 Cost is billing's, for the same tenant, buckets and group: from its hourly rollup (`usage_hourly`) for
 hour and day series neither grouped by model nor filtered by model or app, else summed from its ledger
@@ -23,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from llmops_traces import histogram
+from llmops_traces import compaction, histogram
 from llmops_traces.query import invalid, parse_range, plain_text
 from llmops_traces.store import rollups
 from llmops_traces.store import usage as usage_store
@@ -106,9 +108,15 @@ def shape(query: MetricsQuery, rows: Sequence[Mapping[str, Any]],
 
 async def metrics(db: asyncpg.Pool, query: MetricsQuery) -> dict[str, Any]:
     unit = "minute" if query.granularity == "minute" else "hour"
-    rows = await rollups.series(db, tenant_id=query.tenant_id, unit=unit, bucket_sql=BUCKET_SQL[query.granularity],
-                                start=query.start, end=query.end, group=query.group, filters=dict(query.filters),
-                                days=query.granularity == "day")
+    rows: Sequence[Mapping[str, Any]]
+    if unit == "hour" and "app" in query.filters:
+        rows = await compaction.app_series(db, tenant_id=query.tenant_id, bucket_sql=BUCKET_SQL[query.granularity],
+                                           start=query.start, end=query.end, group=query.group,
+                                           filters=dict(query.filters), days=query.granularity == "day")
+    else:
+        rows = await rollups.series(db, tenant_id=query.tenant_id, unit=unit, bucket_sql=BUCKET_SQL[query.granularity],
+                                    start=query.start, end=query.end, group=query.group,
+                                    filters=dict(query.filters), days=query.granularity == "day")
     costs = await usage_store.cost_series(db, tenant_id=query.tenant_id, granularity=query.granularity,
                                           start=query.start, end=query.end, group=query.group,
                                           filters=dict(query.filters))
