@@ -12,13 +12,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 
+from llmops_shared.worker import Message
 from llmops_traces import compaction, metrics
+from llmops_traces.settings import TracesSettings
 from llmops_traces.store import app_days as app_days_store
 from llmops_traces.store import rollups
 from llmops_traces.store import usage as usage_store
 from llmops_traces.views import iso
+from llmops_traces.worker import SpanWriter
 from tests.integration.traces.test_metrics_rollups import MIDNIGHT, events_of
 from tests.integration.traces.traces_support import NOW, bill, span_event, store_directly
 
@@ -67,13 +71,14 @@ async def marked(pool: asyncpg.Pool, tenant: str) -> list[datetime]:
     ("day", "model", {"environment": "staging"}),
     ("day", "app", {}),
 ])
-@pytest.mark.parametrize(("start", "end"), [
+@pytest.mark.parametrize("span", [
     (MIDNIGHT - timedelta(days=1), MIDNIGHT + timedelta(days=2)),  # two compacted days and an open one
     (MIDNIGHT - timedelta(hours=7), MIDNIGHT + timedelta(days=1, hours=5)),  # parts of days either side
 ])
 async def test_one_apps_series_over_compacted_days_equals_the_hourly_rollup(
-        pg_pool: asyncpg.Pool, granularity: str, group: str | None, filters: dict[str, str], start: datetime,
-        end: datetime) -> None:
+        pg_pool: asyncpg.Pool, granularity: str, group: str | None, filters: dict[str, str],
+        span: tuple[datetime, datetime]) -> None:
+    start, end = span
     tenant, other = await loaded(pg_pool)
     queries = [query_of(tenant, start, end, granularity, group, app=app, **filters) for app in ("app-1", "app-2")]
     before = [await hourly_only(pg_pool, q) for q in queries]
@@ -114,13 +119,7 @@ async def test_a_compaction_waits_for_a_writer_of_its_day_and_includes_what_it_w
     day = MIDNIGHT - timedelta(days=1)
     query = query_of(tenant, day, MIDNIGHT + timedelta(days=2), "hour", None, app="app-3")
     late = span_event(tenant, at=day + timedelta(hours=2, minutes=1), app_id="app-3", latency_ms=5.0)
-    from llmops_shared.worker import Message
-    from llmops_traces.settings import TracesSettings
-    from llmops_traces.worker import SpanWriter
-
     writer = SpanWriter(TracesSettings(), clock=lambda: AFTER)
-    import orjson
-
     message = Message("t", 0, 0, None, orjson.dumps(late), 0)
     async with pg_pool.acquire() as writing, pg_pool.acquire() as compacting:
         async with writing.transaction():
