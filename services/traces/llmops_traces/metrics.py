@@ -39,6 +39,7 @@ BUCKET_SQL = {"minute": "bucket", "hour": "bucket",
               "day": "date_trunc('day', bucket AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"}
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 _QS = tuple(q for _, q in QUANTILES)
+assert _QS == rollups.RANKED, "the hourly totals store the buckets of these quantiles (migration traces/0013)"
 _NONE = (None,) * len(QUANTILES)
 _NAMES = {prefix: tuple(f"{prefix}_{name}_ms" for name, _ in QUANTILES) for prefix in ("latency", "ttft")}
 
@@ -85,10 +86,19 @@ def point(row: Mapping[str, Any], cost: Decimal | None) -> dict[str, Any]:
         "input_tokens": int(row["input_tokens"]), "output_tokens": int(row["output_tokens"]),
         "cost_total": money(cost) if cost is not None else "0",
     }
-    for prefix in ("latency", "ttft"):  # the histograms as asyncpg returns them (lists), never copied
-        counts = row[f"{prefix}_hist"]
-        out.update(zip(_NAMES[prefix], histogram.percentiles(counts, _QS) if counts else _NONE, strict=True))
+    for prefix in ("latency", "ttft"):
+        out.update(zip(_NAMES[prefix], _percentiles(row, prefix), strict=True))
     return out
+
+
+def _percentiles(row: Mapping[str, Any], prefix: str) -> Sequence[float | None]:
+    """From the buckets stored for the row's quantiles (`rollups.RANKED`: the hourly totals) if it has them,
+    else from its histogram (as asyncpg returns it, a list, never copied)."""
+    if f"{prefix}_ranks" in row:
+        ranks = row[f"{prefix}_ranks"]
+        return _NONE if ranks is None else [histogram.REPORTED[r] for r in ranks]
+    counts = row[f"{prefix}_hist"]
+    return histogram.percentiles(counts, _QS) if counts else _NONE
 
 
 def shape(query: MetricsQuery, rows: Sequence[Mapping[str, Any]],
