@@ -579,12 +579,13 @@ async def load_volume(database_url: str, spans: int, costs: bool) -> tuple[datet
 
 
 async def compact(database_url: str) -> None:
-    """The ended days compacted per app and day (`llmops_traces.compaction`, as `llmops retention` does), timed."""
+    """The ended days compacted per app and day (`llmops_traces.compaction`, as `llmops retention` does, but
+    two days at a time), timed."""
     from llmops_traces import compaction
 
     started = time.perf_counter()
-    async with asyncpg.create_pool(database_url, min_size=1, max_size=1) as pool:
-        done = await compaction.compact(pool, now=datetime.now(UTC))
+    async with asyncpg.create_pool(database_url, min_size=2, max_size=2) as pool:
+        done = await compaction.compact(pool, now=datetime.now(UTC), concurrency=2)
         await pool.execute("ANALYZE trace_metrics_app_days; ANALYZE trace_metrics_compacted_days")
     print(f"compacted {len(done)} tenant days ({sum(n for *_, n in done):,} app rows) in "
           f"{time.perf_counter() - started:.0f} s", flush=True)

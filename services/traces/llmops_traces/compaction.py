@@ -16,6 +16,7 @@ as the hourly rollup alone (`expand` sums the compacted entries as `rollups.seri
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,15 +35,21 @@ def midnight(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-async def compact(pool: asyncpg.Pool, *, now: datetime, tenant_id: str | None = None
+async def compact(pool: asyncpg.Pool, *, now: datetime, tenant_id: str | None = None, concurrency: int = 1
                   ) -> list[tuple[str, datetime, int]]:
     """Compact every (tenant, UTC day) ended before `now`'s day that is not marked compacted (of one tenant if
-    given), a transaction each; returns (tenant, day, rows written)."""
-    done = []
-    for tenant, day in await app_days_store.days_to_compact(pool, before=midnight(now), tenant_id=tenant_id):
+    given), a transaction each, `concurrency` at a time; returns (tenant, day, rows written)."""
+    todo = await app_days_store.days_to_compact(pool, before=midnight(now), tenant_id=tenant_id)
+    done: list[tuple[str, datetime, int]] = []
+
+    async def worker() -> None:
         async with pool.acquire() as conn:
-            done.append((tenant, day, await app_days_store.compact_day(conn, tenant_id=tenant, day=day)))
-    return done
+            while todo:
+                tenant, day = todo.pop(0)
+                done.append((tenant, day, await app_days_store.compact_day(conn, tenant_id=tenant, day=day)))
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return sorted(done)
 
 
 def written_days(keys: Sequence[tuple[Any, ...]]) -> list[tuple[str, datetime]]:
