@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from llmops_traces import histogram, metrics
+from llmops_traces.store import rollups
 from llmops_traces.views import iso, money
 from tests.integration.traces.traces_support import NOW, bill, span_event, store_directly
 
@@ -149,6 +150,7 @@ async def test_the_stored_percentile_buckets_are_those_the_api_finds_in_the_hist
                               "LATERAL (SELECT s::bigint[] AS h) x", [str(h).replace("[", "{").replace("]", "}")
                                                                       for h in hists])
     qs = (0.5, 0.95, 0.99)
+    assert tuple(q for _, q in metrics.QUANTILES) == rollups.RANKED == qs  # what the migration stores
     for h, row in zip(hists, got, strict=True):
         expected = histogram.percentiles(h, qs)
         assert (None if row["r"] is None else [histogram.REPORTED[b] for b in row["r"]]) == (
