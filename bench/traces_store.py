@@ -663,7 +663,7 @@ def shapes(start: datetime, end: datetime, rng: random.Random) -> list[tuple[str
 
 
 async def query_latency(database_url: str, start: datetime, end: datetime, per_day: int, samples: int, *,
-                        only: str = "") -> list[tuple[str, str, int, float, float, int]]:
+                        only: str = "", seed: int = 12) -> list[tuple[str, str, int, float, float, int]]:
     conn = await asyncpg.connect(database_url)
     try:
         key = (await apikeys.create_key(conn, tenant_id=VOLUME_TENANT, scopes=["traces:read"], name="bench")).secret
@@ -674,7 +674,7 @@ async def query_latency(database_url: str, start: datetime, end: datetime, per_d
            "LLMOPS_LOG_LEVEL": "WARNING", "LLMOPS_TRACES_REQUESTS_PER_S": "1000000",
            "LLMOPS_TRACES_REQUESTS_BURST": "1000000"}
     api = subprocess.Popen([sys.executable, "-m", "llmops_traces.api"], env=env)  # noqa: ASYNC220
-    rng = random.Random(12)
+    rng = random.Random(seed)
     traces_total = per_day * DAYS // 4
     results = []
     try:
@@ -794,7 +794,8 @@ async def main_async(args: argparse.Namespace) -> None:
                 print(f"bytes per span: {size['total']:,.0f} (table {size['table']:,.0f}, indexes "
                       f"{size['indexes']:,.0f}); hourly rollup rows {size['rollup_rows']:,}, "
                       f"{size['rollup_total']:,.0f} bytes per span", flush=True)
-            latency = await query_latency(database_url, start, end, per_day, args.samples, only=args.shapes)
+            latency = await query_latency(database_url, start, end, per_day, args.samples, only=args.shapes,
+                                          seed=args.seed)
             if args.shapes:  # the shapes asked for only, no storage figures
                 report += [f"{name:<46} n {n:>3} p50 {p50:8.1f} p95 {p95:8.1f} ms (target < {target})"
                            f"{'' if p95 < float(target) else '  MISS'}" for name, target, n, p50, p95, _ in latency]
@@ -837,6 +838,7 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-volume", action="store_true")
     parser.add_argument("--shapes", default="", help="only the query shapes whose name contains this (e.g. metrics)")
+    parser.add_argument("--seed", type=int, default=12, help="of the apps, users and traces the queries pick")
     parser.add_argument("--migrate", action="store_true",
                         help="with --reuse-volume: apply this tree's pending migrations and compact first (timed)")
     parser.add_argument("--before-source", type=Path,
