@@ -574,7 +574,30 @@ async def load_volume(database_url: str, spans: int, costs: bool) -> tuple[datet
                                "ANALYZE trace_metrics_tenant_hour_totals")
     print(f"loaded {per_day * DAYS:,} spans ({'with' if costs else 'without'} ledger rows) in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
+    await compact(database_url)
     return start, end
+
+
+async def compact(database_url: str) -> None:
+    """The ended days compacted per app and day (`llmops_traces.compaction`, as `llmops retention` does, but
+    two days at a time), timed."""
+    from llmops_traces import compaction
+
+    started = time.perf_counter()
+    async with asyncpg.create_pool(database_url, min_size=2, max_size=2) as pool:
+        done = await compaction.compact(pool, now=datetime.now(UTC), concurrency=2)
+        await pool.execute("ANALYZE trace_metrics_app_days; ANALYZE trace_metrics_compacted_days")
+    print(f"compacted {len(done)} tenant days ({sum(n for *_, n in done):,} app rows) in "
+          f"{time.perf_counter() - started:.0f} s", flush=True)
+
+
+async def migrate_and_compact(database_url: str) -> None:
+    """This tree's pending migrations applied to a reused database, then the compaction; each timed."""
+    started = time.perf_counter()
+    applied = await migrations.migrate(database_url)
+    print(f"applied {', '.join(f'{m.component}/{m.version}' for m in applied) or 'nothing'} in "
+          f"{time.perf_counter() - started:.0f} s", flush=True)
+    await compact(database_url)
 
 
 STORAGE = """
@@ -639,8 +662,8 @@ def shapes(start: datetime, end: datetime, rng: random.Random) -> list[tuple[str
     ]
 
 
-async def query_latency(database_url: str, start: datetime, end: datetime, per_day: int, samples: int
-                        ) -> list[tuple[str, str, int, float, float, int]]:
+async def query_latency(database_url: str, start: datetime, end: datetime, per_day: int, samples: int, *,
+                        only: str = "", seed: int = 12) -> list[tuple[str, str, int, float, float, int]]:
     conn = await asyncpg.connect(database_url)
     try:
         key = (await apikeys.create_key(conn, tenant_id=VOLUME_TENANT, scopes=["traces:read"], name="bench")).secret
@@ -651,7 +674,7 @@ async def query_latency(database_url: str, start: datetime, end: datetime, per_d
            "LLMOPS_LOG_LEVEL": "WARNING", "LLMOPS_TRACES_REQUESTS_PER_S": "1000000",
            "LLMOPS_TRACES_REQUESTS_BURST": "1000000"}
     api = subprocess.Popen([sys.executable, "-m", "llmops_traces.api"], env=env)  # noqa: ASYNC220
-    rng = random.Random(12)
+    rng = random.Random(seed)
     traces_total = per_day * DAYS // 4
     results = []
     try:
@@ -660,6 +683,8 @@ async def query_latency(database_url: str, start: datetime, end: datetime, per_d
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=120) as client:
             for name, target, path, params in shapes(start, end, rng):
+                if only not in name:
+                    continue
                 times, items, failed = [], 0, 0
                 for i in range(samples + 1):  # the first is a warm-up
                     url = path.format(trace=f"tr-{rng.randrange(traces_total)}")
@@ -761,11 +786,22 @@ async def main_async(args: argparse.Namespace) -> None:
             else:
                 start, end = await load_volume(database_url, args.spans, not args.no_costs)
             per_day = (args.spans // DAYS) // 12 * 12
-            size = await storage(database_url)
-            print(f"bytes per span: {size['total']:,.0f} (table {size['table']:,.0f}, indexes {size['indexes']:,.0f}); "
-                  f"hourly rollup rows {size['rollup_rows']:,}, {size['rollup_total']:,.0f} bytes per span", flush=True)
-            latency = await query_latency(database_url, start, end, per_day, args.samples)
-            report += [
+            if args.migrate:
+                await migrate_and_compact(database_url)
+            size: dict[str, float] = {}
+            if not args.shapes:  # (counting the rollup's rows takes a while at volume)
+                size = await storage(database_url)
+                print(f"bytes per span: {size['total']:,.0f} (table {size['table']:,.0f}, indexes "
+                      f"{size['indexes']:,.0f}); hourly rollup rows {size['rollup_rows']:,}, "
+                      f"{size['rollup_total']:,.0f} bytes per span", flush=True)
+            latency = await query_latency(database_url, start, end, per_day, args.samples, only=args.shapes,
+                                          seed=args.seed)
+            if args.shapes:  # the shapes asked for only, no storage figures
+                report += [f"{name:<46} n {n:>3} p50 {p50:8.1f} p95 {p95:8.1f} ms (target < {target})"
+                           f"{'' if p95 < float(target) else '  MISS'}" for name, target, n, p50, p95, _ in latency]
+                report.append(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+                latency = []
+            report += [] if not latency else [
                 "",
                 f"at volume: {size['rows']:,} spans of one tenant, {APPS:,} apps, {USERS:,} users, {DAYS} days "
                 f"({start:%Y-%m-%d} .. {end:%Y-%m-%d}), {size['rollup_rows']:,} hourly rollup rows; "
@@ -801,6 +837,10 @@ def main() -> None:
     parser.add_argument("--database", default=BENCH_DB, help="the bench database (dropped and re-created)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-volume", action="store_true")
+    parser.add_argument("--shapes", default="", help="only the query shapes whose name contains this (e.g. metrics)")
+    parser.add_argument("--seed", type=int, default=12, help="of the apps, users and traces the queries pick")
+    parser.add_argument("--migrate", action="store_true",
+                        help="with --reuse-volume: apply this tree's pending migrations and compact first (timed)")
     parser.add_argument("--before-source", type=Path,
                         help="a tree of an earlier commit (git archive): its traces worker runs too, interleaved")
     parser.add_argument("--role", default="bench", choices=["bench", "baseline"])

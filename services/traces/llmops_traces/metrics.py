@@ -4,7 +4,9 @@ Series by minute, hour or day, grouped by app, environment, model or prompt vers
 requests, errors, error rate, mean latency, latency and time-to-first-token p50/p95/p99, tokens, cost.
 Counts and percentiles come from the rollups the worker keeps (`trace_metrics_minute`, `..._hourly`):
 percentiles from summed fixed-bucket histograms (`histogram`), so a month of hourly buckets reads about
-720 rollup rows per group, never the spans. Days are sums of hours (UTC).
+720 rollup rows per group, never the spans. Days are sums of hours (UTC). A series of one app reads its
+ended days from their compaction per app and day (`compaction`: a few pages for a month, not one page per
+hour), the other days from the hourly rollup.
 
 Cost is billing's, for the same tenant, buckets and group: from its hourly rollup (`usage_hourly`) for
 hour and day series neither grouped by model nor filtered by model or app, else summed from its ledger
@@ -23,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from llmops_traces import histogram
+from llmops_traces import compaction, histogram
 from llmops_traces.query import invalid, parse_range, plain_text
 from llmops_traces.store import rollups
 from llmops_traces.store import usage as usage_store
@@ -36,6 +38,7 @@ FILTERS = ("app", "environment", "model")
 BUCKET_SQL = {"minute": "bucket", "hour": "bucket",
               "day": "date_trunc('day', bucket AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"}
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+"""Also the quantiles the hourly totals store per row (`rollups.RANKED`, migration traces/0013)."""
 _QS = tuple(q for _, q in QUANTILES)
 _NONE = (None,) * len(QUANTILES)
 _NAMES = {prefix: tuple(f"{prefix}_{name}_ms" for name, _ in QUANTILES) for prefix in ("latency", "ttft")}
@@ -83,10 +86,19 @@ def point(row: Mapping[str, Any], cost: Decimal | None) -> dict[str, Any]:
         "input_tokens": int(row["input_tokens"]), "output_tokens": int(row["output_tokens"]),
         "cost_total": money(cost) if cost is not None else "0",
     }
-    for prefix in ("latency", "ttft"):  # the histograms as asyncpg returns them (lists), never copied
-        counts = row[f"{prefix}_hist"]
-        out.update(zip(_NAMES[prefix], histogram.percentiles(counts, _QS) if counts else _NONE, strict=True))
+    for prefix in ("latency", "ttft"):
+        out.update(zip(_NAMES[prefix], _percentiles(row, prefix), strict=True))
     return out
+
+
+def _percentiles(row: Mapping[str, Any], prefix: str) -> Sequence[float | None]:
+    """From the buckets stored for the row's quantiles (`rollups.RANKED`: the hourly totals) if it has them,
+    else from its histogram (as asyncpg returns it, a list, never copied)."""
+    if f"{prefix}_ranks" in row:
+        ranks = row[f"{prefix}_ranks"]
+        return _NONE if ranks is None else [histogram.REPORTED[r] for r in ranks]
+    counts = row[f"{prefix}_hist"]
+    return histogram.percentiles(counts, _QS) if counts else _NONE
 
 
 def shape(query: MetricsQuery, rows: Sequence[Mapping[str, Any]],
@@ -106,9 +118,15 @@ def shape(query: MetricsQuery, rows: Sequence[Mapping[str, Any]],
 
 async def metrics(db: asyncpg.Pool, query: MetricsQuery) -> dict[str, Any]:
     unit = "minute" if query.granularity == "minute" else "hour"
-    rows = await rollups.series(db, tenant_id=query.tenant_id, unit=unit, bucket_sql=BUCKET_SQL[query.granularity],
-                                start=query.start, end=query.end, group=query.group, filters=dict(query.filters),
-                                days=query.granularity == "day")
+    rows: Sequence[Mapping[str, Any]]
+    if unit == "hour" and "app" in query.filters:
+        rows = await compaction.app_series(db, tenant_id=query.tenant_id, bucket_sql=BUCKET_SQL[query.granularity],
+                                           start=query.start, end=query.end, group=query.group,
+                                           filters=dict(query.filters), days=query.granularity == "day")
+    else:
+        rows = await rollups.series(db, tenant_id=query.tenant_id, unit=unit, bucket_sql=BUCKET_SQL[query.granularity],
+                                    start=query.start, end=query.end, group=query.group,
+                                    filters=dict(query.filters), days=query.granularity == "day")
     costs = await usage_store.cost_series(db, tenant_id=query.tenant_id, granularity=query.granularity,
                                           start=query.start, end=query.end, group=query.group,
                                           filters=dict(query.filters))

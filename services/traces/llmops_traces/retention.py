@@ -14,7 +14,8 @@ day partitions shared by every tenant, and tenants keep their spans for differen
   that the per-trace-and-day summaries, `trace_summaries`, still equal the spans that are left);
 - `trace_summaries` (a row per trace and day) goes with the spans: the same days dropped, the same rows
   of the default partition deleted;
-- the hourly metrics rollups (counts and histograms, no text, no user) are kept.
+- the hourly metrics rollups (counts and histograms, no text, no user) are kept, and the ended days not yet
+  compacted per app are compacted (`compaction.compact`; not in a dry run).
 
 Shortening a retention hides the older spans at once; lengthening one cannot bring back what was dropped.
 """
@@ -27,6 +28,7 @@ import asyncpg
 
 from llmops_shared.partitions import month_partitions
 from llmops_shared.retention import Outcome, delete_expired_default, drop_partition, expired
+from llmops_traces import compaction
 from llmops_traces.settings import TracesSettings
 from llmops_traces.store import tenant_settings
 from llmops_traces.store.partitions import DAY_PARTITIONED, day_start
@@ -66,6 +68,11 @@ async def run(pool: asyncpg.Pool, settings: TracesSettings, *, now: datetime, dr
             if part.is_default:
                 outcomes.append(await delete_expired_default(pool, table, part, column=TIME_COLUMNS[table],
                                                              cutoff=day_start(cutoff), days=days, dry_run=dry_run))
+    if not dry_run:
+        compacted = await compaction.compact(pool, now=now)
+        if compacted:
+            outcomes.append(Outcome("trace_metrics_app_days", "compacted", "trace_metrics_app_days", note=(
+                f"{len(compacted)} tenant days, {sum(rows for _, _, rows in compacted)} app rows")))
     return outcomes
 
 

@@ -13,7 +13,9 @@ Per batch, in ONE transaction:
 2. make sure the day partitions of the rows exist (near the worker's clock: `store.partitions`);
 3. insert the rows idempotently (`store.spans.insert`: keyed by (tenant_id, event_id); erased traces and
    users are not stored again) and add only the rows inserted now to the minute and hour rollups (by app,
-   and per tenant without app and prompt) and to the per-trace summaries (`trace_summaries`).
+   and per tenant without app and prompt) and to the per-trace summaries (`trace_summaries`); the days it
+   adds hourly rows to are no longer marked compacted (`compaction`: a late event is read from the hourly
+   rollup until its day is compacted again).
 
 Nothing goes downstream; the offsets are committed after the transaction. A redelivered batch inserts
 nothing and adds nothing.
@@ -31,9 +33,11 @@ import asyncpg
 
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.worker import BatchHandler, EventRef, Message, just
+from llmops_traces.compaction import written_days
 from llmops_traces.decoding import decode_span
 from llmops_traces.settings import TracesSettings
 from llmops_traces.spans import SpanRow, coarser, inserted_rows, rollups, summaries, without_text
+from llmops_traces.store import app_days as app_days_store
 from llmops_traces.store import partitions, spans, tenant_settings
 from llmops_traces.store import rollups as rollup_store
 from llmops_traces.store import summaries as summary_store
@@ -87,6 +91,7 @@ class SpanWriter(BatchHandler[SpanRow, None]):
         hourly = coarser(minute, HOUR)
         await rollup_store.add(conn, unit="hour", rollups=hourly)
         await rollup_store.add_tenant_hourly(conn, rollups=hourly)
+        await app_days_store.days_written(conn, written_days([r.key for r in hourly]))  # compacted no more
 
 
 async def run(settings: TracesSettings) -> int:

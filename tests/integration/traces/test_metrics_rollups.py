@@ -4,6 +4,7 @@ what the spans and the ledger say, summed by brute force; another tenant's spans
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ import asyncpg
 import pytest
 
 from llmops_traces import histogram, metrics
+from llmops_traces.store import rollups
 from llmops_traces.views import iso, money
 from tests.integration.traces.traces_support import NOW, bill, span_event, store_directly
 
@@ -126,3 +128,30 @@ async def test_a_day_series_not_on_whole_days_reads_its_partial_days_by_hour(
     got = answered(await metrics.metrics(pg_pool, query))
     assert got == await brute_force(pg_pool, tenant, day=True, group="model", start=start, end=end)
     assert len({r[1] for r in got}) == buckets
+
+
+async def test_the_stored_percentile_buckets_are_those_the_api_finds_in_the_histogram(pg_pool: asyncpg.Pool) -> None:
+    """`traces_hist_ranks` (traces/0013: the hourly totals' generated `latency_ranks`, `ttft_ranks`) finds the
+    bucket `histogram.percentiles` reports for each quantile: random histograms, totals where q * total is a
+    whole number, one count, counts in the first and the last bucket, none."""
+    rng = random.Random(7)
+    hists: list[list[int]] = [[0] * histogram.BUCKETS for _ in range(6)]
+    hists[1][0] = 1
+    hists[2][-1] = 3
+    hists[3][5], hists[3][90] = 50, 50
+    hists[4][10], hists[4][11], hists[4][12] = 19, 1, 80  # p95 at the edge of a bucket: ceil(0.95 * 100) = 95
+    hists[5][40] = 10**12
+    for _ in range(300):
+        h = [0] * histogram.BUCKETS
+        for _ in range(rng.randrange(1, 60)):
+            h[rng.randrange(histogram.BUCKETS)] += rng.choice((1, 1, 2, 7, 1000))
+        hists.append(h)
+    got = await pg_pool.fetch("SELECT traces_hist_ranks(h, '{0.5,0.95,0.99}') AS r FROM unnest($1::text[]) AS t(s), "
+                              "LATERAL (SELECT s::bigint[] AS h) x", [str(h).replace("[", "{").replace("]", "}")
+                                                                      for h in hists])
+    qs = (0.5, 0.95, 0.99)
+    assert tuple(q for _, q in metrics.QUANTILES) == rollups.RANKED == qs  # what the migration stores
+    for h, row in zip(hists, got, strict=True):
+        expected = histogram.percentiles(h, qs)
+        assert (None if row["r"] is None else [histogram.REPORTED[b] for b in row["r"]]) == (
+            None if expected[0] is None else expected), h

@@ -161,6 +161,11 @@ async def add(conn: asyncpg.Connection, *, unit: str, rollups: Sequence[Rollup])
     await _add(conn, TABLES[unit], rollups)
 
 
+RANKED = (0.5, 0.95, 0.99)
+"""The quantiles whose buckets `trace_metrics_tenant_hour_totals` stores per row (`latency_ranks`,
+`ttft_ranks`: migration traces/0013), which an hour series with no grouping and no filter reads instead of
+the histograms (a row per point)."""
+
 _MEASURES_SUMMED = """sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
     sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
     sum(latency_count)::bigint AS latency_count, sum(latency_sum_ms) AS latency_sum_ms,
@@ -172,7 +177,9 @@ async def series(db: asyncpg.Pool | asyncpg.Connection, *, tenant_id: str, unit:
                  days: bool = False) -> list[asyncpg.Record]:
     """Rows of (bucket, group value, requests, errors, tokens, latency and TTFT histograms) over
     [start, end), bucketed by `bucket_sql` (a constant expression over `bucket`) from the `unit` table
-    (`table_for`; `days`: a day series, `bucket_sql` buckets by UTC day)."""
+    (`table_for`; `days`: a day series, `bucket_sql` buckets by UTC day). From the hourly totals (no
+    grouping, no filter, hours) the rows have the buckets of the `RANKED` quantiles (`latency_ranks`,
+    `ttft_ranks`, NULL when empty) instead of the histograms."""
     table = table_for(unit, group, filters, days=days)
     group_sql = GROUP_COLUMNS[group] if group else "''"
     args: list[Any] = [tenant_id, start, end]
@@ -180,6 +187,12 @@ async def series(db: asyncpg.Pool | asyncpg.Connection, *, tenant_id: str, unit:
     for name, value in sorted(filters.items()):
         args.append(value)
         where.append(f"{GROUP_COLUMNS[name]} = ${len(args)}")
+    if table == TABLES["tenant_totals"]:  # a row per hour: its percentiles are stored (`RANKED`), not summed
+        return await db.fetch("""
+            SELECT bucket, '' AS grp, requests, errors, input_tokens, output_tokens, latency_count, latency_sum_ms,
+                   latency_ranks, ttft_ranks
+            FROM trace_metrics_tenant_hour_totals WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3
+            ORDER BY 1""", *args)
     middle = whole_days(start, end) if table == TABLES["tenant_day"] else None
     if table == TABLES["tenant_day"] and middle is None:
         table = TABLES["tenant_hour"]

@@ -34,9 +34,10 @@ def source(granularity: str, group: str | None, filters: dict[str, str]) -> str:
 
 async def cost_series(db: asyncpg.Pool | asyncpg.Connection, *, tenant_id: str, granularity: str, start: datetime,
                       end: datetime, group: str | None, filters: dict[str, str]) -> dict[tuple[datetime, str], Decimal]:
-    # One app's series reads the ledger by its (tenant_id, app_id, occurred_at) index: billing's hourly rollup
-    # has only (tenant_id, bucket), which reads every app's rows of the range (at volume, 1,000 apps: most of
-    # the time of the request; bench/traces_store.py).
+    # One app's series reads the ledger by its (tenant_id, app_id, occurred_at) index including the model,
+    # environment and cost (billing/0012: an index-only scan): billing's hourly rollup has only (tenant_id,
+    # bucket), which reads every app's rows of the range (at volume, 1,000 apps: most of the time of the
+    # request; bench/traces_store.py).
     table, time = source(granularity, group, filters), "bucket"
     if table == "usage_ledger":
         time = "occurred_at"
