@@ -286,6 +286,21 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
         recovery = app.tables.recovery  # type: ignore[attr-defined]  # the TableManager has it
         return bool(restored[0] and recovery.completed.is_set() and not app.rebalancing and not app.in_recovery)
 
+    async def seek_again() -> None:
+        """Once the tables of an assignment are recovered: seek the stream partitions to their committed offsets
+        again. faust 0.15.3 seeks them when its recovery ends and only then resumes the flow, and resuming clears
+        every agent's queue (`FlowControlEvent.resume`): a message fetched between the seek and the resume is
+        dropped from its queue while the consumer's position has passed it, so it would never be read (seen:
+        a restarted worker whose source partition stood one past the message its routes never received). Seeking
+        again reads it; what is read twice is dropped by the routes' seen events and the panes' offset marks."""
+        try:
+            await app.consumer.perform_seek()
+            log.info("stream partitions sought to their committed offsets after recovery",
+                     extra={"generation": app.consumer_generation_id})
+        except Exception as exc:  # a rebalance under way seeks them itself when it ends
+            log.warning("could not seek the stream partitions after recovery",
+                        extra={"error_type": type(exc).__name__})
+
     @app.task
     async def close_windows() -> None:
         await runtime.ready()
@@ -301,12 +316,16 @@ def build_app(settings: MonitorsSettings, *, clock: Callable[[], float] | None =
                               monitors=MonitorCache(runtime.pool, runtime.watcher), clock=runtime.now, owns=owns,
                               forget=forget)
         assigned: set[Any] = set()
+        sought = -1  # the consumer generation whose stream partitions were sought again after its recovery
         last_relay = 0.0
         pause = settings.close_interval_s
         while not app.should_stop:
             await asyncio.sleep(pause)
             if not recovered():
                 continue
+            if (generation := app.consumer_generation_id) != sought:
+                sought = generation
+                await seek_again()
             pause = settings.close_interval_s
             if (now_assigned := set(app.assignor.assigned_actives())) != assigned:
                 assigned = now_assigned
