@@ -125,6 +125,9 @@ async def test_a_spike_fires_once_through_the_worker_and_a_sigkill_mid_window_lo
                    interaction(tenant, "probe", T0 + 185))
         await wait_for(lambda: evaluated(pg_pool, spike, T0 + 180), timeout_s=60)
         assert second.poll() is None
+    # After its recovery the new worker sought its stream partitions again (faust resumes the flow after its own
+    # seek and clears the agents' queues on resuming: a message fetched in between was lost, about once in 20 runs)
+    assert log.read_text(errors="replace").count("stream partitions sought to their committed offsets") >= 2
     row = await pg_pool.fetchrow("SELECT value, samples FROM monitor_evaluations WHERE monitor_id = $1 "
                                  "AND window_end = to_timestamp($2)", spike, T0 + 120)
     assert (row["samples"], row["value"]) == (10, 0.6)
