@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from llmops_traces import histogram
+from llmops_traces.spans import day_of
 from llmops_traces.store import app_days as app_days_store
 from llmops_traces.store import rollups
 
@@ -31,15 +32,11 @@ DAY = timedelta(days=1)
 GROUP_COLUMNS = {"app": "app_id", "environment": "environment", "model": "model", "prompt_version": "prompt_version"}
 
 
-def midnight(at: datetime) -> datetime:
-    return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
 async def compact(pool: asyncpg.Pool, *, now: datetime, tenant_id: str | None = None, concurrency: int = 1
                   ) -> list[tuple[str, datetime, int]]:
     """Compact every (tenant, UTC day) ended before `now`'s day that is not marked compacted (of one tenant if
     given), a transaction each, `concurrency` at a time; returns (tenant, day, rows written)."""
-    todo = await app_days_store.days_to_compact(pool, before=midnight(now), tenant_id=tenant_id)
+    todo = await app_days_store.days_to_compact(pool, before=day_of(now), tenant_id=tenant_id)
     done: list[tuple[str, datetime, int]] = []
 
     async def worker() -> None:
@@ -54,14 +51,14 @@ async def compact(pool: asyncpg.Pool, *, now: datetime, tenant_id: str | None = 
 
 def written_days(keys: Sequence[tuple[Any, ...]]) -> list[tuple[str, datetime]]:
     """The (tenant, UTC day) of hourly rollup keys (tenant first, bucket second), sorted, once each."""
-    return sorted({(k[0], midnight(k[1])) for k in keys})
+    return sorted({(k[0], day_of(k[1])) for k in keys})
 
 
 def open_intervals(start: datetime, end: datetime, compacted: Sequence[datetime]) -> list[tuple[datetime, datetime]]:
     """The parts of [start, end) on days not in `compacted` (midnights), as maximal intervals."""
     done = set(compacted)
     out: list[tuple[datetime, datetime]] = []
-    day = midnight(start)
+    day = day_of(start)
     while day < end:
         lo, hi = max(day, start), min(day + DAY, end)
         if day not in done:
@@ -87,7 +84,7 @@ def expand(rows: Sequence[Mapping[str, Any]], *, start: datetime, end: datetime,
                                                 if name != "app"):
                 continue
             grp = "" if column is None else row["app_id"] if column == "app_id" else row[column][i]
-            key = (midnight(bucket) if days else bucket, grp)
+            key = (day_of(bucket) if days else bucket, grp)
             acc = sums.get(key)
             if acc is None:
                 acc = sums[key] = {"bucket": key[0], "grp": grp, "requests": 0, "errors": 0, "input_tokens": 0,
@@ -110,8 +107,8 @@ async def app_series(pool: asyncpg.Pool, *, tenant_id: str, bucket_sql: str, sta
     """One app's (`filters["app"]`) hour or day series: the compacted days from `trace_metrics_app_days`, the
     others from `trace_metrics_hourly` (`rollups.series`), read in one snapshot; in (bucket, group) order."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        compacted = await app_days_store.compacted_days(conn, tenant_id=tenant_id, first=midnight(start),
-                                                        last=midnight(end))
+        compacted = await app_days_store.compacted_days(conn, tenant_id=tenant_id, first=day_of(start),
+                                                        last=day_of(end))
         out: list[Mapping[str, Any]] = []
         if compacted:
             out += expand(await app_days_store.app_rows(conn, tenant_id=tenant_id, app_id=filters["app"],
