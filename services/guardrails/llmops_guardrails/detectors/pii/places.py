@@ -66,6 +66,34 @@ def gazetteer() -> Gazetteer:
     return Gazetteer.parse(text)
 
 
+class Towns:
+    """Town names (`data/towns.txt`: GeoNames' places of 1,000 people or more, built by `data/build_towns.py`),
+    looked up as written or in ALL CAPS. Too many of them are also words or names to count anywhere: the
+    recognizer uses them only after a place cue."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.by_fold: dict[str, str] = {}
+        for name in names:
+            self.by_fold.setdefault(name.casefold(), name)
+
+    @classmethod
+    def parse(cls, text: str) -> Towns:
+        return cls(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+    def get(self, phrase: str) -> str | None:
+        """The town `phrase` names, written as the list writes it or in capitals; else None."""
+        name = self.by_fold.get(phrase.casefold())
+        if name is None or not (phrase == name or phrase.isupper()):
+            return None
+        return name
+
+
+@functools.cache
+def towns() -> Towns:
+    text = resources.files("llmops_guardrails").joinpath("data/towns.txt").read_text(encoding="utf-8")
+    return Towns.parse(text)
+
+
 _TOKEN = regex.compile(r"[\p{L}\p{M}]+(?:['’.-][\p{L}\p{M}]+)*\.?")
 _TAIL_TOKEN = regex.compile(r"^(?:\S*\d\S*|nan|\p{Lu}{2}|,)$")
 _LOCALITY = regex.compile(r"^[\p{L}\p{M}][\p{L}\p{M}'’. -]*[\p{L}\p{M}.]$|^[\p{L}\p{M}]$")
@@ -78,6 +106,17 @@ _ADDRESS_PLACE = regex.compile(
 _PLACE_CUE = regex.compile(
     r"(?i:\b(?:in|near|from|across|around|outside|inside|visit|visited|visiting|to|at|of|toward|towards|via|"
     r"leave|left|reach|reached|capital|city))\s+$")
+# A town counts after one of these (not "at" or "of": "at Teradata", "of Lexisnexis" name firms), as the whole
+# run of capitalised words (and particles) that follows.
+# A town before a comma and a country, state or region of the gazetteer ("Tujetsch, Switzerland").
+_TOWN_BEFORE_REGION = regex.compile(
+    r"(?<![\p{L}\p{M}\p{N}'’.-])(?P<name>\p{Lu}[\p{L}\p{M}'’-]*(?:[ ](?:\p{Lu}[\p{L}\p{M}'’-]*|"
+    r"(?:del|de|la|le|di|do|da|am|an|im|sur)(?![\p{L}\p{M}])))*),[ ]?"
+    r"(?P<region>\p{Lu}[\p{L}\p{M}'’-]*(?:[ ]\p{Lu}[\p{L}\p{M}'’-]*){0,3})")
+_TOWN_CUE = regex.compile(
+    r"(?i:\b(?:in|near|from|across|around|outside|visit|visited|visiting|to|toward|towards|via|reached|"
+    r"town|city|village))[ \t]+"
+    r"(?P<name>\p{Lu}[\p{L}\p{M}'’-]*(?:[ ](?:\p{Lu}[\p{L}\p{M}'’-]*|(?:del|de|la|le|di|do|da|am|an|im|sur)(?![\p{L}\p{M}])))*)")
 
 class PlaceRecognizer(OneEntityRecognizer):
     """LOCATION from the gazetteer and from the lines of a postal address.
@@ -90,6 +129,10 @@ class PlaceRecognizer(OneEntityRecognizer):
       ("Aalborg NO 9100") right under a line with digits (street, unit). 0.88.
     - The last comma-separated part after a street with a number, introduced by "lives at", "address:",
       "ship to"... ("lives at 12 Rua Nova 3, Goiania"). 0.88.
+    - A town of `data/towns.txt` (as written or in capitals) right after "in", "from", "to", "near", "via"...
+      ("I'm in HARSTAD", "flew to Flateyri"), unless its first word is also a first name, a surname or a
+      common word ("said Anna to Logan"): 0.88. So is a town before a comma and a country, state or region of
+      the gazetteer ("Tujetsch, Switzerland", "KOKKOLA, Finland"), unless it starts with a first name.
     """
 
     ENTITY = "LOCATION"
@@ -103,6 +146,7 @@ class PlaceRecognizer(OneEntityRecognizer):
         if self.ENTITY not in entities:
             return []
         out = self._gazetteer(text)
+        out.extend(self._towns(text, out))
         if "\n" in text:
             out.extend(self._address_lines(text))
         if "," in text:
@@ -153,6 +197,40 @@ class PlaceRecognizer(OneEntityRecognizer):
                 out.append(make_result(self, self.ENTITY, (start, end), score, f"gazetteer place ({place.section})",
                                    rule="gazetteer"))
             i = j + 1
+        return out
+
+    def _towns(self, text: str, found: list[RecognizerResult]) -> list[RecognizerResult]:
+        from llmops_guardrails.detectors.pii.names import common_words, first_names, name_words
+
+        places = towns()
+        names, common = name_words(), common_words()
+        out = []
+        for m in _TOWN_CUE.finditer(text):
+            start = m.start("name")
+            if any(r.start <= start < r.end for r in found):
+                continue  # the gazetteer already named it
+            phrase = m.group("name").rstrip(".")
+            if places.get(phrase) is None:
+                continue  # also when more capitalised words follow the town: "from Faina D. Yefremova"
+            words = phrase.split()
+            if len(words) > 1:  # "Villafranca del Cid": a name word later on ("Cid") is part of the town
+                words = words[:1]
+            if not any(w in names or w.capitalize() in names or w.lower() in common for w in words):
+                out.append(make_result(self, self.ENTITY, (start, start + len(phrase)), 0.88,
+                                       "town after a place cue", rule="towns"))
+        if "," in text:
+            gaz, firsts = gazetteer(), first_names()
+            for m in _TOWN_BEFORE_REGION.finditer(text):
+                start, end = m.span("name")
+                region = m.group("region")
+                # the region as the longest run of its words that the gazetteer knows ("Sweden", "New York")
+                known = next((gaz.get(" ".join(region.split()[:n])) for n in range(len(region.split()), 0, -1)
+                              if gaz.get(" ".join(region.split()[:n])) is not None), None)
+                if (known is None or known.ambiguous or known.section == "cities" or places.get(m.group("name")) is None
+                        or m.group("name").split()[0] in firsts or any(r.start <= start < r.end for r in found)):
+                    continue
+                out.append(make_result(self, self.ENTITY, (start, end), 0.88, "town before a country or state",
+                                       rule="towns"))
         return out
 
     def _address_lines(self, text: str) -> list[RecognizerResult]:

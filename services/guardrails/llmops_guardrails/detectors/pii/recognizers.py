@@ -8,7 +8,7 @@ from presidio_analyzer import EntityRecognizer, RecognizerRegistry
 from presidio_analyzer.predefined_recognizers import EmailRecognizer, SpacyRecognizer
 
 from llmops_guardrails.detectors.pii.patterns import CardNumberRecognizer, NameContextRecognizer, PhoneNumberRecognizer
-from llmops_guardrails.detectors.pii.people import PersonRecognizer
+from llmops_guardrails.detectors.pii.people import KnownNameRecognizer, PersonRecognizer
 from llmops_guardrails.detectors.pii.pipeline import NER_ENTITIES
 from llmops_guardrails.detectors.pii.places import PlaceRecognizer
 from llmops_guardrails.offline import OFFLINE_TLD_EXTRACTOR
@@ -45,6 +45,7 @@ def build_recognizers(entities: Sequence[str], *, language: str, phone_regions: 
         recognizers.append(NameContextRecognizer(supported_language=language, entities=context_entities))
     if "PERSON" in ner:
         recognizers.append(PersonRecognizer(supported_language=language))
+        recognizers.append(KnownNameRecognizer(supported_language=language))
     if "LOCATION" in ner:
         recognizers.append(PlaceRecognizer(supported_language=language))
     own: dict[str, Callable[[], list[EntityRecognizer]]] = {

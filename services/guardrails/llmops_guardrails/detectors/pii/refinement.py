@@ -21,7 +21,7 @@ _PLACE_PARTICLE_TAIL = regex.compile(r"[ ](?:de|del|de la|da|do|dos|das|di|della
                                      r"\p{Lu}[\p{L}\p{M}'’-]+")
 _NAME_TOKEN = regex.compile(r"\p{Lu}[\p{L}'’-]{2,}")
 _TRAILING_UNIT = regex.compile(r"(?:\s+(?:Apt|Apartment|Suite|Unit|Box|Room|Floor)\.?)+$", regex.IGNORECASE)
-_ORG_AFTER = regex.compile(r"^\s*(?:,\s*)?(?:(?:Inc|Ltd|LLC|LLP|PLC|GmbH|AG|Corp|Corporation|Company|Co|Group|"
+_ORG_AFTER = regex.compile(r"\s*(?:,\s*)?(?:(?:Inc|Ltd|LLC|LLP|PLC|GmbH|AG|Corp|Corporation|Company|Co|Group|"
                            r"Holdings|Partners|Associates|Orchestra|Band)\b|and\s+(?:Sons|Brothers|Daughters|"
                            r"Partners|Associates|Co)\b|&\s*\p{Lu})")
 _EMPLOYER_BEFORE = regex.compile(r"(?i:\b(?:work|works|worked|working|employed|job|intern|interned|internship)"
