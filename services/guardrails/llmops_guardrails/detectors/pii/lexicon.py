@@ -10,7 +10,7 @@ UNIT_OR_STREET = regex.compile(
     r"(?i)\b(?:apt|apartment|suite|ste|unit|floor|box|p\.?\s?o\.?|postbox|room|building|bldg|street|st|road|rd|"
     r"avenue|ave|avda|lane|ln|drive|dr|boulevard|blvd|way|place|pl|court|ct|square|sq|terrace|highway|hwy|rue|"
     r"via|calle|avenida|rua|strasse|straße|str|ul|dpo|apo|fpo|psc)\b\.?")
-ORG_WORD = (r"(?:Inc|Ltd|LLC|LLP|PLC|GmbH|AG|SA|NV|BV|Corp|Corporation|Company|Co|Group|Holdings|Partners|"
+ORG_WORD = (r"(?:Inc|Incorporated|Ltd|LLC|LLP|PLC|GmbH|AG|SA|NV|BV|Corp|Corporation|Company|Co|Group|Holdings|Partners|"
             r"Associates|Bank|Foundation|University|Institute|College|School|Orchestra|Band|Quartet|Trio|"
             r"Ensemble|Choir|Sons|Brothers|Industries|Technologies|Systems|Solutions|Consulting|Services|"
             r"Agency|Studios?|Records|Hotel|Hospital|Clinic|Church|Club|Society|Association|Council|Committee|"

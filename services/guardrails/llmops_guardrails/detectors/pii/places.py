@@ -11,7 +11,7 @@ import regex
 from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
-from llmops_guardrails.detectors.pii.lexicon import BULLET, LINE, ORG_WORD_RE, UNIT_OR_STREET
+from llmops_guardrails.detectors.pii.lexicon import BULLET, LINE, ORG_WORD, ORG_WORD_RE, UNIT_OR_STREET
 from llmops_guardrails.detectors.pii.patterns import OneEntityRecognizer
 from llmops_guardrails.detectors.pii.results import make_result
 
@@ -80,10 +80,11 @@ class Towns:
     def parse(cls, text: str) -> Towns:
         return cls(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
-    def get(self, phrase: str) -> str | None:
-        """The town `phrase` names, written as the list writes it or in capitals; else None."""
+    def get(self, phrase: str, *, lowercase_text: bool = False) -> str | None:
+        """The town `phrase` names, written as the list writes it or in capitals (or, in a text without capital
+        letters, in lower case); else None."""
         name = self.by_fold.get(phrase.casefold())
-        if name is None or not (phrase == name or phrase.isupper()):
+        if name is None or not (phrase == name or phrase.isupper() or (lowercase_text and phrase.islower())):
             return None
         return name
 
@@ -113,6 +114,10 @@ _TOWN_BEFORE_REGION = regex.compile(
     r"(?<![\p{L}\p{M}\p{N}'’.-])(?P<name>\p{Lu}[\p{L}\p{M}'’-]*(?:[ ](?:\p{Lu}[\p{L}\p{M}'’-]*|"
     r"(?:del|de|la|le|di|do|da|am|an|im|sur)(?![\p{L}\p{M}])))*),[ ]?"
     r"(?P<region>\p{Lu}[\p{L}\p{M}'’-]*(?:[ ]\p{Lu}[\p{L}\p{M}'’-]*){0,3})")
+_TOWN_CUE_LOWER = regex.compile(
+    r"\b(?:in|near|from|to|toward|towards|via|visit|visited|visiting|reached)[ \t]+"
+    r"(?P<name>\p{Ll}[\p{Ll}\p{M}'’-]{3,}(?:[ ]\p{Ll}[\p{Ll}\p{M}'’-]+)?)")
+_ORG_NEXT_LOWER = regex.compile(rf"(?i)(?:[ ]\p{{L}}+){{0,3}}?[ ]{ORG_WORD}\b")
 _TOWN_CUE = regex.compile(
     r"(?i:\b(?:in|near|from|across|around|outside|visit|visited|visiting|to|toward|towards|via|reached|"
     r"town|city|village))[ \t]+"
@@ -132,7 +137,9 @@ class PlaceRecognizer(OneEntityRecognizer):
     - A town of `data/towns.txt` (as written or in capitals) right after "in", "from", "to", "near", "via"...
       ("I'm in HARSTAD", "flew to Flateyri"), unless its first word is also a first name, a surname or a
       common word ("said Anna to Logan"): 0.88. So is a town before a comma and a country, state or region of
-      the gazetteer ("Tujetsch, Switzerland", "KOKKOLA, Finland"), unless it starts with a first name.
+      the gazetteer ("Tujetsch, Switzerland", "KOKKOLA, Finland"), unless it starts with a first name. In a
+      text without capital letters, a town (or a place of the gazetteer) in lower case after a cue ("drove to
+      kiel"), on the same conditions.
     """
 
     ENTITY = "LOCATION"
@@ -218,6 +225,23 @@ class PlaceRecognizer(OneEntityRecognizer):
             if not any(w in names or w.capitalize() in names or w.lower() in common for w in words):
                 out.append(make_result(self, self.ENTITY, (start, start + len(phrase)), 0.88,
                                        "town after a place cue", rule="towns"))
+        if not any(c.isupper() for c in text):
+            for m in _TOWN_CUE_LOWER.finditer(text):
+                words = m.group("name").split(" ")
+                for n in (2, 1):
+                    phrase = " ".join(words[:n])
+                    known = gazetteer().get(phrase.title())
+                    if n > len(words) or (places.get(phrase, lowercase_text=True) is None
+                                          and (known is None or known.ambiguous)):
+                        continue
+                    end = m.start("name") + len(phrase)
+                    if _ORG_NEXT_LOWER.match(text, end):
+                        break  # "from stillwater supercomputing inc.": a firm
+                    if not any(w.capitalize() in names or w in common for w in words[:1]):
+                        start = m.start("name")
+                        out.append(make_result(self, self.ENTITY, (start, start + len(phrase)), 0.88,
+                                               "town after a place cue", rule="towns"))
+                    break
         if "," in text:
             gaz, firsts = gazetteer(), first_names()
             for m in _TOWN_BEFORE_REGION.finditer(text):
@@ -227,7 +251,8 @@ class PlaceRecognizer(OneEntityRecognizer):
                 known = next((gaz.get(" ".join(region.split()[:n])) for n in range(len(region.split()), 0, -1)
                               if gaz.get(" ".join(region.split()[:n])) is not None), None)
                 if (known is None or known.ambiguous or known.section == "cities" or places.get(m.group("name")) is None
-                        or m.group("name").split()[0] in firsts or any(r.start <= start < r.end for r in found)):
+                        or m.group("name").split()[0] in firsts
+                        or any(r.start <= start < r.end for r in [*found, *out])):
                     continue
                 out.append(make_result(self, self.ENTITY, (start, end), 0.88, "town before a country or state",
                                        rule="towns"))
