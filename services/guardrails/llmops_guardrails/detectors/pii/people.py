@@ -154,7 +154,8 @@ class PersonRecognizer(OneEntityRecognizer):
 
 # A run of capitalised name words, initials ("D.", "G") and particles ("van der"), one space apart.
 _NAME_RUN = regex.compile(
-    rf"(?<![\p{{L}}\p{{M}}\p{{N}}_'’.-]){NAME_WORD}(?:[ ](?:{NAME_WORD}|\p{{Lu}}\.?(?=[ ])|{_PARTICLE}(?=[ ]\p{{Lu}})))+")
+    rf"(?<![\p{{L}}\p{{M}}\p{{N}}_'’.-]){NAME_WORD}"
+    rf"(?:[ ](?:{NAME_WORD}|\p{{Lu}}\.?(?=[ ])|{_PARTICLE}(?=[ ]\p{{Lu}})))+")
 _RUN_TOKEN = regex.compile(rf"{NAME_WORD}|\p{{Lu}}\.?|{_PARTICLE}")
 _POSSESSIVE_END = regex.compile(r"['’]s?$")
 # One capitalised word, not next to another one (those are `_NAME_RUN`'s).
@@ -229,10 +230,11 @@ class KnownNameRecognizer(OneEntityRecognizer):
                         possessive = _POSSESSIVE_END.search(word)
                         if possessive:
                             word = word[:possessive.start()]
-                        if word.lower() in common and word not in lasts or ORG_WORD_RE.fullmatch(word) \
-                                or UNIT_OR_STREET.fullmatch(word):
+                        if ((word.lower() in common and word not in lasts) or ORG_WORD_RE.fullmatch(word)
+                                or UNIT_OR_STREET.fullmatch(word)):
                             break
-                        end, known = tokens[j][1] - (len(possessive.group()) if possessive else 0), known or word in lasts
+                        end = tokens[j][1] - (len(possessive.group()) if possessive else 0)
+                        known = known or word in lasts
                         if possessive:
                             j += 1
                             break  # "Emmie Ström's Cautionary Tales": the name ends at the possessive
@@ -268,8 +270,8 @@ class KnownNameRecognizer(OneEntityRecognizer):
             given, family = m.group("given"), m.group("family")
             if (given.capitalize() in firsts and family.capitalize() in lasts and given not in common
                     and family not in common and given not in _NOT_ALONE and family not in _NOT_ALONE):
-                out.append(make_result(self, self.ENTITY, (m.start(), m.end("family")), 0.86, "known first name and surname, lower case",
-                                       rule="known_name"))
+                out.append(make_result(self, self.ENTITY, (m.start(), m.end("family")), 0.86,
+                                       "known first name and surname, lower case", rule="known_name"))
         return out
 
     @staticmethod

@@ -121,7 +121,8 @@ _ORG_NEXT_LOWER = regex.compile(rf"(?i)(?:[ ]\p{{L}}+){{0,3}}?[ ]{ORG_WORD}\b")
 _TOWN_CUE = regex.compile(
     r"(?i:\b(?:in|near|from|across|around|outside|visit|visited|visiting|to|toward|towards|via|reached|"
     r"town|city|village))[ \t]+"
-    r"(?P<name>\p{Lu}[\p{L}\p{M}'’-]*(?:[ ](?:\p{Lu}[\p{L}\p{M}'’-]*|(?:del|de|la|le|di|do|da|am|an|im|sur)(?![\p{L}\p{M}])))*)")
+    r"(?P<name>\p{Lu}[\p{L}\p{M}'’-]*"
+    r"(?:[ ](?:\p{Lu}[\p{L}\p{M}'’-]*|(?:del|de|la|le|di|do|da|am|an|im|sur)(?![\p{L}\p{M}])))*)")
 
 class PlaceRecognizer(OneEntityRecognizer):
     """LOCATION from the gazetteer and from the lines of a postal address.

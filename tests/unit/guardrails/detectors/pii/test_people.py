@@ -31,3 +31,9 @@ def test_person_recognizer(text: str, expected: list[str]) -> None:
 def test_people_found_end_to_end(detector: PiiDetector) -> None:
     text = "Bertrand lives at 4 Elm Street, Leeds."
     assert found(detector, text) == [("PERSON", "Bertrand"), ("LOCATION", "Leeds")]
+
+
+def test_contact_block_label_after_a_bullet() -> None:
+    """The label is matched where the first line's content starts (it once began with "^": missed after a bullet)."""
+    text = "- Billing address: Ana Dias\n31401 Rua Nova 10\nPorto"
+    assert values(PersonRecognizer().analyze(text, ["PERSON"]), text, "PERSON") == ["Ana Dias"]

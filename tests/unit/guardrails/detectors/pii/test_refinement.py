@@ -77,3 +77,11 @@ def test_resolve_overlaps_is_fast_on_tens_of_thousands_of_results() -> None:
     started = time.perf_counter()
     assert resolve_overlaps(results) == results
     assert time.perf_counter() - started < 5
+
+
+def test_refine_drops_a_name_followed_by_an_organisation_word() -> None:
+    """`_ORG_AFTER` is matched at the end of the name (it once began with "^", which never matched there)."""
+    text = "The Golden Helix Orchestra was founded in 1978."
+    assert refine(text, [_ner("PERSON", 4, 16)]) == []
+    text = "Anna Berg, Inc. hired Tom."
+    assert [text[r.start:r.end] for r in refine(text, [_ner("PERSON", 0, 9), _ner("PERSON", 22, 25)])] == ["Tom"]
