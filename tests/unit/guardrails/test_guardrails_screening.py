@@ -81,11 +81,11 @@ def test_clean_event_is_redacted_with_metadata_texts_and_a_summary(engine: Polic
                                   "guardrails": {"forged": True}, "keep": "me"})
     clean = clean_of(engine, policy, event)
     assert clean.input[1].content == "My card is [CREDIT_CARD], mail [EMAIL_ADDRESS]"  # type: ignore[index,union-attr]
-    assert clean.metadata["context"] == ["Doc: call Jo at [EMAIL_ADDRESS]", 7]
+    assert clean.metadata["context"] == ["Doc: call [PERSON] at [EMAIL_ADDRESS]", 7]  # a known first name
     assert clean.metadata["reference"] == "ref [EMAIL_ADDRESS]" and clean.metadata["keep"] == "me"
     assert clean.metadata["guardrails"] == {
         "findings": 2, "by_type": {"CREDIT_CARD": 1, "EMAIL_ADDRESS": 1}, "rules": ["payment-data-alert", "pii-redact"],
-        "actions": ["alert", "redact"], "blocked": False, "policy_version": "default", "field_findings": 2}
+        "actions": ["alert", "redact"], "blocked": False, "policy_version": "default", "field_findings": 3}
 
 
 EMAIL, PHONE = "canary-7f3a9@example.com", "+1 415 555 0142"
