@@ -13,8 +13,10 @@ What differs from a default `AnalyzerEngine`:
   Luhn and issuer prefixes, 12-digit Maestro included), phone numbers (validated for the configured regions) and
   names introduced by context use the recognizers of `patterns`, which find more than presidio's defaults and
   run faster than its phonenumbers matcher; places come from a gazetteer (`data/places.md`) and from the
-  structure of postal addresses (`places.PlaceRecognizer`), people also from cues such as speech verbs, speaker
-  labels and the name line of a contact block (`people.PersonRecognizer`);
+  structure of postal addresses (`places.PlaceRecognizer`, with GeoNames' towns after a place cue or before a
+  country, `data/towns.txt`), people also from cues such as speech verbs, speaker labels and the name line of a
+  contact block (`people.PersonRecognizer`) and from name lists and name shapes: a known first name and a
+  surname, a middle initial, capitalised runs (`people.KnownNameRecognizer`);
 - recognizers are called directly, once per text, unless the policy turns presidio's lemma-based context
   enhancer on (then `AnalyzerEngine.analyze` runs, as before): the enhancer costs about a fifth of the time
   and did not improve F2 on the development split (`detector`);
