@@ -6,9 +6,7 @@ A `BatchHandler` for the suite's `StreamWorker` (poll -> decode -> write in one 
 offsets), so dead letters, poison isolation, the flood guard and the checkpoint order are the shared
 worker's. Decoding a message gives its span row with text (`decoding.decode_span`: the contract's rules,
 checked fast), outside the transaction, so that with two batches in flight (`batches_in_flight`) the next
-batch is decoded while this one writes; so are the batch's minute rollups and trace summaries
-(`prepare`), which the transaction adds when it inserts every row of the batch (else it computes them
-again from the rows it inserted).
+batch is decoded while this one writes.
 Per batch, in ONE transaction:
 
 1. read the batch's tenants' settings and drop the text of the rows of metadata-only tenants;
@@ -26,46 +24,25 @@ nothing and adds nothing.
 from __future__ import annotations
 
 import asyncio
-import collections
 import gc
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
 
 from llmops_shared.clock import Clock, utc_now
-from llmops_shared.worker import BatchHandler, DeadLetter, EventRef, Message, Resources, just
+from llmops_shared.worker import BatchHandler, EventRef, Message, just
 from llmops_traces.compaction import written_days
 from llmops_traces.decoding import decode_span
 from llmops_traces.settings import TracesSettings
-from llmops_traces.spans import (
-    Rollup,
-    SpanRow,
-    TraceSummary,
-    coarser,
-    inserted_rows,
-    rollups,
-    summaries,
-    without_text,
-)
+from llmops_traces.spans import SpanRow, coarser, inserted_rows, rollups, summaries, without_text
 from llmops_traces.store import app_days as app_days_store
 from llmops_traces.store import partitions, spans, tenant_settings
 from llmops_traces.store import rollups as rollup_store
 from llmops_traces.store import summaries as summary_store
 
 MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
-
-
-@dataclass(frozen=True, eq=False)
-class Increments:
-    """A batch's rollup and summary increments, computed from its rows before its transaction (`prepare`)."""
-
-    rows: list[SpanRow]
-    """The rows they were computed from (the very objects: `write` uses them only for the same rows)."""
-    minute: list[Rollup]
-    summaries: list[TraceSummary]
 
 
 class SpanWriter(BatchHandler[SpanRow, None]):
@@ -77,7 +54,6 @@ class SpanWriter(BatchHandler[SpanRow, None]):
         self.name = settings.group
         self.topics: Sequence[str] = (settings.topic,)
         self.clock = clock
-        self._prepared: collections.deque[Increments] = collections.deque(maxlen=4)
 
     def decode(self, message: Message) -> SpanRow:
         return decode_span(message.value)
@@ -85,29 +61,8 @@ class SpanWriter(BatchHandler[SpanRow, None]):
     def identify(self, item: SpanRow) -> EventRef:
         return EventRef(item.event_id, item.tenant_id)
 
-    async def prepare(self, items: list[tuple[Message, SpanRow]], resources: Resources
-                      ) -> tuple[list[tuple[Message, SpanRow]], list[DeadLetter]]:
-        """Outside the transaction, while the batch before writes: the minute rollups and the trace summaries
-        of every row, which `write` adds if it writes these rows and inserts every one (the usual batch; a
-        redelivered one, or one that lost a revoked partition's messages, computes them again in `write`
-        from the rows inserted): pure work out of the transaction, the same increments."""
-        rows = _distinct([r for _, r in items])
-        self._prepared.append(Increments(rows, rollups(rows, MINUTE), summaries(rows)))
-        return items, []
-
-    def _increments(self, rows: list[SpanRow], stored: list[SpanRow]) -> tuple[list[Rollup], list[TraceSummary]]:
-        """The increments of the `stored` rows of `rows`: those `prepare` computed if it had these very rows
-        and every one was stored, else computed now."""
-        for i, prepared in enumerate(self._prepared):
-            if len(prepared.rows) == len(rows) and all(a is b for a, b in zip(prepared.rows, rows, strict=True)):
-                del self._prepared[i]
-                if len(stored) == len(rows):
-                    return prepared.minute, prepared.summaries
-                break
-        return rollups(stored, MINUTE), summaries(stored)
-
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, SpanRow]]) -> list[None]:
-        decoded = _distinct([r for _, r in items])
+        decoded = list({(r.tenant_id, r.event_id): r for _, r in items}.values())  # a batch may hold one twice
         if not decoded:
             return []
         chosen = await tenant_settings.get_many(conn, tenant_ids={r.tenant_id for r in decoded})
@@ -116,31 +71,27 @@ class SpanWriter(BatchHandler[SpanRow, None]):
         now = self.clock()
         await partitions.ensure_day_partitions(conn, "trace_spans", [r.occurred_at for r in rows], now=now)
         stored = inserted_rows(rows, await spans.insert(conn, rows=rows))
-        minute, pieces = self._increments(decoded, stored)  # the text a metadata-only tenant drops counts in none
-        await self._roll_up(conn, minute, now=now)
-        await self._summarise(conn, pieces, now=now)
+        await self._roll_up(conn, stored, now=now)
+        await self._summarise(conn, stored, now=now)
         return []
 
-    async def _summarise(self, conn: asyncpg.Connection, pieces: list[TraceSummary], *, now: datetime) -> None:
+    async def _summarise(self, conn: asyncpg.Connection, rows: list[SpanRow], *, now: datetime) -> None:
+        pieces = summaries(rows)
         if not pieces:
             return
         await partitions.ensure_day_partitions(conn, "trace_summaries", [p.day for p in pieces], now=now)
         await summary_store.add(conn, pieces=pieces)
 
-    async def _roll_up(self, conn: asyncpg.Connection, minute: list[Rollup], *, now: datetime) -> None:
-        if not minute:
+    async def _roll_up(self, conn: asyncpg.Connection, rows: list[SpanRow], *, now: datetime) -> None:
+        if not rows:
             return
+        minute = rollups(rows, MINUTE)
         await partitions.ensure_day_partitions(conn, "trace_metrics_minute", [r.key[1] for r in minute], now=now)
         await rollup_store.add(conn, unit="minute", rollups=minute)
         hourly = coarser(minute, HOUR)
         await rollup_store.add(conn, unit="hour", rollups=hourly)
         await rollup_store.add_tenant_hourly(conn, rollups=hourly)
         await app_days_store.days_written(conn, written_days([r.key for r in hourly]))  # compacted no more
-
-
-def _distinct(rows: list[SpanRow]) -> list[SpanRow]:
-    """`rows` once per (tenant, event id), the last of each kept (a batch may hold one event twice)."""
-    return list({(r.tenant_id, r.event_id): r for r in rows}.values())
 
 
 async def run(settings: TracesSettings) -> int:

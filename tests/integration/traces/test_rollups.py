@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import orjson
 import pytest
 
 from llmops_traces import histogram
@@ -144,53 +143,3 @@ def _dense(sparse: dict[int, int]) -> list[int]:
     for bucket, count in sparse.items():
         counts[bucket] = count
     return counts
-
-
-async def test_the_increments_prepared_outside_the_transaction_are_those_added(
-        pg_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The writer computes a batch's minute rollups and trace summaries in `prepare` (outside the transaction)
-    and adds those when it inserts every row; when some rows were stored before (a redelivery), it computes
-    them again from the rows inserted now. Either way the rollups are the spans summed."""
-    from llmops_shared.worker import Message
-    from llmops_traces import worker
-    from llmops_traces.settings import TracesSettings
-    from tests.integration.traces.test_summaries import aggregated, kept
-    from tests.integration.traces.traces_support import resources
-
-    tenant = f"roll-{uuid.uuid4().hex[:8]}"
-    sent = events(tenant, 200, start=NOW - timedelta(hours=1, minutes=40))
-    writer = worker.SpanWriter(TracesSettings(), clock=lambda: NOW)
-
-    async def write(batch: list[dict[str, Any]]) -> None:
-        messages = [Message("t", 0, i, None, orjson.dumps(e), 0) for i, e in enumerate(batch)]
-        items, _ = await writer.prepare([(m, writer.decode(m)) for m in messages], resources(pg_pool))
-        async with pg_pool.acquire() as conn, conn.transaction():
-            await writer.write(conn, items)
-
-    computed = {"rollups": worker.rollups, "summaries": worker.summaries}
-    calls: list[str] = []
-
-    def counted(name: str) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            calls.append(name)
-            return computed[name](*args, **kwargs)
-        return call
-
-    settings_of = worker.tenant_settings.get_many
-
-    async def transaction_began(*args: Any, **kwargs: Any) -> Any:  # the first read of `write`'s transaction
-        calls.append("transaction")
-        return await settings_of(*args, **kwargs)
-
-    monkeypatch.setattr(worker, "rollups", counted("rollups"))
-    monkeypatch.setattr(worker, "summaries", counted("summaries"))
-    monkeypatch.setattr(worker.tenant_settings, "get_many", transaction_began)
-    await write(sent[:120])  # every row new: the increments computed before the transaction, used in it
-    assert calls == ["rollups", "summaries", "transaction"]
-    calls.clear()
-    await write(sent[80:])  # 40 stored before: computed again in the transaction from the 80 inserted now
-    assert calls == ["rollups", "summaries", "transaction", "rollups", "summaries"]
-    assert not writer._prepared  # each batch's prepared increments were taken or dropped
-    assert await stored(pg_pool, tenant) == await brute_force(pg_pool, tenant)
-    assert sum(r[0] for r in (await stored(pg_pool, tenant))["trace_metrics_hourly"].values()) == 200
-    assert await kept(pg_pool, tenant) == await aggregated(pg_pool, tenant)

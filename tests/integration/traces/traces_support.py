@@ -84,27 +84,16 @@ class RunningWriter:
 
 
 
-async def store_directly(pool: asyncpg.Pool, events: list[dict[str, Any]], *, now: datetime = NOW,
-                         prepare: bool = True) -> None:
-    """Store clean events through the worker's own steps (no Kafka), as one batch: decode, prepare (unless
-    not `prepare`: `write` then computes every increment itself), write."""
+async def store_directly(pool: asyncpg.Pool, events: list[dict[str, Any]], *, now: datetime = NOW) -> None:
+    """Store clean events through the worker's own write step (no Kafka), as one batch."""
     from llmops_shared.worker import Message
     from llmops_traces.worker import SpanWriter
 
     writer = SpanWriter(TracesSettings(), clock=lambda: now)
     messages = [Message("t", 0, i, None, orjson.dumps(e), 0) for i, e in enumerate(events)]
     items = [(m, writer.decode(m)) for m in messages]
-    if prepare:
-        items, _ = await writer.prepare(items, resources(pool))
     async with pool.acquire() as conn, conn.transaction():
         await writer.write(conn, items)
-
-
-def resources(pool: asyncpg.Pool) -> Any:
-    """What a worker hands its handler's `prepare` (no producer: the traces writer sends nothing)."""
-    from llmops_shared.worker import Resources
-
-    return Resources(pool, None, asyncio.Event())  # type: ignore[arg-type]
 
 
 async def bill(pool: asyncpg.Pool, events: list[dict[str, Any]], *, now: datetime = NOW) -> None:
