@@ -23,7 +23,6 @@ from typing import Any
 
 import asyncpg
 
-from llmops_traces import histogram
 from llmops_traces.spans import day_of
 from llmops_traces.store import app_days as app_days_store
 from llmops_traces.store import rollups
@@ -74,31 +73,43 @@ def expand(rows: Sequence[Mapping[str, Any]], *, start: datetime, end: datetime,
            filters: Mapping[str, str]) -> list[dict[str, Any]]:
     """Compacted rows (`trace_metrics_app_days`) summed per bucket (the hour, or the UTC day if `days`) and
     group value over [start, end), their entries filtered by `filters` (environment, model; the app is the
-    rows'): the rows `rollups.series` gives for the same hourly rows, histograms dense."""
+    rows'): the rows `rollups.series` gives for the same hourly rows, but with the histograms sparse
+    (`latency_sparse`, `ttft_sparse`: bucket -> count of the non-zero buckets, which `histogram.
+    sparse_percentiles` reads as `histogram.percentiles` reads the dense ones)."""
     column = GROUP_COLUMNS.get(group or "")
+    checks = [(GROUP_COLUMNS[name], value) for name, value in filters.items() if name != "app"]
     sums: dict[tuple[datetime, str], dict[str, Any]] = {}
     for row in rows:
-        kept: dict[int, dict[str, Any]] = {}
+        kept: dict[int, tuple[dict[int, int], dict[int, int]]] = {}  # entry (from 1) -> its sum's histograms
+        groups = None if column is None or column == "app_id" else row[column]
+        constant = "" if column is None else row["app_id"]
+        checked = [(row[name], value) for name, value in checks]
+        requests, errors, input_tokens, output_tokens = (row["requests"], row["errors"], row["input_tokens"],
+                                                         row["output_tokens"])
+        latency_count, latency_sum_ms = row["latency_count"], row["latency_sum_ms"]
         for i, bucket in enumerate(row["bucket"]):
-            if not start <= bucket < end or any(row[GROUP_COLUMNS[name]][i] != value for name, value in filters.items()
-                                                if name != "app"):
+            if not start <= bucket < end or (checked and any(values[i] != value for values, value in checked)):
                 continue
-            grp = "" if column is None else row["app_id"] if column == "app_id" else row[column][i]
+            grp = constant if groups is None else groups[i]
             key = (day_of(bucket) if days else bucket, grp)
             acc = sums.get(key)
             if acc is None:
                 acc = sums[key] = {"bucket": key[0], "grp": grp, "requests": 0, "errors": 0, "input_tokens": 0,
                                    "output_tokens": 0, "latency_count": 0, "latency_sum_ms": 0.0,
-                                   "latency_hist": [0] * histogram.BUCKETS, "ttft_hist": [0] * histogram.BUCKETS}
-            for measure in ("requests", "errors", "input_tokens", "output_tokens", "latency_count", "latency_sum_ms"):
-                acc[measure] += row[measure][i]
-            kept[i + 1] = acc
-        for prefix in ("latency", "ttft"):
-            hist = f"{prefix}_hist"
+                                   "latency_sparse": {}, "ttft_sparse": {}}
+            acc["requests"] += requests[i]
+            acc["errors"] += errors[i]
+            acc["input_tokens"] += input_tokens[i]
+            acc["output_tokens"] += output_tokens[i]
+            acc["latency_count"] += latency_count[i]
+            acc["latency_sum_ms"] += latency_sum_ms[i]
+            kept[i + 1] = (acc["latency_sparse"], acc["ttft_sparse"])
+        for which, prefix in enumerate(("latency", "ttft")):
             for entry, position, count in zip(row[f"{prefix}_entries"], row[f"{prefix}_positions"],
                                               row[f"{prefix}_counts"], strict=True):
-                if (acc := kept.get(entry)) is not None:
-                    acc[hist][position - 1] += count
+                if (hists := kept.get(entry)) is not None:
+                    sparse = hists[which]
+                    sparse[position - 1] = sparse.get(position - 1, 0) + count
     return [sums[key] for key in sorted(sums)]
 
 

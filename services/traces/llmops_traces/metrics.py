@@ -17,6 +17,7 @@ the group, judge calls the evaluator reports included.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,7 +42,6 @@ QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 """Also the quantiles the hourly totals store per row (`rollups.RANKED`, migration traces/0013)."""
 _QS = tuple(q for _, q in QUANTILES)
 _NONE = (None,) * len(QUANTILES)
-_NAMES = {prefix: tuple(f"{prefix}_{name}_ms" for name, _ in QUANTILES) for prefix in ("latency", "ttft")}
 
 
 @dataclass(frozen=True)
@@ -76,28 +76,38 @@ def parse_metrics_query(params: Mapping[str, Sequence[str]], *, tenant_id: str, 
     return MetricsQuery(tenant_id, start, end, granularity, group, filters)
 
 
-def point(row: Mapping[str, Any], cost: Decimal | None) -> dict[str, Any]:
-    """One bucket of one group, JSON-ready."""
+def point(row: Mapping[str, Any], cost: Decimal | None, bucket: str) -> dict[str, Any]:
+    """One bucket (`bucket`: its instant as text) of one group, JSON-ready, its keys in `schemas.MetricsPoint`'s
+    order (the route renders it as it is)."""
     requests, errors = int(row["requests"]), int(row["errors"])
-    out: dict[str, Any] = {
-        "bucket": iso(row["bucket"]), "requests": requests, "errors": errors,
+    lat_p50, lat_p95, lat_p99 = _percentiles(row, _LATENCY)
+    ttft_p50, ttft_p95, ttft_p99 = _percentiles(row, _TTFT)
+    return {
+        "bucket": bucket, "requests": requests, "errors": errors,
         "error_rate": round(errors / requests, 6) if requests else None,
         "latency_mean_ms": round(row["latency_sum_ms"] / row["latency_count"], 3) if row["latency_count"] else None,
+        "latency_p50_ms": lat_p50, "latency_p95_ms": lat_p95, "latency_p99_ms": lat_p99,
+        "ttft_p50_ms": ttft_p50, "ttft_p95_ms": ttft_p95, "ttft_p99_ms": ttft_p99,
         "input_tokens": int(row["input_tokens"]), "output_tokens": int(row["output_tokens"]),
         "cost_total": money(cost) if cost is not None else "0",
     }
-    for prefix in ("latency", "ttft"):
-        out.update(zip(_NAMES[prefix], _percentiles(row, prefix), strict=True))
-    return out
 
 
-def _percentiles(row: Mapping[str, Any], prefix: str) -> Sequence[float | None]:
-    """From the buckets stored for the row's quantiles (`rollups.RANKED`: the hourly totals) if it has them,
-    else from its histogram (as asyncpg returns it, a list, never copied)."""
-    if f"{prefix}_ranks" in row:
-        ranks = row[f"{prefix}_ranks"]
+_LATENCY = ("latency_ranks", "latency_sparse", "latency_hist")
+_TTFT = ("ttft_ranks", "ttft_sparse", "ttft_hist")
+
+
+def _percentiles(row: Mapping[str, Any], keys: tuple[str, str, str]) -> Sequence[float | None]:
+    """The `QUANTILES` of one histogram of the row (`keys`: its columns, `_LATENCY` or `_TTFT`): from the
+    buckets stored for them (`rollups.RANKED`: the hourly totals) if it has them, from its sparse histogram if
+    it has one (`compaction.expand`), else from its histogram (as asyncpg returns it, a list, never copied)."""
+    ranks_key, sparse_key, hist_key = keys
+    if ranks_key in row:
+        ranks = row[ranks_key]
         return _NONE if ranks is None else [histogram.REPORTED[r] for r in ranks]
-    counts = row[f"{prefix}_hist"]
+    if sparse_key in row:  # one app's compacted days
+        return histogram.sparse_percentiles(row[sparse_key], _QS)
+    counts = row[hist_key]
     return histogram.percentiles(counts, _QS) if counts else _NONE
 
 
@@ -105,8 +115,12 @@ def shape(query: MetricsQuery, rows: Sequence[Mapping[str, Any]],
           costs: Mapping[tuple[datetime, str], Decimal]) -> dict[str, Any]:
     """The response: one series per group value (`""` ungrouped), points in time order."""
     series: dict[str, list[dict[str, Any]]] = {}
+    instants: dict[datetime, str] = {}  # each bucket's text once (every series has the same buckets)
     for row in rows:
-        series.setdefault(row["grp"], []).append(point(row, costs.get((row["bucket"], row["grp"]))))
+        bucket, grp = row["bucket"], row["grp"]
+        if (text := instants.get(bucket)) is None:
+            text = instants[bucket] = iso(bucket) or ""
+        series.setdefault(grp, []).append(point(row, costs.get((bucket, grp)), text))
     return {
         "from": iso(query.start), "to": iso(query.end), "granularity": query.granularity, "group_by": query.group,
         "histogram": {"buckets_per_decade": histogram.PER_DECADE, "max_relative_error": round(
@@ -117,17 +131,20 @@ def shape(query: MetricsQuery, rows: Sequence[Mapping[str, Any]],
 
 
 async def metrics(db: asyncpg.Pool, query: MetricsQuery) -> dict[str, Any]:
+    """The response: the counts and percentiles (`_rows`) and the cost read at once, on two connections."""
+    rows, costs = await asyncio.gather(
+        _rows(db, query),
+        usage_store.cost_series(db, tenant_id=query.tenant_id, granularity=query.granularity, start=query.start,
+                                end=query.end, group=query.group, filters=dict(query.filters)))
+    return shape(query, rows, costs)
+
+
+async def _rows(db: asyncpg.Pool, query: MetricsQuery) -> Sequence[Mapping[str, Any]]:
     unit = "minute" if query.granularity == "minute" else "hour"
-    rows: Sequence[Mapping[str, Any]]
     if unit == "hour" and "app" in query.filters:
-        rows = await compaction.app_series(db, tenant_id=query.tenant_id, bucket_sql=BUCKET_SQL[query.granularity],
+        return await compaction.app_series(db, tenant_id=query.tenant_id, bucket_sql=BUCKET_SQL[query.granularity],
                                            start=query.start, end=query.end, group=query.group,
                                            filters=dict(query.filters), days=query.granularity == "day")
-    else:
-        rows = await rollups.series(db, tenant_id=query.tenant_id, unit=unit, bucket_sql=BUCKET_SQL[query.granularity],
-                                    start=query.start, end=query.end, group=query.group,
-                                    filters=dict(query.filters), days=query.granularity == "day")
-    costs = await usage_store.cost_series(db, tenant_id=query.tenant_id, granularity=query.granularity,
-                                          start=query.start, end=query.end, group=query.group,
-                                          filters=dict(query.filters))
-    return shape(query, rows, costs)
+    return await rollups.series(db, tenant_id=query.tenant_id, unit=unit, bucket_sql=BUCKET_SQL[query.granularity],
+                                start=query.start, end=query.end, group=query.group, filters=dict(query.filters),
+                                days=query.granularity == "day")

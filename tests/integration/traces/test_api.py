@@ -19,7 +19,9 @@ import pytest_asyncio
 from llmops_shared import apikeys
 from llmops_shared.clock import fixed
 from llmops_shared.settings import CommonSettings
+from llmops_traces import compaction
 from llmops_traces.api import create_app
+from llmops_traces.schemas import Metrics, MetricsPoint
 from tests.integration.traces.traces_support import (
     NOW,
     add_finding,
@@ -228,6 +230,29 @@ async def test_metrics_by_hour_and_app_from_the_rollups(world: World) -> None:
     assert agent["requests"] == 5 and Decimal(agent["cost_total"]) == ledger
     assert sum(p["requests"] for s in minute.json()["series"] for p in s["points"]) == 8
     assert [p["requests"] for s in day.json()["series"] for p in s["points"]] == [8]
+
+
+async def test_metrics_answers_have_the_shape_the_route_declares(world: World) -> None:
+    """`GET /v1/metrics` renders its answer as it is (FastAPI does not validate it at run time): each answer
+    validates against `Metrics` and dumps back to itself, its points' keys in the model's order; one app's
+    series from its compacted day too."""
+    await compaction.compact(world.pool, now=NOW + timedelta(days=1), tenant_id=world.a)
+    assert await world.pool.fetchval("SELECT count(*) FROM trace_metrics_app_days WHERE tenant_id = $1", world.a)
+    day = {"from": (NOW - timedelta(days=1)).isoformat(), "to": (NOW + timedelta(hours=1)).isoformat()}
+    cases: list[dict[str, str]] = [
+        {}, {"group_by": "model"}, {"group_by": "app"}, {"app": "support-bot"},
+        {"app": "support-bot", "group_by": "model"}, {"app": "agent-app", "granularity": "day"},
+        {"granularity": "minute", "group_by": "environment"}, {"granularity": "day", "group_by": "prompt_version"}]
+    async with world.client("a_read") as client:
+        for params in cases:
+            resp = await client.get("/v1/metrics", params={**day, **params})
+            assert resp.status_code == 200, (params, resp.text)
+            answer = resp.json()
+            assert Metrics.model_validate(answer).model_dump(mode="json", by_alias=True) == answer, params
+            points = [p for s in answer["series"] for p in s["points"]]
+            assert points and sum(p["requests"] for p in points) > 0, params
+            assert all(list(p) == list(MetricsPoint.model_fields) for p in points), params
+            assert list(answer) == ["from", "to", "granularity", "group_by", "histogram", "series"]
 
 
 # -- bad input ---------------------------------------------------------------------------------------

@@ -141,3 +141,56 @@ async def test_a_compaction_waits_for_a_writer_of_its_day_and_includes_what_it_w
     hour = {p["bucket"]: p for s in answer["series"] for p in s["points"]}[iso(day + timedelta(hours=2))]
     assert hour["requests"] == 1 + sum(1 for e in events_of(tenant) if e["app_id"] == "app-3"
                                       and e["occurred_at"].startswith(iso(day + timedelta(hours=2))[:13]))
+
+
+def dense_hours(tenant: str) -> list[dict[str, Any]]:
+    """Many spans an hour of one app over two compacted days and the open one: several models, environments
+    and prompt versions in the same hour (so a group sums several entries, their histograms overlapping),
+    latencies spread over many buckets, some without latency or TTFT, errors."""
+    events = []
+    for i in range(540):
+        latency = None if i % 11 == 0 else 3.0 * (1 + (i * 7919) % 4000)
+        events.append(span_event(
+            tenant, at=MIDNIGHT - timedelta(days=1) + timedelta(minutes=7 * i + i % 5), app_id="app-d",
+            model=("gpt-4o", "gpt-4o-mini", None, "gpt-4o")[i % 4],
+            environment=("production", "staging", "production")[i % 3],
+            prompt={"name": "support", "version": ("1", "2")[i % 2]} if i % 6 else None, latency_ms=latency,
+            time_to_first_token_ms=None if latency is None or i % 3 == 0 else latency * (1 + i % 9) / 10,
+            status="error" if i % 13 == 0 else "ok", error={"type": "t", "message": "m"} if i % 13 == 0 else None,
+            usage={"input_tokens": 10 + i, "output_tokens": i % 17}))
+    return events
+
+
+@pytest.mark.parametrize(("granularity", "group", "filters"), [
+    ("hour", None, {}),
+    ("hour", "model", {}),
+    ("hour", "environment", {}),
+    ("hour", "prompt_version", {"environment": "production"}),
+    ("day", "model", {}),
+    ("day", None, {"model": "gpt-4o"}),
+])
+async def test_a_busy_apps_series_from_its_compacted_days_equals_the_hourly_rollup_also_after_a_late_event(
+        pg_pool: asyncpg.Pool, granularity: str, group: str | None, filters: dict[str, str]) -> None:
+    tenant = f"cmp-{uuid.uuid4().hex[:8]}"
+    events = dense_hours(tenant)
+    await store_directly(pg_pool, events)
+    await bill(pg_pool, events)
+    query = query_of(tenant, MIDNIGHT - timedelta(days=1, hours=-1), MIDNIGHT + timedelta(days=2), granularity,
+                     group, app="app-d", **filters)
+    before = await hourly_only(pg_pool, query)
+    await compaction.compact(pg_pool, now=AFTER, tenant_id=tenant)
+    assert await marked(pg_pool, tenant) == [MIDNIGHT - timedelta(days=1), MIDNIGHT]
+    assert await metrics.metrics(pg_pool, query) == before
+    points = [p for s in before["series"] for p in s["points"]]
+    assert max(p["requests"] for p in points) >= 3
+    assert len({p["latency_p95_ms"] for p in points}) > (10 if granularity == "hour" else 1)
+    late = span_event(tenant, at=MIDNIGHT + timedelta(hours=5, minutes=1), app_id="app-d", model="gpt-4o",
+                      environment="production", prompt={"name": "support", "version": "2"}, latency_ms=90_000.0,
+                      time_to_first_token_ms=0.5)
+    await store_directly(pg_pool, [late], now=AFTER)
+    await bill(pg_pool, [late], now=AFTER)
+    after = await hourly_only(pg_pool, query)
+    assert after != before
+    assert await metrics.metrics(pg_pool, query) == after  # the late day from the hourly rollup
+    await compaction.compact(pg_pool, now=AFTER, tenant_id=tenant)
+    assert await metrics.metrics(pg_pool, query) == after  # and from its new compaction

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from llmops_traces import histogram
 from llmops_traces.compaction import expand, open_intervals, written_days
 
 D = datetime(2026, 11, 20, tzinfo=UTC)
@@ -44,11 +43,10 @@ def test_expand_sums_the_kept_entries_per_bucket_and_group_with_their_histograms
     hour = expand(compacted, start=D + H, end=D + 9 * H, days=False, group=None, filters={"app": "a"})
     assert [(r["bucket"], r["grp"], r["requests"], r["latency_sum_ms"]) for r in hour] == [
         (D + H, "", 3, 35.0), (D + 2 * H, "", 3, 9.0)]  # the entry at 09:00 is outside the range
-    lat = [0] * histogram.BUCKETS
-    lat[39], lat[40] = 2, 1
-    assert hour[0]["latency_hist"] == lat and hour[0]["ttft_hist"] == [0] * histogram.BUCKETS
+    assert hour[0]["latency_sparse"] == {39: 2, 40: 1} and hour[0]["ttft_sparse"] == {}
+    assert hour[1]["latency_sparse"] == {39: 1, 59: 2}
     by_model = expand(compacted, start=D, end=D + timedelta(days=1), days=True, group="model",
                       filters={"app": "a", "environment": "prod"})
     assert [(r["bucket"], r["grp"], r["requests"], r["errors"]) for r in by_model] == [(D, "m1", 6, 3)]
-    assert sum(by_model[0]["latency_hist"]) == 2 + 3 + 1
+    assert by_model[0]["latency_sparse"] == {39: 3, 59: 2, 0: 1}  # m1 in prod at 01:00, 02:00, 09:00; not dev
     assert [r["grp"] for r in expand(compacted, start=D, end=D + H * 3, days=True, group="app", filters={})] == ["a"]

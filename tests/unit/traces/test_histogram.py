@@ -57,3 +57,17 @@ def test_percentiles_at_once_equal_one_at_a_time_by_nearest_rank() -> None:
         assert histogram.percentiles(counts, qs) == expected
         assert [histogram.percentile(counts, q) for q in qs] == expected
     assert histogram.percentiles([0] * histogram.BUCKETS, (0.5, 0.9)) == [None, None]
+
+
+def test_sparse_percentiles_equal_the_dense_histogram_s() -> None:
+    rng = random.Random(5)
+    qs = (0.01, 0.5, 0.95, 0.99, 1.0)
+    for _ in range(500):
+        counts = [0] * histogram.BUCKETS
+        sparse: dict[int, int] = {}
+        for bucket in rng.sample(range(histogram.BUCKETS), rng.randint(0, 12)):
+            counts[bucket] = sparse[bucket] = rng.choice((0, 1, 1, 2, 3, 40))  # a zero kept in the sparse one too
+        assert histogram.sparse_percentiles(sparse, qs) == histogram.percentiles(counts, qs)
+    assert histogram.sparse_percentiles({}, (0.5,)) == [None]
+    assert histogram.sparse_percentiles({7: 0}, (0.5,)) == [None]
+    assert histogram.sparse_percentiles({3: 1, 1: 1}, (0.5, 1.0)) == [histogram.REPORTED[1], histogram.REPORTED[3]]
