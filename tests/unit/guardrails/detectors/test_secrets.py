@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import string
 from pathlib import Path
 
@@ -211,3 +212,14 @@ def test_assignments_pass_the_cheaper_search_first(text: str) -> None:
     assert ASSIGNMENT.search(text)
     assert _ASSIGNMENT_GATE.search(fold(text))
     assert [h.kind for h in DETECTOR.detect(text)] == ["generic_secret_assignment"]
+
+
+def test_every_rule_has_keys_and_folded_ones_are_lower_case_ascii() -> None:
+    for rule in RULES:
+        assert rule.keys, rule.name
+        if rule.folded:
+            assert all(k.isascii() and k == k.lower() for k in rule.keys), rule.name
+        if rule.pattern.flags & re.IGNORECASE and not rule.folded:  # case matters not: the keys have no letter
+            assert not any(c.isalpha() for k in rule.keys for c in k), rule.name
+        if rule.folded:
+            assert rule.pattern.flags & re.IGNORECASE, rule.name
