@@ -51,18 +51,28 @@ from llmops_shared.contract import Interaction, decode_interaction  # noqa: E402
 DATA = ROOT.parent / "shared" / "data" / "pii" / "synth_dataset_v2.json"
 
 
+_SEEN: set[str] = set()
+
+
 def distinct_events(n: int) -> list[dict[str, Any]]:
+    """Events whose texts are all distinct: each message joins corpus texts drawn at random (`random`, seeded by the
+    caller) until it is long enough. (Drawing them in order, as this did before 2026-12-04, wrapped around the
+    1,500 texts and fell back into the same joins: 1,000 events held only 227 distinct texts.)"""
     samples = load_samples(DATA)
     events = guardrails_pipeline.make_events(n)
-    k = 0
+    seen = _SEEN  # distinct across calls too (the pipeline bench's warm-up and burst)
     for event in events:
         texts = []
         for least in (700, 300):
-            parts: list[str] = []
-            while sum(len(p) + 1 for p in parts) < least:
-                parts.append(samples[k % len(samples)].text)
-                k += 1
-            texts.append(" ".join(parts))
+            while True:
+                parts: list[str] = []
+                while sum(len(p) + 1 for p in parts) < least:
+                    parts.append(random.choice(samples).text)
+                text = " ".join(parts)
+                if text not in seen:
+                    seen.add(text)
+                    break
+            texts.append(text)
         event["input"] = [{"role": "user", "content": texts[0]}]
         event["output"] = texts[1]
     return events

@@ -118,6 +118,13 @@ def user_message(i: int) -> str:
     return f"Ticket {i}-{uuid.uuid4().hex[:8]}: hello, {trigger}. Context: {words(8)}.{extra}"
 
 
+def name_dense_events(n: int, start: int = 0) -> list[dict[str, Any]]:
+    """`--workload names`: distinct ~1 KB events whose every message names people and places (the CPU bench's)."""
+    import guardrails_cpu
+
+    return guardrails_cpu.distinct_events(n)
+
+
 def make_events(n: int, start: int = 0) -> list[dict[str, Any]]:
     out = []
     for i in range(start, start + n):
@@ -132,6 +139,9 @@ def make_events(n: int, start: int = 0) -> list[dict[str, Any]]:
             "usage": {"input_tokens": 250, "output_tokens": 40}, "latency_ms": 800.0,
         })
     return out
+
+
+WORKLOAD = make_events  # what the throughput phases produce (`--workload`)
 
 
 def check_text(i: int) -> str:
@@ -227,11 +237,11 @@ async def throughput_phase(settings: CommonSettings, env: dict[str, str], logs: 
     producer = durable_producer(settings.kafka_bootstrap, client_id="bench-guardrails")
     await producer.start()
     try:
-        warm = make_events(60 * n_workers)
+        warm = WORKLOAD(60 * n_workers)
         await asyncio.gather(*[await producer.send(topic, orjson.dumps(e), key=e["trace_id"].encode()) for e in warm])
         await wait_committed(admin, group, topic, len(warm), timeout_s=120, procs=procs)
         await asyncio.sleep(2)  # let a second member's join (and the rebalance) settle
-        events = make_events(burst, start=10_000)
+        events = WORKLOAD(burst, 10_000)
         payloads = [(e["trace_id"].encode(), orjson.dumps(e)) for e in events]
         cpu_before = [cpu_seconds(p.pid) for p in procs]
         started = time.perf_counter()
@@ -335,6 +345,8 @@ async def baseline_phase(settings: CommonSettings, env: dict[str, str], logs: Pa
 
 
 async def main_async(args: argparse.Namespace) -> None:
+    global WORKLOAD  # noqa: PLW0603 (a bench's one switch)
+    WORKLOAD = name_dense_events if args.workload == "names" else make_events
     base = CommonSettings()
     bench_db = db.with_database(base.database_url, f"llmops_bench_gr_{uuid.uuid4().hex[:6]}")
     await db.ensure_database(bench_db)
@@ -354,6 +366,12 @@ async def main_async(args: argparse.Namespace) -> None:
     try:
         if args.baseline_src:
             await baseline_phase(settings, env, logs, args, admin)
+        if args.workload == "names":  # no alert to time, no inline check: the throughput phases only
+            print("1. throughput, one worker process", flush=True)
+            await throughput_phase(settings, env, logs, n_workers=1, burst=args.burst, admin=admin)
+            print("3. throughput, two worker processes (same consumer group, 6 partitions)", flush=True)
+            await throughput_phase(settings, env, logs, n_workers=2, burst=args.burst, admin=admin)
+            return
         print("1. throughput, one worker process", flush=True)
         rate1, ctx = await throughput_phase(settings, env, logs, n_workers=1, burst=args.burst, admin=admin,
                                              keep_running=True)
@@ -396,6 +414,8 @@ def main() -> None:
                         help="a directory holding another commit's llmops_guardrails package (e.g. from `git archive "
                              "<commit> services/guardrails`): its worker's throughput is measured against this tree's")
     parser.add_argument("--baseline-rounds", type=int, default=2)
+    parser.add_argument("--workload", choices=("tickets", "names"), default="tickets",
+                        help="tickets: the events above; names: distinct ~1 KB name-dense events (throughput only)")
     local.infrastructure_up(CommonSettings(), say=lambda _m: None)
     asyncio.run(main_async(parser.parse_args()))
 
