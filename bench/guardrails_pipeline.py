@@ -18,7 +18,11 @@ so 30 alerts in all, which the events are counted into.
 
 1. Throughput, one worker: 6 partitions; once the worker has joined its group and processed a warm-up
    (model loaded), a burst of `--burst` events is produced as fast as Kafka takes them; throughput =
-   burst / (time until the group's committed offsets cover the burst - first send).
+   burst / (time until the group's committed offsets cover the burst - first send). Also the CPU time the worker
+   processes spent over the same interval (`/proc`, user + system), as events per worker CPU-second (the
+   per-core figure, steadier than the wall clock on a shared machine), split by thread for one worker: the
+   scan thread (`asyncio.to_thread`: the engine, field texts) and the rest (the event loop: decoding, Kafka,
+   Postgres, the clean event and findings rows).
 2. Alert latency, same worker: events produced at half the throughput of 1 for `--latency-s` seconds;
    latency of an event = the time its row in `guardrail_alert_events` was written (clock time inside the
    worker's transaction, which commits right after, in the same batch) - the time it was handed to the
@@ -114,6 +118,13 @@ def user_message(i: int) -> str:
     return f"Ticket {i}-{uuid.uuid4().hex[:8]}: hello, {trigger}. Context: {words(8)}.{extra}"
 
 
+def name_dense_events(n: int, start: int = 0) -> list[dict[str, Any]]:
+    """`--workload names`: distinct ~1 KB events whose every message names people and places (the CPU bench's)."""
+    import guardrails_cpu
+
+    return guardrails_cpu.distinct_events(n)
+
+
 def make_events(n: int, start: int = 0) -> list[dict[str, Any]]:
     out = []
     for i in range(start, start + n):
@@ -128,6 +139,9 @@ def make_events(n: int, start: int = 0) -> list[dict[str, Any]]:
             "usage": {"input_tokens": 250, "output_tokens": 40}, "latency_ms": 800.0,
         })
     return out
+
+
+WORKLOAD = make_events  # what the throughput phases produce (`--workload`)
 
 
 def check_text(i: int) -> str:
@@ -170,6 +184,31 @@ def workers(n: int, env: dict[str, str], logs: Path, label: str) -> Iterator[lis
                 p.kill()
 
 
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of a process's threads, by thread name and id (Linux `/proc`)."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            name, fields = stat.split("(", 1)[1].rsplit(")", 1)
+            values = fields.split()
+            out[f"{name}:{tid}"] = (int(values[11]) + int(values[12])) / tick
+    return out
+
+
+def cpu_split(procs: list[subprocess.Popen[bytes]], before: list[dict[str, float]]) -> tuple[float, float]:
+    """(all threads', the main thread's) CPU seconds since `before`, summed over the processes."""
+    total = main = 0.0
+    for p, b in zip(procs, before, strict=True):
+        for key, value in cpu_seconds(p.pid).items():
+            used = value - b.get(key, 0.0)
+            total += used
+            if key.endswith(f":{p.pid}"):
+                main += used
+    return total, main
+
+
 async def committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
     offsets = await admin.list_consumer_group_offsets(group)
     return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0)
@@ -198,22 +237,27 @@ async def throughput_phase(settings: CommonSettings, env: dict[str, str], logs: 
     producer = durable_producer(settings.kafka_bootstrap, client_id="bench-guardrails")
     await producer.start()
     try:
-        warm = make_events(60 * n_workers)
+        warm = WORKLOAD(60 * n_workers)
         await asyncio.gather(*[await producer.send(topic, orjson.dumps(e), key=e["trace_id"].encode()) for e in warm])
         await wait_committed(admin, group, topic, len(warm), timeout_s=120, procs=procs)
         await asyncio.sleep(2)  # let a second member's join (and the rebalance) settle
-        events = make_events(burst, start=10_000)
+        events = WORKLOAD(burst, 10_000)
         payloads = [(e["trace_id"].encode(), orjson.dumps(e)) for e in events]
+        cpu_before = [cpu_seconds(p.pid) for p in procs]
         started = time.perf_counter()
         futures = [await producer.send(topic, value, key=key) for key, value in payloads]
         await asyncio.gather(*futures)
         produced_s = time.perf_counter() - started
         done = await wait_committed(admin, group, topic, len(warm) + burst, timeout_s=300, procs=procs)
         rate = burst / (done - started)
+        cpu, main_thread = cpu_split(procs, cpu_before)
         print(f"  {n_workers} worker(s): {burst} events in {done - started:.2f} s -> {rate:,.0f} events/s "
-              f"(producing took {produced_s:.2f} s)", flush=True)
+              f"(producing took {produced_s:.2f} s); worker CPU {cpu:.2f} s -> {burst / cpu:,.0f} events per CPU-second"
+              f" "
+              f"({cpu / burst * 1e6:.0f} us an event: scan thread and others {(cpu - main_thread) / burst * 1e6:.0f}, "
+              f"event loop {main_thread / burst * 1e6:.0f}); load average {os.getloadavg()[0]:.1f}", flush=True)
         context = {"topic": topic, "group": group, "producer": producer, "stack": stack, "procs": procs,
-                   "next_offset": len(warm) + burst}
+                   "next_offset": len(warm) + burst, "cpu_rate": burst / cpu}
         if not keep_running:
             await producer.stop()
             stack.close()
@@ -286,18 +330,23 @@ async def baseline_phase(settings: CommonSettings, env: dict[str, str], logs: Pa
     PYTHONPATH) against one of this tree's, alternating for `--baseline-rounds`; medians."""
     old_env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [args.baseline_src, env.get("PYTHONPATH")]))}
     rates: dict[str, list[float]] = {"baseline": [], "this tree": []}
+    per_cpu: dict[str, list[float]] = {"baseline": [], "this tree": []}
     for r in range(args.baseline_rounds):
         for label, wenv in (("baseline", old_env), ("this tree", env)):
             print(f"0. throughput, one worker, {label}, round {r + 1}", flush=True)
-            rate, _ = await throughput_phase(settings, wenv, logs, n_workers=1, burst=args.burst, admin=admin)
+            rate, ctx = await throughput_phase(settings, wenv, logs, n_workers=1, burst=args.burst, admin=admin)
             rates[label].append(rate)
-    base, ours = statistics.median(rates["baseline"]), statistics.median(rates["this tree"])
-    print(f"throughput, 1 worker, medians of {args.baseline_rounds}: baseline ({args.baseline_src}) {base:,.0f} "
-          f"events/s {[round(x) for x in rates['baseline']]}, this tree {ours:,.0f} events/s "
-          f"{[round(x) for x in rates['this tree']]}: {ours / base:.2f}x", flush=True)
+            per_cpu[label].append(ctx["cpu_rate"])
+    for name, values in (("events/s", rates), ("events per worker CPU-second", per_cpu)):
+        base, ours = statistics.median(values["baseline"]), statistics.median(values["this tree"])
+        print(f"1 worker, medians of {args.baseline_rounds}: baseline ({args.baseline_src}) {base:,.0f} {name} "
+              f"{[round(x) for x in values['baseline']]}, this tree {ours:,.0f} {name} "
+              f"{[round(x) for x in values['this tree']]}: {ours / base:.2f}x", flush=True)
 
 
 async def main_async(args: argparse.Namespace) -> None:
+    global WORKLOAD  # noqa: PLW0603 (a bench's one switch)
+    WORKLOAD = name_dense_events if args.workload == "names" else make_events
     base = CommonSettings()
     bench_db = db.with_database(base.database_url, f"llmops_bench_gr_{uuid.uuid4().hex[:6]}")
     await db.ensure_database(bench_db)
@@ -317,6 +366,12 @@ async def main_async(args: argparse.Namespace) -> None:
     try:
         if args.baseline_src:
             await baseline_phase(settings, env, logs, args, admin)
+        if args.workload == "names":  # no alert to time, no inline check: the throughput phases only
+            print("1. throughput, one worker process", flush=True)
+            await throughput_phase(settings, env, logs, n_workers=1, burst=args.burst, admin=admin)
+            print("3. throughput, two worker processes (same consumer group, 6 partitions)", flush=True)
+            await throughput_phase(settings, env, logs, n_workers=2, burst=args.burst, admin=admin)
+            return
         print("1. throughput, one worker process", flush=True)
         rate1, ctx = await throughput_phase(settings, env, logs, n_workers=1, burst=args.burst, admin=admin,
                                              keep_running=True)
@@ -328,7 +383,7 @@ async def main_async(args: argparse.Namespace) -> None:
             await ctx["producer"].stop()
             ctx["stack"].close()
         print("3. throughput, two worker processes (same consumer group, 6 partitions)", flush=True)
-        rate2, _ = await throughput_phase(settings, env, logs, n_workers=2, burst=args.burst, admin=admin)
+        rate2, ctx2 = await throughput_phase(settings, env, logs, n_workers=2, burst=args.burst, admin=admin)
         print("4. POST /v1/check on 2 KB of text", flush=True)
         checks = await check_phase(settings, env, pool, logs, args.checks)
         alerts_n = await pool.fetchval("SELECT count(*) FROM guardrail_alerts")
@@ -339,8 +394,9 @@ async def main_async(args: argparse.Namespace) -> None:
 
     ms = [x * 1000 for x in latencies]
     print()
-    print(f"throughput, 1 worker:  {rate1:,.0f} events/s")
-    print(f"throughput, 2 workers: {rate2:,.0f} events/s ({rate2 / rate1:.2f}x)")
+    print(f"throughput, 1 worker:  {rate1:,.0f} events/s ({ctx['cpu_rate']:,.0f} per worker CPU-second)")
+    print(f"throughput, 2 workers: {rate2:,.0f} events/s ({rate2 / rate1:.2f}x; {ctx2['cpu_rate']:,.0f} per worker "
+          f"CPU-second)")
     print(f"alert latency (produce -> counted in its alert row) at {rate1 / 2:,.0f} events/s, {len(ms)} events: "
           f"p50 {pct(ms, 0.5):.0f} ms, p95 {pct(ms, 0.95):.0f} ms, p99 {pct(ms, 0.99):.0f} ms, max {max(ms):.0f} ms "
           f"(target p95 <= 2000 ms)")
@@ -358,6 +414,8 @@ def main() -> None:
                         help="a directory holding another commit's llmops_guardrails package (e.g. from `git archive "
                              "<commit> services/guardrails`): its worker's throughput is measured against this tree's")
     parser.add_argument("--baseline-rounds", type=int, default=2)
+    parser.add_argument("--workload", choices=("tickets", "names"), default="tickets",
+                        help="tickets: the events above; names: distinct ~1 KB name-dense events (throughput only)")
     local.infrastructure_up(CommonSettings(), say=lambda _m: None)
     asyncio.run(main_async(parser.parse_args()))
 

@@ -48,8 +48,9 @@ class SystemPromptIndex:
 
 def longest_shared_run(output: str, index: SystemPromptIndex) -> tuple[int, int, int]:
     """(start, end, chars) in `output` of the longest word run also found in the system prompt."""
-    out = _Words.of(output)
-    ow, sw = out.words, index.words.words
+    ow = tuple([w.lower() for w in _WORD.findall(output)])  # the words' spans only once a 3-gram is shared
+    sw = index.words.words
+    spans: list[tuple[int, int]] | None = None
     best = (0, 0, 0)
     i = 0
     while i <= len(ow) - _N:
@@ -57,12 +58,14 @@ def longest_shared_run(output: str, index: SystemPromptIndex) -> tuple[int, int,
         if not positions:
             i += 1
             continue
+        if spans is None:
+            spans = [m.span() for m in _WORD.finditer(output)]
         run_end = i
         for j in positions:
             k = 0
             while i + k < len(ow) and j + k < len(sw) and ow[i + k] == sw[j + k]:
                 k += 1
-            start, end = out.spans[i][0], out.spans[i + k - 1][1]
+            start, end = spans[i][0], spans[i + k - 1][1]
             if end - start > best[2]:
                 best = (start, end, end - start)
             run_end = max(run_end, i + k)

@@ -1,0 +1,61 @@
+"""Necessary substrings ("keys") of the rule detectors' patterns, found in one pass.
+
+A rule names substrings one of which every match of its pattern contains; a text holding none of them cannot
+match, so the pattern is not run on it. Running a few dozen regexes over every message was most of the cost of
+the injection and secrets rules, while most messages hold the keys of only a few. `KeySet` puts every key of a
+detector in one RE2 set, which reports in one linear pass over the text which keys are present.
+
+Case-insensitive patterns (`re.IGNORECASE`) have lower-case ASCII keys, looked up in `fold(text)`; the others'
+keys are looked up in the text as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import re2
+
+
+def fold(text: str) -> str:
+    """The text as `re.IGNORECASE` sees it against lower-case ASCII keys: every character that an ASCII letter of
+    a pattern matches case-insensitively becomes that letter. Besides the ASCII capitals those are only U+0130
+    and U+0131 (i), U+017F (s) and the Kelvin sign U+212A (k, which `lower()` maps already); `lower()` turns
+    U+0130 into "i" and a combining dot, so it is replaced first. Other characters may change as well: that can
+    only make a key look present, never hide one (`tests/unit/guardrails/detectors/test_keys.py` checks the list
+    against every code point)."""
+    if text.isascii():
+        return text.lower()
+    return text.replace("\u0130", "i").lower().replace("\u0131", "i").replace("\u017f", "s")
+
+
+def longest_token(text: str) -> int:
+    """The length of the longest run of non-space characters (a pattern of 16+ non-space characters needs one)."""
+    return max(map(len, text.split()), default=0)
+
+
+class KeySet:
+    """The keys of a sequence of rules: `rules(text)` = the indices, in order, of the rules whose pattern may match
+    (a key of theirs is present, or they have none)."""
+
+    def __init__(self, keys: Sequence[Iterable[str]]) -> None:
+        """`keys`: per rule, its keys (empty = always run the rule)."""
+        per_rule = [tuple(k) for k in keys]
+        distinct = sorted({k for ks in per_rule for k in ks})
+        options = re2.Options()
+        options.case_sensitive = True
+        self._set = re2.Set.SearchSet(options)
+        for key in distinct:
+            self._set.Add(re2.escape(key))
+        self._set.Compile()
+        self._rules_of_key = [tuple(i for i, ks in enumerate(per_rule) if key in ks) for key in distinct]
+        self._keyless = frozenset(i for i, ks in enumerate(per_rule) if not ks)
+
+    def rules(self, text: str) -> list[int]:
+        """`text` must be what the keys are looked up in (as written, or `fold`ed)."""
+        found = self._set.Match(text)  # the indices of the keys present; None when there are none
+        if not found:
+            return sorted(self._keyless)
+        wanted = set(self._keyless)
+        for k in found:
+            wanted.update(self._rules_of_key[k])
+        return sorted(wanted)

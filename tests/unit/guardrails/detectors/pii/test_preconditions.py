@@ -1,0 +1,49 @@
+"""The rule recognizers' preconditions (`detector._PRECONDITIONS`) are necessary: wherever a recognizer finds
+something, its precondition holds on the text. Checked on the PII set and on crafted forms of each format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from presidio_analyzer.predefined_recognizers import IpRecognizer
+
+from llmops_guardrails.detectors.pii.detector import _PRECONDITIONS
+from llmops_guardrails.pii_eval import load_samples
+
+PII_DATA = Path(__file__).resolve().parents[6] / "shared/data/pii/synth_dataset_v2.json"
+
+IPS = [
+    "192.168.0.1", "10.0.0.0/8", "8.8.8.8:53", "255.255.255.255", "1.2.3.4", "01.02.03.004",
+    "2001:0db8:85a3:0000:0000:8a2e:0370:7334", "2001:db8::8a2e:370:7334", "fe80::1ff:fe23:4567:890a%eth0",
+    "::1", "::", "::/0", "1::", "1:2:3:4:5:6:7::", "::ffff:192.0.2.128", "64:ff9b::192.0.2.33",
+    "1:2:3:4:5:6:7:8", "a:b:c:d:e:f:0:1/64", "::ffff:0:10.0.0.1", "2001:DB8:0:0:8:800:200C:417A",
+]
+
+
+def test_the_ip_precondition_holds_wherever_the_ip_recognizer_finds() -> None:
+    recognizer = IpRecognizer()
+    found = 0
+    for ip in IPS:
+        for frame in ("{}", "host {} is down", "(at {}).", "IP:{}", "x{}y", "{}\n{}"):
+            text = frame.format(ip, ip)
+            if recognizer.analyze(text, ["IP_ADDRESS"], None):
+                found += 1
+                assert _PRECONDITIONS["IP_ADDRESS"].search(text), text
+    assert found > 80
+
+
+def test_the_ip_precondition_holds_on_the_pii_set() -> None:
+    recognizer = IpRecognizer()
+    found = 0
+    for sample in load_samples(PII_DATA):
+        if recognizer.analyze(sample.text, ["IP_ADDRESS"], None):
+            found += 1
+            assert _PRECONDITIONS["IP_ADDRESS"].search(sample.text), sample.text
+    assert found > 10
+
+
+@pytest.mark.parametrize("text", ["Office hours are 8:00 to 20:00.", "version 3.11 is out", "a: b, c: d",
+                                  "ratio 1:2", "Ticket 4-c1b04ffb: hello"])
+def test_ordinary_text_fails_the_ip_precondition(text: str) -> None:
+    assert not _PRECONDITIONS["IP_ADDRESS"].search(text)
