@@ -19,9 +19,10 @@ Per batch, in ONE transaction:
 2. raise one alert per newly unpriced model (`unpriced_models.alerted_at` is set in this transaction);
 3. evaluate the budgets the inserted rows' spend touches (`budgets.evaluate_touched`): each threshold
    crossing is recorded once per budget and period;
-4. put those alerts in `billing_alert_outbox`, and each inserted ledger row's `billing.usage` message (tenant,
-   app, event id, model, environment, prompt, tokens, cost: `llmops_shared.usage_events`) in
-   `billing_usage_outbox`, so the monitors service knows costs without pricing twice.
+4. put those alerts in `billing_alert_outbox`; each inserted ledger row's `billing.usage` message (tenant,
+   app, event id, model, environment, prompt, tokens, cost: `llmops_shared.usage_events`) went into
+   `billing_usage_outbox` in step 1's statement (`write_batch(..., usage_outbox=True)`), so the monitors
+   service knows costs without pricing twice.
 
 After the commit, `publish` takes the batch's usage messages from their outbox (deleting them in a
 transaction held until Kafka has them: `usage_messages.publish_usage`) and sends them; a redelivered batch
@@ -54,10 +55,10 @@ from llmops_billing.alerts import Alert, OutboxRelay, send_alerts, unpriced_mode
 from llmops_billing.billable import Billable, decode_billable
 from llmops_billing.budgets import evaluate_touched
 from llmops_billing.catalogue import CatalogueCache, catalogue_cache
-from llmops_billing.ledger import LedgerRow, UsageRecord, ledger_row, usage_record
+from llmops_billing.ledger import LedgerRow, UsageRecord, ledger_row
 from llmops_billing.prices import PriceCatalogue
 from llmops_billing.settings import BillingSettings
-from llmops_billing.store import outbox, unpriced, usage_outbox
+from llmops_billing.store import outbox, unpriced
 from llmops_billing.store.ledger import write_batch
 from llmops_billing.store.unpriced import UnpricedModel
 from llmops_billing.usage_messages import UsageRelay, publish_usage
@@ -132,14 +133,12 @@ class UsageLedgerHandler(BatchHandler[Item, Alert | UsageRecord]):
                 row = ledger_row(item, catalogue, priced_at=now, pseudonym_key=key)
             if row is not None:
                 rows.append(row)
-        result = await write_batch(conn, rows=rows, now=now)
+        result = await write_batch(conn, rows=rows, now=now, usage_outbox=True)
         alerts = await _unpriced_alerts(conn, result.unalerted_unpriced)
         alerts += await evaluate_touched(conn, _touched(result.inserted), now=now,
                                          max_age=timedelta(hours=self.settings.budget_alert_max_age_h))
         await outbox.add(conn, alerts=alerts)
-        usage = [usage_record(row) for row in result.inserted]
-        await usage_outbox.add(conn, messages=usage)
-        return [*alerts, *usage]
+        return [*alerts, *result.usage]
 
     async def publish(self, results: list[Alert | UsageRecord], resources: Resources) -> None:
         """Send the inserted rows' usage messages, then the alerts (below)."""
