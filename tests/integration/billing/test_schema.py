@@ -104,3 +104,20 @@ async def test_each_budget_threshold_alerts_once_per_period(pg_pool: asyncpg.Poo
     with pytest.raises(asyncpg.CheckViolationError):
         await pg_pool.execute("INSERT INTO budgets (tenant_id, app_id, period, amount, thresholds) "
                               "VALUES ($1, 'y', 'day', 1, '{0}')", tenant)
+
+
+async def test_no_two_ledger_indexes_share_a_key(pg_pool: asyncpg.Pool) -> None:
+    """Each index of the ledger is written for every billed event: two with the same key (and predicate)
+    cost the worker twice for what one serves (billing/0015 dropped `usage_ledger_tenant_app_time`, whose key
+    `usage_ledger_tenant_app_costs` has)."""
+    rows = await pg_pool.fetch(
+        """SELECT c.relname AS name, (i.indkey::int2[])[0:i.indnkeyatts - 1] AS key,
+                  pg_get_expr(i.indpred, i.indrelid) AS predicate
+           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+           WHERE i.indrelid = 'usage_ledger'::regclass""")
+    keys: dict[tuple[tuple[int, ...], str | None], str] = {}
+    for row in rows:
+        shape = (tuple(row["key"]), row["predicate"])
+        assert shape not in keys, f"{row['name']} has the key of {keys[shape]}"
+        keys[shape] = row["name"]
+    assert "usage_ledger_tenant_app_costs" in keys.values()
