@@ -78,9 +78,11 @@ async def main(args):
     for k, v in (args.env or []):
         os.environ[k] = v
     import llmops_shared.worker as sw
+    from llmops_billing import usage_messages as um
     from llmops_billing import worker as w
     from llmops_billing.settings import BillingSettings
     from llmops_billing.store import ledger as store_ledger
+    from llmops_billing.store import usage_outbox as uo
 
     if args.timers:
         w.ledger_row = timed("ledger_row", w.ledger_row)
@@ -88,7 +90,12 @@ async def main(args):
         w.evaluate_touched = timed("evaluate_touched", w.evaluate_touched)
         w._unpriced_alerts = timed("unpriced_alerts", w._unpriced_alerts)
         w.outbox.add = timed("outbox.add", w.outbox.add)
-        w.usage_record = timed("usage_record", w.usage_record)
+        uo.add = timed("usage_outbox.add", uo.add)  # the worker's own call, before it moved into write_batch
+        uo.take = timed("usage_outbox.take", uo.take)
+        um.retry_send = timed("usage sends", um.retry_send)
+        for module in (w, store_ledger):  # where the worker builds its usage messages (main: write_batch)
+            if hasattr(module, "usage_record"):
+                module.usage_record = timed("usage_record", module.usage_record)
         w.decode_billable = timed("decode_billable", w.decode_billable)
         w.UsageLedgerHandler.write = timed("handler.write", w.UsageLedgerHandler.write)
         w.UsageLedgerHandler.publish = timed("handler.publish", w.UsageLedgerHandler.publish)

@@ -1,4 +1,5 @@
-"""Kafka helpers shared by the services: the durable producer, the lazily started one, topic creation."""
+"""Kafka helpers shared by the services: the durable producer, the lazily started one, topic creation, keyed
+sends in record batches (`send_keyed`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from functools import lru_cache
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from llmops_shared.topics import TOPICS, TopicSpec
 
@@ -52,6 +55,42 @@ async def ensure_topics(bootstrap: str, topics: tuple[TopicSpec, ...] = TOPICS, 
 
 class KafkaUnavailable(Exception):
     """Kafka did not answer in time: the caller answers 503 (an API) or retries later."""
+
+
+@lru_cache(maxsize=65_536)
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition aiokafka's default partitioner (the Java client's murmur2) gives `key` among
+    `partitions` (numbered 0..n-1): what `producer.send(topic, value, key=key)` would choose. Cached: a
+    worker's keys repeat (billing's are `tenant/app`), and the pure-Python murmur2 costs ~10 us a call."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+async def send_keyed(producer: AIOKafkaProducer, topic: str, messages: Sequence[tuple[bytes, bytes]]
+                     ) -> list[asyncio.Future[object]]:
+    """Queue `(key, value)` messages (keys required) to `topic` as one record batch per partition (more when
+    a batch fills), in the partitions and, per partition, the order `producer.send` would give them; returns
+    the batches' delivery futures (await them all). For a producer with the default partitioner (every
+    producer of the suite's). Much cheaper per message than `send`: no per-message future, partitioner call
+    or accumulator step."""
+    if not messages:
+        return []
+    partitions = sorted(await producer.partitions_for(topic))
+    if partitions != list(range(len(partitions))):  # never for a real topic; `send` knows what to do
+        return [await producer.send(topic, value, key=key) for key, value in messages]
+    by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+    for key, value in messages:
+        by_partition.setdefault(key_partition(key, len(partitions)), []).append((key, value))
+    futures: list[asyncio.Future[object]] = []
+    for partition, keyed in by_partition.items():
+        batch = producer.create_batch()
+        for key, value in keyed:
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start another
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a message of {len(key) + len(value)} bytes does not fit in a record batch")
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
 
 
 class LazyProducer:

@@ -61,6 +61,7 @@ from prometheus_client import Counter, Histogram
 
 from llmops_shared import db, deadletters
 from llmops_shared.contract import BadEvent, Interaction, decode_interaction
+from llmops_shared.kafka import send_keyed
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import DEAD_LETTERS
 
@@ -257,14 +258,19 @@ async def retry_transient(step: Callable[[], Awaitable[V]], *, stopping: asyncio
 
 
 async def retry_send(resources: Resources, topic: str, messages: Sequence[tuple[bytes | None, bytes]], *,
-                     what: str = "messages", max_delay_s: float = 10.0) -> None:
+                     what: str = "messages", max_delay_s: float = 10.0, batched: bool = False) -> None:
     """Send `messages` (key, value) to `topic` and await every acknowledgement; while Kafka refuses, retry
     the whole set with capped, jittered backoff (a retry may repeat messages: downstream keys on ids).
-    Gives up, raising, only once the worker is stopping."""
+    Gives up, raising, only once the worker is stopping. `batched` (every message keyed): as record batches
+    per partition (`kafka.send_keyed`), same partitions and order, less work per message."""
     delay = 0.1
     while True:
         try:
-            futures = [await resources.producer.send(topic, value, key=key) for key, value in messages]
+            keyed = [(key, value) for key, value in messages if key is not None] if batched else []
+            if batched and len(keyed) == len(messages):
+                futures = await send_keyed(resources.producer, topic, keyed)
+            else:
+                futures = [await resources.producer.send(topic, value, key=key) for key, value in messages]
             await asyncio.gather(*futures)
             return
         except KafkaError as exc:

@@ -2,14 +2,17 @@
 
 The messages (the JSON of `llmops_shared.usage_events.UsageMessage`, key `tenant_id/app_id`, made by
 `ledger.usage_record`) are written to
-`billing_usage_outbox` in the ledger's transaction (`store.usage_outbox.add`). After the commit the worker
+`billing_usage_outbox` in the ledger's transaction (by the worker's batch statement, `store.ledger.write_batch`;
+`store.usage_outbox.add` for other writers). After the commit the worker
 takes its batch's rows (deleted, locked until its transaction ends), sends them and commits
 (`publish_usage`); `UsageRelay`, a task of every billing worker, takes and sends whatever a crashed process
 left: at start-up everything, then every `interval_s` what is older than `min_age_s`. A send that fails
 rolls its transaction back, so the rows stay for the relay. Exactly the rows that were committed are sent;
 a message is sent twice only if its process died after Kafka had it and before its delete committed, or
 when a send is retried after Kafka took part of it (`retry_send` sends the whole set again); it keeps its
-`(tenant_id, event_id)`, on which the monitors worker drops the repeat.
+`(tenant_id, event_id)`, on which the monitors worker drops the repeat. Messages go out as one record batch
+per partition (`llmops_shared.kafka.send_keyed`: the partitions and order `producer.send` would give them,
+without its per-message work).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 from llmops_billing.alerts import relay_rounds
 from llmops_billing.ledger import UsageRecord
 from llmops_billing.store import usage_outbox
+from llmops_shared.kafka import send_keyed
 from llmops_shared.worker import Resources, is_transient, retry_send
 
 log = logging.getLogger(__name__)
@@ -40,7 +44,7 @@ async def publish_usage(resources: Resources, topic: str, messages: Sequence[Usa
             taken = await usage_outbox.take(conn, messages=messages)
             if taken:
                 await retry_send(resources, topic, [(r["msg_key"].encode(), r["payload"].encode()) for r in taken],
-                                 what="usage messages")
+                                 what="usage messages", batched=True)
     except Exception as exc:
         if not is_transient(exc):
             raise
@@ -70,9 +74,8 @@ class UsageRelay:
                 taken = await usage_outbox.take_pending(
                     conn, min_age_s=self.min_age_s if min_age_s is None else min_age_s, limit=self.batch)
                 taken = sorted(taken, key=lambda r: r["created_at"])
-                futures = [await self.producer.send(self.topic, r["payload"].encode(), key=r["msg_key"].encode())
-                           for r in taken]
-                await asyncio.gather(*futures)
+                await asyncio.gather(*await send_keyed(
+                    self.producer, self.topic, [(r["msg_key"].encode(), r["payload"].encode()) for r in taken]))
             sent += len(taken)
             if len(taken) < self.batch:
                 break

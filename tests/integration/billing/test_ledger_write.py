@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -10,7 +11,7 @@ import asyncpg
 import pytest
 
 from llmops_billing.builtin_prices import builtin_catalogue
-from llmops_billing.ledger import LedgerRow, ledger_row
+from llmops_billing.ledger import LedgerRow, ledger_row, usage_record
 from llmops_billing.store.ledger import WriteResult, write_batch
 from llmops_shared.contract import Interaction
 from tests.support.billing_rollups import rollups_equal_ledger
@@ -206,3 +207,45 @@ async def test_the_partition_function_still_creates_a_month_the_default_partitio
         again = await write_batch(conn, rows=rows_for(tenant, make_event(occurred_at=far.isoformat())), now=far)
     assert len(again.inserted) == 1
     assert await pg_pool.fetchval("SELECT count(*) FROM usage_ledger_2041_03 WHERE tenant_id = $1", tenant) == 2
+
+
+
+async def test_the_batch_statement_puts_each_inserted_rows_usage_message_in_the_outbox(
+        pg_pool: asyncpg.Pool, tenant: str) -> None:
+    """`usage_outbox=True` (the worker's call): the outbox holds exactly `usage_record(row)` of each inserted
+    row, as the worker's separate insert wrote it before; a redelivered row adds nothing; the ledger and the
+    rollups are what the same rows give without the outbox (another tenant, same events)."""
+    other = f"{tenant}-plain"
+    events = [make_event(occurred_at=f"2026-11-24T10:{i:02d}:00Z", app_id=f"app-{i % 2}", user_id=f"user-{i % 3}",
+                         tags=["team-a", "alice@example.com"][: i % 3],
+                         usage={"input_tokens": 1000 + i, "output_tokens": 10 * i}) for i in range(5)]
+    events.append(make_event(occurred_at="2026-11-24T10:50:00Z", model="mystery-model", provider="acme-ai",
+                             usage={"input_tokens": 5, "output_tokens": 5}))
+    late = make_event(occurred_at="2026-11-24T11:55:00Z", usage={"input_tokens": 7, "output_tokens": 3})
+    rows = rows_for(tenant, *events)
+    async with pg_pool.acquire() as conn, conn.transaction():
+        result = await write_batch(conn, rows=rows, usage_outbox=True)
+    assert result.usage == tuple(usage_record(row) for row in rows)
+    async with pg_pool.acquire() as conn, conn.transaction():  # redelivered, with one new row
+        again = await write_batch(conn, rows=[*rows, *rows_for(tenant, late)], usage_outbox=True)
+    assert [row.event_id for row in again.inserted] == [uuid.UUID(late["event_id"])]
+    assert again.usage == tuple(usage_record(row) for row in again.inserted)
+
+    outbox = {(r["tenant_id"], r["event_id"]): (r["msg_key"], r["payload"]) for r in await pg_pool.fetch(
+        "SELECT tenant_id, event_id, msg_key, payload FROM billing_usage_outbox WHERE tenant_id = $1", tenant)}
+    assert outbox == {row.event_key: (usage_record(row).key.decode(), usage_record(row).value.decode())
+                      for row in (*rows, *again.inserted)}
+    await pg_pool.execute("DELETE FROM billing_usage_outbox WHERE tenant_id = $1", tenant)
+
+    async with pg_pool.acquire() as conn, conn.transaction():
+        plain = await write_batch(conn, rows=rows_for(other, *events, late))
+    assert plain.usage == () and len(plain.inserted) == 7
+    assert await pg_pool.fetchval("SELECT count(*) FROM billing_usage_outbox WHERE tenant_id = $1", other) == 0
+
+    def comparable(snap: dict[str, Any]) -> dict[str, Any]:
+        skip = {"tenant_id", "user_id", "updated_at", "first_seen_at", "last_seen_at", "alerted_at"}
+        return {name: sorted(tuple((k, v) for k, v in dict(r).items() if k not in skip) for r in records)
+                for name, records in snap.items()}
+
+    async with pg_pool.acquire() as conn:
+        assert comparable(await snapshot(conn, tenant)) == comparable(await snapshot(conn, other))

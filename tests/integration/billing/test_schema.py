@@ -104,3 +104,35 @@ async def test_each_budget_threshold_alerts_once_per_period(pg_pool: asyncpg.Poo
     with pytest.raises(asyncpg.CheckViolationError):
         await pg_pool.execute("INSERT INTO budgets (tenant_id, app_id, period, amount, thresholds) "
                               "VALUES ($1, 'y', 'day', 1, '{0}')", tenant)
+
+
+
+@pytest.mark.parametrize("table", ["usage_ledger", "usage_events_seen", "usage_hourly", "usage_daily",
+                                   "usage_daily_users", "usage_daily_tags", "usage_hourly_totals",
+                                   "usage_monthly_users", "usage_hourly_models", "usage_trace_costs",
+                                   "billing_usage_outbox"])
+async def test_no_two_indexes_of_a_table_the_worker_writes_share_a_key(pg_pool: asyncpg.Pool, table: str) -> None:
+    """Each index of these tables is written for every billed event (or rollup key): two with the same key
+    (and predicate) cost the worker twice for what one serves. billing/0015 dropped
+    `usage_ledger_tenant_app_time` (the key of `usage_ledger_tenant_app_costs`), billing/0016 folded
+    `usage_trace_costs_cost_by_trace` into that table's primary key."""
+    rows = await pg_pool.fetch(
+        """SELECT c.relname AS name, (i.indkey::int2[])[0:i.indnkeyatts - 1] AS key,
+                  pg_get_expr(i.indpred, i.indrelid) AS predicate
+           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+           WHERE i.indrelid = $1::regclass""", table)
+    assert rows
+    keys: dict[tuple[tuple[int, ...], str | None], str] = {}
+    for row in rows:
+        shape = (tuple(row["key"]), row["predicate"])
+        assert shape not in keys, f"{row['name']} has the key of {keys[shape]}"
+        keys[shape] = row["name"]
+
+
+async def test_a_traces_cost_is_read_from_the_trace_costs_key_alone(pg_pool: asyncpg.Pool) -> None:
+    """What the trace list reads of `usage_trace_costs` (tenant, trace, a range of days: counts and cost) is
+    in its primary key's entries, as it was in the covering index billing/0016 replaced."""
+    [definition] = await pg_pool.fetch(
+        """SELECT pg_get_indexdef(i.indexrelid) AS sql FROM pg_index i
+           WHERE i.indrelid = 'usage_trace_costs'::regclass AND i.indisprimary""")
+    assert definition["sql"].endswith("(tenant_id, trace_id, bucket) INCLUDE (event_count, unpriced_count, cost_total)")

@@ -58,6 +58,18 @@ class DiesOnUsageSend:
             raise ProcessDied(topic)
         return await self.producer.send(topic, value, **kwargs)
 
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:  # `kafka.send_keyed`'s way
+        if topic == self.topic:
+            self.died.set()
+            raise ProcessDied(topic)
+        return await self.producer.send_batch(batch, topic, partition=partition)
+
+    async def partitions_for(self, topic: str) -> Any:
+        return await self.producer.partitions_for(topic)
+
+    def create_batch(self) -> Any:
+        return self.producer.create_batch()
+
 
 def events(tenant: str, n: int) -> list[dict[str, Any]]:
     return [{**make_event(occurred_at="2026-11-24T10:15:00Z", app_id="bot",

@@ -76,3 +76,40 @@ async def test_an_event_whose_pricing_fails_is_dead_lettered_and_the_others_are_
     assert [(p.message.offset, p.event_id, p.reason) for p in poison] == [(5, poisoned, "processing_error")]
     assert await pg_pool.fetchval("SELECT count(*) FROM usage_ledger WHERE tenant_id = $1", tenant) == 7
     await rollups_equal_ledger(pg_pool, tenant)
+
+
+async def test_pricing_a_batch_lets_the_loop_run_between_chunks(
+        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str) -> None:
+    """`prepare` yields to the event loop every `PRICE_CHUNK` events, so the batch before (its transaction
+    waiting on Postgres) is not held up for the whole batch's pricing; what it returns is unchanged."""
+    handler, worker, resources = handler_and_worker(stack, pg_pool, f"billing-prepare-{tenant}")
+    n = 5 * billing_worker.PRICE_CHUNK
+    _events, messages = messages_of(tenant, n)
+    decoded = worker.decode(messages).items
+    await handler.catalogues.get(pg_pool)  # loaded: pricing is all the prepare below does
+    turns: list[int] = []
+    progress = {"priced": 0}
+    pricing = billing_worker._priced
+
+    def counting(*args: Any) -> Any:
+        progress["priced"] += 1
+        return pricing(*args)
+
+    async def other_task() -> None:
+        while True:
+            turns.append(progress["priced"])
+            await asyncio.sleep(0)
+
+    billing_worker._priced = counting  # type: ignore[assignment]
+    try:
+        task = asyncio.create_task(other_task())
+        await asyncio.sleep(0)
+        items, dead = await handler.prepare(decoded, resources)
+        task.cancel()
+    finally:
+        billing_worker._priced = pricing  # type: ignore[assignment]
+    # The other task ran while the batch was part priced, after each chunk.
+    assert {t for t in turns if 0 < t < n} >= {k * billing_worker.PRICE_CHUNK for k in range(1, 5)}
+    expected = [billing_worker._priced(e, await handler.catalogues.get(pg_pool), WORKER_NOW,
+                                       handler.settings.pseudonym_secret()) for _, e in decoded]
+    assert dead == [] and [item for _, item in items] == expected

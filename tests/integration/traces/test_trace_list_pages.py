@@ -192,4 +192,4 @@ async def test_the_cost_of_each_trace_is_read_from_an_index_alone(pg_pool: async
 
     async with pg_pool.acquire() as conn:
         await reads.summary_trace_page(Explained(), query_of(tenant, app="app-c", sort="cost"))  # type: ignore[arg-type]
-    assert "Index Only Scan using usage_trace_costs_cost_by_trace" in plans[-1], plans[-1]
+    assert "Index Only Scan using usage_trace_costs_pkey" in plans[-1], plans[-1]  # billing/0016: the key covers it

@@ -21,7 +21,7 @@ from llmops_billing.ledger import (
 )
 from llmops_billing.prices import ModelPrice, PriceCatalogue, TenantDiscount
 from llmops_shared.contract import Interaction
-from llmops_shared.privacy import DEV_PSEUDONYM_KEY, pseudonym
+from llmops_shared.privacy import DEV_PSEUDONYM_KEY, pseudonym, scrub_all
 from llmops_shared.usage_events import UsageMessage
 from tests.support.events import make_event
 
@@ -79,6 +79,21 @@ def test_a_row_holds_the_users_pseudonym_and_scrubbed_tags_never_the_raw_values(
     again = ledger_row(clean, CATALOGUE, priced_at=PRICED_AT, pseudonym_key=b"operator-secret")
     assert again is not None and again.user_id == row.user_id
     assert ledger_row(event(), CATALOGUE, priced_at=PRICED_AT).user_id is None  # type: ignore[union-attr]
+
+
+def test_repeated_users_and_tags_get_the_pseudonym_and_scrubbing_of_their_own_tenant_and_key() -> None:
+    """The worker keeps recent pseudonyms and scrubbed tag sets (they repeat in a stream): a repeat gives what
+    `pseudonym` and `scrub_all` give for ITS tenant, user, key and tags, whatever came before it."""
+    cases = [(tenant, user, key, tags) for tenant in ("globex", "acme") for user in ("u-1", "jane@example.com")
+             for key in (b"k1", b"k2") for tags in ([], ["vip"], ["mail jane@example.com", "vip"])]
+    for _ in range(2):
+        for tenant, user, key, tags in cases:
+            row = ledger_row(event(tenant_id=tenant, user_id=user, tags=tags,
+                                   usage={"input_tokens": 10, "output_tokens": 1}),
+                             CATALOGUE, priced_at=PRICED_AT, pseudonym_key=key)
+            assert row is not None
+            assert row.user_id == pseudonym(tenant, user, key)
+            assert row.tags == scrub_all(tags) and isinstance(row.tags, tuple)
 
 
 @pytest.mark.parametrize("usage", [

@@ -17,7 +17,10 @@
    `usage_hourly_totals`, `usage_monthly_users`, `usage_hourly_models` and `usage_trace_costs` (2 and 3 are
    one SQL statement: the rollups are grouped in Postgres from the ledger insert's RETURNING rows;
    `store.rollups`);
-4. count unpriced models in `unpriced_models` (`store.unpriced`), returning those not yet alerted on.
+4. with `usage_outbox=True` (the worker), put each inserted row's `billing.usage` message
+   (`ledger.usage_record`, made before the COPY and carried in the staging table) into
+   `billing_usage_outbox` in the same statement (`store.usage_outbox` says who takes and sends them);
+5. count unpriced models in `unpriced_models` (`store.unpriced`), returning those not yet alerted on.
 
 Re-pricing reads a tenant's rows in locked keyset chunks (`lock_chunk`) and writes the new pricing
 columns back (`update_pricing`).
@@ -34,7 +37,16 @@ from typing import Any
 
 import asyncpg
 
-from llmops_billing.ledger import COLUMNS, COST_COLUMNS, PRICING_COLUMNS, TOKEN_COLUMNS, LedgerRow, row_from_record
+from llmops_billing.ledger import (
+    COLUMNS,
+    COST_COLUMNS,
+    PRICING_COLUMNS,
+    TOKEN_COLUMNS,
+    LedgerRow,
+    UsageRecord,
+    row_from_record,
+    usage_record,
+)
 from llmops_billing.store.rollups import (
     MODELS_KEY,
     MONTHLY_USERS_KEY,
@@ -53,6 +65,7 @@ from llmops_shared.partitions import window_sql
 class WriteResult:
     inserted: tuple[LedgerRow, ...]  # rows written now; the others were already in the ledger
     unalerted_unpriced: tuple[UnpricedModel, ...]  # unpriced models with no alert raised yet
+    usage: tuple[UsageRecord, ...] = ()  # with `usage_outbox`: the inserted rows' messages, put in the outbox
 
 
 _STAGING_NAME = "billing_ledger_staging"
@@ -69,7 +82,9 @@ _TYPES = {
 # by its first batch; emptied before every batch and at every commit), then one statement moves it on.
 # Money travels as exact decimal strings (cheaper to encode than binary NUMERIC) and is cast to NUMERIC
 # in that statement. Constant names only.
-_STAGING_COLUMNS = ", ".join(f"{name} {_TYPES.get(name, 'text')}" for name in COLUMNS)
+_OUTBOX_COLUMNS = ("msg_key", "payload")  # a row's usage message, NULL unless the outbox is written
+_STAGED = (*COLUMNS, *_OUTBOX_COLUMNS)
+_STAGING_COLUMNS = ", ".join(f"{name} {_TYPES.get(name, 'text')}" for name in _STAGED)
 _PREPARE_STAGING = f"""
     CREATE TEMP TABLE IF NOT EXISTS {_STAGING_NAME} ({_STAGING_COLUMNS}) ON COMMIT DELETE ROWS;
     DELETE FROM {_STAGING};
@@ -126,6 +141,12 @@ def _insert_sql() -> str:
             {rollup_from_inserted("usage_hourly_models", _HOUR_OF, key=MODELS_KEY)}
         ), trace_costs AS (
             {rollup_from_inserted("usage_trace_costs", _DAY_OF, key=TRACES_KEY)}
+        ), usage_messages AS (
+            INSERT INTO billing_usage_outbox (tenant_id, event_id, msg_key, payload)
+            SELECT s.tenant_id, s.event_id, s.msg_key, s.payload
+            FROM {_STAGING} s JOIN inserted i USING (tenant_id, event_id)
+            WHERE s.payload IS NOT NULL
+            ON CONFLICT (tenant_id, event_id) DO NOTHING
         )
         SELECT tenant_id, event_id FROM inserted
     """  # noqa: S608
@@ -138,19 +159,25 @@ _values = operator.attrgetter(*COLUMNS)
 _MONEY_INDEXES = tuple(i for i, name in enumerate(COLUMNS) if name in COST_COLUMNS)
 
 
-def _record(row: LedgerRow) -> list[Any]:
-    """`row` as a staging record: money as exact decimal strings."""
+def _record(row: LedgerRow, message: UsageRecord | None = None) -> list[Any]:
+    """`row` as a staging record: money as exact decimal strings; then its usage message's key and JSON
+    (NULL without one)."""
     record = list(_values(row))
     for i in _MONEY_INDEXES:
         if record[i] is not None:
             record[i] = str(record[i])
+    if message is None:
+        record += (None, None)
+    else:
+        record += (message.key.decode(), message.value.decode())
     return record
 
 
 async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow],
-                      now: datetime | None = None) -> WriteResult:
+                      now: datetime | None = None, usage_outbox: bool = False) -> WriteResult:
     """Write `rows` idempotently inside the caller's transaction (see the module docstring); `now` is the
-    writer's clock (which months get partitions; default the wall clock)."""
+    writer's clock (which months get partitions; default the wall clock); `usage_outbox`: also put the
+    inserted rows' usage messages in `billing_usage_outbox` (returned in `WriteResult.usage`)."""
     if not conn.is_in_transaction():
         raise RuntimeError("write_batch must run inside the batch's transaction")
     unique = list({row.event_key: row for row in reversed(rows)}.values())[::-1]  # first of each event
@@ -161,14 +188,17 @@ async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow],
     window = window_sql((row.occurred_at for row in unique), now=now or utc_now())
     await conn.execute(f"{_PREPARE_STAGING} SELECT llmops_ensure_month_partitions('usage_ledger', {window}), "
                        f"llmops_ensure_month_partitions('usage_events_seen', {window});")
-    await conn.copy_records_to_table(_STAGING_NAME, schema_name="pg_temp", columns=COLUMNS,
-                                     records=[_record(row) for row in unique])
+    messages = [usage_record(row) for row in unique] if usage_outbox else [None] * len(unique)
+    await conn.copy_records_to_table(_STAGING_NAME, schema_name="pg_temp", columns=_STAGED,
+                                     records=[_record(row, message) for row, message in zip(unique, messages,
+                                                                                              strict=True)])
     returned = await conn.fetch(_INSERT_LEDGER)
     fresh = {(record["tenant_id"], record["event_id"]) for record in returned}
     inserted = tuple(row for row in unique if row.event_key in fresh)
     if not inserted:
         return WriteResult((), ())
-    return WriteResult(inserted, tuple(await count_unpriced(conn, rows=inserted)))
+    usage = tuple(m for row, m in zip(unique, messages, strict=True) if m is not None and row.event_key in fresh)
+    return WriteResult(inserted, tuple(await count_unpriced(conn, rows=inserted)), usage)
 
 
 # --------------------------------------------------------------------------------------------------
