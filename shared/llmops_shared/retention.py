@@ -1,6 +1,6 @@
 """Retention: everything that grows with traffic is kept for a configured time, then removed.
 
-    llmops retention [--dry-run]          (run it daily, e.g. from cron)
+    llmops retention [--dry-run]          (run daily: deploy/ schedules it, docs/operations.md)
 
 - **Partitioned tables** (`PARTITIONED`: the billing ledger's dedupe table `usage_events_seen`,
   `guardrail_findings`, `guardrail_alert_events`, `evaluation_results`, and the ledger itself if a
