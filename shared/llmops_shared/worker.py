@@ -258,16 +258,17 @@ async def retry_transient(step: Callable[[], Awaitable[V]], *, stopping: asyncio
 
 
 async def retry_send(resources: Resources, topic: str, messages: Sequence[tuple[bytes | None, bytes]], *,
-                     what: str = "messages", max_delay_s: float = 10.0, batched: bool = False) -> None:
+                     what: str = "messages", max_delay_s: float = 10.0) -> None:
     """Send `messages` (key, value) to `topic` and await every acknowledgement; while Kafka refuses, retry
     the whole set with capped, jittered backoff (a retry may repeat messages: downstream keys on ids).
-    Gives up, raising, only once the worker is stopping. `batched` (every message keyed): as record batches
-    per partition (`kafka.send_keyed`), same partitions and order, less work per message."""
+    Gives up, raising, only once the worker is stopping. When every message has a key they go as record
+    batches per partition (`kafka.send_keyed`: the partitions and order `producer.send` gives, less work per
+    message)."""
+    keyed = [(key, value) for key, value in messages if key is not None]
     delay = 0.1
     while True:
         try:
-            keyed = [(key, value) for key, value in messages if key is not None] if batched else []
-            if batched and len(keyed) == len(messages):
+            if len(keyed) == len(messages):
                 futures = await send_keyed(resources.producer, topic, keyed)
             else:
                 futures = [await resources.producer.send(topic, value, key=key) for key, value in messages]

@@ -44,7 +44,7 @@ async def publish_usage(resources: Resources, topic: str, messages: Sequence[Usa
             taken = await usage_outbox.take(conn, messages=messages)
             if taken:
                 await retry_send(resources, topic, [(r["msg_key"].encode(), r["payload"].encode()) for r in taken],
-                                 what="usage messages", batched=True)
+                                 what="usage messages")
     except Exception as exc:
         if not is_transient(exc):
             raise
