@@ -223,7 +223,7 @@ _WORD = re.compile(r"\w+")
 
 
 def _mixed_script_words(text: str) -> list[tuple[int, int]]:
-    if text.isascii() or text.translate(CONFUSABLES) == text:  # no look-alike letter anywhere
+    if text.translate(CONFUSABLES) == text:  # no look-alike letter anywhere
         return []
     out = []
     for m in _WORD.finditer(text):
