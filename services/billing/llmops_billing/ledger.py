@@ -46,7 +46,7 @@ from llmops_billing.money import EXACT, ZERO
 from llmops_billing.normalise import normalise_model, normalise_provider, provider_of_prefix
 from llmops_billing.prices import PriceCatalogue, PriceMatch
 from llmops_shared.contract import Interaction, SpanKind, Status, Usage
-from llmops_shared.privacy import DEV_PSEUDONYM_KEY, pseudonym, scrub_all
+from llmops_shared.privacy import DEV_PSEUDONYM_KEY, pseudonym_or_none, scrub_all
 
 BILLABLE_KINDS = frozenset({SpanKind.LLM, SpanKind.EMBEDDING})
 
@@ -138,8 +138,7 @@ def ledger_row(interaction: Interaction | Billable, catalogue: PriceCatalogue, *
         prompt_name=prompt.name if prompt else "",
         prompt_version=(prompt.version or "") if prompt else "",
         prompt_variant=(prompt.variant or "") if prompt else "",
-        user_id=None if interaction.user_id is None else _pseudonym(interaction.tenant_id, interaction.user_id,
-                                                                    pseudonym_key),
+        user_id=_pseudonym(interaction.tenant_id, interaction.user_id, pseudonym_key),
         tags=_scrubbed(tuple(interaction.tags)) if interaction.tags else (),
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
@@ -156,7 +155,7 @@ _NO_USAGE = Usage()
 # A stream's users and tag sets repeat: their pseudonyms (an HMAC each) and scrubbed tags (a regex pass each)
 # are worked out once per process for the most recent ones. Both functions are pure, so a cached answer is
 # the answer.
-_pseudonym = lru_cache(maxsize=65_536)(pseudonym)
+_pseudonym = lru_cache(maxsize=65_536)(pseudonym_or_none)
 _scrubbed = lru_cache(maxsize=16_384)(scrub_all)
 
 

@@ -3,7 +3,7 @@
 The messages (the JSON of `llmops_shared.usage_events.UsageMessage`, key `tenant_id/app_id`, made by
 `ledger.usage_record`) are written to
 `billing_usage_outbox` in the ledger's transaction (by the worker's batch statement, `store.ledger.write_batch`;
-`store.usage_outbox.add` for other writers). After the commit the worker
+`store.usage_outbox.add` writes rows outside a batch, which only the tests do). After the commit the worker
 takes its batch's rows (deleted, locked until its transaction ends), sends them and commits
 (`publish_usage`); `UsageRelay`, a task of every billing worker, takes and sends whatever a crashed process
 left: at start-up everything, then every `interval_s` what is older than `min_age_s`. A send that fails
