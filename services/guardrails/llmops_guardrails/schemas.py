@@ -8,31 +8,20 @@ carries a detected value or its hash; an alert or a finding says where and what,
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from llmops_shared.alerts import Severity
 from llmops_shared.contract import ChatMessage, Identifier
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat()
-
-
-Timestamp = Annotated[AwareDatetime, PlainSerializer(_iso, return_type=str, when_used="json"),
-                      WithJsonSchema({"type": "string", "format": "date-time"})]
+from llmops_shared.timestamps import Timestamp
 
 # -- alerts -------------------------------------------------------------------------------------------------
 

@@ -5,19 +5,15 @@ the metric has not (`aggregation`), an impossible window (`window`), a threshold
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
     StrictFloat,
     StrictInt,
     ValidationInfo,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -26,14 +22,8 @@ from llmops_monitors.metrics import METRICS
 from llmops_monitors.windows import BY_NAME, parse_window
 from llmops_shared.alerts import Severity
 from llmops_shared.contract import Identifier
+from llmops_shared.timestamps import Timestamp
 
-
-def _iso(value: datetime) -> str:
-    return value.isoformat()
-
-
-Timestamp = Annotated[AwareDatetime, PlainSerializer(_iso, return_type=str, when_used="json"),
-                      WithJsonSchema({"type": "string", "format": "date-time"})]
 Number = StrictInt | StrictFloat
 Dimension = Literal["environment", "model", "prompt"]
 Op = Literal[">", ">=", "<", "<="]
