@@ -190,6 +190,9 @@ def train(rows: Rows, *, bits: int = BITS, l2: float = L2, epochs: int = EPOCHS)
     shared = {r["template"] for r in dev} & {r["template"] for r in test}
     if shared:
         raise ValueError(f"templates in both splits: {sorted(shared)[:5]}")
+    repeated = {r["text"] for r in dev} & {r["text"] for r in test}
+    if repeated:
+        raise ValueError(f"texts in both splits: {sorted(repeated)[:3]}")
     fitted = with_windows(dev)
     y = np.array([r["label"] == "attack" for r in fitted], dtype=np.float64)
     w, b = fit(Matrix([r["text"] for r in fitted], bits), y, bits, l2=l2, epochs=epochs)

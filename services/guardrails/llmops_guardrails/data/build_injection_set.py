@@ -23,6 +23,7 @@ from pathlib import Path
 import injection_paraphrases  # run from this folder
 import injection_templates
 import injection_variants
+import injection_reworded
 
 # (text, category, source) -- sources are keys of SOURCES in README.md
 ATTACKS = [
@@ -393,6 +394,9 @@ def rows() -> list[dict[str, str]]:
     _check_new_batch(third, fourth)
     _check_new_batch(third, fifth)
     _check_new_batch(fourth, fifth)
+    sixth = (injection_reworded.TEMPLATES, injection_reworded.SLOTS)
+    for earlier in (third, fourth, fifth):
+        _check_new_batch(earlier, sixth)
     out.extend(generated_rows(*third, "t", "templates", fillings=first))
     out.extend(generated_rows(*fourth, "p", "paraphrases", fillings=first))
     # More fillings of the training templates (the same frames and `dev` phrases, other combinations), appended
@@ -403,9 +407,15 @@ def rows() -> list[dict[str, str]]:
     # The fifth batch (issue 17, third round), appended after everything so that earlier ids stay.
     out.extend(generated_rows(*fifth, "v", "variants"))
     out.extend(prose_rows())
+    # The sixth batch (issue 17, fourth round), appended after everything so that earlier ids stay.
+    out.extend(generated_rows(*sixth, "w", "reworded"))
+    # A test row whose text is also a dev row's is dropped (one docstring is in two standard-library modules that
+    # landed on both sides): the test split shares no text, not only no template, with training.
+    # Ids are given first, so that every other row keeps its id.
     for i, row in enumerate(out):
         row["id"] = f"inj-{i:04d}"
-    return out
+    dev_texts = {r["text"] for r in out if r["split"] == "dev"}
+    return [r for r in out if r["split"] == "dev" or r["text"] not in dev_texts]
 
 
 PROSE = Path(__file__).with_name("injection_prose.jsonl")
