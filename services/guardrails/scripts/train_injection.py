@@ -7,11 +7,16 @@ Data: `llmops_guardrails/data/injection_prompts.jsonl` (sources in the README be
 only scored. Model: logistic regression on the hashed n-grams of `detectors/injection_model.py`, class-balanced,
 L2-regularised, fitted by full-batch Adam in plain numpy (deterministic: fixed order, no random start).
 
-Operating point: 5-fold cross-validation on the `dev` rows, folds by template, gives each training row a score
-from a model that never saw its template; the threshold is the lowest logit that keeps the out-of-fold
-false-positive rate at or below TARGET_FPR, and the shipped bias is shifted so that this logit scores 0.7 (the
-default policy's threshold). The file records the settings, the data's sha256 and the test-split figures of the
-model, the rules and both together; `--check` retrains and fails if the shipped file differs.
+Operating point: cross-validation on the `dev` rows with one fold per generated batch (leave-one-batch-out: a
+held batch's frames *and* phrases are new to the fold's model, as the test split's are; the other rows are spread
+over the folds by template) gives each training row a score from a model that never saw its batch; the threshold
+is the lowest logit that keeps the out-of-fold false-positive rate at or below TARGET_FPR, and the shipped bias is
+shifted so that this logit scores 0.7 (the default policy's threshold). Folds by template alone (the third and
+fourth versions) share slot phrases between folds: their out-of-fold FPR of 1% became 2-3% on test. The file
+records the settings, the data's sha256, the validation figures (with each held batch's recall and FPR) and the
+test-split figures of the model, the rules and both together; `--check` retrains and fails if the shipped file
+differs; `--validation-only` prints the validation figures and neither scores the test split nor writes a file
+(settings are compared that way).
 """
 
 from __future__ import annotations
@@ -44,11 +49,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "llmops_guardrails"
 DATA = PACKAGE / "data" / "injection_prompts.jsonl"
 OUT = PACKAGE / "data" / "injection_model.bin"
 THRESHOLD = 0.7
-TARGET_FPR = 0.01
+TARGET_FPR = 0.015  # on leave-one-batch-out scores; under the 2% target with a margin
 L2 = 0.0  # chosen by the out-of-fold recall on the dev rows (1e-4, 1e-5, 1e-6, 0 tried; 0 was best with word classes)
 EPOCHS = 300
 LEARNING_RATE = 0.05
-FOLDS = 5
+BATCHES = ("t", "p", "v", "w")  # the generated batches' template prefixes: one fold each
+FOLDS = len(BATCHES)
 
 Rows = list[dict[str, str]]
 
@@ -100,6 +106,10 @@ def fit(x: Matrix, y: npt.NDArray[np.float64], bits: int, *, l2: float = L2,
 
 
 def _fold(template: str) -> int:
+    """A generated row's fold is its batch; any other row's (hand-written, docstrings) a hash of its template."""
+    prefix = template.split(":", 1)[0]
+    if prefix in BATCHES:
+        return BATCHES.index(prefix)
     return hashlib.sha256(template.encode()).digest()[0] % FOLDS
 
 
@@ -135,7 +145,7 @@ def logits(w: npt.NDArray[np.float64], b: float, texts: list[str], bits: int) ->
 
 
 def operating_logit(rows: Rows, bits: int, *, l2: float = L2,
-                    epochs: int = EPOCHS) -> tuple[float, dict[str, float | int]]:
+                    epochs: int = EPOCHS) -> tuple[float, dict[str, Any]]:
     """Lowest logit whose out-of-fold false-positive rate on the training rows is <= TARGET_FPR, and the
     out-of-fold figures at that logit (the validation figures settings are chosen by, never the test split's).
 
@@ -153,7 +163,12 @@ def operating_logit(rows: Rows, bits: int, *, l2: float = L2,
     benign = np.sort(oof[y == 0])[::-1]
     allowed = math.floor(TARGET_FPR * len(benign))
     cut = float(benign[allowed]) + 1e-6
-    return cut, rates((oof >= cut).tolist(), (y > 0).tolist())
+    figures: dict[str, Any] = rates((oof >= cut).tolist(), (y > 0).tolist())
+    for batch in BATCHES:
+        held = [i for i in range(len(rows)) if rows[i]["template"].startswith(batch + ":")]
+        one = rates([bool(oof[i] >= cut) for i in held], [bool(y[i]) for i in held])
+        figures[f"held_batch_{batch}"] = {"recall": one["recall"], "fpr": one["fpr"]}
+    return cut, figures
 
 
 def rates(flags: list[bool], labels: list[bool]) -> dict[str, float | int]:
@@ -182,6 +197,11 @@ def evaluate(model: InjectionModel, rows: Rows) -> dict[str, Any]:
             "combined": rates(both, labels), "combined_missed_by_category": dict(sorted(missed.items())),
             "combined_false_positives_by_category": dict(sorted(false.items())),
             "combined_recall_by_category": recall}
+
+
+def validate(rows: Rows, *, bits: int = BITS, l2: float = L2, epochs: int = EPOCHS) -> dict[str, Any]:
+    """The out-of-fold figures of these settings on the `dev` rows alone (the test split is not read)."""
+    return operating_logit([r for r in rows if r["split"] == "dev"], bits, l2=l2, epochs=epochs)[1]
 
 
 def train(rows: Rows, *, bits: int = BITS, l2: float = L2, epochs: int = EPOCHS) -> InjectionModel:
@@ -219,7 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="retrain and compare with the file at --out")
     parser.add_argument("--l2", type=float, default=None, help="another L2 than the shipped file's, to compare")
     parser.add_argument("--epochs", type=int, default=None, help="another number of epochs than the shipped file's")
+    parser.add_argument("--validation-only", action="store_true",
+                        help="print the out-of-fold figures on the dev rows; no test split, no file")
     args = parser.parse_args(argv)
+    if args.validation_only:
+        print(json.dumps(validate(load_rows(), l2=L2 if args.l2 is None else args.l2,
+                                  epochs=EPOCHS if args.epochs is None else args.epochs), indent=1))
+        return 0
     model = train(load_rows(), l2=L2 if args.l2 is None else args.l2,
                   epochs=EPOCHS if args.epochs is None else args.epochs)
     data = model.to_bytes()
