@@ -53,6 +53,7 @@ TARGET_FPR = 0.015  # on leave-one-batch-out scores; under the 2% target with a 
 L2 = 0.0  # chosen by the out-of-fold recall on the dev rows (1e-4, 1e-5, 1e-6, 0 tried; 0 was best with word classes)
 EPOCHS = 300
 LEARNING_RATE = 0.05
+TRAINING_ONLY = {"packages"}  # sources with no row in the test split
 BATCHES = ("t", "p", "v", "w")  # the generated batches' template prefixes: one fold each
 FOLDS = len(BATCHES)
 
@@ -145,7 +146,7 @@ def logits(w: npt.NDArray[np.float64], b: float, texts: list[str], bits: int) ->
 
 
 def operating_logit(rows: Rows, bits: int, *, l2: float = L2,
-                    epochs: int = EPOCHS) -> tuple[float, dict[str, Any], list[tuple[npt.NDArray[np.float64], float]]]:
+                    epochs: int = EPOCHS) -> tuple[float, dict[str, Any]]:
     """Lowest logit whose out-of-fold false-positive rate on the training rows is <= TARGET_FPR, and the
     out-of-fold figures at that logit (the validation figures settings are chosen by, never the test split's).
 
@@ -154,23 +155,24 @@ def operating_logit(rows: Rows, bits: int, *, l2: float = L2,
     y = np.array([r["label"] == "attack" for r in rows], dtype=np.float64)
     folds = np.array([_fold(r["template"]) for r in rows])
     oof = np.zeros(len(rows))
-    models = []
     for k in range(FOLDS):
         train = with_windows([rows[i] for i in range(len(rows)) if folds[i] != k])
         held = [i for i in range(len(rows)) if folds[i] == k]
         y_train = np.array([r["label"] == "attack" for r in train], dtype=np.float64)
         w, b = fit(Matrix([r["text"] for r in train], bits), y_train, bits, l2=l2, epochs=epochs)
         oof[held] = logits(w, b, [rows[i]["text"] for i in held], bits)
-        models.append((w, b))
-    benign = np.sort(oof[y == 0])[::-1]
+    # The operating point and its figures count the rows whose kind the test split has: the training-only hard
+    # negatives (the packages' docstrings, mostly easy) would otherwise dilute the false-positive rate.
+    scored = np.array([r["source"] not in TRAINING_ONLY for r in rows])
+    benign = np.sort(oof[(y == 0) & scored])[::-1]
     allowed = math.floor(TARGET_FPR * len(benign))
     cut = float(benign[allowed]) + 1e-6
-    figures: dict[str, Any] = rates((oof >= cut).tolist(), (y > 0).tolist())
+    figures: dict[str, Any] = rates((oof[scored] >= cut).tolist(), (y[scored] > 0).tolist())
     for batch in BATCHES:
         held = [i for i in range(len(rows)) if rows[i]["template"].startswith(batch + ":")]
         one = rates([bool(oof[i] >= cut) for i in held], [bool(y[i]) for i in held])
         figures[f"held_batch_{batch}"] = {"recall": one["recall"], "fpr": one["fpr"]}
-    return cut, figures, models
+    return cut, figures
 
 
 def rates(flags: list[bool], labels: list[bool]) -> dict[str, float | int]:
@@ -215,18 +217,16 @@ def train(rows: Rows, *, bits: int = BITS, l2: float = L2, epochs: int = EPOCHS)
     repeated = {r["text"] for r in dev} & {r["text"] for r in test}
     if repeated:
         raise ValueError(f"texts in both splits: {sorted(repeated)[:3]}")
-    # The shipped model is the mean of the validation's fold models (weights and bias), not a refit on every row:
-    # its logit is the mean of the fold models' logits, the scale the operating point was calibrated on (a refit
-    # on all rows is more confident than its folds: at the folds' out-of-fold FPR of 1.5% its test FPR was 3.3%).
-    cut, validation, models = operating_logit(dev, bits, l2=l2, epochs=epochs)
-    w = np.mean([m[0] for m in models], axis=0)
-    b = float(np.mean([m[1] for m in models]))
+    fitted = with_windows(dev)
+    y = np.array([r["label"] == "attack" for r in fitted], dtype=np.float64)
+    w, b = fit(Matrix([r["text"] for r in fitted], bits), y, bits, l2=l2, epochs=epochs)
+    cut, validation = operating_logit(dev, bits, l2=l2, epochs=epochs)
     bias = round(b - cut + math.log(THRESHOLD / (1 - THRESHOLD)), 6)
     data_sha = hashlib.sha256("\n".join(json.dumps(r, sort_keys=True) for r in rows).encode()).hexdigest()
     meta: dict[str, Any] = {
         "format": FORMAT, "bits": bits, "lexicon_weight": LEXICON_WEIGHT, "threshold": THRESHOLD,
         "target_fpr_cv": TARGET_FPR, "l2": l2, "epochs": epochs,
-        "learning_rate": LEARNING_RATE, "folds": FOLDS, "model": "mean of the fold models", "data_sha256": data_sha,
+        "learning_rate": LEARNING_RATE, "folds": FOLDS, "data_sha256": data_sha,
         "train_rows": len(dev), "test_rows": len(test), "validation": validation,
     }
     model = InjectionModel(w.astype(np.float32), bias, meta)
