@@ -492,7 +492,7 @@ def _docstrings(root: Path, path: Path, minimum: int = 400) -> list[str]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (SyntaxError, UnicodeDecodeError, ValueError):
         return []
-    out = []
+    out: list[str] = []
     kinds = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
     for node in [tree, *(n for n in ast.walk(tree) if isinstance(n, kinds))]:
         doc = ast.get_docstring(node)
