@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 import injection_paraphrases  # run from this folder
+import injection_handwritten7
 import injection_reworded
 import injection_templates
 import injection_variants
@@ -411,6 +412,11 @@ def rows() -> list[dict[str, str]]:
     out.extend(generated_rows(*sixth, "w", "reworded"))
     # Installed packages' docstrings (issue 17, fifth round): benign long prose for training only.
     out.extend(package_prose_rows())
+    # The seventh batch (issue 17, sixth round), appended after everything so that earlier ids stay.
+    seventh = (injection_handwritten7.TEMPLATES, injection_handwritten7.SLOTS)
+    for earlier in (third, fourth, fifth, sixth):
+        _check_new_batch(earlier, seventh)
+    out.extend(generated_rows(*seventh, "x", "handwritten7"))
     # A test row whose text is also a dev row's is dropped (one docstring is in two standard-library modules that
     # landed on both sides): the test split shares no text, not only no template, with training.
     # Ids are given first, so that every other row keeps its id.
