@@ -227,13 +227,39 @@ def test_validation_holds_out_whole_generated_batches() -> None:
     """Each generated batch is one fold of the validation the operating point is set on, so a held row's frame and
     phrases are new to its fold's model (as a test row's are); other rows are spread over the folds."""
     train = _train_module()
-    assert train.BATCHES == ("t", "p", "v", "w")
-    assert [train._fold(t) for t in ("t:000", "t:417", "p:003", "v:120", "w:099")] == [0, 0, 1, 2, 3]
+    assert train.BATCHES == ("t", "p", "v", "w", "x")
+    assert [train._fold(t) for t in ("t:000", "t:417", "p:003", "v:120", "w:099", "x:011")] == [0, 0, 1, 2, 3, 4]
     rows = injection_rows()
     others = {train._fold(r["template"]) for r in rows if r["template"][0] in "bsk"}
     assert others == set(range(train.FOLDS))
     header = injection_model.load().meta["validation"]
     assert set(header) >= {f"held_batch_{b}" for b in train.BATCHES}
+    # each batch also at an operating point calibrated without it (what the test split's new templates meet)
+    assert set(header) >= {f"calibrated_without_{b}" for b in train.BATCHES}
+
+
+def test_a_batch_is_scored_at_the_point_calibrated_on_the_other_batches() -> None:
+    """`calibrated_without_B`: the cut is set on the other batches' benign rows only, so a batch whose benign rows
+    score high gets its false positives counted (calibrating on all rows hid them in the fifth attempt)."""
+    train = _train_module()
+    oof = np.array([0.0, 1.0, 2.0, 3.0, 5.0, 0.5, 4.0])
+    benign = np.array([True, True, True, True, False, True, False])
+    assert train.cut_at(oof, benign, 0.0) == pytest.approx(3.0 + 1e-6)
+    assert train.cut_at(oof, benign, 0.2) == pytest.approx(2.0 + 1e-6)  # floor(0.2 * 5) = 1 benign row above
+    assert train.cut_at(oof, benign & (oof < 3), 0.0) == pytest.approx(2.0 + 1e-6)
+
+
+def test_the_seventh_batch_is_mostly_hard_benign_and_covers_every_family_on_both_sides() -> None:
+    rows = [r for r in injection_rows() if r["source"] == "handwritten7"]
+    assert rows and all(r["template"].startswith("x:") for r in rows)
+    seventh = Counter((r["category"], r["split"]) for r in rows)
+    for family in ("authority", "drop_context", "roleplay", "print_hidden", "multilingual_de", "multilingual_fr",
+                   "multilingual_es", "multilingual_it", "multilingual_pt", "multilingual_nl", "hard_print",
+                   "question_about_prompts", "hard_support", "hard_instructions", "hard_roleplay",
+                   "multilingual_benign"):
+        assert seventh[(family, "dev")] and seventh[(family, "test")], family
+    assert sum(r["label"] == "benign" for r in rows) > len(rows) / 2
+    assert "`handwritten7`" in (DATA_DIR / "README.md").read_text()
 
 
 def test_training_refuses_a_text_in_both_splits() -> None:
