@@ -20,8 +20,8 @@ import random
 import re
 from pathlib import Path
 
-import injection_paraphrases  # run from this folder
 import injection_handwritten7
+import injection_paraphrases  # run from this folder
 import injection_reworded
 import injection_templates
 import injection_variants
