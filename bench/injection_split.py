@@ -9,7 +9,9 @@ Prints the rules alone, the model alone and both (a finding when either scores >
 precision, recall, false-positive rate and counts, on the whole test split and, with `--part-of`, on the test
 rows whose text is also in that other file's test split (the rows an earlier version was measured on) and on the
 others; then the long-prose check of `bench/injection_model.py --prose` (docs pages and their paragraphs).
-`--latency ROUNDS`: the model's thread CPU time per text (`InjectionModel.score`), per text the median of the
+`--recall-at-fp N [N ...]`: the recall of rules + model at the model threshold that allows at most N false
+positives on the whole test split (how two versions compare at equal false positives: give each the other's
+count). `--latency ROUNDS`: the model's thread CPU time per text (`InjectionModel.score`), per text the median of the
 rounds, p50 and p99 over texts, on the file's prompts of <= 300 characters and on 200 texts of ~1.1 KB (a prompt
 inside filler prose, built as `bench/injection_model.py --long` builds them), the same texts whichever code runs.
 """
@@ -66,10 +68,20 @@ def latency(rows: list[dict[str, str]], rounds: int) -> None:
         print(f"latency: {label}: model p50 {p50:.1f} us, p99 {p99:.1f} us (thread CPU time, {rounds} rounds)")
 
 
+def recall_at_fp(scores: list[float], by_rules: list[bool], labels: list[bool], budget: int) -> str:
+    """Rules + model at the lowest model threshold (among the scores) with at most `budget` false positives."""
+    for threshold in sorted(set(scores)):
+        flags = [r or s >= threshold for s, r in zip(scores, by_rules, strict=True)]
+        if sum(f and not a for f, a in zip(flags, labels, strict=True)) <= budget:
+            return f"model threshold {threshold:.4f}: {_rates(flags, labels)}"
+    return "no threshold"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=Path, required=True)
     parser.add_argument("--part-of", type=Path, default=None)
+    parser.add_argument("--recall-at-fp", type=int, nargs="*", default=[], metavar="N")
     parser.add_argument("--latency", type=int, default=0, metavar="ROUNDS", help="only time the model")
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.rows.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -83,7 +95,8 @@ def main() -> None:
           f"validation recall {validation.get('recall')} at FPR {validation.get('fpr')}")
     rules = InjectionDetector(model=None)
     labels = [r["label"] == "attack" for r in test]
-    by_model = [model.score(r["text"]) >= THRESHOLD for r in test]
+    scores = [model.score(r["text"]) for r in test]
+    by_model = [s >= THRESHOLD for s in scores]
     by_rules = [combine([w for _, w, _, _ in rules.signals(r["text"])]) >= THRESHOLD for r in test]
     both = [m or r for m, r in zip(by_model, by_rules, strict=True)]
     parts: dict[str, Callable[[dict[str, str]], bool]] = {"whole test split": lambda r: True}
@@ -97,6 +110,8 @@ def main() -> None:
         print(f"\n{name}: {sum(labels[i] for i in pick)} attacks, {sum(not labels[i] for i in pick)} benign")
         for side, flags in (("rules", by_rules), ("model", by_model), ("rules + model", both)):
             print(f"  {side:14} {_rates([flags[i] for i in pick], [labels[i] for i in pick])}")
+    for budget in args.recall_at_fp:
+        print(f"rules + model at most {budget} false positives: {recall_at_fp(scores, by_rules, labels, budget)}")
     false = sorted({test[i]["category"] for i, f in enumerate(both) if f and not labels[i]})
     print("\nfalse positives by category (rules + model):",
           {c: sum(1 for i, f in enumerate(both) if f and not labels[i] and test[i]["category"] == c) for c in false})

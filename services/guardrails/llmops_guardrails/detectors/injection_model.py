@@ -2,12 +2,12 @@
 
 Features: the text normalized like the rules see it (NFKC, invisible characters dropped, look-alikes
 mapped; `injection.normalize`), lower-cased, runs of white space made one space; then every character
-3-, 4- and 5-gram of " text ", every word unigram and bigram, and the word-class unigrams, bigrams and trigrams
-of the words that have a class (`injection_lexicon`: SHOW, INSTR, HIDDEN, RULE, NEG, AUTH, ROLE, HARM, YOU; each counted
-LEXICON_WEIGHT times), each hashed into 2**BITS buckets. A text is the multiset of its buckets, each worth
-1/sqrt(count) (so the vector has unit length when no two n-grams collide). Score: `sigmoid(w . x + bias)`, with
-the bias shifted at training time so that the operating point chosen on the training split lands on 0.7, the
-default policy's threshold.
+3- and 4-gram of " text ", every word unigram and bigram, and the word-class unigrams, bigrams and trigrams
+of the words that have a class (`injection_lexicon`: SHOW, INSTR, HIDDEN, RULE, NEG, AUTH, ROLE, HARM, DROP,
+YOU; each counted LEXICON_WEIGHT times), each hashed into 2**BITS buckets. A text is the multiset of its
+buckets, each worth 1/sqrt(count) (so the vector has unit length when no two n-grams collide). Score:
+`sigmoid(w . x + bias)`, with the bias shifted at training time so that the operating point chosen on the
+training split lands on 0.7, the default policy's threshold.
 
 Texts longer than WINDOW characters are scored in windows of WINDOW characters every STEP characters and the
 highest window counts: an instruction planted in a long document is not diluted by the document. The
@@ -37,16 +37,22 @@ import numpy.typing as npt
 from llmops_guardrails.detectors.injection import normalize
 from llmops_guardrails.detectors.injection_lexicon import WORD_CLASS
 
-FORMAT = 2  # 1: no word classes
+# 1: no word classes; 2: classes counted 3 times; 3: the DROP class, more words, counted 12 times;
+# 4: character 3- and 4-grams only (no 5-grams), classes counted 24 times
+FORMAT = 4
 BITS = 18
-CHAR_NGRAMS = (3, 4, 5)
+# Chosen on leave-one-batch-out validation (train_injection.py; recall at the out-of-fold operating point):
+# (3, 4, 5) 0.716, (3, 4) 0.735, (3,) 0.719, all with classes x24; the 5-grams learn a batch's phrases.
+CHAR_NGRAMS = (3, 4)
 WINDOW = 256
 STEP = 64
 MODEL_FILE = "data/injection_model.bin"
 
 _P = np.uint64(0x100000001B3)            # FNV-64 prime: the rolling polynomial's base
 _MIX = np.uint64(0x9E3779B97F4A7C15)     # Fibonacci hashing multiplier
-LEXICON_WEIGHT = 3
+LEXICON_WEIGHT = 24  # chosen on validation (leave-one-batch-out recall with 3- and 4-grams: x12 0.715, x16 0.732,
+# x24 0.735, x36 0.733)
+WORD_WEIGHT = 1  # how many times the word unigrams and bigrams are counted
 _CLASS_SEEDS = (14, 15, 16)  # word-class unigrams, bigrams, trigrams
 _SEEDS = {n: np.uint64(0x51ED27 * n + 1) for n in (1, 2, *CHAR_NGRAMS, *_CLASS_SEEDS)}
 _CLASS_OF = {word: np.uint64(zlib.crc32(name.encode())) for word, name in WORD_CLASS.items()}
@@ -94,8 +100,8 @@ def located_features(text: str, bits: int = BITS) -> tuple[Indices, Indices]:
             words = [m.group() for m in found]
             at = np.fromiter(map(re.Match.start, found), dtype=np.int64, count=len(found))
             crc = np.fromiter(map(zlib.crc32, map(str.encode, words)), dtype=np.uint64, count=len(found))
-            seeded += [crc + _SEEDS[1], crc[:-1] * _P + crc[1:] + _SEEDS[2]]
-            starts += [at, at[:-1]]
+            seeded += [crc + _SEEDS[1], crc[:-1] * _P + crc[1:] + _SEEDS[2]] * WORD_WEIGHT
+            starts += [at, at[:-1]] * WORD_WEIGHT
             classed = [(i, _CLASS_OF[w]) for i, w in enumerate(words) if w in _CLASS_OF]
             if classed:
                 where = at[[i for i, _ in classed]]
