@@ -133,9 +133,15 @@ def candidates(text: str, spans: Sequence[tuple[int, int]], lex: Lexicon | None 
     return out
 
 
+# What `word_info` tells of a word: lower case, shape, lists, its own features, its features as the word before a
+# candidate and as the word after one.
+_Info = tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
 @functools.lru_cache(maxsize=1 << 16)
-def word_info(word: str, lowercase_text: bool) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
-    """A word's lower case, shape, lists (`Lexicon.classes`) and the features that depend on it alone."""
+def word_info(word: str, lowercase_text: bool) -> _Info:
+    """A word's lower case, shape, lists (`Lexicon.classes`), the features that depend on it alone, and those it
+    gives the candidate after it ("pw=", "psh=", "pc=", "pcap") and before it ("nw=", ...)."""
     low = word.lower()
     shape = _shape(word)
     cls = tuple(lexicon().classes(word, lowercase_text)) if word[:1].isalpha() else ()
@@ -149,7 +155,10 @@ def word_info(word: str, lowercase_text: bool) -> tuple[str, str, tuple[str, ...
     own.extend("c=" + c for c in cls)
     own.append("cs=" + joined)
     own.append("csh=" + joined + "|" + shape)
-    return low, shape, cls, tuple(own)
+    cap = shape[:1] == "X"
+    as_prev = ("pw=" + low, "psh=" + shape, *("pc=" + c for c in cls), *(("pcap",) if cap else ()))
+    as_next = ("nw=" + low, "nsh=" + shape, *("nc=" + c for c in cls), *(("ncap",) if cap else ()))
+    return low, shape, cls, tuple(own), as_prev, as_next
 
 
 def _word_at(text: str, spans: Sequence[tuple[int, int]], i: int) -> str:
@@ -160,35 +169,26 @@ def _word_at(text: str, spans: Sequence[tuple[int, int]], i: int) -> str:
 
 
 def context_features(text: str, spans: Sequence[tuple[int, int]], index: int, lowercase_text: bool,
-                     cache: dict[int, tuple[str, str, tuple[str, ...], tuple[str, ...]]]) -> list[str]:
+                     cache: dict[int, _Info]) -> tuple[tuple[tuple[str, ...], ...], list[str]]:
     """The features of token `index` (a candidate) that depend on its neighbours: the words before and after it,
-    their shapes and lists, whether it opens a sentence or a line."""
-    def info(i: int) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
+    their shapes and lists (as whole `word_info` blocks), the two words before and after it, whether it opens a
+    sentence or a line, and its lists with its neighbours' (as strings)."""
+    def info(i: int) -> _Info:
         got = cache.get(i)
         if got is None:
             got = cache[i] = word_info(_word_at(text, spans, i), lowercase_text)
         return got
 
-    _, _, cls, _ = info(index)
-    plow, pshape, pcls, _ = info(index - 1)
-    nlow, nshape, ncls, _ = info(index + 1)
-    p2low = info(index - 2)[0]
-    n2low = info(index + 2)[0]
+    me, before, after = info(index), info(index - 1), info(index + 1)
+    plow, pcls, nlow, ncls = before[0], before[2], after[0], after[2]
     start = spans[index][0]
-    f = ["pw=" + plow, "nw=" + nlow, "pw2=" + p2low + " " + plow, "nw2=" + nlow + " " + n2low, "psh=" + pshape,
-         "nsh=" + nshape]
+    f = ["pw2=" + info(index - 2)[0] + " " + plow, "nw2=" + nlow + " " + info(index + 2)[0]]
     if "\n" in text[max(0, start - 3):start] or index == 0 or plow in (".", "!", "?", ":", "\n"):
         f.append("open")
-    joined = "+".join(cls)
-    f.extend("pc=" + c for c in pcls)
-    f.extend("nc=" + c for c in ncls)
-    if pshape[:1] == "X":
-        f.append("pcap")
-    if nshape[:1] == "X":
-        f.append("ncap")
+    joined = "+".join(me[2])
     f.extend("c|nc=" + joined + "|" + c for c in ncls)
     f.extend("c|pc=" + joined + "|" + c for c in pcls)
-    return f
+    return (me[3], before[4], after[5]), f
 
 
 def _runs(text: str, spans: Sequence[tuple[int, int]], cand: Sequence[int]) -> list[list[int]]:
@@ -202,13 +202,10 @@ def _runs(text: str, spans: Sequence[tuple[int, int]], cand: Sequence[int]) -> l
     return runs
 
 
-_Info = tuple[str, str, tuple[str, ...], tuple[str, ...]]
-
-
 def run_features(text: str, spans: Sequence[tuple[int, int]], run: Sequence[int], lowercase_text: bool,
-                 cache: dict[int, _Info]) -> list[list[str]]:
+                 cache: dict[int, _Info]) -> tuple[tuple[str, ...], list[str]]:
     """Features every word of a run shares (its length, the words around it, whether it is a place, the lists
-    its words are on), then each word's position in it."""
+    its words are on), and each word's position in it."""
     def word_at(i: int) -> str:
         got = cache.get(i)
         return got[0] if got is not None else _word_at(text, spans, i).lower()
@@ -234,11 +231,9 @@ def run_features(text: str, spans: Sequence[tuple[int, int]], run: Sequence[int]
             shared.append("lonly")
     if "\n" in text:
         shared.append("line=" + str(min(text.count("\n", 0, line_start), 3)))
-    out = []
-    for k, _ in enumerate(run):
-        pos = "s" if len(run) == 1 else "f" if k == 0 else "l" if k == len(run) - 1 else "m"
-        out.append([*shared, "rp=" + pos])
-    return out
+    if len(run) == 1:
+        return tuple(shared), ["rp=s"]
+    return tuple(shared), ["rp=f", *["rp=m"] * (len(run) - 2), "rp=l"]
 
 
 # What a rule found, as the tagger reads it: entity, start, end, score, the rule's name.
@@ -268,31 +263,39 @@ def _evidence_features(spans: Sequence[tuple[int, int]], cand: Sequence[int], ev
 
 
 def text_parts(text: str, lex: Lexicon | None = None, evidence: Sequence[Evidence] | None = None,
-               ) -> tuple[list[tuple[int, int]], list[int], list[tuple[str, ...]], list[list[str]]]:
-    """Tokens, candidate indices, the candidates' own features (`word_info`) and the others (neighbours, runs
-    and, with `evidence`, what the rules found over each candidate or that they found nothing there)."""
+               ) -> tuple[list[tuple[int, int]], list[int], list[list[tuple[str, ...]]], list[list[str]]]:
+    """Tokens, candidate indices and each candidate's features: in blocks that recur (its own, its neighbours',
+    its run's) and the rest (see `context_features`, `run_features`; with `evidence`, what the rules found over
+    it or that they found nothing there)."""
     lex = lex or lexicon()
     spans = tokens(text)
     cand = candidates(text, spans, lex)
     lowercase_text = not any(c.isupper() for c in text)
     cache: dict[int, _Info] = {}
-    context = [context_features(text, spans, i, lowercase_text, cache) for i in cand]
+    blocks: list[list[tuple[str, ...]]] = []
+    rest: list[list[str]] = []
+    for i in cand:
+        b, f = context_features(text, spans, i, lowercase_text, cache)
+        blocks.append(list(b))
+        rest.append(f)
     k = 0
     for run in _runs(text, spans, cand):
-        for extra in run_features(text, spans, run, lowercase_text, cache):
-            context[k].extend(extra)
+        shared, positions = run_features(text, spans, run, lowercase_text, cache)
+        for pos in positions:
+            blocks[k].append(shared)
+            rest[k].append(pos)
             k += 1
     if evidence is not None:
-        for f, extra in zip(context, _evidence_features(spans, cand, evidence), strict=True):
+        for f, extra in zip(rest, _evidence_features(spans, cand, evidence), strict=True):
             f.extend(extra)
-    return spans, cand, [cache[i][3] for i in cand], context
+    return spans, cand, blocks, rest
 
 
 def text_features(text: str, lex: Lexicon | None = None, evidence: Sequence[Evidence] | None = None,
                   ) -> tuple[list[tuple[int, int]], list[int], list[list[str]]]:
     """Tokens, candidate indices and every feature of each candidate (see `text_parts`)."""
-    spans, cand, own, context = text_parts(text, lex, evidence)
-    return spans, cand, [[*o, *c] for o, c in zip(own, context, strict=True)]
+    spans, cand, blocks, rest = text_parts(text, lex, evidence)
+    return spans, cand, [[f for b in bs for f in b] + r for bs, r in zip(blocks, rest, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -308,7 +311,7 @@ class Tag:
 class NameTagger:
     """The trained model: `vocab` maps a feature to its weight row; `weights` has a last row for the bias."""
 
-    OWN_CACHE = 1 << 16  # words whose own features' rows are remembered
+    OWN_CACHE = 1 << 16  # feature blocks (`text_parts`) whose rows are remembered
 
     def __init__(self, vocab: dict[str, int], weights: npt.NDArray[np.float32], meta: dict[str, object] | None = None
                  ) -> None:
@@ -348,21 +351,22 @@ class NameTagger:
                            ) -> tuple[list[tuple[int, int]], list[int], npt.NDArray[np.float64]]:
         """Tokens, candidate indices and their label probabilities (`evidence`: what the rules found, read by a
         model trained with it; none given counts as nothing found)."""
-        spans, cand, own, context = text_parts(text, self.lex, (evidence or ()) if self.evidence else None)
+        spans, cand, blocks, rest = text_parts(text, self.lex, (evidence or ()) if self.evidence else None)
         vocab = self.vocab
         rows = self._own
         bias = len(self.weights) - 1
         idx: list[int] = []
         starts: list[int] = []
-        for o, feats in zip(own, context, strict=True):
+        for bs, feats in zip(blocks, rest, strict=True):
             starts.append(len(idx))
             idx.append(bias)
-            known = rows.get(o)
-            if known is None:
-                if len(rows) >= self.OWN_CACHE:
-                    rows.clear()
-                known = rows[o] = [j for j in map(vocab.get, o) if j is not None]
-            idx.extend(known)
+            for block in bs:
+                known = rows.get(block)
+                if known is None:
+                    if len(rows) >= self.OWN_CACHE:
+                        rows.clear()
+                    known = rows[block] = [j for j in map(vocab.get, block) if j is not None]
+                idx.extend(known)
             idx.extend(j for j in map(vocab.get, feats) if j is not None)
         return spans, cand, self._scores(idx, starts)
 
