@@ -142,7 +142,7 @@ def _rebuild(content: TextOrMessages, replaced: dict[tuple[int | None, int | Non
 
 
 class _Scanners:
-    def __init__(self, policy: Policy, ner: Callable[[], NerPipeline], batch_size: int, names: str = "tagger") -> None:
+    def __init__(self, policy: Policy, ner: Callable[[], NerPipeline], batch_size: int, names: str = "spacy") -> None:
         d = policy.detectors
         self.pii = None
         if policy.uses(Detector.PII) and d.pii.entities:

@@ -10,8 +10,8 @@
    Matching and entity handling are described in `llmops_guardrails.pii_eval`. `--baseline` also scores
    naive presidio (default `AnalyzerEngine`, same spaCy model) on the same samples. `--model` scores another
    installed spaCy pipeline (a package name or a model directory; default: `LLMOPS_GUARDRAILS_SPACY_MODEL`);
-   `--names` what finds people and places beyond the rules (default: `LLMOPS_GUARDRAILS_NAME_MODEL`, the
-   learned tagger).
+   `--names` what finds people and places beyond the rules (default: `LLMOPS_GUARDRAILS_NAME_MODEL`,
+   spaCy's NER; `tagger` the learned name tagger).
 2. Prompt injection: precision, recall and false-positive rate of the injection detector at the
    default policy's threshold on `data/injection_prompts.jsonl` (sources in `data/README.md`), same split.
 """

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import scipy.sparse as sp
 
 from llmops_guardrails.detectors.pii import NerPipeline, PiiDetector
@@ -195,12 +194,12 @@ def fit(feats: list[list[str]], labels: list[int], *, l2: float = L2, steps: int
         g = (p - y) / n
         gw = xt @ g + l2 * w
         gb = g.sum(axis=0)
-        for param, grad, m, v in ((w, gw, m_w, v_w), (b, gb, m_b, v_b)):
-            m *= beta1
-            m += (1 - beta1) * grad
-            v *= beta2
-            v += (1 - beta2) * grad * grad
-            param -= lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
+        for param, grad, first, second in ((w, gw, m_w, v_w), (b, gb, m_b, v_b)):
+            np.multiply(first, beta1, out=first)
+            np.add(first, (1 - beta1) * grad, out=first)
+            np.multiply(second, beta2, out=second)
+            np.add(second, (1 - beta2) * grad * grad, out=second)
+            np.subtract(param, lr * (first / (1 - beta1**t)) / (np.sqrt(second / (1 - beta2**t)) + eps), out=param)
     weights = np.vstack([w, b]).astype(np.float32)
     return tg.NameTagger(vocab, weights, {"examples": n})
 
@@ -249,8 +248,8 @@ def cross_validate(samples: Sequence[Sample], k: int, configs: Sequence[dict[str
     entities = scored_entities(samples)
     folds = folds_of(samples, k, salt)
     out = []
-    for config in configs:
-        config = dict(config)
+    for given in configs:
+        config = dict(given)
         names = config.pop("names")
         synthetic = config.pop("synthetic", SYNTHETIC)
         l2 = config.pop("l2", L2)
@@ -273,7 +272,8 @@ def cross_validate(samples: Sequence[Sample], k: int, configs: Sequence[dict[str
             chars += ner.chars - c0
             ner_chars += ner.ner_chars - n0
         o = total.overall(entities)
-        row = {"salt": salt, "names": names, "synthetic": synthetic, "l2": l2, "evidence": evidence, **config, "F2": round(o.f(), 4),
+        row = {"salt": salt, "names": names, "synthetic": synthetic, "l2": l2, "evidence": evidence, **config,
+               "F2": round(o.f(), 4),
                "P": round(o.precision(), 4), "R": round(o.recall(), 4),
                "PERSON": round(total.per_entity["PERSON"].f(), 4),
                "LOCATION": round(total.per_entity["LOCATION"].f(), 4),

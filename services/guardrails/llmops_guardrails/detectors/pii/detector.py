@@ -7,8 +7,8 @@ from typing import Any
 
 import regex
 from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
-from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer, LemmaContextAwareEnhancer
-from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts
+from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+from presidio_analyzer.nlp_engine import NerModelConfiguration
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
 from llmops_guardrails.detectors.pii.ner_gate import needs_ner, ner_windows
@@ -18,19 +18,6 @@ from llmops_guardrails.detectors.pii.refinement import refine, resolve_overlaps
 from llmops_guardrails.detectors.pii.results import SPACY, TAGGER, rule_of, source_of
 from llmops_guardrails.detectors.pii.tagger import NameTagger, spans_of
 from llmops_guardrails.findings import Detector, Hit
-
-
-class _NoContextEnhancement(ContextAwareEnhancer):
-    def __init__(self) -> None:
-        super().__init__(context_similarity_factor=0, min_score_with_context_similarity=0, context_prefix_count=0,
-                         context_suffix_count=0)
-
-    def enhance_using_context(self, text: str, raw_results: list[RecognizerResult], nlp_artifacts: NlpArtifacts,
-                              recognizers: list[EntityRecognizer], context: list[str] | None = None,
-                              ) -> list[RecognizerResult]:
-        return raw_results
-
-
 
 # A rule result at least this confident explains its words: the NER model need not look at them.
 _EXPLAINS = 0.85
@@ -81,7 +68,7 @@ class PiiDetector:
         context_enhancement: bool = False,
         batch_size: int = 64,
         skip_ner: bool = True,
-        names: str = "tagger",
+        names: str = "spacy",
         tagger: NameTagger | None = None,
         tagger_threshold: float = 0.4,
         tagger_place_threshold: float | None = 0.8,
@@ -111,12 +98,13 @@ class PiiDetector:
         self.ner_config = ner.configure_labels(self.entities) if ner.is_loaded() else NerModelConfiguration()
         self.recognizers = build_recognizers(self.entities, language=language, phone_regions=phone_regions)
         self.context_enhancement = context_enhancement
-        registry = RecognizerRegistry(supported_languages=[language])
-        for recognizer in self.recognizers:
-            registry.add_recognizer(recognizer)
-        enhancer: ContextAwareEnhancer = LemmaContextAwareEnhancer() if context_enhancement else _NoContextEnhancement()
-        self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=ner, supported_languages=[language],
-                                       context_aware_enhancer=enhancer)
+        self.analyzer: AnalyzerEngine | None = None  # presidio's own path, for its lemma context enhancer only
+        if context_enhancement:
+            registry = RecognizerRegistry(supported_languages=[language])
+            for recognizer in self.recognizers:
+                registry.add_recognizer(recognizer)
+            self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=ner, supported_languages=[language],
+                                           context_aware_enhancer=LemmaContextAwareEnhancer())
         self._rule_recognizers = [(r, _precondition(r)) for r in self.recognizers if not isinstance(r, SpacyRecognizer)]
         self._ner_entities = {e for e in self.entities if e in NER_ENTITIES}
 
@@ -147,7 +135,7 @@ class PiiDetector:
     def detect_many(self, texts: Sequence[str]) -> list[list[Hit]]:
         if not self.entities:
             return [[] for _ in texts]
-        if self.context_enhancement:  # presidio's own analysis, with its lemma context enhancer
+        if self.analyzer is not None:  # presidio's own analysis, with its lemma context enhancer
             docs = self.ner.docs(texts, with_ner=self.with_ner, batch_size=self.batch_size)
             self.ner.count(texts, [[(0, len(t))] if self.with_ner else [] for t in texts])
             return [self._finish(text, self.analyzer.analyze(

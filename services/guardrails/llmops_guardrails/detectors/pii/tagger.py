@@ -42,9 +42,10 @@ MODEL_FILE = "data/name_tagger.bin"
 _TOKEN = regex.compile(r"[\p{L}\p{M}](?:[\p{L}\p{M}]|['’-](?=[\p{L}\p{M}]))*|\d+|\S")
 _SHAPE_MAP = str.maketrans({**{c: "X" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
                             **{c: "x" for c in "abcdefghijklmnopqrstuvwxyz"}, **{c: "d" for c in "0123456789"}})
-_TITLES = frozenset("mr mrs ms miss dr prof sir madam mister doctor professor".split())
-_CALENDAR = frozenset("""monday tuesday wednesday thursday friday saturday sunday january february march april may
-june july august september october november december""".split())
+_TITLES = frozenset(["mr", "mrs", "ms", "miss", "dr", "prof", "sir", "madam", "mister", "doctor", "professor"])
+_CALENDAR = frozenset(["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january",
+                       "february", "march", "april", "may", "june", "july", "august", "september", "october",
+                       "november", "december"])
 
 
 def tokens(text: str) -> list[tuple[int, int]]:
@@ -53,13 +54,12 @@ def tokens(text: str) -> list[tuple[int, int]]:
 
 
 def _shape(word: str) -> str:
-    s = word.translate(_SHAPE_MAP)
-    out = []
-    for c in s:
-        if c not in "Xxd":
-            c = "x" if c.isalpha() and c.islower() else "X" if c.isalpha() else c
-        if len(out) < 2 or out[-1] != c or out[-2] != c:
-            out.append(c)
+    """Letters as X or x, digits as d, runs of more than two of one kind cut to two ("Xxx", "XX-Xxx", "dd")."""
+    out: list[str] = []
+    for c in word.translate(_SHAPE_MAP):
+        kind = c if c in "Xxd" else ("x" if c.islower() else "X") if c.isalpha() else c
+        if len(out) < 2 or out[-1] != kind or out[-2] != kind:
+            out.append(kind)
     return "".join(out)
 
 
@@ -123,12 +123,11 @@ def candidates(text: str, spans: Sequence[tuple[int, int]], lex: Lexicon | None 
         word = text[s:e]
         if not word[0].isalpha():
             continue
-        if word in lex.lower_names or towns().get(word, lowercase_text=True) is not None or (
-                gazetteer().get(word, lowercase_text=True) is not None):
-            out.append(i)
-        elif out and word not in lex.common and len(word) > 1 and (
-                out[-1] == i - 1 or (out[-1] == i - 3 and spans[i - 2][1] - spans[i - 2][0] == 1
-                                     and text[spans[i - 1][0]] == ".")):
+        known = (word in lex.lower_names or towns().get(word, lowercase_text=True) is not None
+                 or gazetteer().get(word, lowercase_text=True) is not None)
+        after_one = bool(out) and (out[-1] == i - 1 or (  # right after a candidate, or after its initial
+            out[-1] == i - 3 and spans[i - 2][1] - spans[i - 2][0] == 1 and text[spans[i - 1][0]] == "."))
+        if known or (after_one and word not in lex.common and len(word) > 1):
             out.append(i)
     return out
 
@@ -390,7 +389,7 @@ def spans_of(text: str, spans: Sequence[tuple[int, int]], cand: Sequence[int], p
         if p < (threshold if label == "PERSON" else place_threshold):
             continue
         s, e = spans[i]
-        if out and out[-1].label == label and last_index >= 0 and _joins(text, out[-1].end, s, spans, last_index, i):
+        if out and out[-1].label == label and last_index >= 0 and _joins(text, spans, last_index, i):
             out[-1] = Tag(label, out[-1].start, e, min(out[-1].probability, p))
         else:
             out.append(Tag(label, s, e, p))
@@ -398,11 +397,12 @@ def spans_of(text: str, spans: Sequence[tuple[int, int]], cand: Sequence[int], p
     return out
 
 
-def _joins(text: str, end: int, start: int, spans: Sequence[tuple[int, int]], a: int, b: int) -> bool:
-    gap = text[end:start]
+def _joins(text: str, spans: Sequence[tuple[int, int]], a: int, b: int) -> bool:
+    """Whether candidate tokens `a` < `b` are one name: only spaces between them, or an initial and its dot."""
+    gap = text[spans[a][1]:spans[b][0]]
     if b == a + 1:
         return gap.strip(" \t") == ""
-    return b == a + 2 and gap.strip(" \t") == "." and end - spans[a][0] == 1
+    return b == a + 2 and gap.strip(" \t") == "." and spans[a][1] - spans[a][0] == 1
 
 
 def load(path: Path | None = None) -> NameTagger:
