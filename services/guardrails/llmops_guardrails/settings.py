@@ -58,7 +58,7 @@ class GuardrailsSettings(WorkerSettings, ApiSettings, ChannelKeySettings):
     name_model: Literal["spacy", "tagger", "tagger+spacy", "off"] = "spacy"
     """What finds the people and places no rule found: `spacy`, the spaCy model's NER on the windows of words
     it could name (`ner_gate`); `tagger`, the learned word tagger shipped with the package
-    (`detectors/pii/tagger.py`: about 5x the engine's speed on name-dense text, test-split F2 0.815 against
+    (`detectors/pii/tagger.py`: about 6x the engine's speed on name-dense text, test-split F2 0.815 against
     0.817, PERSON lower and LOCATION higher; the spaCy model is then not loaded unless a policy turns presidio's
     context enhancement on); `tagger+spacy`, the tagger, and the NER model where the tagger is not sure; `off`,
     the rules only. See docs/guardrails.md, "The learned name tagger"."""
