@@ -169,3 +169,13 @@ def test_the_engine_takes_the_name_model_from_its_settings() -> None:
     assert [(h.kind, text[h.start:h.end]) for h in hits if h.kind == "PERSON"] == [("PERSON", "Dratchev")]
     assert not engine.ner().is_loaded()
     assert GuardrailsSettings.model_fields["name_model"].default == "spacy"  # the default is still spaCy's NER
+
+
+def test_with_tagger_and_spacy_the_ner_model_reads_only_where_the_tagger_is_unsure() -> None:
+    ner = NerPipeline(SMALL_MODEL)
+    detector = PiiDetector(ner, entities=ENTITIES, score_threshold=0.4, names="tagger+spacy")
+    assert ner.is_loaded()
+    sure = "I moved to Kokkola last year."  # the tagger is sure of every candidate: no NER
+    assert found(detector, sure) == [("LOCATION", "Kokkola")] and ner.ner_chars == 0
+    unsure = "Unlike the Dratchev novel, it is not about that."  # "Dratchev": PERSON at 0.63, so NER reads
+    assert found(detector, unsure) == [("PERSON", "Dratchev")] and ner.ner_chars == len(unsure)
