@@ -318,6 +318,7 @@ class NameTagger:
         self.weights = weights
         self.meta = meta or {}
         self.lex = lexicon()
+        self._weights64 = weights.astype(np.float64)  # summed in float64, as before the first copy was made
         self._own: dict[tuple[str, ...], list[int]] = {}
 
     @property
@@ -328,7 +329,7 @@ class NameTagger:
     def _scores(self, idx: list[int], starts: list[int]) -> npt.NDArray[np.float64]:
         if not starts:
             return np.zeros((0, len(LABELS)))
-        scores = np.add.reduceat(self.weights[idx].astype(np.float64), starts, axis=0)
+        scores = np.add.reduceat(self._weights64[idx], starts, axis=0)
         scores -= scores.max(axis=1, keepdims=True)
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=1, keepdims=True)
