@@ -40,6 +40,7 @@ MODEL_FILE = "data/name_tagger.bin"
 
 # Words, numbers, single other characters; a word keeps inner apostrophes, hyphens ("O'Brien", "Jean-Luc").
 _TOKEN = regex.compile(r"[\p{L}\p{M}](?:[\p{L}\p{M}]|['’-](?=[\p{L}\p{M}]))*|\d+|\S")
+_NEWLINE = regex.compile("\n")
 _SHAPE_MAP = str.maketrans({**{c: "X" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
                             **{c: "x" for c in "abcdefghijklmnopqrstuvwxyz"}, **{c: "d" for c in "0123456789"}})
 _TITLES = frozenset(["mr", "mrs", "ms", "miss", "dr", "prof", "sir", "madam", "mister", "doctor", "professor"])
@@ -201,8 +202,8 @@ def _runs(text: str, spans: Sequence[tuple[int, int]], cand: Sequence[int]) -> l
     return runs
 
 
-def run_features(text: str, spans: Sequence[tuple[int, int]], run: Sequence[int], lowercase_text: bool,
-                 cache: dict[int, _Info]) -> tuple[tuple[str, ...], list[str]]:
+def run_features(text: str, spans: Sequence[tuple[int, int]], run: Sequence[int], *, lowercase_text: bool,
+                 cache: dict[int, _Info], newlines: Sequence[int]) -> tuple[tuple[str, ...], list[str]]:
     """Features every word of a run shares (its length, the words around it, whether it is a place, the lists
     its words are on), and each word's position in it."""
     def word_at(i: int) -> str:
@@ -220,16 +221,17 @@ def run_features(text: str, spans: Sequence[tuple[int, int]], run: Sequence[int]
             shared.append("rgz")
     classes = sorted({c for i in run for c in cache[i][2]})
     shared.extend("rc=" + c for c in classes)
-    line_start = text.rfind("\n", 0, spans[first][0]) + 1
-    line_end = text.find("\n", spans[last][1])
-    line_end = len(text) if line_end < 0 else line_end
+    line = bisect.bisect_left(newlines, spans[first][0])  # the run's line (newlines before it)
+    line_start = newlines[line - 1] + 1 if line else 0
+    after = bisect.bisect_left(newlines, spans[last][1])
+    line_end = newlines[after] if after < len(newlines) else len(text)
     alone_before = text[line_start:spans[first][0]].strip(" \t>*•-") == ""
     if alone_before:
         shared.append("lstart")
         if text[spans[last][1]:line_end].strip(" \t.,") == "":
             shared.append("lonly")
-    if "\n" in text:
-        shared.append("line=" + str(min(text.count("\n", 0, line_start), 3)))
+    if newlines:
+        shared.append("line=" + str(min(line, 3)))
     if len(run) == 1:
         return tuple(shared), ["rp=s"]
     return tuple(shared), ["rp=f", *["rp=m"] * (len(run) - 2), "rp=l"]
@@ -278,8 +280,10 @@ def text_parts(text: str, lex: Lexicon | None = None, evidence: Sequence[Evidenc
         blocks.append(list(b))
         rest.append(f)
     k = 0
+    newlines = [m.start() for m in _NEWLINE.finditer(text)]
     for run in _runs(text, spans, cand):
-        shared, positions = run_features(text, spans, run, lowercase_text, cache)
+        shared, positions = run_features(text, spans, run, lowercase_text=lowercase_text, cache=cache,
+                                         newlines=newlines)
         for pos in positions:
             blocks[k].append(shared)
             rest[k].append(pos)
