@@ -1,4 +1,5 @@
-"""The PII detector: rules on every text, the NER model on the texts that need it, then refinement."""
+"""The PII detector: rules on every text, then the NER model on the texts that need it (or the learned name
+tagger, `names="tagger"`), then refinement."""
 
 from __future__ import annotations
 
