@@ -142,13 +142,14 @@ def _rebuild(content: TextOrMessages, replaced: dict[tuple[int | None, int | Non
 
 
 class _Scanners:
-    def __init__(self, policy: Policy, ner: Callable[[], NerPipeline], batch_size: int) -> None:
+    def __init__(self, policy: Policy, ner: Callable[[], NerPipeline], batch_size: int, names: str = "spacy") -> None:
         d = policy.detectors
         self.pii = None
         if policy.uses(Detector.PII) and d.pii.entities:
             self.pii = PiiDetector(ner(), entities=d.pii.entities, language=d.pii.language,
                                    score_threshold=d.pii.score_threshold, phone_regions=d.pii.phone_regions,
-                                   context_enhancement=d.pii.context_enhancement, batch_size=batch_size)
+                                   context_enhancement=d.pii.context_enhancement, batch_size=batch_size,
+                                   names=names)
         self.secrets = (SecretsDetector(generic=d.secrets.generic, min_entropy=d.secrets.min_entropy)
                         if policy.uses(Detector.SECRETS) and d.secrets.enabled else None)
         self.injection = (InjectionDetector(decode_payloads=d.injection.decode_payloads,
@@ -210,17 +211,16 @@ class PolicyEngine:
     # -- building blocks ------------------------------------------------------------------------
 
     def ner(self) -> NerPipeline:
+        """The shared spaCy pipeline; its model is loaded by the first detector that reads with it."""
         if self._ner is None:
-            ner = NerPipeline(self.settings.spacy_model)
-            ner.load()
-            self._ner = ner
+            self._ner = NerPipeline(self.settings.spacy_model)
         return self._ner
 
     def _scanners_for(self, policy: Policy) -> _Scanners:
         key = policy.detector_fingerprint
         scanners = self._scanners.get_fresh(key)
         if scanners is None:
-            scanners = _Scanners(policy, self.ner, self.settings.nlp_batch_size)
+            scanners = _Scanners(policy, self.ner, self.settings.nlp_batch_size, self.settings.name_model)
             self._scanners.put(key, scanners)
         return scanners
 

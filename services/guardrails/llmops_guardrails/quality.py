@@ -1,14 +1,17 @@
 """Detection quality, by a script anyone can run:
 
     .venv/bin/python -m llmops_guardrails.quality [--split test|dev|all] [--baseline] [--iou 0.5] [--errors N]
-                                                  [--model NAME_OR_PATH] [--only pii|injection]
+                                                  [--model NAME_OR_PATH] [--names tagger|spacy|tagger+spacy|off]
+                                                  [--only pii|injection]
 
 1. PII: per-entity precision, recall and F2 of the default policy's PII detector on presidio-research's
    synthetic set (`../shared/data/pii/synth_dataset_v2.json` from the repository root, or `--pii-data`),
    split by template id (`pii_eval.assign_splits`): `dev` was used for tuning, `test` is reported.
    Matching and entity handling are described in `llmops_guardrails.pii_eval`. `--baseline` also scores
    naive presidio (default `AnalyzerEngine`, same spaCy model) on the same samples. `--model` scores another
-   installed spaCy pipeline (a package name or a model directory; default: `LLMOPS_GUARDRAILS_SPACY_MODEL`).
+   installed spaCy pipeline (a package name or a model directory; default: `LLMOPS_GUARDRAILS_SPACY_MODEL`);
+   `--names` what finds people and places beyond the rules (default: `LLMOPS_GUARDRAILS_NAME_MODEL`,
+   spaCy's NER; `tagger` the learned name tagger).
 2. Prompt injection: precision, recall and false-positive rate of the injection detector at the
    default policy's threshold on `data/injection_prompts.jsonl` (sources in `data/README.md`), same split.
 """
@@ -58,13 +61,15 @@ def scored_entities(chosen: Sequence[Sample]) -> list[str]:
     return [e for e in default_policy().detectors.pii.entities if gold_counts(chosen).get(e)]
 
 
-def pii_report(chosen: Sequence[Sample], *, iou: float, model: str, keep_errors: bool = False
-               ) -> tuple[Report, NerPipeline]:
-    """The default policy's PII detector scored on `chosen` (and the NER pipeline it ran)."""
+def pii_report(chosen: Sequence[Sample], *, iou: float, model: str, keep_errors: bool = False,
+               names: str | None = None) -> tuple[Report, NerPipeline]:
+    """The default policy's PII detector scored on `chosen` (and the NER pipeline it ran); `names` as the
+    `name_model` setting (default: the setting's value)."""
     pii = default_policy().detectors.pii
     ner = NerPipeline(model)
     detector = PiiDetector(ner, entities=pii.entities, language=pii.language, score_threshold=pii.score_threshold,
-                           phone_regions=pii.phone_regions, context_enhancement=pii.context_enhancement)
+                           phone_regions=pii.phone_regions, context_enhancement=pii.context_enhancement,
+                           names=names or GuardrailsSettings().name_model)
 
     def predict(texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
         return [[(h.kind, h.start, h.end) for h in hits] for hits in detector.detect_many(texts)]
@@ -72,7 +77,8 @@ def pii_report(chosen: Sequence[Sample], *, iou: float, model: str, keep_errors:
     return evaluate(chosen, predict, scored_entities(chosen), iou=iou, keep_errors=keep_errors), ner
 
 
-def pii_quality(path: Path, split: str, *, baseline: bool, iou: float, errors: int, model: str) -> None:
+def pii_quality(path: Path, split: str, *, baseline: bool, iou: float, errors: int, model: str,
+                names: str | None = None) -> None:
     chosen, total = split_samples(path, split)
     scored = scored_entities(chosen)
     print(f"PII: {path} split={split}: {len(chosen)} of {total} samples, "
@@ -81,8 +87,9 @@ def pii_quality(path: Path, split: str, *, baseline: bool, iou: float, errors: i
     print(f"scored entities (the default policy's, present in the data): {scored}")
 
     t0 = time.perf_counter()
-    report, ner = pii_report(chosen, iou=iou, model=model, keep_errors=errors > 0)
-    _print_report(f"guardrails PII detector (default policy, model {model})", report, scored,
+    names = names or GuardrailsSettings().name_model
+    report, ner = pii_report(chosen, iou=iou, model=model, keep_errors=errors > 0, names=names)
+    _print_report(f"guardrails PII detector (default policy, names by {names}, spaCy model {model})", report, scored,
                   time.perf_counter() - t0, len(chosen))
     print(f"texts run through the NER model (in whole or in windows): {ner.ner_calls} of {len(chosen)}; characters it "
           f"read: {ner.ner_chars} of {ner.chars} ({ner.ner_chars / max(1, ner.chars):.0%})")
@@ -211,10 +218,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--errors", type=int, default=0, help="print this many errors per part")
     parser.add_argument("--only", choices=["pii", "injection"], default=None)
     parser.add_argument("--model", default=None, help="spaCy pipeline: package name or model directory")
+    parser.add_argument("--names", choices=["tagger", "spacy", "tagger+spacy", "off"], default=None,
+                        help="what finds people and places beyond the rules (default: the name_model setting)")
     args = parser.parse_args(argv)
     model = args.model or GuardrailsSettings().spacy_model
     if args.only in (None, "pii"):
-        pii_quality(args.pii_data, args.split, baseline=args.baseline, iou=args.iou, errors=args.errors, model=model)
+        pii_quality(args.pii_data, args.split, baseline=args.baseline, iou=args.iou, errors=args.errors, model=model,
+                    names=args.names)
     if args.only in (None, "injection"):
         injection_quality(args.split, errors=args.errors)
 

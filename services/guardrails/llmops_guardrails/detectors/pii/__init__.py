@@ -30,7 +30,8 @@ between the model and the rules (see its docstring); `refinement.resolve_overlap
 Modules: `pipeline` (the NER pipeline), `patterns` (cards, phones, names and places after a cue), `places`,
 `people`, `lexicon` (word lists they share), `results` (building and reading presidio results),
 `recognizers` (set-up per policy), `ner_gate` (the NER windows), `names` (known names), `refinement`,
-`detector` (`PiiDetector`).
+`detector` (`PiiDetector`), `tagger` (a learned name and place tagger that can replace the NER model:
+`PiiDetector(names="tagger")`, setting `name_model`; opt-in, see docs/guardrails.md).
 """
 
 from __future__ import annotations

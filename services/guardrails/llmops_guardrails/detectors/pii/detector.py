@@ -1,4 +1,5 @@
-"""The PII detector: rules on every text, the NER model on the texts that need it, then refinement."""
+"""The PII detector: rules on every text, then the NER model on the texts that need it (or the learned name
+tagger, `names="tagger"`), then refinement."""
 
 from __future__ import annotations
 
@@ -7,32 +8,25 @@ from typing import Any
 
 import regex
 from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
-from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer, LemmaContextAwareEnhancer
-from presidio_analyzer.nlp_engine import NlpArtifacts
+from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+from presidio_analyzer.nlp_engine import NerModelConfiguration
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
-from llmops_guardrails.detectors.pii.ner_gate import ner_windows
+from llmops_guardrails.detectors.pii.ner_gate import needs_ner, ner_windows
 from llmops_guardrails.detectors.pii.pipeline import NER_ENTITIES, NerPipeline
 from llmops_guardrails.detectors.pii.recognizers import build_recognizers
 from llmops_guardrails.detectors.pii.refinement import refine, resolve_overlaps
-from llmops_guardrails.detectors.pii.results import SPACY
+from llmops_guardrails.detectors.pii.results import SPACY, TAGGER, rule_of, source_of
+from llmops_guardrails.detectors.pii.tagger import NameTagger, spans_of
 from llmops_guardrails.findings import Detector, Hit
-
-
-class _NoContextEnhancement(ContextAwareEnhancer):
-    def __init__(self) -> None:
-        super().__init__(context_similarity_factor=0, min_score_with_context_similarity=0, context_prefix_count=0,
-                         context_suffix_count=0)
-
-    def enhance_using_context(self, text: str, raw_results: list[RecognizerResult], nlp_artifacts: NlpArtifacts,
-                              recognizers: list[EntityRecognizer], context: list[str] | None = None,
-                              ) -> list[RecognizerResult]:
-        return raw_results
-
-
 
 # A rule result at least this confident explains its words: the NER model need not look at them.
 _EXPLAINS = 0.85
+
+# Who finds names and places that no rule found (`PiiDetector(names=...)`): spaCy's NER model on the gate's
+# windows (`ner_gate`); nobody; the learned tagger alone (`tagger`); or the tagger, with the NER model on the
+# windows of the words the tagger is not sure of.
+NAME_MODELS = ("spacy", "off", "tagger", "tagger+spacy")
 
 # What a text must contain for a recognizer of these entities to find anything (a necessary condition of its
 # patterns, cheaper to test than running them): recognizers whose entities all have a precondition are
@@ -75,25 +69,43 @@ class PiiDetector:
         context_enhancement: bool = False,
         batch_size: int = 64,
         skip_ner: bool = True,
+        names: str = "spacy",
+        tagger: NameTagger | None = None,
+        tagger_threshold: float = 0.4,
+        tagger_place_threshold: float | None = 0.8,
+        tagger_confidence: float = 0.9,
     ) -> None:
-        if not ner.is_loaded():
+        if names not in NAME_MODELS:
+            raise ValueError(f"names must be one of {NAME_MODELS}, not {names!r}")
+        self.entities = list(dict.fromkeys(entities))
+        self.with_ner = any(e in NER_ENTITIES for e in self.entities)
+        # The spaCy model is loaded only when something reads with it: NER, or presidio's context enhancer.
+        if not ner.is_loaded() and (context_enhancement or (self.with_ner and names in ("spacy", "tagger+spacy"))):
             ner.load()
         self.ner = ner
-        self.entities = list(dict.fromkeys(entities))
         self.language = language
         self.score_threshold = score_threshold
         self.batch_size = batch_size
         self.skip_ner = skip_ner
-        self.with_ner = any(e in NER_ENTITIES for e in self.entities)
-        self.ner_config = ner.configure_labels(self.entities)
+        self.names = names
+        if names.startswith("tagger") and tagger is None:
+            from llmops_guardrails.detectors.pii.tagger import shipped
+
+            tagger = shipped()
+        self.tagger = tagger
+        self.tagger_threshold = tagger_threshold
+        self.tagger_confidence = tagger_confidence
+        self.tagger_place_threshold = tagger_place_threshold
+        self.ner_config = ner.configure_labels(self.entities) if ner.is_loaded() else NerModelConfiguration()
         self.recognizers = build_recognizers(self.entities, language=language, phone_regions=phone_regions)
         self.context_enhancement = context_enhancement
-        registry = RecognizerRegistry(supported_languages=[language])
-        for recognizer in self.recognizers:
-            registry.add_recognizer(recognizer)
-        enhancer: ContextAwareEnhancer = LemmaContextAwareEnhancer() if context_enhancement else _NoContextEnhancement()
-        self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=ner, supported_languages=[language],
-                                       context_aware_enhancer=enhancer)
+        self.analyzer: AnalyzerEngine | None = None  # presidio's own path, for its lemma context enhancer only
+        if context_enhancement:
+            registry = RecognizerRegistry(supported_languages=[language])
+            for recognizer in self.recognizers:
+                registry.add_recognizer(recognizer)
+            self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=ner, supported_languages=[language],
+                                           context_aware_enhancer=LemmaContextAwareEnhancer())
         self._rule_recognizers = [(r, _precondition(r)) for r in self.recognizers if not isinstance(r, SpacyRecognizer)]
         self._ner_entities = {e for e in self.entities if e in NER_ENTITIES}
 
@@ -124,7 +136,7 @@ class PiiDetector:
     def detect_many(self, texts: Sequence[str]) -> list[list[Hit]]:
         if not self.entities:
             return [[] for _ in texts]
-        if self.context_enhancement:  # presidio's own analysis, with its lemma context enhancer
+        if self.analyzer is not None:  # presidio's own analysis, with its lemma context enhancer
             docs = self.ner.docs(texts, with_ner=self.with_ner, batch_size=self.batch_size)
             self.ner.count(texts, [[(0, len(t))] if self.with_ner else [] for t in texts])
             return [self._finish(text, self.analyzer.analyze(
@@ -135,9 +147,16 @@ class PiiDetector:
         if not self.with_ner:
             self.ner.count(texts, [[] for _ in texts])
             return [self._finish(t, r) for t, r in zip(texts, rules, strict=True)]
-        if self.skip_ner:
-            windows = [ner_windows(t, [(r.start, r.end) for r in rs if r.score >= _EXPLAINS])
-                       for t, rs in zip(texts, rules, strict=True)]
+        names = self.names
+        if names.startswith("tagger"):
+            sure = [self._tag(t, rs) for t, rs in zip(texts, rules, strict=True)]
+        else:
+            sure = [[] for _ in texts]
+        if names in ("off", "tagger"):
+            windows: list[list[tuple[int, int]]] = [[] for _ in texts]
+        elif self.skip_ner:
+            windows = [ner_windows(t, [(r.start, r.end) for r in rs if r.score >= _EXPLAINS] + ok)
+                       for t, rs, ok in zip(texts, rules, sure, strict=True)]
         else:
             windows = [[(0, len(t))] for t in texts]
         pieces = [t[s:e] for t, ws in zip(texts, windows, strict=True) for s, e in ws]
@@ -148,6 +167,31 @@ class PiiDetector:
             results = [r for s, _ in ws for r in self._ner_results(next(docs), s)] + found
             out.append(self._finish(text, results))
         return out
+
+    def _tag(self, text: str, rules: list[RecognizerResult]) -> list[tuple[int, int]]:
+        """Add the tagger's people and places to `rules`; the spans of the words it is sure of (with
+        `tagger+spacy`: the words the NER model need not read)."""
+        assert self.tagger is not None
+        if self.skip_ner and not needs_ner(text, [(r.start, r.end) for r in rules if r.score >= _EXPLAINS]):
+            return []  # no word the NER model would have read: nor does the tagger
+        evidence = [(r.entity_type, r.start, r.end, r.score, rule_of(r) or source_of(r)) for r in rules]
+        spans, cand, probs = self.tagger.word_probabilities(text, evidence)
+        gate = self.names == "tagger+spacy"
+        threshold = max(self.tagger_threshold, self.tagger_confidence) if gate else self.tagger_threshold
+        place = self.tagger_place_threshold
+        tags = [t for t in spans_of(text, spans, cand, probs, threshold=threshold,
+                                    place_threshold=max(place, threshold) if gate and place is not None else place)
+                if t.label in self._ner_entities]
+        found = [(r.start, r.end) for r in rules]
+        for tag in tags:
+            if any(s < tag.end and tag.start < e for s, e in found):
+                continue  # the rules' span stands
+            rules.append(RecognizerResult(tag.label, tag.start, tag.end, 0.85,
+                                          recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: TAGGER}))
+        if not gate:
+            return []
+        confidence = self.tagger_confidence
+        return [spans[i] for k, i in enumerate(cand) if probs[k].max() >= confidence]
 
     def detect(self, text: str) -> list[Hit]:
         return self.detect_many([text])[0]

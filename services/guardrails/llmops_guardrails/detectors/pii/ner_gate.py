@@ -16,7 +16,7 @@ windows merge; when they cover most of the text the whole text is one window.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import regex
 
@@ -45,15 +45,15 @@ def _name_follows(text: str, pos: int) -> bool:
     return m is not None and m.group(1).lower() not in _NEVER_NAMES
 
 
-def _candidates(text: str, explained: Sequence[tuple[int, int]]) -> list[int]:
-    """Start offsets of the words the NER model could name."""
+def _candidates(text: str, explained: Sequence[tuple[int, int]]) -> Iterator[int]:
+    """Start offsets of the words the NER model could name, in order (lazily: `needs_ner` stops at the first)."""
     places = gazetteer()
     if not any(c.isupper() for c in text):
         lower = lower_name_words()
-        return [m.start() for m in _WORD.finditer(text)
-                if m.group() in lower or m.group() in places.first_words]
+        yield from (m.start() for m in _WORD.finditer(text)
+                    if m.group() in lower or m.group() in places.first_words)
+        return
     names = name_words()
-    out = []
     for m in _WORD.finditer(text):
         word = m.group()
         if not word[0].isupper():
@@ -67,8 +67,7 @@ def _candidates(text: str, explained: Sequence[tuple[int, int]]) -> list[int]:
         if opens_sentence and not _name_follows(text, m.end()) and (
                 word.lower() in OPENERS or (word not in names and word not in places.first_words)):
             continue  # "Thanks", "Ticket", "Will you": a sentence's first word, and no name
-        out.append(m.start())
-    return out
+        yield m.start()
 
 
 def _sentences(text: str) -> list[tuple[int, int]]:
@@ -85,7 +84,7 @@ def _sentences(text: str) -> list[tuple[int, int]]:
 
 def ner_windows(text: str, explained: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
     """The (start, end) spans of `text` the NER model should read; empty when it need not run."""
-    candidates = _candidates(text, explained)
+    candidates = list(_candidates(text, explained))
     if not candidates:
         return []
     sentences = _sentences(text)
@@ -108,4 +107,4 @@ def ner_windows(text: str, explained: Sequence[tuple[int, int]] = ()) -> list[tu
 
 def needs_ner(text: str, explained: Sequence[tuple[int, int]] = ()) -> bool:
     """Whether any part of `text` needs the NER model (see `ner_windows`)."""
-    return bool(_candidates(text, explained))
+    return next(_candidates(text, explained), None) is not None

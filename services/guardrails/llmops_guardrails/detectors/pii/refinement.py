@@ -12,7 +12,7 @@ from presidio_analyzer import RecognizerResult
 from llmops_guardrails.detectors.pii.lexicon import NAME_WORD, ORG_WORD_RE
 from llmops_guardrails.detectors.pii.patterns import CardNumberRecognizer, PhoneNumberRecognizer
 from llmops_guardrails.detectors.pii.places import gazetteer
-from llmops_guardrails.detectors.pii.results import SPACY, rule_of, source_of
+from llmops_guardrails.detectors.pii.results import MODELS, rule_of, source_of
 
 _REGION_PREFIX = regex.compile(r"^(?:(?:the|southern|northern|eastern|western|central|south|north|east|west|"
                                r"greater|downtown|upper|lower)\s+)+", regex.IGNORECASE)
@@ -46,7 +46,7 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
     firms = [m.span() for m in _FIRM_LIST.finditer(text)
              if _FIRM_CUE_BEFORE.search(text, max(0, m.start() - 12), m.start())
              or _ORG_AFTER.match(text, m.end(), min(len(text), m.end() + 30))]
-    ner_persons = [(r.start, r.end) for r in results if r.entity_type == "PERSON" and source_of(r) == SPACY]
+    ner_persons = [(r.start, r.end) for r in results if r.entity_type == "PERSON" and source_of(r) in MODELS]
     out = []
     for r in results:
         if r.entity_type in ("PERSON", "LOCATION"):
@@ -66,7 +66,7 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
                 if m3 and m3.start() > r.start:
                     r.end = m3.start()
             org = _ORG_AFTER.match(text, r.end, min(len(text), r.end + 30)) or ORG_WORD_RE.search(text, r.start, r.end)
-            if org and (source_of(r) == SPACY or r.score < 0.9):
+            if org and (source_of(r) in MODELS or r.score < 0.9):
                 continue
             if _EMPLOYER_BEFORE.search(text, max(0, r.start - 30), r.start):
                 continue
@@ -76,7 +76,7 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
                     and any(s <= r.start and r.end <= e and (s, e) != (r.start, r.end) for s, e in ner_persons)):
                 continue
         out.append(r)
-    rule_names = {tok for r in out if r.entity_type == "PERSON" and source_of(r) != SPACY
+    rule_names = {tok for r in out if r.entity_type == "PERSON" and source_of(r) not in MODELS
                   for tok in _NAME_TOKEN.findall(text[r.start:r.end])}
     names = {tok for r in out if r.entity_type == "PERSON" for tok in _NAME_TOKEN.findall(text[r.start:r.end])}
     names -= {"The", "And", "Van", "Von", "Der", "Den", "Del", "Della"}
@@ -89,7 +89,7 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
             if not clash:
                 out.append(RecognizerResult("PERSON", start, end, 0.7))
             elif (name in rule_names and len(clash) == 1 and clash[0].entity_type == "LOCATION"
-                  and source_of(clash[0]) == SPACY and (clash[0].start, clash[0].end) == (start, end)):
+                  and source_of(clash[0]) in MODELS and (clash[0].start, clash[0].end) == (start, end)):
                 clash[0].entity_type = "PERSON"
     return out
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerResult
 
 SPACY = "SpacyRecognizer"  # the recognizer name of results the NER model found
+TAGGER = "NameTagger"  # ... and of results the learned tagger found (`tagger`)
+MODELS = frozenset({SPACY, TAGGER})  # learned models: refinement treats their spans alike
 RULE_KEY = "guardrails_rule"  # which of a recognizer's rules found a result (metadata key)
 
 

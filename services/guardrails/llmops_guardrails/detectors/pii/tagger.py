@@ -1,0 +1,434 @@
+"""A learned name and place tagger: a linear model over cheap word features, orders of magnitude cheaper than
+spaCy's NER.
+
+Only candidate words are scored: capitalised words (in a text without any capital letter, words that are a
+known first name, surname, town or place). Each candidate gets one of three labels, O, PERSON or LOCATION,
+from a multinomial logistic regression over string features (`features`): the word itself, its shape,
+prefix and suffix, whether it is on the name, town, place, common-word, organisation-word or street-word lists
+the recognizers already load, the same for the words before and after it, the one or two lower-case words
+before it ("my name is", "lives in", "Dear"), and whether it opens a sentence. A candidate's label does not
+depend on its neighbours' labels (no decoding), so a text is scored in one numpy pass; adjacent candidates of
+one label joined by spaces or an initial's dot make one span.
+
+Training (`services/guardrails/scripts/train_name_tagger.py`) writes the model file this module reads
+(`data/name_tagger.bin`): one JSON header line (format, labels, the feature vocabulary), then the weights as
+little-endian float32, one row per feature and a bias row. Inference needs numpy only.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import regex
+
+from llmops_guardrails.detectors.pii.lexicon import OPENERS, ORG_WORD_RE, UNIT_OR_STREET
+from llmops_guardrails.detectors.pii.names import common_words, first_names, lower_name_words, surnames
+from llmops_guardrails.detectors.pii.people import _NOT_ALONE
+from llmops_guardrails.detectors.pii.places import gazetteer, towns
+
+FORMAT = 1
+LABELS = ("O", "PERSON", "LOCATION")
+MODEL_FILE = "data/name_tagger.bin"
+
+# Words, numbers, single other characters; a word keeps inner apostrophes, hyphens ("O'Brien", "Jean-Luc").
+_TOKEN = regex.compile(r"[\p{L}\p{M}](?:[\p{L}\p{M}]|['’-](?=[\p{L}\p{M}]))*|\d+|\S")
+_NEWLINE = regex.compile("\n")
+_SHAPE_MAP = str.maketrans({**{c: "X" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
+                            **{c: "x" for c in "abcdefghijklmnopqrstuvwxyz"}, **{c: "d" for c in "0123456789"}})
+_TITLES = frozenset(["mr", "mrs", "ms", "miss", "dr", "prof", "sir", "madam", "mister", "doctor", "professor"])
+_CALENDAR = frozenset(["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january",
+                       "february", "march", "april", "may", "june", "july", "august", "september", "october",
+                       "november", "december"])
+
+
+def tokens(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every token of `text`."""
+    return [m.span() for m in _TOKEN.finditer(text)]
+
+
+def _shape(word: str) -> str:
+    """Letters as X or x, digits as d, runs of more than two of one kind cut to two ("Xxx", "XX-Xxx", "dd")."""
+    out: list[str] = []
+    for c in word.translate(_SHAPE_MAP):
+        kind = c if c in "Xxd" else ("x" if c.islower() else "X") if c.isalpha() else c
+        if len(out) < 2 or out[-1] != kind or out[-2] != kind:
+            out.append(kind)
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The word lists the features look words up in (all from the recognizers' own lists)."""
+
+    first: frozenset[str]
+    last: frozenset[str]
+    lower_names: frozenset[str]
+    common: frozenset[str]
+
+    def classes(self, word: str, lowercase_text: bool) -> list[str]:
+        """The lists `word` is on, as short names."""
+        out = []
+        if word in self.first:
+            out.append("FN")
+        if word in self.last:
+            out.append("SN")
+        low = word.lower()
+        if lowercase_text and low in self.lower_names:
+            out.append("LN")
+        if low in self.common:
+            out.append("CW")
+        if low in OPENERS:
+            out.append("OP")
+        if low in _TITLES:
+            out.append("TI")
+        if low in _CALENDAR:
+            out.append("CA")
+        if low in _NOT_ALONE:
+            out.append("NA")
+        if towns().get(word, lowercase_text=lowercase_text) is not None:
+            out.append("TW")
+        places = gazetteer()
+        place = places.get(word, lowercase_text=lowercase_text)
+        if place is not None:
+            out.append("GZ" + ("a" if place.ambiguous else place.section[:3]))
+        elif word in places.first_words:
+            out.append("GF")
+        if ORG_WORD_RE.fullmatch(word):
+            out.append("OW")
+        if UNIT_OR_STREET.fullmatch(word):
+            out.append("ST")
+        return out
+
+
+@functools.cache
+def lexicon() -> Lexicon:
+    return Lexicon(first=first_names(), last=surnames(), lower_names=lower_name_words(), common=common_words())
+
+
+def candidates(text: str, spans: Sequence[tuple[int, int]], lex: Lexicon | None = None) -> list[int]:
+    """Indices of the tokens the model labels: capitalised words; in a text without capitals, known names, towns
+    and places, and the uncommon words after them ("olga krylova", "eric g. samoylova")."""
+    if any(c.isupper() for c in text):
+        return [i for i, (s, _) in enumerate(spans) if text[s].isupper()]
+    lex = lex or lexicon()
+    out: list[int] = []
+    for i, (s, e) in enumerate(spans):
+        word = text[s:e]
+        if not word[0].isalpha():
+            continue
+        known = (word in lex.lower_names or towns().get(word, lowercase_text=True) is not None
+                 or gazetteer().get(word, lowercase_text=True) is not None)
+        after_one = bool(out) and (out[-1] == i - 1 or (  # right after a candidate, or after its initial
+            out[-1] == i - 3 and spans[i - 2][1] - spans[i - 2][0] == 1 and text[spans[i - 1][0]] == "."))
+        if known or (after_one and word not in lex.common and len(word) > 1):
+            out.append(i)
+    return out
+
+
+# What `word_info` tells of a word: lower case, shape, lists, its own features, its features as the word before a
+# candidate and as the word after one.
+_Info = tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def word_info(word: str, lowercase_text: bool) -> _Info:
+    """A word's lower case, shape, lists (`Lexicon.classes`), the features that depend on it alone, and those it
+    gives the candidate after it ("pw=", "psh=", "pc=", "pcap") and before it ("nw=", ...)."""
+    low = word.lower()
+    shape = _shape(word)
+    cls = tuple(lexicon().classes(word, lowercase_text)) if word[:1].isalpha() else ()
+    joined = "+".join(cls)
+    own = ["b", "w=" + low, "sh=" + shape, "p3=" + low[:3], "s3=" + low[-3:], "s2=" + low[-2:], "s4=" + low[-4:],
+           "len=" + str(min(len(word), 8))]
+    if lowercase_text:
+        own.append("lc")
+    if not word.isascii():
+        own.append("nonascii")
+    own.extend("c=" + c for c in cls)
+    own.append("cs=" + joined)
+    own.append("csh=" + joined + "|" + shape)
+    cap = shape[:1] == "X"
+    as_prev = ("pw=" + low, "psh=" + shape, *("pc=" + c for c in cls), *(("pcap",) if cap else ()))
+    as_next = ("nw=" + low, "nsh=" + shape, *("nc=" + c for c in cls), *(("ncap",) if cap else ()))
+    return low, shape, cls, tuple(own), as_prev, as_next
+
+
+def _word_at(text: str, spans: Sequence[tuple[int, int]], i: int) -> str:
+    if 0 <= i < len(spans):
+        s, e = spans[i]
+        return text[s:e]
+    return "<s>" if i < 0 else "</s>"
+
+
+def context_features(text: str, spans: Sequence[tuple[int, int]], index: int, lowercase_text: bool,
+                     cache: dict[int, _Info]) -> tuple[tuple[tuple[str, ...], ...], list[str]]:
+    """The features of token `index` (a candidate) that depend on its neighbours: the words before and after it,
+    their shapes and lists (as whole `word_info` blocks), the two words before and after it, whether it opens a
+    sentence or a line, and its lists with its neighbours' (as strings)."""
+    def info(i: int) -> _Info:
+        got = cache.get(i)
+        if got is None:
+            got = cache[i] = word_info(_word_at(text, spans, i), lowercase_text)
+        return got
+
+    me, before, after = info(index), info(index - 1), info(index + 1)
+    plow, pcls, nlow, ncls = before[0], before[2], after[0], after[2]
+    start = spans[index][0]
+    f = ["pw2=" + info(index - 2)[0] + " " + plow, "nw2=" + nlow + " " + info(index + 2)[0]]
+    if "\n" in text[max(0, start - 3):start] or index == 0 or plow in (".", "!", "?", ":", "\n"):
+        f.append("open")
+    joined = "+".join(me[2])
+    f.extend("c|nc=" + joined + "|" + c for c in ncls)
+    f.extend("c|pc=" + joined + "|" + c for c in pcls)
+    return (me[3], before[4], after[5]), f
+
+
+def _runs(text: str, spans: Sequence[tuple[int, int]], cand: Sequence[int]) -> list[list[int]]:
+    """Candidates grouped into runs: neighbouring tokens separated by spaces only ("San Bernardino")."""
+    runs: list[list[int]] = []
+    for i in cand:
+        if runs and runs[-1][-1] == i - 1 and text[spans[i - 1][1]:spans[i][0]].strip(" \t") == "":
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+def run_features(text: str, spans: Sequence[tuple[int, int]], run: Sequence[int], *, lowercase_text: bool,
+                 cache: dict[int, _Info], newlines: Sequence[int]) -> tuple[tuple[str, ...], list[str]]:
+    """Features every word of a run shares (its length, the words around it, whether it is a place, the lists
+    its words are on), and each word's position in it."""
+    def word_at(i: int) -> str:
+        got = cache.get(i)
+        return got[0] if got is not None else _word_at(text, spans, i).lower()
+
+    first, last = run[0], run[-1]
+    phrase = text[spans[first][0]:spans[last][1]]
+    shared = ["rl=" + str(min(len(run), 4)), "rb=" + word_at(first - 1),
+              "rb2=" + word_at(first - 2) + " " + word_at(first - 1), "ra=" + word_at(last + 1)]
+    if len(run) > 1:
+        if towns().get(phrase, lowercase_text=lowercase_text) is not None:
+            shared.append("rtw")
+        if gazetteer().get(phrase, lowercase_text=lowercase_text) is not None:
+            shared.append("rgz")
+    classes = sorted({c for i in run for c in cache[i][2]})
+    shared.extend("rc=" + c for c in classes)
+    line = bisect.bisect_left(newlines, spans[first][0])  # the run's line (newlines before it)
+    line_start = newlines[line - 1] + 1 if line else 0
+    after = bisect.bisect_left(newlines, spans[last][1])
+    line_end = newlines[after] if after < len(newlines) else len(text)
+    alone_before = text[line_start:spans[first][0]].strip(" \t>*•-") == ""
+    if alone_before:
+        shared.append("lstart")
+        if text[spans[last][1]:line_end].strip(" \t.,") == "":
+            shared.append("lonly")
+    if newlines:
+        shared.append("line=" + str(min(line, 3)))
+    if len(run) == 1:
+        return tuple(shared), ["rp=s"]
+    return tuple(shared), ["rp=f", *["rp=m"] * (len(run) - 2), "rp=l"]
+
+
+# What a rule found, as the tagger reads it: entity, start, end, score, the rule's name.
+Evidence = tuple[str, int, int, float, str]
+
+
+def _bucket(score: float) -> str:
+    return "hi" if score >= 0.85 else "mid" if score >= 0.65 else "lo"
+
+
+def _evidence_features(spans: Sequence[tuple[int, int]], cand: Sequence[int], evidence: Sequence[Evidence],
+                       ) -> list[list[str]]:
+    """Per candidate, what the rules found over it (entity, score bucket, rule), or "ev=none"."""
+    out: list[list[str]] = [[] for _ in cand]
+    if evidence:
+        starts = [spans[i][0] for i in cand]
+        for kind, a, b, score, rule in evidence:
+            k = max(0, bisect.bisect_right(starts, a) - 1)
+            while k < len(cand) and spans[cand[k]][0] < b:
+                if a < spans[cand[k]][1]:
+                    out[k].extend(("ev=" + kind + "|" + _bucket(score), "evr=" + kind + "|" + rule))
+                k += 1
+    for f in out:
+        if not f:
+            f.append("ev=none")
+    return out
+
+
+def text_parts(text: str, lex: Lexicon | None = None, evidence: Sequence[Evidence] | None = None,
+               ) -> tuple[list[tuple[int, int]], list[int], list[list[tuple[str, ...]]], list[list[str]]]:
+    """Tokens, candidate indices and each candidate's features: in blocks that recur (its own, its neighbours',
+    its run's) and the rest (see `context_features`, `run_features`; with `evidence`, what the rules found over
+    it or that they found nothing there)."""
+    lex = lex or lexicon()
+    spans = tokens(text)
+    cand = candidates(text, spans, lex)
+    lowercase_text = not any(c.isupper() for c in text)
+    cache: dict[int, _Info] = {}
+    blocks: list[list[tuple[str, ...]]] = []
+    rest: list[list[str]] = []
+    for i in cand:
+        b, f = context_features(text, spans, i, lowercase_text, cache)
+        blocks.append(list(b))
+        rest.append(f)
+    k = 0
+    newlines = [m.start() for m in _NEWLINE.finditer(text)]
+    for run in _runs(text, spans, cand):
+        shared, positions = run_features(text, spans, run, lowercase_text=lowercase_text, cache=cache,
+                                         newlines=newlines)
+        for pos in positions:
+            blocks[k].append(shared)
+            rest[k].append(pos)
+            k += 1
+    if evidence is not None:
+        for f, extra in zip(rest, _evidence_features(spans, cand, evidence), strict=True):
+            f.extend(extra)
+    return spans, cand, blocks, rest
+
+
+def text_features(text: str, lex: Lexicon | None = None, evidence: Sequence[Evidence] | None = None,
+                  ) -> tuple[list[tuple[int, int]], list[int], list[list[str]]]:
+    """Tokens, candidate indices and every feature of each candidate (see `text_parts`)."""
+    spans, cand, blocks, rest = text_parts(text, lex, evidence)
+    return spans, cand, [[f for b in bs for f in b] + r for bs, r in zip(blocks, rest, strict=True)]
+
+
+@dataclass(frozen=True)
+class Tag:
+    """A span the tagger labelled, with the probability of its label (the lowest of its words')."""
+
+    label: str
+    start: int
+    end: int
+    probability: float
+
+
+class NameTagger:
+    """The trained model: `vocab` maps a feature to its weight row; `weights` has a last row for the bias."""
+
+    OWN_CACHE = 1 << 16  # feature blocks (`text_parts`) whose rows are remembered
+
+    def __init__(self, vocab: dict[str, int], weights: npt.NDArray[np.float32], meta: dict[str, object] | None = None
+                 ) -> None:
+        self.vocab = vocab
+        self.weights = weights
+        self.meta = meta or {}
+        self.lex = lexicon()
+        self._weights64 = weights.astype(np.float64)  # summed in float64, as before the first copy was made
+        self._own: dict[tuple[str, ...], list[int]] = {}
+
+    @property
+    def evidence(self) -> bool:
+        """Whether the model was trained with the rules' evidence (`text_parts`)."""
+        return bool(self.meta.get("evidence"))
+
+    def _scores(self, idx: list[int], starts: list[int]) -> npt.NDArray[np.float64]:
+        if not starts:
+            return np.zeros((0, len(LABELS)))
+        scores = np.add.reduceat(self._weights64[idx], starts, axis=0)
+        scores -= scores.max(axis=1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=1, keepdims=True)
+        return scores
+
+    def probabilities(self, texts_features: Sequence[list[str]]) -> npt.NDArray[np.float64]:
+        """One row of label probabilities per candidate's features."""
+        vocab = self.vocab
+        bias = len(self.weights) - 1
+        idx: list[int] = []
+        starts: list[int] = []
+        for feats in texts_features:
+            starts.append(len(idx))
+            idx.append(bias)
+            idx.extend(j for j in map(vocab.get, feats) if j is not None)
+        return self._scores(idx, starts)
+
+    def word_probabilities(self, text: str, evidence: Sequence[Evidence] | None = None,
+                           ) -> tuple[list[tuple[int, int]], list[int], npt.NDArray[np.float64]]:
+        """Tokens, candidate indices and their label probabilities (`evidence`: what the rules found, read by a
+        model trained with it; none given counts as nothing found)."""
+        spans, cand, blocks, rest = text_parts(text, self.lex, (evidence or ()) if self.evidence else None)
+        vocab = self.vocab
+        rows = self._own
+        bias = len(self.weights) - 1
+        idx: list[int] = []
+        starts: list[int] = []
+        for bs, feats in zip(blocks, rest, strict=True):
+            starts.append(len(idx))
+            idx.append(bias)
+            for block in bs:
+                known = rows.get(block)
+                if known is None:
+                    if len(rows) >= self.OWN_CACHE:
+                        rows.clear()
+                    known = rows[block] = [j for j in map(vocab.get, block) if j is not None]
+                idx.extend(known)
+            idx.extend(j for j in map(vocab.get, feats) if j is not None)
+        return spans, cand, self._scores(idx, starts)
+
+    def tag(self, text: str, *, threshold: float = 0.4, place_threshold: float | None = 0.8) -> list[Tag]:
+        """PERSON and LOCATION spans (see `spans_of`), without rule evidence."""
+        spans, cand, probs = self.word_probabilities(text)
+        return spans_of(text, spans, cand, probs, threshold=threshold, place_threshold=place_threshold)
+
+
+def spans_of(text: str, spans: Sequence[tuple[int, int]], cand: Sequence[int], probs: npt.NDArray[np.float64], *,
+             threshold: float, place_threshold: float | None = None) -> list[Tag]:
+    """Labelled spans: a candidate is a PERSON (LOCATION) when that label's probability is at least `threshold`
+    and the higher of the two; neighbouring candidates of one label joined only by spaces, or by an initial's
+    dot, merge."""
+    out: list[Tag] = []
+    last_index = -2
+    place_threshold = threshold if place_threshold is None else place_threshold
+    for k, i in enumerate(cand):
+        p_person, p_place = float(probs[k, 1]), float(probs[k, 2])
+        label, p = ("PERSON", p_person) if p_person >= p_place else ("LOCATION", p_place)
+        if p < (threshold if label == "PERSON" else place_threshold):
+            continue
+        s, e = spans[i]
+        if out and out[-1].label == label and last_index >= 0 and _joins(text, spans, last_index, i):
+            out[-1] = Tag(label, out[-1].start, e, min(out[-1].probability, p))
+        else:
+            out.append(Tag(label, s, e, p))
+        last_index = i
+    return out
+
+
+def _joins(text: str, spans: Sequence[tuple[int, int]], a: int, b: int) -> bool:
+    """Whether candidate tokens `a` < `b` are one name: only spaces between them, or an initial and its dot."""
+    gap = text[spans[a][1]:spans[b][0]]
+    if b == a + 1:
+        return gap.strip(" \t") == ""
+    return b == a + 2 and gap.strip(" \t") == "." and spans[a][1] - spans[a][0] == 1
+
+
+def load(path: Path | None = None) -> NameTagger:
+    """The tagger from `path` (default: the file the package ships)."""
+    raw = path.read_bytes() if path is not None else (
+        resources.files("llmops_guardrails").joinpath(MODEL_FILE).read_bytes())
+    head, _, body = raw.partition(b"\n")
+    header = json.loads(head)
+    if header.get("format") != FORMAT or tuple(header.get("labels", ())) != LABELS:
+        raise ValueError(f"name tagger file of format {header.get('format')}, expected {FORMAT}")
+    features_list: list[str] = header.pop("features")
+    weights = np.frombuffer(body, dtype="<f4").reshape(len(features_list) + 1, len(LABELS)).astype(np.float32)
+    return NameTagger({f: i for i, f in enumerate(features_list)}, weights, header)
+
+
+def dump(tagger_vocab: Sequence[str], weights: npt.NDArray[np.floating], meta: dict[str, object]) -> bytes:
+    """The model file's bytes: the JSON header line, then the weights (float32, little-endian)."""
+    header = {"format": FORMAT, "labels": list(LABELS), **meta, "features": list(tagger_vocab)}
+    return json.dumps(header, ensure_ascii=False).encode() + b"\n" + np.asarray(weights, dtype="<f4").tobytes()
+
+
+@functools.cache
+def shipped() -> NameTagger:
+    return load()
