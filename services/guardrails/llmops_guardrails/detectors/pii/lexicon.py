@@ -40,3 +40,13 @@ they're this those though thus to today tomorrow too unfortunately unless unlike
 wasn't we we're well were weren't what what's whatever when whenever where where's whether which while who
 who's whom whose why will with without won't would wouldn't yes yesterday yet you you're your yours
 """))
+
+# Capitalised words that are first names somewhere but, standing alone in English text, rarely people.
+NOT_ALONE = frozenset(words("""
+monday tuesday wednesday thursday friday saturday sunday january february march april may june july august
+september october november december christmas easter american british english french german italian spanish
+portuguese dutch danish swedish norwegian finnish icelandic polish czech slovak hungarian romanian bulgarian
+greek turkish russian ukrainian chinese japanese korean indian brazilian mexican canadian australian irish
+scottish welsh swiss austrian belgian estonian latvian lithuanian slovenian croatian serbian tunisian cypriot
+african asian european christian muslim jewish catholic hindu buddhist god lord king queen prince princess
+"""))

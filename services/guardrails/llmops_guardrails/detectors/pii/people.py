@@ -10,6 +10,7 @@ from llmops_guardrails.detectors.pii.lexicon import (
     BULLET,
     LINE,
     NAME_WORD,
+    NOT_ALONE,
     OPENERS,
     ORG_WORD_RE,
     UNIT_OR_STREET,
@@ -163,15 +164,6 @@ _LONE_WORD = regex.compile(rf"(?<![\p{{L}}\p{{M}}\p{{N}}_'’.-]|\p{{Lu}}[\p{{L}
                            rf"(?![\p{{L}}\p{{M}}\p{{N}}_'’-]|[ ]\p{{Lu}})")
 _CAPITALISED_RUN = regex.compile(rf"(?<![\p{{L}}\p{{M}}\p{{N}}_'’.-]|\p{{Lu}}[\p{{L}}\p{{M}}'’-]*[ ])"
                                  rf"{NAME_WORD}(?:[ ]{NAME_WORD}){{1,3}}(?![\p{{L}}\p{{M}}\p{{N}}_'’-]|[ ]\p{{Lu}})")
-# Capitalised words that are first names somewhere but, standing alone in English text, rarely people.
-_NOT_ALONE = frozenset(words("""
-monday tuesday wednesday thursday friday saturday sunday january february march april may june july august
-september october november december christmas easter american british english french german italian spanish
-portuguese dutch danish swedish norwegian finnish icelandic polish czech slovak hungarian romanian bulgarian
-greek turkish russian ukrainian chinese japanese korean indian brazilian mexican canadian australian irish
-scottish welsh swiss austrian belgian estonian latvian lithuanian slovenian croatian serbian tunisian cypriot
-african asian european christian muslim jewish catholic hindu buddhist god lord king queen prince princess
-"""))
 _LOWER_PAIR = regex.compile(r"(?<![\p{L}\p{M}\p{N}_'’-])(?P<given>\p{Ll}[\p{Ll}\p{M}'’-]+)[ ]"
                             r"(?=(?P<family>\p{Ll}[\p{Ll}\p{M}'’-]+)(?![\p{L}\p{M}\p{N}_]))")
 # Two name words around a middle initial ("Faina D. Yefremova", "Ravil G Yefimov"): a person, listed or not.
@@ -269,7 +261,7 @@ class KnownNameRecognizer(OneEntityRecognizer):
         for m in _LOWER_PAIR.finditer(text):
             given, family = m.group("given"), m.group("family")
             if (given.capitalize() in firsts and family.capitalize() in lasts and given not in common
-                    and family not in common and given not in _NOT_ALONE and family not in _NOT_ALONE):
+                    and family not in common and given not in NOT_ALONE and family not in NOT_ALONE):
                 out.append(make_result(self, self.ENTITY, (m.start(), m.end("family")), 0.86,
                                        "known first name and surname, lower case", rule="known_name"))
         return out
@@ -279,7 +271,7 @@ class KnownNameRecognizer(OneEntityRecognizer):
         """A common, organisation, street or title word, or a place of the gazetteer: not part of a name here."""
         from llmops_guardrails.detectors.pii.names import common_words
 
-        return (word.lower() in common_words() or word in _NOT_A_NAME or word.lower() in _NOT_ALONE
+        return (word.lower() in common_words() or word in _NOT_A_NAME or word.lower() in NOT_ALONE
                 or bool(ORG_WORD_RE.fullmatch(word)) or bool(UNIT_OR_STREET.fullmatch(word))
                 or gazetteer().get(word) is not None)
 

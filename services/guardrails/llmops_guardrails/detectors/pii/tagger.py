@@ -29,9 +29,8 @@ import numpy as np
 import numpy.typing as npt
 import regex
 
-from llmops_guardrails.detectors.pii.lexicon import OPENERS, ORG_WORD_RE, UNIT_OR_STREET
+from llmops_guardrails.detectors.pii.lexicon import NOT_ALONE, OPENERS, ORG_WORD_RE, UNIT_OR_STREET
 from llmops_guardrails.detectors.pii.names import common_words, first_names, lower_name_words, surnames
-from llmops_guardrails.detectors.pii.people import _NOT_ALONE
 from llmops_guardrails.detectors.pii.places import gazetteer, towns
 
 FORMAT = 1
@@ -91,7 +90,7 @@ class Lexicon:
             out.append("TI")
         if low in _CALENDAR:
             out.append("CA")
-        if low in _NOT_ALONE:
+        if low in NOT_ALONE:
             out.append("NA")
         if towns().get(word, lowercase_text=lowercase_text) is not None:
             out.append("TW")
