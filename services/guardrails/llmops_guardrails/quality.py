@@ -30,6 +30,7 @@ from pathlib import Path
 from llmops_guardrails.detectors import injection_model
 from llmops_guardrails.detectors.injection import InjectionDetector
 from llmops_guardrails.detectors.pii import NerPipeline, PiiDetector
+from llmops_guardrails.detectors.pii.detector import NAME_MODELS
 from llmops_guardrails.findings import Detector, Hit
 from llmops_guardrails.pii_eval import Report, Sample, assign_splits, evaluate, gold_counts, load_samples
 from llmops_guardrails.policy import default_policy
@@ -218,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--errors", type=int, default=0, help="print this many errors per part")
     parser.add_argument("--only", choices=["pii", "injection"], default=None)
     parser.add_argument("--model", default=None, help="spaCy pipeline: package name or model directory")
-    parser.add_argument("--names", choices=["tagger", "spacy", "tagger+spacy", "off"], default=None,
+    parser.add_argument("--names", choices=NAME_MODELS, default=None,
                         help="what finds people and places beyond the rules (default: the name_model setting)")
     args = parser.parse_args(argv)
     model = args.model or GuardrailsSettings().spacy_model

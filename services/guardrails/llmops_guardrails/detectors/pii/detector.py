@@ -17,7 +17,7 @@ from llmops_guardrails.detectors.pii.pipeline import NER_ENTITIES, NerPipeline
 from llmops_guardrails.detectors.pii.recognizers import build_recognizers
 from llmops_guardrails.detectors.pii.refinement import refine, resolve_overlaps
 from llmops_guardrails.detectors.pii.results import SPACY, TAGGER, rule_of, source_of
-from llmops_guardrails.detectors.pii.tagger import NameTagger, spans_of
+from llmops_guardrails.detectors.pii.tagger import NameTagger, shipped, spans_of
 from llmops_guardrails.findings import Detector, Hit
 
 # A rule result at least this confident explains its words: the NER model need not look at them.
@@ -89,8 +89,6 @@ class PiiDetector:
         self.skip_ner = skip_ner
         self.names = names
         if names.startswith("tagger") and tagger is None:
-            from llmops_guardrails.detectors.pii.tagger import shipped
-
             tagger = shipped()
         self.tagger = tagger
         self.tagger_threshold = tagger_threshold

@@ -7,12 +7,14 @@ import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
+from typing import get_args
 
 import numpy as np
 import pytest
 
 from llmops_guardrails.detectors.pii import NerPipeline, PiiDetector
 from llmops_guardrails.detectors.pii import tagger as tg
+from llmops_guardrails.detectors.pii.detector import NAME_MODELS
 from llmops_guardrails.detectors.pii.results import TAGGER
 from llmops_guardrails.engine import PolicyEngine
 from llmops_guardrails.policy import load_policy
@@ -179,3 +181,8 @@ def test_with_tagger_and_spacy_the_ner_model_reads_only_where_the_tagger_is_unsu
     assert found(detector, sure) == [("LOCATION", "Kokkola")] and ner.ner_chars == 0
     unsure = "Unlike the Dratchev novel, it is not about that."  # "Dratchev": PERSON at 0.63, so NER reads
     assert found(detector, unsure) == [("PERSON", "Dratchev")] and ner.ner_chars == len(unsure)
+
+
+def test_the_setting_offers_exactly_the_detectors_name_models() -> None:
+    """The setting's choices and `PiiDetector`'s (which `quality --names` offers) are written in two places."""
+    assert set(get_args(GuardrailsSettings.model_fields["name_model"].annotation)) == set(NAME_MODELS)
