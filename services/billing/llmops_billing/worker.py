@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -66,6 +65,7 @@ from llmops_billing.usage_messages import UsageRelay, publish_usage
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.contract import Interaction
+from llmops_shared.heap import freeze_long_lived
 from llmops_shared.worker import (
     BatchHandler,
     DeadLetter,
@@ -219,10 +219,7 @@ async def run(settings: BillingSettings) -> int:
         handler = UsageLedgerHandler(settings, watcher=watcher)
         async with resources.pool.acquire() as conn:
             await handler.catalogues.reload(conn)
-        # What exists now (modules, schemas, the price list) lives as long as the process: keep it out of
-        # the cyclic collector's full passes, which otherwise cost more than pricing an event does.
-        gc.freeze()
-        gc.set_threshold(*settings.gc_thresholds)
+        freeze_long_lived(settings.gc_thresholds)  # modules, schemas, the price list: as long as the process
         relay = OutboxRelay(resources.pool, resources.producer, topic=settings.alerts_topic,
                             interval_s=settings.outbox_relay_interval_s, min_age_s=settings.outbox_relay_min_age_s,
                             keep_sent_s=settings.outbox_keep_sent_h * 3600)

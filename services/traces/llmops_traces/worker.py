@@ -24,7 +24,6 @@ nothing and adds nothing.
 from __future__ import annotations
 
 import asyncio
-import gc
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -32,6 +31,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from llmops_shared.clock import Clock, utc_now
+from llmops_shared.heap import freeze_long_lived
 from llmops_shared.worker import BatchHandler, EventRef, Message, just
 from llmops_traces.compaction import written_days
 from llmops_traces.decoding import decode_span
@@ -113,9 +113,7 @@ def main() -> None:
 
     settings = TracesSettings()
     configure_logging("traces-worker", settings.log_level)
-    gc.collect()
-    gc.freeze()  # the modules and settings loaded so far live as long as the process: never scanned again
-    gc.set_threshold(*GC_THRESHOLD)
+    freeze_long_lived(GC_THRESHOLD)  # the modules and settings loaded so far live as long as the process
     sys.exit(asyncio.run(run(settings)))
 
 
