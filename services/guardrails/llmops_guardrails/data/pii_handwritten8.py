@@ -2,9 +2,9 @@
 """Frames for a labelled set of names and places in varied contexts (issue 17, item 1; branch `pii8`).
 
 All written for this project, without looking at the test split of presidio-research's synthetic PII set (nor
-its errors): 170 frames in 17 genres (news, chat, support tickets, résumés, e-mails, fiction, reviews, meeting
+its errors): 184 frames in 18 genres (news, chat, support tickets, résumés, e-mails, fiction, reviews, meeting
 notes, lists, speaker transcripts, lower-case chat, social posts, forms, travel, academic, sports, hard
-negatives with capitalised words and no person or place), many with a name and no cue before it ("the {S}
+negatives with capitalised words and no person or place, label lines and chat roles), many with a name and no cue before it ("the {S}
 novel", "{S} scored twice"), lists of names, speaker labels without quotes, lone surnames and first names.
 The set shares no template with the data set's dev or test split (its frames are new text), so it is a
 held-out check that the dev split, on which the rules were written, cannot give, and more varied training
@@ -219,6 +219,22 @@ FRAMES: list[str] = [
     "See Appendix B for the Methodology.",
     "Terms and Conditions apply. Offer valid until Sunday.",
     "The Finance Committee and the Board of Directors met in closed session.",
+    # --- label lines and chat-transcript roles that are not speakers' names (added after a unit test showed
+    # "Doc: call Jo ..." tagged as a person: the speaker frames above had no label of another kind) -----------
+    "Doc: see the attached spec for {F}'s team.",
+    "Note: the {T} office is closed on Monday.",
+    "Re: invoice for {O}",
+    "PS: {F} says thanks!",
+    "Edit: fixed the link, sorry",
+    "Ref: order {N}, shipped from {K}",
+    "FYI: the VPN is down again",
+    "User: what's the weather like in {K} in May?\nAssistant: Usually mild, but check a forecast before you go.",
+    "System: You are a helpful assistant.\nUser: summarise this thread for {F}",
+    "Human: translate good morning into Spanish\nAI: Buenos días",
+    "Q: Who wrote the report?\nA: {P}, with help from {S}.",
+    "Agenda: Budget, Hiring, AOB",
+    "Result: Pass\nReviewer: {P}",
+    "Bot: How can I help?\nCustomer: my parcel never reached {T}",
 ]
 
 # The locales whose names fill the slots (Faker's person providers; Latin letters).
