@@ -266,7 +266,8 @@ def _row(total: Report, entities: Sequence[str]) -> dict[str, Any]:
 
 
 def cross_validate(samples: Sequence[Sample], k: int, configs: Sequence[dict[str, Any]],
-                   ner: NerPipeline, salt: str = "", hand: Sequence[Sequence[Sample]] = ()) -> list[dict[str, Any]]:
+                   ner: NerPipeline, salt: str = "", *, hand: Sequence[Sequence[Sample]] = (),
+                   ) -> list[dict[str, Any]]:
     """Template-grouped CV: fold i holds dev's fold i and, with `hand` (k batches of the handwritten set), batch
     i; a tagger is trained on the other dev folds (and, when a configuration says `"hand": true`, on the other
     batches), and the two held-out parts are scored apart ("dev", "hand") and together."""
@@ -343,10 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             {"names": n} for n in ("spacy", "off", "tagger", "tagger+spacy")]
         ner = NerPipeline(GuardrailsSettings().spacy_model)
         ner.load()
-        hand = handwritten_batches() if args.with_handwritten else []
-        if hand and len(hand) != args.folds:
-            ap.error(f"--with-handwritten needs --folds {len(hand)}")
-        cross_validate(samples, args.folds, configs, ner, args.fold_salt, hand)
+        hand_batches = handwritten_batches() if args.with_handwritten else []
+        if hand_batches and len(hand_batches) != args.folds:
+            ap.error(f"--with-handwritten needs --folds {len(hand_batches)}")
+        cross_validate(samples, args.folds, configs, ner, args.fold_salt, hand=hand_batches)
         return 0
     if args.score_handwritten:
         from llmops_guardrails.quality import scored_entities
@@ -365,7 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     hand = handwritten_samples() if HANDWRITTEN else []
     tagger = train(samples, extra=hand)
     meta = {"trained_on": "dev split of synth_dataset_v2.json" + (" + pii_handwritten8" if hand else ""),
-            "samples": len(samples), "handwritten": len(hand), "synthetic": SYNTHETIC, "evidence": EVIDENCE, "l2": L2, "steps": STEPS, "min_count": MIN_COUNT,
+            "samples": len(samples), "handwritten": len(hand), "synthetic": SYNTHETIC, "evidence": EVIDENCE, "l2": L2,
+            "steps": STEPS, "min_count": MIN_COUNT,
             "data_sha256": hashlib.sha256(args.pii_data.read_bytes()).hexdigest()}
     vocab = sorted(tagger.vocab, key=tagger.vocab.__getitem__)
     blob = tg.dump(vocab, tagger.weights, meta)

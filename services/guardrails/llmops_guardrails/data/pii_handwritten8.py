@@ -315,9 +315,9 @@ def samples(per_frame: int = 4, seed: int = 8) -> list[tuple[str, list[tuple[str
     """(text, gold spans (kind, start, end), frame number) for every frame filled `per_frame` times."""
     rnd = random.Random(seed)
     out = []
-    for number, frame in enumerate(FRAMES):
-        lower = frame.startswith("lc:")
-        frame = frame.removeprefix("lc:")
+    for number, written in enumerate(FRAMES):
+        lower = written.startswith("lc:")
+        frame = written.removeprefix("lc:")
         for _ in range(per_frame):
             text, spans, pos = "", [], 0
             while (i := frame.find("{", pos)) >= 0:
