@@ -57,7 +57,7 @@ class GuardrailsSettings(WorkerSettings, ApiSettings, ChannelKeySettings):
     deployment that installs the official large model can set `en_core_web_lg`."""
     name_model: Literal["spacy", "tagger", "tagger+spacy", "off"] = "tagger"
     """What finds the people and places no rule found: `tagger` (the default since issue 17), the learned word
-    tagger shipped with the package (`detectors/pii/tagger.py`: test-split F2 0.866 against spaCy's 0.817, about
+    tagger shipped with the package (`detectors/pii/tagger.py`: test-split F2 0.863 against spaCy's 0.817, about
     6x the engine's speed on name-dense text; the spaCy model is then not loaded unless a policy turns
     presidio's context enhancement on); `spacy`, the spaCy model's NER on the windows of words it could name
     (`ner_gate`); `tagger+spacy`, the tagger, and the NER model where the tagger is not sure; `off`, the rules
