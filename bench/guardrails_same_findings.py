@@ -16,6 +16,10 @@ content. Items:
    worker's call, in batches of 500, cold cache), generated once here so both sides scan the same events.
 
 Exit status 1 when anything differs.
+
+Both sides read the settings from the environment. The default name model changed in issue 17 (`pii8`: `tagger`,
+retrained, instead of `spacy`), so across that change pin it: `LLMOPS_GUARDRAILS_NAME_MODEL=spacy` compares the
+NER path (unchanged by `pii8`: 0 of 12,630 items differ against 64eb1d1), `=tagger` a speed-up of the tagger.
 """
 
 from __future__ import annotations

