@@ -19,7 +19,7 @@ Score: signals combine like independent pieces of evidence, `1 - prod(1 - weight
 Weights are set on the development examples, never on the held-out test set; see
 `docs/guardrails.md` for the figures.
 
-Beside the rules, an optional learned model (`injection_model`: hashed n-grams, logistic regression) scores
+Beside the rules, an optional learned model (`injection_model`: hashed n-grams, a linear part and a hidden layer) scores
 the same text; the detector reports the higher of the two scores, so a finding comes from either. Its
 `signals` name the rules that matched and `learned_model` when the model scored at least MODEL_FLOOR, the
 stronger first: the finding says which fired.

@@ -1,4 +1,4 @@
-"""The learned half of the injection detector: hashed n-grams and a logistic regression, in numpy.
+"""The learned half of the injection detector: hashed n-grams, a linear part and a hidden layer, in numpy.
 
 Features: the text normalized like the rules see it (NFKC, invisible characters dropped, look-alikes
 mapped; `injection.normalize`), lower-cased, runs of white space made one space; then every character
@@ -6,8 +6,10 @@ mapped; `injection.normalize`), lower-cased, runs of white space made one space;
 of the words that have a class (`injection_lexicon`: SHOW, INSTR, HIDDEN, RULE, NEG, AUTH, ROLE, HARM, DROP,
 YOU; each counted LEXICON_WEIGHT times), each hashed into 2**BITS buckets. A text is the multiset of its
 buckets, each worth 1/sqrt(count) (so the vector has unit length when no two n-grams collide). Score:
-`sigmoid(w . x + bias)`, with the bias shifted at training time so that the operating point chosen on the
-training split lands on 0.7, the default policy's threshold.
+`sigmoid(w . x + bias)` (format 4), or since the seventh attempt (format 5) `sigmoid(w . x + out . relu(x' W1 +
+b1) + bias)`, where x' is the same vector folded into 2**deep_bits buckets (each bucket's top bits) and W1 has
+`hidden` columns; the bias is shifted at training time so that the operating point chosen on the training split
+lands on 0.7, the default policy's threshold.
 
 Texts longer than WINDOW characters are scored in windows of WINDOW characters every STEP characters and the
 highest window counts: an instruction planted in a long document is not diluted by the document. The
@@ -38,8 +40,9 @@ from llmops_guardrails.detectors.injection import normalize
 from llmops_guardrails.detectors.injection_lexicon import WORD_CLASS
 
 # 1: no word classes; 2: classes counted 3 times; 3: the DROP class, more words, counted 12 times;
-# 4: character 3- and 4-grams only (no 5-grams), classes counted 24 times
-FORMAT = 4
+# 4: character 3- and 4-grams only (no 5-grams), classes counted 24 times; 5: 4's features, a hidden layer
+FORMAT = 5
+READS = (4, 5)  # format 5 files may have a hidden layer; the features are format 4's
 BITS = 18
 # Chosen on leave-one-batch-out validation (train_injection.py; recall at the out-of-fold operating point):
 # (3, 4, 5) 0.716, (3, 4) 0.735, (3,) 0.719, all with classes x24; the 5-grams learn a batch's phrases.
@@ -116,21 +119,71 @@ def located_features(text: str, bits: int = BITS) -> tuple[Indices, Indices]:
     return (mixed >> np.uint64(64 - bits)).astype(np.int64), np.concatenate(starts)
 
 
+def weighted_features(text: str, bits: int = BITS) -> tuple[Indices, Indices, npt.NDArray[np.float32]]:
+    """The n-grams of `located_features`, each once, with how many times it counts (`located_features` repeats
+    a word-class n-gram LEXICON_WEIGHT times; here it appears once with that weight): the same sums for a
+    fraction of the gathers, which the hidden layer's rows make expensive."""
+    padded = f" {text} "
+    codes = np.frombuffer(padded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    position = np.arange(-1, len(padded), dtype=np.int64)
+    seeded: list[npt.NDArray[np.uint64]] = []
+    starts: list[Indices] = []
+    weight: list[float] = []
+    h = codes
+    with np.errstate(over="ignore"):
+        for n in range(2, max(CHAR_NGRAMS) + 1):
+            h = h[:-1] * _P + codes[n - 1:]
+            if n in CHAR_NGRAMS and h.size:
+                seeded.append(h + _SEEDS[n])
+                starts.append(position[:h.size])
+                weight.append(1.0)
+        found = list(_WORD.finditer(text))
+        if found:
+            words = [m.group() for m in found]
+            at = np.fromiter(map(re.Match.start, found), dtype=np.int64, count=len(found))
+            crc = np.fromiter(map(zlib.crc32, map(str.encode, words)), dtype=np.uint64, count=len(found))
+            seeded += [crc + _SEEDS[1], crc[:-1] * _P + crc[1:] + _SEEDS[2]]
+            starts += [at, at[:-1]]
+            weight += [float(WORD_WEIGHT)] * 2
+            classed = [(i, _CLASS_OF[w]) for i, w in enumerate(words) if w in _CLASS_OF]
+            if classed:
+                where = at[[i for i, _ in classed]]
+                c = np.array([code for _, code in classed], dtype=np.uint64)
+                seeded += [c + _SEEDS[14], c[:-1] * _P + c[1:] + _SEEDS[15],
+                           (c[:-2] * _P + c[1:-1]) * _P + c[2:] + _SEEDS[16]]
+                starts += [where, where[:-1], where[:-2]]
+                weight += [float(LEXICON_WEIGHT)] * 3
+        if not seeded:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        mixed = np.concatenate(seeded) * _MIX
+    mult = np.repeat(np.array(weight, dtype=np.float32), [s.size for s in seeded])
+    return (mixed >> np.uint64(64 - bits)).astype(np.int64), np.concatenate(starts), mult
+
+
 def sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 
 @dataclass(frozen=True)
 class InjectionModel:
+    """`weights`: the linear part, one weight per bucket of 2**bits. With a hidden layer (format 5, `hidden`
+    units in the header), the logit also has `out . relu(x' W1 + b1)`, where x' is the same unit-length feature
+    vector in the coarser 2**deep_bits buckets (a bucket's top bits) and `W1` is `layer` (2**deep_bits rows)."""
+
     weights: npt.NDArray[np.float32]
     bias: float
     meta: dict[str, Any]
+    layer: npt.NDArray[np.float32] | None = None
+    layer_bias: npt.NDArray[np.float32] | None = None
+    out: npt.NDArray[np.float32] | None = None
 
     @property
     def bits(self) -> int:
         return int(self.meta["bits"])
 
     def logit(self, prepared: str) -> float:
+        if self.layer is not None:
+            return float(self._deep_logits(prepared, windows=False)[0])
         idx = features(prepared, self.bits)
         if not idx.size:
             return self.bias
@@ -145,6 +198,8 @@ class InjectionModel:
 
     def window_logits(self, prepared: str) -> npt.NDArray[np.float64]:
         """The logit of each window [s, s + WINDOW) for s = 0, STEP, ...: n-grams starting inside it."""
+        if self.layer is not None:
+            return self._deep_logits(prepared, windows=True)
         idx, at = located_features(prepared, self.bits)
         slots = len(prepared) + 1  # n-gram starts run from -1 (the leading space) to len - 1
         total = np.zeros(slots + 1)
@@ -156,21 +211,71 @@ class InjectionModel:
         hi = np.minimum(starts + WINDOW + 1, slots)
         return (total[hi] - total[lo]) / np.sqrt(np.maximum(count[hi] - count[lo], 1)) + self.bias
 
+    def _deep_logits(self, prepared: str, *, windows: bool) -> npt.NDArray[np.float64]:
+        """Logits of the whole text (`windows` false: one) or of each window, with the hidden layer. A window
+        [s, s + WINDOW) is WINDOW / STEP blocks of STEP start positions: the rows of the n-grams (linear weight,
+        hidden-layer row, times how often each counts) are summed per block (sorted by block; no product of a
+        block matrix: mostly zeros, and BLAS spreads it over threads), then per window by cumulative sums."""
+        assert self.layer is not None and self.layer_bias is not None and self.out is not None
+        idx, at, mult = weighted_features(prepared, self.bits)
+        if windows:
+            block = at // STEP  # -1 for the n-grams of the leading space, in no window (as in the linear model)
+            order = np.argsort(block, kind="stable")
+            block, idx, mult = block[order], idx[order], mult[order]
+            first = int(np.searchsorted(block, 0))
+            block, idx, mult = block[first:], idx[first:], mult[first:]
+        hidden = np.take(self.layer, idx >> self._shift, axis=0)
+        linear = np.take(self.weights, idx) * mult
+        if windows:
+            # every block from 0 to the last holds n-grams (a character 3-gram starts at every position); a loop
+            # of small vector-matrix products: cheaper than reduceat over rows, and too small for BLAS threads
+            cut = np.searchsorted(block, np.arange(int(block[-1]) + 2))
+            cut[-1] = idx.size
+            blocks = np.empty((cut.size - 1, hidden.shape[1] + 2))
+            for j in range(cut.size - 1):
+                blocks[j, 2:] = mult[cut[j]:cut[j + 1]] @ hidden[cut[j]:cut[j + 1]]
+            blocks[:, 0] = np.add.reduceat(linear, cut[:-1])
+            blocks[:, 1] = np.add.reduceat(mult, cut[:-1])
+            summed = np.zeros((blocks.shape[0] + 1, blocks.shape[1]))
+            summed[1:] = np.cumsum(blocks, axis=0)
+            start = np.arange(0, len(prepared) - WINDOW + STEP, STEP) // STEP
+            total = summed[np.minimum(start + WINDOW // STEP, blocks.shape[0])] - summed[start]
+        else:
+            total = np.concatenate([[linear.sum(), mult.sum()], mult @ hidden])[None, :]
+        scale = 1.0 / np.sqrt(np.maximum(total[:, 1], 1.0))
+        pre = total[:, 2:] * scale[:, None] + self.layer_bias
+        return total[:, 0] * scale + np.maximum(pre, 0.0) @ self.out + self.bias
+
+    @property
+    def _shift(self) -> int:
+        return self.bits - int(self.meta["deep_bits"])
+
     def to_bytes(self) -> bytes:
         header = json.dumps({**self.meta, "bias": self.bias}, sort_keys=True, ensure_ascii=True)
-        return header.encode() + b"\n" + self.weights.astype("<f2").tobytes()
+        body = self.weights.astype("<f2").tobytes()
+        if self.layer is not None and self.layer_bias is not None and self.out is not None:
+            body += b"".join(a.astype("<f2").tobytes() for a in (self.layer, self.layer_bias, self.out))
+        return header.encode() + b"\n" + body
 
     @classmethod
     def from_bytes(cls, data: bytes) -> InjectionModel:
         head, _, body = data.partition(b"\n")
         meta = json.loads(head)
         bias = float(meta.pop("bias"))
-        weights = np.frombuffer(body, dtype="<f2").astype(np.float32)
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"model file has format {meta.get('format')}, this code reads format {FORMAT}")
-        if weights.size != 1 << int(meta["bits"]):
-            raise ValueError(f"model file has {weights.size} weights, expected 2**{meta['bits']}")
-        return cls(weights, bias, meta)
+        if meta.get("format") not in READS:
+            raise ValueError(f"model file has format {meta.get('format')}, this code reads formats {READS}")
+        values = np.frombuffer(body, dtype="<f2").astype(np.float32)
+        wide = 1 << int(meta["bits"])
+        hidden = int(meta.get("hidden", 0))
+        rows = (1 << int(meta["deep_bits"])) if hidden else 0
+        if values.size != wide + rows * hidden + 2 * hidden:
+            raise ValueError(f"model file has {values.size} weights, expected 2**{meta['bits']}"
+                             + (f" + (2**{meta['deep_bits']} + 2) x {hidden}" if hidden else ""))
+        if not hidden:
+            return cls(values, bias, meta)
+        layer = values[wide:wide + rows * hidden].reshape(rows, hidden)
+        rest = values[wide + rows * hidden:]
+        return cls(values[:wide], bias, meta, layer, rest[:hidden].copy(), rest[hidden:].copy())
 
 
 def load(path: Path | None = None) -> InjectionModel:
