@@ -431,7 +431,11 @@ def validate(rows: Rows, *, bits: int = BITS, l2: float = L2, epochs: int = EPOC
 
 
 def train(rows: Rows, *, bits: int = BITS, l2: float = L2, epochs: int = EPOCHS,
-          hard_weight: float = HARD_BENIGN_WEIGHT) -> InjectionModel:
+          hard_weight: float = HARD_BENIGN_WEIGHT,
+          recorded: tuple[float, dict[str, Any]] | None = None) -> InjectionModel:
+    """The model fitted on the dev rows, its operating point calibrated by leave-one-batch-out validation (five
+    more fits), and its figures. `recorded`: a model's bias and validation figures to take instead of calibrating
+    again (the unit test's check of the final fit; `--check` runs everything)."""
     dev = [r for r in rows if r["split"] == "dev"]
     test = [r for r in rows if r["split"] == "test"]
     shared = {r["template"] for r in dev} & {r["template"] for r in test}
@@ -449,8 +453,11 @@ def train(rows: Rows, *, bits: int = BITS, l2: float = L2, epochs: int = EPOCHS,
     else:
         w, b = fit(Matrix([r["text"] for r in fitted], bits), y, bits, l2=l2, epochs=epochs,
                    hard=hard_benign(fitted), hard_weight=hard_weight)
-    cut, validation = operating_logit(dev, bits, l2=l2, epochs=epochs, hard_weight=hard_weight)
-    bias = round(b - cut + math.log(THRESHOLD / (1 - THRESHOLD)), 6)
+    if recorded is None:
+        cut, validation = operating_logit(dev, bits, l2=l2, epochs=epochs, hard_weight=hard_weight)
+        bias = round(b - cut + math.log(THRESHOLD / (1 - THRESHOLD)), 6)
+    else:
+        bias, validation = recorded
     data_sha = hashlib.sha256("\n".join(json.dumps(r, sort_keys=True) for r in rows).encode()).hexdigest()
     meta: dict[str, Any] = {
         "format": FORMAT, "bits": bits, "lexicon_weight": LEXICON_WEIGHT, "threshold": THRESHOLD,

