@@ -14,7 +14,7 @@ import regex
 from llmops_guardrails.detectors.pii import tagger as tg
 from llmops_guardrails.detectors.pii.lexicon import LINE
 from llmops_guardrails.detectors.pii.people import KnownNameRecognizer
-from llmops_guardrails.detectors.pii.places import PlaceRecognizer, _TAIL_TOKEN
+from llmops_guardrails.detectors.pii.places import _TAIL_TOKEN, PlaceRecognizer
 from llmops_guardrails.pii_eval import load_samples
 
 PII_DATA = Path(__file__).resolve().parents[5].parent / "shared/data/pii/synth_dataset_v2.json"
