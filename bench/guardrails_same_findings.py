@@ -7,8 +7,8 @@ corpora, compared finding by finding (no stack needed; about a minute).
 `/tmp/base/services/guardrails`). Each side runs in a child process with its package first on `PYTHONPATH`, the
 default policy, one finding-hash salt and the same name finder (settings from the environment, so
 `LLMOPS_GUARDRAILS_NAME_MODEL` too; `--name-model` sets it for both sides), and writes what it decided for every
-item; the two are compared whole: every finding (detector, kind, place, span, score, value hash, signals), every triggered rule and the redacted
-content. Items:
+item; the two are compared whole: every finding (detector, kind, place, span, score, value hash, signals), every
+triggered rule and the redacted content. Items:
 
 1. every text of the PII set (`../shared/data/pii`, 1,500) and of the injection set and its prose
    (`services/guardrails/llmops_guardrails/data/`), each checked alone (`PolicyEngine.check_text`, as the inline
