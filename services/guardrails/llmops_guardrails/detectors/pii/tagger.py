@@ -21,10 +21,11 @@ import bisect
 import functools
 import json
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TypeGuard, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -164,7 +165,8 @@ def word_info(word: str, lowercase_text: bool) -> _Info:
 # A word as `NameTagger.word_probabilities` reads it: its `word_info`, its lists joined, and the weight rows of its
 # own block, of its block as the word before a candidate and as the word after one.
 _Word = tuple[_Info, str, list[int], list[int], list[int]]
-_KNOWN = functools.partial(operator.is_not, None)  # a feature the vocabulary has (`filter(_KNOWN, map(get, ...))`)
+# A feature the vocabulary has: `filter(_KNOWN, map(vocab.get, features))`, all in C.
+_KNOWN = cast("Callable[[int | None], TypeGuard[int]]", functools.partial(operator.is_not, None))
 
 
 def _word_at(text: str, spans: Sequence[tuple[int, int]], i: int) -> str:
@@ -370,9 +372,10 @@ class NameTagger:
             if len(self._words) >= self.OWN_CACHE:
                 self._words.clear()
             info = word_info(word, lowercase_text)
-            vocab = self.vocab
-            got = self._words[key] = (info, "+".join(info[2]), *(
-                list(filter(_KNOWN, map(vocab.get, block))) for block in (info[3], info[4], info[5])))
+            get = self.vocab.get
+            got = (info, "+".join(info[2]), list(filter(_KNOWN, map(get, info[3]))),
+                   list(filter(_KNOWN, map(get, info[4]))), list(filter(_KNOWN, map(get, info[5]))))
+            self._words[key] = got
         return got
 
     def word_probabilities(self, text: str, evidence: Sequence[Evidence] | None = None,
