@@ -1,13 +1,14 @@
 """Same findings before and after a speed-up: the guardrails engine of this tree against another commit's, on
 corpora, compared finding by finding (no stack needed; about a minute).
 
-    .venv/bin/python bench/guardrails_same_findings.py --baseline-src DIR
+    .venv/bin/python bench/guardrails_same_findings.py --baseline-src DIR [--name-model tagger]
 
 `DIR` holds another commit's `llmops_guardrails` package (e.g. `git worktree add /tmp/base <commit>`, then
 `/tmp/base/services/guardrails`). Each side runs in a child process with its package first on `PYTHONPATH`, the
-default policy and one finding-hash salt, and writes what it decided for every item; the two are compared whole:
-every finding (detector, kind, place, span, score, value hash, signals), every triggered rule and the redacted
-content. Items:
+default policy, one finding-hash salt and the same name finder (settings from the environment, so
+`LLMOPS_GUARDRAILS_NAME_MODEL` too; `--name-model` sets it for both sides), and writes what it decided for every
+item; the two are compared whole: every finding (detector, kind, place, span, score, value hash, signals), every
+triggered rule and the redacted content. Items:
 
 1. every text of the PII set (`../shared/data/pii`, 1,500) and of the injection set and its prose
    (`services/guardrails/llmops_guardrails/data/`), each checked alone (`PolicyEngine.check_text`, as the inline
@@ -76,11 +77,14 @@ def decide(items_path: Path, out_path: Path) -> None:
     engine._cache.clear()
     for i in range(0, len(events), 500):
         out += [s.model_dump(mode="json") for s in engine.scan_many(events[i:i + 500], policy)]
-    out_path.write_text(json.dumps({"package": str(Path(llmops_guardrails.__file__).parent), "decisions": out}))
+    out_path.write_text(json.dumps({"package": str(Path(llmops_guardrails.__file__).parent),
+                                    "name_model": engine.settings.name_model, "decisions": out}))
 
 
-def run_side(src: str | None, items: Path, out: Path) -> dict[str, Any]:
+def run_side(src: str | None, items: Path, out: Path, name_model: str = "") -> dict[str, Any]:
     env = dict(os.environ)
+    if name_model:
+        env["LLMOPS_GUARDRAILS_NAME_MODEL"] = name_model
     if src:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
     subprocess.run([sys.executable, __file__, "--decide", str(items), str(out)], env=env, check=True)
@@ -92,6 +96,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--baseline-src", default="")
     parser.add_argument("--events", type=int, default=1000, help="of each kind")
+    parser.add_argument("--name-model", default="", help="LLMOPS_GUARDRAILS_NAME_MODEL for both sides "
+                        "(default: the environment's, else the settings' default)")
     parser.add_argument("--decide", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.decide:
@@ -103,9 +109,12 @@ def main() -> None:
     items = tmp / "items.json"
     data = corpus(args.events)
     items.write_text(json.dumps(data))
-    base = run_side(args.baseline_src, items, tmp / "baseline.json")
-    ours = run_side(None, items, tmp / "ours.json")
-    print(f"baseline: {base['package']}\nthis tree: {ours['package']}")
+    base = run_side(args.baseline_src, items, tmp / "baseline.json", args.name_model)
+    ours = run_side(None, items, tmp / "ours.json", args.name_model)
+    print(f"baseline: {base['package']} (names: {base['name_model']})\n"
+          f"this tree: {ours['package']} (names: {ours['name_model']})")
+    if base["name_model"] != ours["name_model"]:
+        sys.exit("the two sides used different name finders")
     labels = ["text"] * len(data["texts"]) + ["event"] * len(data["events"])
     differ = [i for i, (a, b) in enumerate(zip(base["decisions"], ours["decisions"], strict=True)) if a != b]
     findings = sum(len(d["findings"]) for d in ours["decisions"])

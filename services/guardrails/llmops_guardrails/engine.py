@@ -348,14 +348,18 @@ class PolicyEngine:
             ))
 
         rules = policy.active_rules
-        allowed = {i for i, f in enumerate(findings)
-                   for r in rules if r.action is Action.ALLOW and _applies(r, f, values[i])}
+        of_detector: dict[Detector, list[int]] = {}  # a rule applies to its detector's findings only (`_applies`)
+        for i, f in enumerate(findings):
+            of_detector.setdefault(f.detector, []).append(i)
+        allowed = {i for r in rules if r.action is Action.ALLOW
+                   for i in of_detector.get(r.detector, ()) if _applies(r, findings[i], values[i])}
         triggered: list[TriggeredRule] = []
         redactions: dict[tuple[Side, int | None, int | None, int | None], list[Redaction]] = {}
         for rule in rules:
             if rule.action is Action.ALLOW:
                 continue
-            matched = [i for i, f in enumerate(findings) if i not in allowed and _applies(rule, f, values[i])]
+            matched = [i for i in of_detector.get(rule.detector, ())
+                       if i not in allowed and _applies(rule, findings[i], values[i])]
             if not matched:
                 continue
             triggered.append(TriggeredRule(

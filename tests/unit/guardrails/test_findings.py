@@ -17,3 +17,15 @@ def test_value_hash_is_a_keyed_hmac() -> None:
 def test_scores_outside_unit_interval_are_refused(score: float) -> None:
     with pytest.raises(ValueError, match="outside"):
         Hit(Detector.PII, "EMAIL_ADDRESS", 0, 3, score)
+
+
+def test_value_hash_from_the_keyed_copy_is_the_plain_hmac() -> None:
+    import hashlib
+    import hmac
+
+    values = ["", "jane@example.com", "Анна Берг", "\ud800 lone surrogate", "x" * 5000, "jane@example.com"]
+    for salt in ("salt-1", b"salt-2", "", "k" * 200):
+        key = salt.encode() if isinstance(salt, str) else salt
+        for value in values * 2:  # the keyed object is reused, never updated itself
+            assert value_hash(value, salt) == hmac.new(key, value.encode("utf-8", "surrogatepass"),
+                                                       hashlib.sha256).hexdigest()

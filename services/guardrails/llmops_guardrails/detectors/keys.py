@@ -11,11 +11,16 @@ keys are looked up in the text as written.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 import re2
 
 
+# `fold` and `longest_token` remember their last few texts: the injection and the secrets detectors both need them
+# for each text, one after the other (`engine`), so each is computed once per text (a look-up of the same string
+# object is an identity check).
+@functools.lru_cache(maxsize=8)
 def fold(text: str) -> str:
     """The text as `re.IGNORECASE` sees it against lower-case ASCII keys: every character that an ASCII letter of
     a pattern matches case-insensitively becomes that letter. Besides the ASCII capitals those are only U+0130
@@ -28,6 +33,7 @@ def fold(text: str) -> str:
     return text.replace("\u0130", "i").lower().replace("\u0131", "i").replace("\u017f", "s")
 
 
+@functools.lru_cache(maxsize=8)
 def longest_token(text: str) -> int:
     """The length of the longest run of non-space characters (a pattern of 16+ non-space characters needs one)."""
     return max(map(len, text.split()), default=0)

@@ -39,7 +39,8 @@ _PRECONDITIONS: dict[str, regex.Pattern[str]] = {
     "IP_ADDRESS": regex.compile(r"[.:](?:(?<=[0-9]\.)[0-9]{1,3}\.[0-9]|(?<=::)"
                                 r"|(?<=[0-9A-Fa-f]:)[0-9A-Fa-f]{1,4}:[0-9A-Fa-f])"),
     "IBAN_CODE": regex.compile(r"[A-Z]{2}\d{2}"),  # presidio's pattern is case-sensitive
-    "US_SSN": regex.compile(r"\d{3}[- .]?\d{2}[- .]?\d{4}"),
+    # every one of presidio's SSN patterns is nine digits in groups of 3-2-4, 5-4 or 3-6 between word boundaries
+    "US_SSN": regex.compile(r"\b\d{3}[- .]?\d{2}[- .]?\d{4}\b"),
     "CREDIT_CARD": regex.compile(r"\d(?:[ -]?\d){11}"),  # `CardNumberRecognizer.CANDIDATE`: 12+ digits
     "PHONE_NUMBER": regex.compile(r"\d(?:\D{0,6}\d){6}"),  # 7+ digits, separators or an extension between
     **{e: _DIGIT for e in ("US_BANK_NUMBER", "US_ITIN", "UK_NHS", "US_PASSPORT", "MEDICAL_LICENSE")},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import regex
 from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
@@ -267,6 +269,7 @@ class KnownNameRecognizer(OneEntityRecognizer):
         return out
 
     @staticmethod
+    @functools.lru_cache(maxsize=1 << 16)  # a word's answer never changes: the lists are loaded once
     def _common(word: str) -> bool:
         """A common, organisation, street or title word, or a place of the gazetteer: not part of a name here."""
         from llmops_guardrails.detectors.pii.names import common_words

@@ -96,6 +96,7 @@ def towns() -> Towns:
 
 
 _TOKEN = regex.compile(r"[\p{L}\p{M}]+(?:['’.-][\p{L}\p{M}]+)*\.?")
+_WORD_BACK = regex.compile(r"(?r)\S+")  # words, found from the end back
 _TAIL_TOKEN = regex.compile(r"^(?:\S*\d\S*|nan|\p{Lu}{2}|,)$")
 _LOCALITY = regex.compile(r"^[\p{L}\p{M}][\p{L}\p{M}'’. -]*[\p{L}\p{M}.]$|^[\p{L}\p{M}]$")
 _ADDRESS_PLACE = regex.compile(
@@ -297,13 +298,19 @@ class PlaceRecognizer(OneEntityRecognizer):
     @staticmethod
     def _split_tail(text: str, cs: int, ce: int) -> tuple[int, str]:
         """Where a line's postal code / country code / 'nan' tail starts, and the tail."""
-        words = list(regex.finditer(r"\S+", text[cs:ce]))
-        cut = len(words)
-        while cut > 1 and _TAIL_TOKEN.match(words[cut - 1].group()):
-            cut -= 1
-        if cut == len(words):
+        # the line's words from the last one back (not all of a long line's words): tail tokens are cut while a
+        # word is left before them
+        words = _WORD_BACK.finditer(text, cs, ce)
+        word = next(words, None)
+        cut = False
+        while word is not None:
+            before = next(words, None)
+            if before is None or not _TAIL_TOKEN.match(word.group()):
+                break
+            word, cut = before, True
+        if word is None or not cut:
             return ce, ""
-        end = cs + words[cut - 1].end()
+        end = word.end()
         return end, text[end:ce].strip()
 
     def _locality(self, text: str, cs: int, ce: int) -> int | None:

@@ -20,10 +20,12 @@ from __future__ import annotations
 import bisect
 import functools
 import json
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TypeGuard, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -160,6 +162,13 @@ def word_info(word: str, lowercase_text: bool) -> _Info:
     return low, shape, cls, tuple(own), as_prev, as_next
 
 
+# A word as `NameTagger.word_probabilities` reads it: its `word_info`, its lists joined, and the weight rows of its
+# own block, of its block as the word before a candidate and as the word after one.
+_Word = tuple[_Info, str, list[int], list[int], list[int]]
+# A feature the vocabulary has: `filter(_KNOWN, map(vocab.get, features))`, all in C.
+_KNOWN = cast("Callable[[int | None], TypeGuard[int]]", functools.partial(operator.is_not, None))
+
+
 def _word_at(text: str, spans: Sequence[tuple[int, int]], i: int) -> str:
     if 0 <= i < len(spans):
         s, e = spans[i]
@@ -201,33 +210,38 @@ def _runs(text: str, spans: Sequence[tuple[int, int]], cand: Sequence[int]) -> l
     return runs
 
 
+_RUN_LENGTH = tuple("rl=" + str(n) for n in range(5))
+
+
 def run_features(text: str, spans: Sequence[tuple[int, int]], run: Sequence[int], *, lowercase_text: bool,
                  cache: dict[int, _Info], newlines: Sequence[int]) -> tuple[tuple[str, ...], list[str]]:
     """Features every word of a run shares (its length, the words around it, whether it is a place, the lists
     its words are on), and each word's position in it."""
-    def word_at(i: int) -> str:
-        got = cache.get(i)
-        return got[0] if got is not None else _word_at(text, spans, i).lower()
-
     first, last = run[0], run[-1]
-    phrase = text[spans[first][0]:spans[last][1]]
-    shared = ["rl=" + str(min(len(run), 4)), "rb=" + word_at(first - 1),
-              "rb2=" + word_at(first - 2) + " " + word_at(first - 1), "ra=" + word_at(last + 1)]
+    start, end = spans[first][0], spans[last][1]
+    phrase = text[start:end]
+    got = cache.get(first - 1)
+    before = got[0] if got is not None else _word_at(text, spans, first - 1).lower()
+    got = cache.get(first - 2)
+    before2 = got[0] if got is not None else _word_at(text, spans, first - 2).lower()
+    got = cache.get(last + 1)
+    after_word = got[0] if got is not None else _word_at(text, spans, last + 1).lower()
+    shared = [_RUN_LENGTH[min(len(run), 4)], "rb=" + before, "rb2=" + before2 + " " + before, "ra=" + after_word]
     if len(run) > 1:
         if towns().get(phrase, lowercase_text=lowercase_text) is not None:
             shared.append("rtw")
         if gazetteer().get(phrase, lowercase_text=lowercase_text) is not None:
             shared.append("rgz")
-    classes = sorted({c for i in run for c in cache[i][2]})
-    shared.extend("rc=" + c for c in classes)
-    line = bisect.bisect_left(newlines, spans[first][0])  # the run's line (newlines before it)
+    classes = sorted(cache[first][2]) if len(run) == 1 else sorted({c for i in run for c in cache[i][2]})
+    shared.extend(["rc=" + c for c in classes])
+    line = bisect.bisect_left(newlines, start)  # the run's line (newlines before it)
     line_start = newlines[line - 1] + 1 if line else 0
-    after = bisect.bisect_left(newlines, spans[last][1])
+    after = bisect.bisect_left(newlines, end)
     line_end = newlines[after] if after < len(newlines) else len(text)
-    alone_before = text[line_start:spans[first][0]].strip(" \t>*•-") == ""
+    alone_before = text[line_start:start].strip(" \t>*•-") == ""
     if alone_before:
         shared.append("lstart")
-        if text[spans[last][1]:line_end].strip(" \t.,") == "":
+        if text[end:line_end].strip(" \t.,") == "":
             shared.append("lonly")
     if newlines:
         shared.append("line=" + str(min(line, 3)))
@@ -313,7 +327,7 @@ class Tag:
 class NameTagger:
     """The trained model: `vocab` maps a feature to its weight row; `weights` has a last row for the bias."""
 
-    OWN_CACHE = 1 << 16  # feature blocks (`text_parts`) whose rows are remembered
+    OWN_CACHE = 1 << 16  # words whose feature blocks' rows are remembered (`_word`)
 
     def __init__(self, vocab: dict[str, int], weights: npt.NDArray[np.float32], meta: dict[str, object] | None = None
                  ) -> None:
@@ -322,7 +336,7 @@ class NameTagger:
         self.meta = meta or {}
         self.lex = lexicon()
         self._weights64 = weights.astype(np.float64)  # summed in float64, as before the first copy was made
-        self._own: dict[tuple[str, ...], list[int]] = {}
+        self._words: dict[tuple[str, bool], _Word] = {}
 
     @property
     def evidence(self) -> bool:
@@ -350,27 +364,76 @@ class NameTagger:
             idx.extend(j for j in map(vocab.get, feats) if j is not None)
         return self._scores(idx, starts)
 
+    def _word(self, word: str, lowercase_text: bool) -> _Word:
+        """`word_info` of a word with its three blocks as weight rows (remembered)."""
+        key = (word, lowercase_text)
+        got = self._words.get(key)
+        if got is None:
+            if len(self._words) >= self.OWN_CACHE:
+                self._words.clear()
+            info = word_info(word, lowercase_text)
+            get = self.vocab.get
+            got = (info, "+".join(info[2]), list(filter(_KNOWN, map(get, info[3]))),
+                   list(filter(_KNOWN, map(get, info[4]))), list(filter(_KNOWN, map(get, info[5]))))
+            self._words[key] = got
+        return got
+
     def word_probabilities(self, text: str, evidence: Sequence[Evidence] | None = None,
                            ) -> tuple[list[tuple[int, int]], list[int], npt.NDArray[np.float64]]:
         """Tokens, candidate indices and their label probabilities (`evidence`: what the rules found, read by a
-        model trained with it; none given counts as nothing found)."""
-        spans, cand, blocks, rest = text_parts(text, self.lex, (evidence or ()) if self.evidence else None)
-        vocab = self.vocab
-        rows = self._own
+        model trained with it; none given counts as nothing found).
+
+        The features are those of `text_parts` in the same order, so the sums (and the probabilities) are
+        bit for bit those of `probabilities(text_features(...))`; but each word's own, previous-word and next-word
+        blocks are looked up once per word (`_word`), a run's shared block once per run, and no feature block is
+        built per candidate."""
+        spans = tokens(text)
+        cand = candidates(text, spans, self.lex)
+        if not cand:
+            return spans, cand, self._scores([], [])
+        lowercase_text = not any(c.isupper() for c in text)
+        get = self.vocab.get
+        n = len(spans)
+        word = self._word
+        # the words of the candidates and of the two tokens either side ("<s>", "</s>" past the ends)
+        needed = sorted({j for i in cand for j in range(i - 2, i + 3)})
+        seen: dict[int, _Word] = {
+            j: word(text[spans[j][0]:spans[j][1]] if 0 <= j < n else "<s>" if j < 0 else "</s>", lowercase_text)
+            for j in needed}
+        infos = {j: w[0] for j, w in seen.items()}
+        extras = (_evidence_features(spans, cand, evidence or ()) if self.evidence else None)
+        newlines = [m.start() for m in _NEWLINE.finditer(text)]
         bias = len(self.weights) - 1
         idx: list[int] = []
         starts: list[int] = []
-        for bs, feats in zip(blocks, rest, strict=True):
-            starts.append(len(idx))
-            idx.append(bias)
-            for block in bs:
-                known = rows.get(block)
-                if known is None:
-                    if len(rows) >= self.OWN_CACHE:
-                        rows.clear()
-                    known = rows[block] = [j for j in map(vocab.get, block) if j is not None]
-                idx.extend(known)
-            idx.extend(j for j in map(vocab.get, feats) if j is not None)
+        k = 0
+        for run in _runs(text, spans, cand):
+            shared, positions = run_features(text, spans, run, lowercase_text=lowercase_text, cache=infos,
+                                             newlines=newlines)
+            shared_rows = list(filter(_KNOWN, map(get, shared)))
+            for i, pos in zip(run, positions, strict=True):
+                me, before, after = seen[i], seen[i - 1], seen[i + 1]
+                plow, nlow = before[0][0], after[0][0]
+                starts.append(len(idx))
+                idx.append(bias)
+                idx += me[2]
+                idx += before[3]
+                idx += after[4]
+                idx += shared_rows
+                start = spans[i][0]
+                f = ["pw2=" + seen[i - 2][0][0] + " " + plow, "nw2=" + nlow + " " + seen[i + 2][0][0]]
+                if "\n" in text[max(0, start - 3):start] or i == 0 or plow in (".", "!", "?", ":", "\n"):
+                    f.append("open")
+                joined = me[1]
+                for c in after[0][2]:
+                    f.append("c|nc=" + joined + "|" + c)
+                for c in before[0][2]:
+                    f.append("c|pc=" + joined + "|" + c)
+                f.append(pos)
+                if extras is not None:
+                    f += extras[k]
+                idx.extend(filter(_KNOWN, map(get, f)))
+                k += 1
         return spans, cand, self._scores(idx, starts)
 
     def tag(self, text: str, *, threshold: float = 0.4, place_threshold: float | None = 0.8) -> list[Tag]:

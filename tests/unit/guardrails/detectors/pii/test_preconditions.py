@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from presidio_analyzer.predefined_recognizers import IpRecognizer
+from presidio_analyzer.predefined_recognizers import IpRecognizer, UsSsnRecognizer
 
 from llmops_guardrails.detectors.pii.detector import _PRECONDITIONS
 from llmops_guardrails.pii_eval import load_samples
@@ -47,3 +47,33 @@ def test_the_ip_precondition_holds_on_the_pii_set() -> None:
                                   "ratio 1:2", "Ticket 4-c1b04ffb: hello"])
 def test_ordinary_text_fails_the_ip_precondition(text: str) -> None:
     assert not _PRECONDITIONS["IP_ADDRESS"].search(text)
+
+
+SSNS = ["536-90-4399", "536 90 4399", "536.90.4399", "536904399", "53690-4399", "536-904399", "773-11-2837",
+        "212-67-3409", "457-55-5462", "078-05-1120", "123-45-6789"]
+
+
+def test_the_ssn_precondition_holds_wherever_the_ssn_recognizer_finds() -> None:
+    recognizer = UsSsnRecognizer()
+    found = 0
+    for ssn in SSNS:
+        for frame in ("{}", "SSN: {}.", "my social is {}, thanks", "({})", "{}\n{}", "id {}x", "x{} y"):
+            text = frame.format(ssn, ssn)
+            if recognizer.analyze(text, ["US_SSN"], None):
+                found += 1
+                assert _PRECONDITIONS["US_SSN"].search(text), text
+    assert found > 35
+
+
+def test_the_ssn_precondition_holds_on_the_pii_set_and_skips_longer_digit_runs() -> None:
+    recognizer = UsSsnRecognizer()
+    found = 0
+    for sample in load_samples(PII_DATA):
+        if recognizer.analyze(sample.text, ["US_SSN"], None):
+            found += 1
+            assert _PRECONDITIONS["US_SSN"].search(sample.text), sample.text
+    assert found > 10
+    # phone and card numbers hold nine digits in a row without being one of the SSN shapes
+    for text in ("call +1 (555) 123-4567", "card 4111 1111 1111 1111", "order 12345678901"):
+        assert not recognizer.analyze(text, ["US_SSN"], None)
+        assert not _PRECONDITIONS["US_SSN"].search(text), text

@@ -1,0 +1,99 @@
+"""Cheaper computations in the PII recognizers and the name tagger (issue 17, item 1, speed): each is compared with
+the computation it replaced, on the PII set (as written, lower-cased and upper-cased) and crafted inputs."""
+
+from __future__ import annotations
+
+import functools
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import regex
+
+from llmops_guardrails.detectors.pii import tagger as tg
+from llmops_guardrails.detectors.pii.lexicon import LINE
+from llmops_guardrails.detectors.pii.people import KnownNameRecognizer
+from llmops_guardrails.detectors.pii.places import _TAIL_TOKEN, PlaceRecognizer
+from llmops_guardrails.pii_eval import load_samples
+
+PII_DATA = Path(__file__).resolve().parents[5].parent / "shared/data/pii/synth_dataset_v2.json"
+
+
+@functools.cache
+def _texts() -> list[str]:
+    texts = [s.text for s in load_samples(PII_DATA)]
+    return texts + [t.lower() for t in texts[:400]] + [t.upper() for t in texts[:200]] + [
+        "", "A", "x", "Anna", "\n\nBob Berg\n", "Dr. Ana María Ñúñez, 12 Rue Nova 3\nSão Paulo SP 01000\nBrazil",
+        "O'Brien  Jean-Luc\tMcDonald's — Kokkola, Finland. eric g. samoylova  drove to kiel"]
+
+
+def _old_word_probabilities(model: tg.NameTagger, text: str, evidence: list[tg.Evidence]) -> tuple[
+        list[tuple[int, int]], list[int], np.ndarray]:
+    """`NameTagger.word_probabilities` before it looked each word's blocks up once (every block of every
+    candidate built by `text_parts`, then looked up): the features in the same order."""
+    spans, cand, feats = tg.text_features(text, model.lex, evidence if model.evidence else None)
+    return spans, cand, model.probabilities(feats)
+
+
+def test_the_tagger_gives_the_probabilities_of_its_features_bit_for_bit() -> None:
+    model = tg.shipped()
+    rng = random.Random(17)
+    for text in _texts():
+        spans = tg.tokens(text)
+        evidence: list[tg.Evidence] = []
+        if len(spans) > 3:  # a rule's span over a few words somewhere, as the detector passes them
+            a = rng.randrange(len(spans) - 2)
+            evidence = [("PERSON", spans[a][0], spans[a + 1][1], rng.choice([0.5, 0.7, 0.9]), "known_name")]
+        new = model.word_probabilities(text, evidence)
+        old = _old_word_probabilities(model, text, evidence)
+        assert new[0] == old[0] and new[1] == old[1], text
+        assert new[2].shape == old[2].shape and np.array_equal(new[2], old[2]), text
+
+
+def test_the_tagger_forgets_its_remembered_words_when_full() -> None:
+    model = tg.load()
+    model.OWN_CACHE = 3
+    text = "Anna Berg met Olga Krylova in Kokkola."
+    first = model.word_probabilities(text)[2]
+    assert len(model._words) <= 3
+    assert np.array_equal(model.word_probabilities(text)[2], first)
+    assert np.array_equal(first, _old_word_probabilities(model, text, [])[2])
+
+
+def _old_split_tail(text: str, cs: int, ce: int) -> tuple[int, str]:
+    """`PlaceRecognizer._split_tail` before it read a line's words from the end back."""
+    words = list(regex.finditer(r"\S+", text[cs:ce]))
+    cut = len(words)
+    while cut > 1 and _TAIL_TOKEN.match(words[cut - 1].group()):
+        cut -= 1
+    if cut == len(words):
+        return ce, ""
+    end = cs + words[cut - 1].end()
+    return end, text[end:ce].strip()
+
+
+@pytest.mark.parametrize("line", [
+    "", "   ", "9100", "Aalborg 9100", "Aalborg NO 9100", "9100 NO", "12 34 56", "Main St 12, nan", "Oslo ,",
+    "  Kiel   24103  DE  ", "Rue\u00a0Nova 3", "A B C", "Springfield IL 62704-1234", "nan nan"])
+def test_a_lines_tail_is_cut_where_it_was(line: str) -> None:
+    text = f"Anna Berg\n{line}\nNorway"
+    cs, ce = len("Anna Berg\n"), len("Anna Berg\n") + len(line)
+    assert PlaceRecognizer._split_tail(text, cs, ce) == _old_split_tail(text, cs, ce)
+
+
+def test_every_lines_tail_in_the_pii_set_is_cut_where_it_was() -> None:
+    for text in _texts():
+        for m in LINE.finditer(text):
+            for cs in (m.start(), m.start() + 1):
+                if cs <= m.end():
+                    assert PlaceRecognizer._split_tail(text, cs, m.end()) == _old_split_tail(text, cs, m.end())
+
+
+def test_a_remembered_common_word_answer_is_the_computed_one() -> None:
+    words = {w for text in _texts()[:600] for w in regex.findall(r"\p{Lu}[\p{L}\p{M}'’-]*", text)}
+    words |= {"Is", "The", "Bank", "Street", "Monday", "Paris", "Anna", "Inc"}
+    for _ in range(2):  # computed, then remembered
+        for word in sorted(words):
+            assert KnownNameRecognizer._common(word) == KnownNameRecognizer._common.__wrapped__(word), word
+    assert KnownNameRecognizer._common.cache_info().hits >= len(words)
