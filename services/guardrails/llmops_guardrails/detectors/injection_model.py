@@ -81,83 +81,78 @@ def features(text: str, bits: int = BITS) -> Indices:
     return located_features(text, bits)[0]
 
 
-def located_features(text: str, bits: int = BITS) -> tuple[Indices, Indices]:
-    """The buckets of `text`'s n-grams and where each starts in `text` (-1 for the leading space).
+Groups = list[tuple[list[npt.NDArray[np.uint64]], list[Indices], int]]
 
-    Every n-gram's hash gets its kind's seed, then all are bucketed at once (numpy's per-call cost, not the
-    arithmetic, is most of the time on texts of a few hundred characters)."""
+
+def _grams(text: str) -> Groups:
+    """`text`'s n-gram hashes, each with its kind's seed, and where each starts (-1 for the leading space), in
+    groups that count alike: the character n-grams once, the word 1/2-grams WORD_WEIGHT times, the word-class
+    1/2/3-grams LEXICON_WEIGHT times."""
     padded = f" {text} "
     codes = np.frombuffer(padded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     position = np.arange(-1, len(padded), dtype=np.int64)
-    seeded: list[npt.NDArray[np.uint64]] = []
-    starts: list[Indices] = []
+    chars: tuple[list[npt.NDArray[np.uint64]], list[Indices]] = ([], [])
+    groups: Groups = [(*chars, 1)]
     h = codes
     with np.errstate(over="ignore"):
         for n in range(2, max(CHAR_NGRAMS) + 1):
             h = h[:-1] * _P + codes[n - 1:]
             if n in CHAR_NGRAMS and h.size:
-                seeded.append(h + _SEEDS[n])
-                starts.append(position[:h.size])
+                chars[0].append(h + _SEEDS[n])
+                chars[1].append(position[:h.size])
         found = list(_WORD.finditer(text))
         if found:
             words = [m.group() for m in found]
             at = np.fromiter(map(re.Match.start, found), dtype=np.int64, count=len(found))
             crc = np.fromiter(map(zlib.crc32, map(str.encode, words)), dtype=np.uint64, count=len(found))
-            seeded += [crc + _SEEDS[1], crc[:-1] * _P + crc[1:] + _SEEDS[2]] * WORD_WEIGHT
-            starts += [at, at[:-1]] * WORD_WEIGHT
+            groups.append(([crc + _SEEDS[1], crc[:-1] * _P + crc[1:] + _SEEDS[2]], [at, at[:-1]], WORD_WEIGHT))
             classed = [(i, _CLASS_OF[w]) for i, w in enumerate(words) if w in _CLASS_OF]
             if classed:
                 where = at[[i for i, _ in classed]]
                 c = np.array([code for _, code in classed], dtype=np.uint64)
-                grams = [c + _SEEDS[14], c[:-1] * _P + c[1:] + _SEEDS[15],
-                         (c[:-2] * _P + c[1:-1]) * _P + c[2:] + _SEEDS[16]]
-                seeded += grams * LEXICON_WEIGHT
-                starts += [where, where[:-1], where[:-2]] * LEXICON_WEIGHT
-        if not seeded:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+                groups.append(([c + _SEEDS[14], c[:-1] * _P + c[1:] + _SEEDS[15],
+                                (c[:-2] * _P + c[1:-1]) * _P + c[2:] + _SEEDS[16]],
+                               [where, where[:-1], where[:-2]], LEXICON_WEIGHT))
+    return groups
+
+
+def _buckets(seeded: list[npt.NDArray[np.uint64]], bits: int) -> Indices:
+    with np.errstate(over="ignore"):
         mixed = np.concatenate(seeded) * _MIX
-    return (mixed >> np.uint64(64 - bits)).astype(np.int64), np.concatenate(starts)
+    return (mixed >> np.uint64(64 - bits)).astype(np.int64)
+
+
+def located_features(text: str, bits: int = BITS) -> tuple[Indices, Indices]:
+    """The buckets of `text`'s n-grams and where each starts in `text` (-1 for the leading space); a group
+    counted k times appears k times.
+
+    Every n-gram's hash gets its kind's seed, then all are bucketed at once (numpy's per-call cost, not the
+    arithmetic, is most of the time on texts of a few hundred characters)."""
+    seeded: list[npt.NDArray[np.uint64]] = []
+    starts: list[Indices] = []
+    for hashes, where, times in _grams(text):
+        seeded += hashes * times
+        starts += where * times
+    if not seeded:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return _buckets(seeded, bits), np.concatenate(starts)
 
 
 def weighted_features(text: str, bits: int = BITS) -> tuple[Indices, Indices, npt.NDArray[np.float32]]:
     """The n-grams of `located_features`, each once, with how many times it counts (`located_features` repeats
     a word-class n-gram LEXICON_WEIGHT times; here it appears once with that weight): the same sums for a
     fraction of the gathers, which the hidden layer's rows make expensive."""
-    padded = f" {text} "
-    codes = np.frombuffer(padded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    position = np.arange(-1, len(padded), dtype=np.int64)
     seeded: list[npt.NDArray[np.uint64]] = []
     starts: list[Indices] = []
     weight: list[float] = []
-    h = codes
-    with np.errstate(over="ignore"):
-        for n in range(2, max(CHAR_NGRAMS) + 1):
-            h = h[:-1] * _P + codes[n - 1:]
-            if n in CHAR_NGRAMS and h.size:
-                seeded.append(h + _SEEDS[n])
-                starts.append(position[:h.size])
-                weight.append(1.0)
-        found = list(_WORD.finditer(text))
-        if found:
-            words = [m.group() for m in found]
-            at = np.fromiter(map(re.Match.start, found), dtype=np.int64, count=len(found))
-            crc = np.fromiter(map(zlib.crc32, map(str.encode, words)), dtype=np.uint64, count=len(found))
-            seeded += [crc + _SEEDS[1], crc[:-1] * _P + crc[1:] + _SEEDS[2]]
-            starts += [at, at[:-1]]
-            weight += [float(WORD_WEIGHT)] * 2
-            classed = [(i, _CLASS_OF[w]) for i, w in enumerate(words) if w in _CLASS_OF]
-            if classed:
-                where = at[[i for i, _ in classed]]
-                c = np.array([code for _, code in classed], dtype=np.uint64)
-                seeded += [c + _SEEDS[14], c[:-1] * _P + c[1:] + _SEEDS[15],
-                           (c[:-2] * _P + c[1:-1]) * _P + c[2:] + _SEEDS[16]]
-                starts += [where, where[:-1], where[:-2]]
-                weight += [float(LEXICON_WEIGHT)] * 3
-        if not seeded:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        mixed = np.concatenate(seeded) * _MIX
+    for hashes, where, times in _grams(text):
+        seeded += hashes
+        starts += where
+        weight += [float(times)] * len(hashes)
+    if not seeded:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     mult = np.repeat(np.array(weight, dtype=np.float32), [s.size for s in seeded])
-    return (mixed >> np.uint64(64 - bits)).astype(np.int64), np.concatenate(starts), mult
+    return _buckets(seeded, bits), np.concatenate(starts), mult
 
 
 def sigmoid(z: float) -> float:
