@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 import injection_handwritten7
+import injection_handwritten8
 import injection_paraphrases  # run from this folder
 import injection_reworded
 import injection_templates
@@ -417,6 +418,11 @@ def rows() -> list[dict[str, str]]:
     for earlier in (third, fourth, fifth, sixth):
         _check_new_batch(earlier, seventh)
     out.extend(generated_rows(*seventh, "x", "handwritten7"))
+    # The eighth batch (issue 17, seventh round), appended after everything so that earlier ids stay.
+    eighth = (injection_handwritten8.TEMPLATES, injection_handwritten8.SLOTS)
+    for earlier in (third, fourth, fifth, sixth, seventh):
+        _check_new_batch(earlier, eighth)
+    out.extend(generated_rows(*eighth, "y", "handwritten8"))
     # A test row whose text is also a dev row's is dropped (one docstring is in two standard-library modules that
     # landed on both sides): the test split shares no text, not only no template, with training.
     # Ids are given first, so that every other row keeps its id.
