@@ -79,7 +79,7 @@ NET_BATCH = 256
 NET_INIT = 0.1
 NET_HARD_WEIGHT = 3.0  # the short hard benign rows' weight in the layer's fit (the linear part's stays 1)
 SEED = 17
-BATCHES = ("t", "p", "v", "w", "x", "y")  # the generated batches' template prefixes: one fold each
+BATCHES = ("t", "p", "v", "w", "x")  # the generated batches' template prefixes: one fold each
 FOLDS = len(BATCHES)
 
 Rows = list[dict[str, str]]
