@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 import injection_handwritten7
+import injection_handwritten8
 import injection_paraphrases  # run from this folder
 import injection_reworded
 import injection_templates
@@ -318,6 +319,9 @@ def _base(text: str) -> str:
 
 
 PER_TEMPLATE = 10
+# The eighth batch (`injection_handwritten8.py`) is written only with `--eighth`: the model fitted with it (issue 17,
+# eighth attempt) was not shipped (bench/RESULTS.md), and the shipped model's header records the data's sha256.
+EIGHTH_BATCH = False
 TRAINING_FILLINGS = 30  # a `dev` template's fillings in all (the first PER_TEMPLATE in its batch, the rest last)
 _SLOT = re.compile(r"{(\w+)}")
 
@@ -370,7 +374,8 @@ def _check_new_batch(old: tuple[Templates, Slots], new: tuple[Templates, Slots])
         raise ValueError(f"a later batch repeats an earlier one: {sorted(frames | phrases)[:5]}")
 
 
-def rows() -> list[dict[str, str]]:
+def rows(*, eighth: bool = False) -> list[dict[str, str]]:
+    """The set; `eighth` appends the eighth batch (not in the shipped file yet: see EIGHTH_BATCH)."""
     out = []
     for text, category, source in ATTACKS:
         out.append({"text": text, "label": "attack", "category": category, "source": source, "split": _split(text),
@@ -417,6 +422,13 @@ def rows() -> list[dict[str, str]]:
     for earlier in (third, fourth, fifth, sixth):
         _check_new_batch(earlier, seventh)
     out.extend(generated_rows(*seventh, "x", "handwritten7"))
+    # The eighth batch (issue 17, seventh round), appended after everything so that earlier ids stay; checked
+    # always, written only with `--eighth` (the shipped model's header records the data it was fitted on).
+    batch8 = (injection_handwritten8.TEMPLATES, injection_handwritten8.SLOTS)
+    for earlier in (third, fourth, fifth, sixth, seventh):
+        _check_new_batch(earlier, batch8)
+    if eighth:
+        out.extend(generated_rows(*batch8, "y", "handwritten8"))
     # A test row whose text is also a dev row's is dropped (one docstring is in two standard-library modules that
     # landed on both sides): the test split shares no text, not only no template, with training.
     # Ids are given first, so that every other row keeps its id.
@@ -562,6 +574,6 @@ if __name__ == "__main__":
         print(f"wrote {PROSE}")
     target = Path(__file__).with_name("injection_prompts.jsonl")
     with target.open("w", encoding="utf-8") as f:
-        for row in rows():
+        for row in rows(eighth=EIGHTH_BATCH or "--eighth" in sys.argv[1:]):
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     print(f"wrote {target}")
