@@ -315,7 +315,7 @@ def out_of_fold(rows: Rows, bits: int, *, l2: float = L2, epochs: int = EPOCHS,
         y_train = np.array([r["label"] == "attack" for r in train], dtype=np.float64)
         if HIDDEN:
             net = fit_with_layer(train, y_train, bits, l2=l2, epochs=epochs)
-            oof[held] = [net_logit(net, rows[i]["text"]) for i in held]
+            oof[held] = [net.text_logit(rows[i]["text"]) for i in held]
             continue
         w, b = fit(Matrix([r["text"] for r in train], bits), y_train, bits, l2=l2, epochs=epochs,
                    hard=hard_benign(train), hard_weight=hard_weight)
@@ -332,14 +332,6 @@ def fit_with_layer(train: Rows, y: npt.NDArray[np.float64], bits: int, *, l2: fl
         return fit_net(texts, y, bits, hard=hard_benign(train), hard_weight=NET_HARD_WEIGHT)
     w, b = fit(Matrix(texts, bits), y, bits, l2=l2, epochs=epochs)
     return fit_net(texts, y, bits, linear=(w, b), hard=hard_benign(train), hard_weight=NET_HARD_WEIGHT)
-
-
-def net_logit(model: InjectionModel, text: str) -> float:
-    """The logit a text scores as the model scores it: the whole short text, the strongest window of a long one."""
-    prepared = prepare(text)
-    if len(prepared) <= WINDOW:
-        return model.logit(prepared)
-    return float(model.window_logits(prepared).max())
 
 
 def cut_at(oof: npt.NDArray[np.float64], benign: npt.NDArray[np.bool_], fpr: float = TARGET_FPR) -> float:

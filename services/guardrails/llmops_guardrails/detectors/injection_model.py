@@ -186,10 +186,14 @@ class InjectionModel:
 
     def score(self, text: str) -> float:
         """Probability-like score in [0, 1] (0.7 = the operating point), highest over the text's windows."""
+        return sigmoid(self.text_logit(text))
+
+    def text_logit(self, text: str) -> float:
+        """The logit `score` reads: the whole text when short, its strongest window when long."""
         prepared = prepare(text)
         if len(prepared) <= WINDOW:
-            return sigmoid(self.logit(prepared))
-        return sigmoid(self.window_logits(prepared).max())
+            return self.logit(prepared)
+        return float(self.window_logits(prepared).max())
 
     def window_logits(self, prepared: str) -> npt.NDArray[np.float64]:
         """The logit of each window [s, s + WINDOW) for s = 0, STEP, ...: n-grams starting inside it."""
