@@ -22,7 +22,7 @@ import argparse
 import json
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -62,6 +62,14 @@ def scored_entities(chosen: Sequence[Sample]) -> list[str]:
     return [e for e in default_policy().detectors.pii.entities if gold_counts(chosen).get(e)]
 
 
+def predictor(detector: PiiDetector) -> Callable[[Sequence[str]], list[list[tuple[str, int, int]]]]:
+    """`detector` as `pii_eval.evaluate` calls a prediction: each text's (entity, start, end) spans."""
+    def predict(texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
+        return [[(h.kind, h.start, h.end) for h in hits] for hits in detector.detect_many(texts)]
+
+    return predict
+
+
 def pii_report(chosen: Sequence[Sample], *, iou: float, model: str, keep_errors: bool = False,
                names: str | None = None) -> tuple[Report, NerPipeline]:
     """The default policy's PII detector scored on `chosen` (and the NER pipeline it ran); `names` as the
@@ -72,10 +80,7 @@ def pii_report(chosen: Sequence[Sample], *, iou: float, model: str, keep_errors:
                            phone_regions=pii.phone_regions, context_enhancement=pii.context_enhancement,
                            names=names or GuardrailsSettings().name_model)
 
-    def predict(texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
-        return [[(h.kind, h.start, h.end) for h in hits] for hits in detector.detect_many(texts)]
-
-    return evaluate(chosen, predict, scored_entities(chosen), iou=iou, keep_errors=keep_errors), ner
+    return evaluate(chosen, predictor(detector), scored_entities(chosen), iou=iou, keep_errors=keep_errors), ner
 
 
 def pii_quality(path: Path, split: str, *, baseline: bool, iou: float, errors: int, model: str,

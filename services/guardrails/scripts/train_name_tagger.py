@@ -40,9 +40,11 @@ import scipy.sparse as sp
 from llmops_guardrails.data import pii_handwritten8
 from llmops_guardrails.detectors.pii import NerPipeline, PiiDetector
 from llmops_guardrails.detectors.pii import tagger as tg
+from llmops_guardrails.detectors.pii.detector import NAME_MODELS
 from llmops_guardrails.detectors.pii.results import rule_of, source_of
 from llmops_guardrails.pii_eval import Counts, Report, Sample, assign_splits, evaluate, load_samples
 from llmops_guardrails.policy import default_policy
+from llmops_guardrails.quality import predictor, scored_entities
 from llmops_guardrails.settings import GuardrailsSettings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -271,8 +273,6 @@ def cross_validate(samples: Sequence[Sample], k: int, configs: Sequence[dict[str
     """Template-grouped CV: fold i holds dev's fold i and, with `hand` (k batches of the handwritten set), batch
     i; a tagger is trained on the other dev folds (and, when a configuration says `"hand": true`, on the other
     batches), and the two held-out parts are scored apart ("dev", "hand") and together."""
-    from llmops_guardrails.quality import scored_entities
-
     entities = scored_entities(samples)
     folds = folds_of(samples, k, salt)
     out = []
@@ -294,13 +294,9 @@ def cross_validate(samples: Sequence[Sample], k: int, configs: Sequence[dict[str
                                evidence=evidence, extra=extra)
             detector = _detector(ner, names, tagger, **config)
             c0, n0 = ner.chars, ner.ner_chars
-
-            def predict(texts: Sequence[str], detector: PiiDetector = detector) -> list[list[tuple[str, int, int]]]:
-                return [[(h.kind, h.start, h.end) for h in hits] for hits in detector.detect_many(texts)]
-
             for part, chosen in (("dev", held), ("hand", hand[i] if hand else [])):
                 if chosen:
-                    report = evaluate(chosen, predict, entities)
+                    report = evaluate(chosen, predictor(detector), entities)
                     _add(totals[part], report)
                     _add(totals["all"], report)
             chars += ner.chars - c0
@@ -341,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     samples = dev_samples(args.pii_data)
     if args.cv:
         configs = json.loads(args.configs) if args.configs else [
-            {"names": n} for n in ("spacy", "off", "tagger", "tagger+spacy")]
+            {"names": n} for n in NAME_MODELS]
         ner = NerPipeline(GuardrailsSettings().spacy_model)
         ner.load()
         hand_batches = handwritten_batches() if args.with_handwritten else []
@@ -350,18 +346,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         cross_validate(samples, args.folds, configs, ner, args.fold_salt, hand=hand_batches)
         return 0
     if args.score_handwritten:
-        from llmops_guardrails.quality import scored_entities
-
         ner = NerPipeline(GuardrailsSettings().spacy_model)
         chosen = handwritten_samples()
         entities = scored_entities(chosen)
-        for names in ("spacy", "off", "tagger", "tagger+spacy"):
-            detector = _detector(ner, names, None)
-
-            def predict(texts: Sequence[str], detector: PiiDetector = detector) -> list[list[tuple[str, int, int]]]:
-                return [[(h.kind, h.start, h.end) for h in hits] for hits in detector.detect_many(texts)]
-
-            print(json.dumps({"names": names, **_row(evaluate(chosen, predict, entities), entities)}), flush=True)
+        for names in NAME_MODELS:
+            report = evaluate(chosen, predictor(_detector(ner, names, None)), entities)
+            print(json.dumps({"names": names, **_row(report, entities)}), flush=True)
         return 0
     hand = handwritten_samples() if HANDWRITTEN else []
     tagger = train(samples, extra=hand)
