@@ -27,6 +27,7 @@ import functools
 import json
 import math
 import re
+import sys
 import zlib
 from dataclasses import dataclass
 from importlib import resources
@@ -58,8 +59,11 @@ LEXICON_WEIGHT = 24  # chosen on validation (leave-one-batch-out recall with 3- 
 WORD_WEIGHT = 1  # how many times the word unigrams and bigrams are counted
 _CLASS_SEEDS = (14, 15, 16)  # word-class unigrams, bigrams, trigrams
 _SEEDS = {n: np.uint64(0x51ED27 * n + 1) for n in (1, 2, *CHAR_NGRAMS, *_CLASS_SEEDS)}
-_CLASS_OF = {word: np.uint64(zlib.crc32(name.encode())) for word, name in WORD_CLASS.items()}
+_CLASS_OF = {word.encode(): np.uint64(zlib.crc32(name.encode())) for word, name in WORD_CLASS.items()}  # UTF-8 keys
 _WORD = re.compile(r"\w+")
+# An ASCII text's words: its bytes with every byte that is not a word character (`_WORD`) made a space.
+_ASCII_SPACED = bytes(c if c < 128 and _WORD.match(chr(c)) else ord(" ") for c in range(256))
+_ASCII_WORD_CHAR = np.frombuffer(_ASCII_SPACED[:128], dtype=np.uint8) != ord(" ")
 
 Indices = npt.NDArray[np.int64]
 
@@ -84,12 +88,35 @@ def features(text: str, bits: int = BITS) -> Indices:
 Groups = list[tuple[list[npt.NDArray[np.uint64]], list[Indices], int]]
 
 
+@functools.cache
+def _word_chars() -> npt.NDArray[np.bool_]:
+    """Whether `_WORD` matches each code point, for all of Unicode (built once per process, about 0.1 s)."""
+    everything = "".join(map(chr, range(sys.maxunicode + 1)))
+    table = np.zeros(sys.maxunicode + 1, dtype=np.bool_)
+    for m in _WORD.finditer(everything):
+        table[m.start():m.end()] = True
+    return table
+
+
+def _words(text: str, padded: str, codes: npt.NDArray[np.uint32]) -> tuple[list[bytes], Indices]:
+    """`_WORD.finditer(text)`'s words as UTF-8 and where each starts, without a Python step per match:
+    `codes` are the code points of `padded` (" text "), a word starts where a word character follows another
+    character, and the words are the text's split once every other character is a space."""
+    is_word = (_ASCII_WORD_CHAR if padded.isascii() else _word_chars())[codes]
+    at = np.flatnonzero(is_word[1:] & ~is_word[:-1])  # padded[i + 1] is text[i]
+    if padded.isascii():
+        return text.encode().translate(_ASCII_SPACED).split(), at
+    spaced = np.where(is_word, codes, np.uint32(ord(" "))).astype("<u4").tobytes().decode("utf-32-le")
+    return spaced.encode().split(), at
+
+
 def _grams(text: str) -> Groups:
     """`text`'s n-gram hashes, each with its kind's seed, and where each starts (-1 for the leading space), in
     groups that count alike: the character n-grams once, the word 1/2-grams WORD_WEIGHT times, the word-class
     1/2/3-grams LEXICON_WEIGHT times."""
     padded = f" {text} "
-    codes = np.frombuffer(padded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    codes32 = np.frombuffer(padded.encode("utf-32-le"), dtype=np.uint32)
+    codes = codes32.astype(np.uint64)
     position = np.arange(-1, len(padded), dtype=np.int64)
     chars: tuple[list[npt.NDArray[np.uint64]], list[Indices]] = ([], [])
     groups: Groups = [(*chars, 1)]
@@ -100,11 +127,9 @@ def _grams(text: str) -> Groups:
             if n in CHAR_NGRAMS and h.size:
                 chars[0].append(h + _SEEDS[n])
                 chars[1].append(position[:h.size])
-        found = list(_WORD.finditer(text))
-        if found:
-            words = [m.group() for m in found]
-            at = np.fromiter(map(re.Match.start, found), dtype=np.int64, count=len(found))
-            crc = np.fromiter(map(zlib.crc32, map(str.encode, words)), dtype=np.uint64, count=len(found))
+        words, at = _words(text, padded, codes32)
+        if words:
+            crc = np.fromiter(map(zlib.crc32, words), dtype=np.uint64, count=len(words))
             groups.append(([crc + _SEEDS[1], crc[:-1] * _P + crc[1:] + _SEEDS[2]], [at, at[:-1]], WORD_WEIGHT))
             classed = [(i, _CLASS_OF[w]) for i, w in enumerate(words) if w in _CLASS_OF]
             if classed:
