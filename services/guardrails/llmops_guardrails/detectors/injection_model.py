@@ -236,39 +236,51 @@ class InjectionModel:
         return (total[hi] - total[lo]) / np.sqrt(np.maximum(count[hi] - count[lo], 1)) + self.bias
 
     def _deep_logits(self, prepared: str, *, windows: bool) -> npt.NDArray[np.float64]:
-        """Logits of the whole text (`windows` false: one) or of each window, with the hidden layer. A window
-        [s, s + WINDOW) is WINDOW / STEP blocks of STEP start positions: the rows of the n-grams (linear weight,
-        hidden-layer row, times how often each counts) are summed per block (sorted by block; no product of a
-        block matrix: mostly zeros, and BLAS spreads it over threads), then per window by cumulative sums."""
+        """Logits of the whole text (`windows` false: one) or of each window, with the hidden layer: per window
+        the sums of the linear weights, of the counts and of the hidden-layer rows of its n-grams (each times how
+        often it counts), scaled to unit length, then the layer's units and the output."""
         assert self.layer is not None and self.layer_bias is not None and self.out is not None
         idx, at, mult = weighted_features(prepared, self.bits)
         if windows:
-            block = at // STEP  # -1 for the n-grams of the leading space, in no window (as in the linear model)
-            order = np.argsort(block, kind="stable")
-            block, idx, mult = block[order], idx[order], mult[order]
-            first = int(np.searchsorted(block, 0))
-            block, idx, mult = block[first:], idx[first:], mult[first:]
-        hidden = np.take(self.layer, idx >> self._shift, axis=0)
-        linear = np.take(self.weights, idx) * mult
-        if windows:
-            # every block from 0 to the last holds n-grams (a character 3-gram starts at every position); a loop
-            # of small vector-matrix products: cheaper than reduceat over rows, and too small for BLAS threads
-            cut = np.searchsorted(block, np.arange(int(block[-1]) + 2))
-            cut[-1] = idx.size
-            blocks = np.empty((cut.size - 1, hidden.shape[1] + 2))
-            for j in range(cut.size - 1):
-                blocks[j, 2:] = mult[cut[j]:cut[j + 1]] @ hidden[cut[j]:cut[j + 1]]
-            blocks[:, 0] = np.add.reduceat(linear, cut[:-1])
-            blocks[:, 1] = np.add.reduceat(mult, cut[:-1])
-            summed = np.zeros((blocks.shape[0] + 1, blocks.shape[1]))
-            summed[1:] = np.cumsum(blocks, axis=0)
-            start = np.arange(0, len(prepared) - WINDOW + STEP, STEP) // STEP
-            total = summed[np.minimum(start + WINDOW // STEP, blocks.shape[0])] - summed[start]
+            total = self._window_sums(len(prepared), idx, at, mult)
         else:
+            hidden = np.take(self.layer, idx >> self._shift, axis=0)
+            linear = np.take(self.weights, idx) * mult
             total = np.concatenate([[linear.sum(), mult.sum()], mult @ hidden])[None, :]
         scale = 1.0 / np.sqrt(np.maximum(total[:, 1], 1.0))
         pre = total[:, 2:] * scale[:, None] + self.layer_bias
         return total[:, 0] * scale + np.maximum(pre, 0.0) @ self.out + self.bias
+
+    def _window_sums(self, length: int, idx: Indices, at: Indices,
+                     mult: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """Per window [s, s + WINDOW) of a text of `length` (> WINDOW) characters: [linear sum, count, hidden
+        sums], of the n-grams starting inside it. Summed per block of STEP starts (a window is WINDOW / STEP
+        blocks), without sorting: `weighted_features` gives the character n-grams first, a 3-gram and a 4-gram
+        at every start from -1 (the leading space's, in no window) on, so they fill (2, blocks, STEP) slots in
+        order; each block's rows are summed by one stacked vector-matrix product (a weight of 0 for the slots
+        past the end). The few word and word-class n-grams are summed per block by one small product with a
+        (blocks x n-grams) matrix of their counts."""
+        assert self.layer is not None
+        blocks = (length - 1) // STEP + 1  # every n-gram starts before `length`
+        shift = self._shift
+        slots = np.zeros((2, blocks * STEP), dtype=np.int64)
+        counts = np.zeros((2, blocks * STEP), dtype=np.float32)
+        slots[0, :length - 1] = idx[1:length]  # the 3-grams start at -1 ... length - 2
+        slots[1, :length - 2] = idx[length + 1:2 * length - 1]  # the 4-grams at -1 ... length - 3
+        counts[0, :length - 1] = counts[1, :length - 2] = 1.0
+        rows = np.take(self.layer, slots >> shift, axis=0).reshape(2 * blocks, STEP, -1)
+        chars = (counts.reshape(2 * blocks, 1, STEP) @ rows).reshape(2, blocks, -1).sum(axis=0)
+        words = slice(2 * length - 1, None)
+        per_block = np.zeros((blocks, at[words].size), dtype=np.float32)
+        per_block[at[words] // STEP, np.arange(at[words].size)] = mult[words]
+        summed = np.zeros((blocks + 1, chars.shape[1] + 2))
+        summed[1:, 0] = ((np.take(self.weights, slots) * counts).reshape(2, blocks, STEP).sum(axis=(0, 2))
+                         + per_block @ np.take(self.weights, idx[words]))
+        summed[1:, 1] = counts.reshape(2, blocks, STEP).sum(axis=(0, 2)) + per_block.sum(axis=1)
+        summed[1:, 2:] = chars + per_block @ np.take(self.layer, idx[words] >> shift, axis=0)
+        np.cumsum(summed, axis=0, out=summed)
+        start = np.arange(0, length - WINDOW + STEP, STEP) // STEP
+        return summed[np.minimum(start + WINDOW // STEP, blocks)] - summed[start]
 
     @property
     def _shift(self) -> int:
