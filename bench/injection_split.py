@@ -14,17 +14,22 @@ positives on the whole test split (how two versions compare at equal false posit
 count). `--latency ROUNDS`: the model's thread CPU time per text (`InjectionModel.score`), per text the median of the
 rounds, p50 and p99 over texts, on the file's prompts of <= 300 characters and on 200 texts of ~1.1 KB (a prompt
 inside filler prose, built as `bench/injection_model.py --long` builds them), the same texts whichever code runs.
+`--scores OUT.json`: only write the model's logit and score of every row of the file (both splits), of those 200
+long texts and of the long prose, to compare two versions' code on the same model file: `--compare A.json B.json`
+prints the largest differences and how many texts change side of the threshold (0.7).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from llmops_guardrails.detectors import injection_model
 from llmops_guardrails.detectors.injection import InjectionDetector, combine
@@ -43,15 +48,21 @@ def _rates(flags: list[bool], labels: list[bool]) -> str:
             f"({fp}/{fp + tn}) tp {tp} fp {fp} fn {fn} tn {tn}")
 
 
-def latency(rows: list[dict[str, str]], rounds: int) -> None:
-    model = injection_model.load()
-    short = [r["text"] for r in rows if len(r["text"]) <= 300]
+def long_texts(short: list[str]) -> list[str]:
+    """200 texts of ~1.1 KB: a prompt inside filler prose."""
     body = ("Here is the context from our wiki page about the quarterly planning process, pasted for reference. "
             "Teams submit their estimates by the second week, finance reviews them and the leads meet to agree. ") * 5
     long = []
     for i in range(200):
         cut = (i * 97) % len(body)
         long.append(body[:cut] + short[(i * 7) % len(short)] + " " + body[cut:])
+    return long
+
+
+def latency(rows: list[dict[str, str]], rounds: int) -> None:
+    model = injection_model.load()
+    short = [r["text"] for r in rows if len(r["text"]) <= 300]
+    long = long_texts(short)
     for label, texts in ((f"{len(short)} prompts of <= 300 characters", short), ("200 texts of ~1.1 KB", long)):
         for text in texts[:50]:  # warm up
             model.score(text)
@@ -68,6 +79,35 @@ def latency(rows: list[dict[str, str]], rounds: int) -> None:
         print(f"latency: {label}: model p50 {p50:.1f} us, p99 {p99:.1f} us (thread CPU time, {rounds} rounds)")
 
 
+def write_scores(rows: list[dict[str, str]], out: Path) -> None:
+    texts = [r["text"] for r in rows] + long_texts([r["text"] for r in rows if len(r["text"]) <= 300])
+    texts += [t for group in _bench_model().prose_texts().values() for t in group]
+    model = injection_model.load()
+    logits = [model.text_logit(t) for t in texts]
+    out.write_text(json.dumps({"code": injection_model.__file__, "texts": hashlib.sha256(json.dumps(texts).encode())
+                               .hexdigest(), "logits": logits, "scores": [injection_model.sigmoid(z) for z in logits]}))
+    print(f"{len(texts)} texts scored by {injection_model.__file__} -> {out}")
+
+
+def compare(a_path: Path, b_path: Path) -> None:
+    a, b = (json.loads(p.read_text()) for p in (a_path, b_path))
+    if a["texts"] != b["texts"]:
+        raise SystemExit("the two files scored different texts")
+    logit = [abs(x - y) for x, y in zip(a["logits"], b["logits"], strict=True)]
+    score = [abs(x - y) for x, y in zip(a["scores"], b["scores"], strict=True)]
+    flipped = sum((x >= THRESHOLD) != (y >= THRESHOLD) for x, y in zip(a["scores"], b["scores"], strict=True))
+    print(f"{len(logit)} texts; {a['code']} against {b['code']}: logits equal on {logit.count(0.0)}, max abs "
+          f"difference {max(logit):.3g} (logit), {max(score):.3g} (score); decisions at {THRESHOLD} changed: {flipped}")
+
+
+def _bench_model() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_injection_model", ROOT / "bench/injection_model.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
 def recall_at_fp(scores: list[float], by_rules: list[bool], labels: list[bool], budget: int) -> str:
     """Rules + model at the lowest model threshold (among the scores) with at most `budget` false positives."""
     for threshold in sorted(set(scores)):
@@ -79,14 +119,25 @@ def recall_at_fp(scores: list[float], by_rules: list[bool], labels: list[bool], 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=Path, required=True)
+    parser.add_argument("--rows", type=Path)
     parser.add_argument("--part-of", type=Path, default=None)
     parser.add_argument("--recall-at-fp", type=int, nargs="*", default=[], metavar="N")
     parser.add_argument("--latency", type=int, default=0, metavar="ROUNDS", help="only time the model")
+    parser.add_argument("--scores", type=Path, default=None, metavar="OUT", help="only write every text's score")
+    parser.add_argument("--compare", type=Path, nargs=2, default=None, metavar=("A", "B"),
+                        help="compare two --scores files")
     args = parser.parse_args()
+    if args.compare:
+        compare(*args.compare)
+        return
+    if args.rows is None:
+        parser.error("--rows is required")
     rows = [json.loads(line) for line in args.rows.read_text(encoding="utf-8").splitlines() if line.strip()]
     if args.latency:
         latency(rows, args.latency)
+        return
+    if args.scores:
+        write_scores(rows, args.scores)
         return
     test = [r for r in rows if r["split"] == "test"]
     model = injection_model.load()
@@ -115,10 +166,7 @@ def main() -> None:
     false = sorted({test[i]["category"] for i, f in enumerate(both) if f and not labels[i]})
     print("\nfalse positives by category (rules + model):",
           {c: sum(1 for i, f in enumerate(both) if f and not labels[i] and test[i]["category"] == c) for c in false})
-    spec = importlib.util.spec_from_file_location("bench_injection_model", ROOT / "bench/injection_model.py")
-    assert spec and spec.loader
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _bench_model()
     detector = InjectionDetector(model=model)
     for label, texts in bench.prose_texts().items():
         fired = [t for t in texts if any(h.score >= THRESHOLD for h in detector.detect(t))]
