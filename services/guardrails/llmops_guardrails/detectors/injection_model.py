@@ -254,12 +254,12 @@ class InjectionModel:
     def _window_sums(self, length: int, idx: Indices, at: Indices,
                      mult: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         """Per window [s, s + WINDOW) of a text of `length` (> WINDOW) characters: [linear sum, count, hidden
-        sums], of the n-grams starting inside it. Summed per block of STEP starts (a window is WINDOW / STEP
-        blocks), without sorting: `weighted_features` gives the character n-grams first, a 3-gram and a 4-gram
-        at every start from -1 (the leading space's, in no window) on, so they fill (2, blocks, STEP) slots in
-        order; each block's rows are summed by one stacked vector-matrix product (a weight of 0 for the slots
-        past the end). The few word and word-class n-grams are summed per block by one small product with a
-        (blocks x n-grams) matrix of their counts."""
+        sums], of the n-grams starting inside it. Summed per block of STEP starts, then per window as WINDOW /
+        STEP blocks, without sorting: `weighted_features` gives the character n-grams first, a 3-gram and a
+        4-gram at every start from -1 (the leading space's, in no window) on, so they fill (2, blocks, STEP)
+        slots in order, and each block's rows are summed by one stacked product with their counts (0 for the
+        slots past the end); the few word and word-class n-grams are summed per block by one small product with
+        a (blocks x n-grams) matrix of their counts."""
         assert self.layer is not None
         blocks = (length - 1) // STEP + 1  # every n-gram starts before `length`
         shift = self._shift
@@ -268,19 +268,24 @@ class InjectionModel:
         slots[0, :length - 1] = idx[1:length]  # the 3-grams start at -1 ... length - 2
         slots[1, :length - 2] = idx[length + 1:2 * length - 1]  # the 4-grams at -1 ... length - 3
         counts[0, :length - 1] = counts[1, :length - 2] = 1.0
+        stacked = counts.reshape(2 * blocks, 1, STEP)
         rows = np.take(self.layer, slots >> shift, axis=0).reshape(2 * blocks, STEP, -1)
-        chars = (counts.reshape(2 * blocks, 1, STEP) @ rows).reshape(2, blocks, -1).sum(axis=0)
+        hidden = (stacked @ rows).reshape(2 * blocks, -1)
+        linear = (stacked @ np.take(self.weights, slots).reshape(2 * blocks, STEP, 1)).reshape(2 * blocks)
+        count = stacked.sum(axis=2).reshape(2 * blocks)
         words = slice(2 * length - 1, None)
         per_block = np.zeros((blocks, at[words].size), dtype=np.float32)
         per_block[at[words] // STEP, np.arange(at[words].size)] = mult[words]
-        summed = np.zeros((blocks + 1, chars.shape[1] + 2))
-        summed[1:, 0] = ((np.take(self.weights, slots) * counts).reshape(2, blocks, STEP).sum(axis=(0, 2))
-                         + per_block @ np.take(self.weights, idx[words]))
-        summed[1:, 1] = counts.reshape(2, blocks, STEP).sum(axis=(0, 2)) + per_block.sum(axis=1)
-        summed[1:, 2:] = chars + per_block @ np.take(self.layer, idx[words] >> shift, axis=0)
-        np.cumsum(summed, axis=0, out=summed)
-        start = np.arange(0, length - WINDOW + STEP, STEP) // STEP
-        return summed[np.minimum(start + WINDOW // STEP, blocks)] - summed[start]
+        summed = np.empty((blocks, hidden.shape[1] + 2))
+        summed[:, 0] = linear[:blocks] + linear[blocks:] + per_block @ np.take(self.weights, idx[words])
+        summed[:, 1] = count[:blocks] + count[blocks:] + per_block.sum(axis=1)
+        summed[:, 2:] = (hidden[:blocks] + hidden[blocks:]
+                         + per_block @ np.take(self.layer, idx[words] >> shift, axis=0))
+        windows = blocks - WINDOW // STEP + 1  # one starts every block; the last ends with the last block
+        total = summed[:windows].copy()
+        for k in range(1, WINDOW // STEP):
+            total += summed[k:k + windows]
+        return total
 
     @property
     def _shift(self) -> int:
