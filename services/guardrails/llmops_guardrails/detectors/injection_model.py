@@ -120,31 +120,28 @@ def _grams(text: str) -> Groups:
     position = np.arange(-1, len(padded), dtype=np.int64)
     chars: tuple[list[npt.NDArray[np.uint64]], list[Indices]] = ([], [])
     groups: Groups = [(*chars, 1)]
-    h = codes
-    with np.errstate(over="ignore"):
-        for n in range(2, max(CHAR_NGRAMS) + 1):
-            h = h[:-1] * _P + codes[n - 1:]
-            if n in CHAR_NGRAMS and h.size:
-                chars[0].append(h + _SEEDS[n])
-                chars[1].append(position[:h.size])
-        words, at = _words(text, padded, codes32)
-        if words:
-            crc = np.fromiter(map(zlib.crc32, words), dtype=np.uint64, count=len(words))
-            groups.append(([crc + _SEEDS[1], crc[:-1] * _P + crc[1:] + _SEEDS[2]], [at, at[:-1]], WORD_WEIGHT))
-            classed = [(i, _CLASS_OF[w]) for i, w in enumerate(words) if w in _CLASS_OF]
-            if classed:
-                where = at[[i for i, _ in classed]]
-                c = np.array([code for _, code in classed], dtype=np.uint64)
-                groups.append(([c + _SEEDS[14], c[:-1] * _P + c[1:] + _SEEDS[15],
-                                (c[:-2] * _P + c[1:-1]) * _P + c[2:] + _SEEDS[16]],
-                               [where, where[:-1], where[:-2]], LEXICON_WEIGHT))
+    h = codes  # uint64 arrays wrap around silently (numpy warns of overflow for scalars only)
+    for n in range(2, max(CHAR_NGRAMS) + 1):
+        h = h[:-1] * _P + codes[n - 1:]
+        if n in CHAR_NGRAMS and h.size:
+            chars[0].append(h + _SEEDS[n])
+            chars[1].append(position[:h.size])
+    words, at = _words(text, padded, codes32)
+    if words:
+        crc = np.fromiter(map(zlib.crc32, words), dtype=np.uint64, count=len(words))
+        groups.append(([crc + _SEEDS[1], crc[:-1] * _P + crc[1:] + _SEEDS[2]], [at, at[:-1]], WORD_WEIGHT))
+        classed = [(i, _CLASS_OF[w]) for i, w in enumerate(words) if w in _CLASS_OF]
+        if classed:
+            where = at[[i for i, _ in classed]]
+            c = np.array([code for _, code in classed], dtype=np.uint64)
+            groups.append(([c + _SEEDS[14], c[:-1] * _P + c[1:] + _SEEDS[15],
+                            (c[:-2] * _P + c[1:-1]) * _P + c[2:] + _SEEDS[16]],
+                           [where, where[:-1], where[:-2]], LEXICON_WEIGHT))
     return groups
 
 
 def _buckets(seeded: list[npt.NDArray[np.uint64]], bits: int) -> Indices:
-    with np.errstate(over="ignore"):
-        mixed = np.concatenate(seeded) * _MIX
-    return (mixed >> np.uint64(64 - bits)).astype(np.int64)
+    return ((np.concatenate(seeded) * _MIX) >> np.uint64(64 - bits)).astype(np.int64)
 
 
 def located_features(text: str, bits: int = BITS) -> tuple[Indices, Indices]:
