@@ -252,32 +252,37 @@ class InjectionModel:
                      mult: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         """Per window [s, s + WINDOW) of a text of `length` (> WINDOW) characters: [linear sum, count, hidden
         sums], of the n-grams starting inside it. Summed per block of STEP starts, then per window as WINDOW /
-        STEP blocks, without sorting: `weighted_features` gives the character n-grams first, a 3-gram and a
-        4-gram at every start from -1 (the leading space's, in no window) on, so they fill (2, blocks, STEP)
-        slots in order, and each block's rows are summed by one stacked product with their counts (0 for the
-        slots past the end); the few word and word-class n-grams are summed per block by one small product with
-        a (blocks x n-grams) matrix of their counts."""
+        STEP blocks. No sort of the character n-grams: `weighted_features` gives them first, a 3-gram and a
+        4-gram at every start from -1 (the leading space's, in no window) on, so they fill a block's first 2 x
+        STEP slots in order; the block's word and word-class n-grams follow (sorted by start). Each block's
+        rows are then summed by one stacked product with their counts (0 in the slots left empty), small
+        products that BLAS does not spread over threads, whatever the text's length."""
         assert self.layer is not None
         blocks = (length - 1) // STEP + 1  # every n-gram starts before `length`
-        shift = self._shift
-        slots = np.zeros((2, blocks * STEP), dtype=np.int64)
-        counts = np.zeros((2, blocks * STEP), dtype=np.float32)
-        slots[0, :length - 1] = idx[1:length]  # the 3-grams start at -1 ... length - 2
-        slots[1, :length - 2] = idx[length + 1:2 * length - 1]  # the 4-grams at -1 ... length - 3
-        counts[0, :length - 1] = counts[1, :length - 2] = 1.0
-        stacked = counts.reshape(2 * blocks, 1, STEP)
-        rows = np.take(self.layer, slots >> shift, axis=0).reshape(2 * blocks, STEP, -1)
-        hidden = (stacked @ rows).reshape(2 * blocks, -1)
-        linear = (stacked @ np.take(self.weights, slots).reshape(2 * blocks, STEP, 1)).reshape(2 * blocks)
-        count = stacked.sum(axis=2).reshape(2 * blocks)
         words = slice(2 * length - 1, None)
-        per_block = np.zeros((blocks, at[words].size), dtype=np.float32)
-        per_block[at[words] // STEP, np.arange(at[words].size)] = mult[words]
-        summed = np.empty((blocks, hidden.shape[1] + 2))
-        summed[:, 0] = linear[:blocks] + linear[blocks:] + per_block @ np.take(self.weights, idx[words])
-        summed[:, 1] = count[:blocks] + count[blocks:] + per_block.sum(axis=1)
-        summed[:, 2:] = (hidden[:blocks] + hidden[blocks:]
-                         + per_block @ np.take(self.layer, idx[words] >> shift, axis=0))
+        word_at = at[words]
+        order = np.argsort(word_at, kind="stable")
+        word_block = word_at[order] // STEP
+        first = np.searchsorted(word_block, np.arange(blocks + 1))
+        width = 2 * STEP + int(np.diff(first).max())
+        chars = np.zeros((2, blocks * STEP), dtype=np.int64)
+        chars[0, :length - 1] = idx[1:length]  # the 3-grams start at -1 ... length - 2
+        chars[1, :length - 2] = idx[length + 1:2 * length - 1]  # the 4-grams at -1 ... length - 3
+        present = np.zeros((2, blocks * STEP), dtype=np.float32)
+        present[0, :length - 1] = present[1, :length - 2] = 1.0
+        slots = np.zeros((blocks, width), dtype=np.int64)
+        counts = np.zeros((blocks, width), dtype=np.float32)
+        for n in range(2):
+            slots[:, n * STEP:(n + 1) * STEP] = chars[n].reshape(blocks, STEP)
+            counts[:, n * STEP:(n + 1) * STEP] = present[n].reshape(blocks, STEP)
+        column = 2 * STEP + np.arange(word_block.size) - first[word_block]
+        slots[word_block, column] = idx[words][order]
+        counts[word_block, column] = mult[words][order]
+        stacked = counts.reshape(blocks, 1, width)
+        summed = np.empty((blocks, self.layer.shape[1] + 2))
+        summed[:, 0] = (stacked @ np.take(self.weights, slots).reshape(blocks, width, 1)).reshape(blocks)
+        summed[:, 1] = counts.sum(axis=1)
+        summed[:, 2:] = (stacked @ np.take(self.layer, slots >> self._shift, axis=0)).reshape(blocks, -1)
         windows = blocks - WINDOW // STEP + 1  # one starts every block; the last ends with the last block
         total = summed[:windows].copy()
         for k in range(1, WINDOW // STEP):
