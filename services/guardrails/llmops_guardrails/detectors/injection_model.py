@@ -13,12 +13,16 @@ lands on 0.7, the default policy's threshold.
 
 Texts longer than WINDOW characters are scored in windows of WINDOW characters every STEP characters and the
 highest window counts: an instruction planted in a long document is not diluted by the document. The
-features are computed once for the whole text with their positions; a window's sum is a difference of
-cumulative sums over positions (no sort), so a long text costs about what its features cost.
+features are computed once for the whole text with their positions; the n-grams are summed per block of STEP
+starts (with the hidden layer: a block's character n-grams fill its first slots in order, its word n-grams
+follow, one stacked product sums every block's rows) and a window is WINDOW / STEP blocks, so a long text costs
+about what its features cost (linear in its length).
 
 Inference needs numpy only (already there for spaCy); training (`services/guardrails/scripts/
 train_injection.py`) writes the model file this module reads: one JSON header line, then the weights as
-little-endian float16. Everything here is deterministic: the hashes are fixed arithmetic, not `hash()`.
+little-endian float16, made float32 once at load. Everything here is deterministic: the hashes are fixed
+arithmetic, not `hash()`. Words are found from the text's code points (a table of the word characters)
+and split once, not by a Python step per regex match.
 """
 
 from __future__ import annotations
