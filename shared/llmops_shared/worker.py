@@ -303,6 +303,19 @@ def decode_batch(handler: BatchHandler[T, Any], messages: Sequence[Message]) -> 
     return batch
 
 
+async def decode_batch_yielding(handler: BatchHandler[T, Any], messages: Sequence[Message]) -> Batch[T]:
+    """`decode_batch`, `DECODE_CHUNK` messages at a time with the event loop free in between (the batch
+    before may be in its transaction, waiting for its turn once Postgres has answered)."""
+    batch: Batch[T] = Batch()
+    for start in range(0, len(messages), DECODE_CHUNK):
+        if start:
+            await asyncio.sleep(0)
+        part = decode_batch(handler, messages[start:start + DECODE_CHUNK])
+        batch.items += part.items
+        batch.dead += part.dead
+    return batch
+
+
 class Ownership(ConsumerRebalanceListener):
     """Which partitions this worker owns, and since when: a message polled before its partition was
     revoked is no longer this worker's to process, even if the partition came back since."""
@@ -448,16 +461,8 @@ class StreamWorker(Generic[T, R]):
         return self._guarded(messages, decode_batch(self.handler, messages))
 
     async def _decode_yielding(self, messages: Sequence[Message]) -> Batch[T]:
-        """`decode`, `DECODE_CHUNK` messages at a time with the event loop free in between (the batch
-        before may be in its transaction, waiting for its turn once Postgres has answered)."""
-        batch: Batch[T] = Batch()
-        for start in range(0, len(messages), DECODE_CHUNK):
-            if start:
-                await asyncio.sleep(0)
-            part = decode_batch(self.handler, messages[start:start + DECODE_CHUNK])
-            batch.items += part.items
-            batch.dead += part.dead
-        return self._guarded(messages, batch)
+        """`decode`, with the event loop free between chunks (`decode_batch_yielding`)."""
+        return self._guarded(messages, await decode_batch_yielding(self.handler, messages))
 
     def _guarded(self, messages: Sequence[Message], batch: Batch[T]) -> Batch[T]:
         dead_ids = {(d.message.topic, d.message.partition, d.message.offset) for d in batch.dead}

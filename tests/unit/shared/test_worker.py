@@ -52,3 +52,37 @@ def test_flood_guard_tolerates_occasional_bad_messages() -> None:
 def test_bad_event_carries_reason_and_detail() -> None:
     err = BadEvent("schema_violation", "usage.input_tokens: must be >= 0")
     assert err.reason == "schema_violation" and "usage" in str(err)
+
+
+def test_decode_batch_yielding_decodes_as_decode_batch_does_and_lets_other_tasks_run_between_chunks() -> None:
+    import asyncio
+
+    import orjson
+
+    from llmops_shared.worker import DECODE_CHUNK, decode_batch_yielding
+    from tests.support.events import make_event
+
+    good = orjson.dumps({**make_event(), "tenant_id": "acme"})
+    messages = [msg(i, b"{bad" if i % 7 == 0 else good) for i in range(2 * DECODE_CHUNK + 10)]
+    decoded: list[int] = []
+    ticks: list[int] = []  # how many messages were decoded whenever another task got the loop
+
+    class Counting(Decoder):
+        def decode(self, message: Message):  # type: ignore[no-untyped-def]
+            decoded.append(message.offset)
+            return super().decode(message)
+
+    async def other() -> None:
+        while len(decoded) < len(messages):
+            ticks.append(len(decoded))
+            await asyncio.sleep(0)
+
+    async def main() -> tuple[object, None]:
+        return await asyncio.gather(decode_batch_yielding(Counting(), messages), other())  # type: ignore[return-value]
+
+    batch, _ = asyncio.run(main())
+    expected = decode_batch(Decoder(), messages)
+    assert [(m.offset, e.event_id) for m, e in batch.items] == [(m.offset, e.event_id)  # type: ignore[attr-defined]
+                                                                 for m, e in expected.items]
+    assert [(d.message.offset, d.reason) for d in batch.dead] == [(d.message.offset, d.reason) for d in expected.dead]
+    assert DECODE_CHUNK in ticks and 2 * DECODE_CHUNK in ticks  # the loop was free between chunks
