@@ -98,7 +98,8 @@ class WorkerSettings(CommonSettings):
     batch_max_wait_ms: int = 200
     """How long a batch waits for more messages once the first has come."""
     batches_in_flight: int = 1
-    """Batches in progress at once: the next is polled, decoded and prepared while the one before finishes."""
+    """Batches in progress at once: the next is polled, decoded and prepared while the one before finishes,
+    and starts its transaction once that one's has committed."""
     dlq_max_consecutive: int = 200
     """The dead-letter flood guard stops the worker after this many bad messages in a row (exit code 3)..."""
     dlq_max_ratio: float = 0.5

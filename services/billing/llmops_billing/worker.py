@@ -4,9 +4,11 @@
 
 It is a `BatchHandler` for the suite's `StreamWorker` (poll -> decode -> prepare -> write in one
 transaction -> publish -> commit offsets), so dead letters, poison isolation, the flood guard and the
-checkpoint order are the shared worker's. Two batches are in flight (`batches_in_flight`): while one is
-in its transaction, waiting on Postgres, the next is polled, decoded and priced (`PRICE_CHUNK` events at a
-time, yielding to the loop in between, so the transaction's next step is not kept waiting).
+checkpoint order are the shared worker's. Two batches are in flight (`batches_in_flight`, the shared
+worker's pipeline): while one is in its transaction, waiting on Postgres, the next is polled, decoded,
+priced and staged (`PRICE_CHUNK` events at a time, yielding to the loop in between, so the transaction's
+next step is not kept waiting); it starts its transaction once the one before has committed, while that
+one publishes and commits its offsets.
 
 `prepare` (outside any transaction) prices each event with the catalogue (built-in list + database
 rows, reloaded before the batch when a price table changed: the process's `ConfigWatcher`; every
