@@ -327,9 +327,10 @@ class Ownership(ConsumerRebalanceListener):
         self.epochs: collections.Counter[TopicPartition] = collections.Counter()
         self.revoking = False  # inside a revocation (waiting for the batches in flight)
         self.revocations = 0
+        self.version = 0  # bumped whenever `assigned` or `epochs` change
 
     def snapshot(self, messages: Sequence[Message]) -> dict[TopicPartition, int]:
-        return {tp: self.epochs[tp] for tp in {m.topic_partition for m in messages}}
+        return {tp: self.epochs[tp] for tp in map(TopicPartition._make, {(m.topic, m.partition) for m in messages})}
 
     def still_owned(self, tp: TopicPartition, polled: dict[TopicPartition, int]) -> bool:
         return tp in self.assigned and self.epochs[tp] == polled.get(tp)
@@ -344,6 +345,7 @@ class Ownership(ConsumerRebalanceListener):
         for tp in revoked:
             self.epochs[tp] += 1
         self.assigned -= set(revoked)
+        self.version += 1
         if revoked:
             self.revocations += 1
             log.info("partitions revoked", extra={"worker": self.worker.handler.name,
@@ -351,8 +353,31 @@ class Ownership(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         self.assigned = set(assigned)
+        self.version += 1
         log.info("partitions assigned", extra={"worker": self.worker.handler.name,
                                                "partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)})
+
+
+class Owned:
+    """`owned(message)` for one batch: is the message's partition still this worker's since the poll
+    (`Ownership.still_owned`)? The answer is kept per partition until the ownership changes (a rebalance):
+    a batch asks once per partition, not once per message and step (five times per message before)."""
+
+    def __init__(self, ownership: Ownership, messages: Sequence[Message]) -> None:
+        self.ownership = ownership
+        self.polled = ownership.snapshot(messages)
+        self.version = ownership.version
+        self.known: dict[tuple[str, int], bool] = {}
+
+    def __call__(self, message: Message) -> bool:
+        if self.version != self.ownership.version:
+            self.known.clear()
+            self.version = self.ownership.version
+        key = (message.topic, message.partition)
+        answer = self.known.get(key)
+        if answer is None:
+            answer = self.known[key] = self.ownership.still_owned(TopicPartition(*key), self.polled)
+        return answer
 
 
 class StreamWorker(Generic[T, R]):
@@ -476,11 +501,7 @@ class StreamWorker(Generic[T, R]):
         (`written_before`): write; once it has committed its offsets: publish, commit offsets. `written`
         is set when this batch's transaction has committed."""
         started = asyncio.get_running_loop().time()
-        polled = self.ownership.snapshot(messages)
-
-        def owned(message: Message) -> bool:
-            return self.ownership.still_owned(message.topic_partition, polled)
-
+        owned = Owned(self.ownership, messages)
         resources = self._resources(owned)
         batch = await self._decode_yielding(messages)
         items, failed = await self.handler.prepare([(m, item) for m, item in batch.items if owned(m)], resources)
@@ -603,12 +624,14 @@ class StreamWorker(Generic[T, R]):
 
     async def _commit(self, messages: Sequence[Message], owned: Callable[[Message], bool]) -> None:
         """Commit the batch's offsets of the partitions this worker still owns."""
-        offsets: dict[TopicPartition, int] = {}
+        ends: dict[tuple[str, int], int] = {}
         for m in messages:
             if owned(m):
-                offsets[m.topic_partition] = max(offsets.get(m.topic_partition, 0), m.offset + 1)
-        if not offsets:
+                key = (m.topic, m.partition)
+                ends[key] = max(ends.get(key, 0), m.offset + 1)
+        if not ends:
             return
+        offsets = {TopicPartition(*key): end for key, end in ends.items()}
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:

@@ -86,3 +86,32 @@ def test_decode_batch_yielding_decodes_as_decode_batch_does_and_lets_other_tasks
                                                                  for m, e in expected.items]
     assert [(d.message.offset, d.reason) for d in batch.dead] == [(d.message.offset, d.reason) for d in expected.dead]
     assert DECODE_CHUNK in ticks and 2 * DECODE_CHUNK in ticks  # the loop was free between chunks
+
+
+def test_owned_answers_per_partition_and_follows_every_rebalance() -> None:
+    """`Owned` keeps its answer per partition, but a revocation or an assignment after the poll changes it
+    at once: a partition revoked after the poll is not owned, even once it is assigned back."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from aiokafka import TopicPartition
+
+    from llmops_shared.worker import Owned, Ownership
+
+    async def drain(_timeout_s: float) -> None:
+        return None
+
+    stub = SimpleNamespace(drain=drain, settings=SimpleNamespace(rebalance_grace_s=0),
+                           handler=SimpleNamespace(name="test"))
+    ownership = Ownership(stub)  # type: ignore[arg-type]
+    p0, p1, p2 = TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t", 2)
+    asyncio.run(ownership.on_partitions_assigned([p0, p1]))
+    first, second, third = (Message("t", p, 10 + p, None, b"{}", 0) for p in range(3))
+    owned = Owned(ownership, [first, second, third])
+    assert [owned(first), owned(second), owned(third), owned(first)] == [True, True, False, True]
+    asyncio.run(ownership.on_partitions_revoked([p0]))
+    assert [owned(first), owned(second)] == [False, True]
+    asyncio.run(ownership.on_partitions_assigned([p0, p1, p2]))
+    assert [owned(first), owned(second)] == [False, True]  # p0 came back: a later epoch
+    later = Owned(ownership, [first, third])
+    assert [later(first), later(third)] == [True, True]
