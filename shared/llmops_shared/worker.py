@@ -14,9 +14,15 @@ The checkpoint order, which is what makes effects exactly-once on at-least-once 
 A crash anywhere before 3 redelivers the batch; every effect of 1 and 2 is idempotent, so nothing is
 lost and nothing is counted twice. Offsets are never committed for work that did not commit.
 
-Up to `batches_in_flight` batches are in progress at once: the next batch is polled, decoded and
-prepared while the one before finishes, but it writes only after that one has committed its offsets,
-so offsets are still committed in order and only for stored work.
+Up to `batches_in_flight` batches are in progress at once, as a pipeline of three stages, each taken
+by one batch at a time and in poll order: (a) decode and prepare (Python), (b) the transaction (mostly
+Postgres), (c) publish and commit offsets (Kafka). The next batch is polled, decoded and prepared while
+the one before is in its transaction; it starts its own transaction as soon as that one has committed,
+while the one before is still publishing and committing its offsets; it publishes and commits its
+offsets only once the one before has committed its offsets. So transactions commit in poll order,
+offsets are committed in order and only for stored and published work, and a batch whose predecessor
+failed (in any stage) commits no offsets: its transaction may have committed, which costs a redelivery
+that the idempotent write turns into nothing (the same as a crash between a commit and its offsets).
 
 Rebalances: when the group takes partitions away, the worker first lets the batches in flight finish
 and commit (for at most `rebalance_grace_s`); whatever is still in flight for a revoked partition is
@@ -71,6 +77,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 V = TypeVar("V")
 
+DECODE_CHUNK = 250
+"""Messages decoded between two yields to the event loop: a batch decoded in one go would hold the loop
+(~20 ms for 2,000 events) while the batch before, in its transaction, has Postgres's answer waiting."""
+
 MESSAGES = Counter("llmops_worker_messages_total", "Messages handled, by worker and outcome", ["worker", "outcome"])
 BATCH_SECONDS = Histogram("llmops_worker_batch_seconds", "Time to write and commit one batch", ["worker"],
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
@@ -88,7 +98,8 @@ class WorkerSettings(CommonSettings):
     batch_max_wait_ms: int = 200
     """How long a batch waits for more messages once the first has come."""
     batches_in_flight: int = 1
-    """Batches in progress at once: the next is polled, decoded and prepared while the one before finishes."""
+    """Batches in progress at once: the next is polled, decoded and prepared while the one before finishes,
+    and starts its transaction once that one's has committed."""
     dlq_max_consecutive: int = 200
     """The dead-letter flood guard stops the worker after this many bad messages in a row (exit code 3)..."""
     dlq_max_ratio: float = 0.5
@@ -293,6 +304,19 @@ def decode_batch(handler: BatchHandler[T, Any], messages: Sequence[Message]) -> 
     return batch
 
 
+async def decode_batch_yielding(handler: BatchHandler[T, Any], messages: Sequence[Message]) -> Batch[T]:
+    """`decode_batch`, `DECODE_CHUNK` messages at a time with the event loop free in between (the batch
+    before may be in its transaction, waiting for its turn once Postgres has answered)."""
+    batch: Batch[T] = Batch()
+    for start in range(0, len(messages), DECODE_CHUNK):
+        if start:
+            await asyncio.sleep(0)
+        part = decode_batch(handler, messages[start:start + DECODE_CHUNK])
+        batch.items += part.items
+        batch.dead += part.dead
+    return batch
+
+
 class Ownership(ConsumerRebalanceListener):
     """Which partitions this worker owns, and since when: a message polled before its partition was
     revoked is no longer this worker's to process, even if the partition came back since."""
@@ -303,9 +327,10 @@ class Ownership(ConsumerRebalanceListener):
         self.epochs: collections.Counter[TopicPartition] = collections.Counter()
         self.revoking = False  # inside a revocation (waiting for the batches in flight)
         self.revocations = 0
+        self.version = 0  # bumped whenever `assigned` or `epochs` change
 
     def snapshot(self, messages: Sequence[Message]) -> dict[TopicPartition, int]:
-        return {tp: self.epochs[tp] for tp in {m.topic_partition for m in messages}}
+        return {tp: self.epochs[tp] for tp in map(TopicPartition._make, {(m.topic, m.partition) for m in messages})}
 
     def still_owned(self, tp: TopicPartition, polled: dict[TopicPartition, int]) -> bool:
         return tp in self.assigned and self.epochs[tp] == polled.get(tp)
@@ -320,6 +345,7 @@ class Ownership(ConsumerRebalanceListener):
         for tp in revoked:
             self.epochs[tp] += 1
         self.assigned -= set(revoked)
+        self.version += 1
         if revoked:
             self.revocations += 1
             log.info("partitions revoked", extra={"worker": self.worker.handler.name,
@@ -327,8 +353,31 @@ class Ownership(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         self.assigned = set(assigned)
+        self.version += 1
         log.info("partitions assigned", extra={"worker": self.worker.handler.name,
                                                "partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)})
+
+
+class Owned:
+    """`owned(message)` for one batch: is the message's partition still this worker's since the poll
+    (`Ownership.still_owned`)? The answer is kept per partition until the ownership changes (a rebalance):
+    a batch asks once per partition, not once per message and step (five times per message before)."""
+
+    def __init__(self, ownership: Ownership, messages: Sequence[Message]) -> None:
+        self.ownership = ownership
+        self.polled = ownership.snapshot(messages)
+        self.version = ownership.version
+        self.known: dict[tuple[str, int], bool] = {}
+
+    def __call__(self, message: Message) -> bool:
+        if self.version != self.ownership.version:
+            self.known.clear()
+            self.version = self.ownership.version
+        key = (message.topic, message.partition)
+        answer = self.known.get(key)
+        if answer is None:
+            answer = self.known[key] = self.ownership.still_owned(TopicPartition(*key), self.polled)
+        return answer
 
 
 class StreamWorker(Generic[T, R]):
@@ -356,6 +405,8 @@ class StreamWorker(Generic[T, R]):
                                 window=settings.dlq_window)
         self.stopping = stopping or asyncio.Event()
         self._in_flight: collections.deque[asyncio.Task[None]] = collections.deque()
+        self._written: dict[asyncio.Task[None], asyncio.Event] = {}
+        """Per batch in flight: set once its transaction has committed (the next may start its own)."""
 
     async def run(self) -> None:
         """Poll and process batches until stopped, up to `batches_in_flight` of them at once."""
@@ -374,7 +425,12 @@ class StreamWorker(Generic[T, R]):
                     continue
                 messages = [Message.from_record(r) for r in records]
                 after = pending[-1] if pending else None
-                pending.append(asyncio.create_task(self._checkpoint(messages, after=after)))
+                written = asyncio.Event()
+                task = asyncio.create_task(self._checkpoint(
+                    messages, after=after, written_before=self._written.get(after) if after else None,
+                    written=written))
+                self._written[task] = written
+                pending.append(task)
                 while len(pending) >= max(1, self.settings.batches_in_flight):
                     await self._finish_oldest()
             while pending:
@@ -386,6 +442,7 @@ class StreamWorker(Generic[T, R]):
                 with contextlib.suppress(BaseException):
                     await task
             pending.clear()
+            self._written.clear()
             with contextlib.suppress(Exception):
                 await self.consumer.stop()
             log.info("worker stopped", extra={"worker": self.handler.name})
@@ -393,7 +450,7 @@ class StreamWorker(Generic[T, R]):
     async def _finish_oldest(self) -> None:
         """Await the oldest batch in flight; it stays listed (for `drain`) until it is done."""
         await self._in_flight[0]
-        self._in_flight.popleft()
+        self._written.pop(self._in_flight.popleft(), None)
 
     async def drain(self, timeout_s: float) -> None:
         """Wait (at most `timeout_s`) for the batches in flight to finish; failures surface in `run`."""
@@ -427,24 +484,29 @@ class StreamWorker(Generic[T, R]):
 
     def decode(self, messages: Sequence[Message]) -> Batch[T]:
         """The decode step, with the flood guard watching its dead letters."""
-        batch = decode_batch(self.handler, messages)
+        return self._guarded(messages, decode_batch(self.handler, messages))
+
+    async def _decode_yielding(self, messages: Sequence[Message]) -> Batch[T]:
+        """`decode`, with the event loop free between chunks (`decode_batch_yielding`)."""
+        return self._guarded(messages, await decode_batch_yielding(self.handler, messages))
+
+    def _guarded(self, messages: Sequence[Message], batch: Batch[T]) -> Batch[T]:
         dead_ids = {(d.message.topic, d.message.partition, d.message.offset) for d in batch.dead}
         self.guard.observe([(m.topic, m.partition, m.offset) in dead_ids for m in messages])
         return batch
 
-    async def _checkpoint(self, messages: Sequence[Message], *, after: asyncio.Task[None] | None) -> None:
-        """Decode, prepare; once `after` (the batch before) has committed: write, publish, commit offsets."""
+    async def _checkpoint(self, messages: Sequence[Message], *, after: asyncio.Task[None] | None,
+                          written_before: asyncio.Event | None = None, written: asyncio.Event | None = None) -> None:
+        """Decode, prepare; once the batch before (`after`) has committed its transaction
+        (`written_before`): write; once it has committed its offsets: publish, commit offsets. `written`
+        is set when this batch's transaction has committed."""
         started = asyncio.get_running_loop().time()
-        polled = self.ownership.snapshot(messages)
-
-        def owned(message: Message) -> bool:
-            return self.ownership.still_owned(message.topic_partition, polled)
-
+        owned = Owned(self.ownership, messages)
         resources = self._resources(owned)
-        batch = self.decode(messages)
+        batch = await self._decode_yielding(messages)
         items, failed = await self.handler.prepare([(m, item) for m, item in batch.items if owned(m)], resources)
         if after is not None:
-            await after  # its failure is this batch's too: nothing of it is written
+            await _written(after, written_before)  # its failure is this batch's too: nothing of it is written
         kept = [m for m in messages if owned(m)]
         if len(kept) < len(messages):
             REVOKED.labels(self.handler.name).inc(len(messages) - len(kept))
@@ -452,16 +514,22 @@ class StreamWorker(Generic[T, R]):
                 "worker": self.handler.name, "messages": len(messages) - len(kept)})
         batch = Batch(items=[(m, item) for m, item in items if owned(m)],
                       dead=[d for d in batch.dead + failed if owned(d.message)])
-        await self._complete(kept, batch, resources, started=started)
+        await self._complete(kept, batch, resources, started=started, after=after, written=written)
 
     def _resources(self, owned: Callable[[Message], bool]) -> Resources:
         return Resources(self.pool, self.producer, self.stopping, self.settings.db_retry_max_s, owned)
 
     async def _complete(self, messages: Sequence[Message], batch: Batch[T], resources: Resources, *,
-                        started: float) -> None:
-        """The rest of a checkpoint, in its order: write (one transaction), publish, commit offsets."""
+                        started: float, after: asyncio.Task[None] | None = None,
+                        written: asyncio.Event | None = None) -> None:
+        """The rest of a checkpoint, in its order: write (one transaction); once the batch before (`after`)
+        is done, publish and commit offsets."""
         name = self.handler.name
         results, poison = await self._write(batch)
+        if written is not None:
+            written.set()  # the next batch may start its transaction
+        if after is not None:
+            await after  # its failure is this batch's too: nothing of it is published, no offset committed
         dead = batch.dead + poison
         await self._publish_dead_letters(dead)
         await self.handler.publish(results, resources)
@@ -556,12 +624,14 @@ class StreamWorker(Generic[T, R]):
 
     async def _commit(self, messages: Sequence[Message], owned: Callable[[Message], bool]) -> None:
         """Commit the batch's offsets of the partitions this worker still owns."""
-        offsets: dict[TopicPartition, int] = {}
+        ends: dict[tuple[str, int], int] = {}
         for m in messages:
             if owned(m):
-                offsets[m.topic_partition] = max(offsets.get(m.topic_partition, 0), m.offset + 1)
-        if not offsets:
+                key = (m.topic, m.partition)
+                ends[key] = max(ends.get(key, 0), m.offset + 1)
+        if not ends:
             return
+        offsets = {TopicPartition(*key): end for key, end in ends.items()}
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
@@ -569,6 +639,22 @@ class StreamWorker(Generic[T, R]):
             # idempotent, so that costs time, not correctness.
             log.warning("offset commit refused after a rebalance; the batch will be redelivered",
                         extra={"worker": self.handler.name, "error_type": type(exc).__name__})
+
+
+async def _written(before: asyncio.Task[None], written: asyncio.Event | None) -> None:
+    """Return once the batch `before` has committed its transaction (or finished); raise its failure."""
+    if written is None:
+        await before
+        return
+    if written.is_set():
+        return
+    waiter = asyncio.ensure_future(written.wait())
+    try:
+        await asyncio.wait((waiter, before), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if not written.is_set():
+        await before  # it ended before its transaction committed: it failed (raised here), or wrote nothing
 
 
 HandlerFactory = Callable[[Resources], AbstractAsyncContextManager[BatchHandler[Any, Any]]]

@@ -30,7 +30,7 @@ class BillingSettings(WorkerSettings, ApiSettings):
     batches write fewer of them per event)."""
     batches_in_flight: int = 2
     """Batches in progress at once: the next is polled, decoded and priced while the one before is in its
-    transaction."""
+    transaction, and starts its own while that one publishes and commits its offsets."""
     gc_thresholds: tuple[int, int, int] = (10_000, 20, 50)
     """The worker's cyclic garbage collector thresholds (Python's default is 700, 10, 10): a batch allocates
     hundreds of thousands of short-lived objects; rarer full collections save about 30% of CPU."""

@@ -4,9 +4,11 @@
 
 It is a `BatchHandler` for the suite's `StreamWorker` (poll -> decode -> prepare -> write in one
 transaction -> publish -> commit offsets), so dead letters, poison isolation, the flood guard and the
-checkpoint order are the shared worker's. Two batches are in flight (`batches_in_flight`): while one is
-in its transaction, waiting on Postgres, the next is polled, decoded and priced (`PRICE_CHUNK` events at a
-time, yielding to the loop in between, so the transaction's next step is not kept waiting).
+checkpoint order are the shared worker's. Two batches are in flight (`batches_in_flight`, the shared
+worker's pipeline): while one is in its transaction, waiting on Postgres, the next is polled, decoded,
+priced and staged (`PRICE_CHUNK` events at a time, yielding to the loop in between, so the transaction's
+next step is not kept waiting); it starts its transaction once the one before has committed, while that
+one publishes and commits its offsets.
 
 `prepare` (outside any transaction) prices each event with the catalogue (built-in list + database
 rows, reloaded before the batch when a price table changed: the process's `ConfigWatcher`; every
@@ -59,7 +61,7 @@ from llmops_billing.ledger import LedgerRow, UsageRecord, ledger_row
 from llmops_billing.prices import PriceCatalogue
 from llmops_billing.settings import BillingSettings
 from llmops_billing.store import outbox, unpriced
-from llmops_billing.store.ledger import write_batch
+from llmops_billing.store.ledger import Staged, stage, write_batch
 from llmops_billing.store.unpriced import UnpricedModel
 from llmops_billing.usage_messages import UsageRelay, publish_usage
 from llmops_shared.clock import Clock, utc_now
@@ -90,6 +92,9 @@ class Priced:
 
     event: Billable | Interaction
     row: LedgerRow | None
+    staged: Staged | None = None
+    """The row's staging record and usage message (`store.ledger.stage`), built here so that the
+    transaction waits on Postgres only."""
 
 
 Item: TypeAlias = Billable | Interaction | Priced
@@ -135,10 +140,13 @@ class UsageLedgerHandler(BatchHandler[Item, Alert | UsageRecord]):
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Item]]
                     ) -> list[Alert | UsageRecord]:
         now, key = self.clock(), self.settings.pseudonym_secret()
-        rows: list[LedgerRow] = []
+        rows: list[LedgerRow | Staged] = []
         catalogue: PriceCatalogue | None = None
         for _, item in items:
             if isinstance(item, Priced):
+                if item.staged is not None:
+                    rows.append(item.staged)
+                    continue
                 row = item.row
             else:
                 catalogue = catalogue or await self.catalogues.get(conn)
@@ -186,7 +194,8 @@ def _priced(event: Item, catalogue: PriceCatalogue, now: datetime, key: bytes) -
     if isinstance(event, Priced):
         return event
     try:
-        return Priced(event, ledger_row(event, catalogue, priced_at=now, pseudonym_key=key))
+        row = ledger_row(event, catalogue, priced_at=now, pseudonym_key=key)
+        return Priced(event, row, None if row is None else stage(row, usage_outbox=True))
     except Exception:  # priced again in `write`, where a failing event is isolated and dead-lettered
         return event
 

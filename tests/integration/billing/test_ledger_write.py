@@ -8,11 +8,12 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 
 from llmops_billing.builtin_prices import builtin_catalogue
 from llmops_billing.ledger import LedgerRow, ledger_row, usage_record
-from llmops_billing.store.ledger import WriteResult, write_batch
+from llmops_billing.store.ledger import WriteResult, stage, write_batch
 from llmops_shared.contract import Interaction
 from tests.support.billing_rollups import rollups_equal_ledger
 from tests.support.events import make_event
@@ -249,3 +250,41 @@ async def test_the_batch_statement_puts_each_inserted_rows_usage_message_in_the_
 
     async with pg_pool.acquire() as conn:
         assert comparable(await snapshot(conn, tenant)) == comparable(await snapshot(conn, other))
+
+
+async def test_rows_staged_ahead_of_the_transaction_write_what_the_same_rows_write_unstaged(
+        pg_pool: asyncpg.Pool, tenant: str) -> None:
+    """The worker stages rows in `prepare` (`stage`: the COPY record and usage message); the ledger, the
+    rollups, the outbox and the result are what the same events give unstaged (another tenant), a duplicate
+    in the batch still counts once, and rows staged for another `usage_outbox` are refused."""
+    other = f"{tenant}-unstaged"
+    events = [make_event(occurred_at=f"2026-11-24T10:{i:02d}:00Z", app_id=f"app-{i % 2}", user_id=f"user-{i % 3}",
+                         tags=["team-a"][: i % 2], usage={"input_tokens": 900 + i, "output_tokens": 7 * i})
+              for i in range(6)]
+    staged_rows = [stage(row, usage_outbox=True) for row in rows_for(tenant, *events)]
+    plain_rows = rows_for(other, *events)
+    async with pg_pool.acquire() as conn, conn.transaction():
+        staged = await write_batch(conn, rows=[*staged_rows, staged_rows[0]], usage_outbox=True)
+    async with pg_pool.acquire() as conn, conn.transaction():
+        plain = await write_batch(conn, rows=[*plain_rows, plain_rows[0]], usage_outbox=True)
+    assert sorted(r.event_id for r in staged.inserted) == sorted(s.row.event_id for s in staged_rows)
+    assert staged.usage == tuple(usage_record(row) for row in staged.inserted)
+    assert len(plain.inserted) == len(plain.usage) == 6
+
+    async def outbox(t: str) -> list[tuple[Any, ...]]:
+        return sorted((str(r["event_id"]), r["msg_key"].split("/", 1)[1], orjson.loads(r["payload"])["cost_total"])
+                      for r in await pg_pool.fetch(
+                          "SELECT event_id, msg_key, payload FROM billing_usage_outbox WHERE tenant_id = $1", t))
+
+    assert await outbox(tenant) == await outbox(other) and len(await outbox(tenant)) == 6
+
+    def comparable(snap: dict[str, Any]) -> dict[str, Any]:
+        skip = {"tenant_id", "user_id", "updated_at", "first_seen_at", "last_seen_at", "alerted_at"}
+        return {name: sorted(tuple((k, v) for k, v in dict(r).items() if k not in skip) for r in records)
+                for name, records in snap.items()}
+
+    async with pg_pool.acquire() as conn:
+        assert comparable(await snapshot(conn, tenant)) == comparable(await snapshot(conn, other))
+        async with conn.transaction():
+            with pytest.raises(ValueError, match="usage_outbox"):
+                await write_batch(conn, rows=staged_rows, usage_outbox=False)

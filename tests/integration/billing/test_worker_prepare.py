@@ -12,6 +12,7 @@ import pytest
 
 from llmops_billing import worker as billing_worker
 from llmops_billing.settings import BillingSettings
+from llmops_billing.store.ledger import stage
 from llmops_billing.worker import Priced, UsageLedgerHandler
 from llmops_shared.clock import fixed
 from llmops_shared.settings import CommonSettings
@@ -46,6 +47,9 @@ async def test_a_batch_is_priced_before_its_transaction_and_written_as_priced(
     items, dead = await handler.prepare(worker.decode(messages).items, resources)
     assert dead == [] and all(isinstance(item, Priced) and item.row is not None for _, item in items)
     priced = {item.row.event_id: item.row for _, item in items if isinstance(item, Priced) and item.row}
+    # staged too (COPY record, usage message): the transaction waits on Postgres only
+    assert [item.staged for _, item in items if isinstance(item, Priced)] == [
+        stage(row, usage_outbox=True) for row in priced.values()]
 
     results, poison = await worker._write(Batch(items=items))
     assert poison == [] and len(results) == 6

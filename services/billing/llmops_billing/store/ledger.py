@@ -173,31 +173,49 @@ def _record(row: LedgerRow, message: UsageRecord | None = None) -> list[Any]:
     return record
 
 
-async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow],
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A ledger row ready for the staging COPY (`stage`): its record and, for the outbox, its usage message."""
+
+    row: LedgerRow
+    message: UsageRecord | None
+    record: list[Any]
+
+
+def stage(row: LedgerRow, *, usage_outbox: bool) -> Staged:
+    """Pure: `row`'s staging record (and usage message with `usage_outbox`), built ahead of the transaction
+    (the worker's `prepare`) so that the transaction waits on Postgres only."""
+    message = usage_record(row) if usage_outbox else None
+    return Staged(row, message, _record(row, message))
+
+
+async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow | Staged],
                       now: datetime | None = None, usage_outbox: bool = False) -> WriteResult:
     """Write `rows` idempotently inside the caller's transaction (see the module docstring); `now` is the
     writer's clock (which months get partitions; default the wall clock); `usage_outbox`: also put the
-    inserted rows' usage messages in `billing_usage_outbox` (returned in `WriteResult.usage`)."""
+    inserted rows' usage messages in `billing_usage_outbox` (returned in `WriteResult.usage`). Rows may
+    come already `stage`d (with the same `usage_outbox`)."""
     if not conn.is_in_transaction():
         raise RuntimeError("write_batch must run inside the batch's transaction")
-    unique = list({row.event_key: row for row in reversed(rows)}.values())[::-1]  # first of each event
+    staged = [r if isinstance(r, Staged) else stage(r, usage_outbox=usage_outbox) for r in rows]
+    if any((s.message is not None) != usage_outbox for s in staged):
+        raise ValueError("rows staged with another usage_outbox than this write's")
+    unique = list({s.row.event_key: s for s in reversed(staged)}.values())[::-1]  # first of each event
     if not unique:
         return WriteResult((), ())
     # One round trip: the staging table, then the month partitions the batch needs (the literals are our
     # own datetimes: `partitions.window_sql`).
-    window = window_sql((row.occurred_at for row in unique), now=now or utc_now())
+    window = window_sql((s.row.occurred_at for s in unique), now=now or utc_now())
     await conn.execute(f"{_PREPARE_STAGING} SELECT llmops_ensure_month_partitions('usage_ledger', {window}), "
                        f"llmops_ensure_month_partitions('usage_events_seen', {window});")
-    messages = [usage_record(row) for row in unique] if usage_outbox else [None] * len(unique)
     await conn.copy_records_to_table(_STAGING_NAME, schema_name="pg_temp", columns=_STAGED,
-                                     records=[_record(row, message) for row, message in zip(unique, messages,
-                                                                                              strict=True)])
+                                     records=[s.record for s in unique])
     returned = await conn.fetch(_INSERT_LEDGER)
     fresh = {(record["tenant_id"], record["event_id"]) for record in returned}
-    inserted = tuple(row for row in unique if row.event_key in fresh)
+    inserted = tuple(s.row for s in unique if s.row.event_key in fresh)
     if not inserted:
         return WriteResult((), ())
-    usage = tuple(m for row, m in zip(unique, messages, strict=True) if m is not None and row.event_key in fresh)
+    usage = tuple(s.message for s in unique if s.message is not None and s.row.event_key in fresh)
     return WriteResult(inserted, tuple(await count_unpriced(conn, rows=inserted)), usage)
 
 
