@@ -97,3 +97,25 @@ def test_a_remembered_common_word_answer_is_the_computed_one() -> None:
         for word in sorted(words):
             assert KnownNameRecognizer._common(word) == KnownNameRecognizer._common.__wrapped__(word), word
     assert KnownNameRecognizer._common.cache_info().hits >= len(words)
+
+
+_OLD_TAGGER_TOKEN = regex.compile(r"[\p{L}\p{M}](?:[\p{L}\p{M}]|['’-](?=[\p{L}\p{M}]))*|\d+|\S")
+_OLD_PLACE_TOKEN = regex.compile(r"[\p{L}\p{M}]+(?:['’.-][\p{L}\p{M}]+)*\.?")
+
+
+def _tricky_strings() -> list[str]:
+    """Random strings of letters, marks, digits, joiners, dots and spaces (seeded): every way a run can end."""
+    rng = random.Random(17)
+    alphabet = ["a", "B", "é", "\u0301", "ß", "Ж", "7", "'", "’", "-", ".", " ", "\n", ",", "_", "\u00a0"]
+    return [
+        "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 24))) for _ in range(20_000)] + [
+        "a--b", "a'’b", "a-", "-a", "a.", "a..b", "a.b.", "O'Brien-", "\u0301a", "a\u0301'b", "x-1", "12ab"]
+
+
+def test_the_tokenizers_find_the_tokens_of_their_old_patterns() -> None:
+    from llmops_guardrails.detectors.pii.places import _TOKEN as place_token
+
+    for text in _texts() + _tricky_strings():
+        assert tg.tokens(text) == [m.span() for m in _OLD_TAGGER_TOKEN.finditer(text)], text
+        assert [m.span() for m in place_token.finditer(text)] == [
+            m.span() for m in _OLD_PLACE_TOKEN.finditer(text)], text
