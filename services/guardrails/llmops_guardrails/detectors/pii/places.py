@@ -172,17 +172,15 @@ class PlaceRecognizer(OneEntityRecognizer):
     def _gazetteer(self, text: str) -> list[RecognizerResult]:
         lowercase_text = not any(c.isupper() for c in text)
         tokens = [m.span() for m in _TOKEN.finditer(text)]
-        first_words = self.places.first_words
-        # the tokens a name can start at (capitalised, unless the text has no capitals; the first word of a name),
-        # in one comprehension; a name found skips the tokens it covers
-        starts = [i for i, (s, e) in enumerate(tokens) if (lowercase_text or text[s].isupper())
-                  and (text[s:e] in first_words or text[s:e].rstrip(".") in first_words)]
         out = []
-        after = 0  # the first token not inside a name found
-        for i in starts:
-            if i < after:
-                continue
+        i = 0
+        while i < len(tokens):
             start = tokens[i][0]
+            if (not lowercase_text and not text[start].isupper()) or (
+                    text[start:tokens[i][1]] not in self.places.first_words
+                    and text[start:tokens[i][1]].rstrip(".") not in self.places.first_words):
+                i += 1
+                continue
             found = None
             for j in range(min(len(tokens), i + self.places.max_words) - 1, i - 1, -1):
                 end = tokens[j][1]
@@ -198,6 +196,7 @@ class PlaceRecognizer(OneEntityRecognizer):
                     found = (j, end, place)
                     break
             if found is None:
+                i += 1
                 continue
             j, end, place = found
             if place.ambiguous:
@@ -208,7 +207,7 @@ class PlaceRecognizer(OneEntityRecognizer):
                 score = 0.9 if place.section == "cities" else 0.95
                 out.append(make_result(self, self.ENTITY, (start, end), score, f"gazetteer place ({place.section})",
                                    rule="gazetteer"))
-            after = j + 1
+            i = j + 1
         return out
 
     def _towns(self, text: str, found: list[RecognizerResult]) -> list[RecognizerResult]:
