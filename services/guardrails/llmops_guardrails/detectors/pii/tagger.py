@@ -487,8 +487,9 @@ def spans_of(text: str, spans: Sequence[tuple[int, int]], cand: Sequence[int], p
     out: list[Tag] = []
     last_index = -2
     place_threshold = threshold if place_threshold is None else place_threshold
+    rows = probs.tolist()  # the same float64 values as Python floats, read without a numpy scalar per element
     for k, i in enumerate(cand):
-        p_person, p_place = float(probs[k, 1]), float(probs[k, 2])
+        _, p_person, p_place = rows[k]
         label, p = ("PERSON", p_person) if p_person >= p_place else ("LOCATION", p_place)
         if p < (threshold if label == "PERSON" else place_threshold):
             continue
