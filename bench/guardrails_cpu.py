@@ -18,7 +18,9 @@ message, the scan with the other free text, the clean event, findings rows and a
 Postgres are not included: see the pipeline bench for those.
 
 As the worker does, the objects alive after warm-up are frozen out of the garbage collector (`gc.freeze`; done
-here whatever the code under test, so a baseline run differs in its engine only).
+here whatever the code under test). The collector's thresholds are those the tree's worker sets
+(`llmops_guardrails.worker.GC_THRESHOLD`, since `guard9`; Python's default 700, 10, 10 for a tree without it);
+`--gc default` keeps Python's default on both sides, so that a baseline run differs in its engine only.
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--gc", choices=("worker", "default"), default="worker",
+                        help="the garbage collector's thresholds: the tree's worker's, or Python's default")
     args = parser.parse_args()
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     random.seed(17)
@@ -91,8 +95,13 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     import llmops_guardrails
+    import llmops_guardrails.worker
 
-    print(f"llmops_guardrails from {Path(llmops_guardrails.__file__).parent}")
+    thresholds = getattr(llmops_guardrails.worker, "GC_THRESHOLD", None) if args.gc == "worker" else None
+    if thresholds is not None:
+        gc.set_threshold(*thresholds)
+    print(f"llmops_guardrails from {Path(llmops_guardrails.__file__).parent}; "
+          f"collector thresholds {gc.get_threshold()}")
     workloads = {"pipeline bench events": guardrails_pipeline.make_events(args.events),
                  "distinct ~1 KB events": distinct_events(args.events)}
     for name, raw in workloads.items():

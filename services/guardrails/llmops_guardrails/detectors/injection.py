@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from llmops_guardrails.detectors.keys import KeySet, fold, longest_token
+from llmops_guardrails.detectors.keys import KeySet, longest_token, spaced
 from llmops_guardrails.findings import Detector, Hit
 
 if TYPE_CHECKING:
@@ -45,16 +45,23 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Signal:
     """A pattern and its weight. `keys`: lower-case ASCII substrings one of which every match contains, once
-    folded (`keys.fold`): a necessary condition, checked before the pattern runs; empty = always run it."""
+    folded, a space standing for any run of whitespace (`keys.spaced`): a necessary condition, checked before the
+    pattern runs; empty = always run it. `also`: the same, a second condition (both must hold)."""
 
     name: str
     weight: float
     pattern: re.Pattern[str]
     keys: tuple[str, ...] = ()
+    also: tuple[str, ...] = ()  # a second group of keys, one of which every match contains as well
 
 
-def _s(name: str, weight: float, pattern: str, *, keys: tuple[str, ...] = ()) -> Signal:
-    return Signal(name, weight, re.compile(pattern, re.IGNORECASE | re.MULTILINE), keys)
+def _s(name: str, weight: float, pattern: str, *, keys: tuple[str, ...] = (), also: tuple[str, ...] = ()) -> Signal:
+    return Signal(name, weight, re.compile(pattern, re.IGNORECASE | re.MULTILINE), keys, also)
+
+
+def _pairs(firsts: tuple[str, ...], seconds: tuple[str, ...]) -> tuple[str, ...]:
+    """Keys of two words apart by whitespace (`keys.spaced`): every first word before every second."""
+    return tuple(f"{a} {b}" for a in firsts for b in seconds)
 
 
 _OVERRIDE_VERB = (r"(?:ignore|ignores|ignoring|disregard|forget|skip|override|bypass|abandon|neglect|discard|drop|"
@@ -91,8 +98,9 @@ SIGNALS: tuple[Signal, ...] = (
        r"\b(?:you\s+are|you're|act\s+as|acting\s+as|pretend\s+(?:to\s+be|you\s+are|you're)|role-?play\s+as|"
        r"behave\s+like|simulate|become)\s+(?:now\s+)?(?:an?\s+|the\s+|my\s+)?(?:dan|stan|dude|aim|evil\s+\w+|"
        r"unrestricted|unfiltered|uncensored|jailbroken|amoral|unethical|unaligned)\b",
-       keys=("dan", "stan", "dude", "aim", "evil", "unrestricted", "unfiltered", "uncensored", "jailbroken", "amoral",
-             "unethical", "unaligned")),
+       keys=(" dan", " stan", " dude", " aim", " evil", " unrestricted", " unfiltered", " uncensored", " jailbroken",
+             " amoral", " unethical", " unaligned"),
+       also=("you are", "you're", "act as", "acting as", "pretend", "play as", "behave like", "simulate", "become")),
     _s("jailbreak_persona", 0.8, r"\bdo\s+anything\s+now\b|\bjailbr(?:ea|o)k(?:en)?\s+(?:mode|prompt|enabled)|"
        r"\b(?:dan|god|evil|unrestricted|unfiltered|jailbreak)\s+mode\b",
        keys=("anything", "jailbr", "mode")),
@@ -120,20 +128,20 @@ SIGNALS: tuple[Signal, ...] = (
        r"\b(?:pretend|imagine|assume)\s+(?:that\s+)?there\s+are\s+no\s+(?:(?:safety|content|ethical|moral|usual)\s+"
        r"(?:rules|restrictions|guidelines|filters|policies|limits)|(?:rules|restrictions|guidelines|filters|policies|"
        r"limits)\s+for\s+you)\b",
-       keys=("without", "pretend", "imagine", "assume", "act")),
+       keys=("without your", "without any of your", "pretend", "imagine", "assume", "act as if")),
     _s("instruction_override", 0.8,
        r"\b(?:do\s+not|don'?t|stop|no\s+longer)\s+(?:follow(?:ing)?|obey(?:ing)?|adher(?:e|ing)\s+to|"
        r"comply(?:ing)?\s+with)\s+your\s+(?:\w+\s+)?(?:instructions|rules|guidelines|directives|polic(?:y|ies)|"
        r"programming|system\s+prompt)",
-       keys=("follow", "obey", "adher", "comply")),
+       keys=_pairs(("not", "dont", "don't", "stop", "longer"), ("follow", "obey", "adher", "comply"))),
     _s("jailbreak_request", 0.75,
        r"\b(?:bypass|disable|ignore|turn\s+off|remove|get\s+around|circumvent|switch\s+off|lift)\s+your\s+(?:\w+\s+)?"
        r"(?:filters?|restrictions|guidelines|rules|safety|guardrails|programming|moderation|limitations|safeguards)\b",
-       keys=("your",)),
+       keys=_pairs(("bypass", "disable", "ignore", "off", "remove", "around", "circumvent", "lift"), ("your",))),
     _s("break_rules", 0.6, r"\blet'?s\s+break\s+the\s+rules\b|\bbreak\s+(?:the|your)\s+(?:own\s+)?rules\b",
        keys=("break",)),
     _s("every_prompt", 0.3, r"\b(?:respond|reply|answer)\s+to\s+every\s+(?:prompt|question|message|request)\b",
-       keys=("every",)),
+       keys=("to every",)),
     _s("roleplay_frame", 0.4, r"\b(?:role-?play|pretend)\s+(?:as|to\s+be|you\s+are)\b|\blet'?s\s+play\s+a\s+game\b",
        keys=("play", "pretend")),
     _s("addresses_the_ai", 0.6,
@@ -145,7 +153,7 @@ SIGNALS: tuple[Signal, ...] = (
        keys=("character",)),
     _s("not_an_ai", 0.5,
        r"\byou\s+are\s+(?:no\s+longer|not)\s+(?:an?\s+)?(?:ai|assistant|language\s+model|chatbot|chatgpt|claude)\b",
-       keys=("not", "longer")),
+       keys=("you are no",)),
     _s("system_prompt_extraction", 0.8,
        r"\b(?:reveal|show|print|display|output|repeat|tell|give|share|leak|dump|write\s+out|spell\s+out|list|"
        r"recite|summari[sz]e|quote|paraphrase|translate|what\s+(?:is|are|was|were)|what['’]s)\b[\w\s,'’-]{0,30}?"
@@ -161,7 +169,8 @@ SIGNALS: tuple[Signal, ...] = (
        r"\b(?:repeat|print|output|copy|write|reproduce|show|paste)\s+(?:back\s+)?(?:me\s+)?(?:all\s+)?(?:the\s+)?"
        r"(?:words|text|everything|lines?|content)\s+(?:(?:written|that\s+(?:is|was|came|comes))\s+)?(?:above|"
        r"before\s+(?:this|my)|preceding|at\s+the\s+(?:top|start|beginning))|\bstarting\s+with\s+[\"'“]?you\s+are\b",
-       keys=("above", "before", "preceding", "top", "start", "beginning")),
+       keys=("above", "before this", "before my", "preceding", "at the top", "at the start", "at the beginning",
+             "starting with")),
     _s("system_prompt_reference", 0.45,
        r"\byour\s+(?:own\s+)?(?:system\s+(?:prompt|message|instructions)|(?:initial|original|hidden|secret|internal|"
        r"pre-?)\s*(?:prompt|instructions|rules))\b",
@@ -169,7 +178,7 @@ SIGNALS: tuple[Signal, ...] = (
     _s("context_reference", 0.6,
        r"\b(?:before\s+my\s+first\s+message|(?:top|start|beginning)\s+of\s+(?:this|the|our)\s+(?:conversation|"
        r"chat|context(?:\s+window)?))\b",
-       keys=("message", "conversation", "chat", "context")),
+       keys=("my first message", *_pairs(("top of", "start of", "beginning of"), ("this", "the", "our")))),
     _s("extraction_imperative", 0.5,
        r"(?:^|[.!?;:]\s*)(?:now\s+|then\s+|please\s+)?(?:quote|print|repeat|reveal|output|dump|paste|copy|"
        r"reproduce|recite|spell\s+out|write\s+out)\s+(?:it|them|that|this|yours|everything|all\s+of\s+it)\s*"
@@ -179,11 +188,14 @@ SIGNALS: tuple[Signal, ...] = (
     _s("indirect_trigger", 0.5,
        r"\b(?:when|if|once|while)\s+(?:you|an?\s+ai|the\s+(?:ai|assistant|model|summari[sz]er|bot))\s+(?:read|reads|"
        r"process|processes|summari[sz]e|summari[sz]es|see|sees|parse|parses)\s+this\b",
-       keys=("this",)),
+       keys=_pairs(("you", "ai", "assistant", "model", "summariser", "summarizer", "bot"),
+                   ("read", "process", "summari", "see", "pars"))),
     _s("exfiltration", 0.5,
        r"\b(?:forward|send|email|upload|post|leak|exfiltrate)\s+(?:[\w'’]+\s+){0,3}?(?:contacts|chat\s+history|conversation|emails?|messages|data|files|credentials|"
        r"passwords?|tokens?|history|thread|documents)\s+to\b",
-       keys=("forward", "send", "email", "upload", "post", "leak", "exfiltrate")),
+       keys=("forward", "send", "email", "upload", "post", "leak", "exfiltrate"),
+       also=_pairs(("contacts", "history", "conversation", "email", "emails", "messages", "data", "files",
+                    "credentials", "password", "passwords", "token", "tokens", "thread", "documents"), ("to",))),
     _s("system_prompt_extraction", 0.8,
        r"\b(?:secret|password|passphrase|key|code)\b.{0,30}?\b(?:in|from)\s+your\s+(?:system\s+)?(?:instructions|prompt|rules)",
        keys=("instruction", "prompt", "rules")),
@@ -295,8 +307,11 @@ def _match_signals(text: str) -> list[tuple[Signal, int, int]]:
     # A signal none of whose keys is in the folded text cannot match: its pattern is skipped (most of the cost of
     # this detector; `keys.KeySet` finds the keys present in one pass).
     found = []
-    for i in _KEYS.rules(fold(text)):
+    folded = spaced(text)
+    for i in _KEYS.rules(folded):
         signal = SIGNALS[i]
+        if signal.also and not any(k in folded for k in signal.also):
+            continue
         m = signal.pattern.search(text)
         if m:
             found.append((signal, m.start(), m.end()))

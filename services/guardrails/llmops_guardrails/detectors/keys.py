@@ -34,6 +34,15 @@ def fold(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=8)
+def spaced(text: str) -> str:
+    """`fold(text)` with every run of whitespace as one space: a key written with spaces ("act as if") stands for
+    its words apart by any whitespace, as `\\s+` between them in a `re` pattern (`\\s` is `str.isspace`, which
+    `split` splits at; checked over every code point). A key without spaces is in it exactly when it is in
+    `fold(text)`."""
+    return " ".join(fold(text).split())
+
+
+@functools.lru_cache(maxsize=8)
 def longest_token(text: str) -> int:
     """The length of the longest run of non-space characters (a pattern of 16+ non-space characters needs one)."""
     return max(map(len, text.split()), default=0)

@@ -4,6 +4,7 @@ import base64
 import binascii
 import functools
 import json
+import random
 import re
 import unicodedata
 
@@ -28,7 +29,7 @@ from llmops_guardrails.detectors.injection import (
     combine,
     normalize,
 )
-from llmops_guardrails.detectors.keys import fold
+from llmops_guardrails.detectors.keys import spaced
 
 DETECTOR = InjectionDetector()
 THRESHOLD = 0.7
@@ -188,17 +189,31 @@ def _labelled_texts() -> list[str]:
     return texts + [t.upper() for t in texts] + [normalize(t) for t in texts] + [_case_lookalikes(t) for t in texts]
 
 
+def _whitespace_variants(texts: list[str]) -> list[str]:
+    """The texts with each run of spaces made another run of whitespace (tabs, newlines, no-break and ideographic
+    spaces): keys with spaces stand for any."""
+    rng = random.Random(17)
+    runs = ["\t", "\n", "  ", "\u00a0", "\u3000", " \r\n ", "\u2003\u2009"]
+    return [re.sub(" +", lambda _: rng.choice(runs), t) for t in texts]
+
+
 def test_signal_keys_are_necessary_conditions() -> None:
     """`Signal.keys` lets texts skip patterns: wherever a pattern matches a text (the labelled set and prose, as
-    written, upper-cased, normalized and with case look-alikes), one of its keys must be in the folded text."""
-    checked = 0
-    for text in _labelled_texts():
-        for signal in SIGNALS:
+    written, upper-cased, normalized, with case look-alikes and other whitespace), one of its keys must be in the
+    folded text with its whitespace runs as single spaces, and one of `also` too."""
+    checked: dict[int, int] = {}
+    texts = _labelled_texts()
+    for text in texts + _whitespace_variants(texts[: len(texts) // 4]):
+        folded = spaced(text)
+        for i, signal in enumerate(SIGNALS):
             m = signal.pattern.search(text)
             if m and signal.keys:
-                checked += 1
-                assert any(k in fold(text) for k in signal.keys), (signal.name, m.group())
-    assert checked > 2000
+                checked[i] = checked.get(i, 0) + 1
+                assert any(k in folded for k in signal.keys), (signal.name, m.group())
+                assert not signal.also or any(k in folded for k in signal.also), (signal.name, m.group())
+    assert sum(checked.values()) > 2000
+    tightened = {i for i, s in enumerate(SIGNALS) if s.also or any(" " in k for k in s.keys)}
+    assert len(tightened) >= 9 and all(checked.get(i, 0) >= 3 for i in tightened)  # each seen matching
 
 
 def test_skipping_patterns_changes_no_match() -> None:
@@ -350,5 +365,7 @@ def test_hex_payloads_pass_the_cheaper_search_first(pairs: int, separator: str) 
 
 def test_signal_keys_are_lower_case_ascii() -> None:
     """They are looked up in the folded text, which holds no ASCII capital: a key with one would never be found."""
-    keys = [k for s in SIGNALS for k in s.keys]
+    keys = [k for s in SIGNALS for k in (*s.keys, *s.also)]
     assert keys and all(k.isascii() and k == k.lower() and k for k in keys)
+    # a space is the only whitespace in a key (`keys.spaced` leaves no other), never two in a row
+    assert all(not any(c.isspace() and c != " " for c in k) and "  " not in k for k in keys)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 
-from llmops_guardrails.detectors.keys import KeySet, fold, longest_token
+from llmops_guardrails.detectors.keys import KeySet, fold, longest_token, spaced
 
 ASCII = "".join(chr(c) for c in range(0x80))
 
@@ -59,3 +59,16 @@ def test_longest_token_is_the_longest_run_without_whitespace() -> None:
     assert longest_token("ab cde\tf\ng") == 3
     assert longest_token("abcd\u2003efghij") == 6  # any Unicode space separates
     assert longest_token("x" * 16) == 16
+
+
+def test_spaced_makes_every_run_of_what_re_calls_whitespace_one_space() -> None:
+    """Keys with spaces stand for `\\s+` of a `re` pattern: `\\s` (a `str` pattern's) and `str.isspace` (what
+    `split` splits at) agree on every code point, and `fold` turns no character into whitespace or out of it."""
+    everything = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    spaces = "".join(re.findall(r"\s", everything))
+    assert spaces == "".join(c for c in everything if c.isspace())
+    assert "".join(c for c in fold(everything) if c.isspace()) == spaces
+    assert spaced("Act\t \u00a0AS\n\nIF  ") == "act as if"
+    assert spaced("  x\u3000\u2028y ") == "x y"
+    keys = KeySet([("act as if",), ("as",), ("if x",)])
+    assert keys.rules(spaced("ACT\r\nas\u2003if")) == [0, 1]

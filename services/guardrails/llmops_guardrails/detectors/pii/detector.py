@@ -34,10 +34,11 @@ NAME_MODELS = ("spacy", "off", "tagger", "tagger+spacy")
 _DIGIT = regex.compile(r"\d")
 _PRECONDITIONS: dict[str, regex.Pattern[str]] = {
     "EMAIL_ADDRESS": regex.compile("@"),
-    # IPv4 (a digit, a dot, 1-3 digits, a dot, a digit); IPv6 compressed ("::") or full (two colons apart); from the
-    # dot or colon on, which the search skips to (5x cheaper than starting anywhere)
-    "IP_ADDRESS": regex.compile(r"[.:](?:(?<=[0-9]\.)[0-9]{1,3}\.[0-9]|(?<=::)"
-                                r"|(?<=[0-9A-Fa-f]:)[0-9A-Fa-f]{1,4}:[0-9A-Fa-f])"),
+    # IPv4 (four groups of digits, three dots); IPv6 compressed ("::") or full (eight groups of hex digits, seven
+    # colons: every one of presidio's IPv6 forms without "::" is that one); from the dot or colon on, which the
+    # search skips to (5x cheaper than starting anywhere). Times ("12:20:39") and dates ("2018.01.14") fail it.
+    "IP_ADDRESS": regex.compile(r"[.:](?:(?<=[0-9]\.)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|(?<=::)"
+                                r"|(?<=[0-9A-Fa-f]:)[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){5}:[0-9A-Fa-f])"),
     "IBAN_CODE": regex.compile(r"[A-Z]{2}\d{2}"),  # presidio's pattern is case-sensitive
     # every one of presidio's SSN patterns is nine digits in groups of 3-2-4, 5-4 or 3-6 between word boundaries
     "US_SSN": regex.compile(r"\b\d{3}[- .]?\d{2}[- .]?\d{4}\b"),

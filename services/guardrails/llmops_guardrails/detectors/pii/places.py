@@ -95,7 +95,9 @@ def towns() -> Towns:
     return Towns.parse(text)
 
 
-_TOKEN = regex.compile(r"[\p{L}\p{M}]+(?:['’.-][\p{L}\p{M}]+)*\.?")
+# Possessive runs (a run never gives letters back: what follows it is optional): the same tokens as
+# `[\p{L}\p{M}]+(?:['’.-][\p{L}\p{M}]+)*\.?`, faster.
+_TOKEN = regex.compile(r"[\p{L}\p{M}]++(?:['’.-][\p{L}\p{M}]++)*+\.?")
 _WORD_BACK = regex.compile(r"(?r)\S+")  # words, found from the end back
 _TAIL_TOKEN = regex.compile(r"^(?:\S*\d\S*|nan|\p{Lu}{2}|,)$")
 _LOCALITY = regex.compile(r"^[\p{L}\p{M}][\p{L}\p{M}'’. -]*[\p{L}\p{M}.]$|^[\p{L}\p{M}]$")

@@ -78,3 +78,61 @@ def test_card_scores() -> None:
     [with_word] = card.analyze("debit card 502914177766", ["CREDIT_CARD"])
     [unknown] = card.analyze("ref 9111 1111 1116", ["CREDIT_CARD"])
     assert (long.score, short.score, with_word.score, unknown.score) == pytest.approx((0.9, 0.6, 0.9, 0.3))
+
+
+def _fixed_order_score(regions: tuple[str, ...], candidate: str) -> float:
+    """`PhoneNumberRecognizer._valid_in_regions` before it tried the last region a number was valid in first."""
+    import phonenumbers
+
+    best = 0.0
+    for region in (None,) if candidate.startswith("+") else regions:
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if candidate.startswith("+") and phonenumbers.region_code_for_number(number) not in regions:
+            if phonenumbers.is_possible_number(number):
+                best = max(best, 0.5)
+            continue
+        if phonenumbers.is_valid_number(number):
+            return 0.7
+        if phonenumbers.is_possible_number(number):
+            best = max(best, 0.5)
+    return best
+
+
+def test_a_phone_number_scores_the_same_whatever_order_the_regions_are_tried_in() -> None:
+    import itertools
+    from pathlib import Path
+
+    from llmops_guardrails.detectors.pii.patterns import PhoneNumberRecognizer
+    from llmops_guardrails.pii_eval import load_samples
+
+    regions = ("US", "GB", "DE", "FR", "IN", "CA", "AU")
+    recognizer = PhoneNumberRecognizer(regions=regions)
+    data = Path(__file__).resolve().parents[6] / "shared/data/pii/synth_dataset_v2.json"
+    candidates = {m.group().strip() for s in load_samples(data) for m in recognizer.CANDIDATE.finditer(s.text)
+                  if 7 <= sum(c.isdigit() for c in m.group()) <= 15}
+    candidates |= {"030 1234567", "06 12 34 56 78", "(415) 555-2671", "020 7946 0958", "98765 43210",
+                   "0412 345 678", "+49 30 1234567", "+41 44 668 18 00", "1234567", "0000000000", "555-0100"}
+    orders = list(itertools.islice(itertools.permutations(regions), 0, 5040, 997))
+    scores = {0.0: 0, 0.5: 0, 0.7: 0}
+    for candidate in sorted(candidates):
+        expected = _fixed_order_score(regions, candidate)
+        scores[expected] += 1
+        assert recognizer._valid_in_regions(candidate) == expected, candidate  # in the order left by the last
+        for order in orders:
+            recognizer._order = order
+            assert recognizer._valid_in_regions(candidate) == expected, (candidate, order)
+    assert scores[0.7] >= 50 and scores[0.5] >= 20  # valid somewhere, and only possible, both seen
+
+
+def test_the_region_a_number_was_valid_in_is_tried_first_next_time() -> None:
+    from llmops_guardrails.detectors.pii.patterns import PhoneNumberRecognizer
+
+    recognizer = PhoneNumberRecognizer(regions=("US", "GB", "DE", "FR"))
+    assert recognizer._valid_in_regions("030 1234567") == 0.7  # a Berlin number: valid in DE only
+    assert recognizer._order == ("DE", "US", "GB", "FR")
+    assert recognizer._valid_in_regions("+1 415 555 2671") in (0.5, 0.7)  # international: the order is kept
+    assert recognizer._order == ("DE", "US", "GB", "FR")
+    assert recognizer.regions == ("US", "GB", "DE", "FR")

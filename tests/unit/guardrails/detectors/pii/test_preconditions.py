@@ -3,6 +3,7 @@ something, its precondition holds on the text. Checked on the PII set and on cra
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,26 @@ def test_the_ip_precondition_holds_on_the_pii_set() -> None:
                                   "ratio 1:2", "Ticket 4-c1b04ffb: hello"])
 def test_ordinary_text_fails_the_ip_precondition(text: str) -> None:
     assert not _PRECONDITIONS["IP_ADDRESS"].search(text)
+
+
+@pytest.mark.parametrize("text", ["Created: 1978-04-13 12:20:39", "at 03:07:43, 2018.01.14", "v1.2.3 at 1:2:3:4:5:6:7",
+                                  "ab:cd:ef:01:23:45 (a MAC address)"])
+def test_times_dates_and_short_colon_runs_fail_the_ip_precondition(text: str) -> None:
+    """IPv6 without "::" is eight groups (seven colons), IPv4 four groups: a time or a date is neither."""
+    assert not _PRECONDITIONS["IP_ADDRESS"].search(text)
+
+
+def test_the_ip_precondition_holds_on_random_strings_of_ip_characters() -> None:
+    recognizer = IpRecognizer()
+    rng = random.Random(17)
+    alphabet = "0123456789abcdefABCDEF:.:.:. /%x"
+    found = 0
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(3, 48)))
+        if recognizer.analyze(text, ["IP_ADDRESS"], None):
+            found += 1
+            assert _PRECONDITIONS["IP_ADDRESS"].search(text), text
+    assert found > 200
 
 
 SSNS = ["536-90-4399", "536 90 4399", "536.90.4399", "536904399", "53690-4399", "536-904399", "773-11-2837",

@@ -85,3 +85,27 @@ def test_refine_drops_a_name_followed_by_an_organisation_word() -> None:
     assert refine(text, [_ner("PERSON", 4, 16)]) == []
     text = "Anna Berg, Inc. hired Tom."
     assert [text[r.start:r.end] for r in refine(text, [_ner("PERSON", 0, 9), _ner("PERSON", 22, 25)])] == ["Tom"]
+
+
+def test_the_employer_keys_are_in_every_text_the_employer_cue_matches_in() -> None:
+    """`refine` searches for an employer cue ("works for") only in texts holding one of `_EMPLOYER_KEYS` after
+    `keys.fold`: every character the cue's letters match case-insensitively (the `regex` module's rules, over
+    every code point) folds to that letter, so a text with a cue always holds a key."""
+    import regex
+
+    from llmops_guardrails.detectors.keys import fold
+    from llmops_guardrails.detectors.pii.refinement import _EMPLOYER_BEFORE, _EMPLOYER_KEYS
+
+    everything = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    for letter in sorted(set("".join(_EMPLOYER_KEYS))):
+        for ch in regex.findall("(?i)" + letter, everything):
+            assert fold(f"\u00e9{ch}") == f"\u00e9{letter}", (letter, ch)
+    for cue in ("works for ", "WORKED AT ", "\u0130NTERNED WITH ", "Wor\u212a for ", "job with ", "employed by "):
+        text = f"She {cue}Hawkins."
+        assert _EMPLOYER_BEFORE.search(text, 0, text.index("Hawkins"))
+        assert any(k in fold(text) for k in _EMPLOYER_KEYS)
+        start = text.index("Hawkins")
+        assert refine(text, [_ner("PERSON", start, start + len("Hawkins"))]) == []
+    text = "She met Hawkins."
+    start = text.index("Hawkins")
+    assert len(refine(text, [_ner("PERSON", start, start + len("Hawkins"))])) == 1

@@ -97,3 +97,57 @@ def test_a_remembered_common_word_answer_is_the_computed_one() -> None:
         for word in sorted(words):
             assert KnownNameRecognizer._common(word) == KnownNameRecognizer._common.__wrapped__(word), word
     assert KnownNameRecognizer._common.cache_info().hits >= len(words)
+
+
+_OLD_TAGGER_TOKEN = regex.compile(r"[\p{L}\p{M}](?:[\p{L}\p{M}]|['’-](?=[\p{L}\p{M}]))*|\d+|\S")
+_OLD_PLACE_TOKEN = regex.compile(r"[\p{L}\p{M}]+(?:['’.-][\p{L}\p{M}]+)*\.?")
+
+
+def _tricky_strings() -> list[str]:
+    """Random strings of letters, marks, digits, joiners, dots and spaces (seeded): every way a run can end."""
+    rng = random.Random(17)
+    alphabet = ["a", "B", "é", "\u0301", "ß", "Ж", "7", "'", "’", "-", ".", " ", "\n", ",", "_", "\u00a0"]
+    return [
+        "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 24))) for _ in range(20_000)] + [
+        "a--b", "a'’b", "a-", "-a", "a.", "a..b", "a.b.", "O'Brien-", "\u0301a", "a\u0301'b", "x-1", "12ab"]
+
+
+def test_the_tokenizers_find_the_tokens_of_their_old_patterns() -> None:
+    from llmops_guardrails.detectors.pii.places import _TOKEN as place_token
+
+    for text in _texts() + _tricky_strings():
+        assert tg.tokens(text) == [m.span() for m in _OLD_TAGGER_TOKEN.finditer(text)], text
+        assert [m.span() for m in place_token.finditer(text)] == [
+            m.span() for m in _OLD_PLACE_TOKEN.finditer(text)], text
+
+
+def _old_spans_of(text: str, spans: list[tuple[int, int]], cand: list[int], probs: np.ndarray, *, threshold: float,
+                  place_threshold: float | None = None) -> list[tg.Tag]:
+    """`tagger.spans_of` before it read the probabilities as Python floats (`tolist`)."""
+    out: list[tg.Tag] = []
+    last_index = -2
+    place_threshold = threshold if place_threshold is None else place_threshold
+    for k, i in enumerate(cand):
+        p_person, p_place = float(probs[k, 1]), float(probs[k, 2])
+        label, p = ("PERSON", p_person) if p_person >= p_place else ("LOCATION", p_place)
+        if p < (threshold if label == "PERSON" else place_threshold):
+            continue
+        s, e = spans[i]
+        if out and out[-1].label == label and last_index >= 0 and tg._joins(text, spans, last_index, i):
+            out[-1] = tg.Tag(label, out[-1].start, e, min(out[-1].probability, p))
+        else:
+            out.append(tg.Tag(label, s, e, p))
+        last_index = i
+    return out
+
+
+def test_the_tagger_spans_are_those_read_from_numpy_scalars() -> None:
+    model = tg.shipped()
+    tags = 0
+    for text in _texts():
+        spans, cand, probs = model.word_probabilities(text)
+        for threshold, place in ((0.3, 0.5), (0.4, None), (0.9, 0.9)):
+            new = tg.spans_of(text, spans, cand, probs, threshold=threshold, place_threshold=place)
+            assert new == _old_spans_of(text, spans, cand, probs, threshold=threshold, place_threshold=place), text
+            tags += len(new)
+    assert tags > 1000
