@@ -166,8 +166,10 @@ def word_info(word: str, lowercase_text: bool) -> _Info:
 
 
 # A word as `NameTagger.word_probabilities` reads it: its `word_info`, its lists joined, and the weight rows of its
-# own block, of its block as the word before a candidate and as the word after one.
-_Word = tuple[_Info, str, list[int], list[int], list[int]]
+# own block, of its block as the word before a candidate and as the word after one, and of the run features it gives
+# as the word before a run ("rb="), as the word after one ("ra=") and as a run of one word ("rc=" of its lists,
+# sorted).
+_Word = tuple[_Info, str, list[int], list[int], list[int], list[int], list[int], list[int]]
 # A feature the vocabulary has: `filter(_KNOWN, map(vocab.get, features))`, all in C.
 _KNOWN = cast("Callable[[int | None], TypeGuard[int]]", functools.partial(operator.is_not, None))
 
@@ -215,6 +217,7 @@ def _runs(text: str, spans: Sequence[tuple[int, int]], cand: Sequence[int]) -> l
 
 _RUN_LENGTH = tuple("rl=" + str(n) for n in range(5))
 _POSITIONS_ONE = ("rp=s",)
+_LINES = tuple("line=" + str(n) for n in range(4))
 
 
 def run_features(text: str, spans: Sequence[tuple[int, int]], run: Sequence[int], *, lowercase_text: bool,
@@ -332,6 +335,7 @@ class NameTagger:
     """The trained model: `vocab` maps a feature to its weight row; `weights` has a last row for the bias."""
 
     OWN_CACHE = 1 << 16  # words whose feature blocks' rows are remembered (`_word`)
+    PAIR_CACHE = 1 << 16  # pairs of words (or of their lists) whose features' rows are remembered (`_pair`)
 
     def __init__(self, vocab: dict[str, int], weights: npt.NDArray[np.float32], meta: dict[str, object] | None = None
                  ) -> None:
@@ -340,7 +344,20 @@ class NameTagger:
         self.meta = meta or {}
         self.lex = lexicon()
         self._weights64 = weights.astype(np.float64)  # summed in float64, as before the first copy was made
-        self._words: dict[tuple[str, bool], _Word] = {}
+        # remembered words, one dict per kind of text (with capitals or without: their lists differ)
+        self._words: dict[bool, dict[str, _Word]] = {False: {}, True: {}}
+        # remembered rows of the features of two words (`_pair`), one dict per feature prefix
+        self._pairs: dict[str, dict[tuple[str, str], list[int]]] = {}
+        # the rows of the features that depend on no word: a run's length and a word's position in it, "open",
+        # "lstart", "lonly", a run's line, "rtw", "rgz", "ev=none" (as lists: empty for a feature the vocabulary
+        # lacks)
+        self._rows = {f: self._rows_of((f,)) for f in (*_RUN_LENGTH, "rp=s", "rp=f", "rp=m", "rp=l", "open",
+                                                      "lstart", "lonly", "line=0", "line=1", "line=2", "line=3",
+                                                      "rtw", "rgz", "ev=none")}
+
+    def _rows_of(self, features: Sequence[str]) -> list[int]:
+        """The weight rows of those of `features` the vocabulary has, in their order."""
+        return list(filter(_KNOWN, map(self.vocab.get, features)))
 
     @property
     def evidence(self) -> bool:
@@ -372,17 +389,34 @@ class NameTagger:
         return self._scores(idx, starts)
 
     def _word(self, word: str, lowercase_text: bool) -> _Word:
-        """`word_info` of a word with its three blocks as weight rows (remembered)."""
-        key = (word, lowercase_text)
-        got = self._words.get(key)
+        """`word_info` of a word with its blocks and run features as weight rows (remembered)."""
+        words = self._words[lowercase_text]
+        got = words.get(word)
         if got is None:
-            if len(self._words) >= self.OWN_CACHE:
-                self._words.clear()
+            if len(words) >= self.OWN_CACHE:
+                words.clear()
             info = word_info(word, lowercase_text)
-            get = self.vocab.get
-            got = (info, "+".join(info[2]), list(filter(_KNOWN, map(get, info[3]))),
-                   list(filter(_KNOWN, map(get, info[4]))), list(filter(_KNOWN, map(get, info[5]))))
-            self._words[key] = got
+            rows = self._rows_of
+            got = (info, "+".join(info[2]), rows(info[3]), rows(info[4]), rows(info[5]), rows(("rb=" + info[0],)),
+                   rows(("ra=" + info[0],)), rows(["rc=" + c for c in sorted(info[2])]))
+            words[word] = got
+        return got
+
+    def _pair(self, prefix: str, a: str, b: str) -> list[int]:
+        """The rows of the feature `prefix + a + " " + b` (remembered); with prefix "c|nc=" or "c|pc=", `a` is a
+        word's lists joined and `b` its neighbour's, and the features are `prefix + a + "|" + c` for each of the
+        neighbour's lists `c`, in order (`b` their join with "+")."""
+        pairs = self._pairs.setdefault(prefix, {})
+        key = (a, b)
+        got = pairs.get(key)
+        if got is None:
+            if len(pairs) >= self.PAIR_CACHE:
+                pairs.clear()  # (the same dict: `word_probabilities` holds its `get`)
+            if prefix in ("c|nc=", "c|pc="):
+                got = self._rows_of([prefix + a + "|" + c for c in b.split("+")]) if b else []
+            else:
+                got = self._rows_of((prefix + a + " " + b,))
+            pairs[key] = got
         return got
 
     def word_probabilities(self, text: str, evidence: Sequence[Evidence] | None = None,
@@ -392,8 +426,10 @@ class NameTagger:
 
         The features are those of `text_parts` in the same order, so the sums (and the probabilities) are
         bit for bit those of `probabilities(text_features(...))`; but each word's own, previous-word and next-word
-        blocks are looked up once per word (`_word`), a run's shared block once per run (`run_features`, written
-        out here), and no feature block is built per candidate."""
+        blocks, and the run features a word gives alone ("rb=", "ra=", "rc=" of a one-word run), are looked up
+        once per word (`_word`), those of two words ("pw2=", "nw2=", "rb2=", "c|nc=", "c|pc=") once per pair
+        (`_pair`), those of no word once per model; a run's shared features are built once per run
+        (`run_features`, written out here), and no feature string is built per candidate."""
         spans = tokens(text)
         cand = candidates(text, spans, self.lex)
         if not cand:
@@ -401,14 +437,22 @@ class NameTagger:
         lowercase_text = not any(c.isupper() for c in text)
         get = self.vocab.get
         n = len(spans)
-        remembered = self._words.get
+        remembered = self._words[lowercase_text].get
         word = self._word
+        pair = self._pair
+        const = self._rows
+        pairs = self._pairs
+        pw2, nw2, rb2 = (pairs.setdefault(p, {}).get for p in ("pw2=", "nw2=", "rb2="))
+        cnc, cpc = (pairs.setdefault(p, {}).get for p in ("c|nc=", "c|pc="))
         # the words of the candidates and of the two tokens either side ("<s>", "</s>" past the ends)
         seen: dict[int, _Word] = {}
-        for j in sorted({j for i in cand for j in range(i - 2, i + 3)}):
-            w = text[spans[j][0]:spans[j][1]] if 0 <= j < n else "<s>" if j < 0 else "</s>"
-            seen[j] = remembered((w, lowercase_text)) or word(w, lowercase_text)
+        for i in cand:
+            for j in range(i - 2, i + 3):
+                if j not in seen:
+                    w = text[spans[j][0]:spans[j][1]] if 0 <= j < n else "<s>" if j < 0 else "</s>"
+                    seen[j] = remembered(w) or word(w, lowercase_text)
         extras = (_evidence_features(spans, cand, evidence or ()) if self.evidence else None)
+        none = const["ev=none"]
         newlines = [m.start() for m in _NEWLINE.finditer(text)]
         places, town_list = gazetteer(), towns()
         bias = len(self.weights) - 1
@@ -419,20 +463,22 @@ class NameTagger:
             # `run_features(text, spans, run, ...)`, the same features in the same order
             first, last = run[0], run[-1]
             start, end = spans[first][0], spans[last][1]
-            before = seen[first - 1][0][0]
-            shared = [_RUN_LENGTH[min(len(run), 4)], "rb=" + before, "rb2=" + seen[first - 2][0][0] + " " + before,
-                      "ra=" + seen[last + 1][0][0]]
+            before = seen[first - 1]
+            shared = const[_RUN_LENGTH[min(len(run), 4)]] + before[5]
+            key = (seen[first - 2][0][0], before[0][0])
+            got = rb2(key)
+            shared += got if got is not None else pair("rb2=", *key)
+            shared += seen[last + 1][6]
             if len(run) > 1:
                 phrase = text[start:end]
                 if town_list.get(phrase, lowercase_text=lowercase_text) is not None:
-                    shared.append("rtw")
+                    shared += const["rtw"]
                 if places.get(phrase, lowercase_text=lowercase_text) is not None:
-                    shared.append("rgz")
-                classes = sorted({c for i in run for c in seen[i][0][2]})
+                    shared += const["rgz"]
+                shared.extend(filter(_KNOWN, map(get, ["rc=" + c for c in sorted(
+                    {c for i in run for c in seen[i][0][2]})])))
             else:
-                classes = sorted(seen[first][0][2])
-            for c in classes:
-                shared.append("rc=" + c)
+                shared += seen[first][7]
             if newlines:
                 line = bisect.bisect_left(newlines, start)  # the run's line (newlines before it)
                 line_start = newlines[line - 1] + 1 if line else 0
@@ -441,35 +487,45 @@ class NameTagger:
             else:
                 line, line_start, line_end = 0, 0, len(text)
             if text[line_start:start].strip(" \t>*•-") == "":
-                shared.append("lstart")
+                shared += const["lstart"]
                 if text[end:line_end].strip(" \t.,") == "":
-                    shared.append("lonly")
+                    shared += const["lonly"]
             if newlines:
-                shared.append("line=" + str(min(line, 3)))
+                shared += const[_LINES[min(line, 3)]]
             positions = _POSITIONS_ONE if len(run) == 1 else ("rp=f", *["rp=m"] * (len(run) - 2), "rp=l")
-            shared_rows = list(filter(_KNOWN, map(get, shared)))
             for i, pos in zip(run, positions, strict=True):
                 me, before_w, after_w = seen[i], seen[i - 1], seen[i + 1]
-                plow, nlow = before_w[0][0], after_w[0][0]
+                plow = before_w[0][0]
                 starts.append(len(idx))
                 idx.append(bias)
                 idx += me[2]
                 idx += before_w[3]
                 idx += after_w[4]
-                idx += shared_rows
+                idx += shared
+                key = (seen[i - 2][0][0], plow)
+                got = pw2(key)
+                idx += got if got is not None else pair("pw2=", *key)
+                key = (after_w[0][0], seen[i + 2][0][0])
+                got = nw2(key)
+                idx += got if got is not None else pair("nw2=", *key)
                 at = spans[i][0]
-                f = ["pw2=" + seen[i - 2][0][0] + " " + plow, "nw2=" + nlow + " " + seen[i + 2][0][0]]
                 if "\n" in text[max(0, at - 3):at] or i == 0 or plow in (".", "!", "?", ":", "\n"):
-                    f.append("open")
-                joined = me[1]
-                for c in after_w[0][2]:
-                    f.append("c|nc=" + joined + "|" + c)
-                for c in before_w[0][2]:
-                    f.append("c|pc=" + joined + "|" + c)
-                f.append(pos)
+                    idx += const["open"]
+                if after_w[1]:
+                    key = (me[1], after_w[1])
+                    got = cnc(key)
+                    idx += got if got is not None else pair("c|nc=", *key)
+                if before_w[1]:
+                    key = (me[1], before_w[1])
+                    got = cpc(key)
+                    idx += got if got is not None else pair("c|pc=", *key)
+                idx += const[pos]
                 if extras is not None:
-                    f += extras[k]
-                idx.extend(filter(_KNOWN, map(get, f)))
+                    extra = extras[k]
+                    if len(extra) == 1 and extra[0] == "ev=none":
+                        idx += none
+                    else:
+                        idx.extend(filter(_KNOWN, map(get, extra)))
                 k += 1
         return spans, cand, self._scores(idx, starts)
 

@@ -56,9 +56,39 @@ def test_the_tagger_forgets_its_remembered_words_when_full() -> None:
     model.OWN_CACHE = 3
     text = "Anna Berg met Olga Krylova in Kokkola."
     first = model.word_probabilities(text)[2]
-    assert len(model._words) <= 3
+    assert all(len(words) <= 3 for words in model._words.values())
     assert np.array_equal(model.word_probabilities(text)[2], first)
     assert np.array_equal(first, _old_word_probabilities(model, text, [])[2])
+
+
+def test_the_tagger_forgets_its_remembered_pairs_when_full() -> None:
+    model = tg.load()
+    model.PAIR_CACHE = 2
+    texts = ["Anna Berg met Olga Krylova in Kokkola.", "Dear Ben, Mr. Smith and Eva Kleist live in Paris, France."]
+    for text in texts * 2:
+        new = model.word_probabilities(text)[2]
+        assert set(model._pairs) == {"pw2=", "nw2=", "rb2=", "c|nc=", "c|pc="}
+        assert all(len(pairs) <= 2 for pairs in model._pairs.values())
+        assert np.array_equal(new, _old_word_probabilities(model, text, [])[2])
+
+
+def test_a_remembered_pair_holds_the_rows_of_its_features() -> None:
+    model = tg.shipped()
+    vocab = model.vocab
+    model.word_probabilities("Dear Ben, Mr. Smith and Eva Kleist live in Paris, France. Anna Berg met Olga.")
+    seen = 0
+    for prefix, pairs in model._pairs.items():
+        for (a, b), rows in pairs.items():
+            if prefix in ("c|nc=", "c|pc="):
+                features = [prefix + a + "|" + c for c in b.split("+")]
+            else:
+                features = [prefix + a + " " + b]
+            assert rows == [vocab[f] for f in features if f in vocab]
+            seen += bool(rows)
+    assert seen > 5
+    # a word's lists joined with "+" split back into them: no list's short name holds a "+"
+    from llmops_guardrails.detectors.pii.places import gazetteer
+    assert not any("+" in place.section for place in gazetteer().exact.values())
 
 
 def _old_split_tail(text: str, cs: int, ce: int) -> tuple[int, str]:
