@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -98,6 +99,11 @@ def towns() -> Towns:
 # Possessive runs (a run never gives letters back: what follows it is optional): the same tokens as
 # `[\p{L}\p{M}]+(?:['’.-][\p{L}\p{M}]+)*\.?`, faster.
 _TOKEN = regex.compile(r"[\p{L}\p{M}]++(?:['’.-][\p{L}\p{M}]++)*+\.?")
+# A token of `_TOKEN` that starts with a capital letter, found without reading the tokens before it: a letter that no
+# token reaches (a token goes on across letters, and across one of ' ’ . - between two letters). `\p{Lu}` holds
+# every letter `str.isupper` calls a capital (and, in `regex`'s newer Unicode tables, a few more): the caller
+# still asks `isupper`.
+_CAPITAL_TOKEN = regex.compile(r"(?<![\p{L}\p{M}])(?<![\p{L}\p{M}]['’.-])(?=\p{Lu})" + _TOKEN.pattern)
 _WORD_BACK = regex.compile(r"(?r)\S+")  # words, found from the end back
 _TAIL_TOKEN = regex.compile(r"^(?:\S*\d\S*|nan|\p{Lu}{2}|,)$")
 _LOCALITY = regex.compile(r"^[\p{L}\p{M}][\p{L}\p{M}'’. -]*[\p{L}\p{M}.]$|^[\p{L}\p{M}]$")
@@ -170,9 +176,32 @@ class PlaceRecognizer(OneEntityRecognizer):
         return out
 
     def _gazetteer(self, text: str) -> list[RecognizerResult]:
-        lowercase_text = not any(c.isupper() for c in text)
-        tokens = [m.span() for m in _TOKEN.finditer(text)]
-        out = []
+        """Gazetteer names, each starting at a token (`_TOKEN`) on the gazetteer's list of first words, with a capital
+        letter unless the text has none; the longest name from there (up to `max_words` tokens) wins, and the scan
+        goes on after it. In a text with capitals only the tokens that start with one are read as starts
+        (`_CAPITAL_TOKEN`), and the tokens after a start only when it is a first word: the same names as reading
+        every token (`_gazetteer_tokens`)."""
+        if not any(c.isupper() for c in text):
+            return self._gazetteer_tokens(text, [m.span() for m in _TOKEN.finditer(text)], lowercase_text=True)
+        first_words, max_words = self.places.first_words, self.places.max_words
+        out: list[RecognizerResult] = []
+        reached = 0  # the end of the last token of the last name found: the tokens before it are its own
+        for m in _CAPITAL_TOKEN.finditer(text):
+            start = m.start()
+            word = m.group()
+            if start < reached or not word[0].isupper() or (
+                    word not in first_words and word.rstrip(".") not in first_words):
+                continue
+            tokens = [m.span(), *(t.span() for t in itertools.islice(_TOKEN.finditer(text, m.end()), max_words - 1))]
+            found = self._place_from(text, tokens, 0, lowercase_text=False, out=out)
+            if found is not None:
+                reached = tokens[found][1]
+        return out
+
+    def _gazetteer_tokens(self, text: str, tokens: list[tuple[int, int]], *, lowercase_text: bool,
+                          ) -> list[RecognizerResult]:
+        """`_gazetteer` reading every token of `text` as a possible start."""
+        out: list[RecognizerResult] = []
         i = 0
         while i < len(tokens):
             start = tokens[i][0]
@@ -181,34 +210,41 @@ class PlaceRecognizer(OneEntityRecognizer):
                     and text[start:tokens[i][1]].rstrip(".") not in self.places.first_words):
                 i += 1
                 continue
-            found = None
-            for j in range(min(len(tokens), i + self.places.max_words) - 1, i - 1, -1):
-                end = tokens[j][1]
-                phrase = text[start:end]
-                if "\n" in phrase:
-                    continue
-                phrase = " ".join(phrase.split())
-                place = self.places.get(phrase, lowercase_text=lowercase_text)
-                if place is None and phrase.endswith("."):
-                    place = self.places.get(phrase[:-1], lowercase_text=lowercase_text)
-                    end -= 1
-                if place is not None:
-                    found = (j, end, place)
-                    break
-            if found is None:
-                i += 1
-                continue
-            j, end, place = found
-            if place.ambiguous:
-                if _PLACE_CUE.search(text, max(0, start - 20), start):
-                    out.append(make_result(self, self.ENTITY, (start, end), 0.6, "gazetteer place after a place cue",
-                                       rule="gazetteer"))
-            else:
-                score = 0.9 if place.section == "cities" else 0.95
-                out.append(make_result(self, self.ENTITY, (start, end), score, f"gazetteer place ({place.section})",
-                                   rule="gazetteer"))
-            i = j + 1
+            found = self._place_from(text, tokens, i, lowercase_text=lowercase_text, out=out)
+            i = i + 1 if found is None else found + 1
         return out
+
+    def _place_from(self, text: str, tokens: list[tuple[int, int]], i: int, *, lowercase_text: bool,
+                    out: list[RecognizerResult]) -> int | None:
+        """The longest gazetteer name of tokens `i`... (at most `max_words`), added to `out` when it counts (an
+        ambiguous one only after a place cue); the index of its last token, or None when there is no name."""
+        start = tokens[i][0]
+        found = None
+        for j in range(min(len(tokens), i + self.places.max_words) - 1, i - 1, -1):
+            end = tokens[j][1]
+            phrase = text[start:end]
+            if "\n" in phrase:
+                continue
+            phrase = " ".join(phrase.split())
+            place = self.places.get(phrase, lowercase_text=lowercase_text)
+            if place is None and phrase.endswith("."):
+                place = self.places.get(phrase[:-1], lowercase_text=lowercase_text)
+                end -= 1
+            if place is not None:
+                found = (j, end, place)
+                break
+        if found is None:
+            return None
+        j, end, place = found
+        if place.ambiguous:
+            if _PLACE_CUE.search(text, max(0, start - 20), start):
+                out.append(make_result(self, self.ENTITY, (start, end), 0.6, "gazetteer place after a place cue",
+                                       rule="gazetteer"))
+        else:
+            score = 0.9 if place.section == "cities" else 0.95
+            out.append(make_result(self, self.ENTITY, (start, end), score, f"gazetteer place ({place.section})",
+                                   rule="gazetteer"))
+        return j
 
     def _towns(self, text: str, found: list[RecognizerResult]) -> list[RecognizerResult]:
         from llmops_guardrails.detectors.pii.names import common_words, first_names, name_words

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -181,3 +182,49 @@ def test_the_tagger_spans_are_those_read_from_numpy_scalars() -> None:
             assert new == _old_spans_of(text, spans, cand, probs, threshold=threshold, place_threshold=place), text
             tags += len(new)
     assert tags > 1000
+
+
+def test_the_capital_tokens_are_the_tokens_that_start_with_a_capital() -> None:
+    from llmops_guardrails.detectors.pii.places import _CAPITAL_TOKEN, _TOKEN
+
+    for text in _texts() + _tricky_strings() + [s.title() for s in _tricky_strings()[:5000]]:
+        every = [m.span() for m in _TOKEN.finditer(text) if text[m.start()].isupper()]
+        assert [m.span() for m in _CAPITAL_TOKEN.finditer(text) if text[m.start()].isupper()] == every, text
+
+
+def test_every_letter_str_isupper_calls_a_capital_is_a_capital_of_regex() -> None:
+    letter, capital = regex.compile(r"[\p{L}\p{M}]"), regex.compile(r"\p{Lu}")
+    missed = [hex(c) for c in range(sys.maxunicode + 1)
+              if chr(c).isupper() and letter.match(chr(c)) and not capital.match(chr(c))]
+    assert missed == []
+
+
+def _gazetteer_texts() -> list[str]:
+    """Texts with gazetteer names of every length, in every case, near dots, joiners and line breaks."""
+    from llmops_guardrails.detectors.pii.places import gazetteer
+
+    rng = random.Random(17)
+    names = sorted(gazetteer().exact)
+    glue = [" ", "  ", ". ", ".", "-", "'", "\n", ", ", " in ", " from ", " the ", "x", " New ", " San "]
+    out = []
+    for _ in range(3000):
+        parts = [rng.choice(names) if rng.random() < 0.6 else rng.choice(["Anna", "of", "St", "A.", "Mr", "é"])
+                 for _ in range(rng.randrange(1, 6))]
+        text = "".join(p + rng.choice(glue) for p in parts)
+        out.append(rng.choice([text, text, text.lower(), text.upper()]))
+    return out
+
+
+def test_the_gazetteer_finds_what_reading_every_token_finds() -> None:
+    from llmops_guardrails.detectors.pii.places import _TOKEN
+
+    recognizer = PlaceRecognizer()
+    places = 0
+    for text in _texts() + _tricky_strings()[:5000] + _gazetteer_texts():
+        lowercase_text = not any(c.isupper() for c in text)
+        every = recognizer._gazetteer_tokens(text, [m.span() for m in _TOKEN.finditer(text)],
+                                             lowercase_text=lowercase_text)
+        new = recognizer._gazetteer(text)
+        assert [(r.start, r.end, r.score) for r in new] == [(r.start, r.end, r.score) for r in every], text
+        places += len(new)
+    assert places > 3000
