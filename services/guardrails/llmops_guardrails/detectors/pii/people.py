@@ -159,7 +159,23 @@ class PersonRecognizer(OneEntityRecognizer):
 _NAME_RUN = regex.compile(
     rf"(?<![\p{{L}}\p{{M}}\p{{N}}_'’.-]){NAME_WORD}"
     rf"(?:[ ](?:{NAME_WORD}|\p{{Lu}}\.?(?=[ ])|{_PARTICLE}(?=[ ]\p{{Lu}})))+")
-_RUN_TOKEN = regex.compile(rf"{NAME_WORD}|\p{{Lu}}\.?|{_PARTICLE}")
+
+
+def run_tokens(start: int, words: list[str]) -> list[tuple[int, int, str]]:
+    """(start, end, word) of the words of a `_NAME_RUN` match at `start` (its text split on its single spaces).
+
+    `KnownNameRecognizer` read a run's words with a pattern before (a name word, a capital with an optional dot, or
+    a particle); that finds the same name words and initials, and a particle as one or two lower-case pieces ("der"
+    as "de", "della" as "de" and "la"); the recognizer passes over lower-case words whatever they are, so its
+    results are the same."""
+    out = []
+    for word in words:
+        end = start + len(word)
+        out.append((start, end, word))
+        start = end + 1
+    return out
+
+
 _POSSESSIVE_END = regex.compile(r"['’]s?$")
 # One capitalised word, not next to another one (those are `_NAME_RUN`'s).
 _LONE_WORD = regex.compile(rf"(?<![\p{{L}}\p{{M}}\p{{N}}_'’.-]|\p{{Lu}}[\p{{L}}\p{{M}}'’-]*[ ]){NAME_WORD}"
@@ -202,8 +218,10 @@ class KnownNameRecognizer(OneEntityRecognizer):
         places, town_list = gazetteer(), towns()
         out: list[RecognizerResult] = []
         for run in _NAME_RUN.finditer(text):
-            tokens = [(m.start(), m.end(), m.group()) for m in _RUN_TOKEN.finditer(text, run.start(), run.end())]
-            initialled = _INITIALLED.fullmatch(run.group())
+            run_text = run.group()
+            words = run_text.split(" ")
+            tokens = run_tokens(run.start(), words)
+            initialled = _INITIALLED.fullmatch(run_text)
             if initialled and not any(w.lower() in common or ORG_WORD_RE.fullmatch(w) or UNIT_OR_STREET.fullmatch(w)
                                       for w in (initialled.group("first"), initialled.group("last"))):
                 out.append(make_result(self, self.ENTITY, run.span(), 0.89, "name with a middle initial",
@@ -241,7 +259,6 @@ class KnownNameRecognizer(OneEntityRecognizer):
                     i = j
                 else:
                     i += 1
-            words = run.group().split(" ")
             if len(words) == 2 and not any(run.start() <= r.start < run.end() for r in out):
                 given, family = words[0], _POSSESSIVE_END.sub("", words[1])
                 if (family in lasts and given not in firsts and not self._common(given) and not self._common(family)

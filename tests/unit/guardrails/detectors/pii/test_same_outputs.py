@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import regex
 
+from llmops_guardrails.detectors.pii import people
 from llmops_guardrails.detectors.pii import tagger as tg
-from llmops_guardrails.detectors.pii.lexicon import LINE
+from llmops_guardrails.detectors.pii.lexicon import LINE, NAME_WORD
 from llmops_guardrails.detectors.pii.people import KnownNameRecognizer
 from llmops_guardrails.detectors.pii.places import _TAIL_TOKEN, PlaceRecognizer
 from llmops_guardrails.pii_eval import load_samples
@@ -228,3 +229,47 @@ def test_the_gazetteer_finds_what_reading_every_token_finds() -> None:
         assert [(r.start, r.end, r.score) for r in new] == [(r.start, r.end, r.score) for r in every], text
         places += len(new)
     assert places > 3000
+
+
+# `KnownNameRecognizer`'s pattern for a run's words before `people.run_tokens`.
+_OLD_RUN_TOKEN = regex.compile(rf"{NAME_WORD}|\p{{Lu}}\.?|{people._PARTICLE}")
+
+
+def _old_run_tokens(start: int, words: list[str]) -> list[tuple[int, int, str]]:
+    return [(start + m.start(), start + m.end(), m.group()) for m in _OLD_RUN_TOKEN.finditer(" ".join(words))]
+
+
+def _name_run_texts() -> list[str]:
+    """The PII set and runs of names, initials and every particle, with possessives, in every case."""
+    rng = random.Random(17)
+    pieces = ["Anna", "Berg", "O'Brien", "Jean-Luc", "D.", "G", "Faina", "Yefremova", "Ström's", "Emmie", "Inc",
+              "Street", "Paris", "Virginia", "Beach", "Homero", "Portillo", "The", "New",
+              *people._PARTICLE[3:-1].split("|")]
+    ends = [".", " said", "'s x"]
+    crafted = [" ".join(rng.choice(pieces) for _ in range(rng.randrange(2, 8))) + rng.choice(ends)
+               for _ in range(5000)]
+    return _texts() + crafted + ["Jan van der Berg met Anna della Rosa and Ana dos Santos, Lee den Hartog's sister."]
+
+
+def test_a_name_runs_words_are_the_name_words_and_initials_the_old_pattern_found() -> None:
+    runs = 0
+    for text in _name_run_texts():
+        for run in people._NAME_RUN.finditer(text):
+            words = run.group().split(" ")
+            new, old = people.run_tokens(run.start(), words), _old_run_tokens(run.start(), words)
+            assert [t for t in new if not t[2].islower()] == [t for t in old if not t[2].islower()], text
+            particles = [(s, e) for s, e, w in new if w.islower()]
+            assert all(any(s <= a and b <= e for s, e in particles) for a, b, w in old if w.islower()), text
+            assert all(text[s:e] == w for s, e, w in new)
+            runs += 1
+    assert runs > 4000
+
+
+def test_the_known_names_are_those_found_with_the_old_run_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    recognizer = KnownNameRecognizer()
+    texts = _name_run_texts()
+    new = [[(r.start, r.end, r.score) for r in recognizer.analyze(t, ["PERSON"])] for t in texts]
+    monkeypatch.setattr(people, "run_tokens", _old_run_tokens)
+    old = [[(r.start, r.end, r.score) for r in recognizer.analyze(t, ["PERSON"])] for t in texts]
+    assert new == old
+    assert sum(map(len, new)) > 2000
