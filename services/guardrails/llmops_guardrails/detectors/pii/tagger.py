@@ -218,6 +218,7 @@ def _runs(text: str, spans: Sequence[tuple[int, int]], cand: Sequence[int]) -> l
 _RUN_LENGTH = tuple("rl=" + str(n) for n in range(5))
 _POSITIONS_ONE = ("rp=s",)
 _LINES = tuple("line=" + str(n) for n in range(4))
+_BULLETS = " \t>*•-"
 
 
 def run_features(text: str, spans: Sequence[tuple[int, int]], run: Sequence[int], *, lowercase_text: bool,
@@ -446,11 +447,16 @@ class NameTagger:
         cnc, cpc = (pairs.setdefault(p, {}).get for p in ("c|nc=", "c|pc="))
         # the words of the candidates and of the two tokens either side ("<s>", "</s>" past the ends)
         seen: dict[int, _Word] = {}
+        reached = -3  # the last token read (the candidates come in order)
         for i in cand:
-            for j in range(i - 2, i + 3):
-                if j not in seen:
-                    w = text[spans[j][0]:spans[j][1]] if 0 <= j < n else "<s>" if j < 0 else "</s>"
-                    seen[j] = remembered(w) or word(w, lowercase_text)
+            for j in range(max(i - 2, reached + 1), i + 3):
+                if 0 <= j < n:
+                    s, e = spans[j]
+                    w = text[s:e]
+                else:
+                    w = "<s>" if j < 0 else "</s>"
+                seen[j] = remembered(w) or word(w, lowercase_text)
+            reached = i + 2
         extras = (_evidence_features(spans, cand, evidence or ()) if self.evidence else None)
         none = const["ev=none"]
         newlines = [m.start() for m in _NEWLINE.finditer(text)]
@@ -486,7 +492,9 @@ class NameTagger:
                 line_end = newlines[after] if after < len(newlines) else len(text)
             else:
                 line, line_start, line_end = 0, 0, len(text)
-            if text[line_start:start].strip(" \t>*•-") == "":
+            # (the text before the run on its line is blank or bullets: when its first character is neither, it is
+            # not, without copying the line up to the run)
+            if line_start == start or (text[line_start] in _BULLETS and text[line_start:start].strip(_BULLETS) == ""):
                 shared += const["lstart"]
                 if text[end:line_end].strip(" \t.,") == "":
                     shared += const["lonly"]

@@ -27,7 +27,8 @@ def _texts() -> list[str]:
     texts = [s.text for s in load_samples(PII_DATA)]
     return texts + [t.lower() for t in texts[:400]] + [t.upper() for t in texts[:200]] + [
         "", "A", "x", "Anna", "\n\nBob Berg\n", "Dr. Ana María Ñúñez, 12 Rue Nova 3\nSão Paulo SP 01000\nBrazil",
-        "O'Brien  Jean-Luc\tMcDonald's — Kokkola, Finland. eric g. samoylova  drove to kiel"]
+        "O'Brien  Jean-Luc\tMcDonald's — Kokkola, Finland. eric g. samoylova  drove to kiel",
+        "- Anna Berg\n> Bob\n• Olga Krylova lives in Kokkola\n * Eva.\n-> Kiel, Germany\n  x Ben\n\t*-• Dan Berg."]
 
 
 def _old_word_probabilities(model: tg.NameTagger, text: str, evidence: list[tg.Evidence]) -> tuple[
