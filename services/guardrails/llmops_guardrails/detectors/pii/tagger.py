@@ -336,7 +336,6 @@ class NameTagger:
     """The trained model: `vocab` maps a feature to its weight row; `weights` has a last row for the bias."""
 
     OWN_CACHE = 1 << 16  # words whose feature blocks' rows are remembered (`_word`)
-    PAIR_CACHE = 1 << 16  # pairs of words (or of their lists) whose features' rows are remembered (`_pair`)
 
     def __init__(self, vocab: dict[str, int], weights: npt.NDArray[np.float32], meta: dict[str, object] | None = None
                  ) -> None:
@@ -347,8 +346,6 @@ class NameTagger:
         self._weights64 = weights.astype(np.float64)  # summed in float64, as before the first copy was made
         # remembered words, one dict per kind of text (with capitals or without: their lists differ)
         self._words: dict[bool, dict[str, _Word]] = {False: {}, True: {}}
-        # remembered rows of the features of two words (`_pair`), one dict per feature prefix
-        self._pairs: dict[str, dict[tuple[str, str], list[int]]] = {}
         # the rows of the features that depend on no word: a run's length and a word's position in it, "open",
         # "lstart", "lonly", a run's line, "rtw", "rgz", "ev=none" (as lists: empty for a feature the vocabulary
         # lacks)
@@ -398,26 +395,12 @@ class NameTagger:
                 words.clear()
             info = word_info(word, lowercase_text)
             rows = self._rows_of
-            got = (info, "+".join(info[2]), rows(info[3]), rows(info[4]), rows(info[5]), rows(("rb=" + info[0],)),
-                   rows(("ra=" + info[0],)), rows(["rc=" + c for c in sorted(info[2])]))
+            get = self.vocab.get
+            before, after = get("rb=" + info[0]), get("ra=" + info[0])
+            got = (info, "+".join(info[2]), rows(info[3]), rows(info[4]), rows(info[5]),
+                   [] if before is None else [before], [] if after is None else [after],
+                   rows(["rc=" + c for c in sorted(info[2])]) if info[2] else [])
             words[word] = got
-        return got
-
-    def _pair(self, prefix: str, a: str, b: str) -> list[int]:
-        """The rows of the feature `prefix + a + " " + b` (remembered); with prefix "c|nc=" or "c|pc=", `a` is a
-        word's lists joined and `b` its neighbour's, and the features are `prefix + a + "|" + c` for each of the
-        neighbour's lists `c`, in order (`b` their join with "+")."""
-        pairs = self._pairs.setdefault(prefix, {})
-        key = (a, b)
-        got = pairs.get(key)
-        if got is None:
-            if len(pairs) >= self.PAIR_CACHE:
-                pairs.clear()  # (the same dict: `word_probabilities` holds its `get`)
-            if prefix in ("c|nc=", "c|pc="):
-                got = self._rows_of([prefix + a + "|" + c for c in b.split("+")]) if b else []
-            else:
-                got = self._rows_of((prefix + a + " " + b,))
-            pairs[key] = got
         return got
 
     def word_probabilities(self, text: str, evidence: Sequence[Evidence] | None = None,
@@ -428,9 +411,9 @@ class NameTagger:
         The features are those of `text_parts` in the same order, so the sums (and the probabilities) are
         bit for bit those of `probabilities(text_features(...))`; but each word's own, previous-word and next-word
         blocks, and the run features a word gives alone ("rb=", "ra=", "rc=" of a one-word run), are looked up
-        once per word (`_word`), those of two words ("pw2=", "nw2=", "rb2=", "c|nc=", "c|pc=") once per pair
-        (`_pair`), those of no word once per model; a run's shared features are built once per run
-        (`run_features`, written out here), and no feature string is built per candidate."""
+        once per word (`_word`), those of no word once per model; a run's shared features are built once per run
+        (`run_features`, written out here), and only the features of two words ("pw2=", "nw2=", "rb2=", "c|nc=",
+        "c|pc=") are built as strings, each looked up as it is built."""
         spans = tokens(text)
         cand = candidates(text, spans, self.lex)
         if not cand:
@@ -440,11 +423,7 @@ class NameTagger:
         n = len(spans)
         remembered = self._words[lowercase_text].get
         word = self._word
-        pair = self._pair
         const = self._rows
-        pairs = self._pairs
-        pw2, nw2, rb2 = (pairs.setdefault(p, {}).get for p in ("pw2=", "nw2=", "rb2="))
-        cnc, cpc = (pairs.setdefault(p, {}).get for p in ("c|nc=", "c|pc="))
         # the words of the candidates and of the two tokens either side ("<s>", "</s>" past the ends)
         seen: dict[int, _Word] = {}
         reached = -3  # the last token read (the candidates come in order)
@@ -471,9 +450,9 @@ class NameTagger:
             start, end = spans[first][0], spans[last][1]
             before = seen[first - 1]
             shared = const[_RUN_LENGTH[min(len(run), 4)]] + before[5]
-            key = (seen[first - 2][0][0], before[0][0])
-            got = rb2(key)
-            shared += got if got is not None else pair("rb2=", *key)
+            row = get("rb2=" + seen[first - 2][0][0] + " " + before[0][0])
+            if row is not None:
+                shared.append(row)
             shared += seen[last + 1][6]
             if len(run) > 1:
                 phrase = text[start:end]
@@ -510,23 +489,24 @@ class NameTagger:
                 idx += before_w[3]
                 idx += after_w[4]
                 idx += shared
-                key = (seen[i - 2][0][0], plow)
-                got = pw2(key)
-                idx += got if got is not None else pair("pw2=", *key)
-                key = (after_w[0][0], seen[i + 2][0][0])
-                got = nw2(key)
-                idx += got if got is not None else pair("nw2=", *key)
+                row = get("pw2=" + seen[i - 2][0][0] + " " + plow)
+                if row is not None:
+                    idx.append(row)
+                row = get("nw2=" + after_w[0][0] + " " + seen[i + 2][0][0])
+                if row is not None:
+                    idx.append(row)
                 at = spans[i][0]
                 if "\n" in text[max(0, at - 3):at] or i == 0 or plow in (".", "!", "?", ":", "\n"):
                     idx += const["open"]
-                if after_w[1]:
-                    key = (me[1], after_w[1])
-                    got = cnc(key)
-                    idx += got if got is not None else pair("c|nc=", *key)
-                if before_w[1]:
-                    key = (me[1], before_w[1])
-                    got = cpc(key)
-                    idx += got if got is not None else pair("c|pc=", *key)
+                joined = me[1]
+                for c in after_w[0][2]:
+                    row = get("c|nc=" + joined + "|" + c)
+                    if row is not None:
+                        idx.append(row)
+                for c in before_w[0][2]:
+                    row = get("c|pc=" + joined + "|" + c)
+                    if row is not None:
+                        idx.append(row)
                 idx += const[pos]
                 if extras is not None:
                     extra = extras[k]

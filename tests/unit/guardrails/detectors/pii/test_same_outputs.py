@@ -64,34 +64,25 @@ def test_the_tagger_forgets_its_remembered_words_when_full() -> None:
     assert np.array_equal(first, _old_word_probabilities(model, text, [])[2])
 
 
-def test_the_tagger_forgets_its_remembered_pairs_when_full() -> None:
+def test_a_remembered_word_holds_the_rows_of_its_features() -> None:
     model = tg.load()
-    model.PAIR_CACHE = 2
-    texts = ["Anna Berg met Olga Krylova in Kokkola.", "Dear Ben, Mr. Smith and Eva Kleist live in Paris, France."]
-    for text in texts * 2:
-        new = model.word_probabilities(text)[2]
-        assert set(model._pairs) == {"pw2=", "nw2=", "rb2=", "c|nc=", "c|pc="}
-        assert all(len(pairs) <= 2 for pairs in model._pairs.values())
-        assert np.array_equal(new, _old_word_probabilities(model, text, [])[2])
-
-
-def test_a_remembered_pair_holds_the_rows_of_its_features() -> None:
-    model = tg.shipped()
     vocab = model.vocab
-    model.word_probabilities("Dear Ben, Mr. Smith and Eva Kleist live in Paris, France. Anna Berg met Olga.")
-    seen = 0
-    for prefix, pairs in model._pairs.items():
-        for (a, b), rows in pairs.items():
-            if prefix in ("c|nc=", "c|pc="):
-                features = [prefix + a + "|" + c for c in b.split("+")]
-            else:
-                features = [prefix + a + " " + b]
-            assert rows == [vocab[f] for f in features if f in vocab]
-            seen += bool(rows)
-    assert seen > 5
-    # a word's lists joined with "+" split back into them: no list's short name holds a "+"
-    from llmops_guardrails.detectors.pii.places import gazetteer
-    assert not any("+" in place.section for place in gazetteer().exact.values())
+    text = "Dear Ben, Mr. Smith and Eva Kleist live in Paris, France. Anna Berg met Olga."
+    model.word_probabilities(text)
+    words = model._words[False]
+    assert {"Ben", "Smith", "Paris", "in", "<s>"} <= set(words)
+
+    def rows(features: list[str]) -> list[int]:
+        return [vocab[f] for f in features if f in vocab]
+
+    found = 0
+    for word, (info, joined, own, as_prev, as_next, run_before, run_after, run_alone) in words.items():
+        assert info == tg.word_info(word, False) and joined == "+".join(info[2])
+        assert (own, as_prev, as_next) == (rows(list(info[3])), rows(list(info[4])), rows(list(info[5])))
+        assert run_before == rows(["rb=" + info[0]]) and run_after == rows(["ra=" + info[0]])
+        assert run_alone == rows(["rc=" + c for c in sorted(info[2])])
+        found += len(run_before) + len(run_after) + len(run_alone)
+    assert found > 10
 
 
 def _old_split_tail(text: str, cs: int, ce: int) -> tuple[int, str]:
