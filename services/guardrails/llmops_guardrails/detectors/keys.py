@@ -43,9 +43,36 @@ def spaced(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=8)
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+@functools.lru_cache(maxsize=8)
 def longest_token(text: str) -> int:
     """The length of the longest run of non-space characters (a pattern of 16+ non-space characters needs one)."""
-    return max(map(len, text.split()), default=0)
+    return max(map(len, _words(text)), default=0)
+
+
+def long_tokens(text: str, n: int) -> list[tuple[int, int]]:
+    """The spans of the runs of `n` or more non-space characters (`str.split`'s words), in order.
+
+    A pattern whose every match is a run of `n`+ characters none of which is whitespace, and which looks around its
+    match only for characters of a class without whitespace, finds the same matches searched in each of these spans
+    (`pattern.finditer(text, start, end)`) as in the whole text: a match lies in one word, and at a span's edges the
+    pattern sees whitespace or the text's edge, neither of which is in its class. The secrets' and the injection
+    detector's token patterns are such; searching only the long words skips most of a text."""
+    if longest_token(text) < n:
+        return []
+    out = []
+    cursor = 0
+    for word in _words(text):
+        if len(word) >= n:
+            # the first occurrence from the cursor is this word: the words between are shorter, and an occurrence
+            # cannot span whitespace
+            start = text.find(word, cursor)
+            cursor = start + len(word)
+            out.append((start, cursor))
+    return out
 
 
 class KeySet:
