@@ -79,6 +79,8 @@ class KeySet:
     """The keys of a sequence of rules: `rules(text)` = the indices, in order, of the rules whose pattern may match
     (a key of theirs is present, or they have none)."""
 
+    FEW = 4  # up to this many distinct keys are looked up one by one (`in`), more in one RE2 pass
+
     def __init__(self, keys: Sequence[Iterable[str]]) -> None:
         """`keys`: per rule, its keys (empty = always run the rule)."""
         per_rule = [tuple(k) for k in keys]
@@ -91,10 +93,14 @@ class KeySet:
         self._set.Compile()
         self._rules_of_key = [tuple(i for i, ks in enumerate(per_rule) if key in ks) for key in distinct]
         self._keyless = frozenset(i for i, ks in enumerate(per_rule) if not ks)
+        self._few = tuple(distinct) if len(distinct) <= self.FEW else None
 
     def rules(self, text: str) -> list[int]:
         """`text` must be what the keys are looked up in (as written, or `fold`ed)."""
-        found = self._set.Match(text)  # the indices of the keys present; None when there are none
+        if self._few is not None:  # a few keys: as many substring checks, cheaper than encoding the text for RE2
+            found = [k for k, key in enumerate(self._few) if key in text]
+        else:
+            found = self._set.Match(text)  # the indices of the keys present; None when there are none
         if not found:
             return sorted(self._keyless)
         wanted = set(self._keyless)

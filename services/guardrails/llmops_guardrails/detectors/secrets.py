@@ -103,6 +103,9 @@ ASSIGNMENT = re.compile(
 _ASSIGNMENT_GATE = re.compile(
     r"(?:secret|passw(?:or)?d|pwd|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?token|credential)[a-z0-9_.-]*"
     r"[\"']?\s*[:=]")
+# Every `_ASSIGNMENT_GATE` match holds one of these (each alternative of its name part does): a text's folded form
+# without any is not searched (nine texts in ten: five substring checks instead of a regex search).
+_ASSIGNMENT_KEYS = ("secret", "passw", "pwd", "token", "key", "credential")
 CANDIDATE = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{20,100}(?![A-Za-z0-9+/_=-])")
 PLACEHOLDER = re.compile(r"(?i)^(?:x+|\*+|your[_-].*|<.*>|\$\{.*\}|example.*|changeme|password|null|none|true|false)$")
 
@@ -168,7 +171,8 @@ class SecretsDetector:
             if _valid_jwt(m.group(1)):
                 add("jwt", m.start(1), m.end(1), 0.9)
         if self.generic:
-            for m in (ASSIGNMENT.finditer(text) if _ASSIGNMENT_GATE.search(folded) else ()):
+            gate = any(k in folded for k in _ASSIGNMENT_KEYS) and _ASSIGNMENT_GATE.search(folded)
+            for m in (ASSIGNMENT.finditer(text) if gate else ()):
                 value = m.group(2)
                 if PLACEHOLDER.match(value) or not free(m.start(2), m.end(2)):
                     continue

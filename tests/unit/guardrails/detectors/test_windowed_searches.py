@@ -168,3 +168,29 @@ def test_unicode_signals_are_what_they_were() -> None:
         assert found == _old_unicode_signals(text, set()), text
         signalled += bool(found)
     assert signalled > 2_000
+
+
+def test_the_assignment_gate_needs_one_of_its_keys() -> None:
+    rng = random.Random(22)
+    parts = ["secret", "passwd", "password", "pwd", "token", "api_key", "api-key", "apikey", "access_key", "accesskey",
+             "auth-token", "credential", "sec", "ret", "pass", "api", "k", "ey", "_", "-", ".", "=", ":", " ", "'", '"']
+    texts = _corpus() + ["".join(rng.choice(parts) for _ in range(rng.randrange(1, 8))) for _ in range(20_000)]
+    found = 0
+    for text in texts:
+        folded = keys.fold(text)
+        if secrets._ASSIGNMENT_GATE.search(folded):
+            found += 1
+            assert any(k in folded for k in secrets._ASSIGNMENT_KEYS), text
+    assert found > 2_000
+
+
+def test_a_few_keys_looked_up_one_by_one_report_what_re2_reports() -> None:
+    rules = [("aws",), ("accountkey=",), (), ("aws", "é-key")]
+    few, re2_set = keys.KeySet(rules), keys.KeySet(rules)
+    re2_set._few = None
+    assert few._few is not None
+    rng = random.Random(23)
+    texts = _corpus() + ["".join(rng.choice(["aws", "aw", "s", "accountkey=", "account", "key=", "é-key", "é", " "])
+                                 for _ in range(rng.randrange(0, 6))) for _ in range(5_000)]
+    for text in texts:
+        assert few.rules(text) == re2_set.rules(text), text
