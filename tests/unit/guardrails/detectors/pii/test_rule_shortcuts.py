@@ -9,12 +9,14 @@ import functools
 import random
 from pathlib import Path
 
+import pytest
 import regex
-from presidio_analyzer import RecognizerResult
+from presidio_analyzer import Pattern, PatternRecognizer, RecognizerResult
+from presidio_analyzer.predefined_recognizers import IpRecognizer, UsSsnRecognizer
 
 from llmops_guardrails.detectors.keys import fold
 from llmops_guardrails.detectors.pii import refinement
-from llmops_guardrails.detectors.pii.detector import PiiDetector
+from llmops_guardrails.detectors.pii.detector import _PRECONDITIONS, PiiDetector, _window
 from llmops_guardrails.detectors.pii.lexicon import ORG_WORD_RE
 from llmops_guardrails.detectors.pii.patterns import PhoneNumberRecognizer
 from llmops_guardrails.detectors.pii.places import gazetteer
@@ -202,3 +204,43 @@ def test_phone_numbers_are_what_they_were() -> None:
         assert new == _seen(_old_phone_analyze(old, text)), text
         found += bool(new)
     assert found > 500
+
+
+IPS = ["192.168.0.1", "10.0.0.0/8", "8.8.8.8:53", "255.255.255.255", "01.02.03.004", "2001:db8::8a2e:370:7334",
+       "fe80::1ff:fe23:4567:890a%eth0", "::1", "::", "::/0", "1::", "::ffff:192.0.2.128", "64:ff9b::192.0.2.33",
+       "1:2:3:4:5:6:7:8", "a:b:c:d:e:f:0:1/64", "2001:DB8:0:0:8:800:200C:417A", "12:20:39", "1.2.3"]
+SSNS = ["536-90-4399", "536 90 4399", "536.90.4399", "536904399", "53690-4399", "536-904399", "078-05-1120",
+        "5369043991", "536-90-43990", "1536-90-4399"]
+
+
+@pytest.mark.parametrize(("entity", "recognizer", "shapes", "alphabet"), [
+    ("IP_ADDRESS", IpRecognizer, IPS, "0123456789abcdefABCDEF:.:.:. /%x\n"),
+    ("US_SSN", UsSsnRecognizer, SSNS, "0123456789- . x\n"),
+])
+def test_presidio_on_the_text_from_its_window_finds_what_it_finds_on_the_whole_text(
+        entity: str, recognizer: type[PatternRecognizer], shapes: list[str], alphabet: str) -> None:
+    """`PiiDetector._rules` runs presidio's IP and SSN recognizers from where the precondition's first match says a
+    match can start (`detector._WINDOWS`): the same results, moved back into place."""
+    analyzer = recognizer()
+    window = _window(analyzer)
+    assert window is not None and _window(recognizer(patterns=[Pattern("x", r"\d+", 0.5)])) is None
+    rng = random.Random(24)
+    texts = _texts() + [f.format(a, b) for a in shapes for b in shapes
+                        for f in ("{} {}", "at {}, then {}.", "x{}\t{}", "({})\n{}", "{}{}", "ab {} cd {} ef")]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(3, 60))) for _ in range(20_000)]
+    found = cut = 0
+    for text in texts:
+        first = _PRECONDITIONS[entity].search(text)
+        whole = _seen(analyzer.analyze(text, [entity]))
+        if first is None:
+            assert not whole, text
+            continue
+        start = window(text, first.start())
+        part = analyzer.analyze(text[start:], [entity])
+        for r in part:
+            r.start += start
+            r.end += start
+        assert _seen(part) == whole, text
+        found += bool(whole)
+        cut += start > 0
+    assert found > 1_000 and cut > 1_000
