@@ -28,7 +28,7 @@ from llmops_guardrails.detectors.output import LeakDetector, SystemPromptIndex, 
 from llmops_guardrails.detectors.pii import NerPipeline, PiiDetector
 from llmops_guardrails.detectors.secrets import SecretsDetector
 from llmops_guardrails.detectors.terms import TermsDetector
-from llmops_guardrails.findings import Detector, Finding, Hit, Side, finding_of, value_hash
+from llmops_guardrails.findings import Detector, Finding, Hit, Side, finding_of, plain_place, value_hash
 from llmops_guardrails.policy import Action, Policy, RedactionMode, Rule, Severity
 from llmops_guardrails.redact import Redaction, redact
 from llmops_guardrails.settings import GuardrailsSettings
@@ -336,8 +336,10 @@ class PolicyEngine:
         placed += self._interaction_hits(segs, policy)
         findings: list[Finding] = []
         values: list[str] = []
+        places: list[tuple[Side, int | None, int | None, int | None]] = []  # each finding's text, as a redaction key
         hashes: dict[str, str] = {"": ""}  # each distinct value hashed once (a name, an address met again)
         salt = self._salt
+        last: Segment | None = None
         for seg, hit in placed:
             assert seg is not None
             value = seg.text[hit.start:hit.end] if seg.text else ""
@@ -345,7 +347,13 @@ class PolicyEngine:
             digest = hashes.get(value)
             if digest is None:
                 digest = hashes[value] = value_hash(value, salt)
-            findings.append(finding_of(hit, seg, digest))
+            if seg is not last:  # the place's checks and key once per text, not once per finding
+                last, plain, place = seg, plain_place(seg), None
+            f = finding_of(hit, seg, digest, plain)
+            findings.append(f)
+            if place is None:
+                place = (f.side, f.message_index, f.part_index, f.tool_call_index)
+            places.append(place)
 
         rules = policy.active_rules
         of_detector: dict[Detector, list[int]] = {}  # a rule applies to its detector's findings only
@@ -369,11 +377,10 @@ class PolicyEngine:
                 max_score=max(findings[i].score for i in matched), findings=matched,
             ))
             if rule.action is Action.REDACT:
+                mode = rule.redaction or RedactionMode.MASK
                 for i in matched:
                     f = findings[i]
-                    key = (f.side, f.message_index, f.part_index, f.tool_call_index)
-                    mode = rule.redaction or RedactionMode.MASK
-                    redactions.setdefault(key, []).append(Redaction(f.start, f.end, f.kind, mode, f.score))
+                    redactions.setdefault(places[i], []).append(Redaction(f.start, f.end, f.kind, mode, f.score))
 
         texts = {(s.side, s.message_index, s.part_index, s.tool_call_index): s.text for s in segs}
         replaced: dict[str, dict[tuple[int | None, int | None, int | None], str]] = {"input": {}, "output": {}}

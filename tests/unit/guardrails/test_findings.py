@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from llmops_guardrails.engine import Segment
-from llmops_guardrails.findings import Detector, Finding, Hit, Side, finding_of, value_hash
+from llmops_guardrails.findings import Detector, Finding, Hit, Side, finding_of, plain_place, value_hash
 
 
 def test_value_hash_is_a_keyed_hmac() -> None:
@@ -65,6 +65,9 @@ def test_a_finding_made_from_a_hit_is_the_validated_finding(hit: Hit, place: _Pl
     assert fast.model_fields_set == slow.model_fields_set and fast.model_extra == slow.model_extra
     assert fast.model_copy(update={"kind": "X"}).kind == "X" and fast.kind == hit.kind
     assert fast.model_fields_set is not finding_of(hit, where, "ab" * 32).model_fields_set
+    checked = finding_of(hit, where, "ab" * 32, plain_place(where))  # the engine checks the place once per text
+    assert checked == slow and checked.model_dump_json() == slow.model_dump_json()
+    assert [type(v) for v in checked.__dict__.values()] == [type(v) for v in slow.__dict__.values()]
 
 
 def test_a_finding_refuses_what_validation_refuses() -> None:
