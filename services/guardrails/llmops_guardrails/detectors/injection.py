@@ -284,8 +284,10 @@ def _decoded_payloads(text: str) -> list[tuple[int, int, str]]:
         decoded = _readable(data)
         if decoded:
             out.append((m.start(), m.end(), decoded))
-    hex_matches = (HEX.finditer(text) if "\\x" in text
-                   else (m for run in _HEX_RUNS.finditer(text) for m in HEX.finditer(text, run.start(), run.end())))
+    first = None if "\\x" in text else _HEX_RUNS.search(text)  # most texts have no run: one search, as before
+    hex_matches = (HEX.finditer(text) if "\\x" in text else () if first is None
+                   else (m for run in _HEX_RUNS.finditer(text, first.start())
+                         for m in HEX.finditer(text, run.start(), run.end())))
     for m in hex_matches:
         digits = re.sub(r"\\x|[ :]", "", m.group())
         try:

@@ -65,13 +65,12 @@ def long_tokens(text: str, n: int) -> list[tuple[int, int]]:
         return []
     out = []
     cursor = 0
-    for word in _words(text):
-        if len(word) >= n:
-            # the first occurrence from the cursor is this word: the words between are shorter, and an occurrence
-            # cannot span whitespace
-            start = text.find(word, cursor)
-            cursor = start + len(word)
-            out.append((start, cursor))
+    for word in [w for w in _words(text) if len(w) >= n]:
+        # the first occurrence from the cursor is this word: the words between are shorter, and an occurrence cannot
+        # span whitespace
+        start = text.find(word, cursor)
+        cursor = start + len(word)
+        out.append((start, cursor))
     return out
 
 

@@ -59,7 +59,7 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
     ner_persons = [(r.start, r.end) for r in results if r.entity_type == "PERSON" and source_of(r) in MODELS]
     folded = fold(text)
     employer = _EMPLOYER_BEFORE if any(k in folded for k in _EMPLOYER_KEYS) else None
-    units = any(k in folded for k in _UNIT_KEYS)
+    units: bool | None = None  # whether a trailing unit can match: looked up at the first person
     out = []
     for r in results:
         if r.entity_type in ("PERSON", "LOCATION"):
@@ -75,6 +75,8 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
             m2 = _POSSESSIVE.search(value) if "'" in value or "’" in value else None
             if m2 and m2.start() > 0:
                 r.end = r.start + m2.start()
+            if r.entity_type == "PERSON" and units is None:
+                units = any(k in folded for k in _UNIT_KEYS)
             if r.entity_type == "PERSON" and units:
                 m3 = _TRAILING_UNIT.search(text, r.start, r.end)
                 if m3 and m3.start() > r.start:
