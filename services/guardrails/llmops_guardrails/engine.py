@@ -28,7 +28,7 @@ from llmops_guardrails.detectors.output import LeakDetector, SystemPromptIndex, 
 from llmops_guardrails.detectors.pii import NerPipeline, PiiDetector
 from llmops_guardrails.detectors.secrets import SecretsDetector
 from llmops_guardrails.detectors.terms import TermsDetector
-from llmops_guardrails.findings import Detector, Finding, Hit, Side, value_hash
+from llmops_guardrails.findings import Detector, Finding, Hit, Side, finding_of, plain_place, value_hash
 from llmops_guardrails.policy import Action, Policy, RedactionMode, Rule, Severity
 from llmops_guardrails.redact import Redaction, redact
 from llmops_guardrails.settings import GuardrailsSettings
@@ -336,30 +336,39 @@ class PolicyEngine:
         placed += self._interaction_hits(segs, policy)
         findings: list[Finding] = []
         values: list[str] = []
+        places: list[tuple[Side, int | None, int | None, int | None]] = []  # each finding's text, as a redaction key
+        hashes: dict[str, str] = {"": ""}  # each distinct value hashed once (a name, an address met again)
+        salt = self._salt
+        last: Segment | None = None
         for seg, hit in placed:
             assert seg is not None
             value = seg.text[hit.start:hit.end] if seg.text else ""
             values.append(value)
-            findings.append(Finding(
-                detector=hit.detector, kind=hit.kind, side=seg.side, message_index=seg.message_index,
-                part_index=seg.part_index, tool_call_index=seg.tool_call_index, role=seg.role,
-                start=hit.start, end=hit.end, score=hit.score,
-                value_hash=value_hash(value, self._salt) if value else "", signals=hit.signals,
-            ))
+            digest = hashes.get(value)
+            if digest is None:
+                digest = hashes[value] = value_hash(value, salt)
+            if seg is not last:  # the place's checks and key once per text, not once per finding
+                last, plain, place = seg, plain_place(seg), None
+            f = finding_of(hit, seg, digest, plain)
+            findings.append(f)
+            if place is None:
+                place = (f.side, f.message_index, f.part_index, f.tool_call_index)
+            places.append(place)
 
         rules = policy.active_rules
-        of_detector: dict[Detector, list[int]] = {}  # a rule applies to its detector's findings only (`_applies`)
+        of_detector: dict[Detector, list[int]] = {}  # a rule applies to its detector's findings only
         for i, f in enumerate(findings):
             of_detector.setdefault(f.detector, []).append(i)
-        allowed = {i for r in rules if r.action is Action.ALLOW
-                   for i in of_detector.get(r.detector, ()) if _applies(r, findings[i], values[i])}
+        allowed: set[int] = set()
+        for r in rules:
+            if r.action is Action.ALLOW:
+                allowed.update(_matching(r, of_detector.get(r.detector, ()), findings, values, set()))
         triggered: list[TriggeredRule] = []
         redactions: dict[tuple[Side, int | None, int | None, int | None], list[Redaction]] = {}
         for rule in rules:
             if rule.action is Action.ALLOW:
                 continue
-            matched = [i for i in of_detector.get(rule.detector, ())
-                       if i not in allowed and _applies(rule, findings[i], values[i])]
+            matched = _matching(rule, of_detector.get(rule.detector, ()), findings, values, allowed)
             if not matched:
                 continue
             triggered.append(TriggeredRule(
@@ -368,11 +377,10 @@ class PolicyEngine:
                 max_score=max(findings[i].score for i in matched), findings=matched,
             ))
             if rule.action is Action.REDACT:
+                mode = rule.redaction or RedactionMode.MASK
                 for i in matched:
                     f = findings[i]
-                    key = (f.side, f.message_index, f.part_index, f.tool_call_index)
-                    mode = rule.redaction or RedactionMode.MASK
-                    redactions.setdefault(key, []).append(Redaction(f.start, f.end, f.kind, mode, f.score))
+                    redactions.setdefault(places[i], []).append(Redaction(f.start, f.end, f.kind, mode, f.score))
 
         texts = {(s.side, s.message_index, s.part_index, s.tool_call_index): s.text for s in segs}
         replaced: dict[str, dict[tuple[int | None, int | None, int | None], str]] = {"input": {}, "output": {}}
@@ -388,14 +396,27 @@ class PolicyEngine:
                          "output": _rebuild(content_out, replaced["output"])}
 
 
-def _applies(rule: Rule, finding: Finding, value: str) -> bool:
-    if rule.detector is not finding.detector or finding.score < rule.threshold:
-        return False
-    if rule.kinds and finding.kind not in rule.kinds:
-        return False
-    if finding.side not in rule.applies_to or (rule.roles is not None and finding.role not in rule.roles):
-        return False
-    return not rule.value_patterns or any(p.fullmatch(value) for p in rule.value_patterns)
+def _matching(rule: Rule, indices: Sequence[int], findings: list[Finding], values: list[str], skip: set[int]
+              ) -> list[int]:
+    """The findings among `indices` (of `rule.detector`'s, `of_detector`) that `rule` applies to, not in `skip`:
+    its detector, score at or above its threshold, one of its kinds (if it names any), its sides and roles, and
+    a value one of its `values` patterns matches whole (if it has any). The rule's fields are read once, not once
+    per finding (the default policy tries three PII rules on each of ~17 PII findings an event)."""
+    if not indices:
+        return []
+    detector, threshold, kinds, sides, roles = rule.detector, rule.threshold, rule.kinds, rule.applies_to, rule.roles
+    out = []
+    for i in indices:
+        if i in skip:
+            continue
+        f = findings[i]
+        if (f.detector is not detector or f.score < threshold or (kinds and f.kind not in kinds)
+                or f.side not in sides or (roles is not None and f.role not in roles)):
+            continue
+        if rule.values and not any(p.fullmatch(values[i]) for p in rule.value_patterns):
+            continue
+        out.append(i)
+    return out
 
 
 def _as_messages(content: str | Sequence[ChatMessage | dict[str, Any]] | None) -> TextOrMessages:

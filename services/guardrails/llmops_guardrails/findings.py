@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,17 +48,28 @@ class Hit:
             raise ValueError(f"bad span {self.start}..{self.end}")
 
 
+_BLOCK = 64  # SHA-256's block size, in bytes
+
+
 @functools.lru_cache(maxsize=16)
-def _keyed(key: bytes) -> hmac.HMAC:
-    """An HMAC-SHA256 already keyed with `key`: a copy of it hashes a value without keying again (half the cost)."""
-    return hmac.new(key, digestmod=hashlib.sha256)
+def _pads(key: bytes) -> tuple[Any, Any]:
+    """SHA-256 states that have already read HMAC's inner and outer padded keys (RFC 2104: a key longer than a block
+    is hashed first, then zero-padded to one block). A value's HMAC is then two copies, two updates and a digest:
+    half the cost of copying a keyed `hmac.HMAC` (whose `copy` and `update` are Python wrappers), the same digest."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    return (hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(bytes(b ^ 0x5C for b in key)))
 
 
 def value_hash(value: str, salt: bytes | str) -> str:
     """HMAC-SHA256 of `value` keyed by `salt`, hex: equal values give equal hashes, values stay secret."""
-    mac = _keyed(salt.encode() if isinstance(salt, str) else salt).copy()
-    mac.update(value.encode("utf-8", "surrogatepass"))
-    return mac.hexdigest()
+    inner, outer = _pads(salt.encode() if isinstance(salt, str) else salt)
+    inner = inner.copy()
+    inner.update(value.encode("utf-8", "surrogatepass"))
+    outer = outer.copy()
+    outer.update(inner.digest())
+    return str(outer.hexdigest())
 
 
 Side = Literal["input", "output"]
@@ -82,3 +92,65 @@ class Finding(BaseModel):
     score: float = Field(ge=0.0, le=1.0)
     value_hash: str
     signals: tuple[str, ...] = ()
+
+
+_FIELDS = tuple(Finding.model_fields)
+_SIDES = frozenset({"input", "output"})
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _plain(x: object) -> bool:
+    return x is None or type(x) is int
+
+
+class Place(Protocol):
+    """Where a text sits in an interaction (the engine's `Segment`)."""
+
+    @property
+    def side(self) -> Side: ...
+    @property
+    def message_index(self) -> int | None: ...
+    @property
+    def part_index(self) -> int | None: ...
+    @property
+    def tool_call_index(self) -> int | None: ...
+    @property
+    def role(self) -> str: ...
+
+
+def plain_place(where: Place) -> bool:
+    """Whether `where`'s values have the exact types validation would leave them with (`finding_of`'s check of them:
+    the engine makes it once per text, not once per finding)."""
+    side = where.side
+    return (type(side) is str and side in _SIDES and type(where.role) is str and _plain(where.message_index)
+            and _plain(where.part_index) and _plain(where.tool_call_index))
+
+
+def finding_of(hit: Hit, where: Place, value_hash: str, plain: bool | None = None) -> Finding:
+    """`Finding(detector=hit.detector, kind=hit.kind, side=where.side, ..., signals=hit.signals)`, the same object,
+    without validating it again when every value already has the exact type and range validation would leave it
+    with (a `Hit` checked its span and score when it was made): 0.4 µs instead of 1.7 µs, for the engine's ~20
+    findings an event. Anything else (a bool or a float where an int belongs, a list of signals, a
+    score outside [0, 1]...) is validated as `Finding(...)` would, and converted or refused the same way. `plain`:
+    `plain_place(where)`, if the caller has it."""
+    score, start, end, signals = hit.score, hit.start, hit.end, hit.signals
+    side, message_index, part_index, tool_call_index, role = (where.side, where.message_index, where.part_index,
+                                                              where.tool_call_index, where.role)
+    if plain is None:
+        plain = plain_place(where)
+    if (plain and type(score) is float and 0.0 <= score <= 1.0 and type(start) is int and type(end) is int
+            and type(hit.kind) is str and type(value_hash) is str and type(hit.detector) is Detector
+            and type(signals) is tuple and all(type(s) is str for s in signals)):
+        finding = _new(Finding)
+        _set(finding, "__dict__", {
+            "detector": hit.detector, "kind": hit.kind, "side": side, "message_index": message_index,
+            "part_index": part_index, "tool_call_index": tool_call_index, "role": role, "start": start, "end": end,
+            "score": score, "value_hash": value_hash, "signals": signals})
+        _set(finding, "__pydantic_fields_set__", set(_FIELDS))
+        _set(finding, "__pydantic_extra__", None)
+        _set(finding, "__pydantic_private__", None)
+        return finding
+    return Finding(detector=hit.detector, kind=hit.kind, side=side, message_index=message_index,
+                   part_index=part_index, tool_call_index=tool_call_index, role=role, start=start, end=end,
+                   score=score, value_hash=value_hash, signals=signals)

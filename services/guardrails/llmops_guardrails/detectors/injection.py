@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from llmops_guardrails.detectors.keys import KeySet, longest_token, spaced
+from llmops_guardrails.detectors.keys import KeySet, long_tokens, spaced
 from llmops_guardrails.findings import Detector, Hit
 
 if TYPE_CHECKING:
@@ -217,9 +217,11 @@ BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 TAGS = re.compile("[\U000e0000-\U000e007f]+")
 BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=])")
 HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){10,}(?![0-9A-Fa-f])|(?:\\x[0-9A-Fa-f]{2}){8,}")
-# A HEX match holds "\x" or lies in a run of 20 or more of these characters: a search about 4x cheaper than HEX's,
-# which few texts pass.
-_HEX_RUN = re.compile(r"[0-9A-Fa-f :]{20}")
+# A HEX match holds "\x" or lies in a run of 20 or more of these characters (its first form is made of them):
+# without "\x" in the text, HEX is searched only in those runs (found by a search about 4x cheaper than HEX's,
+# which few texts have); at a run's edges HEX's look-arounds see a character outside the run, never a hex digit,
+# as they would in the whole text.
+_HEX_RUNS = re.compile(r"[0-9A-Fa-f :]{20,}")
 
 # Cyrillic and Greek letters that look like Latin ones.
 CONFUSABLES = str.maketrans({
@@ -236,6 +238,10 @@ _CONFUSABLE = re.compile("[" + "".join(sorted(chr(c) for c in CONFUSABLES)) + "]
 _UP_TO_LAST_CONFUSABLE = re.compile("(?s).*" + _CONFUSABLE.pattern)  # greedy: ends after the last look-alike
 # Any character `normalize` drops (tag, bidi and invisible characters).
 _DROPPED = re.compile("[" + "".join(p.pattern.rstrip("+")[1:-1] for p in (TAGS, BIDI, INVISIBLE)) + "]")
+# Any character `_unicode_signals` reacts to other than through NFKC: tag, bidi, invisible and look-alike characters.
+# A text without one, already in NFKC, has no Unicode signal: one search and a quick NFKC check instead of six searches
+# and a normalization (most non-ASCII texts: accented names, typographic quotes).
+_UNICODE_SIGNAL_CHARS = re.compile("[" + _DROPPED.pattern[1:-1] + _CONFUSABLE.pattern[1:-1] + "]")
 _LATIN = re.compile(r"[A-Za-z]")
 _WORD = re.compile(r"\w+")
 
@@ -269,7 +275,7 @@ def normalize(text: str) -> str:
 def _decoded_payloads(text: str) -> list[tuple[int, int, str]]:
     """(start, end, decoded text) for base64 and hex runs that decode to readable text."""
     out = []
-    for m in (BASE64.finditer(text) if longest_token(text) >= 16 else ()):
+    for m in (m for start, end in long_tokens(text, 16) for m in BASE64.finditer(text, start, end)):
         raw = m.group()
         try:
             data = base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_" if ("-" in raw or "_" in raw) else None)
@@ -278,7 +284,11 @@ def _decoded_payloads(text: str) -> list[tuple[int, int, str]]:
         decoded = _readable(data)
         if decoded:
             out.append((m.start(), m.end(), decoded))
-    for m in (HEX.finditer(text) if "\\x" in text or _HEX_RUN.search(text) else ()):
+    first = None if "\\x" in text else _HEX_RUNS.search(text)  # most texts have no run: one search, as before
+    hex_matches = (HEX.finditer(text) if "\\x" in text else () if first is None
+                   else (m for run in _HEX_RUNS.finditer(text, first.start())
+                         for m in HEX.finditer(text, run.start(), run.end())))
+    for m in hex_matches:
         digits = re.sub(r"\\x|[ :]", "", m.group())
         try:
             decoded = _readable(bytes.fromhex(digits))
@@ -414,6 +424,8 @@ class InjectionDetector:
     def _unicode_signals(text: str, plain: set[str], add: Callable[[str, float, int, int], None]) -> None:
         """What only a non-ASCII text can hold: an instruction that appears once normalized, tag characters,
         invisible characters, bidi controls, look-alike letters inside Latin words."""
+        if not _UNICODE_SIGNAL_CHARS.search(text) and unicodedata.is_normalized("NFKC", text):
+            return  # `normalize` would return the text itself, and none of the searches below would find anything
         normalized = normalize(text)
         if normalized != text:
             hidden = [(s, a, b) for s, a, b in _match_signals(normalized) if s.name not in plain]

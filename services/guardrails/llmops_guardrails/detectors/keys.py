@@ -43,14 +43,42 @@ def spaced(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=8)
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+@functools.lru_cache(maxsize=8)
 def longest_token(text: str) -> int:
     """The length of the longest run of non-space characters (a pattern of 16+ non-space characters needs one)."""
-    return max(map(len, text.split()), default=0)
+    return max(map(len, _words(text)), default=0)
+
+
+def long_tokens(text: str, n: int) -> list[tuple[int, int]]:
+    """The spans of the runs of `n` or more non-space characters (`str.split`'s words), in order.
+
+    A pattern whose every match is a run of `n`+ characters none of which is whitespace, and which looks around its
+    match only for characters of a class without whitespace, finds the same matches searched in each of these spans
+    (`pattern.finditer(text, start, end)`) as in the whole text: a match lies in one word, and at a span's edges the
+    pattern sees whitespace or the text's edge, neither of which is in its class. The secrets' and the injection
+    detector's token patterns are such; searching only the long words skips most of a text."""
+    if longest_token(text) < n:
+        return []
+    out = []
+    cursor = 0
+    for word in [w for w in _words(text) if len(w) >= n]:
+        # the first occurrence from the cursor is this word: the words between are shorter, and an occurrence cannot
+        # span whitespace
+        start = text.find(word, cursor)
+        cursor = start + len(word)
+        out.append((start, cursor))
+    return out
 
 
 class KeySet:
     """The keys of a sequence of rules: `rules(text)` = the indices, in order, of the rules whose pattern may match
     (a key of theirs is present, or they have none)."""
+
+    FEW = 4  # up to this many distinct keys are looked up one by one (`in`), more in one RE2 pass
 
     def __init__(self, keys: Sequence[Iterable[str]]) -> None:
         """`keys`: per rule, its keys (empty = always run the rule)."""
@@ -64,10 +92,14 @@ class KeySet:
         self._set.Compile()
         self._rules_of_key = [tuple(i for i, ks in enumerate(per_rule) if key in ks) for key in distinct]
         self._keyless = frozenset(i for i, ks in enumerate(per_rule) if not ks)
+        self._few = tuple(distinct) if len(distinct) <= self.FEW else None
 
     def rules(self, text: str) -> list[int]:
         """`text` must be what the keys are looked up in (as written, or `fold`ed)."""
-        found = self._set.Match(text)  # the indices of the keys present; None when there are none
+        if self._few is not None:  # a few keys: as many substring checks, cheaper than encoding the text for RE2
+            found = [k for k, key in enumerate(self._few) if key in text]
+        else:
+            found = self._set.Match(text)  # the indices of the keys present; None when there are none
         if not found:
             return sorted(self._keyless)
         wanted = set(self._keyless)

@@ -3,14 +3,14 @@ tagger, `names="tagger"`), then refinement."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import regex
-from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
+from presidio_analyzer import AnalyzerEngine, EntityRecognizer, PatternRecognizer, RecognizerRegistry, RecognizerResult
 from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NerModelConfiguration
-from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+from presidio_analyzer.predefined_recognizers import IpRecognizer, SpacyRecognizer, UsSsnRecognizer
 
 from llmops_guardrails.detectors.pii.ner_gate import needs_ner, ner_windows
 from llmops_guardrails.detectors.pii.pipeline import NER_ENTITIES, NerPipeline
@@ -46,6 +46,39 @@ _PRECONDITIONS: dict[str, regex.Pattern[str]] = {
     "PHONE_NUMBER": regex.compile(r"\d(?:\D{0,6}\d){6}"),  # 7+ digits, separators or an extension between
     **{e: _DIGIT for e in ("US_BANK_NUMBER", "US_ITIN", "UK_NHS", "US_PASSPORT", "MEDICAL_LICENSE")},
 }
+
+
+_LAST_SPACE = regex.compile(r"(?r)\s")
+
+
+def _word_start(text: str, i: int) -> int:
+    before = _LAST_SPACE.search(text, 0, i)
+    return before.end() if before else 0
+
+
+def _at(text: str, i: int) -> int:
+    return i
+
+
+# presidio's recognizers whose matches all start at or after a point the precondition's first match gives: they run on
+# the text from there (`_rules`), with the same results moved back into place. Every one of presidio's SSN patterns is
+# a case of the SSN precondition (3-2-4 digits between word boundaries), so none starts before its first match; the
+# slice starts at a word boundary before a digit, as it does in the text. Every IP match holds the start of a match of
+# the IP precondition (a dotted quad's first dot, the second colon of "::", the first colon of eight groups) and no
+# whitespace, so none starts before the word holding the first; at the word's start the patterns' look-behinds
+# (`(?<![\w:])`, `\b`) see whitespace or the text's edge alike.
+_WINDOWS: dict[type[PatternRecognizer], Callable[[str, int], int]] = {UsSsnRecognizer: _at, IpRecognizer: _word_start}
+
+
+def _window(recognizer: EntityRecognizer) -> Callable[[str, int], int] | None:
+    kind = type(recognizer)
+    if kind not in _WINDOWS or not isinstance(recognizer, PatternRecognizer):
+        return None
+    default: list[Any] = getattr(kind, "PATTERNS", [])
+    patterns: list[Any] = getattr(recognizer, "patterns", [])
+    if [p.regex for p in patterns] != [p.regex for p in default]:
+        return None  # configured with other patterns
+    return _WINDOWS[kind]
 
 
 def _precondition(recognizer: EntityRecognizer) -> regex.Pattern[str] | None:
@@ -107,14 +140,30 @@ class PiiDetector:
             self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=ner, supported_languages=[language],
                                            context_aware_enhancer=LemmaContextAwareEnhancer())
         self._rule_recognizers = [(r, _precondition(r)) for r in self.recognizers if not isinstance(r, SpacyRecognizer)]
+        self._windows = {id(r): w for r, _ in self._rule_recognizers if (w := _window(r)) is not None}
         self._ner_entities = {e for e in self.entities if e in NER_ENTITIES}
 
     def _rules(self, text: str) -> list[RecognizerResult]:
         """Every recognizer but the NER model, once; results at or above the threshold."""
         results: list[RecognizerResult] = []
+        windows = self._windows
         for recognizer, needed in self._rule_recognizers:
-            if needed is None or needed.search(text):
+            if needed is None:
                 results.extend(recognizer.analyze(text, self.entities, None))  # type: ignore[arg-type]
+                continue
+            first = needed.search(text)
+            if first is None:
+                continue
+            window = windows.get(id(recognizer))
+            start = window(text, first.start()) if window is not None else 0
+            if not start:
+                results.extend(recognizer.analyze(text, self.entities, None))  # type: ignore[arg-type]
+                continue
+            found = recognizer.analyze(text[start:], self.entities, None)  # type: ignore[arg-type]
+            for r in found:
+                r.start += start
+                r.end += start
+            results.extend(found)
         threshold = self.score_threshold
         return [r for r in results if r.score >= threshold and r.score > 0]
 

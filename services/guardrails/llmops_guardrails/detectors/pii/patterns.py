@@ -189,6 +189,8 @@ class PhoneNumberRecognizer(OneEntityRecognizer):
         out = []
         for m in self.CANDIDATE.finditer(text):
             raw = m.group().strip()
+            if len(raw) < 7:  # fewer than 7 digits (most candidates: years, counts, house numbers)
+                continue
             start = m.start() + (len(m.group()) - len(m.group().lstrip()))
             digits = sum(c.isdigit() for c in raw)
             if not 7 <= digits <= 15 or self.DATE_LIKE.match(raw) or self.IP_LIKE.match(raw):

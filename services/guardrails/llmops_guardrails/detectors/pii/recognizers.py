@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from presidio_analyzer import EntityRecognizer, RecognizerRegistry
+import regex
+from presidio_analyzer import EntityRecognizer, RecognizerRegistry, RecognizerResult
+from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import EmailRecognizer, SpacyRecognizer
 
 from llmops_guardrails.detectors.pii.patterns import CardNumberRecognizer, NameContextRecognizer, PhoneNumberRecognizer
@@ -13,12 +15,40 @@ from llmops_guardrails.detectors.pii.pipeline import NER_ENTITIES
 from llmops_guardrails.detectors.pii.places import PlaceRecognizer
 from llmops_guardrails.offline import OFFLINE_TLD_EXTRACTOR
 
+_SPACE = regex.compile(r"\s")
+_LAST_SPACE = regex.compile(r"(?r)\s")
+
 
 class OfflineEmailRecognizer(EmailRecognizer):
-    """presidio's email recognizer, validating the domain against the bundled public suffix list."""
+    """presidio's email recognizer, validating the domain against the bundled public suffix list.
+
+    presidio's e-mail pattern tries a match at every word start of the text (~65 µs for 500 characters); it runs
+    here only on the part of the text from the start of the whitespace-delimited word holding the first "@" to the
+    end of the word holding the last one, with the results moved back into place. The same results: every match
+    holds one "@" and no whitespace (its local part and domain are runs of word characters, dots and a few ASCII
+    signs around the "@"), so it lies in one such word; and the pattern looks at no character outside its match but
+    through its word boundaries, which see the same non-word character (whitespace, or the text's edge) at either
+    end of the part.
+    """
 
     def validate_result(self, pattern_text: str) -> bool:
         return OFFLINE_TLD_EXTRACTOR(pattern_text).fqdn != ""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
+                regex_flags: int | None = None) -> list[RecognizerResult]:
+        first = text.find("@")
+        if first == -1:
+            return []
+        before = _LAST_SPACE.search(text, 0, first)
+        after = _SPACE.search(text, text.rfind("@"))
+        start, end = before.end() if before else 0, after.start() if after else len(text)
+        if (start, end) == (0, len(text)):
+            return super().analyze(text, entities, nlp_artifacts, regex_flags)
+        results = super().analyze(text[start:end], entities, nlp_artifacts, regex_flags)
+        for r in results:
+            r.start += start
+            r.end += start
+        return results
 
 
 

@@ -98,3 +98,44 @@ def test_the_ssn_precondition_holds_on_the_pii_set_and_skips_longer_digit_runs()
     for text in ("call +1 (555) 123-4567", "card 4111 1111 1111 1111", "order 12345678901"):
         assert not recognizer.analyze(text, ["US_SSN"], None)
         assert not _PRECONDITIONS["US_SSN"].search(text), text
+
+
+def _email_results(recognizer: object, text: str, whole: bool) -> list[tuple[object, ...]]:
+    from presidio_analyzer import PatternRecognizer
+
+    from llmops_guardrails.detectors.pii.recognizers import OfflineEmailRecognizer
+
+    assert isinstance(recognizer, OfflineEmailRecognizer)
+    found = (PatternRecognizer.analyze(recognizer, text, ["EMAIL_ADDRESS"], None) if whole
+             else recognizer.analyze(text, ["EMAIL_ADDRESS"], None))
+    why = [r.analysis_explanation for r in found]
+    return [(r.entity_type, r.start, r.end, r.score, w and w.textual_explanation, w and w.pattern, w and w.score,
+             sorted((r.recognition_metadata or {}).items())) for r, w in zip(found, why, strict=True)]
+
+
+EMAILS = ["jane@example.com", "j.o'neil+tag@mail.example.co.uk", "a@b.io", "x-y_z@sub-domain.example-host.org",
+          "anna@localhost", "@example.com", "jane@", "jane@@example.com", "e@x.c", "Ünal@exämple.de", "me@ex.com."]
+
+
+def test_the_email_recognizer_on_the_words_around_the_at_signs_finds_what_it_finds_on_the_whole_text() -> None:
+    """`OfflineEmailRecognizer.analyze` runs presidio's pattern only from the word of the first "@" to the word of the
+    last one: the same results as presidio's whole-text run, on the PII set, crafted addresses in frames, and random
+    strings of e-mail characters and separators."""
+    from llmops_guardrails.detectors.pii.recognizers import OfflineEmailRecognizer
+
+    recognizer = OfflineEmailRecognizer()
+    texts = [s.text for s in load_samples(PII_DATA)]
+    for a in EMAILS:
+        for b in EMAILS:
+            for frame in ("{} {}", "mail {}, or {}.", "<{}>\n({})", "{}{}", "x{}\t{}y", "{},{}", "\u3000{}\u00a0{} "):
+                texts.append(frame.format(a, b))
+    rng = random.Random(17)
+    alphabet = "ab.@-_+'é1 \n\t,;()<>" + "comx"
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(3, 60))) for _ in range(20_000)]
+    found = shortened = 0
+    for text in texts:
+        ours, whole = _email_results(recognizer, text, False), _email_results(recognizer, text, True)
+        assert ours == whole, text
+        found += bool(whole)
+        shortened += "@" in text and any(c.isspace() for c in text)  # (most of them cut short)
+    assert found > 600 and shortened > 10_000

@@ -1,0 +1,157 @@
+"""CPU time of each step of the guardrails engine, each timed alone (no stack needed; a minute).
+
+    .venv/bin/python bench/guardrails_steps.py [--events 300] [--repeat 3] [--workload names|mix]
+
+cProfile inflates small, often-called functions (its per-call cost is of the order of the call itself), so
+here each step runs alone over the same texts, timed with `time.thread_time` around the whole loop, and is
+reported in µs of CPU per event (`--repeat` times, the minimum). The events are `bench/guardrails_cpu.py`'s:
+`names` the distinct name-dense ~1.1 KB events, `mix` the pipeline bench's (whose system prompt repeats). The
+default policy and settings (the name finder from the environment). Steps that mutate their input (refinement)
+get a fresh copy each time, made outside the timed loop. Works on any tree with the same module layout: put its
+`services/guardrails` first on `PYTHONPATH`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import logging
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import guardrails_cpu  # noqa: E402
+import guardrails_pipeline  # noqa: E402
+
+import llmops_guardrails  # noqa: E402
+from llmops_guardrails.engine import PolicyEngine, segments_of  # noqa: E402
+from llmops_guardrails.policy import load_policy  # noqa: E402
+from llmops_guardrails.settings import GuardrailsSettings  # noqa: E402
+from llmops_shared.contract import Interaction  # noqa: E402
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.thread_time()
+        fn()
+        best = min(best, time.thread_time() - t0)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workload", choices=("names", "mix"), default="names")
+    args = parser.parse_args()
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    random.seed(17)
+    engine = PolicyEngine(GuardrailsSettings())
+    policy = load_policy()
+    engine.warm_up(policy)
+    mix = guardrails_pipeline.make_events(args.events)
+    names = guardrails_cpu.distinct_events(args.events)
+    raw = names if args.workload == "names" else mix
+    events = [Interaction.model_validate(e) for e in raw]
+    gc.collect()
+    gc.freeze()
+    gc.disable()  # the steps alone; the collector's share is the CPU bench's business
+    print(f"llmops_guardrails from {Path(llmops_guardrails.__file__).parent}; {len(events)} events ({args.workload})")
+    n = len(events)
+    rows: list[tuple[str, float]] = []
+
+    def report(name: str, seconds: float) -> None:
+        rows.append((name, seconds))
+        print(f"{name:48} {seconds / n * 1e6:8.1f} µs/event", flush=True)
+
+    def scan_all() -> None:
+        engine._cache.clear()
+        for i in range(0, n, 500):
+            engine.scan_many(events[i:i + 500], policy)
+
+    report("scan_many (cold cache)", timed(scan_all, args.repeat))
+    # distinct texts, as the engine scans them (the system prompts of the mix once)
+    texts = list(dict.fromkeys(s.text for e in events
+                               for s in segments_of("input", e.input) + segments_of("output", e.output)))
+    scanners = engine._scanners_for(policy)
+    pii = scanners.pii
+    assert pii is not None
+    report("pii.detect_many", timed(lambda: pii.detect_many(texts), args.repeat))
+    windows = getattr(pii, "_windows", {})  # since guard11: some run from where their precondition lets a match start
+    for recognizer, needed in pii._rule_recognizers:
+        def run(r: Any = recognizer, nd: Any = needed) -> None:
+            window = windows.get(id(r))
+            for t in texts:
+                first = nd.search(t) if nd is not None else None
+                if nd is None or first:
+                    start = window(t, first.start()) if window is not None and first is not None else 0
+                    r.analyze(t[start:] if start else t, pii.entities, None)
+        report(f"  rule {type(recognizer).__name__}", timed(run, args.repeat))
+
+    def pre() -> None:
+        for _, nd in pii._rule_recognizers:
+            if nd is not None:
+                for t in texts:
+                    nd.search(t)
+    report("  ... of which preconditions", timed(pre, args.repeat))
+    report("  rules (_rules)", timed(lambda: [pii._rules(t) for t in texts], args.repeat))
+    rules = [pii._rules(t) for t in texts]
+    if pii.tagger is not None:
+        report("  tagger (_tag)", timed(lambda: [pii._tag(t, list(r)) for t, r in zip(texts, rules, strict=True)],
+                                                 args.repeat))
+        for t, r in zip(texts, rules, strict=True):
+            pii._tag(t, r)
+    from llmops_guardrails.detectors.pii import refinement
+
+    best = float("inf")
+    for _ in range(args.repeat):
+        fresh = [copy.deepcopy(r) for r in rules]
+        t0 = time.thread_time()
+        for t, r in zip(texts, fresh, strict=True):
+            refinement.refine(t, r)
+        best = min(best, time.thread_time() - t0)
+    report("  refine", best)
+    refined = [refinement.refine(t, copy.deepcopy(r)) for t, r in zip(texts, rules, strict=True)]
+    report("  resolve_overlaps", timed(lambda: [refinement.resolve_overlaps(list(r), t)
+                                                for t, r in zip(texts, refined, strict=True)], args.repeat))
+    report("  _finish (refine copy excluded: whole)", timed(
+        lambda: [pii._finish(t, copy.copy(r)) for t, r in zip(texts, refined, strict=True)], args.repeat))
+    for name in ("secrets", "injection", "terms"):
+        det = getattr(scanners, name)
+        if det is not None:
+            def detect(d: Any = det) -> None:
+                for t in texts:
+                    d.detect(t)
+            report(f"{name}.detect", timed(detect, args.repeat))
+    # the decision: hits cached, so scan_many is segments + cache look-ups + _decide + results
+    scan_all()
+
+    def warm() -> None:
+        for i in range(0, n, 500):
+            engine.scan_many(events[i:i + 500], policy)
+    report("scan_many, warm cache (decision and results)", timed(warm, args.repeat))
+    segs = [segments_of("input", e.input) + segments_of("output", e.output) for e in events]
+    hits = engine._hits_grouped(segs, [policy] * n)
+    report("  _hits_grouped (cache look-ups)", timed(lambda: engine._hits_grouped(segs, [policy] * n), args.repeat))
+    report("  _decide", timed(lambda: [engine._decide(s, h, policy, e.input, e.output)
+                                       for s, h, e in zip(segs, hits, events, strict=True)], args.repeat))
+    report("  _interaction_hits", timed(lambda: [engine._interaction_hits(s, policy) for s in segs], args.repeat))
+    from llmops_guardrails.findings import value_hash
+
+    values = [s.text[h.start:h.end] for ss, hs in zip(segs, hits, strict=True)
+              for s, found in zip(ss, hs, strict=True) for h in found]
+    salt = engine._salt
+    report(f"  value_hash ({len(values) / n:.1f} values an event)",
+           timed(lambda: [value_hash(v, salt) for v in values], args.repeat))
+
+
+if __name__ == "__main__":
+    main()
