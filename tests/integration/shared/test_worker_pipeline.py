@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from llmops_shared.contract import Interaction
 from llmops_shared.kafka import durable_producer, ensure_topics
@@ -20,7 +20,8 @@ from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
 from llmops_shared.worker import InteractionHandler, Message, Resources, StreamWorker, WorkerSettings
-from tests.support.events import make_event
+from tests.support.events import committed, make_event
+from tests.support.polling import until
 
 pytestmark = pytest.mark.integration
 
@@ -69,25 +70,6 @@ class Probe(InteractionHandler[int]):
         self.log.append(("published", first))
 
 
-async def until(condition: Callable[[], Awaitable[bool] | bool], what: str, timeout_s: float = 30) -> None:
-    for _ in range(int(timeout_s * 20)):
-        got = condition()
-        if got if isinstance(got, bool) else await got:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not reached: {what}")
-
-
-async def _committed(bootstrap: str, group: str, topic: str) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        committed: int | None = await consumer.committed(TopicPartition(topic, 0))
-        return committed
-    finally:
-        await consumer.stop()
-
-
 class Setup:
     def __init__(self, stack: CommonSettings, pg_pool: asyncpg.Pool) -> None:
         suffix = uuid.uuid4().hex[:8]
@@ -119,7 +101,7 @@ class Setup:
         return count
 
     async def committed(self) -> int | None:
-        return await _committed(self.stack.kafka_bootstrap, self.group, self.topic)
+        return await committed(self.stack.kafka_bootstrap, self.group, TopicPartition(self.topic, 0))
 
 
 async def _run(worker: StreamWorker[Interaction, int]) -> None:

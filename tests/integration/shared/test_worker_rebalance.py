@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -28,11 +28,13 @@ from llmops_shared.worker import (
     StreamWorker,
     WorkerSettings,
 )
+from tests.support import polling
 from tests.support.events import end_offsets, make_event
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 6
+until = functools.partial(polling.until, timeout_s=60, every_s=0.1)  # this file's waits: up to a minute
 
 
 class GatedWriter(InteractionHandler[str]):
@@ -61,15 +63,6 @@ class GatedWriter(InteractionHandler[str]):
                                f"ON CONFLICT (event_id) DO UPDATE SET n = {self.table}.n + 1",
                                [(e.event_id,) for _, e in items])
         return []
-
-
-async def until(condition: Callable[[], Awaitable[bool] | bool], what: str, timeout_s: float = 60) -> None:
-    for _ in range(int(timeout_s * 10)):
-        got = condition()
-        if got if isinstance(got, bool) else await got:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not reached: {what}")
 
 
 async def _scenario(stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, *, grace_s: float) -> dict[str, Any]:
