@@ -16,7 +16,7 @@ from llmops_guardrails.detectors.pii.ner_gate import needs_ner, ner_windows
 from llmops_guardrails.detectors.pii.pipeline import NER_ENTITIES, NerPipeline
 from llmops_guardrails.detectors.pii.recognizers import build_recognizers
 from llmops_guardrails.detectors.pii.refinement import refine, resolve_overlaps
-from llmops_guardrails.detectors.pii.results import SPACY, TAGGER, rule_of, source_of
+from llmops_guardrails.detectors.pii.results import SPACY, TAGGER, moved, rule_of, source_of, word_start
 from llmops_guardrails.detectors.pii.tagger import NameTagger, shipped, spans_of
 from llmops_guardrails.findings import Detector, Hit
 
@@ -48,14 +48,6 @@ _PRECONDITIONS: dict[str, regex.Pattern[str]] = {
 }
 
 
-_LAST_SPACE = regex.compile(r"(?r)\s")
-
-
-def _word_start(text: str, i: int) -> int:
-    before = _LAST_SPACE.search(text, 0, i)
-    return before.end() if before else 0
-
-
 def _at(text: str, i: int) -> int:
     return i
 
@@ -67,7 +59,7 @@ def _at(text: str, i: int) -> int:
 # the IP precondition (a dotted quad's first dot, the second colon of "::", the first colon of eight groups) and no
 # whitespace, so none starts before the word holding the first; at the word's start the patterns' look-behinds
 # (`(?<![\w:])`, `\b`) see whitespace or the text's edge alike.
-_WINDOWS: dict[type[PatternRecognizer], Callable[[str, int], int]] = {UsSsnRecognizer: _at, IpRecognizer: _word_start}
+_WINDOWS: dict[type[PatternRecognizer], Callable[[str, int], int]] = {UsSsnRecognizer: _at, IpRecognizer: word_start}
 
 
 def _window(recognizer: EntityRecognizer) -> Callable[[str, int], int] | None:
@@ -159,11 +151,7 @@ class PiiDetector:
             if not start:
                 results.extend(recognizer.analyze(text, self.entities, None))  # type: ignore[arg-type]
                 continue
-            found = recognizer.analyze(text[start:], self.entities, None)  # type: ignore[arg-type]
-            for r in found:
-                r.start += start
-                r.end += start
-            results.extend(found)
+            results.extend(moved(recognizer.analyze(text[start:], self.entities, None), start))  # type: ignore[arg-type]
         threshold = self.score_threshold
         return [r for r in results if r.score >= threshold and r.score > 0]
 

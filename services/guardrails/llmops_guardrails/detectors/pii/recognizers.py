@@ -13,10 +13,10 @@ from llmops_guardrails.detectors.pii.patterns import CardNumberRecognizer, NameC
 from llmops_guardrails.detectors.pii.people import KnownNameRecognizer, PersonRecognizer
 from llmops_guardrails.detectors.pii.pipeline import NER_ENTITIES
 from llmops_guardrails.detectors.pii.places import PlaceRecognizer
+from llmops_guardrails.detectors.pii.results import moved, word_start
 from llmops_guardrails.offline import OFFLINE_TLD_EXTRACTOR
 
 _SPACE = regex.compile(r"\s")
-_LAST_SPACE = regex.compile(r"(?r)\s")
 
 
 class OfflineEmailRecognizer(EmailRecognizer):
@@ -39,16 +39,11 @@ class OfflineEmailRecognizer(EmailRecognizer):
         first = text.find("@")
         if first == -1:
             return []
-        before = _LAST_SPACE.search(text, 0, first)
         after = _SPACE.search(text, text.rfind("@"))
-        start, end = before.end() if before else 0, after.start() if after else len(text)
+        start, end = word_start(text, first), after.start() if after else len(text)
         if (start, end) == (0, len(text)):
             return super().analyze(text, entities, nlp_artifacts, regex_flags)
-        results = super().analyze(text[start:end], entities, nlp_artifacts, regex_flags)
-        for r in results:
-            r.start += start
-            r.end += start
-        return results
+        return moved(super().analyze(text[start:end], entities, nlp_artifacts, regex_flags), start)
 
 
 
