@@ -66,10 +66,8 @@ def main() -> None:
     gc.disable()  # the steps alone; the collector's share is the CPU bench's business
     print(f"llmops_guardrails from {Path(llmops_guardrails.__file__).parent}; {len(events)} events ({args.workload})")
     n = len(events)
-    rows: list[tuple[str, float]] = []
 
     def report(name: str, seconds: float) -> None:
-        rows.append((name, seconds))
         print(f"{name:48} {seconds / n * 1e6:8.1f} µs/event", flush=True)
 
     def scan_all() -> None:
