@@ -1,8 +1,12 @@
-"""The check every billing test that writes the ledger can make: each rollup equals a GROUP BY of the ledger."""
+"""The check every billing test that writes the ledger can make: each rollup equals a GROUP BY of the ledger
+(once the follower has added the batches pending for `usage_daily_users` and `usage_trace_costs`: an explicit
+`rollup_follower.flush` first)."""
 
 from __future__ import annotations
 
 import asyncpg
+
+from llmops_billing.rollup_follower import flush
 
 SUMS = ("event_count", "unpriced_count", "input_tokens", "output_tokens", "cache_read_input_tokens",
         "cache_write_input_tokens", "reasoning_tokens", "cost_input", "cost_cache_read", "cost_cache_write",
@@ -29,9 +33,12 @@ ROLLUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
 }
 
 
-async def rollups_equal_ledger(pool: asyncpg.Pool, tenant: str) -> None:
+async def rollups_equal_ledger(pool: asyncpg.Pool, tenant: str, *, follow: bool = True) -> None:
     """Every rollup row of `tenant` equals the GROUP BY sum over the ledger, and no rollup row is left over
-    (nor missing)."""
+    (nor missing). `follow`: apply what is pending for the follower first (its rollups lag the ledger by
+    design); without it, those rollups must be complete already."""
+    if follow:
+        await flush(pool)
     ledger_sums = ", ".join(
         "count(*) AS event_count" if c == "event_count" else
         "count(*) FILTER (WHERE unpriced) AS unpriced_count" if c == "unpriced_count" else

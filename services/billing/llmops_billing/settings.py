@@ -61,6 +61,10 @@ class BillingSettings(WorkerSettings, ApiSettings):
     outbox_relay_min_age_s: float = 10.0
     """How old an alert or usage message left in its outbox must be before the relay sends it (a live worker
     sends its own well before)."""
+    rollup_follow_interval_s: float = Field(1.0, gt=0)
+    """How often the worker's follower adds committed batches to `usage_daily_users` and `usage_trace_costs`
+    (the batch transaction leaves them a pending row): how far those two rollups lag the ledger, plus one
+    apply."""
     outbox_keep_sent_h: float = Field(168.0, gt=0)
     """Sent alerts stay in the outbox this long (for audits), then the relay deletes them; pending ones are
     never deleted."""

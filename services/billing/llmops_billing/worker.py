@@ -59,6 +59,7 @@ from llmops_billing.budgets import evaluate_touched
 from llmops_billing.catalogue import CatalogueCache, catalogue_cache
 from llmops_billing.ledger import LedgerRow, UsageRecord, ledger_row
 from llmops_billing.prices import PriceCatalogue
+from llmops_billing.rollup_follower import RollupFollower
 from llmops_billing.settings import BillingSettings
 from llmops_billing.store import outbox, unpriced
 from llmops_billing.store.ledger import Staged, stage, write_batch
@@ -84,6 +85,10 @@ PRICE_CHUNK = 200
 """Events priced between two yields to the event loop in `prepare` (~5 ms of pricing): a 2,000-event batch
 priced in one go held the loop ~50 ms, and the batch before, in its transaction, waited that long for its
 turn whenever Postgres answered meanwhile."""
+
+
+FINAL_FOLLOW_S = 10.0
+"""On a clean stop, how long the worker spends adding its last batches' pending rollup rows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +158,7 @@ class UsageLedgerHandler(BatchHandler[Item, Alert | UsageRecord]):
                 row = ledger_row(item, catalogue, priced_at=now, pseudonym_key=key)
             if row is not None:
                 rows.append(row)
-        result = await write_batch(conn, rows=rows, now=now, usage_outbox=True)
+        result = await write_batch(conn, rows=rows, now=now, usage_outbox=True, pending_rollups=True)
         alerts = await _unpriced_alerts(conn, result.unalerted_unpriced)
         alerts += await evaluate_touched(conn, _touched(result.inserted), now=now,
                                          max_age=timedelta(hours=self.settings.budget_alert_max_age_h))
@@ -234,8 +239,10 @@ async def run(settings: BillingSettings) -> int:
                             keep_sent_s=settings.outbox_keep_sent_h * 3600)
         usage_relay = UsageRelay(resources.pool, resources.producer, topic=settings.usage_topic,
                                  interval_s=settings.outbox_relay_interval_s, min_age_s=settings.outbox_relay_min_age_s)
+        follower = RollupFollower(resources.pool, interval_s=settings.rollup_follow_interval_s)
         tasks = [asyncio.create_task(relay.run(), name="billing-outbox-relay"),
-                 asyncio.create_task(usage_relay.run(), name="billing-usage-relay")]
+                 asyncio.create_task(usage_relay.run(), name="billing-usage-relay"),
+                 asyncio.create_task(follower.run(), name="billing-rollup-follower")]
         try:
             yield handler
         finally:
@@ -244,6 +251,11 @@ async def run(settings: BillingSettings) -> int:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            try:  # what this process's last batches left pending (else the next process's follower adds it)
+                await asyncio.wait_for(follower.run_once(), FINAL_FOLLOW_S)
+            except Exception as exc:
+                log.warning("pending rollups left to the next follower",
+                            extra={"error_type": type(exc).__name__})
             await watcher.close()
 
     return await run_worker(settings, ledger)

@@ -28,11 +28,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from llmops_billing import statements
+from llmops_billing.rollup_follower import flush
 from llmops_devtools.testing import litellm_price_table
 from llmops_shared.kafka import durable_producer, ensure_topics
 from llmops_shared.settings import CommonSettings
 from llmops_shared.topics import PREFIX as TOPIC_PREFIX
 from llmops_shared.topics import TopicSpec
+from tests.support.billing_rollups import rollups_equal_ledger
 from tests.support.events import end_offsets, make_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -196,9 +198,15 @@ async def test_ledger_rollups_and_statements_equal_the_ground_truth_after_sigkil
     hourly = await pg_pool.fetch("SELECT bucket, sum(cost_total) AS c FROM usage_hourly WHERE tenant_id = $1 "
                                  "GROUP BY 1", tenant)
     assert {r["bucket"]: r["c"] for r in hourly if r["c"]} == dict(ground.by_hour)
-    users = await pg_pool.fetchrow("SELECT sum(event_count) AS n, sum(cost_total) AS c, sum(input_tokens) AS i "
-                                   "FROM usage_daily_users WHERE tenant_id = $1", tenant)
-    assert (users["n"], users["c"], users["i"]) == (len(ground.billed), ground.total, ground.input_tokens)
+    # The per-event rollups follow the ledger (the worker's follower, about every second): apply what is
+    # still pending (a batch the killed process committed, or the last ones), then they add up too.
+    await flush(pg_pool)
+    for table in ("usage_daily_users", "usage_trace_costs"):
+        totals = await pg_pool.fetchrow(
+            f"SELECT sum(event_count) AS n, sum(cost_total) AS c, sum(input_tokens) AS i FROM {table} "  # noqa: S608
+            "WHERE tenant_id = $1", tenant)
+        assert (totals["n"], totals["c"], totals["i"]) == (len(ground.billed), ground.total, ground.input_tokens), table
+    await rollups_equal_ledger(pg_pool, tenant, follow=False)  # every bucket of every rollup
     # By tag: an event counts under each of its tags ('' when none), exactly as the ledger's tags say.
     tags = await pg_pool.fetch("SELECT tag, sum(event_count) AS n, sum(cost_total) AS c FROM usage_daily_tags "
                                "WHERE tenant_id = $1 GROUP BY 1", tenant)

@@ -16,7 +16,8 @@
 3. add only those inserted rows to `usage_hourly`, `usage_daily`, `usage_daily_users`, `usage_daily_tags`,
    `usage_hourly_totals`, `usage_monthly_users`, `usage_hourly_models` and `usage_trace_costs` (2 and 3 are
    one SQL statement: the rollups are grouped in Postgres from the ledger insert's RETURNING rows;
-   `store.rollups`);
+   `store.rollups`); with `pending_rollups=True` (the worker), `usage_daily_users` and `usage_trace_costs`
+   get one `billing_rollup_pending` row instead, which the follower adds to them (`store.pending_rollups`);
 4. with `usage_outbox=True` (the worker), put each inserted row's `billing.usage` message
    (`ledger.usage_record`, made before the COPY and carried in the staging table) into
    `billing_usage_outbox` in the same statement (`store.usage_outbox` says who takes and sends them);
@@ -47,6 +48,7 @@ from llmops_billing.ledger import (
     row_from_record,
     usage_record,
 )
+from llmops_billing.store.pending_rollups import PENDING_FROM_INSERTED
 from llmops_billing.store.rollups import (
     MODELS_KEY,
     MONTHLY_USERS_KEY,
@@ -103,9 +105,27 @@ _INSERTED_TAGS = ("inserted CROSS JOIN LATERAL unnest(CASE WHEN cardinality(inse
                   "ELSE inserted.tags END) AS t(tag)")
 
 
-def _insert_sql() -> str:
+def _insert_sql(*, pending_rollups: bool) -> str:
     columns = ", ".join(COLUMNS)
     selected = ", ".join(f"s.{name}::numeric" if name in COST_COLUMNS else f"s.{name}" for name in COLUMNS)
+    rollups = {
+        "hourly": rollup_from_inserted("usage_hourly", _HOUR_OF),
+        "daily": rollup_from_inserted("usage_daily", _DAY_OF),
+        "daily_users": rollup_from_inserted("usage_daily_users", _DAY_OF, key=USER_KEY,
+                                            user_of="coalesce(user_id, '')"),
+        "daily_tags": rollup_from_inserted("usage_daily_tags", _DAY_OF, key=TAG_KEY, source=_INSERTED_TAGS),
+        "hourly_totals": rollup_from_inserted("usage_hourly_totals", _HOUR_OF, key=TOTALS_KEY),
+        "monthly_users": rollup_from_inserted("usage_monthly_users", _MONTH_OF, key=MONTHLY_USERS_KEY,
+                                              user_of="coalesce(user_id, '')"),
+        "hourly_models": rollup_from_inserted("usage_hourly_models", _HOUR_OF, key=MODELS_KEY),
+        "trace_costs": rollup_from_inserted("usage_trace_costs", _DAY_OF, key=TRACES_KEY),
+    }
+    if pending_rollups:  # the two per-event rollups: one pending row instead, for the follower
+        del rollups["daily_users"], rollups["trace_costs"]
+        rollups["pending"] = PENDING_FROM_INSERTED
+    ctes = "".join(f"""), {name} AS (
+            {sql}
+        """ for name, sql in rollups.items())
     # Built once at import from the constant column names above: no outside input reaches this SQL. A
     # (tenant, event id) already seen in any month is looked up row by row (LATERAL ... LIMIT 1: an index
     # probe into each month partition of `usage_events_seen`; a plain NOT EXISTS is planned as a hash
@@ -124,24 +144,7 @@ def _insert_sql() -> str:
             SELECT {selected} FROM {_STAGING} s JOIN fresh USING (tenant_id, event_id)
             ON CONFLICT (tenant_id, event_id, occurred_at) DO NOTHING
             RETURNING {", ".join(_RETURNED)}
-        ), hourly AS (
-            {rollup_from_inserted("usage_hourly", _HOUR_OF)}
-        ), daily AS (
-            {rollup_from_inserted("usage_daily", _DAY_OF)}
-        ), daily_users AS (
-            {rollup_from_inserted("usage_daily_users", _DAY_OF, key=USER_KEY, user_of="coalesce(user_id, '')")}
-        ), daily_tags AS (
-            {rollup_from_inserted("usage_daily_tags", _DAY_OF, key=TAG_KEY, source=_INSERTED_TAGS)}
-        ), hourly_totals AS (
-            {rollup_from_inserted("usage_hourly_totals", _HOUR_OF, key=TOTALS_KEY)}
-        ), monthly_users AS (
-            {rollup_from_inserted("usage_monthly_users", _MONTH_OF, key=MONTHLY_USERS_KEY,
-                                  user_of="coalesce(user_id, '')")}
-        ), hourly_models AS (
-            {rollup_from_inserted("usage_hourly_models", _HOUR_OF, key=MODELS_KEY)}
-        ), trace_costs AS (
-            {rollup_from_inserted("usage_trace_costs", _DAY_OF, key=TRACES_KEY)}
-        ), usage_messages AS (
+        {ctes}), usage_messages AS (
             INSERT INTO billing_usage_outbox (tenant_id, event_id, msg_key, payload)
             SELECT s.tenant_id, s.event_id, s.msg_key, s.payload
             FROM {_STAGING} s JOIN inserted i USING (tenant_id, event_id)
@@ -152,7 +155,7 @@ def _insert_sql() -> str:
     """  # noqa: S608
 
 
-_INSERT_LEDGER = _insert_sql()
+_INSERT_LEDGER = {deferred: _insert_sql(pending_rollups=deferred) for deferred in (False, True)}
 
 
 _values = operator.attrgetter(*COLUMNS)
@@ -190,11 +193,14 @@ def stage(row: LedgerRow, *, usage_outbox: bool) -> Staged:
 
 
 async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow | Staged],
-                      now: datetime | None = None, usage_outbox: bool = False) -> WriteResult:
+                      now: datetime | None = None, usage_outbox: bool = False,
+                      pending_rollups: bool = False) -> WriteResult:
     """Write `rows` idempotently inside the caller's transaction (see the module docstring); `now` is the
     writer's clock (which months get partitions; default the wall clock); `usage_outbox`: also put the
-    inserted rows' usage messages in `billing_usage_outbox` (returned in `WriteResult.usage`). Rows may
-    come already `stage`d (with the same `usage_outbox`)."""
+    inserted rows' usage messages in `billing_usage_outbox` (returned in `WriteResult.usage`);
+    `pending_rollups` (the worker): leave `usage_daily_users` and `usage_trace_costs` to the follower (one
+    `billing_rollup_pending` row: `store.pending_rollups`) instead of upserting them here. Rows may come
+    already `stage`d (with the same `usage_outbox`)."""
     if not conn.is_in_transaction():
         raise RuntimeError("write_batch must run inside the batch's transaction")
     staged = [r if isinstance(r, Staged) else stage(r, usage_outbox=usage_outbox) for r in rows]
@@ -210,7 +216,7 @@ async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow | St
                        f"llmops_ensure_month_partitions('usage_events_seen', {window});")
     await conn.copy_records_to_table(_STAGING_NAME, schema_name="pg_temp", columns=_STAGED,
                                      records=[s.record for s in unique])
-    returned = await conn.fetch(_INSERT_LEDGER)
+    returned = await conn.fetch(_INSERT_LEDGER[pending_rollups])
     fresh = {(record["tenant_id"], record["event_id"]) for record in returned}
     inserted = tuple(s.row for s in unique if s.row.event_key in fresh)
     if not inserted:
