@@ -111,6 +111,12 @@ async def main(args):
         orig_exec = asyncpg.Connection.execute
         asyncpg.Connection.execute = timed("conn.execute", orig_exec)
         store_ledger._record = timed("_record", store_ledger._record)
+        try:  # the follower's applies (billing/0017 on)
+            from llmops_billing.store import pending_rollups
+        except ImportError:
+            pass
+        else:
+            pending_rollups.apply = timed("follower apply", pending_rollups.apply)
 
     bsettings = BillingSettings()
     conn = await asyncpg.connect(url)

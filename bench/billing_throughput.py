@@ -117,10 +117,17 @@ async def produce(settings: CommonSettings, topic: str, payloads: list[tuple[byt
         await producer.stop()
 
 
+FOLLOWED_SQL = """SELECT least((SELECT coalesce(sum(event_count), 0) FROM usage_daily_users WHERE tenant_id = $1),
+                                (SELECT coalesce(sum(event_count), 0) FROM usage_trace_costs WHERE tenant_id = $1))"""
+
+
 async def timed_round(settings: CommonSettings, database_url: str, role: str, events: list[dict], *,
-                      processes: int = 1, extra_env: dict[str, str] | None = None) -> float:
+                      processes: int = 1, extra_env: dict[str, str] | None = None,
+                      followed_rates: list[float] | None = None) -> float:
     """Events per second, produce -> rows committed, for the baseline or a billing worker (`extra_env`: a
-    variant's environment, e.g. PYTHONPATH pointing at another checkout of the billing package)."""
+    variant's environment, e.g. PYTHONPATH pointing at another checkout of the billing package). For a
+    billing worker, also the rate until the per-event rollups have every row (appended to `followed_rates`)."""
+    followed_rates = [] if followed_rates is None else followed_rates
     run = uuid.uuid4().hex[:8]
     topic, group, tenant = f"bench.billing.{role}.{run}", f"bench-{role}-{run}", f"bench-{run}"
     await ensure_topics(settings.kafka_bootstrap, (TopicSpec(topic, partitions=6, retention_ms=3_600_000),))
@@ -163,6 +170,13 @@ async def timed_round(settings: CommonSettings, database_url: str, role: str, ev
         if role == "billing":  # the rollups were committed in the same transactions: check they add up
             rolled = await conn.fetchval("SELECT sum(event_count) FROM usage_daily WHERE tenant_id = $1", tenant)
             assert rolled == target, (rolled, target)
+            # Since billing/0017, `usage_daily_users` and `usage_trace_costs` follow the ledger (the worker's
+            # follower, about every second): the time until they have every row too, reported besides.
+            while (followed := await conn.fetchval(FOLLOWED_SQL, tenant)) != target:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the per-event rollups stalled at {followed} of {target} rows")
+                await asyncio.sleep(0.02)
+            followed_rates.append(len(payloads) / (time.perf_counter() - started))
         return len(payloads) / elapsed
     finally:
         await conn.close()
@@ -349,13 +363,16 @@ async def main_async(args: argparse.Namespace) -> None:
     events = realistic_events(args.events, "bench")
     variants = {label: dict(kv.split("=", 1) for kv in spec.split(";") if kv) for label, spec in args.variant or []}
     rates: dict[str, list[float]] = {"baseline": [], "billing": [], **{label: [] for label in variants}}
+    followed: dict[str, list[float]] = {role: [] for role in rates if role != "baseline"}
     for r in range(args.rounds):
         for role in ("baseline", "billing", *variants):
             processes = 1 if role == "baseline" else args.billing_workers
             kind = "baseline" if role == "baseline" else "billing"
             rates[role].append(await timed_round(settings, database_url, kind, events, processes=processes,
-                                                 extra_env=variants.get(role)))
-        print(f"round {r + 1}: " + ", ".join(f"{role} {rates[role][-1]:,.0f} ev/s" for role in rates), flush=True)
+                                                 extra_env=variants.get(role), followed_rates=followed.get(role)))
+        print(f"round {r + 1}: " + ", ".join(f"{role} {rates[role][-1]:,.0f} ev/s" for role in rates)
+              + "; with the per-event rollups: "
+              + ", ".join(f"{role} {followed[role][-1]:,.0f} ev/s" for role in followed), flush=True)
     latency = await query_latency(settings, database_url, args.ledger_rows, args.samples) if args.ledger_rows else []
 
     if args.rounds:
@@ -370,6 +387,10 @@ async def main_async(args: argparse.Namespace) -> None:
         for label in variants:
             rate = statistics.median(rates[label])
             print(f"{'variant ' + label:<46} {rate:>12,.0f}   ratio {rate / base:.2f}")
+        print("until usage_daily_users and usage_trace_costs have every row too (they follow the ledger):")
+        for role, values in followed.items():
+            rate = statistics.median(values)
+            print(f"{'  ' + role:<46} {rate:>12,.0f}   ratio {rate / base:.2f}")
         print()
     print(f"usage queries over {args.ledger_rows:,} ledger rows of one month, through GET /v1/usage:")
     print(f"{'query':<44} {'source':<13} {'rows':>6} {'events':>9} {'n':>4} {'p50 ms':>8} {'p95 ms':>8}")
