@@ -21,6 +21,7 @@ from llmops_billing.builtin_prices import builtin_catalogue
 from llmops_billing.catalogue import load_catalogue
 from llmops_billing.prices import ModelPrice
 from llmops_billing.reprice import reprice
+from llmops_billing.rollup_follower import flush
 from llmops_billing.settings import BillingSettings
 from llmops_billing.store.prices import insert_prices
 from llmops_billing.worker import UsageLedgerHandler
@@ -44,7 +45,9 @@ def event(tenant: str, event_id: uuid.UUID, input_tokens: int, **overrides: Any)
 
 
 async def billed(pool: asyncpg.Pool, tenant: str) -> dict[str, Any]:
-    """What the tenant is billed for: its ledger rows' event ids and tokens, and its rollups' sums."""
+    """What the tenant is billed for: its ledger rows' event ids and tokens, and its rollups' sums (the
+    follower's pending batches applied first)."""
+    await flush(pool)
     ledger = await pool.fetch("SELECT event_id, input_tokens, cost_total FROM usage_ledger WHERE tenant_id = $1 "
                               "ORDER BY input_tokens", tenant)
     out: dict[str, Any] = {"ledger": [(r["event_id"], r["input_tokens"], r["cost_total"]) for r in ledger]}
