@@ -91,7 +91,9 @@ async def main(args):
         w._unpriced_alerts = timed("unpriced_alerts", w._unpriced_alerts)
         w.outbox.add = timed("outbox.add", w.outbox.add)
         uo.add = timed("usage_outbox.add", uo.add)  # the worker's own call, before it moved into write_batch
-        uo.take = timed("usage_outbox.take", uo.take)
+        for name in ("take", "take_batch"):  # the batch's take: per row (main), by its batch row (0018 on)
+            if hasattr(uo, name):
+                setattr(uo, name, timed("usage_outbox.take", getattr(uo, name)))
         um.retry_send = timed("usage sends", um.retry_send)
         for module in (w, store_ledger):  # where the worker builds its usage messages (main: write_batch)
             if hasattr(module, "usage_record"):

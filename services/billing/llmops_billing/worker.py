@@ -57,14 +57,14 @@ from llmops_billing.alerts import Alert, OutboxRelay, send_alerts, unpriced_mode
 from llmops_billing.billable import Billable, decode_billable
 from llmops_billing.budgets import evaluate_touched
 from llmops_billing.catalogue import CatalogueCache, catalogue_cache
-from llmops_billing.ledger import LedgerRow, UsageRecord, ledger_row
+from llmops_billing.ledger import LedgerRow, ledger_row
 from llmops_billing.prices import PriceCatalogue
 from llmops_billing.rollup_follower import RollupFollower
 from llmops_billing.settings import BillingSettings
 from llmops_billing.store import outbox, unpriced
 from llmops_billing.store.ledger import Staged, stage, write_batch
 from llmops_billing.store.unpriced import UnpricedModel
-from llmops_billing.usage_messages import UsageRelay, publish_usage
+from llmops_billing.usage_messages import UsageBatch, UsageRelay, publish_usage
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.contract import Interaction
@@ -106,7 +106,7 @@ Item: TypeAlias = Billable | Interaction | Priced
 """What the handler takes: an event as decoded (or a full `Interaction`), or one `prepare` priced."""
 
 
-class UsageLedgerHandler(BatchHandler[Item, Alert | UsageRecord]):
+class UsageLedgerHandler(BatchHandler[Item, Alert | UsageBatch]):
     """Prices interaction events into the usage ledger; see the module docstring.
 
     `watcher` (one per process) makes price changes count from the next batch polled; `clock` is what
@@ -143,7 +143,7 @@ class UsageLedgerHandler(BatchHandler[Item, Alert | UsageRecord]):
         return priced, []
 
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Item]]
-                    ) -> list[Alert | UsageRecord]:
+                    ) -> list[Alert | UsageBatch]:
         now, key = self.clock(), self.settings.pseudonym_secret()
         rows: list[LedgerRow | Staged] = []
         catalogue: PriceCatalogue | None = None
@@ -163,12 +163,14 @@ class UsageLedgerHandler(BatchHandler[Item, Alert | UsageRecord]):
         alerts += await evaluate_touched(conn, _touched(result.inserted), now=now,
                                          max_age=timedelta(hours=self.settings.budget_alert_max_age_h))
         await outbox.add(conn, alerts=alerts)
-        return [*alerts, *result.usage]
+        usage = [] if result.usage_batch is None else [UsageBatch(result.usage_batch, result.usage)]
+        return [*alerts, *usage]
 
-    async def publish(self, results: list[Alert | UsageRecord], resources: Resources) -> None:
+    async def publish(self, results: list[Alert | UsageBatch], resources: Resources) -> None:
         """Send the inserted rows' usage messages, then the alerts (below)."""
-        await publish_usage(resources, self.settings.usage_topic,
-                            [r for r in results if isinstance(r, UsageRecord)])
+        for batch in results:
+            if isinstance(batch, UsageBatch):
+                await publish_usage(resources, self.settings.usage_topic, batch)
         await self.publish_alerts([r for r in results if isinstance(r, Alert)], resources)
 
     async def publish_alerts(self, results: list[Alert], resources: Resources) -> None:

@@ -49,6 +49,12 @@ async def snapshot(conn: asyncpg.Connection, tenant: str) -> dict[str, Any]:
     }
 
 
+async def outbox_batch(pool: asyncpg.Pool, batch_id: int) -> list[tuple[str, str]]:
+    """The (key, payload) pairs of one `billing_usage_outbox_batches` row, sorted."""
+    row = await pool.fetchrow("SELECT msg_keys, payloads FROM billing_usage_outbox_batches WHERE id = $1", batch_id)
+    return sorted(zip(row["msg_keys"], row["payloads"], strict=True))
+
+
 async def write(pool: asyncpg.Pool, rows: list[LedgerRow]) -> WriteResult:
     async with pool.acquire() as conn, conn.transaction():
         return await write_batch(conn, rows=rows)
@@ -232,16 +238,21 @@ async def test_the_batch_statement_puts_each_inserted_rows_usage_message_in_the_
     assert [row.event_id for row in again.inserted] == [uuid.UUID(late["event_id"])]
     assert again.usage == tuple(usage_record(row) for row in again.inserted)
 
-    outbox = {(r["tenant_id"], r["event_id"]): (r["msg_key"], r["payload"]) for r in await pg_pool.fetch(
-        "SELECT tenant_id, event_id, msg_key, payload FROM billing_usage_outbox WHERE tenant_id = $1", tenant)}
-    assert outbox == {row.event_key: (usage_record(row).key.decode(), usage_record(row).value.decode())
-                      for row in (*rows, *again.inserted)}
-    await pg_pool.execute("DELETE FROM billing_usage_outbox WHERE tenant_id = $1", tenant)
+    # One outbox row per batch (billing/0018): its keys and payloads are the inserted rows' messages.
+    assert result.usage_batch is not None and again.usage_batch is not None
+    assert await outbox_batch(pg_pool, result.usage_batch) == sorted(
+        (usage_record(row).key.decode(), usage_record(row).value.decode()) for row in rows)
+    assert await outbox_batch(pg_pool, again.usage_batch) == [
+        (usage_record(row).key.decode(), usage_record(row).value.decode()) for row in again.inserted]
+    async with pg_pool.acquire() as conn, conn.transaction():  # a batch inserting nothing writes no outbox row
+        nothing = await write_batch(conn, rows=rows, usage_outbox=True)
+    assert nothing.usage == () and nothing.usage_batch is None
+    await pg_pool.execute("DELETE FROM billing_usage_outbox_batches WHERE id = ANY($1::bigint[])",
+                          [result.usage_batch, again.usage_batch])
 
     async with pg_pool.acquire() as conn, conn.transaction():
         plain = await write_batch(conn, rows=rows_for(other, *events, late))
-    assert plain.usage == () and len(plain.inserted) == 7
-    assert await pg_pool.fetchval("SELECT count(*) FROM billing_usage_outbox WHERE tenant_id = $1", other) == 0
+    assert plain.usage == () and plain.usage_batch is None and len(plain.inserted) == 7
 
     def comparable(snap: dict[str, Any]) -> dict[str, Any]:
         skip = {"tenant_id", "user_id", "updated_at", "first_seen_at", "last_seen_at", "alerted_at"}
@@ -271,12 +282,12 @@ async def test_rows_staged_ahead_of_the_transaction_write_what_the_same_rows_wri
     assert staged.usage == tuple(usage_record(row) for row in staged.inserted)
     assert len(plain.inserted) == len(plain.usage) == 6
 
-    async def outbox(t: str) -> list[tuple[Any, ...]]:
-        return sorted((str(r["event_id"]), r["msg_key"].split("/", 1)[1], orjson.loads(r["payload"])["cost_total"])
-                      for r in await pg_pool.fetch(
-                          "SELECT event_id, msg_key, payload FROM billing_usage_outbox WHERE tenant_id = $1", t))
+    async def outbox(result: WriteResult) -> list[tuple[Any, ...]]:
+        assert result.usage_batch is not None
+        return sorted((orjson.loads(payload)["event_id"], key.split("/", 1)[1], orjson.loads(payload)["cost_total"])
+                      for key, payload in await outbox_batch(pg_pool, result.usage_batch))
 
-    assert await outbox(tenant) == await outbox(other) and len(await outbox(tenant)) == 6
+    assert await outbox(staged) == await outbox(plain) and len(await outbox(staged)) == 6
 
     def comparable(snap: dict[str, Any]) -> dict[str, Any]:
         skip = {"tenant_id", "user_id", "updated_at", "first_seen_at", "last_seen_at", "alerted_at"}

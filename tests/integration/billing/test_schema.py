@@ -110,7 +110,8 @@ async def test_each_budget_threshold_alerts_once_per_period(pg_pool: asyncpg.Poo
 @pytest.mark.parametrize("table", ["usage_ledger", "usage_events_seen", "usage_hourly", "usage_daily",
                                    "usage_daily_users", "usage_daily_tags", "usage_hourly_totals",
                                    "usage_monthly_users", "usage_hourly_models", "usage_trace_costs",
-                                   "billing_usage_outbox", "billing_rollup_pending"])
+                                   "billing_usage_outbox", "billing_rollup_pending",
+                                   "billing_usage_outbox_batches"])
 async def test_no_two_indexes_of_a_table_the_worker_writes_share_a_key(pg_pool: asyncpg.Pool, table: str) -> None:
     """Each index of these tables is written for every billed event (or rollup key): two with the same key
     (and predicate) cost the worker twice for what one serves. billing/0015 dropped

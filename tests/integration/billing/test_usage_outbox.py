@@ -71,6 +71,13 @@ class DiesOnUsageSend:
         return self.producer.create_batch()
 
 
+async def pending_batches_of(pool: asyncpg.Pool, tenant: str) -> int:
+    """Batch rows of the usage outbox holding messages of `tenant`."""
+    return int(await pool.fetchval(
+        "SELECT count(*) FROM billing_usage_outbox_batches b WHERE EXISTS "
+        "(SELECT 1 FROM unnest(b.msg_keys) AS k WHERE k LIKE $1 || '/%')", tenant))
+
+
 def events(tenant: str, n: int) -> list[dict[str, Any]]:
     return [{**make_event(occurred_at="2026-11-24T10:15:00Z", app_id="bot",
                           usage={"input_tokens": 100 + i, "output_tokens": i}), "tenant_id": tenant}
@@ -138,6 +145,7 @@ async def test_usage_messages_of_rows_committed_before_a_crash_are_sent_after_th
     assert not {i for i, n in published.items() if n > 1}, "a row was sent twice"
     assert set(published) == {e["event_id"] for e in sent}  # every row, nothing else
     assert await pg_pool.fetchval("SELECT count(*) FROM billing_usage_outbox WHERE tenant_id = $1", tenant) == 0
+    assert await pending_batches_of(pg_pool, tenant) == 0
 
 
 async def test_two_relays_send_each_pending_row_once(stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str,
@@ -147,9 +155,16 @@ async def test_two_relays_send_each_pending_row_once(stack: CommonSettings, pg_p
 
     messages = [UsageMessage(tenant_id=tenant, app_id="bot", event_id=uuid.uuid4(), occurred_at=WORKER_NOW,
                              environment="production", cost_total="0.5") for _ in range(300)]
+    batched = [UsageMessage(tenant_id=tenant, app_id="bot", event_id=uuid.uuid4(), occurred_at=WORKER_NOW,
+                            environment="production", cost_total="0.25") for _ in range(6 * 50)]
     async with pg_pool.acquire() as conn, conn.transaction():
         await usage_outbox.add(conn, messages=[UsageRecord(m.tenant_id, m.event_id, m.key, m.to_json())
                                                for m in messages])
+        for b in range(6):  # and six batch rows (billing/0018), as six batch statements leave them
+            part = batched[50 * b:50 * (b + 1)]
+            await conn.execute("INSERT INTO billing_usage_outbox_batches (msg_keys, payloads) VALUES ($1, $2)",
+                               [m.key.decode() for m in part], [m.to_json().decode() for m in part])
+    messages += batched
     topic = billing_worker.settings.usage_topic
     since = await end_offsets(stack.kafka_bootstrap, topic)
     relays = [UsageRelay(pg_pool, billing_worker.producer, topic=topic, interval_s=1, min_age_s=0, batch=7)
@@ -161,3 +176,4 @@ async def test_two_relays_send_each_pending_row_once(stack: CommonSettings, pg_p
     assert Counter(orjson.loads(r.value)["event_id"] for r in records) == Counter(
         {str(m.event_id): 1 for m in messages})
     assert await pg_pool.fetchval("SELECT count(*) FROM billing_usage_outbox WHERE tenant_id = $1", tenant) == 0
+    assert await pending_batches_of(pg_pool, tenant) == 0

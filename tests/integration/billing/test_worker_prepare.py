@@ -13,6 +13,7 @@ import pytest
 from llmops_billing import worker as billing_worker
 from llmops_billing.settings import BillingSettings
 from llmops_billing.store.ledger import stage
+from llmops_billing.usage_messages import UsageBatch
 from llmops_billing.worker import Priced, UsageLedgerHandler
 from llmops_shared.clock import fixed
 from llmops_shared.settings import CommonSettings
@@ -52,7 +53,8 @@ async def test_a_batch_is_priced_before_its_transaction_and_written_as_priced(
         stage(row, usage_outbox=True) for row in priced.values()]
 
     results, poison = await worker._write(Batch(items=items))
-    assert poison == [] and len(results) == 6
+    [usage] = results  # the batch's usage messages, in one outbox row (billing/0018)
+    assert poison == [] and isinstance(usage, UsageBatch) and len(usage.messages) == 6
     stored = await pg_pool.fetch("SELECT event_id, cost_total, priced_at FROM usage_ledger WHERE tenant_id = $1",
                                  tenant)
     assert {(r["event_id"], r["cost_total"], r["priced_at"]) for r in stored} == {

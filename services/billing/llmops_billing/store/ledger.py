@@ -18,9 +18,9 @@
    one SQL statement: the rollups are grouped in Postgres from the ledger insert's RETURNING rows;
    `store.rollups`); with `pending_rollups=True` (the worker), `usage_daily_users` and `usage_trace_costs`
    get one `billing_rollup_pending` row instead, which the follower adds to them (`store.pending_rollups`);
-4. with `usage_outbox=True` (the worker), put each inserted row's `billing.usage` message
-   (`ledger.usage_record`, made before the COPY and carried in the staging table) into
-   `billing_usage_outbox` in the same statement (`store.usage_outbox` says who takes and sends them);
+4. with `usage_outbox=True` (the worker), put the inserted rows' `billing.usage` messages
+   (`ledger.usage_record`, made before the COPY and carried in the staging table) into ONE row of
+   `billing_usage_outbox_batches` in the same statement (`store.usage_outbox` says who takes and sends them);
 5. count unpriced models in `unpriced_models` (`store.unpriced`), returning those not yet alerted on.
 
 Re-pricing reads a tenant's rows in locked keyset chunks (`lock_chunk`) and writes the new pricing
@@ -68,6 +68,7 @@ class WriteResult:
     inserted: tuple[LedgerRow, ...]  # rows written now; the others were already in the ledger
     unalerted_unpriced: tuple[UnpricedModel, ...]  # unpriced models with no alert raised yet
     usage: tuple[UsageRecord, ...] = ()  # with `usage_outbox`: the inserted rows' messages, put in the outbox
+    usage_batch: int | None = None  # ... as this row of `billing_usage_outbox_batches` (None: no message)
 
 
 _STAGING_NAME = "billing_ledger_staging"
@@ -145,13 +146,14 @@ def _insert_sql(*, pending_rollups: bool) -> str:
             ON CONFLICT (tenant_id, event_id, occurred_at) DO NOTHING
             RETURNING {", ".join(_RETURNED)}
         {ctes}), usage_messages AS (
-            INSERT INTO billing_usage_outbox (tenant_id, event_id, msg_key, payload)
-            SELECT s.tenant_id, s.event_id, s.msg_key, s.payload
+            INSERT INTO billing_usage_outbox_batches (msg_keys, payloads)
+            SELECT array_agg(s.msg_key), array_agg(s.payload)
             FROM {_STAGING} s JOIN inserted i USING (tenant_id, event_id)
             WHERE s.payload IS NOT NULL
-            ON CONFLICT (tenant_id, event_id) DO NOTHING
+            HAVING count(*) > 0
+            RETURNING id
         )
-        SELECT tenant_id, event_id FROM inserted
+        SELECT tenant_id, event_id, (SELECT id FROM usage_messages) AS usage_batch FROM inserted
     """  # noqa: S608
 
 
@@ -197,7 +199,8 @@ async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow | St
                       pending_rollups: bool = False) -> WriteResult:
     """Write `rows` idempotently inside the caller's transaction (see the module docstring); `now` is the
     writer's clock (which months get partitions; default the wall clock); `usage_outbox`: also put the
-    inserted rows' usage messages in `billing_usage_outbox` (returned in `WriteResult.usage`);
+    inserted rows' usage messages in one `billing_usage_outbox_batches` row (returned in `WriteResult.usage`,
+    the row's id in `WriteResult.usage_batch`);
     `pending_rollups` (the worker): leave `usage_daily_users` and `usage_trace_costs` to the follower (one
     `billing_rollup_pending` row: `store.pending_rollups`) instead of upserting them here. Rows may come
     already `stage`d (with the same `usage_outbox`)."""
@@ -222,7 +225,8 @@ async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow | St
     if not inserted:
         return WriteResult((), ())
     usage = tuple(s.message for s in unique if s.message is not None and s.row.event_key in fresh)
-    return WriteResult(inserted, tuple(await count_unpriced(conn, rows=inserted)), usage)
+    return WriteResult(inserted, tuple(await count_unpriced(conn, rows=inserted)), usage,
+                       returned[0]["usage_batch"] if usage else None)
 
 
 # --------------------------------------------------------------------------------------------------

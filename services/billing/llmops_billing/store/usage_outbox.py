@@ -1,8 +1,13 @@
-"""`billing_usage_outbox`: `billing.usage` messages written with their ledger rows, deleted once sent.
+"""The usage outbox: `billing.usage` messages written with their ledger rows, deleted once sent.
 
-`add` runs in the batch's transaction. Whoever sends a row first **takes** it: `take` (the rows a batch just
-inserted) and `take_pending` (what a crashed process left, for the relay) delete the rows they return,
-skipping rows another transaction holds (`FOR UPDATE SKIP LOCKED`), in the caller's transaction, which
+`billing_usage_outbox_batches` (billing/0018) holds one row per batch: the messages' keys and payloads as two
+arrays, written by the batch statement (`store.ledger.write_batch(..., usage_outbox=True)`).
+`billing_usage_outbox` (0007) holds one row per message: what workers before 0018 left, and what `add`
+writes (tests, tools).
+
+Whoever sends a row first **takes** it: `take_batch` (the row a batch just wrote, by its id),
+`take_pending_batches` and `take_pending` (what a crashed process left, for the relay) delete the rows they
+take, skipping rows another transaction holds (`FOR UPDATE SKIP LOCKED`), in the caller's transaction, which
 must last until Kafka has the messages: if the send fails the transaction rolls back and the rows are
 pending again. So two billing workers never both send a row; a row is sent twice only when a process
 dies after the send and before its commit, or a send is retried (the message keeps its `(tenant_id, event_id)`).
@@ -30,23 +35,13 @@ async def add(conn: asyncpg.Connection, *, messages: Sequence[UsageRecord]) -> N
     )
 
 
-# Both takes lock their rows first (SKIP LOCKED), collect the locked rows' ctids in an array (an InitPlan: run
-# once), then delete by TID. The form they replaced (`DELETE ... USING (SELECT ... FOR UPDATE SKIP LOCKED) c
-# WHERE o.key = c.key`) was planned, whenever autovacuum had last seen the table empty (reltuples 0 over
-# non-empty pages: the usual state of an outbox), as a nested loop running the locking subquery again for
-# every outbox row: quadratic, 2 s for 2,000 rows and past the pool's 30 s command timeout under a backlog.
-# The batch's rows are found one key at a time (LATERAL: a primary-key probe each, whatever the statistics).
+# The takes lock their rows first (SKIP LOCKED), collect the locked rows' ctids (or ids) in an array (an
+# InitPlan: run once), then delete by TID (or primary key). The form they replaced (`DELETE ... USING
+# (SELECT ... FOR UPDATE SKIP LOCKED) c WHERE o.key = c.key`) was planned, whenever autovacuum had last seen
+# the table empty (reltuples 0 over non-empty pages: the usual state of an outbox), as a nested loop running
+# the locking subquery again for every outbox row: quadratic, 2 s for 2,000 rows and past the pool's 30 s
+# command timeout under a backlog.
 # A locked row cannot move, so its ctid holds until this transaction ends.
-_TAKE = """
-    DELETE FROM billing_usage_outbox
-    WHERE ctid = ANY (ARRAY(
-        SELECT o.ctid FROM unnest($1::text[], $2::uuid[]) AS k(tenant_id, event_id)
-        CROSS JOIN LATERAL (SELECT ctid FROM billing_usage_outbox o
-                            WHERE o.tenant_id = k.tenant_id AND o.event_id = k.event_id
-                            FOR UPDATE SKIP LOCKED) o))
-    RETURNING msg_key, payload
-"""
-
 _TAKE_PENDING = """
     DELETE FROM billing_usage_outbox
     WHERE ctid = ANY (ARRAY(
@@ -58,10 +53,34 @@ _TAKE_PENDING = """
 """
 
 
-async def take(conn: asyncpg.Connection, *, messages: Sequence[UsageRecord]) -> list[asyncpg.Record]:
-    """In the caller's transaction: delete those of `messages` still in the outbox and not held by another
-    transaction; returns their `msg_key` and `payload` (the caller sends those, then commits)."""
-    return await conn.fetch(_TAKE, [m.tenant_id for m in messages], [m.event_id for m in messages])
+_TAKE_BATCH = """
+    DELETE FROM billing_usage_outbox_batches
+    WHERE id = (SELECT id FROM billing_usage_outbox_batches WHERE id = $1 FOR UPDATE SKIP LOCKED)
+    RETURNING id
+"""
+
+_TAKE_PENDING_BATCHES = """
+    DELETE FROM billing_usage_outbox_batches
+    WHERE id = ANY (ARRAY(
+        SELECT id FROM billing_usage_outbox_batches
+        WHERE created_at <= now() - make_interval(secs => $1)
+        ORDER BY id LIMIT $2
+        FOR UPDATE SKIP LOCKED))
+    RETURNING msg_keys, payloads, created_at
+"""
+
+
+async def take_batch(conn: asyncpg.Connection, *, batch_id: int) -> bool:
+    """In the caller's transaction: delete the batch row `batch_id` unless another transaction holds it (a
+    relay: it sends those messages) or it is gone; whether it was taken (the caller then sends the batch's
+    messages and commits)."""
+    return bool(await conn.fetchval(_TAKE_BATCH, batch_id))
+
+
+async def take_pending_batches(conn: asyncpg.Connection, *, min_age_s: float, limit: int) -> list[asyncpg.Record]:
+    """In the caller's transaction: delete up to `limit` batch rows at least `min_age_s` old, oldest first,
+    not held by another transaction; returns their `msg_keys`, `payloads` and `created_at`."""
+    return await conn.fetch(_TAKE_PENDING_BATCHES, min_age_s, limit)
 
 
 async def take_pending(conn: asyncpg.Connection, *, min_age_s: float, limit: int) -> list[asyncpg.Record]:
