@@ -120,6 +120,7 @@ class UsageLedgerHandler(BatchHandler[Item, Alert | UsageBatch]):
         self.topics: Sequence[str] = (settings.topic,)
         self.catalogues = catalogues or catalogue_cache(settings, watcher=watcher)
         self.clock = clock
+        self.follower: RollupFollower | None = None  # told of each batch committed (`run` sets it)
 
     def decode(self, message: Message) -> Item:
         """The fields billing reads, validated by the contract's rules (`billable`: a fast path for them)."""
@@ -170,6 +171,8 @@ class UsageLedgerHandler(BatchHandler[Item, Alert | UsageBatch]):
         """Send the inserted rows' usage messages, then the alerts (below)."""
         for batch in results:
             if isinstance(batch, UsageBatch):
+                if self.follower is not None:  # its pending rollup row is committed
+                    self.follower.committed(last_in_backlog=len(batch.messages) < self.settings.batch_max_events)
                 await publish_usage(resources, self.settings.usage_topic, batch)
         await self.publish_alerts([r for r in results if isinstance(r, Alert)], resources)
 
@@ -242,6 +245,7 @@ async def run(settings: BillingSettings) -> int:
         usage_relay = UsageRelay(resources.pool, resources.producer, topic=settings.usage_topic,
                                  interval_s=settings.outbox_relay_interval_s, min_age_s=settings.outbox_relay_min_age_s)
         follower = RollupFollower(resources.pool, interval_s=settings.rollup_follow_interval_s)
+        handler.follower = follower
         tasks = [asyncio.create_task(relay.run(), name="billing-outbox-relay"),
                  asyncio.create_task(usage_relay.run(), name="billing-usage-relay"),
                  asyncio.create_task(follower.run(), name="billing-rollup-follower")]

@@ -150,6 +150,38 @@ async def test_two_followers_never_add_a_row_twice_and_a_flush_waits_for_the_one
     await rollups_equal_ledger(pg_pool, tenant, follow=False)
 
 
+async def test_a_follower_starts_a_round_when_enough_batches_committed_or_a_backlog_ended(
+        pg_pool: asyncpg.Pool, tenant: str) -> None:
+    follower = RollupFollower(pg_pool, interval_s=3600.0, batches=3)  # the interval never comes in this test
+    stopping = asyncio.Event()
+    task = asyncio.create_task(follower.run(stopping))
+    try:
+        await wait_for(lambda: _true(follower.rounds == 1))  # the first round (at start) is done: now it waits
+        for b in range(2):
+            await write(pg_pool, rows_for(tenant, *events(4, offset=10 * b)), pending=True)
+            follower.committed(last_in_backlog=False)
+        assert not follower.nudged  # two full batches of three: it waits
+        await write(pg_pool, rows_for(tenant, *events(2, offset=50)), pending=True)
+        follower.committed(last_in_backlog=True)  # a short batch: the stream is caught up
+        await wait_for(lambda: _true(follower.rounds == 2))
+        assert await pending_of(pg_pool, tenant) == 0
+        await rollups_equal_ledger(pg_pool, tenant, follow=False)
+
+        await write(pg_pool, rows_for(tenant, *events(4, offset=70)), pending=True)
+        for _ in range(3):  # three batches, none short: a round too
+            follower.committed(last_in_backlog=False)
+        await wait_for(lambda: _true(follower.rounds == 3))
+        await rollups_equal_ledger(pg_pool, tenant, follow=False)
+    finally:
+        stopping.set()
+        follower.committed(last_in_backlog=True)
+        await asyncio.wait_for(task, 10)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
 async def test_the_worker_process_follows_its_batches_into_the_rollups(
         stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, tmp_path: Path) -> None:
     topic = f"{TOPIC_PREFIX}billing.follow.{uuid.uuid4().hex[:8]}"
