@@ -63,8 +63,8 @@ class BillingSettings(WorkerSettings, ApiSettings):
     sends its own well before)."""
     rollup_follow_interval_s: float = Field(1.0, gt=0)
     """How often the worker's follower adds committed batches to `usage_daily_users` and `usage_trace_costs`
-    (the batch transaction leaves them a pending row): how far those two rollups lag the ledger, plus one
-    apply."""
+    (the batch transaction leaves them a pending row; it also runs at once after ten batches, or after a
+    batch that ends a backlog): at most how far those two rollups lag the ledger, plus one apply."""
     outbox_keep_sent_h: float = Field(168.0, gt=0)
     """Sent alerts stay in the outbox this long (for audits), then the relay deletes them; pending ones are
     never deleted."""
