@@ -1138,6 +1138,9 @@ class Verifier:
         return judge_truth
 
     async def check_rollups(self, judge_truth: list[LedgerTruth]) -> None:
+        from llmops_billing.rollup_follower import flush
+
+        await flush(self.pool)  # usage_daily_users follows the ledger (billing/0017): what is pending, applied
         truth = [ledger_truth(p, self.prices) for p in self.accepted if p.billable] + judge_truth
         zero = Decimal(0)
 
