@@ -18,17 +18,19 @@ priced again in `write`, where the shared worker isolates and dead-letters what 
 Per batch, in ONE transaction:
 
 1. write the ledger rows idempotently (`store.ledger.write_batch`: rows keyed by tenant and event id,
-   rollups only from rows actually inserted);
+   rollups only from rows actually inserted; `usage_daily_users` and `usage_trace_costs` get one pending
+   row instead, which the process's `rollup_follower.RollupFollower` adds to them about a second later,
+   exactly once, nudged by `publish` after each commit);
 2. raise one alert per newly unpriced model (`unpriced_models.alerted_at` is set in this transaction);
 3. evaluate the budgets the inserted rows' spend touches (`budgets.evaluate_touched`): each threshold
    crossing is recorded once per budget and period;
 4. put those alerts in `billing_alert_outbox`; each inserted ledger row's `billing.usage` message (tenant,
-   app, event id, model, environment, prompt, tokens, cost: `llmops_shared.usage_events`) went into
-   `billing_usage_outbox` in step 1's statement (`write_batch(..., usage_outbox=True)`), so the monitors
-   service knows costs without pricing twice.
+   app, event id, model, environment, prompt, tokens, cost: `llmops_shared.usage_events`) went into one
+   `billing_usage_outbox_batches` row in step 1's statement (`write_batch(..., usage_outbox=True)`), so the
+   monitors service knows costs without pricing twice.
 
-After the commit, `publish` takes the batch's usage messages from their outbox (deleting them in a
-transaction held until Kafka has them: `usage_messages.publish_usage`) and sends them; a redelivered batch
+After the commit, `publish` takes the batch's usage-outbox row (deleting it in a transaction held until
+Kafka has the messages: `usage_messages.publish_usage`) and sends the batch's messages; a redelivered batch
 inserted nothing and sends nothing. It then claims the new alerts in the alert outbox (row locks, skipping
 rows a relay holds), sends them to the alerts topic and marks them published; the offsets are committed
 after that. A crash between the commit and the sends leaves the messages in their outboxes: every worker
