@@ -9,7 +9,10 @@
 - `prices`: `model_prices`, `model_price_tiers`, `tenant_price_discounts`;
 - `unpriced`: `unpriced_models`;
 - `outbox`: `billing_alert_outbox`;
-- `usage_outbox`: `billing_usage_outbox` (the `billing.usage` messages until they are sent);
+- `pending_rollups`: `billing_rollup_pending` (a batch's share of `usage_daily_users` and `usage_trace_costs`
+  until the follower adds it);
+- `usage_outbox`: `billing_usage_outbox_batches` and `billing_usage_outbox` (the `billing.usage` messages until
+  they are sent);
 - `reprice_runs`: `billing_reprice_runs`.
 
 Every function takes its connection (or pool) first and everything else by keyword. A store imports
