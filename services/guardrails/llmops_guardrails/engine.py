@@ -357,20 +357,18 @@ class PolicyEngine:
 
         rules = policy.active_rules
         of_detector: dict[Detector, list[int]] = {}  # a rule applies to its detector's findings only
-        of_kind: dict[tuple[Detector, str], list[int]] = {}  # and, if it names kinds, to those kinds' only
         for i, f in enumerate(findings):
             of_detector.setdefault(f.detector, []).append(i)
-            of_kind.setdefault((f.detector, f.kind), []).append(i)
         allowed: set[int] = set()
         for r in rules:
             if r.action is Action.ALLOW:
-                allowed.update(_matching(r, _candidates(r, of_detector, of_kind), findings, values, set()))
+                allowed.update(_matching(r, of_detector.get(r.detector, ()), findings, values, set()))
         triggered: list[TriggeredRule] = []
         redactions: dict[tuple[Side, int | None, int | None, int | None], list[Redaction]] = {}
         for rule in rules:
             if rule.action is Action.ALLOW:
                 continue
-            matched = _matching(rule, _candidates(rule, of_detector, of_kind), findings, values, allowed)
+            matched = _matching(rule, of_detector.get(rule.detector, ()), findings, values, allowed)
             if not matched:
                 continue
             triggered.append(TriggeredRule(
@@ -398,19 +396,9 @@ class PolicyEngine:
                          "output": _rebuild(content_out, replaced["output"])}
 
 
-def _candidates(rule: Rule, of_detector: dict[Detector, list[int]], of_kind: dict[tuple[Detector, str], list[int]]
-                ) -> Sequence[int]:
-    """The indices, in order, of the findings of `rule`'s detector and, if it names kinds, of those kinds (the default
-    policy's two payment and contact rules look at the one or two such findings of an event, not its ~17)."""
-    if not rule.kinds:
-        return of_detector.get(rule.detector, ())
-    return sorted(i for k in set(rule.kinds) for i in of_kind.get((rule.detector, k), ()))
-
-
 def _matching(rule: Rule, indices: Sequence[int], findings: list[Finding], values: list[str], skip: set[int]
               ) -> list[int]:
-    """The findings among `indices` (of `rule.detector`'s and its kinds', `_candidates`) that `rule` applies to, not in
-    `skip`:
+    """The findings among `indices` (of `rule.detector`'s, `of_detector`) that `rule` applies to, not in `skip`:
     its detector, score at or above its threshold, one of its kinds (if it names any), its sides and roles, and
     a value one of its `values` patterns matches whole (if it has any). The rule's fields are read once, not once
     per finding (the default policy tries three PII rules on each of ~17 PII findings an event)."""
