@@ -95,6 +95,7 @@ class Finding(BaseModel):
 
 
 _FIELDS = tuple(Finding.model_fields)
+_FIELDS_SET = set(_FIELDS)  # copied for each finding (`set.copy` is cheaper than building one from the tuple)
 _SIDES = frozenset({"input", "output"})
 _new = object.__new__
 _set = object.__setattr__
@@ -141,13 +142,13 @@ def finding_of(hit: Hit, where: Place, value_hash: str, plain: bool | None = Non
         plain = plain_place(where)
     if (plain and type(score) is float and 0.0 <= score <= 1.0 and type(start) is int and type(end) is int
             and type(hit.kind) is str and type(value_hash) is str and type(hit.detector) is Detector
-            and type(signals) is tuple and all(type(s) is str for s in signals)):
+            and type(signals) is tuple and (not signals or all(type(s) is str for s in signals))):
         finding = _new(Finding)
         _set(finding, "__dict__", {
             "detector": hit.detector, "kind": hit.kind, "side": side, "message_index": message_index,
             "part_index": part_index, "tool_call_index": tool_call_index, "role": role, "start": start, "end": end,
             "score": score, "value_hash": value_hash, "signals": signals})
-        _set(finding, "__pydantic_fields_set__", set(_FIELDS))
+        _set(finding, "__pydantic_fields_set__", _FIELDS_SET.copy())
         _set(finding, "__pydantic_extra__", None)
         _set(finding, "__pydantic_private__", None)
         return finding

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections import Counter
@@ -30,6 +31,7 @@ from urllib.parse import quote
 import orjson
 
 from llmops_guardrails.engine import InteractionScan, ScanOutcome, TriggeredRule
+from llmops_guardrails.findings import Detector
 from llmops_guardrails.policy import Action, FieldSettings
 from llmops_guardrails.sizing import Truncation, fit
 from llmops_shared.alerts import SEVERITY_RANK
@@ -80,17 +82,24 @@ FindingRow = tuple[uuid.UUID, int, str, str, datetime, int | None, str, str | No
 def finding_rows(event: Interaction, scan: ScanOutcome, policy_version: str) -> list[FindingRow]:
     """Rows of `guardrail_findings`, numbered in scan order (deterministic for an event and policy)."""
     rules = strongest_rules(scan)
+    event_id, tenant_id, app_id, occurred_at = event.event_id, event.tenant_id, event.app_id, event.occurred_at
     return [
-        (event.event_id, n, event.tenant_id, event.app_id, event.occurred_at, f.message_index, f.side, f.role,
-         f.detector.value, f.kind, rules[n], f.start, f.end, f.score, f.value_hash, policy_version)
+        (event_id, n, tenant_id, app_id, occurred_at, f.message_index, f.side, f.role, _DETECTOR_VALUES[f.detector],
+         f.kind, rules[n], f.start, f.end, f.score, f.value_hash, policy_version)
         for n, f in enumerate(scan.findings)
     ]
 
 
+# `Detector.X.value` by a look-up: an enum's `value` is a Python-level property (~0.25 µs a read, one per finding).
+_DETECTOR_VALUES = {d: d.value for d in Detector}
+
+
+@functools.lru_cache(maxsize=4096)
 def fingerprint(tenant_id: str, app_id: str, rule_id: str, detector: str) -> str:
     """`guardrails/<tenant>/<app>/<rule>/<detector>`, each part with its `/` escaped (`%2F`: ids may hold a
     `/`, and tenant `acme` with app `eu/bot` must never meet tenant `acme/eu` with app `bot`); a long one
-    ends in a hash instead (200 chars at most)."""
+    ends in a hash instead (200 chars at most). Remembered for the last 4,096 combinations: every event's alerts
+    ask for the same few again (~3 µs each to build)."""
     text = "/".join(("guardrails", *(fingerprint_part(p) for p in (tenant_id, app_id, rule_id, detector))))
     if len(text) <= _MAX_FINGERPRINT:
         return text
@@ -127,8 +136,8 @@ def occurrences(event: Interaction, scan: ScanOutcome) -> list[Occurrence]:
 def _occurrence(event: Interaction, rule: TriggeredRule) -> Occurrence:
     policy_severity = rule.severity.value if rule.severity else "medium"
     return Occurrence(
-        fingerprint=fingerprint(event.tenant_id, event.app_id, rule.rule_id, rule.detector.value),
-        tenant_id=event.tenant_id, app_id=event.app_id, rule_id=rule.rule_id, detector=rule.detector.value,
+        fingerprint=fingerprint(event.tenant_id, event.app_id, rule.rule_id, _DETECTOR_VALUES[rule.detector]),
+        tenant_id=event.tenant_id, app_id=event.app_id, rule_id=rule.rule_id, detector=_DETECTOR_VALUES[rule.detector],
         severity=ALERT_SEVERITY[policy_severity], policy_severity=policy_severity, kinds=tuple(rule.kinds),
         findings=rule.count, max_score=rule.max_score, event_id=event.event_id, occurred_at=event.occurred_at,
     )

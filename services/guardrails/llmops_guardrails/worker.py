@@ -32,6 +32,7 @@ tenant's own: events of two tenants with the same id are two events, each scanne
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import sys
 import time
@@ -52,6 +53,7 @@ from llmops_guardrails.store import findings as findings_store
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.contract import Interaction
 from llmops_shared.heap import freeze_long_lived
+from llmops_shared.kafka import send_keyed
 from llmops_shared.worker import InteractionHandler, Message, Resources
 
 log = logging.getLogger(__name__)
@@ -111,10 +113,12 @@ class GuardrailsWorker(InteractionHandler[Outgoing]):
         occurrences = [o for s in scanned for o in screening.occurrences(s.event, s.scan)]
         alerts = await record_occurrences(conn, occurrences, window_s=self.settings.alert_group_window_s)
         out += [Outgoing(self.settings.alerts_topic, a.fingerprint.encode(), a.to_json()) for a in alerts]
-        for row in rows:
-            FINDINGS.labels(row[8]).inc()
-        for a in alerts:
-            ALERT_MESSAGES.labels(a.status).inc()
+        # one increment per label value, not per row: a labelled counter's look-up costs ~2 µs, and a name-dense event
+        # has ~17 findings
+        for detector, count in collections.Counter(row[8] for row in rows).items():
+            FINDINGS.labels(detector).inc(count)
+        for status, count in collections.Counter(a.status for a in alerts).items():
+            ALERT_MESSAGES.labels(status).inc(count)
         return out
 
     def clean(self, scanned: ScannedEvent) -> bytes:
@@ -153,8 +157,14 @@ class GuardrailsWorker(InteractionHandler[Outgoing]):
     async def publish(self, results: list[Outgoing], resources: Resources) -> None:
         if not results:
             return
-        producer = resources.producer
-        futures = [await producer.send(o.topic, o.value, key=o.key) for o in results]
+        # as record batches per partition (`send_keyed`: the partitions and order `producer.send` gives, less work per
+        # message); every message has a key
+        by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
+        for o in results:
+            by_topic.setdefault(o.topic, []).append((o.key, o.value))
+        futures = []
+        for topic, messages in by_topic.items():
+            futures += await send_keyed(resources.producer, topic, messages)
         await asyncio.gather(*futures)
 
 

@@ -74,3 +74,27 @@ def test_a_finding_refuses_what_validation_refuses() -> None:
     with pytest.raises(ValueError):
         finding_of(Hit(Detector.PII, "PERSON", 0, 1, 0.5), Segment("sideways", None, None, None, "user", ""),  # type: ignore[arg-type]
                    "")
+
+
+def test_split_rows_sends_each_events_columns_once_and_rebuilds_every_row() -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from llmops_guardrails.store.findings import split_rows
+
+    a, b = uuid.UUID(int=1), uuid.UUID(int=2)
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+
+    def row(event: uuid.UUID, n: int, tenant: str = "t") -> tuple:  # type: ignore[type-arg]
+        return (event, n, tenant, "app", at, n, "input", "user", "pii", "PERSON", None, n, n + 1, 0.9, f"h{n}", "v")
+
+    rows = [row(a, 0), row(a, 1), row(a, 0, "u"), row(b, 0), row(a, 2)]
+    events, findings = split_rows(rows)
+    assert events == [[a, a, b, a], ["t", "u", "t", "t"], ["app"] * 4, [at] * 4, ["v"] * 4]
+    assert findings[-1] == [1, 1, 2, 3, 4]
+    rebuilt = []
+    for i, ev in enumerate(findings[-1]):
+        e = [column[ev - 1] for column in events]
+        f = [column[i] for column in findings[:-1]]
+        rebuilt.append((e[0], f[0], e[1], e[2], e[3], *f[1:], e[4]))
+    assert rebuilt == rows

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -243,18 +244,19 @@ _DROPPED = re.compile("[" + "".join(p.pattern.rstrip("+")[1:-1] for p in (TAGS, 
 # and a normalization (most non-ASCII texts: accented names, typographic quotes).
 _UNICODE_SIGNAL_CHARS = re.compile("[" + _DROPPED.pattern[1:-1] + _CONFUSABLE.pattern[1:-1] + "]")
 _LATIN = re.compile(r"[A-Za-z]")
-_WORD = re.compile(r"\w+")
+
+
+# The words (`\w+` runs) holding a look-alike letter: at a run's start `\w*` runs to its end and backs up to its last
+# look-alike, the second `\w*` runs to the end again; a run without one fails at each of its positions. (Every
+# look-alike is a letter, so none matches outside a run.)
+_CONFUSABLE_WORD = re.compile(r"\w*" + _CONFUSABLE.pattern + r"\w*")
 
 
 def _mixed_script_words(text: str) -> list[tuple[int, int]]:
+    """The spans of the words that hold a Latin letter and a look-alike (which `CONFUSABLES` would change)."""
     if not _CONFUSABLE.search(text):  # no look-alike letter anywhere
         return []
-    out = []
-    for m in _WORD.finditer(text):
-        word = m.group()
-        if _LATIN.search(word) and word.translate(CONFUSABLES) != word:
-            out.append(m.span())
-    return out
+    return [m.span() for m in _CONFUSABLE_WORD.finditer(text) if _LATIN.search(text, m.start(), m.end())]
 
 
 def normalize(text: str) -> str:
@@ -284,7 +286,9 @@ def _decoded_payloads(text: str) -> list[tuple[int, int, str]]:
         decoded = _readable(data)
         if decoded:
             out.append((m.start(), m.end(), decoded))
-    first = None if "\\x" in text else _HEX_RUNS.search(text)  # most texts have no run: one search, as before
+    # Most texts have no run of hex digits: none without `_HEX_SHAPE` (looked for in the signals' key pass), and one
+    # search finds the first run in the others.
+    first = None if "\\x" in text or _HEX_SHAPE not in _found(spaced(text))[1] else _HEX_RUNS.search(text)
     hex_matches = (HEX.finditer(text) if "\\x" in text else () if first is None
                    else (m for run in _HEX_RUNS.finditer(text, first.start())
                          for m in HEX.finditer(text, run.start(), run.end())))
@@ -310,7 +314,17 @@ def _readable(data: bytes) -> str | None:
     return text if printable / len(text) > 0.95 else None
 
 
-_KEYS = KeySet([s.keys for s in SIGNALS])
+# `_HEX_SHAPE` (shape 0 of the key set): 20 hex digits, spaces or colons in `keys.spaced(text)`. Every match of HEX's
+# first form is ten or more pairs of hex digits, each followed by at most one space or colon: folded, it is still there,
+# and its single spaces stay single spaces (at most a trailing one goes, at the text's end), so it holds this shape.
+_HEX_SHAPE = 0
+_KEYS = KeySet([s.keys for s in SIGNALS], shapes=("[0-9a-f :]{20}",))
+
+
+@functools.lru_cache(maxsize=8)
+def _found(folded: str) -> tuple[list[int], frozenset[int]]:
+    """`_KEYS.found(folded)`, remembered for the last few texts: the signals and the payload decoder both ask."""
+    return _KEYS.found(folded)
 
 
 def _match_signals(text: str) -> list[tuple[Signal, int, int]]:
@@ -318,7 +332,7 @@ def _match_signals(text: str) -> list[tuple[Signal, int, int]]:
     # this detector; `keys.KeySet` finds the keys present in one pass).
     found = []
     folded = spaced(text)
-    for i in _KEYS.rules(folded):
+    for i in _found(folded)[0]:
         signal = SIGNALS[i]
         if signal.also and not any(k in folded for k in signal.also):
             continue

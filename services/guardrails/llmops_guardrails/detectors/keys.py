@@ -76,11 +76,11 @@ def long_tokens(text: str, n: int) -> list[tuple[int, int]]:
 
 class KeySet:
     """The keys of a sequence of rules: `rules(text)` = the indices, in order, of the rules whose pattern may match
-    (a key of theirs is present, or they have none)."""
+    (a key of theirs is present, or they have none). `shapes`: RE2 patterns looked for in the same pass (`found`)."""
 
     FEW = 4  # up to this many distinct keys are looked up one by one (`in`), more in one RE2 pass
 
-    def __init__(self, keys: Sequence[Iterable[str]]) -> None:
+    def __init__(self, keys: Sequence[Iterable[str]], shapes: Sequence[str] = ()) -> None:
         """`keys`: per rule, its keys (empty = always run the rule)."""
         per_rule = [tuple(k) for k in keys]
         distinct = sorted({k for ks in per_rule for k in ks})
@@ -89,20 +89,31 @@ class KeySet:
         self._set = re2.Set.SearchSet(options)
         for key in distinct:
             self._set.Add(re2.escape(key))
+        for shape in shapes:  # after the keys: shape j is index len(distinct) + j
+            self._set.Add(shape)
         self._set.Compile()
+        self._keys = len(distinct)
         self._rules_of_key = [tuple(i for i, ks in enumerate(per_rule) if key in ks) for key in distinct]
         self._keyless = frozenset(i for i, ks in enumerate(per_rule) if not ks)
-        self._few = tuple(distinct) if len(distinct) <= self.FEW else None
+        self._few = tuple(distinct) if len(distinct) <= self.FEW and not shapes else None
 
     def rules(self, text: str) -> list[int]:
         """`text` must be what the keys are looked up in (as written, or `fold`ed)."""
+        return self.found(text)[0]
+
+    def found(self, text: str) -> tuple[list[int], frozenset[int]]:
+        """`rules(text)`, and the indices of the `shapes` that match somewhere in `text` (the same RE2 pass)."""
         if self._few is not None:  # a few keys: as many substring checks, cheaper than encoding the text for RE2
             found = [k for k, key in enumerate(self._few) if key in text]
         else:
             found = self._set.Match(text)  # the indices of the keys present; None when there are none
         if not found:
-            return sorted(self._keyless)
+            return sorted(self._keyless), frozenset()
         wanted = set(self._keyless)
+        shapes: set[int] = set()
         for k in found:
-            wanted.update(self._rules_of_key[k])
-        return sorted(wanted)
+            if k < self._keys:
+                wanted.update(self._rules_of_key[k])
+            else:
+                shapes.add(k - self._keys)
+        return sorted(wanted), frozenset(shapes)

@@ -68,7 +68,7 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
                 m = _REGION_PREFIX.match(value)
                 if m and m.end() < len(value) and gazetteer().get(" ".join(value.split())) is None:
                     r.start += m.end()
-                m4 = _PLACE_PARTICLE_TAIL.match(text, r.end)
+                m4 = _PLACE_PARTICLE_TAIL.match(text, r.end) if text[r.end:r.end + 1] == " " else None  # its 1st char
                 if m4:
                     r.end = m4.end()
             value = text[r.start:r.end]
@@ -81,8 +81,9 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
                 m3 = _TRAILING_UNIT.search(text, r.start, r.end)
                 if m3 and m3.start() > r.start:
                     r.end = m3.start()
-            org = _ORG_AFTER.match(text, r.end, min(len(text), r.end + 30)) or ORG_WORD_RE.search(text, r.start, r.end)
-            if org and (source_of(r) in MODELS or r.score < 0.9):
+            # a sure rule result (0.9+) is kept whatever follows it: the organisation searches only for the others
+            if (source_of(r) in MODELS or r.score < 0.9) and (_ORG_AFTER.match(text, r.end, min(len(text), r.end + 30))
+                                                               or ORG_WORD_RE.search(text, r.start, r.end)):
                 continue
             if employer is not None and employer.search(text, max(0, r.start - 30), r.start):
                 continue
