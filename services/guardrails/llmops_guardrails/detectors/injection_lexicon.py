@@ -16,6 +16,8 @@ fitted weights, it could only have lifted the test figures.
 
 from __future__ import annotations
 
+import unicodedata
+
 _CLASSES = {
     "SHOW": "print show reveal display output repeat recite dump disclose expose leak share paste quote copy reproduce echo "
             "write type spell list tell give return unveil transcribe read reprint regurgitate replay narrate summarise "
@@ -81,7 +83,89 @@ _CLASSES = {
     "YOU": "you your you're yourself du dein deine dir dich tu ton ta tes toi tú te tus ti tuo tua teu jij je jouw",
 }
 
+# Issue 17, eleventh attempt (branch `inject11`): the same classes in the forms a sentence of the six other languages
+# takes (plural and feminine adjectives, formal and plural imperatives, infinitives, the formal "you"), and NOW, so
+# that a sequence the model learned in English ("ignore ... previous ... instructions", "you are now ...") has the
+# same class n-grams in German, French, Spanish, Italian, Portuguese and Dutch. Written from general vocabulary
+# before any model scored them; no row of the labelled set was read to write them. Words of a few letters that
+# are common in another sense ("di", "sie", "es", "seu") are left out. Counted afterwards (the rows not read): of
+# these 350 new words 61 occur in some dev row, 31 in test rows only, 258 in no row. The ones in test rows only were
+# kept, unlike the fourth round's 21 (whose author had read the generators' phrase lists, which hold test phrases):
+# the point of the classes is words no training row has; the validation cannot measure those words' effect.
+_CROSS_LINGUAL = {
+    "SHOW": "zeigen wiedergeben offenlegen enthülle enthüllen verraten preisgeben schreibe "
+            "affichez montrez répétez révélez dévoilez donnez écrivez recopiez imprimez imprimer divulgue divulguez "
+            "partage partagez citez dites montrer donner écrire dévoiler divulguer "
+            "muéstrame muestre mostrar revele repita escriba dime comparte comparta divulga imprima enseñar "
+            "mostrate mostrare rivela rivelare rivelami svelare svelami scrivere dimmi condividi elenca riporta "
+            "mostre revele escreva diga compartilhe partilhe exiba exibir "
+            "vertel noem tonen onthullen weergeven",
+    "INSTR": "instruktionen befehle systemanweisungen systemprompt einstellungen paramètres réglages ordres invite "
+             "órdenes directivas ajustes direttive ordini impostazioni consegne ordens diretivas configurações "
+             "definições opdrachten instellingen richtlijn systeemprompt",
+    "HIDDEN": "vorherigen vorherige vorigen vorige früheren frühere obigen obige bisherige vorangegangenen "
+              "ursprünglichen anfänglichen internen interne vertraulichen vertrauliche versteckten "
+              "précédentes précédents antérieures antérieurs originales initiales internes confidentielles "
+              "anteriores previas previos internas confidenciales "
+              "precedenti originali riservate confidenziali nascosti segreti "
+              "prévias originais confidenciais ocultas "
+              "eerdere voorgaande vertrouwelijke bovenstaande",
+    "RULE": "regel einschränkungen beschränkungen grenzen vorschriften sicherheitsregeln limites filtres politiques "
+            "éthique interdits restricciones limitaciones límites políticas ética regla restrizioni limitazioni "
+            "limiti regola politiche etica vincoli restrições limitações regra beperkingen beleid ethiek",
+    "NEG": "kein keinen keiner deaktiviert abgeschaltet ungefiltert unzensiert uneingeschränkt frei "
+           "désactivé désactivés désactivées levées levés libre libéré illimitée "
+           "desactivado desactivadas desactivados eliminadas eliminados ilimitada "
+           "nessun nessuno disattivato disattivate disattivati libero rimosse rimossi illimitata "
+           "nenhum desativado desativadas desativados livre removidas removidos "
+           "uitgeschakeld vrij verwijderd ongefilterd",
+    "AUTH": "systemadministrator administratorin entwicklerin eigentümer inhaber geschäftsführung "
+            "système administratrice administrateurs développeurs opérateurs propriétaire "
+            "sistema administradora administradores desarrolladores operadores propietario dueño "
+            "amministratrice amministratori sviluppatori operatori proprietario titolare "
+            "desenvolvedor desenvolvedores proprietário dono "
+            "systeem beheerders ontwikkelaars eigenaar",
+    "ROLE": "spiele verkörpere simuliere modus jouez semblant imaginez incarnez simule simulez "
+            "juega juegue imagina papel modo actúa ruolo modalità recita jogue simule atue interprete "
+            "alsof simuleer",
+    "DROP": "ignorieren ignoriert verwirf verwerfe übergehe überspringe missachten umgehen "
+            "ignorez ignorer oublie oubliez oublier néglige négligez contournez contourner écarte écartez "
+            "ignoren olvide olvídate olvidar descarta descarte desestima omita "
+            "ignorate ignori ignorare dimentichi dimenticare tralascia trascura scarta aggirare "
+            "ignorem esquece esqueçam esquecer desconsidere desconsidera despreze contorne "
+            "negeren negeert vergeet omzeilen verwerp",
+    "YOU": "deinen deiner deinem bist vous votre vos usted ustedes eres estás sei tuoi tue voi vostro "
+           "você vocês u uw jullie bent jou",
+    "NOW": "now henceforth onwards forthwith jetzt nun fortan sofort maintenant désormais dorénavant ahora "
+           "adesso ora agora voortaan nu",
+}
+
+# Second round, written after the first round's validation and before any test figure: the forms that the dev
+# rows' missed German and Dutch role-play and demands used ("spielen wir", "sag mir", "knackt", "inbreekt",
+# "weigert", "richtlinie"), with the same forms in the other languages. Chosen by reading dev rows, so this round's
+# validation figures are optimistic for German and Dutch (bench/RESULTS.md, eleventh attempt).
+_CROSS_LINGUAL_2 = {
+    "SHOW": "sag sage sagen erzähl erzähle erzählen nenn zeg vertellen diz dizer decir dire",
+    "ROLE": "spielen spielt jouons jouer jugamos juguemos jugar giochiamo giocare jogamos jogar spelen speelt",
+    "HARM": "knacken knackt knacke einbrechen aufbrechen manipulieren inbreken inbreekt kraken craquer forcer forzar scassinare forzare arrombar invadir falsifiziere vervals",
+    "RULE": "richtlinie weigern weigert verweigern verweigert refuser refuse refusez rechazar rechaza negarse rifiutare rifiuta recusar recusa weigeren",
+    "NEG": "niemals jamais nunca mai nooit",
+}
+
+
+def fold(word: str) -> str:
+    """`word` without its accents (NFD, combining marks dropped): "instruções" -> "instrucoes"."""
+    return "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
+
+
 WORD_CLASS: dict[str, str] = {}
 for _name, _words in _CLASSES.items():
     for _word in _words.split():
         WORD_CLASS.setdefault(_word, _name)
+for _more in (_CROSS_LINGUAL, _CROSS_LINGUAL_2):
+    for _name, _words in _more.items():
+        for _word in _words.split():
+            WORD_CLASS.setdefault(_word, _name)
+# a word written without its accents has its class too ("precedentes", "instrucoes", "revele")
+for _word, _name in list(WORD_CLASS.items()):
+    WORD_CLASS.setdefault(fold(_word), _name)

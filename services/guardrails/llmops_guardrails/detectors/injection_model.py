@@ -4,7 +4,8 @@ Features: the text normalized like the rules see it (NFKC, invisible characters 
 mapped; `injection.normalize`), lower-cased, runs of white space made one space; then every character
 3- and 4-gram of " text ", every word unigram and bigram, and the word-class unigrams, bigrams and trigrams
 of the words that have a class (`injection_lexicon`: SHOW, INSTR, HIDDEN, RULE, NEG, AUTH, ROLE, HARM, DROP,
-YOU; each counted LEXICON_WEIGHT times), each hashed into 2**BITS buckets. A text is the multiset of its
+YOU, NOW, in seven languages, a word written without its accents in its class too; each counted LEXICON_WEIGHT
+times), each hashed into 2**BITS buckets. A text is the multiset of its
 buckets, each worth 1/sqrt(count) (so the vector has unit length when no two n-grams collide). Score:
 `sigmoid(w . x + bias)` (format 4), or since the seventh attempt (format 5) `sigmoid(w . x + out . relu(x' W1 +
 b1) + bias)`, where x' is the same vector folded into 2**deep_bits buckets (each bucket's top bits) and W1 has
@@ -45,9 +46,10 @@ from llmops_guardrails.detectors.injection import normalize
 from llmops_guardrails.detectors.injection_lexicon import WORD_CLASS
 
 # 1: no word classes; 2: classes counted 3 times; 3: the DROP class, more words, counted 12 times;
-# 4: character 3- and 4-grams only (no 5-grams), classes counted 24 times; 5: 4's features, a hidden layer
-FORMAT = 5
-READS = (4, 5)  # format 5 files may have a hidden layer; the features are format 4's
+# 4: character 3- and 4-grams only (no 5-grams), classes counted 24 times; 5: 4's features, a hidden layer;
+# 6: 5's, the classes with the cross-lingual forms, NOW, and every class word also without its accents
+FORMAT = 6
+READS = (6,)  # a format 4 or 5 file was fitted on other word classes: its weights would mean other features
 BITS = 18
 # Chosen on leave-one-batch-out validation (train_injection.py; recall at the out-of-fold operating point):
 # (3, 4, 5) 0.716, (3, 4) 0.735, (3,) 0.719, all with classes x24; the 5-grams learn a batch's phrases.
