@@ -8,6 +8,7 @@ import regex
 from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from llmops_guardrails.detectors.pii import cues
 from llmops_guardrails.detectors.pii.lexicon import (
     BULLET,
     LINE,
@@ -116,7 +117,7 @@ class PersonRecognizer(OneEntityRecognizer):
         if ":" in text:
             for m in _SPEAKER.finditer(text):
                 add(m.span("name"), 0.9, "speaker label")
-        for m in _SPEECH.finditer(text):
+        for m in cues.matches(_SPEECH, text, cues.starts(text).speech):  # `_SPEECH.finditer(text)`
             add(m.span("name"), 0.9, "after a speech verb")
             if m.group("other"):
                 add(m.span("other"), 0.9, "after a speech verb")

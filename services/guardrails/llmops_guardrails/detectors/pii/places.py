@@ -12,6 +12,7 @@ import regex
 from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from llmops_guardrails.detectors.pii import cues
 from llmops_guardrails.detectors.pii.lexicon import BULLET, LINE, ORG_WORD, ORG_WORD_RE, UNIT_OR_STREET
 from llmops_guardrails.detectors.pii.patterns import OneEntityRecognizer
 from llmops_guardrails.detectors.pii.results import make_result
@@ -167,7 +168,7 @@ class PlaceRecognizer(OneEntityRecognizer):
         if "\n" in text:
             out.extend(self._address_lines(text))
         if "," in text:
-            for m in _ADDRESS_PLACE.finditer(text):
+            for m in cues.matches(_ADDRESS_PLACE, text, cues.starts(text).address):  # `.finditer(text)`
                 start, end = m.span("place")
                 value = m.group("place")
                 if UNIT_OR_STREET.search(value) or (value[0].islower() and any(c.isupper() for c in text)):
