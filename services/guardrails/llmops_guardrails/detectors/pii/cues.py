@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import regex
 
@@ -49,14 +49,14 @@ ADDRESS_KEYS = ("live", "living", "address", "located", "based", "ship", "delive
 def _trie(keys: Iterable[str]) -> str:
     """An alternation matching exactly `keys`, with shared beginnings written once (`re` tries the branches of an
     alternation one by one: "d(?:ear|r)" fails once where "dear|dr" fails twice)."""
-    root: dict[str, dict] = {}  # type: ignore[type-arg]
+    root: dict[str, Any] = {}
     for key in keys:
         node = root
         for c in key:
             node = node.setdefault(c, {})
         node[""] = {}
 
-    def written(node: dict[str, dict]) -> str:  # type: ignore[type-arg]
+    def written(node: dict[str, Any]) -> str:
         branches = [re.escape(c) + written(rest) for c, rest in sorted(node.items()) if c]
         if not branches:
             return ""

@@ -132,8 +132,9 @@ def _crafted(n: int, seed: int) -> list[str]:
         "my name is", "call me", "calls me", "called", "named", "mrs.", "Dr.", "first name?", "full  name? user:",
         "name on the account? customer:", "regards,", "thanks,", "partner's name", "travelled to", "traveled to",
         "lives in", "living in", "hometown", "where:", "flying to", "lived at", "address is:", "shipped it to",
-        "mailed them to", "12 Rue Nova 3,", "4 Main St, Springfield.", "according to", "said", "Said", "to", "Anna", "Berg", "O'Brien", "Jean-Luc", "D.",
-        "ANNA", "Ødegård", "İstanbul", "ſir", "KIEL", "ıi", "x", "_", "9", "é", "\u0301", "-", "'", "’", "?", ":", ","]
+        "mailed them to", "12 Rue Nova 3,", "4 Main St, Springfield.", "according to", "said", "Said", "to", "Anna",
+        "Berg", "O'Brien", "Jean-Luc", "D.", "ANNA",
+        "Ødegård", "İstanbul", "ſir", "KIEL", "ıi", "x", "_", "9", "é", "\u0301", "-", "'", "’", "?", ":", ","]
     joints = [" ", "  ", "", "\n", "\t", ". ", ", ", "_", "1", "a", "\u00a0", *WHITESPACE]
     out = []
     for _ in range(n):
