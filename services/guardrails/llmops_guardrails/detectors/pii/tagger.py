@@ -374,6 +374,7 @@ class NameTagger:
                                                       "lstart", "lonly", "line=0", "line=1", "line=2", "line=3",
                                                       "rtw", "rgz", "ev=none")}
         self._pairs = pairs_of(vocab)
+        self._evidence: dict[tuple[str, str, str], list[int]] = {}  # a rule's evidence rows (`_evidence_rows`)
 
     def _rows_of(self, features: Sequence[str]) -> list[int]:
         """The weight rows of those of `features` the vocabulary has, in their order."""
@@ -430,6 +431,35 @@ class NameTagger:
             words[word] = got
         return got
 
+    def _evidence_rows(self, spans: Sequence[tuple[int, int]], cand: Sequence[int], evidence: Sequence[Evidence],
+                       ) -> list[list[int] | None]:
+        """`_evidence_features` as weight rows: per candidate, the rows of what the rules found over it, in the same
+        order (a rule's two features' rows remembered per entity, score bucket and rule), or None for "ev=none"."""
+        out: list[list[int] | None] = [None] * len(cand)
+        if evidence:
+            memo = self._evidence
+            starts = [spans[i][0] for i in cand]
+            for kind, a, b, score, rule in evidence:
+                k = max(0, bisect.bisect_right(starts, a) - 1)
+                rows = None
+                while k < len(cand) and spans[cand[k]][0] < b:
+                    if a < spans[cand[k]][1]:
+                        if rows is None:
+                            key = (kind, _bucket(score), rule)
+                            rows = memo.get(key)
+                            if rows is None:
+                                if len(memo) >= self.OWN_CACHE:
+                                    memo.clear()
+                                rows = memo[key] = self._rows_of(("ev=" + kind + "|" + key[1],
+                                                                  "evr=" + kind + "|" + rule))
+                        got = out[k]
+                        if got is None:
+                            out[k] = list(rows)
+                        else:
+                            got += rows
+                    k += 1
+        return out
+
     def word_probabilities(self, text: str, evidence: Sequence[Evidence] | None = None,
                            ) -> tuple[list[tuple[int, int]], list[int], npt.NDArray[np.float64]]:
         """Tokens, candidate indices and their label probabilities (`evidence`: what the rules found, read by a
@@ -463,7 +493,7 @@ class NameTagger:
                     w = "<s>" if j < 0 else "</s>"
                 seen[j] = remembered(w) or word(w, lowercase_text)
             reached = i + 2
-        extras = (_evidence_features(spans, cand, evidence or ()) if self.evidence else None)
+        extras = self._evidence_rows(spans, cand, evidence or ()) if self.evidence else None
         none = const["ev=none"]
         newlines = [m.start() for m in _NEWLINE.finditer(text)]
         places, town_list = gazetteer(), towns()
@@ -537,10 +567,7 @@ class NameTagger:
                 idx += const[pos]
                 if extras is not None:
                     extra = extras[k]
-                    if len(extra) == 1 and extra[0] == "ev=none":
-                        idx += none
-                    else:
-                        idx.extend(filter(_KNOWN, map(get, extra)))
+                    idx += none if extra is None else extra
                 k += 1
         return spans, cand, self._scores(idx, starts)
 

@@ -9,10 +9,14 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import regex
 
 from llmops_guardrails.detectors import injection
 from llmops_guardrails.detectors.pii import people
+from llmops_guardrails.detectors.pii import tagger as tg
+from llmops_guardrails.detectors.pii.detector import PiiDetector
+from llmops_guardrails.detectors.pii.results import rule_of, source_of
 from llmops_guardrails.pii_eval import load_samples
 
 PII_DATA = Path(__file__).resolve().parents[5].parent / "shared/data/pii/synth_dataset_v2.json"
@@ -62,3 +66,55 @@ def test_the_two_searches_are_what_they_were() -> None:
         rf"(?<![\p{{L}}\p{{M}}\p{{N}}_'’.-]|\p{{Lu}}[\p{{L}}\p{{M}}'’-]*[ ])"
         rf"{name_word}(?:[ ]{name_word}){{1,3}}(?![\p{{L}}\p{{M}}\p{{N}}_'’-]|[ ]\p{{Lu}})")
     assert isinstance(people._CAPITALISED_WORDS, regex.Pattern)
+
+
+def _evidence(detector: PiiDetector, text: str) -> list[tg.Evidence]:
+    """What the rules found, as the detector gives it to the tagger."""
+    return [(r.entity_type, r.start, r.end, r.score, rule_of(r) or source_of(r)) for r in detector._rules(text)]
+
+
+def test_the_evidence_rows_are_the_rows_of_the_evidence_features(detector: PiiDetector) -> None:
+    model = tg.load()
+    rng = random.Random(12)
+    crafted = 0
+    for text in _corpus()[:2500]:
+        spans = tg.tokens(text)
+        cand = tg.candidates(text, spans, model.lex)
+        evidence = _evidence(detector, text)
+        if len(spans) > 4 and rng.random() < 0.5:  # overlapping spans, rules the vocabulary lacks, every bucket
+            for _ in range(3):
+                a = rng.randrange(len(spans) - 2)
+                evidence.append((rng.choice(["PERSON", "LOCATION", "NRP"]), spans[a][0], spans[a + rng.randrange(3)][1],
+                                 rng.choice([0.3, 0.65, 0.85, 0.9]), rng.choice(["known_name", "no such rule"])))
+                crafted += 1
+        old = tg._evidence_features(spans, cand, evidence)
+        new = model._evidence_rows(spans, cand, evidence)
+        assert new == [None if f == ["ev=none"] else model._rows_of(f) for f in old], text
+    assert crafted > 1000 and len(model._evidence) > 10
+
+
+def test_the_tagger_with_the_rules_evidence_gives_the_probabilities_of_its_features_bit_for_bit(
+        detector: PiiDetector) -> None:
+    model = tg.shipped()
+    assert model.evidence
+    seen = 0
+    for text in _corpus()[:2500] + _crafted(500, 13):
+        evidence = _evidence(detector, text)
+        spans, cand, probs = model.word_probabilities(text, evidence)
+        old_spans, old_cand, feats = tg.text_features(text, model.lex, evidence)
+        assert (spans, cand) == (old_spans, old_cand), text
+        assert np.array_equal(probs, model.probabilities(feats)), text
+        seen += len(cand)
+    assert seen > 10_000
+
+
+def test_the_pair_features_by_their_parts() -> None:
+    pairs = tg.pairs_of({"pw2=a b": 1, "pw2=<s> x": 2, "nw2=a b c": 3, "c|nc=|FN": 4, "c|nc=FN+SN|TW": 5, "pw2=ab": 6,
+                         "rb2=": 7, "psh=Xx": 8, "c|pc=GZcit|GZa": 9})
+    assert pairs == {"pw2=": {"a": {"b": 1}, "<s>": {"x": 2}}, "nw2=": {"a": {"b c": 3}}, "rb2=": {},
+                     "c|nc=": {"": {"FN": 4}, "FN+SN": {"TW": 5}}, "c|pc=": {"GZcit": {"GZa": 9}}}
+    # no list's short name holds the separator of the lists' pairs
+    names = {c for word in ("Anna", "Paris", "Kokkola", "New", "Texas", "Europe", "Will", "Monday", "Inc", "Street")
+             for c in tg.lexicon().classes(word, False)} | {"GZ" + s[:3] for s in ("countries", "us_states", "regions",
+                                                                                   "cities")}
+    assert not any("|" in c for c in names)
