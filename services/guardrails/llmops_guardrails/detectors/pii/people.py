@@ -36,17 +36,33 @@ _ROLE_WORD = regex.compile(
 _LABEL = regex.compile(r"(?i)(?:billing|shipping|mailing|postal|home|delivery)?\s*(?:address|name|to|attn|"
                        r"attention|contact|recipient|ship\s+to|bill\s+to)\s*:\s*")
 _SENTENCE_START = r"(?:^|(?<=[.!?]\s{1,3})|(?<=\n\s{0,8}))"
-_SUBJECT = regex.compile(
-    rf"{_SENTENCE_START}(?P<name>{_PERSON_NAME})(?=\s+(?:lives|lived|had\s+given|has\s+given|gave|spent|works|"
-    r"worked|said|says|told|asked|wrote|replied|is\s+from|was\s+from|moved|married|emailed|texted|called\s+me|"
-    r"and\s+I\b|is\s+(?:a\s+)?(?:very|my|our|so)\b|was\s+(?:a\s+)?(?:very|my|our)\b))")
+_SUBJECT_VERB = (r"(?=\s+(?:lives|lived|had\s+given|has\s+given|gave|spent|works|"
+                 r"worked|said|says|told|asked|wrote|replied|is\s+from|was\s+from|moved|married|emailed|texted|called\s+me|"
+                 r"and\s+I\b|is\s+(?:a\s+)?(?:very|my|our|so)\b|was\s+(?:a\s+)?(?:very|my|our)\b))")
+_SUBJECT = regex.compile(rf"{_SENTENCE_START}(?P<name>{_PERSON_NAME}){_SUBJECT_VERB}")
 _SPEECH = regex.compile(
     rf"\b(?:said|says|asked|replied|answered|told|wrote|explained|added|shouted|whispered|according\s+to)\s+"
     rf"(?P<name>{_PERSON_NAME})(?:\s+to\s+(?P<other>{_PERSON_NAME}))?")
 _SPEAKER = regex.compile(rf"(?m)^[ \t]*(?P<name>{NAME_WORD}(?:[ ]{NAME_WORD})?)[ \t]*:[ \t]*[\"“]")
-_VOCATIVE = regex.compile(
-    rf"{_SENTENCE_START}(?P<name>{_PERSON_NAME}),\s+(?=(?i:can|could|would|will|please|are|do|did|have|i|you|"
-    r"thank|thanks|we|let|how|what|where|when|why|is|it|this)\b)")
+_VOCATIVE_END = (r",\s+(?=(?i:can|could|would|will|please|are|do|did|have|i|you|"
+                 r"thank|thanks|we|let|how|what|where|when|why|is|it|this)\b)")
+_VOCATIVE = regex.compile(rf"{_SENTENCE_START}(?P<name>{_PERSON_NAME}){_VOCATIVE_END}")
+# Both in one search: a name at a sentence's start, then the subject's verb (group "subject", empty) or the vocative's
+# comma. The two never match at one place (after the same name words a verb follows, or a comma: a name goes on only
+# with a capital, an initial or a particle, none of which a verb is), nor does one match start inside a match of the
+# other (inside a name there is no comma, and after one a verb stops it), so the matches of this search are those of
+# the two, in order (`sentence_names`).
+_SUBJECT_OR_VOCATIVE = regex.compile(
+    rf"{_SENTENCE_START}(?P<name>{_PERSON_NAME})(?:(?P<subject>{_SUBJECT_VERB})|{_VOCATIVE_END})")
+
+
+def sentence_names(text: str) -> tuple[list[regex.Match[str]], list[regex.Match[str]]]:
+    """The matches of `_SUBJECT` and of `_VOCATIVE` in `text`, in order: one search (`_SUBJECT_OR_VOCATIVE`)."""
+    subjects: list[regex.Match[str]] = []
+    vocatives: list[regex.Match[str]] = []
+    for m in _SUBJECT_OR_VOCATIVE.finditer(text):
+        (subjects if m.start("subject") >= 0 else vocatives).append(m)
+    return subjects, vocatives
 _POSSESSIVE_NAME = regex.compile(rf"\b(?P<name>{NAME_WORD}[ ]{NAME_WORD})['’]s\b")
 _DETERMINERS = frozenset({"The", "A", "An", "This", "That", "These", "Those", "My", "Your", "His", "Her", "Our",
                           "Their", "Its", "Some", "Any", "Every", "Each", "No"})
@@ -121,9 +137,10 @@ class PersonRecognizer(OneEntityRecognizer):
             add(m.span("name"), 0.9, "after a speech verb")
             if m.group("other"):
                 add(m.span("other"), 0.9, "after a speech verb")
-        for m in _SUBJECT.finditer(text):
+        subjects, vocatives = sentence_names(text)
+        for m in subjects:  # `_SUBJECT.finditer(text)`
             add(m.span("name"), 0.9, "subject of a verb that takes a person")
-        for m in _VOCATIVE.finditer(text):
+        for m in vocatives:  # `_VOCATIVE.finditer(text)`
             first = m.group("name").split(" ")[0]
             if first.lower() not in _INTERJECTIONS and first.lower() not in OPENERS and not first.endswith("ly"):
                 add(m.span("name"), 0.88, "addressed by name")

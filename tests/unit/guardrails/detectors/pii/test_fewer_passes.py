@@ -118,3 +118,40 @@ def test_the_pair_features_by_their_parts() -> None:
              for c in tg.lexicon().classes(word, False)} | {"GZ" + s[:3] for s in ("countries", "us_states", "regions",
                                                                                    "cities")}
     assert not any("|" in c for c in names)
+
+
+def _sentences(n: int, seed: int) -> list[str]:
+    """Names at sentence starts followed by subject verbs, commas and the vocative's words, glued every way."""
+    rng = random.Random(seed)
+    names = ["Anna", "Anna Berg", "Anna G. Berg", "Anna van der Berg", "Jean-Luc O'Brien", "It", "I", "Is", "Dear Bob",
+             "ANNA", "Ödön", "The Berg"]
+    after = [" lives in", " said", " is my", " is a very", " was our", " and I", " and Ib", " called me", ",  can",
+             ", I", ",\nIt", ", it", ", Bob", ", thanks", ", thanksgiving", " van", " G.", " had given", "  is from",
+             ", please", ",", " "]
+    glue = [". ", ".  ", ".    ", "! ", "?\n", "\n", "\n   ", "\n\t ", " ", ", ", "", ":\n", ".\n\n"]
+    return ["".join(rng.choice(glue) + rng.choice(names) + rng.choice(after) for _ in range(rng.randrange(1, 9)))
+            for _ in range(n)]
+
+
+def test_one_search_finds_the_subjects_and_the_vocatives() -> None:
+    subjects_seen = vocatives_seen = 0
+    for text in _corpus() + _sentences(20_000, 14) + _crafted(5_000, 15):
+        subjects, vocatives = people.sentence_names(text)
+        assert [m.span() for m in subjects] == [m.span() for m in people._SUBJECT.finditer(text)], text
+        assert [m.span() for m in vocatives] == [m.span() for m in people._VOCATIVE.finditer(text)], text
+        assert [m.span("name") for m in subjects + vocatives] == [
+            m.span("name") for m in [*people._SUBJECT.finditer(text), *people._VOCATIVE.finditer(text)]]
+        subjects_seen += len(subjects)
+        vocatives_seen += len(vocatives)
+    assert subjects_seen > 5_000 and vocatives_seen > 5_000
+
+
+def test_the_subject_and_vocative_searches_are_what_they_were() -> None:
+    start, name = people._SENTENCE_START, people._PERSON_NAME
+    assert people._SUBJECT.pattern == (
+        rf"{start}(?P<name>{name})(?=\s+(?:lives|lived|had\s+given|has\s+given|gave|spent|works|"
+        r"worked|said|says|told|asked|wrote|replied|is\s+from|was\s+from|moved|married|emailed|texted|called\s+me|"
+        r"and\s+I\b|is\s+(?:a\s+)?(?:very|my|our|so)\b|was\s+(?:a\s+)?(?:very|my|our)\b))")
+    assert people._VOCATIVE.pattern == (
+        rf"{start}(?P<name>{name}),\s+(?=(?i:can|could|would|will|please|are|do|did|have|i|you|"
+        r"thank|thanks|we|let|how|what|where|when|why|is|it|this)\b)")
