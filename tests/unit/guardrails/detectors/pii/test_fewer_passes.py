@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,33 @@ def test_the_subject_and_vocative_searches_are_what_they_were() -> None:
     assert people._VOCATIVE.pattern == (
         rf"{start}(?P<name>{name}),\s+(?=(?i:can|could|would|will|please|are|do|did|have|i|you|"
         r"thank|thanks|we|let|how|what|where|when|why|is|it|this)\b)")
+
+
+def _classes(text: str, letters: str, digits: str, spaces: str, joiners: str) -> bytes:
+    """Each character's class in `text` (a letter, a joiner, a digit, whitespace, other), by the given classes."""
+    kinds = bytearray(b"o" * len(text))
+    for pattern, kind in ((letters, b"l"), (digits, b"d"), (spaces, b"s"), (joiners, b"j")):
+        for m in regex.finditer(pattern, text):
+            kinds[m.start():m.end()] = kind * (m.end() - m.start())
+    return bytes(kinds)
+
+
+def test_every_character_stands_in_by_a_character_of_its_class() -> None:
+    classes = tg._TokenClasses({code: code for code in range(128)})
+    every = "".join(map(chr, range(sys.maxunicode + 1)))
+    translated = every.translate(classes)
+    assert len(translated) == len(every) and translated.isascii()
+    assert translated[:128] == every[:128]
+    # what `_TOKEN` reads of each character, and what `_ASCII_TOKEN` reads of its stand-in
+    assert _classes(every, r"[\p{L}\p{M}]+", r"\d+", r"\s+", "['’-]+") == _classes(
+        translated, "[A-Za-z]+", "[0-9]+", "[\t\n\x0b\x0c\r ]+", "['-]+")
+    assert len(classes) == classes.LIMIT  # remembered up to its limit; the others looked up each time
+    assert "ß\u0301٣\u2028’x\x1c".translate(classes) == "aa0 'x\x1c"
+
+
+def test_the_tokens_are_those_of_the_token_pattern() -> None:
+    rng = random.Random(16)
+    alphabet = "aZé\u0301ßİ'’-–.,_0٣²Ⅻ \t\n\u00a0\u2028\x1c\x1f\x85#@😀"
+    randoms = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40))) for _ in range(20_000)]
+    for text in _corpus() + _crafted(5_000, 17) + randoms:
+        assert tg.tokens(text) == [m.span() for m in tg._TOKEN.finditer(text)], text
