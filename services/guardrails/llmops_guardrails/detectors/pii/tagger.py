@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import regex
 
+from llmops_guardrails.detectors.pii.classes import plain
 from llmops_guardrails.detectors.pii.lexicon import NOT_ALONE, OPENERS, ORG_WORD_RE, UNIT_OR_STREET
 from llmops_guardrails.detectors.pii.names import common_words, first_names, lower_name_words, surnames
 from llmops_guardrails.detectors.pii.places import gazetteer, towns
@@ -54,40 +55,13 @@ _CALENDAR = frozenset(["monday", "tuesday", "wednesday", "thursday", "friday", "
                        "november", "december"])
 
 
-# `_TOKEN` for ASCII text in the standard library's `re` (twice as fast as `regex` here): on ASCII characters
-# `[\p{L}\p{M}]` is `[A-Za-z]`, `\d` is `[0-9]`, `\s` is `[\t\n\x0b\x0c\r ]` (U+001C-U+001F are not `regex`'s
-# whitespace) and "’" does not occur.
+# `_TOKEN` in the standard library's `re`, for ASCII text (`classes`: twice as fast as `regex` here).
 _ASCII_TOKEN = re.compile(r"[A-Za-z]++(?:['-][A-Za-z]++)*+|[0-9]++|[^\t\n\x0b\x0c\r ]")
-_LETTER_OR_MARK = regex.compile(r"[\p{L}\p{M}]")
-_DIGIT = regex.compile(r"\d")
-_SPACE = regex.compile(r"\s")
-
-
-class _TokenClasses(dict[int, int]):
-    """A `str.translate` table giving each character an ASCII stand-in of its class for `_TOKEN`: an ASCII
-    character stands for itself, a letter or mark for "a", a digit for "0", whitespace for " ", U+2019 for "'",
-    anything else for "#". `_TOKEN` reads nothing of a character but its class (a letter or mark, one of the joiners
-    ', U+2019 and -, a digit, whitespace, other), so the tokens of the translation (one character for one) are those
-    of the text. Classes are looked up as characters are met (and remembered, up to `LIMIT`)."""
-
-    LIMIT = 1 << 16
-
-    def __missing__(self, code: int) -> int:
-        c = chr(code)
-        stand_in = ord("a" if _LETTER_OR_MARK.match(c) else "0" if _DIGIT.match(c) else " " if _SPACE.match(c)
-                       else "'" if c == "’" else "#")
-        if len(self) < self.LIMIT:
-            self[code] = stand_in
-        return stand_in
-
-
-_CLASSES = _TokenClasses({code: code for code in range(128)})
 
 
 def tokens(text: str) -> list[tuple[int, int]]:
-    """(start, end) of every token of `text` (`_TOKEN`'s matches; found by `_ASCII_TOKEN`, in a text that is not ASCII
-    in its translation by `_CLASSES`)."""
-    return [m.span() for m in _ASCII_TOKEN.finditer(text if text.isascii() else text.translate(_CLASSES))]
+    """(start, end) of every token of `text` (`_TOKEN`'s matches, found by `_ASCII_TOKEN` in `classes.plain(text)`)."""
+    return [m.span() for m in _ASCII_TOKEN.finditer(plain(text))]
 
 
 def _shape(word: str) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 import regex
 
 from llmops_guardrails.detectors import injection
-from llmops_guardrails.detectors.pii import people
+from llmops_guardrails.detectors.pii import classes, people, places
 from llmops_guardrails.detectors.pii import tagger as tg
 from llmops_guardrails.detectors.pii.detector import PiiDetector
 from llmops_guardrails.detectors.pii.results import rule_of, source_of
@@ -158,31 +158,43 @@ def test_the_subject_and_vocative_searches_are_what_they_were() -> None:
         r"thank|thanks|we|let|how|what|where|when|why|is|it|this)\b)")
 
 
-def _classes(text: str, letters: str, digits: str, spaces: str, joiners: str) -> bytes:
-    """Each character's class in `text` (a letter, a joiner, a digit, whitespace, other), by the given classes."""
+def _classes(text: str, patterns: list[tuple[str, bytes]]) -> bytes:
+    """Each character's class in `text`: the kind of the last of `patterns` it matches, else "o"."""
     kinds = bytearray(b"o" * len(text))
-    for pattern, kind in ((letters, b"l"), (digits, b"d"), (spaces, b"s"), (joiners, b"j")):
+    for pattern, kind in patterns:
         for m in regex.finditer(pattern, text):
             kinds[m.start():m.end()] = kind * (m.end() - m.start())
     return bytes(kinds)
 
 
 def test_every_character_stands_in_by_a_character_of_its_class() -> None:
-    classes = tg._TokenClasses({code: code for code in range(128)})
+    table = classes.Classes({code: code for code in range(128)})
     every = "".join(map(chr, range(sys.maxunicode + 1)))
-    translated = every.translate(classes)
+    translated = every.translate(table)
     assert len(translated) == len(every) and translated.isascii()
     assert translated[:128] == every[:128]
-    # what `_TOKEN` reads of each character, and what `_ASCII_TOKEN` reads of its stand-in
-    assert _classes(every, r"[\p{L}\p{M}]+", r"\d+", r"\s+", "['’-]+") == _classes(
-        translated, "[A-Za-z]+", "[0-9]+", "[\t\n\x0b\x0c\r ]+", "['-]+")
-    assert len(classes) == classes.LIMIT  # remembered up to its limit; the others looked up each time
-    assert "ß\u0301٣\u2028’x\x1c".translate(classes) == "aa0 'x\x1c"
+    # the classes the patterns read, in `regex`'s Unicode classes and in ASCII
+    unicode = [(r"[\p{L}\p{M}]+", b"l"), (r"\p{Lu}+", b"L"), (r"\d+", b"d"), (r"\s+", b"s"), ("['’]+", b"q"),
+               ("-+", b"-"), (r"\.+", b".")]
+    ascii = [("[A-Za-z]+", b"l"), ("[A-Z]+", b"L"), ("[0-9]+", b"d"), ("[\t\n\x0b\x0c\r ]+", b"s"), ("'+", b"q"),
+             ("-+", b"-"), (r"\.+", b".")]
+    assert _classes(every, unicode) == _classes(translated, ascii)
+    assert len(table) == table.LIMIT  # remembered up to its limit; the others looked up each time
+    assert classes.plain("ß\u0301Ä٣²\u2028’x\x1c") == "aaA0# 'x\x1c"
+    assert classes.plain("Anna") == "Anna"
 
 
 def test_the_tokens_are_those_of_the_token_pattern() -> None:
     rng = random.Random(16)
-    alphabet = "aZé\u0301ßİ'’-–.,_0٣²Ⅻ \t\n\u00a0\u2028\x1c\x1f\x85#@😀"
+    alphabet = "aZé\u0301ßİÄǅ'’-–.,_0٣²Ⅻ \t\n\u00a0\u2028\x1c\x1f\x85#@😀"
     randoms = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40))) for _ in range(20_000)]
     for text in _corpus() + _crafted(5_000, 17) + randoms:
         assert tg.tokens(text) == [m.span() for m in tg._TOKEN.finditer(text)], text
+        read = classes.plain(text)
+        assert [m.span() for m in places._ASCII_CAPITAL_TOKEN.finditer(read)] == [
+            m.span() for m in places._CAPITAL_TOKEN.finditer(text)], text
+        assert [m.span() for m in places._ASCII_TOKEN.finditer(read)] == [
+            m.span() for m in places._TOKEN.finditer(text)], text
+        for at in range(1, len(text) if len(text) < 50 else 0, 3):  # from a position, as after a gazetteer start
+            assert [m.span() for m in places._ASCII_TOKEN.finditer(read, at)] == [
+                m.span() for m in places._TOKEN.finditer(text, at)], (text, at)
