@@ -198,3 +198,12 @@ def test_the_tokens_are_those_of_the_token_pattern() -> None:
         for at in range(1, len(text) if len(text) < 50 else 0, 3):  # from a position, as after a gazetteer start
             assert [m.span() for m in places._ASCII_TOKEN.finditer(read, at)] == [
                 m.span() for m in places._TOKEN.finditer(text, at)], (text, at)
+
+
+def test_the_tagger_reads_a_text_right_after_its_rules_so_the_text_is_translated_once(
+        detector: PiiDetector) -> None:
+    tagging = PiiDetector(detector.ner, entities=detector.entities, names="tagger")
+    texts = [f"Die Akte n°{i} von Zorblax Quentwhistle liegt bei Frau Ödegård in Tromsø." for i in range(30)]
+    classes.plain.cache_clear()
+    tagging.detect_many(texts)
+    assert classes.plain.cache_info().misses == len(texts)  # the gazetteer's, then the tagger's from the cache
