@@ -232,15 +232,17 @@ class PiiDetector:
                 text=text, language=self.language, entities=self.entities,
                 nlp_artifacts=self.ner.artifacts(doc, self.ner_config), score_threshold=self.score_threshold))
                 for text, doc in zip(texts, docs, strict=True)]
-        rules = [self._rules(t) for t in texts]
+        names = self.names
+        tagging = self.with_ner and names.startswith("tagger")
+        rules: list[list[RecognizerResult]] = []
+        sure: list[list[tuple[int, int]]] = []
+        for t in texts:  # the tagger right after a text's rules: it reads what they read (`classes.plain`, remembered)
+            found = self._rules(t)
+            rules.append(found)
+            sure.append(self._tag(t, found) if tagging else [])
         if not self.with_ner:
             self.ner.count(texts, [[] for _ in texts])
             return [self._finish(t, r) for t, r in zip(texts, rules, strict=True)]
-        names = self.names
-        if names.startswith("tagger"):
-            sure = [self._tag(t, rs) for t, rs in zip(texts, rules, strict=True)]
-        else:
-            sure = [[] for _ in texts]
         if names in ("off", "tagger"):
             windows: list[list[tuple[int, int]]] = [[] for _ in texts]
         elif self.skip_ner:

@@ -13,12 +13,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import phonenumbers
 import regex
 from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
+
+from llmops_guardrails.detectors.pii import cues
 
 
 def luhn_ok(digits: str) -> bool:
@@ -251,15 +253,17 @@ class NameContextRecognizer(LocalRecognizer):
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
                 ) -> list[RecognizerResult]:
         out = []
-        found: list[tuple[str, regex.Pattern[str]]] = []
+        # PERSON and PLACE tried only where one of their triggers can start (`cues`): the same matches as `finditer`
+        at = cues.starts(text)
+        found: list[tuple[str, Iterable[regex.Match[str]]]] = []
         if "PERSON" in entities and "PERSON" in self.supported_entities:
-            found.append(("PERSON", self.PERSON))
+            found.append(("PERSON", cues.matches(self.PERSON, text, at.person)))
             if not any(c.isupper() for c in text):
-                found.append(("PERSON", self.PERSON_LOWER))
+                found.append(("PERSON", self.PERSON_LOWER.finditer(text)))
         if "LOCATION" in entities and "LOCATION" in self.supported_entities:
-            found.append(("LOCATION", self.PLACE))
-        for entity, pattern in found:
-            for m in pattern.finditer(text):
+            found.append(("LOCATION", cues.matches(self.PLACE, text, at.place)))
+        for entity, found_matches in found:
+            for m in found_matches:
                 start, end = m.span("name")
                 words = text[start:end].split(" ")
                 while words and words[0] in self.STOP:

@@ -8,6 +8,7 @@ import regex
 from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from llmops_guardrails.detectors.pii import cues
 from llmops_guardrails.detectors.pii.lexicon import (
     BULLET,
     LINE,
@@ -35,17 +36,33 @@ _ROLE_WORD = regex.compile(
 _LABEL = regex.compile(r"(?i)(?:billing|shipping|mailing|postal|home|delivery)?\s*(?:address|name|to|attn|"
                        r"attention|contact|recipient|ship\s+to|bill\s+to)\s*:\s*")
 _SENTENCE_START = r"(?:^|(?<=[.!?]\s{1,3})|(?<=\n\s{0,8}))"
-_SUBJECT = regex.compile(
-    rf"{_SENTENCE_START}(?P<name>{_PERSON_NAME})(?=\s+(?:lives|lived|had\s+given|has\s+given|gave|spent|works|"
-    r"worked|said|says|told|asked|wrote|replied|is\s+from|was\s+from|moved|married|emailed|texted|called\s+me|"
-    r"and\s+I\b|is\s+(?:a\s+)?(?:very|my|our|so)\b|was\s+(?:a\s+)?(?:very|my|our)\b))")
+_SUBJECT_VERB = (r"(?=\s+(?:lives|lived|had\s+given|has\s+given|gave|spent|works|"
+                 r"worked|said|says|told|asked|wrote|replied|is\s+from|was\s+from|moved|married|emailed|texted|called\s+me|"
+                 r"and\s+I\b|is\s+(?:a\s+)?(?:very|my|our|so)\b|was\s+(?:a\s+)?(?:very|my|our)\b))")
+_SUBJECT = regex.compile(rf"{_SENTENCE_START}(?P<name>{_PERSON_NAME}){_SUBJECT_VERB}")
 _SPEECH = regex.compile(
     rf"\b(?:said|says|asked|replied|answered|told|wrote|explained|added|shouted|whispered|according\s+to)\s+"
     rf"(?P<name>{_PERSON_NAME})(?:\s+to\s+(?P<other>{_PERSON_NAME}))?")
 _SPEAKER = regex.compile(rf"(?m)^[ \t]*(?P<name>{NAME_WORD}(?:[ ]{NAME_WORD})?)[ \t]*:[ \t]*[\"“]")
-_VOCATIVE = regex.compile(
-    rf"{_SENTENCE_START}(?P<name>{_PERSON_NAME}),\s+(?=(?i:can|could|would|will|please|are|do|did|have|i|you|"
-    r"thank|thanks|we|let|how|what|where|when|why|is|it|this)\b)")
+_VOCATIVE_END = (r",\s+(?=(?i:can|could|would|will|please|are|do|did|have|i|you|"
+                 r"thank|thanks|we|let|how|what|where|when|why|is|it|this)\b)")
+_VOCATIVE = regex.compile(rf"{_SENTENCE_START}(?P<name>{_PERSON_NAME}){_VOCATIVE_END}")
+# Both in one search: a name at a sentence's start, then the subject's verb (group "subject", empty) or the vocative's
+# comma. The two never match at one place (after the same name words a verb follows, or a comma: a name goes on only
+# with a capital, an initial or a particle, none of which a verb is), nor does one match start inside a match of the
+# other (inside a name there is no comma, and after one a verb stops it), so the matches of this search are those of
+# the two, in order (`sentence_names`).
+_SUBJECT_OR_VOCATIVE = regex.compile(
+    rf"{_SENTENCE_START}(?P<name>{_PERSON_NAME})(?:(?P<subject>{_SUBJECT_VERB})|{_VOCATIVE_END})")
+
+
+def sentence_names(text: str) -> tuple[list[regex.Match[str]], list[regex.Match[str]]]:
+    """The matches of `_SUBJECT` and of `_VOCATIVE` in `text`, in order: one search (`_SUBJECT_OR_VOCATIVE`)."""
+    subjects: list[regex.Match[str]] = []
+    vocatives: list[regex.Match[str]] = []
+    for m in _SUBJECT_OR_VOCATIVE.finditer(text):
+        (subjects if m.start("subject") >= 0 else vocatives).append(m)
+    return subjects, vocatives
 _POSSESSIVE_NAME = regex.compile(rf"\b(?P<name>{NAME_WORD}[ ]{NAME_WORD})['’]s\b")
 _DETERMINERS = frozenset({"The", "A", "An", "This", "That", "These", "Those", "My", "Your", "His", "Her", "Our",
                           "Their", "Its", "Some", "Any", "Every", "Each", "No"})
@@ -116,13 +133,14 @@ class PersonRecognizer(OneEntityRecognizer):
         if ":" in text:
             for m in _SPEAKER.finditer(text):
                 add(m.span("name"), 0.9, "speaker label")
-        for m in _SPEECH.finditer(text):
+        for m in cues.matches(_SPEECH, text, cues.starts(text).speech):  # `_SPEECH.finditer(text)`
             add(m.span("name"), 0.9, "after a speech verb")
             if m.group("other"):
                 add(m.span("other"), 0.9, "after a speech verb")
-        for m in _SUBJECT.finditer(text):
+        subjects, vocatives = sentence_names(text)
+        for m in subjects:  # `_SUBJECT.finditer(text)`
             add(m.span("name"), 0.9, "subject of a verb that takes a person")
-        for m in _VOCATIVE.finditer(text):
+        for m in vocatives:  # `_VOCATIVE.finditer(text)`
             first = m.group("name").split(" ")[0]
             if first.lower() not in _INTERJECTIONS and first.lower() not in OPENERS and not first.endswith("ly"):
                 add(m.span("name"), 0.88, "addressed by name")
@@ -177,11 +195,27 @@ def run_tokens(start: int, words: list[str]) -> list[tuple[int, int, str]]:
 
 
 _POSSESSIVE_END = regex.compile(r"['’]s?$")
-# One capitalised word, not next to another one (those are `_NAME_RUN`'s).
-_LONE_WORD = regex.compile(rf"(?<![\p{{L}}\p{{M}}\p{{N}}_'’.-]|\p{{Lu}}[\p{{L}}\p{{M}}'’-]*[ ]){NAME_WORD}"
-                           rf"(?![\p{{L}}\p{{M}}\p{{N}}_'’-]|[ ]\p{{Lu}})")
-_CAPITALISED_RUN = regex.compile(rf"(?<![\p{{L}}\p{{M}}\p{{N}}_'’.-]|\p{{Lu}}[\p{{L}}\p{{M}}'’-]*[ ])"
-                                 rf"{NAME_WORD}(?:[ ]{NAME_WORD}){{1,3}}(?![\p{{L}}\p{{M}}\p{{N}}_'’-]|[ ]\p{{Lu}})")
+# A whole run of one to four capitalised words, one space apart: not after a letter, digit or joiner, nor after a
+# capitalised word and a space, and not followed by another (nor by a letter, digit or joiner). A run of one is a
+# lone word (`_LONE_WORD`, where `_first_names_alone` looks), of two to four `_CAPITALISED_RUN`'s match; a run of
+# five or more matches neither. One search finds the matches of both: each of them is a match of this pattern, and
+# each match of this pattern is a match of the one its number of words says (the same span: a name word here ends
+# only where its letters and joiners do, since the look-ahead refuses a letter or joiner after it), in order.
+_BEFORE_RUN = r"(?<![\p{L}\p{M}\p{N}_'’.-]|\p{Lu}[\p{L}\p{M}'’-]*[ ])"
+_AFTER_RUN = r"(?![\p{L}\p{M}\p{N}_'’-]|[ ]\p{Lu})"
+_CAPITALISED_WORDS = regex.compile(rf"{_BEFORE_RUN}{NAME_WORD}(?:[ ]{NAME_WORD}){{0,3}}{_AFTER_RUN}")
+# (the two searches it stands for, which tests compare it with)
+_LONE_WORD = regex.compile(rf"{_BEFORE_RUN}{NAME_WORD}{_AFTER_RUN}")
+_CAPITALISED_RUN = regex.compile(rf"{_BEFORE_RUN}{NAME_WORD}(?:[ ]{NAME_WORD}){{1,3}}{_AFTER_RUN}")
+
+
+def capitalised_words(text: str) -> tuple[list[regex.Match[str]], list[regex.Match[str]]]:
+    """The matches of `_LONE_WORD` and of `_CAPITALISED_RUN` in `text`, in order: one search (`_CAPITALISED_WORDS`)."""
+    lone: list[regex.Match[str]] = []
+    runs: list[regex.Match[str]] = []
+    for m in _CAPITALISED_WORDS.finditer(text):
+        (runs if " " in m.group() else lone).append(m)
+    return lone, runs
 _LOWER_PAIR = regex.compile(r"(?<![\p{L}\p{M}\p{N}_'’-])(?P<given>\p{Ll}[\p{Ll}\p{M}'’-]+)[ ]"
                             r"(?=(?P<family>\p{Ll}[\p{Ll}\p{M}'’-]+)(?![\p{L}\p{M}\p{N}_]))")
 # Two name words around a middle initial ("Faina D. Yefremova", "Ravil G Yefimov"): a person, listed or not.
@@ -265,8 +299,9 @@ class KnownNameRecognizer(OneEntityRecognizer):
                         and places.get(f"{given} {family}") is None and town_list.get(f"{given} {family}") is None):
                     out.append(make_result(self, self.ENTITY, (run.start(), run.start() + len(given) + 1 + len(family)),
                                            0.86, "capitalised word and a known surname", rule="known_name"))
-        out.extend(self._first_names_alone(text, out))
-        out.extend(self._capitalised_runs(text, out))
+        lone, runs = capitalised_words(text)
+        out.extend(self._first_names_alone(text, out, lone))
+        out.extend(self._capitalised_runs(text, out, runs))
         if not any(c.isupper() for c in text):
             out.extend(self._lowercase_names(text))
         return out
@@ -295,7 +330,8 @@ class KnownNameRecognizer(OneEntityRecognizer):
                 or bool(ORG_WORD_RE.fullmatch(word)) or bool(UNIT_OR_STREET.fullmatch(word))
                 or gazetteer().get(word) is not None)
 
-    def _capitalised_runs(self, text: str, found: list[RecognizerResult]) -> list[RecognizerResult]:
+    def _capitalised_runs(self, text: str, found: list[RecognizerResult], runs: list[regex.Match[str]],
+                          ) -> list[RecognizerResult]:
         """Two or three capitalised words (a longer run is a title or a firm), after leading common words ("Is")
         and possessives ("Consumer Reports's"),
         none a common, title, organisation or street word, not in capitals and not a place ("Is Alpatu
@@ -303,7 +339,7 @@ class KnownNameRecognizer(OneEntityRecognizer):
         from llmops_guardrails.detectors.pii.places import towns
 
         out = []
-        for m in _CAPITALISED_RUN.finditer(text):
+        for m in runs:  # `_CAPITALISED_RUN.finditer(text)`
             words = m.group().split(" ")
             start = m.start()
             while len(words) > 1 and (_POSSESSIVE_END.search(words[0]) or self._common(words[0])):
@@ -320,13 +356,14 @@ class KnownNameRecognizer(OneEntityRecognizer):
                                    "capitalised words", rule="capitalised_run"))
         return out
 
-    def _first_names_alone(self, text: str, found: list[RecognizerResult]) -> list[RecognizerResult]:
+    def _first_names_alone(self, text: str, found: list[RecognizerResult], lone: list[regex.Match[str]],
+                           ) -> list[RecognizerResult]:
         """A known first name standing alone inside a sentence ("said Gladys to Logan"), 0.6."""
         from llmops_guardrails.detectors.pii.names import first_names
 
         firsts = first_names()
         out = []
-        for m in _LONE_WORD.finditer(text):
+        for m in lone:  # `_LONE_WORD.finditer(text)`
             word = m.group()
             if word not in firsts or self._common(word) or any(r.start <= m.start() < r.end for r in found):
                 continue

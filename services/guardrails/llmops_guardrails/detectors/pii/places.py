@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -12,6 +13,8 @@ import regex
 from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from llmops_guardrails.detectors.pii import cues
+from llmops_guardrails.detectors.pii.classes import plain
 from llmops_guardrails.detectors.pii.lexicon import BULLET, LINE, ORG_WORD, ORG_WORD_RE, UNIT_OR_STREET
 from llmops_guardrails.detectors.pii.patterns import OneEntityRecognizer
 from llmops_guardrails.detectors.pii.results import make_result
@@ -104,6 +107,9 @@ _TOKEN = regex.compile(r"[\p{L}\p{M}]++(?:['’.-][\p{L}\p{M}]++)*+\.?")
 # every letter `str.isupper` calls a capital (and, in `regex`'s newer Unicode tables, a few more): the caller
 # still asks `isupper`.
 _CAPITAL_TOKEN = regex.compile(r"(?<![\p{L}\p{M}])(?<![\p{L}\p{M}]['’.-])(?=\p{Lu})" + _TOKEN.pattern)
+# The two in the standard library's `re`, for ASCII text (`classes`: twice as fast as `regex` here).
+_ASCII_TOKEN = re.compile(r"[A-Za-z]++(?:['.-][A-Za-z]++)*+\.?")
+_ASCII_CAPITAL_TOKEN = re.compile(r"(?<![A-Za-z])(?<![A-Za-z]['.-])(?=[A-Z])" + _ASCII_TOKEN.pattern)
 _WORD_BACK = regex.compile(r"(?r)\S+")  # words, found from the end back
 _TAIL_TOKEN = regex.compile(r"^(?:\S*\d\S*|nan|\p{Lu}{2}|,)$")
 _LOCALITY = regex.compile(r"^[\p{L}\p{M}][\p{L}\p{M}'’. -]*[\p{L}\p{M}.]$|^[\p{L}\p{M}]$")
@@ -167,7 +173,7 @@ class PlaceRecognizer(OneEntityRecognizer):
         if "\n" in text:
             out.extend(self._address_lines(text))
         if "," in text:
-            for m in _ADDRESS_PLACE.finditer(text):
+            for m in cues.matches(_ADDRESS_PLACE, text, cues.starts(text).address):  # `.finditer(text)`
                 start, end = m.span("place")
                 value = m.group("place")
                 if UNIT_OR_STREET.search(value) or (value[0].islower() and any(c.isupper() for c in text)):
@@ -186,13 +192,15 @@ class PlaceRecognizer(OneEntityRecognizer):
         first_words, max_words = self.places.first_words, self.places.max_words
         out: list[RecognizerResult] = []
         reached = 0  # the end of the last token of the last name found: the tokens before it are its own
-        for m in _CAPITAL_TOKEN.finditer(text):
-            start = m.start()
-            word = m.group()
+        read = plain(text)  # `_CAPITAL_TOKEN`, `_TOKEN` as `_ASCII_CAPITAL_TOKEN`, `_ASCII_TOKEN` in it (`classes`)
+        for m in _ASCII_CAPITAL_TOKEN.finditer(read):
+            start, end = m.span()
+            word = text[start:end]
             if start < reached or not word[0].isupper() or (
                     word not in first_words and word.rstrip(".") not in first_words):
                 continue
-            tokens = [m.span(), *(t.span() for t in itertools.islice(_TOKEN.finditer(text, m.end()), max_words - 1))]
+            tokens = [(start, end), *(t.span() for t in itertools.islice(_ASCII_TOKEN.finditer(read, end),
+                                                                         max_words - 1))]
             found = self._place_from(text, tokens, 0, lowercase_text=False, out=out)
             if found is not None:
                 reached = tokens[found][1]

@@ -22,6 +22,7 @@ import bisect
 import functools
 import json
 import operator
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -32,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import regex
 
+from llmops_guardrails.detectors.pii.classes import plain
 from llmops_guardrails.detectors.pii.lexicon import NOT_ALONE, OPENERS, ORG_WORD_RE, UNIT_OR_STREET
 from llmops_guardrails.detectors.pii.names import common_words, first_names, lower_name_words, surnames
 from llmops_guardrails.detectors.pii.places import gazetteer, towns
@@ -53,9 +55,13 @@ _CALENDAR = frozenset(["monday", "tuesday", "wednesday", "thursday", "friday", "
                        "november", "december"])
 
 
+# `_TOKEN` in the standard library's `re`, for ASCII text (`classes`: twice as fast as `regex` here).
+_ASCII_TOKEN = re.compile(r"[A-Za-z]++(?:['-][A-Za-z]++)*+|[0-9]++|[^\t\n\x0b\x0c\r ]")
+
+
 def tokens(text: str) -> list[tuple[int, int]]:
-    """(start, end) of every token of `text`."""
-    return [m.span() for m in _TOKEN.finditer(text)]
+    """(start, end) of every token of `text` (`_TOKEN`'s matches, found by `_ASCII_TOKEN` in `classes.plain(text)`)."""
+    return [m.span() for m in _ASCII_TOKEN.finditer(plain(text))]
 
 
 def _shape(word: str) -> str:
@@ -168,8 +174,12 @@ def word_info(word: str, lowercase_text: bool) -> _Info:
 # A word as `NameTagger.word_probabilities` reads it: its `word_info`, its lists joined, and the weight rows of its
 # own block, of its block as the word before a candidate and as the word after one, and of the run features it gives
 # as the word before a run ("rb="), as the word after one ("ra=") and as a run of one word ("rc=" of its lists,
-# sorted).
-_Word = tuple[_Info, str, list[int], list[int], list[int], list[int], list[int], list[int]]
+# sorted); then the rows of the features of two words it is the first of ("pw2=", "nw2=", "rb2=": by the second
+# word) and of its lists with a neighbour's ("c|nc=", "c|pc=": by the neighbour's list), `NameTagger._pairs`.
+_Word = tuple[_Info, str, list[int], list[int], list[int], list[int], list[int], list[int],
+              dict[str, int], dict[str, int], dict[str, int], dict[str, int], dict[str, int]]
+_PAIRS = ("pw2=", "nw2=", "rb2=", "c|nc=", "c|pc=")
+_NO_PAIRS: dict[str, int] = {}  # (never written to)
 # A feature the vocabulary has: `filter(_KNOWN, map(vocab.get, features))`, all in C.
 _KNOWN = cast("Callable[[int | None], TypeGuard[int]]", functools.partial(operator.is_not, None))
 
@@ -332,6 +342,23 @@ class Tag:
     probability: float
 
 
+def pairs_of(vocab: dict[str, int]) -> dict[str, dict[str, dict[str, int]]]:
+    """The rows of the features of two parts (`_PAIRS`) by their kind, first part and second part: "pw2=a b" as
+    `["pw2="]["a"]["b"]`, "c|nc=FN+SN|TW" as `["c|nc="]["FN+SN"]["TW"]`. The first part holds no separator (a word
+    has no space: spaces are not in tokens, and `lower()` makes none; a list's short name has no "|" nor "+"), so
+    `pairs[kind].get(a, {}).get(b)` is `vocab.get(kind + a + sep + b)` for every a and b, and a feature without its
+    separator is never looked up."""
+    pairs: dict[str, dict[str, dict[str, int]]] = {kind: {} for kind in _PAIRS}
+    for feature, row in vocab.items():
+        kind = feature[:5] if feature.startswith(("c|nc=", "c|pc=")) else feature[:4]
+        found = pairs.get(kind)
+        if found is not None:
+            first, sep, second = feature[len(kind):].partition(" " if len(kind) == 4 else "|")
+            if sep:
+                found.setdefault(first, {})[second] = row
+    return pairs
+
+
 class NameTagger:
     """The trained model: `vocab` maps a feature to its weight row; `weights` has a last row for the bias."""
 
@@ -352,6 +379,8 @@ class NameTagger:
         self._rows = {f: self._rows_of((f,)) for f in (*_RUN_LENGTH, "rp=s", "rp=f", "rp=m", "rp=l", "open",
                                                       "lstart", "lonly", "line=0", "line=1", "line=2", "line=3",
                                                       "rtw", "rgz", "ev=none")}
+        self._pairs = pairs_of(vocab)
+        self._evidence: dict[tuple[str, str, str], list[int]] = {}  # a rule's evidence rows (`_evidence_rows`)
 
     def _rows_of(self, features: Sequence[str]) -> list[int]:
         """The weight rows of those of `features` the vocabulary has, in their order."""
@@ -397,11 +426,45 @@ class NameTagger:
             rows = self._rows_of
             get = self.vocab.get
             before, after = get("rb=" + info[0]), get("ra=" + info[0])
-            got = (info, "+".join(info[2]), rows(info[3]), rows(info[4]), rows(info[5]),
+            joined = "+".join(info[2])
+            pairs = self._pairs
+            got = (info, joined, rows(info[3]), rows(info[4]), rows(info[5]),
                    [] if before is None else [before], [] if after is None else [after],
-                   rows(["rc=" + c for c in sorted(info[2])]) if info[2] else [])
+                   rows(["rc=" + c for c in sorted(info[2])]) if info[2] else [],
+                   pairs["pw2="].get(info[0], _NO_PAIRS), pairs["nw2="].get(info[0], _NO_PAIRS),
+                   pairs["rb2="].get(info[0], _NO_PAIRS), pairs["c|nc="].get(joined, _NO_PAIRS),
+                   pairs["c|pc="].get(joined, _NO_PAIRS))
             words[word] = got
         return got
+
+    def _evidence_rows(self, spans: Sequence[tuple[int, int]], cand: Sequence[int], evidence: Sequence[Evidence],
+                       ) -> list[list[int] | None]:
+        """`_evidence_features` as weight rows: per candidate, the rows of what the rules found over it, in the same
+        order (a rule's two features' rows remembered per entity, score bucket and rule), or None for "ev=none"."""
+        out: list[list[int] | None] = [None] * len(cand)
+        if evidence:
+            memo = self._evidence
+            starts = [spans[i][0] for i in cand]
+            for kind, a, b, score, rule in evidence:
+                k = max(0, bisect.bisect_right(starts, a) - 1)
+                rows = None
+                while k < len(cand) and spans[cand[k]][0] < b:
+                    if a < spans[cand[k]][1]:
+                        if rows is None:
+                            key = (kind, _bucket(score), rule)
+                            rows = memo.get(key)
+                            if rows is None:
+                                if len(memo) >= self.OWN_CACHE:
+                                    memo.clear()
+                                rows = memo[key] = self._rows_of(("ev=" + kind + "|" + key[1],
+                                                                  "evr=" + kind + "|" + rule))
+                        got = out[k]
+                        if got is None:
+                            out[k] = list(rows)
+                        else:
+                            got += rows
+                    k += 1
+        return out
 
     def word_probabilities(self, text: str, evidence: Sequence[Evidence] | None = None,
                            ) -> tuple[list[tuple[int, int]], list[int], npt.NDArray[np.float64]]:
@@ -436,7 +499,7 @@ class NameTagger:
                     w = "<s>" if j < 0 else "</s>"
                 seen[j] = remembered(w) or word(w, lowercase_text)
             reached = i + 2
-        extras = (_evidence_features(spans, cand, evidence or ()) if self.evidence else None)
+        extras = self._evidence_rows(spans, cand, evidence or ()) if self.evidence else None
         none = const["ev=none"]
         newlines = [m.start() for m in _NEWLINE.finditer(text)]
         places, town_list = gazetteer(), towns()
@@ -450,7 +513,7 @@ class NameTagger:
             start, end = spans[first][0], spans[last][1]
             before = seen[first - 1]
             shared = const[_RUN_LENGTH[min(len(run), 4)]] + before[5]
-            row = get("rb2=" + seen[first - 2][0][0] + " " + before[0][0])
+            row = seen[first - 2][10].get(before[0][0])  # "rb2=" + the two words before the run
             if row is not None:
                 shared.append(row)
             shared += seen[last + 1][6]
@@ -489,31 +552,28 @@ class NameTagger:
                 idx += before_w[3]
                 idx += after_w[4]
                 idx += shared
-                row = get("pw2=" + seen[i - 2][0][0] + " " + plow)
+                row = seen[i - 2][8].get(plow)  # "pw2=" + the two words before
                 if row is not None:
                     idx.append(row)
-                row = get("nw2=" + after_w[0][0] + " " + seen[i + 2][0][0])
+                row = after_w[9].get(seen[i + 2][0][0])  # "nw2=" + the two words after
                 if row is not None:
                     idx.append(row)
                 at = spans[i][0]
                 if "\n" in text[max(0, at - 3):at] or i == 0 or plow in (".", "!", "?", ":", "\n"):
                     idx += const["open"]
-                joined = me[1]
+                with_next, with_prev = me[11], me[12]  # "c|nc=" + its lists + "|" + a list of the next word...
                 for c in after_w[0][2]:
-                    row = get("c|nc=" + joined + "|" + c)
+                    row = with_next.get(c)
                     if row is not None:
                         idx.append(row)
                 for c in before_w[0][2]:
-                    row = get("c|pc=" + joined + "|" + c)
+                    row = with_prev.get(c)
                     if row is not None:
                         idx.append(row)
                 idx += const[pos]
                 if extras is not None:
                     extra = extras[k]
-                    if len(extra) == 1 and extra[0] == "ev=none":
-                        idx += none
-                    else:
-                        idx.extend(filter(_KNOWN, map(get, extra)))
+                    idx += none if extra is None else extra
                 k += 1
         return spans, cand, self._scores(idx, starts)
 

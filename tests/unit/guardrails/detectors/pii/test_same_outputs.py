@@ -76,13 +76,20 @@ def test_a_remembered_word_holds_the_rows_of_its_features() -> None:
         return [vocab[f] for f in features if f in vocab]
 
     found = 0
-    for word, (info, joined, own, as_prev, as_next, run_before, run_after, run_alone) in words.items():
+    pairs_found = 0
+    for word, (info, joined, own, as_prev, as_next, run_before, run_after, run_alone, *pairs) in words.items():
         assert info == tg.word_info(word, False) and joined == "+".join(info[2])
         assert (own, as_prev, as_next) == (rows(list(info[3])), rows(list(info[4])), rows(list(info[5])))
         assert run_before == rows(["rb=" + info[0]]) and run_after == rows(["ra=" + info[0]])
         assert run_alone == rows(["rc=" + c for c in sorted(info[2])])
         found += len(run_before) + len(run_after) + len(run_alone)
-    assert found > 10
+        # the features of two parts it is the first of, by their second part
+        for kind, first, by_second in zip(tg._PAIRS, [info[0]] * 3 + [joined] * 2, pairs, strict=True):
+            sep = " " if len(kind) == 4 else "|"
+            assert by_second == {f[len(kind + first + sep):]: row for f, row in vocab.items()
+                                 if f.startswith(kind + first + sep)}
+            pairs_found += len(by_second)
+    assert found > 10 and pairs_found > 100
 
 
 def _old_split_tail(text: str, cs: int, ce: int) -> tuple[int, str]:
