@@ -49,7 +49,8 @@ def mix() -> list[bytes]:
         event = {**make_event(
             event_id=str(uuid.UUID(int=i + 1)), occurred_at=datetime(2026, 11, 24, i % 24, i % 60, tzinfo=UTC),
             app_id=f"app-{i % 7}", trace_id=f"tr-{i // 4:08d}", model=model, provider=provider,
-            user_id=None if i % 11 == 0 else f"user-{i % 101}", prompt={"name": f"prompt-{i % 5}", "version": str(i % 3)},
+            user_id=None if i % 11 == 0 else f"user-{i % 101}",
+            prompt={"name": f"prompt-{i % 5}", "version": str(i % 3)},
             usage={"input_tokens": 180 + i % 50, "output_tokens": 40 + i % 30, "cache_read_input_tokens": 128,
                    "reasoning_tokens": i % 9}), "tenant_id": f"tenant-{i % 3}"}
         if i % 13 == 0:
