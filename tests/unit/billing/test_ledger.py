@@ -278,3 +278,23 @@ def test_narrow_deltas_are_per_tenant_hour_and_per_tenant_month_user() -> None:
         ("globex", date(2026, 12, 1), u1): 1}
     moved, _ = narrow_deltas([december], removed=[december])  # re-priced to the same: nothing at all
     assert moved == {}
+
+
+def test_a_row_built_by_its_slots_is_the_dataclass_s_row() -> None:
+    """`ledger_row` builds rows by setting their slots (`_new_row`): equal, hashable and frozen as
+    `LedgerRow(...)`'s, for a priced and an unpriced row."""
+    import dataclasses
+
+    from llmops_billing.ledger import COLUMNS, LedgerRow, _new_row
+
+    priced = ledger_row(event(model="gpt-4o-mini", provider="openai"), CATALOGUE, priced_at=PRICED_AT)
+    unknown = ledger_row(event(model="no-such-model", provider="openai"), CATALOGUE, priced_at=PRICED_AT)
+    for row in (priced, unknown):
+        assert row is not None
+        values = [getattr(row, name) for name in COLUMNS]
+        built, plain = _new_row(values), LedgerRow(*values)
+        assert type(built) is LedgerRow and built == plain and hash(built) == hash(plain)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            built.model = "other"
+    with pytest.raises(ValueError):
+        _new_row(values[:-1])  # one value per column, no fewer
