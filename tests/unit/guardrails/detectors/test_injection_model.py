@@ -548,3 +548,25 @@ def test_the_operating_point_keeps_every_batch_a_margin_under_the_two_percent_ta
     assert max(header["rule"][str(target)]["batch_fpr"].values()) <= 0.015
     up = min(t for t in train.TARGETS if t > target)
     assert 0.015 < max(header["rule"][str(up)]["batch_fpr"].values()) <= 0.02
+
+
+def test_the_template_cut_charges_a_template_whose_rows_fire_together() -> None:
+    """The twelfth attempt's calibration rule (`bench/injection_calibration.py`) resamples benign *templates*:
+    ten rows of one template scoring high are one draw, so they move the FPR's quantile more than ten unrelated
+    rows at the same scores and the cut rises above them; counted as independent rows (each its own template)
+    the same scores let the cut sit below them."""
+    spec = importlib.util.spec_from_file_location("calibration", ROOT / "bench/injection_calibration.py")
+    assert spec and spec.loader
+    calibration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(calibration)
+    rng = np.random.default_rng(0)
+    oof = np.concatenate([rng.normal(-4.0, 1.0, 590), np.full(10, 1.0), [3.0, 4.0]])
+    benign = np.concatenate([np.ones(600, dtype=bool), [False, False]])
+    clustered = [f"s:{i}" for i in range(590)] + ["c:0"] * 10 + ["a:0", "a:1"]
+    separate = [f"s:{i}" for i in range(602)]
+    cuts = [calibration.template_cut(oof, benign, templates, quantile=0.95, bound=0.03, resamples=500)
+            for templates in (clustered, separate)]
+    assert cuts[1] <= 1.0 < cuts[0]  # the ten rows at 1.0 are flagged only when they count as ten draws
+    for cut in cuts:  # within the bound on these rows, and just above one of the benign scores
+        assert float(np.mean(oof[benign] >= cut)) <= 0.03
+        assert np.min(np.abs(oof[benign] + 1e-6 - cut)) < 1e-9
