@@ -488,13 +488,10 @@ class NameTagger:
         const = self._rows
         # every token's remembered word, two "<s>" before and two "</s>" after: token j at `seen[j + 2]`, so a
         # candidate's five words (two before, itself, two after) are `seen[i:i + 5]`
-        edge = remembered("<s>") or word("<s>", lowercase_text)
-        seen = [edge, edge]
-        for s, e in spans:
-            w = text[s:e]
-            seen.append(remembered(w) or word(w, lowercase_text))
-        edge = remembered("</s>") or word("</s>", lowercase_text)
-        seen += (edge, edge)
+        opening = remembered("<s>") or word("<s>", lowercase_text)
+        closing = remembered("</s>") or word("</s>", lowercase_text)
+        seen = [opening, opening, *[remembered(w) or word(w, lowercase_text) for w in [text[s:e] for s, e in spans]],
+                closing, closing]
         extras = self._evidence_rows(spans, cand, evidence or ()) if self.evidence else None
         none = const["ev=none"]
         opens = const["open"]
