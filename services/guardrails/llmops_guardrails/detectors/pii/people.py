@@ -284,7 +284,9 @@ class KnownNameRecognizer(OneEntityRecognizer):
             run_text = run.group()
             words = run_text.split(" ")
             tokens = run_tokens(run.start(), words)
-            initialled = _INITIALLED.fullmatch(run_text)
+            # (a name word holds no space, so a match of `_INITIALLED` is three words, the middle one a capital and
+            # an optional dot)
+            initialled = _INITIALLED.fullmatch(run_text) if len(words) == 3 and len(words[1]) <= 2 else None
             if initialled and not any(w.lower() in common or ORG_WORD_RE.fullmatch(w) or UNIT_OR_STREET.fullmatch(w)
                                       for w in (initialled.group("first"), initialled.group("last"))):
                 out.append(make_result(self, self.ENTITY, run.span(), 0.89, "name with a middle initial",

@@ -74,3 +74,17 @@ def test_the_anchored_searches_find_examples() -> None:
     assert [m.group("name") for m in places.towns_before_regions(text)] == ["Tujetsch", "Villafranca del Cid"]
     assert list(people.possessive_names("no possessive here, Anna Berg")) == []
     assert list(places.towns_before_regions("Tujetsch Switzerland")) == []
+
+
+def test_a_run_with_a_middle_initial_is_three_words_the_middle_one_short(texts: list[str]) -> None:
+    """`KnownNameRecognizer` tries `_INITIALLED` only on a name run of three words whose middle one has at most two
+    characters: every run it matches is one."""
+    runs = initialled = 0
+    for text in [*texts, "Faina D. Yefremova", "Ravil G Yefimov", "Ana Ñ. Ñúñez", "Ana De Berg"]:
+        for run in people._NAME_RUN.finditer(text):
+            words = run.group().split(" ")
+            if people._INITIALLED.fullmatch(run.group()):
+                assert len(words) == 3 and len(words[1]) <= 2, run.group()
+                initialled += 1
+            runs += 1
+    assert runs > 10_000 and initialled > 100
