@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+import re
+from collections.abc import Iterator
 
 import regex
 from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from llmops_guardrails.detectors.pii import cues
+from llmops_guardrails.detectors.pii.classes import plain
 from llmops_guardrails.detectors.pii.lexicon import (
     BULLET,
     LINE,
@@ -64,6 +67,32 @@ def sentence_names(text: str) -> tuple[list[regex.Match[str]], list[regex.Match[
         (subjects if m.start("subject") >= 0 else vocatives).append(m)
     return subjects, vocatives
 _POSSESSIVE_NAME = regex.compile(rf"\b(?P<name>{NAME_WORD}[ ]{NAME_WORD})['’]s\b")
+_APOSTROPHE_S = re.compile("['’]s")
+_CAPITALS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")  # `classes.plain`'s stand-ins of the capitals (`\p{Lu}`)
+
+
+def possessive_names(text: str) -> Iterator[regex.Match[str]]:
+    """`_POSSESSIVE_NAME.finditer(text)`, the pattern tried only where a match can start (`cues.matches`).
+
+    A match is two name words one space apart and an apostrophe and "s" right after the second: it ends at an "'s"
+    (or with U+2019) of the text, its second word is what lies between the last space before that and it, and its first
+    word lies after the space before that one (a name word holds no space). So it starts at a capital (a stand-in
+    "A"-"Z" of `classes.plain`: `\\p{Lu}`) after the second-to-last space before an "'s", and before the "'s"; a text
+    without an "'s" has no match."""
+    read = None
+    starts: list[int] = []
+    for q in _APOSTROPHE_S.finditer(text):
+        at = q.start()
+        space = text.rfind(" ", 0, at)  # between the two words
+        if space < 0:
+            continue
+        if read is None:
+            read = plain(text)
+        low = max(text.rfind(" ", 0, space) + 1, starts[-1] + 1 if starts else 0)
+        starts.extend(i for i in range(low, at) if read[i] in _CAPITALS)
+    return cues.matches(_POSSESSIVE_NAME, text, starts)
+
+
 _DETERMINERS = frozenset({"The", "A", "An", "This", "That", "These", "Those", "My", "Your", "His", "Her", "Our",
                           "Their", "Its", "Some", "Any", "Every", "Each", "No"})
 _NOT_A_NAME = frozenset({
@@ -130,7 +159,7 @@ class PersonRecognizer(OneEntityRecognizer):
             span = self._contact_name(text)
             if span:
                 add(span, 0.88, "name line of a contact block")
-        if ":" in text:
+        if ":" in text and ('"' in text or "“" in text):  # (a speaker label is a colon and a quote)
             for m in _SPEAKER.finditer(text):
                 add(m.span("name"), 0.9, "speaker label")
         for m in cues.matches(_SPEECH, text, cues.starts(text).speech):  # `_SPEECH.finditer(text)`
@@ -144,7 +173,7 @@ class PersonRecognizer(OneEntityRecognizer):
             first = m.group("name").split(" ")[0]
             if first.lower() not in _INTERJECTIONS and first.lower() not in OPENERS and not first.endswith("ly"):
                 add(m.span("name"), 0.88, "addressed by name")
-        for m in _POSSESSIVE_NAME.finditer(text):
+        for m in possessive_names(text):  # `_POSSESSIVE_NAME.finditer(text)`
             if m.group("name").split(" ")[0] not in _NOT_NAME_ADJECTIVES:
                 add(m.span("name"), 0.6, "name with a possessive")
         return out
@@ -255,7 +284,9 @@ class KnownNameRecognizer(OneEntityRecognizer):
             run_text = run.group()
             words = run_text.split(" ")
             tokens = run_tokens(run.start(), words)
-            initialled = _INITIALLED.fullmatch(run_text)
+            # (a name word holds no space, so a match of `_INITIALLED` is three words, the middle one a capital and
+            # an optional dot)
+            initialled = _INITIALLED.fullmatch(run_text) if len(words) == 3 and len(words[1]) <= 2 else None
             if initialled and not any(w.lower() in common or ORG_WORD_RE.fullmatch(w) or UNIT_OR_STREET.fullmatch(w)
                                       for w in (initialled.group("first"), initialled.group("last"))):
                 out.append(make_result(self, self.ENTITY, run.span(), 0.89, "name with a middle initial",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 
@@ -138,6 +138,25 @@ _ORG_NEXT_LOWER = regex.compile(rf"(?i)(?:[ ]\p{{L}}+){{0,3}}?[ ]{ORG_WORD}\b")
 _TOWN_CUE = regex.compile(  # the cue in a look-behind: 4x faster than matching it first, same matches
     r"(?<=(?i:\b(?:in|near|from|across|around|outside|visit|visited|visiting|to|toward|towards|via|reached|"
     r"town|city|village))[ \t]+)" + _TOWN_NAME)
+
+# Where a `_TOWN_BEFORE_REGION` match can lie, in `classes.plain(text)`: a run of letters, joiners and spaces (every
+# character of a town's name and its particles reads as one of these) right before a comma and a capital (the
+# region's first letter), the comma optionally followed by one space; the run from its first character (not after
+# another such character, so each run is read once).
+_TOWN_RUN = re.compile(r"(?<![A-Za-z' -])[A-Za-z' -]++(?=,[ ]?[A-Z])")
+_ASCII_CAPITAL = re.compile("[A-Z]")  # `classes.plain`'s stand-ins of the capitals (`\p{Lu}`)
+
+
+def towns_before_regions(text: str) -> Iterator[regex.Match[str]]:
+    """`_TOWN_BEFORE_REGION.finditer(text)`, the pattern tried only where a match can start (`cues.matches`): at a
+    capital of a run of letters, joiners and spaces right before a comma and a capital (`_TOWN_RUN`). A text without
+    a comma has no match."""
+    if "," not in text:
+        return iter(())
+    read = plain(text)
+    starts = [c.start() for run in _TOWN_RUN.finditer(read) for c in _ASCII_CAPITAL.finditer(read, *run.span())]
+    return cues.matches(_TOWN_BEFORE_REGION, text, starts)
+
 
 class PlaceRecognizer(OneEntityRecognizer):
     """LOCATION from the gazetteer and from the lines of a postal address.
@@ -290,7 +309,7 @@ class PlaceRecognizer(OneEntityRecognizer):
                     break
         if "," in text:
             gaz, firsts = gazetteer(), first_names()
-            for m in _TOWN_BEFORE_REGION.finditer(text):
+            for m in towns_before_regions(text):  # `_TOWN_BEFORE_REGION.finditer(text)`
                 start, end = m.span("name")
                 region = m.group("region")
                 # the region as the longest run of its words that the gazetteer knows ("Sweden", "New York")

@@ -483,24 +483,18 @@ class NameTagger:
             return spans, cand, self._scores([], [])
         lowercase_text = not any(c.isupper() for c in text)
         get = self.vocab.get
-        n = len(spans)
         remembered = self._words[lowercase_text].get
         word = self._word
         const = self._rows
-        # the words of the candidates and of the two tokens either side ("<s>", "</s>" past the ends)
-        seen: dict[int, _Word] = {}
-        reached = -3  # the last token read (the candidates come in order)
-        for i in cand:
-            for j in range(max(i - 2, reached + 1), i + 3):
-                if 0 <= j < n:
-                    s, e = spans[j]
-                    w = text[s:e]
-                else:
-                    w = "<s>" if j < 0 else "</s>"
-                seen[j] = remembered(w) or word(w, lowercase_text)
-            reached = i + 2
+        # every token's remembered word, two "<s>" before and two "</s>" after: token j at `seen[j + 2]`, so a
+        # candidate's five words (two before, itself, two after) are `seen[i:i + 5]`
+        opening = remembered("<s>") or word("<s>", lowercase_text)
+        closing = remembered("</s>") or word("</s>", lowercase_text)
+        seen = [opening, opening, *[remembered(w) or word(w, lowercase_text) for w in [text[s:e] for s, e in spans]],
+                closing, closing]
         extras = self._evidence_rows(spans, cand, evidence or ()) if self.evidence else None
         none = const["ev=none"]
+        opens = const["open"]
         newlines = [m.start() for m in _NEWLINE.finditer(text)]
         places, town_list = gazetteer(), towns()
         bias = len(self.weights) - 1
@@ -511,12 +505,12 @@ class NameTagger:
             # `run_features(text, spans, run, ...)`, the same features in the same order
             first, last = run[0], run[-1]
             start, end = spans[first][0], spans[last][1]
-            before = seen[first - 1]
+            before = seen[first + 1]
             shared = const[_RUN_LENGTH[min(len(run), 4)]] + before[5]
-            row = seen[first - 2][10].get(before[0][0])  # "rb2=" + the two words before the run
+            row = seen[first][10].get(before[0][0])  # "rb2=" + the two words before the run
             if row is not None:
                 shared.append(row)
-            shared += seen[last + 1][6]
+            shared += seen[last + 3][6]
             if len(run) > 1:
                 phrase = text[start:end]
                 if town_list.get(phrase, lowercase_text=lowercase_text) is not None:
@@ -524,9 +518,9 @@ class NameTagger:
                 if places.get(phrase, lowercase_text=lowercase_text) is not None:
                     shared += const["rgz"]
                 shared.extend(filter(_KNOWN, map(get, ["rc=" + c for c in sorted(
-                    {c for i in run for c in seen[i][0][2]})])))
+                    {c for i in run for c in seen[i + 2][0][2]})])))
             else:
-                shared += seen[first][7]
+                shared += seen[first + 2][7]
             if newlines:
                 line = bisect.bisect_left(newlines, start)  # the run's line (newlines before it)
                 line_start = newlines[line - 1] + 1 if line else 0
@@ -544,7 +538,7 @@ class NameTagger:
                 shared += const[_LINES[min(line, 3)]]
             positions = _POSITIONS_ONE if len(run) == 1 else ("rp=f", *["rp=m"] * (len(run) - 2), "rp=l")
             for i, pos in zip(run, positions, strict=True):
-                me, before_w, after_w = seen[i], seen[i - 1], seen[i + 1]
+                before2, before_w, me, after_w, after2 = seen[i:i + 5]
                 plow = before_w[0][0]
                 starts.append(len(idx))
                 idx.append(bias)
@@ -552,24 +546,27 @@ class NameTagger:
                 idx += before_w[3]
                 idx += after_w[4]
                 idx += shared
-                row = seen[i - 2][8].get(plow)  # "pw2=" + the two words before
+                row = before2[8].get(plow)  # "pw2=" + the two words before
                 if row is not None:
                     idx.append(row)
-                row = after_w[9].get(seen[i + 2][0][0])  # "nw2=" + the two words after
+                row = after_w[9].get(after2[0][0])  # "nw2=" + the two words after
                 if row is not None:
                     idx.append(row)
                 at = spans[i][0]
                 if "\n" in text[max(0, at - 3):at] or i == 0 or plow in (".", "!", "?", ":", "\n"):
-                    idx += const["open"]
-                with_next, with_prev = me[11], me[12]  # "c|nc=" + its lists + "|" + a list of the next word...
-                for c in after_w[0][2]:
-                    row = with_next.get(c)
-                    if row is not None:
-                        idx.append(row)
-                for c in before_w[0][2]:
-                    row = with_prev.get(c)
-                    if row is not None:
-                        idx.append(row)
+                    idx += opens
+                with_next = me[11]  # "c|nc=" + its lists + "|" + a list of the next word (none: no such row)
+                if with_next:
+                    for c in after_w[0][2]:
+                        row = with_next.get(c)
+                        if row is not None:
+                            idx.append(row)
+                with_prev = me[12]
+                if with_prev:
+                    for c in before_w[0][2]:
+                        row = with_prev.get(c)
+                        if row is not None:
+                            idx.append(row)
                 idx += const[pos]
                 if extras is not None:
                     extra = extras[k]
