@@ -104,17 +104,14 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
     names -= _NOT_NAMES
     if not names:
         return out
-    spans = _Spans(out)  # the results by start: which ones a word's span overlaps, without reading them all
     for name in sorted(names, key=len, reverse=True):
         for start, end in _whole_words(text, name):
             if (firms and any(s <= start and end <= e for s, e in firms)) or (
                     employer is not None and employer.search(text, max(0, start - 30), start)):
                 continue
-            clash = spans.overlapping(start, end)
+            clash = [r for r in out if not (end <= r.start or start >= r.end)]
             if not clash:
-                found = RecognizerResult("PERSON", start, end, 0.7)
-                out.append(found)
-                spans.add(found)
+                out.append(RecognizerResult("PERSON", start, end, 0.7))
             elif (name in rule_names and len(clash) == 1 and clash[0].entity_type == "LOCATION"
                   and source_of(clash[0]) in MODELS and (clash[0].start, clash[0].end) == (start, end)):
                 clash[0].entity_type = "PERSON"
@@ -122,32 +119,6 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
 
 
 _NOT_NAMES = frozenset({"The", "And", "Van", "Von", "Der", "Den", "Del", "Della"})
-
-
-class _Spans:
-    """Results ordered by start, for the ones that overlap a span (`overlapping`: in no particular order): a result
-    that overlaps [start, end) starts before `end` and ends after `start`, so starts less than the widest result's
-    width before `start`. Their spans must not change while in here (their types may)."""
-
-    def __init__(self, results: list[RecognizerResult]) -> None:
-        ranked = sorted(results, key=lambda r: r.start)
-        self.starts = [r.start for r in ranked]
-        self.results = ranked
-        self.width = max([r.end - r.start for r in ranked], default=0)
-
-    def add(self, result: RecognizerResult) -> None:
-        i = bisect.bisect_right(self.starts, result.start)
-        self.starts.insert(i, result.start)
-        self.results.insert(i, result)
-        self.width = max(self.width, result.end - result.start)
-
-    def overlapping(self, start: int, end: int) -> list[RecognizerResult]:
-        """The results `r` with `r.start < end and start < r.end` (`[r for r in results if not (end <= r.start or
-        start >= r.end)]`, in another order)."""
-        starts = self.starts
-        lo = bisect.bisect_right(starts, start - self.width)
-        hi = bisect.bisect_left(starts, end, lo)
-        return [r for r in self.results[lo:hi] if start < r.end]
 
 
 def _firm_lists(text: str) -> list[regex.Match[str]]:

@@ -1,8 +1,7 @@
 """Shortcuts in the PII detector's last steps (issue 17, item 1, speed, `guard15`), each compared with the code before
 it: hits made without the frozen dataclass's `__init__` and scores rounded from a memo (`findings.hit_of`,
-`clamped_score`), the firm-list search from the first comma before a capital (`refinement._firm_lists`) and the
-results a later mention of a name overlaps found by start (`refinement._Spans`). On the PII set (as written, lower- and
-upper-cased), crafted texts and random strings and spans."""
+`clamped_score`), and the firm-list search from the first comma before a capital (`refinement._firm_lists`). On the
+PII set (as written, lower- and upper-cased), crafted texts and random strings."""
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 
 from llmops_guardrails.detectors.pii import refinement
-from llmops_guardrails.detectors.pii.refinement import _FIRM_LIST, _firm_lists, _Spans
+from llmops_guardrails.detectors.pii.refinement import _FIRM_LIST, _firm_lists
 from llmops_guardrails.findings import Detector, Hit, clamped_score, hit_of
 from tests.unit.guardrails.detectors.pii.test_rule_shortcuts import CRAFTED, _detector, _results, _texts
 
@@ -102,26 +101,3 @@ def test_firm_lists_are_the_whole_texts_matches() -> None:
         assert new == [m.span() for m in _FIRM_LIST.finditer(text)], text
         matched += bool(new)
     assert matched > 2_000
-
-
-def test_spans_overlapping_are_the_results_a_span_overlaps() -> None:
-    from presidio_analyzer import RecognizerResult
-
-    rng = random.Random(154)
-    for _ in range(2_000):
-        results = []
-        for _ in range(rng.randint(0, 25)):
-            start = rng.randint(0, 100)
-            results.append(RecognizerResult("PERSON", start, start + rng.randint(-3, 30), 0.5))
-        spans = _Spans(list(results))
-        for _ in range(10):
-            if rng.random() < 0.3:
-                start = rng.randint(0, 100)
-                added = RecognizerResult("PERSON", start, start + rng.randint(1, 15), 0.7)
-                results.append(added)
-                spans.add(added)
-            start = rng.randint(0, 110)
-            end = start + rng.randint(1, 20)
-            want = [r for r in results if not (end <= r.start or start >= r.end)]
-            got = spans.overlapping(start, end)
-            assert sorted(map(id, got)) == sorted(map(id, want))
