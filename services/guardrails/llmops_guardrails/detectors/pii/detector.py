@@ -20,7 +20,7 @@ from llmops_guardrails.detectors.pii.recognizers import build_recognizers
 from llmops_guardrails.detectors.pii.refinement import refine, resolve_overlaps
 from llmops_guardrails.detectors.pii.results import SPACY, TAGGER, moved, rule_of, source_of, word_start
 from llmops_guardrails.detectors.pii.tagger import NameTagger, shipped, spans_of
-from llmops_guardrails.findings import Detector, Hit
+from llmops_guardrails.findings import Detector, Hit, clamped_score, hit_of
 
 # A rule result at least this confident explains its words: the NER model need not look at them.
 _EXPLAINS = 0.85
@@ -219,7 +219,8 @@ class PiiDetector:
     def _finish(self, text: str, results: list[RecognizerResult]) -> list[Hit]:
         if self.with_ner:
             results = refine(text, results)
-        return [Hit(Detector.PII, r.entity_type, r.start, r.end, round(min(1.0, max(0.0, r.score)), 4))
+        pii = Detector.PII
+        return [hit_of(pii, r.entity_type, r.start, r.end, clamped_score(r.score))
                 for r in resolve_overlaps(results, text)]
 
     def detect_many(self, texts: Sequence[str]) -> list[list[Hit]]:

@@ -13,7 +13,7 @@ from llmops_guardrails.detectors.keys import fold
 from llmops_guardrails.detectors.pii.lexicon import NAME_WORD, ORG_WORD_RE
 from llmops_guardrails.detectors.pii.patterns import CardNumberRecognizer, PhoneNumberRecognizer
 from llmops_guardrails.detectors.pii.places import gazetteer
-from llmops_guardrails.detectors.pii.results import MODELS, rule_of, source_of
+from llmops_guardrails.detectors.pii.results import MODELS, rule_of, source_of, word_start
 
 _REGION_PREFIX = regex.compile(r"^(?:(?:the|southern|northern|eastern|western|central|south|north|east|west|"
                                r"greater|downtown|upper|lower)\s+)+", regex.IGNORECASE)
@@ -53,7 +53,7 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
     - mark later mentions of a detected person's name (a first name used again alone) as PERSON too; a
       NER place with exactly that text becomes a person when a rule (not the model) found the name.
     """
-    firms = [m.span() for m in (_FIRM_LIST.finditer(text) if all(p.search(text) for p in _FIRM_LIST_NEEDS) else ())
+    firms = [m.span() for m in _firm_lists(text)
              if _FIRM_CUE_BEFORE.search(text, max(0, m.start() - 12), m.start())
              or _ORG_AFTER.match(text, m.end(), min(len(text), m.end() + 30))]
     ner_persons = [(r.start, r.end) for r in results if r.entity_type == "PERSON" and source_of(r) in MODELS]
@@ -87,9 +87,9 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
                 continue
             if employer is not None and employer.search(text, max(0, r.start - 30), r.start):
                 continue
-            if any(s <= r.start and r.end <= e for s, e in firms):
+            if firms and any(s <= r.start and r.end <= e for s, e in firms):
                 continue
-            if (rule_of(r) == "gazetteer"
+            if (ner_persons and rule_of(r) == "gazetteer"
                     and any(s <= r.start and r.end <= e and (s, e) != (r.start, r.end) for s, e in ner_persons)):
                 continue
         out.append(r)
@@ -97,23 +97,41 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
     names: set[str] = set()
     for r in out:
         if r.entity_type == "PERSON":
-            tokens = _NAME_TOKEN.findall(text[r.start:r.end])
+            tokens = _NAME_TOKEN.findall(text, r.start, r.end)
             names.update(tokens)
             if source_of(r) not in MODELS:
                 rule_names.update(tokens)
-    names -= {"The", "And", "Van", "Von", "Der", "Den", "Del", "Della"}
+    names -= _NOT_NAMES
+    if not names:
+        return out
     for name in sorted(names, key=len, reverse=True):
         for start, end in _whole_words(text, name):
-            clash = [r for r in out if not (end <= r.start or start >= r.end)]
-            if any(s <= start and end <= e for s, e in firms) or (
+            if (firms and any(s <= start and end <= e for s, e in firms)) or (
                     employer is not None and employer.search(text, max(0, start - 30), start)):
                 continue
+            clash = [r for r in out if not (end <= r.start or start >= r.end)]
             if not clash:
                 out.append(RecognizerResult("PERSON", start, end, 0.7))
             elif (name in rule_names and len(clash) == 1 and clash[0].entity_type == "LOCATION"
                   and source_of(clash[0]) in MODELS and (clash[0].start, clash[0].end) == (start, end)):
                 clash[0].entity_type = "PERSON"
     return out
+
+
+_NOT_NAMES = frozenset({"The", "And", "Van", "Von", "Der", "Den", "Del", "Della"})
+
+
+def _firm_lists(text: str) -> list[regex.Match[str]]:
+    """`list(_FIRM_LIST.finditer(text))`, searched from where the first comma before a capital allows. Every match
+    holds a comma before a capital, and after it "and" or "&" before a capital (`_FIRM_LIST_NEEDS`): a text without
+    the first has none, nor one without the second after the first. A match starts in the whitespace-delimited word
+    holding its first comma (a name word and the comma hold no whitespace), so not before the word holding the text's
+    first such comma; at that word's start the pattern's `\b` sees whitespace or the text's edge alike."""
+    comma, conjunction = _FIRM_LIST_NEEDS
+    first = comma.search(text)
+    if first is None or conjunction.search(text, first.start()) is None:
+        return []
+    return list(_FIRM_LIST.finditer(text, word_start(text, first.start())))
 
 
 def _whole_words(text: str, word: str) -> Iterator[tuple[int, int]]:
