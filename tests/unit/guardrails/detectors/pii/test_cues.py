@@ -3,23 +3,17 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import random
 import sys
-from pathlib import Path
 
 import pytest
 import regex
 
-from llmops_guardrails.detectors import injection
 from llmops_guardrails.detectors.keys import fold
 from llmops_guardrails.detectors.pii import cues, people, places
 from llmops_guardrails.detectors.pii.patterns import NameContextRecognizer
-from llmops_guardrails.pii_eval import load_samples
+from tests.unit.guardrails.corpus import corpus
 
-PII_DATA = Path(__file__).resolve().parents[5].parent / "shared/data/pii/synth_dataset_v2.json"
-INJECTION_DATA = Path(injection.__file__).resolve().parents[1] / "data"
 EVERY = "".join(map(chr, range(sys.maxunicode + 1)))
 WHITESPACE = "".join(c for c in EVERY if c.isspace())
 
@@ -114,16 +108,6 @@ def test_folding_keeps_offsets_and_maps_every_case_insensitive_match_of_a_key_ch
             assert regex.match(r"\w", EVERY[i]), hex(i)
 
 
-@functools.cache
-def _corpus() -> list[str]:
-    texts = [s.text for s in load_samples(PII_DATA)]
-    texts += [t.lower() for t in texts[:400]] + [t.upper() for t in texts[:400]]
-    for name in ("injection_prompts.jsonl", "injection_prose.jsonl"):
-        texts += [json.loads(line)["text"] for line in (INJECTION_DATA / name).read_text(encoding="utf-8").splitlines()
-                  if line.strip()]
-    return texts
-
-
 def _crafted(n: int, seed: int) -> list[str]:
     """Trigger phrases and names, in every case and with the characters folding maps, glued by any whitespace,
     punctuation, digits, underscores and letters."""
@@ -151,7 +135,7 @@ def _crafted(n: int, seed: int) -> list[str]:
 @pytest.mark.parametrize(("pattern", "keys", "field"), CUES)
 def test_the_cue_patterns_tried_where_a_key_starts_find_what_finditer_finds(
         pattern: regex.Pattern[str], keys: tuple[str, ...], field: int) -> None:
-    texts = _corpus() + _crafted(20_000, 17)
+    texts = corpus(cased=400) + _crafted(20_000, 17)
     matched = 0
     for text in texts:
         new = [m.span() + m.span(1) for m in cues.matches(pattern, text, cues.starts(text)[field])]
@@ -168,7 +152,7 @@ def test_key_starts_reports_every_group_whose_key_starts_there() -> None:
 
 def test_the_recognizer_finds_what_it_found_with_finditer() -> None:
     recognizer = NameContextRecognizer()
-    for text in _corpus()[:3000] + _crafted(3000, 18):
+    for text in corpus(cased=400)[:3000] + _crafted(3000, 18):
         new = [(r.entity_type, r.start, r.end, r.score) for r in recognizer.analyze(text, ["PERSON", "LOCATION"])]
         old = []
         found = [("PERSON", recognizer.PERSON)]

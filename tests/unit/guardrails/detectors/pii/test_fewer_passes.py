@@ -4,34 +4,17 @@ prose, and crafted texts."""
 
 from __future__ import annotations
 
-import functools
-import json
 import random
 import sys
-from pathlib import Path
 
 import numpy as np
 import regex
 
-from llmops_guardrails.detectors import injection
 from llmops_guardrails.detectors.pii import classes, people, places
 from llmops_guardrails.detectors.pii import tagger as tg
 from llmops_guardrails.detectors.pii.detector import PiiDetector
 from llmops_guardrails.detectors.pii.results import rule_of, source_of
-from llmops_guardrails.pii_eval import load_samples
-
-PII_DATA = Path(__file__).resolve().parents[5].parent / "shared/data/pii/synth_dataset_v2.json"
-INJECTION_DATA = Path(injection.__file__).resolve().parents[1] / "data"
-
-
-@functools.cache
-def _corpus() -> list[str]:
-    texts = [s.text for s in load_samples(PII_DATA)]
-    texts += [t.lower() for t in texts[:400]] + [t.upper() for t in texts[:400]]
-    for name in ("injection_prompts.jsonl", "injection_prose.jsonl"):
-        texts += [json.loads(line)["text"] for line in (INJECTION_DATA / name).read_text(encoding="utf-8").splitlines()
-                  if line.strip()]
-    return texts
+from tests.unit.guardrails.corpus import corpus
 
 
 def _crafted(n: int, seed: int) -> list[str]:
@@ -47,7 +30,7 @@ def _crafted(n: int, seed: int) -> list[str]:
 
 def test_one_search_finds_the_lone_words_and_the_capitalised_runs() -> None:
     lone_seen = runs_seen = 0
-    for text in _corpus() + _crafted(20_000, 12):
+    for text in corpus(cased=400) + _crafted(20_000, 12):
         lone, runs = people.capitalised_words(text)
         assert [m.span() for m in lone] == [m.span() for m in people._LONE_WORD.finditer(text)], text
         assert [m.span() for m in runs] == [m.span() for m in people._CAPITALISED_RUN.finditer(text)], text
@@ -78,7 +61,7 @@ def test_the_evidence_rows_are_the_rows_of_the_evidence_features(detector: PiiDe
     model = tg.load()
     rng = random.Random(12)
     crafted = 0
-    for text in _corpus()[:2500]:
+    for text in corpus(cased=400)[:2500]:
         spans = tg.tokens(text)
         cand = tg.candidates(text, spans, model.lex)
         evidence = _evidence(detector, text)
@@ -99,7 +82,7 @@ def test_the_tagger_with_the_rules_evidence_gives_the_probabilities_of_its_featu
     model = tg.shipped()
     assert model.evidence
     seen = 0
-    for text in _corpus()[:2500] + _crafted(500, 13):
+    for text in corpus(cased=400)[:2500] + _crafted(500, 13):
         evidence = _evidence(detector, text)
         spans, cand, probs = model.word_probabilities(text, evidence)
         old_spans, old_cand, feats = tg.text_features(text, model.lex, evidence)
@@ -136,7 +119,7 @@ def _sentences(n: int, seed: int) -> list[str]:
 
 def test_one_search_finds_the_subjects_and_the_vocatives() -> None:
     subjects_seen = vocatives_seen = 0
-    for text in _corpus() + _sentences(20_000, 14) + _crafted(5_000, 15):
+    for text in corpus(cased=400) + _sentences(20_000, 14) + _crafted(5_000, 15):
         subjects, vocatives = people.sentence_names(text)
         assert [m.span() for m in subjects] == [m.span() for m in people._SUBJECT.finditer(text)], text
         assert [m.span() for m in vocatives] == [m.span() for m in people._VOCATIVE.finditer(text)], text
@@ -188,7 +171,7 @@ def test_the_tokens_are_those_of_the_token_pattern() -> None:
     rng = random.Random(16)
     alphabet = "aZé\u0301ßİÄǅ'’-–.,_0٣²Ⅻ \t\n\u00a0\u2028\x1c\x1f\x85#@😀"
     randoms = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40))) for _ in range(20_000)]
-    for text in _corpus() + _crafted(5_000, 17) + randoms:
+    for text in corpus(cased=400) + _crafted(5_000, 17) + randoms:
         assert tg.tokens(text) == [m.span() for m in tg._TOKEN.finditer(text)], text
         read = classes.plain(text)
         assert [m.span() for m in places._ASCII_CAPITAL_TOKEN.finditer(read)] == [

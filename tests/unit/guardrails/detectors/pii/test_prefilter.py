@@ -5,36 +5,24 @@ are those of the detector without it."""
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 import pytest
 import regex
 
-from llmops_guardrails.detectors import injection
 from llmops_guardrails.detectors.pii import detector
 from llmops_guardrails.detectors.pii.detector import _PREFILTER_INDEX, _PREFILTERED, possible_preconditions
 from llmops_guardrails.engine import PolicyEngine
 from llmops_guardrails.pii_eval import load_samples
+from tests.unit.guardrails.corpus import PII_DATA, corpus
 from tests.unit.guardrails.detectors.pii.test_preconditions import IPS
 from tests.unit.guardrails.detectors.pii.test_rule_shortcuts import ENTITIES
 
-PII_DATA = Path(__file__).resolve().parents[6] / "shared/data/pii/synth_dataset_v2.json"
-DATA = Path(injection.__file__).resolve().parents[1] / "data"
 DIGITS = "0123456789" + "٠١٢٣٤٥٦٧٨٩" + "０１２３４５６７８９" + "०१२३४५"  # ASCII, Arabic-Indic, full-width, Devanagari
 SHAPES = [*IPS, "123-45-6789", "123 45 6789", "123456789", "4111 1111 1111 1111", "4111-1111-1111-1111",
           "+49 (0) 30 1234567", "(555) 123-4567 ext. 89", "555.123.4567", "DE89 3704 0044 0532 0130 00",
           "GB82WEST12345698765432", "a@b.co", "١٢٣-٤٥-٦٧٨٩", "12:20:39", "2018.01.14",
           "４１１１ １１１１ １１１１ １１１１"]
-
-
-def _corpus() -> list[str]:
-    texts = [s.text for s in load_samples(PII_DATA)]
-    for name in ("injection_prompts.jsonl", "injection_prose.jsonl"):
-        texts += [json.loads(line)["text"] for line in (DATA / name).read_text(encoding="utf-8").splitlines()
-                  if line.strip()]
-    return texts
 
 
 def _random(n: int, seed: int) -> list[str]:
@@ -58,7 +46,7 @@ def test_every_character_the_digit_class_matches_is_in_the_prefilters_digit_clas
 
 def test_wherever_a_precondition_matches_the_prefilter_says_it_may() -> None:
     matched = 0
-    for text in _corpus() + _framed() + _random(20_000, 41):
+    for text in corpus() + _framed() + _random(20_000, 41):
         possible = possible_preconditions(text)
         for pattern in _PREFILTERED:
             if pattern.search(text):
