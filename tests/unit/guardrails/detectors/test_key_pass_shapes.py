@@ -10,10 +10,10 @@ import random
 import re
 
 from llmops_guardrails.detectors import injection, keys
+from tests.unit.guardrails.corpus import corpus
 from tests.unit.guardrails.detectors.test_windowed_searches import (
     B64,
     HEX,
-    _corpus,
     _old_decoded_payloads,
     _random,
 )
@@ -37,7 +37,7 @@ def _crafted(seed: int, n: int) -> list[str]:
 
 def test_every_text_with_a_hex_match_has_the_shape() -> None:
     found = 0
-    for text in _corpus() + _random(HEX, 20_000, 31) + _random(HEX + ODD, 20_000, 32) + _crafted(33, 5_000):
+    for text in corpus() + _random(HEX, 20_000, 31) + _random(HEX + ODD, 20_000, 32) + _crafted(33, 5_000):
         first_form = [m for m in injection.HEX.finditer(text) if "\\x" not in m.group()]
         if first_form:
             found += 1
@@ -61,7 +61,7 @@ def test_shapes_do_not_change_the_rules_a_key_set_reports() -> None:
     plain, shaped = keys.KeySet(rules), keys.KeySet(rules, shapes=("[0-9a-f :]{20}", "zz+"))
     rng = random.Random(37)
     keys_seen = [k for ks in rules for k in ks]
-    texts = _corpus() + ["".join(rng.choice([*keys_seen, "0a 1b 2c 3d 4e 5f 6a 7b 8c 9d", "zz", " ", "é"])
+    texts = corpus() + ["".join(rng.choice([*keys_seen, "0a 1b 2c 3d 4e 5f 6a 7b 8c 9d", "zz", " ", "é"])
                                  for _ in range(rng.randrange(0, 8))) for _ in range(5_000)]
     for text in texts:
         folded = keys.spaced(text)
@@ -87,7 +87,7 @@ def test_look_alike_words_are_what_they_were() -> None:
     confusables = "".join(chr(c) for c in range(0x110000) if chr(c).translate(injection.CONFUSABLES) != chr(c))
     alphabet = "abcXYZ09_" * 2 + confusables + "αβγδжзий" + "\u0301\u00e9\u00df" + " .,'-\n\t\u00a0\u200b"
     rng = random.Random(38)
-    texts = _corpus() + ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 60))) for _ in range(20_000)]
+    texts = corpus() + ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 60))) for _ in range(20_000)]
     texts += ["pаypal", "Рaypal ok", "аbc_dеf", "ΑΒΓ abc", "xα", "αx", "ρ1", "_α_a_"]
     found = 0
     for text in texts:

@@ -9,7 +9,8 @@ import random
 import pytest
 
 from llmops_guardrails.detectors.pii import people, places
-from tests.unit.guardrails.detectors.pii.test_fewer_passes import _corpus, _crafted
+from tests.unit.guardrails.corpus import corpus
+from tests.unit.guardrails.detectors.pii.test_fewer_passes import _crafted
 
 # Pieces that make and break the three patterns' edges: possessives with both apostrophes, names of one, two and
 # three words, particles, commas with and without a space, regions, joiners, digits, capitals outside ASCII
@@ -35,7 +36,7 @@ def _random(n: int, seed: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def texts() -> list[str]:
-    return _corpus() + _crafted(5000, 21) + _pieces(20_000, 14) + _random(20_000, 15)
+    return corpus(cased=400) + _crafted(5000, 21) + _pieces(20_000, 14) + _random(20_000, 15)
 
 
 def test_possessive_names_are_the_matches_of_the_whole_text_search(texts: list[str]) -> None:
