@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
-import logging
-import random
 import sys
 import time
 from collections.abc import Callable
@@ -31,9 +29,7 @@ import guardrails_cpu  # noqa: E402
 import guardrails_pipeline  # noqa: E402
 
 import llmops_guardrails  # noqa: E402
-from llmops_guardrails.engine import PolicyEngine, segments_of  # noqa: E402
-from llmops_guardrails.policy import load_policy  # noqa: E402
-from llmops_guardrails.settings import GuardrailsSettings  # noqa: E402
+from llmops_guardrails.engine import segments_of  # noqa: E402
 from llmops_shared.contract import Interaction  # noqa: E402
 
 
@@ -52,11 +48,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workload", choices=("names", "mix"), default="names")
     args = parser.parse_args()
-    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
-    random.seed(17)
-    engine = PolicyEngine(GuardrailsSettings())
-    policy = load_policy()
-    engine.warm_up(policy)
+    engine, policy = guardrails_cpu.warm_engine()
     mix = guardrails_pipeline.make_events(args.events)
     names = guardrails_cpu.distinct_events(args.events)
     raw = names if args.workload == "names" else mix
