@@ -14,9 +14,10 @@ Operating point: cross-validation on the `dev` rows with one fold per generated 
 held batch's frames *and* phrases are new to the fold's model, as the test split's are; the other rows are spread
 over the folds by template) gives each training row a score from a model that never saw its batch; the threshold
 is the lowest logit that keeps the out-of-fold false-positive rate at or below the rule's target (the largest of
-TARGETS at which every batch, calibrated without it, stays <= MAX_BATCH_FPR, 1.5%), and the shipped bias is
-shifted so that this logit scores 0.7 (the default policy's threshold). Folds by template alone (the third and
-fourth versions) share slot phrases between folds: their out-of-fold FPR of 1% became 2-3% on test. The file
+TARGETS, 2% to 0.5% by 0.125%, at which the batches, each calibrated without it, keep a pooled FPR <= 1.25%), and
+the shipped bias is shifted so that this logit scores 0.7 (the default policy's threshold). Folds by template
+alone (the third and fourth versions) share slot phrases between folds: their out-of-fold FPR of 1% became 2-3% on
+test. The file
 records the settings, the data's sha256, the validation figures (with each held batch's recall and FPR) and the
 test-split figures of the model, the rules and both together; `--check` retrains and fails if the shipped file
 differs; `--validation-only` prints the validation figures and neither scores the test split nor writes a file
@@ -60,8 +61,13 @@ TARGET_FPR = 0.01  # cut_at's default
 # here by the script since the seventh). MAX_BATCH_FPR was 2% until the eleventh attempt, whose first candidate,
 # calibrated at 1% by it (every batch <= 1.77%), met 2.82% on the test split: the bound is now 1.5%, a margin
 # under the 2% target (decided after that test figure was seen; bench/RESULTS.md, eleventh attempt).
-TARGETS = (0.015, 0.01, 0.0075, 0.005)
-MAX_BATCH_FPR = 0.015
+# The thirteenth attempt (the ninth batch's hard benign rows as a sixth fold) chose its rule with
+# `bench/injection_calibration.py` on the dev rows alone, by a criterion fixed before the test split was scored (the
+# highest held recall of the rules whose every held batch stays <= 2%): the largest target on a grid of 0.5% to 2% by
+# 0.125% at which the batches, each calibrated without it, keep a *pooled* FPR <= POOLED_BATCH_FPR (1.25%).
+TARGETS = tuple(round(0.02 - 0.00125 * i, 5) for i in range(13))  # 2% down to 0.5%
+MAX_BATCH_FPR = 0.015  # the eleventh attempt's bound on every batch (kept for the record; POOLED_BATCH_FPR rules)
+POOLED_BATCH_FPR = 0.0125
 L2 = 0.0  # chosen by the out-of-fold recall on the dev rows (1e-4, 1e-5, 1e-6, 0 tried; 0 was best with word classes)
 EPOCHS = 300
 LEARNING_RATE = 0.05
@@ -81,7 +87,7 @@ NET_BATCH = 256
 NET_INIT = 0.1
 NET_HARD_WEIGHT = 3.0  # the short hard benign rows' weight in the layer's fit (the linear part's stays 1)
 SEED = 17
-BATCHES = ("t", "p", "v", "w", "x")  # the generated batches' template prefixes: one fold each
+BATCHES = ("t", "p", "v", "w", "x", "z")  # the generated batches' template prefixes: one fold each (z: the ninth batch)
 FOLDS = len(BATCHES)
 
 Rows = list[dict[str, str]]
@@ -356,8 +362,9 @@ def operating_logit(rows: Rows, bits: int, *, l2: float = L2, epochs: int = EPOC
     # negatives (the packages' docstrings, mostly easy) would otherwise dilute the false-positive rate.
     scored = np.array([r["source"] not in TRAINING_ONLY for r in rows])
     rule = {str(target): batch_figures(rows, oof, target) for target in TARGETS}
-    # the rule (sixth attempt): the largest target at which every batch, calibrated without it, stays <= 2%
-    target = next((t for t in TARGETS if all(f["fpr"] <= MAX_BATCH_FPR for f in rule[str(t)].values())), TARGETS[-1])
+    # the rule (thirteenth attempt): the largest target at which the batches, each calibrated without it, keep a
+    # pooled FPR <= POOLED_BATCH_FPR
+    target = next((t for t in TARGETS if pooled_fpr(rule[str(t)]) <= POOLED_BATCH_FPR), TARGETS[-1])
     cut = cut_at(oof, (y == 0) & scored, target)
     figures: dict[str, Any] = rates((oof[scored] >= cut).tolist(), (y[scored] > 0).tolist())
     figures["target_fpr"] = target
@@ -369,8 +376,15 @@ def operating_logit(rows: Rows, bits: int, *, l2: float = L2, epochs: int = EPOC
         figures[f"calibrated_without_{batch}"] = rule[str(target)][batch]
     figures["batches_mean_recall"] = round(float(np.mean([f["recall"] for f in rule[str(target)].values()])), 4)
     figures["rule"] = {t: {"batches_mean_recall": round(float(np.mean([f["recall"] for f in r.values()])), 4),
-                           "batch_fpr": {b: f["fpr"] for b, f in r.items()}} for t, r in rule.items()}
+                           "batch_fpr": {b: f["fpr"] for b, f in r.items()}, "pooled_fpr": round(pooled_fpr(r), 4)}
+                       for t, r in rule.items()}
     return cut, figures
+
+
+def pooled_fpr(per_batch: dict[str, dict[str, Any]]) -> float:
+    """The batches' false positives over their benign rows, each batch at the point calibrated without it."""
+    benign = sum(f["benign"] for f in per_batch.values())
+    return sum(f["fp"] for f in per_batch.values()) / benign if benign else 0.0
 
 
 def batch_figures(rows: Rows, oof: npt.NDArray[np.float64], target: float) -> dict[str, dict[str, Any]]:
@@ -385,7 +399,7 @@ def batch_figures(rows: Rows, oof: npt.NDArray[np.float64], target: float) -> di
         held = np.flatnonzero(in_batch)
         other_cut = cut_at(oof, ~y & scored & ~in_batch, target)
         one = rates([bool(oof[i] >= other_cut) for i in held], [bool(y[i]) for i in held])
-        out[batch] = {"recall": one["recall"], "fpr": one["fpr"], "fp": one["fp"]}
+        out[batch] = {"recall": one["recall"], "fpr": one["fpr"], "fp": one["fp"], "benign": one["fp"] + one["tn"]}
     return out
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import injection_handwritten7
 import injection_handwritten8
+import injection_handwritten13
 import injection_paraphrases  # run from this folder
 import injection_reworded
 import injection_templates
@@ -322,6 +323,9 @@ PER_TEMPLATE = 10
 # The eighth batch (`injection_handwritten8.py`) is written only with `--eighth`: the model fitted with it (issue 17,
 # eighth attempt) was not shipped (bench/RESULTS.md), and the shipped model's header records the data's sha256.
 EIGHTH_BATCH = False
+# The ninth batch (`injection_handwritten13.py`, issue 17's thirteenth attempt): hard benign role-play and printing
+# of legitimate text in the seven languages; in the shipped set (the model fitted with it is the shipped one).
+NINTH_BATCH = True
 TRAINING_FILLINGS = 30  # a `dev` template's fillings in all (the first PER_TEMPLATE in its batch, the rest last)
 _SLOT = re.compile(r"{(\w+)}")
 
@@ -374,8 +378,9 @@ def _check_new_batch(old: tuple[Templates, Slots], new: tuple[Templates, Slots])
         raise ValueError(f"a later batch repeats an earlier one: {sorted(frames | phrases)[:5]}")
 
 
-def rows(*, eighth: bool = False) -> list[dict[str, str]]:
-    """The set; `eighth` appends the eighth batch (not in the shipped file yet: see EIGHTH_BATCH)."""
+def rows(*, eighth: bool = False, ninth: bool = NINTH_BATCH) -> list[dict[str, str]]:
+    """The set; `eighth` appends the eighth batch (not in the shipped file yet: see EIGHTH_BATCH), `ninth` the
+    ninth (see NINTH_BATCH), after it."""
     out = []
     for text, category, source in ATTACKS:
         out.append({"text": text, "label": "attack", "category": category, "source": source, "split": _split(text),
@@ -429,6 +434,13 @@ def rows(*, eighth: bool = False) -> list[dict[str, str]]:
         _check_new_batch(earlier, batch8)
     if eighth:
         out.extend(generated_rows(*batch8, "y", "handwritten8"))
+    # The ninth batch (issue 17, thirteenth attempt), appended after everything so that earlier ids stay; checked
+    # always against every earlier batch (the eighth included).
+    batch9 = (injection_handwritten13.TEMPLATES, injection_handwritten13.SLOTS)
+    for earlier in (third, fourth, fifth, sixth, seventh, batch8):
+        _check_new_batch(earlier, batch9)
+    if ninth:
+        out.extend(generated_rows(*batch9, "z", "handwritten13"))
     # A test row whose text is also a dev row's is dropped (one docstring is in two standard-library modules that
     # landed on both sides): the test split shares no text, not only no template, with training.
     # Ids are given first, so that every other row keeps its id.
@@ -574,6 +586,6 @@ if __name__ == "__main__":
         print(f"wrote {PROSE}")
     target = Path(__file__).with_name("injection_prompts.jsonl")
     with target.open("w", encoding="utf-8") as f:
-        for row in rows(eighth=EIGHTH_BATCH or "--eighth" in sys.argv[1:]):
+        for row in rows(eighth=EIGHTH_BATCH or "--eighth" in sys.argv[1:], ninth=NINTH_BATCH or "--ninth" in sys.argv[1:]):
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     print(f"wrote {target}")
