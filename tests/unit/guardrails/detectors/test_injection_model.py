@@ -204,10 +204,11 @@ def test_long_text_is_scored_by_its_strongest_window() -> None:
     filler = "The quarterly report covers revenue, costs and the hiring plan for the next year. " * 40
     assert model.score(filler) < 0.05  # 0.006 (the model before: 0.52, close to the threshold)
     planted = filler + PARAPHRASE + " " + filler
-    # The window holding the attack scores far above the prose around it, but since the model learned long
-    # benign prose (its windows) this one no longer reaches 0.7 (0.55): attacks planted in long prose are the
-    # model's weak spot now (recall 0.40 on the test split's `planted` rows; docs/guardrails.md).
-    assert len(planted) > 5000 and 0.3 < model.score(planted) < 0.7 and model.score(PARAPHRASE) >= 0.7
+    # The window holding the attack scores far above the prose around it (0.79 with the thirteenth attempt's model,
+    # over the threshold; the eleventh's scored it 0.55, under it): attacks planted in long prose stay a weak spot
+    # (recall 0.75 on the test split's `planted` rows; docs/guardrails.md).
+    assert len(planted) > 5000 and model.score(planted) >= 0.7 and model.score(PARAPHRASE) >= 0.7
+    assert model.score(planted) > 10 * model.score(filler)
 
 
 def test_paraphrased_attacks_of_every_weak_family_are_flagged() -> None:
