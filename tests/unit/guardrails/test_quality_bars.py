@@ -60,9 +60,10 @@ def test_pii_detection_on_the_test_split_is_at_least_what_the_docs_say() -> None
 
 def test_injection_detection_on_the_test_split_is_at_least_what_the_docs_say() -> None:
     precision, recall, fpr = documented_injection()
-    assert (precision, recall, fpr) == (1.0, 0.089, 0.0)  # what the document says today
+    assert (precision, recall, fpr) == (1.0, 0.096, 0.0)  # what the document says today
     score = injection_score("test")
-    assert score.tp + score.fn == 1490 and score.fp + score.tn == 1205  # the documented test split
+    # the documented test split (with the ninth batch's 68 attacks and 219 benign rows since issue 17's 13th attempt)
+    assert score.tp + score.fn == 1558 and score.fp + score.tn == 1424
     assert round(score.precision, 3) >= precision
     assert round(score.recall, 3) >= recall
     assert round(score.false_positive_rate, 4) <= fpr
