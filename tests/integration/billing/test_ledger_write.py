@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 
 from llmops_billing.builtin_prices import builtin_catalogue
 from llmops_billing.ledger import LedgerRow, ledger_row, usage_record
-from llmops_billing.store.ledger import WriteResult, stage, write_batch
+from llmops_billing.store.ledger import DEDUPE_DAYS, WriteResult, stage, write_batch
 from llmops_shared.contract import Interaction
 from tests.support.billing_rollups import rollups_equal_ledger
 from tests.support.events import make_event
@@ -115,6 +115,49 @@ async def test_only_the_new_events_of_a_partly_seen_batch_are_added(pg_pool: asy
                                      "WHERE tenant_id = $1", tenant)
     assert (hourly["event_count"], hourly["input_tokens"]) == (2, 300)
     assert hourly["cost_total"] == (old.cost_total or 0) + (new.cost_total or 0)
+    await rollups_equal_ledger(pg_pool, tenant)
+
+
+async def test_the_ledger_alone_recognises_an_event_sent_again_in_another_month(pg_pool: asyncpg.Pool,
+                                                                                 tenant: str) -> None:
+    """The ledger is its own dedupe (no `usage_events_seen` row is written, and none is needed): an event it
+    holds, sent again with another time in another month partition, before or after, adds nothing."""
+    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    (first,) = rows_for(tenant, make_event(occurred_at="2026-11-24T10:00:00Z",
+                                           usage={"input_tokens": 100, "output_tokens": 10}))
+    async with pg_pool.acquire() as conn, conn.transaction():
+        assert len((await write_batch(conn, rows=[first], now=now)).inserted) == 1
+    # a row written by an older build has its seen row: gone here (as after its month's retention), so only
+    # the ledger can recognise the copies below
+    await pg_pool.execute("DELETE FROM usage_events_seen WHERE tenant_id = $1", tenant)
+    for when in ("2026-10-20T08:00:00Z", "2026-12-02T09:00:00Z", "2026-08-01T00:00:00Z"):
+        (again,) = rows_for(tenant, make_event(occurred_at=when, event_id=str(first.event_id),
+                                               usage={"input_tokens": 100, "output_tokens": 10}))
+        async with pg_pool.acquire() as conn, conn.transaction():
+            assert (await write_batch(conn, rows=[again], now=now)).inserted == ()
+    assert await pg_pool.fetchval("SELECT count(*) FROM usage_ledger WHERE tenant_id = $1", tenant) == 1
+    assert await pg_pool.fetchval("SELECT sum(event_count) FROM usage_hourly WHERE tenant_id = $1", tenant) == 1
+    await rollups_equal_ledger(pg_pool, tenant)
+
+
+async def test_an_earlier_copy_is_found_up_to_dedupe_days_before_the_event(pg_pool: asyncpg.Pool,
+                                                                          tenant: str) -> None:
+    """The search for an earlier copy with another time reaches `DEDUPE_DAYS` back (the month partitions
+    before that are pruned), in month partitions and in the default partition alike."""
+    late = now = datetime(2031, 6, 20, 12, tzinfo=UTC)  # months no other test writes
+    earliest = late - timedelta(days=DEDUPE_DAYS)  # 2031-02-20: out of the writer's window, the default partition
+    for first_at in (earliest, datetime(2031, 5, 31, 23, 59, tzinfo=UTC)):
+        event_id = str(uuid.uuid4())
+        (first,) = rows_for(tenant, make_event(occurred_at=first_at.isoformat(), event_id=event_id))
+        (again,) = rows_for(tenant, make_event(occurred_at=late.isoformat(), event_id=event_id))
+        async with pg_pool.acquire() as conn, conn.transaction():
+            assert len((await write_batch(conn, rows=[first], now=now)).inserted) == 1
+        async with pg_pool.acquire() as conn, conn.transaction():
+            assert (await write_batch(conn, rows=[again], now=now)).inserted == ()
+    where = await pg_pool.fetch("SELECT tableoid::regclass::text AS part FROM usage_ledger WHERE tenant_id = $1 "
+                                "ORDER BY occurred_at", tenant)
+    assert [r["part"] for r in where] == ["usage_ledger_default", "usage_ledger_2031_05"]
+    assert await pg_pool.fetchval("SELECT count(*) FROM usage_events_seen WHERE tenant_id = $1", tenant) == 0
     await rollups_equal_ledger(pg_pool, tenant)
 
 
