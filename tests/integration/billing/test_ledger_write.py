@@ -161,6 +161,33 @@ async def test_an_earlier_copy_is_found_up_to_dedupe_days_before_the_event(pg_po
     await rollups_equal_ledger(pg_pool, tenant)
 
 
+async def test_the_daily_and_hourly_totals_regrouped_from_the_hourly_groups_equal_the_ledgers_sums(
+        pg_pool: asyncpg.Pool, tenant: str) -> None:
+    """`usage_daily` and `usage_hourly_totals` are summed from the statement's hourly groups: over many hours
+    of two UTC days (one event a second before midnight), two apps, a priced and an unpriced model, and a
+    second batch adding to the same rows, each equals the ledger's `GROUP BY` and the day is the UTC day."""
+    events = [make_event(occurred_at=f"2026-11-2{3 + i % 2}T{(i * 5) % 24:02d}:{i % 60:02d}:00Z", app_id=f"app-{i % 2}",
+                         model="gpt-4o-mini" if i % 3 else "mystery-model", provider="openai" if i % 3 else "acme-ai",
+                         usage={"input_tokens": 100 + i, "output_tokens": 10 + i % 7})
+              for i in range(40)]
+    events.append(make_event(occurred_at="2026-11-23T23:59:59Z", usage={"input_tokens": 9, "output_tokens": 1}))
+    rows = rows_for(tenant, *events)
+    assert len((await write(pg_pool, rows[:25])).inserted) == 25
+    assert len((await write(pg_pool, rows)).inserted) == len(rows) - 25
+    await rollups_equal_ledger(pg_pool, tenant)
+    days = await pg_pool.fetch("SELECT bucket, sum(event_count) AS n, sum(input_tokens) AS tokens FROM usage_daily "
+                               "WHERE tenant_id = $1 GROUP BY bucket ORDER BY bucket", tenant)
+    on_23 = [r for r in rows if r.occurred_at.day == 23]
+    assert [(r["bucket"].isoformat(), r["n"]) for r in days] == [("2026-11-23", len(on_23)),
+                                                                   ("2026-11-24", len(rows) - len(on_23))]
+    assert days[0]["tokens"] == sum(r.input_tokens for r in on_23)
+    totals = await pg_pool.fetchrow("SELECT count(*) AS hours, sum(event_count) AS n, sum(cost_total) AS cost "
+                                    "FROM usage_hourly_totals WHERE tenant_id = $1", tenant)
+    assert totals["n"] == len(rows) and totals["hours"] == len({r.occurred_at.replace(minute=0, second=0)
+                                                                 for r in rows})
+    assert totals["cost"] == sum((r.cost_total or Decimal(0)) for r in rows)
+
+
 async def test_a_batch_rolls_back_with_the_callers_transaction(pg_pool: asyncpg.Pool, tenant: str) -> None:
     rows = rows_for(tenant, make_event(occurred_at="2026-11-24T13:00:00Z"))
 

@@ -14,9 +14,10 @@
    tenant once (migration billing/0006);
 3. add only those inserted rows to `usage_hourly`, `usage_daily`, `usage_daily_users`, `usage_daily_tags`,
    `usage_hourly_totals`, `usage_monthly_users`, `usage_hourly_models` and `usage_trace_costs` (2 and 3 are
-   one SQL statement: the rollups are grouped in Postgres from the ledger insert's RETURNING rows;
-   `store.rollups`); with `pending_rollups=True` (the worker), `usage_daily_users` and `usage_trace_costs`
-   get one `billing_rollup_pending` row instead, which the follower adds to them (`store.pending_rollups`);
+   one SQL statement: the rollups are grouped in Postgres from the ledger insert's RETURNING rows, the
+   daily and the hourly totals from the hourly groups; `store.rollups`); with `pending_rollups=True` (the
+   worker), `usage_daily_users` and `usage_trace_costs` get one `billing_rollup_pending` row instead, which
+   the follower adds to them (`store.pending_rollups`);
 4. with `usage_outbox=True` (the worker), put the inserted rows' `billing.usage` messages
    (`ledger.usage_record`, made before the COPY and carried in the staging table) into ONE row of
    `billing_usage_outbox_batches` in the same statement (`store.usage_outbox` says who takes and sends them);
@@ -51,10 +52,13 @@ from llmops_billing.store.pending_rollups import PENDING_FROM_INSERTED
 from llmops_billing.store.rollups import (
     MODELS_KEY,
     MONTHLY_USERS_KEY,
+    ROLLUP_KEY,
     TAG_KEY,
     TOTALS_KEY,
     TRACES_KEY,
     USER_KEY,
+    groups_of_inserted,
+    rollup_from_groups,
     rollup_from_inserted,
 )
 from llmops_billing.store.unpriced import UnpricedModel, count_unpriced
@@ -107,6 +111,7 @@ _RETURNED = ("event_id", "occurred_at", "tenant_id", "trace_id", "app_id", "envi
              *COST_COLUMNS)  # what the rollups need
 _HOUR_OF = "date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 _DAY_OF = "(occurred_at AT TIME ZONE 'UTC')::date"
+_DAY_OF_HOUR = "(bucket AT TIME ZONE 'UTC')::date"  # the UTC day of an hourly group's bucket (UTC hours nest)
 _MONTH_OF = "date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date"
 # One row per tag of each inserted row ('' when it has none): `ledger.row_tags`.
 _INSERTED_TAGS = ("inserted CROSS JOIN LATERAL unnest(CASE WHEN cardinality(inserted.tags) = 0 THEN ARRAY['']::text[] "
@@ -116,13 +121,14 @@ _INSERTED_TAGS = ("inserted CROSS JOIN LATERAL unnest(CASE WHEN cardinality(inse
 def _insert_sql(*, pending_rollups: bool) -> str:
     columns = ", ".join(COLUMNS)
     selected = ", ".join(f"s.{name}::numeric" if name in COST_COLUMNS else f"s.{name}" for name in COLUMNS)
-    rollups = {
-        "hourly": rollup_from_inserted("usage_hourly", _HOUR_OF),
-        "daily": rollup_from_inserted("usage_daily", _DAY_OF),
+    rollups = {  # the hourly groups once; the daily and the hourly totals regroup them (~200 rows, not 2,000)
+        "hour_groups": groups_of_inserted(_HOUR_OF),
+        "hourly": rollup_from_groups("usage_hourly", "bucket", key=ROLLUP_KEY, source="hour_groups"),
+        "daily": rollup_from_groups("usage_daily", _DAY_OF_HOUR, key=ROLLUP_KEY, source="hour_groups"),
         "daily_users": rollup_from_inserted("usage_daily_users", _DAY_OF, key=USER_KEY,
                                             user_of="coalesce(user_id, '')"),
         "daily_tags": rollup_from_inserted("usage_daily_tags", _DAY_OF, key=TAG_KEY, source=_INSERTED_TAGS),
-        "hourly_totals": rollup_from_inserted("usage_hourly_totals", _HOUR_OF, key=TOTALS_KEY),
+        "hourly_totals": rollup_from_groups("usage_hourly_totals", "bucket", key=TOTALS_KEY, source="hour_groups"),
         "monthly_users": rollup_from_inserted("usage_monthly_users", _MONTH_OF, key=MONTHLY_USERS_KEY,
                                               user_of="coalesce(user_id, '')"),
         "hourly_models": rollup_from_inserted("usage_hourly_models", _HOUR_OF, key=MODELS_KEY),
