@@ -104,6 +104,26 @@ _PREPARE_STAGING = f"""
     DELETE FROM {_STAGING};
 """  # noqa: S608
 
+# A month partition the ledger never analyzed (just created: empty) is analyzed at once, in the batch's
+# transaction (cheap when empty; only its creator sees it new). Unanalyzed, the planner takes it for ten pages
+# of unknown rows and may probe it for an earlier copy of each event (the statement below) through
+# another index on `tenant_id`, which reads every row of the tenant there, those the statement itself
+# inserts included: ~0.2 s more for the first 2,000-event batch of a month (bench/RESULTS.md, billing10).
+# The statement is planned again at each batch (its staging table is emptied at commit), so the next
+# batch's plan sees the statistics.
+_ANALYZE_NEW_PARTITIONS = """
+    DO $$
+    DECLARE part regclass;
+    BEGIN
+        FOR part IN SELECT c.oid::regclass FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                    WHERE i.inhparent = 'usage_ledger'::regclass AND c.relkind = 'r' AND c.reltuples < 0
+                    ORDER BY c.oid
+        LOOP
+            EXECUTE format('ANALYZE %s', part);
+        END LOOP;
+    END $$;
+"""
+
 _RETURNED = ("event_id", "occurred_at", "tenant_id", "trace_id", "app_id", "environment", "provider", "model",
              "model_key",
              "prompt_name",
@@ -227,7 +247,8 @@ async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow | St
     # One round trip: the staging table, then the month partitions the batch needs (the literals are our
     # own datetimes: `partitions.window_sql`).
     window = window_sql((s.row.occurred_at for s in unique), now=now or utc_now())
-    await conn.execute(f"{_PREPARE_STAGING} SELECT llmops_ensure_month_partitions('usage_ledger', {window});")
+    await conn.execute(f"{_PREPARE_STAGING} SELECT llmops_ensure_month_partitions('usage_ledger', {window}); "
+                       f"{_ANALYZE_NEW_PARTITIONS}")
     await conn.copy_records_to_table(_STAGING_NAME, schema_name="pg_temp", columns=_STAGED,
                                      records=[s.record for s in unique])
     returned = await conn.fetch(_INSERT_LEDGER[pending_rollups])
