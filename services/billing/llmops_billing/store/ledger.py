@@ -109,8 +109,8 @@ _PREPARE_STAGING = f"""
 # of unknown rows and may probe it for an earlier copy of each event (the statement below) through
 # another index on `tenant_id`, which reads every row of the tenant there, those the statement itself
 # inserts included: ~0.2 s more for the first 2,000-event batch of a month (bench/RESULTS.md, billing10).
-# The statement is planned again at each batch (its staging table is emptied at commit), so the next
-# batch's plan sees the statistics.
+# Without it only that first batch is slow: the next batch's statement was planned again (measured), with
+# the partition's real size.
 _ANALYZE_NEW_PARTITIONS = """
     DO $$
     DECLARE part regclass;
