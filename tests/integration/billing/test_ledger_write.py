@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 
 from llmops_billing.builtin_prices import builtin_catalogue
 from llmops_billing.ledger import LedgerRow, ledger_row, usage_record
-from llmops_billing.store.ledger import WriteResult, stage, write_batch
+from llmops_billing.store.ledger import DEDUPE_DAYS, WriteResult, stage, write_batch
 from llmops_shared.contract import Interaction
 from tests.support.billing_rollups import rollups_equal_ledger
 from tests.support.events import make_event
@@ -116,6 +116,92 @@ async def test_only_the_new_events_of_a_partly_seen_batch_are_added(pg_pool: asy
     assert (hourly["event_count"], hourly["input_tokens"]) == (2, 300)
     assert hourly["cost_total"] == (old.cost_total or 0) + (new.cost_total or 0)
     await rollups_equal_ledger(pg_pool, tenant)
+
+
+async def test_the_ledger_alone_recognises_an_event_sent_again_in_another_month(pg_pool: asyncpg.Pool,
+                                                                                 tenant: str) -> None:
+    """The ledger is its own dedupe (no `usage_events_seen` row is written, and none is needed): an event it
+    holds, sent again with another time in another month partition, before or after, adds nothing."""
+    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    (first,) = rows_for(tenant, make_event(occurred_at="2026-11-24T10:00:00Z",
+                                           usage={"input_tokens": 100, "output_tokens": 10}))
+    async with pg_pool.acquire() as conn, conn.transaction():
+        assert len((await write_batch(conn, rows=[first], now=now)).inserted) == 1
+    # a row written by an older build has its seen row: gone here (as after its month's retention), so only
+    # the ledger can recognise the copies below
+    await pg_pool.execute("DELETE FROM usage_events_seen WHERE tenant_id = $1", tenant)
+    for when in ("2026-10-20T08:00:00Z", "2026-12-02T09:00:00Z", "2026-08-01T00:00:00Z"):
+        (again,) = rows_for(tenant, make_event(occurred_at=when, event_id=str(first.event_id),
+                                               usage={"input_tokens": 100, "output_tokens": 10}))
+        async with pg_pool.acquire() as conn, conn.transaction():
+            assert (await write_batch(conn, rows=[again], now=now)).inserted == ()
+    assert await pg_pool.fetchval("SELECT count(*) FROM usage_ledger WHERE tenant_id = $1", tenant) == 1
+    assert await pg_pool.fetchval("SELECT sum(event_count) FROM usage_hourly WHERE tenant_id = $1", tenant) == 1
+    await rollups_equal_ledger(pg_pool, tenant)
+
+
+async def test_an_earlier_copy_is_found_up_to_dedupe_days_before_the_event(pg_pool: asyncpg.Pool,
+                                                                          tenant: str) -> None:
+    """The search for an earlier copy with another time reaches `DEDUPE_DAYS` back (the month partitions
+    before that are pruned), in month partitions and in the default partition alike."""
+    late = now = datetime(2031, 6, 20, 12, tzinfo=UTC)  # months no other test writes
+    earliest = late - timedelta(days=DEDUPE_DAYS)  # 2031-02-20: out of the writer's window, the default partition
+    for first_at in (earliest, datetime(2031, 5, 31, 23, 59, tzinfo=UTC)):
+        event_id = str(uuid.uuid4())
+        (first,) = rows_for(tenant, make_event(occurred_at=first_at.isoformat(), event_id=event_id))
+        (again,) = rows_for(tenant, make_event(occurred_at=late.isoformat(), event_id=event_id))
+        async with pg_pool.acquire() as conn, conn.transaction():
+            assert len((await write_batch(conn, rows=[first], now=now)).inserted) == 1
+        async with pg_pool.acquire() as conn, conn.transaction():
+            assert (await write_batch(conn, rows=[again], now=now)).inserted == ()
+    where = await pg_pool.fetch("SELECT tableoid::regclass::text AS part FROM usage_ledger WHERE tenant_id = $1 "
+                                "ORDER BY occurred_at", tenant)
+    assert [r["part"] for r in where] == ["usage_ledger_default", "usage_ledger_2031_05"]
+    assert await pg_pool.fetchval("SELECT count(*) FROM usage_events_seen WHERE tenant_id = $1", tenant) == 0
+    await rollups_equal_ledger(pg_pool, tenant)
+
+
+async def test_the_daily_and_hourly_totals_regrouped_from_the_hourly_groups_equal_the_ledgers_sums(
+        pg_pool: asyncpg.Pool, tenant: str) -> None:
+    """`usage_daily` and `usage_hourly_totals` are summed from the statement's hourly groups: over many hours
+    of two UTC days (one event a second before midnight), two apps, a priced and an unpriced model, and a
+    second batch adding to the same rows, each equals the ledger's `GROUP BY` and the day is the UTC day."""
+    events = [make_event(occurred_at=f"2026-11-2{3 + i % 2}T{(i * 5) % 24:02d}:{i % 60:02d}:00Z", app_id=f"app-{i % 2}",
+                         model="gpt-4o-mini" if i % 3 else "mystery-model", provider="openai" if i % 3 else "acme-ai",
+                         usage={"input_tokens": 100 + i, "output_tokens": 10 + i % 7})
+              for i in range(40)]
+    events.append(make_event(occurred_at="2026-11-23T23:59:59Z", usage={"input_tokens": 9, "output_tokens": 1}))
+    rows = rows_for(tenant, *events)
+    assert len((await write(pg_pool, rows[:25])).inserted) == 25
+    assert len((await write(pg_pool, rows)).inserted) == len(rows) - 25
+    await rollups_equal_ledger(pg_pool, tenant)
+    days = await pg_pool.fetch("SELECT bucket, sum(event_count) AS n, sum(input_tokens) AS tokens FROM usage_daily "
+                               "WHERE tenant_id = $1 GROUP BY bucket ORDER BY bucket", tenant)
+    on_23 = [r for r in rows if r.occurred_at.day == 23]
+    assert [(r["bucket"].isoformat(), r["n"]) for r in days] == [("2026-11-23", len(on_23)),
+                                                                   ("2026-11-24", len(rows) - len(on_23))]
+    assert days[0]["tokens"] == sum(r.input_tokens for r in on_23)
+    totals = await pg_pool.fetchrow("SELECT count(*) AS hours, sum(event_count) AS n, sum(cost_total) AS cost "
+                                    "FROM usage_hourly_totals WHERE tenant_id = $1", tenant)
+    assert totals["n"] == len(rows) and totals["hours"] == len({r.occurred_at.replace(minute=0, second=0)
+                                                                 for r in rows})
+    assert totals["cost"] == sum((r.cost_total or Decimal(0)) for r in rows)
+
+
+async def test_a_month_partition_the_batch_creates_is_analyzed_with_it(pg_pool: asyncpg.Pool, tenant: str) -> None:
+    """The batch that creates a month's partition analyzes it (empty, in its transaction), so the statement's
+    probe for earlier copies is planned by the ledger's key there, not by another index of `tenant_id` (which
+    an unanalyzed empty partition, taken for ten pages, gets: a scan of the tenant's rows per event)."""
+    now = datetime(2032, 9, 15, 12, tzinfo=UTC)  # a month no other test writes
+    async with pg_pool.acquire() as conn, conn.transaction():
+        assert len((await write_batch(conn, rows=rows_for(tenant, make_event(occurred_at=now.isoformat())),
+                                      now=now)).inserted) == 1
+    analyzed = await pg_pool.fetchval("SELECT reltuples >= 0 FROM pg_class WHERE relname = 'usage_ledger_2032_09'")
+    assert analyzed is True
+    unanalyzed = await pg_pool.fetchval(
+        "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'usage_ledger'::regclass AND c.relkind = 'r' AND c.reltuples < 0")
+    assert unanalyzed == 0
 
 
 async def test_a_batch_rolls_back_with_the_callers_transaction(pg_pool: asyncpg.Pool, tenant: str) -> None:

@@ -82,8 +82,8 @@ async def test_two_tenants_events_with_one_id_are_each_billed_once_and_redeliver
     own = await billed(pg_pool, other)
     assert own["ledger"][1:] == [(shared, 3000, 3000 * MINI_IN)]  # after the 5 tokens of `last`
     assert own["usage_daily"] == (2, 3005)
-    seen = await pg_pool.fetch("SELECT tenant_id FROM usage_events_seen WHERE event_id = $1 ORDER BY 1", shared)
-    assert [r["tenant_id"] for r in seen] == [tenant, other]
+    seen = await pg_pool.fetch("SELECT tenant_id FROM usage_ledger WHERE event_id = $1 ORDER BY 1", shared)
+    assert [r["tenant_id"] for r in seen] == [tenant, other]  # the ledger is the dedupe: one row each
 
 
 async def _has_rows(pool: asyncpg.Pool, tenant: str, n: int) -> bool:

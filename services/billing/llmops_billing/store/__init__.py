@@ -1,6 +1,6 @@
 """Billing's SQL, one module per aggregate. Nothing else in the service holds a query string.
 
-- `ledger`: `usage_ledger` and `usage_events_seen`: the batch write (staging table, COPY, one statement),
+- `ledger`: `usage_ledger` (its own dedupe): the batch write (staging table, COPY, one statement),
   re-pricing's locked chunks and cost updates;
 - `rollups`: `usage_hourly`, `usage_daily`, `usage_daily_users`, `usage_daily_tags`: upserts from inserted
   rows, re-pricing's deltas;

@@ -1,23 +1,23 @@
-"""`usage_ledger` and `usage_events_seen`: the batch write, and re-pricing's reads and updates.
+"""`usage_ledger`: the batch write, and re-pricing's reads and updates.
 
 `write_batch` is the one database step of the worker, in its per-batch transaction:
 
-1. make sure the monthly partitions of the ledger and of `usage_events_seen` exist for the batch's
-   months near `now` (`llmops_shared.partitions`: rows of other months go to the default partitions),
-   and COPY the rows into a temporary staging table (per connection; emptied before each batch and at
-   commit);
-2. from there, insert the (tenant, event id) pairs into `usage_events_seen` (unless the pair is there
-   already, whatever its `occurred_at`: the table is partitioned by month, so its key is (tenant_id,
-   event_id, occurred_at), and an event sent again with another time must still count once) with ON
-   CONFLICT DO NOTHING RETURNING, and ledger rows only for the pairs that came back (so a redelivered event
-   is a no-op; the ledger insert also skips a row it already has, should `usage_events_seen` have lost that
-   month to retention). An event id is the tenant's own: another tenant's event with the same id is
-   another event, billed to that tenant once (migration billing/0006);
+1. make sure the monthly partitions of the ledger exist for the batch's months near `now`
+   (`llmops_shared.partitions`: rows of other months go to the default partition), and COPY the rows into
+   a temporary staging table (per connection; emptied before each batch and at commit);
+2. from there, insert the ledger rows with ON CONFLICT DO NOTHING RETURNING on the ledger's key (tenant_id,
+   event_id, occurred_at), except those whose (tenant, event id) the ledger holds already with another
+   `occurred_at` (the table is partitioned by month, so its key includes the time, and an event sent again
+   with another time must still count once; probed `DEDUPE_DAYS` back), so a redelivered event is a no-op.
+   The ledger is its own dedupe: `usage_events_seen`, which held the same keys, is no longer written. An
+   event id is the tenant's own: another tenant's event with the same id is another event, billed to that
+   tenant once (migration billing/0006);
 3. add only those inserted rows to `usage_hourly`, `usage_daily`, `usage_daily_users`, `usage_daily_tags`,
    `usage_hourly_totals`, `usage_monthly_users`, `usage_hourly_models` and `usage_trace_costs` (2 and 3 are
-   one SQL statement: the rollups are grouped in Postgres from the ledger insert's RETURNING rows;
-   `store.rollups`); with `pending_rollups=True` (the worker), `usage_daily_users` and `usage_trace_costs`
-   get one `billing_rollup_pending` row instead, which the follower adds to them (`store.pending_rollups`);
+   one SQL statement: the rollups are grouped in Postgres from the ledger insert's RETURNING rows, the
+   daily and the hourly totals from the hourly groups; `store.rollups`); with `pending_rollups=True` (the
+   worker), `usage_daily_users` and `usage_trace_costs` get one `billing_rollup_pending` row instead, which
+   the follower adds to them (`store.pending_rollups`);
 4. with `usage_outbox=True` (the worker), put the inserted rows' `billing.usage` messages
    (`ledger.usage_record`, made before the COPY and carried in the staging table) into ONE row of
    `billing_usage_outbox_batches` in the same statement (`store.usage_outbox` says who takes and sends them);
@@ -52,10 +52,13 @@ from llmops_billing.store.pending_rollups import PENDING_FROM_INSERTED
 from llmops_billing.store.rollups import (
     MODELS_KEY,
     MONTHLY_USERS_KEY,
+    ROLLUP_KEY,
     TAG_KEY,
     TOTALS_KEY,
     TRACES_KEY,
     USER_KEY,
+    groups_of_inserted,
+    rollup_from_groups,
     rollup_from_inserted,
 )
 from llmops_billing.store.unpriced import UnpricedModel, count_unpriced
@@ -70,6 +73,14 @@ class WriteResult:
     usage: tuple[UsageRecord, ...] = ()  # with `usage_outbox`: the inserted rows' messages, put in the outbox
     usage_batch: int | None = None  # ... as this row of `billing_usage_outbox_batches` (None: no message)
 
+
+DEDUPE_DAYS = 120
+"""How far before an event's `occurred_at` the ledger is searched for an earlier copy of it sent with another
+time (the same time is the ledger key's own conflict, whenever the row was written). An event is at most 30
+days old when the ingest API takes it and comes back from the dead-letter topic up to 14 days later
+(`llmops_shared.retention.MIN_DEDUPE_DAYS`); 120 days also covers every copy the former dedupe table
+`usage_events_seen` recognised at its default retention (90 days, whole months). Only the month partitions
+from there on are probed (run-time pruning), not every month the ledger keeps."""
 
 _STAGING_NAME = "billing_ledger_staging"
 _STAGING = f"pg_temp.{_STAGING_NAME}"  # the session's own, whatever the search path
@@ -93,6 +104,26 @@ _PREPARE_STAGING = f"""
     DELETE FROM {_STAGING};
 """  # noqa: S608
 
+# A month partition the ledger never analyzed (just created: empty) is analyzed at once, in the batch's
+# transaction (cheap when empty; only its creator sees it new). Unanalyzed, the planner takes it for ten pages
+# of unknown rows and may probe it for an earlier copy of each event (the statement below) through
+# another index on `tenant_id`, which reads every row of the tenant there, those the statement itself
+# inserts included: ~0.2 s more for the first 2,000-event batch of a month (bench/RESULTS.md, billing10).
+# Without it only that first batch is slow: the next batch's statement was planned again (measured), with
+# the partition's real size.
+_ANALYZE_NEW_PARTITIONS = """
+    DO $$
+    DECLARE part regclass;
+    BEGIN
+        FOR part IN SELECT c.oid::regclass FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                    WHERE i.inhparent = 'usage_ledger'::regclass AND c.relkind = 'r' AND c.reltuples < 0
+                    ORDER BY c.oid
+        LOOP
+            EXECUTE format('ANALYZE %s', part);
+        END LOOP;
+    END $$;
+"""
+
 _RETURNED = ("event_id", "occurred_at", "tenant_id", "trace_id", "app_id", "environment", "provider", "model",
              "model_key",
              "prompt_name",
@@ -100,6 +131,7 @@ _RETURNED = ("event_id", "occurred_at", "tenant_id", "trace_id", "app_id", "envi
              *COST_COLUMNS)  # what the rollups need
 _HOUR_OF = "date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 _DAY_OF = "(occurred_at AT TIME ZONE 'UTC')::date"
+_DAY_OF_HOUR = "(bucket AT TIME ZONE 'UTC')::date"  # the UTC day of an hourly group's bucket (UTC hours nest)
 _MONTH_OF = "date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date"
 # One row per tag of each inserted row ('' when it has none): `ledger.row_tags`.
 _INSERTED_TAGS = ("inserted CROSS JOIN LATERAL unnest(CASE WHEN cardinality(inserted.tags) = 0 THEN ARRAY['']::text[] "
@@ -109,13 +141,14 @@ _INSERTED_TAGS = ("inserted CROSS JOIN LATERAL unnest(CASE WHEN cardinality(inse
 def _insert_sql(*, pending_rollups: bool) -> str:
     columns = ", ".join(COLUMNS)
     selected = ", ".join(f"s.{name}::numeric" if name in COST_COLUMNS else f"s.{name}" for name in COLUMNS)
-    rollups = {
-        "hourly": rollup_from_inserted("usage_hourly", _HOUR_OF),
-        "daily": rollup_from_inserted("usage_daily", _DAY_OF),
+    rollups = {  # the hourly groups once; the daily and the hourly totals regroup them (~200 rows, not 2,000)
+        "hour_groups": groups_of_inserted(_HOUR_OF),
+        "hourly": rollup_from_groups("usage_hourly", "bucket", key=ROLLUP_KEY, source="hour_groups"),
+        "daily": rollup_from_groups("usage_daily", _DAY_OF_HOUR, key=ROLLUP_KEY, source="hour_groups"),
         "daily_users": rollup_from_inserted("usage_daily_users", _DAY_OF, key=USER_KEY,
                                             user_of="coalesce(user_id, '')"),
         "daily_tags": rollup_from_inserted("usage_daily_tags", _DAY_OF, key=TAG_KEY, source=_INSERTED_TAGS),
-        "hourly_totals": rollup_from_inserted("usage_hourly_totals", _HOUR_OF, key=TOTALS_KEY),
+        "hourly_totals": rollup_from_groups("usage_hourly_totals", "bucket", key=TOTALS_KEY, source="hour_groups"),
         "monthly_users": rollup_from_inserted("usage_monthly_users", _MONTH_OF, key=MONTHLY_USERS_KEY,
                                               user_of="coalesce(user_id, '')"),
         "hourly_models": rollup_from_inserted("usage_hourly_models", _HOUR_OF, key=MODELS_KEY),
@@ -127,22 +160,21 @@ def _insert_sql(*, pending_rollups: bool) -> str:
     ctes = "".join(f"""), {name} AS (
             {sql}
         """ for name, sql in rollups.items())
-    # Built once at import from the constant column names above: no outside input reaches this SQL. A
-    # (tenant, event id) already seen in any month is looked up row by row (LATERAL ... LIMIT 1: an index
-    # probe into each month partition of `usage_events_seen`; a plain NOT EXISTS is planned as a hash
-    # anti-join that reads the whole table on every batch).
+    # Built once at import from the constant column names above: no outside input reaches this SQL. The
+    # ledger is its own dedupe: a (tenant, event id) it already holds with another `occurred_at` (so in
+    # another month partition, where the key cannot see it) is looked up row by row (LATERAL ... LIMIT 1:
+    # an index probe of the key into each month partition from `DEDUPE_DAYS` before the event on, the
+    # others pruned at run time; a plain NOT EXISTS is planned as a hash anti-join that reads the whole
+    # table on every batch); the same time is the key's conflict.
     return f"""
-        WITH fresh AS (
-            INSERT INTO usage_events_seen (tenant_id, event_id, occurred_at)
-            SELECT s.tenant_id, s.event_id, s.occurred_at FROM {_STAGING} s
-            LEFT JOIN LATERAL (SELECT true AS known FROM usage_events_seen e
-                               WHERE e.tenant_id = s.tenant_id AND e.event_id = s.event_id LIMIT 1) seen ON true
-            WHERE seen.known IS NULL
-            ON CONFLICT (tenant_id, event_id, occurred_at) DO NOTHING
-            RETURNING tenant_id, event_id
-        ), inserted AS (
+        WITH inserted AS (
             INSERT INTO usage_ledger ({columns})
-            SELECT {selected} FROM {_STAGING} s JOIN fresh USING (tenant_id, event_id)
+            SELECT {selected} FROM {_STAGING} s
+            LEFT JOIN LATERAL (SELECT true AS known FROM usage_ledger e
+                               WHERE e.tenant_id = s.tenant_id AND e.event_id = s.event_id
+                                 AND e.occurred_at >= s.occurred_at - interval '{DEDUPE_DAYS} days'
+                               LIMIT 1) seen ON true
+            WHERE seen.known IS NULL
             ON CONFLICT (tenant_id, event_id, occurred_at) DO NOTHING
             RETURNING {", ".join(_RETURNED)}
         {ctes}), usage_messages AS (
@@ -215,8 +247,8 @@ async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow | St
     # One round trip: the staging table, then the month partitions the batch needs (the literals are our
     # own datetimes: `partitions.window_sql`).
     window = window_sql((s.row.occurred_at for s in unique), now=now or utc_now())
-    await conn.execute(f"{_PREPARE_STAGING} SELECT llmops_ensure_month_partitions('usage_ledger', {window}), "
-                       f"llmops_ensure_month_partitions('usage_events_seen', {window});")
+    await conn.execute(f"{_PREPARE_STAGING} SELECT llmops_ensure_month_partitions('usage_ledger', {window}); "
+                       f"{_ANALYZE_NEW_PARTITIONS}")
     await conn.copy_records_to_table(_STAGING_NAME, schema_name="pg_temp", columns=_STAGED,
                                      records=[s.record for s in unique])
     returned = await conn.fetch(_INSERT_LEDGER[pending_rollups])

@@ -61,6 +61,33 @@ def rollup_from_inserted(table: str, bucket: str, *, key: tuple[str, ...] = ROLL
             ON CONFLICT ({", ".join(key)}) DO UPDATE SET {updates}, updated_at = now()"""  # noqa: S608
 
 
+def groups_of_inserted(bucket: str, *, key: tuple[str, ...] = ROLLUP_KEY, source: str = "inserted") -> str:
+    """The rows the same statement inserted, summed per `key` (with `bucket`), each column named as in the
+    rollups: a CTE that coarser rollups regroup (`rollup_from_groups`) instead of grouping every row again."""
+    expressions = {"bucket": bucket}
+    selected = ", ".join((*(f"{expressions.get(k, k)} AS {k}" for k in key),
+                          "count(*) AS event_count", "count(*) FILTER (WHERE unpriced) AS unpriced_count",
+                          *(f"sum({t})::bigint AS {t}" for t in TOKEN_COLUMNS),
+                          *(f"coalesce(sum({c}), 0) AS {c}" for c in COST_COLUMNS)))
+    groups = ", ".join(str(i) for i in range(1, len(key) + 1))
+    return f"SELECT {selected} FROM {source} GROUP BY {groups}"  # noqa: S608  (constant names)
+
+
+def rollup_from_groups(table: str, bucket: str, *, key: tuple[str, ...], source: str) -> str:
+    """The rollup upsert of `source`, a CTE of `groups_of_inserted` at the same or a finer key: its sums
+    summed again per `key` (exact: NUMERIC and integer sums), in key order as `rollup_from_inserted`'s.
+    `bucket` is the rollup's bucket as an expression of the groups' own `bucket`."""
+    expressions = {"bucket": bucket}
+    selected = ", ".join((*(expressions.get(k, k) for k in key),
+                          *(f"sum({c})::bigint" for c in _COUNTS), *(f"sum({c})" for c in COST_COLUMNS)))
+    updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in (*_COUNTS, *COST_COLUMNS))
+    groups = ", ".join(str(i) for i in range(1, len(key) + 1))
+    order = ", ".join(f"{i}" if k == "bucket" else f'{k} COLLATE "C"' for i, k in enumerate(key, start=1))
+    return f"""INSERT INTO {table} ({", ".join((*key, *_COUNTS, *COST_COLUMNS))})
+            SELECT {selected} FROM {source} GROUP BY {groups} ORDER BY {order}
+            ON CONFLICT ({", ".join(key)}) DO UPDATE SET {updates}, updated_at = now()"""  # noqa: S608
+
+
 def _upsert_sql(table: str, bucket_type: str, key: tuple[str, ...] = ROLLUP_KEY) -> str:
     columns = (*key, *_COUNTS, *COST_COLUMNS)
     types = (["text", bucket_type] + ["text"] * (len(key) - 2) + ["bigint"] * len(_COUNTS)
