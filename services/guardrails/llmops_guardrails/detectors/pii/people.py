@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
+from typing import TypeAlias
 
 import regex
 from presidio_analyzer import RecognizerResult
@@ -25,6 +26,8 @@ from llmops_guardrails.detectors.pii.lexicon import (
 from llmops_guardrails.detectors.pii.patterns import OneEntityRecognizer
 from llmops_guardrails.detectors.pii.places import gazetteer
 from llmops_guardrails.detectors.pii.results import make_result
+
+Match: TypeAlias = "re.Match[str] | regex.Match[str]"  # a match of a `regex` pattern, or of its `re` stand-in
 
 _PARTICLE = r"(?:van|von|de|der|den|da|di|del|della|dos|das|du|la|le|bin|al|el|ibn|ter|ten|zu)"
 _PERSON_NAME = (rf"{NAME_WORD}(?:[ ](?:\p{{Lu}}\.?[ ])?(?:{_PARTICLE}[ ]){{0,2}}{NAME_WORD}){{0,2}}")
@@ -59,11 +62,37 @@ _SUBJECT_OR_VOCATIVE = regex.compile(
     rf"{_SENTENCE_START}(?P<name>{_PERSON_NAME})(?:(?P<subject>{_SUBJECT_VERB})|{_VOCATIVE_END})")
 
 
-def sentence_names(text: str) -> tuple[list[regex.Match[str]], list[regex.Match[str]]]:
-    """The matches of `_SUBJECT` and of `_VOCATIVE` in `text`, in order: one search (`_SUBJECT_OR_VOCATIVE`)."""
-    subjects: list[regex.Match[str]] = []
-    vocatives: list[regex.Match[str]] = []
-    for m in _SUBJECT_OR_VOCATIVE.finditer(text):
+# ASCII texts (most chat traffic) are searched with the standard library's `re` instead: twice as fast as `regex`
+# when a pattern starts with a class (`re` skips to the characters of that class, here the capitals, and tries the
+# pattern only there). On ASCII text `\p{Lu}` is [A-Z], `\p{L}` and `[\p{L}\p{M}]` are [A-Za-z], `\p{N}` is
+# [0-9], `\s` is `_ASCII_SPACE` (`re`'s `\s` also takes U+001C-U+001F, `regex`'s does not), `\b` and `(?i:...)`
+# agree, and U+2019 is not there. `re` has no variable-width look-behinds: a pattern's look-behind is read after its
+# first character (a capital) as one fixed-width look-behind per width, or checked in Python
+# (`capitalised_words`). `tests/unit/guardrails/detectors/pii/test_ascii_passes.py` compares each with its `regex`
+# pattern on ASCII texts.
+_ASCII_SPACE = r"[\t\n\x0b\x0c\r ]"
+_ASCII_NAME_WORD = r"[A-Z][A-Za-z'-]*[A-Za-z]"  # `NAME_WORD`
+_ASCII_NAME_REST = r"[A-Za-z'-]*[A-Za-z]"  # a name word after its capital
+_ASCII_PERSON_NAME_REST = (rf"{_ASCII_NAME_REST}"  # `_PERSON_NAME` after its capital
+                           rf"(?:[ ](?:[A-Z]\.?[ ])?(?:{_PARTICLE}[ ]){{0,2}}{_ASCII_NAME_WORD}){{0,2}}")
+# `_SENTENCE_START` seen from after the name's capital: the text's start, or 1-3 whitespace characters after one of
+# ".!?", or 0-8 after a line break
+_ASCII_SENTENCE_START = "(?:" + "|".join(
+    [r"(?<![\x00-\U0010FFFF][A-Z])"]
+    + [rf"(?<=[.!?]{_ASCII_SPACE}{{{k}}}[A-Z])" for k in range(1, 4)]
+    + [rf"(?<=\n{_ASCII_SPACE}{{{k}}}[A-Z])" for k in range(0, 9)]) + ")"
+_ASCII_SUBJECT_OR_VOCATIVE = re.compile(
+    rf"(?P<name>[A-Z]{_ASCII_SENTENCE_START}{_ASCII_PERSON_NAME_REST})"
+    rf"(?:(?P<subject>{_SUBJECT_VERB.replace(chr(92) + 's', _ASCII_SPACE)})|"
+    rf"{_VOCATIVE_END.replace(chr(92) + 's', _ASCII_SPACE)})")
+
+
+def sentence_names(text: str) -> tuple[list[Match], list[Match]]:
+    """The matches of `_SUBJECT` and of `_VOCATIVE` in `text`, in order: one search (`_SUBJECT_OR_VOCATIVE`; in an
+    ASCII text `_ASCII_SUBJECT_OR_VOCATIVE`)."""
+    subjects: list[Match] = []
+    vocatives: list[Match] = []
+    for m in (_ASCII_SUBJECT_OR_VOCATIVE if text.isascii() else _SUBJECT_OR_VOCATIVE).finditer(text):
         (subjects if m.start("subject") >= 0 else vocatives).append(m)
     return subjects, vocatives
 _POSSESSIVE_NAME = regex.compile(rf"\b(?P<name>{NAME_WORD}[ ]{NAME_WORD})['’]s\b")
@@ -206,6 +235,15 @@ class PersonRecognizer(OneEntityRecognizer):
 _NAME_RUN = regex.compile(
     rf"(?<![\p{{L}}\p{{M}}\p{{N}}_'’.-]){NAME_WORD}"
     rf"(?:[ ](?:{NAME_WORD}|\p{{Lu}}\.?(?=[ ])|{_PARTICLE}(?=[ ]\p{{Lu}})))+")
+# the same for ASCII text, in `re`, the look-behind read after the capital (see `_ASCII_SPACE`)
+_ASCII_NAME_RUN = re.compile(
+    rf"[A-Z](?<![A-Za-z0-9_'.-][A-Z]){_ASCII_NAME_REST}"
+    rf"(?:[ ](?:{_ASCII_NAME_WORD}|[A-Z]\.?(?=[ ])|{_PARTICLE}(?=[ ][A-Z])))+")
+
+
+def name_runs(text: str) -> Iterator[Match]:
+    """`_NAME_RUN.finditer(text)` (`_ASCII_NAME_RUN`'s in an ASCII text)."""
+    return (_ASCII_NAME_RUN if text.isascii() else _NAME_RUN).finditer(text)
 
 
 def run_tokens(start: int, words: list[str]) -> list[tuple[int, int, str]]:
@@ -238,10 +276,40 @@ _LONE_WORD = regex.compile(rf"{_BEFORE_RUN}{NAME_WORD}{_AFTER_RUN}")
 _CAPITALISED_RUN = regex.compile(rf"{_BEFORE_RUN}{NAME_WORD}(?:[ ]{NAME_WORD}){{1,3}}{_AFTER_RUN}")
 
 
-def capitalised_words(text: str) -> tuple[list[regex.Match[str]], list[regex.Match[str]]]:
-    """The matches of `_LONE_WORD` and of `_CAPITALISED_RUN` in `text`, in order: one search (`_CAPITALISED_WORDS`)."""
-    lone: list[regex.Match[str]] = []
-    runs: list[regex.Match[str]] = []
+# `_CAPITALISED_WORDS` for ASCII text in `re`, but for the second half of its look-behind (a capital, letters or
+# joiners and a space right before the run), which `capitalised_words` checks
+_ASCII_CAPITALISED_WORDS = re.compile(
+    rf"[A-Z](?<![A-Za-z0-9_'.-][A-Z]){_ASCII_NAME_REST}(?:[ ]{_ASCII_NAME_WORD}){{0,3}}(?![A-Za-z0-9_'-]|[ ][A-Z])")
+_ASCII_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'-")  # `[\p{L}\p{M}'’-]`
+
+
+def _after_capitalised(text: str, start: int) -> bool:
+    """Whether `_BEFORE_RUN`'s second half (a capital, letters or joiners, a space) ends right before `start` in an
+    ASCII text: a space there, and a capital in the run of letters and joiners before it."""
+    if start < 2 or text[start - 1] != " ":
+        return False
+    k = start - 2
+    while k >= 0 and text[k] in _ASCII_WORD_CHARS:
+        if "A" <= text[k] <= "Z":
+            return True
+        k -= 1
+    return False
+
+
+def capitalised_words(text: str) -> tuple[list[Match], list[Match]]:
+    """The matches of `_LONE_WORD` and of `_CAPITALISED_RUN` in `text`, in order: one search (`_CAPITALISED_WORDS`).
+
+    In an ASCII text `_ASCII_CAPITALISED_WORDS`, less the matches right after a capitalised word and a space. Dropping
+    such a match is what the full look-behind does at its start; and it would refuse every later start inside the
+    match as well (each word of the run follows a capitalised word and a space; any other place follows a letter or
+    joiner), so going on after the match, as `finditer` does, misses nothing."""
+    lone: list[Match] = []
+    runs: list[Match] = []
+    if text.isascii():
+        for m in _ASCII_CAPITALISED_WORDS.finditer(text):
+            if not _after_capitalised(text, m.start()):
+                (runs if " " in m.group() else lone).append(m)
+        return lone, runs
     for m in _CAPITALISED_WORDS.finditer(text):
         (runs if " " in m.group() else lone).append(m)
     return lone, runs
@@ -280,7 +348,7 @@ class KnownNameRecognizer(OneEntityRecognizer):
         firsts, lasts, common = first_names(), surnames(), common_words()
         places, town_list = gazetteer(), towns()
         out: list[RecognizerResult] = []
-        for run in _NAME_RUN.finditer(text):
+        for run in name_runs(text):  # `_NAME_RUN.finditer(text)`
             run_text = run.group()
             words = run_text.split(" ")
             tokens = run_tokens(run.start(), words)
@@ -361,7 +429,7 @@ class KnownNameRecognizer(OneEntityRecognizer):
                 or bool(ORG_WORD_RE.fullmatch(word)) or bool(UNIT_OR_STREET.fullmatch(word))
                 or gazetteer().get(word) is not None)
 
-    def _capitalised_runs(self, text: str, found: list[RecognizerResult], runs: list[regex.Match[str]],
+    def _capitalised_runs(self, text: str, found: list[RecognizerResult], runs: list[Match],
                           ) -> list[RecognizerResult]:
         """Two or three capitalised words (a longer run is a title or a firm), after leading common words ("Is")
         and possessives ("Consumer Reports's"),
@@ -387,7 +455,7 @@ class KnownNameRecognizer(OneEntityRecognizer):
                                    "capitalised words", rule="capitalised_run"))
         return out
 
-    def _first_names_alone(self, text: str, found: list[RecognizerResult], lone: list[regex.Match[str]],
+    def _first_names_alone(self, text: str, found: list[RecognizerResult], lone: list[Match],
                            ) -> list[RecognizerResult]:
         """A known first name standing alone inside a sentence ("said Gladys to Logan"), 0.6."""
         from llmops_guardrails.detectors.pii.names import first_names
