@@ -65,36 +65,47 @@ _SUBJECT_OR_VOCATIVE = regex.compile(
 # ASCII texts (most chat traffic) are searched with the standard library's `re` instead: twice as fast as `regex`
 # when a pattern starts with a class (`re` skips to the characters of that class, here the capitals, and tries the
 # pattern only there). On ASCII text `\p{Lu}` is [A-Z], `\p{L}` and `[\p{L}\p{M}]` are [A-Za-z], `\p{N}` is
-# [0-9], `\s` is `_ASCII_SPACE` (`re`'s `\s` also takes U+001C-U+001F, `regex`'s does not), `\b` and `(?i:...)`
-# agree, and U+2019 is not there. `re` has no variable-width look-behinds: a pattern's look-behind is read after its
-# first character (a capital) as one fixed-width look-behind per width, or checked in Python
-# (`capitalised_words`). `tests/unit/guardrails/detectors/pii/test_ascii_passes.py` compares each with its `regex`
-# pattern on ASCII texts.
+# [0-9], `\s` is `_ASCII_SPACE` (`re`'s `\s` also takes U+001C-U+001F, `regex`'s does not), `\b` agrees, and
+# U+2019 is not there. `re` has no variable-width look-behinds: a pattern's look-behind is read after its first
+# character (a capital), or checked in Python (`capitalised_words`). `tests/unit/guardrails/detectors/pii/
+# test_ascii_passes.py` compares each with its `regex` pattern.
 _ASCII_SPACE = r"[\t\n\x0b\x0c\r ]"
 _ASCII_NAME_WORD = r"[A-Z][A-Za-z'-]*[A-Za-z]"  # `NAME_WORD`
 _ASCII_NAME_REST = r"[A-Za-z'-]*[A-Za-z]"  # a name word after its capital
 _ASCII_PERSON_NAME_REST = (rf"{_ASCII_NAME_REST}"  # `_PERSON_NAME` after its capital
                            rf"(?:[ ](?:[A-Z]\.?[ ])?(?:{_PARTICLE}[ ]){{0,2}}{_ASCII_NAME_WORD}){{0,2}}")
-# `_SENTENCE_START` seen from after the name's capital: the text's start, or 1-3 whitespace characters after one of
-# ".!?", or 0-8 after a line break
-_ASCII_SENTENCE_START = "(?:" + "|".join(
-    [r"(?<![\x00-\U0010FFFF][A-Z])"]
-    + [rf"(?<=[.!?]{_ASCII_SPACE}{{{k}}}[A-Z])" for k in range(1, 4)]
-    + [rf"(?<=\n{_ASCII_SPACE}{{{k}}}[A-Z])" for k in range(0, 9)]) + ")"
-_ASCII_SUBJECT_OR_VOCATIVE = re.compile(
-    rf"(?P<name>[A-Z]{_ASCII_SENTENCE_START}{_ASCII_PERSON_NAME_REST})"
-    rf"(?:(?P<subject>{_SUBJECT_VERB.replace(chr(92) + 's', _ASCII_SPACE)})|"
-    rf"{_VOCATIVE_END.replace(chr(92) + 's', _ASCII_SPACE)})")
+# Where a match of `_SUBJECT_OR_VOCATIVE` can start, read in `classes.plain(text)` (the text itself when ASCII, else
+# its characters' ASCII stand-ins): every place such a match starts is a place this finds (each start reported: the
+# name is a look-ahead). The stand-ins make each class of the pattern a class at least as wide: a capital is "A", a
+# letter or mark a letter, whitespace (`\s`) whitespace, ".!?" and "\n" themselves; a space of the pattern (U+0020)
+# is found among all whitespace, a particle among other letters as well; the verbs' `\b` and the vocative's word
+# are left out (a comma and whitespace suffice). So it finds more than the matches' starts, never fewer; the pattern
+# itself is tried only there (`cues.matches`).
+_PLAIN_NAME_AND_CUE = (rf"(?=[A-Z]{_ASCII_PERSON_NAME_REST}"
+                       rf"(?:{_SUBJECT_VERB.replace(chr(92) + 's', _ASCII_SPACE).replace(chr(92) + 'b', '')}|"
+                       rf",{_ASCII_SPACE}+))")
+# (read from the sentence's end or line break, a class `re` skips to; the name's place is the match's end)
+_PLAIN_SENTENCE_NAME_START = re.compile(
+    rf"[.!?\n](?:(?<=[.!?]){_ASCII_SPACE}{{1,3}}|(?<=\n){_ASCII_SPACE}{{0,8}}){_PLAIN_NAME_AND_CUE}")
+_PLAIN_TEXT_NAME_START = re.compile(_PLAIN_NAME_AND_CUE)  # (at the text's start)
 
 
-def sentence_names(text: str) -> tuple[list[Match], list[Match]]:
-    """The matches of `_SUBJECT` and of `_VOCATIVE` in `text`, in order: one search (`_SUBJECT_OR_VOCATIVE`; in an
-    ASCII text `_ASCII_SUBJECT_OR_VOCATIVE`)."""
-    subjects: list[Match] = []
-    vocatives: list[Match] = []
-    for m in (_ASCII_SUBJECT_OR_VOCATIVE if text.isascii() else _SUBJECT_OR_VOCATIVE).finditer(text):
+def sentence_names(text: str) -> tuple[list[regex.Match[str]], list[regex.Match[str]]]:
+    """The matches of `_SUBJECT` and of `_VOCATIVE` in `text`, in order: one search (`_SUBJECT_OR_VOCATIVE`), tried
+    only where `_PLAIN_SENTENCE_NAME_START` or, at the text's start, `_PLAIN_TEXT_NAME_START` finds a name in
+    `classes.plain(text)`."""
+    subjects: list[regex.Match[str]] = []
+    vocatives: list[regex.Match[str]] = []
+    read = plain(text)
+    starts = [0] if _PLAIN_TEXT_NAME_START.match(read) else []
+    for m in _PLAIN_SENTENCE_NAME_START.finditer(read):
+        if not starts or m.end() > starts[-1]:  # (several sentence ends may lead to one name)
+            starts.append(m.end())
+    for m in cues.matches(_SUBJECT_OR_VOCATIVE, text, starts):
         (subjects if m.start("subject") >= 0 else vocatives).append(m)
     return subjects, vocatives
+
+
 _POSSESSIVE_NAME = regex.compile(rf"\b(?P<name>{NAME_WORD}[ ]{NAME_WORD})['’]s\b")
 _APOSTROPHE_S = re.compile("['’]s")
 _CAPITALS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")  # `classes.plain`'s stand-ins of the capitals (`\p{Lu}`)

@@ -1,8 +1,10 @@
 """Whole-text passes of the capitalised-word code read by the standard library's `re` (issue 17, item 1, speed,
-branch `guard17`): in an ASCII text, `people.sentence_names`, `people.name_runs` and `people.capitalised_words`
-search `re` patterns that stand for their `regex` ones, and `cues.starts` reads its keys from the character before
-them. Each against the search it replaces on the PII set (as written, lower- and upper-cased), the injection set
-and its prose, 20,000 crafted texts and 20,000 random strings."""
+branch `guard17`): in an ASCII text `people.name_runs` and `people.capitalised_words` search `re` patterns that stand
+for their `regex` ones; in every text `people.sentence_names` and `places.town_cues` try their `regex` pattern only
+where an `re` search of `classes.plain(text)` finds a start, and `cues.starts` reads its keys from the character
+before them. Each against the search it replaces on the PII set (as written, lower- and upper-cased), the injection
+set and its prose, 20,000 crafted ASCII texts, 20,000 crafted texts with characters that are not ASCII and 20,000
+random strings."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import string
 import pytest
 
 from llmops_guardrails.detectors import keys
-from llmops_guardrails.detectors.pii import cues, people
+from llmops_guardrails.detectors.pii import cues, people, places
 from tests.unit.guardrails.corpus import corpus
 
 _CASED = 3_000
@@ -31,6 +33,20 @@ def _crafted(n: int, seed: int) -> list[str]:
     return ["".join(rng.choice(pieces) + rng.choice(glue) for _ in range(rng.randrange(1, 16))) for _ in range(n)]
 
 
+def _unicode(n: int, seed: int) -> list[str]:
+    """The crafted pieces with capitals and letters that are not ASCII, marks, a letter number, connector punctuation,
+    whitespace that is not a space (no-break, ideographic, line separator), the four characters `regex` matches to an
+    ASCII letter case-insensitively (U+0130, U+0131, U+017F, the Kelvin sign) and look-alike particles ("dé", "vän")."""
+    rng = random.Random(seed)
+    pieces = ["Élodie", "Ödön", "ÅSA", "İz", "Ǆemal", "e\u0301", "É\u0301va", "Anna", "Berg", "dé", "vän", "da",
+              "van", "lives", "said", "Lives", "ıs", "iſ", "thanKs", "\u212aate", ", can", ", ıt", ", thanks", "in",
+              "İN", "ın", "to", "from", "fröm", "acroſs", "viſit", "vİa", "city", "Kokkola", "\u2167", "²", "‿", "’s",
+              "D.", ".", "!", "?", "said", "and I"]
+    glue = [" ", " ", "\u00a0", "\u3000", "\u2028", "\u2003", "\n", "\n\u00a0", ". ", ".\u00a0", ", ", "\t", "",
+            "-", "’", "_", "9", "\u0660"]
+    return ["".join(rng.choice(pieces) + rng.choice(glue) for _ in range(rng.randrange(1, 16))) for _ in range(n)]
+
+
 def _random(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     alphabet = "AaBbZzDd '’-._,!?:\n\t\r\x0b\x0c\x1c\x1f90" + string.ascii_letters[:6]
@@ -39,7 +55,7 @@ def _random(n: int, seed: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def texts() -> list[str]:
-    return corpus(cased=_CASED) + _crafted(20_000, 17) + _random(20_000, 71)
+    return corpus(cased=_CASED) + _crafted(20_000, 17) + _unicode(20_000, 23) + _random(20_000, 71)
 
 
 def _ascii(texts: list[str]) -> list[str]:
@@ -50,7 +66,7 @@ def test_the_texts_hold_matches_of_every_kind(texts: list[str]) -> None:
     ascii_texts = _ascii(texts)
     assert len(ascii_texts) > 40_000
     subjects = vocatives = runs = lone = 0
-    for t in ascii_texts[:-20_000]:
+    for t in ascii_texts[:-20_000]:  # (not the random strings)
         s, v = people.sentence_names(t)
         subjects, vocatives = subjects + len(s), vocatives + len(v)
         lo, ru = people.capitalised_words(t)
@@ -58,8 +74,8 @@ def test_the_texts_hold_matches_of_every_kind(texts: list[str]) -> None:
     assert subjects > 500 and vocatives > 100 and lone > 20_000 and runs > 2_000
 
 
-def test_sentence_names_in_ascii_text_are_the_regex_searches(texts: list[str]) -> None:
-    for t in _ascii(texts):
+def test_sentence_names_are_the_regex_searches(texts: list[str]) -> None:
+    for t in texts:
         subjects, vocatives = people.sentence_names(t)
         want_subjects = [(m.span(), m.span("name")) for m in people._SUBJECT.finditer(t)]
         want_vocatives = [(m.span(), m.span("name")) for m in people._VOCATIVE.finditer(t)]
@@ -103,6 +119,25 @@ def test_a_run_after_a_capitalised_word_is_dropped_with_the_starts_inside_it() -
         lone, runs = people.capitalised_words(t)
         assert lone == runs == [], t
         assert not list(people._CAPITALISED_WORDS.finditer(t))
+
+
+def test_town_cues_are_the_regex_search(texts: list[str]) -> None:
+    found = 0
+    for t in texts:
+        got = [(m.span(), m.group("name")) for m in places.town_cues(t)]
+        assert got == [(m.span(), m.group("name")) for m in places._TOWN_CUE.finditer(t)], t
+        found += len(got)
+    assert found > 2_000
+    # `regex` reads U+0130 and U+017F as "i" and "s" here (not U+0131): the full search in such a text
+    for t, want in [("flew İN Oslo", ["Oslo"]), ("then acroſs Kiel, ıN Bergen", ["Kiel"]), ("vıa Bergen", [])]:
+        assert [m.group() for m in places.town_cues(t)] == want
+
+
+def test_the_non_ascii_texts_hold_sentence_names_and_towns(texts: list[str]) -> None:
+    others = [t for t in texts if not t.isascii()]
+    assert len(others) > 20_000
+    assert sum(len(people.sentence_names(t)[0]) + len(people.sentence_names(t)[1]) for t in others) > 500
+    assert sum(1 for t in others for _ in places.town_cues(t)) > 1_000
 
 
 def test_cue_starts_are_the_zero_width_search(texts: list[str]) -> None:
