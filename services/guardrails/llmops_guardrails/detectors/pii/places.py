@@ -138,24 +138,6 @@ _ORG_NEXT_LOWER = regex.compile(rf"(?i)(?:[ ]\p{{L}}+){{0,3}}?[ ]{ORG_WORD}\b")
 _TOWN_CUE = regex.compile(  # the cue in a look-behind: 4x faster than matching it first, same matches
     r"(?<=(?i:\b(?:in|near|from|across|around|outside|visit|visited|visiting|to|toward|towards|via|reached|"
     r"town|city|village))[ \t]+)" + _TOWN_NAME)
-# Where a `_TOWN_CUE` match can start, read in `classes.plain(text)` (the text itself when ASCII, else its characters'
-# ASCII stand-ins): right after a cue and whitespace, at a capital (the cue and the whitespace taken, the capital
-# not: it may start the next cue). A capital's stand-in is "A", a letter's a letter, whitespace's a space (so `[ \t]`
-# finds at least what it found), ASCII characters stand for themselves, and `\b` holds before a cue wherever it held
-# (what was not a word character for `regex` does not become one). But `regex` matches four characters that are not
-# ASCII to a cue's letters case-insensitively (`keys.fold`): a text holding one is searched in full.
-_PLAIN_TOWN_CUE = re.compile(
-    r"(?i:\b(?:in|near|from|across|around|outside|visit|visited|visiting|to|toward|towards|via|reached|"
-    r"town|city|village))[ \t]+(?=[A-Z])")
-_FOLDED_TO_ASCII = ("\u0130", "\u0131", "\u017f", "\u212a")  # İ, ı, ſ and the Kelvin sign
-
-
-def town_cues(text: str) -> Iterator[regex.Match[str]]:
-    """`_TOWN_CUE.finditer(text)`, the pattern tried only where `_PLAIN_TOWN_CUE` says a match can start."""
-    if not text.isascii() and any(c in text for c in _FOLDED_TO_ASCII):
-        return _TOWN_CUE.finditer(text)
-    return cues.matches(_TOWN_CUE, text, [m.end() for m in _PLAIN_TOWN_CUE.finditer(plain(text))])
-
 
 # Where a `_TOWN_BEFORE_REGION` match can lie, in `classes.plain(text)`: a run of letters, joiners and spaces (every
 # character of a town's name and its particles reads as one of these) right before a comma and a capital (the
@@ -297,7 +279,7 @@ class PlaceRecognizer(OneEntityRecognizer):
         places = towns()
         names, common = name_words(), common_words()
         out = []
-        for m in town_cues(text):  # `_TOWN_CUE.finditer(text)`
+        for m in _TOWN_CUE.finditer(text):
             start = m.start("name")
             if any(r.start <= start < r.end for r in found):
                 continue  # the gazetteer already named it
