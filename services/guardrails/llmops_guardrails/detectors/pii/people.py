@@ -246,15 +246,19 @@ class PersonRecognizer(OneEntityRecognizer):
 _NAME_RUN = regex.compile(
     rf"(?<![\p{{L}}\p{{M}}\p{{N}}_'’.-]){NAME_WORD}"
     rf"(?:[ ](?:{NAME_WORD}|\p{{Lu}}\.?(?=[ ])|{_PARTICLE}(?=[ ]\p{{Lu}})))+")
-# the same for ASCII text, in `re`, the look-behind read after the capital (see `_ASCII_SPACE`)
+# the same in `re` for `classes.plain(text)` (the text itself when ASCII), the look-behind read after the capital
+# (see `_ASCII_SPACE`; "\x01" is the stand-in of a number that is not a digit, `\p{N}` with the digits)
 _ASCII_NAME_RUN = re.compile(
-    rf"[A-Z](?<![A-Za-z0-9_'.-][A-Z]){_ASCII_NAME_REST}"
+    rf"[A-Z](?<![A-Za-z0-9_'.\x01-][A-Z]){_ASCII_NAME_REST}"
     rf"(?:[ ](?:{_ASCII_NAME_WORD}|[A-Z]\.?(?=[ ])|{_PARTICLE}(?=[ ][A-Z])))+")
 
 
 def name_runs(text: str) -> Iterator[Match]:
-    """`_NAME_RUN.finditer(text)` (`_ASCII_NAME_RUN`'s in an ASCII text)."""
-    return (_ASCII_NAME_RUN if text.isascii() else _NAME_RUN).finditer(text)
+    """`_NAME_RUN.finditer(text)`, as spans: `_ASCII_NAME_RUN`'s matches in `classes.plain(text)` (read their words
+    from `text`), unless the text holds a "\x01" of its own (`classes`)."""
+    if "\x01" in text:
+        return _NAME_RUN.finditer(text)
+    return _ASCII_NAME_RUN.finditer(plain(text))
 
 
 def run_tokens(start: int, words: list[str]) -> list[tuple[int, int, str]]:
@@ -287,16 +291,17 @@ _LONE_WORD = regex.compile(rf"{_BEFORE_RUN}{NAME_WORD}{_AFTER_RUN}")
 _CAPITALISED_RUN = regex.compile(rf"{_BEFORE_RUN}{NAME_WORD}(?:[ ]{NAME_WORD}){{1,3}}{_AFTER_RUN}")
 
 
-# `_CAPITALISED_WORDS` for ASCII text in `re`, but for the second half of its look-behind (a capital, letters or
-# joiners and a space right before the run), which `capitalised_words` checks
+# `_CAPITALISED_WORDS` in `re` for `classes.plain(text)`, but for the second half of its look-behind (a capital,
+# letters or joiners and a space right before the run), which `capitalised_words` checks
 _ASCII_CAPITALISED_WORDS = re.compile(
-    rf"[A-Z](?<![A-Za-z0-9_'.-][A-Z]){_ASCII_NAME_REST}(?:[ ]{_ASCII_NAME_WORD}){{0,3}}(?![A-Za-z0-9_'-]|[ ][A-Z])")
+    rf"[A-Z](?<![A-Za-z0-9_'.\x01-][A-Z]){_ASCII_NAME_REST}(?:[ ]{_ASCII_NAME_WORD}){{0,3}}"
+    r"(?![A-Za-z0-9_'\x01-]|[ ][A-Z])")
 _ASCII_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'-")  # `[\p{L}\p{M}'’-]`
 
 
 def _after_capitalised(text: str, start: int) -> bool:
-    """Whether `_BEFORE_RUN`'s second half (a capital, letters or joiners, a space) ends right before `start` in an
-    ASCII text: a space there, and a capital in the run of letters and joiners before it."""
+    """Whether `_BEFORE_RUN`'s second half (a capital, letters or joiners, a space) ends right before `start` in
+    `classes.plain(text)`: a space there, and a capital in the run of letters and joiners before it."""
     if start < 2 or text[start - 1] != " ":
         return False
     k = start - 2
@@ -310,15 +315,17 @@ def _after_capitalised(text: str, start: int) -> bool:
 def capitalised_words(text: str) -> tuple[list[Match], list[Match]]:
     """The matches of `_LONE_WORD` and of `_CAPITALISED_RUN` in `text`, in order: one search (`_CAPITALISED_WORDS`).
 
-    In an ASCII text `_ASCII_CAPITALISED_WORDS`, less the matches right after a capitalised word and a space. Dropping
-    such a match is what the full look-behind does at its start; and it would refuse every later start inside the
-    match as well (each word of the run follows a capitalised word and a space; any other place follows a letter or
-    joiner), so going on after the match, as `finditer` does, misses nothing."""
+    As spans: `_ASCII_CAPITALISED_WORDS` in `classes.plain(text)` (read the words from `text`), less the matches right
+    after a capitalised word and a space, unless the text holds a "\x01" of its own (`classes`). Dropping such a match
+    is what the full look-behind does at its start; and it would refuse every later start inside the match as well
+    (each word of the run follows a capitalised word and a space; any other place follows a letter or joiner), so
+    going on after the match, as `finditer` does, misses nothing."""
     lone: list[Match] = []
     runs: list[Match] = []
-    if text.isascii():
-        for m in _ASCII_CAPITALISED_WORDS.finditer(text):
-            if not _after_capitalised(text, m.start()):
+    if "\x01" not in text:
+        read = plain(text)
+        for m in _ASCII_CAPITALISED_WORDS.finditer(read):
+            if not _after_capitalised(read, m.start()):
                 (runs if " " in m.group() else lone).append(m)
         return lone, runs
     for m in _CAPITALISED_WORDS.finditer(text):
@@ -359,8 +366,8 @@ class KnownNameRecognizer(OneEntityRecognizer):
         firsts, lasts, common = first_names(), surnames(), common_words()
         places, town_list = gazetteer(), towns()
         out: list[RecognizerResult] = []
-        for run in name_runs(text):  # `_NAME_RUN.finditer(text)`
-            run_text = run.group()
+        for run in name_runs(text):  # `_NAME_RUN.finditer(text)` (spans: the words are the text's)
+            run_text = text[run.start():run.end()]
             words = run_text.split(" ")
             tokens = run_tokens(run.start(), words)
             # (a name word holds no space, so a match of `_INITIALLED` is three words, the middle one a capital and
@@ -450,8 +457,8 @@ class KnownNameRecognizer(OneEntityRecognizer):
 
         out = []
         for m in runs:  # `_CAPITALISED_RUN.finditer(text)`
-            words = m.group().split(" ")
             start = m.start()
+            words = text[start:m.end()].split(" ")  # (the span's: `capitalised_words`)
             while len(words) > 1 and (_POSSESSIVE_END.search(words[0]) or self._common(words[0])):
                 start += len(words.pop(0)) + 1  # "Is Alpatu Shervashidze", "Consumer Reports's Impi Nummelin"
             if not 2 <= len(words) <= 3 or any(r.start < m.end() and start < r.end for r in found):
@@ -474,7 +481,7 @@ class KnownNameRecognizer(OneEntityRecognizer):
         firsts = first_names()
         out = []
         for m in lone:  # `_LONE_WORD.finditer(text)`
-            word = m.group()
+            word = text[m.start():m.end()]  # (the span's: `capitalised_words`)
             if word not in firsts or self._common(word) or any(r.start <= m.start() < r.end for r in found):
                 continue
             before = text[:m.start()].rstrip(" \t\"'“‘(")

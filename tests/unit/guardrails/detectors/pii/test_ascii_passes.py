@@ -1,10 +1,10 @@
 """Whole-text passes of the capitalised-word code read by the standard library's `re` (issue 17, item 1, speed,
-branch `guard17`): in an ASCII text `people.name_runs` and `people.capitalised_words` search `re` patterns that stand
-for their `regex` ones; in every text `people.sentence_names` tries its `regex` pattern only where an `re` search
-of `classes.plain(text)` finds a start, and `cues.starts` reads its keys from the character before them. Each
-against the search it replaces on the PII set (as written, lower- and upper-cased), the injection set and its
-prose, 20,000 crafted ASCII texts, 20,000 crafted texts with characters that are not ASCII and 20,000 random
-strings."""
+branch `guard17`): `people.name_runs` and `people.capitalised_words` search `re` patterns that stand for their `regex`
+ones in `classes.plain(text)` (the text itself when ASCII), `people.sentence_names` tries its `regex` pattern only
+where an `re` search of `classes.plain(text)` finds a start, and `cues.starts` reads its keys from the character
+before them. Each against the search it replaces on the PII set (as written, lower- and upper-cased), the injection
+set and its prose, 20,000 crafted ASCII texts, 20,000 crafted texts with characters that are not ASCII and 20,000
+random strings."""
 
 from __future__ import annotations
 
@@ -39,9 +39,9 @@ def _unicode(n: int, seed: int) -> list[str]:
     ASCII letter case-insensitively (U+0130, U+0131, U+017F, the Kelvin sign) and look-alike particles ("dé", "vän")."""
     rng = random.Random(seed)
     pieces = ["Élodie", "Ödön", "ÅSA", "İz", "Ǆemal", "e\u0301", "É\u0301va", "Anna", "Berg", "dé", "vän", "da",
-              "van", "lives", "said", "Lives", "ıs", "iſ", "thanKs", "\u212aate", ", can", ", ıt", ", thanks", "in",
-              "İN", "ın", "to", "from", "fröm", "acroſs", "viſit", "vİa", "city", "Kokkola", "\u2167", "²", "‿", "’s",
-              "D.", ".", "!", "?", "said", "and I"]
+              "\x01", "van", "lives", "said", "Lives", "ıs", "iſ", "thanKs", "\u212aate", ", can", ", ıt", ", thanks",
+              "in", "İN", "ın", "to", "from", "fröm", "acroſs", "viſit", "vİa", "city", "Kokkola", "\u2167", "²", "‿",
+              "’s", "½", "D.", ".", "!", "?", "said", "and I"]
     glue = [" ", " ", "\u00a0", "\u3000", "\u2028", "\u2003", "\n", "\n\u00a0", ". ", ".\u00a0", ", ", "\t", "",
             "-", "’", "_", "9", "\u0660"]
     return ["".join(rng.choice(pieces) + rng.choice(glue) for _ in range(rng.randrange(1, 16))) for _ in range(n)]
@@ -86,22 +86,25 @@ def test_sentence_names_are_the_regex_searches(texts: list[str]) -> None:
                                                                            key=lambda m: m.start())], t
 
 
-def test_name_runs_in_ascii_text_are_the_regex_search(texts: list[str]) -> None:
-    for t in _ascii(texts):
-        assert [(m.span(), m.group()) for m in people.name_runs(t)] == [
-            (m.span(), m.group()) for m in people._NAME_RUN.finditer(t)], t
+def test_name_runs_are_the_regex_search(texts: list[str]) -> None:
+    for t in texts:
+        assert [m.span() for m in people.name_runs(t)] == [m.span() for m in people._NAME_RUN.finditer(t)], t
 
 
-def test_capitalised_words_in_ascii_text_are_the_regex_searches(texts: list[str]) -> None:
-    for t in _ascii(texts):
+def test_capitalised_words_are_the_regex_searches(texts: list[str]) -> None:
+    for t in texts:
         lone, runs = people.capitalised_words(t)
         assert [m.span() for m in lone] == [m.span() for m in people._LONE_WORD.finditer(t)], t
         assert [m.span() for m in runs] == [m.span() for m in people._CAPITALISED_RUN.finditer(t)], t
 
 
-def test_the_ascii_patterns_serve_only_ascii_text() -> None:
-    # a capital `re`'s [A-Z] does not know, a no-break space, a letter number before a capital: the `regex` searches
-    for t in ["Élodie Berg lives here.", "Anna\u00a0Berg said so", "\u2167Anna Berg came", "Ödön Kis, can you?"]:
+def test_the_stand_ins_read_as_the_characters_they_stand_for() -> None:
+    # a capital `re`'s [A-Z] does not know, whitespace that is not a space, a number that is not a digit before or
+    # after a capital, particle look-alikes, a "\x01" of the text's own (searched with `regex`)
+    cases = ["Élodie Berg lives here.", "Anna\u00a0Berg said so", "\u2167Anna Berg came", "Ödön Kis, can you?",
+             "²Anna Berg", "Anna Berg²", "Anna dé Berg", "Anna dä Berg", "Anna da Berg", "\x01Anna Berg",
+             "Anna\x01 Berg", "Anna\u2003Berg Cole", "Ævar Þór Ösp"]
+    for t in cases:
         subjects, vocatives = people.sentence_names(t)
         want = [m.span() for m in people._SUBJECT_OR_VOCATIVE.finditer(t)]
         assert sorted(m.span() for m in [*subjects, *vocatives]) == want
@@ -109,6 +112,8 @@ def test_the_ascii_patterns_serve_only_ascii_text() -> None:
         lone, runs = people.capitalised_words(t)
         assert [m.span() for m in lone] == [m.span() for m in people._LONE_WORD.finditer(t)]
         assert [m.span() for m in runs] == [m.span() for m in people._CAPITALISED_RUN.finditer(t)]
+    assert [m.span() for m in people.name_runs("²Anna Berg, Anna dé Berg, Anna\u00a0Berg")] == []
+    assert [m.span() for m in people.name_runs("Anna da Berg, Ævar Þór")] == [(0, 12), (14, 22)]
     subjects, _ = people.sentence_names("Élodie Berg lives here.")
     assert [m.group("name") for m in subjects] == ["Élodie Berg"]
 
