@@ -59,9 +59,17 @@ class Classes(dict[int, int]):
 
 
 _CLASSES = Classes({code: code for code in range(128)})
+# the stand-ins of U+0000-U+00FF as a `bytes.translate` table: a text all of whose characters are below U+0100 (most
+# Western European text: "é", "ß", a no-break space) is translated as Latin-1 bytes, ~2x faster than `str.translate`
+_LATIN_1 = bytes(code if code < 128 else ord(stand_in(chr(code))) for code in range(256))
 
 
 @functools.lru_cache(maxsize=8)  # the tagger and the gazetteer read the same text one after the other
 def plain(text: str) -> str:
     """`text` with every character as an ASCII stand-in of its class (the text itself when it is ASCII)."""
-    return text if text.isascii() else text.translate(_CLASSES)
+    if text.isascii():
+        return text
+    try:
+        return text.encode("latin-1").translate(_LATIN_1).decode("ascii")
+    except UnicodeEncodeError:  # a character above U+00FF
+        return text.translate(_CLASSES)

@@ -14,7 +14,7 @@ import string
 import pytest
 
 from llmops_guardrails.detectors import keys
-from llmops_guardrails.detectors.pii import cues, people
+from llmops_guardrails.detectors.pii import classes, cues, people
 from tests.unit.guardrails.corpus import corpus
 
 _CASED = 3_000
@@ -140,3 +140,14 @@ def test_cue_starts_are_the_zero_width_search(texts: list[str]) -> None:
         assert [(m.start(), m.groups()) for m in cues._STARTS_AFTER.finditer(" " + folded)] == want, t
         found = cues.starts.__wrapped__(t)  # type: ignore[attr-defined]
         assert tuple(found) == tuple([at for at, g in want if g[k] is not None] for k in range(4)), t
+
+
+def test_a_latin_1_text_is_translated_as_bytes_to_the_same_stand_ins(texts: list[str]) -> None:
+    every = "".join(map(chr, range(256)))
+    table = classes.Classes({code: code for code in range(128)})
+    assert classes.plain.__wrapped__(every) == every.translate(table)  # type: ignore[attr-defined]
+    rng = random.Random(5)
+    latin = ["".join(rng.choice(every) for _ in range(rng.randrange(1, 60))) for _ in range(5_000)]
+    wider = [t + "\u0100" for t in latin[:500]] + ["\u2019" + t for t in latin[:500]]
+    for t in texts + latin + wider:
+        assert classes.plain.__wrapped__(t) == t.translate(table), t  # type: ignore[attr-defined]
