@@ -75,6 +75,20 @@ def key_starts(groups: Sequence[Iterable[str]]) -> re.Pattern[str]:
     return re.compile(r"(?<![a-z0-9_])(?=" + any_key + ")" + "".join(f"(?=({a}))?" for a in alternatives))
 
 
+def key_starts_after(groups: Sequence[Iterable[str]]) -> re.Pattern[str]:
+    """`key_starts(groups)` read from the character before each key: a match is that character (not [a-z0-9_]) and
+    the same look-aheads after it, so group k + 1 starts one character after the match. A pattern that starts with a
+    class lets `re` skip to the characters of that class (here the ~20% of a text that are not word characters)
+    instead of trying the look-behind at every position: a text is searched with one character before it (`" " +
+    folded`), which makes the offsets those of the text. The match takes the one character, so the next search goes
+    on from the key's place, as `key_starts`' zero-width matches do."""
+    alternatives = [_trie(keys) for keys in groups]
+    any_key = "|".join(alternatives)
+    firsts = "".join(sorted({key[0] for keys in groups for key in keys}))
+    return re.compile(r"[^a-z0-9_](?=[" + re.escape(firsts) + "])(?=" + any_key + ")"
+                      + "".join(f"(?=({a}))?" for a in alternatives))
+
+
 def matches(pattern: regex.Pattern[str], text: str, starts: Iterable[int]) -> Iterator[regex.Match[str]]:
     """`pattern.finditer(text)` when every match of `pattern` (never an empty one) starts at one of `starts`
     (ascending): the pattern tried at each of them (`match` at a position sees the text before it, as `finditer`
@@ -97,15 +111,17 @@ class Starts(NamedTuple):
     address: list[int]
 
 
-_STARTS = key_starts([PERSON_KEYS, PLACE_KEYS, SPEECH_KEYS, ADDRESS_KEYS])
+_STARTS = key_starts([PERSON_KEYS, PLACE_KEYS, SPEECH_KEYS, ADDRESS_KEYS])  # (what `_STARTS_AFTER` stands for)
+_STARTS_AFTER = key_starts_after([PERSON_KEYS, PLACE_KEYS, SPEECH_KEYS, ADDRESS_KEYS])
 
 
 @functools.lru_cache(maxsize=8)
 def starts(text: str) -> Starts:
-    """Where a trigger of each cue pattern can start in `text` (one search of the folded text for all of them)."""
+    """Where a trigger of each cue pattern can start in `text` (one search of the folded text for all of them:
+    `_STARTS.finditer(fold(text))`, read as `_STARTS_AFTER` in the folded text after one space)."""
     found = Starts([], [], [], [])
-    for m in _STARTS.finditer(fold(text)):
-        at = m.start()
+    for m in _STARTS_AFTER.finditer(" " + fold(text)):
+        at = m.start()  # the key's place in the text (one character after the match's in the searched string)
         for k, key in enumerate(m.groups()):
             if key is not None:
                 found[k].append(at)

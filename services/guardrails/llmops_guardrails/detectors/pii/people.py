@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
+from typing import TypeAlias
 
 import regex
 from presidio_analyzer import RecognizerResult
@@ -25,6 +26,8 @@ from llmops_guardrails.detectors.pii.lexicon import (
 from llmops_guardrails.detectors.pii.patterns import OneEntityRecognizer
 from llmops_guardrails.detectors.pii.places import gazetteer
 from llmops_guardrails.detectors.pii.results import make_result
+
+Match: TypeAlias = "re.Match[str] | regex.Match[str]"  # a match of a `regex` pattern, or of its `re` stand-in
 
 _PARTICLE = r"(?:van|von|de|der|den|da|di|del|della|dos|das|du|la|le|bin|al|el|ibn|ter|ten|zu)"
 _PERSON_NAME = (rf"{NAME_WORD}(?:[ ](?:\p{{Lu}}\.?[ ])?(?:{_PARTICLE}[ ]){{0,2}}{NAME_WORD}){{0,2}}")
@@ -59,13 +62,50 @@ _SUBJECT_OR_VOCATIVE = regex.compile(
     rf"{_SENTENCE_START}(?P<name>{_PERSON_NAME})(?:(?P<subject>{_SUBJECT_VERB})|{_VOCATIVE_END})")
 
 
+# ASCII texts (most chat traffic) are searched with the standard library's `re` instead: twice as fast as `regex`
+# when a pattern starts with a class (`re` skips to the characters of that class, here the capitals, and tries the
+# pattern only there). On ASCII text `\p{Lu}` is [A-Z], `\p{L}` and `[\p{L}\p{M}]` are [A-Za-z], `\p{N}` is
+# [0-9], `\s` is `_ASCII_SPACE` (`re`'s `\s` also takes U+001C-U+001F, `regex`'s does not), `\b` agrees, and
+# U+2019 is not there. `re` has no variable-width look-behinds: a pattern's look-behind is read after its first
+# character (a capital), or checked in Python (`capitalised_words`). `tests/unit/guardrails/detectors/pii/
+# test_ascii_passes.py` compares each with its `regex` pattern.
+_ASCII_SPACE = r"[\t\n\x0b\x0c\r ]"
+_ASCII_NAME_WORD = r"[A-Z][A-Za-z'-]*[A-Za-z]"  # `NAME_WORD`
+_ASCII_NAME_REST = r"[A-Za-z'-]*[A-Za-z]"  # a name word after its capital
+_ASCII_PERSON_NAME_REST = (rf"{_ASCII_NAME_REST}"  # `_PERSON_NAME` after its capital
+                           rf"(?:[ ](?:[A-Z]\.?[ ])?(?:{_PARTICLE}[ ]){{0,2}}{_ASCII_NAME_WORD}){{0,2}}")
+# Where a match of `_SUBJECT_OR_VOCATIVE` can start, read in `classes.plain(text)` (the text itself when ASCII, else
+# its characters' ASCII stand-ins): every place such a match starts is a place this finds (each start reported: the
+# name is a look-ahead). The stand-ins make each class of the pattern a class at least as wide: a capital is "A", a
+# letter or mark a letter, whitespace (`\s`) whitespace, ".!?" and "\n" themselves; a space of the pattern (U+0020)
+# is found among all whitespace, a particle among other letters as well; the verbs' `\b` and the vocative's word
+# are left out (a comma and whitespace suffice). So it finds more than the matches' starts, never fewer; the pattern
+# itself is tried only there (`cues.matches`).
+_PLAIN_NAME_AND_CUE = (rf"(?=[A-Z]{_ASCII_PERSON_NAME_REST}"
+                       rf"(?:{_SUBJECT_VERB.replace(chr(92) + 's', _ASCII_SPACE).replace(chr(92) + 'b', '')}|"
+                       rf",{_ASCII_SPACE}+))")
+# (read from the sentence's end or line break, a class `re` skips to; the name's place is the match's end)
+_PLAIN_SENTENCE_NAME_START = re.compile(
+    rf"[.!?\n](?:(?<=[.!?]){_ASCII_SPACE}{{1,3}}|(?<=\n){_ASCII_SPACE}{{0,8}}){_PLAIN_NAME_AND_CUE}")
+_PLAIN_TEXT_NAME_START = re.compile(_PLAIN_NAME_AND_CUE)  # (at the text's start)
+
+
 def sentence_names(text: str) -> tuple[list[regex.Match[str]], list[regex.Match[str]]]:
-    """The matches of `_SUBJECT` and of `_VOCATIVE` in `text`, in order: one search (`_SUBJECT_OR_VOCATIVE`)."""
+    """The matches of `_SUBJECT` and of `_VOCATIVE` in `text`, in order: one search (`_SUBJECT_OR_VOCATIVE`), tried
+    only where `_PLAIN_SENTENCE_NAME_START` or, at the text's start, `_PLAIN_TEXT_NAME_START` finds a name in
+    `classes.plain(text)`."""
     subjects: list[regex.Match[str]] = []
     vocatives: list[regex.Match[str]] = []
-    for m in _SUBJECT_OR_VOCATIVE.finditer(text):
+    read = plain(text)
+    starts = [0] if _PLAIN_TEXT_NAME_START.match(read) else []
+    for m in _PLAIN_SENTENCE_NAME_START.finditer(read):
+        if not starts or m.end() > starts[-1]:  # (several sentence ends may lead to one name)
+            starts.append(m.end())
+    for m in cues.matches(_SUBJECT_OR_VOCATIVE, text, starts):
         (subjects if m.start("subject") >= 0 else vocatives).append(m)
     return subjects, vocatives
+
+
 _POSSESSIVE_NAME = regex.compile(rf"\b(?P<name>{NAME_WORD}[ ]{NAME_WORD})['’]s\b")
 _APOSTROPHE_S = re.compile("['’]s")
 _CAPITALS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")  # `classes.plain`'s stand-ins of the capitals (`\p{Lu}`)
@@ -206,6 +246,19 @@ class PersonRecognizer(OneEntityRecognizer):
 _NAME_RUN = regex.compile(
     rf"(?<![\p{{L}}\p{{M}}\p{{N}}_'’.-]){NAME_WORD}"
     rf"(?:[ ](?:{NAME_WORD}|\p{{Lu}}\.?(?=[ ])|{_PARTICLE}(?=[ ]\p{{Lu}})))+")
+# the same in `re` for `classes.plain(text)` (the text itself when ASCII), the look-behind read after the capital
+# (see `_ASCII_SPACE`; "\x01" is the stand-in of a number that is not a digit, `\p{N}` with the digits)
+_ASCII_NAME_RUN = re.compile(
+    rf"[A-Z](?<![A-Za-z0-9_'.\x01-][A-Z]){_ASCII_NAME_REST}"
+    rf"(?:[ ](?:{_ASCII_NAME_WORD}|[A-Z]\.?(?=[ ])|{_PARTICLE}(?=[ ][A-Z])))+")
+
+
+def name_runs(text: str) -> Iterator[Match]:
+    """`_NAME_RUN.finditer(text)`, as spans: `_ASCII_NAME_RUN`'s matches in `classes.plain(text)` (read their words
+    from `text`), unless the text holds a "\x01" of its own (`classes`)."""
+    if "\x01" in text:
+        return _NAME_RUN.finditer(text)
+    return _ASCII_NAME_RUN.finditer(plain(text))
 
 
 def run_tokens(start: int, words: list[str]) -> list[tuple[int, int, str]]:
@@ -238,10 +291,43 @@ _LONE_WORD = regex.compile(rf"{_BEFORE_RUN}{NAME_WORD}{_AFTER_RUN}")
 _CAPITALISED_RUN = regex.compile(rf"{_BEFORE_RUN}{NAME_WORD}(?:[ ]{NAME_WORD}){{1,3}}{_AFTER_RUN}")
 
 
-def capitalised_words(text: str) -> tuple[list[regex.Match[str]], list[regex.Match[str]]]:
-    """The matches of `_LONE_WORD` and of `_CAPITALISED_RUN` in `text`, in order: one search (`_CAPITALISED_WORDS`)."""
-    lone: list[regex.Match[str]] = []
-    runs: list[regex.Match[str]] = []
+# `_CAPITALISED_WORDS` in `re` for `classes.plain(text)`, but for the second half of its look-behind (a capital,
+# letters or joiners and a space right before the run), which `capitalised_words` checks
+_ASCII_CAPITALISED_WORDS = re.compile(
+    rf"[A-Z](?<![A-Za-z0-9_'.\x01-][A-Z]){_ASCII_NAME_REST}(?:[ ]{_ASCII_NAME_WORD}){{0,3}}"
+    r"(?![A-Za-z0-9_'\x01-]|[ ][A-Z])")
+_ASCII_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'-")  # `[\p{L}\p{M}'’-]`
+
+
+def _after_capitalised(text: str, start: int) -> bool:
+    """Whether `_BEFORE_RUN`'s second half (a capital, letters or joiners, a space) ends right before `start` in
+    `classes.plain(text)`: a space there, and a capital in the run of letters and joiners before it."""
+    if start < 2 or text[start - 1] != " ":
+        return False
+    k = start - 2
+    while k >= 0 and text[k] in _ASCII_WORD_CHARS:
+        if "A" <= text[k] <= "Z":
+            return True
+        k -= 1
+    return False
+
+
+def capitalised_words(text: str) -> tuple[list[Match], list[Match]]:
+    """The matches of `_LONE_WORD` and of `_CAPITALISED_RUN` in `text`, in order: one search (`_CAPITALISED_WORDS`).
+
+    As spans: `_ASCII_CAPITALISED_WORDS` in `classes.plain(text)` (read the words from `text`), less the matches right
+    after a capitalised word and a space, unless the text holds a "\x01" of its own (`classes`). Dropping such a match
+    is what the full look-behind does at its start; and it would refuse every later start inside the match as well
+    (each word of the run follows a capitalised word and a space; any other place follows a letter or joiner), so
+    going on after the match, as `finditer` does, misses nothing."""
+    lone: list[Match] = []
+    runs: list[Match] = []
+    if "\x01" not in text:
+        read = plain(text)
+        for m in _ASCII_CAPITALISED_WORDS.finditer(read):
+            if not _after_capitalised(read, m.start()):
+                (runs if " " in m.group() else lone).append(m)
+        return lone, runs
     for m in _CAPITALISED_WORDS.finditer(text):
         (runs if " " in m.group() else lone).append(m)
     return lone, runs
@@ -280,8 +366,8 @@ class KnownNameRecognizer(OneEntityRecognizer):
         firsts, lasts, common = first_names(), surnames(), common_words()
         places, town_list = gazetteer(), towns()
         out: list[RecognizerResult] = []
-        for run in _NAME_RUN.finditer(text):
-            run_text = run.group()
+        for run in name_runs(text):  # `_NAME_RUN.finditer(text)` (spans: the words are the text's)
+            run_text = text[run.start():run.end()]
             words = run_text.split(" ")
             tokens = run_tokens(run.start(), words)
             # (a name word holds no space, so a match of `_INITIALLED` is three words, the middle one a capital and
@@ -361,7 +447,7 @@ class KnownNameRecognizer(OneEntityRecognizer):
                 or bool(ORG_WORD_RE.fullmatch(word)) or bool(UNIT_OR_STREET.fullmatch(word))
                 or gazetteer().get(word) is not None)
 
-    def _capitalised_runs(self, text: str, found: list[RecognizerResult], runs: list[regex.Match[str]],
+    def _capitalised_runs(self, text: str, found: list[RecognizerResult], runs: list[Match],
                           ) -> list[RecognizerResult]:
         """Two or three capitalised words (a longer run is a title or a firm), after leading common words ("Is")
         and possessives ("Consumer Reports's"),
@@ -371,8 +457,8 @@ class KnownNameRecognizer(OneEntityRecognizer):
 
         out = []
         for m in runs:  # `_CAPITALISED_RUN.finditer(text)`
-            words = m.group().split(" ")
             start = m.start()
+            words = text[start:m.end()].split(" ")  # (the span's: `capitalised_words`)
             while len(words) > 1 and (_POSSESSIVE_END.search(words[0]) or self._common(words[0])):
                 start += len(words.pop(0)) + 1  # "Is Alpatu Shervashidze", "Consumer Reports's Impi Nummelin"
             if not 2 <= len(words) <= 3 or any(r.start < m.end() and start < r.end for r in found):
@@ -387,7 +473,7 @@ class KnownNameRecognizer(OneEntityRecognizer):
                                    "capitalised words", rule="capitalised_run"))
         return out
 
-    def _first_names_alone(self, text: str, found: list[RecognizerResult], lone: list[regex.Match[str]],
+    def _first_names_alone(self, text: str, found: list[RecognizerResult], lone: list[Match],
                            ) -> list[RecognizerResult]:
         """A known first name standing alone inside a sentence ("said Gladys to Logan"), 0.6."""
         from llmops_guardrails.detectors.pii.names import first_names
@@ -395,7 +481,7 @@ class KnownNameRecognizer(OneEntityRecognizer):
         firsts = first_names()
         out = []
         for m in lone:  # `_LONE_WORD.finditer(text)`
-            word = m.group()
+            word = text[m.start():m.end()]  # (the span's: `capitalised_words`)
             if word not in firsts or self._common(word) or any(r.start <= m.start() < r.end for r in found):
                 continue
             before = text[:m.start()].rstrip(" \t\"'“‘(")
