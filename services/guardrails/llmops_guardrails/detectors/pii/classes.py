@@ -16,6 +16,7 @@ the patterns against `regex`'s.
 from __future__ import annotations
 
 import functools
+from typing import ClassVar
 
 import regex
 
@@ -40,7 +41,7 @@ class Classes(dict[int, int]):
     """A `str.translate` table of stand-ins (ASCII characters for themselves), looked up as characters are met and
     remembered up to `LIMIT` characters."""
 
-    LIMIT = 1 << 16
+    LIMIT: ClassVar[int] = 1 << 16  # ClassVar: mypyc makes an unannotated one an attribute of each instance
 
     def __missing__(self, code: int) -> int:
         got = ord(stand_in(chr(code)))
