@@ -51,9 +51,10 @@ class BuildExt(build_ext):
 
 
 def _without_unsafe_primitives() -> None:
-    """mypyc's `str.lower` primitive (CPyStr_Lower, before Python 3.13) lowercases character by character, without
-    CPython's final-sigma rule ("ΠΑΦΟΣ".lower() is "παφος", not "παφοσ"): it is dropped, so that `lower()` calls
-    CPython's own method and compiled code gives the same words as pure Python (tests/unit/guardrails/test_compiled.py)."""
+    """mypyc's `str.lower` primitive (CPyStr_Lower, before Python 3.13) lowercases character by character,
+    without CPython's final-sigma rule ("ΠΑΦΟΣ".lower() is "παφος", not "παφοσ"): it is dropped, so that `lower()`
+    calls CPython's own method and compiled code gives the same words as pure Python
+    (tests/unit/guardrails/test_compiled.py)."""
     from mypyc.primitives import registry
 
     ops = registry.method_call_ops.get("lower", [])

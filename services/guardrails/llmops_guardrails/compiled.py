@@ -181,3 +181,22 @@ def use_compiled(package_dir: Path, environ: dict[str, str] | None = None) -> bo
 def is_compiled(module: ModuleType) -> bool:
     """Whether `module` was loaded from a compiled extension."""
     return isinstance(getattr(module, "__loader__", None), importlib.machinery.ExtensionFileLoader)
+
+
+def main(argv: Sequence[str]) -> int:
+    """`python compiled.py sources-hash`: the hash a build of this tree records; `python compiled.py check`: exit
+    0 when the compiled modules beside the sources are current, 1 (and why) otherwise (deploy/local/bootstrap.sh)."""
+    package_dir = Path(__file__).resolve().parent
+    if list(argv) == ["sources-hash"]:
+        print(manifest(package_dir)["sha256"])
+        return 0
+    if list(argv) == ["check"]:
+        reason = stale_reason(package_dir)
+        print("compiled modules current" if not reason else f"compiled modules not current: {reason}")
+        return 0 if not reason else 1
+    print("usage: compiled.py sources-hash | check", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
