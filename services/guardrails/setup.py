@@ -41,12 +41,11 @@ class BuildExt(build_ext):
         super().run()
         if not self.extensions:
             return
-        built = [Path(self.get_ext_fullpath(ext.name)) for ext in self.extensions]
-        if not all(path.is_file() for path in built):  # an optional extension failed: the guard sees it
+        built = {ext.name: Path(self.get_ext_fullpath(ext.name)) for ext in self.extensions}
+        if not all(path.is_file() for path in built.values()):  # an optional extension failed: the guard sees it
             return
-        target = built[0].parent
-        while target.name != compiled.PACKAGE:
-            target = target.parent
+        module = compiled.MODULES[0]  # its extension is in the package's tree, as many levels down as its name
+        target = built[module].parents[module.count(".") - 1]
         (target / compiled.MANIFEST).write_text(json.dumps(MANIFEST, indent=1) + "\n", encoding="utf-8")
 
 

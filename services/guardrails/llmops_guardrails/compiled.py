@@ -1,7 +1,7 @@
 """The engine's hot modules compiled to C extensions with mypyc, and the guard that never runs stale ones.
 
-`setup.py` (beside this package) compiles `MODULES` with mypyc into one shared library
-(`llmops_guardrails/_hot__mypyc*.so`) and a small extension per module beside its `.py`, and writes `MANIFEST`:
+`setup.py` (beside this package) compiles `MODULES` with mypyc into one shared library beside the package
+(`llmops_guardrails_compiled__mypyc*.so`) and a small extension per module beside its `.py`, and writes `MANIFEST`:
 the sha256 of the sources the compiled code was built from (`SOURCES`: the compiled modules and the modules of
 this package they import). Python's importer prefers an extension module to the `.py` beside it, so without a
 guard a developer who edits a compiled module would silently run the old code. `use_compiled` (called by the
@@ -51,7 +51,9 @@ MODULES = (
     "llmops_guardrails.detectors.secrets",
     "llmops_guardrails.detectors.injection",
 )
-GROUP = "llmops_guardrails._hot"  # the shared library: `_hot__mypyc`
+# The shared library, `llmops_guardrails_compiled__mypyc`, beside the package (mypyc derives each module's `__file__`
+# from its place: a library inside the package would give paths with the package's name twice).
+GROUP = "llmops_guardrails_compiled"
 MANIFEST = "_compiled.json"  # in the package directory, written by the build
 PURE_ENV = "LLMOPS_GUARDRAILS_PURE_PYTHON"
 REBUILD = ("run `make bootstrap` at the repository root (or `python setup.py build_ext --inplace` in "
@@ -107,7 +109,7 @@ def manifest(package_dir: Path) -> dict[str, object]:
 
 
 def _extension_of(package_dir: Path, module: str) -> Path | None:
-    stem = source_of(package_dir, module).with_suffix("")
+    stem = (package_dir.parent / module) if module == GROUP + "__mypyc" else source_of(package_dir, module).with_suffix("")
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         candidate = stem.with_name(stem.name + suffix)
         if candidate.is_file():
@@ -121,6 +123,8 @@ def stale_reason(package_dir: Path) -> str:
     if not any(extensions):
         return "none"
     missing = [m for m, e in zip(MODULES, extensions, strict=True) if e is None]
+    if _extension_of(package_dir, GROUP + "__mypyc") is None:
+        missing.append(f"the shared library {GROUP}__mypyc")
     if missing:
         return f"no compiled extension for {', '.join(missing)}"
     try:
