@@ -109,7 +109,8 @@ def manifest(package_dir: Path) -> dict[str, object]:
 
 
 def _extension_of(package_dir: Path, module: str) -> Path | None:
-    stem = (package_dir.parent / module) if module == GROUP + "__mypyc" else source_of(package_dir, module).with_suffix("")
+    shared = module == GROUP + "__mypyc"
+    stem = package_dir.parent / module if shared else source_of(package_dir, module).with_suffix("")
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         candidate = stem.with_name(stem.name + suffix)
         if candidate.is_file():

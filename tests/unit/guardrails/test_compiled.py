@@ -172,7 +172,7 @@ def test_the_environment_variable_forces_pure_python_quietly(built: Path) -> Non
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert compiled.use_compiled(built, {compiled.PURE_ENV: "1"}) is False
-    assert compiled.STATE == {"mode": "pure", "why": f"{compiled.PURE_ENV} is set"}
+    assert {"mode": "pure", "why": f"{compiled.PURE_ENV} is set"} == compiled.STATE
     assert len(_pure_finders()) == 1
 
 
