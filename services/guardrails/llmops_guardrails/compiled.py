@@ -2,7 +2,7 @@
 
 `setup.py` (beside this package) compiles `MODULES` with mypyc into one shared library beside the package
 (`llmops_guardrails_compiled__mypyc*.so`) and a small extension per module beside its `.py`, and writes `MANIFEST`:
-the sha256 of the sources the compiled code was built from (`SOURCES`: the compiled modules and the modules of
+the sha256 of the sources the compiled code was built from (`manifest`: the compiled modules and the modules of
 this package they import). Python's importer prefers an extension module to the `.py` beside it, so without a
 guard a developer who edits a compiled module would silently run the old code. `use_compiled` (called by the
 package's `__init__`, before any compiled module can be imported) therefore checks, at import:
@@ -10,9 +10,9 @@ package's `__init__`, before any compiled module can be imported) therefore chec
 - `LLMOPS_GUARDRAILS_PURE_PYTHON=1`: the pure-Python modules, quietly (as asked);
 - no compiled extension at all (no C compiler when installing): the pure-Python modules, quietly;
 - extensions without a manifest, a manifest of other modules or other sources (a `.py` edited since the build),
-  or a module's extension missing: the pure-Python modules, with one `RuntimeWarning` saying how to rebuild
-  (`make bootstrap`, whose stamp includes these sources' hash, or `python setup.py build_ext --inplace` in
-  `services/guardrails`).
+  or a module's extension or the shared library missing: the pure-Python modules, with one `RuntimeWarning`
+  saying how to rebuild (`make bootstrap`, whose stamp includes these sources' hash, or `python setup.py
+  build_ext --inplace` in `services/guardrails`).
 
 The pure-Python modules are imported by a finder placed first on `sys.meta_path` that loads each compiled
 module from its `.py` (all of them or none: compiled modules call each other natively). `STATE` says which
