@@ -24,3 +24,22 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q "${editable[@]}" -r requirements-dev.txt
   echo "$want" > "$stamp"
 fi
+
+# The guardrails engine's modules compiled with mypyc (services/guardrails/setup.py, docs/guardrails.md): the
+# editable install above builds them beside their sources; rebuilt here whenever those sources (or the build's
+# recipe) changed since, so that an edited module never runs as its old compiled code (at import, the package
+# would also refuse stale ones and fall back to pure Python, with a warning). Without a C compiler nothing is
+# built and the pure-Python modules run. The stamp is the hash of the compiled sources and of the recipe.
+cstamp=.venv/.llmops-guardrails-compiled
+cwant=$(.venv/bin/python services/guardrails/llmops_guardrails/compiled.py sources-hash)-$(
+  cat services/guardrails/setup.py services/guardrails/mypyc.ini | sha256sum | cut -d' ' -f1)
+old=$(cat "$cstamp" 2>/dev/null || true)
+if [ "$old" != "$cwant" ]; then
+  if { [ -n "$old" ] && [ "${old#*-}" != "${cwant#*-}" ]; } \
+     || ! .venv/bin/python services/guardrails/llmops_guardrails/compiled.py check >/dev/null; then
+    echo "building the guardrails engine's compiled modules (mypyc)"
+    (cd services/guardrails && ../../.venv/bin/python setup.py -q build_ext --inplace >/dev/null) \
+      || echo "the guardrails engine's compiled modules were not built: its pure-Python modules run" >&2
+  fi
+  echo "$cwant" > "$cstamp"
+fi

@@ -103,6 +103,7 @@ class KeySet:
 
     def found(self, text: str) -> tuple[list[int], frozenset[int]]:
         """`rules(text)`, and the indices of the `shapes` that match somewhere in `text` (the same RE2 pass)."""
+        found: list[int] | None  # (annotated for mypyc: RE2's `Match` gives None when there are none)
         if self._few is not None:  # a few keys: as many substring checks, cheaper than encoding the text for RE2
             found = [k for k, key in enumerate(self._few) if key in text]
         else:

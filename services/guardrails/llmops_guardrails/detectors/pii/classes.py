@@ -22,6 +22,7 @@ for `\\s` and nothing else), and a number that is not a digit is "\\x01", which 
 from __future__ import annotations
 
 import functools
+from typing import ClassVar
 
 import regex
 
@@ -49,7 +50,7 @@ class Classes(dict[int, int]):
     """A `str.translate` table of stand-ins (ASCII characters for themselves), looked up as characters are met and
     remembered up to `LIMIT` characters."""
 
-    LIMIT = 1 << 16
+    LIMIT: ClassVar[int] = 1 << 16  # ClassVar: mypyc makes an unannotated one an attribute of each instance
 
     def __missing__(self, code: int) -> int:
         got = ord(stand_in(chr(code)))
