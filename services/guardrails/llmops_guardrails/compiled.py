@@ -50,6 +50,8 @@ MODULES = (
     "llmops_guardrails.detectors.keys",
     "llmops_guardrails.detectors.secrets",
     "llmops_guardrails.detectors.injection",
+    "llmops_guardrails.decision",
+    "llmops_guardrails.redact",
 )
 # The shared library, `llmops_guardrails_compiled__mypyc`, beside the package (mypyc derives each module's `__file__`
 # from its place: a library inside the package would give paths with the package's name twice).

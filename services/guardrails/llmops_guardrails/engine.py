@@ -22,15 +22,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from llmops_guardrails import decision
 from llmops_guardrails.detectors import injection_model
 from llmops_guardrails.detectors.injection import InjectionDetector
 from llmops_guardrails.detectors.output import LeakDetector, SystemPromptIndex, size_hits
 from llmops_guardrails.detectors.pii import NerPipeline, PiiDetector
 from llmops_guardrails.detectors.secrets import SecretsDetector
 from llmops_guardrails.detectors.terms import TermsDetector
-from llmops_guardrails.findings import Detector, Finding, Hit, Side, finding_of, plain_place, value_hash
-from llmops_guardrails.policy import Action, Policy, RedactionMode, Rule, Severity
-from llmops_guardrails.redact import Redaction, redact
+from llmops_guardrails.findings import Detector, Finding, Hit, Side
+from llmops_guardrails.policy import Action, Policy, Severity
+from llmops_guardrails.redact import redact
 from llmops_guardrails.settings import GuardrailsSettings
 from llmops_shared.contract import ChatMessage, Interaction
 
@@ -334,53 +335,13 @@ class PolicyEngine:
                 ) -> tuple[dict[str, Any], dict[str, Any]]:
         placed: list[tuple[Segment | None, Hit]] = [(s, h) for s, hs in zip(segs, seg_hits, strict=True) for h in hs]
         placed += self._interaction_hits(segs, policy)
-        findings: list[Finding] = []
-        values: list[str] = []
-        places: list[tuple[Side, int | None, int | None, int | None]] = []  # each finding's text, as a redaction key
-        hashes: dict[str, str] = {"": ""}  # each distinct value hashed once (a name, an address met again)
-        salt = self._salt
-        last: Segment | None = None
-        for seg, hit in placed:
-            assert seg is not None
-            value = seg.text[hit.start:hit.end] if seg.text else ""
-            values.append(value)
-            digest = hashes.get(value)
-            if digest is None:
-                digest = hashes[value] = value_hash(value, salt)
-            if seg is not last:  # the place's checks and key once per text, not once per finding
-                last, plain, place = seg, plain_place(seg), None
-            f = finding_of(hit, seg, digest, plain)
-            findings.append(f)
-            if place is None:
-                place = (f.side, f.message_index, f.part_index, f.tool_call_index)
-            places.append(place)
-
-        rules = policy.active_rules
-        of_detector: dict[Detector, list[int]] = {}  # a rule applies to its detector's findings only
-        for i, f in enumerate(findings):
-            of_detector.setdefault(f.detector, []).append(i)
-        allowed: set[int] = set()
-        for r in rules:
-            if r.action is Action.ALLOW:
-                allowed.update(_matching(r, of_detector.get(r.detector, ()), findings, values, set()))
-        triggered: list[TriggeredRule] = []
-        redactions: dict[tuple[Side, int | None, int | None, int | None], list[Redaction]] = {}
-        for rule in rules:
-            if rule.action is Action.ALLOW:
-                continue
-            matched = _matching(rule, of_detector.get(rule.detector, ()), findings, values, allowed)
-            if not matched:
-                continue
-            triggered.append(TriggeredRule(
-                rule_id=rule.id, action=rule.action, severity=rule.severity, detector=rule.detector,
-                kinds=sorted({findings[i].kind for i in matched}), count=len(matched),
-                max_score=max(findings[i].score for i in matched), findings=matched,
-            ))
-            if rule.action is Action.REDACT:
-                mode = rule.redaction or RedactionMode.MASK
-                for i in matched:
-                    f = findings[i]
-                    redactions.setdefault(places[i], []).append(Redaction(f.start, f.end, f.kind, mode, f.score))
+        findings, values, places = decision.place(placed, self._salt)  # compiled: the per-finding loop
+        fired, redactions = decision.apply_rules(policy.active_rules, findings, values, places)
+        triggered = [TriggeredRule(
+            rule_id=rule.id, action=rule.action, severity=rule.severity, detector=rule.detector,
+            kinds=sorted({findings[i].kind for i in matched}), count=len(matched),
+            max_score=max(findings[i].score for i in matched), findings=matched,
+        ) for rule, matched in fired]
 
         texts = {(s.side, s.message_index, s.part_index, s.tool_call_index): s.text for s in segs}
         replaced: dict[str, dict[tuple[int | None, int | None, int | None], str]] = {"input": {}, "output": {}}
@@ -394,29 +355,6 @@ class PolicyEngine:
         }
         return outcome, {"input": _rebuild(content_in, replaced["input"]),
                          "output": _rebuild(content_out, replaced["output"])}
-
-
-def _matching(rule: Rule, indices: Sequence[int], findings: list[Finding], values: list[str], skip: set[int]
-              ) -> list[int]:
-    """The findings among `indices` (of `rule.detector`'s, `of_detector`) that `rule` applies to, not in `skip`:
-    its detector, score at or above its threshold, one of its kinds (if it names any), its sides and roles, and
-    a value one of its `values` patterns matches whole (if it has any). The rule's fields are read once, not once
-    per finding (the default policy tries three PII rules on each of ~17 PII findings an event)."""
-    if not indices:
-        return []
-    detector, threshold, kinds, sides, roles = rule.detector, rule.threshold, rule.kinds, rule.applies_to, rule.roles
-    out = []
-    for i in indices:
-        if i in skip:
-            continue
-        f = findings[i]
-        if (f.detector is not detector or f.score < threshold or (kinds and f.kind not in kinds)
-                or f.side not in sides or (roles is not None and f.role not in roles)):
-            continue
-        if rule.values and not any(p.fullmatch(values[i]) for p in rule.value_patterns):
-            continue
-        out.append(i)
-    return out
 
 
 def _as_messages(content: str | Sequence[ChatMessage | dict[str, Any]] | None) -> TextOrMessages:

@@ -1,0 +1,196 @@
+"""The decision's loops moved out of `engine` into `decision` (compiled, branch `guard18`) against the code they
+replace, kept here verbatim as the reference: the same findings (fields, types, fields set), values, redaction keys,
+rules fired with their findings, and redactions, over the corpus's real hits and hand-made odd ones, under policies
+with allow rules, value patterns, kinds, sides, roles and every redaction mode."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import pytest
+
+from llmops_guardrails import compiled, decision, redact
+from llmops_guardrails.engine import PolicyEngine, Segment
+from llmops_guardrails.findings import Detector, Finding, Hit, finding_of, plain_place, value_hash
+from llmops_guardrails.policy import Action, Policy, RedactionMode, Rule, default_policy, load_policy
+from llmops_guardrails.redact import Redaction
+
+from .corpus import corpus
+
+SALT = b"test-salt"
+
+
+# -- the reference: `PolicyEngine._decide`'s loops and `engine._matching` as they were at de389cb ------------------
+
+def _old_place(placed: Sequence[tuple[Segment, Hit]], salt: bytes) -> tuple[list[Finding], list[str], list[tuple]]:
+    findings: list[Finding] = []
+    values: list[str] = []
+    places: list[tuple] = []
+    hashes: dict[str, str] = {"": ""}
+    last: Segment | None = None
+    for seg, hit in placed:
+        value = seg.text[hit.start:hit.end] if seg.text else ""
+        values.append(value)
+        digest = hashes.get(value)
+        if digest is None:
+            digest = hashes[value] = value_hash(value, salt)
+        if seg is not last:
+            last, plain, place = seg, plain_place(seg), None
+        f = finding_of(hit, seg, digest, plain)
+        findings.append(f)
+        if place is None:
+            place = (f.side, f.message_index, f.part_index, f.tool_call_index)
+        places.append(place)
+    return findings, values, places
+
+
+def _old_matching(rule: Rule, indices: Sequence[int], findings: list[Finding], values: list[str], skip: set[int]
+                  ) -> list[int]:
+    if not indices:
+        return []
+    detector, threshold, kinds, sides, roles = rule.detector, rule.threshold, rule.kinds, rule.applies_to, rule.roles
+    out = []
+    for i in indices:
+        if i in skip:
+            continue
+        f = findings[i]
+        if (f.detector is not detector or f.score < threshold or (kinds and f.kind not in kinds)
+                or f.side not in sides or (roles is not None and f.role not in roles)):
+            continue
+        if rule.values and not any(p.fullmatch(values[i]) for p in rule.value_patterns):
+            continue
+        out.append(i)
+    return out
+
+
+def _old_rules(rules: list[Rule], findings: list[Finding], values: list[str], places: list[tuple]
+               ) -> tuple[list[tuple[Rule, list[int]]], dict[tuple, list[Redaction]]]:
+    of_detector: dict[Detector, list[int]] = {}
+    for i, f in enumerate(findings):
+        of_detector.setdefault(f.detector, []).append(i)
+    allowed: set[int] = set()
+    for r in rules:
+        if r.action is Action.ALLOW:
+            allowed.update(_old_matching(r, of_detector.get(r.detector, ()), findings, values, set()))
+    fired = []
+    redactions: dict[tuple, list[Redaction]] = {}
+    for rule in rules:
+        if rule.action is Action.ALLOW:
+            continue
+        matched = _old_matching(rule, of_detector.get(rule.detector, ()), findings, values, allowed)
+        if not matched:
+            continue
+        fired.append((rule, matched))
+        if rule.action is Action.REDACT:
+            mode = rule.redaction or RedactionMode.MASK
+            for i in matched:
+                f = findings[i]
+                redactions.setdefault(places[i], []).append(Redaction(f.start, f.end, f.kind, mode, f.score))
+    return fired, redactions
+
+
+# -------------------------------------------------------------------------------------------------------------
+
+def _same_findings(new: list[Finding], old: list[Finding]) -> None:
+    assert len(new) == len(old)
+    for a, b in zip(new, old, strict=True):
+        assert type(a) is Finding and a == b
+        assert {k: type(v) for k, v in a.__dict__.items()} == {k: type(v) for k, v in b.__dict__.items()}
+        assert a.__pydantic_fields_set__ == b.__pydantic_fields_set__
+        assert a.__pydantic_fields_set__ is not b.__pydantic_fields_set__
+
+
+def _policies() -> list[Policy]:
+    return [
+        default_policy(),
+        load_policy({"rules": [
+            {"id": "pii-redact", "redaction": "hash"},
+            {"id": "names-ok", "detector": "pii", "kinds": ["PERSON"], "action": "allow",
+             "values": [r"[A-M]\w*( \w+)?"]},
+            {"id": "places-out", "detector": "pii", "kinds": ["LOCATION"], "applies_to": ["output"], "action": "alert",
+             "severity": "low"},
+            {"id": "user-pii", "detector": "pii", "roles": ["user"], "threshold": 0.7, "action": "redact",
+             "redaction": "partial"},
+            {"id": "cards", "detector": "pii", "kinds": ["CREDIT_CARD", "PHONE_NUMBER"], "action": "block",
+             "severity": "critical"},
+        ]}),
+        load_policy({"rules": [{"id": "pii-redact", "enabled": False},
+                               {"id": "all-mask", "detector": "pii", "threshold": 0.0, "action": "redact",
+                                "redaction": "mask"}]}),
+    ]
+
+
+@pytest.fixture(scope="module")
+def placed(engine: PolicyEngine) -> list[list[tuple[Segment, Hit]]]:
+    """The corpus's texts as interactions of two to four segments, with the default policy's real hits, plus odd
+    hits (an int score, a bool index, a hit at the text's end, an empty text's)."""
+    rng = random.Random(18)
+    texts = corpus()[:1200]
+    hits = engine.hits_for(texts, default_policy())
+    out = []
+    for k in range(0, len(texts) - 4, 2):
+        segs = [Segment(rng.choice(("input", "output")), m, rng.choice((None, 0, 1)), rng.choice((None, None, 2)),
+                        rng.choice(("user", "assistant", "system", "tool")), texts[k + m])
+                for m in range(rng.randint(2, 4))]
+        out.append([(s, h) for m, s in enumerate(segs) for h in hits[k + m]])
+    odd = Segment("input", True, None, None, "user", "Jane Doe, 4111 1111 1111 1111")  # type: ignore[arg-type]
+    plain = Segment("output", 0, None, None, "assistant", "Jane Doe")
+    empty = Segment("input", None, None, None, "user", "")
+    out.append([(odd, Hit(Detector.PII, "PERSON", 0, 8, 1)),  # type: ignore[arg-type]
+                (odd, Hit(Detector.PII, "CREDIT_CARD", 10, 29, 0.9)),
+                (plain, Hit(Detector.PII, "PERSON", 0, 8, 0.85, ("a", "b"))),
+                (plain, Hit(Detector.PII, "PERSON", 8, 8, 0.5)),
+                (empty, Hit(Detector.SIZE, "input_too_long", 0, 0, 1.0))])
+    return out
+
+
+def test_the_decision_is_the_engines_old_decision(placed: list[list[tuple[Segment, Hit]]]) -> None:
+    assert sum(len(p) for p in placed) > 1000
+    for policy in _policies():
+        rules = policy.active_rules
+        fired_some = redacted_some = 0
+        for event in placed:
+            findings, values, places = decision.place(event, SALT)
+            old_findings, old_values, old_places = _old_place(event, SALT)
+            _same_findings(findings, old_findings)
+            assert values == old_values and places == old_places
+            fired, redactions = decision.apply_rules(rules, findings, values, places)
+            old_fired, old_redactions = _old_rules(rules, old_findings, old_values, old_places)
+            assert [(r.id, m) for r, m in fired] == [(r.id, m) for r, m in old_fired]
+            assert redactions == old_redactions
+            assert all(type(a.score) is type(b.score) for k in redactions
+                       for a, b in zip(redactions[k], old_redactions[k], strict=True))
+            fired_some += bool(fired)
+            redacted_some += bool(redactions)
+        assert fired_some > 100 and redacted_some > 50, policy.name
+
+
+def test_a_finding_that_fails_validation_is_refused_as_before() -> None:
+    seg = Segment("input", 0, None, None, "user", "Jane")
+    bad = Hit(Detector.PII, "PERSON", 0, 4, 0.9, ("x", 3))  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        decision.place([(seg, bad)], SALT)
+    with pytest.raises(ValueError):
+        _old_place([(seg, bad)], SALT)
+
+
+def test_redaction_compiled_is_redaction_as_before() -> None:
+    text = "Jane Doe's card 4111 1111 1111 1111, call +44 20 7946 0958 or ΠΑΦΟΣ"
+    spans = [Redaction(0, 8, "PERSON", RedactionMode.HASH, 0.85), Redaction(16, 35, "CREDIT_CARD",
+                                                                            RedactionMode.PARTIAL, 0.9),
+             Redaction(5, 10, "PERSON", RedactionMode.PARTIAL, 0.9), Redaction(42, 58, "PHONE_NUMBER",
+                                                                              RedactionMode.MASK, 0.7),
+             Redaction(62, 67, "LOCATION", RedactionMode.HASH, 1)]
+    assert redact.redact(text, spans, SALT) == (
+        f"<PERSON:{value_hash(text[0:10], SALT)[:8]}> card ****1111, call [PHONE_NUMBER] or "
+        f"<LOCATION:{value_hash('ΠΑΦΟΣ', SALT)[:8]}>")
+    merged = redact.merge_spans(spans)
+    assert merged[0] == Redaction(0, 10, "PERSON", RedactionMode.HASH, 0.9) and type(merged[-1].score) is int
+    assert redact.redact(text, [], SALT) is text
+
+
+def test_the_decision_and_redaction_run_compiled() -> None:
+    assert {"llmops_guardrails.decision", "llmops_guardrails.redact"} <= set(compiled.MODULES)
+    if compiled.STATE["mode"] == "compiled":
+        assert compiled.is_compiled(decision) and compiled.is_compiled(redact)
