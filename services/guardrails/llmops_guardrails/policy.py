@@ -245,12 +245,19 @@ class Policy(_Strict):
                 return {"prompt_injection"}
         return None
 
-    @property
+    @cached_property
     def active_rules(self) -> list[Rule]:
+        """The enabled rules, in order (remembered: a policy is frozen, and the engine reads them for every event)."""
         return [r for r in self.rules if r.enabled]
 
+    @cached_property
+    def used_detectors(self) -> frozenset[Detector]:
+        """The detectors an enabled rule other than `allow` applies to (remembered; `uses` asks it twice an event)."""
+        return frozenset(r.detector for r in self.active_rules if r.action is not Action.ALLOW)
+
     def uses(self, detector: Detector) -> bool:
-        return any(r.detector is detector and r.action is not Action.ALLOW for r in self.active_rules)
+        """Whether an enabled rule other than `allow` applies to `detector` (a `Detector`: anything else is not)."""
+        return type(detector) is Detector and detector in self.used_detectors
 
     @cached_property
     def detector_fingerprint(self) -> str:

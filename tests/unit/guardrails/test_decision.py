@@ -194,3 +194,17 @@ def test_the_decision_and_redaction_run_compiled() -> None:
     assert {"llmops_guardrails.decision", "llmops_guardrails.redact"} <= set(compiled.MODULES)
     if compiled.STATE["mode"] == "compiled":
         assert compiled.is_compiled(decision) and compiled.is_compiled(redact)
+
+
+def test_a_policys_remembered_rules_and_detectors_are_what_it_computed() -> None:
+    no_secrets = [{"id": r.id, "enabled": False} for r in default_policy().rules if r.detector is Detector.SECRETS]
+    policies = [*_policies(), load_policy({"rules": no_secrets})]
+    for policy in policies:
+        assert policy.active_rules == [r for r in policy.rules if r.enabled]
+        assert policy.active_rules is policy.active_rules  # remembered: the engine reads it for every event
+        for detector in Detector:
+            old = any(r.detector is detector and r.action is not Action.ALLOW for r in policy.rules if r.enabled)
+            assert policy.uses(detector) is old
+            assert policy.uses(detector.value) is False  # type: ignore[arg-type]  # a str never was a detector
+    assert not policies[-1].uses(Detector.SECRETS) and policies[0].uses(Detector.SECRETS)
+    assert policies[0] == load_policy({}) and policies[0].model_dump() == load_policy({}).model_dump()
