@@ -171,6 +171,9 @@ class Resources:
     db_retry_max_s: float = 10.0
     owned: Callable[[Message], bool] = lambda _message: True
     """False once the message's partition was revoked from this worker: skip work for it."""
+    caught_up: bool = False
+    """The batch reached the end of each of its partitions as the consumer last saw them (`caught_up`):
+    nothing more was waiting there when it was polled (a handler may then flush what it defers)."""
 
     async def retrying(self, step: Callable[[], Awaitable[V]], *, what: str = "a read") -> V:
         """`step`, retried while the database is unavailable (as the write is)."""
@@ -417,6 +420,7 @@ class StreamWorker(Generic[T, R]):
         try:
             while not self.stopping.is_set():
                 records = await self._poll()
+                caught_up = self._caught_up(records)  # before any other await: as of this poll's fetches
                 while pending and pending[0].done():
                     await self._finish_oldest()  # surfaces its failure
                 if not records:
@@ -428,7 +432,7 @@ class StreamWorker(Generic[T, R]):
                 written = asyncio.Event()
                 task = asyncio.create_task(self._checkpoint(
                     messages, after=after, written_before=self._written.get(after) if after else None,
-                    written=written))
+                    written=written, caught_up=caught_up))
                 self._written[task] = written
                 pending.append(task)
                 while len(pending) >= max(1, self.settings.batches_in_flight):
@@ -478,6 +482,25 @@ class StreamWorker(Generic[T, R]):
         records.sort(key=lambda r: (r.topic, r.partition, r.offset))
         return records
 
+    def _caught_up(self, records: Sequence[ConsumerRecord]) -> bool:
+        """Whether `records` (sorted) end where each of their partitions ended at the consumer's last fetch
+        (its last stable offset, read_committed, else its highwater): the batch leaves no backlog behind it in those
+        partitions. False when unknown (a partition no longer assigned, no offset fetched yet)."""
+        if not records:
+            return False
+        ends: dict[TopicPartition, int] = {}
+        for r in records:
+            ends[TopicPartition(r.topic, r.partition)] = r.offset + 1  # sorted: the last one stays
+        assigned = self.consumer.assignment()
+        for tp, end in ends.items():
+            if tp not in assigned:
+                return False
+            stable = self.consumer.last_stable_offset(tp)
+            log_end = stable if stable is not None and stable >= 0 else self.consumer.highwater(tp)
+            if log_end is None or end < log_end:
+                return False
+        return True
+
     async def process(self, messages: Sequence[Message]) -> None:
         """One checkpoint on its own: decode, prepare, write, publish, commit offsets."""
         await self._checkpoint(messages, after=None)
@@ -496,13 +519,15 @@ class StreamWorker(Generic[T, R]):
         return batch
 
     async def _checkpoint(self, messages: Sequence[Message], *, after: asyncio.Task[None] | None,
-                          written_before: asyncio.Event | None = None, written: asyncio.Event | None = None) -> None:
+                          written_before: asyncio.Event | None = None, written: asyncio.Event | None = None,
+                          caught_up: bool = False) -> None:
         """Decode, prepare; once the batch before (`after`) has committed its transaction
         (`written_before`): write; once it has committed its offsets: publish, commit offsets. `written`
-        is set when this batch's transaction has committed."""
+        is set when this batch's transaction has committed; `caught_up` is the handler's
+        `Resources.caught_up`."""
         started = asyncio.get_running_loop().time()
         owned = Owned(self.ownership, messages)
-        resources = self._resources(owned)
+        resources = self._resources(owned, caught_up=caught_up)
         batch = await self._decode_yielding(messages)
         items, failed = await self.handler.prepare([(m, item) for m, item in batch.items if owned(m)], resources)
         if after is not None:
@@ -516,8 +541,8 @@ class StreamWorker(Generic[T, R]):
                       dead=[d for d in batch.dead + failed if owned(d.message)])
         await self._complete(kept, batch, resources, started=started, after=after, written=written)
 
-    def _resources(self, owned: Callable[[Message], bool]) -> Resources:
-        return Resources(self.pool, self.producer, self.stopping, self.settings.db_retry_max_s, owned)
+    def _resources(self, owned: Callable[[Message], bool], *, caught_up: bool = False) -> Resources:
+        return Resources(self.pool, self.producer, self.stopping, self.settings.db_retry_max_s, owned, caught_up)
 
     async def _complete(self, messages: Sequence[Message], batch: Batch[T], resources: Resources, *,
                         started: float, after: asyncio.Task[None] | None = None,

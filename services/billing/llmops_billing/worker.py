@@ -20,7 +20,9 @@ Per batch, in ONE transaction:
 1. write the ledger rows idempotently (`store.ledger.write_batch`: rows keyed by tenant and event id,
    rollups only from rows actually inserted; `usage_daily_users` and `usage_trace_costs` get one pending
    row instead, which the process's `rollup_follower.RollupFollower` adds to them about a second later,
-   exactly once, nudged by `publish` after each commit);
+   exactly once, nudged by `publish` after each commit, at once after the batch that ends a backlog:
+   one shorter than `batch_max_events`, or one whose poll reached the end of its partitions,
+   `Resources.caught_up`, as the last of a burst of full batches does);
 2. raise one alert per newly unpriced model (`unpriced_models.alerted_at` is set in this transaction);
 3. evaluate the budgets the inserted rows' spend touches (`budgets.evaluate_touched`): each threshold
    crossing is recorded once per budget and period;
@@ -174,7 +176,8 @@ class UsageLedgerHandler(BatchHandler[Item, Alert | UsageBatch]):
         for batch in results:
             if isinstance(batch, UsageBatch):
                 if self.follower is not None:  # its pending rollup row is committed
-                    self.follower.committed(last_in_backlog=len(batch.messages) < self.settings.batch_max_events)
+                    self.follower.committed(last_in_backlog=resources.caught_up
+                                            or len(batch.messages) < self.settings.batch_max_events)
                 await publish_usage(resources, self.settings.usage_topic, batch)
         await self.publish_alerts([r for r in results if isinstance(r, Alert)], resources)
 

@@ -43,10 +43,12 @@ class Probe(InteractionHandler[int]):
         self.hold_publish = False
         self.fail_publish = False
         self.release = asyncio.Event()
+        self.caught_up: list[tuple[int, bool]] = []  # (first offset, `Resources.caught_up`) per batch
 
     async def prepare(self, items: list[tuple[Message, Interaction]], resources: Resources
                       ) -> tuple[list[tuple[Message, Interaction]], list[Any]]:
         self.log.append(("prepare", items[0][0].offset))
+        self.caught_up.append((items[0][0].offset, resources.caught_up))
         return items, []
 
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[int]:
@@ -188,3 +190,19 @@ async def test_a_batch_is_prepared_while_the_one_before_is_in_its_transaction_an
 
 async def _is(value: Awaitable[int | None], expected: int) -> bool:
     return await value == expected
+
+
+async def test_a_batch_that_reaches_the_end_of_its_partition_is_caught_up_and_one_before_it_is_not(
+        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str) -> None:
+    setup = Setup(stack, pg_pool)
+    await setup.start(tenant)  # two full batches already in the topic: a backlog
+    handler = Probe(setup.group, setup.topic, setup.table)
+    worker = setup.worker(handler)
+    task = asyncio.create_task(_run(worker))
+    try:
+        await until(lambda: _is(setup.committed(), 2 * BATCH), "both batches' offsets committed")
+    finally:
+        worker.stopping.set()
+        await asyncio.wait_for(task, 30)
+    # both batches are full; only the second leaves nothing behind it (a handler may flush after it)
+    assert handler.caught_up == [(0, False), (BATCH, True)]
