@@ -171,6 +171,9 @@ class Resources:
     db_retry_max_s: float = 10.0
     owned: Callable[[Message], bool] = lambda _message: True
     """False once the message's partition was revoked from this worker: skip work for it."""
+    caught_up: bool = False
+    """The batch reached the end of each of its partitions as the consumer last saw them (`caught_up`):
+    nothing more was waiting there when it was polled (a handler may then flush what it defers)."""
 
     async def retrying(self, step: Callable[[], Awaitable[V]], *, what: str = "a read") -> V:
         """`step`, retried while the database is unavailable (as the write is)."""
@@ -202,6 +205,20 @@ class BatchHandler(ABC, Generic[T, R]):
     @abstractmethod
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, T]]) -> list[R]:
         """Apply the batch inside the caller's transaction. Must be idempotent. Returns what `publish` sends."""
+
+    writes_early: bool = False
+    """With a batch before it in flight, open the batch's transaction before that one has committed, and
+    write it with `write_early` (which may do work of its own, such as filling temporary tables, before
+    its turn comes)."""
+
+    async def write_early(self, conn: asyncpg.Connection, items: list[tuple[Message, T]],
+                          ready: Callable[[], Awaitable[list[tuple[Message, T]]]]) -> list[R]:
+        """`write`, in a transaction opened while the batch before may still be in its own: what needs no
+        data of the batch before may run first; `await ready()` (once, always, before writing anything
+        the batch before may also write) returns once that batch has committed, with the `items` still
+        owned (a rebalance may have revoked some), which are what to write. If this raises, the
+        transaction rolls back and the batch is written the usual way (`write`, retried and bisected)."""
+        return await self.write(conn, await ready())
 
     async def publish(self, results: list[R], resources: Resources) -> None:
         """After the commit, before offsets: send downstream messages (awaiting acks). Idempotent downstream."""
@@ -417,6 +434,7 @@ class StreamWorker(Generic[T, R]):
         try:
             while not self.stopping.is_set():
                 records = await self._poll()
+                caught_up = self._caught_up(records)  # before any other await: as of this poll's fetches
                 while pending and pending[0].done():
                     await self._finish_oldest()  # surfaces its failure
                 if not records:
@@ -428,7 +446,7 @@ class StreamWorker(Generic[T, R]):
                 written = asyncio.Event()
                 task = asyncio.create_task(self._checkpoint(
                     messages, after=after, written_before=self._written.get(after) if after else None,
-                    written=written))
+                    written=written, caught_up=caught_up))
                 self._written[task] = written
                 pending.append(task)
                 while len(pending) >= max(1, self.settings.batches_in_flight):
@@ -478,6 +496,25 @@ class StreamWorker(Generic[T, R]):
         records.sort(key=lambda r: (r.topic, r.partition, r.offset))
         return records
 
+    def _caught_up(self, records: Sequence[ConsumerRecord]) -> bool:
+        """Whether `records` (sorted) end where each of their partitions ended at the consumer's last fetch
+        (its last stable offset, read_committed, else its highwater): the batch leaves no backlog behind it in those
+        partitions. False when unknown (a partition no longer assigned, no offset fetched yet)."""
+        if not records:
+            return False
+        ends: dict[TopicPartition, int] = {}
+        for r in records:
+            ends[TopicPartition(r.topic, r.partition)] = r.offset + 1  # sorted: the last one stays
+        assigned = self.consumer.assignment()
+        for tp, end in ends.items():
+            if tp not in assigned:
+                return False
+            stable = self.consumer.last_stable_offset(tp)
+            log_end = stable if stable is not None and stable >= 0 else self.consumer.highwater(tp)
+            if log_end is None or end < log_end:
+                return False
+        return True
+
     async def process(self, messages: Sequence[Message]) -> None:
         """One checkpoint on its own: decode, prepare, write, publish, commit offsets."""
         await self._checkpoint(messages, after=None)
@@ -496,16 +533,21 @@ class StreamWorker(Generic[T, R]):
         return batch
 
     async def _checkpoint(self, messages: Sequence[Message], *, after: asyncio.Task[None] | None,
-                          written_before: asyncio.Event | None = None, written: asyncio.Event | None = None) -> None:
+                          written_before: asyncio.Event | None = None, written: asyncio.Event | None = None,
+                          caught_up: bool = False) -> None:
         """Decode, prepare; once the batch before (`after`) has committed its transaction
         (`written_before`): write; once it has committed its offsets: publish, commit offsets. `written`
-        is set when this batch's transaction has committed."""
+        is set when this batch's transaction has committed; `caught_up` is the handler's
+        `Resources.caught_up`."""
         started = asyncio.get_running_loop().time()
         owned = Owned(self.ownership, messages)
-        resources = self._resources(owned)
+        resources = self._resources(owned, caught_up=caught_up)
         batch = await self._decode_yielding(messages)
         items, failed = await self.handler.prepare([(m, item) for m, item in batch.items if owned(m)], resources)
-        if after is not None:
+        results: list[R] | None = None
+        if after is not None and items and self.handler.writes_early:
+            results = await self._write_early(items, batch.dead + failed, owned, after, written_before)
+        elif after is not None:
             await _written(after, written_before)  # its failure is this batch's too: nothing of it is written
         kept = [m for m in messages if owned(m)]
         if len(kept) < len(messages):
@@ -514,18 +556,55 @@ class StreamWorker(Generic[T, R]):
                 "worker": self.handler.name, "messages": len(messages) - len(kept)})
         batch = Batch(items=[(m, item) for m, item in items if owned(m)],
                       dead=[d for d in batch.dead + failed if owned(d.message)])
-        await self._complete(kept, batch, resources, started=started, after=after, written=written)
+        await self._complete(kept, batch, resources, started=started, after=after, written=written,
+                             results=results)
 
-    def _resources(self, owned: Callable[[Message], bool]) -> Resources:
-        return Resources(self.pool, self.producer, self.stopping, self.settings.db_retry_max_s, owned)
+    async def _write_early(self, items: list[tuple[Message, T]], dead: list[DeadLetter],
+                           owned: Callable[[Message], bool], after: asyncio.Task[None],
+                           written_before: asyncio.Event | None) -> list[R] | None:
+        """The batch's transaction, opened before the batch before (`after`) has committed its own
+        (`BatchHandler.write_early`); it writes the items and dead letters still owned once that one has.
+        Returns the results once committed; None when this transaction failed (rolled back: nothing of
+        it is written; the caller writes the batch the usual way). The failure of the batch before is
+        raised, as `_written` does."""
+        waited = False
+        still_dead: list[DeadLetter] = []
+
+        async def ready() -> list[tuple[Message, T]]:
+            nonlocal waited, still_dead
+            await _written(after, written_before)  # its failure is this batch's too: nothing of it is written
+            waited = True
+            still_dead = [d for d in dead if owned(d.message)]
+            return [(m, item) for m, item in items if owned(m)]
+
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                results = await self.handler.write_early(conn, items, ready)
+                if not waited:
+                    raise RuntimeError(f"{type(self.handler).__name__}.write_early did not await ready()")
+                await deadletters.record(conn, consumer=self.handler.name, rows=[
+                    deadletters.Row(d.message.topic, d.message.partition, d.message.offset, d.message.key, d.reason,
+                                    d.error[:2000], d.event_id, d.tenant_id) for d in still_dead])
+                return results
+        except Exception as exc:
+            if not waited:
+                await _written(after, written_before)  # raises the failure of the batch before, if that was it
+            log.info("early transaction failed; writing the batch the usual way",
+                     extra={"worker": self.handler.name, "error_type": type(exc).__name__})
+            return None
+
+    def _resources(self, owned: Callable[[Message], bool], *, caught_up: bool = False) -> Resources:
+        return Resources(self.pool, self.producer, self.stopping, self.settings.db_retry_max_s, owned, caught_up)
 
     async def _complete(self, messages: Sequence[Message], batch: Batch[T], resources: Resources, *,
                         started: float, after: asyncio.Task[None] | None = None,
-                        written: asyncio.Event | None = None) -> None:
-        """The rest of a checkpoint, in its order: write (one transaction); once the batch before (`after`)
-        is done, publish and commit offsets."""
+                        written: asyncio.Event | None = None, results: list[R] | None = None) -> None:
+        """The rest of a checkpoint, in its order: write (one transaction; `results`: it committed already,
+        `_write_early`); once the batch before (`after`) is done, publish and commit offsets."""
         name = self.handler.name
-        results, poison = await self._write(batch)
+        poison: list[DeadLetter] = []
+        if results is None:
+            results, poison = await self._write(batch)
         if written is not None:
             written.set()  # the next batch may start its transaction
         if after is not None:

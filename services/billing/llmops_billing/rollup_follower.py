@@ -5,8 +5,10 @@ batch, in the batch's transaction: `store.pending_rollups`). Every billing worke
 `RollupFollower` task: every `interval_s` (`LLMOPS_BILLING_ROLLUP_FOLLOW_INTERVAL_S`, 1 s) it applies what is
 pending, up to `BATCHES` batches per transaction (keys that repeat across them are upserted once), until
 nothing is left; rows another process's follower holds are skipped. The worker nudges it after its commits
-(`committed`): it starts at once when `BATCHES` batches are pending, or after a batch that ends a backlog,
-so after a burst the rollups catch up with the last apply rather than the next interval. Applying a row and
+(`committed`): it starts at once when `BATCHES` batches are pending, or after a batch that ends a backlog
+(a short batch, or one whose poll reached the end of its partitions: `Resources.caught_up`, so also the
+last of a burst of full batches), so after a burst the rollups catch up with the last apply rather than
+the next interval. Applying a row and
 deleting it commit together, so each batch reaches the rollups exactly once, whatever crashes when; a row
 left by a crashed process is applied by any other (or by the next process). So those two rollups lag the
 ledger by at most about `interval_s` plus one apply; the ledger and every other rollup (the budgets' spend,
@@ -51,8 +53,9 @@ class RollupFollower:
 
     def committed(self, *, last_in_backlog: bool) -> None:
         """A batch of this process committed its pending row. The next round starts at once when `batches`
-        have, or when this one was the last of a backlog (a batch shorter than the largest: the stream is
-        caught up, so the rollups need not wait for the interval), else at the interval."""
+        have, or when this one was the last of a backlog (a batch shorter than the largest, or one that
+        reached the end of its partitions: the stream is caught up, so the rollups need not wait for the
+        interval), else at the interval."""
         self._committed += 1
         if last_in_backlog or self._committed >= self.batches:
             self._wake.set()

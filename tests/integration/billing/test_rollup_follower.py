@@ -215,3 +215,50 @@ async def test_the_worker_process_follows_its_batches_into_the_rollups(
         await asyncio.wait_for(worker.wait(), 20)
         await producer.stop()
     assert worker.returncode == 0, log.read_text()[-3000:]
+
+
+async def test_the_worker_nudges_its_follower_after_the_last_full_batch_of_a_backlog(
+        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, tmp_path: Path) -> None:
+    """Thirty events already in the topic are three full batches of ten: none is short, and three is
+    fewer than the follower's ten. The last one's poll reached the end of the partition, so the follower
+    starts at once (before: only at its interval, an hour here, so the rollups never came)."""
+    topic = f"{TOPIC_PREFIX}billing.burst.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(stack.kafka_bootstrap, (TopicSpec(topic, partitions=1, retention_ms=3_600_000),
+                                                TopicSpec(f"{topic}.usage", partitions=1, retention_ms=3_600_000)))
+    producer = durable_producer(stack.kafka_bootstrap, client_id="billing-burst-test")
+    await producer.start()
+    try:
+        for i in range(30):  # every event priced and billed: each batch has ten usage messages
+            event = make_event(occurred_at=f"2026-11-23T10:{i:02d}:00Z", user_id=f"u-{i % 3}",
+                               trace_id=f"trace-{i % 4}", app_id="app", model="gpt-4o-mini",
+                               usage={"input_tokens": 100 + i, "output_tokens": 10 + i})
+            await producer.send(topic, orjson.dumps({**event, "tenant_id": tenant}), key=b"k")
+        await producer.flush()
+    finally:
+        await producer.stop()
+    env = {**os.environ, "LLMOPS_DATABASE_URL": stack.database_url, "LLMOPS_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+           "LLMOPS_BILLING_TOPIC": topic, "LLMOPS_BILLING_USAGE_TOPIC": f"{topic}.usage",
+           "LLMOPS_BILLING_GROUP": f"billing-burst-{topic[-8:]}", "LLMOPS_BILLING_BATCH_MAX_EVENTS": "10",
+           "LLMOPS_BILLING_BATCH_MAX_WAIT_MS": "50", "LLMOPS_BILLING_ROLLUP_FOLLOW_INTERVAL_S": "3600",
+           "LLMOPS_LOG_LEVEL": "WARNING"}
+    log = tmp_path / "worker.log"
+    with log.open("ab") as out:
+        worker = await asyncio.create_subprocess_exec(sys.executable, "-m", "llmops_billing.worker", env=env,
+                                                      stdout=out, stderr=out)
+    try:
+        async def ledger_has_all() -> bool:
+            return await pg_pool.fetchval("SELECT count(*) FROM usage_ledger WHERE tenant_id = $1", tenant) == 30
+
+        async def followed_all() -> bool:  # the worker's own follower, no flush from here
+            n = await pg_pool.fetchval("SELECT sum(event_count) FROM usage_trace_costs WHERE tenant_id = $1", tenant)
+            u = await pg_pool.fetchval("SELECT sum(event_count) FROM usage_daily_users WHERE tenant_id = $1", tenant)
+            return n == u == 30
+
+        await wait_for(ledger_has_all, timeout_s=60)
+        await wait_for(followed_all, timeout_s=20)
+        assert await pending_of(pg_pool, tenant) == 0
+        await rollups_equal_ledger(pg_pool, tenant, follow=False)
+    finally:
+        worker.terminate()
+        await asyncio.wait_for(worker.wait(), 20)
+    assert worker.returncode == 0, log.read_text()[-3000:]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -43,10 +43,12 @@ class Probe(InteractionHandler[int]):
         self.hold_publish = False
         self.fail_publish = False
         self.release = asyncio.Event()
+        self.caught_up: list[tuple[int, bool]] = []  # (first offset, `Resources.caught_up`) per batch
 
     async def prepare(self, items: list[tuple[Message, Interaction]], resources: Resources
                       ) -> tuple[list[tuple[Message, Interaction]], list[Any]]:
         self.log.append(("prepare", items[0][0].offset))
+        self.caught_up.append((items[0][0].offset, resources.caught_up))
         return items, []
 
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[int]:
@@ -68,6 +70,36 @@ class Probe(InteractionHandler[int]):
             if self.fail_publish:
                 raise RuntimeError("Kafka refused the batch's messages")
         self.log.append(("published", first))
+
+
+class EarlyProbe(Probe):
+    """A `Probe` that opens each batch's transaction early (`writes_early`): logs ("early", first offset)
+    before `ready()`, then writes as a `Probe`. `fail_early` makes every early transaction fail after its
+    turn came (the batch is then written the usual way)."""
+
+    writes_early = True
+
+    def __init__(self, group: str, topic: str, table: str) -> None:
+        super().__init__(group, topic, table)
+        self.fail_early = False
+        self.hold_first_until_early = False  # the first batch's transaction waits for the second's early step
+        self.early = asyncio.Event()
+
+    async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[int]:
+        written = await super().write(conn, items)
+        if self.hold_first_until_early and items[0][0].offset == 0:  # written, not committed yet
+            await asyncio.wait_for(self.early.wait(), 30)
+        return written
+
+    async def write_early(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]],
+                          ready: Callable[[], Awaitable[list[tuple[Message, Interaction]]]]) -> list[int]:
+        self.log.append(("early", items[0][0].offset))
+        self.early.set()
+        owned = await ready()
+        if self.fail_early:
+            await conn.execute(f"INSERT INTO {self.table} (event_id) VALUES ($1)", uuid.uuid4())  # noqa: S608
+            raise ValueError("a value the early write refuses")  # the row above is rolled back
+        return await self.write(conn, owned)
 
 
 class Setup:
@@ -166,17 +198,20 @@ async def test_a_failed_publish_commits_no_offsets_of_the_batch_after_it_and_a_r
     assert publishes and set(publishes) == {-1}  # the redelivered batches inserted nothing, published nothing
 
 
+@pytest.mark.parametrize("probe", [Probe, EarlyProbe])
 async def test_a_batch_is_prepared_while_the_one_before_is_in_its_transaction_and_a_failed_transaction_stops_both(
-        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str) -> None:
+        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, probe: type[Probe]) -> None:
     setup = Setup(stack, pg_pool)
     await setup.start(tenant)
-    handler = Probe(setup.group, setup.topic, setup.table)
+    handler = probe(setup.group, setup.topic, setup.table)
     handler.hold_write = True
     worker = setup.worker(handler)
     task = asyncio.create_task(_run(worker))
     await until(lambda: ("prepare", BATCH) in handler.log, "the second batch is prepared during the first's write")
-    assert handler.log[-2:] == [("write", 0), ("prepare", BATCH)] or handler.log[-2:] == [
-        ("prepare", BATCH), ("write", 0)]
+    if probe is EarlyProbe:  # ... and opens its transaction early, then waits for the first's
+        await until(lambda: ("early", BATCH) in handler.log, "the second batch's early transaction opens")
+    steps = [step for step in handler.log if step[0] != "early"]
+    assert steps[-2:] == [("write", 0), ("prepare", BATCH)] or steps[-2:] == [("prepare", BATCH), ("write", 0)]
     worker.stopping.set()  # the transient failure is no longer retried: the first batch fails
     handler.release.set()
     with pytest.raises(asyncpg.PostgresConnectionError):
@@ -188,3 +223,64 @@ async def test_a_batch_is_prepared_while_the_one_before_is_in_its_transaction_an
 
 async def _is(value: Awaitable[int | None], expected: int) -> bool:
     return await value == expected
+
+
+async def test_a_batch_that_reaches_the_end_of_its_partition_is_caught_up_and_one_before_it_is_not(
+        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str) -> None:
+    setup = Setup(stack, pg_pool)
+    await setup.start(tenant)  # two full batches already in the topic: a backlog
+    handler = Probe(setup.group, setup.topic, setup.table)
+    worker = setup.worker(handler)
+    task = asyncio.create_task(_run(worker))
+    try:
+        await until(lambda: _is(setup.committed(), 2 * BATCH), "both batches' offsets committed")
+    finally:
+        worker.stopping.set()
+        await asyncio.wait_for(task, 30)
+    # both batches are full; only the second leaves nothing behind it (a handler may flush after it)
+    assert handler.caught_up == [(0, False), (BATCH, True)]
+
+
+async def test_an_early_transaction_starts_before_the_batch_before_commits_and_writes_after_it(
+        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str) -> None:
+    setup = Setup(stack, pg_pool)
+    await setup.start(tenant)
+    handler = EarlyProbe(setup.group, setup.topic, setup.table)
+    handler.hold_first_until_early = True  # the first batch's transaction stays open until the second's early step
+    handler.hold_publish = True  # the first batch: committed, then held before its publish
+    worker = setup.worker(handler)
+    task = asyncio.create_task(_run(worker))
+    try:
+        await until(lambda: ("publish", 0) in handler.log, "the first batch publishes (held)")
+        await until(lambda: _is(setup.rows(), 2 * BATCH), "the second batch's early transaction committed")
+        handler.release.set()
+        await until(lambda: _is(setup.committed(), 2 * BATCH), "both batches' offsets committed")
+    finally:
+        worker.stopping.set()
+        handler.release.set()
+        await asyncio.wait_for(task, 30)
+    steps = [step for step in handler.log if step[0] != "prepare"]
+    # the first batch has no batch before it: the usual transaction; the second opened its own early,
+    # while the first's was still open, and wrote once the first had committed
+    assert steps.index(("write", 0)) < steps.index(("early", BATCH)) < steps.index(("write", BATCH))
+    assert ("early", 0) not in steps and steps.count(("write", BATCH)) == 1
+    assert steps[-2:] == [("publish", BATCH), ("published", BATCH)]
+    assert await setup.rows() == 2 * BATCH
+
+
+async def test_an_early_transaction_that_fails_rolls_back_and_the_batch_is_written_the_usual_way(
+        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str) -> None:
+    setup = Setup(stack, pg_pool)
+    await setup.start(tenant)
+    handler = EarlyProbe(setup.group, setup.topic, setup.table)
+    handler.fail_early = True
+    worker = setup.worker(handler)
+    task = asyncio.create_task(_run(worker))
+    try:
+        await until(lambda: _is(setup.committed(), 2 * BATCH), "both batches' offsets committed")
+    finally:
+        worker.stopping.set()
+        await asyncio.wait_for(task, 30)
+    assert ("early", BATCH) in handler.log and handler.log.count(("write", BATCH)) == 1  # the usual way, once
+    assert await setup.rows() == 2 * BATCH  # not the early transaction's extra row
+    assert await pg_pool.fetchval("SELECT count(*) FROM dead_letters WHERE consumer = $1", setup.group) == 0
