@@ -206,20 +206,6 @@ class BatchHandler(ABC, Generic[T, R]):
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, T]]) -> list[R]:
         """Apply the batch inside the caller's transaction. Must be idempotent. Returns what `publish` sends."""
 
-    writes_early: bool = False
-    """With a batch before it in flight, open the batch's transaction before that one has committed, and
-    write it with `write_early` (which may do work of its own, such as filling temporary tables, before
-    its turn comes)."""
-
-    async def write_early(self, conn: asyncpg.Connection, items: list[tuple[Message, T]],
-                          ready: Callable[[], Awaitable[list[tuple[Message, T]]]]) -> list[R]:
-        """`write`, in a transaction opened while the batch before may still be in its own: what needs no
-        data of the batch before may run first; `await ready()` (once, always, before writing anything
-        the batch before may also write) returns once that batch has committed, with the `items` still
-        owned (a rebalance may have revoked some), which are what to write. If this raises, the
-        transaction rolls back and the batch is written the usual way (`write`, retried and bisected)."""
-        return await self.write(conn, await ready())
-
     async def publish(self, results: list[R], resources: Resources) -> None:
         """After the commit, before offsets: send downstream messages (awaiting acks). Idempotent downstream."""
 
@@ -544,10 +530,7 @@ class StreamWorker(Generic[T, R]):
         resources = self._resources(owned, caught_up=caught_up)
         batch = await self._decode_yielding(messages)
         items, failed = await self.handler.prepare([(m, item) for m, item in batch.items if owned(m)], resources)
-        results: list[R] | None = None
-        if after is not None and items and self.handler.writes_early:
-            results = await self._write_early(items, batch.dead + failed, owned, after, written_before)
-        elif after is not None:
+        if after is not None:
             await _written(after, written_before)  # its failure is this batch's too: nothing of it is written
         kept = [m for m in messages if owned(m)]
         if len(kept) < len(messages):
@@ -556,55 +539,18 @@ class StreamWorker(Generic[T, R]):
                 "worker": self.handler.name, "messages": len(messages) - len(kept)})
         batch = Batch(items=[(m, item) for m, item in items if owned(m)],
                       dead=[d for d in batch.dead + failed if owned(d.message)])
-        await self._complete(kept, batch, resources, started=started, after=after, written=written,
-                             results=results)
-
-    async def _write_early(self, items: list[tuple[Message, T]], dead: list[DeadLetter],
-                           owned: Callable[[Message], bool], after: asyncio.Task[None],
-                           written_before: asyncio.Event | None) -> list[R] | None:
-        """The batch's transaction, opened before the batch before (`after`) has committed its own
-        (`BatchHandler.write_early`); it writes the items and dead letters still owned once that one has.
-        Returns the results once committed; None when this transaction failed (rolled back: nothing of
-        it is written; the caller writes the batch the usual way). The failure of the batch before is
-        raised, as `_written` does."""
-        waited = False
-        still_dead: list[DeadLetter] = []
-
-        async def ready() -> list[tuple[Message, T]]:
-            nonlocal waited, still_dead
-            await _written(after, written_before)  # its failure is this batch's too: nothing of it is written
-            waited = True
-            still_dead = [d for d in dead if owned(d.message)]
-            return [(m, item) for m, item in items if owned(m)]
-
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                results = await self.handler.write_early(conn, items, ready)
-                if not waited:
-                    raise RuntimeError(f"{type(self.handler).__name__}.write_early did not await ready()")
-                await deadletters.record(conn, consumer=self.handler.name, rows=[
-                    deadletters.Row(d.message.topic, d.message.partition, d.message.offset, d.message.key, d.reason,
-                                    d.error[:2000], d.event_id, d.tenant_id) for d in still_dead])
-                return results
-        except Exception as exc:
-            if not waited:
-                await _written(after, written_before)  # raises the failure of the batch before, if that was it
-            log.info("early transaction failed; writing the batch the usual way",
-                     extra={"worker": self.handler.name, "error_type": type(exc).__name__})
-            return None
+        await self._complete(kept, batch, resources, started=started, after=after, written=written)
 
     def _resources(self, owned: Callable[[Message], bool], *, caught_up: bool = False) -> Resources:
         return Resources(self.pool, self.producer, self.stopping, self.settings.db_retry_max_s, owned, caught_up)
 
     async def _complete(self, messages: Sequence[Message], batch: Batch[T], resources: Resources, *,
                         started: float, after: asyncio.Task[None] | None = None,
-                        written: asyncio.Event | None = None, results: list[R] | None = None) -> None:
-        """The rest of a checkpoint, in its order: write (one transaction; `results`: it committed already,
-        `_write_early`); once the batch before (`after`) is done, publish and commit offsets."""
+                        written: asyncio.Event | None = None) -> None:
+        """The rest of a checkpoint, in its order: write (one transaction); once the batch before (`after`)
+        is done, publish and commit offsets."""
         name = self.handler.name
-        poison: list[DeadLetter] = []
-        if results is None:
-            results, poison = await self._write(batch)
+        results, poison = await self._write(batch)
         if written is not None:
             written.set()  # the next batch may start its transaction
         if after is not None:

@@ -7,9 +7,8 @@ transaction -> publish -> commit offsets), so dead letters, poison isolation, th
 checkpoint order are the shared worker's. Two batches are in flight (`batches_in_flight`, the shared
 worker's pipeline): while one is in its transaction, waiting on Postgres, the next is polled, decoded,
 priced and staged (`PRICE_CHUNK` events at a time, yielding to the loop in between, so the transaction's
-next step is not kept waiting); it opens its transaction and COPYs its rows into the session's staging
-table before the one before has committed (`write_early`: the COPY's encoding and the COPY overlap that
-one's statement), and goes on once that one has, while it publishes and commits its offsets.
+next step is not kept waiting); it starts its transaction once the one before has committed, while that
+one publishes and commits its offsets.
 
 `prepare` (outside any transaction) prices each event with the catalogue (built-in list + database
 rows, reloaded before the batch when a price table changed: the process's `ConfigWatcher`; every
@@ -50,7 +49,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -67,7 +66,7 @@ from llmops_billing.prices import PriceCatalogue
 from llmops_billing.rollup_follower import RollupFollower
 from llmops_billing.settings import BillingSettings
 from llmops_billing.store import outbox, unpriced
-from llmops_billing.store.ledger import Staged, copy_rows, stage, write_batch
+from llmops_billing.store.ledger import Staged, stage, write_batch
 from llmops_billing.store.unpriced import UnpricedModel
 from llmops_billing.usage_messages import UsageBatch, UsageRelay, publish_usage
 from llmops_shared.clock import Clock, utc_now
@@ -148,21 +147,6 @@ class UsageLedgerHandler(BatchHandler[Item, Alert | UsageBatch]):
                        in items[start:start + PRICE_CHUNK] if resources.owned(message)]
         return priced, []
 
-    writes_early = True
-
-    async def write_early(self, conn: asyncpg.Connection, items: list[tuple[Message, Item]],
-                          ready: Callable[[], Awaitable[list[tuple[Message, Item]]]]) -> list[Alert | UsageBatch]:
-        """`write`, with the staging COPY (and its encoding) done before the batch before has committed
-        (`copy_rows`: the session's staging table only), when every item came staged from `prepare`."""
-        staged = [item.staged for _, item in items if isinstance(item, Priced) and item.staged is not None]
-        if len(staged) < sum(not (isinstance(item, Priced) and item.row is None) for _, item in items):
-            return await self.write(conn, await ready())  # an item to price again: the usual way
-        await copy_rows(conn, rows=staged, usage_outbox=True)
-        owned = await ready()
-        if len(owned) < len(items):  # a rebalance revoked some: stage the rest again
-            return await self.write(conn, owned)
-        return await self._write_rows(conn, staged, now=self.clock(), copied=True)
-
     async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Item]]
                     ) -> list[Alert | UsageBatch]:
         now, key = self.clock(), self.settings.pseudonym_secret()
@@ -179,12 +163,7 @@ class UsageLedgerHandler(BatchHandler[Item, Alert | UsageBatch]):
                 row = ledger_row(item, catalogue, priced_at=now, pseudonym_key=key)
             if row is not None:
                 rows.append(row)
-        return await self._write_rows(conn, rows, now=now)
-
-    async def _write_rows(self, conn: asyncpg.Connection, rows: Sequence[LedgerRow | Staged], *, now: datetime,
-                          copied: bool = False) -> list[Alert | UsageBatch]:
-        result = await write_batch(conn, rows=rows, now=now, usage_outbox=True, pending_rollups=True,
-                                   copied=copied)
+        result = await write_batch(conn, rows=rows, now=now, usage_outbox=True, pending_rollups=True)
         alerts = await _unpriced_alerts(conn, result.unalerted_unpriced)
         alerts += await evaluate_touched(conn, _touched(result.inserted), now=now,
                                          max_age=timedelta(hours=self.settings.budget_alert_max_age_h))

@@ -12,7 +12,7 @@ import pytest
 
 from llmops_billing import worker as billing_worker
 from llmops_billing.settings import BillingSettings
-from llmops_billing.store.ledger import copy_rows, stage
+from llmops_billing.store.ledger import stage
 from llmops_billing.usage_messages import UsageBatch
 from llmops_billing.worker import Priced, UsageLedgerHandler
 from llmops_shared.clock import fixed
@@ -119,53 +119,3 @@ async def test_pricing_a_batch_lets_the_loop_run_between_chunks(
     expected = [billing_worker._priced(e, await handler.catalogues.get(pg_pool), WORKER_NOW,
                                        handler.settings.pseudonym_secret()) for _, e in decoded]
     assert dead == [] and [item for _, item in items] == expected
-
-
-@pytest.mark.parametrize("revoked", [0, 2])
-async def test_an_early_transaction_copies_the_batch_before_its_turn_and_writes_it_as_the_usual_one(
-        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, revoked: int) -> None:
-    """`write_early`: the staging COPY is done before `ready()` (the batch before's commit), the rest after it,
-    with the same rows as `write`; items revoked meanwhile (`revoked`: the last ones) are not written."""
-    handler, worker, resources = handler_and_worker(stack, pg_pool, f"billing-prepare-{tenant}")
-    _events, messages = messages_of(tenant, 6)
-    items, _dead = await handler.prepare(worker.decode(messages).items, resources)
-    owned = items[:len(items) - revoked]
-    staged_at_turn: list[int] = []
-    async with pg_pool.acquire() as conn, conn.transaction():
-        async def ready() -> list[tuple[Message, Any]]:
-            staged_at_turn.append(await conn.fetchval("SELECT count(*) FROM pg_temp.billing_ledger_staging"))
-            return owned
-
-        results = await handler.write_early(conn, items, ready)
-    assert staged_at_turn == [6]  # the whole batch was in the staging table before its turn
-    [usage] = results
-    assert isinstance(usage, UsageBatch) and len(usage.messages) == len(owned)
-    priced = {item.row.event_id: item.row for _, item in owned if isinstance(item, Priced) and item.row}
-    stored = await pg_pool.fetch("SELECT event_id, cost_total, priced_at FROM usage_ledger WHERE tenant_id = $1",
-                                 tenant)
-    assert {(r["event_id"], r["cost_total"], r["priced_at"]) for r in stored} == {
-        (row.event_id, row.cost_total, WORKER_NOW) for row in priced.values()}
-    await rollups_equal_ledger(pg_pool, tenant)
-
-
-async def test_an_early_transaction_with_an_event_to_price_again_copies_nothing_before_its_turn(
-        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str) -> None:
-    handler, worker, resources = handler_and_worker(stack, pg_pool, f"billing-prepare-{tenant}")
-    _events, messages = messages_of(tenant, 4)
-    items, _dead = await handler.prepare(worker.decode(messages).items, resources)
-    decoded = worker.decode(messages).items
-    items[2] = decoded[2]  # as left by a pricing that raised in `prepare`: priced again in the transaction
-    staged_at_turn: list[int] = []
-    async with pg_pool.acquire() as conn, conn.transaction():
-        await copy_rows(conn, rows=[], usage_outbox=True)  # the staging table exists, empty
-
-        async def ready() -> list[tuple[Message, Any]]:
-            staged_at_turn.append(await conn.fetchval("SELECT count(*) FROM pg_temp.billing_ledger_staging"))
-            return items
-
-        results = await handler.write_early(conn, items, ready)
-    assert staged_at_turn == [0]  # nothing was copied before its turn: the batch went the usual way
-    [usage] = results
-    assert isinstance(usage, UsageBatch) and len(usage.messages) == 4
-    assert await pg_pool.fetchval("SELECT count(*) FROM usage_ledger WHERE tenant_id = $1", tenant) == 4
-    await rollups_equal_ledger(pg_pool, tenant)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 import asyncpg
@@ -70,36 +70,6 @@ class Probe(InteractionHandler[int]):
             if self.fail_publish:
                 raise RuntimeError("Kafka refused the batch's messages")
         self.log.append(("published", first))
-
-
-class EarlyProbe(Probe):
-    """A `Probe` that opens each batch's transaction early (`writes_early`): logs ("early", first offset)
-    before `ready()`, then writes as a `Probe`. `fail_early` makes every early transaction fail after its
-    turn came (the batch is then written the usual way)."""
-
-    writes_early = True
-
-    def __init__(self, group: str, topic: str, table: str) -> None:
-        super().__init__(group, topic, table)
-        self.fail_early = False
-        self.hold_first_until_early = False  # the first batch's transaction waits for the second's early step
-        self.early = asyncio.Event()
-
-    async def write(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]]) -> list[int]:
-        written = await super().write(conn, items)
-        if self.hold_first_until_early and items[0][0].offset == 0:  # written, not committed yet
-            await asyncio.wait_for(self.early.wait(), 30)
-        return written
-
-    async def write_early(self, conn: asyncpg.Connection, items: list[tuple[Message, Interaction]],
-                          ready: Callable[[], Awaitable[list[tuple[Message, Interaction]]]]) -> list[int]:
-        self.log.append(("early", items[0][0].offset))
-        self.early.set()
-        owned = await ready()
-        if self.fail_early:
-            await conn.execute(f"INSERT INTO {self.table} (event_id) VALUES ($1)", uuid.uuid4())  # noqa: S608
-            raise ValueError("a value the early write refuses")  # the row above is rolled back
-        return await self.write(conn, owned)
 
 
 class Setup:
@@ -198,12 +168,11 @@ async def test_a_failed_publish_commits_no_offsets_of_the_batch_after_it_and_a_r
     assert publishes and set(publishes) == {-1}  # the redelivered batches inserted nothing, published nothing
 
 
-@pytest.mark.parametrize("probe", [Probe, EarlyProbe])
 async def test_a_batch_is_prepared_while_the_one_before_is_in_its_transaction_and_a_failed_transaction_stops_both(
-        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str, probe: type[Probe]) -> None:
+        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str) -> None:
     setup = Setup(stack, pg_pool)
     await setup.start(tenant)
-    handler = probe(setup.group, setup.topic, setup.table)
+    handler = Probe(setup.group, setup.topic, setup.table)
     handler.hold_write = True
     worker = setup.worker(handler)
     task = asyncio.create_task(_run(worker))
@@ -237,48 +206,3 @@ async def test_a_batch_that_reaches_the_end_of_its_partition_is_caught_up_and_on
         await asyncio.wait_for(task, 30)
     # both batches are full; only the second leaves nothing behind it (a handler may flush after it)
     assert handler.caught_up == [(0, False), (BATCH, True)]
-
-
-async def test_an_early_transaction_starts_before_the_batch_before_commits_and_writes_after_it(
-        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str) -> None:
-    setup = Setup(stack, pg_pool)
-    await setup.start(tenant)
-    handler = EarlyProbe(setup.group, setup.topic, setup.table)
-    handler.hold_first_until_early = True  # the first batch's transaction stays open until the second's early step
-    handler.hold_publish = True  # the first batch: committed, then held before its publish
-    worker = setup.worker(handler)
-    task = asyncio.create_task(_run(worker))
-    try:
-        await until(lambda: ("publish", 0) in handler.log, "the first batch publishes (held)")
-        await until(lambda: _is(setup.rows(), 2 * BATCH), "the second batch's early transaction committed")
-        handler.release.set()
-        await until(lambda: _is(setup.committed(), 2 * BATCH), "both batches' offsets committed")
-    finally:
-        worker.stopping.set()
-        handler.release.set()
-        await asyncio.wait_for(task, 30)
-    steps = [step for step in handler.log if step[0] != "prepare"]
-    # the first batch has no batch before it: the usual transaction; the second opened its own early,
-    # while the first's was still open, and wrote once the first had committed
-    assert steps.index(("write", 0)) < steps.index(("early", BATCH)) < steps.index(("write", BATCH))
-    assert ("early", 0) not in steps and steps.count(("write", BATCH)) == 1
-    assert steps[-2:] == [("publish", BATCH), ("published", BATCH)]
-    assert await setup.rows() == 2 * BATCH
-
-
-async def test_an_early_transaction_that_fails_rolls_back_and_the_batch_is_written_the_usual_way(
-        stack: CommonSettings, pg_pool: asyncpg.Pool, tenant: str) -> None:
-    setup = Setup(stack, pg_pool)
-    await setup.start(tenant)
-    handler = EarlyProbe(setup.group, setup.topic, setup.table)
-    handler.fail_early = True
-    worker = setup.worker(handler)
-    task = asyncio.create_task(_run(worker))
-    try:
-        await until(lambda: _is(setup.committed(), 2 * BATCH), "both batches' offsets committed")
-    finally:
-        worker.stopping.set()
-        await asyncio.wait_for(task, 30)
-    assert ("early", BATCH) in handler.log and handler.log.count(("write", BATCH)) == 1  # the usual way, once
-    assert await setup.rows() == 2 * BATCH  # not the early transaction's extra row
-    assert await pg_pool.fetchval("SELECT count(*) FROM dead_letters WHERE consumer = $1", setup.group) == 0

@@ -226,58 +226,31 @@ def stage(row: LedgerRow, *, usage_outbox: bool) -> Staged:
     return Staged(row, message, _record(row, message))
 
 
-def _unique(rows: Sequence[LedgerRow | Staged], *, usage_outbox: bool) -> list[Staged]:
-    """`rows` staged, the first of each event only."""
-    staged = [r if isinstance(r, Staged) else stage(r, usage_outbox=usage_outbox) for r in rows]
-    if any((s.message is not None) != usage_outbox for s in staged):
-        raise ValueError("rows staged with another usage_outbox than this write's")
-    return list({s.row.event_key: s for s in reversed(staged)}.values())[::-1]
-
-
-async def _copy(conn: asyncpg.Connection, unique: Sequence[Staged]) -> None:
-    await conn.copy_records_to_table(_STAGING_NAME, schema_name="pg_temp", columns=_STAGED,
-                                     records=[s.record for s in unique])
-
-
-async def copy_rows(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow | Staged],
-                    usage_outbox: bool = False) -> None:
-    """`write_batch`'s first step on its own: `rows` into the (emptied) staging table, inside the caller's
-    transaction; `write_batch(..., copied=True)` with the same rows, later in the same transaction, goes
-    on from there. The COPY reads and writes nothing but the session's staging table, so the worker runs
-    it before the batch before has committed (and its client-side encoding with it)."""
-    if not conn.is_in_transaction():
-        raise RuntimeError("copy_rows must run inside the batch's transaction")
-    unique = _unique(rows, usage_outbox=usage_outbox)
-    await conn.execute(_PREPARE_STAGING)
-    if unique:
-        await _copy(conn, unique)
-
-
 async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow | Staged],
                       now: datetime | None = None, usage_outbox: bool = False,
-                      pending_rollups: bool = False, copied: bool = False) -> WriteResult:
+                      pending_rollups: bool = False) -> WriteResult:
     """Write `rows` idempotently inside the caller's transaction (see the module docstring); `now` is the
     writer's clock (which months get partitions; default the wall clock); `usage_outbox`: also put the
     inserted rows' usage messages in one `billing_usage_outbox_batches` row (returned in `WriteResult.usage`,
     the row's id in `WriteResult.usage_batch`);
     `pending_rollups` (the worker): leave `usage_daily_users` and `usage_trace_costs` to the follower (one
     `billing_rollup_pending` row: `store.pending_rollups`) instead of upserting them here. Rows may come
-    already `stage`d (with the same `usage_outbox`). `copied`: `copy_rows` put these same `rows` in the
-    staging table earlier in this transaction (the worker does it before the batch before has committed)."""
+    already `stage`d (with the same `usage_outbox`)."""
     if not conn.is_in_transaction():
         raise RuntimeError("write_batch must run inside the batch's transaction")
-    unique = _unique(rows, usage_outbox=usage_outbox)
+    staged = [r if isinstance(r, Staged) else stage(r, usage_outbox=usage_outbox) for r in rows]
+    if any((s.message is not None) != usage_outbox for s in staged):
+        raise ValueError("rows staged with another usage_outbox than this write's")
+    unique = list({s.row.event_key: s for s in reversed(staged)}.values())[::-1]  # first of each event
     if not unique:
         return WriteResult((), ())
     # One round trip: the staging table, then the month partitions the batch needs (the literals are our
     # own datetimes: `partitions.window_sql`).
     window = window_sql((s.row.occurred_at for s in unique), now=now or utc_now())
-    partitions = f"SELECT llmops_ensure_month_partitions('usage_ledger', {window}); {_ANALYZE_NEW_PARTITIONS}"
-    if copied:
-        await conn.execute(partitions)
-    else:
-        await conn.execute(f"{_PREPARE_STAGING} {partitions}")
-        await _copy(conn, unique)
+    await conn.execute(f"{_PREPARE_STAGING} SELECT llmops_ensure_month_partitions('usage_ledger', {window}); "
+                       f"{_ANALYZE_NEW_PARTITIONS}")
+    await conn.copy_records_to_table(_STAGING_NAME, schema_name="pg_temp", columns=_STAGED,
+                                     records=[s.record for s in unique])
     returned = await conn.fetch(_INSERT_LEDGER[pending_rollups])
     fresh = {(record["tenant_id"], record["event_id"]) for record in returned}
     inserted = tuple(s.row for s in unique if s.row.event_key in fresh)
