@@ -9,6 +9,7 @@
 # Not exercised by CI (no Docker engine there); kept in step with the native stack.
 FROM python:3.11-slim AS wheels
 ARG SERVICE
+# the services whose functions this one imports (the console: "guardrails billing evaluator traces prompts monitors")
 ARG ALSO=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null \
