@@ -21,6 +21,7 @@ from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerRe
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from llmops_guardrails.detectors.pii import cues
+from llmops_guardrails.detectors.pii.results import Span
 
 
 def luhn_ok(digits: str) -> bool:
@@ -104,7 +105,25 @@ class OneEntityRecognizer(LocalRecognizer):
         )
 
 
-class CardNumberRecognizer(OneEntityRecognizer):
+class SpanRecognizer(OneEntityRecognizer):
+    """A recognizer whose matches are made as `Span`s (`spans`): the PII detector calls `spans` directly (`detector`,
+    its fast path), presidio's `analyze` (its `AnalyzerEngine`, a tenant's use) gets the same matches as
+    `RecognizerResult`s. `spans` gives each score capped at 1.0, as `_result` does (the explanation's original score is
+    that capped one)."""
+
+    def spans(self, text: str) -> list[Span]:
+        raise NotImplementedError
+
+    def explain(self, text: str, span: Span) -> str:
+        """The explanation's text of a match (presidio's results only)."""
+        return ""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
+                ) -> list[RecognizerResult]:
+        return [self._result(s.entity_type, s.start, s.end, s.score, self.explain(text, s)) for s in self.spans(text)]
+
+
+class CardNumberRecognizer(SpanRecognizer):
     """Card numbers: 12 to 19 digits, optionally grouped by single spaces or dashes (one kind), passing Luhn.
 
     Score 0.9 with a known issuer prefix and length (`card_issuer`), 0.6 for a 12- or 13-digit one (short
@@ -118,9 +137,9 @@ class CardNumberRecognizer(OneEntityRecognizer):
     CONTEXT = _ContextWindow(["card", "credit", "debit", "visa", "mastercard", "amex", "american express",
                               "discover", "maestro", "jcb", "diners", "cc", "pan", "cvv", "expir"], 40)
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
-                ) -> list[RecognizerResult]:
+    def spans(self, text: str) -> list[Span]:
         out = []
+        name = type(self).__name__
         for m in self.CANDIDATE.finditer(text):
             raw = m.group()
             if " " in raw and "-" in raw:
@@ -132,12 +151,15 @@ class CardNumberRecognizer(OneEntityRecognizer):
             score = 0.3 if issuer is None else 0.6 if len(digits) < 14 else 0.9
             if self.CONTEXT.near(text, m.start(), m.end()):
                 score += 0.3
-            out.append(self._result(self.ENTITY, m.start(), m.end(), score,
-                                    f"Luhn-valid card number ({issuer or 'unknown issuer'})"))
+            out.append(Span(self.ENTITY, m.start(), m.end(), min(1.0, score), name))
         return out
 
+    def explain(self, text: str, span: Span) -> str:
+        digits = text[span.start:span.end].replace(" ", "").replace("-", "")
+        return f"Luhn-valid card number ({card_issuer(digits) or 'unknown issuer'})"
 
-class PhoneNumberRecognizer(OneEntityRecognizer):
+
+class PhoneNumberRecognizer(SpanRecognizer):
     ENTITY = "PHONE_NUMBER"
     CANDIDATE = regex.compile(
         r"(?<![\w+/.:(-])"
@@ -186,9 +208,9 @@ class PhoneNumberRecognizer(OneEntityRecognizer):
                 best = max(best, 0.5)
         return best
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
-                ) -> list[RecognizerResult]:
+    def spans(self, text: str) -> list[Span]:
         out = []
+        name = type(self).__name__
         for m in self.CANDIDATE.finditer(text):
             raw = m.group().strip()
             if len(raw) < 7:  # fewer than 7 digits (most candidates: years, counts, house numbers)
@@ -207,8 +229,11 @@ class PhoneNumberRecognizer(OneEntityRecognizer):
                 score = 0.3 if grouped else 0.1
             if self.CONTEXT.near(text, start, start + len(raw)):
                 score += 0.3
-            out.append(self._result(self.ENTITY, start, start + len(raw), score, "phone number"))
+            out.append(Span(self.ENTITY, start, start + len(raw), min(1.0, score), name))
         return out
+
+    def explain(self, text: str, span: Span) -> str:
+        return "phone number"
 
 
 _NAME_WORD = r"\p{Lu}[\p{L}'’-]*\p{L}"
