@@ -19,7 +19,16 @@ from llmops_guardrails.detectors.pii.patterns import SpanRecognizer
 from llmops_guardrails.detectors.pii.pipeline import NER_ENTITIES, NerPipeline
 from llmops_guardrails.detectors.pii.recognizers import OfflineEmailRecognizer, build_recognizers
 from llmops_guardrails.detectors.pii.refinement import refine, resolve_overlaps
-from llmops_guardrails.detectors.pii.results import SPACY, TAGGER, Span, moved_spans, pattern_spans, span_of, word_start
+from llmops_guardrails.detectors.pii.results import (
+    SPACY,
+    TAGGER,
+    Span,
+    moved_spans,
+    pattern_spans,
+    score_order,
+    span_of,
+    word_start,
+)
 from llmops_guardrails.detectors.pii.tagger import NameTagger, shipped, spans_of
 from llmops_guardrails.findings import Detector, Hit, clamped_score, hit_of
 
@@ -122,6 +131,16 @@ def _window(recognizer: EntityRecognizer) -> Callable[[str, int], int] | None:
     return _WINDOWS[kind]
 
 
+# presidio's IP recognizer (its own patterns) runs word by word: on each whitespace-delimited word that holds the start
+# of a match of the IP precondition, instead of on the text from the first such word to its end (`_in_words`). Every
+# IP match holds such a start and no whitespace (above), so it lies in one of those words; a match's test at a place
+# sees the same there (its look-arounds reach one character outside a word, whitespace or the text's edge alike, and
+# `(?![\w:]|\.\d)` two: neither whitespace nor an edge is a dot); matches of different words are disjoint, so
+# presidio's duplicate removal per word drops what it drops on the whole, and the spans are put back in its order.
+_WORD_WISE = (IpRecognizer,)
+_SPACE = regex.compile(r"\s")
+
+
 def _fast_path(recognizer: EntityRecognizer) -> Callable[[str], list[Span]] | None:
     """How `_rules` gets a recognizer's matches as `Span`s without presidio's result objects, when it can: our
     `SpanRecognizer`s' `spans` (cards, phone numbers), the e-mail recognizer's `spans`, and `results.pattern_spans` for
@@ -200,6 +219,8 @@ class PiiDetector:
         self._rule_recognizers = [(r, _precondition(r)) for r in self.recognizers if not isinstance(r, SpacyRecognizer)]
         self._windows = {id(r): w for r, _ in self._rule_recognizers if (w := _window(r)) is not None}
         self._fast = {id(r): f for r, _ in self._rule_recognizers if (f := _fast_path(r)) is not None}
+        self._word_wise = {id(r) for r, _ in self._rule_recognizers
+                           if type(r) in _WORD_WISE and id(r) in self._fast and _window(r) is not None}
         self._ner_entities = {e for e in self.entities if e in NER_ENTITIES}
 
     def _found(self, recognizer: EntityRecognizer, text: str) -> list[Span]:
@@ -208,6 +229,25 @@ class PiiDetector:
         if fast is not None:
             return fast(text)
         return [span_of(r) for r in recognizer.analyze(text, self.entities, None)]  # type: ignore[arg-type]
+
+    def _in_words(self, recognizer: EntityRecognizer, text: str, needed: regex.Pattern[str], first: Any,
+                  ) -> list[Span]:
+        """A word-wise recognizer's matches (`_WORD_WISE`): its fast path on each word holding the start of a match of
+        its precondition (`first` the first match), put back into place and in presidio's order."""
+        found: list[Span] = []
+        words = 0
+        m = first
+        while m is not None:
+            at: int = m.start()
+            start = word_start(text, at)
+            after = _SPACE.search(text, at)
+            end: int = after.start() if after is not None else len(text)
+            found.extend(moved_spans(self._found(recognizer, text[start:end]), start))
+            words += 1
+            m = needed.search(text, end)
+        if words > 1 and len(found) > 1:
+            found.sort(key=score_order)
+        return found
 
     def _rules(self, text: str) -> list[Span]:
         """Every recognizer but the NER model, once; results at or above the threshold."""
@@ -223,6 +263,9 @@ class PiiDetector:
                 continue  # the precondition cannot match: nor can the recognizer
             first = needed.search(text)
             if first is None:
+                continue
+            if id(recognizer) in self._word_wise:
+                results.extend(self._in_words(recognizer, text, needed, first))
                 continue
             window = windows.get(id(recognizer))
             start = window(text, first.start()) if window is not None else 0

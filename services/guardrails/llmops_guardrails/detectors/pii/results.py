@@ -154,7 +154,8 @@ def _by_place(s: Span) -> tuple[str, int, int, float]:
     return s.entity_type, s.start, -(s.end - s.start), -s.score
 
 
-def _by_score(s: Span) -> tuple[float, int, int]:
+def score_order(s: Span) -> tuple[float, int, int]:
+    """The order presidio's `remove_duplicates` leaves results in: by score, then start, then the longer first."""
     return -s.score, s.start, -(s.end - s.start)
 
 
@@ -177,6 +178,6 @@ def _without_duplicates(spans: list[Span]) -> list[Span]:
             continue
         kept.append(s)
         active.append(s)
-    return sorted(kept, key=_by_score)
+    return sorted(kept, key=score_order)
 
 

@@ -160,6 +160,7 @@ def test_the_rules_take_the_fast_paths_and_give_what_analyze_gives() -> None:
     plain = PiiDetector(PolicyEngine().ner(), entities=ENTITIES, score_threshold=0.4, names="tagger",
                         phone_regions=["US", "GB", "DE", "FR", "IN", "CA", "AU"])
     plain._fast = {}  # every recognizer through `analyze`, its results read by `span_of`
+    plain._word_wise = set()  # the IP recognizer from the first IP-like word to the text's end, as before
     for text in _all_texts():
         ours = detector._rules(text)
         assert all(type(s) is Span for s in ours)
@@ -225,3 +226,21 @@ def test_span_reads_and_copies_like_a_result() -> None:
     twin.start = 4
     assert (span.start, twin.start, copy.copy(span).rule) == (3, 4, "known_name")
     assert repr(span) == "Span('PERSON', 3, 9, 0.86, 'CardNumberRecognizer', 'known_name')"
+
+
+def test_the_ip_recognizer_word_by_word_finds_what_presidio_finds_on_the_whole_text() -> None:
+    detector = PiiDetector(PolicyEngine().ner(), entities=["IP_ADDRESS"], names="off")
+    ((ip, _),) = detector._rule_recognizers
+    assert isinstance(ip, IpRecognizer) and id(ip) in detector._word_wise
+    rng = random.Random(99)
+    pieces = ["10.0.0.1", "192.168.1.300", "::", "fe80::1", "::ffff:1.2.3.4", "2001:db8::7:1", "1.2.3", "1.2.3.4.5",
+              ".", ":", "::1", " ", "  ", "\n", "\t", "\u3000", "\u00a0", "/24", "/129", "%eth0", "a", "F", "1",
+              "12:30", "(", ")", ",", "-", "x1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8"]
+    texts = _texts() + ["".join(rng.choice(pieces) for _ in range(rng.randrange(1, 25))) for _ in range(20_000)]
+    several = 0
+    for text in texts:
+        whole = [(r.entity_type, r.start, r.end, r.score) for r in PatternRecognizer.analyze(ip, text, ["IP_ADDRESS"])]
+        ours = [(s.entity_type, s.start, s.end, s.score) for s in detector._rules(text)]
+        assert ours == whole, text
+        several += len({len(text[:s].split()) for _, s, _, _ in whole}) > 1
+    assert several > 1_000  # matches in more than one word, put back in presidio's order
