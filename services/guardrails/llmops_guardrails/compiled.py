@@ -41,6 +41,7 @@ MODULES = (
     "llmops_guardrails.detectors.pii.lexicon",
     "llmops_guardrails.detectors.pii.names",
     "llmops_guardrails.detectors.pii.ner_gate",
+    "llmops_guardrails.detectors.pii.numbers",
     "llmops_guardrails.detectors.pii.people",
     "llmops_guardrails.detectors.pii.places",
     "llmops_guardrails.detectors.pii.refinement",

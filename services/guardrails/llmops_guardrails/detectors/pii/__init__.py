@@ -28,7 +28,8 @@ score, raised to 1.0 by a passing validator (email domain, IBAN checksum); see `
 between the model and the rules (see its docstring); `refinement.resolve_overlaps` keeps one result per span.
 
 Modules: `pipeline` (the NER pipeline), `patterns` (cards, phones, names and places after a cue), `places`,
-`people`, `lexicon` (word lists they share), `results` (building and reading presidio results),
+`people`, `lexicon` (word lists they share), `numbers` (the card and phone numbers' matching), `results` (`Span`,
+the detector's own result record, and building and reading presidio results),
 `recognizers` (set-up per policy), `ner_gate` (the NER windows), `names` (known names), `refinement`,
 `detector` (`PiiDetector`), `tagger` (a learned name and place tagger that can replace the NER model:
 `PiiDetector(names="tagger")`, setting `name_model`; the default since issue 17, see docs/guardrails.md).

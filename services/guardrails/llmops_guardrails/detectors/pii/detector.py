@@ -9,16 +9,26 @@ from typing import Any
 
 import re2
 import regex
-from presidio_analyzer import AnalyzerEngine, EntityRecognizer, PatternRecognizer, RecognizerRegistry, RecognizerResult
+from presidio_analyzer import AnalyzerEngine, EntityRecognizer, PatternRecognizer, RecognizerRegistry
 from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NerModelConfiguration
 from presidio_analyzer.predefined_recognizers import IpRecognizer, SpacyRecognizer, UsSsnRecognizer
 
 from llmops_guardrails.detectors.pii.ner_gate import needs_ner, ner_windows
+from llmops_guardrails.detectors.pii.patterns import SpanRecognizer
 from llmops_guardrails.detectors.pii.pipeline import NER_ENTITIES, NerPipeline
-from llmops_guardrails.detectors.pii.recognizers import build_recognizers
+from llmops_guardrails.detectors.pii.recognizers import OfflineEmailRecognizer, build_recognizers
 from llmops_guardrails.detectors.pii.refinement import refine, resolve_overlaps
-from llmops_guardrails.detectors.pii.results import SPACY, TAGGER, moved, rule_of, source_of, word_start
+from llmops_guardrails.detectors.pii.results import (
+    SPACY,
+    TAGGER,
+    Span,
+    moved_spans,
+    pattern_spans,
+    score_order,
+    span_of,
+    word_start,
+)
 from llmops_guardrails.detectors.pii.tagger import NameTagger, shipped, spans_of
 from llmops_guardrails.findings import Detector, Hit, clamped_score, hit_of
 
@@ -121,6 +131,33 @@ def _window(recognizer: EntityRecognizer) -> Callable[[str, int], int] | None:
     return _WINDOWS[kind]
 
 
+# presidio's IP recognizer (its own patterns) runs word by word: on each whitespace-delimited word that holds the start
+# of a match of the IP precondition, instead of on the text from the first such word to its end (`_in_words`). Every
+# IP match holds such a start and no whitespace (above), so it lies in one of those words; a match's test at a place
+# sees the same there (its look-arounds reach one character outside a word, whitespace or the text's edge alike, and
+# `(?![\w:]|\.\d)` two: neither whitespace nor an edge is a dot); matches of different words are disjoint, so
+# presidio's duplicate removal per word drops what it drops on the whole, and the spans are put back in its order.
+_WORD_WISE = (IpRecognizer,)
+_SPACE = regex.compile(r"\s")
+
+
+def _fast_path(recognizer: EntityRecognizer) -> Callable[[str], list[Span]] | None:
+    """How `_rules` gets a recognizer's matches as `Span`s without presidio's result objects, when it can: our
+    `SpanRecognizer`s' `spans` (cards, phone numbers), the e-mail recognizer's `spans`, and `results.pattern_spans` for
+    presidio's pattern recognizers that keep `PatternRecognizer.analyze` (SSN, IP; a tenant's pattern recognizer).
+    Each gives what `analyze` gives (tests/unit/guardrails/detectors/pii/test_spans.py); a recognizer whose `analyze`
+    is its own (IBAN, the name recognizers, anything configured otherwise) goes the general way: `analyze`, then
+    `span_of` per result."""
+    kind: Any = type(recognizer)
+    if isinstance(recognizer, SpanRecognizer) and kind.analyze is SpanRecognizer.analyze:
+        return recognizer.spans
+    if isinstance(recognizer, OfflineEmailRecognizer) and kind.analyze is OfflineEmailRecognizer.analyze:
+        return recognizer.spans
+    if isinstance(recognizer, PatternRecognizer) and kind.analyze is PatternRecognizer.analyze:
+        return lambda text: pattern_spans(recognizer, text)
+    return None
+
+
 def _precondition(recognizer: EntityRecognizer) -> regex.Pattern[str] | None:
     needed = {_PRECONDITIONS.get(e) for e in recognizer.supported_entities}
     if None in needed or len(needed) != 1:
@@ -181,16 +218,45 @@ class PiiDetector:
                                            context_aware_enhancer=LemmaContextAwareEnhancer())
         self._rule_recognizers = [(r, _precondition(r)) for r in self.recognizers if not isinstance(r, SpacyRecognizer)]
         self._windows = {id(r): w for r, _ in self._rule_recognizers if (w := _window(r)) is not None}
+        self._fast = {id(r): f for r, _ in self._rule_recognizers if (f := _fast_path(r)) is not None}
+        self._word_wise = {id(r) for r, _ in self._rule_recognizers
+                           if type(r) in _WORD_WISE and id(r) in self._fast and _window(r) is not None}
         self._ner_entities = {e for e in self.entities if e in NER_ENTITIES}
 
-    def _rules(self, text: str) -> list[RecognizerResult]:
+    def _found(self, recognizer: EntityRecognizer, text: str) -> list[Span]:
+        """A recognizer's matches in `text`: by its fast path (`_fast_path`), or by `analyze`."""
+        fast = self._fast.get(id(recognizer))
+        if fast is not None:
+            return fast(text)
+        return [span_of(r) for r in recognizer.analyze(text, self.entities, None)]  # type: ignore[arg-type]
+
+    def _in_words(self, recognizer: EntityRecognizer, text: str, needed: regex.Pattern[str], first: Any,
+                  ) -> list[Span]:
+        """A word-wise recognizer's matches (`_WORD_WISE`): its fast path on each word holding the start of a match of
+        its precondition (`first` the first match), put back into place and in presidio's order."""
+        found: list[Span] = []
+        words = 0
+        m = first
+        while m is not None:
+            at: int = m.start()
+            start = word_start(text, at)
+            after = _SPACE.search(text, at)
+            end: int = after.start() if after is not None else len(text)
+            found.extend(moved_spans(self._found(recognizer, text[start:end]), start))
+            words += 1
+            m = needed.search(text, end)
+        if words > 1 and len(found) > 1:
+            found.sort(key=score_order)
+        return found
+
+    def _rules(self, text: str) -> list[Span]:
         """Every recognizer but the NER model, once; results at or above the threshold."""
-        results: list[RecognizerResult] = []
+        results: list[Span] = []
         windows = self._windows
         possible = possible_preconditions(text)
         for recognizer, needed in self._rule_recognizers:
             if needed is None:
-                results.extend(recognizer.analyze(text, self.entities, None))  # type: ignore[arg-type]
+                results.extend(self._found(recognizer, text))
                 continue
             index = _PREFILTER_INDEX.get(id(needed))
             if index is not None and index not in possible:
@@ -198,25 +264,27 @@ class PiiDetector:
             first = needed.search(text)
             if first is None:
                 continue
+            if id(recognizer) in self._word_wise:
+                results.extend(self._in_words(recognizer, text, needed, first))
+                continue
             window = windows.get(id(recognizer))
             start = window(text, first.start()) if window is not None else 0
             if not start:
-                results.extend(recognizer.analyze(text, self.entities, None))  # type: ignore[arg-type]
+                results.extend(self._found(recognizer, text))
                 continue
-            results.extend(moved(recognizer.analyze(text[start:], self.entities, None), start))  # type: ignore[arg-type]
+            results.extend(moved_spans(self._found(recognizer, text[start:]), start))
         threshold = self.score_threshold
         return [r for r in results if r.score >= threshold and r.score > 0]
 
-    def _ner_results(self, doc: Any, offset: int = 0) -> list[RecognizerResult]:
+    def _ner_results(self, doc: Any, offset: int = 0) -> list[Span]:
         results = []
         ents, scores = self.ner.entities(doc, self.ner_config)
         for ent, score in zip(ents, scores, strict=True):
             if ent.label_ in self._ner_entities and score >= self.score_threshold:
-                results.append(RecognizerResult(ent.label_, offset + ent.start_char, offset + ent.end_char, score,
-                                                recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: SPACY}))
+                results.append(Span(ent.label_, offset + ent.start_char, offset + ent.end_char, score, SPACY))
         return results
 
-    def _finish(self, text: str, results: list[RecognizerResult]) -> list[Hit]:
+    def _finish(self, text: str, results: list[Span]) -> list[Hit]:
         if self.with_ner:
             results = refine(text, results)
         pii = Detector.PII
@@ -229,13 +297,13 @@ class PiiDetector:
         if self.analyzer is not None:  # presidio's own analysis, with its lemma context enhancer
             docs = self.ner.docs(texts, with_ner=self.with_ner, batch_size=self.batch_size)
             self.ner.count(texts, [[(0, len(t))] if self.with_ner else [] for t in texts])
-            return [self._finish(text, self.analyzer.analyze(
+            return [self._finish(text, [span_of(r) for r in self.analyzer.analyze(
                 text=text, language=self.language, entities=self.entities,
-                nlp_artifacts=self.ner.artifacts(doc, self.ner_config), score_threshold=self.score_threshold))
+                nlp_artifacts=self.ner.artifacts(doc, self.ner_config), score_threshold=self.score_threshold)])
                 for text, doc in zip(texts, docs, strict=True)]
         names = self.names
         tagging = self.with_ner and names.startswith("tagger")
-        rules: list[list[RecognizerResult]] = []
+        rules: list[list[Span]] = []
         sure: list[list[tuple[int, int]]] = []
         for t in texts:  # the tagger right after a text's rules: it reads what they read (`classes.plain`, remembered)
             found = self._rules(t)
@@ -260,13 +328,13 @@ class PiiDetector:
             out.append(self._finish(text, results))
         return out
 
-    def _tag(self, text: str, rules: list[RecognizerResult]) -> list[tuple[int, int]]:
+    def _tag(self, text: str, rules: list[Span]) -> list[tuple[int, int]]:
         """Add the tagger's people and places to `rules`; the spans of the words it is sure of (with
         `tagger+spacy`: the words the NER model need not read)."""
         assert self.tagger is not None
         if self.skip_ner and not needs_ner(text, [(r.start, r.end) for r in rules if r.score >= _EXPLAINS]):
             return []  # no word the NER model would have read: nor does the tagger
-        evidence = [(r.entity_type, r.start, r.end, r.score, rule_of(r) or source_of(r)) for r in rules]
+        evidence = [(r.entity_type, r.start, r.end, r.score, r.rule or r.source) for r in rules]
         spans, cand, probs = self.tagger.word_probabilities(text, evidence)
         gate = self.names == "tagger+spacy"
         threshold = max(self.tagger_threshold, self.tagger_confidence) if gate else self.tagger_threshold
@@ -278,8 +346,7 @@ class PiiDetector:
         for tag in tags:
             if any(s < tag.end and tag.start < e for s, e in found):
                 continue  # the rules' span stands
-            rules.append(RecognizerResult(tag.label, tag.start, tag.end, 0.85,
-                                          recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: TAGGER}))
+            rules.append(Span(tag.label, tag.start, tag.end, 0.85, TAGGER))
         if not gate:
             return []
         confidence = self.tagger_confidence

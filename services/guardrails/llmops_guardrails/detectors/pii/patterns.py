@@ -15,71 +15,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import phonenumbers
 import regex
 from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from llmops_guardrails.detectors.pii import cues
+from llmops_guardrails.detectors.pii.numbers import (  # luhn_ok and card_issuer: read from here too
+    ContextWindow,
+    card_issuer,
+    card_spans,
+    luhn_ok,  # noqa: F401
+    phone_spans,
+    valid_in_regions,
+)
+from llmops_guardrails.detectors.pii.results import Span
 
-
-def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def card_issuer(digits: str) -> str | None:
-    """The card scheme whose issuer prefixes (IIN ranges) and lengths `digits` fits, if any.
-
-    Visa 4 (13, 16, 19 digits); Mastercard 51-55 and 2221-2720 (16); American Express 34, 37 (15); Discover
-    6011, 644-649, 65, 622126-622925 (16-19); JCB 3528-3589 (16-19), 1800 and 2131 (15); Diners Club 300-305,
-    3095, 36, 38, 39 (14-19); UnionPay 62, 81 (16-19); Mir 2200-2204 (16-19); RuPay 60, 508, 65, 81, 82 (16);
-    Maestro 50 and 56-69 (12-19).
-    """
-    n = len(digits)
-    if n < 12 or not digits.isdigit():
-        return None
-    p2, p3, p4, p6 = int(digits[:2]), int(digits[:3]), int(digits[:4]), int(digits[:6])
-    if digits[0] == "4":
-        return "visa" if n in (13, 16, 19) else None
-    if (51 <= p2 <= 55 or 2221 <= p4 <= 2720) and n == 16:
-        return "mastercard"
-    if p2 in (34, 37) and n == 15:
-        return "amex"
-    if (p4 == 6011 or 644 <= p3 <= 649 or p2 == 65 or 622126 <= p6 <= 622925) and 16 <= n <= 19:
-        return "discover"
-    if 3528 <= p4 <= 3589 and 16 <= n <= 19:
-        return "jcb"
-    if p4 in (1800, 2131) and n == 15:
-        return "jcb"
-    if (300 <= p3 <= 305 or p4 == 3095 or p2 in (36, 38, 39)) and 14 <= n <= 19:
-        return "diners"
-    if p2 in (62, 81) and 16 <= n <= 19:
-        return "unionpay"
-    if 2200 <= p4 <= 2204 and 16 <= n <= 19:
-        return "mir"
-    if (p2 in (60, 65, 81, 82) or p3 == 508) and n == 16:
-        return "rupay"
-    if (p2 == 50 or 56 <= p2 <= 69) and 12 <= n <= 19:
-        return "maestro"
-    return None
-
-
-class _ContextWindow:
-    def __init__(self, words: Sequence[str], chars: int) -> None:
-        self.pattern = regex.compile(r"(?i)\b(?:" + "|".join(regex.escape(w) for w in words) + r")")
-        self.chars = chars
-
-    def near(self, text: str, start: int, end: int) -> bool:
-        return bool(self.pattern.search(text, max(0, start - self.chars), start)
-                    or self.pattern.search(text, end, min(len(text), end + self.chars)))
+_ContextWindow = ContextWindow  # the name it had here
 
 
 class OneEntityRecognizer(LocalRecognizer):
@@ -104,7 +55,25 @@ class OneEntityRecognizer(LocalRecognizer):
         )
 
 
-class CardNumberRecognizer(OneEntityRecognizer):
+class SpanRecognizer(OneEntityRecognizer):
+    """A recognizer whose matches are made as `Span`s (`spans`): the PII detector calls `spans` directly (`detector`,
+    its fast path), presidio's `analyze` (its `AnalyzerEngine`, a tenant's use) gets the same matches as
+    `RecognizerResult`s. `spans` gives each score capped at 1.0, as `_result` does (the explanation's original score is
+    that capped one)."""
+
+    def spans(self, text: str) -> list[Span]:
+        raise NotImplementedError
+
+    def explain(self, text: str, span: Span) -> str:
+        """The explanation's text of a match (presidio's results only)."""
+        return ""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
+                ) -> list[RecognizerResult]:
+        return [self._result(s.entity_type, s.start, s.end, s.score, self.explain(text, s)) for s in self.spans(text)]
+
+
+class CardNumberRecognizer(SpanRecognizer):
     """Card numbers: 12 to 19 digits, optionally grouped by single spaces or dashes (one kind), passing Luhn.
 
     Score 0.9 with a known issuer prefix and length (`card_issuer`), 0.6 for a 12- or 13-digit one (short
@@ -118,26 +87,15 @@ class CardNumberRecognizer(OneEntityRecognizer):
     CONTEXT = _ContextWindow(["card", "credit", "debit", "visa", "mastercard", "amex", "american express",
                               "discover", "maestro", "jcb", "diners", "cc", "pan", "cvv", "expir"], 40)
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
-                ) -> list[RecognizerResult]:
-        out = []
-        for m in self.CANDIDATE.finditer(text):
-            raw = m.group()
-            if " " in raw and "-" in raw:
-                continue
-            digits = raw.replace(" ", "").replace("-", "")
-            if not 12 <= len(digits) <= 19 or not luhn_ok(digits) or len(set(digits)) < 2:
-                continue
-            issuer = card_issuer(digits)
-            score = 0.3 if issuer is None else 0.6 if len(digits) < 14 else 0.9
-            if self.CONTEXT.near(text, m.start(), m.end()):
-                score += 0.3
-            out.append(self._result(self.ENTITY, m.start(), m.end(), score,
-                                    f"Luhn-valid card number ({issuer or 'unknown issuer'})"))
-        return out
+    def spans(self, text: str) -> list[Span]:
+        return card_spans(self, text)
+
+    def explain(self, text: str, span: Span) -> str:
+        digits = text[span.start:span.end].replace(" ", "").replace("-", "")
+        return f"Luhn-valid card number ({card_issuer(digits) or 'unknown issuer'})"
 
 
-class PhoneNumberRecognizer(OneEntityRecognizer):
+class PhoneNumberRecognizer(SpanRecognizer):
     ENTITY = "PHONE_NUMBER"
     CANDIDATE = regex.compile(
         r"(?<![\w+/.:(-])"
@@ -167,48 +125,13 @@ class PhoneNumberRecognizer(OneEntityRecognizer):
         self._order = self.regions
 
     def _valid_in_regions(self, candidate: str) -> float:
-        best = 0.0
-        regions: Sequence[str | None] = (None,) if candidate.startswith("+") else self._order
-        for k, region in enumerate(regions):
-            try:
-                number = phonenumbers.parse(candidate, region)
-            except phonenumbers.NumberParseException:
-                continue
-            if candidate.startswith("+") and phonenumbers.region_code_for_number(number) not in self.regions:
-                if phonenumbers.is_possible_number(number):
-                    best = max(best, 0.5)
-                continue
-            if phonenumbers.is_valid_number(number):
-                if k and region is not None:
-                    self._order = (region, *(r for r in self._order if r != region))
-                return 0.7
-            if phonenumbers.is_possible_number(number):
-                best = max(best, 0.5)
-        return best
+        return valid_in_regions(self, candidate)
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
-                ) -> list[RecognizerResult]:
-        out = []
-        for m in self.CANDIDATE.finditer(text):
-            raw = m.group().strip()
-            if len(raw) < 7:  # fewer than 7 digits (most candidates: years, counts, house numbers)
-                continue
-            start = m.start() + (len(m.group()) - len(m.group().lstrip()))
-            digits = sum(c.isdigit() for c in raw)
-            if not 7 <= digits <= 15 or self.DATE_LIKE.match(raw) or self.IP_LIKE.match(raw):
-                continue
-            if self.SSN_LIKE.match(raw) or self.NOT_PHONE.near(text, start, start):
-                continue
-            if self.DECIMAL.match(raw):
-                continue
-            grouped = not raw.isdigit()
-            score = self._valid_in_regions(raw)
-            if score == 0.0:
-                score = 0.3 if grouped else 0.1
-            if self.CONTEXT.near(text, start, start + len(raw)):
-                score += 0.3
-            out.append(self._result(self.ENTITY, start, start + len(raw), score, "phone number"))
-        return out
+    def spans(self, text: str) -> list[Span]:
+        return phone_spans(self, text)
+
+    def explain(self, text: str, span: Span) -> str:
+        return "phone number"
 
 
 _NAME_WORD = r"\p{Lu}[\p{L}'’-]*\p{L}"

@@ -7,13 +7,12 @@ import bisect
 from collections.abc import Iterator
 
 import regex
-from presidio_analyzer import RecognizerResult
 
 from llmops_guardrails.detectors.keys import fold
 from llmops_guardrails.detectors.pii.lexicon import NAME_WORD, ORG_WORD_RE
 from llmops_guardrails.detectors.pii.patterns import CardNumberRecognizer, PhoneNumberRecognizer
 from llmops_guardrails.detectors.pii.places import gazetteer
-from llmops_guardrails.detectors.pii.results import MODELS, rule_of, source_of, word_start
+from llmops_guardrails.detectors.pii.results import MODELS, Span, word_start
 
 _REGION_PREFIX = regex.compile(r"^(?:(?:the|southern|northern|eastern|western|central|south|north|east|west|"
                                r"greater|downtown|upper|lower)\s+)+", regex.IGNORECASE)
@@ -40,7 +39,7 @@ _UNIT_KEYS = ("apt", "apartment", "suite", "unit", "box", "room", "floor")
 _FIRM_CUE_BEFORE = regex.compile(r"(?i:\b(?:at|for|from|of|with|by|joined|the)\s+)$")
 
 
-def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
+def refine(text: str, results: list[Span]) -> list[Span]:
     """Tidy NER spans and settle conflicts with the rules:
 
     - drop a leading "Southern"/"the" from places (unless the whole is a gazetteer name: "South Africa"), a
@@ -56,7 +55,7 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
     firms = [m.span() for m in _firm_lists(text)
              if _FIRM_CUE_BEFORE.search(text, max(0, m.start() - 12), m.start())
              or _ORG_AFTER.match(text, m.end(), min(len(text), m.end() + 30))]
-    ner_persons = [(r.start, r.end) for r in results if r.entity_type == "PERSON" and source_of(r) in MODELS]
+    ner_persons = [(r.start, r.end) for r in results if r.entity_type == "PERSON" and r.source in MODELS]
     folded = fold(text)
     employer = _EMPLOYER_BEFORE if any(k in folded for k in _EMPLOYER_KEYS) else None
     units: bool | None = None  # whether a trailing unit can match: looked up at the first person
@@ -82,14 +81,14 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
                 if m3 and m3.start() > r.start:
                     r.end = m3.start()
             # a sure rule result (0.9+) is kept whatever follows it: the organisation searches only for the others
-            if (source_of(r) in MODELS or r.score < 0.9) and (_ORG_AFTER.match(text, r.end, min(len(text), r.end + 30))
+            if (r.source in MODELS or r.score < 0.9) and (_ORG_AFTER.match(text, r.end, min(len(text), r.end + 30))
                                                                or ORG_WORD_RE.search(text, r.start, r.end)):
                 continue
             if employer is not None and employer.search(text, max(0, r.start - 30), r.start):
                 continue
             if firms and any(s <= r.start and r.end <= e for s, e in firms):
                 continue
-            if (ner_persons and rule_of(r) == "gazetteer"
+            if (ner_persons and r.rule == "gazetteer"
                     and any(s <= r.start and r.end <= e and (s, e) != (r.start, r.end) for s, e in ner_persons)):
                 continue
         out.append(r)
@@ -99,7 +98,7 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
         if r.entity_type == "PERSON":
             tokens = _NAME_TOKEN.findall(text, r.start, r.end)
             names.update(tokens)
-            if source_of(r) not in MODELS:
+            if r.source not in MODELS:
                 rule_names.update(tokens)
     names -= _NOT_NAMES
     if not names:
@@ -111,9 +110,9 @@ def refine(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
                 continue
             clash = [r for r in out if not (end <= r.start or start >= r.end)]
             if not clash:
-                out.append(RecognizerResult("PERSON", start, end, 0.7))
+                out.append(Span("PERSON", start, end, 0.7))
             elif (name in rule_names and len(clash) == 1 and clash[0].entity_type == "LOCATION"
-                  and source_of(clash[0]) in MODELS and (clash[0].start, clash[0].end) == (start, end)):
+                  and clash[0].source in MODELS and (clash[0].start, clash[0].end) == (start, end)):
                 clash[0].entity_type = "PERSON"
     return out
 
@@ -145,7 +144,7 @@ def _whole_words(text: str, word: str) -> Iterator[tuple[int, int]]:
         i = text.find(word, i + 1)
 
 
-def resolve_overlaps(results: list[RecognizerResult], text: str | None = None) -> list[RecognizerResult]:
+def resolve_overlaps(results: list[Span], text: str | None = None) -> list[Span]:
     """Keep the best of overlapping results: higher score first, then longer span.
 
     A card number (always Luhn-valid, see `CardNumberRecognizer`) beats a phone number over the same digits,
@@ -163,7 +162,7 @@ def resolve_overlaps(results: list[RecognizerResult], text: str | None = None) -
         results = [r for r in results if id(r) not in dropped]
     ranked = sorted(results, key=lambda r: (-r.score, -(r.end - r.start), r.start))
     if any(r.end <= r.start for r in results):  # empty spans (never from our recognizers): the plain way
-        kept: list[RecognizerResult] = []
+        kept: list[Span] = []
         for r in ranked:
             if all(r.end <= k.start or r.start >= k.end for k in kept):
                 kept.append(r)
@@ -173,7 +172,7 @@ def resolve_overlaps(results: list[RecognizerResult], text: str | None = None) -
     # text of 60,000 short e-mail addresses took 90 s with the pairwise check.
     starts: list[int] = []
     ends: list[int] = []
-    chosen: list[RecognizerResult] = []
+    chosen: list[Span] = []
     for r in ranked:
         i = bisect.bisect_left(starts, r.end)
         if i > 0 and ends[i - 1] > r.start:

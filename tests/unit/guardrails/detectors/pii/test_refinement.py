@@ -5,26 +5,24 @@ from __future__ import annotations
 import random
 import time
 
-from presidio_analyzer import RecognizerResult
-
 from llmops_guardrails.detectors.pii.places import PlaceRecognizer
 from llmops_guardrails.detectors.pii.refinement import refine, resolve_overlaps
+from llmops_guardrails.detectors.pii.results import Span, span_of
 from tests.unit.guardrails.detectors.pii.pii_support import values
 
 
 def test_resolve_overlaps_prefers_the_card_over_a_phone_number() -> None:
     text = "ref 5029 1417 7766"
-    card = RecognizerResult("CREDIT_CARD", 4, 18, 0.6)
-    phone = RecognizerResult("PHONE_NUMBER", 4, 18, 1.0)
+    card = Span("CREDIT_CARD", 4, 18, 0.6)
+    phone = Span("PHONE_NUMBER", 4, 18, 1.0)
     assert resolve_overlaps([phone, card], text) == [card]
     assert resolve_overlaps([phone, card]) == [card]
     assert resolve_overlaps([phone, card], "tel 5029 1417 7766") == [phone]
 
 
 
-def _ner(entity: str, start: int, end: int) -> RecognizerResult:
-    return RecognizerResult(entity, start, end, 0.85,
-                            recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: "SpacyRecognizer"})
+def _ner(entity: str, start: int, end: int) -> Span:
+    return Span(entity, start, end, 0.85, "SpacyRecognizer")
 
 
 def test_refine_drops_names_inside_organisations_and_employers() -> None:
@@ -39,21 +37,21 @@ def test_refine_lets_a_ner_person_win_over_a_city_inside_it() -> None:
     text = "Jack London wrote it"
     city = PlaceRecognizer().analyze(text, ["LOCATION"])
     assert values(city, text, "LOCATION") == ["London"]
-    kept = refine(text, [_ner("PERSON", 0, 11), *city])
+    kept = refine(text, [_ner("PERSON", 0, 11), *map(span_of, city)])
     assert [(r.entity_type, text[r.start:r.end]) for r in kept] == [("PERSON", "Jack London")]
 
 
 def test_refine_extends_places_over_particles_and_marks_later_mentions() -> None:
     text = "Dr. Amara flew to Frankfurt am Main; Amara loved it."
     place = _ner("LOCATION", 18, 27)
-    person = RecognizerResult("PERSON", 4, 9, 0.9)
+    person = Span("PERSON", 4, 9, 0.9)
     kept = refine(text, [person, place])
     assert [(r.entity_type, text[r.start:r.end]) for r in kept] == [
         ("PERSON", "Amara"), ("LOCATION", "Frankfurt am Main"), ("PERSON", "Amara")]
 
 
-def _pairwise(results: list[RecognizerResult]) -> list[RecognizerResult]:
-    kept: list[RecognizerResult] = []
+def _pairwise(results: list[Span]) -> list[Span]:
+    kept: list[Span] = []
     for r in sorted(results, key=lambda r: (-r.score, -(r.end - r.start), r.start)):
         if all(r.end <= k.start or r.start >= k.end for k in kept):
             kept.append(r)
@@ -66,14 +64,13 @@ def test_resolve_overlaps_keeps_what_the_pairwise_check_keeps() -> None:
         results = []
         for _ in range(rng.randint(0, 30)):
             start = rng.randint(0, 100)
-            results.append(RecognizerResult("EMAIL_ADDRESS", start, start + rng.randint(1, 15),
-                                            rng.choice([0.4, 0.85, 1.0])))
+            results.append(Span("EMAIL_ADDRESS", start, start + rng.randint(1, 15), rng.choice([0.4, 0.85, 1.0])))
         assert resolve_overlaps(results) == _pairwise(results)
 
 
 def test_resolve_overlaps_is_fast_on_tens_of_thousands_of_results() -> None:
     """A 936 KB text of short e-mail addresses has 68,000 of them; the pairwise check took 90 s."""
-    results = [RecognizerResult("EMAIL_ADDRESS", 14 * i, 14 * i + 13, 1.0) for i in range(70_000)]
+    results = [Span("EMAIL_ADDRESS", 14 * i, 14 * i + 13, 1.0) for i in range(70_000)]
     started = time.perf_counter()
     assert resolve_overlaps(results) == results
     assert time.perf_counter() - started < 5

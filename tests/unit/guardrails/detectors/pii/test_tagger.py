@@ -19,7 +19,7 @@ from llmops_guardrails.data import pii_handwritten8
 from llmops_guardrails.detectors.pii import NerPipeline, PiiDetector
 from llmops_guardrails.detectors.pii import tagger as tg
 from llmops_guardrails.detectors.pii.detector import NAME_MODELS
-from llmops_guardrails.detectors.pii.results import TAGGER
+from llmops_guardrails.detectors.pii.results import TAGGER, source_of
 from llmops_guardrails.engine import PolicyEngine
 from llmops_guardrails.policy import load_policy
 from llmops_guardrails.settings import GuardrailsSettings
@@ -166,7 +166,7 @@ def test_the_tagger_marks_its_results_as_its_own() -> None:
     detector = PiiDetector(ner, entities=ENTITIES, score_threshold=0.4, names="tagger")
     results = detector._rules("Unlike the Dratchev novel.")
     detector._tag("Unlike the Dratchev novel.", results)
-    assert [(r.entity_type, r.recognition_metadata["recognizer_name"]) for r in results] == [("PERSON", TAGGER)]
+    assert [(r.entity_type, source_of(r)) for r in results] == [("PERSON", TAGGER)]
 
 
 def test_the_engine_takes_the_name_model_from_its_settings() -> None:
