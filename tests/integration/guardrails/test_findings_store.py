@@ -1,20 +1,29 @@
 """`store.findings.insert_findings` stores exactly the rows it is given, every column, whatever the order and mix of
-events (it sends each run of one event's rows with the event's columns once: `split_rows`)."""
+events (it sends each run of one event's rows with the event's columns once, as one JSON document: `rows_document`),
+and exactly what the statement before it (`insert_findings_arrays`, one array per column) stores."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import asyncpg
+import orjson
 import pytest
 
+from llmops_guardrails import screening
+from llmops_guardrails.engine import PolicyEngine
+from llmops_guardrails.pii_eval import load_samples
+from llmops_guardrails.policy import default_policy
 from llmops_guardrails.screening import FindingRow
-from llmops_guardrails.store.findings import insert_findings
+from llmops_guardrails.store.findings import insert_findings, insert_findings_arrays, rows_document
 from llmops_shared.clock import utc_now
+from llmops_shared.contract import Interaction
 
 pytestmark = pytest.mark.integration
 
+PII_DATA = Path(__file__).resolve().parents[3].parent / "shared/data/pii/synth_dataset_v2.json"
 COLUMNS = ("event_id, finding_no, tenant_id, app_id, occurred_at, message_index, part, role, detector, entity_type, "
            "rule_id, start_offset, end_offset, score, value_hash, policy_version")
 
@@ -46,3 +55,86 @@ async def test_every_row_is_stored_as_given_and_only_once(pg_pool: asyncpg.Pool,
     stored = await pg_pool.fetch(f"SELECT {COLUMNS} FROM guardrail_findings WHERE tenant_id = ANY($1)",  # noqa: S608
                                  [tenant, f"{tenant}-b"])
     assert sorted(tuple(r) for r in stored) == sorted(rows)
+
+
+def crafted_rows(tenant: str) -> list[FindingRow]:
+    """Rows with every value shape JSON could get wrong: None columns, offsets and microseconds, far years, floats that
+    print long or in exponent form, text with quotes, backslashes, escapes, controls JSON must escape, and non-BMP
+    characters."""
+    zones = [timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8)), UTC,
+             timezone(timedelta(hours=14)), timezone(timedelta(hours=-12, minutes=-45))]
+    instants = [datetime(2026, 3, 1, 0, 0, 0, 0, tzinfo=zones[0]),
+                datetime(2026, 2, 28, 23, 59, 59, 999999, tzinfo=zones[1]),
+                datetime(1, 1, 2, 0, 0, tzinfo=UTC), datetime(9999, 12, 30, 23, 59, 59, 1, tzinfo=zones[3]),
+                datetime(2024, 2, 29, 12, 0, 0, 500, tzinfo=zones[4]), utc_now()]
+    scores = [0.0, 1.0, 0.1 + 0.2, 1e-7, 5e-324, 1 / 3, 0.9999999999999999, 2.5e-5, 0.85]
+    texts = ['say "hi"', "back\\slash", "tab\tnew\nline\rcr", "\u001f\u007f\u0085 controls", "émigré ✓ 😀 𝔘",
+             "\u2028\u2029 separators", "", "x" * 300, "\\u0041 not an escape", "'; DROP TABLE x; --"]
+    rows: list[FindingRow] = []
+    for e, at in enumerate(instants):
+        event_id = uuid.uuid4()
+        for n in range(len(texts)):
+            t = texts[(n + e) % len(texts)]
+            rows.append((event_id, n, tenant, f"app/{e}", at, None if n % 3 == 0 else n * 1000, t or "input",
+                         None if n % 4 == 1 else t, "pii", t or "KIND", None if n % 2 else t, n, 2**31 - 1 - n,
+                         scores[(n + e) % len(scores)], t + str(n), t if e % 2 else "default"))
+    return rows
+
+
+def engine_rows(engine: PolicyEngine, tenant: str, n: int) -> list[FindingRow]:
+    """Rows of the engine's own findings on the PII set's texts (events like the pipeline bench's name-dense ones)."""
+    texts = [s.text for s in load_samples(PII_DATA)]
+    events = []
+    for i in range(n):
+        user = " ".join(texts[(3 * i + k) % len(texts)] for k in range(3))
+        events.append(Interaction.model_validate({
+            "event_id": str(uuid.uuid4()), "occurred_at": f"2026-11-{1 + i % 28:02d}T10:{i % 60:02d}:00.{i:06d}+01:00",
+            "tenant_id": tenant, "app_id": f"app-{i % 3}", "trace_id": f"tr-{i}", "span_id": "s",
+            "input": [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": user}],
+            "output": texts[(7 * i) % len(texts)]}))
+    policy = default_policy()
+    scans = engine.scan_many(events, policy)
+    return [row for event, scan in zip(events, scans, strict=True)
+            for row in screening.finding_rows(event, scan, f"t{event.app_id[-1]}")]
+
+
+async def test_the_json_document_stores_what_the_column_arrays_stored(pg_pool: asyncpg.Pool, tenant: str,
+                                                                      guardrails_engine: PolicyEngine) -> None:
+    """The JSON path (`insert_findings`) against the statement before it (`insert_findings_arrays`): the same rows in
+    Postgres, every column compared as stored, for the engine's findings on name-dense events and for crafted rows."""
+    rows = [*engine_rows(guardrails_engine, tenant, 60), *crafted_rows(tenant)]
+    assert len(rows) > 600
+    other = f"{tenant}-arrays"
+    reference = [(*r[:2], other, *r[3:]) for r in rows]
+    async with pg_pool.acquire() as conn, conn.transaction():
+        assert await insert_findings(conn, rows=rows) == len(rows)
+        assert await insert_findings_arrays(conn, rows=reference) == len(rows)
+    async with pg_pool.acquire() as conn, conn.transaction():  # idempotent both ways: each path sees the other's rows
+        assert await insert_findings(conn, rows=reference) == 0
+        assert await insert_findings_arrays(conn, rows=rows) == 0
+    stored = await pg_pool.fetch(
+        f"SELECT {COLUMNS}, score::text AS score_text, occurred_at::text AS at_text "  # noqa: S608
+        "FROM guardrail_findings WHERE tenant_id = ANY($1) ORDER BY event_id, finding_no, tenant_id", [tenant, other])
+    assert len(stored) == 2 * len(rows)
+    for from_json, from_arrays in zip(stored[0::2], stored[1::2], strict=True):
+        assert (from_json["tenant_id"], from_arrays["tenant_id"]) == (tenant, other)
+        assert {**from_json, "tenant_id": other} == dict(from_arrays)
+    as_given = {(r[0], r[1]): r for r in rows}
+    assert all(tuple(r)[:16] == as_given[(r["event_id"], r["finding_no"])] for r in stored[0::2])
+
+
+async def test_rows_json_cannot_hold_go_as_arrays(pg_pool: asyncpg.Pool, tenant: str) -> None:
+    """A value orjson refuses (an integer past 64 bits) sends the rows as column arrays, as before: the error the
+    statement before the JSON document gives, not another."""
+    row = crafted_rows(tenant)[0]
+    bad = (*row[:11], 2**70, *row[12:])
+    with pytest.raises(orjson.JSONEncodeError):
+        rows_document([bad])
+    errors = []
+    async with pg_pool.acquire() as conn:
+        for insert in (insert_findings_arrays, insert_findings):
+            with pytest.raises(Exception) as caught:
+                async with conn.transaction():
+                    await insert(conn, rows=[bad])
+            errors.append((type(caught.value), str(caught.value)))
+    assert errors[0] == errors[1]
