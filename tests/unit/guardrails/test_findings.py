@@ -100,28 +100,12 @@ def test_split_rows_sends_each_events_columns_once_and_rebuilds_every_row() -> N
     assert rebuilt == rows
 
 
-def test_rows_document_holds_each_events_columns_once_and_every_row() -> None:
-    import uuid
-    from datetime import UTC, datetime, timedelta, timezone
+def test_array_literal_is_orjsons_array_with_braces_or_none_when_anything_was_escaped() -> None:
+    from llmops_guardrails.store.findings import array_literal
 
-    import orjson
-
-    from llmops_guardrails.store.findings import rows_document
-
-    a, b = uuid.UUID(int=1), uuid.uuid4()
-    at = datetime(2026, 1, 2, 3, 4, 5, 60, tzinfo=timezone(timedelta(hours=5, minutes=30)))
-    same_instant = at.astimezone(UTC)
-
-    def row(event: uuid.UUID, n: int, tenant: str = "t", when: datetime = at) -> tuple:  # type: ignore[type-arg]
-        return (event, n, tenant, "app", when, None if n else 0, "input", None, "pii", "PERSON", None if n else "r",
-                n, n + 1, 0.1 + 0.2 * n, f'h"{n}\\', "v")
-
-    rows = [row(a, 0), row(a, 1), row(a, 0, "u"), row(b, 0), row(a, 2), row(a, 3, when=same_instant)]
-    document = orjson.loads(rows_document(rows))
-    assert [e[:5] for e in document] == [[str(x), tenant, "app", at.isoformat(), "v"]
-                                         for x, tenant in ((a, "t"), (a, "u"), (b, "t"), (a, "t"))]
-    assert [len(e[5]) for e in document] == [2, 1, 1, 2]  # the same instant in another offset is the same event columns
-    rebuilt = [(uuid.UUID(e[0]), f[0], e[1], e[2], datetime.fromisoformat(e[3]), *f[1:], e[4])
-               for e in document for f in e[5]]
-    assert rebuilt == rows
-    assert [type(v) for v in rebuilt[1]] == [type(v) for v in rows[1]]
+    assert array_literal([1, None, 3]) == "{1,null,3}"
+    assert array_literal([0.1 + 0.2, 1e-7, 1.0]) == "{0.30000000000000004,1e-7,1.0}"
+    assert array_literal(["a b", "{x,y}", "NULL", "", "é😀", None]) == '{"a b","{x,y}","NULL","","é😀",null}'
+    for escaped in ('say "hi"', "back\\slash", "new\nline", "tab\t", "\x00", "\x1f", "\ud800"):
+        assert array_literal(["ok", escaped]) is None, escaped
+    assert array_literal([2**70]) is None
