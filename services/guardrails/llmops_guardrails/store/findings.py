@@ -86,7 +86,9 @@ async def insert_findings(conn: asyncpg.Connection, *, rows: Sequence[FindingRow
     (`array_literal`), cast to its array type in SQL: asyncpg encodes an array parameter element by element (~0.1-0.3
     µs each, ~200 for a name-dense event's 17 findings), orjson writes the literal in a few µs for the whole batch.
     When a column's literal could differ from its values (an escape), the rows go as arrays, as before
-    (`insert_findings_arrays`)."""
+    (`insert_findings_arrays`). Values of the wrong type for their column (an offset past 2**31, a number as a
+    text: never in a `FindingRow`, whose offsets a text's length bounds) would fail in Postgres, or be read as text,
+    where asyncpg refused them."""
     if not rows:
         return 0
     events, findings = split_rows(rows)
