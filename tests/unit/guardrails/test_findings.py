@@ -98,3 +98,14 @@ def test_split_rows_sends_each_events_columns_once_and_rebuilds_every_row() -> N
         f = [column[i] for column in findings[:-1]]
         rebuilt.append((e[0], f[0], e[1], e[2], e[3], *f[1:], e[4]))
     assert rebuilt == rows
+
+
+def test_array_literal_is_orjsons_array_with_braces_or_none_when_anything_was_escaped() -> None:
+    from llmops_guardrails.store.findings import array_literal
+
+    assert array_literal([1, None, 3]) == "{1,null,3}"
+    assert array_literal([0.1 + 0.2, 1e-7, 1.0]) == "{0.30000000000000004,1e-7,1.0}"
+    assert array_literal(["a b", "{x,y}", "NULL", "", "é😀", None]) == '{"a b","{x,y}","NULL","","é😀",null}'
+    for escaped in ('say "hi"', "back\\slash", "new\nline", "tab\t", "\x00", "\x1f", "\ud800"):
+        assert array_literal(["ok", escaped]) is None, escaped
+    assert array_literal([2**70]) is None
