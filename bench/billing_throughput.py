@@ -15,7 +15,11 @@
                                                  [--billing-workers 1] [--variant LABEL 'K=V;K2=V2']...
 
 `--variant before 'PYTHONPATH=/path/to/old/services/billing'` times another build of the worker in the
-same rounds (interleaved), `--ledger-rows 0` skips the query part.
+same rounds (interleaved), `--ledger-rows 0` skips the query part. A variant whose environment names
+`LLMOPS_MIGRATIONS_DIR` (e.g. `'PYTHONPATH=...;LLMOPS_MIGRATIONS_DIR=/path/to/old/deploy/migrations'`) writes to
+a database of its own migrated from there, so a schema change is timed against the old schema in the same
+rounds. (The build run right after the raw consumer shares its database, and its autovacuum: in short rounds
+that position costs it up to a third; swap the builds' places to see it, bench/RESULTS.md, billing12.)
 
 Everything runs in a database of its own (`llmops_bench_billing_<pid>` unless `--database` names one;
 dropped and re-created) and on bench topics, so the suite's services never see these events, and two
