@@ -4,10 +4,10 @@
 -- batch statement and the rollup follower) are upserted by every batch: mostly UPDATEs of rows already there.
 -- Packed full (fillfactor 100), a page had no room for a row's new version, so most updates were not HOT:
 -- each wrote a new entry into every index of the table (the wide text primary keys) and left a dead one
--- behind for vacuum. In the benchmark's mix 9-43% of `usage_hourly`'s and `usage_daily`'s updates were HOT,
--- 25-59% of `usage_daily_users`' (`pg_stat_user_tables`); with half of each new page left free ~100%, and the
--- follower's apply costs ~11-14% less Postgres CPU (bench/RESULTS.md, billing12). The price: these four tables
--- take up to twice the pages (they are small beside the ledger: one row per key and hour or day).
+-- behind for vacuum. In the benchmark's mix, 18-45% of these updates were HOT (`pg_stat_user_tables`); with
+-- half of each new page left free, ~100%, and the follower's apply costs ~11-15% less Postgres CPU
+-- (bench/RESULTS.md, billing12). The price: these four tables take up to twice the pages (they are small
+-- beside the ledger: one row per key and hour or day).
 --
 -- Pages written from now on keep the room; existing pages fill as before until rewritten (VACUUM FULL).
 -- `usage_hourly_totals` and `usage_monthly_users` (the usage queries of issue 17 item 4 read them) and
