@@ -74,10 +74,11 @@ async def main(args: argparse.Namespace) -> None:
                                    f"llmops_ensure_month_partitions('usage_events_seen', {window})")
                 await conn.copy_records_to_table(store_ledger._STAGING_NAME, schema_name="pg_temp",
                                                  columns=store_ledger._STAGED, records=[s.record for s in staged])
+                params = [len(staged)] if "$1" in sql else []  # billing12 on: the batch's size
                 if b == args.batches - 1:
-                    plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}"))
+                    plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *params))
                 else:
-                    await conn.fetch(sql)
+                    await conn.fetch(sql, *params)
         print(f"the batch statement (batch {args.batches} of {BATCH:,} events, "
               f"{'rollups pending for the follower' if deferred else 'every rollup inline'}):")
         print(plan if args.plans else summary(plan))

@@ -15,7 +15,11 @@
                                                  [--billing-workers 1] [--variant LABEL 'K=V;K2=V2']...
 
 `--variant before 'PYTHONPATH=/path/to/old/services/billing'` times another build of the worker in the
-same rounds (interleaved), `--ledger-rows 0` skips the query part.
+same rounds (interleaved), `--ledger-rows 0` skips the query part. A variant whose environment names
+`LLMOPS_MIGRATIONS_DIR` (e.g. `'PYTHONPATH=...;LLMOPS_MIGRATIONS_DIR=/path/to/old/deploy/migrations'`) writes to
+a database of its own migrated from there, so a schema change is timed against the old schema in the same
+rounds. (The build run right after the raw consumer shares its database, and its autovacuum: in short rounds
+that position costs it up to a third; swap the builds' places to see it, bench/RESULTS.md, billing12.)
 
 Everything runs in a database of its own (`llmops_bench_billing_<pid>` unless `--database` names one;
 dropped and re-created) and on bench topics, so the suite's services never see these events, and two
@@ -343,11 +347,11 @@ async def query_latency(settings: CommonSettings, database_url: str, rows: int, 
     return results
 
 
-async def prepare_database(settings: CommonSettings, name: str) -> str:
+async def prepare_database(settings: CommonSettings, name: str, migrations_dir: str | None = None) -> str:
     database_url = db.with_database(settings.database_url, name)
     await db.drop_database(database_url)
     await db.ensure_database(database_url)
-    await migrations.migrate(database_url)
+    await migrations.migrate(database_url, Path(migrations_dir) if migrations_dir else None)
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute("CREATE TABLE bench_raw_events (topic text, partition int, \"offset\" bigint, key bytea, "
@@ -362,13 +366,19 @@ async def main_async(args: argparse.Namespace) -> None:
     database_url = await prepare_database(settings, args.database or f"llmops_bench_billing_{os.getpid()}")
     events = realistic_events(args.events, "bench")
     variants = {label: dict(kv.split("=", 1) for kv in spec.split(";") if kv) for label, spec in args.variant or []}
+    # A variant whose environment names LLMOPS_MIGRATIONS_DIR (another checkout's schema) writes to a database of
+    # its own, migrated from there; the others share the bench's.
+    databases = {label: await prepare_database(settings, f"{args.database or f'llmops_bench_billing_{os.getpid()}'}"
+                                               f"_{i}", env["LLMOPS_MIGRATIONS_DIR"])
+                 for i, (label, env) in enumerate(variants.items()) if env.get("LLMOPS_MIGRATIONS_DIR")}
     rates: dict[str, list[float]] = {"baseline": [], "billing": [], **{label: [] for label in variants}}
     followed: dict[str, list[float]] = {role: [] for role in rates if role != "baseline"}
     for r in range(args.rounds):
         for role in ("baseline", "billing", *variants):
             processes = 1 if role == "baseline" else args.billing_workers
             kind = "baseline" if role == "baseline" else "billing"
-            rates[role].append(await timed_round(settings, database_url, kind, events, processes=processes,
+            rates[role].append(await timed_round(settings, databases.get(role, database_url), kind, events,
+                                                 processes=processes,
                                                  extra_env=variants.get(role), followed_rates=followed.get(role)))
         print(f"round {r + 1}: " + ", ".join(f"{role} {rates[role][-1]:,.0f} ev/s" for role in rates)
               + "; with the per-event rollups: "
@@ -398,7 +408,8 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"{name:<44} {source:<13} {n_rows:>6} {total:>9,} {n:>4} {p50:>8.1f} {p95:>8.1f}")
     print("(target: p95 < 100 ms for a month's usage query)")
     if not args.keep_db:
-        await db.drop_database(database_url)
+        for url in (database_url, *databases.values()):
+            await db.drop_database(url)
 
 
 def main() -> None:

@@ -35,10 +35,17 @@ def month_start(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+def _months(instants: Iterable[datetime]) -> list[datetime]:
+    """`month_start` of each of `instants`, once each, in order: the UTC (year, month) of each instant first, the
+    few distinct months made datetimes after (a `replace` per instant cost a batch writer ~0.6 us an instant)."""
+    utc = (at.astimezone(UTC) for at in instants)
+    return [datetime(year, month, 1, tzinfo=UTC) for year, month in sorted({(u.year, u.month) for u in utc})]
+
+
 def window_sql(instants: Iterable[datetime], *, now: datetime) -> str:
     """`llmops_ensure_month_partitions`' arguments other than the table, as SQL literals: for a statement
     that must carry the call along with others in one round trip. Only our own datetimes go in."""
-    months = sorted({month_start(at) for at in instants})
+    months = _months(instants)
     array = ", ".join(f"'{m.isoformat()}'::timestamptz" for m in months)
     return (f"ARRAY[{array}]::timestamptz[], '{(now - WINDOW_BACK).isoformat()}'::timestamptz, "
             f"'{(now + WINDOW_AHEAD).isoformat()}'::timestamptz")
@@ -49,7 +56,7 @@ async def ensure_month_partitions(conn: asyncpg.Connection, table: str, instants
     """Create the month partitions of `table` that rows at `instants` need, within the window around
     `now` (the caller's clock; default the wall clock), in the caller's transaction. Returns how many
     were created. `table` is one of our constant table names."""
-    months = sorted({month_start(at) for at in instants})
+    months = _months(instants)
     if not months:
         return 0
     at = now or utc_now()

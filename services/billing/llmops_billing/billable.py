@@ -214,6 +214,40 @@ def _all_match(pattern: re.Pattern[str], values: list[str], max_chars: int) -> b
             and pattern.fullmatch(joined) is not None)
 
 
+class _Known:
+    """Strings already found to match a field's rule (pattern and length), so that the values a stream repeats
+    (tenants, apps, environments, providers, models, prompts, users, tags) are checked once per process: a
+    string's validity depends on the string alone, so a remembered answer is the answer. At most `limit`
+    strings are remembered (emptied when full)."""
+
+    __slots__ = ("good", "limit", "max_chars", "pattern")
+
+    def __init__(self, pattern: re.Pattern[str], max_chars: int, limit: int = 65_536) -> None:
+        self.pattern, self.max_chars, self.limit = pattern, max_chars, limit
+        self.good: set[str] = set()
+
+    def all_match(self, values: list[str], checked: list[str] | None = None) -> bool:
+        """Whether every one of `values` and of `checked` matches; `checked` are checked every time and never
+        remembered (values unique to an event, such as its trace and span ids)."""
+        good = self.good
+        new = [v for v in values if v not in good]
+        todo = new if checked is None else [*checked, *new]
+        if not todo:
+            return True
+        if not _all_match(self.pattern, todo, self.max_chars):
+            return False
+        if new:
+            if len(good) + len(new) > self.limit:
+                good.clear()
+            good.update(new)
+        return True
+
+
+_KNOWN_IDS = _Known(_IDS, 128)
+_KNOWN_TAGS = _Known(_TEXTS, MAX_TAG_CHARS)
+_KNOWN_USERS = _Known(_TEXTS, MAX_SHORT_TEXT_CHARS)
+
+
 def _fast(payload: bytes) -> Billable | None:
     """The event decoded by the fast path, or None when the fast path does not take it."""
     try:
@@ -222,16 +256,16 @@ def _fast(payload: bytes) -> Billable | None:
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError):  # UnicodeDecodeError is a ValueError
         return None
     p = w.prompt
-    ids = [w.tenant_id, w.app_id, w.environment, w.trace_id, w.span_id]
+    ids = [w.tenant_id, w.app_id, w.environment]
     ids += [v for v in (w.provider, w.model, w.response_model) if v is not None]
     if p is not None:
         ids += [v for v in (p.name, p.version, p.variant) if v is not None]
-    if not _all_match(_IDS, ids, 128):
+    if not _KNOWN_IDS.all_match(ids, [w.trace_id, w.span_id]):
         return None
     tags = w.tags
-    if tags and not _all_match(_TEXTS, tags, MAX_TAG_CHARS):
+    if tags and not _KNOWN_TAGS.all_match(tags):
         return None
-    if w.user_id is not None and not _all_match(_TEXTS, [w.user_id], MAX_SHORT_TEXT_CHARS):
+    if w.user_id is not None and not _KNOWN_USERS.all_match([w.user_id]):
         return None
     if _TIME.fullmatch(w.occurred_at) is None:
         return None

@@ -216,9 +216,11 @@ def _priced(event: Item, catalogue: PriceCatalogue, now: datetime, key: bytes) -
 
 
 def _touched(rows: Sequence[LedgerRow]) -> set[tuple[str, str, datetime]]:
-    """(tenant, app, UTC day) of the priced rows: what budget evaluation needs to look at."""
-    return {(r.tenant_id, r.app_id, r.occurred_at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
-            for r in rows if not r.unpriced}
+    """(tenant, app, UTC day) of the priced rows: what budget evaluation needs to look at. The days as dates
+    first, the few distinct ones made midnights after: a `replace` and an aware datetime's hash per row cost
+    ~2.4 us an event (in the batch's transaction), the `date` ~0.2."""
+    days = {(r.tenant_id, r.app_id, r.occurred_at.astimezone(UTC).date()) for r in rows if not r.unpriced}
+    return {(tenant, app, datetime(day.year, day.month, day.day, tzinfo=UTC)) for tenant, app, day in days}
 
 
 async def _unpriced_alerts(conn: asyncpg.Connection, models: Sequence[UnpricedModel]) -> list[Alert]:

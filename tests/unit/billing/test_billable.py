@@ -198,3 +198,22 @@ def test_bad_messages_get_the_contracts_reasons(payload: bytes | None) -> None:
     with pytest.raises(BadEvent) as full:
         decode_interaction(payload)
     assert narrow.value.reason == full.value.reason
+
+
+def test_the_fast_path_remembers_only_values_it_found_good_and_never_an_events_own_ids() -> None:
+    known = billable._Known(billable._IDS, 8, limit=4)
+    assert known.all_match(["tenant-a", "app-1"], ["trace-1", "span-1"])
+    assert known.good == {"tenant-a", "app-1"}  # the trace and span ids are checked, not remembered
+    assert not known.all_match(["tenant-a", "app-1"], ["bad id"])  # known values do not excuse the others
+    assert not known.all_match(["app-1", "toolongvalue"])  # over the length limit
+    assert not known.all_match(["app-1", ""]) and not known.all_match(["-lead"])
+    assert known.good == {"tenant-a", "app-1"}  # nothing of a refused list is remembered
+    assert known.all_match(["a", "b", "c"])  # full: emptied, then these
+    assert known.good == {"a", "b", "c"}
+    # Through the decoder: a tenant seen in a good event does not let a bad one through.
+    good = {**make_event(app_id="app-remembered"), "tenant_id": "tenant-remembered"}
+    assert decode_billable(orjson.dumps(good)).tenant_id == "tenant-remembered"
+    with pytest.raises(BadEvent):
+        decode_billable(orjson.dumps({**good, "trace_id": "no spaces allowed"}))
+    with pytest.raises(BadEvent):
+        decode_billable(orjson.dumps({**good, "user_id": "bell\x07"}))

@@ -185,7 +185,10 @@ def _insert_sql(*, pending_rollups: bool) -> str:
             HAVING count(*) > 0
             RETURNING id
         )
-        SELECT tenant_id, event_id, (SELECT id FROM usage_messages) AS usage_batch FROM inserted
+        SELECT count(*) AS inserted, (SELECT id FROM usage_messages) AS usage_batch,
+               CASE WHEN count(*) < $1 THEN array_agg(tenant_id) END AS tenants,
+               CASE WHEN count(*) < $1 THEN array_agg(event_id) END AS event_ids
+        FROM inserted
     """  # noqa: S608
 
 
@@ -251,14 +254,19 @@ async def write_batch(conn: asyncpg.Connection, *, rows: Sequence[LedgerRow | St
                        f"{_ANALYZE_NEW_PARTITIONS}")
     await conn.copy_records_to_table(_STAGING_NAME, schema_name="pg_temp", columns=_STAGED,
                                      records=[s.record for s in unique])
-    returned = await conn.fetch(_INSERT_LEDGER[pending_rollups])
-    fresh = {(record["tenant_id"], record["event_id"]) for record in returned}
-    inserted = tuple(s.row for s in unique if s.row.event_key in fresh)
-    if not inserted:
+    # One row back: how many rows went in and, only when some did not (a redelivery), which did.
+    returned = await conn.fetchrow(_INSERT_LEDGER[pending_rollups], len(unique))
+    if not returned["inserted"]:
         return WriteResult((), ())
-    usage = tuple(s.message for s in unique if s.message is not None and s.row.event_key in fresh)
+    if returned["inserted"] == len(unique):
+        written = unique
+    else:
+        fresh = set(zip(returned["tenants"], returned["event_ids"], strict=True))
+        written = [s for s in unique if s.row.event_key in fresh]
+    inserted = tuple(s.row for s in written)
+    usage = tuple(s.message for s in written if s.message is not None)
     return WriteResult(inserted, tuple(await count_unpriced(conn, rows=inserted)), usage,
-                       returned[0]["usage_batch"] if usage else None)
+                       returned["usage_batch"] if usage else None)
 
 
 # --------------------------------------------------------------------------------------------------
