@@ -138,14 +138,3 @@ async def test_a_traces_cost_is_read_from_the_trace_costs_key_alone(pg_pool: asy
            WHERE i.indrelid = 'usage_trace_costs'::regclass AND i.indisprimary""")
     assert definition["sql"].endswith("(tenant_id, trace_id, bucket) INCLUDE (event_count, unpriced_count, cost_total)")
 
-
-async def test_the_rollups_every_batch_updates_leave_half_of_each_page_for_new_versions(pg_pool: asyncpg.Pool) -> None:
-    """billing/0019: room on the page for an updated row's new version (a HOT update: no new index entries);
-    the rollups the usage queries of issue 17 item 4 read are left packed."""
-    rows = await pg_pool.fetch("SELECT relname, reloptions FROM pg_class WHERE relkind = 'r' AND relname = ANY($1)",
-                               ["usage_hourly", "usage_daily", "usage_daily_users", "usage_daily_tags",
-                                "usage_hourly_totals", "usage_monthly_users"])
-    options = {r["relname"]: r["reloptions"] for r in rows}
-    for name in ("usage_hourly", "usage_daily", "usage_daily_users", "usage_daily_tags"):
-        assert options[name] == ["fillfactor=50"], name
-    assert options["usage_hourly_totals"] is None and options["usage_monthly_users"] is None
