@@ -233,7 +233,6 @@ def _runs(text: str, spans: Sequence[tuple[int, int]], cand: Sequence[int]) -> l
 
 
 _RUN_LENGTH = tuple("rl=" + str(n) for n in range(5))
-_POSITIONS_ONE = ("rp=s",)
 _LINES = tuple("line=" + str(n) for n in range(4))
 _BULLETS = " \t>*•-"
 
@@ -476,9 +475,13 @@ class NameTagger:
         # the rows of the features that depend on no word: a run's length and a word's position in it, "open",
         # "lstart", "lonly", a run's line, "rtw", "rgz", "ev=none" (empty for a feature the vocabulary lacks); and
         # "rc=" of each list, for runs of more than one word
-        self._fixed = {f: self._block(self._rows_of((f,))) for f in (
-            *_RUN_LENGTH, "rp=s", "rp=f", "rp=m", "rp=l", "open", "lstart", "lonly", "line=0", "line=1", "line=2",
-            "line=3", "rtw", "rgz", "ev=none")}
+        fixed = {f: self._block(self._rows_of((f,))) for f in (
+            *_RUN_LENGTH, "rp=s", "rp=f", "rp=m", "rp=l", "open", "lstart", "lonly", *_LINES, "rtw", "rgz", "ev=none")}
+        self._run_length = [fixed[f] for f in _RUN_LENGTH]
+        self._lines = [fixed[f] for f in _LINES]
+        self._alone, self._first, self._middle, self._last = (fixed[f] for f in ("rp=s", "rp=f", "rp=m", "rp=l"))
+        self._open, self._lstart, self._lonly = fixed["open"], fixed["lstart"], fixed["lonly"]
+        self._town, self._place, self._no_evidence = fixed["rtw"], fixed["rgz"], fixed["ev=none"]
         self._run_classes: dict[str, Block] = {}
         self._pairs = {kind: {first: {second: self._block([row]) for second, row in by_second.items()}
                               for first, by_second in by_first.items()}
@@ -601,14 +604,13 @@ class NameTagger:
             return spans, cand, np.zeros((0, len(LABELS)))
         ascii_text = text.isascii()  # (`plain` gives an ASCII text as it is: its tokens are its words, `parts`)
         lowercase_text = not any(c.isupper() for c in text)
-        remembered = self._words[lowercase_text].get
+        words = self._words[lowercase_text]
         word = self._word
-        const = self._fixed
         # the remembered words of the tokens, two "<s>" before and two "</s>" after: token j at `seen[j + 2]`, so a
-        # candidate's five words (two before, itself, two after) are `seen[i:i + 5]`; only those are read (every
-        # word the features read is one of them)
-        opening = remembered("<s>") or word("<s>", lowercase_text)
-        closing = remembered("</s>") or word("</s>", lowercase_text)
+        # candidate's five words (two before, itself, two after) are `seen[i]` to `seen[i + 4]`; only those are read
+        # (every word the features read is one of them)
+        opening = words.get("<s>") or word("<s>", lowercase_text)
+        closing = words.get("</s>") or word("</s>", lowercase_text)
         seen = [_UNREAD] * (len(spans) + 4)
         seen[0] = seen[1] = opening
         seen[-1] = seen[-2] = closing
@@ -620,11 +622,15 @@ class NameTagger:
                     else:
                         s, e = spans[j - 2]
                         w = text[s:e]
-                    seen[j] = remembered(w) or word(w, lowercase_text)
+                    seen[j] = words.get(w) or word(w, lowercase_text)
         extras = self._evidence_blocks(spans, cand, evidence or ()) if self.evidence else None
-        none = const["ev=none"]
-        opens = const["open"]
-        newlines = [m.start() for m in _NEWLINE.finditer(text)]
+        none = self._no_evidence
+        opens = self._open
+        newlines: list[int] = []  # (`_NEWLINE.finditer`'s starts)
+        at = text.find("\n")
+        while at >= 0:
+            newlines.append(at)
+            at = text.find("\n", at + 1)
         places, town_list = gazetteer(), towns()
         bias = self._bias
         limit = self.exact_rows
@@ -637,7 +643,7 @@ class NameTagger:
             start, end = spans[first][0], spans[last][1]
             before = seen[first + 1]
             shared = bias.copy()
-            shared.add(const[_RUN_LENGTH[min(len(run), 4)]])
+            shared.add(self._run_length[min(len(run), 4)])
             shared.add(before.run_before)
             one = seen[first].rb2.get(before.low)  # "rb2=" + the two words before the run
             if one is not None:
@@ -646,9 +652,9 @@ class NameTagger:
             if len(run) > 1:
                 phrase = text[start:end]
                 if town_list.get(phrase, lowercase_text=lowercase_text) is not None:
-                    shared.add(const["rtw"])
+                    shared.add(self._town)
                 if places.get(phrase, lowercase_text=lowercase_text) is not None:
-                    shared.add(const["rgz"])
+                    shared.add(self._place)
                 for c in {c for i in run for c in seen[i + 2].classes}:
                     shared.add(self._run_class(c))
             else:
@@ -663,13 +669,14 @@ class NameTagger:
             # (the text before the run on its line is blank or bullets: when its first character is neither, it is
             # not, without copying the line up to the run)
             if line_start == start or (text[line_start] in _BULLETS and text[line_start:start].strip(_BULLETS) == ""):
-                shared.add(const["lstart"])
+                shared.add(self._lstart)
                 if text[end:line_end].strip(" \t.,") == "":
-                    shared.add(const["lonly"])
+                    shared.add(self._lonly)
             if newlines:
-                shared.add(const[_LINES[min(line, 3)]])
-            positions = _POSITIONS_ONE if len(run) == 1 else ("rp=f", *["rp=m"] * (len(run) - 2), "rp=l")
-            for i, pos in zip(run, positions, strict=True):
+                shared.add(self._lines[min(line, 3)])
+            size = len(run)
+            for position in range(size):  # "rp=s" alone, else "rp=f", "rp=m"..., "rp=l"
+                i = run[position]
                 before2, before_w, me, after_w, after2 = seen[i], seen[i + 1], seen[i + 2], seen[i + 3], seen[i + 4]
                 plow = before_w.low
                 total.set(shared)
@@ -698,7 +705,8 @@ class NameTagger:
                         one = with_prev.get(c)
                         if one is not None:
                             total.add(one)
-                total.add(const[pos])
+                total.add(self._alone if size == 1 else self._first if position == 0 else
+                          self._last if position == size - 1 else self._middle)
                 if extras is not None:
                     extra = extras[k]
                     total.add(none if extra is None else extra)
