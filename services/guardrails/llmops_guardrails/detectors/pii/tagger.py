@@ -742,22 +742,36 @@ def spans_of(text: str, spans: Sequence[tuple[int, int]], cand: Sequence[int], p
     """Labelled spans: a candidate is a PERSON (LOCATION) when that label's probability is at least `threshold`
     and the higher of the two; neighbouring candidates of one label joined only by spaces, or by an initial's
     dot, merge."""
-    out: list[Tag] = []
+    # the spans as they grow (a `Tag` is made once per span, at the end)
+    labels: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    lowest: list[float] = []
     last_index = -2
     place_threshold = threshold if place_threshold is None else place_threshold
-    rows = probs.tolist()  # the same float64 values as Python floats, read without a numpy scalar per element
-    for k, i in enumerate(cand):
-        _, p_person, p_place = rows[k]
-        label, p = ("PERSON", p_person) if p_person >= p_place else ("LOCATION", p_place)
-        if p < (threshold if label == "PERSON" else place_threshold):
-            continue
-        s, e = spans[i]
-        if out and out[-1].label == label and last_index >= 0 and _joins(text, spans, last_index, i):
-            out[-1] = Tag(label, out[-1].start, e, min(out[-1].probability, p))
+    rows: list[list[float]] = probs.tolist()  # the same float64 values as Python floats, without a numpy scalar each
+    for k in range(len(cand)):
+        row = rows[k]
+        p_person, p_place = row[1], row[2]
+        if p_person >= p_place:
+            label, p = "PERSON", p_person
+            if p < threshold:
+                continue
         else:
-            out.append(Tag(label, s, e, p))
+            label, p = "LOCATION", p_place
+            if p < place_threshold:
+                continue
+        i = cand[k]
+        if labels and labels[-1] == label and last_index >= 0 and _joins(text, spans, last_index, i):
+            ends[-1] = spans[i][1]
+            lowest[-1] = min(lowest[-1], p)
+        else:
+            labels.append(label)
+            starts.append(spans[i][0])
+            ends.append(spans[i][1])
+            lowest.append(p)
         last_index = i
-    return out
+    return [Tag(labels[n], starts[n], ends[n], lowest[n]) for n in range(len(labels))]
 
 
 def _joins(text: str, spans: Sequence[tuple[int, int]], a: int, b: int) -> bool:

@@ -15,6 +15,7 @@ import pytest
 from llmops_guardrails.detectors.pii import tagger as tg
 from llmops_guardrails.detectors.pii.classes import plain
 from llmops_guardrails.pii_eval import load_samples
+from tests.unit.guardrails.detectors.pii.test_same_outputs import _old_spans_of  # a Tag per tagged word, as before
 
 PII_DATA = Path(__file__).resolve().parents[5].parent / "shared/data/pii/synth_dataset_v2.json"
 
@@ -146,3 +147,19 @@ def test_an_ascii_texts_split_pieces_are_its_words() -> None:
             parts = tg._ASCII_SPLIT.split(text)
             assert parts[1::2] == [text[s:e] for s, e in tg.tokens(text)]
             assert all(re.fullmatch(r"[\t\n\x0b\x0c\r ]*", gap) for gap in parts[0::2])
+
+
+def test_the_spans_made_once_each_are_those_grown_tag_by_tag() -> None:
+    rng = random.Random(21)
+    levels = [0.0, 0.1, 0.3, 0.4, 0.5, 0.8, 0.9, 1.0]  # the thresholds themselves and ties between the labels
+    texts = [t for t in _texts() if len(tg.tokens(t)) > 2][:1500]
+    merged = 0
+    for text in texts:
+        spans = tg.tokens(text)
+        cand = sorted(rng.sample(range(len(spans)), min(len(spans), rng.randrange(1, 12))))
+        probs = np.array([[0.0, rng.choice(levels), rng.choice(levels)] for _ in cand])
+        for threshold, place in ((0.3, 0.5), (0.4, None), (0.9, 0.8), (0.0, 0.0)):
+            new = tg.spans_of(text, spans, cand, probs, threshold=threshold, place_threshold=place)
+            assert new == _old_spans_of(text, spans, cand, probs, threshold=threshold, place_threshold=place), text
+            merged += sum(1 for t in new if " " in text[t.start:t.end])
+    assert merged > 100
