@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TypeGuard, cast
+from typing import TypeGuard, cast, final
 
 import numpy as np
 import numpy.typing as npt
@@ -57,11 +57,26 @@ _CALENDAR = frozenset(["monday", "tuesday", "wednesday", "thursday", "friday", "
 
 # `_TOKEN` in the standard library's `re`, for ASCII text (`classes`: twice as fast as `regex` here).
 _ASCII_TOKEN = re.compile(r"[A-Za-z]++(?:['-][A-Za-z]++)*+|[0-9]++|[^\t\n\x0b\x0c\r ]")
+# The same as one group: `split` gives the text between the tokens and the tokens, alternately.
+_ASCII_SPLIT = re.compile("(" + _ASCII_TOKEN.pattern + ")")
 
 
 def tokens(text: str) -> list[tuple[int, int]]:
     """(start, end) of every token of `text` (`_TOKEN`'s matches, found by `_ASCII_TOKEN` in `classes.plain(text)`)."""
-    return [m.span() for m in _ASCII_TOKEN.finditer(plain(text))]
+    return _spans(_ASCII_SPLIT.split(plain(text)))
+
+
+def _spans(parts: list[str]) -> list[tuple[int, int]]:
+    """The tokens' (start, end) from `_ASCII_SPLIT.split`'s pieces: the matches of `_ASCII_TOKEN.finditer`, as
+    each piece between two matches and each match's text (its one group is the whole match) are read in order."""
+    out: list[tuple[int, int]] = []
+    pos = 0
+    for k in range(1, len(parts), 2):
+        pos += len(parts[k - 1])
+        end = pos + len(parts[k])
+        out.append((pos, end))
+        pos = end
+    return out
 
 
 def _shape(word: str) -> str:
@@ -171,15 +186,7 @@ def word_info(word: str, lowercase_text: bool) -> _Info:
     return low, shape, cls, tuple(own), as_prev, as_next
 
 
-# A word as `NameTagger.word_probabilities` reads it: its `word_info`, its lists joined, and the weight rows of its
-# own block, of its block as the word before a candidate and as the word after one, and of the run features it gives
-# as the word before a run ("rb="), as the word after one ("ra=") and as a run of one word ("rc=" of its lists,
-# sorted); then the rows of the features of two words it is the first of ("pw2=", "nw2=", "rb2=": by the second
-# word) and of its lists with a neighbour's ("c|nc=", "c|pc=": by the neighbour's list), `NameTagger._pairs`.
-_Word = tuple[_Info, str, list[int], list[int], list[int], list[int], list[int], list[int],
-              dict[str, int], dict[str, int], dict[str, int], dict[str, int], dict[str, int]]
 _PAIRS = ("pw2=", "nw2=", "rb2=", "c|nc=", "c|pc=")
-_NO_PAIRS: dict[str, int] = {}  # (never written to)
 # A feature the vocabulary has: `filter(_KNOWN, map(vocab.get, features))`, all in C.
 _KNOWN = cast("Callable[[int | None], TypeGuard[int]]", functools.partial(operator.is_not, None))
 
@@ -226,7 +233,6 @@ def _runs(text: str, spans: Sequence[tuple[int, int]], cand: Sequence[int]) -> l
 
 
 _RUN_LENGTH = tuple("rl=" + str(n) for n in range(5))
-_POSITIONS_ONE = ("rp=s",)
 _LINES = tuple("line=" + str(n) for n in range(4))
 _BULLETS = " \t>*•-"
 
@@ -359,6 +365,94 @@ def pairs_of(vocab: dict[str, int]) -> dict[str, dict[str, dict[str, int]]]:
     return pairs
 
 
+@final
+class Block:
+    """The sum of some of the model's weight rows (float64, one per label) and how many rows were added."""
+
+    def __init__(self, o: float = 0.0, person: float = 0.0, place: float = 0.0, n: int = 0) -> None:
+        self.o = o
+        self.person = person
+        self.place = place
+        self.n = n
+
+    def add(self, other: Block) -> None:
+        self.o += other.o
+        self.person += other.person
+        self.place += other.place
+        self.n += other.n
+
+    def copy(self) -> Block:
+        return Block(self.o, self.person, self.place, self.n)
+
+    def set(self, other: Block) -> None:
+        self.o = other.o
+        self.person = other.person
+        self.place = other.place
+        self.n = other.n
+
+
+_EMPTY = Block()  # (never added to)
+
+
+@final
+class Word:
+    """A word as `NameTagger.word_probabilities` reads it: its `word_info`, its lists joined, and the sums of the
+    weight rows of its own block, of its block as the word before a candidate and as the word after one, and of the
+    run features it gives as the word before a run ("rb="), as the word after one ("ra=") and as a run of one word
+    ("rc=" of its lists); then the rows of the features of two words it is the first of ("pw2=", "nw2=", "rb2=": by
+    the second word) and of its lists with a neighbour's ("c|nc=", "c|pc=": by the neighbour's list), as blocks of
+    one row (`NameTagger._pairs`)."""
+
+    def __init__(self, info: _Info, joined: str, *, own: Block, as_prev: Block, as_next: Block, run_before: Block,
+                 run_after: Block, run_alone: Block, pw2: dict[str, Block], nw2: dict[str, Block],
+                 rb2: dict[str, Block], c_nc: dict[str, Block], c_pc: dict[str, Block]) -> None:
+        self.info = info
+        self.low = info[0]
+        self.classes = info[2]
+        self.joined = joined
+        self.own = own
+        self.as_prev = as_prev
+        self.as_next = as_next
+        self.run_before = run_before
+        self.run_after = run_after
+        self.run_alone = run_alone
+        self.pw2 = pw2
+        self.nw2 = nw2
+        self.rb2 = rb2
+        self.c_nc = c_nc
+        self.c_pc = c_pc
+
+
+_NO_BLOCKS: dict[str, Block] = {}  # (never written to)
+_UNREAD = Word(("", "", (), (), (), ()), "", own=_EMPTY, as_prev=_EMPTY, as_next=_EMPTY, run_before=_EMPTY,
+               run_after=_EMPTY, run_alone=_EMPTY, pw2=_NO_BLOCKS, nw2=_NO_BLOCKS, rb2=_NO_BLOCKS, c_nc=_NO_BLOCKS,
+               c_pc=_NO_BLOCKS)  # a token whose word is not read (`word_probabilities`)
+
+
+def exact_rows(weights: npt.NDArray[np.floating]) -> int:
+    """How many of `weights`' values (rows of it, repeats allowed) any sum, in float64 and in any order or grouping,
+    adds up exactly: 0 unless `weights` are float32 (finite, no -0.0).
+
+    Every float32 value is a whole multiple of its ulp, 2^(e - 24) for a value m * 2^e (0.5 <= |m| < 1), so every
+    value is a multiple of q, the ulp of the smallest magnitude. A sum of at most N values each at most M in magnitude
+    is a multiple of q below N * M; when that is below 2^53 * q, every partial sum is a float64 exactly (an integer
+    below 2^53 times a power of two), so each addition is exact and the result is the exact sum, whatever the order
+    of the additions: the same bits as numpy's `add.reduceat` over the same rows, or as `probabilities`."""
+    if weights.dtype != np.float32 or weights.size == 0 or not bool(np.isfinite(weights).all()):
+        return 0
+    if bool((np.signbit(weights) & (weights == 0)).any()):
+        return 0
+    magnitudes = np.abs(weights.astype(np.float64))
+    largest = float(magnitudes.max())
+    nonzero = magnitudes[magnitudes > 0]
+    if largest == 0.0 or nonzero.size == 0:
+        return 1 << 62
+    exponent = int(np.frexp(nonzero.min())[1])
+    quantum = 2.0 ** (max(exponent, -125) - 24)  # (-125: a subnormal float32's ulp is 2^-149)
+    units = int(largest / quantum)  # exact: the largest magnitude is a whole multiple of the quantum
+    return int((2**53 - 1) // units)
+
+
 class NameTagger:
     """The trained model: `vocab` maps a feature to its weight row; `weights` has a last row for the bias."""
 
@@ -371,20 +465,44 @@ class NameTagger:
         self.meta = meta or {}
         self.lex = lexicon()
         self._weights64 = weights.astype(np.float64)  # summed in float64, as before the first copy was made
+        self._values: list[list[float]] = self._weights64.tolist()  # the same values as Python floats
+        # sums of rows that are exact in any order (`exact_rows`): up to this many rows a candidate; a candidate with
+        # more (or a model whose weights do not allow it) is scored by `probabilities` instead
+        self.exact_rows = exact_rows(weights)
+        self._bias = self._block([len(weights) - 1])
         # remembered words, one dict per kind of text (with capitals or without: their lists differ)
-        self._words: dict[bool, dict[str, _Word]] = {False: {}, True: {}}
+        self._words: dict[bool, dict[str, Word]] = {False: {}, True: {}}
         # the rows of the features that depend on no word: a run's length and a word's position in it, "open",
-        # "lstart", "lonly", a run's line, "rtw", "rgz", "ev=none" (as lists: empty for a feature the vocabulary
-        # lacks)
-        self._rows = {f: self._rows_of((f,)) for f in (*_RUN_LENGTH, "rp=s", "rp=f", "rp=m", "rp=l", "open",
-                                                      "lstart", "lonly", "line=0", "line=1", "line=2", "line=3",
-                                                      "rtw", "rgz", "ev=none")}
-        self._pairs = pairs_of(vocab)
-        self._evidence: dict[tuple[str, str, str], list[int]] = {}  # a rule's evidence rows (`_evidence_rows`)
+        # "lstart", "lonly", a run's line, "rtw", "rgz", "ev=none" (empty for a feature the vocabulary lacks); and
+        # "rc=" of each list, for runs of more than one word
+        fixed = {f: self._block(self._rows_of((f,))) for f in (
+            *_RUN_LENGTH, "rp=s", "rp=f", "rp=m", "rp=l", "open", "lstart", "lonly", *_LINES, "rtw", "rgz", "ev=none")}
+        self._run_length = [fixed[f] for f in _RUN_LENGTH]
+        self._lines = [fixed[f] for f in _LINES]
+        self._alone, self._first, self._middle, self._last = (fixed[f] for f in ("rp=s", "rp=f", "rp=m", "rp=l"))
+        self._open, self._lstart, self._lonly = fixed["open"], fixed["lstart"], fixed["lonly"]
+        self._town, self._place, self._no_evidence = fixed["rtw"], fixed["rgz"], fixed["ev=none"]
+        self._run_classes: dict[str, Block] = {}
+        self._pairs = {kind: {first: {second: self._block([row]) for second, row in by_second.items()}
+                              for first, by_second in by_first.items()}
+                       for kind, by_first in pairs_of(vocab).items()}
+        self._evidence: dict[tuple[str, str, str], Block] = {}  # a rule's evidence rows (`_evidence_blocks`)
 
     def _rows_of(self, features: Sequence[str]) -> list[int]:
         """The weight rows of those of `features` the vocabulary has, in their order."""
         return list(filter(_KNOWN, map(self.vocab.get, features)))
+
+    def _block(self, rows: Sequence[int]) -> Block:
+        """The sum of `rows` (exact for up to `exact_rows` rows, which is all that is ever used of it)."""
+        total = Block()
+        values = self._values
+        for row in rows:
+            v = values[row]
+            total.o += v[0]
+            total.person += v[1]
+            total.place += v[2]
+        total.n = len(rows)
+        return total
 
     @property
     def evidence(self) -> bool:
@@ -397,11 +515,7 @@ class NameTagger:
         # the rows as an index array built in C (`array`), gathered with `take`: the same rows as `weights[idx]`,
         # half the cost
         rows = self._weights64.take(np.frombuffer(array.array("q", idx), dtype=np.int64), axis=0)
-        scores = np.add.reduceat(rows, starts, axis=0)
-        scores -= scores.max(axis=1, keepdims=True)
-        np.exp(scores, out=scores)
-        scores /= scores.sum(axis=1, keepdims=True)
-        return scores
+        return _softmax(np.add.reduceat(rows, starts, axis=0))
 
     def probabilities(self, texts_features: Sequence[list[str]]) -> npt.NDArray[np.float64]:
         """One row of label probabilities per candidate's features."""
@@ -415,8 +529,8 @@ class NameTagger:
             idx.extend(j for j in map(vocab.get, feats) if j is not None)
         return self._scores(idx, starts)
 
-    def _word(self, word: str, lowercase_text: bool) -> _Word:
-        """`word_info` of a word with its blocks and run features as weight rows (remembered)."""
+    def _word(self, word: str, lowercase_text: bool) -> Word:
+        """`word_info` of a word with its blocks and run features as sums of weight rows (remembered)."""
         words = self._words[lowercase_text]
         got = words.get(word)
         if got is None:
@@ -424,30 +538,36 @@ class NameTagger:
                 words.clear()
             info = word_info(word, lowercase_text)
             rows = self._rows_of
-            get = self.vocab.get
-            before, after = get("rb=" + info[0]), get("ra=" + info[0])
+            block = self._block
             joined = "+".join(info[2])
             pairs = self._pairs
-            got = (info, joined, rows(info[3]), rows(info[4]), rows(info[5]),
-                   [] if before is None else [before], [] if after is None else [after],
-                   rows(["rc=" + c for c in sorted(info[2])]) if info[2] else [],
-                   pairs["pw2="].get(info[0], _NO_PAIRS), pairs["nw2="].get(info[0], _NO_PAIRS),
-                   pairs["rb2="].get(info[0], _NO_PAIRS), pairs["c|nc="].get(joined, _NO_PAIRS),
-                   pairs["c|pc="].get(joined, _NO_PAIRS))
+            got = Word(info, joined, own=block(rows(info[3])), as_prev=block(rows(info[4])),
+                       as_next=block(rows(info[5])), run_before=block(rows(["rb=" + info[0]])),
+                       run_after=block(rows(["ra=" + info[0]])), run_alone=block(rows(["rc=" + c for c in info[2]])),
+                       pw2=pairs["pw2="].get(info[0], _NO_BLOCKS), nw2=pairs["nw2="].get(info[0], _NO_BLOCKS),
+                       rb2=pairs["rb2="].get(info[0], _NO_BLOCKS), c_nc=pairs["c|nc="].get(joined, _NO_BLOCKS),
+                       c_pc=pairs["c|pc="].get(joined, _NO_BLOCKS))
             words[word] = got
         return got
 
-    def _evidence_rows(self, spans: Sequence[tuple[int, int]], cand: Sequence[int], evidence: Sequence[Evidence],
-                       ) -> list[list[int] | None]:
-        """`_evidence_features` as weight rows: per candidate, the rows of what the rules found over it, in the same
-        order (a rule's two features' rows remembered per entity, score bucket and rule), or None for "ev=none"."""
-        out: list[list[int] | None] = [None] * len(cand)
+    def _run_class(self, name: str) -> Block:
+        """The row of "rc=" + a list's name (for a run of more than one word)."""
+        got = self._run_classes.get(name)
+        if got is None:
+            got = self._run_classes[name] = self._block(self._rows_of(("rc=" + name,)))
+        return got
+
+    def _evidence_blocks(self, spans: Sequence[tuple[int, int]], cand: Sequence[int], evidence: Sequence[Evidence],
+                         ) -> list[Block | None]:
+        """`_evidence_features` as sums of weight rows: per candidate, the rows of what the rules found over it (a
+        rule's two features' rows remembered per entity, score bucket and rule), or None for "ev=none"."""
+        out: list[Block | None] = [None] * len(cand)
         if evidence:
             memo = self._evidence
             starts = [spans[i][0] for i in cand]
             for kind, a, b, score, rule in evidence:
                 k = max(0, bisect.bisect_right(starts, a) - 1)
-                rows = None
+                rows: Block | None = None
                 while k < len(cand) and spans[cand[k]][0] < b:
                     if a < spans[cand[k]][1]:
                         if rows is None:
@@ -456,13 +576,13 @@ class NameTagger:
                             if rows is None:
                                 if len(memo) >= self.OWN_CACHE:
                                     memo.clear()
-                                rows = memo[key] = self._rows_of(("ev=" + kind + "|" + key[1],
-                                                                  "evr=" + kind + "|" + rule))
+                                rows = memo[key] = self._block(self._rows_of(("ev=" + kind + "|" + key[1],
+                                                                              "evr=" + kind + "|" + rule)))
                         got = out[k]
                         if got is None:
-                            out[k] = list(rows)
+                            out[k] = rows.copy()
                         else:
-                            got += rows
+                            got.add(rows)
                     k += 1
         return out
 
@@ -471,56 +591,74 @@ class NameTagger:
         """Tokens, candidate indices and their label probabilities (`evidence`: what the rules found, read by a
         model trained with it; none given counts as nothing found).
 
-        The features are those of `text_parts` in the same order, so the sums (and the probabilities) are
-        bit for bit those of `probabilities(text_features(...))`; but each word's own, previous-word and next-word
-        blocks, and the run features a word gives alone ("rb=", "ra=", "rc=" of a one-word run), are looked up
-        once per word (`_word`), those of no word once per model; a run's shared features are built once per run
-        (`run_features`, written out here), and only the features of two words ("pw2=", "nw2=", "rb2=", "c|nc=",
-        "c|pc=") are built as strings, each looked up as it is built."""
-        spans = tokens(text)
+        The features are those of `text_parts`, but summed as they are found: each word's own, previous-word and
+        next-word blocks, and the run features a word gives alone ("rb=", "ra=", "rc=" of a one-word run), are
+        summed once per word (`_word`), those of no word once per model, a run's shared features once per run, and
+        the features of two words ("pw2=", "nw2=", "rb2=", "c|nc=", "c|pc=") looked up by their parts. The sums are
+        exact (`exact_rows`), so they are bit for bit those of `probabilities(text_features(...))`, which scores a
+        text with a candidate of more rows than that."""
+        parts = _ASCII_SPLIT.split(plain(text))
+        spans = _spans(parts)  # `tokens(text)`
         cand = candidates(text, spans, self.lex)
         if not cand:
-            return spans, cand, self._scores([], [])
+            return spans, cand, np.zeros((0, len(LABELS)))
+        ascii_text = text.isascii()  # (`plain` gives an ASCII text as it is: its tokens are its words, `parts`)
         lowercase_text = not any(c.isupper() for c in text)
-        get = self.vocab.get
-        remembered = self._words[lowercase_text].get
+        words = self._words[lowercase_text]
         word = self._word
-        const = self._rows
-        # every token's remembered word, two "<s>" before and two "</s>" after: token j at `seen[j + 2]`, so a
-        # candidate's five words (two before, itself, two after) are `seen[i:i + 5]`
-        opening = remembered("<s>") or word("<s>", lowercase_text)
-        closing = remembered("</s>") or word("</s>", lowercase_text)
-        seen = [opening, opening, *[remembered(w) or word(w, lowercase_text) for w in [text[s:e] for s, e in spans]],
-                closing, closing]
-        extras = self._evidence_rows(spans, cand, evidence or ()) if self.evidence else None
-        none = const["ev=none"]
-        opens = const["open"]
-        newlines = [m.start() for m in _NEWLINE.finditer(text)]
+        # the remembered words of the tokens, two "<s>" before and two "</s>" after: token j at `seen[j + 2]`, so a
+        # candidate's five words (two before, itself, two after) are `seen[i]` to `seen[i + 4]`; only those are read
+        # (every word the features read is one of them)
+        opening = words.get("<s>") or word("<s>", lowercase_text)
+        closing = words.get("</s>") or word("</s>", lowercase_text)
+        seen = [_UNREAD] * (len(spans) + 4)
+        seen[0] = seen[1] = opening
+        seen[-1] = seen[-2] = closing
+        for i in cand:
+            for j in range(i, i + 5):
+                if seen[j] is _UNREAD:
+                    if ascii_text:
+                        w = parts[2 * j - 3]  # token j - 2
+                    else:
+                        s, e = spans[j - 2]
+                        w = text[s:e]
+                    seen[j] = words.get(w) or word(w, lowercase_text)
+        extras = self._evidence_blocks(spans, cand, evidence or ()) if self.evidence else None
+        none = self._no_evidence
+        opens = self._open
+        newlines: list[int] = []  # (`_NEWLINE.finditer`'s starts)
+        at = text.find("\n")
+        while at >= 0:
+            newlines.append(at)
+            at = text.find("\n", at + 1)
         places, town_list = gazetteer(), towns()
-        bias = len(self.weights) - 1
-        idx: list[int] = []
-        starts: list[int] = []
+        bias = self._bias
+        limit = self.exact_rows
+        sums: list[float] = []
+        total = Block()
         k = 0
         for run in _runs(text, spans, cand):
-            # `run_features(text, spans, run, ...)`, the same features in the same order
+            # `run_features(text, spans, run, ...)`: the same features
             first, last = run[0], run[-1]
             start, end = spans[first][0], spans[last][1]
             before = seen[first + 1]
-            shared = const[_RUN_LENGTH[min(len(run), 4)]] + before[5]
-            row = seen[first][10].get(before[0][0])  # "rb2=" + the two words before the run
-            if row is not None:
-                shared.append(row)
-            shared += seen[last + 3][6]
+            shared = bias.copy()
+            shared.add(self._run_length[min(len(run), 4)])
+            shared.add(before.run_before)
+            one = seen[first].rb2.get(before.low)  # "rb2=" + the two words before the run
+            if one is not None:
+                shared.add(one)
+            shared.add(seen[last + 3].run_after)
             if len(run) > 1:
                 phrase = text[start:end]
                 if town_list.get(phrase, lowercase_text=lowercase_text) is not None:
-                    shared += const["rtw"]
+                    shared.add(self._town)
                 if places.get(phrase, lowercase_text=lowercase_text) is not None:
-                    shared += const["rgz"]
-                shared.extend(filter(_KNOWN, map(get, ["rc=" + c for c in sorted(
-                    {c for i in run for c in seen[i + 2][0][2]})])))
+                    shared.add(self._place)
+                for c in {c for i in run for c in seen[i + 2].classes}:
+                    shared.add(self._run_class(c))
             else:
-                shared += seen[first + 2][7]
+                shared.add(seen[first + 2].run_alone)
             if newlines:
                 line = bisect.bisect_left(newlines, start)  # the run's line (newlines before it)
                 line_start = newlines[line - 1] + 1 if line else 0
@@ -531,48 +669,59 @@ class NameTagger:
             # (the text before the run on its line is blank or bullets: when its first character is neither, it is
             # not, without copying the line up to the run)
             if line_start == start or (text[line_start] in _BULLETS and text[line_start:start].strip(_BULLETS) == ""):
-                shared += const["lstart"]
+                shared.add(self._lstart)
                 if text[end:line_end].strip(" \t.,") == "":
-                    shared += const["lonly"]
+                    shared.add(self._lonly)
             if newlines:
-                shared += const[_LINES[min(line, 3)]]
-            positions = _POSITIONS_ONE if len(run) == 1 else ("rp=f", *["rp=m"] * (len(run) - 2), "rp=l")
-            for i, pos in zip(run, positions, strict=True):
-                before2, before_w, me, after_w, after2 = seen[i:i + 5]
-                plow = before_w[0][0]
-                starts.append(len(idx))
-                idx.append(bias)
-                idx += me[2]
-                idx += before_w[3]
-                idx += after_w[4]
-                idx += shared
-                row = before2[8].get(plow)  # "pw2=" + the two words before
-                if row is not None:
-                    idx.append(row)
-                row = after_w[9].get(after2[0][0])  # "nw2=" + the two words after
-                if row is not None:
-                    idx.append(row)
-                at = spans[i][0]
-                if "\n" in text[max(0, at - 3):at] or i == 0 or plow in (".", "!", "?", ":", "\n"):
-                    idx += opens
-                with_next = me[11]  # "c|nc=" + its lists + "|" + a list of the next word (none: no such row)
+                shared.add(self._lines[min(line, 3)])
+            size = len(run)
+            for position in range(size):  # "rp=s" alone, else "rp=f", "rp=m"..., "rp=l"
+                i = run[position]
+                before2, before_w, me, after_w, after2 = seen[i], seen[i + 1], seen[i + 2], seen[i + 3], seen[i + 4]
+                plow = before_w.low
+                total.set(shared)
+                total.add(me.own)
+                total.add(before_w.as_prev)
+                total.add(after_w.as_next)
+                one = before2.pw2.get(plow)  # "pw2=" + the two words before
+                if one is not None:
+                    total.add(one)
+                one = after_w.nw2.get(after2.low)  # "nw2=" + the two words after
+                if one is not None:
+                    total.add(one)
+                # (a line break in the three characters before it: the run's line starts within them, as only spaces
+                # and tabs are between a run's words)
+                if (line_start and spans[i][0] - line_start <= 2) or i == 0 or plow in (".", "!", "?", ":", "\n"):
+                    total.add(opens)
+                with_next = me.c_nc  # "c|nc=" + its lists + "|" + a list of the next word (none: no such row)
                 if with_next:
-                    for c in after_w[0][2]:
-                        row = with_next.get(c)
-                        if row is not None:
-                            idx.append(row)
-                with_prev = me[12]
+                    for c in after_w.classes:
+                        one = with_next.get(c)
+                        if one is not None:
+                            total.add(one)
+                with_prev = me.c_pc
                 if with_prev:
-                    for c in before_w[0][2]:
-                        row = with_prev.get(c)
-                        if row is not None:
-                            idx.append(row)
-                idx += const[pos]
+                    for c in before_w.classes:
+                        one = with_prev.get(c)
+                        if one is not None:
+                            total.add(one)
+                total.add(self._alone if size == 1 else self._first if position == 0 else
+                          self._last if position == size - 1 else self._middle)
                 if extras is not None:
                     extra = extras[k]
-                    idx += none if extra is None else extra
+                    total.add(none if extra is None else extra)
+                if total.n > limit:  # not provably exact: the rows in `text_parts`' order, summed by numpy
+                    return self._by_rows(text, evidence)
+                sums += (total.o, total.person, total.place)
                 k += 1
-        return spans, cand, self._scores(idx, starts)
+        return spans, cand, _softmax(np.array(sums, dtype=np.float64).reshape(len(cand), len(LABELS)))
+
+    def _by_rows(self, text: str, evidence: Sequence[Evidence] | None,
+                 ) -> tuple[list[tuple[int, int]], list[int], npt.NDArray[np.float64]]:
+        """`word_probabilities` from every feature of every candidate (`text_features`), looked up and summed by
+        numpy: the reference, and what scores a text whose sums `exact_rows` cannot vouch for."""
+        spans, cand, feats = text_features(text, self.lex, (evidence or ()) if self.evidence else None)
+        return spans, cand, self.probabilities(feats)
 
     def tag(self, text: str, *, threshold: float = 0.4, place_threshold: float | None = 0.8) -> list[Tag]:
         """PERSON and LOCATION spans (see `spans_of`), without rule evidence."""
@@ -580,27 +729,49 @@ class NameTagger:
         return spans_of(text, spans, cand, probs, threshold=threshold, place_threshold=place_threshold)
 
 
+def _softmax(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Each row's sums as probabilities (in place)."""
+    scores -= scores.max(axis=1, keepdims=True)
+    np.exp(scores, out=scores)
+    scores /= scores.sum(axis=1, keepdims=True)
+    return scores
+
+
 def spans_of(text: str, spans: Sequence[tuple[int, int]], cand: Sequence[int], probs: npt.NDArray[np.float64], *,
              threshold: float, place_threshold: float | None = None) -> list[Tag]:
     """Labelled spans: a candidate is a PERSON (LOCATION) when that label's probability is at least `threshold`
     and the higher of the two; neighbouring candidates of one label joined only by spaces, or by an initial's
     dot, merge."""
-    out: list[Tag] = []
+    # the spans as they grow (a `Tag` is made once per span, at the end)
+    labels: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    lowest: list[float] = []
     last_index = -2
     place_threshold = threshold if place_threshold is None else place_threshold
-    rows = probs.tolist()  # the same float64 values as Python floats, read without a numpy scalar per element
-    for k, i in enumerate(cand):
-        _, p_person, p_place = rows[k]
-        label, p = ("PERSON", p_person) if p_person >= p_place else ("LOCATION", p_place)
-        if p < (threshold if label == "PERSON" else place_threshold):
-            continue
-        s, e = spans[i]
-        if out and out[-1].label == label and last_index >= 0 and _joins(text, spans, last_index, i):
-            out[-1] = Tag(label, out[-1].start, e, min(out[-1].probability, p))
+    rows: list[list[float]] = probs.tolist()  # the same float64 values as Python floats, without a numpy scalar each
+    for k in range(len(cand)):
+        row = rows[k]
+        p_person, p_place = row[1], row[2]
+        if p_person >= p_place:
+            label, p = "PERSON", p_person
+            if p < threshold:
+                continue
         else:
-            out.append(Tag(label, s, e, p))
+            label, p = "LOCATION", p_place
+            if p < place_threshold:
+                continue
+        i = cand[k]
+        if labels and labels[-1] == label and last_index >= 0 and _joins(text, spans, last_index, i):
+            ends[-1] = spans[i][1]
+            lowest[-1] = min(lowest[-1], p)
+        else:
+            labels.append(label)
+            starts.append(spans[i][0])
+            ends.append(spans[i][1])
+            lowest.append(p)
         last_index = i
-    return out
+    return [Tag(labels[n], starts[n], ends[n], lowest[n]) for n in range(len(labels))]
 
 
 def _joins(text: str, spans: Sequence[tuple[int, int]], a: int, b: int) -> bool:

@@ -64,9 +64,10 @@ def test_the_tagger_forgets_its_remembered_words_when_full() -> None:
     assert np.array_equal(first, _old_word_probabilities(model, text, [])[2])
 
 
-def test_a_remembered_word_holds_the_rows_of_its_features() -> None:
+def test_a_remembered_word_holds_the_sums_of_its_features_rows() -> None:
     model = tg.load()
     vocab = model.vocab
+    weights = model.weights.astype(np.float64)
     text = "Dear Ben, Mr. Smith and Eva Kleist live in Paris, France. Anna Berg met Olga."
     model.word_probabilities(text)
     words = model._words[False]
@@ -75,19 +76,28 @@ def test_a_remembered_word_holds_the_rows_of_its_features() -> None:
     def rows(features: list[str]) -> list[int]:
         return [vocab[f] for f in features if f in vocab]
 
+    def summed(block: tg.Block, features: list[str]) -> bool:
+        found = rows(features)
+        total = weights[found].sum(axis=0) if found else np.zeros(3)
+        return (block.o, block.person, block.place, block.n) == (*total.tolist(), len(found))
+
     found = 0
     pairs_found = 0
-    for word, (info, joined, own, as_prev, as_next, run_before, run_after, run_alone, *pairs) in words.items():
-        assert info == tg.word_info(word, False) and joined == "+".join(info[2])
-        assert (own, as_prev, as_next) == (rows(list(info[3])), rows(list(info[4])), rows(list(info[5])))
-        assert run_before == rows(["rb=" + info[0]]) and run_after == rows(["ra=" + info[0]])
-        assert run_alone == rows(["rc=" + c for c in sorted(info[2])])
-        found += len(run_before) + len(run_after) + len(run_alone)
-        # the features of two parts it is the first of, by their second part
-        for kind, first, by_second in zip(tg._PAIRS, [info[0]] * 3 + [joined] * 2, pairs, strict=True):
+    for word, w in words.items():
+        info = w.info
+        assert info == tg.word_info(word, False) and w.joined == "+".join(info[2])
+        assert (w.low, w.classes) == (info[0], info[2])
+        assert summed(w.own, list(info[3])) and summed(w.as_prev, list(info[4])) and summed(w.as_next, list(info[5]))
+        assert summed(w.run_before, ["rb=" + info[0]]) and summed(w.run_after, ["ra=" + info[0]])
+        assert summed(w.run_alone, ["rc=" + c for c in info[2]])
+        found += w.run_before.n + w.run_after.n + w.run_alone.n
+        # the features of two parts it is the first of, by their second part, as blocks of one row
+        pairs = (w.pw2, w.nw2, w.rb2, w.c_nc, w.c_pc)
+        for kind, first, by_second in zip(tg._PAIRS, [info[0]] * 3 + [w.joined] * 2, pairs, strict=True):
             sep = " " if len(kind) == 4 else "|"
-            assert by_second == {f[len(kind + first + sep):]: row for f, row in vocab.items()
-                                 if f.startswith(kind + first + sep)}
+            expected = {f[len(kind + first + sep):]: f for f in vocab if f.startswith(kind + first + sep)}
+            assert set(by_second) == set(expected)
+            assert all(summed(by_second[second], [f]) for second, f in expected.items())
             pairs_found += len(by_second)
     assert found > 10 and pairs_found > 100
 
