@@ -277,6 +277,25 @@ def run_tokens(start: int, words: list[str]) -> list[tuple[int, int, str]]:
 
 
 _POSSESSIVE_END = regex.compile(r"['’]s?$")
+
+
+def possessive_end(word: str) -> tuple[int, int] | None:
+    """The span of `_POSSESSIVE_END.search(word)` (an apostrophe, either one, and an optional "s" at the word's end or
+    before a final line break), or None: the same leftmost match, without a regex call (a few per capitalised run)."""
+    n = len(word)
+    for p in range(max(0, n - 3), n):
+        if word[p] == "'" or word[p] == "’":
+            for q in (p + 2, p + 1):  # `s?` tries the "s" first
+                if q <= n and (q == p + 1 or word[p + 1] == "s") and (q == n or (q == n - 1 and word[q] == "\n")):
+                    return p, q
+    return None
+
+
+def without_possessive(word: str) -> str:
+    """`_POSSESSIVE_END.sub("", word)` (it matches at most once: a match ends at the word's end or its final line
+    break, and no apostrophe follows one)."""
+    span = possessive_end(word)
+    return word if span is None else word[:span[0]] + word[span[1]:]
 # A whole run of one to four capitalised words, one space apart: not after a letter, digit or joiner, nor after a
 # capitalised word and a space, and not followed by another (nor by a letter, digit or joiner). A run of one is a
 # lone word (`_LONE_WORD`, where `_first_names_alone` looks), of two to four `_CAPITALISED_RUN`'s match; a run of
@@ -369,7 +388,6 @@ class KnownNameRecognizer(OneEntityRecognizer):
         for run in name_runs(text):  # `_NAME_RUN.finditer(text)` (spans: the words are the text's)
             run_text = text[run.start():run.end()]
             words = run_text.split(" ")
-            tokens = run_tokens(run.start(), words)
             # (a name word holds no space, so a match of `_INITIALLED` is three words, the middle one a capital and
             # an optional dot)
             initialled = _INITIALLED.fullmatch(run_text) if len(words) == 3 and len(words[1]) <= 2 else None
@@ -378,11 +396,16 @@ class KnownNameRecognizer(OneEntityRecognizer):
                 out.append(make_result(self, self.ENTITY, run.span(), 0.89, "name with a middle initial",
                                        rule="known_name"))
                 continue
+            # a run holding no known first name adds nothing below (each token fails `first not in firsts`)
+            tokens = run_tokens(run.start(), words) if any(w in firsts for w in words) else []
             i = 0
             while i < len(tokens):
                 start, _, first = tokens[i]
+                if first not in firsts or first in _NOT_A_NAME:
+                    i += 1
+                    continue
                 place = places.get(first)
-                if first not in firsts or first in _NOT_A_NAME or (place is not None and not place.ambiguous):
+                if place is not None and not place.ambiguous:
                     i += 1
                     continue
                 end, known = -1, False
@@ -390,13 +413,13 @@ class KnownNameRecognizer(OneEntityRecognizer):
                 while j < len(tokens):
                     word = tokens[j][2]
                     if len(word.rstrip(".")) > 1 and not word.islower():
-                        possessive = _POSSESSIVE_END.search(word)
+                        possessive = possessive_end(word)  # `_POSSESSIVE_END.search(word)`'s span
                         if possessive:
-                            word = word[:possessive.start()]
+                            word = word[:possessive[0]]
                         if ((word.lower() in common and word not in lasts) or ORG_WORD_RE.fullmatch(word)
                                 or UNIT_OR_STREET.fullmatch(word)):
                             break
-                        end = tokens[j][1] - (len(possessive.group()) if possessive else 0)
+                        end = tokens[j][1] - (possessive[1] - possessive[0] if possessive else 0)
                         known = known or word in lasts
                         if possessive:
                             j += 1
@@ -411,7 +434,7 @@ class KnownNameRecognizer(OneEntityRecognizer):
                 else:
                     i += 1
             if len(words) == 2 and not any(run.start() <= r.start < run.end() for r in out):
-                given, family = words[0], _POSSESSIVE_END.sub("", words[1])
+                given, family = words[0], without_possessive(words[1])
                 if (family in lasts and given not in firsts and not self._common(given) and not self._common(family)
                         and places.get(f"{given} {family}") is None and town_list.get(f"{given} {family}") is None):
                     out.append(make_result(self, self.ENTITY, (run.start(), run.start() + len(given) + 1 + len(family)),
@@ -459,11 +482,11 @@ class KnownNameRecognizer(OneEntityRecognizer):
         for m in runs:  # `_CAPITALISED_RUN.finditer(text)`
             start = m.start()
             words = text[start:m.end()].split(" ")  # (the span's: `capitalised_words`)
-            while len(words) > 1 and (_POSSESSIVE_END.search(words[0]) or self._common(words[0])):
+            while len(words) > 1 and (possessive_end(words[0]) or self._common(words[0])):
                 start += len(words.pop(0)) + 1  # "Is Alpatu Shervashidze", "Consumer Reports's Impi Nummelin"
             if not 2 <= len(words) <= 3 or any(r.start < m.end() and start < r.end for r in found):
                 continue
-            words = [_POSSESSIVE_END.sub("", w) for w in words]
+            words = [without_possessive(w) for w in words]
             if any(w.isupper() or self._common(w) for w in words):
                 continue
             phrase = " ".join(words)

@@ -15,7 +15,7 @@ from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from llmops_guardrails.detectors.pii import cues
 from llmops_guardrails.detectors.pii.classes import plain
-from llmops_guardrails.detectors.pii.lexicon import BULLET, LINE, ORG_WORD, ORG_WORD_RE, UNIT_OR_STREET
+from llmops_guardrails.detectors.pii.lexicon import BULLET, ORG_WORD, ORG_WORD_RE, UNIT_OR_STREET
 from llmops_guardrails.detectors.pii.patterns import OneEntityRecognizer
 from llmops_guardrails.detectors.pii.results import make_result
 
@@ -43,6 +43,10 @@ class Gazetteer:
             first = name.split()[0]
             self.first_words |= {first, first.upper(), first.lower(), first.rstrip(",."), first.upper().rstrip(",.")}
             self.max_words = max(self.max_words, len(name.split()))
+        # the first words of the countries' names as looked up (an address's country line starts with one)
+        self.country_first_words: frozenset[str] = frozenset(
+            phrase.split()[0] for table in (self.exact, self.lower) for phrase, place in table.items()
+            if place.section == "countries" and phrase.split())
 
     @classmethod
     def parse(cls, text: str) -> Gazetteer:
@@ -156,6 +160,23 @@ def towns_before_regions(text: str) -> Iterator[regex.Match[str]]:
     read = plain(text)
     starts = [c.start() for run in _TOWN_RUN.finditer(read) for c in _ASCII_CAPITAL.finditer(read, *run.span())]
     return cues.matches(_TOWN_BEFORE_REGION, text, starts)
+
+
+def content_lines(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the content of each line of `text` that holds more than whitespace: after its bullet
+    (`BULLET`), without its trailing whitespace, when anything is left (the lines of `LINE.finditer(text)`, read by
+    `str.split`)."""
+    lines = []
+    at = 0
+    for line in text.split("\n"):
+        if line.strip():
+            bullet = BULLET.match(line)
+            cs = at + (bullet.end() if bullet else 0)
+            ce = at + len(line.rstrip())
+            if ce > cs:
+                lines.append((cs, ce))
+        at += len(line) + 1
+    return lines
 
 
 class PlaceRecognizer(OneEntityRecognizer):
@@ -325,23 +346,21 @@ class PlaceRecognizer(OneEntityRecognizer):
         return out
 
     def _address_lines(self, text: str) -> list[RecognizerResult]:
-        lines = []  # (start, end, content start, content end) of non-empty lines
-        for m in LINE.finditer(text):
-            if not m.group().strip():
-                continue
-            bullet = BULLET.match(m.group())
-            cs = m.start() + (bullet.end() if bullet else 0)
-            ce = m.end()
-            while ce > cs and text[ce - 1].isspace():
-                ce -= 1
-            if ce > cs:
-                lines.append((cs, ce))
+        lines = content_lines(text)
         if len(lines) < 2:
             return []
         lowercase_text = not any(c.isupper() for c in text)
+        country_firsts = self.places.country_first_words
         out = []
         for k in range(1, len(lines)):
             cs, ce = lines[k]
+            # A line gives a place only as a country line (the line's words up to its tail name a country: its first
+            # word is a country name's first word) or, with a tail, right under a line with a digit: other lines are
+            # not read further.
+            if text[cs:ce].split(None, 1)[0] not in country_firsts:
+                ps, pe = lines[k - 1]
+                if not any(map(str.isdigit, text[ps:pe])):
+                    continue
             core_end, tail = self._split_tail(text, cs, ce)
             core = text[cs:core_end]
             place = self.places.get(" ".join(core.split()), lowercase_text=lowercase_text) if core else None
