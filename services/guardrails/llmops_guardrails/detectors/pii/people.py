@@ -15,7 +15,6 @@ from llmops_guardrails.detectors.pii import cues
 from llmops_guardrails.detectors.pii.classes import plain
 from llmops_guardrails.detectors.pii.lexicon import (
     BULLET,
-    LINE,
     NAME_WORD,
     NOT_ALONE,
     OPENERS,
@@ -104,6 +103,18 @@ def sentence_names(text: str) -> tuple[list[regex.Match[str]], list[regex.Match[
     for m in cues.matches(_SUBJECT_OR_VOCATIVE, text, starts):
         (subjects if m.start("subject") >= 0 else vocatives).append(m)
     return subjects, vocatives
+
+
+def speaker_labels(text: str) -> Iterator[regex.Match[str]]:
+    """`_SPEAKER.finditer(text)`, the pattern tried only where a match can start (`cues.matches`): at the start of
+    each line (`(?m)^`: the text's start and after each "\n") that holds a colon (the label's, on its line)."""
+    starts = []
+    at = 0
+    for line in text.split("\n"):
+        if ":" in line:
+            starts.append(at)
+        at += len(line) + 1
+    return cues.matches(_SPEAKER, text, starts)
 
 
 _POSSESSIVE_NAME = regex.compile(rf"\b(?P<name>{NAME_WORD}[ ]{NAME_WORD})['’]s\b")
@@ -200,7 +211,7 @@ class PersonRecognizer(OneEntityRecognizer):
             if span:
                 add(span, 0.88, "name line of a contact block")
         if ":" in text and ('"' in text or "“" in text):  # (a speaker label is a colon and a quote)
-            for m in _SPEAKER.finditer(text):
+            for m in speaker_labels(text):  # `_SPEAKER.finditer(text)`
                 add(m.span("name"), 0.9, "speaker label")
         for m in cues.matches(_SPEECH, text, cues.starts(text).speech):  # `_SPEECH.finditer(text)`
             add(m.span("name"), 0.9, "after a speech verb")
@@ -220,16 +231,25 @@ class PersonRecognizer(OneEntityRecognizer):
 
     @staticmethod
     def _contact_name(text: str) -> tuple[int, int] | None:
-        lines = [m for m in LINE.finditer(text) if m.group().strip()]
-        if len(lines) < 3 or not any(ch.isdigit() for m in lines[1:] for ch in m.group()):
+        # the first line that holds more than whitespace (`LINE.finditer(text)`'s, read by `str.split`), and whether
+        # two more follow; a digit on a later such line is a digit anywhere after the first (the others are blank)
+        lines, first_start, first_end, at = 0, 0, 0, 0
+        for line in text.split("\n"):
+            if line.strip():
+                lines += 1
+                if lines == 1:
+                    first_start, first_end = at, at + len(line)
+                elif lines == 3:
+                    break
+            at += len(line) + 1
+        if lines < 3 or not any(map(str.isdigit, text[first_end:])):
             return None
-        first = lines[0]
-        bullet = BULLET.match(first.group())
-        start = first.start() + (bullet.end() if bullet else 0)
-        label = _LABEL.match(text, start, first.end())
+        bullet = BULLET.match(text[first_start:first_end])
+        start = first_start + (bullet.end() if bullet else 0)
+        label = _LABEL.match(text, start, first_end)
         if label:
             start = label.end()
-        end = first.end()
+        end = first_end
         while end > start and text[end - 1].isspace():
             end -= 1
         value = text[start:end]
