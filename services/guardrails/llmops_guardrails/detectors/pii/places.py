@@ -114,6 +114,11 @@ _CAPITAL_TOKEN = regex.compile(r"(?<![\p{L}\p{M}])(?<![\p{L}\p{M}]['’.-])(?=\p
 # The two in the standard library's `re`, for ASCII text (`classes`: twice as fast as `regex` here).
 _ASCII_TOKEN = re.compile(r"[A-Za-z]++(?:['.-][A-Za-z]++)*+\.?")
 _ASCII_CAPITAL_TOKEN = re.compile(r"(?<![A-Za-z])(?<![A-Za-z]['.-])(?=[A-Z])" + _ASCII_TOKEN.pattern)
+# ... the same tokens, the pattern starting with its capital and its look-behinds read after it: `re` skips to the
+# capitals (a pattern that starts with a look-behind is tried at every position), ~2x faster; the first letter run
+# `[A-Za-z]++` from a capital is the capital and `[A-Za-z]*+`
+_ASCII_CAPITAL_TOKEN_FROM_CAPITAL = re.compile(
+    r"[A-Z](?<![A-Za-z][A-Z])(?<![A-Za-z]['.-][A-Z])[A-Za-z]*+(?:['.-][A-Za-z]++)*+\.?")
 _WORD_BACK = regex.compile(r"(?r)\S+")  # words, found from the end back
 _TAIL_TOKEN = regex.compile(r"^(?:\S*\d\S*|nan|\p{Lu}{2}|,)$")
 _LOCALITY = regex.compile(r"^[\p{L}\p{M}][\p{L}\p{M}'’. -]*[\p{L}\p{M}.]$|^[\p{L}\p{M}]$")
@@ -149,6 +154,22 @@ _TOWN_CUE = regex.compile(  # the cue in a look-behind: 4x faster than matching 
 # another such character, so each run is read once).
 _TOWN_RUN = re.compile(r"(?<![A-Za-z' -])[A-Za-z' -]++(?=,[ ]?[A-Z])")
 _ASCII_CAPITAL = re.compile("[A-Z]")  # `classes.plain`'s stand-ins of the capitals (`\p{Lu}`)
+_COMMA_CAPITAL = re.compile(",[ ]?[A-Z]")  # where a `_TOWN_RUN` ends (at the comma)
+_TOWN_RUN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz' -")
+
+
+def town_runs(read: str) -> list[tuple[int, int]]:
+    """The spans of `_TOWN_RUN.finditer(read)`: each the whole run of its characters that ends at a comma followed by
+    an optional space and a capital, found from the comma back (`_TOWN_RUN` starts with a look-behind, so `re` tries
+    it at every position; a comma is a character `re` skips to)."""
+    runs = []
+    for m in _COMMA_CAPITAL.finditer(read):
+        end = start = m.start()
+        while start > 0 and read[start - 1] in _TOWN_RUN_CHARS:
+            start -= 1
+        if start < end:
+            runs.append((start, end))
+    return runs
 
 
 def towns_before_regions(text: str) -> Iterator[regex.Match[str]]:
@@ -158,7 +179,7 @@ def towns_before_regions(text: str) -> Iterator[regex.Match[str]]:
     if "," not in text:
         return iter(())
     read = plain(text)
-    starts = [c.start() for run in _TOWN_RUN.finditer(read) for c in _ASCII_CAPITAL.finditer(read, *run.span())]
+    starts = [c.start() for run in town_runs(read) for c in _ASCII_CAPITAL.finditer(read, *run)]
     return cues.matches(_TOWN_BEFORE_REGION, text, starts)
 
 
@@ -233,7 +254,7 @@ class PlaceRecognizer(OneEntityRecognizer):
         out: list[RecognizerResult] = []
         reached = 0  # the end of the last token of the last name found: the tokens before it are its own
         read = plain(text)  # `_CAPITAL_TOKEN`, `_TOKEN` as `_ASCII_CAPITAL_TOKEN`, `_ASCII_TOKEN` in it (`classes`)
-        for m in _ASCII_CAPITAL_TOKEN.finditer(read):
+        for m in _ASCII_CAPITAL_TOKEN_FROM_CAPITAL.finditer(read):  # `_ASCII_CAPITAL_TOKEN.finditer(read)`
             start, end = m.span()
             word = text[start:end]
             if start < reached or not word[0].isupper() or (
