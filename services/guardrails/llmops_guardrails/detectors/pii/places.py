@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import re
@@ -43,6 +44,19 @@ class Gazetteer:
             first = name.split()[0]
             self.first_words |= {first, first.upper(), first.lower(), first.rstrip(",."), first.upper().rstrip(",.")}
             self.max_words = max(self.max_words, len(name.split()))
+        # How many tokens (`_TOKEN`) a name can have that starts with a first word (less a final "."): a phrase of more
+        # tokens from that word is not looked up. The name a phrase of tokens `i`..`j` gives (the phrase with its
+        # whitespace made single spaces, or that less a final ".") has as many tokens, and starts with token `i`'s word
+        # less its final "." (a token ends with at most one).
+        names = sorted(self.exact)
+        self.reach: dict[str, int] = {}
+        for word in {w.rstrip(".") for w in self.first_words}:
+            most = 0
+            k = bisect.bisect_left(names, word)
+            while k < len(names) and names[k].startswith(word):
+                most = max(most, len(_ASCII_TOKEN.findall(plain(names[k]))))
+                k += 1
+            self.reach[word] = most
         # the first words of the countries' names as looked up (an address's country line starts with one)
         self.country_first_words: frozenset[str] = frozenset(
             phrase.split()[0] for table in (self.exact, self.lower) for phrase, place in table.items()
@@ -250,7 +264,7 @@ class PlaceRecognizer(OneEntityRecognizer):
         every token (`_gazetteer_tokens`)."""
         if not any(c.isupper() for c in text):
             return self._gazetteer_tokens(text, [m.span() for m in _TOKEN.finditer(text)], lowercase_text=True)
-        first_words, max_words = self.places.first_words, self.places.max_words
+        first_words, max_words, reach = self.places.first_words, self.places.max_words, self.places.reach
         out: list[RecognizerResult] = []
         reached = 0  # the end of the last token of the last name found: the tokens before it are its own
         read = plain(text)  # `_CAPITAL_TOKEN`, `_TOKEN` as `_ASCII_CAPITAL_TOKEN`, `_ASCII_TOKEN` in it (`classes`)
@@ -260,8 +274,13 @@ class PlaceRecognizer(OneEntityRecognizer):
             if start < reached or not word[0].isupper() or (
                     word not in first_words and word.rstrip(".") not in first_words):
                 continue
-            tokens = [(start, end), *(t.span() for t in itertools.islice(_ASCII_TOKEN.finditer(read, end),
-                                                                         max_words - 1))]
+            # (no name from here has more tokens than `reach` says)
+            limit = min(max_words, reach.get(word.rstrip("."), max_words))
+            if limit == 0:
+                continue
+            tokens = [(start, end)]
+            if limit > 1:
+                tokens.extend(t.span() for t in itertools.islice(_ASCII_TOKEN.finditer(read, end), limit - 1))
             found = self._place_from(text, tokens, 0, lowercase_text=False, out=out)
             if found is not None:
                 reached = tokens[found][1]
