@@ -22,8 +22,9 @@ from llmops_guardrails.detectors.pii.lexicon import (
     UNIT_OR_STREET,
     words,
 )
+from llmops_guardrails.detectors.pii.names import common_words, first_names, surnames
 from llmops_guardrails.detectors.pii.patterns import OneEntityRecognizer
-from llmops_guardrails.detectors.pii.places import gazetteer
+from llmops_guardrails.detectors.pii.places import gazetteer, towns
 from llmops_guardrails.detectors.pii.results import make_result
 
 Match: TypeAlias = "re.Match[str] | regex.Match[str]"  # a match of a `regex` pattern, or of its `re` stand-in
@@ -399,9 +400,6 @@ class KnownNameRecognizer(OneEntityRecognizer):
                 ) -> list[RecognizerResult]:
         if self.ENTITY not in entities:
             return []
-        from llmops_guardrails.detectors.pii.names import common_words, first_names, surnames
-        from llmops_guardrails.detectors.pii.places import towns
-
         firsts, lasts, common = first_names(), surnames(), common_words()
         places, town_list = gazetteer(), towns()
         out: list[RecognizerResult] = []
@@ -468,8 +466,6 @@ class KnownNameRecognizer(OneEntityRecognizer):
 
     def _lowercase_names(self, text: str) -> list[RecognizerResult]:
         """In a text without capital letters: a known first name and a known surname ("eva kleist"), 0.86."""
-        from llmops_guardrails.detectors.pii.names import common_words, first_names, surnames
-
         firsts, lasts, common = first_names(), surnames(), common_words()
         out = []
         for m in _LOWER_PAIR.finditer(text):
@@ -484,8 +480,6 @@ class KnownNameRecognizer(OneEntityRecognizer):
     @functools.lru_cache(maxsize=1 << 16)  # a word's answer never changes: the lists are loaded once
     def _common(word: str) -> bool:
         """A common, organisation, street or title word, or a place of the gazetteer: not part of a name here."""
-        from llmops_guardrails.detectors.pii.names import common_words
-
         return (word.lower() in common_words() or word in _NOT_A_NAME or word.lower() in NOT_ALONE
                 or bool(ORG_WORD_RE.fullmatch(word)) or bool(UNIT_OR_STREET.fullmatch(word))
                 or gazetteer().get(word) is not None)
@@ -496,8 +490,6 @@ class KnownNameRecognizer(OneEntityRecognizer):
         and possessives ("Consumer Reports's"),
         none a common, title, organisation or street word, not in capitals and not a place ("Is Alpatu
         Shervashidze coming?"): 0.5, below every other reading of the same words."""
-        from llmops_guardrails.detectors.pii.places import towns
-
         out = []
         for m in runs:  # `_CAPITALISED_RUN.finditer(text)`
             start = m.start()
@@ -519,8 +511,6 @@ class KnownNameRecognizer(OneEntityRecognizer):
     def _first_names_alone(self, text: str, found: list[RecognizerResult], lone: list[Match],
                            ) -> list[RecognizerResult]:
         """A known first name standing alone inside a sentence ("said Gladys to Logan"), 0.6."""
-        from llmops_guardrails.detectors.pii.names import first_names
-
         firsts = first_names()
         out = []
         for m in lone:  # `_LONE_WORD.finditer(text)`

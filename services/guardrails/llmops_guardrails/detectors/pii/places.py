@@ -17,6 +17,7 @@ from presidio_analyzer.nlp_engine import NlpArtifacts
 from llmops_guardrails.detectors.pii import cues
 from llmops_guardrails.detectors.pii.classes import plain
 from llmops_guardrails.detectors.pii.lexicon import BULLET, ORG_WORD, ORG_WORD_RE, UNIT_OR_STREET
+from llmops_guardrails.detectors.pii.names import common_words, first_names, name_words
 from llmops_guardrails.detectors.pii.patterns import OneEntityRecognizer
 from llmops_guardrails.detectors.pii.results import make_result
 
@@ -335,8 +336,6 @@ class PlaceRecognizer(OneEntityRecognizer):
         return j
 
     def _towns(self, text: str, found: list[RecognizerResult]) -> list[RecognizerResult]:
-        from llmops_guardrails.detectors.pii.names import common_words, first_names, name_words
-
         places = towns()
         names, common = name_words(), common_words()
         out = []
