@@ -404,18 +404,18 @@ class PlaceRecognizer(OneEntityRecognizer):
             core = text[cs:core_end]
             place = self.places.get(" ".join(core.split()), lowercase_text=lowercase_text) if core else None
             if place is not None and place.section == "countries":
-                if k >= 2 and len(lines) >= 3 and self._locality(text, *lines[k - 1]) is not None:
-                    ps, pe = lines[k - 1]
-                    loc_end = self._locality(text, ps, pe)
-                    assert loc_end is not None
-                    out.append(make_result(self, self.ENTITY, (ps, loc_end), 0.88, "locality line above a country"))
+                loc_end = self._locality(text, *lines[k - 1]) if k >= 2 and len(lines) >= 3 else None
+                if loc_end is not None:
+                    out.append(make_result(self, self.ENTITY, (lines[k - 1][0], loc_end), 0.88,
+                                           "locality line above a country"))
                 if place.ambiguous:
                     out.append(make_result(self, self.ENTITY, (cs, core_end), 0.88, "country line of an address"))
                 continue
-            if tail and k >= 1 and any(ch.isdigit() for ch in text[lines[k - 1][0]:lines[k - 1][1]]):
-                loc_end = self._locality(text, cs, ce)
-                if loc_end is not None and any(ch.isdigit() or ch.isupper() or ch == "n" for ch in tail):
-                    out.append(make_result(self, self.ENTITY, (cs, loc_end), 0.85, "locality line with postal code"))
+            # (the tail's test before the locality's, and the line's tail cut once: both read without side effects)
+            if (tail and k >= 1 and any(map(str.isdigit, text[lines[k - 1][0]:lines[k - 1][1]]))
+                    and any(ch.isdigit() or ch.isupper() or ch == "n" for ch in tail)
+                    and (loc_end := self._locality(text, cs, ce, core_end)) is not None):
+                out.append(make_result(self, self.ENTITY, (cs, loc_end), 0.85, "locality line with postal code"))
         return out
 
     @staticmethod
@@ -436,9 +436,10 @@ class PlaceRecognizer(OneEntityRecognizer):
         end = word.end()
         return end, text[end:ce].strip()
 
-    def _locality(self, text: str, cs: int, ce: int) -> int | None:
-        """End of the locality part of an address line, or None when the line does not read like one."""
-        end, _ = self._split_tail(text, cs, ce)
+    def _locality(self, text: str, cs: int, ce: int, tail_start: int = -1) -> int | None:
+        """End of the locality part of an address line, or None when the line does not read like one (`tail_start`:
+        `_split_tail(text, cs, ce)[0]`, when the caller has it)."""
+        end = tail_start if tail_start >= 0 else self._split_tail(text, cs, ce)[0]
         core = text[cs:end].rstrip(",")
         end = cs + len(core)
         if not core or len(core.split()) > 4 or not _LOCALITY.match(core) or UNIT_OR_STREET.search(core):
