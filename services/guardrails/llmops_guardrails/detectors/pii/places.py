@@ -400,6 +400,12 @@ class PlaceRecognizer(OneEntityRecognizer):
                 ps, pe = lines[k - 1]
                 if not any(map(str.isdigit, text[ps:pe])):
                     continue
+                # ... and only with a tail: its last word (ending the line) holds a digit, is "nan" or ",", or is two
+                # capitals (`_TAIL_TOKEN`; a capital, `\p{Lu}`, is never lower case)
+                line = text[cs:ce]
+                if not (any(map(str.isdigit, line)) or line.endswith((",", "nan"))
+                        or (not line[-1].islower() and not line[-2:-1].islower())):
+                    continue
             core_end, tail = self._split_tail(text, cs, ce)
             core = text[cs:core_end]
             place = self.places.get(" ".join(core.split()), lowercase_text=lowercase_text) if core else None

@@ -26,7 +26,7 @@ _LINES = ["Anna Berg", "- Anna Berg", "• Olga Krylova", "Billing address: Eva 
           "São Paulo SP", "Kiel, Germany", "   ", "\t", "\u00a0", "\x1c", "", "Ben: \"hi\"", "Ben Berg :\t“x”",
           "Anna: hi", "a: \"b\"", "x ²", "٣ Main St", "Call 555 0100", "Dr. Ana María Ñúñez", "> Bob", "-", "Ann\r",
           "\u2028Anna: \"x\"", "United States", "New Zealand 6011", "Cc: \"x\"", "Georgia", "JORDAN 11110",
-          "Chad"]
+          "Chad", "Aalborg NO", "Lyon nan", "Kiel ,", "Kiel,", "Åre ÅÉ", "Ulm Ǆ", "Ulm ǅ"]
 
 
 def _line_texts(n: int, seed: int) -> list[str]:
