@@ -15,7 +15,6 @@ from llmops_guardrails.detectors.pii import cues
 from llmops_guardrails.detectors.pii.classes import plain
 from llmops_guardrails.detectors.pii.lexicon import (
     BULLET,
-    LINE,
     NAME_WORD,
     NOT_ALONE,
     OPENERS,
@@ -23,8 +22,9 @@ from llmops_guardrails.detectors.pii.lexicon import (
     UNIT_OR_STREET,
     words,
 )
+from llmops_guardrails.detectors.pii.names import common_words, first_names, surnames
 from llmops_guardrails.detectors.pii.patterns import OneEntityRecognizer
-from llmops_guardrails.detectors.pii.places import gazetteer
+from llmops_guardrails.detectors.pii.places import gazetteer, towns
 from llmops_guardrails.detectors.pii.results import make_result
 
 Match: TypeAlias = "re.Match[str] | regex.Match[str]"  # a match of a `regex` pattern, or of its `re` stand-in
@@ -104,6 +104,18 @@ def sentence_names(text: str) -> tuple[list[regex.Match[str]], list[regex.Match[
     for m in cues.matches(_SUBJECT_OR_VOCATIVE, text, starts):
         (subjects if m.start("subject") >= 0 else vocatives).append(m)
     return subjects, vocatives
+
+
+def speaker_labels(text: str) -> Iterator[regex.Match[str]]:
+    """`_SPEAKER.finditer(text)`, the pattern tried only where a match can start (`cues.matches`): at the start of
+    each line (`(?m)^`: the text's start and after each "\n") that holds a colon (the label's, on its line)."""
+    starts = []
+    at = 0
+    for line in text.split("\n"):
+        if ":" in line:
+            starts.append(at)
+        at += len(line) + 1
+    return cues.matches(_SPEAKER, text, starts)
 
 
 _POSSESSIVE_NAME = regex.compile(rf"\b(?P<name>{NAME_WORD}[ ]{NAME_WORD})['’]s\b")
@@ -200,7 +212,7 @@ class PersonRecognizer(OneEntityRecognizer):
             if span:
                 add(span, 0.88, "name line of a contact block")
         if ":" in text and ('"' in text or "“" in text):  # (a speaker label is a colon and a quote)
-            for m in _SPEAKER.finditer(text):
+            for m in speaker_labels(text):  # `_SPEAKER.finditer(text)`
                 add(m.span("name"), 0.9, "speaker label")
         for m in cues.matches(_SPEECH, text, cues.starts(text).speech):  # `_SPEECH.finditer(text)`
             add(m.span("name"), 0.9, "after a speech verb")
@@ -220,16 +232,25 @@ class PersonRecognizer(OneEntityRecognizer):
 
     @staticmethod
     def _contact_name(text: str) -> tuple[int, int] | None:
-        lines = [m for m in LINE.finditer(text) if m.group().strip()]
-        if len(lines) < 3 or not any(ch.isdigit() for m in lines[1:] for ch in m.group()):
+        # the first line that holds more than whitespace (`LINE.finditer(text)`'s, read by `str.split`), and whether
+        # two more follow; a digit on a later such line is a digit anywhere after the first (the others are blank)
+        lines, first_start, first_end, at = 0, 0, 0, 0
+        for line in text.split("\n"):
+            if line.strip():
+                lines += 1
+                if lines == 1:
+                    first_start, first_end = at, at + len(line)
+                elif lines == 3:
+                    break
+            at += len(line) + 1
+        if lines < 3 or not any(map(str.isdigit, text[first_end:])):
             return None
-        first = lines[0]
-        bullet = BULLET.match(first.group())
-        start = first.start() + (bullet.end() if bullet else 0)
-        label = _LABEL.match(text, start, first.end())
+        bullet = BULLET.match(text[first_start:first_end])
+        start = first_start + (bullet.end() if bullet else 0)
+        label = _LABEL.match(text, start, first_end)
         if label:
             start = label.end()
-        end = first.end()
+        end = first_end
         while end > start and text[end - 1].isspace():
             end -= 1
         value = text[start:end]
@@ -277,6 +298,25 @@ def run_tokens(start: int, words: list[str]) -> list[tuple[int, int, str]]:
 
 
 _POSSESSIVE_END = regex.compile(r"['’]s?$")
+
+
+def possessive_end(word: str) -> tuple[int, int] | None:
+    """The span of `_POSSESSIVE_END.search(word)` (an apostrophe, either one, and an optional "s" at the word's end or
+    before a final line break), or None: the same leftmost match, without a regex call (a few per capitalised run)."""
+    n = len(word)
+    for p in range(max(0, n - 3), n):
+        if word[p] == "'" or word[p] == "’":
+            for q in (p + 2, p + 1):  # `s?` tries the "s" first
+                if q <= n and (q == p + 1 or word[p + 1] == "s") and (q == n or (q == n - 1 and word[q] == "\n")):
+                    return p, q
+    return None
+
+
+def without_possessive(word: str) -> str:
+    """`_POSSESSIVE_END.sub("", word)` (it matches at most once: a match ends at the word's end or its final line
+    break, and no apostrophe follows one)."""
+    span = possessive_end(word)
+    return word if span is None else word[:span[0]] + word[span[1]:]
 # A whole run of one to four capitalised words, one space apart: not after a letter, digit or joiner, nor after a
 # capitalised word and a space, and not followed by another (nor by a letter, digit or joiner). A run of one is a
 # lone word (`_LONE_WORD`, where `_first_names_alone` looks), of two to four `_CAPITALISED_RUN`'s match; a run of
@@ -360,16 +400,12 @@ class KnownNameRecognizer(OneEntityRecognizer):
                 ) -> list[RecognizerResult]:
         if self.ENTITY not in entities:
             return []
-        from llmops_guardrails.detectors.pii.names import common_words, first_names, surnames
-        from llmops_guardrails.detectors.pii.places import towns
-
         firsts, lasts, common = first_names(), surnames(), common_words()
         places, town_list = gazetteer(), towns()
         out: list[RecognizerResult] = []
         for run in name_runs(text):  # `_NAME_RUN.finditer(text)` (spans: the words are the text's)
             run_text = text[run.start():run.end()]
             words = run_text.split(" ")
-            tokens = run_tokens(run.start(), words)
             # (a name word holds no space, so a match of `_INITIALLED` is three words, the middle one a capital and
             # an optional dot)
             initialled = _INITIALLED.fullmatch(run_text) if len(words) == 3 and len(words[1]) <= 2 else None
@@ -378,11 +414,16 @@ class KnownNameRecognizer(OneEntityRecognizer):
                 out.append(make_result(self, self.ENTITY, run.span(), 0.89, "name with a middle initial",
                                        rule="known_name"))
                 continue
+            # a run holding no known first name adds nothing below (each token fails `first not in firsts`)
+            tokens = run_tokens(run.start(), words) if any(w in firsts for w in words) else []
             i = 0
             while i < len(tokens):
                 start, _, first = tokens[i]
+                if first not in firsts or first in _NOT_A_NAME:
+                    i += 1
+                    continue
                 place = places.get(first)
-                if first not in firsts or first in _NOT_A_NAME or (place is not None and not place.ambiguous):
+                if place is not None and not place.ambiguous:
                     i += 1
                     continue
                 end, known = -1, False
@@ -390,13 +431,13 @@ class KnownNameRecognizer(OneEntityRecognizer):
                 while j < len(tokens):
                     word = tokens[j][2]
                     if len(word.rstrip(".")) > 1 and not word.islower():
-                        possessive = _POSSESSIVE_END.search(word)
+                        possessive = possessive_end(word)  # `_POSSESSIVE_END.search(word)`'s span
                         if possessive:
-                            word = word[:possessive.start()]
+                            word = word[:possessive[0]]
                         if ((word.lower() in common and word not in lasts) or ORG_WORD_RE.fullmatch(word)
                                 or UNIT_OR_STREET.fullmatch(word)):
                             break
-                        end = tokens[j][1] - (len(possessive.group()) if possessive else 0)
+                        end = tokens[j][1] - (possessive[1] - possessive[0] if possessive else 0)
                         known = known or word in lasts
                         if possessive:
                             j += 1
@@ -411,7 +452,7 @@ class KnownNameRecognizer(OneEntityRecognizer):
                 else:
                     i += 1
             if len(words) == 2 and not any(run.start() <= r.start < run.end() for r in out):
-                given, family = words[0], _POSSESSIVE_END.sub("", words[1])
+                given, family = words[0], without_possessive(words[1])
                 if (family in lasts and given not in firsts and not self._common(given) and not self._common(family)
                         and places.get(f"{given} {family}") is None and town_list.get(f"{given} {family}") is None):
                     out.append(make_result(self, self.ENTITY, (run.start(), run.start() + len(given) + 1 + len(family)),
@@ -425,8 +466,6 @@ class KnownNameRecognizer(OneEntityRecognizer):
 
     def _lowercase_names(self, text: str) -> list[RecognizerResult]:
         """In a text without capital letters: a known first name and a known surname ("eva kleist"), 0.86."""
-        from llmops_guardrails.detectors.pii.names import common_words, first_names, surnames
-
         firsts, lasts, common = first_names(), surnames(), common_words()
         out = []
         for m in _LOWER_PAIR.finditer(text):
@@ -441,8 +480,6 @@ class KnownNameRecognizer(OneEntityRecognizer):
     @functools.lru_cache(maxsize=1 << 16)  # a word's answer never changes: the lists are loaded once
     def _common(word: str) -> bool:
         """A common, organisation, street or title word, or a place of the gazetteer: not part of a name here."""
-        from llmops_guardrails.detectors.pii.names import common_words
-
         return (word.lower() in common_words() or word in _NOT_A_NAME or word.lower() in NOT_ALONE
                 or bool(ORG_WORD_RE.fullmatch(word)) or bool(UNIT_OR_STREET.fullmatch(word))
                 or gazetteer().get(word) is not None)
@@ -453,17 +490,15 @@ class KnownNameRecognizer(OneEntityRecognizer):
         and possessives ("Consumer Reports's"),
         none a common, title, organisation or street word, not in capitals and not a place ("Is Alpatu
         Shervashidze coming?"): 0.5, below every other reading of the same words."""
-        from llmops_guardrails.detectors.pii.places import towns
-
         out = []
         for m in runs:  # `_CAPITALISED_RUN.finditer(text)`
             start = m.start()
             words = text[start:m.end()].split(" ")  # (the span's: `capitalised_words`)
-            while len(words) > 1 and (_POSSESSIVE_END.search(words[0]) or self._common(words[0])):
+            while len(words) > 1 and (possessive_end(words[0]) or self._common(words[0])):
                 start += len(words.pop(0)) + 1  # "Is Alpatu Shervashidze", "Consumer Reports's Impi Nummelin"
             if not 2 <= len(words) <= 3 or any(r.start < m.end() and start < r.end for r in found):
                 continue
-            words = [_POSSESSIVE_END.sub("", w) for w in words]
+            words = [without_possessive(w) for w in words]
             if any(w.isupper() or self._common(w) for w in words):
                 continue
             phrase = " ".join(words)
@@ -476,8 +511,6 @@ class KnownNameRecognizer(OneEntityRecognizer):
     def _first_names_alone(self, text: str, found: list[RecognizerResult], lone: list[Match],
                            ) -> list[RecognizerResult]:
         """A known first name standing alone inside a sentence ("said Gladys to Logan"), 0.6."""
-        from llmops_guardrails.detectors.pii.names import first_names
-
         firsts = first_names()
         out = []
         for m in lone:  # `_LONE_WORD.finditer(text)`

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import re
@@ -15,7 +16,8 @@ from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from llmops_guardrails.detectors.pii import cues
 from llmops_guardrails.detectors.pii.classes import plain
-from llmops_guardrails.detectors.pii.lexicon import BULLET, LINE, ORG_WORD, ORG_WORD_RE, UNIT_OR_STREET
+from llmops_guardrails.detectors.pii.lexicon import BULLET, ORG_WORD, ORG_WORD_RE, UNIT_OR_STREET
+from llmops_guardrails.detectors.pii.names import common_words, first_names, name_words
 from llmops_guardrails.detectors.pii.patterns import OneEntityRecognizer
 from llmops_guardrails.detectors.pii.results import make_result
 
@@ -43,6 +45,23 @@ class Gazetteer:
             first = name.split()[0]
             self.first_words |= {first, first.upper(), first.lower(), first.rstrip(",."), first.upper().rstrip(",.")}
             self.max_words = max(self.max_words, len(name.split()))
+        # How many tokens (`_TOKEN`) a name can have that starts with a first word (less a final "."): a phrase of more
+        # tokens from that word is not looked up. The name a phrase of tokens `i`..`j` gives (the phrase with its
+        # whitespace made single spaces, or that less a final ".") has as many tokens, and starts with token `i`'s word
+        # less its final "." (a token ends with at most one).
+        names = sorted(self.exact)
+        self.reach: dict[str, int] = {}
+        for word in {w.rstrip(".") for w in self.first_words}:
+            most = 0
+            k = bisect.bisect_left(names, word)
+            while k < len(names) and names[k].startswith(word):
+                most = max(most, len(_ASCII_TOKEN.findall(plain(names[k]))))
+                k += 1
+            self.reach[word] = most
+        # the first words of the countries' names as looked up (an address's country line starts with one)
+        self.country_first_words: frozenset[str] = frozenset(
+            phrase.split()[0] for table in (self.exact, self.lower) for phrase, place in table.items()
+            if place.section == "countries" and phrase.split())
 
     @classmethod
     def parse(cls, text: str) -> Gazetteer:
@@ -110,6 +129,11 @@ _CAPITAL_TOKEN = regex.compile(r"(?<![\p{L}\p{M}])(?<![\p{L}\p{M}]['’.-])(?=\p
 # The two in the standard library's `re`, for ASCII text (`classes`: twice as fast as `regex` here).
 _ASCII_TOKEN = re.compile(r"[A-Za-z]++(?:['.-][A-Za-z]++)*+\.?")
 _ASCII_CAPITAL_TOKEN = re.compile(r"(?<![A-Za-z])(?<![A-Za-z]['.-])(?=[A-Z])" + _ASCII_TOKEN.pattern)
+# ... the same tokens, the pattern starting with its capital and its look-behinds read after it: `re` skips to the
+# capitals (a pattern that starts with a look-behind is tried at every position), ~2x faster; the first letter run
+# `[A-Za-z]++` from a capital is the capital and `[A-Za-z]*+`
+_ASCII_CAPITAL_TOKEN_FROM_CAPITAL = re.compile(
+    r"[A-Z](?<![A-Za-z][A-Z])(?<![A-Za-z]['.-][A-Z])[A-Za-z]*+(?:['.-][A-Za-z]++)*+\.?")
 _WORD_BACK = regex.compile(r"(?r)\S+")  # words, found from the end back
 _TAIL_TOKEN = regex.compile(r"^(?:\S*\d\S*|nan|\p{Lu}{2}|,)$")
 _LOCALITY = regex.compile(r"^[\p{L}\p{M}][\p{L}\p{M}'’. -]*[\p{L}\p{M}.]$|^[\p{L}\p{M}]$")
@@ -145,6 +169,22 @@ _TOWN_CUE = regex.compile(  # the cue in a look-behind: 4x faster than matching 
 # another such character, so each run is read once).
 _TOWN_RUN = re.compile(r"(?<![A-Za-z' -])[A-Za-z' -]++(?=,[ ]?[A-Z])")
 _ASCII_CAPITAL = re.compile("[A-Z]")  # `classes.plain`'s stand-ins of the capitals (`\p{Lu}`)
+_COMMA_CAPITAL = re.compile(",[ ]?[A-Z]")  # where a `_TOWN_RUN` ends (at the comma)
+_TOWN_RUN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz' -")
+
+
+def town_runs(read: str) -> list[tuple[int, int]]:
+    """The spans of `_TOWN_RUN.finditer(read)`: each the whole run of its characters that ends at a comma followed by
+    an optional space and a capital, found from the comma back (`_TOWN_RUN` starts with a look-behind, so `re` tries
+    it at every position; a comma is a character `re` skips to)."""
+    runs = []
+    for m in _COMMA_CAPITAL.finditer(read):
+        end = start = m.start()
+        while start > 0 and read[start - 1] in _TOWN_RUN_CHARS:
+            start -= 1
+        if start < end:
+            runs.append((start, end))
+    return runs
 
 
 def towns_before_regions(text: str) -> Iterator[regex.Match[str]]:
@@ -154,8 +194,25 @@ def towns_before_regions(text: str) -> Iterator[regex.Match[str]]:
     if "," not in text:
         return iter(())
     read = plain(text)
-    starts = [c.start() for run in _TOWN_RUN.finditer(read) for c in _ASCII_CAPITAL.finditer(read, *run.span())]
+    starts = [c.start() for run in town_runs(read) for c in _ASCII_CAPITAL.finditer(read, *run)]
     return cues.matches(_TOWN_BEFORE_REGION, text, starts)
+
+
+def content_lines(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the content of each line of `text` that holds more than whitespace: after its bullet
+    (`BULLET`), without its trailing whitespace, when anything is left (the lines of `LINE.finditer(text)`, read by
+    `str.split`)."""
+    lines = []
+    at = 0
+    for line in text.split("\n"):
+        if line.strip():
+            bullet = BULLET.match(line)
+            cs = at + (bullet.end() if bullet else 0)
+            ce = at + len(line.rstrip())
+            if ce > cs:
+                lines.append((cs, ce))
+        at += len(line) + 1
+    return lines
 
 
 class PlaceRecognizer(OneEntityRecognizer):
@@ -208,18 +265,23 @@ class PlaceRecognizer(OneEntityRecognizer):
         every token (`_gazetteer_tokens`)."""
         if not any(c.isupper() for c in text):
             return self._gazetteer_tokens(text, [m.span() for m in _TOKEN.finditer(text)], lowercase_text=True)
-        first_words, max_words = self.places.first_words, self.places.max_words
+        first_words, max_words, reach = self.places.first_words, self.places.max_words, self.places.reach
         out: list[RecognizerResult] = []
         reached = 0  # the end of the last token of the last name found: the tokens before it are its own
         read = plain(text)  # `_CAPITAL_TOKEN`, `_TOKEN` as `_ASCII_CAPITAL_TOKEN`, `_ASCII_TOKEN` in it (`classes`)
-        for m in _ASCII_CAPITAL_TOKEN.finditer(read):
+        for m in _ASCII_CAPITAL_TOKEN_FROM_CAPITAL.finditer(read):  # `_ASCII_CAPITAL_TOKEN.finditer(read)`
             start, end = m.span()
             word = text[start:end]
             if start < reached or not word[0].isupper() or (
                     word not in first_words and word.rstrip(".") not in first_words):
                 continue
-            tokens = [(start, end), *(t.span() for t in itertools.islice(_ASCII_TOKEN.finditer(read, end),
-                                                                         max_words - 1))]
+            # (no name from here has more tokens than `reach` says)
+            limit = min(max_words, reach.get(word.rstrip("."), max_words))
+            if limit == 0:
+                continue
+            tokens = [(start, end)]
+            if limit > 1:
+                tokens.extend(t.span() for t in itertools.islice(_ASCII_TOKEN.finditer(read, end), limit - 1))
             found = self._place_from(text, tokens, 0, lowercase_text=False, out=out)
             if found is not None:
                 reached = tokens[found][1]
@@ -274,8 +336,6 @@ class PlaceRecognizer(OneEntityRecognizer):
         return j
 
     def _towns(self, text: str, found: list[RecognizerResult]) -> list[RecognizerResult]:
-        from llmops_guardrails.detectors.pii.names import common_words, first_names, name_words
-
         places = towns()
         names, common = name_words(), common_words()
         out = []
@@ -325,39 +385,43 @@ class PlaceRecognizer(OneEntityRecognizer):
         return out
 
     def _address_lines(self, text: str) -> list[RecognizerResult]:
-        lines = []  # (start, end, content start, content end) of non-empty lines
-        for m in LINE.finditer(text):
-            if not m.group().strip():
-                continue
-            bullet = BULLET.match(m.group())
-            cs = m.start() + (bullet.end() if bullet else 0)
-            ce = m.end()
-            while ce > cs and text[ce - 1].isspace():
-                ce -= 1
-            if ce > cs:
-                lines.append((cs, ce))
+        lines = content_lines(text)
         if len(lines) < 2:
             return []
         lowercase_text = not any(c.isupper() for c in text)
+        country_firsts = self.places.country_first_words
         out = []
         for k in range(1, len(lines)):
             cs, ce = lines[k]
+            # A line gives a place only as a country line (the line's words up to its tail name a country: its first
+            # word is a country name's first word) or, with a tail, right under a line with a digit: other lines are
+            # not read further.
+            if text[cs:ce].split(None, 1)[0] not in country_firsts:
+                ps, pe = lines[k - 1]
+                if not any(map(str.isdigit, text[ps:pe])):
+                    continue
+                # ... and only with a tail: its last word (ending the line) holds a digit, is "nan" or ",", or is two
+                # capitals (`_TAIL_TOKEN`; a capital, `\p{Lu}`, is never lower case)
+                line = text[cs:ce]
+                if not (any(map(str.isdigit, line)) or line.endswith((",", "nan"))
+                        or (not line[-1].islower() and not line[-2:-1].islower())):
+                    continue
             core_end, tail = self._split_tail(text, cs, ce)
             core = text[cs:core_end]
             place = self.places.get(" ".join(core.split()), lowercase_text=lowercase_text) if core else None
             if place is not None and place.section == "countries":
-                if k >= 2 and len(lines) >= 3 and self._locality(text, *lines[k - 1]) is not None:
-                    ps, pe = lines[k - 1]
-                    loc_end = self._locality(text, ps, pe)
-                    assert loc_end is not None
-                    out.append(make_result(self, self.ENTITY, (ps, loc_end), 0.88, "locality line above a country"))
+                loc_end = self._locality(text, *lines[k - 1]) if k >= 2 and len(lines) >= 3 else None
+                if loc_end is not None:
+                    out.append(make_result(self, self.ENTITY, (lines[k - 1][0], loc_end), 0.88,
+                                           "locality line above a country"))
                 if place.ambiguous:
                     out.append(make_result(self, self.ENTITY, (cs, core_end), 0.88, "country line of an address"))
                 continue
-            if tail and k >= 1 and any(ch.isdigit() for ch in text[lines[k - 1][0]:lines[k - 1][1]]):
-                loc_end = self._locality(text, cs, ce)
-                if loc_end is not None and any(ch.isdigit() or ch.isupper() or ch == "n" for ch in tail):
-                    out.append(make_result(self, self.ENTITY, (cs, loc_end), 0.85, "locality line with postal code"))
+            # (the tail's test before the locality's, and the line's tail cut once: both read without side effects)
+            if (tail and k >= 1 and any(map(str.isdigit, text[lines[k - 1][0]:lines[k - 1][1]]))
+                    and any(ch.isdigit() or ch.isupper() or ch == "n" for ch in tail)
+                    and (loc_end := self._locality(text, cs, ce, core_end)) is not None):
+                out.append(make_result(self, self.ENTITY, (cs, loc_end), 0.85, "locality line with postal code"))
         return out
 
     @staticmethod
@@ -378,9 +442,10 @@ class PlaceRecognizer(OneEntityRecognizer):
         end = word.end()
         return end, text[end:ce].strip()
 
-    def _locality(self, text: str, cs: int, ce: int) -> int | None:
-        """End of the locality part of an address line, or None when the line does not read like one."""
-        end, _ = self._split_tail(text, cs, ce)
+    def _locality(self, text: str, cs: int, ce: int, tail_start: int = -1) -> int | None:
+        """End of the locality part of an address line, or None when the line does not read like one (`tail_start`:
+        `_split_tail(text, cs, ce)[0]`, when the caller has it)."""
+        end = tail_start if tail_start >= 0 else self._split_tail(text, cs, ce)[0]
         core = text[cs:end].rstrip(",")
         end = cs + len(core)
         if not core or len(core.split()) > 4 or not _LOCALITY.match(core) or UNIT_OR_STREET.search(core):
