@@ -76,7 +76,9 @@ SIGNALS: tuple[Signal, ...] = (
     _s("instruction_override", 0.85,
        rf"\b{_OVERRIDE_VERB}\b[\w\s,'’-]{{0,40}}?\b{_ANCHOR}\b[\w\s,'’-]{{0,30}}?\b{_OBJECT}\b",
        keys=("ignor", "disregard", "forget", "skip", "overrid", "bypass", "abandon", "neglect", "discard", "drop",
-             "aside")),
+             "aside"),
+       also=("instruction", "prompt", "rules", "guideline", "directive", "direction", "constraint", "guardrail",
+             "restriction", "programming", "command", "polic", "system message", "context")),
     _s("instruction_override", 0.85,
        r"\b(?:ignor(?:e[rz]?|ez)|oublie[rz]?)\s+(?:toutes\s+)?(?:les\s+|vos\s+)?instructions\s+(?:pr[ée]c[ée]dentes|"
        r"ant[ée]rieures|ci-dessus)|\b(?:ignorier(?:e|en\s+sie)?|vergiss|vergessen\s+sie|missachte)\s+(?:alle\s+)?"
@@ -185,8 +187,8 @@ SIGNALS: tuple[Signal, ...] = (
        r"(?:^|[.!?;:]\s*)(?:now\s+|then\s+|please\s+)?(?:quote|print|repeat|reveal|output|dump|paste|copy|"
        r"reproduce|recite|spell\s+out|write\s+out)\s+(?:it|them|that|this|yours|everything|all\s+of\s+it)\s*"
        r"(?:verbatim|exactly|word\s+for\s+word|in\s+full)?\s*(?:[.!]|$)",
-       keys=("quote", "print", "repeat", "reveal", "output", "dump", "paste", "copy", "reproduce", "recite", "spell",
-             "write")),
+       keys=_pairs(("quote", "print", "repeat", "reveal", "output", "dump", "paste", "copy", "reproduce", "recite",
+                    "spell out", "write out"), ("it", "them", "that", "this", "yours", "everything", "all of it"))),
     _s("indirect_trigger", 0.5,
        r"\b(?:when|if|once|while)\s+(?:you|an?\s+ai|the\s+(?:ai|assistant|model|summari[sz]er|bot))\s+(?:read|reads|"
        r"process|processes|summari[sz]e|summari[sz]es|see|sees|parse|parses)\s+this\b",

@@ -108,10 +108,10 @@ _ASSIGNMENT_GATE = re.compile(
 # Every `_ASSIGNMENT_GATE` match holds one of these (each alternative of its name part does): a text's folded form
 # without any is not searched (nine texts in ten: five substring checks instead of a regex search).
 _ASSIGNMENT_KEYS = ("secret", "passw", "pwd", "token", "key", "credential")
-# What may follow a key of `_ASSIGNMENT_KEYS` where `_ASSIGNMENT_GATE` matches: each of its words ends with one of the
-# keys ("api_key", "auth_token") or starts with one whose rest `[a-z0-9_.-]*` takes ("password"), so wherever it matches,
-# a key followed by this matches too. Tried at each occurrence of a key (`str.find`): most texts hold none, and the few
-# that hold one ("monkey", "tokens") fail at once, where the gate's search tried its words at every position.
+# What may follow a key of `_ASSIGNMENT_KEYS` where `_ASSIGNMENT_GATE` matches: each of its words ends with one of
+# the keys ("api_key", "auth_token") or starts with one whose rest `[a-z0-9_.-]*` takes ("password"), so wherever it
+# matches, a key followed by this matches too. Tried at each occurrence of a key (`str.find`): most texts hold none,
+# and the few that hold one ("monkey", "tokens") fail at once; the gate's search tried its words at each position.
 _ASSIGNMENT_TAIL = re.compile(r"[a-z0-9_.-]*[\"']?\s*[:=]")
 CANDIDATE = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{20,100}(?![A-Za-z0-9+/_=-])")
 PLACEHOLDER = re.compile(r"(?i)^(?:x+|\*+|your[_-].*|<.*>|\$\{.*\}|example.*|changeme|password|null|none|true|false)$")
