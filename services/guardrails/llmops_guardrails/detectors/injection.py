@@ -76,7 +76,9 @@ SIGNALS: tuple[Signal, ...] = (
     _s("instruction_override", 0.85,
        rf"\b{_OVERRIDE_VERB}\b[\w\s,'’-]{{0,40}}?\b{_ANCHOR}\b[\w\s,'’-]{{0,30}}?\b{_OBJECT}\b",
        keys=("ignor", "disregard", "forget", "skip", "overrid", "bypass", "abandon", "neglect", "discard", "drop",
-             "aside")),
+             "aside"),
+       also=("instruction", "prompt", "rules", "guideline", "directive", "direction", "constraint", "guardrail",
+             "restriction", "programming", "command", "polic", "system message", "context")),
     _s("instruction_override", 0.85,
        r"\b(?:ignor(?:e[rz]?|ez)|oublie[rz]?)\s+(?:toutes\s+)?(?:les\s+|vos\s+)?instructions\s+(?:pr[ée]c[ée]dentes|"
        r"ant[ée]rieures|ci-dessus)|\b(?:ignorier(?:e|en\s+sie)?|vergiss|vergessen\s+sie|missachte)\s+(?:alle\s+)?"
@@ -94,7 +96,7 @@ SIGNALS: tuple[Signal, ...] = (
        keys=("instruction", "rules", "prompt", "directive")),
     _s("from_now_on", 0.35,
        r"\bfrom\s+now\s+on,?\s+(?:you|your)\s+(?:will|are|must|shall|should|only|respond|answer|act|reply)",
-       keys=("now",)),
+       keys=("from now on",)),
     _s("jailbreak_persona", 0.75,
        r"\b(?:you\s+are|you're|act\s+as|acting\s+as|pretend\s+(?:to\s+be|you\s+are|you're)|role-?play\s+as|"
        r"behave\s+like|simulate|become)\s+(?:now\s+)?(?:an?\s+|the\s+|my\s+)?(?:dan|stan|dude|aim|evil\s+\w+|"
@@ -119,7 +121,8 @@ SIGNALS: tuple[Signal, ...] = (
        r"no\s+(?:\w+\s+)?(?:rules|restrictions|limits|limitations|filters|guidelines|ethics|morals|boundaries)\b|"
        r"\b(?:an?\s+|the\s+)(?:ai|assistant|chatbot|model|bot)\s+(?:with\s+no|without\s+(?:any\s+)?)\s*(?:\w+\s+)?"
        r"(?:rules|restrictions|limits|limitations|filters|guidelines|ethics|morals|boundaries)\b",
-       keys=("rules", "restriction", "limit", "filter", "guideline", "ethic", "moral", "boundar")),
+       keys=("rules", "restriction", "limit", "filter", "guideline", "ethic", "moral", "boundar"),
+       also=("has no ", "have no ", "with no", "without")),
     _s("jailbreak_request", 0.75,
        r"\bwithout\s+(?:any\s+of\s+)?your\s+(?:\w+\s+)?(?:filters?|restrictions|guidelines|rules|safety|guardrails|"
        r"programming|moderation|limitations|safeguards|censorship)\b|"
@@ -144,14 +147,14 @@ SIGNALS: tuple[Signal, ...] = (
     _s("every_prompt", 0.3, r"\b(?:respond|reply|answer)\s+to\s+every\s+(?:prompt|question|message|request)\b",
        keys=("to every",)),
     _s("roleplay_frame", 0.4, r"\b(?:role-?play|pretend)\s+(?:as|to\s+be|you\s+are)\b|\blet'?s\s+play\s+a\s+game\b",
-       keys=("play", "pretend")),
+       keys=(*_pairs(("play", "pretend"), ("as", "to be", "you are")), "play a game")),
     _s("addresses_the_ai", 0.6,
        r"\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+|any\s+)?(?:ai|assistant|llm|chatbot|language\s+model)s?\b|"
        r"\b(?:ai|assistant|llm|chatbot)s?\s+reading\s+this\b",
-       keys=("note", "message", "instruction", "reading")),
+       keys=(*_pairs(("note", "message", "instruction", "instructions"), ("to", "for")), "reading this")),
     _s("stay_in_character", 0.4,
        r"\b(?:stay|remain)\s+in\s+character\b|\b(?:never|don'?t|do\s+not)\s+break\s+character\b",
-       keys=("character",)),
+       keys=("in character", "break character")),
     _s("not_an_ai", 0.5,
        r"\byou\s+are\s+(?:no\s+longer|not)\s+(?:an?\s+)?(?:ai|assistant|language\s+model|chatbot|chatgpt|claude)\b",
        keys=("you are no",)),
@@ -161,7 +164,7 @@ SIGNALS: tuple[Signal, ...] = (
        r"\b(?:system\s+(?:prompt|message|instructions)|"
        r"(?:initial|original|hidden|secret|internal|pre-?)\s*(?:prompt|instructions|rules|directives)|"
        r"instructions\s+(?:you\s+were\s+given|above))",
-       keys=("prompt", "message", "instruction", "rules", "directive")),
+       keys=("prompt", "system message", "instruction", "rules", "directive")),
     _s("system_prompt_extraction", 0.45,
        r"\b(?:reveal|show|print|display|output|repeat|dump|recite)\b[\w\s,'’-]{0,15}?\byour\s+(?:instructions|prompt|"
        r"rules|guidelines|directives|configuration)\b",
@@ -175,7 +178,7 @@ SIGNALS: tuple[Signal, ...] = (
     _s("system_prompt_reference", 0.45,
        r"\byour\s+(?:own\s+)?(?:system\s+(?:prompt|message|instructions)|(?:initial|original|hidden|secret|internal|"
        r"pre-?)\s*(?:prompt|instructions|rules))\b",
-       keys=("prompt", "message", "instruction", "rules")),
+       keys=("prompt", "system message", "instruction", "rules")),
     _s("context_reference", 0.6,
        r"\b(?:before\s+my\s+first\s+message|(?:top|start|beginning)\s+of\s+(?:this|the|our)\s+(?:conversation|"
        r"chat|context(?:\s+window)?))\b",
@@ -184,8 +187,8 @@ SIGNALS: tuple[Signal, ...] = (
        r"(?:^|[.!?;:]\s*)(?:now\s+|then\s+|please\s+)?(?:quote|print|repeat|reveal|output|dump|paste|copy|"
        r"reproduce|recite|spell\s+out|write\s+out)\s+(?:it|them|that|this|yours|everything|all\s+of\s+it)\s*"
        r"(?:verbatim|exactly|word\s+for\s+word|in\s+full)?\s*(?:[.!]|$)",
-       keys=("quote", "print", "repeat", "reveal", "output", "dump", "paste", "copy", "reproduce", "recite", "spell",
-             "write")),
+       keys=_pairs(("quote", "print", "repeat", "reveal", "output", "dump", "paste", "copy", "reproduce", "recite",
+                    "spell out", "write out"), ("it", "them", "that", "this", "yours", "everything", "all of it"))),
     _s("indirect_trigger", 0.5,
        r"\b(?:when|if|once|while)\s+(?:you|an?\s+ai|the\s+(?:ai|assistant|model|summari[sz]er|bot))\s+(?:read|reads|"
        r"process|processes|summari[sz]e|summari[sz]es|see|sees|parse|parses)\s+this\b",

@@ -38,11 +38,12 @@ class SecretRule:
     group: int = 0  # the group that is the secret itself
     keys: tuple[str, ...] = ()
     folded: bool = False
+    also: tuple[str, ...] = ()  # lower-case keys one of which every match holds in the folded text as well
 
 
 def _rule(name: str, pattern: str, score: float, group: int = 0, flags: int = 0, *, keys: tuple[str, ...],
-          folded: bool = False) -> SecretRule:
-    return SecretRule(name, re.compile(pattern, flags), score, group, keys, folded)
+          folded: bool = False, also: tuple[str, ...] = ()) -> SecretRule:
+    return SecretRule(name, re.compile(pattern, flags), score, group, keys, folded, also)
 
 
 _B = r"(?<![A-Za-z0-9_-])"  # token start
@@ -83,7 +84,8 @@ RULES: tuple[SecretRule, ...] = (
     _rule("gcp_service_account", r"\"type\"\s*:\s*\"service_account\"", 0.8, keys=('"service_account"',)),
     _rule("connection_string_password",
           r"(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|redis|rediss|amqps?|mssql|sqlserver)"
-          r"://[^:\s/@]+:([^@\s/]{3,})@[^\s]+", 0.85, 1, keys=("://",)),
+          r"://[^:\s/@]+:([^@\s/]{3,})@[^\s]+", 0.85, 1, keys=("://",),
+          also=("postgres", "mysql", "mariadb", "mongodb", "redis", "amqp", "mssql", "sqlserver")),
     _rule("url_basic_auth", r"\bhttps?://[^:\s/@]{1,64}:([^@\s/]{6,})@[A-Za-z0-9.-]+", 0.7, 1, keys=("://",)),
 )
 _CASED = [i for i, r in enumerate(RULES) if not r.folded]
@@ -106,6 +108,11 @@ _ASSIGNMENT_GATE = re.compile(
 # Every `_ASSIGNMENT_GATE` match holds one of these (each alternative of its name part does): a text's folded form
 # without any is not searched (nine texts in ten: five substring checks instead of a regex search).
 _ASSIGNMENT_KEYS = ("secret", "passw", "pwd", "token", "key", "credential")
+# What may follow a key of `_ASSIGNMENT_KEYS` where `_ASSIGNMENT_GATE` matches: each of its words ends with one of
+# the keys ("api_key", "auth_token") or starts with one whose rest `[a-z0-9_.-]*` takes ("password"), so wherever it
+# matches, a key followed by this matches too. Tried at each occurrence of a key (`str.find`): most texts hold none,
+# and the few that hold one ("monkey", "tokens") fail at once; the gate's search tried its words at each position.
+_ASSIGNMENT_TAIL = re.compile(r"[a-z0-9_.-]*[\"']?\s*[:=]")
 CANDIDATE = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{20,100}(?![A-Za-z0-9+/_=-])")
 PLACEHOLDER = re.compile(r"(?i)^(?:x+|\*+|your[_-].*|<.*>|\$\{.*\}|example.*|changeme|password|null|none|true|false)$")
 
@@ -117,6 +124,18 @@ def shannon_entropy(value: str) -> float:
     counts = Counter(value)
     n = len(value)
     return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def _may_assign(folded: str) -> bool:
+    """A necessary condition of `_ASSIGNMENT_GATE.search(folded)` (and so of an `ASSIGNMENT` match): a key of
+    `_ASSIGNMENT_KEYS` followed by `_ASSIGNMENT_TAIL`."""
+    for key in _ASSIGNMENT_KEYS:
+        i = folded.find(key)
+        while i != -1:
+            if _ASSIGNMENT_TAIL.match(folded, i + len(key)):
+                return True
+            i = folded.find(key, i + 1)
+    return False
 
 
 def _rules_for(text: str, folded: str) -> list[int]:
@@ -165,14 +184,15 @@ class SecretsDetector:
         folded = fold(text)
         for i in _rules_for(text, folded):
             rule = RULES[i]
+            if rule.also and not any(k in folded for k in rule.also):
+                continue
             for m in rule.pattern.finditer(text):
                 add(rule.name, m.start(rule.group), m.end(rule.group), rule.score)
         for m in (JWT.finditer(text) if "eyJ" in text else ()):
             if _valid_jwt(m.group(1)):
                 add("jwt", m.start(1), m.end(1), 0.9)
         if self.generic:
-            gate = any(k in folded for k in _ASSIGNMENT_KEYS) and _ASSIGNMENT_GATE.search(folded)
-            for m in (ASSIGNMENT.finditer(text) if gate else ()):
+            for m in (ASSIGNMENT.finditer(text) if _may_assign(folded) else ()):
                 value = m.group(2)
                 if PLACEHOLDER.match(value) or not free(m.start(2), m.end(2)):
                     continue
