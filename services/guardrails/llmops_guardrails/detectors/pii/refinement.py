@@ -24,6 +24,9 @@ _TRAILING_UNIT = regex.compile(r"(?:\s+(?:Apt|Apartment|Suite|Unit|Box|Room|Floo
 _ORG_AFTER = regex.compile(r"\s*(?:,\s*)?(?:(?:Inc|Ltd|LLC|LLP|PLC|GmbH|AG|Corp|Corporation|Company|Co|Group|"
                            r"Holdings|Partners|Associates|Orchestra|Band)\b|and\s+(?:Sons|Brothers|Daughters|"
                            r"Partners|Associates|Co)\b|&\s*\p{Lu})")
+# The first character of each of `_ORG_AFTER`'s alternatives after its whitespace and comma, but "and"'s ("a").
+_ORG_AFTER_FIRST = frozenset("ILPGACHOB&")
+_ASCII_SPACE = " \t\n\x0b\x0c\r"  # the ASCII characters `regex`'s `\s` matches (all of them)
 _EMPLOYER_BEFORE = regex.compile(r"(?i:\b(?:work|works|worked|working|employed|job|intern|interned|internship)"
                                  r"\s+(?:for|at|by|with)\s+)$")
 # Every match of `_EMPLOYER_BEFORE` holds one of these, case-insensitively (as `keys.fold` lower-cases): a text
@@ -81,7 +84,7 @@ def refine(text: str, results: list[Span]) -> list[Span]:
                 if m3 and m3.start() > r.start:
                     r.end = m3.start()
             # a sure rule result (0.9+) is kept whatever follows it: the organisation searches only for the others
-            if (r.source in MODELS or r.score < 0.9) and (_ORG_AFTER.match(text, r.end, min(len(text), r.end + 30))
+            if (r.source in MODELS or r.score < 0.9) and (_org_after(text, r.end)
                                                                or ORG_WORD_RE.search(text, r.start, r.end)):
                 continue
             if employer is not None and employer.search(text, max(0, r.start - 30), r.start):
@@ -115,6 +118,25 @@ def refine(text: str, results: list[Span]) -> list[Span]:
                   and clash[0].source in MODELS and (clash[0].start, clash[0].end) == (start, end)):
                 clash[0].entity_type = "PERSON"
     return out
+
+
+def _org_after(text: str, at: int) -> bool:
+    """Whether `_ORG_AFTER.match(text, at, min(len(text), at + 30))` matches, without running it where the first
+    character after ASCII whitespace rules it out (eight names in ten: a line break, a lower-case word, "."). The
+    pattern's `\\s*` takes some of the whitespace from `at`, whose run ends at that character `c`; then a comma or one
+    of the alternatives must start (`_ORG_AFTER_FIRST`, or "and"). A `c` that is printable ASCII, not a space, is no
+    whitespace for `regex`, so when it is none of those (nor "and" from it) nothing can start at or before it; any
+    other `c` (a control character, one that is not ASCII) leaves the decision to the pattern."""
+    end = min(len(text), at + 30)
+    i = at
+    while i < end and text[i] in _ASCII_SPACE:
+        i += 1
+    if i == end:
+        return False  # nothing but whitespace before the window's end: no alternative fits
+    c = text[i]
+    if " " < c < "\x7f" and c != "," and c not in _ORG_AFTER_FIRST and not (c == "a" and text.startswith("and", i)):
+        return False
+    return _ORG_AFTER.match(text, at, end) is not None
 
 
 _NOT_NAMES = frozenset({"The", "And", "Van", "Von", "Der", "Den", "Del", "Della"})

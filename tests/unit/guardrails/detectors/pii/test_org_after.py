@@ -1,0 +1,67 @@
+"""The organisation-after check without its pattern where the next character rules it out (`refinement._org_after`,
+issue 17 item 1, speed, `guard25`): the same answer as `_ORG_AFTER.match(text, at, min(len(text), at + 30))` at every
+place of the PII set's texts (as written, lower- and upper-cased), of crafted texts and of random strings built from
+the pattern's own pieces, every character below U+3000 after a name, and the ASCII whitespace `regex` reads."""
+
+from __future__ import annotations
+
+import random
+
+import regex
+
+from llmops_guardrails.detectors.pii import refinement
+from llmops_guardrails.detectors.pii.refinement import _ASCII_SPACE, _ORG_AFTER, _org_after
+from tests.unit.guardrails.detectors.pii.test_rule_shortcuts import CRAFTED, _texts
+
+
+def _old(text: str, at: int) -> bool:
+    return _ORG_AFTER.match(text, at, min(len(text), at + 30)) is not None
+
+
+_PIECES = ["Anna", " ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "\x85", "\u00a0", "\u2003", ",", ", ",
+           "and", "And", "an", "&", "Inc", "Ltd", "LLC", "LLP", "PLC", "GmbH", "AG", "Corp", "Co", "Group", "Holdings",
+           "Partners", "Associates", "Orchestra", "Band", "Sons", "Brothers", "Daughters", "Ölund", "É", "x", ".", "'",
+           "’", "1", "_", "Incx", "Cox", "a", "I", "\x7f", "\x00"]
+
+
+def test_org_after_answers_as_the_pattern() -> None:
+    rng = random.Random(251)
+    texts = _texts() + CRAFTED + ["".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 25)))
+                                  for _ in range(20_000)]
+    matched = skipped = 0
+    for text in texts:
+        for at in range(len(text) + 1):
+            old = _old(text, at)
+            assert _org_after(text, at) == old, (text, at)
+            matched += old
+    # the pattern is left out for most places (what the shortcut is for), and matches some
+    for text in _texts()[:200]:
+        skipped += sum(1 for at in range(len(text)) if " " < text[at] < "\x7f" and text[at] not in ",ILPGACHOB&a")
+    assert matched > 5_000 and skipped > 10_000
+
+
+def test_org_after_every_character_after_a_name() -> None:
+    for code in range(0x3000):
+        c = chr(code)
+        for text in ("Anna" + c + "Inc", "Anna" + c + "and Sons", "Anna" + c + ", Ltd", "Anna" + c + "& Bo",
+                     "Anna" + c + c + "Co", "Anna" + c, "Anna" + c + "x Co"):
+            assert _org_after(text, 4) == _old(text, 4), repr(text)
+
+
+def test_the_ascii_whitespace_is_the_patterns() -> None:
+    assert [chr(c) for c in range(128) if regex.match(r"\s", chr(c))] == sorted(_ASCII_SPACE)
+    # the alternatives after `\s*(?:,\s*)?`: the words of the first group, "and" and "&"
+    words = regex.fullmatch(regex.escape(r"\s*(?:,\s*)?(?:(?:") + "([A-Za-z|]+)"
+                            + regex.escape(r")\b|and\s+(?:") + "[A-Za-z|]+" + regex.escape(r")\b|&\s*\p{Lu})"),
+                            _ORG_AFTER.pattern)
+    assert words is not None
+    assert {w[0] for w in words.group(1).split("|")} | {"&"} == refinement._ORG_AFTER_FIRST
+
+
+def test_refine_drops_a_name_before_an_organisation_word() -> None:
+    from llmops_guardrails.detectors.pii.results import TAGGER, Span
+
+    text = "I met Bo Chen & Partners and Olga Krylova, Ltd. and Ana Lopez today."
+    spans = [Span("PERSON", 6, 13, 0.85, TAGGER), Span("PERSON", 29, 41, 0.85, TAGGER),
+             Span("PERSON", 52, 61, 0.85, TAGGER)]
+    assert [(r.start, r.end) for r in refinement.refine(text, spans)] == [(52, 61)]
