@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import regex
 
 from llmops_guardrails.detectors.pii import refinement
@@ -65,3 +66,38 @@ def test_refine_drops_a_name_before_an_organisation_word() -> None:
     spans = [Span("PERSON", 6, 13, 0.85, TAGGER), Span("PERSON", 29, 41, 0.85, TAGGER),
              Span("PERSON", 52, 61, 0.85, TAGGER)]
     assert [(r.start, r.end) for r in refinement.refine(text, spans)] == [(52, 61)]
+
+
+def test_name_tokens_are_the_patterns_words_in_the_span(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmops_guardrails.detectors.pii.refinement import _NAME_TOKEN, _name_tokens
+
+    monkeypatch.setattr(refinement, "_NAME_TOKENS_MAX", 50)  # cleared many times on the way
+    rng = random.Random(252)
+    texts = _texts()[:400] + CRAFTED
+    checked = 0
+    for _ in range(3):  # remembered words read again
+        for text in texts:
+            for _ in range(10):
+                start = rng.randint(0, len(text))
+                end = rng.randint(start, min(len(text), start + 40))
+                got = _name_tokens(text[start:end])
+                assert got == tuple(_NAME_TOKEN.findall(text, start, end)), (text, start, end)
+                checked += bool(got)
+    assert checked > 3_000
+    assert len(refinement._NAME_TOKENS) <= 50
+
+
+def test_a_later_mention_overlapping_one_model_place_becomes_a_person_and_not_two() -> None:
+    from llmops_guardrails.detectors.pii.results import TAGGER, Span
+
+    text = "Dear Paris Hilton, Paris called. Then Paris Main met Anna."
+    one = [Span("PERSON", 5, 17, 0.85, "KnownNameRecognizer"), Span("LOCATION", 19, 24, 0.85, TAGGER)]
+    got = refinement.refine(text, one)
+    assert [(r.entity_type, r.start, r.end) for r in got] == [
+        ("PERSON", 5, 17), ("PERSON", 19, 24), ("PERSON", 38, 43)]
+    # two results over the mention: neither changes, nothing is added there
+    two = [Span("PERSON", 5, 17, 0.85, "KnownNameRecognizer"), Span("LOCATION", 19, 24, 0.85, TAGGER),
+           Span("LOCATION", 21, 26, 0.85, TAGGER)]
+    got = refinement.refine(text, two)
+    assert [(r.entity_type, r.start, r.end) for r in got] == [
+        ("PERSON", 5, 17), ("LOCATION", 19, 24), ("LOCATION", 21, 26), ("PERSON", 38, 43)]
