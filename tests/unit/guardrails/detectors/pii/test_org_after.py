@@ -101,3 +101,33 @@ def test_a_later_mention_overlapping_one_model_place_becomes_a_person_and_not_tw
     got = refinement.refine(text, two)
     assert [(r.entity_type, r.start, r.end) for r in got] == [
         ("PERSON", 5, 17), ("LOCATION", 19, 24), ("LOCATION", 21, 26), ("PERSON", 38, 43)]
+
+
+_ORG_PIECES = ["Co", "Inc", "Ltd.", "Bank", "Studio", "Studios", "Labs", "Lab", "Anna", "x", "_", "1", " ", "\n", ".",
+               "-", "'", "’", "É", "é", "\u0301", "\u00a0", "Band", "Bandit", "AG", "SA", "NV"]
+
+
+def test_org_word_answers_as_the_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmops_guardrails.detectors.pii.lexicon import ORG_WORD_RE
+    from llmops_guardrails.detectors.pii.refinement import _org_word
+
+    monkeypatch.setattr(refinement, "_ORG_WORDS_MAX", 200)  # cleared many times on the way
+    rng = random.Random(253)
+    texts = _texts()[:300] + CRAFTED + ["".join(rng.choice(_ORG_PIECES) for _ in range(rng.randint(1, 12)))
+                                        for _ in range(5_000)]
+    found = 0
+    for _ in range(2):  # remembered answers read again, in other texts too
+        for text in texts:
+            for _ in range(8):
+                start = rng.randint(0, len(text))
+                end = rng.randint(start, min(len(text), start + 30))
+                old = ORG_WORD_RE.search(text, start, end) is not None
+                assert _org_word(text, start, end) == old, (text, start, end)
+                found += old
+    assert found > 2_000
+    # the same text after another character, or before one: the character before counts, the one after does not
+    for before, value, after in [("x", "Co", " "), (" ", "Co", "x"), ("", "Co", ""), ("_", "Bank", "."),
+                                 ("É", "Inc", "s"), ("\u0301", "Lab", "s"), ("1", "Co", "1"), ("-", "Co", "x")]:
+        for text, start in ((before + value + after, len(before)), ("Co" + before + value + after, 2 + len(before))):
+            end = start + len(value)
+            assert _org_word(text, start, end) == (ORG_WORD_RE.search(text, start, end) is not None), (text, start)
