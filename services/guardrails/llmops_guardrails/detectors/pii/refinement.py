@@ -24,6 +24,9 @@ _TRAILING_UNIT = regex.compile(r"(?:\s+(?:Apt|Apartment|Suite|Unit|Box|Room|Floo
 _ORG_AFTER = regex.compile(r"\s*(?:,\s*)?(?:(?:Inc|Ltd|LLC|LLP|PLC|GmbH|AG|Corp|Corporation|Company|Co|Group|"
                            r"Holdings|Partners|Associates|Orchestra|Band)\b|and\s+(?:Sons|Brothers|Daughters|"
                            r"Partners|Associates|Co)\b|&\s*\p{Lu})")
+# The first character of each of `_ORG_AFTER`'s alternatives after its whitespace and comma, but "and"'s ("a").
+_ORG_AFTER_FIRST = frozenset("ILPGACHOB&")
+_ASCII_SPACE = " \t\n\x0b\x0c\r"  # the ASCII characters `regex`'s `\s` matches (all of them)
 _EMPLOYER_BEFORE = regex.compile(r"(?i:\b(?:work|works|worked|working|employed|job|intern|interned|internship)"
                                  r"\s+(?:for|at|by|with)\s+)$")
 # Every match of `_EMPLOYER_BEFORE` holds one of these, case-insensitively (as `keys.fold` lower-cases): a text
@@ -81,8 +84,7 @@ def refine(text: str, results: list[Span]) -> list[Span]:
                 if m3 and m3.start() > r.start:
                     r.end = m3.start()
             # a sure rule result (0.9+) is kept whatever follows it: the organisation searches only for the others
-            if (r.source in MODELS or r.score < 0.9) and (_ORG_AFTER.match(text, r.end, min(len(text), r.end + 30))
-                                                               or ORG_WORD_RE.search(text, r.start, r.end)):
+            if (r.source in MODELS or r.score < 0.9) and (_org_after(text, r.end) or _org_word(text, r.start, r.end)):
                 continue
             if employer is not None and employer.search(text, max(0, r.start - 30), r.start):
                 continue
@@ -96,7 +98,7 @@ def refine(text: str, results: list[Span]) -> list[Span]:
     names: set[str] = set()
     for r in out:
         if r.entity_type == "PERSON":
-            tokens = _NAME_TOKEN.findall(text, r.start, r.end)
+            tokens = _name_tokens(text[r.start:r.end])
             names.update(tokens)
             if r.source not in MODELS:
                 rule_names.update(tokens)
@@ -108,16 +110,76 @@ def refine(text: str, results: list[Span]) -> list[Span]:
             if (firms and any(s <= start and end <= e for s, e in firms)) or (
                     employer is not None and employer.search(text, max(0, start - 30), start)):
                 continue
-            clash = [r for r in out if not (end <= r.start or start >= r.end)]
-            if not clash:
+            # the results it overlaps: none, one (`clash`) or more (`clashes` 2: how many more does not matter)
+            clash: Span | None = None
+            clashes = 0
+            for r in out:
+                if not (end <= r.start or start >= r.end):
+                    clashes += 1
+                    if clashes > 1:
+                        break
+                    clash = r
+            if clash is None:
                 out.append(Span("PERSON", start, end, 0.7))
-            elif (name in rule_names and len(clash) == 1 and clash[0].entity_type == "LOCATION"
-                  and clash[0].source in MODELS and (clash[0].start, clash[0].end) == (start, end)):
-                clash[0].entity_type = "PERSON"
+            elif (name in rule_names and clashes == 1 and clash.entity_type == "LOCATION"
+                  and clash.source in MODELS and clash.start == start and clash.end == end):
+                clash.entity_type = "PERSON"
     return out
 
 
+def _org_after(text: str, at: int) -> bool:
+    """Whether `_ORG_AFTER.match(text, at, min(len(text), at + 30))` matches, without running it where the first
+    character after ASCII whitespace rules it out (eight names in ten: a line break, a lower-case word, "."). The
+    pattern's `\\s*` takes some of the whitespace from `at`, whose run ends at that character `c`; then a comma or one
+    of the alternatives must start (`_ORG_AFTER_FIRST`, or "and"). A `c` that is printable ASCII, not a space, is no
+    whitespace for `regex`, so when it is none of those (nor "and" from it) nothing can start at or before it; any
+    other `c` (a control character, one that is not ASCII) leaves the decision to the pattern."""
+    end = min(len(text), at + 30)
+    i = at
+    while i < end and text[i] in _ASCII_SPACE:
+        i += 1
+    if i == end:
+        return False  # nothing but whitespace before the window's end: no alternative fits
+    c = text[i]
+    if " " < c < "\x7f" and c != "," and c not in _ORG_AFTER_FIRST and not (c == "a" and text.startswith("and", i)):
+        return False
+    return _ORG_AFTER.match(text, at, end) is not None
+
+
+_ORG_WORDS: dict[tuple[str, str], bool] = {}  # (the character before a result, its text) -> `_org_word`
+_ORG_WORDS_MAX = 4096
+
+
+def _org_word(text: str, start: int, end: int) -> bool:
+    """Whether `ORG_WORD_RE.search(text, start, end)` finds an organisation word, remembered by the character before
+    `start` and `text[start:end]` (up to `_ORG_WORDS_MAX` of them, then from scratch): the pattern reads nothing else
+    (`endpos` ends the text for it, and of what lies before `start` only its `\\b` reads, one character), and a
+    result's text recurs (four in five on the distinct name-dense events)."""
+    key = (text[start - 1] if start > 0 else "", text[start:end])
+    got = _ORG_WORDS.get(key)
+    if got is None:
+        if len(_ORG_WORDS) >= _ORG_WORDS_MAX:
+            _ORG_WORDS.clear()
+        got = _ORG_WORDS[key] = ORG_WORD_RE.search(text, start, end) is not None
+    return got
+
+
 _NOT_NAMES = frozenset({"The", "And", "Van", "Von", "Der", "Den", "Del", "Della"})
+_NAME_TOKENS: dict[str, tuple[str, ...]] = {}  # a person's text -> its name words (`_name_tokens`)
+_NAME_TOKENS_MAX = 4096
+
+
+def _name_tokens(value: str) -> tuple[str, ...]:
+    """`_NAME_TOKEN.findall(value)`, remembered (up to `_NAME_TOKENS_MAX` texts, then from scratch): a person's text
+    recurs (four in five on the distinct name-dense events: the same names from the same lists). `refine` reads the
+    words of `text[r.start:r.end]` so, the same words as `findall(text, r.start, r.end)`: the pattern reads nothing
+    outside its match (no look-around, anchor or word boundary)."""
+    got = _NAME_TOKENS.get(value)
+    if got is None:
+        if len(_NAME_TOKENS) >= _NAME_TOKENS_MAX:
+            _NAME_TOKENS.clear()
+        got = _NAME_TOKENS[value] = tuple(_NAME_TOKEN.findall(value))
+    return got
 
 
 def _firm_lists(text: str) -> list[regex.Match[str]]:
