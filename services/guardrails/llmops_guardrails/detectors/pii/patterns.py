@@ -28,7 +28,7 @@ from llmops_guardrails.detectors.pii.numbers import (  # luhn_ok and card_issuer
     phone_spans,
     valid_in_regions,
 )
-from llmops_guardrails.detectors.pii.results import Span
+from llmops_guardrails.detectors.pii.results import RULE_KEY, Span
 
 _ContextWindow = ContextWindow  # the name it had here
 
@@ -45,13 +45,17 @@ class OneEntityRecognizer(LocalRecognizer):
     def load(self) -> None:
         pass
 
-    def _result(self, entity: str, start: int, end: int, score: float, why: str) -> RecognizerResult:
+    def _result(self, entity: str, start: int, end: int, score: float, why: str, *, rule: str = "",
+                ) -> RecognizerResult:
+        metadata: dict[str, object] = {RecognizerResult.RECOGNIZER_NAME_KEY: type(self).__name__,
+                                       RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}
+        if rule:
+            metadata[RULE_KEY] = rule
         return RecognizerResult(
             entity_type=entity, start=start, end=end, score=min(1.0, score),
             analysis_explanation=AnalysisExplanation(recognizer=type(self).__name__, original_score=score,
                                                      textual_explanation=why),
-            recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: type(self).__name__,
-                                  RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id},
+            recognition_metadata=metadata,
         )
 
 
@@ -59,7 +63,13 @@ class SpanRecognizer(OneEntityRecognizer):
     """A recognizer whose matches are made as `Span`s (`spans`): the PII detector calls `spans` directly (`detector`,
     its fast path), presidio's `analyze` (its `AnalyzerEngine`, a tenant's use) gets the same matches as
     `RecognizerResult`s. `spans` gives each score capped at 1.0, as `_result` does (the explanation's original score is
-    that capped one)."""
+    that capped one); a span's `rule`, when it has one, is the result's `results.RULE_KEY`.
+
+    `ONLY_ITS_ENTITY`: `analyze` finds nothing unless asked for `ENTITY` (the name and place recognizers); cards and
+    phone numbers answer whatever they are asked. (The detector asks for every entity of its policy, and builds a
+    recognizer only for an entity of it.)"""
+
+    ONLY_ITS_ENTITY = False
 
     def spans(self, text: str) -> list[Span]:
         raise NotImplementedError
@@ -68,9 +78,19 @@ class SpanRecognizer(OneEntityRecognizer):
         """The explanation's text of a match (presidio's results only)."""
         return ""
 
+    def explained(self, text: str) -> tuple[list[Span], list[str]]:
+        """`spans(text)` and each one's explanation (`explain`; a recognizer whose explanations are known only while
+        it finds its spans overrides this)."""
+        found = self.spans(text)
+        return found, [self.explain(text, s) for s in found]
+
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
                 ) -> list[RecognizerResult]:
-        return [self._result(s.entity_type, s.start, s.end, s.score, self.explain(text, s)) for s in self.spans(text)]
+        if self.ONLY_ITS_ENTITY and self.ENTITY not in entities:
+            return []
+        found, whys = self.explained(text)
+        return [self._result(s.entity_type, s.start, s.end, s.score, why, rule=s.rule)
+                for s, why in zip(found, whys, strict=True)]
 
 
 class CardNumberRecognizer(SpanRecognizer):
