@@ -9,13 +9,13 @@ from collections.abc import Iterable
 from presidio_analyzer import RecognizerResult
 
 from llmops_guardrails.detectors.pii.detector import _fast_path
-from llmops_guardrails.detectors.pii.patterns import CardNumberRecognizer, SpanRecognizer
+from llmops_guardrails.detectors.pii.patterns import CardNumberRecognizer, NameContextRecognizer, SpanRecognizer
 from llmops_guardrails.detectors.pii.people import KnownNameRecognizer, PersonRecognizer
 from llmops_guardrails.detectors.pii.places import PlaceRecognizer
 from llmops_guardrails.detectors.pii.results import RULE_KEY, Span, span_of
 from tests.unit.guardrails.detectors.pii.test_rule_shortcuts import _texts
 
-_NAME_AND_PLACE = (PersonRecognizer, KnownNameRecognizer, PlaceRecognizer)
+_NAME_AND_PLACE = (PersonRecognizer, KnownNameRecognizer, PlaceRecognizer, NameContextRecognizer)
 
 
 def _said(results: list[RecognizerResult]) -> list[tuple[object, ...]]:
@@ -47,7 +47,7 @@ def test_spans_are_what_analyze_gives_read_back() -> None:
     for text in _texts():
         for recognizer in recognizers:
             spans = recognizer.spans(text)
-            results = recognizer.analyze(text, [recognizer.ENTITY])
+            results = recognizer.analyze(text, recognizer.supported_entities)
             assert _fields(map(span_of, results)) == _fields(spans), text
             found += len(spans)
     assert found > 1_000
@@ -76,14 +76,28 @@ def test_analyze_gives_presidio_results_as_before() -> None:
         ("LOCATION", 144, 155, 0.95, [("guardrails_rule", "gazetteer"), ("recognizer_name", "PlaceRecognizer")],
          "PlaceRecognizer", 0.95, "gazetteer place (countries)"),
     ]
+    context = [("recognizer_name", "NameContextRecognizer")]  # (no rule)
+    assert _said(NameContextRecognizer().analyze(text, ["PERSON", "LOCATION"])) == [
+        ("PERSON", 5, 23, 0.9, context, "NameContextRecognizer", 0.9, "introduced by context"),
+        ("LOCATION", 71, 79, 0.9, context, "NameContextRecognizer", 0.9, "introduced by context"),
+    ]
 
 
 def test_analyze_finds_nothing_unless_asked_for_its_entity() -> None:
-    text = "Faina D. Yefremova lives in Tujetsch, Switzerland."
+    text = "Dear Faina D. Yefremova, said Gladys to Logan. I am Faina Yefremova and I live in Tujetsch, Switzerland."
     for kind in _NAME_AND_PLACE:
         recognizer = kind()
         assert recognizer.spans(text)
         assert recognizer.analyze(text, ["EMAIL_ADDRESS"]) == []
+    # a recognizer of people and places gives those it is asked for
+    context = NameContextRecognizer()
+    assert {s.entity_type for s in context.spans(text)} == {"PERSON", "LOCATION"}
+    for asked in (["PERSON"], ["LOCATION"], ["LOCATION", "PERSON"]):
+        assert _fields(map(span_of, context.analyze(text, asked))) == _fields(
+            s for s in context.spans(text) if s.entity_type in asked)
+    people_only = NameContextRecognizer(entities=("PERSON",))
+    assert {s.entity_type for s in people_only.spans(text)} == {"PERSON"}
+    assert people_only.analyze(text, ["LOCATION"]) == []
     # cards answer whatever they are asked, as before, and their results carry no rule
     card = CardNumberRecognizer().analyze("card 4111 1111 1111 1111", ["EMAIL_ADDRESS"])
     assert [(r.start, r.end, RULE_KEY in r.recognition_metadata) for r in card] == [(5, 24, False)]
