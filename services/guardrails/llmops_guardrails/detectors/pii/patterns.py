@@ -28,7 +28,7 @@ from llmops_guardrails.detectors.pii.numbers import (  # luhn_ok and card_issuer
     phone_spans,
     valid_in_regions,
 )
-from llmops_guardrails.detectors.pii.results import Span
+from llmops_guardrails.detectors.pii.results import RULE_KEY, Span
 
 _ContextWindow = ContextWindow  # the name it had here
 
@@ -45,13 +45,17 @@ class OneEntityRecognizer(LocalRecognizer):
     def load(self) -> None:
         pass
 
-    def _result(self, entity: str, start: int, end: int, score: float, why: str) -> RecognizerResult:
+    def _result(self, entity: str, start: int, end: int, score: float, why: str, *, rule: str = "",
+                ) -> RecognizerResult:
+        metadata: dict[str, object] = {RecognizerResult.RECOGNIZER_NAME_KEY: type(self).__name__,
+                                       RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}
+        if rule:
+            metadata[RULE_KEY] = rule
         return RecognizerResult(
             entity_type=entity, start=start, end=end, score=min(1.0, score),
             analysis_explanation=AnalysisExplanation(recognizer=type(self).__name__, original_score=score,
                                                      textual_explanation=why),
-            recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: type(self).__name__,
-                                  RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id},
+            recognition_metadata=metadata,
         )
 
 
@@ -59,7 +63,13 @@ class SpanRecognizer(OneEntityRecognizer):
     """A recognizer whose matches are made as `Span`s (`spans`): the PII detector calls `spans` directly (`detector`,
     its fast path), presidio's `analyze` (its `AnalyzerEngine`, a tenant's use) gets the same matches as
     `RecognizerResult`s. `spans` gives each score capped at 1.0, as `_result` does (the explanation's original score is
-    that capped one)."""
+    that capped one); a span's `rule`, when it has one, is the result's `results.RULE_KEY`.
+
+    `ONLY_ITS_ENTITY`: `analyze` gives only the matches of the entities it is asked for (the name and place
+    recognizers); cards and phone numbers answer whatever they are asked. (The detector asks for every entity of its
+    policy, and builds a recognizer only for entities of it.)"""
+
+    ONLY_ITS_ENTITY = False
 
     def spans(self, text: str) -> list[Span]:
         raise NotImplementedError
@@ -68,9 +78,20 @@ class SpanRecognizer(OneEntityRecognizer):
         """The explanation's text of a match (presidio's results only)."""
         return ""
 
+    def explained(self, text: str) -> tuple[list[Span], list[str]]:
+        """`spans(text)` and each one's explanation (`explain`; a recognizer whose explanations are known only while
+        it finds its spans overrides this)."""
+        found = self.spans(text)
+        return found, [self.explain(text, s) for s in found]
+
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
                 ) -> list[RecognizerResult]:
-        return [self._result(s.entity_type, s.start, s.end, s.score, self.explain(text, s)) for s in self.spans(text)]
+        if self.ONLY_ITS_ENTITY and not any(e in entities for e in self.supported_entities):
+            return []
+        found, whys = self.explained(text)
+        return [self._result(s.entity_type, s.start, s.end, s.score, why, rule=s.rule)
+                for s, why in zip(found, whys, strict=True)
+                if not self.ONLY_ITS_ENTITY or s.entity_type in entities]
 
 
 class CardNumberRecognizer(SpanRecognizer):
@@ -156,8 +177,11 @@ _PLACE_TRIGGERS = (
 )
 
 
-class NameContextRecognizer(LocalRecognizer):
-    """PERSON or LOCATION right after a phrase that introduces one."""
+class NameContextRecognizer(SpanRecognizer):
+    """PERSON or LOCATION right after a phrase that introduces one (each of the `entities` it is built for; `analyze`
+    gives those it is asked for)."""
+
+    ONLY_ITS_ENTITY = True
 
     PERSON = regex.compile(rf"(?i:\b(?:{_PERSON_TRIGGERS}))\s+(?P<name>{_NAME})")
     PLACE = regex.compile(rf"(?i:\b(?:{_PLACE_TRIGGERS}))\s+(?P<name>{_NAME})")
@@ -167,23 +191,23 @@ class NameContextRecognizer(LocalRecognizer):
                       "Sure", "Just", "So", "Well", "Good", "Great", "Fine", "Happy", "Glad", "Going"})
 
     def __init__(self, supported_language: str = "en", entities: Sequence[str] = ("PERSON", "LOCATION")) -> None:
-        super().__init__(supported_entities=list(entities), supported_language=supported_language,
-                         name="NameContextRecognizer")
+        LocalRecognizer.__init__(self, supported_entities=list(entities), supported_language=supported_language,
+                                 name="NameContextRecognizer")
 
-    def load(self) -> None:
-        pass
+    def explain(self, text: str, span: Span) -> str:
+        return "introduced by context"
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
-                ) -> list[RecognizerResult]:
-        out = []
+    def spans(self, text: str) -> list[Span]:
+        out: list[Span] = []
+        name = type(self).__name__
         # PERSON and PLACE tried only where one of their triggers can start (`cues`): the same matches as `finditer`
         at = cues.starts(text)
         found: list[tuple[str, Iterable[regex.Match[str]]]] = []
-        if "PERSON" in entities and "PERSON" in self.supported_entities:
+        if "PERSON" in self.supported_entities:
             found.append(("PERSON", cues.matches(self.PERSON, text, at.person)))
             if not any(c.isupper() for c in text):
                 found.append(("PERSON", self.PERSON_LOWER.finditer(text)))
-        if "LOCATION" in entities and "LOCATION" in self.supported_entities:
+        if "LOCATION" in self.supported_entities:
             found.append(("LOCATION", cues.matches(self.PLACE, text, at.place)))
         for entity, found_matches in found:
             for m in found_matches:
@@ -193,11 +217,5 @@ class NameContextRecognizer(LocalRecognizer):
                     start += len(words.pop(0)) + 1
                 if not words:
                     continue
-                out.append(RecognizerResult(
-                    entity_type=entity, start=start, end=end, score=0.9,
-                    analysis_explanation=AnalysisExplanation(recognizer=type(self).__name__, original_score=0.9,
-                                                             textual_explanation="introduced by context"),
-                    recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: type(self).__name__,
-                                          RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id},
-                ))
+                out.append(Span(entity, start, end, 0.9, name))
         return out

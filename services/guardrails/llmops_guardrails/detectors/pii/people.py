@@ -8,8 +8,6 @@ from collections.abc import Iterator
 from typing import TypeAlias
 
 import regex
-from presidio_analyzer import RecognizerResult
-from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from llmops_guardrails.detectors.pii import cues
 from llmops_guardrails.detectors.pii.classes import plain
@@ -23,9 +21,9 @@ from llmops_guardrails.detectors.pii.lexicon import (
     words,
 )
 from llmops_guardrails.detectors.pii.names import common_words, first_names, surnames
-from llmops_guardrails.detectors.pii.patterns import OneEntityRecognizer
-from llmops_guardrails.detectors.pii.places import gazetteer, towns
-from llmops_guardrails.detectors.pii.results import make_result
+from llmops_guardrails.detectors.pii.patterns import SpanRecognizer
+from llmops_guardrails.detectors.pii.places import add_span, gazetteer, towns
+from llmops_guardrails.detectors.pii.results import Span
 
 Match: TypeAlias = "re.Match[str] | regex.Match[str]"  # a match of a `regex` pattern, or of its `re` stand-in
 
@@ -174,7 +172,7 @@ Valentine Halloween Mother Father Independence Labor Labour Memorial Thanksgivin
 """))
 
 
-class PersonRecognizer(OneEntityRecognizer):
+class PersonRecognizer(SpanRecognizer):
     """PERSON from cues the small NER model often misses; each span must look like a name (capitalised words,
     initials, particles such as "van der") and not start with a common word ("The", "Thanks", "User").
 
@@ -190,12 +188,19 @@ class PersonRecognizer(OneEntityRecognizer):
     """
 
     ENTITY = "PERSON"
+    ONLY_ITS_ENTITY = True
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
-                ) -> list[RecognizerResult]:
-        if self.ENTITY not in entities:
-            return []
-        out: list[RecognizerResult] = []
+    def spans(self, text: str) -> list[Span]:
+        return self._scan(text, None)
+
+    def explained(self, text: str) -> tuple[list[Span], list[str]]:
+        whys: list[str] = []
+        return self._scan(text, whys), whys
+
+    def _scan(self, text: str, whys: list[str] | None) -> list[Span]:
+        """The matches (`whys`: their explanations, when asked for), in the order `analyze` gave them."""
+        name = type(self).__name__
+        out: list[Span] = []
 
         def add(span: tuple[int, int], score: float, why: str) -> None:
             start, end = span
@@ -205,7 +210,7 @@ class PersonRecognizer(OneEntityRecognizer):
             while words and words[0] in _NOT_A_NAME:
                 start += len(words.pop(0)) + 1
             if words and not ORG_WORD_RE.search(text, start, end):
-                out.append(make_result(self, self.ENTITY, (start, end), score, why))
+                add_span(out, whys, name, self.ENTITY, (start, end), score=score, why=why)
 
         if "\n" in text:
             span = self._contact_name(text)
@@ -377,7 +382,7 @@ _LOWER_PAIR = regex.compile(r"(?<![\p{L}\p{M}\p{N}_'’-])(?P<given>\p{Ll}[\p{Ll
 _INITIALLED = regex.compile(rf"(?P<first>{NAME_WORD})[ ]\p{{Lu}}\.?[ ](?P<last>{NAME_WORD})")
 
 
-class KnownNameRecognizer(OneEntityRecognizer):
+class KnownNameRecognizer(SpanRecognizer):
     """PERSON: a known first name followed by a surname ("Faina D. Yefremova", "Elle Sandström").
 
     The first name is on Faker's lists (`names.first_names`: every locale, less common English words such as
@@ -395,14 +400,21 @@ class KnownNameRecognizer(OneEntityRecognizer):
     """
 
     ENTITY = "PERSON"
+    ONLY_ITS_ENTITY = True
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
-                ) -> list[RecognizerResult]:
-        if self.ENTITY not in entities:
-            return []
+    def spans(self, text: str) -> list[Span]:
+        return self._scan(text, None)
+
+    def explained(self, text: str) -> tuple[list[Span], list[str]]:
+        whys: list[str] = []
+        return self._scan(text, whys), whys
+
+    def _scan(self, text: str, whys: list[str] | None) -> list[Span]:
+        """The matches (`whys`: their explanations, when asked for), in the order `analyze` gave them."""
+        name = type(self).__name__
         firsts, lasts, common = first_names(), surnames(), common_words()
         places, town_list = gazetteer(), towns()
-        out: list[RecognizerResult] = []
+        out: list[Span] = []
         for run in name_runs(text):  # `_NAME_RUN.finditer(text)` (spans: the words are the text's)
             run_text = text[run.start():run.end()]
             words = run_text.split(" ")
@@ -411,8 +423,8 @@ class KnownNameRecognizer(OneEntityRecognizer):
             initialled = _INITIALLED.fullmatch(run_text) if len(words) == 3 and len(words[1]) <= 2 else None
             if initialled and not any(w.lower() in common or ORG_WORD_RE.fullmatch(w) or UNIT_OR_STREET.fullmatch(w)
                                       for w in (initialled.group("first"), initialled.group("last"))):
-                out.append(make_result(self, self.ENTITY, run.span(), 0.89, "name with a middle initial",
-                                       rule="known_name"))
+                add_span(out, whys, name, self.ENTITY, run.span(), score=0.89, why="name with a middle initial",
+                         rule="known_name")
                 continue
             # a run holding no known first name adds nothing below (each token fails `first not in firsts`)
             tokens = run_tokens(run.start(), words) if any(w in firsts for w in words) else []
@@ -446,8 +458,8 @@ class KnownNameRecognizer(OneEntityRecognizer):
                 if end > 0:
                     phrase = text[start:end]
                     if places.get(phrase) is None and town_list.get(phrase) is None:
-                        out.append(make_result(self, self.ENTITY, (start, end), 0.89 if known else 0.86,
-                                               "known first name and a surname", rule="known_name"))
+                        add_span(out, whys, name, self.ENTITY, (start, end), score=0.89 if known else 0.86,
+                                 why="known first name and a surname", rule="known_name")
                     i = j
                 else:
                     i += 1
@@ -455,25 +467,25 @@ class KnownNameRecognizer(OneEntityRecognizer):
                 given, family = words[0], without_possessive(words[1])
                 if (family in lasts and given not in firsts and not self._common(given) and not self._common(family)
                         and places.get(f"{given} {family}") is None and town_list.get(f"{given} {family}") is None):
-                    out.append(make_result(self, self.ENTITY, (run.start(), run.start() + len(given) + 1 + len(family)),
-                                           0.86, "capitalised word and a known surname", rule="known_name"))
+                    add_span(out, whys, name, self.ENTITY, (run.start(), run.start() + len(given) + 1 + len(family)),
+                             score=0.86, why="capitalised word and a known surname", rule="known_name")
         lone, runs = capitalised_words(text)
-        out.extend(self._first_names_alone(text, out, lone))
-        out.extend(self._capitalised_runs(text, out, runs))
+        out.extend(self._first_names_alone(text, out, lone, name, whys))
+        out.extend(self._capitalised_runs(text, out, runs, name, whys))
         if not any(c.isupper() for c in text):
-            out.extend(self._lowercase_names(text))
+            out.extend(self._lowercase_names(text, name, whys))
         return out
 
-    def _lowercase_names(self, text: str) -> list[RecognizerResult]:
+    def _lowercase_names(self, text: str, name: str, whys: list[str] | None) -> list[Span]:
         """In a text without capital letters: a known first name and a known surname ("eva kleist"), 0.86."""
         firsts, lasts, common = first_names(), surnames(), common_words()
-        out = []
+        out: list[Span] = []
         for m in _LOWER_PAIR.finditer(text):
             given, family = m.group("given"), m.group("family")
             if (given.capitalize() in firsts and family.capitalize() in lasts and given not in common
                     and family not in common and given not in NOT_ALONE and family not in NOT_ALONE):
-                out.append(make_result(self, self.ENTITY, (m.start(), m.end("family")), 0.86,
-                                       "known first name and surname, lower case", rule="known_name"))
+                add_span(out, whys, name, self.ENTITY, (m.start(), m.end("family")), score=0.86,
+                         why="known first name and surname, lower case", rule="known_name")
         return out
 
     @staticmethod
@@ -484,13 +496,13 @@ class KnownNameRecognizer(OneEntityRecognizer):
                 or bool(ORG_WORD_RE.fullmatch(word)) or bool(UNIT_OR_STREET.fullmatch(word))
                 or gazetteer().get(word) is not None)
 
-    def _capitalised_runs(self, text: str, found: list[RecognizerResult], runs: list[Match],
-                          ) -> list[RecognizerResult]:
+    def _capitalised_runs(self, text: str, found: list[Span], runs: list[Match], name: str,
+                          whys: list[str] | None) -> list[Span]:
         """Two or three capitalised words (a longer run is a title or a firm), after leading common words ("Is")
         and possessives ("Consumer Reports's"),
         none a common, title, organisation or street word, not in capitals and not a place ("Is Alpatu
         Shervashidze coming?"): 0.5, below every other reading of the same words."""
-        out = []
+        out: list[Span] = []
         for m in runs:  # `_CAPITALISED_RUN.finditer(text)`
             start = m.start()
             words = text[start:m.end()].split(" ")  # (the span's: `capitalised_words`)
@@ -504,15 +516,15 @@ class KnownNameRecognizer(OneEntityRecognizer):
             phrase = " ".join(words)
             if gazetteer().get(phrase) is not None or towns().get(phrase) is not None:
                 continue
-            out.append(make_result(self, self.ENTITY, (start, start + len(phrase)), 0.5,
-                                   "capitalised words", rule="capitalised_run"))
+            add_span(out, whys, name, self.ENTITY, (start, start + len(phrase)), score=0.5, why="capitalised words",
+                     rule="capitalised_run")
         return out
 
-    def _first_names_alone(self, text: str, found: list[RecognizerResult], lone: list[Match],
-                           ) -> list[RecognizerResult]:
+    def _first_names_alone(self, text: str, found: list[Span], lone: list[Match], name: str,
+                           whys: list[str] | None) -> list[Span]:
         """A known first name standing alone inside a sentence ("said Gladys to Logan"), 0.6."""
         firsts = first_names()
-        out = []
+        out: list[Span] = []
         for m in lone:  # `_LONE_WORD.finditer(text)`
             word = text[m.start():m.end()]  # (the span's: `capitalised_words`)
             if word not in firsts or self._common(word) or any(r.start <= m.start() < r.end for r in found):
@@ -520,5 +532,5 @@ class KnownNameRecognizer(OneEntityRecognizer):
             before = text[:m.start()].rstrip(" \t\"'“‘(")
             if not before or before[-1] in ".!?:\n":
                 continue  # a sentence's first word: capitalised anyway
-            out.append(make_result(self, self.ENTITY, m.span(), 0.6, "known first name", rule="known_name"))
+            add_span(out, whys, name, self.ENTITY, m.span(), score=0.6, why="known first name", rule="known_name")
         return out

@@ -11,15 +11,24 @@ from dataclasses import dataclass
 from importlib import resources
 
 import regex
-from presidio_analyzer import RecognizerResult
-from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from llmops_guardrails.detectors.pii import cues
 from llmops_guardrails.detectors.pii.classes import plain
 from llmops_guardrails.detectors.pii.lexicon import BULLET, ORG_WORD, ORG_WORD_RE, UNIT_OR_STREET
 from llmops_guardrails.detectors.pii.names import common_words, first_names, name_words
-from llmops_guardrails.detectors.pii.patterns import OneEntityRecognizer
-from llmops_guardrails.detectors.pii.results import make_result
+from llmops_guardrails.detectors.pii.patterns import SpanRecognizer
+from llmops_guardrails.detectors.pii.results import Span
+
+
+def add_span(out: list[Span], whys: list[str] | None, source: str, entity: str, span: tuple[int, int], *,
+             score: float, why: str, rule: str = "") -> None:
+    """A name or place rule's match added to `out` as a `Span` (the rule: `rule`, else the recognizer's name, as
+    `results.make_result` records it), and its explanation to `whys` when presidio's results are asked for
+    (`patterns.SpanRecognizer.explained`; `out` and `whys` stay parallel)."""
+    start, end = span
+    out.append(Span(entity, start, end, min(1.0, score), source, rule=rule or source))
+    if whys is not None:
+        whys.append(why)
 
 
 @dataclass(frozen=True)
@@ -215,7 +224,7 @@ def content_lines(text: str) -> list[tuple[int, int]]:
     return lines
 
 
-class PlaceRecognizer(OneEntityRecognizer):
+class PlaceRecognizer(SpanRecognizer):
     """LOCATION from the gazetteer and from the lines of a postal address.
 
     - A gazetteer name (`data/places.md`): 0.95 for countries, states and regions, 0.9 for cities; a name that
@@ -235,38 +244,46 @@ class PlaceRecognizer(OneEntityRecognizer):
     """
 
     ENTITY = "LOCATION"
+    ONLY_ITS_ENTITY = True
 
     def __init__(self, supported_language: str = "en") -> None:
         super().__init__(supported_language)
         self.places = gazetteer()
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
-                ) -> list[RecognizerResult]:
-        if self.ENTITY not in entities:
-            return []
-        out = self._gazetteer(text)
-        out.extend(self._towns(text, out))
+    def spans(self, text: str) -> list[Span]:
+        return self._scan(text, None)
+
+    def explained(self, text: str) -> tuple[list[Span], list[str]]:
+        whys: list[str] = []
+        return self._scan(text, whys), whys
+
+    def _scan(self, text: str, whys: list[str] | None) -> list[Span]:
+        """The matches (`whys`: their explanations, when asked for), in the order `analyze` gave them."""
+        name = type(self).__name__
+        out = self._gazetteer(text, name, whys)
+        out.extend(self._towns(text, out, name, whys))
         if "\n" in text:
-            out.extend(self._address_lines(text))
+            out.extend(self._address_lines(text, name, whys))
         if "," in text:
             for m in cues.matches(_ADDRESS_PLACE, text, cues.starts(text).address):  # `.finditer(text)`
                 start, end = m.span("place")
                 value = m.group("place")
                 if UNIT_OR_STREET.search(value) or (value[0].islower() and any(c.isupper() for c in text)):
                     continue
-                out.append(make_result(self, self.ENTITY, (start, end), 0.88, "place after a street address"))
+                add_span(out, whys, name, self.ENTITY, (start, end), score=0.88, why="place after a street address")
         return out
 
-    def _gazetteer(self, text: str) -> list[RecognizerResult]:
+    def _gazetteer(self, text: str, name: str, whys: list[str] | None) -> list[Span]:
         """Gazetteer names, each starting at a token (`_TOKEN`) on the gazetteer's list of first words, with a capital
         letter unless the text has none; the longest name from there (up to `max_words` tokens) wins, and the scan
         goes on after it. In a text with capitals only the tokens that start with one are read as starts
         (`_CAPITAL_TOKEN`), and the tokens after a start only when it is a first word: the same names as reading
         every token (`_gazetteer_tokens`)."""
         if not any(c.isupper() for c in text):
-            return self._gazetteer_tokens(text, [m.span() for m in _TOKEN.finditer(text)], lowercase_text=True)
+            return self._gazetteer_tokens(text, [m.span() for m in _TOKEN.finditer(text)], name, whys,
+                                          lowercase_text=True)
         first_words, max_words, reach = self.places.first_words, self.places.max_words, self.places.reach
-        out: list[RecognizerResult] = []
+        out: list[Span] = []
         reached = 0  # the end of the last token of the last name found: the tokens before it are its own
         read = plain(text)  # `_CAPITAL_TOKEN`, `_TOKEN` as `_ASCII_CAPITAL_TOKEN`, `_ASCII_TOKEN` in it (`classes`)
         for m in _ASCII_CAPITAL_TOKEN_FROM_CAPITAL.finditer(read):  # `_ASCII_CAPITAL_TOKEN.finditer(read)`
@@ -282,15 +299,15 @@ class PlaceRecognizer(OneEntityRecognizer):
             tokens = [(start, end)]
             if limit > 1:
                 tokens.extend(t.span() for t in itertools.islice(_ASCII_TOKEN.finditer(read, end), limit - 1))
-            found = self._place_from(text, tokens, 0, lowercase_text=False, out=out)
+            found = self._place_from(text, tokens, 0, name, whys, lowercase_text=False, out=out)
             if found is not None:
                 reached = tokens[found][1]
         return out
 
-    def _gazetteer_tokens(self, text: str, tokens: list[tuple[int, int]], *, lowercase_text: bool,
-                          ) -> list[RecognizerResult]:
+    def _gazetteer_tokens(self, text: str, tokens: list[tuple[int, int]], name: str, whys: list[str] | None, *,
+                          lowercase_text: bool) -> list[Span]:
         """`_gazetteer` reading every token of `text` as a possible start."""
-        out: list[RecognizerResult] = []
+        out: list[Span] = []
         i = 0
         while i < len(tokens):
             start = tokens[i][0]
@@ -299,12 +316,12 @@ class PlaceRecognizer(OneEntityRecognizer):
                     and text[start:tokens[i][1]].rstrip(".") not in self.places.first_words):
                 i += 1
                 continue
-            found = self._place_from(text, tokens, i, lowercase_text=lowercase_text, out=out)
+            found = self._place_from(text, tokens, i, name, whys, lowercase_text=lowercase_text, out=out)
             i = i + 1 if found is None else found + 1
         return out
 
-    def _place_from(self, text: str, tokens: list[tuple[int, int]], i: int, *, lowercase_text: bool,
-                    out: list[RecognizerResult]) -> int | None:
+    def _place_from(self, text: str, tokens: list[tuple[int, int]], i: int, name: str, whys: list[str] | None, *,
+                    lowercase_text: bool, out: list[Span]) -> int | None:
         """The longest gazetteer name of tokens `i`... (at most `max_words`), added to `out` when it counts (an
         ambiguous one only after a place cue); the index of its last token, or None when there is no name."""
         start = tokens[i][0]
@@ -327,18 +344,18 @@ class PlaceRecognizer(OneEntityRecognizer):
         j, end, place = found
         if place.ambiguous:
             if _PLACE_CUE.search(text, max(0, start - 20), start):
-                out.append(make_result(self, self.ENTITY, (start, end), 0.6, "gazetteer place after a place cue",
-                                       rule="gazetteer"))
+                add_span(out, whys, name, self.ENTITY, (start, end), score=0.6, why="gazetteer place after a place cue",
+                         rule="gazetteer")
         else:
             score = 0.9 if place.section == "cities" else 0.95
-            out.append(make_result(self, self.ENTITY, (start, end), score, f"gazetteer place ({place.section})",
-                                   rule="gazetteer"))
+            add_span(out, whys, name, self.ENTITY, (start, end), score=score, why=f"gazetteer place ({place.section})",
+                     rule="gazetteer")
         return j
 
-    def _towns(self, text: str, found: list[RecognizerResult]) -> list[RecognizerResult]:
+    def _towns(self, text: str, found: list[Span], name: str, whys: list[str] | None) -> list[Span]:
         places = towns()
         names, common = name_words(), common_words()
-        out = []
+        out: list[Span] = []
         for m in _TOWN_CUE.finditer(text):
             start = m.start("name")
             if any(r.start <= start < r.end for r in found):
@@ -348,8 +365,8 @@ class PlaceRecognizer(OneEntityRecognizer):
                 continue  # also when more capitalised words follow the town: "from Faina D. Yefremova"
             first = phrase.split()[0]  # "Villafranca del Cid": a name word later on ("Cid") is part of the town
             if not (first in names or first.capitalize() in names or first.lower() in common):
-                out.append(make_result(self, self.ENTITY, (start, start + len(phrase)), 0.88,
-                                       "town after a place cue", rule="towns"))
+                add_span(out, whys, name, self.ENTITY, (start, start + len(phrase)), score=0.88,
+                         why="town after a place cue", rule="towns")
         if not any(c.isupper() for c in text):
             for m in _TOWN_CUE_LOWER.finditer(text):
                 words = m.group("name").split(" ")
@@ -364,8 +381,8 @@ class PlaceRecognizer(OneEntityRecognizer):
                         break  # "from stillwater supercomputing inc.": a firm
                     if not any(w.capitalize() in names or w in common for w in words[:1]):
                         start = m.start("name")
-                        out.append(make_result(self, self.ENTITY, (start, start + len(phrase)), 0.88,
-                                               "town after a place cue", rule="towns"))
+                        add_span(out, whys, name, self.ENTITY, (start, start + len(phrase)), score=0.88,
+                                 why="town after a place cue", rule="towns")
                     break
         if "," in text:
             gaz, firsts = gazetteer(), first_names()
@@ -380,17 +397,17 @@ class PlaceRecognizer(OneEntityRecognizer):
                         or m.group("name").split()[0] in firsts
                         or any(r.start <= start < r.end for r in [*found, *out])):
                     continue
-                out.append(make_result(self, self.ENTITY, (start, end), 0.88, "town before a country or state",
-                                       rule="towns"))
+                add_span(out, whys, name, self.ENTITY, (start, end), score=0.88, why="town before a country or state",
+                         rule="towns")
         return out
 
-    def _address_lines(self, text: str) -> list[RecognizerResult]:
+    def _address_lines(self, text: str, name: str, whys: list[str] | None) -> list[Span]:
         lines = content_lines(text)
         if len(lines) < 2:
             return []
         lowercase_text = not any(c.isupper() for c in text)
         country_firsts = self.places.country_first_words
-        out = []
+        out: list[Span] = []
         for k in range(1, len(lines)):
             cs, ce = lines[k]
             # A line gives a place only as a country line (the line's words up to its tail name a country: its first
@@ -412,16 +429,16 @@ class PlaceRecognizer(OneEntityRecognizer):
             if place is not None and place.section == "countries":
                 loc_end = self._locality(text, *lines[k - 1]) if k >= 2 and len(lines) >= 3 else None
                 if loc_end is not None:
-                    out.append(make_result(self, self.ENTITY, (lines[k - 1][0], loc_end), 0.88,
-                                           "locality line above a country"))
+                    add_span(out, whys, name, self.ENTITY, (lines[k - 1][0], loc_end), score=0.88,
+                             why="locality line above a country")
                 if place.ambiguous:
-                    out.append(make_result(self, self.ENTITY, (cs, core_end), 0.88, "country line of an address"))
+                    add_span(out, whys, name, self.ENTITY, (cs, core_end), score=0.88, why="country line of an address")
                 continue
             # (the tail's test before the locality's, and the line's tail cut once: both read without side effects)
             if (tail and k >= 1 and any(map(str.isdigit, text[lines[k - 1][0]:lines[k - 1][1]]))
                     and any(ch.isdigit() or ch.isupper() or ch == "n" for ch in tail)
                     and (loc_end := self._locality(text, cs, ce, core_end)) is not None):
-                out.append(make_result(self, self.ENTITY, (cs, loc_end), 0.85, "locality line with postal code"))
+                add_span(out, whys, name, self.ENTITY, (cs, loc_end), score=0.85, why="locality line with postal code")
         return out
 
     @staticmethod

@@ -152,8 +152,9 @@ def test_the_address_lines_give_what_reading_every_line_gave(texts: list[str]) -
     kinds: dict[str, int] = {}
     for text in texts:
         old = _old_address_lines(recognizer, text)
-        new = [(r.start, r.end, r.score, r.analysis_explanation.textual_explanation)
-               for r in recognizer._address_lines(text)]
+        whys: list[str] = []
+        found = recognizer._address_lines(text, "PlaceRecognizer", whys)
+        new = [(r.start, r.end, r.score, why) for r, why in zip(found, whys, strict=True)]
         assert new == old, text
         for *_, why in old:
             kinds[why] = kinds.get(why, 0) + 1
@@ -197,7 +198,8 @@ def test_no_name_has_more_tokens_than_its_first_words_reach() -> None:
                 assert gazetteer.reach[word.rstrip(".")] >= count, (phrase, word)
     assert gazetteer.reach["Bosnia"] >= 2 and gazetteer.reach["Paris"] >= 1
     # a name of several tokens is still found whole, and one cut short is not
-    found = PlaceRecognizer()._gazetteer("From Bosnia and Herzegovina to Paris, via New York.")
+    found = PlaceRecognizer()._gazetteer("From Bosnia and Herzegovina to Paris, via New York.",
+                                          "PlaceRecognizer", None)
     assert [(r.start, r.end) for r in found] == [(5, 27), (31, 36), (42, 50)]
 
 

@@ -232,9 +232,9 @@ def test_the_gazetteer_finds_what_reading_every_token_finds() -> None:
     places = 0
     for text in _texts() + _tricky_strings()[:5000] + _gazetteer_texts():
         lowercase_text = not any(c.isupper() for c in text)
-        every = recognizer._gazetteer_tokens(text, [m.span() for m in _TOKEN.finditer(text)],
-                                             lowercase_text=lowercase_text)
-        new = recognizer._gazetteer(text)
+        every = recognizer._gazetteer_tokens(text, [m.span() for m in _TOKEN.finditer(text)], "PlaceRecognizer",
+                                             None, lowercase_text=lowercase_text)
+        new = recognizer._gazetteer(text, "PlaceRecognizer", None)
         assert [(r.start, r.end, r.score) for r in new] == [(r.start, r.end, r.score) for r in every], text
         places += len(new)
     assert places > 3000

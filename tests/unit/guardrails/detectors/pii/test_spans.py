@@ -155,8 +155,9 @@ def test_the_rules_take_the_fast_paths_and_give_what_analyze_gives() -> None:
     detector = _detector()
     fast = {type(r).__name__ for r, _ in detector._rule_recognizers if id(r) in detector._fast}
     assert fast == {"CardNumberRecognizer", "PhoneNumberRecognizer", "OfflineEmailRecognizer", "UsSsnRecognizer",
-                    "IpRecognizer"}
-    assert _fast_path(IbanRecognizer()) is None and _fast_path(NameContextRecognizer()) is None
+                    "IpRecognizer", "PersonRecognizer", "KnownNameRecognizer", "PlaceRecognizer",
+                    "NameContextRecognizer"}  # the name and place recognizers: guard24
+    assert _fast_path(IbanRecognizer()) is None and _fast_path(NameContextRecognizer()) is not None
     plain = PiiDetector(PolicyEngine().ner(), entities=ENTITIES, score_threshold=0.4, names="tagger",
                         phone_regions=["US", "GB", "DE", "FR", "IN", "CA", "AU"])
     plain._fast = {}  # every recognizer through `analyze`, its results read by `span_of`
