@@ -30,15 +30,22 @@ _new = object.__new__
 _set = object.__setattr__
 
 
-def place(placed: Sequence[tuple[Any, Any]], salt: bytes) -> tuple[list[Any], list[str], list[PlaceKey]]:
+def place(placed: Sequence[tuple[Any, Any]], salt: bytes, hashes: dict[str, str] | None = None
+          ) -> tuple[list[Any], list[str], list[PlaceKey]]:
     """For each (segment, hit): the `Finding` (`findings.finding_of(hit, segment, value_hash(value, salt))`, made
     the same way), the hit's value (its span of the segment's text) and the segment's redaction key. Each distinct
     value is hashed once (HMAC-SHA256 under `salt`, as `findings.value_hash`: the keyed states are looked up once
-    for the whole interaction), and a segment's checks are made once for its run of hits, not once per hit."""
+    for the whole interaction), and a segment's checks are made once for its run of hits, not once per hit.
+
+    `hashes`, if given, holds value hashes under this same `salt` from earlier calls (the engine's, across events:
+    names and addresses recur) and gets this call's new ones; its caller bounds its size. The empty value's hash
+    is always "" (as `finding_of` gives it)."""
     findings: list[Any] = []
     values: list[str] = []
     places: list[PlaceKey] = []
-    hashes: dict[str, str] = {"": ""}  # each distinct value hashed once (a name, an address met again)
+    if hashes is None:
+        hashes = {}  # each distinct value hashed once (a name, an address met again)
+    hashes[""] = ""
     inner, outer = _pads(salt)
     last: Any = None
     plain = False

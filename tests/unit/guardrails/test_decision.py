@@ -208,3 +208,39 @@ def test_a_policys_remembered_rules_and_detectors_are_what_it_computed() -> None
             assert policy.uses(detector.value) is False  # type: ignore[arg-type]  # a str never was a detector
     assert not policies[-1].uses(Detector.SECRETS) and policies[0].uses(Detector.SECRETS)
     assert policies[0] == load_policy({}) and policies[0].model_dump() == load_policy({}).model_dump()
+
+
+def test_value_hashes_remembered_across_calls_are_the_hashes(placed: list[list[tuple[Segment, Hit]]]) -> None:
+    # one dict across all the events (as the engine keeps one): the same findings as without it, and it holds
+    # each value's own hash under the salt, the empty value's as "" (the size hits' empty segments)
+    hashes: dict[str, str] = {}
+    for event in placed:
+        findings, values, places = decision.place(event, SALT, hashes)
+        old_findings, old_values, old_places = _old_place(event, SALT)
+        _same_findings(findings, old_findings)
+        assert values == old_values and places == old_places
+    assert len(hashes) > 100 and hashes[""] == ""
+    assert all(h == value_hash(v, SALT) for v, h in hashes.items() if v)
+    # a remembered hash is used, not computed again
+    seg = Segment("input", 0, None, None, "user", "Jane Doe")
+    remembered = {"Jane Doe": "f" * 64}
+    findings, _, _ = decision.place([(seg, Hit(Detector.PII, "PERSON", 0, 8, 0.9))], SALT, remembered)
+    assert findings[0].value_hash == "f" * 64
+
+
+def test_the_engine_remembers_value_hashes_within_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmops_guardrails import engine as engine_module
+
+    engine = PolicyEngine()
+    policy = default_policy()
+    seg = Segment("input", 0, None, None, "user", "Jane Doe wrote to jane@example.com")
+    hits = (Hit(Detector.PII, "PERSON", 0, 8, 0.9), Hit(Detector.PII, "EMAIL_ADDRESS", 18, 34, 1.0))
+    outcome, _ = engine._decide([seg], [hits], policy, seg.text, None)
+    assert engine._value_hashes == {"": "", "Jane Doe": value_hash("Jane Doe", engine._salt),
+                                    "jane@example.com": value_hash("jane@example.com", engine._salt)}
+    assert [f.value_hash for f in outcome["findings"]] == [value_hash("Jane Doe", engine._salt),
+                                                            value_hash("jane@example.com", engine._salt)]
+    monkeypatch.setattr(engine_module, "VALUE_HASHES", 2)  # full: emptied before the next event's values
+    other = Segment("input", 0, None, None, "user", "Ann Lee")
+    engine._decide([other], [(Hit(Detector.PII, "PERSON", 0, 7, 0.9),)], policy, other.text, None)
+    assert engine._value_hashes == {"": "", "Ann Lee": value_hash("Ann Lee", engine._salt)}
