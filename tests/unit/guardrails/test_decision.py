@@ -244,3 +244,20 @@ def test_the_engine_remembers_value_hashes_within_its_bound(monkeypatch: pytest.
     other = Segment("input", 0, None, None, "user", "Ann Lee")
     engine._decide([other], [(Hit(Detector.PII, "PERSON", 0, 7, 0.9),)], policy, other.text, None)
     assert engine._value_hashes == {"": "", "Ann Lee": value_hash("Ann Lee", engine._salt)}
+
+
+def test_rules_read_each_findings_facts_once_and_make_true_redactions(
+        placed: list[list[tuple[Segment, Hit]]]) -> None:
+    findings, values, places = decision.place(placed[0] + placed[-1], SALT)
+    assert decision.facts_of(findings) == [(f.detector, f.score, f.kind, f.side, f.role, f.start, f.end)
+                                           for f in findings]
+    for policy in _policies():
+        for event in placed[:200] + placed[-1:]:
+            findings, values, places = decision.place(event, SALT)
+            _, redactions = decision.apply_rules(policy.active_rules, findings, values, places)
+            _, old_redactions = _old_rules(policy.active_rules, *_old_place(event, SALT))
+            assert redactions == old_redactions
+            for key, spans in redactions.items():  # the NamedTuple itself, its fields of the same types
+                for new, old in zip(spans, old_redactions[key], strict=True):
+                    assert type(new) is Redaction and new.label == old.label and new.mode is old.mode
+                    assert [type(x) for x in new] == [type(x) for x in old]
