@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmops_guardrails.findings import _FIELDS_SET, Detector, Finding, _pads, finding_of, plain_place
-from llmops_guardrails.policy import Action, RedactionMode
+from llmops_guardrails.policy import Action, RedactionMode, Severity
 from llmops_guardrails.redact import Redaction
 
 PlaceKey = tuple[Any, Any, Any, Any]  # (side, message_index, part_index, tool_call_index): a text's redaction key
@@ -165,3 +165,36 @@ def apply_rules(rules: Sequence[Any], findings: Sequence[Any], values: Sequence[
                 f = facts[i]  # `Redaction(start, end, kind, mode, score)`, made as its `__new__` makes it
                 redactions.setdefault(places[i], []).append(_tuple_new(Redaction, (f[5], f[6], f[2], mode, f[1])))
     return fired, redactions
+
+
+def triggered(cls: Any, fired: Sequence[tuple[Any, list[int]]], findings: Sequence[Any]) -> list[Any]:
+    """Each fired rule as a `cls` (`engine.TriggeredRule`: `rule_id`, `action`, `severity`, `detector`, the sorted
+    kinds of its findings, their `count`, `max_score` and indices), made without validating it again when validation
+    would give back the values as they are (every value of the exact type: a rule's fields are validated already,
+    its findings' kinds are `str`); otherwise validated as before (an `int` score as the maximum)."""
+    out: list[Any] = []
+    fields_set: Any = None
+    for rule, matched in fired:
+        kinds = sorted({findings[i].kind for i in matched})
+        max_score: Any = max(findings[i].score for i in matched)
+        rule_id: Any = rule.id
+        action: Any = rule.action
+        severity: Any = rule.severity
+        detector: Any = rule.detector
+        if (type(max_score) is float and type(rule_id) is str and type(action) is Action
+                and (severity is None or type(severity) is Severity) and type(detector) is Detector
+                and all(type(k) is str for k in kinds)):
+            if fields_set is None:
+                fields_set = set(cls.model_fields)
+            t: Any = _new(cls)
+            _set(t, "__dict__", {
+                "rule_id": rule_id, "action": action, "severity": severity, "detector": detector, "kinds": kinds,
+                "count": len(matched), "max_score": max_score, "findings": matched})
+            _set(t, "__pydantic_fields_set__", fields_set.copy())
+            _set(t, "__pydantic_extra__", None)
+            _set(t, "__pydantic_private__", None)
+        else:
+            t = cls(rule_id=rule_id, action=action, severity=severity, detector=detector, kinds=kinds,
+                    count=len(matched), max_score=max_score, findings=matched)
+        out.append(t)
+    return out

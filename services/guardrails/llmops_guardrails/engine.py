@@ -348,11 +348,7 @@ class PolicyEngine:
         # addresses recur across events; a dict's single get and set are atomic for the inline API's threads)
         findings, values, places = decision.place(placed, self._salt, self._value_hashes)
         fired, redactions = decision.apply_rules(policy.active_rules, findings, values, places)
-        triggered = [TriggeredRule(
-            rule_id=rule.id, action=rule.action, severity=rule.severity, detector=rule.detector,
-            kinds=sorted({findings[i].kind for i in matched}), count=len(matched),
-            max_score=max(findings[i].score for i in matched), findings=matched,
-        ) for rule, matched in fired]
+        triggered = decision.triggered(TriggeredRule, fired, findings)
 
         texts = {(s.side, s.message_index, s.part_index, s.tool_call_index): s.text for s in segs}
         replaced: dict[str, dict[tuple[int | None, int | None, int | None], str]] = {"input": {}, "output": {}}

@@ -261,3 +261,34 @@ def test_rules_read_each_findings_facts_once_and_make_true_redactions(
                 for new, old in zip(spans, old_redactions[key], strict=True):
                     assert type(new) is Redaction and new.label == old.label and new.mode is old.mode
                     assert [type(x) for x in new] == [type(x) for x in old]
+
+
+def test_triggered_rules_are_the_validated_models(placed: list[list[tuple[Segment, Hit]]]) -> None:
+    from llmops_guardrails.engine import TriggeredRule
+
+    made = 0
+    for policy in _policies():
+        for event in placed:
+            findings, values, places = decision.place(event, SALT)
+            fired, _ = decision.apply_rules(policy.active_rules, findings, values, places)
+            new = decision.triggered(TriggeredRule, fired, findings)
+            old = [TriggeredRule(rule_id=rule.id, action=rule.action, severity=rule.severity, detector=rule.detector,
+                                 kinds=sorted({findings[i].kind for i in matched}), count=len(matched),
+                                 max_score=max(findings[i].score for i in matched), findings=matched)
+                   for rule, matched in fired]
+            assert new == old
+            for a, b in zip(new, old, strict=True):
+                assert type(a) is TriggeredRule and a.model_fields_set == b.model_fields_set
+                assert {k: type(v) for k, v in a.__dict__.items()} == {k: type(v) for k, v in b.__dict__.items()}
+                assert list(a.__dict__) == list(b.__dict__)
+                assert a.model_dump_json() == b.model_dump_json()
+                assert a.__pydantic_extra__ is None and a.__pydantic_private__ == b.__pydantic_private__
+            made += len(new)
+    assert made > 1000
+    # a value validation would change (an int score as the maximum) is validated, as before
+    odd = Finding(detector=Detector.PII, kind="PERSON", side="input", role="user", start=0, end=4, score=1.0,
+                  value_hash="")
+    object.__setattr__(odd, "score", 1)
+    rule = default_policy().active_rules[0]
+    [t] = decision.triggered(TriggeredRule, [(rule, [0])], [odd])
+    assert type(t.max_score) is float and t.max_score == 1.0
