@@ -6,7 +6,7 @@ objects it hands over (issue 17 item 1; docs/guardrails.md, "Compiled modules"):
 
 - `place`: each hit placed in its text becomes a `Finding` (with its value's salted hash, each distinct value
   hashed once), its value and its text's redaction key;
-- `matching`: the findings a rule applies to;
+- `facts_of`, `matching`: the fields rules read, once per finding; the findings a rule applies to;
 - `apply_rules`: the allow rules' findings, then each other rule's matched findings and the redactions of the
   `redact` ones.
 
@@ -21,24 +21,32 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmops_guardrails.findings import _FIELDS_SET, Detector, Finding, _pads, finding_of, plain_place
-from llmops_guardrails.policy import Action, RedactionMode
+from llmops_guardrails.policy import Action, RedactionMode, Severity
 from llmops_guardrails.redact import Redaction
 
 PlaceKey = tuple[Any, Any, Any, Any]  # (side, message_index, part_index, tool_call_index): a text's redaction key
 
 _new = object.__new__
+_tuple_new = tuple.__new__  # what a NamedTuple's own `__new__` calls (a Python function: ~0.3 µs a call more)
 _set = object.__setattr__
 
 
-def place(placed: Sequence[tuple[Any, Any]], salt: bytes) -> tuple[list[Any], list[str], list[PlaceKey]]:
+def place(placed: Sequence[tuple[Any, Any]], salt: bytes, hashes: dict[str, str] | None = None
+          ) -> tuple[list[Any], list[str], list[PlaceKey]]:
     """For each (segment, hit): the `Finding` (`findings.finding_of(hit, segment, value_hash(value, salt))`, made
     the same way), the hit's value (its span of the segment's text) and the segment's redaction key. Each distinct
     value is hashed once (HMAC-SHA256 under `salt`, as `findings.value_hash`: the keyed states are looked up once
-    for the whole interaction), and a segment's checks are made once for its run of hits, not once per hit."""
+    for the whole interaction), and a segment's checks are made once for its run of hits, not once per hit.
+
+    `hashes`, if given, holds value hashes under this same `salt` from earlier calls (the engine's, across events:
+    names and addresses recur) and gets this call's new ones; its caller bounds its size. The empty value's hash
+    is always "" (as `finding_of` gives it)."""
     findings: list[Any] = []
     values: list[str] = []
     places: list[PlaceKey] = []
-    hashes: dict[str, str] = {"": ""}  # each distinct value hashed once (a name, an address met again)
+    if hashes is None:
+        hashes = {}  # each distinct value hashed once (a name, an address met again)
+    hashes[""] = ""
     inner, outer = _pads(salt)
     last: Any = None
     plain = False
@@ -90,11 +98,21 @@ def place(placed: Sequence[tuple[Any, Any]], salt: bytes) -> tuple[list[Any], li
     return findings, values, places
 
 
-def matching(rule: Any, indices: Sequence[int], findings: Sequence[Any], values: Sequence[str], skip: set[int]
+Facts = tuple[Any, Any, Any, Any, Any, Any, Any]  # a finding's (detector, score, kind, side, role, start, end)
+
+
+def facts_of(findings: Sequence[Any]) -> list[Facts]:
+    """Each finding's fields that rules read, read once (a pydantic model's attribute costs ~50 ns in compiled code, a
+    tuple's item a few; each rule of the finding's detector would read them again)."""
+    return [(f.detector, f.score, f.kind, f.side, f.role, f.start, f.end) for f in findings]
+
+
+def matching(rule: Any, indices: Sequence[int], facts: Sequence[Facts], values: Sequence[str], skip: set[int]
              ) -> list[int]:
-    """The findings among `indices` (of `rule.detector`'s) that `rule` applies to, not in `skip`: its detector,
-    score at or above its threshold, one of its kinds (if it names any), its sides and roles, and a value one of
-    its `values` patterns matches whole (if it has any). The rule's fields are read once, not once per finding."""
+    """The findings among `indices` (of `rule.detector`'s; `facts` are `facts_of(findings)`) that `rule` applies to,
+    not in `skip`: its detector, score at or above its threshold, one of its kinds (if it names any), its sides and
+    roles, and a value one of its `values` patterns matches whole (if it has any). The rule's fields are read once,
+    not once per finding."""
     if not indices:
         return []
     detector: Any = rule.detector
@@ -107,9 +125,9 @@ def matching(rule: Any, indices: Sequence[int], findings: Sequence[Any], values:
     for i in indices:
         if i in skip:
             continue
-        f = findings[i]
-        if (f.detector is not detector or f.score < threshold or (kinds and f.kind not in kinds)
-                or f.side not in sides or (roles is not None and f.role not in roles)):
+        f = facts[i]
+        if (f[0] is not detector or f[1] < threshold or (kinds and f[2] not in kinds)
+                or f[3] not in sides or (roles is not None and f[4] not in roles)):
             continue
         if patterns is not None and not any(p.fullmatch(values[i]) for p in patterns):
             continue
@@ -121,28 +139,62 @@ def apply_rules(rules: Sequence[Any], findings: Sequence[Any], values: Sequence[
                 ) -> tuple[list[tuple[Any, list[int]]], dict[PlaceKey, list[Redaction]]]:
     """The rules that fire, in order, each with the findings it matched (findings an `allow` rule matches are
     left out of every other rule), and the redactions per text of the `redact` rules' findings."""
+    facts = facts_of(findings)
     of_detector: dict[Any, list[int]] = {}  # a rule applies to its detector's findings only
-    for i, f in enumerate(findings):
-        of_detector.setdefault(f.detector, []).append(i)
+    for i, fact in enumerate(facts):
+        of_detector.setdefault(fact[0], []).append(i)
     allow: Any = Action.ALLOW
     redact_action: Any = Action.REDACT
     none: list[int] = []
     allowed: set[int] = set()
     for r in rules:
         if r.action is allow:
-            allowed.update(matching(r, of_detector.get(r.detector, none), findings, values, set()))
+            allowed.update(matching(r, of_detector.get(r.detector, none), facts, values, set()))
     fired: list[tuple[Any, list[int]]] = []
     redactions: dict[PlaceKey, list[Redaction]] = {}
     for rule in rules:
         if rule.action is allow:
             continue
-        matched = matching(rule, of_detector.get(rule.detector, none), findings, values, allowed)
+        matched = matching(rule, of_detector.get(rule.detector, none), facts, values, allowed)
         if not matched:
             continue
         fired.append((rule, matched))
         if rule.action is redact_action:
             mode: Any = rule.redaction or RedactionMode.MASK
             for i in matched:
-                f = findings[i]
-                redactions.setdefault(places[i], []).append(Redaction(f.start, f.end, f.kind, mode, f.score))
+                f = facts[i]  # `Redaction(start, end, kind, mode, score)`, made as its `__new__` makes it
+                redactions.setdefault(places[i], []).append(_tuple_new(Redaction, (f[5], f[6], f[2], mode, f[1])))
     return fired, redactions
+
+
+def triggered(cls: Any, fired: Sequence[tuple[Any, list[int]]], findings: Sequence[Any]) -> list[Any]:
+    """Each fired rule as a `cls` (`engine.TriggeredRule`: `rule_id`, `action`, `severity`, `detector`, the sorted
+    kinds of its findings, their `count`, `max_score` and indices), made without validating it again when validation
+    would give back the values as they are (every value of the exact type: a rule's fields are validated already,
+    its findings' kinds are `str`); otherwise validated as before (an `int` score as the maximum)."""
+    out: list[Any] = []
+    fields_set: Any = None
+    for rule, matched in fired:
+        kinds = sorted({findings[i].kind for i in matched})
+        max_score: Any = max(findings[i].score for i in matched)
+        rule_id: Any = rule.id
+        action: Any = rule.action
+        severity: Any = rule.severity
+        detector: Any = rule.detector
+        if (type(max_score) is float and type(rule_id) is str and type(action) is Action
+                and (severity is None or type(severity) is Severity) and type(detector) is Detector
+                and all(type(k) is str for k in kinds)):
+            if fields_set is None:
+                fields_set = set(cls.model_fields)
+            t: Any = _new(cls)
+            _set(t, "__dict__", {
+                "rule_id": rule_id, "action": action, "severity": severity, "detector": detector, "kinds": kinds,
+                "count": len(matched), "max_score": max_score, "findings": matched})
+            _set(t, "__pydantic_fields_set__", fields_set.copy())
+            _set(t, "__pydantic_extra__", None)
+            _set(t, "__pydantic_private__", None)
+        else:
+            t = cls(rule_id=rule_id, action=action, severity=severity, detector=detector, kinds=kinds,
+                    count=len(matched), max_score=max_score, findings=matched)
+        out.append(t)
+    return out

@@ -196,6 +196,12 @@ def content_key(text: str) -> bytes:
 # --------------------------------------------------------------------------------------------------
 
 
+VALUE_HASHES = 50_000
+"""The most value hashes an engine remembers (values of findings, ~0.7 µs of HMAC each to compute again; ~200 bytes
+each held, ~10 MB at most; emptied when full). The values are the findings' own spans of texts the scan cache already
+holds."""
+
+
 class PolicyEngine:
     """Scans and decides. Build one per process; it loads the spaCy model once, on first need."""
 
@@ -207,6 +213,7 @@ class PolicyEngine:
         self._cache: _Lru = _Lru(self.settings.scan_cache_size)
         self._prompts: _Lru = _Lru(1024)
         self._lock = threading.RLock()
+        self._value_hashes: dict[str, str] = {}  # value -> its hash under `_salt`, across events (see `_decide`)
         self.stats = {"cache_hits": 0, "cache_misses": 0}
 
     # -- building blocks ------------------------------------------------------------------------
@@ -335,13 +342,13 @@ class PolicyEngine:
                 ) -> tuple[dict[str, Any], dict[str, Any]]:
         placed: list[tuple[Segment | None, Hit]] = [(s, h) for s, hs in zip(segs, seg_hits, strict=True) for h in hs]
         placed += self._interaction_hits(segs, policy)
-        findings, values, places = decision.place(placed, self._salt)  # compiled: the per-finding loop
+        if len(self._value_hashes) > VALUE_HASHES:
+            self._value_hashes = {}
+        # compiled: the per-finding loop; each value's HMAC once per process while the dict holds it (names and
+        # addresses recur across events; a dict's single get and set are atomic for the inline API's threads)
+        findings, values, places = decision.place(placed, self._salt, self._value_hashes)
         fired, redactions = decision.apply_rules(policy.active_rules, findings, values, places)
-        triggered = [TriggeredRule(
-            rule_id=rule.id, action=rule.action, severity=rule.severity, detector=rule.detector,
-            kinds=sorted({findings[i].kind for i in matched}), count=len(matched),
-            max_score=max(findings[i].score for i in matched), findings=matched,
-        ) for rule, matched in fired]
+        triggered = decision.triggered(TriggeredRule, fired, findings)
 
         texts = {(s.side, s.message_index, s.part_index, s.tool_call_index): s.text for s in segs}
         replaced: dict[str, dict[tuple[int | None, int | None, int | None], str]] = {"input": {}, "output": {}}

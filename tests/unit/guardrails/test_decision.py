@@ -208,3 +208,87 @@ def test_a_policys_remembered_rules_and_detectors_are_what_it_computed() -> None
             assert policy.uses(detector.value) is False  # type: ignore[arg-type]  # a str never was a detector
     assert not policies[-1].uses(Detector.SECRETS) and policies[0].uses(Detector.SECRETS)
     assert policies[0] == load_policy({}) and policies[0].model_dump() == load_policy({}).model_dump()
+
+
+def test_value_hashes_remembered_across_calls_are_the_hashes(placed: list[list[tuple[Segment, Hit]]]) -> None:
+    # one dict across all the events (as the engine keeps one): the same findings as without it, and it holds
+    # each value's own hash under the salt, the empty value's as "" (the size hits' empty segments)
+    hashes: dict[str, str] = {}
+    for event in placed:
+        findings, values, places = decision.place(event, SALT, hashes)
+        old_findings, old_values, old_places = _old_place(event, SALT)
+        _same_findings(findings, old_findings)
+        assert values == old_values and places == old_places
+    assert len(hashes) > 100 and hashes[""] == ""
+    assert all(h == value_hash(v, SALT) for v, h in hashes.items() if v)
+    # a remembered hash is used, not computed again
+    seg = Segment("input", 0, None, None, "user", "Jane Doe")
+    remembered = {"Jane Doe": "f" * 64}
+    findings, _, _ = decision.place([(seg, Hit(Detector.PII, "PERSON", 0, 8, 0.9))], SALT, remembered)
+    assert findings[0].value_hash == "f" * 64
+
+
+def test_the_engine_remembers_value_hashes_within_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmops_guardrails import engine as engine_module
+
+    engine = PolicyEngine()
+    policy = default_policy()
+    seg = Segment("input", 0, None, None, "user", "Jane Doe wrote to jane@example.com")
+    hits = (Hit(Detector.PII, "PERSON", 0, 8, 0.9), Hit(Detector.PII, "EMAIL_ADDRESS", 18, 34, 1.0))
+    outcome, _ = engine._decide([seg], [hits], policy, seg.text, None)
+    assert engine._value_hashes == {"": "", "Jane Doe": value_hash("Jane Doe", engine._salt),
+                                    "jane@example.com": value_hash("jane@example.com", engine._salt)}
+    assert [f.value_hash for f in outcome["findings"]] == [value_hash("Jane Doe", engine._salt),
+                                                            value_hash("jane@example.com", engine._salt)]
+    monkeypatch.setattr(engine_module, "VALUE_HASHES", 2)  # full: emptied before the next event's values
+    other = Segment("input", 0, None, None, "user", "Ann Lee")
+    engine._decide([other], [(Hit(Detector.PII, "PERSON", 0, 7, 0.9),)], policy, other.text, None)
+    assert engine._value_hashes == {"": "", "Ann Lee": value_hash("Ann Lee", engine._salt)}
+
+
+def test_rules_read_each_findings_facts_once_and_make_true_redactions(
+        placed: list[list[tuple[Segment, Hit]]]) -> None:
+    findings, values, places = decision.place(placed[0] + placed[-1], SALT)
+    assert decision.facts_of(findings) == [(f.detector, f.score, f.kind, f.side, f.role, f.start, f.end)
+                                           for f in findings]
+    for policy in _policies():
+        for event in placed[:200] + placed[-1:]:
+            findings, values, places = decision.place(event, SALT)
+            _, redactions = decision.apply_rules(policy.active_rules, findings, values, places)
+            _, old_redactions = _old_rules(policy.active_rules, *_old_place(event, SALT))
+            assert redactions == old_redactions
+            for key, spans in redactions.items():  # the NamedTuple itself, its fields of the same types
+                for new, old in zip(spans, old_redactions[key], strict=True):
+                    assert type(new) is Redaction and new.label == old.label and new.mode is old.mode
+                    assert [type(x) for x in new] == [type(x) for x in old]
+
+
+def test_triggered_rules_are_the_validated_models(placed: list[list[tuple[Segment, Hit]]]) -> None:
+    from llmops_guardrails.engine import TriggeredRule
+
+    made = 0
+    for policy in _policies():
+        for event in placed:
+            findings, values, places = decision.place(event, SALT)
+            fired, _ = decision.apply_rules(policy.active_rules, findings, values, places)
+            new = decision.triggered(TriggeredRule, fired, findings)
+            old = [TriggeredRule(rule_id=rule.id, action=rule.action, severity=rule.severity, detector=rule.detector,
+                                 kinds=sorted({findings[i].kind for i in matched}), count=len(matched),
+                                 max_score=max(findings[i].score for i in matched), findings=matched)
+                   for rule, matched in fired]
+            assert new == old
+            for a, b in zip(new, old, strict=True):
+                assert type(a) is TriggeredRule and a.model_fields_set == b.model_fields_set
+                assert {k: type(v) for k, v in a.__dict__.items()} == {k: type(v) for k, v in b.__dict__.items()}
+                assert list(a.__dict__) == list(b.__dict__)
+                assert a.model_dump_json() == b.model_dump_json()
+                assert a.__pydantic_extra__ is None and a.__pydantic_private__ == b.__pydantic_private__
+            made += len(new)
+    assert made > 1000
+    # a value validation would change (an int score as the maximum) is validated, as before
+    odd = Finding(detector=Detector.PII, kind="PERSON", side="input", role="user", start=0, end=4, score=1.0,
+                  value_hash="")
+    object.__setattr__(odd, "score", 1)
+    rule = default_policy().active_rules[0]
+    [t] = decision.triggered(TriggeredRule, [(rule, [0])], [odd])
+    assert type(t.max_score) is float and t.max_score == 1.0
