@@ -94,6 +94,25 @@ class SpanRecognizer(OneEntityRecognizer):
                 if not self.ONLY_ITS_ENTITY or s.entity_type in entities]
 
 
+class ScanningRecognizer(SpanRecognizer):
+    """A `SpanRecognizer` whose explanations are known only while it finds its spans (the name and place
+    recognizers): it defines `_scan(text, whys)`, which appends each match's explanation to `whys` when given one
+    (`spans` passes None: no explanation written); it gives only the entities it is asked for."""
+
+    ONLY_ITS_ENTITY = True
+
+    def _scan(self, text: str, whys: list[str] | None) -> list[Span]:
+        """The matches (`whys`: their explanations, when asked for), in the order `analyze` gave them."""
+        raise NotImplementedError
+
+    def spans(self, text: str) -> list[Span]:
+        return self._scan(text, None)
+
+    def explained(self, text: str) -> tuple[list[Span], list[str]]:
+        whys: list[str] = []
+        return self._scan(text, whys), whys
+
+
 class CardNumberRecognizer(SpanRecognizer):
     """Card numbers: 12 to 19 digits, optionally grouped by single spaces or dashes (one kind), passing Luhn.
 

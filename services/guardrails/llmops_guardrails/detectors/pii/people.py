@@ -21,7 +21,7 @@ from llmops_guardrails.detectors.pii.lexicon import (
     words,
 )
 from llmops_guardrails.detectors.pii.names import common_words, first_names, surnames
-from llmops_guardrails.detectors.pii.patterns import SpanRecognizer
+from llmops_guardrails.detectors.pii.patterns import ScanningRecognizer
 from llmops_guardrails.detectors.pii.places import add_span, gazetteer, towns
 from llmops_guardrails.detectors.pii.results import Span
 
@@ -172,7 +172,7 @@ Valentine Halloween Mother Father Independence Labor Labour Memorial Thanksgivin
 """))
 
 
-class PersonRecognizer(SpanRecognizer):
+class PersonRecognizer(ScanningRecognizer):
     """PERSON from cues the small NER model often misses; each span must look like a name (capitalised words,
     initials, particles such as "van der") and not start with a common word ("The", "Thanks", "User").
 
@@ -188,15 +188,6 @@ class PersonRecognizer(SpanRecognizer):
     """
 
     ENTITY = "PERSON"
-    ONLY_ITS_ENTITY = True
-
-    def spans(self, text: str) -> list[Span]:
-        return self._scan(text, None)
-
-    def explained(self, text: str) -> tuple[list[Span], list[str]]:
-        whys: list[str] = []
-        return self._scan(text, whys), whys
-
     def _scan(self, text: str, whys: list[str] | None) -> list[Span]:
         """The matches (`whys`: their explanations, when asked for), in the order `analyze` gave them."""
         name = type(self).__name__
@@ -382,7 +373,7 @@ _LOWER_PAIR = regex.compile(r"(?<![\p{L}\p{M}\p{N}_'’-])(?P<given>\p{Ll}[\p{Ll
 _INITIALLED = regex.compile(rf"(?P<first>{NAME_WORD})[ ]\p{{Lu}}\.?[ ](?P<last>{NAME_WORD})")
 
 
-class KnownNameRecognizer(SpanRecognizer):
+class KnownNameRecognizer(ScanningRecognizer):
     """PERSON: a known first name followed by a surname ("Faina D. Yefremova", "Elle Sandström").
 
     The first name is on Faker's lists (`names.first_names`: every locale, less common English words such as
@@ -400,15 +391,6 @@ class KnownNameRecognizer(SpanRecognizer):
     """
 
     ENTITY = "PERSON"
-    ONLY_ITS_ENTITY = True
-
-    def spans(self, text: str) -> list[Span]:
-        return self._scan(text, None)
-
-    def explained(self, text: str) -> tuple[list[Span], list[str]]:
-        whys: list[str] = []
-        return self._scan(text, whys), whys
-
     def _scan(self, text: str, whys: list[str] | None) -> list[Span]:
         """The matches (`whys`: their explanations, when asked for), in the order `analyze` gave them."""
         name = type(self).__name__

@@ -16,7 +16,7 @@ from llmops_guardrails.detectors.pii import cues
 from llmops_guardrails.detectors.pii.classes import plain
 from llmops_guardrails.detectors.pii.lexicon import BULLET, ORG_WORD, ORG_WORD_RE, UNIT_OR_STREET
 from llmops_guardrails.detectors.pii.names import common_words, first_names, name_words
-from llmops_guardrails.detectors.pii.patterns import SpanRecognizer
+from llmops_guardrails.detectors.pii.patterns import ScanningRecognizer
 from llmops_guardrails.detectors.pii.results import Span
 
 
@@ -24,7 +24,7 @@ def add_span(out: list[Span], whys: list[str] | None, source: str, entity: str, 
              score: float, why: str, rule: str = "") -> None:
     """A name or place rule's match added to `out` as a `Span` (the rule: `rule`, else the recognizer's name, as
     `results.make_result` records it), and its explanation to `whys` when presidio's results are asked for
-    (`patterns.SpanRecognizer.explained`; `out` and `whys` stay parallel)."""
+    (`patterns.ScanningRecognizer.explained`; `out` and `whys` stay parallel)."""
     start, end = span
     out.append(Span(entity, start, end, min(1.0, score), source, rule=rule or source))
     if whys is not None:
@@ -224,7 +224,7 @@ def content_lines(text: str) -> list[tuple[int, int]]:
     return lines
 
 
-class PlaceRecognizer(SpanRecognizer):
+class PlaceRecognizer(ScanningRecognizer):
     """LOCATION from the gazetteer and from the lines of a postal address.
 
     - A gazetteer name (`data/places.md`): 0.95 for countries, states and regions, 0.9 for cities; a name that
@@ -244,18 +244,10 @@ class PlaceRecognizer(SpanRecognizer):
     """
 
     ENTITY = "LOCATION"
-    ONLY_ITS_ENTITY = True
 
     def __init__(self, supported_language: str = "en") -> None:
         super().__init__(supported_language)
         self.places = gazetteer()
-
-    def spans(self, text: str) -> list[Span]:
-        return self._scan(text, None)
-
-    def explained(self, text: str) -> tuple[list[Span], list[str]]:
-        whys: list[str] = []
-        return self._scan(text, whys), whys
 
     def _scan(self, text: str, whys: list[str] | None) -> list[Span]:
         """The matches (`whys`: their explanations, when asked for), in the order `analyze` gave them."""
