@@ -36,11 +36,10 @@ class OfflineEmailRecognizer(EmailRecognizer):
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
                 regex_flags: int | None = None) -> list[RecognizerResult]:
-        first = text.find("@")
-        if first == -1:
+        part = _addresses_part(text)
+        if part is None:
             return []
-        after = _SPACE.search(text, text.rfind("@"))
-        start, end = word_start(text, first), after.start() if after else len(text)
+        start, end = part
         if (start, end) == (0, len(text)):
             return super().analyze(text, entities, nlp_artifacts, regex_flags)
         return moved(super().analyze(text[start:end], entities, nlp_artifacts, regex_flags), start)
@@ -48,14 +47,23 @@ class OfflineEmailRecognizer(EmailRecognizer):
     def spans(self, text: str) -> list[Span]:
         """`analyze(text, ...)` as `Span`s (the detector's fast path): the same part of the text, read by
         `results.pattern_spans` (presidio's `PatternRecognizer.analyze` without its result objects)."""
-        first = text.find("@")
-        if first == -1:
+        part = _addresses_part(text)
+        if part is None:
             return []
-        after = _SPACE.search(text, text.rfind("@"))
-        start, end = word_start(text, first), after.start() if after else len(text)
+        start, end = part
         if (start, end) == (0, len(text)):
             return pattern_spans(self, text)
         return moved_spans(pattern_spans(self, text[start:end]), start)
+
+
+def _addresses_part(text: str) -> tuple[int, int] | None:
+    """From the start of the whitespace-delimited word holding the first "@" to the end of the word holding the last
+    one (`OfflineEmailRecognizer`); None without an "@"."""
+    first = text.find("@")
+    if first == -1:
+        return None
+    after = _SPACE.search(text, text.rfind("@"))
+    return word_start(text, first), after.start() if after else len(text)
 
 
 
