@@ -137,4 +137,3 @@ async def test_a_traces_cost_is_read_from_the_trace_costs_key_alone(pg_pool: asy
         """SELECT pg_get_indexdef(i.indexrelid) AS sql FROM pg_index i
            WHERE i.indrelid = 'usage_trace_costs'::regclass AND i.indisprimary""")
     assert definition["sql"].endswith("(tenant_id, trace_id, bucket) INCLUDE (event_count, unpriced_count, cost_total)")
-
