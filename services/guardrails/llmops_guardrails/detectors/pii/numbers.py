@@ -106,10 +106,29 @@ def card_spans(recognizer: Any, text: str) -> list[Span]:
     return out
 
 
+SCORES_KEPT = 8192  # `valid_in_regions`' memo: emptied when it holds this many numbers
+
+
 def valid_in_regions(recognizer: Any, candidate: str) -> float:
     """`PhoneNumberRecognizer._valid_in_regions`: 0.7 if python-phonenumbers finds `candidate` valid (for its own
     country with a "+", else for one of the recognizer's regions, tried in `_order`, which puts the region a number was
-    last valid in first), else 0.5 if possible for one, else 0.0."""
+    last valid in first), else 0.5 if possible for one, else 0.0.
+
+    The score depends on the candidate and the recognizer's regions alone (not on `_order`), so it is remembered per
+    recognizer (`_scores`, at most `SCORES_KEPT` numbers): a number met again (a signature, a support line, one
+    conversation's turns) is not parsed again. A dict's single get and set are atomic for the inline API's threads."""
+    scores: dict[str, float] = recognizer._scores
+    known = scores.get(candidate)
+    if known is not None:
+        return known
+    score = _valid_in_regions(recognizer, candidate)
+    if len(scores) >= SCORES_KEPT:
+        scores.clear()
+    scores[candidate] = score
+    return score
+
+
+def _valid_in_regions(recognizer: Any, candidate: str) -> float:
     best = 0.0
     plus = candidate.startswith("+")
     allowed: tuple[str, ...] = recognizer.regions

@@ -163,6 +163,7 @@ class PhoneNumberRecognizer(SpanRecognizer):
         # region: 0.7; else possible in any: 0.5), only the number of regions parsed before a valid one does. A
         # new tuple is put in place whole, so a thread reading it meanwhile sees every region.
         self._order = self.regions
+        self._scores: dict[str, float] = {}  # `numbers.valid_in_regions`' memo: a candidate's score
 
     def _valid_in_regions(self, candidate: str) -> float:
         return valid_in_regions(self, candidate)

@@ -123,8 +123,36 @@ def test_a_phone_number_scores_the_same_whatever_order_the_regions_are_tried_in(
         assert recognizer._valid_in_regions(candidate) == expected, candidate  # in the order left by the last
         for order in orders:
             recognizer._order = order
+            recognizer._scores.clear()  # parsed again, not remembered
             assert recognizer._valid_in_regions(candidate) == expected, (candidate, order)
     assert scores[0.7] >= 50 and scores[0.5] >= 20  # valid somewhere, and only possible, both seen
+
+
+def test_a_number_met_again_gets_its_remembered_score_without_being_parsed_again(monkeypatch: pytest.MonkeyPatch,
+                                                                                 ) -> None:
+    import phonenumbers
+
+    from llmops_guardrails.detectors.pii import numbers
+    from llmops_guardrails.detectors.pii.patterns import PhoneNumberRecognizer
+
+    regions = ("US", "GB", "DE", "FR")
+    recognizer = PhoneNumberRecognizer(regions=regions)
+    numbers_seen = ["030 1234567", "+41 44 668 18 00", "1234567", "99999999999999999", "(415) 555-2671"]
+    first = [recognizer._valid_in_regions(n) for n in numbers_seen]
+    assert first == [_fixed_order_score(regions, n) for n in numbers_seen] == [0.7, 0.5, 0.5, 0.0, 0.7]
+    parsed: list[str] = []
+    real_parse = phonenumbers.parse
+    monkeypatch.setattr(phonenumbers, "parse", lambda n, r=None: parsed.append(n) or real_parse(n, r))
+    assert [recognizer._valid_in_regions(n) for n in numbers_seen] == first
+    assert parsed == []
+    assert recognizer._valid_in_regions("020 7946 0958") == 0.7 and parsed  # a new number is parsed
+    # another recognizer (other regions) remembers its own scores
+    assert PhoneNumberRecognizer(regions=("US",))._valid_in_regions("030 1234567") == _fixed_order_score(
+        ("US",), "030 1234567") < 0.7
+    # the memo is emptied when full, then holds the new number alone
+    recognizer._scores.update((str(i), 0.0) for i in range(numbers.SCORES_KEPT - len(recognizer._scores)))
+    assert recognizer._valid_in_regions("98765 43210") == _fixed_order_score(regions, "98765 43210")
+    assert list(recognizer._scores) == ["98765 43210"]
 
 
 def test_the_region_a_number_was_valid_in_is_tried_first_next_time() -> None:
