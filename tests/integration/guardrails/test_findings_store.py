@@ -19,7 +19,6 @@ from llmops_guardrails.pii_eval import load_samples
 from llmops_guardrails.policy import default_policy
 from llmops_guardrails.screening import FindingRow
 from llmops_guardrails.store.findings import array_literal, insert_findings, insert_findings_arrays, split_rows
-from llmops_shared.clock import utc_now
 from llmops_shared.contract import Interaction
 
 pytestmark = pytest.mark.integration
@@ -30,7 +29,8 @@ COLUMNS = ("event_id, finding_no, tenant_id, app_id, occurred_at, message_index,
 
 
 def rows_of(tenant: str) -> list[FindingRow]:
-    recent, old = utc_now() - timedelta(days=1), datetime(2019, 5, 5, 12, 30, 1, 123456, tzinfo=UTC)
+    recent = datetime(2026, 11, 30, 8, 15, 2, 654321, tzinfo=UTC)  # fixed instants: no row depends on the clock
+    old = datetime(2019, 5, 5, 12, 30, 1, 123456, tzinfo=UTC)
     shared_id, other = uuid.uuid4(), uuid.uuid4()
     rows: list[FindingRow] = []
     # the same event id under two tenants, two months, an event whose rows come in two runs, None columns
@@ -71,7 +71,8 @@ def crafted_rows(tenant: str, texts: list[str]) -> list[FindingRow]:
     instants = [datetime(2026, 3, 1, 0, 0, 0, 0, tzinfo=zones[0]),
                 datetime(2026, 2, 28, 23, 59, 59, 999999, tzinfo=zones[1]),
                 datetime(1, 1, 2, 0, 0, tzinfo=UTC), datetime(9999, 12, 30, 23, 59, 59, 1, tzinfo=zones[2]),
-                datetime(2024, 2, 29, 12, 0, 0, 500, tzinfo=zones[3]), utc_now()]
+                datetime(2024, 2, 29, 12, 0, 0, 500, tzinfo=zones[3]),
+                datetime(2026, 12, 5, 9, 41, 7, 2345, tzinfo=UTC)]
     scores = [0.0, 1.0, 0.1 + 0.2, 1e-7, 5e-324, 1 / 3, 0.9999999999999999, 2.5e-5, 0.85]
     rows: list[FindingRow] = []
     for e, at in enumerate(instants):
