@@ -80,6 +80,76 @@ def distinct_events(n: int) -> list[dict[str, Any]]:
     return events
 
 
+# `fresh_events`: a value of each type, new every time (Faker, seeded by the caller through `random`).
+# (Latin-script locales and Greek, as the PII set's texts: Faker's, with some Greek)
+_FRESH_LOCALES = ("en_US", "en_GB", "en_AU", "de_DE", "fr_FR", "es_ES", "it_IT", "pt_BR", "nl_NL", "sv_SE", "pl_PL",
+                  "fi_FI", "da_DK", "no_NO", "cs_CZ", "tr_TR", "el_GR")
+_FRESH_TYPES = ("PERSON", "GPE", "STREET_ADDRESS", "ORGANIZATION", "PHONE_NUMBER", "EMAIL_ADDRESS", "CREDIT_CARD",
+                "IBAN_CODE", "US_SSN", "IP_ADDRESS", "ZIP_CODE", "DOMAIN_NAME")
+
+
+def _fresh_value(kind: str, fake: Any) -> str:
+    value: str
+    if kind == "PERSON":
+        value = fake.name()
+    elif kind == "GPE":
+        value = random.choice((fake.city, fake.country, fake.city))()
+    elif kind == "STREET_ADDRESS":
+        value = fake.address()
+    elif kind == "ORGANIZATION":
+        value = fake.company()
+    elif kind == "PHONE_NUMBER":
+        value = fake.phone_number()
+    elif kind == "EMAIL_ADDRESS":
+        value = fake.email()
+    elif kind == "CREDIT_CARD":
+        value = fake.credit_card_number()
+    elif kind == "IBAN_CODE":
+        value = fake.iban()
+    elif kind == "US_SSN":
+        value = fake.ssn()
+    elif kind == "IP_ADDRESS":
+        value = fake.ipv4()
+    elif kind == "ZIP_CODE":
+        value = fake.postcode()
+    else:
+        value = fake.domain_name()
+    return value
+
+
+def fresh_events(n: int) -> list[dict[str, Any]]:
+    """`distinct_events` with every PII value of the corpus texts (their gold spans: people, places, addresses, firms,
+    phone and card numbers, e-mail addresses, IBANs...) replaced by a new one from Faker, in one of 17 locales chosen
+    at random per value (`_FRESH_LOCALES`): the corpus's 1,500 texts recur in
+    `distinct_events` (a join draws five or so of them), and with them their names and numbers; here only the
+    surrounding words recur, so what a process remembers across events (value hashes, phone scores, names' words)
+    helps no more than real traffic's recurring values would let it. Faker and `random` seeded by the caller."""
+    from faker import Faker
+
+    samples = load_samples(DATA)
+    fakers = [Faker(locale) for locale in _FRESH_LOCALES]
+    for k, fake in enumerate(fakers):
+        fake.seed_instance(random.randrange(2**32) + k)
+    events = guardrails_pipeline.make_events(n)
+    for event in events:
+        texts = []
+        for least in (700, 300):
+            parts: list[str] = []
+            while sum(len(p) + 1 for p in parts) < least:
+                sample = random.choice(samples)
+                text, cursor, pieces = sample.text, 0, []
+                for kind, start, end in sorted(sample.spans, key=lambda s: (s[1], -s[2])):
+                    if start < cursor or kind not in _FRESH_TYPES:
+                        continue
+                    pieces += [text[cursor:start], _fresh_value(kind, random.choice(fakers))]
+                    cursor = end
+                parts.append("".join(pieces) + text[cursor:])
+            texts.append(" ".join(parts))
+        event["input"] = [{"role": "user", "content": texts[0]}]
+        event["output"] = texts[1]
+    return events
+
+
 def warm_engine() -> tuple[PolicyEngine, Policy]:
     """The engine these benches time: default settings, the default policy, warmed up, presidio's logs quiet and
     the event generators seeded (`guardrails_steps` uses it too)."""

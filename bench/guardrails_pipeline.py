@@ -125,6 +125,13 @@ def name_dense_events(n: int, start: int = 0) -> list[dict[str, Any]]:
     return guardrails_cpu.distinct_events(n)
 
 
+def fresh_name_dense_events(n: int, start: int = 0) -> list[dict[str, Any]]:
+    """`--workload fresh`: the name-dense events with every PII value new (`guardrails_cpu.fresh_events`)."""
+    import guardrails_cpu
+
+    return guardrails_cpu.fresh_events(n)
+
+
 def make_events(n: int, start: int = 0) -> list[dict[str, Any]]:
     out = []
     for i in range(start, start + n):
@@ -346,7 +353,7 @@ async def baseline_phase(settings: CommonSettings, env: dict[str, str], logs: Pa
 
 async def main_async(args: argparse.Namespace) -> None:
     global WORKLOAD  # noqa: PLW0603 (a bench's one switch)
-    WORKLOAD = name_dense_events if args.workload == "names" else make_events
+    WORKLOAD = {"names": name_dense_events, "fresh": fresh_name_dense_events}.get(args.workload, make_events)
     base = CommonSettings()
     bench_db = db.with_database(base.database_url, f"llmops_bench_gr_{uuid.uuid4().hex[:6]}")
     await db.ensure_database(bench_db)
@@ -366,7 +373,7 @@ async def main_async(args: argparse.Namespace) -> None:
     try:
         if args.baseline_src:
             await baseline_phase(settings, env, logs, args, admin)
-        if args.workload == "names":  # no alert to time, no inline check: the throughput phases only
+        if args.workload in ("names", "fresh"):  # no alert to time, no inline check: the throughput phases only
             print("1. throughput, one worker process", flush=True)
             await throughput_phase(settings, env, logs, n_workers=1, burst=args.burst, admin=admin)
             print("3. throughput, two worker processes (same consumer group, 6 partitions)", flush=True)
@@ -414,8 +421,9 @@ def main() -> None:
                         help="a directory holding another commit's llmops_guardrails package (e.g. from `git archive "
                              "<commit> services/guardrails`): its worker's throughput is measured against this tree's")
     parser.add_argument("--baseline-rounds", type=int, default=2)
-    parser.add_argument("--workload", choices=("tickets", "names"), default="tickets",
-                        help="tickets: the events above; names: distinct ~1 KB name-dense events (throughput only)")
+    parser.add_argument("--workload", choices=("tickets", "names", "fresh"), default="tickets",
+                        help="tickets: the events above; names: distinct ~1 KB name-dense events (throughput only); "
+                             "fresh: the same with every PII value new (`guardrails_cpu.fresh_events`)")
     local.infrastructure_up(CommonSettings(), say=lambda _m: None)
     asyncio.run(main_async(parser.parse_args()))
 

@@ -13,8 +13,9 @@ triggered rule and the redacted content. Items:
 1. every text of the PII set (`../shared/data/pii`, 1,500) and of the injection set and its prose
    (`services/guardrails/llmops_guardrails/data/`), each checked alone (`PolicyEngine.check_text`, as the inline
    API does);
-2. the pipeline bench's events and the CPU bench's distinct name-dense ~1 KB events (`scan_many`, the stream
-   worker's call, in batches of 500, cold cache), generated once here so both sides scan the same events.
+2. the pipeline bench's events, the CPU bench's distinct name-dense ~1 KB events and the same with every PII value
+   new (`guardrails_cpu.fresh_events`) (`scan_many`, the stream worker's call, in batches of 500, cold cache),
+   generated once here so both sides scan the same events.
 
 Exit status 1 when anything differs.
 
@@ -52,7 +53,8 @@ def corpus(n_events: int) -> dict[str, Any]:
     texts = [s.text for s in load_samples(PII)]
     for path in INJECTION:
         texts += [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    events = guardrails_pipeline.make_events(n_events) + guardrails_cpu.distinct_events(n_events)
+    events = (guardrails_pipeline.make_events(n_events) + guardrails_cpu.distinct_events(n_events)
+              + guardrails_cpu.fresh_events(n_events))
     return {"texts": texts, "events": events}
 
 

@@ -1,11 +1,12 @@
 """CPU time of each step of the guardrails engine, each timed alone (no stack needed; a minute).
 
-    .venv/bin/python bench/guardrails_steps.py [--events 300] [--repeat 3] [--workload names|mix]
+    .venv/bin/python bench/guardrails_steps.py [--events 300] [--repeat 3] [--workload names|fresh|mix]
 
 cProfile inflates small, often-called functions (its per-call cost is of the order of the call itself), so
 here each step runs alone over the same texts, timed with `time.thread_time` around the whole loop, and is
 reported in µs of CPU per event (`--repeat` times, the minimum). The events are `bench/guardrails_cpu.py`'s:
-`names` the distinct name-dense ~1.1 KB events, `mix` the pipeline bench's (whose system prompt repeats). The
+`names` the distinct name-dense ~1.1 KB events, `fresh` the same with every PII value new (`fresh_events`), `mix` the
+pipeline bench's (whose system prompt repeats). The
 default policy and settings (the name finder from the environment). Steps that mutate their input (refinement)
 get a fresh copy each time, made outside the timed loop. Works on any tree with the same module layout: put its
 `services/guardrails` first on `PYTHONPATH`.
@@ -46,12 +47,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--workload", choices=("names", "mix"), default="names")
+    parser.add_argument("--workload", choices=("names", "fresh", "mix"), default="names")
     args = parser.parse_args()
     engine, policy = guardrails_cpu.warm_engine()
     mix = guardrails_pipeline.make_events(args.events)
     names = guardrails_cpu.distinct_events(args.events)
-    raw = names if args.workload == "names" else mix
+    raw = {"names": names, "fresh": guardrails_cpu.fresh_events(args.events)}.get(args.workload, mix)
     events = [Interaction.model_validate(e) for e in raw]
     gc.collect()
     gc.freeze()

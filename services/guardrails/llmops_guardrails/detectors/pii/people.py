@@ -18,6 +18,8 @@ from llmops_guardrails.detectors.pii.lexicon import (
     OPENERS,
     ORG_WORD_RE,
     UNIT_OR_STREET,
+    org_word,
+    street_word,
     words,
 )
 from llmops_guardrails.detectors.pii.names import common_words, first_names, surnames
@@ -403,7 +405,7 @@ class KnownNameRecognizer(ScanningRecognizer):
             # (a name word holds no space, so a match of `_INITIALLED` is three words, the middle one a capital and
             # an optional dot)
             initialled = _INITIALLED.fullmatch(run_text) if len(words) == 3 and len(words[1]) <= 2 else None
-            if initialled and not any(w.lower() in common or ORG_WORD_RE.fullmatch(w) or UNIT_OR_STREET.fullmatch(w)
+            if initialled and not any(w.lower() in common or org_word(w) or street_word(w)
                                       for w in (initialled.group("first"), initialled.group("last"))):
                 add_span(out, whys, name, self.ENTITY, run.span(), score=0.89, why="name with a middle initial",
                          rule="known_name")
@@ -428,8 +430,8 @@ class KnownNameRecognizer(ScanningRecognizer):
                         possessive = possessive_end(word)  # `_POSSESSIVE_END.search(word)`'s span
                         if possessive:
                             word = word[:possessive[0]]
-                        if ((word.lower() in common and word not in lasts) or ORG_WORD_RE.fullmatch(word)
-                                or UNIT_OR_STREET.fullmatch(word)):
+                        if ((word.lower() in common and word not in lasts) or org_word(word)
+                                or street_word(word)):
                             break
                         end = tokens[j][1] - (possessive[1] - possessive[0] if possessive else 0)
                         known = known or word in lasts
@@ -475,7 +477,7 @@ class KnownNameRecognizer(ScanningRecognizer):
     def _common(word: str) -> bool:
         """A common, organisation, street or title word, or a place of the gazetteer: not part of a name here."""
         return (word.lower() in common_words() or word in _NOT_A_NAME or word.lower() in NOT_ALONE
-                or bool(ORG_WORD_RE.fullmatch(word)) or bool(UNIT_OR_STREET.fullmatch(word))
+                or org_word(word) or street_word(word)
                 or gazetteer().get(word) is not None)
 
     def _capitalised_runs(self, text: str, found: list[Span], runs: list[Match], name: str,

@@ -34,7 +34,7 @@ import numpy.typing as npt
 import regex
 
 from llmops_guardrails.detectors.pii.classes import plain
-from llmops_guardrails.detectors.pii.lexicon import NOT_ALONE, OPENERS, ORG_WORD_RE, UNIT_OR_STREET
+from llmops_guardrails.detectors.pii.lexicon import NOT_ALONE, OPENERS, org_word, street_word
 from llmops_guardrails.detectors.pii.names import common_words, first_names, lower_name_words, surnames
 from llmops_guardrails.detectors.pii.places import gazetteer, towns
 
@@ -126,9 +126,9 @@ class Lexicon:
             out.append("GZ" + ("a" if place.ambiguous else place.section[:3]))
         elif word in places.first_words:
             out.append("GF")
-        if ORG_WORD_RE.fullmatch(word):
+        if org_word(word):
             out.append("OW")
-        if UNIT_OR_STREET.fullmatch(word):
+        if street_word(word):
             out.append("ST")
         return out
 
@@ -504,6 +504,28 @@ class NameTagger:
         total.n = len(rows)
         return total
 
+    def _features_block(self, features: Sequence[str]) -> Block:
+        """`_block(_rows_of(features))` in one pass: the rows of those of `features` the vocabulary has, summed in their
+        order from zero (so the same sums); `_EMPTY` when it has none of them (a new word's own word, its features as
+        the word before or after a run: a word's blocks are only ever read)."""
+        vocab = self.vocab
+        values = self._values
+        total = _EMPTY
+        n = 0
+        for feature in features:
+            row = vocab.get(feature)
+            if row is not None:
+                if n == 0:
+                    total = Block()
+                v = values[row]
+                total.o += v[0]
+                total.person += v[1]
+                total.place += v[2]
+                n += 1
+        if n:
+            total.n = n
+        return total
+
     @property
     def evidence(self) -> bool:
         """Whether the model was trained with the rules' evidence (`text_parts`)."""
@@ -537,13 +559,12 @@ class NameTagger:
             if len(words) >= self.OWN_CACHE:
                 words.clear()
             info = word_info(word, lowercase_text)
-            rows = self._rows_of
-            block = self._block
+            block = self._features_block
             joined = "+".join(info[2])
             pairs = self._pairs
-            got = Word(info, joined, own=block(rows(info[3])), as_prev=block(rows(info[4])),
-                       as_next=block(rows(info[5])), run_before=block(rows(["rb=" + info[0]])),
-                       run_after=block(rows(["ra=" + info[0]])), run_alone=block(rows(["rc=" + c for c in info[2]])),
+            got = Word(info, joined, own=block(info[3]), as_prev=block(info[4]), as_next=block(info[5]),
+                       run_before=block(("rb=" + info[0],)), run_after=block(("ra=" + info[0],)),
+                       run_alone=block(["rc=" + c for c in info[2]]),
                        pw2=pairs["pw2="].get(info[0], _NO_BLOCKS), nw2=pairs["nw2="].get(info[0], _NO_BLOCKS),
                        rb2=pairs["rb2="].get(info[0], _NO_BLOCKS), c_nc=pairs["c|nc="].get(joined, _NO_BLOCKS),
                        c_pc=pairs["c|pc="].get(joined, _NO_BLOCKS))
