@@ -32,6 +32,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ import guardrails_pipeline  # noqa: E402
 
 from llmops_guardrails import screening  # noqa: E402
 from llmops_guardrails.engine import PolicyEngine  # noqa: E402
-from llmops_guardrails.pii_eval import load_samples  # noqa: E402
+from llmops_guardrails.pii_eval import Sample, load_samples  # noqa: E402
 from llmops_guardrails.policy import Policy, load_policy  # noqa: E402
 from llmops_guardrails.settings import GuardrailsSettings  # noqa: E402
 from llmops_guardrails.worker import GuardrailsWorker  # noqa: E402
@@ -60,16 +61,23 @@ def distinct_events(n: int) -> list[dict[str, Any]]:
     """Events whose texts are all distinct: each message joins corpus texts drawn at random (`random`, seeded by the
     caller) until it is long enough. (Drawing them in order, as this did before 2026-12-04, wrapped around the
     1,500 texts and fell back into the same joins: 1,000 events held only 227 distinct texts.)"""
+    return _joined_events(n, lambda sample: sample.text)
+
+
+def _joined_events(n: int, text_of: Callable[[Sample], str]) -> list[dict[str, Any]]:
+    """The pipeline bench's events with a user message and a completion each joining `text_of` corpus samples drawn at
+    random until at least 700 and 300 characters, every joined text distinct across calls (the pipeline bench's
+    warm-up and burst)."""
     samples = load_samples(DATA)
     events = guardrails_pipeline.make_events(n)
-    seen = _SEEN  # distinct across calls too (the pipeline bench's warm-up and burst)
+    seen = _SEEN
     for event in events:
         texts = []
         for least in (700, 300):
             while True:
                 parts: list[str] = []
                 while sum(len(p) + 1 for p in parts) < least:
-                    parts.append(random.choice(samples).text)
+                    parts.append(text_of(random.choice(samples)))
                 text = " ".join(parts)
                 if text not in seen:
                     seen.add(text)
@@ -80,74 +88,42 @@ def distinct_events(n: int) -> list[dict[str, Any]]:
     return events
 
 
-# `fresh_events`: a value of each type, new every time (Faker, seeded by the caller through `random`).
-# (Latin-script locales and Greek, as the PII set's texts: Faker's, with some Greek)
+# `fresh_events`: a value of each type, new every time (Faker, seeded by the caller through `random`), in one of these
+# locales (Latin-script ones and Greek, as the PII set's texts: Faker's, with some Greek); each type's Faker method
 _FRESH_LOCALES = ("en_US", "en_GB", "en_AU", "de_DE", "fr_FR", "es_ES", "it_IT", "pt_BR", "nl_NL", "sv_SE", "pl_PL",
                   "fi_FI", "da_DK", "no_NO", "cs_CZ", "tr_TR", "el_GR")
-_FRESH_TYPES = ("PERSON", "GPE", "STREET_ADDRESS", "ORGANIZATION", "PHONE_NUMBER", "EMAIL_ADDRESS", "CREDIT_CARD",
-                "IBAN_CODE", "US_SSN", "IP_ADDRESS", "ZIP_CODE", "DOMAIN_NAME")
-
-
-def _fresh_value(kind: str, fake: Any) -> str:
-    value: str
-    if kind == "PERSON":
-        value = fake.name()
-    elif kind == "GPE":
-        value = random.choice((fake.city, fake.country, fake.city))()
-    elif kind == "STREET_ADDRESS":
-        value = fake.address()
-    elif kind == "ORGANIZATION":
-        value = fake.company()
-    elif kind == "PHONE_NUMBER":
-        value = fake.phone_number()
-    elif kind == "EMAIL_ADDRESS":
-        value = fake.email()
-    elif kind == "CREDIT_CARD":
-        value = fake.credit_card_number()
-    elif kind == "IBAN_CODE":
-        value = fake.iban()
-    elif kind == "US_SSN":
-        value = fake.ssn()
-    elif kind == "IP_ADDRESS":
-        value = fake.ipv4()
-    elif kind == "ZIP_CODE":
-        value = fake.postcode()
-    else:
-        value = fake.domain_name()
-    return value
+_FRESH_VALUES = {"PERSON": ("name",), "GPE": ("city", "country", "city"), "STREET_ADDRESS": ("address",),
+                 "ORGANIZATION": ("company",), "PHONE_NUMBER": ("phone_number",), "EMAIL_ADDRESS": ("email",),
+                 "CREDIT_CARD": ("credit_card_number",), "IBAN_CODE": ("iban",), "US_SSN": ("ssn",),
+                 "IP_ADDRESS": ("ipv4",), "ZIP_CODE": ("postcode",), "DOMAIN_NAME": ("domain_name",)}
 
 
 def fresh_events(n: int) -> list[dict[str, Any]]:
     """`distinct_events` with every PII value of the corpus texts (their gold spans: people, places, addresses, firms,
     phone and card numbers, e-mail addresses, IBANs...) replaced by a new one from Faker, in one of 17 locales chosen
-    at random per value (`_FRESH_LOCALES`): the corpus's 1,500 texts recur in
-    `distinct_events` (a join draws five or so of them), and with them their names and numbers; here only the
-    surrounding words recur, so what a process remembers across events (value hashes, phone scores, names' words)
-    helps no more than real traffic's recurring values would let it. Faker and `random` seeded by the caller."""
+    at random per value (`_FRESH_LOCALES`): the corpus's 1,500 texts recur in `distinct_events` (a join draws five or
+    so of them), and with them their names and numbers; here only the surrounding words recur, so what a process
+    remembers across events (value hashes, phone scores, names' words) helps no more than real traffic's recurring
+    values would let it. Faker and `random` seeded by the caller."""
     from faker import Faker
 
-    samples = load_samples(DATA)
     fakers = [Faker(locale) for locale in _FRESH_LOCALES]
     for k, fake in enumerate(fakers):
         fake.seed_instance(random.randrange(2**32) + k)
-    events = guardrails_pipeline.make_events(n)
-    for event in events:
-        texts = []
-        for least in (700, 300):
-            parts: list[str] = []
-            while sum(len(p) + 1 for p in parts) < least:
-                sample = random.choice(samples)
-                text, cursor, pieces = sample.text, 0, []
-                for kind, start, end in sorted(sample.spans, key=lambda s: (s[1], -s[2])):
-                    if start < cursor or kind not in _FRESH_TYPES:
-                        continue
-                    pieces += [text[cursor:start], _fresh_value(kind, random.choice(fakers))]
-                    cursor = end
-                parts.append("".join(pieces) + text[cursor:])
-            texts.append(" ".join(parts))
-        event["input"] = [{"role": "user", "content": texts[0]}]
-        event["output"] = texts[1]
-    return events
+
+    def fresh(sample: Sample) -> str:
+        text, cursor, pieces = sample.text, 0, []
+        for kind, start, end in sorted(sample.spans, key=lambda s: (s[1], -s[2])):
+            if start < cursor or kind not in _FRESH_VALUES:
+                continue
+            fake = random.choice(fakers)
+            methods = _FRESH_VALUES[kind]
+            method = methods[0] if len(methods) == 1 else random.choice(methods)
+            pieces += [text[cursor:start], getattr(fake, method)()]
+            cursor = end
+        return "".join(pieces) + text[cursor:]
+
+    return _joined_events(n, fresh)
 
 
 def warm_engine() -> tuple[PolicyEngine, Policy]:

@@ -475,7 +475,7 @@ class NameTagger:
         # the rows of the features that depend on no word: a run's length and a word's position in it, "open",
         # "lstart", "lonly", a run's line, "rtw", "rgz", "ev=none" (empty for a feature the vocabulary lacks); and
         # "rc=" of each list, for runs of more than one word
-        fixed = {f: self._block(self._rows_of((f,))) for f in (
+        fixed = {f: self._features_block((f,)) for f in (
             *_RUN_LENGTH, "rp=s", "rp=f", "rp=m", "rp=l", "open", "lstart", "lonly", *_LINES, "rtw", "rgz", "ev=none")}
         self._run_length = [fixed[f] for f in _RUN_LENGTH]
         self._lines = [fixed[f] for f in _LINES]
@@ -505,9 +505,10 @@ class NameTagger:
         return total
 
     def _features_block(self, features: Sequence[str]) -> Block:
-        """`_block(_rows_of(features))` in one pass: the rows of those of `features` the vocabulary has, summed in their
-        order from zero (so the same sums); `_EMPTY` when it has none of them (a new word's own word, its features as
-        the word before or after a run: a word's blocks are only ever read)."""
+        """The block of the features of `features` the vocabulary has: `_block(_rows_of(features))` in one pass (their
+        rows summed in their order from zero, so the same sums), or `_EMPTY` when it has none of them (a new word's own
+        word, its features as the word before or after a run). Every block made from features is only ever read:
+        added to a total, or copied."""
         vocab = self.vocab
         values = self._values
         total = _EMPTY
@@ -575,7 +576,7 @@ class NameTagger:
         """The row of "rc=" + a list's name (for a run of more than one word)."""
         got = self._run_classes.get(name)
         if got is None:
-            got = self._run_classes[name] = self._block(self._rows_of(("rc=" + name,)))
+            got = self._run_classes[name] = self._features_block(("rc=" + name,))
         return got
 
     def _evidence_blocks(self, spans: Sequence[tuple[int, int]], cand: Sequence[int], evidence: Sequence[Evidence],
@@ -597,8 +598,8 @@ class NameTagger:
                             if rows is None:
                                 if len(memo) >= self.OWN_CACHE:
                                     memo.clear()
-                                rows = memo[key] = self._block(self._rows_of(("ev=" + kind + "|" + key[1],
-                                                                              "evr=" + kind + "|" + rule)))
+                                rows = memo[key] = self._features_block(("ev=" + kind + "|" + key[1],
+                                                                         "evr=" + kind + "|" + rule))
                         got = out[k]
                         if got is None:
                             out[k] = rows.copy()
