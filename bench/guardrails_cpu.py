@@ -104,12 +104,15 @@ def fresh_events(n: int) -> list[dict[str, Any]]:
     at random per value (`_FRESH_LOCALES`): the corpus's 1,500 texts recur in `distinct_events` (a join draws five or
     so of them), and with them their names and numbers; here only the surrounding words recur, so what a process
     remembers across events (value hashes, phone scores, names' words) helps no more than real traffic's recurring
-    values would let it. Faker and `random` seeded by the caller."""
+    values would let it. Faker and `random` seeded by the caller; the same events whatever `PYTHONHASHSEED`."""
     from faker import Faker
 
     fakers = [Faker(locale) for locale in _FRESH_LOCALES]
     for k, fake in enumerate(fakers):
         fake.seed_instance(random.randrange(2**32) + k)
+        for provider in fake.providers:  # it_IT's cities are a list made from a set: in PYTHONHASHSEED's order
+            if isinstance(getattr(provider, "cities", None), list):
+                provider.cities = sorted(provider.cities)
 
     def fresh(sample: Sample) -> str:
         text, cursor, pieces = sample.text, 0, []
