@@ -4,12 +4,14 @@
 
 The principal aliases answer 401 for a missing, invalid or revoked key and 403 for a key without the
 scope (`admin` has every scope). `Pool` is the app's Postgres pool; `Conn` one connection of it, held
-for the request.
+for the request; `Now` what "now" is for the request: the app's clock (`app.state.clock`, which each
+`create_app` takes so that tests can pass a fixed one), read once.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated
 
 import asyncpg
@@ -28,8 +30,14 @@ async def _connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
         yield conn
 
 
+async def _now(request: Request) -> datetime:
+    now: datetime = request.app.state.clock()
+    return now
+
+
 Pool = Annotated[asyncpg.Pool, Depends(_pool)]
 Conn = Annotated[asyncpg.Connection, Depends(_connection)]
+Now = Annotated[datetime, Depends(_now)]
 
 Ingester = Annotated[Principal, Depends(require_scope(Scope.INGEST_WRITE))]
 Checker = Annotated[Principal, Depends(require_scope(Scope.GUARDRAILS_CHECK))]

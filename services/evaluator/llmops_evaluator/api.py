@@ -21,6 +21,7 @@ from prometheus_client import Counter
 from llmops_evaluator.credentials import JudgeAccess
 from llmops_evaluator.routes import agreement, evaluators, feedback, results, reviews
 from llmops_evaluator.settings import EvaluatorSettings
+from llmops_shared.clock import Clock, utc_now
 from llmops_shared.egress import Resolver
 from llmops_shared.http import api_backends, run_api, suite_api
 from llmops_shared.logging import configure_logging
@@ -31,9 +32,9 @@ REQUESTS = Counter("llmops_evaluator_api_requests_total", "Evaluator API request
                    ["route", "status"])
 
 
-def create_app(settings: EvaluatorSettings, *, resolver: Resolver | None = None) -> FastAPI:
+def create_app(settings: EvaluatorSettings, *, resolver: Resolver | None = None, clock: Clock = utc_now) -> FastAPI:
     """The app; `resolver` answers the egress check's DNS questions (the system's by default; tests give
-    names fixed answers)."""
+    names fixed answers); `clock` says what "now" is (review locks: when one was taken, when it expires)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with api_backends(app, settings):
@@ -50,6 +51,7 @@ def create_app(settings: EvaluatorSettings, *, resolver: Resolver | None = None)
         json_body=False,
     )
     app.state.judge_access = JudgeAccess.of(settings, resolver=resolver)
+    app.state.clock = clock
 
     @app.middleware("http")
     async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

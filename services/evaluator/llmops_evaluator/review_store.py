@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -41,27 +42,29 @@ _LOCK_NEXT = """
 WITH candidate AS (
     SELECT item_id FROM review_queue
     WHERE tenant_id = $1 AND status = 'pending'
-      AND (lock_owner IS NULL OR lock_expires_at <= now() OR lock_owner = $2)
+      AND (lock_owner IS NULL OR lock_expires_at <= $6 OR lock_owner = $2)
       AND ($3::text IS NULL OR rubric = $3) AND ($4::text IS NULL OR evaluator_id = $4)
     ORDER BY lock_owner IS NOT DISTINCT FROM $2 DESC, priority DESC, created_at, item_id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
 )
-UPDATE review_queue q SET lock_owner = $2, lock_expires_at = now() + make_interval(mins => $5)
+UPDATE review_queue q SET lock_owner = $2, lock_expires_at = $6 + make_interval(mins => $5)
 FROM candidate WHERE q.item_id = candidate.item_id
 RETURNING q.*
 """
 
 
 async def lock_next_item(*, conn: asyncpg.Connection, tenant_id: str, reviewer: str, lock_minutes: int,
-                         rubric: str | None = None, evaluator_id: str | None = None) -> asyncpg.Record | None:
-    """Lock the next pending item for `reviewer` for `lock_minutes` and return it; None when there is none.
+                         now: datetime, rubric: str | None = None,
+                         evaluator_id: str | None = None) -> asyncpg.Record | None:
+    """Lock the next pending item for `reviewer` for `lock_minutes` from `now` and return it; None when there is
+    none.
 
     The item the reviewer already holds comes first; then items nobody holds or whose lock expired, highest
     priority, then oldest, first. `SKIP LOCKED` keeps two callers from taking the same item at once.
     """
     row: asyncpg.Record | None = await conn.fetchrow(_LOCK_NEXT, tenant_id, reviewer, rubric, evaluator_id,
-                                                     lock_minutes)
+                                                     lock_minutes, now)
     return row
 
 
@@ -72,10 +75,11 @@ async def item_for_update(*, conn: asyncpg.Connection, tenant_id: str, item_id: 
     return row
 
 
-async def complete_item(*, conn: asyncpg.Connection, item_id: int, reviewer: str, feedback_id: int) -> asyncpg.Record:
-    """Mark the item done by `reviewer` with their feedback, and release its lock."""
+async def complete_item(*, conn: asyncpg.Connection, item_id: int, reviewer: str, feedback_id: int,
+                        now: datetime) -> asyncpg.Record:
+    """Mark the item done by `reviewer` at `now` with their feedback, and release its lock."""
     row: asyncpg.Record = await conn.fetchrow(
-        """UPDATE review_queue SET status = 'done', completed_at = now(), completed_by = $2, feedback_id = $3,
+        """UPDATE review_queue SET status = 'done', completed_at = $4, completed_by = $2, feedback_id = $3,
                lock_owner = NULL, lock_expires_at = NULL
-           WHERE item_id = $1 RETURNING *""", item_id, reviewer, feedback_id)
+           WHERE item_id = $1 RETURNING *""", item_id, reviewer, feedback_id, now)
     return row

@@ -51,10 +51,23 @@ async def resolve(host: str, port: int) -> list[str]:
     return ADDRESSES[host]
 
 
+@dataclass
+class MovingClock:
+    """The API's "now" (review locks): a fixed instant the tests move on; never the wall clock."""
+
+    at: datetime
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+CLOCK = MovingClock(datetime(2026, 3, 10, 9, 30, tzinfo=UTC))
+
+
 @pytest.fixture(scope="module")
 def api_url(stack: CommonSettings) -> Iterator[str]:
     settings = EvaluatorSettings(**{**stack.model_dump(), "egress_allow": "127.0.0.1:8099"}, credentials=CREDENTIALS)
-    with serve(create_app(settings, resolver=resolve)) as url:
+    with serve(create_app(settings, resolver=resolve, clock=CLOCK)) as url:
         yield url
 
 
@@ -402,9 +415,10 @@ async def test_the_review_queue_hands_out_items_with_a_lock(clients: tuple[Tenan
     alice = (await take("alice", lock_minutes=5)).json()
     assert (alice["event_id"], alice["reason"], alice["lock_owner"]) == (events[1], "low_score", ids["alice"])
     assert alice["rubric_detail"]["labels"][0] == "irrelevant" and "score" not in alice  # blind: no judge score
-    lock = datetime.fromisoformat(alice["lock_expires_at"])
-    assert timedelta(minutes=4) < lock - datetime.now(UTC) <= timedelta(minutes=5)
-    assert (await take("alice")).json()["item_id"] == alice["item_id"]  # asking again: the same item
+    taken_at = CLOCK.at
+    assert datetime.fromisoformat(alice["lock_expires_at"]) == taken_at + timedelta(minutes=5)
+    again = (await take("alice", lock_minutes=5)).json()
+    assert (again["item_id"], again["lock_expires_at"]) == (alice["item_id"], alice["lock_expires_at"])  # the same
     bob = (await take("bob")).json()
     carol = (await take("carol")).json()
     assert {bob["event_id"], carol["event_id"]} == {events[0], events[2]}
@@ -412,9 +426,10 @@ async def test_the_review_queue_hands_out_items_with_a_lock(clients: tuple[Tenan
     assert (await b.writer.post("/v1/review/next")).status_code == 204  # another tenant sees nothing
     assert field_of(await take("dave", reviewer=ids["alice"])) == [["body", "reviewer"]]  # no taking a name
 
+    CLOCK.at = taken_at + timedelta(minutes=4, seconds=59)
+    assert (await take("dave")).status_code == 204  # alice's lock holds until its last second
     # Alice's lock expires: the item is handed to dave; alice can no longer submit it.
-    await pg_pool.execute("UPDATE review_queue SET lock_expires_at = now() - interval '1 second' WHERE item_id = $1",
-                          alice["item_id"])
+    CLOCK.at = taken_at + timedelta(minutes=5)
     dave = (await take("dave")).json()
     assert dave["item_id"] == alice["item_id"]
     refused = await submit("alice", alice["item_id"], score=1)
@@ -424,6 +439,7 @@ async def test_the_review_queue_hands_out_items_with_a_lock(clients: tuple[Tenan
     done = await submit("dave", alice["item_id"], label="irrelevant", comment="off topic")
     assert done.status_code == 200, done.text
     assert (done.json()["item"]["status"], done.json()["item"]["completed_by"]) == ("done", ids["dave"])
+    assert datetime.fromisoformat(done.json()["item"]["completed_at"]) == CLOCK.at  # the API's clock, not Postgres's
     assert (done.json()["feedback"]["score"], done.json()["feedback"]["reviewer"]) == (1, ids["dave"])
     assert (await submit("dave", alice["item_id"], score=1)).status_code == 409  # done
     assert (await take("dave")).status_code == 204

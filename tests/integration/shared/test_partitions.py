@@ -134,7 +134,8 @@ async def test_the_migrations_partition_existing_tables_and_keep_their_rows(
         await migrations.migrate(url, tmp_path / "migrations")
         conn = await asyncpg.connect(url)
         try:
-            recent, old = datetime.now(UTC), datetime(2019, 5, 5, tzinfo=UTC)  # one near the clock, one long ago
+            # one near the clock the migrations partition by (Postgres's own, not this process's), one long ago
+            recent, old = await conn.fetchval("SELECT now()"), datetime(2019, 5, 5, tzinfo=UTC)
             ids = [uuid.uuid4(), uuid.uuid4()]
             await conn.execute("INSERT INTO tenants (tenant_id, name) VALUES ('acme', 'acme')")
             await conn.execute("INSERT INTO evaluators (evaluator_id, tenant_id, config) VALUES ('ev', 'acme', '{}')")

@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from llmops_billing import budgets
-from llmops_billing.routes.deps import Now, problems_for
+from llmops_billing.routes.deps import problems_for
 from llmops_billing.schemas import BudgetCreate, BudgetPublic, BudgetsPublic, BudgetUpdate
-from llmops_shared.deps import Admin, BillingReader, Conn, Pool
+from llmops_shared.deps import Admin, BillingReader, Conn, Now, Pool
 
 router = APIRouter(prefix="/v1/budgets", tags=["budgets"])
 

@@ -1,12 +1,11 @@
 """The billing API's own dependencies, beside the shared ones (`llmops_shared.deps`: `BillingReader`,
-`Admin`, `Pool`, `Conn`): what `api.create_app` put on `app.state`.
+`Admin`, `Pool`, `Conn`, `Now`): what `api.create_app` put on `app.state`.
 
     async def get_quote(*, principal: BillingReader, catalogue: Catalogue, now: Now, model: str) -> Quote: ...
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -22,11 +21,6 @@ async def _settings(request: Request) -> BillingSettings:
     return settings
 
 
-async def _now(request: Request) -> datetime:
-    """The app's clock, read once per request."""
-    now: datetime = request.app.state.clock()
-    return now
-
 
 async def _catalogues(request: Request) -> CatalogueCache:
     catalogues: CatalogueCache = request.app.state.catalogues
@@ -39,8 +33,6 @@ async def _catalogue(request: Request) -> PriceCatalogue:
 
 
 Settings = Annotated[BillingSettings, Depends(_settings)]
-Now = Annotated[datetime, Depends(_now)]
-"""What "now" is for this request (current periods, open months, default ranges): `create_app`'s clock."""
 Catalogues = Annotated[CatalogueCache, Depends(_catalogues)]
 """The process's catalogue cache (to reload after a change)."""
 Catalogue = Annotated[PriceCatalogue, Depends(_catalogue)]

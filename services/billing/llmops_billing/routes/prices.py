@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime
 
 from llmops_billing import price_list
-from llmops_billing.routes.deps import Catalogue, Catalogues, Now, Settings, problems_for
+from llmops_billing.routes.deps import Catalogue, Catalogues, Settings, problems_for
 from llmops_billing.schemas import (
     DiscountCreate,
     DiscountCreated,
@@ -19,7 +19,7 @@ from llmops_billing.schemas import (
     PricesPage,
     Quote,
 )
-from llmops_shared.deps import Admin, BillingReader, Pool
+from llmops_shared.deps import Admin, BillingReader, Now, Pool
 
 router = APIRouter(prefix="/v1/prices", tags=["prices"])
 

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
 from llmops_billing import statements, usage
-from llmops_billing.routes.deps import Now, Settings, problems_for
+from llmops_billing.routes.deps import Settings, problems_for
 from llmops_billing.schemas import Statement, UnpricedModels, UsagePage, UsageSummary
 from llmops_billing.usage_query import UsageQuery, parse_usage_query, user_filter
-from llmops_shared.deps import BillingReader, Conn, Pool
+from llmops_shared.deps import BillingReader, Conn, Now, Pool
 from llmops_shared.http import JSONBody
 
 router = APIRouter(prefix="/v1", tags=["usage"])

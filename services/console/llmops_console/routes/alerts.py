@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from llmops_console.auth import CheckedForm, Viewer
-from llmops_console.routes.deps import Now, render
+from llmops_console.routes.deps import render
 from llmops_guardrails import alerts_service
 from llmops_shared.apikeys import Scope
+from llmops_shared.deps import Now
 from llmops_traces import explorer, retention
 from llmops_traces.store import tenant_settings
 

@@ -15,8 +15,9 @@ from llmops_billing.budgets import tenant_budget_status
 from llmops_billing.usage_query import parse_usage_query
 from llmops_console import charts
 from llmops_console.auth import Viewer
-from llmops_console.routes.deps import Now, render
+from llmops_console.routes.deps import render
 from llmops_shared.apikeys import Scope
+from llmops_shared.deps import Now
 
 router = APIRouter()
 

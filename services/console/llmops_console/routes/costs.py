@@ -14,8 +14,9 @@ from llmops_billing import usage
 from llmops_billing.usage_query import GROUP_COLUMNS, GroupField, UsageQuery, parse_usage_query
 from llmops_console import charts
 from llmops_console.auth import Viewer
-from llmops_console.routes.deps import Now, render
+from llmops_console.routes.deps import render
 from llmops_shared.apikeys import Scope
+from llmops_shared.deps import Now
 from llmops_shared.problems import Invalid
 
 router = APIRouter()

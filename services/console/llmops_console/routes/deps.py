@@ -1,21 +1,12 @@
-"""The console's own dependencies: the pool, the clock, the templates."""
+"""The console's own dependencies (the templates), beside the shared ones (`llmops_shared.deps`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-
-
-async def _now(request: Request) -> datetime:
-    now: datetime = request.app.state.clock()
-    return now
-
-
-Now = Annotated[datetime, Depends(_now)]
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -15,10 +15,11 @@ from fastapi.responses import HTMLResponse
 
 from llmops_console import charts
 from llmops_console.auth import Viewer
-from llmops_console.routes.deps import Now, render
+from llmops_console.routes.deps import render
 from llmops_prompts.routes import experiments as experiment_api
 from llmops_prompts.routes import prompts as prompt_api
 from llmops_shared.apikeys import Scope
+from llmops_shared.deps import Now
 from llmops_shared.problems import Invalid
 
 router = APIRouter()

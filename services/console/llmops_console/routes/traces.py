@@ -10,8 +10,9 @@ from fastapi.responses import HTMLResponse
 
 from llmops_console import charts
 from llmops_console.auth import Viewer
-from llmops_console.routes.deps import Now, render
+from llmops_console.routes.deps import render
 from llmops_shared.apikeys import Scope
+from llmops_shared.deps import Now
 from llmops_traces import explorer, retention
 from llmops_traces.query import DEFAULT_FIELDS, parse_list_query
 from llmops_traces.store import tenant_settings

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -21,12 +20,6 @@ async def _served(request: Request) -> ServedCache:
     return cache
 
 
-async def _now(request: Request) -> datetime:
-    now: datetime = request.app.state.clock()
-    return now
 
-
-Now = Annotated[datetime, Depends(_now)]
-"""What "now" is for this request: `create_app`'s clock."""
 Settings = Annotated[PromptsSettings, Depends(_settings)]
 Served = Annotated[ServedCache, Depends(_served)]

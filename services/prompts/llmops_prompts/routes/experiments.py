@@ -13,12 +13,12 @@ from fastapi import APIRouter, Path, Query
 from llmops_prompts import experiments as rules
 from llmops_prompts.assignment import HOLDOUT
 from llmops_prompts.report import build as build_report
-from llmops_prompts.routes.deps import Now, Settings
+from llmops_prompts.routes.deps import Settings
 from llmops_prompts.schemas import Experiment, ExperimentCreate, ExperimentList, ExperimentReport, Name
 from llmops_prompts.store import calls
 from llmops_prompts.store import experiments as store
 from llmops_prompts.store import prompts as prompt_store
-from llmops_shared.deps import Pool, PromptsReader, PromptsWriter
+from llmops_shared.deps import Now, Pool, PromptsReader, PromptsWriter
 from llmops_shared.problems import Conflict, FieldError, Invalid, NotFound
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])

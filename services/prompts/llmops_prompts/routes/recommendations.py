@@ -8,11 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from llmops_prompts.routes.deps import Now
 from llmops_prompts.savings import model_recommendations
 from llmops_prompts.schemas import Recommendations
 from llmops_prompts.store import savings as store
-from llmops_shared.deps import BillingReader, Pool
+from llmops_shared.deps import BillingReader, Now, Pool
 from llmops_shared.problems import Invalid
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])

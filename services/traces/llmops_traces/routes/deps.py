@@ -1,5 +1,5 @@
-"""The traces API's own dependencies, beside the shared ones (`llmops_shared.deps`): settings, the clock,
-the raw query string (list routes refuse parameters they do not know), the calling tenant's cutoff."""
+"""The traces API's own dependencies, beside the shared ones (`llmops_shared.deps`): settings, the raw
+query string (list routes refuse parameters they do not know), the calling tenant's cutoff."""
 
 from __future__ import annotations
 
@@ -18,10 +18,6 @@ async def _settings(request: Request) -> TracesSettings:
     return settings
 
 
-async def _now(request: Request) -> datetime:
-    now: datetime = request.app.state.clock()
-    return now
-
 
 async def _params(request: Request) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
@@ -31,8 +27,6 @@ async def _params(request: Request) -> dict[str, list[str]]:
 
 
 Settings = Annotated[TracesSettings, Depends(_settings)]
-Now = Annotated[datetime, Depends(_now)]
-"""What "now" is for this request: `create_app`'s clock."""
 Params = Annotated[dict[str, list[str]], Depends(_params)]
 """The query string, every value of every name."""
 

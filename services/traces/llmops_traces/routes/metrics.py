@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from fastapi import APIRouter
 
-from llmops_shared.deps import Pool, TracesReader
+from llmops_shared.deps import Now, Pool, TracesReader
 from llmops_shared.http import JSONBody
 from llmops_traces import metrics
-from llmops_traces.routes.deps import Now, Params
+from llmops_traces.routes.deps import Params
 from llmops_traces.schemas import Metrics
 
 router = APIRouter(prefix="/v1", tags=["metrics"])

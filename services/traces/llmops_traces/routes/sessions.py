@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
-from llmops_shared.deps import Pool, TracesReader
+from llmops_shared.deps import Now, Pool, TracesReader
 from llmops_traces import explorer
 from llmops_traces.query import invalid, parameters_doc, parse_list_query, plain_text
-from llmops_traces.routes.deps import Now, Params, Settings, visible_from
+from llmops_traces.routes.deps import Params, Settings, visible_from
 from llmops_traces.schemas import SessionDetail, SessionPage
 
 router = APIRouter(prefix="/v1", tags=["sessions"])

@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from llmops_shared.deps import Admin, Pool, TracesReader
+from llmops_shared.deps import Admin, Now, Pool, TracesReader
 from llmops_shared.problems import Invalid
 from llmops_traces import retention
-from llmops_traces.routes.deps import Now, Settings
+from llmops_traces.routes.deps import Settings
 from llmops_traces.schemas import TraceSettings, TraceSettingsUpdate
 from llmops_traces.settings import TracesSettings
 from llmops_traces.store import tenant_settings

@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from llmops_shared.deps import Pool, TracesReader
+from llmops_shared.deps import Now, Pool, TracesReader
 from llmops_traces import explorer
 from llmops_traces.query import parameters_doc, parse_list_query
-from llmops_traces.routes.deps import Now, Params, Settings, visible_from
+from llmops_traces.routes.deps import Params, Settings, visible_from
 from llmops_traces.schemas import SpanPage
 
 router = APIRouter(prefix="/v1", tags=["spans"])

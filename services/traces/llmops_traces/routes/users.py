@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
-from llmops_shared.deps import Admin, Pool, TracesReader
+from llmops_shared.deps import Admin, Now, Pool, TracesReader
 from llmops_traces import explorer
 from llmops_traces.query import invalid, parse_range, plain_text
-from llmops_traces.routes.deps import Now, Params, Settings, visible_from
+from llmops_traces.routes.deps import Params, Settings, visible_from
 from llmops_traces.schemas import Erasure, UserSummary
 
 router = APIRouter(prefix="/v1", tags=["users"])
