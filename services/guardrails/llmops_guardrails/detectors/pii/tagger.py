@@ -365,6 +365,25 @@ def pairs_of(vocab: dict[str, int]) -> dict[str, dict[str, dict[str, int]]]:
     return pairs
 
 
+# The features of one word made of a prefix and a value (`word_info`'s and the run features' "rb=", "ra=", "rc="):
+# `families_of` keeps their rows by prefix and value.
+_FAMILIES = ("w=", "sh=", "p3=", "s3=", "s2=", "s4=", "c=", "cs=", "csh=", "pw=", "psh=", "pc=", "nw=", "nsh=", "nc=",
+             "rb=", "ra=", "rc=")
+
+
+def families_of(vocab: dict[str, int]) -> dict[str, dict[str, int]]:
+    """The rows of the one-word features (`_FAMILIES`) by prefix and value: "w=smith" as `["w="]["smith"]`. No prefix
+    starts another (each ends at its first "="), so `families[prefix].get(value)` is `vocab.get(prefix + value)` for
+    every value, without making the string."""
+    families: dict[str, dict[str, int]] = {prefix: {} for prefix in _FAMILIES}
+    for feature, row in vocab.items():
+        prefix, sep, value = feature.partition("=")
+        found = families.get(prefix + sep)
+        if found is not None:
+            found[value] = row
+    return families
+
+
 @final
 class Block:
     """The sum of some of the model's weight rows (float64, one per label) and how many rows were added."""
@@ -396,19 +415,18 @@ _EMPTY = Block()  # (never added to)
 
 @final
 class Word:
-    """A word as `NameTagger.word_probabilities` reads it: its `word_info`, its lists joined, and the sums of the
-    weight rows of its own block, of its block as the word before a candidate and as the word after one, and of the
-    run features it gives as the word before a run ("rb="), as the word after one ("ra=") and as a run of one word
-    ("rc=" of its lists); then the rows of the features of two words it is the first of ("pw2=", "nw2=", "rb2=": by
-    the second word) and of its lists with a neighbour's ("c|nc=", "c|pc=": by the neighbour's list), as blocks of
-    one row (`NameTagger._pairs`)."""
+    """A word as `NameTagger.word_probabilities` reads it (`NameTagger.new_word`): its lower case, its lists and
+    them joined, and the sums of the weight rows of its own block, of its block as the word before a candidate and
+    as the word after one, and of the run features it gives as the word before a run ("rb="), as the word after one
+    ("ra=") and as a run of one word ("rc=" of its lists); then the rows of the features of two words it is the
+    first of ("pw2=", "nw2=", "rb2=": by the second word) and of its lists with a neighbour's ("c|nc=", "c|pc=": by
+    the neighbour's list), as blocks of one row (`NameTagger._pairs`)."""
 
-    def __init__(self, info: _Info, joined: str, *, own: Block, as_prev: Block, as_next: Block, run_before: Block,
-                 run_after: Block, run_alone: Block, pw2: dict[str, Block], nw2: dict[str, Block],
+    def __init__(self, low: str, classes: tuple[str, ...], joined: str, *, own: Block, as_prev: Block, as_next: Block,
+                 run_before: Block, run_after: Block, run_alone: Block, pw2: dict[str, Block], nw2: dict[str, Block],
                  rb2: dict[str, Block], c_nc: dict[str, Block], c_pc: dict[str, Block]) -> None:
-        self.info = info
-        self.low = info[0]
-        self.classes = info[2]
+        self.low = low
+        self.classes = classes
         self.joined = joined
         self.own = own
         self.as_prev = as_prev
@@ -424,7 +442,7 @@ class Word:
 
 
 _NO_BLOCKS: dict[str, Block] = {}  # (never written to)
-_UNREAD = Word(("", "", (), (), (), ()), "", own=_EMPTY, as_prev=_EMPTY, as_next=_EMPTY, run_before=_EMPTY,
+_UNREAD = Word("", (), "", own=_EMPTY, as_prev=_EMPTY, as_next=_EMPTY, run_before=_EMPTY,
                run_after=_EMPTY, run_alone=_EMPTY, pw2=_NO_BLOCKS, nw2=_NO_BLOCKS, rb2=_NO_BLOCKS, c_nc=_NO_BLOCKS,
                c_pc=_NO_BLOCKS)  # a token whose word is not read (`word_probabilities`)
 
@@ -487,6 +505,10 @@ class NameTagger:
                               for first, by_second in by_first.items()}
                        for kind, by_first in pairs_of(vocab).items()}
         self._evidence: dict[tuple[str, str, str], Block] = {}  # a rule's evidence rows (`_evidence_blocks`)
+        self._families = families_of(vocab)
+        self._b, self._lc, self._nonascii, self._pcap, self._ncap = (vocab.get(f) for f in (
+            "b", "lc", "nonascii", "pcap", "ncap"))
+        self._len = [vocab.get("len=" + str(n)) for n in range(9)]
 
     def _rows_of(self, features: Sequence[str]) -> list[int]:
         """The weight rows of those of `features` the vocabulary has, in their order."""
@@ -553,24 +575,68 @@ class NameTagger:
         return self._scores(idx, starts)
 
     def _word(self, word: str, lowercase_text: bool) -> Word:
-        """`word_info` of a word with its blocks and run features as sums of weight rows (remembered)."""
+        """A word's `Word` (remembered)."""
         words = self._words[lowercase_text]
         got = words.get(word)
         if got is None:
             if len(words) >= self.OWN_CACHE:
                 words.clear()
-            info = word_info(word, lowercase_text)
-            block = self._features_block
-            joined = "+".join(info[2])
-            pairs = self._pairs
-            got = Word(info, joined, own=block(info[3]), as_prev=block(info[4]), as_next=block(info[5]),
-                       run_before=block(("rb=" + info[0],)), run_after=block(("ra=" + info[0],)),
-                       run_alone=block(["rc=" + c for c in info[2]]),
-                       pw2=pairs["pw2="].get(info[0], _NO_BLOCKS), nw2=pairs["nw2="].get(info[0], _NO_BLOCKS),
-                       rb2=pairs["rb2="].get(info[0], _NO_BLOCKS), c_nc=pairs["c|nc="].get(joined, _NO_BLOCKS),
-                       c_pc=pairs["c|pc="].get(joined, _NO_BLOCKS))
-            words[word] = got
+            got = words[word] = self.new_word(word, lowercase_text)
         return got
+
+    def new_word(self, word: str, lowercase_text: bool) -> Word:
+        """A word's `word_info` features and run features as sums of weight rows: the same rows, in the same order, as
+        `_features_block` of `word_info(word, lowercase_text)[3]` (own), `[4]` (as the word before), `[5]` (as the word
+        after), of "rb=" + its lower case, "ra=" + it and "rc=" + each of its lists, but found by prefix and value
+        (`families_of`) rather than by making the ~25 strings, most of which the vocabulary lacks."""
+        low = word.lower()
+        shape = _shape(word)
+        cls = tuple(self.lex.classes(word, lowercase_text)) if word[:1].isalpha() else ()
+        joined = "+".join(cls)
+        f = self._families
+        on_lists, cap = f["c="], shape[:1] == "X"
+        own = [self._b, f["w="].get(low), f["sh="].get(shape), f["p3="].get(low[:3]), f["s3="].get(low[-3:]),
+               f["s2="].get(low[-2:]), f["s4="].get(low[-4:]), self._len[min(len(word), 8)]]
+        if lowercase_text:
+            own.append(self._lc)
+        if not word.isascii():
+            own.append(self._nonascii)
+        own.extend(on_lists.get(c) for c in cls)
+        own.append(f["cs="].get(joined))
+        own.append(f["csh="].get(joined + "|" + shape))
+        as_prev = [f["pw="].get(low), f["psh="].get(shape)]
+        as_prev.extend(f["pc="].get(c) for c in cls)
+        as_next = [f["nw="].get(low), f["nsh="].get(shape)]
+        as_next.extend(f["nc="].get(c) for c in cls)
+        if cap:
+            as_prev.append(self._pcap)
+            as_next.append(self._ncap)
+        block = self._rows_block
+        pairs = self._pairs
+        return Word(low, cls, joined, own=block(own), as_prev=block(as_prev), as_next=block(as_next),
+                    run_before=block([f["rb="].get(low)]), run_after=block([f["ra="].get(low)]),
+                    run_alone=block([f["rc="].get(c) for c in cls]),
+                    pw2=pairs["pw2="].get(low, _NO_BLOCKS), nw2=pairs["nw2="].get(low, _NO_BLOCKS),
+                    rb2=pairs["rb2="].get(low, _NO_BLOCKS), c_nc=pairs["c|nc="].get(joined, _NO_BLOCKS),
+                    c_pc=pairs["c|pc="].get(joined, _NO_BLOCKS))
+
+    def _rows_block(self, rows: Sequence[int | None]) -> Block:
+        """`_features_block` of features whose rows are `rows` (None: a feature the vocabulary lacks)."""
+        values = self._values
+        total = _EMPTY
+        n = 0
+        for row in rows:
+            if row is not None:
+                if n == 0:
+                    total = Block()
+                v = values[row]
+                total.o += v[0]
+                total.person += v[1]
+                total.place += v[2]
+                n += 1
+        if n:
+            total.n = n
+        return total
 
     def _run_class(self, name: str) -> Block:
         """The row of "rc=" + a list's name (for a run of more than one word)."""

@@ -163,3 +163,38 @@ def test_the_spans_made_once_each_are_those_grown_tag_by_tag() -> None:
             assert new == _old_spans_of(text, spans, cand, probs, threshold=threshold, place_threshold=place), text
             merged += sum(1 for t in new if " " in text[t.start:t.end])
     assert merged > 100
+
+
+def test_a_new_words_blocks_are_those_of_its_word_info_features() -> None:
+    """`NameTagger.new_word` finds its rows by prefix and value (`families_of`) instead of making each feature's
+    string: the same blocks as `_features_block` of `word_info`'s features and the run features, for every word of
+    the texts in both kinds of text, and for words with "=", "|" or "+" in them."""
+    model = tg.shipped()
+    words = {text[s:e] for text in _texts() for s, e in tg.tokens(text)}
+    words |= {"<s>", "</s>", "a=b", "=x", "w=", "x|y", "a+b", "Ünïcödé", "ÉTIENNE", "O'Neil", "Jean-Luc", "1234", "ß"}
+    for lowercase_text in (False, True):
+        for word in sorted(words):
+            info = tg.word_info(word, lowercase_text)
+            block = model._features_block
+            expected = [block(info[3]), block(info[4]), block(info[5]), block(("rb=" + info[0],)),
+                        block(("ra=" + info[0],)), block(["rc=" + c for c in info[2]])]
+            new = model.new_word(word, lowercase_text)
+            got = [new.own, new.as_prev, new.as_next, new.run_before, new.run_after, new.run_alone]
+            assert [(b.o, b.person, b.place, b.n) for b in got] == [(b.o, b.person, b.place, b.n) for b in expected], \
+                (word, lowercase_text)
+            assert (new.low, new.classes, new.joined) == (info[0], info[2], "+".join(info[2]))
+
+
+def test_the_families_answer_what_the_vocabulary_answers() -> None:
+    vocab = {"w=smith": 0, "w=a=b": 1, "sh=Xx": 2, "c|nc=FN|SN": 3, "csh=FN|Xx": 4, "pw2=a b": 5, "rc=TW": 6, "b": 7}
+    families = tg.families_of(vocab)
+    assert families["w="] == {"smith": 0, "a=b": 1} and families["sh="] == {"Xx": 2}
+    assert families["csh="] == {"FN|Xx": 4} and families["rc="] == {"TW": 6}
+    assert all(f"{prefix}{value}" in vocab for prefix, by_value in families.items() for value in by_value)
+    model = tg.shipped()
+    shipped = tg.families_of(model.vocab)
+    for feature, row in model.vocab.items():
+        prefix, sep, value = feature.partition("=")
+        if prefix + sep in tg._FAMILIES:
+            assert shipped[prefix + sep][value] == row
+    assert sum(map(len, shipped.values())) > 1000  # most of the vocabulary is one-word features
