@@ -527,27 +527,8 @@ class NameTagger:
         return total
 
     def _features_block(self, features: Sequence[str]) -> Block:
-        """The block of the features of `features` the vocabulary has: `_block(_rows_of(features))` in one pass (their
-        rows summed in their order from zero, so the same sums), or `_EMPTY` when it has none of them (a new word's own
-        word, its features as the word before or after a run). Every block made from features is only ever read:
-        added to a total, or copied."""
-        vocab = self.vocab
-        values = self._values
-        total = _EMPTY
-        n = 0
-        for feature in features:
-            row = vocab.get(feature)
-            if row is not None:
-                if n == 0:
-                    total = Block()
-                v = values[row]
-                total.o += v[0]
-                total.person += v[1]
-                total.place += v[2]
-                n += 1
-        if n:
-            total.n = n
-        return total
+        """The block of the features of `features` the vocabulary has (`_rows_block` of their rows)."""
+        return self._rows_block(list(map(self.vocab.get, features)))
 
     @property
     def evidence(self) -> bool:
@@ -621,7 +602,9 @@ class NameTagger:
                     c_pc=pairs["c|pc="].get(joined, _NO_BLOCKS))
 
     def _rows_block(self, rows: Sequence[int | None]) -> Block:
-        """`_features_block` of features whose rows are `rows` (None: a feature the vocabulary lacks)."""
+        """The sum of `rows` (None: a feature the vocabulary lacks), in their order from zero (`_block(_rows_of(...))`'s
+        sums), or `_EMPTY` when all are None (a new word's own word, its features as the word before or after a run).
+        Every block made from features is only ever read: added to a total, or copied."""
         values = self._values
         total = _EMPTY
         n = 0
