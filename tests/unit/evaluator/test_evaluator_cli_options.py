@@ -19,6 +19,8 @@ from llmops_evaluator.cli import (
 from llmops_evaluator.golden import GoldenItem, ItemResult, RubricSummary, RunResult
 from llmops_evaluator.judge_client import JudgeStatus
 
+AT = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)  # the events' and rows' times: a fixed instant, not the clock
+
 
 def args(*extra: str) -> Any:
     return build_parser().parse_args(["run", "--dataset", "data/golden-v2.jsonl", *extra])
@@ -71,7 +73,7 @@ def summary(rubric: str, **fields: Any) -> RubricSummary:
 
 def test_the_comparison_table_shows_the_change_and_the_verdict() -> None:
     baseline = RunResult(run_id="00000000-0000-0000-0000-000000000001", dataset="d", dataset_sha256="x",
-                         target_model="m", judge_model="j", started_at=datetime.now(UTC), items=[])
+                         target_model="m", judge_model="j", started_at=AT, items=[])
     table = format_table([
         summary("relevance@1", baseline_pass_rate=1.0, drop=0.1, regressions=["q-3"],
                 problems=["pass rate fell by 10.0% from the baseline's 100.0%; at most 5.0% is allowed"]),

@@ -27,6 +27,8 @@ from llmops_shared.contract import Interaction
 from llmops_shared.worker import Message
 from tests.support.events import make_event
 
+AT = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)  # the events' and rows' times: a fixed instant, not the clock
+
 RELEVANCE = BUILTIN["relevance@1"]
 SAFETY = BUILTIN["safety@1"]
 EVENT = Interaction.model_validate({**make_event(), "tenant_id": "acme"})
@@ -90,7 +92,7 @@ def test_a_stored_ok_row_rebuilds_the_very_usage_event_first_published() -> None
                               result=judged.result, occurred_at=judged.judged_at)
     assert first is not None
     row = {**vars(result_row(Evaluation(EVENT, "ev-1", RELEVANCE, judged.result, first,
-                                        judged_at=judged.judged_at))), "updated_at": datetime.now(UTC)}
+                                        judged_at=judged.judged_at))), "updated_at": AT}
     rebuilt = stored_evaluation(EVENT, config(), RELEVANCE, row)
     assert rebuilt.stored and rebuilt.cache_key is None
     assert rebuilt.usage_event is not None and rebuilt.usage_event.to_json() == first.to_json()

@@ -15,12 +15,14 @@ from llmops_guardrails.policy import Policy, load_policy
 from llmops_shared.contract import MAX_METADATA_BYTES, Interaction, decode_interaction
 from llmops_shared.privacy import pseudonym
 
+AT = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)  # the events' and rows' times: a fixed instant, not the clock
+
 CARD = "4111 1111 1111 1111"
 
 
 def interaction(user: str = f"My card is {CARD}, mail jo@example.com", **fields: Any) -> Interaction:
     base: dict[str, Any] = {
-        "event_id": str(uuid.uuid4()), "occurred_at": datetime.now(UTC).isoformat(), "tenant_id": "acme",
+        "event_id": str(uuid.uuid4()), "occurred_at": AT.isoformat(), "tenant_id": "acme",
         "app_id": "support", "trace_id": "t1", "span_id": "s1",
         "input": [{"role": "system", "content": "You are a bot."}, {"role": "user", "content": user}],
         "output": "Noted.",

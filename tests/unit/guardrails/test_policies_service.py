@@ -8,6 +8,8 @@ from typing import Any
 
 from llmops_guardrails.policies_service import POLICY_TABLES, PolicyStore
 
+AT = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)  # the events' and rows' times: a fixed instant, not the clock
+
 
 class FakeWatcher:
     def __init__(self) -> None:
@@ -28,7 +30,7 @@ class FakeDb:
 
     async def fetch(self, _sql: str, tenants: list[str], apps: list[str]) -> list[dict[str, Any]]:
         self.reads += 1
-        rows = [{"tenant_id": t, "app_id": a, "version": v, "document": d, "created_at": datetime.now(UTC),
+        rows = [{"tenant_id": t, "app_id": a, "version": v, "document": d, "created_at": AT,
                  "created_by": "k"}
                 for (t, a), (v, d) in self.documents.items() if (t, a) in set(zip(tenants, apps, strict=True))]
         self.during_read()
