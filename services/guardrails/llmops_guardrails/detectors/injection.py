@@ -250,9 +250,10 @@ _LATIN = re.compile(r"[A-Za-z]")
 
 
 # The words (`\w+` runs) holding a look-alike letter: at a run's start `\w*` runs to its end and backs up to its last
-# look-alike, the second `\w*` runs to the end again; a run without one fails at each of its positions. (Every
-# look-alike is a letter, so none matches outside a run.)
-_CONFUSABLE_WORD = re.compile(r"\w*" + _CONFUSABLE.pattern + r"\w*")
+# look-alike, the second `\w*` runs to the end again. Every look-alike is a letter, so none matches outside a run and
+# every match starts at a run's start: `(?<!\w)` tries only those (a run without a look-alike failed at each of its
+# positions, each time running to its end and back: ~40% of `_mixed_script_words` on Greek text).
+_CONFUSABLE_WORD = re.compile(r"(?<!\w)\w*" + _CONFUSABLE.pattern + r"\w*")
 
 
 def _mixed_script_words(text: str) -> list[tuple[int, int]]:
