@@ -21,13 +21,12 @@ import array
 import bisect
 import functools
 import json
-import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TypeGuard, cast, final
+from typing import final
 
 import numpy as np
 import numpy.typing as npt
@@ -187,8 +186,6 @@ def word_info(word: str, lowercase_text: bool) -> _Info:
 
 
 _PAIRS = ("pw2=", "nw2=", "rb2=", "c|nc=", "c|pc=")
-# A feature the vocabulary has: `filter(_KNOWN, map(vocab.get, features))`, all in C.
-_KNOWN = cast("Callable[[int | None], TypeGuard[int]]", functools.partial(operator.is_not, None))
 
 
 def _word_at(text: str, spans: Sequence[tuple[int, int]], i: int) -> str:
@@ -487,7 +484,7 @@ class NameTagger:
         # sums of rows that are exact in any order (`exact_rows`): up to this many rows a candidate; a candidate with
         # more (or a model whose weights do not allow it) is scored by `probabilities` instead
         self.exact_rows = exact_rows(weights)
-        self._bias = self._block([len(weights) - 1])
+        self._bias = self._rows_block([len(weights) - 1])
         # remembered words, one dict per kind of text (with capitals or without: their lists differ)
         self._words: dict[bool, dict[str, Word]] = {False: {}, True: {}}
         # the rows of the features that depend on no word: a run's length and a word's position in it, "open",
@@ -501,7 +498,7 @@ class NameTagger:
         self._open, self._lstart, self._lonly = fixed["open"], fixed["lstart"], fixed["lonly"]
         self._town, self._place, self._no_evidence = fixed["rtw"], fixed["rgz"], fixed["ev=none"]
         self._run_classes: dict[str, Block] = {}
-        self._pairs = {kind: {first: {second: self._block([row]) for second, row in by_second.items()}
+        self._pairs = {kind: {first: {second: self._rows_block([row]) for second, row in by_second.items()}
                               for first, by_second in by_first.items()}
                        for kind, by_first in pairs_of(vocab).items()}
         self._evidence: dict[tuple[str, str, str], Block] = {}  # a rule's evidence rows (`_evidence_blocks`)
@@ -509,22 +506,6 @@ class NameTagger:
         self._b, self._lc, self._nonascii, self._pcap, self._ncap = (vocab.get(f) for f in (
             "b", "lc", "nonascii", "pcap", "ncap"))
         self._len = [vocab.get("len=" + str(n)) for n in range(9)]
-
-    def _rows_of(self, features: Sequence[str]) -> list[int]:
-        """The weight rows of those of `features` the vocabulary has, in their order."""
-        return list(filter(_KNOWN, map(self.vocab.get, features)))
-
-    def _block(self, rows: Sequence[int]) -> Block:
-        """The sum of `rows` (exact for up to `exact_rows` rows, which is all that is ever used of it)."""
-        total = Block()
-        values = self._values
-        for row in rows:
-            v = values[row]
-            total.o += v[0]
-            total.person += v[1]
-            total.place += v[2]
-        total.n = len(rows)
-        return total
 
     def _features_block(self, features: Sequence[str]) -> Block:
         """The block of the features of `features` the vocabulary has (`_rows_block` of their rows)."""
@@ -602,9 +583,10 @@ class NameTagger:
                     c_pc=pairs["c|pc="].get(joined, _NO_BLOCKS))
 
     def _rows_block(self, rows: Sequence[int | None]) -> Block:
-        """The sum of `rows` (None: a feature the vocabulary lacks), in their order from zero (`_block(_rows_of(...))`'s
-        sums), or `_EMPTY` when all are None (a new word's own word, its features as the word before or after a run).
-        Every block made from features is only ever read: added to a total, or copied."""
+        """The sum of `rows` (None: a feature the vocabulary lacks), in their order from zero (exact for up to
+        `exact_rows` rows, which is all that is ever used of it), or `_EMPTY` when all are None (a new word's own word,
+        its features as the word before or after a run). Every block made from rows is only ever read: added to a
+        total, or copied."""
         values = self._values
         total = _EMPTY
         n = 0
