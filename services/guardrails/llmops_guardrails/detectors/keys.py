@@ -19,15 +19,21 @@ import re2
 
 # `fold` and `longest_token` remember their last few texts: the injection and the secrets detectors both need them
 # for each text, one after the other (`engine`), so each is computed once per text (a look-up of the same string
-# object is an identity check).
+# object is an identity check). Words are folded by `folded`, which remembers nothing.
 @functools.lru_cache(maxsize=8)
 def fold(text: str) -> str:
+    """`folded(text)`, remembered for the last few texts."""
+    return folded(text)
+
+
+def folded(text: str) -> str:
     """The text as `re.IGNORECASE` sees it against lower-case ASCII keys: every character that an ASCII letter of
     a pattern matches case-insensitively becomes that letter. Besides the ASCII capitals those are only U+0130
     and U+0131 (i), U+017F (s) and the Kelvin sign U+212A (k, which `lower()` maps already); `lower()` turns
     U+0130 into "i" and a combining dot, so it is replaced first. Other characters may change as well: that can
     only make a key look present, never hide one (`tests/unit/guardrails/detectors/test_keys.py` checks the list
-    against every code point)."""
+    against every code point). Not remembered: a word's (`lexicon.street_word`) would push the texts out of
+    `fold`'s few places."""
     if text.isascii():
         return text.lower()
     return text.replace("\u0130", "i").lower().replace("\u0131", "i").replace("\u017f", "s")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import regex
 
-from llmops_guardrails.detectors.keys import fold
+from llmops_guardrails.detectors.keys import folded
 
 LINE = regex.compile(r"[^\n]*")
 BULLET = regex.compile(r"^[\s?•*·>–-]*")
@@ -40,9 +40,9 @@ def org_word(word: str) -> bool:
 def street_word(word: str) -> bool:
     """Whether `UNIT_OR_STREET` matches the whole of `word`. A word of letters only (`str.isalpha`: no dot, space or
     mark) can match only as one of the alternatives read case-insensitively ("p.o." as "po"), so only a word that
-    `keys.fold` reads as one of them (fold reads each character an ASCII letter or "ß" matches case-insensitively as
+    `keys.folded` reads as one of them (it reads each character an ASCII letter or "ß" matches case-insensitively as
     that letter; it may change others too, so the pattern then decides) is tried; any other word is tried as it is."""
-    if word.isalpha() and fold(word) not in _STREET_WORD_SET:
+    if word.isalpha() and folded(word) not in _STREET_WORD_SET:
         return False
     return UNIT_OR_STREET.fullmatch(word) is not None
 
