@@ -439,6 +439,59 @@ class Word:
 
 
 _NO_BLOCKS: dict[str, Block] = {}  # (never written to)
+
+
+@final
+class LowRows:
+    """What a word's lower case gives (`NameTagger.new_word`): the rows of "w=", "pw=", "nw=", "rb=", "ra=" + it
+    (None: not in the vocabulary) and the blocks of the two-word features it is the first part of ("pw2=", "nw2=",
+    "rb2=", by the second word): one look-up of the word instead of eight."""
+
+    def __init__(self, *, w: int | None, pw: int | None, nw: int | None, rb: int | None, ra: int | None,
+                 pw2: dict[str, Block], nw2: dict[str, Block], rb2: dict[str, Block]) -> None:
+        self.w = w
+        self.pw = pw
+        self.nw = nw
+        self.rb = rb
+        self.ra = ra
+        self.pw2 = pw2
+        self.nw2 = nw2
+        self.rb2 = rb2
+
+
+_NO_LOW = LowRows(w=None, pw=None, nw=None, rb=None, ra=None, pw2=_NO_BLOCKS, nw2=_NO_BLOCKS, rb2=_NO_BLOCKS)
+
+
+@final
+class ShapeRows:
+    """The rows of "sh=", "psh=", "nsh=" + a shape."""
+
+    def __init__(self, sh: int | None, psh: int | None, nsh: int | None) -> None:
+        self.sh = sh
+        self.psh = psh
+        self.nsh = nsh
+
+
+_NO_SHAPE = ShapeRows(None, None, None)
+
+
+@final
+class ClassRows:
+    """What a word's lists give, the same for every word on the same lists: their joined name, the rows of "c=" of
+    each list and "cs=" of them joined (its own features), "pc=" and "nc=" of each (as the word before and after a
+    candidate), "csh=" of them with a shape (by shape), the block of "rc=" of each (as a run of one word) and the
+    blocks of "c|nc=", "c|pc=" (by the neighbour's list)."""
+
+    def __init__(self, joined: str, *, own: list[int | None], as_prev: list[int | None], as_next: list[int | None],
+                 with_shape: dict[str, int], run_alone: Block, c_nc: dict[str, Block], c_pc: dict[str, Block]) -> None:
+        self.joined = joined
+        self.own = own
+        self.as_prev = as_prev
+        self.as_next = as_next
+        self.with_shape = with_shape
+        self.run_alone = run_alone
+        self.c_nc = c_nc
+        self.c_pc = c_pc
 _UNREAD = Word("", (), "", own=_EMPTY, as_prev=_EMPTY, as_next=_EMPTY, run_before=_EMPTY,
                run_after=_EMPTY, run_alone=_EMPTY, pw2=_NO_BLOCKS, nw2=_NO_BLOCKS, rb2=_NO_BLOCKS, c_nc=_NO_BLOCKS,
                c_pc=_NO_BLOCKS)  # a token whose word is not read (`word_probabilities`)
@@ -502,7 +555,22 @@ class NameTagger:
                               for first, by_second in by_first.items()}
                        for kind, by_first in pairs_of(vocab).items()}
         self._evidence: dict[tuple[str, str, str], Block] = {}  # a rule's evidence rows (`_evidence_blocks`)
-        self._families = families_of(vocab)
+        self._families = f = families_of(vocab)
+        pairs = self._pairs
+        # (every lower case and shape some feature of the vocabulary has; any other has none of them)
+        lows = {*f["w="], *f["pw="], *f["nw="], *f["rb="], *f["ra="], *pairs["pw2="], *pairs["nw2="], *pairs["rb2="]}
+        self._by_low = {low: LowRows(w=f["w="].get(low), pw=f["pw="].get(low), nw=f["nw="].get(low),
+                                     rb=f["rb="].get(low), ra=f["ra="].get(low),
+                                     pw2=pairs["pw2="].get(low, _NO_BLOCKS), nw2=pairs["nw2="].get(low, _NO_BLOCKS),
+                                     rb2=pairs["rb2="].get(low, _NO_BLOCKS))
+                        for low in lows}
+        self._by_shape = {shape: ShapeRows(f["sh="].get(shape), f["psh="].get(shape), f["nsh="].get(shape))
+                          for shape in {*f["sh="], *f["psh="], *f["nsh="]}}
+        self._with_shape: dict[str, dict[str, int]] = {}  # "csh=" rows by joined lists, then shape
+        for feature, row in f["csh="].items():
+            joined, _, shape = feature.partition("|")  # (lists' joined names hold no "|")
+            self._with_shape.setdefault(joined, {})[shape] = row
+        self._by_classes: dict[tuple[str, ...], ClassRows] = {}  # remembered per combination of lists
         self._b, self._lc, self._nonascii, self._pcap, self._ncap = (vocab.get(f) for f in (
             "b", "lc", "nonascii", "pcap", "ncap"))
         self._len = [vocab.get("len=" + str(n)) for n in range(9)]
@@ -550,37 +618,47 @@ class NameTagger:
         """A word's `word_info` features and run features as sums of weight rows: the same rows, in the same order, as
         `_features_block` of `word_info(word, lowercase_text)[3]` (own), `[4]` (as the word before), `[5]` (as the word
         after), of "rb=" + its lower case, "ra=" + it and "rc=" + each of its lists, but found by prefix and value
-        (`families_of`) rather than by making the ~25 strings, most of which the vocabulary lacks."""
+        (`families_of`) rather than by making the ~25 strings, most of which the vocabulary lacks; what its lower
+        case, its shape and its lists give in one look-up each (`LowRows`, `ShapeRows`, `ClassRows`), not ~17."""
         low = word.lower()
         shape = _shape(word)
         cls = tuple(self.lex.classes(word, lowercase_text)) if word[:1].isalpha() else ()
-        joined = "+".join(cls)
+        lists = self._by_classes.get(cls) or self._class_rows(cls)
+        by_low = self._by_low.get(low, _NO_LOW)
+        by_shape = self._by_shape.get(shape, _NO_SHAPE)
         f = self._families
-        on_lists, cap = f["c="], shape[:1] == "X"
-        own = [self._b, f["w="].get(low), f["sh="].get(shape), f["p3="].get(low[:3]), f["s3="].get(low[-3:]),
-               f["s2="].get(low[-2:]), f["s4="].get(low[-4:]), self._len[min(len(word), 8)]]
+        own = [self._b, by_low.w, by_shape.sh, f["p3="].get(low[:3]), f["s3="].get(low[-3:]), f["s2="].get(low[-2:]),
+               f["s4="].get(low[-4:]), self._len[min(len(word), 8)]]
         if lowercase_text:
             own.append(self._lc)
         if not word.isascii():
             own.append(self._nonascii)
-        own.extend(on_lists.get(c) for c in cls)
-        own.append(f["cs="].get(joined))
-        own.append(f["csh="].get(joined + "|" + shape))
-        as_prev = [f["pw="].get(low), f["psh="].get(shape)]
-        as_prev.extend(f["pc="].get(c) for c in cls)
-        as_next = [f["nw="].get(low), f["nsh="].get(shape)]
-        as_next.extend(f["nc="].get(c) for c in cls)
-        if cap:
+        own += lists.own  # "c=" of each list, "cs=" of them joined
+        own.append(lists.with_shape.get(shape))
+        as_prev = [by_low.pw, by_shape.psh, *lists.as_prev]
+        as_next = [by_low.nw, by_shape.nsh, *lists.as_next]
+        if shape[:1] == "X":
             as_prev.append(self._pcap)
             as_next.append(self._ncap)
         block = self._rows_block
-        pairs = self._pairs
-        return Word(low, cls, joined, own=block(own), as_prev=block(as_prev), as_next=block(as_next),
-                    run_before=block([f["rb="].get(low)]), run_after=block([f["ra="].get(low)]),
-                    run_alone=block([f["rc="].get(c) for c in cls]),
-                    pw2=pairs["pw2="].get(low, _NO_BLOCKS), nw2=pairs["nw2="].get(low, _NO_BLOCKS),
-                    rb2=pairs["rb2="].get(low, _NO_BLOCKS), c_nc=pairs["c|nc="].get(joined, _NO_BLOCKS),
-                    c_pc=pairs["c|pc="].get(joined, _NO_BLOCKS))
+        return Word(low, cls, lists.joined, own=block(own), as_prev=block(as_prev), as_next=block(as_next),
+                    run_before=block([by_low.rb]), run_after=block([by_low.ra]), run_alone=lists.run_alone,
+                    pw2=by_low.pw2, nw2=by_low.nw2, rb2=by_low.rb2, c_nc=lists.c_nc, c_pc=lists.c_pc)
+
+    def _class_rows(self, cls: tuple[str, ...]) -> ClassRows:
+        """The `ClassRows` of a combination of lists (remembered: there are a few dozen)."""
+        f = self._families
+        joined = "+".join(cls)
+        got = ClassRows(joined, own=[*(f["c="].get(c) for c in cls), f["cs="].get(joined)],
+                        as_prev=[f["pc="].get(c) for c in cls], as_next=[f["nc="].get(c) for c in cls],
+                        with_shape=self._with_shape.get(joined, {}),
+                        run_alone=self._rows_block([f["rc="].get(c) for c in cls]),
+                        c_nc=self._pairs["c|nc="].get(joined, _NO_BLOCKS),
+                        c_pc=self._pairs["c|pc="].get(joined, _NO_BLOCKS))
+        if len(self._by_classes) >= self.OWN_CACHE:
+            self._by_classes.clear()
+        self._by_classes[cls] = got
+        return got
 
     def _rows_block(self, rows: Sequence[int | None]) -> Block:
         """The sum of `rows` (None: a feature the vocabulary lacks), in their order from zero (exact for up to

@@ -167,8 +167,9 @@ def test_the_spans_made_once_each_are_those_grown_tag_by_tag() -> None:
 
 def test_a_new_words_blocks_are_those_of_its_word_info_features() -> None:
     """`NameTagger.new_word` finds its rows by prefix and value (`families_of`) instead of making each feature's
-    string: the same blocks as `_features_block` of `word_info`'s features and the run features, for every word of
-    the texts in both kinds of text, and for words with "=", "|" or "+" in them."""
+    string (and what its lower case, its shape and its lists give, each in one look-up: `LowRows`, `ShapeRows`,
+    `ClassRows`): the same blocks as `_features_block` of `word_info`'s features and the run features, and the same
+    two-word blocks, for every word of the texts in both kinds of text, and for words with "=", "|" or "+" in them."""
     model = tg.shipped()
     words = {text[s:e] for text in _texts() for s, e in tg.tokens(text)}
     words |= {"<s>", "</s>", "a=b", "=x", "w=", "x|y", "a+b", "Ünïcödé", "ÉTIENNE", "O'Neil", "Jean-Luc", "1234", "ß"}
@@ -183,6 +184,9 @@ def test_a_new_words_blocks_are_those_of_its_word_info_features() -> None:
             assert [(b.o, b.person, b.place, b.n) for b in got] == [(b.o, b.person, b.place, b.n) for b in expected], \
                 (word, lowercase_text)
             assert (new.low, new.classes, new.joined) == (info[0], info[2], "+".join(info[2]))
+            pairs = model._pairs  # the two-word features' blocks, by the word's lower case and by its lists
+            assert (new.pw2, new.nw2, new.rb2) == tuple(pairs[k].get(info[0], {}) for k in ("pw2=", "nw2=", "rb2="))
+            assert (new.c_nc, new.c_pc) == tuple(pairs[kind].get(new.joined, {}) for kind in ("c|nc=", "c|pc="))
 
 
 def test_the_families_answer_what_the_vocabulary_answers() -> None:
