@@ -172,38 +172,42 @@ class SecretsDetector:
     def detect(self, text: str) -> list[Hit]:
         hits: list[Hit] = []
         taken: list[tuple[int, int]] = []
-
-        def free(start: int, end: int) -> bool:
-            return all(end <= s or start >= e for s, e in taken)
-
-        def add(kind: str, start: int, end: int, score: float) -> None:
-            if free(start, end):
-                hits.append(Hit(Detector.SECRETS, kind, start, end, round(min(score, 1.0), 4)))
-                taken.append((start, end))
-
         folded = fold(text)
         for i in _rules_for(text, folded):
             rule = RULES[i]
             if rule.also and not any(k in folded for k in rule.also):
                 continue
             for m in rule.pattern.finditer(text):
-                add(rule.name, m.start(rule.group), m.end(rule.group), rule.score)
+                _add(hits, taken, rule.name, m.start(rule.group), m.end(rule.group), score=rule.score)
         for m in (JWT.finditer(text) if "eyJ" in text else ()):
             if _valid_jwt(m.group(1)):
-                add("jwt", m.start(1), m.end(1), 0.9)
+                _add(hits, taken, "jwt", m.start(1), m.end(1), score=0.9)
         if self.generic:
             for m in (ASSIGNMENT.finditer(text) if _may_assign(folded) else ()):
                 value = m.group(2)
-                if PLACEHOLDER.match(value) or not free(m.start(2), m.end(2)):
+                if PLACEHOLDER.match(value) or not _free(taken, m.start(2), m.end(2)):
                     continue
                 entropy = shannon_entropy(value)
                 if entropy >= 2.5:
-                    add("generic_secret_assignment", m.start(2), m.end(2),
-                        0.6 + min(0.3, max(0.0, entropy - 2.5) / 5))
+                    _add(hits, taken, "generic_secret_assignment", m.start(2), m.end(2),
+                         score=0.6 + min(0.3, max(0.0, entropy - 2.5) / 5))
             for m in (m for start, end in long_tokens(text, 20) for m in CANDIDATE.finditer(text, start, end)):
                 token = m.group()
-                if free(m.start(), m.end()) and _looks_random(token, self.min_entropy + 0.5):
-                    add("generic_high_entropy", m.start(), m.end(),
-                        0.4 + min(0.3, (shannon_entropy(token) - self.min_entropy - 0.5) / 3))
+                if _free(taken, m.start(), m.end()) and _looks_random(token, self.min_entropy + 0.5):
+                    _add(hits, taken, "generic_high_entropy", m.start(), m.end(),
+                         score=0.4 + min(0.3, (shannon_entropy(token) - self.min_entropy - 0.5) / 3))
         hits.sort(key=lambda h: h.start)
         return hits
+
+
+def _free(taken: list[tuple[int, int]], start: int, end: int) -> bool:
+    """No span of `taken` overlaps [start, end)."""
+    return all(end <= s or start >= e for s, e in taken)
+
+
+def _add(hits: list[Hit], taken: list[tuple[int, int]], kind: str, start: int, end: int, *, score: float) -> None:
+    """A hit for [start, end) unless an earlier one overlaps it (module functions, not closures over `detect`'s
+    lists: a closure and its environment are a reference cycle, left for the collector, for every text)."""
+    if _free(taken, start, end):
+        hits.append(Hit(Detector.SECRETS, kind, start, end, round(min(score, 1.0), 4)))
+        taken.append((start, end))

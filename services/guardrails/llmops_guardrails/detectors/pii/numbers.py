@@ -6,6 +6,7 @@ presidio result for a card or a phone number (`analyze` builds them from these s
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -136,7 +137,12 @@ def _valid_in_regions(recognizer: Any, candidate: str) -> float:
     for k, region in enumerate(regions):
         try:
             number = phonenumbers.parse(candidate, region)
-        except phonenumbers.NumberParseException:
+        except phonenumbers.NumberParseException as exc:
+            # `parse` keeps the exception and its traceback in locals of its own frame (`_, e, _ = sys.exc_info()`):
+            # traceback -> that frame -> the traceback, a cycle; and a Python frame that ends holds its caller's frame,
+            # so every frame of the call (the worker's batch, its scans and findings) would wait for the collector.
+            # With the traceback's frames cleared they go by reference counting.
+            traceback.clear_frames(exc.__traceback__)
             continue
         if plus and phonenumbers.region_code_for_number(number) not in allowed:
             if phonenumbers.is_possible_number(number):

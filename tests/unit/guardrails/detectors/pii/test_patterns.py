@@ -164,3 +164,36 @@ def test_the_region_a_number_was_valid_in_is_tried_first_next_time() -> None:
     assert recognizer._valid_in_regions("+1 415 555 2671") in (0.5, 0.7)  # international: the order is kept
     assert recognizer._order == ("DE", "US", "GB", "FR")
     assert recognizer.regions == ("US", "GB", "DE", "FR")
+
+
+def test_a_number_python_phonenumbers_cannot_parse_leaves_no_cycle_holding_its_callers() -> None:
+    """python-phonenumbers' `parse` keeps the exception and its traceback in locals of its own frame; caught as it was,
+    that cycle held every calling frame (the worker's whole batch) until the collector ran. The caller's objects now
+    go by reference counting as soon as it returns."""
+    import gc
+    import weakref
+
+    import phonenumbers
+
+    from llmops_guardrails.detectors.pii.patterns import PhoneNumberRecognizer
+
+    class Batch:  # what the worker's frames hold while the number is scored
+        pass
+
+    recognizer = PhoneNumberRecognizer(regions=("US", "GB", "DE"))
+
+    def scan(candidate: str) -> tuple[weakref.ref[Batch], float]:
+        batch = Batch()
+        return weakref.ref(batch), recognizer._valid_in_regions(candidate)
+
+    gc.collect()
+    gc.disable()
+    try:
+        for candidate in ("+999 555 1234567", "+0 12345678", "+1"):  # an unknown country code, none, no number
+            with pytest.raises(phonenumbers.NumberParseException):
+                phonenumbers.parse(candidate, None)
+            held, score = scan(candidate)
+            assert score == 0.0
+            assert held() is None, candidate
+    finally:
+        gc.enable()
