@@ -38,14 +38,23 @@ FORGET: list[Callable[[], None]] = []  # `--first-sight`: what each timed repeat
 
 def forget_memories(engine: Any, policy: Any) -> None:
     """Registers the clearing of every memory the engine keeps of words and values across texts (the tagger's words
-    and evidence rows, a word's answer in the name rules, the phone numbers' scores, refinement's words, the value
-    hashes, every `functools.lru_cache` of the package), so that each repeat meets its events' words and values for
-    the first time, as the worker meets new events (`fresh`: every name, place and number new)."""
-    import functools
-
-    caches = [o for o in gc.get_objects() if isinstance(o, functools._lru_cache_wrapper)
-              and getattr(o, "__module__", "").startswith("llmops_guardrails")]
+    and evidence rows, the phone numbers' scores, refinement's words, the value hashes, and every bounded
+    `functools.lru_cache` of the package: a word's answer in the name rules, the last texts' folds and searches), so
+    that each repeat meets its events' words and values for the first time, as the worker meets new events (`fresh`:
+    every name, place and number new). The unbounded caches (`functools.cache`: the loaded lists and models) stay."""
     from llmops_guardrails.detectors.pii import refinement
+
+    caches = []
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("llmops_guardrails"):
+            continue
+        for value in vars(module).values():
+            for item in [value, *(vars(value).values() if isinstance(value, type) else ())]:
+                function = getattr(item, "__func__", item)  # (a static method's function)
+                info = getattr(function, "cache_info", None)
+                if (info is not None and info().maxsize is not None and function not in caches
+                        and (isinstance(item, staticmethod) or getattr(function, "__module__", "") == name)):
+                    caches.append(function)  # (not another package's function imported here)
 
     def forget() -> None:
         for cache in caches:
@@ -62,6 +71,8 @@ def forget_memories(engine: Any, policy: Any) -> None:
         refinement._ORG_WORDS.clear()
         refinement._NAME_TOKENS.clear()
         engine._value_hashes.clear()
+    print(f"first sight: {len(caches)} bounded caches cleared before each repeat: "
+          + ", ".join(sorted(getattr(c, "__qualname__", None) or "a static method" for c in caches)))
     FORGET.append(forget)
 
 
@@ -90,11 +101,11 @@ def main() -> None:
     # (fresh events after the others, as before: the same `random` state, so the same events)
     raw = {"names": names, "mix": mix}.get(args.workload) or guardrails_cpu.fresh_events(args.events)
     events = [Interaction.model_validate(e) for e in raw]
+    if args.first_sight:
+        forget_memories(engine, policy)
     gc.collect()
     gc.freeze()
     gc.disable()  # the steps alone; the collector's share is the CPU bench's business
-    if args.first_sight:
-        forget_memories(engine, policy)
     print(f"llmops_guardrails from {Path(llmops_guardrails.__file__).parent}; {len(events)} events ({args.workload})")
     n = len(events)
 
