@@ -35,10 +35,11 @@ def test_the_batches_in_flight_never_start_a_young_collection() -> None:
         alive = len(gc.get_objects()) - before
         assert sum(1 for p in priced if isinstance(p, Priced) and p.row is not None) > len(payloads) * 0.8
         del priced
-        assert gc.collect() == 0  # nothing of the batches was left in a cycle
+        left = len(gc.get_objects()) - before  # nothing of the batches was left in a cycle for the collector
     finally:
         gc.enable()
         gc.unfreeze()
     young, middle, old = settings.gc_thresholds
     assert young > 2 * alive and alive > 10_000  # with room: the event loop's own objects come on top
+    assert left < alive / 20  # (what pricing remembers: a few hundred objects); a cycle would leave the batches
     assert middle >= 10 and old >= 10  # never more often than Python's default (700, 10, 10)

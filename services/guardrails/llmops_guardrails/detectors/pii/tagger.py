@@ -492,6 +492,8 @@ class ClassRows:
         self.run_alone = run_alone
         self.c_nc = c_nc
         self.c_pc = c_pc
+
+
 _UNREAD = Word("", (), "", own=_EMPTY, as_prev=_EMPTY, as_next=_EMPTY, run_before=_EMPTY,
                run_after=_EMPTY, run_alone=_EMPTY, pw2=_NO_BLOCKS, nw2=_NO_BLOCKS, rb2=_NO_BLOCKS, c_nc=_NO_BLOCKS,
                c_pc=_NO_BLOCKS)  # a token whose word is not read (`word_probabilities`)
