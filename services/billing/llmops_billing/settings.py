@@ -32,13 +32,11 @@ class BillingSettings(WorkerSettings, ApiSettings):
     """Batches in progress at once: the next is polled, decoded and priced while the one before is in its
     transaction, and starts its own while that one publishes and commits its offsets."""
     gc_thresholds: tuple[int, int, int] = (400_000, 20, 20)
-    """The worker's cyclic garbage collector thresholds (Python's default is 700, 10, 10): a batch allocates
-    hundreds of thousands of short-lived objects; rarer full collections saved about 30% of CPU. The young
-    threshold is above what the batches in flight keep alive (~30,000 tracked objects for two batches of 2,000
-    events: decoded and priced events, ledger rows, staging records; they die by reference counting once their batch
-    is done, and make no reference cycle): at 10,000 a young collection walked them every ~600 events to free
-    nothing, ~370 of them and 27 middle ones in a bench run (~0.5 s of CPU); now young collections come only from
-    what outlives batches (1.02-1.08x events/s in the same runs, bench/RESULTS.md)."""
+    """The worker's cyclic garbage collector thresholds (Python's default is 700, 10, 10). The young threshold is
+    above what the batches in flight keep alive (~30,000 tracked objects for two batches of 2,000 events, freed by
+    reference counting once their batch is done: billing makes no reference cycle), so young collections come only
+    from what outlives batches; a lower one walks the batches in flight to free nothing (at 10,000: ~4% of the
+    worker's CPU, bench/RESULTS.md)."""
     topic: str = INTERACTIONS_RAW
     """What the worker prices (tests and benchmarks use a topic of their own)."""
     alerts_topic: str = ALERTS
