@@ -20,6 +20,7 @@ from llmops_shared.apikeys import KeyStore, Principal, Scope
 from llmops_shared.body_limit import TooLarge
 from llmops_shared.config_changes import ConfigWatcher
 from llmops_shared.db import create_pool
+from llmops_shared.heap import Thresholds, freeze_long_lived
 from llmops_shared.ratelimit import RateLimiter
 from llmops_shared.settings import ApiSettings, CommonSettings
 
@@ -148,11 +149,30 @@ def suite_api(settings: ApiSettings, *, title: str, description: str, lifespan: 
     return app
 
 
-def run_api(app: FastAPI, *, host: str, port: int) -> None:
-    """Serve an API in the foreground, as every service's `main()` does (logs are ours, not uvicorn's)."""
+def run_api(app: FastAPI, settings: ApiSettings) -> None:
+    """Serve an API in the foreground on the settings' host and port, as every service's `main()` does (logs are
+    ours, not uvicorn's), with the settings' collector thresholds once it has started (`freeze_after_start_up`)."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, loop="uvloop", http="httptools")
+    freeze_after_start_up(app, settings.gc_thresholds)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False, loop="uvloop",
+                http="httptools")
+
+
+def freeze_after_start_up(app: FastAPI, thresholds: Thresholds) -> None:
+    """Once the app's lifespan has started (pools, models, caches loaded), freeze what is alive then out of the
+    garbage collector's sight and set its thresholds (`llmops_shared.heap`): a request's objects die by
+    reference counting, and with Python's default thresholds the ingest API walked every object of its process
+    again every ~0.3 s at line rate, to free nothing (bench/RESULTS.md)."""
+    started = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        async with started(app) as state:
+            freeze_long_lived(thresholds)
+            yield state
+
+    app.router.lifespan_context = lifespan
 
 
 def _bearer(request: Request) -> str:

@@ -74,6 +74,9 @@ class CommonSettings(BaseSettings):
 class ApiSettings(CommonSettings):
     """What every API has; a service's settings class mixes it in (its own prefix applies)."""
 
+    port: int = 8000
+    """The API's port (every service sets its own)."""
+
     key_cache_ttl_s: int = 30
     """How long an API key's look-up is kept, by each process (while it listens for changes to `api_keys`,
     which empty it at once: a revocation is in force within a second) and in Redis (a revocation drops it)."""
@@ -88,6 +91,11 @@ class ApiSettings(CommonSettings):
     While Redis is down the limit is not applied (the key look-up falls back to Postgres)."""
     requests_burst: int = 200
     """Requests a key may make at once."""
+    gc_thresholds: tuple[int, int, int] = (100_000, 20, 20)
+    """The API process's cyclic garbage collector thresholds (Python's default is 700, 10, 10), set once the API
+    has started, when what is alive then (modules, the app, its pools and models) is frozen out of the
+    collector's sight. A request's objects die by reference counting; with the default, the ingest API ran a full
+    collection of its whole process every ~0.3 s at line rate to free nothing (bench/RESULTS.md)."""
 
 
 def env_name(settings: type[BaseSettings], field: str) -> str:

@@ -73,7 +73,7 @@ async def _statement_mismatch(_request: Request, exc: Exception) -> Response:
 def main() -> None:
     settings = BillingSettings()
     configure_logging("billing-api", settings.log_level)
-    run_api(create_app(settings), host=settings.host, port=settings.port)
+    run_api(create_app(settings), settings)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ class BillingSettings(WorkerSettings, ApiSettings):
     """Batches in progress at once: the next is polled, decoded and priced while the one before is in its
     transaction, and starts its own while that one publishes and commits its offsets."""
     gc_thresholds: tuple[int, int, int] = (400_000, 20, 20)
-    """The worker's cyclic garbage collector thresholds (Python's default is 700, 10, 10). The young threshold is
+    """The worker's cyclic garbage collector thresholds (Python's default is 700, 10, 10; the billing API process
+    uses them too). The young threshold is
     above what the batches in flight keep alive (~30,000 tracked objects for two batches of 2,000 events, freed by
     reference counting once their batch is done: billing makes no reference cycle), so young collections come only
     from what outlives batches; a lower one walks the batches in flight to free nothing (at 10,000: ~4% of the

@@ -117,7 +117,7 @@ def create_app(settings: ConsoleSettings, *, traces_settings: TracesSettings | N
 def main() -> None:
     settings = ConsoleSettings()
     configure_logging("console", settings.log_level)
-    run_api(create_app(settings), host=settings.host, port=settings.port)
+    run_api(create_app(settings), settings)
 
 
 if __name__ == "__main__":

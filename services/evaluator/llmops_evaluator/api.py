@@ -68,7 +68,7 @@ def create_app(settings: EvaluatorSettings, *, resolver: Resolver | None = None,
 def main() -> None:
     settings = EvaluatorSettings()
     configure_logging("evaluator-api", settings.log_level)
-    run_api(create_app(settings), host=settings.host, port=settings.port)
+    run_api(create_app(settings), settings)
 
 
 if __name__ == "__main__":

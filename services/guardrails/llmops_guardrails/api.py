@@ -78,7 +78,7 @@ def create_app(settings: GuardrailsSettings, *, engine: PolicyEngine | None = No
 def main() -> None:
     settings = GuardrailsSettings()
     configure_service_logging("guardrails-api", settings.log_level)
-    run_api(create_app(settings), host=settings.host, port=settings.port)
+    run_api(create_app(settings), settings)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from llmops_ingest.settings import IngestSettings
 from llmops_shared import api_docs, problems
 from llmops_shared.clock import Clock, utc_now
 from llmops_shared.deps import Ingester
-from llmops_shared.heap import freeze_long_lived
 from llmops_shared.http import JSONBody, api_backends, backend_checks, install_limits, ops_router, run_api
 from llmops_shared.kafka import KafkaUnavailable
 from llmops_shared.logging import configure_logging
@@ -274,9 +273,7 @@ def create_app(settings: IngestSettings, *, clock: Clock = utc_now) -> FastAPI:
 def main() -> None:
     settings = IngestSettings()
     configure_logging("ingest-api", settings.log_level)
-    app = create_app(settings)
-    freeze_long_lived(settings.gc_thresholds)  # the modules, the app and its schemas: as long as the process
-    run_api(app, host=settings.host, port=settings.port)
+    run_api(create_app(settings), settings)
 
 
 if __name__ == "__main__":

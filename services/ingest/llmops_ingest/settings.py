@@ -36,8 +36,3 @@ class IngestSettings(ApiSettings):
     producer's clock may run ahead a little, not by months."""
     topic: str = INTERACTIONS_RAW
     """Where accepted events go; only benchmarks and tests change it."""
-    gc_thresholds: tuple[int, int, int] = (100_000, 20, 20)
-    """The API process's cyclic garbage collector thresholds (Python's default is 700, 10, 10), set after start-up,
-    when what is alive then (modules, the app, its schemas) is frozen out of the collector's sight. A request's
-    objects die by reference counting; with the default, a full collection walked everything every ~0.3 s at line
-    rate to free nothing (~50 ms each, bench/RESULTS.md)."""

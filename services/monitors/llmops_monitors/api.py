@@ -47,7 +47,7 @@ def create_app(settings: MonitorsSettings) -> FastAPI:
 def main() -> None:
     settings = MonitorsSettings()
     configure_logging("monitors-api", settings.log_level)
-    run_api(create_app(settings), host=settings.host, port=settings.port)
+    run_api(create_app(settings), settings)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def create_app(settings: PromptsSettings, *, clock: Clock = utc_now) -> FastAPI:
 def main() -> None:
     settings = PromptsSettings()
     configure_logging("prompts-api", settings.log_level)
-    run_api(create_app(settings), host=settings.host, port=settings.port)
+    run_api(create_app(settings), settings)
 
 
 if __name__ == "__main__":

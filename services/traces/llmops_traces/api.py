@@ -59,7 +59,7 @@ def create_app(settings: TracesSettings, *, clock: Clock = utc_now) -> FastAPI:
 def main() -> None:
     settings = TracesSettings()
     configure_logging("traces-api", settings.log_level)
-    run_api(create_app(settings), host=settings.host, port=settings.port)
+    run_api(create_app(settings), settings)
 
 
 if __name__ == "__main__":
