@@ -7,6 +7,10 @@
    Each round produces the same N events to a fresh topic with the same durable producer, after the
    consumer has joined its group; the clock runs from the first send to the moment the consumer's rows
    are all committed. Rounds alternate; the report gives medians and the ratio (target >= 0.5).
+   Also the CPU each part of the machine spent over the same interval (`/proc`, user + system), in µs an event:
+   the consumer processes, every Postgres process (backends, WAL writer, autovacuum...), the Kafka broker and this
+   process (the producer), against the wall time an event: on a machine of C cores a consumer can go no faster
+   than a total of C x its wall time an event allows, whatever it overlaps.
    How the bench sees that moment (`--done-by`): `offsets` (the default) reads the consumer group's committed
    offsets from Kafka every 20 ms (both consumers commit them after their rows' transaction; the same O(1) check
    for both, and then the rows are counted once); `rows` counts the rows every 20 ms, as the bench did before
@@ -139,12 +143,39 @@ async def committed_offsets(admin: AIOKafkaAdminClient, group: str, topic: str) 
     return sum(max(0, meta.offset) for tp, meta in offsets.items() if tp.topic == topic)
 
 
+def cpu_by_part(consumers: list[int]) -> dict[str, float]:
+    """CPU seconds (user + system) so far of the consumer processes, Postgres's, the Kafka broker's and this one's."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {"consumer": 0.0, "postgres": 0.0, "kafka": 0.0, "producer": 0.0}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                head, tail = f.read().rsplit(")", 1)
+            comm, fields = head.split("(", 1)[1], tail.split()
+            part = ("consumer" if pid in consumers else "producer" if pid == os.getpid()
+                    else "postgres" if comm.startswith("postgres") else None)
+            if part is None and comm == "java":
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    part = "kafka" if b"kafka.Kafka" in f.read() else None
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue  # a process that ended meanwhile
+        if part is not None:
+            out[part] += (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
 async def timed_round(settings: CommonSettings, database_url: str, role: str, events: list[dict], *,
                       processes: int = 1, extra_env: dict[str, str] | None = None,
-                      followed_rates: list[float] | None = None, done_by: str = "offsets") -> float:
+                      followed_rates: list[float] | None = None, done_by: str = "offsets",
+                      cpu: list[dict[str, float]] | None = None) -> float:
     """Events per second, produce -> rows committed, for the baseline or a billing worker (`extra_env`: a
     variant's environment, e.g. PYTHONPATH pointing at another checkout of the billing package). For a
-    billing worker, also the rate until the per-event rollups have every row (appended to `followed_rates`)."""
+    billing worker, also the rate until the per-event rollups have every row (appended to `followed_rates`). The
+    CPU each part spent until the rows were committed, µs an event, is appended to `cpu` (`cpu_by_part`; "wall" the
+    elapsed time an event)."""
     followed_rates = [] if followed_rates is None else followed_rates
     run = uuid.uuid4().hex[:8]
     topic, group, tenant = f"bench.billing.{role}.{run}", f"bench-{role}-{run}", f"bench-{run}"
@@ -182,6 +213,8 @@ async def timed_round(settings: CommonSettings, database_url: str, role: str, ev
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{role} consumer did not start consuming within 60 s")
             await asyncio.sleep(0.05)
+        pids = [p.pid for p in procs]
+        cpu_before = cpu_by_part(pids)
         started = time.perf_counter()
         await produce(settings, topic, payloads)
         target = len(payloads) + 1
@@ -193,6 +226,10 @@ async def timed_round(settings: CommonSettings, database_url: str, role: str, ev
                 raise RuntimeError(f"{role} consumer stalled at {finished} of {target} ({done_by})")
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - started
+        cpu_after = cpu_by_part(pids)
+        if cpu is not None:
+            cpu.append({"wall": elapsed * 1e6 / len(payloads),
+                        **{part: (cpu_after[part] - cpu_before[part]) * 1e6 / len(payloads) for part in cpu_after}})
         rows = await conn.fetchval(count_sql, arg)
         assert rows == target, (role, rows, target)  # every record's row is committed (offsets come after it)
         if role == "billing":  # the rollups were committed in the same transactions: check they add up
@@ -398,6 +435,7 @@ async def main_async(args: argparse.Namespace) -> None:
                  for i, (label, env) in enumerate(variants.items()) if env.get("LLMOPS_MIGRATIONS_DIR")}
     rates: dict[str, list[float]] = {"baseline": [], "billing": [], **{label: [] for label in variants}}
     followed: dict[str, list[float]] = {role: [] for role in rates if role != "baseline"}
+    cpu: dict[str, list[dict[str, float]]] = {role: [] for role in rates}
     for r in range(args.rounds):
         for role in ("baseline", "billing", *variants):
             processes = 1 if role == "baseline" else args.billing_workers
@@ -405,7 +443,7 @@ async def main_async(args: argparse.Namespace) -> None:
             rates[role].append(await timed_round(settings, databases.get(role, database_url), kind, events,
                                                  processes=processes,
                                                  extra_env=variants.get(role), followed_rates=followed.get(role),
-                                                 done_by=args.done_by))
+                                                 done_by=args.done_by, cpu=cpu[role]))
         print(f"round {r + 1}: " + ", ".join(f"{role} {rates[role][-1]:,.0f} ev/s" for role in rates)
               + "; with the per-event rollups: "
               + ", ".join(f"{role} {followed[role][-1]:,.0f} ev/s" for role in followed), flush=True)
@@ -427,6 +465,14 @@ async def main_async(args: argparse.Namespace) -> None:
         for role, values in followed.items():
             rate = statistics.median(values)
             print(f"{'  ' + role:<46} {rate:>12,.0f}   ratio {rate / base:.2f}")
+        print(f"\nCPU until the rows were committed, µs an event (medians over rounds; {os.cpu_count()} cores):")
+        parts = ("consumer", "postgres", "kafka", "producer")
+        print(f"{'':<22} {'wall':>7} " + " ".join(f"{part:>9}" for part in parts) + f" {'total':>7} {'total/wall':>11}")
+        for role, rounds in cpu.items():
+            med = {key: statistics.median(r[key] for r in rounds) for key in ("wall", *parts)}
+            total = statistics.median(sum(r[part] for part in parts) for r in rounds)
+            print(f"{role:<22} {med['wall']:>7.1f} " + " ".join(f"{med[part]:>9.1f}" for part in parts)
+                  + f" {total:>7.1f} {total / med['wall']:>11.2f}")
         print()
     print(f"usage queries over {args.ledger_rows:,} ledger rows of one month, through GET /v1/usage:")
     print(f"{'query':<44} {'source':<13} {'rows':>6} {'events':>9} {'n':>4} {'p50 ms':>8} {'p95 ms':>8}")
