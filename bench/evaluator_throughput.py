@@ -100,10 +100,10 @@ async def phase(base: CommonSettings, database_url: str, *, name: str, events: i
     # The operator's side: a credential for the bench's judge, and the egress allowance for its port.
     grants = {"credentials": {"bench": {"key_env": KEY_ENV, "base_urls": [judge.url], "tenants": [tenant]}},
               "egress_allow": f"127.0.0.1:{urlsplit(judge.url).port}"}
-    settings = EvaluatorSettings(**{**base.model_dump(), "database_url": database_url, "log_level": "WARNING"},
-                                 **grants, topic=f"bench.eval.source.{run}",
-                                 usage_topic=f"bench.eval.usage.{run}",
-                                 scores_topic=f"bench.eval.scores.{run}", group=f"bench-evaluator-{run}")
+    settings = EvaluatorSettings(**{**base.model_dump(), "database_url": database_url, "log_level": "WARNING",
+                                    **grants, "topic": f"bench.eval.source.{run}",
+                                    "usage_topic": f"bench.eval.usage.{run}",
+                                    "scores_topic": f"bench.eval.scores.{run}", "group": f"bench-evaluator-{run}"})
     await ensure_topics(settings.kafka_bootstrap, tuple(
         TopicSpec(t, partitions=6, retention_ms=3_600_000)
         for t in (settings.topic, settings.usage_topic, settings.scores_topic)))
