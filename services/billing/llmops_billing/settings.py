@@ -33,11 +33,10 @@ class BillingSettings(WorkerSettings, ApiSettings):
     transaction, and starts its own while that one publishes and commits its offsets."""
     gc_thresholds: tuple[int, int, int] = (400_000, 20, 20)
     """The worker's cyclic garbage collector thresholds (Python's default is 700, 10, 10; the billing API process
-    uses them too). The young threshold is
-    above what the batches in flight keep alive (~30,000 tracked objects for two batches of 2,000 events, freed by
-    reference counting once their batch is done: billing makes no reference cycle), so young collections come only
-    from what outlives batches; a lower one walks the batches in flight to free nothing (at 10,000: ~4% of the
-    worker's CPU, bench/RESULTS.md)."""
+    uses them too). The young threshold is above what the batches in flight keep alive (~30,000 tracked objects for
+    two batches of 2,000 events, freed by reference counting once their batch is done: billing makes no reference
+    cycle), so young collections come only from what outlives batches; a lower one walks the batches in flight to
+    free nothing (at 10,000: ~4% of the worker's CPU, bench/RESULTS.md)."""
     topic: str = INTERACTIONS_RAW
     """What the worker prices (tests and benchmarks use a topic of their own)."""
     alerts_topic: str = ALERTS

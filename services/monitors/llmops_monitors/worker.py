@@ -14,7 +14,7 @@ from llmops_shared.heap import freeze_long_lived
 GC_THRESHOLD = (100_000, 20, 20)
 """The process's garbage collector thresholds (Python's default: 700, 10, 10), set once the worker has started, when
 what is alive then (modules, faust's app, agents and tables) is frozen out of the collector's sight: with the
-default, full collections walked it all again and again, ~50 ms each (bench/RESULTS.md)."""
+default, a full collection walked it all again every ~2 s at full rate, ~75 ms each (bench/RESULTS.md)."""
 
 
 class Worker(faust.Worker):
