@@ -1,7 +1,8 @@
 """Request latency of two API processes, this tree's and another commit's, side by side in the same run: what the
 garbage collector's settings (`llmops_shared.http.freeze_after_start_up`, `LLMOPS_*_GC_THRESHOLDS`) change.
 
-    .venv/bin/python bench/api_collector.py --baseline-root CHECKOUT [--requests 2000] [--api guardrails,prompts]
+    .venv/bin/python bench/api_collector.py --baseline-root CHECKOUT [--requests 2000]
+                                            [--api guardrails,prompts,billing]
 
 For each API, two processes run at once on free ports (uvicorn with uvloop, one process each, as in production):
 this tree's and the one of `--baseline-root` (a checkout or worktree; its `services/*`, `shared`, `devtools` and
@@ -10,7 +11,8 @@ both see the same load:
 
 - guardrails: `POST /v1/check` with distinct ~2 KB prompts (names, e-mail addresses, phone and card numbers in
   prose: the pipeline bench's `check_text`), the engine loaded in the API's lifespan (~200,000 objects);
-- prompts: `GET /v1/prompts/answer?label=production` (the API answers from its memory once read).
+- prompts: `GET /v1/prompts/answer?label=production` (the API answers from its memory once read);
+- billing: `GET /v1/prices` (the whole price list, hundreds of models: a large answer, many objects a request).
 
 Reports per build p50 / p95 / p99 / max in ms, how many requests took over 20 ms, the process's CPU per
 request (user + system from `/proc`, over the timed requests), and its garbage collections over the timed
@@ -83,10 +85,15 @@ def prompts_request(client: httpx.AsyncClient, i: int) -> Awaitable[httpx.Respon
     return client.get("/v1/prompts/answer", params={"label": "production"})
 
 
+def billing_request(client: httpx.AsyncClient, i: int) -> Awaitable[httpx.Response]:
+    return client.get("/v1/prices")
+
+
 TEXTS: list[str] = []
 APIS: dict[str, tuple[str, str, Request]] = {  # module, scope, request
     "guardrails": ("llmops_guardrails.api", "guardrails:check", guardrails_request),
     "prompts": ("llmops_prompts.api", "prompts:read", prompts_request),
+    "billing": ("llmops_billing.api", "billing:read", billing_request),
 }
 
 
@@ -219,7 +226,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline-root", required=True, help="a checkout of the commit to compare against")
     parser.add_argument("--requests", type=int, default=2000, help="timed requests per build and API")
-    parser.add_argument("--api", default="guardrails,prompts", help="which APIs, comma-separated")
+    parser.add_argument("--api", default="guardrails,prompts,billing", help="which APIs, comma-separated")
     args = parser.parse_args()
     args.baseline_root = Path(args.baseline_root).resolve()
     local.infrastructure_up(CommonSettings(), say=lambda _m: None)
