@@ -37,6 +37,7 @@ from typing import Any
 
 import httpx
 from guardrails_pipeline import check_text, pct
+from proc_stat import process_stat
 
 from llmops_devtools.stack import local
 from llmops_devtools.stack.processes import port_open, wait_for
@@ -67,11 +68,6 @@ def pythonpath(root: Path) -> str:
     parts = [*sorted(str(p) for p in (root / "services").iterdir() if p.is_dir()), str(root / "shared"),
              str(root / "devtools"), str(root / "sdk")]
     return os.pathsep.join(parts)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 Request = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
@@ -145,7 +141,7 @@ async def compare(name: str, env: dict[str, str], pool: Any, logs: Path, *, buil
         try:
             for i in range(WARM_UP + n):
                 if i == WARM_UP:
-                    cpu = {build: cpu_seconds(proc.pid) for build, (proc, _) in procs.items()}
+                    cpu = {build: process_stat(proc.pid)[1] for build, (proc, _) in procs.items()}
                     window[0] = time.time()
                 order = list(procs) if i % 2 == 0 else list(reversed(procs))
                 for build in order:
@@ -156,7 +152,7 @@ async def compare(name: str, env: dict[str, str], pool: Any, logs: Path, *, buil
                         raise RuntimeError(f"{name} ({build}) answered {resp.status_code}: {resp.text[:200]}")
                     if i >= WARM_UP:
                         times[build].append(elapsed)
-            cpu = {build: cpu_seconds(proc.pid) - cpu[build] for build, (proc, _) in procs.items()}
+            cpu = {build: process_stat(proc.pid)[1] - cpu[build] for build, (proc, _) in procs.items()}
             window[1] = time.time()
         finally:
             for client in clients.values():

@@ -51,6 +51,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import orjson
+from proc_stat import process_stat
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -145,25 +146,22 @@ async def committed_offsets(admin: AIOKafkaAdminClient, group: str, topic: str) 
 
 def cpu_by_part(consumers: list[int]) -> dict[str, float]:
     """CPU seconds (user + system) so far of the consumer processes, Postgres's, the Kafka broker's and this one's."""
-    ticks = os.sysconf("SC_CLK_TCK")
     out = {"consumer": 0.0, "postgres": 0.0, "kafka": 0.0, "producer": 0.0}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         pid = int(entry)
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                head, tail = f.read().rsplit(")", 1)
-            comm, fields = head.split("(", 1)[1], tail.split()
+            comm, seconds = process_stat(pid)
             part = ("consumer" if pid in consumers else "producer" if pid == os.getpid()
                     else "postgres" if comm.startswith("postgres") else None)
             if part is None and comm == "java":
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     part = "kafka" if b"kafka.Kafka" in f.read() else None
-        except (FileNotFoundError, ProcessLookupError, IndexError):
+        except (FileNotFoundError, ProcessLookupError):
             continue  # a process that ended meanwhile
         if part is not None:
-            out[part] += (int(fields[11]) + int(fields[12])) / ticks
+            out[part] += seconds
     return out
 
 
